@@ -1,0 +1,171 @@
+"""Automatic differentiation by source transformation: Graph -> Graph.
+
+Reverse mode (:func:`vjp_graph`) replays the forward graph into a new trace, then walks
+it in reversed topological order (micrograd's loop) and, instead of mutating ``.grad``,
+emits each node's VJP rule as new graph nodes.  Fan-out accumulates with ``add``.
+Forward mode (:func:`jvp_graph`) walks the same order forwards emitting JVP rules.
+The results are ordinary graphs, so they can be optimized, compiled, and differentiated
+again (Hessians, ``grad(grad(f))``)."""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from .errors import ArgumentError
+from .graph import Graph, fmt_type
+from .ops import OPS
+from .ops.structure import zeros_like
+from .tracer import Spec, current, replay, trace
+
+
+def _specs(fwd: Graph):
+    return [Spec.of_node(fwd, i) for i in fwd.inputs], [fwd[i]["name"] for i in fwd.inputs]
+
+
+def relevant(fwd: Graph, wrt: list[int], outs: list[int]) -> set:
+    """Nodes on a path from a ``wrt`` input to an output: only they need adjoints."""
+    down = set(wrt)
+    for w in wrt:
+        down |= nx.descendants(fwd.nx, w)
+    up = set(outs)
+    for o in outs:
+        up |= nx.ancestors(fwd.nx, o)
+    return down & up
+
+
+def _check_wrt(fwd: Graph, wrt):
+    for i in wrt:
+        d = fwd[fwd.inputs[i]]
+        if d["dtype"].kind != "f":
+            raise ArgumentError(f"cannot differentiate with respect to argument {i} ({d['name']}): "
+                                f"it has dtype {d['dtype']}; differentiated arguments must be float32 or float64")
+
+
+def backward(fwd: Graph, env: dict, cts: dict, wrt_nodes: list[int]) -> list:
+    """The reverse walk.  ``env`` maps forward nodes to their replayed Values, ``cts``
+    maps output nodes to their cotangents; returns the cotangents of ``wrt_nodes``."""
+    b = current()
+    need = relevant(fwd, wrt_nodes, list(cts))
+    ct = {k: v for k, v in cts.items() if k in need}
+    b.role = "adjoint"
+    for nid in reversed(fwd.order()):
+        d = fwd[nid]
+        if nid not in ct or d["op"] in ("input", "const"):
+            continue
+        g = ct.pop(nid)
+        rule = OPS[d["op"]].vjp
+        if rule is None:
+            continue
+        b.src_override = f"d/d {fwd.label(nid)}" + (f" ({d['src']})" if d.get("src") else "")
+        grads = rule(g, env[nid], *[env[a] for a in d["args"]], **_symparams(d["params"], env, fwd))
+        b.src_override = None
+        for a, ga in zip(d["args"], grads):
+            if ga is None or a not in need:
+                continue
+            ct[a] = ga if a not in ct else ct[a] + ga
+    out = []
+    for w in wrt_nodes:
+        g = ct.get(w)
+        out.append(zeros_like(env[w]) if g is None else g)
+    return out
+
+
+def _symparams(params, env, fwd):
+    # Shapes in params refer to the forward graph's symbols, which the replay kept by name.
+    return params
+
+
+def vjp_graph(fwd: Graph, wrt: list[int], *, seed: str = "input", keep_value=True) -> Graph:
+    """The adjoint graph of ``fwd``.
+
+    Inputs: fwd's inputs, then (``seed="input"``) one cotangent per output.  With
+    ``seed="one"`` the single scalar output is seeded with 1 (a gradient).  Outputs:
+    fwd's outputs (if ``keep_value``), then the cotangent of each ``wrt`` input."""
+    _check_wrt(fwd, wrt)
+    specs, names = _specs(fwd)
+    n_in = len(specs)
+    if seed == "input":
+        for k, o in enumerate(fwd.outputs):
+            specs.append(Spec.of_node(fwd, o))
+            names.append(f"ct{k}" if len(fwd.outputs) > 1 else "ct")
+
+    def adjoint(*args):
+        env = replay(fwd, list(args[:n_in]))
+        b = current()
+        if seed == "input":
+            cts = {}
+            for o, c in zip(fwd.outputs, args[n_in:]):
+                cts[o] = c if o not in cts else cts[o] + c
+        else:
+            (o,) = fwd.outputs
+            cts = {o: b.const(np.ones((), fwd[o]["dtype"]))}
+        wrt_nodes = [fwd.inputs[i] for i in wrt]
+        grads = backward(fwd, env, cts, wrt_nodes)
+        grads = [g if g.dtype == env[w].dtype else g.astype(env[w].dtype) for g, w in zip(grads, wrt_nodes)]
+        vals = [env[o] for o in fwd.outputs] if keep_value else []
+        return tuple(vals + grads)
+
+    g, _, _ = trace(adjoint, specs, names, name=f"{fwd.name}_vjp")
+    wnames = [f"d{fwd[fwd.inputs[i]]['name']}" for i in wrt]
+    g.output_names = (["value"] * len(fwd.outputs) if keep_value else []) + wnames
+    g.example = {**getattr(fwd, "example", {}), **getattr(g, "example", {})}
+    return g
+
+
+def jvp_graph(fwd: Graph, wrt: list[int]) -> Graph:
+    """The tangent graph: inputs are fwd's inputs then one tangent per ``wrt`` input;
+    outputs are fwd's outputs then their tangents."""
+    _check_wrt(fwd, wrt)
+    specs, names = _specs(fwd)
+    n_in = len(specs)
+    for i in wrt:
+        specs.append(Spec.of_node(fwd, fwd.inputs[i]))
+        names.append(f"t{fwd[fwd.inputs[i]]['name']}")
+
+    def tangent(*args):
+        b = current()
+        env = replay(fwd, list(args[:n_in]))
+        tan = {fwd.inputs[i]: t for i, t in zip(wrt, args[n_in:])}
+        need = relevant(fwd, [fwd.inputs[i] for i in wrt], fwd.outputs)
+        b.role = "tangent"
+        for nid in fwd.order():
+            d = fwd[nid]
+            if nid in tan or nid not in need or d["op"] in ("input", "const"):
+                continue
+            ts = [tan.get(a) for a in d["args"]]
+            if all(t is None for t in ts):
+                continue
+            rule = OPS[d["op"]].jvp
+            if rule is None:
+                continue
+            b.src_override = f"tangent of {fwd.label(nid)}" + (f" ({d['src']})" if d.get("src") else "")
+            t = rule(ts, env[nid], *[env[a] for a in d["args"]], **d["params"])
+            b.src_override = None
+            if t is not None:
+                tan[nid] = t if t.dtype == d["dtype"] else t.astype(d["dtype"])
+        outs = [env[o] for o in fwd.outputs]
+        touts = [tan[o] if o in tan else zeros_like(env[o]) for o in fwd.outputs]
+        return tuple(outs + touts)
+
+    g, _, _ = trace(tangent, specs, names, name=f"{fwd.name}_jvp")
+    g.output_names = ["value"] * len(fwd.outputs) + ["tangent"] * len(fwd.outputs)
+    return g
+
+
+def is_diagonal(fwd: Graph, wrt_input: int, out: int) -> bool:
+    """The paper's diagonal condition: every node between input and output is
+    element-wise over the input's shape, so the Jacobian is diagonal."""
+    x = fwd[wrt_input]
+    if fwd[out]["shape"] != x["shape"] or len(x["shape"]) == 0:
+        return False
+    path = relevant(fwd, [wrt_input], [out])
+    if out not in path:
+        return False
+    for nid in path - {wrt_input}:
+        d = fwd[nid]
+        if OPS[d["op"]].kind != "elementwise" or d["shape"] != x["shape"]:
+            return False
+        for a in d["args"]:
+            if a in path and fwd[a]["shape"] != x["shape"]:
+                return False
+    return True

@@ -1,0 +1,25 @@
+"""Exceptions raised by gradc. Every message names what was expected and what came."""
+
+
+class GradcError(Exception):
+    """Base class of every error gradc raises on purpose."""
+
+
+class ShapeError(GradcError, ValueError):
+    """Shapes that do not fit an op (failed broadcasting, `X @ w` with wrong sizes)."""
+
+
+class TracerBoolError(GradcError, TypeError):
+    """Python control flow (or a conversion to a Python value) on a traced value."""
+
+
+class UnsupportedError(GradcError, TypeError):
+    """A numpy function or an argument type that gradc does not support."""
+
+
+class ArgumentError(GradcError, TypeError):
+    """A call's arguments do not fit the function (count, type, rank, dtype, sizes)."""
+
+
+class NonFiniteError(GradcError, FloatingPointError):
+    """debug_nans mode found a node whose value is not finite."""

@@ -1,0 +1,183 @@
+"""The graph: a ``networkx.DiGraph`` of vector ops.
+
+Each node carries ``op`` (a name in the op registry), ``args`` (ordered argument node
+ids: a DiGraph cannot hold two edges between one pair, as in ``x * x``, and has no edge
+order), ``shape`` (symbolic, see :mod:`gradc.shapes`), ``dtype``, ``params`` (a dict of
+hashable op parameters), ``src`` (the user's source line that created it) and ``role``
+(``"forward"``, ``"adjoint"`` or ``"tangent"``).  Edges run from argument to user.
+"""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from .shapes import Shape, fmt_shape
+
+_DT = {np.dtype("float64"): "f64", np.dtype("float32"): "f32", np.dtype("int64"): "i64",
+       np.dtype("bool"): "bool", np.dtype("int32"): "i32"}
+
+
+def fmt_type(shape: Shape, dtype) -> str:
+    return _DT.get(np.dtype(dtype), str(dtype)) + fmt_shape(shape)
+
+
+class Graph:
+    """A traced function: inputs, nodes, outputs.
+
+    ``nx`` is the underlying ``networkx.DiGraph``.  ``inputs`` and ``outputs`` are node
+    ids in order; ``minimum`` maps size symbols to lower bounds checked at call time.
+    """
+
+    def __init__(self, name: str = "f"):
+        self.nx = nx.DiGraph()
+        self.name = name
+        self.inputs: list[int] = []
+        self.outputs: list[int] = []
+        self.output_names: list[str] = []
+        self.minimum: dict[str, int] = {}
+        self.notes: list[str] = []
+        self._next = 0
+
+    # -- building ----------------------------------------------------------------
+    def add(self, op: str, args=(), *, shape: Shape, dtype, params=None, src=None,
+            role="forward", name=None) -> int:
+        nid = self._next
+        self._next += 1
+        self.nx.add_node(nid, op=op, args=tuple(args), shape=tuple(shape),
+                         dtype=np.dtype(dtype), params=dict(params or {}), src=src,
+                         role=role, name=name)
+        for a in set(args):
+            self.nx.add_edge(a, nid)
+        return nid
+
+    def node(self, nid: int) -> dict:
+        return self.nx.nodes[nid]
+
+    def __getitem__(self, nid: int) -> dict:
+        return self.nx.nodes[nid]
+
+    def __len__(self):
+        return self.nx.number_of_nodes()
+
+    def order(self) -> list[int]:
+        """Nodes in a topological order (stable: ties broken by creation order)."""
+        return list(nx.lexicographical_topological_sort(self.nx))
+
+    def users(self, nid: int) -> list[int]:
+        return list(self.nx.successors(nid))
+
+    def copy(self) -> "Graph":
+        g = Graph(self.name)
+        g.nx = self.nx.copy()
+        for attr in ("inputs", "outputs", "output_names", "notes"):
+            setattr(g, attr, list(getattr(self, attr)))
+        g.minimum = dict(self.minimum)
+        g._next = self._next
+        return g
+
+    def replace_uses(self, old: int, new: int) -> None:
+        """Point every user of ``old`` (and the outputs) at ``new``."""
+        if old == new:
+            return
+        for u in list(self.nx.successors(old)):
+            d = self.nx.nodes[u]
+            d["args"] = tuple(new if a == old else a for a in d["args"])
+            self.nx.remove_edge(old, u)
+            self.nx.add_edge(new, u)
+        self.outputs = [new if o == old else o for o in self.outputs]
+
+    def remove(self, nid: int) -> None:
+        self.nx.remove_node(nid)
+
+    # -- showing -------------------------------------------------------------------
+    def label(self, nid: int) -> str:
+        d = self.nx.nodes[nid]
+        if d["op"] == "const" and d["params"]["value"].ndim == 0:
+            return _fmt_const(d["params"]["value"])
+        if d["op"] == "input" or d.get("name"):
+            return d["name"] or f"%{nid}"
+        return f"%{nid}"
+
+    def expr(self, nid: int) -> str:
+        """One node as an expression over its arguments' labels."""
+        d = self.nx.nodes[nid]
+        op, params = d["op"], d["params"]
+        if op == "const":
+            v = params["value"]
+            return _fmt_const(v)
+        args = " ".join(self.label(a) for a in d["args"])
+        shown = {k: v for k, v in params.items() if k != "value"}
+        ps = "".join(f" {k}={_fmt_param(v)}" for k, v in sorted(shown.items()))
+        return f"{op} {args}{ps}".rstrip()
+
+    def __str__(self) -> str:
+        ins = ", ".join(f"{self.label(i)}: {fmt_type(self[i]['shape'], self[i]['dtype'])}"
+                        for i in self.inputs)
+        outs = ", ".join(fmt_type(self[o]["shape"], self[o]["dtype"]) for o in self.outputs)
+        lines = [f"graph {self.name}({ins}) -> ({outs})"]
+        role = "forward"
+        for nid in self.order():
+            d = self[nid]
+            if d["op"] == "input" or (d["op"] == "const" and d["params"]["value"].ndim == 0):
+                continue
+            if d["role"] != role:
+                role = d["role"]
+                lines.append(f"  # -- {role} --")
+            lhs = self.label(nid)
+            t = fmt_type(d["shape"], d["dtype"])
+            src = f"    # {d['src']}" if d.get("src") else ""
+            lines.append(f"  {lhs:>6} = {self.expr(nid):<40} : {t}{src}")
+        names = self.output_names or [""] * len(self.outputs)
+        rets = ", ".join((f"{n}=" if n else "") + self.label(o) for n, o in zip(names, self.outputs))
+        lines.append(f"  return {rets}")
+        for k, v in sorted(self.minimum.items()):
+            lines.append(f"  # requires {k} >= {v}")
+        for note in self.notes:
+            lines.append(f"  # note: {note}")
+        return "\n".join(lines)
+
+    def to_dot(self) -> str:
+        """Graphviz DOT: inputs as boxes, adjoint nodes shaded, edges labelled by position."""
+        out = [f'digraph "{self.name}" {{', "  rankdir=TB;", '  node [fontname="monospace"];']
+        for nid in self.order():
+            d = self[nid]
+            t = fmt_type(d["shape"], d["dtype"])
+            if d["op"] == "const" and d["params"]["value"].ndim == 0 and nid not in self.outputs:
+                continue
+            if d["op"] == "input":
+                attrs = f'shape=box, label="{self.label(nid)}\\n{t}"'
+            else:
+                fill = {"adjoint": "#fde2c8", "tangent": "#d8ecff"}.get(d["role"], "#ffffff")
+                txt = self.expr(nid).replace('"', "'")
+                attrs = f'shape=ellipse, style=filled, fillcolor="{fill}", label="{self.label(nid)} = {txt}\\n{t}"'
+            out.append(f"  n{nid} [{attrs}];")
+            for pos, a in enumerate(d["args"]):
+                if self[a]["op"] == "const" and self[a]["params"]["value"].ndim == 0 and a not in self.outputs:
+                    continue
+                lab = f' [label="{pos}"]' if len(d["args"]) > 1 else ""
+                out.append(f"  n{a} -> n{nid}{lab};")
+        for k, o in enumerate(self.outputs):
+            out.append(f'  out{k} [shape=doublecircle, label="out{k}"];')
+            out.append(f"  n{o} -> out{k};")
+        out.append("}")
+        return "\n".join(out)
+
+
+def _fmt_param(v) -> str:
+    if isinstance(v, tuple):
+        return "(" + ",".join(_fmt_param(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    if isinstance(v, slice):
+        return f"{'' if v.start is None else v.start}:{'' if v.stop is None else v.stop}" + (
+            "" if v.step in (None, 1) else f":{v.step}")
+    if isinstance(v, np.dtype):
+        return _DT.get(v, str(v))
+    return str(v)
+
+
+def _fmt_const(v: np.ndarray) -> str:
+    if v.ndim == 0:
+        x = v.item()
+        return f"{x:g}" if isinstance(x, float) else str(x)
+    if v.size <= 4:
+        return "const " + np.array2string(v, separator=",").replace("\n", "")
+    return f"const <{v.dtype}{list(v.shape)}>"

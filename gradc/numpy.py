@@ -1,0 +1,138 @@
+"""``import gradc.numpy as np``: numpy's names for everything gradc supports.
+
+Each function works on traced values inside a gradc transformation and falls back to
+numpy on concrete arrays outside one.  Names numpy lacks (relu, sigmoid, softplus,
+logsumexp, softmax, log_softmax, stop_gradient) are here too.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as _np
+
+from .ops import elementwise as _ew, reduce as _red, linalg as _la, structure as _st
+from .tracer import Value as _Value, current as _current
+
+float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
+pi, e, inf, nan, newaxis = _np.pi, _np.e, _np.inf, _np.nan, None
+ndarray = _np.ndarray
+
+# element-wise
+exp, log, log1p, expm1, sqrt, sign = _ew.exp, _ew.log, _ew.log1p, _ew.expm1, _ew.sqrt, _ew.sign
+sin, cos, tanh, square = _ew.sin, _ew.cos, _ew.tanh, _ew.square
+abs = absolute = _ew.abs  # noqa: A001
+negative, add, subtract, multiply = _ew.neg, _ew.add, _ew.subtract, _ew.multiply
+divide = true_divide = _ew.divide
+power, maximum, minimum, where, clip = _ew.power, _ew.maximum, _ew.minimum, _ew.where, _ew.clip
+greater, greater_equal, less, less_equal = _ew.greater, _ew.greater_equal, _ew.less, _ew.less_equal
+equal, not_equal, logical_and, logical_not = _ew.equal, _ew.not_equal, _ew.logical_and, _ew.logical_not
+relu, sigmoid, softplus, stop_gradient = _ew.relu, _ew.sigmoid, _ew.softplus, _ew.stop_gradient
+# reductions
+sum, max, min, mean = _red.sum_, _red.max_, _red.min_, _red.mean  # noqa: A001
+amax, amin = max, min
+logsumexp, softmax, log_softmax = _red.logsumexp, _red.softmax, _red.log_softmax
+# linear algebra
+matmul, dot, outer, transpose = _la.matmul, _la.dot, _la.outer, _la.transpose
+# structure
+reshape, expand_dims, squeeze = _st.reshape, _st.expand_dims, _st.squeeze
+stack, concatenate, take_along_axis = _st.stack, _st.concatenate, _st.take_along_axis
+broadcast_to = _st.broadcast_to
+zeros_like, ones_like, full_like = _st.zeros_like, _st.ones_like, _st.full_like
+arange_like = _st.arange_like
+
+
+def astype(x, dtype):
+    return _ew.astype(x, dtype)
+
+
+def _traced(x):
+    if isinstance(x, _Value):
+        return True
+    if isinstance(x, (list, tuple)):
+        return builtins.any(_traced(e) for e in x)
+    return False
+
+
+def array(obj, dtype=None):
+    """numpy.array; a (nested) list of traced values becomes a stacked traced array."""
+    if _traced(obj):
+        v = _st.stack_nested(obj) if isinstance(obj, (list, tuple)) else obj
+        return astype(v, dtype) if dtype is not None else v
+    return _np.array(obj, dtype=dtype)
+
+
+def asarray(obj, dtype=None):
+    if isinstance(obj, _Value) and dtype is None:
+        return obj
+    return array(obj, dtype)
+
+
+def zeros(shape, dtype=float):
+    return _np.zeros(shape, dtype)
+
+
+def ones(shape, dtype=float):
+    return _np.ones(shape, dtype)
+
+
+def full(shape, fill_value, dtype=None):
+    return _np.full(shape, fill_value, dtype)
+
+
+def eye(n, m=None, k=0, dtype=float):
+    return _np.eye(n, m, k, dtype=dtype)
+
+
+def arange(*args, **kw):
+    return _np.arange(*args, **kw)
+
+
+def shape(x):
+    return x.shape if isinstance(x, _Value) else _np.shape(x)
+
+
+def ndim(x):
+    return x.ndim if isinstance(x, _Value) else _np.ndim(x)
+
+
+def size(x):
+    return x.size if isinstance(x, _Value) else _np.size(x)
+
+
+def copy(x):
+    return x if isinstance(x, _Value) else _np.copy(x)
+
+
+def _wrap_axis_fn(f):
+    def g(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        if out is not None:
+            from .errors import UnsupportedError
+            raise UnsupportedError("out= is not supported on traced values")
+        r = f(a, axis=axis, keepdims=keepdims)
+        return astype(r, dtype) if dtype is not None else r
+    return g
+
+
+# numpy ufunc name -> gradc function (used by Value.__array_ufunc__)
+UFUNCS = {
+    "add": add, "subtract": subtract, "multiply": multiply, "divide": divide,
+    "true_divide": divide, "power": power, "negative": negative, "positive": lambda x: x,
+    "exp": exp, "log": log, "log1p": log1p, "expm1": expm1, "sqrt": sqrt, "absolute": abs,
+    "fabs": abs, "sign": sign, "sin": sin, "cos": cos, "tanh": tanh, "square": square,
+    "maximum": maximum, "minimum": minimum, "greater": greater, "greater_equal": greater_equal,
+    "less": less, "less_equal": less_equal, "equal": equal, "not_equal": not_equal,
+    "logical_and": logical_and, "logical_not": logical_not, "matmul": matmul,
+}
+
+# numpy function name -> gradc function (used by Value.__array_function__)
+FUNCTIONS = {
+    "sum": _wrap_axis_fn(sum), "mean": _wrap_axis_fn(mean), "max": _wrap_axis_fn(max),
+    "min": _wrap_axis_fn(min), "amax": _wrap_axis_fn(max), "amin": _wrap_axis_fn(min),
+    "dot": dot, "matmul": matmul, "outer": outer, "transpose": transpose, "where": where,
+    "reshape": lambda a, newshape=None, shape=None, **kw: reshape(a, newshape if shape is None else shape),
+    "stack": stack, "concatenate": concatenate, "take_along_axis": take_along_axis,
+    "expand_dims": expand_dims, "squeeze": squeeze, "clip": clip, "broadcast_to": broadcast_to,
+    "zeros_like": zeros_like, "ones_like": ones_like, "full_like": full_like,
+    "shape": shape, "ndim": ndim, "size": size, "copy": copy, "array": array, "asarray": asarray,
+    "vstack": lambda xs: concatenate([reshape(x, (1, -1)) if ndim(x) == 1 else x for x in xs], 0),
+}

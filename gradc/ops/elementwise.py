@@ -1,0 +1,322 @@
+"""Element-wise ops.  Their Jacobians are diagonal (the paper's diagonal condition):
+each op gives its partial derivatives ``dy/dx_i`` as element-wise expressions, and the
+VJP (``g * d``) and JVP (``t * d``) both follow from them.  A partial is a Value, a
+boolean mask (the derivative is an indicator, as for ``max(0, z)``), a callable
+``g -> g * d`` when there is a cheaper form (``g / x``), or ``None`` (zero).
+Broadcasting (the paper's scalar expansion) is implicit; its adjoint sums over the
+expanded axes (:func:`unbroadcast`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import Op, register
+from ..errors import ShapeError
+
+
+def _trace():
+    from .. import tracer as trace
+    return trace
+
+
+# ----------------------------------------------------------------------------- dtypes
+def result_dtype(xs, float_result=True):
+    """numpy's promotion with Python scalars weak; ints become float64 for float ops."""
+    from ..tracer import Value
+    strong = [x.dtype for x in xs if isinstance(x, Value)]
+    strong += [x.dtype for x in xs if isinstance(x, (np.ndarray, np.generic))]
+    weak = [x for x in xs if isinstance(x, (bool, int, float))]
+    if strong:
+        dt = np.result_type(*strong)
+        if any(isinstance(w, float) for w in weak) and dt.kind in "biu":
+            dt = np.dtype(np.float64)
+        elif any(isinstance(w, int) and not isinstance(w, bool) for w in weak) and dt.kind == "b":
+            dt = np.dtype(np.int64)
+    else:
+        dt = np.result_type(*[np.asarray(w).dtype for w in weak]) if weak else np.dtype(np.float64)
+    if float_result and dt.kind != "f":
+        dt = np.dtype(np.float64)
+    return np.dtype(dt)
+
+
+def convert(x, dtype):
+    """A Value or constant of the given dtype."""
+    t = _trace()
+    if isinstance(x, t.Value):
+        return x if x.dtype == dtype else t.bind("cast", x, dtype=np.dtype(dtype))
+    if isinstance(x, (list, tuple)) or (hasattr(x, "dtype") and x.dtype.kind in "OUSc"):
+        x = t.to_value(x)
+        return convert(x, dtype)
+    return t.to_value(np.asarray(x, dtype=dtype))
+
+
+def _check_operand(x, what):
+    from ..tracer import Value
+    if isinstance(x, Value) or isinstance(x, (bool, int, float, np.generic, np.ndarray, list, tuple)):
+        return
+    from ..errors import UnsupportedError
+    raise UnsupportedError(f"{what}: cannot use a {type(x).__name__} as an operand")
+
+
+# ----------------------------------------------------------------------------- rules
+def _ew_shape(env, avals, dtype=None, out=None):
+    shape = env.broadcast([s for s, _ in avals], "element-wise op")
+    return shape, np.dtype(out or avals[-1][1])
+
+
+def _np_keep(fn):
+    """numpy reference that keeps the input dtype (numpy 2 already does for arrays)."""
+    def f(*xs):
+        r = fn(*xs)
+        return np.asarray(r, dtype=np.result_type(*xs)) if np.ndim(r) == 0 else r
+    return f
+
+
+def chain(g, d):
+    """Apply a diagonal partial ``d`` to an incoming (co)tangent ``g``."""
+    if d is None or g is None:
+        return None
+    if callable(d) and not hasattr(d, "_id"):
+        return d(g)
+    if d.dtype == np.bool_:
+        return where(d, g, 0.0)
+    return g * d
+
+
+def unbroadcast(g, shape):
+    """Adjoint of broadcasting ``shape`` to ``g``'s shape: sum over the expanded axes."""
+    if g is None:
+        return None
+    gs = g._shape
+    extra = len(gs) - len(shape)
+    if extra:
+        g = sum_(g, axis=tuple(range(extra)))
+        gs = g._shape
+    env = g._b.env
+    axes = tuple(i for i, d in enumerate(shape) if env.find(d) == 1 and env.find(gs[i]) != 1)
+    if axes:
+        g = sum_(g, axis=axes, keepdims=True)
+    return g
+
+
+def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=None,
+                out=None, infix=None, doc=""):
+    """Register an element-wise op; VJP/JVP come from ``partials`` unless given."""
+    def shape_rule(env, avals, **params):
+        return _ew_shape(env, avals, out=out)
+
+    if partials is not None and vjp is None:
+        def vjp(g, ans, *args, **params):
+            ds = partials(ans, *args)
+            return tuple(unbroadcast(chain(g, d), a._shape) for d, a in zip(ds, args))
+    if partials is not None and jvp is None:
+        def jvp(ts, ans, *args, **params):
+            ds = partials(ans, *args)
+            terms = [chain(t, d) for t, d in zip(ts, ds)]
+            terms = [x for x in terms if x is not None]
+            if not terms:
+                return None
+            total = terms[0]
+            for x in terms[1:]:
+                total = total + x
+            return broadcast_to(total, ans._shape) if total._shape != ans._shape else total
+    return register(Op(name, "elementwise", shape_rule, numpy, vjp, jvp, partials,
+                       llvm, c, doc, infix))
+
+
+def _bind(name, *xs, float_result=True, out=None):
+    t = _trace()
+    for x in xs:
+        _check_operand(x, name)
+    if all(not isinstance(x, t.Value) for x in xs) and t.current() is None:
+        # Concrete inputs outside a trace: the numpy reference answers directly.
+        from .registry import OPS
+        arrs = [np.asarray(x) for x in xs]
+        dt = result_dtype(xs, float_result)
+        return OPS[name].numpy(*[a.astype(dt) if a.dtype.kind != "b" or name != "where" else a
+                                 for a in arrs])
+    dt = result_dtype(xs, float_result)
+    return t.bind(name, *[convert(x, dt) for x in xs])
+
+
+# ----------------------------------------------------------------------------- unary ops
+def _sigmoid_np(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+def _softplus_np(x):
+    return (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype)
+
+
+elementwise("neg", np.negative, vjp=lambda g, y, x: (-g,), jvp=lambda ts, y, x: -ts[0],
+            c="-{0}", llvm=lambda e, x: e.neg(x), doc="-x")
+elementwise("exp", np.exp, lambda y, x: (y,), c="exp({0})", llvm=lambda e, x: e.math("exp", x))
+elementwise("log", np.log, lambda y, x: (lambda g: g / x,), c="log({0})", llvm=lambda e, x: e.math("log", x))
+elementwise("log1p", np.log1p, lambda y, x: (lambda g: g / (1.0 + x),), c="log1p({0})",
+            llvm=lambda e, x: e.math("log1p", x))
+elementwise("expm1", np.expm1, lambda y, x: (y + 1.0,), c="expm1({0})", llvm=lambda e, x: e.math("expm1", x))
+elementwise("sqrt", np.sqrt, lambda y, x: (lambda g: g / (2.0 * y),), c="sqrt({0})",
+            llvm=lambda e, x: e.intrinsic("llvm.sqrt", x))
+elementwise("abs", np.abs, lambda y, x: (sign(x),), c="fabs({0})", llvm=lambda e, x: e.intrinsic("llvm.fabs", x))
+elementwise("sign", _np_keep(np.sign), lambda y, x: (None,), c="gradc_sign({0})", llvm=lambda e, x: e.sign(x))
+elementwise("sin", np.sin, lambda y, x: (cos(x),), c="sin({0})", llvm=lambda e, x: e.math("sin", x))
+elementwise("cos", np.cos, lambda y, x: (-sin(x),), c="cos({0})", llvm=lambda e, x: e.math("cos", x))
+elementwise("tanh", np.tanh, lambda y, x: (1.0 - y * y,), c="tanh({0})", llvm=lambda e, x: e.math("tanh", x))
+elementwise("sigmoid", _sigmoid_np, lambda y, x: (y * (1.0 - y),), c="gradc_sigmoid({0})",
+            llvm=lambda e, x: e.math("sigmoid", x), doc="1/(1+exp(-x)), stable for all x")
+elementwise("softplus", _softplus_np, lambda y, x: (sigmoid(x),), c="gradc_softplus({0})",
+            llvm=lambda e, x: e.math("softplus", x), doc="log(1+exp(x)) = max(x,0)+log1p(exp(-|x|))")
+elementwise("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), lambda y, x: (x > 0.0,),
+            c="gradc_relu({0})", llvm=lambda e, x: e.relu(x), doc="max(0, x); derivative 1[x > 0]")
+elementwise("square", np.square, lambda y, x: (2.0 * x,), c="({0}*{0})", llvm=lambda e, x: e.mul(x, x))
+elementwise("stop_gradient", lambda x: x, vjp=lambda g, y, x: (None,), jvp=lambda ts, y, x: None,
+            c="{0}", llvm=lambda e, x: x)
+
+
+def _cast_np(x, dtype):
+    return x.astype(dtype)
+
+
+register(Op("cast", "elementwise",
+            lambda env, avals, dtype: (avals[0][0], np.dtype(dtype)), _cast_np,
+            vjp=lambda g, y, x, dtype: (convert(g, x.dtype) if x.dtype.kind == "f" else None,),
+            jvp=lambda ts, y, x, dtype: convert(ts[0], dtype),
+            llvm=lambda e, x, dtype: e.cast(x, dtype), c="({ctype}){0}"))
+
+# ----------------------------------------------------------------------------- binary ops
+elementwise("add", np.add, lambda z, x, y: (lambda g: g, lambda g: g), c="({0} + {1})",
+            llvm=lambda e, x, y: e.add(x, y), infix="+")
+elementwise("sub", np.subtract, lambda z, x, y: (lambda g: g, lambda g: -g), c="({0} - {1})",
+            llvm=lambda e, x, y: e.sub(x, y), infix="-")
+elementwise("mul", np.multiply, lambda z, x, y: (y, x), c="({0} * {1})",
+            llvm=lambda e, x, y: e.mul(x, y), infix="*")
+elementwise("div", np.divide, lambda z, x, y: (lambda g: g / y, lambda g: -(g * z) / y),
+            c="({0} / {1})", llvm=lambda e, x, y: e.div(x, y), infix="/")
+elementwise("pow", np.power,
+            lambda z, x, y: (lambda g: g * (y * power(x, y - 1.0)),
+                             lambda g: g * (z * log(x))),
+            c="pow({0}, {1})", llvm=lambda e, x, y: e.pow(x, y), infix="**")
+elementwise("maximum", np.maximum, lambda z, x, y: (x > y, y > x), c="gradc_max({0}, {1})",
+            llvm=lambda e, x, y: e.maximum(x, y), doc="derivative 1[x > y], 1[y > x] (the paper)")
+elementwise("minimum", np.minimum, lambda z, x, y: (x < y, y < x), c="gradc_min({0}, {1})",
+            llvm=lambda e, x, y: e.minimum(x, y))
+for _n, _f, _s in [("gt", np.greater, ">"), ("ge", np.greater_equal, ">="), ("lt", np.less, "<"),
+                   ("le", np.less_equal, "<="), ("eq", np.equal, "=="), ("ne", np.not_equal, "!=")]:
+    elementwise(_n, _f, vjp=lambda g, z, x, y: (None, None), jvp=lambda ts, z, x, y: None,
+                out=np.bool_, c=f"({{0}} {_s} {{1}})", infix=_s,
+                llvm=(lambda s: lambda e, x, y: e.compare(s, x, y))(_s))
+elementwise("logical_and", np.logical_and, vjp=lambda g, z, x, y: (None, None),
+            jvp=lambda ts, z, x, y: None, out=np.bool_, c="({0} && {1})",
+            llvm=lambda e, x, y: e.logical_and(x, y))
+elementwise("logical_not", np.logical_not, vjp=lambda g, z, x: (None,), jvp=lambda ts, z, x: None,
+            out=np.bool_, c="(!{0})", llvm=lambda e, x: e.logical_not(x))
+
+
+def _where_shape(env, avals):
+    shape = env.broadcast([s for s, _ in avals], "where")
+    return shape, np.dtype(avals[1][1])
+
+
+register(Op("where", "elementwise", _where_shape, np.where,
+            vjp=lambda g, z, c, x, y: (None, unbroadcast(where(c, g, 0.0), x._shape),
+                                       unbroadcast(where(c, 0.0, g), y._shape)),
+            jvp=lambda ts, z, c, x, y: where(c, ts[1] if ts[1] is not None else 0.0,
+                                             ts[2] if ts[2] is not None else 0.0),
+            llvm=lambda e, c, x, y: e.select(c, x, y), c="({0} ? {1} : {2})",
+            doc="select x where c else y; derivative is the mask"))
+
+
+# ----------------------------------------------------------------------------- user API
+def neg(x): return _bind("neg", x)
+def exp(x): return _bind("exp", x)
+def log(x): return _bind("log", x)
+def log1p(x): return _bind("log1p", x)
+def expm1(x): return _bind("expm1", x)
+def sqrt(x): return _bind("sqrt", x)
+def abs(x): return _bind("abs", x)  # noqa: A001
+def sign(x): return _bind("sign", x)
+def sin(x): return _bind("sin", x)
+def cos(x): return _bind("cos", x)
+def tanh(x): return _bind("tanh", x)
+def sigmoid(x): return _bind("sigmoid", x)
+def softplus(x): return _bind("softplus", x)
+def relu(x): return _bind("relu", x)
+def square(x): return _bind("square", x)
+def stop_gradient(x): return _bind("stop_gradient", x)
+def add(x, y): return _bind("add", x, y, float_result=False)
+def subtract(x, y): return _bind("sub", x, y, float_result=False)
+def multiply(x, y): return _bind("mul", x, y, float_result=False)
+def divide(x, y): return _bind("div", x, y)
+def maximum(x, y): return _bind("maximum", x, y, float_result=False)
+def minimum(x, y): return _bind("minimum", x, y, float_result=False)
+
+
+def _cmp(name):
+    def f(x, y):
+        return _bind(name, x, y, float_result=False)
+    f.__name__ = name
+    return f
+
+
+greater, greater_equal, less, less_equal, equal, not_equal = (
+    _cmp(n) for n in ("gt", "ge", "lt", "le", "eq", "ne"))
+
+
+def logical_and(x, y):
+    return _bind("logical_and", convert_bool(x), convert_bool(y), float_result=False)
+
+
+def logical_not(x):
+    return _bind("logical_not", convert_bool(x), float_result=False)
+
+
+def convert_bool(x):
+    t = _trace()
+    if isinstance(x, t.Value) and x.dtype != np.bool_:
+        return x != 0
+    return x
+
+
+def power(x, y):
+    """x ** y; a constant exponent 2 becomes ``square`` (cheaper, exact derivative)."""
+    if isinstance(y, (int, float)) and not isinstance(y, bool):
+        if y == 2:
+            return square(x)
+        if y == 1:
+            return x
+        if y == 0.5:
+            return sqrt(x)
+    return _bind("pow", x, y)
+
+
+def where(c, x, y):
+    """Element-wise select: x where c is true, else y (numpy's three-argument where)."""
+    t = _trace()
+    if t.current() is None and not any(isinstance(a, t.Value) for a in (c, x, y)):
+        return np.where(c, x, y)
+    dt = result_dtype([x, y], float_result=False)
+    cv = convert_bool(c) if isinstance(c, t.Value) else np.asarray(c, dtype=bool)
+    return t.bind("where", cv, convert(x, dt), convert(y, dt))
+
+
+def astype(x, dtype):
+    t = _trace()
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "biuf":
+        from ..errors import UnsupportedError
+        raise UnsupportedError(f"astype: dtype {dtype} is not supported (float32/float64/int/bool)")
+    return convert(x, dtype) if isinstance(x, t.Value) else np.asarray(x).astype(dtype)
+
+
+def clip(x, lo, hi):
+    out = x
+    if lo is not None:
+        out = maximum(out, lo)
+    if hi is not None:
+        out = minimum(out, hi)
+    return out
+
+
+from .reduce import sum_  # noqa: E402
+from .structure import broadcast_to  # noqa: E402

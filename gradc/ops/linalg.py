@@ -1,0 +1,112 @@
+"""Linear algebra: matmul (vector-vector, matrix-vector, vector-matrix, matrix-matrix),
+transpose, and the composites dot and outer.  d(XW)/dW = X^T G; the dot product's
+gradients are the other vector (the paper's section on vector sum reduction)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import Op, register
+from ..errors import ShapeError
+
+
+def _trace():
+    from .. import tracer as trace
+    return trace
+
+
+def _matmul_shape(env, avals):
+    (sa, ta), (sb, tb) = avals
+    if len(sa) == 0 or len(sb) == 0 or len(sa) > 2 or len(sb) > 2:
+        raise ShapeError("matmul needs operands of rank 1 or 2 (use * for scalars)")
+    ka, kb = sa[-1], sb[0]
+    try:
+        env.equal(ka, kb, "matmul")
+    except ShapeError:
+        raise ShapeError(f"contraction sizes do not agree: the left operand has "
+                         f"{env.value(ka)} columns, the right operand {env.value(kb)} rows") from None
+    out = tuple(sa[:-1]) + tuple(sb[1:])
+    return out, np.result_type(ta, tb)
+
+
+def _matmul_vjp(g, ans, a, b):
+    ra, rb = a.ndim, b.ndim
+    if ra == 1 and rb == 1:
+        return g * b, g * a
+    if ra == 2 and rb == 1:
+        return outer(g, b), matmul(g, a)
+    if ra == 1 and rb == 2:
+        return matmul(b, g), outer(a, g)
+    return matmul(g, transpose(b)), matmul(transpose(a), g)
+
+
+def _matmul_jvp(ts, ans, a, b):
+    ta, tb = ts
+    terms = []
+    if ta is not None:
+        terms.append(matmul(ta, b))
+    if tb is not None:
+        terms.append(matmul(a, tb))
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+register(Op("matmul", "linalg", _matmul_shape, np.matmul, vjp=_matmul_vjp, jvp=_matmul_jvp,
+            doc="a @ b for ranks 1 and 2; vjp: (g b^T, a^T g)", infix="@"))
+
+
+def _transpose_shape(env, avals, perm):
+    (s, t), = avals
+    return tuple(s[p] for p in perm), t
+
+
+register(Op("transpose", "structure", _transpose_shape, lambda x, perm: np.transpose(x, perm),
+            vjp=lambda g, y, x, perm: (transpose(g, tuple(np.argsort(perm).tolist())),),
+            jvp=lambda ts, y, x, perm: transpose(ts[0], perm)))
+
+
+# ----------------------------------------------------------------------------- user API
+def matmul(a, b):
+    """``a @ b`` with numpy's rules for ranks 1 and 2."""
+    t = _trace()
+    if not isinstance(a, t.Value) and not isinstance(b, t.Value) and t.current() is None:
+        return np.matmul(a, b)
+    from .elementwise import result_dtype, convert
+    dt = result_dtype([a, b])
+    return t.bind("matmul", convert(a, dt), convert(b, dt))
+
+
+def transpose(x, axes=None):
+    t = _trace()
+    if not isinstance(x, t.Value):
+        if t.current() is None:
+            return np.transpose(x, axes)
+        x = t.to_value(x)
+    perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % max(x.ndim, 1) for a in axes)
+    if sorted(perm) != list(range(x.ndim)):
+        raise ShapeError(f"transpose: axes {axes} are not a permutation of {x.ndim} axes")
+    if perm == tuple(range(x.ndim)):
+        return x
+    return t.bind("transpose", x, perm=perm)
+
+
+def dot(a, b):
+    """numpy.dot for ranks 0-2: a product with a scalar, else matmul."""
+    t = _trace()
+    if not isinstance(a, t.Value) and not isinstance(b, t.Value) and t.current() is None:
+        return np.dot(a, b)
+    if np.ndim(a) == 0 or np.ndim(b) == 0 or getattr(a, "ndim", 1) == 0 or getattr(b, "ndim", 1) == 0:
+        return a * b
+    return matmul(a, b)
+
+
+def outer(a, b):
+    """Outer product of two vectors: a[:, None] * b[None, :]."""
+    from .structure import reshape_sym
+    t = _trace()
+    if not isinstance(a, t.Value) and not isinstance(b, t.Value) and t.current() is None:
+        return np.outer(a, b)
+    a, b = t.to_value(a), t.to_value(b)
+    if a.ndim != 1:
+        a = reshape_sym(a, (int(np.prod(a.shape)),))
+    if b.ndim != 1:
+        b = reshape_sym(b, (int(np.prod(b.shape)),))
+    return reshape_sym(a, (a._shape[0], 1)) * reshape_sym(b, (1, b._shape[0]))

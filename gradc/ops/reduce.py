@@ -1,0 +1,185 @@
+"""Reductions: sum, max, min (with axes and keepdims), count (the size of the reduced
+axes, known at run time), logsumexp (stable), and the composites mean, softmax,
+log_softmax.  The adjoint of a sum is a broadcast (the paper: d sum(x)/dx = 1^T)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import Op, register
+
+
+def _trace():
+    from .. import tracer as trace
+    return trace
+
+
+def norm_axes(axis, ndim: int) -> tuple:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (int(axis),)
+    out = []
+    for a in axis:
+        a = int(a)
+        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+            from ..errors import ShapeError
+            raise ShapeError(f"axis {a} is out of bounds for an array of rank {ndim}")
+        out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        from ..errors import ShapeError
+        raise ShapeError(f"repeated axis in {axis}")
+    return tuple(sorted(out)) if ndim else ()
+
+
+def reduced_shape(shape, axes, keepdims):
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _rshape(env, avals, axes, keepdims):
+    (shape, dtype), = avals[:1]
+    return reduced_shape(shape, axes, keepdims), dtype
+
+
+def expand_back(g, axes, keepdims, shape):
+    """Bring a reduced array back to the input's shape (the adjoint of a reduction)."""
+    from .structure import broadcast_to, reshape_sym
+    if not keepdims and axes:
+        g = reshape_sym(g, reduced_shape(shape, axes, True))
+    return broadcast_to(g, shape)
+
+
+def _sum_vjp(g, ans, x, axes, keepdims):
+    return (expand_back(g, axes, keepdims, x._shape),)
+
+
+register(Op("sum", "reduce", _rshape, lambda x, axes, keepdims: np.sum(x, axis=axes, keepdims=keepdims),
+            vjp=_sum_vjp, jvp=lambda ts, y, x, axes, keepdims: sum_(ts[0], axes, keepdims),
+            doc="sum over axes; adjoint broadcasts g back (scalar expansion)"))
+
+
+def _minmax_vjp(g, ans, x, axes, keepdims):
+    # Ties share the gradient equally, so the adjoint stays a valid subgradient.
+    from .elementwise import convert
+    a = expand_back(ans, axes, keepdims, x._shape)
+    hit = convert(x == a, x.dtype)
+    return (expand_back(g, axes, keepdims, x._shape) * hit / sum_(hit, axes, True),)
+
+
+def _minmax_jvp(ts, ans, x, axes, keepdims):
+    from .elementwise import convert
+    a = expand_back(ans, axes, keepdims, x._shape)
+    hit = convert(x == a, x.dtype)
+    return sum_(ts[0] * hit, axes, keepdims) / sum_(hit, axes, keepdims)
+
+
+def _np_max(x, axes, keepdims):
+    if x.size == 0:
+        raise ValueError("max of an empty array has no identity (numpy raises too)")
+    return np.max(x, axis=axes, keepdims=keepdims)
+
+
+def _np_min(x, axes, keepdims):
+    if x.size == 0:
+        raise ValueError("min of an empty array has no identity (numpy raises too)")
+    return np.min(x, axis=axes, keepdims=keepdims)
+
+
+register(Op("max", "reduce", _rshape, _np_max, vjp=_minmax_vjp, jvp=_minmax_jvp))
+register(Op("min", "reduce", _rshape, _np_min, vjp=_minmax_vjp, jvp=_minmax_jvp))
+
+
+def _count_shape(env, avals, axes, dtype):
+    return (), np.dtype(dtype)
+
+
+register(Op("count", "reduce", _count_shape,
+            lambda x, axes, dtype: np.asarray(np.prod([x.shape[a] for a in axes], dtype=np.int64), dtype=dtype),
+            vjp=lambda g, y, x, axes, dtype: (None,), jvp=lambda ts, y, x, axes, dtype: None,
+            doc="number of elements over axes (a run-time size; non-differentiable)"))
+
+
+def _lse_np(x, axes, keepdims):
+    if x.size == 0 and any(x.shape[a] == 0 for a in axes):
+        return np.log(np.sum(np.exp(x), axis=axes, keepdims=keepdims))
+    m = np.max(x, axis=axes, keepdims=True)
+    m = np.where(np.isfinite(m), m, np.zeros((), x.dtype))
+    with np.errstate(divide="ignore"):
+        r = m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
+    return r if keepdims else np.squeeze(r, axis=axes)
+
+
+def _lse_vjp(g, ans, x, axes, keepdims):
+    a = expand_back(ans, axes, keepdims, x._shape)
+    from .elementwise import exp
+    return (expand_back(g, axes, keepdims, x._shape) * exp(x - a),)
+
+
+def _lse_jvp(ts, ans, x, axes, keepdims):
+    from .elementwise import exp
+    a = expand_back(ans, axes, keepdims, x._shape)
+    return sum_(ts[0] * exp(x - a), axes, keepdims)
+
+
+register(Op("logsumexp", "reduce", _rshape, _lse_np, vjp=_lse_vjp, jvp=_lse_jvp,
+            doc="log(sum(exp(x))) computed as m + log(sum(exp(x - m))), m = max(x); "
+                "its adjoint is g * softmax(x)"))
+
+
+# ----------------------------------------------------------------------------- user API
+def _reduce(name, x, axis, keepdims, npfn):
+    t = _trace()
+    if not isinstance(x, t.Value):
+        if t.current() is None:
+            return npfn(np.asarray(x), axis=axis, keepdims=keepdims)
+        x = t.to_value(x)
+    if x.dtype.kind != "f":
+        from .elementwise import convert
+        x = convert(x, np.float64 if x.dtype.kind != "b" or name != "sum" else np.int64)
+    return t.bind(name, x, axes=norm_axes(axis, x.ndim), keepdims=bool(keepdims))
+
+
+def sum_(x, axis=None, keepdims=False):
+    """Sum over ``axis`` (None: all axes)."""
+    return _reduce("sum", x, axis, keepdims, np.sum)
+
+
+def max_(x, axis=None, keepdims=False):
+    return _reduce("max", x, axis, keepdims, np.max)
+
+
+def min_(x, axis=None, keepdims=False):
+    return _reduce("min", x, axis, keepdims, np.min)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x), axis)), stable for large and small x."""
+    t = _trace()
+    if not isinstance(x, t.Value) and t.current() is None:
+        x = np.asarray(x, dtype=float) if np.asarray(x).dtype.kind != "f" else np.asarray(x)
+        return _lse_np(x, norm_axes(axis, x.ndim), keepdims)
+    return _reduce("logsumexp", x, axis, keepdims, None)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over ``axis``: a sum divided by the run-time count (a mean of nothing is nan)."""
+    t = _trace()
+    if not isinstance(x, t.Value) and t.current() is None:
+        return np.mean(x, axis=axis, keepdims=keepdims)
+    x = t.to_value(x)
+    if x.dtype.kind != "f":
+        from .elementwise import convert
+        x = convert(x, np.float64)
+    axes = norm_axes(axis, x.ndim)
+    return sum_(x, axes, keepdims) / t.bind("count", x, axes=axes, dtype=x.dtype)
+
+
+def softmax(x, axis=-1):
+    """exp(x - logsumexp(x)): stable forward, and its adjoint never overflows."""
+    from .elementwise import exp
+    return exp(log_softmax(x, axis))
+
+
+def log_softmax(x, axis=-1):
+    return x - logsumexp(x, axis=axis, keepdims=True)

@@ -1,0 +1,455 @@
+"""Structure: reshape, broadcast_to, slicing (and its adjoint, unslice), concatenate,
+gather by integer arrays (and its adjoint, scatter_add), iota; and the numpy-facing
+helpers built on them (indexing, stack, take_along_axis, expand_dims, squeeze)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import Op, register
+from ..errors import ShapeError, UnsupportedError
+from ..shapes import resolve
+
+
+def _trace():
+    from .. import tracer as trace
+    return trace
+
+
+def _sizes(x):
+    return x._shape
+
+
+# ----------------------------------------------------------------------------- reshape
+def _reshape_shape(env, avals, shape):
+    (s, t), = avals
+    a = [env.find(d) for d in s]
+    b = [env.find(d) for d in shape]
+    if sorted(map(str, (d for d in a if d != 1))) != sorted(map(str, (d for d in b if d != 1))):
+        if all(isinstance(d, int) for d in a + b) and np.prod(a, dtype=np.int64) == np.prod(b, dtype=np.int64):
+            return tuple(b), t
+        raise ShapeError(f"cannot reshape {tuple(env.value(d) for d in s)} to {tuple(env.value(d) for d in shape)}")
+    return tuple(b), t
+
+
+register(Op("reshape", "structure", _reshape_shape,
+            lambda x, shape, sizes=None: np.reshape(x, shape),
+            vjp=lambda g, y, x, shape: (reshape_sym(g, x._shape),),
+            jvp=lambda ts, y, x, shape: reshape_sym(ts[0], shape)))
+
+
+def reshape_sym(x, shape):
+    """Reshape to a symbolic shape (internal; sizes must match symbol for symbol)."""
+    t = _trace()
+    x = t.to_value(x)
+    shape = tuple(x._b.env.find(d) for d in shape)
+    if shape == x._shape:
+        return x
+    return t.bind("reshape", x, shape=shape)
+
+
+def reshape(x, *shape):
+    """numpy's reshape (one -1 allowed).  Sizes are kept symbolic when the reshape only
+    adds or removes size-1 axes; otherwise the input's sizes are fixed (retrace on change)."""
+    t = _trace()
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    if not isinstance(x, t.Value):
+        if t.current() is None:
+            return np.reshape(x, shape)
+        x = t.to_value(x)
+    env = x._b.env
+    ex = [env.value(d) for d in x._shape]
+    total = int(np.prod(ex, dtype=np.int64))
+    shape = [int(s) for s in shape]
+    if shape.count(-1) > 1:
+        raise ShapeError("reshape: can only specify one unknown dimension (-1)")
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+        if known == 0 or total % known:
+            raise ShapeError(f"cannot reshape array of size {total} into shape {tuple(shape)}")
+        shape[shape.index(-1)] = total // known
+    if int(np.prod(shape, dtype=np.int64)) != total:
+        raise ShapeError(f"cannot reshape array of size {total} into shape {tuple(shape)}")
+    src = [d for d in x._shape if d != 1]
+    if [s for s in shape if s != 1] == [env.value(d) for d in src]:
+        it = iter(src)
+        return reshape_sym(x, tuple(1 if s == 1 else next(it) for s in shape))
+    for d in x._shape:
+        env.pin(d)
+    return reshape_sym(x, tuple(shape))
+
+
+def expand_dims(x, axis):
+    x = _trace().to_value(x)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    nd = x.ndim + len(axes)
+    axes = sorted(a % nd for a in axes)
+    shape = list(x._shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return reshape_sym(x, tuple(shape))
+
+
+def squeeze(x, axis=None):
+    x = _trace().to_value(x)
+    env = x._b.env
+    if axis is None:
+        axes = [i for i, d in enumerate(x._shape) if env.find(d) == 1]
+    else:
+        axes = [a % x.ndim for a in ((axis,) if isinstance(axis, int) else axis)]
+        for a in axes:
+            if env.find(x._shape[a]) != 1:
+                raise ShapeError(f"squeeze: axis {a} has size {env.value(x._shape[a])}, not 1")
+    return reshape_sym(x, tuple(d for i, d in enumerate(x._shape) if i not in axes))
+
+
+# ----------------------------------------------------------------------------- broadcast_to
+def _bcast_shape(env, avals, shape):
+    (s, t), = avals
+    if len(s) > len(shape):
+        raise ShapeError(f"cannot broadcast rank {len(s)} to rank {len(shape)}")
+    out = env.broadcast([s, tuple(shape)], "broadcast_to")
+    if len(out) != len(shape) or any(env.find(a) != env.find(b) for a, b in zip(out, shape)):
+        raise ShapeError(f"cannot broadcast {tuple(env.value(d) for d in s)} to {tuple(env.value(d) for d in shape)}")
+    return tuple(shape), t
+
+
+def _unbroadcast(g, shape):
+    from .elementwise import unbroadcast
+    return unbroadcast(g, shape)
+
+
+register(Op("broadcast_to", "structure", _bcast_shape,
+            lambda x, shape: np.broadcast_to(x, shape),
+            vjp=lambda g, y, x, shape: (_unbroadcast(g, x._shape),),
+            jvp=lambda ts, y, x, shape: broadcast_to(ts[0], shape),
+            doc="scalar expansion; its adjoint sums over the expanded axes"))
+
+
+def broadcast_to(x, shape):
+    t = _trace()
+    x = t.to_value(x)
+    env = x._b.env
+    shape = tuple(env.find(d) for d in shape)
+    if x._shape == shape:
+        return x
+    return t.bind("broadcast_to", x, shape=shape)
+
+
+# ----------------------------------------------------------------------------- slicing
+def _slice_len(start, stop, step):
+    return len(range(start, stop, step))
+
+
+def _slice_shape(env, avals, index):
+    (s, t), = avals
+    out = []
+    for d, (a, b, c) in zip(s, index):
+        out.append(d if b is None and a == 0 and c == 1 else _slice_len(a, -1 if b is None else b, c))
+    return tuple(out), t
+
+
+def _np_index(index):
+    return tuple(slice(a, b, c) for a, b, c in index)
+
+
+register(Op("slice", "structure", _slice_shape, lambda x, index: x[_np_index(index)],
+            vjp=lambda g, y, x, index: (_bind_unslice(g, index, x._shape),),
+            jvp=lambda ts, y, x, index: _trace().bind("slice", ts[0], index=index),
+            doc="x[start:stop:step] per axis (static bounds)"))
+
+
+def _unslice_np(g, index, shape):
+    z = np.zeros(shape, dtype=g.dtype)
+    z[_np_index(index)] = g
+    return z
+
+
+register(Op("unslice", "structure", lambda env, avals, index, shape: (tuple(shape), avals[0][1]),
+            _unslice_np,
+            vjp=lambda g, y, x, index, shape: (_trace().bind("slice", g, index=index),),
+            jvp=lambda ts, y, x, index, shape: _bind_unslice(ts[0], index, shape),
+            doc="zeros of `shape` with the argument placed at index: the adjoint of slice"))
+
+
+def _bind_unslice(g, index, shape):
+    return _trace().bind("unslice", g, index=index, shape=tuple(shape))
+
+
+def _norm_slice(env, d, sl: slice):
+    """Static (start, stop, step) for one axis; keeps a symbolic size when possible."""
+    step = 1 if sl.step is None else int(sl.step)
+    if step == 0:
+        raise ShapeError("slice step cannot be zero")
+    start, stop = sl.start, sl.stop
+    if step == 1 and (start is None or start == 0) and stop is None:
+        return (0, None, 1)
+    if step > 0 and (start is None or start >= 0) and stop is not None and stop >= 0 \
+            and isinstance(env.find(d), str) and env.value(d) >= stop:
+        env.at_least(d, int(stop))
+        return (0 if start is None else int(start), int(stop), step)
+    n = env.pin(d)
+    a, b, c = slice(start, stop, step).indices(n)
+    if c < 0 and b < 0:
+        b = None
+    return (a, b, c)
+
+
+def getitem(x, key):
+    """numpy indexing: ints, slices, None, Ellipsis; integer-array (advanced) indexing
+    on every axis (``S[rows, labels]``) or on a vector (``v[idx]``)."""
+    t = _trace()
+    x = t.to_value(x)
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(_is_index_array(k) for k in key):
+        return _advanced(x, key)
+    if sum(k is Ellipsis for k in key) > 1:
+        raise ShapeError("an index can only have a single ellipsis")
+    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if n_real > x.ndim:
+        raise ShapeError(f"too many indices: {n_real} for an array of rank {x.ndim}")
+    if Ellipsis in key:
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
+    key = key + (slice(None),) * (x.ndim - n_real)
+    env = x._b.env
+    index, out_shape_plan, axis = [], [], 0
+    for k in key:
+        if k is None:
+            out_shape_plan.append(("new",))
+            continue
+        d = x._shape[axis]
+        if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            k = int(k)
+            n = env.value(d)
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for axis {axis} with size {n}")
+            if k >= 0 and isinstance(env.find(d), str):
+                env.at_least(d, k + 1)
+                index.append((k, k + 1, 1))
+            else:
+                kk = k % env.pin(d)
+                index.append((kk, kk + 1, 1))
+            out_shape_plan.append(("drop",))
+        elif isinstance(k, slice):
+            index.append(_norm_slice(env, d, k))
+            out_shape_plan.append(("keep", axis))
+        else:
+            raise UnsupportedError(f"unsupported index {k!r} of type {type(k).__name__} "
+                                   "(gradc supports ints, slices, None, ... and integer arrays)")
+        axis += 1
+    y = x
+    if any(ix != (0, None, 1) for ix in index):
+        y = t.bind("slice", x, index=tuple(index))
+    ys = y._shape
+    shape = []
+    for p in out_shape_plan:
+        if p[0] == "new":
+            shape.append(1)
+        elif p[0] == "keep":
+            shape.append(ys[p[1]])
+    return reshape_sym(y, tuple(shape))
+
+
+def _is_index_array(k):
+    t = _trace()
+    if isinstance(k, t.Value):
+        return True
+    if isinstance(k, (list, np.ndarray)):
+        a = np.asarray(k)
+        if a.dtype == bool:
+            raise UnsupportedError("boolean mask indexing gives a data-dependent shape; "
+                                   "use gradc.where(mask, x, 0) instead")
+        return True
+    return False
+
+
+def _advanced(x, key):
+    t = _trace()
+    if len(key) == 1 and x.ndim == 1:
+        return gather(x, key[0])
+    if len(key) == x.ndim and all(_is_index_array(k) or isinstance(k, (int, np.integer)) for k in key):
+        return gather(x, *key)
+    if len(key) == 1 and x.ndim == 2:
+        # rows by index array: X[idx] == X[idx[:, None], arange(k)[None, :]]
+        idx = _index_value(key[0])
+        cols = t.bind("iota", shape=(1, x._shape[1]), axis=1, dtype=np.dtype(np.int64))
+        return gather(x, expand_dims(idx, -1), cols)
+    raise UnsupportedError("integer-array indexing is supported on every axis at once "
+                           "(S[rows, cols]), on a vector (v[idx]) or on rows (X[idx])")
+
+
+# ----------------------------------------------------------------------------- gather
+def _gather_shape(env, avals):
+    (s, t), *idx = avals
+    if len(idx) != len(s):
+        raise ShapeError(f"gather needs {len(s)} index arrays, got {len(idx)}")
+    for _, it in idx:
+        if np.dtype(it).kind not in "iu":
+            raise ShapeError(f"index arrays must be integers, got {it}")
+    return env.broadcast([i for i, _ in idx], "gather indices"), t
+
+
+def _gather_np(x, *idx):
+    return x[tuple(idx)]
+
+
+def _scatter_np(g, *idx, shape):
+    z = np.zeros(shape, dtype=g.dtype)
+    np.add.at(z, tuple(np.broadcast_arrays(*idx)), g)
+    return z
+
+
+register(Op("gather", "structure", _gather_shape, _gather_np,
+            vjp=lambda g, y, x, *idx: (_trace().bind("scatter_add", g, *idx, shape=x._shape),) + (None,) * len(idx),
+            jvp=lambda ts, y, x, *idx: _trace().bind("gather", ts[0], *idx),
+            doc="x[i0, i1, ...] with integer index arrays (broadcast together)"))
+register(Op("scatter_add", "structure",
+            lambda env, avals, shape: (tuple(shape), avals[0][1]), _scatter_np,
+            vjp=lambda g, y, u, *idx, shape: (_trace().bind("gather", g, *idx),) + (None,) * len(idx),
+            jvp=lambda ts, y, u, *idx, shape: _trace().bind("scatter_add", ts[0], *idx, shape=shape),
+            doc="zeros of `shape`, adding u at the indices: the adjoint of gather"))
+
+
+def _index_value(k):
+    t = _trace()
+    if isinstance(k, t.Value):
+        if k.dtype.kind not in "iu":
+            raise UnsupportedError(f"index arrays must be integers, got {k.dtype}")
+        return k if k.dtype == np.int64 else t.bind("cast", k, dtype=np.dtype(np.int64))
+    a = np.asarray(k)
+    if a.dtype.kind not in "iu":
+        raise UnsupportedError(f"index arrays must be integers, got {a.dtype}")
+    return t.to_value(a.astype(np.int64))
+
+
+def gather(x, *idx):
+    t = _trace()
+    x = t.to_value(x)
+    vals = [_index_value(k) for k in idx]
+    return t.bind("gather", x, *vals)
+
+
+def take_along_axis(x, indices, axis):
+    """numpy.take_along_axis, differentiable in x (its adjoint is a scatter-add)."""
+    t = _trace()
+    if not isinstance(x, t.Value) and not isinstance(indices, t.Value) and t.current() is None:
+        return np.take_along_axis(np.asarray(x), np.asarray(indices), axis)
+    x = t.to_value(x)
+    idx = _index_value(indices)
+    if idx.ndim != x.ndim:
+        raise ShapeError(f"take_along_axis: indices have rank {idx.ndim}, x has rank {x.ndim}")
+    axis = axis % x.ndim
+    full = []
+    for a in range(x.ndim):
+        if a == axis:
+            full.append(idx)
+        else:
+            shp = tuple(x._shape[a] if b == a else 1 for b in range(x.ndim))
+            full.append(t.bind("iota", shape=shp, axis=a, dtype=np.dtype(np.int64)))
+    return t.bind("gather", x, *full)
+
+
+def _iota_np(shape, axis, dtype):
+    shp = [1] * len(shape)
+    shp[axis] = shape[axis]
+    return np.broadcast_to(np.arange(shape[axis], dtype=dtype).reshape(shp), shape)
+
+
+register(Op("iota", "source", lambda env, avals, shape, axis, dtype: (tuple(shape), np.dtype(dtype)),
+            _iota_np, doc="0, 1, 2, ... along axis (e.g. the row numbers of a gather)"))
+
+
+def arange_like(x, axis=0):
+    """0..n-1 for n = x.shape[axis], kept symbolic (unlike np.arange(x.shape[0]))."""
+    t = _trace()
+    x = t.to_value(x)
+    return t.bind("iota", shape=(x._shape[axis],), axis=0, dtype=np.dtype(np.int64))
+
+
+# ----------------------------------------------------------------------------- concatenate
+def _concat_shape(env, avals, axis):
+    shapes = [s for s, _ in avals]
+    r = len(shapes[0])
+    if any(len(s) != r for s in shapes):
+        raise ShapeError("concatenate: all arrays must have the same rank")
+    out = list(shapes[0])
+    for s in shapes[1:]:
+        for i in range(r):
+            if i != axis:
+                out[i] = env.equal(out[i], s[i], "concatenate")
+    out[axis] = int(sum(env.value(s[axis]) for s in shapes))
+    return tuple(out), avals[0][1]
+
+
+def _concat_vjp(g, y, *xs, axis):
+    outs, start = [], 0
+    for x in xs:
+        n = x._b.env.value(x._shape[axis])
+        index = tuple((start, start + n, 1) if a == axis else (0, None, 1) for a in range(x.ndim))
+        outs.append(_trace().bind("slice", g, index=index))
+        start += n
+    return tuple(outs)
+
+
+def _concat_jvp(ts, y, *xs, axis):
+    from .elementwise import _trace as _t
+    parts = [t if t is not None else zeros_like(x) for t, x in zip(ts, xs)]
+    return _t().bind("concatenate", *parts, axis=axis)
+
+
+register(Op("concatenate", "structure", _concat_shape,
+            lambda *xs, axis: np.concatenate(xs, axis=axis), vjp=_concat_vjp, jvp=_concat_jvp))
+
+
+def concatenate(xs, axis=0):
+    t = _trace()
+    xs = list(xs)
+    if not any(isinstance(x, t.Value) for x in xs) and t.current() is None:
+        return np.concatenate(xs, axis=axis)
+    from .elementwise import result_dtype, convert
+    dt = result_dtype(xs, float_result=False)
+    vals = [convert(x, dt) for x in xs]
+    if any(v.ndim == 0 for v in vals):
+        raise ShapeError("zero-dimensional arrays cannot be concatenated")
+    axis = axis % vals[0].ndim
+    for v in vals:
+        v._b.env.pin(v._shape[axis])
+    return t.bind("concatenate", *vals, axis=axis)
+
+
+def stack(xs, axis=0):
+    t = _trace()
+    xs = list(xs)
+    if not xs:
+        raise ShapeError("need at least one array to stack")
+    if not any(isinstance(x, t.Value) for x in xs) and t.current() is None:
+        return np.stack(xs, axis=axis)
+    vals = [t.to_value(x) for x in xs]
+    nd = vals[0].ndim + 1
+    return concatenate([expand_dims(v, axis % nd) for v in vals], axis=axis % nd)
+
+
+def stack_nested(x):
+    """``array([[a, b], [c, d]])`` of traced scalars/arrays."""
+    if isinstance(x, (list, tuple)):
+        return stack([stack_nested(e) for e in x])
+    return _trace().to_value(x)
+
+
+# ----------------------------------------------------------------------------- constructors
+def full_like(x, value, dtype=None):
+    t = _trace()
+    if not isinstance(x, t.Value):
+        return np.full_like(x, value, dtype=dtype)
+    dt = np.dtype(dtype or x.dtype)
+    return broadcast_to(t.to_value(np.asarray(value, dtype=dt)), x._shape)
+
+
+def zeros_like(x, dtype=None):
+    return full_like(x, 0, dtype)
+
+
+def ones_like(x, dtype=None):
+    return full_like(x, 1, dtype)

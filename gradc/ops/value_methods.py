@@ -1,0 +1,82 @@
+"""Array behaviour of traced values: operators, methods, and numpy's dispatch protocols
+(``__array_ufunc__``, ``__array_function__``), so unmodified numpy code traces."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..tracer import Value
+from . import elementwise as ew, reduce as red, linalg as la, structure as st
+
+
+def _r(f):
+    return lambda self, other: f(other, self)
+
+
+Value.__add__ = lambda s, o: ew.add(s, o)
+Value.__radd__ = _r(ew.add)
+Value.__sub__ = lambda s, o: ew.subtract(s, o)
+Value.__rsub__ = _r(ew.subtract)
+Value.__mul__ = lambda s, o: ew.multiply(s, o)
+Value.__rmul__ = _r(ew.multiply)
+Value.__truediv__ = lambda s, o: ew.divide(s, o)
+Value.__rtruediv__ = _r(ew.divide)
+Value.__pow__ = lambda s, o: ew.power(s, o)
+Value.__rpow__ = _r(ew.power)
+Value.__matmul__ = lambda s, o: la.matmul(s, o)
+Value.__rmatmul__ = _r(la.matmul)
+Value.__neg__ = lambda s: ew.neg(s)
+Value.__pos__ = lambda s: s
+Value.__abs__ = lambda s: ew.abs(s)
+Value.__gt__ = lambda s, o: ew.greater(s, o)
+Value.__ge__ = lambda s, o: ew.greater_equal(s, o)
+Value.__lt__ = lambda s, o: ew.less(s, o)
+Value.__le__ = lambda s, o: ew.less_equal(s, o)
+Value.__eq__ = lambda s, o: ew.equal(s, o)
+Value.__ne__ = lambda s, o: ew.not_equal(s, o)
+Value.__and__ = lambda s, o: ew.logical_and(s, o)
+Value.__invert__ = lambda s: ew.logical_not(s)
+Value.__getitem__ = lambda s, k: st.getitem(s, k)
+Value.T = property(lambda s: la.transpose(s))
+Value.sum = lambda s, axis=None, keepdims=False: red.sum_(s, axis, keepdims)
+Value.mean = lambda s, axis=None, keepdims=False: red.mean(s, axis, keepdims)
+Value.max = lambda s, axis=None, keepdims=False: red.max_(s, axis, keepdims)
+Value.min = lambda s, axis=None, keepdims=False: red.min_(s, axis, keepdims)
+Value.dot = lambda s, o: la.dot(s, o)
+Value.reshape = lambda s, *shape: st.reshape(s, *shape)
+Value.transpose = lambda s, *axes: la.transpose(s, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
+Value.astype = lambda s, dtype: ew.astype(s, dtype)
+Value.copy = lambda s: s
+Value.clip = lambda s, a_min=None, a_max=None: ew.clip(s, a_min, a_max)
+Value.squeeze = lambda s, axis=None: st.squeeze(s, axis)
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    from .. import numpy as gnp
+    if kwargs.get("out") is not None:
+        raise UnsupportedError(f"numpy.{ufunc.__name__}(..., out=...) cannot write into a traced value")
+    kwargs.pop("out", None)
+    if method == "__call__":
+        f = gnp.UFUNCS.get(ufunc.__name__)
+        if f is None:
+            raise UnsupportedError(f"numpy.{ufunc.__name__} is not supported by gradc "
+                                   f"(supported ufuncs: {', '.join(sorted(gnp.UFUNCS))})")
+        if kwargs:
+            raise UnsupportedError(f"numpy.{ufunc.__name__}: keyword arguments {sorted(kwargs)} are not supported")
+        return f(*inputs)
+    if method == "reduce" and ufunc.__name__ in ("add", "maximum", "minimum"):
+        f = {"add": red.sum_, "maximum": red.max_, "minimum": red.min_}[ufunc.__name__]
+        return f(inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
+    raise UnsupportedError(f"numpy.{ufunc.__name__}.{method} is not supported by gradc")
+
+
+def _array_function(self, func, types, args, kwargs):
+    from .. import numpy as gnp
+    f = gnp.FUNCTIONS.get(func.__name__)
+    if f is None:
+        raise UnsupportedError(f"numpy.{func.__name__} is not supported by gradc on traced values")
+    return f(*args, **kwargs)
+
+
+Value.__array_ufunc__ = _array_ufunc
+Value.__array_function__ = _array_function

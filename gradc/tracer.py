@@ -1,0 +1,360 @@
+"""Tracing: run a Python function on :class:`Value` placeholders and record a Graph.
+
+``bind(op, *args, **params)`` is the one way a node enters a graph: it converts
+constants, checks the op's shape rule, and adds the node to the current
+:class:`Builder`.  Builders nest (``grad(grad(f))`` traces ``f`` inside the trace of
+``grad(f)``); a Value of an outer builder used inside an inner one is captured as an
+extra input of the inner graph (closure conversion), so every graph is self-contained.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ArgumentError, GradcError, ShapeError, TracerBoolError, UnsupportedError
+from .graph import Graph, fmt_type
+from .shapes import ShapeEnv, fmt_shape
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_state = threading.local()
+
+
+def _stack() -> list:
+    s = getattr(_state, "stack", None)
+    if s is None:
+        s = _state.stack = []
+    return s
+
+
+def current() -> "Builder | None":
+    s = _stack()
+    return s[-1] if s else None
+
+
+def user_source() -> str | None:
+    """file:line of the innermost frame outside gradc (the user's model code)."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not os.path.abspath(fn).startswith(_PKG_DIR):
+            return f"{os.path.basename(fn)}:{f.f_lineno}"
+        f = f.f_back
+    return None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """An argument's abstract type: symbolic shape, dtype, example sizes."""
+    shape: tuple
+    dtype: np.dtype
+    example: tuple
+
+    @staticmethod
+    def of_node(graph: Graph, nid: int) -> "Spec":
+        """The spec of a graph input, keeping its size symbols' names."""
+        d = graph[nid]
+        ex = getattr(graph, "example", {})
+        return Spec(tuple(d["shape"]), d["dtype"], tuple(x if isinstance(x, int) else ex.get(x, 2)
+                                                        for x in d["shape"]))
+
+    @staticmethod
+    def of(arr: np.ndarray) -> "Spec":
+        return Spec(tuple(1 if s == 1 else None for s in arr.shape), arr.dtype, arr.shape)
+
+    def __str__(self):
+        return fmt_type(self.example, self.dtype)
+
+
+class Builder:
+    """Collects the nodes of one trace into a Graph."""
+
+    def __init__(self, name="f"):
+        self.graph = Graph(name)
+        self.env = ShapeEnv()
+        self.role = "forward"
+        self.src_override = None
+        self.captured: list[Value] = []      # outer Values captured as extra inputs
+        self._capture_ids: dict[int, Value] = {}
+        self.consts: dict = {}
+        self.active = True
+
+    def __enter__(self):
+        _stack().append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _stack().pop()
+        self.active = False
+
+    def input(self, spec: Spec, name: str) -> "Value":
+        shape = tuple(self.env.new(e) if d is None else self.env.named(d, e) if isinstance(d, str) else d
+                      for d, e in zip(spec.shape, spec.example))
+        nid = self.graph.add("input", (), shape=shape, dtype=spec.dtype, name=name,
+                             params={"index": len(self.graph.inputs)})
+        self.graph.inputs.append(nid)
+        return Value(self, nid)
+
+    def const(self, value) -> "Value":
+        arr = np.asarray(value)
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise UnsupportedError(f"constant of dtype {arr.dtype} is not supported "
+                                   "(expected a float, int or bool array)")
+        key = (arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 64 else ("id", id(value))
+        hit = self.consts.get(key)
+        if hit is not None:
+            return hit
+        arr = arr.copy()
+        arr.flags.writeable = False
+        v = Value(self, self.graph.add("const", (), shape=arr.shape, dtype=arr.dtype,
+                                       params={"value": arr}, role=self.role))
+        self.consts[key] = v
+        return v
+
+    def capture(self, v: "Value") -> "Value":
+        if not v._b.active:
+            raise GradcError("a traced value escaped its trace (it was stored outside the "
+                             "function being transformed and used later)")
+        hit = self._capture_ids.get(id(v))
+        if hit is not None:
+            return hit
+        spec = Spec(tuple(1 if d == 1 else None for d in v._shape),
+                    v.dtype, tuple(v._b.env.value(d) for d in v._shape))
+        inner = self.input(spec, f"captured{len(self.captured)}")
+        self.graph[inner._id]["params"]["captured"] = True
+        self.captured.append(v)
+        self._capture_ids[id(v)] = inner
+        return inner
+
+    def finish(self, outputs: list["Value"]) -> Graph:
+        """Canonicalize shapes after unification and return the graph."""
+        g = self.graph
+        g.outputs = [o._id for o in outputs]
+        for nid in g.nx.nodes:
+            d = g.nx.nodes[nid]
+            d["shape"] = self.env.canon(d["shape"])
+            d["params"] = {k: canon_param(v, self.env.find) for k, v in d["params"].items()}
+        g.minimum = {self.env.find(k): v for k, v in self.env.minimum.items()
+                     if isinstance(self.env.find(k), str)}
+        g.example = {s: self.env.example[s] for s in self.env.example if self.env.find(s) == s}
+        return g
+
+
+def canon_param(v, f):
+    if isinstance(v, tuple):
+        return tuple(canon_param(x, f) for x in v)
+    if isinstance(v, str) and not v.isidentifier():
+        return v
+    return f(v) if isinstance(v, str) else v
+
+
+def subst_params(params: dict, symmap: dict) -> dict:
+    def s(v):
+        if isinstance(v, tuple):
+            return tuple(s(x) for x in v)
+        if isinstance(v, str) and v in symmap:
+            return symmap[v]
+        return v
+    return {k: s(v) for k, v in params.items()}
+
+
+# ----------------------------------------------------------------------------- binding
+from .ops.registry import OPS  # noqa: E402  (ops import Value lazily through this module)
+
+
+def to_value(x, b: Builder | None = None) -> "Value":
+    b = b or current()
+    if isinstance(x, Value):
+        return x if x._b is b else b.capture(x)
+    if isinstance(x, (bool, int, float, np.generic, np.ndarray, list, tuple)):
+        if isinstance(x, (list, tuple)) and any(isinstance(e, Value) for e in _flat(x)):
+            from .ops.structure import stack_nested
+            return stack_nested(x)
+        return b.const(x)
+    if isinstance(x, complex) or (hasattr(x, "dtype") and np.dtype(x.dtype).kind == "c"):
+        raise UnsupportedError("complex values are not supported (gradc differentiates real functions)")
+    raise UnsupportedError(f"cannot use a {type(x).__name__} in a gradc computation "
+                           "(expected an array, a Python number or a traced value)")
+
+
+def _flat(x):
+    for e in x:
+        if isinstance(e, (list, tuple)):
+            yield from _flat(e)
+        else:
+            yield e
+
+
+def bind(opname: str, *args, **params) -> "Value":
+    """Add one node: ``opname`` applied to ``args`` (Values or constants)."""
+    b = current()
+    if b is None:
+        raise GradcError(f"internal: bind({opname}) outside a trace")
+    vals = [to_value(a, b) for a in args]
+    op = OPS[opname]
+    avals = [(v._shape, v.dtype) for v in vals]
+    try:
+        shape, dtype = op.shape_rule(b.env, avals, **params)
+    except ShapeError as e:
+        src = user_source()
+        shown = ", ".join(fmt_type(tuple(b.env.value(d) for d in s), t) for s, t in avals)
+        raise ShapeError(f"{op.name}({shown}): {e}" + (f"  [at {src}]" if src else "")) from None
+    src = b.src_override or user_source()
+    nid = b.graph.add(opname, [v._id for v in vals], shape=shape, dtype=dtype,
+                      params=params, src=src, role=b.role)
+    return Value(b, nid)
+
+
+def inline(graph: Graph, args: list) -> list["Value"]:
+    """Replay ``graph`` into the current trace on ``args``; returns its outputs."""
+    env = replay(graph, args)
+    return [env[o] for o in graph.outputs]
+
+
+def replay(graph: Graph, args: list) -> dict:
+    """Replay ``graph`` into the current trace; returns {graph node: Value}."""
+    b = current()
+    vals = [to_value(a, b) for a in args]
+    if len(vals) != len(graph.inputs):
+        raise GradcError(f"internal: inlining {graph.name} with {len(vals)} of {len(graph.inputs)} inputs")
+    symmap: dict = {}
+    env: dict = {}
+    for nid, v in zip(graph.inputs, vals):
+        d = graph[nid]
+        if v.dtype != d["dtype"]:
+            v = bind("cast", v, dtype=d["dtype"])
+        if len(d["shape"]) != len(v._shape):
+            raise ShapeError(f"{graph.name}: argument {d['name']} expects rank {len(d['shape'])}, got {len(v._shape)}")
+        for gd, vd in zip(d["shape"], v._shape):
+            if isinstance(gd, int):
+                b.env.equal(vd, gd, f"{graph.name} argument {d['name']}")
+            elif gd in symmap:
+                symmap[gd] = b.env.equal(symmap[gd], vd, f"{graph.name} argument {d['name']}")
+            else:
+                symmap[gd] = vd
+        env[nid] = v
+    for s, k in graph.minimum.items():
+        if s in symmap:
+            b.env.at_least(symmap[s], k)
+    for nid in graph.order():
+        d = graph[nid]
+        if nid in env:
+            continue
+        if d["op"] == "const":
+            env[nid] = b.const(d["params"]["value"])
+            continue
+        prev = b.src_override
+        b.src_override = d.get("src")
+        try:
+            env[nid] = bind(d["op"], *[env[a] for a in d["args"]], **subst_params(d["params"], symmap))
+        finally:
+            b.src_override = prev
+    return env
+
+
+def trace(fn, specs: list[Spec], names: list[str], name: str = "f"):
+    """Trace ``fn`` on placeholders of the given specs.
+
+    Returns ``(graph, structure, captured)``: ``structure`` describes how the outputs
+    were nested (``None`` for a single array, else ``("tuple", n)``); ``captured`` lists
+    outer Values the function closed over (extra inputs at the end of the graph).
+    """
+    with Builder(name) as b:
+        args = [b.input(s, n) for s, n in zip(specs, names)]
+        out = fn(*args)
+        if isinstance(out, (tuple, list)):
+            structure = ("tuple", len(out))
+            outs = [to_value(o, b) for o in out]
+        elif isinstance(out, dict):
+            raise ArgumentError(f"{name} returned a dict; gradc functions return an array or a tuple of arrays")
+        elif out is None:
+            raise ArgumentError(f"{name} returned None; it must return an array or a tuple of arrays")
+        else:
+            structure = None
+            outs = [to_value(out, b)]
+        g = b.finish(outs)
+    return g, structure, b.captured
+
+
+# ----------------------------------------------------------------------------- Value
+class Value:
+    """A traced array: a node of the graph being built.  Behaves like a numpy array."""
+
+    __slots__ = ("_b", "_id")
+    __array_priority__ = 1000
+
+    def __init__(self, builder: Builder, nid: int):
+        self._b = builder
+        self._id = nid
+
+    @property
+    def _node(self):
+        return self._b.graph.nx.nodes[self._id]
+
+    @property
+    def _shape(self):
+        return self._b.env.canon(self._node["shape"])
+
+    @property
+    def dtype(self):
+        return self._node["dtype"]
+
+    @property
+    def ndim(self):
+        return len(self._node["shape"])
+
+    @property
+    def shape(self):
+        """Concrete sizes.  Reading them fixes the graph to these sizes (a call with
+        other sizes retraces), since Python code may compute with them."""
+        return tuple(self._b.env.pin(d) for d in self._shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d traced value")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self):
+        ex = tuple(self._b.env.value(d) for d in self._shape)
+        return f"Traced<{fmt_type(self._shape, self.dtype)}, example {fmt_shape(ex)}> {self._b.graph.label(self._id)}"
+
+    def _concrete_error(self, what):
+        src = user_source()
+        return TracerBoolError(
+            f"{what} of a traced value {fmt_type(self._shape, self.dtype)}"
+            + (f" at {src}" if src else "")
+            + ": its value is not known while gradc traces the function. Python control "
+            "flow (if/while/and/or) cannot depend on it; use gradc.where(cond, a, b) to "
+            "select values, or pass the value as a static Python number.")
+
+    def __bool__(self):
+        raise self._concrete_error("bool()")
+
+    def __float__(self):
+        raise self._concrete_error("float()")
+
+    def __int__(self):
+        raise self._concrete_error("int()")
+
+    def __index__(self):
+        raise self._concrete_error("use as an index")
+
+    def __complex__(self):
+        raise self._concrete_error("complex()")
+
+    def __array__(self, dtype=None, copy=None):
+        raise self._concrete_error("conversion to a numpy array")
+
+    def __hash__(self):
+        return id(self)
