@@ -20,3 +20,4 @@ def get(name: str):
 
 
 register("numpy", "gradc.backends.numpy_backend")
+register("llvm", "gradc.backends.llvm_backend")

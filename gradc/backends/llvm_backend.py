@@ -1,0 +1,96 @@
+"""backend="llvm": schedule the graph into fused loop nests, lower them to LLVM IR,
+JIT-compile, and call the kernel through ctypes.
+
+Every argument's rank, dtype and sizes were checked against the graph before ``run``
+(``Entry.match``); ``run`` makes non-contiguous, misaligned, or negative-stride arrays
+contiguous (copying only then) and checks that max/min reductions are not empty, so
+native code never touches memory it should not."""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import re
+
+import numpy as np
+
+from ..errors import ArgumentError
+from ..evaluate import bind_sizes
+from ..graph import Graph
+from ..shapes import resolve
+from .llvm_codegen import lower, workspace_bytes
+from .llvm_jit import Artifact
+from .schedule import describe, schedule
+
+KERNEL = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+def kernel_name(graph: Graph) -> str:
+    h = hashlib.sha1(str(graph).encode()).hexdigest()[:10]
+    return "gradc_" + re.sub(r"\W", "_", graph.name) + "_" + h
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    if a.flags.c_contiguous and a.flags.aligned:
+        return a
+    return np.array(a, order="C", copy=True)
+
+
+class Kernel:
+    """A compiled graph with its call path."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.schedule = s = schedule(graph)
+        self.name = kernel_name(graph)
+        self.module = lower(s, self.name)
+        self.artifact = Artifact(str(self.module), self.name)
+        self.cfunc = KERNEL(self.artifact.address)
+        g = s.graph
+        self.root_outputs = list(dict.fromkeys(o for o in s.outputs if o in s.roots))
+        self.out_specs = [(g[o]["shape"], g[o]["dtype"]) for o in self.root_outputs]
+        self.const_arrays = [np.ascontiguousarray(g[c]["params"]["value"]) for c in s.consts]
+        self.symbols = s.symbols
+
+    def describe(self) -> str:
+        return describe(self.schedule)
+
+    def __call__(self, arrays):
+        s, g = self.schedule, self.schedule.graph
+        sizes = bind_sizes(g, arrays)
+        for nid, axes in s.nonempty:
+            shp = resolve(g[g[nid]["args"][0]]["shape"], sizes)
+            if any(shp[a] == 0 for a in axes):
+                raise ValueError(f"zero-size array to reduction operation {g[nid]['op']} which has no identity")
+        ins = [_contiguous(a) for a in arrays]
+        outs = [np.empty(resolve(shape, sizes), dtype) for shape, dtype in self.out_specs]
+        bufs = ins + outs + self.const_arrays
+        ptrs = (ctypes.c_void_p * max(len(bufs), 1))(*[b.ctypes.data for b in bufs])
+        szs = (ctypes.c_int64 * max(len(self.symbols), 1))(*[sizes[x] for x in self.symbols])
+        nbytes = workspace_bytes(s, sizes)
+        ws = np.empty(max(nbytes, 1), np.uint8)
+        rc = self.cfunc(ptrs, szs, ws.ctypes.data)
+        if rc:
+            raise IndexError("index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] index is outside the array)")
+        by_node = dict(zip(self.root_outputs, outs))
+        results = []
+        for o in s.outputs:
+            if o in by_node:
+                results.append(by_node[o])
+            elif g[o]["op"] == "input":
+                results.append(np.array(arrays[g.inputs.index(o)]))
+            else:
+                results.append(np.array(g[o]["params"]["value"]))
+        return results
+
+
+def compile(graph: Graph, *, debug_nans=False):
+    if debug_nans:
+        from .numpy_backend import compile as np_compile
+        return np_compile(graph, debug_nans=True)
+    k = Kernel(graph)
+
+    def run(arrays):
+        return k(arrays)
+    run.artifact = k.artifact
+    run.kernel = k
+    return run

@@ -1,0 +1,615 @@
+"""Lowering a :class:`~gradc.backends.schedule.Schedule` to LLVM IR (llvmlite.ir).
+
+The kernel ABI (see ``runtime/gradc.h``)::
+
+    int32_t NAME(void **args, const int64_t *sizes, void *workspace)
+
+``args`` holds the data pointers of the inputs, then the outputs, then array constants;
+``sizes`` the run-time value of each size symbol (``Schedule.symbols`` order);
+``workspace`` the intermediates' memory (``workspace_bytes(sizes)``).  It returns 0, or
+1 when a gather index was out of bounds.
+
+The exported function loads the pointers and calls an internal ``NAME.impl`` whose
+pointer parameters are ``noalias`` (after inlining LLVM keeps that as alias metadata),
+so loops vectorize without run-time overlap checks.  Loops are written with allocas
+(clang's style); SROA/mem2reg turn them into SSA, and O3 vectorizes the inner loops.
+IR values are named after the graph nodes they compute (``n12``) so the IR reads next
+to the graph.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from ..graph import Graph
+from ..ops import OPS
+from .schedule import Schedule
+
+I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+F32, F64 = ir.FloatType(), ir.DoubleType()
+ALIGN = 64
+
+
+def ir_type(dtype) -> ir.Type:
+    dt = np.dtype(dtype)
+    return {"f8": F64, "f4": F32, "i8": I64, "i4": I32, "b1": I8, "u8": I64, "u4": I32}[dt.kind + str(dt.itemsize)]
+
+
+def reg_type(dtype) -> ir.Type:
+    return I1 if np.dtype(dtype) == np.bool_ else ir_type(dtype)
+
+
+def _const(ty, v):
+    if ty == I1:
+        return ir.Constant(I1, int(bool(v)))
+    if isinstance(ty, ir.IntType):
+        return ir.Constant(ty, int(v))
+    return ir.Constant(ty, float(v))
+
+
+class Emitter:
+    """Scalar operations used by the ops' ``llvm`` lowerings (one element at a time;
+    the loop vectorizer widens them)."""
+
+    def __init__(self, cg: "Codegen"):
+        self.cg = cg
+        self.dtype = None
+
+    @property
+    def b(self) -> ir.IRBuilder:
+        return self.cg.b
+
+    def _float(self, x):
+        return isinstance(x.type, (ir.FloatType, ir.DoubleType))
+
+    def neg(self, x):
+        return self.b.fneg(x) if self._float(x) else self.b.neg(x)
+
+    def add(self, x, y):
+        return self.b.fadd(x, y) if self._float(x) else self.b.add(x, y)
+
+    def sub(self, x, y):
+        return self.b.fsub(x, y) if self._float(x) else self.b.sub(x, y)
+
+    def mul(self, x, y):
+        return self.b.fmul(x, y) if self._float(x) else self.b.mul(x, y)
+
+    def div(self, x, y):
+        return self.b.fdiv(x, y)
+
+    def intrinsic(self, name, *xs):
+        ty = xs[0].type
+        fn = self.cg.module.declare_intrinsic(name, [ty], ir.FunctionType(ty, [x.type for x in xs]))
+        return self.b.call(fn, list(xs))
+
+    def math(self, name, x):
+        return self.cg.math(name, x)
+
+    def sign(self, x):
+        one, zero = _const(x.type, 1), _const(x.type, 0)
+        pos = self.b.fcmp_ordered(">", x, zero)
+        negv = self.b.fcmp_ordered("<", x, zero)
+        return self.b.select(pos, one, self.b.select(negv, _const(x.type, -1), x))
+
+    def maximum(self, x, y):
+        if self._float(x):
+            return self.intrinsic("llvm.maximum", x, y)   # propagates NaN, as numpy does
+        return self.b.select(self.b.icmp_signed(">", x, y), x, y)
+
+    def minimum(self, x, y):
+        if self._float(x):
+            return self.intrinsic("llvm.minimum", x, y)
+        return self.b.select(self.b.icmp_signed("<", x, y), x, y)
+
+    def relu(self, x):
+        return self.maximum(x, _const(x.type, 0))
+
+    def compare(self, op, x, y):
+        if self._float(x):
+            if op == "!=":
+                return self.b.fcmp_unordered("!=", x, y)
+            return self.b.fcmp_ordered(op, x, y)
+        if x.type == I1:
+            x, y = self.b.zext(x, I8), self.b.zext(y, I8)
+        return self.b.icmp_signed(op, x, y)
+
+    def select(self, c, x, y):
+        return self.b.select(c, x, y)
+
+    def logical_and(self, x, y):
+        return self.b.and_(x, y)
+
+    def logical_not(self, x):
+        return self.b.xor(x, _const(I1, 1))
+
+    def cast(self, x, dtype):
+        return self.cg.convert(x, reg_type(dtype))
+
+    def pow(self, x, y):
+        if isinstance(y, ir.Constant) and float(y.constant).is_integer() and abs(y.constant) <= 64:
+            return self._int_pow(x, int(y.constant))
+        if isinstance(y, ir.Constant) and y.constant == 0.5:
+            return self.intrinsic("llvm.sqrt", x)
+        # General exponents: libm's correctly handled pow (scalar; rare in models).
+        return self.cg.libm("pow", x, y)
+
+    def _int_pow(self, x, n):
+        """x**n by repeated squaring (exact for the small integer exponents models use)."""
+        if n == 0:
+            return _const(x.type, 1)
+        result, base, k = None, x, abs(n)
+        while k:
+            if k & 1:
+                result = base if result is None else self.b.fmul(result, base)
+            k >>= 1
+            if k:
+                base = self.b.fmul(base, base)
+        return self.b.fdiv(_const(x.type, 1), result) if n < 0 else result
+
+
+class Codegen:
+    def __init__(self, s: Schedule, name: str):
+        self.s, self.g, self.name = s, s.graph, name
+        self.module = ir.Module(name=name)
+        self.e = Emitter(self)
+        self._libm = {}
+
+    # -- helpers ----------------------------------------------------------------------
+    def alloca(self, ty, name=""):
+        with self.b.goto_block(self.entry):
+            self.b.position_at_start(self.entry)
+            return self.b.alloca(ty, name=name)
+
+    def convert(self, x, ty):
+        b, src = self.b, x.type
+        if src == ty:
+            return x
+        fl = (ir.FloatType, ir.DoubleType)
+        if isinstance(src, fl) and isinstance(ty, fl):
+            return b.fpext(x, ty) if ty == F64 else b.fptrunc(x, ty)
+        if isinstance(src, fl):
+            if ty == I1:
+                return b.fcmp_unordered("!=", x, _const(src, 0))
+            return b.fptosi(x, ty)
+        if isinstance(ty, fl):
+            return b.uitofp(x, ty) if src == I1 else b.sitofp(x, ty)
+        if ty == I1:
+            return b.icmp_signed("!=", x, _const(src, 0))
+        if src == I1:
+            return b.zext(x, ty)
+        return b.sext(x, ty) if ty.width > src.width else b.trunc(x, ty)
+
+    def libm(self, name, *xs):
+        ty = xs[0].type
+        fname = name if ty == F64 else name + "f"
+        fn = self.module.globals.get(fname)
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(ty, [ty] * len(xs)), fname)
+        return self.b.call(fn, list(xs))
+
+    def math(self, name, x):
+        from .. import backend as _vm_pkg  # noqa: F401
+        try:
+            from ..backend import vecmath
+        except ImportError:
+            vecmath = None
+        if vecmath is not None and name in getattr(vecmath, "NAMES", ()):
+            return self.b.call(vecmath.get(self.module, name, x.type), [x])
+        ty = x.type
+        if name in ("exp", "log", "sin", "cos"):
+            return self.e.intrinsic(f"llvm.{name}", x)
+        if name in ("log1p", "expm1", "tanh"):
+            return self.libm(name, x)
+        if name == "sigmoid":
+            e = self.e.intrinsic("llvm.exp", self.b.fneg(self.e.intrinsic("llvm.fabs", x)))
+            one = _const(ty, 1)
+            d = self.b.fadd(one, e)
+            return self.b.select(self.b.fcmp_ordered(">=", x, _const(ty, 0)), self.b.fdiv(one, d), self.b.fdiv(e, d))
+        if name == "softplus":
+            e = self.e.intrinsic("llvm.exp", self.b.fneg(self.e.intrinsic("llvm.fabs", x)))
+            return self.b.fadd(self.e.intrinsic("llvm.maxnum", x, _const(ty, 0)), self.libm("log1p", e))
+        raise NotImplementedError(name)
+
+    def size(self, d) -> ir.Value:
+        return ir.Constant(I64, d) if isinstance(d, int) else self.sizes[d]
+
+    def numel(self, shape) -> ir.Value:
+        n = ir.Constant(I64, 1)
+        for d in shape:
+            if d != 1:
+                n = self.b.mul(n, self.size(d)) if not (isinstance(n, ir.Constant) and n.constant == 1) else self.size(d)
+        return n
+
+    # -- memory ----------------------------------------------------------------------
+    def offset(self, shape, idx) -> ir.Value:
+        """Row-major offset of ``idx`` in a contiguous array of ``shape``."""
+        off = None
+        for d, i in zip(shape, idx):
+            if off is None:
+                off = i if d != 1 else ir.Constant(I64, 0)
+            elif d != 1:
+                off = self.b.add(self.b.mul(off, self.size(d)), i)
+        return off if off is not None else ir.Constant(I64, 0)
+
+    def ptr(self, nid, idx):
+        d = self.g[nid]
+        base = self.bufs[nid]
+        return self.b.gep(base, [self.offset(d["shape"], idx)], inbounds=True)
+
+    def load(self, nid, idx):
+        v = self.b.load(self.ptr(nid, idx), name=f"n{nid}")
+        return self.b.trunc(v, I1) if self.g[nid]["dtype"] == np.bool_ else v
+
+    def store(self, nid, idx, v):
+        if self.g[nid]["dtype"] == np.bool_:
+            v = self.b.zext(v, I8)
+        self.b.store(v, self.ptr(nid, idx))
+
+    # -- expressions -----------------------------------------------------------------
+    def val(self, nid, idx):
+        """The value of node ``nid`` at index ``idx`` (inlined unless it has a buffer)."""
+        key = (nid, tuple(id(i) for i in idx))
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit[0]
+        v = self._val(nid, idx)
+        self.memo[key] = (v, idx)  # keep idx alive so ids stay unique
+        return v
+
+    def _argidx(self, arg, out_shape, idx):
+        """Broadcasting: the index of ``arg`` that feeds element ``idx`` of the result."""
+        s = self.g[arg]["shape"]
+        r, ra = len(out_shape), len(s)
+        return [ir.Constant(I64, 0) if s[k] == 1 else idx[r - ra + k] for k in range(ra)]
+
+    def _val(self, nid, idx):
+        g, d = self.g, self.g[nid]
+        op = d["op"]
+        if op == "const":
+            v = d["params"]["value"]
+            if v.ndim == 0:
+                return _const(reg_type(d["dtype"]), v.item())
+            return self.load(nid, idx)
+        if nid in self.bufs:
+            return self.load(nid, idx)
+        o = OPS[op]
+        if o.kind == "elementwise":
+            args = [self.val(a, self._argidx(a, d["shape"], idx)) for a in d["args"]]
+            self.e.dtype = d["dtype"]
+            v = o.llvm(self.e, *args, **d["params"])
+            return v
+        return getattr(self, "_view_" + op)(nid, d, idx)
+
+    def _view_broadcast_to(self, nid, d, idx):
+        a = d["args"][0]
+        return self.val(a, self._argidx(a, d["shape"], idx))
+
+    def _view_transpose(self, nid, d, idx):
+        perm = d["params"]["perm"]
+        inner = [None] * len(perm)
+        for j, p in enumerate(perm):
+            inner[p] = idx[j]
+        return self.val(d["args"][0], inner)
+
+    def _view_reshape(self, nid, d, idx):
+        a = d["args"][0]
+        ins, outs = self.g[a]["shape"], d["shape"]
+        if [x for x in ins if x != 1] == [x for x in outs if x != 1]:
+            it = iter([i for i, s in zip(idx, outs) if s != 1])
+            return self.val(a, [ir.Constant(I64, 0) if s == 1 else next(it) for s in ins])
+        flat = self.offset(outs, idx)  # general reshape: linearize, then delinearize
+        inner = []
+        for k in range(len(ins) - 1, -1, -1):
+            n = self.size(ins[k])
+            inner.append(self.b.urem(flat, n) if k else flat)
+            if k:
+                flat = self.b.udiv(flat, n)
+        return self.val(a, inner[::-1])
+
+    def _view_slice(self, nid, d, idx):
+        inner = []
+        for i, (a, _, c) in zip(idx, d["params"]["index"]):
+            j = i if c == 1 else self.b.mul(i, ir.Constant(I64, c))
+            inner.append(j if a == 0 else self.b.add(j, ir.Constant(I64, a)))
+        return self.val(d["args"][0], inner)
+
+    def _view_unslice(self, nid, d, idx):
+        src = d["args"][0]
+        ok, inner = _const(I1, 1), []
+        for i, (a, _, c), n in zip(idx, d["params"]["index"], self.g[src]["shape"]):
+            rel = self.b.sub(i, ir.Constant(I64, a))
+            if c != 1:
+                ok = self.b.and_(ok, self.b.icmp_signed("==", self.b.srem(rel, ir.Constant(I64, c)), ir.Constant(I64, 0)))
+                rel = self.b.sdiv(rel, ir.Constant(I64, c))
+            ok = self.b.and_(ok, self.b.icmp_signed(">=", rel, ir.Constant(I64, 0)))
+            ok = self.b.and_(ok, self.b.icmp_signed("<", rel, self.size(n)))
+            inner.append(rel)
+        safe = [self.b.select(ok, r, ir.Constant(I64, 0)) for r in inner]
+        v = self.val(src, safe)
+        return self.b.select(ok, v, _const(v.type, 0))
+
+    def _view_gather(self, nid, d, idx):
+        x, *ix = d["args"]
+        xs = self.g[x]["shape"]
+        inner = []
+        for a, n in zip(ix, xs):
+            k = self.convert(self.val(a, self._argidx(a, d["shape"], idx)), I64)
+            nn = self.size(n)
+            k = self.b.select(self.b.icmp_signed("<", k, ir.Constant(I64, 0)), self.b.add(k, nn), k)
+            ok = self.b.and_(self.b.icmp_signed(">=", k, ir.Constant(I64, 0)), self.b.icmp_signed("<", k, nn))
+            self.flag_error(ok)
+            inner.append(self.b.select(ok, k, ir.Constant(I64, 0)))
+        return self.val(x, inner)
+
+    def _view_iota(self, nid, d, idx):
+        return self.convert(idx[d["params"]["axis"]], reg_type(d["dtype"]))
+
+    def _view_count(self, nid, d, idx):
+        shape = self.g[d["args"][0]]["shape"]
+        n = self.numel([shape[a] for a in d["params"]["axes"]])
+        return self.b.sitofp(n, reg_type(d["dtype"]))
+
+    def _view_concatenate(self, nid, d, idx):
+        axis = d["params"]["axis"]
+        result, start = None, 0
+        for a in d["args"]:
+            n = self.g[a]["shape"][axis]
+            rel = self.b.sub(idx[axis], ir.Constant(I64, start))
+            inside = self.b.and_(self.b.icmp_signed(">=", rel, ir.Constant(I64, 0)),
+                                 self.b.icmp_signed("<", rel, ir.Constant(I64, n)))
+            safe = self.b.select(inside, rel, ir.Constant(I64, 0))
+            v = self.val(a, [safe if k == axis else i for k, i in enumerate(idx)])
+            result = v if result is None else self.b.select(inside, v, result)
+            start += n
+        return result
+
+    def flag_error(self, ok):
+        bad = self.b.zext(self.b.xor(ok, _const(I1, 1)), I32)
+        self.b.store(self.b.or_(self.b.load(self.status), bad), self.status)
+
+    # -- loops -----------------------------------------------------------------------
+    def loop(self, n, body, name="i"):
+        b = self.b
+        iv = self.alloca(I64, name=name + ".addr")
+        b.store(ir.Constant(I64, 0), iv)
+        cond = b.append_basic_block(name + ".cond")
+        bodyb = b.append_basic_block(name + ".body")
+        end = b.append_basic_block(name + ".end")
+        b.branch(cond)
+        b.position_at_end(cond)
+        i = b.load(iv, name=name)
+        b.cbranch(b.icmp_signed("<", i, n), bodyb, end)
+        b.position_at_end(bodyb)
+        body(i)
+        b.store(b.add(i, ir.Constant(I64, 1), flags=["nsw"]), iv)
+        b.branch(cond)
+        b.position_at_end(end)
+
+    def fill(self, nid, value):
+        """Set every element of a root's buffer (the identity of a reduction)."""
+        shape = self.g[nid]["shape"]
+        n = self.numel(shape)
+        ty = reg_type(self.g[nid]["dtype"])
+        base = self.bufs[nid]
+        self.loop(n, lambda i: self.b.store(_const(ty, value), self.b.gep(base, [i], inbounds=True)), f"fill{nid}")
+
+    # -- nests -----------------------------------------------------------------------
+    IDENT = {"sum": 0.0, "max": -np.inf, "min": np.inf}
+
+    def combine(self, op, acc, v):
+        if op == "sum":
+            return self.b.fadd(acc, v, name="acc") if self.e._float(v) else self.b.add(acc, v)
+        return self.e.maximum(acc, v) if op == "max" else self.e.minimum(acc, v)
+
+    def emit_loop_nest(self, nest):
+        dom = nest.domain
+        r = len(dom)
+        plans = []
+        for nid in nest.roots:
+            d = self.g[nid]
+            if d["op"] in ("sum", "max", "min"):
+                axes = d["params"]["axes"]
+                k = min(axes) if axes else r
+                suffix = tuple(range(k, r)) == tuple(axes)
+                plans.append((nid, d["op"], axes, d["params"]["keepdims"], k if suffix else None))
+                if not suffix:
+                    self.fill(nid, self.IDENT[d["op"]])
+            else:
+                plans.append((nid, "store", None, None, None))
+        accs = {}
+
+        def out_index(nid, axes, keepdims, idx):
+            if keepdims:
+                return [ir.Constant(I64, 0) if a in axes else i for a, i in enumerate(idx)]
+            return [i for a, i in enumerate(idx) if a not in axes]
+
+        def level(k, idx):
+            for nid, op, axes, keep, start in plans:
+                if start == k and op in self.IDENT:
+                    acc = self.alloca(reg_type(self.g[nid]["dtype"]), name=f"n{nid}.acc")
+                    self.b.store(_const(acc.type.pointee, self.IDENT[op]), acc)
+                    accs[nid] = acc
+            if k == r:
+                self.memo = {}
+                for nid, op, axes, keep, start in plans:
+                    if op == "store":
+                        self.store(nid, idx, self._val_root(nid, idx))
+                    else:
+                        v = self.val(self.g[nid]["args"][0], idx)
+                        if start is not None:
+                            acc = accs[nid]
+                            self.b.store(self.combine(op, self.b.load(acc), v), acc)
+                        else:
+                            oi = out_index(nid, axes, keep, idx)
+                            p = self.ptr(nid, oi)
+                            self.b.store(self.combine(op, self.b.load(p), v), p)
+            else:
+                self.loop(self.size(dom[k]), lambda i: level(k + 1, idx + [i]), name=f"i{k}")
+            for nid, op, axes, keep, start in plans:
+                if start == k and op in self.IDENT:
+                    oi = out_index(nid, axes, keep, idx + [ir.Constant(I64, 0)] * (r - k))
+                    self.store(nid, oi, self.b.load(accs[nid]))
+
+        level(0, [])
+
+    def _val_root(self, nid, idx):
+        # compute a root's own expression (not a load of its buffer)
+        saved = self.bufs.pop(nid)
+        try:
+            return self._val(nid, idx)
+        finally:
+            self.bufs[nid] = saved
+
+    def emit_matmul(self, nest):
+        (nid,) = nest.roots
+        d = self.g[nid]
+        a, bb = d["args"]
+        sa, sb = self.g[a]["shape"], self.g[bb]["shape"]
+        ty = reg_type(d["dtype"])
+        zero = _const(ty, 0)
+        b = self.b
+        k = self.size(sa[-1])
+        self.memo = {}
+
+        def mv_dot(prefix_a, prefix_out, make_b_idx):
+            acc = self.alloca(ty, name=f"n{nid}.acc")
+            b.store(zero, acc)
+
+            def inner(kk):
+                self.memo = {}
+                va = self.val(a, prefix_a + [kk])
+                vb = self.val(bb, make_b_idx(kk))
+                b.store(b.fadd(b.load(acc), b.fmul(va, vb), name="acc"), acc)
+            self.loop(k, inner, name="k")
+            self.store(nid, prefix_out, b.load(acc))
+
+        if len(sa) == 1 and len(sb) == 1:
+            mv_dot([], [], lambda kk: [kk])
+        elif len(sa) == 2 and len(sb) == 1:
+            self.loop(self.size(sa[0]), lambda i: mv_dot([i], [i], lambda kk: [kk]), name="i")
+        elif len(sa) == 1 and len(sb) == 2:
+            # out[j] = sum_k a[k] b[k, j]: accumulate rows of b (vectorizes over j)
+            self.fill(nid, 0.0)
+            n = self.size(sb[1])
+
+            def over_k(kk):
+                self.memo = {}
+                va = self.val(a, [kk])
+
+                def over_j(j):
+                    self.memo = {(a, (id(kk),)): (va, [kk])}
+                    p = self.ptr(nid, [j])
+                    b.store(b.fadd(b.load(p), b.fmul(va, self.val(bb, [kk, j])), name="acc"), p)
+                self.loop(n, over_j, name="j")
+            self.loop(k, over_k, name="k")
+        else:
+            self.fill(nid, 0.0)
+            m, n = self.size(sa[0]), self.size(sb[1])
+
+            def over_i(i):
+                def over_k(kk):
+                    self.memo = {}
+                    va = self.val(a, [i, kk])
+
+                    def over_j(j):
+                        self.memo = {}
+                        p = self.ptr(nid, [i, j])
+                        b.store(b.fadd(b.load(p), b.fmul(va, self.val(bb, [kk, j])), name="acc"), p)
+                    self.loop(n, over_j, name="j")
+                self.loop(k, over_k, name="k")
+            self.loop(m, over_i, name="i")
+
+    def emit_scatter(self, nest):
+        (nid,) = nest.roots
+        d = self.g[nid]
+        upd, *ix = d["args"]
+        self.fill(nid, 0.0)
+        dom = nest.domain
+        shape = d["shape"]
+
+        def level(k, idx):
+            if k == len(dom):
+                self.memo = {}
+                inner = []
+                for a, n in zip(ix, shape):
+                    kk = self.convert(self.val(a, self._argidx(a, dom, idx)), I64)
+                    nn = self.size(n)
+                    kk = self.b.select(self.b.icmp_signed("<", kk, ir.Constant(I64, 0)), self.b.add(kk, nn), kk)
+                    ok = self.b.and_(self.b.icmp_signed(">=", kk, ir.Constant(I64, 0)), self.b.icmp_signed("<", kk, nn))
+                    self.flag_error(ok)
+                    inner.append(self.b.select(ok, kk, ir.Constant(I64, 0)))
+                v = self.val(upd, idx)
+                p = self.ptr(nid, inner)
+                self.b.store(self.b.fadd(self.b.load(p), v), p)
+            else:
+                self.loop(self.size(dom[k]), lambda i: level(k + 1, idx + [i]), name=f"s{k}")
+        level(0, [])
+
+    # -- the function ----------------------------------------------------------------
+    def build(self) -> ir.Module:
+        s, g = self.s, self.g
+        # buffers passed to impl: inputs, outputs, constants, workspace
+        self.buffer_nodes = list(g.inputs) + list(dict.fromkeys(o for o in s.outputs if o in s.roots)) \
+            + list(s.consts) + list(s.workspace)
+        ptr_tys = [ir_type(g[n]["dtype"]).as_pointer() for n in self.buffer_nodes]
+        impl_ty = ir.FunctionType(I32, ptr_tys + [I64] * len(s.symbols))
+        impl = ir.Function(self.module, impl_ty, name=f"{self.name}.impl")
+        impl.linkage = "internal"
+        impl.attributes.add("alwaysinline")
+        for k, arg in enumerate(impl.args[: len(ptr_tys)]):
+            arg.add_attribute("noalias")
+            arg.name = f"p{self.buffer_nodes[k]}"
+        for sym, arg in zip(s.symbols, impl.args[len(ptr_tys):]):
+            arg.name = f"size.{sym}"
+        self.entry = impl.append_basic_block("entry")
+        self.b = ir.IRBuilder(self.entry)
+        self.bufs = {n: a for n, a in zip(self.buffer_nodes, impl.args)}
+        self.sizes = {sym: a for sym, a in zip(s.symbols, impl.args[len(ptr_tys):])}
+        self.status = self.b.alloca(I32, name="status")
+        self.b.store(ir.Constant(I32, 0), self.status)
+        for nest in s.nests:
+            {"loop": self.emit_loop_nest, "matmul": self.emit_matmul,
+             "scatter": self.emit_scatter}[nest.kind](nest)
+        self.b.ret(self.b.load(self.status))
+        self._wrapper(impl, ptr_tys)
+        return self.module
+
+    def _wrapper(self, impl, ptr_tys):
+        s = self.s
+        vp = I8.as_pointer()
+        fnty = ir.FunctionType(I32, [vp.as_pointer(), I64.as_pointer(), vp])
+        fn = ir.Function(self.module, fnty, name=self.name)
+        args, sizes, ws = fn.args
+        args.name, sizes.name, ws.name = "args", "sizes", "workspace"
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        n_direct = len(self.buffer_nodes) - len(s.workspace)
+        ptrs = []
+        for k in range(n_direct):
+            p = b.load(b.gep(args, [ir.Constant(I64, k)]))
+            ptrs.append(b.bitcast(p, ptr_tys[k]))
+        szs = [b.load(b.gep(sizes, [ir.Constant(I64, k)]), name=f"size.{sym}") for k, sym in enumerate(s.symbols)]
+        self.b = b
+        self.sizes = dict(zip(s.symbols, szs))
+        off = ir.Constant(I64, 0)
+        for k, nid in enumerate(s.workspace):
+            p = b.gep(ws, [off])
+            ptrs.append(b.bitcast(p, ptr_tys[n_direct + k]))
+            nbytes = b.mul(self.numel(self.g[nid]["shape"]), ir.Constant(I64, self.g[nid]["dtype"].itemsize))
+            off = b.add(off, b.and_(b.add(nbytes, ir.Constant(I64, ALIGN - 1)), ir.Constant(I64, -ALIGN)))
+        b.ret(b.call(impl, ptrs + szs))
+
+
+def workspace_bytes(s: Schedule, sizes: dict) -> int:
+    """Bytes of workspace the kernel needs for these sizes (same layout as the IR)."""
+    total = 0
+    for nid in s.workspace:
+        d = s.graph[nid]
+        n = 1
+        for x in d["shape"]:
+            n *= x if isinstance(x, int) else sizes[x]
+        total += (n * d["dtype"].itemsize + ALIGN - 1) & -ALIGN
+    return total
+
+
+def lower(s: Schedule, name: str) -> ir.Module:
+    return Codegen(s, name).build()

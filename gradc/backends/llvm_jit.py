@@ -1,0 +1,82 @@
+"""The one place that owns LLVM: the host TargetMachine, the O3 pass pipeline (loop and
+SLP vectorization, via llvmlite's new pass manager), the MCJIT engine, and inspection
+(optimized IR, assembly)."""
+from __future__ import annotations
+
+import re
+import threading
+
+import llvmlite.binding as llvm
+
+_lock = threading.RLock()
+_state: dict = {}
+
+# Reduction accumulators are named "acc"; only they get `reassoc`, which lets the loop
+# vectorizer split a sum into vector lanes.  Nothing else gets fast-math flags, so NaN,
+# inf and signed zeros behave as in numpy.
+_ACC = re.compile(r'(%"?acc(?:\.\d+)?"? = fadd) ')
+
+
+def init():
+    with _lock:
+        if "tm" in _state:
+            return _state
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        target = llvm.Target.from_default_triple()
+        cpu, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+        tm = target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
+        _state.update(tm=tm, cpu=cpu, features=features, triple=llvm.get_process_triple())
+        backing = llvm.parse_assembly("")
+        _state["engine"] = llvm.create_mcjit_compiler(backing, tm)
+        return _state
+
+
+def host() -> tuple[str, str]:
+    s = init()
+    return s["cpu"], s["features"]
+
+
+def prepare_ir(text: str) -> str:
+    return _ACC.sub(r"\1 reassoc ", text)
+
+
+def optimize(mod: "llvm.ModuleRef") -> None:
+    s = init()
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pto.loop_unrolling = True
+    pb = llvm.create_pass_builder(s["tm"], pto)
+    pb.getModulePassManager().run(mod, pb)
+
+
+class Artifact:
+    """A compiled module: its IR before/after optimization, assembly, and entry address."""
+
+    def __init__(self, raw_ir: str, name: str):
+        s = init()
+        self.name = name
+        self.raw_ir = prepare_ir(raw_ir)
+        with _lock:
+            mod = llvm.parse_assembly(self.raw_ir)
+            mod.triple = s["triple"]
+            mod.data_layout = str(s["tm"].target_data)
+            mod.verify()
+            optimize(mod)
+            self.optimized_ir = str(mod)
+            self._mod = mod
+            s["engine"].add_module(mod)
+            s["engine"].finalize_object()
+            self.address = s["engine"].get_function_address(name)
+        self._asm = None
+
+    def llvm_ir(self, optimized=True) -> str:
+        return self.optimized_ir if optimized else self.raw_ir
+
+    def asm(self) -> str:
+        if self._asm is None:
+            s = init()
+            with _lock:
+                self._asm = s["tm"].emit_assembly(llvm.parse_assembly(self.optimized_ir))
+        return self._asm
