@@ -24,6 +24,11 @@ from .tracer import Spec, Value, current, inline, trace
 
 _config = {"backend": "numpy", "debug_nans": False}
 
+try:
+    from ._callpath import MISS as _MISS
+except ImportError:  # the C extension is optional: the ctypes path is used instead
+    _MISS = object()
+
 
 def config(**options):
     """Set global options: ``backend`` ("numpy", later "llvm"), ``debug_nans`` (bool).
@@ -69,7 +74,8 @@ def _bind_args(fun, args, kwargs, fname):
     except TypeError as e:
         params = [p.name for p in sig.parameters.values()]
         raise ArgumentError(f"{fname}({', '.join(params)}): {e}") from None
-    ba.apply_defaults()
+    # Parameters left to their defaults are not passed: they stay static Python values
+    # (``axis=-1``, ``lam=0.1``) instead of becoming traced inputs.
     if ba.kwargs:
         raise ArgumentError(f"{fname}: keyword-only arguments {sorted(ba.kwargs)} are not supported")
     return tuple(ba.args)
@@ -143,6 +149,7 @@ class Entry:
     def __init__(self, graph: Graph, forward: Graph, unoptimized: Graph, run, structure, backend):
         self.graph, self.forward, self.unoptimized = graph, forward, unoptimized
         self.run, self.structure, self.backend = run, structure, backend
+        self.plan = None
 
     def match(self, arrays, names, fname):
         """None if the arrays fit; "retrace" if a fixed size or a bound differs."""
@@ -181,6 +188,7 @@ class Transformed:
         if self.name == "<lambda>":
             self.name = "lambda"
         self._cache: dict = {}
+        self._fast = None  # the C call path of the most recent signature
         self._lock = threading.RLock()
         functools.update_wrapper(self, fun, updated=())
 
@@ -193,7 +201,12 @@ class Transformed:
 
     # -- graph construction -------------------------------------------------------------
     def _n_primal(self, n):
-        return n // 2 if self.kind in ("jvp",) else n
+        """How many of ``n`` call arrays are the traced function's own arguments."""
+        if self.kind == "jvp":
+            return n // 2
+        if self.kind == "vjp":
+            return self.n_primals
+        return n
 
     def build(self, specs, names):
         """(unoptimized graph, optimized forward, optimized transformed graph, structure)."""
@@ -224,11 +237,11 @@ class Transformed:
             G = vjp_graph(Fo, list(wrt), seed="one", keep_value=self.kind == "value_and_grad")
             return G, Fo, optimize(G), structure, captured
         if self.kind == "vjp":
-            wrt = list(range(n_args - len(captured)))
+            wrt = list(range(n_args))   # captured values are extra inputs after these
             G = vjp_graph(Fo, wrt, seed="input", keep_value=False)
             return G, Fo, optimize(G), structure, captured
         if self.kind == "jvp":
-            wrt = list(range(n_args - len(captured)))
+            wrt = list(range(n_args))   # captured values are extra inputs after these
             G = jvp_graph(Fo, wrt)
             return G, Fo, optimize(G), structure, captured
         raise GradcError(f"unknown transformation {self.kind}")
@@ -258,12 +271,22 @@ class Transformed:
         return ()
 
     def __call__(self, *args, **kwargs):
+        fast = self._fast
+        if fast is not None and not kwargs:
+            r = fast(*args)
+            if r is not _MISS:
+                return r
+        return self._slow_call(args, kwargs)
+
+    def _slow_call(self, args, kwargs):
         args = _bind_args(self.fun, args, kwargs, self.name) if self.kind not in ("jvp", "vjp") else args
         arrays = prepare(args, self._wrt(len(args)), self.name, _names(self.fun, len(args)))
         if current() is not None or any(isinstance(a, Value) for a in arrays):
             return self._call_traced(arrays)
         entry = self._entry(arrays)
         outs = entry.run(arrays)
+        if entry.plan is not None:
+            self._fast = entry.plan
         return self._restructure(outs, entry.structure, len(arrays))
 
     def _entry(self, arrays):
@@ -277,6 +300,11 @@ class Transformed:
             if captured:
                 raise GradcError("internal: a top-level trace captured outer values")
             e = Entry(g, fwd, unopt, _compile(g, self.backend), structure, self.backend)
+            make_plan = getattr(e.run, "make_plan", None)
+            if make_plan is not None and self.kind in ("jit", "grad", "value_and_grad") \
+                    and len(g.inputs) == len(arrays):
+                template = self._restructure(list(range(len(g.outputs))), structure, len(arrays))
+                e.plan = make_plan(template)
             if e.match(arrays, names, self.name) is not None:
                 raise GradcError(f"internal: {self.name} retraced but the new graph does not fit its arguments")
             self._cache.setdefault(key, []).append(e)
@@ -285,7 +313,10 @@ class Transformed:
     def _call_traced(self, arrays):
         specs, names = self._specs_names(arrays)
         unopt, fwd, g, structure, captured = self.build(specs, names)
-        outs = inline(g, list(arrays) + list(captured))
+        # the graph's inputs: the function's arguments, the captured values, then the
+        # tangents (jvp) or cotangents (vjp)
+        k = self._n_primal(len(arrays))
+        outs = inline(g, list(arrays[:k]) + list(captured) + list(arrays[k:]))
         return self._restructure(outs, structure, len(arrays))
 
     def _restructure(self, outs, structure, n_args):

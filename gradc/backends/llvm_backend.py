@@ -51,6 +51,31 @@ class Kernel:
         self.const_arrays = [np.ascontiguousarray(g[c]["params"]["value"]) for c in s.consts]
         self.symbols = s.symbols
 
+    def make_plan(self, structure):
+        """The C fast path for this kernel (None if it is not built or not applicable)."""
+        try:
+            from .. import _callpath
+        except ImportError:
+            return None
+        s, g = self.schedule, self.schedule.graph
+        if len(set(s.outputs)) != len(s.outputs) or any(o not in s.roots for o in s.outputs):
+            return None
+        sym = {x: k for k, x in enumerate(self.symbols)}
+
+        def spec(shape, dtype):
+            dims = tuple(d if isinstance(d, int) else -(sym[d] + 1) for d in shape)
+            return (np.dtype(dtype).num, np.dtype(dtype).itemsize, dims)
+        ins = tuple(spec(g[i]["shape"], g[i]["dtype"]) for i in g.inputs)
+        outs = tuple(spec(*x) for x in self.out_specs)
+        ws = tuple(spec(g[n]["shape"], g[n]["dtype"]) for n in s.workspace)
+        mins = tuple(int(g.minimum.get(x, 0)) for x in self.symbols)
+        nonempty = tuple(spec(tuple(g[g[n]["args"][0]]["shape"][a] for a in axes), np.int8)
+                         for n, axes in s.nonempty)
+        order = {o: k for k, o in enumerate(self.root_outputs)}
+        remap = _remap(structure, [order[o] for o in s.outputs])
+        return _callpath.Plan(self.artifact.address, ins, outs, ws, len(self.symbols), mins,
+                              nonempty, remap, tuple(self.const_arrays))
+
     def describe(self) -> str:
         return describe(self.schedule)
 
@@ -83,6 +108,12 @@ class Kernel:
         return results
 
 
+def _remap(structure, index):
+    if isinstance(structure, int):
+        return index[structure]
+    return tuple(_remap(x, index) for x in structure)
+
+
 def compile(graph: Graph, *, debug_nans=False):
     if debug_nans:
         from .numpy_backend import compile as np_compile
@@ -93,4 +124,5 @@ def compile(graph: Graph, *, debug_nans=False):
         return k(arrays)
     run.artifact = k.artifact
     run.kernel = k
+    run.make_plan = k.make_plan
     return run

@@ -1,0 +1,263 @@
+/* gradc._callpath: the fast call path of compiled gradc functions.
+ *
+ * A Plan describes one compiled signature: the kernel's address, each input's dtype,
+ * rank and sizes (fixed numbers or size symbols), the outputs, the workspace, and how
+ * outputs nest in the result.  Plan(*args) checks every argument against it before the
+ * kernel touches memory; anything it does not accept exactly (another dtype, a
+ * non-contiguous or misaligned array, sizes that disagree, a list, ...) returns the
+ * MISS sentinel and the Python slow path takes over (it converts, retraces, or raises
+ * a clear error).  So native code only ever sees memory whose extent was checked.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXDIM 8
+#define MAXARGS 64
+#define MAXSYM 64
+
+typedef int32_t (*kernel_fn)(void **args, const int64_t *sizes, void *ws);
+
+typedef struct {
+    int typenum;
+    int itemsize;
+    int ndim;
+    int64_t dims[MAXDIM]; /* >= 0: fixed size; < 0: size symbol -(d+1) */
+} Spec;
+
+typedef struct {
+    PyObject_HEAD
+    kernel_fn fn;
+    int n_in, n_out, n_ws, n_sym, n_const, n_nonempty;
+    Spec in[MAXARGS], out[MAXARGS], ws[MAXARGS], nonempty[MAXARGS];
+    int64_t min_size[MAXSYM];
+    PyObject *structure; /* int k (output k) or nested tuple of them */
+    PyObject *consts;    /* tuple of ndarrays kept alive */
+    void *const_ptr[MAXARGS];
+    char *ws_buf;
+    size_t ws_cap;
+    int ws_busy;
+} Plan;
+
+static PyObject *MISS;
+
+static int parse_spec(PyObject *o, Spec *s, int need_type) {
+    /* (typenum, itemsize, (dims...)) */
+    int typenum, itemsize;
+    PyObject *dims;
+    if (!PyArg_ParseTuple(o, "iiO!", &typenum, &itemsize, &PyTuple_Type, &dims)) return -1;
+    Py_ssize_t nd = PyTuple_GET_SIZE(dims);
+    if (nd > MAXDIM) { PyErr_SetString(PyExc_ValueError, "too many dimensions"); return -1; }
+    s->typenum = typenum; s->itemsize = itemsize; s->ndim = (int)nd;
+    for (Py_ssize_t d = 0; d < nd; d++) {
+        long long v = PyLong_AsLongLong(PyTuple_GET_ITEM(dims, d));
+        if (v == -1 && PyErr_Occurred()) return -1;
+        s->dims[d] = v;
+    }
+    (void)need_type;
+    return 0;
+}
+
+static int parse_specs(PyObject *seq, Spec *out, int *n) {
+    if (!PyTuple_Check(seq)) { PyErr_SetString(PyExc_TypeError, "specs must be a tuple"); return -1; }
+    Py_ssize_t k = PyTuple_GET_SIZE(seq);
+    if (k > MAXARGS) { PyErr_SetString(PyExc_ValueError, "too many arguments for the fast path"); return -1; }
+    for (Py_ssize_t i = 0; i < k; i++)
+        if (parse_spec(PyTuple_GET_ITEM(seq, i), &out[i], 1) < 0) return -1;
+    *n = (int)k;
+    return 0;
+}
+
+static int Plan_init(Plan *self, PyObject *args, PyObject *kw) {
+    unsigned long long addr;
+    PyObject *ins, *outs, *wss, *mins, *nonempty, *structure, *consts;
+    int n_sym;
+    if (!PyArg_ParseTuple(args, "KOOOiOOOO!", &addr, &ins, &outs, &wss, &n_sym, &mins,
+                          &nonempty, &structure, &PyTuple_Type, &consts))
+        return -1;
+    if (n_sym < 0 || n_sym > MAXSYM) { PyErr_SetString(PyExc_ValueError, "too many size symbols"); return -1; }
+    self->fn = (kernel_fn)(uintptr_t)addr;
+    if (parse_specs(ins, self->in, &self->n_in) < 0) return -1;
+    if (parse_specs(outs, self->out, &self->n_out) < 0) return -1;
+    if (parse_specs(wss, self->ws, &self->n_ws) < 0) return -1;
+    if (parse_specs(nonempty, self->nonempty, &self->n_nonempty) < 0) return -1;
+    self->n_sym = n_sym;
+    if (!PyTuple_Check(mins) || PyTuple_GET_SIZE(mins) != n_sym) {
+        PyErr_SetString(PyExc_ValueError, "min sizes must be a tuple, one per symbol"); return -1;
+    }
+    for (int k = 0; k < n_sym; k++) self->min_size[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(mins, k));
+    if (PyErr_Occurred()) return -1;
+    Py_ssize_t nc = PyTuple_GET_SIZE(consts);
+    if (self->n_in + self->n_out + nc > MAXARGS) {
+        PyErr_SetString(PyExc_ValueError, "too many buffers for the fast path"); return -1;
+    }
+    for (Py_ssize_t i = 0; i < nc; i++) {
+        PyObject *c = PyTuple_GET_ITEM(consts, i);
+        if (!PyArray_Check(c) || !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)c)) {
+            PyErr_SetString(PyExc_TypeError, "constants must be C-contiguous arrays"); return -1;
+        }
+        self->const_ptr[i] = PyArray_DATA((PyArrayObject *)c);
+    }
+    self->n_const = (int)nc;
+    Py_XSETREF(self->consts, Py_NewRef(consts));
+    Py_XSETREF(self->structure, Py_NewRef(structure));
+    return 0;
+}
+
+static void Plan_dealloc(Plan *self) {
+    Py_XDECREF(self->consts);
+    Py_XDECREF(self->structure);
+    free(self->ws_buf);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int64_t dim_value(const Spec *s, int d, const int64_t *sizes) {
+    int64_t v = s->dims[d];
+    return v >= 0 ? v : sizes[-v - 1];
+}
+
+static PyObject *build(PyObject *structure, PyObject **outs) {
+    if (PyLong_Check(structure)) {
+        long k = PyLong_AsLong(structure);
+        PyObject *o = outs[k];
+        outs[k] = NULL;
+        return PyArray_Return((PyArrayObject *)o); /* steals; 0-d becomes a numpy scalar */
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(structure);
+    PyObject *t = PyTuple_New(n);
+    if (!t) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = build(PyTuple_GET_ITEM(structure, i), outs);
+        if (!item) { Py_DECREF(t); return NULL; }
+        PyTuple_SET_ITEM(t, i, item);
+    }
+    return t;
+}
+
+static PyObject *Plan_call(Plan *self, PyObject *args, PyObject *kw) {
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n != self->n_in || (kw && PyDict_GET_SIZE(kw))) return Py_NewRef(MISS);
+    void *ptrs[MAXARGS];
+    int64_t sizes[MAXSYM];
+    double scalars[MAXARGS];
+    for (int k = 0; k < self->n_sym; k++) sizes[k] = -1;
+    for (int i = 0; i < self->n_in; i++) {
+        PyObject *a = PyTuple_GET_ITEM(args, i);
+        const Spec *s = &self->in[i];
+        if (PyArray_Check(a)) {
+            PyArrayObject *arr = (PyArrayObject *)a;
+            if (PyArray_NDIM(arr) != s->ndim || !PyArray_EquivTypenums(PyArray_TYPE(arr), s->typenum) ||
+                !PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISALIGNED(arr) || !PyArray_ISNOTSWAPPED(arr))
+                return Py_NewRef(MISS);
+            for (int d = 0; d < s->ndim; d++) {
+                int64_t v = (int64_t)PyArray_DIM(arr, d), want = s->dims[d];
+                if (want >= 0) {
+                    if (v != want) return Py_NewRef(MISS);
+                } else {
+                    int64_t *slot = &sizes[-want - 1];
+                    if (*slot < 0) *slot = v;
+                    else if (*slot != v) return Py_NewRef(MISS);
+                }
+            }
+            ptrs[i] = PyArray_DATA(arr);
+        } else if (s->ndim == 0 && (PyFloat_Check(a) || (PyLong_Check(a) && !PyBool_Check(a))) &&
+                   (s->typenum == NPY_DOUBLE || s->typenum == NPY_FLOAT)) {
+            double v = PyFloat_AsDouble(a);
+            if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return Py_NewRef(MISS); }
+            if (s->typenum == NPY_FLOAT) { float f = (float)v; memcpy(&scalars[i], &f, sizeof f); }
+            else scalars[i] = v;
+            ptrs[i] = &scalars[i];
+        } else {
+            return Py_NewRef(MISS);
+        }
+    }
+    for (int k = 0; k < self->n_sym; k++)
+        if (sizes[k] < 0 || sizes[k] < self->min_size[k]) return Py_NewRef(MISS);
+    for (int q = 0; q < self->n_nonempty; q++) {
+        const Spec *s = &self->nonempty[q];
+        for (int d = 0; d < s->ndim; d++)
+            if (dim_value(s, d, sizes) == 0) return Py_NewRef(MISS); /* slow path raises numpy's error */
+    }
+    PyObject *outs[MAXARGS];
+    for (int o = 0; o < self->n_out; o++) {
+        const Spec *s = &self->out[o];
+        npy_intp dims[MAXDIM];
+        for (int d = 0; d < s->ndim; d++) dims[d] = (npy_intp)dim_value(s, d, sizes);
+        outs[o] = PyArray_SimpleNew(s->ndim, dims, s->typenum);
+        if (!outs[o]) {
+            for (int p = 0; p < o; p++) Py_DECREF(outs[p]);
+            return NULL;
+        }
+        ptrs[self->n_in + o] = PyArray_DATA((PyArrayObject *)outs[o]);
+    }
+    for (int c = 0; c < self->n_const; c++) ptrs[self->n_in + self->n_out + c] = self->const_ptr[c];
+    /* workspace: same layout as the kernel computes (each buffer rounded up to 64 bytes) */
+    size_t need = 0;
+    for (int w = 0; w < self->n_ws; w++) {
+        const Spec *s = &self->ws[w];
+        size_t count = 1;
+        for (int d = 0; d < s->ndim; d++) count *= (size_t)dim_value(s, d, sizes);
+        need += (count * (size_t)s->itemsize + 63) & ~(size_t)63;
+    }
+    char *ws = NULL, *owned = NULL;
+    if (need) {
+        if (!self->ws_busy && self->ws_cap >= need) {
+            ws = self->ws_buf;
+        } else if (!self->ws_busy) {
+            free(self->ws_buf);
+            self->ws_buf = aligned_alloc(64, (need + 63) & ~(size_t)63);
+            self->ws_cap = self->ws_buf ? need : 0;
+            ws = self->ws_buf;
+        } else {
+            ws = owned = aligned_alloc(64, (need + 63) & ~(size_t)63);
+        }
+        if (!ws) {
+            for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
+            return PyErr_NoMemory();
+        }
+    }
+    int was_busy = self->ws_busy;
+    if (!owned) self->ws_busy = 1;
+    int32_t rc = self->fn(ptrs, sizes, ws);
+    if (!owned) self->ws_busy = was_busy;
+    free(owned);
+    if (rc != 0) {
+        for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
+        PyErr_SetString(PyExc_IndexError,
+                        "index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] "
+                        "index is outside the array)");
+        return NULL;
+    }
+    PyObject *result = build(self->structure, outs);
+    for (int o = 0; o < self->n_out; o++) Py_XDECREF(outs[o]); /* unused outputs, if any */
+    return result;
+}
+
+static PyTypeObject PlanType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gradc._callpath.Plan",
+    .tp_basicsize = sizeof(Plan),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Plan_init,
+    .tp_dealloc = (destructor)Plan_dealloc,
+    .tp_call = (ternaryfunc)Plan_call,
+    .tp_doc = "A compiled signature's checked call: Plan(*args) -> result or MISS.",
+};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_callpath", "gradc's native call path.", -1, NULL};
+
+PyMODINIT_FUNC PyInit__callpath(void) {
+    import_array();
+    if (PyType_Ready(&PlanType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m) return NULL;
+    MISS = PyObject_CallObject((PyObject *)&PyBaseObject_Type, NULL);
+    if (!MISS || PyModule_AddObjectRef(m, "MISS", MISS) < 0) return NULL;
+    if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0) return NULL;
+    return m;
+}

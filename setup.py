@@ -1,0 +1,9 @@
+"""Builds gradc's one C extension, the native call path (runtime/callpath.c).
+Everything else is in pyproject.toml."""
+import numpy
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("gradc._callpath", ["runtime/callpath.c"],
+                             include_dirs=[numpy.get_include()],
+                             extra_compile_args=["-O2", "-std=c11"],
+                             optional=True)])
