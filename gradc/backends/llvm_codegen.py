@@ -253,6 +253,8 @@ class Codegen:
         if hit is not None:
             return hit[0]
         v = self._val(nid, idx)
+        if isinstance(v, ir.Instruction) and not v.name:
+            v.name = f"n{nid}"   # IR values carry the graph node they compute
         self.memo[key] = (v, idx)  # keep idx alive so ids stay unique
         return v
 
@@ -402,53 +404,86 @@ class Codegen:
         return self.e.maximum(acc, v) if op == "max" else self.e.minimum(acc, v)
 
     def emit_loop_nest(self, nest):
-        dom = nest.domain
-        r = len(dom)
-        plans = []
+        """Loops over the nest's domain.  Outer loops are shared; at the innermost level
+        the stages run in order for each outer index: even stages are inner loops over
+        the last axis, odd stages compute row-level roots between them."""
+        dom, r = nest.domain, len(nest.domain)
+        info = nest.info
         for nid in nest.roots:
             d = self.g[nid]
-            if d["op"] in ("sum", "max", "min"):
-                axes = d["params"]["axes"]
-                k = min(axes) if axes else r
-                suffix = tuple(range(k, r)) == tuple(axes)
-                plans.append((nid, d["op"], axes, d["params"]["keepdims"], k if suffix else None))
-                if not suffix:
-                    self.fill(nid, self.IDENT[d["op"]])
-            else:
-                plans.append((nid, "store", None, None, None))
+            if d["op"] in self.IDENT and info[nid]["acc"] is None:
+                self.fill(nid, self.IDENT[d["op"]])
         accs = {}
+        n_stages = max((info[n]["stage"] for n in nest.roots), default=0) + 1
 
-        def out_index(nid, axes, keepdims, idx):
-            if keepdims:
+        def is_reduce(nid):
+            return self.g[nid]["op"] in self.IDENT
+
+        def stage_local(nid):   # a reduction over the innermost axis only, in its stage
+            return info[nid]["level"] == "full" and info[nid]["acc"] == r - 1
+
+        def out_index(nid, idx):
+            d = self.g[nid]
+            axes, keep = d["params"]["axes"], d["params"]["keepdims"]
+            if keep:
                 return [ir.Constant(I64, 0) if a in axes else i for a, i in enumerate(idx)]
             return [i for a, i in enumerate(idx) if a not in axes]
 
+        def root_rank(nid):
+            return r if info[nid]["level"] == "full" else r - 1
+
+        def init_acc(nid):
+            acc = self.alloca(reg_type(self.g[nid]["dtype"]), name=f"n{nid}.acc")
+            self.b.store(_const(acc.type.pointee, self.IDENT[self.g[nid]["op"]]), acc)
+            accs[nid] = acc
+
+        def store_acc(nid, idx):
+            full = idx + [ir.Constant(I64, 0)] * (root_rank(nid) - len(idx))
+            self.store(nid, out_index(nid, full), self.b.load(accs[nid]))
+
+        def body(roots, idx):
+            self.memo = {}
+            for nid in roots:
+                op = self.g[nid]["op"]
+                if not is_reduce(nid):
+                    self.store(nid, idx, self._val_root(nid, idx))
+                    continue
+                v = self.val(self.g[nid]["args"][0], idx)
+                if info[nid]["acc"] is not None:
+                    acc = accs[nid]
+                    self.b.store(self.combine(op, self.b.load(acc), v), acc)
+                else:
+                    p = self.ptr(nid, out_index(nid, idx))
+                    self.b.store(self.combine(op, self.b.load(p), v), p)
+
+        def stages(idx):
+            for st in range(n_stages):
+                roots = [n for n in nest.roots if info[n]["stage"] == st]
+                if not roots:
+                    continue
+                if st % 2:
+                    body(roots, idx)
+                    continue
+                local = [n for n in roots if is_reduce(n) and stage_local(n)]
+                for n in local:
+                    init_acc(n)
+                if r:
+                    self.loop(self.size(dom[r - 1]), lambda i: body(roots, idx + [i]), name=f"i{r - 1}")
+                else:
+                    body(roots, idx)
+                for n in local:
+                    store_acc(n, idx)
+
         def level(k, idx):
-            for nid, op, axes, keep, start in plans:
-                if start == k and op in self.IDENT:
-                    acc = self.alloca(reg_type(self.g[nid]["dtype"]), name=f"n{nid}.acc")
-                    self.b.store(_const(acc.type.pointee, self.IDENT[op]), acc)
-                    accs[nid] = acc
-            if k == r:
-                self.memo = {}
-                for nid, op, axes, keep, start in plans:
-                    if op == "store":
-                        self.store(nid, idx, self._val_root(nid, idx))
-                    else:
-                        v = self.val(self.g[nid]["args"][0], idx)
-                        if start is not None:
-                            acc = accs[nid]
-                            self.b.store(self.combine(op, self.b.load(acc), v), acc)
-                        else:
-                            oi = out_index(nid, axes, keep, idx)
-                            p = self.ptr(nid, oi)
-                            self.b.store(self.combine(op, self.b.load(p), v), p)
+            outer = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]
+            for n in outer:
+                init_acc(n)
+            if k >= r - 1:
+                stages(idx)
             else:
                 self.loop(self.size(dom[k]), lambda i: level(k + 1, idx + [i]), name=f"i{k}")
-            for nid, op, axes, keep, start in plans:
-                if start == k and op in self.IDENT:
-                    oi = out_index(nid, axes, keep, idx + [ir.Constant(I64, 0)] * (r - k))
-                    self.store(nid, oi, self.b.load(accs[nid]))
+            for n in outer:
+                store_acc(n, idx)
 
         level(0, [])
 

@@ -31,6 +31,10 @@ class Nest:
     kind: str                 # "loop" | "matmul" | "scatter"
     domain: tuple             # symbolic iteration space
     roots: list = field(default_factory=list)
+    # per root: level "full" (indexed by the whole domain) or "row" (by all but the last
+    # axis, computed between inner loops); stage (even: inner loop, odd: row level);
+    # acc: the loop level a reduction accumulates in a register from (None: in memory)
+    info: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -45,10 +49,17 @@ class Schedule:
     nonempty: list            # (node, axes) of max/min reductions that need a non-empty input
 
 
+def _is_vector_product(graph, n):
+    d = graph[n]
+    return d["op"] == "matmul" and min(len(graph[a]["shape"]) for a in d["args"]) == 1
+
+
 def decompose(graph: Graph) -> Graph:
-    """Rewrite ops that backends do not lower directly into ones they do
-    (logsumexp -> max, exp, sum, log: the stable two-pass formula)."""
-    if not any(graph[n]["op"] == "logsumexp" for n in graph.nx.nodes):
+    """Rewrite ops that backends do not lower directly into ones they do:
+    logsumexp -> max, exp, sum, log (the stable two-pass formula); matrix-vector,
+    vector-matrix and dot products -> element-wise products and sums, so they fuse
+    with what produces and consumes them (the neuron loss reads X once)."""
+    if not any(graph[n]["op"] == "logsumexp" or _is_vector_product(graph, n) for n in graph.nx.nodes):
         return graph
     from ..ops import reduce as red, elementwise as ew
     from ..ops.structure import reshape_sym
@@ -61,8 +72,14 @@ def decompose(graph: Graph) -> Graph:
         r = ew.log(s) + ms
         return r if keepdims else reshape_sym(r, tuple(d for i, d in enumerate(x._shape) if i not in axes))
 
-    from ..tracer import Value, bind
-    import contextlib
+    from ..tracer import bind
+
+    def vector_product(a, b):
+        if a.ndim == 1 and b.ndim == 1:
+            return red.sum_(a * b)
+        if a.ndim == 2:   # (m,k) @ (k,): row dot products
+            return red.sum_(a * reshape_sym(b, (1, b._shape[0])), axis=1)
+        return red.sum_(reshape_sym(a, (a._shape[0], 1)) * b, axis=0)   # (k,) @ (k,n)
 
     specs = [Spec.of_node(graph, i) for i in graph.inputs]
     names = [graph[i]["name"] for i in graph.inputs]
@@ -73,7 +90,6 @@ def decompose(graph: Graph) -> Graph:
         env = {}
         for nid, a in zip(graph.inputs, args):
             env[nid] = a
-        symmap = {}
         for nid in graph.order():
             d = graph[nid]
             if nid in env:
@@ -84,6 +100,8 @@ def decompose(graph: Graph) -> Graph:
             b.role, b.src_override = d["role"], d.get("src")
             if d["op"] == "logsumexp":
                 env[nid] = lse(env[d["args"][0]], d["params"]["axes"], d["params"]["keepdims"])
+            elif _is_vector_product(graph, nid):
+                env[nid] = vector_product(*[env[a] for a in d["args"]])
             else:
                 env[nid] = bind(d["op"], *[env[a] for a in d["args"]], **d["params"])
         return tuple(env[o] for o in graph.outputs)
@@ -120,38 +138,93 @@ def domain(g: Graph, nid: int) -> tuple:
     return d["shape"]
 
 
-def _reads(g: Graph, nid: int, roots: set, dom: tuple):
-    """Materialized nodes read by root ``nid``'s expression, with whether each is read at
-    the root's own index (so it may be computed earlier in the same loop body)."""
-    out = {}
+REDUCE = ("sum", "max", "min")
+
+
+def _reads(g: Graph, nid: int, roots: set):
+    """Materialized nodes read by root ``nid``, each with its *index map*: for every
+    dimension of the node read, which dimension of the root's iteration domain indexes
+    it (None: always 0), or None when the map is not a plain broadcast/permutation."""
     d = g[nid]
-    start = d["args"]
-    if d["op"] == "matmul":
-        # a matrix product reads whole operands
-        for a in start:
-            for r, _ in _walk(g, a, roots, dom, False).items():
-                out[r] = False
-        return out
-    for pos, a in enumerate(start):
-        ident = d["op"] in ("sum", "max", "min") and pos == 0 or \
-            (OPS[d["op"]].kind == "elementwise" and g[a]["shape"] == dom)
-        if d["op"] == "scatter_add" and pos == 0:
-            ident = g[a]["shape"] == dom
-        for r, f in _walk(g, a, roots, dom, ident).items():
-            out[r] = out.get(r, True) and f
+    out: dict = {}
+
+    def add(r, m):
+        out[r] = m if r not in out or out[r] == m else None
+
+    def walk(n, m):
+        dn = g[n]
+        if n in roots:
+            add(n, m)
+            return
+        if dn["op"] in ("input", "const", "count"):   # count reads only a shape
+            return
+        for a in dn["args"]:
+            walk(a, _arg_map(g, n, a, m))
+
+    if d["op"] in REDUCE or d["op"] == "scatter_add":
+        dom = domain(g, nid)
+        for pos, a in enumerate(d["args"]):
+            walk(a, tuple(range(len(dom))) if pos == 0 else None)
+    else:
+        ident = tuple(range(len(d["shape"])))
+        for a in d["args"]:
+            walk(a, _arg_map(g, nid, a, ident) if d["op"] != "matmul" else None)
     return out
 
 
-def _walk(g, nid, roots, dom, ident):
-    d = g[nid]
-    if nid in roots or d["op"] in ("input", "const"):
-        return {nid: ident} if nid in roots else {}
-    out = {}
-    for a in d["args"]:
-        same = ident and OPS[d["op"]].kind == "elementwise" and g[a]["shape"] == dom
-        for r, f in _walk(g, a, roots, dom, same).items():
-            out[r] = out.get(r, True) and f
-    return out
+def _arg_map(g, n, a, m):
+    """Index map of argument ``a`` of node ``n`` given ``n``'s own map ``m``."""
+    if m is None:
+        return None
+    dn, da = g[n], g[a]
+    op = dn["op"]
+    s_out, s_in = dn["shape"], da["shape"]
+    if OPS[op].kind == "elementwise" or op == "broadcast_to":
+        r, ra = len(s_out), len(s_in)
+        return tuple(None if s_in[k] == 1 else m[r - ra + k] for k in range(ra))
+    if op == "reshape" and [x for x in s_in if x != 1] == [x for x in s_out if x != 1]:
+        src = [mm for mm, x in zip(m, s_out) if x != 1]
+        it = iter(src)
+        return tuple(None if x == 1 else next(it) for x in s_in)
+    if op == "transpose":
+        perm = dn["params"]["perm"]
+        inner = [None] * len(perm)
+        for j, p in enumerate(perm):
+            inner[p] = m[j]
+        return tuple(inner)
+    return None
+
+
+def _suffix_start(axes, rank):
+    """Reductions over a suffix of the axes accumulate in a register from that level."""
+    if axes and tuple(axes) == tuple(range(min(axes), rank)):
+        return min(axes)
+    return None
+
+
+def _stage_after(g, S, m, nest, R_full, r):
+    """The earliest stage root R may take in ``nest`` given that it reads root S of the
+    same nest through index map ``m``; None if S is only complete after the nest."""
+    if m is None:
+        return None
+    info = nest.info[S]
+    real = tuple(x for x in m if x is not None)
+    row_read = real == tuple(range(r - 1))
+    if info["level"] == "full":
+        if g[S]["op"] in REDUCE:
+            if info["acc"] == r - 1 and row_read:          # complete after its inner loop
+                return info["stage"] + 1
+            return None
+        if R_full and m == tuple(range(r)):                 # same element, same iteration
+            return info["stage"]
+        return None
+    if g[S]["op"] in REDUCE:                                 # a row-level reduction: whole nest
+        return None
+    if R_full and row_read:
+        return info["stage"] + 1
+    if not R_full and m == tuple(range(r - 1)):
+        return info["stage"]
+    return None
 
 
 def schedule(graph: Graph) -> Schedule:
@@ -181,23 +254,45 @@ def schedule(graph: Graph) -> Schedule:
         op = g[nid]["op"]
         dom = domain(g, nid)
         kind = {"matmul": "matmul", "scatter_add": "scatter"}.get(op, "loop")
-        lb = 0
-        for r, ident in _reads(g, nid, roots, dom).items():
-            j = where[r]
-            same_ok = ident and kind == "loop" and nests[j].kind == "loop" and \
-                g[r]["op"] not in ("sum", "max", "min") and nests[j].domain == dom
-            lb = max(lb, j if same_ok else j + 1)
-        target = None
+        reads = _reads(g, nid, roots)
+        lb = max((where[r] for r in reads), default=0)
+        placed = None
         if kind == "loop":
             for j in range(lb, len(nests)):
-                if nests[j].kind == "loop" and nests[j].domain == dom:
-                    target = j
-                    break
-        if target is None:
+                nest = nests[j]
+                if nest.kind != "loop":
+                    continue
+                r = len(nest.domain)
+                if nest.domain == dom:
+                    full = True
+                elif r >= 1 and nest.domain[:-1] == dom:
+                    full = False
+                else:
+                    continue
+                stage = 0 if full else 1
+                for S, m in reads.items():
+                    if where[S] == j:
+                        st = _stage_after(g, S, m, nest, full, r)
+                        if st is None:
+                            stage = None
+                            break
+                        stage = max(stage, st)
+                if stage is None:
+                    continue
+                if (stage % 2 == 0) != full:
+                    stage += 1
+                placed = (j, full, stage)
+                break
+        if placed is None:
             nests.append(Nest(kind, dom))
-            target = len(nests) - 1
-        nests[target].roots.append(nid)
-        where[nid] = target
+            placed = (len(nests) - 1, True, 0)
+        j, full, stage = placed
+        nest = nests[j]
+        rank = len(dom)
+        acc = _suffix_start(g[nid]["params"]["axes"], rank) if op in REDUCE else None
+        nest.roots.append(nid)
+        nest.info[nid] = {"level": "full" if full else "row", "stage": stage, "acc": acc}
+        where[nid] = j
     symbols = sorted({s for n in g.nx.nodes for s in g[n]["shape"] if isinstance(s, str)}
                      | {s for i in g.inputs for s in g[i]["shape"] if isinstance(s, str)})
     consts = [n for n in g.order() if g[n]["op"] == "const" and g[n]["params"]["value"].ndim > 0]
@@ -212,6 +307,8 @@ def describe(s: Schedule) -> str:
     from ..shapes import fmt_shape
     lines = []
     for k, n in enumerate(s.nests):
-        roots = ", ".join(f"{s.graph.label(r)}={s.graph[r]['op']}" for r in n.roots)
+        roots = ", ".join(f"{s.graph.label(r)}={s.graph[r]['op']}"
+                          + (f"@{n.info[r]['stage']}" if n.info.get(r, {}).get("stage") else "")
+                          for r in n.roots)
         lines.append(f"nest {k}: {n.kind} over {fmt_shape(n.domain)}: {roots}")
     return "\n".join(lines)
