@@ -1,0 +1,379 @@
+"""The ``gradc`` command line.
+
+    gradc demo                                  the paper's neuron, checked against the closed form
+    gradc graph FILE.py:FUNC TYPES...           the forward (or, with --adjoint, the adjoint) graph
+    gradc ir    FILE.py:FUNC TYPES...           LLVM IR of the gradient (backend "llvm")
+    gradc asm   FILE.py:FUNC TYPES...           native assembly of the gradient (backend "llvm")
+
+TYPES are the function's argument types in order, e.g. ``f64[n,d] f64[d] f64[] f64[n]``
+(see :mod:`gradc.types`).
+
+Every subcommand is one ``add_<name>(subparsers)`` function that builds its parser and
+sets ``run=`` to a function ``(args, out) -> exit code``; :data:`COMMANDS` lists them.
+Errors are reported as one line on stderr, ``gradc: error: ...``, with exit code 2
+(``--traceback`` shows the Python traceback instead); ``gradc demo`` exits 1 if the
+gradient disagrees with the closed form.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import os
+import shutil
+import subprocess
+import sys
+import traceback
+
+from .errors import GradcError
+
+EXIT_USAGE = 2
+
+
+class CLIError(GradcError):
+    """A command-line error reported as one line (missing file, missing tool, ...)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line naming the help to read."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"gradc: error: {message} (see '{self.prog} --help')\n")
+
+
+# ----------------------------------------------------------------------------- helpers
+_MODEL_FILES: set = set()   # files loaded by load_function: where errors are located
+
+
+def load_function(target: str):
+    """``"path/to/model.py:loss"`` -> the function ``loss`` defined in that file."""
+    path, sep, name = target.rpartition(":")
+    if not sep or not path or not name:
+        raise CLIError(f"expected FILE.py:FUNC (e.g. model.py:loss), got {target!r}")
+    if not os.path.isfile(path):
+        what = "is a directory" if os.path.isdir(path) else "does not exist"
+        raise CLIError(f"{path}: file {what}")
+    shown, path = path, os.path.abspath(path)
+    modname = "_gradc_model_" + "".join(c if c.isalnum() else "_" for c in
+                                       os.path.splitext(os.path.basename(path))[0])
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise CLIError(f"{target}: cannot load {path} as a Python module (does it end in .py?)")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    _MODEL_FILES.add(path)
+    folder = os.path.dirname(path)
+    sys.path.insert(0, folder)           # the model may import modules beside it
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        where = shown if os.path.abspath(e.filename or path) == path else e.filename
+        raise CLIError(f"{where}:{e.lineno}: syntax error: {e.msg}") from None
+    except GradcError as e:
+        raise CLIError(f"while loading {shown}: {_with_frame(str(e), e, path)}") from None
+    except Exception as e:
+        raise CLIError(f"while loading {shown}: {_with_frame(f'{type(e).__name__}: {e}', e, path)}") from None
+    finally:
+        if sys.path and sys.path[0] == folder:
+            sys.path.pop(0)
+    fn = getattr(module, name, None)
+    if fn is None:
+        funcs = sorted(k for k, v in vars(module).items()
+                       if inspect.isfunction(v) and v.__module__ == modname and not k.startswith("_"))
+        hint = f" (functions defined there: {', '.join(funcs)})" if funcs else " (it defines no functions)"
+        raise CLIError(f"{shown}: no function named {name!r}{hint}")
+    if not callable(fn):
+        raise CLIError(f"{shown}: {name!r} is a {type(fn).__name__}, not a function")
+    return fn
+
+
+def _user_frame(exc, path=None) -> str:
+    """`` (at model.py:12)``: the innermost frame of the exception in a model file."""
+    files = _MODEL_FILES | ({path} if path else set())
+    where = None
+    for fr in traceback.extract_tb(exc.__traceback__):
+        if os.path.abspath(fr.filename) in files:
+            where = fr
+    if where is None:
+        return ""
+    try:
+        shown = os.path.relpath(where.filename)
+    except ValueError:
+        shown = where.filename
+    if shown.startswith(".." + os.sep + ".."):
+        shown = where.filename
+    return f" (at {shown}:{where.lineno})"
+
+
+def _with_frame(msg: str, exc, path=None) -> str:
+    """``msg`` plus where in the model it happened, unless ``msg`` already says so."""
+    where = _user_frame(exc, path)
+    loc = where[len(" (at "):-1]
+    if where and os.path.basename(loc) not in msg:
+        return msg + where
+    return msg
+
+
+def parse_wrt(text: str | None, fn):
+    """``"0,1"`` or ``"w,b"`` -> ``(0, 1)``; a single entry gives an int (``"0"`` -> 0)."""
+    if text is None:
+        return 0
+    try:
+        params = [p.name for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if item.lstrip("-").isdigit():
+            out.append(int(item))
+        elif item in params:
+            out.append(params.index(item))
+        else:
+            known = f" (arguments: {', '.join(params)})" if params else ""
+            raise CLIError(f"--wrt {text}: {item!r} is neither an argument index nor an argument name{known}")
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def parse_sizes(items) -> dict:
+    """``["n=100", "d=4"]`` (or ``"n=100,d=4"``) -> ``{"n": 100, "d": 4}``."""
+    sizes = {}
+    for item in items or ():
+        for part in item.split(","):
+            k, sep, v = part.partition("=")
+            if not sep or not k.strip() or not v.strip().isdigit() or int(v) < 1:
+                raise CLIError(f"--size {part}: expected NAME=POSITIVE_INT such as n=100")
+            sizes[k.strip()] = int(v)
+    return sizes
+
+
+def example_args(args):
+    """(function, example arrays) for a FILE.py:FUNC TYPES... command line."""
+    from .types import parse_types
+    arrays = parse_types(args.types, sizes=parse_sizes(args.size))   # bad types fail before loading
+    fn = load_function(args.target)
+    check_arity(fn, arrays, args.types)
+    return fn, arrays
+
+
+def check_arity(fn, arrays, types):
+    """One TYPES entry per positional argument of ``fn`` (defaults may be left out)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(*arrays)
+    except TypeError:
+        from .types import split_types
+        params = [p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [p for p in params if p.default is p.empty]
+        many = f"{len(required)}" if len(required) == len(params) else f"{len(required)} to {len(params)}"
+        if any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values()):
+            many = f"at least {len(required)}"
+        words = split_types(types)
+        name = getattr(fn, "__name__", "the function")
+        given = f"{len(words)} type was" if len(words) == 1 else f"{len(words)} types were"
+        raise CLIError(f"{name}({', '.join(p.name for p in params)}) takes {many} "
+                       f"argument{'' if many == '1' else 's'}, but {given} given: {' '.join(words)}") from None
+
+
+def _write(text: str, args, out):
+    if getattr(args, "output", None):
+        with open(args.output, "w") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+    else:
+        print(text, file=out)
+
+
+def _add_target(p):
+    p.add_argument("target", metavar="FILE.py:FUNC", help="the model: a function FUNC defined in FILE.py")
+    p.add_argument("types", metavar="TYPES", nargs="+",
+                   help="the arguments' types in order, e.g. f64[n,d] f64[d] f64[] f64[n] "
+                        "(dtypes f64 f32 i64 i32 bool; a dimension is a number or a size name; "
+                        "one name is one size)")
+    p.add_argument("--size", metavar="NAME=N", action="append",
+                   help="the example value of a named size (default: n=8, d=3, ... distinct per name)")
+
+
+def _add_wrt(p, default_text="0"):
+    p.add_argument("--wrt", metavar="ARGS",
+                   help=f"differentiate with respect to these arguments: indices or names, "
+                        f"comma-separated (default {default_text})")
+
+
+# ----------------------------------------------------------------------------- demo
+def add_demo(sub):
+    p = sub.add_parser("demo", help="the paper's neuron: graphs, gradient, and the closed-form check",
+                       description="Trace the loss C(w,b,X,y) = 1/N sum_i (y_i - max(0, w.x_i + b))^2 of "
+                                   "Parr & Howard's neuron, print its forward and adjoint graphs, evaluate "
+                                   "the gradient and compare it with the closed form dC/dw = 2/N "
+                                   "sum_{i in A} e_i x_i, dC/db = 2/N sum_{i in A} e_i. Exits 1 if they "
+                                   "disagree beyond 1e-12 (relative).")
+    p.add_argument("--backend", help="backend to run the gradient with (default: gradc.config's)")
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args, out):
+    from . import demo
+    return demo.run(out, backend=args.backend)
+
+
+# ----------------------------------------------------------------------------- graph
+def add_graph(sub):
+    p = sub.add_parser("graph", help="print a model's forward or adjoint graph",
+                       description="Trace FUNC from FILE.py on example arrays of the given TYPES and print "
+                                   "its graph: the forward graph (gradc.trace), or with --adjoint the "
+                                   "graph of gradc.value_and_grad(FUNC, argnums=WRT) (forward and "
+                                   "adjoint nodes, optimized).",
+                       epilog="example: gradc graph model.py:loss 'f64[d]' 'f64[]' 'f64[n,d]' 'f64[n]' --adjoint --wrt 0,1")
+    _add_target(p)
+    p.add_argument("--adjoint", action="store_true",
+                   help="show the value_and_grad graph instead of the forward graph")
+    _add_wrt(p, "0; implies --adjoint")
+    p.add_argument("--format", choices=("text", "dot", "svg", "png"), default="text",
+                   help="text listing (default), Graphviz DOT, or an image rendered by Graphviz's dot")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(run=run_graph)
+
+
+def run_graph(args, out):
+    import gradc
+    if args.format in ("svg", "png") and not shutil.which("dot"):
+        raise CLIError(f"--format {args.format} needs Graphviz's 'dot' program, which is not on PATH: "
+                       "install the graphviz package (apt-get install graphviz), or use --format dot")
+    if args.format == "png" and not args.output and out is sys.stdout and sys.stdout.isatty():
+        raise CLIError("--format png writes binary data: give -o FILE.png (or redirect the output)")
+    fn, arrays = example_args(args)
+    if args.adjoint or args.wrt is not None:
+        vg = gradc.value_and_grad(fn, argnums=parse_wrt(args.wrt, fn), backend="numpy")  # the graph only
+        graph = vg.lower(*arrays).graph
+    else:
+        graph = gradc.trace(fn, *arrays)
+    if args.format == "text":
+        _write(str(graph), args, out)
+    elif args.format == "dot":
+        _write(graph.to_dot(), args, out)
+    else:
+        cmd = ["dot", f"-T{args.format}"] + (["-o", args.output] if args.output else [])
+        r = subprocess.run(cmd, input=graph.to_dot().encode(), capture_output=True)
+        if r.returncode != 0:
+            msg = r.stderr.decode(errors="replace").strip().splitlines()
+            raise CLIError(f"Graphviz dot failed (exit {r.returncode}): {msg[0] if msg else 'no message'}")
+        if not args.output:
+            if args.format == "svg":
+                out.write(r.stdout.decode())
+            else:
+                out.flush()
+                getattr(out, "buffer", sys.stdout.buffer).write(r.stdout)
+    return 0
+
+
+# ----------------------------------------------------------------------------- ir / asm
+def _add_native(sub, name, what, run):
+    p = sub.add_parser(name, help=f"print the {what} of a model's gradient (backend 'llvm')",
+                       description=f"Compile gradc.value_and_grad(FUNC, argnums=WRT) (or gradc.jit(FUNC) with "
+                                   f"--forward) for example arrays of the given TYPES with backend 'llvm' "
+                                   f"and print its {what}.")
+    _add_target(p)
+    _add_wrt(p)
+    p.add_argument("--forward", action="store_true", help="compile the function itself (gradc.jit), not its gradient")
+    if name == "ir":
+        p.add_argument("--raw", action="store_true", help="the IR as generated, before LLVM's optimization passes")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(run=run)
+
+
+def add_ir(sub):
+    _add_native(sub, "ir", "LLVM IR", run_ir)
+
+
+def add_asm(sub):
+    _add_native(sub, "asm", "native assembly", run_asm)
+
+
+def _lower_native(args):
+    import gradc
+    fn, arrays = example_args(args)
+    if args.forward:
+        if args.wrt is not None:
+            raise CLIError("--wrt applies to the gradient; it cannot be combined with --forward")
+        t = gradc.jit(fn, backend="llvm")
+    else:
+        t = gradc.value_and_grad(fn, argnums=parse_wrt(args.wrt, fn), backend="llvm")
+    return t.lower(*arrays)
+
+
+def run_ir(args, out):
+    _write(_lower_native(args).llvm_ir(optimized=not args.raw), args, out)
+    return 0
+
+
+def run_asm(args, out):
+    _write(_lower_native(args).asm(), args, out)
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+# One entry per subcommand; a new one (explain, bench, c, build) is an add_<name>
+# function plus its line here.
+COMMANDS = [add_demo, add_graph, add_ir, add_asm]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    parser = _Parser(prog="gradc", description="gradc: a gradient compiler for Python. Trace a numpy-like "
+                     "model into a graph, differentiate it by source transformation, and compile it.")
+    parser.add_argument("--version", action="version", version=f"gradc {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, show the Python traceback instead of one line")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in COMMANDS:
+        add(sub)
+    for p in sub.choices.values():   # accepted after the command too: gradc graph ... --traceback
+        p.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                       help="on an error, show the Python traceback instead of one line")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.run(args, sys.stdout) or 0)
+    except KeyboardInterrupt:
+        print("gradc: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:              # gradc graph ... | head
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except Exception as e:
+        if args.traceback:
+            raise
+        print(f"gradc: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, CLIError):
+        msg = str(e)
+    elif isinstance(e, GradcError):
+        msg = _with_frame(str(e), e)
+    elif isinstance(e, OSError) and e.filename:
+        msg = f"{e.filename}: {e.strerror or e}"
+    else:
+        msg = _with_frame(f"{type(e).__name__}: {e}", e)
+        if not _user_frame(e):
+            msg += " (rerun with --traceback for details)"
+    return " ".join(msg.split()) or type(e).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

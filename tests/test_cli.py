@@ -1,0 +1,319 @@
+"""The gradc command line: gradc.cli.main in-process, and once as a real process."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import gradc
+from gradc import cli, demo
+from gradc.types import TypeSpecError, parse_type, parse_types, split_types
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(gradc.__file__)))
+LOSS_TYPES = ["f64[d]", "f64[]", "f64[n,d]", "f64[n]"]
+
+MODEL = textwrap.dedent("""\
+    import gradc.numpy as np
+
+    def loss(w, b, X, y):
+        z = X @ w + b
+        return np.mean((y - np.maximum(0.0, z)) ** 2)
+
+    def mismatch(w, X):
+        return np.sum(X @ w)
+
+    def branch(x):
+        if np.sum(x) > 0:
+            return np.sum(x)
+        return -np.sum(x)
+
+    def crash(x):
+        raise ValueError("a bug in the model")
+
+    not_a_function = 3
+    """)
+
+
+@pytest.fixture
+def model(tmp_path):
+    p = tmp_path / "model.py"
+    p.write_text(MODEL)
+    return str(p)
+
+
+def run(capsys, *argv):
+    """(exit code, stdout, stderr) of gradc.cli.main(argv)."""
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as e:          # argparse: --help, usage errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, out, err, *fragments):
+    assert code != 0
+    assert "Traceback" not in err and "Traceback" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gradc: error: "), err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+# ----------------------------------------------------------------------------- demo
+def test_demo_in_process(capsys):
+    code, out, err = run(capsys, "demo")
+    assert code == 0, out + err
+    assert "== forward graph" in out and "== adjoint graph" in out
+    assert "graph loss(" in out and "graph loss_vjp(" in out
+    assert "-- adjoint --" in out
+    assert "closed form" in out and "max |difference|" in out
+    assert "OK, gradc matches the closed form" in out
+    assert "neuron.py:4" in out            # graph nodes point at the model's lines
+
+
+def test_demo_data_has_active_and_inactive_samples():
+    w, b, X, y = demo.data()
+    z = X @ w + b
+    assert 0 < (z > 0).sum() < len(z)
+    assert np.min(np.abs(z)) > 1e-6         # no ties at the kink
+
+
+def test_demo_closed_form_matches_gradc():
+    w, b, X, y = demo.data()
+    c, dw, db, _ = demo.closed_form(w, b, X, y)
+    c2, (dw2, db2) = gradc.value_and_grad(demo.loss, argnums=(0, 1))(w, b, X, y)
+    np.testing.assert_allclose(dw2, dw, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(db2, db, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(c2, c, rtol=1e-12)
+
+
+def test_demo_reports_a_mismatch(monkeypatch):
+    import io
+    real = demo.closed_form
+
+    def wrong(*a):
+        c, dw, db, act = real(*a)
+        return c, dw + 1e-6, db, act
+    monkeypatch.setattr(demo, "closed_form", wrong)
+    buf = io.StringIO()
+    assert demo.run(buf) == 1
+    assert "MISMATCH" in buf.getvalue()
+
+
+def test_demo_unknown_backend_is_one_line(capsys):
+    code, out, err = run(capsys, "demo", "--backend", "nosuch")
+    assert_one_line_error(code, out, err, "nosuch")
+
+
+# ----------------------------------------------------------------------------- graph
+def test_graph_text(capsys, model):
+    code, out, err = run(capsys, "graph", f"{model}:loss", *LOSS_TYPES)
+    assert code == 0, err
+    assert out.startswith("graph loss(w: f64[")
+    assert "matmul X w" in out and "maximum" in out
+    assert "-- adjoint --" not in out
+
+
+def test_graph_adjoint_wrt(capsys, model):
+    code, out, err = run(capsys, "graph", f"{model}:loss", *LOSS_TYPES, "--adjoint", "--wrt", "0,1")
+    assert code == 0, err
+    assert "graph loss_vjp(" in out and "-- adjoint --" in out
+    assert "dw=" in out and "db=" in out
+    # names work as well as indices, and --wrt alone implies --adjoint
+    code, out2, err = run(capsys, "graph", f"{model}:loss", *LOSS_TYPES, "--wrt", "w,b")
+    assert code == 0, err
+    assert out2 == out
+
+
+def test_graph_adjoint_default_wrt_is_first_argument(capsys, model):
+    code, out, err = run(capsys, "graph", f"{model}:loss", *LOSS_TYPES, "--adjoint")
+    assert code == 0, err
+    assert "dw=" in out and "db=" not in out
+
+
+def test_graph_dot_and_output_file(capsys, model, tmp_path):
+    code, out, err = run(capsys, "graph", f"{model}:loss", *LOSS_TYPES, "--format", "dot")
+    assert code == 0, err
+    assert out.startswith('digraph "loss"') and out.rstrip().endswith("}")
+    target = tmp_path / "g.dot"
+    code, out2, err = run(capsys, "graph", f"{model}:loss", *LOSS_TYPES, "--format", "dot", "-o", str(target))
+    assert code == 0 and out2 == ""
+    assert target.read_text() == out
+
+
+def test_graph_types_in_one_word(capsys, model):
+    code, out, err = run(capsys, "graph", f"{model}:loss", "f64[d] f64[] f64[n, d] f64[n]")
+    assert code == 0, err
+    assert out.startswith("graph loss(")
+
+
+def test_graph_svg_without_graphviz(capsys, model, monkeypatch):
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    code, out, err = run(capsys, "graph", f"{model}:loss", *LOSS_TYPES, "--format", "svg")
+    assert code == 2
+    assert_one_line_error(code, out, err, "apt-get install graphviz")
+
+
+@pytest.mark.skipif(not cli.shutil.which("dot"), reason="Graphviz dot is not installed")
+def test_graph_svg_with_graphviz(capsys, model, tmp_path):
+    code, out, err = run(capsys, "graph", f"{model}:loss", *LOSS_TYPES, "--format", "svg")
+    assert code == 0, err
+    assert "<svg" in out
+    png = tmp_path / "g.png"
+    code, out, err = run(capsys, "graph", f"{model}:loss", *LOSS_TYPES, "--format", "png", "-o", str(png))
+    assert code == 0, err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------------------- ir / asm
+@pytest.mark.parametrize("cmd", [["ir"], ["ir", "--raw"], ["asm"], ["asm", "--forward"]])
+def test_ir_asm(capsys, model, cmd):
+    code, out, err = run(capsys, cmd[0], f"{model}:loss", *LOSS_TYPES, *cmd[1:])
+    try:
+        gradc.value_and_grad(lambda x: gradc.sum(x), backend="llvm").lower(np.ones(3))
+        have_llvm = True
+    except gradc.GradcError:
+        have_llvm = False
+    if have_llvm:
+        assert code == 0, err
+        assert out.strip()
+        if cmd[0] == "ir":
+            assert "define" in out
+    else:   # until the llvm backend lands: its error, as one line, exit 2
+        assert code == 2
+        assert_one_line_error(code, out, err, "llvm")
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("argv, fragments", [
+    (["graph", "{tmp}/nope.py:loss", "f64[n]"], ["nope.py", "does not exist"]),
+    (["graph", "{model}:nosuch", "f64[n]"], ["no function named 'nosuch'", "loss"]),
+    (["graph", "{model}:not_a_function", "f64[n]"], ["not a function"]),
+    (["graph", "{model}", "f64[n]"], ["FILE.py:FUNC"]),
+    (["graph", "{model}:loss", "f65[d]"], ["unknown dtype 'f65'"]),
+    (["graph", "{model}:loss", "f64[d"], ["bad type 'f64[d'"]),
+    (["graph", "{model}:loss", "f64[d]"], ["takes 4 arguments", "1 type was given"]),
+    (["graph", "{model}:mismatch", "f64[d]", "f64[n,e]"], ["matmul", "model.py:8"]),
+    (["graph", "{model}:branch", "f64[n]"], ["traced value", "model.py:11"]),
+    (["graph", "{model}:crash", "f64[n]"], ["ValueError: a bug in the model", "model.py:16"]),
+    (["graph", "{model}:loss", *LOSS_TYPES, "--wrt", "q"], ["--wrt", "'q'", "w, b, X, y"]),
+    (["graph", "{model}:loss", *LOSS_TYPES, "--wrt", "9"], ["argnums 9"]),
+    (["graph", "{model}:loss", *LOSS_TYPES, "--size", "n=0"], ["--size"]),
+    (["graph", "{model}:loss", "f64[d]", "f64[]", "f64[n,d,k]", "f64[n]"], ["rank 3"]),
+    (["graph", "{model}:loss"], ["required", "TYPES"]),
+    (["graph", "{model}:loss", *LOSS_TYPES, "--format", "gif"], ["invalid choice"]),
+    (["nosuchcommand"], ["invalid choice"]),
+])
+def test_errors_are_one_line(capsys, model, tmp_path, argv, fragments):
+    argv = [a.format(tmp=tmp_path, model=model) for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert_one_line_error(code, out, err, *fragments)
+    assert code == 2
+
+
+def test_load_errors_are_one_line(capsys, tmp_path):
+    (tmp_path / "syntax.py").write_text("def f(x:\n")
+    (tmp_path / "imports.py").write_text("import no_such_module_gradc\n")
+    code, out, err = run(capsys, "graph", f"{tmp_path}/syntax.py:f", "f64[n]")
+    assert_one_line_error(code, out, err, "syntax.py:1", "syntax error")
+    code, out, err = run(capsys, "graph", f"{tmp_path}/imports.py:f", "f64[n]")
+    assert_one_line_error(code, out, err, "ModuleNotFoundError", "imports.py:1")
+
+
+def test_traceback_flag_shows_the_exception(capsys, model):
+    with pytest.raises(ValueError, match="a bug in the model"):
+        cli.main(["graph", f"{model}:crash", "f64[n]", "--traceback"])
+    with pytest.raises(ValueError):
+        cli.main(["--traceback", "graph", f"{model}:crash", "f64[n]"])
+
+
+def test_no_command_prints_help(capsys):
+    code, out, err = run(capsys)
+    assert code == 2 and "demo" in err and "graph" in err
+
+
+@pytest.mark.parametrize("cmd", [[], ["demo"], ["graph"], ["ir"], ["asm"]])
+def test_help_everywhere(capsys, cmd):
+    code, out, err = run(capsys, *cmd, "--help")
+    assert code == 0
+    assert out.startswith("usage: gradc")
+
+
+def test_every_command_is_registered():
+    names = set(cli.build_parser()._subparsers._group_actions[0].choices)
+    assert {"demo", "graph", "ir", "asm"} <= names
+    assert len(cli.COMMANDS) == len(names)
+
+
+# ----------------------------------------------------------------------------- TYPES
+def test_parse_types_shapes_and_dtypes():
+    a = parse_types(["f64[n,d]", "f64[d]", "f64[]", "f32[n]", "i64[n]", "i32[2]", "bool[k]"])
+    assert [x.shape for x in a] == [(8, 3), (3,), (), (8,), (8,), (2,), (4,)]
+    assert [x.dtype for x in a] == [np.float64, np.float64, np.float64, np.float32, np.int64,
+                                    np.int32, np.bool_]
+    assert all(isinstance(x, np.ndarray) for x in a)
+    assert a[4].min() >= 0 and a[4].max() < 3 and a[5].min() >= 0 and a[5].max() < 3
+
+
+def test_parse_types_deterministic_and_distinct():
+    a, b = parse_types(["f64[n,d]"]), parse_types(["f64[n,d]"])
+    np.testing.assert_array_equal(a[0], b[0])
+    letters = [f"f64[{c}]" for c in "abcdefghijklmnopq"]
+    sizes = [x.shape[0] for x in parse_types(letters)]
+    assert len(set(sizes)) == len(sizes) and 1 not in sizes
+    # a named size never takes a fixed size of the list
+    s = parse_types(["f64[8]", "f64[n]", "f64[3]", "f64[d]"])
+    assert s[1].shape[0] not in (8, 3) and s[3].shape[0] not in (8, 3, s[1].shape[0])
+
+
+def test_parse_types_sizes_and_spellings():
+    assert parse_types(["f64[n]"], sizes={"n": 100})[0].shape == (100,)
+    assert parse_types(["f64"])[0].shape == ()
+    assert split_types(["f64[n, d] f64[d]", "f64[]"]) == ["f64[n,d]", "f64[d]", "f64[]"]
+    assert parse_type("f32[ n , 3 ]") == (np.dtype(np.float32), ("n", 3))
+    assert parse_type("i64[batch_1]") == (np.dtype(np.int64), ("batch_1",))
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    ("f65[n]", "unknown dtype"), ("float64[n]", "did you mean f64"), ("f64[n", "unbalanced"),
+    ("f64[n]]", "unbalanced"), ("f64[n,]", "empty dimension"), ("f64[0]", "size 0"),
+    ("f64[-2]", "neither a positive number"), ("f64[2x]", "neither a positive number"),
+    ("[n]", "expected DTYPE[DIMS]"), ("f64(n)", "expected DTYPE[DIMS]"),
+])
+def test_parse_types_errors(bad, fragment):
+    with pytest.raises(TypeSpecError, match=None) as e:
+        parse_types([bad])
+    assert fragment in str(e.value)
+    assert isinstance(e.value, gradc.GradcError)
+
+
+def test_parse_types_unknown_size_name():
+    with pytest.raises(TypeSpecError, match="no type uses it"):
+        parse_types(["f64[n]"], sizes={"q": 3})
+
+
+# ----------------------------------------------------------------------------- a real process
+def _gradc_command():
+    import shutil
+    exe = shutil.which("gradc")
+    if exe and os.path.dirname(exe) == os.path.dirname(sys.executable):
+        return [exe]
+    return [sys.executable, "-m", "gradc.cli"]
+
+
+def test_subprocess_demo_and_error(model):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run(_gradc_command() + ["demo"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "closed form" in r.stdout and "OK, gradc matches the closed form" in r.stdout
+    r = subprocess.run(_gradc_command() + ["graph", f"{model}:loss", "f64[d", "f64[]"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert r.stderr.startswith("gradc: error: bad type") and "Traceback" not in r.stderr
