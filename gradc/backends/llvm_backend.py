@@ -43,7 +43,8 @@ class Kernel:
         self.schedule = s = schedule(graph)
         self.name = kernel_name(graph)
         self.module = lower(s, self.name)
-        self.artifact = Artifact(str(self.module), self.name)
+        consts = [g_c.tobytes() for g_c in (s.graph[c]["params"]["value"] for c in s.consts)]
+        self.artifact = Artifact(str(self.module), self.name, consts)
         self.cfunc = KERNEL(self.artifact.address)
         g = s.graph
         self.root_outputs = list(dict.fromkeys(o for o in s.outputs if o in s.roots))

@@ -52,31 +52,62 @@ def optimize(mod: "llvm.ModuleRef") -> None:
 
 
 class Artifact:
-    """A compiled module: its IR before/after optimization, assembly, and entry address."""
+    """A compiled module: its IR before/after optimization, assembly, and entry address.
 
-    def __init__(self, raw_ir: str, name: str):
+    Object code comes from the on-disk cache when an entry for exactly this IR, gradc
+    version, LLVM version and CPU exists; otherwise the IR is optimized and compiled and
+    the object stored.  Optimized IR and assembly are recomputed on demand after a hit."""
+
+    def __init__(self, raw_ir: str, name: str, cache_parts=()):
+        from . import cache
+        from .. import __version__
         s = init()
         self.name = name
         self.raw_ir = prepare_ir(raw_ir)
+        self._optimized = None
+        self._asm = None
+        header = {"gradc": __version__, "llvm": ".".join(map(str, llvm.llvm_version_info)),
+                  "cpu": s["cpu"], "features": s["features"], "name": name}
+        self.key = cache.make_key(self.raw_ir, *cache_parts, *header.values())
         with _lock:
-            mod = llvm.parse_assembly(self.raw_ir)
-            mod.triple = s["triple"]
-            mod.data_layout = str(s["tm"].target_data)
-            mod.verify()
-            optimize(mod)
-            self.optimized_ir = str(mod)
-            self._mod = mod
-            s["engine"].add_module(mod)
+            known = s.setdefault("loaded", {})
+            if self.key in known:          # the same kernel compiled earlier in this process
+                self.address, self.cached = known[self.key], True
+                return
+            obj = cache.load(self.key, header)
+            self.cached = obj is not None
+            if obj is None:
+                mod = self._optimize()
+                obj = s["tm"].emit_object(mod)
+                cache.store(self.key, header, obj)
+            s["engine"].add_object_file(llvm.ObjectFileRef.from_data(obj))
             s["engine"].finalize_object()
             self.address = s["engine"].get_function_address(name)
-        self._asm = None
+            if not self.address:
+                raise RuntimeError(f"internal: compiled code has no symbol {name}")
+            known[self.key] = self.address
+
+    def _optimize(self):
+        s = init()
+        mod = llvm.parse_assembly(self.raw_ir)
+        mod.triple = s["triple"]
+        mod.data_layout = str(s["tm"].target_data)
+        mod.verify()
+        optimize(mod)
+        self._optimized = str(mod)
+        return mod
 
     def llvm_ir(self, optimized=True) -> str:
-        return self.optimized_ir if optimized else self.raw_ir
+        if not optimized:
+            return self.raw_ir
+        if self._optimized is None:
+            with _lock:
+                self._optimize()
+        return self._optimized
 
     def asm(self) -> str:
         if self._asm is None:
             s = init()
             with _lock:
-                self._asm = s["tm"].emit_assembly(llvm.parse_assembly(self.optimized_ir))
+                self._asm = s["tm"].emit_assembly(llvm.parse_assembly(self.llvm_ir(True)))
         return self._asm
