@@ -42,7 +42,8 @@ class Kernel:
         self.graph = graph
         self.schedule = s = schedule(graph)
         self.name = kernel_name(graph)
-        self.module = lower(s, self.name)
+        from .llvm_jit import init
+        self.module = lower(s, self.name, init()["blas"])
         consts = [g_c.tobytes() for g_c in (s.graph[c]["params"]["value"] for c in s.consts)]
         self.artifact = Artifact(str(self.module), self.name, consts)
         self.cfunc = KERNEL(self.artifact.address)

@@ -147,9 +147,13 @@ class Emitter:
         return self.b.fdiv(_const(x.type, 1), result) if n < 0 else result
 
 
+BLAS_MIN_WORK = 8192  # m*n*k below this: generated loops beat a library call
+
+
 class Codegen:
-    def __init__(self, s: Schedule, name: str):
+    def __init__(self, s: Schedule, name: str, blas: dict | None = None):
         self.s, self.g, self.name = s, s.graph, name
+        self.blas = blas or None
         self.module = ir.Module(name=name)
         self.e = Emitter(self)
         self._libm = {}
@@ -538,21 +542,68 @@ class Codegen:
                 self.loop(n, over_j, name="j")
             self.loop(k, over_k, name="k")
         else:
-            self.fill(nid, 0.0)
             m, n = self.size(sa[0]), self.size(sb[1])
+            ops = self.blas_operands(a, bb) if self.blas else None
+            if ops is None:
+                self.matmul_loops(nid, a, bb, k, m, n)
+                return
+            # Large products call BLAS; small ones run the generated loops (no call overhead).
+            work = b.mul(b.mul(m, n), k)
+            big = b.icmp_signed(">=", work, ir.Constant(I64, BLAS_MIN_WORK))
+            with b.if_else(big) as (then, otherwise):
+                with then:
+                    self.call_gemm(nid, ops, m, n, k, ty)
+                with otherwise:
+                    self.matmul_loops(nid, a, bb, k, m, n)
 
-            def over_i(i):
-                def over_k(kk):
+    def blas_operands(self, a, bb):
+        """(base node, transposed?) for each operand when BLAS can read it in place."""
+        out = []
+        for x in (a, bb):
+            d = self.g[x]
+            if x in self.bufs:
+                out.append((x, False))
+            elif d["op"] == "transpose" and d["args"][0] in self.bufs:
+                out.append((d["args"][0], True))
+            else:
+                return None
+        return out
+
+    def call_gemm(self, nid, ops, m, n, k, ty):
+        b = self.b
+        iw = ir.IntType(self.blas["int"])
+        fp = ty.as_pointer()
+        name = "gradc_cblas_dgemm" if ty == F64 else "gradc_cblas_sgemm"
+        fn = self.module.globals.get(name)
+        if fn is None:
+            fnty = ir.FunctionType(ir.VoidType(), [I32, I32, I32, iw, iw, iw, ty, fp, iw, fp, iw, ty, fp, iw])
+            fn = ir.Function(self.module, fnty, name)
+
+        def ld(x):  # leading dimension: the row length of the stored matrix, at least 1
+            cols = self.size(self.g[x]["shape"][1])
+            return self.convert(b.select(b.icmp_signed(">", cols, ir.Constant(I64, 1)), cols, ir.Constant(I64, 1)), iw)
+        (xa, ta), (xb, tb) = ops
+        args = [ir.Constant(I32, 101), ir.Constant(I32, 112 if ta else 111), ir.Constant(I32, 112 if tb else 111),
+                self.convert(m, iw), self.convert(n, iw), self.convert(k, iw), _const(ty, 1.0),
+                self.bufs[xa], ld(xa), self.bufs[xb], ld(xb), _const(ty, 0.0), self.bufs[nid], ld(nid)]
+        b.call(fn, args)
+
+    def matmul_loops(self, nid, a, bb, k, m, n):
+        b = self.b
+        self.fill(nid, 0.0)
+
+        def over_i(i):     # i-k-j order: the inner loop streams rows of b and c (vectorizes)
+            def over_k(kk):
+                self.memo = {}
+                va = self.val(a, [i, kk])
+
+                def over_j(j):
                     self.memo = {}
-                    va = self.val(a, [i, kk])
-
-                    def over_j(j):
-                        self.memo = {}
-                        p = self.ptr(nid, [i, j])
-                        b.store(b.fadd(b.load(p), b.fmul(va, self.val(bb, [kk, j])), name="acc"), p)
-                    self.loop(n, over_j, name="j")
-                self.loop(k, over_k, name="k")
-            self.loop(m, over_i, name="i")
+                    p = self.ptr(nid, [i, j])
+                    b.store(b.fadd(b.load(p), b.fmul(va, self.val(bb, [kk, j])), name="acc"), p)
+                self.loop(n, over_j, name="j")
+            self.loop(k, over_k, name="k")
+        self.loop(m, over_i, name="i")
 
     def emit_scatter(self, nest):
         (nid,) = nest.roots
@@ -646,5 +697,6 @@ def workspace_bytes(s: Schedule, sizes: dict) -> int:
     return total
 
 
-def lower(s: Schedule, name: str) -> ir.Module:
-    return Codegen(s, name).build()
+def lower(s: Schedule, name: str, blas: dict | None = None) -> ir.Module:
+    """The kernel's LLVM module; ``blas`` (see backends/blas.py) enables library GEMM calls."""
+    return Codegen(s, name, blas).build()

@@ -27,6 +27,12 @@ def init():
         cpu, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
         tm = target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
         _state.update(tm=tm, cpu=cpu, features=features, triple=llvm.get_process_triple())
+        from . import blas
+        found = blas.find()
+        if found:   # generated code calls these names for large matrix products
+            llvm.add_symbol("gradc_cblas_dgemm", found["d"])
+            llvm.add_symbol("gradc_cblas_sgemm", found["s"])
+        _state["blas"] = found
         backing = llvm.parse_assembly("")
         _state["engine"] = llvm.create_mcjit_compiler(backing, tm)
         return _state

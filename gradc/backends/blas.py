@@ -1,0 +1,57 @@
+"""Finding the BLAS that numpy already ships, for matrix-matrix products.
+
+gradc does not bundle a BLAS: numpy's wheels carry OpenBLAS (``scipy_cblas_dgemm64_``,
+ILP64) and gradc's JIT resolves the symbols ``gradc_cblas_dgemm``/``gradc_cblas_sgemm``
+to it.  Measured on the dev machine, OpenBLAS's DGEMM is far ahead of the loop nests
+gradc generates for large products, and its per-call cost is small next to
+the products the benchmark models compute.  When no CBLAS is found (another numpy
+build), or for ahead-of-time libraries, the generated loops are used instead."""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+_found: dict | None = None
+
+# (symbol in the library, integer width of its BLAS ints)
+_CANDIDATES = [("scipy_cblas_{t}gemm64_", 64), ("cblas_{t}gemm64_", 64), ("cblas_{t}gemm", 32),
+               ("scipy_cblas_{t}gemm", 32)]
+
+
+def _libraries():
+    base = os.path.dirname(np.__file__)
+    pats = [os.path.join(base, "..", "numpy.libs", "*blas*"), os.path.join(base, ".libs", "*blas*"),
+            os.path.join(base, "..", "numpy.libs", "*.so*")]
+    seen = []
+    for p in pats:
+        for f in sorted(glob.glob(p)):
+            if f not in seen and (".so" in f or f.endswith(".dylib")):
+                seen.append(f)
+    return seen
+
+
+def find() -> dict:
+    """{"d": address, "s": address, "int": 32|64} or {} when no CBLAS gemm is found."""
+    global _found
+    if _found is not None:
+        return _found
+    _found = {}
+    if os.environ.get("GRADC_NO_BLAS"):
+        return _found
+    for path in _libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for pattern, width in _CANDIDATES:
+            try:
+                d = ctypes.cast(getattr(lib, pattern.format(t="d")), ctypes.c_void_p).value
+                s = ctypes.cast(getattr(lib, pattern.format(t="s")), ctypes.c_void_p).value
+            except AttributeError:
+                continue
+            _found = {"d": d, "s": s, "int": width, "library": os.path.basename(path)}
+            return _found
+    return _found
