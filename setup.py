@@ -4,6 +4,8 @@ import numpy
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("gradc._callpath", ["runtime/callpath.c"],
-                             include_dirs=[numpy.get_include()],
-                             extra_compile_args=["-O2", "-std=c11"],
+                             include_dirs=[numpy.get_include(), "runtime"],
+                             depends=["runtime/parallel.c"],
+                             extra_compile_args=["-O2", "-std=gnu11", "-pthread"],
+                             extra_link_args=["-pthread"],
                              optional=True)])

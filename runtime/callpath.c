@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.c"
+
 #define MAXDIM 8
 #define MAXARGS 64
 #define MAXSYM 64
@@ -249,7 +251,16 @@ static PyTypeObject PlanType = {
     .tp_doc = "A compiled signature's checked call: Plan(*args) -> result or MISS.",
 };
 
-static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_callpath", "gradc's native call path.", -1, NULL};
+static PyObject *parallel_for_address(PyObject *self, PyObject *unused) {
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_parallel_for);
+}
+
+static PyMethodDef methods[] = {
+    {"parallel_for_address", parallel_for_address, METH_NOARGS,
+     "Address of gradc_parallel_for, the thread pool generated kernels call."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_callpath", "gradc's native call path.", -1, methods};
 
 PyMODINIT_FUNC PyInit__callpath(void) {
     import_array();

@@ -17,7 +17,7 @@ from ..errors import ArgumentError
 from ..evaluate import bind_sizes
 from ..graph import Graph
 from ..shapes import resolve
-from .llvm_codegen import lower, workspace_bytes
+from .llvm_codegen import lower, workspace_buffers, workspace_bytes
 from .llvm_jit import Artifact
 from .schedule import describe, schedule
 
@@ -40,7 +40,8 @@ class Kernel:
 
     def __init__(self, graph: Graph):
         self.graph = graph
-        self.schedule = s = schedule(graph)
+        from .llvm_jit import init
+        self.schedule = s = schedule(graph, threads=init()["threads"])
         self.name = kernel_name(graph)
         from .llvm_jit import init
         self.module = lower(s, self.name, init()["blas"])
@@ -69,7 +70,7 @@ class Kernel:
             return (np.dtype(dtype).num, np.dtype(dtype).itemsize, dims)
         ins = tuple(spec(g[i]["shape"], g[i]["dtype"]) for i in g.inputs)
         outs = tuple(spec(*x) for x in self.out_specs)
-        ws = tuple(spec(g[n]["shape"], g[n]["dtype"]) for n in s.workspace)
+        ws = tuple(spec(shape, dtype) for shape, dtype in workspace_buffers(s))
         mins = tuple(int(g.minimum.get(x, 0)) for x in self.symbols)
         nonempty = tuple(spec(tuple(g[g[n]["args"][0]]["shape"][a] for a in axes), np.int8)
                          for n, axes in s.nonempty)

@@ -152,6 +152,8 @@ BLAS_MIN_WORK = 8192  # m*n*k below this: generated loops beat a library call
 
 class Codegen:
     def __init__(self, s: Schedule, name: str, blas: dict | None = None):
+        if s.partials and not s.threads > 1:
+            raise ValueError("internal: partial buffers without threads")
         self.s, self.g, self.name = s, s.graph, name
         self.blas = blas or None
         self.module = ir.Module(name=name)
@@ -374,10 +376,10 @@ class Codegen:
         self.b.store(self.b.or_(self.b.load(self.status), bad), self.status)
 
     # -- loops -----------------------------------------------------------------------
-    def loop(self, n, body, name="i"):
+    def loop(self, n, body, name="i", start=None):
         b = self.b
         iv = self.alloca(I64, name=name + ".addr")
-        b.store(ir.Constant(I64, 0), iv)
+        b.store(start if start is not None else ir.Constant(I64, 0), iv)
         cond = b.append_basic_block(name + ".cond")
         bodyb = b.append_basic_block(name + ".body")
         end = b.append_basic_block(name + ".end")
@@ -407,7 +409,7 @@ class Codegen:
             return self.b.fadd(acc, v, name="acc") if self.e._float(v) else self.b.add(acc, v)
         return self.e.maximum(acc, v) if op == "max" else self.e.minimum(acc, v)
 
-    def emit_loop_nest(self, nest):
+    def emit_loop_nest(self, nest, outer=None):
         """Loops over the nest's domain.  Outer loops are shared; at the innermost level
         the stages run in order for each outer index: even stages are inner loops over
         the last axis, odd stages compute row-level roots between them."""
@@ -472,24 +474,122 @@ class Codegen:
                 for n in local:
                     init_acc(n)
                 if r:
-                    self.loop(self.size(dom[r - 1]), lambda i: body(roots, idx + [i]), name=f"i{r - 1}")
+                    lo, hi = (outer if outer and r == 1 else (None, self.size(dom[r - 1])))
+                    self.loop(hi, lambda i: body(roots, idx + [i]), name=f"i{r - 1}", start=lo)
                 else:
                     body(roots, idx)
                 for n in local:
                     store_acc(n, idx)
 
         def level(k, idx):
-            outer = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]
-            for n in outer:
+            outers = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]
+            for n in outers:
                 init_acc(n)
             if k >= r - 1:
                 stages(idx)
             else:
-                self.loop(self.size(dom[k]), lambda i: level(k + 1, idx + [i]), name=f"i{k}")
-            for n in outer:
+                lo, hi = outer if (outer and k == 0) else (None, self.size(dom[k]))
+                self.loop(hi, lambda i: level(k + 1, idx + [i]), name=f"i{k}", start=lo)
+            for n in outers:
                 store_acc(n, idx)
 
         level(0, [])
+
+    PAR_MIN_WORK = 1 << 16   # elements per nest below which threads cost more than they give
+
+    def emit_parallel_nest(self, nest, k, impl):
+        """Outline the nest into a body function over [start, end) of its outer loop, run
+        it in chunks on the thread pool, then combine per-chunk partial reductions in
+        chunk order (the same result every run for a given thread count)."""
+        s, T = self.s, self.s.threads
+        crossing = [n for n in nest.roots if n in s.partials]
+        n_ptr, n_sym = len(self.ptr_tys), len(s.symbols)
+        body_ty = ir.FunctionType(ir.VoidType(), self.ptr_tys + [I64] * n_sym + [I64, I64, I32, I32.as_pointer()])
+        body = ir.Function(self.module, body_ty, name=f"{self.name}.nest{k}")
+        body.linkage = "internal"
+        body.attributes.add("alwaysinline")
+        for arg in body.args[:n_ptr]:
+            arg.add_attribute("noalias")
+        saved = (self.b, self.entry, self.bufs, self.sizes, self.status)
+        self.entry = body.append_basic_block("entry")
+        self.b = ir.IRBuilder(self.entry)
+        self.bufs = dict(zip(self.buffer_nodes, body.args[:n_ptr]))
+        self.sizes = dict(zip(s.symbols, body.args[n_ptr:n_ptr + n_sym]))
+        start, end, tid, status_arr = body.args[n_ptr + n_sym:]
+        self.status = self.b.gep(status_arr, [tid])
+        for r in crossing:   # this chunk's partial result
+            off = self.b.mul(self.b.sext(tid, I64), self.numel(self.g[r]["shape"]))
+            self.bufs[r] = self.b.gep(self.bufs[("partial", r)], [off])
+        self.emit_loop_nest(nest, outer=(start, end))
+        self.b.ret_void()
+        self.b, self.entry, self.bufs, self.sizes, self.status = saved
+
+        # task(ctx, start, end, chunk): unpack the context, call the body
+        vp = I8.as_pointer()
+        task_ty = ir.FunctionType(ir.VoidType(), [vp, I64, I64, I32])
+        task = ir.Function(self.module, task_ty, name=f"{self.name}.task{k}")
+        task.linkage = "internal"
+        tb = ir.IRBuilder(task.append_basic_block("entry"))
+        ctx = tb.bitcast(task.args[0], vp.as_pointer())
+        vals = [tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, j)])), t) for j, t in enumerate(self.ptr_tys)]
+        szp = tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, n_ptr)])), I64.as_pointer())
+        stp = tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, n_ptr + 1)])), I32.as_pointer())
+        vals += [tb.load(tb.gep(szp, [ir.Constant(I64, j)])) for j in range(n_sym)]
+        tb.call(body, vals + [task.args[1], task.args[2], task.args[3], stp])
+        tb.ret_void()
+
+        # in the kernel: build the context, run serially or on the pool, combine
+        b = self.b
+        ctx_arr = self.alloca(ir.ArrayType(vp, n_ptr + 2), name=f"nest{k}.ctx")
+        sz_arr = self.alloca(ir.ArrayType(I64, max(n_sym, 1)), name=f"nest{k}.sizes")
+        st_arr = self.alloca(ir.ArrayType(I32, T), name=f"nest{k}.status")
+        z = ir.Constant(I64, 0)
+        for j, key in enumerate(self.buffer_nodes):
+            b.store(b.bitcast(self.bufs[key], vp), b.gep(ctx_arr, [z, ir.Constant(I64, j)]))
+        for j, sym in enumerate(s.symbols):
+            b.store(self.sizes[sym], b.gep(sz_arr, [z, ir.Constant(I64, j)]))
+        b.store(b.bitcast(b.gep(sz_arr, [z, z]), vp), b.gep(ctx_arr, [z, ir.Constant(I64, n_ptr)]))
+        b.store(b.bitcast(b.gep(st_arr, [z, z]), vp), b.gep(ctx_arr, [z, ir.Constant(I64, n_ptr + 1)]))
+        for t in range(T):
+            b.store(ir.Constant(I32, 0), b.gep(st_arr, [z, ir.Constant(I64, t)]))
+        ctx_p = b.bitcast(ctx_arr, vp)
+        n0 = self.size(nest.domain[0])
+        chunks = self.alloca(I64, name=f"nest{k}.chunks")
+        work = self.numel(nest.domain)
+        par = b.and_(b.icmp_signed(">=", work, ir.Constant(I64, self.PAR_MIN_WORK)),
+                     b.icmp_signed(">=", n0, ir.Constant(I64, T)))
+        pf = self.module.globals.get("gradc_parallel_for")
+        if pf is None:
+            pf = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [task_ty.as_pointer(), vp, I64, I32]),
+                             "gradc_parallel_for")
+        with b.if_else(par) as (then, otherwise):
+            with then:
+                b.call(pf, [task, ctx_p, n0, ir.Constant(I32, T)])
+                b.store(ir.Constant(I64, T), chunks)
+            with otherwise:
+                b.call(task, [ctx_p, z, n0, ir.Constant(I32, 0)])
+                b.store(ir.Constant(I64, 1), chunks)
+        nch = b.load(chunks)
+        for r in crossing:
+            op = self.g[r]["op"]
+            ty = reg_type(self.g[r]["dtype"])
+            numel = self.numel(self.g[r]["shape"])
+            part = self.bufs[("partial", r)]
+
+            def combine_elem(e, r=r, op=op, ty=ty, numel=numel, part=part):
+                acc = self.alloca(ty, name=f"n{r}.combine")
+                b.store(_const(ty, self.IDENT[op]), acc)
+
+                def add_chunk(t):
+                    v = b.load(b.gep(part, [b.add(b.mul(t, numel), e)]))
+                    cur = b.load(acc)
+                    b.store(b.fadd(cur, v) if op == "sum" else self.combine(op, cur, v), acc)
+                self.loop(nch, add_chunk, name="chunk")
+                b.store(b.load(acc), b.gep(self.bufs[r], [e]))
+            self.loop(numel, combine_elem, name=f"n{r}.e")
+        for t in range(T):   # chunks that did not run left their status at 0
+            st = b.load(b.gep(st_arr, [z, ir.Constant(I64, t)]))
+            b.store(b.or_(b.load(self.status), st), self.status)
 
     def _val_root(self, nid, idx):
         # compute a root's own expression (not a load of its buffer)
@@ -636,15 +736,17 @@ class Codegen:
         s, g = self.s, self.g
         # buffers passed to impl: inputs, outputs, constants, workspace
         self.buffer_nodes = list(g.inputs) + list(dict.fromkeys(o for o in s.outputs if o in s.roots)) \
-            + list(s.consts) + list(s.workspace)
-        ptr_tys = [ir_type(g[n]["dtype"]).as_pointer() for n in self.buffer_nodes]
+            + list(s.consts) + list(s.workspace) + [("partial", n) for n in s.partials]
+        ptr_tys = [ir_type(g[n if isinstance(n, int) else n[1]]["dtype"]).as_pointer() for n in self.buffer_nodes]
+        self.ptr_tys = ptr_tys
         impl_ty = ir.FunctionType(I32, ptr_tys + [I64] * len(s.symbols))
         impl = ir.Function(self.module, impl_ty, name=f"{self.name}.impl")
         impl.linkage = "internal"
         impl.attributes.add("alwaysinline")
         for k, arg in enumerate(impl.args[: len(ptr_tys)]):
             arg.add_attribute("noalias")
-            arg.name = f"p{self.buffer_nodes[k]}"
+            key = self.buffer_nodes[k]
+            arg.name = f"p{key}" if isinstance(key, int) else f"partial{key[1]}"
         for sym, arg in zip(s.symbols, impl.args[len(ptr_tys):]):
             arg.name = f"size.{sym}"
         self.entry = impl.append_basic_block("entry")
@@ -653,9 +755,12 @@ class Codegen:
         self.sizes = {sym: a for sym, a in zip(s.symbols, impl.args[len(ptr_tys):])}
         self.status = self.b.alloca(I32, name="status")
         self.b.store(ir.Constant(I32, 0), self.status)
-        for nest in s.nests:
-            {"loop": self.emit_loop_nest, "matmul": self.emit_matmul,
-             "scatter": self.emit_scatter}[nest.kind](nest)
+        for k, nest in enumerate(s.nests):
+            if nest.kind == "loop" and nest.parallel:
+                self.emit_parallel_nest(nest, k, impl)
+            else:
+                {"loop": self.emit_loop_nest, "matmul": self.emit_matmul,
+                 "scatter": self.emit_scatter}[nest.kind](nest)
         self.b.ret(self.b.load(self.status))
         self._wrapper(impl, ptr_tys)
         return self.module
@@ -668,7 +773,7 @@ class Codegen:
         args, sizes, ws = fn.args
         args.name, sizes.name, ws.name = "args", "sizes", "workspace"
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        n_direct = len(self.buffer_nodes) - len(s.workspace)
+        n_direct = len(self.buffer_nodes) - len(s.workspace) - len(s.partials)
         ptrs = []
         for k in range(n_direct):
             p = b.load(b.gep(args, [ir.Constant(I64, k)]))
@@ -677,23 +782,31 @@ class Codegen:
         self.b = b
         self.sizes = dict(zip(s.symbols, szs))
         off = ir.Constant(I64, 0)
-        for k, nid in enumerate(s.workspace):
+        for k, (shape, dtype) in enumerate(workspace_buffers(s)):
             p = b.gep(ws, [off])
             ptrs.append(b.bitcast(p, ptr_tys[n_direct + k]))
-            nbytes = b.mul(self.numel(self.g[nid]["shape"]), ir.Constant(I64, self.g[nid]["dtype"].itemsize))
+            nbytes = b.mul(self.numel(shape), ir.Constant(I64, np.dtype(dtype).itemsize))
             off = b.add(off, b.and_(b.add(nbytes, ir.Constant(I64, ALIGN - 1)), ir.Constant(I64, -ALIGN)))
         b.ret(b.call(impl, ptrs + szs))
+
+
+def workspace_buffers(s: Schedule) -> list:
+    """(shape, dtype) of each workspace buffer in layout order: the intermediates, then
+    one partial result per chunk for each reduction a parallel nest splits."""
+    g = s.graph
+    out = [(g[n]["shape"], g[n]["dtype"]) for n in s.workspace]
+    out += [((s.threads,) + tuple(g[n]["shape"]), g[n]["dtype"]) for n in s.partials]
+    return out
 
 
 def workspace_bytes(s: Schedule, sizes: dict) -> int:
     """Bytes of workspace the kernel needs for these sizes (same layout as the IR)."""
     total = 0
-    for nid in s.workspace:
-        d = s.graph[nid]
+    for shape, dtype in workspace_buffers(s):
         n = 1
-        for x in d["shape"]:
+        for x in shape:
             n *= x if isinstance(x, int) else sizes[x]
-        total += (n * d["dtype"].itemsize + ALIGN - 1) & -ALIGN
+        total += (n * np.dtype(dtype).itemsize + ALIGN - 1) & -ALIGN
     return total
 
 

@@ -3,6 +3,7 @@ SLP vectorization, via llvmlite's new pass manager), the MCJIT engine, and inspe
 (optimized IR, assembly)."""
 from __future__ import annotations
 
+import os
 import re
 import threading
 
@@ -33,9 +34,30 @@ def init():
             llvm.add_symbol("gradc_cblas_dgemm", found["d"])
             llvm.add_symbol("gradc_cblas_sgemm", found["s"])
         _state["blas"] = found
+        _state["threads"] = 1
+        try:   # the thread pool lives in the C call path extension
+            from .. import _callpath
+            llvm.add_symbol("gradc_parallel_for", _callpath.parallel_for_address())
+            _state["threads"] = num_threads()
+        except ImportError:
+            pass
         backing = llvm.parse_assembly("")
         _state["engine"] = llvm.create_mcjit_compiler(backing, tm)
         return _state
+
+
+def num_threads() -> int:
+    """GRADC_NUM_THREADS, default: every core this process may run on."""
+    env = os.environ.get("GRADC_NUM_THREADS")
+    if env:
+        try:
+            return max(1, min(int(env), 256))
+        except ValueError:
+            raise ValueError(f"GRADC_NUM_THREADS must be a positive integer, got {env!r}") from None
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
 
 
 def host() -> tuple[str, str]:

@@ -35,6 +35,7 @@ class Nest:
     # axis, computed between inner loops); stage (even: inner loop, odd: row level);
     # acc: the loop level a reduction accumulates in a register from (None: in memory)
     info: dict = field(default_factory=dict)
+    parallel: bool = False    # split over the outer loop across threads
 
 
 @dataclass
@@ -47,6 +48,8 @@ class Schedule:
     symbols: list             # size symbols, in the order the kernel receives them
     consts: list              # array constants passed by pointer
     nonempty: list            # (node, axes) of max/min reductions that need a non-empty input
+    threads: int = 1          # chunks a parallel nest is split into
+    partials: list = field(default_factory=list)  # reductions crossing chunks: per-chunk buffers
 
 
 def _is_vector_product(graph, n):
@@ -202,7 +205,14 @@ def _suffix_start(axes, rank):
     return None
 
 
-def _stage_after(g, S, m, nest, R_full, r):
+def crosses_chunks(g, nid, info) -> bool:
+    """Does this reduction accumulate across the outer loop (which threads split)?"""
+    if g[nid]["op"] not in REDUCE:
+        return False
+    return info["acc"] == 0 or (info["acc"] is None and 0 in g[nid]["params"]["axes"])
+
+
+def _stage_after(g, S, m, nest, R_full, r, threads=1):
     """The earliest stage root R may take in ``nest`` given that it reads root S of the
     same nest through index map ``m``; None if S is only complete after the nest."""
     if m is None:
@@ -212,8 +222,8 @@ def _stage_after(g, S, m, nest, R_full, r):
     row_read = real == tuple(range(r - 1))
     if info["level"] == "full":
         if g[S]["op"] in REDUCE:
-            if info["acc"] == r - 1 and row_read:          # complete after its inner loop
-                return info["stage"] + 1
+            if info["acc"] == r - 1 and row_read and not (threads > 1 and crosses_chunks(g, S, info)):
+                return info["stage"] + 1                    # complete after its inner loop
             return None
         if R_full and m == tuple(range(r)):                 # same element, same iteration
             return info["stage"]
@@ -227,7 +237,9 @@ def _stage_after(g, S, m, nest, R_full, r):
     return None
 
 
-def schedule(graph: Graph) -> Schedule:
+def schedule(graph: Graph, threads: int = 1) -> Schedule:
+    """Fused loop nests for ``graph``; with ``threads`` > 1, loop nests are split over
+    their outer loop, so reductions across it get per-chunk partial buffers."""
     g = decompose(graph)
     roots = set()
     for nid in g.nx.nodes:
@@ -265,14 +277,14 @@ def schedule(graph: Graph) -> Schedule:
                 r = len(nest.domain)
                 if nest.domain == dom:
                     full = True
-                elif r >= 1 and nest.domain[:-1] == dom:
-                    full = False
+                elif r >= 1 and nest.domain[:-1] == dom and not (threads > 1 and r == 1):
+                    full = False    # (a row level of a split 1-d loop would run once per chunk)
                 else:
                     continue
                 stage = 0 if full else 1
                 for S, m in reads.items():
                     if where[S] == j:
-                        st = _stage_after(g, S, m, nest, full, r)
+                        st = _stage_after(g, S, m, nest, full, r, threads)
                         if st is None:
                             stage = None
                             break
@@ -299,7 +311,14 @@ def schedule(graph: Graph) -> Schedule:
     outs = set(g.outputs)
     workspace = [n for n in g.order() if n in roots and n not in outs]
     nonempty = [(n, g[n]["params"]["axes"]) for n in g.nx.nodes if g[n]["op"] in ("max", "min")]
-    return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty)
+    partials = []
+    if threads > 1:
+        for nest in nests:
+            if nest.kind == "loop" and nest.domain:
+                nest.parallel = True
+                partials += [n for n in nest.roots if crosses_chunks(g, n, nest.info[n])]
+    return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
+                    threads, partials)
 
 
 def describe(s: Schedule) -> str:
