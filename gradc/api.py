@@ -22,7 +22,10 @@ from .passes import optimize
 from .shapes import fmt_shape
 from .tracer import Spec, Value, current, inline, trace
 
-_config = {"backend": "numpy", "debug_nans": False}
+import os as _os
+
+# Native code is the default; GRADC_BACKEND overrides it (numpy: the reference evaluator).
+_config = {"backend": _os.environ.get("GRADC_BACKEND", "llvm"), "debug_nans": False}
 
 try:
     from ._callpath import MISS as _MISS
