@@ -1,0 +1,226 @@
+"""The native backend against the numpy reference evaluator (the oracle): sizes around
+the vector width, memory layouts, dtypes, the inspection API, the disk cache, threads.
+
+Tolerances: native code sums in a different order than numpy (vector lanes, chunks),
+so sums of n terms differ by O(n·eps) relative to the sum of magnitudes; rtol=1e-12 with
+atol scaled by the magnitude of the terms covers n up to a few million in float64.  The
+element-wise functions differ from numpy's libm by at most a few ulp (see
+test_vecmath), far below these tolerances.  float32: rtol 2e-5 (eps32 ~ 1.2e-7, with
+sums of up to 10^3 terms and several chained ops)."""
+import os
+import re
+import subprocess
+import sys
+import warnings
+
+import numpy as onp
+import pytest
+
+import gradc
+import gradc.numpy as np
+
+SIZES = [0, 1, 7, 8, 9, 33, 1001]
+
+
+def close(a, b, dtype=onp.float64, terms=1):
+    a, b = onp.asarray(a, dtype=onp.float64), onp.asarray(b, dtype=onp.float64)
+    rtol = 1e-12 if dtype == onp.float64 else 2e-5
+    atol = rtol * max(1.0, float(onp.max(onp.abs(b), initial=0))) * max(1, terms) ** 0.5
+    onp.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+def both(f, args, argnums=0, dtype=onp.float64, terms=1):
+    got = gradc.value_and_grad(f, argnums=argnums, backend="llvm")(*args)
+    ref = gradc.value_and_grad(f, argnums=argnums, backend="numpy")(*args)
+    close(got[0], ref[0], dtype, terms)
+    gs, rs = (got[1], ref[1]) if isinstance(argnums, tuple) else ((got[1],), (ref[1],))
+    for g, r in zip(gs, rs):
+        assert onp.asarray(g).dtype == onp.asarray(r).dtype == dtype
+        close(g, r, dtype, terms)
+    return got
+
+
+def m1(x):
+    return np.sum(np.tanh(x) * np.exp(-x * x) + np.log1p(x * x))
+
+
+def neuron(w, b, X, y):
+    return np.mean((gradc.relu(X @ w + b) - y) ** 2)
+
+
+def logreg(w, b, X, y):
+    return np.mean(np.log1p(np.exp(-y * (X @ w + b))))
+
+
+def mlp(W1, b1, W2, b2, X, Y):
+    return np.mean((gradc.relu(X @ W1 + b1) @ W2 + b2 - Y) ** 2)
+
+
+def xent(W, X, labels):
+    S = X @ W
+    return np.mean(gradc.logsumexp(S, axis=1) - np.take_along_axis(S, labels[:, None], axis=1)[:, 0])
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+def test_elementwise_chain_sizes(n, dtype):
+    x = onp.random.default_rng(n).normal(size=n).astype(dtype)
+    v, g = both(m1, (x,), dtype=dtype, terms=n)
+    if n == 0:
+        assert v == 0 and g.shape == (0,)
+
+
+@pytest.mark.parametrize("n,d", [(0, 3), (1, 1), (7, 8), (9, 7), (33, 17), (1001, 5)])
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+def test_neuron_and_logistic_sizes(n, d, dtype):
+    rng = onp.random.default_rng(n * 31 + d)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    w = rng.normal(size=d).astype(dtype)
+    y = rng.normal(size=n).astype(dtype)
+    b = dtype(0.1)
+    for f in (neuron, logreg):
+        both(f, (w, b, X, onp.sign(y) if f is logreg else y), argnums=(0, 1), dtype=dtype, terms=n * d)
+
+
+def test_mean_of_nothing_is_nan_like_numpy():
+    v, g = gradc.value_and_grad(lambda x: np.mean(x))(onp.zeros(0))
+    assert onp.isnan(v) and g.shape == (0,)
+
+
+@pytest.mark.parametrize("n", [1, 8, 33])
+def test_mlp_and_cross_entropy(n):
+    rng = onp.random.default_rng(n)
+    X = rng.normal(size=(n, 6))
+    args = (rng.normal(size=(6, 16)), rng.normal(size=16), rng.normal(size=(16, 3)), rng.normal(size=3), X,
+            rng.normal(size=(n, 3)))
+    both(mlp, args, argnums=(0, 1, 2, 3), terms=n * 16)
+    both(xent, (rng.normal(size=(6, 4)), X, rng.integers(0, 4, size=n)), terms=n * 6)
+
+
+def test_large_matmul_uses_blas_and_agrees():
+    rng = onp.random.default_rng(0)
+    A, B = rng.normal(size=(70, 50)), rng.normal(size=(50, 40))
+    f = lambda A, B: np.sum((A @ B) ** 2)
+    both(f, (A, B), argnums=(0, 1), terms=50 * 40)
+
+
+def test_millions_of_elements():
+    x = onp.random.default_rng(1).normal(size=3_000_001)
+    both(m1, (x,), terms=3_000_001)
+    X = onp.random.default_rng(2).normal(size=(300_001, 7))
+    both(neuron, (onp.ones(7) * 0.1, 0.2, X, onp.zeros(300_001)), argnums=(0, 1), terms=300_001 * 7)
+
+
+@pytest.mark.parametrize("layout", ["slice", "negative", "fortran", "readonly", "unaligned", "0d"])
+def test_memory_layouts_give_correct_results(layout):
+    rng = onp.random.default_rng(3)
+    base = rng.normal(size=(20, 6))
+    if layout == "slice":
+        X = base[::2, 1:5]
+    elif layout == "negative":
+        X = base[::-1, ::-1][:, :4]
+    elif layout == "fortran":
+        X = onp.asfortranarray(base[:, :4])
+    elif layout == "readonly":
+        X = base[:, :4].copy()
+        X.flags.writeable = False
+    elif layout == "unaligned":
+        buf = onp.zeros(20 * 4 * 8 + 1, dtype=onp.uint8)
+        X = onp.frombuffer(buf.data, dtype=onp.float64, count=80, offset=1).reshape(20, 4)
+        X[...] = base[:, :4]
+        assert not X.flags.aligned
+    else:
+        X = base[:, :4]
+    w = rng.normal(size=4)
+    b = onp.array(0.3) if layout == "0d" else 0.3
+    y = rng.normal(size=X.shape[0])
+    both(neuron, (w, b, X, y), argnums=(0, 1), terms=80)
+
+
+def test_new_batch_size_does_not_recompile():
+    f = gradc.value_and_grad(neuron, argnums=(0, 1))
+    for n in (5, 50, 500):
+        f(onp.ones(3), 0.1, onp.ones((n, 3)), onp.ones(n))
+    entries = [e for es in f._cache.values() for e in es]
+    assert len(entries) == 1
+
+
+def test_vectorized_ir_and_no_libm_calls():
+    lo = gradc.value_and_grad(m1).lower(onp.ones(100))
+    ir = lo.llvm_ir(optimized=True)
+    width = re.findall(r"<(\d+) x double>", ir)
+    assert width and max(map(int, width)) >= 2, "the loop was not vectorized"
+    asm = lo.asm()
+    calls = re.findall(r"call[q]?\s+\*?([\w@.]+)", asm)
+    libm = [c for c in calls if re.search(r"(exp|log|tanh|sin|cos|pow)", c)]
+    assert not libm, f"scalar libm calls remain: {libm}"
+    assert "ymm" in asm or "zmm" in asm or "xmm" in asm
+    raw = lo.llvm_ir(optimized=False)
+    assert re.search(r"%\"?n\d+", raw), "IR values are named after graph nodes"
+
+
+def test_gather_out_of_bounds_is_an_error_not_a_crash():
+    f = gradc.grad(xent)
+    W, X = onp.ones((3, 4)), onp.ones((5, 3))
+    with pytest.raises(IndexError):
+        f(W, X, onp.array([0, 1, 2, 3, 4]))
+    with pytest.raises(IndexError):
+        f(W, X, onp.array([0, 1, 2, 3, -5]))
+    # negative indices wrap as in numpy
+    both(xent, (W, X, onp.array([0, 1, 2, 3, -1])))
+
+
+def test_threads_are_deterministic():
+    rng = onp.random.default_rng(5)
+    X = rng.normal(size=(40_000, 9))
+    f = gradc.value_and_grad(neuron, argnums=(0, 1))
+    args = (rng.normal(size=9), 0.1, X, rng.normal(size=40_000))
+    first = f(*args)
+    for _ in range(5):
+        again = f(*args)
+        assert again[0] == first[0]
+        assert onp.array_equal(again[1][0], first[1][0]) and again[1][1] == first[1][1]
+
+
+CACHE_SCRIPT = r"""
+import time, numpy as onp, gradc, gradc.numpy as np
+def loss(w, X, y):
+    return np.mean((gradc.relu(X @ w) - y) ** 2)
+f = gradc.value_and_grad(loss)
+args = (onp.ones(3), onp.ones((4, 3)), onp.zeros(4))
+t = time.perf_counter(); v, g = f(*args); t = time.perf_counter() - t
+art = list(f._cache.values())[0][0].run.artifact
+print(art.cached, float(v), g.tolist())
+"""
+
+
+def run_script(cache_dir):
+    env = dict(os.environ, GRADC_CACHE_DIR=str(cache_dir))
+    out = subprocess.run([sys.executable, "-W", "always", "-c", CACHE_SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split(None, 1), out.stderr
+
+
+def test_disk_cache_hit_corruption_and_truncation(tmp_path):
+    (first, v1), _ = run_script(tmp_path)
+    assert first == "False"
+    (second, v2), _ = run_script(tmp_path)
+    assert second == "True" and v1 == v2
+    entries = list(tmp_path.glob("*.o"))
+    assert len(entries) == 1 and oct(tmp_path.stat().st_mode & 0o777) == "0o700"
+    data = entries[0].read_bytes()
+    for broken in (data[: len(data) // 2], data[:-10] + b"\x00" * 10, b"garbage"):
+        entries[0].write_bytes(broken)
+        (again, v3), _ = run_script(tmp_path)
+        assert again == "False" and v3 == v1       # rebuilt, same answer
+        (hit, _v), _ = run_script(tmp_path)
+        assert hit == "True"                      # and the rebuilt entry is good
+
+
+def test_disk_cache_refuses_directory_others_can_write(tmp_path):
+    tmp_path.chmod(0o777)
+    (cached, v), err = run_script(tmp_path)
+    assert cached == "False"
+    assert "refusing to use the cache directory" in err and "chmod go-w" in err
+    assert not list(tmp_path.glob("*.o"))
