@@ -147,9 +147,6 @@ class Emitter:
         return self.b.fdiv(_const(x.type, 1), result) if n < 0 else result
 
 
-BLAS_MIN_WORK = 8192  # m*n*k below this: generated loops beat a library call
-
-
 class Codegen:
     def __init__(self, s: Schedule, name: str, blas: dict | None = None):
         if s.partials and not s.threads > 1:
@@ -647,14 +644,10 @@ class Codegen:
             if ops is None:
                 self.matmul_loops(nid, a, bb, k, m, n)
                 return
-            # Large products call BLAS; small ones run the generated loops (no call overhead).
-            work = b.mul(b.mul(m, n), k)
-            big = b.icmp_signed(">=", work, ir.Constant(I64, BLAS_MIN_WORK))
-            with b.if_else(big) as (then, otherwise):
-                with then:
-                    self.call_gemm(nid, ops, m, n, k, ty)
-                with otherwise:
-                    self.matmul_loops(nid, a, bb, k, m, n)
+            # Every product goes to BLAS when it is there: OpenBLAS's small-matrix path
+            # costs about a microsecond, and not emitting a vectorized loop fallback
+            # keeps compile time down.
+            self.call_gemm(nid, ops, m, n, k, ty)
 
     def blas_operands(self, a, bb):
         """(base node, transposed?) for each operand when BLAS can read it in place."""
