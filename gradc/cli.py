@@ -315,10 +315,105 @@ def run_asm(args, out):
     return 0
 
 
+# ----------------------------------------------------------------------------- bench
+def add_bench(sub):
+    from . import bench
+    p = sub.add_parser("bench", help="benchmark gradc against hand-written numpy (and JAX/PyTorch if installed)",
+                       description="Time a zoo of models (element-wise chain, neuron loss, logistic "
+                                   "regression, two-layer MLP, softmax cross-entropy) at three sizes: "
+                                   "gradc (backend 'llvm') against hand-written numpy, forward alone and "
+                                   "value_and_grad, interleaved in one process, medians of many calls. "
+                                   "Each cell is checked against numpy before it is timed (WRONG if they "
+                                   "disagree) and marked against its floor; the exit status is 0 regardless.",
+                       epilog="example: gradc bench --json bench.json --plot bench.png")
+    bench.add_arguments(p)
+    p.set_defaults(run=run_bench)
+
+
+def run_bench(args, out):
+    from . import bench
+    return bench.main(args, out)
+
+
+# ----------------------------------------------------------------------------- c / build
+def add_c(sub):
+    p = sub.add_parser("c", help="print the generated C of a model's gradient (backend 'c')",
+                       description="Print the C99 source backend 'c' compiles for gradc.value_and_grad(FUNC, "
+                                   "argnums=WRT) (or gradc.jit(FUNC) with --forward), traced for the given "
+                                   "TYPES: the same fused loop nests as backend 'llvm', one statement per "
+                                   "graph node, with gradc's kernel ABI (runtime/gradc.h).")
+    _add_target(p)
+    _add_wrt(p)
+    p.add_argument("--forward", action="store_true", help="the function itself (gradc.jit), not its gradient")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+
+    def run_c(args, out):
+        import gradc
+        from .backends.c_backend import c_source
+        fn, arrays = example_args(args)
+        if args.forward and args.wrt is not None:
+            raise CLIError("--wrt applies to the gradient; it cannot be combined with --forward")
+        t = gradc.jit(fn, backend="numpy") if args.forward else \
+            gradc.value_and_grad(fn, argnums=parse_wrt(args.wrt, fn), backend="numpy")   # the graph only
+        _write(c_source(t.lower(*arrays).graph), args, out)
+        return 0
+    p.set_defaults(run=run_c)
+
+
+def add_build(sub):
+    p = sub.add_parser("build", help="build a shared library (and C header) of a model and its gradient",
+                       description="Compile FUNC and gradc.value_and_grad(FUNC, argnums=WRT), for arguments "
+                                   "of the given TYPES (size names become the library's size parameters), "
+                                   "ahead of time into DIR/libNAME.so with the header DIR/NAME.h (entry "
+                                   "points NAME_forward and NAME_value_and_grad) and DIR/gradc.h. The "
+                                   "library needs neither Python nor gradc to run.",
+                       epilog="example: gradc build model.py:loss 'f64[d]' 'f64[]' 'f64[n,d]' 'f64[n]' "
+                              "--wrt w,b -o build --name neuron")
+    _add_target(p)
+    _add_wrt(p)
+    p.add_argument("-o", "--output-dir", metavar="DIR", default=".", help="where to write the files (default .)")
+    p.add_argument("--cpu", choices=("native", "generic", "x86-64-v3"), default="native",
+                   help="the CPU the code is for: native (this host, the default), generic (any x86-64) "
+                        "or x86-64-v3 (AVX2 and FMA)")
+    p.add_argument("--name", help="the library's name: libNAME.so, NAME.h, NAME_* symbols (default: FUNC)")
+
+    def run_build(args, out):
+        from . import aot
+        return aot.run_cli(args, out)
+    p.set_defaults(run=run_build)
+
+
+# ----------------------------------------------------------------------------- explain
+def add_explain(sub):
+    p = sub.add_parser("explain", help="print a model's derivative as mathematics (the paper's notation)",
+                       description="Differentiate FUNC from FILE.py with respect to WRT, for example arrays of "
+                                   "the given TYPES, and print the derivative gradc derived, read off its "
+                                   "adjoint graph: the forward values named (z_i = w·x_i + b, ...), each "
+                                   "step of the reverse walk with the rule that produced it (element-wise "
+                                   "op => diagonal Jacobian, scalar expansion => sum, ...), and the result "
+                                   "in numerator layout, i indexing the samples (the rows of the data "
+                                   "matrix). A function with an array result is explained by its Jacobian.",
+                       epilog="example: gradc explain model.py:loss 'f64[d]' 'f64[]' 'f64[n,d]' 'f64[n]' --wrt w,b")
+    _add_target(p)
+    _add_wrt(p)
+    p.add_argument("--latex", action="store_true", help="print LaTeX (aligned blocks) instead of text")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(run=run_explain)
+
+
+def run_explain(args, out):
+    from .explain import explain
+    fn, arrays = example_args(args)
+    ex = explain(fn, *arrays, argnums=parse_wrt(args.wrt, fn))
+    _write(ex.latex() if args.latex else str(ex), args, out)
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 # One entry per subcommand; a new one (explain, bench, c, build) is an add_<name>
 # function plus its line here.
-COMMANDS = [add_demo, add_graph, add_ir, add_asm]
+COMMANDS = [add_demo, add_graph, add_ir, add_asm, add_bench,
+            add_c, add_build, add_explain]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,872 @@
+"""``gradc bench``: gradc against hand-written numpy (and JAX / PyTorch when installed).
+
+What is measured, and how
+-------------------------
+For every cell (a model of :mod:`gradc.bench_models` at a size):
+
+1. *Correctness first.*  gradc's value and gradients (backend ``"llvm"``) are compared
+   with the hand-written numpy ones, and so are the peers'.  An output agrees when
+   ``max|got - ref| <= rtol * max|ref|`` (rtol 1e-9 for float64, 1e-4 for float32; a
+   norm-wise relative error, so gradient entries that cancel to ~0 do not need digits
+   they cannot have).  A cell that disagrees is marked ``WRONG``: a fast wrong answer
+   is not a result.
+2. *First call.*  The first call of ``gradc.value_and_grad`` (and of ``gradc.jit``) on a
+   fresh function object is timed: trace, differentiate, optimize, schedule, emit and
+   compile LLVM IR, run.  ``GRADC_CACHE_DIR`` points at a fresh temporary directory
+   (``--warm-cache`` keeps the user's cache), and the cell records whether the object
+   code was compiled, loaded from the on-disk cache, or reused from an earlier cell of
+   the same run (shapes are symbolic: one kernel serves every size of a model).
+3. *Steady state.*  Every implementation (numpy, gradc, peers) x (forward alone,
+   value_and_grad) of the cell is timed in one process, interleaved: rounds go
+   round-robin over the implementations (rotating which goes first), each round
+   timing batches of calls (a batch lasts ~0.2 ms, so timer overhead does not count for
+   microsecond calls).  The time per call is the median over all batches; by default
+   each implementation gets about 0.2 s per cell (0.1 s forward, 0.1 s gradient; at
+   least 5 batches), ``--quick`` a tenth of that, ``--repeat R`` scales it.
+   ratio = median gradc / median numpy (below 1: gradc is faster).
+4. *Floors.*  :data:`FLOORS` holds the ratio each float64 value_and_grad cell must
+   reach; the table marks each cell, the exit status is 0 regardless.
+5. *Memory* (large size only): the peak memory of one value_and_grad call, for gradc
+   and numpy, each in a fresh subprocess that first warms up (compiles) at the small
+   size, builds the large inputs, then makes one call at the large size.  Two numbers:
+   the resident-set growth during that call (``VmHWM`` minus ``VmRSS`` before the call,
+   the peak being reset through ``/proc/self/clear_refs``; elsewhere the ``getrusage``
+   max-RSS growth, an upper bound), which sees everything: temporaries, gradc's C
+   workspace, buffers a library allocates on first use (OpenBLAS's); and the
+   ``tracemalloc`` peak of a second call, which sees only numpy-allocated arrays (numpy
+   reports its allocations to tracemalloc; gradc's outputs are numpy arrays, its
+   workspace is malloc'ed in C and invisible there).  Inputs are not counted.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import types
+
+import numpy as np
+
+from .bench_models import MODELS, SIZES, make_data
+
+# value_and_grad, float64: the largest acceptable median(gradc) / median(numpy)
+FLOORS = {
+    "M1": {"small": 0.25, "medium": 0.3, "large": 0.2},
+    "M2": {"small": 0.25, "medium": 0.6, "large": 0.6},
+    "M3": {"small": 0.25, "medium": 0.6, "large": 0.6},
+    "M4": {"small": 0.5, "medium": 0.9, "large": 0.7},
+    "M5": {"small": 0.4, "medium": 0.6, "large": 0.6},
+}
+
+RTOL = {"float64": 1e-9, "float32": 1e-4}
+BUDGET_S = 0.1           # per implementation and mode (forward, value_and_grad) per cell
+QUICK_FACTOR = 0.1
+BATCH_S = 2e-4           # a batch of calls lasts about this long
+MIN_BATCHES, QUICK_MIN_BATCHES = 5, 3
+MAX_BATCHES = 5000
+ROUNDS, QUICK_ROUNDS = 10, 3
+NOISY_IQR = 0.5          # a median whose interquartile range exceeds this fraction is "noisy"
+MODES = ("fwd", "vg")
+PEERS = ("jax", "torch")
+MEMORY_SIZE = "large"
+SCHEMA = 1
+
+
+# ----------------------------------------------------------------------------- helpers
+def _fresh(fn):
+    """A new function object with the same code: no transformation cache can know it."""
+    f = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    f.__qualname__, f.__module__ = fn.__qualname__, fn.__module__
+    return f
+
+
+def _grads(result, argnums):
+    """(value, grad or tuple of grads) -> [value, grad, ...] as float64 arrays."""
+    value, g = result
+    gs = (g,) if isinstance(argnums, int) else tuple(g)
+    return [np.asarray(value, dtype=np.float64)] + [np.asarray(x, dtype=np.float64) for x in gs]
+
+
+def compare(got: list, ref: list, rtol: float) -> dict:
+    """Norm-wise relative error of each output: max|got-ref| / max|ref|."""
+    worst, why = 0.0, None
+    for k, (a, b) in enumerate(zip(got, ref)):
+        name = "value" if k == 0 else f"grad {k - 1}"
+        if a.shape != b.shape:
+            return {"ok": False, "max_rel_err": None, "why": f"{name}: shape {a.shape}, expected {b.shape}"}
+        if not np.all(np.isfinite(a)) or not np.all(np.isfinite(b)):
+            if not np.array_equal(a, b, equal_nan=True):
+                return {"ok": False, "max_rel_err": None, "why": f"{name}: non-finite entries differ"}
+            continue
+        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        diff = float(np.max(np.abs(a - b))) if a.size else 0.0
+        err = diff / scale if scale > 0 else diff
+        if err > worst:
+            worst, why = err, name
+    if len(got) != len(ref):
+        return {"ok": False, "max_rel_err": None, "why": f"{len(got)} outputs, expected {len(ref)}"}
+    ok = worst <= rtol
+    return {"ok": ok, "max_rel_err": worst, "rtol": rtol,
+            "why": None if ok else f"{why}: relative error {worst:.2e} > {rtol:g}"}
+
+
+def fmt_time(s, micro="µ") -> str:
+    if s is None or not math.isfinite(s):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), (micro + "s", 1e-6), ("ns", 1e-9)):
+        if s >= scale or unit == "ns":
+            v = s / scale
+            return f"{v:.3g} {unit}" if v < 100 else f"{v:.0f} {unit}"
+    return "-"
+
+
+def fmt_ratio(r) -> str:
+    if r is None or not math.isfinite(r):
+        return "-"
+    return f"{r:.2f}" if r < 10 else f"{r:.1f}"
+
+
+def fmt_bytes(n) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 or n == 0 else f"{n / 2**10:.0f} KB"
+
+
+def _can_encode(stream, text) -> bool:
+    try:
+        text.encode(getattr(stream, "encoding", None) or "ascii")
+        return True
+    except (UnicodeEncodeError, LookupError):
+        return False
+
+
+class Progress:
+    """One line per cell on stderr; on a terminal each line overwrites the last."""
+
+    def __init__(self, stream=None, enabled=True):
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        try:
+            self.tty = self.stream.isatty()
+        except (AttributeError, ValueError):
+            self.tty = False
+        self.width = shutil.get_terminal_size((100, 20)).columns - 1
+        self.shown = False
+
+    def update(self, text):
+        """Transient status (shown on a terminal only)."""
+        if self.enabled and self.tty:
+            self.stream.write("\r" + text[: self.width] + "\x1b[K")
+            self.stream.flush()
+            self.shown = True
+
+    def line(self, text):
+        """A cell's result: overwritten by the next one on a terminal, a line otherwise."""
+        if not self.enabled:
+            return
+        if self.tty:
+            self.update(text)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def close(self):
+        if self.enabled and self.tty and self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+# ----------------------------------------------------------------------------- machine
+def machine_info() -> dict:
+    info = {"cpu": None, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "numpy": np.__version__}
+    try:
+        info["cores_usable"] = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        info["cores_usable"] = os.cpu_count()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info["cpu"] = info["cpu"] or platform.processor() or platform.machine()
+    try:
+        import llvmlite
+        import llvmlite.binding as llvm
+        info["llvmlite"] = llvmlite.__version__
+        info["llvm"] = ".".join(map(str, llvm.llvm_version_info))
+        info["llvm_host_cpu"] = llvm.get_host_cpu_name()
+    except Exception as e:  # noqa: BLE001 - informational only
+        info["llvmlite"] = f"unavailable ({type(e).__name__})"
+    from . import __version__
+    info["gradc"] = __version__
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # noqa: BLE001
+        info["blas"] = None
+    info["env"] = {k: os.environ.get(k) for k in
+                   ("GRADC_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    info["GRADC_NUM_THREADS"] = os.environ.get("GRADC_NUM_THREADS")
+    try:   # what the LLVM backend actually uses (threads, the BLAS it calls for large products)
+        from .backends import llvm_jit
+        state = llvm_jit.init()
+        info["gradc_threads"] = state.get("threads")
+        blas = state.get("blas")
+        info["gradc_blas"] = bool(blas) if blas is not None else None
+    except Exception:  # noqa: BLE001
+        info["gradc_threads"] = None
+    try:
+        info["loadavg"] = list(os.getloadavg())
+    except OSError:
+        info["loadavg"] = None
+    return info
+
+
+# ----------------------------------------------------------------------------- peers
+def load_peers(names, dtype) -> dict:
+    """{name: {"available": bool, "version" | "reason": str}} (imports are guarded)."""
+    out = {}
+    for name in names:
+        try:
+            if name == "jax":
+                import jax
+                if dtype == "float64":
+                    jax.config.update("jax_enable_x64", True)
+                out[name] = {"available": True, "version": jax.__version__}
+            elif name == "torch":
+                import torch
+                out[name] = {"available": True, "version": torch.__version__,
+                             "threads": torch.get_num_threads()}
+        except ImportError:
+            out[name] = {"available": False, "reason": "not installed (pip install 'gradc[peers]')"}
+        except Exception as e:  # noqa: BLE001 - a broken install must not break the benchmark
+            out[name] = {"available": False, "reason": f"import failed: {type(e).__name__}: {e}"}
+    return out
+
+
+def _jax_impl(model, args):
+    import jax
+    import jax.numpy as jnp
+    from .bench_models import jax_model
+    f = jax_model(model.name)
+    jargs = tuple(jax.device_put(jnp.asarray(a)) for a in args)
+    fwd = jax.jit(f)
+    vg = jax.jit(jax.value_and_grad(f, argnums=model.argnums))
+
+    def call_fwd(*a):
+        return jax.block_until_ready(fwd(*a))
+
+    def call_vg(*a):
+        return jax.block_until_ready(vg(*a))
+    return jargs, call_fwd, call_vg, lambda r: _grads(jax.device_get(r), model.argnums)
+
+
+def _torch_impl(model, args):
+    import torch
+    from .bench_models import torch_model
+    f = torch_model(model.name)
+    wrt = model.wrt
+    targs = tuple(torch.from_numpy(np.array(a)).requires_grad_(i in wrt) if i in wrt
+                  else torch.from_numpy(np.ascontiguousarray(a)) for i, a in enumerate(args))
+
+    def call_fwd(*a):
+        with torch.no_grad():
+            return f(*a)
+
+    def call_vg(*a):
+        for i in wrt:
+            a[i].grad = None
+        loss = f(*a)
+        loss.backward()
+        g = tuple(a[i].grad for i in wrt)
+        return loss.detach(), (g[0] if isinstance(model.argnums, int) else g)
+
+    def to_list(r):
+        value, g = r
+        gs = (g,) if isinstance(model.argnums, int) else g
+        return [np.asarray(value.detach().numpy(), np.float64)] + \
+               [np.asarray(x.detach().numpy(), np.float64) for x in gs]
+    return targs, call_fwd, call_vg, to_list
+
+
+# ----------------------------------------------------------------------------- timing
+def _timed(fn, args, k):
+    t0 = time.perf_counter()
+    for _ in range(k):
+        fn(*args)
+    return time.perf_counter() - t0
+
+
+def measure(entries: dict, budget: float, min_batches: int, rounds: int, progress=None, label="") -> dict:
+    """Interleaved timing.  ``entries``: {key: (fn, args)}.  Returns {key: stats}.
+
+    A call's time is estimated from the fastest of a few calibration calls (one call
+    slowed down by a busy machine must not shrink the sample; a call slower than the
+    calibration budget is made once); the number of batches
+    then follows from the budget.  Rounds go round-robin over the entries, rotating
+    which goes first; within a round an entry stops early once it has used three times
+    its share of the budget (at least one batch a round), so a machine far slower than
+    the estimate does not make the run last forever."""
+    plan = {}
+    for key, (fn, args) in entries.items():
+        times, cal = [], min(budget / 10, 0.02)
+        while True:
+            times.append(_timed(fn, args, 1))
+            if times[-1] >= cal or len(times) >= 100 or (len(times) >= 3 and sum(times) >= cal):
+                break            # a slow call needs no second estimate: its batches follow
+        per_call = max(min(times), 1e-9)
+        k = max(1, int(BATCH_S / per_call))
+        nb = int(min(MAX_BATCHES, max(min_batches, round(budget / (k * per_call)))))
+        plan[key] = {"k": k, "batches": nb, "estimate_s": per_call, "times": []}
+    keys = list(entries)
+    n_rounds = max(1, min(rounds, min(p["batches"] for p in plan.values())))
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(n_rounds):
+            if progress is not None:
+                progress.update(f"{label}: timing, round {r + 1}/{n_rounds}")
+            order = keys[r % len(keys):] + keys[: r % len(keys)]
+            for key in order:
+                p = plan[key]
+                fn, args = entries[key]
+                todo = (p["batches"] * (r + 1)) // n_rounds - (p["batches"] * r) // n_rounds
+                cap = 3 * budget / n_rounds
+                spent = 0.0
+                for _ in range(max(todo, 1)):
+                    dt = _timed(fn, args, p["k"])
+                    p["times"].append(dt / p["k"])
+                    spent += dt
+                    if spent > cap:
+                        break
+    finally:
+        if gc_was:
+            gc.enable()
+    out = {}
+    for key, p in plan.items():
+        t = np.array(p["times"])
+        med = float(np.median(t))
+        p25, p75 = float(np.percentile(t, 25)), float(np.percentile(t, 75))
+        out[key] = {"median_s": med, "min_s": float(t.min()), "p25_s": p25, "p75_s": p75,
+                    "noisy": bool((p75 - p25) > NOISY_IQR * med),
+                    "batches": len(t), "calls_per_batch": p["k"], "calls": len(t) * p["k"]}
+    return out
+
+
+# ----------------------------------------------------------------------------- one cell
+def _cache_status(t, args, known_before):
+    """'compiled', 'disk' (on-disk cache hit) or 'reused' (compiled earlier in this process)."""
+    try:
+        art = t.lower(*args)._entry.run.artifact
+        if art.key in known_before:
+            return "reused"
+        return "disk" if art.cached else "compiled"
+    except Exception:  # noqa: BLE001 - informational only
+        return "unknown"
+
+
+def _known_kernels():
+    try:
+        from .backends import llvm_jit
+        return set(llvm_jit.init().get("loaded", {}))
+    except Exception:  # noqa: BLE001
+        return set()
+
+
+def run_cell(model, size, dtype, settings, peers, progress, label) -> dict:
+    import gradc
+    rtol = RTOL[dtype]
+    args = make_data(model.name, size, dtype)
+    cell = {"model": model.name, "size": size, "dims": model.dims(size), "input": model.describe_size(size),
+            "elements": model.elements(size),
+            "shapes": {n: list(np.shape(a)) for n, a in zip(model.params, args)},
+            "dtype": dtype, "status": "ok", "check": {}, "first_call": {}, "times": {m: {} for m in MODES},
+            "ratios": {m: {} for m in MODES}}
+    floor = FLOORS[model.name][size] if dtype == "float64" else None
+    cell["floor"] = floor
+
+    progress.update(f"{label}: numpy reference")
+    ref = _grads(model.np_value_and_grad(*args), model.argnums)
+    ref_fwd = [np.asarray(model.np_forward(*args), np.float64)]
+    entries = {("numpy", "fwd"): (model.np_forward, args), ("numpy", "vg"): (model.np_value_and_grad, args)}
+
+    # gradc: first call (trace + compile), then the check
+    progress.update(f"{label}: gradc first call (trace + compile)")
+    try:
+        known = _known_kernels()
+        vg = gradc.value_and_grad(_fresh(model.gradc), argnums=model.argnums, backend="llvm")
+        t0 = time.perf_counter()
+        got = vg(*args)
+        t_vg = time.perf_counter() - t0
+        status_vg = _cache_status(vg, args, known)
+        known = _known_kernels()
+        fwd = gradc.jit(_fresh(model.gradc), backend="llvm")
+        t0 = time.perf_counter()
+        got_fwd = fwd(*args)
+        t_fwd = time.perf_counter() - t0
+        status_fwd = _cache_status(fwd, args, known)
+        cell["first_call"] = {"vg_s": t_vg, "vg_cache": status_vg, "fwd_s": t_fwd, "fwd_cache": status_fwd}
+        c = compare(_grads(got, model.argnums), ref, rtol)
+        cf = compare([np.asarray(got_fwd, np.float64)], ref_fwd, rtol)
+        c["forward"] = cf
+        c["ok"] = bool(c["ok"] and cf["ok"])
+        if not cf["ok"] and c["why"] is None:
+            c["why"] = "forward " + cf["why"]
+        cell["check"]["gradc"] = c
+        if not c["ok"]:
+            cell["status"] = "WRONG"
+        entries[("gradc", "fwd")] = (fwd, args)
+        entries[("gradc", "vg")] = (vg, args)
+    except Exception as e:  # noqa: BLE001 - report, do not crash the benchmark
+        cell["status"] = "ERROR"
+        cell["error"] = f"{type(e).__name__}: {e}"
+        cell["check"]["gradc"] = {"ok": False, "max_rel_err": None, "why": cell["error"]}
+
+    for peer in PEERS:
+        if not peers.get(peer, {}).get("available"):
+            continue
+        progress.update(f"{label}: {peer} first call")
+        try:
+            pargs, pf, pvg, to_list = (_jax_impl if peer == "jax" else _torch_impl)(model, args)
+            t0 = time.perf_counter()
+            r = pvg(*pargs)
+            t1 = time.perf_counter() - t0
+            pf(*pargs)
+            cell["first_call"][peer + "_vg_s"] = t1
+            c = compare(to_list(r), ref, rtol)
+            cell["check"][peer] = c
+            entries[(peer, "fwd")] = (pf, pargs)
+            entries[(peer, "vg")] = (pvg, pargs)
+        except Exception as e:  # noqa: BLE001
+            cell["check"][peer] = {"ok": False, "max_rel_err": None, "why": f"{type(e).__name__}: {e}"}
+
+    stats = measure(entries, settings["budget_s"], settings["min_batches"], settings["rounds"], progress, label)
+    for (impl, mode), s in stats.items():
+        cell["times"][mode][impl] = s
+    for mode in MODES:
+        base = cell["times"][mode]["numpy"]["median_s"]
+        for impl, s in cell["times"][mode].items():
+            if impl != "numpy":
+                cell["ratios"][mode][impl] = s["median_s"] / base
+    fc = cell["first_call"]
+    for mode in MODES:   # the first call less one steady-state call: about trace + compile
+        if mode + "_s" in fc and "gradc" in cell["times"][mode]:
+            fc[mode + "_overhead_s"] = max(0.0, fc[mode + "_s"] - cell["times"][mode]["gradc"]["median_s"])
+    r = cell["ratios"]["vg"].get("gradc")
+    cell["meets_floor"] = None if floor is None or r is None else bool(r <= floor and cell["status"] == "ok")
+    return cell
+
+
+# ----------------------------------------------------------------------------- memory
+def _proc_status_kb(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def memory_child(model_name, size, dtype, impl) -> dict:
+    """Runs in a fresh process: peak memory of one value_and_grad call."""
+    import resource
+    import tracemalloc
+    import gradc
+    model = MODELS[model_name]
+    small = make_data(model_name, "small", dtype)
+    if impl == "gradc":
+        f = gradc.value_and_grad(model.gradc, argnums=model.argnums, backend="llvm")
+    else:
+        f = model.np_value_and_grad
+    f(*small)                      # compile (shapes are symbolic: the same kernel) / warm up
+    args = make_data(model_name, size, dtype)
+    inputs = sum(a.nbytes for a in args)
+    gc.collect()
+    rss0 = _proc_status_kb("VmRSS")
+    ru0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reset = False
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")              # reset the peak RSS (VmHWM) to the current RSS
+        reset = _proc_status_kb("VmHWM") is not None
+    except OSError:
+        pass
+    out = f(*args)
+    if reset:
+        growth = (_proc_status_kb("VmHWM") - rss0) * 1024
+        method = "VmHWM - VmRSS before the call (peak reset via /proc/self/clear_refs)"
+    else:
+        ru1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base = rss0 if rss0 is not None else ru0
+        growth = (ru1 - base) * (1 if sys.platform == "darwin" else 1024)
+        method = "getrusage max-RSS growth over the RSS before the call (an upper bound)"
+    del out
+    gc.collect()
+    tracemalloc.start()
+    out = f(*args)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"rss_growth_bytes": max(int(growth), 0), "rss_method": method,
+            "tracemalloc_peak_bytes": int(peak), "inputs_bytes": int(inputs)}
+
+
+def measure_memory(model_names, size, dtype, progress) -> dict:
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    result = {"size": size, "what": "one value_and_grad call, each implementation in a fresh process",
+              "models": {}}
+    for name in model_names:
+        result["models"][name] = {}
+        for impl in ("numpy", "gradc"):
+            progress.update(f"memory: {name} {size} {impl} (subprocess)")
+            cmd = [sys.executable, "-m", "gradc.bench", "--memory-child", name, size, dtype, impl]
+            try:
+                r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+                if r.returncode != 0:
+                    tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+                    result["models"][name][impl] = {"error": f"exit {r.returncode}: {tail}"}
+                else:
+                    result["models"][name][impl] = json.loads(r.stdout.strip().splitlines()[-1])
+            except Exception as e:  # noqa: BLE001
+                result["models"][name][impl] = {"error": f"{type(e).__name__}: {e}"}
+    return result
+
+
+# ----------------------------------------------------------------------------- driver
+def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=1.0, warm_cache=False,
+                  memory=True, peers=True, progress=None) -> dict:
+    """Run the benchmark and return the results (the ``--json`` document)."""
+    import gradc
+    models = list(models or MODELS)
+    sizes = [s for s in SIZES if s in (sizes or SIZES)]
+    progress = progress or Progress(enabled=False)
+    settings = {"quick": quick, "repeat": repeat,
+                "budget_s": BUDGET_S * repeat * (QUICK_FACTOR if quick else 1.0),
+                "min_batches": QUICK_MIN_BATCHES if quick else MIN_BATCHES,
+                "rounds": QUICK_ROUNDS if quick else ROUNDS,
+                "batch_s": BATCH_S, "warm_cache": warm_cache}
+    doc = {"schema": SCHEMA, "tool": "gradc bench", "dtype": dtype, "models": models, "sizes": sizes,
+           "settings": settings, "machine": machine_info(), "floors": FLOORS,
+           "rtol": RTOL[dtype], "cells": [], "memory": None}
+    doc["zoo"] = {m: {"title": MODELS[m].title, "formula": MODELS[m].formula,
+                      "params": list(MODELS[m].params), "wrt": [MODELS[m].params[i] for i in MODELS[m].wrt],
+                      "sizes": {s: MODELS[m].dims(s) for s in sizes}} for m in models}
+    doc["peers"] = load_peers(PEERS, dtype) if peers else {p: {"available": False, "reason": "--no-peers"}
+                                                           for p in PEERS}
+    old_cache = os.environ.get("GRADC_CACHE_DIR")
+    tmp_cache = None
+    if not warm_cache:
+        tmp_cache = tempfile.mkdtemp(prefix="gradc-bench-cache-")
+        os.environ["GRADC_CACHE_DIR"] = tmp_cache
+    settings["cache_dir"] = "fresh temporary directory" if tmp_cache else (old_cache or "default")
+    t_start = time.perf_counter()
+    try:
+        # LLVM's one-time initialization, measured apart from the models' compile times
+        progress.update("starting LLVM")
+        t0 = time.perf_counter()
+        gradc.jit(lambda v: v * 2.0 + 1.0, backend="llvm")(np.ones(3))
+        doc["startup_s"] = time.perf_counter() - t0
+        cells = [(m, s) for m in models for s in sizes]
+        for i, (m, s) in enumerate(cells):
+            label = f"[{i + 1}/{len(cells)}] {m} {s}"
+            cell = run_cell(MODELS[m], s, dtype, settings, doc["peers"], progress, label)
+            doc["cells"].append(cell)
+            progress.line(_cell_summary(label, cell))
+        if memory and MEMORY_SIZE in sizes:
+            doc["memory"] = measure_memory(models, MEMORY_SIZE, dtype, progress)
+        elif memory:
+            doc["memory"] = {"skipped": f"memory is measured at the {MEMORY_SIZE} size, which was not selected"}
+        else:
+            doc["memory"] = {"skipped": "--no-memory"}
+    finally:
+        progress.close()
+        if tmp_cache is not None:
+            if old_cache is None:
+                os.environ.pop("GRADC_CACHE_DIR", None)
+            else:
+                os.environ["GRADC_CACHE_DIR"] = old_cache
+            shutil.rmtree(tmp_cache, ignore_errors=True)
+    doc["elapsed_s"] = time.perf_counter() - t_start
+    try:
+        doc["machine"]["loadavg_end"] = list(os.getloadavg())
+    except OSError:
+        pass
+    doc["summary"] = summarize(doc)
+    return doc
+
+
+def summarize(doc) -> dict:
+    cells = doc["cells"]
+    floored = [c for c in cells if c["meets_floor"] is not None]
+    return {"cells": len(cells), "checked": sum(1 for c in cells if "gradc" in c["check"]),
+            "wrong": [f"{c['model']} {c['size']}" for c in cells if c["status"] == "WRONG"],
+            "errors": [f"{c['model']} {c['size']}" for c in cells if c["status"] == "ERROR"],
+            "floors_met": sum(1 for c in floored if c["meets_floor"]), "floors_total": len(floored)}
+
+
+def _cell_summary(label, cell) -> str:
+    t = cell["times"]["vg"]
+    parts = [f"{label:<20} vg: numpy {fmt_time(t['numpy']['median_s'], 'u')}"]
+    if "gradc" in t:
+        parts.append(f"gradc {fmt_time(t['gradc']['median_s'], 'u')}")
+        parts.append(f"ratio {fmt_ratio(cell['ratios']['vg']['gradc'])}")
+    if cell["floor"] is not None:
+        parts.append(f"(floor {cell['floor']:g})")
+    if cell["status"] != "ok":
+        parts.append(cell["status"])
+    return "  ".join(parts)
+
+
+# ----------------------------------------------------------------------------- output
+def render_table(doc, stream=None) -> str:
+    stream = stream if stream is not None else sys.stdout
+    fancy = _can_encode(stream, "✓✗µ—")
+    mu = "µ" if fancy else "u"
+    yes, no = ("✓", "✗") if fancy else ("ok", "X")
+    peers = [p for p in PEERS if doc["peers"].get(p, {}).get("available")]
+    head = ["model", "size", "input", "fwd numpy", "fwd gradc", "ratio", "vg numpy", "vg gradc", "ratio",
+            "floor", ""] + [f"{p} vg" for p in peers] + ["first call"]
+    right = {3, 4, 5, 6, 7, 8, 9} | {11 + i for i in range(len(peers))} | {len(head) - 1}
+    rows = []
+    for c in doc["cells"]:
+        tf, tv = c["times"]["fwd"], c["times"]["vg"]
+        g = lambda t: fmt_time(t["gradc"]["median_s"], mu) if "gradc" in t else "-"  # noqa: E731
+        if c["status"] != "ok":
+            mark = c["status"]
+        elif c["meets_floor"] is None:
+            mark = ""
+        else:
+            mark = yes if c["meets_floor"] else no
+        row = [c["model"], c["size"], c["input"],
+               fmt_time(tf["numpy"]["median_s"], mu), g(tf), _ratio_cell(c, "fwd", "gradc"),
+               fmt_time(tv["numpy"]["median_s"], mu), g(tv), _ratio_cell(c, "vg", "gradc"),
+               f"{c['floor']:g}" if c["floor"] is not None else "-", mark]
+        for p in peers:
+            ok = c["check"].get(p, {}).get("ok")
+            row.append(_ratio_cell(c, "vg", p) + ("" if ok or ok is None else " WRONG"))
+        fc = c["first_call"]
+        row.append(f"{fc['vg_s']:.2f} s {fc['vg_cache']}" if "vg_s" in fc else "-")
+        rows.append(row)
+    widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
+
+    def fmt_row(r):
+        return "  ".join(str(x).rjust(w) if i in right else str(x).ljust(w)
+                         for i, (x, w) in enumerate(zip(r, widths))).rstrip()
+    lines = [f"gradc bench: {doc['dtype']}, time per call (median), ratio = median gradc / median numpy "
+             f"(below 1: gradc is faster)", fmt_row(head), fmt_row(["-" * w for w in widths])]
+    lines += [fmt_row(r) for r in rows]
+    lines.append("")
+    s = doc["summary"]
+    if doc["dtype"] == "float64":
+        lines.append(f"floors (value_and_grad ratio, float64): met in {s['floors_met']} of {s['floors_total']} "
+                     f"cells ({yes} met, {no} missed)")
+    else:
+        lines.append("floors are defined for float64 value_and_grad; not marked for " + doc["dtype"])
+    checked = f"correctness: {s['checked']} of {s['cells']} cells checked against numpy (rtol {doc['rtol']:g})"
+    bad = s["wrong"] + s["errors"]
+    lines.append(checked + (f"; WRONG/ERROR: {', '.join(bad)}" if bad else "; all agree"))
+    for c in doc["cells"]:
+        if c["status"] != "ok":
+            lines.append(f"  {c['model']} {c['size']}: {c['check'].get('gradc', {}).get('why') or c.get('error')}")
+    if any(str(x).endswith("*") for row in rows for x in row):
+        lines.append(f"* noisy: the interquartile range of a median exceeds {NOISY_IQR:.0%} of it (a busy "
+                     "machine); rerun with --repeat 3 or on an idle machine")
+    lines.append("first call: value_and_grad on a fresh function (trace, differentiate, compile, run); "
+                 "compiled = LLVM compiled it, disk = on-disk cache hit, reused = the same kernel was "
+                 "compiled earlier in this run (shapes are symbolic)")
+    lines.append(f"             LLVM start-up (once per process, not in the first-call column): "
+                 f"{doc.get('startup_s', float('nan')):.2f} s; "
+                 f"cache: {doc['settings']['cache_dir']}")
+    lines += _memory_lines(doc)
+    for p in PEERS:
+        info = doc["peers"].get(p, {})
+        if info.get("available"):
+            lines.append(f"{p} {info.get('version')}: ratio = median {p} / median numpy")
+        else:
+            lines.append(f"{p}: {info.get('reason')}")
+    m = doc["machine"]
+    lines.append(f"machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable), numpy {m['numpy']}, "
+                 f"llvmlite {m.get('llvmlite')}, GRADC_NUM_THREADS={m['GRADC_NUM_THREADS'] or 'unset'}"
+                 f"{'' if m.get('gradc_threads') is None else ' (gradc uses %s threads)' % m['gradc_threads']}, "
+                 f"load average {_loadavg(m)}")
+    st = doc["settings"]
+    lines.append(f"timing: interleaved round-robin, {st['rounds']} rounds, about {st['budget_s']:.2g} s per "
+                 f"implementation and mode per cell (at least {st['min_batches']} batches); "
+                 f"run took {doc['elapsed_s']:.0f} s")
+    return "\n".join(lines)
+
+
+def _ratio_cell(c, mode, impl):
+    r = c["ratios"][mode].get(impl)
+    t = c["times"][mode]
+    noisy = impl in t and (t[impl].get("noisy") or t["numpy"].get("noisy"))
+    return fmt_ratio(r) + ("*" if r is not None and noisy else "")
+
+
+def _loadavg(m):
+    la = m.get("loadavg")
+    return f"{la[0]:.1f}" if la else "?"
+
+
+def _memory_lines(doc):
+    mem = doc.get("memory")
+    if not mem:
+        return []
+    if "skipped" in mem:
+        return [f"memory: not measured ({mem['skipped']})"]
+    out = [f"memory, one value_and_grad call at the {mem['size']} size, inputs not counted (a fresh process "
+           f"each; peak RSS growth during the call / peak of numpy-allocated memory via tracemalloc):"]
+    for name, r in mem["models"].items():
+        parts = []
+        for impl in ("numpy", "gradc"):
+            x = r.get(impl, {})
+            if "error" in x:
+                parts.append(f"{impl} error ({x['error']})")
+            else:
+                parts.append(f"{impl} {fmt_bytes(x['rss_growth_bytes'])} / {fmt_bytes(x['tracemalloc_peak_bytes'])}")
+        inputs = next((x["inputs_bytes"] for x in r.values() if "inputs_bytes" in x), None)
+        out.append(f"  {name}: " + ", ".join(parts) + f"  (inputs {fmt_bytes(inputs)})")
+    return out
+
+
+def plot(doc, path) -> str | None:
+    """Time per call vs size, log-log, one panel per model.  None, or why it was not drawn."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install matplotlib)"
+    models = doc["models"]
+    ncol = min(3, len(models))
+    nrow = math.ceil(len(models) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 4 * nrow), squeeze=False)
+    colors = {"numpy": "tab:blue", "gradc": "tab:red", "jax": "tab:green", "torch": "tab:orange"}
+    for ax, name in zip(axes.flat, models):
+        cells = [c for c in doc["cells"] if c["model"] == name]
+        for impl in colors:
+            for mode, style in (("vg", "-"), ("fwd", "--")):
+                pts = [(c["elements"], c["times"][mode][impl]["median_s"]) for c in cells
+                       if impl in c["times"][mode]]
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, style, marker="o", color=colors[impl],
+                            label=f"{impl} {'value_and_grad' if mode == 'vg' else 'forward'}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{name}: {MODELS[name].title}", fontsize=10)
+        ax.set_xlabel("elements of x / X")
+        ax.set_ylabel("time per call (s)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(models):]:
+        ax.axis("off")
+    fig.suptitle(f"gradc bench ({doc['dtype']}, median time per call)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+# ----------------------------------------------------------------------------- CLI
+def _pick(text, known, what):
+    from .cli import CLIError
+    if text is None:
+        return list(known)
+    chosen = []
+    for item in text.split(","):
+        item = item.strip()
+        match = next((k for k in known if k.lower() == item.lower()), None)
+        if match is None:
+            raise CLIError(f"--{what} {text}: unknown {what[:-1]} {item!r} (known: {','.join(known)})")
+        if match not in chosen:
+            chosen.append(match)
+    return chosen
+
+
+def main(args, out) -> int:
+    """``gradc bench`` (``args`` from the parser built by ``gradc.cli.add_bench``)."""
+    from .cli import CLIError
+    models = _pick(args.models, list(MODELS), "models")
+    sizes = _pick(args.sizes, list(SIZES), "sizes")
+    if args.repeat <= 0:
+        raise CLIError(f"--repeat {args.repeat}: expected a positive number")
+    plot_path, plot_skipped = args.plot, None
+    if plot_path:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            plot_skipped = "matplotlib is not installed (pip install matplotlib)"
+            print("gradc bench: no plot: --plot needs matplotlib: pip install matplotlib", file=sys.stderr)
+            plot_path = None
+    progress = Progress(sys.stderr, enabled=not args.no_progress)
+    doc = run_benchmark(models, sizes, args.dtype, quick=args.quick, repeat=args.repeat,
+                        warm_cache=args.warm_cache, memory=not args.no_memory, peers=not args.no_peers,
+                        progress=progress)
+    print(render_table(doc, out), file=out)
+    doc["plot"] = {"skipped": plot_skipped} if plot_skipped else None
+    if plot_path:
+        why = plot(doc, plot_path)
+        doc["plot"] = plot_path if why is None else {"skipped": why}
+        if why:
+            print(f"gradc bench: no plot: {why}", file=sys.stderr)
+        else:
+            print(f"plot: {plot_path}", file=out)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1, default=_json_default)
+            f.write("\n")
+        print(f"results: {args.json}", file=out)
+    return 0
+
+
+def add_arguments(p):
+    p.add_argument("--models", metavar="M1,M2", help=f"models to run (default all: {','.join(MODELS)})")
+    p.add_argument("--sizes", metavar="small,medium", help=f"sizes to run (default all: {','.join(SIZES)})")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="floating-point type of the data (default float64; the floors apply to float64)")
+    p.add_argument("--quick", action="store_true", help="a short run: a tenth of the timing budget, fewer rounds")
+    p.add_argument("--repeat", type=float, default=1.0, metavar="R",
+                   help="scale the timing budget (default 1: about 0.2 s per implementation per cell)")
+    p.add_argument("--json", metavar="FILE", help="write every raw median, ratio, size and machine detail to FILE")
+    p.add_argument("--plot", metavar="FILE.png", help="plot time per call vs size (needs matplotlib)")
+    p.add_argument("--warm-cache", action="store_true",
+                   help="use the on-disk compile cache as it is (default: a fresh temporary cache, so the "
+                        "first-call column shows real compile times)")
+    p.add_argument("--no-memory", action="store_true",
+                   help="skip the peak-memory measurement at the large size (two subprocesses per model)")
+    p.add_argument("--no-peers", action="store_true", help="do not time JAX / PyTorch even if installed")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+
+
+def _memory_child_main(argv) -> int:
+    if len(argv) != 5 or argv[0] != "--memory-child":
+        print("usage: python -m gradc.bench --memory-child MODEL SIZE DTYPE numpy|gradc", file=sys.stderr)
+        return 2
+    print(json.dumps(memory_child(*argv[1:])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_memory_child_main(sys.argv[1:]))

@@ -1,0 +1,212 @@
+"""gradc bench: the hand-written numpy baselines are right, and the command's output is
+complete.  No timing assertions: the machine is shared and noisy."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gradc
+from gradc import bench, cli
+from gradc.bench_models import MODELS, SIZES, make_data
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(gradc.__file__)))
+NAMES = list(MODELS)
+
+
+def _flat(result, argnums):
+    value, g = result
+    gs = (g,) if isinstance(argnums, int) else tuple(g)
+    return [np.asarray(value, np.float64)] + [np.asarray(x, np.float64) for x in gs]
+
+
+def _assert_close(got, ref, rtol, what):
+    assert len(got) == len(ref), what
+    for k, (a, b) in enumerate(zip(got, ref)):
+        assert a.shape == b.shape, f"{what}: output {k} shape {a.shape} != {b.shape}"
+        scale = max(float(np.max(np.abs(b))), 1e-300)
+        err = float(np.max(np.abs(a - b))) / scale
+        assert err <= rtol, f"{what}: output {k} relative error {err:.2e} > {rtol:g}"
+
+
+# ----------------------------------------------------------------------------- the baselines
+@pytest.mark.parametrize("name", NAMES)
+def test_numpy_gradient_matches_finite_differences(name):
+    """Central differences on every entry of every differentiated argument (small size)."""
+    m = MODELS[name]
+    args = [np.array(a) for a in make_data(name, "small")]
+    value, *grads = _flat(m.np_value_and_grad(*args), m.argnums)
+    assert np.isclose(value, m.np_forward(*args), rtol=1e-13, atol=0)
+    h = 1e-6
+    for i, g in zip(m.wrt, grads):
+        fd = np.empty(args[i].shape)
+        base = args[i]
+        for idx in np.ndindex(base.shape):
+            plus, minus = base.copy(), base.copy()
+            plus[idx] += h
+            minus[idx] -= h
+            args[i] = plus
+            fp = m.np_forward(*args)
+            args[i] = minus
+            fm = m.np_forward(*args)
+            fd[idx] = (fp - fm) / (2 * h)
+        args[i] = base
+        scale = max(float(np.max(np.abs(fd))), 1e-12)
+        err = float(np.max(np.abs(g - fd))) / scale
+        assert err < 1e-6, f"{name}: d/d{m.params[i]} differs from finite differences by {err:.2e}"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+@pytest.mark.parametrize("name", NAMES)
+def test_numpy_baseline_matches_gradc(name, backend):
+    m = MODELS[name]
+    args = make_data(name, "small")
+    ref = _flat(m.np_value_and_grad(*args), m.argnums)
+    got = _flat(gradc.value_and_grad(m.gradc, argnums=m.argnums, backend=backend)(*args), m.argnums)
+    _assert_close(got, ref, 1e-9, f"{name} value_and_grad, backend {backend}")
+    fwd = gradc.jit(m.gradc, backend=backend)(*args)
+    _assert_close([np.asarray(fwd, np.float64)], [np.asarray(m.np_forward(*args), np.float64)], 1e-9,
+                  f"{name} forward, backend {backend}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_data_is_deterministic_and_typed(name):
+    m = MODELS[name]
+    for dtype in ("float64", "float32"):
+        a, b = make_data(name, "small", dtype), make_data(name, "small", dtype)
+        assert len(a) == len(m.params)
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+            if x.dtype.kind == "f":
+                assert x.dtype == np.dtype(dtype)
+    assert set(m.sizes) == set(SIZES)
+
+
+def test_floors_cover_the_zoo():
+    assert set(bench.FLOORS) == set(MODELS)
+    for name, row in bench.FLOORS.items():
+        assert set(row) == set(SIZES), name
+        assert all(0 < v <= 1 for v in row.values())
+
+
+# ----------------------------------------------------------------------------- helpers
+def test_compare_is_normwise_and_catches_errors():
+    ref = [np.array(1.0), np.array([1.0, 1e-20])]
+    assert bench.compare([np.array(1.0), np.array([1.0, 2e-20])], ref, 1e-9)["ok"]
+    bad = bench.compare([np.array(1.0), np.array([1.0 + 1e-6, 0.0])], ref, 1e-9)
+    assert not bad["ok"] and "grad 0" in bad["why"]
+    assert not bench.compare([np.array(1.0), np.zeros(3)], ref, 1e-9)["ok"]
+    assert not bench.compare([np.array(np.nan), ref[1]], ref, 1e-9)["ok"]
+
+
+def test_measure_interleaves_and_reports_medians():
+    calls = []
+
+    def f(tag):
+        calls.append(tag)
+    out = bench.measure({"a": (f, ("a",)), "b": (f, ("b",))}, budget=0.002, min_batches=3, rounds=3)
+    for key in "ab":
+        s = out[key]
+        assert s["batches"] >= 3 and s["calls"] == s["batches"] * s["calls_per_batch"]
+        assert 0 < s["min_s"] <= s["median_s"]
+    # round-robin: 'b' is timed before 'a' has finished all of its batches
+    last_a = max(i for i, t in enumerate(calls) if t == "a")
+    first_b = min(i for i, t in enumerate(calls) if t == "b")
+    assert first_b < last_a
+
+
+# ----------------------------------------------------------------------------- the command
+def test_bench_quick_small_json(tmp_path, capsys):
+    out_json, out_png = tmp_path / "out.json", tmp_path / "out.png"
+    code = cli.main(["bench", "--quick", "--sizes", "small", "--json", str(out_json), "--plot", str(out_png)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    doc = json.loads(out_json.read_text())
+
+    assert doc["dtype"] == "float64" and doc["sizes"] == ["small"] and doc["models"] == NAMES
+    assert doc["rtol"] == 1e-9
+    for key in ("cpu", "cores", "numpy", "llvmlite", "GRADC_NUM_THREADS"):
+        assert key in doc["machine"], key
+    assert doc["floors"] == bench.FLOORS
+    assert set(doc["peers"]) == {"jax", "torch"}
+    assert "skipped" in doc["memory"]            # memory is measured at the large size only
+    assert len(doc["cells"]) == len(NAMES)
+    for cell, name in zip(doc["cells"], NAMES):
+        assert cell["model"] == name and cell["size"] == "small"
+        assert cell["dims"] == MODELS[name].dims("small")
+        # every cell was checked against numpy before it was timed, and gradc agrees
+        assert cell["check"]["gradc"]["ok"] is True, cell["check"]["gradc"]
+        assert cell["check"]["gradc"]["max_rel_err"] <= 1e-9
+        assert cell["status"] == "ok"
+        for mode in ("fwd", "vg"):
+            for impl in ("numpy", "gradc"):
+                t = cell["times"][mode][impl]
+                assert t["median_s"] > 0 and t["batches"] >= bench.QUICK_MIN_BATCHES
+            r = cell["ratios"][mode]["gradc"]
+            assert r == pytest.approx(cell["times"][mode]["gradc"]["median_s"] / cell["times"][mode]["numpy"]["median_s"])
+        assert cell["floor"] == bench.FLOORS[name]["small"]
+        assert cell["meets_floor"] in (True, False)
+        fc = cell["first_call"]
+        assert fc["vg_s"] > 0 and fc["fwd_s"] > 0
+        assert fc["vg_cache"] in ("compiled", "disk", "reused", "unknown")
+    assert doc["summary"]["checked"] == len(NAMES) and not doc["summary"]["wrong"]
+
+    # the table: one row per cell, every floor marked
+    rows = [line for line in out.splitlines() if line.split()[:2] and line.split()[0] in NAMES]
+    assert len(rows) == len(NAMES)
+    assert all(("✓" in r) or ("✗" in r) or (" ok " in r) or (" X " in r) for r in rows)
+    assert "ratio" in out and "correctness: 5 of 5 cells checked" in out
+    # progress: one line per cell on stderr (not a terminal here)
+    assert sum(1 for line in err.splitlines() if line.startswith("[")) == len(NAMES)
+    try:
+        import matplotlib  # noqa: F401
+        assert out_png.exists()
+    except ImportError:
+        assert "pip install matplotlib" in err and not out_png.exists()
+
+
+def test_a_wrong_baseline_marks_the_cell_wrong(monkeypatch):
+    m = MODELS["M1"]
+
+    def off(x):
+        v, g = m.np_value_and_grad(x)
+        return v, g * (1 + 1e-6)
+    monkeypatch.setitem(bench.MODELS, "M1", dataclasses.replace(m, np_value_and_grad=off))
+    doc = bench.run_benchmark(["M1"], ["small"], quick=True, memory=False, peers=False)
+    cell = doc["cells"][0]
+    assert cell["status"] == "WRONG" and cell["check"]["gradc"]["ok"] is False
+    assert cell["meets_floor"] is False
+    assert doc["summary"]["wrong"] == ["M1 small"]
+    table = bench.render_table(doc, sys.stdout)
+    assert "WRONG" in table
+
+
+def test_usage_errors_are_one_line(capsys):
+    assert cli.main(["bench", "--models", "M9"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'M9'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_memory_child_reports_json(tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               GRADC_CACHE_DIR=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-m", "gradc.bench", "--memory-child", "M2", "small", "float64", "gradc"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    mem = json.loads(r.stdout.strip().splitlines()[-1])
+    assert mem["rss_growth_bytes"] >= 0 and mem["tracemalloc_peak_bytes"] > 0
+    assert mem["inputs_bytes"] == sum(a.nbytes for a in make_data("M2", "small"))
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bench", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--quick", "--sizes", "--models", "--dtype", "--repeat", "--json", "--plot", "--warm-cache"):
+        assert flag in out
