@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import weakref
 
 import numpy as np
 
@@ -42,7 +43,15 @@ def config(**options):
             raise ArgumentError(f"unknown config option {k!r} (known: {', '.join(sorted(_config))})")
         old[k] = _config[k]
         _config[k] = v
+    if "debug_nans" in options:
+        # The C fast path runs unchecked native code: drop it, so the next call looks
+        # up (or compiles) the entry for the new setting.  Calls cost nothing extra.
+        for t in list(_LIVE):
+            t._fast = None
     return old
+
+
+_LIVE = weakref.WeakSet()   # every Transformed, so config(debug_nans=...) can reach them
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -178,15 +187,25 @@ class Entry:
         return None
 
 
-def _compile(graph: Graph, backend: str):
-    return backends.get(backend).compile(graph, debug_nans=_config["debug_nans"])
+def _compile(graph: Graph, backend: str, debug_nans: bool | None = None):
+    if debug_nans is None:
+        debug_nans = _config["debug_nans"]
+    return backends.get(backend).compile(graph, debug_nans=debug_nans)
+
+
+def _link(graph: Graph, forward: Graph) -> Graph:
+    """Remember the forward graph an adjoint graph differentiates: adjoint nodes' ``src``
+    (``d/d %k (file:line)``) name nodes of it (debug_nans and explain read them)."""
+    graph.forward_graph = forward
+    return graph
 
 
 class Transformed:
     """A function transformed by gradc (jit, grad, value_and_grad, jvp, vjp)."""
 
-    def __init__(self, fun, kind, argnums=0, backend=None):
+    def __init__(self, fun, kind, argnums=0, backend=None, debug_nans=None):
         self.fun, self.kind, self.argnums, self._backend = fun, kind, argnums, backend
+        self._debug_nans = debug_nans
         self.name = getattr(fun, "__name__", "f")
         if self.name == "<lambda>":
             self.name = "lambda"
@@ -194,10 +213,16 @@ class Transformed:
         self._fast = None  # the C call path of the most recent signature
         self._lock = threading.RLock()
         functools.update_wrapper(self, fun, updated=())
+        _LIVE.add(self)
 
     @property
     def backend(self):
         return self._backend or _config["backend"]
+
+    @property
+    def debug_nans(self) -> bool:
+        """Checked mode: this function's ``debug_nans=`` if given, else ``gradc.config``'s."""
+        return bool(_config["debug_nans"] if self._debug_nans is None else self._debug_nans)
 
     def __repr__(self):
         return f"<gradc.{self.kind} of {self.name}>"
@@ -238,11 +263,11 @@ class Transformed:
             if o["dtype"].kind != "f":
                 raise ArgumentError(f"{self.kind}({fname}): the output has dtype {o['dtype']}, not a float")
             G = vjp_graph(Fo, list(wrt), seed="one", keep_value=self.kind == "value_and_grad")
-            return G, Fo, optimize(G), structure, captured
+            return G, Fo, _link(optimize(G), Fo), structure, captured
         if self.kind == "vjp":
             wrt = list(range(n_args))   # captured values are extra inputs after these
             G = vjp_graph(Fo, wrt, seed="input", keep_value=False)
-            return G, Fo, optimize(G), structure, captured
+            return G, Fo, _link(optimize(G), Fo), structure, captured
         if self.kind == "jvp":
             wrt = list(range(n_args))   # captured values are extra inputs after these
             G = jvp_graph(Fo, wrt)
@@ -288,12 +313,13 @@ class Transformed:
             return self._call_traced(arrays)
         entry = self._entry(arrays)
         outs = entry.run(arrays)
-        if entry.plan is not None:
+        if entry.plan is not None and not self.debug_nans:
             self._fast = entry.plan
         return self._restructure(outs, entry.structure, len(arrays))
 
     def _entry(self, arrays):
-        key = tuple((a.dtype.str, a.ndim, tuple(s == 1 for s in a.shape)) for a in arrays)
+        debug = self.debug_nans
+        key = (debug,) + tuple((a.dtype.str, a.ndim, tuple(s == 1 for s in a.shape)) for a in arrays)
         specs, names = self._specs_names(arrays)
         with self._lock:
             for e in self._cache.get(key, ()):
@@ -302,7 +328,7 @@ class Transformed:
             unopt, fwd, g, structure, captured = self.build(specs, names)
             if captured:
                 raise GradcError("internal: a top-level trace captured outer values")
-            e = Entry(g, fwd, unopt, _compile(g, self.backend), structure, self.backend)
+            e = Entry(g, fwd, unopt, _compile(g, self.backend, debug), structure, self.backend)
             make_plan = getattr(e.run, "make_plan", None)
             if make_plan is not None and self.kind in ("jit", "grad", "value_and_grad") \
                     and len(g.inputs) == len(arrays):
@@ -339,7 +365,9 @@ class Transformed:
         arrays = prepare(args, self._wrt(len(args)), self.name, _names(self.fun, len(args)))
         if any(isinstance(a, Value) for a in arrays):
             raise ArgumentError("lower() needs concrete arrays, not traced values")
-        return Lowered(self._entry(arrays))
+        low = Lowered(self._entry(arrays))
+        low._fun = self.fun
+        return low
 
 
 def _scalar(o):
@@ -381,23 +409,32 @@ class Lowered:
     def asm(self) -> str:
         return self._native().asm()
 
+    def explain(self, latex=False):
+        """The derivative as mathematics (see :mod:`gradc.explain`); ``print`` it, or
+        ``.latex()`` for LaTeX.  A ``jit`` is explained w.r.t. its float arguments."""
+        from .explain import explain_lowered
+        ex = explain_lowered(self)
+        return ex.latex() if latex else ex
+
 
 # ----------------------------------------------------------------------------- public API
-def jit(fun=None, *, backend=None):
-    """Compile ``fun`` (traced once per input signature)."""
+def jit(fun=None, *, backend=None, debug_nans=None):
+    """Compile ``fun`` (traced once per input signature).  ``debug_nans=True``: checked
+    mode, raising :class:`gradc.NonFiniteError` at the first non-finite node (default:
+    ``gradc.config``'s setting)."""
     if fun is None:
-        return lambda f: jit(f, backend=backend)
-    return Transformed(fun, "jit", backend=backend)
+        return lambda f: jit(f, backend=backend, debug_nans=debug_nans)
+    return Transformed(fun, "jit", backend=backend, debug_nans=debug_nans)
 
 
-def grad(fun, argnums=0, *, backend=None):
+def grad(fun, argnums=0, *, backend=None, debug_nans=None):
     """The gradient of a scalar function with respect to argument(s) ``argnums``."""
-    return Transformed(fun, "grad", argnums, backend)
+    return Transformed(fun, "grad", argnums, backend, debug_nans)
 
 
-def value_and_grad(fun, argnums=0, *, backend=None):
+def value_and_grad(fun, argnums=0, *, backend=None, debug_nans=None):
     """``(f(*args), grad(f)(*args))`` in one call sharing the forward pass."""
-    return Transformed(fun, "value_and_grad", argnums, backend)
+    return Transformed(fun, "value_and_grad", argnums, backend, debug_nans)
 
 
 def jvp(fun, primals, tangents, *, backend=None):

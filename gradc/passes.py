@@ -217,7 +217,10 @@ def fold_constants(g: Graph) -> bool:
             if d["op"] != "iota":
                 continue
         if d["op"] == "count":
-            v = OPS["count"].numpy(np.empty(g[args[0]]["shape"], dtype=np.int8), **d["params"])
+            # only the reduced axes are static; the others may be symbolic sizes
+            axes, src = d["params"]["axes"], g[args[0]]["shape"]
+            dummy = np.empty(tuple(s if i in axes else 1 for i, s in enumerate(src)), dtype=np.int8)
+            v = OPS["count"].numpy(dummy, **d["params"])
         else:
             with np.errstate(all="ignore"):
                 v = OPS[d["op"]].numpy(*[g[a]["params"]["value"] for a in args], **d["params"])

@@ -212,6 +212,7 @@ def getitem(x, key):
     if Ellipsis in key:
         i = key.index(Ellipsis)
         key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
+        n_real = x.ndim  # the ellipsis already filled the missing axes
     key = key + (slice(None),) * (x.ndim - n_real)
     env = x._b.env
     index, out_shape_plan, axis = [], [], 0
@@ -255,6 +256,9 @@ def getitem(x, key):
 def _is_index_array(k):
     t = _trace()
     if isinstance(k, t.Value):
+        if k.dtype == np.bool_:
+            raise UnsupportedError("boolean mask indexing gives a data-dependent shape; "
+                                   "use gradc.where(mask, x, 0) instead")
         return True
     if isinstance(k, (list, np.ndarray)):
         a = np.asarray(k)

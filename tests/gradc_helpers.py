@@ -1,0 +1,148 @@
+"""Independent oracles for the core test suite.
+
+Everything here is computed with plain numpy, never with gradc, so a test that compares
+gradc against these helpers compares it against an independent implementation:
+
+* :func:`fd_grad` / :func:`fd_jvp`: central finite differences of a numpy function;
+* :func:`check_shapes`: runs a gradc graph with the numpy evaluator and checks every
+  node's shape rule against the shape numpy actually produced;
+* the tolerance constants, with their justification.
+
+Tolerances
+----------
+Central differences with step ``h`` have truncation error ``h**2 |f'''| / 6`` and
+rounding error ``~ eps * |f| / h``.  With ``h = 1e-6`` (relative to ``|x|``, at least
+1e-6) and float64 ``eps = 2.2e-16`` on well-scaled inputs (``|x|, |f|, |f'''| <= ~100``)
+both terms stay below ~1e-9 relative to the scale of the function, so ``FD_RTOL =
+FD_ATOL = 1e-6`` leaves three orders of magnitude of margin yet catches any wrong
+derivative (a missing factor, a sign, a dropped term is an O(1) relative error).
+
+float32 forward results are compared with the float64 reference evaluated on the same
+(float32-rounded) inputs.  Each op rounds to within a few ulps (eps32 = 1.19e-7); the
+cases reduce at most ~24 terms of magnitude <= ~10, so the accumulated error is below
+~50 eps32 ~ 6e-6 of the result's scale: ``F32_RTOL = 2e-5`` with an absolute term of
+the same size times the magnitude of the largest term.  float32 gradients chain up to
+~10 such ops, with condition numbers <= ~10 on the domains used, so ``F32_GRAD_RTOL =
+2e-4`` (~1700 eps32) against the float64 gradient.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import gradc
+from gradc.evaluate import bind_sizes, evaluate
+from gradc.shapes import resolve
+
+FD_STEP = 1e-6
+FD_RTOL = 1e-6
+FD_ATOL = 1e-6
+F32_RTOL = 2e-5
+F32_GRAD_RTOL = 2e-4
+
+
+# ----------------------------------------------------------------------------- finite differences
+def _step(x):
+    return FD_STEP * max(1.0, abs(float(x)))
+
+
+def fd_grad(f, args, i):
+    """d f(*args) / d args[i] by central differences; ``f`` returns a scalar (numpy)."""
+    args = [np.array(a, dtype=np.float64) if np.asarray(a).dtype.kind == "f" else a for a in args]
+    x = args[i]
+    g = np.zeros(x.shape, dtype=np.float64)
+    flat = g.reshape(-1)
+    for k in range(x.size):
+        xp, xm = x.copy(), x.copy()
+        h = _step(x.reshape(-1)[k])
+        xp.reshape(-1)[k] += h
+        xm.reshape(-1)[k] -= h
+        ap, am = list(args), list(args)
+        ap[i], am[i] = xp, xm
+        flat[k] = (float(f(*ap)) - float(f(*am))) / (2 * h)
+    return g
+
+
+def fd_jvp(f, args, diff, tangents):
+    """Directional derivative of numpy ``f`` along ``tangents`` (one per index in ``diff``)."""
+    scale = max([1.0] + [float(np.max(np.abs(args[i]), initial=0.0)) for i in diff])
+    h = FD_STEP * scale
+    ap, am = list(args), list(args)
+    for i, t in zip(diff, tangents):
+        ap[i] = np.asarray(args[i], np.float64) + h * t
+        am[i] = np.asarray(args[i], np.float64) - h * t
+    return (np.asarray(f(*ap), np.float64) - np.asarray(f(*am), np.float64)) / (2 * h)
+
+
+def fd_jacobian(f, x):
+    """Numerator-layout Jacobian of numpy ``f`` at ``x``: shape f(x).shape + x.shape."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(f(x))
+    J = np.zeros((y.size, x.size))
+    for k in range(x.size):
+        e = np.zeros(x.size)
+        e[k] = 1.0
+        J[:, k] = fd_jvp(lambda z: f(z), [x], [0], [e.reshape(x.shape)]).reshape(-1)
+    return J.reshape(y.shape + x.shape)
+
+
+def assert_fd_close(got, want, what=""):
+    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=FD_RTOL, atol=FD_ATOL,
+                               err_msg=what)
+
+
+# ----------------------------------------------------------------------------- graphs
+def resolved_shape(graph, nid, sizes):
+    return resolve(graph[nid]["shape"], sizes)
+
+
+def check_shapes(graph, arrays):
+    """Evaluate ``graph`` with numpy; assert every node's shape rule matched numpy's."""
+    sizes = bind_sizes(graph, arrays)
+    bad = []
+
+    def check(nid, value):
+        want = resolved_shape(graph, nid, sizes)
+        if tuple(value.shape) != tuple(want):
+            bad.append(f"node {nid} {graph.expr(nid)}: shape rule {want}, numpy {value.shape}")
+
+    outs = evaluate(graph, arrays, check=check)
+    assert not bad, "\n".join(bad)
+    return outs
+
+
+def ops_in(graph):
+    return {d["op"] for _, d in graph.nx.nodes(data=True)}
+
+
+def as_dtype(arrays, dtype):
+    return [np.asarray(a, dtype) if np.asarray(a).dtype.kind == "f" else a for a in arrays]
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+# ----------------------------------------------------------------------------- domains
+def normal(r, shape):
+    return r.standard_normal(shape)
+
+
+def positive(r, shape):
+    """log, sqrt, division, power bases: [0.5, 2] keeps every derivative O(1)."""
+    return r.uniform(0.5, 2.0, shape)
+
+
+def away(r, shape):
+    """|x| in [0.2, 2] with a random sign: relu/abs/sign/maximum(0, x) stay off their kink."""
+    return r.choice([-1.0, 1.0], size=shape) * r.uniform(0.2, 2.0, shape)
+
+
+def distinct(r, shape):
+    """Values spaced >= 0.2 apart (max/min reductions: no ties within a finite-difference step)."""
+    n = int(np.prod(shape, dtype=np.int64))
+    v = (r.permutation(n) - n / 2) * 0.3 + r.uniform(-0.05, 0.05, n)
+    return v.reshape(shape)
+
+
+def scalar_of(x):
+    return gradc.numpy.sum(x) if getattr(x, "ndim", 0) else x

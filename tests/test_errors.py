@@ -1,0 +1,260 @@
+"""Bad input: every mistake gets a gradc error whose message says what was expected,
+what came, and (for errors inside the model) where in the user's code."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+from gradc import ArgumentError, GradcError, ShapeError, TracerBoolError, UnsupportedError
+
+pytestmark = pytest.mark.usefixtures("core_backend")
+
+x3 = np.ones(3)
+
+
+def here(fn):
+    """'test_errors.py:<line>' of a one-line lambda / the first line of a function body."""
+    return f"test_errors.py:{fn.__code__.co_firstlineno}"
+
+
+# ----------------------------------------------------------------------------- grad of non-scalars
+def test_grad_of_nonscalar_output():
+    with pytest.raises(ArgumentError, match=r"must return a scalar.*f64\[.*\].*jacobian or vjp"):
+        gradc.grad(lambda x: x * 2)(x3)
+
+
+def test_grad_of_tuple_output():
+    with pytest.raises(ArgumentError, match="single scalar.*tuple of 2"):
+        gradc.grad(lambda x: (gnp.sum(x), gnp.sum(x)))(x3)
+
+
+def test_grad_of_dict_output():
+    with pytest.raises(ArgumentError, match="returned a dict"):
+        gradc.grad(lambda x: {"loss": gnp.sum(x)})(x3)
+
+
+def test_function_returning_none():
+    with pytest.raises(ArgumentError, match="returned None"):
+        gradc.grad(lambda x: None)(x3)
+
+
+def test_grad_of_integer_output():
+    with pytest.raises(ArgumentError, match="dtype int64, not a float"):
+        gradc.grad(lambda x: gnp.sum(x > 0))(x3)
+
+
+# ----------------------------------------------------------------------------- shapes
+def test_matmul_shape_mismatch_names_op_shapes_and_line():
+    f = lambda X, w: X @ w  # noqa: E731
+    with pytest.raises(ShapeError) as e:
+        gradc.jit(f)(np.ones((4, 3)), np.ones(5))
+    msg = str(e.value)
+    assert "matmul" in msg
+    assert "[4,3]" in msg and "[5]" in msg
+    assert "3 columns" in msg and "5 rows" in msg
+    assert here(f) in msg
+
+
+def test_failed_broadcast_names_op_shapes_and_line():
+    f = lambda a, b: a * b  # noqa: E731
+    with pytest.raises(ShapeError) as e:
+        gradc.grad(lambda a, b: gnp.sum(f(a, b)))(np.ones((2, 3)), np.ones(4))
+    msg = str(e.value)
+    assert msg.startswith("mul(")
+    assert "[2,3]" in msg and "[4]" in msg and "cannot be broadcast" in msg
+    assert here(f) in msg
+
+
+def test_broadcast_against_numpy_constant():
+    c = np.ones(4)
+    with pytest.raises(ShapeError, match=r"add.*\[3\].*\[4\]"):
+        gradc.jit(lambda x: x + c)(x3)
+
+
+def test_reshape_to_wrong_size():
+    with pytest.raises(ShapeError, match="cannot reshape"):
+        gradc.jit(lambda x: x.reshape(2, 2))(x3)
+
+
+def test_axis_out_of_bounds():
+    with pytest.raises(ShapeError, match="axis 2 is out of bounds"):
+        gradc.jit(lambda x: gnp.sum(x, axis=2))(np.ones((2, 2)))
+
+
+def test_index_out_of_bounds():
+    with pytest.raises(IndexError, match="out of bounds"):
+        gradc.jit(lambda x: x[5])(x3)
+
+
+# ----------------------------------------------------------------------------- control flow
+def test_python_if_on_traced_value():
+    def f(x):
+        if gnp.sum(x) > 0:
+            return x
+        return -x
+    with pytest.raises(TracerBoolError) as e:
+        gradc.jit(f)(x3)
+    msg = str(e.value)
+    assert "gradc.where" in msg
+    assert f"test_errors.py:{f.__code__.co_firstlineno + 1}" in msg
+
+
+@pytest.mark.parametrize("conv", [float, int, bool], ids=["float", "int", "bool"])
+def test_python_conversions_of_traced_value(conv):
+    with pytest.raises(TracerBoolError, match="gradc.where"):
+        gradc.jit(lambda x: conv(gnp.sum(x)))(x3)
+
+
+def test_numpy_conversion_of_traced_value():
+    with pytest.raises(TracerBoolError, match="numpy array"):
+        gradc.jit(lambda x: np.asarray(x).sum())(x3)
+
+
+def test_boolean_mask_indexing_suggests_where():
+    with pytest.raises(UnsupportedError, match="gradc.where"):
+        gradc.jit(lambda x: x[x > 0])(x3)
+    with pytest.raises(UnsupportedError, match="gradc.where"):
+        gradc.jit(lambda x: x[np.array([True, False, True])])(x3)
+
+
+# ----------------------------------------------------------------------------- arguments
+@pytest.mark.parametrize("argnums", [2, -3, (0, 5)])
+def test_argnums_out_of_range(argnums):
+    with pytest.raises(ArgumentError, match=r"argnums -?\d+ is out of range for a function of 2"):
+        gradc.grad(lambda x, y: gnp.sum(x * y), argnums=argnums)(x3, x3)
+
+
+def test_argnums_empty():
+    with pytest.raises(ArgumentError, match="argnums is empty"):
+        gradc.grad(lambda x: gnp.sum(x), argnums=())(x3)
+
+
+def test_too_many_arguments():
+    with pytest.raises(ArgumentError, match="too many positional arguments"):
+        gradc.grad(lambda x: gnp.sum(x))(x3, x3)
+
+
+def test_too_few_arguments():
+    with pytest.raises(ArgumentError, match="missing a required argument: 'y'"):
+        gradc.grad(lambda x, y: gnp.sum(x * y))(x3)
+
+
+def test_unknown_keyword_argument():
+    with pytest.raises(ArgumentError, match="unexpected keyword argument 'z'"):
+        gradc.jit(lambda x: x)(x3, z=x3)
+
+
+def test_keyword_only_argument():
+    with pytest.raises(ArgumentError, match=r"keyword-only arguments \['y'\]"):
+        gradc.grad(lambda x, *, y: gnp.sum(x * y))(x3, y=x3)
+
+
+def test_keyword_for_positional_parameter_is_accepted():
+    f = gradc.grad(lambda x, y: gnp.sum(x * y), argnums=1)
+    np.testing.assert_array_equal(f(x3, y=2 * x3), f(x3, 2 * x3))
+
+
+BAD_VALUES = [
+    (np.ones(3, complex), r"complex dtype complex128"),
+    (1j, r"is complex"),
+    ("abc", r"is a str; expected an array"),
+    (b"abc", r"is a bytes"),
+    (object(), r"dtype object"),
+    (np.array([1, "a"], dtype=object), r"dtype object"),
+    (None, r"is None; expected an array"),
+    (np.array(["a", "b"]), r"dtype <U1"),
+    (np.ones((2, 2, 2)), r"rank 3; gradc supports ranks 0, 1 and 2"),
+]
+
+
+@pytest.mark.parametrize("value,pattern", BAD_VALUES,
+                         ids=["complex_array", "complex", "str", "bytes", "object", "object_array",
+                              "None", "str_array", "rank3"])
+def test_bad_argument_values(value, pattern):
+    with pytest.raises(ArgumentError, match=r"argument 1 \(b\).*" + pattern):
+        gradc.grad(lambda a, b: gnp.sum(a * b))(x3, value)
+
+
+def test_call_time_size_disagreement_names_both_arguments():
+    f = gradc.jit(lambda X, w: X @ w)
+    f(np.ones((4, 3)), np.ones(3))
+    with pytest.raises(ArgumentError) as e:
+        f(np.ones((4, 3)), np.ones(5))
+    msg = str(e.value)
+    assert "'w'" in msg and "'X'" in msg
+    assert "size 5" in msg and "size 3" in msg
+
+
+def test_call_time_size_disagreement_elementwise():
+    g = gradc.grad(lambda x, y: gnp.sum(x * y))
+    g(np.ones(3), np.ones(3))
+    with pytest.raises(ArgumentError, match=r"argument 'y' has size 4.*argument 'x' has size 3"):
+        g(np.ones(3), np.ones(4))
+
+
+def test_differentiating_integer_argument_of_jvp():
+    with pytest.raises(ArgumentError, match="dtype int64"):
+        gradc.jvp(lambda x: x * 2, (np.array([1, 2]),), (np.array([1, 1]),))
+
+
+def test_jvp_primals_tangents_mismatch():
+    with pytest.raises(ArgumentError, match="2 primals but 1 tangents"):
+        gradc.jvp(lambda x, y: x * y, (x3, x3), (x3,))
+
+
+def test_vjp_wrong_cotangent():
+    _, vjp_fn = gradc.vjp(lambda x: x * 2, x3)
+    with pytest.raises(ArgumentError, match="cotangent 0 has shape"):
+        vjp_fn(np.ones(4))
+    with pytest.raises(ArgumentError, match="expected 1 cotangent, got 2"):
+        vjp_fn(x3, x3)
+
+
+# ----------------------------------------------------------------------------- unsupported numpy
+@pytest.mark.parametrize("fn,name", [
+    (lambda x: np.fft.fft(x), "fft"),
+    (lambda x: np.cumsum(x), "cumsum"),
+    (lambda x: np.sort(x), "sort"),
+    (lambda x: np.sinh(x), "sinh"),
+    (lambda x: np.add.accumulate(x), "add.accumulate"),
+], ids=["fft", "cumsum", "sort", "sinh", "ufunc_method"])
+def test_unsupported_numpy_function_is_named(fn, name):
+    with pytest.raises(UnsupportedError, match=rf"numpy\.{re.escape(name)}\b.*not supported"):
+        gradc.jit(fn)(x3)
+
+
+def test_numpy_out_argument_is_rejected():
+    with pytest.raises(UnsupportedError, match="out="):
+        gradc.jit(lambda x: np.exp(x, out=np.empty(3)))(x3)
+
+
+def test_non_numeric_operand_inside_trace():
+    with pytest.raises(UnsupportedError, match="str"):
+        gradc.jit(lambda x: x + "a")(x3)
+
+
+# ----------------------------------------------------------------------------- misc
+def test_escaped_tracer():
+    leaked = []
+    gradc.jit(lambda x: leaked.append(x * 2) or gnp.sum(x))(x3)
+    with pytest.raises(GradcError, match="escaped"):
+        gradc.jit(lambda y: y + leaked[0])(x3)
+
+
+def test_unknown_backend_and_config_option():
+    with pytest.raises(ArgumentError, match="unknown backend 'nope'"):
+        gradc.jit(lambda x: x, backend="nope")(x3)
+    with pytest.raises(ArgumentError, match="unknown config option 'foo'"):
+        gradc.config(foo=1)
+
+
+def test_errors_are_gradc_errors_and_builtin_kinds():
+    """Users can catch either GradcError or the matching builtin exception."""
+    assert issubclass(ShapeError, ValueError) and issubclass(ShapeError, GradcError)
+    assert issubclass(TracerBoolError, TypeError)
+    assert issubclass(ArgumentError, TypeError)
+    assert issubclass(UnsupportedError, TypeError)

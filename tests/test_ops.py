@@ -1,0 +1,498 @@
+"""The op table: one line per registered op (and more lines for broadcasting, axes,
+rank combinations).  Every line is checked against independent numpy oracles:
+
+* shape rule vs numpy: the traced graph's output shape/dtype equals the numpy
+  reference's, and running the graph node by node every node's shape rule equals the
+  shape numpy produced (forward graph and adjoint graph);
+* evaluator vs numpy (float64 and float32);
+* VJP vs central finite differences of the numpy reference (float64);
+* JVP vs VJP: <v, J u> == <J^T v, u>, and J u vs a finite-difference directional
+  derivative;
+* float32 gradients vs the float64 gradient, and float32 in -> float32 out.
+
+Tolerances are explained in gradc_helpers (FD_RTOL/FD_ATOL, F32_RTOL, F32_GRAD_RTOL).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+from gradc.ops import OPS
+from gradc.tracer import bind
+
+from gradc_helpers import (F32_GRAD_RTOL, F32_RTOL, as_dtype, assert_fd_close, away,
+                           check_shapes, distinct, fd_grad, fd_jvp, normal, ops_in, positive,
+                           rng)
+
+pytestmark = pytest.mark.usefixtures("core_backend")
+
+np = numpy
+
+
+@dataclass
+class Case:
+    id: str
+    op: str                      # the registry op this line exercises
+    fn: Callable                 # written with gradc ops
+    ref: Callable                # the numpy reference
+    make: Callable               # rng -> list of argument arrays (float64 / int / bool)
+    diff: tuple | None = None    # indices of differentiated args (default: every float arg)
+    ref_grad: Callable | None = None   # base args -> numpy function whose derivative the op has
+    extra_ops: tuple = field(default_factory=tuple)  # more ops that must appear in the graph
+
+    def diff_idx(self, args):
+        if self.diff is not None:
+            return self.diff
+        return tuple(i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f")
+
+
+def shapes(*specs):
+    """make() from (domain, shape) pairs."""
+    return lambda r: [dom(r, shp) for dom, shp in specs]
+
+
+CASES: list[Case] = []
+
+
+def case(*a, **k):
+    CASES.append(Case(*a, **k))
+
+
+# ----------------------------------------------------------------------------- unary element-wise
+M = (3, 4)
+_unary = [
+    ("neg", "neg", lambda x: -x, np.negative, normal),
+    ("neg_np", "neg", lambda x: np.negative(x), np.negative, normal),
+    ("exp", "exp", gnp.exp, np.exp, normal),
+    ("log", "log", gnp.log, np.log, positive),
+    ("log1p", "log1p", gnp.log1p, np.log1p, lambda r, s: r.uniform(-0.5, 2.0, s)),
+    ("expm1", "expm1", gnp.expm1, np.expm1, normal),
+    ("sqrt", "sqrt", gnp.sqrt, np.sqrt, positive),
+    ("abs", "abs", gnp.abs, np.abs, away),
+    ("abs_op", "abs", lambda x: abs(x), np.abs, away),
+    ("sign", "sign", gnp.sign, np.sign, away),
+    ("sin", "sin", gnp.sin, np.sin, normal),
+    ("cos", "cos", gnp.cos, np.cos, normal),
+    ("tanh", "tanh", gnp.tanh, np.tanh, normal),
+    ("sigmoid", "sigmoid", gradc.sigmoid, lambda x: 1 / (1 + np.exp(-x)), lambda r, s: 3 * r.standard_normal(s)),
+    ("softplus", "softplus", gradc.softplus, lambda x: np.log1p(np.exp(x)), lambda r, s: 3 * r.standard_normal(s)),
+    ("relu", "relu", gradc.relu, lambda x: np.maximum(x, 0.0), away),
+    ("square", "square", gnp.square, np.square, normal),
+    ("square_pow2", "square", lambda x: x ** 2, lambda x: x ** 2, normal),
+]
+for _id, _op, _f, _r, _dom in _unary:
+    case(_id, _op, _f, _r, shapes((_dom, M)))
+case("exp_vec", "exp", gnp.exp, np.exp, shapes((normal, (5,))))
+case("tanh_scalar", "tanh", gnp.tanh, np.tanh, shapes((normal, ())))
+case("log_col", "log", gnp.log, np.log, shapes((positive, (4, 1))))
+
+# stop_gradient: forward is the identity, derivative is zero -> f = stop_gradient(x) * y
+# has d/dx = 0 and d/dy = x (the value of x frozen at the base point).
+case("stop_gradient", "stop_gradient", lambda x, y: gradc.stop_gradient(x) * y, lambda x, y: x * y,
+     shapes((normal, M), (normal, M)), ref_grad=lambda base: (lambda x, y: base[0] * y))
+
+# cast: float64 -> float32 (derivative: the identity, computed exactly in float64),
+# int -> float (non-differentiable source), bool -> float.
+case("astype_f32", "cast", lambda x: x.astype(np.float32), lambda x: x.astype(np.float32),
+     shapes((normal, M)), ref_grad=lambda base: (lambda x: x))
+case("astype_int_to_float", "cast", lambda x, k: x * k.astype(np.float64),
+     lambda x, k: x * k.astype(np.float64),
+     lambda r: [normal(r, M), r.integers(-3, 4, M)])
+case("astype_bool_to_float", "cast", lambda x, c: x * gnp.astype(c, np.float64),
+     lambda x, c: x * c.astype(np.float64),
+     lambda r: [normal(r, M), r.random(M) < 0.5])
+
+# ----------------------------------------------------------------------------- binary element-wise
+BROADCASTS = [
+    ("same", M, M),
+    ("scalar_left", (), M),          # the paper's scalar expansion
+    ("scalar_right", M, ()),
+    ("col_row", (3, 1), (1, 4)),     # (n,1) with (1,m)
+    ("rank_promote", (4,), M),       # rank promotion
+    ("rank_promote_right", M, (4,)),
+    ("col_matrix", (3, 1), M),
+    ("vec", (5,), (5,)),
+]
+
+
+def _nontie(r, sa, sb):
+    """Two arrays whose broadcast pairs differ by >= 0.1 (no tie within an FD step)."""
+    while True:
+        a, b = r.standard_normal(sa), r.standard_normal(sb)
+        if np.min(np.abs(np.subtract(a, b)), initial=np.inf) > 0.1:
+            return [a, b]
+
+
+_binary = [
+    ("add", "add", lambda x, y: x + y, np.add, normal, normal),
+    ("sub", "sub", lambda x, y: x - y, np.subtract, normal, normal),
+    ("mul", "mul", lambda x, y: x * y, np.multiply, normal, normal),
+    ("div", "div", lambda x, y: x / y, np.divide, normal, positive),
+    ("pow", "pow", lambda x, y: x ** y, np.power, positive, normal),
+    ("maximum", "maximum", gnp.maximum, np.maximum, None, None),
+    ("minimum", "minimum", gnp.minimum, np.minimum, None, None),
+]
+for _id, _op, _f, _r, _da, _db in _binary:
+    for _bid, _sa, _sb in BROADCASTS:
+        if _da is None:
+            _mk = (lambda sa, sb: lambda r: _nontie(r, sa, sb))(_sa, _sb)
+        else:
+            _mk = shapes((_da, _sa), (_db, _sb))
+        case(f"{_id}_{_bid}", _op, _f, _r, _mk)
+
+# Python scalars on either side (weak: a float32 array stays float32)
+case("mul_pyscalar", "mul", lambda x: 2.5 * x, lambda x: 2.5 * x, shapes((normal, M)))
+case("rsub_pyscalar", "sub", lambda x: 2.0 - x, lambda x: 2.0 - x, shapes((normal, M)))
+case("rdiv_pyscalar", "div", lambda x: 3.0 / x, lambda x: 3.0 / x, shapes((positive, M)))
+case("div_pyscalar", "div", lambda x: x / 3.0, lambda x: x / 3.0, shapes((normal, M)))
+case("pow_scalar_exponent", "pow", lambda x: x ** 3.0, lambda x: x ** 3.0, shapes((positive, M)))
+case("pow_negative_exponent", "pow", lambda x: x ** -1.5, lambda x: x ** -1.5, shapes((positive, M)))
+case("pow_scalar_base", "pow", lambda x: 2.0 ** x, lambda x: 2.0 ** x, shapes((normal, M)))
+case("pow_np", "pow", lambda x, y: np.power(x, y), np.power, shapes((positive, (4,)), (normal, (4,))))
+case("maximum_zero", "maximum", lambda z: gnp.maximum(0.0, z), lambda z: np.maximum(0.0, z), shapes((away, M)))
+case("minimum_zero", "minimum", lambda z: gnp.minimum(z, 0.0), lambda z: np.minimum(z, 0.0), shapes((away, M)))
+
+# comparisons: boolean masks (non-differentiable: the gradient through them is zero)
+for _id, _op, _f, _r in [("gt", "gt", lambda x, y: x > y, np.greater),
+                         ("ge", "ge", lambda x, y: x >= y, np.greater_equal),
+                         ("lt", "lt", lambda x, y: x < y, np.less),
+                         ("le", "le", lambda x, y: x <= y, np.less_equal),
+                         ("eq", "eq", lambda x, y: x == y, np.equal),
+                         ("ne", "ne", lambda x, y: x != y, np.not_equal)]:
+    case(_id, _op, _f, _r, lambda r: _nontie(r, M, M))
+    case(f"{_id}_broadcast", _op, _f, _r, lambda r: _nontie(r, (3, 1), (4,)))
+# ties for == and != (x shares some entries with y)
+case("eq_ties", "eq", lambda x, y: x == y, np.equal,
+     lambda r: (lambda x: [x, np.where(r.random(M) < 0.5, x, x + 1.0)])(normal(r, M)))
+case("gt_scalar", "gt", lambda x: x > 0.0, lambda x: x > 0.0, shapes((away, M)))
+case("logical_and", "logical_and", lambda a, b: a & b, np.logical_and,
+     lambda r: [r.random(M) < 0.5, r.random(M) < 0.5])
+case("logical_and_np", "logical_and", lambda a, b: np.logical_and(a, b), np.logical_and,
+     lambda r: [r.random(M) < 0.5, r.random((4,)) < 0.5])
+case("logical_not", "logical_not", lambda a: ~a, np.logical_not, lambda r: [r.random(M) < 0.5])
+
+# where: the condition is not differentiated
+case("where", "where", gnp.where, np.where, lambda r: [r.random(M) < 0.5, normal(r, M), normal(r, M)])
+case("where_relu", "where", lambda x: gradc.where(x > 0, x, 0.0), lambda x: np.where(x > 0, x, 0.0),
+     shapes((away, M)))
+case("where_broadcast", "where", gnp.where, np.where,
+     lambda r: [r.random((3, 1)) < 0.5, normal(r, (1, 4)), normal(r, ())])
+
+# ----------------------------------------------------------------------------- reductions
+AXES = [(None, False), (None, True), (0, False), (1, False), (0, True), (1, True), (-1, False),
+        ((0, 1), False)]
+for _ax, _kd in AXES:
+    _sfx = f"axis{_ax}{'_keep' if _kd else ''}".replace(" ", "")
+    for _name, _op, _g, _r in [("sum", "sum", gnp.sum, np.sum), ("max", "max", gnp.max, np.max),
+                               ("min", "min", gnp.min, np.min), ("mean", "count", gnp.mean, np.mean)]:
+        case(f"{_name}_{_sfx}", _op,
+             (lambda g, a, k: lambda x: g(x, axis=a, keepdims=k))(_g, _ax, _kd),
+             (lambda f, a, k: lambda x: f(x, axis=a, keepdims=k))(_r, _ax, _kd),
+             shapes((distinct, M)))
+
+
+def _lse_ref(x, axis=None, keepdims=False):
+    m = np.max(x, axis=axis, keepdims=True)
+    r = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    return r if keepdims else np.squeeze(r, axis=axis)
+
+
+for _ax, _kd in AXES:
+    _sfx = f"axis{_ax}{'_keep' if _kd else ''}".replace(" ", "")
+    case(f"logsumexp_{_sfx}", "logsumexp",
+         (lambda a, k: lambda x: gradc.logsumexp(x, axis=a, keepdims=k))(_ax, _kd),
+         (lambda a, k: lambda x: _lse_ref(x, axis=a, keepdims=k))(_ax, _kd),
+         shapes((normal, M)))
+case("sum_vec", "sum", gnp.sum, np.sum, shapes((normal, (5,))))
+case("sum_method_axis0", "sum", lambda x: x.sum(axis=0), lambda x: x.sum(axis=0), shapes((normal, M)))
+case("max_vec", "max", lambda x: x.max(), lambda x: x.max(), shapes((distinct, (5,))))
+case("mean_vec", "count", lambda x: x.mean(), lambda x: x.mean(), shapes((normal, (5,))))
+case("sum_int", "sum", lambda x, k: x * gnp.sum(k), lambda x, k: x * np.sum(k),
+     lambda r: [normal(r, M), r.integers(-3, 4, (4,))])
+case("softmax", "logsumexp", gradc.softmax,
+     lambda x: np.exp(x - _lse_ref(x, axis=-1, keepdims=True)), shapes((normal, M)))
+case("softmax_axis0", "logsumexp", lambda x: gradc.softmax(x, axis=0),
+     lambda x: np.exp(x) / np.sum(np.exp(x), axis=0, keepdims=True), shapes((normal, M)))
+case("log_softmax", "logsumexp", gradc.log_softmax,
+     lambda x: x - _lse_ref(x, axis=-1, keepdims=True), shapes((normal, M)))
+case("softmax_vec", "logsumexp", gradc.softmax, lambda x: np.exp(x) / np.sum(np.exp(x)),
+     shapes((normal, (5,))))
+
+# ----------------------------------------------------------------------------- linear algebra
+case("matmul_mat_mat", "matmul", lambda a, b: a @ b, np.matmul, shapes((normal, (3, 4)), (normal, (4, 2))))
+case("matmul_mat_vec", "matmul", lambda a, b: a @ b, np.matmul, shapes((normal, (3, 4)), (normal, (4,))))
+case("matmul_vec_mat", "matmul", lambda a, b: a @ b, np.matmul, shapes((normal, (4,)), (normal, (4, 2))))
+case("matmul_vec_vec", "matmul", lambda a, b: a @ b, np.matmul, shapes((normal, (4,)), (normal, (4,))))
+case("matmul_np", "matmul", lambda a, b: np.matmul(a, b), np.matmul, shapes((normal, (2, 3)), (normal, (3, 3))))
+case("dot_vec", "matmul", lambda a, b: gnp.dot(a, b), np.dot, shapes((normal, (4,)), (normal, (4,))))
+case("dot_mat_vec", "matmul", lambda a, b: a.dot(b), np.dot, shapes((normal, (3, 4)), (normal, (4,))))
+case("dot_scalar", "mul", lambda a, b: gnp.dot(a, b), np.dot, shapes((normal, ()), (normal, (4,))))
+case("outer", "mul", gradc.outer, np.outer, shapes((normal, (3,)), (normal, (4,))), extra_ops=("reshape",))
+case("transpose_T", "transpose", lambda x: x.T, lambda x: x.T, shapes((normal, (3, 4))))
+case("transpose_fn", "transpose", lambda x: gnp.transpose(x), np.transpose, shapes((normal, (2, 5))))
+case("transpose_method", "transpose", lambda x: x.transpose(1, 0) * 2.0, lambda x: x.transpose(1, 0) * 2.0,
+     shapes((normal, (3, 4))))
+
+# ----------------------------------------------------------------------------- structure
+case("reshape_flat", "reshape", lambda x: x.reshape(12), lambda x: x.reshape(12), shapes((normal, M)))
+case("reshape_2x6", "reshape", lambda x: x.reshape(2, 6), lambda x: x.reshape(2, 6), shapes((normal, M)))
+case("reshape_minus1", "reshape", lambda x: gnp.reshape(x, (-1, 2)), lambda x: np.reshape(x, (-1, 2)),
+     shapes((normal, M)))
+case("reshape_row", "reshape", lambda x: x.reshape(1, -1), lambda x: x.reshape(1, -1), shapes((normal, (5,))))
+case("reshape_newaxis", "reshape", lambda x: x[:, None] * x[None, :], lambda x: x[:, None] * x[None, :],
+     shapes((normal, (4,))))
+case("broadcast_to", "broadcast_to", lambda x: gnp.broadcast_to(x, (3, 4)),
+     lambda x: np.broadcast_to(x, (3, 4)), shapes((normal, (4,))))
+case("broadcast_to_col", "broadcast_to", lambda x: np.broadcast_to(x, (3, 4)),
+     lambda x: np.broadcast_to(x, (3, 4)), shapes((normal, (3, 1))))
+case("slice_1_4", "slice", lambda x: x[1:4], lambda x: x[1:4], shapes((normal, (6,))))
+case("slice_column", "slice", lambda X: X[:, 2], lambda X: X[:, 2], shapes((normal, M)))
+case("slice_row", "slice", lambda X: X[1], lambda X: X[1], shapes((normal, M)))
+case("slice_first", "slice", lambda v: v[0], lambda v: v[0], shapes((normal, (5,))))
+case("slice_last", "slice", lambda v: v[-1], lambda v: v[-1], shapes((normal, (5,))))
+case("slice_reverse", "slice", lambda v: v[::-1], lambda v: v[::-1], shapes((normal, (5,))))
+case("slice_neg_step", "slice", lambda v: v[5:1:-2], lambda v: v[5:1:-2], shapes((normal, (7,))))
+case("slice_2d_neg", "slice", lambda X: X[1:, ::-2], lambda X: X[1:, ::-2], shapes((normal, M)))
+case("slice_tail", "slice", lambda X: X[-2:], lambda X: X[-2:], shapes((normal, M)))
+case("slice_ellipsis", "slice", lambda X: X[..., 1], lambda X: X[..., 1], shapes((normal, M)))
+case("unslice", "unslice", lambda x: bind("unslice", x, index=((1, 4, 1),), shape=(6,)),
+     lambda x: np.concatenate([np.zeros(1, x.dtype), x, np.zeros(2, x.dtype)]), shapes((normal, (3,))))
+case("unslice_2d", "unslice", lambda x: bind("unslice", x, index=((0, 3, 2), (1, 2, 1)), shape=(4, 3)),
+     lambda x: (lambda z: (z.__setitem__((slice(0, 3, 2), slice(1, 2)), x), z)[1])(np.zeros((4, 3), x.dtype)),
+     shapes((normal, (2, 1))))
+_LABELS = np.array([3, 0, 2])
+case("gather_rows_labels", "gather", lambda S: S[np.arange(3), _LABELS], lambda S: S[np.arange(3), _LABELS],
+     shapes((normal, M)))
+case("gather_traced_labels", "gather", lambda S, y: S[gradc.arange_like(S), y], lambda S, y: S[np.arange(3), y],
+     lambda r: [normal(r, M), _LABELS.copy()], extra_ops=("iota",))
+case("gather_vec_dups", "gather", lambda v: v[np.array([0, 2, 2, 4])], lambda v: v[np.array([0, 2, 2, 4])],
+     shapes((normal, (5,))))
+case("gather_rows", "gather", lambda X: X[np.array([2, 0, 2])], lambda X: X[np.array([2, 0, 2])],
+     shapes((normal, M)), extra_ops=("iota",))
+_TA = np.array([[1, 3], [0, 0], [2, 1]])
+case("take_along_axis1", "gather", lambda X: gradc.take_along_axis(X, _TA, axis=1),
+     lambda X: np.take_along_axis(X, _TA, axis=1), shapes((normal, M)), extra_ops=("iota",))
+case("take_along_axis0", "gather", lambda X: np.take_along_axis(X, np.array([[2, 0, 1, 1]]), axis=0),
+     lambda X: np.take_along_axis(X, np.array([[2, 0, 1, 1]]), axis=0), shapes((normal, M)))
+case("scatter_add", "scatter_add", lambda u: bind("scatter_add", u, np.array([0, 2, 2, 4]), shape=(5,)),
+     lambda u: (lambda z: (np.add.at(z, np.array([0, 2, 2, 4]), u), z)[1])(np.zeros(5, u.dtype)),
+     shapes((normal, (4,))))
+case("iota", "iota", lambda x: gradc.arange_like(x) * x, lambda x: np.arange(x.shape[0]) * x,
+     shapes((normal, (5,))))
+case("concatenate_vec", "concatenate", lambda a, b: gnp.concatenate([a, b]), lambda a, b: np.concatenate([a, b]),
+     shapes((normal, (3,)), (normal, (4,))))
+case("concatenate_axis1", "concatenate", lambda a, b: np.concatenate([a, b], axis=1),
+     lambda a, b: np.concatenate([a, b], axis=1), shapes((normal, (3, 2)), (normal, (3, 4))))
+case("stack", "concatenate", lambda a, b: gnp.stack([a, b]), lambda a, b: np.stack([a, b]),
+     shapes((normal, (4,)), (normal, (4,))))
+case("stack_axis1", "concatenate", lambda a, b: np.stack([a, b], axis=1), lambda a, b: np.stack([a, b], axis=1),
+     shapes((normal, (4,)), (normal, (4,))))
+case("array_of_scalars", "concatenate", lambda a, b: gnp.array([a * b, a + b, a]),
+     lambda a, b: np.array([a * b, a + b, a]), shapes((normal, ()), (normal, ())))
+
+CASE_IDS = [c.id for c in CASES]
+assert len(set(CASE_IDS)) == len(CASE_IDS), "duplicate case ids"
+BY_ID = {c.id: c for c in CASES}
+
+
+def _args(c: Case, seed=0):
+    return c.make(rng(seed + CASE_IDS.index(c.id)))
+
+
+def _float_out(c, args):
+    return np.asarray(c.ref(*args)).dtype.kind == "f"
+
+
+def _closed(c: Case, args, diff, fn=None):
+    """A function of the differentiated args only; the rest are closed over (constants)."""
+    fn = fn or c.fn
+
+    def f(*d):
+        full = list(args)
+        for i, v in zip(diff, d):
+            full[i] = v
+        return fn(*full)
+    return f
+
+
+def _ref_for_grad(c: Case, args):
+    return c.ref_grad(args) if c.ref_grad is not None else c.ref
+
+
+def _kind(c):
+    args = _args(c)
+    if not c.diff_idx(args):
+        return "static"            # boolean inputs only (logical_and/not)
+    return "float" if _float_out(c, args) else "mask"
+
+
+FLOAT_CASES = [c for c in CASES if _kind(c) == "float"]     # differentiable lines
+MASK_CASES = [c for c in CASES if _kind(c) == "mask"]       # comparisons of float inputs
+
+
+# ----------------------------------------------------------------------------- the table is complete
+def test_every_registered_op_has_a_line():
+    covered = {c.op for c in CASES} | {o for c in CASES for o in c.extra_ops}
+    missing = sorted(set(OPS) - covered)
+    assert not missing, f"ops without a line in the op table: {missing}"
+
+
+@pytest.mark.parametrize("c", CASES, ids=CASE_IDS)
+def test_line_exercises_its_op(c):
+    g = gradc.trace(c.fn, *_args(c))
+    present = ops_in(g)
+    for op in (c.op,) + c.extra_ops:
+        assert op in present, f"{c.id}: op {op} not in the traced graph ({sorted(present)})"
+
+
+# ----------------------------------------------------------------------------- shape rules
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("c", CASES, ids=CASE_IDS)
+def test_shape_rule_vs_numpy(c, dtype):
+    args = as_dtype(_args(c), dtype)
+    want = np.asarray(c.ref(*args))
+    g = gradc.trace(c.fn, *args)
+    (o,) = g.outputs
+    shape = tuple(d if isinstance(d, int) else g.example[d] for d in g[o]["shape"])
+    assert shape == want.shape
+    assert g[o]["dtype"] == want.dtype, f"{g[o]['dtype']} != numpy {want.dtype}"
+    check_shapes(g, args)
+
+
+@pytest.mark.parametrize("c", FLOAT_CASES, ids=lambda c: c.id)
+def test_adjoint_graph_shapes(c):
+    """Every node of the unoptimized and optimized adjoint graphs has the shape numpy computes."""
+    args = _args(c)
+    diff = c.diff_idx(args)
+    out = np.asarray(c.ref(*args))
+    v = rng(1).standard_normal(out.shape).astype(out.dtype)
+    f = _closed(c, args, diff)
+    lowered = gradc.grad(lambda *d: gnp.sum(f(*d) * v), argnums=tuple(range(len(diff)))).lower(
+        *[args[i] for i in diff])
+    for g in (lowered.unoptimized, lowered.graph):
+        outs = check_shapes(g, [args[i] for i in diff])
+        for i, go in zip(diff, outs):
+            assert go.shape == np.shape(args[i])
+
+
+# ----------------------------------------------------------------------------- forward
+@pytest.mark.parametrize("c", CASES, ids=CASE_IDS)
+def test_forward_float64(c):
+    args = _args(c)
+    got = gradc.jit(c.fn)(*args)
+    want = np.asarray(c.ref(*args))
+    assert np.shape(got) == want.shape
+    assert np.asarray(got).dtype == want.dtype
+    if want.dtype.kind == "f":
+        # the evaluator runs numpy too; only the order of operations may differ
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * (1 + np.max(np.abs(want), initial=0)))
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("c", CASES, ids=CASE_IDS)
+def test_forward_float32(c):
+    args32 = as_dtype(_args(c), np.float32)
+    got = gradc.jit(c.fn)(*args32)
+    want32 = np.asarray(c.ref(*args32))
+    assert np.asarray(got).dtype == want32.dtype, "float32 inputs must give numpy's float32 result dtype"
+    assert np.shape(got) == want32.shape
+    if want32.dtype.kind == "f":
+        # reference in float64 on the same (float32-rounded) inputs
+        want = np.asarray(c.ref(*as_dtype(args32, np.float64)), np.float64)
+        scale = 1 + np.max(np.abs(want), initial=0)
+        np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=F32_RTOL, atol=F32_RTOL * scale)
+    else:
+        np.testing.assert_array_equal(got, want32)
+
+
+# ----------------------------------------------------------------------------- derivatives
+def _vjp(c, args, diff, v, fn=None):
+    f = _closed(c, args, diff, fn)
+    out, vjp_fn = gradc.vjp(f, *[args[i] for i in diff])
+    cts = vjp_fn(v)
+    assert len(cts) == len(diff)
+    return out, cts
+
+
+@pytest.mark.parametrize("c", FLOAT_CASES, ids=lambda c: c.id)
+def test_vjp_vs_finite_differences(c):
+    args = _args(c)
+    diff = c.diff_idx(args)
+    out = np.asarray(c.ref(*args))
+    v = rng(2).standard_normal(out.shape).astype(out.dtype)
+    got_out, cts = _vjp(c, args, diff, v)
+    ref = _ref_for_grad(c, args)
+    for k, i in enumerate(diff):
+        # central differences of <v, ref(args)>, h = 1e-6: error ~1e-9 relative on these
+        # well-scaled inputs, so FD_RTOL = FD_ATOL = 1e-6 (see gradc_helpers)
+        want = fd_grad(lambda *a: np.sum(v * ref(*a)), args, i)
+        assert np.shape(cts[k]) == np.shape(args[i])
+        assert np.asarray(cts[k]).dtype == np.asarray(args[i]).dtype
+        assert_fd_close(cts[k], want, f"{c.id}: cotangent of argument {i}")
+
+
+@pytest.mark.parametrize("c", MASK_CASES, ids=lambda c: c.id)
+def test_comparison_masks_are_not_differentiable(c):
+    """The gradient through a comparison is zero: away from ties that is its derivative
+    (finite differences agree), at ties (eq_ties) it does not exist and the mask is
+    treated as a constant."""
+    args = _args(c)
+    diff = c.diff_idx(args)
+    out = np.asarray(c.ref(*args))
+    _, cts = _vjp(c, args, diff, np.ones(out.shape), fn=lambda *a: gnp.astype(c.fn(*a), np.float64) * 3.0)
+    for k, i in enumerate(diff):
+        assert np.shape(cts[k]) == np.shape(args[i])
+        assert np.all(np.asarray(cts[k]) == 0)
+        if c.id != "eq_ties":
+            fd = fd_grad(lambda *a: np.sum(c.ref(*a).astype(np.float64) * 3.0), args, i)
+            assert np.all(fd == 0)
+    _, t = gradc.jvp(lambda *d: gnp.astype(_closed(c, args, diff)(*d), np.float64),
+                     [args[i] for i in diff], [np.ones(np.shape(args[i])) for i in diff])
+    assert np.all(np.asarray(t) == 0)
+
+
+@pytest.mark.parametrize("c", FLOAT_CASES, ids=lambda c: c.id)
+def test_jvp_vs_vjp(c):
+    args = _args(c)
+    diff = c.diff_idx(args)
+    r = rng(3)
+    out = np.asarray(c.ref(*args))
+    us = [r.standard_normal(np.shape(args[i])) for i in diff]
+    v = r.standard_normal(out.shape).astype(out.dtype)
+    f = _closed(c, args, diff)
+    val, Ju = gradc.jvp(f, [args[i] for i in diff], us)
+    np.testing.assert_allclose(val, out, rtol=1e-12, atol=1e-12)
+    assert np.shape(Ju) == out.shape
+    _, cts = _vjp(c, args, diff, v)
+    lhs = float(np.sum(v * Ju))
+    rhs = float(sum(np.sum(ct * u) for ct, u in zip(cts, us)))
+    # two evaluations of the same bilinear form: agree to rounding (in float64, or in
+    # float32 when the op's output is float32 as for astype)
+    tol = 1e-10 if out.dtype == np.float64 else 1e-5
+    assert lhs == pytest.approx(rhs, rel=tol, abs=tol)
+    # and J u against a finite-difference directional derivative of the numpy reference
+    want = fd_jvp(_ref_for_grad(c, args), args, diff, us)
+    assert_fd_close(Ju, want, f"{c.id}: J u")
+
+
+@pytest.mark.parametrize("c", FLOAT_CASES, ids=lambda c: c.id)
+def test_gradients_float32(c):
+    """float32 in -> float32 gradients, equal to the float64 gradient within float32 precision."""
+    args64 = as_dtype(as_dtype(_args(c), np.float32), np.float64)   # the same rounded values
+    args32 = as_dtype(args64, np.float32)
+    diff = c.diff_idx(args64)
+    out32, out64 = np.asarray(c.ref(*args32)), np.asarray(c.ref(*args64))
+    v = rng(4).standard_normal(out32.shape).astype(np.float32)   # float32-exact cotangent
+    _, cts64 = _vjp(c, args64, diff, v.astype(out64.dtype))
+    _, cts32 = _vjp(c, args32, diff, v.astype(out32.dtype))
+    for k in range(len(diff)):
+        assert np.asarray(cts32[k]).dtype == np.float32
+        scale = 1 + np.max(np.abs(cts64[k]), initial=0)
+        np.testing.assert_allclose(np.asarray(cts32[k], np.float64), cts64[k], rtol=F32_GRAD_RTOL,
+                                   atol=F32_GRAD_RTOL * scale)

@@ -1,0 +1,230 @@
+"""Optimization passes: dead-code elimination, common-subexpression elimination,
+constant folding, algebraic identities, and the stabilizing rewrites.  Each is checked
+structurally (which ops the optimized graph holds) and numerically (the optimized graph
+computes what the unoptimized one does; the stabilized gradient is finite and right
+where the naive formula overflows)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+from gradc.autodiff import vjp_graph
+from gradc.evaluate import evaluate
+from gradc.passes import cse, dce, fold_constants, optimize
+
+from gradc_helpers import ops_in
+
+pytestmark = pytest.mark.usefixtures("core_backend")
+
+x3 = np.array([0.5, -1.5, 2.0])
+
+
+def lowered(f, *args):
+    return gradc.jit(f).lower(*args)
+
+
+def compute_ops(g):
+    return ops_in(g) - {"input", "const"}
+
+
+def count(g, op):
+    return sum(1 for _, d in g.nx.nodes(data=True) if d["op"] == op)
+
+
+def same_values(lo, args):
+    """The optimized graph computes what the traced (unoptimized) graph does."""
+    a = evaluate(lo.unoptimized, list(args))
+    b = evaluate(lo.graph, list(args))
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(v, u, rtol=1e-13, atol=1e-13)
+
+
+# ----------------------------------------------------------------------------- DCE / CSE / folding
+def test_dead_code_elimination():
+    def f(x):
+        unused = gnp.exp(x) * 3.0          # noqa: F841
+        return gnp.sin(x)
+    lo = lowered(f, x3)
+    assert "exp" in ops_in(lo.unoptimized)
+    assert compute_ops(lo.graph) == {"sin"}
+    same_values(lo, [x3])
+
+
+def test_dce_pass_directly():
+    g = gradc.trace(lambda x: (gnp.exp(x), gnp.sin(x))[1], x3)
+    assert "exp" in ops_in(g)
+    assert dce(g) is True
+    assert "exp" not in ops_in(g) and "sin" in ops_in(g)
+    assert dce(g) is False                 # a fixed point
+
+
+def test_common_subexpression_elimination():
+    lo = lowered(lambda x: gnp.sin(x) * gnp.cos(x) + gnp.sin(x) * gnp.cos(x), x3)
+    assert count(lo.unoptimized, "sin") == 2
+    assert count(lo.graph, "sin") == 1 and count(lo.graph, "cos") == 1 and count(lo.graph, "mul") == 1
+    same_values(lo, [x3])
+
+
+def test_cse_respects_params_and_argument_order():
+    lo = lowered(lambda X: gnp.sum(X, axis=0) + gnp.sum(X, axis=0) * gnp.sum(X, axis=1)[:1], np.ones((2, 2)))
+    assert count(lo.graph, "sum") == 2     # axis 0 and axis 1 are different
+    lo = lowered(lambda x, y: (x - y) * (y - x), x3, x3[::-1].copy())
+    assert count(lo.graph, "sub") == 2     # x - y and y - x are different
+    same_values(lo, [x3, x3[::-1].copy()])
+
+
+def test_cse_pass_directly():
+    g = gradc.trace(lambda x: gnp.exp(x) + gnp.exp(x), x3)
+    assert cse(g) is True
+    dce(g)
+    assert count(g, "exp") == 1
+
+
+def test_constant_folding():
+    c = np.array([1.0, 2.0, 3.0])
+    lo = lowered(lambda x: x * gnp.exp(gnp.log(c) * 2.0) + gnp.sum(c), x3)
+    assert compute_ops(lo.graph) <= {"mul", "add"}
+    assert "exp" not in ops_in(lo.graph) and "sum" not in ops_in(lo.graph)
+    consts = [d["params"]["value"] for _, d in lo.graph.nx.nodes(data=True) if d["op"] == "const"]
+    assert any(v.shape == (3,) and np.allclose(v, c ** 2) for v in consts)
+    np.testing.assert_allclose(gradc.jit(lambda x: x * gnp.exp(gnp.log(c) * 2.0) + gnp.sum(c))(x3),
+                               x3 * c ** 2 + 6.0, rtol=1e-13)
+
+
+def test_fold_constants_pass_directly():
+    g = gradc.trace(lambda x: x + gnp.sqrt(np.array(16.0)), x3)
+    assert fold_constants(g) is True
+    dce(g)
+    assert "sqrt" not in ops_in(g)
+
+
+def test_count_folds_only_for_static_sizes():
+    """mean's divisor is a run-time size: it must not be folded into the example size."""
+    f = gradc.jit(lambda x: gnp.mean(x))
+    assert "count" in ops_in(f.lower(x3).graph)
+    np.testing.assert_allclose(f(np.arange(5.0)), 2.0)
+    np.testing.assert_allclose(f(np.arange(9.0)), 4.0)
+    # a fixed size (1) folds
+    lo = lowered(lambda X: gnp.mean(X, axis=1), np.ones((3, 1)))
+    assert "count" not in ops_in(lo.graph)
+
+
+# ----------------------------------------------------------------------------- algebraic identities
+@pytest.mark.parametrize("name,f", [
+    ("x*1", lambda x: x * 1),
+    ("1*x", lambda x: 1.0 * x),
+    ("x+0", lambda x: x + 0),
+    ("0+x", lambda x: 0.0 + x),
+    ("x-0", lambda x: x - 0.0),
+    ("x/1", lambda x: x / 1.0),
+    ("--x", lambda x: -(-x)),
+    ("(--x)*1+0", lambda x: (-(-x)) * 1 + 0),
+    ("x.T.T", lambda x: x.T.T),
+    ("reshape back", lambda x: x.reshape(1, -1).reshape(-1)),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_identities_vanish(name, f):
+    lo = lowered(f, x3)
+    assert compute_ops(lo.graph) == set(), str(lo.graph)
+    assert lo.graph.outputs == lo.graph.inputs
+    np.testing.assert_array_equal(gradc.jit(f)(x3), x3)
+
+
+def test_identities_keep_broadcasting():
+    """s + zeros(3) is not s: the broadcast changes the shape, so it must stay."""
+    f = lambda s: s + np.zeros(3)  # noqa: E731
+    out = gradc.jit(f)(2.0)
+    np.testing.assert_array_equal(out, [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(gradc.grad(lambda s: gnp.sum(f(s)))(2.0), 3.0)
+
+
+def test_negation_rewrites():
+    lo = lowered(lambda x, y: x + (-y), x3, x3)
+    assert compute_ops(lo.graph) == {"sub"}
+    lo = lowered(lambda x: x * -1.0, x3)
+    assert compute_ops(lo.graph) == {"neg"}
+    np.testing.assert_array_equal(gradc.jit(lambda x: x * -1.0)(x3), -x3)
+
+
+# ----------------------------------------------------------------------------- stabilizing rewrites
+STABLE = [
+    # name, naive formula, op that must appear, ops that must vanish, x, value, gradient (closed form)
+    ("log(1+exp(x))", lambda x: gnp.log(1.0 + gnp.exp(x)), "softplus", {"log", "exp"},
+     np.array([1000.0, -1000.0, 0.5]),
+     lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))), lambda x: 1 / (1 + np.exp(-x))),
+    ("log(exp(x)+1)", lambda x: gnp.log(gnp.exp(x) + 1.0), "softplus", {"log", "exp"},
+     np.array([1000.0, 0.5]),
+     lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))), lambda x: 1 / (1 + np.exp(-x))),
+    ("log1p(exp(x))", lambda x: gnp.log1p(gnp.exp(x)), "softplus", {"log1p", "exp"},
+     np.array([1000.0, -3.0]),
+     lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))), lambda x: 1 / (1 + np.exp(-x))),
+    ("log(sigmoid(x))", lambda x: gnp.log(gradc.sigmoid(x)), "softplus", {"log", "sigmoid"},
+     np.array([-1000.0, 1000.0, 0.3]),
+     lambda x: -(np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x)))), lambda x: 1 / (1 + np.exp(x))),
+]
+
+
+@pytest.mark.parametrize("name,f,op,gone,x,val,dval", STABLE, ids=[s[0] for s in STABLE])
+def test_stabilizing_rewrite_elementwise(name, f, op, gone, x, val, dval):
+    lo = lowered(f, x)
+    assert op in ops_in(lo.graph), str(lo.graph)
+    assert not (gone & ops_in(lo.graph)), str(lo.graph)
+    got = gradc.jit(f)(x)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, val(x), rtol=1e-13, atol=1e-13)
+    g = gradc.grad(lambda x: gnp.sum(f(x)))(x)
+    assert np.all(np.isfinite(g))
+    with np.errstate(over="ignore"):       # the closed form's 1/(1+exp(1000)) is 1/inf = 0
+        want = dval(x)
+    np.testing.assert_allclose(g, want, rtol=1e-13, atol=1e-13)
+
+
+def test_logsumexp_rewrite():
+    f = lambda x: gnp.log(gnp.sum(gnp.exp(x)))  # noqa: E731
+    x = np.array([1000.0, 999.0, 998.0])
+    lo = lowered(f, x)
+    assert "logsumexp" in ops_in(lo.graph)
+    assert not ({"log", "exp", "sum"} & ops_in(lo.graph))
+    m = x.max()
+    np.testing.assert_allclose(gradc.jit(f)(x), m + np.log(np.sum(np.exp(x - m))), rtol=1e-14)
+    g = gradc.grad(f)(x)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, np.exp(x - m) / np.sum(np.exp(x - m)), rtol=1e-13)
+
+
+def test_logsumexp_rewrite_keeps_axis():
+    f = lambda X: gnp.log(gnp.sum(gnp.exp(X), axis=1, keepdims=True))  # noqa: E731
+    X = np.array([[1000.0, 0.0], [-1000.0, -999.0]])
+    lo = lowered(f, X)
+    assert "logsumexp" in ops_in(lo.graph)
+    m = X.max(axis=1, keepdims=True)
+    want = m + np.log(np.sum(np.exp(X - m), axis=1, keepdims=True))
+    np.testing.assert_allclose(gradc.jit(f)(X), want, rtol=1e-14)
+    assert np.all(np.isfinite(gradc.grad(lambda X: gnp.sum(f(X)))(X)))
+
+
+def test_without_the_rewrite_the_naive_gradient_overflows():
+    """The rewrite is what makes the gradient finite: the same graph optimized without
+    STABILIZE gives nan/inf at x = 1000."""
+    x = np.array([1000.0])
+    F = gradc.trace(lambda x: gnp.sum(gnp.log(1.0 + gnp.exp(x))), x)
+    naive = optimize(vjp_graph(optimize(F, stabilize=False), [0], seed="one"), stabilize=False)
+    assert not np.all(np.isfinite(evaluate(naive, [x])[-1]))
+    stable = optimize(vjp_graph(optimize(F), [0], seed="one"))
+    np.testing.assert_allclose(evaluate(stable, [x])[-1], [1.0])
+
+
+def test_optimize_does_not_mutate_its_input():
+    g = gradc.trace(lambda x: gnp.log(1.0 + gnp.exp(x)) * 1.0, x3)
+    before = (sorted(g.nx.nodes), sorted(g.nx.edges), list(g.outputs))
+    o = optimize(g)
+    assert (sorted(g.nx.nodes), sorted(g.nx.edges), list(g.outputs)) == before
+    assert o is not g
+
+
+def test_adjoint_graph_is_optimized():
+    """The gradient graph of sum(x * 1 + 0) is a constant broadcast: no mul/add survive."""
+    lo = gradc.grad(lambda x: gnp.sum(x * 1 + 0)).lower(x3)
+    assert not ({"mul", "add"} & ops_in(lo.graph)), str(lo.graph)
+    np.testing.assert_array_equal(gradc.grad(lambda x: gnp.sum(x * 1 + 0))(x3), np.ones(3))
