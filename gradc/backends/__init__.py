@@ -21,3 +21,4 @@ def get(name: str):
 
 register("numpy", "gradc.backends.numpy_backend")
 register("llvm", "gradc.backends.llvm_backend")
+register("c", "gradc.backends.c_backend")

@@ -1,0 +1,390 @@
+"""Ahead-of-time libraries: ``gradc build FILE.py:FUNC TYPES...`` writes ``libNAME.so``,
+``NAME.h`` and a copy of ``gradc.h`` -- gradients that run without Python.
+
+The library holds two entry points with gradc's kernel ABI (``runtime/gradc.h``)::
+
+    int32_t NAME_forward(void **args, const int64_t *sizes, void *workspace);
+    int32_t NAME_value_and_grad(void **args, const int64_t *sizes, void *workspace);
+
+compiled from the same LLVM IR generator as the JIT (``llvm_codegen.lower``) for a
+chosen CPU (``native``: this host; ``generic``: baseline x86-64; ``x86-64-v3``: AVX2),
+as position-independent object code linked by the system C compiler.  Two choices
+differ from the JIT, both so that the library depends on nothing but libc and libm:
+its loop nests run on one thread (the JIT's thread pool lives in gradc's Python
+extension) and matrix products use the generated loops (the JIT calls the BLAS numpy
+ships).
+
+Constants the model closes over are embedded in the library as LLVM global constants
+(read-only data), rather than passed by the caller as the JIT passes them: a C
+program has no way to obtain them, and embedding keeps the ABI "inputs, then outputs".
+
+Each entry point writes every output slot: an output the kernel does not compute (an
+argument returned as is, a constant, an output repeated) is copied by the entry point,
+as the Python call path does.  Next to each entry point the library exports
+``NAME_..._workspace_bytes(sizes)`` (the scratch memory it needs, mirroring
+``llvm_codegen.workspace_bytes``) and ``NAME_..._check_sizes(sizes)`` (the checks the
+Python call path makes before calling a kernel: sizes non-negative, at least the
+model's lower bounds, no max/min over nothing), both generated as C.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+
+from . import __version__
+from .errors import GradcError
+from .graph import Graph, fmt_type
+
+CPUS = ("native", "generic", "x86-64-v3")
+_C_ELEM = {"f8": "double", "f4": "float", "i8": "int64_t", "i4": "int32_t", "b1": "uint8_t"}
+
+
+class BuildError(GradcError):
+    """``gradc build`` cannot build this library (bad name, CPU, model, toolchain)."""
+
+
+# ----------------------------------------------------------------------------- graphs
+def trace_entries(fn, types, wrt=0, sizes=None):
+    """(forward graph, value_and_grad graph) of ``fn`` for TYPES such as
+    ``["f64[d]", "f64[]", "f64[n,d]", "f64[n]"]``.  Size names in TYPES become the
+    graphs' size symbols (so ``sizes[]`` is documented in the user's names); a number
+    is a fixed size."""
+    import gradc
+    from .api import _names
+    from .tracer import Spec
+    from .types import example_sizes, parse_type, split_types
+    parsed = [parse_type(w) for w in split_types(types)]
+    ex = example_sizes(parsed, sizes)
+    specs = [Spec(tuple(dims), dtype, tuple(ex[d] if isinstance(d, str) else d for d in dims))
+             for dtype, dims in parsed]
+    names = _names(fn, len(specs))
+    t = gradc.value_and_grad(fn, argnums=wrt, backend="numpy")
+    _, forward, vg, _, _ = t.build(specs, names)
+    return forward, vg
+
+
+# ----------------------------------------------------------------------------- LLVM
+def target_machine(cpu: str):
+    """An LLVM TargetMachine for ``cpu`` emitting position-independent code."""
+    import llvmlite.binding as llvm
+    from .backends import llvm_jit
+    llvm_jit.init()                      # initializes LLVM's native target
+    triple = llvm.get_default_triple()
+    x86 = triple.startswith("x86_64")
+    if cpu == "native":
+        name, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+    elif cpu == "generic":
+        name, features = ("x86-64" if x86 else "generic"), ""
+    elif cpu == "x86-64-v3":
+        if not x86:
+            raise BuildError(f"--cpu x86-64-v3 needs an x86-64 target; this one is {triple}")
+        name, features = "x86-64-v3", ""
+    else:
+        raise BuildError(f"--cpu {cpu}: expected one of {', '.join(CPUS)}")
+    target = llvm.Target.from_triple(triple)
+    tm = target.create_target_machine(cpu=name, features=features, opt=3, reloc="pic", codemodel="default")
+    return tm, triple, name
+
+
+def _optimize(mod, tm):
+    """O3 with loop and SLP vectorization, tuned for ``tm`` (as llvm_jit.optimize for the host)."""
+    import llvmlite.binding as llvm
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pto.loop_unrolling = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+
+
+def entry_module(s, public: str):
+    """The kernel of schedule ``s`` plus the exported entry point ``public``: it passes
+    the caller's inputs and outputs, and the embedded constants, to the kernel, then
+    fills the output slots the kernel does not write."""
+    from llvmlite import ir
+    from .backends.llvm_codegen import I8, I32, I64, lower
+    g = s.graph
+    module = lower(s, f"{public}.kernel")          # no BLAS: the library stands alone
+    kernel = module.globals[f"{public}.kernel"]
+    kernel.linkage = "internal"
+    vp = I8.as_pointer()
+    fn = ir.Function(module, ir.FunctionType(I32, [vp.as_pointer(), I64.as_pointer(), vp]), name=public)
+    args, sizes, ws = fn.args
+    args.name, sizes.name, ws.name = "args", "sizes", "workspace"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    n_in = len(g.inputs)
+    roots = list(dict.fromkeys(o for o in s.outputs if o in s.roots))
+
+    def arg(k):
+        return b.load(b.gep(args, [ir.Constant(I64, k)]))
+
+    def embed(nid):
+        """A constant's bytes as read-only data of the library (one global per node)."""
+        gv = module.globals.get(f"{public}.const{nid}")
+        if gv is None:
+            data = bytearray(np.ascontiguousarray(g[nid]["params"]["value"]).tobytes())
+            ty = ir.ArrayType(I8, len(data))
+            gv = ir.GlobalVariable(module, ty, name=f"{public}.const{nid}")
+            gv.initializer, gv.global_constant, gv.linkage, gv.align = ir.Constant(ty, data), True, "internal", 64
+        return b.bitcast(gv, vp)
+
+    kargs = b.alloca(ir.ArrayType(vp, max(n_in + len(roots) + len(s.consts), 1)), name="kernel_args")
+    slots = [arg(k) for k in range(n_in)] + [arg(n_in + s.outputs.index(o)) for o in roots] \
+        + [embed(c) for c in s.consts]
+    for k, p in enumerate(slots):
+        b.store(p, b.gep(kargs, [ir.Constant(I64, 0), ir.Constant(I64, k)]))
+    rc = b.call(kernel, [b.bitcast(kargs, vp.as_pointer()), sizes, ws], name="status")
+
+    for pos, o in enumerate(s.outputs):
+        if o in roots and s.outputs.index(o) == pos:
+            continue                                  # the kernel wrote it
+        if o in roots:
+            src = arg(n_in + s.outputs.index(o))      # a repeated output
+        elif g[o]["op"] == "input":
+            src = arg(g.inputs.index(o))
+        else:
+            src = embed(o)
+        nbytes = ir.Constant(I64, np.dtype(g[o]["dtype"]).itemsize)
+        for d in g[o]["shape"]:
+            dim = ir.Constant(I64, d) if isinstance(d, int) else \
+                b.load(b.gep(sizes, [ir.Constant(I64, s.symbols.index(d))]))
+            nbytes = b.mul(nbytes, dim)
+        memcpy = module.globals.get("memcpy") or ir.Function(module, ir.FunctionType(vp, [vp, vp, I64]), "memcpy")
+        b.call(memcpy, [arg(n_in + pos), src, nbytes])
+    b.ret(rc)
+    return module
+
+
+def emit_object(module, tm, triple) -> bytes:
+    import llvmlite.binding as llvm
+    from .backends.llvm_jit import prepare_ir
+    mod = llvm.parse_assembly(prepare_ir(str(module)))
+    mod.triple = triple
+    mod.data_layout = str(tm.target_data)
+    mod.verify()
+    _optimize(mod, tm)
+    return tm.emit_object(mod)
+
+
+# ----------------------------------------------------------------------------- C helpers
+def _csym(sym) -> str:
+    """The C local holding size ``sym`` (prefixed: a size may be named ``do`` or ``int``)."""
+    return "size_" + re.sub(r"\W", "_", sym)
+
+
+def helpers_source(entries, name) -> str:
+    """C for ``*_workspace_bytes`` and ``*_check_sizes`` of each entry point."""
+    lines = [f"/* Size helpers of lib{name}.so, generated by gradc {__version__}. */",
+             f'#include "{name}.h"', ""]
+    for public, s in entries:
+        g = s.graph
+        lines += _workspace_fn(public, s) + [""] + _check_fn(public, s, g) + [""]
+    return "\n".join(lines)
+
+
+def _with_sizes(s, signature, body):
+    """A function reading ``sizes[]`` into named locals (only those the body uses)."""
+    text = "\n".join(body)
+    used = [(k, sym) for k, sym in enumerate(s.symbols) if re.search(rf"\b{_csym(sym)}\b", text)]
+    reads = [f"    const int64_t {_csym(sym)} = sizes[{k}];" for k, sym in used]
+    return [signature, "{"] + reads + (["    (void)sizes;"] if not used else []) + body + ["}"]
+
+
+def _numel(shape) -> str:
+    dims = [str(d) if isinstance(d, int) else f"(size_t){_csym(d)}" for d in shape if d != 1]
+    return " * ".join(dims) if dims else "1"
+
+
+def _workspace_fn(public, s):
+    from .backends.llvm_codegen import workspace_buffers
+    out = [f"/* Mirrors gradc.backends.llvm_codegen.workspace_bytes: each intermediate buffer",
+           f" * in turn, rounded up to GRADC_WORKSPACE_ALIGN bytes. */",
+           ]
+    body = ["    size_t total = 0;"]
+    g = s.graph
+    for nid, (shape, dtype) in zip(s.workspace + [("partial", p) for p in s.partials], workspace_buffers(s)):
+        what = f"{g.label(nid)} = {g.expr(nid)}" if isinstance(nid, int) else f"partials of {g.label(nid[1])}"
+        body.append(f"    total += gradc_workspace_round({_numel(shape)} * {np.dtype(dtype).itemsize});"
+                    f"  /* {what}: {fmt_type(shape, dtype)} */")
+    body.append("    return total;")
+    return out + _with_sizes(s, f"size_t {public}_workspace_bytes(const int64_t *sizes)", body)
+
+
+def _check_fn(public, s, g):
+    out = []
+    for sym in s.symbols:
+        out.append(f"    if ({_csym(sym)} < 0) return GRADC_NEGATIVE_SIZE;")
+    for sym, k in sorted(g.minimum.items()):
+        if sym in s.symbols:
+            out.append(f"    if ({_csym(sym)} < {k}) return GRADC_SIZE_TOO_SMALL;  /* the model needs {sym} >= {k} */")
+    for nid, axes in s.nonempty:
+        dims = [g[g[nid]["args"][0]]["shape"][a] for a in axes]
+        zero = " || ".join(f"{_csym(d)} == 0" for d in dims if isinstance(d, str)) or \
+            ("1" if any(d == 0 for d in dims) else "")
+        if zero:
+            out.append(f"    if ({zero}) return GRADC_EMPTY_REDUCTION;  /* {g.label(nid)} = {g.expr(nid)} */")
+    out.append("    return GRADC_OK;")
+    return _with_sizes(s, f"gradc_status {public}_check_sizes(const int64_t *sizes)", out)
+
+
+# ----------------------------------------------------------------------------- header
+def _c_array(shape, dtype, const) -> str:
+    t = ("const " if const else "") + _C_ELEM[np.dtype(dtype).kind + str(np.dtype(dtype).itemsize)]
+    return t + "".join(f"[{d}]" for d in shape) if shape else f"{t} (scalar)"
+
+
+def _size_meaning(g: Graph, sym) -> str:
+    uses = [f"{g[i]['name']}.shape[{ax}]" for i in g.inputs for ax, d in enumerate(g[i]["shape"]) if d == sym]
+    return ", ".join(uses) or "an internal size"
+
+
+def header_source(name, fn_name, command, model_file, cpu_desc, fwd_s, vg_s, wrt_names) -> str:
+    g = vg_s.graph
+    guard = re.sub(r"\W", "_", name).upper() + "_H"
+    syms = fwd_s.symbols
+    L = [f"/* {name}.h: the C interface of lib{name}.so, generated by gradc {__version__}.",
+         " *",
+         f" * Built by:  {command}",
+         f" * Model:     {fn_name}({', '.join(g[i]['name'] for i in g.inputs)}) in {model_file}",
+         f" * Code for:  {cpu_desc}; one thread; depends on libc and libm only.",
+         " *",
+         " * Both entry points have gradc's kernel ABI (see gradc.h, next to this file):",
+         " *   args       the inputs, then the outputs, as listed below; row-major arrays of",
+         " *              the element types shown; a scalar is a pointer to one element.",
+         f" *   sizes      {len(syms)} int64_t values in the order of the {name.upper()}_SIZE_* macros.",
+         " *   workspace  at least ..._workspace_bytes(sizes) bytes, 64-byte aligned (any",
+         " *              pointer when that is 0); reusable, but not by two calls at once.",
+         " *   returns    GRADC_OK, or GRADC_INDEX_OUT_OF_BOUNDS if an index array was out of range.",
+         " * The kernels trust sizes: call ..._check_sizes(sizes) first if they may be bad.",
+         " *",
+         " * Constants: " + (f"{len(vg_s.consts)} array(s) the model closes over are embedded in the library."
+                            if vg_s.consts or fwd_s.consts else "none."),
+         " *",
+         " * Sizes (sizes[k]):"]
+    for k, sym in enumerate(syms):
+        L.append(f" *   sizes[{k}] = {sym}: {_size_meaning(g, sym)}")
+    if not syms:
+        L.append(" *   none: every size is fixed (pass any pointer, NULL included).")
+    if g.minimum:
+        L.append(" *   The model needs " + ", ".join(f"{s} >= {v}" for s, v in sorted(g.minimum.items())) + ".")
+    L += [" */", f"#ifndef {guard}", f"#define {guard}", "", '#include "gradc.h"', "",
+          "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
+          f"#define {name.upper()}_NUM_SIZES {len(syms)}"]
+    L += [f"#define {name.upper()}_SIZE_{sym} {k}" for k, sym in enumerate(syms)]
+    L.append("")
+    L += _entry_doc(f"{name}_forward", fwd_s, f"the value of {fn_name}", None, name)
+    L += _entry_doc(f"{name}_value_and_grad", vg_s,
+                    f"the value of {fn_name} and its gradient with respect to {', '.join(wrt_names)}",
+                    wrt_names, name)
+    L += ["#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */", ""]
+    return "\n".join(L)
+
+
+def _entry_doc(public, s, what, wrt_names, name):
+    g = s.graph
+    rows = []
+    for k, i in enumerate(g.inputs):
+        rows.append((f"args[{k}]", "in", g[i]["name"], _c_array(g[i]["shape"], g[i]["dtype"], True), ""))
+    onames = g.output_names or (["value"] if len(g.outputs) == 1 else [f"out{k}" for k in range(len(g.outputs))])
+    n_in = len(g.inputs)
+    for k, (o, oname) in enumerate(zip(g.outputs, onames)):
+        note = ""
+        if wrt_names and oname != "value":
+            src = wrt_names[k - (len(g.outputs) - len(wrt_names))]
+            note = f"d {g.name.removesuffix('_vjp')} / d {src}"
+        rows.append((f"args[{n_in + k}]", "out", oname, _c_array(g[o]["shape"], g[o]["dtype"], False), note))
+    w = [max(len(r[c]) for r in rows) for c in range(4)]
+    L = [f"/* {public}: {what}.", " *"]
+    for r in rows:
+        text = "  ".join(x.ljust(w[c]) for c, x in enumerate(r[:4]))
+        L.append((f" *   {text}" + (f"  ({r[4]})" if r[4] else "")).rstrip())
+    L += [" */",
+          f"#define {public.upper()}_NUM_ARGS {len(rows)}",
+          f"int32_t {public}(void **args, const int64_t *sizes, void *workspace);",
+          f"/* Bytes of workspace {public} needs for these sizes. */",
+          f"size_t {public}_workspace_bytes(const int64_t *sizes);",
+          f"/* GRADC_OK if {public} can run with these sizes, else why not (gradc_status). */",
+          f"gradc_status {public}_check_sizes(const int64_t *sizes);", ""]
+    return L
+
+
+# ----------------------------------------------------------------------------- build
+def build(fn, types, *, wrt=0, out_dir=".", cpu="native", name=None, sizes=None, command=None,
+          model_file="?"):
+    """Write ``libNAME.so``, ``NAME.h`` and ``gradc.h`` into ``out_dir``; returns their paths."""
+    from .backends import c_backend
+    from .backends.schedule import schedule
+    name = name or getattr(fn, "__name__", "model")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise BuildError(f"--name {name!r}: the library name must be a C identifier (letters, digits, _)")
+    forward, vg = trace_entries(fn, types, wrt, sizes)
+    fwd_s, vg_s = schedule(forward), schedule(vg)          # one thread: no pool to link
+    if fwd_s.symbols != vg_s.symbols:
+        raise BuildError(f"internal: forward sizes {fwd_s.symbols} differ from gradient sizes {vg_s.symbols}")
+    tm, triple, cpu_name = target_machine(cpu)
+    cc = c_backend.compiler()
+    entries = [(f"{name}_forward", fwd_s), (f"{name}_value_and_grad", vg_s)]
+    wrt_idx = (wrt,) if isinstance(wrt, int) else tuple(wrt)
+    wrt_names = [vg[vg.inputs[i]]["name"] for i in wrt_idx]
+    cpu_desc = f"{triple}, CPU {cpu_name}" + (" (this host)" if cpu == "native" else "")
+    header = header_source(name, getattr(fn, "__name__", "f"), command or f"gradc build ... --name {name}",
+                           model_file, cpu_desc, fwd_s, vg_s, wrt_names)
+    os.makedirs(out_dir, exist_ok=True)
+    lib = os.path.join(out_dir, f"lib{name}.so")
+    with tempfile.TemporaryDirectory(prefix="gradc-build-") as tmp:
+        objs = []
+        for public, s in entries:
+            obj = os.path.join(tmp, f"{public}.o")
+            with open(obj, "wb") as f:
+                f.write(emit_object(entry_module(s, public), tm, triple))
+            objs.append(obj)
+        for fname, text in ((f"{name}.h", header), ("sizes.c", helpers_source(entries, name))):
+            with open(os.path.join(tmp, fname), "w") as f:
+                f.write(text)
+        shutil.copy(c_backend.header_path(), os.path.join(tmp, "gradc.h"))
+        _run(cc + ["-std=c99", "-O2", "-fPIC", "-c", "-I", tmp, "-o", os.path.join(tmp, "sizes.o"),
+                   os.path.join(tmp, "sizes.c")], "compiling the size helpers")
+        _run(cc + ["-shared", f"-Wl,-soname,lib{name}.so", "-o", os.path.join(tmp, "lib.so")] + objs
+             + [os.path.join(tmp, "sizes.o"), "-lm"], "linking the library")
+        # a new file (not overwritten in place): a program running the old library keeps it
+        staged = lib + ".tmp"
+        shutil.copyfile(os.path.join(tmp, "lib.so"), staged)
+        os.chmod(staged, 0o755)
+        os.replace(staged, lib)
+        for fname in (f"{name}.h", "gradc.h"):
+            shutil.copyfile(os.path.join(tmp, fname), os.path.join(out_dir, fname))
+    return [lib, os.path.join(out_dir, f"{name}.h"), os.path.join(out_dir, "gradc.h")]
+
+
+def _run(argv, what):
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = (r.stderr or r.stdout).strip().splitlines()
+        raise BuildError(f"{what} failed (exit {r.returncode}): {'; '.join(msg[:5])}\n"
+                         f"command: {' '.join(map(shlex.quote, argv))}")
+
+
+# ----------------------------------------------------------------------------- command line
+def run_cli(args, out) -> int:
+    """``gradc build``: see :func:`gradc.cli.add_build`."""
+    from .cli import check_arity, load_function, parse_sizes, parse_wrt
+    from .types import parse_types
+    parse_types(args.types, sizes=parse_sizes(args.size))     # bad TYPES fail before loading
+    fn = load_function(args.target)
+    check_arity(fn, parse_types(args.types, sizes=parse_sizes(args.size)), args.types)
+    command = " ".join(["gradc build", args.target] + [shlex.quote(t) for t in args.types]
+                       + (["--wrt", args.wrt] if args.wrt else []) + ["--cpu", args.cpu]
+                       + (["--name", args.name] if args.name else []))
+    paths = build(fn, args.types, wrt=parse_wrt(args.wrt, fn), out_dir=args.output_dir, cpu=args.cpu,
+                  name=args.name, sizes=parse_sizes(args.size), command=command,
+                  model_file=os.path.basename(args.target.rpartition(":")[0]))
+    for p in paths:
+        print(f"wrote {p}", file=out)
+    return 0
+

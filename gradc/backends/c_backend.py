@@ -1,0 +1,240 @@
+"""backend="c": the same fused schedule as backend "llvm", lowered to readable C99
+(``c_codegen.py``), compiled by the system C compiler into a shared library, loaded with
+ctypes, and called through the LLVM backend's call path (argument checks, outputs,
+workspace, the C fast path).
+
+The compiler is ``$CC`` if set, else the first of ``cc``, ``gcc``, ``clang`` on PATH.
+Flags: ``-O3 -march=native -shared -fPIC`` plus
+
+* ``-std=c99 -ffp-contract=off``: no fused multiply-adds, so every operation rounds as
+  numpy's (and the LLVM backend's, which emits no contraction flags) does;
+* ``-fno-math-errno``: libm calls need not set errno (sqrt becomes an instruction);
+  results are unchanged;
+* ``-fopenmp-simd``: honours the ``#pragma omp simd reduction`` the generator puts on
+  register sums (reassociating those additions only, like LLVM's ``reassoc`` on its
+  accumulators); no OpenMP runtime is linked;
+* ``-fwrapv``: integer overflow wraps, as in numpy and LLVM (it is undefined in C).
+
+No ``-ffast-math``: NaN, inf and signed zeros behave as in numpy.
+
+Libraries are cached in gradc's per-user cache directory (``cache.directory()``), named
+by a hash of the source, ``gradc.h``, the compiler's identity and flags, and the host
+CPU; a library is written to a temporary name and renamed, and one owned by someone
+else or writable by others is never loaded.  With caching off they go to a private
+temporary directory.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+
+import numpy as np
+
+from ..errors import GradcError
+from ..graph import Graph
+from . import cache
+from .c_codegen import generate
+from .llvm_backend import KERNEL, Kernel, kernel_name
+from .schedule import schedule
+
+RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "runtime")
+FLAGS = ["-std=c99", "-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno",
+         "-fopenmp-simd", "-fwrapv", "-fPIC", "-shared"]
+
+_lock = threading.Lock()
+_loaded: dict = {}       # library path -> ctypes.CDLL (kept alive: kernels point into it)
+_compilers: dict = {}
+
+
+class CompilerError(GradcError):
+    """No C compiler, or the C compiler failed on generated code."""
+
+
+# ----------------------------------------------------------------------------- source
+def c_source(graph: Graph) -> str:
+    """The C99 source of ``graph``'s kernel (what ``backend="c"`` compiles)."""
+    return generate(schedule(graph), kernel_name(graph))
+
+
+def header_path() -> str:
+    path = os.path.join(RUNTIME, "gradc.h")
+    if not os.path.isfile(path):
+        raise CompilerError(f"gradc.h is missing (looked for {path}); backend 'c' needs gradc's runtime/ directory")
+    return path
+
+
+# ----------------------------------------------------------------------------- compiler
+def compiler() -> list[str]:
+    """The C compiler command: $CC, else cc, gcc or clang from PATH."""
+    env = os.environ.get("CC")
+    if env:
+        cmd = shlex.split(env)
+        if cmd and shutil.which(cmd[0]):
+            return cmd
+        raise CompilerError(f"the C compiler CC={env!r} was not found on PATH")
+    for name in ("cc", "gcc", "clang"):
+        path = shutil.which(name)
+        if path:
+            return [path]
+    raise CompilerError("backend 'c' needs a C compiler, but none of cc, gcc, clang is on PATH "
+                        "(install one, e.g. apt-get install gcc, or set CC)")
+
+
+def compiler_identity(cmd) -> str:
+    """The compiler's path and first --version line (part of the cache key)."""
+    key = tuple(cmd)
+    if key not in _compilers:
+        try:
+            r = subprocess.run(cmd + ["--version"], capture_output=True, text=True, timeout=60)
+            first = (r.stdout or r.stderr).strip().splitlines()
+            _compilers[key] = f"{shutil.which(cmd[0])}: {first[0] if first else '?'}"
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise CompilerError(f"cannot run the C compiler {cmd[0]}: {e}") from None
+    return _compilers[key]
+
+
+def compile_library(source: str, out_path: str, cmd=None, flags=FLAGS) -> None:
+    """Compile ``source`` into the shared library ``out_path`` (written by rename)."""
+    cmd = cmd or compiler()
+    folder = os.path.dirname(out_path)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".c-build-") as tmp:
+        src = os.path.join(tmp, "kernel.c")
+        with open(src, "w") as f:
+            f.write(source)
+        lib = os.path.join(tmp, "kernel.so")
+        argv = cmd + flags + ["-I", os.path.dirname(header_path()), "-o", lib, src, "-lm"]
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode != 0:
+            msg = (r.stderr or r.stdout).strip().splitlines()
+            raise CompilerError(f"the C compiler failed on generated code (exit {r.returncode}): "
+                                + "; ".join(msg[:5]) + f"\ncommand: {' '.join(map(shlex.quote, argv))}")
+        os.chmod(lib, 0o700)
+        os.replace(lib, out_path)
+
+
+# ----------------------------------------------------------------------------- artifact
+class CArtifact:
+    """A compiled C kernel: its source, its library, and the entry address."""
+
+    def __init__(self, source: str, name: str, consts=()):
+        from .. import __version__
+        from .llvm_jit import host
+        self.source, self.name = source, name
+        cmd = compiler()
+        with open(header_path(), "rb") as f:
+            hdr = f.read()
+        self.key = cache.make_key(source, hdr, *consts, compiler_identity(cmd), " ".join(FLAGS),
+                                  __version__, *host())
+        self.cached = False
+        with _lock:
+            self.path = self._library(cmd)
+            lib = _loaded.get(self.path)
+            if lib is None:
+                lib = _loaded[self.path] = ctypes.CDLL(self.path)
+        self.address = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+
+    def _library(self, cmd) -> str:
+        d = cache.directory()
+        if d is None:
+            d = _private_dir()
+        path = os.path.join(d, f"c-{self.key}.so")
+        if path in _loaded:
+            self.cached = True
+            return path
+        if os.path.exists(path) and _trusted(path) and _loads(path):
+            self.cached = True
+            return path
+        compile_library(self.source, path, cmd)
+        return path
+
+    def c_source(self) -> str:
+        return self.source
+
+    def llvm_ir(self, optimized=True) -> str:
+        raise GradcError("backend 'c' compiles C, not LLVM IR: use c_source() (or gradc.backends.c_backend.c_source)")
+
+    def asm(self) -> str:
+        """The compiler's assembly for the kernel (``cc -S`` with the same flags)."""
+        cmd = compiler()
+        with tempfile.TemporaryDirectory(prefix="gradc-c-") as tmp:
+            src = os.path.join(tmp, "kernel.c")
+            with open(src, "w") as f:
+                f.write(self.source)
+            flags = [f for f in FLAGS if f not in ("-shared",)]
+            r = subprocess.run(cmd + flags + ["-I", RUNTIME, "-S", "-o", "-", src],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise CompilerError(f"the C compiler failed: {r.stderr.strip()[:500]}")
+            return r.stdout
+
+
+def _trusted(path: str) -> bool:
+    """Never load a library another user owns or can write (cache.py's rule)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return os.path.isfile(path) and not os.path.islink(path) and cache._unsafe(st) is None
+
+
+def _loads(path: str) -> bool:
+    """A cached library that does not load (truncated, foreign) is rebuilt."""
+    try:
+        _loaded[path] = ctypes.CDLL(path)
+        return True
+    except OSError:
+        return False
+
+
+_private: list = []
+
+
+def _private_dir() -> str:
+    """With caching off: one private (0700) directory per process, removed at exit
+    (libraries already loaded stay mapped)."""
+    if not _private:
+        _private.append(tempfile.mkdtemp(prefix="gradc-c-"))
+        atexit.register(shutil.rmtree, _private[0], True)
+    return _private[0]
+
+
+# ----------------------------------------------------------------------------- kernel
+class CKernel(Kernel):
+    """A graph compiled through C, with the LLVM backend's call path.
+
+    Kernel's call path needs only the schedule, the kernel's address and the output and
+    constant specs; those are set here (Kernel.__init__ would compile LLVM IR)."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.schedule = s = schedule(graph)        # serial: C kernels run on one thread
+        self.name = kernel_name(graph)
+        self.source = generate(s, self.name)
+        g = s.graph
+        consts = [g[c]["params"]["value"].tobytes() for c in s.consts]
+        self.artifact = CArtifact(self.source, self.name, consts)
+        self.cfunc = KERNEL(self.artifact.address)
+        self.root_outputs = list(dict.fromkeys(o for o in s.outputs if o in s.roots))
+        self.out_specs = [(g[o]["shape"], g[o]["dtype"]) for o in self.root_outputs]
+        self.const_arrays = [np.ascontiguousarray(g[c]["params"]["value"]) for c in s.consts]
+        self.symbols = s.symbols
+
+
+def compile(graph: Graph, *, debug_nans=False):
+    if debug_nans:
+        from .numpy_backend import compile as np_compile
+        return np_compile(graph, debug_nans=True)
+    k = CKernel(graph)
+
+    def run(arrays):
+        return k(arrays)
+    run.artifact = k.artifact
+    run.kernel = k
+    run.make_plan = k.make_plan
+    return run

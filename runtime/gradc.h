@@ -1,0 +1,138 @@
+/* gradc.h: the stable ABI of everything gradc generates.
+ *
+ * Every compiled gradc function -- a JIT kernel (backend "llvm"), generated C
+ * (backend "c", `gradc c`), or an entry point of an ahead-of-time library
+ * (`gradc build`) -- is a function of this type:
+ *
+ *     int32_t NAME(void **args, const int64_t *sizes, void *workspace);
+ *
+ * args       Data pointers, one per array, in this order: the inputs (the model's
+ *            arguments), then the outputs, then (JIT kernels and generated C only)
+ *            array constants the model closed over.  Arrays are dense, row-major
+ *            (C order), of the element type their dtype names (see "Element types"),
+ *            aligned to their element size.  A scalar (shape []) is a pointer to
+ *            one element.  Inputs are only read; outputs are only written, and must
+ *            not overlap any other array.  Ahead-of-time libraries embed their
+ *            constants, so their callers pass inputs and outputs only.
+ * sizes      The run-time value of each size symbol (the `n` in f64[n,d]), in the
+ *            order the generated header or source lists them.  Every size must be
+ *            >= 0 and consistent with the arrays passed; the kernel trusts them.
+ * workspace  Scratch memory for intermediates, at least the byte count the
+ *            generated `..._workspace_bytes(sizes)` returns (0 bytes: any pointer,
+ *            NULL included), aligned to GRADC_WORKSPACE_ALIGN.  Reuse it across
+ *            calls freely, but never share one workspace between two calls that run
+ *            at the same time.  Its layout: each intermediate buffer in turn, each
+ *            rounded up to a multiple of GRADC_WORKSPACE_ALIGN bytes.
+ * returns    A gradc_status: GRADC_OK, or GRADC_INDEX_OUT_OF_BOUNDS when an index
+ *            array (take_along_axis, S[rows, cols]) pointed outside its array.  On
+ *            an error the outputs hold unspecified values.
+ *
+ * Kernels keep no state, allocate nothing, and may run concurrently on different
+ * arguments and workspaces.
+ *
+ * Element types: f64 -> double, f32 -> float, i64 -> int64_t, i32 -> int32_t,
+ * bool -> uint8_t holding 0 or 1 (numpy's bool).
+ *
+ * The helpers below are the scalar functions generated C calls: the names follow
+ * libm's (a trailing `f` for float, `i` for integers), and they follow numpy's
+ * semantics, NaN included: numpy's maximum(nan, 1) is nan, so gradc_max(NAN, 1.0)
+ * is NAN (C's fmax would return 1.0).
+ */
+#ifndef GRADC_H
+#define GRADC_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* -- status codes ----------------------------------------------------------------- */
+typedef int32_t gradc_status;
+
+enum {
+    GRADC_OK = 0,
+    GRADC_INDEX_OUT_OF_BOUNDS = 1, /* an index array pointed outside its array (kernel) */
+    GRADC_EMPTY_REDUCTION = 2,     /* max/min over zero elements (from ..._check_sizes) */
+    GRADC_SIZE_TOO_SMALL = 3,      /* a size below the model's bound, e.g. x[1:4] needs n >= 4 */
+    GRADC_NEGATIVE_SIZE = 4        /* a size < 0 (from ..._check_sizes) */
+};
+
+static inline const char *gradc_status_string(gradc_status s) {
+    switch (s) {
+    case GRADC_OK: return "ok";
+    case GRADC_INDEX_OUT_OF_BOUNDS: return "index out of bounds in a gather or scatter";
+    case GRADC_EMPTY_REDUCTION: return "max or min of an empty array";
+    case GRADC_SIZE_TOO_SMALL: return "a size is below the model's lower bound";
+    case GRADC_NEGATIVE_SIZE: return "a size is negative";
+    default: return "unknown gradc status";
+    }
+}
+
+/* -- the kernel ABI ---------------------------------------------------------------- */
+typedef int32_t (*gradc_kernel)(void **args, const int64_t *sizes, void *workspace);
+
+/* The workspace's alignment, and the rounding of each buffer in it. */
+#define GRADC_WORKSPACE_ALIGN 64
+
+static inline size_t gradc_workspace_round(size_t nbytes) {
+    return (nbytes + (GRADC_WORKSPACE_ALIGN - 1)) & ~(size_t)(GRADC_WORKSPACE_ALIGN - 1);
+}
+
+/* -- scalar helpers used by generated C (numpy semantics) ---------------------------- */
+
+/* A gather/scatter index: negative indices count from the end (as in numpy); an index
+ * outside [-n, n) sets the status and reads element 0 instead (never out of bounds). */
+static inline int64_t gradc_index(int64_t k, int64_t n, int32_t *status) {
+    if (k < 0) k += n;
+    if (k >= 0 && k < n) return k;
+    *status |= GRADC_INDEX_OUT_OF_BOUNDS;
+    return 0;
+}
+
+/* numpy.maximum / numpy.minimum: NaN in either operand gives NaN. */
+static inline double gradc_max(double x, double y) { return (x > y || x != x) ? x : y; }
+static inline float gradc_maxf(float x, float y) { return (x > y || x != x) ? x : y; }
+static inline int64_t gradc_maxi(int64_t x, int64_t y) { return x > y ? x : y; }
+static inline double gradc_min(double x, double y) { return (x < y || x != x) ? x : y; }
+static inline float gradc_minf(float x, float y) { return (x < y || x != x) ? x : y; }
+static inline int64_t gradc_mini(int64_t x, int64_t y) { return x < y ? x : y; }
+
+/* relu(x) = maximum(x, 0): NaN stays NaN. */
+static inline double gradc_relu(double x) { return (x > 0.0 || x != x) ? x : 0.0; }
+static inline float gradc_reluf(float x) { return (x > 0.0f || x != x) ? x : 0.0f; }
+
+/* numpy.sign: -1, 0 or 1; NaN stays NaN. */
+static inline double gradc_sign(double x) {
+    return x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : x == 0.0 ? 0.0 : x;
+}
+static inline float gradc_signf(float x) {
+    return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : x == 0.0f ? 0.0f : x;
+}
+
+/* 1/(1+exp(-x)) without overflow: exp of a non-positive number only. */
+static inline double gradc_sigmoid(double x) {
+    double e = exp(-fabs(x));
+    return x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+}
+static inline float gradc_sigmoidf(float x) {
+    float e = expf(-fabsf(x));
+    return x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
+/* log(1+exp(x)) = max(x,0) + log1p(exp(-|x|)): exact for large |x|, NaN stays NaN. */
+static inline double gradc_softplus(double x) {
+    return gradc_max(x, 0.0) + log1p(exp(-fabs(x)));
+}
+static inline float gradc_softplusf(float x) {
+    return gradc_maxf(x, 0.0f) + log1pf(expf(-fabsf(x)));
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GRADC_H */
