@@ -76,8 +76,11 @@ class Kernel:
                          for n, axes in s.nonempty)
         order = {o: k for k, o in enumerate(self.root_outputs)}
         remap = _remap(structure, [order[o] for o in s.outputs])
-        return _callpath.Plan(self.artifact.address, ins, outs, ws, len(self.symbols), mins,
-                              nonempty, remap, tuple(self.const_arrays))
+        try:
+            return _callpath.Plan(self.artifact.address, ins, outs, ws, len(self.symbols), mins,
+                                  nonempty, remap, tuple(self.const_arrays))
+        except ValueError:   # beyond the fast path's fixed limits: the Python path serves
+            return None
 
     def describe(self) -> str:
         return describe(self.schedule)

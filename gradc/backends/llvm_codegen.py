@@ -91,15 +91,19 @@ class Emitter:
         negv = self.b.fcmp_ordered("<", x, zero)
         return self.b.select(pos, one, self.b.select(negv, _const(x.type, -1), x))
 
+    def _icmp(self, op, x, y):
+        # bools are i1: compare them unsigned (as signed, True would be -1)
+        return (self.b.icmp_unsigned if x.type == I1 else self.b.icmp_signed)(op, x, y)
+
     def maximum(self, x, y):
         if self._float(x):
             return self.intrinsic("llvm.maximum", x, y)   # propagates NaN, as numpy does
-        return self.b.select(self.b.icmp_signed(">", x, y), x, y)
+        return self.b.select(self._icmp(">", x, y), x, y)
 
     def minimum(self, x, y):
         if self._float(x):
             return self.intrinsic("llvm.minimum", x, y)
-        return self.b.select(self.b.icmp_signed("<", x, y), x, y)
+        return self.b.select(self._icmp("<", x, y), x, y)
 
     def relu(self, x):
         return self.maximum(x, _const(x.type, 0))
@@ -580,7 +584,7 @@ class Codegen:
                 def add_chunk(t):
                     v = b.load(b.gep(part, [b.add(b.mul(t, numel), e)]))
                     cur = b.load(acc)
-                    b.store(b.fadd(cur, v) if op == "sum" else self.combine(op, cur, v), acc)
+                    b.store(self.e.add(cur, v) if op == "sum" else self.combine(op, cur, v), acc)
                 self.loop(nch, add_chunk, name="chunk")
                 b.store(b.load(acc), b.gep(self.bufs[r], [e]))
             self.loop(numel, combine_elem, name=f"n{r}.e")

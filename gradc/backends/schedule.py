@@ -69,7 +69,8 @@ def decompose(graph: Graph) -> Graph:
     from ..tracer import Spec
 
     def lse(x, axes, keepdims):
-        m = red.max_(x, axes, keepdims=True)
+        # max with initial=-inf: an empty axis gives log(0) = -inf, as numpy's formula does
+        m = bind("max", x, axes=axes, keepdims=True, initial=-np.inf)
         ms = ew.where(ew.abs(m) < np.inf, m, 0.0)     # +-inf/nan max -> shift by 0
         s = red.sum_(ew.exp(x - ms), axes, keepdims=True)
         r = ew.log(s) + ms
@@ -150,11 +151,15 @@ def _reads(g: Graph, nid: int, roots: set):
     it (None: always 0), or None when the map is not a plain broadcast/permutation."""
     d = g[nid]
     out: dict = {}
+    seen: set = set()   # (node, map) pairs: shared subexpressions are walked once
 
     def add(r, m):
         out[r] = m if r not in out or out[r] == m else None
 
     def walk(n, m):
+        if (n, m) in seen:
+            return
+        seen.add((n, m))
         dn = g[n]
         if n in roots:
             add(n, m)
@@ -237,6 +242,27 @@ def _stage_after(g, S, m, nest, R_full, r, threads=1):
     return None
 
 
+MAX_INLINE_DEPTH = 48
+
+
+def _bound_inline_depth(g: Graph, roots: set) -> None:
+    """Materialize a node when the expression inlined into it would nest deeper than
+    MAX_INLINE_DEPTH: code generation recurses over inlined expressions, and a model
+    with thousands of chained ops must neither overflow the stack nor build one giant
+    loop body."""
+    depth = {}
+    for n in g.order():
+        d = g[n]
+        if d["op"] in ("input", "const"):
+            depth[n] = 0
+            continue
+        k = 1 + max((0 if a in roots else depth[a] for a in d["args"]), default=0)
+        if k > MAX_INLINE_DEPTH and OPS[d["op"]].kind != "source":
+            roots.add(n)
+            k = 0
+        depth[n] = k
+
+
 def schedule(graph: Graph, threads: int = 1) -> Schedule:
     """Fused loop nests for ``graph``; with ``threads`` > 1, loop nests are split over
     their outer loop, so reductions across it get per-chunk partial buffers."""
@@ -258,6 +284,7 @@ def schedule(graph: Graph, threads: int = 1) -> Schedule:
                         roots.add(a)
                         changed = True
     roots = {r for r in roots if g[r]["op"] not in ("input", "const")}
+    _bound_inline_depth(g, roots)
     nests: list[Nest] = []
     where: dict = {}
     for nid in g.order():
@@ -310,7 +337,8 @@ def schedule(graph: Graph, threads: int = 1) -> Schedule:
     consts = [n for n in g.order() if g[n]["op"] == "const" and g[n]["params"]["value"].ndim > 0]
     outs = set(g.outputs)
     workspace = [n for n in g.order() if n in roots and n not in outs]
-    nonempty = [(n, g[n]["params"]["axes"]) for n in g.nx.nodes if g[n]["op"] in ("max", "min")]
+    nonempty = [(n, g[n]["params"]["axes"]) for n in g.nx.nodes
+                if g[n]["op"] in ("max", "min") and g[n]["params"].get("initial") is None]
     partials = []
     if threads > 1:
         for nest in nests:

@@ -37,7 +37,7 @@ def reduced_shape(shape, axes, keepdims):
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
-def _rshape(env, avals, axes, keepdims):
+def _rshape(env, avals, axes, keepdims, initial=None):
     (shape, dtype), = avals[:1]
     return reduced_shape(shape, axes, keepdims), dtype
 
@@ -59,7 +59,7 @@ register(Op("sum", "reduce", _rshape, lambda x, axes, keepdims: np.sum(x, axis=a
             doc="sum over axes; adjoint broadcasts g back (scalar expansion)"))
 
 
-def _minmax_vjp(g, ans, x, axes, keepdims):
+def _minmax_vjp(g, ans, x, axes, keepdims, initial=None):
     # Ties share the gradient equally, so the adjoint stays a valid subgradient.
     from .elementwise import convert
     a = expand_back(ans, axes, keepdims, x._shape)
@@ -67,20 +67,24 @@ def _minmax_vjp(g, ans, x, axes, keepdims):
     return (expand_back(g, axes, keepdims, x._shape) * hit / sum_(hit, axes, True),)
 
 
-def _minmax_jvp(ts, ans, x, axes, keepdims):
+def _minmax_jvp(ts, ans, x, axes, keepdims, initial=None):
     from .elementwise import convert
     a = expand_back(ans, axes, keepdims, x._shape)
     hit = convert(x == a, x.dtype)
     return sum_(ts[0] * hit, axes, keepdims) / sum_(hit, axes, keepdims)
 
 
-def _np_max(x, axes, keepdims):
+def _np_max(x, axes, keepdims, initial=None):
+    if initial is not None:   # numpy's `initial`: the value of an empty reduction
+        return np.max(x, axis=axes, keepdims=keepdims, initial=initial)
     if x.size == 0:
         raise ValueError("max of an empty array has no identity (numpy raises too)")
     return np.max(x, axis=axes, keepdims=keepdims)
 
 
-def _np_min(x, axes, keepdims):
+def _np_min(x, axes, keepdims, initial=None):
+    if initial is not None:
+        return np.min(x, axis=axes, keepdims=keepdims, initial=initial)
     if x.size == 0:
         raise ValueError("min of an empty array has no identity (numpy raises too)")
     return np.min(x, axis=axes, keepdims=keepdims)
