@@ -22,3 +22,4 @@ from .numpy import (abs, cos, concatenate, dot, exp, expm1, log, log1p, log_soft
                     sigmoid, sign, sin, softmax, softplus, sqrt, square, stack, stop_gradient,
                     sum, take_along_axis, tanh, transpose, where, arange_like)
 from .tracing import trace  # noqa: F401
+from .explain import Explanation, explain  # noqa: F401,E402  (gradc.explain is the function)
