@@ -23,6 +23,7 @@ from llvmlite import ir
 
 from ..graph import Graph
 from ..ops import OPS
+from . import vecmath
 from .schedule import Schedule
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -195,27 +196,9 @@ class Codegen:
         return self.b.call(fn, list(xs))
 
     def math(self, name, x):
-        from .. import backend as _vm_pkg  # noqa: F401
-        try:
-            from ..backend import vecmath
-        except ImportError:
-            vecmath = None
-        if vecmath is not None and name in getattr(vecmath, "NAMES", ()):
-            return self.b.call(vecmath.get(self.module, name, x.type), [x])
-        ty = x.type
-        if name in ("exp", "log", "sin", "cos"):
-            return self.e.intrinsic(f"llvm.{name}", x)
-        if name in ("log1p", "expm1", "tanh"):
-            return self.libm(name, x)
-        if name == "sigmoid":
-            e = self.e.intrinsic("llvm.exp", self.b.fneg(self.e.intrinsic("llvm.fabs", x)))
-            one = _const(ty, 1)
-            d = self.b.fadd(one, e)
-            return self.b.select(self.b.fcmp_ordered(">=", x, _const(ty, 0)), self.b.fdiv(one, d), self.b.fdiv(e, d))
-        if name == "softplus":
-            e = self.e.intrinsic("llvm.exp", self.b.fneg(self.e.intrinsic("llvm.fabs", x)))
-            return self.b.fadd(self.e.intrinsic("llvm.maxnum", x, _const(ty, 0)), self.libm("log1p", e))
-        raise NotImplementedError(name)
+        """A transcendental function from gradc's vector math (vecmath.py): built from
+        arithmetic and bit operations, so loops that call it vectorize."""
+        return self.b.call(vecmath.get(self.module, name, x.type), [x])
 
     def size(self, d) -> ir.Value:
         return ir.Constant(I64, d) if isinstance(d, int) else self.sizes[d]
@@ -530,6 +513,7 @@ class Codegen:
         task_ty = ir.FunctionType(ir.VoidType(), [vp, I64, I64, I32])
         task = ir.Function(self.module, task_ty, name=f"{self.name}.task{k}")
         task.linkage = "internal"
+        task.attributes.add("noinline")   # one copy of the nest serves the pool and the serial call
         tb = ir.IRBuilder(task.append_basic_block("entry"))
         ctx = tb.bitcast(task.args[0], vp.as_pointer())
         vals = [tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, j)])), t) for j, t in enumerate(self.ptr_tys)]

@@ -36,6 +36,7 @@ class Nest:
     # acc: the loop level a reduction accumulates in a register from (None: in memory)
     info: dict = field(default_factory=dict)
     parallel: bool = False    # split over the outer loop across threads
+    cost: int = 0             # estimated size of the loop body (see MAX_NEST_COST)
 
 
 @dataclass
@@ -177,7 +178,20 @@ def _reads(g: Graph, nid: int, roots: set):
         ident = tuple(range(len(d["shape"])))
         for a in d["args"]:
             walk(a, _arg_map(g, nid, a, ident) if d["op"] != "matmul" else None)
-    return out
+    return out, _cost({n for n, _ in seen}, g, roots)
+
+
+# Relative cost of inlining one node into a loop body (vector math expands to dozens of
+# instructions).  LLVM's O3 is super-linear in the size of a loop body, so a nest stops
+# taking roots past MAX_NEST_COST (measured: 150 chained sin layers in one body took
+# 25 s to optimize; bodies under this budget optimize in well under a second).
+_EXPENSIVE = {"exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus", "sin", "cos", "pow"}
+MAX_NEST_COST = 400
+
+
+def _cost(nodes, g, roots):
+    return sum(8 if g[n]["op"] in _EXPENSIVE else 1 for n in nodes
+               if n not in roots and g[n]["op"] not in ("input", "const"))
 
 
 def _arg_map(g, n, a, m):
@@ -243,24 +257,30 @@ def _stage_after(g, S, m, nest, R_full, r, threads=1):
 
 
 MAX_INLINE_DEPTH = 48
+MAX_INLINE_COST = 160
 
 
 def _bound_inline_depth(g: Graph, roots: set) -> None:
     """Materialize a node when the expression inlined into it would nest deeper than
-    MAX_INLINE_DEPTH: code generation recurses over inlined expressions, and a model
-    with thousands of chained ops must neither overflow the stack nor build one giant
-    loop body."""
-    depth = {}
+    MAX_INLINE_DEPTH or cost more than MAX_INLINE_COST (see _cost): code generation
+    recurses over inlined expressions, and LLVM's optimizer is super-linear in the size
+    of a loop body, so a model with thousands of chained ops must neither overflow the
+    stack nor build one giant loop body."""
+    depth, inlined = {}, {}
     for n in g.order():
         d = g[n]
         if d["op"] in ("input", "const"):
-            depth[n] = 0
+            depth[n], inlined[n] = 0, frozenset()
             continue
-        k = 1 + max((0 if a in roots else depth[a] for a in d["args"]), default=0)
-        if k > MAX_INLINE_DEPTH and OPS[d["op"]].kind != "source":
+        live = [a for a in d["args"] if a not in roots]
+        k = 1 + max((depth[a] for a in live), default=0)
+        body = frozenset({n}).union(*(inlined[a] for a in live))
+        if (k > MAX_INLINE_DEPTH or _cost(body, g, roots) > MAX_INLINE_COST) \
+                and OPS[d["op"]].kind != "source" and n not in roots:
             roots.add(n)
-            k = 0
-        depth[n] = k
+        if n in roots:
+            k, body = 0, frozenset()
+        depth[n], inlined[n] = k, body
 
 
 def schedule(graph: Graph, threads: int = 1) -> Schedule:
@@ -293,13 +313,13 @@ def schedule(graph: Graph, threads: int = 1) -> Schedule:
         op = g[nid]["op"]
         dom = domain(g, nid)
         kind = {"matmul": "matmul", "scatter_add": "scatter"}.get(op, "loop")
-        reads = _reads(g, nid, roots)
+        reads, cost = _reads(g, nid, roots)
         lb = max((where[r] for r in reads), default=0)
         placed = None
         if kind == "loop":
             for j in range(lb, len(nests)):
                 nest = nests[j]
-                if nest.kind != "loop":
+                if nest.kind != "loop" or (nest.roots and nest.cost + cost > MAX_NEST_COST):
                     continue
                 r = len(nest.domain)
                 if nest.domain == dom:
@@ -330,6 +350,7 @@ def schedule(graph: Graph, threads: int = 1) -> Schedule:
         rank = len(dom)
         acc = _suffix_start(g[nid]["params"]["axes"], rank) if op in REDUCE else None
         nest.roots.append(nid)
+        nest.cost += cost
         nest.info[nid] = {"level": "full" if full else "row", "stage": stage, "acc": acc}
         where[nid] = j
     symbols = sorted({s for n in g.nx.nodes for s in g[n]["shape"] if isinstance(s, str)}

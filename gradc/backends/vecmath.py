@@ -1,0 +1,671 @@
+"""Vectorizable transcendental functions, emitted as LLVM IR.
+
+Why this module exists
+----------------------
+LLVM's loop vectorizer happily widens ``llvm.exp.f64`` to ``llvm.exp.v4f64``,
+but the x86 backend has no vector instruction for it and scalarizes the call
+back into four libm calls, so a loop over ``exp``/``log``/``tanh``/``sin`` never
+runs as SIMD code.  Here every function is written with plain arithmetic only:
+fadd/fmul/fdiv, ``llvm.fmuladd``/``llvm.fma``, ``llvm.fabs``, ``llvm.rint``,
+``llvm.floor``, ``llvm.copysign``, bitcasts, integer adds/shifts/ands,
+fcmp/select.  All of those have vector forms, so once the scalar function is
+inlined into a loop (it is ``internal`` + ``alwaysinline``) the loop vectorizer
+widens it into ``<4 x double>`` / ``<8 x float>`` code on AVX2 and
+``<8 x double>`` / ``<16 x float>`` on AVX-512 hosts.  The bodies are
+branch-free: every special case (nan, inf, overflow, tiny arguments) is
+computed unconditionally and chosen with ``select``.
+
+The approach is the classic one of fdlibm / SLEEF / tinygrad's
+``transcendental.py``: Cody-Waite range reduction with a constant split into an
+exactly multipliable high part and a low part, a Taylor polynomial on the
+reduced argument, and exponent manipulation (frexp/ldexp) with integer bit
+operations.  float32 functions compute in float32 with float32-sized
+polynomials, so a float loop gets twice the lanes of a double loop.
+
+Constants are derived here, at import time, from exact rational arithmetic
+(``fractions.Fraction``; ln 2 from ``decimal``, pi from its well-known digits),
+so the splits and coefficients are reproducible and need no external tool.
+
+Polynomials use ``llvm.fmuladd`` (fused where the host has FMA, mul+add
+otherwise); no result relies on it being fused.  The only place that needs a
+real fused multiply-add is the float32 sin/cos range reduction (``llvm.fma``);
+on a host without FMA (see ``USE_FMA``/``host_has_fma``) it is replaced by the
+float64 reduction, since llvm.fma would there become a libm ``fmaf`` call.
+
+Accuracy (measured by ``tests/backend/test_vecmath.py``, see its docstring):
+at most a few ulp against numpy over the whole domain of every function, both
+dtypes.  sin/cos are accurate for ``|x| < TRIG_ACCURATE_LIMIT``: 2**20 * pi/2
+(about 1.65e6) in float64, where the Cody-Waite products are exact by
+construction (measured accurate up to about 8e6), and 2**21 (about 2.1e6) in
+float32 (measured; it breaks down between 2**21 and 2**22, where the float32
+product x*2/pi picks a wrong quadrant).  Beyond that there is no Payne-Hanek
+reduction: the results are finite values in [-1, 1] but not accurate.
+sin/cos(+-inf) and any nan input give nan, as in numpy.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+from fractions import Fraction
+
+from llvmlite import ir
+
+__all__ = ["NAMES", "get", "TRIG_ACCURATE_LIMIT", "USE_FMA", "host_has_fma"]
+
+NAMES = ("exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus", "sin", "cos")
+
+# |x| below which sin/cos are <= 4 ulp (see module docstring).
+TRIG_ACCURATE_LIMIT = {"f64": 2.0**20 * math.pi / 2, "f32": 2.0**21}
+
+
+# ---------------------------------------------------------------------------
+# Exact constants
+# ---------------------------------------------------------------------------
+
+def _ln2() -> Fraction:
+    with decimal.localcontext() as ctx:
+        ctx.prec = 70
+        return Fraction(decimal.Decimal(2).ln())
+
+
+_PI = Fraction(decimal.Decimal(
+    "3.14159265358979323846264338327950288419716939937510582097494459230781640628"))
+_LN2 = _ln2()
+_LOG2E = 1 / _LN2
+_PIO2 = _PI / 2
+_TWO_OVER_PI = 2 / _PI
+
+
+def _round_bits(v: Fraction, bits: int) -> Fraction:
+    """Round ``v`` to ``bits`` significant binary digits (nearest, ties away)."""
+    if v == 0:
+        return Fraction(0)
+    a = abs(v)
+    e = a.numerator.bit_length() - a.denominator.bit_length()
+    if Fraction(2) ** e > a:          # now 2**e <= a < 2**(e+1)
+        e -= 1
+    scale = Fraction(2) ** (bits - 1 - e)
+    n = math.floor(a * scale + Fraction(1, 2))
+    return (n / scale) * (1 if v > 0 else -1)
+
+
+class _Format:
+    """What the code generator needs to know about float32 / float64."""
+
+    def __init__(self, ty: ir.Type):
+        self.f64 = isinstance(ty, ir.DoubleType)
+        if not self.f64 and not isinstance(ty, ir.FloatType):
+            raise TypeError(f"vecmath supports float and double, not {ty}")
+        self.suffix = "f64" if self.f64 else "f32"
+        self.prec = 53 if self.f64 else 24          # significant bits
+        self.nmant = self.prec - 1                   # stored mantissa bits
+        self.bias = 1023 if self.f64 else 127
+        self.bits = 64 if self.f64 else 32
+        # |k| bound (in bits) of the integer multipliers used in exp/log
+        # range reduction, so that k * <hi part of ln2> is exact.
+        self.kbits = 11 if self.f64 else 8
+
+    def rnd(self, v) -> float:
+        """Round an exact value to the nearest number of this format."""
+        v = Fraction(v)
+        return float(_round_bits(v, self.prec)) if v else 0.0
+
+    def split(self, v: Fraction, hi_bits: int):
+        """Cody-Waite split v = hi + lo with hi having only ``hi_bits`` bits."""
+        hi = _round_bits(v, hi_bits)
+        return float(hi), self.rnd(v - hi)
+
+
+# ---------------------------------------------------------------------------
+# IR building helpers
+# ---------------------------------------------------------------------------
+
+class _Ctx:
+    """An IRBuilder plus the float format, with small math helpers.
+
+    Every helper emits straight-line code: no branches, only selects.
+    """
+
+    def __init__(self, module: ir.Module, builder: ir.IRBuilder, ty: ir.Type):
+        self.m, self.b, self.ty = module, builder, ty
+        self.fmt = _Format(ty)
+        self.ity = ir.IntType(self.fmt.bits)       # same-width integer
+        self.i32 = ir.IntType(32)
+
+    # -- constants ---------------------------------------------------------
+    def k(self, v) -> ir.Constant:
+        """A float constant; exact values are rounded to the format."""
+        if isinstance(v, Fraction):
+            v = self.fmt.rnd(v)
+        return ir.Constant(self.ty, float(v))
+
+    def ki(self, v: int) -> ir.Constant:
+        return ir.Constant(self.ity, v)
+
+    # -- intrinsics ----------------------------------------------------------
+    def _intrinsic(self, name: str, nargs: int) -> ir.Function:
+        full = f"llvm.{name}.{self.fmt.suffix}"
+        fn = self.m.globals.get(full)
+        if fn is None:
+            fn = ir.Function(self.m, ir.FunctionType(self.ty, [self.ty] * nargs), full)
+        return fn
+
+    def call(self, name: str, *args):
+        return self.b.call(self._intrinsic(name, len(args)), args)
+
+    # -- arithmetic ------------------------------------------------------------
+    def add(self, a, b): return self.b.fadd(a, b)
+    def sub(self, a, b): return self.b.fsub(a, b)
+    def mul(self, a, b): return self.b.fmul(a, b)
+    def div(self, a, b): return self.b.fdiv(a, b)
+    def neg(self, a): return self.b.fneg(a)
+
+    def mad(self, a, b, c):
+        """a*b + c, fused if the target has FMA (accuracy never relies on it)."""
+        return self.call("fmuladd", a, b, c)
+
+    def fma(self, a, b, c):
+        """a*b + c with a single rounding (needed for exact products)."""
+        return self.call("fma", a, b, c)
+
+    def fabs(self, a): return self.call("fabs", a)
+    def rint(self, a): return self.call("rint", a)
+    def floor(self, a): return self.call("floor", a)
+    def copysign(self, mag, sgn): return self.call("copysign", mag, sgn)
+
+    # -- comparisons / selection (ordered compares are false for nan) ----------
+    def lt(self, a, b): return self.b.fcmp_ordered("<", a, b)
+    def le(self, a, b): return self.b.fcmp_ordered("<=", a, b)
+    def gt(self, a, b): return self.b.fcmp_ordered(">", a, b)
+    def ge(self, a, b): return self.b.fcmp_ordered(">=", a, b)
+    def eq(self, a, b): return self.b.fcmp_ordered("==", a, b)
+    def isnan(self, a): return self.b.fcmp_unordered("uno", a, a)
+    def sel(self, c, a, b): return self.b.select(c, a, b)
+
+    def clamp(self, x, lo, hi):
+        """Clamp to [lo, hi]; nan becomes lo.  Keeps later float->int
+        conversions in range (an out-of-range fptosi would be poison)."""
+        x = self.sel(self.ge(x, self.k(lo)), x, self.k(lo))
+        return self.sel(self.le(x, self.k(hi)), x, self.k(hi))
+
+    def poly(self, x, coeffs):
+        """Horner evaluation of sum(coeffs[i] * x**i) with fused mul-adds."""
+        acc = self.k(coeffs[-1])
+        for c in reversed(coeffs[:-1]):
+            acc = self.mad(acc, x, self.k(c))
+        return acc
+
+    def two_diff(self, a, b):
+        """(s, err) with s = fl(a - b) and a - b == s + err exactly (Knuth's
+        TwoSum, valid whatever the magnitudes of a and b)."""
+        s = self.sub(a, b)
+        bb = self.sub(a, s)            # the part of b that made it into s
+        err = self.add(self.sub(a, self.add(s, bb)), self.sub(bb, b))
+        return s, err
+
+    # -- exponent bit tricks ------------------------------------------------
+    def to_i32(self, xf):
+        """float holding an integer in i32 range -> i32 (cvttpd2dq)."""
+        return self.b.fptosi(xf, self.i32)
+
+    def pow2i(self, n):
+        """2**n from an i32 n in the normal exponent range, by writing the
+        biased exponent straight into the exponent field."""
+        if self.fmt.f64:
+            n = self.b.sext(n, self.ity)
+        e = self.b.add(n, self.ki(self.fmt.bias))
+        return self.b.bitcast(self.b.shl(e, self.ki(self.fmt.nmant)), self.ty)
+
+    def ldexp(self, x, n):
+        """x * 2**n for an i32 n up to about twice the exponent range.
+
+        2**n itself may not be representable (n < -1022 for a subnormal
+        result, n = 1024 just before overflow), so scale in two steps by
+        2**(n>>1) and 2**(n - (n>>1)); each factor is a normal number, and
+        only the last multiplication rounds (once) into the subnormal range.
+        """
+        n1 = self.b.ashr(n, ir.Constant(self.i32, 1))
+        n2 = self.b.sub(n, n1)
+        return self.mul(self.mul(x, self.pow2i(n1)), self.pow2i(n2))
+
+    def frexp_sqrt2(self, u):
+        """u = 2**k * m with m in [sqrt(1/2), sqrt(2)), for positive normal u.
+
+        Returns (k as a float, m).  Adding (bits(1.0) - bits(sqrt(1/2))) to
+        the bit pattern carries into the exponent field exactly when the
+        significand is >= sqrt(2), so k is the exponent field of the sum and
+        m is the sum's mantissa re-based at sqrt(1/2) (the musl trick).
+        Centering m on 1 keeps f = m - 1 within [-0.29, 0.41].
+        """
+        f = self.fmt
+        if f.f64:
+            one, sqrth = 0x3FF0000000000000, 0x3FE6A09E00000000
+        else:
+            one, sqrth = 0x3F800000, 0x3F3504F3
+        bits = self.b.bitcast(u, self.ity)
+        ix = self.b.add(bits, self.ki(one - sqrth))
+        ebits = self.b.lshr(ix, self.ki(f.nmant))          # biased exponent
+        if f.f64:
+            ebits = self.b.trunc(ebits, self.i32)          # i32 -> cvtdq2pd
+        kf = self.b.sitofp(self.b.sub(ebits, ir.Constant(self.i32, f.bias)), self.ty)
+        mbits = self.b.add(self.b.and_(ix, self.ki((1 << f.nmant) - 1)), self.ki(sqrth))
+        return kf, self.b.bitcast(mbits, self.ty)
+
+
+# ---------------------------------------------------------------------------
+# Polynomial coefficients (Taylor series, exact then rounded at use)
+# ---------------------------------------------------------------------------
+
+def _expm1_coeffs(fmt: _Format):
+    # expm1(r) = r + r^2 * sum_{n>=2} r^(n-2)/n!,  |r| <= ln2/2 = 0.347.
+    # The first omitted term relative to r is r^N/(N+1)!: float64 N=13
+    # (1e-17), float32 N=8 (6e-10).
+    top = 13 if fmt.f64 else 8
+    return [Fraction(1, math.factorial(n)) for n in range(2, top + 1)]
+
+
+def _log_coeffs(fmt: _Format):
+    # log(1+f) = 2 atanh(s), s = f/(2+f), |s| <= 0.1716, z = s^2 <= 0.0295:
+    # 2 atanh(s) = 2s + s * R(z),  R(z) = sum_{n>=1} 2 z^n/(2n+1).
+    # Omitted tail relative to 2s: z^(N+1)/(2N+3): float64 N=10 (6e-19),
+    # float32 N=4 (2e-9).
+    top = 10 if fmt.f64 else 4
+    return [Fraction(2, 2 * n + 1) for n in range(1, top + 1)]   # R(z)/z
+
+
+def _sin_coeffs(fmt: _Format):
+    # sin(r) = r + r*z*S(z), S(z) = sum_{n>=1} (-1)^n z^(n-1)/(2n+1)!, |r|<=pi/4.
+    # Omitted term relative to r: float64 up to r^17 (1e-19), float32 up to
+    # r^9 (2e-9).
+    top = 8 if fmt.f64 else 4
+    return [Fraction((-1) ** n, math.factorial(2 * n + 1)) for n in range(1, top + 1)]
+
+
+def _cos_coeffs(fmt: _Format):
+    # cos(r) = 1 - z/2 + z^2*C(z), C(z) = sum_{n>=2} (-1)^n z^(n-2)/(2n)!.
+    # float64 up to r^16 (omitted 2e-18), float32 up to r^10 (1e-10).
+    top = 8 if fmt.f64 else 5
+    return [Fraction((-1) ** n, math.factorial(2 * n)) for n in range(2, top + 1)]
+
+
+# ---------------------------------------------------------------------------
+# exp / expm1 core
+# ---------------------------------------------------------------------------
+
+def _exp_reduce(c: _Ctx, x, lo, hi):
+    """x = k*ln2 + (r + corr), |r| <= ln2/2 (about), k integral float.
+
+    x is clamped to [lo, hi] first (nan -> lo) so k stays small and the
+    later i32 conversion is in range; the callers fix nan/overflow cases.
+    ln2 is split Cody-Waite style: LN2_HI has prec-kbits bits, so k*LN2_HI
+    is exact and x - k*LN2_HI is exact (the operands nearly cancel); LN2_LO
+    carries the rest of ln2.  corr is the rounding error of r = hi - lo.
+    """
+    fmt = c.fmt
+    ln2_hi, ln2_lo = fmt.split(_LN2, fmt.prec - fmt.kbits)
+    xc = c.clamp(x, lo, hi)
+    k = c.rint(c.mul(xc, c.k(_LOG2E)))
+    r_hi = c.sub(xc, c.mul(k, c.k(ln2_hi)))        # exact
+    r_lo = c.mul(k, c.k(ln2_lo))
+    r = c.sub(r_hi, r_lo)
+    corr = c.sub(c.sub(r_hi, r), r_lo)              # Fast2Sum error, |r_hi| >> |r_lo|
+    return k, r, corr
+
+
+def _expm1_poly(c: _Ctx, r, corr):
+    """q such that expm1(r + corr) = r + q, for |r| <= ln2/2.
+
+    q = r^2*P(r) (Taylor) plus the first-order effect of the tiny corr
+    (d/dr expm1(r) = 1 + expm1(r) ~ 1 + r).  Keeping the exact leading term
+    r apart from the small q lets callers add r to other exact terms with an
+    error-free sum and round only once at the end.
+    """
+    q = c.mul(c.mul(r, r), c.poly(r, _expm1_coeffs(c.fmt)))
+    return c.add(q, c.mad(corr, r, corr))
+
+
+def _sum3(c: _Ctx, a, b, q):
+    """a + b + q rounded about once, for |a| >= |b| (or a == 0) and small q:
+    Fast2Sum gives a + b = s + err exactly, then s + (err + q)."""
+    s = c.add(a, b)
+    err = c.sub(b, c.sub(s, a))
+    return c.add(s, c.add(err, q))
+
+
+def _exp_limits(fmt):
+    # Clamp bounds: beyond them exp is 0 / inf anyway (exp(-745.2)=0,
+    # exp(709.8)=inf; float32 -103.98 / 88.73), and k stays within twice
+    # the exponent range, as ldexp() needs.
+    return (-760.0, 720.0) if fmt.f64 else (-110.0, 100.0)
+
+
+def _exp(c: _Ctx, x):
+    lo, hi = _exp_limits(c.fmt)
+    k, r, corr = _exp_reduce(c, x, lo, hi)
+    q = _expm1_poly(c, r, corr)
+    # 2^k * (1 + r + q), scaled in two steps so that results in the
+    # subnormal range are rounded once, and k = 1024 (x just below
+    # overflow) works.
+    y = c.ldexp(_sum3(c, c.k(1.0), r, q), c.to_i32(k))
+    return c.sel(c.isnan(x), x, y)
+
+
+def _expm1(c: _Ctx, x):
+    fmt = c.fmt
+    # Below lo expm1 is -1 to working precision (expm1(-38) = -1 in float64,
+    # expm1(-17.4) = -1 in float32).
+    lo, hi = (-50.0, 720.0) if fmt.f64 else (-30.0, 100.0)
+    k, r, corr = _exp_reduce(c, x, lo, hi)
+    q = _expm1_poly(c, r, corr)
+    n = c.to_i32(k)
+    # expm1(x) = 2^k*(1 + r + q) - 1 = (2^k - 1) + 2^k*r + 2^k*q.  For
+    # moderate k, 2^k - 1 and 2^k*r are exact and |2^k - 1| >= |2^k*r|
+    # (or 2^k - 1 == 0 when k == 0, result r + q), so the sum is rounded
+    # once: full relative accuracy for small and negative x too.
+    t = c.pow2i(n)                   # garbage (not poison) when k > 127/1023
+    small = _sum3(c, c.sub(t, c.k(1.0)), c.mul(t, r), c.mul(t, q))
+    # For large k the "- 1" is far below half an ulp; then use the
+    # two-step ldexp, which also handles k = 1024 near overflow.
+    big = c.ldexp(_sum3(c, c.k(1.0), r, q), n)
+    big_k = 60.0 if fmt.f64 else 30.0
+    y = c.sel(c.gt(k, c.k(big_k)), big, small)
+    # expm1(x) == x for tiny x; this also keeps the sign of -0.0 (which the
+    # reduction x - k*ln2 with k = -0.0 would turn into +0.0).
+    tiny = 2.0**-54 if fmt.f64 else 2.0**-25
+    y = c.sel(c.lt(c.fabs(x), c.k(tiny)), x, y)
+    return c.sel(c.isnan(x), x, y)
+
+
+# ---------------------------------------------------------------------------
+# log / log1p core
+# ---------------------------------------------------------------------------
+
+def _log_core(c: _Ctx, k, f, corr):
+    """k*ln2 + log(1 + f) + corr, for f in [sqrt(1/2)-1, sqrt(2)-1].
+
+    fdlibm's formulation: with s = f/(2+f), log(1+f) = 2 atanh(s)
+      = f - hfsq + s*(hfsq + R(s^2)),   hfsq = f^2/2,
+    which keeps the leading term f exact; only small corrections are
+    rounded.  k*ln2 is added as an exact k*LN2_HI plus k*LN2_LO.
+    """
+    fmt = c.fmt
+    ln2_hi, ln2_lo = fmt.split(_LN2, fmt.prec - fmt.kbits)
+    s = c.div(f, c.add(c.k(2.0), f))
+    z = c.mul(s, s)
+    R = c.mul(z, c.poly(z, _log_coeffs(fmt)))
+    hfsq = c.mul(c.mul(c.k(0.5), f), f)
+    # fdlibm: k*ln2_hi - ((hfsq - (s*(hfsq+R) + (k*ln2_lo + corr))) - f)
+    lo = c.mad(k, c.k(ln2_lo), corr)
+    t = c.mad(s, c.add(hfsq, R), lo)
+    return c.sub(c.mul(k, c.k(ln2_hi)), c.sub(c.sub(hfsq, t), f))
+
+
+def _log(c: _Ctx, x):
+    fmt = c.fmt
+    # Subnormal inputs have no implicit leading bit: scale them into the
+    # normal range first and subtract the scale from the exponent.
+    smallest_normal = 2.0 ** (1 - fmt.bias)
+    scale_bits = 54 if fmt.f64 else 25
+    sub = c.lt(x, c.k(smallest_normal))
+    xs = c.sel(sub, c.mul(x, c.k(2.0**scale_bits)), x)
+    k, m = c.frexp_sqrt2(xs)
+    k = c.sub(k, c.sel(sub, c.k(float(scale_bits)), c.k(0.0)))
+    y = _log_core(c, k, c.sub(m, c.k(1.0)), c.k(0.0))   # m - 1 exact (Sterbenz)
+    inf = c.k(math.inf)
+    y = c.sel(c.eq(x, c.k(0.0)), c.neg(inf), y)           # log(+-0) = -inf
+    y = c.sel(c.lt(x, c.k(0.0)), c.k(math.nan), y)        # log(x<0) = nan
+    y = c.sel(c.eq(x, inf), inf, y)
+    return c.sel(c.isnan(x), x, y)
+
+
+def _log1p(c: _Ctx, x):
+    fmt = c.fmt
+    # u = fl(1 + x) loses the low bits of x; as in fdlibm they are
+    # recovered as corr = (1 + x - u)/u and added: log(1+x) ~ log(u) + corr.
+    # 1 + x - u is computed exactly as x - (u - 1) (u - 1 is exact for
+    # 0.5 <= u < 2^prec, and x = 1 + x - u exactly when u < 0.5), or, once
+    # u >= 2^prec and u - 1 may round, as 1 - (u - x) (u, x within a factor 2).
+    u = c.add(c.k(1.0), x)
+    k, m = c.frexp_sqrt2(u)        # u >= 2^-53 (normal) whenever x > -1
+    one = c.k(1.0)
+    num = c.sel(c.ge(u, c.k(2.0**fmt.prec)),
+                c.sub(one, c.sub(u, x)), c.sub(x, c.sub(u, one)))
+    corr = c.div(num, u)
+    y = _log_core(c, k, c.sub(m, one), corr)
+    # log1p(x) == x for tiny x (also keeps -0.0 and subnormals exact).
+    tiny = 2.0**-54 if fmt.f64 else 2.0**-25
+    y = c.sel(c.lt(c.fabs(x), c.k(tiny)), x, y)
+    inf = c.k(math.inf)
+    y = c.sel(c.eq(x, c.k(-1.0)), c.neg(inf), y)
+    y = c.sel(c.lt(x, c.k(-1.0)), c.k(math.nan), y)
+    y = c.sel(c.eq(x, inf), inf, y)
+    return c.sel(c.isnan(x), x, y)
+
+
+# ---------------------------------------------------------------------------
+# Functions built on exp/expm1/log1p
+# ---------------------------------------------------------------------------
+
+def _tanh(c: _Ctx, x):
+    # With a = |x| and a single expm1, two regimes (as in fdlibm, selected
+    # branch-free; the switch is where tanh a = 1/2):
+    #   a < ln(3)/2: e = expm1(-2a) in (-0.67, 0], tanh a = -e/(e + 2):
+    #                full relative accuracy near 0, where e ~ -2a exactly;
+    #   otherwise:   e = expm1(2a),  tanh a = 1 - 2/(e + 2): the error of e
+    #                is damped by 2/(e + 2) <= 1/2; e = inf (a > 355) gives
+    #                exactly 1, so tanh saturates without nan.
+    # The rounding error dl of d = e + 2 is added back to first order
+    # (N/(d + dl) ~ N/d - (N/d)*(dl/d)); it would otherwise cost ~1 ulp.
+    a = c.fabs(x)
+    large = c.ge(a, c.k(math.log(3.0) / 2))
+    two_a = c.mul(c.k(2.0), a)
+    e = _expm1(c, c.sel(large, two_a, c.neg(two_a)))
+    two = c.k(2.0)
+    d = c.add(e, two)
+    dl = c.add(c.sub(two, d), e)                      # Fast2Sum error, |2| > |e|
+    dl = c.sel(c.lt(d, c.k(math.inf)), dl, c.k(0.0))  # e = inf: (2 - inf) + inf is nan
+    y0 = c.div(c.sel(large, two, c.neg(e)), d)
+    y0 = c.mad(c.neg(y0), c.div(dl, d), y0)
+    t = c.sel(large, c.sub(c.k(1.0), y0), y0)
+    y = c.copysign(t, x)             # odd function; keeps tanh(-0.0) = -0.0
+    return c.sel(c.isnan(x), x, y)
+
+
+def _sigmoid(c: _Ctx, x):
+    # z = exp(-|x|) is in (0, 1], so nothing overflows:
+    #   x >= 0: 1/(1 + z);   x < 0: z/(1 + z)  (= e^x/(1 + e^x)).
+    # The rounding error dl of d = 1 + z is added back to first order, as
+    # in tanh; the error of z is then damped by at most 1.
+    one = c.k(1.0)
+    z = _exp(c, c.neg(c.fabs(x)))
+    d = c.add(one, z)
+    dl = c.add(c.sub(one, d), z)                      # Fast2Sum error, 1 >= z
+    y = c.div(c.sel(c.ge(x, c.k(0.0)), one, z), d)
+    y = c.mad(c.neg(y), c.div(dl, d), y)
+    return c.sel(c.isnan(x), x, y)
+
+
+def _softplus(c: _Ctx, x):
+    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): the exponential is <= 1,
+    # and for very negative x the result is log1p(e^x) ~ e^x (down into the
+    # subnormals) rather than log(1 + tiny) = 0.
+    z = _exp(c, c.neg(c.fabs(x)))
+    l = _log1p(c, z)
+    y = c.add(c.sel(c.gt(x, c.k(0.0)), x, c.k(0.0)), l)
+    return c.sel(c.isnan(x), x, y)
+
+
+# ---------------------------------------------------------------------------
+# sin / cos
+# ---------------------------------------------------------------------------
+
+def _trig_reduce(c: _Ctx, x):
+    """x = fn*pi/2 + (y0 + y1), |y0| <= pi/4 (about); returns (y0, y1, fn).
+
+    float64 (fdlibm's "medium" reduction, made branch-free): pi/2 is split
+    in three 33-bit pieces P1, P2, P3 and a 53-bit tail P3T.  For
+    |fn| < 2^20 every product fn*Pi is exact, x - fn*P1 is exact, and the
+    rounding errors of the next two subtractions are captured exactly with
+    TwoSum, so y0 + y1 carries ~150 bits of pi/2: enough for the worst
+    cancellation near multiples of pi/2 in that range.  y1 is None for
+    float32.
+
+    float32: four full-precision float32 pieces of pi/2 with a true fused
+    multiply-add (x - fn*P1 with a single rounding is exact), ~96 bits of
+    pi/2 (an FMA-free split would need ~10 pieces); accurate for |x| < 2^21.
+
+    Larger |x| would need Payne-Hanek; instead y0 (and y1) are clamped so
+    the kernels still return finite values in [-1, 1] (not accurate).
+    """
+    fmt = c.fmt
+    fn = c.rint(c.mul(x, c.k(_TWO_OVER_PI)))
+    nfn = c.neg(fn)
+    if fmt.f64:
+        p1 = _round_bits(_PIO2, 33)
+        p2 = _round_bits(_PIO2 - p1, 33)
+        p3 = _round_bits(_PIO2 - p1 - p2, 33)
+        p3t = fmt.rnd(_PIO2 - p1 - p2 - p3)
+        r1 = c.mad(nfn, c.k(float(p1)), x)                       # exact
+        r2, d2 = c.two_diff(r1, c.mul(fn, c.k(float(p2))))      # fn*P2 exact
+        r3, d3 = c.two_diff(r2, c.mul(fn, c.k(float(p3))))      # fn*P3 exact
+        tail = c.sub(c.mul(fn, c.k(p3t)), c.add(d2, d3))
+        y0 = c.sub(r3, tail)
+        y1 = c.sub(c.sub(r3, y0), tail)                          # Fast2Sum error
+        y1 = c.clamp(y1, -2.0**-30, 2.0**-30)
+    else:
+        p1 = _round_bits(_PIO2, 24)
+        p2 = _round_bits(_PIO2 - p1, 24)
+        p3 = _round_bits(_PIO2 - p1 - p2, 24)
+        p4 = _round_bits(_PIO2 - p1 - p2 - p3, 24)
+        y0 = c.fma(nfn, c.k(float(p1)), x)                      # exact
+        y0 = c.fma(nfn, c.k(float(p2)), y0)
+        # The last two pieces are tiny next to y0: sum them first so y0 is
+        # rounded once more, not twice.
+        y0 = c.add(y0, c.fma(nfn, c.k(float(p4)), c.mul(nfn, c.k(float(p3)))))
+        y1 = None
+    # In float32, x*2/pi is rounded to 24 bits, so for |x| >~ 2^17 fn can be
+    # off by one and |y0| exceed pi/4 (up to ~0.86 at 2^20); the kernels stay
+    # accurate up to 1.  The clamp only matters past the accurate domain.
+    bound = 0.8 if fmt.f64 else 1.0
+    y0 = c.clamp(y0, -bound, bound)
+    return y0, y1, fn
+
+
+def _sin_kernel(c: _Ctx, y0, y1, z):
+    """sin(y0 + y1) ~ sin(y0) + y1*cos(y0), cos(y0) ~ 1 - z/2, z = y0^2."""
+    p = c.poly(z, _sin_coeffs(c.fmt))
+    v = c.mul(z, y0)
+    if y1 is None:
+        return c.mad(v, p, y0)
+    tail = c.sub(y1, c.mul(c.mul(c.k(0.5), z), y1))
+    return c.add(y0, c.mad(v, p, tail))
+
+
+def _cos_kernel(c: _Ctx, y0, y1, z):
+    """cos(y0 + y1) ~ cos(y0) - y1*y0.
+
+    fdlibm: w = 1 - z/2 is rounded; ((1 - w) - z/2) is that rounding error
+    exactly, and is added back with the small terms, which avoids losing
+    bits in the cancellation 1 - z/2 for |y0| near pi/4.
+    """
+    hz = c.mul(c.k(0.5), z)
+    w = c.sub(c.k(1.0), hz)
+    small = c.mul(c.mul(z, z), c.poly(z, _cos_coeffs(c.fmt)))
+    if y1 is not None:
+        small = c.sub(small, c.mul(y0, y1))
+    return c.add(w, c.add(c.sub(c.sub(c.k(1.0), w), hz), small))
+
+
+def _trig_reduce_f32_without_fma(c: _Ctx, x):
+    """float32 reduction for hosts without FMA, where llvm.fma would become
+    a libm call: run the exact float64 reduction on fpext(x) and round y0 to
+    float32 (fn < 2^24 converts exactly).  Correct, but the double
+    arithmetic halves the vector width of float32 loops."""
+    c64 = _Ctx(c.m, c.b, ir.DoubleType())
+    y0, _, fn = _trig_reduce(c64, c.b.fpext(x, c64.ty))
+    return c.b.fptrunc(y0, c.ty), None, c.b.fptrunc(fn, c.ty)
+
+
+def _sincos(c: _Ctx, x, is_cos: bool):
+    if c.fmt.f64 or host_has_fma():
+        y0, y1, fn = _trig_reduce(c, x)
+    else:
+        y0, y1, fn = _trig_reduce_f32_without_fma(c, x)
+    z = c.mul(y0, y0)
+    s = _sin_kernel(c, y0, y1, z)
+    co = _cos_kernel(c, y0, y1, z)
+    # Quadrant q = fn mod 4 in float arithmetic (no float->int conversion,
+    # which would be poison for huge fn): exact for |fn| < 2^53.
+    q = c.sub(fn, c.mul(c.k(4.0), c.floor(c.mul(fn, c.k(0.25)))))
+    if is_cos:
+        q = c.add(q, c.k(1.0))       # cos(x) = sin(x + pi/2)
+        q = c.sel(c.ge(q, c.k(4.0)), c.sub(q, c.k(4.0)), q)
+    odd = c.b.or_(c.eq(q, c.k(1.0)), c.eq(q, c.k(3.0)))
+    neg = c.ge(q, c.k(2.0))
+    v = c.sel(odd, co, s)
+    y = c.sel(neg, c.neg(v), v)
+    if not is_cos:
+        # sin(x) == x for tiny x; keeps sin(-0.0) = -0.0.
+        tiny = 2.0**-27 if c.fmt.f64 else 2.0**-12
+        y = c.sel(c.lt(c.fabs(x), c.k(tiny)), x, y)
+    y = c.sel(c.eq(c.fabs(x), c.k(math.inf)), c.k(math.nan), y)
+    return c.sel(c.isnan(x), x, y)
+
+
+def _sin(c, x): return _sincos(c, x, is_cos=False)
+def _cos(c, x): return _sincos(c, x, is_cos=True)
+
+
+_IMPL = {
+    "exp": _exp, "log": _log, "log1p": _log1p, "expm1": _expm1, "tanh": _tanh,
+    "sigmoid": _sigmoid, "softplus": _softplus, "sin": _sin, "cos": _cos,
+}
+assert tuple(_IMPL) == NAMES
+
+
+# ---------------------------------------------------------------------------
+# Public entry point
+# ---------------------------------------------------------------------------
+
+#: Whether the float32 sin/cos range reduction may use llvm.fma.  None means
+#: "ask the host CPU" (gradc JIT-compiles for the host); set True/False to
+#: force a choice, e.g. when generating code for another target.
+USE_FMA: bool | None = None
+
+
+def host_has_fma() -> bool:
+    if USE_FMA is not None:
+        return USE_FMA
+    try:
+        import llvmlite.binding as llvm
+        return bool(llvm.get_host_cpu_features().get("fma", False))
+    except Exception:                  # feature query unsupported: be safe
+        return False
+
+
+# ---------------------------------------------------------------------------
+# get()
+# ---------------------------------------------------------------------------
+
+def get(module: ir.Module, name: str, ty: ir.Type) -> ir.Function:
+    """Return ``gradc.<name>.<f32|f64>`` in ``module``, defining it on first use.
+
+    The function has type ``ty(ty)``, ``internal`` linkage and
+    ``alwaysinline``, so after inlining the loop vectorizer can widen it.
+    """
+    if name not in _IMPL:
+        raise ValueError(f"unknown vecmath function {name!r}; known: {NAMES}")
+    fmt = _Format(ty)
+    fname = f"gradc.{name}.{fmt.suffix}"
+    existing = module.globals.get(fname)
+    if existing is not None:
+        return existing
+    fn = ir.Function(module, ir.FunctionType(ty, [ty]), fname)
+    fn.linkage = "internal"
+    fn.attributes.add("alwaysinline")
+    fn.attributes.add("nounwind")
+    builder = ir.IRBuilder(fn.append_basic_block("entry"))
+    ctx = _Ctx(module, builder, ty)
+    builder.ret(_IMPL[name](ctx, fn.args[0]))
+    return fn

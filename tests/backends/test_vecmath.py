@@ -1,0 +1,343 @@
+"""Accuracy and vectorization tests for gradc.backends.vecmath.
+
+Each function is compiled into a loop kernel ``void k(T* x, T* y, i64 n)``,
+optimized at O3 with loop/SLP vectorization for the host CPU, JIT-compiled
+with MCJIT and swept over its whole domain.
+
+References: float64 results are compared with numpy's float64 functions
+(sigmoid/softplus: computed in np.longdouble); float32 results with numpy's
+float64 functions on the same inputs (more accurate than numpy's own float32
+kernels, so this measures our error, not the sum of two errors).  Errors are
+in ulps of the output dtype at the reference (see ``vecmath_harness.ulp_error``).
+Special values (nan, inf, signed zeros) must match numpy exactly.
+
+CI runs a sample of ~300k points per function and dtype.  For a long sweep
+(~30 million points per function and dtype, about 3 minutes)::
+
+    GRADC_LONG_SWEEP=1 python -m pytest tests/backend/test_vecmath.py -s
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import zlib
+
+import numpy as np
+import pytest
+from llvmlite import ir
+
+try:
+    from . import vecmath_harness as H
+except ImportError:                       # rootdir-style import (no __init__.py)
+    import vecmath_harness as H
+
+from gradc.backends import vecmath
+
+MAX_ULP = 4.0
+LONG = os.environ.get("GRADC_LONG_SWEEP", "") not in ("", "0")
+N_PER_KIND = 10_000_000 if LONG else 100_000    # per input kind (3 kinds + specials)
+CHUNK = 1_000_000
+DTYPES = [np.float64, np.float32]
+
+
+def _dt_id(dt):
+    return np.dtype(dt).name
+
+
+# ---------------------------------------------------------------------------
+# References
+# ---------------------------------------------------------------------------
+
+def reference(name: str, x: np.ndarray) -> np.ndarray:
+    """Reference values, in float64 for float32 x and float64/longdouble for
+    float64 x (see module docstring)."""
+    f64 = x.dtype == np.float64
+    with np.errstate(all="ignore"):
+        if name in ("sigmoid", "softplus"):
+            w = x.astype(np.longdouble if f64 else np.float64)
+            if name == "sigmoid":
+                return 1 / (1 + np.exp(-w))
+            return np.maximum(w, 0) + np.log1p(np.exp(-np.abs(w)))
+        return getattr(np, name)(x if f64 else x.astype(np.float64))
+
+
+def numpy_same_dtype(name: str, x: np.ndarray) -> np.ndarray:
+    """numpy's own result in x's dtype (for exact special-value checks)."""
+    with np.errstate(all="ignore"):
+        if name == "sigmoid":
+            return (1 / (1 + np.exp(-x.astype(np.longdouble)))).astype(x.dtype)
+        if name == "softplus":
+            w = x.astype(np.longdouble)
+            return (np.maximum(w, 0) + np.log1p(np.exp(-np.abs(w)))).astype(x.dtype)
+        return getattr(np, name)(x)
+
+
+# ---------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------
+
+def trig_limit(dt) -> float:
+    return vecmath.TRIG_ACCURATE_LIMIT["f64" if np.dtype(dt) == np.float64 else "f32"]
+
+
+def interesting_range(name: str, dt) -> tuple[float, float]:
+    """Where the function is neither constant nor trivially x."""
+    f64 = np.dtype(dt) == np.float64
+    if name in ("sin", "cos"):
+        lim = trig_limit(dt)
+        return -lim, lim
+    return {
+        "exp": (-750.0, 712.0) if f64 else (-106.0, 90.0),
+        "expm1": (-40.0, 712.0) if f64 else (-20.0, 90.0),
+        "log": (0.0, 4.0),
+        "log1p": (-1.0, 4.0),
+        "tanh": (-22.0, 22.0) if f64 else (-10.0, 10.0),
+        "sigmoid": (-750.0, 40.0) if f64 else (-106.0, 20.0),
+        "softplus": (-750.0, 40.0) if f64 else (-106.0, 20.0),
+    }[name]
+
+
+def thresholds(name: str, dt) -> list[float]:
+    """Points where behaviour changes (overflow, underflow, regime switches)."""
+    info = np.finfo(dt)
+    ln_max = math.log(float(info.max))
+    ln_sub = math.log(float(info.smallest_subnormal))
+    ln_tiny = math.log(float(info.tiny))
+    common = [ln_max, ln_sub, ln_tiny, -ln_max, -ln_sub, -ln_tiny]
+    return {
+        "exp": common + [0.5 * math.log(2), -0.5 * math.log(2)],
+        "expm1": common + [-37.5, -17.4, 0.5 * math.log(2), -0.5 * math.log(2)],
+        "log": [1.0, math.sqrt(0.5), math.sqrt(2.0)],
+        "log1p": [-1.0, math.sqrt(0.5) - 1, math.sqrt(2.0) - 1, 2.0**24, 2.0**53],
+        "tanh": [0.5493061443340549, -0.5493061443340549, 19.0, 22.0, 9.0, 355.0],
+        "sigmoid": common + [36.7, 16.6],
+        "softplus": common + [36.7, 16.6],
+        "sin": [math.pi / 4, math.pi / 2, math.pi, trig_limit(dt)],
+        "cos": [math.pi / 4, math.pi / 2, math.pi, trig_limit(dt)],
+    }[name]
+
+
+def special_values(name: str, dt) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return _special_values(name, np.dtype(dt))
+
+
+def _special_values(name: str, dt) -> np.ndarray:
+    info = np.finfo(dt)
+    base = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0,
+            info.smallest_subnormal, info.smallest_subnormal * 3, info.tiny,
+            info.tiny * (1 - info.eps), info.max, info.eps, info.epsneg,
+            1e-8, 1e-20, 1e-300, 1e300, 710.0, 89.0, 88.7, 100.0, -745.2, -104.0, 1e5]
+    pts = np.array(base + thresholds(name, dt), dtype=np.float64)
+    pts = np.concatenate([pts, -pts]).astype(dt)
+    # The points and a few neighbours on each side.
+    out = [pts]
+    up, down = pts.copy(), pts.copy()
+    for _ in range(3):
+        up = np.nextafter(up, dt.type(np.inf))
+        down = np.nextafter(down, dt.type(-np.inf))
+        out += [up, down]
+    return np.concatenate(out)
+
+
+def sweep_inputs(name: str, dt, n: int, rng) -> np.ndarray:
+    """n random bit patterns of finite floats (both signs, all magnitudes),
+    n log-uniform magnitudes of both signs up to the interesting range, and
+    n uniform points of the interesting range."""
+    dt = np.dtype(dt)
+    it = np.uint64 if dt == np.float64 else np.uint32
+    bits = rng.integers(0, np.iinfo(it).max, n, dtype=it, endpoint=True).view(dt)
+    bits = bits[np.isfinite(bits)]
+    lo, hi = interesting_range(name, dt)
+    top = max(abs(lo), abs(hi), 4.0)
+    sub = float(np.finfo(dt).smallest_subnormal)
+    mags = np.exp(rng.uniform(math.log(sub), math.log(top), n))
+    mags *= rng.choice([-1.0, 1.0], n)
+    uni = rng.uniform(lo, hi, n)
+    parts = [bits, mags.astype(dt), uni.astype(dt)]
+    if name in ("sin", "cos"):
+        # Hard cases for range reduction: floats nearest to multiples of pi/2.
+        k = np.floor(rng.uniform(0, hi / (math.pi / 2), n // 4)).astype(np.longdouble)
+        near = (k * np.longdouble("1.57079632679489661923132169163975144")).astype(dt)
+        parts += [near, np.nextafter(near, dt.type(np.inf)), -near]
+    return np.concatenate(parts)
+
+
+def accuracy_domain(name: str, x: np.ndarray) -> np.ndarray:
+    """Mask of the inputs on which the <= MAX_ULP promise holds."""
+    if name in ("sin", "cos"):
+        return ~(np.abs(x) >= trig_limit(x.dtype))      # keeps nan and inf
+    return np.ones(x.shape, bool)
+
+
+# ---------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dt", DTYPES, ids=_dt_id)
+@pytest.mark.parametrize("name", vecmath.NAMES)
+def test_accuracy(name, dt):
+    kernel = H.compile_unary_kernel(name, dt)
+    rng = np.random.default_rng([zlib.crc32(f"{name}/{_dt_id(dt)}".encode()), int(LONG)])
+    worst, worst_x, total = -1.0, None, 0
+    chunks = [special_values(name, dt)]
+    remaining = N_PER_KIND
+    while remaining > 0:
+        m = min(CHUNK, remaining)
+        chunks.append(sweep_inputs(name, dt, m, rng))
+        remaining -= m
+    for x in chunks:
+        x = x[accuracy_domain(name, x)]
+        got = kernel(x)
+        err = H.ulp_error(got, reference(name, x), dt)
+        i = int(np.argmax(err))
+        total += x.size
+        if err[i] > worst:
+            worst, worst_x, worst_got = float(err[i]), x[i], got[i]
+    print(f"\nvecmath {name:8s} {_dt_id(dt)}: worst {worst:.3f} ulp at x={worst_x!r} "
+          f"(got {worst_got!r}, ref {reference(name, np.array([worst_x]))[0]!r}; "
+          f"{total} points)")
+    assert worst <= MAX_ULP, (name, _dt_id(dt), worst, worst_x)
+
+
+# Special values whose results numpy defines exactly (not rounding-dependent).
+EXACT_SPECIALS = {
+    "exp": [(np.nan, np.nan), (np.inf, np.inf), (-np.inf, 0.0), (0.0, 1.0),
+            (-0.0, 1.0), (710.0, np.inf), (-746.0, 0.0), (1e300, np.inf)],
+    "log": [(np.nan, np.nan), (np.inf, np.inf), (0.0, -np.inf), (-0.0, -np.inf),
+            (-1.0, np.nan), (-np.inf, np.nan), (1.0, 0.0)],
+    "log1p": [(np.nan, np.nan), (np.inf, np.inf), (-1.0, -np.inf), (-2.0, np.nan),
+              (-np.inf, np.nan), (0.0, 0.0), (-0.0, -0.0)],
+    "expm1": [(np.nan, np.nan), (np.inf, np.inf), (-np.inf, -1.0), (0.0, 0.0),
+              (-0.0, -0.0), (710.0, np.inf), (-100.0, -1.0)],
+    "tanh": [(np.nan, np.nan), (np.inf, 1.0), (-np.inf, -1.0), (0.0, 0.0),
+             (-0.0, -0.0), (50.0, 1.0), (-50.0, -1.0)],
+    "sigmoid": [(np.nan, np.nan), (np.inf, 1.0), (-np.inf, 0.0), (0.0, 0.5),
+                (-0.0, 0.5), (800.0, 1.0), (-800.0, 0.0)],
+    "softplus": [(np.nan, np.nan), (np.inf, np.inf), (-np.inf, 0.0), (-800.0, 0.0),
+                 (1e300, 1e300)],
+    "sin": [(np.nan, np.nan), (np.inf, np.nan), (-np.inf, np.nan), (0.0, 0.0),
+            (-0.0, -0.0)],
+    "cos": [(np.nan, np.nan), (np.inf, np.nan), (-np.inf, np.nan), (0.0, 1.0),
+            (-0.0, 1.0)],
+}
+
+
+def _same(a, b) -> bool:
+    if np.isnan(a) or np.isnan(b):
+        return bool(np.isnan(a) and np.isnan(b))
+    return a == b and np.signbit(a) == np.signbit(b)
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=_dt_id)
+@pytest.mark.parametrize("name", vecmath.NAMES)
+def test_special_values_match_numpy(name, dt):
+    kernel = H.compile_unary_kernel(name, dt)
+    dt = np.dtype(dt)
+    # Table entries (with float32 overflow at 89 and underflow at -104).
+    table = list(EXACT_SPECIALS[name])
+    if dt == np.float32 and name in ("exp", "expm1"):
+        table += [(89.0, np.inf)]
+    if dt == np.float32 and name == "exp":
+        table += [(-104.0, 0.0)]
+    if dt == np.float32:
+        table = [(x, e) for x, e in table if abs(x) < 1e30 or not np.isfinite(x)]
+    x = np.array([t[0] for t in table], dt)
+    got = kernel(x)
+    ref = numpy_same_dtype(name, x)
+    for xi, gi, ri, (_, expected) in zip(x, got, ref, table):
+        assert _same(ri, dt.type(expected)), f"table disagrees with numpy: {name}({xi!r})"
+        assert _same(gi, ri), f"{name}({xi!r}) = {gi!r}, numpy gives {ri!r}"
+    # Every special value numpy returns for the special-value table (nan,
+    # inf, zero) must be reproduced exactly, except where the true result
+    # is so close to an overflow threshold that rounding decides.
+    x = special_values(name, dt)
+    got, ref = kernel(x), numpy_same_dtype(name, x)
+    special = np.isnan(ref) | np.isinf(ref) | (ref == 0)
+    err = H.ulp_error(got, reference(name, x), dt)
+    for xi, gi, ri, ei in zip(x[special], got[special], ref[special], err[special]):
+        if not _same(gi, ri):
+            assert np.isfinite(ei) and ei <= 1.0, f"{name}({xi!r}) = {gi!r}, numpy {ri!r}"
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=_dt_id)
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_trig_outside_accurate_domain(name, dt):
+    """Without Payne-Hanek, huge arguments give inaccurate but finite values
+    in [-1, 1]; inf and nan give nan."""
+    kernel = H.compile_unary_kernel(name, dt)
+    rng = np.random.default_rng(7)
+    dt = np.dtype(dt)
+    lim = trig_limit(dt)
+    mags = np.exp(rng.uniform(math.log(lim), math.log(float(np.finfo(dt).max)), 200_000))
+    x = np.concatenate([mags, -mags, [np.finfo(dt).max, -np.finfo(dt).max]]).astype(dt)
+    y = kernel(x)
+    assert np.all(np.isfinite(y)) and np.all(np.abs(y) <= 1)
+    assert np.all(np.isnan(kernel(np.array([np.inf, -np.inf, np.nan], dt))))
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=_dt_id)
+@pytest.mark.parametrize("name", vecmath.NAMES)
+def test_vectorized_without_libm_calls(name, dt):
+    kernel = H.compile_unary_kernel(name, dt)
+    assert not H.libm_calls(kernel.asm), H.libm_calls(kernel.asm)
+    bits = H.host_vector_bits()
+    elt = "double" if np.dtype(dt) == np.float64 else "float"
+    width = bits // (64 if elt == "double" else 32)
+    widths = {int(w) for w in re.findall(r"<(\d+) x %s>" % elt, kernel.optimized_ir)}
+    assert widths and max(widths) >= width, (
+        f"{name}/{elt}: expected <{width} x {elt}> in the optimized IR, found {sorted(widths)}")
+    reg = {512: "zmm", 256: "ymm", 128: "xmm"}[bits]
+    assert re.search(r"%" + reg + r"\d", kernel.asm), f"no {reg} registers in the asm"
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=_dt_id)
+@pytest.mark.parametrize("name", vecmath.NAMES)
+def test_host_without_fma(name, dt):
+    """On a CPU without FMA, llvm.fmuladd is an unfused mul + add and the
+    float32 sin/cos reduction avoids llvm.fma (which would be a libm call):
+    same accuracy, still vectorized, no libm calls."""
+    kernel = H.compile_unary_kernel(name, dt, features=H.host_features_without("fma"))
+    assert not H.libm_calls(kernel.asm), H.libm_calls(kernel.asm)
+    assert re.search(r"<\d+ x (double|float)>", kernel.optimized_ir)
+    assert not re.search(r"vfn?madd", kernel.asm)
+    rng = np.random.default_rng(3)
+    x = np.concatenate([special_values(name, dt), sweep_inputs(name, dt, 20_000, rng)])
+    x = x[accuracy_domain(name, x)]
+    err = H.ulp_error(kernel(x), reference(name, x), dt)
+    print(f"\nvecmath {name:8s} {_dt_id(dt)} without FMA: worst {err.max():.3f} ulp")
+    assert err.max() <= MAX_ULP, (name, x[np.argmax(err)], err.max())
+
+
+def test_get_declares_once():
+    mod = ir.Module()
+    for ty, sfx in ((ir.DoubleType(), "f64"), (ir.FloatType(), "f32")):
+        f = vecmath.get(mod, "exp", ty)
+        assert f.name == f"gradc.exp.{sfx}"
+        assert f.linkage == "internal" and "alwaysinline" in f.attributes
+        assert f.function_type.return_type == ty and list(f.function_type.args) == [ty]
+        assert vecmath.get(mod, "exp", ty) is f
+    with pytest.raises(ValueError):
+        vecmath.get(mod, "nope", ir.DoubleType())
+    assert set(vecmath.NAMES) == {"exp", "log", "log1p", "expm1", "tanh", "sigmoid",
+                                  "softplus", "sin", "cos"}
+
+
+def test_ulp_error_helper():
+    f64, f32 = np.float64, np.float32
+    one = np.array([1.0])
+    assert H.ulp_error(np.nextafter(one, 2), one, f64)[0] == 1.0
+    assert H.ulp_error(np.array([np.inf]), np.array([np.finfo(f64).max]), f64)[0] == 1.0
+    assert H.ulp_error(np.array([np.inf]), np.array([np.inf]), f64)[0] == 0.0
+    assert H.ulp_error(np.array([-np.inf]), np.array([np.inf]), f64)[0] == np.inf
+    assert H.ulp_error(np.array([np.nan]), np.array([np.nan]), f64)[0] == 0.0
+    assert H.ulp_error(np.array([np.nan]), one, f64)[0] == np.inf
+    assert H.ulp_error(one, np.array([np.nan]), f64)[0] == np.inf
+    assert H.ulp_error(np.array([-0.0]), np.array([0.0]), f64)[0] == np.inf
+    assert H.ulp_error(np.array([0.0]), np.array([5e-324]), f64)[0] == 1.0
+    # float32 result against a float64 reference half-way between floats
+    ref = np.array([1.0 + 2.0**-24])
+    assert H.ulp_error(np.array([1.0], f32), ref, f32)[0] == 0.5
+    assert H.ulp_error(np.array([0.0], f32), np.array([1e-50]), f32)[0] < 1e-3
