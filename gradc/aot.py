@@ -202,16 +202,21 @@ def _numel(shape) -> str:
 
 
 def _workspace_fn(public, s):
-    from .backends.llvm_codegen import workspace_buffers
-    out = [f"/* Mirrors gradc.backends.llvm_codegen.workspace_bytes: each intermediate buffer",
-           f" * in turn, rounded up to GRADC_WORKSPACE_ALIGN bytes. */",
+    from .backends.schedule import workspace_layout
+    out = [f"/* Mirrors gradc.backends.schedule.workspace_bytes: each region (buffers whose",
+           f" * lifetimes do not overlap share one) holds its largest buffer, rounded up to",
+           f" * GRADC_WORKSPACE_ALIGN bytes. */",
            ]
-    body = ["    size_t total = 0;"]
+    body = ["    size_t total = 0, region;"]
     g = s.graph
-    for nid, (shape, dtype) in zip(s.workspace + [("partial", p) for p in s.partials], workspace_buffers(s)):
-        what = f"{g.label(nid)} = {g.expr(nid)}" if isinstance(nid, int) else f"partials of {g.label(nid[1])}"
-        body.append(f"    total += gradc_workspace_round({_numel(shape)} * {np.dtype(dtype).itemsize});"
-                    f"  /* {what}: {fmt_type(shape, dtype)} */")
+    for region in workspace_layout(s):
+        body.append("    region = 0;")
+        for nid, shape, dtype in region:
+            what = f"{g.label(nid)} = {g.expr(nid)}" if isinstance(nid, int) else f"partials of {g.label(nid[1])}"
+            nbytes = f"{_numel(shape)} * {np.dtype(dtype).itemsize}"
+            body.append(f"    if ((size_t)({nbytes}) > region) region = (size_t)({nbytes});"
+                        f"  /* {what}: {fmt_type(shape, dtype)} */")
+        body.append("    total += gradc_workspace_round(region);")
     body.append("    return total;")
     return out + _with_sizes(s, f"size_t {public}_workspace_bytes(const int64_t *sizes)", body)
 

@@ -36,6 +36,7 @@ typedef struct {
     kernel_fn fn;
     int n_in, n_out, n_ws, n_sym, n_const, n_nonempty;
     Spec in[MAXARGS], out[MAXARGS], ws[MAXARGS], nonempty[MAXARGS];
+    int ws_region[MAXARGS]; /* region of each workspace buffer (buffers in a region share memory) */
     int64_t min_size[MAXSYM];
     PyObject *structure; /* int k (output k) or nested tuple of them */
     PyObject *consts;    /* tuple of ndarrays kept alive */
@@ -76,16 +77,28 @@ static int parse_specs(PyObject *seq, Spec *out, int *n) {
 
 static int Plan_init(Plan *self, PyObject *args, PyObject *kw) {
     unsigned long long addr;
-    PyObject *ins, *outs, *wss, *mins, *nonempty, *structure, *consts;
+    PyObject *ins, *outs, *wss, *regions, *mins, *nonempty, *structure, *consts;
     int n_sym;
-    if (!PyArg_ParseTuple(args, "KOOOiOOOO!", &addr, &ins, &outs, &wss, &n_sym, &mins,
-                          &nonempty, &structure, &PyTuple_Type, &consts))
+    if (!PyArg_ParseTuple(args, "KOOOO!iOOOO!", &addr, &ins, &outs, &wss, &PyTuple_Type, &regions, &n_sym,
+                          &mins, &nonempty, &structure, &PyTuple_Type, &consts))
         return -1;
     if (n_sym < 0 || n_sym > MAXSYM) { PyErr_SetString(PyExc_ValueError, "too many size symbols"); return -1; }
     self->fn = (kernel_fn)(uintptr_t)addr;
     if (parse_specs(ins, self->in, &self->n_in) < 0) return -1;
     if (parse_specs(outs, self->out, &self->n_out) < 0) return -1;
     if (parse_specs(wss, self->ws, &self->n_ws) < 0) return -1;
+    if (PyTuple_GET_SIZE(regions) != self->n_ws) {
+        PyErr_SetString(PyExc_ValueError, "one region index per workspace buffer"); return -1;
+    }
+    for (int w = 0; w < self->n_ws; w++) {
+        long r = PyLong_AsLong(PyTuple_GET_ITEM(regions, w));
+        if (r < 0 || r >= MAXARGS || (w && r != self->ws_region[w - 1] && r != self->ws_region[w - 1] + 1) ||
+            (!w && r != 0)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "workspace regions must be 0, 1, 2, ... in order");
+            return -1;
+        }
+        self->ws_region[w] = (int)r;
+    }
     if (parse_specs(nonempty, self->nonempty, &self->n_nonempty) < 0) return -1;
     self->n_sym = n_sym;
     if (!PyTuple_Check(mins) || PyTuple_GET_SIZE(mins) != n_sym) {
@@ -197,13 +210,19 @@ static PyObject *Plan_call(Plan *self, PyObject *args, PyObject *kw) {
         ptrs[self->n_in + o] = PyArray_DATA((PyArrayObject *)outs[o]);
     }
     for (int c = 0; c < self->n_const; c++) ptrs[self->n_in + self->n_out + c] = self->const_ptr[c];
-    /* workspace: same layout as the kernel computes (each buffer rounded up to 64 bytes) */
-    size_t need = 0;
+    /* workspace: the kernel's layout (schedule.workspace_layout): each region holds its
+     * largest buffer, rounded up to 64 bytes */
+    size_t need = 0, region = 0;
     for (int w = 0; w < self->n_ws; w++) {
         const Spec *s = &self->ws[w];
         size_t count = 1;
         for (int d = 0; d < s->ndim; d++) count *= (size_t)dim_value(s, d, sizes);
-        need += (count * (size_t)s->itemsize + 63) & ~(size_t)63;
+        size_t bytes = count * (size_t)s->itemsize;
+        if (bytes > region) region = bytes;
+        if (w == self->n_ws - 1 || self->ws_region[w + 1] != self->ws_region[w]) {
+            need += (region + 63) & ~(size_t)63;
+            region = 0;
+        }
     }
     char *ws = NULL, *owned = NULL;
     if (need) {

@@ -59,7 +59,7 @@ class CompilerError(GradcError):
 # ----------------------------------------------------------------------------- source
 def c_source(graph: Graph) -> str:
     """The C99 source of ``graph``'s kernel (what ``backend="c"`` compiles)."""
-    return generate(schedule(graph), kernel_name(graph))
+    return generate(schedule(graph, share=False), kernel_name(graph))
 
 
 def header_path() -> str:
@@ -213,7 +213,9 @@ class CKernel(Kernel):
 
     def __init__(self, graph: Graph):
         self.graph = graph
-        self.schedule = s = schedule(graph)        # serial: C kernels run on one thread
+        # serial (C kernels run on one thread), and no shared workspace memory: the C
+        # kernel declares each intermediate `restrict`
+        self.schedule = s = schedule(graph, share=False)
         self.name = kernel_name(graph)
         self.source = generate(s, self.name)
         g = s.graph

@@ -36,7 +36,7 @@ import numpy as np
 from .. import __version__
 from ..graph import fmt_type
 from ..ops import OPS
-from .llvm_codegen import workspace_buffers
+from .schedule import workspace_layout
 from .schedule import Schedule, describe
 
 LIBM = {"exp", "log", "log1p", "expm1", "sqrt", "fabs", "sin", "cos", "tanh", "pow"}
@@ -627,7 +627,10 @@ class CCodegen:
             w.line(f" *   args[{k}] = {self.bufs[nid]}: {fmt_type(g[nid]['shape'], g[nid]['dtype'])}")
         for k, sym in enumerate(s.symbols):
             w.line(f" *   sizes[{k}] = {sym}")
-        ws = " + ".join(f"round64({self.numel(shape)} * {np.dtype(dt).itemsize})" for shape, dt in workspace_buffers(s))
+        if any(len(region) > 1 for region in workspace_layout(s)):
+            raise ValueError("internal: generated C needs an unshared workspace (schedule(graph, share=False))")
+        ws = " + ".join(f"round64({self.numel(shape)} * {np.dtype(dt).itemsize})"
+                        for region in workspace_layout(s) for _k, shape, dt in region)
         w.line(f" *   workspace: {ws or '0'} bytes")
         w.line(" */")
         w.line('#include "gradc.h"')

@@ -17,7 +17,8 @@ from ..errors import ArgumentError
 from ..evaluate import bind_sizes
 from ..graph import Graph
 from ..shapes import resolve
-from .llvm_codegen import lower, workspace_buffers, workspace_bytes
+from .llvm_codegen import lower
+from .schedule import workspace_bytes, workspace_layout
 from .llvm_jit import Artifact
 from .schedule import describe, schedule
 
@@ -70,15 +71,17 @@ class Kernel:
             return (np.dtype(dtype).num, np.dtype(dtype).itemsize, dims)
         ins = tuple(spec(g[i]["shape"], g[i]["dtype"]) for i in g.inputs)
         outs = tuple(spec(*x) for x in self.out_specs)
-        ws = tuple(spec(shape, dtype) for shape, dtype in workspace_buffers(s))
+        layout = workspace_layout(s)
+        ws = tuple(spec(shape, dtype) for region in layout for _k, shape, dtype in region)
+        ws_region = tuple(k for k, region in enumerate(layout) for _ in region)
         mins = tuple(int(g.minimum.get(x, 0)) for x in self.symbols)
         nonempty = tuple(spec(tuple(g[g[n]["args"][0]]["shape"][a] for a in axes), np.int8)
                          for n, axes in s.nonempty)
         order = {o: k for k, o in enumerate(self.root_outputs)}
         remap = _remap(structure, [order[o] for o in s.outputs])
         try:
-            return _callpath.Plan(self.artifact.address, ins, outs, ws, len(self.symbols), mins,
-                                  nonempty, remap, tuple(self.const_arrays))
+            return _callpath.Plan(self.artifact.address, ins, outs, ws, ws_region, len(self.symbols),
+                                  mins, nonempty, remap, tuple(self.const_arrays))
         except ValueError:   # beyond the fast path's fixed limits: the Python path serves
             return None
 

@@ -24,11 +24,10 @@ from llvmlite import ir
 from ..graph import Graph
 from ..ops import OPS
 from . import vecmath
-from .schedule import Schedule
+from .schedule import ALIGN, Schedule, workspace_bytes, workspace_layout  # noqa: F401
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
-ALIGN = 64
 
 
 def ir_type(dtype) -> ir.Type:
@@ -497,7 +496,7 @@ class Codegen:
         saved = (self.b, self.entry, self.bufs, self.sizes, self.status)
         self.entry = body.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
-        self.bufs = dict(zip(self.buffer_nodes, body.args[:n_ptr]))
+        self.bind_buffers(body.args[:n_ptr])
         self.sizes = dict(zip(s.symbols, body.args[n_ptr:n_ptr + n_sym]))
         start, end, tid, status_arr = body.args[n_ptr + n_sym:]
         self.status = self.b.gep(status_arr, [tid])
@@ -716,23 +715,25 @@ class Codegen:
     def build(self) -> ir.Module:
         s, g = self.s, self.g
         # buffers passed to impl: inputs, outputs, constants, workspace
-        self.buffer_nodes = list(g.inputs) + list(dict.fromkeys(o for o in s.outputs if o in s.roots)) \
-            + list(s.consts) + list(s.workspace) + [("partial", n) for n in s.partials]
-        ptr_tys = [ir_type(g[n if isinstance(n, int) else n[1]]["dtype"]).as_pointer() for n in self.buffer_nodes]
+        self.regions = workspace_layout(s)
+        direct = list(g.inputs) + list(dict.fromkeys(o for o in s.outputs if o in s.roots)) + list(s.consts)
+        self.buffer_nodes = direct + [("region", k) for k in range(len(self.regions))]
+        ptr_tys = [ir_type(g[n]["dtype"]).as_pointer() for n in direct] + [I8.as_pointer()] * len(self.regions)
         self.ptr_tys = ptr_tys
         impl_ty = ir.FunctionType(I32, ptr_tys + [I64] * len(s.symbols))
         impl = ir.Function(self.module, impl_ty, name=f"{self.name}.impl")
         impl.linkage = "internal"
         impl.attributes.add("alwaysinline")
         for k, arg in enumerate(impl.args[: len(ptr_tys)]):
+            # noalias holds for regions too: buffers sharing one are all based on its pointer
             arg.add_attribute("noalias")
             key = self.buffer_nodes[k]
-            arg.name = f"p{key}" if isinstance(key, int) else f"partial{key[1]}"
+            arg.name = f"p{key}" if isinstance(key, int) else f"region{key[1]}"
         for sym, arg in zip(s.symbols, impl.args[len(ptr_tys):]):
             arg.name = f"size.{sym}"
         self.entry = impl.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
-        self.bufs = {n: a for n, a in zip(self.buffer_nodes, impl.args)}
+        self.bind_buffers(impl.args[: len(ptr_tys)])
         self.sizes = {sym: a for sym, a in zip(s.symbols, impl.args[len(ptr_tys):])}
         self.status = self.b.alloca(I32, name="status")
         self.b.store(ir.Constant(I32, 0), self.status)
@@ -746,6 +747,15 @@ class Codegen:
         self._wrapper(impl, ptr_tys)
         return self.module
 
+    def bind_buffers(self, args):
+        """Map buffer keys to pointers: direct ones, then each region's buffers (typed
+        views of the region's pointer)."""
+        self.bufs = dict(zip(self.buffer_nodes, args))
+        for k, region in enumerate(self.regions):
+            base = self.bufs[("region", k)]
+            for key, _shape, dtype in region:
+                self.bufs[key] = self.b.bitcast(base, ir_type(dtype).as_pointer())
+
     def _wrapper(self, impl, ptr_tys):
         s = self.s
         vp = I8.as_pointer()
@@ -754,7 +764,7 @@ class Codegen:
         args, sizes, ws = fn.args
         args.name, sizes.name, ws.name = "args", "sizes", "workspace"
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        n_direct = len(self.buffer_nodes) - len(s.workspace) - len(s.partials)
+        n_direct = len(self.buffer_nodes) - len(self.regions)
         ptrs = []
         for k in range(n_direct):
             p = b.load(b.gep(args, [ir.Constant(I64, k)]))
@@ -763,32 +773,14 @@ class Codegen:
         self.b = b
         self.sizes = dict(zip(s.symbols, szs))
         off = ir.Constant(I64, 0)
-        for k, (shape, dtype) in enumerate(workspace_buffers(s)):
-            p = b.gep(ws, [off])
-            ptrs.append(b.bitcast(p, ptr_tys[n_direct + k]))
-            nbytes = b.mul(self.numel(shape), ir.Constant(I64, np.dtype(dtype).itemsize))
+        for k, region in enumerate(self.regions):
+            ptrs.append(b.gep(ws, [off]))
+            nbytes = None
+            for _key, shape, dtype in region:   # the region holds its largest buffer
+                nb = b.mul(self.numel(shape), ir.Constant(I64, np.dtype(dtype).itemsize))
+                nbytes = nb if nbytes is None else b.select(b.icmp_unsigned(">", nb, nbytes), nb, nbytes)
             off = b.add(off, b.and_(b.add(nbytes, ir.Constant(I64, ALIGN - 1)), ir.Constant(I64, -ALIGN)))
         b.ret(b.call(impl, ptrs + szs))
-
-
-def workspace_buffers(s: Schedule) -> list:
-    """(shape, dtype) of each workspace buffer in layout order: the intermediates, then
-    one partial result per chunk for each reduction a parallel nest splits."""
-    g = s.graph
-    out = [(g[n]["shape"], g[n]["dtype"]) for n in s.workspace]
-    out += [((s.threads,) + tuple(g[n]["shape"]), g[n]["dtype"]) for n in s.partials]
-    return out
-
-
-def workspace_bytes(s: Schedule, sizes: dict) -> int:
-    """Bytes of workspace the kernel needs for these sizes (same layout as the IR)."""
-    total = 0
-    for shape, dtype in workspace_buffers(s):
-        n = 1
-        for x in shape:
-            n *= x if isinstance(x, int) else sizes[x]
-        total += (n * np.dtype(dtype).itemsize + ALIGN - 1) & -ALIGN
-    return total
 
 
 def lower(s: Schedule, name: str, blas: dict | None = None) -> ir.Module:

@@ -51,6 +51,25 @@ class Schedule:
     nonempty: list            # (node, axes) of max/min reductions that need a non-empty input
     threads: int = 1          # chunks a parallel nest is split into
     partials: list = field(default_factory=list)  # reductions crossing chunks: per-chunk buffers
+    slots: list = field(default_factory=list)     # workspace nodes sharing memory (disjoint lifetimes)
+
+
+def _mask_from_relu(g: Graph) -> None:
+    """Read the relu derivative's mask off the relu's output: 1[z > 0] = 1[relu(z) > 0].
+    The pre-activation z then dies with the forward pass instead of living until the
+    adjoint (a saving of one activation-sized buffer per layer)."""
+    for n in list(g.nx.nodes):
+        d = g[n]
+        if d["op"] != "gt" or g[d["args"][1]]["op"] != "const" or g[d["args"][1]]["params"]["value"].ndim != 0 \
+                or float(g[d["args"][1]]["params"]["value"]) != 0.0:
+            continue
+        z = d["args"][0]
+        relus = [u for u in g.users(z) if g[u]["op"] == "relu" and g[u]["shape"] == g[z]["shape"]]
+        if relus:
+            a = d["args"]
+            g.nx.remove_edge(z, n) if z not in a[1:] else None
+            d["args"] = (relus[0],) + a[1:]
+            g.nx.add_edge(relus[0], n)
 
 
 def _is_vector_product(graph, n):
@@ -283,10 +302,14 @@ def _bound_inline_depth(g: Graph, roots: set) -> None:
         depth[n], inlined[n] = k, body
 
 
-def schedule(graph: Graph, threads: int = 1) -> Schedule:
+def schedule(graph: Graph, threads: int = 1, share: bool = True) -> Schedule:
     """Fused loop nests for ``graph``; with ``threads`` > 1, loop nests are split over
-    their outer loop, so reductions across it get per-chunk partial buffers."""
+    their outer loop, so reductions across it get per-chunk partial buffers.  With
+    ``share``, intermediates whose lifetimes do not overlap share workspace memory."""
     g = decompose(graph)
+    if any(g[n]["op"] == "relu" for n in g.nx.nodes):
+        g = g.copy() if g is graph else g
+        _mask_from_relu(g)
     roots = set()
     for nid in g.nx.nodes:
         if g[nid]["op"] in ROOT_OPS:
@@ -307,6 +330,7 @@ def schedule(graph: Graph, threads: int = 1) -> Schedule:
     _bound_inline_depth(g, roots)
     nests: list[Nest] = []
     where: dict = {}
+    last_use: dict = {}
     for nid in g.order():
         if nid not in roots:
             continue
@@ -350,6 +374,8 @@ def schedule(graph: Graph, threads: int = 1) -> Schedule:
         rank = len(dom)
         acc = _suffix_start(g[nid]["params"]["axes"], rank) if op in REDUCE else None
         nest.roots.append(nid)
+        for r in reads:
+            last_use[r] = max(last_use.get(r, 0), j)
         nest.cost += cost
         nest.info[nid] = {"level": "full" if full else "row", "stage": stage, "acc": acc}
         where[nid] = j
@@ -358,6 +384,7 @@ def schedule(graph: Graph, threads: int = 1) -> Schedule:
     consts = [n for n in g.order() if g[n]["op"] == "const" and g[n]["params"]["value"].ndim > 0]
     outs = set(g.outputs)
     workspace = [n for n in g.order() if n in roots and n not in outs]
+    slots = _assign_slots(workspace, where, last_use) if share else [[n] for n in workspace]
     nonempty = [(n, g[n]["params"]["axes"]) for n in g.nx.nodes
                 if g[n]["op"] in ("max", "min") and g[n]["params"].get("initial") is None]
     partials = []
@@ -367,7 +394,53 @@ def schedule(graph: Graph, threads: int = 1) -> Schedule:
                 nest.parallel = True
                 partials += [n for n in nest.roots if crosses_chunks(g, n, nest.info[n])]
     return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
-                    threads, partials)
+                    threads, partials, slots)
+
+
+ALIGN = 64  # every workspace region starts on a cache line
+
+
+def workspace_layout(s: Schedule) -> list:
+    """The workspace's regions in order, the one definition every lowering and caller
+    follows.  Each region is a list of (key, shape, dtype): buffers with disjoint
+    lifetimes sharing it (key: a node id, or ("partial", node) for per-chunk partial
+    results of shape (threads,) + shape).  A region's size is its largest buffer's,
+    rounded up to ALIGN bytes."""
+    g = s.graph
+    regions = [[(n, g[n]["shape"], g[n]["dtype"]) for n in slot] for slot in s.slots]
+    regions += [[(("partial", n), (s.threads,) + tuple(g[n]["shape"]), g[n]["dtype"])] for n in s.partials]
+    return regions
+
+
+def workspace_bytes(s: Schedule, sizes: dict) -> int:
+    """Bytes of workspace the kernel needs for these run-time sizes."""
+    total = 0
+    for region in workspace_layout(s):
+        biggest = 0
+        for _key, shape, dtype in region:
+            n = 1
+            for x in shape:
+                n *= x if isinstance(x, int) else sizes[x]
+            biggest = max(biggest, n * np.dtype(dtype).itemsize)
+        total += (biggest + ALIGN - 1) & -ALIGN
+    return total
+
+
+def _assign_slots(workspace, where, last_use):
+    """Greedy interval packing: a buffer reuses the memory of one whose last reader ran
+    in an earlier nest.  (A slot's size is the largest of its buffers, at run time.)"""
+    slots, free_after = [], []
+    for n in sorted(workspace, key=lambda n: where[n]):
+        start, end = where[n], max(last_use.get(n, where[n]), where[n])
+        for k, f in enumerate(free_after):
+            if f < start:
+                slots[k].append(n)
+                free_after[k] = end
+                break
+        else:
+            slots.append([n])
+            free_after.append(end)
+    return slots
 
 
 def describe(s: Schedule) -> str:
