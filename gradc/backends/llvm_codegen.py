@@ -376,6 +376,21 @@ class Codegen:
         b.branch(cond)
         b.position_at_end(end)
 
+    ROW_BLOCK = 4
+
+    def row_blocks(self, lo, hi, emit):
+        """Rows lo..hi in blocks of ROW_BLOCK (``emit`` gets the block's row indices),
+        then the remaining rows one at a time."""
+        b = self.b
+        lo = lo if lo is not None else ir.Constant(I64, 0)
+        n = b.sub(hi, lo)
+        nblocks = b.sdiv(n, ir.Constant(I64, self.ROW_BLOCK))
+        first = lambda t: b.add(lo, b.mul(t, ir.Constant(I64, self.ROW_BLOCK)))
+        self.loop(nblocks, lambda t: emit([b.add(first(t), ir.Constant(I64, k)) for k in range(self.ROW_BLOCK)]),
+                  name="rows")
+        rest = b.add(lo, b.mul(nblocks, ir.Constant(I64, self.ROW_BLOCK)))
+        self.loop(hi, lambda i: emit([i]), name="row", start=rest)
+
     def fill(self, nid, value):
         """Set every element of a root's buffer (the identity of a reduction)."""
         shape = self.g[nid]["shape"]
@@ -421,16 +436,18 @@ class Codegen:
         def root_rank(nid):
             return r if info[nid]["level"] == "full" else r - 1
 
-        def init_acc(nid):
+        def init_acc(key):
+            nid = key[0] if isinstance(key, tuple) else key
             acc = self.alloca(reg_type(self.g[nid]["dtype"]), name=f"n{nid}.acc")
             self.b.store(_const(acc.type.pointee, self.IDENT[self.g[nid]["op"]]), acc)
-            accs[nid] = acc
+            accs[key] = acc
 
-        def store_acc(nid, idx):
+        def store_acc(key, idx):
+            nid = key[0] if isinstance(key, tuple) else key
             full = idx + [ir.Constant(I64, 0)] * (root_rank(nid) - len(idx))
-            self.store(nid, out_index(nid, full), self.b.load(accs[nid]))
+            self.store(nid, out_index(nid, full), self.b.load(accs[key]))
 
-        def body(roots, idx):
+        def body(roots, idx, b=0):
             self.memo = {}
             for nid in roots:
                 op = self.g[nid]["op"]
@@ -439,40 +456,56 @@ class Codegen:
                     continue
                 v = self.val(self.g[nid]["args"][0], idx)
                 if info[nid]["acc"] is not None:
-                    acc = accs[nid]
+                    acc = accs[(nid, b)] if (nid, b) in accs else accs[nid]
                     self.b.store(self.combine(op, self.b.load(acc), v), acc)
                 else:
                     p = self.ptr(nid, out_index(nid, idx))
                     self.b.store(self.combine(op, self.b.load(p), v), p)
 
-        def stages(idx):
+        def stages(rows):
+            """Every stage for a block of rows (outer indices): an inner loop serves all
+            rows of the block, so row dot products share loads of the other operand and
+            an accumulation over rows loads and stores its output once per block."""
             for st in range(n_stages):
                 roots = [n for n in nest.roots if info[n]["stage"] == st]
                 if not roots:
                     continue
                 if st % 2:
-                    body(roots, idx)
+                    for b, idx in enumerate(rows):
+                        body(roots, idx, b)
                     continue
                 local = [n for n in roots if is_reduce(n) and stage_local(n)]
-                for n in local:
-                    init_acc(n)
+                for b in range(len(rows)):
+                    for n in local:
+                        init_acc((n, b))
                 if r:
                     lo, hi = (outer if outer and r == 1 else (None, self.size(dom[r - 1])))
-                    self.loop(hi, lambda i: body(roots, idx + [i]), name=f"i{r - 1}", start=lo)
+
+                    def inner(i, roots=roots):
+                        for b, idx in enumerate(rows):
+                            body(roots, idx + [i], b)
+                    self.loop(hi, inner, name=f"i{r - 1}", start=lo)
                 else:
-                    body(roots, idx)
-                for n in local:
-                    store_acc(n, idx)
+                    body(roots, rows[0])
+                for b, idx in enumerate(rows):
+                    for n in local:
+                        store_acc((n, b), idx)
+
+        blocked = r == 2 and any(is_reduce(n) and (stage_local(n) or (info[n]["acc"] is None and 0 in
+                                 self.g[n]["params"]["axes"])) for n in nest.roots)
 
         def level(k, idx):
             outers = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]
             for n in outers:
                 init_acc(n)
             if k >= r - 1:
-                stages(idx)
+                stages([idx])
             else:
                 lo, hi = outer if (outer and k == 0) else (None, self.size(dom[k]))
-                self.loop(hi, lambda i: level(k + 1, idx + [i]), name=f"i{k}", start=lo)
+                if blocked and k == r - 2:
+                    self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]))
+                else:
+                    self.loop(hi, lambda i: level(k + 1, idx + [i]), name=f"i{k}", start=lo)
             for n in outers:
                 store_acc(n, idx)
 
