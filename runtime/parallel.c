@@ -1,7 +1,9 @@
-/* gradc's thread pool: gradc_parallel_for splits [0, n) into `chunks` equal static
- * ranges and runs chunk t on worker t (chunk 0 on the caller).  The split depends only
- * on n and chunks, so per-chunk partial results, combined in chunk order by the
- * kernel, give the same answer on every run for a given thread count.
+/* gradc's thread pool: gradc_parallel_for splits [0, n) into `chunks` equal ranges and
+ * runs them on up to `threads` threads (the caller is one), each thread taking the next
+ * chunk from a shared counter.  Taking chunks dynamically keeps both cores busy when
+ * one is slowed by other work (another library's spinning threads, the OS); the split
+ * depends only on n and chunks, so per-chunk partial results, combined in chunk order
+ * by the kernel, give the same answer on every run for a given thread count.
  *
  * One parallel_for runs at a time; a caller that finds the pool busy (another thread
  * is inside a kernel) runs all chunks itself, in order -- the same result, serially.
@@ -28,32 +30,55 @@ static struct {
     void *ctx;
     int64_t n;
     int chunks;
+    int threads;
+    int next;                 /* the next chunk to run (atomic) */
     pid_t pid;
     int ready;
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-          PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+          PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
 static void run_chunk(gradc_task fn, void *ctx, int64_t n, int chunks, int t) {
     int64_t start = n * t / chunks, end = n * (t + 1) / chunks;
     fn(ctx, start, end, t);
 }
 
+static void take_chunks(gradc_task fn, void *ctx, int64_t n, int chunks) {
+    int t;
+    while ((t = __atomic_fetch_add(&pool.next, 1, __ATOMIC_RELAXED)) < chunks) run_chunk(fn, ctx, n, chunks, t);
+}
+
+/* After finishing, a worker polls for new work this many times (a pause each, about
+ * 50 us in all) before sleeping: waking a sleeping thread costs more than a small
+ * kernel, while spinning longer would steal the core from whoever runs next. */
+#define GRADC_SPIN 4000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 static void *worker(void *arg) {
-    int id = (int)(intptr_t)arg; /* runs chunk id (1..) */
+    int id = (int)(intptr_t)arg; /* worker 1, 2, ... (the caller is 0) */
     long seen = 0;
-    pthread_mutex_lock(&pool.lock);
     for (;;) {
-        while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
-        seen = pool.generation;
-        if (id < pool.chunks) {
-            gradc_task fn = pool.fn;
-            void *ctx = pool.ctx;
-            int64_t n = pool.n;
-            int chunks = pool.chunks;
-            pthread_mutex_unlock(&pool.lock);
-            run_chunk(fn, ctx, n, chunks, id);
+        long gen;
+        for (int spin = 0; (gen = __atomic_load_n(&pool.generation, __ATOMIC_ACQUIRE)) == seen && spin < GRADC_SPIN; spin++)
+            cpu_relax();
+        if (gen == seen) {
             pthread_mutex_lock(&pool.lock);
-            if (--pool.pending == 0) pthread_cond_signal(&pool.done);
+            while ((gen = __atomic_load_n(&pool.generation, __ATOMIC_ACQUIRE)) == seen)
+                pthread_cond_wait(&pool.wake, &pool.lock);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        seen = gen;
+        if (id < pool.threads) {
+            take_chunks(pool.fn, pool.ctx, pool.n, pool.chunks);
+            if (__atomic_sub_fetch(&pool.pending, 1, __ATOMIC_ACQ_REL) == 0) {
+                pthread_mutex_lock(&pool.lock);
+                pthread_cond_signal(&pool.done);
+                pthread_mutex_unlock(&pool.lock);
+            }
         }
     }
     return NULL;
@@ -81,27 +106,31 @@ static int ensure_workers(int want) {
     return pool.nworkers;
 }
 
-void gradc_parallel_for(gradc_task fn, void *ctx, int64_t n, int32_t chunks) {
-    if (chunks <= 1 || chunks > GRADC_MAX_THREADS || pthread_mutex_trylock(&pool.busy) != 0) {
+void gradc_parallel_for(gradc_task fn, void *ctx, int64_t n, int32_t chunks, int32_t threads) {
+    if (threads > chunks) threads = chunks;
+    if (threads <= 1 || threads > GRADC_MAX_THREADS || pthread_mutex_trylock(&pool.busy) != 0) {
         for (int t = 0; t < chunks; t++) run_chunk(fn, ctx, n, chunks, t);
         return;
     }
     pthread_mutex_lock(&pool.lock);
-    int have = ensure_workers(chunks - 1);
-    if (have < chunks - 1) { /* could not start threads: run serially, same chunks */
+    int have = ensure_workers(threads - 1);
+    if (have < threads - 1) { /* could not start threads: run serially, same chunks */
         pthread_mutex_unlock(&pool.lock);
         pthread_mutex_unlock(&pool.busy);
         for (int t = 0; t < chunks; t++) run_chunk(fn, ctx, n, chunks, t);
         return;
     }
-    pool.fn = fn; pool.ctx = ctx; pool.n = n; pool.chunks = chunks;
-    pool.pending = chunks - 1;
-    pool.generation++;
+    pool.fn = fn; pool.ctx = ctx; pool.n = n; pool.chunks = chunks; pool.threads = threads;
+    __atomic_store_n(&pool.next, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool.pending, threads - 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&pool.generation, 1, __ATOMIC_RELEASE); /* publishes the fields above */
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
-    run_chunk(fn, ctx, n, chunks, 0);
+    take_chunks(fn, ctx, n, chunks);
+    for (int spin = 0; __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) > 0 && spin < GRADC_SPIN; spin++)
+        cpu_relax();
     pthread_mutex_lock(&pool.lock);
-    while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.lock);
+    while (__atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) > 0) pthread_cond_wait(&pool.done, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
     pthread_mutex_unlock(&pool.busy);
 }

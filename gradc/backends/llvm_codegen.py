@@ -517,7 +517,7 @@ class Codegen:
         """Outline the nest into a body function over [start, end) of its outer loop, run
         it in chunks on the thread pool, then combine per-chunk partial reductions in
         chunk order (the same result every run for a given thread count)."""
-        s, T = self.s, self.s.threads
+        s, T = self.s, self.s.threads   # T: chunks (a fixed multiple of the pool's threads)
         crossing = [n for n in nest.roots if n in s.partials]
         n_ptr, n_sym = len(self.ptr_tys), len(s.symbols)
         body_ty = ir.FunctionType(ir.VoidType(), self.ptr_tys + [I64] * n_sym + [I64, I64, I32, I32.as_pointer()])
@@ -577,11 +577,11 @@ class Codegen:
                      b.icmp_signed(">=", n0, ir.Constant(I64, T)))
         pf = self.module.globals.get("gradc_parallel_for")
         if pf is None:
-            pf = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [task_ty.as_pointer(), vp, I64, I32]),
+            pf = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [task_ty.as_pointer(), vp, I64, I32, I32]),
                              "gradc_parallel_for")
         with b.if_else(par) as (then, otherwise):
             with then:
-                b.call(pf, [task, ctx_p, n0, ir.Constant(I32, T)])
+                b.call(pf, [task, ctx_p, n0, ir.Constant(I32, T), ir.Constant(I32, s.pool_threads)])
                 b.store(ir.Constant(I64, T), chunks)
             with otherwise:
                 b.call(task, [ctx_p, z, n0, ir.Constant(I32, 0)])

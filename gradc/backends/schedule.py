@@ -49,9 +49,10 @@ class Schedule:
     symbols: list             # size symbols, in the order the kernel receives them
     consts: list              # array constants passed by pointer
     nonempty: list            # (node, axes) of max/min reductions that need a non-empty input
-    threads: int = 1          # chunks a parallel nest is split into
+    threads: int = 1          # chunks a parallel nest is split into (partials are per chunk)
     partials: list = field(default_factory=list)  # reductions crossing chunks: per-chunk buffers
     slots: list = field(default_factory=list)     # workspace nodes sharing memory (disjoint lifetimes)
+    pool_threads: int = 1     # threads that run the chunks
 
 
 def _mask_from_relu(g: Graph) -> None:
@@ -275,6 +276,7 @@ def _stage_after(g, S, m, nest, R_full, r, threads=1):
     return None
 
 
+CHUNKS_PER_THREAD = 4   # parallel nests run as this many chunks per thread, taken dynamically
 MAX_INLINE_DEPTH = 48
 MAX_INLINE_COST = 160
 
@@ -393,8 +395,9 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True) -> Schedule:
             if nest.kind == "loop" and nest.domain:
                 nest.parallel = True
                 partials += [n for n in nest.roots if crosses_chunks(g, n, nest.info[n])]
+    chunks = threads * CHUNKS_PER_THREAD if threads > 1 else 1
     return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
-                    threads, partials, slots)
+                    chunks, partials, slots, threads)
 
 
 ALIGN = 64  # every workspace region starts on a cache line
