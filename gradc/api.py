@@ -35,8 +35,10 @@ except ImportError:  # the C extension is optional: the ctypes path is used inst
 
 
 def config(**options):
-    """Set global options: ``backend`` ("numpy", later "llvm"), ``debug_nans`` (bool).
-    Returns the previous values of the options given."""
+    """Set global options: ``backend`` ("llvm", "c" or "numpy"), ``debug_nans`` (bool).
+    Returns the previous values of the options given; with no arguments, all options."""
+    if not options:
+        return dict(_config)
     old = {}
     for k, v in options.items():
         if k not in _config:
@@ -405,6 +407,16 @@ class Lowered:
 
     def llvm_ir(self, optimized=True) -> str:
         return self._native().llvm_ir(optimized)
+
+    def c_source(self) -> str:
+        """The same optimized, fused graph as readable C99 (what backend="c" compiles)."""
+        from .backends.c_backend import c_source
+        return c_source(self.graph)
+
+    def loop_nests(self) -> str:
+        """How the native backend fuses the graph: one line per loop nest."""
+        from .backends.schedule import describe, schedule
+        return describe(schedule(self.graph))
 
     def asm(self) -> str:
         return self._native().asm()

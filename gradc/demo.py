@@ -104,7 +104,7 @@ def run(out=sys.stdout, backend=None) -> int:
     def p(*a):
         print(*a, file=out)
 
-    backend = backend or gradc.api._config["backend"]
+    backend = backend or gradc.config()["backend"]
     w, b, X, y = data()
     c_ref, dw_ref, db_ref, active = closed_form(w, b, X, y)
     n_act = int(active.sum())

@@ -156,8 +156,10 @@ class Graph:
                     continue
                 lab = f' [label="{pos}"]' if len(d["args"]) > 1 else ""
                 out.append(f"  n{a} -> n{nid}{lab};")
+        names = self.output_names or []
         for k, o in enumerate(self.outputs):
-            out.append(f'  out{k} [shape=doublecircle, label="out{k}"];')
+            name = names[k] if k < len(names) and names[k] else f"out{k}"
+            out.append(f'  out{k} [shape=doublecircle, label="{name}"];')
             out.append(f"  n{o} -> out{k};")
         out.append("}")
         return "\n".join(out)
