@@ -214,8 +214,11 @@ def inline(graph: Graph, args: list) -> list["Value"]:
     return [env[o] for o in graph.outputs]
 
 
-def replay(graph: Graph, args: list) -> dict:
-    """Replay ``graph`` into the current trace; returns {graph node: Value}."""
+def replay(graph: Graph, args: list, rewrite=None) -> dict:
+    """Replay ``graph`` into the current trace; returns {graph node: Value}.
+
+    ``rewrite(graph, nid, argument Values)`` may return a Value to use instead of
+    re-binding node ``nid`` (backends decompose ops this way)."""
     b = current()
     vals = [to_value(a, b) for a in args]
     if len(vals) != len(graph.inputs):
@@ -246,12 +249,18 @@ def replay(graph: Graph, args: list) -> dict:
         if d["op"] == "const":
             env[nid] = b.const(d["params"]["value"])
             continue
-        prev = b.src_override
+        prev, prev_role = b.src_override, b.role
         b.src_override = d.get("src")
+        if rewrite is not None:
+            b.role = d["role"]
         try:
-            env[nid] = bind(d["op"], *[env[a] for a in d["args"]], **subst_params(d["params"], symmap))
+            out = rewrite(graph, nid, [env[a] for a in d["args"]]) if rewrite is not None else None
+            env[nid] = out if out is not None else \
+                bind(d["op"], *[env[a] for a in d["args"]], **subst_params(d["params"], symmap))
         finally:
             b.src_override = prev
+            if rewrite is not None:
+                b.role = prev_role
     return env
 
 

@@ -40,7 +40,7 @@ from ..errors import GradcError
 from ..graph import Graph
 from . import cache
 from .c_codegen import generate
-from .llvm_backend import KERNEL, Kernel, kernel_name
+from .llvm_backend import Kernel, const_bytes, kernel_name
 from .schedule import schedule
 
 RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "runtime")
@@ -208,24 +208,16 @@ def _private_dir() -> str:
 class CKernel(Kernel):
     """A graph compiled through C, with the LLVM backend's call path.
 
-    Kernel's call path needs only the schedule, the kernel's address and the output and
-    constant specs; those are set here (Kernel.__init__ would compile LLVM IR)."""
+    Only the compilation differs from Kernel: generated C through the system compiler
+    instead of LLVM IR; ``Kernel._attach`` sets up the shared call path."""
 
     def __init__(self, graph: Graph):
-        self.graph = graph
         # serial (C kernels run on one thread), and no shared workspace memory: the C
         # kernel declares each intermediate `restrict`
-        self.schedule = s = schedule(graph, share=False)
-        self.name = kernel_name(graph)
-        self.source = generate(s, self.name)
-        g = s.graph
-        consts = [g[c]["params"]["value"].tobytes() for c in s.consts]
-        self.artifact = CArtifact(self.source, self.name, consts)
-        self.cfunc = KERNEL(self.artifact.address)
-        self.root_outputs = list(dict.fromkeys(o for o in s.outputs if o in s.roots))
-        self.out_specs = [(g[o]["shape"], g[o]["dtype"]) for o in self.root_outputs]
-        self.const_arrays = [np.ascontiguousarray(g[c]["params"]["value"]) for c in s.consts]
-        self.symbols = s.symbols
+        s = schedule(graph, share=False)
+        name = kernel_name(graph)
+        self.source = generate(s, name)
+        self._attach(graph, s, name, CArtifact(self.source, name, const_bytes(s)))
 
 
 def compile(graph: Graph, *, debug_nans=False):

@@ -36,19 +36,26 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
     return np.array(a, order="C", copy=True)
 
 
+def const_bytes(s) -> list:
+    """The array constants' bytes: part of a cache key (the IR refers to them by pointer)."""
+    return [s.graph[c]["params"]["value"].tobytes() for c in s.consts]
+
+
 class Kernel:
     """A compiled graph with its call path."""
 
     def __init__(self, graph: Graph):
-        self.graph = graph
         from .llvm_jit import init
-        self.schedule = s = schedule(graph, threads=init()["threads"])
-        self.name = kernel_name(graph)
-        from .llvm_jit import init
-        self.module = lower(s, self.name, init()["blas"])
-        consts = [g_c.tobytes() for g_c in (s.graph[c]["params"]["value"] for c in s.consts)]
-        self.artifact = Artifact(str(self.module), self.name, consts)
-        self.cfunc = KERNEL(self.artifact.address)
+        s = schedule(graph, threads=init()["threads"])
+        name = kernel_name(graph)
+        self.module = lower(s, name, init()["blas"])
+        self._attach(graph, s, name, Artifact(str(self.module), name, const_bytes(s)))
+
+    def _attach(self, graph: Graph, s, name: str, artifact) -> None:
+        """Everything the call path needs: the schedule (argument, output, workspace
+        specs) and compiled code following the kernel ABI (any backend's)."""
+        self.graph, self.schedule, self.name, self.artifact = graph, s, name, artifact
+        self.cfunc = KERNEL(artifact.address)
         g = s.graph
         self.root_outputs = list(dict.fromkeys(o for o in s.outputs if o in s.roots))
         self.out_specs = [(g[o]["shape"], g[o]["dtype"]) for o in self.root_outputs]

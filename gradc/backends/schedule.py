@@ -18,7 +18,7 @@ import numpy as np
 
 from ..graph import Graph
 from ..ops import OPS
-from ..tracer import Builder, current, replay, trace
+from ..tracer import current, replay, trace
 from ..passes import optimize
 
 VIEW_OPS = {"transpose", "broadcast_to", "reshape", "slice"}
@@ -87,7 +87,7 @@ def decompose(graph: Graph) -> Graph:
         return graph
     from ..ops import reduce as red, elementwise as ew
     from ..ops.structure import reshape_sym
-    from ..tracer import Spec
+    from ..tracer import Spec, bind
 
     def lse(x, axes, keepdims):
         # max with initial=-inf: an empty axis gives log(0) = -inf, as numpy's formula does
@@ -96,8 +96,6 @@ def decompose(graph: Graph) -> Graph:
         s = red.sum_(ew.exp(x - ms), axes, keepdims=True)
         r = ew.log(s) + ms
         return r if keepdims else reshape_sym(r, tuple(d for i, d in enumerate(x._shape) if i not in axes))
-
-    from ..tracer import bind
 
     def vector_product(a, b):
         if a.ndim == 1 and b.ndim == 1:
@@ -109,26 +107,16 @@ def decompose(graph: Graph) -> Graph:
     specs = [Spec.of_node(graph, i) for i in graph.inputs]
     names = [graph[i]["name"] for i in graph.inputs]
 
+    def rewrite(graph, nid, args):
+        d = graph[nid]
+        if d["op"] == "logsumexp":
+            return lse(args[0], d["params"]["axes"], d["params"]["keepdims"])
+        if _is_vector_product(graph, nid):
+            return vector_product(*args)
+        return None
+
     def body(*args):
-        from .. import tracer
-        b = current()
-        env = {}
-        for nid, a in zip(graph.inputs, args):
-            env[nid] = a
-        for nid in graph.order():
-            d = graph[nid]
-            if nid in env:
-                continue
-            if d["op"] == "const":
-                env[nid] = b.const(d["params"]["value"])
-                continue
-            b.role, b.src_override = d["role"], d.get("src")
-            if d["op"] == "logsumexp":
-                env[nid] = lse(env[d["args"][0]], d["params"]["axes"], d["params"]["keepdims"])
-            elif _is_vector_product(graph, nid):
-                env[nid] = vector_product(*[env[a] for a in d["args"]])
-            else:
-                env[nid] = bind(d["op"], *[env[a] for a in d["args"]], **d["params"])
+        env = replay(graph, list(args), rewrite)
         return tuple(env[o] for o in graph.outputs)
 
     g, _, _ = trace(body, specs, names, name=graph.name)
