@@ -18,6 +18,7 @@ import pytest
 
 import gradc
 import gradc.numpy as np
+from gradc import bench_models as B
 
 SIZES = [0, 1, 7, 8, 9, 33, 1001]
 
@@ -40,25 +41,8 @@ def both(f, args, argnums=0, dtype=onp.float64, terms=1):
     return got
 
 
-def m1(x):
-    return np.sum(np.tanh(x) * np.exp(-x * x) + np.log1p(x * x))
-
-
-def neuron(w, b, X, y):
-    return np.mean((gradc.relu(X @ w + b) - y) ** 2)
-
-
-def logreg(w, b, X, y):
-    return np.mean(np.log1p(np.exp(-y * (X @ w + b))))
-
-
-def mlp(W1, b1, W2, b2, X, Y):
-    return np.mean((gradc.relu(X @ W1 + b1) @ W2 + b2 - Y) ** 2)
-
-
-def xent(W, X, labels):
-    S = X @ W
-    return np.mean(gradc.logsumexp(S, axis=1) - np.take_along_axis(S, labels[:, None], axis=1)[:, 0])
+# The benchmark's models (one definition, shared with `gradc bench`).
+m1, neuron, logreg, mlp, xent = B.m1_gradc, B.m2_gradc, B.m3_gradc, B.m4_gradc, B.m5_gradc
 
 
 @pytest.mark.parametrize("n", SIZES)
