@@ -6,10 +6,11 @@ first example of a property traces and compiles; timing varies on shared CI core
 Set ``HYPOTHESIS_PROFILE=explore`` to search with fresh random examples instead.
 
 The core suite (ops, paper, transforms, properties, errors, numpy API, passes, graph)
-checks tracing, differentiation and optimization against numpy oracles.  It runs on the
-reference evaluator (backend "numpy") unless ``GRADC_BACKEND`` names another backend,
-e.g. ``GRADC_BACKEND=llvm python3 -m pytest tests`` runs it against native code.  Core
-modules opt in with ``pytestmark = pytest.mark.usefixtures("core_backend")``.
+checks tracing, differentiation and optimization against numpy oracles.  Every test in
+it runs twice, on the reference evaluator (backend "numpy") and on native code ("llvm"),
+so the two backends are checked against the same oracles; ``GRADC_BACKEND=numpy`` (or
+llvm, or c) runs one backend only.  Core modules opt in with
+``pytestmark = pytest.mark.usefixtures("core_backend")``.
 """
 import os
 
@@ -23,12 +24,15 @@ settings.register_profile("explore", deadline=None, derandomize=False, suppress_
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-@pytest.fixture
-def core_backend():
-    """Run the test on GRADC_BACKEND (default: the numpy reference evaluator); restore
-    gradc's global options afterwards."""
+CORE_BACKENDS = [os.environ["GRADC_BACKEND"]] if os.environ.get("GRADC_BACKEND") else ["numpy", "llvm"]
+
+
+@pytest.fixture(params=CORE_BACKENDS)
+def core_backend(request):
+    """Run the test on the numpy reference evaluator and on native code (or only on
+    GRADC_BACKEND when it is set); restore gradc's global options afterwards."""
     import gradc
-    backend = os.environ.get("GRADC_BACKEND", "numpy")
+    backend = request.param
     saved = gradc.config(backend=backend, debug_nans=False)
     try:
         yield backend
