@@ -23,3 +23,9 @@ from .numpy import (abs, cos, concatenate, dot, exp, expm1, log, log1p, log_soft
                     sum, take_along_axis, tanh, transpose, where, arange_like)
 from .tracing import trace  # noqa: F401
 from .explain import Explanation, explain  # noqa: F401,E402  (gradc.explain is the function)
+
+# Import the default backend's modules now rather than inside the first call (LLVM
+# itself starts on first use): a new process's first call should cost little more than
+# a steady call when its kernel is in the on-disk cache.
+if config()["backend"] == "llvm":
+    from .backends import llvm_backend as _llvm_backend  # noqa: F401,E402

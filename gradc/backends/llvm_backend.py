@@ -46,10 +46,13 @@ class Kernel:
 
     def __init__(self, graph: Graph):
         from .llvm_jit import init
+        blas = init()["blas"]
         s = schedule(graph, threads=init()["threads"])
         name = kernel_name(graph)
-        self.module = lower(s, name, init()["blas"])
-        self._attach(graph, s, name, Artifact(str(self.module), name, const_bytes(s)))
+        # What decides the code: the graph, its constants, the thread split, the BLAS
+        # interface (code_fingerprint() and the CPU are added by Artifact).
+        key = (str(graph), *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas))
+        self._attach(graph, s, name, Artifact(lambda: str(lower(s, name, blas)), name, key))
 
     def _attach(self, graph: Graph, s, name: str, artifact) -> None:
         """Everything the call path needs: the schedule (argument, output, workspace

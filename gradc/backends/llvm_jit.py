@@ -82,24 +82,49 @@ def optimize(mod: "llvm.ModuleRef") -> None:
     pb.getModulePassManager().run(mod, pb)
 
 
+_FINGERPRINT = None
+
+
+def code_fingerprint() -> str:
+    """A hash of the code that turns a graph into object code (the ops' lowerings, the
+    scheduler, the IR generator, vector math): part of every cache key, so a change to
+    gradc's code generator never reuses an entry it did not make."""
+    global _FINGERPRINT
+    if _FINGERPRINT is None:
+        import glob
+        import hashlib
+        here = os.path.dirname(os.path.abspath(__file__))
+        files = sorted(glob.glob(os.path.join(here, "*.py")) + glob.glob(os.path.join(here, "..", "ops", "*.py")))
+        h = hashlib.sha256()
+        for f in files:
+            with open(f, "rb") as fh:
+                h.update(fh.read())
+        _FINGERPRINT = h.hexdigest()
+    return _FINGERPRINT
+
+
 class Artifact:
-    """A compiled module: its IR before/after optimization, assembly, and entry address.
+    """A compiled kernel: its entry address, and on demand its IR before and after
+    optimization and its assembly.
 
-    Object code comes from the on-disk cache when an entry for exactly this IR, gradc
-    version, LLVM version and CPU exists; otherwise the IR is optimized and compiled and
-    the object stored.  Optimized IR and assembly are recomputed on demand after a hit."""
+    ``make_ir()`` builds the LLVM IR.  Object code comes from the on-disk cache when an
+    entry for ``key_parts`` (the scheduled graph and everything else that decides the
+    code), the gradc and LLVM versions and the CPU exists -- then no IR is built at all
+    unless someone asks to see it; otherwise the IR is built, optimized and compiled,
+    and the object stored."""
 
-    def __init__(self, raw_ir: str, name: str, cache_parts=()):
+    def __init__(self, make_ir, name: str, key_parts=()):
         from . import cache
         from .. import __version__
         s = init()
         self.name = name
-        self.raw_ir = prepare_ir(raw_ir)
+        self._make_ir = make_ir
+        self._raw = None
         self._optimized = None
         self._asm = None
         header = {"gradc": __version__, "llvm": ".".join(map(str, llvm.llvm_version_info)),
                   "cpu": s["cpu"], "features": s["features"], "name": name}
-        self.key = cache.make_key(self.raw_ir, *cache_parts, *header.values())
+        self.key = cache.make_key(code_fingerprint(), *key_parts, *header.values())
         with _lock:
             known = s.setdefault("loaded", {})
             if self.key in known:          # the same kernel compiled earlier in this process
@@ -117,6 +142,12 @@ class Artifact:
             if not self.address:
                 raise RuntimeError(f"internal: compiled code has no symbol {name}")
             known[self.key] = self.address
+
+    @property
+    def raw_ir(self) -> str:
+        if self._raw is None:
+            self._raw = prepare_ir(self._make_ir())
+        return self._raw
 
     def _optimize(self):
         s = init()
