@@ -76,11 +76,14 @@ def load(key: str, header: dict) -> bytes | None:
         return None
     path = os.path.join(d, key + ".o")
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # O_NONBLOCK: a FIFO planted in place of an entry must not block the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):   # a directory, FIFO, device: not an entry
+            return None
         why = _unsafe(st)
         if why:
             _warn_once(f"gradc: refusing to load cached code {path}: {why}")
@@ -88,6 +91,8 @@ def load(key: str, header: dict) -> bytes | None:
         with os.fdopen(fd, "rb") as f:
             fd = None
             data = f.read()
+    except OSError:                         # unreadable (EIO, EISDIR, ...): a miss
+        return None
     finally:
         if fd is not None:
             os.close(fd)
