@@ -274,9 +274,15 @@ static PyObject *parallel_for_address(PyObject *self, PyObject *unused) {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_parallel_for);
 }
 
+static PyObject *combine_address(PyObject *self, PyObject *unused) {
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_combine);
+}
+
 static PyMethodDef methods[] = {
     {"parallel_for_address", parallel_for_address, METH_NOARGS,
      "Address of gradc_parallel_for, the thread pool generated kernels call."},
+    {"combine_address", combine_address, METH_NOARGS,
+     "Address of gradc_combine, which merges per-chunk partial reductions."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_callpath", "gradc's native call path.", -1, methods};

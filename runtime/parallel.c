@@ -134,3 +134,34 @@ void gradc_parallel_for(gradc_task fn, void *ctx, int64_t n, int32_t chunks, int
     pthread_mutex_unlock(&pool.lock);
     pthread_mutex_unlock(&pool.busy);
 }
+
+/* Combine per-chunk partial reductions in chunk order: out[e] = op over t of
+ * partials[t * numel + e].  op: 0 sum, 1 max, 2 min (max/min propagate NaN, as numpy);
+ * dtype: 0 float64, 1 float32, 2 int64.  A library function rather than generated code:
+ * it is a few microseconds per call and keeps kernels (and their compile time) small. */
+#define GRADC_COMBINE(T, ISNAN)                                                          \
+    do {                                                                                 \
+        const T *p = (const T *)partials;                                                \
+        T *o = (T *)out;                                                                 \
+        for (int64_t e = 0; e < numel; e++) {                                            \
+            T acc = p[e];                                                                \
+            for (int64_t t = 1; t < chunks; t++) {                                       \
+                T v = p[t * numel + e];                                                  \
+                if (op == 0) acc = acc + v;                                              \
+                else if (ISNAN(acc)) continue;                                           \
+                else if (ISNAN(v)) acc = v;                                              \
+                else if (op == 1 ? v > acc : v < acc) acc = v;                           \
+            }                                                                            \
+            o[e] = acc;                                                                  \
+        }                                                                                \
+    } while (0)
+
+#define GRADC_NEVER_NAN(x) 0
+
+void gradc_combine(int32_t op, int32_t dtype, const void *partials, void *out, int64_t numel,
+                   int64_t chunks) {
+    if (chunks < 1) return;
+    if (dtype == 0) GRADC_COMBINE(double, __builtin_isnan);
+    else if (dtype == 1) GRADC_COMBINE(float, __builtin_isnan);
+    else GRADC_COMBINE(int64_t, GRADC_NEVER_NAN);
+}

@@ -491,8 +491,9 @@ class Codegen:
                     for n in local:
                         store_acc((n, b), idx)
 
-        blocked = r == 2 and any(is_reduce(n) and (stage_local(n) or (info[n]["acc"] is None and 0 in
-                                 self.g[n]["params"]["axes"])) for n in nest.roots)
+        # Blocking pays where rows have dot products (the matrix-vector pattern); elsewhere
+        # it mostly multiplies the code LLVM has to compile.
+        blocked = r == 2 and any(is_reduce(n) and stage_local(n) for n in nest.roots)
 
         def level(k, idx):
             outers = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]
@@ -587,23 +588,15 @@ class Codegen:
                 b.call(task, [ctx_p, z, n0, ir.Constant(I32, 0)])
                 b.store(ir.Constant(I64, 1), chunks)
         nch = b.load(chunks)
-        for r in crossing:
-            op = self.g[r]["op"]
-            ty = reg_type(self.g[r]["dtype"])
-            numel = self.numel(self.g[r]["shape"])
-            part = self.bufs[("partial", r)]
-
-            def combine_elem(e, r=r, op=op, ty=ty, numel=numel, part=part):
-                acc = self.alloca(ty, name=f"n{r}.combine")
-                b.store(_const(ty, self.IDENT[op]), acc)
-
-                def add_chunk(t):
-                    v = b.load(b.gep(part, [b.add(b.mul(t, numel), e)]))
-                    cur = b.load(acc)
-                    b.store(self.e.add(cur, v) if op == "sum" else self.combine(op, cur, v), acc)
-                self.loop(nch, add_chunk, name="chunk")
-                b.store(b.load(acc), b.gep(self.bufs[r], [e]))
-            self.loop(numel, combine_elem, name=f"n{r}.e")
+        comb = self.module.globals.get("gradc_combine")
+        if comb is None:
+            comb = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [I32, I32, vp, vp, I64, I64]),
+                               "gradc_combine")
+        for r in crossing:   # merge the chunks' partial results, in chunk order
+            op = {"sum": 0, "max": 1, "min": 2}[self.g[r]["op"]]
+            kind = {"f8": 0, "f4": 1, "i8": 2}[self.g[r]["dtype"].kind + str(self.g[r]["dtype"].itemsize)]
+            b.call(comb, [ir.Constant(I32, op), ir.Constant(I32, kind), b.bitcast(self.bufs[("partial", r)], vp),
+                          b.bitcast(self.bufs[r], vp), self.numel(self.g[r]["shape"]), nch])
         for t in range(T):   # chunks that did not run left their status at 0
             st = b.load(b.gep(st_arr, [z, ir.Constant(I64, t)]))
             b.store(b.or_(b.load(self.status), st), self.status)

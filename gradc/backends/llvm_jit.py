@@ -41,6 +41,7 @@ def init():
         try:   # the thread pool lives in the C call path extension
             from .. import _callpath
             llvm.add_symbol("gradc_parallel_for", _callpath.parallel_for_address())
+            llvm.add_symbol("gradc_combine", _callpath.combine_address())
             _state["threads"] = num_threads()
         except ImportError:
             pass
