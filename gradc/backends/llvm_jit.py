@@ -13,12 +13,10 @@ _lock = threading.RLock()
 _state: dict = {}
 
 # Reduction accumulators are named "acc"; only they get `reassoc`, which lets the loop
-# vectorizer split a sum into vector lanes, and `contract`, which (with `contract` on
-# multiplications) lets a product feeding an accumulator become one FMA.  An addition
-# without the flag is never fused, so element-wise results round as in numpy; nothing
-# gets flags that would change NaN, inf or signed-zero behaviour.
+# vectorizer split a sum into vector lanes.  Nothing else gets fast-math flags, so NaN,
+# inf and signed zeros behave as in numpy.  (No `contract` either: FMA contraction would
+# round a function's value differently in its forward and value_and_grad kernels.)
 _ACC = re.compile(r'(%"?acc(?:\.\d+)?"? = fadd) ')
-_MUL = re.compile(r'(= fmul) ')
 
 
 def init():
@@ -70,7 +68,7 @@ def host() -> tuple[str, str]:
 
 
 def prepare_ir(text: str) -> str:
-    return _MUL.sub(r"\1 contract ", _ACC.sub(r"\1 reassoc contract ", text))
+    return _ACC.sub(r"\1 reassoc ", text)
 
 
 def optimize(mod: "llvm.ModuleRef") -> None:
