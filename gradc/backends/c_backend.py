@@ -40,7 +40,7 @@ from ..errors import GradcError
 from ..graph import Graph
 from . import cache
 from .c_codegen import generate
-from .llvm_backend import Kernel, const_bytes, kernel_name
+from .llvm_backend import Kernel, compile_kernel, const_bytes, kernel_name
 from .schedule import schedule
 
 RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "runtime")
@@ -221,14 +221,4 @@ class CKernel(Kernel):
 
 
 def compile(graph: Graph, *, debug_nans=False):
-    if debug_nans:
-        from .numpy_backend import compile as np_compile
-        return np_compile(graph, debug_nans=True)
-    k = CKernel(graph)
-
-    def run(arrays):
-        return k(arrays)
-    run.artifact = k.artifact
-    run.kernel = k
-    run.make_plan = k.make_plan
-    return run
+    return compile_kernel(CKernel, graph, debug_nans)

@@ -133,11 +133,13 @@ def _remap(structure, index):
     return tuple(_remap(x, index) for x in structure)
 
 
-def compile(graph: Graph, *, debug_nans=False):
+def compile_kernel(kernel_cls, graph: Graph, debug_nans=False):
+    """``run(arrays)`` for a native backend's kernel class; checked mode (debug_nans)
+    runs the reference evaluator, which tests every node's value."""
     if debug_nans:
         from .numpy_backend import compile as np_compile
         return np_compile(graph, debug_nans=True)
-    k = Kernel(graph)
+    k = kernel_cls(graph)
 
     def run(arrays):
         return k(arrays)
@@ -145,3 +147,7 @@ def compile(graph: Graph, *, debug_nans=False):
     run.kernel = k
     run.make_plan = k.make_plan
     return run
+
+
+def compile(graph: Graph, *, debug_nans=False):
+    return compile_kernel(Kernel, graph, debug_nans)
