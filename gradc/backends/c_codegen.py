@@ -37,7 +37,7 @@ from .. import __version__
 from ..graph import fmt_type
 from ..ops import OPS
 from .schedule import workspace_layout
-from .schedule import Schedule, describe
+from .schedule import Schedule, broadcast_index, describe, view_index
 
 LIBM = {"exp", "log", "log1p", "expm1", "sqrt", "fabs", "sin", "cos", "tanh", "pow"}
 IDENT = {"sum": 0.0, "max": -np.inf, "min": np.inf}
@@ -255,9 +255,7 @@ class CCodegen:
 
     def _argidx(self, arg, out_shape, idx):
         """Broadcasting: the index of ``arg`` that feeds element ``idx`` of the result."""
-        s = self.g[arg]["shape"]
-        r, ra = len(out_shape), len(s)
-        return ["0" if s[k] == 1 else idx[r - ra + k] for k in range(ra)]
+        return broadcast_index(self.g[arg]["shape"], len(out_shape), idx, "0")
 
     def _val(self, nid, idx) -> str:
         d = self.g[nid]
@@ -279,22 +277,16 @@ class CCodegen:
         return getattr(self, "_view_" + op)(nid, d, idx)
 
     def _view_broadcast_to(self, nid, d, idx):
-        a = d["args"][0]
-        return self.val(a, self._argidx(a, d["shape"], idx))
+        return self.val(d["args"][0], view_index(self.g, nid, d["args"][0], idx, "0"))
 
-    def _view_transpose(self, nid, d, idx):
-        perm = d["params"]["perm"]
-        inner = [None] * len(perm)
-        for j, p in enumerate(perm):
-            inner[p] = idx[j]
-        return self.val(d["args"][0], inner)
+    _view_transpose = _view_broadcast_to   # a permutation of the index (view_index)
 
     def _view_reshape(self, nid, d, idx):
         a = d["args"][0]
         ins, outs = self.g[a]["shape"], d["shape"]
-        if [x for x in ins if x != 1] == [x for x in outs if x != 1]:
-            it = iter([i for i, s in zip(idx, outs) if s != 1])
-            return self.val(a, ["0" if s == 1 else next(it) for s in ins])
+        plain = view_index(self.g, nid, a, idx, "0")   # only size-1 axes added or dropped
+        if plain is not None:
+            return self.val(a, plain)
         flat = self.fresh(f"flat{nid}")     # general reshape: linearize, then delinearize
         self.w.line(f"const int64_t {flat} = {self.offset(outs, idx)};", self.describe(nid))
         inner, rest = [], flat

@@ -24,7 +24,7 @@ from llvmlite import ir
 from ..graph import Graph
 from ..ops import OPS
 from . import vecmath
-from .schedule import ALIGN, Schedule, workspace_bytes, workspace_layout  # noqa: F401
+from .schedule import ALIGN, Schedule, broadcast_index, view_index, workspace_bytes, workspace_layout  # noqa: F401
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
@@ -249,9 +249,7 @@ class Codegen:
 
     def _argidx(self, arg, out_shape, idx):
         """Broadcasting: the index of ``arg`` that feeds element ``idx`` of the result."""
-        s = self.g[arg]["shape"]
-        r, ra = len(out_shape), len(s)
-        return [ir.Constant(I64, 0) if s[k] == 1 else idx[r - ra + k] for k in range(ra)]
+        return broadcast_index(self.g[arg]["shape"], len(out_shape), idx, ir.Constant(I64, 0))
 
     def _val(self, nid, idx):
         g, d = self.g, self.g[nid]
@@ -272,22 +270,16 @@ class Codegen:
         return getattr(self, "_view_" + op)(nid, d, idx)
 
     def _view_broadcast_to(self, nid, d, idx):
-        a = d["args"][0]
-        return self.val(a, self._argidx(a, d["shape"], idx))
+        return self.val(d["args"][0], view_index(self.g, nid, d["args"][0], idx, ir.Constant(I64, 0)))
 
-    def _view_transpose(self, nid, d, idx):
-        perm = d["params"]["perm"]
-        inner = [None] * len(perm)
-        for j, p in enumerate(perm):
-            inner[p] = idx[j]
-        return self.val(d["args"][0], inner)
+    _view_transpose = _view_broadcast_to   # a permutation of the index (view_index)
 
     def _view_reshape(self, nid, d, idx):
         a = d["args"][0]
         ins, outs = self.g[a]["shape"], d["shape"]
-        if [x for x in ins if x != 1] == [x for x in outs if x != 1]:
-            it = iter([i for i, s in zip(idx, outs) if s != 1])
-            return self.val(a, [ir.Constant(I64, 0) if s == 1 else next(it) for s in ins])
+        plain = view_index(self.g, nid, a, idx, ir.Constant(I64, 0))   # only size-1 axes added or dropped
+        if plain is not None:
+            return self.val(a, plain)
         flat = self.offset(outs, idx)  # general reshape: linearize, then delinearize
         inner = []
         for k in range(len(ins) - 1, -1, -1):

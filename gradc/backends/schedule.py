@@ -202,10 +202,42 @@ def _cost(nodes, g, roots):
                if n not in roots and g[n]["op"] not in ("input", "const"))
 
 
-def _arg_map(g, n, a, m):
-    """Index map of argument ``a`` of node ``n`` given ``n``'s own map ``m``."""
-    if m is None:
+def broadcast_index(arg_shape, out_rank: int, idx, zero):
+    """numpy broadcasting: the index of an argument of ``arg_shape`` that feeds element
+    ``idx`` of a result of rank ``out_rank`` (``zero`` where the argument has size 1)."""
+    ra = len(arg_shape)
+    return [zero if arg_shape[k] == 1 else idx[out_rank - ra + k] for k in range(ra)]
+
+
+def view_index(g: Graph, n: int, a: int, idx, zero):
+    """The index of argument ``a`` that element ``idx`` of node ``n`` reads, when ``n`` is
+    element-wise, a broadcast, a transpose, or a reshape that only adds or drops size-1
+    axes; None for any other op.  Entries of ``idx`` are passed through (loop indices in
+    the code generators, domain positions in the scheduler), ``zero`` fills broadcast
+    axes.  The one definition of these index maps for the scheduler and both lowerings."""
+    if idx is None:
         return None
+    dn, da = g[n], g[a]
+    op = dn["op"]
+    s_out, s_in = dn["shape"], da["shape"]
+    if OPS[op].kind == "elementwise" or op == "broadcast_to":
+        return broadcast_index(s_in, len(s_out), idx, zero)
+    if op == "reshape" and [x for x in s_in if x != 1] == [x for x in s_out if x != 1]:
+        it = iter([i for i, x in zip(idx, s_out) if x != 1])
+        return [zero if x == 1 else next(it) for x in s_in]
+    if op == "transpose":
+        inner = [None] * len(idx)
+        for j, p in enumerate(dn["params"]["perm"]):
+            inner[p] = idx[j]
+        return inner
+    return None
+
+
+def _arg_map(g, n, a, m):
+    """Index map of argument ``a`` of node ``n`` given ``n``'s own map ``m``: for each
+    dimension of ``a``, the domain axis indexing it (None: always 0)."""
+    r = view_index(g, n, a, m, None)
+    return None if r is None else tuple(r)
     dn, da = g[n], g[a]
     op = dn["op"]
     s_out, s_in = dn["shape"], da["shape"]
