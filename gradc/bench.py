@@ -24,6 +24,18 @@ For every cell (a model of :mod:`gradc.bench_models` at a size):
    each implementation gets about 0.2 s per cell (0.1 s forward, 0.1 s gradient; at
    least 5 batches), ``--quick`` a tenth of that, ``--repeat R`` scales it.
    ratio = median gradc / median numpy (below 1: gradc is faster).
+   *Settling.*  Thread pools keep spinning after a call: OpenBLAS's workers (numpy's
+   matrix products, and gradc's, which call the same OpenBLAS) spin for about 120 ms
+   after every BLAS call (measured on the dev machine with ``/proc/self/task/*/stat``),
+   PyTorch's OpenMP and XLA's pools likewise.  On a 2-core machine a spinning thread
+   left behind by one implementation takes a core from the next one, so naive
+   interleaving would time each implementation against its predecessor's pool.  Before
+   an implementation's turn in a round, the benchmark therefore waits until no other
+   thread of the process has run for 5 ms (per-thread CPU time from
+   ``/proc/self/task/*/schedstat``; at most 0.5 s), then makes one untimed call (which
+   wakes the implementation's own pool, as in a training loop) before timing.  Each
+   implementation is thus timed as it runs in a program of its own; ``--no-settle``
+   times the naive interleaving instead.
 4. *Floors.*  :data:`FLOORS` holds the ratio each float64 value_and_grad cell must
    reach; the table marks each cell, the exit status is 0 regardless.
 5. *Memory* (large size only): the peak memory of one value_and_grad call, for gradc
@@ -307,7 +319,53 @@ def _timed(fn, args, k):
     return time.perf_counter() - t0
 
 
-def measure(entries: dict, budget: float, min_batches: int, rounds: int, progress=None, label="") -> dict:
+def _other_threads_cpu_ns():
+    """CPU time (ns) used so far by this process's threads other than the caller, or
+    None where /proc/self/task/*/schedstat does not exist."""
+    import threading
+    me = threading.get_native_id()
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    total = 0
+    for tid in tids:
+        if tid == str(me):
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue   # the thread exited meanwhile
+    return total
+
+
+SETTLE_QUIET_S = 0.005     # other threads idle this long: their pools have gone to sleep
+SETTLE_TIMEOUT_S = 0.5
+
+
+def settle(quiet_s=SETTLE_QUIET_S, timeout_s=SETTLE_TIMEOUT_S) -> dict:
+    """Wait until no other thread of this process has used the CPU for ``quiet_s``
+    (spinning thread pools have gone to sleep).  Returns {"waited_s", "settled"}."""
+    t0 = time.perf_counter()
+    last = _other_threads_cpu_ns()
+    if last is None:
+        return {"waited_s": 0.0, "settled": False}
+    quiet_since = t0
+    while True:
+        time.sleep(0.001)
+        now, used = time.perf_counter(), _other_threads_cpu_ns()
+        if used - last > 50_000:          # more than 50 us of CPU in the last poll: busy
+            quiet_since = now
+        last = used
+        if now - quiet_since >= quiet_s:
+            return {"waited_s": now - t0, "settled": True}
+        if now - t0 >= timeout_s:
+            return {"waited_s": now - t0, "settled": False}
+
+
+def measure(entries: dict, budget: float, min_batches: int, rounds: int, progress=None, label="",
+            settle_between=True, settling=None) -> dict:
     """Interleaved timing.  ``entries``: {key: (fn, args)}.  Returns {key: stats}.
 
     A call's time is estimated from the fastest of a few calibration calls (one call
@@ -316,7 +374,10 @@ def measure(entries: dict, budget: float, min_batches: int, rounds: int, progres
     then follows from the budget.  Rounds go round-robin over the entries, rotating
     which goes first; within a round an entry stops early once it has used three times
     its share of the budget (at least one batch a round), so a machine far slower than
-    the estimate does not make the run last forever."""
+    the estimate does not make the run last forever.  With ``settle_between``, when the
+    implementation (the first item of a key) changes, the other threads of the process
+    are first given time to go idle (:func:`settle`) and one untimed call is made; the
+    waits are tallied in the dict ``settling`` if one is given."""
     plan = {}
     for key, (fn, args) in entries.items():
         times, cal = [], min(budget / 10, 0.02)
@@ -330,6 +391,9 @@ def measure(entries: dict, budget: float, min_batches: int, rounds: int, progres
         plan[key] = {"k": k, "batches": nb, "estimate_s": per_call, "times": []}
     keys = list(entries)
     n_rounds = max(1, min(rounds, min(p["batches"] for p in plan.values())))
+    settling = {} if settling is None else settling
+    settling.update(waits=0, waited_s=0.0, timeouts=0)
+    previous_impl = None
     gc_was = gc.isenabled()
     gc.disable()
     try:
@@ -340,6 +404,14 @@ def measure(entries: dict, budget: float, min_batches: int, rounds: int, progres
             for key in order:
                 p = plan[key]
                 fn, args = entries[key]
+                impl = key[0] if isinstance(key, tuple) else key
+                if settle_between and impl != previous_impl:
+                    st = settle()
+                    settling["waits"] += 1
+                    settling["waited_s"] += st["waited_s"]
+                    settling["timeouts"] += not st["settled"]
+                    fn(*args)
+                previous_impl = impl
                 todo = (p["batches"] * (r + 1)) // n_rounds - (p["batches"] * r) // n_rounds
                 cap = 3 * budget / n_rounds
                 spent = 0.0
@@ -450,7 +522,9 @@ def run_cell(model, size, dtype, settings, peers, progress, label) -> dict:
         except Exception as e:  # noqa: BLE001
             cell["check"][peer] = {"ok": False, "max_rel_err": None, "why": f"{type(e).__name__}: {e}"}
 
-    stats = measure(entries, settings["budget_s"], settings["min_batches"], settings["rounds"], progress, label)
+    cell["settling"] = {}
+    stats = measure(entries, settings["budget_s"], settings["min_batches"], settings["rounds"], progress, label,
+                    settle_between=settings.get("settle", True), settling=cell["settling"])
     for (impl, mode), s in stats.items():
         cell["times"][mode][impl] = s
     for mode in MODES:
@@ -547,7 +621,7 @@ def measure_memory(model_names, size, dtype, progress) -> dict:
 
 # ----------------------------------------------------------------------------- driver
 def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=1.0, warm_cache=False,
-                  memory=True, peers=True, progress=None) -> dict:
+                  memory=True, peers=True, progress=None, settle=True) -> dict:
     """Run the benchmark and return the results (the ``--json`` document)."""
     import gradc
     models = list(models or MODELS)
@@ -557,7 +631,7 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
                 "budget_s": BUDGET_S * repeat * (QUICK_FACTOR if quick else 1.0),
                 "min_batches": QUICK_MIN_BATCHES if quick else MIN_BATCHES,
                 "rounds": QUICK_ROUNDS if quick else ROUNDS,
-                "batch_s": BATCH_S, "warm_cache": warm_cache}
+                "batch_s": BATCH_S, "warm_cache": warm_cache, "settle": settle}
     doc = {"schema": SCHEMA, "tool": "gradc bench", "dtype": dtype, "models": models, "sizes": sizes,
            "settings": settings, "machine": machine_info(), "floors": FLOORS,
            "rtol": RTOL[dtype], "cells": [], "memory": None}
@@ -706,6 +780,16 @@ def render_table(doc, stream=None) -> str:
     lines.append(f"timing: interleaved round-robin, {st['rounds']} rounds, about {st['budget_s']:.2g} s per "
                  f"implementation and mode per cell (at least {st['min_batches']} batches); "
                  f"run took {doc['elapsed_s']:.0f} s")
+    if st.get("settle", True):
+        waits = [c.get("settling", {}) for c in doc["cells"]]
+        n, t = sum(w.get("waits", 0) for w in waits), sum(w.get("waited_s", 0.0) for w in waits)
+        late = sum(w.get("timeouts", 0) for w in waits)
+        lines.append(f"settling: before each implementation's turn, other threads (OpenBLAS, OpenMP pools) were "
+                     f"let go idle: {n} waits, {t:.1f} s in all" + (f", {late} timed out" if late else "")
+                     + " (--no-settle: time the naive interleaving)")
+    else:
+        lines.append("settling: off (--no-settle): each implementation is timed right after the previous one, "
+                     "whose thread pools may still be spinning")
     return "\n".join(lines)
 
 
@@ -822,6 +906,7 @@ def main(args, out) -> int:
             plot_path = None
     progress = Progress(sys.stderr, enabled=not args.no_progress)
     doc = run_benchmark(models, sizes, args.dtype, quick=args.quick, repeat=args.repeat,
+                        settle=not getattr(args, "no_settle", False),
                         warm_cache=args.warm_cache, memory=not args.no_memory, peers=not args.no_peers,
                         progress=progress)
     print(render_table(doc, out), file=out)
@@ -857,6 +942,9 @@ def add_arguments(p):
     p.add_argument("--no-memory", action="store_true",
                    help="skip the peak-memory measurement at the large size (two subprocesses per model)")
     p.add_argument("--no-peers", action="store_true", help="do not time JAX / PyTorch even if installed")
+    p.add_argument("--no-settle", action="store_true",
+                   help="do not wait for the previous implementation's thread pools (OpenBLAS, OpenMP) to go idle "
+                        "before timing the next one (see the module docstring)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
 
 

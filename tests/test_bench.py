@@ -6,6 +6,8 @@ import dataclasses
 import json
 import os
 import subprocess
+import threading
+import time
 import sys
 
 import numpy as np
@@ -118,6 +120,47 @@ def test_measure_interleaves_and_reports_medians():
     last_a = max(i for i, t in enumerate(calls) if t == "a")
     first_b = min(i for i, t in enumerate(calls) if t == "b")
     assert first_b < last_a
+
+
+def _spin(seconds):
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        pass
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs /proc/self/task/*/schedstat")
+def test_settle_waits_for_a_spinning_thread_to_stop():
+    """A thread spinning for 0.15 s (as OpenBLAS's workers do after a call) holds settle()
+    back until it stops; a thread that never stops makes it give up at the timeout."""
+    th = threading.Thread(target=_spin, args=(0.15,))
+    t0 = time.perf_counter()
+    th.start()
+    st = bench.settle(quiet_s=0.005, timeout_s=2.0)
+    th.join()
+    assert st["settled"] and st["waited_s"] >= 0.1, st
+    assert time.perf_counter() - t0 >= 0.15
+    quiet = bench.settle(quiet_s=0.005, timeout_s=2.0)       # nobody else runs now
+    assert quiet["settled"] and quiet["waited_s"] < 0.1, quiet
+    th = threading.Thread(target=_spin, args=(0.6,))
+    th.start()
+    busy = bench.settle(quiet_s=0.005, timeout_s=0.2)
+    th.join()
+    assert not busy["settled"] and 0.2 <= busy["waited_s"] < 0.5, busy
+
+
+def test_measure_settles_between_implementations():
+    calls, settling = [], {}
+
+    def f(tag):
+        calls.append(tag)
+    bench.measure({("a", "x"): (f, ("a",)), ("a", "y"): (f, ("a",)), ("b", "x"): (f, ("b",))},
+                  budget=0.002, min_batches=3, rounds=3, settling=settling)
+    # a wait whenever the implementation changes: a->b and b->a in each of 3 rounds (rotated)
+    assert settling["waits"] >= 4 and settling["timeouts"] == 0, settling
+    off = {}
+    bench.measure({"a": (f, ("a",)), "b": (f, ("b",))}, budget=0.002, min_batches=3, rounds=3,
+                  settle_between=False, settling=off)
+    assert off["waits"] == 0
 
 
 # ----------------------------------------------------------------------------- the command
