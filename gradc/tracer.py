@@ -103,15 +103,18 @@ class Builder:
         if arr.dtype == object or arr.dtype.kind not in "biuf":
             raise UnsupportedError(f"constant of dtype {arr.dtype} is not supported "
                                    "(expected a float, int or bool array)")
+        # Small constants are shared by content, big ones by identity.  The entry keeps
+        # `value` alive: otherwise a temporary (`x[np.arange(n), labels]`) could be freed
+        # and a later one reuse its id, and two different constants would become one.
         key = (arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 64 else ("id", id(value))
         hit = self.consts.get(key)
         if hit is not None:
-            return hit
+            return hit[1]
         arr = arr.copy()
         arr.flags.writeable = False
         v = Value(self, self.graph.add("const", (), shape=arr.shape, dtype=arr.dtype,
                                        params={"value": arr}, role=self.role))
-        self.consts[key] = v
+        self.consts[key] = (value, v)
         return v
 
     def capture(self, v: "Value") -> "Value":

@@ -254,3 +254,22 @@ def test_bool_inputs():
                                   np.where(BOOLS, x[:3], -x[:3]))
     assert gradc.jit(lambda b: gnp.sum(b))(BOOLS) == 2
     np.testing.assert_array_equal(gradc.jit(lambda b: ~b & b)(BOOLS), np.zeros(3, bool))
+
+
+@pytest.mark.parametrize("rows", [7, 100, 203])
+def test_two_temporary_index_arrays_stay_distinct(rows, core_backend):
+    """`z[np.arange(n), labels]`: both index arrays are temporaries of the same size; a
+    constant cache keyed by id() once merged them when the first was freed before the
+    second was made (found with 100+ rows, where constants are not keyed by content)."""
+    rng = np.random.default_rng(rows)
+    X, W = rng.standard_normal((rows, 3)), rng.standard_normal((3, 4))
+    labels = rng.integers(0, 4, rows)
+
+    def loss(W, X):
+        z = X @ W
+        return gradc.sum(z[np.arange(rows), labels])
+    v, g = gradc.value_and_grad(loss, backend=core_backend)(W, X)
+    onehot = np.zeros((rows, 4))
+    onehot[np.arange(rows), labels] = 1.0
+    np.testing.assert_allclose(v, np.sum((X @ W)[np.arange(rows), labels]), rtol=1e-12)
+    np.testing.assert_allclose(g, X.T @ onehot, rtol=1e-12, atol=1e-13)
