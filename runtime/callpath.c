@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "parallel.c"
+#include "skinny.c"
 
 #define MAXDIM 8
 #define MAXARGS 64
@@ -278,11 +279,17 @@ static PyObject *combine_address(PyObject *self, PyObject *unused) {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_combine);
 }
 
+static PyObject *skinny_gemm_address(PyObject *self, PyObject *unused) {
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_skinny_gemm);
+}
+
 static PyMethodDef methods[] = {
     {"parallel_for_address", parallel_for_address, METH_NOARGS,
      "Address of gradc_parallel_for, the thread pool generated kernels call."},
     {"combine_address", combine_address, METH_NOARGS,
      "Address of gradc_combine, which merges per-chunk partial reductions."},
+    {"skinny_gemm_address", skinny_gemm_address, METH_NOARGS,
+     "Address of gradc_skinny_gemm, matrix products with at most 16 columns (runtime/skinny.c)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_callpath", "gradc's native call path.", -1, methods};

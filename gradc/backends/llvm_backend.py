@@ -51,7 +51,7 @@ class Kernel:
         name = kernel_name(graph)
         # What decides the code: the graph, its constants, the thread split, the BLAS
         # interface (code_fingerprint() and the CPU are added by Artifact).
-        key = (str(graph), *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas))
+        key = (str(graph), *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")))
         self._attach(graph, s, name, Artifact(lambda: str(lower(s, name, blas)), name, key))
 
     def _attach(self, graph: Graph, s, name: str, artifact) -> None:

@@ -649,10 +649,17 @@ class Codegen:
             if ops is None:
                 self.matmul_loops(nid, a, bb, k, m, n)
                 return
-            # Every product goes to BLAS when it is there: OpenBLAS's small-matrix path
-            # costs about a microsecond, and not emitting a vectorized loop fallback
-            # keeps compile time down.
-            self.call_gemm(nid, ops, m, n, k, ty)
+            # Every product goes to a library when there is one: OpenBLAS's small-matrix
+            # path costs about a microsecond, and not emitting a vectorized loop fallback
+            # keeps compile time down.  Products with at most 16 columns (a softmax's
+            # classes, a layer's few outputs) first try gradc's narrow kernels, several
+            # times faster there than OpenBLAS (runtime/skinny.c); wider ones return 1.
+            if self.blas.get("skinny") and not ops[1][1]:
+                done = self.call_skinny(nid, ops, m, n, k, ty)
+                with b.if_then(b.icmp_signed("!=", done, ir.Constant(I32, 0)), likely=False):
+                    self.call_gemm(nid, ops, m, n, k, ty)
+            else:
+                self.call_gemm(nid, ops, m, n, k, ty)
 
     def blas_operands(self, a, bb):
         """(base node, transposed?) for each operand when BLAS can read it in place."""
@@ -667,6 +674,26 @@ class Codegen:
                 return None
         return out
 
+    def ld(self, x):
+        """Leading dimension of a stored matrix: its row length, at least 1."""
+        b = self.b
+        cols = self.size(self.g[x]["shape"][1])
+        return b.select(b.icmp_signed(">", cols, ir.Constant(I64, 1)), cols, ir.Constant(I64, 1))
+
+    def call_skinny(self, nid, ops, m, n, k, ty):
+        """gradc_skinny_gemm (runtime/skinny.c): 0 when it computed the product."""
+        vp = I8.as_pointer()
+        fn = self.module.globals.get("gradc_skinny_gemm")
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(I32, [I32, I32, I64, I64, I64, vp, I64, vp, I64, vp, I64, I32]),
+                             "gradc_skinny_gemm")
+        (xa, ta), (xb, _) = ops
+        b = self.b
+        cast = lambda x: b.bitcast(self.bufs[x], vp)  # noqa: E731
+        return b.call(fn, [ir.Constant(I32, 0 if ty == F64 else 1), ir.Constant(I32, 1 if ta else 0), m, n, k,
+                           cast(xa), self.ld(xa), cast(xb), self.ld(xb), cast(nid), self.ld(nid),
+                           ir.Constant(I32, self.s.pool_threads)])
+
     def call_gemm(self, nid, ops, m, n, k, ty):
         b = self.b
         iw = ir.IntType(self.blas["int"])
@@ -677,9 +704,8 @@ class Codegen:
             fnty = ir.FunctionType(ir.VoidType(), [I32, I32, I32, iw, iw, iw, ty, fp, iw, fp, iw, ty, fp, iw])
             fn = ir.Function(self.module, fnty, name)
 
-        def ld(x):  # leading dimension: the row length of the stored matrix, at least 1
-            cols = self.size(self.g[x]["shape"][1])
-            return self.convert(b.select(b.icmp_signed(">", cols, ir.Constant(I64, 1)), cols, ir.Constant(I64, 1)), iw)
+        def ld(x):
+            return self.convert(self.ld(x), iw)
         (xa, ta), (xb, tb) = ops
         args = [ir.Constant(I32, 101), ir.Constant(I32, 112 if ta else 111), ir.Constant(I32, 112 if tb else 111),
                 self.convert(m, iw), self.convert(n, iw), self.convert(k, iw), _const(ty, 1.0),

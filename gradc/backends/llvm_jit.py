@@ -40,6 +40,9 @@ def init():
             from .. import _callpath
             llvm.add_symbol("gradc_parallel_for", _callpath.parallel_for_address())
             llvm.add_symbol("gradc_combine", _callpath.combine_address())
+            if found:   # narrow products (N <= 16) run gradc's own kernels (runtime/skinny.c)
+                llvm.add_symbol("gradc_skinny_gemm", _callpath.skinny_gemm_address())
+                found["skinny"] = True
             _state["threads"] = num_threads()
         except ImportError:
             pass

@@ -1,0 +1,218 @@
+/* Matrix products with a narrow right operand: C[M,N] = op(A) @ B with N small (a
+ * linear layer with a few outputs, the 10 classes of a softmax, their gradients).
+ *
+ * Why not BLAS: OpenBLAS runs X[65536,512] @ W[512,10] at about 17 GFLOP/s (measured
+ * here), several times slower than reading X from memory, because its kernels are tuned
+ * for wide products.  With N <= 16, a row of C fits in a few vector registers:
+ *
+ *   NN (C = A @ B):    4 rows of A at a time, each element of a row broadcast against
+ *                      the (packed, zero-padded) row of B and accumulated in registers;
+ *   TN (C = A^T @ B):  A is stored [K, M] (the usual X^T @ G of a gradient): 4 rows of
+ *                      A and of B at a time; the 4 rows of B stay in registers while
+ *                      each column i of A updates row i of C.
+ *
+ * Both read A exactly once, from start to end.  Threads split the rows of C into
+ * chunks (gradc_parallel_for); every element of C is summed in the same order whatever
+ * the thread count, so results do not change from run to run.
+ *
+ * target_clones compiles each kernel for AVX-512, AVX2+FMA and baseline x86-64; the
+ * loader picks the best the CPU has.  Included by callpath.c after parallel.c.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GRADC_SKINNY_MAX_N 16
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(GRADC_NO_CLONES)
+#define GRADC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define GRADC_CLONES
+#endif
+
+typedef struct {
+    int tn;                 /* 0: C = A @ B (A is [M,K]); 1: C = A^T @ B (A is [K,M]) */
+    int64_t M, N, K, lda, ldb, ldc;
+    const void *A, *B;
+    void *C;
+    const void *Bp;         /* NN: B packed to [K, NP], zero-padded */
+    int np;
+    int *failed;            /* set when a chunk could not allocate its accumulator */
+} skinny_args;
+
+/* 32-byte vectors (4 doubles, 8 floats): ymm registers on AVX2/AVX-512 hosts, pairs of
+ * xmm on baseline x86-64.  NV vectors make a padded row of C (NP = NV * lanes). */
+typedef double vd __attribute__((vector_size(32)));
+typedef float vf __attribute__((vector_size(32)));
+
+static inline vd vload_d(const double *p) { vd v; memcpy(&v, p, sizeof v); return v; }
+static inline vf vload_f(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void vstore_d(double *p, vd v) { memcpy(p, &v, sizeof v); }
+static inline void vstore_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
+#define SPLAT_double(x) ((vd){(x), (x), (x), (x)})
+#define SPLAT_float(x) ((vf){(x), (x), (x), (x), (x), (x), (x), (x)})
+#define SPLAT(V, T, x) SPLAT_##T(x)
+
+/* NN, rows [r0, r1) of C, RB rows at a time: acc[RB][NV] lives in registers; for each k
+ * the packed row k of B (NV vectors) meets the RB broadcast elements A[i..i+RB, k]. */
+#define SKINNY_NN(T, V, NV, RB)                                                              \
+    GRADC_CLONES static void skinny_nn_##T##_##NV(const skinny_args *s, int64_t r0, int64_t r1) { \
+        enum { L = sizeof(V) / sizeof(T), NP = NV * L };                                     \
+        const T *A = (const T *)s->A, *Bp = (const T *)s->Bp;                               \
+        T *C = (T *)s->C;                                                                    \
+        int64_t K = s->K, N = s->N, lda = s->lda, ldc = s->ldc, i = r0;                      \
+        for (; i < r1; i += RB) {                                                            \
+            int rb = r1 - i < RB ? (int)(r1 - i) : RB;                                       \
+            V acc[RB][NV];                                                                   \
+            const T *a[RB];                                                                  \
+            for (int r = 0; r < RB; r++) {                                                   \
+                a[r] = A + (i + (r < rb ? r : 0)) * lda;  /* short block: repeat row 0 */     \
+                for (int v = 0; v < NV; v++) acc[r][v] = (V){0};                             \
+            }                                                                                \
+            for (int64_t k = 0; k < K; k++) {                                                \
+                V b[NV];                                                                     \
+                for (int v = 0; v < NV; v++) memcpy(&b[v], Bp + k * NP + v * L, sizeof(V));  \
+                for (int r = 0; r < RB; r++) {                                               \
+                    V x = SPLAT(V, T, a[r][k]);                                              \
+                    for (int v = 0; v < NV; v++) acc[r][v] += x * b[v];                      \
+                }                                                                            \
+            }                                                                                \
+            for (int r = 0; r < rb; r++) {                                                   \
+                T row[NP];                                                                   \
+                memcpy(row, acc[r], sizeof(row));                                            \
+                memcpy(C + (i + r) * ldc, row, (size_t)N * sizeof(T));                       \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+/* TN, rows [i0, i1) of C = columns [i0, i1) of A (A is [K, M]).  Rows of A are read
+ * once, in order: RB rows of B stay in registers (RB x NV vectors) while column i of
+ * those RB rows of A updates row i of C, accumulated in a local block of up to
+ * SKINNY_TN_COLS rows of C (at most 256 KB: it stays in L2) written once at the end. */
+#define SKINNY_TN_COLS 2048
+#define SKINNY_TN(T, V, NV, RB)                                                              \
+    GRADC_CLONES static void skinny_tn_##T##_##NV(const skinny_args *s, int64_t i0, int64_t i1) { \
+        enum { L = sizeof(V) / sizeof(T), NP = NV * L };                                     \
+        const T *A = (const T *)s->A, *B = (const T *)s->B;                                 \
+        T *C = (T *)s->C;                                                                    \
+        int64_t K = s->K, N = s->N, lda = s->lda, ldb = s->ldb, ldc = s->ldc;                \
+        int64_t width = i1 - i0 < SKINNY_TN_COLS ? i1 - i0 : SKINNY_TN_COLS;                 \
+        V (*acc)[NV] = aligned_alloc(64, ((size_t)width * sizeof(V) * NV + 63) & ~(size_t)63); \
+        if (!acc) { s->failed[0] = 1; return; }                                              \
+        for (int64_t c0 = i0; c0 < i1; c0 += SKINNY_TN_COLS) {                               \
+            int64_t nc = i1 - c0 < SKINNY_TN_COLS ? i1 - c0 : SKINNY_TN_COLS;                \
+            for (int64_t c = 0; c < nc; c++)                                                 \
+                for (int v = 0; v < NV; v++) acc[c][v] = (V){0};                             \
+            for (int64_t r = 0; r < K; r += RB) {                                            \
+                int rb = K - r < RB ? (int)(K - r) : RB;                                     \
+                V d[RB][NV];                                                                 \
+                const T *x[RB];                                                              \
+                for (int q = 0; q < RB; q++) {                                               \
+                    T row[NP] = {0};                                                         \
+                    if (q < rb) memcpy(row, B + (r + q) * ldb, (size_t)N * sizeof(T));       \
+                    memcpy(d[q], row, sizeof(row));    /* missing rows: zeros */              \
+                    x[q] = A + (r + (q < rb ? q : 0)) * lda + c0;                            \
+                }                                                                            \
+                for (int64_t c = 0; c < nc; c++) {                                           \
+                    V t[NV];                                                                 \
+                    for (int v = 0; v < NV; v++) t[v] = acc[c][v];                           \
+                    for (int q = 0; q < RB; q++) {                                           \
+                        V a = SPLAT(V, T, x[q][c]);                                          \
+                        for (int v = 0; v < NV; v++) t[v] += a * d[q][v];                    \
+                    }                                                                        \
+                    for (int v = 0; v < NV; v++) acc[c][v] = t[v];                           \
+                }                                                                            \
+            }                                                                                \
+            for (int64_t c = 0; c < nc; c++) {                                               \
+                T row[NP];                                                                   \
+                memcpy(row, acc[c], sizeof(row));                                            \
+                memcpy(C + (c0 + c) * ldc, row, (size_t)N * sizeof(T));                      \
+            }                                                                                \
+        }                                                                                    \
+        free(acc);                                                                           \
+    }
+
+SKINNY_NN(double, vd, 1, 4)
+SKINNY_NN(double, vd, 2, 4)
+SKINNY_NN(double, vd, 3, 4)
+SKINNY_NN(double, vd, 4, 2)
+SKINNY_NN(float, vf, 1, 4)
+SKINNY_NN(float, vf, 2, 4)
+SKINNY_TN(double, vd, 1, 4)
+SKINNY_TN(double, vd, 2, 4)
+SKINNY_TN(double, vd, 3, 4)
+SKINNY_TN(double, vd, 4, 2)
+SKINNY_TN(float, vf, 1, 4)
+SKINNY_TN(float, vf, 2, 4)
+
+typedef void (*skinny_fn)(const skinny_args *, int64_t, int64_t);
+
+static skinny_fn skinny_pick(int dtype, int tn, int64_t N, int *np) {
+    if (dtype == 0) {
+        int nv = (int)((N + 3) / 4);
+        *np = 4 * nv;
+        switch (nv) {
+        case 1: return tn ? skinny_tn_double_1 : skinny_nn_double_1;
+        case 2: return tn ? skinny_tn_double_2 : skinny_nn_double_2;
+        case 3: return tn ? skinny_tn_double_3 : skinny_nn_double_3;
+        default: return tn ? skinny_tn_double_4 : skinny_nn_double_4;
+        }
+    }
+    *np = N <= 8 ? 8 : 16;
+    if (*np == 8) return tn ? skinny_tn_float_1 : skinny_nn_float_1;
+    return tn ? skinny_tn_float_2 : skinny_nn_float_2;
+}
+
+typedef struct {
+    skinny_fn fn;
+    const skinny_args *args;
+    int64_t rows, step;     /* chunks cover units of `step` rows of C */
+} skinny_task;
+
+static void skinny_run_chunk(void *ctx, int64_t start, int64_t end, int32_t chunk) {
+    (void)chunk;
+    const skinny_task *t = (const skinny_task *)ctx;
+    int64_t r0 = start * t->step, r1 = end * t->step;
+    if (r1 > t->rows) r1 = t->rows;
+    if (r0 < r1) t->fn(t->args, r0, r1);
+}
+
+/* C[M,N] = A @ B (tn = 0, A is [M,K]) or A^T @ B (tn = 1, A is [K,M]); B is [K,N];
+ * all row-major with leading dimensions lda, ldb, ldc.  dtype: 0 float64, 1 float32.
+ * Returns 0 when done, 1 when the product is not one it handles (N too wide): the
+ * caller then uses BLAS. */
+int32_t gradc_skinny_gemm(int32_t dtype, int32_t tn, int64_t M, int64_t N, int64_t K, const void *A,
+                          int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc, int32_t threads) {
+    if (N > GRADC_SKINNY_MAX_N || (dtype != 0 && dtype != 1) || M < 0 || N < 0 || K < 0) return 1;
+    if (M == 0 || N == 0) return 0;
+    size_t item = dtype == 0 ? sizeof(double) : sizeof(float);
+    if (K == 0) {
+        for (int64_t i = 0; i < M; i++) memset((char *)C + i * ldc * item, 0, (size_t)N * item);
+        return 0;
+    }
+    int failed = 0;
+    skinny_args s = {tn, M, N, K, lda, ldb, ldc, A, B, C, NULL, 0, &failed};
+    skinny_fn fn = skinny_pick(dtype, tn, N, &s.np);
+    void *packed = NULL;
+    if (!tn) {   /* pack B to [K, NP], zero-padded: the kernel's inner loop has a fixed width */
+        packed = malloc((size_t)K * s.np * item);
+        if (!packed) return 1;
+        for (int64_t k = 0; k < K; k++) {
+            char *dst = (char *)packed + (size_t)k * s.np * item;
+            memcpy(dst, (const char *)B + (size_t)(k * ldb) * item, (size_t)N * item);
+            memset(dst + N * item, 0, (size_t)(s.np - N) * item);
+        }
+        s.Bp = packed;
+    }
+    /* chunks of 8 rows of C (TN: 8 columns of A, one cache line of doubles) */
+    skinny_task t = {fn, &s, M, 8};
+    int64_t units = (M + 7) / 8;
+    double work = (double)M * (double)K * (double)s.np;
+    int32_t chunks = units < 4 * threads ? (int32_t)units : 4 * threads;
+    if (threads <= 1 || work < 262144.0 || chunks <= 1)
+        fn(&s, 0, M);
+    else
+        gradc_parallel_for(skinny_run_chunk, &t, units, chunks, threads);
+    free(packed);
+    return failed;   /* out of memory: BLAS recomputes all of C */
+}

@@ -1,0 +1,90 @@
+"""gradc_skinny_gemm (runtime/skinny.c): matrix products with at most 16 columns.
+
+Oracle: numpy's product.  Any summation order of a length-K dot product is within
+K * eps * sum_k |a_k b_k| of the exact value (first order), so two computations differ
+by at most twice that: the bound below, elementwise, is 2 K eps (|A| @ |B|).
+"""
+import ctypes
+
+import numpy as np
+import pytest
+
+import gradc
+
+_callpath = pytest.importorskip("gradc._callpath")
+
+_SKINNY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64, ctypes.c_int64,
+                           ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                           ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)(_callpath.skinny_gemm_address())
+
+
+def skinny(a, b, transposed, threads):
+    """C = a @ b (transposed=False, a is [M,K]) or a.T @ b (transposed=True, a is [K,M])."""
+    K, M = a.shape if transposed else a.shape[::-1]
+    N = b.shape[1]
+    c = np.full((M, N), np.nan, a.dtype)
+    rc = _SKINNY(0 if a.dtype == np.float64 else 1, int(transposed), M, N, K, a.ctypes.data, max(a.shape[1], 1),
+                 b.ctypes.data, max(N, 1), c.ctypes.data, max(N, 1), threads)
+    return rc, c
+
+
+SHAPES = [(1, 1, 1), (0, 5, 3), (5, 0, 3), (3, 4, 0), (7, 3, 10), (9, 33, 16), (64, 16, 10), (100, 7, 13),
+          (1001, 9, 4), (3, 1000, 5), (257, 129, 8), (4096, 64, 12), (31, 2, 1)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("transposed", [False, True], ids=["A@B", "A.T@B"])
+@pytest.mark.parametrize("M,K,N", SHAPES)
+def test_matches_numpy_within_the_dot_product_bound(M, K, N, transposed, dtype):
+    rng = np.random.default_rng(M * 1000 + K * 10 + N)
+    a = rng.standard_normal((K, M) if transposed else (M, K)).astype(dtype)
+    b = rng.standard_normal((K, N)).astype(dtype)
+    op_a = a.T if transposed else a
+    ref = op_a.astype(np.float64) @ b.astype(np.float64)
+    bound = 2 * max(K, 1) * np.finfo(dtype).eps * (np.abs(op_a).astype(np.float64) @ np.abs(b).astype(np.float64))
+    results = []
+    for threads in (1, 2):
+        rc, c = skinny(a, b, transposed, threads)
+        assert rc == 0
+        assert c.shape == (M, N)
+        assert np.all(np.abs(c - ref) <= bound), f"max err {np.max(np.abs(c - ref), initial=0)}"
+        results.append(c)
+    # every element is summed in the same order whatever the thread count
+    assert np.array_equal(results[0], results[1])
+
+
+def test_wide_products_are_declined():
+    a, b = np.ones((4, 3)), np.ones((3, 17))
+    rc, c = skinny(a, b, False, 1)
+    assert rc == 1 and np.isnan(c).all()      # untouched: the caller falls back to BLAS
+
+
+def test_large_product_uses_threads_and_stays_exact():
+    """Big enough to be split into chunks across threads (work > 2**18)."""
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((20000, 64)), rng.standard_normal((64, 10))
+    rc1, c1 = skinny(x, w, False, 1)
+    rc2, c2 = skinny(x, w, False, 4)
+    assert rc1 == rc2 == 0 and np.array_equal(c1, c2)
+    np.testing.assert_allclose(c1, x @ w, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal((20000, 10))
+    rc, t = skinny(x, g, True, 4)
+    assert rc == 0
+    np.testing.assert_allclose(t, x.T @ g, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("classes", [1, 10, 16, 17])
+def test_softmax_gradient_through_narrow_products(classes):
+    """The kernel path of M5 (X @ W with few classes, X.T @ G in the adjoint) against
+    the numpy evaluator, at 1, 10, 16 classes (narrow kernels) and 17 (BLAS)."""
+    rng = np.random.default_rng(classes)
+    X, W = rng.standard_normal((203, 37)), rng.standard_normal((37, classes)) * 0.1
+    labels = rng.integers(0, classes, 203)
+
+    def loss(W, X):
+        z = X @ W
+        return gradc.mean(gradc.logsumexp(z, axis=1) - z[np.arange(203), labels])
+    v_ref, g_ref = gradc.value_and_grad(loss, backend="numpy")(W, X)
+    v, g = gradc.value_and_grad(loss, backend="llvm")(W, X)
+    np.testing.assert_allclose(v, v_ref, rtol=1e-12)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-11, atol=1e-14)
