@@ -12,8 +12,10 @@
  *                      each column i of A updates row i of C.
  *
  * Both read A exactly once, from start to end.  Threads split the rows of C into
- * chunks (gradc_parallel_for); every element of C is summed in the same order whatever
- * the thread count, so results do not change from run to run.
+ * chunks (gradc_parallel_for), so every element of C is summed in the same order
+ * whatever the thread count; except A^T @ B with many rows of A, where threads take
+ * row ranges and per-chunk partial results are added in chunk order (the same answer
+ * on every run for a given thread count, as gradc's other reductions).
  *
  * target_clones compiles each kernel for AVX-512, AVX2+FMA and baseline x86-64; the
  * loader picks the best the CPU has.  Included by callpath.c after parallel.c.
@@ -56,7 +58,9 @@ static inline void vstore_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
 /* NN, rows [r0, r1) of C, RB rows at a time: acc[RB][NV] lives in registers; for each k
  * the packed row k of B (NV vectors) meets the RB broadcast elements A[i..i+RB, k]. */
 #define SKINNY_NN(T, V, NV, RB)                                                              \
-    GRADC_CLONES static void skinny_nn_##T##_##NV(const skinny_args *s, int64_t r0, int64_t r1) { \
+    GRADC_CLONES static void skinny_nn_##T##_##NV(const skinny_args *s, int64_t r0, int64_t r1,      \
+                                                  int64_t k0, int64_t k1, void *out, int64_t ldo) { \
+        (void)k0; (void)k1; (void)out; (void)ldo;                                             \
         enum { L = sizeof(V) / sizeof(T), NP = NV * L };                                     \
         const T *A = (const T *)s->A, *Bp = (const T *)s->Bp;                               \
         T *C = (T *)s->C;                                                                    \
@@ -85,17 +89,19 @@ static inline void vstore_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
         }                                                                                    \
     }
 
-/* TN, rows [i0, i1) of C = columns [i0, i1) of A (A is [K, M]).  Rows of A are read
+/* TN, rows [i0, i1) of C = columns [i0, i1) of A (A is [K, M]), summed over rows
+ * [k0, k1) of A and B, written to `out` (leading dimension ldc).  Rows of A are read
  * once, in order: RB rows of B stay in registers (RB x NV vectors) while column i of
  * those RB rows of A updates row i of C, accumulated in a local block of up to
  * SKINNY_TN_COLS rows of C (at most 256 KB: it stays in L2) written once at the end. */
 #define SKINNY_TN_COLS 2048
 #define SKINNY_TN(T, V, NV, RB)                                                              \
-    GRADC_CLONES static void skinny_tn_##T##_##NV(const skinny_args *s, int64_t i0, int64_t i1) { \
+    GRADC_CLONES static void skinny_tn_##T##_##NV(const skinny_args *s, int64_t i0, int64_t i1,      \
+                                                  int64_t k0, int64_t k1, void *out, int64_t ldc) { \
         enum { L = sizeof(V) / sizeof(T), NP = NV * L };                                     \
         const T *A = (const T *)s->A, *B = (const T *)s->B;                                 \
-        T *C = (T *)s->C;                                                                    \
-        int64_t K = s->K, N = s->N, lda = s->lda, ldb = s->ldb, ldc = s->ldc;                \
+        T *C = (T *)out;                                                                     \
+        int64_t N = s->N, lda = s->lda, ldb = s->ldb;                                        \
         int64_t width = i1 - i0 < SKINNY_TN_COLS ? i1 - i0 : SKINNY_TN_COLS;                 \
         V (*acc)[NV] = aligned_alloc(64, ((size_t)width * sizeof(V) * NV + 63) & ~(size_t)63); \
         if (!acc) { s->failed[0] = 1; return; }                                              \
@@ -103,8 +109,8 @@ static inline void vstore_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
             int64_t nc = i1 - c0 < SKINNY_TN_COLS ? i1 - c0 : SKINNY_TN_COLS;                \
             for (int64_t c = 0; c < nc; c++)                                                 \
                 for (int v = 0; v < NV; v++) acc[c][v] = (V){0};                             \
-            for (int64_t r = 0; r < K; r += RB) {                                            \
-                int rb = K - r < RB ? (int)(K - r) : RB;                                     \
+            for (int64_t r = k0; r < k1; r += RB) {                                          \
+                int rb = k1 - r < RB ? (int)(k1 - r) : RB;                                   \
                 V d[RB][NV];                                                                 \
                 const T *x[RB];                                                              \
                 for (int q = 0; q < RB; q++) {                                               \
@@ -145,7 +151,7 @@ SKINNY_TN(double, vd, 4, 2)
 SKINNY_TN(float, vf, 1, 4)
 SKINNY_TN(float, vf, 2, 4)
 
-typedef void (*skinny_fn)(const skinny_args *, int64_t, int64_t);
+typedef void (*skinny_fn)(const skinny_args *, int64_t, int64_t, int64_t, int64_t, void *, int64_t);
 
 static skinny_fn skinny_pick(int dtype, int tn, int64_t N, int *np) {
     if (dtype == 0) {
@@ -174,7 +180,22 @@ static void skinny_run_chunk(void *ctx, int64_t start, int64_t end, int32_t chun
     const skinny_task *t = (const skinny_task *)ctx;
     int64_t r0 = start * t->step, r1 = end * t->step;
     if (r1 > t->rows) r1 = t->rows;
-    if (r0 < r1) t->fn(t->args, r0, r1);
+    if (r0 < r1) t->fn(t->args, r0, r1, 0, t->args->K, t->args->C, t->args->ldc);
+}
+
+/* TN split by rows of A instead: chunk t sums rows [K t / chunks, K (t+1) / chunks) into
+ * its own partial C (contiguous M x N); the partials are added in chunk order. */
+typedef struct {
+    skinny_fn fn;
+    const skinny_args *args;
+    char *partials;
+    size_t part_bytes;
+} skinny_rows_task;
+
+static void skinny_run_rows(void *ctx, int64_t start, int64_t end, int32_t chunk) {
+    const skinny_rows_task *t = (const skinny_rows_task *)ctx;
+    const skinny_args *s = t->args;
+    t->fn(s, 0, s->M, start, end, t->partials + (size_t)chunk * t->part_bytes, s->N);
 }
 
 /* C[M,N] = A @ B (tn = 0, A is [M,K]) or A^T @ B (tn = 1, A is [K,M]); B is [K,N];
@@ -204,13 +225,30 @@ int32_t gradc_skinny_gemm(int32_t dtype, int32_t tn, int64_t M, int64_t N, int64
         }
         s.Bp = packed;
     }
+    double work = (double)M * (double)K * (double)s.np;
+    int parallel = threads > 1 && work >= 262144.0;
+    int32_t row_chunks = 4 * threads;
+    size_t part_bytes = (size_t)M * (size_t)N * item;
+    if (parallel && tn && ldc == N && K >= 64 * (int64_t)row_chunks
+        && part_bytes * (size_t)row_chunks <= ((size_t)64 << 20)) {
+        /* A^T @ B with many rows (the gradient X.T @ G): threads take contiguous row
+         * ranges of A, which streams memory far better than column strips of every
+         * row.  Deterministic for a given thread count, like gradc's reductions. */
+        char *partials = malloc(part_bytes * (size_t)row_chunks);
+        if (!partials) { free(packed); return 1; }
+        skinny_rows_task rt = {fn, &s, partials, part_bytes};
+        gradc_parallel_for(skinny_run_rows, &rt, K, row_chunks, threads);
+        gradc_combine(0, dtype, partials, C, M * N, row_chunks);
+        free(partials);
+        free(packed);
+        return failed;
+    }
     /* chunks of 8 rows of C (TN: 8 columns of A, one cache line of doubles) */
     skinny_task t = {fn, &s, M, 8};
     int64_t units = (M + 7) / 8;
-    double work = (double)M * (double)K * (double)s.np;
     int32_t chunks = units < 4 * threads ? (int32_t)units : 4 * threads;
-    if (threads <= 1 || work < 262144.0 || chunks <= 1)
-        fn(&s, 0, M);
+    if (!parallel || chunks <= 1)
+        fn(&s, 0, M, 0, K, C, ldc);
     else
         gradc_parallel_for(skinny_run_chunk, &t, units, chunks, threads);
     free(packed);
