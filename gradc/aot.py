@@ -71,36 +71,29 @@ def trace_entries(fn, types, wrt=0, sizes=None):
 
 # ----------------------------------------------------------------------------- LLVM
 def target_machine(cpu: str):
-    """An LLVM TargetMachine for ``cpu`` emitting position-independent code."""
+    """An LLVM TargetMachine for ``cpu`` emitting position-independent code, its triple
+    and CPU name, and what the vector math may assume about that CPU."""
     import llvmlite.binding as llvm
-    from .backends import llvm_jit
+    from .backends import llvm_jit, vecmath
     llvm_jit.init()                      # initializes LLVM's native target
     triple = llvm.get_default_triple()
     x86 = triple.startswith("x86_64")
     if cpu == "native":
         name, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+        vm = vecmath.host_target()
     elif cpu == "generic":
         name, features = ("x86-64" if x86 else "generic"), ""
+        vm = vecmath.Target(vector_bits=128, fma=False)
     elif cpu == "x86-64-v3":
         if not x86:
             raise BuildError(f"--cpu x86-64-v3 needs an x86-64 target; this one is {triple}")
         name, features = "x86-64-v3", ""
+        vm = vecmath.Target(vector_bits=256, fma=True)       # AVX2 and FMA
     else:
         raise BuildError(f"--cpu {cpu}: expected one of {', '.join(CPUS)}")
     target = llvm.Target.from_triple(triple)
     tm = target.create_target_machine(cpu=name, features=features, opt=3, reloc="pic", codemodel="default")
-    return tm, triple, name
-
-
-def _optimize(mod, tm):
-    """O3 with loop and SLP vectorization, tuned for ``tm`` (as llvm_jit.optimize for the host)."""
-    import llvmlite.binding as llvm
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    pto.loop_unrolling = True
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(mod, pb)
+    return tm, triple, name, vm
 
 
 def entry_module(s, public: str):
@@ -161,14 +154,26 @@ def entry_module(s, public: str):
     return module
 
 
-def emit_object(module, tm, triple) -> bytes:
+def emit_object(module, tm, triple, vm) -> bytes:
+    """Object code of ``module`` for ``tm``, optimized as in the JIT.  The vector math
+    functions it calls (which the JIT compiles once per process) are linked into the
+    module, for ``vm``, with internal linkage: the library stands alone and exports
+    only its entry points."""
     import llvmlite.binding as llvm
-    from .backends.llvm_jit import prepare_ir
-    mod = llvm.parse_assembly(prepare_ir(str(module)))
+    from .backends import vecmath
+    from .backends.llvm_jit import optimize, prepare_ir
+    text = prepare_ir(str(module), vm)
+    mod = llvm.parse_assembly(text)
+    used = vecmath.functions_in(text)
+    if used:
+        mod.link_in(llvm.parse_assembly(vecmath.library_ir(vm, used)))
+        for f in mod.functions:
+            if f.name.startswith("gradc_vm_"):
+                f.linkage = "internal"
     mod.triple = triple
     mod.data_layout = str(tm.target_data)
     mod.verify()
-    _optimize(mod, tm)
+    optimize(mod, tm)
     return tm.emit_object(mod)
 
 
@@ -332,7 +337,7 @@ def build(fn, types, *, wrt=0, out_dir=".", cpu="native", name=None, sizes=None,
     fwd_s, vg_s = schedule(forward), schedule(vg)          # one thread: no pool to link
     if fwd_s.symbols != vg_s.symbols:
         raise BuildError(f"internal: forward sizes {fwd_s.symbols} differ from gradient sizes {vg_s.symbols}")
-    tm, triple, cpu_name = target_machine(cpu)
+    tm, triple, cpu_name, vm = target_machine(cpu)
     cc = c_backend.compiler()
     entries = [(f"{name}_forward", fwd_s), (f"{name}_value_and_grad", vg_s)]
     wrt_idx = (wrt,) if isinstance(wrt, int) else tuple(wrt)
@@ -347,7 +352,7 @@ def build(fn, types, *, wrt=0, out_dir=".", cpu="native", name=None, sizes=None,
         for public, s in entries:
             obj = os.path.join(tmp, f"{public}.o")
             with open(obj, "wb") as f:
-                f.write(emit_object(entry_module(s, public), tm, triple))
+                f.write(emit_object(entry_module(s, public), tm, triple, vm))
             objs.append(obj)
         for fname, text in ((f"{name}.h", header), ("sizes.c", helpers_source(entries, name))):
             with open(os.path.join(tmp, fname), "w") as f:

@@ -195,9 +195,10 @@ class Codegen:
         return self.b.call(fn, list(xs))
 
     def math(self, name, x):
-        """A transcendental function from gradc's vector math (vecmath.py): built from
-        arithmetic and bit operations, so loops that call it vectorize."""
-        return self.b.call(vecmath.get(self.module, name, x.type), [x])
+        """A transcendental function from gradc's vector math (vecmath.py), compiled once
+        per process: the kernel only declares it, and the loop vectorizer calls its
+        vector variants (``vecmath.annotate``, applied by ``llvm_jit.prepare_ir``)."""
+        return self.b.call(vecmath.declare(self.module, name, x.type), [x])
 
     def size(self, d) -> ir.Value:
         return ir.Constant(I64, d) if isinstance(d, int) else self.sizes[d]

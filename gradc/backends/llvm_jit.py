@@ -1,6 +1,7 @@
 """The one place that owns LLVM: the host TargetMachine, the O3 pass pipeline (loop and
-SLP vectorization, via llvmlite's new pass manager), the MCJIT engine, and inspection
-(optimized IR, assembly)."""
+SLP vectorization, via llvmlite's new pass manager), the MCJIT engine, gradc's vector
+math library (compiled once per process, function by function as kernels first call
+them), and inspection (optimized IR, assembly)."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,8 @@ import re
 import threading
 
 import llvmlite.binding as llvm
+
+from . import vecmath
 
 _lock = threading.RLock()
 _state: dict = {}
@@ -26,9 +29,11 @@ def init():
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         target = llvm.Target.from_default_triple()
-        cpu, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+        cpu, feature_map = llvm.get_host_cpu_name(), llvm.get_host_cpu_features()
+        features = feature_map.flatten()
         tm = target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
-        _state.update(tm=tm, cpu=cpu, features=features, triple=llvm.get_process_triple())
+        _state.update(tm=tm, cpu=cpu, features=features, triple=llvm.get_process_triple(),
+                      vecmath=vecmath.Target.from_features(dict(feature_map)), vecmath_loaded=set())
         from . import blas
         found = blas.find()
         if found:   # generated code calls these names for large matrix products
@@ -70,18 +75,65 @@ def host() -> tuple[str, str]:
     return s["cpu"], s["features"]
 
 
-def prepare_ir(text: str) -> str:
-    return _ACC.sub(r"\1 reassoc ", text)
+def prepare_ir(text: str, target: "vecmath.Target | None" = None) -> str:
+    """The generated module's text as LLVM gets it: reductions' ``reassoc`` flags, and
+    the vector math functions' attributes and variants for ``target`` (default: this
+    host)."""
+    return vecmath.annotate(_ACC.sub(r"\1 reassoc ", text), target or init()["vecmath"])
 
 
-def optimize(mod: "llvm.ModuleRef") -> None:
+def optimize(mod: "llvm.ModuleRef", tm=None) -> None:
     s = init()
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
     pto.loop_unrolling = True
-    pb = llvm.create_pass_builder(s["tm"], pto)
+    pb = llvm.create_pass_builder(tm or s["tm"], pto)
     pb.getModulePassManager().run(mod, pb)
+
+
+def parse(text: str, tm=None) -> "llvm.ModuleRef":
+    """Parse and verify ``text`` for ``tm`` (default: the host's TargetMachine)."""
+    s = init()
+    mod = llvm.parse_assembly(text)
+    mod.triple = s["triple"]
+    mod.data_layout = str((tm or s["tm"]).target_data)
+    mod.verify()
+    return mod
+
+
+def _header(name: str) -> dict:
+    """What a cache entry must have been compiled by and for, besides its key parts."""
+    from .. import __version__
+    s = init()
+    return {"gradc": __version__, "llvm": ".".join(map(str, llvm.llvm_version_info)),
+            "cpu": s["cpu"], "features": s["features"], "name": name}
+
+
+def vecmath_object(function, tm=None, target=None) -> bytes:
+    """Object code of one vector math function, ``(name, "f64"|"f32")``: the scalar
+    function and its vector variants (``vecmath.library_ir``) for ``tm`` and
+    ``target`` (default: this host), optimized at O3."""
+    mod = parse(vecmath.library_ir(target or init()["vecmath"], [function]), tm)
+    optimize(mod, tm)
+    return (tm or init()["tm"]).emit_object(mod)
+
+
+def load_vecmath(obj: bytes) -> None:
+    """Before object code ``obj`` is added to the engine: add the vector math functions
+    it calls, each compiled once per process (or loaded from the on-disk cache), so the
+    engine resolves its calls.  Caller holds ``_lock``."""
+    from . import cache
+    s = init()
+    for fn in sorted(vecmath.functions_in(obj) - s["vecmath_loaded"]):
+        header = _header(vecmath.symbol(*fn))
+        key = cache.make_key(code_fingerprint(), "vecmath", *fn, s["vecmath"], *header.values())
+        lib = cache.load(key, header)
+        if lib is None:
+            lib = vecmath_object(fn)
+            cache.store(key, header, lib)
+        s["engine"].add_object_file(llvm.ObjectFileRef.from_data(lib))
+        s["vecmath_loaded"].add(fn)
 
 
 _FINGERPRINT = None
@@ -117,15 +169,13 @@ class Artifact:
 
     def __init__(self, make_ir, name: str, key_parts=()):
         from . import cache
-        from .. import __version__
         s = init()
         self.name = name
         self._make_ir = make_ir
         self._raw = None
         self._optimized = None
         self._asm = None
-        header = {"gradc": __version__, "llvm": ".".join(map(str, llvm.llvm_version_info)),
-                  "cpu": s["cpu"], "features": s["features"], "name": name}
+        header = _header(name)
         self.key = cache.make_key(code_fingerprint(), *key_parts, *header.values())
         with _lock:
             known = s.setdefault("loaded", {})
@@ -138,6 +188,7 @@ class Artifact:
                 mod = self._optimize()
                 obj = s["tm"].emit_object(mod)
                 cache.store(self.key, header, obj)
+            load_vecmath(obj)
             s["engine"].add_object_file(llvm.ObjectFileRef.from_data(obj))
             s["engine"].finalize_object()
             self.address = s["engine"].get_function_address(name)
@@ -152,11 +203,7 @@ class Artifact:
         return self._raw
 
     def _optimize(self):
-        s = init()
-        mod = llvm.parse_assembly(self.raw_ir)
-        mod.triple = s["triple"]
-        mod.data_layout = str(s["tm"].target_data)
-        mod.verify()
+        mod = parse(self.raw_ir)
         optimize(mod)
         self._optimized = str(mod)
         return mod

@@ -1,4 +1,4 @@
-"""Vectorizable transcendental functions, emitted as LLVM IR.
+"""Vectorized transcendental functions, emitted as LLVM IR and compiled once.
 
 Why this module exists
 ----------------------
@@ -8,12 +8,32 @@ back into four libm calls, so a loop over ``exp``/``log``/``tanh``/``sin`` never
 runs as SIMD code.  Here every function is written with plain arithmetic only:
 fadd/fmul/fdiv, ``llvm.fmuladd``/``llvm.fma``, ``llvm.fabs``, ``llvm.rint``,
 ``llvm.floor``, ``llvm.copysign``, bitcasts, integer adds/shifts/ands,
-fcmp/select.  All of those have vector forms, so once the scalar function is
-inlined into a loop (it is ``internal`` + ``alwaysinline``) the loop vectorizer
-widens it into ``<4 x double>`` / ``<8 x float>`` code on AVX2 and
-``<8 x double>`` / ``<16 x float>`` on AVX-512 hosts.  The bodies are
-branch-free: every special case (nan, inf, overflow, tiny arguments) is
-computed unconditionally and chosen with ``select``.
+fcmp/select, all of which have vector forms.  The bodies are branch-free:
+every special case (nan, inf, overflow, tiny arguments) is computed
+unconditionally and chosen with ``select``.
+
+How kernels call it
+-------------------
+Each function exists as a scalar function ``gradc_vm_<name>_<f64|f32>`` and
+vector variants ``..._v<lanes>`` for the target's vector widths
+(``Target.widths``: 2 and 4 doubles, 4 and 8 floats on AVX2; 8 doubles and 16
+floats more with AVX-512).  The same code (``_IMPL``, on a ``_Ctx`` generic
+over scalar and vector types) emits the body of each width of 256 bits or
+more; the scalar function and the 128-bit variants run the narrowest body on
+repeated lanes (as fast on x86, and half the compile time of bodies of their
+own).  So every lane computes exactly what the scalar function computes: a
+value does not depend on whether a loop's vector part or its remainder
+computed it.
+
+A kernel only declares the scalar function (``declare``) and calls it one
+element at a time.  ``annotate`` marks it pure and names its variants in the
+``vector-function-abi-variant`` attribute (LLVM's vector function ABI), so the
+loop vectorizer turns four calls into one call of ``..._v4``.  The
+definitions (``library_ir``) are compiled once per process, one function at
+a time as kernels first need them, and kept in the on-disk cache
+(``llvm_jit.load_vecmath``); ahead-of-time libraries link them into their own
+module (``aot.emit_object``).  Inlining them into every kernel instead cost
+tens of milliseconds of LLVM time per call site.
 
 The approach is the classic one of fdlibm / SLEEF / tinygrad's
 ``transcendental.py``: Cody-Waite range reduction with a constant split into an
@@ -26,13 +46,13 @@ Constants are derived here, at import time, from exact rational arithmetic
 (``fractions.Fraction``; ln 2 from ``decimal``, pi from its well-known digits),
 so the splits and coefficients are reproducible and need no external tool.
 
-Polynomials use ``llvm.fmuladd`` (fused where the host has FMA, mul+add
+Polynomials use ``llvm.fmuladd`` (fused where the target has FMA, mul+add
 otherwise); no result relies on it being fused.  The only place that needs a
 real fused multiply-add is the float32 sin/cos range reduction (``llvm.fma``);
-on a host without FMA (see ``USE_FMA``/``host_has_fma``) it is replaced by the
-float64 reduction, since llvm.fma would there become a libm ``fmaf`` call.
+for a target without FMA (``Target.fma``) it is replaced by the float64
+reduction, since llvm.fma would there become a libm ``fmaf`` call.
 
-Accuracy (measured by ``tests/backend/test_vecmath.py``, see its docstring):
+Accuracy (measured by ``tests/backends/test_vecmath.py``, see its docstring):
 at most a few ulp against numpy over the whole domain of every function, both
 dtypes.  sin/cos are accurate for ``|x| < TRIG_ACCURATE_LIMIT``: 2**20 * pi/2
 (about 1.65e6) in float64, where the Cody-Waite products are exact by
@@ -47,11 +67,14 @@ from __future__ import annotations
 
 import decimal
 import math
+import re
+from dataclasses import dataclass
 from fractions import Fraction
 
 from llvmlite import ir
 
-__all__ = ["NAMES", "get", "TRIG_ACCURATE_LIMIT", "USE_FMA", "host_has_fma"]
+__all__ = ["NAMES", "TRIG_ACCURATE_LIMIT", "Target", "host_target", "symbol", "declare",
+           "library_ir", "annotate", "functions_in"]
 
 NAMES = ("exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus", "sin", "cos")
 
@@ -124,31 +147,55 @@ class _Format:
 class _Ctx:
     """An IRBuilder plus the float format, with small math helpers.
 
-    Every helper emits straight-line code: no branches, only selects.
+    ``ty`` is ``float``/``double`` or a vector of them: every helper emits the
+    same operations for one lane or for all lanes at once (constants are
+    splats, intrinsics the ``.vNf64`` forms, integers vectors of integers),
+    so a vector function computes, lane for lane, exactly what the scalar
+    function computes.  Every helper emits straight-line code: no branches,
+    only selects.  ``fma`` says whether the target has fused multiply-add.
     """
 
-    def __init__(self, module: ir.Module, builder: ir.IRBuilder, ty: ir.Type):
-        self.m, self.b, self.ty = module, builder, ty
-        self.fmt = _Format(ty)
-        self.ity = ir.IntType(self.fmt.bits)       # same-width integer
-        self.i32 = ir.IntType(32)
+    def __init__(self, builder: ir.IRBuilder, ty: ir.Type, fma: bool):
+        self.b, self.ty, self.fma_ok = builder, ty, fma
+        self.lanes = ty.count if isinstance(ty, ir.VectorType) else None
+        self.elt = ty.element if self.lanes else ty
+        self.fmt = _Format(self.elt)
+        self.ity = self._like(ir.IntType(self.fmt.bits))    # same-width integer
+        self.i32 = self._like(ir.IntType(32))
+        self.tname = (f"v{self.lanes}" if self.lanes else "") + self.fmt.suffix
+
+    def _like(self, scalar: ir.Type) -> ir.Type:
+        """``scalar``, or a vector of it with this context's lanes."""
+        return ir.VectorType(scalar, self.lanes) if self.lanes else scalar
+
+    def _splat(self, c: ir.Constant) -> ir.Constant:
+        return ir.Constant(self._like(c.type), [c] * self.lanes) if self.lanes else c
+
+    def retyped(self, elt: ir.Type) -> "_Ctx":
+        """The same builder and lanes for another float type."""
+        return _Ctx(self.b, self._like(elt), self.fma_ok)
 
     # -- constants ---------------------------------------------------------
     def k(self, v) -> ir.Constant:
         """A float constant; exact values are rounded to the format."""
         if isinstance(v, Fraction):
             v = self.fmt.rnd(v)
-        return ir.Constant(self.ty, float(v))
+        return self._splat(ir.Constant(self.elt, float(v)))
 
     def ki(self, v: int) -> ir.Constant:
-        return ir.Constant(self.ity, v)
+        """An integer constant as wide as the float format."""
+        return self._splat(ir.Constant(ir.IntType(self.fmt.bits), v))
+
+    def ki32(self, v: int) -> ir.Constant:
+        return self._splat(ir.Constant(ir.IntType(32), v))
 
     # -- intrinsics ----------------------------------------------------------
     def _intrinsic(self, name: str, nargs: int) -> ir.Function:
-        full = f"llvm.{name}.{self.fmt.suffix}"
-        fn = self.m.globals.get(full)
+        full = f"llvm.{name}.{self.tname}"
+        m = self.b.module
+        fn = m.globals.get(full)
         if fn is None:
-            fn = ir.Function(self.m, ir.FunctionType(self.ty, [self.ty] * nargs), full)
+            fn = ir.Function(m, ir.FunctionType(self.ty, [self.ty] * nargs), full)
         return fn
 
     def call(self, name: str, *args):
@@ -225,7 +272,7 @@ class _Ctx:
         2**(n>>1) and 2**(n - (n>>1)); each factor is a normal number, and
         only the last multiplication rounds (once) into the subnormal range.
         """
-        n1 = self.b.ashr(n, ir.Constant(self.i32, 1))
+        n1 = self.b.ashr(n, self.ki32(1))
         n2 = self.b.sub(n, n1)
         return self.mul(self.mul(x, self.pow2i(n1)), self.pow2i(n2))
 
@@ -248,7 +295,7 @@ class _Ctx:
         ebits = self.b.lshr(ix, self.ki(f.nmant))          # biased exponent
         if f.f64:
             ebits = self.b.trunc(ebits, self.i32)          # i32 -> cvtdq2pd
-        kf = self.b.sitofp(self.b.sub(ebits, ir.Constant(self.i32, f.bias)), self.ty)
+        kf = self.b.sitofp(self.b.sub(ebits, self.ki32(f.bias)), self.ty)
         mbits = self.b.add(self.b.and_(ix, self.ki((1 << f.nmant) - 1)), self.ki(sqrth))
         return kf, self.b.bitcast(mbits, self.ty)
 
@@ -582,13 +629,13 @@ def _trig_reduce_f32_without_fma(c: _Ctx, x):
     a libm call: run the exact float64 reduction on fpext(x) and round y0 to
     float32 (fn < 2^24 converts exactly).  Correct, but the double
     arithmetic halves the vector width of float32 loops."""
-    c64 = _Ctx(c.m, c.b, ir.DoubleType())
+    c64 = c.retyped(ir.DoubleType())
     y0, _, fn = _trig_reduce(c64, c.b.fpext(x, c64.ty))
     return c.b.fptrunc(y0, c.ty), None, c.b.fptrunc(fn, c.ty)
 
 
 def _sincos(c: _Ctx, x, is_cos: bool):
-    if c.fmt.f64 or host_has_fma():
+    if c.fmt.f64 or c.fma_ok:
         y0, y1, fn = _trig_reduce(c, x)
     else:
         y0, y1, fn = _trig_reduce_f32_without_fma(c, x)
@@ -625,47 +672,173 @@ assert tuple(_IMPL) == NAMES
 
 
 # ---------------------------------------------------------------------------
-# Public entry point
+# Targets
 # ---------------------------------------------------------------------------
 
-#: Whether the float32 sin/cos range reduction may use llvm.fma.  None means
-#: "ask the host CPU" (gradc JIT-compiles for the host); set True/False to
-#: force a choice, e.g. when generating code for another target.
-USE_FMA: bool | None = None
+@dataclass(frozen=True)
+class Target:
+    """What the generated code may assume about the CPU that runs it."""
+
+    vector_bits: int     # widest float vector register: 128 (SSE2), 256 (AVX), 512 (AVX-512F)
+    fma: bool            # fused multiply-add instructions
+
+    def widths(self, suffix: str) -> tuple[int, ...]:
+        """Lanes of the vector variants of a function: from 128 bits (2 doubles,
+        4 floats) up to the widest register."""
+        bits, lo = (64, 2) if suffix == "f64" else (32, 4)
+        return tuple(w for w in (lo, 2 * lo, 4 * lo) if w * bits <= self.vector_bits)
+
+    @classmethod
+    def from_features(cls, features: dict) -> "Target":
+        """From an LLVM feature map such as ``llvm.get_host_cpu_features()``."""
+        bits = 512 if features.get("avx512f") else 256 if features.get("avx") else 128
+        return cls(bits, bool(features.get("fma")))
 
 
-def host_has_fma() -> bool:
-    if USE_FMA is not None:
-        return USE_FMA
+def host_target() -> Target:
+    """The CPU gradc's JIT compiles for (this host)."""
     try:
         import llvmlite.binding as llvm
-        return bool(llvm.get_host_cpu_features().get("fma", False))
-    except Exception:                  # feature query unsupported: be safe
-        return False
+        features = dict(llvm.get_host_cpu_features())
+    except Exception:                  # feature query unsupported: assume the baseline
+        features = {}
+    return Target.from_features(features)
 
 
 # ---------------------------------------------------------------------------
-# get()
+# The library and the declarations that call it
 # ---------------------------------------------------------------------------
 
-def get(module: ir.Module, name: str, ty: ir.Type) -> ir.Function:
-    """Return ``gradc.<name>.<f32|f64>`` in ``module``, defining it on first use.
+_FLOAT = {"f64": ir.DoubleType(), "f32": ir.FloatType()}
 
-    The function has type ``ty(ty)``, ``internal`` linkage and
-    ``alwaysinline``, so after inlining the loop vectorizer can widen it.
-    """
+# A vecmath function never reads or writes memory, never unwinds, always returns: LLVM
+# may hoist, merge and vectorize its calls.
+_PURE = "nounwind willreturn memory(none)"
+
+# The header of a vecmath function's definition or declaration, as llvmlite prints it.
+_HEADER = re.compile(r'^(declare|define) (\S.*?) @"?gradc_vm_([a-z0-9]+)_(f64|f32)(_v\d+)?"?\(([^()]*)\)(.*)$', re.M)
+
+
+def symbol(name: str, suffix: str, lanes: int | None = None) -> str:
+    """``gradc_vm_<name>_<f64|f32>``, or its ``lanes``-wide vector variant ``..._v<lanes>``."""
     if name not in _IMPL:
         raise ValueError(f"unknown vecmath function {name!r}; known: {NAMES}")
-    fmt = _Format(ty)
-    fname = f"gradc.{name}.{fmt.suffix}"
-    existing = module.globals.get(fname)
-    if existing is not None:
-        return existing
-    fn = ir.Function(module, ir.FunctionType(ty, [ty]), fname)
-    fn.linkage = "internal"
-    fn.attributes.add("alwaysinline")
-    fn.attributes.add("nounwind")
-    builder = ir.IRBuilder(fn.append_basic_block("entry"))
-    ctx = _Ctx(module, builder, ty)
-    builder.ret(_IMPL[name](ctx, fn.args[0]))
+    return f"gradc_vm_{name}_{suffix}" + (f"_v{lanes}" if lanes else "")
+
+
+def declare(module: ir.Module, name: str, ty: ir.Type) -> ir.Function:
+    """The scalar function ``gradc_vm_<name>_<f32|f64>`` of type ``ty(ty)``, declared in
+    ``module`` (once).  A kernel calls it one element at a time; :func:`annotate` (run
+    on the module's text) adds what lets the loop vectorizer call a vector variant."""
+    fname = symbol(name, _Format(ty).suffix)
+    fn = module.globals.get(fname)
+    if fn is None:
+        fn = ir.Function(module, ir.FunctionType(ty, [ty]), fname)
     return fn
+
+
+def _define(module: ir.Module, name: str, ty: ir.Type, fname: str, target: Target) -> ir.Function:
+    """``fname``: the body of function ``name`` on ``ty`` (a float type or a vector)."""
+    fn = ir.Function(module, ir.FunctionType(ty, [ty]), fname)
+    fn.attributes.add("noinline")
+    builder = ir.IRBuilder(fn.append_basic_block("entry"))
+    builder.ret(_IMPL[name](_Ctx(builder, ty, target.fma), fn.args[0]))
+    return fn
+
+
+def _define_narrow(module: ir.Module, ty: ir.Type, fname: str, body: ir.Function) -> None:
+    """``fname`` on ``ty`` (the scalar type or a narrower vector) through ``body``: the
+    argument's lanes repeated to the body's width, the result's first lanes.  On x86
+    a vector instruction costs what the scalar or narrower one costs, so this is as
+    fast as a body of its own, and compiles in no time."""
+    fn = ir.Function(module, ir.FunctionType(ty, [ty]), fname)
+    fn.attributes.add("noinline")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    wide = body.function_type.return_type
+    x = fn.args[0]
+    if isinstance(ty, ir.VectorType):
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), wide.count), [i % ty.count for i in range(wide.count)])
+        y = b.call(body, [b.shuffle_vector(x, ir.Constant(ty, ir.Undefined), mask)])
+        first = ir.Constant(ir.VectorType(ir.IntType(32), ty.count), list(range(ty.count)))
+        b.ret(b.shuffle_vector(y, ir.Constant(wide, ir.Undefined), first))
+    else:
+        zero = ir.Constant(ir.IntType(32), 0)
+        v = b.insert_element(ir.Constant(wide, ir.Undefined), x, zero)
+        splat = b.shuffle_vector(v, ir.Constant(wide, ir.Undefined),
+                                 ir.Constant(ir.VectorType(ir.IntType(32), wide.count), [0] * wide.count))
+        b.ret(b.extract_element(b.call(body, [splat]), zero))
+
+
+def library_ir(target: Target, functions=None) -> str:
+    """LLVM IR (text) defining, for each ``(name, "f64"|"f32")`` in ``functions``
+    (default: all), the external scalar function and its vector variants for
+    ``target`` (``Target.widths``).
+
+    Each width of at least 256 bits (128 on a host without AVX) gets a body of its
+    own; the scalar function and narrower variants run the narrowest body (see
+    ``_define_narrow``).  Every lane runs the same operations, so all of them agree
+    bit for bit.  All are ``noinline``: an ahead-of-time module links these
+    definitions in, and the loop vectorizer must see calls of the scalar function,
+    not an inlined vector body."""
+    if functions is None:
+        functions = [(n, sfx) for n in NAMES for sfx in _FLOAT]
+    module = ir.Module(name="gradc_vecmath")
+    for name, sfx in sorted(functions):
+        elt = _FLOAT[sfx]
+        widths = target.widths(sfx)
+        bits = 64 if sfx == "f64" else 32
+        own = [w for w in widths if w * bits >= min(256, target.vector_bits)]
+        bodies = {w: _define(module, name, ir.VectorType(elt, w), symbol(name, sfx, w), target) for w in own}
+        base = bodies[own[0]]
+        _define_narrow(module, elt, symbol(name, sfx), base)
+        for w in widths:
+            if w not in bodies:
+                _define_narrow(module, ir.VectorType(elt, w), symbol(name, sfx, w), base)
+    return annotate(str(module), target)
+
+
+def annotate(text: str, target: Target) -> str:
+    """The module ``text`` with its vecmath functions' attributes filled in.
+
+    Every vecmath function, defined or declared, is pure (``_PURE``).  A scalar one
+    also names its vector variants in LLVM's ``vector-function-abi-variant``
+    attribute (mangled ``_ZGV_LLVM_N<lanes>v_<scalar>(<variant>)``: not masked, one
+    vector argument), so the loop vectorizer calls ``<scalar>_v4`` on four lanes
+    instead of the scalar function four times.  Where the scalar function is only
+    declared, its variants are declared next to it and listed in
+    ``@llvm.compiler.used``: the vectorizer only uses variants that exist in the
+    module, and without that list GlobalDCE deletes them (unused) before it runs.
+    """
+    used = []
+
+    def header(m):
+        kind, ret, name, sfx, vec, args, attrs = m.groups()
+        line = f"{kind} {ret} @{symbol(name, sfx)}{vec or ''}({args}){attrs} {_PURE}"
+        if vec:
+            return line
+        variants = [(w, symbol(name, sfx, w)) for w in target.widths(sfx)]
+        line += ' "vector-function-abi-variant"="%s"' % ",".join(
+            f"_ZGV_LLVM_N{w}v_{symbol(name, sfx)}({v})" for w, v in variants)
+        if kind == "declare":
+            for w, v in variants:
+                vty = f"<{w} x {ret}>"
+                line += f"\ndeclare {vty} @{v}({vty}) {_PURE}"
+                used.append(v)
+        return line
+
+    text = _HEADER.sub(header, text)
+    if used:
+        text += ('\n@llvm.compiler.used = appending global [%d x ptr] [%s], section "llvm.metadata"\n'
+                 % (len(used), ", ".join(f"ptr @{v}" for v in used)))
+    return text
+
+
+_CALLED = re.compile(rb"gradc_vm_([a-z0-9]+)_(f64|f32)")
+
+
+def functions_in(code: bytes | str) -> set[tuple[str, str]]:
+    """The ``(name, "f64"|"f32")`` vecmath functions that LLVM IR or object code
+    refers to (an object file names the symbols it needs in its string table)."""
+    if isinstance(code, str):
+        code = code.encode()
+    return {(n.decode(), s.decode()) for n, s in _CALLED.findall(code) if n.decode() in _IMPL}

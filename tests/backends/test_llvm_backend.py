@@ -129,18 +129,51 @@ def test_new_batch_size_does_not_recompile():
     assert len(entries) == 1
 
 
-def test_vectorized_ir_and_no_libm_calls():
-    lo = gradc.value_and_grad(m1).lower(onp.ones(100))
-    ir = lo.llvm_ir(optimized=True)
+def called_symbols(asm):
+    """Symbols the assembly calls: directly, or through a register loaded with
+    ``movabsq $symbol`` (the JIT's large code model)."""
+    return set(re.findall(r"^\s*(?:call|jmp)q?\s+([A-Za-z_][\w.$]*)", asm, re.M)) | \
+        set(re.findall(r"^\s*movabsq\s+\$([A-Za-z_][\w.$]*),\s*%r", asm, re.M))
+
+
+LIBM = re.compile(r"(exp|expm1|log|log1p|tanh|sin|cos|pow|fma|rint|floor)f?")
+M1_MATH = {"gradc_vm_tanh_f64", "gradc_vm_exp_f64", "gradc_vm_log1p_f64"}
+
+
+def assert_vector_math_not_libm(lowered):
+    """The optimized kernel calls gradc's vector math through its vector variants
+    (``<N x double>`` calls, N >= 2) and never calls libm."""
+    ir = lowered.llvm_ir(optimized=True)
     width = re.findall(r"<(\d+) x double>", ir)
     assert width and max(map(int, width)) >= 2, "the loop was not vectorized"
+    vector_calls = re.findall(r"call <(\d+) x double> @\"?(gradc_vm_\w+)_v(\d+)\(", ir)
+    assert {name for _, name, _ in vector_calls} == M1_MATH, vector_calls
+    assert all(int(n) == int(w) >= 2 for n, _, w in vector_calls)
+    called = called_symbols(lowered.asm())
+    assert not [c for c in called if LIBM.fullmatch(c)], f"libm calls: {sorted(called)}"
+    assert {f"{name}_v{w}" for _, name, w in vector_calls} <= called
+
+
+def test_vectorized_ir_and_no_libm_calls():
+    lo = gradc.value_and_grad(m1).lower(onp.ones(100))
+    assert_vector_math_not_libm(lo)
     asm = lo.asm()
-    calls = re.findall(r"call[q]?\s+\*?([\w@.]+)", asm)
-    libm = [c for c in calls if re.search(r"(exp|log|tanh|sin|cos|pow)", c)]
-    assert not libm, f"scalar libm calls remain: {libm}"
     assert "ymm" in asm or "zmm" in asm or "xmm" in asm
     raw = lo.llvm_ir(optimized=False)
     assert re.search(r"%\"?n\d+", raw), "IR values are named after graph nodes"
+    assert re.search(r"declare double @gradc_vm_exp_f64\(double[^)]*\) .*vector-function-abi-variant", raw)
+
+
+def test_large_transcendental_kernel_calls_vector_math():
+    """value_and_grad of M1 on 4M doubles (threaded): numpy's values, through the
+    vector math's vector variants, without libm."""
+    x = onp.random.default_rng(4).normal(size=4_000_000)
+    f = gradc.value_and_grad(m1)
+    v, g = f(x)
+    want_v, want_g = gradc.value_and_grad(m1, backend="numpy")(x)
+    close(v, want_v, terms=x.size)
+    close(g, want_g)
+    assert_vector_math_not_libm(f.lower(x))
 
 
 def test_gather_out_of_bounds_is_an_error_not_a_crash():

@@ -1,8 +1,13 @@
 """Accuracy and vectorization tests for gradc.backends.vecmath.
 
-Each function is compiled into a loop kernel ``void k(T* x, T* y, i64 n)``,
-optimized at O3 with loop/SLP vectorization for the host CPU, JIT-compiled
-with MCJIT and swept over its whole domain.
+Each function is called from a loop kernel ``void k(T* x, T* y, i64 n)`` that
+declares it as gradc's kernels do, optimized at O3 with loop/SLP vectorization
+for the host CPU (so the loop calls a vector variant, and its remainder the
+scalar function), JIT-compiled with MCJIT next to the vector math object code
+the JIT compiles (``llvm_jit.vecmath_object``), and swept over its whole domain.
+Every sweep point also runs through the scalar function and each vector variant
+called directly, which must agree with the loop bit for bit: so the accuracy
+bounds hold for every entry point.
 
 References: float64 results are compared with numpy's float64 functions
 (sigmoid/softplus: computed in np.longdouble); float32 results with numpy's
@@ -14,7 +19,7 @@ Special values (nan, inf, signed zeros) must match numpy exactly.
 CI runs a sample of ~300k points per function and dtype.  For a long sweep
 (~30 million points per function and dtype, about 3 minutes)::
 
-    GRADC_LONG_SWEEP=1 python -m pytest tests/backend/test_vecmath.py -s
+    GRADC_LONG_SWEEP=1 python -m pytest tests/backends/test_vecmath.py -s
 """
 
 from __future__ import annotations
@@ -176,10 +181,21 @@ def accuracy_domain(name: str, x: np.ndarray) -> np.ndarray:
 # Tests
 # ---------------------------------------------------------------------------
 
+def assert_same_bits(got, want, x, what):
+    """Equal values with equal bits; any nan for nan (its payload is not specified)."""
+    nan = np.isnan(want)
+    same = (np.isnan(got) == nan) & (nan | (got.view(f"u{got.itemsize}") == want.view(f"u{want.itemsize}")))
+    if not same.all():
+        i = int(np.argmin(same))
+        raise AssertionError(f"{what}: x={x[i]!r} gives {got[i]!r}, expected {want[i]!r} "
+                             f"({int((~same).sum())} of {x.size} differ)")
+
+
 @pytest.mark.parametrize("dt", DTYPES, ids=_dt_id)
 @pytest.mark.parametrize("name", vecmath.NAMES)
 def test_accuracy(name, dt):
     kernel = H.compile_unary_kernel(name, dt)
+    lanes = H.compile_lanes_kernels(name, dt, vecmath.host_target())
     rng = np.random.default_rng([zlib.crc32(f"{name}/{_dt_id(dt)}".encode()), int(LONG)])
     worst, worst_x, total = -1.0, None, 0
     chunks = [special_values(name, dt)]
@@ -191,6 +207,8 @@ def test_accuracy(name, dt):
     for x in chunks:
         x = x[accuracy_domain(name, x)]
         got = kernel(x)
+        for w in lanes.widths():
+            assert_same_bits(lanes[w](x), got, x, f"{name} {_dt_id(dt)} " + (f"v{w}" if w else "scalar"))
         err = H.ulp_error(got, reference(name, x), dt)
         i = int(np.argmax(err))
         total += x.size
@@ -281,16 +299,49 @@ def test_trig_outside_accurate_domain(name, dt):
 @pytest.mark.parametrize("dt", DTYPES, ids=_dt_id)
 @pytest.mark.parametrize("name", vecmath.NAMES)
 def test_vectorized_without_libm_calls(name, dt):
+    """The loop calls the full-width vector variant (and the scalar function only in
+    its remainder); neither it nor the library code calls libm; the library's
+    bodies are vector code in the host's widest registers."""
     kernel = H.compile_unary_kernel(name, dt)
     assert not H.libm_calls(kernel.asm), H.libm_calls(kernel.asm)
+    assert not H.libm_calls(kernel.library_asm), H.libm_calls(kernel.library_asm)
     bits = H.host_vector_bits()
     elt = "double" if np.dtype(dt) == np.float64 else "float"
     width = bits // (64 if elt == "double" else 32)
-    widths = {int(w) for w in re.findall(r"<(\d+) x %s>" % elt, kernel.optimized_ir)}
-    assert widths and max(widths) >= width, (
-        f"{name}/{elt}: expected <{width} x {elt}> in the optimized IR, found {sorted(widths)}")
+    sfx = "f64" if elt == "double" else "f32"
+    variant = vecmath.symbol(name, sfx, width)
+    calls = set(re.findall(r"call (?:fast )?<(\d+) x %s> @\"?(\w+)" % elt, kernel.optimized_ir))
+    assert (str(width), variant) in calls, f"the loop does not call {variant}: {sorted(calls)}"
+    assert variant in H.called_symbols(kernel.asm)
     reg = {512: "zmm", 256: "ymm", 128: "xmm"}[bits]
-    assert re.search(r"%" + reg + r"\d", kernel.asm), f"no {reg} registers in the asm"
+    assert re.search(r"%" + reg + r"\d", kernel.library_asm), f"no {reg} registers in the library"
+    body = kernel.library_asm.split(f"{variant}:", 1)[1].split(".Lfunc_end", 1)[0]
+    assert re.search(r"%" + reg + r"\d", body) and not re.search(r"\bcall", body), \
+        f"{variant} is not straight-line {reg} code"
+
+
+@pytest.mark.parametrize("target", [None, vecmath.Target(128, False), vecmath.Target(512, True)],
+                         ids=["host", "sse", "avx512"])
+@pytest.mark.parametrize("dt", DTYPES, ids=_dt_id)
+@pytest.mark.parametrize("name", vecmath.NAMES)
+def test_scalar_and_vector_variants_agree_bit_for_bit(name, dt, target):
+    """The scalar function, every vector variant and a scalar body emitted by the
+    same code give the same bits, lane for lane (so a value does not depend on
+    whether a loop's vector part or its remainder computed it), for the host's
+    widths and for other targets' layouts (run here with LLVM splitting the
+    vectors)."""
+    target = target or vecmath.host_target()
+    lanes = H.compile_lanes_kernels(name, dt, target)
+    assert lanes.widths() == [None, *target.widths("f64" if np.dtype(dt) == np.float64 else "f32")]
+    rng = np.random.default_rng(11)
+    x = np.concatenate([special_values(name, dt), sweep_inputs(name, dt, 5_000, rng)])
+    x = x[rng.permutation(x.size)]               # specials in every lane position
+    want = lanes[None](x)
+    assert_same_bits(lanes.body(x), want, x, f"{name} {_dt_id(dt)} scalar body")
+    for w in lanes.widths()[1:]:
+        for shift in range(w):                    # each value in each lane
+            xs = np.roll(x, shift)
+            assert_same_bits(lanes[w](xs), np.roll(want, shift), xs, f"{name} {_dt_id(dt)} v{w}")
 
 
 @pytest.mark.parametrize("dt", DTYPES, ids=_dt_id)
@@ -301,8 +352,9 @@ def test_host_without_fma(name, dt):
     same accuracy, still vectorized, no libm calls."""
     kernel = H.compile_unary_kernel(name, dt, features=H.host_features_without("fma"))
     assert not H.libm_calls(kernel.asm), H.libm_calls(kernel.asm)
-    assert re.search(r"<\d+ x (double|float)>", kernel.optimized_ir)
-    assert not re.search(r"vfn?madd", kernel.asm)
+    assert not H.libm_calls(kernel.library_asm), H.libm_calls(kernel.library_asm)
+    assert re.search(r"call <\d+ x (double|float)> @\"?gradc_vm_", kernel.optimized_ir)
+    assert not re.search(r"vfn?madd", kernel.asm + kernel.library_asm)
     rng = np.random.default_rng(3)
     x = np.concatenate([special_values(name, dt), sweep_inputs(name, dt, 20_000, rng)])
     x = x[accuracy_domain(name, x)]
@@ -311,18 +363,30 @@ def test_host_without_fma(name, dt):
     assert err.max() <= MAX_ULP, (name, x[np.argmax(err)], err.max())
 
 
-def test_get_declares_once():
+def test_declare_and_annotate():
     mod = ir.Module()
     for ty, sfx in ((ir.DoubleType(), "f64"), (ir.FloatType(), "f32")):
-        f = vecmath.get(mod, "exp", ty)
-        assert f.name == f"gradc.exp.{sfx}"
-        assert f.linkage == "internal" and "alwaysinline" in f.attributes
+        f = vecmath.declare(mod, "exp", ty)
+        assert f.name == f"gradc_vm_exp_{sfx}" and f.is_declaration
         assert f.function_type.return_type == ty and list(f.function_type.args) == [ty]
-        assert vecmath.get(mod, "exp", ty) is f
+        assert vecmath.declare(mod, "exp", ty) is f
     with pytest.raises(ValueError):
-        vecmath.get(mod, "nope", ir.DoubleType())
+        vecmath.declare(mod, "nope", ir.DoubleType())
     assert set(vecmath.NAMES) == {"exp", "log", "log1p", "expm1", "tanh", "sigmoid",
                                   "softplus", "sin", "cos"}
+    target = vecmath.Target(256, True)
+    assert target.widths("f64") == (2, 4) and target.widths("f32") == (4, 8)
+    assert vecmath.Target(512, True).widths("f64") == (2, 4, 8)
+    assert vecmath.Target(128, False).widths("f32") == (4,)
+    text = vecmath.annotate(str(mod), target)
+    assert ('declare double @gradc_vm_exp_f64(double %".1") nounwind willreturn memory(none) '
+            '"vector-function-abi-variant"="_ZGV_LLVM_N2v_gradc_vm_exp_f64(gradc_vm_exp_f64_v2),'
+            '_ZGV_LLVM_N4v_gradc_vm_exp_f64(gradc_vm_exp_f64_v4)"') in text
+    assert "declare <8 x float> @gradc_vm_exp_f32_v8(<8 x float>) nounwind willreturn memory(none)" in text
+    assert ('@llvm.compiler.used = appending global [4 x ptr] [ptr @gradc_vm_exp_f64_v2, '
+            'ptr @gradc_vm_exp_f64_v4, ptr @gradc_vm_exp_f32_v4, ptr @gradc_vm_exp_f32_v8]') in text
+    assert vecmath.functions_in(text) == {("exp", "f64"), ("exp", "f32")}
+    assert vecmath.functions_in(b"\0gradc_vm_log1p_f32_v8\0gradc_vm_nope_f64\0") == {("log1p", "f32")}
 
 
 def test_ulp_error_helper():

@@ -5,7 +5,14 @@
 * ``host_target_machine()``, ``optimize(mod, tm)``: the O3 new-pass-manager
   pipeline with loop + SLP vectorization for the host CPU.
 * ``compile_unary_kernel(name, dtype)``: ``void k(T* x, T* y, i64 n)`` with
-  ``y[i] = gradc.<name>(x[i])``, optimized and JIT-compiled with MCJIT.
+  ``y[i] = gradc_vm_<name>(x[i])`` declared as a gradc kernel declares it,
+  optimized (the loop vectorizer calls the vector variant; the remainder the
+  scalar function) and JIT-compiled with MCJIT next to the vector math object
+  code the JIT uses (``llvm_jit.vecmath_object``).
+* ``compile_lanes_kernels(name, dtype, target)``: one unoptimized loop per
+  entry point (the scalar function and each vector variant), called directly,
+  and one over a scalar body emitted by the same code, for checking that they
+  agree bit for bit.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import numpy as np
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from gradc.backends import vecmath
+from gradc.backends import llvm_jit, vecmath
 
 llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()
@@ -127,15 +134,12 @@ def optimize(mod, tm) -> None:
 _IRTY = {np.dtype(np.float64): ir.DoubleType, np.dtype(np.float32): ir.FloatType}
 
 
-def build_unary_kernel_ir(name: str, dtype, kernel_name: str = "k") -> str:
-    """LLVM IR text of ``void k(T* noalias x, T* noalias y, i64 n)``."""
-    ty = _IRTY[np.dtype(dtype)]()
-    mod = ir.Module(name=f"vecmath_{name}")
-    mod.triple = llvm.get_process_triple()
-    f = vecmath.get(mod, name, ty)
-    ptr = ir.PointerType(ty)
+def _loop(mod, fname: str, ty, body):
+    """``void fname(T* noalias x, T* noalias y, i64 n)`` doing ``body(b, x, y, i)``
+    for i = 0 .. n-1."""
     i64 = ir.IntType(64)
-    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ptr, ptr, i64]), kernel_name)
+    ptr = ir.PointerType(ty)
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ptr, ptr, i64]), fname)
     xp, yp, n = fn.args
     for a in (xp, yp):
         a.add_attribute("noalias")
@@ -145,14 +149,28 @@ def build_unary_kernel_ir(name: str, dtype, kernel_name: str = "k") -> str:
     b.position_at_end(loop)
     i = b.phi(i64)
     i.add_incoming(ir.Constant(i64, 0), entry)
-    v = b.load(b.gep(xp, [i], inbounds=True))
-    b.store(b.call(f, [v]), b.gep(yp, [i], inbounds=True))
+    body(b, xp, yp, i)
     nxt = b.add(i, ir.Constant(i64, 1))
     i.add_incoming(nxt, loop)
     b.cbranch(b.icmp_signed("<", nxt, n), loop, done)
     b.position_at_end(done)
     b.ret_void()
-    text = str(mod)
+    return fn
+
+
+def build_unary_kernel_ir(name: str, dtype, target, kernel_name: str = "k") -> str:
+    """LLVM IR text of ``void k(T* noalias x, T* noalias y, i64 n)``, with the
+    vector math function declared and annotated for ``target`` as in a kernel."""
+    ty = _IRTY[np.dtype(dtype)]()
+    mod = ir.Module(name=f"vecmath_{name}")
+    mod.triple = llvm.get_process_triple()
+    f = vecmath.declare(mod, name, ty)
+
+    def body(b, xp, yp, i):
+        v = b.load(b.gep(xp, [i], inbounds=True))
+        b.store(b.call(f, [v]), b.gep(yp, [i], inbounds=True))
+    _loop(mod, kernel_name, ty, body)
+    text = vecmath.annotate(str(mod), target)
     if host_vector_bits() == 512:
         # Some AVX-512 CPUs tune LLVM to prefer 256-bit vectors; ask for
         # full-width zmm code explicitly.
@@ -161,12 +179,33 @@ def build_unary_kernel_ir(name: str, dtype, kernel_name: str = "k") -> str:
     return text
 
 
+def _target(features: str | None):
+    """What the vector math may assume for this feature string (None: the host)."""
+    if features is None:
+        return vecmath.host_target()
+    return vecmath.Target(host_vector_bits(), "+fma" in features.split(","))
+
+
+def _add_library(engine, name, dtype, tm, target) -> str:
+    """Add the vector math object code for (name, dtype) to ``engine``, compiled as
+    the JIT compiles it; returns its assembly."""
+    fn = (name, "f64" if np.dtype(dtype) == np.float64 else "f32")
+    engine.add_object_file(llvm.ObjectFileRef.from_data(llvm_jit.vecmath_object(fn, tm, target)))
+    lib = llvm_jit.parse(vecmath.library_ir(target, [fn]), tm)
+    llvm_jit.optimize(lib, tm)
+    return tm.emit_assembly(lib)
+
+
+_ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+
+
 @dataclass
 class Kernel:
     name: str
     dtype: np.dtype
     optimized_ir: str
     asm: str
+    library_asm: str
     engine: object
     cfunc: object
 
@@ -179,30 +218,93 @@ class Kernel:
 
 @functools.lru_cache(maxsize=None)
 def compile_unary_kernel(name: str, dtype, features: str | None = None) -> Kernel:
-    """Build, optimize and JIT the kernel for ``gradc.<name>`` (cached).
+    """Build, optimize and JIT the kernel for ``gradc_vm_<name>`` (cached).
 
-    ``features`` selects a non-default host feature string (the IR is then
-    generated without assuming FMA)."""
+    ``features`` selects a non-default host feature string (the vector math
+    is then generated for it, e.g. without assuming FMA)."""
     dtype = np.dtype(dtype)
     tm = host_target_machine(features)
-    saved = vecmath.USE_FMA
-    if features is not None:
-        vecmath.USE_FMA = "+fma" in features.split(",")
-    try:
-        text = build_unary_kernel_ir(name, dtype)
-    finally:
-        vecmath.USE_FMA = saved
-    mod = llvm.parse_assembly(text)
+    target = _target(features)
+    mod = llvm.parse_assembly(build_unary_kernel_ir(name, dtype, target))
     mod.verify()
     optimize(mod, tm)
     mod.verify()
     optimized_ir = str(mod)
     asm = tm.emit_assembly(mod)
     engine = llvm.create_mcjit_compiler(mod, tm)
+    library_asm = _add_library(engine, name, dtype, tm, target)
     engine.finalize_object()
-    addr = engine.get_function_address("k")
-    cfunc = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(addr)
-    return Kernel(name, dtype, optimized_ir, asm, engine, cfunc)
+    cfunc = _ENTRY(engine.get_function_address("k"))
+    return Kernel(name, dtype, optimized_ir, asm, library_asm, engine, cfunc)
+
+
+class Lanes:
+    """Each entry point of one vector math function, called on whole arrays:
+    ``lanes[None](x)`` runs the scalar function on every element,
+    ``lanes[4](x)`` the 4-wide variant on every 4 elements."""
+
+    def __init__(self, engine, cfuncs, dtype):
+        self.engine, self.cfuncs, self.dtype = engine, cfuncs, dtype
+
+    def widths(self):
+        return list(self.cfuncs)
+
+    def __getitem__(self, w):
+        def run(x):
+            x = np.ascontiguousarray(x, self.dtype)
+            k = w or 1
+            pad = np.zeros((-x.size) % k, self.dtype)
+            xp = np.concatenate([x, pad])
+            y = np.empty_like(xp)
+            self.cfuncs[w](xp.ctypes.data, y.ctypes.data, xp.size // k)
+            return y[:x.size]
+        return run
+
+
+@functools.lru_cache(maxsize=None)
+def compile_lanes_kernels(name: str, dtype, target) -> Lanes:
+    """An unoptimized loop per entry point of ``gradc_vm_<name>`` for ``target``
+    (the scalar function, then each width of ``target.widths``), JIT-compiled with
+    the library the JIT uses.  The host's TargetMachine runs them, so a wider
+    ``target`` than the host still runs (LLVM splits the vectors)."""
+    dtype = np.dtype(dtype)
+    sfx = "f64" if dtype == np.float64 else "f32"
+    ty = _IRTY[dtype]()
+    mod = ir.Module(name=f"lanes_{name}")
+    mod.triple = llvm.get_process_triple()
+    names = {None: "scalar"}
+    scalar = vecmath.declare(mod, name, ty)
+
+    def scalar_body(b, xp, yp, i):
+        b.store(b.call(scalar, [b.load(b.gep(xp, [i], inbounds=True))]), b.gep(yp, [i], inbounds=True))
+    _loop(mod, "scalar", ty, scalar_body)
+    for w in target.widths(sfx):
+        vty = ir.VectorType(ty, w)
+        fn = ir.Function(mod, ir.FunctionType(vty, [vty]), vecmath.symbol(name, sfx, w))
+
+        def vector_body(b, xp, yp, i, fn=fn, vty=vty, w=w):
+            j = b.mul(i, ir.Constant(ir.IntType(64), w))
+            src = b.bitcast(b.gep(xp, [j], inbounds=True), vty.as_pointer())
+            dst = b.bitcast(b.gep(yp, [j], inbounds=True), vty.as_pointer())
+            b.store(b.call(fn, [b.load(src, align=dtype.itemsize)]), dst, align=dtype.itemsize)
+        _loop(mod, f"v{w}", ty, vector_body)
+        names[w] = f"v{w}"
+    # A scalar body from the same code as the vector bodies (the library runs the
+    # narrowest vector body for the scalar function).
+    body = vecmath._define(mod, name, ty, "scalar_body", target)
+
+    def body_body(b, xp, yp, i):
+        b.store(b.call(body, [b.load(b.gep(xp, [i], inbounds=True))]), b.gep(yp, [i], inbounds=True))
+    _loop(mod, "body", ty, body_body)
+    tm = host_target_machine()
+    m = llvm.parse_assembly(str(mod))
+    m.verify()
+    engine = llvm.create_mcjit_compiler(m, tm)
+    _add_library(engine, name, dtype, tm, target)
+    engine.finalize_object()
+    lanes = Lanes(engine, {w: _ENTRY(engine.get_function_address(f)) for w, f in names.items()}, dtype)
+    lanes.body = Lanes(engine, {None: _ENTRY(engine.get_function_address("body"))}, dtype)[None]
+    return lanes
 
 
 # Names of libm entry points a scalarized transcendental would call.
@@ -212,9 +314,12 @@ LIBM_SYMBOLS = _LIBM | {s + "f" for s in _LIBM}
 
 
 def called_symbols(asm: str) -> set:
-    """Symbols called (or tail-called) from x86 assembly text."""
+    """Symbols called (or tail-called) from x86 assembly text: directly, or, in the
+    JIT's large code model, through a register loaded with ``movabsq $symbol``."""
     out = set()
     for m in re.finditer(r"^\s*(?:call|jmp)q?\s+\*?([A-Za-z_][\w.$@]*)", asm, re.M):
+        out.add(m.group(1).split("@")[0])
+    for m in re.finditer(r"^\s*movabsq\s+\$([A-Za-z_][\w.$@]*),\s*%r", asm, re.M):
         out.add(m.group(1).split("@")[0])
     return out
 
