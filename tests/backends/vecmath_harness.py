@@ -191,9 +191,7 @@ def _add_library(engine, name, dtype, tm, target) -> str:
     the JIT compiles it; returns its assembly."""
     fn = (name, "f64" if np.dtype(dtype) == np.float64 else "f32")
     engine.add_object_file(llvm.ObjectFileRef.from_data(llvm_jit.vecmath_object(fn, tm, target)))
-    lib = llvm_jit.parse(vecmath.library_ir(target, [fn]), tm)
-    llvm_jit.optimize(lib, tm)
-    return tm.emit_assembly(lib)
+    return tm.emit_assembly(llvm_jit.vecmath_module(fn, tm, target))
 
 
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
