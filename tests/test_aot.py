@@ -191,6 +191,43 @@ class Library:
         return rc, outs
 
 
+M1 = textwrap.dedent("""\
+    import gradc.numpy as gnp
+
+    def m1(x):                              # the benchmark's transcendental chain
+        return gnp.sum(gnp.tanh(x) * gnp.exp(-x * x) + gnp.log1p(x * x))
+    """)
+
+
+@pytest.mark.skipif(not (shutil.which("nm") and shutil.which("objdump")), reason="needs binutils")
+def test_vector_math_is_linked_in_and_inlined(tmp_path):
+    """The library holds the vector math itself (nothing exported but the entry points
+    and their helpers), with the vector bodies inlined into the loops: no calls of
+    vector variants, none of libm's exp/tanh/log1p; the scalar function serves the
+    loop's remainder.  Values as numpy's (sizes around the vector width)."""
+    src = tmp_path / "m1.py"
+    src.write_text(M1)
+    gradc_build(tmp_path, target=f"{src}:m1", types=["f64[n]"])
+    lib = tmp_path / "libm1.so"
+    exported = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True).stdout
+    assert "gradc_vm" not in exported
+    asm = subprocess.run(["objdump", "-d", str(lib)], capture_output=True, text=True).stdout
+    called = set(re.findall(r"\scall\s+[0-9a-f]+ <([^>]+)>", asm))
+    assert not [c for c in called if re.fullmatch(r"gradc_vm_\w+_v\d+", c)], sorted(called)
+    assert not [c for c in called if re.match(r"(exp|tanh|log1p)f?@", c)], sorted(called)
+    assert {"gradc_vm_tanh_f64", "gradc_vm_exp_f64", "gradc_vm_log1p_f64"} <= called
+    ns = {}
+    exec(compile(M1, str(src), "exec"), ns)
+    library = Library(lib, "m1")
+    for n in (0, 1, 3, 4, 5, 17, 1003):
+        x = np.random.default_rng(n).normal(size=n)
+        rc, (value, dx) = library("value_and_grad", [x], [(), (n,)], [n])
+        assert rc == 0
+        want_v, want_dx = gradc.value_and_grad(ns["m1"], backend="numpy")(x)
+        np.testing.assert_allclose(value, want_v, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-12)
+
+
 def test_library_matches_the_jit(neuron_build):
     out, _ = neuron_build
     lib = Library(out / "libneuron.so", "neuron")

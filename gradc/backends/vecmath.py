@@ -740,7 +740,6 @@ def declare(module: ir.Module, name: str, ty: ir.Type) -> ir.Function:
 def _define(module: ir.Module, name: str, ty: ir.Type, fname: str, target: Target) -> ir.Function:
     """``fname``: the body of function ``name`` on ``ty`` (a float type or a vector)."""
     fn = ir.Function(module, ir.FunctionType(ty, [ty]), fname)
-    fn.attributes.add("noinline")
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
     builder.ret(_IMPL[name](_Ctx(builder, ty, target.fma), fn.args[0]))
     return fn
@@ -752,7 +751,6 @@ def _define_narrow(module: ir.Module, ty: ir.Type, fname: str, body: ir.Function
     a vector instruction costs what the scalar or narrower one costs, so this is as
     fast as a body of its own, and compiles in no time."""
     fn = ir.Function(module, ir.FunctionType(ty, [ty]), fname)
-    fn.attributes.add("noinline")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     wide = body.function_type.return_type
     x = fn.args[0]
@@ -769,7 +767,7 @@ def _define_narrow(module: ir.Module, ty: ir.Type, fname: str, body: ir.Function
         b.ret(b.extract_element(b.call(body, [splat]), zero))
 
 
-def library_ir(target: Target, functions=None) -> str:
+def library_ir(target: Target, functions=None, inline: bool = False) -> str:
     """LLVM IR (text) defining, for each ``(name, "f64"|"f32")`` in ``functions``
     (default: all), the external scalar function and its vector variants for
     ``target`` (``Target.widths``).
@@ -777,9 +775,8 @@ def library_ir(target: Target, functions=None) -> str:
     Each width of at least 256 bits (128 on a host without AVX) gets a body of its
     own; the scalar function and narrower variants run the narrowest body (see
     ``_define_narrow``).  Every lane runs the same operations, so all of them agree
-    bit for bit.  All are ``noinline``: an ahead-of-time module links these
-    definitions in, and the loop vectorizer must see calls of the scalar function,
-    not an inlined vector body."""
+    bit for bit.  ``inline`` marks the bodies ``alwaysinline``, for a module that
+    links them in after the loop vectorizer has placed its calls (``aot``)."""
     if functions is None:
         functions = [(n, sfx) for n in NAMES for sfx in _FLOAT]
     module = ir.Module(name="gradc_vecmath")
@@ -789,6 +786,9 @@ def library_ir(target: Target, functions=None) -> str:
         bits = 64 if sfx == "f64" else 32
         own = [w for w in widths if w * bits >= min(256, target.vector_bits)]
         bodies = {w: _define(module, name, ir.VectorType(elt, w), symbol(name, sfx, w), target) for w in own}
+        if inline:
+            for body in bodies.values():
+                body.attributes.add("alwaysinline")
         base = bodies[own[0]]
         _define_narrow(module, elt, symbol(name, sfx), base)
         for w in widths:
