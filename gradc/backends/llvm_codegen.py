@@ -505,7 +505,11 @@ class Codegen:
 
         level(0, [])
 
-    PAR_MIN_WORK = 1 << 16   # elements per nest below which threads cost more than they give
+    # Threads pay off once a nest's single-thread time dwarfs the pool's hand-off (a few
+    # microseconds): elements x estimated body cost (schedule._cost: 8 per transcendental
+    # call, 1 per other op) of at least PAR_MIN_WORK, about 60 us of work.  (M1 medium,
+    # 10,000 elements of a 61-cost body, runs 150 us serially and 63-78 us on 2 threads.)
+    PAR_MIN_WORK = 1 << 18
 
     def emit_parallel_nest(self, nest, k, impl):
         """Outline the nest into a body function over [start, end) of its outer loop, run
@@ -567,7 +571,8 @@ class Codegen:
         n0 = self.size(nest.domain[0])
         chunks = self.alloca(I64, name=f"nest{k}.chunks")
         work = self.numel(nest.domain)
-        par = b.and_(b.icmp_signed(">=", work, ir.Constant(I64, self.PAR_MIN_WORK)),
+        min_work = max(1, self.PAR_MIN_WORK // max(nest.cost, 1))
+        par = b.and_(b.icmp_signed(">=", work, ir.Constant(I64, min_work)),
                      b.icmp_signed(">=", n0, ir.Constant(I64, T)))
         pf = self.module.globals.get("gradc_parallel_for")
         if pf is None:
