@@ -166,3 +166,25 @@ def test_minimum_size_requirement_retraces_when_violated():
 def test_optimized_trace():
     g = gradc.trace(lambda x: gnp.log(1.0 + gnp.exp(x)) * 1.0, np.ones(3), optimized=True)
     assert {d["op"] for _, d in g.nx.nodes(data=True)} == {"input", "softplus"}
+
+
+def test_order_is_networkx_lexicographic_topological_order():
+    """Graph.order is a hand-written Kahn's algorithm; networkx's lexicographical
+    topological sort is the oracle, on random DAGs whose edges also point from newer
+    to older node ids (as after a rewrite redirects users to a new node)."""
+    import networkx as nx
+    rng = np.random.default_rng(0)
+    for trial in range(50):
+        n = int(rng.integers(1, 40))
+        perm = rng.permutation(n)          # a random topological rank for each node id
+        g = Graph("random")
+        for _ in range(n):
+            g.add("input", shape=(), dtype=np.float64)
+        for a in range(n):
+            for b in range(n):
+                if perm[a] < perm[b] and rng.random() < 0.15:
+                    g.nx.add_edge(a, b)
+        assert g.order() == list(nx.lexicographical_topological_sort(g.nx))
+    g.nx.add_edge(int(np.argmax(perm)), int(np.argmin(perm)))   # closes a cycle
+    with pytest.raises(nx.NetworkXUnfeasible):
+        g.order()

@@ -26,7 +26,7 @@ KERNEL = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctyp
 
 
 def kernel_name(graph: Graph) -> str:
-    h = hashlib.sha1(str(graph).encode()).hexdigest()[:10]
+    h = hashlib.sha1(graph.text(sources=False).encode()).hexdigest()[:10]
     return "gradc_" + re.sub(r"\W", "_", graph.name) + "_" + h
 
 
@@ -51,7 +51,7 @@ class Kernel:
         name = kernel_name(graph)
         # What decides the code: the graph, its constants, the thread split, the BLAS
         # interface (code_fingerprint() and the CPU are added by Artifact).
-        key = (str(graph), *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")))
+        key = (graph.text(sources=False), *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")))
         self._attach(graph, s, name, Artifact(lambda: str(lower(s, name, blas)), name, key))
 
     def _attach(self, graph: Graph, s, name: str, artifact) -> None:
