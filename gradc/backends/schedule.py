@@ -324,6 +324,29 @@ def _bound_inline_depth(g: Graph, roots: set) -> None:
         depth[n], inlined[n] = k, body
 
 
+def _materialize_row_math(g: Graph, roots: set) -> None:
+    """A transcendental function of a vector that a matrix-shaped expression broadcasts
+    over rows (the sigmoid of each row's margin in logistic regression's gradient) would
+    be inlined into the loop over the row's elements, where LLVM hoists it out one row
+    at a time: a full vector-math call per row.  As a root it is computed at the row
+    level of the nest, for a block of rows at once, in vector lanes."""
+    for n in g.nx.nodes:
+        d = g[n]
+        if n in roots or d["op"] not in _EXPENSIVE or len(d["shape"]) != 1:
+            continue
+        stack, seen = list(g.users(n)), set()
+        while stack:
+            u = stack.pop()
+            if u in seen:
+                continue
+            seen.add(u)
+            if len(g[u]["shape"]) == 2 and g[u]["shape"][0] == d["shape"][0]:
+                roots.add(n)
+                break
+            if u not in roots and OPS[g[u]["op"]].kind != "source":
+                stack.extend(g.users(u))
+
+
 def schedule(graph: Graph, threads: int = 1, share: bool = True) -> Schedule:
     """Fused loop nests for ``graph``; with ``threads`` > 1, loop nests are split over
     their outer loop, so reductions across it get per-chunk partial buffers.  With
@@ -350,6 +373,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True) -> Schedule:
                         changed = True
     roots = {r for r in roots if g[r]["op"] not in ("input", "const")}
     _bound_inline_depth(g, roots)
+    _materialize_row_math(g, roots)
     nests: list[Nest] = []
     where: dict = {}
     last_use: dict = {}

@@ -241,3 +241,19 @@ def test_disk_cache_refuses_directory_others_can_write(tmp_path):
     assert cached == "False"
     assert "refusing to use the cache directory" in err and "chmod go-w" in err
     assert not list(tmp_path.glob("*.o"))
+
+
+def test_row_math_is_computed_at_row_level():
+    """Logistic regression's gradient broadcasts sigmoid(margin) over each row of X.
+    The scheduler makes the sigmoid (and the loss's softplus) row-level roots of the
+    nest over X, so they run once per row, a block of rows at a time, instead of being
+    inlined into the loop over the row's elements; the values stay numpy's."""
+    w, b, X, y = B.make_data("M3", "medium", "float64")
+    vg = gradc.value_and_grad(B.MODELS["M3"].gradc, argnums=(0, 1))
+    nests = vg.lower(w, b, X, y).loop_nests()
+    assert re.search(r"nest 0: loop over \[m,n\]: .*%\d+=sigmoid@1", nests), nests
+    assert re.search(r"%\d+=softplus@1", nests), nests
+    (v, (gw, gb)), (rv, (rw, rb)) = vg(w, b, X, y), B.MODELS["M3"].np_value_and_grad(w, b, X, y)
+    onp.testing.assert_allclose(v, rv, rtol=1e-12)
+    onp.testing.assert_allclose(gw, rw, rtol=1e-10, atol=1e-13)
+    onp.testing.assert_allclose(gb, rb, rtol=1e-10)
