@@ -485,8 +485,8 @@ class Codegen:
                         store_acc((n, b), idx)
 
         # Blocking pays where rows have dot products (the matrix-vector pattern); elsewhere
-        # it mostly multiplies the code LLVM has to compile.
-        blocked = r == 2 and any(is_reduce(n) and stage_local(n) for n in nest.roots)
+        # it mostly multiplies the code LLVM has to compile (schedule._reads_row_invariant).
+        blocked = r == 2 and nest.blocked
 
         def level(k, idx):
             outers = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]

@@ -257,3 +257,15 @@ def test_row_math_is_computed_at_row_level():
     onp.testing.assert_allclose(v, rv, rtol=1e-12)
     onp.testing.assert_allclose(gw, rw, rtol=1e-10, atol=1e-13)
     onp.testing.assert_allclose(gb, rb, rtol=1e-10)
+
+
+def test_rows_are_blocked_only_where_they_share_an_operand():
+    """Row blocking (4 rows per pass, sharing loads of w) is for row dot products; a
+    row-wise softmax has no shared operand, and blocking it only doubled compile time."""
+    def kinds(model):
+        args = B.make_data(model, "small", "float64")
+        vg = gradc.value_and_grad(B.MODELS[model].gradc, argnums=B.MODELS[model].argnums)
+        s = vg.lower(*args)._entry.run.kernel.schedule
+        return [n.blocked for n in s.nests if n.kind == "loop" and len(n.domain) == 2]
+    assert kinds("M2") == [True] and kinds("M3") == [True]     # X @ w, fused with X.T @ g
+    assert not any(kinds("M5"))                                 # softmax over 10 classes
