@@ -369,19 +369,17 @@ class Codegen:
         b.branch(cond)
         b.position_at_end(end)
 
-    ROW_BLOCK = 4
-
-    def row_blocks(self, lo, hi, emit):
-        """Rows lo..hi in blocks of ROW_BLOCK (``emit`` gets the block's row indices),
-        then the remaining rows one at a time."""
+    def row_blocks(self, lo, hi, emit, size):
+        """Rows lo..hi in blocks of ``size`` (``emit`` gets the block's row indices), then
+        the remaining rows one at a time."""
         b = self.b
         lo = lo if lo is not None else ir.Constant(I64, 0)
         n = b.sub(hi, lo)
-        nblocks = b.sdiv(n, ir.Constant(I64, self.ROW_BLOCK))
-        first = lambda t: b.add(lo, b.mul(t, ir.Constant(I64, self.ROW_BLOCK)))
-        self.loop(nblocks, lambda t: emit([b.add(first(t), ir.Constant(I64, k)) for k in range(self.ROW_BLOCK)]),
+        nblocks = b.sdiv(n, ir.Constant(I64, size))
+        first = lambda t: b.add(lo, b.mul(t, ir.Constant(I64, size)))  # noqa: E731
+        self.loop(nblocks, lambda t: emit([b.add(first(t), ir.Constant(I64, k)) for k in range(size)]),
                   name="rows")
-        rest = b.add(lo, b.mul(nblocks, ir.Constant(I64, self.ROW_BLOCK)))
+        rest = b.add(lo, b.mul(nblocks, ir.Constant(I64, size)))
         self.loop(hi, lambda i: emit([i]), name="row", start=rest)
 
     def fill(self, nid, value):
@@ -484,9 +482,8 @@ class Codegen:
                     for n in local:
                         store_acc((n, b), idx)
 
-        # Blocking pays where rows have dot products (the matrix-vector pattern); elsewhere
-        # it mostly multiplies the code LLVM has to compile (schedule._reads_row_invariant).
-        blocked = r == 2 and nest.blocked
+        # Rows in blocks: see Nest.row_block (the schedule decides).
+        blocked = r == 2 and nest.row_block > 1
 
         def level(k, idx):
             outers = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]
@@ -497,7 +494,7 @@ class Codegen:
             else:
                 lo, hi = outer if (outer and k == 0) else (None, self.size(dom[k]))
                 if blocked and k == r - 2:
-                    self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]))
+                    self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]), nest.row_block)
                 else:
                     self.loop(hi, lambda i: level(k + 1, idx + [i]), name=f"i{k}", start=lo)
             for n in outers:
