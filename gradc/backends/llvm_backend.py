@@ -47,7 +47,7 @@ class Kernel:
     def __init__(self, graph: Graph):
         from .llvm_jit import init
         blas = init()["blas"]
-        s = schedule(graph, threads=init()["threads"])
+        s = schedule(graph, threads=init()["threads"], row_local=True)
         name = kernel_name(graph)
         # What decides the code: the graph, its constants, the thread split, the BLAS
         # interface (code_fingerprint() and the CPU are added by Artifact).

@@ -160,6 +160,8 @@ class Codegen:
         self.module = ir.Module(name=name)
         self.e = Emitter(self)
         self._libm = {}
+        self.row_slots = set()     # row-local nodes of the nest being emitted
+        self.block_first = None    # the first row of the block being emitted
 
     # -- helpers ----------------------------------------------------------------------
     def alloca(self, ty, name=""):
@@ -224,6 +226,8 @@ class Codegen:
     def ptr(self, nid, idx):
         d = self.g[nid]
         base = self.bufs[nid]
+        if nid in self.row_slots:   # a row-local value: slot (row - first row of the block)
+            return self.b.gep(base, [self.b.sub(idx[0], self.block_first)], inbounds=True)
         return self.b.gep(base, [self.offset(d["shape"], idx)], inbounds=True)
 
     def load(self, nid, idx):
@@ -404,6 +408,14 @@ class Codegen:
         the last axis, odd stages compute row-level roots between them."""
         dom, r = nest.domain, len(nest.domain)
         info = nest.info
+        # per-row values only this nest reads live for one block of rows, on the stack
+        # (schedule's row_local): no workspace, and they stay in cache
+        for nid in nest.roots:
+            if nid in self.s.row_local:
+                ty = ir_type(self.g[nid]["dtype"])
+                self.bufs[nid] = self.b.bitcast(self.alloca(ir.ArrayType(ty, max(nest.row_block, 1)),
+                                                            name=f"n{nid}.rows"), ty.as_pointer())
+                self.row_slots.add(nid)
         for nid in nest.roots:
             d = self.g[nid]
             if d["op"] in self.IDENT and info[nid]["acc"] is None:
@@ -457,6 +469,8 @@ class Codegen:
             """Every stage for a block of rows (outer indices): an inner loop serves all
             rows of the block, so row dot products share loads of the other operand and
             an accumulation over rows loads and stores its output once per block."""
+            if r == 2:
+                self.block_first = rows[0][0]
             for st in range(n_stages):
                 roots = [n for n in nest.roots if info[n]["stage"] == st]
                 if not roots:

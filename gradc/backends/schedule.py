@@ -54,6 +54,7 @@ class Schedule:
     partials: list = field(default_factory=list)  # reductions crossing chunks: per-chunk buffers
     slots: list = field(default_factory=list)     # workspace nodes sharing memory (disjoint lifetimes)
     pool_threads: int = 1     # threads that run the chunks
+    row_local: list = field(default_factory=list)  # per-row values kept for one row block only
 
 
 def _mask_from_relu(g: Graph) -> None:
@@ -366,32 +367,26 @@ def _reads_row_invariant(g: Graph, nid: int, roots: set) -> bool:
 
 
 def _materialize_row_math(g: Graph, roots: set) -> None:
-    """A transcendental function of a vector that a matrix-shaped expression broadcasts
-    over rows (the sigmoid of each row's margin in logistic regression's gradient) would
-    be inlined into the loop over the row's elements, where LLVM hoists it out one row
-    at a time: a full vector-math call per row.  As a root it is computed at the row
-    level of the nest, for a block of rows at once, in vector lanes."""
+    """A transcendental function of a per-row vector (the softplus of each row's margin
+    in logistic regression, the sigmoid its gradient broadcasts over the row) is, when
+    inlined, evaluated one row at a time: LLVM hoists it out of the loop over the row's
+    elements, a full vector-math call per row.  As a root it is computed at the row
+    level of the nest over the matrix, for a block of rows at once (the SLP vectorizer
+    puts the block's rows in vector lanes), and with ``row_local`` it costs no memory."""
+    rows = {g[n]["shape"][0] for n in g.nx.nodes if len(g[n]["shape"]) == 2}
     for n in g.nx.nodes:
         d = g[n]
-        if n in roots or d["op"] not in _EXPENSIVE or len(d["shape"]) != 1:
-            continue
-        stack, seen = list(g.users(n)), set()
-        while stack:
-            u = stack.pop()
-            if u in seen:
-                continue
-            seen.add(u)
-            if len(g[u]["shape"]) == 2 and g[u]["shape"][0] == d["shape"][0]:
-                roots.add(n)
-                break
-            if u not in roots and OPS[g[u]["op"]].kind != "source":
-                stack.extend(g.users(u))
+        if n not in roots and d["op"] in _EXPENSIVE and len(d["shape"]) == 1 and d["shape"][0] in rows:
+            roots.add(n)
 
 
-def schedule(graph: Graph, threads: int = 1, share: bool = True) -> Schedule:
+def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool = False) -> Schedule:
     """Fused loop nests for ``graph``; with ``threads`` > 1, loop nests are split over
     their outer loop, so reductions across it get per-chunk partial buffers.  With
-    ``share``, intermediates whose lifetimes do not overlap share workspace memory."""
+    ``share``, intermediates whose lifetimes do not overlap share workspace memory.
+    With ``row_local``, per-row values of a 2-d nest that only that nest reads (a row's
+    dot product, a row-level sigmoid) get no workspace: the code generator keeps them
+    for the current block of rows only (``Schedule.row_local``)."""
     g = decompose(graph)
     if any(g[n]["op"] == "relu" for n in g.nx.nodes):
         g = g.copy() if g is graph else g
@@ -470,7 +465,13 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True) -> Schedule:
                      | {s for i in g.inputs for s in g[i]["shape"] if isinstance(s, str)})
     consts = [n for n in g.order() if g[n]["op"] == "const" and g[n]["params"]["value"].ndim > 0]
     outs = set(g.outputs)
-    workspace = [n for n in g.order() if n in roots and n not in outs]
+    local = []
+    if row_local:
+        for j, nest in enumerate(nests):
+            if nest.kind == "loop" and len(nest.domain) == 2:
+                local += [n for n in nest.roots if n not in outs and last_use.get(n, j) == j
+                          and tuple(g[n]["shape"]) == tuple(nest.domain[:1])]
+    workspace = [n for n in g.order() if n in roots and n not in outs and n not in local]
     slots = _assign_slots(workspace, where, last_use) if share else [[n] for n in workspace]
     nonempty = [(n, g[n]["params"]["axes"]) for n in g.nx.nodes
                 if g[n]["op"] in ("max", "min") and g[n]["params"].get("initial") is None]
@@ -484,8 +485,9 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True) -> Schedule:
                 nest.parallel = True
                 partials += [n for n in nest.roots if crosses_chunks(g, n, nest.info[n])]
     chunks = threads * CHUNKS_PER_THREAD if threads > 1 else 1
+    partials = [n for n in partials if n not in local]
     return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
-                    chunks, partials, slots, threads)
+                    chunks, partials, slots, threads, local)
 
 
 ALIGN = 64  # every workspace region starts on a cache line

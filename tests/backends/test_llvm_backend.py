@@ -246,7 +246,7 @@ def test_disk_cache_refuses_directory_others_can_write(tmp_path):
 def test_row_math_is_computed_at_row_level():
     """Logistic regression's gradient broadcasts sigmoid(margin) over each row of X.
     The scheduler makes the sigmoid (and the loss's softplus) row-level roots of the
-    nest over X, so they run once per row, a block of rows at a time, instead of being
+    nest over X, kept for one block of rows (no workspace), so they run once per row, a block of rows at a time, instead of being
     inlined into the loop over the row's elements; the values stay numpy's."""
     w, b, X, y = B.make_data("M3", "medium", "float64")
     vg = gradc.value_and_grad(B.MODELS["M3"].gradc, argnums=(0, 1))
@@ -269,3 +269,19 @@ def test_row_blocks_follow_shared_operands():
         return [n.row_block for n in s.nests if n.kind == "loop" and len(n.domain) == 2]
     assert kinds("M2") == [4] and kinds("M3") == [4]     # X @ w, fused with X.T @ g
     assert kinds("M5") == [1, 1]                         # softmax over 10 classes
+
+
+def test_per_row_values_need_no_workspace():
+    """A row's dot product and the row-level sigmoid are read only inside their nest, for
+    the current block of rows: they live on the stack, so the workspace holds no
+    row-length buffer and the gradient allocates nothing that grows with the batch."""
+    from gradc.backends.schedule import workspace_bytes
+    for model in ("M2", "M3"):
+        args = B.make_data(model, "small", "float64")
+        vg = gradc.value_and_grad(B.MODELS[model].gradc, argnums=B.MODELS[model].argnums)
+        s = vg.lower(*args)._entry.run.kernel.schedule
+        assert s.row_local and not set(s.row_local) & set(s.workspace), (model, s.row_local, s.workspace)
+        rows = s.graph[s.graph.inputs[2]]["shape"][0]          # X is [rows, features]
+        few = {sym: 16 if sym != rows else 1000 for sym in s.symbols}
+        many = dict(few, **{rows: 10 ** 7})
+        assert workspace_bytes(s, few) == workspace_bytes(s, many), model
