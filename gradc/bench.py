@@ -48,6 +48,10 @@ For every cell (a model of :mod:`gradc.bench_models` at a size):
    ``tracemalloc`` peak of a second call, which sees only numpy-allocated arrays (numpy
    reports its allocations to tracemalloc; gradc's outputs are numpy arrays, its
    workspace is malloc'ed in C and invisible there).  Inputs are not counted.
+6. *Cold start* (small size): with each model's kernel in this run's disk cache (a first
+   untimed process makes sure of it), three fresh processes each time LLVM's start-up,
+   then their first ``value_and_grad`` call and the median of 200 steady calls;
+   reported: the median of first minus steady.
 """
 from __future__ import annotations
 
@@ -619,9 +623,92 @@ def measure_memory(model_names, size, dtype, progress) -> dict:
     return result
 
 
+# ----------------------------------------------------------------------------- cold start
+COLD_START_RUNS = 3
+
+
+def cold_start_child(model_name, dtype) -> dict:
+    """Runs in a fresh process whose GRADC_CACHE_DIR already holds the model's kernel:
+    LLVM start-up, then the first value_and_grad call and the median of steady calls."""
+    import gradc
+    from .backends import llvm_jit
+    model = MODELS[model_name]
+    args = make_data(model_name, "small", dtype)
+    t0 = time.perf_counter()
+    llvm_jit.init()
+    startup = time.perf_counter() - t0
+    f = gradc.value_and_grad(model.gradc, argnums=model.argnums, backend="llvm")
+    t0 = time.perf_counter()
+    f(*args)
+    first = time.perf_counter() - t0
+    art = f.lower(*args)._entry.run.artifact
+    steady = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        f(*args)
+        steady.append(time.perf_counter() - t0)
+    return {"llvm_startup_s": startup, "first_call_s": first, "steady_s": float(np.median(steady)),
+            "cache": "disk" if art.cached else "compiled"}
+
+
+def measure_cold_start(model_names, dtype, progress) -> dict:
+    """Issue #3's "a new process's first call": for each model at its small size (its
+    kernel already in this run's cache), COLD_START_RUNS fresh processes each make one
+    first call; the medians of first call minus steady call, and of LLVM's start-up."""
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    result = {"runs": COLD_START_RUNS, "size": "small", "models": {}}
+    for name in model_names:
+        runs = []
+        # process 0 makes sure the kernel is in this cache (a kernel this process had
+        # already compiled elsewhere was reused from memory, not written here); not timed
+        for k in range(COLD_START_RUNS + 1):
+            progress.update(f"cold start: {name} (fresh process {k}/{COLD_START_RUNS})")
+            cmd = [sys.executable, "-m", "gradc.bench", "--cold-start-child", name, dtype]
+            try:
+                r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+                if r.returncode == 0:
+                    if k:
+                        runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+                else:
+                    result["models"][name] = {"error": f"exit {r.returncode}: "
+                                              + (r.stderr.strip().splitlines() or ["no output"])[-1]}
+                    break
+            except Exception as e:  # noqa: BLE001
+                result["models"][name] = {"error": f"{type(e).__name__}: {e}"}
+                break
+        else:
+            beyond = [x["first_call_s"] - x["steady_s"] for x in runs]
+            result["models"][name] = {
+                "first_beyond_steady_s": float(np.median(beyond)), "min_s": min(beyond), "max_s": max(beyond),
+                "llvm_startup_s": float(np.median([x["llvm_startup_s"] for x in runs])),
+                "cache": sorted({x["cache"] for x in runs}), "runs": runs}
+    return result
+
+
+def _cold_start_lines(doc):
+    cs = doc.get("cold_start")
+    if not cs:
+        return []
+    if "skipped" in cs:
+        return [f"cold start: not measured ({cs['skipped']})"]
+    parts = []
+    for name, r in cs["models"].items():
+        if "error" in r:
+            parts.append(f"{name} error ({r['error']})")
+        else:
+            parts.append(f"{name} {r['first_beyond_steady_s'] * 1e3:.1f} ms"
+                         + ("" if r["cache"] == ["disk"] else f" ({'/'.join(r['cache'])})"))
+    startup = [r["llvm_startup_s"] for r in cs["models"].values() if "llvm_startup_s" in r]
+    return [f"cold start: a new process's first value_and_grad (small size, kernel in the disk cache) beyond "
+            f"a steady call, median of {cs['runs']} processes: " + ", ".join(parts)
+            + (f"; LLVM start-up {np.median(startup) * 1e3:.1f} ms apart" if startup else "")]
+
+
 # ----------------------------------------------------------------------------- driver
 def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=1.0, warm_cache=False,
-                  memory=True, peers=True, progress=None, settle=True) -> dict:
+                  memory=True, peers=True, progress=None, settle=True, cold_start=True) -> dict:
     """Run the benchmark and return the results (the ``--json`` document)."""
     import gradc
     models = list(models or MODELS)
@@ -665,6 +752,10 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
             doc["memory"] = {"skipped": f"memory is measured at the {MEMORY_SIZE} size, which was not selected"}
         else:
             doc["memory"] = {"skipped": "--no-memory"}
+        if cold_start and "small" in sizes:
+            doc["cold_start"] = measure_cold_start(models, dtype, progress)
+        else:
+            doc["cold_start"] = {"skipped": "--no-cold-start" if not cold_start else "the small size was not selected"}
     finally:
         progress.close()
         if tmp_cache is not None:
@@ -765,6 +856,7 @@ def render_table(doc, stream=None) -> str:
                  f"{doc.get('startup_s', float('nan')):.2f} s; "
                  f"cache: {doc['settings']['cache_dir']}")
     lines += _memory_lines(doc)
+    lines += _cold_start_lines(doc)
     for p in PEERS:
         info = doc["peers"].get(p, {})
         if info.get("available"):
@@ -908,6 +1000,7 @@ def main(args, out) -> int:
     doc = run_benchmark(models, sizes, args.dtype, quick=args.quick, repeat=args.repeat,
                         settle=not getattr(args, "no_settle", False),
                         warm_cache=args.warm_cache, memory=not args.no_memory, peers=not args.no_peers,
+                        cold_start=not getattr(args, "no_cold_start", False),
                         progress=progress)
     print(render_table(doc, out), file=out)
     doc["plot"] = {"skipped": plot_skipped} if plot_skipped else None
@@ -942,6 +1035,9 @@ def add_arguments(p):
     p.add_argument("--no-memory", action="store_true",
                    help="skip the peak-memory measurement at the large size (two subprocesses per model)")
     p.add_argument("--no-peers", action="store_true", help="do not time JAX / PyTorch even if installed")
+    p.add_argument("--no-cold-start", action="store_true",
+                   help="skip timing a new process's first call with its kernel in the disk cache "
+                        f"({COLD_START_RUNS} subprocesses per model)")
     p.add_argument("--no-settle", action="store_true",
                    help="do not wait for the previous implementation's thread pools (OpenBLAS, OpenMP) to go idle "
                         "before timing the next one (see the module docstring)")
@@ -949,6 +1045,9 @@ def add_arguments(p):
 
 
 def _memory_child_main(argv) -> int:
+    if len(argv) == 3 and argv[0] == "--cold-start-child":
+        print(json.dumps(cold_start_child(*argv[1:])))
+        return 0
     if len(argv) != 5 or argv[0] != "--memory-child":
         print("usage: python -m gradc.bench --memory-child MODEL SIZE DTYPE numpy|gradc", file=sys.stderr)
         return 2

@@ -198,6 +198,13 @@ def test_bench_quick_small_json(tmp_path, capsys):
         assert fc["vg_s"] > 0 and fc["fwd_s"] > 0
         assert fc["vg_cache"] in ("compiled", "disk", "reused", "unknown")
     assert doc["summary"]["checked"] == len(NAMES) and not doc["summary"]["wrong"]
+    # cold start: fresh processes found each model's kernel in the run's disk cache
+    for name in NAMES:
+        cs = doc["cold_start"]["models"][name]
+        assert cs["cache"] == ["disk"], cs
+        assert len(cs["runs"]) == bench.COLD_START_RUNS and cs["first_beyond_steady_s"] > 0
+        assert all(r["steady_s"] < r["first_call_s"] for r in cs["runs"])
+    assert "cold start: a new process's first value_and_grad" in out
 
     # the table: one row per cell, every floor marked
     rows = [line for line in out.splitlines() if line.split()[:2] and line.split()[0] in NAMES]
@@ -220,7 +227,7 @@ def test_a_wrong_baseline_marks_the_cell_wrong(monkeypatch):
         v, g = m.np_value_and_grad(x)
         return v, g * (1 + 1e-6)
     monkeypatch.setitem(bench.MODELS, "M1", dataclasses.replace(m, np_value_and_grad=off))
-    doc = bench.run_benchmark(["M1"], ["small"], quick=True, memory=False, peers=False)
+    doc = bench.run_benchmark(["M1"], ["small"], quick=True, memory=False, peers=False, cold_start=False)
     cell = doc["cells"][0]
     assert cell["status"] == "WRONG" and cell["check"]["gradc"]["ok"] is False
     assert cell["meets_floor"] is False
