@@ -162,6 +162,7 @@ class Codegen:
         self._libm = {}
         self.row_slots = set()     # row-local nodes of the nest being emitted
         self.block_first = None    # the first row of the block being emitted
+        self.chunk = ir.Constant(I64, 0)   # the chunk a parallel nest's body runs
 
     # -- helpers ----------------------------------------------------------------------
     def alloca(self, ty, name=""):
@@ -408,13 +409,12 @@ class Codegen:
         the last axis, odd stages compute row-level roots between them."""
         dom, r = nest.domain, len(nest.domain)
         info = nest.info
-        # per-row values only this nest reads live for one block of rows, on the stack
-        # (schedule's row_local): no workspace, and they stay in cache
+        # per-row values only this nest reads live for one block of rows (schedule's
+        # row_local): a few bytes of workspace per chunk, which stay in cache
         for nid in nest.roots:
-            if nid in self.s.row_local:
-                ty = ir_type(self.g[nid]["dtype"])
-                self.bufs[nid] = self.b.bitcast(self.alloca(ir.ArrayType(ty, max(nest.row_block, 1)),
-                                                            name=f"n{nid}.rows"), ty.as_pointer())
+            if nid in self.s.row_local:   # this chunk's block of rows (workspace_layout)
+                off = self.b.mul(self.chunk, ir.Constant(I64, max(nest.row_block, 1)))
+                self.bufs[nid] = self.b.gep(self.bufs[("rows", nid)], [off])
                 self.row_slots.add(nid)
         for nid in nest.roots:
             d = self.g[nid]
@@ -542,10 +542,12 @@ class Codegen:
         self.sizes = dict(zip(s.symbols, body.args[n_ptr:n_ptr + n_sym]))
         start, end, tid, status_arr = body.args[n_ptr + n_sym:]
         self.status = self.b.gep(status_arr, [tid])
+        saved_chunk, self.chunk = self.chunk, self.b.sext(tid, I64)
         for r in crossing:   # this chunk's partial result
             off = self.b.mul(self.b.sext(tid, I64), self.numel(self.g[r]["shape"]))
             self.bufs[r] = self.b.gep(self.bufs[("partial", r)], [off])
         self.emit_loop_nest(nest, outer=(start, end))
+        self.chunk = saved_chunk
         self.b.ret_void()
         self.b, self.entry, self.bufs, self.sizes, self.status = saved
 

@@ -496,12 +496,18 @@ ALIGN = 64  # every workspace region starts on a cache line
 def workspace_layout(s: Schedule) -> list:
     """The workspace's regions in order, the one definition every lowering and caller
     follows.  Each region is a list of (key, shape, dtype): buffers with disjoint
-    lifetimes sharing it (key: a node id, or ("partial", node) for per-chunk partial
-    results of shape (threads,) + shape).  A region's size is its largest buffer's,
+    lifetimes sharing it (key: a node id, ("partial", node) for per-chunk partial
+    results of shape (threads,) + shape, or ("rows", node) for a row-local value's
+    block of rows per chunk).  A region's size is its largest buffer's,
     rounded up to ALIGN bytes."""
     g = s.graph
     regions = [[(n, g[n]["shape"], g[n]["dtype"]) for n in slot] for slot in s.slots]
     regions += [[(("partial", n), (s.threads,) + tuple(g[n]["shape"]), g[n]["dtype"])] for n in s.partials]
+    # row-local values: one row block per chunk (memory, not the stack: LLVM's SROA would
+    # turn a stack array into registers, and the block's rows would no longer be
+    # consecutive stores for the SLP vectorizer to put in vector lanes)
+    blocks = {n: nest.row_block for nest in s.nests for n in nest.roots}
+    regions += [[(("rows", n), (s.threads, max(blocks.get(n, 1), 1)), g[n]["dtype"])] for n in s.row_local]
     return regions
 
 

@@ -273,8 +273,8 @@ def test_row_blocks_follow_shared_operands():
 
 def test_per_row_values_need_no_workspace():
     """A row's dot product and the row-level sigmoid are read only inside their nest, for
-    the current block of rows: they live on the stack, so the workspace holds no
-    row-length buffer and the gradient allocates nothing that grows with the batch."""
+    the current block of rows: the workspace holds one row block of them per chunk, no
+    row-length buffer, so the gradient allocates nothing that grows with the batch."""
     from gradc.backends.schedule import workspace_bytes
     for model in ("M2", "M3"):
         args = B.make_data(model, "small", "float64")
