@@ -163,6 +163,7 @@ class Codegen:
         self.row_slots = set()     # row-local nodes of the nest being emitted
         self.block_first = None    # the first row of the block being emitted
         self.chunk = ir.Constant(I64, 0)   # the chunk a parallel nest's body runs
+        self.blas_call = ir.Constant(I1, 0)  # this call uses OpenBLAS (see calls_blas)
 
     # -- helpers ----------------------------------------------------------------------
     def alloca(self, ty, name=""):
@@ -585,8 +586,9 @@ class Codegen:
         chunks = self.alloca(I64, name=f"nest{k}.chunks")
         work = self.numel(nest.domain)
         min_work = max(1, self.PAR_MIN_WORK // max(nest.cost, 1))
-        par = b.and_(b.icmp_signed(">=", work, ir.Constant(I64, min_work)),
-                     b.icmp_signed(">=", n0, ir.Constant(I64, T)))
+        par = b.and_(b.and_(b.icmp_signed(">=", work, ir.Constant(I64, min_work)),
+                            b.icmp_signed(">=", n0, ir.Constant(I64, T))),
+                     b.not_(self.blas_call))
         pf = self.module.globals.get("gradc_parallel_for")
         if pf is None:
             pf = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [task_ty.as_pointer(), vp, I64, I32, I32]),
@@ -680,6 +682,33 @@ class Codegen:
             else:
                 self.call_gemm(nid, ops, m, n, k, ty)
 
+    def goes_to_blas(self, nest):
+        """i1: does this matrix-product nest call OpenBLAS in this call (rather than
+        gradc's narrow kernel or generated loops)?"""
+        d = self.g[nest.roots[0]]
+        a, bb = d["args"]
+        if len(self.g[a]["shape"]) != 2 or len(self.g[bb]["shape"]) != 2 or not self.blas:
+            return ir.Constant(I1, 0)
+        ops = self.blas_operands(a, bb)
+        if ops is None:
+            return ir.Constant(I1, 0)
+        if not self.blas.get("skinny") or ops[1][1]:
+            return ir.Constant(I1, 1)
+        return self.b.icmp_signed(">", self.size(self.g[bb]["shape"][1]), ir.Constant(I64, self.SKINNY_MAX_N))
+
+    SKINNY_MAX_N = 16   # GRADC_SKINNY_MAX_N in runtime/skinny.c
+
+    def calls_blas(self):
+        """i1: does this call of the kernel use OpenBLAS anywhere?  Then gradc's own
+        threads sit this call out: OpenBLAS's worker spins for ~120 ms after each of its
+        calls, and gradc's two threads on two cores beside it ran slower than one (M4
+        medium 12.6-13.0 ms with gradc on 2 threads, 11.7-12.4 ms on 1)."""
+        flag = ir.Constant(I1, 0)
+        for nest in self.s.nests:
+            if nest.kind == "matmul":
+                flag = self.b.or_(flag, self.goes_to_blas(nest))
+        return flag
+
     def blas_operands(self, a, bb):
         """(base node, transposed?) for each operand when BLAS can read it in place."""
         out = []
@@ -711,7 +740,7 @@ class Codegen:
         cast = lambda x: b.bitcast(self.bufs[x], vp)  # noqa: E731
         return b.call(fn, [ir.Constant(I32, 0 if ty == F64 else 1), ir.Constant(I32, 1 if ta else 0), m, n, k,
                            cast(xa), self.ld(xa), cast(xb), self.ld(xb), cast(nid), self.ld(nid),
-                           ir.Constant(I32, self.s.pool_threads)])
+                           self.b.select(self.blas_call, ir.Constant(I32, 1), ir.Constant(I32, self.s.pool_threads))])
 
     def call_gemm(self, nid, ops, m, n, k, ty):
         b = self.b
@@ -800,6 +829,7 @@ class Codegen:
         self.sizes = {sym: a for sym, a in zip(s.symbols, impl.args[len(ptr_tys):])}
         self.status = self.b.alloca(I32, name="status")
         self.b.store(ir.Constant(I32, 0), self.status)
+        self.blas_call = self.calls_blas()
         for k, nest in enumerate(s.nests):
             if nest.kind == "loop" and nest.parallel:
                 self.emit_parallel_nest(nest, k, impl)
