@@ -600,10 +600,16 @@ def memory_child(model_name, size, dtype, impl) -> dict:
             "tracemalloc_peak_bytes": int(peak), "inputs_bytes": int(inputs)}
 
 
-def measure_memory(model_names, size, dtype, progress) -> dict:
+def _child_env() -> dict:
+    """The environment of a measuring subprocess: this one, with this gradc importable."""
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def measure_memory(model_names, size, dtype, progress) -> dict:
+    env = _child_env()
     result = {"size": size, "what": "one value_and_grad call, each implementation in a fresh process",
               "models": {}}
     for name in model_names:
@@ -655,9 +661,7 @@ def measure_cold_start(model_names, dtype, progress) -> dict:
     """Issue #3's "a new process's first call": for each model at its small size (its
     kernel already in this run's cache), COLD_START_RUNS fresh processes each make one
     first call; the medians of first call minus steady call, and of LLVM's start-up."""
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env = _child_env()
     result = {"runs": COLD_START_RUNS, "size": "small", "models": {}}
     for name in model_names:
         runs = []
