@@ -25,8 +25,11 @@ from .schedule import describe, schedule
 KERNEL = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
 
-def kernel_name(graph: Graph) -> str:
-    h = hashlib.sha1(graph.text(sources=False).encode()).hexdigest()[:10]
+def kernel_name(graph: Graph, text: str | None = None) -> str:
+    """``gradc_<function>_<hash>``; ``text``: the graph's listing without sources, when
+    the caller has it already."""
+    text = graph.text(sources=False) if text is None else text
+    h = hashlib.sha1(text.encode()).hexdigest()[:10]
     return "gradc_" + re.sub(r"\W", "_", graph.name) + "_" + h
 
 
@@ -48,10 +51,11 @@ class Kernel:
         from .llvm_jit import init
         blas = init()["blas"]
         s = schedule(graph, threads=init()["threads"], row_local=True)
-        name = kernel_name(graph)
+        text = graph.text(sources=False)
+        name = kernel_name(graph, text)
         # What decides the code: the graph, its constants, the thread split, the BLAS
         # interface (code_fingerprint() and the CPU are added by Artifact).
-        key = (graph.text(sources=False), *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")))
+        key = (text, *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")))
         self._attach(graph, s, name, Artifact(lambda: str(lower(s, name, blas)), name, key))
 
     def _attach(self, graph: Graph, s, name: str, artifact) -> None:

@@ -160,7 +160,7 @@ class Codegen:
         self.module = ir.Module(name=name)
         self.e = Emitter(self)
         self._libm = {}
-        self.row_slots = set()     # row-local nodes of the nest being emitted
+        self.row_local = set(s.row_local)   # per-row values kept for one row block
         self.block_first = None    # the first row of the block being emitted
         self.chunk = ir.Constant(I64, 0)   # the chunk a parallel nest's body runs
         self.blas_call = ir.Constant(I1, 0)  # this call uses OpenBLAS (see calls_blas)
@@ -228,7 +228,7 @@ class Codegen:
     def ptr(self, nid, idx):
         d = self.g[nid]
         base = self.bufs[nid]
-        if nid in self.row_slots:   # a row-local value: slot (row - first row of the block)
+        if nid in self.row_local:   # a row-local value: slot (row - first row of the block)
             return self.b.gep(base, [self.b.sub(idx[0], self.block_first)], inbounds=True)
         return self.b.gep(base, [self.offset(d["shape"], idx)], inbounds=True)
 
@@ -413,10 +413,9 @@ class Codegen:
         # per-row values only this nest reads live for one block of rows (schedule's
         # row_local): a few bytes of workspace per chunk, which stay in cache
         for nid in nest.roots:
-            if nid in self.s.row_local:   # this chunk's block of rows (workspace_layout)
+            if nid in self.row_local:   # this chunk's block of rows (workspace_layout)
                 off = self.b.mul(self.chunk, ir.Constant(I64, max(nest.row_block, 1)))
                 self.bufs[nid] = self.b.gep(self.bufs[("rows", nid)], [off])
-                self.row_slots.add(nid)
         for nid in nest.roots:
             d = self.g[nid]
             if d["op"] in self.IDENT and info[nid]["acc"] is None:
@@ -666,33 +665,42 @@ class Codegen:
             self.loop(k, over_k, name="k")
         else:
             m, n = self.size(sa[0]), self.size(sb[1])
-            ops = self.blas_operands(a, bb) if self.blas else None
-            if ops is None:
+            lib = self.library_product(a, bb)
+            if lib is None:
                 self.matmul_loops(nid, a, bb, k, m, n)
                 return
+            ops, narrow = lib
             # Every product goes to a library when there is one: OpenBLAS's small-matrix
             # path costs about a microsecond, and not emitting a vectorized loop fallback
             # keeps compile time down.  Products with at most 16 columns (a softmax's
             # classes, a layer's few outputs) first try gradc's narrow kernels, several
             # times faster there than OpenBLAS (runtime/skinny.c); wider ones return 1.
-            if self.blas.get("skinny") and not ops[1][1]:
+            if narrow:
                 done = self.call_skinny(nid, ops, m, n, k, ty)
                 with b.if_then(b.icmp_signed("!=", done, ir.Constant(I32, 0)), likely=False):
                     self.call_gemm(nid, ops, m, n, k, ty)
             else:
                 self.call_gemm(nid, ops, m, n, k, ty)
 
+    def library_product(self, a, bb):
+        """How a matrix-matrix product ``a @ bb`` runs: None for generated loops (no BLAS,
+        or an operand BLAS cannot read in place), else (the operands as BLAS reads them,
+        whether gradc's narrow kernel is tried first)."""
+        if not self.blas or len(self.g[a]["shape"]) != 2 or len(self.g[bb]["shape"]) != 2:
+            return None
+        ops = self.blas_operands(a, bb)
+        if ops is None:
+            return None
+        return ops, bool(self.blas.get("skinny")) and not ops[1][1]
+
     def goes_to_blas(self, nest):
         """i1: does this matrix-product nest call OpenBLAS in this call (rather than
         gradc's narrow kernel or generated loops)?"""
-        d = self.g[nest.roots[0]]
-        a, bb = d["args"]
-        if len(self.g[a]["shape"]) != 2 or len(self.g[bb]["shape"]) != 2 or not self.blas:
+        a, bb = self.g[nest.roots[0]]["args"]
+        lib = self.library_product(a, bb)
+        if lib is None:
             return ir.Constant(I1, 0)
-        ops = self.blas_operands(a, bb)
-        if ops is None:
-            return ir.Constant(I1, 0)
-        if not self.blas.get("skinny") or ops[1][1]:
+        if not lib[1]:
             return ir.Constant(I1, 1)
         return self.b.icmp_signed(">", self.size(self.g[bb]["shape"][1]), ir.Constant(I64, self.SKINNY_MAX_N))
 
