@@ -414,7 +414,7 @@ class Codegen:
         # row_local): a few bytes of workspace per chunk, which stay in cache
         for nid in nest.roots:
             if nid in self.row_local:   # this chunk's block of rows (workspace_layout)
-                off = self.b.mul(self.chunk, ir.Constant(I64, max(nest.row_block, 1)))
+                off = self.b.mul(self.chunk, ir.Constant(I64, nest.row_block))
                 self.bufs[nid] = self.b.gep(self.bufs[("rows", nid)], [off])
         for nid in nest.roots:
             d = self.g[nid]

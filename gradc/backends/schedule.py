@@ -485,7 +485,6 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
                 nest.parallel = True
                 partials += [n for n in nest.roots if crosses_chunks(g, n, nest.info[n])]
     chunks = threads * CHUNKS_PER_THREAD if threads > 1 else 1
-    partials = [n for n in partials if n not in local]
     return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
                     chunks, partials, slots, threads, local)
 
@@ -507,7 +506,7 @@ def workspace_layout(s: Schedule) -> list:
     # turn a stack array into registers, and the block's rows would no longer be
     # consecutive stores for the SLP vectorizer to put in vector lanes)
     blocks = {n: nest.row_block for nest in s.nests for n in nest.roots}
-    regions += [[(("rows", n), (s.threads, max(blocks.get(n, 1), 1)), g[n]["dtype"])] for n in s.row_local]
+    regions += [[(("rows", n), (s.threads, blocks[n]), g[n]["dtype"])] for n in s.row_local]
     return regions
 
 
