@@ -7,7 +7,8 @@ The library holds two entry points with gradc's kernel ABI (``runtime/gradc.h``)
     int32_t NAME_value_and_grad(void **args, const int64_t *sizes, void *workspace);
 
 compiled from the same LLVM IR generator as the JIT (``llvm_codegen.lower``) for a
-chosen CPU (``native``: this host; ``generic``: baseline x86-64; ``x86-64-v3``: AVX2),
+chosen CPU (``native``: this host; ``generic``: baseline x86-64; ``x86-64-v3``: AVX2;
+``x86-64-v4``: AVX-512),
 as position-independent object code linked by the system C compiler.  Two choices
 differ from the JIT, both so that the library depends on nothing but libc and libm:
 its loop nests run on one thread (the JIT's thread pool lives in gradc's Python
@@ -41,7 +42,6 @@ from . import __version__
 from .errors import GradcError
 from .graph import Graph, fmt_type
 
-CPUS = ("native", "generic", "x86-64-v3")
 _C_ELEM = {"f8": "double", "f4": "float", "i8": "int64_t", "i4": "int32_t", "b1": "uint8_t"}
 
 
@@ -73,27 +73,11 @@ def trace_entries(fn, types, wrt=0, sizes=None):
 def target_machine(cpu: str):
     """An LLVM TargetMachine for ``cpu`` emitting position-independent code, its triple
     and CPU name, and what the vector math may assume about that CPU."""
-    import llvmlite.binding as llvm
-    from .backends import llvm_jit, vecmath
-    llvm_jit.init()                      # initializes LLVM's native target
-    triple = llvm.get_default_triple()
-    x86 = triple.startswith("x86_64")
-    if cpu == "native":
-        name, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
-        vm = vecmath.host_target()
-    elif cpu == "generic":
-        name, features = ("x86-64" if x86 else "generic"), ""
-        vm = vecmath.Target(vector_bits=128, fma=False)
-    elif cpu == "x86-64-v3":
-        if not x86:
-            raise BuildError(f"--cpu x86-64-v3 needs an x86-64 target; this one is {triple}")
-        name, features = "x86-64-v3", ""
-        vm = vecmath.Target(vector_bits=256, fma=True)       # AVX2 and FMA
-    else:
-        raise BuildError(f"--cpu {cpu}: expected one of {', '.join(CPUS)}")
-    target = llvm.Target.from_triple(triple)
-    tm = target.create_target_machine(cpu=name, features=features, opt=3, reloc="pic", codemodel="default")
-    return tm, triple, name, vm
+    from .backends import llvm_jit
+    try:
+        return llvm_jit.target_machine(cpu, reloc="pic")
+    except llvm_jit.UnknownCPU as e:
+        raise BuildError(f"--cpu: {e}") from None
 
 
 def entry_module(s, public: str):

@@ -405,8 +405,13 @@ class Lowered:
                              "lower with backend='llvm' to see LLVM IR and assembly")
         return art
 
-    def llvm_ir(self, optimized=True) -> str:
-        return self._native().llvm_ir(optimized)
+    def llvm_ir(self, optimized=True, cpu="native") -> str:
+        """The kernel's LLVM IR as generated (``optimized=False``) or after LLVM's O3
+        pipeline.  ``cpu`` (one of ``"native"``, ``"generic"``, ``"x86-64-v3"``,
+        ``"x86-64-v4"``) shows the code gradc would make for another CPU, e.g. the
+        ``<8 x double>`` loops of an AVX-512 machine on an AVX2 one; only the host's
+        code runs."""
+        return self._native().llvm_ir(optimized, cpu)
 
     def c_source(self) -> str:
         """The same optimized, fused graph as readable C99 (what backend="c" compiles)."""
@@ -418,8 +423,10 @@ class Lowered:
         from .backends.schedule import describe, schedule
         return describe(schedule(self.graph))
 
-    def asm(self) -> str:
-        return self._native().asm()
+    def asm(self, cpu="native") -> str:
+        """The kernel's native assembly, for this host or another ``cpu`` (see
+        :meth:`llvm_ir`)."""
+        return self._native().asm(cpu)
 
     def explain(self, latex=False):
         """The derivative as mathematics (see :mod:`gradc.explain`); ``print`` it, or

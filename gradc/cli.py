@@ -271,6 +271,14 @@ def run_graph(args, out):
 
 
 # ----------------------------------------------------------------------------- ir / asm
+def _add_cpu(p, inspect=False):
+    from .backends.llvm_jit import CPUS
+    p.add_argument("--cpu", choices=CPUS, default="native",
+                   help="the CPU the code is for: native (this host, the default), generic (any x86-64), "
+                        "x86-64-v3 (AVX2 and FMA) or x86-64-v4 (AVX-512)"
+                        + ("; code for another CPU is compiled to be read, not run" if inspect else ""))
+
+
 def _add_native(sub, name, what, run):
     p = sub.add_parser(name, help=f"print the {what} of a model's gradient (backend 'llvm')",
                        description=f"Compile gradc.value_and_grad(FUNC, argnums=WRT) (or gradc.jit(FUNC) with "
@@ -281,6 +289,7 @@ def _add_native(sub, name, what, run):
     p.add_argument("--forward", action="store_true", help="compile the function itself (gradc.jit), not its gradient")
     if name == "ir":
         p.add_argument("--raw", action="store_true", help="the IR as generated, before LLVM's optimization passes")
+    _add_cpu(p, inspect=True)
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(run=run)
 
@@ -306,12 +315,12 @@ def _lower_native(args):
 
 
 def run_ir(args, out):
-    _write(_lower_native(args).llvm_ir(optimized=not args.raw), args, out)
+    _write(_lower_native(args).llvm_ir(optimized=not args.raw, cpu=args.cpu), args, out)
     return 0
 
 
 def run_asm(args, out):
-    _write(_lower_native(args).asm(), args, out)
+    _write(_lower_native(args).asm(cpu=args.cpu), args, out)
     return 0
 
 
@@ -372,9 +381,7 @@ def add_build(sub):
     _add_target(p)
     _add_wrt(p)
     p.add_argument("-o", "--output-dir", metavar="DIR", default=".", help="where to write the files (default .)")
-    p.add_argument("--cpu", choices=("native", "generic", "x86-64-v3"), default="native",
-                   help="the CPU the code is for: native (this host, the default), generic (any x86-64) "
-                        "or x86-64-v3 (AVX2 and FMA)")
+    _add_cpu(p)
     p.add_argument("--name", help="the library's name: libNAME.so, NAME.h, NAME_* symbols (default: FUNC)")
 
     def run_build(args, out):

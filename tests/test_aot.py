@@ -158,6 +158,22 @@ def test_x86_64_v3_build(tmp_path):
     assert got == pytest.approx(python_training("llvm"), rel=1e-12, abs=0)
 
 
+def test_x86_64_v4_build(tmp_path):
+    """An AVX-512 library builds on any x86-64 host; its code uses zmm registers."""
+    if not os.uname().machine == "x86_64":
+        pytest.skip("x86-64 only")
+    gradc_build(tmp_path, "--wrt", "0,1", "--name", "neuron", "--cpu", "x86-64-v4")
+    assert "CPU x86-64-v4" in (tmp_path / "neuron.h").read_text()
+    objdump = shutil.which("objdump")
+    if objdump:
+        text = subprocess.run([objdump, "-d", str(tmp_path / "libneuron.so")], capture_output=True, text=True).stdout
+        assert "zmm" in text
+    if not _host_has("avx512f", "avx512bw", "avx512dq", "avx512vl"):
+        pytest.skip("this host cannot run AVX-512 code")
+    got = final_loss(compile_and_run_trainer(tmp_path))
+    assert got == pytest.approx(python_training("llvm"), rel=1e-12, abs=0)
+
+
 # ----------------------------------------------------------------------------- ctypes
 class Library:
     """Call an AOT library's entry points from Python (as a C program would)."""

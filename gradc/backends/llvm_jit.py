@@ -80,11 +80,57 @@ def host() -> tuple[str, str]:
     return s["cpu"], s["features"]
 
 
+# CPUs gradc compiles for besides the JIT's host: ``gradc build --cpu`` (libraries) and
+# ``.asm(cpu=...)`` / ``gradc asm --cpu`` (inspection of code for another machine).
+CPUS = ("native", "generic", "x86-64-v3", "x86-64-v4")
+
+
+class UnknownCPU(ValueError):
+    """A CPU name gradc does not compile for."""
+
+
+def target_machine(cpu: str = "native", reloc: str = "default"):
+    """``(tm, triple, cpu_name, vecmath_target)`` for ``cpu`` in ``CPUS``: ``native`` is
+    this host (its name and features), ``generic`` baseline x86-64 (SSE2),
+    ``x86-64-v3`` AVX2 and FMA, ``x86-64-v4`` AVX-512 (F, BW, DQ, VL)."""
+    init()                               # initializes LLVM's native target
+    triple = llvm.get_default_triple()
+    x86 = triple.startswith("x86_64")
+    if cpu == "native":
+        name, feature_map = llvm.get_host_cpu_name(), llvm.get_host_cpu_features()
+        features, vm = feature_map.flatten(), vecmath.Target.from_features(dict(feature_map))
+    elif cpu == "generic":
+        name, features, vm = ("x86-64" if x86 else "generic"), "", vecmath.Target(vector_bits=128, fma=False)
+    elif cpu in ("x86-64-v3", "x86-64-v4"):
+        if not x86:
+            raise UnknownCPU(f"cpu {cpu!r} needs an x86-64 target; this one is {triple}")
+        name, features = cpu, ""
+        vm = vecmath.Target(vector_bits=256 if cpu == "x86-64-v3" else 512, fma=True)
+    else:
+        raise UnknownCPU(f"cpu {cpu!r}: expected one of {', '.join(CPUS)}")
+    target = llvm.Target.from_triple(triple)
+    tm = target.create_target_machine(cpu=name, features=features, opt=3, reloc=reloc, codemodel="default")
+    return tm, triple, name, vm
+
+
+# LLVM tunes Intel's AVX-512 CPUs (Skylake-X to Sapphire Rapids, and x86-64-v4) to
+# prefer 256-bit vectors: the loop vectorizer then emits <4 x double> and ymm code even
+# where zmm registers exist (measured: a squared-array loop for `sapphirerapids` is
+# <4 x double> and ymm without this attribute, <8 x double> and zmm with it).  gradc's
+# loops are long streams of arithmetic, where the full width pays, so on AVX-512 every
+# function gradc defines asks for 512 bits, as clang's -mprefer-vector-width=512 does.
+_DEFINE = re.compile(r"^(define .*\)[^{\n]*?)((?: ?\{)?)$", re.M)
+
+
 def prepare_ir(text: str, target: "vecmath.Target | None" = None) -> str:
-    """The generated module's text as LLVM gets it: reductions' ``reassoc`` flags, and
-    the vector math functions' attributes and variants for ``target`` (default: this
-    host)."""
-    return vecmath.annotate(_ACC.sub(r"\1 reassoc ", text), target or init()["vecmath"])
+    """The generated module's text as LLVM gets it: reductions' ``reassoc`` flags, the
+    vector math functions' attributes and variants for ``target`` (default: this host),
+    and on AVX-512 the preferred vector width."""
+    target = target or init()["vecmath"]
+    text = vecmath.annotate(_ACC.sub(r"\1 reassoc ", text), target)
+    if target.vector_bits >= 512:
+        text = _DEFINE.sub(r'\1 "prefer-vector-width"="%d"\2' % target.vector_bits, text)
+    return text
 
 
 def optimize(mod: "llvm.ModuleRef", tm=None) -> None:
@@ -219,7 +265,11 @@ class Artifact:
         self._optimized = str(mod)
         return mod
 
-    def llvm_ir(self, optimized=True) -> str:
+    def llvm_ir(self, optimized=True, cpu="native") -> str:
+        """The IR before or after optimization; for another ``cpu`` (``CPUS``) the IR
+        gradc would compile there (not loaded, never run)."""
+        if cpu != "native":
+            return str(self._for_cpu(cpu, optimized)[0])
         if not optimized:
             return self.raw_ir
         if self._optimized is None:
@@ -227,9 +277,20 @@ class Artifact:
                 self._optimize()
         return self._optimized
 
-    def asm(self) -> str:
+    def asm(self, cpu="native") -> str:
+        if cpu != "native":
+            mod, tm = self._for_cpu(cpu, True)
+            return tm.emit_assembly(mod)
         if self._asm is None:
             s = init()
             with _lock:
                 self._asm = s["tm"].emit_assembly(llvm.parse_assembly(self.llvm_ir(True)))
         return self._asm
+
+    def _for_cpu(self, cpu, optimized):
+        tm, _triple, _name, vm = target_machine(cpu)
+        with _lock:
+            mod = parse(prepare_ir(self._make_ir(), vm), tm)
+            if optimized:
+                optimize(mod, tm)
+        return mod, tm

@@ -164,6 +164,46 @@ def test_vectorized_ir_and_no_libm_calls():
     assert re.search(r"declare double @gradc_vm_exp_f64\(double[^)]*\) .*vector-function-abi-variant", raw)
 
 
+@pytest.mark.parametrize("cpu, bits, register", [("generic", 128, "xmm"), ("x86-64-v3", 256, "ymm"),
+                                               ("x86-64-v4", 512, "zmm")])
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+def test_code_for_other_cpus_uses_their_full_width(cpu, bits, register, dtype):
+    """``cpu=`` compiles the same kernel for another machine, to read: its widest
+    vectors fill that CPU's registers (on AVX-512, <8 x double> and zmm, which LLVM's
+    Intel tuning would otherwise narrow to 256 bits), and its math calls the vector
+    variants of that width, never libm."""
+    lanes = bits // (8 * onp.dtype(dtype).itemsize)
+    ty = "double" if dtype == onp.float64 else "float"
+    lo = gradc.value_and_grad(m1).lower(onp.ones(100, dtype))
+    ir = lo.llvm_ir(cpu=cpu)
+    assert max(map(int, re.findall(rf"<(\d+) x {ty}>", ir))) == lanes
+    assert re.search(rf"call <{lanes} x {ty}> @\"?gradc_vm_exp_f(64|32)_v{lanes}\(", ir)
+    asm = lo.asm(cpu=cpu)
+    assert re.search(rf"v?mul[sp][ds]\s.*%{register}", asm)
+    assert not [c for c in called_symbols(asm) if LIBM.fullmatch(c)]
+    neuron = gradc.value_and_grad(B.m2_gradc, argnums=(0, 1)).lower(
+        onp.ones(16, dtype), dtype(0), onp.ones((64, 16), dtype), onp.ones(64, dtype))
+    assert re.search(rf"fmul <{lanes} x {ty}>", neuron.llvm_ir(cpu=cpu))
+
+
+def test_avx512_kernels_ask_for_512_bit_vectors():
+    """What makes the host's AVX-512 code full width: every function gradc defines
+    carries prefer-vector-width=512 for an AVX-512 target, and nothing for AVX2."""
+    from gradc.backends import llvm_jit, vecmath
+    lo = gradc.value_and_grad(m1).lower(onp.ones(100))
+    raw = lo._native()._make_ir()
+    wide = llvm_jit.prepare_ir(raw, vecmath.Target(512, True))
+    defines = re.findall(r"^define .*$", wide, re.M)
+    assert defines and all(re.search(r'"prefer-vector-width"="512"( {)?$', d) for d in defines)
+    assert "prefer-vector-width" not in llvm_jit.prepare_ir(raw, vecmath.Target(256, True))
+
+
+def test_unknown_cpu_is_a_clear_error():
+    lo = gradc.value_and_grad(m1).lower(onp.ones(10))
+    with pytest.raises(ValueError, match=r"cpu 'pentium': expected one of native, generic, x86-64-v3, x86-64-v4"):
+        lo.asm(cpu="pentium")
+
+
 def test_large_transcendental_kernel_calls_vector_math():
     """value_and_grad of M1 on 4M doubles (threaded): numpy's values, through the
     vector math's vector variants, without libm."""
