@@ -119,6 +119,8 @@ def target_machine(cpu: str = "native", reloc: str = "default"):
 # <4 x double> and ymm without this attribute, <8 x double> and zmm with it).  gradc's
 # loops are long streams of arithmetic, where the full width pays, so on AVX-512 every
 # function gradc defines asks for 512 bits, as clang's -mprefer-vector-width=512 does.
+# (The vector math library needs no attribute: its <8 x double> bodies are explicit,
+# and compile to zmm code for `sapphirerapids` as they are.)
 _DEFINE = re.compile(r"^(define .*\)[^{\n]*?)((?: ?\{)?)$", re.M)
 
 
@@ -127,10 +129,13 @@ def prepare_ir(text: str, target: "vecmath.Target | None" = None) -> str:
     vector math functions' attributes and variants for ``target`` (default: this host),
     and on AVX-512 the preferred vector width."""
     target = target or init()["vecmath"]
-    text = vecmath.annotate(_ACC.sub(r"\1 reassoc ", text), target)
-    if target.vector_bits >= 512:
-        text = _DEFINE.sub(r'\1 "prefer-vector-width"="%d"\2' % target.vector_bits, text)
-    return text
+    return _full_width(vecmath.annotate(_ACC.sub(r"\1 reassoc ", text), target), target)
+
+
+def _full_width(text: str, target: "vecmath.Target") -> str:
+    if target.vector_bits < 512:
+        return text
+    return _DEFINE.sub(r'\1 "prefer-vector-width"="%d"\2' % target.vector_bits, text)
 
 
 def optimize(mod: "llvm.ModuleRef", tm=None) -> None:
