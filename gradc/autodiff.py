@@ -8,7 +8,6 @@ The results are ordinary graphs, so they can be optimized, compiled, and differe
 again (Hessians, ``grad(grad(f))``)."""
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 
 from .errors import ArgumentError
@@ -24,13 +23,7 @@ def _specs(fwd: Graph):
 
 def relevant(fwd: Graph, wrt: list[int], outs: list[int]) -> set:
     """Nodes on a path from a ``wrt`` input to an output: only they need adjoints."""
-    down = set(wrt)
-    for w in wrt:
-        down |= nx.descendants(fwd.nx, w)
-    up = set(outs)
-    for o in outs:
-        up |= nx.ancestors(fwd.nx, o)
-    return down & up
+    return fwd.reachable(wrt) & fwd.reachable(outs, forward=False)
 
 
 def _check_wrt(fwd: Graph, wrt):

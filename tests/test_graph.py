@@ -188,3 +188,13 @@ def test_order_is_networkx_lexicographic_topological_order():
     g.nx.add_edge(int(np.argmax(perm)), int(np.argmin(perm)))   # closes a cycle
     with pytest.raises(nx.NetworkXUnfeasible):
         g.order()
+
+
+def test_order_and_reachable_agree_with_networkx():
+    """The hand-written walks against networkx's own, on a traced gradient graph."""
+    g = gradc.value_and_grad(model, argnums=1).lower(X5, W3).graph
+    assert g.order() == list(nx.lexicographical_topological_sort(g.nx))
+    for n in list(g.nx.nodes)[::3]:
+        assert g.reachable([n]) == nx.descendants(g.nx, n) | {n}
+        assert g.reachable([n], forward=False) == nx.ancestors(g.nx, n) | {n}
+        assert g.users(n) == list(g.nx.successors(n))
