@@ -272,7 +272,8 @@ def header_source(name, fn_name, command, model_file, cpu_desc, fwd_s, vg_s, wrt
          f" *   sizes      {len(syms)} int64_t values in the order of the {name.upper()}_SIZE_* macros.",
          " *   workspace  at least ..._workspace_bytes(sizes) bytes, 64-byte aligned (any",
          " *              pointer when that is 0); reusable, but not by two calls at once.",
-         " *   returns    GRADC_OK, or GRADC_INDEX_OUT_OF_BOUNDS if an index array was out of range.",
+         " *   returns    GRADC_OK, or an OR of GRADC_INDEX_OUT_OF_BOUNDS (an index array was out of range)",
+         " *              and GRADC_NEGATIVE_POWER (an integer to a negative integer power).",
          " * The kernels trust sizes: call ..._check_sizes(sizes) first if they may be bad.",
          " *",
          " * Constants: " + (f"{len(vg_s.consts)} array(s) the model closes over are embedded in the library."

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gradc.h"
 #include "parallel.c"
 #include "skinny.c"
 
@@ -247,11 +248,14 @@ static PyObject *Plan_call(Plan *self, PyObject *args, PyObject *kw) {
     int32_t rc = self->fn(ptrs, sizes, ws);
     if (!owned) self->ws_busy = was_busy;
     free(owned);
-    if (rc != 0) {
+    if (rc != 0) {   /* the same errors as llvm_backend.raise_status */
         for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
-        PyErr_SetString(PyExc_IndexError,
-                        "index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] "
-                        "index is outside the array)");
+        if (rc & GRADC_NEGATIVE_POWER)
+            PyErr_SetString(PyExc_ValueError, "Integers to negative integer powers are not allowed.");
+        else
+            PyErr_SetString(PyExc_IndexError,
+                            "index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] "
+                            "index is outside the array)");
         return NULL;
     }
     PyObject *result = build(self->structure, outs);

@@ -23,9 +23,10 @@
  *            calls freely, but never share one workspace between two calls that run
  *            at the same time.  Its layout: each intermediate buffer in turn, each
  *            rounded up to a multiple of GRADC_WORKSPACE_ALIGN bytes.
- * returns    A gradc_status: GRADC_OK, or GRADC_INDEX_OUT_OF_BOUNDS when an index
- *            array (take_along_axis, S[rows, cols]) pointed outside its array.  On
- *            an error the outputs hold unspecified values.
+ * returns    A gradc_status: GRADC_OK, or an OR of GRADC_INDEX_OUT_OF_BOUNDS (an index
+ *            array -- take_along_axis, S[rows, cols] -- pointed outside its array) and
+ *            GRADC_NEGATIVE_POWER (an integer to a negative integer power).  On an
+ *            error the outputs hold unspecified values.
  *
  * Kernels keep no state, allocate nothing, and may run concurrently on different
  * arguments and workspaces.
@@ -58,8 +59,11 @@ enum {
     GRADC_INDEX_OUT_OF_BOUNDS = 1, /* an index array pointed outside its array (kernel) */
     GRADC_EMPTY_REDUCTION = 2,     /* max/min over zero elements (from ..._check_sizes) */
     GRADC_SIZE_TOO_SMALL = 3,      /* a size below the model's bound, e.g. x[1:4] needs n >= 4 */
-    GRADC_NEGATIVE_SIZE = 4        /* a size < 0 (from ..._check_sizes) */
+    GRADC_NEGATIVE_SIZE = 4,       /* a size < 0 (from ..._check_sizes) */
+    GRADC_NEGATIVE_POWER = 8       /* an integer to a negative integer power (kernel) */
 };
+/* A kernel returns GRADC_OK or an OR of the kernel codes (GRADC_INDEX_OUT_OF_BOUNDS,
+ * GRADC_NEGATIVE_POWER): every problem found in the call, not only the first. */
 
 static inline const char *gradc_status_string(gradc_status s) {
     switch (s) {
@@ -68,7 +72,10 @@ static inline const char *gradc_status_string(gradc_status s) {
     case GRADC_EMPTY_REDUCTION: return "max or min of an empty array";
     case GRADC_SIZE_TOO_SMALL: return "a size is below the model's lower bound";
     case GRADC_NEGATIVE_SIZE: return "a size is negative";
-    default: return "unknown gradc status";
+    case GRADC_NEGATIVE_POWER: return "an integer to a negative integer power";
+    default:
+        if (s & GRADC_NEGATIVE_POWER) return "an integer to a negative integer power (and an index out of bounds)";
+        return "unknown gradc status";
     }
 }
 
@@ -91,6 +98,26 @@ static inline int64_t gradc_index(int64_t k, int64_t n, int32_t *status) {
     if (k >= 0 && k < n) return k;
     *status |= GRADC_INDEX_OUT_OF_BOUNDS;
     return 0;
+}
+
+/* numpy.abs: fabs for floats; an integer's most negative value is its own abs (wraps,
+ * computed in unsigned arithmetic: no undefined behaviour). */
+static inline double gradc_abs(double x) { return fabs(x); }
+static inline float gradc_absf(float x) { return fabsf(x); }
+static inline int64_t gradc_absi(int64_t x) { return x < 0 ? (int64_t)(0 - (uint64_t)x) : x; }
+
+/* numpy.power.  Integers: square-and-multiply, wrapping (unsigned arithmetic); a negative
+ * exponent sets GRADC_NEGATIVE_POWER (numpy raises ValueError). */
+static inline double gradc_pow(double x, double y, int32_t *status) { (void)status; return pow(x, y); }
+static inline float gradc_powf(float x, float y, int32_t *status) { (void)status; return powf(x, y); }
+static inline int64_t gradc_powi(int64_t x, int64_t y, int32_t *status) {
+    if (y < 0) { *status |= GRADC_NEGATIVE_POWER; return 0; }
+    uint64_t result = 1, base = (uint64_t)x;
+    for (uint64_t e = (uint64_t)y; e; e >>= 1) {
+        if (e & 1) result *= base;
+        base *= base;
+    }
+    return (int64_t)result;
 }
 
 /* numpy.maximum / numpy.minimum: NaN in either operand gives NaN. */

@@ -137,7 +137,8 @@ void gradc_parallel_for(gradc_task fn, void *ctx, int64_t n, int32_t chunks, int
 
 /* Combine per-chunk partial reductions in chunk order: out[e] = op over t of
  * partials[t * numel + e].  op: 0 sum, 1 max, 2 min (max/min propagate NaN, as numpy);
- * dtype: 0 float64, 1 float32, 2 int64.  A library function rather than generated code:
+ * dtype: 0 float64, 1 float32, 2 int64, 3 int32, 4 bool (one byte).  Integer sums wrap
+ * (this file is built with -fwrapv), as numpy's do.  A library function rather than generated code:
  * it is a few microseconds per call and keeps kernels (and their compile time) small. */
 #define GRADC_COMBINE(T, ISNAN)                                                          \
     do {                                                                                 \
@@ -163,5 +164,7 @@ void gradc_combine(int32_t op, int32_t dtype, const void *partials, void *out, i
     if (chunks < 1) return;
     if (dtype == 0) GRADC_COMBINE(double, __builtin_isnan);
     else if (dtype == 1) GRADC_COMBINE(float, __builtin_isnan);
-    else GRADC_COMBINE(int64_t, GRADC_NEVER_NAN);
+    else if (dtype == 2) GRADC_COMBINE(int64_t, GRADC_NEVER_NAN);
+    else if (dtype == 3) GRADC_COMBINE(int32_t, GRADC_NEVER_NAN);
+    else GRADC_COMBINE(uint8_t, GRADC_NEVER_NAN);
 }

@@ -231,22 +231,86 @@ def test_integer_inputs_follow_numpy(name, f):
     np.testing.assert_array_equal(got, want)
 
 
-INT_OPS_PROMOTED = [
+INT_OPS_KEEPING_DTYPE = [
     ("-k", lambda k: -k), ("abs(k)", lambda k: abs(k)), ("k ** 2", lambda k: k ** 2),
-    ("k ** 3", lambda k: k ** 3), ("2 ** k", lambda k: 2 ** k), ("sum(k)", lambda k: gnp.sum(k)),
-    ("max(k)", lambda k: gnp.max(k)), ("k @ k", lambda k: k @ k),
+    ("k ** 3", lambda k: k ** 3), ("k ** 0", lambda k: k ** 0), ("2 ** k", lambda k: 2 ** k),
+    ("k ** k", lambda k: k ** k), ("square(k)", lambda k: gnp.square(k)), ("sum(k)", lambda k: gnp.sum(k)),
+    ("max(k)", lambda k: gnp.max(k)), ("min(k)", lambda k: gnp.min(k)), ("k @ k", lambda k: k @ k),
+    ("sum(outer, axis=0)", lambda k: gnp.sum(gnp.outer(k, k), axis=0)),
+    ("max(outer, axis=1)", lambda k: gnp.max(gnp.outer(k, -k), axis=1)),
+    ("outer @ k", lambda k: gnp.outer(k, k) @ k), ("k @ outer", lambda k: k @ gnp.outer(k, k)),
+    ("outer @ outer", lambda k: gnp.outer(k, k) @ gnp.outer(k, -k)),
+    ("abs(-k) * k - 1", lambda k: abs(-k) * k - 1),
 ]
+INT_ARRAYS = {
+    "int64": np.array([1, 2, 3, -4, 0, 7, -1], np.int64),
+    "int32": np.array([1, 2, 3, -4, 0, 7, -1], np.int32),
+}
 
 
-@pytest.mark.xfail(strict=True, reason="gradc promotes integer neg/abs/pow/square/sum/max/min/matmul "
-                   "to float64 where numpy keeps the integer dtype (values are right, dtype is not); "
-                   "left for the lead: changing op dtype rules affects the native backends")
-@pytest.mark.parametrize("name,f", INT_OPS_PROMOTED, ids=[n for n, _ in INT_OPS_PROMOTED])
-def test_integer_dtype_of_promoting_ops(name, f):
-    want = np.asarray(f(K))
-    got = np.asarray(gradc.jit(f)(K))
-    np.testing.assert_array_equal(got, want)          # values agree ...
-    assert got.dtype == want.dtype                    # ... the dtype does not
+@pytest.mark.parametrize("dt", sorted(INT_ARRAYS))
+@pytest.mark.parametrize("name,f", INT_OPS_KEEPING_DTYPE, ids=[n for n, _ in INT_OPS_KEEPING_DTYPE])
+def test_integer_ops_keep_numpys_dtype(name, f, dt):
+    """Integer arithmetic stays integer, as in numpy (int32 sums widen to int64):
+    the same values and the same dtype."""
+    k = INT_ARRAYS[dt]
+    if "** k" in name:
+        k = np.abs(k)                         # numpy refuses negative integer powers
+    want = np.asarray(f(k))
+    got = np.asarray(gradc.jit(f)(k))
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_integer_sums_are_exact_beyond_2_to_the_53():
+    """A float64 accumulator would round these (2**60 + 1 is not a double); numpy's
+    int64 sum, and gradc's, are exact (and wrap on overflow as numpy's do)."""
+    k = np.array([2 ** 60, 1, 3, 2 ** 60], np.int64)
+    assert gradc.jit(lambda k: gnp.sum(k))(k) == np.sum(k) == 2 ** 61 + 4
+    big = np.full(3, 2 ** 62, np.int64)
+    with np.errstate(over="ignore"):
+        assert gradc.jit(lambda k: gnp.sum(k))(big) == np.sum(big)
+        np.testing.assert_array_equal(gradc.jit(lambda k: k * k)(big), big * big)
+
+
+def test_integer_max_min_of_extremes():
+    k = np.array([np.iinfo(np.int64).min, -5, np.iinfo(np.int64).max], np.int64)
+    assert gradc.jit(lambda k: gnp.max(k))(k) == np.iinfo(np.int64).max
+    assert gradc.jit(lambda k: gnp.min(k))(k) == np.iinfo(np.int64).min
+    assert gradc.jit(lambda k: gnp.max(k[:1]))(k) == np.iinfo(np.int64).min
+    np.testing.assert_array_equal(gradc.jit(lambda k: abs(k))(k), abs(k))   # abs(min) wraps, as in numpy
+
+
+def test_negative_integer_powers_are_refused_like_numpy():
+    k = np.array([1, 2, 3])
+    with pytest.raises(ValueError, match="Integers to negative integer powers are not allowed"):
+        gradc.jit(lambda k: k ** -1)(k)
+    with pytest.raises(ValueError, match="Integers to negative integer powers are not allowed"):
+        gradc.jit(lambda k, e: k ** e)(k, np.array([1, -2, 0]))
+    np.testing.assert_array_equal(gradc.jit(lambda k: k ** -1.0)(k), k ** -1.0)   # a float exponent: floats
+
+
+def test_bool_arithmetic_like_numpy():
+    """(Not square: numpy's square of bools is int8, a dtype gradc does not have; gradc's
+    is bool, with the same truth values.)"""
+    b = np.array([True, False, True])
+    for f in (lambda b: abs(b), lambda b: gnp.max(b), lambda b: gnp.min(b),
+              lambda b: gnp.sum(b), lambda b: b @ b, lambda b: gnp.outer(b, b) @ b):
+        want, got = np.asarray(f(b)), np.asarray(gradc.jit(f)(b))
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match="boolean negative"):
+        gradc.jit(lambda b: -b)(b)
+
+
+def test_integer_results_feed_float_gradients():
+    """An integer part of a model (no gradient) next to a differentiated float part."""
+    k = np.array([3, -1, 2])
+    x = np.array([0.5, 1.5, -2.0])
+    f = gradc.value_and_grad(lambda x, k: gnp.sum(x * abs(k) ** 2) + gnp.sum(k))
+    v, g = f(x, k)
+    assert v == pytest.approx(np.sum(x * abs(k) ** 2) + np.sum(k), rel=1e-15)
+    np.testing.assert_array_equal(g, (abs(k) ** 2).astype(float))
 
 
 def test_bool_inputs():

@@ -156,17 +156,22 @@ class CArtifact:
     def c_source(self) -> str:
         return self.source
 
-    def llvm_ir(self, optimized=True) -> str:
+    def llvm_ir(self, optimized=True, cpu="native") -> str:
         raise GradcError("backend 'c' compiles C, not LLVM IR: use c_source() (or gradc.backends.c_backend.c_source)")
 
-    def asm(self) -> str:
-        """The compiler's assembly for the kernel (``cc -S`` with the same flags)."""
+    def asm(self, cpu="native") -> str:
+        """The compiler's assembly for the kernel (``cc -S`` with the same flags), for
+        this host or another ``cpu`` (``llvm_jit.CPUS``: ``-march=x86-64-v4`` ...)."""
+        from .llvm_jit import CPUS, UnknownCPU
+        if cpu not in CPUS:
+            raise UnknownCPU(f"cpu {cpu!r}: expected one of {', '.join(CPUS)}")
+        march = "-march=" + {"generic": "x86-64"}.get(cpu, cpu)
         cmd = compiler()
         with tempfile.TemporaryDirectory(prefix="gradc-c-") as tmp:
             src = os.path.join(tmp, "kernel.c")
             with open(src, "w") as f:
                 f.write(self.source)
-            flags = [f for f in FLAGS if f not in ("-shared",)]
+            flags = [march if f == "-march=native" else f for f in FLAGS if f not in ("-shared",)]
             r = subprocess.run(cmd + flags + ["-I", RUNTIME, "-S", "-o", "-", src],
                                capture_output=True, text=True)
             if r.returncode != 0:

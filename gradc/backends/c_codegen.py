@@ -36,11 +36,10 @@ import numpy as np
 from .. import __version__
 from ..graph import fmt_type
 from ..ops import OPS
-from .schedule import workspace_layout
+from .schedule import REDUCE, identity, workspace_layout
 from .schedule import Schedule, broadcast_index, describe, view_index
 
 LIBM = {"exp", "log", "log1p", "expm1", "sqrt", "fabs", "sin", "cos", "tanh", "pow"}
-IDENT = {"sum": 0.0, "max": -np.inf, "min": np.inf}
 COMMENT_COLUMN = 60
 
 
@@ -92,7 +91,7 @@ def specialize(template: str, dtype) -> str:
         name = m.group(1)
         if dt == np.float32 and (name in LIBM or name.startswith("gradc_")):
             name += "f"
-        elif dt.kind in "iub" and name in ("gradc_max", "gradc_min"):
+        elif dt.kind in "iub" and name in ("gradc_max", "gradc_min", "gradc_abs", "gradc_pow"):
             name += "i"
         return name + "("
     return _CALL.sub(fix, template)
@@ -409,13 +408,13 @@ class CCodegen:
         g = self.g
         dom, r, info = nest.domain, len(nest.domain), nest.info
         for nid in nest.roots:
-            if g[nid]["op"] in IDENT and info[nid]["acc"] is None:
-                self.fill(nid, IDENT[g[nid]["op"]])
+            if g[nid]["op"] in REDUCE and info[nid]["acc"] is None:
+                self.fill(nid, identity(g[nid]["op"], g[nid]["dtype"]))
         accs = {}
         n_stages = max((info[n]["stage"] for n in nest.roots), default=0) + 1
 
         def is_reduce(nid):
-            return g[nid]["op"] in IDENT
+            return g[nid]["op"] in REDUCE
 
         def stage_local(nid):   # a reduction over the innermost axis only, in its stage
             return info[nid]["level"] == "full" and info[nid]["acc"] == r - 1
@@ -432,7 +431,7 @@ class CCodegen:
         def init_acc(nid):
             d = g[nid]
             acc = accs[nid] = self.fresh(f"acc{nid}")
-            self.w.line(f"{reg_ctype(d['dtype'])} {acc} = {literal(IDENT[d['op']], d['dtype'])};",
+            self.w.line(f"{reg_ctype(d['dtype'])} {acc} = {literal(identity(d['op'], d['dtype']), d['dtype'])};",
                         f"{g.label(nid)} accumulates in a register")
 
         def store_acc(nid, idx):

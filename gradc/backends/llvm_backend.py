@@ -17,7 +17,7 @@ from ..errors import ArgumentError
 from ..evaluate import bind_sizes
 from ..graph import Graph
 from ..shapes import resolve
-from .llvm_codegen import lower
+from .llvm_codegen import STATUS_NEGATIVE_POWER, lower
 from .schedule import workspace_bytes, workspace_layout
 from .llvm_jit import Artifact
 from .schedule import describe, schedule
@@ -118,7 +118,7 @@ class Kernel:
         ws = np.empty(max(nbytes, 1), np.uint8)
         rc = self.cfunc(ptrs, szs, ws.ctypes.data)
         if rc:
-            raise IndexError("index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] index is outside the array)")
+            raise_status(rc)
         by_node = dict(zip(self.root_outputs, outs))
         results = []
         for o in s.outputs:
@@ -129,6 +129,15 @@ class Kernel:
             else:
                 results.append(np.array(g[o]["params"]["value"]))
         return results
+
+
+def raise_status(rc: int):
+    """The Python error for a kernel's non-zero status (the same messages as the C call
+    path's, runtime/callpath.c)."""
+    if rc & STATUS_NEGATIVE_POWER:
+        raise ValueError("Integers to negative integer powers are not allowed.")
+    raise IndexError("index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] "
+                     "index is outside the array)")
 
 
 def _remap(structure, index):

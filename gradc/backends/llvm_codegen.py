@@ -24,9 +24,14 @@ from llvmlite import ir
 from ..graph import Graph
 from ..ops import OPS
 from . import vecmath
-from .schedule import ALIGN, Schedule, broadcast_index, view_index, workspace_bytes, workspace_layout  # noqa: F401
+from .schedule import (ALIGN, REDUCE, Schedule, broadcast_index, identity, view_index,  # noqa: F401
+                       workspace_bytes, workspace_layout)
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+
+# A kernel's status: an OR of these bits (runtime/gradc.h's GRADC_* codes).
+STATUS_INDEX_OUT_OF_BOUNDS = 1   # a gather or scatter index outside its array
+STATUS_NEGATIVE_POWER = 8        # an integer raised to a negative integer power
 F32, F64 = ir.FloatType(), ir.DoubleType()
 
 
@@ -76,6 +81,14 @@ class Emitter:
 
     def div(self, x, y):
         return self.b.fdiv(x, y)
+
+    def abs(self, x):
+        if self._float(x):
+            return self.intrinsic("llvm.fabs", x)
+        if x.type == I1:
+            return x
+        # numpy's abs of the most negative integer is itself (wraps); so is this
+        return self.b.select(self.b.icmp_signed("<", x, _const(x.type, 0)), self.b.neg(x), x)
 
     def intrinsic(self, name, *xs):
         ty = xs[0].type
@@ -130,6 +143,10 @@ class Emitter:
         return self.cg.convert(x, reg_type(dtype))
 
     def pow(self, x, y):
+        if not self._float(x):
+            if isinstance(y, ir.Constant):      # tracing refused negative constants
+                return self._int_pow(x, int(y.constant))
+            return self.cg.int_pow(x, y)
         if isinstance(y, ir.Constant) and float(y.constant).is_integer() and abs(y.constant) <= 64:
             return self._int_pow(x, int(y.constant))
         if isinstance(y, ir.Constant) and y.constant == 0.5:
@@ -144,10 +161,10 @@ class Emitter:
         result, base, k = None, x, abs(n)
         while k:
             if k & 1:
-                result = base if result is None else self.b.fmul(result, base)
+                result = base if result is None else self.mul(result, base)
             k >>= 1
             if k:
-                base = self.b.fmul(base, base)
+                base = self.mul(base, base)
         return self.b.fdiv(_const(x.type, 1), result) if n < 0 else result
 
 
@@ -353,9 +370,39 @@ class Codegen:
             start += n
         return result
 
-    def flag_error(self, ok):
-        bad = self.b.zext(self.b.xor(ok, _const(I1, 1)), I32)
+    def flag_error(self, ok, code=None):
+        """Unless ``ok``, OR ``code`` (a ``GRADC_*`` bit of runtime/gradc.h; default:
+        an index out of bounds) into the kernel's status."""
+        bad = self.b.select(ok, ir.Constant(I32, 0), ir.Constant(I32, code or STATUS_INDEX_OUT_OF_BOUNDS))
         self.b.store(self.b.or_(self.b.load(self.status), bad), self.status)
+
+    def int_pow(self, x, y):
+        """Integer ``x ** y`` (wrapping, as numpy's): square-and-multiply in a helper
+        function of this module; a negative ``y`` sets GRADC_NEGATIVE_POWER."""
+        self.flag_error(self.b.icmp_signed(">=", y, _const(y.type, 0)), STATUS_NEGATIVE_POWER)
+        name = f"gradc.ipow.i{x.type.width}"
+        fn = self.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(x.type, [x.type, x.type]), name)
+            fn.linkage = "internal"
+            bx, by = fn.args
+            b = ir.IRBuilder(fn.append_basic_block("entry"))
+            loop, body, done = (fn.append_basic_block(n) for n in ("loop", "body", "done"))
+            b.branch(loop)
+            b.position_at_end(loop)
+            result, base, e = (b.phi(x.type, name=n) for n in ("result", "base", "e"))
+            for phi, v in ((result, _const(x.type, 1)), (base, bx), (e, by)):
+                phi.add_incoming(v, fn.entry_basic_block)
+            b.cbranch(b.icmp_signed(">", e, _const(x.type, 0)), body, done)
+            b.position_at_end(body)
+            odd = b.trunc(e, I1)
+            result.add_incoming(b.select(odd, b.mul(result, base), result), body)
+            base.add_incoming(b.mul(base, base), body)
+            e.add_incoming(b.lshr(e, _const(x.type, 1)), body)
+            b.branch(loop)
+            b.position_at_end(done)
+            b.ret(result)
+        return self.b.call(fn, [x, y])
 
     # -- loops -----------------------------------------------------------------------
     def loop(self, n, body, name="i", start=None):
@@ -397,8 +444,6 @@ class Codegen:
         self.loop(n, lambda i: self.b.store(_const(ty, value), self.b.gep(base, [i], inbounds=True)), f"fill{nid}")
 
     # -- nests -----------------------------------------------------------------------
-    IDENT = {"sum": 0.0, "max": -np.inf, "min": np.inf}
-
     def combine(self, op, acc, v):
         if op == "sum":
             return self.b.fadd(acc, v, name="acc") if self.e._float(v) else self.b.add(acc, v)
@@ -418,13 +463,13 @@ class Codegen:
                 self.bufs[nid] = self.b.gep(self.bufs[("rows", nid)], [off])
         for nid in nest.roots:
             d = self.g[nid]
-            if d["op"] in self.IDENT and info[nid]["acc"] is None:
-                self.fill(nid, self.IDENT[d["op"]])
+            if d["op"] in REDUCE and info[nid]["acc"] is None:
+                self.fill(nid, identity(d["op"], d["dtype"]))
         accs = {}
         n_stages = max((info[n]["stage"] for n in nest.roots), default=0) + 1
 
         def is_reduce(nid):
-            return self.g[nid]["op"] in self.IDENT
+            return self.g[nid]["op"] in REDUCE
 
         def stage_local(nid):   # a reduction over the innermost axis only, in its stage
             return info[nid]["level"] == "full" and info[nid]["acc"] == r - 1
@@ -442,7 +487,8 @@ class Codegen:
         def init_acc(key):
             nid = key[0] if isinstance(key, tuple) else key
             acc = self.alloca(reg_type(self.g[nid]["dtype"]), name=f"n{nid}.acc")
-            self.b.store(_const(acc.type.pointee, self.IDENT[self.g[nid]["op"]]), acc)
+            d = self.g[nid]
+            self.b.store(_const(acc.type.pointee, identity(d["op"], d["dtype"])), acc)
             accs[key] = acc
 
         def store_acc(key, idx):
@@ -606,7 +652,8 @@ class Codegen:
                                "gradc_combine")
         for r in crossing:   # merge the chunks' partial results, in chunk order
             op = {"sum": 0, "max": 1, "min": 2}[self.g[r]["op"]]
-            kind = {"f8": 0, "f4": 1, "i8": 2}[self.g[r]["dtype"].kind + str(self.g[r]["dtype"].itemsize)]
+            dt = self.g[r]["dtype"]
+            kind = {"f8": 0, "f4": 1, "i8": 2, "u8": 2, "i4": 3, "b1": 4}[dt.kind + str(dt.itemsize)]
             b.call(comb, [ir.Constant(I32, op), ir.Constant(I32, kind), b.bitcast(self.bufs[("partial", r)], vp),
                           b.bitcast(self.bufs[r], vp), self.numel(self.g[r]["shape"]), nch])
         for t in range(T):   # chunks that did not run left their status at 0
@@ -640,7 +687,7 @@ class Codegen:
                 self.memo = {}
                 va = self.val(a, prefix_a + [kk])
                 vb = self.val(bb, make_b_idx(kk))
-                b.store(b.fadd(b.load(acc), b.fmul(va, vb), name="acc"), acc)
+                b.store(self.combine("sum", b.load(acc), self.e.mul(va, vb)), acc)
             self.loop(k, inner, name="k")
             self.store(nid, prefix_out, b.load(acc))
 
@@ -660,7 +707,7 @@ class Codegen:
                 def over_j(j):
                     self.memo = {(a, (id(kk),)): (va, [kk])}
                     p = self.ptr(nid, [j])
-                    b.store(b.fadd(b.load(p), b.fmul(va, self.val(bb, [kk, j])), name="acc"), p)
+                    b.store(self.combine("sum", b.load(p), self.e.mul(va, self.val(bb, [kk, j]))), p)
                 self.loop(n, over_j, name="j")
             self.loop(k, over_k, name="k")
         else:
@@ -686,7 +733,8 @@ class Codegen:
         """How a matrix-matrix product ``a @ bb`` runs: None for generated loops (no BLAS,
         or an operand BLAS cannot read in place), else (the operands as BLAS reads them,
         whether gradc's narrow kernel is tried first)."""
-        if not self.blas or len(self.g[a]["shape"]) != 2 or len(self.g[bb]["shape"]) != 2:
+        if not self.blas or len(self.g[a]["shape"]) != 2 or len(self.g[bb]["shape"]) != 2 \
+                or self.g[a]["dtype"].kind != "f":      # integer products: generated loops
             return None
         ops = self.blas_operands(a, bb)
         if ops is None:
@@ -780,7 +828,7 @@ class Codegen:
                 def over_j(j):
                     self.memo = {}
                     p = self.ptr(nid, [i, j])
-                    b.store(b.fadd(b.load(p), b.fmul(va, self.val(bb, [kk, j])), name="acc"), p)
+                    b.store(self.combine("sum", b.load(p), self.e.mul(va, self.val(bb, [kk, j]))), p)
                 self.loop(n, over_j, name="j")
             self.loop(k, over_k, name="k")
         self.loop(m, over_i, name="i")
@@ -806,7 +854,7 @@ class Codegen:
                     inner.append(self.b.select(ok, kk, ir.Constant(I64, 0)))
                 v = self.val(upd, idx)
                 p = self.ptr(nid, inner)
-                self.b.store(self.b.fadd(self.b.load(p), v), p)
+                self.b.store(self.e.add(self.b.load(p), v), p)
             else:
                 self.loop(self.size(dom[k]), lambda i: level(k + 1, idx + [i]), name=f"s{k}")
         level(0, [])

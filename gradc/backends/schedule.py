@@ -114,7 +114,8 @@ def decompose(graph: Graph) -> Graph:
         if d["op"] == "logsumexp":
             return lse(args[0], d["params"]["axes"], d["params"]["keepdims"])
         if _is_vector_product(graph, nid):
-            return vector_product(*args)
+            r = vector_product(*args)       # an int32 sum is int64: back to the product's dtype
+            return r if r.dtype == d["dtype"] else ew.convert(r, d["dtype"])
         return None
 
     def body(*args):
@@ -154,6 +155,22 @@ def domain(g: Graph, nid: int) -> tuple:
 
 
 REDUCE = ("sum", "max", "min")
+
+
+def identity(op: str, dtype):
+    """The value reduction ``op`` starts from: 0 for a sum; for max (min) the lowest
+    (highest) value of ``dtype``: -inf (inf) for floats, the integer limits, False
+    (True) for bools."""
+    dt = np.dtype(dtype)
+    if op == "sum":
+        return 0
+    low = op == "max"
+    if dt.kind == "f":
+        return -np.inf if low else np.inf
+    if dt.kind == "b":
+        return not low
+    info = np.iinfo(dt)
+    return int(info.min if low else info.max)
 
 
 def _reads(g: Graph, nid: int, roots: set):

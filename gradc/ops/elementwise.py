@@ -158,7 +158,7 @@ elementwise("log1p", np.log1p, lambda y, x: (lambda g: g / (1.0 + x),), c="log1p
 elementwise("expm1", np.expm1, lambda y, x: (y + 1.0,), c="expm1({0})", llvm=lambda e, x: e.math("expm1", x))
 elementwise("sqrt", np.sqrt, lambda y, x: (lambda g: g / (2.0 * y),), c="sqrt({0})",
             llvm=lambda e, x: e.intrinsic("llvm.sqrt", x))
-elementwise("abs", np.abs, lambda y, x: (sign(x),), c="fabs({0})", llvm=lambda e, x: e.intrinsic("llvm.fabs", x))
+elementwise("abs", np.abs, lambda y, x: (sign(x),), c="gradc_abs({0})", llvm=lambda e, x: e.abs(x))
 elementwise("sign", _np_keep(np.sign), lambda y, x: (None,), c="gradc_sign({0})", llvm=lambda e, x: e.sign(x))
 elementwise("sin", np.sin, lambda y, x: (cos(x),), c="sin({0})", llvm=lambda e, x: e.math("sin", x))
 elementwise("cos", np.cos, lambda y, x: (-sin(x),), c="cos({0})", llvm=lambda e, x: e.math("cos", x))
@@ -196,7 +196,8 @@ elementwise("div", np.divide, lambda z, x, y: (lambda g: g / y, lambda g: -(g * 
 elementwise("pow", np.power,
             lambda z, x, y: (lambda g: g * (y * power(x, y - 1.0)),
                              lambda g: g * (z * log(x))),
-            c="pow({0}, {1})", llvm=lambda e, x, y: e.pow(x, y), infix="**")
+            c="gradc_pow({0}, {1}, &status)", llvm=lambda e, x, y: e.pow(x, y), infix="**",
+            doc="x ** y; integers raised to a negative integer power are an error, as in numpy")
 elementwise("maximum", np.maximum, lambda z, x, y: (x > y, y > x), c="gradc_max({0}, {1})",
             llvm=lambda e, x, y: e.maximum(x, y), doc="derivative 1[x > y], 1[y > x] (the paper)")
 elementwise("minimum", np.minimum, lambda z, x, y: (x < y, y < x), c="gradc_min({0}, {1})",
@@ -228,13 +229,21 @@ register(Op("where", "elementwise", _where_shape, np.where,
 
 
 # ----------------------------------------------------------------------------- user API
-def neg(x): return _bind("neg", x)
+def neg(x):
+    _refuse_bool(x, "negative, the `-` operator,", "the `~` operator or logical_not")
+    return _bind("neg", x, float_result=False)
+
+
+def _refuse_bool(x, what, instead):
+    from ..tracer import Value
+    if (isinstance(x, Value) or isinstance(x, np.ndarray)) and x.dtype == np.bool_:
+        raise TypeError(f"The numpy boolean {what} is not supported, use {instead} instead.")
 def exp(x): return _bind("exp", x)
 def log(x): return _bind("log", x)
 def log1p(x): return _bind("log1p", x)
 def expm1(x): return _bind("expm1", x)
 def sqrt(x): return _bind("sqrt", x)
-def abs(x): return _bind("abs", x)  # noqa: A001
+def abs(x): return _bind("abs", x, float_result=False)  # noqa: A001
 def sign(x): return _bind("sign", x)
 def sin(x): return _bind("sin", x)
 def cos(x): return _bind("cos", x)
@@ -242,7 +251,7 @@ def tanh(x): return _bind("tanh", x)
 def sigmoid(x): return _bind("sigmoid", x)
 def softplus(x): return _bind("softplus", x)
 def relu(x): return _bind("relu", x)
-def square(x): return _bind("square", x)
+def square(x): return _bind("square", x, float_result=False)
 def stop_gradient(x): return _bind("stop_gradient", x)
 def add(x, y): return _bind("add", x, y, float_result=False)
 def subtract(x, y): return _bind("sub", x, y, float_result=False)
@@ -279,7 +288,16 @@ def convert_bool(x):
 
 
 def power(x, y):
-    """x ** y; a constant exponent 2 becomes ``square`` (cheaper, exact derivative)."""
+    """x ** y; a constant exponent 2 becomes ``square`` (cheaper, exact derivative).
+    Integers to integer powers stay integers (numpy's rule); a negative integer
+    exponent is an error (numpy's ValueError) -- here when it is a constant, at run
+    time when it is an array."""
+    t = _trace()
+    if isinstance(x, t.Value) and x.dtype == np.bool_ and isinstance(y, int) and not isinstance(y, bool):
+        x = convert(x, np.int64)                 # numpy: bool ** int is int64
+    if isinstance(x, t.Value) and x.dtype.kind in "iu" and isinstance(y, (int, np.integer)) \
+            and not isinstance(y, bool) and y < 0:
+        raise ValueError("Integers to negative integer powers are not allowed.")
     if isinstance(y, (int, float)) and not isinstance(y, bool):
         if y == 2:
             return square(x)
@@ -287,7 +305,7 @@ def power(x, y):
             return x
         if y == 0.5:
             return sqrt(x)
-    return _bind("pow", x, y)
+    return _bind("pow", x, y, float_result=False)
 
 
 def where(c, x, y):

@@ -70,7 +70,9 @@ def matmul(a, b):
     if not isinstance(a, t.Value) and not isinstance(b, t.Value) and t.current() is None:
         return np.matmul(a, b)
     from .elementwise import result_dtype, convert
-    dt = result_dtype([a, b])
+    dt = result_dtype([a, b], float_result=False)
+    if dt == np.bool_:        # numpy: a logical "or of ands", computed as a count
+        return t.bind("matmul", convert(a, np.int64), convert(b, np.int64)) != 0
     return t.bind("matmul", convert(a, dt), convert(b, dt))
 
 

@@ -138,10 +138,23 @@ def _reduce(name, x, axis, keepdims, npfn):
         if t.current() is None:
             return npfn(np.asarray(x), axis=axis, keepdims=keepdims)
         x = t.to_value(x)
-    if x.dtype.kind != "f":
+    dt = _reduce_dtype(name, x.dtype)
+    if dt != x.dtype:
         from .elementwise import convert
-        x = convert(x, np.float64 if x.dtype.kind != "b" or name != "sum" else np.int64)
+        x = convert(x, dt)
     return t.bind(name, x, axes=norm_axes(axis, x.ndim), keepdims=bool(keepdims))
+
+
+def _reduce_dtype(name, dtype):
+    """numpy's: max and min keep the dtype; a sum of bools or of integers narrower than
+    int64 is int64 (uint64 for unsigned); logsumexp is a float."""
+    if dtype.kind == "f":
+        return dtype
+    if name in ("max", "min"):
+        return dtype
+    if name == "sum":
+        return np.dtype(np.uint64 if dtype.kind == "u" else np.int64)
+    return np.dtype(np.float64)
 
 
 def sum_(x, axis=None, keepdims=False):
