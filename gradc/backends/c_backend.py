@@ -43,7 +43,17 @@ from .c_codegen import generate
 from .llvm_backend import Kernel, compile_kernel, const_bytes, kernel_name
 from .schedule import schedule
 
-RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "runtime")
+def _runtime_dir() -> str:
+    """Where gradc.h is: inside the package when installed (setup.py copies it to
+    gradc/_runtime/), else the checkout's runtime/ directory (an editable install)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    installed = os.path.join(package, "_runtime")
+    if os.path.isfile(os.path.join(installed, "gradc.h")):
+        return installed
+    return os.path.join(os.path.dirname(package), "runtime")
+
+
+RUNTIME = _runtime_dir()
 FLAGS = ["-std=c99", "-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno",
          "-fopenmp-simd", "-fwrapv", "-fPIC", "-shared"]
 
@@ -65,7 +75,7 @@ def c_source(graph: Graph) -> str:
 def header_path() -> str:
     path = os.path.join(RUNTIME, "gradc.h")
     if not os.path.isfile(path):
-        raise CompilerError(f"gradc.h is missing (looked for {path}); backend 'c' needs gradc's runtime/ directory")
+        raise CompilerError(f"gradc.h is missing (looked for {path}); backend 'c' and gradc build need it: reinstall gradc")
     return path
 
 

@@ -1,0 +1,40 @@
+"""The wheel a regular ``pip install`` builds carries everything gradc needs at run time
+outside a checkout: the C call path extension and the C ABI header (backend "c" and
+``gradc build`` compile against it)."""
+import glob
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_wheel_ships_the_header_and_the_extension(tmp_path):
+    pytest.importorskip("setuptools")
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", ROOT, "--no-deps", "--no-build-isolation",
+                        "-q", "-w", str(tmp_path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot build a wheel here: {r.stderr.strip()[-300:]}")
+    (wheel,) = glob.glob(str(tmp_path / "gradc-*.whl"))
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        with open(os.path.join(ROOT, "runtime", "gradc.h"), "rb") as f:
+            assert z.read("gradc/_runtime/gradc.h") == f.read()
+    assert any(n.startswith("gradc/_callpath") and n.endswith(".so") for n in names), names
+
+
+def test_installed_header_is_preferred(tmp_path, monkeypatch):
+    """c_backend finds gradc.h inside the package when it is there (an install), else in
+    the checkout's runtime/ (an editable install)."""
+    from gradc.backends import c_backend
+    here = c_backend._runtime_dir()
+    assert os.path.isfile(os.path.join(here, "gradc.h"))
+    fake_pkg = tmp_path / "gradc"
+    (fake_pkg / "backends").mkdir(parents=True)
+    (fake_pkg / "_runtime").mkdir()
+    (fake_pkg / "_runtime" / "gradc.h").write_text("/* installed */")
+    monkeypatch.setattr(c_backend, "__file__", str(fake_pkg / "backends" / "c_backend.py"))
+    assert c_backend._runtime_dir() == str(fake_pkg / "_runtime")
