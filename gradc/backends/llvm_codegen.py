@@ -181,6 +181,8 @@ class Codegen:
         self.block_first = None    # the first row of the block being emitted
         self.chunk = ir.Constant(I64, 0)   # the chunk a parallel nest's body runs
         self.blas_call = ir.Constant(I1, 0)  # this call uses OpenBLAS (see calls_blas)
+        self.flagged = False       # flag_error was emitted (in the nest being emitted)
+        self.ctx = None            # the parallel nests' shared context array
 
     # -- helpers ----------------------------------------------------------------------
     def alloca(self, ty, name=""):
@@ -373,6 +375,7 @@ class Codegen:
     def flag_error(self, ok, code=None):
         """Unless ``ok``, OR ``code`` (a ``GRADC_*`` bit of runtime/gradc.h; default:
         an index out of bounds) into the kernel's status."""
+        self.flagged = True
         bad = self.b.select(ok, ir.Constant(I32, 0), ir.Constant(I32, code or STATUS_INDEX_OUT_OF_BOUNDS))
         self.b.store(self.b.or_(self.b.load(self.status), bad), self.status)
 
@@ -592,7 +595,10 @@ class Codegen:
         for r in crossing:   # this chunk's partial result
             off = self.b.mul(self.b.sext(tid, I64), self.numel(self.g[r]["shape"]))
             self.bufs[r] = self.b.gep(self.bufs[("partial", r)], [off])
+        flagged_before, self.flagged = self.flagged, False
         self.emit_loop_nest(nest, outer=(start, end))
+        can_fail = self.flagged          # only gathers and integer powers set a status
+        self.flagged = flagged_before or can_fail
         self.chunk = saved_chunk
         self.b.ret_void()
         self.b, self.entry, self.bufs, self.sizes, self.status = saved
@@ -612,19 +618,25 @@ class Codegen:
         tb.call(body, vals + [task.args[1], task.args[2], task.args[3], stp])
         tb.ret_void()
 
-        # in the kernel: build the context, run serially or on the pool, combine
+        # in the kernel: the context (built once, shared by every parallel nest: the
+        # buffers and sizes do not change), run serially or on the pool, combine
         b = self.b
-        ctx_arr = self.alloca(ir.ArrayType(vp, n_ptr + 2), name=f"nest{k}.ctx")
-        sz_arr = self.alloca(ir.ArrayType(I64, max(n_sym, 1)), name=f"nest{k}.sizes")
-        st_arr = self.alloca(ir.ArrayType(I32, T), name=f"nest{k}.status")
         z = ir.Constant(I64, 0)
-        for j, key in enumerate(self.buffer_nodes):
-            b.store(b.bitcast(self.bufs[key], vp), b.gep(ctx_arr, [z, ir.Constant(I64, j)]))
-        for j, sym in enumerate(s.symbols):
-            b.store(self.sizes[sym], b.gep(sz_arr, [z, ir.Constant(I64, j)]))
-        b.store(b.bitcast(b.gep(sz_arr, [z, z]), vp), b.gep(ctx_arr, [z, ir.Constant(I64, n_ptr)]))
-        b.store(b.bitcast(b.gep(st_arr, [z, z]), vp), b.gep(ctx_arr, [z, ir.Constant(I64, n_ptr + 1)]))
-        for t in range(T):
+        if self.ctx is None:
+            ctx_arr = self.alloca(ir.ArrayType(vp, n_ptr + 2), name="nest.ctx")
+            sz_arr = self.alloca(ir.ArrayType(I64, max(n_sym, 1)), name="nest.sizes")
+            for j, key in enumerate(self.buffer_nodes):
+                b.store(b.bitcast(self.bufs[key], vp), b.gep(ctx_arr, [z, ir.Constant(I64, j)]))
+            for j, sym in enumerate(s.symbols):
+                b.store(self.sizes[sym], b.gep(sz_arr, [z, ir.Constant(I64, j)]))
+            b.store(b.bitcast(b.gep(sz_arr, [z, z]), vp), b.gep(ctx_arr, [z, ir.Constant(I64, n_ptr)]))
+            self.ctx = ctx_arr
+        ctx_arr = self.ctx
+        # a status per chunk, for nests that can set one (no shared write, no atomics)
+        st_arr = self.alloca(ir.ArrayType(I32, T), name=f"nest{k}.status") if can_fail else None
+        st_p = b.bitcast(b.gep(st_arr, [z, z]), vp) if can_fail else ir.Constant(vp, None)
+        b.store(st_p, b.gep(ctx_arr, [z, ir.Constant(I64, n_ptr + 1)]))
+        for t in range(T if can_fail else 0):
             b.store(ir.Constant(I32, 0), b.gep(st_arr, [z, ir.Constant(I64, t)]))
         ctx_p = b.bitcast(ctx_arr, vp)
         n0 = self.size(nest.domain[0])
@@ -656,7 +668,7 @@ class Codegen:
             kind = {"f8": 0, "f4": 1, "i8": 2, "u8": 2, "i4": 3, "b1": 4}[dt.kind + str(dt.itemsize)]
             b.call(comb, [ir.Constant(I32, op), ir.Constant(I32, kind), b.bitcast(self.bufs[("partial", r)], vp),
                           b.bitcast(self.bufs[r], vp), self.numel(self.g[r]["shape"]), nch])
-        for t in range(T):   # chunks that did not run left their status at 0
+        for t in range(T if can_fail else 0):   # chunks that did not run left theirs at 0
             st = b.load(b.gep(st_arr, [z, ir.Constant(I64, t)]))
             b.store(b.or_(b.load(self.status), st), self.status)
 

@@ -227,6 +227,29 @@ def test_gather_out_of_bounds_is_an_error_not_a_crash():
     both(xent, (W, X, onp.array([0, 1, 2, 3, -1])))
 
 
+@pytest.mark.parametrize("where", [0, -1])
+def test_errors_in_threaded_nests_are_reported(where):
+    """A bad index or a negative integer power in one chunk of a threaded nest (enough
+    rows to split) reaches the caller, wherever the chunk is; valid input then runs."""
+    rows = 200_000
+    rng = onp.random.default_rng(5)
+    W, X = rng.standard_normal((3, 4)), rng.standard_normal((rows, 3))
+    labels = rng.integers(0, 4, rows)
+    f = gradc.grad(xent)
+    bad = labels.copy()
+    bad[where] = 4
+    with pytest.raises(IndexError):
+        f(W, X, bad)
+    both(xent, (W, X, labels))
+    k = onp.arange(5 * rows) % 5          # 1M elements: past the threading threshold
+    e = onp.ones(5 * rows, onp.int64)
+    e[where] = -1
+    power = gradc.jit(lambda k, e: np.sum(k ** e))
+    with pytest.raises(ValueError, match="negative integer powers"):
+        power(k, e)
+    assert power(k, onp.abs(e)) == onp.sum(k ** onp.abs(e))
+
+
 def test_threads_are_deterministic():
     rng = onp.random.default_rng(5)
     X = rng.normal(size=(40_000, 9))
