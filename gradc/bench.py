@@ -12,7 +12,9 @@ For every cell (a model of :mod:`gradc.bench_models` at a size):
    is not a result.
 2. *First call.*  The first call of ``gradc.value_and_grad`` (and of ``gradc.jit``) on a
    fresh function object is timed: trace, differentiate, optimize, schedule, emit and
-   compile LLVM IR, run.  ``GRADC_CACHE_DIR`` points at a fresh temporary directory
+   compile LLVM IR, run, after the numpy reference's threads have settled and the core
+   has been kept busy for 30 ms (as in a running program).  ``GRADC_CACHE_DIR`` points
+   at a fresh temporary directory
    (``--warm-cache`` keeps the user's cache), and the cell records whether the object
    code was compiled, loaded from the on-disk cache, or reused from an earlier cell of
    the same run (shapes are symbolic: one kernel serves every size of a model).
@@ -32,10 +34,11 @@ For every cell (a model of :mod:`gradc.bench_models` at a size):
    interleaving would time each implementation against its predecessor's pool.  Before
    an implementation's turn in a round, the benchmark therefore waits until no other
    thread of the process has run for 5 ms (per-thread CPU time from
-   ``/proc/self/task/*/schedstat``; at most 0.5 s), then makes one untimed call (which
-   wakes the implementation's own pool, as in a training loop) before timing.  Each
-   implementation is thus timed as it runs in a program of its own; ``--no-settle``
-   times the naive interleaving instead.
+   ``/proc/self/task/*/schedstat``; at most 0.5 s), then runs it untimed for 30 ms
+   (which wakes its own pool, as in a training loop, and brings the cores back to
+   speed: on the dev VM a 50 us call ran 2-5x slower for its first ~80 calls after an
+   idle wait) before timing.  Each implementation is thus timed as it runs in a
+   program of its own; ``--no-settle`` times the naive interleaving instead.
 4. *Floors.*  :data:`FLOORS` holds the ratio each float64 value_and_grad cell must
    reach; the table marks each cell, the exit status is 0 regardless.
 5. *Memory* (large size only): the peak memory of one value_and_grad call, for gradc
@@ -348,6 +351,24 @@ SETTLE_QUIET_S = 0.005     # other threads idle this long: their pools have gone
 SETTLE_TIMEOUT_S = 0.5
 
 
+# After settling, the cores of a VM come back to full speed only after some work: a
+# 50 us gradc call ran at 100-280 us for its first ~80 calls after a 0.1 s idle wait,
+# and at full speed after 30 ms of untimed calls (measured on the 2-core dev VM, M2
+# medium float32).  Every implementation gets the same warm-up.
+WARM_S = 0.03
+
+
+def warm_up(fn=None, args=(), seconds=WARM_S) -> None:
+    """Run ``fn(*args)`` untimed (at least once) until ``seconds`` have passed; with no
+    ``fn``, keep this thread busy that long."""
+    t0 = time.perf_counter()
+    while True:
+        if fn is not None:
+            fn(*args)
+        if time.perf_counter() - t0 >= seconds:
+            return
+
+
 def settle(quiet_s=SETTLE_QUIET_S, timeout_s=SETTLE_TIMEOUT_S) -> dict:
     """Wait until no other thread of this process has used the CPU for ``quiet_s``
     (spinning thread pools have gone to sleep).  Returns {"waited_s", "settled"}."""
@@ -380,8 +401,9 @@ def measure(entries: dict, budget: float, min_batches: int, rounds: int, progres
     its share of the budget (at least one batch a round), so a machine far slower than
     the estimate does not make the run last forever.  With ``settle_between``, when the
     implementation (the first item of a key) changes, the other threads of the process
-    are first given time to go idle (:func:`settle`) and one untimed call is made; the
-    waits are tallied in the dict ``settling`` if one is given."""
+    are first given time to go idle (:func:`settle`) and the implementation runs
+    untimed for WARM_S (:func:`warm_up`); the waits are tallied in the dict
+    ``settling`` if one is given."""
     plan = {}
     for key, (fn, args) in entries.items():
         times, cal = [], min(budget / 10, 0.02)
@@ -414,7 +436,7 @@ def measure(entries: dict, budget: float, min_batches: int, rounds: int, progres
                     settling["waits"] += 1
                     settling["waited_s"] += st["waited_s"]
                     settling["timeouts"] += not st["settled"]
-                    fn(*args)
+                    warm_up(fn, args)
                 previous_impl = impl
                 todo = (p["batches"] * (r + 1)) // n_rounds - (p["batches"] * r) // n_rounds
                 cap = 3 * budget / n_rounds
@@ -478,11 +500,12 @@ def run_cell(model, size, dtype, settings, peers, progress, label) -> dict:
 
     # gradc: first call (trace + compile), then the check.  Settled first: the numpy
     # reference just ran, and its BLAS threads spinning beside the compiler slowed
-    # first calls by up to half (the two cores of a small VM may share one core).
+    # first calls by up to 40%; then warmed up, as a core in a running program is.
     progress.update(f"{label}: gradc first call (trace + compile)")
     try:
         if settings.get("settle", True):
             settle()
+            warm_up()
         known = _known_kernels()
         vg = gradc.value_and_grad(_fresh(model.gradc), argnums=model.argnums, backend="llvm")
         t0 = time.perf_counter()
@@ -491,6 +514,7 @@ def run_cell(model, size, dtype, settings, peers, progress, label) -> dict:
         status_vg = _cache_status(vg, args, known)
         if settings.get("settle", True):
             settle()
+            warm_up()
         known = _known_kernels()
         fwd = gradc.jit(_fresh(model.gradc), backend="llvm")
         t0 = time.perf_counter()

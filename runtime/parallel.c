@@ -21,34 +21,50 @@ typedef void (*gradc_task)(void *ctx, int64_t start, int64_t end, int32_t chunk)
 
 static struct {
     pthread_mutex_t busy;     /* held for the whole of one parallel_for */
-    pthread_mutex_t lock;     /* protects the fields below */
+    pthread_mutex_t lock;     /* with wake/done: sleeping and waking */
     pthread_cond_t wake, done;
     int nworkers;
-    long generation;
-    int pending;
-    gradc_task fn;
-    void *ctx;
+    long generation;          /* bumped to wake the workers for a parallel_for */
+    uint64_t claim;           /* atomic: threads << 48 | chunks << 24 | next chunk */
+    int64_t finished;         /* atomic: chunks completed in this parallel_for */
+    gradc_task fn;            /* these three are written before `claim` is published, */
+    void *ctx;                /* and read by a thread only after it claimed a chunk */
     int64_t n;
-    int chunks;
-    int threads;
-    int next;                 /* the next chunk to run (atomic) */
     pid_t pid;
-    int ready;
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-          PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+          PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0};
+
+#define CLAIM_FIELD(c, shift) ((int)(((c) >> (shift)) & 0xffffff))
 
 static void run_chunk(gradc_task fn, void *ctx, int64_t n, int chunks, int t) {
     int64_t start = n * t / chunks, end = n * (t + 1) / chunks;
     fn(ctx, start, end, t);
 }
 
-static void take_chunks(gradc_task fn, void *ctx, int64_t n, int chunks) {
-    int t;
-    while ((t = __atomic_fetch_add(&pool.next, 1, __ATOMIC_RELAXED)) < chunks) run_chunk(fn, ctx, n, chunks, t);
+/* Run chunks of the current parallel_for until none is left.  A chunk is claimed by
+ * advancing `claim` with a compare-and-swap, so a thread that wakes late -- after the
+ * others took every chunk, or after that parallel_for returned -- claims nothing and
+ * touches nothing.  `id` is the thread's number (the caller is 0): threads numbered at
+ * or above the call's thread count do not join it. */
+static void take_chunks(int id) {
+    uint64_t c = __atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE);
+    for (;;) {
+        int chunks = CLAIM_FIELD(c, 24), t = CLAIM_FIELD(c, 0);
+        if (t >= chunks || id >= (int)(c >> 48)) return;
+        if (!__atomic_compare_exchange_n(&pool.claim, &c, c + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            continue;                               /* c now holds the current value */
+        run_chunk(pool.fn, pool.ctx, pool.n, chunks, t);
+        if (__atomic_add_fetch(&pool.finished, 1, __ATOMIC_ACQ_REL) == chunks) {
+            pthread_mutex_lock(&pool.lock);         /* the last chunk: wake the caller */
+            pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        c = __atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE);
+    }
 }
 
 /* After finishing, a worker polls for new work this many times (a pause each, about
- * 50 us in all) before sleeping: waking a sleeping thread costs more than a small
+ * 50-100 us in all) before sleeping: waking a sleeping thread costs more than a small
  * kernel, while spinning longer would steal the core from whoever runs next. */
 #define GRADC_SPIN 4000
 
@@ -72,14 +88,7 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&pool.lock);
         }
         seen = gen;
-        if (id < pool.threads) {
-            take_chunks(pool.fn, pool.ctx, pool.n, pool.chunks);
-            if (__atomic_sub_fetch(&pool.pending, 1, __ATOMIC_ACQ_REL) == 0) {
-                pthread_mutex_lock(&pool.lock);
-                pthread_cond_signal(&pool.done);
-                pthread_mutex_unlock(&pool.lock);
-            }
-        }
+        take_chunks(id);
     }
     return NULL;
 }
@@ -91,6 +100,7 @@ static int ensure_workers(int want) {
         pthread_cond_init(&pool.done, NULL);
         pool.nworkers = 0;
         pool.generation = 0;
+        pool.claim = 0;
         pool.pid = getpid();
     }
     while (pool.nworkers < want) {
@@ -106,9 +116,13 @@ static int ensure_workers(int want) {
     return pool.nworkers;
 }
 
+/* The caller waits for the chunks, not for the workers: when a worker is slow to wake
+ * (a descheduled virtual CPU took 200-300 us to answer, measured on a 2-core VM) the
+ * caller runs the chunks itself and returns, never slower than running them alone. */
 void gradc_parallel_for(gradc_task fn, void *ctx, int64_t n, int32_t chunks, int32_t threads) {
     if (threads > chunks) threads = chunks;
-    if (threads <= 1 || threads > GRADC_MAX_THREADS || pthread_mutex_trylock(&pool.busy) != 0) {
+    if (threads <= 1 || threads > GRADC_MAX_THREADS || chunks >= (1 << 24)
+        || pthread_mutex_trylock(&pool.busy) != 0) {
         for (int t = 0; t < chunks; t++) run_chunk(fn, ctx, n, chunks, t);
         return;
     }
@@ -120,17 +134,17 @@ void gradc_parallel_for(gradc_task fn, void *ctx, int64_t n, int32_t chunks, int
         for (int t = 0; t < chunks; t++) run_chunk(fn, ctx, n, chunks, t);
         return;
     }
-    pool.fn = fn; pool.ctx = ctx; pool.n = n; pool.chunks = chunks; pool.threads = threads;
-    __atomic_store_n(&pool.next, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&pool.pending, threads - 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&pool.generation, 1, __ATOMIC_RELEASE); /* publishes the fields above */
+    pool.fn = fn; pool.ctx = ctx; pool.n = n;
+    __atomic_store_n(&pool.finished, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool.claim, (uint64_t)threads << 48 | (uint64_t)chunks << 24, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&pool.generation, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
-    take_chunks(fn, ctx, n, chunks);
-    for (int spin = 0; __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) > 0 && spin < GRADC_SPIN; spin++)
+    take_chunks(0);
+    for (int spin = 0; __atomic_load_n(&pool.finished, __ATOMIC_ACQUIRE) < chunks && spin < GRADC_SPIN; spin++)
         cpu_relax();
     pthread_mutex_lock(&pool.lock);
-    while (__atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE) > 0) pthread_cond_wait(&pool.done, &pool.lock);
+    while (__atomic_load_n(&pool.finished, __ATOMIC_ACQUIRE) < chunks) pthread_cond_wait(&pool.done, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
     pthread_mutex_unlock(&pool.busy);
 }

@@ -262,3 +262,16 @@ def test_help(capsys):
     out = capsys.readouterr().out
     for flag in ("--quick", "--sizes", "--models", "--dtype", "--repeat", "--json", "--plot", "--warm-cache"):
         assert flag in out
+
+
+def test_warm_up_runs_the_function_for_its_time_and_at_least_once():
+    calls = []
+    t0 = time.perf_counter()
+    bench.warm_up(lambda x: calls.append(x), (1,), seconds=0.02)
+    assert time.perf_counter() - t0 >= 0.02 and len(calls) > 1
+    calls.clear()
+    bench.warm_up(lambda: (calls.append(1), time.sleep(0.05)), seconds=0.01)
+    assert calls == [1]                  # one slow call is enough
+    t0 = time.perf_counter()
+    bench.warm_up(seconds=0.01)          # no function: this thread stays busy
+    assert time.perf_counter() - t0 >= 0.01

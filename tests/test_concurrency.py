@@ -181,3 +181,22 @@ def test_many_calls_do_not_grow_memory():
     assert out.returncode == 0, out.stderr
     before, after = map(int, out.stdout.split())
     assert after - before < 4 * 2 ** 20, f"RSS grew by {(after - before) / 2 ** 20:.1f} MB over {n} calls"
+
+
+def test_thread_pool_gives_the_same_bits_whoever_runs_the_chunks():
+    """The caller runs whatever chunks no worker has claimed (a worker that wakes late
+    claims nothing): calls right after one another (workers spinning), after pauses
+    (workers asleep, waking late) and from two threads at once (one pool: the other
+    caller runs its chunks alone) all give the same bits."""
+    import time
+    w, b, X, y = _problem(40_000, 16, 7)
+    vg = gradc.value_and_grad(neuron, argnums=(0, 1))
+    want = vg(w, b, X, y)
+    for k in range(60):
+        if k % 10 == 0:
+            time.sleep(0.02)
+        v, (gw, gb) = vg(w, b, X, y)
+        assert v == want[0] and gb == want[1][1] and onp.array_equal(gw, want[1][0])
+    with ThreadPoolExecutor(2) as ex:
+        for v, (gw, gb) in ex.map(lambda _: vg(w, b, X, y), range(40)):
+            assert v == want[0] and onp.array_equal(gw, want[1][0])
