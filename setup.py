@@ -1,8 +1,12 @@
-"""Builds gradc's one C extension, the native call path (runtime/callpath.c), and ships
-the C ABI header runtime/gradc.h inside the package (gradc/_runtime/), so that
-backend="c" and `gradc build` work from a regular install, not only from a checkout.
+"""Builds gradc's one C extension, the native call path (runtime/callpath.c); ships the
+C ABI header runtime/gradc.h inside the package (gradc/_runtime/), so that backend="c"
+and `gradc build` work from a regular install, not only from a checkout; and compiles
+the vector math library ahead of time (gradc/_prebuilt/, see
+gradc.backends.vecmath.build_prebuilt), so that a user's first call does not.
 Everything else is in pyproject.toml."""
+import importlib.util
 import os
+import sys
 
 import numpy
 from setuptools import Extension, setup
@@ -17,6 +21,29 @@ class build_py_with_header(build_py):
         dst = os.path.join(self.build_lib, "gradc", "_runtime")
         self.mkpath(dst)
         self.copy_file(os.path.join("runtime", "gradc.h"), dst)
+        # an editable install runs the sources: the prebuilt library goes next to them
+        # (as build_ext --inplace puts the extension there)
+        here = os.path.dirname(os.path.abspath(__file__))
+        package = os.path.join(here, "gradc") if getattr(self, "editable_mode", False) else \
+            os.path.join(self.build_lib, "gradc")
+        prebuild_vecmath(os.path.join(here, "gradc", "backends", "vecmath.py"), os.path.join(package, "_prebuilt"))
+
+
+def prebuild_vecmath(source, out_dir):
+    """vecmath.build_prebuilt(out_dir), loading vecmath.py on its own (it needs only
+    llvmlite; the gradc package's other dependencies may not be installed yet)."""
+    name = "gradc_vecmath_prebuild"
+    try:
+        spec = importlib.util.spec_from_file_location(name, source)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module          # its dataclasses look their module up
+        spec.loader.exec_module(module)
+        for path in module.build_prebuilt(out_dir):
+            print(f"prebuilt {path}")
+    except Exception as e:  # noqa: BLE001 - optional: without it the JIT compiles on first use
+        print(f"not prebuilding the vector math library: {type(e).__name__}: {e}")
+    finally:
+        sys.modules.pop(name, None)
 
 
 setup(cmdclass={"build_py": build_py_with_header},

@@ -1,7 +1,8 @@
 """The wheel a regular ``pip install`` builds carries everything gradc needs at run time
-outside a checkout: the C call path extension and the C ABI header (backend "c" and
-``gradc build`` compile against it)."""
+outside a checkout: the C call path extension, the C ABI header (backend "c" and
+``gradc build`` compile against it) and the prebuilt vector math library."""
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -24,6 +25,14 @@ def test_wheel_ships_the_header_and_the_extension(tmp_path):
         with open(os.path.join(ROOT, "runtime", "gradc.h"), "rb") as f:
             assert z.read("gradc/_runtime/gradc.h") == f.read()
     assert any(n.startswith("gradc/_callpath") and n.endswith(".so") for n in names), names
+    with zipfile.ZipFile(wheel) as z:
+        import hashlib
+        from gradc.backends import vecmath
+        manifest = json.loads(z.read("gradc/_prebuilt/vecmath.json"))
+        assert manifest["source_sha256"] == vecmath.source_digest()
+        assert {o["level"] for o in manifest["objects"]} == set(vecmath.PREBUILT_LEVELS)
+        for o in manifest["objects"]:
+            assert hashlib.sha256(z.read("gradc/_prebuilt/" + o["file"])).hexdigest() == o["sha256"]
 
 
 def test_installed_header_is_preferred(tmp_path, monkeypatch):

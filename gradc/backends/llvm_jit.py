@@ -193,6 +193,12 @@ def load_vecmath(obj: bytes) -> None:
     missing = sorted(vecmath.functions_in(obj) - s["vecmath_loaded"])
     if not missing:
         return
+    if not s["vecmath_loaded"]:             # the first need: the library built with gradc
+        lib = prebuilt_vecmath()
+        if lib is not None:
+            s["engine"].add_object_file(llvm.ObjectFileRef.from_data(lib))
+            s["vecmath_loaded"].update((n, sfx) for n in vecmath.NAMES for sfx in ("f64", "f32"))
+            return
     header = _header(" ".join(vecmath.symbol(*fn) for fn in missing))
     key = cache.make_key(code_fingerprint(), "vecmath", *missing, s["vecmath"], *header.values())
     lib = cache.load(key, header)
@@ -201,6 +207,40 @@ def load_vecmath(obj: bytes) -> None:
         cache.store(key, header, lib)
     s["engine"].add_object_file(llvm.ObjectFileRef.from_data(lib))
     s["vecmath_loaded"].update(missing)
+
+
+PREBUILT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_prebuilt")
+
+
+def prebuilt_vecmath(directory: str | None = None) -> bytes | None:
+    """The whole vector math library as setup.py compiled it (``vecmath.build_prebuilt``)
+    for this host's level (x86-64-v3 or v4), or None: no prebuilt library, one made
+    from other code (``vecmath.py`` changed since), another platform, a CPU that lacks
+    a feature the level assumes or wants another vector target, a damaged file, or
+    ``GRADC_PREBUILT=0``.  Then the JIT compiles the functions it needs itself (about
+    10 ms each, once per machine thanks to the disk cache)."""
+    import hashlib
+    import json
+    if os.environ.get("GRADC_PREBUILT", "1") == "0":
+        return None
+    directory = directory or PREBUILT_DIR
+    try:
+        with open(os.path.join(directory, vecmath.PREBUILT_MANIFEST)) as f:
+            manifest = json.load(f)
+        if manifest.get("source_sha256") != vecmath.source_digest() or manifest.get("triple") != llvm.get_default_triple():
+            return None
+        s = init()
+        host = dict(llvm.get_host_cpu_features())
+        for o in manifest.get("objects", []):
+            if (o["vector_bits"], o["fma"]) != (s["vecmath"].vector_bits, s["vecmath"].fma) \
+                    or not all(host.get(feature) for feature in o["requires"]):
+                continue
+            with open(os.path.join(directory, o["file"]), "rb") as f:
+                data = f.read()
+            return data if hashlib.sha256(data).hexdigest() == o["sha256"] else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
 
 
 _FINGERPRINT = None

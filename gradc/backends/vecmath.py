@@ -29,8 +29,11 @@ A kernel only declares the scalar function (``declare``) and calls it one
 element at a time.  ``annotate`` marks it pure and names its variants in the
 ``vector-function-abi-variant`` attribute (LLVM's vector function ABI), so the
 loop vectorizer turns four calls into one call of ``..._v4``.  The
-definitions (``library_ir``) are compiled once per process, one function at
-a time as kernels first need them, and kept in the on-disk cache
+definitions (``library_ir``) are compiled when gradc is built, for x86-64-v3
+(AVX2, FMA) and x86-64-v4 (AVX-512) (``build_prebuilt``, run by setup.py), and
+the JIT loads the one for its host; on other hosts, or when the prebuilt
+library does not match this file, the JIT compiles the functions a kernel
+needs, once per process, and keeps them in the on-disk cache
 (``llvm_jit.load_vecmath``).  Inlining them into every kernel instead cost
 tens of milliseconds of LLVM time per call site; the price is speed in hot
 loops, where a call per vector keeps the scheduler from interleaving
@@ -846,3 +849,60 @@ def functions_in(code: bytes | str) -> set[tuple[str, str]]:
     if isinstance(code, str):
         code = code.encode()
     return {(n.decode(), s.decode()) for n, s in _CALLED.findall(code) if n.decode() in _IMPL}
+
+
+# ---------------------------------------------------------------------------
+# The prebuilt library: compiled when gradc is built, not on a user's first call
+# ---------------------------------------------------------------------------
+
+# Each prebuilt object is the whole library compiled for one x86-64 level; the JIT
+# loads it on a host with every feature the level assumes (LLVM's feature names) and
+# the same vector math target, and compiles the library itself anywhere else.
+PREBUILT_LEVELS = {
+    "x86-64-v3": (Target(256, True), ("avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave")),
+    "x86-64-v4": (Target(512, True), ("avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave",
+                                      "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")),
+}
+PREBUILT_MANIFEST = "vecmath.json"
+
+
+def source_digest() -> str:
+    """SHA-256 of this file: a prebuilt object is used only with the code it came from."""
+    import hashlib
+    with open(__file__, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def build_prebuilt(out_dir: str) -> list[str]:
+    """Compile the whole library for each of ``PREBUILT_LEVELS`` into ``out_dir``, with
+    a manifest naming each object's level, target, required features and digest (the
+    JIT's code model, as ``llvm_jit.vecmath_object`` compiles it).  Run by setup.py;
+    needs llvmlite.  Returns the files written."""
+    import hashlib
+    import json
+    import os
+    import llvmlite.binding as llvm
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    triple = llvm.get_default_triple()
+    if not triple.startswith("x86_64"):
+        return []
+    os.makedirs(out_dir, exist_ok=True)
+    target = llvm.Target.from_triple(triple)
+    objects, written = [], []
+    for level, (vm, requires) in PREBUILT_LEVELS.items():
+        tm = target.create_target_machine(cpu=level, features="", opt=3, codemodel="jitdefault")
+        mod = llvm.parse_assembly(library_ir(vm))
+        mod.triple, mod.data_layout = triple, str(tm.target_data)
+        mod.verify()
+        obj = tm.emit_object(mod)
+        name = f"vecmath-{level}.o"
+        with open(os.path.join(out_dir, name), "wb") as f:
+            f.write(obj)
+        written.append(os.path.join(out_dir, name))
+        objects.append({"file": name, "level": level, "vector_bits": vm.vector_bits, "fma": vm.fma,
+                        "requires": list(requires), "sha256": hashlib.sha256(obj).hexdigest()})
+    manifest = os.path.join(out_dir, PREBUILT_MANIFEST)
+    with open(manifest, "w") as f:
+        json.dump({"source_sha256": source_digest(), "triple": triple, "objects": objects}, f, indent=1)
+    return written + [manifest]

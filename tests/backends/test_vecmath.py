@@ -405,3 +405,76 @@ def test_ulp_error_helper():
     ref = np.array([1.0 + 2.0**-24])
     assert H.ulp_error(np.array([1.0], f32), ref, f32)[0] == 0.5
     assert H.ulp_error(np.array([0.0], f32), np.array([1e-50]), f32)[0] < 1e-3
+
+
+# ---------------------------------------------------------------------------
+# The prebuilt library (compiled by setup.py, loaded by the JIT on x86-64-v3/v4 hosts)
+# ---------------------------------------------------------------------------
+
+def _prebuilt_or_skip():
+    from gradc.backends import llvm_jit
+    lib = llvm_jit.prebuilt_vecmath()
+    if lib is None:
+        pytest.skip("no prebuilt vector math library for this host (or gradc was built without llvmlite)")
+    return lib
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=_dt_id)
+@pytest.mark.parametrize("name", vecmath.NAMES)
+def test_prebuilt_library_gives_the_same_bits(name, dt):
+    """The object setup.py compiled for this host's x86-64 level computes exactly what
+    the library the JIT compiles for this CPU computes (so the accuracy sweeps above
+    hold for it), on a sweep sample and every special value, in the loop's vector
+    variant and its scalar remainder."""
+    lib = _prebuilt_or_skip()
+    x = np.concatenate([sweep_inputs(name, dt, 20_000, np.random.default_rng(11)), special_values(name, dt)])
+    want = H.compile_unary_kernel(name, dt)(x)
+    got = H.compile_unary_kernel_with_library(name, dt, lib)(x)
+    assert_same_bits(got, want, x, f"prebuilt {name}")
+
+
+def test_prebuilt_library_is_refused_when_it_does_not_fit(tmp_path, monkeypatch):
+    """Stale (vecmath.py changed), damaged, unknown or switched-off prebuilt libraries
+    are not loaded: the JIT compiles the functions instead."""
+    import json
+    import shutil
+    from gradc.backends import llvm_jit
+    _prebuilt_or_skip()
+    d = tmp_path / "pb"
+    shutil.copytree(llvm_jit.PREBUILT_DIR, d)
+    assert llvm_jit.prebuilt_vecmath(str(d)) is not None
+    manifest = json.loads((d / vecmath.PREBUILT_MANIFEST).read_text())
+
+    def variant(edit):
+        m = json.loads(json.dumps(manifest))
+        edit(m)
+        (d / vecmath.PREBUILT_MANIFEST).write_text(json.dumps(m))
+        return llvm_jit.prebuilt_vecmath(str(d))
+    assert variant(lambda m: m.update(source_sha256="0" * 64)) is None          # other code
+    assert variant(lambda m: m.update(triple="aarch64-unknown-linux-gnu")) is None
+    assert variant(lambda m: [o["requires"].append("no-such-feature") for o in m["objects"]]) is None
+    assert variant(lambda m: [o.update(sha256="0" * 64) for o in m["objects"]]) is None   # damaged
+    (d / vecmath.PREBUILT_MANIFEST).write_text("{not json")
+    assert llvm_jit.prebuilt_vecmath(str(d)) is None
+    assert llvm_jit.prebuilt_vecmath(str(tmp_path / "missing")) is None
+    monkeypatch.setenv("GRADC_PREBUILT", "0")
+    assert llvm_jit.prebuilt_vecmath() is None
+
+
+def test_a_fresh_process_compiles_no_vector_math(tmp_path):
+    """With the prebuilt library, the first transcendental kernel of a process (fresh
+    disk cache) compiles only itself."""
+    import subprocess
+    import sys
+    _prebuilt_or_skip()
+    code = ("import numpy as np, gradc\n"
+            "from gradc.backends import llvm_jit\n"
+            "def refuse(*a, **k): raise AssertionError('compiled vector math')\n"
+            "llvm_jit.vecmath_object = refuse\n"
+            "x = np.linspace(-3, 3, 1001)\n"
+            "v, g = gradc.value_and_grad(lambda x: gradc.sum(gradc.tanh(x) * gradc.exp(-x * x) + gradc.log1p(x * x)))(x)\n"
+            "assert np.isclose(v, np.sum(np.tanh(x) * np.exp(-x * x) + np.log1p(x * x)), rtol=1e-12)\n"
+            "print('ok')\n")
+    env = dict(os.environ, GRADC_CACHE_DIR=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

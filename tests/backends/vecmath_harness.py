@@ -197,6 +197,31 @@ def _add_library(engine, name, dtype, tm, target) -> str:
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 
 
+@functools.lru_cache(maxsize=None)
+def compile_unary_kernel_with_library(name: str, dtype, library: bytes):
+    """The same loop kernel as ``compile_unary_kernel(name, dtype)``, linked against
+    ``library`` (object code of the whole vector math library, e.g. the prebuilt one)
+    instead of the library the JIT compiles.  Returns ``f(x) -> y``.  Cached, like
+    every kernel here: an engine takes ownership of the (shared) TargetMachine, and
+    freeing one would free it."""
+    dtype = np.dtype(dtype)
+    tm = host_target_machine()
+    mod = llvm.parse_assembly(build_unary_kernel_ir(name, dtype, _target(None)))
+    optimize(mod, tm)
+    engine = llvm.create_mcjit_compiler(mod, tm)
+    engine.add_object_file(llvm.ObjectFileRef.from_data(library))
+    engine.finalize_object()
+    cfunc = _ENTRY(engine.get_function_address("k"))
+
+    def run(x):
+        x = np.ascontiguousarray(x, dtype)
+        y = np.empty_like(x)
+        cfunc(x.ctypes.data, y.ctypes.data, x.size)
+        return y
+    run.engine = engine
+    return run
+
+
 @dataclass
 class Kernel:
     name: str
