@@ -337,3 +337,13 @@ def test_two_temporary_index_arrays_stay_distinct(rows, core_backend):
     onehot[np.arange(rows), labels] = 1.0
     np.testing.assert_allclose(v, np.sum((X @ W)[np.arange(rows), labels]), rtol=1e-12)
     np.testing.assert_allclose(g, X.T @ onehot, rtol=1e-12, atol=1e-13)
+
+
+def test_unsigned_values_above_the_signed_range():
+    """Unsigned max/min are computed in float64 (documented), and unsigned integers
+    convert to floats as unsigned: right, not wrapped."""
+    u = np.array([1, 2 ** 31 + 5, 7], np.uint32)
+    assert gradc.jit(lambda u: gnp.max(u))(u) == 2 ** 31 + 5
+    assert gradc.jit(lambda u: gnp.min(u))(u) == 1
+    np.testing.assert_array_equal(gradc.jit(lambda u: u * 0.5)(u), u * 0.5)
+    assert gradc.jit(lambda u: gnp.sum(u))(u) == np.sum(u)

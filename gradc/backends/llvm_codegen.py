@@ -58,7 +58,8 @@ class Emitter:
 
     def __init__(self, cg: "Codegen"):
         self.cg = cg
-        self.dtype = None
+        self.dtype = None          # the dtype of the op being lowered
+        self.arg_dtypes = []       # and of its arguments
 
     @property
     def b(self) -> ir.IRBuilder:
@@ -140,7 +141,7 @@ class Emitter:
         return self.b.xor(x, _const(I1, 1))
 
     def cast(self, x, dtype):
-        return self.cg.convert(x, reg_type(dtype))
+        return self.cg.convert(x, reg_type(dtype), unsigned=self.arg_dtypes[0].kind == "u")
 
     def pow(self, x, y):
         if not self._float(x):
@@ -190,7 +191,9 @@ class Codegen:
             self.b.position_at_start(self.entry)
             return self.b.alloca(ty, name=name)
 
-    def convert(self, x, ty):
+    def convert(self, x, ty, unsigned=False):
+        """``x`` as LLVM type ``ty``; ``unsigned``: ``x`` is an unsigned integer (LLVM's
+        integer types carry no sign), converted with uitofp / zext."""
         b, src = self.b, x.type
         if src == ty:
             return x
@@ -202,12 +205,14 @@ class Codegen:
                 return b.fcmp_unordered("!=", x, _const(src, 0))
             return b.fptosi(x, ty)
         if isinstance(ty, fl):
-            return b.uitofp(x, ty) if src == I1 else b.sitofp(x, ty)
+            return b.uitofp(x, ty) if src == I1 or unsigned else b.sitofp(x, ty)
         if ty == I1:
             return b.icmp_signed("!=", x, _const(src, 0))
         if src == I1:
             return b.zext(x, ty)
-        return b.sext(x, ty) if ty.width > src.width else b.trunc(x, ty)
+        if ty.width > src.width:
+            return b.zext(x, ty) if unsigned else b.sext(x, ty)
+        return b.trunc(x, ty)
 
     def libm(self, name, *xs):
         ty = xs[0].type
@@ -291,6 +296,7 @@ class Codegen:
         if o.kind == "elementwise":
             args = [self.val(a, self._argidx(a, d["shape"], idx)) for a in d["args"]]
             self.e.dtype = d["dtype"]
+            self.e.arg_dtypes = [self.g[a]["dtype"] for a in d["args"]]
             v = o.llvm(self.e, *args, **d["params"])
             return v
         return getattr(self, "_view_" + op)(nid, d, idx)

@@ -229,15 +229,17 @@ register(Op("where", "elementwise", _where_shape, np.where,
 
 
 # ----------------------------------------------------------------------------- user API
+def _refuse_bool(x, what, instead):
+    from ..tracer import Value
+    if (isinstance(x, Value) or isinstance(x, np.ndarray)) and x.dtype == np.bool_:
+        raise TypeError(f"The numpy boolean {what} is not supported, use {instead} instead.")
+
+
 def neg(x):
     _refuse_bool(x, "negative, the `-` operator,", "the `~` operator or logical_not")
     return _bind("neg", x, float_result=False)
 
 
-def _refuse_bool(x, what, instead):
-    from ..tracer import Value
-    if (isinstance(x, Value) or isinstance(x, np.ndarray)) and x.dtype == np.bool_:
-        raise TypeError(f"The numpy boolean {what} is not supported, use {instead} instead.")
 def exp(x): return _bind("exp", x)
 def log(x): return _bind("log", x)
 def log1p(x): return _bind("log1p", x)
