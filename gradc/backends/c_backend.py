@@ -34,7 +34,6 @@ import subprocess
 import tempfile
 import threading
 
-import numpy as np
 
 from ..errors import GradcError
 from ..graph import Graph

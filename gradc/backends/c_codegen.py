@@ -36,7 +36,7 @@ import numpy as np
 from .. import __version__
 from ..graph import fmt_type
 from ..ops import OPS
-from .schedule import REDUCE, identity, workspace_layout
+from .schedule import REDUCE, Lowering, identity, workspace_layout
 from .schedule import Schedule, broadcast_index, describe, view_index
 
 LIBM = {"exp", "log", "log1p", "expm1", "sqrt", "fabs", "sin", "cos", "tanh", "pow"}
@@ -164,7 +164,7 @@ class Writer:
 
 
 # ----------------------------------------------------------------------------- codegen
-class CCodegen:
+class CCodegen(Lowering):
     def __init__(self, s: Schedule, name: str):
         if s.partials or any(getattr(n, "parallel", False) for n in s.nests):
             raise ValueError("internal: generated C lowers serial schedules only (schedule(graph), one thread)")
@@ -416,17 +416,10 @@ class CCodegen:
         def is_reduce(nid):
             return g[nid]["op"] in REDUCE
 
-        def stage_local(nid):   # a reduction over the innermost axis only, in its stage
-            return info[nid]["level"] == "full" and info[nid]["acc"] == r - 1
+        stage_local, root_rank = nest.stage_local, nest.root_rank
 
         def out_index(nid, idx):
-            axes, keep = g[nid]["params"]["axes"], g[nid]["params"]["keepdims"]
-            if keep:
-                return ["0" if a in axes else i for a, i in enumerate(idx)]
-            return [i for a, i in enumerate(idx) if a not in axes]
-
-        def root_rank(nid):
-            return r if info[nid]["level"] == "full" else r - 1
+            return nest.reduced_index(g[nid], idx, "0")
 
         def init_acc(nid):
             d = g[nid]
@@ -484,14 +477,6 @@ class CCodegen:
                 store_acc(n, idx)
 
         level(0, [])
-
-    def _val_root(self, nid, idx):
-        """A root's own expression (not a load of its buffer)."""
-        saved = self.bufs.pop(nid)
-        try:
-            return self._val(nid, idx)
-        finally:
-            self.bufs[nid] = saved
 
     def emit_matmul(self, nest):
         (nid,) = nest.roots

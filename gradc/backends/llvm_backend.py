@@ -13,7 +13,6 @@ import re
 
 import numpy as np
 
-from ..errors import ArgumentError
 from ..evaluate import bind_sizes
 from ..graph import Graph
 from ..shapes import resolve

@@ -21,10 +21,9 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
-from ..graph import Graph
 from ..ops import OPS
 from . import vecmath
-from .schedule import (ALIGN, REDUCE, Schedule, broadcast_index, identity, view_index,  # noqa: F401
+from .schedule import (ALIGN, REDUCE, Lowering, Schedule, broadcast_index, identity, view_index,  # noqa: F401
                        workspace_bytes, workspace_layout)
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -169,7 +168,7 @@ class Emitter:
         return self.b.fdiv(_const(x.type, 1), result) if n < 0 else result
 
 
-class Codegen:
+class Codegen(Lowering):
     def __init__(self, s: Schedule, name: str, blas: dict | None = None):
         if s.partials and not s.threads > 1:
             raise ValueError("internal: partial buffers without threads")
@@ -283,7 +282,7 @@ class Codegen:
         return broadcast_index(self.g[arg]["shape"], len(out_shape), idx, ir.Constant(I64, 0))
 
     def _val(self, nid, idx):
-        g, d = self.g, self.g[nid]
+        d = self.g[nid]
         op = d["op"]
         if op == "const":
             v = d["params"]["value"]
@@ -480,18 +479,10 @@ class Codegen:
         def is_reduce(nid):
             return self.g[nid]["op"] in REDUCE
 
-        def stage_local(nid):   # a reduction over the innermost axis only, in its stage
-            return info[nid]["level"] == "full" and info[nid]["acc"] == r - 1
+        stage_local, root_rank = nest.stage_local, nest.root_rank
 
         def out_index(nid, idx):
-            d = self.g[nid]
-            axes, keep = d["params"]["axes"], d["params"]["keepdims"]
-            if keep:
-                return [ir.Constant(I64, 0) if a in axes else i for a, i in enumerate(idx)]
-            return [i for a, i in enumerate(idx) if a not in axes]
-
-        def root_rank(nid):
-            return r if info[nid]["level"] == "full" else r - 1
+            return nest.reduced_index(self.g[nid], idx, ir.Constant(I64, 0))
 
         def init_acc(key):
             nid = key[0] if isinstance(key, tuple) else key
@@ -677,14 +668,6 @@ class Codegen:
         for t in range(T if can_fail else 0):   # chunks that did not run left theirs at 0
             st = b.load(b.gep(st_arr, [z, ir.Constant(I64, t)]))
             b.store(b.or_(b.load(self.status), st), self.status)
-
-    def _val_root(self, nid, idx):
-        # compute a root's own expression (not a load of its buffer)
-        saved = self.bufs.pop(nid)
-        try:
-            return self._val(nid, idx)
-        finally:
-            self.bufs[nid] = saved
 
     def emit_matmul(self, nest):
         (nid,) = nest.roots

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..graph import Graph
 from ..ops import OPS
-from ..tracer import current, replay, trace
+from ..tracer import replay, trace
 from ..passes import optimize
 
 VIEW_OPS = {"transpose", "broadcast_to", "reshape", "slice"}
@@ -38,6 +38,42 @@ class Nest:
     parallel: bool = False    # split over the outer loop across threads
     row_block: int = 1        # rows per pass of a 2-d nest's inner loops (see _row_block)
     cost: int = 0             # estimated size of the loop body (see MAX_NEST_COST)
+
+    # What the code generators (C and LLVM) ask of a loop nest's roots, in index terms.
+    def stage_local(self, nid) -> bool:
+        """A reduction over the innermost axis only, accumulated within its stage."""
+        return self.info[nid]["level"] == "full" and self.info[nid]["acc"] == len(self.domain) - 1
+
+    def root_rank(self, nid) -> int:
+        """How many of the domain's indices address root ``nid``."""
+        return len(self.domain) if self.info[nid]["level"] == "full" else len(self.domain) - 1
+
+    @staticmethod
+    def reduced_index(d: dict, idx: list, zero) -> list:
+        """The output element of reduction node ``d`` that domain index ``idx`` adds
+        into: reduced axes dropped (or ``zero`` with keepdims)."""
+        axes, keep = d["params"]["axes"], d["params"]["keepdims"]
+        if keep:
+            return [zero if a in axes else i for a, i in enumerate(idx)]
+        return [i for a, i in enumerate(idx) if a not in axes]
+
+
+class Lowering:
+    """What the C and LLVM code generators share beyond the schedule: the buffers
+    (``bufs``: node -> where it lives) and computing a root's value in place."""
+
+    bufs: dict
+
+    def _val(self, nid, idx):
+        raise NotImplementedError
+
+    def _val_root(self, nid, idx):
+        """A root's own expression (not a load of its buffer)."""
+        saved = self.bufs.pop(nid)
+        try:
+            return self._val(nid, idx)
+        finally:
+            self.bufs[nid] = saved
 
 
 @dataclass
