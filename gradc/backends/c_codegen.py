@@ -479,49 +479,14 @@ class CCodegen(Lowering):
         level(0, [])
 
     def emit_matmul(self, nest):
+        """A matrix-matrix product (schedule.decompose turned every product with a
+        vector operand into element-wise products and sums, fused with their nests)."""
         (nid,) = nest.roots
-        d = self.g[nid]
-        a, bb = d["args"]
+        a, bb = self.g[nid]["args"]
         sa, sb = self.g[a]["shape"], self.g[bb]["shape"]
-        t = reg_ctype(d["dtype"])
-        zero = literal(0, d["dtype"])
-        k = self.size(sa[-1])
+        assert len(sa) == len(sb) == 2, "internal: decompose() leaves only matrix-matrix products"
         self.memo = {}
-
-        def mv_dot(prefix_a, prefix_out, make_b_idx):
-            acc = self.fresh(f"acc{nid}")
-            self.w.line(f"{t} {acc} = {zero};", self.describe(nid))
-
-            def inner(kk):
-                self.memo = {}
-                va = self.val(a, prefix_a + [kk])
-                vb = self.val(bb, make_b_idx(kk))
-                self.w.line(f"{acc} += {va} * {vb};")
-                self.w.loops[-1].sums.append(acc)
-            self.loop(k, inner, "k")
-            self.store(nid, prefix_out, acc)
-
-        if len(sa) == 1 and len(sb) == 1:
-            mv_dot([], [], lambda kk: [kk])
-        elif len(sa) == 2 and len(sb) == 1:
-            self.loop(self.size(sa[0]), lambda i: mv_dot([i], [i], lambda kk: [kk]), "i")
-        elif len(sa) == 1 and len(sb) == 2:
-            # out[j] = sum_k a[k] b[k, j]: accumulate rows of b (vectorizes over j)
-            self.fill(nid, 0.0)
-            n = self.size(sb[1])
-
-            def over_k(kk):
-                self.memo = {}
-                va = self.val(a, [kk])
-
-                def over_j(j):
-                    self.memo = {(a, (kk,)): va}
-                    self.w.line(f"{self.ref(nid, [j])} += {va} * {self.val(bb, [kk, j])};", self.describe(nid))
-                    self.unsafe()
-                self.loop(n, over_j, "j")
-            self.loop(k, over_k, "k")
-        else:
-            self.matmul_loops(nid, a, bb, k, self.size(sa[0]), self.size(sb[1]))
+        self.matmul_loops(nid, a, bb, self.size(sa[1]), self.size(sa[0]), self.size(sb[1]))
 
     def matmul_loops(self, nid, a, bb, k, m, n):
         self.fill(nid, 0.0)

@@ -670,65 +670,33 @@ class Codegen(Lowering):
             b.store(b.or_(b.load(self.status), st), self.status)
 
     def emit_matmul(self, nest):
+        """A matrix-matrix product (schedule.decompose turned every product with a
+        vector operand into element-wise products and sums, fused with their nests)."""
         (nid,) = nest.roots
         d = self.g[nid]
         a, bb = d["args"]
         sa, sb = self.g[a]["shape"], self.g[bb]["shape"]
+        assert len(sa) == len(sb) == 2, "internal: decompose() leaves only matrix-matrix products"
         ty = reg_type(d["dtype"])
-        zero = _const(ty, 0)
         b = self.b
-        k = self.size(sa[-1])
+        k, m, n = self.size(sa[1]), self.size(sa[0]), self.size(sb[1])
         self.memo = {}
-
-        def mv_dot(prefix_a, prefix_out, make_b_idx):
-            acc = self.alloca(ty, name=f"n{nid}.acc")
-            b.store(zero, acc)
-
-            def inner(kk):
-                self.memo = {}
-                va = self.val(a, prefix_a + [kk])
-                vb = self.val(bb, make_b_idx(kk))
-                b.store(self.combine("sum", b.load(acc), self.e.mul(va, vb)), acc)
-            self.loop(k, inner, name="k")
-            self.store(nid, prefix_out, b.load(acc))
-
-        if len(sa) == 1 and len(sb) == 1:
-            mv_dot([], [], lambda kk: [kk])
-        elif len(sa) == 2 and len(sb) == 1:
-            self.loop(self.size(sa[0]), lambda i: mv_dot([i], [i], lambda kk: [kk]), name="i")
-        elif len(sa) == 1 and len(sb) == 2:
-            # out[j] = sum_k a[k] b[k, j]: accumulate rows of b (vectorizes over j)
-            self.fill(nid, 0.0)
-            n = self.size(sb[1])
-
-            def over_k(kk):
-                self.memo = {}
-                va = self.val(a, [kk])
-
-                def over_j(j):
-                    self.memo = {(a, (id(kk),)): (va, [kk])}
-                    p = self.ptr(nid, [j])
-                    b.store(self.combine("sum", b.load(p), self.e.mul(va, self.val(bb, [kk, j]))), p)
-                self.loop(n, over_j, name="j")
-            self.loop(k, over_k, name="k")
-        else:
-            m, n = self.size(sa[0]), self.size(sb[1])
-            lib = self.library_product(a, bb)
-            if lib is None:
-                self.matmul_loops(nid, a, bb, k, m, n)
-                return
-            ops, narrow = lib
-            # Every product goes to a library when there is one: OpenBLAS's small-matrix
-            # path costs about a microsecond, and not emitting a vectorized loop fallback
-            # keeps compile time down.  Products with at most 16 columns (a softmax's
-            # classes, a layer's few outputs) first try gradc's narrow kernels, several
-            # times faster there than OpenBLAS (runtime/skinny.c); wider ones return 1.
-            if narrow:
-                done = self.call_skinny(nid, ops, m, n, k, ty)
-                with b.if_then(b.icmp_signed("!=", done, ir.Constant(I32, 0)), likely=False):
-                    self.call_gemm(nid, ops, m, n, k, ty)
-            else:
+        lib = self.library_product(a, bb)
+        if lib is None:
+            self.matmul_loops(nid, a, bb, k, m, n)
+            return
+        ops, narrow = lib
+        # Every product goes to a library when there is one: OpenBLAS's small-matrix
+        # path costs about a microsecond, and not emitting a vectorized loop fallback
+        # keeps compile time down.  Products with at most 16 columns (a softmax's
+        # classes, a layer's few outputs) first try gradc's narrow kernels, several
+        # times faster there than OpenBLAS (runtime/skinny.c); wider ones return 1.
+        if narrow:
+            done = self.call_skinny(nid, ops, m, n, k, ty)
+            with b.if_then(b.icmp_signed("!=", done, ir.Constant(I32, 0)), likely=False):
                 self.call_gemm(nid, ops, m, n, k, ty)
+        else:
+            self.call_gemm(nid, ops, m, n, k, ty)
 
     def library_product(self, a, bb):
         """How a matrix-matrix product ``a @ bb`` runs: None for generated loops (no BLAS,
