@@ -141,14 +141,10 @@ def entry_module(s, public: str):
 def emit_object(module, tm, triple, vm) -> bytes:
     """Object code of ``module`` for ``tm``, optimized as in the JIT; the vector math
     it calls is linked in for ``vm`` (``link_vecmath``)."""
-    import llvmlite.binding as llvm
     from .backends import vecmath
-    from .backends.llvm_jit import optimize, prepare_ir
+    from .backends.llvm_jit import optimize, parse, prepare_ir
     text = prepare_ir(str(module), vm)
-    mod = llvm.parse_assembly(text)
-    mod.triple = triple
-    mod.data_layout = str(tm.target_data)
-    mod.verify()
+    mod = parse(text, tm, triple)
     optimize(mod, tm)                # the loop vectorizer places the vector variants' calls
     used = vecmath.functions_in(text)
     if used:

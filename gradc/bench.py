@@ -502,19 +502,20 @@ def run_cell(model, size, dtype, settings, peers, progress, label) -> dict:
     # reference just ran, and its BLAS threads spinning beside the compiler slowed
     # first calls by up to 40%; then warmed up, as a core in a running program is.
     progress.update(f"{label}: gradc first call (trace + compile)")
-    try:
+
+    def quiet():
         if settings.get("settle", True):
             settle()
             warm_up()
+    try:
+        quiet()
         known = _known_kernels()
         vg = gradc.value_and_grad(_fresh(model.gradc), argnums=model.argnums, backend="llvm")
         t0 = time.perf_counter()
         got = vg(*args)
         t_vg = time.perf_counter() - t0
         status_vg = _cache_status(vg, args, known)
-        if settings.get("settle", True):
-            settle()
-            warm_up()
+        quiet()
         known = _known_kernels()
         fwd = gradc.jit(_fresh(model.gradc), backend="llvm")
         t0 = time.perf_counter()

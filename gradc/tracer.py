@@ -137,7 +137,7 @@ class Builder:
         g = self.graph
         g.outputs = [o._id for o in outputs]
         for nid in g.nx.nodes:
-            d = g.nx._node[nid]
+            d = g[nid]
             d["shape"] = self.env.canon(d["shape"])
             d["params"] = {k: canon_param(v, self.env.find) for k, v in d["params"].items()}
         g.minimum = {self.env.find(k): v for k, v in self.env.minimum.items()
@@ -304,7 +304,7 @@ class Value:
 
     @property
     def _node(self):
-        return self._b.graph.nx._node[self._id]
+        return self._b.graph[self._id]
 
     @property
     def _shape(self):

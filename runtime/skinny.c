@@ -60,6 +60,15 @@ static inline void vstore_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
 #define SPLAT_float(x) ((vf){(x), (x), (x), (x), (x), (x), (x), (x)})
 #define SPLAT(V, T, x) SPLAT_##T(x)
 
+/* Write the first N elements of a padded row of C held in NV vectors (both kernels end
+ * so): through a local row, since C's rows are N wide, not NP. */
+#define STORE_ROW(T, V, NV, L, acc_row, dst, N)                                              \
+    do {                                                                                     \
+        T row_[NV * L];                                                                      \
+        for (int v = 0; v < NV; v++) *(V##u *)(row_ + v * L) = (acc_row)[v];                 \
+        memcpy((dst), row_, (size_t)(N) * sizeof(T));                                        \
+    } while (0)
+
 /* NN, rows [r0, r1) of C, RB rows at a time: acc[RB][NV] lives in registers; for each k
  * the packed row k of B (NV vectors) meets the RB broadcast elements A[i..i+RB, k]. */
 #define SKINNY_NN(T, V, NV, RB)                                                              \
@@ -86,11 +95,7 @@ static inline void vstore_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
                     for (int v = 0; v < NV; v++) acc[r][v] += x * b[v];                      \
                 }                                                                            \
             }                                                                                \
-            for (int r = 0; r < rb; r++) {                                                   \
-                T row[NP];                                                                   \
-                for (int v = 0; v < NV; v++) *(V##u *)(row + v * L) = acc[r][v];            \
-                memcpy(C + (i + r) * ldc, row, (size_t)N * sizeof(T));                       \
-            }                                                                                \
+            for (int r = 0; r < rb; r++) STORE_ROW(T, V, NV, L, acc[r], C + (i + r) * ldc, N); \
         }                                                                                    \
     }
 
@@ -135,27 +140,19 @@ static inline void vstore_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
                     for (int v = 0; v < NV; v++) acc[c][v] = t[v];                           \
                 }                                                                            \
             }                                                                                \
-            for (int64_t c = 0; c < nc; c++) {                                               \
-                T row[NP];                                                                   \
-                for (int v = 0; v < NV; v++) *(V##u *)(row + v * L) = acc[c][v];             \
-                memcpy(C + (c0 + c) * ldc, row, (size_t)N * sizeof(T));                      \
-            }                                                                                \
+            for (int64_t c = 0; c < nc; c++) STORE_ROW(T, V, NV, L, acc[c], C + (c0 + c) * ldc, N); \
         }                                                                                    \
         free(acc);                                                                           \
     }
 
-SKINNY_NN(double, vd, 1, 4)
-SKINNY_NN(double, vd, 2, 4)
-SKINNY_NN(double, vd, 3, 4)
-SKINNY_NN(double, vd, 4, 2)
-SKINNY_NN(float, vf, 1, 4)
-SKINNY_NN(float, vf, 2, 4)
-SKINNY_TN(double, vd, 1, 4)
-SKINNY_TN(double, vd, 2, 4)
-SKINNY_TN(double, vd, 3, 4)
-SKINNY_TN(double, vd, 4, 2)
-SKINNY_TN(float, vf, 1, 4)
-SKINNY_TN(float, vf, 2, 4)
+/* Both forms for each padded width skinny_pick chooses from (NV vectors, RB rows). */
+#define SKINNY_KERNELS(T, V, NV, RB) SKINNY_NN(T, V, NV, RB) SKINNY_TN(T, V, NV, RB)
+SKINNY_KERNELS(double, vd, 1, 4)
+SKINNY_KERNELS(double, vd, 2, 4)
+SKINNY_KERNELS(double, vd, 3, 4)
+SKINNY_KERNELS(double, vd, 4, 2)
+SKINNY_KERNELS(float, vf, 1, 4)
+SKINNY_KERNELS(float, vf, 2, 4)
 
 typedef void (*skinny_fn)(const skinny_args *, int64_t, int64_t, int64_t, int64_t, void *, int64_t);
 

@@ -27,11 +27,11 @@ from .schedule import (ALIGN, REDUCE, Lowering, Schedule, broadcast_index, ident
                        workspace_bytes, workspace_layout)
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+F32, F64 = ir.FloatType(), ir.DoubleType()
 
 # A kernel's status: an OR of these bits (runtime/gradc.h's GRADC_* codes).
 STATUS_INDEX_OUT_OF_BOUNDS = 1   # a gather or scatter index outside its array
 STATUS_NEGATIVE_POWER = 8        # an integer raised to a negative integer power
-F32, F64 = ir.FloatType(), ir.DoubleType()
 
 
 def ir_type(dtype) -> ir.Type:
@@ -57,8 +57,7 @@ class Emitter:
 
     def __init__(self, cg: "Codegen"):
         self.cg = cg
-        self.dtype = None          # the dtype of the op being lowered
-        self.arg_dtypes = []       # and of its arguments
+        self.arg_dtypes = []       # the dtypes of the arguments of the op being lowered
 
     @property
     def b(self) -> ir.IRBuilder:
@@ -294,7 +293,6 @@ class Codegen(Lowering):
         o = OPS[op]
         if o.kind == "elementwise":
             args = [self.val(a, self._argidx(a, d["shape"], idx)) for a in d["args"]]
-            self.e.dtype = d["dtype"]
             self.e.arg_dtypes = [self.g[a]["dtype"] for a in d["args"]]
             v = o.llvm(self.e, *args, **d["params"])
             return v

@@ -1,7 +1,8 @@
-"""The one place that owns LLVM: the host TargetMachine, the O3 pass pipeline (loop and
-SLP vectorization, via llvmlite's new pass manager), the MCJIT engine, gradc's vector
-math library (compiled once per process, function by function as kernels first call
-them), and inspection (optimized IR, assembly)."""
+"""The one place that owns LLVM: the host TargetMachine (and those of the other CPUs
+gradc compiles for), the O3 pass pipeline (loop and SLP vectorization, via llvmlite's
+new pass manager), the MCJIT engine, gradc's vector math library (prebuilt at install,
+else compiled once per process as kernels first call it), and inspection (optimized
+IR, assembly)."""
 from __future__ import annotations
 
 import os
@@ -37,7 +38,8 @@ def init():
         cpu, feature_map = llvm.get_host_cpu_name(), llvm.get_host_cpu_features()
         features = feature_map.flatten()
         tm = target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
-        _state.update(tm=tm, cpu=cpu, features=features, triple=llvm.get_process_triple(),
+        _state.update(tm=tm, cpu=cpu, features=features, feature_map=dict(feature_map),
+                      triple=llvm.get_process_triple(),
                       vecmath=vecmath.Target.from_features(dict(feature_map)), vecmath_loaded=set())
         from . import blas
         found = blas.find()
@@ -93,12 +95,11 @@ def target_machine(cpu: str = "native", reloc: str = "default"):
     """``(tm, triple, cpu_name, vecmath_target)`` for ``cpu`` in ``CPUS``: ``native`` is
     this host (its name and features), ``generic`` baseline x86-64 (SSE2),
     ``x86-64-v3`` AVX2 and FMA, ``x86-64-v4`` AVX-512 (F, BW, DQ, VL)."""
-    init()                               # initializes LLVM's native target
+    s = init()                           # initializes LLVM's native target
     triple = llvm.get_default_triple()
     x86 = triple.startswith("x86_64")
     if cpu == "native":
-        name, feature_map = llvm.get_host_cpu_name(), llvm.get_host_cpu_features()
-        features, vm = feature_map.flatten(), vecmath.Target.from_features(dict(feature_map))
+        name, features, vm = s["cpu"], s["features"], s["vecmath"]
     elif cpu == "generic":
         name, features, vm = ("x86-64" if x86 else "generic"), "", vecmath.Target(vector_bits=128, fma=False)
     elif cpu in ("x86-64-v3", "x86-64-v4"):
@@ -148,11 +149,11 @@ def optimize(mod: "llvm.ModuleRef", tm=None) -> None:
     pb.getModulePassManager().run(mod, pb)
 
 
-def parse(text: str, tm=None) -> "llvm.ModuleRef":
-    """Parse and verify ``text`` for ``tm`` (default: the host's TargetMachine)."""
+def parse(text: str, tm=None, triple: str | None = None) -> "llvm.ModuleRef":
+    """Parse and verify ``text`` for ``tm`` and ``triple`` (default: the host's)."""
     s = init()
     mod = llvm.parse_assembly(text)
-    mod.triple = s["triple"]
+    mod.triple = triple or s["triple"]
     mod.data_layout = str((tm or s["tm"]).target_data)
     mod.verify()
     return mod
@@ -167,13 +168,12 @@ def _header(name: str) -> dict:
 
 
 def vecmath_module(functions, tm=None, target=None) -> "llvm.ModuleRef":
-    """Vector math functions (``(name, "f64"|"f32")``, one or a list): each scalar
+    """Vector math functions (a list of ``(name, "f64"|"f32")``): each scalar
     function and its vector variants (``vecmath.library_ir``) for ``tm`` and ``target``
     (default: this host).  No IR passes run on it: each body is one basic block of
     hand-written straight-line code, which instruction selection (one DAG per block,
     with CSE and combines) compiles to code as fast as after O3 (measured), in about
     30% less time."""
-    functions = [functions] if isinstance(functions[0], str) else list(functions)
     return parse(vecmath.library_ir(target or init()["vecmath"], functions), tm)
 
 
@@ -230,7 +230,7 @@ def prebuilt_vecmath(directory: str | None = None) -> bytes | None:
         if manifest.get("source_sha256") != vecmath.source_digest() or manifest.get("triple") != llvm.get_default_triple():
             return None
         s = init()
-        host = dict(llvm.get_host_cpu_features())
+        host = s["feature_map"]
         for o in manifest.get("objects", []):
             if (o["vector_bits"], o["fma"]) != (s["vecmath"].vector_bits, s["vecmath"].fma) \
                     or not all(host.get(feature) for feature in o["requires"]):

@@ -391,8 +391,7 @@ def _row_block(g: Graph, nest: Nest, roots: set) -> int:
     with 4 rows, measured in one process), but every row of a block is another copy of
     the body for LLVM to compile: M5's first call took 0.15 s unblocked, 0.23-0.26 s with
     2-row blocks, 0.18-0.23 s with 4."""
-    local = [n for n in nest.roots if g[n]["op"] in REDUCE and nest.info[n]["level"] == "full"
-             and nest.info[n]["acc"] == 1]
+    local = [n for n in nest.roots if g[n]["op"] in REDUCE and nest.stage_local(n)]
     if not local:
         return 1
     return ROW_BLOCK_SHARED if any(_reads_row_invariant(g, n, roots) for n in local) else ROW_BLOCK_OTHER

@@ -189,9 +189,9 @@ def _target(features: str | None):
 def _add_library(engine, name, dtype, tm, target) -> str:
     """Add the vector math object code for (name, dtype) to ``engine``, compiled as
     the JIT compiles it; returns its assembly."""
-    fn = (name, "f64" if np.dtype(dtype) == np.float64 else "f32")
-    engine.add_object_file(llvm.ObjectFileRef.from_data(llvm_jit.vecmath_object(fn, tm, target)))
-    return tm.emit_assembly(llvm_jit.vecmath_module(fn, tm, target))
+    fns = [(name, "f64" if np.dtype(dtype) == np.float64 else "f32")]
+    engine.add_object_file(llvm.ObjectFileRef.from_data(llvm_jit.vecmath_object(fns, tm, target)))
+    return tm.emit_assembly(llvm_jit.vecmath_module(fns, tm, target))
 
 
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
