@@ -16,7 +16,7 @@ import numpy as np
 from ..evaluate import bind_sizes
 from ..graph import Graph
 from ..shapes import resolve
-from .llvm_codegen import STATUS_NEGATIVE_POWER, lower
+from .llvm_codegen import STATUS_NEGATIVE_POWER, lower_parts
 from .schedule import workspace_bytes, workspace_layout
 from .llvm_jit import Artifact
 from .schedule import describe, schedule
@@ -55,7 +55,7 @@ class Kernel:
         # What decides the code: the graph, its constants, the thread split, the BLAS
         # interface (code_fingerprint() and the CPU are added by Artifact).
         key = (text, *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")))
-        self._attach(graph, s, name, Artifact(lambda: str(lower(s, name, blas)), name, key))
+        self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))
 
     def _attach(self, graph: Graph, s, name: str, artifact) -> None:
         """Everything the call path needs: the schedule (argument, output, workspace

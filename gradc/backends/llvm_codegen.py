@@ -168,7 +168,7 @@ class Emitter:
 
 
 class Codegen(Lowering):
-    def __init__(self, s: Schedule, name: str, blas: dict | None = None):
+    def __init__(self, s: Schedule, name: str, blas: dict | None = None, split: bool = False):
         if s.partials and not s.threads > 1:
             raise ValueError("internal: partial buffers without threads")
         self.s, self.g, self.name = s, s.graph, name
@@ -182,6 +182,8 @@ class Codegen(Lowering):
         self.blas_call = ir.Constant(I1, 0)  # this call uses OpenBLAS (see calls_blas)
         self.flagged = False       # flag_error was emitted (in the nest being emitted)
         self.ctx = None            # the parallel nests' shared context array
+        self.split = split         # each parallel nest's task in a module of its own
+        self.parts = []            # those modules
 
     # -- helpers ----------------------------------------------------------------------
     def alloca(self, ty, name=""):
@@ -574,6 +576,10 @@ class Codegen(Lowering):
         crossing = [n for n in nest.roots if n in s.partials]
         n_ptr, n_sym = len(self.ptr_tys), len(s.symbols)
         body_ty = ir.FunctionType(ir.VoidType(), self.ptr_tys + [I64] * n_sym + [I64, I64, I32, I32.as_pointer()])
+        kernel_module = self.module
+        if self.split:   # helpers and declarations the body needs go to the task's module
+            self.module = ir.Module(name=f"{self.name}.task{k}")
+            self.parts.append(self.module)
         body = ir.Function(self.module, body_ty, name=f"{self.name}.nest{k}")
         body.linkage = "internal"
         body.attributes.add("alwaysinline")
@@ -602,7 +608,8 @@ class Codegen(Lowering):
         vp = I8.as_pointer()
         task_ty = ir.FunctionType(ir.VoidType(), [vp, I64, I64, I32])
         task = ir.Function(self.module, task_ty, name=f"{self.name}.task{k}")
-        task.linkage = "internal"
+        if not self.split:
+            task.linkage = "internal"
         task.attributes.add("noinline")   # one copy of the nest serves the pool and the serial call
         tb = ir.IRBuilder(task.append_basic_block("entry"))
         ctx = tb.bitcast(task.args[0], vp.as_pointer())
@@ -612,6 +619,9 @@ class Codegen(Lowering):
         vals += [tb.load(tb.gep(szp, [ir.Constant(I64, j)])) for j in range(n_sym)]
         tb.call(body, vals + [task.args[1], task.args[2], task.args[3], stp])
         tb.ret_void()
+        if self.split:   # the kernel's module declares the task; the JIT links the objects
+            self.module = kernel_module
+            task = ir.Function(self.module, task_ty, name=task.name)
 
         # in the kernel: the context (built once, shared by every parallel nest: the
         # buffers and sizes do not change), run serially or on the pool, combine
@@ -902,3 +912,13 @@ class Codegen(Lowering):
 def lower(s: Schedule, name: str, blas: dict | None = None) -> ir.Module:
     """The kernel's LLVM module; ``blas`` (see backends/blas.py) enables library GEMM calls."""
     return Codegen(s, name, blas).build()
+
+
+def lower_parts(s: Schedule, name: str, blas: dict | None = None) -> list[ir.Module]:
+    """The kernel as several modules, which the JIT compiles at once on as many cores:
+    the kernel function (with its serial nests) first, then one module per parallel
+    nest's task, which the first declares.  The objects link when the engine loads
+    them.  (A task is called through the thread pool or, serially, as a noinline call:
+    splitting costs no inlining.)"""
+    cg = Codegen(s, name, blas, split=True)
+    return [cg.build()] + cg.parts

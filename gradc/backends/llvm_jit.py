@@ -24,8 +24,10 @@ _ACC = re.compile(r'(%"?acc(?:\.\d+)?"? = fadd) ')
 
 
 def init():
+    if "engine" in _state:       # set last: initialized (compile_parts' threads read it here)
+        return _state
     with _lock:
-        if "tm" in _state:
+        if "engine" in _state:
             return _state
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
@@ -34,11 +36,10 @@ def init():
         # modes already fold base + index * scale (M1-M5 steady state unchanged, first
         # calls 15-25 ms faster).
         llvm.set_option("", "-disable-lsr")
-        target = llvm.Target.from_default_triple()
         cpu, feature_map = llvm.get_host_cpu_name(), llvm.get_host_cpu_features()
         features = feature_map.flatten()
-        tm = target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
-        _state.update(tm=tm, cpu=cpu, features=features, feature_map=dict(feature_map),
+        tm = _jit_tm(cpu, features)
+        _state.update(tm=tm, tms=[tm], cpu=cpu, features=features, feature_map=dict(feature_map),
                       triple=llvm.get_process_triple(),
                       vecmath=vecmath.Target.from_features(dict(feature_map)), vecmath_loaded=set())
         from . import blas
@@ -63,6 +64,11 @@ def init():
         return _state
 
 
+def _jit_tm(cpu: str, features: str):
+    return llvm.Target.from_default_triple().create_target_machine(
+        cpu=cpu, features=features, opt=3, codemodel="jitdefault")
+
+
 def num_threads() -> int:
     """GRADC_NUM_THREADS, default: every core this process may run on."""
     env = os.environ.get("GRADC_NUM_THREADS")
@@ -71,10 +77,7 @@ def num_threads() -> int:
             return max(1, min(int(env), 256))
         except ValueError:
             raise ValueError(f"GRADC_NUM_THREADS must be a positive integer, got {env!r}") from None
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    return cores()
 
 
 def host() -> tuple[str, str]:
@@ -139,24 +142,127 @@ def _full_width(text: str, target: "vecmath.Target") -> str:
     return _DEFINE.sub(r'\1 "prefer-vector-width"="%d"\2' % target.vector_bits, text)
 
 
-def optimize(mod: "llvm.ModuleRef", tm=None) -> None:
+def optimize(mod: "llvm.ModuleRef", tm=None, private=False) -> None:
+    """The O3 pipeline on ``mod``; ``private``: ``mod`` lives in a context of its own
+    (``parse(..., private=True)``), so the pipeline runs outside llvmlite's lock."""
     s = init()
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
     pto.loop_unrolling = True
     pb = llvm.create_pass_builder(tm or s["tm"], pto)
-    pb.getModulePassManager().run(mod, pb)
+    mpm = pb.getModulePassManager()
+    if private:
+        _unlocked("LLVMPY_RunNewModulePassManager")(mpm, mod, pb)
+    else:
+        mpm.run(mod, pb)
 
 
-def parse(text: str, tm=None, triple: str | None = None) -> "llvm.ModuleRef":
-    """Parse and verify ``text`` for ``tm`` and ``triple`` (default: the host's)."""
+def parse(text: str, tm=None, triple: str | None = None, private=False) -> "llvm.ModuleRef":
+    """Parse and verify ``text`` for ``tm`` and ``triple`` (default: the host's);
+    ``private``: in a new LLVM context, which no other thread uses."""
     s = init()
-    mod = llvm.parse_assembly(text)
+    mod = llvm.parse_assembly(text, context=llvm.create_context() if private else None)
     mod.triple = triple or s["triple"]
     mod.data_layout = str((tm or s["tm"]).target_data)
     mod.verify()
     return mod
+
+
+# -- compiling a kernel's modules at once ----------------------------------------------
+# LLVM compiles modules of distinct contexts concurrently (ThinLTO's backends do), but
+# llvmlite serializes every call into LLVM behind one process-wide lock.  The two long
+# calls, the O3 pipeline and code generation, are therefore made outside that lock
+# (llvmlite's own ctypes function, which releases the GIL), each on a module parsed
+# into a context of its own, each thread with a TargetMachine of its own.  Everything
+# else (parsing, creating pass builders, disposal) still takes llvmlite's lock.  Where
+# llvmlite does not expose the raw function, the locked one serves: correct, serial.
+
+def _unlocked(name: str):
+    fn = getattr(llvm.ffi.lib, name)
+    return getattr(fn, "_cfn", fn)
+
+
+def emit_object(mod: "llvm.ModuleRef", tm=None, private=False) -> bytes:
+    """Object code of ``mod`` (``private``: a module of ``parse(..., private=True)``,
+    compiled outside llvmlite's lock)."""
+    import ctypes
+    tm = tm or init()["tm"]
+    if not private:
+        return tm.emit_object(mod)
+    lib = llvm.ffi.lib
+    with llvm.ffi.OutputString() as err:
+        buf = _unlocked("LLVMPY_TargetMachineEmitToMemory")(tm, mod, 1, err)
+        if not buf:
+            raise RuntimeError(str(err))
+    try:
+        return ctypes.string_at(lib.LLVMPY_GetBufferStart(buf), lib.LLVMPY_GetBufferSize(buf))
+    finally:
+        lib.LLVMPY_DisposeMemoryBuffer(buf)
+
+
+def _compile_private(text: str, tm) -> tuple[bytes, str]:
+    mod = parse(text, tm, private=True)
+    optimize(mod, tm, private=True)
+    return emit_object(mod, tm, private=True), str(mod)
+
+
+def cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def compile_parts(texts: list[str]) -> list[tuple[bytes, str]]:
+    """Object code and optimized IR of each module (prepared IR text), compiled at once
+    on up to ``cores()`` threads, the largest first.  Caller holds ``_lock`` (the
+    TargetMachines are gradc's, one per thread)."""
+    s = init()
+    todo = sorted(range(len(texts)), key=lambda k: -len(texts[k]))
+    n = min(len(texts), cores())
+    while len(s["tms"]) < n:
+        s["tms"].append(_jit_tm(s["cpu"], s["features"]))
+    results: list = [None] * len(texts)
+    errors: list = []
+    claim = threading.Lock()
+
+    def work(tm):
+        while True:
+            with claim:
+                if not todo or errors:
+                    return
+                k = todo.pop(0)
+            try:
+                results[k] = _compile_private(texts[k], tm)
+            except BaseException as e:   # re-raised in the caller's thread
+                errors.append(e)
+                return
+    helpers = [threading.Thread(target=work, args=(tm,), daemon=True) for tm in s["tms"][1:n]]
+    for t in helpers:
+        t.start()
+    work(s["tms"][0])
+    for t in helpers:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def pack(objects: list[bytes]) -> bytes:
+    """Several objects as one cache entry: each with its length before it."""
+    return b"".join(len(o).to_bytes(8, "little") + o for o in objects)
+
+
+def unpack(blob: bytes) -> list[bytes] | None:
+    out, at = [], 0
+    while at < len(blob):
+        n = int.from_bytes(blob[at:at + 8], "little")
+        if at + 8 + n > len(blob) or n == 0:
+            return None
+        out.append(blob[at + 8:at + 8 + n])
+        at += 8 + n
+    return out or None
 
 
 def _header(name: str) -> dict:
@@ -264,15 +370,22 @@ def code_fingerprint() -> str:
     return _FINGERPRINT
 
 
+def _join(parts: list[str]) -> str:
+    """A kernel's modules as one text to read (each begins with its ``; ModuleID``)."""
+    return "\n".join(parts)
+
+
 class Artifact:
     """A compiled kernel: its entry address, and on demand its IR before and after
     optimization and its assembly.
 
-    ``make_ir()`` builds the LLVM IR.  Object code comes from the on-disk cache when an
-    entry for ``key_parts`` (the scheduled graph and everything else that decides the
-    code), the gradc and LLVM versions and the CPU exists -- then no IR is built at all
-    unless someone asks to see it; otherwise the IR is built, optimized and compiled,
-    and the object stored."""
+    ``make_ir()`` builds the LLVM IR: one module's text, or a list of them
+    (``llvm_codegen.lower_parts``), compiled at once (``compile_parts``) and linked by
+    the engine.  Object code comes from the on-disk cache when an entry for
+    ``key_parts`` (the scheduled graph and everything else that decides the code), the
+    gradc and LLVM versions and the CPU exists -- then no IR is built at all unless
+    someone asks to see it; otherwise the IR is built, optimized and compiled, and the
+    objects stored."""
 
     def __init__(self, make_ir, name: str, key_parts=()):
         from . import cache
@@ -289,14 +402,16 @@ class Artifact:
             if self.key in known:          # the same kernel compiled earlier in this process
                 self.address, self.cached = known[self.key], True
                 return
-            obj = cache.load(self.key, header)
-            self.cached = obj is not None
-            if obj is None:
-                mod = self._optimize()
-                obj = s["tm"].emit_object(mod)
-                cache.store(self.key, header, obj)
-            load_vecmath(obj)
-            s["engine"].add_object_file(llvm.ObjectFileRef.from_data(obj))
+            blob = cache.load(self.key, header)
+            objects = unpack(blob) if blob is not None else None
+            self.cached = objects is not None
+            if objects is None:
+                objects = self._compile()
+                blob = pack(objects)
+                cache.store(self.key, header, blob)
+            load_vecmath(blob)
+            for obj in objects:
+                s["engine"].add_object_file(llvm.ObjectFileRef.from_data(obj))
             s["engine"].finalize_object()
             self.address = s["engine"].get_function_address(name)
             if not self.address:
@@ -304,43 +419,48 @@ class Artifact:
             known[self.key] = self.address
 
     @property
-    def raw_ir(self) -> str:
+    def raw_parts(self) -> list[str]:
         if self._raw is None:
-            self._raw = prepare_ir(self._make_ir())
+            made = self._make_ir()
+            self._raw = [prepare_ir(t) for t in ([made] if isinstance(made, str) else made)]
         return self._raw
 
-    def _optimize(self):
-        mod = parse(self.raw_ir)
-        optimize(mod)
-        self._optimized = str(mod)
-        return mod
+    def _compile(self) -> list[bytes]:
+        done = compile_parts(self.raw_parts)
+        self._optimized = [text for _obj, text in done]
+        return [obj for obj, _text in done]
 
     def llvm_ir(self, optimized=True, cpu="native") -> str:
         """The IR before or after optimization; for another ``cpu`` (``CPUS``) the IR
         gradc would compile there (not loaded, never run)."""
         if cpu != "native":
-            return str(self._for_cpu(cpu, optimized)[0])
+            return _join([str(m) for m in self._for_cpu(cpu, optimized)[0]])
         if not optimized:
-            return self.raw_ir
+            return _join(self.raw_parts)
         if self._optimized is None:
             with _lock:
-                self._optimize()
-        return self._optimized
+                self._compile()
+        return _join(self._optimized)
 
     def asm(self, cpu="native") -> str:
         if cpu != "native":
-            mod, tm = self._for_cpu(cpu, True)
-            return tm.emit_assembly(mod)
+            mods, tm = self._for_cpu(cpu, True)
+            return _join([tm.emit_assembly(m) for m in mods])
         if self._asm is None:
             s = init()
+            self.llvm_ir(True)
             with _lock:
-                self._asm = s["tm"].emit_assembly(llvm.parse_assembly(self.llvm_ir(True)))
+                self._asm = _join([s["tm"].emit_assembly(llvm.parse_assembly(t)) for t in self._optimized])
         return self._asm
 
     def _for_cpu(self, cpu, optimized):
         tm, _triple, _name, vm = target_machine(cpu)
+        made = self._make_ir()
+        mods = []
         with _lock:
-            mod = parse(prepare_ir(self._make_ir(), vm), tm)
-            if optimized:
-                optimize(mod, tm)
-        return mod, tm
+            for text in [made] if isinstance(made, str) else made:
+                mod = parse(prepare_ir(text, vm), tm)
+                if optimized:
+                    optimize(mod, tm)
+                mods.append(mod)
+        return mods, tm

@@ -191,7 +191,7 @@ def test_avx512_kernels_ask_for_512_bit_vectors():
     carries prefer-vector-width=512 for an AVX-512 target, and nothing for AVX2."""
     from gradc.backends import llvm_jit, vecmath
     lo = gradc.value_and_grad(m1).lower(onp.ones(100))
-    raw = lo._native()._make_ir()
+    raw = "\n".join(lo._native()._make_ir())      # the kernel's modules
     wide = llvm_jit.prepare_ir(raw, vecmath.Target(512, True))
     defines = re.findall(r"^define .*$", wide, re.M)
     assert defines and all(re.search(r'"prefer-vector-width"="512"( {)?$', d) for d in defines)

@@ -1,0 +1,89 @@
+"""The JIT's parallel compilation: a kernel's modules (``llvm_codegen.lower_parts``)
+compile on several threads outside llvmlite's lock, give the same object code as one
+thread does, link in the engine, and report errors from any thread."""
+import re
+import threading
+
+import numpy as onp
+import pytest
+
+import gradc
+from gradc import bench_models as B
+from gradc.backends import llvm_jit
+
+
+def _parts(model="M4"):
+    m = B.MODELS[model]
+    lowered = gradc.value_and_grad(m.gradc, argnums=m.argnums).lower(*B.make_data(model, "small"))
+    return lowered._native()
+
+
+def test_parallel_nests_become_modules_of_their_own():
+    art = _parts("M4")
+    parts = art.raw_parts
+    assert len(parts) >= 3     # the kernel and M4's parallel nests' tasks
+    name = art.name
+    kernel, tasks = parts[0], parts[1:]
+    for task in tasks:
+        defined = re.findall(r'^define [^@]*@"?([\w.]+)"?\(', task, re.M)
+        task_name = next(d for d in defined if d.startswith(name + ".task"))
+        # the kernel declares what it calls and another module defines
+        assert f'declare void @"{task_name}"' in kernel
+    # what a reader sees: every module, in order
+    shown = art.llvm_ir(optimized=False)
+    assert shown.count("; ModuleID") == len(parts)
+
+
+def test_threads_compile_the_same_code_as_one_thread():
+    texts = _parts("M5").raw_parts
+    s = llvm_jit.init()
+    alone = [llvm_jit._compile_private(t, s["tm"]) for t in texts]
+    with llvm_jit._lock:
+        together = llvm_jit.compile_parts(texts)
+    assert [o for o, _ in together] == [o for o, _ in alone]
+    assert [t for _, t in together] == [t for _, t in alone]
+
+
+def test_an_error_in_any_thread_reaches_the_caller():
+    texts = _parts("M5").raw_parts
+    broken = texts[:1] + ["define void @oops() {\n  ret i32 0\n}\n"] + texts[2:]
+    with llvm_jit._lock, pytest.raises(RuntimeError, match="parsing error"):
+        llvm_jit.compile_parts(broken)
+    assert threading.active_count() < 50   # no thread left hanging
+
+
+@pytest.mark.parametrize("objects", [[b"a"], [b"abc", b"de" * 1000, b"f"]])
+def test_objects_pack_into_one_cache_entry(objects):
+    assert llvm_jit.unpack(llvm_jit.pack(objects)) == objects
+
+
+@pytest.mark.parametrize("blob", [b"", b"\x05\0\0\0\0\0\0\0abc", b"\0" * 8, b"\x01\0\0"])
+def test_a_malformed_entry_is_a_miss(blob):
+    assert llvm_jit.unpack(blob) is None
+
+
+def test_kernels_compiled_at_once_from_many_threads_agree():
+    """User threads compiling kernels concurrently (each kernel's modules on threads of
+    their own) get working code."""
+    results, errors = {}, []
+
+    def run(k):
+        try:
+            def loss(W, X, c=float(k)):
+                return gradc.numpy.mean(gradc.numpy.tanh(X @ W) * c)
+            rng = onp.random.default_rng(k)
+            W, X = rng.normal(size=(5, 3)), rng.normal(size=(50_000, 5))
+            got = gradc.value_and_grad(loss)(W, X)
+            ref = gradc.value_and_grad(loss, backend="numpy")(W, X)
+            results[k] = (got, ref)
+        except BaseException as e:   # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for (v, g), (rv, rg) in results.values():
+        onp.testing.assert_allclose(v, rv, rtol=1e-12)
+        onp.testing.assert_allclose(g, rg, rtol=1e-12, atol=1e-15)
