@@ -334,6 +334,25 @@ def test_row_blocks_follow_shared_operands():
     assert kinds("M5") == [1, 1]                         # softmax over 10 classes
 
 
+def test_rows_after_the_last_block_run_plain_vector_loops():
+    """The rows after the last full block (n % 4 of them) loop over their elements in
+    plain vector loops: loop metadata asks for no interleaving and no unrolling, only
+    there (to save compile time); every row count gives numpy's values."""
+    w, b, X, y = B.make_data("M2", "small", "float64")
+    vg = gradc.value_and_grad(neuron, argnums=(0, 1))
+    lo = vg.lower(w, b, X, y)
+    raw = lo.llvm_ir(optimized=False)
+    plain = re.findall(r'br label %"(\w+)\.cond(?:\.\d+)?", !llvm.loop', raw)
+    assert plain and set(plain) <= {"i1", "row"}, plain
+    assert len(plain) < len(re.findall(r'br label %"i1\.cond', raw)) / 2     # the blocks' loops: O3's way
+    assert re.search(r'"llvm.loop.interleave.count", i32 1', raw)
+    assert re.search(r"<\d+ x double>", lo.llvm_ir(optimized=True))
+    rng = onp.random.default_rng(3)
+    for n in (1, 2, 3, 5, 6, 7, 4 * 25 + 3):
+        Xn, yn = rng.normal(size=(n, 300)), rng.normal(size=n)
+        both(neuron, (rng.normal(size=300), b, Xn, yn), argnums=(0, 1), terms=300)
+
+
 def test_per_row_values_need_no_workspace():
     """A row's dot product and the row-level sigmoid are read only inside their nest, for
     the current block of rows: the workspace holds one row block of them per chunk, no
