@@ -42,9 +42,6 @@ from . import __version__
 from .errors import GradcError
 from .graph import Graph, fmt_type
 
-_C_ELEM = {"f8": "double", "f4": "float", "i8": "int64_t", "i4": "int32_t", "b1": "uint8_t"}
-
-
 class BuildError(GradcError):
     """``gradc build`` cannot build this library (bad name, CPU, model, toolchain)."""
 
@@ -243,7 +240,8 @@ def _check_fn(public, s, g):
 
 # ----------------------------------------------------------------------------- header
 def _c_array(shape, dtype, const) -> str:
-    t = ("const " if const else "") + _C_ELEM[np.dtype(dtype).kind + str(np.dtype(dtype).itemsize)]
+    from .backends.c_codegen import ctype
+    t = ("const " if const else "") + ctype(dtype)
     return t + "".join(f"[{d}]" for d in shape) if shape else f"{t} (scalar)"
 
 

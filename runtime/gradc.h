@@ -127,6 +127,9 @@ static inline int64_t gradc_maxi(int64_t x, int64_t y) { return x > y ? x : y; }
 static inline double gradc_min(double x, double y) { return (x < y || x != x) ? x : y; }
 static inline float gradc_minf(float x, float y) { return (x < y || x != x) ? x : y; }
 static inline int64_t gradc_mini(int64_t x, int64_t y) { return x < y ? x : y; }
+static inline uint64_t gradc_maxu(uint64_t x, uint64_t y) { return x > y ? x : y; }
+static inline uint64_t gradc_minu(uint64_t x, uint64_t y) { return x < y ? x : y; }
+static inline uint64_t gradc_absu(uint64_t x) { return x; }
 
 /* relu(x) = maximum(x, 0): NaN stays NaN. */
 static inline double gradc_relu(double x) { return (x > 0.0 || x != x) ? x : 0.0; }

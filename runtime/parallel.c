@@ -151,7 +151,8 @@ void gradc_parallel_for(gradc_task fn, void *ctx, int64_t n, int32_t chunks, int
 
 /* Combine per-chunk partial reductions in chunk order: out[e] = op over t of
  * partials[t * numel + e].  op: 0 sum, 1 max, 2 min (max/min propagate NaN, as numpy);
- * dtype: 0 float64, 1 float32, 2 int64, 3 int32, 4 bool (one byte).  Integer sums wrap
+ * dtype: 0 float64, 1 float32, 2 int64, 3 int32, 4 bool or uint8 (one byte), 5 uint64,
+ * 6 uint32, 7 int8, 8 int16, 9 uint16 (unsigned max/min compare unsigned).  Integer sums wrap
  * (this file is built with -fwrapv), as numpy's do.  A library function rather than generated code:
  * it is a few microseconds per call and keeps kernels (and their compile time) small. */
 #define GRADC_COMBINE(T, ISNAN)                                                          \
@@ -180,5 +181,10 @@ void gradc_combine(int32_t op, int32_t dtype, const void *partials, void *out, i
     else if (dtype == 1) GRADC_COMBINE(float, __builtin_isnan);
     else if (dtype == 2) GRADC_COMBINE(int64_t, GRADC_NEVER_NAN);
     else if (dtype == 3) GRADC_COMBINE(int32_t, GRADC_NEVER_NAN);
+    else if (dtype == 5) GRADC_COMBINE(uint64_t, GRADC_NEVER_NAN);
+    else if (dtype == 6) GRADC_COMBINE(uint32_t, GRADC_NEVER_NAN);
+    else if (dtype == 7) GRADC_COMBINE(int8_t, GRADC_NEVER_NAN);
+    else if (dtype == 8) GRADC_COMBINE(int16_t, GRADC_NEVER_NAN);
+    else if (dtype == 9) GRADC_COMBINE(uint16_t, GRADC_NEVER_NAN);
     else GRADC_COMBINE(uint8_t, GRADC_NEVER_NAN);
 }

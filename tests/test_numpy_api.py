@@ -291,11 +291,12 @@ def test_negative_integer_powers_are_refused_like_numpy():
 
 
 def test_bool_arithmetic_like_numpy():
-    """(Not square: numpy's square of bools is int8, a dtype gradc does not have; gradc's
-    is bool, with the same truth values.)"""
+    """Including numpy's quirks: a bool array's square and ``** 2`` are int8 (square
+    has no bool loop), ``np.power(b, 2)`` and ``** 3`` int64."""
     b = np.array([True, False, True])
     for f in (lambda b: abs(b), lambda b: gnp.max(b), lambda b: gnp.min(b),
-              lambda b: gnp.sum(b), lambda b: b @ b, lambda b: gnp.outer(b, b) @ b):
+              lambda b: gnp.sum(b), lambda b: b @ b, lambda b: gnp.outer(b, b) @ b,
+              lambda b: gnp.square(b), lambda b: b ** 2, lambda b: gnp.power(b, 2), lambda b: b ** 3):
         want, got = np.asarray(f(b)), np.asarray(gradc.jit(f)(b))
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
@@ -339,11 +340,72 @@ def test_two_temporary_index_arrays_stay_distinct(rows, core_backend):
     np.testing.assert_allclose(g, X.T @ onehot, rtol=1e-12, atol=1e-13)
 
 
-def test_unsigned_values_above_the_signed_range():
-    """Unsigned max/min are computed in float64 (documented), and unsigned integers
-    convert to floats as unsigned: right, not wrapped."""
-    u = np.array([1, 2 ** 31 + 5, 7], np.uint32)
-    assert gradc.jit(lambda u: gnp.max(u))(u) == 2 ** 31 + 5
-    assert gradc.jit(lambda u: gnp.min(u))(u) == 1
-    np.testing.assert_array_equal(gradc.jit(lambda u: u * 0.5)(u), u * 0.5)
-    assert gradc.jit(lambda u: gnp.sum(u))(u) == np.sum(u)
+UNSIGNED_OPS = [   # (name, function, numpy's)
+    ("greater", lambda x, y: x > y, np.greater),
+    ("less_equal", lambda x, y: x <= y, np.less_equal),
+    ("maximum", lambda x, y: gnp.maximum(x, y), np.maximum),
+    ("minimum", lambda x, y: gnp.minimum(x, y), np.minimum),
+    ("abs", lambda x, y: abs(x), lambda x, y: np.abs(x)),
+    ("max", lambda x, y: gnp.max(x), lambda x, y: np.max(x)),
+    ("min", lambda x, y: gnp.min(x), lambda x, y: np.min(x)),
+    ("max_rows", lambda x, y: gnp.max(gnp.reshape(x, (3, -1)), axis=1), lambda x, y: np.max(x.reshape(3, -1), axis=1)),
+    ("sum", lambda x, y: gnp.sum(x), lambda x, y: np.sum(x)),
+    ("to_float", lambda x, y: x * 0.5, lambda x, y: x * 0.5),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
+@pytest.mark.parametrize("n", [3, 600_000])
+@pytest.mark.parametrize("name,f,ref", UNSIGNED_OPS, ids=[o[0] for o in UNSIGNED_OPS])
+def test_unsigned_values_above_the_signed_range(name, f, ref, n, dtype, core_backend):
+    """Unsigned integers at and above 2**(bits-1) (negative if read as signed) compare,
+    reduce and convert as numpy's: same values, same dtype.  600,000 elements run the
+    reductions in threads, whose partial results are combined unsigned too."""
+    top = np.iinfo(dtype).max
+    rng = np.random.default_rng(n)
+    x = rng.integers(0, top, n, dtype=dtype, endpoint=True)
+    y = rng.integers(0, top, n, dtype=dtype, endpoint=True)
+    x[:3] = [top // 2 + 1, 5, top]          # above, below and at the top of the range
+    y[:3] = [3, top // 2 + 1, 7]
+    x[-1] = top                             # the largest value in the last chunk
+    got, want = gradc.jit(f, backend=core_backend)(x, y), ref(x, y)
+    assert np.asarray(got).dtype == np.asarray(want).dtype
+    np.testing.assert_array_equal(got, want)
+
+
+SMALL_INT_OPS = [   # (name, function, numpy's); results keep numpy's dtypes
+    ("mul", lambda x, y: x * y, lambda x, y: x * y),
+    ("sub", lambda x, y: x - y, lambda x, y: x - y),
+    ("neg", lambda x, y: -x, lambda x, y: -x),
+    ("abs", lambda x, y: abs(x), lambda x, y: np.abs(x)),
+    ("cube", lambda x, y: x ** 3, lambda x, y: x ** 3),
+    ("greater", lambda x, y: x > y, np.greater),
+    ("maximum", lambda x, y: gnp.maximum(x, y), np.maximum),
+    ("where", lambda x, y: gnp.where(x > y, x, y), lambda x, y: np.where(x > y, x, y)),
+    ("max", lambda x, y: gnp.max(x), lambda x, y: np.max(x)),
+    ("min", lambda x, y: gnp.min(y), lambda x, y: np.min(y)),
+    ("sum", lambda x, y: gnp.sum(x), lambda x, y: np.sum(x)),
+    ("to_float", lambda x, y: x / 2, lambda x, y: x / 2),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16])
+@pytest.mark.parametrize("n", [5, 600_000])
+@pytest.mark.parametrize("name,f,ref", SMALL_INT_OPS, ids=[o[0] for o in SMALL_INT_OPS])
+def test_one_and_two_byte_integers(name, f, ref, n, dtype, core_backend):
+    """int8, uint8, int16 and uint16 arrays compute as numpy's: wrapping arithmetic in
+    their own type, signed or unsigned comparisons, sums widened to 64 bits.  (They
+    once reached the code generators' type tables and failed with a KeyError.)  600,000
+    elements run max/min in threads, combined in the element's own type."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(n)
+    x = rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
+    y = rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
+    x[:5] = [info.min, info.max, 3, info.max // 2 + 1, 0]
+    y[:5] = [info.max, 1, info.min, 7, 2]
+    x[-1], y[-2] = info.max, info.min        # the extremes in the last chunk
+    got = gradc.jit(f, backend=core_backend)(x, y)
+    with np.errstate(all="ignore"):
+        want = ref(x, y)
+    assert np.asarray(got).dtype == np.asarray(want).dtype
+    np.testing.assert_array_equal(got, want)

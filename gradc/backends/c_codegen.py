@@ -47,8 +47,9 @@ COMMENT_COLUMN = 60
 def ctype(dtype) -> str:
     """The C type of an element in memory (numpy's bool is one byte holding 0 or 1)."""
     dt = np.dtype(dtype)
-    return {"f8": "double", "f4": "float", "i8": "int64_t", "i4": "int32_t", "b1": "uint8_t",
-            "u8": "uint64_t", "u4": "uint32_t"}[dt.kind + str(dt.itemsize)]
+    if dt.kind == "f":
+        return {8: "double", 4: "float"}[dt.itemsize]
+    return ("int%d_t" if dt.kind == "i" else "uint%d_t") % (8 * dt.itemsize)
 
 
 def reg_ctype(dtype) -> str:
@@ -84,13 +85,16 @@ _CALL = re.compile(r"\b([A-Za-z_]\w*)\(")
 
 def specialize(template: str, dtype) -> str:
     """Name the function variant for ``dtype``: ``exp`` -> ``expf`` for float32 (libm's
-    names; gradc.h's helpers follow them), ``gradc_max`` -> ``gradc_maxi`` for integers."""
+    names; gradc.h's helpers follow them), ``gradc_max`` -> ``gradc_maxi`` for integers,
+    ``gradc_maxu`` for unsigned ones."""
     dt = np.dtype(dtype)
 
     def fix(m):
         name = m.group(1)
         if dt == np.float32 and (name in LIBM or name.startswith("gradc_")):
             name += "f"
+        elif dt.kind == "u" and name in ("gradc_max", "gradc_min", "gradc_abs"):
+            name += "u"                       # compared as unsigned; abs is the identity
         elif dt.kind in "iub" and name in ("gradc_max", "gradc_min", "gradc_abs", "gradc_pow"):
             name += "i"
         return name + "("

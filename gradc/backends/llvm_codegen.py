@@ -33,10 +33,19 @@ F32, F64 = ir.FloatType(), ir.DoubleType()
 STATUS_INDEX_OUT_OF_BOUNDS = 1   # a gather or scatter index outside its array
 STATUS_NEGATIVE_POWER = 8        # an integer raised to a negative integer power
 
+# gradc_combine's element types (runtime/parallel.c), by numpy kind and size; bool and
+# uint8 share unsigned bytes (a bool's max is an or, its min an and)
+COMBINE_KINDS = {"f8": 0, "f4": 1, "i8": 2, "i4": 3, "b1": 4, "u1": 4, "u8": 5, "u4": 6,
+                 "i1": 7, "i2": 8, "u2": 9}
+
 
 def ir_type(dtype) -> ir.Type:
+    """The LLVM type of an element in memory (integers carry no sign in LLVM: the ops
+    that care ask the dtype)."""
     dt = np.dtype(dtype)
-    return {"f8": F64, "f4": F32, "i8": I64, "i4": I32, "b1": I8, "u8": I64, "u4": I32}[dt.kind + str(dt.itemsize)]
+    if dt.kind == "f":
+        return {8: F64, 4: F32}[dt.itemsize]
+    return ir.IntType(8 * dt.itemsize)       # bool: one byte, as numpy stores it
 
 
 def reg_type(dtype) -> ir.Type:
@@ -84,7 +93,7 @@ class Emitter:
     def abs(self, x):
         if self._float(x):
             return self.intrinsic("llvm.fabs", x)
-        if x.type == I1:
+        if x.type == I1 or self._unsigned():
             return x
         # numpy's abs of the most negative integer is itself (wraps); so is this
         return self.b.select(self.b.icmp_signed("<", x, _const(x.type, 0)), self.b.neg(x), x)
@@ -103,9 +112,15 @@ class Emitter:
         negv = self.b.fcmp_ordered("<", x, zero)
         return self.b.select(pos, one, self.b.select(negv, _const(x.type, -1), x))
 
+    def _unsigned(self):
+        """Are the integers of the op being lowered unsigned?  (LLVM's integer types
+        carry no sign: a uint64 above 2**63 compares as negative unless told.)"""
+        return bool(self.arg_dtypes) and self.arg_dtypes[0].kind == "u"
+
     def _icmp(self, op, x, y):
         # bools are i1: compare them unsigned (as signed, True would be -1)
-        return (self.b.icmp_unsigned if x.type == I1 else self.b.icmp_signed)(op, x, y)
+        unsigned = x.type == I1 or self._unsigned()
+        return (self.b.icmp_unsigned if unsigned else self.b.icmp_signed)(op, x, y)
 
     def maximum(self, x, y):
         if self._float(x):
@@ -125,9 +140,7 @@ class Emitter:
             if op == "!=":
                 return self.b.fcmp_unordered("!=", x, y)
             return self.b.fcmp_ordered(op, x, y)
-        if x.type == I1:
-            x, y = self.b.zext(x, I8), self.b.zext(y, I8)
-        return self.b.icmp_signed(op, x, y)
+        return self._icmp(op, x, y)
 
     def select(self, c, x, y):
         return self.b.select(c, x, y)
@@ -472,9 +485,11 @@ class Codegen(Lowering):
         self.loop(n, lambda i: self.b.store(_const(ty, value), self.b.gep(base, [i], inbounds=True)), f"fill{nid}")
 
     # -- nests -----------------------------------------------------------------------
-    def combine(self, op, acc, v):
+    def combine(self, op, acc, v, dtype=None):
+        """``acc`` and ``v`` combined by reduction ``op`` over values of ``dtype``."""
         if op == "sum":
             return self.b.fadd(acc, v, name="acc") if self.e._float(v) else self.b.add(acc, v)
+        self.e.arg_dtypes = [dtype]            # max/min compare unsigned integers unsigned
         return self.e.maximum(acc, v) if op == "max" else self.e.minimum(acc, v)
 
     def emit_loop_nest(self, nest, outer=None):
@@ -526,10 +541,10 @@ class Codegen(Lowering):
                 v = self.val(self.g[nid]["args"][0], idx)
                 if info[nid]["acc"] is not None:
                     acc = accs[(nid, b)] if (nid, b) in accs else accs[nid]
-                    self.b.store(self.combine(op, self.b.load(acc), v), acc)
+                    self.b.store(self.combine(op, self.b.load(acc), v, d["dtype"]), acc)
                 else:
                     p = self.ptr(nid, out_index(nid, idx))
-                    self.b.store(self.combine(op, self.b.load(p), v), p)
+                    self.b.store(self.combine(op, self.b.load(p), v, d["dtype"]), p)
 
         def stages(rows):
             """Every stage for a block of rows (outer indices): an inner loop serves all
@@ -690,7 +705,7 @@ class Codegen(Lowering):
         for r in crossing:   # merge the chunks' partial results, in chunk order
             op = {"sum": 0, "max": 1, "min": 2}[self.g[r]["op"]]
             dt = self.g[r]["dtype"]
-            kind = {"f8": 0, "f4": 1, "i8": 2, "u8": 2, "i4": 3, "b1": 4}[dt.kind + str(dt.itemsize)]
+            kind = COMBINE_KINDS[dt.kind + str(dt.itemsize)]
             b.call(comb, [ir.Constant(I32, op), ir.Constant(I32, kind), b.bitcast(self.bufs[("partial", r)], vp),
                           b.bitcast(self.bufs[r], vp), self.numel(self.g[r]["shape"]), nch])
         for t in range(T if can_fail else 0):   # chunks that did not run left theirs at 0

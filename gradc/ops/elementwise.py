@@ -253,7 +253,13 @@ def tanh(x): return _bind("tanh", x)
 def sigmoid(x): return _bind("sigmoid", x)
 def softplus(x): return _bind("softplus", x)
 def relu(x): return _bind("relu", x)
-def square(x): return _bind("square", x, float_result=False)
+def square(x):
+    t = _trace()
+    if isinstance(x, t.Value) and x.dtype == np.bool_:
+        x = convert(x, np.int8)                  # numpy's square has no bool loop: int8
+    return _bind("square", x, float_result=False)
+
+
 def stop_gradient(x): return _bind("stop_gradient", x)
 def add(x, y): return _bind("add", x, y, float_result=False)
 def subtract(x, y): return _bind("sub", x, y, float_result=False)
@@ -289,14 +295,19 @@ def convert_bool(x):
     return x
 
 
-def power(x, y):
+def power(x, y, operator=False):
     """x ** y; a constant exponent 2 becomes ``square`` (cheaper, exact derivative).
     Integers to integer powers stay integers (numpy's rule); a negative integer
     exponent is an error (numpy's ValueError) -- here when it is a constant, at run
-    time when it is an array."""
+    time when it is an array.  ``operator``: called as ``x ** y``, where numpy's arrays
+    compute ``** 2`` as ``square`` (so a bool array's ``** 2`` is int8, its
+    ``np.power(b, 2)`` int64)."""
     t = _trace()
-    if isinstance(x, t.Value) and x.dtype == np.bool_ and isinstance(y, int) and not isinstance(y, bool):
-        x = convert(x, np.int64)                 # numpy: bool ** int is int64
+    if operator and isinstance(y, int) and not isinstance(y, bool) and y == 2:
+        return square(x)
+    if getattr(x, "dtype", None) == np.bool_ and isinstance(y, int) and not isinstance(y, bool):
+        # numpy: np.power(bool, int) is int64
+        x = convert(x, np.int64) if isinstance(x, t.Value) else np.asarray(x, np.int64)
     if isinstance(x, t.Value) and x.dtype.kind in "iu" and isinstance(y, (int, np.integer)) \
             and not isinstance(y, bool) and y < 0:
         raise ValueError("Integers to negative integer powers are not allowed.")

@@ -147,12 +147,9 @@ def _reduce(name, x, axis, keepdims, npfn):
 
 def _reduce_dtype(name, dtype):
     """numpy's: max and min keep the dtype; a sum of bools or of integers narrower than
-    int64 is int64 (uint64 for unsigned); logsumexp is a float.  Except: unsigned max
-    and min are float64 (the native backends compare integers as signed)."""
-    if dtype.kind == "f":
+    int64 is int64 (uint64 for unsigned); logsumexp is a float."""
+    if dtype.kind == "f" or name in ("max", "min"):
         return dtype
-    if name in ("max", "min"):
-        return dtype if dtype.kind != "u" else np.dtype(np.float64)
     if name == "sum":
         return np.dtype(np.uint64 if dtype.kind == "u" else np.int64)
     return np.dtype(np.float64)

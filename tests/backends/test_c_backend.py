@@ -47,6 +47,9 @@ pytestmark = pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc") o
 
 # ----------------------------------------------------------------------------- comparison
 def assert_agree(got, ref, dtype, what):
+    if np.asarray(ref).dtype.kind in "iub":      # integers and bools: exactly
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(ref), err_msg=what)
+        return
     got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
     assert got.shape == ref.shape, f"{what}: shape {got.shape} != {ref.shape}"
     nan_g, nan_r = np.isnan(got), np.isnan(ref)
@@ -254,6 +257,13 @@ JIT = [
     ("gather_pairs", lambda X, i, j: X[i, j], lambda r, n: (r.standard_normal((n, n)), r.integers(0, max(n, 1), n),
                                                             r.integers(-max(n, 1), max(n, 1), n))),
     ("iota", lambda x: x * gnp.astype(gradc.arange_like(x), np.float64), lambda r, n: (r.standard_normal(n),)),
+    ("small_ints", lambda i, j: (gnp.maximum(i * 3 - j, gnp.minimum(i, j)) + 1, i * i, j > 40000, abs(i)),
+     lambda r, n: (r.integers(-128, 127, n, dtype=np.int8, endpoint=True),
+                   r.integers(0, 2 ** 16 - 1, n, dtype=np.uint16, endpoint=True))),
+    # above 2**63 a uint64 is negative if read as signed: compared, maxed and abs'd unsigned
+    ("uint64_high", lambda u, v: (gnp.maximum(u, v), gnp.minimum(u, v), abs(u), u > v, u <= v),
+     lambda r, n: (r.integers(2 ** 62, 2 ** 64 - 1, n, dtype=np.uint64, endpoint=True),
+                   r.integers(0, 2 ** 64 - 1, n, dtype=np.uint64, endpoint=True))),
 ]
 
 
