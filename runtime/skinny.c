@@ -112,6 +112,7 @@ static inline void vstore_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
         const T *A = (const T *)s->A, *B = (const T *)s->B;                                 \
         T *C = (T *)out;                                                                     \
         int64_t N = s->N, lda = s->lda, ldb = s->ldb;                                        \
+        int64_t b_end = (s->K - 1) * ldb + N;  /* elements of B: vector loads stay inside */ \
         int64_t width = i1 - i0 < SKINNY_TN_COLS ? i1 - i0 : SKINNY_TN_COLS;                 \
         V (*acc)[NV] = aligned_alloc(64, ((size_t)width * sizeof(V) * NV + 63) & ~(size_t)63); \
         if (!acc) { s->failed[0] = 1; return; }                                              \
@@ -124,10 +125,15 @@ static inline void vstore_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
                 V d[RB][NV];                                                                 \
                 const T *x[RB];                                                              \
                 for (int q = 0; q < RB; q++) {                                               \
-                    T row[NP] = {0};                                                         \
-                    if (q < rb) memcpy(row, B + (r + q) * ldb, (size_t)N * sizeof(T));       \
-                    for (int v = 0; v < NV; v++)       /* missing rows: zeros */              \
-                        d[q][v] = *(const V##u *)(row + v * L);                              \
+                    const T *brow = B + (r + q) * ldb;                                       \
+                    if (q < rb && (r + q) * ldb + NP <= b_end) {                             \
+                        for (int v = 0; v < NV; v++) /* lanes past N: padding, never stored */ \
+                            d[q][v] = *(const V##u *)(brow + v * L);                         \
+                    } else {              /* B's last rows, and missing rows (zeros) */       \
+                        T row[NP] = {0};                                                     \
+                        if (q < rb) memcpy(row, brow, (size_t)N * sizeof(T));                \
+                        for (int v = 0; v < NV; v++) d[q][v] = *(const V##u *)(row + v * L); \
+                    }                                                                        \
                     x[q] = A + (r + (q < rb ? q : 0)) * lda + c0;                            \
                 }                                                                            \
                 for (int64_t c = 0; c < nc; c++) {                                           \

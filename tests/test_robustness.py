@@ -501,6 +501,7 @@ n_checked = 0
 for n, d in [(1, 1), (3, 5), (7, 8), (9, 17), (33, 3), (1001, 7)]:
     X = r.normal(size=(n, d)); w = r.normal(size=d); y = r.normal(size=n); x = r.normal(size=n)
     W = r.normal(size=(d, 4)); labels = r.integers(0, 4, size=n)
+    W10 = r.normal(size=(d, 10)); labels10 = r.integers(0, 10, size=n)
     cases = [
         (gradc.jit(elementwise), (x, y)),
         (gradc.value_and_grad(lambda x, y: np.sum(elementwise(x, y)), argnums=(0, 1)), (x, y)),
@@ -510,6 +511,8 @@ for n, d in [(1, 1), (3, 5), (7, 8), (9, 17), (33, 3), (1001, 7)]:
         (gradc.jit(lambda X, y: y @ X), (X, y)),                          # vecmat
         (gradc.value_and_grad(neuron, argnums=(0, 1, 2)), (w, 0.3, X, y)),
         (gradc.value_and_grad(xent, argnums=(0, 1)), (W, X, labels)),    # gather + scatter
+        # 10 columns: the narrow kernels' padded vector loads (runtime/skinny.c)
+        (gradc.value_and_grad(xent, argnums=(0, 1)), (W10, X, labels10)),
     ]
     for f, args in cases:
         want = f(*args)
@@ -538,12 +541,12 @@ def test_guard_pages_nothing_outside_is_read_or_written():
     page, or starting exactly after the leading one): a read or write one element
     outside any input, output, constant or workspace buffer segfaults the subprocess.
     Covers element-wise ops, reductions (both axes, max/min), matvec and vecmat,
-    take_along_axis with in-range indices and its scatter adjoint, at sizes around the
-    vector width."""
+    take_along_axis with in-range indices and its scatter adjoint, the narrow matrix
+    products (10 columns: padded vector loads), at sizes around the vector width."""
     out = subprocess.run([sys.executable, "-c", GUARD_SCRIPT], capture_output=True, text=True, timeout=300,
                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
     assert out.returncode == 0, f"exit code {out.returncode} (-11 is a segfault): {out.stderr[-3000:]}"
-    assert out.stdout.startswith("OK 96"), out.stdout
+    assert out.stdout.startswith("OK 108"), out.stdout
 
 
 def test_canaries_around_inputs_are_untouched():

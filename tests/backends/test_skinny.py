@@ -93,3 +93,59 @@ def test_softmax_gradient_through_narrow_products(classes):
     v, g = gradc.value_and_grad(loss, backend="llvm")(W, X)
     np.testing.assert_allclose(v, v_ref, rtol=1e-12)
     np.testing.assert_allclose(g, g_ref, rtol=1e-11, atol=1e-14)
+
+
+GUARD_SCRIPT = r"""
+import ctypes, mmap, sys
+import numpy as np
+from gradc import _callpath
+PAGE = mmap.PAGESIZE
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+keep = []
+
+def flush_before_guard(a):
+    # a copy of `a` whose last byte is the last byte before a PROT_NONE page
+    a = np.ascontiguousarray(a)
+    npages = max(1, -(-a.nbytes // PAGE))
+    m = mmap.mmap(-1, (npages + 1) * PAGE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    assert libc.mprotect(base + npages * PAGE, PAGE, 0) == 0
+    keep.append(m)
+    g = np.frombuffer(m, dtype=a.dtype, count=a.size, offset=npages * PAGE - a.nbytes).reshape(a.shape)
+    g[...] = a
+    return g
+
+f = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64, ctypes.c_int64,
+                     ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                     ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)(_callpath.skinny_gemm_address())
+rng = np.random.default_rng(0)
+n = 0
+for dtype in (np.float64, np.float32):
+    for N in range(1, 17):
+        for K, M in ((1, 3), (5, 2), (64, 16), (7, 33)):
+            for tn in (0, 1):
+                a = flush_before_guard(rng.standard_normal((K, M) if tn else (M, K)).astype(dtype))
+                b = flush_before_guard(rng.standard_normal((K, N)).astype(dtype))
+                c = flush_before_guard(np.zeros((M, N), dtype))
+                rc = f(0 if dtype == np.float64 else 1, tn, M, N, K, a.ctypes.data, a.shape[1],
+                       b.ctypes.data, N, c.ctypes.data, N, 1)
+                want = (a.T if tn else a).astype(np.float64) @ b.astype(np.float64)
+                assert rc == 0 and np.allclose(c, want, rtol=1e-5, atol=1e-5), (dtype, N, K, M, tn)
+                n += 1
+print("OK", n)
+"""
+
+
+def test_padded_loads_stay_inside_the_operands():
+    """The narrow kernels load rows of B as whole vectors, padded past N; with every
+    operand ending flush against a PROT_NONE page, a load past the end of A, B or C
+    segfaults the subprocess.  Every width 1-16, both forms and dtypes."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", GUARD_SCRIPT], capture_output=True, text=True, timeout=300,
+                         cwd=root, env=dict(os.environ, PYTHONPATH=root))
+    assert out.returncode == 0, f"exit code {out.returncode} (-11 is a segfault): {out.stderr[-3000:]}"
+    assert out.stdout.startswith("OK 256"), out.stdout
