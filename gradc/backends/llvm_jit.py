@@ -216,11 +216,12 @@ def cores() -> int:
 
 def compile_parts(texts: list[str]) -> list[tuple[bytes, str]]:
     """Object code and optimized IR of each module (prepared IR text), compiled at once
-    on up to ``cores()`` threads, the largest first.  Caller holds ``_lock`` (the
-    TargetMachines are gradc's, one per thread)."""
+    on up to ``num_threads()`` threads (GRADC_NUM_THREADS, default all cores), the
+    largest first.  Caller holds ``_lock`` (the TargetMachines are gradc's, one per
+    thread)."""
     s = init()
     todo = sorted(range(len(texts)), key=lambda k: -len(texts[k]))
-    n = min(len(texts), cores())
+    n = min(len(texts), num_threads())
     while len(s["tms"]) < n:
         s["tms"].append(_jit_tm(s["cpu"], s["features"]))
     results: list = [None] * len(texts)

@@ -87,3 +87,22 @@ def test_kernels_compiled_at_once_from_many_threads_agree():
     for (v, g), (rv, rg) in results.values():
         onp.testing.assert_allclose(v, rv, rtol=1e-12)
         onp.testing.assert_allclose(g, rg, rtol=1e-12, atol=1e-15)
+
+
+def test_one_thread_when_asked(monkeypatch):
+    """GRADC_NUM_THREADS=1 keeps compilation on the caller's thread; 2 starts one
+    helper thread (and the caller compiles too)."""
+    texts = _parts("M5").raw_parts
+    started = []
+
+    class Recorder(threading.Thread):
+        def start(self):
+            started.append(self)
+            super().start()
+    monkeypatch.setattr(threading, "Thread", Recorder)
+    for threads, helpers in (("1", 0), ("2", 1)):
+        monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+        started.clear()
+        with llvm_jit._lock:
+            done = llvm_jit.compile_parts(texts)
+        assert len(started) == helpers and len(done) == len(texts)
