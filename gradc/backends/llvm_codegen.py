@@ -457,7 +457,7 @@ class Codegen(Lowering):
         loop_id.operands = (loop_id, *hints)
         return loop_id
 
-    def row_blocks(self, lo, hi, emit, size):
+    def row_blocks(self, lo, hi, emit, size, blocks=True, rest=True):
         """Rows lo..hi in blocks of ``size`` (``emit`` gets the block's row indices), then
         the remaining rows one at a time.  The remaining rows (at most size - 1 per
         call) run plain vector loops (``plain_loop_id``): O3's interleaved and unrolled
@@ -469,12 +469,13 @@ class Codegen(Lowering):
         n = b.sub(hi, lo)
         nblocks = b.sdiv(n, ir.Constant(I64, size))
         first = lambda t: b.add(lo, b.mul(t, ir.Constant(I64, size)))  # noqa: E731
-        self.loop(nblocks, lambda t: emit([b.add(first(t), ir.Constant(I64, k)) for k in range(size)]),
-                  name="rows")
-        rest = b.add(lo, b.mul(nblocks, ir.Constant(I64, size)))
-        saved, self.plain_loops = self.plain_loops, True
-        self.loop(hi, lambda i: emit([i]), name="row", start=rest)
-        self.plain_loops = saved
+        if blocks:
+            self.loop(nblocks, lambda t: emit([b.add(first(t), ir.Constant(I64, k)) for k in range(size)]),
+                      name="rows")
+        if rest:
+            saved, self.plain_loops = self.plain_loops, True
+            self.loop(hi, lambda i: emit([i]), name="row", start=b.add(lo, b.mul(nblocks, ir.Constant(I64, size))))
+            self.plain_loops = saved
 
     def fill(self, nid, value):
         """Set every element of a root's buffer (the identity of a reduction)."""
@@ -492,10 +493,16 @@ class Codegen(Lowering):
         self.e.arg_dtypes = [dtype]            # max/min compare unsigned integers unsigned
         return self.e.maximum(acc, v) if op == "max" else self.e.minimum(acc, v)
 
-    def emit_loop_nest(self, nest, outer=None):
+    def emit_loop_nest(self, nest, outer=None, part="all"):
         """Loops over the nest's domain.  Outer loops are shared; at the innermost level
         the stages run in order for each outer index: even stages are inner loops over
-        the last axis, odd stages compute row-level roots between them."""
+        the last axis, odd stages compute row-level roots between them.
+
+        ``part`` splits a row-blocked nest's rows in two (``lower_parts`` compiles the
+        halves on different cores): "blocks" runs the whole blocks of rows; "rest" the
+        rows after them, one at a time, continuing the reductions "blocks" left in
+        memory (no fill; the accumulators outside the row loop start from their stored
+        values), which sums every element in the same order as "all"."""
         dom, r = nest.domain, len(nest.domain)
         info = nest.info
         # per-row values only this nest reads live for one block of rows (schedule's
@@ -506,7 +513,7 @@ class Codegen(Lowering):
                 self.bufs[nid] = self.b.gep(self.bufs[("rows", nid)], [off])
         for nid in nest.roots:
             d = self.g[nid]
-            if d["op"] in REDUCE and info[nid]["acc"] is None:
+            if d["op"] in REDUCE and info[nid]["acc"] is None and part != "rest":
                 self.fill(nid, identity(d["op"], d["dtype"]))
         accs = {}
         n_stages = max((info[n]["stage"] for n in nest.roots), default=0) + 1
@@ -519,11 +526,15 @@ class Codegen(Lowering):
         def out_index(nid, idx):
             return nest.reduced_index(self.g[nid], idx, ir.Constant(I64, 0))
 
-        def init_acc(key):
+        def init_acc(key, resume_at=None):
             nid = key[0] if isinstance(key, tuple) else key
             acc = self.alloca(reg_type(self.g[nid]["dtype"]), name=f"n{nid}.acc")
             d = self.g[nid]
-            self.b.store(_const(acc.type.pointee, identity(d["op"], d["dtype"])), acc)
+            if resume_at is None:
+                self.b.store(_const(acc.type.pointee, identity(d["op"], d["dtype"])), acc)
+            else:   # part "rest": from where part "blocks" stored it
+                full = resume_at + [ir.Constant(I64, 0)] * (root_rank(nid) - len(resume_at))
+                self.b.store(self.load(nid, out_index(nid, full)), acc)
             accs[key] = acc
 
         def store_acc(key, idx):
@@ -582,14 +593,15 @@ class Codegen(Lowering):
 
         def level(k, idx):
             outers = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]
-            for n in outers:
-                init_acc(n)
+            for n in outers:   # (outside the row loop when k <= r - 2)
+                init_acc(n, idx if part == "rest" and blocked and k <= r - 2 else None)
             if k >= r - 1:
                 stages([idx])
             else:
                 lo, hi = outer if (outer and k == 0) else (None, self.size(dom[k]))
                 if blocked and k == r - 2:
-                    self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]), nest.row_block)
+                    self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]), nest.row_block,
+                                    blocks=part != "rest", rest=part != "blocks")
                 else:
                     self.loop(hi, lambda i: level(k + 1, idx + [i]), name=f"i{k}", start=lo)
             for n in outers:
@@ -603,6 +615,31 @@ class Codegen(Lowering):
     # 10,000 elements of a 61-cost body, runs 150 us serially and 63-78 us on 2 threads.)
     PAR_MIN_WORK = 1 << 18
 
+    def nest_function(self, nest, name, body_ty, crossing, part):
+        """A function of this module running ``part`` of ``nest`` (emit_loop_nest) over
+        rows [start, end) of its outer loop for chunk ``tid``: buffers, sizes, start,
+        end, tid, the chunks' status array."""
+        s = self.s
+        n_ptr, n_sym = len(self.ptr_tys), len(s.symbols)
+        fn = ir.Function(self.module, body_ty, name=name)
+        for arg in fn.args[:n_ptr]:
+            arg.add_attribute("noalias")
+        saved = (self.b, self.entry, self.bufs, self.sizes, self.status, self.chunk)
+        self.entry = fn.append_basic_block("entry")
+        self.b = ir.IRBuilder(self.entry)
+        self.bind_buffers(fn.args[:n_ptr])
+        self.sizes = dict(zip(s.symbols, fn.args[n_ptr:n_ptr + n_sym]))
+        start, end, tid, status_arr = fn.args[n_ptr + n_sym:]
+        self.status = self.b.gep(status_arr, [tid])
+        self.chunk = self.b.sext(tid, I64)
+        for r in crossing:   # this chunk's partial result
+            off = self.b.mul(self.b.sext(tid, I64), self.numel(self.g[r]["shape"]))
+            self.bufs[r] = self.b.gep(self.bufs[("partial", r)], [off])
+        self.emit_loop_nest(nest, outer=(start, end), part=part)
+        self.b.ret_void()
+        self.b, self.entry, self.bufs, self.sizes, self.status, self.chunk = saved
+        return fn
+
     def emit_parallel_nest(self, nest, k, impl):
         """Outline the nest into a body function over [start, end) of its outer loop, run
         it in chunks on the thread pool, then combine per-chunk partial reductions in
@@ -615,29 +652,21 @@ class Codegen(Lowering):
         if self.split:   # helpers and declarations the body needs go to the task's module
             self.module = ir.Module(name=f"{self.name}.task{k}")
             self.parts.append(self.module)
-        body = ir.Function(self.module, body_ty, name=f"{self.name}.nest{k}")
+        # Split modules: a row-blocked nest's rows after its last block go to a module
+        # of their own too (a third of the nest's compile time; emit_loop_nest's part)
+        split_rest = self.split and len(nest.domain) == 2 and nest.row_block > 1
+        flagged_before, self.flagged = self.flagged, False
+        body = self.nest_function(nest, f"{self.name}.nest{k}", body_ty, crossing, "blocks" if split_rest else "all")
         body.linkage = "internal"
         body.attributes.add("alwaysinline")
-        for arg in body.args[:n_ptr]:
-            arg.add_attribute("noalias")
-        saved = (self.b, self.entry, self.bufs, self.sizes, self.status)
-        self.entry = body.append_basic_block("entry")
-        self.b = ir.IRBuilder(self.entry)
-        self.bind_buffers(body.args[:n_ptr])
-        self.sizes = dict(zip(s.symbols, body.args[n_ptr:n_ptr + n_sym]))
-        start, end, tid, status_arr = body.args[n_ptr + n_sym:]
-        self.status = self.b.gep(status_arr, [tid])
-        saved_chunk, self.chunk = self.chunk, self.b.sext(tid, I64)
-        for r in crossing:   # this chunk's partial result
-            off = self.b.mul(self.b.sext(tid, I64), self.numel(self.g[r]["shape"]))
-            self.bufs[r] = self.b.gep(self.bufs[("partial", r)], [off])
-        flagged_before, self.flagged = self.flagged, False
-        self.emit_loop_nest(nest, outer=(start, end))
+        if split_rest:
+            task_module, self.module = self.module, ir.Module(name=f"{self.name}.nest{k}.rest")
+            self.parts.append(self.module)
+            rest = self.nest_function(nest, f"{self.name}.nest{k}.rest", body_ty, crossing, "rest")
+            self.module = task_module
+            rest = ir.Function(self.module, body_ty, name=rest.name)   # declared; linked by the JIT
         can_fail = self.flagged          # only gathers and integer powers set a status
         self.flagged = flagged_before or can_fail
-        self.chunk = saved_chunk
-        self.b.ret_void()
-        self.b, self.entry, self.bufs, self.sizes, self.status = saved
 
         # task(ctx, start, end, chunk): unpack the context, call the body
         vp = I8.as_pointer()
@@ -653,6 +682,8 @@ class Codegen(Lowering):
         stp = tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, n_ptr + 1)])), I32.as_pointer())
         vals += [tb.load(tb.gep(szp, [ir.Constant(I64, j)])) for j in range(n_sym)]
         tb.call(body, vals + [task.args[1], task.args[2], task.args[3], stp])
+        if split_rest:
+            tb.call(rest, vals + [task.args[1], task.args[2], task.args[3], stp])
         tb.ret_void()
         if self.split:   # the kernel's module declares the task; the JIT links the objects
             self.module = kernel_module

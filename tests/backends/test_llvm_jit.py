@@ -19,19 +19,27 @@ def _parts(model="M4"):
 
 
 def test_parallel_nests_become_modules_of_their_own():
+    """M4: the kernel, then a module per parallel nest's task, which the kernel declares.
+    M2: its row-blocked nest's rows after the last block in a module of their own too,
+    declared by the task that calls it."""
+    def defined(text):
+        return re.findall(r'^define [^@]*@"?([\w.]+)"?\(', text, re.M)
     art = _parts("M4")
-    parts = art.raw_parts
-    assert len(parts) >= 3     # the kernel and M4's parallel nests' tasks
-    name = art.name
-    kernel, tasks = parts[0], parts[1:]
-    for task in tasks:
-        defined = re.findall(r'^define [^@]*@"?([\w.]+)"?\(', task, re.M)
-        task_name = next(d for d in defined if d.startswith(name + ".task"))
-        # the kernel declares what it calls and another module defines
-        assert f'declare void @"{task_name}"' in kernel
+    name, parts = art.name, art.raw_parts
+    assert len(parts) >= 3 and name in defined(parts[0])
+    for task in parts[1:]:
+        task_name = next(d for d in defined(task) if d.startswith(name + ".task"))
+        assert f'declare void @"{task_name}"' in parts[0]
     # what a reader sees: every module, in order
-    shown = art.llvm_ir(optimized=False)
-    assert shown.count("; ModuleID") == len(parts)
+    assert art.llvm_ir(optimized=False).count("; ModuleID") == len(parts)
+
+    art = _parts("M2")
+    name, parts = art.name, art.raw_parts
+    assert len(parts) == 3
+    rest = next(d for d in defined(parts[2]) if d.endswith(".rest"))
+    assert f'declare void @"{rest}"' in parts[1] and f'call void @"{rest}"' in parts[1]
+    assert "row.cond" in parts[2] and "rows.cond" not in parts[2]        # one row at a time
+    assert "rows.cond" in parts[1] and 'label %"row.cond"' not in parts[1]   # whole blocks
 
 
 def test_threads_compile_the_same_code_as_one_thread():
