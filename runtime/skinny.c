@@ -52,10 +52,6 @@ typedef float vf __attribute__((vector_size(32)));
 typedef double vdu __attribute__((vector_size(32), aligned(8), may_alias));
 typedef float vfu __attribute__((vector_size(32), aligned(4), may_alias));
 
-static inline vd vload_d(const double *p) { vd v; memcpy(&v, p, sizeof v); return v; }
-static inline vf vload_f(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
-static inline void vstore_d(double *p, vd v) { memcpy(p, &v, sizeof v); }
-static inline void vstore_f(float *p, vf v) { memcpy(p, &v, sizeof v); }
 #define SPLAT_double(x) ((vd){(x), (x), (x), (x)})
 #define SPLAT_float(x) ((vf){(x), (x), (x), (x), (x), (x), (x), (x)})
 #define SPLAT(V, T, x) SPLAT_##T(x)

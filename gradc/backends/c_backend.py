@@ -34,13 +34,13 @@ import subprocess
 import tempfile
 import threading
 
-
 from ..errors import GradcError
 from ..graph import Graph
 from . import cache
 from .c_codegen import generate
 from .llvm_backend import Kernel, compile_kernel, const_bytes, kernel_name
 from .schedule import schedule
+
 
 def _runtime_dir() -> str:
     """Where gradc.h is: inside the package when installed (setup.py copies it to

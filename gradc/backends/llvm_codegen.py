@@ -152,7 +152,7 @@ class Emitter:
         return self.b.xor(x, _const(I1, 1))
 
     def cast(self, x, dtype):
-        return self.cg.convert(x, reg_type(dtype), unsigned=self.arg_dtypes[0].kind == "u")
+        return self.cg.convert(x, reg_type(dtype), unsigned=self._unsigned())
 
     def pow(self, x, y):
         if not self._float(x):
@@ -486,7 +486,7 @@ class Codegen(Lowering):
         self.loop(n, lambda i: self.b.store(_const(ty, value), self.b.gep(base, [i], inbounds=True)), f"fill{nid}")
 
     # -- nests -----------------------------------------------------------------------
-    def combine(self, op, acc, v, dtype=None):
+    def combine(self, op, acc, v, dtype):
         """``acc`` and ``v`` combined by reduction ``op`` over values of ``dtype``."""
         if op == "sum":
             return self.b.fadd(acc, v, name="acc") if self.e._float(v) else self.b.add(acc, v)
@@ -526,6 +526,9 @@ class Codegen(Lowering):
         def out_index(nid, idx):
             return nest.reduced_index(self.g[nid], idx, ir.Constant(I64, 0))
 
+        def acc_slot(nid, idx):   # where an accumulator for outer index idx is stored
+            return out_index(nid, idx + [ir.Constant(I64, 0)] * (root_rank(nid) - len(idx)))
+
         def init_acc(key, resume_at=None):
             nid = key[0] if isinstance(key, tuple) else key
             acc = self.alloca(reg_type(self.g[nid]["dtype"]), name=f"n{nid}.acc")
@@ -533,14 +536,12 @@ class Codegen(Lowering):
             if resume_at is None:
                 self.b.store(_const(acc.type.pointee, identity(d["op"], d["dtype"])), acc)
             else:   # part "rest": from where part "blocks" stored it
-                full = resume_at + [ir.Constant(I64, 0)] * (root_rank(nid) - len(resume_at))
-                self.b.store(self.load(nid, out_index(nid, full)), acc)
+                self.b.store(self.load(nid, acc_slot(nid, resume_at)), acc)
             accs[key] = acc
 
         def store_acc(key, idx):
             nid = key[0] if isinstance(key, tuple) else key
-            full = idx + [ir.Constant(I64, 0)] * (root_rank(nid) - len(idx))
-            self.store(nid, out_index(nid, full), self.b.load(accs[key]))
+            self.store(nid, acc_slot(nid, idx), self.b.load(accs[key]))
 
         def body(roots, idx, b=0):
             self.memo = {}
@@ -615,6 +616,13 @@ class Codegen(Lowering):
     # 10,000 elements of a 61-cost body, runs 150 us serially and 63-78 us on 2 threads.)
     PAR_MIN_WORK = 1 << 18
 
+    def new_part(self, name):
+        """Start module ``name`` of a split kernel (``lower_parts``); returns the module
+        being emitted before, to go back to."""
+        previous, self.module = self.module, ir.Module(name=name)
+        self.parts.append(self.module)
+        return previous
+
     def nest_function(self, nest, name, body_ty, crossing, part):
         """A function of this module running ``part`` of ``nest`` (emit_loop_nest) over
         rows [start, end) of its outer loop for chunk ``tid``: buffers, sizes, start,
@@ -648,10 +656,8 @@ class Codegen(Lowering):
         crossing = [n for n in nest.roots if n in s.partials]
         n_ptr, n_sym = len(self.ptr_tys), len(s.symbols)
         body_ty = ir.FunctionType(ir.VoidType(), self.ptr_tys + [I64] * n_sym + [I64, I64, I32, I32.as_pointer()])
-        kernel_module = self.module
         if self.split:   # helpers and declarations the body needs go to the task's module
-            self.module = ir.Module(name=f"{self.name}.task{k}")
-            self.parts.append(self.module)
+            kernel_module = self.new_part(f"{self.name}.task{k}")
         # Split modules: a row-blocked nest's rows after its last block go to a module
         # of their own too (a third of the nest's compile time; emit_loop_nest's part)
         split_rest = self.split and len(nest.domain) == 2 and nest.row_block > 1
@@ -660,8 +666,7 @@ class Codegen(Lowering):
         body.linkage = "internal"
         body.attributes.add("alwaysinline")
         if split_rest:
-            task_module, self.module = self.module, ir.Module(name=f"{self.name}.nest{k}.rest")
-            self.parts.append(self.module)
+            task_module = self.new_part(f"{self.name}.nest{k}.rest")
             rest = self.nest_function(nest, f"{self.name}.nest{k}.rest", body_ty, crossing, "rest")
             self.module = task_module
             rest = ir.Function(self.module, body_ty, name=rest.name)   # declared; linked by the JIT
@@ -861,6 +866,7 @@ class Codegen(Lowering):
 
     def matmul_loops(self, nid, a, bb, k, m, n):
         b = self.b
+        dtype = self.g[nid]["dtype"]
         self.fill(nid, 0.0)
 
         def over_i(i):     # i-k-j order: the inner loop streams rows of b and c (vectorizes)
@@ -871,7 +877,7 @@ class Codegen(Lowering):
                 def over_j(j):
                     self.memo = {}
                     p = self.ptr(nid, [i, j])
-                    b.store(self.combine("sum", b.load(p), self.e.mul(va, self.val(bb, [kk, j]))), p)
+                    b.store(self.combine("sum", b.load(p), self.e.mul(va, self.val(bb, [kk, j])), dtype), p)
                 self.loop(n, over_j, name="j")
             self.loop(k, over_k, name="k")
         self.loop(m, over_i, name="i")

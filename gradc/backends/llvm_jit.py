@@ -183,13 +183,10 @@ def _unlocked(name: str):
     return getattr(fn, "_cfn", fn)
 
 
-def emit_object(mod: "llvm.ModuleRef", tm=None, private=False) -> bytes:
-    """Object code of ``mod`` (``private``: a module of ``parse(..., private=True)``,
-    compiled outside llvmlite's lock)."""
+def _emit_unlocked(mod: "llvm.ModuleRef", tm) -> bytes:
+    """``tm.emit_object(mod)`` outside llvmlite's lock, for a module of
+    ``parse(..., private=True)``."""
     import ctypes
-    tm = tm or init()["tm"]
-    if not private:
-        return tm.emit_object(mod)
     lib = llvm.ffi.lib
     with llvm.ffi.OutputString() as err:
         buf = _unlocked("LLVMPY_TargetMachineEmitToMemory")(tm, mod, 1, err)
@@ -204,7 +201,7 @@ def emit_object(mod: "llvm.ModuleRef", tm=None, private=False) -> bytes:
 def _compile_private(text: str, tm) -> tuple[bytes, str]:
     mod = parse(text, tm, private=True)
     optimize(mod, tm, private=True)
-    return emit_object(mod, tm, private=True), str(mod)
+    return _emit_unlocked(mod, tm), str(mod)
 
 
 def cores() -> int:
@@ -380,7 +377,7 @@ class Artifact:
     """A compiled kernel: its entry address, and on demand its IR before and after
     optimization and its assembly.
 
-    ``make_ir()`` builds the LLVM IR: one module's text, or a list of them
+    ``make_ir()`` builds the LLVM IR: the texts of the kernel's modules
     (``llvm_codegen.lower_parts``), compiled at once (``compile_parts``) and linked by
     the engine.  Object code comes from the on-disk cache when an entry for
     ``key_parts`` (the scheduled graph and everything else that decides the code), the
@@ -422,8 +419,7 @@ class Artifact:
     @property
     def raw_parts(self) -> list[str]:
         if self._raw is None:
-            made = self._make_ir()
-            self._raw = [prepare_ir(t) for t in ([made] if isinstance(made, str) else made)]
+            self._raw = [prepare_ir(t) for t in self._make_ir()]
         return self._raw
 
     def _compile(self) -> list[bytes]:
@@ -456,10 +452,10 @@ class Artifact:
 
     def _for_cpu(self, cpu, optimized):
         tm, _triple, _name, vm = target_machine(cpu)
-        made = self._make_ir()
+        texts = self._make_ir()
         mods = []
         with _lock:
-            for text in [made] if isinstance(made, str) else made:
+            for text in texts:
                 mod = parse(prepare_ir(text, vm), tm)
                 if optimized:
                     optimize(mod, tm)

@@ -303,10 +303,9 @@ def power(x, y, operator=False):
     compute ``** 2`` as ``square`` (so a bool array's ``** 2`` is int8, its
     ``np.power(b, 2)`` int64)."""
     t = _trace()
-    if operator and isinstance(y, int) and not isinstance(y, bool) and y == 2:
-        return square(x)
-    if getattr(x, "dtype", None) == np.bool_ and isinstance(y, int) and not isinstance(y, bool):
-        # numpy: np.power(bool, int) is int64
+    py_int = isinstance(y, int) and not isinstance(y, bool)
+    if getattr(x, "dtype", None) == np.bool_ and py_int and not (operator and y == 2):
+        # numpy: np.power(bool, int) is int64 (``b ** 2`` is square's int8, below)
         x = convert(x, np.int64) if isinstance(x, t.Value) else np.asarray(x, np.int64)
     if isinstance(x, t.Value) and x.dtype.kind in "iu" and isinstance(y, (int, np.integer)) \
             and not isinstance(y, bool) and y < 0:
