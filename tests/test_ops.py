@@ -496,3 +496,52 @@ def test_gradients_float32(c):
         scale = 1 + np.max(np.abs(cts64[k]), initial=0)
         np.testing.assert_allclose(np.asarray(cts32[k], np.float64), cts64[k], rtol=F32_GRAD_RTOL,
                                    atol=F32_GRAD_RTOL * scale)
+
+
+# -- the tie rule of maximum and minimum ----------------------------------------------
+# Between two operands that both vary, a tie splits the gradient 1/2, 1/2 (JAX's and
+# PyTorch's convention); against a constant the paper's strict rule holds: max(0, z) has
+# derivative 1[z > 0], 0 at z = 0.  Oracles: closed forms, and finite differences
+# where the function is differentiable (the tie of f(x) = max(x, x) = x is).
+TIES = numpy.array([-2.0, -1.0, 0.0, 0.0, 1.0, 1.0, 3.0])
+
+
+@pytest.mark.parametrize("op", ["maximum", "minimum"])
+def test_tie_with_itself_has_derivative_one(op):
+    f = lambda x: gnp.sum(getattr(gnp, op)(x, x))       # noqa: E731  (= sum(x))
+    numpy.testing.assert_array_equal(gradc.grad(f)(TIES), numpy.ones_like(TIES))
+    numpy.testing.assert_array_equal(gradc.jvp(f, (TIES,), (numpy.ones_like(TIES),))[1], TIES.size)
+    # differentiable at the tie, so central differences agree
+    numpy.testing.assert_allclose(gradc.grad(f)(TIES), fd_grad(lambda x: numpy.sum(getattr(numpy, op)(x, x)), [TIES], 0))
+
+
+@pytest.mark.parametrize("op", ["maximum", "minimum"])
+def test_tie_between_two_arguments_splits(op):
+    x, y = TIES, numpy.array([-2.0, 0.0, 0.0, 5.0, 1.0, -1.0, 3.0])
+    dx, dy = gradc.grad(lambda x, y: gnp.sum(getattr(gnp, op)(x, y)), argnums=(0, 1))(x, y)
+    wins = x > y if op == "maximum" else x < y
+    numpy.testing.assert_array_equal(dx, numpy.where(x == y, 0.5, wins))
+    numpy.testing.assert_array_equal(dy, numpy.where(x == y, 0.5, ~wins & (x != y)))
+
+
+@pytest.mark.parametrize("op", ["maximum", "minimum"])
+def test_tie_against_a_constant_is_strict(op):
+    z = TIES
+    g = gradc.grad(lambda z: gnp.sum(getattr(gnp, op)(0.0, z)))(z)
+    numpy.testing.assert_array_equal(g, z > 0 if op == "maximum" else z < 0)
+    # a constant array, and a view of one, count as constants too
+    c = numpy.zeros(z.shape)
+    g = gradc.grad(lambda z: gnp.sum(getattr(gnp, op)(z, c[::-1])))(z)
+    numpy.testing.assert_array_equal(g, z > 0 if op == "maximum" else z < 0)
+
+
+def test_ppo_clipped_objective_gets_the_advantage_inside_the_band():
+    """min(r A, clip(r, 0.8, 1.2) A): inside the band both sides are equal, and the
+    gradient is A (before the tie rule it was 0 there)."""
+    r = numpy.array([0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.6, 0.6, 1.5])
+    A = numpy.array([1.0, -2.0, 0.5, -1.5, 2.0, 1.0, -0.5, -1.0, 3.0])
+    g = gradc.grad(lambda r, A: gnp.sum(gnp.minimum(r * A, gnp.clip(r, 0.8, 1.2) * A)))(r, A)
+    ref = fd_grad(lambda r, A: numpy.sum(numpy.minimum(r * A, numpy.clip(r, 0.8, 1.2) * A)), [r, A], 0)
+    numpy.testing.assert_allclose(g, ref, rtol=1e-6, atol=1e-6)
+    inside = (r > 0.8) & (r < 1.2)
+    numpy.testing.assert_array_equal(g[inside], A[inside])

@@ -47,9 +47,9 @@ class Kernel:
     """A compiled graph with its call path."""
 
     def __init__(self, graph: Graph):
-        from .llvm_jit import init
+        from .llvm_jit import init, kernel_threads
         blas = init()["blas"]
-        s = schedule(graph, threads=init()["threads"], row_local=True)
+        s = schedule(graph, threads=kernel_threads(), row_local=True)
         text = graph.text(sources=False)
         name = kernel_name(graph, text)
         # What decides the code: the graph, its constants, the thread split, the BLAS

@@ -477,13 +477,19 @@ class Codegen(Lowering):
             self.loop(hi, lambda i: emit([i]), name="row", start=b.add(lo, b.mul(nblocks, ir.Constant(I64, size))))
             self.plain_loops = saved
 
-    def fill(self, nid, value):
-        """Set every element of a root's buffer (the identity of a reduction)."""
+    def fill(self, nid, value, rows=None):
+        """Set every element of a root's buffer (the identity of a reduction), or with
+        ``rows`` = (start, end) only those rows of its first axis."""
         shape = self.g[nid]["shape"]
-        n = self.numel(shape)
         ty = reg_type(self.g[nid]["dtype"])
         base = self.bufs[nid]
-        self.loop(n, lambda i: self.b.store(_const(ty, value), self.b.gep(base, [i], inbounds=True)), f"fill{nid}")
+        if rows is None:
+            start, end = None, self.numel(shape)
+        else:
+            row = self.numel(shape[1:])
+            start, end = self.b.mul(rows[0], row), self.b.mul(rows[1], row)
+        self.loop(end, lambda i: self.b.store(_const(ty, value), self.b.gep(base, [i], inbounds=True)),
+                  f"fill{nid}", start=start)
 
     # -- nests -----------------------------------------------------------------------
     def combine(self, op, acc, v, dtype):
@@ -514,7 +520,11 @@ class Codegen(Lowering):
         for nid in nest.roots:
             d = self.g[nid]
             if d["op"] in REDUCE and info[nid]["acc"] is None and part != "rest":
-                self.fill(nid, identity(d["op"], d["dtype"]))
+                # A chunk of a parallel nest owns only its rows of a reduction that keeps
+                # the outer axis (other chunks fill and fill in theirs concurrently); a
+                # reduction across chunks writes this chunk's own partial buffer.
+                own_rows = outer if outer is not None and nid not in self.s.partials else None
+                self.fill(nid, identity(d["op"], d["dtype"]), rows=own_rows)
         accs = {}
         n_stages = max((info[n]["stage"] for n in nest.roots), default=0) + 1
 
@@ -551,12 +561,13 @@ class Codegen(Lowering):
                     self.store(nid, idx, self._val_root(nid, idx))
                     continue
                 v = self.val(self.g[nid]["args"][0], idx)
+                dtype = self.g[nid]["dtype"]
                 if info[nid]["acc"] is not None:
                     acc = accs[(nid, b)] if (nid, b) in accs else accs[nid]
-                    self.b.store(self.combine(op, self.b.load(acc), v, d["dtype"]), acc)
+                    self.b.store(self.combine(op, self.b.load(acc), v, dtype), acc)
                 else:
                     p = self.ptr(nid, out_index(nid, idx))
-                    self.b.store(self.combine(op, self.b.load(p), v, d["dtype"]), p)
+                    self.b.store(self.combine(op, self.b.load(p), v, dtype), p)
 
         def stages(rows):
             """Every stage for a block of rows (outer indices): an inner loop serves all

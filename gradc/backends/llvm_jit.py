@@ -48,7 +48,7 @@ def init():
             llvm.add_symbol("gradc_cblas_dgemm", found["d"])
             llvm.add_symbol("gradc_cblas_sgemm", found["s"])
         _state["blas"] = found
-        _state["threads"] = 1
+        _state["pool"] = False
         try:   # the thread pool lives in the C call path extension
             from .. import _callpath
             llvm.add_symbol("gradc_parallel_for", _callpath.parallel_for_address())
@@ -56,7 +56,7 @@ def init():
             if found:   # narrow products (N <= 16) run gradc's own kernels (runtime/skinny.c)
                 llvm.add_symbol("gradc_skinny_gemm", _callpath.skinny_gemm_address())
                 found["skinny"] = True
-            _state["threads"] = num_threads()
+            _state["pool"] = True
         except ImportError:
             pass
         backing = llvm.parse_assembly("")
@@ -67,6 +67,13 @@ def init():
 def _jit_tm(cpu: str, features: str):
     return llvm.Target.from_default_triple().create_target_machine(
         cpu=cpu, features=features, opt=3, codemodel="jitdefault")
+
+
+def kernel_threads() -> int:
+    """Threads a kernel compiled now splits its parallel nests over: GRADC_NUM_THREADS
+    as it is set at compile time (so one process can compile for 1 and for 2 threads,
+    as the tests and the fuzzer do), or 1 without the thread pool."""
+    return num_threads() if init()["pool"] else 1
 
 
 def num_threads() -> int:

@@ -198,10 +198,40 @@ elementwise("pow", np.power,
                              lambda g: g * (z * log(x))),
             c="gradc_pow({0}, {1}, &status)", llvm=lambda e, x, y: e.pow(x, y), infix="**",
             doc="x ** y; integers raised to a negative integer power are an error, as in numpy")
-elementwise("maximum", np.maximum, lambda z, x, y: (x > y, y > x), c="gradc_max({0}, {1})",
-            llvm=lambda e, x, y: e.maximum(x, y), doc="derivative 1[x > y], 1[y > x] (the paper)")
-elementwise("minimum", np.minimum, lambda z, x, y: (x < y, y < x), c="gradc_min({0}, {1})",
-            llvm=lambda e, x, y: e.minimum(x, y))
+def _is_constant(v) -> bool:
+    """Does ``v`` depend on no input of the graph being traced (a literal, a constant
+    array, or views and arithmetic of constants)?"""
+    t = _trace()
+    if not isinstance(v, t.Value):
+        return True
+    g = v._b.graph
+    if g[v._id]["op"] == "const":
+        return True
+    return not any(g[a]["op"] == "input" for a in g.reachable([v._id], forward=False))
+
+
+def _select_partials(wins_x, wins_y):
+    """Partials of max/min(x, y), given which operand is selected strictly (``wins_x``
+    = ``x > y`` for max).  Against a constant the paper's strict rule holds: max(0, z)
+    has Jacobian diag(1[z > 0]), 0 at z = 0.  Between two operands that both vary, a tie
+    splits the gradient equally (JAX's and PyTorch's convention), so max(x, x) has
+    derivative 1 and the two sides of PPO's clipped objective share it."""
+    def partials(z, x, y):
+        if _is_constant(x) or _is_constant(y):
+            return wins_x(x, y), wins_y(x, y)
+        dt = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
+        tie = x == y
+        return (where(tie, 0.5, convert(wins_x(x, y), dt)),
+                where(tie, 0.5, convert(wins_y(x, y), dt)))
+    return partials
+
+
+elementwise("maximum", np.maximum, _select_partials(lambda x, y: x > y, lambda x, y: y > x),
+            c="gradc_max({0}, {1})", llvm=lambda e, x, y: e.maximum(x, y),
+            doc="derivative 1[x > y], 1[y > x] (the paper); a tie of two varying operands splits 1/2, 1/2")
+elementwise("minimum", np.minimum, _select_partials(lambda x, y: x < y, lambda x, y: y < x),
+            c="gradc_min({0}, {1})", llvm=lambda e, x, y: e.minimum(x, y),
+            doc="derivative 1[x < y], 1[y < x]; a tie of two varying operands splits 1/2, 1/2")
 for _n, _f, _s in [("gt", np.greater, ">"), ("ge", np.greater_equal, ">="), ("lt", np.less, "<"),
                    ("le", np.less_equal, "<="), ("eq", np.equal, "=="), ("ne", np.not_equal, "!=")]:
     elementwise(_n, _f, vjp=lambda g, z, x, y: (None, None), jvp=lambda ts, z, x, y: None,

@@ -367,3 +367,38 @@ def test_per_row_values_need_no_workspace():
         few = {sym: 16 if sym != rows else 1000 for sym in s.symbols}
         many = dict(few, **{rows: 10 ** 7})
         assert workspace_bytes(s, few) == workspace_bytes(s, many), model
+
+
+# -- regressions: wrong values with no error ------------------------------------------
+@pytest.mark.parametrize("n", [37, 300, 1000])
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_nest_reducing_over_two_axes_on_threads(n, threads, monkeypatch):
+    """One nest over (n, n, m) sums over axis 1 (rows each chunk owns) and axis 0
+    (partials across chunks).  Each chunk used to reset the whole axis-1 buffer, wiping
+    what earlier chunks wrote: half the gradient at n = 300.  Closed form
+    d/dx sum_ab |x_a - x_b|^2 = 4 (n x_a - sum_b x_b)."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    x = onp.random.default_rng(n).normal(size=(n, 3))
+    g = gradc.grad(lambda x: np.sum((x[:, None, :] - x[None, :, :]) ** 2))(x)
+    close(g, 4 * (n * x - x.sum(0)), terms=n)
+    # the weighted form, differentiated with respect to both point sets
+    rng = onp.random.default_rng(n + 1)
+    W, y = rng.random((n, n - 1)), rng.normal(size=(n - 1, 3))
+    dx, dy = gradc.grad(lambda x, y, W: np.sum(W[:, :, None] * (x[:, None, :] - y[None, :, :]) ** 2),
+                        argnums=(0, 1))(x, y, W)
+    d = x[:, None, :] - y[None, :, :]
+    close(dx, (2 * W[:, :, None] * d).sum(1), terms=n)
+    close(dy, -(2 * W[:, :, None] * d).sum(0), terms=n)
+
+
+@pytest.mark.parametrize("n", [3, 600_000])
+def test_reductions_of_different_dtypes_share_a_nest(n):
+    """A uint64 max beside a float64 sum in one nest: the max used to be combined with
+    the float sum's dtype (a leftover loop variable), so 2**63 + 5 lost to 3."""
+    k = onp.full(n, 3, onp.uint64)
+    k[n // 2] = 2 ** 63 + 5
+    x = onp.linspace(0, 1, n)
+    f = gradc.jit(lambda k, x: (np.max(k), np.min(k), np.sum(x + k.astype(onp.float64) * 0.0)))
+    mx, mn, s = f(k, x)
+    assert mx == 2 ** 63 + 5 and mx.dtype == onp.uint64 and mn == 3
+    close(s, x.sum(), terms=n)
