@@ -73,6 +73,7 @@ import types
 import numpy as np
 
 from .bench_models import MODELS, SIZES, make_data
+from .roofline import blas_threads, cell_bound, gradc_threads, measure_host
 
 # value_and_grad, float64: the largest acceptable median(gradc) / median(numpy)
 FLOORS = {
@@ -239,7 +240,7 @@ def machine_info() -> dict:
     try:   # what the LLVM backend actually uses (threads, the BLAS it calls for large products)
         from .backends import llvm_jit
         state = llvm_jit.init()
-        info["gradc_threads"] = state.get("threads")
+        info["gradc_threads"] = llvm_jit.kernel_threads()
         blas = state.get("blas")
         info["gradc_blas"] = bool(blas) if blas is not None else None
     except Exception:  # noqa: BLE001
@@ -252,18 +253,27 @@ def machine_info() -> dict:
 
 
 # ----------------------------------------------------------------------------- peers
-def load_peers(names, dtype) -> dict:
-    """{name: {"available": bool, "version" | "reason": str}} (imports are guarded)."""
+def load_peers(names, dtype, threads=None) -> dict:
+    """{name: {"available": bool, "version" | "reason": str}} (imports are guarded).
+    With ``threads`` = 1, XLA and PyTorch are limited to one thread (XLA's flags only
+    take effect before jax is first imported)."""
     out = {}
+    if threads == 1:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                                   " intra_op_parallelism_threads=1").strip()
     for name in names:
         try:
             if name == "jax":
+                if threads == 1 and "jax" in sys.modules:
+                    raise RuntimeError("jax was imported before --threads 1 could limit it")
                 import jax
                 if dtype == "float64":
                     jax.config.update("jax_enable_x64", True)
                 out[name] = {"available": True, "version": jax.__version__}
             elif name == "torch":
                 import torch
+                if threads == 1:
+                    torch.set_num_threads(1)
                 out[name] = {"available": True, "version": torch.__version__,
                              "threads": torch.get_num_threads()}
         except ImportError:
@@ -461,6 +471,22 @@ def measure(entries: dict, budget: float, min_batches: int, rounds: int, progres
     return out
 
 
+def measure_no_settle(numpy_entry, gradc_entry, budget: float) -> dict:
+    """Each implementation timed right after the other one, as in a program that mixes
+    numpy and gradc calls: one gradc call after one numpy call (whose BLAS threads may
+    still spin), one numpy call after one gradc call; medians over about ``budget``
+    seconds of pairs.  ratio = gradc after numpy / numpy after gradc."""
+    (nf, na), (gf, ga) = numpy_entry, gradc_entry
+    g_after_n, n_after_g = [], []
+    t_end = time.perf_counter() + 2 * budget
+    while len(g_after_n) < 5 or (time.perf_counter() < t_end and len(g_after_n) < 2000):
+        nf(*na)
+        g_after_n.append(_timed(gf, ga, 1))
+        n_after_g.append(_timed(nf, na, 1))
+    g, n = float(np.median(g_after_n)), float(np.median(n_after_g))
+    return {"gradc_after_numpy_s": g, "numpy_after_gradc_s": n, "ratio": g / n, "pairs": len(g_after_n)}
+
+
 # ----------------------------------------------------------------------------- one cell
 def _cache_status(t, args, known_before):
     """'compiled', 'disk' (on-disk cache hit) or 'reused' (compiled earlier in this process)."""
@@ -510,19 +536,24 @@ def run_cell(model, size, dtype, settings, peers, progress, label) -> dict:
     try:
         quiet()
         known = _known_kernels()
-        vg = gradc.value_and_grad(_fresh(model.gradc), argnums=model.argnums, backend="llvm")
-        t0 = time.perf_counter()
-        got = vg(*args)
+        with gradc_threads(settings.get("threads")):   # kernels compile for this many threads
+            vg = gradc.value_and_grad(_fresh(model.gradc), argnums=model.argnums, backend="llvm")
+            t0 = time.perf_counter()
+            got = vg(*args)
         t_vg = time.perf_counter() - t0
         status_vg = _cache_status(vg, args, known)
         quiet()
         known = _known_kernels()
-        fwd = gradc.jit(_fresh(model.gradc), backend="llvm")
-        t0 = time.perf_counter()
-        got_fwd = fwd(*args)
+        with gradc_threads(settings.get("threads")):
+            fwd = gradc.jit(_fresh(model.gradc), backend="llvm")
+            t0 = time.perf_counter()
+            got_fwd = fwd(*args)
         t_fwd = time.perf_counter() - t0
         status_fwd = _cache_status(fwd, args, known)
         cell["first_call"] = {"vg_s": t_vg, "vg_cache": status_vg, "fwd_s": t_fwd, "fwd_cache": status_fwd}
+        if settings.get("roofline"):
+            cell["bound"] = cell_bound(vg.lower(*args), args, _grads(got, model.argnums), settings["roofline"],
+                                       "one" if settings.get("threads") == 1 else "all")
         c = compare(_grads(got, model.argnums), ref, rtol)
         cf = compare([np.asarray(got_fwd, np.float64)], ref_fwd, rtol)
         c["forward"] = cf
@@ -571,6 +602,12 @@ def run_cell(model, size, dtype, settings, peers, progress, label) -> dict:
     for mode in MODES:   # the first call less one steady-state call: about trace + compile
         if mode + "_s" in fc and "gradc" in cell["times"][mode]:
             fc[mode + "_overhead_s"] = max(0.0, fc[mode + "_s"] - cell["times"][mode]["gradc"]["median_s"])
+    if "bound" in cell and "gradc" in cell["times"]["vg"]:
+        cell["bound"]["gradc_over_bound"] = cell["times"]["vg"]["gradc"]["median_s"] / cell["bound"]["bound_s"]
+    if settings.get("no_settle_column") and ("gradc", "vg") in entries:
+        progress.update(f"{label}: no-settle pairs")
+        cell["no_settle"] = measure_no_settle(entries[("numpy", "vg")], entries[("gradc", "vg")],
+                                              settings["budget_s"])
     r = cell["ratios"]["vg"].get("gradc")
     cell["meets_floor"] = None if floor is None or r is None else bool(r <= floor and cell["status"] == "ok")
     return cell
@@ -743,8 +780,12 @@ def _cold_start_lines(doc):
 
 # ----------------------------------------------------------------------------- driver
 def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=1.0, warm_cache=False,
-                  memory=True, peers=True, progress=None, settle=True, cold_start=True) -> dict:
-    """Run the benchmark and return the results (the ``--json`` document)."""
+                  memory=True, peers=True, progress=None, settle=True, cold_start=True, threads=None,
+                  roofline=True, no_settle_column=True) -> dict:
+    """Run the benchmark and return the results (the ``--json`` document).  With
+    ``threads=1`` gradc compiles for one thread, numpy's BLAS and the peers run one
+    thread each (per-core efficiency); ``roofline`` measures the host's limits and each
+    cell's bound; ``no_settle_column`` times gradc right after numpy and back."""
     import gradc
     models = list(models or MODELS)
     sizes = [s for s in SIZES if s in (sizes or SIZES)]
@@ -753,14 +794,15 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
                 "budget_s": BUDGET_S * repeat * (QUICK_FACTOR if quick else 1.0),
                 "min_batches": QUICK_MIN_BATCHES if quick else MIN_BATCHES,
                 "rounds": QUICK_ROUNDS if quick else ROUNDS,
-                "batch_s": BATCH_S, "warm_cache": warm_cache, "settle": settle}
+                "batch_s": BATCH_S, "warm_cache": warm_cache, "settle": settle, "threads": threads,
+                "no_settle_column": no_settle_column}
     doc = {"schema": SCHEMA, "tool": "gradc bench", "dtype": dtype, "models": models, "sizes": sizes,
            "settings": settings, "machine": machine_info(), "floors": FLOORS,
            "rtol": RTOL[dtype], "cells": [], "memory": None}
     doc["zoo"] = {m: {"title": MODELS[m].title, "formula": MODELS[m].formula,
                       "params": list(MODELS[m].params), "wrt": [MODELS[m].params[i] for i in MODELS[m].wrt],
                       "sizes": {s: MODELS[m].dims(s) for s in sizes}} for m in models}
-    doc["peers"] = load_peers(PEERS, dtype) if peers else {p: {"available": False, "reason": "--no-peers"}
+    doc["peers"] = load_peers(PEERS, dtype, threads) if peers else {p: {"available": False, "reason": "--no-peers"}
                                                            for p in PEERS}
     old_cache = os.environ.get("GRADC_CACHE_DIR")
     tmp_cache = None
@@ -769,7 +811,11 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
         os.environ["GRADC_CACHE_DIR"] = tmp_cache
     settings["cache_dir"] = "fresh temporary directory" if tmp_cache else (old_cache or "default")
     t_start = time.perf_counter()
+    one_blas = blas_threads(1 if threads == 1 else None)
+    doc["settings"]["blas_limited"] = one_blas.__enter__()
     try:
+        if roofline:
+            doc["roofline"] = settings["roofline"] = measure_host(progress, quick)
         # LLVM's one-time initialization, measured apart from the models' compile times
         progress.update("starting LLVM")
         t0 = time.perf_counter()
@@ -792,6 +838,8 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
         else:
             doc["cold_start"] = {"skipped": "--no-cold-start" if not cold_start else "the small size was not selected"}
     finally:
+        one_blas.__exit__(None, None, None)
+        settings.pop("roofline", None)       # (in doc["roofline"])
         progress.close()
         if tmp_cache is not None:
             if old_cache is None:
@@ -838,8 +886,8 @@ def render_table(doc, stream=None) -> str:
     yes, no = ("✓", "✗") if fancy else ("ok", "X")
     peers = [p for p in PEERS if doc["peers"].get(p, {}).get("available")]
     head = ["model", "size", "input", "fwd numpy", "fwd gradc", "ratio", "vg numpy", "vg gradc", "ratio",
-            "floor", ""] + [f"{p} vg" for p in peers] + ["first call"]
-    right = {3, 4, 5, 6, 7, 8, 9} | {11 + i for i in range(len(peers))} | {len(head) - 1}
+            "floor", ""] + [f"{p} vg" for p in peers] + ["bound", "/bound", "no-settle", "first call"]
+    right = {3, 4, 5, 6, 7, 8, 9} | set(range(11, len(head)))
     rows = []
     for c in doc["cells"]:
         tf, tv = c["times"]["fwd"], c["times"]["vg"]
@@ -857,6 +905,10 @@ def render_table(doc, stream=None) -> str:
         for p in peers:
             ok = c["check"].get(p, {}).get("ok")
             row.append(_ratio_cell(c, "vg", p) + ("" if ok or ok is None else " WRONG"))
+        b = c.get("bound", {})
+        row.append(f"{fmt_time(b['bound_s'], mu)} {b['limit'][:3]}" if b else "-")
+        row.append(f"{b['gradc_over_bound']:.2f}" if "gradc_over_bound" in b else "-")
+        row.append(fmt_ratio(c["no_settle"]["ratio"]) if "no_settle" in c else "-")
         fc = c["first_call"]
         row.append(f"{fc['vg_s']:.2f} s {fc['vg_cache']}" if "vg_s" in fc else "-")
         rows.append(row)
@@ -890,6 +942,7 @@ def render_table(doc, stream=None) -> str:
     lines.append(f"             LLVM start-up (once per process, not in the first-call column): "
                  f"{doc.get('startup_s', float('nan')):.2f} s; "
                  f"cache: {doc['settings']['cache_dir']}")
+    lines += _roofline_lines(doc, mu)
     lines += _memory_lines(doc)
     lines += _cold_start_lines(doc)
     for p in PEERS:
@@ -918,6 +971,27 @@ def render_table(doc, stream=None) -> str:
         lines.append("settling: off (--no-settle): each implementation is timed right after the previous one, "
                      "whose thread pools may still be spinning")
     return "\n".join(lines)
+
+
+def _roofline_lines(doc, mu):
+    h = doc.get("roofline")
+    one = doc["settings"].get("threads") == 1
+    out = []
+    if h:
+        out.append(f"roofline: stream {h['stream_one_Bps'] / 1e9:.1f} GB/s on one thread, "
+                   f"{h['stream_all_Bps'] / 1e9:.1f} GB/s on all; DGEMM {h['gemm_one_flops'] / 1e9:.0f} GFLOP/s "
+                   f"on one thread, {h['gemm_all_flops'] / 1e9:.0f} on all")
+        out.append(f"bound = max(bytes in + out / stream bandwidth, matrix-product FLOPs / DGEMM peak), "
+                   f"{'one thread' if one else 'all threads'} (mem: memory-bound, com: compute-bound); "
+                   f"/bound = gradc value_and_grad time / bound")
+    if any("no_settle" in c for c in doc["cells"]):
+        out.append("no-settle = gradc right after a numpy call / numpy right after a gradc call "
+                   "(value_and_grad; no waiting for the other's thread pool to go idle)")
+    if one:
+        out.append("threads: one each (gradc compiled for 1 thread, numpy's BLAS limited to 1"
+                   + ("" if doc["settings"].get("blas_limited") else ": NOT limited, no OpenBLAS control found")
+                   + ", peers limited to 1)")
+    return out
 
 
 def _ratio_cell(c, mode, impl):
@@ -1033,7 +1107,8 @@ def main(args, out) -> int:
             plot_path = None
     progress = Progress(sys.stderr, enabled=not args.no_progress)
     doc = run_benchmark(models, sizes, args.dtype, quick=args.quick, repeat=args.repeat,
-                        settle=not getattr(args, "no_settle", False),
+                        settle=not getattr(args, "no_settle", False), threads=args.threads,
+                        roofline=not args.no_roofline, no_settle_column=not args.no_settle_column,
                         warm_cache=args.warm_cache, memory=not args.no_memory, peers=not args.no_peers,
                         cold_start=not getattr(args, "no_cold_start", False),
                         progress=progress)
@@ -1077,6 +1152,13 @@ def add_arguments(p):
                    help="do not wait for the previous implementation's thread pools (OpenBLAS, OpenMP) to go idle "
                         "before timing the next one (see the module docstring)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--threads", type=int, choices=(1,), default=None,
+                   help="1: per-core efficiency: gradc compiled for one thread, numpy's BLAS and the peers "
+                        "limited to one thread")
+    p.add_argument("--no-roofline", action="store_true",
+                   help="do not measure the host's stream bandwidth and DGEMM peak (no bound column)")
+    p.add_argument("--no-settle-column", action="store_true",
+                   help="do not time gradc right after numpy and back (the no-settle column)")
 
 
 def _memory_child_main(argv) -> int:

@@ -1,0 +1,161 @@
+"""The host's roofline, and each benchmark cell's bound under it.
+
+A cell cannot run faster than the larger of two times: the bytes it must move over the
+memory bandwidth, and the floating-point work it must do at the machine's matrix-product
+peak.  ``gradc bench`` measures both once per run:
+
+* **stream bandwidth**: a sum over a float64 array far larger than the last-level cache,
+  compiled by gradc, with one thread and with every thread (each kernel compiled for
+  its thread count: GRADC_NUM_THREADS is read at compile time).  A sum reads each byte
+  once and computes almost nothing, so its time is the time to stream the array.
+* **matrix-product peak**: numpy's DGEMM (OpenBLAS) on square matrices, with one BLAS
+  thread and with all of them (OpenBLAS's own ``openblas_set_num_threads``).
+
+The bound of a cell: its bytes are the inputs read once plus the outputs written once
+(the least any implementation can move); its FLOPs are those of the matrix products in
+the graph gradc runs (2mnk each; element-wise work is left out, so the bound is a lower
+bound).  ``time / bound`` near 1 means the cell runs at the machine's limit."""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import time
+
+import numpy as np
+
+STREAM_BYTES = 256 << 20      # far beyond any last-level cache
+GEMM_N = 1536                 # large enough for OpenBLAS's peak, under a second on one core
+
+
+def _best_of(fn, repeat):
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@contextlib.contextmanager
+def gradc_threads(n):
+    """Kernels compiled inside this block split over ``n`` threads (None: the default)."""
+    old = os.environ.get("GRADC_NUM_THREADS")
+    if n is None:
+        os.environ.pop("GRADC_NUM_THREADS", None)
+    else:
+        os.environ["GRADC_NUM_THREADS"] = str(n)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("GRADC_NUM_THREADS", None)
+        else:
+            os.environ["GRADC_NUM_THREADS"] = old
+
+
+def _openblas_set_threads():
+    """numpy's OpenBLAS ``set_num_threads`` and ``get_num_threads`` as ctypes functions,
+    or None where they cannot be found."""
+    from .backends.blas import _libraries
+    for path in _libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_", ""):
+            for suffix in ("64_", ""):
+                try:
+                    set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}")
+                    get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}")
+                except AttributeError:
+                    continue
+                set_.argtypes, set_.restype, get.restype = [ctypes.c_int], None, ctypes.c_int
+                return set_, get
+    return None
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """numpy's BLAS limited to ``n`` threads inside the block (None: unchanged)."""
+    fns = _openblas_set_threads() if n is not None else None
+    if fns is None:
+        yield False
+        return
+    set_, get = fns
+    old = get()
+    set_(int(n))
+    try:
+        yield True
+    finally:
+        set_(old)
+
+
+def stream_bandwidth(threads, repeat=5, nbytes=STREAM_BYTES) -> float:
+    """Bytes per second a gradc sum streams from memory with ``threads`` threads
+    (None: the default count)."""
+    import gradc
+    x = np.ones(nbytes // 8)
+    with gradc_threads(threads):
+        total = gradc.jit(lambda v: v.sum(), backend="llvm")
+        total(x)   # compile and fault the pages in
+    return x.nbytes / _best_of(lambda: total(x), repeat)
+
+
+def gemm_peak(threads, repeat=5, n=GEMM_N) -> float:
+    """FLOP/s of numpy's float64 matrix product with ``threads`` BLAS threads (None:
+    the default)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n)), rng.random((n, n))
+    out = np.empty_like(a)
+    with blas_threads(threads):
+        np.matmul(a, b, out=out)
+        t = _best_of(lambda: np.matmul(a, b, out=out), repeat)
+    return 2.0 * n ** 3 / t
+
+
+def measure_host(progress=None, quick=False) -> dict:
+    """The roofline of this host: stream bandwidth and DGEMM peak, one thread and all
+    (``quick``: a quarter of the array, half the matrix: still beyond the caches, less
+    exact)."""
+    out = {"stream_bytes": STREAM_BYTES // (4 if quick else 1), "gemm_n": GEMM_N // (2 if quick else 1)}
+    for label, n in (("one", 1), ("all", None)):
+        if progress is not None:
+            progress.update(f"roofline: stream bandwidth, {label} thread(s)")
+        out[f"stream_{label}_Bps"] = stream_bandwidth(n, nbytes=out["stream_bytes"])
+        if progress is not None:
+            progress.update(f"roofline: DGEMM peak, {label} thread(s)")
+        out[f"gemm_{label}_flops"] = gemm_peak(n, n=out["gemm_n"])
+    return out
+
+
+def graph_flops(graph, sizes: dict) -> float:
+    """FLOPs of the matrix products in ``graph`` at these sizes (2mnk each)."""
+    def size(d):
+        return d if isinstance(d, int) else sizes[d]
+    total = 0.0
+    for n in graph.nx.nodes:
+        d = graph[n]
+        if d["op"] != "matmul":
+            continue
+        a, b = (graph[x]["shape"] for x in d["args"])
+        k = size(a[-1])
+        out = 1
+        for s in d["shape"]:
+            out *= size(s)
+        total += 2.0 * out * k
+    return total
+
+
+def cell_bound(lowered, args, outputs, host: dict, threads="all") -> dict:
+    """The bound of one cell: {"bytes", "flops", "bound_s", "limit"} for the graph of
+    ``lowered`` (a ``Lowered``) called on ``args`` with results ``outputs``."""
+    from .evaluate import bind_sizes
+    graph = lowered.graph
+    sizes = bind_sizes(graph, [np.asarray(a) for a in args])
+    moved = sum(np.asarray(a).nbytes for a in args) + sum(np.asarray(o).nbytes for o in outputs)
+    flops = graph_flops(graph, sizes)
+    t_mem = moved / host[f"stream_{threads}_Bps"]
+    t_flop = flops / host[f"gemm_{threads}_flops"]
+    return {"bytes": moved, "flops": flops, "bound_s": max(t_mem, t_flop),
+            "limit": "memory" if t_mem >= t_flop else "compute"}
