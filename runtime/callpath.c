@@ -19,6 +19,7 @@
 #include "gradc.h"
 #include "parallel.c"
 #include "skinny.c"
+#include "poolgemm.c"
 
 #define MAXDIM 8
 #define MAXARGS 64
@@ -287,7 +288,27 @@ static PyObject *skinny_gemm_address(PyObject *self, PyObject *unused) {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_skinny_gemm);
 }
 
+/* pool_gemm_register(dgemm, sgemm, set_threads, get_threads, ilp64) -> (pool dgemm,
+ * pool sgemm): the addresses of numpy's CBLAS gemm functions and of OpenBLAS's thread
+ * count setter and getter in, the addresses generated kernels call out. */
+static PyObject *pool_gemm_register(PyObject *self, PyObject *args) {
+    unsigned long long d, s, set, get;
+    int ilp64;
+    if (!PyArg_ParseTuple(args, "KKKKp", &d, &s, &set, &get, &ilp64)) return NULL;
+    pool_gemm_d = (void *)(uintptr_t)d;
+    pool_gemm_s = (void *)(uintptr_t)s;
+    pool_blas_set = (gradc_blas_set_threads)(uintptr_t)set;
+    pool_blas_get = (gradc_blas_get_threads)(uintptr_t)get;
+    pool_gemm_ilp64 = ilp64;
+    uintptr_t out[2];
+    pool_gemm_addresses(out);
+    return Py_BuildValue("KK", (unsigned long long)out[0], (unsigned long long)out[1]);
+}
+
 static PyMethodDef methods[] = {
+    {"pool_gemm_register", pool_gemm_register, METH_VARARGS,
+     "Register numpy's CBLAS gemm and OpenBLAS's thread-count setter and getter; returns the addresses of "
+     "gradc's pool-split dgemm and sgemm (runtime/poolgemm.c)."},
     {"parallel_for_address", parallel_for_address, METH_NOARGS,
      "Address of gradc_parallel_for, the thread pool generated kernels call."},
     {"combine_address", combine_address, METH_NOARGS,

@@ -33,6 +33,18 @@ def _libraries():
     return seen
 
 
+def _thread_control(lib) -> tuple:
+    """The addresses of OpenBLAS's ``openblas_set_num_threads`` and
+    ``openblas_get_num_threads`` (numpy's build prefixes and suffixes them), or (0, 0)."""
+    for prefix, suffix in (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", "")):
+        try:
+            return tuple(ctypes.cast(getattr(lib, f"{prefix}openblas_{verb}_num_threads{suffix}"),
+                                     ctypes.c_void_p).value for verb in ("set", "get"))
+        except AttributeError:
+            continue
+    return 0, 0
+
+
 def find() -> dict:
     """{"d": address, "s": address, "int": 32|64} or {} when no CBLAS gemm is found."""
     global _found
@@ -52,6 +64,7 @@ def find() -> dict:
                 s = ctypes.cast(getattr(lib, pattern.format(t="s")), ctypes.c_void_p).value
             except AttributeError:
                 continue
-            _found = {"d": d, "s": s, "int": width, "library": os.path.basename(path)}
+            _found = {"d": d, "s": s, "int": width, "library": os.path.basename(path), "library_path": path,
+                      "threads": _thread_control(lib)}
             return _found
     return _found

@@ -54,7 +54,8 @@ class Kernel:
         name = kernel_name(graph, text)
         # What decides the code: the graph, its constants, the thread split, the BLAS
         # interface (code_fingerprint() and the CPU are added by Artifact).
-        key = (text, *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")))
+        key = (text, *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")),
+               bool(blas.get("pool")))
         self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))
 
     def _attach(self, graph: Graph, s, name: str, artifact) -> None:

@@ -814,11 +814,14 @@ class Codegen(Lowering):
     SKINNY_MAX_N = 16   # GRADC_SKINNY_MAX_N in runtime/skinny.c
 
     def calls_blas(self):
-        """i1: does this call of the kernel use OpenBLAS anywhere?  Then gradc's own
-        threads sit this call out: OpenBLAS's worker spins for ~120 ms after each of its
-        calls, and gradc's two threads on two cores beside it ran slower than one (M4
-        medium 12.6-13.0 ms with gradc on 2 threads, 11.7-12.4 ms on 1)."""
+        """i1: does this call of the kernel wake OpenBLAS's own thread pool?  Then
+        gradc's own threads sit this call out: OpenBLAS's worker spins for ~120 ms after
+        each of its calls, and gradc's two threads on two cores beside it ran slower than
+        one (M4 medium 12.6-13.0 ms with gradc on 2 threads, 11.7-12.4 ms on 1).  With
+        the pool-split products (call_gemm) OpenBLAS never runs threads of its own."""
         flag = ir.Constant(I1, 0)
+        if self.blas.get("pool"):
+            return flag
         for nest in self.s.nests:
             if nest.kind == "matmul":
                 flag = self.b.or_(flag, self.goes_to_blas(nest))
@@ -858,14 +861,18 @@ class Codegen(Lowering):
                            self.b.select(self.blas_call, ir.Constant(I32, 1), ir.Constant(I32, self.s.pool_threads))])
 
     def call_gemm(self, nid, ops, m, n, k, ty):
+        """C = op(A) @ op(B) by BLAS: split into row blocks on gradc's pool, one
+        single-threaded BLAS call each (gradc_pool_*gemm, runtime/poolgemm.c), where
+        OpenBLAS lets a thread ask for one thread; else OpenBLAS's CBLAS directly."""
         b = self.b
         iw = ir.IntType(self.blas["int"])
         fp = ty.as_pointer()
-        name = "gradc_cblas_dgemm" if ty == F64 else "gradc_cblas_sgemm"
+        pool = bool(self.blas.get("pool"))
+        name = ("gradc_pool_" if pool else "gradc_cblas_") + ("dgemm" if ty == F64 else "sgemm")
         fn = self.module.globals.get(name)
         if fn is None:
-            fnty = ir.FunctionType(ir.VoidType(), [I32, I32, I32, iw, iw, iw, ty, fp, iw, fp, iw, ty, fp, iw])
-            fn = ir.Function(self.module, fnty, name)
+            params = [I32, I32, I32, iw, iw, iw, ty, fp, iw, fp, iw, ty, fp, iw] + ([I32] if pool else [])
+            fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), params), name)
 
         def ld(x):
             return self.convert(self.ld(x), iw)
@@ -873,7 +880,7 @@ class Codegen(Lowering):
         args = [ir.Constant(I32, 101), ir.Constant(I32, 112 if ta else 111), ir.Constant(I32, 112 if tb else 111),
                 self.convert(m, iw), self.convert(n, iw), self.convert(k, iw), _const(ty, 1.0),
                 self.bufs[xa], ld(xa), self.bufs[xb], ld(xb), _const(ty, 0.0), self.bufs[nid], ld(nid)]
-        b.call(fn, args)
+        b.call(fn, args + ([ir.Constant(I32, self.s.pool_threads)] if pool else []))
 
     def matmul_loops(self, nid, a, bb, k, m, n):
         b = self.b

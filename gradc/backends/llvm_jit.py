@@ -56,6 +56,13 @@ def init():
             if found:   # narrow products (N <= 16) run gradc's own kernels (runtime/skinny.c)
                 llvm.add_symbol("gradc_skinny_gemm", _callpath.skinny_gemm_address())
                 found["skinny"] = True
+                # wider ones run as row blocks on gradc's pool, one single-threaded BLAS
+                # call each (runtime/poolgemm.c): OpenBLAS's own pool never wakes
+                pd, ps = _callpath.pool_gemm_register(found["d"], found["s"], *found["threads"],
+                                                      found["int"] == 64)
+                llvm.add_symbol("gradc_pool_dgemm", pd)
+                llvm.add_symbol("gradc_pool_sgemm", ps)
+                found["pool"] = all(found["threads"])
             _state["pool"] = True
         except ImportError:
             pass

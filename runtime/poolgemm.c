@@ -1,0 +1,106 @@
+/* Matrix products on gradc's own thread pool.
+ *
+ * Generated kernels call gradc_pool_dgemm / gradc_pool_sgemm where they used to call
+ * OpenBLAS's CBLAS directly.  OpenBLAS runs a thread pool of its own whose workers spin
+ * for about 0.1 s after every call; beside gradc's pool on the same cores, the two
+ * fought (a two-layer MLP ran 2.3x slower with both pools than with either alone).  Here
+ * the product is split into row blocks of C on gradc's pool, and every block is one
+ * single-threaded BLAS call (OpenBLAS's thread count is 1 while gradc's products run,
+ * restored after), so a gradc call never wakes OpenBLAS's pool and leaves nothing of it
+ * spinning.  The split depends only on M and the thread count, so a product gives the
+ * same bits on every run for a given thread count.
+ *
+ * Python registers the library's functions once (gradc_pool_gemm_register) before any
+ * kernel runs; the CBLAS integer width (32-bit LP64 or 64-bit ILP64) is the library's.
+ * Included by callpath.c.
+ */
+#include <pthread.h>
+#include <stdint.h>
+
+typedef void (*gradc_blas_set_threads)(int);
+typedef int (*gradc_blas_get_threads)(void);
+
+static gradc_blas_set_threads pool_blas_set;  /* openblas_set_num_threads */
+static gradc_blas_get_threads pool_blas_get;  /* openblas_get_num_threads */
+static void *pool_gemm_d, *pool_gemm_s;       /* cblas_dgemm / cblas_sgemm */
+static int pool_gemm_ilp64;                   /* 1: 64-bit BLAS integers */
+
+/* Below this many multiply-adds a product runs as one call on the caller's thread:
+ * the pool's hand-off (a few microseconds) would cost more than it saves. */
+#define GRADC_POOL_GEMM_MIN_WORK (1 << 21)
+/* OpenBLAS runs products of at most this many multiply-adds on the calling thread
+ * (GEMM_MULTITHREAD_THRESHOLD 4 x 65536): those need no thread-count change. */
+#define GRADC_BLAS_THREADS_FROM (4.0 * 65536.0)
+
+/* OpenBLAS's thread count is process-wide in its pthreads builds (even the "_local"
+ * setter changes it for every thread), so it is set to 1 while any gradc product runs
+ * and restored when the last one returns; a counter keeps concurrent gradc calls from
+ * restoring each other's 1.  Another thread's numpy product in that window runs on
+ * one thread: slower, never wrong. */
+static pthread_mutex_t pool_blas_lock = PTHREAD_MUTEX_INITIALIZER;
+static int pool_blas_users, pool_blas_saved;
+
+static void pool_blas_single(int enter) {
+    if (!pool_blas_set || !pool_blas_get) return;
+    pthread_mutex_lock(&pool_blas_lock);
+    if (enter && pool_blas_users++ == 0) {
+        pool_blas_saved = pool_blas_get();
+        if (pool_blas_saved != 1) pool_blas_set(1);
+    } else if (!enter && --pool_blas_users == 0 && pool_blas_saved != 1) {
+        pool_blas_set(pool_blas_saved);
+    }
+    pthread_mutex_unlock(&pool_blas_lock);
+}
+
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
+
+#define GRADC_POOL_GEMM(NAME, T, I, PTR)                                                         \
+    typedef void (*NAME##_blas)(int32_t, int32_t, int32_t, I, I, I, T, const T *, I, const T *, \
+                                I, T, T *, I);                                                  \
+    typedef struct {                                                                            \
+        int32_t ta, tb;                                                                         \
+        I n, k, lda, ldb, ldc;                                                                  \
+        T alpha, beta;                                                                          \
+        const T *A, *B;                                                                         \
+        T *C;                                                                                   \
+    } NAME##_task;                                                                              \
+    static void NAME##_rows(void *ctx, int64_t start, int64_t end, int32_t chunk) {             \
+        const NAME##_task *t = (const NAME##_task *)ctx;                                        \
+        (void)chunk;                                                                            \
+        if (end <= start) return;                                                               \
+        /* rows start.. of op(A): rows of A, or columns of A when it is transposed */          \
+        const T *A = t->ta == CBLAS_TRANS ? t->A + start : t->A + start * (int64_t)t->lda;     \
+        ((NAME##_blas)PTR)(CBLAS_ROW_MAJOR, t->ta, t->tb, (I)(end - start), t->n, t->k,         \
+                           t->alpha, A, t->lda, t->B, t->ldb, t->beta,                          \
+                           t->C + start * (int64_t)t->ldc, t->ldc);                             \
+    }                                                                                           \
+    static void NAME(int32_t order, int32_t ta, int32_t tb, I m, I n, I k, T alpha, const T *A, \
+                     I lda, const T *B, I ldb, T beta, T *C, I ldc, int32_t threads) {          \
+        (void)order; /* generated kernels are row-major */                                      \
+        NAME##_task t = {ta, tb, n, k, lda, ldb, ldc, alpha, beta, A, B, C};                    \
+        double work = (double)m * (double)n * (double)k;                                        \
+        int32_t chunks = threads;                                                               \
+        if (chunks > m) chunks = (int32_t)m;                                                    \
+        if (work <= GRADC_BLAS_THREADS_FROM) {                                                  \
+            NAME##_rows(&t, 0, m, 0);                                                           \
+            return;                                                                             \
+        }                                                                                       \
+        pool_blas_single(1);                                                                    \
+        if (threads <= 1 || chunks <= 1 || work < GRADC_POOL_GEMM_MIN_WORK)                    \
+            NAME##_rows(&t, 0, m, 0);                                                           \
+        else                                                                                    \
+            gradc_parallel_for(NAME##_rows, &t, m, chunks, threads);                            \
+        pool_blas_single(0);                                                                    \
+    }
+
+GRADC_POOL_GEMM(pool_dgemm64, double, int64_t, pool_gemm_d)
+GRADC_POOL_GEMM(pool_sgemm64, float, int64_t, pool_gemm_s)
+GRADC_POOL_GEMM(pool_dgemm32, double, int32_t, pool_gemm_d)
+GRADC_POOL_GEMM(pool_sgemm32, float, int32_t, pool_gemm_s)
+
+/* Where the generated code's gradc_pool_{d,s}gemm symbols point, for the registered
+ * library's integer width: {dgemm, sgemm}. */
+static void pool_gemm_addresses(uintptr_t out[2]) {
+    out[0] = pool_gemm_ilp64 ? (uintptr_t)&pool_dgemm64 : (uintptr_t)&pool_dgemm32;
+    out[1] = pool_gemm_ilp64 ? (uintptr_t)&pool_sgemm64 : (uintptr_t)&pool_sgemm32;
+}

@@ -1,0 +1,109 @@
+"""Matrix products split over gradc's own pool (runtime/poolgemm.c): each row block of C
+is one single-threaded BLAS call, so OpenBLAS's own pool never runs beside gradc's.
+
+Oracle: numpy's matmul.  Tolerance: every element is a dot product of k terms computed
+by BLAS in both cases, in possibly different blockings: |error| <= k eps sum|a_i b_i|,
+so rtol 1e-12 (float64, k <= 600) and 1e-4 (float32) against the magnitude of the terms."""
+import numpy as onp
+import pytest
+
+import gradc
+from gradc.backends import llvm_jit
+
+pool = pytest.mark.skipif(not llvm_jit.init()["blas"].get("pool"),
+                          reason="numpy's BLAS has no per-thread thread count (OpenBLAS < 0.3.27)")
+
+
+def _close(got, a, b, dtype):
+    ref = a.astype(onp.float64) @ b.astype(onp.float64)
+    scale = onp.abs(a).astype(onp.float64) @ onp.abs(b).astype(onp.float64)
+    eps = 1e-12 if dtype == onp.float64 else 1e-4
+    assert onp.all(onp.abs(got - ref) <= eps * scale + 1e-300)
+
+
+@pool
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+@pytest.mark.parametrize("form", ["ab", "atb", "abt"])
+def test_products_above_the_split_size_agree_with_numpy(form, dtype, threads, monkeypatch):
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)   # read when the kernel compiles
+    rng = onp.random.default_rng(7)
+    m, k, n = 1001, 300, 257                          # m not a multiple of any thread count
+    a = rng.standard_normal((k, m) if form == "atb" else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if form == "abt" else (k, n)).astype(dtype)
+    f = {"ab": lambda a, b: a @ b, "atb": lambda a, b: a.T @ b, "abt": lambda a, b: a @ b.T}[form]
+    got = gradc.jit(f)(a, b)
+    assert got.dtype == dtype and got.shape == (m, n)
+    _close(got, a.T if form == "atb" else a, b.T if form == "abt" else b, dtype)
+
+
+@pool
+def test_kernels_call_the_pool_split_product():
+    a = onp.ones((300, 200))
+    ir_text = gradc.jit(lambda a, b: a @ b).lower(a, a.T.copy()).llvm_ir(optimized=False)
+    assert "gradc_pool_dgemm" in ir_text and "gradc_cblas_dgemm" not in ir_text
+
+
+def _openblas_threads():
+    from gradc.roofline import _openblas_set_threads
+    return _openblas_set_threads()
+
+
+@pool
+def test_openblas_thread_count_is_restored_even_with_concurrent_callers():
+    import threading
+    set_, get = _openblas_threads()
+    before = get()
+    set_(2)
+    try:
+        a = onp.random.default_rng(1).standard_normal((600, 600))
+        f = gradc.jit(lambda a: a @ a)
+        _close(f(a), a, a, onp.float64)
+        assert get() == 2
+        errors = []
+
+        def work():
+            try:
+                for _ in range(20):
+                    _close(f(a), a, a, onp.float64)
+            except Exception as e:   # noqa: BLE001 - reported below
+                errors.append(e)
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and get() == 2
+    finally:
+        set_(before)
+
+
+@pool
+def test_a_product_never_wakes_openblas_threads(monkeypatch):
+    """With gradc on one thread, no other thread of the process may run during or after
+    a large product (OpenBLAS's pool would compute part of it and then spin ~0.1 s)."""
+    import time
+    from gradc.bench import _other_threads_cpu_ns
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")
+    set_, get = _openblas_threads()
+    before = get()
+    set_(2)
+    try:
+        a = onp.random.default_rng(1).standard_normal((700, 700))
+        f = gradc.jit(lambda a: a @ a)
+        f(a)
+        time.sleep(0.3)                        # let anything earlier go idle
+        used0, t0 = _other_threads_cpu_ns(), time.perf_counter()
+        for _ in range(5):
+            f(a)
+        time.sleep(0.05)
+        used, elapsed = _other_threads_cpu_ns() - used0, time.perf_counter() - t0
+        assert used < 0.05 * elapsed * 1e9, (used, elapsed)
+        # the oracle that this measures something: numpy's own product does wake them
+        used0 = _other_threads_cpu_ns()
+        for _ in range(5):
+            a @ a
+        time.sleep(0.05)
+        assert _other_threads_cpu_ns() - used0 > 0.05 * elapsed * 1e9
+    finally:
+        set_(before)
