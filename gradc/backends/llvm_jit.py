@@ -57,12 +57,14 @@ def init():
                 llvm.add_symbol("gradc_skinny_gemm", _callpath.skinny_gemm_address())
                 found["skinny"] = True
                 # wider ones run as row blocks on gradc's pool, one single-threaded BLAS
-                # call each (runtime/poolgemm.c): OpenBLAS's own pool never wakes
-                pd, ps = _callpath.pool_gemm_register(found["d"], found["s"], *found["threads"],
-                                                      found["int"] == 64)
-                llvm.add_symbol("gradc_pool_dgemm", pd)
-                llvm.add_symbol("gradc_pool_sgemm", ps)
-                found["pool"] = all(found["threads"])
+                # call each (runtime/poolgemm.c): OpenBLAS's own pool never wakes.  (An
+                # extension built before poolgemm.c calls OpenBLAS directly.)
+                if all(found["threads"]) and hasattr(_callpath, "pool_gemm_register"):
+                    pd, ps = _callpath.pool_gemm_register(found["d"], found["s"], *found["threads"],
+                                                          found["int"] == 64)
+                    llvm.add_symbol("gradc_pool_dgemm", pd)
+                    llvm.add_symbol("gradc_pool_sgemm", ps)
+                    found["pool"] = True
             _state["pool"] = True
         except ImportError:
             pass
