@@ -29,9 +29,14 @@ SIZES = ("small", "medium", "large")
 HIDDEN = 128      # M4's hidden layer
 OUTPUTS = 10      # M4's outputs, M5's classes
 
-# (n, d) of X for M2..M5, n for M1
+MLP_HIDDEN, MLP_OUTPUTS = 64, 4     # M6's two hidden layers (tanh) and outputs
+ATTN_HEAD = 32                      # M7's query/key/value width
+
+# (n, d) of X for M2..M7, n for M1
 _VEC = {"small": 16, "medium": 10_000, "large": 4_000_000}
 _MAT = {"small": (64, 16), "medium": (4096, 256), "large": (65536, 512)}
+_MLP = {"small": (64, 16), "medium": (2048, 16), "large": (65536, 64)}     # batch x inputs
+_SEQ = {"small": (32, 16), "medium": (512, 64), "large": (2048, 64)}       # sequence x features
 
 
 # ----------------------------------------------------------------------------- M1
@@ -180,6 +185,83 @@ def m5_value_and_grad(W, X, labels):
     return value, X.T @ P
 
 
+# ----------------------------------------------------------------------------- M6
+def m6_gradc(W1, b1, W2, b2, W3, b3, X, Y):
+    H1 = gnp.tanh(X @ W1 + b1)
+    H2 = gnp.tanh(H1 @ W2 + b2)
+    return gnp.mean((H2 @ W3 + b3 - Y) ** 2)
+
+
+def _m6_layers(W1, b1, W2, b2, W3, b3, X, Y):
+    H1 = X @ W1
+    H1 += b1
+    np.tanh(H1, out=H1)
+    H2 = H1 @ W2
+    H2 += b2
+    np.tanh(H2, out=H2)
+    D = H2 @ W3
+    D += b3
+    D -= Y
+    return H1, H2, D
+
+
+def m6_forward(*args):
+    D = _m6_layers(*args)[2]
+    return np.vdot(D, D) / D.size
+
+
+def m6_value_and_grad(W1, b1, W2, b2, W3, b3, X, Y):
+    H1, H2, D = _m6_layers(W1, b1, W2, b2, W3, b3, X, Y)
+    value = np.vdot(D, D) / D.size
+    D *= 2.0 / D.size                    # dC/dO
+    dW3, db3 = H2.T @ D, D.sum(axis=0)
+    G2 = D @ W3.T
+    G2 *= 1.0 - H2 * H2                  # through tanh: 1 - tanh^2
+    dW2, db2 = H1.T @ G2, G2.sum(axis=0)
+    G1 = G2 @ W2.T
+    G1 *= 1.0 - H1 * H1
+    dW1, db1 = X.T @ G1, G1.sum(axis=0)
+    return value, (dW1, db1, dW2, db2, dW3, db3)
+
+
+# ----------------------------------------------------------------------------- M7
+def m7_gradc(Wq, Wk, Wv, X, Y):
+    Q, K, V = X @ Wq, X @ Wk, X @ Wv
+    P = gnp.softmax((Q @ K.T) * (1.0 / np.sqrt(Wq.shape[1])), axis=1)
+    return gnp.mean((P @ V - Y) ** 2)
+
+
+def _m7_attention(Wq, Wk, Wv, X, Y):
+    Q, K, V = X @ Wq, X @ Wk, X @ Wv
+    c = 1.0 / np.sqrt(Wq.shape[1])
+    S = Q @ K.T
+    S *= c
+    S -= S.max(axis=1, keepdims=True)
+    P = np.exp(S, out=S)
+    P /= P.sum(axis=1, keepdims=True)
+    D = P @ V
+    D -= Y
+    return Q, K, V, P, D, c
+
+
+def m7_forward(*args):
+    D = _m7_attention(*args)[4]
+    return np.vdot(D, D) / D.size
+
+
+def m7_value_and_grad(Wq, Wk, Wv, X, Y):
+    Q, K, V, P, D, c = _m7_attention(Wq, Wk, Wv, X, Y)
+    value = np.vdot(D, D) / D.size
+    D *= 2.0 / D.size                    # dC/dO, O = P V
+    dV = P.T @ D
+    dP = D @ V.T
+    dP -= np.einsum("ij,ij->i", dP, P)[:, None]
+    dP *= P                              # through the row softmax: P (dP - <dP, P>)
+    dP *= c                              # dC/dS' for S' = Q K^T
+    dQ, dK = dP @ K, dP.T @ Q
+    return value, (X.T @ dQ, X.T @ dK, X.T @ dV)
+
+
 # ----------------------------------------------------------------------------- peers
 def _jax_models():
     import jax.numpy as jnp
@@ -200,7 +282,17 @@ def _jax_models():
         from jax.scipy.special import logsumexp
         S = X @ W
         return jnp.mean(logsumexp(S, axis=1) - jnp.take_along_axis(S, labels[:, None], axis=1)[:, 0])
-    return {"M1": m1, "M2": m2, "M3": m3, "M4": m4, "M5": m5}
+
+    def m6(W1, b1, W2, b2, W3, b3, X, Y):
+        H = jnp.tanh(jnp.tanh(X @ W1 + b1) @ W2 + b2)
+        return jnp.mean((H @ W3 + b3 - Y) ** 2)
+
+    def m7(Wq, Wk, Wv, X, Y):
+        import jax
+        Q, K, V = X @ Wq, X @ Wk, X @ Wv
+        P = jax.nn.softmax((Q @ K.T) * (1.0 / np.sqrt(Wq.shape[1])), axis=1)
+        return jnp.mean((P @ V - Y) ** 2)
+    return {"M1": m1, "M2": m2, "M3": m3, "M4": m4, "M5": m5, "M6": m6, "M7": m7}
 
 
 def _torch_models():
@@ -221,7 +313,16 @@ def _torch_models():
     def m5(W, X, labels):
         S = X @ W
         return torch.mean(torch.logsumexp(S, dim=1) - torch.gather(S, 1, labels[:, None])[:, 0])
-    return {"M1": m1, "M2": m2, "M3": m3, "M4": m4, "M5": m5}
+
+    def m6(W1, b1, W2, b2, W3, b3, X, Y):
+        H = torch.tanh(torch.tanh(X @ W1 + b1) @ W2 + b2)
+        return torch.mean((H @ W3 + b3 - Y) ** 2)
+
+    def m7(Wq, Wk, Wv, X, Y):
+        Q, K, V = X @ Wq, X @ Wk, X @ Wv
+        P = torch.softmax((Q @ K.T) * (1.0 / np.sqrt(Wq.shape[1])), dim=1)
+        return torch.mean((P @ V - Y) ** 2)
+    return {"M1": m1, "M2": m2, "M3": m3, "M4": m4, "M5": m5, "M6": m6, "M7": m7}
 
 
 # ----------------------------------------------------------------------------- the zoo
@@ -268,6 +369,13 @@ MODELS = {
     "M5": Model("M5", f"softmax cross-entropy ({OUTPUTS} classes)",
                 "mean(logsumexp(X @ W, axis=1) - (X @ W)[rows, labels])",
                 ("W", "X", "labels"), 0, m5_gradc, m5_forward, m5_value_and_grad, _MAT),
+    "M6": Model("M6", f"three-layer MLP ({MLP_HIDDEN}-{MLP_HIDDEN} tanh, {MLP_OUTPUTS} outputs)",
+                "mean((tanh(tanh(X @ W1 + b1) @ W2 + b2) @ W3 + b3 - Y)**2)",
+                ("W1", "b1", "W2", "b2", "W3", "b3", "X", "Y"), (0, 1, 2, 3, 4, 5),
+                m6_gradc, m6_forward, m6_value_and_grad, _MLP),
+    "M7": Model("M7", f"single-head self-attention (head {ATTN_HEAD})",
+                "mean((softmax((X Wq)(X Wk)^T / sqrt(h), axis=1) @ (X Wv) - Y)**2)",
+                ("Wq", "Wk", "Wv", "X", "Y"), (0, 1, 2), m7_gradc, m7_forward, m7_value_and_grad, _SEQ),
 }
 
 
@@ -307,6 +415,14 @@ def make_data(model: str, size: str, dtype="float64") -> tuple:
         X = normal((n, d))
         labels = rng.integers(0, OUTPUTS, n, dtype=np.int64)
         return W, X, labels
+    if model == "M6":
+        W1, b1 = normal((d, MLP_HIDDEN), 1.0 / np.sqrt(d)), normal(MLP_HIDDEN, 0.1)
+        W2, b2 = normal((MLP_HIDDEN, MLP_HIDDEN), 1.0 / np.sqrt(MLP_HIDDEN)), normal(MLP_HIDDEN, 0.1)
+        W3, b3 = normal((MLP_HIDDEN, MLP_OUTPUTS), 1.0 / np.sqrt(MLP_HIDDEN)), normal(MLP_OUTPUTS, 0.1)
+        return W1, b1, W2, b2, W3, b3, normal((n, d)), normal((n, MLP_OUTPUTS))
+    if model == "M7":
+        Wq, Wk, Wv = (normal((d, ATTN_HEAD), 1.0 / np.sqrt(d)) for _ in range(3))
+        return Wq, Wk, Wv, normal((n, d)), normal((n, ATTN_HEAD))
     raise KeyError(model)
 
 
