@@ -1096,6 +1096,13 @@ def _pick(text, known, what):
 def main(args, out) -> int:
     """``gradc bench`` (``args`` from the parser built by ``gradc.cli.add_bench``)."""
     from .cli import CLIError
+    if args.vecmath:
+        from . import bench_vecmath
+        with gradc_threads(1):
+            rows = bench_vecmath.run(dtype=args.dtype)
+        print(bench_vecmath.render(rows, 4096, args.dtype), file=out)
+        print(f"machine: {machine_info()['cpu']}, numpy {np.__version__}", file=out)
+        return 0
     models = _pick(args.models, list(MODELS), "models")
     sizes = _pick(args.sizes, list(SIZES), "sizes")
     if args.repeat <= 0:
@@ -1155,6 +1162,8 @@ def add_arguments(p):
                    help="do not wait for the previous implementation's thread pools (OpenBLAS, OpenMP) to go idle "
                         "before timing the next one (see the module docstring)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--vecmath", action="store_true",
+                   help="only time gradc's vector math (exp, log, tanh, ...) against numpy's on data in cache")
     p.add_argument("--threads", type=int, choices=(1,), default=None,
                    help="1: per-core efficiency: gradc compiled for one thread, numpy's BLAS and the peers "
                         "limited to one thread")

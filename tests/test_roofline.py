@@ -77,3 +77,15 @@ def test_bench_one_thread_mode_bound_and_no_settle_columns():
     assert ns["ratio"] == pytest.approx(ns["gradc_after_numpy_s"] / ns["numpy_after_gradc_s"])
     table = bench.render_table(doc, open(os.devnull, "w"))
     assert "roofline: stream" in table and "threads: one each" in table and "/bound" in table
+
+
+def test_vecmath_bench_rows(capsys):
+    from gradc import bench_vecmath, cli
+    rows = bench_vecmath.run(["exp", "sigmoid"], n=512, rounds=1, budget=0.001)
+    assert [r["name"] for r in rows] == ["exp", "sigmoid"]
+    for r in rows:
+        assert r["ratio"] == pytest.approx(r["gradc_s"] / r["numpy_s"])
+        assert r["max_rel_err"] < 4e-15        # a few ulp of float64 against numpy's value
+    assert cli.main(["bench", "--vecmath"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in bench_vecmath.FUNCTIONS) and "machine:" in out
