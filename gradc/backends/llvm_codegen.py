@@ -820,7 +820,7 @@ class Codegen(Lowering):
         one (M4 medium 12.6-13.0 ms with gradc on 2 threads, 11.7-12.4 ms on 1).  With
         the pool-split products (call_gemm) OpenBLAS never runs threads of its own."""
         flag = ir.Constant(I1, 0)
-        if self.blas.get("pool"):
+        if self.blas and self.blas.get("pool"):     # (ahead-of-time libraries have no BLAS)
             return flag
         for nest in self.s.nests:
             if nest.kind == "matmul":
