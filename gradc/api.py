@@ -195,13 +195,6 @@ def _compile(graph: Graph, backend: str, debug_nans: bool | None = None):
     return backends.get(backend).compile(graph, debug_nans=debug_nans)
 
 
-def _link(graph: Graph, forward: Graph) -> Graph:
-    """Remember the forward graph an adjoint graph differentiates: adjoint nodes' ``src``
-    (``d/d %k (file:line)``) name nodes of it (debug_nans and explain read them)."""
-    graph.forward_graph = forward
-    return graph
-
-
 class Transformed:
     """A function transformed by gradc (jit, grad, value_and_grad, jvp, vjp)."""
 
@@ -265,11 +258,11 @@ class Transformed:
             if o["dtype"].kind != "f":
                 raise ArgumentError(f"{self.kind}({fname}): the output has dtype {o['dtype']}, not a float")
             G = vjp_graph(Fo, list(wrt), seed="one", keep_value=self.kind == "value_and_grad")
-            return G, Fo, _link(optimize(G), Fo), structure, captured
+            return G, Fo, optimize(G), structure, captured
         if self.kind == "vjp":
             wrt = list(range(n_args))   # captured values are extra inputs after these
             G = vjp_graph(Fo, wrt, seed="input", keep_value=False)
-            return G, Fo, _link(optimize(G), Fo), structure, captured
+            return G, Fo, optimize(G), structure, captured
         if self.kind == "jvp":
             wrt = list(range(n_args))   # captured values are extra inputs after these
             G = jvp_graph(Fo, wrt)

@@ -5,20 +5,31 @@ it in reversed topological order (micrograd's loop) and, instead of mutating ``.
 emits each node's VJP rule as new graph nodes.  Fan-out accumulates with ``add``.
 Forward mode (:func:`jvp_graph`) walks the same order forwards emitting JVP rules.
 The results are ordinary graphs, so they can be optimized, compiled, and differentiated
-again (Hessians, ``grad(grad(f))``)."""
+again (Hessians, ``grad(grad(f))``).
+
+Every node a rule emits has the provenance of the forward value it differentiates
+(``d/d %k (model.py:6)``, ``%k`` the replayed forward node), and so do the ``add`` that
+sums the cotangents of a value used twice and the casts and zeros of the results."""
 from __future__ import annotations
 
 import numpy as np
 
 from .errors import ArgumentError
-from .graph import Graph, fmt_type
+from .graph import Graph, Provenance
 from .ops import OPS
 from .ops.structure import zeros_like
-from .tracer import Spec, current, replay, trace
+from .tracer import Spec, current, provenance, replay, trace
 
 
 def _specs(fwd: Graph):
-    return [Spec.of_node(fwd, i) for i in fwd.inputs], [fwd[i]["name"] for i in fwd.inputs]
+    return [Spec.of_node(fwd, i) for i in fwd.inputs], [fwd[i].name for i in fwd.inputs]
+
+
+def derivative_of(fwd: Graph, nid: int, env: dict, mode: str) -> Provenance:
+    """The provenance of the nodes that differentiate forward node ``nid`` (``mode``:
+    ``"adjoint"`` or ``"tangent"``): its user's line, and its replay ``env[nid]``."""
+    d = fwd[nid]
+    return (d.provenance or Provenance()).derivative(mode, env[nid]._id, d.op)
 
 
 def relevant(fwd: Graph, wrt: list[int], outs: list[int]) -> set:
@@ -29,9 +40,9 @@ def relevant(fwd: Graph, wrt: list[int], outs: list[int]) -> set:
 def _check_wrt(fwd: Graph, wrt):
     for i in wrt:
         d = fwd[fwd.inputs[i]]
-        if d["dtype"].kind != "f":
-            raise ArgumentError(f"cannot differentiate with respect to argument {i} ({d['name']}): "
-                                f"it has dtype {d['dtype']}; differentiated arguments must be float32 or float64")
+        if d.dtype.kind != "f":
+            raise ArgumentError(f"cannot differentiate with respect to argument {i} ({d.name}): "
+                                f"it has dtype {d.dtype}; differentiated arguments must be float32 or float64")
 
 
 def backward(fwd: Graph, env: dict, cts: dict, wrt_nodes: list[int]) -> list:
@@ -43,29 +54,31 @@ def backward(fwd: Graph, env: dict, cts: dict, wrt_nodes: list[int]) -> list:
     b.role = "adjoint"
     for nid in reversed(fwd.order()):
         d = fwd[nid]
-        if nid not in ct or d["op"] in ("input", "const"):
+        if nid not in ct or d.op in ("input", "const"):
             continue
         g = ct.pop(nid)
-        rule = OPS[d["op"]].vjp
+        rule = OPS[d.op].vjp
         if rule is None:
             continue
-        b.src_override = f"d/d {fwd.label(nid)}" + (f" ({d['src']})" if d.get("src") else "")
-        grads = rule(g, env[nid], *[env[a] for a in d["args"]], **_symparams(d["params"], env, fwd))
-        b.src_override = None
-        for a, ga in zip(d["args"], grads):
+        # Shapes in params name the forward graph's symbols, which the replay kept.
+        with provenance(derivative_of(fwd, nid, env, "adjoint")):
+            grads = rule(g, env[nid], *[env[a] for a in d.args], **d.params)
+        for a, ga in zip(d.args, grads):
             if ga is None or a not in need:
                 continue
-            ct[a] = ga if a not in ct else ct[a] + ga
+            if a not in ct:
+                ct[a] = ga
+            else:   # a value used twice: its cotangent is the sum, which belongs to it
+                with provenance(derivative_of(fwd, a, env, "adjoint")):
+                    ct[a] = ct[a] + ga
     out = []
     for w in wrt_nodes:
         g = ct.get(w)
-        out.append(zeros_like(env[w]) if g is None else g)
+        if g is None:
+            with provenance(derivative_of(fwd, w, env, "adjoint")):
+                g = zeros_like(env[w])
+        out.append(g)
     return out
-
-
-def _symparams(params, env, fwd):
-    # Shapes in params refer to the forward graph's symbols, which the replay kept by name.
-    return params
 
 
 def vjp_graph(fwd: Graph, wrt: list[int], *, seed: str = "input", keep_value=True) -> Graph:
@@ -85,23 +98,30 @@ def vjp_graph(fwd: Graph, wrt: list[int], *, seed: str = "input", keep_value=Tru
     def adjoint(*args):
         env = replay(fwd, list(args[:n_in]))
         b = current()
+        b.role = "adjoint"
         if seed == "input":
             cts = {}
             for o, c in zip(fwd.outputs, args[n_in:]):
-                cts[o] = c if o not in cts else cts[o] + c
+                if o in cts:      # one node returned twice: its cotangents add up
+                    with provenance(derivative_of(fwd, o, env, "adjoint")):
+                        c = cts[o] + c
+                cts[o] = c
         else:
             (o,) = fwd.outputs
-            cts = {o: b.const(np.ones((), fwd[o]["dtype"]))}
+            cts = {o: b.const(np.ones((), fwd[o].dtype))}
         wrt_nodes = [fwd.inputs[i] for i in wrt]
         grads = backward(fwd, env, cts, wrt_nodes)
-        grads = [g if g.dtype == env[w].dtype else g.astype(env[w].dtype) for g, w in zip(grads, wrt_nodes)]
+        for k, (g, w) in enumerate(zip(grads, wrt_nodes)):
+            if g.dtype != env[w].dtype:
+                with provenance(derivative_of(fwd, w, env, "adjoint")):
+                    grads[k] = g.astype(env[w].dtype)
         vals = [env[o] for o in fwd.outputs] if keep_value else []
         return tuple(vals + grads)
 
     g, _, _ = trace(adjoint, specs, names, name=f"{fwd.name}_vjp")
-    wnames = [f"d{fwd[fwd.inputs[i]]['name']}" for i in wrt]
+    wnames = [f"d{fwd[fwd.inputs[i]].name}" for i in wrt]
     g.output_names = (["value"] * len(fwd.outputs) if keep_value else []) + wnames
-    g.example = {**getattr(fwd, "example", {}), **getattr(g, "example", {})}
+    g.example = {**fwd.example, **g.example}
     return g
 
 
@@ -113,7 +133,7 @@ def jvp_graph(fwd: Graph, wrt: list[int]) -> Graph:
     n_in = len(specs)
     for i in wrt:
         specs.append(Spec.of_node(fwd, fwd.inputs[i]))
-        names.append(f"t{fwd[fwd.inputs[i]]['name']}")
+        names.append(f"t{fwd[fwd.inputs[i]].name}")
 
     def tangent(*args):
         b = current()
@@ -123,21 +143,25 @@ def jvp_graph(fwd: Graph, wrt: list[int]) -> Graph:
         b.role = "tangent"
         for nid in fwd.order():
             d = fwd[nid]
-            if nid in tan or nid not in need or d["op"] in ("input", "const"):
+            if nid in tan or nid not in need or d.op in ("input", "const"):
                 continue
-            ts = [tan.get(a) for a in d["args"]]
+            ts = [tan.get(a) for a in d.args]
             if all(t is None for t in ts):
                 continue
-            rule = OPS[d["op"]].jvp
+            rule = OPS[d.op].jvp
             if rule is None:
                 continue
-            b.src_override = f"tangent of {fwd.label(nid)}" + (f" ({d['src']})" if d.get("src") else "")
-            t = rule(ts, env[nid], *[env[a] for a in d["args"]], **d["params"])
-            b.src_override = None
-            if t is not None:
-                tan[nid] = t if t.dtype == d["dtype"] else t.astype(d["dtype"])
+            with provenance(derivative_of(fwd, nid, env, "tangent")):
+                t = rule(ts, env[nid], *[env[a] for a in d.args], **d.params)
+                if t is not None:
+                    tan[nid] = t if t.dtype == d.dtype else t.astype(d.dtype)
         outs = [env[o] for o in fwd.outputs]
-        touts = [tan[o] if o in tan else zeros_like(env[o]) for o in fwd.outputs]
+        touts = []
+        for o in fwd.outputs:
+            if o not in tan:
+                with provenance(derivative_of(fwd, o, env, "tangent")):
+                    tan[o] = zeros_like(env[o])
+            touts.append(tan[o])
         return tuple(outs + touts)
 
     g, _, _ = trace(tangent, specs, names, name=f"{fwd.name}_jvp")
@@ -149,16 +173,16 @@ def is_diagonal(fwd: Graph, wrt_input: int, out: int) -> bool:
     """The paper's diagonal condition: every node between input and output is
     element-wise over the input's shape, so the Jacobian is diagonal."""
     x = fwd[wrt_input]
-    if fwd[out]["shape"] != x["shape"] or len(x["shape"]) == 0:
+    if fwd[out].shape != x.shape or len(x.shape) == 0:
         return False
     path = relevant(fwd, [wrt_input], [out])
     if out not in path:
         return False
     for nid in path - {wrt_input}:
         d = fwd[nid]
-        if OPS[d["op"]].kind != "elementwise" or d["shape"] != x["shape"]:
+        if OPS[d.op].kind != "elementwise" or d.shape != x.shape:
             return False
-        for a in d["args"]:
-            if a in path and fwd[a]["shape"] != x["shape"]:
+        for a in d.args:
+            if a in path and fwd[a].shape != x.shape:
                 return False
     return True

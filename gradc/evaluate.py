@@ -14,7 +14,7 @@ def bind_sizes(graph: Graph, arrays) -> dict:
     """Run-time value of every size symbol, read off the input arrays."""
     sizes = {}
     for nid, a in zip(graph.inputs, arrays):
-        for d, n in zip(graph[nid]["shape"], np.shape(a)):
+        for d, n in zip(graph[nid].shape, np.shape(a)):
             if isinstance(d, str):
                 sizes.setdefault(d, n)
     return sizes
@@ -42,14 +42,14 @@ def evaluate(graph: Graph, arrays, *, check=None) -> list[np.ndarray]:
             if nid in vals:
                 continue
             d = graph[nid]
-            if d["op"] == "const":
-                vals[nid] = d["params"]["value"]
+            if d.op == "const":
+                vals[nid] = d.params["value"]
                 continue
-            op = OPS[d["op"]]
-            v = op.numpy(*[vals[a] for a in d["args"]], **_resolve_params(d["params"], sizes))
+            op = OPS[d.op]
+            v = op.numpy(*[vals[a] for a in d.args], **_resolve_params(d.params, sizes))
             v = np.asarray(v)
-            if v.dtype != d["dtype"]:
-                v = v.astype(d["dtype"])
+            if v.dtype != d.dtype:
+                v = v.astype(d.dtype)
             vals[nid] = v
             if check is not None:
                 check(nid, v)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import ast
 import inspect
 import linecache
-import os
 import re
 from dataclasses import dataclass, fields
 from fractions import Fraction
@@ -42,8 +41,9 @@ import numpy as np
 
 from .errors import ArgumentError
 from .graph import Graph
+from .ops import OPS
 
-__all__ = ["explain", "explain_lowered", "Explanation", "forward_match"]
+__all__ = ["explain", "explain_lowered", "Explanation"]
 
 
 # ============================================================================ matching
@@ -66,16 +66,16 @@ def structural_keys(graph: Graph, intern: dict, transparent=frozenset()) -> dict
     pos = {n: k for k, n in enumerate(graph.inputs)}
     for nid in graph.order():
         d = graph[nid]
-        op = d["op"]
+        op = d.op
         if op == "input":
-            k = ("input", pos.get(nid, nid), len(d["shape"]), d["dtype"].str)
+            k = ("input", pos.get(nid, nid), len(d.shape), d.dtype.str)
         elif op == "const":
-            k = ("const", _param_key(d["params"]["value"]))
-        elif op == "add" and len(d["args"]) == 2 and d["args"][1] in transparent:
-            keys[nid] = keys[d["args"][0]]
+            k = ("const", _param_key(d.params["value"]))
+        elif op == "add" and len(d.args) == 2 and d.args[1] in transparent:
+            keys[nid] = keys[d.args[0]]
             continue
         else:
-            k = (op, _param_key(d["params"]), d["dtype"].str, tuple(keys[a] for a in d["args"]))
+            k = (op, _param_key(d.params), d.dtype.str, tuple(keys[a] for a in d.args))
         keys[nid] = intern.setdefault(k, len(intern))
     return keys
 
@@ -90,7 +90,7 @@ def forward_match(fwd: Graph, graph: Graph) -> dict:
     kg = structural_keys(graph, intern)
     back = {}
     for nid, k in kg.items():
-        if graph[nid]["role"] == "forward" or graph[nid]["op"] in ("input", "const"):
+        if graph[nid].role == "forward" or graph[nid].op in ("input", "const"):
             back.setdefault(k, nid)
     return {n: back[k] for n, k in kf.items() if k in back}
 
@@ -888,7 +888,7 @@ class Reader:
 
     # -- layouts --------------------------------------------------------------------
     def layout(self, nid):
-        s = self.g[nid]["shape"]
+        s = self.g[nid].shape
         if self.B is not None and s and s[0] == self.B:
             return "row"
         if self.B is not None and len(s) == 2 and s[1] == self.B:
@@ -896,7 +896,7 @@ class Reader:
         return "plain"
 
     def prank(self, nid):
-        s = self.g[nid]["shape"]
+        s = self.g[nid].shape
         lay = self.layout(nid)
         s = s[1:] if lay == "row" else s[:1] if lay == "col" else s
         return sum(1 for d in s if not _is_size1(d))
@@ -906,9 +906,9 @@ class Reader:
         if nid in self.memo:
             return self.memo[nid]
         d = self.g[nid]
-        if d["op"] == "add" and len(d["args"]) == 2 and d["args"][1] in self.deltas:
-            e = self.read(d["args"][0])
-        elif d["role"] == "forward" and d["op"] not in ("input", "const") and nid in self.rid_of:
+        if d.op == "add" and len(d.args) == 2 and d.args[1] in self.deltas:
+            e = self.read(d.args[0])
+        elif d.role == "forward" and d.op not in ("input", "const") and nid in self.rid_of:
             e = Ref(self.rid_of[nid], self.layout(nid) != "plain", self.prank(nid))
         else:
             e = self.define(nid)
@@ -921,19 +921,19 @@ class Reader:
             return self._op(nid)
         except Exception:  # noqa: BLE001  (a fallback, never a crash)
             d = self.g[nid]
-            return Call(d["op"], tuple(self.read(a) for a in d["args"]), rank=self.prank(nid))
+            return Call(d.op, tuple(self.read(a) for a in d.args), rank=self.prank(nid))
 
     def _op(self, nid) -> Ex:
         g = self.g
         d = g[nid]
-        op, p = d["op"], d["params"]
-        args = d["args"]
+        op, p = d.op, d.params
+        args = d.args
         if op == "input":
             if nid in self.deltas:
                 return ZERO
-            name = self.cts.get(nid) or self.names_in.get(nid) or d.get("name") or f"%{nid}"
+            name = self.cts.get(nid) or self.names_in.get(nid) or d.name or f"%{nid}"
             lay = self.layout(nid)
-            if lay == "row" and len(d["shape"]) == 2:
+            if lay == "row" and len(d.shape) == 2:
                 name = self.row_name(name)
             return Sym(name, lay != "plain", self.prank(nid))
         if op == "const":
@@ -946,9 +946,8 @@ class Reader:
         A = [self.read(a) for a in args]
         lays = [self.layout(a) for a in args]
         out_lay = self.layout(nid)
-        if OPS_EW.get(op):
-            A = [self.bcast(x, a, nid) for x, a in zip(A, args)]
-            return OPS_EW[op](*A)
+        if op in OPS and OPS[op].notation is not None:
+            return written(op, [self.bcast(x, a, nid) for x, a in zip(A, args)])
         if op == "where":
             c, x, y = [self.bcast(v, a, nid) for v, a in zip(A, args)]
             if is_num(y, 0.0):
@@ -957,7 +956,7 @@ class Reader:
                 return Mul((Ind(Not(c)), y))
             return Add((Mul((Ind(c), x)), Mul((Ind(Not(c)), y))))
         if op == "cast":
-            if g[args[0]]["dtype"] == np.bool_:
+            if g[args[0]].dtype == np.bool_:
                 return Ind(A[0])
             return A[0]
         if op == "stop_gradient":
@@ -971,7 +970,7 @@ class Reader:
         if op in ("sum", "logsumexp", "max", "min"):
             return self.reduce(op, nid, args[0], A[0], p["axes"])
         if op == "count":
-            xs = g[args[0]]["shape"]
+            xs = g[args[0]].shape
             parts = []
             for ax in p["axes"]:
                 dim = xs[ax]
@@ -987,14 +986,14 @@ class Reader:
         if op == "iota":
             if out_lay == "row" and p.get("axis") == 0:
                 return Sym("i", True, 0, kind="index")
-        if op == "gather" and len(args) == 3 and lays[0] == "row" and len(g[args[0]]["shape"]) == 2:
+        if op == "gather" and len(args) == 3 and lays[0] == "row" and len(g[args[0]].shape) == 2:
             if self.is_iota(args[1]):
                 return Index(A[0], A[2])
-        if op == "scatter_add" and len(args) == 3 and out_lay == "row" and len(d["shape"]) == 2:
+        if op == "scatter_add" and len(args) == 3 and out_lay == "row" and len(d.shape) == 2:
             if self.is_iota(args[1]):
                 return Mul((A[0], Fn("onehot", (A[2],))))
         if op in ("slice", "unslice"):
-            src, dst = (g[args[0]]["shape"], d["shape"])
+            src, dst = (g[args[0]].shape, d.shape)
             if tuple(src) == tuple(dst):
                 return A[0]
         if op == "concatenate" and all(self.prank(a) == 0 and self.layout(a) == "plain" for a in args):
@@ -1005,7 +1004,7 @@ class Reader:
     def is_iota(self, nid) -> bool:
         """The sample index i itself (an iota along the sample axis)."""
         d = self.g[nid]
-        return d["op"] == "iota" and d["params"].get("axis") == 0 and self.layout(nid) == "row"
+        return d.op == "iota" and d.params.get("axis") == 0 and self.layout(nid) == "row"
 
     def row_name(self, name: str) -> str:
         low = name.lower()
@@ -1021,10 +1020,10 @@ class Reader:
         return x
 
     def reshape(self, nid, a, x):
-        s_in, s_out = self.g[a]["shape"], self.g[nid]["shape"]
+        s_in, s_out = self.g[a].shape, self.g[nid].shape
         core_in = [d for d in s_in if not _is_size1(d)]
         core_out = [d for d in s_out if not _is_size1(d)]
-        if self.g[nid]["op"] == "broadcast_to":
+        if self.g[nid].op == "broadcast_to":
             if self.layout(nid) == "row" and self.layout(a) == "plain" and isinstance(x, T):
                 return x.x
             return x
@@ -1037,7 +1036,7 @@ class Reader:
         return Call("reshape", (x,), f"shape={_fmt(tuple(s_out))}", rank=self.prank(nid))
 
     def reduce(self, op, nid, a, x, axes):
-        s = self.g[a]["shape"]
+        s = self.g[a].shape
         lay = self.layout(a)
         bax = {"row": 0, "col": 1}.get(lay)
         real = [ax for ax in axes if not _is_size1(s[ax])]
@@ -1060,7 +1059,7 @@ class Reader:
 
     def matmul(self, nid, args, A, lays):
         g = self.g
-        ra, rb = (len(g[a]["shape"]) for a in args)
+        ra, rb = (len(g[a].shape) for a in args)
         a, b = A
         la, lb = lays
         if la == "row" and lb == "plain":
@@ -1091,48 +1090,69 @@ def _fmt(v):
     return _fmt_param(v)
 
 
-def _ew(name):
-    return lambda *a: Fn(name, a)
+class Notation:
+    """The builder an op's ``notation`` writes itself with (see :class:`gradc.ops.registry.Op`)."""
+
+    @staticmethod
+    def add(*terms):
+        return Add(tuple(terms))
+
+    @staticmethod
+    def neg(x):
+        return neg(x)
+
+    @staticmethod
+    def mul(*factors):
+        return Mul(tuple(factors))
+
+    @staticmethod
+    def pow(base, exp):
+        return Pow(base, exp)
+
+    @staticmethod
+    def num(v):
+        return Num(float(v))
+
+    @staticmethod
+    def fn(name, *args):
+        return Fn(name, tuple(args))
+
+    @staticmethod
+    def cmp(op, a, b):
+        return Cmp(op, a, b)
+
+    @staticmethod
+    def not_(c):
+        return Not(c)
+
+    @staticmethod
+    def and_(a, b):
+        return And(a, b)
 
 
-OPS_EW = {
-    "add": lambda a, b: Add((a, b)),
-    "sub": lambda a, b: Add((a, neg(b))),
-    "mul": lambda a, b: Mul((a, b)),
-    "div": lambda a, b: Mul((a, Pow(b, Num(-1.0)))),
-    "neg": neg,
-    "pow": lambda a, b: Pow(a, b),
-    "square": lambda a: Pow(a, Num(2.0)),
-    "sqrt": _ew("sqrt"), "exp": _ew("exp"), "log": _ew("ln"),
-    "log1p": lambda a: Fn("ln", (Add((ONE, a)),)),
-    "expm1": lambda a: Add((Fn("exp", (a,)), Num(-1.0))),
-    "sin": _ew("sin"), "cos": _ew("cos"), "tanh": _ew("tanh"), "sigmoid": _ew("sigmoid"),
-    "softplus": _ew("softplus"), "abs": _ew("abs"), "sign": _ew("sign"),
-    "relu": lambda a: Fn("max", (ZERO, a)),
-    "maximum": lambda a, b: Fn("max", (a, b)),
-    "minimum": lambda a, b: Fn("min", (a, b)),
-    "gt": lambda a, b: Cmp(">", a, b), "ge": lambda a, b: Cmp(">=", a, b),
-    "lt": lambda a, b: Cmp("<", a, b), "le": lambda a, b: Cmp("<=", a, b),
-    "eq": lambda a, b: Cmp("==", a, b), "ne": lambda a, b: Cmp("!=", a, b),
-    "logical_not": lambda a: Not(a), "logical_and": lambda a, b: And(a, b),
-}
+def written(op: str, operands) -> Ex | None:
+    """Op ``op`` applied to ``operands`` in its declared notation (None: it declares none)."""
+    spec = OPS.get(op)
+    n = spec.notation if spec is not None else None
+    if n is None:
+        return None
+    return Fn(n, tuple(operands)) if isinstance(n, str) else n(Notation, *operands)
 
 
 # ============================================================================ rules
-_DERIV = {"sin": "cos {u}", "cos": "−sin {u}", "exp": "exp {u}", "log": "1/{u}", "log1p": "1/(1 + {u})",
-          "sqrt": "1/(2√{u})", "tanh": "1 − tanh²{u}", "sigmoid": "σ({u})(1 − σ({u}))",
-          "softplus": "σ({u})", "abs": "sign {u}", "square": "2{u}", "expm1": "exp {u}", "neg": "−1"}
-_FN_NAME = {"log": "ln", "sigmoid": "σ", "square": "square", "neg": "negation"}
+def _varies(fo: Graph, nid: int) -> bool:
+    """Does node ``nid`` depend on an argument (rather than on constants only)?"""
+    return any(fo[a].op == "input" for a in fo.reachable([nid], forward=False))
 
 
 def rule_text(fo: Graph, v: int, pos: list, batch, name=None) -> str | None:
     """The rule that takes ∂C/∂v back through ``v`` to its arguments at ``pos``;
     ``name(node)`` is an operand's display name (or None)."""
     d = fo[v]
-    op, args, shp = d["op"], d["args"], d["shape"]
+    op, args, shp = d.op, d.args, d.shape
     k = pos[0]
     a = args[k]
-    ash = fo[a]["shape"]
+    ash = fo[a].shape
     expanded = tuple(ash) != tuple(shp) and op in ("add", "sub", "mul", "div", "where", "maximum",
                                                   "minimum", "pow")
     if len(ash) == 0 or all(_is_size1(x) for x in ash):
@@ -1149,13 +1169,13 @@ def rule_text(fo: Graph, v: int, pos: list, batch, name=None) -> str | None:
         return f"element-wise {'+' if op == 'add' else '−'} ⇒ diagonal Jacobian {'−I' if op == 'sub' and k == 1 else 'I'}"
     if op == "mul":
         other = fo[args[1 - k]] if len(args) == 2 else d
-        if len(other["shape"]) == 0 or all(_is_size1(x) for x in other["shape"]):
+        if len(other.shape) == 0 or all(_is_size1(x) for x in other.shape):
             return with_exp("product with a scalar ⇒ that scalar")
         return with_exp("element-wise product ⇒ diagonal Jacobian diag(other factor)")
     if op == "div":
-        if fo[args[1]]["op"] == "count" and k == 0:
+        if fo[args[1]].op == "count" and k == 0:
             cnt = fo[args[1]]
-            dims = [fo[cnt["args"][0]]["shape"][ax] for ax in cnt["params"]["axes"]]
+            dims = [fo[cnt.args[0]].shape[ax] for ax in cnt.params["axes"]]
             n = " ".join("N" if x == batch else str(x) for x in dims) or "1"
             n = n if len(dims) == 1 else f"({n})"
             return f"mean = sum/{n} ⇒ 1/{n}"
@@ -1163,44 +1183,41 @@ def rule_text(fo: Graph, v: int, pos: list, batch, name=None) -> str | None:
     if op == "pow":
         kc = fo[args[1]]
         u = (name(a) if name else None) or "u"
-        if k == 0 and kc["op"] == "const" and kc["params"]["value"].size == 1:
-            kv = float(kc["params"]["value"].reshape(-1)[0])
+        if k == 0 and kc.op == "const" and kc.params["value"].size == 1:
+            kv = float(kc.params["value"].reshape(-1)[0])
             r = Renderer(False)
             return with_exp(f"power rule ⇒ diagonal Jacobian diag({r(simp(Mul((Num(kv), Pow(Sym(u), Num(kv - 1))))))})")
         return with_exp("power rule ⇒ diagonal Jacobian diag(k u^(k−1))" if k == 0 else "d/dk u^k ⇒ diag(u^k ln u)")
-    if op in ("relu",) or op == "maximum" and any(fo[x]["op"] == "const" and np.all(fo[x]["params"]["value"] == 0)
+    if op in ("relu",) or op == "maximum" and any(fo[x].op == "const" and np.all(fo[x].params["value"] == 0)
                                                   for x in args):
         return "the max(0, z) case split ⇒ indicator 1[z > 0] (diagonal Jacobian)"
     if op in ("maximum", "minimum"):
-        return with_exp(f"{op[:3]}(u, v) case split ⇒ indicator {'1[u > v]' if op == 'maximum' else '1[u < v]'}")
-    if op == "where":
-        return with_exp("select ⇒ mask 1[c]")
-    if op in _DERIV:
+        # strict against a constant (the paper); two varying operands split a tie
+        tie = "; a tie u = v splits it 1/2, 1/2" if all(_varies(fo, x) for x in args) else ""
+        return with_exp(f"{op[:3]}(u, v) case split ⇒ indicator "
+                        f"{'1[u > v]' if op == 'maximum' else '1[u < v]'}{tie}")
+    spec = OPS.get(op)
+    if spec is not None and spec.deriv is not None:
         u = (name(a) if name else None) or "u"
-        return f"element-wise {_FN_NAME.get(op, op)} ⇒ diagonal Jacobian diag({_DERIV[op].format(u=u)})"
+        shown = spec.notation if isinstance(spec.notation, str) else op
+        return f"element-wise {_FN_TEXT.get(shown, shown)} ⇒ diagonal Jacobian diag({spec.deriv.format(u=u)})"
     if op == "sum":
-        over = batch is not None and any(ash[ax] == batch for ax in d["params"]["axes"])
+        over = batch is not None and any(ash[ax] == batch for ax in d.params["axes"])
         return "sum reduction ⇒ 1ᵀ" + (" (each term of Σ_i gets the gradient)" if over else "")
-    if op == "logsumexp":
-        return "logsumexp ⇒ softmax"
     if op in ("max", "min"):
         return f"{op} reduction ⇒ indicator of the arg{op}"
     if op == "matmul":
-        ra, rb = (len(fo[x]["shape"]) for x in args)
+        ra, rb = (len(fo[x].shape) for x in args)
         if ra == 1 and rb == 1:
             return "dot product ⇒ the other vector (transposed)"
         if ra == 2 and rb == 1:
-            return ("matrix-vector product X w ⇒ Xᵀ g" + (" = Σ_i g_i x_iᵀ" if fo[args[0]]["shape"][0] == batch else "")
+            return ("matrix-vector product X w ⇒ Xᵀ g" + (" = Σ_i g_i x_iᵀ" if fo[args[0]].shape[0] == batch else "")
                     if k == 1 else "matrix-vector product X w ⇒ g wᵀ (outer product)")
         if ra == 1 and rb == 2:
             return "vector-matrix product xᵀW ⇒ W g" if k == 0 else "vector-matrix product xᵀW ⇒ x gᵀ"
         return "matrix product X W ⇒ Xᵀ G" if k == 1 else "matrix product X W ⇒ G Wᵀ"
-    if op == "gather":
-        return "indexing ⇒ scatter (one-hot)"
-    if op in ("reshape", "broadcast_to", "transpose", "slice", "concatenate", "unslice"):
-        return {"reshape": "reshape ⇒ reshape back", "broadcast_to": "scalar expansion ⇒ sum",
-                "transpose": "transpose ⇒ transpose back", "slice": "slice ⇒ zero-padded gradient",
-                "concatenate": "concatenation ⇒ slices", "unslice": "padding ⇒ slice"}[op]
+    if spec is not None and spec.rule is not None:
+        return with_exp(spec.rule)
     if op in ("cast", "stop_gradient", "count"):
         return None
     return f"{op} ⇒ its VJP rule"
@@ -1221,14 +1238,13 @@ def _user_names(fo: Graph, fun) -> dict:
     if code is None:
         return {}
     path = code.co_filename
-    base = os.path.basename(path)
     by_line: dict = {}
     for nid in fo.nx:
         d = fo[nid]
-        src = d.get("src") or ""
-        f, _, ln = src.rpartition(":")
-        if d["role"] == "forward" and d["op"] not in ("input", "const") and f == base and ln.isdigit():
-            by_line.setdefault(int(ln), []).append(nid)
+        p = d.provenance
+        if d.role == "forward" and d.op not in ("input", "const") and p is not None and p.mode is None \
+                and p.file == path:
+            by_line.setdefault(p.line, []).append(nid)
     out = {}
     for ln, nids in by_line.items():
         text = linecache.getline(path, ln).strip()
@@ -1252,7 +1268,7 @@ def _user_names(fo: Graph, fun) -> dict:
 
 def _is_zero_const(fo, x):
     d = fo[x]
-    return d["op"] == "const" and d["params"]["value"].size == 1 and float(d["params"]["value"].reshape(-1)[0]) == 0
+    return d.op == "const" and d.params["value"].size == 1 and float(d.params["value"].reshape(-1)[0]) == 0
 
 
 def _heuristic_names(fo: Graph, path: set, taken: set) -> dict:
@@ -1261,15 +1277,15 @@ def _heuristic_names(fo: Graph, path: set, taken: set) -> dict:
         if nid not in path:
             continue
         d = fo[nid]
-        op = d["op"]
+        op = d.op
         users = fo.users(nid)
-        if op in ("relu", "sigmoid", "tanh") or (op == "maximum" and any(_is_zero_const(fo, a) for a in d["args"])):
+        if op in ("relu", "sigmoid", "tanh") or (op == "maximum" and any(_is_zero_const(fo, a) for a in d.args)):
             cand["a"].append(nid)
-        elif op == "add" and any(fo[a]["op"] == "matmul" for a in d["args"]):
+        elif op == "add" and any(fo[a].op == "matmul" for a in d.args):
             cand["z"].append(nid)
-        elif op == "matmul" and len(d["shape"]) >= 1 and not any(fo[u]["op"] == "add" for u in users):
+        elif op == "matmul" and len(d.shape) >= 1 and not any(fo[u].op == "add" for u in users):
             cand["z"].append(nid)
-        elif op == "sub" and any(fo[u]["op"] in ("square", "abs") or fo[u]["op"] == "pow" for u in users):
+        elif op == "sub" and any(fo[u].op in ("square", "abs") or fo[u].op == "pow" for u in users):
             cand["e"].append(nid)
     out = {}
     for letter, nids in cand.items():
@@ -1418,17 +1434,17 @@ def _batch_symbol(fo: Graph, wrt: list):
     """The sample axis: rows of the first data matrix (a rank-2 argument not differentiated)."""
     ins = [fo[i] for i in fo.inputs]
     for k, d in enumerate(ins):
-        if k not in wrt and len(d["shape"]) == 2 and isinstance(d["shape"][0], str):
-            return d["shape"][0], True
+        if k not in wrt and len(d.shape) == 2 and isinstance(d.shape[0], str):
+            return d.shape[0], True
     for k, d in enumerate(ins):
-        if len(d["shape"]) == 2 and isinstance(d["shape"][0], str):
-            return d["shape"][0], False
+        if len(d.shape) == 2 and isinstance(d.shape[0], str):
+            return d.shape[0], False
     for pref in (False, True):
         for k, d in enumerate(ins):
-            if (k in wrt) == pref and len(d["shape"]) == 1 and isinstance(d["shape"][0], str):
-                s = d["shape"][0]
-                dots = any(fo[n]["op"] == "matmul" and all(len(fo[a]["shape"]) == 1 for a in fo[n]["args"])
-                           and fo[fo[n]["args"][0]]["shape"][0] == s for n in fo.nx)
+            if (k in wrt) == pref and len(d.shape) == 1 and isinstance(d.shape[0], str):
+                s = d.shape[0]
+                dots = any(fo[n].op == "matmul" and all(len(fo[a].shape) == 1 for a in fo[n].args)
+                           and fo[fo[n].args[0]].shape[0] == s for n in fo.nx)
                 return (None, False) if dots else (s, False)
     return None, False
 
@@ -1436,18 +1452,17 @@ def _batch_symbol(fo: Graph, wrt: list):
 def _deltas_graph(fo: Graph, nodes: list):
     """``fo`` with ``u + δ_u`` in place of each u: returns (graph, {u: δ input})."""
     g = fo.copy()
-    g.example = dict(getattr(fo, "example", {}))
     delta = {}
     for u in nodes:
         d = g[u]
-        di = g.add("input", (), shape=d["shape"], dtype=d["dtype"], name=f"δ{u}",
+        di = g.add("input", (), shape=d.shape, dtype=d.dtype, name=f"δ{u}",
                    params={"index": len(g.inputs)})
         g.inputs.append(di)
         users = g.users(u)
-        p = g.add("add", (u, di), shape=d["shape"], dtype=d["dtype"], src=d.get("src"), role="forward")
+        p = g.add("add", (u, di), shape=d.shape, dtype=d.dtype, provenance=d.provenance, role="forward")
         for v in users:
             dv = g[v]
-            dv["args"] = tuple(p if a == u else a for a in dv["args"])
+            dv.args = tuple(p if a == u else a for a in dv.args)
             g.nx.remove_edge(u, v)
             g.nx.add_edge(p, v)
         delta[u] = di
@@ -1459,7 +1474,7 @@ class _Explainer:
         from .autodiff import relevant
         self.fo, self.G, self.wrt, self.fun = fo, G, wrt, fun
         self.B, self.samples = _batch_symbol(fo, wrt)
-        self.in_names = {n: fo[n]["name"] or f"arg{k}" for k, n in enumerate(fo.inputs)}
+        self.in_names = {n: fo[n].name or f"arg{k}" for k, n in enumerate(fo.inputs)}
         out = fo.outputs[0]
         self.out = out
         self.path = relevant(fo, [fo.inputs[k] for k in wrt], [out])
@@ -1469,20 +1484,20 @@ class _Explainer:
         heur = _heuristic_names(fo, self.path - set(user), taken)
         self.names = {**heur, **user}
         od = fo[out]
-        is_cost = self.samples and od["shape"] == ()
+        is_cost = self.samples and od.shape == ()
         self.out_name = output_name or ("C" if is_cost else "f")
         self.names[out] = self.out_name
         # step-named values: named ones, values used twice, links of element-wise chains
         k = 0
         for nid in fo.order():
             d = fo[nid]
-            if nid not in self.path or nid in self.names or d["op"] in ("input", "const", "count") \
-                    or d["dtype"].kind != "f":
+            if nid not in self.path or nid in self.names or d.op in ("input", "const", "count") \
+                    or d.dtype.kind != "f":
                 continue
             from .ops import OPS
             users = _uses(fo, nid, self.path)
-            ew = OPS[d["op"]].kind == "elementwise" and d["op"] not in ("cast", "stop_gradient")
-            chain = ew and users and all(OPS[fo[u]["op"]].kind == "elementwise" and fo[u]["op"] != "cast"
+            ew = OPS[d.op].kind == "elementwise" and d.op not in ("cast", "stop_gradient")
+            chain = ew and users and all(OPS[fo[u].op].kind == "elementwise" and fo[u].op != "cast"
                                          for u in users)
             if len(users) > 1 or chain:
                 k += 1
@@ -1504,13 +1519,13 @@ class _Explainer:
             kf = structural_keys(self.fo, intern)
             kg = structural_keys(g, intern, deltas)
             back = {k: n for n, k in kf.items()}
-            rid_of = {n: back[k] for n, k in kg.items() if k in back and g[n]["role"] == "forward"}
+            rid_of = {n: back[k] for n, k in kg.items() if k in back and g[n].role == "forward"}
         else:
             rid_of = {gn: fn for fn, gn in m.items()}
         for n in g.nx:                 # forward values the forward graph lacks
-            if g[n]["role"] == "forward" and n not in rid_of and g[n]["op"] not in ("input", "const"):
+            if g[n].role == "forward" and n not in rid_of and g[n].op not in ("input", "const"):
                 rid_of[n] = f"{id(g)}:{n}"
-        names_in = {gi: self.in_names.get(fi, g[gi]["name"]) for gi, fi in zip(g.inputs, self.fo.inputs)}
+        names_in = {gi: self.in_names.get(fi, g[gi].name) for gi, fi in zip(g.inputs, self.fo.inputs)}
         r = Reader(g, self.B, names_in, rid_of, deltas, cts)
         self._readers = getattr(self, "_readers", [])
         self._readers.append(r)
@@ -1627,14 +1642,14 @@ class _Explainer:
         self.fo_reader = self.reader(fo)
         self._readers = [self.fo_reader]
         if self.B is not None:
-            rows = [self.in_names[n] for n in fo.inputs if len(fo[n]["shape"]) == 2 and fo[n]["shape"][0] == self.B]
+            rows = [self.in_names[n] for n in fo.inputs if len(fo[n].shape) == 2 and fo[n].shape[0] == self.B]
             what = f" (x_iᵀ is row i of {rows[0]})" if rows and self.fo_reader.row_name(rows[0]) == "x" else ""
             if self.samples:
                 ex.notes.append(f"i = 1..N indexes the samples{what}; a name with subscript i is that "
                                 "sample's value")
             else:
-                vs = [("the rows of " if len(fo[n]["shape"]) == 2 else "") + self.in_names[n]
-                      for n in fo.inputs if fo[n]["shape"][:1] == (self.B,)]
+                vs = [("the rows of " if len(fo[n].shape) == 2 else "") + self.in_names[n]
+                      for n in fo.inputs if fo[n].shape[:1] == (self.B,)]
                 ex.notes.append(f"i = 1..N indexes the elements of {', '.join(vs)}".replace(
                     "elements of the rows", "rows"))
         named = [n for n in fo.order() if n in self.names and n in self.path or n == self.out]
@@ -1655,7 +1670,7 @@ class _Explainer:
             node = fo.inputs[k]
             lay = self.fo_reader.layout(node)
             wname = self.in_names[node]
-            if lay == "row" and len(fo[node]["shape"]) == 2:
+            if lay == "row" and len(fo[node].shape) == 2:
                 wname = self.fo_reader.row_name(wname)
             wsym = Sym(wname, lay != "plain", self.fo_reader.prank(node))
             ex.results.append(((self.out_name, wsym), e))
@@ -1680,7 +1695,7 @@ class _Explainer:
         from .autodiff import vjp_graph
         from .passes import optimize
         fo = self.fo
-        inter = [n for n in named if n != self.out and fo[n]["dtype"].kind == "f"]
+        inter = [n for n in named if n != self.out and fo[n].dtype.kind == "f"]
         g, delta = _deltas_graph(fo, inter)
         k0 = len(fo.inputs)
         wrt = list(self.wrt) + [k0 + k for k in range(len(inter))]
@@ -1694,9 +1709,9 @@ class _Explainer:
         for u in order:
             e = simp(self.resolve(dr.read(outs[u]), keep))
             lay = self.fo_reader.layout(u)
-            if fo[u]["op"] == "input":
+            if fo[u].op == "input":
                 nm = self.in_names[u]
-                if lay == "row" and len(fo[u]["shape"]) == 2:
+                if lay == "row" and len(fo[u].shape) == 2:
                     nm = self.fo_reader.row_name(nm)
                 lhs = Sym(nm, lay != "plain", self.fo_reader.prank(u))
                 e = as_row(e)
@@ -1712,10 +1727,10 @@ class _Explainer:
         while frontier:
             x = frontier.pop()
             for v in _uses(fo, x, self.path):
-                if fo[v]["dtype"].kind == "b":
+                if fo[v].dtype.kind == "b":
                     continue
                 region.setdefault(v, [])
-                region[v] += [k for k, a in enumerate(fo[v]["args"]) if a == x]
+                region[v] += [k for k, a in enumerate(fo[v].args) if a == x]
                 if v not in named and v not in visited:
                     visited.add(v)
                     frontier.append(v)
@@ -1735,12 +1750,11 @@ class _Explainer:
 
 def _uses(fo: Graph, nid, path) -> list:
     """The users of ``nid`` its value flows into (``count`` reads only its shape)."""
-    return [u for u in fo.users(nid) if u in path and fo[u]["op"] != "count"]
+    return [u for u in fo.users(nid) if u in path and fo[u].op != "count"]
 
 
 def _substitute_input(graph: Graph, nid: int, value: np.ndarray) -> Graph:
     g = graph.copy()
-    g.example = dict(getattr(graph, "example", {}))
     c = g.add("const", (), shape=value.shape, dtype=value.dtype, params={"value": value}, role="adjoint")
     g.replace_uses(nid, c)
     g.inputs.remove(nid)
@@ -1750,13 +1764,13 @@ def _substitute_input(graph: Graph, nid: int, value: np.ndarray) -> Graph:
 
 def _signature(fo: Graph, out_name: str) -> str:
     from .graph import fmt_type
-    ins = ", ".join(f"{fo.label(i)}: {fmt_type(fo[i]['shape'], fo[i]['dtype'])}" for i in fo.inputs)
-    outs = ", ".join(fmt_type(fo[o]["shape"], fo[o]["dtype"]) for o in fo.outputs)
+    ins = ", ".join(f"{fo.label(i)}: {fmt_type(fo[i].shape, fo[i].dtype)}" for i in fo.inputs)
+    outs = ", ".join(fmt_type(fo[o].shape, fo[o].dtype) for o in fo.outputs)
     return f"{fo.name}({ins}) -> {outs}"
 
 
 def _wrt_of(G: Graph, fo: Graph):
-    names = [fo[i]["name"] for i in fo.inputs]
+    names = [fo[i].name for i in fo.inputs]
     out = []
     for n in G.output_names:
         if n.startswith("d") and n[1:] in names:
@@ -1772,16 +1786,16 @@ def explain_lowered(low, *, wrt=None, output_name=None) -> Explanation:
     fo, G = low.forward, low.graph
     fun = getattr(low, "_fun", None)
     if wrt is None:
-        wrt = _wrt_of(G, fo) if any(G[n]["role"] == "adjoint" for n in G.nx) else []
+        wrt = _wrt_of(G, fo) if any(G[n].role == "adjoint" for n in G.nx) else []
     if not wrt or G is fo or len(G.outputs) < len(wrt):
         wrt = wrt or [k for k, i in enumerate(fo.inputs)
-                      if fo[i]["dtype"].kind == "f" and not fo[i]["params"].get("captured")]
+                      if fo[i].dtype.kind == "f" and not fo[i].params.get("captured")]
         if not wrt:
             raise ArgumentError("explain: the function has no float argument to differentiate")
         G = None
     if len(fo.outputs) != 1:
         raise ArgumentError(f"explain: {fo.name} returns {len(fo.outputs)} values; explain one of them")
-    oshape = fo[fo.outputs[0]]["shape"]
+    oshape = fo[fo.outputs[0]].shape
     if oshape != ():
         return _explain_vector(fo, wrt, fun, output_name)
     if G is None or _wrt_of(G, fo) != list(wrt):
@@ -1798,20 +1812,20 @@ def _explain_vector(fo: Graph, wrt, fun, output_name) -> Explanation:
     from .passes import optimize
     out = fo.outputs[0]
     od = fo[out]
-    shape = od["shape"]
+    shape = od.shape
     name = output_name or "f"
     V = optimize(vjp_graph(fo, list(wrt), seed="input", keep_value=False))
     ct = V.inputs[len(fo.inputs)]
     exp = Explanation()
     exp._out = name
-    wn = ", ".join(fo[fo.inputs[k]]["name"] for k in wrt)
+    wn = ", ".join(fo[fo.inputs[k]].name for k in wrt)
     exp.title = f"{_signature(fo, name)}: the Jacobian of {name} with respect to {wn} (numerator layout)"
     fixed = all(isinstance(d, int) for d in shape)
     n = int(np.prod(shape)) if fixed else 0
     if fixed and n <= 16:
         rows = []
         for k in range(n):
-            e_k = np.zeros(shape, od["dtype"])
+            e_k = np.zeros(shape, od.dtype)
             e_k.reshape(-1)[k] = 1
             Gk = optimize(_substitute_input(V, ct, e_k))
             sub = _Explainer(fo, _with_outputs(Gk, fo, wrt), list(wrt), fun, name)
@@ -1824,10 +1838,10 @@ def _explain_vector(fo: Graph, wrt, fun, output_name) -> Explanation:
             rows.append(finals)
         idx = (lambda k: f"{name}[{k}]") if len(shape) == 1 else (lambda k: f"{name}[{np.unravel_index(k, shape)}]")
         for j, k in enumerate(wrt):
-            wname = fo[fo.inputs[k]]["name"]
+            wname = fo[fo.inputs[k]].name
             for r in range(n):
                 exp.results.append(((idx(r), wname), rows[r][j]))
-            if all(rank(rows[r][j]) == 0 for r in range(n)) and fo[fo.inputs[k]]["shape"] == ():
+            if all(rank(rows[r][j]) == 0 for r in range(n)) and fo[fo.inputs[k]].shape == ():
                 exp.results.append(((name, wname), Vec(tuple(rows[r][j] for r in range(n)))))
             exp.gradients[wname] = Renderer(False)(Vec(tuple(rows[r][j] for r in range(n))))
         return exp
@@ -1840,7 +1854,7 @@ def _explain_vector(fo: Graph, wrt, fun, output_name) -> Explanation:
     finals = [simp(sub.resolve(e, kept)) for e in finals]
     for j, k in enumerate(wrt):
         node = fo.inputs[k]
-        wname = fo[node]["name"]
+        wname = fo[node].name
         e = finals[j]
         v = Sym("v", gr.layout(ct) != "plain", gr.prank(ct))
         if is_diagonal(fo, node, out) and sub.B is not None and v in _factors(e):
@@ -1859,7 +1873,7 @@ def _explain_vector(fo: Graph, wrt, fun, output_name) -> Explanation:
 
 
 def _with_outputs(G, fo, wrt):
-    G.output_names = [f"d{fo[fo.inputs[k]]['name']}" for k in wrt]
+    G.output_names = [f"d{fo[fo.inputs[k]].name}" for k in wrt]
     return G
 
 
@@ -1879,6 +1893,6 @@ def explain(fun, *args, argnums=0, output_name=None) -> Explanation:
         if not isinstance(a, (int, np.integer)) or not -n <= a < n:
             raise ArgumentError(f"explain: argnums {a} is out of range for a function of {n} argument(s)")
     wrt = [int(a) % n for a in nums]
-    if len(fo.outputs) == 1 and fo[fo.outputs[0]]["shape"] == ():
+    if len(fo.outputs) == 1 and fo[fo.outputs[0]].shape == ():
         low = value_and_grad(fun, argnums=tuple(wrt), backend="numpy").lower(*args)
     return explain_lowered(low, wrt=wrt, output_name=output_name)

@@ -19,6 +19,7 @@ from .tracer import Value, inline, trace
 class _Jacobian(Transformed):
     def __init__(self, fun, argnums, backend):
         super().__init__(fun, "jacobian", argnums, backend)
+        self._plans: dict = {}   # id(graph built) -> how to assemble its Jacobian
 
     def _wrt(self, n):
         return _check_argnums(self.argnums, n, self.name)
@@ -38,13 +39,13 @@ class _Jacobian(Transformed):
         else:
             G = optimize(vjp_graph(Fo, wrt, seed="input", keep_value=False))
             G.notes.append("dense Jacobian by reverse mode: one adjoint pass per output element")
-        G.jac = {"diag": diag, "wrt": wrt, "structure": structure, "forward": Fo}
+        self._plans[id(G)] = {"diag": diag, "wrt": wrt, "structure": structure, "forward": Fo}
         return F, Fo, G, structure, captured
 
     def _entry(self, arrays):
         e = super()._entry(arrays)
         if not hasattr(e, "jac_run"):
-            e.jac_run = _runner(e, self.backend)
+            e.jac_run = _runner(e, self.backend, self._plans.pop(id(e.graph)))
         return e
 
     def __call__(self, *args, **kwargs):
@@ -97,9 +98,7 @@ def _shape_result(per_output, argnums, structure):
     return per[0] if structure is None else tuple(per)
 
 
-def _runner(e: Entry, backend):
-    G = e.graph
-    info = G.jac
+def _runner(e: Entry, backend, info: dict):
     wrt, diag, Fo = info["wrt"], info["diag"], info["forward"]
     fwd_run = _compile(Fo, backend)
 

@@ -20,7 +20,7 @@ MAX_FOLD = 4096  # constant-fold only small results: big constants bloat code
 # ----------------------------------------------------------------------------- helpers
 def _const(g: Graph, nid: int):
     d = g[nid]
-    return d["params"]["value"] if d["op"] == "const" else None
+    return d.params["value"] if d.op == "const" else None
 
 
 def _is_scalar_const(g, nid, value):
@@ -31,32 +31,32 @@ def _is_scalar_const(g, nid, value):
 def _is_fill(g, nid, value):
     """A constant (or a broadcast of one) every element of which is ``value``."""
     d = g[nid]
-    if d["op"] == "broadcast_to":
-        return _is_fill(g, d["args"][0], value)
+    if d.op == "broadcast_to":
+        return _is_fill(g, d.args[0], value)
     v = _const(g, nid)
     return v is not None and v.size > 0 and bool(np.all(v == value))
 
 
 def _same_type(g, a, b):
-    return g[a]["shape"] == g[b]["shape"] and g[a]["dtype"] == g[b]["dtype"]
+    return g[a].shape == g[b].shape and g[a].dtype == g[b].dtype
 
 
 def _new(g: Graph, like: int, op: str, args, params=None, shape=None, dtype=None):
     d = g[like]
-    return g.add(op, args, shape=d["shape"] if shape is None else shape,
-                 dtype=d["dtype"] if dtype is None else dtype, params=params or {},
-                 src=d.get("src"), role=d["role"])
+    return g.add(op, args, shape=d.shape if shape is None else shape,
+                 dtype=d.dtype if dtype is None else dtype, params=params or {},
+                 provenance=d.provenance, role=d.role)
 
 
 def _args(g, nid):
-    return g[nid]["args"]
+    return g[nid].args
 
 
 # ----------------------------------------------------------------------------- canonicalize
 def identity_ops(g, nid):
     """x+0, x-0, x*1, x/1, --x, no-op reshapes/broadcasts/casts, where(c, x, x)."""
     d = g[nid]
-    op, a = d["op"], d["args"]
+    op, a = d.op, d.args
     if op in ("add", "sub") and _is_fill(g, a[1], 0) and _same_type(g, a[0], nid):
         return a[0]
     if op == "add" and _is_fill(g, a[0], 0) and _same_type(g, a[1], nid):
@@ -65,48 +65,48 @@ def identity_ops(g, nid):
         return a[0]
     if op == "mul" and _is_fill(g, a[0], 1) and _same_type(g, a[1], nid):
         return a[1]
-    if op == "neg" and g[a[0]]["op"] == "neg":
-        return g[a[0]]["args"][0]
+    if op == "neg" and g[a[0]].op == "neg":
+        return g[a[0]].args[0]
     if op in ("reshape", "broadcast_to", "cast", "stop_gradient") and _same_type(g, a[0], nid) \
             and op != "stop_gradient":
         return a[0]
     if op == "where" and a[1] == a[2] and _same_type(g, a[1], nid):
         return a[1]
-    if op == "sum" and not d["params"]["axes"] and _same_type(g, a[0], nid):
+    if op == "sum" and not d.params["axes"] and _same_type(g, a[0], nid):
         return a[0]
-    if op == "reshape" and g[a[0]]["op"] == "reshape":
-        return _new(g, nid, "reshape", (g[a[0]]["args"][0],), d["params"])
-    if op == "transpose" and g[a[0]]["op"] == "transpose":
+    if op == "reshape" and g[a[0]].op == "reshape":
+        return _new(g, nid, "reshape", (g[a[0]].args[0],), d.params)
+    if op == "transpose" and g[a[0]].op == "transpose":
         inner = g[a[0]]
-        perm = tuple(inner["params"]["perm"][p] for p in d["params"]["perm"])
+        perm = tuple(inner.params["perm"][p] for p in d.params["perm"])
         if perm == tuple(range(len(perm))):
-            return inner["args"][0]
+            return inner.args[0]
     return None
 
 
 def negations(g, nid):
     """x * -1 -> -x;  0 - x -> -x;  x + (-y) -> x - y;  x - (-y) -> x + y;  (-x) * y -> -(x*y)."""
     d = g[nid]
-    op, a = d["op"], d["args"]
+    op, a = d.op, d.args
     if op == "mul" and _is_scalar_const(g, a[1], -1) and _same_type(g, a[0], nid):
         return _new(g, nid, "neg", (a[0],))
     if op == "sub" and _is_fill(g, a[0], 0) and _same_type(g, a[1], nid):
         return _new(g, nid, "neg", (a[1],))
-    if op in ("add", "sub") and g[a[1]]["op"] == "neg":
-        return _new(g, nid, "sub" if op == "add" else "add", (a[0], g[a[1]]["args"][0]))
-    if op == "add" and g[a[0]]["op"] == "neg":
-        return _new(g, nid, "sub", (a[1], g[a[0]]["args"][0]))
+    if op in ("add", "sub") and g[a[1]].op == "neg":
+        return _new(g, nid, "sub" if op == "add" else "add", (a[0], g[a[1]].args[0]))
+    if op == "add" and g[a[0]].op == "neg":
+        return _new(g, nid, "sub", (a[1], g[a[0]].args[0]))
     return None
 
 
 def mask_select(g, nid):
     """where(c, g, 0) * where(c, 1, 0) style chains stay readable: where(c, where(c, x, 0), 0) -> where(c, x, 0)."""
     d = g[nid]
-    if d["op"] != "where":
+    if d.op != "where":
         return None
-    c, x, y = d["args"]
-    if g[x]["op"] == "where" and g[x]["args"][0] == c and _same_type(g, x, nid):
-        return _new(g, nid, "where", (c, g[x]["args"][1], y))
+    c, x, y = d.args
+    if g[x].op == "where" and g[x].args[0] == c and _same_type(g, x, nid):
+        return _new(g, nid, "where", (c, g[x].args[1], y))
     return None
 
 
@@ -117,15 +117,15 @@ CANONICALIZE = [identity_ops, negations, mask_select]
 def softplus_rewrite(g, nid):
     """log(1 + exp(x)) and log1p(exp(x)) -> softplus(x)."""
     d = g[nid]
-    if d["op"] == "log1p" and g[d["args"][0]]["op"] == "exp":
-        x = g[d["args"][0]]["args"][0]
+    if d.op == "log1p" and g[d.args[0]].op == "exp":
+        x = g[d.args[0]].args[0]
         if _same_type(g, x, nid):
             return _new(g, nid, "softplus", (x,))
-    if d["op"] == "log" and g[d["args"][0]]["op"] == "add":
-        s = g[d["args"][0]]
-        for one, e in (s["args"], s["args"][::-1]):
-            if _is_scalar_const(g, one, 1) and g[e]["op"] == "exp":
-                x = g[e]["args"][0]
+    if d.op == "log" and g[d.args[0]].op == "add":
+        s = g[d.args[0]]
+        for one, e in (s.args, s.args[::-1]):
+            if _is_scalar_const(g, one, 1) and g[e].op == "exp":
+                x = g[e].args[0]
                 if _same_type(g, x, nid):
                     return _new(g, nid, "softplus", (x,))
     return None
@@ -134,22 +134,22 @@ def softplus_rewrite(g, nid):
 def logsumexp_rewrite(g, nid):
     """log(sum(exp(x))) -> logsumexp(x)."""
     d = g[nid]
-    if d["op"] == "log" and g[d["args"][0]]["op"] == "sum":
-        s = g[d["args"][0]]
-        e = s["args"][0]
-        if g[e]["op"] == "exp":
-            return _new(g, nid, "logsumexp", (g[e]["args"][0],), dict(s["params"]))
+    if d.op == "log" and g[d.args[0]].op == "sum":
+        s = g[d.args[0]]
+        e = s.args[0]
+        if g[e].op == "exp":
+            return _new(g, nid, "logsumexp", (g[e].args[0],), dict(s.params))
     return None
 
 
 def log_sigmoid_rewrite(g, nid):
     """log(sigmoid(x)) -> -softplus(-x)."""
     d = g[nid]
-    if d["op"] == "log" and g[d["args"][0]]["op"] == "sigmoid":
-        x = g[d["args"][0]]["args"][0]
-        nx_ = _new(g, nid, "neg", (x,), shape=g[x]["shape"])
-        sp = _new(g, nid, "softplus", (nx_,), shape=g[x]["shape"])
-        return _new(g, nid, "neg", (sp,), shape=g[x]["shape"])
+    if d.op == "log" and g[d.args[0]].op == "sigmoid":
+        x = g[d.args[0]].args[0]
+        nx_ = _new(g, nid, "neg", (x,), shape=g[x].shape)
+        sp = _new(g, nid, "softplus", (nx_,), shape=g[x].shape)
+        return _new(g, nid, "neg", (sp,), shape=g[x].shape)
     return None
 
 
@@ -162,7 +162,7 @@ def dce(g: Graph) -> bool:
     stack = list(g.outputs)
     while stack:
         n = stack.pop()
-        for a in g[n]["args"]:
+        for a in g[n].args:
             if a not in live:
                 live.add(a)
                 stack.append(a)
@@ -181,14 +181,14 @@ def _key(d):
         if isinstance(v, (list, tuple)):
             return tuple(h(x) for x in v)
         return v
-    return (d["op"], d["args"], h(d["params"]), d["dtype"].str, d["shape"])
+    return (d.op, d.args, h(d.params), d.dtype.str, d.shape)
 
 
 def cse(g: Graph) -> bool:
     seen, changed = {}, False
     for n in g.order():
         d = g[n]
-        if d["op"] == "input":
+        if d.op == "input":
             continue
         k = _key(d)
         if k in seen:
@@ -203,30 +203,31 @@ def fold_constants(g: Graph) -> bool:
     changed = False
     for n in g.order():
         d = g[n]
-        if d["op"] in ("input", "const"):
+        if d.op in ("input", "const"):
             continue
-        shape_known = all(isinstance(s, int) for s in d["shape"])
-        args = d["args"]
-        if not shape_known or int(np.prod(d["shape"], dtype=np.int64)) > MAX_FOLD:
+        shape_known = all(isinstance(s, int) for s in d.shape)
+        args = d.args
+        if not shape_known or int(np.prod(d.shape, dtype=np.int64)) > MAX_FOLD:
             continue
-        if d["op"] == "count":
-            src = g[args[0]]["shape"]
-            if not all(isinstance(src[a], int) for a in d["params"]["axes"]):
+        if d.op == "count":
+            src = g[args[0]].shape
+            if not all(isinstance(src[a], int) for a in d.params["axes"]):
                 continue
-        elif not args or not all(g[a]["op"] == "const" for a in args):
-            if d["op"] != "iota":
+        elif not args or not all(g[a].op == "const" for a in args):
+            if d.op != "iota":
                 continue
-        if d["op"] == "count":
+        if d.op == "count":
             # only the reduced axes are static; the others may be symbolic sizes
-            axes, src = d["params"]["axes"], g[args[0]]["shape"]
+            axes, src = d.params["axes"], g[args[0]].shape
             dummy = np.empty(tuple(s if i in axes else 1 for i, s in enumerate(src)), dtype=np.int8)
-            v = OPS["count"].numpy(dummy, **d["params"])
+            v = OPS["count"].numpy(dummy, **d.params)
         else:
             with np.errstate(all="ignore"):
-                v = OPS[d["op"]].numpy(*[g[a]["params"]["value"] for a in args], **d["params"])
-        v = np.array(v, dtype=d["dtype"])
+                v = OPS[d.op].numpy(*[g[a].params["value"] for a in args], **d.params)
+        v = np.array(v, dtype=d.dtype)
         v.flags.writeable = False
-        c = g.add("const", (), shape=v.shape, dtype=v.dtype, params={"value": v}, role=d["role"])
+        c = g.add("const", (), shape=v.shape, dtype=v.dtype, params={"value": v},
+                  provenance=d.provenance, role=d.role)
         g.replace_uses(n, c)
         changed = True
     return changed
@@ -235,7 +236,7 @@ def fold_constants(g: Graph) -> bool:
 def rewrite(g: Graph, rules) -> bool:
     changed = False
     for n in g.order():
-        if n not in g.nx or g[n]["op"] in ("input", "const"):
+        if n not in g.nx or g[n].op in ("input", "const"):
             continue
         for rule in rules:
             r = rule(g, n)
@@ -249,7 +250,6 @@ def rewrite(g: Graph, rules) -> bool:
 def optimize(graph: Graph, *, stabilize=True, max_rounds=20) -> Graph:
     """Run every pass to a fixed point; returns a new graph."""
     g = graph.copy()
-    g.example = getattr(graph, "example", {})
     rules = CANONICALIZE + (STABILIZE if stabilize else [])
     for _ in range(max_rounds):
         changed = fold_constants(g)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .errors import ArgumentError, GradcError, ShapeError, TracerBoolError, UnsupportedError
-from .graph import Graph, fmt_type
+from .graph import Graph, Provenance, fmt_type
 from .shapes import ShapeEnv, fmt_shape
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -35,15 +36,33 @@ def current() -> "Builder | None":
     return s[-1] if s else None
 
 
-def user_source() -> str | None:
-    """file:line of the innermost frame outside gradc (the user's model code)."""
+def user_provenance() -> Provenance | None:
+    """The innermost frame outside gradc (the user's model code): file, line, function."""
     f = sys._getframe(1)
     while f is not None:
-        fn = f.f_code.co_filename
-        if not os.path.abspath(fn).startswith(_PKG_DIR):
-            return f"{os.path.basename(fn)}:{f.f_lineno}"
+        code = f.f_code
+        if not os.path.abspath(code.co_filename).startswith(_PKG_DIR):
+            return Provenance(code.co_filename, f.f_lineno, code.co_name)
         f = f.f_back
     return None
+
+
+def user_source() -> str | None:
+    """``file.py:line`` of the innermost frame outside gradc, for messages."""
+    p = user_provenance()
+    return p.where if p is not None else None
+
+
+@contextmanager
+def provenance(p: Provenance | None):
+    """Give the nodes bound inside the block provenance ``p`` (instead of the caller's
+    line): a transformation's nodes belong to the value they transform."""
+    b = current()
+    prev, b.provenance = b.provenance, p
+    try:
+        yield
+    finally:
+        b.provenance = prev
 
 
 @dataclass(frozen=True)
@@ -57,9 +76,8 @@ class Spec:
     def of_node(graph: Graph, nid: int) -> "Spec":
         """The spec of a graph input, keeping its size symbols' names."""
         d = graph[nid]
-        ex = getattr(graph, "example", {})
-        return Spec(tuple(d["shape"]), d["dtype"], tuple(x if isinstance(x, int) else ex.get(x, 2)
-                                                        for x in d["shape"]))
+        ex = graph.example
+        return Spec(d.shape, d.dtype, tuple(x if isinstance(x, int) else ex.get(x, 2) for x in d.shape))
 
     @staticmethod
     def of(arr: np.ndarray) -> "Spec":
@@ -76,7 +94,7 @@ class Builder:
         self.graph = Graph(name)
         self.env = ShapeEnv()
         self.role = "forward"
-        self.src_override = None
+        self.provenance: Provenance | None = None   # set: every node bound gets it
         self.captured: list[Value] = []      # outer Values captured as extra inputs
         self._capture_ids: dict[int, Value] = {}
         self.consts: dict = {}
@@ -127,7 +145,7 @@ class Builder:
         spec = Spec(tuple(1 if d == 1 else None for d in v._shape),
                     v.dtype, tuple(v._b.env.value(d) for d in v._shape))
         inner = self.input(spec, f"captured{len(self.captured)}")
-        self.graph[inner._id]["params"]["captured"] = True
+        self.graph[inner._id].params["captured"] = True
         self.captured.append(v)
         self._capture_ids[id(v)] = inner
         return inner
@@ -138,8 +156,8 @@ class Builder:
         g.outputs = [o._id for o in outputs]
         for nid in g.nx.nodes:
             d = g[nid]
-            d["shape"] = self.env.canon(d["shape"])
-            d["params"] = {k: canon_param(v, self.env.find) for k, v in d["params"].items()}
+            d.shape = self.env.canon(d.shape)
+            d.params = {k: canon_param(v, self.env.find) for k, v in d.params.items()}
         g.minimum = {self.env.find(k): v for k, v in self.env.minimum.items()
                      if isinstance(self.env.find(k), str)}
         g.example = {s: self.env.example[s] for s in self.env.example if self.env.find(s) == s}
@@ -205,9 +223,8 @@ def bind(opname: str, *args, **params) -> "Value":
         src = user_source()
         shown = ", ".join(fmt_type(tuple(b.env.value(d) for d in s), t) for s, t in avals)
         raise ShapeError(f"{op.name}({shown}): {e}" + (f"  [at {src}]" if src else "")) from None
-    src = b.src_override or user_source()
-    nid = b.graph.add(opname, [v._id for v in vals], shape=shape, dtype=dtype,
-                      params=params, src=src, role=b.role)
+    nid = b.graph.add(opname, [v._id for v in vals], shape=shape, dtype=dtype, params=params,
+                      provenance=b.provenance or user_provenance(), role=b.role)
     return Value(b, nid)
 
 
@@ -221,7 +238,8 @@ def replay(graph: Graph, args: list, rewrite=None) -> dict:
     """Replay ``graph`` into the current trace; returns {graph node: Value}.
 
     ``rewrite(graph, nid, argument Values)`` may return a Value to use instead of
-    re-binding node ``nid`` (backends decompose ops this way)."""
+    re-binding node ``nid`` (backends decompose ops this way).  Each node keeps its
+    provenance, with the node a derivative differentiates renamed to its replay."""
     b = current()
     vals = [to_value(a, b) for a in args]
     if len(vals) != len(graph.inputs):
@@ -230,40 +248,53 @@ def replay(graph: Graph, args: list, rewrite=None) -> dict:
     env: dict = {}
     for nid, v in zip(graph.inputs, vals):
         d = graph[nid]
-        if v.dtype != d["dtype"]:
-            v = bind("cast", v, dtype=d["dtype"])
-        if len(d["shape"]) != len(v._shape):
-            raise ShapeError(f"{graph.name}: argument {d['name']} expects rank {len(d['shape'])}, got {len(v._shape)}")
-        for gd, vd in zip(d["shape"], v._shape):
+        if v.dtype != d.dtype:
+            v = bind("cast", v, dtype=d.dtype)
+        if len(d.shape) != len(v._shape):
+            raise ShapeError(f"{graph.name}: argument {d.name} expects rank {len(d.shape)}, got {len(v._shape)}")
+        for gd, vd in zip(d.shape, v._shape):
             if isinstance(gd, int):
-                b.env.equal(vd, gd, f"{graph.name} argument {d['name']}")
+                b.env.equal(vd, gd, f"{graph.name} argument {d.name}")
             elif gd in symmap:
-                symmap[gd] = b.env.equal(symmap[gd], vd, f"{graph.name} argument {d['name']}")
+                symmap[gd] = b.env.equal(symmap[gd], vd, f"{graph.name} argument {d.name}")
             else:
                 symmap[gd] = vd
         env[nid] = v
     for s, k in graph.minimum.items():
         if s in symmap:
             b.env.at_least(symmap[s], k)
+    later = []   # (new node ids, their provenance, the node it differentiates) replayed later
     for nid in graph.order():
         d = graph[nid]
         if nid in env:
             continue
-        if d["op"] == "const":
-            env[nid] = b.const(d["params"]["value"])
+        if d.op == "const":
+            env[nid] = b.const(d.params["value"])
             continue
-        prev, prev_role = b.src_override, b.role
-        b.src_override = d.get("src")
+        prov = d.provenance
+        of = graph.differentiates(nid) if prov is not None and prov.mode else None
+        if prov is not None and prov.mode:
+            prov = replace(prov, of=env[of]._id if of in env else None)
+        prev, prev_role = b.provenance, b.role
+        b.provenance = prov
         if rewrite is not None:
-            b.role = d["role"]
+            b.role = d.role
+        first = b.graph._next
         try:
-            out = rewrite(graph, nid, [env[a] for a in d["args"]]) if rewrite is not None else None
+            out = rewrite(graph, nid, [env[a] for a in d.args]) if rewrite is not None else None
             env[nid] = out if out is not None else \
-                bind(d["op"], *[env[a] for a in d["args"]], **subst_params(d["params"], symmap))
+                bind(d.op, *[env[a] for a in d.args], **subst_params(d.params, symmap))
         finally:
-            b.src_override = prev
+            b.provenance = prev
             if rewrite is not None:
                 b.role = prev_role
+        if of is not None and of not in env:
+            later.append((range(first, b.graph._next), prov, of))
+    for new_ids, prov, of in later:
+        fixed = replace(prov, of=env[of]._id)
+        for n in new_ids:
+            if n in b.graph.nx and b.graph[n].provenance is prov:
+                b.graph[n].provenance = fixed
     return env
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -33,6 +34,10 @@ MODEL = textwrap.dedent("""\
 
     def crash(x):
         raise ValueError("a bug in the model")
+
+    def fanout(x):
+        z = np.sin(x)
+        return np.sum(z * z + z)
 
     not_a_function = 3
     """)
@@ -135,6 +140,23 @@ def test_graph_adjoint_default_wrt_is_first_argument(capsys, model):
     code, out, err = run(capsys, "graph", f"{model}:loss", *LOSS_TYPES, "--adjoint")
     assert code == 0, err
     assert "dw=" in out and "db=" not in out
+
+
+def _provenance_comments(listing):
+    return [line.split("    # ", 1)[1] for line in listing.splitlines() if "    # " in line]
+
+
+def test_graph_adjoint_tags_every_node_with_the_model(capsys, model):
+    # z = sin(x) is used three times: the adds summing its cotangents belong to z's line,
+    # not to the caller's (here this test; from the console script, its own line)
+    code, out, err = run(capsys, "graph", f"{model}:fanout", "f64[n]", "--adjoint")
+    assert code == 0, err
+    z = re.search(r"(%\d+) = sin x .*# model.py:19$", out, re.M).group(1)
+    assert re.search(rf"= add .*# d/d {z} \(model.py:19\)$", out, re.M), out
+    tags = _provenance_comments(out)
+    assert len(tags) >= 5
+    for tag in tags:
+        assert re.fullmatch(r"(d/d (%\d+|x) \()?model.py:(19|20)\)?|d/d x", tag), (tag, out)
 
 
 def test_graph_dot_and_output_file(capsys, model, tmp_path):
@@ -305,6 +327,15 @@ def _gradc_command():
     if exe and os.path.dirname(exe) == os.path.dirname(sys.executable):
         return [exe]
     return [sys.executable, "-m", "gradc.cli"]
+
+
+def test_subprocess_graph_adjoint_names_the_models_lines(model):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run(_gradc_command() + ["graph", f"{model}:fanout", "f64[n]", "--adjoint"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    tags = _provenance_comments(r.stdout)
+    assert len(tags) >= 5 and all("model.py:" in t or t == "d/d x" for t in tags), r.stdout
 
 
 def test_subprocess_demo_and_error(model):

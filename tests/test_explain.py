@@ -224,3 +224,50 @@ def test_other_ops_have_a_generic_rendering():
         return gnp.sum(gnp.reshape(x, (2, -1)) ** 3) + gnp.sum(x[1:] - x[:-1]) + gnp.mean(gnp.concatenate([x, x * 2]))
     ex = gradc.explain(f, np.arange(1.0, 5.0))
     assert re.search(r"reshape\(", ex.gradients["x"]), str(ex)
+
+
+# ----------------------------------------------------------------------------- notation on the op
+def test_every_elementwise_op_declares_its_notation():
+    from gradc.ops import OPS
+    # cast and stop_gradient are read through (they do not change the value's notation);
+    # where is a case split, written from its operands
+    plain = {"cast", "stop_gradient", "where"}
+    for name, op in OPS.items():
+        if op.kind == "elementwise" and name not in plain:
+            assert op.notation is not None, name
+        if op.deriv is not None:
+            assert "{u}" in op.deriv or op.deriv == "−1", (name, op.deriv)
+
+
+def test_a_new_op_is_explained_from_its_own_block():
+    from gradc.ops import OPS
+    from gradc.ops.elementwise import elementwise
+    from gradc.tracer import bind
+    elementwise("cube_for_test", lambda x: x ** 3, lambda y, x: (3.0 * x * x,),
+                notation=lambda m, u: m.pow(u, m.num(3)), deriv="3{u}²")
+    try:
+        def f(x):
+            return gnp.sum(bind("cube_for_test", x))
+        text = str(gradc.explain(f, W))
+        assert "element-wise cube_for_test ⇒ diagonal Jacobian diag(3x²)" in text, text
+        assert "df/dx_i = 3x_i²" in text, text
+        np.testing.assert_allclose(gradc.grad(f, backend="numpy")(W), 3 * W ** 2, rtol=1e-12)
+    finally:
+        del OPS["cube_for_test"]
+
+
+def test_maximum_of_two_varying_operands_mentions_the_tie_split():
+    def both(x, y):
+        return gnp.sum(gnp.maximum(2.0 * x, y))
+
+    def against_constant(x):
+        return gnp.sum(gnp.maximum(x, 1.0))
+    text = str(gradc.explain(both, W, W, argnums=(0, 1)))
+    assert "max(u, v) case split ⇒ indicator 1[u > v]; a tie u = v splits it 1/2, 1/2" in text, text
+    assert "1/2 · 1[" in text                         # the derivative shows the split itself
+    strict = str(gradc.explain(against_constant, W))
+    assert "case split ⇒ indicator 1[u > v]" in strict and "tie" not in strict, strict
+    # the numbers agree with the text: at a tie each side gets 1/2
+    dx, dy = gradc.grad(both, argnums=(0, 1), backend="numpy")(W, 2.0 * W)
+    np.testing.assert_array_equal(dx, np.full(3, 1.0))     # 2 · 1/2
+    np.testing.assert_array_equal(dy, np.full(3, 0.5))

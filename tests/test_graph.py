@@ -65,7 +65,7 @@ def test_params_and_source_lines():
     g = gradc.trace(lambda X: gnp.sum(X, axis=1, keepdims=True), X5)
     (s,) = [d for _, d in g.nx.nodes(data=True) if d["op"] == "sum"]
     assert s["params"] == {"axes": (1,), "keepdims": True}
-    assert s["src"].startswith("test_graph.py:")
+    assert s.provenance.where.startswith("test_graph.py:") and s.provenance.function == "<lambda>"
     assert s["role"] == "forward"
 
 

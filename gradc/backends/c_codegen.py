@@ -209,9 +209,9 @@ class CCodegen(Lowering):
 
     def describe(self, nid) -> str:
         """``%12 = mul %5 %7  (model.py:4)``: the graph node a statement computes."""
-        g, d = self.g, self.g[nid]
+        g = self.g
         text = f"{g.label(nid)} = {g.expr(nid)}"
-        src = d.get("src")
+        src = g.source(nid)
         if src:
             text += f"  {src}" if "(" in src else f"  ({src})"
         return text

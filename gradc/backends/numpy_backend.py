@@ -1,18 +1,15 @@
 """backend="numpy": run the graph with the numpy evaluator.
 
 It is also the checked mode (``debug_nans``) of every backend: the native backends fall
-back to it, and :func:`nan_checker` tests each node's value as it is computed."""
+back to it, and it names the first node whose value is not finite, with the user's line
+read off the node's provenance."""
 from __future__ import annotations
-
-import re
 
 import numpy as np
 
 from ..errors import NonFiniteError
 from ..evaluate import evaluate
 from ..graph import Graph
-
-_TAG = re.compile(r"^d/d %(\d+)(?: \((.*)\))?$")
 
 
 def _at(x, idx, shape):
@@ -33,54 +30,36 @@ def describe_nonfinite(graph: Graph, nid: int, v: np.ndarray, vals: dict | None 
     bad = tuple(int(i) for i in np.argwhere(~np.isfinite(flat))[0])
     what = "nan" if np.isnan(flat[bad]) else ("inf" if flat[bad] > 0 else "-inf")
     where = f" at index {bad}" if v.ndim else ""
-    msg = f"{d['role']} node {graph.label(nid)} = {graph.expr(nid)} produced {what}{where}"
-    if vals is not None and d["args"]:
+    msg = f"{d.role} node {graph.label(nid)} = {graph.expr(nid)} produced {what}{where}"
+    if vals is not None and d.args:
         shown = []
-        for a in d["args"]:
-            if a not in vals or (graph[a]["op"] == "const" and np.ndim(vals[a]) == 0):
+        for a in d.args:
+            if a not in vals or (graph[a].op == "const" and np.ndim(vals[a]) == 0):
                 continue
             t = _at(vals[a], bad if v.ndim else (), v.shape)
             if t is not None:
                 shown.append(f"{graph.label(a)} = {t}")
         if shown:
             msg += f" (operands there: {', '.join(shown)})"
-    src = d.get("src") or ""
-    m = _TAG.match(src)
-    if d["role"] == "adjoint" and m:
-        msg += "; it differentiates " + _differentiated(graph, int(m.group(1)), m.group(2))
-    elif src:
-        msg += f"; created at {src}"
+    p = d.provenance
+    at = f" created at {p.where}" if p is not None and p.where else ""
+    if p is not None and p.mode is not None:
+        verb = "differentiates" if p.mode == "adjoint" else "is the tangent of"
+        k = graph.differentiates(nid)
+        if k is not None and graph[k].op == "input":
+            msg += f"; it {verb} argument {graph.label(k)}"
+        elif k is not None and graph[k].op != "const":
+            msg += f"; it {verb} {graph.label(k)} = {graph.expr(k)}{at}"
+        else:
+            msg += f"; it {verb} a {p.of_op} no longer computed in this graph{at}"
+    elif at:
+        msg += ";" + at
     return msg
-
-
-def _differentiated(graph: Graph, k: int, line: str | None) -> str:
-    """``%9 = log1p %8 created at model.py:7``: the forward node an adjoint tag names, as
-    a node of ``graph`` when it is there (tags number the forward graph's nodes)."""
-    at = f" created at {line}" if line else ""
-    fwd = getattr(graph, "forward_graph", None)
-    if fwd is None or k not in fwd.nx:
-        return f"forward node %{k}{at}"
-    try:
-        from ..explain import forward_match
-        here = forward_match(fwd, graph).get(k)
-    except Exception:  # noqa: BLE001  (a message must never fail)
-        here = None
-    if here is not None:
-        return f"{graph.label(here)} = {graph.expr(here)}{at}"
-    return f"{fwd.expr(k)} (node %{k} of the forward graph, not computed here){at}"
 
 
 class _Found(Exception):
     def __init__(self, nid, value):
         self.nid, self.value = nid, value
-
-
-def nan_checker(graph: Graph):
-    """A check(nid, value) that raises on the first non-finite node value."""
-    def check(nid, v):
-        if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
-            raise NonFiniteError(describe_nonfinite(graph, nid, v))
-    return check
 
 
 def _first_nonfinite(nid, v):
@@ -99,14 +78,14 @@ def compile(graph: Graph, *, debug_nans=False):
             if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
                 bad = tuple(int(i) for i in np.argwhere(~np.isfinite(np.atleast_1d(a)))[0])
                 where = f" (first at index {bad})" if a.ndim else ""
-                raise NonFiniteError(f"argument {graph[nid]['name']} contains non-finite values{where}")
+                raise NonFiniteError(f"argument {graph[nid].name} contains non-finite values{where}")
         try:
             return evaluate(graph, arrays, check=_first_nonfinite)
         except _Found as f:
             found = f
         # Only on failure: evaluate again recording every value, to show the operands.
         vals = dict(zip(graph.inputs, arrays))
-        vals.update((n, graph[n]["params"]["value"]) for n in graph.nx if graph[n]["op"] == "const")
+        vals.update((n, graph[n].params["value"]) for n in graph.nx if graph[n].op == "const")
         evaluate(graph, arrays, check=vals.__setitem__)
         raise NonFiniteError(describe_nonfinite(graph, found.nid, found.value, vals)) from None
     run.debug_nans = True

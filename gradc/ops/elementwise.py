@@ -100,7 +100,7 @@ def unbroadcast(g, shape):
 
 
 def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=None,
-                out=None, infix=None, doc=""):
+                out=None, infix=None, doc="", notation=None, deriv=None):
     """Register an element-wise op; VJP/JVP come from ``partials`` unless given."""
     def shape_rule(env, avals, **params):
         return _ew_shape(env, avals, out=out)
@@ -121,7 +121,7 @@ def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=
                 total = total + x
             return broadcast_to(total, ans._shape) if total._shape != ans._shape else total
     return register(Op(name, "elementwise", shape_rule, numpy, vjp, jvp, partials,
-                       llvm, c, doc, infix))
+                       llvm, c, doc, infix, notation=notation, deriv=deriv))
 
 
 def _bind(name, *xs, float_result=True, out=None):
@@ -150,26 +150,40 @@ def _softplus_np(x):
 
 
 elementwise("neg", np.negative, vjp=lambda g, y, x: (-g,), jvp=lambda ts, y, x: -ts[0],
-            c="-{0}", llvm=lambda e, x: e.neg(x), doc="-x")
-elementwise("exp", np.exp, lambda y, x: (y,), c="exp({0})", llvm=lambda e, x: e.math("exp", x))
-elementwise("log", np.log, lambda y, x: (lambda g: g / x,), c="log({0})", llvm=lambda e, x: e.math("log", x))
+            c="-{0}", llvm=lambda e, x: e.neg(x), doc="-x",
+            notation=lambda m, u: m.neg(u), deriv="−1")
+elementwise("exp", np.exp, lambda y, x: (y,), c="exp({0})", llvm=lambda e, x: e.math("exp", x),
+            notation="exp", deriv="exp {u}")
+elementwise("log", np.log, lambda y, x: (lambda g: g / x,), c="log({0})", llvm=lambda e, x: e.math("log", x),
+            notation="ln", deriv="1/{u}")
 elementwise("log1p", np.log1p, lambda y, x: (lambda g: g / (1.0 + x),), c="log1p({0})",
-            llvm=lambda e, x: e.math("log1p", x))
-elementwise("expm1", np.expm1, lambda y, x: (y + 1.0,), c="expm1({0})", llvm=lambda e, x: e.math("expm1", x))
+            llvm=lambda e, x: e.math("log1p", x),
+            notation=lambda m, u: m.fn("ln", m.add(m.num(1), u)), deriv="1/(1 + {u})")
+elementwise("expm1", np.expm1, lambda y, x: (y + 1.0,), c="expm1({0})", llvm=lambda e, x: e.math("expm1", x),
+            notation=lambda m, u: m.add(m.fn("exp", u), m.num(-1)), deriv="exp {u}")
 elementwise("sqrt", np.sqrt, lambda y, x: (lambda g: g / (2.0 * y),), c="sqrt({0})",
-            llvm=lambda e, x: e.intrinsic("llvm.sqrt", x))
-elementwise("abs", np.abs, lambda y, x: (sign(x),), c="gradc_abs({0})", llvm=lambda e, x: e.abs(x))
-elementwise("sign", _np_keep(np.sign), lambda y, x: (None,), c="gradc_sign({0})", llvm=lambda e, x: e.sign(x))
-elementwise("sin", np.sin, lambda y, x: (cos(x),), c="sin({0})", llvm=lambda e, x: e.math("sin", x))
-elementwise("cos", np.cos, lambda y, x: (-sin(x),), c="cos({0})", llvm=lambda e, x: e.math("cos", x))
-elementwise("tanh", np.tanh, lambda y, x: (1.0 - y * y,), c="tanh({0})", llvm=lambda e, x: e.math("tanh", x))
+            llvm=lambda e, x: e.intrinsic("llvm.sqrt", x), notation="sqrt", deriv="1/(2√{u})")
+elementwise("abs", np.abs, lambda y, x: (sign(x),), c="gradc_abs({0})", llvm=lambda e, x: e.abs(x),
+            notation="abs", deriv="sign {u}")
+elementwise("sign", _np_keep(np.sign), lambda y, x: (None,), c="gradc_sign({0})", llvm=lambda e, x: e.sign(x),
+            notation="sign")
+elementwise("sin", np.sin, lambda y, x: (cos(x),), c="sin({0})", llvm=lambda e, x: e.math("sin", x),
+            notation="sin", deriv="cos {u}")
+elementwise("cos", np.cos, lambda y, x: (-sin(x),), c="cos({0})", llvm=lambda e, x: e.math("cos", x),
+            notation="cos", deriv="−sin {u}")
+elementwise("tanh", np.tanh, lambda y, x: (1.0 - y * y,), c="tanh({0})", llvm=lambda e, x: e.math("tanh", x),
+            notation="tanh", deriv="1 − tanh²{u}")
 elementwise("sigmoid", _sigmoid_np, lambda y, x: (y * (1.0 - y),), c="gradc_sigmoid({0})",
-            llvm=lambda e, x: e.math("sigmoid", x), doc="1/(1+exp(-x)), stable for all x")
+            llvm=lambda e, x: e.math("sigmoid", x), doc="1/(1+exp(-x)), stable for all x",
+            notation="sigmoid", deriv="σ({u})(1 − σ({u}))")
 elementwise("softplus", _softplus_np, lambda y, x: (sigmoid(x),), c="gradc_softplus({0})",
-            llvm=lambda e, x: e.math("softplus", x), doc="log(1+exp(x)) = max(x,0)+log1p(exp(-|x|))")
+            llvm=lambda e, x: e.math("softplus", x), doc="log(1+exp(x)) = max(x,0)+log1p(exp(-|x|))",
+            notation="softplus", deriv="σ({u})")
 elementwise("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), lambda y, x: (x > 0.0,),
-            c="gradc_relu({0})", llvm=lambda e, x: e.relu(x), doc="max(0, x); derivative 1[x > 0]")
-elementwise("square", np.square, lambda y, x: (2.0 * x,), c="({0}*{0})", llvm=lambda e, x: e.mul(x, x))
+            c="gradc_relu({0})", llvm=lambda e, x: e.relu(x), doc="max(0, x); derivative 1[x > 0]",
+            notation=lambda m, u: m.fn("max", m.num(0), u))
+elementwise("square", np.square, lambda y, x: (2.0 * x,), c="({0}*{0})", llvm=lambda e, x: e.mul(x, x),
+            notation=lambda m, u: m.pow(u, m.num(2)), deriv="2{u}")
 elementwise("stop_gradient", lambda x: x, vjp=lambda g, y, x: (None,), jvp=lambda ts, y, x: None,
             c="{0}", llvm=lambda e, x: x)
 
@@ -186,18 +200,20 @@ register(Op("cast", "elementwise",
 
 # ----------------------------------------------------------------------------- binary ops
 elementwise("add", np.add, lambda z, x, y: (lambda g: g, lambda g: g), c="({0} + {1})",
-            llvm=lambda e, x, y: e.add(x, y), infix="+")
+            llvm=lambda e, x, y: e.add(x, y), infix="+", notation=lambda m, u, v: m.add(u, v))
 elementwise("sub", np.subtract, lambda z, x, y: (lambda g: g, lambda g: -g), c="({0} - {1})",
-            llvm=lambda e, x, y: e.sub(x, y), infix="-")
+            llvm=lambda e, x, y: e.sub(x, y), infix="-", notation=lambda m, u, v: m.add(u, m.neg(v)))
 elementwise("mul", np.multiply, lambda z, x, y: (y, x), c="({0} * {1})",
-            llvm=lambda e, x, y: e.mul(x, y), infix="*")
+            llvm=lambda e, x, y: e.mul(x, y), infix="*", notation=lambda m, u, v: m.mul(u, v))
 elementwise("div", np.divide, lambda z, x, y: (lambda g: g / y, lambda g: -(g * z) / y),
-            c="({0} / {1})", llvm=lambda e, x, y: e.div(x, y), infix="/")
+            c="({0} / {1})", llvm=lambda e, x, y: e.div(x, y), infix="/",
+            notation=lambda m, u, v: m.mul(u, m.pow(v, m.num(-1))))
 elementwise("pow", np.power,
             lambda z, x, y: (lambda g: g * (y * power(x, y - 1.0)),
                              lambda g: g * (z * log(x))),
             c="gradc_pow({0}, {1}, &status)", llvm=lambda e, x, y: e.pow(x, y), infix="**",
-            doc="x ** y; integers raised to a negative integer power are an error, as in numpy")
+            doc="x ** y; integers raised to a negative integer power are an error, as in numpy",
+            notation=lambda m, u, v: m.pow(u, v))
 def _is_constant(v) -> bool:
     """Does ``v`` depend on no input of the graph being traced (a literal, a constant
     array, or views and arithmetic of constants)?"""
@@ -228,20 +244,23 @@ def _select_partials(wins_x, wins_y):
 
 elementwise("maximum", np.maximum, _select_partials(lambda x, y: x > y, lambda x, y: y > x),
             c="gradc_max({0}, {1})", llvm=lambda e, x, y: e.maximum(x, y),
-            doc="derivative 1[x > y], 1[y > x] (the paper); a tie of two varying operands splits 1/2, 1/2")
+            doc="derivative 1[x > y], 1[y > x] (the paper); a tie of two varying operands splits 1/2, 1/2",
+            notation=lambda m, u, v: m.fn("max", u, v))
 elementwise("minimum", np.minimum, _select_partials(lambda x, y: x < y, lambda x, y: y < x),
             c="gradc_min({0}, {1})", llvm=lambda e, x, y: e.minimum(x, y),
-            doc="derivative 1[x < y], 1[y < x]; a tie of two varying operands splits 1/2, 1/2")
+            doc="derivative 1[x < y], 1[y < x]; a tie of two varying operands splits 1/2, 1/2",
+            notation=lambda m, u, v: m.fn("min", u, v))
 for _n, _f, _s in [("gt", np.greater, ">"), ("ge", np.greater_equal, ">="), ("lt", np.less, "<"),
                    ("le", np.less_equal, "<="), ("eq", np.equal, "=="), ("ne", np.not_equal, "!=")]:
     elementwise(_n, _f, vjp=lambda g, z, x, y: (None, None), jvp=lambda ts, z, x, y: None,
                 out=np.bool_, c=f"({{0}} {_s} {{1}})", infix=_s,
-                llvm=(lambda s: lambda e, x, y: e.compare(s, x, y))(_s))
+                llvm=(lambda s: lambda e, x, y: e.compare(s, x, y))(_s),
+                notation=(lambda s: lambda m, u, v: m.cmp(s, u, v))(_s))
 elementwise("logical_and", np.logical_and, vjp=lambda g, z, x, y: (None, None),
             jvp=lambda ts, z, x, y: None, out=np.bool_, c="({0} && {1})",
-            llvm=lambda e, x, y: e.logical_and(x, y))
+            llvm=lambda e, x, y: e.logical_and(x, y), notation=lambda m, u, v: m.and_(u, v))
 elementwise("logical_not", np.logical_not, vjp=lambda g, z, x: (None,), jvp=lambda ts, z, x: None,
-            out=np.bool_, c="(!{0})", llvm=lambda e, x: e.logical_not(x))
+            out=np.bool_, c="(!{0})", llvm=lambda e, x: e.logical_not(x), notation=lambda m, u: m.not_(u))
 
 
 def _where_shape(env, avals):
@@ -255,7 +274,7 @@ register(Op("where", "elementwise", _where_shape, np.where,
             jvp=lambda ts, z, c, x, y: where(c, ts[1] if ts[1] is not None else 0.0,
                                              ts[2] if ts[2] is not None else 0.0),
             llvm=lambda e, c, x, y: e.select(c, x, y), c="({0} ? {1} : {2})",
-            doc="select x where c else y; derivative is the mask"))
+            doc="select x where c else y; derivative is the mask", rule="select ⇒ mask 1[c]"))
 
 
 # ----------------------------------------------------------------------------- user API

@@ -60,7 +60,7 @@ def _transpose_shape(env, avals, perm):
 
 register(Op("transpose", "structure", _transpose_shape, lambda x, perm: np.transpose(x, perm),
             vjp=lambda g, y, x, perm: (transpose(g, tuple(np.argsort(perm).tolist())),),
-            jvp=lambda ts, y, x, perm: transpose(ts[0], perm)))
+            jvp=lambda ts, y, x, perm: transpose(ts[0], perm), rule="transpose ⇒ transpose back"))
 
 
 # ----------------------------------------------------------------------------- user API

@@ -128,7 +128,7 @@ def _lse_jvp(ts, ans, x, axes, keepdims):
 
 register(Op("logsumexp", "reduce", _rshape, _lse_np, vjp=_lse_vjp, jvp=_lse_jvp,
             doc="log(sum(exp(x))) computed as m + log(sum(exp(x - m))), m = max(x); "
-                "its adjoint is g * softmax(x)"))
+                "its adjoint is g * softmax(x)", rule="logsumexp ⇒ softmax"))
 
 
 # ----------------------------------------------------------------------------- user API

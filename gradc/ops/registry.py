@@ -4,8 +4,8 @@ An op block (in ``elementwise.py``, ``reduce.py``, ``linalg.py``, ``structure.py
 defines everything about a primitive in one place: its shape rule, its numpy reference,
 how it differentiates (VJP, JVP; element-wise ops give their diagonal partials and get
 both), and how backends lower it (``llvm``: a function of a scalar emitter and operands;
-``c``: a C expression template).  Backends read these fields; the ops never import a
-backend.
+``c``: a C expression template), and how ``explain`` writes it (``notation``, ``deriv``,
+``rule``).  Backends and the explainer read these fields; the ops never import them.
 """
 from __future__ import annotations
 
@@ -29,6 +29,19 @@ class Op:
     doc: str = ""
     infix: str | None = None       # shown as `a + b` by explain
     extra: dict = field(default_factory=dict)
+    # -- explain's notation (gradc.explain reads these; an op declares its own) ---------
+    # notation: how explain writes the op applied to its operands.  A str names a
+    #   function (notation="sin" writes sin(u)); a callable (m, *operands) builds the
+    #   expression with the methods of explain's notation builder ``m`` (add, neg, mul,
+    #   pow, num, fn, cmp, not_, and_), e.g. log1p: lambda m, u: m.fn("ln", m.add(m.num(1), u)).
+    #   None: explain writes it as a call, op(u, params).
+    notation: Callable | str | None = None
+    # deriv: an element-wise op's derivative as explain's rule text shows it, in {u}
+    #   ("cos {u}" for sin): "element-wise sin ⇒ diagonal Jacobian diag(cos u)".
+    deriv: str | None = None
+    # rule: a fixed phrase for how the op's VJP takes the gradient back, for ops whose
+    #   rule needs no operand ("transpose ⇒ transpose back").
+    rule: str | None = None
 
 
 def register(op: Op) -> Op:

@@ -34,7 +34,7 @@ def _reshape_shape(env, avals, shape):
 register(Op("reshape", "structure", _reshape_shape,
             lambda x, shape, sizes=None: np.reshape(x, shape),
             vjp=lambda g, y, x, shape: (reshape_sym(g, x._shape),),
-            jvp=lambda ts, y, x, shape: reshape_sym(ts[0], shape)))
+            jvp=lambda ts, y, x, shape: reshape_sym(ts[0], shape), rule="reshape ⇒ reshape back"))
 
 
 def reshape_sym(x, shape):
@@ -123,7 +123,7 @@ register(Op("broadcast_to", "structure", _bcast_shape,
             lambda x, shape: np.broadcast_to(x, shape),
             vjp=lambda g, y, x, shape: (_unbroadcast(g, x._shape),),
             jvp=lambda ts, y, x, shape: broadcast_to(ts[0], shape),
-            doc="scalar expansion; its adjoint sums over the expanded axes"))
+            doc="scalar expansion; its adjoint sums over the expanded axes", rule="scalar expansion ⇒ sum"))
 
 
 def broadcast_to(x, shape):
@@ -156,7 +156,7 @@ def _np_index(index):
 register(Op("slice", "structure", _slice_shape, lambda x, index: x[_np_index(index)],
             vjp=lambda g, y, x, index: (_bind_unslice(g, index, x._shape),),
             jvp=lambda ts, y, x, index: _trace().bind("slice", ts[0], index=index),
-            doc="x[start:stop:step] per axis (static bounds)"))
+            doc="x[start:stop:step] per axis (static bounds)", rule="slice ⇒ zero-padded gradient"))
 
 
 def _unslice_np(g, index, shape):
@@ -169,7 +169,8 @@ register(Op("unslice", "structure", lambda env, avals, index, shape: (tuple(shap
             _unslice_np,
             vjp=lambda g, y, x, index, shape: (_trace().bind("slice", g, index=index),),
             jvp=lambda ts, y, x, index, shape: _bind_unslice(ts[0], index, shape),
-            doc="zeros of `shape` with the argument placed at index: the adjoint of slice"))
+            doc="zeros of `shape` with the argument placed at index: the adjoint of slice",
+            rule="padding ⇒ slice"))
 
 
 def _bind_unslice(g, index, shape):
@@ -308,7 +309,8 @@ def _scatter_np(g, *idx, shape):
 register(Op("gather", "structure", _gather_shape, _gather_np,
             vjp=lambda g, y, x, *idx: (_trace().bind("scatter_add", g, *idx, shape=x._shape),) + (None,) * len(idx),
             jvp=lambda ts, y, x, *idx: _trace().bind("gather", ts[0], *idx),
-            doc="x[i0, i1, ...] with integer index arrays (broadcast together)"))
+            doc="x[i0, i1, ...] with integer index arrays (broadcast together)",
+            rule="indexing ⇒ scatter (one-hot)"))
 register(Op("scatter_add", "structure",
             lambda env, avals, shape: (tuple(shape), avals[0][1]), _scatter_np,
             vjp=lambda g, y, u, *idx, shape: (_trace().bind("gather", g, *idx),) + (None,) * len(idx),
@@ -404,7 +406,8 @@ def _concat_jvp(ts, y, *xs, axis):
 
 
 register(Op("concatenate", "structure", _concat_shape,
-            lambda *xs, axis: np.concatenate(xs, axis=axis), vjp=_concat_vjp, jvp=_concat_jvp))
+            lambda *xs, axis: np.concatenate(xs, axis=axis), vjp=_concat_vjp, jvp=_concat_jvp,
+            rule="concatenation ⇒ slices"))
 
 
 def concatenate(xs, axis=0):
