@@ -156,7 +156,11 @@ class Graph:
     ``nx`` is the underlying ``networkx.DiGraph`` (a :class:`DAG`); ``inputs`` and
     ``outputs`` are node ids in order, ``output_names`` their display names;
     ``minimum`` maps size symbols to lower bounds checked at call time, ``example`` to
-    the sizes they had when traced; ``notes`` are lines the listing ends with."""
+    the sizes they had when traced; ``notes`` are lines the listing ends with.  These
+    are all it holds (``__slots__``): a later stage keeps its own records elsewhere."""
+
+    __slots__ = ("nx", "name", "inputs", "outputs", "output_names", "minimum", "example",
+                 "notes", "_next", "_moved")
 
     def __init__(self, name: str = "f"):
         self.nx = DAG()

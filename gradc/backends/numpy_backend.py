@@ -51,7 +51,7 @@ def describe_nonfinite(graph: Graph, nid: int, v: np.ndarray, vals: dict | None 
         elif k is not None and graph[k].op != "const":
             msg += f"; it {verb} {graph.label(k)} = {graph.expr(k)}{at}"
         else:
-            msg += f"; it {verb} a {p.of_op} no longer computed in this graph{at}"
+            msg += f"; it {verb} a {p.of_op}{at} (a value this graph does not compute)"
     elif at:
         msg += ";" + at
     return msg
