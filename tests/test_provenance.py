@@ -326,3 +326,27 @@ def test_nan_message_when_the_forward_value_is_not_computed():
                         "(a value this graph does not compute)"), msg
     text = str(g.lower(np.ones(2)).graph)
     assert "= log " not in text and f"# d/d log ({HERE}:{_line('NAN-LOG')})" in text, text
+
+
+def test_cast_back_of_a_mixed_dtype_gradient_has_the_models_line():
+    def mixed(x32, y):
+        return gnp.sum(x32 * y)                          # MIXED: f32 * f64 is f64
+    x32 = np.linspace(-1.0, 1.0, 24, dtype=np.float32).reshape(6, 4)   # (rank 3 is issue 10)
+    y = np.linspace(0.5, 2.0, 24).reshape(6, 4)
+    g = gradc.grad(mixed).lower(x32, y).graph
+    (cast,) = [n for n in g.nx if g[n].op == "cast" and g[n].dtype == np.float32]
+    # the VJP of the forward cast to f64 (which the gradient does not need), at the
+    # model's line, not the caller's
+    assert g.source(cast) == f"d/d cast ({HERE}:{_line('MIXED')})"
+    dx = gradc.grad(mixed)(x32, y)
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(dx, y.astype(np.float32))   # d/dx sum(x y) = y, rounded once
+
+
+def test_fanout_gradient_at_a_threaded_size():
+    # 300,000 elements: above the size where the native nests split over threads
+    x = np.random.default_rng(1).uniform(-3.0, 3.0, 300_000)
+    got = gradc.grad(fanout)(x)
+    # closed form (2 sin x + 1) cos x; tolerance: a few ulps of libm-vs-vector-math
+    # differences in sin and cos, each |.| <= 3
+    np.testing.assert_allclose(got, (2 * np.sin(x) + 1) * np.cos(x), rtol=0, atol=1e-13)
