@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import networkx as nx
 import numpy as np
@@ -250,6 +250,33 @@ class Graph:
         g.example = dict(self.example)
         g._moved = dict(self._moved)
         g._next = self._next
+        return g
+
+    def relabel(self, mapping: dict) -> "Graph":
+        """A copy with node ``n`` numbered ``mapping.get(n, n)`` wherever it is named: its
+        users' arguments, the inputs and outputs, and derivative nodes' provenance (use
+        this, not ``networkx.relabel_nodes``, so ``d/d %k`` stays right)."""
+        def new(n):
+            return mapping.get(n, n)
+        ids = [new(n) for n in self.nx._node]
+        if len(set(ids)) != len(ids):
+            raise ValueError("relabel: two nodes would get one number")
+        g = Graph(self.name)
+        g.nx.add_nodes_from(ids)
+        records = g.nx._node
+        for n, d in self.nx._node.items():
+            r = d.copy()
+            r.args = tuple(new(a) for a in d.args)
+            p = r.provenance
+            if p is not None and p.of is not None:
+                k = self.resolve(p.of)
+                r.provenance = replace(p, of=None if k is None else new(k))
+            records[new(n)] = r
+        g.nx.add_edges_from((new(u), new(v)) for u, v in self.nx.edges)
+        g.inputs, g.outputs = [new(n) for n in self.inputs], [new(n) for n in self.outputs]
+        g.output_names, g.notes = list(self.output_names), list(self.notes)
+        g.minimum, g.example = dict(self.minimum), dict(self.example)
+        g._next = max([self._next - 1] + ids) + 1
         return g
 
     def replace_uses(self, old: int, new: int) -> None:

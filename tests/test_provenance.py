@@ -350,3 +350,34 @@ def test_fanout_gradient_at_a_threaded_size():
     # closed form (2 sin x + 1) cos x; tolerance: a few ulps of libm-vs-vector-math
     # differences in sin and cos, each |.| <= 3
     np.testing.assert_allclose(got, (2 * np.sin(x) + 1) * np.cos(x), rtol=0, atol=1e-13)
+
+
+def test_relabel_renumbers_references_with_the_nodes():
+    g = optimize(vjp_graph(gradc.trace(rewritten, X, W), [0, 1], seed="one"))
+    shift = {n: n + 100 for n in g.nx if g[n].op != "input"}
+    h = g.relabel(shift)
+    def words(text):
+        return re.sub(r"\s+", " ", text)
+    assert words(str(h)) == words(re.sub(r"%(\d+)", lambda m: f"%{int(m.group(1)) + 100}", str(g)))
+    assert assert_references_resolve(str(h), ("x", "w")) >= 3
+    from gradc.evaluate import evaluate
+    for a, b in zip(evaluate(h, [X, W]), evaluate(g, [X, W])):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="one number"):
+        g.relabel({g.outputs[0]: g.inputs[0]})
+
+
+def test_c_source_of_a_decomposed_graph_names_its_own_nodes():
+    # logsumexp and matrix-vector products are decomposed before code generation
+    def lse(W, x):
+        z = x @ W                                    # LSE-Z
+        return gnp.sum(gnp.logsumexp(z[None, :], axis=1) ** 2)      # LSE
+    c = gradc.grad(lse).lower(np.ones((3, 4)), np.ones(3)).c_source()
+    header = c.split("*/", 1)[0]
+    rows = listing("\n".join(line.lstrip(" *") for line in header.splitlines()))
+    refs = re.findall(r"d/d (%\d+) \((.*?)\)", c)
+    assert refs
+    for ref, where in refs:
+        assert ref in rows, (ref, header)
+        own = rows[ref][1]
+        assert own == where or own.endswith(f"({where})"), (ref, where, own)
