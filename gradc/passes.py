@@ -48,10 +48,6 @@ def _new(g: Graph, like: int, op: str, args, params=None, shape=None, dtype=None
                  provenance=d.provenance, role=d.role)
 
 
-def _args(g, nid):
-    return g[nid].args
-
-
 # ----------------------------------------------------------------------------- canonicalize
 def identity_ops(g, nid):
     """x+0, x-0, x*1, x/1, --x, no-op reshapes/broadcasts/casts, where(c, x, x)."""
