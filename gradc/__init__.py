@@ -7,22 +7,23 @@ differentiates the graph by source transformation, optimizes it, and compiles it
 >>> loss = lambda w, X, y: np.mean((gradc.relu(X @ w) - y) ** 2)
 >>> dloss = gradc.grad(loss)          # traced and compiled on first call
 """
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 from .errors import (ArgumentError, GradcError, NonFiniteError, ShapeError,  # noqa: F401
                      TracerBoolError, UnsupportedError)
 from .tracer import Spec  # noqa: F401
 from . import ops as _ops  # noqa: F401  (registers the ops)
 from .ops import value_methods as _vm  # noqa: F401  (operators on traced values)
-from .api import (Lowered, config, grad, hessian, hvp, jacobian, jit, jvp,  # noqa: F401
-                  value_and_grad, vjp)
+from .api import Lowered, config, grad, jit, jvp, trace, value_and_grad, vjp  # noqa: F401
+from .jacobian import jacobian  # noqa: F401
+from .hessian import hessian, hvp  # noqa: F401
 from . import numpy  # noqa: F401
 from .numpy import (abs, cos, concatenate, dot, exp, expm1, log, log1p, log_softmax,  # noqa: F401,A004
                     logsumexp, matmul, max, maximum, mean, min, minimum, outer, relu, reshape,
                     sigmoid, sign, sin, softmax, softplus, sqrt, square, stack, stop_gradient,
                     sum, take_along_axis, tanh, transpose, where, arange_like)
-from .tracing import trace  # noqa: F401
-from .explain import Explanation, explain  # noqa: F401,E402  (gradc.explain is the function)
+from .explain import Explanation  # noqa: F401,E402
+from .api import explain  # noqa: F401,E402  (gradc.explain is the function, not the module)
 
 # Import the default backend's modules now rather than inside the first call (LLVM
 # itself starts on first use): a new process's first call should cost little more than

@@ -38,7 +38,7 @@ import tempfile
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .errors import GradcError
 from .graph import Graph, fmt_type
 
@@ -55,7 +55,7 @@ def trace_entries(fn, types, wrt=0, sizes=None):
     import gradc
     from .api import _names
     from .tracer import Spec
-    from .types import example_sizes, parse_type, split_types
+    from .typespec import example_sizes, parse_type, split_types
     parsed = [parse_type(w) for w in split_types(types)]
     ex = example_sizes(parsed, sizes)
     specs = [Spec(tuple(dims), dtype, tuple(ex[d] if isinstance(d, str) else d for d in dims))
@@ -380,8 +380,8 @@ def _run(argv, what):
 # ----------------------------------------------------------------------------- command line
 def run_cli(args, out) -> int:
     """``gradc build``: see :func:`gradc.cli.add_build`."""
-    from .cli import check_arity, load_function, parse_sizes, parse_wrt
-    from .types import parse_types
+    from .cli_args import check_arity, load_function, parse_sizes, parse_wrt
+    from .typespec import parse_types
     parse_types(args.types, sizes=parse_sizes(args.size))     # bad TYPES fail before loading
     fn = load_function(args.target)
     check_arity(fn, parse_types(args.types, sizes=parse_sizes(args.size)), args.types)

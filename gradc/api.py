@@ -21,7 +21,7 @@ from .errors import ArgumentError, GradcError
 from .graph import Graph, fmt_type
 from .passes import optimize
 from .shapes import fmt_shape
-from .tracer import Spec, Value, current, inline, trace
+from .tracer import Spec, Value, current, inline, trace_specs
 
 import os as _os
 
@@ -241,7 +241,7 @@ class Transformed:
             fwd_specs, fwd_names = specs[: n // 2], names[: n // 2]
         else:
             fwd_specs, fwd_names = specs, names
-        F, structure, captured = trace(self.fun, fwd_specs, fwd_names, name=fname)
+        F, structure, captured = trace_specs(self.fun, fwd_specs, fwd_names, name=fname)
         n_args = len(fwd_specs)
         Fo = optimize(F)
         if self.kind == "jit":
@@ -484,4 +484,33 @@ def vjp(fun, *primals, backend=None):
     return out, vjp_fn
 
 
-from .jacobian import hessian, hvp, jacobian  # noqa: E402,F401
+
+def explain(fun, *args, argnums=0, output_name=None):
+    """The derivative of ``fun`` at arguments shaped like ``args`` with respect to
+    ``argnums``, as a :class:`gradc.Explanation` (print it; ``.latex()`` for LaTeX).  For a
+    scalar ``fun`` the gradient; for an array result its Jacobian.
+
+    >>> print(gradc.explain(loss, w, b, X, y, argnums=(0, 1)))     # doctest: +SKIP
+    """
+    from .explain import explain_lowered
+    nums = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+    low = jit(fun, backend="numpy").lower(*args)
+    fo = low.forward
+    n = len(fo.inputs)
+    for a in nums:
+        if not isinstance(a, (int, np.integer)) or not -n <= a < n:
+            raise ArgumentError(f"explain: argnums {a} is out of range for a function of {n} argument(s)")
+    wrt = [int(a) % n for a in nums]
+    if len(fo.outputs) == 1 and fo[fo.outputs[0]]["shape"] == ():
+        low = value_and_grad(fun, argnums=tuple(wrt), backend="numpy").lower(*args)
+    return explain_lowered(low, wrt=wrt, output_name=output_name)
+
+
+def trace(f, *example_args, optimized=False) -> Graph:
+    """Trace ``f`` on arguments shaped like ``example_args``; returns its Graph
+    (``graph.nx`` is the networkx DiGraph; ``str(graph)`` a readable listing)."""
+    name = getattr(f, "__name__", "f")
+    names = _names(f, len(example_args))
+    arrays = prepare(example_args, (), name, names)
+    g, _, _ = trace_specs(f, [Spec.of(a) for a in arrays], names, name=name)
+    return optimize(g) if optimized else g

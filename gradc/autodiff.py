@@ -18,7 +18,7 @@ from .errors import ArgumentError
 from .graph import Graph, Provenance
 from .ops import OPS
 from .ops.structure import zeros_like
-from .tracer import Spec, current, provenance, replay, trace
+from .tracer import Spec, current, provenance, replay, trace_specs
 
 
 def _specs(fwd: Graph):
@@ -118,7 +118,7 @@ def vjp_graph(fwd: Graph, wrt: list[int], *, seed: str = "input", keep_value=Tru
         vals = [env[o] for o in fwd.outputs] if keep_value else []
         return tuple(vals + grads)
 
-    g, _, _ = trace(adjoint, specs, names, name=f"{fwd.name}_vjp")
+    g, _, _ = trace_specs(adjoint, specs, names, name=f"{fwd.name}_vjp")
     wnames = [f"d{fwd[fwd.inputs[i]].name}" for i in wrt]
     g.output_names = (["value"] * len(fwd.outputs) if keep_value else []) + wnames
     g.example = {**fwd.example, **g.example}
@@ -164,7 +164,7 @@ def jvp_graph(fwd: Graph, wrt: list[int]) -> Graph:
             touts.append(tan[o])
         return tuple(outs + touts)
 
-    g, _, _ = trace(tangent, specs, names, name=f"{fwd.name}_jvp")
+    g, _, _ = trace_specs(tangent, specs, names, name=f"{fwd.name}_jvp")
     g.output_names = ["value"] * len(fwd.outputs) + ["tangent"] * len(fwd.outputs)
     return g
 

@@ -230,7 +230,7 @@ def machine_info() -> dict:
         info["llvm_host_cpu"] = llvm.get_host_cpu_name()
     except Exception as e:  # noqa: BLE001 - informational only
         info["llvmlite"] = f"unavailable ({type(e).__name__})"
-    from . import __version__
+    from .version import __version__
     info["gradc"] = __version__
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -1079,7 +1079,7 @@ def _json_default(o):
 
 # ----------------------------------------------------------------------------- CLI
 def _pick(text, known, what):
-    from .cli import CLIError
+    from .cli_args import CLIError
     if text is None:
         return list(known)
     chosen = []
@@ -1095,7 +1095,7 @@ def _pick(text, known, what):
 
 def main(args, out) -> int:
     """``gradc bench`` (``args`` from the parser built by ``gradc.cli.add_bench``)."""
-    from .cli import CLIError
+    from .cli_args import CLIError
     if args.vecmath:
         from . import bench_vecmath
         with gradc_threads(1):

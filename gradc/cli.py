@@ -6,7 +6,7 @@
     gradc asm   FILE.py:FUNC TYPES...           native assembly of the gradient (backend "llvm")
 
 TYPES are the function's argument types in order, e.g. ``f64[n,d] f64[d] f64[] f64[n]``
-(see :mod:`gradc.types`).
+(see :mod:`gradc.typespec`).
 
 Every subcommand is one ``add_<name>(subparsers)`` function that builds its parser and
 sets ``run=`` to a function ``(args, out) -> exit code``; :data:`COMMANDS` lists them.
@@ -17,21 +17,15 @@ gradient disagrees with the closed form.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import inspect
 import os
 import shutil
 import subprocess
 import sys
-import traceback
 
+from .cli_args import CLIError, example_args, parse_wrt, user_frame, with_frame
 from .errors import GradcError
 
 EXIT_USAGE = 2
-
-
-class CLIError(GradcError):
-    """A command-line error reported as one line (missing file, missing tool, ...)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,143 +36,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------- helpers
-_MODEL_FILES: set = set()   # files loaded by load_function: where errors are located
-
-
-def load_function(target: str):
-    """``"path/to/model.py:loss"`` -> the function ``loss`` defined in that file."""
-    path, sep, name = target.rpartition(":")
-    if not sep or not path or not name:
-        raise CLIError(f"expected FILE.py:FUNC (e.g. model.py:loss), got {target!r}")
-    if not os.path.isfile(path):
-        what = "is a directory" if os.path.isdir(path) else "does not exist"
-        raise CLIError(f"{path}: file {what}")
-    shown, path = path, os.path.abspath(path)
-    modname = "_gradc_model_" + "".join(c if c.isalnum() else "_" for c in
-                                       os.path.splitext(os.path.basename(path))[0])
-    spec = importlib.util.spec_from_file_location(modname, path)
-    if spec is None or spec.loader is None:
-        raise CLIError(f"{target}: cannot load {path} as a Python module (does it end in .py?)")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = module
-    _MODEL_FILES.add(path)
-    folder = os.path.dirname(path)
-    sys.path.insert(0, folder)           # the model may import modules beside it
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as e:
-        where = shown if os.path.abspath(e.filename or path) == path else e.filename
-        raise CLIError(f"{where}:{e.lineno}: syntax error: {e.msg}") from None
-    except GradcError as e:
-        raise CLIError(f"while loading {shown}: {_with_frame(str(e), e, path)}") from None
-    except Exception as e:
-        raise CLIError(f"while loading {shown}: {_with_frame(f'{type(e).__name__}: {e}', e, path)}") from None
-    finally:
-        if sys.path and sys.path[0] == folder:
-            sys.path.pop(0)
-    fn = getattr(module, name, None)
-    if fn is None:
-        funcs = sorted(k for k, v in vars(module).items()
-                       if inspect.isfunction(v) and v.__module__ == modname and not k.startswith("_"))
-        hint = f" (functions defined there: {', '.join(funcs)})" if funcs else " (it defines no functions)"
-        raise CLIError(f"{shown}: no function named {name!r}{hint}")
-    if not callable(fn):
-        raise CLIError(f"{shown}: {name!r} is a {type(fn).__name__}, not a function")
-    return fn
-
-
-def _user_frame(exc, path=None) -> str:
-    """`` (at model.py:12)``: the innermost frame of the exception in a model file."""
-    files = _MODEL_FILES | ({path} if path else set())
-    where = None
-    for fr in traceback.extract_tb(exc.__traceback__):
-        if os.path.abspath(fr.filename) in files:
-            where = fr
-    if where is None:
-        return ""
-    try:
-        shown = os.path.relpath(where.filename)
-    except ValueError:
-        shown = where.filename
-    if shown.startswith(".." + os.sep + ".."):
-        shown = where.filename
-    return f" (at {shown}:{where.lineno})"
-
-
-def _with_frame(msg: str, exc, path=None) -> str:
-    """``msg`` plus where in the model it happened, unless ``msg`` already says so."""
-    where = _user_frame(exc, path)
-    loc = where[len(" (at "):-1]
-    if where and os.path.basename(loc) not in msg:
-        return msg + where
-    return msg
-
-
-def parse_wrt(text: str | None, fn):
-    """``"0,1"`` or ``"w,b"`` -> ``(0, 1)``; a single entry gives an int (``"0"`` -> 0)."""
-    if text is None:
-        return 0
-    try:
-        params = [p.name for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
-    out = []
-    for item in text.split(","):
-        item = item.strip()
-        if item.lstrip("-").isdigit():
-            out.append(int(item))
-        elif item in params:
-            out.append(params.index(item))
-        else:
-            known = f" (arguments: {', '.join(params)})" if params else ""
-            raise CLIError(f"--wrt {text}: {item!r} is neither an argument index nor an argument name{known}")
-    return out[0] if len(out) == 1 else tuple(out)
-
-
-def parse_sizes(items) -> dict:
-    """``["n=100", "d=4"]`` (or ``"n=100,d=4"``) -> ``{"n": 100, "d": 4}``."""
-    sizes = {}
-    for item in items or ():
-        for part in item.split(","):
-            k, sep, v = part.partition("=")
-            if not sep or not k.strip() or not v.strip().isdigit() or int(v) < 1:
-                raise CLIError(f"--size {part}: expected NAME=POSITIVE_INT such as n=100")
-            sizes[k.strip()] = int(v)
-    return sizes
-
-
-def example_args(args):
-    """(function, example arrays) for a FILE.py:FUNC TYPES... command line."""
-    from .types import parse_types
-    arrays = parse_types(args.types, sizes=parse_sizes(args.size))   # bad types fail before loading
-    fn = load_function(args.target)
-    check_arity(fn, arrays, args.types)
-    return fn, arrays
-
-
-def check_arity(fn, arrays, types):
-    """One TYPES entry per positional argument of ``fn`` (defaults may be left out)."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return
-    try:
-        sig.bind(*arrays)
-    except TypeError:
-        from .types import split_types
-        params = [p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        required = [p for p in params if p.default is p.empty]
-        many = f"{len(required)}" if len(required) == len(params) else f"{len(required)} to {len(params)}"
-        if any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values()):
-            many = f"at least {len(required)}"
-        words = split_types(types)
-        name = getattr(fn, "__name__", "the function")
-        given = f"{len(words)} type was" if len(words) == 1 else f"{len(words)} types were"
-        raise CLIError(f"{name}({', '.join(p.name for p in params)}) takes {many} "
-                       f"argument{'' if many == '1' else 's'}, but {given} given: {' '.join(words)}") from None
-
-
 def _write(text: str, args, out):
     if getattr(args, "output", None):
         with open(args.output, "w") as f:
@@ -409,7 +266,7 @@ def add_explain(sub):
 
 
 def run_explain(args, out):
-    from .explain import explain
+    from .api import explain
     fn, arrays = example_args(args)
     ex = explain(fn, *arrays, argnums=parse_wrt(args.wrt, fn))
     _write(ex.latex() if args.latex else str(ex), args, out)
@@ -424,7 +281,7 @@ COMMANDS = [add_demo, add_graph, add_ir, add_asm, add_bench,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
     parser = _Parser(prog="gradc", description="gradc: a gradient compiler for Python. Trace a numpy-like "
                      "model into a graph, differentiate it by source transformation, and compile it.")
     parser.add_argument("--version", action="version", version=f"gradc {__version__}")
@@ -467,12 +324,12 @@ def _one_line(e: BaseException) -> str:
     if isinstance(e, CLIError):
         msg = str(e)
     elif isinstance(e, GradcError):
-        msg = _with_frame(str(e), e)
+        msg = with_frame(str(e), e)
     elif isinstance(e, OSError) and e.filename:
         msg = f"{e.filename}: {e.strerror or e}"
     else:
-        msg = _with_frame(f"{type(e).__name__}: {e}", e)
-        if not _user_frame(e):
+        msg = with_frame(f"{type(e).__name__}: {e}", e)
+        if not user_frame(e):
             msg += " (rerun with --traceback for details)"
     return " ".join(msg.split()) or type(e).__name__
 

@@ -41,58 +41,10 @@ import numpy as np
 
 from .errors import ArgumentError
 from .graph import Graph
+from .graph_match import forward_match, structural_keys
 from .ops import OPS
 
-__all__ = ["explain", "explain_lowered", "Explanation"]
-
-
-# ============================================================================ matching
-def _param_key(v):
-    if isinstance(v, np.ndarray):
-        return ("arr", v.dtype.str, v.shape, v.tobytes())
-    if isinstance(v, (tuple, list)):
-        return tuple(_param_key(x) for x in v)
-    if isinstance(v, dict):
-        return tuple(sorted((k, _param_key(x)) for k, x in v.items()))
-    if isinstance(v, (np.dtype, slice)):
-        return repr(v)
-    return v
-
-
-def structural_keys(graph: Graph, intern: dict, transparent=frozenset()) -> dict:
-    """{node: small int} equal for nodes computing the same thing from the same inputs
-    (inputs by position).  ``add(x, δ)`` with ``δ`` in ``transparent`` keys as ``x``."""
-    keys: dict = {}
-    pos = {n: k for k, n in enumerate(graph.inputs)}
-    for nid in graph.order():
-        d = graph[nid]
-        op = d.op
-        if op == "input":
-            k = ("input", pos.get(nid, nid), len(d.shape), d.dtype.str)
-        elif op == "const":
-            k = ("const", _param_key(d.params["value"]))
-        elif op == "add" and len(d.args) == 2 and d.args[1] in transparent:
-            keys[nid] = keys[d.args[0]]
-            continue
-        else:
-            k = (op, _param_key(d.params), d.dtype.str, tuple(keys[a] for a in d.args))
-        keys[nid] = intern.setdefault(k, len(intern))
-    return keys
-
-
-def forward_match(fwd: Graph, graph: Graph) -> dict:
-    """{node of ``fwd``: the forward node of ``graph`` that computes the same value}.
-
-    Adjoint graphs replay the forward graph, so its nodes reappear with new ids; their
-    ``d/d %k`` tags number ``fwd``'s nodes."""
-    intern: dict = {}
-    kf = structural_keys(fwd, intern)
-    kg = structural_keys(graph, intern)
-    back = {}
-    for nid, k in kg.items():
-        if graph[nid].role == "forward" or graph[nid].op in ("input", "const"):
-            back.setdefault(k, nid)
-    return {n: back[k] for n, k in kf.items() if k in back}
+__all__ = ["explain_lowered", "Explanation"]
 
 
 # ============================================================================ expressions
@@ -1876,23 +1828,3 @@ def _with_outputs(G, fo, wrt):
     G.output_names = [f"d{fo[fo.inputs[k]].name}" for k in wrt]
     return G
 
-
-def explain(fun, *args, argnums=0, output_name=None) -> Explanation:
-    """The derivative of ``fun`` at arguments shaped like ``args`` with respect to
-    ``argnums``, as an :class:`Explanation` (print it; ``.latex()`` for LaTeX).  For a
-    scalar ``fun`` the gradient; for an array result its Jacobian.
-
-    >>> print(gradc.explain(loss, w, b, X, y, argnums=(0, 1)))     # doctest: +SKIP
-    """
-    from .api import jit, value_and_grad
-    nums = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
-    low = jit(fun, backend="numpy").lower(*args)
-    fo = low.forward
-    n = len(fo.inputs)
-    for a in nums:
-        if not isinstance(a, (int, np.integer)) or not -n <= a < n:
-            raise ArgumentError(f"explain: argnums {a} is out of range for a function of {n} argument(s)")
-    wrt = [int(a) % n for a in nums]
-    if len(fo.outputs) == 1 and fo[fo.outputs[0]].shape == ():
-        low = value_and_grad(fun, argnums=tuple(wrt), backend="numpy").lower(*args)
-    return explain_lowered(low, wrt=wrt, output_name=output_name)

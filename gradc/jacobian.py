@@ -1,5 +1,5 @@
-"""Jacobians (numerator layout: shape ``out.shape + in.shape``), Hessians and
-Hessian-vector products, built from the graph transformations.
+"""Jacobians (numerator layout: shape ``out.shape + in.shape``), built from the graph
+transformations (Hessians and Hessian-vector products: :mod:`gradc.hessian`).
 
 When the graph meets the paper's diagonal condition (element-wise from the input to
 the output) the Jacobian is diagonal and one forward-mode pass with tangent 1 gives
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .api import Entry, Transformed, _check_argnums, _compile, grad, jvp
+from .api import Entry, Transformed, _check_argnums, _compile
 from .autodiff import is_diagonal, jvp_graph, vjp_graph
 from .errors import ArgumentError
 from .passes import optimize
-from .tracer import Value, inline, trace
+from .tracer import Value, inline, trace_specs
 
 
 class _Jacobian(Transformed):
@@ -25,7 +25,7 @@ class _Jacobian(Transformed):
         return _check_argnums(self.argnums, n, self.name)
 
     def build(self, specs, names):
-        F, structure, captured = trace(self.fun, specs, names, name=self.name)
+        F, structure, captured = trace_specs(self.fun, specs, names, name=self.name)
         Fo = optimize(F)
         wrt = list(self._wrt(len(specs) - 0))
         for i in wrt:
@@ -60,7 +60,7 @@ class _Jacobian(Transformed):
 
     def _call_traced(self, arrays):
         specs, names = self._specs_names(arrays)
-        F, structure, captured = trace(self.fun, specs, names, name=self.name)
+        F, structure, captured = trace_specs(self.fun, specs, names, name=self.name)
         Fo = optimize(F)
         wrt = list(self._wrt(len(arrays)))
         G = optimize(vjp_graph(Fo, wrt, seed="input", keep_value=False))
@@ -148,18 +148,3 @@ def jacobian(fun, argnums=0, *, backend=None):
     j._entry = entry
     return j
 
-
-def hessian(fun, argnums=0, *, backend=None):
-    """The Hessian: the Jacobian of the gradient (the adjoint graph differentiated again)."""
-    return jacobian(grad(fun, argnums, backend=backend), argnums, backend=backend)
-
-
-def hvp(fun, primals, tangents, *, backend=None):
-    """Hessian-vector product ``H·v`` without forming H: forward mode over the adjoint
-    graph (the JVP of ``grad(fun)``).  ``primals``/``tangents`` are tuples, one entry per
-    argument; returns one array per argument (a single array for one argument)."""
-    primals, tangents = tuple(primals), tuple(tangents)
-    n = len(primals)
-    g = grad(fun, argnums=tuple(range(n)), backend=backend)
-    _, t = jvp(lambda *xs: g(*xs), primals, tangents, backend=backend)
-    return t[0] if n == 1 and isinstance(t, tuple) else t

@@ -183,7 +183,7 @@ def subst_params(params: dict, symmap: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- binding
-from .ops.registry import OPS  # noqa: E402  (ops import Value lazily through this module)
+from .ops.registry import CONVERSIONS, OPS  # noqa: E402  (ops import Value lazily through this module)
 
 
 def to_value(x, b: Builder | None = None) -> "Value":
@@ -192,8 +192,7 @@ def to_value(x, b: Builder | None = None) -> "Value":
         return x if x._b is b else b.capture(x)
     if isinstance(x, (bool, int, float, np.generic, np.ndarray, list, tuple)):
         if isinstance(x, (list, tuple)) and any(isinstance(e, Value) for e in _flat(x)):
-            from .ops.structure import stack_nested
-            return stack_nested(x)
+            return CONVERSIONS["nested_list"](x)
         return b.const(x)
     if isinstance(x, complex) or (hasattr(x, "dtype") and np.dtype(x.dtype).kind == "c"):
         raise UnsupportedError("complex values are not supported (gradc differentiates real functions)")
@@ -298,8 +297,9 @@ def replay(graph: Graph, args: list, rewrite=None) -> dict:
     return env
 
 
-def trace(fn, specs: list[Spec], names: list[str], name: str = "f"):
-    """Trace ``fn`` on placeholders of the given specs.
+def trace_specs(fn, specs: list[Spec], names: list[str], name: str = "f"):
+    """Trace ``fn`` on placeholders of the given specs (``gradc.trace`` is the public
+    entry, on example arrays).
 
     Returns ``(graph, structure, captured)``: ``structure`` describes how the outputs
     were nested (``None`` for a single array, else ``("tuple", n)``); ``captured`` lists

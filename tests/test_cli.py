@@ -12,7 +12,7 @@ import pytest
 
 import gradc
 from gradc import cli, demo
-from gradc.types import TypeSpecError, parse_type, parse_types, split_types
+from gradc.typespec import TypeSpecError, parse_type, parse_types, split_types
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(gradc.__file__)))
 LOSS_TYPES = ["f64[d]", "f64[]", "f64[n,d]", "f64[n]"]

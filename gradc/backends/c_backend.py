@@ -1,7 +1,7 @@
 """backend="c": the same fused schedule as backend "llvm", lowered to readable C99
 (``c_codegen.py``), compiled by the system C compiler into a shared library, loaded with
-ctypes, and called through the LLVM backend's call path (argument checks, outputs,
-workspace, the C fast path).
+ctypes, and called through the call path both native backends share (``kernel.py``:
+argument checks, outputs, workspace, the C fast path).
 
 The compiler is ``$CC`` if set, else the first of ``cc``, ``gcc``, ``clang`` on PATH.
 Flags: ``-O3 -march=native -shared -fPIC`` plus
@@ -38,7 +38,7 @@ from ..errors import GradcError
 from ..graph import Graph
 from . import cache
 from .c_codegen import generate
-from .llvm_backend import Kernel, compile_kernel, const_bytes, kernel_name
+from .kernel import Kernel, compile_kernel, const_bytes, kernel_name
 from .schedule import schedule
 
 
@@ -132,7 +132,7 @@ class CArtifact:
     """A compiled C kernel: its source, its library, and the entry address."""
 
     def __init__(self, source: str, name: str, consts=()):
-        from .. import __version__
+        from ..version import __version__
         from .llvm_jit import host
         self.source, self.name = source, name
         cmd = compiler()
@@ -220,10 +220,10 @@ def _private_dir() -> str:
 
 # ----------------------------------------------------------------------------- kernel
 class CKernel(Kernel):
-    """A graph compiled through C, with the LLVM backend's call path.
+    """A graph compiled through C, with the shared call path.
 
-    Only the compilation differs from Kernel: generated C through the system compiler
-    instead of LLVM IR; ``Kernel._attach`` sets up the shared call path."""
+    Only the compilation differs from the LLVM backend's: generated C through the system
+    compiler instead of LLVM IR; ``Kernel._attach`` sets up the call path."""
 
     def __init__(self, graph: Graph):
         # serial (C kernels run on one thread), and no shared workspace memory: the C

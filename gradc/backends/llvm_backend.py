@@ -1,53 +1,18 @@
 """backend="llvm": schedule the graph into fused loop nests, lower them to LLVM IR,
-JIT-compile, and call the kernel through ctypes.
-
-Every argument's rank, dtype and sizes were checked against the graph before ``run``
-(``Entry.match``); ``run`` makes non-contiguous, misaligned, or negative-stride arrays
-contiguous (copying only then) and checks that max/min reductions are not empty, so
-native code never touches memory it should not."""
+JIT-compile, and call the kernel through the shared call path (``kernel.py``)."""
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import re
-
-import numpy as np
-
-from ..evaluate import bind_sizes
 from ..graph import Graph
-from ..shapes import resolve
-from .llvm_codegen import STATUS_NEGATIVE_POWER, lower_parts
-from .schedule import workspace_bytes, workspace_layout
-from .llvm_jit import Artifact
-from .schedule import describe, schedule
-
-KERNEL = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+from .kernel import Kernel, compile_kernel, const_bytes, kernel_name
+from .llvm_codegen import lower_parts
+from .llvm_jit import Artifact, init, kernel_threads
+from .schedule import schedule
 
 
-def kernel_name(graph: Graph, text: str | None = None) -> str:
-    """``gradc_<function>_<hash>``; ``text``: the graph's listing without sources, when
-    the caller has it already."""
-    text = graph.text(sources=False) if text is None else text
-    h = hashlib.sha1(text.encode()).hexdigest()[:10]
-    return "gradc_" + re.sub(r"\W", "_", graph.name) + "_" + h
-
-
-def _contiguous(a: np.ndarray) -> np.ndarray:
-    if a.flags.c_contiguous and a.flags.aligned:
-        return a
-    return np.array(a, order="C", copy=True)
-
-
-def const_bytes(s) -> list:
-    """The array constants' bytes: part of a cache key (the IR refers to them by pointer)."""
-    return [s.graph[c]["params"]["value"].tobytes() for c in s.consts]
-
-
-class Kernel:
-    """A compiled graph with its call path."""
+class LLVMKernel(Kernel):
+    """A graph compiled through LLVM IR by the JIT, multi-threaded where it pays."""
 
     def __init__(self, graph: Graph):
-        from .llvm_jit import init, kernel_threads
         blas = init()["blas"]
         s = schedule(graph, threads=kernel_threads(), row_local=True)
         text = graph.text(sources=False)
@@ -58,109 +23,6 @@ class Kernel:
                bool(blas.get("pool")))
         self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))
 
-    def _attach(self, graph: Graph, s, name: str, artifact) -> None:
-        """Everything the call path needs: the schedule (argument, output, workspace
-        specs) and compiled code following the kernel ABI (any backend's)."""
-        self.graph, self.schedule, self.name, self.artifact = graph, s, name, artifact
-        self.cfunc = KERNEL(artifact.address)
-        g = s.graph
-        self.root_outputs = list(dict.fromkeys(o for o in s.outputs if o in s.roots))
-        self.out_specs = [(g[o]["shape"], g[o]["dtype"]) for o in self.root_outputs]
-        self.const_arrays = [np.ascontiguousarray(g[c]["params"]["value"]) for c in s.consts]
-        self.symbols = s.symbols
-
-    def make_plan(self, structure):
-        """The C fast path for this kernel (None if it is not built or not applicable)."""
-        try:
-            from .. import _callpath
-        except ImportError:
-            return None
-        s, g = self.schedule, self.schedule.graph
-        if len(set(s.outputs)) != len(s.outputs) or any(o not in s.roots for o in s.outputs):
-            return None
-        sym = {x: k for k, x in enumerate(self.symbols)}
-
-        def spec(shape, dtype):
-            dims = tuple(d if isinstance(d, int) else -(sym[d] + 1) for d in shape)
-            return (np.dtype(dtype).num, np.dtype(dtype).itemsize, dims)
-        ins = tuple(spec(g[i]["shape"], g[i]["dtype"]) for i in g.inputs)
-        outs = tuple(spec(*x) for x in self.out_specs)
-        layout = workspace_layout(s)
-        ws = tuple(spec(shape, dtype) for region in layout for _k, shape, dtype in region)
-        ws_region = tuple(k for k, region in enumerate(layout) for _ in region)
-        mins = tuple(int(g.minimum.get(x, 0)) for x in self.symbols)
-        nonempty = tuple(spec(tuple(g[g[n]["args"][0]]["shape"][a] for a in axes), np.int8)
-                         for n, axes in s.nonempty)
-        order = {o: k for k, o in enumerate(self.root_outputs)}
-        remap = _remap(structure, [order[o] for o in s.outputs])
-        try:
-            return _callpath.Plan(self.artifact.address, ins, outs, ws, ws_region, len(self.symbols),
-                                  mins, nonempty, remap, tuple(self.const_arrays))
-        except ValueError:   # beyond the fast path's fixed limits: the Python path serves
-            return None
-
-    def describe(self) -> str:
-        return describe(self.schedule)
-
-    def __call__(self, arrays):
-        s, g = self.schedule, self.schedule.graph
-        sizes = bind_sizes(g, arrays)
-        for nid, axes in s.nonempty:
-            shp = resolve(g[g[nid]["args"][0]]["shape"], sizes)
-            if any(shp[a] == 0 for a in axes):
-                raise ValueError(f"zero-size array to reduction operation {g[nid]['op']} which has no identity")
-        ins = [_contiguous(a) for a in arrays]
-        outs = [np.empty(resolve(shape, sizes), dtype) for shape, dtype in self.out_specs]
-        bufs = ins + outs + self.const_arrays
-        ptrs = (ctypes.c_void_p * max(len(bufs), 1))(*[b.ctypes.data for b in bufs])
-        szs = (ctypes.c_int64 * max(len(self.symbols), 1))(*[sizes[x] for x in self.symbols])
-        nbytes = workspace_bytes(s, sizes)
-        ws = np.empty(max(nbytes, 1), np.uint8)
-        rc = self.cfunc(ptrs, szs, ws.ctypes.data)
-        if rc:
-            raise_status(rc)
-        by_node = dict(zip(self.root_outputs, outs))
-        results = []
-        for o in s.outputs:
-            if o in by_node:
-                results.append(by_node[o])
-            elif g[o]["op"] == "input":
-                results.append(np.array(arrays[g.inputs.index(o)]))
-            else:
-                results.append(np.array(g[o]["params"]["value"]))
-        return results
-
-
-def raise_status(rc: int):
-    """The Python error for a kernel's non-zero status (the same messages as the C call
-    path's, runtime/callpath.c)."""
-    if rc & STATUS_NEGATIVE_POWER:
-        raise ValueError("Integers to negative integer powers are not allowed.")
-    raise IndexError("index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] "
-                     "index is outside the array)")
-
-
-def _remap(structure, index):
-    if isinstance(structure, int):
-        return index[structure]
-    return tuple(_remap(x, index) for x in structure)
-
-
-def compile_kernel(kernel_cls, graph: Graph, debug_nans=False):
-    """``run(arrays)`` for a native backend's kernel class; checked mode (debug_nans)
-    runs the reference evaluator, which tests every node's value."""
-    if debug_nans:
-        from .numpy_backend import compile as np_compile
-        return np_compile(graph, debug_nans=True)
-    k = kernel_cls(graph)
-
-    def run(arrays):
-        return k(arrays)
-    run.artifact = k.artifact
-    run.kernel = k
-    run.make_plan = k.make_plan
-    return run
-
 
 def compile(graph: Graph, *, debug_nans=False):
-    return compile_kernel(Kernel, graph, debug_nans)
+    return compile_kernel(LLVMKernel, graph, debug_nans)

@@ -281,7 +281,7 @@ def unpack(blob: bytes) -> list[bytes] | None:
 
 def _header(name: str) -> dict:
     """What a cache entry must have been compiled by and for, besides its key parts."""
-    from .. import __version__
+    from ..version import __version__
     s = init()
     return {"gradc": __version__, "llvm": ".".join(map(str, llvm.llvm_version_info)),
             "cpu": s["cpu"], "features": s["features"], "name": name}

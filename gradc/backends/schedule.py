@@ -18,7 +18,7 @@ import numpy as np
 
 from ..graph import Graph
 from ..ops import OPS
-from ..tracer import replay, trace
+from ..tracer import replay, trace_specs
 from ..passes import optimize
 
 VIEW_OPS = {"transpose", "broadcast_to", "reshape", "slice"}
@@ -158,7 +158,7 @@ def decompose(graph: Graph) -> Graph:
         env = replay(graph, list(args), rewrite)
         return tuple(env[o] for o in graph.outputs)
 
-    g, _, _ = trace(body, specs, names, name=graph.name)
+    g, _, _ = trace_specs(body, specs, names, name=graph.name)
     g.output_names = graph.output_names
     g.notes = list(graph.notes)
     return optimize(g, stabilize=False)

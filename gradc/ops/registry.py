@@ -44,6 +44,12 @@ class Op:
     rule: str | None = None
 
 
+# Conversions the tracer needs from op modules it must not import (they import it):
+# "nested_list" turns ``[[a, b], [c, d]]`` holding traced values into one array
+# (``structure.stack_nested``, registered when ops/structure.py is imported).
+CONVERSIONS: dict[str, Callable] = {}
+
+
 def register(op: Op) -> Op:
     if op.name in OPS:
         raise ValueError(f"op {op.name} registered twice")

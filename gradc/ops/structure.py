@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Op, register
+from .registry import CONVERSIONS, Op, register
 from ..errors import ShapeError, UnsupportedError
 from ..shapes import resolve
 
@@ -443,6 +443,9 @@ def stack_nested(x):
     if isinstance(x, (list, tuple)):
         return stack([stack_nested(e) for e in x])
     return _trace().to_value(x)
+
+
+CONVERSIONS["nested_list"] = stack_nested
 
 
 # ----------------------------------------------------------------------------- constructors

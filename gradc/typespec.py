@@ -155,8 +155,3 @@ def parse_types(specs, sizes=None, seed: int = _SEED) -> list[np.ndarray]:
         arrays.append(np.asarray(a, dtype=dtype))
     return arrays
 
-
-def format_types(arrays) -> str:
-    """``f64[8,3] f64[3]``: the concrete types of example arrays."""
-    from .graph import fmt_type
-    return " ".join(fmt_type(a.shape, a.dtype) for a in arrays)

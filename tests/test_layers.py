@@ -1,0 +1,157 @@
+"""gradc's modules import one way: each imports only modules of its own layer or of a
+lower one, and no import cycle runs between modules -- imports inside functions count.
+
+Data flows trace -> graph -> autodiff -> passes -> schedule -> loop IR -> render (LLVM |
+C) -> jit -> call; the public API and the command line sit on top.  The scan reads the
+source (``ast``), so it sees every import, including the lazy ones inside functions
+that Python's import system would only meet at run time."""
+from __future__ import annotations
+
+import ast
+import pathlib
+import sys
+
+import networkx as nx
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "gradc"
+
+# Lowest layer first.  A module may import modules of its own layer (without a cycle)
+# and of the layers before it.  A new module gets a line here.
+LAYERS = [
+    ("foundation", ["gradc.version", "gradc.errors", "gradc.shapes"]),
+    ("graph", ["gradc.graph", "gradc.graph_match", "gradc.ops.registry"]),
+    ("trace", ["gradc.tracer"]),
+    ("ops", ["gradc.ops", "gradc.numpy", "gradc.ops.value_methods", "gradc.bench_models"]),
+    ("autodiff", ["gradc.autodiff"]),
+    ("passes", ["gradc.passes", "gradc.evaluate"]),
+    ("schedule", ["gradc.backends.schedule"]),
+    ("render", ["gradc.backends.vecmath", "gradc.backends.llvm_codegen", "gradc.backends.c_codegen"]),
+    ("jit", ["gradc.backends.blas", "gradc.backends.cache", "gradc.backends.llvm_jit"]),
+    ("call", ["gradc.backends", "gradc.backends.kernel", "gradc.backends.numpy_backend",
+              "gradc.backends.llvm_backend", "gradc.backends.c_backend"]),
+    ("explain", ["gradc.explain"]),
+    ("api", ["gradc.api", "gradc.jacobian", "gradc.hessian"]),
+    ("package", ["gradc"]),
+    ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.bench", "gradc.demo", "gradc.cli"]),
+]
+
+# The op blocks are one library: a derivative of one op is written with others (the
+# VJP of a sum is a broadcast, of a broadcast a sum), so elementwise, reduce, structure
+# and linalg import each other and count as the one module ``gradc.ops``.  The registry
+# they fill is a module of its own, below the tracer.
+ONE_MODULE = {f"gradc.ops.{m}": "gradc.ops" for m in ("elementwise", "reduce", "structure", "linalg")}
+
+
+def modules() -> dict[str, tuple[pathlib.Path, bool]]:
+    """{dotted name: (file, is a package)} for every Python module of gradc."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts.pop()
+        out[".".join(parts)] = (path, is_package)
+    return out
+
+
+def _defined(tree: ast.Module) -> set[str]:
+    """Names a module binds at its top level (assignments, defs, imports)."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try)):
+            names.update(_defined(ast.Module(body=node.body, type_ignores=[])))
+    return names
+
+
+def import_graph() -> nx.DiGraph:
+    """Module -> module it imports (``line`` of the first such import), ops merged."""
+    mods = modules()
+    trees = {m: ast.parse(path.read_text(), str(path)) for m, (path, _) in mods.items()}
+    defined = {m: _defined(t) for m, t in trees.items()}
+    g = nx.DiGraph()
+    for m, tree in trees.items():
+        is_package = mods[m][1]
+        here = m.split(".") if is_package else m.split(".")[:-1]
+        g.add_node(ONE_MODULE.get(m, m))
+        for node in ast.walk(tree):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name in mods]
+            elif isinstance(node, ast.ImportFrom):
+                base = here[:len(here) - node.level + 1] if node.level else []
+                source = ".".join(base + ([node.module] if node.module else []))
+                if source not in mods:
+                    continue
+                for a in node.names:
+                    sub = f"{source}.{a.name}"
+                    if sub in mods:
+                        targets.append(sub)
+                    elif a.name in defined[source] or a.name == "*":
+                        targets.append(source)
+                    # else: a compiled extension beside the package (gradc._callpath)
+            for t in targets:
+                a, b = ONE_MODULE.get(m, m), ONE_MODULE.get(t, t)
+                if a != b and not g.has_edge(a, b):
+                    g.add_edge(a, b, line=f"{mods[m][0].relative_to(PACKAGE.parent)}:{node.lineno}")
+    return g
+
+
+def layer_of() -> dict[str, int]:
+    return {m: k for k, (_, ms) in enumerate(LAYERS) for m in ms}
+
+
+def test_every_module_has_a_layer():
+    placed = layer_of()
+    missing = sorted(set(import_graph().nodes) - set(placed))
+    assert not missing, f"modules missing from LAYERS in tests/test_layers.py: {missing}"
+    stale = sorted(set(placed) - set(import_graph().nodes))
+    assert not stale, f"LAYERS names modules that do not exist: {stale}"
+
+
+def test_no_import_cycle():
+    g = import_graph()
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        return
+    steps = "\n".join(f"  {a} -> {b}  ({g.edges[a, b]['line']})" for a, b in cycle)
+    raise AssertionError(f"import cycle:\n{steps}")
+
+
+def test_imports_go_down_the_layers():
+    g, layer = import_graph(), layer_of()
+    names = [name for name, _ in LAYERS]
+    upward = [f"  {a} ({names[layer[a]]}) imports {b} ({names[layer[b]]})  at {d['line']}"
+              for a, b, d in g.edges(data=True) if a in layer and b in layer and layer[b] > layer[a]]
+    assert not upward, "imports against the layer order:\n" + "\n".join(sorted(upward))
+
+
+def test_the_scan_sees_imports_inside_functions():
+    """The oracle for the scanner itself: known imports, one of them inside a function."""
+    g = import_graph()
+    assert g.has_edge("gradc.cli", "gradc.demo")             # ``from . import demo`` in run_demo
+    assert g.has_edge("gradc.api", "gradc.explain")          # inside Lowered.explain
+    assert g.has_edge("gradc.backends.kernel", "gradc.backends.numpy_backend")   # checked mode
+    assert g.has_edge("gradc.tracer", "gradc.ops.registry")
+    assert not g.has_edge("gradc.backends.llvm_backend", "gradc")   # _callpath is an extension
+
+
+def test_the_scan_reports_a_cycle(tmp_path, monkeypatch):
+    """A planted cycle through a function-level import is found and named."""
+    pkg = tmp_path / "gradc"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low.py").write_text("def f():\n    from .high import g\n    return g\n")
+    (pkg / "high.py").write_text("from .low import f\n\n\ndef g():\n    return f\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    g = import_graph()
+    assert set(nx.find_cycle(g)) == {("gradc.low", "gradc.high"), ("gradc.high", "gradc.low")}
+    assert g.edges["gradc.low", "gradc.high"]["line"] == "gradc/low.py:2"
