@@ -203,9 +203,9 @@ def _numel(shape) -> str:
 
 def _workspace_fn(public, s):
     from .backends.schedule import workspace_layout
-    out = [f"/* Mirrors gradc.backends.schedule.workspace_bytes: each region (buffers whose",
-           f" * lifetimes do not overlap share one) holds its largest buffer, rounded up to",
-           f" * GRADC_WORKSPACE_ALIGN bytes. */",
+    out = ["/* Mirrors gradc.backends.schedule.workspace_bytes: each region (buffers whose",
+           " * lifetimes do not overlap share one) holds its largest buffer, rounded up to",
+           " * GRADC_WORKSPACE_ALIGN bytes. */",
            ]
     body = ["    size_t total = 0, region;"]
     g = s.graph

@@ -16,11 +16,10 @@ import weakref
 import numpy as np
 
 from . import backends
-from .autodiff import is_diagonal, jvp_graph, vjp_graph
+from .autodiff import jvp_graph, vjp_graph
 from .errors import ArgumentError, GradcError
 from .graph import Graph, fmt_type
 from .passes import optimize
-from .shapes import fmt_shape
 from .tracer import Spec, Value, current, inline, trace_specs
 
 import os as _os

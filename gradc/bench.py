@@ -664,7 +664,7 @@ def memory_child(model_name, size, dtype, impl) -> dict:
     del out
     gc.collect()
     tracemalloc.start()
-    out = f(*args)
+    f(*args)                       # tracemalloc keeps the peak after the result is freed
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return {"rss_growth_bytes": max(int(growth), 0), "rss_method": method,

@@ -15,10 +15,6 @@ def _trace():
     return trace
 
 
-def _sizes(x):
-    return x._shape
-
-
 # ----------------------------------------------------------------------------- reshape
 def _reshape_shape(env, avals, shape):
     (s, t), = avals
