@@ -54,12 +54,8 @@ def trace_entries(fn, types, wrt=0, sizes=None):
     is a fixed size."""
     import gradc
     from .api import _names
-    from .tracer import Spec
-    from .typespec import example_sizes, parse_type, split_types
-    parsed = [parse_type(w) for w in split_types(types)]
-    ex = example_sizes(parsed, sizes)
-    specs = [Spec(tuple(dims), dtype, tuple(ex[d] if isinstance(d, str) else d for d in dims))
-             for dtype, dims in parsed]
+    from .typespec import specs_of
+    specs = specs_of(types, sizes)
     names = _names(fn, len(specs))
     t = gradc.value_and_grad(fn, argnums=wrt, backend="numpy")
     _, forward, vg, _, _ = t.build(specs, names)

@@ -491,9 +491,15 @@ def explain(fun, *args, argnums=0, output_name=None):
 
     >>> print(gradc.explain(loss, w, b, X, y, argnums=(0, 1)))     # doctest: +SKIP
     """
+    return explain_with(fun, lambda t: t.lower(*args), argnums, output_name)
+
+
+def explain_with(fun, lower, argnums=0, output_name=None):
+    """:func:`explain` with ``lower(transformed) -> Lowered`` choosing the signature
+    (``gradc explain`` lowers for the command line's types and size names)."""
     from .explain import explain_lowered
     nums = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
-    low = jit(fun, backend="numpy").lower(*args)
+    low = lower(jit(fun, backend="numpy"))
     fo = low.forward
     n = len(fo.inputs)
     for a in nums:
@@ -501,7 +507,7 @@ def explain(fun, *args, argnums=0, output_name=None):
             raise ArgumentError(f"explain: argnums {a} is out of range for a function of {n} argument(s)")
     wrt = [int(a) % n for a in nums]
     if len(fo.outputs) == 1 and fo[fo.outputs[0]]["shape"] == ():
-        low = value_and_grad(fun, argnums=tuple(wrt), backend="numpy").lower(*args)
+        low = lower(value_and_grad(fun, argnums=tuple(wrt), backend="numpy"))
     return explain_lowered(low, wrt=wrt, output_name=output_name)
 
 

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 
-from .cli_args import CLIError, example_args, parse_wrt, user_frame, with_frame
+from .cli_args import CLIError, parse_wrt, target, user_frame, with_frame
 from .errors import GradcError
 
 EXIT_USAGE = 2
@@ -36,6 +36,38 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------- helpers
+def _forward(fn, specs, names):
+    """The forward graph of ``fn`` traced for ``specs`` (what ``gradc.trace`` gives, with
+    the user's size names)."""
+    from .tracer import trace_specs
+    graph, structure, _ = trace_specs(fn, specs, names, name=getattr(fn, "__name__", "f"))
+    return graph, structure
+
+
+def _require_scalar(fn, specs, names, hint: str):
+    """A gradient needs a scalar result: say so, in the user's size names, with ``hint``
+    (the command's way to show the function itself)."""
+    from .graph import fmt_type
+    graph, structure = _forward(fn, specs, names)
+    outs = [graph[o] for o in graph.outputs]
+    if structure is None and len(outs) == 1 and outs[0]["shape"] == ():
+        return
+    types = ", ".join(fmt_type(o["shape"], o["dtype"]) for o in outs)
+    what = f"a tuple ({types})" if structure is not None else types
+    raise CLIError(f"{graph.name} returns {what}, not a scalar, so it has no gradient: {hint} "
+                   "(in Python, gradc.jacobian differentiates an array result)")
+
+
+def _lowered(t, specs, names):
+    """``t.lower(...)`` for ``specs``: every stage of ``t`` compiled for the user's types,
+    size names included."""
+    from .api import Entry, Lowered, _compile
+    unoptimized, forward, graph, structure, _ = t.build(specs, names)
+    low = Lowered(Entry(graph, forward, unoptimized, _compile(graph, t.backend, False), structure, t.backend))
+    low._fun = t.fun
+    return low
+
+
 def _write(text: str, args, out):
     if getattr(args, "output", None):
         with open(args.output, "w") as f:
@@ -102,12 +134,13 @@ def run_graph(args, out):
                        "install the graphviz package (apt-get install graphviz), or use --format dot")
     if args.format == "png" and not args.output and out is sys.stdout and sys.stdout.isatty():
         raise CLIError("--format png writes binary data: give -o FILE.png (or redirect the output)")
-    fn, arrays = example_args(args)
+    fn, specs, names = target(args)
     if args.adjoint or args.wrt is not None:
+        _require_scalar(fn, specs, names, "drop --adjoint and --wrt to see its forward graph")
         vg = gradc.value_and_grad(fn, argnums=parse_wrt(args.wrt, fn), backend="numpy")  # the graph only
-        graph = vg.lower(*arrays).graph
+        graph = vg.build(specs, names)[2]
     else:
-        graph = gradc.trace(fn, *arrays)
+        graph, _ = _forward(fn, specs, names)
     if args.format == "text":
         _write(str(graph), args, out)
     elif args.format == "dot":
@@ -161,14 +194,16 @@ def add_asm(sub):
 
 def _lower_native(args):
     import gradc
-    fn, arrays = example_args(args)
+    fn, specs, names = target(args)
     if args.forward:
         if args.wrt is not None:
             raise CLIError("--wrt applies to the gradient; it cannot be combined with --forward")
         t = gradc.jit(fn, backend="llvm")
     else:
+        what = "LLVM IR" if getattr(args, "command", "ir") == "ir" else "assembly"
+        _require_scalar(fn, specs, names, f"add --forward to see the {what} of the function itself")
         t = gradc.value_and_grad(fn, argnums=parse_wrt(args.wrt, fn), backend="llvm")
-    return t.lower(*arrays)
+    return _lowered(t, specs, names)
 
 
 def run_ir(args, out):
@@ -216,12 +251,14 @@ def add_c(sub):
     def run_c(args, out):
         import gradc
         from .backends.c_backend import c_source
-        fn, arrays = example_args(args)
+        fn, specs, names = target(args)
         if args.forward and args.wrt is not None:
             raise CLIError("--wrt applies to the gradient; it cannot be combined with --forward")
+        if not args.forward:
+            _require_scalar(fn, specs, names, "add --forward to see the C of the function itself")
         t = gradc.jit(fn, backend="numpy") if args.forward else \
             gradc.value_and_grad(fn, argnums=parse_wrt(args.wrt, fn), backend="numpy")   # the graph only
-        _write(c_source(t.lower(*arrays).graph), args, out)
+        _write(c_source(t.build(specs, names)[2]), args, out)
         return 0
     p.set_defaults(run=run_c)
 
@@ -266,9 +303,9 @@ def add_explain(sub):
 
 
 def run_explain(args, out):
-    from .api import explain
-    fn, arrays = example_args(args)
-    ex = explain(fn, *arrays, argnums=parse_wrt(args.wrt, fn))
+    from .api import explain_with
+    fn, specs, names = target(args)
+    ex = explain_with(fn, lambda t: _lowered(t, specs, names), argnums=parse_wrt(args.wrt, fn))
     _write(ex.latex() if args.latex else str(ex), args, out)
     return 0
 

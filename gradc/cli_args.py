@@ -123,13 +123,19 @@ def parse_sizes(items) -> dict:
     return sizes
 
 
-def example_args(args):
-    """(function, example arrays) for a FILE.py:FUNC TYPES... command line."""
-    from .typespec import parse_types
-    arrays = parse_types(args.types, sizes=parse_sizes(args.size))   # bad types fail before loading
+def target(args):
+    """``(function, specs, names)`` for a ``FILE.py:FUNC TYPES...`` command line.  The
+    specs keep the size names of TYPES, so what the command prints uses them."""
+    from .api import _names, prepare
+    from .typespec import parse_types, specs_of
+    sizes = parse_sizes(args.size)
+    specs = specs_of(args.types, sizes=sizes)   # bad types fail before loading
     fn = load_function(args.target)
-    check_arity(fn, arrays, args.types)
-    return fn, arrays
+    check_arity(fn, specs, args.types)
+    names = _names(fn, len(specs))
+    # the example arrays of these types meet the checks every call meets (ranks, dtypes)
+    prepare(parse_types(args.types, sizes=sizes), (), getattr(fn, "__name__", "f"), names)
+    return fn, specs, names
 
 
 def check_arity(fn, arrays, types):

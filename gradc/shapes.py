@@ -32,6 +32,7 @@ class ShapeEnv:
         self.example: dict[str, int] = {}
         self.minimum: dict[str, int] = {}
         self._count = 0
+        self._given: set[str] = set()   # names chosen by the caller (see shown)
 
     def new(self, example: int) -> str:
         while True:
@@ -50,6 +51,7 @@ class ShapeEnv:
         if name not in self._parent:
             self._parent[name] = name
             self.example[name] = int(example)
+            self._given.add(name)
         return self.find(name)
 
     def find(self, d: Dim) -> Dim:
@@ -71,6 +73,13 @@ class ShapeEnv:
         d = self.find(d)
         return d if isinstance(d, int) else self.example[d]
 
+    def shown(self, d: Dim) -> Dim:
+        """A dimension as a message shows it: by the name it was given (``gradc graph
+        m.py:f 'f64[n,d]'`` traces with the user's names), else by its example value (a
+        name gradc made up would mean nothing to the caller)."""
+        d = self.find(d)
+        return d if isinstance(d, str) and d in self._given else self.value(d)
+
     def equal(self, a: Dim, b: Dim, what: str) -> Dim:
         """Declare two dimensions the same size; returns the unified dimension."""
         a, b = self.find(a), self.find(b)
@@ -84,7 +93,7 @@ class ShapeEnv:
             a, b = b, a  # keep the older symbol as the root: names stay stable
         # a is a symbol; b is a symbol or an int
         if self.example[a] != self.value(b):
-            raise ShapeError(f"{what}: sizes {self.example[a]} and {self.value(b)} do not agree")
+            raise ShapeError(f"{what}: sizes {self.shown(a)} and {self.shown(b)} do not agree")
         self._parent[a] = b
         lo = self.minimum.pop(a, 0)
         if isinstance(b, str) and lo:
@@ -120,7 +129,7 @@ class ShapeEnv:
                 try:
                     d = e if d == 1 else self.equal(d, e, what)
                 except ShapeError:
-                    shown = " and ".join(fmt_shape(tuple(self.value(x) for x in s)) for s in shapes)
+                    shown = " and ".join(fmt_shape(tuple(self.shown(x) for x in s)) for s in shapes)
                     raise ShapeError(f"{what}: shapes {shown} cannot be broadcast together") from None
             out.append(d)
         return tuple(out)

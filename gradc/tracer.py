@@ -220,7 +220,7 @@ def bind(opname: str, *args, **params) -> "Value":
         shape, dtype = op.shape_rule(b.env, avals, **params)
     except ShapeError as e:
         src = user_source()
-        shown = ", ".join(fmt_type(tuple(b.env.value(d) for d in s), t) for s, t in avals)
+        shown = ", ".join(fmt_type(tuple(b.env.shown(d) for d in s), t) for s, t in avals)
         raise ShapeError(f"{op.name}({shown}): {e}" + (f"  [at {src}]" if src else "")) from None
     nid = b.graph.add(opname, [v._id for v in vals], shape=shape, dtype=dtype, params=params,
                       provenance=b.provenance or user_provenance(), role=b.role)

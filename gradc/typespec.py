@@ -21,8 +21,9 @@ import re
 import numpy as np
 
 from .errors import GradcError
+from .tracer import Spec
 
-__all__ = ["TypeSpecError", "DTYPES", "parse_type", "parse_types", "example_sizes", "split_types"]
+__all__ = ["TypeSpecError", "DTYPES", "parse_type", "parse_types", "specs_of", "example_sizes", "split_types"]
 
 DTYPES = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "i32": np.int32, "bool": np.bool_}
 
@@ -125,6 +126,16 @@ def example_sizes(parsed, sizes=None) -> dict[str, int]:
             out[d] = n
             taken.add(n)
     return out
+
+
+def specs_of(types, sizes=None) -> list[Spec]:
+    """The argument specs TYPES describe, for tracing with the size names as written:
+    ``f64[n,d]`` traces with the symbols ``n`` and ``d`` (a number is a fixed size), so
+    graphs, code and messages speak of the user's sizes."""
+    parsed = [parse_type(w) for w in split_types(types)]
+    ex = example_sizes(parsed, sizes)
+    return [Spec(tuple(dims), dtype, tuple(ex[d] if isinstance(d, str) else d for d in dims))
+            for dtype, dims in parsed]
 
 
 def parse_types(specs, sizes=None, seed: int = _SEED) -> list[np.ndarray]:

@@ -212,6 +212,69 @@ def test_ir_asm(capsys, model, cmd):
         assert_one_line_error(code, out, err, "llvm")
 
 
+# ----------------------------------------------------------------------------- size names
+LAYER = textwrap.dedent("""\
+    import gradc.numpy as np
+
+    def layer(W, X):
+        return np.tanh(X @ W)
+
+    def cost(W, X):
+        return np.sum(layer(W, X) ** 2)
+    """)
+
+
+@pytest.fixture
+def layer_model(tmp_path):
+    p = tmp_path / "layer.py"
+    p.write_text(LAYER)
+    return str(p)
+
+
+@pytest.mark.parametrize("types, result", [
+    (["f64[d,h] f64[n,d]"], "f64[n,h]"),
+    (["f64[feat,hidden]", "f64[batch,feat]"], "f64[batch,hidden]"),   # names gradc never picks
+    (["f32[d,10]", "f32[n,d]"], "f32[n,10]"),                           # a number is a fixed size
+])
+def test_graph_keeps_the_size_names(capsys, layer_model, types, result):
+    code, out, err = run(capsys, "graph", f"{layer_model}:layer", *types)
+    assert code == 0, err
+    w, x = split_types(types)
+    assert out.splitlines()[0] == f"graph layer(W: {w}, X: {x}) -> ({result})"
+    assert f"matmul X W                               : {result}" in out
+
+
+def test_adjoint_graph_and_explain_keep_the_size_names(capsys, layer_model, model):
+    code, out, err = run(capsys, "graph", f"{layer_model}:cost", "f64[d,h] f64[n,d]", "--wrt", "W")
+    assert code == 0, err
+    assert out.splitlines()[0] == "graph cost_vjp(W: f64[d,h], X: f64[n,d]) -> (f64[], f64[d,h])"
+    code, out, err = run(capsys, "explain", f"{model}:loss", "f64[p]", "f64[]", "f64[s,p]", "f64[s]", "--wrt", "w,b")
+    assert code == 0, err
+    assert out.startswith("loss(w: f64[p], b: f64[], X: f64[s,p], y: f64[s]) -> f64[]")
+
+
+def test_shape_errors_use_the_size_names(capsys, model):
+    code, out, err = run(capsys, "graph", f"{model}:mismatch", "f64[d]", "f64[n,e]")
+    assert_one_line_error(code, out, err, "matmul(f64[n,e], f64[d])",
+                          "the left operand has e columns, the right operand d rows", "model.py:8")
+    # called from Python, gradc chose the names, so the message shows the sizes
+    with pytest.raises(gradc.ShapeError, match=r"matmul\(f64\[4,3\], f64\[2\]\).* 3 columns, .* 2 rows"):
+        gradc.jit(lambda w, X: X @ w)(np.ones(2), np.ones((4, 3)))
+
+
+@pytest.mark.parametrize("cmd, what", [("ir", "LLVM IR"), ("asm", "assembly"), ("c", "C")])
+def test_a_gradient_of_an_array_result_suggests_forward(capsys, layer_model, cmd, what):
+    code, out, err = run(capsys, cmd, f"{layer_model}:layer", "f64[d,h] f64[n,d]")
+    assert_one_line_error(code, out, err, "layer returns f64[n,h], not a scalar",
+                          f"add --forward to see the {what} of the function itself")
+    assert "use jacobian or vjp" not in err
+    code, out, err = run(capsys, cmd, f"{layer_model}:layer", "f64[d,h] f64[n,d]", "--forward")
+    assert code == 0, err
+    assert {"ir": "define", "asm": "ret", "c": "tanh("}[cmd] in out
+    code, out, err = run(capsys, "graph", f"{layer_model}:layer", "f64[d,h] f64[n,d]", "--adjoint")
+    assert_one_line_error(code, out, err, "not a scalar", "drop --adjoint and --wrt")
+
+
 # ----------------------------------------------------------------------------- errors
 @pytest.mark.parametrize("argv, fragments", [
     (["graph", "{tmp}/nope.py:loss", "f64[n]"], ["nope.py", "does not exist"]),

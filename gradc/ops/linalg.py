@@ -23,7 +23,7 @@ def _matmul_shape(env, avals):
         env.equal(ka, kb, "matmul")
     except ShapeError:
         raise ShapeError(f"contraction sizes do not agree: the left operand has "
-                         f"{env.value(ka)} columns, the right operand {env.value(kb)} rows") from None
+                         f"{env.shown(ka)} columns, the right operand {env.shown(kb)} rows") from None
     out = tuple(sa[:-1]) + tuple(sb[1:])
     return out, np.result_type(ta, tb)
 

@@ -23,7 +23,7 @@ def _reshape_shape(env, avals, shape):
     if sorted(map(str, (d for d in a if d != 1))) != sorted(map(str, (d for d in b if d != 1))):
         if all(isinstance(d, int) for d in a + b) and np.prod(a, dtype=np.int64) == np.prod(b, dtype=np.int64):
             return tuple(b), t
-        raise ShapeError(f"cannot reshape {tuple(env.value(d) for d in s)} to {tuple(env.value(d) for d in shape)}")
+        raise ShapeError(f"cannot reshape {tuple(env.shown(d) for d in s)} to {tuple(env.shown(d) for d in shape)}")
     return tuple(b), t
 
 
@@ -95,7 +95,7 @@ def squeeze(x, axis=None):
         axes = [a % x.ndim for a in ((axis,) if isinstance(axis, int) else axis)]
         for a in axes:
             if env.find(x._shape[a]) != 1:
-                raise ShapeError(f"squeeze: axis {a} has size {env.value(x._shape[a])}, not 1")
+                raise ShapeError(f"squeeze: axis {a} has size {env.shown(x._shape[a])}, not 1")
     return reshape_sym(x, tuple(d for i, d in enumerate(x._shape) if i not in axes))
 
 
@@ -106,7 +106,7 @@ def _bcast_shape(env, avals, shape):
         raise ShapeError(f"cannot broadcast rank {len(s)} to rank {len(shape)}")
     out = env.broadcast([s, tuple(shape)], "broadcast_to")
     if len(out) != len(shape) or any(env.find(a) != env.find(b) for a, b in zip(out, shape)):
-        raise ShapeError(f"cannot broadcast {tuple(env.value(d) for d in s)} to {tuple(env.value(d) for d in shape)}")
+        raise ShapeError(f"cannot broadcast {tuple(env.shown(d) for d in s)} to {tuple(env.shown(d) for d in shape)}")
     return tuple(shape), t
 
 
