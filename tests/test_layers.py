@@ -32,7 +32,8 @@ LAYERS = [
     ("explain", ["gradc.explain"]),
     ("api", ["gradc.api", "gradc.jacobian", "gradc.hessian"]),
     ("package", ["gradc"]),
-    ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.bench", "gradc.demo", "gradc.cli"]),
+    ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench", "gradc.demo",
+               "gradc.cli"]),
 ]
 
 # The op blocks are one library: a derivative of one op is written with others (the
