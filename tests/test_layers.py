@@ -12,6 +12,7 @@ import pathlib
 import sys
 
 import networkx as nx
+import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "gradc"
 
@@ -156,3 +157,19 @@ def test_the_scan_reports_a_cycle(tmp_path, monkeypatch):
     g = import_graph()
     assert set(nx.find_cycle(g)) == {("gradc.low", "gradc.high"), ("gradc.high", "gradc.low")}
     assert g.edges["gradc.low", "gradc.high"]["line"] == "gradc/low.py:2"
+
+
+def test_an_import_against_the_layers_is_reported(tmp_path, monkeypatch):
+    """A lower layer importing a higher one, inside a function and without a cycle, fails
+    with the module, the layers and the line."""
+    pkg = tmp_path / "gradc"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low.py").write_text("def f():\n    from . import high\n    return high\n")
+    (pkg / "high.py").write_text("X = 1\n")
+    me = sys.modules[__name__]
+    monkeypatch.setattr(me, "PACKAGE", pkg)
+    monkeypatch.setattr(me, "LAYERS", [("base", ["gradc", "gradc.low"]), ("top", ["gradc.high"])])
+    test_no_import_cycle()
+    with pytest.raises(AssertionError, match=r"gradc\.low \(base\) imports gradc\.high \(top\)  at gradc/low\.py:2"):
+        test_imports_go_down_the_layers()
