@@ -1,5 +1,6 @@
-"""The public transformations: jit, grad, value_and_grad, jvp, vjp, jacobian, hessian,
-hvp.  Each returns a callable that traces the user's function on first call for each
+"""The public transformations: jit, grad, value_and_grad, jvp, vjp (jacobian in
+jacobian.py, hessian and hvp in hessian.py, built on these), and trace and explain.  Each
+transformation returns a callable that traces the user's function on first call for each
 input signature (rank, dtype, which sizes are 1), differentiates and optimizes the graph,
 compiles it with a backend, and caches the result.
 
@@ -481,7 +482,6 @@ def vjp(fun, *primals, backend=None):
                 raise ArgumentError(f"vjp_fn: cotangent {k} has shape {np.shape(c)}, expected the output's shape {np.shape(o)}")
         return tuple(t(*primals, *cts))
     return out, vjp_fn
-
 
 
 def explain(fun, *args, argnums=0, output_name=None):
