@@ -33,7 +33,8 @@ LAYERS = [
     ("explain", ["gradc.explain"]),
     ("api", ["gradc.api", "gradc.jacobian", "gradc.hessian"]),
     ("package", ["gradc"]),
-    ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench", "gradc.demo",
+    ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
+               "gradc.bench", "gradc.demo",
                "gradc.cli"]),
 ]
 
