@@ -506,7 +506,7 @@ def explain_with(fun, lower, argnums=0, output_name=None):
         if not isinstance(a, (int, np.integer)) or not -n <= a < n:
             raise ArgumentError(f"explain: argnums {a} is out of range for a function of {n} argument(s)")
     wrt = [int(a) % n for a in nums]
-    if len(fo.outputs) == 1 and fo[fo.outputs[0]]["shape"] == ():
+    if len(fo.outputs) == 1 and fo[fo.outputs[0]].shape == ():
         low = lower(value_and_grad(fun, argnums=tuple(wrt), backend="numpy"))
     return explain_lowered(low, wrt=wrt, output_name=output_name)
 
