@@ -39,10 +39,18 @@ LAYERS = [
 ]
 
 # The op blocks are one library: a derivative of one op is written with others (the
-# VJP of a sum is a broadcast, of a broadcast a sum), so elementwise, reduce, structure
-# and linalg import each other and count as the one module ``gradc.ops``.  The registry
-# they fill is a module of its own, below the tracer.
-ONE_MODULE = {f"gradc.ops.{m}": "gradc.ops" for m in ("elementwise", "reduce", "structure", "linalg")}
+# VJP of a sum is a broadcast, of a broadcast a sum), so elementwise, reduce, structure,
+# linalg and any op module added beside them import each other and count as the one
+# module ``gradc.ops``.  The registry they fill sits below the tracer, and value_methods
+# (Value's operators, through gradc.numpy) above the library.
+OPS_APART = {"gradc.ops.registry", "gradc.ops.value_methods"}
+
+
+def _unit(module: str) -> str:
+    """The module as the layer table counts it."""
+    if module.startswith("gradc.ops.") and module not in OPS_APART:
+        return "gradc.ops"
+    return module
 
 
 def modules() -> dict[str, tuple[pathlib.Path, bool]]:
@@ -75,7 +83,7 @@ def _defined(tree: ast.Module) -> set[str]:
 
 
 def import_graph() -> nx.DiGraph:
-    """Module -> module it imports (``line`` of the first such import), ops merged."""
+    """Module -> module it imports (``line`` of the first such import), op blocks merged."""
     mods = modules()
     trees = {m: ast.parse(path.read_text(), str(path)) for m, (path, _) in mods.items()}
     defined = {m: _defined(t) for m, t in trees.items()}
@@ -83,7 +91,7 @@ def import_graph() -> nx.DiGraph:
     for m, tree in trees.items():
         is_package = mods[m][1]
         here = m.split(".") if is_package else m.split(".")[:-1]
-        g.add_node(ONE_MODULE.get(m, m))
+        g.add_node(_unit(m))
         for node in ast.walk(tree):
             targets = []
             if isinstance(node, ast.Import):
@@ -101,7 +109,7 @@ def import_graph() -> nx.DiGraph:
                         targets.append(source)
                     # else: a compiled extension beside the package (gradc._callpath)
             for t in targets:
-                a, b = ONE_MODULE.get(m, m), ONE_MODULE.get(t, t)
+                a, b = _unit(m), _unit(t)
                 if a != b and not g.has_edge(a, b):
                     g.add_edge(a, b, line=f"{mods[m][0].relative_to(PACKAGE.parent)}:{node.lineno}")
     return g
@@ -114,7 +122,8 @@ def layer_of() -> dict[str, int]:
 def test_every_module_has_a_layer():
     placed = layer_of()
     missing = sorted(set(import_graph().nodes) - set(placed))
-    assert not missing, f"modules missing from LAYERS in tests/test_layers.py: {missing}"
+    assert not missing, (f"modules missing from LAYERS in tests/test_layers.py: {missing}; add each to "
+                         "the lowest layer at or above every gradc module it imports")
     stale = sorted(set(placed) - set(import_graph().nodes))
     assert not stale, f"LAYERS names modules that do not exist: {stale}"
 
@@ -144,6 +153,7 @@ def test_the_scan_sees_imports_inside_functions():
     assert g.has_edge("gradc.api", "gradc.explain")          # inside Lowered.explain
     assert g.has_edge("gradc.backends.kernel", "gradc.backends.numpy_backend")   # checked mode
     assert g.has_edge("gradc.tracer", "gradc.ops.registry")
+    assert g.has_edge("gradc.ops", "gradc.tracer") and not g.has_edge("gradc.tracer", "gradc.ops")
     assert not g.has_edge("gradc.backends.llvm_backend", "gradc")   # _callpath is an extension
 
 
