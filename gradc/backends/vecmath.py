@@ -159,11 +159,13 @@ class _Ctx:
     splats, intrinsics the ``.vNf64`` forms, integers vectors of integers),
     so a vector function computes, lane for lane, exactly what the scalar
     function computes.  Every helper emits straight-line code: no branches,
-    only selects.  ``fma`` says whether the target has fused multiply-add.
+    only selects.  ``fma`` says whether the target has fused multiply-add,
+    ``avx512`` whether it has AVX-512F (then a few helpers use its instructions:
+    the results are the same bits as the generic code's).
     """
 
-    def __init__(self, builder: ir.IRBuilder, ty: ir.Type, fma: bool):
-        self.b, self.ty, self.fma_ok = builder, ty, fma
+    def __init__(self, builder: ir.IRBuilder, ty: ir.Type, fma: bool, avx512: bool = False):
+        self.b, self.ty, self.fma_ok, self.avx512 = builder, ty, fma, avx512
         self.lanes = ty.count if isinstance(ty, ir.VectorType) else None
         self.elt = ty.element if self.lanes else ty
         self.fmt = _Format(self.elt)
@@ -180,7 +182,7 @@ class _Ctx:
 
     def retyped(self, elt: ir.Type) -> "_Ctx":
         """The same builder and lanes for another float type."""
-        return _Ctx(self.b, self._like(elt), self.fma_ok)
+        return _Ctx(self.b, self._like(elt), self.fma_ok, self.avx512)
 
     # -- constants ---------------------------------------------------------
     def k(self, v) -> ir.Constant:
@@ -244,7 +246,9 @@ class _Ctx:
         return self.sel(self.le(x, self.k(hi)), x, self.k(hi))
 
     def poly(self, x, coeffs):
-        """Horner evaluation of sum(coeffs[i] * x**i) with fused mul-adds."""
+        """Horner evaluation of sum(coeffs[i] * x**i) with fused mul-adds (Estrin's
+        scheme, with a shorter dependency chain but more operations, measured no
+        faster: the functions are throughput-bound)."""
         acc = self.k(coeffs[-1])
         for c in reversed(coeffs[:-1]):
             acc = self.mad(acc, x, self.k(c))
@@ -271,17 +275,71 @@ class _Ctx:
         e = self.b.add(n, self.ki(self.fmt.bias))
         return self.b.bitcast(self.b.shl(e, self.ki(self.fmt.nmant)), self.ty)
 
-    def ldexp(self, x, n):
-        """x * 2**n for an i32 n up to about twice the exponent range.
+    def ldexp(self, x, kf):
+        """x * 2**k for k = kf, a float holding an integer up to about twice the
+        exponent range, rounded once (into the subnormals too).
 
-        2**n itself may not be representable (n < -1022 for a subnormal
-        result, n = 1024 just before overflow), so scale in two steps by
-        2**(n>>1) and 2**(n - (n>>1)); each factor is a normal number, and
-        only the last multiplication rounds (once) into the subnormal range.
+        2**k itself may not be representable (k < -1022 for a subnormal result,
+        k = 1024 just before overflow), so scale in two steps by 2**(k>>1) and
+        2**(k - (k>>1)); each factor is a normal number, so the first product is
+        exact and only the last multiplication rounds.  AVX-512's vscalefpd
+        computes the same correctly rounded x * 2**k in one instruction.
         """
+        if self.avx512:
+            return self._avx512("scalef", x, kf)
+        n = self.to_i32(kf)
         n1 = self.b.ashr(n, self.ki32(1))
         n2 = self.b.sub(n, n1)
         return self.mul(self.mul(x, self.pow2i(n1)), self.pow2i(n2))
+
+    def _avx512(self, op: str, *args, imm=None):
+        """AVX-512F's 512-bit ``op`` on this context's type: ``scalef`` (a * 2**floor(b),
+        rounded once), ``getexp`` (floor(log2|a|) as a float, subnormals too) or
+        ``getmant`` (a's significand normalized to the interval ``imm`` selects),
+        ``rcp14`` (1/a to 14 bits).
+        Narrower vectors (and scalars) run in the low lanes of a 512-bit one (AVX-512F
+        alone has no 256-bit forms; those need AVX-512VL)."""
+        f64 = self.fmt.f64
+        full = 8 if f64 else 16
+        vty = ir.VectorType(self.elt, full)
+        mask_ty, i32 = ir.IntType(full), ir.IntType(32)
+        # rcp14 has no rounding operand and no "mask." in its name
+        name = f"llvm.x86.avx512.{'' if op == 'rcp14' else 'mask.'}{op}.{'pd' if f64 else 'ps'}.512"
+        undef = ir.Constant(vty, ir.Undefined)
+        if self.lanes == full:
+            wide = list(args)
+        elif self.lanes:
+            idx = ir.Constant(ir.VectorType(i32, full), [i % self.lanes for i in range(full)])
+            wide = [self.b.shuffle_vector(v, ir.Constant(self.ty, ir.Undefined), idx) for v in args]
+        else:
+            wide = [self.b.insert_element(undef, v, ir.Constant(i32, 0)) for v in args]
+        # (args, [imm,] passthru, mask: all lanes, rounding 4: the current mode)
+        operands = wide + ([ir.Constant(i32, imm)] if imm is not None else []) + \
+            [undef, ir.Constant(mask_ty, -1)] + ([] if op == "rcp14" else [ir.Constant(i32, 4)])
+        m = self.b.module
+        fn = m.globals.get(name) or ir.Function(m, ir.FunctionType(vty, [o.type for o in operands]), name)
+        y = self.b.call(fn, operands)
+        if self.lanes == full:
+            return y
+        if self.lanes:
+            first = ir.Constant(ir.VectorType(i32, self.lanes), list(range(self.lanes)))
+            return self.b.shuffle_vector(y, undef, first)
+        return self.b.extract_element(y, ir.Constant(i32, 0))
+
+    def small_quotient(self, n, d):
+        """n/d for a correction term n far below an ulp of the result: a division on
+        generic targets, a multiplication by AVX-512's 14-bit reciprocal (a relative error of 2**-14
+        in a term far below an ulp of the result)."""
+        if self.avx512:
+            return self.mul(n, self._avx512("rcp14", d))
+        return self.div(n, d)
+
+    def frexp_avx512(self, u):
+        """u = 2**k * m with m in [3/4, 3/2), for positive u, subnormals too (AVX-512F's
+        vgetmantpd/vgetexppd).  Returns (k as a float, m); k = getexp(u) - getexp(m),
+        as m is u's significand in [1, 2), halved when it is >= 3/2."""
+        m = self._avx512("getmant", u, imm=3)       # interval [3/4, 3/2), sign of u
+        return self.sub(self._avx512("getexp", u), self._avx512("getexp", m)), m
 
     def frexp_sqrt2(self, u):
         """u = 2**k * m with m in [sqrt(1/2), sqrt(2)), for positive normal u.
@@ -308,75 +366,80 @@ class _Ctx:
 
 
 # ---------------------------------------------------------------------------
-# Polynomial coefficients (Taylor series, exact then rounded at use)
+# Polynomial coefficients
 # ---------------------------------------------------------------------------
 
-def _expm1_coeffs(fmt: _Format):
-    # expm1(r) = r + r^2 * sum_{n>=2} r^(n-2)/n!,  |r| <= ln2/2 = 0.347.
-    # The first omitted term relative to r is r^N/(N+1)!: float64 N=13
-    # (1e-17), float32 N=8 (6e-10).
-    top = 13 if fmt.f64 else 8
-    return [Fraction(1, math.factorial(n)) for n in range(2, top + 1)]
+# Chebyshev approximations (near-minimax: a few terms fewer than Taylor polynomials of
+# the same accuracy), lowest degree first, made and checked by tools/vecmath_coeffs.py
+# (mpmath), which prints this table; each polynomial's error, times the factor it is
+# scaled by, is below about 1/8 ulp of the result (the script's err/ulp figures).
+#   exp:  exp(r) = 1 + r + r^2*P(r),  |r| <= ln2/2
+#   log:  log(1+f) = 2s + s*z*R(z),  s = f/(2+f), z = s^2 <= 0.0295
+#   sin:  sin(r) = r + r*z*S(z);  cos: cos(r) = 1 - z/2 + z^2*C(z),  z = r^2 <= (pi/4)^2
+#         (float32: z <= 0.92^2, the reduced argument's reach near the accurate limit)
+#   tanh: tanh(a) = a + a*z*T(z),  z = a^2 <= 0.55^2  (float32 only)
+def _hex(text: str) -> tuple[float, ...]:
+    return tuple(float.fromhex(h) for h in text.split())
 
 
-def _log_coeffs(fmt: _Format):
-    # log(1+f) = 2 atanh(s), s = f/(2+f), |s| <= 0.1716, z = s^2 <= 0.0295:
-    # 2 atanh(s) = 2s + s * R(z),  R(z) = sum_{n>=1} 2 z^n/(2n+1).
-    # Omitted tail relative to 2s: z^(N+1)/(2N+3): float64 N=10 (6e-19),
-    # float32 N=4 (2e-9).
-    top = 10 if fmt.f64 else 4
-    return [Fraction(2, 2 * n + 1) for n in range(1, top + 1)]   # R(z)/z
+_COEFFS = {
+    # err/ulp 0.127
+    ("exp", "f64"): _hex("0x1.0000000000001p-1 0x1.5555555555556p-3 0x1.5555555553d63p-5 0x1.11111111109b3p-7 0x1.6c16c1788bd90p-10 0x1.a01a01a7c41d5p-13 0x1.a019b90d2ae7ap-16 0x1.71de0dae63bb3p-19 0x1.289185613a3d6p-22 0x1.af38a9b0ec855p-26"),
+    # err/ulp 0.136
+    ("exp", "f32"): _hex("0x1.0000000000000p-1 0x1.5554dc0000000p-3 0x1.55551a0000000p-5 0x1.120b6e0000000p-7 0x1.6d110a0000000p-10"),
+    # err/ulp 0.0423
+    ("log", "f64"): _hex("0x1.5555555555558p-1 0x1.99999999952d7p-2 0x1.2492492df281ap-2 0x1.c71c62e3f11e6p-3 0x1.7462b51cb66b1p-3 0x1.39fe51a7c18f9p-3 0x1.2b5900de53b32p-3"),
+    # err/ulp 0.0503
+    ("log", "f32"): _hex("0x1.55555c0000000p-1 0x1.997c2e0000000p-2 0x1.2ee6560000000p-2"),
+    # err/ulp 0.00795
+    ("log_wide", "f64"): _hex("0x1.5555555555555p-1 0x1.9999999999f18p-2 0x1.24924923de528p-2 0x1.c71c72df7cf9dp-3 0x1.745cac3874569p-3 0x1.3b29d20b4b924p-3 0x1.0e8c32bc710e5p-3 0x1.169d45f561cc7p-3"),
+    # err/ulp 0.0109
+    ("log_wide", "f32"): _hex("0x1.5555560000000p-1 0x1.999a6a0000000p-2 0x1.242cdc0000000p-2 0x1.e659500000000p-3"),
+    # err/ulp 0.176
+    ("sin", "f64"): _hex("-0x1.5555555555555p-3 0x1.1111111110bb2p-7 -0x1.a01a019e83816p-13 0x1.71de379654304p-19 -0x1.ae600aca92c64p-26 0x1.5e0b05bff20f2p-33"),
+    # err/ulp 0.057
+    ("sin", "f32"): _hex("-0x1.5555560000000p-3 0x1.1111080000000p-7 -0x1.a00e140000000p-13 0x1.6c37ea0000000p-19"),
+    # err/ulp 0.0116
+    ("cos", "f64"): _hex("0x1.5555555555555p-5 -0x1.6c16c16c16967p-10 0x1.a01a019f4e9b4p-16 -0x1.27e4fa17bf139p-22 0x1.1eeb68cd22f56p-29 -0x1.907d8f29fe831p-37"),
+    # err/ulp 0.0567
+    ("cos", "f32"): _hex("0x1.5555520000000p-5 -0x1.6c0f600000000p-10 0x1.9a46200000000p-16"),
+    # err/ulp 0.101
+    ("tanh", "f32"): _hex("-0x1.5555540000000p-2 0x1.110fea0000000p-3 -0x1.b9a0440000000p-5 0x1.5d220e0000000p-6 -0x1.b135380000000p-8"),
+}
 
 
-def _sin_coeffs(fmt: _Format):
-    # sin(r) = r + r*z*S(z), S(z) = sum_{n>=1} (-1)^n z^(n-1)/(2n+1)!, |r|<=pi/4.
-    # Omitted term relative to r: float64 up to r^17 (1e-19), float32 up to
-    # r^9 (2e-9).
-    top = 8 if fmt.f64 else 4
-    return [Fraction((-1) ** n, math.factorial(2 * n + 1)) for n in range(1, top + 1)]
-
-
-def _cos_coeffs(fmt: _Format):
-    # cos(r) = 1 - z/2 + z^2*C(z), C(z) = sum_{n>=2} (-1)^n z^(n-2)/(2n)!.
-    # float64 up to r^16 (omitted 2e-18), float32 up to r^10 (1e-10).
-    top = 8 if fmt.f64 else 5
-    return [Fraction((-1) ** n, math.factorial(2 * n)) for n in range(2, top + 1)]
+def _coeffs(name: str, fmt: _Format):
+    return _COEFFS[(name, fmt.suffix)]
 
 
 # ---------------------------------------------------------------------------
 # exp / expm1 core
 # ---------------------------------------------------------------------------
 
-def _exp_reduce(c: _Ctx, x, lo, hi):
-    """x = k*ln2 + (r + corr), |r| <= ln2/2 (about), k integral float.
+def _exp_reduce(c: _Ctx, x, lo, hi, with_error=False):
+    """x = k*ln2 + r (+ corr), |r| <= ln2/2 (about), k integral float.
 
     x is clamped to [lo, hi] first (nan -> lo) so k stays small and the
     later i32 conversion is in range; the callers fix nan/overflow cases.
     ln2 is split Cody-Waite style: LN2_HI has prec-kbits bits, so k*LN2_HI
     is exact and x - k*LN2_HI is exact (the operands nearly cancel); LN2_LO
-    carries the rest of ln2.  corr is the rounding error of r = hi - lo.
+    carries the rest of ln2, and r is rounded once more: an error below
+    half an ulp of r (k = 0: r = x exactly).  ``with_error`` also returns
+    that rounding error, corr (expm1 needs it: its result can be smaller
+    than r).
     """
     fmt = c.fmt
     ln2_hi, ln2_lo = fmt.split(_LN2, fmt.prec - fmt.kbits)
     xc = c.clamp(x, lo, hi)
     k = c.rint(c.mul(xc, c.k(_LOG2E)))
-    r_hi = c.sub(xc, c.mul(k, c.k(ln2_hi)))        # exact
-    r_lo = c.mul(k, c.k(ln2_lo))
-    r = c.sub(r_hi, r_lo)
-    corr = c.sub(c.sub(r_hi, r), r_lo)              # Fast2Sum error, |r_hi| >> |r_lo|
+    nk = c.neg(k)
+    r_hi = c.mad(nk, c.k(ln2_hi), xc)               # exact
+    r = c.mad(nk, c.k(ln2_lo), r_hi)
+    if not with_error:
+        return k, r
+    # r_hi - r is exact (r is r_hi moved by a tiny amount)
+    corr = c.mad(nk, c.k(ln2_lo), c.sub(r_hi, r))
     return k, r, corr
-
-
-def _expm1_poly(c: _Ctx, r, corr):
-    """q such that expm1(r + corr) = r + q, for |r| <= ln2/2.
-
-    q = r^2*P(r) (Taylor) plus the first-order effect of the tiny corr
-    (d/dr expm1(r) = 1 + expm1(r) ~ 1 + r).  Keeping the exact leading term
-    r apart from the small q lets callers add r to other exact terms with an
-    error-free sum and round only once at the end.
-    """
-    q = c.mul(c.mul(r, r), c.poly(r, _expm1_coeffs(c.fmt)))
-    return c.add(q, c.mad(corr, r, corr))
 
 
 def _sum3(c: _Ctx, a, b, q):
@@ -395,14 +458,20 @@ def _exp_limits(fmt):
 
 
 def _exp(c: _Ctx, x):
+    return c.sel(c.isnan(x), x, _exp_core(c, x))
+
+
+def _exp_core(c: _Ctx, x):
+    """exp(x) for x not nan."""
     lo, hi = _exp_limits(c.fmt)
-    k, r, corr = _exp_reduce(c, x, lo, hi)
-    q = _expm1_poly(c, r, corr)
-    # 2^k * (1 + r + q), scaled in two steps so that results in the
-    # subnormal range are rounded once, and k = 1024 (x just below
-    # overflow) works.
-    y = c.ldexp(_sum3(c, c.k(1.0), r, q), c.to_i32(k))
-    return c.sel(c.isnan(x), x, y)
+    k, r = _exp_reduce(c, x, lo, hi)
+    # exp(r) = 1 + r*(1 + r*P(r)): Horner to the end, the last step rounding
+    # once; the inner rounding is damped by |r| <= 0.35.
+    one = c.k(1.0)
+    e = c.mad(r, c.mad(r, c.poly(r, _coeffs("exp", c.fmt)), one), one)
+    # 2^k * exp(r), rounded once (into the subnormals too); k = 1024 (x
+    # just below overflow) works.
+    return c.ldexp(e, k)
 
 
 def _expm1(c: _Ctx, x):
@@ -410,20 +479,23 @@ def _expm1(c: _Ctx, x):
     # Below lo expm1 is -1 to working precision (expm1(-38) = -1 in float64,
     # expm1(-17.4) = -1 in float32).
     lo, hi = (-50.0, 720.0) if fmt.f64 else (-30.0, 100.0)
-    k, r, corr = _exp_reduce(c, x, lo, hi)
-    q = _expm1_poly(c, r, corr)
+    k, r, corr = _exp_reduce(c, x, lo, hi, with_error=True)
+    # expm1(r + corr) = r + q, q = r^2*P(r) plus the first-order effect of
+    # the tiny corr (d/dr expm1(r) = 1 + expm1(r) ~ 1 + r).
+    q = c.mad(c.mul(r, r), c.poly(r, _coeffs("exp", fmt)), c.mad(corr, r, corr))
+    # expm1(x) = 2^k*(1 + r + q) - 1 = (2^k - 1) + 2^k*r + 2^k*q.  2^k - 1
+    # and 2^k*r are exact and |2^k - 1| >= |2^k*r| (or 2^k - 1 == 0 when
+    # k == 0, result r + q), so the sum is rounded about once: full relative
+    # accuracy for small and negative x too.  2^k is only built for
+    # k <= kmax (2^kmax normal); the rest of a larger k scales the result
+    # exactly afterwards (there the "- 1" is far below half an ulp anyway), up
+    # to k = 1024 near overflow.
+    kmax = 1000 if fmt.f64 else 100
     n = c.to_i32(k)
-    # expm1(x) = 2^k*(1 + r + q) - 1 = (2^k - 1) + 2^k*r + 2^k*q.  For
-    # moderate k, 2^k - 1 and 2^k*r are exact and |2^k - 1| >= |2^k*r|
-    # (or 2^k - 1 == 0 when k == 0, result r + q), so the sum is rounded
-    # once: full relative accuracy for small and negative x too.
-    t = c.pow2i(n)                   # garbage (not poison) when k > 127/1023
-    small = _sum3(c, c.sub(t, c.k(1.0)), c.mul(t, r), c.mul(t, q))
-    # For large k the "- 1" is far below half an ulp; then use the
-    # two-step ldexp, which also handles k = 1024 near overflow.
-    big = c.ldexp(_sum3(c, c.k(1.0), r, q), n)
-    big_k = 60.0 if fmt.f64 else 30.0
-    y = c.sel(c.gt(k, c.k(big_k)), big, small)
+    n_lo = c.b.select(c.b.icmp_signed("<", n, c.ki32(kmax)), n, c.ki32(kmax))
+    t = c.pow2i(n_lo)
+    y = _sum3(c, c.sub(t, c.k(1.0)), c.mul(t, r), c.mul(t, q))
+    y = c.mul(y, c.pow2i(c.b.sub(n, n_lo)))
     # expm1(x) == x for tiny x; this also keeps the sign of -0.0 (which the
     # reduction x - k*ln2 with k = -0.0 would turn into +0.0).
     tiny = 2.0**-54 if fmt.f64 else 2.0**-25
@@ -435,8 +507,9 @@ def _expm1(c: _Ctx, x):
 # log / log1p core
 # ---------------------------------------------------------------------------
 
-def _log_core(c: _Ctx, k, f, corr):
-    """k*ln2 + log(1 + f) + corr, for f in [sqrt(1/2)-1, sqrt(2)-1].
+def _log_core(c: _Ctx, k, f, corr, wide=False):
+    """k*ln2 + log(1 + f) + corr, for f in [sqrt(1/2)-1, sqrt(2)-1] (``wide``:
+    [-1/4, 1/2), with a polynomial one degree higher).
 
     fdlibm's formulation: with s = f/(2+f), log(1+f) = 2 atanh(s)
       = f - hfsq + s*(hfsq + R(s^2)),   hfsq = f^2/2,
@@ -447,7 +520,7 @@ def _log_core(c: _Ctx, k, f, corr):
     ln2_hi, ln2_lo = fmt.split(_LN2, fmt.prec - fmt.kbits)
     s = c.div(f, c.add(c.k(2.0), f))
     z = c.mul(s, s)
-    R = c.mul(z, c.poly(z, _log_coeffs(fmt)))
+    R = c.mul(z, c.poly(z, _coeffs("log_wide" if wide else "log", fmt)))
     hfsq = c.mul(c.mul(c.k(0.5), f), f)
     # fdlibm: k*ln2_hi - ((hfsq - (s*(hfsq+R) + (k*ln2_lo + corr))) - f)
     lo = c.mad(k, c.k(ln2_lo), corr)
@@ -457,20 +530,22 @@ def _log_core(c: _Ctx, k, f, corr):
 
 def _log(c: _Ctx, x):
     fmt = c.fmt
-    # Subnormal inputs have no implicit leading bit: scale them into the
-    # normal range first and subtract the scale from the exponent.
-    smallest_normal = 2.0 ** (1 - fmt.bias)
-    scale_bits = 54 if fmt.f64 else 25
-    sub = c.lt(x, c.k(smallest_normal))
-    xs = c.sel(sub, c.mul(x, c.k(2.0**scale_bits)), x)
-    k, m = c.frexp_sqrt2(xs)
-    k = c.sub(k, c.sel(sub, c.k(float(scale_bits)), c.k(0.0)))
-    y = _log_core(c, k, c.sub(m, c.k(1.0)), c.k(0.0))   # m - 1 exact (Sterbenz)
-    inf = c.k(math.inf)
-    y = c.sel(c.eq(x, c.k(0.0)), c.neg(inf), y)           # log(+-0) = -inf
-    y = c.sel(c.lt(x, c.k(0.0)), c.k(math.nan), y)        # log(x<0) = nan
-    y = c.sel(c.eq(x, inf), inf, y)
-    return c.sel(c.isnan(x), x, y)
+    if c.avx512:
+        k, m = c.frexp_avx512(x)
+    else:
+        # Subnormal inputs have no implicit leading bit: scale them into the
+        # normal range first and subtract the scale from the exponent.
+        smallest_normal = 2.0 ** (1 - fmt.bias)
+        scale_bits = 54 if fmt.f64 else 25
+        sub = c.lt(x, c.k(smallest_normal))
+        xs = c.sel(sub, c.mul(x, c.k(2.0**scale_bits)), x)
+        k, m = c.frexp_sqrt2(xs)
+        k = c.sub(k, c.sel(sub, c.k(float(scale_bits)), c.k(0.0)))
+    y = _log_core(c, k, c.sub(m, c.k(1.0)), c.k(0.0), wide=c.avx512)   # m - 1 exact (Sterbenz)
+    # Outside (0, inf): log(+-0) = -inf, log(x<0) = nan, log(inf) = inf, nan.
+    y = c.sel(c.lt(x, c.k(0.0)), c.k(math.nan), y)
+    y = c.sel(c.eq(x, c.k(0.0)), c.k(-math.inf), y)
+    return c.sel(c.b.fcmp_unordered(">=", x, c.k(math.inf)), x, y)
 
 
 def _log1p(c: _Ctx, x):
@@ -481,20 +556,19 @@ def _log1p(c: _Ctx, x):
     # 0.5 <= u < 2^prec, and x = 1 + x - u exactly when u < 0.5), or, once
     # u >= 2^prec and u - 1 may round, as 1 - (u - x) (u, x within a factor 2).
     u = c.add(c.k(1.0), x)
-    k, m = c.frexp_sqrt2(u)        # u >= 2^-53 (normal) whenever x > -1
+    # u >= 2^-53 (normal) whenever x > -1
+    k, m = c.frexp_avx512(u) if c.avx512 else c.frexp_sqrt2(u)
     one = c.k(1.0)
     num = c.sel(c.ge(u, c.k(2.0**fmt.prec)),
                 c.sub(one, c.sub(u, x)), c.sub(x, c.sub(u, one)))
     corr = c.div(num, u)
-    y = _log_core(c, k, c.sub(m, one), corr)
+    y = _log_core(c, k, c.sub(m, one), corr, wide=c.avx512)
     # log1p(x) == x for tiny x (also keeps -0.0 and subnormals exact).
     tiny = 2.0**-54 if fmt.f64 else 2.0**-25
     y = c.sel(c.lt(c.fabs(x), c.k(tiny)), x, y)
-    inf = c.k(math.inf)
-    y = c.sel(c.eq(x, c.k(-1.0)), c.neg(inf), y)
     y = c.sel(c.lt(x, c.k(-1.0)), c.k(math.nan), y)
-    y = c.sel(c.eq(x, inf), inf, y)
-    return c.sel(c.isnan(x), x, y)
+    y = c.sel(c.eq(x, c.k(-1.0)), c.k(-math.inf), y)
+    return c.sel(c.b.fcmp_unordered(">=", x, c.k(math.inf)), x, y)     # inf, nan
 
 
 # ---------------------------------------------------------------------------
@@ -502,6 +576,8 @@ def _log1p(c: _Ctx, x):
 # ---------------------------------------------------------------------------
 
 def _tanh(c: _Ctx, x):
+    if not c.fmt.f64:
+        return _tanh_f32(c, x)
     # With a = |x| and a single expm1, two regimes (as in fdlibm, selected
     # branch-free; the switch is where tanh a = 1/2):
     #   a < ln(3)/2: e = expm1(-2a) in (-0.67, 0], tanh a = -e/(e + 2):
@@ -520,8 +596,24 @@ def _tanh(c: _Ctx, x):
     dl = c.add(c.sub(two, d), e)                      # Fast2Sum error, |2| > |e|
     dl = c.sel(c.lt(d, c.k(math.inf)), dl, c.k(0.0))  # e = inf: (2 - inf) + inf is nan
     y0 = c.div(c.sel(large, two, c.neg(e)), d)
-    y0 = c.mad(c.neg(y0), c.div(dl, d), y0)
+    y0 = c.mad(c.neg(y0), c.small_quotient(dl, d), y0)
     t = c.sel(large, c.sub(c.k(1.0), y0), y0)
+    y = c.copysign(t, x)             # odd function; keeps tanh(-0.0) = -0.0
+    return c.sel(c.isnan(x), x, y)
+
+
+def _tanh_f32(c: _Ctx, x):
+    # float32 has room for a cheaper split (a = |x|), both computed and one
+    # selected: below a = 0.55 an odd polynomial a + a*z*T(z), z = a^2 (full
+    # relative accuracy near 0, no expm1); above it 1 - 2/(exp(2a) + 1), where
+    # the result is >= 1/2 and the rounding errors of exp(2a) + 1 are damped
+    # (exp(2a) = inf for large a gives exactly 1).
+    a = c.fabs(x)
+    z = c.mul(a, a)
+    small = c.mad(c.mul(a, z), c.poly(z, _coeffs("tanh", c.fmt)), a)
+    one = c.k(1.0)
+    large = c.sub(one, c.div(c.k(2.0), c.add(_exp_core(c, c.add(a, a)), one)))
+    t = c.sel(c.lt(a, c.k(0.55)), small, large)
     y = c.copysign(t, x)             # odd function; keeps tanh(-0.0) = -0.0
     return c.sel(c.isnan(x), x, y)
 
@@ -536,7 +628,7 @@ def _sigmoid(c: _Ctx, x):
     d = c.add(one, z)
     dl = c.add(c.sub(one, d), z)                      # Fast2Sum error, 1 >= z
     y = c.div(c.sel(c.ge(x, c.k(0.0)), one, z), d)
-    y = c.mad(c.neg(y), c.div(dl, d), y)
+    y = c.mad(c.neg(y), c.small_quotient(dl, d), y)
     return c.sel(c.isnan(x), x, y)
 
 
@@ -608,7 +700,7 @@ def _trig_reduce(c: _Ctx, x):
 
 def _sin_kernel(c: _Ctx, y0, y1, z):
     """sin(y0 + y1) ~ sin(y0) + y1*cos(y0), cos(y0) ~ 1 - z/2, z = y0^2."""
-    p = c.poly(z, _sin_coeffs(c.fmt))
+    p = c.poly(z, _coeffs("sin", c.fmt))
     v = c.mul(z, y0)
     if y1 is None:
         return c.mad(v, p, y0)
@@ -625,7 +717,7 @@ def _cos_kernel(c: _Ctx, y0, y1, z):
     """
     hz = c.mul(c.k(0.5), z)
     w = c.sub(c.k(1.0), hz)
-    small = c.mul(c.mul(z, z), c.poly(z, _cos_coeffs(c.fmt)))
+    small = c.mul(c.mul(z, z), c.poly(z, _coeffs("cos", c.fmt)))
     if y1 is not None:
         small = c.sub(small, c.mul(y0, y1))
     return c.add(w, c.add(c.sub(c.sub(c.k(1.0), w), hz), small))
@@ -748,7 +840,7 @@ def _define(module: ir.Module, name: str, ty: ir.Type, fname: str, target: Targe
     """``fname``: the body of function ``name`` on ``ty`` (a float type or a vector)."""
     fn = ir.Function(module, ir.FunctionType(ty, [ty]), fname)
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
-    builder.ret(_IMPL[name](_Ctx(builder, ty, target.fma), fn.args[0]))
+    builder.ret(_IMPL[name](_Ctx(builder, ty, target.fma, target.vector_bits >= 512), fn.args[0]))
     return fn
 
 
