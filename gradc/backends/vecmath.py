@@ -334,6 +334,18 @@ class _Ctx:
             return self.mul(n, self._avx512("rcp14", d))
         return self.div(n, d)
 
+    def recip(self, d):
+        """1/d for finite d >= 1, to within about an ulp (not correctly rounded
+        on AVX-512: its 14-bit reciprocal and two Newton steps, each doubling the
+        correct bits; one division elsewhere)."""
+        if not self.avx512:
+            return self.div(self.k(1.0), d)
+        r = self._avx512("rcp14", d)
+        one = self.k(1.0)
+        for _ in range(1 if not self.fmt.f64 else 2):
+            r = self.mad(r, self.mad(self.neg(d), r, one), r)
+        return r
+
     def frexp_avx512(self, u):
         """u = 2**k * m with m in [3/4, 3/2), for positive u, subnormals too (AVX-512F's
         vgetmantpd/vgetexppd).  Returns (k as a float, m); k = getexp(u) - getexp(m),
@@ -420,7 +432,8 @@ def _exp_reduce(c: _Ctx, x, lo, hi, with_error=False):
     """x = k*ln2 + r (+ corr), |r| <= ln2/2 (about), k integral float.
 
     x is clamped to [lo, hi] first (nan -> lo) so k stays small and the
-    later i32 conversion is in range; the callers fix nan/overflow cases.
+    later i32 conversion is in range; the callers fix nan/overflow cases
+    (lo = None: the caller has bounded x already).
     ln2 is split Cody-Waite style: LN2_HI has prec-kbits bits, so k*LN2_HI
     is exact and x - k*LN2_HI is exact (the operands nearly cancel); LN2_LO
     carries the rest of ln2, and r is rounded once more: an error below
@@ -430,7 +443,7 @@ def _exp_reduce(c: _Ctx, x, lo, hi, with_error=False):
     """
     fmt = c.fmt
     ln2_hi, ln2_lo = fmt.split(_LN2, fmt.prec - fmt.kbits)
-    xc = c.clamp(x, lo, hi)
+    xc = x if lo is None else c.clamp(x, lo, hi)
     k = c.rint(c.mul(xc, c.k(_LOG2E)))
     nk = c.neg(k)
     r_hi = c.mad(nk, c.k(ln2_hi), xc)               # exact
@@ -461,9 +474,9 @@ def _exp(c: _Ctx, x):
     return c.sel(c.isnan(x), x, _exp_core(c, x))
 
 
-def _exp_core(c: _Ctx, x):
-    """exp(x) for x not nan."""
-    lo, hi = _exp_limits(c.fmt)
+def _exp_core(c: _Ctx, x, bounded=False):
+    """exp(x) for x not nan (``bounded``: x already within the clamp bounds)."""
+    lo, hi = (None, None) if bounded else _exp_limits(c.fmt)
     k, r = _exp_reduce(c, x, lo, hi)
     # exp(r) = 1 + r*(1 + r*P(r)): Horner to the end, the last step rounding
     # once; the inner rounding is damped by |r| <= 0.35.
@@ -475,13 +488,22 @@ def _exp_core(c: _Ctx, x):
 
 
 def _expm1(c: _Ctx, x):
+    y = _expm1_core(c, x)
+    # expm1(x) == x for tiny x; this also keeps the sign of -0.0 (which the
+    # reduction x - k*ln2 with k = -0.0 would turn into +0.0).
+    tiny = 2.0**-54 if c.fmt.f64 else 2.0**-25
+    y = c.sel(c.lt(c.fabs(x), c.k(tiny)), x, y)
+    return c.sel(c.isnan(x), x, y)
+
+
+def _expm1_core(c: _Ctx, x, bounded=False):
+    """expm1(x) for x not nan, x = -0.0 giving +0.0; ``bounded``: for
+    |x| <= 2^k*ln2 with 2^k normal (no clamp, no scaling for large k)."""
     fmt = c.fmt
     # Below lo expm1 is -1 to working precision (expm1(-38) = -1 in float64,
     # expm1(-17.4) = -1 in float32).
-    lo, hi = (-50.0, 720.0) if fmt.f64 else (-30.0, 100.0)
+    lo, hi = (None, None) if bounded else (-50.0, 720.0) if fmt.f64 else (-30.0, 100.0)
     k, r, corr = _exp_reduce(c, x, lo, hi, with_error=True)
-    # expm1(r + corr) = r + q, q = r^2*P(r) plus the first-order effect of
-    # the tiny corr (d/dr expm1(r) = 1 + expm1(r) ~ 1 + r).
     q = c.mad(c.mul(r, r), c.poly(r, _coeffs("exp", fmt)), c.mad(corr, r, corr))
     # expm1(x) = 2^k*(1 + r + q) - 1 = (2^k - 1) + 2^k*r + 2^k*q.  2^k - 1
     # and 2^k*r are exact and |2^k - 1| >= |2^k*r| (or 2^k - 1 == 0 when
@@ -490,17 +512,15 @@ def _expm1(c: _Ctx, x):
     # k <= kmax (2^kmax normal); the rest of a larger k scales the result
     # exactly afterwards (there the "- 1" is far below half an ulp anyway), up
     # to k = 1024 near overflow.
+    if bounded:
+        t = c.pow2i(c.to_i32(k))
+        return _sum3(c, c.sub(t, c.k(1.0)), c.mul(t, r), c.mul(t, q))
     kmax = 1000 if fmt.f64 else 100
     n = c.to_i32(k)
     n_lo = c.b.select(c.b.icmp_signed("<", n, c.ki32(kmax)), n, c.ki32(kmax))
     t = c.pow2i(n_lo)
     y = _sum3(c, c.sub(t, c.k(1.0)), c.mul(t, r), c.mul(t, q))
-    y = c.mul(y, c.pow2i(c.b.sub(n, n_lo)))
-    # expm1(x) == x for tiny x; this also keeps the sign of -0.0 (which the
-    # reduction x - k*ln2 with k = -0.0 would turn into +0.0).
-    tiny = 2.0**-54 if fmt.f64 else 2.0**-25
-    y = c.sel(c.lt(c.fabs(x), c.k(tiny)), x, y)
-    return c.sel(c.isnan(x), x, y)
+    return c.mul(y, c.pow2i(c.b.sub(n, n_lo)))
 
 
 # ---------------------------------------------------------------------------
@@ -553,15 +573,15 @@ def _log1p(c: _Ctx, x):
     # u = fl(1 + x) loses the low bits of x; as in fdlibm they are
     # recovered as corr = (1 + x - u)/u and added: log(1+x) ~ log(u) + corr.
     # 1 + x - u is computed exactly as x - (u - 1) (u - 1 is exact for
-    # 0.5 <= u < 2^prec, and x = 1 + x - u exactly when u < 0.5), or, once
-    # u >= 2^prec and u - 1 may round, as 1 - (u - x) (u, x within a factor 2).
+    # 0.5 <= u < 2^prec, and x = 1 + x - u exactly when u < 0.5).  Once
+    # u >= 2^prec, u - 1 may round, but then |x - (u - 1)| <= 1.5 ulp(u) and
+    # corr <= 2^-(prec-1) is far below an ulp of log(u) >= 16.6.
     u = c.add(c.k(1.0), x)
     # u >= 2^-53 (normal) whenever x > -1
     k, m = c.frexp_avx512(u) if c.avx512 else c.frexp_sqrt2(u)
     one = c.k(1.0)
-    num = c.sel(c.ge(u, c.k(2.0**fmt.prec)),
-                c.sub(one, c.sub(u, x)), c.sub(x, c.sub(u, one)))
-    corr = c.div(num, u)
+    num = c.sub(x, c.sub(u, one))
+    corr = c.div(num, u)             # all of the result when u rounds to 1
     y = _log_core(c, k, c.sub(m, one), corr, wide=c.avx512)
     # log1p(x) == x for tiny x (also keeps -0.0 and subnormals exact).
     tiny = 2.0**-54 if fmt.f64 else 2.0**-25
@@ -583,18 +603,20 @@ def _tanh(c: _Ctx, x):
     #   a < ln(3)/2: e = expm1(-2a) in (-0.67, 0], tanh a = -e/(e + 2):
     #                full relative accuracy near 0, where e ~ -2a exactly;
     #   otherwise:   e = expm1(2a),  tanh a = 1 - 2/(e + 2): the error of e
-    #                is damped by 2/(e + 2) <= 1/2; e = inf (a > 355) gives
-    #                exactly 1, so tanh saturates without nan.
+    #                is damped by 2/(e + 2) <= 1/2.
+    # a is clamped to 22, where tanh is 1 to double precision: e stays finite
+    # and expm1 needs neither its clamp nor its large-k scaling (a nan a
+    # becomes 22; the result is replaced at the end).
     # The rounding error dl of d = e + 2 is added back to first order
     # (N/(d + dl) ~ N/d - (N/d)*(dl/d)); it would otherwise cost ~1 ulp.
     a = c.fabs(x)
+    a = c.sel(c.lt(a, c.k(22.0)), a, c.k(22.0))
     large = c.ge(a, c.k(math.log(3.0) / 2))
     two_a = c.mul(c.k(2.0), a)
-    e = _expm1(c, c.sel(large, two_a, c.neg(two_a)))
+    e = _expm1_core(c, c.sel(large, two_a, c.neg(two_a)), bounded=True)
     two = c.k(2.0)
     d = c.add(e, two)
     dl = c.add(c.sub(two, d), e)                      # Fast2Sum error, |2| > |e|
-    dl = c.sel(c.lt(d, c.k(math.inf)), dl, c.k(0.0))  # e = inf: (2 - inf) + inf is nan
     y0 = c.div(c.sel(large, two, c.neg(e)), d)
     y0 = c.mad(c.neg(y0), c.small_quotient(dl, d), y0)
     t = c.sel(large, c.sub(c.k(1.0), y0), y0)
@@ -606,13 +628,15 @@ def _tanh_f32(c: _Ctx, x):
     # float32 has room for a cheaper split (a = |x|), both computed and one
     # selected: below a = 0.55 an odd polynomial a + a*z*T(z), z = a^2 (full
     # relative accuracy near 0, no expm1); above it 1 - 2/(exp(2a) + 1), where
-    # the result is >= 1/2 and the rounding errors of exp(2a) + 1 are damped
-    # (exp(2a) = inf for large a gives exactly 1).
+    # the result is >= 1/2 and the rounding errors of exp(2a) + 1 and of the
+    # reciprocal are damped.
     a = c.fabs(x)
     z = c.mul(a, a)
     small = c.mad(c.mul(a, z), c.poly(z, _coeffs("tanh", c.fmt)), a)
     one = c.k(1.0)
-    large = c.sub(one, c.div(c.k(2.0), c.add(_exp_core(c, c.add(a, a)), one)))
+    # tanh(20) is 1 in float32: the clamp keeps exp(2a) finite for recip().
+    a20 = c.sel(c.lt(a, c.k(20.0)), a, c.k(20.0))
+    large = c.sub(one, c.recip(c.mul(c.k(0.5), c.add(_exp_core(c, c.add(a20, a20), bounded=True), one))))
     t = c.sel(c.lt(a, c.k(0.55)), small, large)
     y = c.copysign(t, x)             # odd function; keeps tanh(-0.0) = -0.0
     return c.sel(c.isnan(x), x, y)
