@@ -349,8 +349,9 @@ class _Ctx:
     def frexp_avx512(self, u):
         """u = 2**k * m with m in [3/4, 3/2), for positive u, subnormals too (AVX-512F's
         vgetmantpd/vgetexppd).  Returns (k as a float, m); k = getexp(u) - getexp(m),
-        as m is u's significand in [1, 2), halved when it is >= 3/2."""
-        m = self._avx512("getmant", u, imm=3)       # interval [3/4, 3/2), sign of u
+        as m is u's significand in [1, 2), halved when it is >= 3/2.  A negative u
+        (-0.0 too) gives a nan m."""
+        m = self._avx512("getmant", u, imm=0b1011)  # interval [3/4, 3/2); nan if u < 0
         return self.sub(self._avx512("getexp", u), self._avx512("getexp", m)), m
 
     def frexp_sqrt2(self, u):
@@ -562,8 +563,10 @@ def _log(c: _Ctx, x):
         k, m = c.frexp_sqrt2(xs)
         k = c.sub(k, c.sel(sub, c.k(float(scale_bits)), c.k(0.0)))
     y = _log_core(c, k, c.sub(m, c.k(1.0)), c.k(0.0), wide=c.avx512)   # m - 1 exact (Sterbenz)
-    # Outside (0, inf): log(+-0) = -inf, log(x<0) = nan, log(inf) = inf, nan.
-    y = c.sel(c.lt(x, c.k(0.0)), c.k(math.nan), y)
+    # Outside (0, inf): log(x<0) = nan (already so from frexp_avx512), log(+-0)
+    # = -inf, log(inf) = inf, nan.
+    if not c.avx512:
+        y = c.sel(c.lt(x, c.k(0.0)), c.k(math.nan), y)
     y = c.sel(c.eq(x, c.k(0.0)), c.k(-math.inf), y)
     return c.sel(c.b.fcmp_unordered(">=", x, c.k(math.inf)), x, y)
 
@@ -583,10 +586,11 @@ def _log1p(c: _Ctx, x):
     num = c.sub(x, c.sub(u, one))
     corr = c.div(num, u)             # all of the result when u rounds to 1
     y = _log_core(c, k, c.sub(m, one), corr, wide=c.avx512)
-    # log1p(x) == x for tiny x (also keeps -0.0 and subnormals exact).
-    tiny = 2.0**-54 if fmt.f64 else 2.0**-25
-    y = c.sel(c.lt(c.fabs(x), c.k(tiny)), x, y)
-    y = c.sel(c.lt(x, c.k(-1.0)), c.k(math.nan), y)
+    # For |x| < 2^-prec, u = 1, k = f = 0 and y = corr = x exactly (subnormals
+    # too), except that -0.0 comes out as +0.0.
+    y = c.sel(c.eq(x, c.k(0.0)), x, y)
+    if not c.avx512:                 # frexp_avx512 makes it nan already
+        y = c.sel(c.lt(x, c.k(-1.0)), c.k(math.nan), y)
     y = c.sel(c.eq(x, c.k(-1.0)), c.k(-math.inf), y)
     return c.sel(c.b.fcmp_unordered(">=", x, c.k(math.inf)), x, y)     # inf, nan
 
@@ -634,12 +638,15 @@ def _tanh_f32(c: _Ctx, x):
     z = c.mul(a, a)
     small = c.mad(c.mul(a, z), c.poly(z, _coeffs("tanh", c.fmt)), a)
     one = c.k(1.0)
-    # tanh(20) is 1 in float32: the clamp keeps exp(2a) finite for recip().
+    # tanh(20) is 1 in float32: the clamp keeps exp(2a) finite for recip()
+    # (and turns nan into 20: no nan reaches exp's float-to-int conversion).
     a20 = c.sel(c.lt(a, c.k(20.0)), a, c.k(20.0))
-    large = c.sub(one, c.recip(c.mul(c.k(0.5), c.add(_exp_core(c, c.add(a20, a20), bounded=True), one))))
-    t = c.sel(c.lt(a, c.k(0.55)), small, large)
-    y = c.copysign(t, x)             # odd function; keeps tanh(-0.0) = -0.0
-    return c.sel(c.isnan(x), x, y)
+    e = _exp_core(c, c.add(a20, a20), bounded=True)
+    large = c.sub(one, c.recip(c.mad(e, c.k(0.5), c.k(0.5))))      # 1 - 2/(e + 1)
+    # A nan x takes the polynomial's branch (the compare is false), which
+    # keeps it nan.
+    t = c.sel(c.ge(a, c.k(0.55)), large, small)
+    return c.copysign(t, x)          # odd function; keeps tanh(-0.0) = -0.0
 
 
 def _sigmoid(c: _Ctx, x):
@@ -864,7 +871,10 @@ def _define(module: ir.Module, name: str, ty: ir.Type, fname: str, target: Targe
     """``fname``: the body of function ``name`` on ``ty`` (a float type or a vector)."""
     fn = ir.Function(module, ir.FunctionType(ty, [ty]), fname)
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
-    builder.ret(_IMPL[name](_Ctx(builder, ty, target.fma, target.vector_bits >= 512), fn.args[0]))
+    # AVX-512F implies FMA: a 512-bit target without it is a CPU with AVX-512 switched
+    # off in part (LLVM then drops AVX-512F too), so it gets the generic code.
+    avx512 = target.vector_bits >= 512 and target.fma
+    builder.ret(_IMPL[name](_Ctx(builder, ty, target.fma, avx512), fn.args[0]))
     return fn
 
 
