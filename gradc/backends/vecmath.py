@@ -12,6 +12,16 @@ fcmp/select, all of which have vector forms.  The bodies are branch-free:
 every special case (nan, inf, overflow, tiny arguments) is computed
 unconditionally and chosen with ``select``.
 
+On AVX-512 targets a few steps use AVX-512F instructions instead (``llvm.x86``
+intrinsics; ``_Ctx._avx512``): ``vscalefpd`` for ldexp (the same correctly
+rounded x * 2**k as the generic two-step scaling, in one instruction),
+``vgetmantpd``/``vgetexppd`` for log's frexp (subnormals and negative inputs
+without selects; the significand in [3/4, 3/2) instead of [sqrt(1/2), sqrt(2)),
+with a polynomial one degree higher) and ``vrcp14pd`` where a quotient is only a
+correction term far below an ulp (tanh, sigmoid), or refined by a Newton step
+into float32 tanh's reciprocal.  So the x86-64-v3 and v4 libraries may
+differ in the last bit; within one library every entry point agrees bit for bit.
+
 How kernels call it
 -------------------
 Each function exists as a scalar function ``gradc_vm_<name>_<f64|f32>`` and
@@ -44,14 +54,18 @@ definitions in after vectorization and inline the vector bodies
 
 The approach is the classic one of fdlibm / SLEEF / tinygrad's
 ``transcendental.py``: Cody-Waite range reduction with a constant split into an
-exactly multipliable high part and a low part, a Taylor polynomial on the
-reduced argument, and exponent manipulation (frexp/ldexp) with integer bit
-operations.  float32 functions compute in float32 with float32-sized
-polynomials, so a float loop gets twice the lanes of a double loop.
+exactly multipliable high part and a low part, a polynomial on the reduced
+argument, and exponent manipulation (frexp/ldexp) with integer bit operations.
+float32 functions compute in float32 with float32-sized polynomials, so a float
+loop gets twice the lanes of a double loop.
 
-Constants are derived here, at import time, from exact rational arithmetic
-(``fractions.Fraction``; ln 2 from ``decimal``, pi from its well-known digits),
-so the splits and coefficients are reproducible and need no external tool.
+The range-reduction constants are derived here, at import time, from exact
+rational arithmetic (``fractions.Fraction``; ln 2 from ``decimal``, pi from its
+well-known digits).  The polynomials are Chebyshev approximations (near-minimax:
+two or three terms fewer than Taylor polynomials of the same accuracy), computed
+with mpmath by ``tools/vecmath_coeffs.py``, which prints the ``_COEFFS`` table.
+They are evaluated by Horner's rule: the functions are throughput-bound (Estrin's
+scheme, shorter chains but more operations, measured no faster).
 
 Polynomials use ``llvm.fmuladd`` (fused where the target has FMA, mul+add
 otherwise); no result relies on it being fused.  The only place that needs a
@@ -336,8 +350,8 @@ class _Ctx:
 
     def recip(self, d):
         """1/d for finite d >= 1, to within about an ulp (not correctly rounded
-        on AVX-512: its 14-bit reciprocal and two Newton steps, each doubling the
-        correct bits; one division elsewhere)."""
+        on AVX-512: its 14-bit reciprocal and Newton steps, each doubling the
+        correct bits, one for float32 and two for float64; a division elsewhere)."""
         if not self.avx512:
             return self.div(self.k(1.0), d)
         r = self._avx512("rcp14", d)

@@ -104,6 +104,13 @@ def host_features_without(feature: str) -> str:
     return ",".join("-" + feature if it == "+" + feature else it for it in items)
 
 
+def host_features_without_avx512() -> str:
+    """The host feature string with every AVX-512 extension switched off: an AVX2
+    (x86-64-v3-like) CPU, on which the vector math takes its generic paths."""
+    items = llvm.get_host_cpu_features().flatten().split(",")
+    return ",".join("-" + it[1:] if it.startswith("+avx512") else it for it in items)
+
+
 def host_features() -> dict:
     return dict(llvm.get_host_cpu_features())
 
@@ -183,7 +190,9 @@ def _target(features: str | None):
     """What the vector math may assume for this feature string (None: the host)."""
     if features is None:
         return vecmath.host_target()
-    return vecmath.Target(host_vector_bits(), "+fma" in features.split(","))
+    feats = features.split(",")
+    bits = 512 if "+avx512f" in feats else 256 if "+avx" in feats else 128
+    return vecmath.Target(bits, "+fma" in feats)
 
 
 def _add_library(engine, name, dtype, tm, target) -> str:
