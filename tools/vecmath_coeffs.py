@@ -72,6 +72,8 @@ TABLE = {
     "log": (_log_r, (0, _LOG_Z), {"f64": 6, "f32": 2}, _LOG_Z * mp.sqrt(_LOG_Z) / 0.34),
     "log_wide": (_log_r, (0, _LOG_WIDE_Z), {"f64": 7, "f32": 3}, _LOG_WIDE_Z * mp.sqrt(_LOG_WIDE_Z) / 0.34),
     "sin": (_sin_s, _TRIG_Z, {"f64": 5, "f32": 3}, (mp.pi / 4) ** 2),
+    # float32 sin/cos reduced by pi (not pi/2): |y| <= pi/2 + 0.16 (x/pi off by 0.05 near 2^21)
+    "sin_pi": (_sin_s, (0, mp.mpf(1.76) ** 2), {"f32": 4}, mp.mpf(1.76) ** 2),
     "cos": (_cos_c, _TRIG_Z, {"f64": 5, "f32": 2}, (mp.pi / 4) ** 4 / 0.7),
     "tanh": (_tanh_t, (0, mp.mpf(0.55) ** 2), {"f32": 4}, mp.mpf(0.55) ** 2),
 }

@@ -134,6 +134,15 @@ def _round_bits(v: Fraction, bits: int) -> Fraction:
     return (n / scale) * (1 if v > 0 else -1)
 
 
+def _trunc_bits(v: Fraction, bits: int) -> Fraction:
+    """``v`` > 0 rounded down to ``bits`` significant binary digits."""
+    e = v.numerator.bit_length() - v.denominator.bit_length()
+    if Fraction(2) ** e > v:          # now 2**e <= v < 2**(e+1)
+        e -= 1
+    scale = Fraction(2) ** (bits - 1 - e)
+    return math.floor(v * scale) / scale
+
+
 class _Format:
     """What the code generator needs to know about float32 / float64."""
 
@@ -404,6 +413,7 @@ class _Ctx:
 #   log:  log(1+f) = 2s + s*z*R(z),  s = f/(2+f), z = s^2 <= 0.0295
 #   sin:  sin(r) = r + r*z*S(z);  cos: cos(r) = 1 - z/2 + z^2*C(z),  z = r^2 <= (pi/4)^2
 #         (float32: z <= 0.92^2, the reduced argument's reach near the accurate limit)
+#   sin_pi: sin(y) = y + y*z*S(z),  z = y^2 <= 1.76^2 (float32 reduced by pi)
 #   tanh: tanh(a) = a + a*z*T(z),  z = a^2 <= 0.55^2  (float32 only)
 def _hex(text: str) -> tuple[float, ...]:
     return tuple(float.fromhex(h) for h in text.split())
@@ -426,6 +436,8 @@ _COEFFS = {
     ("sin", "f64"): _hex("-0x1.5555555555555p-3 0x1.1111111110bb2p-7 -0x1.a01a019e83816p-13 0x1.71de379654304p-19 -0x1.ae600aca92c64p-26 0x1.5e0b05bff20f2p-33"),
     # err/ulp 0.057
     ("sin", "f32"): _hex("-0x1.5555560000000p-3 0x1.1111080000000p-7 -0x1.a00e140000000p-13 0x1.6c37ea0000000p-19"),
+    # err/ulp 0.27
+    ("sin_pi", "f32"): _hex("-0x1.5555560000000p-3 0x1.11110e0000000p-7 -0x1.a018120000000p-13 0x1.716e020000000p-19 -0x1.9987fc0000000p-26"),
     # err/ulp 0.0116
     ("cos", "f64"): _hex("0x1.5555555555555p-5 -0x1.6c16c16c16967p-10 0x1.a01a019f4e9b4p-16 -0x1.27e4fa17bf139p-22 0x1.1eeb68cd22f56p-29 -0x1.907d8f29fe831p-37"),
     # err/ulp 0.0567
@@ -778,7 +790,61 @@ def _trig_reduce_f32_without_fma(c: _Ctx, x):
     return c.b.fptrunc(y0, c.ty), None, c.b.fptrunc(fn, c.ty)
 
 
+def _sincos_f32_by_pi(c: _Ctx, x, is_cos: bool):
+    """float32 sin/cos with FMA, from one polynomial: x = n*pi + y with
+    |y| <= pi/2 (about), sin(x) = (-1)^n sin(y); and x = (m + 1/2)*pi + y,
+    cos(x) = (-1)^(m+1) sin(y).  (The quadrant reduction by pi/2 needs both a
+    sine and a cosine polynomial and selects.)
+
+    n (m + 1) comes out of adding 1.5*2^23, which rounds to an integer in the
+    low mantissa bits: its parity bit, shifted into the sign, flips the
+    result.  pi is split into four float32 pieces as in ``_trig_reduce``
+    (n*P1 and x - n*P1 exact with a fused multiply-add for |n| < 2^22).  Near
+    the accurate limit (2^21) x/pi is off by up to 0.05 (the product's
+    rounding to 1/16 and 1/pi's), so |y| may reach pi/2 + 0.16; the
+    polynomial holds to 1.76.  Beyond the limit y is clamped
+    (results finite, in [-1, 1], not accurate).  nan and +-inf give nan by
+    themselves (the clamp's compares are false for nan), and sin keeps -0.0
+    (the result takes y's sign, which sin(y) has for |y| < pi).
+    """
+    magic = 1.5 * 2.0**23
+    inv_pi = c.k(1 / _PI)
+    if is_cos:
+        m = c.floor(c.mul(x, inv_pi))
+        h = c.add(m, c.k(0.5))
+        t = c.add(m, c.k(magic + 1.0))                          # low bit: m + 1
+    else:
+        t = c.fma(x, inv_pi, c.k(magic))                        # low bit: n
+        h = c.sub(t, c.k(magic))                                # n = rint(x/pi)
+    # Pieces rounded down, so all are positive: for x = -0.0 every product
+    # with -h = -0.0 is -0.0 and y stays -0.0 (a negative piece would make
+    # a +0.0 product, and -0.0 + +0.0 is +0.0).
+    pieces, rest = [], _PI
+    for _ in range(4):
+        pieces.append(_trunc_bits(rest, 24))
+        rest -= pieces[-1]
+    p1, p2, p3, p4 = pieces
+    nh = c.neg(h)
+    y = c.fma(nh, c.k(float(p1)), x)                            # exact
+    y = c.fma(nh, c.k(float(p2)), y)
+    y = c.add(y, c.fma(nh, c.k(float(p4)), c.mul(nh, c.k(float(p3)))))
+    bound = c.k(1.76)
+    y = c.sel(c.gt(y, bound), bound, y)
+    y = c.sel(c.lt(y, c.neg(bound)), c.neg(bound), y)
+    z = c.mul(y, y)
+    v = c.copysign(c.mad(c.mul(y, z), c.poly(z, _coeffs("sin_pi", c.fmt)), y), y)
+    flip = c.b.shl(c.b.bitcast(t, c.ity), c.ki(31))
+    y = c.b.bitcast(c.b.xor(c.b.bitcast(v, c.ity), flip), c.ty)
+    if is_cos:
+        # sin(+-fl(pi/2)) rounds to 1 - 1 ulp about as often as to 1: cos(x) is
+        # 1 for |x| < 2^-13 (cos(+-0) = 1 exactly, as in numpy).
+        y = c.sel(c.lt(c.fabs(x), c.k(2.0**-13)), c.k(1.0), y)
+    return y
+
+
 def _sincos(c: _Ctx, x, is_cos: bool):
+    if not c.fmt.f64 and c.fma_ok:
+        return _sincos_f32_by_pi(c, x, is_cos)
     if c.fmt.f64 or c.fma_ok:
         y0, y1, fn = _trig_reduce(c, x)
     else:

@@ -383,7 +383,10 @@ def test_avx2_code(name, dt):
     i = int(np.argmax(err))
     print(f"\nvecmath {name:8s} {_dt_id(dt)} AVX2 code: worst {err[i]:.3f} ulp at x={x[i]!r}")
     assert err[i] <= MAX_ULP, (name, x[i], err[i])
-    table = np.array([t[0] for t in EXACT_SPECIALS[name]], dt)
+    table = [t[0] for t in EXACT_SPECIALS[name]]
+    if np.dtype(dt) == np.float32:                  # 1e300 does not fit
+        table = [v for v in table if abs(v) < 1e30 or not np.isfinite(v)]
+    table = np.array(table, dt)
     for xi, gi, ri in zip(table, kernel(table), numpy_same_dtype(name, table)):
         assert _same(gi, ri), f"{name}({xi!r}) = {gi!r}, numpy gives {ri!r}"
 
