@@ -85,6 +85,7 @@ def test_vecmath_bench_rows(capsys):
     assert [r["name"] for r in rows] == ["exp", "sigmoid"]
     for r in rows:
         assert r["ratio"] == pytest.approx(r["gradc_s"] / r["numpy_s"])
+        assert 0 < r["best_ratio"] < onp.inf
         assert r["max_rel_err"] < 4e-15        # a few ulp of float64 against numpy's value
     assert cli.main(["bench", "--vecmath"]) == 0
     out = capsys.readouterr().out
