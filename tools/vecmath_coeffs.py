@@ -8,6 +8,7 @@ minimax polynomial of that degree, a fraction of the Taylor polynomial's error, 
 few terms fewer for the same accuracy), rounded to the format.
 
     python tools/vecmath_coeffs.py          # prints the table pasted into vecmath.py
+                                            # (needs mpmath, used nowhere else)
 
 The degrees were chosen as the lowest whose approximation error, times the factor in
 front, stays below about 1/8 ulp of the result (printed as ``err/ulp``); the accuracy
@@ -89,8 +90,8 @@ def coefficients(name: str, sfx: str) -> list[float]:
     """Coefficients (lowest degree first) of ``name``'s polynomial for ``sfx``, rounded."""
     f, interval, degrees, _ = TABLE[name]
     lo, hi = interval[sfx] if isinstance(interval, dict) else interval
-    poly, _ = mp.chebyfit(f, [lo, hi], degrees[sfx] + 1, error=True)
-    return [_round(c, sfx) for c in reversed(poly)]
+    poly, _ = mp.chebyfit(f, [lo, hi], degrees[sfx] + 1, error=True, asc=True)
+    return [_round(c, sfx) for c in poly]
 
 
 def error(name: str, sfx: str) -> float:
@@ -102,7 +103,7 @@ def error(name: str, sfx: str) -> float:
     worst = 0
     for i in range(2001):
         t = lo + (hi - lo) * i / 2000
-        worst = max(worst, abs(mp.polyval(cs[::-1], t) - f(t)))
+        worst = max(worst, abs(mp.polyval(cs, t, asc=True) - f(t)))
     return float(worst * scale / ULP[sfx])
 
 
