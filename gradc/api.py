@@ -34,6 +34,9 @@ except ImportError:  # the C extension is optional: the ctypes path is used inst
     _MISS = object()
 
 
+MAX_RANK = 8   # the native call path's MAXDIM (runtime/callpath.c)
+
+
 def config(**options):
     """Set global options: ``backend`` ("llvm", "c" or "numpy"), ``debug_nans`` (bool).
     Returns the previous values of the options given; with no arguments, all options."""
@@ -122,8 +125,8 @@ def _to_array(x, i, name, fname):
     if k not in "biuf":
         raise ArgumentError(f"{fname}: argument {i} ({name}) has dtype {a.dtype} ({type(x).__name__}); "
                             "expected a numeric array (float32, float64, int or bool)")
-    if a.ndim > 2:
-        raise ArgumentError(f"{fname}: argument {i} ({name}) has rank {a.ndim}; gradc supports ranks 0, 1 and 2")
+    if a.ndim > MAX_RANK:
+        raise ArgumentError(f"{fname}: argument {i} ({name}) has rank {a.ndim}; gradc supports ranks 0 to {MAX_RANK}")
     if k == "f" and a.dtype not in (np.float32, np.float64):
         a = a.astype(np.float32 if a.dtype.itemsize < 4 else np.float64)
     if isinstance(x, (bool, int, float)) or (k in "biu" and a.ndim == 0 and not isinstance(x, np.ndarray)):

@@ -290,7 +290,7 @@ def test_a_gradient_of_an_array_result_suggests_forward(capsys, layer_model, cmd
     (["graph", "{model}:loss", *LOSS_TYPES, "--wrt", "q"], ["--wrt", "'q'", "w, b, X, y"]),
     (["graph", "{model}:loss", *LOSS_TYPES, "--wrt", "9"], ["argnums 9"]),
     (["graph", "{model}:loss", *LOSS_TYPES, "--size", "n=0"], ["--size"]),
-    (["graph", "{model}:loss", "f64[d]", "f64[]", "f64[n,d,k]", "f64[n]"], ["rank 3"]),
+    (["graph", "{model}:loss", "f64[d]", "f64[]", "f64[n,d,k,l,m,o,p,q,r]", "f64[n]"], ["rank 9", "0 to 8"]),
     (["graph", "{model}:loss"], ["required", "TYPES"]),
     (["graph", "{model}:loss", *LOSS_TYPES, "--format", "gif"], ["invalid choice"]),
     (["nosuchcommand"], ["invalid choice"]),

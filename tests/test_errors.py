@@ -167,13 +167,13 @@ BAD_VALUES = [
     (np.array([1, "a"], dtype=object), r"dtype object"),
     (None, r"is None; expected an array"),
     (np.array(["a", "b"]), r"dtype <U1"),
-    (np.ones((2, 2, 2)), r"rank 3; gradc supports ranks 0, 1 and 2"),
+    (np.ones((2,) * 9), r"rank 9; gradc supports ranks 0 to 8"),
 ]
 
 
 @pytest.mark.parametrize("value,pattern", BAD_VALUES,
                          ids=["complex_array", "complex", "str", "bytes", "object", "object_array",
-                              "None", "str_array", "rank3"])
+                              "None", "str_array", "rank9"])
 def test_bad_argument_values(value, pattern):
     with pytest.raises(ArgumentError, match=r"argument 1 \(b\).*" + pattern):
         gradc.grad(lambda a, b: gnp.sum(a * b))(x3, value)
