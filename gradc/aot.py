@@ -170,8 +170,9 @@ def link_vecmath(mod, tm, vm, used) -> None:
 
 # ----------------------------------------------------------------------------- C helpers
 def _csym(sym) -> str:
-    """The C local holding size ``sym`` (prefixed: a size may be named ``do`` or ``int``)."""
-    return "size_" + re.sub(r"\W", "_", sym)
+    """The C local holding size ``sym`` (prefixed: a size may be named ``do`` or ``int``,
+    and not ``size_``: a size named ``t`` made ``size_t``, C's type)."""
+    return "extent_" + re.sub(r"\W", "_", sym)
 
 
 def helpers_source(entries, name) -> str:
