@@ -10,7 +10,7 @@ import builtins
 
 import numpy as _np
 
-from .ops import elementwise as _ew, reduce as _red, linalg as _la, structure as _st
+from .ops import einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
 from .tracer import Value as _Value, current as _current
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
@@ -33,6 +33,8 @@ amax, amin = max, min
 logsumexp, softmax, log_softmax = _red.logsumexp, _red.softmax, _red.log_softmax
 # linear algebra
 matmul, dot, outer, transpose = _la.matmul, _la.dot, _la.outer, _la.transpose
+swapaxes = _la.swapaxes
+einsum, tensordot, inner, vdot = _es.einsum, _es.tensordot, _es.inner, _es.vdot
 # structure
 reshape, expand_dims, squeeze = _st.reshape, _st.expand_dims, _st.squeeze
 stack, concatenate, take_along_axis = _st.stack, _st.concatenate, _st.take_along_axis

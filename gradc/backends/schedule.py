@@ -116,12 +116,21 @@ def _is_vector_product(graph, n):
     return d["op"] == "matmul" and min(len(graph[a]["shape"]) for a in d["args"]) == 1
 
 
+def _is_batched_product(graph, n):
+    d = graph[n]
+    return d["op"] == "matmul" and max(len(graph[a]["shape"]) for a in d["args"]) > 2
+
+
 def decompose(graph: Graph) -> Graph:
     """Rewrite ops that backends do not lower directly into ones they do:
     logsumexp -> max, exp, sum, log (the stable two-pass formula); matrix-vector,
     vector-matrix and dot products -> element-wise products and sums, so they fuse
-    with what produces and consumes them (the neuron loss reads X once)."""
-    if not any(graph[n]["op"] == "logsumexp" or _is_vector_product(graph, n) for n in graph.nx.nodes):
+    with what produces and consumes them (the neuron loss reads X once); batched
+    products (..., m, k) @ (..., k, n) -> a product broadcast over (..., m, k, n) summed
+    over k, which fuses into one loop nest (the i-k-j order, vectorized over n) without
+    materializing the rank-N product."""
+    if not any(graph[n]["op"] == "logsumexp" or _is_vector_product(graph, n) or _is_batched_product(graph, n)
+               for n in graph.nx.nodes):
         return graph
     from ..ops import reduce as red, elementwise as ew
     from ..ops.structure import reshape_sym
@@ -142,6 +151,11 @@ def decompose(graph: Graph) -> Graph:
             return red.sum_(a * reshape_sym(b, (1, b._shape[0])), axis=1)
         return red.sum_(reshape_sym(a, (a._shape[0], 1)) * b, axis=0)   # (k,) @ (k,n)
 
+    def batched_product(a, b):
+        sa, sb = a._shape, b._shape
+        prod = reshape_sym(a, sa + (1,)) * reshape_sym(b, sb[:-2] + (1,) + sb[-2:])
+        return red.sum_(prod, axis=prod.ndim - 2)
+
     specs = [Spec.of_node(graph, i) for i in graph.inputs]
     names = [graph[i]["name"] for i in graph.inputs]
 
@@ -149,9 +163,9 @@ def decompose(graph: Graph) -> Graph:
         d = graph[nid]
         if d["op"] == "logsumexp":
             return lse(args[0], d["params"]["axes"], d["params"]["keepdims"])
-        if _is_vector_product(graph, nid):
-            r = vector_product(*args)       # an int32 sum is int64: back to the product's dtype
-            return r if r.dtype == d["dtype"] else ew.convert(r, d["dtype"])
+        if _is_vector_product(graph, nid) or _is_batched_product(graph, nid):
+            r = (vector_product if _is_vector_product(graph, nid) else batched_product)(*args)
+            return r if r.dtype == d["dtype"] else ew.convert(r, d["dtype"])   # (an int32 sum is int64)
         return None
 
     def body(*args):

@@ -1,5 +1,6 @@
-"""Linear algebra: matmul (vector-vector, matrix-vector, vector-matrix, matrix-matrix),
-transpose, and the composites dot and outer.  d(XW)/dW = X^T G; the dot product's
+"""Linear algebra: matmul (vector-vector, matrix-vector, vector-matrix, matrix-matrix,
+and batched: stacks of matrices whose batch axes broadcast, as numpy's), transpose, and
+the composites dot, inner, vdot, tensordot and outer.  d(XW)/dW = X^T G; the dot product's
 gradients are the other vector (the paper's section on vector sum reduction)."""
 from __future__ import annotations
 
@@ -16,8 +17,14 @@ def _trace():
 
 def _matmul_shape(env, avals):
     (sa, ta), (sb, tb) = avals
-    if len(sa) == 0 or len(sb) == 0 or len(sa) > 2 or len(sb) > 2:
-        raise ShapeError("matmul needs operands of rank 1 or 2 (use * for scalars)")
+    if len(sa) == 0 or len(sb) == 0:
+        raise ShapeError("matmul needs operands of rank 1 or more (use * for scalars)")
+    if max(len(sa), len(sb)) > 2:     # batched: (..., m, k) @ (..., k, n), batch axes broadcast
+        if min(len(sa), len(sb)) < 2:
+            raise ShapeError("internal: a batched matmul's operands are promoted to rank 2 first")
+        _agree(env, sa[-1], sb[-2])
+        batch = env.broadcast([tuple(sa[:-2]), tuple(sb[:-2])], "matmul's batch axes")
+        return tuple(batch) + (sa[-2], sb[-1]), np.result_type(ta, tb)
     ka, kb = sa[-1], sb[0]
     try:
         env.equal(ka, kb, "matmul")
@@ -28,8 +35,20 @@ def _matmul_shape(env, avals):
     return out, np.result_type(ta, tb)
 
 
+def _agree(env, ka, kb):
+    try:
+        env.equal(ka, kb, "matmul")
+    except ShapeError:
+        raise ShapeError(f"contraction sizes do not agree: the left operand has "
+                         f"{env.value(ka)} columns, the right operand {env.value(kb)} rows") from None
+
+
 def _matmul_vjp(g, ans, a, b):
     ra, rb = a.ndim, b.ndim
+    if max(ra, rb) > 2:   # batched: the matrix rule per batch, summed over broadcast batch axes
+        from .elementwise import unbroadcast
+        return (unbroadcast(matmul(g, swapaxes(b, -1, -2)), a._shape),
+                unbroadcast(matmul(swapaxes(a, -1, -2), g), b._shape))
     if ra == 1 and rb == 1:
         return g * b, g * a
     if ra == 2 and rb == 1:
@@ -50,7 +69,8 @@ def _matmul_jvp(ts, ans, a, b):
 
 
 register(Op("matmul", "linalg", _matmul_shape, np.matmul, vjp=_matmul_vjp, jvp=_matmul_jvp,
-            doc="a @ b for ranks 1 and 2; vjp: (g b^T, a^T g)", infix="@"))
+            doc="a @ b (batched above rank 2); vjp: (g b^T, a^T g), summed over broadcast batch axes",
+            infix="@"))
 
 
 def _transpose_shape(env, avals, perm):
@@ -65,15 +85,48 @@ register(Op("transpose", "structure", _transpose_shape, lambda x, perm: np.trans
 
 # ----------------------------------------------------------------------------- user API
 def matmul(a, b):
-    """``a @ b`` with numpy's rules for ranks 1 and 2."""
+    """``a @ b`` with numpy's rules: vectors and matrices, and above rank 2 stacks of
+    matrices whose batch axes broadcast; a vector beside a stack is promoted to a
+    one-row (left) or one-column (right) matrix and that axis dropped again."""
     t = _trace()
     if not isinstance(a, t.Value) and not isinstance(b, t.Value) and t.current() is None:
         return np.matmul(a, b)
     from .elementwise import result_dtype, convert
+    from .structure import reshape_sym
     dt = result_dtype([a, b], float_result=False)
     if dt == np.bool_:        # numpy: a logical "or of ands", computed as a count
-        return t.bind("matmul", convert(a, np.int64), convert(b, np.int64)) != 0
-    return t.bind("matmul", convert(a, dt), convert(b, dt))
+        return matmul(convert(a, np.int64), convert(b, np.int64)) != 0
+    a, b = convert(a, dt), convert(b, dt)
+    if max(a.ndim, b.ndim) <= 2:
+        return t.bind("matmul", a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError("matmul: an operand is a scalar (use * for scalars)")
+    if a.ndim == 1:           # (k,) @ (..., k, n) -> (..., n)
+        r = matmul(reshape_sym(a, (1, a._shape[0])), b)
+        return reshape_sym(r, r._shape[:-2] + r._shape[-1:])
+    if b.ndim == 1:           # (..., m, k) @ (k,) -> (..., m)
+        r = matmul(a, reshape_sym(b, (b._shape[0], 1)))
+        return reshape_sym(r, r._shape[:-1])
+    return t.bind("matmul", a, b)
+
+
+def swapaxes(x, axis1, axis2):
+    """numpy.swapaxes: a transpose exchanging two axes."""
+    t = _trace()
+    if not isinstance(x, t.Value) and t.current() is None:
+        return np.swapaxes(x, axis1, axis2)
+    x = t.to_value(x)
+    perm = list(range(x.ndim))
+    i, j = _axis(axis1, x.ndim), _axis(axis2, x.ndim)
+    perm[i], perm[j] = perm[j], perm[i]
+    return transpose(x, perm)
+
+
+def _axis(a, ndim):
+    a = int(a)
+    if not -ndim <= a < ndim:
+        raise ShapeError(f"axis {a} is out of bounds for an array of rank {ndim}")
+    return a % ndim
 
 
 def transpose(x, axes=None):
@@ -91,12 +144,17 @@ def transpose(x, axes=None):
 
 
 def dot(a, b):
-    """numpy.dot for ranks 0-2: a product with a scalar, else matmul."""
+    """numpy.dot: a product with a scalar, matmul up to rank 2, above it the sum over
+    a's last axis and b's second-to-last."""
     t = _trace()
     if not isinstance(a, t.Value) and not isinstance(b, t.Value) and t.current() is None:
         return np.dot(a, b)
     if np.ndim(a) == 0 or np.ndim(b) == 0 or getattr(a, "ndim", 1) == 0 or getattr(b, "ndim", 1) == 0:
         return a * b
+    if max(np.ndim(a) if not isinstance(a, t.Value) else a.ndim,
+           np.ndim(b) if not isinstance(b, t.Value) else b.ndim) > 2:
+        from .einsum import dot_nd
+        return dot_nd(t.to_value(a), t.to_value(b))
     return matmul(a, b)
 
 

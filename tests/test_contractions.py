@@ -1,0 +1,87 @@
+"""Products at every rank: batched matmul with broadcasting batch axes, dot, inner, vdot,
+tensordot and einsum, on every backend.
+
+Each line of the table is checked against numpy's own function (values) and against
+central finite differences of numpy's function (the gradient of sum(tanh(f(...))) with
+respect to every operand), so neither oracle shares gradc's rules.  Tolerances: values
+rtol 1e-12 (a few sums of at most ~10 terms of O(1)); finite differences as in
+tests/gradc_helpers.py (FD_RTOL/FD_ATOL, justified there)."""
+import numpy as onp
+import pytest
+
+import gradc
+import gradc.numpy as np
+from gradc.errors import ShapeError
+
+from gradc_helpers import FD_ATOL, FD_RTOL, fd_grad
+
+BACKENDS = ["numpy", "llvm", "c"]
+
+# (id, gradc function, numpy function, operand shapes)
+TABLE = [
+    ("matmul_batched", lambda a, b: a @ b, onp.matmul, [(2, 3, 4), (2, 4, 5)]),
+    ("matmul_batch_broadcast", lambda a, b: a @ b, onp.matmul, [(3, 1, 2, 4), (2, 4, 3)]),
+    ("matmul_stack_by_matrix", lambda a, b: a @ b, onp.matmul, [(2, 3, 4), (4, 5)]),
+    ("matmul_matrix_by_stack", lambda a, b: a @ b, onp.matmul, [(3, 4), (2, 4, 5)]),
+    ("matmul_stack_by_vector", lambda a, b: a @ b, onp.matmul, [(2, 3, 4), (4,)]),
+    ("matmul_vector_by_stack", lambda a, b: a @ b, onp.matmul, [(3,), (2, 3, 4)]),
+    ("attention_scores", lambda q, k: q @ np.swapaxes(k, -1, -2),
+     lambda q, k: q @ onp.swapaxes(k, -1, -2), [(2, 2, 3, 4), (2, 2, 5, 4)]),
+    ("dot_nd", np.dot, onp.dot, [(2, 3, 4), (3, 4, 2)]),
+    ("inner_nd", np.inner, onp.inner, [(2, 3, 4), (5, 4)]),
+    ("vdot", np.vdot, onp.vdot, [(2, 3, 4), (2, 3, 4)]),
+    ("tensordot_int", lambda a, b: np.tensordot(a, b, 2), lambda a, b: onp.tensordot(a, b, 2),
+     [(2, 3, 4), (3, 4, 5)]),
+    ("tensordot_pairs", lambda a, b: np.tensordot(a, b, ([0, 2], [2, 0])),
+     lambda a, b: onp.tensordot(a, b, ([0, 2], [2, 0])), [(2, 3, 4), (4, 5, 2)]),
+] + [
+    (f"einsum_{sub.replace(',', '_').replace('->', '_to_').replace('...', 'E')}",
+     (lambda sub: lambda *a: np.einsum(sub, *a))(sub), (lambda sub: lambda *a: onp.einsum(sub, *a))(sub), shapes)
+    for sub, shapes in [
+        ("ij,jk->ik", [(3, 4), (4, 5)]), ("ij,jk", [(3, 4), (4, 5)]), ("ij->ji", [(3, 4)]),
+        ("ii->i", [(4, 4)]), ("ii", [(4, 4)]), ("iij->j", [(3, 3, 2)]), ("ijk->", [(2, 3, 4)]),
+        ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]), ("bhqd,bhkd->bhqk", [(2, 3, 5, 4), (2, 3, 6, 4)]),
+        ("i,i->", [(5,), (5,)]), ("i,j->ij", [(3,), (4,)]), ("...ij,...jk->...ik", [(2, 3, 4), (4, 5)]),
+        ("ij,jk,kl->il", [(3, 4), (4, 5), (5, 2)]), ("abc,cd,bd->a", [(2, 3, 4), (4, 5), (3, 5)]),
+        ("ij,ij->i", [(3, 4), (3, 4)]), ("bi,bj->ij", [(6, 3), (6, 4)]), ("i,ij,j", [(3,), (3, 4), (4,)]),
+        ("abcd,dcba->", [(2, 3, 2, 3), (3, 2, 3, 2)]),
+    ]
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", TABLE, ids=[c[0] for c in TABLE])
+def test_products_against_numpy_and_finite_differences(case, backend):
+    _, f, fnp, shapes = case
+    rng = onp.random.default_rng(len(shapes) * 7 + sum(map(len, shapes)))
+    xs = [rng.normal(size=s) for s in shapes]
+    got = gradc.jit(f, backend=backend)(*xs)
+    onp.testing.assert_allclose(got, fnp(*xs), rtol=1e-12, atol=1e-12)
+    loss = lambda *a: np.sum(np.tanh(f(*a)))                     # noqa: E731
+    loss_np = lambda *a: onp.sum(onp.tanh(fnp(*a)))            # noqa: E731
+    grads = gradc.grad(loss, argnums=tuple(range(len(xs))), backend=backend)(*xs)
+    for i, g in enumerate(grads):
+        onp.testing.assert_allclose(g, fd_grad(loss_np, xs, i), rtol=FD_RTOL, atol=FD_ATOL)
+
+
+@pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
+def test_batched_products_above_the_thread_split(dtype):
+    """A (64, 8, 33, 16) @ (64, 8, 16, 33) product: one fused nest split over threads."""
+    rng = onp.random.default_rng(1)
+    a, b = rng.normal(size=(64, 8, 33, 16)).astype(dtype), rng.normal(size=(64, 8, 16, 33)).astype(dtype)
+    f = gradc.jit(lambda a, b: a @ b)
+    got = f(a, b)
+    assert got.dtype == dtype
+    ref = a.astype(onp.float64) @ b.astype(onp.float64)
+    scale = onp.abs(a).astype(onp.float64) @ onp.abs(b).astype(onp.float64)
+    eps = 1e-13 if dtype == onp.float64 else 2e-6     # 16 terms: 16 eps relative to sum|a b|
+    assert onp.all(onp.abs(got - ref) <= eps * scale)
+    nests = f.lower(a, b).loop_nests()
+    assert len(nests.splitlines()) == 1 and "sum" in nests          # one nest, no rank-5 buffer
+
+
+def test_einsum_errors_name_the_index():
+    with pytest.raises(ShapeError, match="index 'j' has size 4 in operand 0 and 3 in operand 1"):
+        gradc.jit(lambda a, b: np.einsum("ij,jk->ik", a, b))(onp.ones((2, 4)), onp.ones((3, 5)))
+    with pytest.raises(ShapeError, match="do not match an operand of rank 2"):
+        gradc.jit(lambda a: np.einsum("ijk->i", a))(onp.ones((2, 4)))
