@@ -10,8 +10,8 @@ import builtins
 
 import numpy as _np
 
-from .ops import einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
-from .tracer import Value as _Value, current as _current
+from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
+from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
 pi, e, inf, nan, newaxis = _np.pi, _np.e, _np.inf, _np.nan, None
@@ -34,6 +34,7 @@ logsumexp, softmax, log_softmax = _red.logsumexp, _red.softmax, _red.log_softmax
 # linear algebra
 matmul, dot, outer, transpose = _la.matmul, _la.dot, _la.outer, _la.transpose
 swapaxes = _la.swapaxes
+moveaxis, flip, roll, split, array_split, take = _ax.moveaxis, _ax.flip, _ax.roll, _ax.split, _ax.array_split, _ax.take
 einsum, tensordot, inner, vdot = _es.einsum, _es.tensordot, _es.inner, _es.vdot
 # structure
 reshape, expand_dims, squeeze = _st.reshape, _st.expand_dims, _st.squeeze
@@ -82,7 +83,10 @@ def full(shape, fill_value, dtype=None):
 
 
 def eye(n, m=None, k=0, dtype=float):
-    return _np.eye(n, m, k, dtype=dtype)
+    """numpy.eye; inside a trace a constant of the graph, so that a traced integer
+    array can index it (``eye(K)[labels]``: one-hot rows), which a numpy array cannot."""
+    a = _np.eye(n, m, k, dtype=dtype)
+    return _to_value(a) if _current() is not None else a
 
 
 def arange(*args, **kw):

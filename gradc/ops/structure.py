@@ -193,8 +193,8 @@ def _norm_slice(env, d, sl: slice):
 
 
 def getitem(x, key):
-    """numpy indexing: ints, slices, None, Ellipsis; integer-array (advanced) indexing
-    on every axis (``S[rows, labels]``) or on a vector (``v[idx]``)."""
+    """numpy indexing: ints, slices (negative steps too), None, Ellipsis; integer-array
+    (advanced) indexing on any axes (``S[rows, labels]``, ``x[:, idx]``, ``v[idx]``)."""
     t = _trace()
     x = t.to_value(x)
     if not isinstance(key, tuple):
@@ -267,18 +267,47 @@ def _is_index_array(k):
 
 
 def _advanced(x, key):
+    """numpy's advanced indexing: integer arrays (and ints beside them) on any axes,
+    full or partial slices and an ellipsis on the others.  The index arrays broadcast
+    together; their shape replaces the indexed axes where those are adjacent, and goes
+    first where they are not (numpy's rule).  One gather: each other axis is indexed by
+    an iota."""
     t = _trace()
-    if len(key) == 1 and x.ndim == 1:
-        return gather(x, key[0])
-    if len(key) == x.ndim and all(_is_index_array(k) or isinstance(k, (int, np.integer)) for k in key):
-        return gather(x, *key)
-    if len(key) == 1 and x.ndim == 2:
-        # rows by index array: X[idx] == X[idx[:, None], arange(k)[None, :]]
-        idx = _index_value(key[0])
-        cols = t.bind("iota", shape=(1, x._shape[1]), axis=1, dtype=np.dtype(np.int64))
-        return gather(x, expand_dims(idx, -1), cols)
-    raise UnsupportedError("integer-array indexing is supported on every axis at once "
-                           "(S[rows, cols]), on a vector (v[idx]) or on rows (X[idx])")
+    if any(k is None for k in key):
+        raise UnsupportedError("None (newaxis) beside integer-array indices is not supported: "
+                               "index first, then add the axis with expand_dims")
+    if sum(k is Ellipsis for k in key) > 1:
+        raise ShapeError("an index can only have a single ellipsis")
+    n_real = sum(1 for k in key if k is not Ellipsis)
+    if n_real > x.ndim:
+        raise ShapeError(f"too many indices: {n_real} for an array of rank {x.ndim}")
+    if any(k is Ellipsis for k in key):     # (identity: == on an index array is element-wise)
+        i = next(i for i, k in enumerate(key) if k is Ellipsis)
+        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
+    key = tuple(key) + (slice(None),) * (x.ndim - len(key))
+    adv = [a for a, k in enumerate(key) if _is_index_array(k) or isinstance(k, (int, np.integer))]
+    if any(isinstance(k, slice) and k != slice(None) for k in key):
+        # the slices first (they keep every axis), then the arrays on the sliced array
+        x = getitem(x, tuple(k if isinstance(k, slice) else slice(None) for k in key))
+        key = tuple(slice(None) if isinstance(k, slice) else k for k in key)
+    idx = {a: _index_value(key[a]) for a in adv}
+    b = x._b.env.broadcast([idx[a]._shape for a in adv], "index arrays")
+    rest = [a for a in range(x.ndim) if a not in adv]
+    adjacent = adv == list(range(adv[0], adv[-1] + 1))
+    before = [a for a in rest if a < adv[0]] if adjacent else []
+    after = [a for a in rest if a not in before]
+    rank = len(before) + len(b) + len(after)
+    full = []
+    for a in range(x.ndim):
+        if a in idx:              # its dims go to the broadcast slot
+            v = idx[a]
+            shape = (1,) * len(before) + (1,) * (len(b) - v.ndim) + tuple(v._shape) + (1,) * len(after)
+            full.append(reshape_sym(v, shape))
+        else:                     # an iota along its own output position
+            pos = before.index(a) if a in before else len(before) + len(b) + after.index(a)
+            shape = tuple(x._shape[a] if q == pos else 1 for q in range(rank))
+            full.append(t.bind("iota", shape=shape, axis=pos, dtype=np.dtype(np.int64)))
+    return t.bind("gather", x, *full)
 
 
 # ----------------------------------------------------------------------------- gather

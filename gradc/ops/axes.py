@@ -1,0 +1,129 @@
+"""Axis functions on arrays of any rank: moveaxis, flip, roll, split, array_split, take.
+
+Composites of indexing, transposes and concatenation, so each differentiates through
+ops that already have their rules; sizes stay symbolic where the operation allows
+(flip and moveaxis always; roll, split and take by an array along an axis pin the
+sizes they must know, as numpy's own shapes depend on them)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+
+
+def _trace():
+    from .. import tracer as trace
+    return trace
+
+
+def _concrete(x):
+    t = _trace()
+    return not isinstance(x, t.Value) and t.current() is None
+
+
+def _axis(a, ndim, what):
+    a = int(a)
+    if not -ndim <= a < max(ndim, 1):
+        raise ShapeError(f"{what}: axis {a} is out of bounds for an array of rank {ndim}")
+    return a % max(ndim, 1)
+
+
+def _axes(axis, ndim, what):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    out = tuple(_axis(a, ndim, what) for a in axes)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{what}: repeated axis in {axis}")
+    return out
+
+
+def moveaxis(x, source, destination):
+    """numpy.moveaxis: a transpose."""
+    from .linalg import transpose
+    if _concrete(x):
+        return np.moveaxis(x, source, destination)
+    x = _trace().to_value(x)
+    src, dst = _axes(source, x.ndim, "moveaxis"), _axes(destination, x.ndim, "moveaxis")
+    if len(src) != len(dst):
+        raise ShapeError("moveaxis: source and destination must have the same number of axes")
+    order = [a for a in range(x.ndim) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(x, order)
+
+
+def flip(x, axis=None):
+    """numpy.flip: a slice with step -1 on each axis."""
+    if _concrete(x):
+        return np.flip(x, axis)
+    x = _trace().to_value(x)
+    axes = _axes(axis, x.ndim, "flip")
+    return x[tuple(slice(None, None, -1) if a in axes else slice(None) for a in range(x.ndim))]
+
+
+def roll(x, shift, axis=None):
+    """numpy.roll: the two pieces of each axis concatenated in swapped order."""
+    from .structure import concatenate, reshape
+    if _concrete(x):
+        return np.roll(x, shift, axis)
+    x = _trace().to_value(x)
+    if axis is None:
+        return reshape(roll(reshape(x, -1), shift, 0), x.shape)
+    axes = _axes(axis, x.ndim, "roll")
+    shifts = (shift,) * len(axes) if np.ndim(shift) == 0 else tuple(shift)
+    if len(shifts) != len(axes):
+        raise ShapeError("roll: shift and axis must have the same length")
+    for a, s in zip(axes, shifts):
+        n = x.shape[a]                  # the split point depends on the size: pinned
+        s = int(s) % n if n else 0
+        if s == 0:
+            continue
+        head = x[tuple(slice(n - s, None) if b == a else slice(None) for b in range(x.ndim))]
+        tail = x[tuple(slice(0, n - s) if b == a else slice(None) for b in range(x.ndim))]
+        x = concatenate([head, tail], axis=a)
+    return x
+
+
+def array_split(x, indices_or_sections, axis=0):
+    """numpy.array_split: a list of slices along ``axis`` (sections may differ by one)."""
+    if _concrete(x):
+        return np.array_split(x, indices_or_sections, axis)
+    x = _trace().to_value(x)
+    a = _axis(axis, x.ndim, "split")
+    n = x.shape[a]
+    if np.ndim(indices_or_sections) == 0:
+        k = int(indices_or_sections)
+        if k <= 0:
+            raise ShapeError("split: the number of sections must be positive")
+        sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+        bounds = np.cumsum([0] + sizes).tolist()
+    else:
+        bounds = [0] + [min(max(int(i), 0), n) for i in indices_or_sections] + [n]
+    return [x[tuple(slice(lo, max(lo, hi)) if b == a else slice(None) for b in range(x.ndim))]
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def split(x, indices_or_sections, axis=0):
+    """numpy.split: as array_split, but equal sections must divide the axis."""
+    if _concrete(x):
+        return np.split(x, indices_or_sections, axis)
+    x = _trace().to_value(x)
+    if np.ndim(indices_or_sections) == 0:
+        n = x.shape[_axis(axis, x.ndim, "split")]
+        if n % int(indices_or_sections):
+            raise ShapeError(f"split: {indices_or_sections} sections do not divide an axis of {n}")
+    return array_split(x, indices_or_sections, axis)
+
+
+def take(x, indices, axis=None):
+    """numpy.take: elements (axis None: of the flattened array) or slices along ``axis``
+    at integer ``indices`` (negative ones wrap; out of range is an IndexError)."""
+    from .structure import reshape
+    if _concrete(x) and _concrete(indices):
+        return np.take(x, indices, axis)
+    x = _trace().to_value(x)
+    if axis is None:
+        return reshape(x, -1)[indices]
+    a = _axis(axis, x.ndim, "take")
+    return x[(slice(None),) * a + (indices,)]
