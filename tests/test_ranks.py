@@ -115,3 +115,31 @@ def test_gradc_build_documents_each_axis(tmp_path):
     onp.testing.assert_allclose(value, onp.sum(t * t), rtol=1e-12)
     onp.testing.assert_allclose(dW, (2 * t * (1 - t * t) * X).sum(0), rtol=1e-12)
     assert os.path.exists(tmp_path / "gradc.h")
+
+
+def conv1d(w, x):
+    """sum_k w[k] * x[:, k:k + T], the way a numpy user writes a 1-D convolution."""
+    K, T = w.shape[0], x.shape[1] - w.shape[0] + 1
+    out = w[0] * x[:, 0:T]
+    for k in range(1, K):
+        out = out + w[k] * x[:, k:k + T]
+    return np.sum(np.tanh(out))
+
+
+def test_convolution_from_slices_is_one_loop_nest():
+    rng = onp.random.default_rng(0)
+    w, x = rng.normal(size=5), rng.normal(size=(32, 100))
+    f = gradc.jit(conv1d)
+    assert len(f.lower(w, x).loop_nests().splitlines()) == 1
+    ref = sum(w[k] * x[:, k:k + 96] for k in range(5))
+    onp.testing.assert_allclose(f(w, x), onp.sum(onp.tanh(ref)), rtol=1e-12)
+    g = gradc.grad(conv1d, argnums=(0, 1))(w, x)
+    loss_np = lambda w, x: onp.sum(onp.tanh(sum(w[k] * x[:, k:k + 96] for k in range(5))))  # noqa: E731
+    onp.testing.assert_allclose(g[0], fd_grad(loss_np, [w, x], 0), rtol=1e-6, atol=1e-6)
+
+
+def test_innermost_axis_of_a_rank_3_nest_vectorizes():
+    import re
+    x = onp.random.default_rng(0).normal(size=(4, 5, 64))
+    ir = gradc.jit(lambda x: np.sum(np.tanh(x) * 2.0, axis=-1)).lower(x).llvm_ir()
+    assert re.search(r"<(4|8|16) x double>", ir)
