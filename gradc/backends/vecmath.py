@@ -598,7 +598,6 @@ def _log(c: _Ctx, x):
 
 
 def _log1p(c: _Ctx, x):
-    fmt = c.fmt
     # u = fl(1 + x) loses the low bits of x; as in fdlibm they are
     # recovered as corr = (1 + x - u)/u and added: log(1+x) ~ log(u) + corr.
     # 1 + x - u is computed exactly as x - (u - 1) (u - 1 is exact for
