@@ -18,6 +18,9 @@ from .api import Lowered, config, grad, jit, jvp, trace, value_and_grad, vjp  # 
 from .jacobian import jacobian  # noqa: F401
 from .hessian import hessian, hvp  # noqa: F401
 from . import numpy  # noqa: F401
+from . import tree_util  # noqa: F401
+from . import optim  # noqa: F401
+from .check import GradCheck, GradCheckError, check_grad  # noqa: F401
 from .numpy import (abs, cos, concatenate, dot, exp, expm1, log, log1p, log_softmax,  # noqa: F401,A004
                     logsumexp, matmul, max, maximum, mean, min, minimum, outer, relu, reshape,
                     sigmoid, sign, sin, softmax, softplus, sqrt, square, stack, stop_gradient,

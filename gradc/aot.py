@@ -48,18 +48,99 @@ class BuildError(GradcError):
 
 # ----------------------------------------------------------------------------- graphs
 def trace_entries(fn, types, wrt=0, sizes=None):
-    """(forward graph, value_and_grad graph) of ``fn`` for TYPES such as
-    ``["f64[d]", "f64[]", "f64[n,d]", "f64[n]"]``.  Size names in TYPES become the
-    graphs' size symbols (so ``sizes[]`` is documented in the user's names); a number
-    is a fixed size."""
+    """(forward graph, value_and_grad graph) of ``fn`` for TYPES: see :func:`traced`."""
+    return traced(fn, types, wrt, sizes)[:2]
+
+
+def traced(fn, types, wrt=0, sizes=None):
+    """(forward graph, value_and_grad graph, names of the differentiated inputs) of
+    ``fn`` for TYPES such as ``["f64[d]", "f64[]", "f64[n,d]", "f64[n]"]``.  Size names
+    in TYPES become the graphs' size symbols (so ``sizes[]`` is documented in the
+    user's names); a number is a fixed size.  An argument may be a pytree of types
+    (``{W1: f64[d,h], b1: f64[h]}``, ``(f64[d], f64[])``, or the same as Python dicts
+    and tuples): its leaves become inputs named by their paths (``params_W1``)."""
     import gradc
-    from .api import _names
+    from .api import Flat, _names
     from .typespec import specs_of
-    specs = specs_of(types, sizes)
-    names = _names(fn, len(specs))
+    trees = type_trees(types)
+    flat = Flat(trees, _names(fn, len(trees)))
+    specs = specs_of(flat.leaves, sizes)
     t = gradc.value_and_grad(fn, argnums=wrt, backend="numpy")
-    _, forward, vg, _, _ = t.build(specs, names)
-    return forward, vg
+    _, forward, vg, _, _ = t.build(specs, flat.names, flat)
+    wrt_leaves = flat.wrt((wrt,) if isinstance(wrt, int) else tuple(wrt))
+    return forward, vg, [vg[vg.inputs[i]]["name"] for i in wrt_leaves]
+
+
+def type_trees(types) -> list:
+    """One pytree of type strings per argument, from TYPES words (``{k: T, ...}`` is a
+    dict, ``(T, ...)`` a tuple; blanks may appear anywhere) or from Python trees."""
+    if isinstance(types, str):
+        types = [types]
+    if not all(isinstance(t, str) for t in types):
+        return list(types)
+    text = " ".join(types)
+    pos = 0
+
+    def fail(msg):
+        raise BuildError(f"TYPES {text!r}: {msg} at character {pos + 1}")
+
+    def skip():
+        nonlocal pos
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+
+    def item():
+        nonlocal pos
+        skip()
+        if pos >= len(text):
+            fail("expected a type")
+        if text[pos] in "{(":
+            close = "}" if text[pos] == "{" else ")"
+            pos += 1
+            keys, vals = [], []
+            while True:
+                skip()
+                if pos < len(text) and text[pos] == close:
+                    pos += 1
+                    break
+                if close == "}":
+                    m = re.match(r"[A-Za-z_][A-Za-z0-9_]*|'[^']*'|\"[^\"]*\"", text[pos:])
+                    if not m:
+                        fail("expected a key")
+                    keys.append(m.group(0).strip("'\""))
+                    pos += m.end()
+                    skip()
+                    if pos >= len(text) or text[pos] != ":":
+                        fail("expected ':' after a key")
+                    pos += 1
+                vals.append(item())
+                skip()
+                if pos < len(text) and text[pos] == ",":
+                    pos += 1
+                elif pos >= len(text) or text[pos] != close:
+                    fail(f"expected ',' or '{close}'")
+            return dict(zip(keys, vals)) if close == "}" else tuple(vals)
+        start, depth = pos, 0
+        while pos < len(text):
+            ch = text[pos]
+            if ch == "[":
+                depth += 1
+            elif ch == "]":
+                depth -= 1
+            elif depth == 0 and (ch.isspace() or ch in ",:{}()"):
+                break
+            pos += 1
+        word = "".join(text[start:pos].split())
+        if not word:
+            fail("expected a type")
+        return word
+
+    out = []
+    skip()
+    while pos < len(text):
+        out.append(item())
+        skip()
+    return out
 
 
 # ----------------------------------------------------------------------------- LLVM
@@ -327,15 +408,13 @@ def build(fn, types, *, wrt=0, out_dir=".", cpu="native", name=None, sizes=None,
     name = name or getattr(fn, "__name__", "model")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise BuildError(f"--name {name!r}: the library name must be a C identifier (letters, digits, _)")
-    forward, vg = trace_entries(fn, types, wrt, sizes)
+    forward, vg, wrt_names = traced(fn, types, wrt, sizes)
     fwd_s, vg_s = schedule(forward), schedule(vg)          # one thread: no pool to link
     if fwd_s.symbols != vg_s.symbols:
         raise BuildError(f"internal: forward sizes {fwd_s.symbols} differ from gradient sizes {vg_s.symbols}")
     tm, triple, cpu_name, vm = target_machine(cpu)
     cc = c_backend.compiler()
     entries = [(f"{name}_forward", fwd_s), (f"{name}_value_and_grad", vg_s)]
-    wrt_idx = (wrt,) if isinstance(wrt, int) else tuple(wrt)
-    wrt_names = [vg[vg.inputs[i]]["name"] for i in wrt_idx]
     cpu_desc = f"{triple}, CPU {cpu_name}" + (" (this host)" if cpu == "native" else "")
     header = header_source(name, getattr(fn, "__name__", "f"), command or f"gradc build ... --name {name}",
                            model_file, cpu_desc, fwd_s, vg_s, wrt_names)
@@ -378,10 +457,12 @@ def _run(argv, what):
 def run_cli(args, out) -> int:
     """``gradc build``: see :func:`gradc.cli.add_build`."""
     from .cli_args import check_arity, load_function, parse_sizes, parse_wrt
+    from .tree_util import tree_flatten
     from .typespec import parse_types
-    parse_types(args.types, sizes=parse_sizes(args.size))     # bad TYPES fail before loading
+    trees = type_trees(args.types)
+    parse_types(tree_flatten(trees)[0], sizes=parse_sizes(args.size))     # bad TYPES fail before loading
     fn = load_function(args.target)
-    check_arity(fn, parse_types(args.types, sizes=parse_sizes(args.size)), args.types)
+    check_arity(fn, trees, args.types)
     command = " ".join(["gradc build", args.target] + [shlex.quote(t) for t in args.types]
                        + (["--wrt", args.wrt] if args.wrt else []) + ["--cpu", args.cpu]
                        + (["--name", args.name] if args.name else []))

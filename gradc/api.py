@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import threading
 import weakref
 
@@ -21,7 +22,8 @@ from .autodiff import jvp_graph, vjp_graph
 from .errors import ArgumentError, GradcError
 from .graph import Graph, fmt_type
 from .passes import optimize
-from .tracer import Spec, Value, current, inline, trace_specs
+from .tracer import Spec, Value, current, inline, trace_specs, user_source
+from .tree_util import PyTreeDef, flatten_as, keystr, leaf_paths, tree_flatten, tree_unflatten
 
 import os as _os
 
@@ -134,19 +136,132 @@ def _to_array(x, i, name, fname):
     return a
 
 
-def prepare(args, wrt, fname, names):
-    """Convert call arguments to arrays: weak Python scalars and differentiated integer
-    arrays take the computation's float dtype."""
-    raw = [_to_array(x, i, n, fname) for i, (x, n) in enumerate(zip(args, names))]
+def prepare(args, wrt, fname, names, positions=None):
+    """Convert call arguments (leaves) to arrays: weak Python scalars take the
+    computation's float dtype, and so do differentiated (``wrt``) literals such as
+    ``[1, 2, 3]``.  A differentiated integer or bool array is an error, as in JAX: its
+    gradient is not defined.  ``names`` label the arguments in
+    messages; ``positions`` give each one's argument number (default: its index)."""
+    positions = range(len(args)) if positions is None else positions
+    raw = [_to_array(x, i, n, fname) for x, i, n in zip(args, positions, names)]
     dt = _float_dtype([r for r in raw if not isinstance(r, tuple)])
     out = []
-    for i, r in enumerate(raw):
+    for k, r in enumerate(raw):
         if isinstance(r, tuple):
             r = r[1].astype(dt)
-        elif isinstance(r, np.ndarray) and i in wrt and r.dtype.kind != "f":
-            r = r.astype(dt)
+        elif isinstance(r, np.ndarray) and k in wrt and r.dtype.kind != "f":
+            if isinstance(args[k], (list, tuple)):   # a literal of Python numbers: weakly typed
+                out.append(r.astype(dt))
+                continue
+            src = user_source()
+            raise ArgumentError(
+                f"{fname}: argument {positions[k]} ({names[k]}) is differentiated (argnums) but has dtype "
+                f"{r.dtype}; gradients are taken with respect to float32 or float64 arrays only. Pass it "
+                f"as floats (e.g. x.astype(np.float64)) or leave it out of argnums"
+                + (f"  [at {src}]" if src else ""))
         out.append(r)
     return out
+
+
+# ----------------------------------------------------------------------------- pytrees
+def _is_literal(x) -> bool:
+    """A (nested) list or tuple of numbers: numpy reads it as one array, and so does
+    gradc (``f([1.0, 2.0])`` passes a vector).  Any other list or tuple is a pytree."""
+    return type(x) in (list, tuple) and len(x) > 0 and all(
+        isinstance(e, (bool, int, float, complex, np.generic)) or _is_literal(e) for e in x)
+
+
+def _identifier(k) -> str:
+    return re.sub(r"\W", "_", str(k))
+
+
+class Flat:
+    """A call's arguments flattened to leaves: the graph's inputs.
+
+    ``tree``: the structure of the function's own arguments (a tuple of them);
+    ``spans[i]``: the leaf range of argument i; ``names``: a name per leaf usable in
+    graphs and C headers (``params_W1``); ``labels``: as messages show it
+    (``params['W1']``); ``positions``: each leaf's argument number."""
+
+    __slots__ = ("leaves", "tree", "spans", "names", "labels", "positions", "n_primal", "flat")
+
+    def __init__(self, args, arg_names, extra=(), extra_names=()):
+        leaves, subtrees = [], []
+        for x in args:      # one by one: the argument tuple itself is never an array literal
+            xs, sub = tree_flatten(x, is_leaf=_is_literal)
+            leaves += xs
+            subtrees.append(sub)
+        tree = PyTreeDef(tuple, None, tuple(subtrees))
+        self.tree, self.n_primal = tree, len(leaves)
+        self.flat = all(c.is_leaf() for c in tree.children)
+        self.spans, self.names, self.labels, self.positions = [], [], [], []
+        start, taken = 0, set()
+        for i, (sub, name) in enumerate(zip(tree.children, arg_names)):
+            self.spans.append((start, start + sub.num_leaves))
+            start += sub.num_leaves
+            for path in leaf_paths(sub):
+                nm = "_".join([name] + [_identifier(k) for k in path])
+                while nm in taken:
+                    nm += "_"
+                taken.add(nm)
+                self.names.append(nm)
+                self.labels.append(name + keystr(path))
+                self.positions.append(i)
+        self.leaves = leaves + list(extra)
+        self.names += list(extra_names)
+        self.labels += list(extra_names)
+        self.positions += list(range(len(args), len(args) + len(extra)))
+
+    def wrt(self, argnums) -> tuple:
+        """The leaf indices of arguments ``argnums``."""
+        return tuple(k for a in argnums for k in range(*self.spans[a]))
+
+    def group(self, argnums, leaves):
+        """Per argument of ``argnums``, its tree rebuilt from ``leaves`` (in wrt order)."""
+        out, k = [], 0
+        for a in argnums:
+            n = self.tree.children[a].num_leaves
+            out.append(tree_unflatten(self.tree.children[a], leaves[k:k + n]))
+            k += n
+        return out
+
+    def fun(self, f):
+        """``f`` taking leaves instead of trees (``f`` itself when every argument is a leaf)."""
+        if self.flat:
+            return f
+        tree = self.tree
+
+        def flat_f(*leaves):
+            return f(*tree_unflatten(tree, leaves))
+        return flat_f
+
+
+class _TreePlan:
+    """The C call path for pytree arguments: flatten the call's arguments, check that
+    their structure is the compiled one, run the C plan on the leaves, and rebuild the
+    result's structure (MISS when anything differs: the slow path takes over)."""
+
+    __slots__ = ("tree", "plan", "finish")
+
+    def __init__(self, tree, plan, finish):
+        self.tree, self.plan, self.finish = tree, plan, finish
+
+    def __call__(self, *args):
+        if len(args) != len(self.tree.children):
+            return _MISS
+        leaves = []
+        for sub, x in zip(self.tree.children, args):    # as Flat: argument by argument
+            xs = flatten_as(sub, x, is_leaf=_is_literal)
+            if xs is None:
+                return _MISS
+            leaves += xs
+        r = self.plan(*leaves)
+        return r if r is _MISS else self.finish(r)
+
+
+def _plain(template) -> bool:
+    """A result layout the C call path can build: an int or nested tuples of them."""
+    return isinstance(template, int) or (type(template) is tuple and all(_plain(t) for t in template))
 
 
 def _check_argnums(argnums, n, fname):
@@ -226,34 +341,25 @@ class Transformed:
         return f"<gradc.{self.kind} of {self.name}>"
 
     # -- graph construction -------------------------------------------------------------
-    def _n_primal(self, n):
-        """How many of ``n`` call arrays are the traced function's own arguments."""
-        if self.kind == "jvp":
-            return n // 2
-        if self.kind == "vjp":
-            return self.n_primals
-        return n
-
-    def build(self, specs, names):
-        """(unoptimized graph, optimized forward, optimized transformed graph, structure)."""
+    def build(self, specs, names, flat: Flat | None = None):
+        """(unoptimized graph, optimized forward, optimized transformed graph, output
+        structure (a PyTreeDef), captured values).  ``flat`` says how the arguments were
+        flattened (None: one leaf per argument)."""
         fname = self.name
-        n = len(specs)
-        if self.kind == "vjp":
-            fwd_specs, fwd_names = specs[: self.n_primals], names[: self.n_primals]
-        elif self.kind == "jvp":
-            fwd_specs, fwd_names = specs[: n // 2], names[: n // 2]
-        else:
-            fwd_specs, fwd_names = specs, names
-        F, structure, captured = trace_specs(self.fun, fwd_specs, fwd_names, name=fname)
-        n_args = len(fwd_specs)
+        n_args = flat.n_primal if flat is not None else \
+            self.n_primals if self.kind == "vjp" else len(specs) // 2 if self.kind == "jvp" else len(specs)
+        fun = flat.fun(self.fun) if flat is not None else self.fun
+        F, structure, captured = trace_specs(fun, specs[:n_args], names[:n_args], name=fname)
         Fo = optimize(F)
         if self.kind == "jit":
             return F, Fo, Fo, structure, captured
         if self.kind in ("grad", "value_and_grad"):
-            wrt = _check_argnums(self.argnums, n_args, fname)
-            if len(Fo.outputs) != 1 or structure is not None:
+            argnums = _check_argnums(self.argnums, len(flat.spans) if flat is not None else n_args, fname)
+            wrt = flat.wrt(argnums) if flat is not None else argnums
+            if not structure.is_leaf():
                 raise ArgumentError(f"{self.kind}({fname}): the function must return a single scalar, "
-                                    f"but it returned a tuple of {len(Fo.outputs)}")
+                                    f"but it returned a {structure.node_type.__name__} of "
+                                    f"{structure.num_leaves} arrays: {structure}")
             o = Fo[Fo.outputs[0]]
             if o["shape"] != ():
                 raise ArgumentError(f"{self.kind}({fname}): the function must return a scalar, but it returned "
@@ -272,14 +378,25 @@ class Transformed:
             return G, Fo, optimize(G), structure, captured
         raise GradcError(f"unknown transformation {self.kind}")
 
-    def _specs_names(self, arrays):
-        names = _names(self.fun, len(arrays)) if self.kind != "jvp" else None
+    def _flatten(self, args) -> Flat:
+        """The call's leaves: jvp's are the primals' then the tangents' (the same tree),
+        vjp's the primals' then the cotangents' (the output's tree)."""
         if self.kind == "jvp":
-            h = len(arrays) // 2
-            base = _names(self.fun, h)
-            names = base + [f"t{x}" for x in base]
+            h = len(args) // 2
+            names = _names(self.fun, h)
+            primals = Flat(args[:h], names)
+            tangents = Flat(args[h:], names)
+            if tangents.tree != primals.tree:
+                raise ArgumentError(f"jvp({self.name}): the tangents' structure {_args_tree(tangents)} differs "
+                                    f"from the primals' {_args_tree(primals)}")
+            return Flat(args[:h], names, tangents.leaves, [f"t{x}" for x in primals.names])
         if self.kind == "vjp":
-            names = names[: len(arrays)]
+            h = self.n_primals
+            cts = list(args[h:])      # vjp_fn passes the cotangent tree's leaves
+            return Flat(args[:h], _names(self.fun, h), cts, [f"ct{k}" for k in range(len(cts))])
+        return Flat(args, _names(self.fun, len(args)))
+
+    def _specs_names(self, arrays, flat: Flat):
         specs = []
         for a in arrays:
             if isinstance(a, Value):
@@ -288,12 +405,13 @@ class Transformed:
                                   tuple(env.value(d) for d in a._shape)))
             else:
                 specs.append(Spec.of(a))
-        return specs, names
+        return specs, flat.names
 
     # -- calling ------------------------------------------------------------------------
-    def _wrt(self, n):
+    def _wrt(self, flat: Flat):
+        """The leaf indices differentiated (checked against the argument count)."""
         if self.kind in ("grad", "value_and_grad"):
-            return _check_argnums(self.argnums, n, self.name)
+            return flat.wrt(_check_argnums(self.argnums, len(flat.spans), self.name))
         return ()
 
     def __call__(self, *args, **kwargs):
@@ -304,68 +422,87 @@ class Transformed:
                 return r
         return self._slow_call(args, kwargs)
 
-    def _slow_call(self, args, kwargs):
+    def _arrays(self, args, kwargs):
         args = _bind_args(self.fun, args, kwargs, self.name) if self.kind not in ("jvp", "vjp") else args
-        arrays = prepare(args, self._wrt(len(args)), self.name, _names(self.fun, len(args)))
+        flat = self._flatten(args)
+        return prepare(flat.leaves, self._wrt(flat), self.name, flat.labels, flat.positions), flat
+
+    def _slow_call(self, args, kwargs):
+        arrays, flat = self._arrays(args, kwargs)
         if current() is not None or any(isinstance(a, Value) for a in arrays):
-            return self._call_traced(arrays)
-        entry = self._entry(arrays)
+            return self._call_traced(arrays, flat)
+        entry = self._entry(arrays, flat)
         outs = entry.run(arrays)
         if entry.plan is not None and not self.debug_nans:
             self._fast = entry.plan
-        return self._restructure(outs, entry.structure, len(arrays))
+        return self._restructure(outs, entry.structure, flat)
 
-    def _entry(self, arrays):
+    def _entry(self, arrays, flat: Flat):
         debug = self.debug_nans
-        key = (debug,) + tuple((a.dtype.str, a.ndim, tuple(s == 1 for s in a.shape)) for a in arrays)
-        specs, names = self._specs_names(arrays)
+        key = (debug, flat.tree) + tuple((a.dtype.str, a.ndim, tuple(s == 1 for s in a.shape)) for a in arrays)
+        specs, names = self._specs_names(arrays, flat)
         with self._lock:
             for e in self._cache.get(key, ()):
                 if e.match(arrays, names, self.name) is None:
                     return e
-            unopt, fwd, g, structure, captured = self.build(specs, names)
+            unopt, fwd, g, structure, captured = self.build(specs, names, flat)
             if captured:
                 raise GradcError("internal: a top-level trace captured outer values")
             e = Entry(g, fwd, unopt, _compile(g, self.backend, debug), structure, self.backend)
             make_plan = getattr(e.run, "make_plan", None)
             if make_plan is not None and self.kind in ("jit", "grad", "value_and_grad") \
                     and len(g.inputs) == len(arrays):
-                template = self._restructure(list(range(len(g.outputs))), structure, len(arrays))
-                e.plan = make_plan(template)
+                template = self._restructure(list(range(len(g.outputs))), structure, flat)
+                if flat.flat and _plain(template):
+                    e.plan = make_plan(template)
+                else:                 # pytrees: the C path runs on the leaves
+                    plan = make_plan(tuple(range(len(g.outputs))))
+                    if plan is not None:
+                        e.plan = _TreePlan(flat.tree, plan, lambda outs, st=structure, fl=flat:
+                                           self._restructure(list(outs), st, fl))
             if e.match(arrays, names, self.name) is not None:
                 raise GradcError(f"internal: {self.name} retraced but the new graph does not fit its arguments")
             self._cache.setdefault(key, []).append(e)
             return e
 
-    def _call_traced(self, arrays):
-        specs, names = self._specs_names(arrays)
-        unopt, fwd, g, structure, captured = self.build(specs, names)
+    def _call_traced(self, arrays, flat: Flat):
+        specs, names = self._specs_names(arrays, flat)
+        unopt, fwd, g, structure, captured = self.build(specs, names, flat)
         # the graph's inputs: the function's arguments, the captured values, then the
         # tangents (jvp) or cotangents (vjp)
-        k = self._n_primal(len(arrays))
+        k = flat.n_primal
         outs = inline(g, list(arrays[:k]) + list(captured) + list(arrays[k:]))
-        return self._restructure(outs, structure, len(arrays))
+        return self._restructure(outs, structure, flat)
 
-    def _restructure(self, outs, structure, n_args):
+    def _restructure(self, outs, structure: PyTreeDef, flat: Flat):
         outs = [_scalar(o) for o in outs]
         if self.kind == "jit":
-            return outs[0] if structure is None else tuple(outs)
+            return tree_unflatten(structure, outs)
         if self.kind in ("grad", "value_and_grad"):
-            single = isinstance(self.argnums, (int, np.integer))
-            grads = outs[-len(self._wrt(n_args)):]
-            g = grads[0] if single else tuple(grads)
+            argnums = _check_argnums(self.argnums, len(flat.spans), self.name)
+            n = len(flat.wrt(argnums))
+            grads = flat.group(argnums, outs[len(outs) - n:])
+            g = grads[0] if isinstance(self.argnums, (int, np.integer)) else tuple(grads)
             return (outs[0], g) if self.kind == "value_and_grad" else g
+        if self.kind == "jvp":
+            h = len(outs) // 2
+            return tree_unflatten(structure, outs[:h]), tree_unflatten(structure, outs[h:])
+        if self.kind == "vjp":
+            return tuple(tree_unflatten(flat.tree, outs))
         return outs
 
     def lower(self, *args, **kwargs):
         """Compile for these arguments and return a :class:`Lowered` showing each stage."""
-        args = _bind_args(self.fun, args, kwargs, self.name) if self.kind not in ("jvp", "vjp") else args
-        arrays = prepare(args, self._wrt(len(args)), self.name, _names(self.fun, len(args)))
+        arrays, flat = self._arrays(args, kwargs)
         if any(isinstance(a, Value) for a in arrays):
             raise ArgumentError("lower() needs concrete arrays, not traced values")
-        low = Lowered(self._entry(arrays))
-        low._fun = self.fun
+        low = Lowered(self._entry(arrays, flat))
+        low._fun = self.fun           # explain reads its source to name intermediates
         return low
+
+
+def _args_tree(flat: Flat) -> str:
+    return ", ".join(map(str, flat.tree.children))
 
 
 def _scalar(o):
@@ -453,37 +590,40 @@ def value_and_grad(fun, argnums=0, *, backend=None, debug_nans=None):
 
 
 def jvp(fun, primals, tangents, *, backend=None):
-    """Forward mode: ``(f(*primals), J·tangents)``."""
+    """Forward mode: ``(f(*primals), J·tangents)``.  ``primals`` is a tuple of arguments
+    (pytrees); ``tangents`` has the same structure; the results have the output's."""
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ArgumentError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
     t = Transformed(fun, "jvp", backend=backend)
-    outs = t(*primals, *tangents)
-    h = len(outs) // 2
-    if h == 1:
-        return outs[0], outs[1]
-    return tuple(outs[:h]), tuple(outs[h:])
+    return t(*primals, *tangents)
 
 
 def vjp(fun, *primals, backend=None):
     """Reverse mode: returns ``(f(*primals), vjp_fn)``; ``vjp_fn(ct)`` gives one
-    cotangent per primal, ``ct^T J``."""
+    cotangent per primal (in the primal's structure), ``ct^T J``; ``ct`` has the
+    output's structure (a tuple output's cotangents may also be passed one by one)."""
     out = Transformed(fun, "jit", backend=backend)(*primals)
     t = Transformed(fun, "vjp", backend=backend)
     t.n_primals = len(primals)
+    out_leaves, out_tree = tree_flatten(out)
 
     def vjp_fn(*cts):
-        if isinstance(out, tuple):
-            if len(cts) == 1 and isinstance(cts[0], tuple):
-                cts = cts[0]
-            if len(cts) != len(out):
-                raise ArgumentError(f"vjp_fn: expected {len(out)} cotangents, got {len(cts)}")
-        elif len(cts) != 1:
+        if len(cts) == 1:
+            ct = cts[0]
+        elif out_tree.node_type is tuple:
+            ct = tuple(cts)       # a tuple output's cotangents, one argument each
+        else:
             raise ArgumentError(f"vjp_fn: expected 1 cotangent, got {len(cts)}")
-        for k, (c, o) in enumerate(zip(cts, out if isinstance(out, tuple) else (out,))):
+        ct_leaves, ct_tree = tree_flatten(ct, is_leaf=_is_literal)   # [1.0, 0.0]: one array
+        if ct_tree != out_tree:
+            if ct_tree.node_type is tuple and out_tree.node_type is tuple:
+                raise ArgumentError(f"vjp_fn: expected {len(out_tree.children)} cotangents, got {len(ct_tree.children)}")
+            raise ArgumentError(f"vjp_fn: the cotangent's structure {ct_tree} differs from the output's {out_tree}")
+        for k, (c, o) in enumerate(zip(ct_leaves, out_leaves)):
             if np.shape(c) != np.shape(o) and not isinstance(c, Value):
                 raise ArgumentError(f"vjp_fn: cotangent {k} has shape {np.shape(c)}, expected the output's shape {np.shape(o)}")
-        return tuple(t(*primals, *cts))
+        return t(*primals, *ct_leaves)
     return out, vjp_fn
 
 
@@ -494,23 +634,25 @@ def explain(fun, *args, argnums=0, output_name=None):
 
     >>> print(gradc.explain(loss, w, b, X, y, argnums=(0, 1)))     # doctest: +SKIP
     """
-    return explain_with(fun, lambda t: t.lower(*args), argnums, output_name)
+    return explain_with(fun, lambda t: t.lower(*args), argnums, output_name, args=args)
 
 
-def explain_with(fun, lower, argnums=0, output_name=None):
+def explain_with(fun, lower, argnums=0, output_name=None, args=None):
     """:func:`explain` with ``lower(transformed) -> Lowered`` choosing the signature
-    (``gradc explain`` lowers for the command line's types and size names)."""
+    (``gradc explain`` lowers for the command line's types and size names).  ``args``
+    (pytrees allowed) map ``argnums`` to the graph's inputs: every leaf of a tree."""
     from .explain import explain_lowered
     nums = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
     low = lower(jit(fun, backend="numpy"))
     fo = low.forward
-    n = len(fo.inputs)
+    n = len(args) if args is not None else len(fo.inputs)
     for a in nums:
         if not isinstance(a, (int, np.integer)) or not -n <= a < n:
             raise ArgumentError(f"explain: argnums {a} is out of range for a function of {n} argument(s)")
-    wrt = [int(a) % n for a in nums]
+    nums = tuple(int(a) % n for a in nums)
+    wrt = list(Flat(args, _names(fun, n)).wrt(nums)) if args is not None else list(nums)
     if len(fo.outputs) == 1 and fo[fo.outputs[0]].shape == ():
-        low = lower(value_and_grad(fun, argnums=tuple(wrt), backend="numpy"))
+        low = lower(value_and_grad(fun, argnums=nums, backend="numpy"))
     return explain_lowered(low, wrt=wrt, output_name=output_name)
 
 
@@ -518,7 +660,7 @@ def trace(f, *example_args, optimized=False) -> Graph:
     """Trace ``f`` on arguments shaped like ``example_args``; returns its Graph
     (``graph.nx`` is the networkx DiGraph; ``str(graph)`` a readable listing)."""
     name = getattr(f, "__name__", "f")
-    names = _names(f, len(example_args))
-    arrays = prepare(example_args, (), name, names)
-    g, _, _ = trace_specs(f, [Spec.of(a) for a in arrays], names, name=name)
+    flat = Flat(example_args, _names(f, len(example_args)))    # pytrees: one input per leaf
+    arrays = prepare(flat.leaves, (), name, flat.labels, flat.positions)
+    g, _, _ = trace_specs(flat.fun(f), [Spec.of(a) for a in arrays], flat.names, name=name)
     return optimize(g) if optimized else g

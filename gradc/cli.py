@@ -50,10 +50,10 @@ def _require_scalar(fn, specs, names, hint: str):
     from .graph import fmt_type
     graph, structure = _forward(fn, specs, names)
     outs = [graph[o] for o in graph.outputs]
-    if structure is None and len(outs) == 1 and outs[0].shape == ():
+    if structure.is_leaf() and outs[0].shape == ():
         return
     types = ", ".join(fmt_type(o.shape, o.dtype) for o in outs)
-    what = f"a tuple ({types})" if structure is not None else types
+    what = f"a {structure.node_type.__name__} ({types})" if not structure.is_leaf() else types
     raise CLIError(f"{graph.name} returns {what}, not a scalar, so it has no gradient: {hint} "
                    "(in Python, gradc.jacobian differentiates an array result)")
 

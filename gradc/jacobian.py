@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .api import Entry, Transformed, _check_argnums, _compile
+from .api import Entry, Transformed, _check_argnums, _compile, _scalar
 from .autodiff import is_diagonal, jvp_graph, vjp_graph
 from .errors import ArgumentError
 from .passes import optimize
 from .tracer import Value, inline, trace_specs
+from .tree_util import tree_unflatten
 
 
 class _Jacobian(Transformed):
@@ -21,16 +22,16 @@ class _Jacobian(Transformed):
         super().__init__(fun, "jacobian", argnums, backend)
         self._plans: dict = {}   # id(graph built) -> how to assemble its Jacobian
 
-    def _wrt(self, n):
-        return _check_argnums(self.argnums, n, self.name)
+    def _wrt(self, flat):
+        return flat.wrt(_check_argnums(self.argnums, len(flat.spans), self.name))
 
-    def build(self, specs, names):
-        F, structure, captured = trace_specs(self.fun, specs, names, name=self.name)
+    def build(self, specs, names, flat=None):
+        F, structure, captured = trace_specs(flat.fun(self.fun), specs, names, name=self.name)
         Fo = optimize(F)
-        wrt = list(self._wrt(len(specs) - 0))
+        wrt = list(self._wrt(flat))
         for i in wrt:
             if Fo[Fo.inputs[i]]["dtype"].kind != "f":
-                raise ArgumentError(f"jacobian({self.name}): argument {i} is not a float array")
+                raise ArgumentError(f"jacobian({self.name}): argument {flat.labels[i]} is not a float array")
         diag = len(Fo.outputs) == 1 and all(is_diagonal(Fo, Fo.inputs[i], Fo.outputs[0]) for i in wrt)
         if diag:
             G = optimize(jvp_graph(Fo, wrt))
@@ -39,30 +40,28 @@ class _Jacobian(Transformed):
         else:
             G = optimize(vjp_graph(Fo, wrt, seed="input", keep_value=False))
             G.notes.append("dense Jacobian by reverse mode: one adjoint pass per output element")
-        self._plans[id(G)] = {"diag": diag, "wrt": wrt, "structure": structure, "forward": Fo}
+        self._plans[id(G)] = {"diag": diag, "wrt": wrt, "forward": Fo}
         return F, Fo, G, structure, captured
 
-    def _entry(self, arrays):
-        e = super()._entry(arrays)
+    def _entry(self, arrays, flat):
+        e = super()._entry(arrays, flat)
         if not hasattr(e, "jac_run"):
             e.jac_run = _runner(e, self.backend, self._plans.pop(id(e.graph)))
         return e
 
     def __call__(self, *args, **kwargs):
-        from .api import _bind_args, _names, prepare
         from .tracer import current
-        args = _bind_args(self.fun, args, kwargs, self.name)
-        arrays = prepare(args, self._wrt(len(args)), self.name, _names(self.fun, len(args)))
+        arrays, flat = self._arrays(args, kwargs)
         if current() is not None or any(isinstance(a, Value) for a in arrays):
-            return self._call_traced(arrays)
-        e = self._entry(arrays)
-        return e.jac_run(arrays)
+            return self._call_traced(arrays, flat)
+        e = self._entry(arrays, flat)
+        return _shape_result(e.jac_run(arrays), self.argnums, e.structure, flat)
 
-    def _call_traced(self, arrays):
-        specs, names = self._specs_names(arrays)
-        F, structure, captured = trace_specs(self.fun, specs, names, name=self.name)
+    def _call_traced(self, arrays, flat):
+        specs, names = self._specs_names(arrays, flat)
+        F, structure, captured = trace_specs(flat.fun(self.fun), specs, names, name=self.name)
         Fo = optimize(F)
-        wrt = list(self._wrt(len(arrays)))
+        wrt = list(self._wrt(flat))
         G = optimize(vjp_graph(Fo, wrt, seed="input", keep_value=False))
         from .tracer import to_value
         from .ops.structure import stack, reshape
@@ -89,16 +88,23 @@ class _Jacobian(Transformed):
                 J = stack(per_wrt[w]) if per_wrt[w] else np.zeros((0,) + s)
                 res.append(reshape(J, tuple(oshape) + tuple(s)))
             rows[oi] = res
-        return _shape_result([rows[i] for i in range(len(outs))], self.argnums, structure)
+        return _shape_result([rows[i] for i in range(len(outs))], self.argnums, structure, flat)
 
 
-def _shape_result(per_output, argnums, structure):
+def _shape_result(per_output, argnums, structure, flat):
+    """Per output leaf (in the output's structure), per argument of ``argnums`` (a tuple
+    unless ``argnums`` is an int), the Jacobians in that argument's structure."""
+    nums = _check_argnums(argnums, len(flat.spans), "jacobian")
     single = isinstance(argnums, (int, np.integer))
-    per = [r[0] if single else tuple(r) for r in per_output]
-    return per[0] if structure is None else tuple(per)
+    per = []
+    for row in per_output:
+        groups = flat.group(nums, [_scalar(j) for j in row])
+        per.append(groups[0] if single else tuple(groups))
+    return tree_unflatten(structure, per)
 
 
 def _runner(e: Entry, backend, info: dict):
+    """``run(arrays)``: per output leaf, the Jacobian w.r.t. each differentiated leaf."""
     wrt, diag, Fo = info["wrt"], info["diag"], info["forward"]
     fwd_run = _compile(Fo, backend)
 
@@ -115,7 +121,7 @@ def _runner(e: Entry, backend, info: dict):
                 J = np.zeros((n, n), dtype=d.dtype)
                 J[np.arange(n), np.arange(n)] = d.reshape(-1)
                 res.append(J.reshape(o.shape + prim[w].shape))
-            return _shape_result([res], info_argnums(e), info["structure"])
+            return [res]
         per_output = []
         for oi, o in enumerate(outs):
             m = o.size
@@ -127,24 +133,13 @@ def _runner(e: Entry, backend, info: dict):
                 for j, gk in enumerate(gs):
                     Js[j][k] = gk
             per_output.append([J.reshape(o.shape + prim[w].shape) for J, w in zip(Js, wrt)])
-        return _shape_result(per_output, info_argnums(e), info["structure"])
+        return per_output
     return run
-
-
-def info_argnums(e):
-    return e.argnums
 
 
 def jacobian(fun, argnums=0, *, backend=None):
     """The Jacobian of ``fun`` with respect to argument(s) ``argnums``, in numerator
-    layout: ``J[i..., j...] = d out[i...] / d in[j...]``, shape ``out.shape + in.shape``."""
-    j = _Jacobian(fun, argnums, backend)
-    orig = j._entry
-
-    def entry(arrays):
-        e = orig(arrays)
-        e.argnums = argnums
-        return e
-    j._entry = entry
-    return j
-
+    layout: ``J[i..., j...] = d out[i...] / d in[j...]``, shape ``out.shape + in.shape``.
+    Arguments and outputs may be pytrees: the result has the output's structure, each
+    output leaf holding the argument's structure of Jacobians (as ``jax.jacrev``)."""
+    return _Jacobian(fun, argnums, backend)

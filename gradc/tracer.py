@@ -301,23 +301,19 @@ def trace_specs(fn, specs: list[Spec], names: list[str], name: str = "f"):
     """Trace ``fn`` on placeholders of the given specs (``gradc.trace`` is the public
     entry, on example arrays).
 
-    Returns ``(graph, structure, captured)``: ``structure`` describes how the outputs
-    were nested (``None`` for a single array, else ``("tuple", n)``); ``captured`` lists
-    outer Values the function closed over (extra inputs at the end of the graph).
+    Returns ``(graph, structure, captured)``: ``structure`` is the output's pytree
+    structure (a :class:`~gradc.tree_util.PyTreeDef`: a single leaf for one array; the
+    graph's outputs are its leaves); ``captured`` lists outer Values the function closed
+    over (extra inputs at the end of the graph).
     """
+    from .tree_util import tree_flatten
     with Builder(name) as b:
         args = [b.input(s, n) for s, n in zip(specs, names)]
         out = fn(*args)
-        if isinstance(out, (tuple, list)):
-            structure = ("tuple", len(out))
-            outs = [to_value(o, b) for o in out]
-        elif isinstance(out, dict):
-            raise ArgumentError(f"{name} returned a dict; gradc functions return an array or a tuple of arrays")
-        elif out is None:
-            raise ArgumentError(f"{name} returned None; it must return an array or a tuple of arrays")
-        else:
-            structure = None
-            outs = [to_value(out, b)]
+        if out is None:
+            raise ArgumentError(f"{name} returned None; it must return an array or a pytree of arrays")
+        leaves, structure = tree_flatten(out)
+        outs = [to_value(o, b) for o in leaves]
         g = b.finish(outs)
     return g, structure, b.captured
 
@@ -401,3 +397,12 @@ class Value:
 
     def __hash__(self):
         return id(self)
+
+    def __setitem__(self, key, value):
+        src = user_source()
+        raise UnsupportedError(
+            f"in-place assignment x[...] = ... on a traced value {fmt_type(self._shape, self.dtype)}"
+            + (f" at {src}" if src else "")
+            + ": gradc's traced values are immutable (the graph records values, not memory). "
+            "Write x = x.at[index].set(value) instead (x[index] += v is x = x.at[index].add(v); "
+            "likewise .multiply, .min, .max)")

@@ -19,7 +19,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "gradc"
 # Lowest layer first.  A module may import modules of its own layer (without a cycle)
 # and of the layers before it.  A new module gets a line here.
 LAYERS = [
-    ("foundation", ["gradc.version", "gradc.errors", "gradc.shapes"]),
+    ("foundation", ["gradc.version", "gradc.errors", "gradc.shapes", "gradc.tree_util"]),
     ("graph", ["gradc.graph", "gradc.graph_match", "gradc.ops.registry"]),
     ("trace", ["gradc.tracer"]),
     ("ops", ["gradc.ops", "gradc.numpy", "gradc.ops.value_methods", "gradc.bench_models"]),
@@ -31,7 +31,7 @@ LAYERS = [
     ("call", ["gradc.backends", "gradc.backends.kernel", "gradc.backends.numpy_backend",
               "gradc.backends.llvm_backend", "gradc.backends.c_backend"]),
     ("explain", ["gradc.explain"]),
-    ("api", ["gradc.api", "gradc.jacobian", "gradc.hessian"]),
+    ("api", ["gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.check", "gradc.optim"]),
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
                "gradc.bench", "gradc.demo",

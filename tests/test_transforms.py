@@ -67,10 +67,21 @@ def test_grad_with_static_default():
     close(gradc.grad(f)(X0), 6 * X0)
 
 
-def test_grad_of_integer_argument_is_float():
-    g = gradc.grad(lambda x: gnp.sum(x ** 3))(np.array([1, 2, 3]))
-    assert g.dtype == np.float64
-    close(g, 3 * np.array([1.0, 2.0, 3.0]) ** 2)
+def test_grad_of_integer_argument_is_an_error():
+    """JAX's rule (issue 16): the gradient w.r.t. an integer or bool array is not
+    defined, so asking for one is an error naming the argument, not a silent cast."""
+    f = lambda x, k: gnp.sum(x ** 3) * k      # noqa: E731
+    for bad in (np.array([1, 2, 3]), np.array([True, False, True]), np.array([1, 2, 3], np.uint8)):
+        with pytest.raises(gradc.ArgumentError, match=rf"argument 0 \(x\) is differentiated.*{bad.dtype}"):
+            gradc.grad(f)(bad, 2.0)
+    with pytest.raises(gradc.ArgumentError, match=r"argument 1 \(k\) is differentiated.*int64"):
+        gradc.value_and_grad(f, argnums=(0, 1))(X0, np.array(2))
+    with pytest.raises(gradc.ArgumentError, match=r"argument 0 \(x\).*int64"):
+        gradc.jacobian(lambda x: x * 2.0)(np.array([1, 2]))
+    # an integer argument that is not differentiated is fine, and a Python number
+    # (weakly typed, as a literal) takes the float dtype
+    close(gradc.grad(f)(X0, np.array(2)), 6 * X0 ** 2)
+    close(gradc.grad(lambda x: x ** 3)(2), 12.0)
 
 
 # ----------------------------------------------------------------------------- jvp / vjp

@@ -55,6 +55,11 @@ def _check_operand(x, what):
     if isinstance(x, Value) or isinstance(x, (bool, int, float, np.generic, np.ndarray, list, tuple)):
         return
     from ..errors import UnsupportedError
+    if x is None:     # an argument passed as None is an empty pytree, not a value
+        from ..tracer import user_source
+        src = user_source()
+        raise UnsupportedError(f"{what}: cannot use None as an operand (an argument passed as None is an "
+                               "empty pytree and holds no array)" + (f"  [at {src}]" if src else ""))
     raise UnsupportedError(f"{what}: cannot use a {type(x).__name__} as an operand")
 
 

@@ -201,6 +201,17 @@ def getitem(x, key):
         key = (key,)
     if any(_is_index_array(k) for k in key):
         return _advanced(x, key)
+    index, shape = basic_index(x, key)
+    y = x
+    if any(ix != (0, None, 1) for ix in index):
+        y = t.bind("slice", x, index=index)
+    return reshape_sym(y, shape(y))
+
+
+def basic_index(x, key: tuple):
+    """A basic index (ints, slices, None, Ellipsis) of ``x`` as the static ``slice``
+    bounds per axis, and ``shape(sliced)``: the result's shape (ints drop their axis,
+    None adds one) from the sliced value's."""
     if sum(k is Ellipsis for k in key) > 1:
         raise ShapeError("an index can only have a single ellipsis")
     n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
@@ -237,17 +248,11 @@ def getitem(x, key):
             raise UnsupportedError(f"unsupported index {k!r} of type {type(k).__name__} "
                                    "(gradc supports ints, slices, None, ... and integer arrays)")
         axis += 1
-    y = x
-    if any(ix != (0, None, 1) for ix in index):
-        y = t.bind("slice", x, index=tuple(index))
-    ys = y._shape
-    shape = []
-    for p in out_shape_plan:
-        if p[0] == "new":
-            shape.append(1)
-        elif p[0] == "keep":
-            shape.append(ys[p[1]])
-    return reshape_sym(y, tuple(shape))
+
+    def shape(y):
+        ys = y._shape
+        return tuple(1 if p[0] == "new" else ys[p[1]] for p in out_shape_plan if p[0] != "drop")
+    return tuple(index), shape
 
 
 def _is_index_array(k):
@@ -272,7 +277,17 @@ def _advanced(x, key):
     together; their shape replaces the indexed axes where those are adjacent, and goes
     first where they are not (numpy's rule).  One gather: each other axis is indexed by
     an iota."""
-    t = _trace()
+    pre, key = advanced_key(x, key)
+    if pre is not None:
+        x = getitem(x, pre)
+    return _trace().bind("gather", x, *advanced_index(x, key))
+
+
+def advanced_key(x, key: tuple):
+    """``(pre, key)``: an advanced index checked and split in two steps, as gather
+    takes it.  ``pre`` is the basic index of the partial slices (None when there are
+    none), applied first (it keeps every axis); ``key`` then has one entry per axis of
+    ``x[pre]``: an index array, an int, or ``slice(None)``."""
     if any(k is None for k in key):
         raise UnsupportedError("None (newaxis) beside integer-array indices is not supported: "
                                "index first, then add the axis with expand_dims")
@@ -285,11 +300,18 @@ def _advanced(x, key):
         i = next(i for i, k in enumerate(key) if k is Ellipsis)
         key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
     key = tuple(key) + (slice(None),) * (x.ndim - len(key))
-    adv = [a for a, k in enumerate(key) if _is_index_array(k) or isinstance(k, (int, np.integer))]
+    pre = None
     if any(isinstance(k, slice) and k != slice(None) for k in key):
-        # the slices first (they keep every axis), then the arrays on the sliced array
-        x = getitem(x, tuple(k if isinstance(k, slice) else slice(None) for k in key))
+        pre = tuple(k if isinstance(k, slice) else slice(None) for k in key)
         key = tuple(slice(None) if isinstance(k, slice) else k for k in key)
+    return pre, key
+
+
+def advanced_index(x, key: tuple) -> list:
+    """One int64 index per axis of ``x`` for gather (and its adjoint, scatter_add), from
+    a ``key`` as :func:`advanced_key` leaves it."""
+    t = _trace()
+    adv = [a for a, k in enumerate(key) if _is_index_array(k) or isinstance(k, (int, np.integer))]
     idx = {a: _index_value(key[a]) for a in adv}
     b = x._b.env.broadcast([idx[a]._shape for a in adv], "index arrays")
     rest = [a for a in range(x.ndim) if a not in adv]
@@ -307,7 +329,7 @@ def _advanced(x, key):
             pos = before.index(a) if a in before else len(before) + len(b) + after.index(a)
             shape = tuple(x._shape[a] if q == pos else 1 for q in range(rank))
             full.append(t.bind("iota", shape=shape, axis=pos, dtype=np.dtype(np.int64)))
-    return t.bind("gather", x, *full)
+    return full
 
 
 # ----------------------------------------------------------------------------- gather

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..tracer import Value
-from . import elementwise as ew, reduce as red, linalg as la, structure as st
+from . import at, elementwise as ew, reduce as red, linalg as la, structure as st
 
 
 def _r(f):
@@ -37,6 +37,9 @@ Value.__ne__ = lambda s, o: ew.not_equal(s, o)
 Value.__and__ = lambda s, o: ew.logical_and(s, o)
 Value.__invert__ = lambda s: ew.logical_not(s)
 Value.__getitem__ = lambda s, k: st.getitem(s, k)
+Value.at = property(lambda s: at.IndexUpdateHelper(s),
+                    doc="Functional updates: x.at[idx].set(v) (and .add, .multiply, .min, .max, .get) "
+                        "return a new value; see gradc.ops.at.")
 Value.T = property(lambda s: la.transpose(s))
 Value.sum = lambda s, axis=None, keepdims=False: red.sum_(s, axis, keepdims)
 Value.mean = lambda s, axis=None, keepdims=False: red.mean(s, axis, keepdims)

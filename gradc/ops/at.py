@@ -1,0 +1,178 @@
+"""Functional updates of traced values, as JAX's ``x.at[idx]``::
+
+    y = x.at[0].set(1.0)          # a new value: x with x[0] = 1 (x is unchanged)
+    y = x.at[:, 1:].add(v)        # x with v added to the slice
+    y = x.at[idx].multiply(s)     # integer-array indices: ...min(v), .max(v), .get()
+
+The index is anything ``x[idx]`` accepts (ints, slices, None, ``...``, integer arrays,
+constant or traced); ``v`` broadcasts to ``x[idx]``'s shape and takes ``x``'s dtype.
+
+Every update is built from ops that already differentiate: the indexed region is put
+in place by ``unslice`` (basic indices) or ``scatter_add`` (integer arrays), whose
+adjoints are ``slice`` and ``gather``, and selected by ``where``.  Repeated integer
+indices follow numpy when the indices are constants (``set``: the last value wins;
+``add``, ``multiply``, ``min``, ``max`` accumulate, as ``np.add.at`` and friends):
+gradc splits them into rounds of distinct indices.  With traced index arrays gradc
+cannot see repeats while tracing: ``add`` still accumulates, and ``set``,
+``multiply``, ``min`` and ``max`` use the mean of the values given for one position.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from . import elementwise as ew, structure as st
+
+MODES = ("set", "add", "multiply", "min", "max")
+
+
+def _trace():
+    from .. import tracer
+    return tracer
+
+
+class IndexUpdateHelper:
+    """``x.at``: index it (``x.at[idx]``) to choose what to update."""
+
+    __slots__ = ("_x",)
+
+    def __init__(self, x):
+        self._x = x
+
+    def __getitem__(self, idx):
+        return IndexUpdateRef(self._x, idx)
+
+    def __repr__(self):
+        return f"_IndexUpdateHelper({self._x!r})"
+
+
+class IndexUpdateRef:
+    """``x.at[idx]``: each method returns a new value; ``x`` is never changed."""
+
+    __slots__ = ("_x", "_idx")
+
+    def __init__(self, x, idx):
+        self._x, self._idx = x, idx
+
+    def get(self):
+        """``x[idx]``."""
+        return st.getitem(self._x, self._idx)
+
+    def set(self, values):
+        """``x`` with ``x[idx] = values``."""
+        return update(self._x, self._idx, values, "set")
+
+    def add(self, values):
+        """``x`` with ``x[idx] += values`` (repeated indices accumulate, as ``np.add.at``)."""
+        return update(self._x, self._idx, values, "add")
+
+    def multiply(self, values):
+        """``x`` with ``x[idx] *= values``."""
+        return update(self._x, self._idx, values, "multiply")
+
+    def min(self, values):
+        """``x`` with ``x[idx] = minimum(x[idx], values)``."""
+        return update(self._x, self._idx, values, "min")
+
+    def max(self, values):
+        """``x`` with ``x[idx] = maximum(x[idx], values)``."""
+        return update(self._x, self._idx, values, "max")
+
+
+def _combine(old, new, mode):
+    if mode == "multiply":
+        return ew.multiply(old, new)
+    if mode == "min":
+        return ew.minimum(old, new)
+    if mode == "max":
+        return ew.maximum(old, new)
+    return new
+
+
+def update(x, key, values, mode):
+    """``x.at[key].<mode>(values)``: see the module docstring."""
+    t = _trace()
+    if mode not in MODES:
+        raise UnsupportedError(f"x.at[...].{mode} is not an update (expected one of {', '.join(MODES)})")
+    x = t.to_value(x)
+    key = key if isinstance(key, tuple) else (key,)
+    v = ew.convert(values, x.dtype)            # the update takes x's dtype, as in JAX
+    if any(st._is_index_array(k) for k in key):
+        return _advanced_update(x, key, v, mode)
+    index, result_shape = st.basic_index(x, key)
+    if all(ix == (0, None, 1) for ix in index):   # the whole array
+        vb = st.reshape_sym(st.broadcast_to(v, result_shape(x)), x._shape)
+        return ew.add(x, vb) if mode == "add" else _combine(x, vb, mode)
+    region = t.bind("slice", x, index=index)
+    vb = st.reshape_sym(st.broadcast_to(v, result_shape(region)), region._shape)
+
+    def place(u):                     # zeros of x's shape with u at the region: unslice
+        return t.bind("unslice", u, index=index, shape=x._shape)
+    if mode == "add":
+        return ew.add(x, place(vb))
+    inside = ew.greater(place(_ones(region)), 0)
+    return ew.where(inside, place(_combine(region, vb, mode)), x)
+
+
+def _ones(v):
+    dt = np.dtype(np.int8) if v.dtype == np.bool_ else v.dtype
+    return st.full_like(v, 1, dtype=dt)
+
+
+def _advanced_update(x, key, v, mode):
+    pre, key = st.advanced_key(x, key)
+    if pre is not None:               # partial slices: update inside the sliced region
+        region = st.getitem(x, pre)
+        return update(x, pre, _advanced_update(region, key, v, mode), "set")
+    t = _trace()
+    distinct = False
+    if mode != "add" and all(not isinstance(k, t.Value) for k in key):
+        rounds = _distinct_rounds(x, key)
+        if rounds is not None:                 # repeated constant indices: numpy's order
+            vb = st.broadcast_to(v, st.getitem(x, key)._shape)
+            flat_v = st.reshape(vb, -1)
+            y = x
+            for sub_key, sel in rounds:
+                y = update(y, sub_key, st.getitem(flat_v, (sel,)), mode)
+            return y
+        distinct = True
+    idx = st.advanced_index(x, key)
+    region = t.bind("gather", x, *idx)
+    vb = st.broadcast_to(v, region._shape)
+
+    def place(u):                     # zeros of x's shape, adding u at the indices
+        return t.bind("scatter_add", u, *idx, shape=x._shape)
+    if mode == "add":
+        return ew.add(x, place(vb))
+    count = place(_ones(region))
+    inside = ew.greater(count, 0)
+    new = place(_combine(region, vb, mode))
+    if not distinct:                  # traced indices may repeat: the mean of their values
+        new = ew.divide(new, ew.maximum(count, 1))
+        if new.dtype != x.dtype:
+            new = ew.convert(new, x.dtype)
+    return ew.where(inside, new, x)
+
+
+def _distinct_rounds(x, key):
+    """For constant indices (``key`` as ``advanced_key`` leaves it): None if they select
+    distinct elements; else rounds ``(all-axes key, selection)`` of distinct elements in
+    numpy's order (the k-th repeat of a position is in round k), ``selection`` counting
+    the selected elements row-major.  numpy's own indexing of the positions
+    ``arange(x.size)`` says which element each selected one is."""
+    shape = tuple(x._b.env.pin(d) for d in x._shape)
+    positions = np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)
+    pos = positions[tuple(k if isinstance(k, slice) else np.asarray(k) for k in key)].reshape(-1)
+    if pos.size == len(np.unique(pos)):
+        return None
+    order = np.argsort(pos, kind="stable")
+    sp = pos[order]
+    starts = np.r_[0, np.flatnonzero(sp[1:] != sp[:-1]) + 1]
+    group_start = np.repeat(starts, np.diff(np.r_[starts, sp.size]))
+    occurrence = np.empty_like(pos)
+    occurrence[order] = np.arange(sp.size) - group_start
+    out = []
+    for r in range(int(occurrence.max()) + 1):
+        sel = np.flatnonzero(occurrence == r)
+        out.append((tuple(np.unravel_index(pos[sel], shape)), sel))
+    return out

@@ -1,0 +1,198 @@
+"""Functional updates ``x.at[idx].set/add/multiply/min/max/get`` (issue 16), and the
+error for in-place assignment on a traced value.
+
+Oracles: numpy's assignment and ``np.add.at``/``np.multiply.at``/``np.minimum.at``/
+``np.maximum.at`` (which accumulate over repeated indices; assignment keeps the last
+value) for values; central finite differences of that numpy reference for gradients
+(``gradc_helpers``: FD_RTOL = FD_ATOL = 1e-6, justified there).  Random values are
+continuous draws, so min/max never tie (a tie's derivative is a convention).
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+from gradc_helpers import FD_ATOL, FD_RTOL, fd_grad
+
+pytestmark = pytest.mark.usefixtures("core_backend")
+
+rng = np.random.default_rng(7)
+UFUNC = {"add": np.add, "multiply": np.multiply, "min": np.minimum, "max": np.maximum}
+
+
+def np_update(x, key, v, mode):
+    y = np.array(x, copy=True)
+    if mode == "set":
+        y[key] = v
+    else:
+        UFUNC[mode].at(y, key, v)
+    return y
+
+
+I = np.array
+KEYS_2D = {        # x is 5 x 4
+    "int": (2,),
+    "negative_int": (-1,),
+    "int_int": (1, 3),
+    "slice": (slice(1, 4),),
+    "step_slice": (slice(None), slice(0, None, 2)),
+    "ellipsis": (Ellipsis, 1),
+    "rows": (I([4, 0, 2]),),
+    "rows_repeated": (I([1, 3, 1, 1]),),
+    "pairs": (I([0, 4, 2]), I([3, 0, 1])),
+    "pairs_repeated": (I([0, 2, 0, 0]), I([1, 3, 1, 1])),
+    "int_and_array": (3, I([0, 2])),
+}
+KEYS_1D = {        # x has 7 entries
+    "vector": (I([6, 0, 3]),),
+    "vector_repeated_negative": (I([2, -5, 4, 2]),),
+    "slice_negative_step": (slice(5, 0, -2),),
+}
+KEYS_3D = {        # x is 3 x 4 x 5
+    "3d_int_slice": (1, slice(None, None, -2)),
+    "3d_middle_array": (slice(None), I([3, 0, 3]), 2),
+    "3d_apart_arrays": (I([0, 2]), slice(None), I([4, 4])),
+    "3d_partial_slice_and_array": (slice(1, 3), I([1, 1, 2]), slice(0, 4, 2)),
+}
+MODES = ["set", "add", "multiply", "min", "max"]
+
+
+def _case(name):
+    key = KEYS_2D.get(name) or KEYS_1D.get(name) or KEYS_3D[name]
+    shape = (5, 4) if name in KEYS_2D else (7,) if name in KEYS_1D else (3, 4, 5)
+    x = rng.standard_normal(shape)
+    v = rng.standard_normal(np.empty(shape)[key].shape) + 0.5
+    return x, key, v
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(KEYS_2D) + list(KEYS_1D) + list(KEYS_3D))
+def test_update_values_and_gradients_match_numpy(name, mode):
+    x, key, v = _case(name)
+    key1 = key[0] if len(key) == 1 else key
+
+    def f(x, v):
+        return getattr(x.at[key1], mode)(v)
+    np.testing.assert_allclose(gradc.jit(f)(x, v), np_update(x, key, v, mode), rtol=1e-15)
+    for dt, tol in ((np.float32, 1e-6),):      # one rounding per element, as numpy's
+        got = gradc.jit(f)(x.astype(dt), v.astype(dt))
+        assert got.dtype == dt
+        np.testing.assert_allclose(got, np_update(x.astype(dt), key, v.astype(dt), mode), rtol=tol)
+    # gradients of a scalar that weighs every element differently
+    w = rng.standard_normal(x.shape)
+    loss = lambda x, v: gnp.sum(w * gnp.sin(f(x, v)))                   # noqa: E731
+    np_loss = lambda x, v: np.sum(w * np.sin(np_update(x, key, v, mode)))  # noqa: E731
+    gx, gv = gradc.grad(loss, argnums=(0, 1))(x, v)
+    np.testing.assert_allclose(gx, fd_grad(np_loss, [x, v], 0), rtol=FD_RTOL, atol=FD_ATOL)
+    np.testing.assert_allclose(gv, fd_grad(np_loss, [x, v], 1), rtol=FD_RTOL, atol=FD_ATOL)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_scalar_and_broadcast_updates(mode):
+    x = rng.standard_normal((5, 4))
+    row = rng.standard_normal(4)
+    np.testing.assert_allclose(gradc.jit(lambda x: getattr(x.at[1:3], mode)(row))(x),
+                               np_update(x, (slice(1, 3),), row, mode), rtol=1e-15)
+    np.testing.assert_allclose(gradc.jit(lambda x: getattr(x.at[:, 2], mode)(0.25))(x),
+                               np_update(x, (slice(None), 2), 0.25, mode), rtol=1e-15)
+    np.testing.assert_allclose(gradc.jit(lambda x: getattr(x.at[...], mode)(0.25))(x),
+                               np_update(x, (Ellipsis,), 0.25, mode), rtol=1e-15)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_traced_index_arrays(mode):
+    """Indices that are arguments (traced): distinct ones behave as numpy; repeats
+    accumulate for add and take the mean of their values otherwise (documented)."""
+    x, v = rng.standard_normal(9), rng.standard_normal(3) + 0.5
+    f = gradc.jit(lambda x, idx, v: getattr(x.at[idx], mode)(v))
+    idx = I([7, 1, 4])
+    np.testing.assert_allclose(f(x, idx, v), np_update(x, (idx,), v, mode), rtol=1e-15)
+    rep = I([5, 2, 5])
+    want = np_update(x, (rep,), v, mode) if mode == "add" else \
+        np_update(x, (I([5, 2]),), I([(v[0] + v[2]) / 2, v[1]]), mode) if mode == "set" else None
+    if want is not None:
+        np.testing.assert_allclose(f(x, rep, v), want, rtol=1e-15)
+    g = gradc.grad(lambda x, idx, v: gnp.sum(gnp.sin(getattr(x.at[idx], mode)(v))), argnums=(0, 2))(x, idx, v)
+    np_loss = lambda x, v: np.sum(np.sin(np_update(x, (idx,), v, mode)))  # noqa: E731
+    np.testing.assert_allclose(g[0], fd_grad(np_loss, [x, v], 0), rtol=FD_RTOL, atol=FD_ATOL)
+    np.testing.assert_allclose(g[1], fd_grad(np_loss, [x, v], 1), rtol=FD_RTOL, atol=FD_ATOL)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_updates(dtype):
+    """400k elements: the nests split over threads and vectorize."""
+    n = 400_000
+    x = rng.standard_normal(n).astype(dtype)
+    v = rng.standard_normal(300_000 - 1000).astype(dtype)
+    idx = rng.permutation(n)[:5000]
+    u = rng.standard_normal(5000).astype(dtype)
+
+    def f(x, v, u):
+        return x.at[1000:300_000].multiply(v).at[idx].add(u)
+    want = x.copy()
+    want[1000:300_000] *= v
+    np.add.at(want, idx, u)
+    np.testing.assert_allclose(gradc.jit(f)(x, v, u), want, rtol=1e-6 if dtype == np.float32 else 1e-15)
+    gx, gv, gu = gradc.grad(lambda x, v, u: gnp.sum(f(x, v, u) ** 2), argnums=(0, 1, 2))(x, v, u)
+    y = want.astype(np.float64)
+    d = 2 * y                                      # d sum(y²) / dy
+    scale = np.ones(n)
+    scale[1000:300_000] = v
+    tol = 1e-5 if dtype == np.float32 else 1e-12   # one product and one rounding per element
+    np.testing.assert_allclose(gx, d * scale, rtol=tol)
+    np.testing.assert_allclose(gv, d[1000:300_000] * x[1000:300_000], rtol=tol)
+    np.testing.assert_allclose(gu, d[idx], rtol=tol)
+
+
+def test_get_and_every_transformation():
+    x = rng.standard_normal(4)
+    np.testing.assert_array_equal(gradc.jit(lambda x: x.at[1:3].get())(x), x[1:3])
+    np.testing.assert_array_equal(gradc.jit(lambda x: x.at[I([3, 0])].get())(x), x[[3, 0]])
+
+    def f(x):
+        return x.at[1].set(x[0] ** 2).at[2:].multiply(x[:2])
+
+    def np_f(x):
+        y = x.copy()
+        y[1] = x[0] ** 2
+        y[2:] *= y[:2] * 0 + x[:2]
+        return y
+    J = gradc.jacobian(f)(x)
+    for k in range(4):
+        np.testing.assert_allclose(J[k], fd_grad(lambda x, k=k: np_f(x)[k], [x], 0), rtol=FD_RTOL, atol=FD_ATOL)
+    t = rng.standard_normal(4)
+    _, tan = gradc.jvp(f, (x,), (t,))
+    np.testing.assert_allclose(tan, J @ t, rtol=1e-12)
+    _, vjp_fn = gradc.vjp(f, x)
+    np.testing.assert_allclose(vjp_fn(t)[0], t @ J, rtol=1e-12)
+
+
+def test_inplace_assignment_names_the_line_and_suggests_at():
+    def f(y):
+        y[0] = 1.0
+        return y
+    line = f.__code__.co_firstlineno + 1
+    with pytest.raises(gradc.UnsupportedError, match=re.escape(f"at test_at.py:{line}") + r".*\.at\[index\]\.set"):
+        gradc.jit(f)(np.ones(3))
+
+    def g(y):
+        y[1:] += 2.0
+        return y
+    with pytest.raises(gradc.UnsupportedError, match=r"immutable.*\.at\[index\]\.add"):
+        gradc.grad(lambda y: gnp.sum(g(y)))(np.ones(3))
+
+
+def test_augmented_assignment_rebinds_as_numpy_does_unaliased():
+    """``y += x`` on a traced y rebinds y to y + x (no __iadd__): numpy's result
+    whenever no other name refers to the same array, which is how models use it."""
+    def f(x, b):
+        z = x * 2.0
+        z += b
+        z *= 3.0
+        return z
+    x, b = rng.standard_normal(5), rng.standard_normal(5)
+    np.testing.assert_allclose(gradc.jit(f)(x, b), f(x.copy(), b), rtol=1e-15)

@@ -1,0 +1,348 @@
+"""Pytrees (issue 16): ``gradc.tree_util``, and every transformation taking and giving
+nested dicts, lists, tuples, namedtuples and None.
+
+Oracles: the MLP's gradients are written out by hand in numpy (``mlp_grads``);
+Jacobians, Hessians and Hessian-vector products are compared with central finite
+differences (``gradc_helpers``: FD_RTOL = 1e-6, justified there) or with the same
+transformation applied to the flattened arguments, which the rest of the suite checks.
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+from gradc import tree_util as tu
+from gradc_helpers import FD_ATOL, FD_RTOL, fd_grad
+
+pytestmark = pytest.mark.usefixtures("core_backend")
+
+Layer = collections.namedtuple("Layer", ["W", "b"])
+rng = np.random.default_rng(16)
+
+
+# ----------------------------------------------------------------------------- tree_util
+def test_flatten_unflatten_round_trip_and_order():
+    tree = {"b": [1.0, (2.0, None)], "a": Layer(W=3.0, b={"z": 4.0, "y": 5.0}), "c": None}
+    leaves, td = tu.tree_flatten(tree)
+    assert leaves == [3.0, 5.0, 4.0, 1.0, 2.0]       # dicts in sorted key order, depth first
+    assert td.num_leaves == 5
+    back = tu.tree_unflatten(td, leaves)
+    assert back == tree and type(back["a"]) is Layer
+    assert tu.tree_leaves(tree) == leaves
+    assert repr(td) == "PyTreeDef({'a': Layer(W=*, b={'y': *, 'z': *}), 'b': [*, (*, None)], 'c': None})"
+    with pytest.raises(ValueError, match="has 5 leaves, but 4 were given"):
+        tu.tree_unflatten(td, leaves[:4])
+
+
+def test_treedefs_compare_and_hash_by_structure():
+    a = tu.tree_structure({"W": np.ones(3), "b": (1.0, 2.0)})
+    b = tu.tree_structure({"b": (np.zeros(2), 7), "W": 0.0})     # same structure, other leaves
+    c = tu.tree_structure({"W": 1.0, "b": [1.0, 2.0]})           # a list, not a tuple
+    d = tu.tree_structure({"W": 1.0, "c": (1.0, 2.0)})           # another key
+    assert a == b and hash(a) == hash(b)
+    assert a != c and a != d
+    assert len({a, b, c, d}) == 3
+    assert tu.tree_structure(Layer(1, 2)) != tu.tree_structure((1, 2))
+    assert tu.tree_structure(5.0).is_leaf() and tu.tree_structure(None).num_leaves == 0
+
+
+def test_tree_map_several_trees_and_mismatch():
+    x = {"a": np.arange(3.0), "b": [1.0, 2.0]}
+    y = {"a": np.ones(3), "b": [10.0, 20.0]}
+    z = tu.tree_map(lambda p, q: p * q + 1, x, y)
+    np.testing.assert_array_equal(z["a"], np.arange(3.0) + 1)
+    assert z["b"] == [11.0, 41.0]
+    with pytest.raises(ValueError, match=r"\['b'\]"):
+        tu.tree_map(lambda p, q: p, x, {"a": 1.0, "b": (1.0, 2.0)})
+    assert tu.tree_map(lambda p: p, None) is None
+
+
+def test_registered_node_and_paths():
+    class Pair:
+        def __init__(self, left, right):
+            self.left, self.right = left, right
+    tu.register_pytree_node(Pair, lambda p: ((p.left, p.right), "pair"), lambda aux, c: Pair(*c))
+    leaves, td = tu.tree_flatten({"p": Pair(1.0, [2.0, 3.0])})
+    assert leaves == [1.0, 2.0, 3.0]
+    back = tu.tree_unflatten(td, [4.0, 5.0, 6.0])
+    assert isinstance(back["p"], Pair) and back["p"].right == [5.0, 6.0]
+    paths = [p for p, _ in tu.tree_flatten_with_path({"W": 1.0, "L": [Layer(2.0, 3.0)]})[0]]
+    assert paths == [("L", 0, "W"), ("L", 0, "b"), ("W",)]
+
+
+# ----------------------------------------------------------------------------- an MLP over a dict
+def mlp_loss(params, X, y):
+    h = gnp.tanh(X @ params["W1"] + params["b1"])
+    out = h @ params["W2"] + params["b2"]
+    return gnp.mean((out - y) ** 2)
+
+
+def mlp_grads(params, X, y):
+    """The same loss's gradient, the backward pass written by hand in numpy."""
+    z = X @ params["W1"] + params["b1"]
+    h = np.tanh(z)
+    out = h @ params["W2"] + params["b2"]
+    d_out = 2 * (out - y) / y.size
+    dh = np.outer(d_out, params["W2"]) if d_out.ndim == 1 else d_out @ params["W2"].T
+    dz = dh * (1 - h ** 2)
+    return {"W1": X.T @ dz, "b1": dz.sum(0), "W2": h.T @ d_out, "b2": d_out.sum(0)}
+
+
+def mlp_params(n_in, hidden, dtype=np.float64):
+    return {"W1": (rng.standard_normal((n_in, hidden)) / np.sqrt(n_in)).astype(dtype),
+            "b1": (rng.standard_normal(hidden) * 0.1).astype(dtype),
+            "W2": (rng.standard_normal(hidden) / np.sqrt(hidden)).astype(dtype),
+            "b2": np.asarray(0.3, dtype)}
+
+
+@pytest.mark.parametrize("n,n_in,hidden,dtype", [(20, 3, 4, np.float64), (2000, 64, 160, np.float64),
+                                                 (2000, 64, 160, np.float32)])
+def test_grad_of_dict_comes_back_as_dict(n, n_in, hidden, dtype):
+    """The large case (X of 128k elements, h of 320k) splits nests over threads."""
+    params = mlp_params(n_in, hidden, dtype)
+    X = rng.standard_normal((n, n_in)).astype(dtype)
+    y = rng.standard_normal(n).astype(dtype)
+    g = gradc.grad(mlp_loss)(params, X, y)
+    assert isinstance(g, dict) and sorted(g) == ["W1", "W2", "b1", "b2"]
+    want = mlp_grads({k: v.astype(np.float64) for k, v in params.items()}, X.astype(np.float64),
+                     y.astype(np.float64))
+    # float32: ~2000-term sums of O(1) products, relative error ~ sqrt(n) eps32 ~ 1e-5
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    for k in g:
+        assert g[k].dtype == dtype and g[k].shape == params[k].shape
+        np.testing.assert_allclose(g[k], want[k], rtol=tol, atol=tol * np.abs(want[k]).max())
+
+
+def test_value_and_grad_of_several_trees_and_nesting():
+    layers = [Layer(rng.standard_normal((3, 4)), rng.standard_normal(4)),
+              Layer(rng.standard_normal((4, 2)), None)]          # no bias: None holds no leaf
+    scale = {"s": 0.5}
+    X = rng.standard_normal((5, 3))
+
+    def f(layers, X, scale):
+        h = X
+        for layer in layers:
+            h = gnp.tanh(h @ layer.W + (0.0 if layer.b is None else layer.b))
+        return scale["s"] * gnp.sum(h ** 2)
+
+    v, (g_layers, g_scale) = gradc.value_and_grad(f, argnums=(0, 2))(layers, X, scale)
+    assert type(g_layers) is list and type(g_layers[0]) is Layer and g_layers[1].b is None
+    assert isinstance(g_scale, dict) and g_scale.keys() == {"s"}
+
+    def np_f(W0, b0, W1, s):
+        return s * np.sum(np.tanh(np.tanh(X @ W0 + b0) @ W1) ** 2)
+    args = [layers[0].W, layers[0].b, layers[1].W, 0.5]
+    np.testing.assert_allclose(v, np_f(*args), rtol=1e-12)
+    for got, i in ((g_layers[0].W, 0), (g_layers[0].b, 1), (g_layers[1].W, 2), (g_scale["s"], 3)):
+        np.testing.assert_allclose(got, fd_grad(np_f, args, i), rtol=FD_RTOL, atol=FD_ATOL)
+
+
+def test_compiles_once_per_structure(monkeypatch):
+    import gradc.api as api
+    compiles = []
+    real = api._compile
+    monkeypatch.setattr(api, "_compile", lambda g, *a, **k: compiles.append(g) or real(g, *a, **k))
+    f = gradc.grad(mlp_loss)
+    X, y = rng.standard_normal((6, 3)), rng.standard_normal(6)
+    p = mlp_params(3, 4)
+    f(p, X, y)
+    f({k: v + 1 for k, v in p.items()}, X, y)                 # same structure and leaf signature
+    f(p, rng.standard_normal((9, 3)), rng.standard_normal(9))  # other sizes: symbolic, no retrace
+    assert len(compiles) == 1
+
+    def g(params, X, y):          # the same model with one more (unused) parameter
+        return mlp_loss(params, X, y)
+    p2 = dict(p, extra=np.ones(2))
+    f2 = gradc.grad(g)
+    f2(p, X, y)
+    f2(p2, X, y)                                              # another structure: compiles again
+    assert len(compiles) == 3
+    f2(p, X, y), f2(p2, X, y)
+    assert len(compiles) == 3
+    np.testing.assert_array_equal(f2(p2, X, y)["extra"], np.zeros(2))
+
+
+def test_keys_name_the_graph_inputs():
+    low = gradc.grad(mlp_loss).lower(mlp_params(3, 4), np.ones((5, 3)), np.ones(5))
+    names = [low.graph[i]["name"] for i in low.graph.inputs]
+    assert names == ["params_W1", "params_W2", "params_b1", "params_b2", "X", "y"]
+
+
+def test_array_literals_are_arrays_other_lists_are_trees():
+    f = gradc.jit(lambda x: x * 2.0)
+    np.testing.assert_array_equal(f([1.0, 2.0]), [2.0, 4.0])           # numpy reads it as a vector
+    np.testing.assert_array_equal(f([[1, 2], [3, 4]]), [[2.0, 4.0], [6.0, 8.0]])
+    out = gradc.jit(lambda xs: [x * 2.0 for x in xs])([np.ones(2), np.ones(3)])
+    assert type(out) is list and [o.shape for o in out] == [(2,), (3,)]
+    g = gradc.grad(lambda xs: gnp.sum(xs[0] ** 2) + gnp.sum(xs[1]))([np.ones(2), np.ones(3)])
+    assert type(g) is list
+    np.testing.assert_array_equal(g[0], [2.0, 2.0])
+    np.testing.assert_array_equal(g[1], np.ones(3))
+
+
+def test_bad_leaf_is_named_by_its_path():
+    with pytest.raises(gradc.ArgumentError, match=r"argument 0 \(params\['b'\]\[1\]\) is a str"):
+        gradc.grad(lambda params: gnp.sum(params["W"]))({"W": np.ones(2), "b": [1.0, "x"]})
+    with pytest.raises(gradc.ArgumentError, match=r"params\['k'\]\) is differentiated.*int64"):
+        gradc.grad(lambda params: gnp.sum(params["W"]))({"W": np.ones(2), "k": np.arange(2)})
+
+
+# ----------------------------------------------------------------------------- every transformation
+def test_jit_returns_trees():
+    p = {"a": np.arange(3.0), "b": (np.ones(2), None)}
+    out = gradc.jit(lambda p: {"sum": gnp.sum(p["a"]), "pair": [p["b"][0] * 2.0, p["a"] + 1.0]})(p)
+    assert out.keys() == {"sum", "pair"} and type(out["pair"]) is list
+    assert out["sum"] == 3.0
+    np.testing.assert_array_equal(out["pair"][1], np.arange(3.0) + 1)
+
+
+def test_jvp_and_vjp_over_trees():
+    p = {"x": rng.standard_normal(3), "y": rng.standard_normal(3)}
+    t = {"x": rng.standard_normal(3), "y": rng.standard_normal(3)}
+
+    def f(p):
+        return {"prod": p["x"] * p["y"], "s": gnp.sum(gnp.sin(p["x"]))}
+    val, tan = gradc.jvp(f, (p,), (t,))
+    np.testing.assert_allclose(val["prod"], p["x"] * p["y"], rtol=1e-12)
+    np.testing.assert_allclose(tan["prod"], t["x"] * p["y"] + p["x"] * t["y"], rtol=1e-12)
+    np.testing.assert_allclose(tan["s"], np.cos(p["x"]) @ t["x"], rtol=1e-12)
+    with pytest.raises(gradc.ArgumentError, match="tangents' structure"):
+        gradc.jvp(f, (p,), ({"x": t["x"]},))
+
+    out, vjp_fn = gradc.vjp(f, p)
+    ct = {"prod": rng.standard_normal(3), "s": 0.7}
+    (gp,) = vjp_fn(ct)
+    np.testing.assert_allclose(gp["x"], ct["prod"] * p["y"] + 0.7 * np.cos(p["x"]), rtol=1e-12)
+    np.testing.assert_allclose(gp["y"], ct["prod"] * p["x"], rtol=1e-12)
+    with pytest.raises(gradc.ArgumentError, match="cotangent's structure"):
+        vjp_fn({"prod": ct["prod"]})
+
+
+def test_jacobian_and_hessian_of_trees():
+    p = {"a": rng.standard_normal(3), "b": rng.standard_normal(2)}
+
+    def f(p):
+        return gnp.sum(p["a"] ** 2) * gnp.sum(gnp.sin(p["b"]))
+
+    def np_f(a, b):
+        return np.sum(a ** 2) * np.sum(np.sin(b))
+    J = gradc.jacobian(lambda p: {"v": p["a"] * gnp.sum(p["b"])})(p)
+    np.testing.assert_allclose(J["v"]["a"], np.eye(3) * p["b"].sum(), rtol=1e-12)
+    np.testing.assert_allclose(J["v"]["b"], np.outer(p["a"], np.ones(2)), rtol=1e-12)
+    H = gradc.hessian(f)(p)
+    assert H.keys() == {"a", "b"} and H["a"].keys() == {"a", "b"}
+    assert H["a"]["b"].shape == (3, 2) and H["b"]["a"].shape == (2, 3)
+    # each block against finite differences of the hand-derived gradient
+    ga = lambda a, b: 2 * a * np.sum(np.sin(b))           # noqa: E731
+    gb = lambda a, b: np.sum(a ** 2) * np.cos(b)          # noqa: E731
+    for row, gfun in (("a", ga), ("b", gb)):
+        for col, i in (("a", 0), ("b", 1)):
+            for k in range(p[row].size):
+                fd = fd_grad(lambda a, b, gfun=gfun, k=k: gfun(a, b)[k], [p["a"], p["b"]], i)
+                np.testing.assert_allclose(H[row][col][k], fd, rtol=FD_RTOL, atol=FD_ATOL)
+
+
+def test_hvp_takes_argnums_and_trees():
+    p = {"a": rng.standard_normal(3), "b": rng.standard_normal(2)}
+    X = rng.standard_normal(4)
+    v = {"a": rng.standard_normal(3), "b": rng.standard_normal(2)}
+
+    def f(p, X):
+        return gnp.sum(p["a"] ** 3) * gnp.sum(gnp.exp(p["b"])) + gnp.sum(X ** 4) * gnp.sum(p["a"])
+    Hv = gradc.hvp(f, (p, X), (v,), argnums=0)
+    H = gradc.hessian(f)(p, X)
+    for row in "ab":
+        want = sum(H[row][col] @ v[col] for col in "ab")
+        np.testing.assert_allclose(Hv[row], want, rtol=1e-10)
+    # argnums=1 differentiates X only: d²f/dX² = diag(12 X²) Σa
+    Hx = gradc.hvp(f, (p, X), (np.ones(4),), argnums=1)
+    np.testing.assert_allclose(Hx, 12 * X ** 2 * p["a"].sum(), rtol=1e-10)
+    # a tuple of argnums gives a tuple, as grad does
+    both = gradc.hvp(f, (p, X), (v, np.ones(4)), argnums=(0, 1))
+    assert isinstance(both, tuple) and len(both) == 2
+    with pytest.raises(gradc.ArgumentError, match="1 tangents for 2 differentiated"):
+        gradc.hvp(f, (p, X), (v,), argnums=(0, 1))
+
+
+def test_trees_inside_traced_transformations():
+    """jit(grad(f)) over a dict traces the grad inside the jit; grad of a function that
+    calls grad on a tree (the inner trace takes traced leaves)."""
+    p = mlp_params(3, 4)
+    X, y = rng.standard_normal((6, 3)), rng.standard_normal(6)
+    inner = gradc.grad(mlp_loss)
+    step = gradc.jit(lambda p, X, y: gradc.tree_util.tree_map(lambda w, g: w - 0.1 * g, p, inner(p, X, y)))
+    new = step(p, X, y)
+    want = mlp_grads(p, X, y)
+    for k in p:
+        np.testing.assert_allclose(new[k], p[k] - 0.1 * want[k], rtol=1e-10, atol=1e-12)
+
+    def sq_norm_of_grad(p):
+        g = inner(p, X, y)
+        return sum(gnp.sum(v ** 2) for v in gradc.tree_util.tree_leaves(g))
+    gg = gradc.grad(sq_norm_of_grad)(p)
+
+    def np_sq(W1, b1, W2, b2):
+        g = mlp_grads({"W1": W1, "b1": b1, "W2": W2, "b2": b2}, X, y)
+        return sum(np.sum(v ** 2) for v in g.values())
+    args = [p["W1"], p["b1"], p["W2"], p["b2"]]
+    for i, k in enumerate(["W1", "b1", "W2", "b2"]):
+        np.testing.assert_allclose(gg[k], fd_grad(np_sq, args, i), rtol=FD_RTOL, atol=FD_ATOL)
+
+
+def test_explain_differentiates_every_leaf_of_a_tree_argument():
+    def loss(p, X, y):
+        return gnp.mean((X @ p["w"] + p["b"] - y) ** 2)
+    text = str(gradc.explain(loss, {"w": np.ones(3), "b": 0.5}, np.ones((4, 3)), np.ones(4)))
+    assert "dC/dp_b = 2/N · Σ_i (p_w·x_i + p_b − y_i)" in text
+    assert "dC/dp_w = 2/N · Σ_i (p_w·x_i + p_b − y_i) x_iᵀ" in text
+
+
+def test_c_call_path_serves_trees_and_falls_back(core_backend):
+    """After a call with trees, later calls of the same structure take the C call path
+    (flatten, check the structure, run the plan); any other structure falls back to
+    the Python path, which compiles or reuses the right signature."""
+    f = gradc.value_and_grad(mlp_loss)
+    p = mlp_params(3, 4)
+    X, y = rng.standard_normal((6, 3)), rng.standard_normal(6)
+    v, g = f(p, X, y)
+    if core_backend == "llvm":
+        assert type(f._fast).__name__ == "_TreePlan"
+    v2, g2 = f(p, X, y)                                    # the C path when installed
+    assert v2 == v and g2.keys() == g.keys()
+    for k in g:
+        np.testing.assert_array_equal(g2[k], g[k])
+    want = mlp_grads(p, X, y)
+    q = dict(p, extra=np.ones(2))                          # another structure: the slow path
+    _, gq = gradc.value_and_grad(lambda p, X, y: mlp_loss(p, X, y) + gnp.sum(p["extra"]))(q, X, y)
+    np.testing.assert_array_equal(gq["extra"], np.ones(2))
+    for bad, err in (({"W1": p["W1"]}, KeyError), ([p["W1"], p["b1"], p["W2"], p["b2"]], TypeError)):
+        with pytest.raises(err):
+            f(bad, X, y)                       # the model indexes what it got, as Python would
+    _, g3 = f(p, X, y)
+    for k in g:
+        np.testing.assert_allclose(g3[k], want[k], rtol=1e-10, atol=1e-13)
+    # a tuple of 0-d arrays is a tree of two leaves; a tuple of numbers is one vector
+    h = gradc.grad(lambda t: gnp.sum(gnp.stack([t[0], t[1]]) ** 2))
+    two = h((np.array(1.0), np.array(2.0)))
+    assert type(two) is tuple and two == (2.0, 4.0)
+    one = h((1.0, 2.0))
+    np.testing.assert_array_equal(one, [2.0, 4.0])
+    assert type(h((np.array(1.0), np.array(3.0)))) is tuple
+
+
+def test_mixed_dtype_leaves_keep_their_dtypes():
+    """A float32 weight and a float64 bias in one dict: the model computes in float64
+    (numpy's promotion) and each gradient comes back in its leaf's dtype."""
+    p = {"W": rng.standard_normal((3, 2)).astype(np.float32), "b": rng.standard_normal(2)}
+    X = rng.standard_normal((4, 3)).astype(np.float32)
+    g = gradc.grad(lambda p, X: gnp.sum(gnp.tanh(X @ p["W"] + p["b"]) ** 2))(p, X)
+    assert g["W"].dtype == np.float32 and g["b"].dtype == np.float64
+    W64 = p["W"].astype(np.float64)
+    np_f = lambda W, b: np.sum(np.tanh(X.astype(np.float64) @ W + b) ** 2)   # noqa: E731
+    # W's gradient is computed in float64 and rounded once to float32: 1 ulp of float32
+    np.testing.assert_allclose(g["W"], fd_grad(np_f, [W64, p["b"]], 0), rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(g["b"], fd_grad(np_f, [W64, p["b"]], 1), rtol=FD_RTOL, atol=FD_ATOL)
