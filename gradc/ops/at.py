@@ -5,7 +5,9 @@
     y = x.at[idx].multiply(s)     # integer-array indices: ...min(v), .max(v), .get()
 
 The index is anything ``x[idx]`` accepts (ints, slices, None, ``...``, integer arrays,
-constant or traced); ``v`` broadcasts to ``x[idx]``'s shape and takes ``x``'s dtype.
+constant or traced, beside full or partial slices); ``v`` broadcasts to ``x[idx]``'s
+shape and takes ``x``'s dtype.  With partial slices beside index arrays, the sliced
+region is updated by the arrays and then set back in place.
 
 Every update is built from ops that already differentiate: the indexed region is put
 in place by ``unslice`` (basic indices) or ``scatter_add`` (integer arrays), whose
