@@ -36,8 +36,8 @@ import numpy as np
 from ..version import __version__
 from ..graph import fmt_type
 from ..ops import OPS
-from .schedule import REDUCE, Lowering, identity, workspace_layout
-from .schedule import Schedule, broadcast_index, describe, view_index
+from . import loop_ir as ir
+from .schedule import Schedule, describe, workspace_layout
 
 LIBM = {"exp", "log", "log1p", "expm1", "sqrt", "fabs", "sin", "cos", "tanh", "pow"}
 COMMENT_COLUMN = 60
@@ -168,14 +168,24 @@ class Writer:
 
 
 # ----------------------------------------------------------------------------- codegen
-class CCodegen(Lowering):
-    def __init__(self, s: Schedule, name: str):
+_C_OPS = {"add": "+", "sub": "-", "mul": "*", "sdiv": "/", "srem": "%", "udiv": "/", "urem": "%",
+          "lt": "<", "ge": ">=", "gt": ">", "eq": "==", "and": "&&", "or": "||"}
+
+
+class CCodegen:
+    """Spells a :class:`~gradc.backends.loop_ir.Kernel` as C: a graph node's value is a
+    ``const`` local commented with the node, loops are ``for`` loops, accumulators
+    locals; what is computed is the loop IR's."""
+
+    def __init__(self, kernel: ir.Kernel):
+        s = kernel.schedule
         if s.partials or any(getattr(n, "parallel", False) for n in s.nests):
             raise ValueError("internal: generated C lowers serial schedules only (schedule(graph), one thread)")
-        self.s, self.g, self.name = s, s.graph, name
+        self.kernel, self.s, self.g, self.name = kernel, s, s.graph, kernel.name
         self.w = Writer()
-        self.memo: dict = {}
+        self.memo = ir.Scopes()
         self.defined: dict = {}    # local name -> the node it holds
+        self.accs: dict = {}       # id(Acc) -> its local
         self._used: set = set()
         self._names()
 
@@ -224,153 +234,76 @@ class CCodegen(Lowering):
         dims = [self.size(d) for d in shape if d != 1]
         return " * ".join(dims) if dims else "1"
 
-    def offset(self, shape, idx) -> str:
-        """Row-major offset of ``idx`` in a contiguous array of ``shape`` (size-1
-        dimensions contribute nothing: that is how broadcasting reads them)."""
-        off = "0"
-        for d, i in zip(shape, idx):
-            if d == 1:
-                continue
-            off = i if off == "0" else f"{_atom(off)} * {self.size(d)} + {_atom(i)}"
-        return off
-
-    def ref(self, nid, idx) -> str:
-        return f"{self.bufs[nid]}[{self.offset(self.g[nid]['shape'], idx)}]"
-
-    def store(self, nid, idx, v, comment=None):
-        self.w.line(f"{self.ref(nid, idx)} = {v};", comment)
+    def ref(self, buf, index, shape) -> str:
+        return f"{self.bufs[buf]}[{self.e(ir.flat_offset(shape, index))}]"
 
     # -- expressions -------------------------------------------------------------------
-    def val(self, nid, idx) -> str:
-        """The value of node ``nid`` at index ``idx``: a local, a literal or a load."""
-        key = (nid, tuple(idx))
-        hit = self.memo.get(key)
+    def e(self, x) -> str:
+        """The C text of expression ``x`` (a local, a literal or an inline expression),
+        computed once per loop body."""
+        hit = self.memo.get(x)
         if hit is None:
-            hit = self.memo[key] = self._val(nid, idx)
+            hit = self.memo.put(x, self._e(x))
         return hit
 
-    def define(self, nid, expr) -> str:
+    def define(self, nid, dtype, expr) -> str:
         """Emit ``const T v12 = expr;`` commented with node ``nid``; returns ``v12``."""
         name = self.fresh(f"v{nid}")
         self.defined[name] = nid
-        self.w.line(f"const {reg_ctype(self.g[nid]['dtype'])} {name} = {expr};", self.describe(nid))
+        self.w.line(f"const {reg_ctype(dtype)} {name} = {expr};", self.describe(nid))
         return name
 
-    def _argidx(self, arg, out_shape, idx):
-        """Broadcasting: the index of ``arg`` that feeds element ``idx`` of the result."""
-        return broadcast_index(self.g[arg]["shape"], len(out_shape), idx, "0")
-
-    def _val(self, nid, idx) -> str:
-        d = self.g[nid]
-        op = d["op"]
-        if op == "const":
-            v = d["params"]["value"]
-            if v.ndim == 0:
-                return literal(v.item(), d["dtype"])
-            return self.ref(nid, idx)
-        if nid in self.bufs:
-            return self.ref(nid, idx)
-        o = OPS[op]
-        if o.kind == "elementwise":
-            args = [self.val(a, self._argidx(a, d["shape"], idx)) for a in d["args"]]
-            if o.c is None:
-                raise NotImplementedError(f"op {op} has no C template")
-            template = specialize(o.c, self.g[d["args"][-1]]["dtype"])
-            return self.define(nid, template.format(*args, ctype=reg_ctype(d["dtype"])))
-        return getattr(self, "_view_" + op)(nid, d, idx)
-
-    def _view_broadcast_to(self, nid, d, idx):
-        return self.val(d["args"][0], view_index(self.g, nid, d["args"][0], idx, "0"))
-
-    _view_transpose = _view_broadcast_to   # a permutation of the index (view_index)
-
-    def _view_reshape(self, nid, d, idx):
-        a = d["args"][0]
-        ins, outs = self.g[a]["shape"], d["shape"]
-        plain = view_index(self.g, nid, a, idx, "0")   # only size-1 axes added or dropped
-        if plain is not None:
-            return self.val(a, plain)
-        flat = self.fresh(f"flat{nid}")     # general reshape: linearize, then delinearize
-        self.w.line(f"const int64_t {flat} = {self.offset(outs, idx)};", self.describe(nid))
-        inner, rest = [], flat
-        for k in range(len(ins) - 1, -1, -1):
-            n = self.size(ins[k])
-            inner.append(f"{_atom(rest)} % {n}" if k else rest)
-            rest = f"{_atom(rest)} / {n}"
-        return self.val(a, inner[::-1])
-
-    def _view_slice(self, nid, d, idx):
-        inner = []
-        for i, (a, _, c) in zip(idx, d["params"]["index"]):
-            j = i if c == 1 else f"{_atom(i)} * {c}"
-            inner.append(j if a == 0 else f"{_atom(j)} + {a}")
-        return self.val(d["args"][0], inner)
-
-    def _view_unslice(self, nid, d, idx):
-        """Zeros with the argument placed at a strided window: read it where inside."""
-        src = d["args"][0]
-        conds, rels = [], []
-        for i, (a, _, c), n in zip(idx, d["params"]["index"], self.g[src]["shape"]):
-            rel = i if a == 0 else f"{_atom(i)} - {a}"
-            if c != 1:
-                conds.append(f"{_atom(rel)} % {c} == 0")
-                rel = f"{_atom(rel)} / {c}"
-            conds += [f"{_atom(rel)} >= 0", f"{_atom(rel)} < {self.size(n)}"]
-            rels.append(rel)
-        ok = self.fresh(f"inside{nid}")
-        self.w.line(f"const bool {ok} = {' && '.join(conds) or 'true'};", f"inside the window of {self.g.label(nid)}")
-        v = self.val(src, [f"{ok} ? {_atom(r)} : 0" for r in rels])
-        return self.define(nid, f"{ok} ? {v} : {literal(0, d['dtype'])}")
-
-    def _view_gather(self, nid, d, idx):
-        x, *ix = d["args"]
-        inner = []
-        for axis, (a, n) in enumerate(zip(ix, self.g[x]["shape"])):
-            k = self.as_index(a, self.val(a, self._argidx(a, d["shape"], idx)))
-            name = self.fresh(f"ix{nid}")
-            self.w.line(f"const int64_t {name} = gradc_index({k}, {self.size(n)}, &status);",
-                        f"index {axis} of {self.g.label(nid)}, bounds-checked")
+    def _e(self, x) -> str:
+        if isinstance(x, ir.Var):
+            return x.name
+        if isinstance(x, ir.Const):
+            return str(int(x.value)) if x.dtype == ir.INDEX and x.value >= 0 else literal(x.value, x.dtype)
+        if isinstance(x, ir.Size):
+            return self.sizes[x.symbol]
+        if isinstance(x, ir.Bin):
+            return f"{_atom(self.e(x.a))} {_C_OPS[x.op]} {_atom(self.e(x.b))}"
+        if isinstance(x, ir.Not):
+            return f"!{_atom(self.e(x.a))}"
+        if isinstance(x, ir.Load):
+            return self.ref(x.buf, x.index, x.shape)
+        if isinstance(x, ir.AccValue):
+            return self.accs[id(x.acc)]
+        if isinstance(x, ir.ToIndex):
+            v = self.e(x.a)
+            return v if x.dtype == np.int64 else f"(int64_t){_atom(v)}"
+        if isinstance(x, ir.FromIndex):
+            v = self.e(x.a)
+            return v if x.dtype == np.int64 else f"({reg_ctype(x.dtype)}){_atom(v)}"
+        if isinstance(x, ir.Checked):
+            name = self.fresh(f"ix{x.nid}")
+            self.w.line(f"const int64_t {name} = gradc_index({self.e(x.a)}, {self.e(x.n)}, &status);",
+                        f"index {x.axis} of {self.g.label(x.nid)}, bounds-checked")
             self.unsafe()
-            inner.append(name)
-        return self.define(nid, self.val(x, inner))
+            return name
+        if isinstance(x, ir.Select):
+            text = f"{_atom(self.e(x.cond))} ? {_atom(self.e(x.a))} : {_atom(self.e(x.b))}"
+            return text if x.nid is None else self.define(x.nid, self.g[x.nid]["dtype"], text)
+        if isinstance(x, ir.Apply):
+            o = OPS[x.op]
+            if o.c is None:
+                raise NotImplementedError(f"op {x.op} has no C template")
+            args = [self.e(a) for a in x.args]
+            text = specialize(o.c, x.arg_dtypes[-1]).format(*args, ctype=reg_ctype(x.dtype))
+            return text if x.nid is None else self.define(x.nid, x.dtype, text)
+        raise TypeError(f"internal: C has no spelling of {type(x).__name__}")
 
-    def as_index(self, nid, v) -> str:
-        """Value ``v`` of integer node ``nid`` as an int64_t index."""
-        return v if self.g[nid]["dtype"] == np.int64 else f"(int64_t){_atom(v)}"
-
-    def _view_iota(self, nid, d, idx):
-        i = idx[d["params"]["axis"]]
-        return i if d["dtype"] == np.int64 else f"({reg_ctype(d['dtype'])}){_atom(i)}"
-
-    def _view_count(self, nid, d, idx):
-        shape = self.g[d["args"][0]]["shape"]
-        dims = [shape[a] for a in d["params"]["axes"]]
-        if all(isinstance(x, int) for x in dims):
-            return literal(int(np.prod(dims, dtype=np.int64)), d["dtype"])
-        return f"({reg_ctype(d['dtype'])})({self.numel(dims)})"
-
-    def _view_concatenate(self, nid, d, idx):
-        axis = d["params"]["axis"]
-        result, start = None, 0
-        for a in d["args"]:
-            n = self.g[a]["shape"][axis]
-            rel = idx[axis] if start == 0 else f"{_atom(idx[axis])} - {start}"
-            inside = f"{_atom(rel)} >= 0 && {_atom(rel)} < {n}"
-            v = self.val(a, [f"({inside}) ? {_atom(rel)} : 0" if k == axis else i for k, i in enumerate(idx)])
-            result = v if result is None else f"({inside}) ? {v} : {result}"
-            start += n
-        return self.define(nid, result)
-
-    # -- loops -----------------------------------------------------------------------
-    def loop(self, n, body, var="i"):
-        """``for (int64_t var = 0; var < n; var++) { body(var) }``."""
+    # -- statements --------------------------------------------------------------------
+    def loop(self, start, stop, body, var):
+        """``for (int64_t var = start; var < stop; var++) { body() }``."""
         w = self.w
         if w.loops:
             w.loops[-1].inner = True
         ctx = _Loop(len(w.lines), "    " * w.depth)
         w.loops.append(ctx)
-        with w.block(f"for (int64_t {var} = 0; {var} < {n}; {var}++)"):
-            body(var)
+        self.memo.push()
+        with w.block(f"for (int64_t {var} = {start}; {var} < {stop}; {var}++)"):
+            body()
+        self.memo.pop()
         w.loops.pop()
         if not ctx.inner and ctx.sums and not ctx.unsafe:
             sums = ", ".join(dict.fromkeys(ctx.sums))
@@ -382,155 +315,54 @@ class CCodegen(Lowering):
         if self.w.loops:
             self.w.loops[-1].unsafe = True
 
-    def accumulate(self, nid, target, v, register):
-        """``target += v`` (or max/min) for reduction ``nid``; ``register``: ``target``
-        is a local accumulator, so the innermost loop may vectorize the sum."""
-        op = self.g[nid]["op"]
+    def combine(self, op, target, v, dtype, nid):
+        """``target = combine(target, v)`` by reduction rule ``op``."""
         if op == "sum":
             self.w.line(f"{target} += {v};", self.describe(nid))
-            if register and self.w.loops:
-                self.w.loops[-1].sums.append(target)
+        else:
+            fn = specialize(f"gradc_{op}(", dtype)
+            self.w.line(f"{target} = {fn}{target}, {v});", self.describe(nid))
+
+    def block(self, stmts):
+        for st in stmts:
+            self.stmt(st)
+
+    def stmt(self, st):
+        w = self.w
+        if isinstance(st, ir.Loop):
+            start, stop = self.e(st.start), self.e(st.stop)
+            self.loop(start, stop, lambda: self.block(st.body), st.var.name)
+        elif isinstance(st, ir.Fill):
+            lit = literal(st.value.value, st.value.dtype)
+            w.line(f"/* {_comment_text(self.g.label(st.nid))} starts from {lit} */")
+            start, stop = self.e(st.start), self.e(st.stop)
+            self.loop(start, stop, lambda: w.line(f"{self.bufs[st.buf]}[i] = {lit};"), "i")
+        elif isinstance(st, ir.Store):
+            v = self.e(st.value)
+            w.line(f"{self.ref(st.buf, st.index, st.shape)} = {v};",
+                   None if self.defined.get(v) == st.nid else self.describe(st.nid))
+        elif isinstance(st, ir.Update):
+            v = self.e(st.value)
+            self.combine(st.op, self.ref(st.buf, st.index, st.shape), v, st.dtype, st.nid)
+            self.unsafe()
+        elif isinstance(st, ir.AccInit):
+            name = self.accs[id(st.acc)] = self.fresh(st.acc.name.replace(".", "_"))
+            w.line(f"{reg_ctype(st.acc.dtype)} {name} = {self.e(st.init)};",
+                   f"{self.g.label(st.acc.nid)} accumulates in a register")
+        elif isinstance(st, ir.Accumulate):
+            v, name = self.e(st.value), self.accs[id(st.acc)]
+            self.combine(st.op, name, v, st.acc.dtype, st.acc.nid)
+            if st.op == "sum" and w.loops:
+                w.loops[-1].sums.append(name)
             else:
                 self.unsafe()
-        else:
-            fn = specialize(f"gradc_{op}(", self.g[nid]["dtype"])
-            self.w.line(f"{target} = {fn}{target}, {v});", self.describe(nid))
-            self.unsafe()
-
-    def fill(self, nid, value):
-        """Set every element of a root's buffer (the identity of a reduction)."""
-        d = self.g[nid]
-        lit = literal(value, d["dtype"])
-        self.w.line(f"/* {_comment_text(self.g.label(nid))} starts from {lit} */")
-        self.loop(self.numel(d["shape"]), lambda i: self.w.line(f"{self.bufs[nid]}[{i}] = {lit};"), "i")
-
-    # -- nests -----------------------------------------------------------------------
-    def emit_loop_nest(self, nest):
-        """Loops over the nest's domain.  Outer loops are shared; at the innermost level
-        the stages run in order for each outer index: even stages are inner loops over
-        the last axis, odd stages compute row-level roots between them."""
-        g = self.g
-        dom, r, info = nest.domain, len(nest.domain), nest.info
-        for nid in nest.roots:
-            if g[nid]["op"] in REDUCE and info[nid]["acc"] is None:
-                self.fill(nid, identity(g[nid]["op"], g[nid]["dtype"]))
-        accs = {}
-        n_stages = max((info[n]["stage"] for n in nest.roots), default=0) + 1
-
-        def is_reduce(nid):
-            return g[nid]["op"] in REDUCE
-
-        stage_local, root_rank = nest.stage_local, nest.root_rank
-
-        def out_index(nid, idx):
-            return nest.reduced_index(g[nid], idx, "0")
-
-        def init_acc(nid):
-            d = g[nid]
-            acc = accs[nid] = self.fresh(f"acc{nid}")
-            self.w.line(f"{reg_ctype(d['dtype'])} {acc} = {literal(identity(d['op'], d['dtype']), d['dtype'])};",
-                        f"{g.label(nid)} accumulates in a register")
-
-        def store_acc(nid, idx):
-            full = idx + ["0"] * (root_rank(nid) - len(idx))
-            self.store(nid, out_index(nid, full), accs[nid])
-
-        def body(roots, idx):
-            self.memo = {}
-            for nid in roots:
-                if not is_reduce(nid):
-                    v = self._val_root(nid, idx)
-                    self.store(nid, idx, v, None if self.defined.get(v) == nid else self.describe(nid))
-                    continue
-                v = self.val(g[nid]["args"][0], idx)
-                if info[nid]["acc"] is not None:
-                    self.accumulate(nid, accs[nid], v, register=True)
-                else:
-                    self.accumulate(nid, self.ref(nid, out_index(nid, idx)), v, register=False)
-
-        def stages(idx):
-            for st in range(n_stages):
-                roots = [n for n in nest.roots if info[n]["stage"] == st]
-                if not roots:
-                    continue
-                if st % 2:
-                    self.w.line(f"/* stage {st}: row level */")
-                    body(roots, idx)
-                    continue
-                local = [n for n in roots if is_reduce(n) and stage_local(n)]
-                for n in local:
-                    init_acc(n)
-                if r:
-                    if n_stages > 1:
-                        self.w.line(f"/* stage {st} */")
-                    self.loop(self.size(dom[r - 1]), lambda i: body(roots, idx + [i]), f"i{r - 1}")
-                else:
-                    body(roots, idx)
-                for n in local:
-                    store_acc(n, idx)
-
-        def level(k, idx):
-            outers = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]
-            for n in outers:
-                init_acc(n)
-            if k >= r - 1:
-                stages(idx)
-            else:
-                self.loop(self.size(dom[k]), lambda i: level(k + 1, idx + [i]), f"i{k}")
-            for n in outers:
-                store_acc(n, idx)
-
-        level(0, [])
-
-    def emit_matmul(self, nest):
-        """A matrix-matrix product (schedule.decompose turned every product with a
-        vector operand into element-wise products and sums, fused with their nests)."""
-        (nid,) = nest.roots
-        a, bb = self.g[nid]["args"]
-        sa, sb = self.g[a]["shape"], self.g[bb]["shape"]
-        assert len(sa) == len(sb) == 2, "internal: decompose() leaves only matrix-matrix products"
-        self.memo = {}
-        self.matmul_loops(nid, a, bb, self.size(sa[1]), self.size(sa[0]), self.size(sb[1]))
-
-    def matmul_loops(self, nid, a, bb, k, m, n):
-        self.fill(nid, 0.0)
-
-        def over_i(i):     # i-k-j order: the inner loop streams rows of b and c (vectorizes)
-            def over_k(kk):
-                self.memo = {}
-                va = self.val(a, [i, kk])
-
-                def over_j(j):
-                    self.memo = {}
-                    self.w.line(f"{self.ref(nid, [i, j])} += {va} * {self.val(bb, [kk, j])};", self.describe(nid))
-                    self.unsafe()
-                self.loop(n, over_j, "j")
-            self.loop(k, over_k, "k")
-        self.loop(m, over_i, "i")
-
-    def emit_scatter(self, nest):
-        (nid,) = nest.roots
-        d = self.g[nid]
-        upd, *ix = d["args"]
-        self.fill(nid, 0.0)
-        dom, shape = nest.domain, d["shape"]
-
-        def level(k, idx):
-            if k < len(dom):
-                self.loop(self.size(dom[k]), lambda i: level(k + 1, idx + [i]), f"s{k}")
-                return
-            self.memo = {}
-            inner = []
-            for axis, (a, n) in enumerate(zip(ix, shape)):
-                kk = self.as_index(a, self.val(a, self._argidx(a, dom, idx)))
-                name = self.fresh(f"ix{nid}")
-                self.w.line(f"const int64_t {name} = gradc_index({kk}, {self.size(n)}, &status);",
-                            f"index {axis} of {self.g.label(nid)}, bounds-checked")
-                inner.append(name)
-            v = self.val(upd, idx)
-            self.w.line(f"{self.ref(nid, inner)} += {v};", self.describe(nid))
-            self.unsafe()
-        level(0, [])
+        elif isinstance(st, ir.Eval):
+            self.e(st.value)
+        elif isinstance(st, ir.Comment):
+            w.line(f"/* {_comment_text(st.text)} */")
+        else:   # Rebase, Gemm, Parallel: threads, row-local values and BLAS are LLVM's only
+            raise ValueError(f"internal: generated C has no {type(st).__name__} (lower a serial "
+                             "schedule without BLAS and row-local values)")
 
     # -- the functions -----------------------------------------------------------------
     def build(self) -> str:
@@ -547,8 +379,9 @@ class CCodegen(Lowering):
             for k, nest in enumerate(s.nests):
                 w.line()
                 w.line(f"/* {_comment_text(describe_nest(s, k))} */")
-                {"loop": self.emit_loop_nest, "matmul": self.emit_matmul,
-                 "scatter": self.emit_scatter}[nest.kind](nest)
+                self.memo.push()
+                self.block(self.kernel.nests[k].body)
+                self.memo.pop()
             w.line("return status;")
         w.line()
         self._wrapper()
@@ -615,6 +448,12 @@ def describe_nest(s: Schedule, k: int) -> str:
     return describe(s).splitlines()[k]
 
 
+def render(kernel: ir.Kernel) -> str:
+    """The C source of a loop IR kernel (built without BLAS, threads or row blocks)."""
+    return CCodegen(kernel).build()
+
+
 def generate(s: Schedule, name: str) -> str:
-    """The C source of a kernel named ``name`` for schedule ``s``."""
-    return CCodegen(s, name).build()
+    """The C source of a kernel named ``name`` for schedule ``s`` (serial; one row at a
+    time: blocks of rows serve LLVM's SLP vectorizer)."""
+    return render(ir.build(s, name, block_rows=False))

@@ -483,9 +483,11 @@ class Builder:
         if blocks:
             def first(t):
                 return Bin("add", lo, Bin("mul", t, Const(block)))
-            out.append(self.loop(nblocks, lambda t: emit([Bin("add", first(t), Const(k), f"row{k}")
-                                                          for k in range(block)]),
-                                 "rows"))
+
+            def emit_block(t):
+                rows = [Bin("add", first(t), Const(k), f"row{k}") for k in range(block)]
+                return [Eval(r) for r in rows] + emit(rows)
+            out.append(self.loop(nblocks, emit_block, "rows"))
         if rest:
             out.append(self.loop(hi, lambda i: emit([i]), "row",
                                  start=Bin("add", lo, Bin("mul", nblocks, Const(block))), plain=True))
