@@ -22,16 +22,12 @@ import numpy as np
 from llvmlite import ir
 
 from ..ops import OPS
-from . import vecmath
-from .schedule import (ALIGN, REDUCE, Lowering, Schedule, broadcast_index, identity, view_index,  # noqa: F401
-                       workspace_bytes, workspace_layout)
+from . import loop_ir as lir, vecmath
+from .loop_ir import STATUS_INDEX_OUT_OF_BOUNDS, STATUS_NEGATIVE_POWER  # noqa: F401 (the ABI's codes)
+from .schedule import ALIGN, Schedule, workspace_bytes, workspace_layout  # noqa: F401
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
-
-# A kernel's status: an OR of these bits (runtime/gradc.h's GRADC_* codes).
-STATUS_INDEX_OUT_OF_BOUNDS = 1   # a gather or scatter index outside its array
-STATUS_NEGATIVE_POWER = 8        # an integer raised to a negative integer power
 
 # gradc_combine's element types (runtime/parallel.c), by numpy kind and size; bool and
 # uint8 share unsigned bytes (a bool's max is an or, its min an and)
@@ -180,19 +176,22 @@ class Emitter:
         return self.b.fdiv(_const(x.type, 1), result) if n < 0 else result
 
 
-class Codegen(Lowering):
-    def __init__(self, s: Schedule, name: str, blas: dict | None = None, split: bool = False):
+class Codegen:
+    """Spells a :class:`~gradc.backends.loop_ir.Kernel` with llvmlite's IRBuilder: loops
+    with allocas (clang's style), accumulators in allocas, parallel nests outlined into
+    task functions; what is computed is the loop IR's."""
+
+    def __init__(self, kernel: lir.Kernel, blas: dict | None = None, split: bool = False):
+        s = kernel.schedule
         if s.partials and not s.threads > 1:
             raise ValueError("internal: partial buffers without threads")
-        self.s, self.g, self.name = s, s.graph, name
+        self.kernel, self.s, self.g, self.name = kernel, s, s.graph, kernel.name
         self.blas = blas or None
-        self.module = ir.Module(name=name)
+        self.module = ir.Module(name=self.name)
         self.e = Emitter(self)
-        self._libm = {}
-        self.row_local = set(s.row_local)   # per-row values kept for one row block
-        self.block_first = None    # the first row of the block being emitted
-        self.chunk = ir.Constant(I64, 0)   # the chunk a parallel nest's body runs
-        self.blas_call = ir.Constant(I1, 0)  # this call uses OpenBLAS (see calls_blas)
+        self.memo = lir.Scopes()   # rendered expressions, per loop body
+        self.vars: dict = {}       # id(Var) -> its value
+        self.accs: dict = {}       # id(Acc) -> its alloca
         self.flagged = False       # flag_error was emitted (in the nest being emitted)
         self.ctx = None            # the parallel nests' shared context array
         self.split = split         # each parallel nest's task in a module of its own
@@ -255,155 +254,80 @@ class Codegen(Lowering):
         return n
 
     # -- memory ----------------------------------------------------------------------
-    def offset(self, shape, idx) -> ir.Value:
-        """Row-major offset of ``idx`` in a contiguous array of ``shape``."""
-        off = None
-        for d, i in zip(shape, idx):
-            if off is None:
-                off = i if d != 1 else ir.Constant(I64, 0)
-            elif d != 1:
-                off = self.b.add(self.b.mul(off, self.size(d)), i)
-        return off if off is not None else ir.Constant(I64, 0)
+    def ptr(self, buf, index, shape):
+        return self.b.gep(self.bufs[buf], [self.e_(lir.flat_offset(shape, index))], inbounds=True)
 
-    def ptr(self, nid, idx):
-        d = self.g[nid]
-        base = self.bufs[nid]
-        if nid in self.row_local:   # a row-local value: slot (row - first row of the block)
-            return self.b.gep(base, [self.b.sub(idx[0], self.block_first)], inbounds=True)
-        return self.b.gep(base, [self.offset(d["shape"], idx)], inbounds=True)
+    def load(self, x):
+        v = self.b.load(self.ptr(x.buf, x.index, x.shape), name=f"n{x.buf}" if isinstance(x.buf, int) else "")
+        return self.b.trunc(v, I1) if x.dtype == np.bool_ else v
 
-    def load(self, nid, idx):
-        v = self.b.load(self.ptr(nid, idx), name=f"n{nid}")
-        return self.b.trunc(v, I1) if self.g[nid]["dtype"] == np.bool_ else v
-
-    def store(self, nid, idx, v):
-        if self.g[nid]["dtype"] == np.bool_:
+    def store_value(self, p, v, dtype):
+        if dtype == np.bool_:
             v = self.b.zext(v, I8)
-        self.b.store(v, self.ptr(nid, idx))
+        self.b.store(v, p)
 
     # -- expressions -----------------------------------------------------------------
-    def val(self, nid, idx):
-        """The value of node ``nid`` at index ``idx`` (inlined unless it has a buffer)."""
-        key = (nid, tuple(id(i) for i in idx))
-        hit = self.memo.get(key)
-        if hit is not None:
-            return hit[0]
-        v = self._val(nid, idx)
-        if isinstance(v, ir.Instruction) and not v.name:
-            v.name = f"n{nid}"   # IR values carry the graph node they compute
-        self.memo[key] = (v, idx)  # keep idx alive so ids stay unique
-        return v
+    def e_(self, x):
+        """The value of loop IR expression ``x``, computed once per loop body."""
+        if isinstance(x, lir.Var):
+            return self.vars[id(x)]
+        if isinstance(x, lir.Const):
+            return ir.Constant(I64, int(x.value)) if x.dtype == lir.INDEX else _const(reg_type(x.dtype), x.value)
+        if isinstance(x, lir.Size):
+            return self.sizes[x.symbol]
+        hit = self.memo.get(x)
+        if hit is None:
+            hit = self._e(x)
+            if getattr(x, "nid", None) is not None and isinstance(hit, ir.Instruction) and not hit.name:
+                hit.name = f"n{x.nid}"   # IR values carry the graph node they compute
+            self.memo.put(x, hit)
+        return hit
 
-    def _argidx(self, arg, out_shape, idx):
-        """Broadcasting: the index of ``arg`` that feeds element ``idx`` of the result."""
-        return broadcast_index(self.g[arg]["shape"], len(out_shape), idx, ir.Constant(I64, 0))
+    _BIN = {"add": "add", "sub": "sub", "mul": "mul", "sdiv": "sdiv", "srem": "srem", "udiv": "udiv",
+            "urem": "urem", "and": "and_", "or": "or_"}
+    _CMP = {"lt": "<", "ge": ">=", "gt": ">", "eq": "=="}
 
-    def _val(self, nid, idx):
-        d = self.g[nid]
-        op = d["op"]
-        if op == "const":
-            v = d["params"]["value"]
-            if v.ndim == 0:
-                return _const(reg_type(d["dtype"]), v.item())
-            return self.load(nid, idx)
-        if nid in self.bufs:
-            return self.load(nid, idx)
-        o = OPS[op]
-        if o.kind == "elementwise":
-            args = [self.val(a, self._argidx(a, d["shape"], idx)) for a in d["args"]]
-            self.e.arg_dtypes = [self.g[a]["dtype"] for a in d["args"]]
-            v = o.llvm(self.e, *args, **d["params"])
-            return v
-        return getattr(self, "_view_" + op)(nid, d, idx)
-
-    def _view_broadcast_to(self, nid, d, idx):
-        return self.val(d["args"][0], view_index(self.g, nid, d["args"][0], idx, ir.Constant(I64, 0)))
-
-    _view_transpose = _view_broadcast_to   # a permutation of the index (view_index)
-
-    def _view_reshape(self, nid, d, idx):
-        a = d["args"][0]
-        ins, outs = self.g[a]["shape"], d["shape"]
-        plain = view_index(self.g, nid, a, idx, ir.Constant(I64, 0))   # only size-1 axes added or dropped
-        if plain is not None:
-            return self.val(a, plain)
-        flat = self.offset(outs, idx)  # general reshape: linearize, then delinearize
-        inner = []
-        for k in range(len(ins) - 1, -1, -1):
-            n = self.size(ins[k])
-            inner.append(self.b.urem(flat, n) if k else flat)
-            if k:
-                flat = self.b.udiv(flat, n)
-        return self.val(a, inner[::-1])
-
-    def _view_slice(self, nid, d, idx):
-        inner = []
-        for i, (a, _, c) in zip(idx, d["params"]["index"]):
-            j = i if c == 1 else self.b.mul(i, ir.Constant(I64, c))
-            inner.append(j if a == 0 else self.b.add(j, ir.Constant(I64, a)))
-        return self.val(d["args"][0], inner)
-
-    def _view_unslice(self, nid, d, idx):
-        src = d["args"][0]
-        ok, inner = _const(I1, 1), []
-        for i, (a, _, c), n in zip(idx, d["params"]["index"], self.g[src]["shape"]):
-            rel = self.b.sub(i, ir.Constant(I64, a))
-            if c != 1:
-                ok = self.b.and_(ok, self.b.icmp_signed("==", self.b.srem(rel, ir.Constant(I64, c)), ir.Constant(I64, 0)))
-                rel = self.b.sdiv(rel, ir.Constant(I64, c))
-            ok = self.b.and_(ok, self.b.icmp_signed(">=", rel, ir.Constant(I64, 0)))
-            ok = self.b.and_(ok, self.b.icmp_signed("<", rel, self.size(n)))
-            inner.append(rel)
-        safe = [self.b.select(ok, r, ir.Constant(I64, 0)) for r in inner]
-        v = self.val(src, safe)
-        return self.b.select(ok, v, _const(v.type, 0))
-
-    def _view_gather(self, nid, d, idx):
-        x, *ix = d["args"]
-        xs = self.g[x]["shape"]
-        inner = []
-        for a, n in zip(ix, xs):
-            k = self.convert(self.val(a, self._argidx(a, d["shape"], idx)), I64)
-            nn = self.size(n)
-            k = self.b.select(self.b.icmp_signed("<", k, ir.Constant(I64, 0)), self.b.add(k, nn), k)
-            ok = self.b.and_(self.b.icmp_signed(">=", k, ir.Constant(I64, 0)), self.b.icmp_signed("<", k, nn))
+    def _e(self, x):
+        b, e_ = self.b, self.e_
+        if isinstance(x, lir.Bin):
+            if x.op in self._CMP:
+                return b.icmp_signed(self._CMP[x.op], e_(x.a), e_(x.b))
+            return getattr(b, self._BIN[x.op])(e_(x.a), e_(x.b), name=x.name or "")
+        if isinstance(x, lir.Not):
+            return b.not_(e_(x.a))
+        if isinstance(x, lir.Select):
+            return b.select(e_(x.cond), e_(x.a), e_(x.b))
+        if isinstance(x, lir.Load):
+            return self.load(x)
+        if isinstance(x, lir.Apply):
+            args = [e_(a) for a in x.args]
+            self.e.arg_dtypes = list(x.arg_dtypes)
+            return OPS[x.op].llvm(self.e, *args, **x.params)
+        if isinstance(x, lir.AccValue):
+            return b.load(self.accs[id(x.acc)])
+        if isinstance(x, lir.ToIndex):
+            return self.convert(e_(x.a), I64)
+        if isinstance(x, lir.FromIndex):
+            return self.convert(e_(x.a), reg_type(x.dtype))
+        if isinstance(x, lir.Checked):
+            k, n, zero = e_(x.a), e_(x.n), ir.Constant(I64, 0)
+            k = b.select(b.icmp_signed("<", k, zero), b.add(k, n), k)
+            ok = b.and_(b.icmp_signed(">=", k, zero), b.icmp_signed("<", k, n))
             self.flag_error(ok)
-            inner.append(self.b.select(ok, k, ir.Constant(I64, 0)))
-        return self.val(x, inner)
-
-    def _view_iota(self, nid, d, idx):
-        return self.convert(idx[d["params"]["axis"]], reg_type(d["dtype"]))
-
-    def _view_count(self, nid, d, idx):
-        shape = self.g[d["args"][0]]["shape"]
-        n = self.numel([shape[a] for a in d["params"]["axes"]])
-        return self.b.sitofp(n, reg_type(d["dtype"]))
-
-    def _view_concatenate(self, nid, d, idx):
-        axis = d["params"]["axis"]
-        result, start = None, 0
-        for a in d["args"]:
-            n = self.g[a]["shape"][axis]
-            rel = self.b.sub(idx[axis], ir.Constant(I64, start))
-            inside = self.b.and_(self.b.icmp_signed(">=", rel, ir.Constant(I64, 0)),
-                                 self.b.icmp_signed("<", rel, ir.Constant(I64, n)))
-            safe = self.b.select(inside, rel, ir.Constant(I64, 0))
-            v = self.val(a, [safe if k == axis else i for k, i in enumerate(idx)])
-            result = v if result is None else self.b.select(inside, v, result)
-            start += n
-        return result
+            return b.select(ok, k, zero)
+        raise TypeError(f"internal: LLVM has no spelling of {type(x).__name__}")
 
     def flag_error(self, ok, code=None):
         """Unless ``ok``, OR ``code`` (a ``GRADC_*`` bit of runtime/gradc.h; default:
         an index out of bounds) into the kernel's status."""
         self.flagged = True
-        bad = self.b.select(ok, ir.Constant(I32, 0), ir.Constant(I32, code or STATUS_INDEX_OUT_OF_BOUNDS))
+        bad = self.b.select(ok, ir.Constant(I32, 0), ir.Constant(I32, code or lir.STATUS_INDEX_OUT_OF_BOUNDS))
         self.b.store(self.b.or_(self.b.load(self.status), bad), self.status)
 
     def int_pow(self, x, y):
         """Integer ``x ** y`` (wrapping, as numpy's): square-and-multiply in a helper
         function of this module; a negative ``y`` sets GRADC_NEGATIVE_POWER."""
-        self.flag_error(self.b.icmp_signed(">=", y, _const(y.type, 0)), STATUS_NEGATIVE_POWER)
+        self.flag_error(self.b.icmp_signed(">=", y, _const(y.type, 0)), lir.STATUS_NEGATIVE_POWER)
         name = f"gradc.ipow.i{x.type.width}"
         fn = self.module.globals.get(name)
         if fn is None:
@@ -458,7 +382,12 @@ class Codegen(Lowering):
     def plain_loop_id(self):
         """Loop metadata (a self-referential node, one per loop) that asks LLVM for one
         vector loop without interleaving or unrolling: far less code than the O3 default
-        (a vector loop interleaved four times, an epilogue vector loop, a scalar one)."""
+        (a vector loop interleaved four times, an epilogue vector loop, a scalar one).
+        The remaining rows of a row-blocked nest (``loop_ir.Loop.plain``) run such
+        loops: O3's interleaved and unrolled versions of them were a third of the neuron
+        loss's compile time (M2: 75 against 111 ms for its modules, median of 15) and
+        bought nothing measurable (M2 on (7, 1000) floats: 3.7 against 3.6-4.6 us; not
+        vectorizing them at all was 6.9-12)."""
         m = self.module
         hints = [m.add_metadata([ir.MetaDataString(m, "llvm.loop.interleave.count"), ir.Constant(I32, 1)]),
                  m.add_metadata([ir.MetaDataString(m, "llvm.loop.unroll.disable")])]
@@ -466,175 +395,64 @@ class Codegen(Lowering):
         loop_id.operands = (loop_id, *hints)
         return loop_id
 
-    def row_blocks(self, lo, hi, emit, size, blocks=True, rest=True):
-        """Rows lo..hi in blocks of ``size`` (``emit`` gets the block's row indices), then
-        the remaining rows one at a time.  The remaining rows (at most size - 1 per
-        call) run plain vector loops (``plain_loop_id``): O3's interleaved and unrolled
-        versions of them were a third of the neuron loss's compile time (M2: 75 against
-        111 ms for its modules, median of 15) and bought nothing measurable (M2 on
-        (7, 1000) floats: 3.7 against 3.6-4.6 us; not vectorizing them at all was 6.9-12)."""
-        b = self.b
-        lo = lo if lo is not None else ir.Constant(I64, 0)
-        n = b.sub(hi, lo)
-        nblocks = b.sdiv(n, ir.Constant(I64, size))
-        first = lambda t: b.add(lo, b.mul(t, ir.Constant(I64, size)))  # noqa: E731
-        if blocks:
-            self.loop(nblocks, lambda t: emit([b.add(first(t), ir.Constant(I64, k)) for k in range(size)]),
-                      name="rows")
-        if rest:
-            saved, self.plain_loops = self.plain_loops, True
-            self.loop(hi, lambda i: emit([i]), name="row", start=b.add(lo, b.mul(nblocks, ir.Constant(I64, size))))
-            self.plain_loops = saved
-
-    def fill(self, nid, value, rows=None):
-        """Set every element of a root's buffer (the identity of a reduction), or with
-        ``rows`` = (start, end) only those rows of its first axis."""
-        shape = self.g[nid]["shape"]
-        ty = reg_type(self.g[nid]["dtype"])
-        base = self.bufs[nid]
-        if rows is None:
-            start, end = None, self.numel(shape)
-        else:
-            row = self.numel(shape[1:])
-            start, end = self.b.mul(rows[0], row), self.b.mul(rows[1], row)
-        self.loop(end, lambda i: self.b.store(_const(ty, value), self.b.gep(base, [i], inbounds=True)),
-                  f"fill{nid}", start=start)
-
-    # -- nests -----------------------------------------------------------------------
-    def combine(self, op, acc, v, dtype):
-        """``acc`` and ``v`` combined by reduction ``op`` over values of ``dtype``."""
+    # -- statements --------------------------------------------------------------------
+    def combine(self, op, acc, v, dtype, reassoc=True):
+        """``acc`` and ``v`` combined by reduction rule ``op`` over values of ``dtype``
+        (a sum named "acc" gets ``reassoc``: llvm_jit.prepare_ir)."""
         if op == "sum":
+            if not reassoc:
+                return self.e.add(acc, v)
             return self.b.fadd(acc, v, name="acc") if self.e._float(v) else self.b.add(acc, v)
         self.e.arg_dtypes = [dtype]            # max/min compare unsigned integers unsigned
         return self.e.maximum(acc, v) if op == "max" else self.e.minimum(acc, v)
 
-    def emit_loop_nest(self, nest, outer=None, part="all"):
-        """Loops over the nest's domain.  Outer loops are shared; at the innermost level
-        the stages run in order for each outer index: even stages are inner loops over
-        the last axis, odd stages compute row-level roots between them.
+    def block(self, stmts):
+        for st in stmts:
+            self.stmt(st)
 
-        ``part`` splits a row-blocked nest's rows in two (``lower_parts`` compiles the
-        halves on different cores): "blocks" runs the whole blocks of rows; "rest" the
-        rows after them, one at a time, continuing the reductions "blocks" left in
-        memory (no fill; the accumulators outside the row loop start from their stored
-        values), which sums every element in the same order as "all"."""
-        dom, r = nest.domain, len(nest.domain)
-        info = nest.info
-        # per-row values only this nest reads live for one block of rows (schedule's
-        # row_local): a few bytes of workspace per chunk, which stay in cache
-        for nid in nest.roots:
-            if nid in self.row_local:   # this chunk's block of rows (workspace_layout)
-                off = self.b.mul(self.chunk, ir.Constant(I64, nest.row_block))
-                self.bufs[nid] = self.b.gep(self.bufs[("rows", nid)], [off])
-        for nid in nest.roots:
-            d = self.g[nid]
-            if d["op"] in REDUCE and info[nid]["acc"] is None and part != "rest":
-                # A chunk of a parallel nest owns only its rows of a reduction that keeps
-                # the outer axis (other chunks fill and fill in theirs concurrently); a
-                # reduction across chunks writes this chunk's own partial buffer.
-                own_rows = outer if outer is not None and nid not in self.s.partials else None
-                self.fill(nid, identity(d["op"], d["dtype"]), rows=own_rows)
-        accs = {}
-        n_stages = max((info[n]["stage"] for n in nest.roots), default=0) + 1
+    def stmt(self, st):
+        b = self.b
+        if isinstance(st, lir.Loop):
+            start, stop = self.e_(st.start), self.e_(st.stop)
 
-        def is_reduce(nid):
-            return self.g[nid]["op"] in REDUCE
-
-        stage_local, root_rank = nest.stage_local, nest.root_rank
-
-        def out_index(nid, idx):
-            return nest.reduced_index(self.g[nid], idx, ir.Constant(I64, 0))
-
-        def acc_slot(nid, idx):   # where an accumulator for outer index idx is stored
-            return out_index(nid, idx + [ir.Constant(I64, 0)] * (root_rank(nid) - len(idx)))
-
-        def init_acc(key, resume_at=None):
-            nid = key[0] if isinstance(key, tuple) else key
-            acc = self.alloca(reg_type(self.g[nid]["dtype"]), name=f"n{nid}.acc")
-            d = self.g[nid]
-            if resume_at is None:
-                self.b.store(_const(acc.type.pointee, identity(d["op"], d["dtype"])), acc)
-            else:   # part "rest": from where part "blocks" stored it
-                self.b.store(self.load(nid, acc_slot(nid, resume_at)), acc)
-            accs[key] = acc
-
-        def store_acc(key, idx):
-            nid = key[0] if isinstance(key, tuple) else key
-            self.store(nid, acc_slot(nid, idx), self.b.load(accs[key]))
-
-        def body(roots, idx, b=0):
-            self.memo = {}
-            for nid in roots:
-                op = self.g[nid]["op"]
-                if not is_reduce(nid):
-                    self.store(nid, idx, self._val_root(nid, idx))
-                    continue
-                v = self.val(self.g[nid]["args"][0], idx)
-                dtype = self.g[nid]["dtype"]
-                if info[nid]["acc"] is not None:
-                    acc = accs[(nid, b)] if (nid, b) in accs else accs[nid]
-                    self.b.store(self.combine(op, self.b.load(acc), v, dtype), acc)
-                else:
-                    p = self.ptr(nid, out_index(nid, idx))
-                    self.b.store(self.combine(op, self.b.load(p), v, dtype), p)
-
-        def stages(rows):
-            """Every stage for a block of rows (outer indices): an inner loop serves all
-            rows of the block, so row dot products share loads of the other operand and
-            an accumulation over rows loads and stores its output once per block."""
-            if r == 2:
-                self.block_first = rows[0][0]
-            for st in range(n_stages):
-                roots = [n for n in nest.roots if info[n]["stage"] == st]
-                if not roots:
-                    continue
-                if st % 2:
-                    for b, idx in enumerate(rows):
-                        body(roots, idx, b)
-                    continue
-                local = [n for n in roots if is_reduce(n) and stage_local(n)]
-                for b in range(len(rows)):
-                    for n in local:
-                        init_acc((n, b))
-                if r:
-                    lo, hi = (outer if outer and r == 1 else (None, self.size(dom[r - 1])))
-
-                    def inner(i, roots=roots):
-                        for b, idx in enumerate(rows):
-                            body(roots, idx + [i], b)
-                    self.loop(hi, inner, name=f"i{r - 1}", start=lo)
-                else:
-                    body(roots, rows[0])
-                for b, idx in enumerate(rows):
-                    for n in local:
-                        store_acc((n, b), idx)
-
-        # Rows in blocks: see Nest.row_block (the schedule decides).
-        blocked = r == 2 and nest.row_block > 1
-
-        def level(k, idx):
-            outers = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]
-            for n in outers:   # (outside the row loop when k <= r - 2)
-                init_acc(n, idx if part == "rest" and blocked and k <= r - 2 else None)
-            if k >= r - 1:
-                stages([idx])
-            else:
-                lo, hi = outer if (outer and k == 0) else (None, self.size(dom[k]))
-                if blocked and k == r - 2:
-                    self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]), nest.row_block,
-                                    blocks=part != "rest", rest=part != "blocks")
-                else:
-                    self.loop(hi, lambda i: level(k + 1, idx + [i]), name=f"i{k}", start=lo)
-            for n in outers:
-                store_acc(n, idx)
-
-        level(0, [])
-
-    # Threads pay off once a nest's single-thread time dwarfs the pool's hand-off (a few
-    # microseconds): elements x estimated body cost (schedule._cost: 8 per transcendental
-    # call, 1 per other op) of at least PAR_MIN_WORK, about 60 us of work.  (M1 medium,
-    # 10,000 elements of a 61-cost body, runs 150 us serially and 63-78 us on 2 threads.)
-    PAR_MIN_WORK = 1 << 18
+            def body(i):
+                self.vars[id(st.var)] = i
+                self.memo.push()
+                self.block(st.body)
+                self.memo.pop()
+            saved = self.plain_loops
+            self.plain_loops = saved or st.plain
+            self.loop(stop, body, name=st.var.name, start=start)
+            self.plain_loops = saved
+        elif isinstance(st, lir.Fill):
+            base, value = self.bufs[st.buf], _const(reg_type(st.value.dtype), st.value.value)
+            start, stop = self.e_(st.start), self.e_(st.stop)
+            self.loop(stop, lambda i: b.store(value, b.gep(base, [i], inbounds=True)), f"fill{st.nid}", start=start)
+        elif isinstance(st, lir.Store):
+            v = self.e_(st.value)
+            self.store_value(self.ptr(st.buf, st.index, st.shape), v, self.g[st.nid]["dtype"])
+        elif isinstance(st, lir.Update):
+            v = self.e_(st.value)
+            p = self.ptr(st.buf, st.index, st.shape)
+            b.store(self.combine(st.op, b.load(p), v, st.dtype, st.reassoc), p)
+        elif isinstance(st, lir.AccInit):
+            acc = self.accs[id(st.acc)] = self.alloca(reg_type(st.acc.dtype), name=f"n{st.acc.nid}.acc")
+            b.store(self.e_(st.init), acc)
+        elif isinstance(st, lir.Accumulate):
+            v, acc = self.e_(st.value), self.accs[id(st.acc)]
+            b.store(self.combine(st.op, b.load(acc), v, st.acc.dtype), acc)
+        elif isinstance(st, lir.Eval):
+            self.e_(st.value)
+        elif isinstance(st, lir.Rebase):
+            self.bufs[st.buf] = b.gep(self.bufs[st.base], [self.e_(st.offset)])
+        elif isinstance(st, lir.Comment):
+            pass
+        elif isinstance(st, lir.Gemm):
+            self.emit_gemm(st)
+        elif isinstance(st, lir.Parallel):
+            self.emit_parallel_nest(st)
+        else:
+            raise TypeError(f"internal: LLVM has no spelling of {type(st).__name__}")
 
     def new_part(self, name):
         """Start module ``name`` of a split kernel (``lower_parts``); returns the module
@@ -643,51 +461,50 @@ class Codegen(Lowering):
         self.parts.append(self.module)
         return previous
 
-    def nest_function(self, nest, name, body_ty, crossing, part):
-        """A function of this module running ``part`` of ``nest`` (emit_loop_nest) over
-        rows [start, end) of its outer loop for chunk ``tid``: buffers, sizes, start,
-        end, tid, the chunks' status array."""
+    def nest_function(self, name, body_ty, stmts):
+        """A function of this module running a parallel nest's body ``stmts`` over rows
+        [start, end) of its outer loop for chunk ``tid``: buffers, sizes, start, end,
+        tid, the chunks' status array."""
         s = self.s
         n_ptr, n_sym = len(self.ptr_tys), len(s.symbols)
         fn = ir.Function(self.module, body_ty, name=name)
         for arg in fn.args[:n_ptr]:
             arg.add_attribute("noalias")
-        saved = (self.b, self.entry, self.bufs, self.sizes, self.status, self.chunk)
+        saved = (self.b, self.entry, self.bufs, self.sizes, self.status, self.memo, dict(self.vars))
         self.entry = fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
+        self.memo = lir.Scopes()
         self.bind_buffers(fn.args[:n_ptr])
         self.sizes = dict(zip(s.symbols, fn.args[n_ptr:n_ptr + n_sym]))
         start, end, tid, status_arr = fn.args[n_ptr + n_sym:]
         self.status = self.b.gep(status_arr, [tid])
-        self.chunk = self.b.sext(tid, I64)
-        for r in crossing:   # this chunk's partial result
-            off = self.b.mul(self.b.sext(tid, I64), self.numel(self.g[r]["shape"]))
-            self.bufs[r] = self.b.gep(self.bufs[("partial", r)], [off])
-        self.emit_loop_nest(nest, outer=(start, end), part=part)
+        self.vars.update({id(lir.START): start, id(lir.END): end, id(lir.CHUNK): self.b.sext(tid, I64)})
+        self.block(stmts)
         self.b.ret_void()
-        self.b, self.entry, self.bufs, self.sizes, self.status, self.chunk = saved
+        self.b, self.entry, self.bufs, self.sizes, self.status, self.memo, self.vars = saved
         return fn
 
-    def emit_parallel_nest(self, nest, k, impl):
-        """Outline the nest into a body function over [start, end) of its outer loop, run
-        it in chunks on the thread pool, then combine per-chunk partial reductions in
-        chunk order (the same result every run for a given thread count)."""
-        s, T = self.s, self.s.threads   # T: chunks (a fixed multiple of the pool's threads)
-        crossing = [n for n in nest.roots if n in s.partials]
+    def emit_parallel_nest(self, par: lir.Parallel):
+        """Outline the nest's body (or its parts) into functions over [start, end) of its
+        outer loop, run them in chunks on the thread pool, then combine per-chunk
+        partial reductions in chunk order (the same result every run for a given thread
+        count)."""
+        s, T, k = self.s, self.s.threads, par.k   # T: chunks (a fixed multiple of the pool's threads)
         n_ptr, n_sym = len(self.ptr_tys), len(s.symbols)
         body_ty = ir.FunctionType(ir.VoidType(), self.ptr_tys + [I64] * n_sym + [I64, I64, I32, I32.as_pointer()])
         if self.split:   # helpers and declarations the body needs go to the task's module
             kernel_module = self.new_part(f"{self.name}.task{k}")
-        # Split modules: a row-blocked nest's rows after its last block go to a module
-        # of their own too (a third of the nest's compile time; emit_loop_nest's part)
-        split_rest = self.split and len(nest.domain) == 2 and nest.row_block > 1
         flagged_before, self.flagged = self.flagged, False
-        body = self.nest_function(nest, f"{self.name}.nest{k}", body_ty, crossing, "blocks" if split_rest else "all")
+        (name, stmts), *more = par.bodies
+        body = self.nest_function(f"{self.name}.{name}", body_ty, stmts)
         body.linkage = "internal"
         body.attributes.add("alwaysinline")
-        if split_rest:
-            task_module = self.new_part(f"{self.name}.nest{k}.rest")
-            rest = self.nest_function(nest, f"{self.name}.nest{k}.rest", body_ty, crossing, "rest")
+        # Split modules: a row-blocked nest's rows after its last block go to a module
+        # of their own too (a third of the nest's compile time; loop_ir's part "rest")
+        rest = None
+        for name, stmts in more:
+            task_module = self.new_part(f"{self.name}.{name}")
+            rest = self.nest_function(f"{self.name}.{name}", body_ty, stmts)
             self.module = task_module
             rest = ir.Function(self.module, body_ty, name=rest.name)   # declared; linked by the JIT
         can_fail = self.flagged          # only gathers and integer powers set a status
@@ -707,7 +524,7 @@ class Codegen(Lowering):
         stp = tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, n_ptr + 1)])), I32.as_pointer())
         vals += [tb.load(tb.gep(szp, [ir.Constant(I64, j)])) for j in range(n_sym)]
         tb.call(body, vals + [task.args[1], task.args[2], task.args[3], stp])
-        if split_rest:
+        if rest is not None:
             tb.call(rest, vals + [task.args[1], task.args[2], task.args[3], stp])
         tb.ret_void()
         if self.split:   # the kernel's module declares the task; the JIT links the objects
@@ -735,18 +552,14 @@ class Codegen(Lowering):
         for t in range(T if can_fail else 0):
             b.store(ir.Constant(I32, 0), b.gep(st_arr, [z, ir.Constant(I64, t)]))
         ctx_p = b.bitcast(ctx_arr, vp)
-        n0 = self.size(nest.domain[0])
+        n0 = self.e_(par.n0)
         chunks = self.alloca(I64, name=f"nest{k}.chunks")
-        work = self.numel(nest.domain)
-        min_work = max(1, self.PAR_MIN_WORK // max(nest.cost, 1))
-        par = b.and_(b.and_(b.icmp_signed(">=", work, ir.Constant(I64, min_work)),
-                            b.icmp_signed(">=", n0, ir.Constant(I64, T))),
-                     b.not_(self.blas_call))
+        par_ok = self.e_(par.cond)
         pf = self.module.globals.get("gradc_parallel_for")
         if pf is None:
             pf = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [task_ty.as_pointer(), vp, I64, I32, I32]),
                              "gradc_parallel_for")
-        with b.if_else(par) as (then, otherwise):
+        with b.if_else(par_ok) as (then, otherwise):
             with then:
                 b.call(pf, [task, ctx_p, n0, ir.Constant(I32, T), ir.Constant(I32, s.pool_threads)])
                 b.store(ir.Constant(I64, T), chunks)
@@ -758,96 +571,26 @@ class Codegen(Lowering):
         if comb is None:
             comb = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [I32, I32, vp, vp, I64, I64]),
                                "gradc_combine")
-        for r in crossing:   # merge the chunks' partial results, in chunk order
-            op = {"sum": 0, "max": 1, "min": 2}[self.g[r]["op"]]
-            dt = self.g[r]["dtype"]
+        for r, op, dt, count in par.crossing:   # merge the chunks' partial results, in chunk order
             kind = COMBINE_KINDS[dt.kind + str(dt.itemsize)]
-            b.call(comb, [ir.Constant(I32, op), ir.Constant(I32, kind), b.bitcast(self.bufs[("partial", r)], vp),
-                          b.bitcast(self.bufs[r], vp), self.numel(self.g[r]["shape"]), nch])
+            b.call(comb, [ir.Constant(I32, {"sum": 0, "max": 1, "min": 2}[op]), ir.Constant(I32, kind),
+                          b.bitcast(self.bufs[("partial", r)], vp), b.bitcast(self.bufs[r], vp), self.e_(count), nch])
         for t in range(T if can_fail else 0):   # chunks that did not run left theirs at 0
             st = b.load(b.gep(st_arr, [z, ir.Constant(I64, t)]))
             b.store(b.or_(b.load(self.status), st), self.status)
 
-    def emit_matmul(self, nest):
-        """A matrix-matrix product (schedule.decompose turned every product with a
-        vector operand into element-wise products and sums, fused with their nests)."""
-        (nid,) = nest.roots
-        d = self.g[nid]
-        a, bb = d["args"]
-        sa, sb = self.g[a]["shape"], self.g[bb]["shape"]
-        assert len(sa) == len(sb) == 2, "internal: decompose() leaves only matrix-matrix products"
-        ty = reg_type(d["dtype"])
-        b = self.b
-        k, m, n = self.size(sa[1]), self.size(sa[0]), self.size(sb[1])
-        self.memo = {}
-        lib = self.library_product(a, bb)
-        if lib is None:
-            self.matmul_loops(nid, a, bb, k, m, n)
-            return
-        ops, narrow = lib
-        # Every product goes to a library when there is one: OpenBLAS's small-matrix
-        # path costs about a microsecond, and not emitting a vectorized loop fallback
-        # keeps compile time down.  Products with at most 16 columns (a softmax's
-        # classes, a layer's few outputs) first try gradc's narrow kernels, several
-        # times faster there than OpenBLAS (runtime/skinny.c); wider ones return 1.
-        if narrow:
-            done = self.call_skinny(nid, ops, m, n, k, ty)
+    def emit_gemm(self, st: lir.Gemm):
+        """A library matrix product: gradc's narrow kernel first when the IR says so (it
+        returns 1 for products wider than SKINNY_MAX_N columns), else (or then) BLAS."""
+        ty, b = reg_type(st.dtype), self.b
+        m, n, k = self.e_(st.m), self.e_(st.n), self.e_(st.k)
+        ops = [st.a, st.b]
+        if st.narrow:
+            done = self.call_skinny(st.out, ops, m, n, k, ty)
             with b.if_then(b.icmp_signed("!=", done, ir.Constant(I32, 0)), likely=False):
-                self.call_gemm(nid, ops, m, n, k, ty)
+                self.call_gemm(st.out, ops, m, n, k, ty)
         else:
-            self.call_gemm(nid, ops, m, n, k, ty)
-
-    def library_product(self, a, bb):
-        """How a matrix-matrix product ``a @ bb`` runs: None for generated loops (no BLAS,
-        or an operand BLAS cannot read in place), else (the operands as BLAS reads them,
-        whether gradc's narrow kernel is tried first)."""
-        if not self.blas or len(self.g[a]["shape"]) != 2 or len(self.g[bb]["shape"]) != 2 \
-                or self.g[a]["dtype"].kind != "f":      # integer products: generated loops
-            return None
-        ops = self.blas_operands(a, bb)
-        if ops is None:
-            return None
-        return ops, bool(self.blas.get("skinny")) and not ops[1][1]
-
-    def goes_to_blas(self, nest):
-        """i1: does this matrix-product nest call OpenBLAS in this call (rather than
-        gradc's narrow kernel or generated loops)?"""
-        a, bb = self.g[nest.roots[0]]["args"]
-        lib = self.library_product(a, bb)
-        if lib is None:
-            return ir.Constant(I1, 0)
-        if not lib[1]:
-            return ir.Constant(I1, 1)
-        return self.b.icmp_signed(">", self.size(self.g[bb]["shape"][1]), ir.Constant(I64, self.SKINNY_MAX_N))
-
-    SKINNY_MAX_N = 16   # GRADC_SKINNY_MAX_N in runtime/skinny.c
-
-    def calls_blas(self):
-        """i1: does this call of the kernel wake OpenBLAS's own thread pool?  Then
-        gradc's own threads sit this call out: OpenBLAS's worker spins for ~120 ms after
-        each of its calls, and gradc's two threads on two cores beside it ran slower than
-        one (M4 medium 12.6-13.0 ms with gradc on 2 threads, 11.7-12.4 ms on 1).  With
-        the pool-split products (call_gemm) OpenBLAS never runs threads of its own."""
-        flag = ir.Constant(I1, 0)
-        if self.blas and self.blas.get("pool"):     # (ahead-of-time libraries have no BLAS)
-            return flag
-        for nest in self.s.nests:
-            if nest.kind == "matmul":
-                flag = self.b.or_(flag, self.goes_to_blas(nest))
-        return flag
-
-    def blas_operands(self, a, bb):
-        """(base node, transposed?) for each operand when BLAS can read it in place."""
-        out = []
-        for x in (a, bb):
-            d = self.g[x]
-            if x in self.bufs:
-                out.append((x, False))
-            elif d["op"] == "transpose" and d["args"][0] in self.bufs:
-                out.append((d["args"][0], True))
-            else:
-                return None
-        return out
+            self.call_gemm(st.out, ops, m, n, k, ty)
 
     def ld(self, x):
         """Leading dimension of a stored matrix: its row length, at least 1."""
@@ -891,50 +634,6 @@ class Codegen(Lowering):
                 self.bufs[xa], ld(xa), self.bufs[xb], ld(xb), _const(ty, 0.0), self.bufs[nid], ld(nid)]
         b.call(fn, args + ([ir.Constant(I32, self.s.pool_threads)] if pool else []))
 
-    def matmul_loops(self, nid, a, bb, k, m, n):
-        b = self.b
-        dtype = self.g[nid]["dtype"]
-        self.fill(nid, 0.0)
-
-        def over_i(i):     # i-k-j order: the inner loop streams rows of b and c (vectorizes)
-            def over_k(kk):
-                self.memo = {}
-                va = self.val(a, [i, kk])
-
-                def over_j(j):
-                    self.memo = {}
-                    p = self.ptr(nid, [i, j])
-                    b.store(self.combine("sum", b.load(p), self.e.mul(va, self.val(bb, [kk, j])), dtype), p)
-                self.loop(n, over_j, name="j")
-            self.loop(k, over_k, name="k")
-        self.loop(m, over_i, name="i")
-
-    def emit_scatter(self, nest):
-        (nid,) = nest.roots
-        d = self.g[nid]
-        upd, *ix = d["args"]
-        self.fill(nid, 0.0)
-        dom = nest.domain
-        shape = d["shape"]
-
-        def level(k, idx):
-            if k == len(dom):
-                self.memo = {}
-                inner = []
-                for a, n in zip(ix, shape):
-                    kk = self.convert(self.val(a, self._argidx(a, dom, idx)), I64)
-                    nn = self.size(n)
-                    kk = self.b.select(self.b.icmp_signed("<", kk, ir.Constant(I64, 0)), self.b.add(kk, nn), kk)
-                    ok = self.b.and_(self.b.icmp_signed(">=", kk, ir.Constant(I64, 0)), self.b.icmp_signed("<", kk, nn))
-                    self.flag_error(ok)
-                    inner.append(self.b.select(ok, kk, ir.Constant(I64, 0)))
-                v = self.val(upd, idx)
-                p = self.ptr(nid, inner)
-                self.b.store(self.e.add(self.b.load(p), v), p)
-            else:
-                self.loop(self.size(dom[k]), lambda i: level(k + 1, idx + [i]), name=f"s{k}")
-        level(0, [])
-
     # -- the function ----------------------------------------------------------------
     def build(self) -> ir.Module:
         s, g = self.s, self.g
@@ -961,13 +660,12 @@ class Codegen(Lowering):
         self.sizes = {sym: a for sym, a in zip(s.symbols, impl.args[len(ptr_tys):])}
         self.status = self.b.alloca(I32, name="status")
         self.b.store(ir.Constant(I32, 0), self.status)
-        self.blas_call = self.calls_blas()
-        for k, nest in enumerate(s.nests):
-            if nest.kind == "loop" and nest.parallel:
-                self.emit_parallel_nest(nest, k, impl)
-            else:
-                {"loop": self.emit_loop_nest, "matmul": self.emit_matmul,
-                 "scatter": self.emit_scatter}[nest.kind](nest)
+        self.blas_call = self.e_(self.kernel.blas_call)
+        self.vars.update({id(lir.BLAS_CALL): self.blas_call, id(lir.CHUNK): ir.Constant(I64, 0)})
+        for nest in self.kernel.nests:
+            self.memo.push()
+            self.block(nest.body)
+            self.memo.pop()
         self.b.ret(self.b.load(self.status))
         self._wrapper(impl, ptr_tys)
         return self.module
@@ -1008,9 +706,17 @@ class Codegen(Lowering):
         b.ret(b.call(impl, ptrs + szs))
 
 
+def render(kernel: lir.Kernel, blas: dict | None = None, split: bool = False):
+    """A loop IR kernel as LLVM modules: the kernel function (with its serial nests)
+    first, then with ``split`` one module per parallel nest's task (and per row-blocked
+    nest's remaining rows).  ``blas``: the library's interface (its integer width)."""
+    cg = Codegen(kernel, blas, split)
+    return [cg.build()] + cg.parts
+
+
 def lower(s: Schedule, name: str, blas: dict | None = None) -> ir.Module:
     """The kernel's LLVM module; ``blas`` (see backends/blas.py) enables library GEMM calls."""
-    return Codegen(s, name, blas).build()
+    return render(lir.build(s, name, blas=blas), blas)[0]
 
 
 def lower_parts(s: Schedule, name: str, blas: dict | None = None) -> list[ir.Module]:
@@ -1019,5 +725,4 @@ def lower_parts(s: Schedule, name: str, blas: dict | None = None) -> list[ir.Mod
     nest's task, which the first declares.  The objects link when the engine loads
     them.  (A task is called through the thread pool or, serially, as a noinline call:
     splitting costs no inlining.)"""
-    cg = Codegen(s, name, blas, split=True)
-    return [cg.build()] + cg.parts
+    return render(lir.build(s, name, blas=blas, split=True), blas, split=True)

@@ -673,11 +673,15 @@ class Builder:
         return ops, bool(self.blas.get("skinny")) and not ops[1][1]
 
     def calls_blas(self) -> Expr:
-        """Does this call of the kernel use OpenBLAS anywhere?  Then gradc's own threads
+        """Does this call of the kernel wake OpenBLAS's own thread pool?  Then gradc's threads
         sit this call out: OpenBLAS's worker spins for ~120 ms after each of its calls,
         and gradc's two threads on two cores beside it ran slower than one (M4 medium
-        12.6-13.0 ms with gradc on 2 threads, 11.7-12.4 ms on 1)."""
+        12.6-13.0 ms with gradc on 2 threads, 11.7-12.4 ms on 1).  With the pool-split
+        products (``blas["pool"]``, runtime/poolgemm.c) OpenBLAS never runs threads of its
+        own."""
         flag = Const(False, np.dtype(np.bool_))
+        if self.blas and self.blas.get("pool"):     # (ahead-of-time libraries have no BLAS)
+            return flag
         for nest in self.s.nests:
             if nest.kind != "matmul":
                 continue
