@@ -556,6 +556,16 @@ class Lowered:
         from .backends.schedule import describe, schedule
         return describe(schedule(self.graph))
 
+    def loop_ir(self) -> str:
+        """The loop IR the backend's code generator renders: every nest's loops, loads
+        through index maps, element-wise ops, accumulators, stores, bounds checks and
+        library calls, with the node numbers of :attr:`graph`.  Backend "llvm" shows its
+        own (threads, row blocks, BLAS); other backends a serial kernel's."""
+        from .backends import loop_ir
+        from .backends.schedule import schedule
+        kernel = getattr(self._entry.run, "loop_ir", None)
+        return loop_ir.render_text(kernel() if kernel else loop_ir.build(schedule(self.graph), self.graph.name))
+
     def asm(self, cpu="native") -> str:
         """The kernel's native assembly, for this host or another ``cpu`` (see
         :meth:`llvm_ir`)."""

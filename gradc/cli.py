@@ -179,6 +179,9 @@ def _add_native(sub, name, what, run):
     p.add_argument("--forward", action="store_true", help="compile the function itself (gradc.jit), not its gradient")
     if name == "ir":
         p.add_argument("--raw", action="store_true", help="the IR as generated, before LLVM's optimization passes")
+        p.add_argument("--loops", action="store_true",
+                       help="the loop IR both code generators render (loops, loads, accumulators, checks, calls), "
+                            "numbered as the graph is (gradc graph)")
     _add_cpu(p, inspect=True)
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(run=run)
@@ -207,7 +210,11 @@ def _lower_native(args):
 
 
 def run_ir(args, out):
-    _write(_lower_native(args).llvm_ir(optimized=not args.raw, cpu=args.cpu), args, out)
+    low = _lower_native(args)
+    if args.loops:
+        _write(low.loop_ir() + "\n", args, out)
+        return 0
+    _write(low.llvm_ir(optimized=not args.raw, cpu=args.cpu), args, out)
     return 0
 
 

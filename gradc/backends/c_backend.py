@@ -233,6 +233,11 @@ class CKernel(Kernel):
         self.source = generate(s, name)
         self._attach(graph, s, name, CArtifact(self.source, name, const_bytes(s)))
 
+    def loop_ir(self):
+        """The loop IR the C source renders (serial, one row at a time)."""
+        from .loop_ir import build
+        return build(self.schedule, self.name, block_rows=False)
+
 
 def compile(graph: Graph, *, debug_nans=False):
     return compile_kernel(CKernel, graph, debug_nans)

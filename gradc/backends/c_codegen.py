@@ -39,7 +39,6 @@ from ..ops import OPS
 from . import loop_ir as ir
 from .schedule import Schedule, describe, workspace_layout
 
-LIBM = {"exp", "log", "log1p", "expm1", "sqrt", "fabs", "sin", "cos", "tanh", "pow"}
 COMMENT_COLUMN = 60
 
 
@@ -88,10 +87,11 @@ def specialize(template: str, dtype) -> str:
     names; gradc.h's helpers follow them), ``gradc_max`` -> ``gradc_maxi`` for integers,
     ``gradc_maxu`` for unsigned ones."""
     dt = np.dtype(dtype)
+    libm = {o.libm for o in OPS.values() if o.libm}
 
     def fix(m):
         name = m.group(1)
-        if dt == np.float32 and (name in LIBM or name.startswith("gradc_")):
+        if dt == np.float32 and (name in libm or name.startswith("gradc_")):
             name += "f"
         elif dt.kind == "u" and name in ("gradc_max", "gradc_min", "gradc_abs"):
             name += "u"                       # compared as unsigned; abs is the identity

@@ -148,4 +148,5 @@ def compile_kernel(kernel_cls, graph: Graph, debug_nans=False):
     run.artifact = k.artifact
     run.kernel = k
     run.make_plan = k.make_plan
+    run.loop_ir = getattr(k, "loop_ir", None)   # the loop IR the backend renders (Lowered.loop_ir)
     return run

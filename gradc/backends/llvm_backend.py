@@ -21,7 +21,13 @@ class LLVMKernel(Kernel):
         # interface (code_fingerprint() and the CPU are added by Artifact).
         key = (text, *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")),
                bool(blas.get("pool")))
+        self.blas = blas
         self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))
+
+    def loop_ir(self):
+        """The loop IR this kernel's LLVM modules render (``loop_ir.build``)."""
+        from .loop_ir import build
+        return build(self.schedule, self.name, blas=self.blas, split=True)
 
 
 def compile(graph: Graph, *, debug_nans=False):

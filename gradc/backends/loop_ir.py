@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ops import OPS
-from .schedule import REDUCE, Schedule, describe, identity, view_index, broadcast_index
+from .schedule import Schedule, broadcast_index, describe, identity, is_reduction, view_index
 
 # A kernel's status: an OR of these bits (runtime/gradc.h's GRADC_* codes).
 STATUS_INDEX_OUT_OF_BOUNDS = 1   # a gather or scatter index outside its array
@@ -514,7 +514,7 @@ class Builder:
                 out.append(Rebase(nid, ("rows", nid), Bin("mul", CHUNK, Const(nest.row_block)), g[nid]["dtype"]))
         for nid in nest.roots:
             d = g[nid]
-            if d["op"] in REDUCE and info[nid]["acc"] is None and part != "rest":
+            if is_reduction(g, nid) and info[nid]["acc"] is None and part != "rest":
                 # A chunk of a parallel nest owns only its rows of a reduction that keeps
                 # the outer axis (other chunks fill and fill in theirs concurrently); a
                 # reduction across chunks writes this chunk's own partial buffer.
@@ -524,7 +524,7 @@ class Builder:
         n_stages = max((info[n]["stage"] for n in nest.roots), default=0) + 1
 
         def is_reduce(nid):
-            return g[nid]["op"] in REDUCE
+            return is_reduction(g, nid)
 
         stage_local, root_rank = nest.stage_local, nest.root_rank
 

@@ -21,9 +21,6 @@ from ..ops import OPS
 from ..tracer import replay, trace_specs
 from ..passes import optimize
 
-VIEW_OPS = {"transpose", "broadcast_to", "reshape", "slice"}
-INLINE_OPS = VIEW_OPS | {"unslice", "gather", "iota", "count", "concatenate"}
-ROOT_OPS = {"sum", "max", "min", "matmul", "scatter_add"}
 
 
 @dataclass
@@ -56,24 +53,6 @@ class Nest:
         if keep:
             return [zero if a in axes else i for a, i in enumerate(idx)]
         return [i for a, i in enumerate(idx) if a not in axes]
-
-
-class Lowering:
-    """What the C and LLVM code generators share beyond the schedule: the buffers
-    (``bufs``: node -> where it lives) and computing a root's value in place."""
-
-    bufs: dict
-
-    def _val(self, nid, idx):
-        raise NotImplementedError
-
-    def _val_root(self, nid, idx):
-        """A root's own expression (not a load of its buffer)."""
-        saved = self.bufs.pop(nid)
-        try:
-            return self._val(nid, idx)
-        finally:
-            self.bufs[nid] = saved
 
 
 @dataclass
@@ -168,14 +147,43 @@ def decompose(graph: Graph) -> Graph:
             return r if r.dtype == d["dtype"] else ew.convert(r, d["dtype"])   # (an int32 sum is int64)
         return None
 
+    replayed: dict = {}
+
     def body(*args):
         env = replay(graph, list(args), rewrite)
+        replayed.update(env)
         return tuple(env[o] for o in graph.outputs)
 
     g, _, _ = trace_specs(body, specs, names, name=graph.name)
     g.output_names = graph.output_names
     g.notes = list(graph.notes)
-    return optimize(g, stabilize=False)
+    g = optimize(g, stabilize=False)
+    old_of: dict = {}
+    for old in graph.order():           # a new node takes the number of the first it replays
+        if old in replayed:
+            old_of.setdefault(replayed[old]._id, old)
+    return _renumber(g, old_of, graph._next)
+
+
+def _renumber(g: Graph, old_of: dict, first_new: int) -> Graph:
+    """Give the nodes of a retraced graph the numbers of the nodes they replay
+    (``old_of``), and the nodes a rewrite made numbers from ``first_new`` on: one
+    numbering runs across ``Lowered.graph``, the loop nests, the loop IR and the code."""
+    import networkx as nx
+    rel, k = {}, first_new
+    for n in g.order():
+        if n in old_of:
+            rel[n] = old_of[n]
+        else:
+            rel[n], k = k, k + 1
+    g.nx = nx.relabel_nodes(g.nx, rel, copy=True)
+    for n in g.nx.nodes:
+        d = g.nx._node[n]
+        d["args"] = tuple(rel[a] for a in d["args"])
+    g.inputs = [rel[n] for n in g.inputs]
+    g.outputs = [rel[n] for n in g.outputs]
+    g._next = k
+    return g
 
 
 def _is_viewable(g: Graph, nid: int, roots: set) -> bool:
@@ -196,19 +204,31 @@ def _only_unit_dims(g, nid):
 
 
 def domain(g: Graph, nid: int) -> tuple:
+    """The iteration space of root ``nid``: its argument's for a reduction or a
+    scatter-add (one iteration per element read), else its own shape."""
     d = g[nid]
-    if d["op"] in ("sum", "max", "min"):
-        return g[d["args"][0]]["shape"]
-    if d["op"] == "scatter_add":
+    if is_reduction(g, nid) or d["op"] == "scatter_add":
         return g[d["args"][0]]["shape"]
     return d["shape"]
 
 
-REDUCE = ("sum", "max", "min")
+def is_reduction(g: Graph, nid: int) -> bool:
+    """Does node ``nid`` accumulate (``Op.combine``: sum, max, min)?"""
+    return _op(g, nid).combine is not None
+
+
+class _Leaf:
+    """Inputs and constants: not registry ops; no flags."""
+    cost, view, root, combine = 0, False, False, None
+
+
+def _op(g: Graph, nid: int):
+    """The registry entry of node ``nid``'s op (what the scheduler reads from it)."""
+    return OPS.get(g[nid]["op"], _Leaf)
 
 
 def identity(op: str, dtype):
-    """The value reduction ``op`` starts from: 0 for a sum; for max (min) the lowest
+    """The value a reduction with combine rule ``op`` starts from: 0 for a sum; for max (min) the lowest
     (highest) value of ``dtype``: -inf (inf) for floats, the integer limits, False
     (True) for bools."""
     dt = np.dtype(dtype)
@@ -247,7 +267,7 @@ def _reads(g: Graph, nid: int, roots: set):
         for a in dn["args"]:
             walk(a, _arg_map(g, n, a, m))
 
-    if d["op"] in REDUCE or d["op"] == "scatter_add":
+    if is_reduction(g, nid) or d["op"] == "scatter_add":
         dom = domain(g, nid)
         for pos, a in enumerate(d["args"]):
             walk(a, tuple(range(len(dom))) if pos == 0 else None)
@@ -258,17 +278,15 @@ def _reads(g: Graph, nid: int, roots: set):
     return out, _cost({n for n, _ in seen}, g, roots)
 
 
-# Relative cost of inlining one node into a loop body (vector math expands to dozens of
-# instructions).  LLVM's O3 is super-linear in the size of a loop body, so a nest stops
-# taking roots past MAX_NEST_COST (measured: 150 chained sin layers in one body took
-# 25 s to optimize; bodies under this budget optimize in well under a second).
-_EXPENSIVE = {"exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus", "sin", "cos", "pow"}
+# Relative cost of inlining one node into a loop body (``Op.cost``: vector math expands
+# to dozens of instructions).  LLVM's O3 is super-linear in the size of a loop body, so a
+# nest stops taking roots past MAX_NEST_COST (measured: 150 chained sin layers in one body
+# took 25 s to optimize; bodies under this budget optimize in well under a second).
 MAX_NEST_COST = 400
 
 
 def _cost(nodes, g, roots):
-    return sum(8 if g[n]["op"] in _EXPENSIVE else 1 for n in nodes
-               if n not in roots and g[n]["op"] not in ("input", "const"))
+    return sum(_op(g, n).cost for n in nodes if n not in roots)
 
 
 def broadcast_index(arg_shape, out_rank: int, idx, zero):
@@ -307,23 +325,6 @@ def _arg_map(g, n, a, m):
     dimension of ``a``, the domain axis indexing it (None: always 0)."""
     r = view_index(g, n, a, m, None)
     return None if r is None else tuple(r)
-    dn, da = g[n], g[a]
-    op = dn["op"]
-    s_out, s_in = dn["shape"], da["shape"]
-    if OPS[op].kind == "elementwise" or op == "broadcast_to":
-        r, ra = len(s_out), len(s_in)
-        return tuple(None if s_in[k] == 1 else m[r - ra + k] for k in range(ra))
-    if op == "reshape" and [x for x in s_in if x != 1] == [x for x in s_out if x != 1]:
-        src = [mm for mm, x in zip(m, s_out) if x != 1]
-        it = iter(src)
-        return tuple(None if x == 1 else next(it) for x in s_in)
-    if op == "transpose":
-        perm = dn["params"]["perm"]
-        inner = [None] * len(perm)
-        for j, p in enumerate(perm):
-            inner[p] = m[j]
-        return tuple(inner)
-    return None
 
 
 def _suffix_start(axes, rank):
@@ -335,7 +336,7 @@ def _suffix_start(axes, rank):
 
 def crosses_chunks(g, nid, info) -> bool:
     """Does this reduction accumulate across the outer loop (which threads split)?"""
-    if g[nid]["op"] not in REDUCE:
+    if not is_reduction(g, nid):
         return False
     return info["acc"] == 0 or (info["acc"] is None and 0 in g[nid]["params"]["axes"])
 
@@ -349,14 +350,14 @@ def _stage_after(g, S, m, nest, R_full, r, threads=1):
     real = tuple(x for x in m if x is not None)
     row_read = real == tuple(range(r - 1))
     if info["level"] == "full":
-        if g[S]["op"] in REDUCE:
+        if is_reduction(g, S):
             if info["acc"] == r - 1 and row_read and not (threads > 1 and crosses_chunks(g, S, info)):
                 return info["stage"] + 1                    # complete after its inner loop
             return None
         if R_full and m == tuple(range(r)):                 # same element, same iteration
             return info["stage"]
         return None
-    if g[S]["op"] in REDUCE:                                 # a row-level reduction: whole nest
+    if is_reduction(g, S):                                   # a row-level reduction: whole nest
         return None
     if R_full and row_read:
         return info["stage"] + 1
@@ -405,7 +406,7 @@ def _row_block(g: Graph, nest: Nest, roots: set) -> int:
     with 4 rows, measured in one process), but every row of a block is another copy of
     the body for LLVM to compile: M5's first call took 0.15 s unblocked, 0.23-0.26 s with
     2-row blocks, 0.18-0.23 s with 4."""
-    local = [n for n in nest.roots if g[n]["op"] in REDUCE and nest.stage_local(n)]
+    local = [n for n in nest.roots if is_reduction(g, n) and nest.stage_local(n)]
     if not local:
         return 1
     return ROW_BLOCK_SHARED if any(_reads_row_invariant(g, n, roots) for n in local) else ROW_BLOCK_OTHER
@@ -442,7 +443,7 @@ def _materialize_row_math(g: Graph, roots: set) -> None:
     rows = {g[n]["shape"][0] for n in g.nx.nodes if len(g[n]["shape"]) == 2}
     for n in g.nx.nodes:
         d = g[n]
-        if n not in roots and d["op"] in _EXPENSIVE and len(d["shape"]) == 1 and d["shape"][0] in rows:
+        if n not in roots and _op(g, n).cost > 1 and len(d["shape"]) == 1 and d["shape"][0] in rows:
             roots.add(n)
 
 
@@ -459,7 +460,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
         _mask_from_relu(g)
     roots = set()
     for nid in g.nx.nodes:
-        if g[nid]["op"] in ROOT_OPS:
+        if _op(g, nid).root:
             roots.add(nid)
     for o in g.outputs:
         roots.add(o)  # outputs that are inputs or constants are copied by the caller
@@ -520,7 +521,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
         j, full, stage = placed
         nest = nests[j]
         rank = len(dom)
-        acc = _suffix_start(g[nid]["params"]["axes"], rank) if op in REDUCE else None
+        acc = _suffix_start(g[nid]["params"]["axes"], rank) if is_reduction(g, nid) else None
         nest.roots.append(nid)
         for r in reads:
             last_use[r] = max(last_use.get(r, 0), j)
@@ -540,7 +541,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     workspace = [n for n in g.order() if n in roots and n not in outs and n not in local]
     slots = _assign_slots(workspace, where, last_use) if share else [[n] for n in workspace]
     nonempty = [(n, g[n]["params"]["axes"]) for n in g.nx.nodes
-                if g[n]["op"] in ("max", "min") and g[n]["params"].get("initial") is None]
+                if _op(g, n).combine in ("max", "min") and g[n]["params"].get("initial") is None]
     for nest in nests:
         if nest.kind == "loop" and len(nest.domain) == 2:
             nest.row_block = _row_block(g, nest, roots)

@@ -105,8 +105,10 @@ def unbroadcast(g, shape):
 
 
 def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=None,
-                out=None, infix=None, doc="", notation=None, deriv=None):
-    """Register an element-wise op; VJP/JVP come from ``partials`` unless given."""
+                out=None, infix=None, doc="", notation=None, deriv=None, cost=1, libm=None):
+    """Register an element-wise op; VJP/JVP come from ``partials`` unless given.
+    ``cost``: its size inlined into a loop body (8 for a vector math call); ``libm``:
+    the C math library function its C template calls."""
     def shape_rule(env, avals, **params):
         return _ew_shape(env, avals, out=out)
 
@@ -126,7 +128,7 @@ def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=
                 total = total + x
             return broadcast_to(total, ans._shape) if total._shape != ans._shape else total
     return register(Op(name, "elementwise", shape_rule, numpy, vjp, jvp, partials,
-                       llvm, c, doc, infix, notation=notation, deriv=deriv))
+                       llvm, c, doc, infix, notation=notation, deriv=deriv, cost=cost, libm=libm))
 
 
 def _bind(name, *xs, float_result=True, out=None):
@@ -158,32 +160,39 @@ elementwise("neg", np.negative, vjp=lambda g, y, x: (-g,), jvp=lambda ts, y, x: 
             c="-{0}", llvm=lambda e, x: e.neg(x), doc="-x",
             notation=lambda m, u: m.neg(u), deriv="−1")
 elementwise("exp", np.exp, lambda y, x: (y,), c="exp({0})", llvm=lambda e, x: e.math("exp", x),
-            notation="exp", deriv="exp {u}")
+            notation="exp", deriv="exp {u}",
+            cost=8, libm="exp")
 elementwise("log", np.log, lambda y, x: (lambda g: g / x,), c="log({0})", llvm=lambda e, x: e.math("log", x),
-            notation="ln", deriv="1/{u}")
+            notation="ln", deriv="1/{u}",
+            cost=8, libm="log")
 elementwise("log1p", np.log1p, lambda y, x: (lambda g: g / (1.0 + x),), c="log1p({0})",
             llvm=lambda e, x: e.math("log1p", x),
-            notation=lambda m, u: m.fn("ln", m.add(m.num(1), u)), deriv="1/(1 + {u})")
+            notation=lambda m, u: m.fn("ln", m.add(m.num(1), u)), deriv="1/(1 + {u})",
+            cost=8, libm="log1p")
 elementwise("expm1", np.expm1, lambda y, x: (y + 1.0,), c="expm1({0})", llvm=lambda e, x: e.math("expm1", x),
-            notation=lambda m, u: m.add(m.fn("exp", u), m.num(-1)), deriv="exp {u}")
+            notation=lambda m, u: m.add(m.fn("exp", u), m.num(-1)), deriv="exp {u}",
+            cost=8, libm="expm1")
 elementwise("sqrt", np.sqrt, lambda y, x: (lambda g: g / (2.0 * y),), c="sqrt({0})",
-            llvm=lambda e, x: e.intrinsic("llvm.sqrt", x), notation="sqrt", deriv="1/(2√{u})")
+            llvm=lambda e, x: e.intrinsic("llvm.sqrt", x), notation="sqrt", deriv="1/(2√{u})", libm="sqrt")
 elementwise("abs", np.abs, lambda y, x: (sign(x),), c="gradc_abs({0})", llvm=lambda e, x: e.abs(x),
             notation="abs", deriv="sign {u}")
 elementwise("sign", _np_keep(np.sign), lambda y, x: (None,), c="gradc_sign({0})", llvm=lambda e, x: e.sign(x),
             notation="sign")
 elementwise("sin", np.sin, lambda y, x: (cos(x),), c="sin({0})", llvm=lambda e, x: e.math("sin", x),
-            notation="sin", deriv="cos {u}")
+            notation="sin", deriv="cos {u}",
+            cost=8, libm="sin")
 elementwise("cos", np.cos, lambda y, x: (-sin(x),), c="cos({0})", llvm=lambda e, x: e.math("cos", x),
-            notation="cos", deriv="−sin {u}")
+            notation="cos", deriv="−sin {u}",
+            cost=8, libm="cos")
 elementwise("tanh", np.tanh, lambda y, x: (1.0 - y * y,), c="tanh({0})", llvm=lambda e, x: e.math("tanh", x),
-            notation="tanh", deriv="1 − tanh²{u}")
+            notation="tanh", deriv="1 − tanh²{u}",
+            cost=8, libm="tanh")
 elementwise("sigmoid", _sigmoid_np, lambda y, x: (y * (1.0 - y),), c="gradc_sigmoid({0})",
             llvm=lambda e, x: e.math("sigmoid", x), doc="1/(1+exp(-x)), stable for all x",
-            notation="sigmoid", deriv="σ({u})(1 − σ({u}))")
+            notation="sigmoid", deriv="σ({u})(1 − σ({u}))", cost=8)
 elementwise("softplus", _softplus_np, lambda y, x: (sigmoid(x),), c="gradc_softplus({0})",
             llvm=lambda e, x: e.math("softplus", x), doc="log(1+exp(x)) = max(x,0)+log1p(exp(-|x|))",
-            notation="softplus", deriv="σ({u})")
+            notation="softplus", deriv="σ({u})", cost=8)
 elementwise("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), lambda y, x: (x > 0.0,),
             c="gradc_relu({0})", llvm=lambda e, x: e.relu(x), doc="max(0, x); derivative 1[x > 0]",
             notation=lambda m, u: m.fn("max", m.num(0), u))
@@ -218,7 +227,7 @@ elementwise("pow", np.power,
                              lambda g: g * (z * log(x))),
             c="gradc_pow({0}, {1}, &status)", llvm=lambda e, x, y: e.pow(x, y), infix="**",
             doc="x ** y; integers raised to a negative integer power are an error, as in numpy",
-            notation=lambda m, u, v: m.pow(u, v))
+            notation=lambda m, u, v: m.pow(u, v), cost=8)
 def _is_constant(v) -> bool:
     """Does ``v`` depend on no input of the graph being traced (a literal, a constant
     array, or views and arithmetic of constants)?"""

@@ -70,7 +70,7 @@ def _matmul_jvp(ts, ans, a, b):
 
 register(Op("matmul", "linalg", _matmul_shape, np.matmul, vjp=_matmul_vjp, jvp=_matmul_jvp,
             doc="a @ b (batched above rank 2); vjp: (g b^T, a^T g), summed over broadcast batch axes",
-            infix="@"))
+            infix="@", root=True))
 
 
 def _transpose_shape(env, avals, perm):
@@ -80,7 +80,8 @@ def _transpose_shape(env, avals, perm):
 
 register(Op("transpose", "structure", _transpose_shape, lambda x, perm: np.transpose(x, perm),
             vjp=lambda g, y, x, perm: (transpose(g, tuple(np.argsort(perm).tolist())),),
-            jvp=lambda ts, y, x, perm: transpose(ts[0], perm), rule="transpose ⇒ transpose back"))
+            jvp=lambda ts, y, x, perm: transpose(ts[0], perm), rule="transpose ⇒ transpose back",
+            view=True))
 
 
 # ----------------------------------------------------------------------------- user API

@@ -56,7 +56,7 @@ def _sum_vjp(g, ans, x, axes, keepdims):
 
 register(Op("sum", "reduce", _rshape, lambda x, axes, keepdims: np.sum(x, axis=axes, keepdims=keepdims),
             vjp=_sum_vjp, jvp=lambda ts, y, x, axes, keepdims: sum_(ts[0], axes, keepdims),
-            doc="sum over axes; adjoint broadcasts g back (scalar expansion)"))
+            doc="sum over axes; adjoint broadcasts g back (scalar expansion)", root=True, combine="sum"))
 
 
 def _minmax_vjp(g, ans, x, axes, keepdims, initial=None):
@@ -90,8 +90,8 @@ def _np_min(x, axes, keepdims, initial=None):
     return np.min(x, axis=axes, keepdims=keepdims)
 
 
-register(Op("max", "reduce", _rshape, _np_max, vjp=_minmax_vjp, jvp=_minmax_jvp))
-register(Op("min", "reduce", _rshape, _np_min, vjp=_minmax_vjp, jvp=_minmax_jvp))
+register(Op("max", "reduce", _rshape, _np_max, vjp=_minmax_vjp, jvp=_minmax_jvp, root=True, combine="max"))
+register(Op("min", "reduce", _rshape, _np_min, vjp=_minmax_vjp, jvp=_minmax_jvp, root=True, combine="min"))
 
 
 def _count_shape(env, avals, axes, dtype):

@@ -4,8 +4,10 @@ An op block (in ``elementwise.py``, ``reduce.py``, ``linalg.py``, ``structure.py
 defines everything about a primitive in one place: its shape rule, its numpy reference,
 how it differentiates (VJP, JVP; element-wise ops give their diagonal partials and get
 both), and how backends lower it (``llvm``: a function of a scalar emitter and operands;
-``c``: a C expression template), and how ``explain`` writes it (``notation``, ``deriv``,
-``rule``).  Backends and the explainer read these fields; the ops never import them.
+``c``: a C expression template, ``libm``: the C function it calls), what the scheduler
+needs to know (``cost``, ``view``, ``root``, ``combine``), and how ``explain`` writes it
+(``notation``, ``deriv``, ``rule``).  Backends and the explainer read these fields; the
+ops never import them.
 """
 from __future__ import annotations
 
@@ -42,6 +44,12 @@ class Op:
     # rule: a fixed phrase for how the op's VJP takes the gradient back, for ops whose
     #   rule needs no operand ("transpose ⇒ transpose back").
     rule: str | None = None
+    # -- what the scheduler and the code generators read (backends/schedule.py, lower_loops.py)
+    cost: int = 1                  # relative size inlined into a loop body (vector math: 8)
+    view: bool = False             # reads its argument through an index map, computes nothing
+    root: bool = False             # always gets a buffer (reductions, products, scatters)
+    combine: str | None = None     # a reduction's rule: "sum", "max" or "min"
+    libm: str | None = None        # the C math library function (float32: name + "f")
 
 
 # Conversions the tracer needs from op modules it must not import (they import it):

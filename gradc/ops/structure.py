@@ -30,7 +30,8 @@ def _reshape_shape(env, avals, shape):
 register(Op("reshape", "structure", _reshape_shape,
             lambda x, shape, sizes=None: np.reshape(x, shape),
             vjp=lambda g, y, x, shape: (reshape_sym(g, x._shape),),
-            jvp=lambda ts, y, x, shape: reshape_sym(ts[0], shape), rule="reshape ⇒ reshape back"))
+            jvp=lambda ts, y, x, shape: reshape_sym(ts[0], shape), rule="reshape ⇒ reshape back",
+            view=True))
 
 
 def reshape_sym(x, shape):
@@ -119,7 +120,8 @@ register(Op("broadcast_to", "structure", _bcast_shape,
             lambda x, shape: np.broadcast_to(x, shape),
             vjp=lambda g, y, x, shape: (_unbroadcast(g, x._shape),),
             jvp=lambda ts, y, x, shape: broadcast_to(ts[0], shape),
-            doc="scalar expansion; its adjoint sums over the expanded axes", rule="scalar expansion ⇒ sum"))
+            doc="scalar expansion; its adjoint sums over the expanded axes", rule="scalar expansion ⇒ sum",
+            view=True))
 
 
 def broadcast_to(x, shape):
@@ -152,7 +154,8 @@ def _np_index(index):
 register(Op("slice", "structure", _slice_shape, lambda x, index: x[_np_index(index)],
             vjp=lambda g, y, x, index: (_bind_unslice(g, index, x._shape),),
             jvp=lambda ts, y, x, index: _trace().bind("slice", ts[0], index=index),
-            doc="x[start:stop:step] per axis (static bounds)", rule="slice ⇒ zero-padded gradient"))
+            doc="x[start:stop:step] per axis (static bounds)", rule="slice ⇒ zero-padded gradient",
+            view=True))
 
 
 def _unslice_np(g, index, shape):
@@ -362,7 +365,7 @@ register(Op("scatter_add", "structure",
             lambda env, avals, shape: (tuple(shape), avals[0][1]), _scatter_np,
             vjp=lambda g, y, u, *idx, shape: (_trace().bind("gather", g, *idx),) + (None,) * len(idx),
             jvp=lambda ts, y, u, *idx, shape: _trace().bind("scatter_add", ts[0], *idx, shape=shape),
-            doc="zeros of `shape`, adding u at the indices: the adjoint of gather"))
+            doc="zeros of `shape`, adding u at the indices: the adjoint of gather", root=True))
 
 
 def _index_value(k):
