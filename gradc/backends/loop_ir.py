@@ -843,6 +843,8 @@ class TextRenderer:
             return name
         if isinstance(x, Select):
             text = f"select({self.e(x.cond)}, {self.e(x.a)}, {self.e(x.b)})"
+            if x.nid is not None:
+                text = f"{self.g[x.nid]['op']}: {text}"
         elif isinstance(x, Apply):
             params = "".join(f", {k}={v}" for k, v in sorted(x.params.items()))
             text = f"{x.op}({', '.join(self.e(a) for a in x.args)}{params})"

@@ -1,0 +1,169 @@
+"""The loop IR (backends/loop_ir.py): what it prints, that it keeps the graph's node
+numbers, and that one IR object rendered by both code generators computes numpy's
+answer.
+
+Tolerance: the C and LLVM renderings of one IR and numpy differ only in summation
+order (vector lanes, pairwise sums) and libm vs gradc's vector math: for these O(1)
+inputs and at most 300 terms a sum, ~300 * 2.2e-16 * O(1) << 1e-12 (see
+test_c_backend.py's derivation), so F64_TOL = 1e-12 relative to the result's scale.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+from gradc.backends import c_codegen, llvm_codegen, loop_ir
+from gradc.backends.schedule import schedule
+from gradc.bench_models import MODELS, make_data
+
+F64_TOL = 1e-12
+
+
+def _lowered(model, size="small", threads="1", monkeypatch=None):
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    m = MODELS[model]
+    return gradc.value_and_grad(m.gradc, m.argnums, backend="llvm").lower(*make_data(model, size))
+
+
+def _defined(text):
+    """{node: op} of every ``%N = op(...)`` (or ``%N = op: select(...)``) line of a
+    loop IR listing."""
+    return {int(n): op for n, op in re.findall(r"^\s*%(\d+) = (\w+)[(:]", text, re.M)}
+
+
+@pytest.mark.parametrize("model", ["M1", "M2", "M3", "M4", "M5"])
+def test_loop_ir_numbers_nodes_as_the_graph(model, monkeypatch):
+    low = _lowered(model, monkeypatch=monkeypatch)
+    text = low.loop_ir()
+    g = low.graph
+    defined = _defined(text)
+    assert defined, text
+    shared = [n for n in defined if n in g.nx.nodes]
+    assert shared, "the loop IR names no node of Lowered.graph"
+    # A number names the same op in the graph, the loop IR and the loop nests; a node
+    # schedule.decompose rewrote (a vector product into a sum, logsumexp into max, exp,
+    # sum, log) keeps its number for the node computing its value.
+    rewritten = ("matmul", "logsumexp")
+    for n in shared:
+        assert g[n]["op"] == defined[n] or g[n]["op"] in rewritten, (n, g[n]["op"], defined[n])
+    for n, op in re.findall(r"%(\d+)=(\w+)", low.loop_nests()):
+        if int(n) in g.nx.nodes:
+            assert g[int(n)]["op"] == op or g[int(n)]["op"] in rewritten, (n, op)
+    if model == "M5":   # logsumexp is decomposed: only its new nodes take new numbers
+        assert all(n not in g.nx.nodes for n in defined if n not in shared)
+        assert any(g[n]["op"] == "matmul" for n in g.nx.nodes if f"%{n}=matmul" in low.loop_nests())
+
+
+def test_loop_ir_element_wise_chain(monkeypatch):
+    """M1 on one thread: one nest over [n], a register sum, the ops of the chain."""
+    text = _lowered("M1", monkeypatch=monkeypatch).loop_ir()
+    assert text.splitlines()[1].startswith("nest 0: loop over [n]")
+    assert "for i0 in [0, n):" in text
+    assert re.search(r"acc acc\d+: f64 = 0\.0:f64", text)
+    assert re.search(r"acc\d+ \+= %\d+", text)
+    for op in ("tanh", "exp", "log1p", "mul", "neg"):
+        assert f"= {op}(" in text, op
+    assert "parallel" not in text
+
+
+def test_loop_ir_parallel_row_blocks(monkeypatch):
+    """M2 at medium size on 2 threads: a parallel nest over the rows, its body in blocks
+    of 4 rows and the remaining rows in a task of their own, partials combined."""
+    text = _lowered("M2", "medium", "2", monkeypatch).loop_ir()
+    assert re.search(r"parallel over \[0, m\) in 8 chunks if .*!blas_call", text)
+    assert "task nest0(start, end, chunk):" in text
+    assert "task nest0.rest(start, end, chunk):" in text
+    assert "for rows in [0, ((end - start) / 4)):" in text
+    assert re.search(r"for row in \[.*, end\):  # plain", text)
+    assert all(f"row{k} = (start + (rows * 4)) + {k}" in text for k in range(4))
+    assert re.search(r"combine %\d+ = sum of partial\(%\d+\) in chunk order", text)
+    assert re.search(r"%\d+ = &rows\(%\d+\)\[\(chunk \* 4\)\]", text)   # row-local values
+
+
+def test_loop_ir_gather_scatter_and_products(monkeypatch):
+    """M5: the label gather checks its index, its adjoint scatters with checks, and the
+    matrix products call a library (or generated loops without one)."""
+    text = _lowered("M5", monkeypatch=monkeypatch).loop_ir()
+    assert re.search(r"ix\d+\.1 = checked\(index\(labels\[i0\]\), m\)", text)
+    assert "for s0 in [0, k):" in text
+    assert re.search(r"%\d+\[.*\] \+= ", text)
+    assert re.search(r"%\d+ = (skinny, else gemm|gemm)\(X, W; m=k, n=m, k=n\)", text) \
+        or re.search(r"for j in \[0, m\):", text)
+
+
+def test_cli_shows_the_loop_ir(tmp_path, capsys):
+    from gradc.cli import main
+    src = tmp_path / "m.py"
+    src.write_text("import gradc.numpy as gnp\n\ndef f(x):\n    return gnp.sum(gnp.exp(x) * x)\n")
+    assert main(["ir", f"{src}:f", "f64[n]", "--loops"]) == 0
+    out = capsys.readouterr().out
+    assert "nest 0: loop over [n]" in out and "= exp(x[i0])" in out
+
+
+def _random_args(shapes, rng):
+    return [rng.standard_normal(s) for s in shapes]
+
+
+def _logistic(w, X, y):
+    z = X @ w
+    return gnp.mean(gnp.log1p(gnp.exp(-y * z))) + gnp.max(gnp.tanh(z))
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler")
+def test_one_ir_object_both_renderers(monkeypatch):
+    """Build the loop IR once and render that same object as C and as LLVM IR; both
+    kernels, compiled and called, give numpy's value and gradient (at 300 rows: row
+    blocks of 4 and the remaining rows, which the C backend never renders itself)."""
+    from gradc.backends.c_backend import CArtifact, CKernel
+    from gradc.backends.llvm_backend import Kernel, const_bytes
+    from gradc.backends.llvm_jit import Artifact
+
+    rng = np.random.default_rng(7)
+    W, X, y = _random_args([(9,), (301, 9), (301,)], rng)
+    f = gradc.value_and_grad(_logistic, 0)
+    graph = f.lower(W, X, y).graph
+    s = schedule(graph, share=False)
+    kernel = loop_ir.build(s, "one_ir_both", block_rows=True)
+    assert any(isinstance(st, loop_ir.Loop) and st.plain for st in loop_ir.walk([n for nest in kernel.nests for n in nest.body]))
+
+    calls = []
+    real_c, real_llvm = c_codegen.CCodegen.__init__, llvm_codegen.Codegen.__init__
+
+    def spy_c(self, k, *a, **kw):
+        calls.append(("c", k))
+        real_c(self, k, *a, **kw)
+
+    def spy_llvm(self, k, *a, **kw):
+        calls.append(("llvm", k))
+        real_llvm(self, k, *a, **kw)
+    monkeypatch.setattr(c_codegen.CCodegen, "__init__", spy_c)
+    monkeypatch.setattr(llvm_codegen.Codegen, "__init__", spy_llvm)
+    source = c_codegen.render(kernel)
+    modules = llvm_codegen.render(kernel)
+    assert [(b, k is kernel) for b, k in calls] == [("c", True), ("llvm", True)]
+
+    c_kernel = CKernel.__new__(CKernel)
+    c_kernel._attach(graph, s, "one_ir_both", CArtifact(source, "one_ir_both", const_bytes(s)))
+    text = [str(m) for m in modules]
+    ll_kernel = Kernel.__new__(Kernel)
+    ll_kernel._attach(graph, s, "one_ir_both", Artifact(lambda: text, "one_ir_both", ("test", *text)))
+
+    def reference(w):
+        z = X @ w
+        return np.mean(np.log1p(np.exp(-y * z))) + np.tanh(z).max()
+    eps, grad = 1e-6, np.zeros_like(W)
+    for i in np.ndindex(W.shape):   # central differences: an oracle independent of gradc
+        d = np.zeros_like(W)
+        d[i] = eps
+        grad[i] = (reference(W + d) - reference(W - d)) / (2 * eps)
+    for k in (c_kernel, ll_kernel):
+        value, g = k([W, X, y])
+        assert abs(value - reference(W)) <= F64_TOL * max(1.0, abs(reference(W)))
+        # central differences: truncation O(eps^2 * f''') and rounding O(1e-16 / eps)
+        # = 1e-10 relative; 1e-7 leaves room for the max's kink not being near
+        np.testing.assert_allclose(g, grad, rtol=1e-6, atol=1e-7)
