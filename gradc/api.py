@@ -561,10 +561,11 @@ class Lowered:
         through index maps, element-wise ops, accumulators, stores, bounds checks and
         library calls, with the node numbers of :attr:`graph`.  Backend "llvm" shows its
         own (threads, row blocks, BLAS); other backends a serial kernel's."""
-        from .backends import loop_ir
+        from .backends.loop_ir import render_text
+        from .backends.lower_loops import build
         from .backends.schedule import schedule
         kernel = getattr(self._entry.run, "loop_ir", None)
-        return loop_ir.render_text(kernel() if kernel else loop_ir.build(schedule(self.graph), self.graph.name))
+        return render_text(kernel() if kernel else build(schedule(self.graph), self.graph.name))
 
     def asm(self, cpu="native") -> str:
         """The kernel's native assembly, for this host or another ``cpu`` (see

@@ -235,7 +235,7 @@ class CKernel(Kernel):
 
     def loop_ir(self):
         """The loop IR the C source renders (serial, one row at a time)."""
-        from .loop_ir import build
+        from .lower_loops import build
         return build(self.schedule, self.name, block_rows=False)
 
 

@@ -37,6 +37,7 @@ from ..version import __version__
 from ..graph import fmt_type
 from ..ops import OPS
 from . import loop_ir as ir
+from .lower_loops import build
 from .schedule import Schedule, describe, workspace_layout
 
 COMMENT_COLUMN = 60
@@ -456,4 +457,4 @@ def render(kernel: ir.Kernel) -> str:
 def generate(s: Schedule, name: str) -> str:
     """The C source of a kernel named ``name`` for schedule ``s`` (serial; one row at a
     time: blocks of rows serve LLVM's SLP vectorizer)."""
-    return render(ir.build(s, name, block_rows=False))
+    return render(build(s, name, block_rows=False))

@@ -25,8 +25,8 @@ class LLVMKernel(Kernel):
         self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))
 
     def loop_ir(self):
-        """The loop IR this kernel's LLVM modules render (``loop_ir.build``)."""
-        from .loop_ir import build
+        """The loop IR this kernel's LLVM modules render (``lower_loops.build``)."""
+        from .lower_loops import build
         return build(self.schedule, self.name, blas=self.blas, split=True)
 
 

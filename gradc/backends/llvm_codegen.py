@@ -23,6 +23,7 @@ from llvmlite import ir
 
 from ..ops import OPS
 from . import loop_ir as lir, vecmath
+from .lower_loops import build
 from .loop_ir import STATUS_INDEX_OUT_OF_BOUNDS, STATUS_NEGATIVE_POWER  # noqa: F401 (the ABI's codes)
 from .schedule import ALIGN, Schedule, workspace_bytes, workspace_layout  # noqa: F401
 
@@ -716,7 +717,7 @@ def render(kernel: lir.Kernel, blas: dict | None = None, split: bool = False):
 
 def lower(s: Schedule, name: str, blas: dict | None = None) -> ir.Module:
     """The kernel's LLVM module; ``blas`` (see backends/blas.py) enables library GEMM calls."""
-    return render(lir.build(s, name, blas=blas), blas)[0]
+    return render(build(s, name, blas=blas), blas)[0]
 
 
 def lower_parts(s: Schedule, name: str, blas: dict | None = None) -> list[ir.Module]:
@@ -725,4 +726,4 @@ def lower_parts(s: Schedule, name: str, blas: dict | None = None) -> list[ir.Mod
     nest's task, which the first declares.  The objects link when the engine loads
     them.  (A task is called through the thread pool or, serially, as a noinline call:
     splitting costs no inlining.)"""
-    return render(lir.build(s, name, blas=blas, split=True), blas, split=True)
+    return render(build(s, name, blas=blas, split=True), blas, split=True)

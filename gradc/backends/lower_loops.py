@@ -1,0 +1,460 @@
+"""Lowering a schedule's fused nests into the loop IR (``loop_ir.py``), once for both
+code generators.
+
+Everything about *what* a kernel computes is decided here: the loop order and extents,
+row blocks, which reductions accumulate in a register and where they start from (and
+resume, in a split nest's remaining rows), how a view maps its index, where a gather
+checks its bounds, which products call a library, when a parallel nest runs on the
+pool and how its chunks' partial results combine.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops import OPS
+from .loop_ir import (BLAS_CALL, CHUNK, END, SKINNY_MAX_N, START, ZERO, Acc, AccInit, AccValue, Accumulate, Apply,
+                      Bin, Checked, Comment, Const, Eval, Expr, Fill, FromIndex, Gemm, Kernel, Load, Loop, Nest, Not,
+                      Parallel, Rebase, Select, Store, ToIndex, Update, Var, flat_offset, numel, size)
+from .schedule import Schedule, broadcast_index, describe, identity, is_reduction, view_index
+
+# Threads pay off once a nest's single-thread time dwarfs the pool's hand-off (a few
+# microseconds): elements x estimated body cost (schedule._cost: Op.cost per node) of at
+# least PAR_MIN_WORK, about 60 us of work.  (M1 medium, 10,000 elements of a 61-cost
+# body, runs 150 us serially and 63-78 us on 2 threads.)
+PAR_MIN_WORK = 1 << 18
+
+
+class LoopLowering:
+    """Lowers a schedule's nests into statements (see :func:`build`)."""
+
+    def __init__(self, s: Schedule, blas: dict | None, split: bool, block_rows: bool):
+        self.s, self.g = s, s.graph
+        self.blas, self.split, self.block_rows = blas or None, split, block_rows
+        self.buffered = set(self.g.inputs) | set(s.roots) | set(s.consts)
+        self.row_local = set(s.row_local)
+        self.block_first = None   # the first row of the block being built (row-local values)
+        self.memo: dict = {}
+
+    # -- expressions -------------------------------------------------------------------
+    def shape(self, nid):
+        return self.g[nid]["shape"]
+
+    def ref(self, nid, idx):
+        """(buffer, index, shape) of element ``idx`` of root ``nid``: a row-local value
+        lives in this chunk's block of rows, at (row - first row of the block)."""
+        if nid in self.row_local:
+            nest = next(n for n in self.s.nests if nid in n.roots)
+            return nid, (Bin("sub", idx[0], self.block_first),), (nest.row_block,)
+        return nid, tuple(idx), self.shape(nid)
+
+    def load(self, nid, idx):
+        buf, index, shape = self.ref(nid, idx)
+        return Load(buf, index, shape, self.g[nid]["dtype"])
+
+    def val(self, nid, idx):
+        """The value of node ``nid`` at index ``idx`` (inlined unless it has a buffer)."""
+        key = (nid, tuple(id(i) for i in idx))
+        hit = self.memo.get(key)
+        if hit is None:
+            hit = self.memo[key] = (self._val(nid, idx), idx)   # idx kept alive: ids stay unique
+        return hit[0]
+
+    def val_root(self, nid, idx):
+        """A root's own expression (not a load of its buffer)."""
+        self.buffered.discard(nid)
+        try:
+            return self._val(nid, idx)
+        finally:
+            self.buffered.add(nid)
+
+    def argidx(self, arg, out_shape, idx):
+        return broadcast_index(self.shape(arg), len(out_shape), idx, ZERO)
+
+    def _val(self, nid, idx):
+        d = self.g[nid]
+        op = d["op"]
+        if op == "const" and d["params"]["value"].ndim == 0:
+            return Const(d["params"]["value"].item(), d["dtype"])
+        if nid in self.buffered:
+            return self.load(nid, idx)
+        if OPS[op].kind == "elementwise":
+            args = tuple(self.val(a, self.argidx(a, d["shape"], idx)) for a in d["args"])
+            return Apply(op, args, d["dtype"], tuple(self.g[a]["dtype"] for a in d["args"]), d["params"], nid)
+        return getattr(self, "_view_" + op)(nid, d, idx)
+
+    def _view_broadcast_to(self, nid, d, idx):
+        return self.val(d["args"][0], view_index(self.g, nid, d["args"][0], idx, ZERO))
+
+    _view_transpose = _view_broadcast_to   # a permutation of the index (view_index)
+
+    def _view_reshape(self, nid, d, idx):
+        a = d["args"][0]
+        plain = view_index(self.g, nid, a, idx, ZERO)   # only size-1 axes added or dropped
+        if plain is not None:
+            return self.val(a, plain)
+        ins = self.shape(a)
+        flat = flat_offset(d["shape"], idx)   # general reshape: linearize, then delinearize
+        inner = []
+        for k in range(len(ins) - 1, -1, -1):
+            n = size(ins[k])
+            inner.append(Bin("urem", flat, n) if k else flat)
+            if k:
+                flat = Bin("udiv", flat, n)
+        return self.val(a, inner[::-1])
+
+    def _view_slice(self, nid, d, idx):
+        inner = []
+        for i, (a, _, c) in zip(idx, d["params"]["index"]):
+            j = i if c == 1 else Bin("mul", i, Const(c))
+            inner.append(j if a == 0 else Bin("add", j, Const(a)))
+        return self.val(d["args"][0], inner)
+
+    def _view_unslice(self, nid, d, idx):
+        """Zeros with the argument placed at a strided window: read it where inside."""
+        src = d["args"][0]
+        ok, inner = None, []
+        for i, (a, _, c), n in zip(idx, d["params"]["index"], self.shape(src)):
+            rel = i if a == 0 else Bin("sub", i, Const(a))
+            conds = []
+            if c != 1:
+                conds.append(Bin("eq", Bin("srem", rel, Const(c)), ZERO))
+                rel = Bin("sdiv", rel, Const(c))
+            conds += [Bin("ge", rel, ZERO), Bin("lt", rel, size(n))]
+            for cond in conds:
+                ok = cond if ok is None else Bin("and", ok, cond)
+            inner.append(rel)
+        ok = ok if ok is not None else Const(True, np.dtype(np.bool_))
+        v = self.val(src, [Select(ok, r, ZERO) for r in inner])
+        return Select(ok, v, Const(0, d["dtype"]), nid)
+
+    def _view_gather(self, nid, d, idx):
+        x, *ix = d["args"]
+        inner = [Checked(ToIndex(self.val(a, self.argidx(a, d["shape"], idx)), self.g[a]["dtype"]),
+                         size(n), nid, axis)
+                 for axis, (a, n) in enumerate(zip(ix, self.shape(x)))]
+        return self.val(x, inner)
+
+    def _view_iota(self, nid, d, idx):
+        return FromIndex(idx[d["params"]["axis"]], d["dtype"])
+
+    def _view_count(self, nid, d, idx):
+        shape = self.shape(d["args"][0])
+        dims = [shape[a] for a in d["params"]["axes"]]
+        if all(isinstance(x, int) for x in dims):
+            return Const(int(np.prod(dims, dtype=np.int64)), d["dtype"])
+        return FromIndex(numel(dims), d["dtype"])
+
+    def _view_concatenate(self, nid, d, idx):
+        axis = d["params"]["axis"]
+        result, start = None, 0
+        for a in d["args"]:
+            n = self.shape(a)[axis]
+            rel = idx[axis] if start == 0 else Bin("sub", idx[axis], Const(start))
+            inside = Bin("and", Bin("ge", rel, ZERO), Bin("lt", rel, Const(n)))
+            v = self.val(a, [Select(inside, rel, ZERO) if k == axis else i for k, i in enumerate(idx)])
+            result = v if result is None else Select(inside, v, result, nid)
+            start += n
+        return result
+
+    # -- statements ----------------------------------------------------------------------
+    def loop(self, stop, body_fn, name, start=None, plain=False):
+        """A loop over [start, stop) whose body ``body_fn(index)`` returns."""
+        v = Var(name)
+        return Loop(v, start if start is not None else ZERO, stop, body_fn(v), plain)
+
+    def fill(self, nid, value, rows=None):
+        """Set a root's buffer (the identity of a reduction), or with ``rows`` = (start,
+        end) only those rows of its first axis."""
+        shape, dt = self.shape(nid), self.g[nid]["dtype"]
+        if rows is None:
+            start, stop = ZERO, numel(shape)
+        else:
+            row = numel(shape[1:])
+            start, stop = Bin("mul", rows[0], row), Bin("mul", rows[1], row)
+        return Fill(nid, Const(value, dt), start, stop, nid)
+
+    def store(self, nid, idx, value):
+        buf, index, shape = self.ref(nid, idx)
+        return Store(buf, index, shape, value, nid)
+
+    def update(self, nid, idx, op, value, reassoc=True):
+        buf, index, shape = self.ref(nid, idx)
+        return Update(buf, index, shape, op, value, self.g[nid]["dtype"], nid, reassoc)
+
+    def row_blocks(self, lo, hi, emit, block, blocks=True, rest=True):
+        """Rows lo..hi in blocks of ``block`` rows (``emit`` gets the block's row
+        indices), then the remaining rows one at a time in plain loops (see
+        llvm_codegen's Codegen.loop: O3's interleaved and unrolled versions of them were
+        a third of the neuron loss's compile time and bought nothing measurable)."""
+        lo = lo if lo is not None else ZERO
+        nblocks = Bin("sdiv", Bin("sub", hi, lo), Const(block))
+        out = []
+        if blocks:
+            def first(t):
+                return Bin("add", lo, Bin("mul", t, Const(block)))
+
+            def emit_block(t):
+                rows = [Bin("add", first(t), Const(k), f"row{k}") for k in range(block)]
+                return [Eval(r) for r in rows] + emit(rows)
+            out.append(self.loop(nblocks, emit_block, "rows"))
+        if rest:
+            out.append(self.loop(hi, lambda i: emit([i]), "row",
+                                 start=Bin("add", lo, Bin("mul", nblocks, Const(block))), plain=True))
+        return out
+
+    def loop_nest(self, nest, outer=None, part="all") -> list:
+        """Loops over the nest's domain.  Outer loops are shared; at the innermost level
+        the stages run in order for each outer index: even stages are inner loops over
+        the last axis, odd stages compute row-level roots between them.
+
+        ``outer``: (start, end) of the outer loop a parallel chunk runs.  ``part`` splits
+        a row-blocked nest's rows in two (compiled on different cores): "blocks" runs
+        the whole blocks of rows; "rest" the rows after them, one at a time, continuing
+        the reductions "blocks" left in memory (no fill; the accumulators outside the
+        row loop start from their stored values), which sums every element in the same
+        order as "all"."""
+        g, s = self.g, self.s
+        dom, r, info = nest.domain, len(nest.domain), nest.info
+        out = []
+        # per-row values only this nest reads live for one block of rows (schedule's
+        # row_local): a few bytes of workspace per chunk, which stay in cache
+        for nid in nest.roots:
+            if nid in self.row_local:
+                out.append(Rebase(nid, ("rows", nid), Bin("mul", CHUNK, Const(nest.row_block)), g[nid]["dtype"]))
+        for nid in nest.roots:
+            d = g[nid]
+            if is_reduction(g, nid) and info[nid]["acc"] is None and part != "rest":
+                # A chunk of a parallel nest owns only its rows of a reduction that keeps
+                # the outer axis (other chunks fill and fill in theirs concurrently); a
+                # reduction across chunks writes this chunk's own partial buffer.
+                own_rows = outer if outer is not None and nid not in s.partials else None
+                out.append(self.fill(nid, identity(d["op"], d["dtype"]), rows=own_rows))
+        accs, rows_now = {}, []
+        n_stages = max((info[n]["stage"] for n in nest.roots), default=0) + 1
+
+        def is_reduce(nid):
+            return is_reduction(g, nid)
+
+        stage_local, root_rank = nest.stage_local, nest.root_rank
+
+        def out_index(nid, idx):
+            return nest.reduced_index(g[nid], idx, ZERO)
+
+        def acc_slot(nid, idx):   # where an accumulator for outer index idx is stored
+            return out_index(nid, idx + [ZERO] * (root_rank(nid) - len(idx)))
+
+        def init_acc(key, resume_at=None):
+            nid = key[0] if isinstance(key, tuple) else key
+            d = g[nid]
+            block = isinstance(key, tuple) and len(rows_now) > 1
+            acc = accs[key] = Acc(f"acc{nid}" + (f".{key[1]}" if block else ""), nid, d["dtype"])
+            if resume_at is None:
+                return AccInit(acc, Const(identity(d["op"], d["dtype"]), d["dtype"]))
+            return AccInit(acc, self.load(nid, acc_slot(nid, resume_at)))   # part "rest"
+
+        def store_acc(key, idx):
+            nid = key[0] if isinstance(key, tuple) else key
+            return self.store(nid, acc_slot(nid, idx), AccValue(accs[key]))
+
+        def body(roots, idx, b=0):
+            self.memo = {}
+            stmts = []
+            for nid in roots:
+                op = g[nid]["op"]
+                if not is_reduce(nid):
+                    stmts.append(self.store(nid, idx, self.val_root(nid, idx)))
+                    continue
+                v = self.val(g[nid]["args"][0], idx)
+                if info[nid]["acc"] is not None:
+                    stmts.append(Accumulate(accs[(nid, b)] if (nid, b) in accs else accs[nid], op, v))
+                else:
+                    stmts.append(self.update(nid, out_index(nid, idx), op, v))
+            return stmts
+
+        def stages(rows):
+            """Every stage for a block of rows (outer indices): an inner loop serves all
+            rows of the block, so row dot products share loads of the other operand and
+            an accumulation over rows loads and stores its output once per block."""
+            rows_now[:] = rows
+            if r == 2:
+                self.block_first = rows[0][0]
+            stmts = []
+            for st in range(n_stages):
+                roots = [n for n in nest.roots if info[n]["stage"] == st]
+                if not roots:
+                    continue
+                if st % 2:
+                    stmts.append(Comment(f"stage {st}: row level"))
+                    for b, idx in enumerate(rows):
+                        stmts += body(roots, idx, b)
+                    continue
+                local = [n for n in roots if is_reduce(n) and stage_local(n)]
+                stmts += [init_acc((n, b)) for b in range(len(rows)) for n in local]
+                if r:
+                    if n_stages > 1:
+                        stmts.append(Comment(f"stage {st}"))
+                    lo, hi = (outer if outer and r == 1 else (None, size(dom[r - 1])))
+
+                    def inner(i, roots=roots):
+                        return [x for b, idx in enumerate(rows) for x in body(roots, idx + [i], b)]
+                    stmts.append(self.loop(hi, inner, f"i{r - 1}", start=lo))
+                else:
+                    stmts += body(roots, rows[0])
+                stmts += [store_acc((n, b), idx) for b, idx in enumerate(rows) for n in local]
+            return stmts
+
+        # Rows in blocks: see schedule.Nest.row_block (the schedule decides).
+        blocked = self.block_rows and r == 2 and nest.row_block > 1
+
+        def level(k, idx):
+            outers = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]
+            # (outside the row loop when k <= r - 2)
+            stmts = [init_acc(n, idx if part == "rest" and blocked and k <= r - 2 else None) for n in outers]
+            if k >= r - 1:
+                stmts += stages([idx])
+            else:
+                lo, hi = outer if (outer and k == 0) else (None, size(dom[k]))
+                if blocked and k == r - 2:
+                    stmts += self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]),
+                                             nest.row_block, blocks=part != "rest", rest=part != "blocks")
+                else:
+                    stmts.append(self.loop(hi, lambda i: level(k + 1, idx + [i]), f"i{k}", start=lo))
+            stmts += [store_acc(n, idx) for n in outers]
+            return stmts
+
+        return out + level(0, [])
+
+    def parallel(self, nest, k) -> Parallel:
+        s, g = self.s, self.g
+        crossing = [n for n in nest.roots if n in s.partials]
+        split_rest = self.split and self.block_rows and len(nest.domain) == 2 and nest.row_block > 1
+        parts = [(f"nest{k}", "blocks"), (f"nest{k}.rest", "rest")] if split_rest else [(f"nest{k}", "all")]
+        bodies = []
+        for name, part in parts:
+            # this chunk's partial result of each reduction across chunks
+            stmts = [Rebase(r, ("partial", r), Bin("mul", CHUNK, numel(self.shape(r))), g[r]["dtype"])
+                     for r in crossing]
+            bodies.append((name, stmts + self.loop_nest(nest, outer=(START, END), part=part)))
+        n0 = size(nest.domain[0])
+        min_work = max(1, PAR_MIN_WORK // max(nest.cost, 1))
+        cond = Bin("and", Bin("and", Bin("ge", numel(nest.domain), Const(min_work)), Bin("ge", n0, Const(s.threads))),
+                   Not(BLAS_CALL))
+        combine = [(r, g[r]["op"], g[r]["dtype"], numel(self.shape(r))) for r in crossing]
+        return Parallel(k, n0, cond, bodies, combine)
+
+    def matmul(self, nest) -> list:
+        """A matrix-matrix product (schedule.decompose turned every product with a
+        vector operand into element-wise products and sums, fused with their nests)."""
+        (nid,) = nest.roots
+        d = self.g[nid]
+        a, bb = d["args"]
+        sa, sb = self.shape(a), self.shape(bb)
+        assert len(sa) == len(sb) == 2, "internal: decompose() leaves only matrix-matrix products"
+        k, m, n = size(sa[1]), size(sa[0]), size(sb[1])
+        self.memo = {}
+        lib = self.library_product(a, bb)
+        if lib is not None:
+            # Every product goes to a library when there is one: OpenBLAS's small-matrix
+            # path costs about a microsecond, and not emitting a vectorized loop fallback
+            # keeps compile time down.  Products with at most SKINNY_MAX_N columns (a
+            # softmax's classes, a layer's few outputs) first try gradc's narrow kernels,
+            # several times faster there than OpenBLAS (runtime/skinny.c).
+            ops, narrow = lib
+            return [Gemm(nid, ops[0], ops[1], m, n, k, d["dtype"], narrow)]
+        return self.matmul_loops(nid, a, bb, k, m, n)
+
+    def library_product(self, a, bb):
+        """How a matrix-matrix product ``a @ bb`` runs: None for generated loops (no BLAS,
+        or an operand BLAS cannot read in place), else (the operands as BLAS reads them,
+        whether gradc's narrow kernel is tried first)."""
+        if not self.blas or len(self.shape(a)) != 2 or len(self.shape(bb)) != 2 \
+                or self.g[a]["dtype"].kind != "f":      # integer products: generated loops
+            return None
+        ops = []
+        for x in (a, bb):   # (base node, transposed?) when BLAS can read it in place
+            d = self.g[x]
+            if x in self.buffered:
+                ops.append((x, False))
+            elif d["op"] == "transpose" and d["args"][0] in self.buffered:
+                ops.append((d["args"][0], True))
+            else:
+                return None
+        return ops, bool(self.blas.get("skinny")) and not ops[1][1]
+
+    def calls_blas(self) -> Expr:
+        """Does this call of the kernel wake OpenBLAS's own thread pool?  Then gradc's threads
+        sit this call out: OpenBLAS's worker spins for ~120 ms after each of its calls,
+        and gradc's two threads on two cores beside it ran slower than one (M4 medium
+        12.6-13.0 ms with gradc on 2 threads, 11.7-12.4 ms on 1).  With the pool-split
+        products (``blas["pool"]``, runtime/poolgemm.c) OpenBLAS never runs threads of its
+        own."""
+        flag = Const(False, np.dtype(np.bool_))
+        if self.blas and self.blas.get("pool"):     # (ahead-of-time libraries have no BLAS)
+            return flag
+        for nest in self.s.nests:
+            if nest.kind != "matmul":
+                continue
+            a, bb = self.g[nest.roots[0]]["args"]
+            lib = self.library_product(a, bb)
+            if lib is None:
+                this = Const(False, np.dtype(np.bool_))
+            elif not lib[1]:
+                this = Const(True, np.dtype(np.bool_))
+            else:
+                this = Bin("gt", size(self.shape(bb)[1]), Const(SKINNY_MAX_N))
+            flag = Bin("or", flag, this)
+        return flag
+
+    def matmul_loops(self, nid, a, bb, k, m, n):
+        dtype = self.g[nid]["dtype"]
+
+        def over_i(i):     # i-k-j order: the inner loop streams rows of b and c (vectorizes)
+            def over_k(kk):
+                self.memo = {}
+                va = self.val(a, [i, kk])
+
+                def over_j(j):
+                    self.memo = {}
+                    prod = Apply("mul", (va, self.val(bb, [kk, j])), dtype, (dtype, dtype))
+                    return [self.update(nid, [i, j], "sum", prod)]
+                return [Eval(va), self.loop(n, over_j, "j")]
+            return [self.loop(k, over_k, "k")]
+        return [self.fill(nid, 0.0), self.loop(m, over_i, "i")]
+
+    def scatter(self, nest):
+        (nid,) = nest.roots
+        d = self.g[nid]
+        upd, *ix = d["args"]
+        dom, shape = nest.domain, d["shape"]
+
+        def level(k, idx):
+            if k < len(dom):
+                return [self.loop(size(dom[k]), lambda i: level(k + 1, idx + [i]), f"s{k}")]
+            self.memo = {}
+            inner = [Checked(ToIndex(self.val(a, self.argidx(a, dom, idx)), self.g[a]["dtype"]), size(n), nid, axis)
+                     for axis, (a, n) in enumerate(zip(ix, shape))]
+            return [self.update(nid, inner, "sum", self.val(upd, idx), reassoc=False)]
+        return [self.fill(nid, 0.0)] + level(0, [])
+
+    def kernel(self, name) -> Kernel:
+        s = self.s
+        titles = describe(s).splitlines()
+        blas_call = self.calls_blas()
+        nests = []
+        for k, nest in enumerate(s.nests):
+            if nest.kind == "loop" and nest.parallel:
+                body = [self.parallel(nest, k)]
+            else:
+                body = {"loop": self.loop_nest, "matmul": self.matmul, "scatter": self.scatter}[nest.kind](nest)
+            nests.append(Nest(k, titles[k], body))
+        return Kernel(name, s, nests, blas_call, s.threads, s.pool_threads)
+
+
+def build(s: Schedule, name: str, *, blas: dict | None = None, split: bool = False,
+          block_rows: bool = True) -> Kernel:
+    """The loop IR of schedule ``s`` for a kernel called ``name``.  ``blas`` (see
+    backends/blas.py): matrix products call the library (else generated loops);
+    ``split``: a row-blocked parallel nest's remaining rows get a function of their own
+    (compiled in a module of its own); ``block_rows``: 2-d nests run their rows in the
+    blocks the schedule chose (else one row at a time)."""
+    return LoopLowering(s, blas, split, block_rows).kernel(name)
