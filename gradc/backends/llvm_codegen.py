@@ -587,7 +587,7 @@ class Codegen:
         m, n, k = self.e_(st.m), self.e_(st.n), self.e_(st.k)
         ops = [st.a, st.b]
         if st.narrow:
-            done = self.call_skinny(st.out, ops, m, n, k, ty)
+            done = self.call_skinny(st.out, ops, m, n, k, ty, self.e_(st.threads))
             with b.if_then(b.icmp_signed("!=", done, ir.Constant(I32, 0)), likely=False):
                 self.call_gemm(st.out, ops, m, n, k, ty)
         else:
@@ -599,19 +599,18 @@ class Codegen:
         cols = self.size(self.g[x]["shape"][1])
         return b.select(b.icmp_signed(">", cols, ir.Constant(I64, 1)), cols, ir.Constant(I64, 1))
 
-    def call_skinny(self, nid, ops, m, n, k, ty):
+    def call_skinny(self, nid, ops, m, n, k, ty, threads):
         """gradc_skinny_gemm (runtime/skinny.c): 0 when it computed the product."""
         vp = I8.as_pointer()
         fn = self.module.globals.get("gradc_skinny_gemm")
         if fn is None:
-            fn = ir.Function(self.module, ir.FunctionType(I32, [I32, I32, I64, I64, I64, vp, I64, vp, I64, vp, I64, I32]),
-                             "gradc_skinny_gemm")
+            fnty = ir.FunctionType(I32, [I32, I32, I64, I64, I64, vp, I64, vp, I64, vp, I64, I32])
+            fn = ir.Function(self.module, fnty, "gradc_skinny_gemm")
         (xa, ta), (xb, _) = ops
         b = self.b
         cast = lambda x: b.bitcast(self.bufs[x], vp)  # noqa: E731
         return b.call(fn, [ir.Constant(I32, 0 if ty == F64 else 1), ir.Constant(I32, 1 if ta else 0), m, n, k,
-                           cast(xa), self.ld(xa), cast(xb), self.ld(xb), cast(nid), self.ld(nid),
-                           self.b.select(self.blas_call, ir.Constant(I32, 1), ir.Constant(I32, self.s.pool_threads))])
+                           cast(xa), self.ld(xa), cast(xb), self.ld(xb), cast(nid), self.ld(nid), threads])
 
     def call_gemm(self, nid, ops, m, n, k, ty):
         """C = op(A) @ op(B) by BLAS: split into row blocks on gradc's pool, one

@@ -219,7 +219,8 @@ class Comment:
 class Gemm:
     """``out = a @ b`` by a library: gradc's narrow kernel first when ``narrow`` (it
     declines products wider than SKINNY_MAX_N columns), else (or then) BLAS gemm.
-    ``a``, ``b``: (buffer, transposed?) as stored."""
+    ``a``, ``b``: (buffer, transposed?) as stored; ``threads``: how many threads the
+    narrow kernel may use (int32)."""
     out: int
     a: tuple
     b: tuple
@@ -228,6 +229,7 @@ class Gemm:
     k: Expr
     dtype: np.dtype
     narrow: bool
+    threads: Expr
 
 
 @dataclass(eq=False)
@@ -438,7 +440,7 @@ class TextRenderer:
         elif isinstance(st, Comment):
             self.line(f"# {st.text}")
         elif isinstance(st, Gemm):
-            lib = "skinny, else gemm" if st.narrow else "gemm"
+            lib = f"skinny(threads={self.e(st.threads)}), else gemm" if st.narrow else "gemm"
             ops = ", ".join(self.buf(b) + ("^T" if t else "") for b, t in (st.a, st.b))
             self.line(f"%{st.out} = {lib}({ops}; m={self.e(st.m)}, n={self.e(st.n)}, k={self.e(st.k)})")
         elif isinstance(st, Parallel):

@@ -360,7 +360,10 @@ class LoopLowering:
             # softmax's classes, a layer's few outputs) first try gradc's narrow kernels,
             # several times faster there than OpenBLAS (runtime/skinny.c).
             ops, narrow = lib
-            return [Gemm(nid, ops[0], ops[1], m, n, k, d["dtype"], narrow)]
+            # the narrow kernel runs on gradc's threads unless this call uses BLAS (see calls_blas)
+            i32 = np.dtype(np.int32)
+            threads = Select(BLAS_CALL, Const(1, i32), Const(self.s.pool_threads, i32))
+            return [Gemm(nid, ops[0], ops[1], m, n, k, d["dtype"], narrow, threads)]
         return self.matmul_loops(nid, a, bb, k, m, n)
 
     def library_product(self, a, bb):
