@@ -1,8 +1,9 @@
-"""Lowering a :class:`~gradc.backends.schedule.Schedule` to readable C99.
+"""Rendering the loop IR (``loop_ir.py``, made by ``lower_loops.build`` from a
+:class:`~gradc.backends.schedule.Schedule`) as readable C99.
 
-The structure mirrors ``llvm_codegen.py`` nest for nest, so the C reads next to the IR:
-element-wise and view ops are inlined as expressions of the loop index (one ``const``
-local per graph node, commented with the node it computes); roots are stored;
+The LLVM renderer (``llvm_codegen.py``) walks the same IR, so the C reads next to the
+LLVM IR: element-wise and view ops are inlined as expressions of the loop index (one
+``const`` local per graph node, commented with the node it computes); roots are stored;
 reductions accumulate in a register (``acc12``) or in memory; loop nests run their
 stages (inner loops and row-level roots); matrix products and scatter-adds get their
 own nests; gathers bounds-check their indices and set the status; broadcasting is an

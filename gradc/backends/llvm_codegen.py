@@ -1,4 +1,5 @@
-"""Lowering a :class:`~gradc.backends.schedule.Schedule` to LLVM IR (llvmlite.ir).
+"""Rendering the loop IR (``loop_ir.py``, made by ``lower_loops.build`` from a
+:class:`~gradc.backends.schedule.Schedule`) as LLVM IR (llvmlite.ir).
 
 The kernel ABI (see ``runtime/gradc.h``)::
 
@@ -243,16 +244,6 @@ class Codegen:
         vector variants (``vecmath.annotate``, applied by ``llvm_jit.prepare_ir``)."""
         self.math_calls += 1
         return self.b.call(vecmath.declare(self.module, name, x.type), [x])
-
-    def size(self, d) -> ir.Value:
-        return ir.Constant(I64, d) if isinstance(d, int) else self.sizes[d]
-
-    def numel(self, shape) -> ir.Value:
-        n = ir.Constant(I64, 1)
-        for d in shape:
-            if d != 1:
-                n = self.b.mul(n, self.size(d)) if not (isinstance(n, ir.Constant) and n.constant == 1) else self.size(d)
-        return n
 
     # -- memory ----------------------------------------------------------------------
     def ptr(self, buf, index, shape):
@@ -596,7 +587,7 @@ class Codegen:
     def ld(self, x):
         """Leading dimension of a stored matrix: its row length, at least 1."""
         b = self.b
-        cols = self.size(self.g[x]["shape"][1])
+        cols = self.e_(lir.size(self.g[x]["shape"][1]))
         return b.select(b.icmp_signed(">", cols, ir.Constant(I64, 1)), cols, ir.Constant(I64, 1))
 
     def call_skinny(self, nid, ops, m, n, k, ty, threads):
@@ -700,7 +691,7 @@ class Codegen:
             ptrs.append(b.gep(ws, [off]))
             nbytes = None
             for _key, shape, dtype in region:   # the region holds its largest buffer
-                nb = b.mul(self.numel(shape), ir.Constant(I64, np.dtype(dtype).itemsize))
+                nb = b.mul(self.e_(lir.numel(shape)), ir.Constant(I64, np.dtype(dtype).itemsize))
                 nbytes = nb if nbytes is None else b.select(b.icmp_unsigned(">", nb, nbytes), nb, nbytes)
             off = b.add(off, b.and_(b.add(nbytes, ir.Constant(I64, ALIGN - 1)), ir.Constant(I64, -ALIGN)))
         b.ret(b.call(impl, ptrs + szs))
