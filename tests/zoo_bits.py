@@ -3,13 +3,14 @@
     PYTHONPATH=$PWD python tests/zoo_bits.py save    DIR   # on the commit before
     PYTHONPATH=$PWD python tests/zoo_bits.py compare DIR   # on the commit after
 
-``save`` runs every model of ``gradc.bench_models`` (M1-M5) at the small and medium
+``save`` runs every model of ``gradc.bench_models`` (M1-M7) at the small and medium
 sizes, forward (``jit``) and ``value_and_grad``, in float64 and float32, on backend
 "llvm" compiled for 1 and for 2 threads and on backend "c", and writes the results
 (``results.npz``) and the generated code (the LLVM IR before optimization, the C
 source) to DIR.  ``compare`` recomputes everything and fails unless every array is
 identical bit for bit (NaN payloads included: the bytes are compared); it reports
-which generated texts changed, which is allowed (a renamed value) but worth reading.
+which generated texts changed, which is allowed (a renamed value) but worth reading,
+and results the earlier commit could not compute (a GradcError, saved as its text).
 
 This is a script, not a pytest test: it compiles about 100 kernels (minutes on a
 shared machine), and its oracle is an earlier commit's output, not a numpy reference
@@ -54,7 +55,13 @@ def run() -> tuple[dict, dict]:
                         else:
                             f = gradc.value_and_grad(model.gradc, model.argnums, backend=backend)
                         key = f"{backend}{threads}/{name}/{dtype}/{size}/{kind}"
-                        for k, a in enumerate(_flat(f(*args))):
+                        try:
+                            outs = _flat(f(*args))
+                        except gradc.GradcError as e:   # reported by compare as missing/new
+                            texts[key] = f"ERROR {type(e).__name__}: {e}"
+                            print(key, texts[key][:200], file=sys.stderr, flush=True)
+                            continue
+                        for k, a in enumerate(outs):
                             results[f"{key}/{k}"] = a
                         low = f.lower(*args)
                         texts[key] = low.c_source() if backend == "c" else low.llvm_ir(optimized=False)
@@ -81,10 +88,10 @@ def main(argv) -> int:
         print(f"saved {len(results)} arrays and {len(texts)} kernels to {directory}")
         return 0
     before = np.load(os.path.join(directory, "results.npz"))
-    bad = []
+    bad, new = [], []
     for key, a in results.items():
         if key not in before:
-            bad.append(f"{key}: new result")
+            new.append(key)     # the earlier commit failed here (its text says how)
             continue
         b = before[key]
         if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
@@ -96,7 +103,8 @@ def main(argv) -> int:
         p = _path(directory, key)
         if not os.path.exists(p) or open(p).read() != text:
             changed.append(key)
-    print(f"{len(results)} arrays compared, {len(bad)} differ; "
+    print(f"{len(results) - len(new)} arrays compared, {len(bad)} differ, {len(new)} new "
+          f"(the earlier commit raised an error there); "
           f"{len(texts) - len(changed)} of {len(texts)} generated kernels have the same text")
     for key in changed:
         print(f"  text changed: {key}")

@@ -170,6 +170,12 @@ class Writer:
 
 
 # ----------------------------------------------------------------------------- codegen
+# Names a generated local must not take: the C types and macros the kernel uses (a size
+# symbol "t" would otherwise be the local size_t, shadowing the type), and the kernel's
+# own parameters and status.
+_RESERVED = {"size_t", "ptrdiff_t", "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t",
+             "uint32_t", "uint64_t", "bool", "true", "false", "status", "ws", "args", "sizes", "workspace",
+             "i", "j", "k"}
 _C_OPS = {"add": "+", "sub": "-", "mul": "*", "sdiv": "/", "srem": "%", "udiv": "/", "urem": "%",
           "lt": "<", "ge": ">=", "gt": ">", "eq": "==", "and": "&&", "or": "||"}
 
@@ -188,7 +194,7 @@ class CCodegen:
         self.memo = ir.Scopes()
         self.defined: dict = {}    # local name -> the node it holds
         self.accs: dict = {}       # id(Acc) -> its local
-        self._used: set = set()
+        self._used: set = set(_RESERVED)
         self._names()
 
     # -- naming ----------------------------------------------------------------------

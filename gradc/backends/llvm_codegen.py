@@ -580,9 +580,9 @@ class Codegen:
         if st.narrow:
             done = self.call_skinny(st.out, ops, m, n, k, ty, self.e_(st.threads))
             with b.if_then(b.icmp_signed("!=", done, ir.Constant(I32, 0)), likely=False):
-                self.call_gemm(st.out, ops, m, n, k, ty)
+                self.call_gemm(st.out, ops, m, n, k, ty, st.pool_threads)
         else:
-            self.call_gemm(st.out, ops, m, n, k, ty)
+            self.call_gemm(st.out, ops, m, n, k, ty, st.pool_threads)
 
     def ld(self, x):
         """Leading dimension of a stored matrix: its row length, at least 1."""
@@ -603,14 +603,14 @@ class Codegen:
         return b.call(fn, [ir.Constant(I32, 0 if ty == F64 else 1), ir.Constant(I32, 1 if ta else 0), m, n, k,
                            cast(xa), self.ld(xa), cast(xb), self.ld(xb), cast(nid), self.ld(nid), threads])
 
-    def call_gemm(self, nid, ops, m, n, k, ty):
+    def call_gemm(self, nid, ops, m, n, k, ty, pool_threads):
         """C = op(A) @ op(B) by BLAS: split into row blocks on gradc's pool, one
         single-threaded BLAS call each (gradc_pool_*gemm, runtime/poolgemm.c), where
         OpenBLAS lets a thread ask for one thread; else OpenBLAS's CBLAS directly."""
         b = self.b
         iw = ir.IntType(self.blas["int"])
         fp = ty.as_pointer()
-        pool = bool(self.blas.get("pool"))
+        pool = pool_threads > 0
         name = ("gradc_pool_" if pool else "gradc_cblas_") + ("dgemm" if ty == F64 else "sgemm")
         fn = self.module.globals.get(name)
         if fn is None:
@@ -623,7 +623,7 @@ class Codegen:
         args = [ir.Constant(I32, 101), ir.Constant(I32, 112 if ta else 111), ir.Constant(I32, 112 if tb else 111),
                 self.convert(m, iw), self.convert(n, iw), self.convert(k, iw), _const(ty, 1.0),
                 self.bufs[xa], ld(xa), self.bufs[xb], ld(xb), _const(ty, 0.0), self.bufs[nid], ld(nid)]
-        b.call(fn, args + ([ir.Constant(I32, self.s.pool_threads)] if pool else []))
+        b.call(fn, args + ([ir.Constant(I32, pool_threads)] if pool else []))
 
     # -- the function ----------------------------------------------------------------
     def build(self) -> ir.Module:

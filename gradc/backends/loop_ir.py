@@ -220,7 +220,9 @@ class Gemm:
     """``out = a @ b`` by a library: gradc's narrow kernel first when ``narrow`` (it
     declines products wider than SKINNY_MAX_N columns), else (or then) BLAS gemm.
     ``a``, ``b``: (buffer, transposed?) as stored; ``threads``: how many threads the
-    narrow kernel may use (int32)."""
+    narrow kernel may use (int32); ``pool_threads``: BLAS runs in row blocks on gradc's
+    pool of that many threads, one single-threaded call each (runtime/poolgemm.c), or
+    with 0 is called directly."""
     out: int
     a: tuple
     b: tuple
@@ -230,6 +232,7 @@ class Gemm:
     dtype: np.dtype
     narrow: bool
     threads: Expr
+    pool_threads: int = 0
 
 
 @dataclass(eq=False)
@@ -440,7 +443,8 @@ class TextRenderer:
         elif isinstance(st, Comment):
             self.line(f"# {st.text}")
         elif isinstance(st, Gemm):
-            lib = f"skinny(threads={self.e(st.threads)}), else gemm" if st.narrow else "gemm"
+            gemm = f"pool_gemm(threads={st.pool_threads})" if st.pool_threads else "gemm"
+            lib = f"skinny(threads={self.e(st.threads)}), else {gemm}" if st.narrow else gemm
             ops = ", ".join(self.buf(b) + ("^T" if t else "") for b, t in (st.a, st.b))
             self.line(f"%{st.out} = {lib}({ops}; m={self.e(st.m)}, n={self.e(st.n)}, k={self.e(st.k)})")
         elif isinstance(st, Parallel):

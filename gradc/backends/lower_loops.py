@@ -363,7 +363,8 @@ class LoopLowering:
             # the narrow kernel runs on gradc's threads unless this call uses BLAS (see calls_blas)
             i32 = np.dtype(np.int32)
             threads = Select(BLAS_CALL, Const(1, i32), Const(self.s.pool_threads, i32))
-            return [Gemm(nid, ops[0], ops[1], m, n, k, d["dtype"], narrow, threads)]
+            pool = self.s.pool_threads if self.blas.get("pool") else 0
+            return [Gemm(nid, ops[0], ops[1], m, n, k, d["dtype"], narrow, threads, pool)]
         return self.matmul_loops(nid, a, bb, k, m, n)
 
     def library_product(self, a, bb):

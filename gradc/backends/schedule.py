@@ -169,21 +169,13 @@ def _renumber(g: Graph, old_of: dict, first_new: int) -> Graph:
     """Give the nodes of a retraced graph the numbers of the nodes they replay
     (``old_of``), and the nodes a rewrite made numbers from ``first_new`` on: one
     numbering runs across ``Lowered.graph``, the loop nests, the loop IR and the code."""
-    import networkx as nx
     rel, k = {}, first_new
     for n in g.order():
         if n in old_of:
             rel[n] = old_of[n]
         else:
             rel[n], k = k, k + 1
-    g.nx = nx.relabel_nodes(g.nx, rel, copy=True)
-    for n in g.nx.nodes:
-        d = g.nx._node[n]
-        d["args"] = tuple(rel[a] for a in d["args"])
-    g.inputs = [rel[n] for n in g.inputs]
-    g.outputs = [rel[n] for n in g.outputs]
-    g._next = k
-    return g
+    return g.relabel(rel)
 
 
 def _is_viewable(g: Graph, nid: int, roots: set) -> bool:

@@ -374,3 +374,24 @@ def test_c_kernels_are_serial(monkeypatch):
     x = np.random.default_rng(0).standard_normal((300, 300))
     got = gradc.grad(lambda X: gnp.sum(gnp.tanh(X) ** 2), backend="c")(x)
     np.testing.assert_allclose(got, 2 * np.tanh(x) * (1 - np.tanh(x) ** 2), rtol=1e-12, atol=1e-14)
+
+
+def _eight_sizes(a, b, c, d, e, f, g, h):
+    s = 0.0
+    for x in (a, b, c, d, e, f, g):
+        s = s + gnp.sum(x)
+    return s + gnp.sum(gnp.sum(gnp.exp(h), axis=1) * gnp.sum(h, axis=1))
+
+
+def test_a_size_named_t_does_not_shadow_size_t():
+    """Nine distinct sizes name the eighth ``t``: its C local must not be ``size_t``
+    (declared before the workspace's ``(size_t)`` casts, it made them calls of an int)."""
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(k) for k in range(2, 9)] + [rng.standard_normal((9, 4))]
+    h = args[-1]
+    expected = sum(x.sum() for x in args[:-1]) + np.sum(np.exp(h).sum(axis=1) * h.sum(axis=1))
+    low = gradc.jit(_eight_sizes, backend="c").lower(*args)
+    assert " t\n" in low.c_source() or "= t" in low.c_source()     # the size symbol t is there
+    got = gradc.jit(_eight_sizes, backend="c")(*args)
+    # sums of at most 36 O(1) terms (see the module docstring): F64_TOL relative
+    assert abs(got - expected) <= F64_TOL * max(1.0, abs(expected))

@@ -93,7 +93,8 @@ def test_loop_ir_gather_scatter_and_products(monkeypatch):
     assert re.search(r"ix\d+\.1 = checked\(index\(labels\[i0\]\), m\)", text)
     assert "for s0 in [0, k):" in text
     assert re.search(r"%\d+\[.*\] \+= ", text)
-    assert re.search(r"%\d+ = (skinny\(threads=.*\), else )?gemm\(X, W; m=k, n=m, k=n\)", text) \
+    gemm = r"(pool_gemm\(threads=\d+\)|gemm)"
+    assert re.search(rf"%\d+ = (skinny\(threads=.*\), else )?{gemm}\(X, W; m=k, n=m, k=n\)", text) \
         or re.search(r"for j in \[0, m\):", text)
 
 
