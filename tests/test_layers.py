@@ -26,6 +26,7 @@ LAYERS = [
     ("autodiff", ["gradc.autodiff"]),
     ("passes", ["gradc.passes", "gradc.evaluate"]),
     ("schedule", ["gradc.backends.schedule"]),
+    ("loop IR", ["gradc.backends.loop_ir", "gradc.backends.lower_loops"]),
     ("render", ["gradc.backends.vecmath", "gradc.backends.llvm_codegen", "gradc.backends.c_codegen"]),
     ("jit", ["gradc.backends.blas", "gradc.backends.cache", "gradc.backends.llvm_jit"]),
     ("call", ["gradc.backends", "gradc.backends.kernel", "gradc.backends.numpy_backend",
