@@ -9,10 +9,13 @@ graph and inlines it into the outer trace, so transformations compose: grad(grad
 jacobian(grad(f)), jit(grad(f))."""
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 import re
+import sys
 import threading
+import uuid
 import weakref
 
 import numpy as np
@@ -58,7 +61,27 @@ def config(**options):
     return old
 
 
+# Calls with another library's arrays (dask) go to the handler that library's module
+# registers here (gradc.distributed registers itself for "dask"; the package imports it):
+# {top-level module of the argument's type: handler(transformed, args, kwargs)}.
+FOREIGN_ARRAYS: dict = {}
+
+
+def foreign_handler(args):
+    """The handler for the first argument of a registered foreign array type, or None."""
+    if FOREIGN_ARRAYS:
+        for a in args:
+            h = FOREIGN_ARRAYS.get(type(a).__module__.partition(".")[0])
+            if h is not None:
+                return h
+    return None
+
+
 _LIVE = weakref.WeakSet()   # every Transformed, so config(debug_nans=...) can reach them
+_BY_TOKEN = weakref.WeakValueDictionary()   # pickle token -> the live function in this process
+# Functions unpickled here stay alive (with their compiled kernels) for the next tasks
+# that bring the same pickle: a Dask or pool worker compiles once, not once per task.
+_UNPICKLED = collections.deque(maxlen=32)
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -327,6 +350,23 @@ class Transformed:
         self._lock = threading.RLock()
         functools.update_wrapper(self, fun, updated=())
         _LIVE.add(self)
+        self._token = uuid.uuid4().hex   # names this function across pickles (see _rebuild)
+        _BY_TOKEN[self._token] = self
+
+    def __reduce__(self):
+        """Pickle the Python function and the options, never compiled code: a decorated
+        module-level function goes by name; otherwise the function itself (by reference
+        for ``pickle``, by value when cloudpickle needs it).  On load the first call per
+        signature traces again and takes the kernel from the disk cache (or compiles)."""
+        if _importable(self) and not _cloudpickle_by_value(self.__module__):
+            return self.__qualname__
+        extra = {"n_primals": self.n_primals} if hasattr(self, "n_primals") else {}
+        return (_rebuild, (type(self), self._constructor_args(), extra, self._token))
+
+    def _constructor_args(self) -> tuple:
+        """``type(self)(*these)`` makes this function again (a subclass whose constructor
+        differs says so)."""
+        return (self.fun, self.kind, self.argnums, self._backend, self._debug_nans)
 
     @property
     def backend(self):
@@ -428,6 +468,9 @@ class Transformed:
         return prepare(flat.leaves, self._wrt(flat), self.name, flat.labels, flat.positions), flat
 
     def _slow_call(self, args, kwargs):
+        handler = foreign_handler(args)
+        if handler is not None:       # dask arrays: gradc.distributed sums per-chunk results
+            return handler(self, args, kwargs)
         arrays, flat = self._arrays(args, kwargs)
         if current() is not None or any(isinstance(a, Value) for a in arrays):
             return self._call_traced(arrays, flat)
@@ -505,6 +548,45 @@ def _args_tree(flat: Flat) -> str:
     return ", ".join(map(str, flat.tree.children))
 
 
+def _importable(t) -> bool:
+    """Is ``t`` what its module's attribute of that name holds (``@gradc.jit def f``)?"""
+    obj = sys.modules.get(getattr(t, "__module__", None) or "")
+    for part in getattr(t, "__qualname__", "<").split("."):
+        obj = getattr(obj, part, None)
+    return obj is t
+
+
+def _cloudpickle_by_value(module: str) -> bool:
+    """Is cloudpickle pickling us, with ``module`` to go by value (``__main__``, or
+    registered)?  Then a by-name reference would not resolve where the pickle is loaded
+    (a Dask worker has another ``__main__``), so the function goes by value."""
+    cp = sys.modules.get("cloudpickle")
+    if cp is None:
+        return False
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith("cloudpickle"):
+            registered = getattr(cp, "list_registry_pickle_by_value", lambda: ())()
+            return module == "__main__" or module in registered
+        frame = frame.f_back
+    return False
+
+
+def _rebuild(cls, args, extra, token):
+    """Unpickle a transformed function: the live one with this token if this process has
+    it (its kernels are compiled), else a new one that compiles on first call."""
+    live = _BY_TOKEN.get(token)
+    if live is not None:
+        return live
+    t = cls(*args)
+    t.__dict__.update(extra)
+    del _BY_TOKEN[t._token]
+    t._token = token
+    _BY_TOKEN[token] = t
+    _UNPICKLED.append(t)
+    return t
+
+
 def _scalar(o):
     if isinstance(o, np.ndarray) and o.ndim == 0:
         return o[()]
@@ -524,6 +606,13 @@ class Lowered:
         self.forward = entry.forward
         self.unoptimized = entry.unoptimized
         self.backend = entry.backend
+
+    def __reduce__(self):
+        """The graphs travel; the kernel is rebuilt on load (from the disk cache, or
+        compiled again)."""
+        e = self._entry
+        return (_rebuild_lowered, (e.graph, e.forward, e.unoptimized, e.structure, e.backend,
+                                   getattr(self, "_fun", None), getattr(e, "argnums", None)))
 
     def __str__(self):
         return str(self.graph)
@@ -580,6 +669,15 @@ class Lowered:
         return ex.latex() if latex else ex
 
 
+def _rebuild_lowered(graph, forward, unoptimized, structure, backend, fun, argnums):
+    entry = Entry(graph, forward, unoptimized, _compile(graph, backend, False), structure, backend)
+    if argnums is not None:
+        entry.argnums = argnums
+    low = Lowered(entry)
+    low._fun = fun
+    return low
+
+
 # ----------------------------------------------------------------------------- public API
 def jit(fun=None, *, backend=None, debug_nans=None):
     """Compile ``fun`` (traced once per input signature).  ``debug_nans=True``: checked
@@ -617,9 +715,21 @@ def vjp(fun, *primals, backend=None):
     out = Transformed(fun, "jit", backend=backend)(*primals)
     t = Transformed(fun, "vjp", backend=backend)
     t.n_primals = len(primals)
-    out_leaves, out_tree = tree_flatten(out)
+    return out, VJPFunction(t, primals, out)
 
-    def vjp_fn(*cts):
+
+class VJPFunction:
+    """``vjp_fn`` of :func:`vjp`: ``vjp_fn(ct)`` gives one cotangent per primal.  It
+    pickles (the function, the primals and the output), so it can be sent to a worker."""
+
+    def __init__(self, transformed, primals, out):
+        self.transformed, self.primals, self.out = transformed, primals, out
+
+    def __repr__(self):
+        return f"<gradc.vjp_fn of {self.transformed.name}>"
+
+    def __call__(self, *cts):
+        out_leaves, out_tree = tree_flatten(self.out)
         if len(cts) == 1:
             ct = cts[0]
         elif out_tree.node_type is tuple:
@@ -634,8 +744,7 @@ def vjp(fun, *primals, backend=None):
         for k, (c, o) in enumerate(zip(ct_leaves, out_leaves)):
             if np.shape(c) != np.shape(o) and not isinstance(c, Value):
                 raise ArgumentError(f"vjp_fn: cotangent {k} has shape {np.shape(c)}, expected the output's shape {np.shape(o)}")
-        return t(*primals, *ct_leaves)
-    return out, vjp_fn
+        return self.transformed(*self.primals, *ct_leaves)
 
 
 def explain(fun, *args, argnums=0, output_name=None):

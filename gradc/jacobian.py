@@ -22,6 +22,9 @@ class _Jacobian(Transformed):
         super().__init__(fun, "jacobian", argnums, backend)
         self._plans: dict = {}   # id(graph built) -> how to assemble its Jacobian
 
+    def _constructor_args(self):     # how a pickle rebuilds it (Transformed.__reduce__)
+        return (self.fun, self.argnums, self._backend)
+
     def _wrt(self, flat):
         return flat.wrt(_check_argnums(self.argnums, len(flat.spans), self.name))
 
@@ -50,7 +53,11 @@ class _Jacobian(Transformed):
         return e
 
     def __call__(self, *args, **kwargs):
+        from .api import foreign_handler
         from .tracer import current
+        handler = foreign_handler(args)
+        if handler is not None:       # dask arrays: refused (only jit, grad, value_and_grad)
+            return handler(self, args, kwargs)
         arrays, flat = self._arrays(args, kwargs)
         if current() is not None or any(isinstance(a, Value) for a in arrays):
             return self._call_traced(arrays, flat)

@@ -231,7 +231,9 @@ def test_writable_entry_end_to_end(tmp_path):
 
 def test_no_pickle_anywhere_in_gradc():
     """Cached code and everything else gradc persists is raw bytes and JSON; pickle (or
-    its relatives) would turn a cache entry into arbitrary code on load."""
+    its relatives) would turn a cache entry into arbitrary code on load.  (gradc's
+    objects define ``__reduce__`` so that users can send them to other processes with
+    the pickle of their choice; gradc itself never pickles nor unpickles.)"""
     pkg = ROOT / "gradc"
     bad = []
     for p in pkg.rglob("*"):
@@ -239,7 +241,7 @@ def test_no_pickle_anywhere_in_gradc():
             continue
         for i, line in enumerate(p.read_text(errors="replace").splitlines(), 1):
             if re.search(r"(import|from)\s+(c?pickle|dill|cloudpickle|marshal|shelve|joblib)\b|"
-                         r"\b(c?pickle|marshal|dill|shelve)\.\w|__reduce(_ex)?__|__getstate__", line):
+                         r"\b(c?pickle|marshal|dill|shelve)\.\w", line):
                 bad.append(f"{p.relative_to(ROOT)}:{i}: {line.strip()}")
     for p in (ROOT / "runtime").glob("*.c"):
         if re.search(r"PyImport_Import\w*\(.*pickle|\"pickle\"", p.read_text(errors="replace")):
