@@ -93,6 +93,25 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* After fork() the child has only the forking thread: locks another thread held at
+ * that moment would stay locked forever, and the workers are gone.  The child starts
+ * with a fresh pool (registered once, at the first parallel_for). */
+static void pool_after_fork_in_child(void) {
+    pthread_mutex_init(&pool.busy, NULL);
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.nworkers = 0;
+    pool.generation = 0;
+    pool.claim = 0;
+    pool.finished = 0;
+    pool.pid = getpid();
+}
+
+static pthread_once_t pool_fork_once = PTHREAD_ONCE_INIT;
+
+static void pool_register_fork_handler(void) { pthread_atfork(NULL, NULL, pool_after_fork_in_child); }
+
 static int ensure_workers(int want) {
     if (pool.pid != getpid()) { /* a fresh process (fork): its pool has no threads yet */
         pthread_mutex_init(&pool.lock, NULL);
@@ -120,6 +139,7 @@ static int ensure_workers(int want) {
  * (a descheduled virtual CPU took 200-300 us to answer, measured on a 2-core VM) the
  * caller runs the chunks itself and returns, never slower than running them alone. */
 void gradc_parallel_for(gradc_task fn, void *ctx, int64_t n, int32_t chunks, int32_t threads) {
+    pthread_once(&pool_fork_once, pool_register_fork_handler);
     if (threads > chunks) threads = chunks;
     if (threads <= 1 || threads > GRADC_MAX_THREADS || chunks >= (1 << 24)
         || pthread_mutex_trylock(&pool.busy) != 0) {

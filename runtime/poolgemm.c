@@ -39,12 +39,30 @@ static int pool_gemm_ilp64;                   /* 1: 64-bit BLAS integers */
  * one thread: slower, never wrong. */
 static pthread_mutex_t pool_blas_lock = PTHREAD_MUTEX_INITIALIZER;
 static int pool_blas_users, pool_blas_saved;
+static int pool_blas_forked_inside;   /* the parent forked while a product ran: the
+                                       * thread count is still 1, pool_blas_saved the
+                                       * count to restore */
+
+/* A child of fork() has only the forking thread: a lock held by another thread stays
+ * locked, and products that were running are gone.  Nothing of OpenBLAS is called here
+ * (the child restores the thread count on its next product). */
+static void pool_blas_after_fork_in_child(void) {
+    pthread_mutex_init(&pool_blas_lock, NULL);
+    if (pool_blas_users > 0) pool_blas_forked_inside = 1;
+    pool_blas_users = 0;
+}
+
+static pthread_once_t pool_blas_fork_once = PTHREAD_ONCE_INIT;
+
+static void pool_blas_register_fork_handler(void) { pthread_atfork(NULL, NULL, pool_blas_after_fork_in_child); }
 
 static void pool_blas_single(int enter) {
     if (!pool_blas_set || !pool_blas_get) return;
+    pthread_once(&pool_blas_fork_once, pool_blas_register_fork_handler);
     pthread_mutex_lock(&pool_blas_lock);
     if (enter && pool_blas_users++ == 0) {
-        pool_blas_saved = pool_blas_get();
+        if (!pool_blas_forked_inside) pool_blas_saved = pool_blas_get();
+        pool_blas_forked_inside = 0;
         if (pool_blas_saved != 1) pool_blas_set(1);
     } else if (!enter && --pool_blas_users == 0 && pool_blas_saved != 1) {
         pool_blas_set(pool_blas_saved);
