@@ -545,3 +545,17 @@ def test_ppo_clipped_objective_gets_the_advantage_inside_the_band():
     numpy.testing.assert_allclose(g, ref, rtol=1e-6, atol=1e-6)
     inside = (r > 0.8) & (r < 1.2)
     numpy.testing.assert_array_equal(g[inside], A[inside])
+
+
+def test_max_min_over_a_nonempty_axis_of_an_empty_array():
+    """A (4, 0) array has a max over axis 0 (empty, as numpy's); only a reduction over
+    an empty axis has no identity.  (Found by the fuzzer: the reference evaluator
+    raised for any empty operand.)"""
+    Y = numpy.zeros((4, 0))
+    for f, ref in [(lambda y: gnp.max(y, axis=0), lambda y: numpy.max(y, axis=0)),
+                   (lambda y: gnp.min(y, axis=0, keepdims=True), lambda y: numpy.min(y, axis=0, keepdims=True))]:
+        got = gradc.jit(f)(Y)
+        assert got.shape == ref(Y).shape
+        assert gradc.grad(lambda y: gnp.sum(f(y)))(Y).shape == Y.shape
+    with pytest.raises(ValueError):
+        gradc.jit(lambda y: gnp.max(y, axis=1))(Y)

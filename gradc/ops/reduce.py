@@ -74,10 +74,16 @@ def _minmax_jvp(ts, ans, x, axes, keepdims, initial=None):
     return sum_(ts[0] * hit, axes, keepdims) / sum_(hit, axes, keepdims)
 
 
+def _reduces_nothing(x, axes):
+    """Does some output element reduce no elements?  (A (8, 0) array has a min over
+    axis 0, empty, but none over axis 1.)"""
+    return any(x.shape[a] == 0 for a in (range(x.ndim) if axes is None else axes))
+
+
 def _np_max(x, axes, keepdims, initial=None):
     if initial is not None:   # numpy's `initial`: the value of an empty reduction
         return np.max(x, axis=axes, keepdims=keepdims, initial=initial)
-    if x.size == 0:
+    if _reduces_nothing(x, axes):
         raise ValueError("max of an empty array has no identity (numpy raises too)")
     return np.max(x, axis=axes, keepdims=keepdims)
 
@@ -85,7 +91,7 @@ def _np_max(x, axes, keepdims, initial=None):
 def _np_min(x, axes, keepdims, initial=None):
     if initial is not None:
         return np.min(x, axis=axes, keepdims=keepdims, initial=initial)
-    if x.size == 0:
+    if _reduces_nothing(x, axes):
         raise ValueError("min of an empty array has no identity (numpy raises too)")
     return np.min(x, axis=axes, keepdims=keepdims)
 
