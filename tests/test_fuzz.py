@@ -1,381 +1,387 @@
-"""Differential fuzzing: hypothesis builds random well-typed straight-line programs
-from an op table (unary and binary element-wise ops, broadcasting, reductions with
-axes and keepdims, matmul in its four forms, transpose, outer, slicing, depth up to 8,
-ranks 0-2, sizes 0, 1, primes and around the vector width) and checks
+"""Differential fuzzing: random programs of the kind users write (tests/fuzz_programs.py:
+deep chains, pairwise rank-3 intermediates, several reductions over different axes of
+one value, sizes that split loop nests over threads, ties, float32 and integer arguments
+beside float64), each checked on the backend it drew (llvm, c or numpy) against oracles
+that do not share gradc's rules:
 
-* native code (backend "llvm") against a plain-numpy run of the same program (every op
-  has a gradc spelling and an independent numpy spelling), forward;
-* native value_and_grad against the reference evaluator (backend "numpy");
-* for smooth programs on small sizes, the reference gradient against central finite
-  differences of the plain-numpy program.
+* forward: the program's plain-numpy spelling (dtype, shape, values; integer outputs
+  exactly);
+* the loss ``sum(y*y)/2 + sum(y)``: its plain-numpy value, and per argument the central
+  finite difference along a random direction of the plain-numpy loss in float64, taken
+  only where no element of any non-smooth op changes branch between ``x - h t``, ``x``
+  and ``x + h t`` (maximum, minimum, where, relu, abs, clip, the extremum of max/min);
+  where some does (ties, kinks), the arguments are moved off them by a small random
+  shift and the gradient is checked there;
+* the gradient against the reference evaluator (backend "numpy": gradc's rules run by
+  numpy), which catches code-generation bugs at ties, where finite differences do not
+  apply;
+* for programs large enough to split over threads, on llvm: the kernel compiled for
+  GRADC_NUM_THREADS=1 against the one compiled for several threads.
 
-Budget: the CI profile (tests/conftest.py: derandomized) runs ``MAX_EXAMPLES`` programs
-(~60 s on 2 shared cores); ``GRADC_FUZZ_LONG=1`` runs a long campaign
-(``GRADC_FUZZ_EXAMPLES``, default 3000, with fresh random programs unless
-HYPOTHESIS_PROFILE says otherwise).  Every failure found becomes an explicit example
-below (``@example``) and stays a regression test.
+The tie rule itself (docs/derivatives.md) is checked on purpose with closed forms by
+``test_tie_rule_closed_form``, on all backends, at ties and at threaded sizes.
 
-Tolerances: the programs are float64; native code reorders sums (vector lanes,
-threads), so results agree to ``RTOL = 1e-9`` relative with an absolute term of
-``RTOL * scale * sqrt(terms)`` where ``scale`` is the largest magnitude of any
-intermediate value (cancellation can leave a result far smaller than the terms that
-produced it).  Finite differences (h = 1e-6 relative): FD_RTOL = 1e-5 on the smooth,
-bounded op set used for them.
+Budget: CI runs ``GRADC_FUZZ_PROGRAMS`` programs (default 120, seeds 0..119, about a
+minute and a half on 2 idle cores) and ``test_fuzz_report`` asserts coverage minima.
+The long campaign (about 1 s per program)::
+
+    GRADC_FUZZ_PROGRAMS=5000 GRADC_FUZZ_SEED=100000 nice python -m pytest -p no:cacheprovider \\
+        tests/test_fuzz.py -k "program or report" -x
+
+A failing program reproduces from its seed alone:
+``GRADC_FUZZ_PROGRAMS=1 GRADC_FUZZ_SEED=<seed> python -m pytest tests/test_fuzz.py -k program``;
+every program a campaign found failing stays in ``REGRESSIONS`` (always run).
+
+Tolerances: float64 programs agree with numpy to ``RTOL = 1e-9`` relative, with an
+absolute term ``RTOL * scale * sqrt(terms)`` (``scale``: the largest magnitude of any
+intermediate; ``terms``: the largest intermediate's size; native code reorders sums
+over vector lanes and threads, and cancellation can leave a result far below the terms
+that made it).  Programs with a live float32 value: ``F32_RTOL = 1e-4`` (~840 eps32: a
+dozen ops of a few ulps each, with the same absolute term).  Finite differences (float64
+numpy, step ``h = 1e-6``): truncation ``h^2 |f'''|`` and rounding ``eps |L| / h`` against
+the sum of the magnitudes of the directional derivative's terms, see ``_fd_tolerance``.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-import time
 import os
 import warnings
+from collections import Counter
 
 import numpy as onp
 import pytest
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
 
 import gradc
-import gradc.numpy as np
-from gradc import GradcError
+import gradc.numpy as gnp
+from gradc.backends import llvm_jit
 
-LONG = os.environ.get("GRADC_FUZZ_LONG") == "1"
-MAX_EXAMPLES = int(os.environ.get("GRADC_FUZZ_EXAMPLES", 3000 if LONG else 150))
-SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17]
+import fuzz_programs as fp
+
+N_PROGRAMS = int(os.environ.get("GRADC_FUZZ_PROGRAMS", 120))
+SEED0 = int(os.environ.get("GRADC_FUZZ_SEED", 0))
 RTOL = 1e-9
-FD_RTOL = 1e-5
-STATS = {"programs": 0, "forward_checked": 0, "grad_checked": 0, "fd_checked": 0, "both_raised": 0}
+F32_RTOL = 1e-4
+FD_H = 1e-6
+FD_RTOL = 1e-6
+FD_ATTEMPTS = 4
+EPS = onp.finfo(onp.float64).eps
+REPORT = Counter()
+DEPTHS = Counter()
+LIVE_OPS = Counter()
+
+# Every program a campaign found failing (seed, then what it found); run on every CI run.
+REGRESSIONS: list[int] = []
 
 
-# ----------------------------------------------------------------------------- the op table
-def _sig(x):
-    return 1.0 / (1.0 + onp.exp(-x))
-
-
-def _softplus(x):
-    return onp.logaddexp(0.0, x)
-
-
-def _lse(x, axis):
-    """log(sum(exp(x))) shifted by the max, with a non-finite max replaced by 0 as
-    scipy.special.logsumexp does (so logsumexp([-inf]) is -inf, not nan)."""
-    m = onp.max(x, axis=axis, keepdims=True) if x.size else onp.zeros((1,) * x.ndim)
-    m = onp.where(onp.isfinite(m), m, 0.0)
-    with onp.errstate(all="ignore"):
-        r = onp.log(onp.sum(onp.exp(x - m), axis=axis, keepdims=True)) + m
-    return r.reshape(()) if axis is None else onp.squeeze(r, axis=axis)
-
-
-# unary: name -> (gradc, numpy, smooth)
-UNARY = {
-    "neg": (lambda x: -x, lambda x: -x, True),
-    "tanh": (np.tanh, onp.tanh, True),
-    "sin": (np.sin, onp.sin, True),
-    "cos": (np.cos, onp.cos, True),
-    "square": (np.square, onp.square, True),
-    "sigmoid": (gradc.sigmoid, _sig, True),
-    "softplus": (gradc.softplus, _softplus, True),
-    "exp_tanh": (lambda x: np.exp(np.tanh(x)), lambda x: onp.exp(onp.tanh(x)), True),
-    "log1p_sq": (lambda x: np.log1p(x * x), lambda x: onp.log1p(x * x), True),
-    "sqrt_1p": (lambda x: np.sqrt(1.0 + x * x), lambda x: onp.sqrt(1.0 + x * x), True),
-    "affine": (lambda x: x * 0.7 + 0.3, lambda x: x * 0.7 + 0.3, True),
-    "pow3": (lambda x: x ** 3, lambda x: x ** 3, True),
-    "rdiv": (lambda x: 1.0 / (1.5 + x * x), lambda x: 1.0 / (1.5 + x * x), True),
-    "relu": (gradc.relu, lambda x: onp.maximum(x, 0.0), False),
-    "abs": (np.abs, onp.abs, False),
-    "clip": (lambda x: np.clip(x, -0.5, 0.8), lambda x: onp.clip(x, -0.5, 0.8), False),
-}
-
-# binary (broadcasting): name -> (gradc, numpy, smooth)
-BINARY = {
-    "add": (lambda a, b: a + b, lambda a, b: a + b, True),
-    "sub": (lambda a, b: a - b, lambda a, b: a - b, True),
-    "mul": (lambda a, b: a * b, lambda a, b: a * b, True),
-    "div": (lambda a, b: a / (1.5 + b * b), lambda a, b: a / (1.5 + b * b), True),
-    "maximum": (np.maximum, onp.maximum, False),
-    "minimum": (np.minimum, onp.minimum, False),
-    "where": (lambda a, b: np.where(a > b, a, b * 0.5), lambda a, b: onp.where(a > b, a, b * 0.5), False),
-}
-
-# reductions: name -> (gradc, numpy, smooth, needs a non-empty reduced extent)
-REDUCE = {
-    "sum": (np.sum, onp.sum, True, False),
-    "mean": (np.mean, onp.mean, True, False),
-    "max": (np.max, onp.max, False, True),
-    "min": (np.min, onp.min, False, True),
-}
-
-
-def _bshape(a, b):
+@contextlib.contextmanager
+def num_threads(n: str | None):
+    """GRADC_NUM_THREADS as kernels compiled inside the block see it (None: unset)."""
+    saved = os.environ.get("GRADC_NUM_THREADS")
+    if n is None:
+        os.environ.pop("GRADC_NUM_THREADS", None)
+    else:
+        os.environ["GRADC_NUM_THREADS"] = n
     try:
-        return onp.broadcast_shapes(a, b)
-    except ValueError:
-        return None
-
-
-def _reduced(shape, axis, keepdims):
-    if axis is None:
-        return (1,) * len(shape) if keepdims else ()
-    ax = axis % len(shape)
-    return tuple(1 if i == ax else d for i, d in enumerate(shape)) if keepdims else \
-        tuple(d for i, d in enumerate(shape) if i != ax)
-
-
-# ----------------------------------------------------------------------------- programs
-@st.composite
-def programs(draw):
-    m, n = draw(st.sampled_from(SIZES)), draw(st.sampled_from(SIZES))
-    shapes = [(m, n), (m,), (n,), ()]
-    seed = draw(st.integers(0, 2 ** 32 - 1))
-    steps = []
-    pool = list(shapes)
-    for _ in range(draw(st.integers(1, 8))):
-        kind = draw(st.sampled_from(["unary", "unary", "binary", "binary", "reduce", "matmul",
-                                     "transpose", "slice", "col", "outer", "lse"]))
-        pick = lambda cands: draw(st.sampled_from(cands)) if cands else None  # noqa: E731
-        idx = list(range(len(pool)))
-        if kind == "unary":
-            i = pick(idx)
-            steps.append(("unary", draw(st.sampled_from(sorted(UNARY))), i))
-            pool.append(pool[i])
-        elif kind == "binary":
-            i = pick(idx)
-            j = pick([k for k in idx if _bshape(pool[i], pool[k]) is not None])
-            steps.append(("binary", draw(st.sampled_from(sorted(BINARY))), i, j))
-            pool.append(_bshape(pool[i], pool[j]))
-        elif kind in ("reduce", "lse"):
-            i = pick(idx)
-            r = len(pool[i])
-            axis = draw(st.sampled_from([None] + list(range(-r, r))))
-            keep = draw(st.booleans()) if kind == "reduce" else False
-            name = draw(st.sampled_from(sorted(REDUCE))) if kind == "reduce" else "lse"
-            steps.append((kind, name, i, axis, keep))
-            pool.append(_reduced(pool[i], axis, keep))
-        elif kind == "matmul":
-            pairs = [(i, j) for i in idx for j in idx if 1 <= len(pool[i]) <= 2 and 1 <= len(pool[j]) <= 2
-                     and pool[i][-1] == pool[j][0] and len(pool[i]) + len(pool[j]) >= 2]
-            if not pairs:
-                continue
-            i, j = draw(st.sampled_from(pairs))
-            steps.append(("matmul", i, j))
-            pool.append(pool[i][:-1] + pool[j][1:])
-        elif kind == "transpose":
-            i = pick([k for k in idx if len(pool[k]) == 2])
-            if i is None:
-                continue
-            steps.append(("transpose", i))
-            pool.append(pool[i][::-1])
-        elif kind == "col":
-            i = pick([k for k in idx if len(pool[k]) == 1])
-            if i is None:
-                continue
-            steps.append(("col", i))
-            pool.append(pool[i] + (1,))
-        elif kind == "outer":
-            c = [k for k in idx if len(pool[k]) == 1]
-            if not c:
-                continue
-            i, j = pick(c), pick(c)
-            steps.append(("outer", i, j))
-            pool.append(pool[i] + pool[j])
-        else:  # slice
-            i = pick([k for k in idx if len(pool[k]) >= 1])
-            if i is None:
-                continue
-            sl = draw(st.sampled_from(["tail", "head", "step2", "first", "rows_tail"]))
-            shp = pool[i]
-            if sl == "first" and shp[0] == 0:
-                sl = "tail"
-            if sl == "rows_tail" and len(shp) < 2:
-                sl = "step2"
-            steps.append(("slice", sl, i))
-            pool.append(onp.empty(shp)[_SLICES[sl]].shape)
-    return (m, n), seed, steps
-
-
-_SLICES = {"tail": slice(1, None), "head": slice(None, -1), "step2": slice(None, None, 2), "first": 0,
-           "rows_tail": (slice(None), slice(1, None))}
-
-
-def run(steps, inputs, native):
-    """Run a program: ``native`` with gradc.numpy spellings (traced or concrete), else
-    with plain numpy.  Returns (the last value, the largest magnitude seen)."""
-    pool = list(inputs)
-    scale = 1.0
-    live = _live(steps, len(inputs))
-    for t, s in enumerate(steps):
-        k = s[0]
-        if t not in live:          # dead code: gradc drops it, so numpy must not run it
-            pool.append(None)
-            continue
-        if k == "unary":
-            f = UNARY[s[1]][0 if native else 1]
-            y = f(pool[s[2]])
-        elif k == "binary":
-            f = BINARY[s[1]][0 if native else 1]
-            y = f(pool[s[2]], pool[s[3]])
-        elif k == "reduce":
-            f = REDUCE[s[1]][0 if native else 1]
-            y = f(pool[s[2]], axis=s[3], keepdims=s[4])
-        elif k == "lse":
-            y = gradc.logsumexp(pool[s[2]], axis=s[3]) if native else _lse(pool[s[2]], s[3])
-        elif k == "matmul":
-            y = pool[s[1]] @ pool[s[2]]
-        elif k == "transpose":
-            y = pool[s[1]].T
-        elif k == "col":
-            y = pool[s[1]][:, None]
-        elif k == "outer":
-            y = (np if native else onp).outer(pool[s[1]], pool[s[2]])
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("GRADC_NUM_THREADS", None)
         else:
-            y = pool[s[2]][_SLICES[s[1]]]
-        if not native:
-            y = onp.asarray(y, onp.float64)
-            fin = onp.abs(y[onp.isfinite(y)])
-            if fin.size:
-                scale = max(scale, float(fin.max()))
-        pool.append(y)
-    return pool[-1], scale
+            os.environ["GRADC_NUM_THREADS"] = saved
 
 
-def _operands(s):
-    if s[0] in ("unary", "reduce", "lse", "slice"):
-        return [s[2]]
-    if s[0] == "binary":
-        return [s[2], s[3]]
-    if s[0] in ("matmul", "outer"):
-        return [s[1], s[2]]
-    return [s[1]]                       # transpose, col
-
-
-def _live(steps, n_inputs):
-    live, need = set(), {n_inputs + len(steps) - 1}
-    for t in range(len(steps) - 1, -1, -1):
-        if n_inputs + t in need:
-            live.add(t)
-            need.update(_operands(steps[t]))
-    return live
-
-
-def make_inputs(shape, seed):
-    m, n = shape
-    r = onp.random.default_rng(seed)
-    return [r.normal(size=(m, n)), r.normal(size=m), r.normal(size=n), onp.float64(r.normal())]
-
-
-def _terms(shape):
-    return max(1, shape[0] * shape[1])
-
-
-def _close(got, want, scale, terms, what):
-    got, want = onp.asarray(got, onp.float64), onp.asarray(want, onp.float64)
+def _close(got, want, rtol, scale, terms, what):
+    got, want = onp.asarray(got), onp.asarray(want)
     assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    atol = RTOL * scale * math.sqrt(terms)
-    onp.testing.assert_allclose(got, want, rtol=RTOL, atol=atol, equal_nan=True, err_msg=what)
+    atol = rtol * scale * math.sqrt(terms)
+    onp.testing.assert_allclose(got.astype(onp.float64), want.astype(onp.float64), rtol=rtol, atol=atol,
+                                equal_nan=True, err_msg=what)
 
 
-def _smooth(steps):
-    for s in steps:
-        if s[0] == "unary" and not UNARY[s[1]][2] or s[0] == "binary" and not BINARY[s[1]][2] \
-                or s[0] == "reduce" and not REDUCE[s[1]][2]:
-            return False
-    return True
+def _float_argnums():
+    return tuple(i for i, a in enumerate(fp.ARGS) if fp.ARGS[a][1] == "f")
 
 
-def fd_grad(f, args, i, h=1e-6):
-    args = [onp.array(a, onp.float64) for a in args]
-    x = args[i]
-    g = onp.zeros(x.shape)
-    for k in range(x.size):
-        step = h * max(1.0, abs(float(x.reshape(-1)[k])))
-        xp, xm = x.copy(), x.copy()
-        xp.reshape(-1)[k] += step
-        xm.reshape(-1)[k] -= step
-        ap, am = list(args), list(args)
-        ap[i], am[i] = xp, xm
-        g.reshape(-1)[k] = (float(f(*ap)) - float(f(*am))) / (2 * step)
-    return g
+def _count(p: fp.Program, tr: fp.Trace):
+    REPORT["programs"] += 1
+    REPORT[f"backend:{p.backend}"] += 1
+    REPORT[f"inputs:{p.inputs}"] += 1
+    REPORT[f"int:{p.dtypes['I']}"] += 1
+    if "float32" in (p.dtypes["X"], p.dtypes["Y"]):
+        REPORT["float32 argument"] += 1
+    if tr.float32:
+        REPORT["float32 live"] += 1
+    if p.big:
+        REPORT["big (threaded sizes)"] += 1
+    DEPTHS[p.depth] += 1
+    for op, n in p.ops.items():
+        LIVE_OPS[op] += n
+    live = fp.live_steps(p)
+    shapes = [p.shapes[len(fp.ARGS) + t] for t in live]
+    if any(len(s) == 3 for s in shapes):
+        REPORT["rank-3 live"] += 1
+    reduced = {}
+    for t in live:
+        s = p.steps[t]
+        if s[0] == "reduce" and s[3] is not None and len(p.shapes[s[2]]) >= 2:
+            reduced.setdefault(s[2], set()).add(s[3] if isinstance(s[3], tuple) else s[3] % len(p.shapes[s[2]]))
+    if any(len(axes) >= 2 for axes in reduced.values()):
+        REPORT["two reductions over different axes of one value"] += 1
+    if any(p.steps[t][0] == "ireduce" for t in live) and any(p.steps[t][0] == "reduce" for t in live):
+        REPORT["integer and float reductions in one program"] += 1
 
 
-def check_program(prog):
-    shape, seed, steps = prog
-    STATS["programs"] += 1
-    t0 = time.perf_counter()
-    inputs = make_inputs(shape, seed)
-    terms = _terms(shape) * (max(shape) + 1)
+def check_program(p: fp.Program):
+    args = fp.make_inputs(p)
+    tr = fp.Trace()
     with warnings.catch_warnings(), onp.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
-            want, scale = run(steps, inputs, native=False)
-            want_exc = None
-        except (ValueError, IndexError) as e:   # max of nothing, x[0] of nothing
-            want_exc = e
-        fwd = gradc.jit(lambda A, u, v, s: run(steps, (A, u, v, s), True)[0], backend="llvm")
-        if want_exc is not None:
-            with pytest.raises(type(want_exc)):
-                fwd(*inputs)
-            STATS["both_raised"] += 1
+            want = fp.run(p, args, native=False, trace=tr)
+            want64 = fp.run(p, fp.upcast_args(args), native=False, upcast=True)
+        except (ValueError, IndexError) as e:            # a max of nothing
+            want = e
+        _count(p, tr)
+        fwd = gradc.jit(lambda *a: tuple(fp.run(p, a, native=True)), backend=p.backend)
+        if isinstance(want, Exception):
+            with pytest.raises(type(want)):
+                fwd(*args)
+            REPORT["both raised"] += 1
             return
-        got = fwd(*inputs)
-        _close(got, want, scale, terms, f"forward {steps}")
-        STATS["forward_checked"] += 1
+        rtol = F32_RTOL if tr.float32 else RTOL
+        got = fwd(*args)
+        assert len(got) == len(want)
+        for k, (g, w, w64) in enumerate(zip(got, want, want64)):
+            w = onp.asarray(w)
+            assert onp.asarray(g).dtype == w.dtype, f"output {k}: dtype {onp.asarray(g).dtype} != numpy {w.dtype}"
+            if w.dtype.kind == "f":
+                _close(g, w64, rtol, tr.scale, tr.numel, f"forward output {k}")
+            else:
+                onp.testing.assert_array_equal(g, w, err_msg=f"integer output {k}")
+        REPORT["forward checked"] += 1
+        _check_gradients(p, args, tr, rtol)
 
-        def loss(A, u, v, s):
-            y = run(steps, (A, u, v, s), True)[0]
-            return np.sum(y * y) * 0.5 + np.sum(y)
-        vg_n = gradc.value_and_grad(loss, argnums=(0, 1, 2, 3), backend="llvm")
-        vg_r = gradc.value_and_grad(loss, argnums=(0, 1, 2, 3), backend="numpy")
-        (v1, g1), (v2, g2) = vg_n(*inputs), vg_r(*inputs)
-        gscale = max([scale ** 2] + [float(onp.max(onp.abs(g), initial=0.0)) for g in g2
-                                     if onp.isfinite(g).all()])
-        _close(v1, v2, scale ** 2, terms, f"value {steps}")
+
+def _check_gradients(p, args, tr, rtol):
+    argnums = _float_argnums()
+    loss = fp.gradc_loss(p)
+    with num_threads(None):
+        vg = gradc.value_and_grad(loss, argnums=argnums, backend=p.backend)
+        value, grads = vg(*args)
+    want_value = fp.np_loss(p, args)
+    _close(value, want_value, rtol, tr.scale ** 2 + tr.scale, tr.numel, "loss value")
+    ref_value, ref_grads = gradc.value_and_grad(loss, argnums=argnums, backend="numpy")(*args)
+    gscale = max([tr.scale ** 2] + [float(onp.max(onp.abs(g), initial=0.0)) for g in ref_grads
+                                    if onp.isfinite(g).all()])
+    if p.backend != "numpy":
+        for k, (a, b) in enumerate(zip(grads, ref_grads)):
+            assert onp.asarray(a).dtype == onp.asarray(b).dtype
+            _close(a, b, rtol, gscale, tr.numel, f"gradient of {list(fp.ARGS)[argnums[k]]} vs the evaluator")
+        REPORT["gradient vs evaluator"] += 1
+    if p.big and p.backend == "llvm" and llvm_jit.init()["pool"]:
+        # the same kernel compiled for one thread and for several (the default, or 4
+        # where this machine has one core)
+        many = None if llvm_jit.num_threads() > 1 else "4"
+        with num_threads("1"):
+            v1, g1 = gradc.value_and_grad(loss, argnums=argnums, backend="llvm")(*args)
+        with num_threads(many):
+            v2, g2 = gradc.value_and_grad(loss, argnums=argnums, backend="llvm")(*args)
+        _close(v1, v2, rtol, tr.scale ** 2 + tr.scale, tr.numel, "loss value, 1 thread vs several")
         for k, (a, b) in enumerate(zip(g1, g2)):
-            _close(a, b, gscale, terms, f"grad {k} {steps}")
-        STATS["grad_checked"] += 1
-        if _smooth(steps) and max(shape) <= 9 and scale < 1e3 and onp.isfinite(v2) \
-                and all(onp.isfinite(g).all() for g in g2):
-            def np_loss(A, u, v, s):
-                y = run(steps, (A, u, v, s), False)[0]
-                return onp.sum(y * y) * 0.5 + onp.sum(y)
-            for k in range(4):
-                fd = fd_grad(np_loss, inputs, k)
-                fscale = max(1.0, float(onp.max(onp.abs(fd), initial=0.0)))
-                onp.testing.assert_allclose(g2[k], fd, rtol=FD_RTOL, atol=FD_RTOL * fscale,
-                                            err_msg=f"finite differences, grad {k} {steps}")
-            STATS["fd_checked"] += 1
+            _close(a, b, rtol, gscale, tr.numel, f"gradient {k}, 1 thread vs several")
+            _close(a, ref_grads[k], rtol, gscale, tr.numel, f"gradient {k}, 1 thread vs the evaluator")
+        REPORT["thread comparisons"] += 1
+    grad_at = vg if not tr.float32 else _float64_gradient(p, loss, argnums)
+    _check_finite_differences(p, args, grad_at, argnums)
 
 
-# ----------------------------------------------------------------------------- the property
-# Hand-written edge programs, always run: a reduction feeding a broadcast, a mean of
-# nothing, an outer product into a logsumexp at sizes off the vector width.
-EDGES = [
-    ((3, 4), 0, [("matmul", 0, 2), ("reduce", "max", 4, 0, True), ("binary", "sub", 4, 5)]),
-    ((0, 5), 1, [("reduce", "sum", 0, 0, False), ("reduce", "mean", 0, None, False)]),
-    ((9, 17), 2, [("outer", 1, 2), ("binary", "mul", 4, 0), ("lse", "lse", 5, -1, False)]),
-]
-# Regression examples: every failure the fuzzer found is pinned here.
-REGRESSIONS = [
-    # found by the fuzzer (oracle bug, not gradc's): logsumexp of an empty array is -inf,
-    # and logsumexp([-inf]) must be -inf (gradc, scipy), not the nan of a naive max shift
-    ((0, 0), 0, [("lse", "lse", 0, None, False), ("unary", "abs", 0), ("unary", "abs", 0),
-                 ("lse", "lse", 4, None, False)]),
-]
+def _float64_gradient(p, loss, argnums):
+    """A float32 program's finite-difference check runs on its float64 twin (float32
+    rounding would swamp a difference quotient); gradc's float32 gradient is checked
+    against the evaluator above.  The twin runs on the evaluator (no second compile)."""
+    up = gradc.value_and_grad(lambda *a: _upcast_loss(p, a), argnums=argnums, backend="numpy")
+    return lambda *a: up(*fp.upcast_args(a))
 
 
-def _with_examples(f):
-    for ex in EDGES + REGRESSIONS:
-        f = example(ex)(f)
-    return f
+def _upcast_loss(p, args):
+    y = fp.run(p, args, native=True)[0]
+    y = gnp.astype(y, onp.float64) if y.dtype != onp.float64 else y
+    return gnp.sum(y * y) * 0.5 + gnp.sum(y)
 
 
-@settings(max_examples=MAX_EXAMPLES)
-@given(programs())
-@_with_examples
-def test_native_agrees_with_numpy_and_finite_differences(prog):
-    check_program(prog)
+def _fd_tolerance(terms_abs, fd, tr):
+    """Central differences: truncation ~ h^2 |L'''| (relative FD_RTOL of the terms, a
+    margin of 10^3 over h^2 = 1e-12 on O(1)-scaled programs) plus rounding: the loss
+    sums ``numel`` terms of size up to ``scale^2``, each computed to a few eps, and the
+    quotient divides that error by h."""
+    loss_mag = (tr.scale ** 2 + tr.scale) * tr.numel
+    return FD_RTOL * (terms_abs + abs(fd)) + 16 * EPS * loss_mag / FD_H
 
 
+def _check_finite_differences(p, args, grad_at, argnums):
+    r = onp.random.default_rng((p.seed, 99))
+    for attempt in range(FD_ATTEMPTS):
+        base = args if attempt == 0 else fp.jitter(p, args, 0.02 * attempt, attempt)
+        tr0 = fp.Trace()
+        L0 = fp.np_loss(p, base, tr0)
+        if not math.isfinite(L0) or tr0.scale > 1e6:
+            REPORT["fd skipped: not finite or > 1e6"] += 1
+            return
+        checks = []
+        for i in argnums:
+            x = onp.asarray(base[i], onp.float64)
+            t = r.standard_normal(x.shape)
+            h = FD_H * max(1.0, float(onp.max(onp.abs(x), initial=0.0)))
+            plus, minus = list(base), list(base)
+            plus[i], minus[i] = x + h * t, x - h * t
+            trp, trm = fp.Trace(), fp.Trace()
+            Lp, Lm = fp.np_loss(p, plus, trp), fp.np_loss(p, minus, trm)
+            if not (fp.same_patterns(trp, tr0) and fp.same_patterns(trm, tr0)):
+                break                                       # a kink within h: move
+            checks.append((i, t, h, (Lp - Lm) / (2 * h)))
+        else:
+            _, grads = grad_at(*base)
+            for (i, t, h, fd), g in zip(checks, grads):
+                g = onp.asarray(g, onp.float64)
+                got = float(onp.sum(g * t))
+                tol = _fd_tolerance(float(onp.sum(onp.abs(g * t))), fd, tr0) / 1.0
+                assert abs(got - fd) <= tol, (f"finite differences, argument {list(fp.ARGS)[i]} "
+                                              f"(attempt {attempt}): <grad, t> = {got!r}, "
+                                              f"central difference {fd!r}, tolerance {tol:.3g}")
+            REPORT["fd checked"] += 1
+            REPORT[f"fd checked after {attempt} moves"] += 1
+            return
+    REPORT["fd skipped: kinks within h after every move"] += 1
+
+
+# ----------------------------------------------------------------------------- the programs
+@pytest.mark.parametrize("seed", REGRESSIONS + list(range(SEED0, SEED0 + N_PROGRAMS)))
+def test_program(seed):
+    p = fp.generate(seed)
+    try:
+        check_program(p)
+    except AssertionError as e:
+        raise AssertionError(f"{p.describe()}\n{e}") from None
+
+
+# ----------------------------------------------------------------------------- the tie rule
+# Closed forms of docs/derivatives.md: between two varying operands a tie of maximum /
+# minimum splits the gradient 1/2-1/2; against a constant (and for where's condition)
+# the strict rule holds; k tied extrema of a max/min reduction get 1/k each.
+TIE_CASES = ["binary", "pairwise", "constant", "where", "reduce", "self"]
+
+
+def _tie_probe(seed):
+    r = onp.random.default_rng((seed, 5))
+    case = TIE_CASES[seed % len(TIE_CASES)]
+    backend = fp.BACKENDS[(seed // len(TIE_CASES)) % 3]
+    big = seed % 4 == 3
+    p, q, d = (int(r.integers(200, 300)), int(r.integers(200, 300)), 4) if big else \
+        (int(r.integers(1, 12)), int(r.integers(1, 12)), int(r.integers(1, 5)))
+    if case in ("binary", "constant", "where", "self"):      # big: rank 2 above the split
+        p = p * q if big else p
+    dtype = onp.float32 if (not big and r.random() < 0.3) else onp.float64
+    op = str(r.choice(["maximum", "minimum"]))
+    ties = lambda *s: (r.integers(-2, 3, s) * 0.5).astype(dtype)   # noqa: E731
+    return case, backend, op, p, q, d, dtype, ties, r
+
+
+def _tie_split(x, y, op):
+    """(dx, dy) weights of maximum/minimum(x, y) under the tie rule."""
+    wins = x > y if op == "maximum" else x < y
+    loses = y > x if op == "maximum" else y < x
+    return wins + 0.5 * (x == y), loses + 0.5 * (x == y)
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("GRADC_FUZZ_TIES", 36))))
+def test_tie_rule_closed_form(seed):
+    case, backend, op, p, q, d, dtype, ties, r = _tie_probe(seed)
+    gop, nop = getattr(gnp, op), getattr(onp, op)
+    if case == "binary":       # two varying arguments, broadcasting a row against a matrix
+        a, b = ties(p, d), ties(d)
+        W = r.standard_normal((p, d)).astype(dtype)
+        f = lambda a, b, W: gnp.sum(W * gop(a, b))        # noqa: E731
+        sa, sb = _tie_split(a, b[None], op)
+        want = [W * sa, onp.sum(W * sb, axis=0)]
+    elif case == "pairwise":   # a[:, None, :] against b[None, :, :]: rank 3
+        a, b = ties(p, d), ties(q, d)
+        W, wd = r.standard_normal((p, q)).astype(dtype), r.standard_normal(d).astype(dtype)
+        f = lambda a, b, W: gnp.sum(W[:, :, None] * wd * gop(a[:, None, :] * 2.0, b[None, :, :] * 2.0))   # noqa: E731
+        sa, sb = _tie_split(a[:, None], b[None], op)
+        W3 = W[:, :, None].astype(onp.float64) * wd
+        want = [2 * onp.sum(W3 * sa, axis=1), 2 * onp.sum(W3 * sb, axis=0)]
+    elif case == "constant":   # against a literal and a constant array: strict
+        a, b = ties(p, d), ties(d)
+        W = r.standard_normal((p, d)).astype(dtype)
+        c = onp.zeros(d, dtype)
+        f = lambda a, b, W: gnp.sum(W * gop(a, 0.0)) + gnp.sum(W * gop(c, b))   # noqa: E731
+        strict = (lambda z: z > 0) if op == "maximum" else (lambda z: z < 0)
+        want = [W * strict(a), onp.sum(W * strict(b[None] + onp.zeros((p, 1))), axis=0)]
+    elif case == "where":      # where(a > b, a, b): the condition is a constant, ties take b
+        a, b = ties(p, d), ties(p, d)
+        W = r.standard_normal((p, d)).astype(dtype)
+        f = lambda a, b, W: gnp.sum(W * gnp.where(a > b, a, b))   # noqa: E731
+        want = [W * (a > b), W * (a <= b)]
+    elif case == "reduce":     # max/min over each axis of a rank-3 value with k-way ties
+        a, b = ties(p, d), ties(q, d)
+        axis = int(r.integers(0, 3))
+        red = gnp.max if op == "maximum" else gnp.min
+        nred = onp.max if op == "maximum" else onp.min
+        T = a[:, None, :] + b[None, :, :]
+        W = r.standard_normal(onp.delete(onp.array(T.shape), axis)).astype(dtype)
+        f = lambda a, b, W: gnp.sum(W * red(a[:, None, :] + b[None, :, :], axis=axis))   # noqa: E731
+        hit = T == nred(T, axis=axis, keepdims=True)
+        share = onp.expand_dims(W, axis) * hit / onp.sum(hit, axis=axis, keepdims=True)
+        want = [onp.sum(share, axis=1), onp.sum(share, axis=0)]
+    else:                      # a deep value compared with itself: the identity
+        a, b = ties(p, d), ties(d)
+        W = r.standard_normal((p, d)).astype(dtype)
+        f = lambda a, b, W: gnp.sum(W * gop(gnp.tanh(a * b), gnp.tanh(a * b)))   # noqa: E731
+        sech2 = 1 - onp.tanh(a.astype(onp.float64) * b) ** 2
+        want = [W * sech2 * b, onp.sum(W * sech2 * a, axis=0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        grads = gradc.grad(f, argnums=(0, 1), backend=backend)(a, b, W)
+    REPORT[f"tie probes:{case}"] += 1
+    REPORT[f"tie probes on {backend}"] += 1
+    # the closed forms are exact sums of a few weights per element (float64: reordering
+    # only); float32 rounds W and the sums: F32_RTOL
+    tol = F32_RTOL if dtype == onp.float32 else 1e-12
+    for k, (g, w) in enumerate(zip(grads, want)):
+        assert onp.asarray(g).dtype == dtype
+        onp.testing.assert_allclose(onp.asarray(g, onp.float64), w, rtol=tol, atol=tol * (1 + max(p, q)),
+                                    err_msg=f"{case} {op} on {backend}, argument {k}, sizes {(p, q, d)}")
+
+
+# ----------------------------------------------------------------------------- the report
 def test_fuzz_report(capsys):
-    """Runs after the property (file order): prints how many programs were checked."""
+    """Runs after the programs (file order): prints what they covered and, when the whole
+    campaign ran (not a -k selection), asserts coverage minima."""
+    n = REPORT["programs"]
+    depths = sorted(DEPTHS.elements())
     with capsys.disabled():
-        print(f"\n[gradc fuzz] {STATS}")
-    assert STATS["programs"] == 0 or STATS["forward_checked"] + STATS["both_raised"] > 0
+        print(f"\n[gradc fuzz] {dict(sorted(REPORT.items()))}")
+        print(f"[gradc fuzz] live depth: {dict(sorted(DEPTHS.items()))}")
+        print(f"[gradc fuzz] live ops: {dict(sorted(LIVE_OPS.items()))}")
+    if n < 100:
+        return
+    assert depths[len(depths) // 2] >= 4, "median live depth below 4"
+    assert sum(d >= 8 for d in depths) >= 0.05 * n, "too few programs 8 ops deep"
+    for b in fp.BACKENDS:
+        assert REPORT[f"backend:{b}"] >= 0.15 * n, f"backend {b} underrepresented"
+    assert REPORT["big (threaded sizes)"] >= 0.15 * n
+    assert REPORT["thread comparisons"] >= 0.03 * n
+    assert REPORT["rank-3 live"] >= 0.15 * n
+    assert REPORT["two reductions over different axes of one value"] >= 0.1 * n
+    assert REPORT["inputs:ties"] >= 0.15 * n
+    assert REPORT["float32 live"] >= 0.05 * n
+    assert REPORT["integer and float reductions in one program"] >= 0.03 * n
+    for dt in ("int8", "uint64", "uint64_huge", "int32"):
+        assert REPORT[f"int:{dt}"] >= 0.05 * n
+    assert REPORT["fd checked"] >= 0.6 * (REPORT["forward checked"]), "finite differences ran too rarely"
+    every = {f"unary:{u}" for u in fp.UNARY} | {f"binary:{b}" for b in fp.BINARY} | \
+        {f"reduce:{x}" for x in fp.REDUCE} | {"pair", "matmul", "lse", "icast", "imix"}
+    seen = {op.split(":")[0] if op.startswith("pair") else op for op in LIVE_OPS}
+    missing = every - seen
+    assert not missing, f"ops never live: {sorted(missing)}"

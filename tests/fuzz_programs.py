@@ -1,0 +1,498 @@
+"""Random programs for the differential fuzzer (tests/test_fuzz.py), and their oracles.
+
+A program is drawn from a seed (``generate(seed)``; the same seed gives the same program)
+and is what users write: deep chains where each step prefers the newest value, pairwise
+rank-3 intermediates (``a[:, None, :] - b[None, :, :]``), several reductions over
+different axes of one value, sizes above the point where loop nests split over threads,
+ties (repeated values, integer-valued floats, a value compared with itself), mixed
+dtypes (float32 and integer arguments beside float64, integer reductions as outputs).
+Every value left unused is folded into the output, so the whole program is live.
+
+Each step has a gradc spelling and an independent plain-numpy spelling (``run``).  The
+numpy run also records, for every non-smooth op, which branch each element took
+(``patterns``): central finite differences along a direction are an oracle exactly when
+no element changes branch between ``x - h t`` and ``x + h t`` (``fd_directional``).
+
+Rank: values go up to rank 3 (``MAX_RANK``).  Issue 15 brings arguments of any rank:
+then add a rank-3 argument to ``ARGS`` and let ``pair`` take rank-3 operands
+(``MAX_RANK = 4``); the reductions already draw their axes from the operand's rank.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as onp
+
+import gradc
+import gradc.numpy as gnp
+
+MAX_RANK = 3
+MAX_NUMEL = 1_500_000      # no value above this many elements (memory, numpy reference time)
+SMALL_SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17]
+BACKENDS = ["llvm", "c", "numpy"]
+BACKEND_WEIGHTS = [0.45, 0.3, 0.25]
+
+# The arguments: name -> (shape in dimension names, kind).  Float arguments are
+# differentiated; the integer argument never is.
+ARGS = {"X": (("m", "d"), "f"), "Y": (("k", "d"), "f"), "u": (("m",), "f"), "w": (("k",), "f"),
+        "s": ((), "f"), "I": (("k",), "i")}
+FLOAT_ARGS = [a for a, (_, kind) in ARGS.items() if kind == "f"]
+
+
+# ----------------------------------------------------------------------------- the op table
+def _sig(x):
+    return 1.0 / (1.0 + onp.exp(-x))
+
+
+def _lse(x, axis):
+    """log(sum(exp(x))) shifted by the max, a non-finite max replaced by 0 (as
+    scipy.special.logsumexp: logsumexp([-inf]) is -inf, not nan)."""
+    m = onp.max(x, axis=axis, keepdims=True) if x.size else onp.zeros((1,) * x.ndim, x.dtype)
+    m = onp.where(onp.isfinite(m), m, 0)
+    with onp.errstate(all="ignore"):
+        r = onp.log(onp.sum(onp.exp(x - m), axis=axis, keepdims=True)) + m
+    return r.reshape(()) if axis is None else onp.squeeze(r, axis=axis)
+
+
+def _sign(d):
+    return onp.sign(d).astype(onp.int8)
+
+
+# unary: name -> (gradc, numpy, kink pattern or None)
+UNARY = {
+    "neg": (lambda x: -x, lambda x: -x, None),
+    "tanh": (gnp.tanh, onp.tanh, None),
+    "sin": (gnp.sin, onp.sin, None),
+    "cos": (gnp.cos, onp.cos, None),
+    "square": (gnp.square, onp.square, None),
+    "sigmoid": (gradc.sigmoid, _sig, None),
+    "softplus": (gradc.softplus, lambda x: onp.logaddexp(0, x), None),
+    "exp_tanh": (lambda x: gnp.exp(gnp.tanh(x)), lambda x: onp.exp(onp.tanh(x)), None),
+    "log1p_sq": (lambda x: gnp.log1p(x * x), lambda x: onp.log1p(x * x), None),
+    "sqrt_1p": (lambda x: gnp.sqrt(1.0 + x * x), lambda x: onp.sqrt(1.0 + x * x), None),
+    "affine": (lambda x: x * 0.7 + 0.3, lambda x: x * 0.7 + 0.3, None),
+    "rdiv": (lambda x: 1.0 / (1.5 + x * x), lambda x: 1.0 / (1.5 + x * x), None),
+    # a value compared with itself: the tie rule makes both the identity
+    "self_max": (lambda x: gnp.maximum(x, x), lambda x: onp.maximum(x, x), None),
+    "self_min": (lambda x: gnp.minimum(x, x), lambda x: onp.minimum(x, x), None),
+    "relu": (gradc.relu, lambda x: onp.maximum(x, 0), lambda x: [_sign(x)]),
+    "abs": (gnp.abs, onp.abs, lambda x: [_sign(x)]),
+    "clip": (lambda x: gnp.clip(x, -0.5, 0.8), lambda x: onp.clip(x, -0.5, 0.8),
+             lambda x: [_sign(x + 0.5), _sign(x - 0.8)]),
+}
+
+# binary, broadcasting: name -> (gradc, numpy, kink pattern or None)
+BINARY = {
+    "add": (lambda a, b: a + b, lambda a, b: a + b, None),
+    "sub": (lambda a, b: a - b, lambda a, b: a - b, None),
+    "mul": (lambda a, b: a * b, lambda a, b: a * b, None),
+    "div": (lambda a, b: a / (1.5 + b * b), lambda a, b: a / (1.5 + b * b), None),
+    "maximum": (gnp.maximum, onp.maximum, lambda a, b: [_sign(onp.subtract(a, b))]),
+    "minimum": (gnp.minimum, onp.minimum, lambda a, b: [_sign(onp.subtract(a, b))]),
+    "where": (lambda a, b: gnp.where(a > b, a, b * 0.5), lambda a, b: onp.where(a > b, a, b * 0.5),
+              lambda a, b: [_sign(onp.subtract(a, b))]),
+}
+PAIR_OPS = ["sub", "sub", "mul", "add", "maximum"]     # a[:, None, :] op b[None, :, :]
+
+# reductions: name -> (gradc, numpy, has a kink (ties of the extremum), needs elements)
+REDUCE = {
+    "sum": (gnp.sum, onp.sum, False, False),
+    "mean": (gnp.mean, onp.mean, False, False),
+    "max": (gnp.max, onp.max, True, True),
+    "min": (gnp.min, onp.min, True, True),
+}
+IREDUCE = {"max": (gnp.max, onp.max), "min": (gnp.min, onp.min), "sum": (gnp.sum, onp.sum)}
+SLICES = {"tail": slice(1, None), "head": slice(None, -1), "step2": slice(None, None, 2)}
+
+
+# ----------------------------------------------------------------------------- programs
+@dataclass
+class Program:
+    seed: int
+    sizes: dict                 # dimension name -> size
+    dtypes: dict                # argument -> numpy dtype name
+    inputs: str                 # "normal" or "ties"
+    backend: str                # "llvm", "c" or "numpy"
+    steps: list                 # (kind, ...) tuples; value i is argument i, then one per step
+    shapes: list                # the shape (dimension names) of every value
+    kinds: list                 # "f" or "i" for every value
+    outputs: list               # value indices the forward program returns (the float first)
+    depth: int = 0              # the longest chain of drawn ops from an argument to an output
+    n_drawn: int = 0            # steps drawn; the rest fold unused values into the output
+    ops: dict = field(default_factory=dict)    # op name -> how many steps use it
+
+    @property
+    def big(self):
+        return max(self.numel(s) for s in self.shapes) >= BIG_NUMEL
+
+    def size(self, dim):
+        return dim if isinstance(dim, int) else self.sizes[dim]
+
+    def numel(self, shape):
+        return int(onp.prod([self.size(d) for d in shape], dtype=onp.int64))
+
+    def concrete(self, shape):
+        return tuple(self.size(d) for d in shape)
+
+    def describe(self):
+        return (f"seed={self.seed} backend={self.backend} sizes={self.sizes} dtypes={self.dtypes} "
+                f"inputs={self.inputs} steps={self.steps}")
+
+
+BIG_NUMEL = 1 << 17     # a value this large makes a nest split over threads (llvm_codegen.PAR_MIN_WORK)
+
+
+def _broadcast(a, b):
+    """Broadcast two shapes of dimension names (numpy's rule, names compared)."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            return None
+    return tuple(reversed(out))
+
+
+def _reduced(shape, axis, keep):
+    if axis is None:
+        return (1,) * len(shape) if keep else ()
+    axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    return tuple(1 if i in axes else d for i, d in enumerate(shape) if keep or i not in axes)
+
+
+def _draw_sizes(r):
+    mode = r.choice(["small", "small", "small", "pair", "tall"], p=[0.25, 0.25, 0.2, 0.18, 0.12])
+    if mode == "small":
+        sizes = {k: int(r.choice(SMALL_SIZES)) for k in ("m", "k", "d")}
+    elif mode == "pair":         # rank-3 pairwise values of 100k-1.3M elements
+        sizes = {"m": int(r.integers(100, 330)), "k": int(r.integers(100, 330)), "d": int(r.integers(2, 9))}
+    else:                        # tall rank-2 values of 130k-600k elements
+        sizes = {"m": int(r.integers(65_000, 150_000)), "k": int(r.integers(1, 6)), "d": int(r.integers(2, 5))}
+    return mode, sizes
+
+
+def generate(seed: int) -> Program:
+    r = onp.random.default_rng(seed)
+    mode, sizes = _draw_sizes(r)
+    inputs = "ties" if r.random() < 0.3 else "normal"
+    dtypes = {a: "float64" for a in FLOAT_ARGS}
+    for a in ("X", "Y"):
+        # float32 only at small sizes: a float32 program and its reference may take
+        # different branches where two values are within float32 rounding of each other,
+        # and among a million elements some are
+        if r.random() < 0.25 and max(sizes.values()) <= max(SMALL_SIZES):
+            dtypes[a] = "float32"
+    dtypes["I"] = str(r.choice(["int8", "uint64", "uint64_huge", "int32"]))
+    # large programs go to llvm more often: it is the backend that splits nests over threads
+    backend = str(r.choice(BACKENDS, p=BACKEND_WEIGHTS if mode == "small" else [0.6, 0.25, 0.15]))
+    shapes = [ARGS[a][0] for a in ARGS]
+    kinds = [ARGS[a][1] for a in ARGS]
+    p = Program(seed, sizes, dtypes, inputs, backend, [], shapes, kinds, [])
+    n_steps = int(r.integers(5, 17))
+    attempts = 0
+    while len(p.steps) < n_steps and attempts < 200:
+        attempts += 1
+        _draw_step(p, r, pair_first=mode == "pair" and attempts == 1 and r.random() < 0.7)
+    p.n_drawn = len(p.steps)
+    _fold_unused(p)
+    p.depth, p.ops = _analyse(p)
+    return p
+
+
+def _pick(p, r, ok):
+    """An operand: the newest value that qualifies 70% of the time, else any."""
+    cands = [i for i in range(len(p.shapes)) if ok(i)]
+    if not cands:
+        return None
+    if r.random() < 0.7:
+        return cands[-1]
+    return int(r.choice(cands))
+
+
+def _push(p, step, shape, kind="f"):
+    if p.numel(shape) > MAX_NUMEL or len(shape) > MAX_RANK:
+        return False
+    p.steps.append(step)
+    p.shapes.append(shape)
+    p.kinds.append(kind)
+    return True
+
+
+def _draw_step(p, r, pair_first=False):
+    kind = "pair" if pair_first else str(r.choice(["unary", "unary", "binary", "binary", "pair", "reduce", "reduce2", "lse",
+                         "matmul", "transpose", "slice", "col", "int"],
+                        p=[0.14, 0.1, 0.14, 0.1, 0.1, 0.1, 0.07, 0.04, 0.05, 0.03, 0.04, 0.03, 0.06]))
+    isf = lambda i: p.kinds[i] == "f"     # noqa: E731
+    if kind == "unary":
+        i = _pick(p, r, isf)
+        _push(p, ("unary", str(r.choice(sorted(UNARY))), i), p.shapes[i])
+    elif kind == "binary":
+        i = _pick(p, r, isf)
+        j = _pick(p, r, lambda j: isf(j) and _broadcast(p.shapes[i], p.shapes[j]) is not None)
+        if r.random() < 0.15:
+            j = i                       # an operand with itself: maximum(s, s), s - s, ...
+        shape = _broadcast(p.shapes[i], p.shapes[j])
+        if r.random() < 0.5:
+            i, j = j, i
+        _push(p, ("binary", str(r.choice(sorted(BINARY))), i, j), shape)
+    elif kind == "pair" and pair_first:     # X or Y against X or Y: rank 3
+        i, j = int(r.integers(0, 2)), int(r.integers(0, 2))
+        _push(p, ("pair", str(r.choice(PAIR_OPS)), i, j), p.shapes[i][:1] + p.shapes[j])
+    elif kind == "pair":
+        i = _pick(p, r, lambda i: isf(i) and len(p.shapes[i]) in (1, 2))
+        j = _pick(p, r, lambda j: isf(j) and len(p.shapes[j]) == len(p.shapes[i])
+                  and p.shapes[j][1:] == p.shapes[i][1:])
+        if j is None or r.random() < 0.2:
+            j = i                       # the pairwise-distance pattern: x against itself
+        _push(p, ("pair", str(r.choice(PAIR_OPS)), i, j), p.shapes[i][:1] + p.shapes[j])
+    elif kind in ("reduce", "reduce2", "lse"):
+        i = _pick(p, r, lambda i: isf(i) and (kind != "reduce2" or len(p.shapes[i]) >= 2))
+        if i is None:
+            return
+        rank = len(p.shapes[i])
+        axes = [None] + list(range(-rank, rank))
+        if rank == 3:
+            axes += [(0, 1), (1, 2), (0, 2)]
+        if kind == "lse":
+            axis = axes[int(r.integers(0, 1 + rank))] if rank else None
+            _push(p, ("lse", i, axis), _reduced(p.shapes[i], axis, False))
+            return
+        picks = [axes[int(r.integers(len(axes)))] for _ in range(1 if kind == "reduce" else 2)]
+        if kind == "reduce2":           # two reductions over different axes of one value
+            picks = [0, int(r.integers(1, rank))] if r.random() < 0.7 else picks
+        for axis in picks:
+            keep = bool(r.random() < 0.3)
+            _push(p, ("reduce", str(r.choice(sorted(REDUCE))), i, axis, keep),
+                  _reduced(p.shapes[i], axis, keep))
+    elif kind == "matmul":
+        pairs = [(i, j) for i in range(len(p.shapes)) for j in range(len(p.shapes))
+                 if isf(i) and isf(j) and 1 <= len(p.shapes[i]) <= 2 and 1 <= len(p.shapes[j]) <= 2
+                 and p.shapes[i][-1] == p.shapes[j][0] and p.shapes[i][-1] != 1]
+        if pairs:
+            newest = [pq for pq in pairs if max(pq) == max(max(x) for x in pairs)]
+            i, j = newest[int(r.integers(len(newest)))] if r.random() < 0.6 else pairs[int(r.integers(len(pairs)))]
+            _push(p, ("matmul", i, j), p.shapes[i][:-1] + p.shapes[j][1:])
+    elif kind == "transpose":
+        i = _pick(p, r, lambda i: isf(i) and len(p.shapes[i]) == 2)
+        if i is not None:
+            _push(p, ("transpose", i), p.shapes[i][::-1])
+    elif kind == "col":
+        i = _pick(p, r, lambda i: isf(i) and len(p.shapes[i]) == 1)
+        if i is not None:
+            _push(p, ("col", i), p.shapes[i] + (1,))
+    elif kind == "slice":
+        i = _pick(p, r, lambda i: isf(i) and len(p.shapes[i]) >= 1 and p.shapes[i][0] != 1)
+        if i is not None:
+            how = str(r.choice(sorted(SLICES)))
+            dim = p.shapes[i][0]
+            name = f"{dim}[{how}]"
+            p.sizes.setdefault(name, len(range(p.size(dim))[SLICES[how]]))
+            _push(p, ("slice", how, i), (name,) + p.shapes[i][1:])
+    else:
+        _draw_int_step(p, r)
+
+
+def _draw_int_step(p, r):
+    """The integer argument I (never differentiated): cast to float, mixed into a float
+    op, or reduced (an integer output, often in the same nest as float reductions)."""
+    huge = p.dtypes["I"] == "uint64_huge"        # values near 2**64: reductions only
+    what = "ireduce" if huge else str(r.choice(["icast", "imix", "ireduce"]))
+    iI = list(ARGS).index("I")
+    if what == "icast":
+        _push(p, ("icast", iI, str(r.choice(["float64", "float32"]))), p.shapes[iI])
+    elif what == "imix":
+        j = _pick(p, r, lambda j: p.kinds[j] == "f" and _broadcast(p.shapes[j], p.shapes[iI]) is not None)
+        if j is not None:
+            _push(p, ("imix", str(r.choice(["add", "sub", "mul"])), j, iI),
+                  _broadcast(p.shapes[j], p.shapes[iI]))
+    else:
+        if _push(p, ("ireduce", str(r.choice(sorted(IREDUCE))), iI), (), "i"):
+            p.outputs.append(len(p.shapes) - 1)
+
+
+def _fold_unused(p):
+    """Make the output depend on every float value: each value no step reads is reduced
+    (mean) and added to the newest float value."""
+    used = {o for s in p.steps for o in _operands(s)}
+    floats = [i for i in range(len(ARGS), len(p.shapes)) if p.kinds[i] == "f"]
+    if not floats:
+        _push(p, ("unary", "tanh", 0), p.shapes[0])
+        floats = [len(p.shapes) - 1]
+    last = floats[-1]
+    for i in floats[:-1]:
+        if i not in used:
+            p.steps.append(("reduce", "mean", i, None, False))
+            p.shapes.append(())
+            p.kinds.append("f")
+            p.steps.append(("binary", "add", last, len(p.shapes) - 1))
+            p.shapes.append(p.shapes[last])
+            p.kinds.append("f")
+            last = len(p.shapes) - 1
+    p.outputs.insert(0, last)
+
+
+def _operands(s):
+    k = s[0]
+    if k in ("unary", "reduce", "slice", "ireduce"):
+        return [s[2]]
+    if k in ("binary", "pair", "imix"):
+        return [s[2], s[3]]
+    if k == "matmul":
+        return [s[1], s[2]]
+    return [s[1]]                      # transpose, col, lse, icast
+
+
+def live_steps(p):
+    need, live = set(p.outputs), set()
+    for t in range(len(p.steps) - 1, -1, -1):
+        if len(ARGS) + t in need:
+            live.add(t)
+            need.update(_operands(p.steps[t]))
+    return live
+
+
+def _analyse(p):
+    """(live depth, live op counts)."""
+    live = live_steps(p)
+    depth = [0] * len(ARGS)
+    ops = {}
+    for t, s in enumerate(p.steps):
+        d = (t < p.n_drawn) + max(depth[o] for o in _operands(s)) if t in live else 0
+        depth.append(d)
+        if t in live:
+            name = s[0] if s[0] in ("pair", "matmul", "transpose", "col", "lse", "icast", "imix") else f"{s[0]}:{s[1]}"
+            if s[0] == "pair":
+                name = f"pair:{s[1]}"
+            ops[name] = ops.get(name, 0) + 1
+    return max(depth[o] for o in p.outputs), ops
+
+
+# ----------------------------------------------------------------------------- inputs
+def make_inputs(p: Program, seed_offset=0):
+    r = onp.random.default_rng((p.seed, 7 + seed_offset))
+    out = []
+    for a, (shape, kind) in ARGS.items():
+        shp = p.concrete(shape)
+        if kind == "i":
+            dt = p.dtypes["I"]
+            if dt == "uint64_huge":
+                v = onp.array(r.integers(0, 2 ** 63, shp, dtype=onp.uint64)) + onp.uint64(2 ** 63 - 7)
+                v[: v.size // 3] = r.integers(0, 9, v.size // 3)    # small beside huge
+            else:
+                lo = 0 if dt.startswith("u") else -6
+                v = r.integers(lo, 7, shp).astype(dt)
+            out.append(v)
+            continue
+        if p.inputs == "ties":
+            # integer-valued floats and repeated values: ties everywhere
+            v = r.integers(-2, 3, shp).astype(onp.float64) * r.choice([1.0, 0.5])
+        else:
+            v = r.standard_normal(shp)
+        out.append(v.astype(p.dtypes[a]) if shp else onp.asarray(v, p.dtypes[a])[()])
+    return out
+
+
+def jitter(p: Program, args, amount, seed):
+    """The same arguments moved by ``amount`` (uniform noise): off ties and kinks."""
+    r = onp.random.default_rng((p.seed, 1000 + seed))
+    out = []
+    for a, x in zip(ARGS, args):
+        if ARGS[a][1] == "f":
+            x = onp.asarray(onp.asarray(x, onp.float64) + amount * r.uniform(-1, 1, onp.shape(x)), onp.asarray(x).dtype)
+        out.append(x)
+    return out
+
+
+# ----------------------------------------------------------------------------- running
+class Trace:
+    """What the numpy run saw: the largest magnitude, the largest value, the dtypes of
+    live float values, the branch each non-smooth element took."""
+    def __init__(self):
+        self.scale, self.numel, self.float32 = 1.0, 1, False
+        self.patterns = []
+
+
+def run(p: Program, args, native: bool, upcast=False, trace: Trace | None = None):
+    """Run ``p``: with gradc's spellings (``native``, traced or concrete) or plain numpy.
+    ``upcast`` runs the numpy program in float64 throughout (finite differences).
+    Returns the outputs (the float value first, then the integer reductions)."""
+    pool = list(args)
+    live = live_steps(p)
+    for t, s in enumerate(p.steps):
+        if t not in live:
+            pool.append(None)           # gradc drops dead code, so numpy must not run it
+            continue
+        pool.append(_step(s, pool, native, upcast, trace))
+    return [pool[o] for o in p.outputs]
+
+
+def _step(s, pool, native, upcast, trace):
+    k, ix = s[0], 0 if native else 1
+    y = None
+    if k == "unary":
+        x = pool[s[2]]
+        y = UNARY[s[1]][ix](x)
+        if trace is not None and UNARY[s[1]][2]:
+            trace.patterns += UNARY[s[1]][2](x)
+    elif k in ("binary", "pair", "imix"):
+        a, b = pool[s[2]], pool[s[3]]
+        if k == "pair":
+            a, b = a[:, None], b[None]
+        y = BINARY[s[1]][ix](a, b)
+        if trace is not None and BINARY[s[1]][2]:
+            trace.patterns += BINARY[s[1]][2](a, b)
+    elif k == "reduce":
+        f = REDUCE[s[1]][ix]
+        y = f(pool[s[2]], axis=s[3], keepdims=s[4])
+        if trace is not None and REDUCE[s[1]][2]:
+            x = pool[s[2]]
+            trace.patterns.append(x == f(x, axis=s[3], keepdims=True))
+    elif k == "lse":
+        y = gradc.logsumexp(pool[s[1]], axis=s[2]) if native else _lse(pool[s[1]], s[2])
+    elif k == "matmul":
+        y = pool[s[1]] @ pool[s[2]]
+    elif k == "transpose":
+        y = pool[s[1]].T
+    elif k == "col":
+        y = pool[s[1]][:, None]
+    elif k == "slice":
+        y = pool[s[2]][SLICES[s[1]]]
+    elif k == "icast":
+        y = pool[s[1]].astype("float64" if upcast else s[2])
+    elif k == "ireduce":
+        y = IREDUCE[s[1]][ix](pool[s[2]])
+    if trace is not None and not native:
+        y = onp.asarray(y)
+        if y.dtype.kind == "f":
+            trace.float32 |= y.dtype == onp.float32
+            trace.numel = max(trace.numel, y.size)
+            fin = onp.abs(y[onp.isfinite(y)])
+            if fin.size:
+                trace.scale = max(trace.scale, float(fin.max()))
+    return y
+
+
+def upcast_args(args):
+    return [onp.asarray(a, onp.float64) if onp.asarray(a).dtype.kind == "f" else a for a in args]
+
+
+def np_loss(p: Program, args, trace=None):
+    """The loss the gradient tests differentiate, in plain float64 numpy."""
+    y = onp.asarray(run(p, upcast_args(args), native=False, upcast=True, trace=trace)[0], onp.float64)
+    return float(onp.sum(y * y) * 0.5 + onp.sum(y))
+
+
+def gradc_loss(p: Program):
+    def loss(*args):
+        y = run(p, args, native=True)[0]
+        return gnp.sum(y * y) * 0.5 + gnp.sum(y)
+    return loss
+
+
+def same_patterns(a: Trace, b: Trace):
+    return len(a.patterns) == len(b.patterns) and all(
+        onp.shape(x) == onp.shape(y) and onp.array_equal(x, y) for x, y in zip(a.patterns, b.patterns))
