@@ -698,12 +698,26 @@ def value_and_grad(fun, argnums=0, *, backend=None, debug_nans=None):
     return Transformed(fun, "value_and_grad", argnums, backend, debug_nans)
 
 
+def _as_dtype_of(x, like):
+    """``x`` converted to ``like``'s dtype (a traced value is left as it is)."""
+    if isinstance(x, Value) or isinstance(like, Value):
+        return x
+    dtype = np.asarray(like).dtype
+    return x if np.asarray(x).dtype == dtype else np.asarray(x, dtype)
+
+
 def jvp(fun, primals, tangents, *, backend=None):
     """Forward mode: ``(f(*primals), J·tangents)``.  ``primals`` is a tuple of arguments
     (pytrees); ``tangents`` has the same structure; the results have the output's."""
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ArgumentError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    # the tangent graph takes each tangent in its primal's dtype: a float32 tangent of
+    # a float64 primal must be converted, not read as float64 (out of its buffer)
+    p_leaves, p_tree = tree_flatten(primals)
+    t_leaves, t_tree = tree_flatten(tangents, is_leaf=_is_literal)
+    if p_tree == t_tree:
+        tangents = tree_unflatten(t_tree, [_as_dtype_of(tn, p) for tn, p in zip(t_leaves, p_leaves)])
     t = Transformed(fun, "jvp", backend=backend)
     return t(*primals, *tangents)
 
@@ -744,6 +758,8 @@ class VJPFunction:
         for k, (c, o) in enumerate(zip(ct_leaves, out_leaves)):
             if np.shape(c) != np.shape(o) and not isinstance(c, Value):
                 raise ArgumentError(f"vjp_fn: cotangent {k} has shape {np.shape(c)}, expected the output's shape {np.shape(o)}")
+        # the adjoint graph takes each cotangent in its output's dtype (see jvp)
+        ct_leaves = [_as_dtype_of(c, o) for c, o in zip(ct_leaves, out_leaves)]
         return self.transformed(*self.primals, *ct_leaves)
 
 

@@ -438,3 +438,21 @@ def test_nested_jacobian_inside_jit_and_grad():
           2 * 4 * X0.sum())
     close(gradc.grad(lambda x: gnp.sum(gradc.jacobian(lambda y: gnp.outer(y, y))(x)))(X0),
           np.full(4, 2.0 * 4))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_tangents_and_cotangents_of_another_float_dtype_are_converted(backend):
+    """A float32 tangent of a float64 primal (and a float64 cotangent of a float64 output
+    fed as float32, and the reverse) is converted to the graph's dtype; native code used
+    to read the buffer as the other dtype: garbage, and a read past its end."""
+    x = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    t32 = np.ones((3, 4), np.float32)
+    for primal, tangent in [(x, t32), (x.astype(np.float32), t32.astype(np.float64))]:
+        _, Jt = gradc.jvp(lambda z: z * 2.0, (primal,), (tangent,), backend=backend)
+        np.testing.assert_array_equal(Jt, np.full((3, 4), 2.0))
+        assert Jt.dtype == primal.dtype
+    out, vjp_fn = gradc.vjp(lambda z: gnp.astype(z, np.float64) * 2.0, x.astype(np.float32), backend=backend)
+    assert out.dtype == np.float64
+    (ct,) = vjp_fn(t32)
+    np.testing.assert_array_equal(ct, np.full((3, 4), 2.0))
+    assert ct.dtype == np.float32
