@@ -44,6 +44,9 @@ class Case:
     diff: tuple | None = None    # indices of differentiated args (default: every float arg)
     ref_grad: Callable | None = None   # base args -> numpy function whose derivative the op has
     extra_ops: tuple = field(default_factory=tuple)  # more ops that must appear in the graph
+    # a line at ties: (args, v) -> the cotangents of the differentiated args by the tie
+    # rule of docs/derivatives.md, a closed form used instead of finite differences
+    tie_grads: Callable | None = None
 
     def diff_idx(self, args):
         if self.diff is not None:
@@ -295,6 +298,83 @@ case("stack_axis1", "concatenate", lambda a, b: np.stack([a, b], axis=1), lambda
 case("array_of_scalars", "concatenate", lambda a, b: gnp.array([a * b, a + b, a]),
      lambda a, b: np.array([a * b, a + b, a]), shapes((normal, ()), (normal, ())))
 
+# ----------------------------------------------------------------------------- ties
+# The lines above avoid ties (_nontie, distinct, away) so that finite differences apply.
+# These lines sit on ties and check docs/derivatives.md's rule with closed forms:
+# between two varying operands a tie of maximum/minimum splits the gradient 1/2-1/2;
+# against a constant (relu, clip, maximum(0, z)) and in where's condition it is strict;
+# k tied extrema of a max/min reduction get 1/k each.
+def _halves(r, shape):
+    """Integer multiples of 1/2 in [-1, 1]: exact in float32, ties everywhere."""
+    return r.integers(-2, 3, shape) * 0.5
+
+
+def _tie_pair(sa, sb):
+    def make(r):
+        a = _halves(r, sa)
+        b = np.where(r.random(np.broadcast_shapes(sa, sb)) < 0.6, a, _halves(r, np.broadcast_shapes(sa, sb)))
+        return [a, np.asarray(b[tuple(slice(0, n) for n in sb)] if sb else b.reshape(-1)[0])]
+    return make
+
+
+def _sum_to(x, shape):
+    """Sum a broadcast cotangent back to ``shape`` (numpy's broadcasting, reversed)."""
+    x = np.sum(x, axis=tuple(range(x.ndim - len(shape)))) if x.ndim > len(shape) else x
+    return np.sum(x, axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True).reshape(shape)
+
+
+def _split_grads(op):
+    def grads(args, v):
+        a, b = args
+        wins = (a > b) if op == "maximum" else (a < b)
+        loses = (b > a) if op == "maximum" else (b < a)
+        tie = np.equal(a, b)
+        return [_sum_to(v * (wins + 0.5 * tie), np.shape(a)), _sum_to(v * (loses + 0.5 * tie), np.shape(b))]
+    return grads
+
+
+for _op in ("maximum", "minimum"):
+    for _bid, _sa, _sb in [("same", M, M), ("col_row", (3, 1), (1, 4)), ("scalar_right", M, ()),
+                           ("rank_promote", (4,), M)]:
+        case(f"{_op}_ties_{_bid}", _op, getattr(gnp, _op), getattr(np, _op), _tie_pair(_sa, _sb),
+             tie_grads=_split_grads(_op))
+    # a value against itself, and two expressions with equal values: derivative 1, 2
+    case(f"{_op}_self", _op, lambda x, _o=_op: getattr(gnp, _o)(x, x), lambda x, _o=_op: getattr(np, _o)(x, x),
+         shapes((_halves, M)), tie_grads=lambda args, v: [v])
+    case(f"{_op}_equal_expressions", _op, lambda x, _o=_op: getattr(gnp, _o)(x * 2.0, x + x),
+         lambda x, _o=_op: getattr(np, _o)(x * 2.0, x + x), shapes((_halves, M)),
+         tie_grads=lambda args, v: [2.0 * v])
+case("maximum_zero_ties", "maximum", lambda z: gnp.maximum(0.0, z), lambda z: np.maximum(0.0, z),
+     shapes((_halves, M)), tie_grads=lambda args, v: [v * (args[0] > 0)])
+case("minimum_const_array_ties", "minimum", lambda z: gnp.minimum(z, np.full(M, 0.5)),
+     lambda z: np.minimum(z, np.full(M, 0.5)), shapes((_halves, M)), tie_grads=lambda args, v: [v * (args[0] < 0.5)])
+case("relu_ties", "relu", gradc.relu, lambda x: np.maximum(x, 0.0), shapes((_halves, M)),
+     tie_grads=lambda args, v: [v * (args[0] > 0)])
+case("clip_ties", "minimum", lambda x: gnp.clip(x, -0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5),
+     shapes((_halves, M)), tie_grads=lambda args, v: [v * ((args[0] > -0.5) & (args[0] < 0.5))])
+case("abs_zero", "abs", gnp.abs, np.abs, shapes((_halves, M)), tie_grads=lambda args, v: [v * np.sign(args[0])])
+case("where_ties", "where", lambda x, y: gnp.where(x > y, x, y), lambda x, y: np.where(x > y, x, y),
+     _tie_pair(M, M), tie_grads=lambda args, v: [v * (args[0] > args[1]), v * (args[0] <= args[1])])
+
+
+def _extremum_grads(red, axis, keepdims):
+    def grads(args, v):
+        (x,) = args
+        m = red(x, axis=axis, keepdims=True)
+        hit = x == m
+        vv = v if keepdims or axis is None else np.expand_dims(v, axis)
+        return [vv * hit / np.sum(hit, axis=axis, keepdims=True)]
+    return grads
+
+
+for _name, _red, _nred in [("max", gnp.max, np.max), ("min", gnp.min, np.min)]:
+    for _ax, _kd in [(None, False), (0, False), (1, True), (-1, False)]:
+        case(f"{_name}_ties_axis{_ax}{'_keep' if _kd else ''}", _name,
+             (lambda g, a, k: lambda x: g(x, axis=a, keepdims=k))(_red, _ax, _kd),
+             (lambda f, a, k: lambda x: f(x, axis=a, keepdims=k))(_nred, _ax, _kd),
+             lambda r: [r.integers(0, 2, (4, 5)) * 0.5],           # 2-5 way ties per row/column
+             tie_grads=_extremum_grads(_nred, _ax, _kd))
+
 CASE_IDS = [c.id for c in CASES]
 assert len(set(CASE_IDS)) == len(CASE_IDS), "duplicate case ids"
 BY_ID = {c.id: c for c in CASES}
@@ -427,6 +507,13 @@ def test_vjp_vs_finite_differences(c):
     out = np.asarray(c.ref(*args))
     v = rng(2).standard_normal(out.shape).astype(out.dtype)
     got_out, cts = _vjp(c, args, diff, v)
+    if c.tie_grads is not None:
+        # at ties finite differences are no oracle (the function has a kink there): the
+        # rule's closed form, exact up to float64 rounding of a few products
+        for k, (ct, want) in enumerate(zip(cts, c.tie_grads(args, v))):
+            assert np.shape(ct) == np.shape(args[diff[k]])
+            np.testing.assert_allclose(ct, want, rtol=1e-12, atol=1e-12, err_msg=f"{c.id}: argument {diff[k]}")
+        return
     ref = _ref_for_grad(c, args)
     for k, i in enumerate(diff):
         # central differences of <v, ref(args)>, h = 1e-6: error ~1e-9 relative on these
@@ -476,6 +563,10 @@ def test_jvp_vs_vjp(c):
     # float32 when the op's output is float32 as for astype)
     tol = 1e-10 if out.dtype == np.float64 else 1e-5
     assert lhs == pytest.approx(rhs, rel=tol, abs=tol)
+    if c.tie_grads is not None:     # J u against the closed form's <J^T v, u> (no FD at a tie)
+        closed = float(sum(np.sum(w * u) for w, u in zip(c.tie_grads(args, v), us)))
+        assert lhs == pytest.approx(closed, rel=tol, abs=tol)
+        return
     # and J u against a finite-difference directional derivative of the numpy reference
     want = fd_jvp(_ref_for_grad(c, args), args, diff, us)
     assert_fd_close(Ju, want, f"{c.id}: J u")
