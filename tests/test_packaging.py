@@ -8,17 +8,15 @@ import subprocess
 import sys
 import zipfile
 
-import pytest
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_wheel_ships_the_header_and_the_extension(tmp_path):
-    pytest.importorskip("setuptools")
+    # setuptools is in the ``test`` extra: a missing build tool or a failing build is a
+    # failure of the package, not a reason to skip
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", ROOT, "--no-deps", "--no-build-isolation",
                         "-q", "-w", str(tmp_path)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot build a wheel here: {r.stderr.strip()[-300:]}")
+    assert r.returncode == 0, f"pip wheel failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
     (wheel,) = glob.glob(str(tmp_path / "gradc-*.whl"))
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()

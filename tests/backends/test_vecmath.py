@@ -9,12 +9,15 @@ Every sweep point also runs through the scalar function and each vector variant
 called directly, which must agree with the loop bit for bit: so the accuracy
 bounds hold for every entry point.
 
-References: float64 results are compared with numpy's float64 functions
-(sigmoid/softplus: computed in np.longdouble); float32 results with numpy's
-float64 functions on the same inputs (more accurate than numpy's own float32
-kernels, so this measures our error, not the sum of two errors).  Errors are
-in ulps of the output dtype at the reference (see ``vecmath_harness.ulp_error``).
-Special values (nan, inf, signed zeros) must match numpy exactly.
+References: float64 results are compared with numpy's functions in np.longdouble
+(x87 extended precision, 11 more bits than float64: the reference is good to
+~1/1000 ulp, so errors come out in fractional ulps, not rounded to whole ones);
+float32 results with numpy's float64 functions on the same inputs (29 more bits).
+mpmath (200-bit) confirms the long double reference on a sample of every sweep
+(``test_long_double_reference_against_mpmath``) and re-measures each sweep's worst
+point.  Errors are in ulps of the output dtype at the reference (see
+``vecmath_harness.ulp_error``).  Special values (nan, inf, signed zeros) must match
+numpy exactly.
 
 CI runs a sample of ~300k points per function and dtype.  For a long sweep
 (~30 million points per function and dtype, about 3 minutes)::
@@ -56,16 +59,36 @@ def _dt_id(dt):
 # ---------------------------------------------------------------------------
 
 def reference(name: str, x: np.ndarray) -> np.ndarray:
-    """Reference values, in float64 for float32 x and float64/longdouble for
-    float64 x (see module docstring)."""
-    f64 = x.dtype == np.float64
+    """Reference values, in float64 for float32 x and in longdouble for float64 x
+    (see module docstring)."""
+    w = x.astype(np.longdouble if x.dtype == np.float64 else np.float64)
     with np.errstate(all="ignore"):
-        if name in ("sigmoid", "softplus"):
-            w = x.astype(np.longdouble if f64 else np.float64)
-            if name == "sigmoid":
-                return 1 / (1 + np.exp(-w))
+        if name == "sigmoid":
+            return 1 / (1 + np.exp(-w))
+        if name == "softplus":
             return np.maximum(w, 0) + np.log1p(np.exp(-np.abs(w)))
-        return getattr(np, name)(x if f64 else x.astype(np.float64))
+        return getattr(np, name)(w)
+
+
+def mp_ulp_error(name: str, got: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """|got - f(x)| in float64 ulps at f(x), f evaluated by mpmath with 200 bits
+    (finite inputs and results only)."""
+    import mpmath
+    f = {"exp": mpmath.exp, "log": mpmath.log, "log1p": mpmath.log1p, "expm1": mpmath.expm1,
+         "tanh": mpmath.tanh, "sin": mpmath.sin, "cos": mpmath.cos,
+         "sigmoid": lambda v: 1 / (1 + mpmath.exp(-v)),
+         "softplus": lambda v: mpmath.log1p(mpmath.exp(v))}[name]
+    out = np.empty(x.size)
+    with mpmath.workprec(200):
+        for i, (xi, gi) in enumerate(zip(x.tolist(), np.asarray(got, np.longdouble))):
+            exact = f(mpmath.mpf(xi))
+            m, e2 = np.frexp(gi)                 # got exactly: a 64-bit integer times 2**k
+            g = mpmath.ldexp(int(np.ldexp(m, 64)), int(e2) - 64)
+            a = abs(exact)
+            e = int(mpmath.floor(mpmath.log(a, 2))) if a else -1074
+            ulp = mpmath.ldexp(1, max(e - 52, -1074))
+            out[i] = float(abs(g - exact) / ulp)
+    return out
 
 
 def numpy_same_dtype(name: str, x: np.ndarray) -> np.ndarray:
@@ -218,6 +241,28 @@ def test_accuracy(name, dt):
           f"(got {worst_got!r}, ref {reference(name, np.array([worst_x]))[0]!r}; "
           f"{total} points)")
     assert worst <= MAX_ULP, (name, _dt_id(dt), worst, worst_x)
+    if dt == np.float64 and np.isfinite(worst_got) and worst_got != 0:
+        # the worst point again, against mpmath: the long double reference measured it
+        # to within 1/100 ulp
+        exact = mp_ulp_error(name, np.array([worst_got], np.float64), np.array([worst_x]))[0]
+        assert abs(exact - worst) <= 0.01, (name, worst_x, worst, exact)
+
+
+@pytest.mark.parametrize("name", vecmath.NAMES)
+def test_long_double_reference_against_mpmath(name):
+    """The float64 reference (long double) is within 1/100 ulp of the exact value on
+    the special values and a sample of the sweep, so the fractional ulps measured
+    against it are the vector code's own error."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    x = np.concatenate([special_values(name, np.float64), sweep_inputs(name, np.float64, 1000, rng)])
+    x = x[accuracy_domain(name, x) & np.isfinite(x)]
+    ref = reference(name, x)
+    ok = np.isfinite(ref) & (ref != 0) & (np.abs(ref) >= np.finfo(np.float64).tiny)
+    x, ref = x[ok], ref[ok]
+    err = mp_ulp_error(name, ref, x)
+    i = int(np.argmax(err))
+    print(f"\nlong double {name}: within {err[i]:.2e} float64 ulp of mpmath ({x.size} points)")
+    assert err[i] <= 0.01, (name, x[i], err[i])
 
 
 # Special values whose results numpy defines exactly (not rounding-dependent).
