@@ -12,10 +12,14 @@ from collections import Counter
 
 def summarize(paths):
     status, counts, depths, ops, failed = Counter(), Counter(), Counter(), Counter(), []
+    seen = set()
     for path in paths:
         with open(path) as f:
             for line in f:
                 r = json.loads(line)
+                if r["seed"] in seen:       # a regression seed every shard runs: once
+                    continue
+                seen.add(r["seed"])
                 status[r["status"]] += 1
                 counts.update(r["counts"])
                 depths[r["depth"]] += 1

@@ -51,6 +51,7 @@ import os
 import warnings
 from collections import Counter
 
+import fuzz_programs as fp
 import numpy as onp
 import pytest
 
@@ -58,10 +59,8 @@ import gradc
 import gradc.numpy as gnp
 from gradc.backends import llvm_jit
 
-import fuzz_programs as fp
-
-N_PROGRAMS = int(os.environ.get("GRADC_FUZZ_PROGRAMS", 120))
-SEED0 = int(os.environ.get("GRADC_FUZZ_SEED", 0))
+N_PROGRAMS = int(os.environ.get("GRADC_FUZZ_PROGRAMS", "120"))
+SEED0 = int(os.environ.get("GRADC_FUZZ_SEED", "0"))
 RTOL = 1e-9
 F32_RTOL = 1e-4
 FD_H = 1e-6
@@ -194,7 +193,7 @@ def _check_gradients(p, args, tr, rtol, call, value, grads):
     argnums = _float_argnums()
     want_value = fp.np_loss(p, args)
     _close(value, want_value, rtol, tr.scale ** 2 + tr.scale, tr.numel, "loss value")
-    _, ref_value, ref_grads = call("numpy", args)
+    _, _, ref_grads = call("numpy", args)
     gscale = max([tr.scale ** 2] + [float(onp.max(onp.abs(g), initial=0.0)) for g in ref_grads
                                     if onp.isfinite(g).all()])
     for k, (a, b) in enumerate(zip(grads, ref_grads)):
@@ -281,8 +280,8 @@ def _check_finite_differences(p, args, grad_at, argnums):
         for i in argnums:
             x = onp.asarray(base[i], onp.float64)
             t = r.standard_normal(x.shape)
-            h = FD_H * max(1.0, float(onp.max(onp.abs(x), initial=0.0)))
-            for h in (h, h / 100):          # a smaller step where the loss oscillates fast
+            h0 = FD_H * max(1.0, float(onp.max(onp.abs(x), initial=0.0)))
+            for h in (h0, h0 / 100):          # a smaller step where the loss oscillates fast
                 diffs = _differences(p, base, i, t, h, tr0)
                 if diffs is None or abs(diffs[1] - diffs[0]) <= 0.01 * max(map(abs, diffs)) + \
                         _fd_tolerance(0.0, 0.0, tr0, h):
@@ -368,10 +367,10 @@ def _tie_split(x, y, op):
     return wins + 0.5 * (x == y), loses + 0.5 * (x == y)
 
 
-@pytest.mark.parametrize("seed", range(int(os.environ.get("GRADC_FUZZ_TIES", 36))))
+@pytest.mark.parametrize("seed", range(int(os.environ.get("GRADC_FUZZ_TIES", "36"))))
 def test_tie_rule_closed_form(seed):
     case, backend, op, p, q, d, dtype, ties, r = _tie_probe(seed)
-    gop, nop = getattr(gnp, op), getattr(onp, op)
+    gop = getattr(gnp, op)
     if case == "binary":       # two varying arguments, broadcasting a row against a matrix
         a, b = ties(p, d), ties(d)
         W = r.standard_normal((p, d)).astype(dtype)
