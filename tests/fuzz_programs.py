@@ -13,9 +13,10 @@ numpy run also records, for every non-smooth op, which branch each element took
 (``patterns``): central finite differences along a direction are an oracle exactly when
 no element changes branch between ``x - h t`` and ``x + h t`` (``fd_directional``).
 
-Rank: values go up to rank 3 (``MAX_RANK``).  Issue 15 brings arguments of any rank:
-then add a rank-3 argument to ``ARGS`` and let ``pair`` take rank-3 operands
-(``MAX_RANK = 4``); the reductions already draw their axes from the operand's rank.
+Rank: values go up to rank 3 (``MAX_RANK``).  Arguments of any rank exist since
+issue 15; to fuzz rank 4, add a rank-3 argument to ``ARGS`` and let ``pair`` take
+rank-3 operands (``MAX_RANK = 4``); the reductions already draw their axes from the
+operand's rank.
 """
 from __future__ import annotations
 
