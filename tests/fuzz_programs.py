@@ -473,6 +473,8 @@ def run(p: Program, args, native: bool, upcast=False, trace: Trace | None = None
             pool.append(None)           # gradc drops dead code, so numpy must not run it
             continue
         unstable = not all(p.stable[o] for o in _operands(s))
+        if trace is not None and not native:     # a float32 operand rounds inside the step
+            trace.float32 |= any(onp.asarray(pool[o]).dtype == onp.float32 for o in _operands(s))
         pool.append(_step(s, pool, native, upcast, trace, unstable))
     return [pool[o] for o in p.outputs]
 
