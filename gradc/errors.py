@@ -23,3 +23,8 @@ class ArgumentError(GradcError, TypeError):
 
 class NonFiniteError(GradcError, FloatingPointError):
     """debug_nans mode found a node whose value is not finite."""
+
+
+class UnsupportedNameError(UnsupportedError, AttributeError):
+    """``gradc.numpy.<name>`` for a numpy name gradc does not provide (an AttributeError
+    too, so ``hasattr`` and ``getattr(np, name, default)`` keep working)."""

@@ -7,10 +7,13 @@ logsumexp, softmax, log_softmax, stop_gradient) are here too.
 from __future__ import annotations
 
 import builtins
+import difflib as _difflib
+import types as _types
 
 import numpy as _np
 
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
+from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
@@ -42,6 +45,22 @@ stack, concatenate, take_along_axis = _st.stack, _st.concatenate, _st.take_along
 broadcast_to = _st.broadcast_to
 zeros_like, ones_like, full_like = _st.zeros_like, _st.ones_like, _st.full_like
 arange_like = _st.arange_like
+# element-wise math composed from the primitives (gradc/ops/mathfuncs.py)
+logaddexp, logaddexp2, exp2, log2, log10 = _mf.logaddexp, _mf.logaddexp2, _mf.exp2, _mf.log2, _mf.log10
+sinh, cosh, tan, arcsinh, arctanh = _mf.sinh, _mf.cosh, _mf.tan, _mf.arcsinh, _mf.arctanh
+arctan, arctan2, arcsin, arccos, cbrt = _mf.arctan, _mf.arctan2, _mf.arcsin, _mf.arccos, _mf.cbrt
+reciprocal, heaviside, nan_to_num = _mf.reciprocal, _mf.heaviside, _mf.nan_to_num
+isnan, isinf, isfinite, signbit, logical_or = _mf.isnan, _mf.isinf, _mf.isfinite, _mf.signbit, _mf.logical_or
+# reductions and scans (gradc/ops/stats.py)
+var, std, average, prod, cumsum, cumprod, diff = (_stats.var, _stats.std, _stats.average, _stats.prod,
+                                                  _stats.cumsum, _stats.cumprod, _stats.diff)
+argmax, argmin, any, all = _stats.argmax, _stats.argmin, _stats.any, _stats.all  # noqa: A001
+# structure, joining, ordering (gradc/ops/arrays.py)
+diag, diagonal, trace, triu, tril = _arr.diag, _arr.diagonal, _arr.trace, _arr.triu, _arr.tril
+concatenate = _arr.concatenate
+hstack, vstack, dstack, column_stack = _arr.hstack, _arr.vstack, _arr.dstack, _arr.column_stack
+atleast_1d, atleast_2d, atleast_3d = _arr.atleast_1d, _arr.atleast_2d, _arr.atleast_3d
+tile, repeat, pad, sort, argsort = _arr.tile, _arr.repeat, _arr.pad, _arr.sort, _arr.argsort
 
 
 def astype(x, dtype):
@@ -79,14 +98,22 @@ def ones(shape, dtype=float):
 
 
 def full(shape, fill_value, dtype=None):
+    """numpy.full; a traced fill value is broadcast to the shape."""
+    if isinstance(fill_value, _Value):
+        v = astype(fill_value, dtype) if dtype is not None else fill_value
+        return _st.broadcast_to(v, (shape,) if isinstance(shape, int) else tuple(shape))
     return _np.full(shape, fill_value, dtype)
 
 
-def eye(n, m=None, k=0, dtype=float):
+def eye(N, M=None, k=0, dtype=float):
     """numpy.eye; inside a trace a constant of the graph, so that a traced integer
     array can index it (``eye(K)[labels]``: one-hot rows), which a numpy array cannot."""
-    a = _np.eye(n, m, k, dtype=dtype)
+    a = _np.eye(N, M, k, dtype=dtype)
     return _to_value(a) if _current() is not None else a
+
+
+def identity(n, dtype=float):
+    return eye(n, dtype=dtype)
 
 
 def arange(*args, **kw):
@@ -128,6 +155,11 @@ UFUNCS = {
     "maximum": maximum, "minimum": minimum, "greater": greater, "greater_equal": greater_equal,
     "less": less, "less_equal": less_equal, "equal": equal, "not_equal": not_equal,
     "logical_and": logical_and, "logical_not": logical_not, "matmul": matmul,
+    "logaddexp": logaddexp, "logaddexp2": logaddexp2, "exp2": exp2, "log2": log2, "log10": log10,
+    "sinh": sinh, "cosh": cosh, "tan": tan, "arcsinh": arcsinh, "arctanh": arctanh,
+    "arctan": arctan, "arctan2": arctan2, "arcsin": arcsin, "arccos": arccos, "cbrt": cbrt,
+    "reciprocal": reciprocal, "heaviside": heaviside, "isnan": isnan, "isinf": isinf,
+    "isfinite": isfinite, "signbit": signbit, "logical_or": logical_or,
 }
 
 # numpy function name -> gradc function (used by Value.__array_function__)
@@ -136,9 +168,65 @@ FUNCTIONS = {
     "min": _wrap_axis_fn(min), "amax": _wrap_axis_fn(max), "amin": _wrap_axis_fn(min),
     "dot": dot, "matmul": matmul, "outer": outer, "transpose": transpose, "where": where,
     "reshape": lambda a, newshape=None, shape=None, **kw: reshape(a, newshape if shape is None else shape),
-    "stack": stack, "concatenate": concatenate, "take_along_axis": take_along_axis,
+    "stack": stack, "concatenate": concatenate, "full": full, "take_along_axis": take_along_axis,
     "expand_dims": expand_dims, "squeeze": squeeze, "clip": clip, "broadcast_to": broadcast_to,
     "zeros_like": zeros_like, "ones_like": ones_like, "full_like": full_like,
     "shape": shape, "ndim": ndim, "size": size, "copy": copy, "array": array, "asarray": asarray,
-    "vstack": lambda xs: concatenate([reshape(x, (1, -1)) if ndim(x) == 1 else x for x in xs], 0),
+    "var": var, "std": std, "average": average, "prod": prod, "cumsum": cumsum, "cumprod": cumprod,
+    "diff": diff, "argmax": argmax, "argmin": argmin, "any": any, "all": all,
+    "diag": diag, "diagonal": diagonal, "trace": trace, "triu": triu, "tril": tril,
+    "hstack": hstack, "vstack": vstack, "dstack": dstack, "column_stack": column_stack,
+    "atleast_1d": atleast_1d, "atleast_2d": atleast_2d, "atleast_3d": atleast_3d,
+    "tile": tile, "repeat": repeat, "pad": pad, "take": take, "sort": sort, "argsort": argsort,
+    "nan_to_num": nan_to_num, "moveaxis": moveaxis, "flip": flip, "roll": roll, "split": split,
+    "array_split": array_split, "swapaxes": swapaxes, "einsum": einsum, "tensordot": tensordot,
+    "inner": inner, "vdot": vdot, "identity": identity, "eye": eye,
 }
+
+
+# numpy.linalg function name -> gradc function (Value.__array_function__ and gradc.numpy.linalg)
+LINALG_FUNCTIONS = {"norm": _stats.norm}
+
+DOCS = "docs/numpy.md"
+
+
+def supported_names() -> list[str]:
+    """Every numpy name gradc.numpy provides (``linalg.*`` for numpy.linalg's)."""
+    own = [n for n, v in globals().items()
+           if not n.startswith("_") and n not in _NOT_NUMPY and not isinstance(v, _types.ModuleType)]
+    return sorted(own) + sorted(f"linalg.{n}" for n in LINALG_FUNCTIONS)
+
+
+_NOT_NUMPY = {"annotations", "builtins", "UFUNCS", "FUNCTIONS", "LINALG_FUNCTIONS", "DOCS",
+              "supported_names", "unsupported", "linalg"}
+
+
+def unsupported(name: str, where: str = "gradc.numpy", line: str | None = None):
+    """The error for a numpy name gradc lacks: what, the nearest supported names, where
+    the list is."""
+    from .errors import UnsupportedNameError
+    short = name.rsplit(".", 1)[-1]
+    pool = supported_names()
+    near = _difflib.get_close_matches(short, pool, n=3, cutoff=0.6)
+    near += [n for n in _difflib.get_close_matches(name, pool, n=3, cutoff=0.6) if n not in near]
+    msg = f"{where}.{name} is not supported by gradc" + (f" (at {line})" if line else "") + "."
+    if near:
+        msg += " Nearest supported: " + ", ".join(near[:3]) + "."
+    msg += f" The supported numpy names are listed in {DOCS}."
+    return UnsupportedNameError(msg)
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(f"module 'gradc.numpy' has no attribute {name!r}")
+    raise unsupported(name)
+
+
+def _linalg_getattr(name):
+    if name.startswith("__"):
+        raise AttributeError(f"module 'gradc.numpy.linalg' has no attribute {name!r}")
+    raise unsupported(f"linalg.{name}")
+
+
+linalg = _types.ModuleType("gradc.numpy.linalg", "numpy.linalg's functions that gradc supports.")
+linalg.__dict__.update(LINALG_FUNCTIONS, __getattr__=_linalg_getattr)

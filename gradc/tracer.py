@@ -370,12 +370,20 @@ class Value:
 
     def _concrete_error(self, what):
         src = user_source()
+        head = f"{what} of a traced value {fmt_type(self._shape, self.dtype)}" + (f" at {src}" if src else "")
+        if what in ("bool()",):
+            return TracerBoolError(
+                head + ": its value is not known while gradc traces the function. Python control "
+                "flow (if/while/and/or) cannot depend on it; use gradc.where(cond, a, b) to "
+                "select values, or pass the value as a static Python number.")
         return TracerBoolError(
-            f"{what} of a traced value {fmt_type(self._shape, self.dtype)}"
-            + (f" at {src}" if src else "")
-            + ": its value is not known while gradc traces the function. Python control "
-            "flow (if/while/and/or) cannot depend on it; use gradc.where(cond, a, b) to "
-            "select values, or pass the value as a static Python number.")
+            head + ": gradc runs the function once on placeholders to record its operations, "
+            "so a traced value has no numbers yet (they exist only when the compiled function "
+            "runs), and numpy's own code cannot compute with it. Keep it an array of gradc's: "
+            "use `import gradc.numpy as np` (whose functions accept traced values), "
+            "return the value instead of converting it, and compute constants that do not "
+            "depend on the arguments outside the function. To choose values by a condition, "
+            "use gradc.where(cond, a, b).")
 
     def __bool__(self):
         raise self._concrete_error("bool()")

@@ -375,6 +375,208 @@ for _name, _red, _nred in [("max", gnp.max, np.max), ("min", gnp.min, np.min)]:
              lambda r: [r.integers(0, 2, (4, 5)) * 0.5],           # 2-5 way ties per row/column
              tie_grads=_extremum_grads(_nred, _ax, _kd))
 
+# ----------------------------------------------------------------------------- numpy's wider surface
+# Composites (gradc/ops/mathfuncs.py, stats.py, arrays.py): each line names a primitive
+# its composition rests on, which must appear in the graph.  Checked like every line:
+# against numpy, finite differences of numpy, JVP against VJP, float32.
+def _unit(r, s):
+    """(-0.9, 0.9): inside the domain of arcsin, arccos, arctanh, off their edges."""
+    return r.uniform(-0.9, 0.9, s)
+
+
+def _wide(r, s):
+    return 3.0 * r.standard_normal(s)
+
+
+_math = [
+    ("sinh", "expm1", gnp.sinh, np.sinh, _wide),
+    ("cosh", "expm1", gnp.cosh, np.cosh, _wide),
+    ("tan", "sin", gnp.tan, np.tan, _unit),
+    ("arcsinh", "log1p", gnp.arcsinh, np.arcsinh, _wide),
+    ("arctanh", "log1p", gnp.arctanh, np.arctanh, _unit),
+    ("arctan", "div", gnp.arctan, np.arctan, _wide),
+    ("arcsin", "sqrt", gnp.arcsin, np.arcsin, _unit),
+    ("arccos", "sqrt", gnp.arccos, np.arccos, _unit),
+    ("log2", "log", gnp.log2, np.log2, positive),
+    ("log10", "log", gnp.log10, np.log10, positive),
+    ("exp2", "pow", gnp.exp2, np.exp2, normal),
+    ("cbrt", "pow", gnp.cbrt, np.cbrt, away),
+    ("reciprocal", "div", gnp.reciprocal, np.reciprocal, away),
+    ("sinh_np", "expm1", lambda x: np.sinh(x), np.sinh, normal),
+    ("arctan_np", "div", lambda x: np.arctan(x), np.arctan, _wide),
+]
+for _id, _op, _f, _r, _dom in _math:
+    case(_id, _op, _f, _r, shapes((_dom, M)))
+case("sinh_scalar", "expm1", gnp.sinh, np.sinh, shapes((normal, ())))
+case("logaddexp", "softplus", gnp.logaddexp, np.logaddexp, shapes((_wide, M), (_wide, M)))
+case("logaddexp_col_row", "softplus", gnp.logaddexp, np.logaddexp, shapes((_wide, (3, 1)), (_wide, (4,))))
+# ties: a == b exactly at half the entries (the gradient is 1/2, 1/2 there: smooth)
+case("logaddexp_ties", "softplus", gnp.logaddexp, np.logaddexp,
+     lambda r: (lambda a: [a, np.where(r.random(M) < 0.5, a, r.standard_normal(M))])(normal(r, M)))
+case("logaddexp_np", "softplus", lambda a, b: np.logaddexp(a, b), np.logaddexp, shapes((normal, M), (normal, ())))
+case("logaddexp2", "log1p", gnp.logaddexp2, np.logaddexp2, shapes((_wide, M), (_wide, M)))
+case("arctan2", "div", gnp.arctan2, np.arctan2, shapes((away, M), (away, M)))
+case("arctan2_broadcast", "div", lambda y, x: np.arctan2(y, x), np.arctan2, shapes((away, (3, 1)), (away, (4,))))
+# heaviside: x1 has exact zeros (where x2 is chosen); only x2 is differentiated (the step
+# in x1 has no derivative at 0)
+case("heaviside", "where", gnp.heaviside, np.heaviside,
+     lambda r: [np.where(r.random(M) < 0.3, 0.0, away(r, M)), normal(r, M)], diff=(1,))
+case("nan_to_num", "where", lambda x: gnp.nan_to_num(x, posinf=5.0, neginf=-5.0),
+     lambda x: np.nan_to_num(x, posinf=5.0, neginf=-5.0),
+     lambda r: [np.where(r.random(M) < 0.3, r.choice([np.nan, np.inf, -np.inf], M), normal(r, M))])
+case("isfinite", "lt", gnp.isfinite, np.isfinite,
+     lambda r: [np.where(r.random(M) < 0.4, r.choice([np.nan, np.inf, -np.inf], M), normal(r, M))])
+case("isnan", "ne", lambda x: np.isnan(x), np.isnan,
+     lambda r: [np.where(r.random(M) < 0.4, r.choice([np.nan, np.inf], M), normal(r, M))])
+case("clip_np", "minimum", lambda x: np.clip(x, -0.5, 0.7), lambda x: np.clip(x, -0.5, 0.7), shapes((away, M)))
+
+# reductions: every axis variant of a matrix
+for _ax, _kd in AXES:
+    _sfx = f"axis{_ax}{'_keep' if _kd else ''}".replace(" ", "")
+    for _name, _op, _g, _r in [("var", "count", gnp.var, np.var), ("std", "sqrt", gnp.std, np.std),
+                               ("prod", "mul", gnp.prod, np.prod)]:
+        case(f"{_name}_{_sfx}", _op,
+             (lambda g, a, k: lambda x: g(x, axis=a, keepdims=k))(_g, _ax, _kd),
+             (lambda f, a, k: lambda x: f(x, axis=a, keepdims=k))(_r, _ax, _kd),
+             shapes((normal, M)))
+    for _name, _g, _r in [("argmax", gnp.argmax, np.argmax), ("argmin", gnp.argmin, np.argmin)]:
+        if not isinstance(_ax, tuple):
+            case(f"{_name}_{_sfx}", "min", (lambda g, a, k: lambda x: g(x, axis=a, keepdims=k))(_g, _ax, _kd),
+                 (lambda f, a, k: lambda x: f(x, axis=a, keepdims=k))(_r, _ax, _kd), shapes((normal, M)))
+    for _name, _g, _r in [("any", gnp.any, np.any), ("all", gnp.all, np.all)]:
+        case(f"{_name}_{_sfx}", "sum", (lambda g, a, k: lambda x: g(x > 0.5, axis=a, keepdims=k))(_g, _ax, _kd),
+             (lambda f, a, k: lambda x: f(x > 0.5, axis=a, keepdims=k))(_r, _ax, _kd), shapes((normal, M)))
+case("var_ddof1_axis0", "count", lambda x: gnp.var(x, axis=0, ddof=1), lambda x: np.var(x, axis=0, ddof=1),
+     shapes((normal, M)))
+case("std_ddof1", "sqrt", lambda x: x.std(ddof=1), lambda x: x.std(ddof=1), shapes((normal, M)))
+case("var_method_vec", "count", lambda x: x.var(), lambda x: x.var(), shapes((normal, (5,))))
+case("var_np_int", "count", lambda x, k: x * np.var(k, axis=1), lambda x, k: x * np.var(k, axis=1),
+     lambda r: [normal(r, (3,)), r.integers(-3, 4, M)])
+case("average_weights", "div", lambda x, w: gnp.average(x, axis=1, weights=w),
+     lambda x, w: np.average(x, axis=1, weights=w), shapes((normal, M), (positive, (4,))))
+case("average_all", "div", lambda x, w: np.average(x, weights=w), lambda x, w: np.average(x, weights=w),
+     shapes((normal, M), (positive, M)))
+case("average_plain", "count", lambda x: gnp.average(x, axis=0), lambda x: np.average(x, axis=0),
+     shapes((normal, M)))
+# prod: the gradient of an element is the product of the others, zeros included
+# (one zero in a row: only its gradient is nonzero; two zeros: all vanish)
+_ZEROS = np.array([[0.0, 1.5, -0.7, 2.0], [0.0, 0.0, 1.1, -1.3], [0.9, -1.2, 1.4, 0.8]])
+case("prod_zeros_axis1", "mul", lambda x: gnp.prod(x, axis=1), lambda x: np.prod(x, axis=1),
+     lambda r: [_ZEROS.copy()])
+case("prod_zeros_all", "mul", lambda x: x.prod(), lambda x: x.prod(), lambda r: [_ZEROS.copy()])
+case("prod_odd_vec", "mul", gnp.prod, np.prod, shapes((normal, (7,))))
+case("prod_int", "mul", lambda x, k: x * gnp.prod(k, axis=0), lambda x, k: x * np.prod(k, axis=0),
+     lambda r: [normal(r, (4,)), r.integers(-3, 4, M)])
+for _name, _op, _g, _r in [("cumsum", "unslice", gnp.cumsum, np.cumsum), ("cumprod", "unslice", gnp.cumprod, np.cumprod)]:
+    for _ax in (None, 0, 1, -1):
+        case(f"{_name}_axis{_ax}", _op, (lambda g, a: lambda x: g(x, axis=a))(_g, _ax),
+             (lambda f, a: lambda x: f(x, axis=a))(_r, _ax), shapes((normal, M)))
+    case(f"{_name}_vec7", _op, _g, _r, shapes((normal, (7,))))
+case("cumprod_zeros", "unslice", lambda x: gnp.cumprod(x, axis=1), lambda x: np.cumprod(x, axis=1),
+     lambda r: [_ZEROS.copy()])
+case("cumsum_method", "unslice", lambda x: x.cumsum(0), lambda x: x.cumsum(0), shapes((normal, M)))
+case("cumsum_np_int", "unslice", lambda x, k: x * np.cumsum(k), lambda x, k: x * np.cumsum(k),
+     lambda r: [normal(r, (5,)), r.integers(-3, 4, (5,))])
+case("diff", "sub", gnp.diff, np.diff, shapes((normal, M)))
+case("diff_n2_axis0", "sub", lambda x: gnp.diff(x, 2, axis=0), lambda x: np.diff(x, 2, axis=0), shapes((normal, M)))
+case("diff_prepend", "sub", lambda x: np.diff(x, prepend=0.5, append=x[-1:]),
+     lambda x: np.diff(x, prepend=0.5, append=x[-1:]), shapes((normal, (6,))))
+# argmax/argmin ties: integer-valued data, numpy returns the first extreme (forward
+# only, diff=(): a finite difference at a tie moves the argmax)
+case("argmax_ties", "min", lambda x: gnp.argmax(x, axis=1), lambda x: np.argmax(x, axis=1),
+     lambda r: [r.integers(0, 3, M).astype(np.float64)], diff=())
+case("argmin_ties_all", "min", lambda x: x.argmin(), lambda x: x.argmin(),
+     lambda r: [r.integers(0, 2, M).astype(np.float64)], diff=())
+_NORMS = [("norm", {}), ("norm_vec_1", {"ord": 1}), ("norm_vec_2", {"ord": 2}), ("norm_vec_inf", {"ord": np.inf}),
+          ("norm_vec_ninf", {"ord": -np.inf}), ("norm_vec_3", {"ord": 3})]
+for _id, _kw in _NORMS:
+    case(_id, "sum" if _kw.get("ord") not in (np.inf, -np.inf) else "max" if _kw["ord"] == np.inf else "min",
+         (lambda k: lambda x: gnp.linalg.norm(x, **k))(_kw), (lambda k: lambda x: np.linalg.norm(x, **k))(_kw),
+         shapes((away, (5,))))
+for _id, _kw in [("norm_fro", {"ord": "fro"}), ("norm_mat_1", {"ord": 1}), ("norm_mat_inf", {"ord": np.inf}),
+                 ("norm_mat_n1", {"ord": -1}), ("norm_axis1", {"axis": 1}),
+                 ("norm_axis0_keep_1", {"axis": 0, "keepdims": True, "ord": 1}), ("norm_all_keep", {"keepdims": True})]:
+    case(_id, "sum", (lambda k: lambda x: np.linalg.norm(x, **k))(_kw), (lambda k: lambda x: np.linalg.norm(x, **k))(_kw),
+         shapes((distinct, M)))
+
+# matrix structure
+case("diag_vec", "where", gnp.diag, np.diag, shapes((normal, (4,))))
+case("diag_vec_k1", "unslice", lambda v: gnp.diag(v, 1), lambda v: np.diag(v, 1), shapes((normal, (3,))))
+case("diag_vec_km2", "unslice", lambda v: np.diag(v, -2), lambda v: np.diag(v, -2), shapes((normal, (3,))))
+case("diag_mat", "gather", gnp.diag, np.diag, shapes((normal, M)))
+for _k in (-1, 0, 1, 3):
+    case(f"diagonal_k{_k}", "gather", (lambda k: lambda x: gnp.diagonal(x, k))(_k),
+         (lambda k: lambda x: np.diagonal(x, k))(_k), shapes((normal, M)))
+case("diagonal_method", "gather", lambda x: x.diagonal(1), lambda x: x.diagonal(1), shapes((normal, (4, 3))))
+case("trace", "gather", gnp.trace, np.trace, shapes((normal, M)))
+case("trace_k1_np", "gather", lambda x: np.trace(x, 1), lambda x: np.trace(x, 1), shapes((normal, M)))
+case("trace_method", "gather", lambda x: x.trace(), lambda x: x.trace(), shapes((normal, (4, 4))))
+for _k in (-1, 0, 2):
+    case(f"triu_k{_k}", "where", (lambda k: lambda x: gnp.triu(x, k))(_k), (lambda k: lambda x: np.triu(x, k))(_k),
+         shapes((normal, M)))
+    case(f"tril_k{_k}", "where", (lambda k: lambda x: np.tril(x, k))(_k), (lambda k: lambda x: np.tril(x, k))(_k),
+         shapes((normal, M)))
+case("tril_vec", "where", gnp.tril, np.tril, shapes((normal, (4,))))
+
+# constructors: constants combined with traced values, a traced fill value
+case("eye_k1", "mul", lambda x: gnp.eye(3, 4, k=1) * x, lambda x: np.eye(3, 4, k=1) * x, shapes((normal, M)))
+case("identity", "matmul", lambda x: x @ gnp.identity(4), lambda x: x @ np.identity(4), shapes((normal, M)))
+case("zeros_ones", "add", lambda x: x + gnp.zeros((3, 4)) + 2 * gnp.ones(4), lambda x: x + np.zeros((3, 4)) + 2 * np.ones(4),
+     shapes((normal, M)))
+case("full_traced", "broadcast_to", lambda s: gnp.full((3, 4), s), lambda s: np.full((3, 4), s), shapes((normal, ())))
+case("full_like_traced", "broadcast_to", lambda x, s: gnp.full_like(x, s) * x, lambda x, s: np.full_like(x, s) * x,
+     shapes((normal, M), (normal, ())))
+case("zeros_like_np", "broadcast_to", lambda x: np.zeros_like(x) + np.ones_like(x) * x,
+     lambda x: np.zeros_like(x) + np.ones_like(x) * x, shapes((normal, M)))
+
+# joining and repetition
+case("hstack_vec", "concatenate", lambda a, b: gnp.hstack([a, b]), lambda a, b: np.hstack([a, b]),
+     shapes((normal, (3,)), (normal, (4,))))
+case("hstack_mat", "concatenate", lambda a, b: np.hstack([a, b]), lambda a, b: np.hstack([a, b]),
+     shapes((normal, (3, 2)), (normal, (3, 4))))
+case("vstack", "concatenate", lambda a, b: gnp.vstack([a, b]), lambda a, b: np.vstack([a, b]),
+     shapes((normal, M), (normal, (4,))))
+case("vstack_np", "concatenate", lambda a, b: np.vstack((a, b)), lambda a, b: np.vstack((a, b)),
+     shapes((normal, (4,)), (normal, (4,))))
+# a rank-3 result, reduced (a rank-3 cotangent cannot be an argument)
+case("dstack", "concatenate", lambda a, b: gnp.sum(gnp.dstack([a, 2.0 * b]) ** 2, axis=2),
+     lambda a, b: np.sum(np.dstack([a, 2.0 * b]) ** 2, axis=2), shapes((normal, M), (normal, M)))
+case("column_stack", "concatenate", lambda a, b: np.column_stack([a, b]), lambda a, b: np.column_stack([a, b]),
+     shapes((normal, (3,)), (normal, (3, 2))))
+case("concatenate_none", "concatenate", lambda a, b: gnp.concatenate([a, b], axis=None),
+     lambda a, b: np.concatenate([a, b], axis=None), shapes((normal, M), (normal, (5,))))
+case("tile_vec", "broadcast_to", lambda x: gnp.tile(x, 3), lambda x: np.tile(x, 3), shapes((normal, (4,))))
+case("tile_vec_2d", "broadcast_to", lambda x: np.tile(x, (2, 2)), lambda x: np.tile(x, (2, 2)), shapes((normal, (3,))))
+case("tile_mat", "broadcast_to", lambda x: gnp.tile(x, (2, 3)), lambda x: np.tile(x, (2, 3)), shapes((normal, M)))
+case("repeat_flat", "broadcast_to", lambda x: gnp.repeat(x, 2), lambda x: np.repeat(x, 2), shapes((normal, M)))
+case("repeat_axis0", "broadcast_to", lambda x: np.repeat(x, 3, axis=0), lambda x: np.repeat(x, 3, axis=0),
+     shapes((normal, M)))
+case("repeat_axis1_method", "broadcast_to", lambda x: x.repeat(2, axis=1), lambda x: x.repeat(2, axis=1),
+     shapes((normal, M)))
+case("repeat_counts", "gather", lambda x: gnp.repeat(x, [2, 0, 1, 3], axis=1), lambda x: np.repeat(x, [2, 0, 1, 3], axis=1),
+     shapes((normal, M)))
+case("pad_zeros", "unslice", lambda x: gnp.pad(x, ((1, 2), (0, 1))), lambda x: np.pad(x, ((1, 2), (0, 1))),
+     shapes((normal, M)))
+case("pad_constant", "unslice", lambda x: np.pad(x, 2, constant_values=1.5), lambda x: np.pad(x, 2, constant_values=1.5),
+     shapes((normal, M)))
+for _mode in ("edge", "reflect", "symmetric", "wrap"):
+    case(f"pad_{_mode}", "gather", (lambda m: lambda x: gnp.pad(x, ((2, 1), (1, 3)), mode=m))(_mode),
+         (lambda m: lambda x: np.pad(x, ((2, 1), (1, 3)), mode=m))(_mode), shapes((normal, M)))
+case("pad_edge_vec", "gather", lambda x: np.pad(x, (3, 1), mode="edge"), lambda x: np.pad(x, (3, 1), mode="edge"),
+     shapes((normal, (4,))))
+
+# ordering: sort scatters each element to its rank (its gradient gathers back);
+# argsort is stable, so ties follow numpy's stable sort
+case("sort_vec", "scatter_add", gnp.sort, np.sort, shapes((distinct, (7,))))
+case("sort_mat", "scatter_add", lambda x: np.sort(x), lambda x: np.sort(x), shapes((distinct, M)))
+case("sort_axis0", "scatter_add", lambda x: gnp.sort(x, axis=0), lambda x: np.sort(x, axis=0), shapes((distinct, M)))
+case("sort_none", "scatter_add", lambda x: gnp.sort(x, axis=None), lambda x: np.sort(x, axis=None), shapes((distinct, M)))
+case("argsort", "scatter_add", gnp.argsort, np.argsort, shapes((distinct, M)))
+case("argsort_ties", "scatter_add", lambda x: np.argsort(x, axis=0), lambda x: np.argsort(x, axis=0, kind="stable"),
+     lambda r: [r.integers(0, 3, (6, 4)).astype(np.float64)], diff=())
+case("argsort_method", "scatter_add", lambda x: x.argsort(), lambda x: x.argsort(kind="stable"),
+     lambda r: [r.integers(0, 3, (9,)).astype(np.float64)], diff=())
+
 CASE_IDS = [c.id for c in CASES]
 assert len(set(CASE_IDS)) == len(CASE_IDS), "duplicate case ids"
 BY_ID = {c.id: c for c in CASES}

@@ -376,7 +376,7 @@ def test_static_python_control_flow_is_fine():
 
 
 @pytest.mark.parametrize("fn", [lambda x: np.sum(onp.linalg.inv(x)), lambda x: onp.median(x),
-                                lambda x: onp.cumprod(x)], ids=["linalg.inv", "median", "cumprod"])
+                                lambda x: onp.unique(x)], ids=["linalg.inv", "median", "unique"])
 def test_unsupported_numpy_functions(fn):
     with pytest.raises((UnsupportedError, TracerBoolError)) as e:
         gradc.jit(fn)(onp.eye(3))

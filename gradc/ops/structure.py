@@ -499,17 +499,25 @@ CONVERSIONS["nested_list"] = stack_nested
 
 
 # ----------------------------------------------------------------------------- constructors
-def full_like(x, value, dtype=None):
+def full_like(x, value, dtype=None, order="K", subok=True, shape=None):
+    """numpy.full_like; the fill value may be traced (it is broadcast)."""
     t = _trace()
-    if not isinstance(x, t.Value):
-        return np.full_like(x, value, dtype=dtype)
-    dt = np.dtype(dtype or x.dtype)
-    return broadcast_to(t.to_value(np.asarray(value, dtype=dt)), x._shape)
+    if not isinstance(x, t.Value) and not isinstance(value, t.Value):
+        return np.full_like(x, value, dtype=dtype, shape=shape)
+    dt = np.dtype(dtype or getattr(x, "dtype", None) or np.float64)
+    if isinstance(value, t.Value):
+        from .elementwise import convert
+        v = convert(value, dt)
+    else:
+        v = t.to_value(np.asarray(value, dtype=dt))
+    if shape is not None:
+        return broadcast_to(v, (shape,) if isinstance(shape, int) else tuple(shape))
+    return broadcast_to(v, t.to_value(x)._shape if isinstance(x, t.Value) else np.shape(x))
 
 
-def zeros_like(x, dtype=None):
-    return full_like(x, 0, dtype)
+def zeros_like(x, dtype=None, order="K", subok=True, shape=None):
+    return full_like(x, 0, dtype, shape=shape)
 
 
-def ones_like(x, dtype=None):
-    return full_like(x, 1, dtype)
+def ones_like(x, dtype=None, order="K", subok=True, shape=None):
+    return full_like(x, 1, dtype, shape=shape)

@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..tracer import Value
 from . import at, elementwise as ew, reduce as red, linalg as la, structure as st
+from . import arrays as arr, axes as axes_ops, stats
 
 
 def _r(f):
@@ -52,32 +53,66 @@ Value.astype = lambda s, dtype: ew.astype(s, dtype)
 Value.copy = lambda s: s
 Value.clip = lambda s, a_min=None, a_max=None: ew.clip(s, a_min, a_max)
 Value.squeeze = lambda s, axis=None: st.squeeze(s, axis)
+Value.var = lambda s, axis=None, dtype=None, out=None, ddof=0, keepdims=False: stats.var(s, axis, dtype, out, ddof, keepdims)
+Value.std = lambda s, axis=None, dtype=None, out=None, ddof=0, keepdims=False: stats.std(s, axis, dtype, out, ddof, keepdims)
+Value.prod = lambda s, axis=None, dtype=None, out=None, keepdims=False: stats.prod(s, axis, dtype, out, keepdims)
+Value.cumsum = lambda s, axis=None, dtype=None, out=None: stats.cumsum(s, axis, dtype, out)
+Value.cumprod = lambda s, axis=None, dtype=None, out=None: stats.cumprod(s, axis, dtype, out)
+Value.argmax = lambda s, axis=None, out=None, keepdims=False: stats.argmax(s, axis, out, keepdims)
+Value.argmin = lambda s, axis=None, out=None, keepdims=False: stats.argmin(s, axis, out, keepdims)
+Value.any = lambda s, axis=None, out=None, keepdims=False: stats.any(s, axis, out, keepdims)
+Value.all = lambda s, axis=None, out=None, keepdims=False: stats.all(s, axis, out, keepdims)
+Value.argsort = lambda s, axis=-1, kind=None, order=None: arr.argsort(s, axis, kind, order)
+Value.diagonal = lambda s, offset=0, axis1=0, axis2=1: arr.diagonal(s, offset, axis1, axis2)
+Value.trace = lambda s, offset=0, axis1=0, axis2=1, dtype=None, out=None: arr.trace(s, offset, axis1, axis2, dtype, out)
+Value.repeat = lambda s, repeats, axis=None: arr.repeat(s, repeats, axis)
+Value.take = lambda s, indices, axis=None: axes_ops.take(s, indices, axis)
+Value.ravel = lambda s, order="C": st.reshape(s, -1)
+Value.flatten = lambda s, order="C": st.reshape(s, -1)
+
+
+def _sort_in_place(self, axis=-1, kind=None, order=None):
+    raise UnsupportedError("x.sort() sorts in place, and a traced value cannot be changed: "
+                           "use y = gradc.numpy.sort(x, axis)")
+
+
+Value.sort = _sort_in_place
 
 
 def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
     from .. import numpy as gnp
+    from ..tracer import user_source
     if kwargs.get("out") is not None:
         raise UnsupportedError(f"numpy.{ufunc.__name__}(..., out=...) cannot write into a traced value")
     kwargs.pop("out", None)
     if method == "__call__":
         f = gnp.UFUNCS.get(ufunc.__name__)
         if f is None:
-            raise UnsupportedError(f"numpy.{ufunc.__name__} is not supported by gradc "
-                                   f"(supported ufuncs: {', '.join(sorted(gnp.UFUNCS))})")
+            raise gnp.unsupported(ufunc.__name__, "numpy", user_source())
         if kwargs:
             raise UnsupportedError(f"numpy.{ufunc.__name__}: keyword arguments {sorted(kwargs)} are not supported")
         return f(*inputs)
     if method == "reduce" and ufunc.__name__ in ("add", "maximum", "minimum"):
         f = {"add": red.sum_, "maximum": red.max_, "minimum": red.min_}[ufunc.__name__]
         return f(inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
-    raise UnsupportedError(f"numpy.{ufunc.__name__}.{method} is not supported by gradc")
+    if method == "accumulate" and ufunc.__name__ in ("add", "multiply"):
+        f = stats.cumsum if ufunc.__name__ == "add" else stats.cumprod
+        return f(inputs[0], kwargs.get("axis", 0), kwargs.get("dtype"))
+    raise gnp.unsupported(f"{ufunc.__name__}.{method}", "numpy", user_source())
 
 
 def _array_function(self, func, types, args, kwargs):
     from .. import numpy as gnp
-    f = gnp.FUNCTIONS.get(func.__name__)
+    from ..tracer import user_source
+    module = getattr(func, "__module__", None) or "numpy"
+    if module == "numpy.linalg":
+        f = gnp.LINALG_FUNCTIONS.get(func.__name__)
+        name = f"linalg.{func.__name__}"
+    else:
+        f = gnp.FUNCTIONS.get(func.__name__) if module == "numpy" else None
+        name = func.__name__ if module == "numpy" else f"{module[len('numpy.'):]}.{func.__name__}"
     if f is None:
-        raise UnsupportedError(f"numpy.{func.__name__} is not supported by gradc on traced values")
+        raise gnp.unsupported(name, "numpy", user_source())
     return f(*args, **kwargs)
 
 

@@ -218,6 +218,31 @@ OPS = [
     ("take_along_axis", lambda X: gnp.sum(diagonal(X) ** 2), [(M, normal)]),
     ("stop_gradient", lambda x: gnp.sum(x * gnp.stop_gradient(x)), [(V, normal)]),
     ("astype", lambda x: gnp.sum(gnp.astype(x, np.float32) * 2).astype(np.float64) + gnp.sum(x), [(V, normal)]),
+    # numpy's wider surface, composed from the primitives (gradc/ops/mathfuncs, stats, arrays)
+    ("logaddexp", lambda x, y: gnp.sum(gnp.logaddexp(3 * x, y) + gnp.logaddexp2(x, 2 * y)), [(V, normal), (V, normal)]),
+    ("hyperbolic", lambda x: gnp.sum(gnp.sinh(3 * x) + gnp.cosh(x) + gnp.arcsinh(5 * x) + gnp.arctanh(x / 3)),
+     [(V, normal)]),
+    ("inverse_trig", lambda x, y: gnp.sum(gnp.arctan(3 * x) + gnp.arcsin(x / 3) + gnp.arccos(x / 3) + gnp.arctan2(x, y)),
+     [(V, normal), (V, away)]),
+    ("tan_logs", lambda x: gnp.sum(gnp.tan(x / 3) + gnp.log2(x) + gnp.log10(x) + gnp.exp2(x) + gnp.cbrt(x)),
+     [(V, positive)]),
+    ("reciprocal_heaviside", lambda x, y: gnp.sum(gnp.reciprocal(x) + gnp.heaviside(x, y) * y), [(V, away), (V, normal)]),
+    ("var_std", lambda X: gnp.sum(gnp.var(X, axis=0)) + gnp.std(X, ddof=1) + gnp.sum(gnp.average(X, axis=1, weights=X[0] ** 2 + 1)),
+     [(M, normal)]),
+    ("prod", lambda X, x: gnp.sum(gnp.prod(X, axis=1)) + gnp.prod(x * 0.9), [(M, normal), (V, normal)]),
+    ("cumsum_cumprod", lambda X, x: gnp.sum(gnp.cumsum(X, axis=1) ** 2) + gnp.sum(gnp.cumprod(x, axis=0)),
+     [(M, normal), (V, normal)]),
+    ("diff", lambda X: gnp.sum(gnp.diff(X, axis=0) ** 2) + gnp.sum(gnp.diff(X, 2) ** 2), [(M, normal)]),
+    ("norm", lambda X, x: gnp.linalg.norm(X) + gnp.linalg.norm(x, 1) + gnp.linalg.norm(x, np.inf)
+     + gnp.sum(gnp.linalg.norm(X, axis=1)), [(M, normal), (V, normal)]),
+    ("matrix_structure", lambda X, x: gnp.trace(X) + gnp.sum(gnp.triu(X, 1) ** 2) + gnp.sum(gnp.tril(X) * X)
+     + gnp.sum(gnp.diagonal(X, 1) ** 2) + gnp.sum(gnp.diag(x, -1) ** 2), [(M, normal), (V, normal)]),
+    ("joining", lambda X, x: gnp.sum(gnp.hstack([x, x * 2]) ** 2) + gnp.sum(gnp.vstack([X, x]) ** 2)
+     + gnp.sum(gnp.column_stack([x, x]) ** 3), [(M, normal), (V, normal)]),
+    ("tile_repeat_pad", lambda X: gnp.sum(gnp.tile(X, (2, 1)) ** 2) + gnp.sum(gnp.repeat(X, 2, axis=1) ** 3)
+     + gnp.sum(gnp.pad(X, 1, constant_values=0.5) ** 2), [(M, normal)]),
+    ("pad_edge", lambda x: gnp.sum(gnp.pad(x, (2, 1), mode="edge") ** 3), [(V, normal)]),
+    ("sort", lambda X, Y: gnp.sum(gnp.sort(X, axis=1) * Y) + gnp.sum(gnp.sort(X, axis=0) ** 3), [(M, normal), (M, normal)]),
 ]
 F32_INSIDE = {"astype"}    # a float32 intermediate: float32 tolerance whatever the inputs
 
@@ -258,6 +283,11 @@ JIT = [
     ("small_ints", lambda i, j: (gnp.maximum(i * 3 - j, gnp.minimum(i, j)) + 1, i * i, j > 40000, abs(i)),
      lambda r, n: (r.integers(-128, 127, n, dtype=np.int8, endpoint=True),
                    r.integers(0, 2 ** 16 - 1, n, dtype=np.uint16, endpoint=True))),
+    ("arg_extremes", lambda X: (gnp.argmax(X, axis=1), gnp.argmin(X, axis=0), gnp.argsort(X), gnp.any(X > 1, axis=0),
+                                gnp.all(X > -2)),
+     lambda r, n: (np.round(r.standard_normal((max(n, 1), n)), 1),)),
+    ("nan_tests", lambda x: (gnp.isnan(x), gnp.isfinite(x), gnp.nan_to_num(x), gnp.sort(x), gnp.argmax(x)),
+     lambda r, n: (np.where(r.random(n + 1) < 0.3, r.choice([np.nan, np.inf, -np.inf], n + 1), r.standard_normal(n + 1)),)),
     # above 2**63 a uint64 is negative if read as signed: compared, maxed and abs'd unsigned
     ("uint64_high", lambda u, v: (gnp.maximum(u, v), gnp.minimum(u, v), abs(u), u > v, u <= v),
      lambda r, n: (r.integers(2 ** 62, 2 ** 64 - 1, n, dtype=np.uint64, endpoint=True),

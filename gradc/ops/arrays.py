@@ -1,0 +1,356 @@
+"""numpy's array-building and array-ordering functions, composed at trace time from the
+structural primitives (slice, unslice, gather, scatter_add, iota, reshape,
+broadcast_to, concatenate) and element-wise selects:
+
+* matrix structure: ``diag``, ``diagonal`` (a gather of the k-th diagonal),
+  ``trace``, ``triu``/``tril`` (a select on row and column numbers);
+* joining: ``hstack``, ``vstack``, ``dstack``, ``column_stack``, ``atleast_*d``;
+* repetition: ``tile`` and ``repeat`` (broadcast along a new axis, then merge it),
+  ``repeat`` with per-element counts and ``pad`` with the index modes (edge, reflect,
+  symmetric, wrap) as gathers of numpy's own index maps; ``pad`` mode constant places
+  the array in zeros (unslice) and fills the border;
+* ordering: ``sort`` and ``argsort`` by ranks.  The rank of x[i] is the number of
+  elements that sort before it (smaller, or equal and earlier: a stable sort; nan
+  last, as numpy); ``sort`` scatters each element to its rank, so its gradient is the
+  cotangent gathered back through the permutation.  Ranks compare all pairs along the
+  axis: O(n^2) work, meant for axes of up to a few thousand elements.
+
+Every gradient comes from the primitives' adjoints.  These functions fix the sizes of
+the axes they index (a call with other sizes retraces).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError, UnsupportedError
+from . import elementwise as ew
+from .elementwise import convert, where
+from .reduce import norm_axes, sum_
+from .structure import broadcast_to, concatenate as _concatenate, reshape, reshape_sym
+
+
+def _trace():
+    from .. import tracer as trace
+    return trace
+
+
+def _eager(*xs):
+    t = _trace()
+    flat = []
+    for x in xs:
+        flat += list(x) if isinstance(x, (list, tuple)) else [x]
+    return t.current() is None and not any(isinstance(x, t.Value) for x in flat)
+
+
+def _val(x):
+    return _trace().to_value(x)
+
+
+def _iota(shape, axis):
+    return _trace().bind("iota", shape=tuple(shape), axis=axis, dtype=np.dtype(np.int64))
+
+
+def _pin(x, axis):
+    return x._b.env.pin(x._shape[axis])
+
+
+# ----------------------------------------------------------------------------- matrix structure
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    """The k-th diagonal of a matrix (a gather; its adjoint scatters back)."""
+    if _eager(a):
+        return np.diagonal(a, offset, axis1, axis2)
+    x = _val(a)
+    if x.ndim != 2 or sorted(norm_axes((axis1, axis2), 2)) != [0, 1]:
+        raise UnsupportedError(f"diagonal: gradc takes the diagonal of a matrix (rank 2), got rank {x.ndim}")
+    if norm_axes(axis1, 2) == (1,):          # the diagonal of the transpose
+        x = _trace().bind("transpose", x, perm=(1, 0))
+    n, m = _pin(x, 0), _pin(x, 1)
+    r0, c0 = max(-offset, 0), max(offset, 0)
+    length = max(0, min(n - r0, m - c0))
+    k = np.arange(length, dtype=np.int64)
+    from .structure import gather
+    return gather(x, k + r0, k + c0)
+
+
+def diag(v, k=0):
+    """A vector's square matrix with v on the k-th diagonal, or a matrix's k-th diagonal."""
+    if _eager(v):
+        return np.diag(v, k)
+    x = _val(v)
+    if x.ndim == 2:
+        return diagonal(x, k)
+    if x.ndim != 1:
+        raise ShapeError(f"diag: input must be 1-d or 2-d, got rank {x.ndim}")
+    n = _pin(x, 0)
+    m = n + abs(k)
+    if k:
+        x = _trace().bind("unslice", x, index=((0, n, 1),), shape=(m,))
+    rows, cols = _iota((m, 1), 0), _iota((1, m), 1)
+    on = ew.equal(cols - rows, k)
+    along = reshape_sym(x, (m, 1) if k >= 0 else (1, m))   # v[i] on row i (k >= 0) or column j
+    return where(on, along, 0)
+
+
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    """Sum of the k-th diagonal."""
+    if _eager(a):
+        return np.trace(a, offset, axis1, axis2, dtype)
+    d = diagonal(a, offset, axis1, axis2)
+    from .reduce import _reduce_dtype
+    r = sum_(convert(d, _reduce_dtype("sum", d.dtype)))
+    return ew.astype(r, dtype) if dtype is not None else r
+
+
+def _triangle(m, k, keep):
+    x = _val(m)
+    if x.ndim == 1:
+        x = broadcast_to(reshape_sym(x, (1, x._shape[0])), (x._shape[0], x._shape[0]))
+    if x.ndim != 2:
+        raise UnsupportedError(f"triu/tril: gradc takes a matrix (rank 2), got rank {x.ndim}")
+    dist = _iota((1, x._shape[1]), 1) - _iota((x._shape[0], 1), 0)    # column - row
+    return where(keep(dist, k), x, 0)
+
+
+def triu(m, k=0):
+    """Zeros below the k-th diagonal."""
+    return np.triu(m, k) if _eager(m) else _triangle(m, k, ew.greater_equal)
+
+
+def tril(m, k=0):
+    """Zeros above the k-th diagonal."""
+    return np.tril(m, k) if _eager(m) else _triangle(m, k, ew.less_equal)
+
+
+# ----------------------------------------------------------------------------- joining
+def atleast_1d(x):
+    if _eager(x):
+        return np.atleast_1d(x)
+    x = _val(x)
+    return reshape_sym(x, (1,)) if x.ndim == 0 else x
+
+
+def atleast_2d(x):
+    if _eager(x):
+        return np.atleast_2d(x)
+    x = _val(x)
+    return reshape_sym(x, (1,) * (2 - x.ndim) + x._shape) if x.ndim < 2 else x
+
+
+def atleast_3d(x):
+    """numpy's rule: (n,) -> (1, n, 1), (m, n) -> (m, n, 1)."""
+    if _eager(x):
+        return np.atleast_3d(x)
+    x = _val(x)
+    if x.ndim == 0:
+        return reshape_sym(x, (1, 1, 1))
+    if x.ndim == 1:
+        return reshape_sym(x, (1, x._shape[0], 1))
+    if x.ndim == 2:
+        return reshape_sym(x, x._shape + (1,))
+    return x
+
+
+def concatenate(arrays, axis=0, out=None, dtype=None, **kw):
+    """numpy.concatenate; axis=None joins the flattened arrays."""
+    arrays = list(arrays)
+    if _eager(arrays):
+        return np.concatenate(arrays, axis=axis, dtype=dtype)
+    if axis is None:
+        arrays, axis = [reshape(_val(a), -1) for a in arrays], 0
+    r = _concatenate(arrays, axis)
+    return ew.astype(r, dtype) if dtype is not None else r
+
+
+def hstack(tup, dtype=None, **kw):
+    if _eager(tup):
+        return np.hstack(tup, dtype=dtype)
+    xs = [atleast_1d(x) for x in tup]
+    return concatenate(xs, 0 if xs[0].ndim == 1 else 1, dtype=dtype)
+
+
+def vstack(tup, dtype=None, **kw):
+    if _eager(tup):
+        return np.vstack(tup, dtype=dtype)
+    return concatenate([atleast_2d(x) for x in tup], 0, dtype=dtype)
+
+
+def dstack(tup):
+    if _eager(tup):
+        return np.dstack(tup)
+    return concatenate([atleast_3d(x) for x in tup], 2)
+
+
+def column_stack(tup):
+    if _eager(tup):
+        return np.column_stack(tup)
+    cols = []
+    for x in tup:
+        x = _val(x)
+        cols.append(reshape_sym(x, (x._shape[0], 1)) if x.ndim == 1 else atleast_2d(x))
+    return concatenate(cols, 1)
+
+
+# ----------------------------------------------------------------------------- repetition
+def _repeat_axis(x, axis, r, inner):
+    """Each element (inner) or the whole axis (not inner) r times along axis, by
+    broadcasting along a new size-r axis and merging it with the axis."""
+    n = _pin(x, axis)
+    shape = list(x._shape)
+    new_at = axis + 1 if inner else axis
+    expanded = reshape_sym(x, tuple(shape[:new_at]) + (1,) + tuple(shape[new_at:]))
+    big = list(expanded._shape)
+    big[new_at] = r
+    y = broadcast_to(expanded, tuple(big))
+    for a in range(x.ndim):
+        if a != axis:
+            _pin(x, a)
+    out = shape[:axis] + [n * r] + shape[axis + 1:]
+    return reshape(y, tuple(x._b.env.value(d) for d in out))
+
+
+def tile(A, reps):
+    """A repeated reps times along each axis (reps aligned to the last axes)."""
+    if _eager(A):
+        return np.tile(A, reps)
+    x = _val(A)
+    reps = (int(reps),) if np.ndim(reps) == 0 else tuple(int(r) for r in reps)
+    if len(reps) > x.ndim:
+        x = reshape_sym(x, (1,) * (len(reps) - x.ndim) + x._shape)
+    reps = (1,) * (x.ndim - len(reps)) + reps
+    for axis, r in enumerate(reps):
+        if r != 1:
+            x = _repeat_axis(x, axis, r, inner=False)
+    return x
+
+
+def repeat(a, repeats, axis=None):
+    """Each element repeated (a count, or one count per element) along axis."""
+    if _eager(a):
+        return np.repeat(a, repeats, axis)
+    x = _val(a)
+    if axis is None:
+        x, axis = reshape(x, -1), 0
+    axis = norm_axes(axis, x.ndim)[0]
+    if np.ndim(repeats) == 0:
+        return _repeat_axis(x, axis, int(repeats), inner=True)
+    counts = np.asarray(repeats)
+    return _take(x, np.repeat(np.arange(_pin(x, axis)), counts), axis)
+
+
+def _take(a, indices, axis):
+    """x's slices at a 1-d integer index array along ``axis``: one gather."""
+    from .structure import gather
+    x = _val(a)
+    if axis is None:
+        x, axis = reshape(x, -1), 0
+    axis = norm_axes(axis, x.ndim)[0]
+    idx = _val(np.asarray(indices, np.int64) if not isinstance(indices, _trace().Value) else indices)
+    if idx.ndim != 1:
+        raise UnsupportedError("take: gradc takes a 1-d index array")
+    full = []
+    for k in range(x.ndim):
+        shape = tuple(idx._shape[0] if j == k else 1 for j in range(x.ndim))
+        full.append(reshape_sym(idx, shape) if k == axis else
+                    _iota(tuple(x._shape[k] if j == k else 1 for j in range(x.ndim)), k))
+    return gather(x, *full)
+
+
+def _pad_widths(pad_width, ndim):
+    w = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (ndim, 2))
+    if (w < 0).any():
+        raise ValueError("index can't contain negative values")
+    return [tuple(int(v) for v in row) for row in w]
+
+
+def pad(array, pad_width, mode="constant", **kw):
+    """numpy.pad: modes constant (a scalar constant_values), edge, reflect, symmetric, wrap."""
+    if _eager(array):
+        return np.pad(array, pad_width, mode=mode, **kw)
+    x = _val(array)
+    widths = _pad_widths(pad_width, x.ndim)
+    if mode == "constant":
+        c = kw.pop("constant_values", 0)
+        if kw or np.ndim(c) != 0:
+            raise UnsupportedError("pad: gradc supports one scalar constant_values"
+                                   + (f" (got {sorted(kw)})" if kw else ""))
+        sizes = [_pin(x, a) for a in range(x.ndim)]
+        shape = tuple(n + b + e for n, (b, e) in zip(sizes, widths))
+        index = tuple((b, b + n, 1) for n, (b, _) in zip(sizes, widths))
+        y = _trace().bind("unslice", x, index=index, shape=shape) if shape != tuple(sizes) else x
+        if c == 0:
+            return y
+        inside = None
+        for a, (n, (b, _)) in enumerate(zip(sizes, widths)):
+            i = _iota(tuple(shape[a] if j == a else 1 for j in range(x.ndim)), a)
+            ok = ew.logical_and(ew.greater_equal(i, b), ew.less(i, b + n))
+            inside = ok if inside is None else ew.logical_and(inside, ok)
+        return where(inside, y, c)
+    if mode in ("edge", "reflect", "symmetric", "wrap"):
+        if kw:
+            raise UnsupportedError(f"pad: mode {mode!r} with {sorted(kw)} is not supported")
+        for a, (b, e) in enumerate(widths):
+            if b or e:
+                # numpy's own index map of this mode (and its errors, e.g. for size 0)
+                x = _take(x, np.pad(np.arange(_pin(x, a)), (b, e), mode=mode), a)
+        return x
+    raise UnsupportedError(f"pad: mode {mode!r} is not supported (constant, edge, reflect, "
+                           "symmetric, wrap are)")
+
+
+# ----------------------------------------------------------------------------- ordering
+def _ranks(x, axis):
+    """Stable sort position of every element along the last axis (x has rank 1 or 2)."""
+    from .mathfuncs import isnan, logical_or
+    n = x._shape[-1]
+    lead = x._shape[:-1]
+    xi = reshape_sym(x, lead + (n, 1))       # the element being ranked
+    xj = reshape_sym(x, lead + (1, n))       # every element it is compared with
+    before = ew.less(xj, xi)
+    same = ew.equal(xj, xi)
+    if x.dtype.kind == "f":
+        nan_i, nan_j = isnan(xi), isnan(xj)
+        before = logical_or(before, ew.logical_and(nan_i, ew.logical_not(nan_j)))
+        same = logical_or(same, ew.logical_and(nan_i, nan_j))
+    r = len(lead)
+    earlier = ew.less(_iota((1,) * r + (1, n), r + 1), _iota((1,) * r + (n, 1), r))
+    first = logical_or(before, ew.logical_and(same, earlier))
+    return sum_(convert(first, np.int64), axis=r + 1)
+
+
+def _by_rank(a, axis, values_of):
+    x = _val(a)
+    if axis is None:
+        x, axis = reshape(x, -1), 0
+    if x.ndim == 0:
+        raise ShapeError("sort: a 0-d array has no axis to sort")
+    if x.ndim > 2:
+        raise UnsupportedError(f"sort/argsort: gradc sorts vectors and matrices, got rank {x.ndim}")
+    axis = norm_axes(axis, x.ndim)[0]
+    moved = x.ndim == 2 and axis == 0
+    if moved:
+        x = _trace().bind("transpose", x, perm=(1, 0))
+    rank = _ranks(x, axis)
+    idx = (_iota((x._shape[0], 1), 0), rank) if x.ndim == 2 else (rank,)
+    out = _trace().bind("scatter_add", values_of(x), *idx, shape=x._shape)
+    return _trace().bind("transpose", out, perm=(1, 0)) if moved else out
+
+
+def sort(a, axis=-1, kind=None, order=None, **kw):
+    """Sorted copy along axis (nan last); differentiable through its permutation."""
+    if _eager(a):
+        return np.sort(a, axis=axis, kind=kind, order=order)
+    x = _val(a)
+    if x.dtype == np.bool_:
+        return ew.astype(_by_rank(convert(x, np.int8), axis, lambda v: v), np.bool_)
+    return _by_rank(x, axis, lambda v: v)
+
+
+def argsort(a, axis=-1, kind=None, order=None, **kw):
+    """Indices that sort a along axis; stable (ties keep their order) for every kind."""
+    if _eager(a):
+        return np.argsort(a, axis=axis, kind=kind, order=order)
+    x = _val(a)
+    if x.dtype == np.bool_:
+        x = convert(x, np.int8)
+    last = lambda v: _iota((1,) * (v.ndim - 1) + (v._shape[-1],), v.ndim - 1)   # noqa: E731
+    return _by_rank(x, axis, lambda v: broadcast_to(last(v), v._shape))
