@@ -7,7 +7,7 @@
  *
  * One parallel_for runs at a time; a caller that finds the pool busy (another thread
  * is inside a kernel) runs all chunks itself, in order -- the same result, serially.
- * After fork() the child starts a fresh pool.  Included by callpath.c; ahead-of-time
+ * After fork() the child starts a fresh pool (pool_after_fork_in_child).  Included by callpath.c; ahead-of-time
  * libraries can compile it on its own (it needs only pthreads).
  */
 #include <pthread.h>
@@ -30,9 +30,8 @@ static struct {
     gradc_task fn;            /* these three are written before `claim` is published, */
     void *ctx;                /* and read by a thread only after it claimed a chunk */
     int64_t n;
-    pid_t pid;
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-          PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0};
+          PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0};
 
 #define CLAIM_FIELD(c, shift) ((int)(((c) >> (shift)) & 0xffffff))
 
@@ -105,7 +104,6 @@ static void pool_after_fork_in_child(void) {
     pool.generation = 0;
     pool.claim = 0;
     pool.finished = 0;
-    pool.pid = getpid();
 }
 
 static pthread_once_t pool_fork_once = PTHREAD_ONCE_INIT;
@@ -113,15 +111,6 @@ static pthread_once_t pool_fork_once = PTHREAD_ONCE_INIT;
 static void pool_register_fork_handler(void) { pthread_atfork(NULL, NULL, pool_after_fork_in_child); }
 
 static int ensure_workers(int want) {
-    if (pool.pid != getpid()) { /* a fresh process (fork): its pool has no threads yet */
-        pthread_mutex_init(&pool.lock, NULL);
-        pthread_cond_init(&pool.wake, NULL);
-        pthread_cond_init(&pool.done, NULL);
-        pool.nworkers = 0;
-        pool.generation = 0;
-        pool.claim = 0;
-        pool.pid = getpid();
-    }
     while (pool.nworkers < want) {
         pthread_t th;
         pthread_attr_t attr;
