@@ -455,6 +455,7 @@ class Trace:
         self.scale, self.numel, self.float32 = 1.0, 1, False
         self.patterns = []
         self.fragile = False
+        self.nonfinite = False      # an inf or nan value: outside the smooth domain
 
     def near(self, gap, like):
         """Is any element of ``gap`` (a distance to a kink) within rounding of 0?"""
@@ -529,6 +530,7 @@ def _step(s, pool, native, upcast, trace, unstable=False):
         if y.dtype.kind == "f":
             trace.float32 |= y.dtype == onp.float32
             trace.numel = max(trace.numel, y.size)
+            trace.nonfinite |= not bool(onp.isfinite(y).all())
             fin = onp.abs(y[onp.isfinite(y)])
             if fin.size:
                 trace.scale = max(trace.scale, float(fin.max()))
