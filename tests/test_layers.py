@@ -36,6 +36,7 @@ LAYERS = [
              "gradc.distributed"]),
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
+               "gradc.docs_numpy",
                "gradc.bench", "gradc.demo",
                "gradc.cli"]),
 ]
