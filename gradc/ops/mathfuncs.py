@@ -53,16 +53,17 @@ def _floats(*xs):
     return [convert(x, dt) for x in xs] if t.current() is not None else xs
 
 
-def composite(reference):
+def composite(reference, floats=True):
     """numpy ``reference`` answers on concrete inputs outside a trace; otherwise the
-    decorated composition runs on float operands."""
+    decorated composition runs on traced operands (converted to floats unless
+    ``floats`` is False: predicates keep an integer's dtype)."""
     def wrap(f):
         @functools.wraps(f)
         def g(*xs, **kw):
             t = _trace()
             if t.current() is None and not any(isinstance(x, t.Value) for x in xs):
                 return reference(*xs, **kw)
-            return f(*_floats(*xs), **kw)
+            return f(*(_floats(*xs) if floats else [t.to_value(x) for x in xs]), **kw)
         return g
     return wrap
 
@@ -73,33 +74,24 @@ def _full(x, value, dtype=np.bool_):
 
 
 # ----------------------------------------------------------------------------- predicates
+@composite(np.isnan, floats=False)
 def isnan(x):
     """x != x (an unordered comparison: true exactly for nan)."""
-    t = _trace()
-    if not isinstance(x, t.Value) and t.current() is None:
-        return np.isnan(x)
-    x = t.to_value(x)
     if x.dtype.kind != "f":
         return _full(x, False)
     return ew.not_equal(x, x)
 
 
+@composite(np.isinf, floats=False)
 def isinf(x):
-    t = _trace()
-    if not isinstance(x, t.Value) and t.current() is None:
-        return np.isinf(x)
-    x = t.to_value(x)
     if x.dtype.kind != "f":
         return _full(x, False)
     return ew.equal(ew.abs(x), np.inf)
 
 
+@composite(np.isfinite, floats=False)
 def isfinite(x):
     """|x| < inf: false for inf and for nan (an ordered comparison)."""
-    t = _trace()
-    if not isinstance(x, t.Value) and t.current() is None:
-        return np.isfinite(x)
-    x = t.to_value(x)
     if x.dtype.kind != "f":
         return _full(x, True)
     return ew.less(ew.abs(x), np.inf)
@@ -112,12 +104,9 @@ def logical_or(a, b):
     return ew.logical_not(ew.logical_and(ew.logical_not(a), ew.logical_not(b)))
 
 
+@composite(np.signbit, floats=False)
 def signbit(x):
     """x < 0, or x is -0.0 (1/x is then -inf)."""
-    t = _trace()
-    if not isinstance(x, t.Value) and t.current() is None:
-        return np.signbit(x)
-    x = t.to_value(x)
     if x.dtype.kind != "f":
         return ew.less(x, 0)
     safe = where(ew.equal(x, 0.0), x, 1.0)
