@@ -44,7 +44,6 @@ the sum of the magnitudes of the directional derivative's terms, see ``_fd_toler
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -56,6 +55,7 @@ import numpy as onp
 import pytest
 
 import gradc
+from gradc.roofline import gradc_threads
 import gradc.numpy as gnp
 from gradc.backends import llvm_jit
 
@@ -78,23 +78,6 @@ REGRESSIONS: list[int] = [
     105290,   # float32 X feeds X * X inside a float64 step: float32 tolerance was missed
     106056,   # minimum(logsumexp of nothing = -inf, w) / (1.5 + (...)^2): gradient nan, FD 0
 ]
-
-
-@contextlib.contextmanager
-def num_threads(n: str | None):
-    """GRADC_NUM_THREADS as kernels compiled inside the block see it (None: unset)."""
-    saved = os.environ.get("GRADC_NUM_THREADS")
-    if n is None:
-        os.environ.pop("GRADC_NUM_THREADS", None)
-    else:
-        os.environ["GRADC_NUM_THREADS"] = n
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("GRADC_NUM_THREADS", None)
-        else:
-            os.environ["GRADC_NUM_THREADS"] = saved
 
 
 def _close(got, want, rtol, scale, terms, what):
@@ -154,7 +137,7 @@ def step_function(p: fp.Program):
         ``threads`` (None: the default)."""
         if (backend, threads) not in compiled:
             compiled[backend, threads] = gradc.jit(step, backend=backend)
-        with num_threads(threads):
+        with gradc_threads(threads):
             r = compiled[backend, threads](*args)
         return list(r[:n_out]), r[n_out], list(r[n_out + 1:])
     return call
