@@ -13,10 +13,12 @@ numpy run also records, for every non-smooth op, which branch each element took
 (``patterns``): central finite differences along a direction are an oracle exactly when
 no element changes branch between ``x - h t`` and ``x + h t`` (``fd_directional``).
 
-Rank: values go up to rank 3 (``MAX_RANK``).  Arguments of any rank exist since
-issue 15; to fuzz rank 4, add a rank-3 argument to ``ARGS`` and let ``pair`` take
-rank-3 operands (``MAX_RANK = 4``); the reductions already draw their axes from the
-operand's rank.
+Rank: values go up to rank 4 (``MAX_RANK``).  About a third of the programs (their own
+random stream, so a seed's rank-2/3 program is the same as before rank 4 existed, and
+``REGRESSIONS`` keep reproducing) continue with a rank-4 phase (``_draw_rank4``): the
+rank-3 argument ``T`` mixed with the newest value by broadcasting, paired with itself
+(``a[:, None] - b[None]``: rank 4), permuted, multiplied by a matrix (batched matmul),
+and reduced over tuples of axes, all feeding the output.
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ import numpy as onp
 import gradc
 import gradc.numpy as gnp
 
-MAX_RANK = 3
+MAX_RANK = 4
+RANK4_SHARE = 0.35      # programs with a rank-4 phase
 MAX_NUMEL = 600_000        # no value above this many elements (memory, numpy reference time)
 SMALL_SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17]
 BACKENDS = ["llvm", "c", "numpy"]
@@ -36,7 +39,8 @@ BACKEND_WEIGHTS = [0.45, 0.3, 0.25]
 # The arguments: name -> (shape in dimension names, kind).  Float arguments are
 # differentiated; the integer argument never is.
 ARGS = {"X": (("m", "d"), "f"), "Y": (("k", "d"), "f"), "u": (("m",), "f"), "w": (("k",), "f"),
-        "s": ((), "f"), "I": (("k",), "i")}
+        "s": ((), "f"), "I": (("k",), "i"), "T": (("d", "k", "d"), "f")}
+RANK3_ARG = list(ARGS).index("T")    # drawn from only in the rank-4 phase
 FLOAT_ARGS = [a for a, (_, kind) in ARGS.items() if kind == "f"]
 
 
@@ -124,6 +128,7 @@ class Program:
     depth: int = 0              # the longest chain of drawn ops from an argument to an output
     n_drawn: int = 0            # steps drawn; the rest fold unused values into the output
     ops: dict = field(default_factory=dict)    # op name -> how many steps use it
+    rank4: bool = False         # in the rank-4 phase: T, rank-3 pairs, batched matmul, permutes
 
     @property
     def big(self):
@@ -201,6 +206,9 @@ def generate(seed: int) -> Program:
     while len(p.steps) < n_steps and attempts < 200:
         attempts += 1
         _draw_step(p, r, pair_first=mode == "pair" and attempts == 1 and r.random() < 0.7)
+    r4 = onp.random.default_rng((seed, 4))
+    if r4.random() < RANK4_SHARE:
+        _draw_rank4(p, r4)
     p.n_drawn = len(p.steps)
     _fold_unused(p)
     p.depth, p.ops = _analyse(p)
@@ -236,7 +244,7 @@ def _stability(p):
         else:
             stable.append(all_stable)
             name = s[1] if k in ("unary", "binary", "pair", "imix") else k
-            exact.append(all_exact and (name in _EXACT_ARITH or k in ("slice", "transpose", "col", "icast",
+            exact.append(all_exact and (name in _EXACT_ARITH or k in ("slice", "transpose", "permute", "col", "icast",
                                                                            "ireduce")))
     return stable
 
@@ -264,7 +272,8 @@ def _draw_step(p, r, pair_first=False):
     kind = "pair" if pair_first else str(r.choice(["unary", "unary", "binary", "binary", "pair", "reduce", "reduce2", "lse",
                          "matmul", "transpose", "slice", "col", "int"],
                         p=[0.14, 0.1, 0.14, 0.1, 0.1, 0.1, 0.07, 0.04, 0.05, 0.03, 0.04, 0.03, 0.06]))
-    isf = lambda i: p.kinds[i] == "f"     # noqa: E731
+    isf = lambda i: p.kinds[i] == "f" and (p.rank4 or i != RANK3_ARG)     # noqa: E731
+    pair_ranks = (1, 2, 3) if p.rank4 else (1, 2)
     if kind == "unary":
         i = _pick(p, r, isf)
         _push(p, ("unary", str(r.choice(sorted(UNARY))), i), p.shapes[i])
@@ -281,7 +290,7 @@ def _draw_step(p, r, pair_first=False):
         i, j = int(r.integers(0, 2)), int(r.integers(0, 2))
         _push(p, ("pair", str(r.choice(PAIR_OPS)), i, j), p.shapes[i][:1] + p.shapes[j])
     elif kind == "pair":
-        i = _pick(p, r, lambda i: isf(i) and len(p.shapes[i]) in (1, 2))
+        i = _pick(p, r, lambda i: isf(i) and len(p.shapes[i]) in pair_ranks)
         j = _pick(p, r, lambda j: isf(j) and len(p.shapes[j]) == len(p.shapes[i])
                   and p.shapes[j][1:] == p.shapes[i][1:])
         if j is None or r.random() < 0.2:
@@ -293,8 +302,8 @@ def _draw_step(p, r, pair_first=False):
             return
         rank = len(p.shapes[i])
         axes = [None] + list(range(-rank, rank))
-        if rank == 3:
-            axes += [(0, 1), (1, 2), (0, 2)]
+        if rank >= 3:
+            axes += [(0, 1), (1, 2), (0, 2)] + ([(1, 3), (0, 2, 3), (-1, -2)] if rank == 4 else [])
         if kind == "lse":
             axis = axes[int(r.integers(0, 1 + rank))] if rank else None
             _push(p, ("lse", i, axis), _reduced(p.shapes[i], axis, False))
@@ -307,17 +316,20 @@ def _draw_step(p, r, pair_first=False):
             _push(p, ("reduce", str(r.choice(sorted(REDUCE))), i, axis, keep),
                   _reduced(p.shapes[i], axis, keep))
     elif kind == "matmul":
+        left = (1, 2, 3, 4) if p.rank4 else (1, 2)       # rank 3 and 4 @ matrix: batched
         pairs = [(i, j) for i in range(len(p.shapes)) for j in range(len(p.shapes))
-                 if isf(i) and isf(j) and 1 <= len(p.shapes[i]) <= 2 and 1 <= len(p.shapes[j]) <= 2
+                 if isf(i) and isf(j) and len(p.shapes[i]) in left and 1 <= len(p.shapes[j]) <= 2
                  and p.shapes[i][-1] == p.shapes[j][0] and p.shapes[i][-1] != 1]
         if pairs:
             newest = [pq for pq in pairs if max(pq) == max(max(x) for x in pairs)]
             i, j = newest[int(r.integers(len(newest)))] if r.random() < 0.6 else pairs[int(r.integers(len(pairs)))]
             _push(p, ("matmul", i, j), p.shapes[i][:-1] + p.shapes[j][1:])
     elif kind == "transpose":
-        i = _pick(p, r, lambda i: isf(i) and len(p.shapes[i]) == 2)
-        if i is not None:
+        i = _pick(p, r, lambda i: isf(i) and (len(p.shapes[i]) == 2 or p.rank4 and len(p.shapes[i]) >= 3))
+        if i is not None and len(p.shapes[i]) == 2:
             _push(p, ("transpose", i), p.shapes[i][::-1])
+        elif i is not None:
+            _push_permute(p, r, i)
     elif kind == "col":
         i = _pick(p, r, lambda i: isf(i) and len(p.shapes[i]) == 1)
         if i is not None:
@@ -332,6 +344,31 @@ def _draw_step(p, r, pair_first=False):
             _push(p, ("slice", how, i), (name,) + p.shapes[i][1:])
     else:
         _draw_int_step(p, r)
+
+
+def _push_permute(p, r, i):
+    perm = tuple(int(a) for a in r.permutation(len(p.shapes[i])))
+    return _push(p, ("permute", i, perm), tuple(p.shapes[i][a] for a in perm))
+
+
+def _draw_rank4(p, r):
+    """The rank-4 phase: T (d, k, d) mixed with the newest value it broadcasts with,
+    paired into rank 4, then a few ordinary steps (which now may take T, rank-3 pairs,
+    batched products and permutations), so rank-4 values reach reductions and the output."""
+    p.rank4 = True
+    iT = RANK3_ARG
+    j = _pick(p, r, lambda j: p.kinds[j] == "f" and j != iT and len(p.shapes[j]) >= 1
+              and _broadcast(p.shapes[iT], p.shapes[j]) is not None)
+    a = iT
+    if j is not None and _push(p, ("binary", str(r.choice(sorted(BINARY))), iT, j),
+                               _broadcast(p.shapes[iT], p.shapes[j])):
+        a = len(p.shapes) - 1
+    b = a if r.random() < 0.5 else iT
+    if _push(p, ("pair", str(r.choice(PAIR_OPS)), a, b), p.shapes[a][:1] + p.shapes[b]):
+        if r.random() < 0.4:
+            _push_permute(p, r, len(p.shapes) - 1)
+    for _ in range(int(r.integers(2, 6))):
+        _draw_step(p, r)
 
 
 def _draw_int_step(p, r):
@@ -381,7 +418,7 @@ def _operands(s):
         return [s[2], s[3]]
     if k == "matmul":
         return [s[1], s[2]]
-    return [s[1]]                      # transpose, col, lse, icast
+    return [s[1]]                      # transpose, permute, col, lse, icast
 
 
 def live_steps(p):
@@ -402,7 +439,8 @@ def _analyse(p):
         d = (t < p.n_drawn) + max(depth[o] for o in _operands(s)) if t in live else 0
         depth.append(d)
         if t in live:
-            name = s[0] if s[0] in ("pair", "matmul", "transpose", "col", "lse", "icast", "imix") else f"{s[0]}:{s[1]}"
+            name = s[0] if s[0] in ("pair", "matmul", "transpose", "permute", "col", "lse", "icast", "imix") \
+                else f"{s[0]}:{s[1]}"
             if s[0] == "pair":
                 name = f"pair:{s[1]}"
             ops[name] = ops.get(name, 0) + 1
@@ -517,6 +555,8 @@ def _step(s, pool, native, upcast, trace, unstable=False):
         y = pool[s[1]] @ pool[s[2]]
     elif k == "transpose":
         y = pool[s[1]].T
+    elif k == "permute":
+        y = (gnp if native else onp).transpose(pool[s[1]], s[2])
     elif k == "col":
         y = pool[s[1]][:, None]
     elif k == "slice":

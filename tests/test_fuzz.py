@@ -1,5 +1,5 @@
 """Differential fuzzing: random programs of the kind users write (tests/fuzz_programs.py:
-deep chains, pairwise rank-3 intermediates, several reductions over different axes of
+deep chains, pairwise rank-3 and rank-4 intermediates, several reductions over different axes of
 one value, sizes that split loop nests over threads, ties, float32 and integer arguments
 beside float64), each checked on the backend it drew (llvm, c or numpy) against oracles
 that do not share gradc's rules:
@@ -110,6 +110,10 @@ def _count(p: fp.Program, tr: fp.Trace):
     shapes = [p.shapes[len(fp.ARGS) + t] for t in live]
     if any(len(s) == 3 for s in shapes):
         REPORT["rank-3 live"] += 1
+    if any(len(s) == 4 for s in shapes):
+        REPORT["rank-4 live"] += 1
+        if p.big:
+            REPORT["rank-4 live, threaded sizes"] += 1
     reduced = {}
     for t in live:
         s = p.steps[t]
@@ -434,6 +438,7 @@ def test_fuzz_report(capsys):
     assert REPORT["big (threaded sizes)"] >= 0.15 * n
     assert REPORT["thread comparisons"] >= 0.03 * n
     assert REPORT["rank-3 live"] >= 0.15 * n
+    assert REPORT["rank-4 live"] >= 0.1 * n
     assert REPORT["two reductions over different axes of one value"] >= 0.1 * n
     assert REPORT["inputs:ties"] >= 0.15 * n
     assert REPORT["float32 live"] >= 0.05 * n
@@ -442,7 +447,7 @@ def test_fuzz_report(capsys):
         assert REPORT[f"int:{dt}"] >= 0.05 * n
     assert REPORT["fd checked"] >= 0.6 * (REPORT["forward checked"]), "finite differences ran too rarely"
     every = {f"unary:{u}" for u in fp.UNARY} | {f"binary:{b}" for b in fp.BINARY} | \
-        {f"reduce:{x}" for x in fp.REDUCE} | {"pair", "matmul", "lse", "icast", "imix"}
+        {f"reduce:{x}" for x in fp.REDUCE} | {"pair", "matmul", "lse", "icast", "imix", "permute"}
     seen = {op.split(":")[0] if op.startswith("pair") else op for op in LIVE_OPS}
     missing = every - seen
     assert not missing, f"ops never live: {sorted(missing)}"
