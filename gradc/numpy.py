@@ -35,7 +35,7 @@ sum, max, min, mean = _red.sum_, _red.max_, _red.min_, _red.mean  # noqa: A001
 amax, amin = max, min
 logsumexp, softmax, log_softmax = _red.logsumexp, _red.softmax, _red.log_softmax
 # linear algebra
-matmul, dot, outer, transpose = _la.matmul, _la.dot, _la.outer, _la.transpose
+matmul, outer, transpose, dot = _la.matmul, _la.outer, _la.transpose, _es.dot
 swapaxes = _la.swapaxes
 moveaxis, flip, roll, split, array_split, take = _ax.moveaxis, _ax.flip, _ax.roll, _ax.split, _ax.array_split, _ax.take
 einsum, tensordot, inner, vdot = _es.einsum, _es.tensordot, _es.inner, _es.vdot

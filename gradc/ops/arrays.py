@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from . import elementwise as ew
+from .bind import reduce_dtype
 from .elementwise import convert, where
 from .reduce import norm_axes, sum_
 from .structure import broadcast_to, concatenate as _concatenate, reshape, reshape_sym
@@ -96,8 +97,7 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     if _eager(a):
         return np.trace(a, offset, axis1, axis2, dtype)
     d = diagonal(a, offset, axis1, axis2)
-    from .reduce import _reduce_dtype
-    r = sum_(convert(d, _reduce_dtype("sum", d.dtype)))
+    r = sum_(convert(d, reduce_dtype("sum", d.dtype)))
     return ew.astype(r, dtype) if dtype is not None else r
 
 

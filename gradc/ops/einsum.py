@@ -1,4 +1,4 @@
-"""einsum and the contractions built on it (tensordot, inner, dot at any rank).
+"""einsum and the contractions built on it (tensordot, inner, vdot, and numpy's dot).
 
 ``einsum`` is a composite: it lowers, at trace time, to ops gradc already has and
 differentiates (transposes, size-1 reshapes, element-wise products, sums, matmul), so its
@@ -225,6 +225,21 @@ def vdot(a, b):
     if a._shape != b._shape:
         a, b = reshape(a, -1), reshape(b, -1)
     return sum_(a * b)
+
+
+def dot(a, b):
+    """numpy.dot: a product with a scalar, matmul up to rank 2, above it the sum over
+    a's last axis and b's second-to-last."""
+    t = _trace()
+    if not isinstance(a, t.Value) and not isinstance(b, t.Value) and t.current() is None:
+        return np.dot(a, b)
+    if np.ndim(a) == 0 or np.ndim(b) == 0 or getattr(a, "ndim", 1) == 0 or getattr(b, "ndim", 1) == 0:
+        return a * b
+    if max(np.ndim(a) if not isinstance(a, t.Value) else a.ndim,
+           np.ndim(b) if not isinstance(b, t.Value) else b.ndim) > 2:
+        return dot_nd(t.to_value(a), t.to_value(b))
+    from .linalg import matmul
+    return matmul(a, b)
 
 
 def dot_nd(a, b):

@@ -10,44 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bind import convert, result_dtype, tracer, unbroadcast  # noqa: F401  (re-exported)
 from .registry import Op, register
+from .structure import broadcast_to
 from ..errors import ShapeError
-
-
-def _trace():
-    from .. import tracer as trace
-    return trace
-
-
-# ----------------------------------------------------------------------------- dtypes
-def result_dtype(xs, float_result=True):
-    """numpy's promotion with Python scalars weak; ints become float64 for float ops."""
-    from ..tracer import Value
-    strong = [x.dtype for x in xs if isinstance(x, Value)]
-    strong += [x.dtype for x in xs if isinstance(x, (np.ndarray, np.generic))]
-    weak = [x for x in xs if isinstance(x, (bool, int, float))]
-    if strong:
-        dt = np.result_type(*strong)
-        if any(isinstance(w, float) for w in weak) and dt.kind in "biu":
-            dt = np.dtype(np.float64)
-        elif any(isinstance(w, int) and not isinstance(w, bool) for w in weak) and dt.kind == "b":
-            dt = np.dtype(np.int64)
-    else:
-        dt = np.result_type(*[np.asarray(w).dtype for w in weak]) if weak else np.dtype(np.float64)
-    if float_result and dt.kind != "f":
-        dt = np.dtype(np.float64)
-    return np.dtype(dt)
-
-
-def convert(x, dtype):
-    """A Value or constant of the given dtype."""
-    t = _trace()
-    if isinstance(x, t.Value):
-        return x if x.dtype == dtype else t.bind("cast", x, dtype=np.dtype(dtype))
-    if isinstance(x, (list, tuple)) or (hasattr(x, "dtype") and x.dtype.kind in "OUSc"):
-        x = t.to_value(x)
-        return convert(x, dtype)
-    return t.to_value(np.asarray(x, dtype=dtype))
 
 
 def _check_operand(x, what):
@@ -88,22 +54,6 @@ def chain(g, d):
     return g * d
 
 
-def unbroadcast(g, shape):
-    """Adjoint of broadcasting ``shape`` to ``g``'s shape: sum over the expanded axes."""
-    if g is None:
-        return None
-    gs = g._shape
-    extra = len(gs) - len(shape)
-    if extra:
-        g = sum_(g, axis=tuple(range(extra)))
-        gs = g._shape
-    env = g._b.env
-    axes = tuple(i for i, d in enumerate(shape) if env.find(d) == 1 and env.find(gs[i]) != 1)
-    if axes:
-        g = sum_(g, axis=axes, keepdims=True)
-    return g
-
-
 def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=None,
                 out=None, infix=None, doc="", notation=None, deriv=None, cost=1, libm=None):
     """Register an element-wise op; VJP/JVP come from ``partials`` unless given.
@@ -132,7 +82,7 @@ def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=
 
 
 def _bind(name, *xs, float_result=True, out=None):
-    t = _trace()
+    t = tracer()
     for x in xs:
         _check_operand(x, name)
     if all(not isinstance(x, t.Value) for x in xs) and t.current() is None:
@@ -231,7 +181,7 @@ elementwise("pow", np.power,
 def _is_constant(v) -> bool:
     """Does ``v`` depend on no input of the graph being traced (a literal, a constant
     array, or views and arithmetic of constants)?"""
-    t = _trace()
+    t = tracer()
     if not isinstance(v, t.Value):
         return True
     g = v._b.graph
@@ -317,7 +267,7 @@ def sigmoid(x): return _bind("sigmoid", x)
 def softplus(x): return _bind("softplus", x)
 def relu(x): return _bind("relu", x)
 def square(x):
-    t = _trace()
+    t = tracer()
     if isinstance(x, t.Value) and x.dtype == np.bool_:
         x = convert(x, np.int8)                  # numpy's square has no bool loop: int8
     return _bind("square", x, float_result=False)
@@ -352,7 +302,7 @@ def logical_not(x):
 
 
 def convert_bool(x):
-    t = _trace()
+    t = tracer()
     if isinstance(x, t.Value) and x.dtype != np.bool_:
         return x != 0
     return x
@@ -365,7 +315,7 @@ def power(x, y, operator=False):
     time when it is an array.  ``operator``: called as ``x ** y``, where numpy's arrays
     compute ``** 2`` as ``square`` (so a bool array's ``** 2`` is int8, its
     ``np.power(b, 2)`` int64)."""
-    t = _trace()
+    t = tracer()
     py_int = isinstance(y, int) and not isinstance(y, bool)
     if getattr(x, "dtype", None) == np.bool_ and py_int and not (operator and y == 2):
         # numpy: np.power(bool, int) is int64 (``b ** 2`` is square's int8, below)
@@ -385,7 +335,7 @@ def power(x, y, operator=False):
 
 def where(c, x, y):
     """Element-wise select: x where c is true, else y (numpy's three-argument where)."""
-    t = _trace()
+    t = tracer()
     if t.current() is None and not any(isinstance(a, t.Value) for a in (c, x, y)):
         return np.where(c, x, y)
     dt = result_dtype([x, y], float_result=False)
@@ -394,7 +344,7 @@ def where(c, x, y):
 
 
 def astype(x, dtype):
-    t = _trace()
+    t = tracer()
     dtype = np.dtype(dtype)
     if dtype.kind not in "biuf":
         from ..errors import UnsupportedError
@@ -410,6 +360,3 @@ def clip(x, lo, hi):
         out = minimum(out, hi)
     return out
 
-
-from .reduce import sum_  # noqa: E402
-from .structure import broadcast_to  # noqa: E402

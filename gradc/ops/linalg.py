@@ -1,11 +1,13 @@
 """Linear algebra: matmul (vector-vector, matrix-vector, vector-matrix, matrix-matrix,
 and batched: stacks of matrices whose batch axes broadcast, as numpy's), transpose, and
-the composites dot, inner, vdot, tensordot and outer.  d(XW)/dW = X^T G; the dot product's
-gradients are the other vector (the paper's section on vector sum reduction)."""
+the composite outer (dot, inner, vdot and tensordot are einsum.py's, above this module).
+d(XW)/dW = X^T G; the dot product's gradients are the other vector (the paper's section
+on vector sum reduction)."""
 from __future__ import annotations
 
 import numpy as np
 
+from .bind import unbroadcast
 from .registry import Op, register
 from ..errors import ShapeError
 
@@ -46,7 +48,6 @@ def _agree(env, ka, kb):
 def _matmul_vjp(g, ans, a, b):
     ra, rb = a.ndim, b.ndim
     if max(ra, rb) > 2:   # batched: the matrix rule per batch, summed over broadcast batch axes
-        from .elementwise import unbroadcast
         return (unbroadcast(matmul(g, swapaxes(b, -1, -2)), a._shape),
                 unbroadcast(matmul(swapaxes(a, -1, -2), g), b._shape))
     if ra == 1 and rb == 1:
@@ -142,21 +143,6 @@ def transpose(x, axes=None):
     if perm == tuple(range(x.ndim)):
         return x
     return t.bind("transpose", x, perm=perm)
-
-
-def dot(a, b):
-    """numpy.dot: a product with a scalar, matmul up to rank 2, above it the sum over
-    a's last axis and b's second-to-last."""
-    t = _trace()
-    if not isinstance(a, t.Value) and not isinstance(b, t.Value) and t.current() is None:
-        return np.dot(a, b)
-    if np.ndim(a) == 0 or np.ndim(b) == 0 or getattr(a, "ndim", 1) == 0 or getattr(b, "ndim", 1) == 0:
-        return a * b
-    if max(np.ndim(a) if not isinstance(a, t.Value) else a.ndim,
-           np.ndim(b) if not isinstance(b, t.Value) else b.ndim) > 2:
-        from .einsum import dot_nd
-        return dot_nd(t.to_value(a), t.to_value(b))
-    return matmul(a, b)
 
 
 def outer(a, b):

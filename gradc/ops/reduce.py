@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bind import convert, reduce_dtype, tracer
+from .elementwise import exp
 from .registry import Op, register
-
-
-def _trace():
-    from .. import tracer as trace
-    return trace
+from .structure import broadcast_to, reshape_sym
 
 
 def norm_axes(axis, ndim: int) -> tuple:
@@ -44,7 +42,6 @@ def _rshape(env, avals, axes, keepdims, initial=None):
 
 def expand_back(g, axes, keepdims, shape):
     """Bring a reduced array back to the input's shape (the adjoint of a reduction)."""
-    from .structure import broadcast_to, reshape_sym
     if not keepdims and axes:
         g = reshape_sym(g, reduced_shape(shape, axes, True))
     return broadcast_to(g, shape)
@@ -61,14 +58,12 @@ register(Op("sum", "reduce", _rshape, lambda x, axes, keepdims: np.sum(x, axis=a
 
 def _minmax_vjp(g, ans, x, axes, keepdims, initial=None):
     # Ties share the gradient equally, so the adjoint stays a valid subgradient.
-    from .elementwise import convert
     a = expand_back(ans, axes, keepdims, x._shape)
     hit = convert(x == a, x.dtype)
     return (expand_back(g, axes, keepdims, x._shape) * hit / sum_(hit, axes, True),)
 
 
 def _minmax_jvp(ts, ans, x, axes, keepdims, initial=None):
-    from .elementwise import convert
     a = expand_back(ans, axes, keepdims, x._shape)
     hit = convert(x == a, x.dtype)
     return sum_(ts[0] * hit, axes, keepdims) / sum_(hit, axes, keepdims)
@@ -122,12 +117,10 @@ def _lse_np(x, axes, keepdims):
 
 def _lse_vjp(g, ans, x, axes, keepdims):
     a = expand_back(ans, axes, keepdims, x._shape)
-    from .elementwise import exp
     return (expand_back(g, axes, keepdims, x._shape) * exp(x - a),)
 
 
 def _lse_jvp(ts, ans, x, axes, keepdims):
-    from .elementwise import exp
     a = expand_back(ans, axes, keepdims, x._shape)
     return sum_(ts[0] * exp(x - a), axes, keepdims)
 
@@ -139,26 +132,15 @@ register(Op("logsumexp", "reduce", _rshape, _lse_np, vjp=_lse_vjp, jvp=_lse_jvp,
 
 # ----------------------------------------------------------------------------- user API
 def _reduce(name, x, axis, keepdims, npfn):
-    t = _trace()
+    t = tracer()
     if not isinstance(x, t.Value):
         if t.current() is None:
             return npfn(np.asarray(x), axis=axis, keepdims=keepdims)
         x = t.to_value(x)
-    dt = _reduce_dtype(name, x.dtype)
+    dt = reduce_dtype(name, x.dtype)
     if dt != x.dtype:
-        from .elementwise import convert
-        x = convert(x, dt)
+            x = convert(x, dt)
     return t.bind(name, x, axes=norm_axes(axis, x.ndim), keepdims=bool(keepdims))
-
-
-def _reduce_dtype(name, dtype):
-    """numpy's: max and min keep the dtype; a sum of bools or of integers narrower than
-    int64 is int64 (uint64 for unsigned); logsumexp is a float."""
-    if dtype.kind == "f" or name in ("max", "min"):
-        return dtype
-    if name == "sum":
-        return np.dtype(np.uint64 if dtype.kind == "u" else np.int64)
-    return np.dtype(np.float64)
 
 
 def sum_(x, axis=None, keepdims=False):
@@ -176,7 +158,7 @@ def min_(x, axis=None, keepdims=False):
 
 def logsumexp(x, axis=None, keepdims=False):
     """log(sum(exp(x), axis)), stable for large and small x."""
-    t = _trace()
+    t = tracer()
     if not isinstance(x, t.Value) and t.current() is None:
         x = np.asarray(x, dtype=float) if np.asarray(x).dtype.kind != "f" else np.asarray(x)
         return _lse_np(x, norm_axes(axis, x.ndim), keepdims)
@@ -185,20 +167,18 @@ def logsumexp(x, axis=None, keepdims=False):
 
 def mean(x, axis=None, keepdims=False):
     """Mean over ``axis``: a sum divided by the run-time count (a mean of nothing is nan)."""
-    t = _trace()
+    t = tracer()
     if not isinstance(x, t.Value) and t.current() is None:
         return np.mean(x, axis=axis, keepdims=keepdims)
     x = t.to_value(x)
     if x.dtype.kind != "f":
-        from .elementwise import convert
-        x = convert(x, np.float64)
+            x = convert(x, np.float64)
     axes = norm_axes(axis, x.ndim)
     return sum_(x, axes, keepdims) / t.bind("count", x, axes=axes, dtype=x.dtype)
 
 
 def softmax(x, axis=-1):
     """exp(x - logsumexp(x)): stable forward, and its adjoint never overflows."""
-    from .elementwise import exp
     return exp(log_softmax(x, axis))
 
 

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bind import bind, convert, result_dtype, tracer, unbroadcast
 from .registry import CONVERSIONS, Op, register
 from ..errors import ShapeError, UnsupportedError
 from ..shapes import resolve
-
-
-def _trace():
-    from .. import tracer as trace
-    return trace
 
 
 # ----------------------------------------------------------------------------- reshape
@@ -36,7 +32,7 @@ register(Op("reshape", "structure", _reshape_shape,
 
 def reshape_sym(x, shape):
     """Reshape to a symbolic shape (internal; sizes must match symbol for symbol)."""
-    t = _trace()
+    t = tracer()
     x = t.to_value(x)
     shape = tuple(x._b.env.find(d) for d in shape)
     if shape == x._shape:
@@ -47,7 +43,7 @@ def reshape_sym(x, shape):
 def reshape(x, *shape):
     """numpy's reshape (one -1 allowed).  Sizes are kept symbolic when the reshape only
     adds or removes size-1 axes; otherwise the input's sizes are fixed (retrace on change)."""
-    t = _trace()
+    t = tracer()
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     if not isinstance(x, t.Value):
@@ -77,7 +73,7 @@ def reshape(x, *shape):
 
 
 def expand_dims(x, axis):
-    x = _trace().to_value(x)
+    x = tracer().to_value(x)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     nd = x.ndim + len(axes)
     axes = sorted(a % nd for a in axes)
@@ -88,7 +84,7 @@ def expand_dims(x, axis):
 
 
 def squeeze(x, axis=None):
-    x = _trace().to_value(x)
+    x = tracer().to_value(x)
     env = x._b.env
     if axis is None:
         axes = [i for i, d in enumerate(x._shape) if env.find(d) == 1]
@@ -111,21 +107,16 @@ def _bcast_shape(env, avals, shape):
     return tuple(shape), t
 
 
-def _unbroadcast(g, shape):
-    from .elementwise import unbroadcast
-    return unbroadcast(g, shape)
-
-
 register(Op("broadcast_to", "structure", _bcast_shape,
             lambda x, shape: np.broadcast_to(x, shape),
-            vjp=lambda g, y, x, shape: (_unbroadcast(g, x._shape),),
+            vjp=lambda g, y, x, shape: (unbroadcast(g, x._shape),),
             jvp=lambda ts, y, x, shape: broadcast_to(ts[0], shape),
             doc="scalar expansion; its adjoint sums over the expanded axes", rule="scalar expansion ⇒ sum",
             view=True))
 
 
 def broadcast_to(x, shape):
-    t = _trace()
+    t = tracer()
     x = t.to_value(x)
     env = x._b.env
     shape = tuple(env.find(d) for d in shape)
@@ -153,7 +144,7 @@ def _np_index(index):
 
 register(Op("slice", "structure", _slice_shape, lambda x, index: x[_np_index(index)],
             vjp=lambda g, y, x, index: (_bind_unslice(g, index, x._shape),),
-            jvp=lambda ts, y, x, index: _trace().bind("slice", ts[0], index=index),
+            jvp=lambda ts, y, x, index: bind("slice", ts[0], index=index),
             doc="x[start:stop:step] per axis (static bounds)", rule="slice ⇒ zero-padded gradient",
             view=True))
 
@@ -166,14 +157,14 @@ def _unslice_np(g, index, shape):
 
 register(Op("unslice", "structure", lambda env, avals, index, shape: (tuple(shape), avals[0][1]),
             _unslice_np,
-            vjp=lambda g, y, x, index, shape: (_trace().bind("slice", g, index=index),),
+            vjp=lambda g, y, x, index, shape: (bind("slice", g, index=index),),
             jvp=lambda ts, y, x, index, shape: _bind_unslice(ts[0], index, shape),
             doc="zeros of `shape` with the argument placed at index: the adjoint of slice",
             rule="padding ⇒ slice"))
 
 
 def _bind_unslice(g, index, shape):
-    return _trace().bind("unslice", g, index=index, shape=tuple(shape))
+    return bind("unslice", g, index=index, shape=tuple(shape))
 
 
 def _norm_slice(env, d, sl: slice):
@@ -198,7 +189,7 @@ def _norm_slice(env, d, sl: slice):
 def getitem(x, key):
     """numpy indexing: ints, slices (negative steps too), None, Ellipsis; integer-array
     (advanced) indexing on any axes (``S[rows, labels]``, ``x[:, idx]``, ``v[idx]``)."""
-    t = _trace()
+    t = tracer()
     x = t.to_value(x)
     if not isinstance(key, tuple):
         key = (key,)
@@ -259,7 +250,7 @@ def basic_index(x, key: tuple):
 
 
 def _is_index_array(k):
-    t = _trace()
+    t = tracer()
     if isinstance(k, t.Value):
         if k.dtype == np.bool_:
             raise UnsupportedError("boolean mask indexing gives a data-dependent shape; "
@@ -283,7 +274,7 @@ def _advanced(x, key):
     pre, key = advanced_key(x, key)
     if pre is not None:
         x = getitem(x, pre)
-    return _trace().bind("gather", x, *advanced_index(x, key))
+    return bind("gather", x, *advanced_index(x, key))
 
 
 def advanced_key(x, key: tuple):
@@ -313,7 +304,7 @@ def advanced_key(x, key: tuple):
 def advanced_index(x, key: tuple) -> list:
     """One int64 index per axis of ``x`` for gather (and its adjoint, scatter_add), from
     a ``key`` as :func:`advanced_key` leaves it."""
-    t = _trace()
+    t = tracer()
     adv = [a for a, k in enumerate(key) if _is_index_array(k) or isinstance(k, (int, np.integer))]
     idx = {a: _index_value(key[a]) for a in adv}
     b = x._b.env.broadcast([idx[a]._shape for a in adv], "index arrays")
@@ -357,19 +348,19 @@ def _scatter_np(g, *idx, shape):
 
 
 register(Op("gather", "structure", _gather_shape, _gather_np,
-            vjp=lambda g, y, x, *idx: (_trace().bind("scatter_add", g, *idx, shape=x._shape),) + (None,) * len(idx),
-            jvp=lambda ts, y, x, *idx: _trace().bind("gather", ts[0], *idx),
+            vjp=lambda g, y, x, *idx: (bind("scatter_add", g, *idx, shape=x._shape),) + (None,) * len(idx),
+            jvp=lambda ts, y, x, *idx: bind("gather", ts[0], *idx),
             doc="x[i0, i1, ...] with integer index arrays (broadcast together)",
             rule="indexing ⇒ scatter (one-hot)"))
 register(Op("scatter_add", "structure",
             lambda env, avals, shape: (tuple(shape), avals[0][1]), _scatter_np,
-            vjp=lambda g, y, u, *idx, shape: (_trace().bind("gather", g, *idx),) + (None,) * len(idx),
-            jvp=lambda ts, y, u, *idx, shape: _trace().bind("scatter_add", ts[0], *idx, shape=shape),
+            vjp=lambda g, y, u, *idx, shape: (bind("gather", g, *idx),) + (None,) * len(idx),
+            jvp=lambda ts, y, u, *idx, shape: bind("scatter_add", ts[0], *idx, shape=shape),
             doc="zeros of `shape`, adding u at the indices: the adjoint of gather", root=True))
 
 
 def _index_value(k):
-    t = _trace()
+    t = tracer()
     if isinstance(k, t.Value):
         if k.dtype.kind not in "iu":
             raise UnsupportedError(f"index arrays must be integers, got {k.dtype}")
@@ -381,7 +372,7 @@ def _index_value(k):
 
 
 def gather(x, *idx):
-    t = _trace()
+    t = tracer()
     x = t.to_value(x)
     vals = [_index_value(k) for k in idx]
     return t.bind("gather", x, *vals)
@@ -389,7 +380,7 @@ def gather(x, *idx):
 
 def take_along_axis(x, indices, axis):
     """numpy.take_along_axis, differentiable in x (its adjoint is a scatter-add)."""
-    t = _trace()
+    t = tracer()
     if not isinstance(x, t.Value) and not isinstance(indices, t.Value) and t.current() is None:
         return np.take_along_axis(np.asarray(x), np.asarray(indices), axis)
     x = t.to_value(x)
@@ -419,7 +410,7 @@ register(Op("iota", "source", lambda env, avals, shape, axis, dtype: (tuple(shap
 
 def arange_like(x, axis=0):
     """0..n-1 for n = x.shape[axis], kept symbolic (unlike np.arange(x.shape[0]))."""
-    t = _trace()
+    t = tracer()
     x = t.to_value(x)
     return t.bind("iota", shape=(x._shape[axis],), axis=0, dtype=np.dtype(np.int64))
 
@@ -444,15 +435,14 @@ def _concat_vjp(g, y, *xs, axis):
     for x in xs:
         n = x._b.env.value(x._shape[axis])
         index = tuple((start, start + n, 1) if a == axis else (0, None, 1) for a in range(x.ndim))
-        outs.append(_trace().bind("slice", g, index=index))
+        outs.append(bind("slice", g, index=index))
         start += n
     return tuple(outs)
 
 
 def _concat_jvp(ts, y, *xs, axis):
-    from .elementwise import _trace as _t
     parts = [t if t is not None else zeros_like(x) for t, x in zip(ts, xs)]
-    return _t().bind("concatenate", *parts, axis=axis)
+    return bind("concatenate", *parts, axis=axis)
 
 
 register(Op("concatenate", "structure", _concat_shape,
@@ -461,11 +451,10 @@ register(Op("concatenate", "structure", _concat_shape,
 
 
 def concatenate(xs, axis=0):
-    t = _trace()
+    t = tracer()
     xs = list(xs)
     if not any(isinstance(x, t.Value) for x in xs) and t.current() is None:
         return np.concatenate(xs, axis=axis)
-    from .elementwise import result_dtype, convert
     dt = result_dtype(xs, float_result=False)
     vals = [convert(x, dt) for x in xs]
     if any(v.ndim == 0 for v in vals):
@@ -477,7 +466,7 @@ def concatenate(xs, axis=0):
 
 
 def stack(xs, axis=0):
-    t = _trace()
+    t = tracer()
     xs = list(xs)
     if not xs:
         raise ShapeError("need at least one array to stack")
@@ -492,7 +481,7 @@ def stack_nested(x):
     """``array([[a, b], [c, d]])`` of traced scalars/arrays."""
     if isinstance(x, (list, tuple)):
         return stack([stack_nested(e) for e in x])
-    return _trace().to_value(x)
+    return tracer().to_value(x)
 
 
 CONVERSIONS["nested_list"] = stack_nested
@@ -501,12 +490,11 @@ CONVERSIONS["nested_list"] = stack_nested
 # ----------------------------------------------------------------------------- constructors
 def full_like(x, value, dtype=None, order="K", subok=True, shape=None):
     """numpy.full_like; the fill value may be traced (it is broadcast)."""
-    t = _trace()
+    t = tracer()
     if not isinstance(x, t.Value) and not isinstance(value, t.Value):
         return np.full_like(x, value, dtype=dtype, shape=shape)
     dt = np.dtype(dtype or getattr(x, "dtype", None) or np.float64)
     if isinstance(value, t.Value):
-        from .elementwise import convert
         v = convert(value, dt)
     else:
         v = t.to_value(np.asarray(value, dtype=dt))

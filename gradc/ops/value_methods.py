@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..tracer import Value
 from . import at, elementwise as ew, reduce as red, linalg as la, structure as st
-from . import arrays as arr, axes as axes_ops, stats
+from . import arrays as arr, axes as axes_ops, einsum, stats
 
 
 def _r(f):
@@ -46,7 +46,7 @@ Value.sum = lambda s, axis=None, keepdims=False: red.sum_(s, axis, keepdims)
 Value.mean = lambda s, axis=None, keepdims=False: red.mean(s, axis, keepdims)
 Value.max = lambda s, axis=None, keepdims=False: red.max_(s, axis, keepdims)
 Value.min = lambda s, axis=None, keepdims=False: red.min_(s, axis, keepdims)
-Value.dot = lambda s, o: la.dot(s, o)
+Value.dot = lambda s, o: einsum.dot(s, o)
 Value.reshape = lambda s, *shape: st.reshape(s, *shape)
 Value.transpose = lambda s, *axes: la.transpose(s, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
 Value.astype = lambda s, dtype: ew.astype(s, dtype)

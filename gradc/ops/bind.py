@@ -1,0 +1,89 @@
+"""The op modules' one low-level entry point: bind a primitive by its registry name, and
+the few helpers every op block's rules share (numpy's dtype promotion, a cast, the
+adjoint of broadcasting).
+
+The op modules import one way (their order is stated in tests/test_layers.py): this
+module, then structure, elementwise, reduce, linalg, and the composites above them.  A
+rule that needs an op of a module above its own binds that op here by name --
+``bind("sum", g, axes=(0,), keepdims=False)`` -- instead of importing the module's
+numpy-facing wrapper, whose argument checks and promotion a rule does not need.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def tracer():
+    """gradc.tracer, imported when first needed: the tracer imports the op registry,
+    which this package fills as it is imported."""
+    from .. import tracer as trace
+    return trace
+
+
+def bind(name: str, *args, **params):
+    """Apply the registered op ``name`` to traced values (``gradc.tracer.bind``)."""
+    return tracer().bind(name, *args, **params)
+
+
+# ----------------------------------------------------------------------------- dtypes
+def result_dtype(xs, float_result=True):
+    """numpy's promotion with Python scalars weak; ints become float64 for float ops."""
+    Value = tracer().Value
+    strong = [x.dtype for x in xs if isinstance(x, Value)]
+    strong += [x.dtype for x in xs if isinstance(x, (np.ndarray, np.generic))]
+    weak = [x for x in xs if isinstance(x, (bool, int, float))]
+    if strong:
+        dt = np.result_type(*strong)
+        if any(isinstance(w, float) for w in weak) and dt.kind in "biu":
+            dt = np.dtype(np.float64)
+        elif any(isinstance(w, int) and not isinstance(w, bool) for w in weak) and dt.kind == "b":
+            dt = np.dtype(np.int64)
+    else:
+        dt = np.result_type(*[np.asarray(w).dtype for w in weak]) if weak else np.dtype(np.float64)
+    if float_result and dt.kind != "f":
+        dt = np.dtype(np.float64)
+    return np.dtype(dt)
+
+
+def reduce_dtype(name, dtype):
+    """numpy's: max and min keep the dtype; a sum of bools or of integers narrower than
+    int64 is int64 (uint64 for unsigned); logsumexp is a float."""
+    if dtype.kind == "f" or name in ("max", "min"):
+        return dtype
+    if name == "sum":
+        return np.dtype(np.uint64 if dtype.kind == "u" else np.int64)
+    return np.dtype(np.float64)
+
+
+def convert(x, dtype):
+    """A Value or constant of the given dtype."""
+    t = tracer()
+    if isinstance(x, t.Value):
+        return x if x.dtype == dtype else t.bind("cast", x, dtype=np.dtype(dtype))
+    if isinstance(x, (list, tuple)) or (hasattr(x, "dtype") and x.dtype.kind in "OUSc"):
+        x = t.to_value(x)
+        return convert(x, dtype)
+    return t.to_value(np.asarray(x, dtype=dtype))
+
+
+# ----------------------------------------------------------------------------- adjoints
+def sum_axes(x, axes: tuple, keepdims: bool):
+    """The op ``sum`` over sorted, non-negative ``axes``, in numpy's sum dtype."""
+    x = convert(x, reduce_dtype("sum", x.dtype))
+    return bind("sum", x, axes=tuple(axes), keepdims=bool(keepdims))
+
+
+def unbroadcast(g, shape):
+    """Adjoint of broadcasting ``shape`` to ``g``'s shape: sum over the expanded axes."""
+    if g is None:
+        return None
+    gs = g._shape
+    extra = len(gs) - len(shape)
+    if extra:
+        g = sum_axes(g, tuple(range(extra)), False)
+        gs = g._shape
+    env = g._b.env
+    axes = tuple(i for i, d in enumerate(shape) if env.find(d) == 1 and env.find(gs[i]) != 1)
+    if axes:
+        g = sum_axes(g, axes, True)
+    return g
