@@ -107,17 +107,26 @@ static inline float gradc_absf(float x) { return fabsf(x); }
 static inline int64_t gradc_absi(int64_t x) { return x < 0 ? (int64_t)(0 - (uint64_t)x) : x; }
 
 /* numpy.power.  Integers: square-and-multiply, wrapping (unsigned arithmetic); a negative
- * exponent sets GRADC_NEGATIVE_POWER (numpy raises ValueError). */
-static inline double gradc_pow(double x, double y, int32_t *status) { (void)status; return pow(x, y); }
-static inline float gradc_powf(float x, float y, int32_t *status) { (void)status; return powf(x, y); }
-static inline int64_t gradc_powi(int64_t x, int64_t y, int32_t *status) {
-    if (y < 0) { *status |= GRADC_NEGATIVE_POWER; return 0; }
+ * exponent gives 0 (numpy raises ValueError: the kernel checks the exponent first and
+ * sets GRADC_NEGATIVE_POWER, as its loop IR says). */
+static inline double gradc_pow(double x, double y) { return pow(x, y); }
+static inline float gradc_powf(float x, float y) { return powf(x, y); }
+static inline int64_t gradc_powi(int64_t x, int64_t y) {
+    if (y < 0) return 0;
     uint64_t result = 1, base = (uint64_t)x;
     for (uint64_t e = (uint64_t)y; e; e >>= 1) {
         if (e & 1) result *= base;
         base *= base;
     }
     return (int64_t)result;
+}
+static inline uint64_t gradc_powu(uint64_t x, uint64_t y) {   /* unsigned: never negative */
+    uint64_t result = 1;
+    for (; y; y >>= 1) {
+        if (y & 1) result *= x;
+        x *= x;
+    }
+    return result;
 }
 
 /* numpy.maximum / numpy.minimum: NaN in either operand gives NaN. */

@@ -85,17 +85,16 @@ _CALL = re.compile(r"\b([A-Za-z_]\w*)\(")
 
 
 def specialize(template: str, dtype) -> str:
-    """Name the function variant for ``dtype``: ``exp`` -> ``expf`` for float32 (libm's
-    names; gradc.h's helpers follow them), ``gradc_max`` -> ``gradc_maxi`` for integers,
+    """Name gradc.h's function variant for ``dtype``: ``gradc_pow`` -> ``gradc_powf``
+    for float32 (as libm's names), ``gradc_max`` -> ``gradc_maxi`` for integers,
     ``gradc_maxu`` for unsigned ones."""
     dt = np.dtype(dtype)
-    libm = {o.libm for o in OPS.values() if o.libm}
 
     def fix(m):
         name = m.group(1)
-        if dt == np.float32 and (name in libm or name.startswith("gradc_")):
+        if dt == np.float32 and name.startswith("gradc_"):
             name += "f"
-        elif dt.kind == "u" and name in ("gradc_max", "gradc_min", "gradc_abs"):
+        elif dt.kind == "u" and name in ("gradc_max", "gradc_min", "gradc_abs", "gradc_pow"):
             name += "u"                       # compared as unsigned; abs is the identity
         elif dt.kind in "iub" and name in ("gradc_max", "gradc_min", "gradc_abs", "gradc_pow"):
             name += "i"
@@ -176,6 +175,7 @@ class Writer:
 _RESERVED = {"size_t", "ptrdiff_t", "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t",
              "uint32_t", "uint64_t", "bool", "true", "false", "status", "ws", "args", "sizes", "workspace",
              "i", "j", "k"}
+_STATUS = {ir.STATUS_INDEX_OUT_OF_BOUNDS: "GRADC_INDEX_OUT_OF_BOUNDS", ir.STATUS_NEGATIVE_POWER: "GRADC_NEGATIVE_POWER"}
 _C_OPS = {"add": "+", "sub": "-", "mul": "*", "sdiv": "/", "srem": "%", "udiv": "/", "urem": "%",
           "lt": "<", "ge": ">=", "gt": ">", "eq": "==", "and": "&&", "or": "||"}
 
@@ -288,6 +288,16 @@ class CCodegen:
                         f"index {x.axis} of {self.g.label(x.nid)}, bounds-checked")
             self.unsafe()
             return name
+        if isinstance(x, ir.Guard):
+            value = self.e(x.value)
+            self.w.line(f"if (!{_atom(self.e(x.ok))}) status |= {_STATUS[x.code]};",
+                        None if x.nid is None else f"an operand of {self.g.label(x.nid)}, checked")
+            self.unsafe()
+            return value
+        if isinstance(x, ir.MathCall):
+            fn = (x.libm or f"gradc_{x.fn}") + ("f" if x.dtype == np.float32 else "")
+            text = f"{fn}({', '.join(self.e(a) for a in x.args)})"
+            return text if x.nid is None else self.define(x.nid, x.dtype, text)
         if isinstance(x, ir.Select):
             text = f"{_atom(self.e(x.cond))} ? {_atom(self.e(x.a))} : {_atom(self.e(x.b))}"
             return text if x.nid is None else self.define(x.nid, self.g[x.nid]["dtype"], text)

@@ -101,9 +101,6 @@ class Emitter:
         fn = self.cg.module.declare_intrinsic(name, [ty], ir.FunctionType(ty, [x.type for x in xs]))
         return self.b.call(fn, list(xs))
 
-    def math(self, name, x):
-        return self.cg.math(name, x)
-
     def sign(self, x):
         one, zero = _const(x.type, 1), _const(x.type, 0)
         pos = self.b.fcmp_ordered(">", x, zero)
@@ -156,7 +153,7 @@ class Emitter:
         if not self._float(x):
             if isinstance(y, ir.Constant):      # tracing refused negative constants
                 return self._int_pow(x, int(y.constant))
-            return self.cg.int_pow(x, y)
+            return self.cg.int_pow(x, y)        # (the loop IR checked a signed y: Guard)
         if isinstance(y, ir.Constant) and float(y.constant).is_integer() and abs(y.constant) <= 64:
             return self._int_pow(x, int(y.constant))
         if isinstance(y, ir.Constant) and y.constant == 0.5:
@@ -295,6 +292,15 @@ class Codegen:
             args = [e_(a) for a in x.args]
             self.e.arg_dtypes = list(x.arg_dtypes)
             return OPS[x.op].llvm(self.e, *args, **x.params)
+        if isinstance(x, lir.MathCall):
+            args = [e_(a) for a in x.args]
+            if x.fn in vecmath.NAMES:
+                return self.math(x.fn, *args)
+            return self.e.intrinsic(f"llvm.{x.fn}", *args)    # sqrt: an instruction
+        if isinstance(x, lir.Guard):
+            value = e_(x.value)
+            self.flag_error(e_(x.ok), x.code)
+            return value
         if isinstance(x, lir.AccValue):
             return b.load(self.accs[id(x.acc)])
         if isinstance(x, lir.ToIndex):
@@ -317,9 +323,9 @@ class Codegen:
         self.b.store(self.b.or_(self.b.load(self.status), bad), self.status)
 
     def int_pow(self, x, y):
-        """Integer ``x ** y`` (wrapping, as numpy's): square-and-multiply in a helper
-        function of this module; a negative ``y`` sets GRADC_NEGATIVE_POWER."""
-        self.flag_error(self.b.icmp_signed(">=", y, _const(y.type, 0)), lir.STATUS_NEGATIVE_POWER)
+        """Integer ``x ** y`` (wrapping, as numpy's): square-and-multiply over the bits of
+        ``y`` in a helper function of this module (a negative ``y`` is flagged by the
+        loop IR's Guard; what the helper returns for it is not used)."""
         name = f"gradc.ipow.i{x.type.width}"
         fn = self.module.globals.get(name)
         if fn is None:
@@ -333,7 +339,7 @@ class Codegen:
             result, base, e = (b.phi(x.type, name=n) for n in ("result", "base", "e"))
             for phi, v in ((result, _const(x.type, 1)), (base, bx), (e, by)):
                 phi.add_incoming(v, fn.entry_basic_block)
-            b.cbranch(b.icmp_signed(">", e, _const(x.type, 0)), body, done)
+            b.cbranch(b.icmp_unsigned("!=", e, _const(x.type, 0)), body, done)   # (a uint8 200 is no -56)
             b.position_at_end(body)
             odd = b.trunc(e, I1)
             result.add_incoming(b.select(odd, b.mul(result, base), result), body)

@@ -2,7 +2,7 @@
 
 A :class:`Kernel` is a tree of statements (loops, fills, stores, accumulators, library
 calls, parallel nests) whose values are small expression trees (loads through index
-maps, registry ops, bounds-checked indices).  ``lower_loops.build`` makes it from a
+maps, registry ops, calls of the math library, bounds-checked indices, status checks).  ``lower_loops.build`` makes it from a
 :class:`~gradc.backends.schedule.Schedule` and decides everything about *what* is
 computed; the renderers (``c_codegen.py``, ``llvm_codegen.py``) only spell these
 constructs in their target, and :func:`render_text` prints them (``Lowered.loop_ir()``,
@@ -93,6 +93,30 @@ class Apply(Expr):
     arg_dtypes: tuple
     params: dict = field(default_factory=dict)
     nid: int | None = None
+
+
+@dataclass(eq=False)
+class MathCall(Expr):
+    """``fn(*args)`` of gradc's math library, element by element (an op's ``Op.math``:
+    exp, log, log1p, expm1, sqrt, sin, cos, tanh, sigmoid, softplus).  LLVM calls
+    gradc's vector function (vecmath.py; the loop vectorizer widens the call) or the
+    LLVM intrinsic; C calls ``libm`` (C's name for it in libm; None: gradc.h's
+    ``gradc_<fn>``), with float32's ``f`` suffix."""
+    fn: str
+    args: tuple
+    dtype: np.dtype
+    libm: str | None = None
+    nid: int | None = None
+
+
+@dataclass(eq=False)
+class Guard(Expr):
+    """``value``, after ORing status bit ``code`` into the kernel's status unless ``ok``
+    holds (an integer raised to a negative power: STATUS_NEGATIVE_POWER)."""
+    value: Expr
+    ok: Expr
+    code: int
+    nid: int | None = None     # the graph node whose operand it checks (comments)
 
 
 @dataclass(eq=False)
@@ -337,6 +361,9 @@ _BIN_TEXT = {"add": "+", "sub": "-", "mul": "*", "sdiv": "/", "srem": "%", "udiv
              "lt": "<", "ge": ">=", "gt": ">", "eq": "==", "and": "&&", "or": "||"}
 
 
+_STATUS_TEXT = {STATUS_INDEX_OUT_OF_BOUNDS: "index_out_of_bounds", STATUS_NEGATIVE_POWER: "negative_power"}
+
+
 def _dtype_name(dt) -> str:
     dt = np.dtype(dt)
     return "bool" if dt == np.bool_ else f"{dt.kind}{8 * dt.itemsize}".replace("f", "f", 1)
@@ -397,6 +424,11 @@ class TextRenderer:
             name = f"ix{x.nid}.{x.axis}"
             self.line(f"{name} = checked({self.e(x.a)}, {self.e(x.n)})")
             return name
+        if isinstance(x, Guard):
+            value = self.e(x.value)
+            whose = f"  # for %{x.nid}" if x.nid is not None else ""
+            self.line(f"check {self.e(x.ok)} else status |= {_STATUS_TEXT.get(x.code, x.code)}{whose}")
+            return value
         if isinstance(x, Select):
             text = f"select({self.e(x.cond)}, {self.e(x.a)}, {self.e(x.b)})"
             if x.nid is not None:
@@ -404,6 +436,8 @@ class TextRenderer:
         elif isinstance(x, Apply):
             params = "".join(f", {k}={v}" for k, v in sorted(x.params.items()))
             text = f"{x.op}({', '.join(self.e(a) for a in x.args)}{params})"
+        elif isinstance(x, MathCall):
+            text = f"call math.{x.fn}({', '.join(self.e(a) for a in x.args)})"
         else:
             raise TypeError(f"internal: no text for {type(x).__name__}")
         if x.nid is None:

@@ -4,17 +4,19 @@ code generators.
 Everything about *what* a kernel computes is decided here: the loop order and extents,
 row blocks, which reductions accumulate in a register and where they start from (and
 resume, in a split nest's remaining rows), how a view maps its index, where a gather
-checks its bounds, which products call a library, when a parallel nest runs on the
-pool and how its chunks' partial results combine.
+checks its bounds and an integer power its exponent, which products call a library
+and which ops the math library, when a parallel nest runs on the pool and how its
+chunks' partial results combine.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..ops import OPS
-from .loop_ir import (BLAS_CALL, CHUNK, END, SKINNY_MAX_N, START, ZERO, Acc, AccInit, AccValue, Accumulate, Apply,
-                      Bin, Checked, Comment, Const, Eval, Expr, Fill, FromIndex, Gemm, Kernel, Load, Loop, Nest, Not,
-                      Parallel, Rebase, Select, Store, ToIndex, Update, Var, flat_offset, numel, size)
+from .loop_ir import (BLAS_CALL, CHUNK, END, SKINNY_MAX_N, START, STATUS_NEGATIVE_POWER, ZERO, Acc, AccInit,
+                      AccValue, Accumulate, Apply, Bin, Checked, Comment, Const, Eval, Expr, Fill, FromIndex, Gemm,
+                      Guard, Kernel, Load, Loop, MathCall, Nest, Not, Parallel, Rebase, Select, Store, ToIndex, Update,
+                      Var, flat_offset, numel, size)
 from .schedule import Schedule, broadcast_index, describe, identity, is_reduction, view_index
 
 # Threads pay off once a nest's single-thread time dwarfs the pool's hand-off (a few
@@ -79,8 +81,20 @@ class LoopLowering:
             return self.load(nid, idx)
         if OPS[op].kind == "elementwise":
             args = tuple(self.val(a, self.argidx(a, d["shape"], idx)) for a in d["args"])
+            if OPS[op].math is not None:
+                return MathCall(OPS[op].math, args, d["dtype"], OPS[op].libm, nid)
+            if op == "pow" and d["dtype"].kind == "i" and not isinstance(args[1], Const):
+                args = (args[0], self.nonnegative(args[1], d["dtype"], nid))
             return Apply(op, args, d["dtype"], tuple(self.g[a]["dtype"] for a in d["args"]), d["params"], nid)
         return getattr(self, "_view_" + op)(nid, d, idx)
+
+    @staticmethod
+    def nonnegative(exponent, dtype, nid):
+        """A signed integer exponent, checked: numpy raises on an integer to a negative
+        integer power, a kernel sets STATUS_NEGATIVE_POWER.  (A constant exponent was
+        checked when traced; an unsigned one cannot be negative.)"""
+        ok = Apply("ge", (exponent, Const(0, dtype)), np.dtype(np.bool_), (dtype, dtype))
+        return Guard(exponent, ok, STATUS_NEGATIVE_POWER, nid)
 
     def _view_broadcast_to(self, nid, d, idx):
         return self.val(d["args"][0], view_index(self.g, nid, d["args"][0], idx, ZERO))

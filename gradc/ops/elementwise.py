@@ -55,10 +55,11 @@ def chain(g, d):
 
 
 def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=None,
-                out=None, infix=None, doc="", notation=None, deriv=None, cost=1, libm=None):
+                out=None, infix=None, doc="", notation=None, deriv=None, cost=1, math=None, libm=None):
     """Register an element-wise op; VJP/JVP come from ``partials`` unless given.
-    ``cost``: its size inlined into a loop body (8 for a vector math call); ``libm``:
-    the C math library function its C template calls."""
+    ``cost``: its size inlined into a loop body (8 for a vector math call); ``math``:
+    the function of gradc's math library the op is (instead of ``llvm`` and ``c``),
+    ``libm``: C's name for it in libm (None: gradc.h's ``gradc_<math>``)."""
     def shape_rule(env, avals, **params):
         return _ew_shape(env, avals, out=out)
 
@@ -78,7 +79,7 @@ def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=
                 total = total + x
             return broadcast_to(total, ans._shape) if total._shape != ans._shape else total
     return register(Op(name, "elementwise", shape_rule, numpy, vjp, jvp, partials,
-                       llvm, c, doc, infix, notation=notation, deriv=deriv, cost=cost, libm=libm))
+                       llvm, c, doc, infix, notation=notation, deriv=deriv, cost=cost, math=math, libm=libm))
 
 
 def _bind(name, *xs, float_result=True, out=None):
@@ -109,40 +110,30 @@ def _softplus_np(x):
 elementwise("neg", np.negative, vjp=lambda g, y, x: (-g,), jvp=lambda ts, y, x: -ts[0],
             c="-{0}", llvm=lambda e, x: e.neg(x), doc="-x",
             notation=lambda m, u: m.neg(u), deriv="−1")
-elementwise("exp", np.exp, lambda y, x: (y,), c="exp({0})", llvm=lambda e, x: e.math("exp", x),
-            notation="exp", deriv="exp {u}",
-            cost=8, libm="exp")
-elementwise("log", np.log, lambda y, x: (lambda g: g / x,), c="log({0})", llvm=lambda e, x: e.math("log", x),
-            notation="ln", deriv="1/{u}",
-            cost=8, libm="log")
-elementwise("log1p", np.log1p, lambda y, x: (lambda g: g / (1.0 + x),), c="log1p({0})",
-            llvm=lambda e, x: e.math("log1p", x),
-            notation=lambda m, u: m.fn("ln", m.add(m.num(1), u)), deriv="1/(1 + {u})",
-            cost=8, libm="log1p")
-elementwise("expm1", np.expm1, lambda y, x: (y + 1.0,), c="expm1({0})", llvm=lambda e, x: e.math("expm1", x),
-            notation=lambda m, u: m.add(m.fn("exp", u), m.num(-1)), deriv="exp {u}",
-            cost=8, libm="expm1")
-elementwise("sqrt", np.sqrt, lambda y, x: (lambda g: g / (2.0 * y),), c="sqrt({0})",
-            llvm=lambda e, x: e.intrinsic("llvm.sqrt", x), notation="sqrt", deriv="1/(2√{u})", libm="sqrt")
+elementwise("exp", np.exp, lambda y, x: (y,), math="exp", libm="exp", cost=8,
+            notation="exp", deriv="exp {u}")
+elementwise("log", np.log, lambda y, x: (lambda g: g / x,), math="log", libm="log", cost=8,
+            notation="ln", deriv="1/{u}")
+elementwise("log1p", np.log1p, lambda y, x: (lambda g: g / (1.0 + x),), math="log1p", libm="log1p", cost=8,
+            notation=lambda m, u: m.fn("ln", m.add(m.num(1), u)), deriv="1/(1 + {u})")
+elementwise("expm1", np.expm1, lambda y, x: (y + 1.0,), math="expm1", libm="expm1", cost=8,
+            notation=lambda m, u: m.add(m.fn("exp", u), m.num(-1)), deriv="exp {u}")
+elementwise("sqrt", np.sqrt, lambda y, x: (lambda g: g / (2.0 * y),), math="sqrt", libm="sqrt",
+            notation="sqrt", deriv="1/(2√{u})")
 elementwise("abs", np.abs, lambda y, x: (sign(x),), c="gradc_abs({0})", llvm=lambda e, x: e.abs(x),
             notation="abs", deriv="sign {u}")
 elementwise("sign", _np_keep(np.sign), lambda y, x: (None,), c="gradc_sign({0})", llvm=lambda e, x: e.sign(x),
             notation="sign")
-elementwise("sin", np.sin, lambda y, x: (cos(x),), c="sin({0})", llvm=lambda e, x: e.math("sin", x),
-            notation="sin", deriv="cos {u}",
-            cost=8, libm="sin")
-elementwise("cos", np.cos, lambda y, x: (-sin(x),), c="cos({0})", llvm=lambda e, x: e.math("cos", x),
-            notation="cos", deriv="−sin {u}",
-            cost=8, libm="cos")
-elementwise("tanh", np.tanh, lambda y, x: (1.0 - y * y,), c="tanh({0})", llvm=lambda e, x: e.math("tanh", x),
-            notation="tanh", deriv="1 − tanh²{u}",
-            cost=8, libm="tanh")
-elementwise("sigmoid", _sigmoid_np, lambda y, x: (y * (1.0 - y),), c="gradc_sigmoid({0})",
-            llvm=lambda e, x: e.math("sigmoid", x), doc="1/(1+exp(-x)), stable for all x",
-            notation="sigmoid", deriv="σ({u})(1 − σ({u}))", cost=8)
-elementwise("softplus", _softplus_np, lambda y, x: (sigmoid(x),), c="gradc_softplus({0})",
-            llvm=lambda e, x: e.math("softplus", x), doc="log(1+exp(x)) = max(x,0)+log1p(exp(-|x|))",
-            notation="softplus", deriv="σ({u})", cost=8)
+elementwise("sin", np.sin, lambda y, x: (cos(x),), math="sin", libm="sin", cost=8,
+            notation="sin", deriv="cos {u}")
+elementwise("cos", np.cos, lambda y, x: (-sin(x),), math="cos", libm="cos", cost=8,
+            notation="cos", deriv="−sin {u}")
+elementwise("tanh", np.tanh, lambda y, x: (1.0 - y * y,), math="tanh", libm="tanh", cost=8,
+            notation="tanh", deriv="1 − tanh²{u}")
+elementwise("sigmoid", _sigmoid_np, lambda y, x: (y * (1.0 - y),), math="sigmoid", cost=8,
+            doc="1/(1+exp(-x)), stable for all x", notation="sigmoid", deriv="σ({u})(1 − σ({u}))")
+elementwise("softplus", _softplus_np, lambda y, x: (sigmoid(x),), math="softplus", cost=8,
+            doc="log(1+exp(x)) = max(x,0)+log1p(exp(-|x|))", notation="softplus", deriv="σ({u})")
 elementwise("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), lambda y, x: (x > 0.0,),
             c="gradc_relu({0})", llvm=lambda e, x: e.relu(x), doc="max(0, x); derivative 1[x > 0]",
             notation=lambda m, u: m.fn("max", m.num(0), u))
@@ -175,7 +166,7 @@ elementwise("div", np.divide, lambda z, x, y: (lambda g: g / y, lambda g: -(g * 
 elementwise("pow", np.power,
             lambda z, x, y: (lambda g: g * (y * power(x, y - 1.0)),
                              lambda g: g * (z * log(x))),
-            c="gradc_pow({0}, {1}, &status)", llvm=lambda e, x, y: e.pow(x, y), infix="**",
+            c="gradc_pow({0}, {1})", llvm=lambda e, x, y: e.pow(x, y), infix="**",
             doc="x ** y; integers raised to a negative integer power are an error, as in numpy",
             notation=lambda m, u, v: m.pow(u, v), cost=8)
 def _is_constant(v) -> bool:

@@ -4,7 +4,7 @@ An op block (in ``elementwise.py``, ``reduce.py``, ``linalg.py``, ``structure.py
 defines everything about a primitive in one place: its shape rule, its numpy reference,
 how it differentiates (VJP, JVP; element-wise ops give their diagonal partials and get
 both), and how backends lower it (``llvm``: a function of a scalar emitter and operands;
-``c``: a C expression template, ``libm``: the C function it calls), what the scheduler
+``c``: a C expression template; or ``math``: the math library function it is), what the scheduler
 needs to know (``cost``, ``view``, ``root``, ``combine``), and how ``explain`` writes it
 (``notation``, ``deriv``, ``rule``).  Backends and the explainer read these fields; the
 ops never import them.
@@ -49,7 +49,13 @@ class Op:
     view: bool = False             # reads its argument through an index map, computes nothing
     root: bool = False             # always gets a buffer (reductions, products, scatters)
     combine: str | None = None     # a reduction's rule: "sum", "max" or "min"
-    libm: str | None = None        # the C math library function (float32: name + "f")
+    # math: the op is this function of gradc's math library, applied element by element
+    #   (exp, log, log1p, expm1, sqrt, sin, cos, tanh, sigmoid, softplus): the loop IR
+    #   holds it as a call (loop_ir.MathCall) instead of ``llvm``/``c``, and each renderer
+    #   spells the call (LLVM: gradc's vector function or the LLVM intrinsic; C: libm's
+    #   function or gradc.h's gradc_<math>).
+    math: str | None = None
+    libm: str | None = None        # C's name for ``math`` in libm (float32: name + "f"); None: gradc.h's
 
 
 # Conversions the tracer needs from op modules it must not import (they import it):

@@ -32,9 +32,9 @@ def _lowered(model, size="small", threads="1", monkeypatch=None):
 
 
 def _defined(text):
-    """{node: op} of every ``%N = op(...)`` (or ``%N = op: select(...)``) line of a
-    loop IR listing."""
-    return {int(n): op for n, op in re.findall(r"^\s*%(\d+) = (\w+)[(:]", text, re.M)}
+    """{node: op} of every ``%N = op(...)`` (or ``%N = op: select(...)``, or ``%N =
+    call math.op(...)``: an op that is a math library function) line of a loop IR listing."""
+    return {int(n): op for n, op in re.findall(r"^\s*%(\d+) = (?:call math\.)?(\w+)[(:]", text, re.M)}
 
 
 @pytest.mark.parametrize("model", ["M1", "M2", "M3", "M4", "M5"])
@@ -67,8 +67,10 @@ def test_loop_ir_element_wise_chain(monkeypatch):
     assert "for i0 in [0, n):" in text
     assert re.search(r"acc acc\d+: f64 = 0\.0:f64", text)
     assert re.search(r"acc\d+ \+= %\d+", text)
-    for op in ("tanh", "exp", "log1p", "mul", "neg"):
+    for op in ("mul", "neg"):
         assert f"= {op}(" in text, op
+    for fn in ("tanh", "exp", "log1p"):         # the vector math: calls in the IR
+        assert f"= call math.{fn}(" in text, fn
     assert "parallel" not in text
 
 
@@ -104,7 +106,7 @@ def test_cli_shows_the_loop_ir(tmp_path, capsys):
     src.write_text("import gradc.numpy as gnp\n\ndef f(x):\n    return gnp.sum(gnp.exp(x) * x)\n")
     assert main(["ir", f"{src}:f", "f64[n]", "--loops"]) == 0
     out = capsys.readouterr().out
-    assert "nest 0: loop over [n]" in out and "= exp(x[i0])" in out
+    assert "nest 0: loop over [n]" in out and "= call math.exp(x[i0])" in out
 
 
 def _random_args(shapes, rng):
@@ -170,3 +172,63 @@ def test_one_ir_object_both_renderers(monkeypatch):
         # central differences: truncation O(eps^2 * f''') and rounding O(1e-16 / eps)
         # = 1e-10 relative; 1e-7 leaves room for the max's kink not being near
         np.testing.assert_allclose(g, grad, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_math_calls_and_the_power_check_are_ir(dtype):
+    """The math library's functions are calls in the loop IR (``call math.exp``) and an
+    integer power's exponent check is a Guard there; LLVM spells the calls as gradc's
+    vector functions (sqrt: the intrinsic), C as libm's or gradc.h's, and both give
+    numpy's values and raise numpy's error for a negative exponent.  Sizes: 200,003
+    elements (several vectors, a remainder; threads split the nest on 2 cores).
+
+    Tolerance: gradc's vector math is within 2.3 ulp of numpy's (test_vecmath.py) and
+    libm's within 1 ulp; 8 ulp of the dtype, relative, covers one product of three
+    such values and a sum of two."""
+    def f(x, n, k):
+        return gnp.tanh(x) * gnp.sqrt(gnp.exp(x)) + gnp.sigmoid(x) - gnp.softplus(x), n ** k
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-3, 3, 200_003).astype(dtype)
+    n = rng.integers(-5, 5, 200_003).astype(np.int32)
+    k = rng.integers(0, 4, 200_003).astype(np.int32)
+    text = gradc.jit(f).lower(x, n, k).loop_ir()
+    for fn in ("tanh", "exp", "sqrt", "sigmoid", "softplus"):
+        assert f"call math.{fn}(x[i0])" in text or f"call math.{fn}(%" in text, fn
+    assert re.search(r"check ge\(k\[i0\], 0:i32\) else status \|= negative_power  # for %\d+", text)
+    suffix = "f32" if dtype == np.float32 else "f64"
+    ll = gradc.jit(f).lower(x, n, k).llvm_ir(optimized=False)
+    assert f"gradc_vm_exp_{suffix}" in ll and f"llvm.sqrt.{suffix}" in ll and f"gradc_vm_sigmoid_{suffix}" in ll
+    c = gradc.jit(f, backend="c").lower(x, n, k).c_source()
+    f_ = "f" if dtype == np.float32 else ""
+    for call in (f"tanh{f_}(", f"exp{f_}(", f"sqrt{f_}(", f"gradc_sigmoid{f_}(", f"gradc_softplus{f_}("):
+        assert call in c, call
+    assert "if (!(in_k[i0] >= 0)) status |= GRADC_NEGATIVE_POWER;" in c
+
+    e = np.exp(x.astype(np.float64))
+    want = (np.tanh(x.astype(np.float64)) * np.sqrt(e) + 1 / (1 + 1 / e) - np.log1p(e)).astype(dtype)
+    ulp = np.finfo(dtype).eps
+    for backend in ("llvm", "c"):
+        got, power = gradc.jit(f, backend=backend)(x, n, k)
+        np.testing.assert_allclose(got, want, rtol=8 * ulp, atol=8 * ulp)
+        np.testing.assert_array_equal(power, n ** k)
+        k_bad = k.copy()
+        k_bad[123_456] = -1
+        with pytest.raises(ValueError, match="negative integer powers"):
+            gradc.jit(f, backend=backend)(x, n, k_bad)
+
+
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint64])
+def test_unsigned_powers_are_not_negative(backend, dtype):
+    """An unsigned exponent with its top bit set (a uint8 200) is no negative power: it
+    is computed, wrapping as numpy's (the LLVM kernel once flagged it as negative)."""
+    if backend == "c" and shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler")
+    rng = np.random.default_rng(5)
+    n = rng.integers(0, 7, 300_001).astype(dtype)
+    k = rng.integers(0, np.iinfo(dtype).max, 300_001, endpoint=True, dtype=dtype)
+    k[:3] = [np.iinfo(dtype).max, 1 << (8 * np.dtype(dtype).itemsize - 1), 0]
+    got = gradc.jit(lambda a, b: a ** b, backend=backend)(n, k)
+    np.testing.assert_array_equal(got, n ** k)
