@@ -647,9 +647,10 @@ class Lowered:
 
     def loop_ir(self) -> str:
         """The loop IR the backend's code generator renders: every nest's loops, loads
-        through index maps, element-wise ops, accumulators, stores, bounds checks and
-        library calls, with the node numbers of :attr:`graph`.  Backend "llvm" shows its
-        own (threads, row blocks, BLAS); other backends a serial kernel's."""
+        through index maps, element-wise ops, math library calls, accumulators, stores,
+        bounds and status checks and library calls, with the node numbers of
+        :attr:`graph`.  Backend "llvm" shows its own (threads, row blocks, BLAS); other
+        backends a serial kernel's (row blocks, no BLAS)."""
         from .backends.loop_ir import render_text
         from .backends.lower_loops import build
         from .backends.schedule import schedule

@@ -234,9 +234,9 @@ class CKernel(Kernel):
         self._attach(graph, s, name, CArtifact(self.source, name, const_bytes(s)))
 
     def loop_ir(self):
-        """The loop IR the C source renders (serial, one row at a time)."""
+        """The loop IR the C source renders (serial)."""
         from .lower_loops import build
-        return build(self.schedule, self.name, block_rows=False)
+        return build(self.schedule, self.name)
 
 
 def compile(graph: Graph, *, debug_nans=False):

@@ -269,7 +269,12 @@ class CCodegen:
         if isinstance(x, ir.Size):
             return self.sizes[x.symbol]
         if isinstance(x, ir.Bin):
-            return f"{_atom(self.e(x.a))} {_C_OPS[x.op]} {_atom(self.e(x.b))}"
+            text = f"{_atom(self.e(x.a))} {_C_OPS[x.op]} {_atom(self.e(x.b))}"
+            if x.name is None:
+                return text
+            name = self.fresh(x.name.replace(".", "_"))    # a row of a block: row0, row1, ...
+            self.w.line(f"const int64_t {name} = {text};")
+            return name
         if isinstance(x, ir.Not):
             return f"!{_atom(self.e(x.a))}"
         if isinstance(x, ir.Load):
@@ -467,11 +472,11 @@ def describe_nest(s: Schedule, k: int) -> str:
 
 
 def render(kernel: ir.Kernel) -> str:
-    """The C source of a loop IR kernel (built without BLAS, threads or row blocks)."""
+    """The C source of a loop IR kernel (built without BLAS, threads or row-local values)."""
     return CCodegen(kernel).build()
 
 
 def generate(s: Schedule, name: str) -> str:
-    """The C source of a kernel named ``name`` for schedule ``s`` (serial; one row at a
-    time: blocks of rows serve LLVM's SLP vectorizer)."""
-    return render(build(s, name, block_rows=False))
+    """The C source of a kernel named ``name`` for schedule ``s`` (serial; rows in the
+    blocks the schedule chose, as the LLVM kernel runs them)."""
+    return render(build(s, name))
