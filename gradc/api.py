@@ -143,6 +143,8 @@ def _to_array(x, i, name, fname):
     try:
         a = np.asarray(x)
     except Exception as e:  # ragged lists and the like
+        if isinstance(x, (list, tuple)):
+            raise ArgumentError(_ragged_message(x, i, name, fname)) from None
         raise ArgumentError(f"{fname}: argument {i} ({name}) cannot be converted to an array: {e}") from None
     k = a.dtype.kind
     if k == "c":
@@ -157,6 +159,37 @@ def _to_array(x, i, name, fname):
     if isinstance(x, (bool, int, float)) or (k in "biu" and a.ndim == 0 and not isinstance(x, np.ndarray)):
         a = ("weak", a)
     return a
+
+
+def _ragged(x, path=()):
+    """``(path, shapes)``: the first place where the elements of the nested list ``x``
+    disagree in shape (numpy cannot stack them), or None."""
+    if not isinstance(x, (list, tuple)):
+        return None
+    shapes = [np.shape(e) if not isinstance(e, (list, tuple)) or _ragged(e) is None else None
+              for e in x]
+    for k, e in enumerate(x):
+        inner = _ragged(e, path + (k,))
+        if inner is not None:
+            return inner
+    if len(set(shapes)) > 1:
+        return path, shapes
+    return None
+
+
+def _ragged_message(x, i, name, fname) -> str:
+    where = _ragged(x)
+    src = user_source()
+    got = "a nested list"
+    if where is not None:
+        path, shapes = where
+        shown = ", ".join(f"{name}{keystr(path + (k,))}: {s}" for k, s in enumerate(shapes[:4]))
+        got = f"a list whose elements have different shapes ({shown}{', ...' if len(shapes) > 4 else ''})"
+    return (f"{fname}: argument {i} ({name}) is {got}; numpy cannot stack it into one array. "
+            "Expected an array, or a rectangular nested list of numbers that numpy reads as one. "
+            "If these are separate parameters, pass them as a pytree: a list, tuple or dict of "
+            "arrays ([np.asarray(W), np.asarray(b)] or {'W': W, 'b': b}), whose gradient comes back "
+            "in the same structure" + (f"  [at {src}]" if src else ""))
 
 
 def prepare(args, wrt, fname, names, positions=None):

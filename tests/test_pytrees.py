@@ -184,6 +184,57 @@ def test_array_literals_are_arrays_other_lists_are_trees():
     np.testing.assert_array_equal(g[1], np.ones(3))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ragged_list_of_parameters_is_a_pytree(dtype):
+    """[W (3,4), b (4,)]: numpy cannot stack it, so it is a list of two leaves; its
+    gradient comes back as a list, checked against central finite differences."""
+    W = rng.standard_normal((3, 4)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    X = rng.standard_normal((5, 3)).astype(dtype)
+
+    def loss(params, X):
+        W, b = params
+        return gnp.sum(gnp.tanh(X @ W + b) ** 2)
+    g = gradc.grad(loss)([W, b], X)
+    assert type(g) is list and [x.dtype for x in g] == [dtype, dtype]
+    np_f = lambda W, b: np.sum(np.tanh(X.astype(np.float64) @ W + b) ** 2)   # noqa: E731
+    args = [W.astype(np.float64), b.astype(np.float64)]
+    # float32: sums of 5 O(1) terms computed in float32, relative error ~ 10 eps32
+    tol = (FD_RTOL, FD_ATOL) if dtype == np.float64 else (2e-5, 2e-5)
+    for k in range(2):
+        np.testing.assert_allclose(g[k], fd_grad(np_f, args, k), rtol=tol[0], atol=tol[1])
+
+
+def test_ragged_literal_teaches_pytrees():
+    """A ragged nested list of numbers is data numpy cannot read as one array: the
+    error names the argument's leaf, the shapes that disagree, the remedy and the
+    caller's line."""
+    f = gradc.grad(lambda d: gnp.sum(d["x"]))
+    with pytest.raises(gradc.ArgumentError,
+                       match=r"argument 0 \(d\['x'\]\) is a list whose elements have different shapes "
+                             r"\(d\['x'\]\[0\]: \(2,\), d\['x'\]\[1\]: \(1,\)\).*numpy cannot stack.*"
+                             r"Expected an array.*pass them as a pytree.*test_pytrees.py:\d+"):
+        f({"x": [[1.0, 2.0], [3.0]]})
+    with pytest.raises(gradc.ArgumentError, match=r"x\[1\]\[0\]: \(2,\), x\[1\]\[1\]: \(\)"):
+        gradc.jit(lambda x: x)([[1.0, 2.0], [[1.0, 2.0], 3.0]])     # the first ragged place, nested
+
+
+def test_list_of_parameters_used_as_one_array_teaches_pytrees():
+    """Inside the model, a ragged list of traced arrays given to a numpy function (which
+    would stack it) is a ShapeError naming the shapes and the model's line; a list of
+    equal shapes still stacks (checked against numpy)."""
+    def loss(params):
+        return gnp.sum(gnp.asarray(params) ** 2)
+    with pytest.raises(gradc.ShapeError, match=r"list of arrays of different shapes \(\[0\] f64\[3,4\], "
+                                                r"\[1\] f64\[4\]\).*numpy cannot stack.*pytree.*"
+                                                r"W, b = params.*test_pytrees.py:\d+"):
+        gradc.grad(loss)([np.ones((3, 4)), np.ones(4)])
+    a, b = rng.standard_normal(3), rng.standard_normal(3)
+    g = gradc.grad(loss)([a, b])
+    np.testing.assert_allclose(g[0], 2 * a, rtol=1e-15)
+    np.testing.assert_allclose(g[1], 2 * b, rtol=1e-15)
+
+
 def test_bad_leaf_is_named_by_its_path():
     with pytest.raises(gradc.ArgumentError, match=r"argument 0 \(params\['b'\]\[1\]\) is a str"):
         gradc.grad(lambda params: gnp.sum(params["W"]))({"W": np.ones(2), "b": [1.0, "x"]})

@@ -8,6 +8,7 @@ import numpy as np
 from .bind import bind, convert, result_dtype, tracer, unbroadcast
 from .registry import CONVERSIONS, Op, register
 from ..errors import ShapeError, UnsupportedError
+from ..graph import fmt_type
 from ..shapes import resolve
 
 
@@ -478,10 +479,24 @@ def stack(xs, axis=0):
 
 
 def stack_nested(x):
-    """``array([[a, b], [c, d]])`` of traced scalars/arrays."""
-    if isinstance(x, (list, tuple)):
-        return stack([stack_nested(e) for e in x])
-    return tracer().to_value(x)
+    """``array([[a, b], [c, d]])`` of traced scalars/arrays.  Elements of different
+    shapes (a list of parameters such as ``[W, b]``) cannot be stacked: a ShapeError
+    says so and advises taking the elements apart (the list is a pytree)."""
+    t = tracer()
+    if not isinstance(x, (list, tuple)):
+        return t.to_value(x)
+    vals = [stack_nested(e) for e in x]
+    env = vals[0]._b.env if vals else None
+    if len({tuple(env.value(d) for d in v._shape) for v in vals}) > 1:   # sizes, not symbols
+        shown = ", ".join(f"[{k}] {fmt_type(tuple(env.shown(d) for d in v._shape), v.dtype)}"
+                          for k, v in enumerate(vals[:4])) + (", ..." if len(vals) > 4 else "")
+        src = t.user_source()
+        raise ShapeError(
+            f"a {type(x).__name__} of arrays of different shapes ({shown}) is used as one array, "
+            "and numpy cannot stack it. If it holds parameters, it is a pytree: take its "
+            "elements apart (W, b = params) or index them (params[0]) instead of passing the "
+            "whole list to a numpy function" + (f"  [at {src}]" if src else ""))
+    return stack(vals)
 
 
 CONVERSIONS["nested_list"] = stack_nested
