@@ -517,6 +517,15 @@ for _k in (-1, 0, 2):
     case(f"tril_k{_k}", "where", (lambda k: lambda x: np.tril(x, k))(_k), (lambda k: lambda x: np.tril(x, k))(_k),
          shapes((normal, M)))
 case("tril_vec", "where", gnp.tril, np.tril, shapes((normal, (4,))))
+# rank 3: the diagonals of any two axes, a stack of triangles (numpy's semantics)
+T3 = (3, 4, 5)
+for _d in ((0, 0, 1), (1, 0, 2), (-1, 2, 1), (2, -1, -2)):
+    case(f"diagonal_r3_{_d}", "gather", (lambda d: lambda x: gnp.diagonal(x, *d))(_d),
+         (lambda d: lambda x: np.diagonal(x, *d))(_d), shapes((normal, T3)))
+    case(f"trace_r3_{_d}", "gather", (lambda d: lambda x: np.trace(x, *d))(_d),
+         (lambda d: lambda x: np.trace(x, *d))(_d), shapes((normal, T3)))
+case("triu_r3", "where", lambda x: gnp.triu(x, 1), lambda x: np.triu(x, 1), shapes((normal, T3)))
+case("tril_r4", "where", lambda x: np.tril(x, -1), lambda x: np.tril(x, -1), shapes((normal, (2,) + T3)))
 
 # constructors: constants combined with traced values, a traced fill value
 case("eye_k1", "mul", lambda x: gnp.eye(3, 4, k=1) * x, lambda x: np.eye(3, 4, k=1) * x, shapes((normal, M)))
@@ -572,6 +581,11 @@ case("sort_mat", "scatter_add", lambda x: np.sort(x), lambda x: np.sort(x), shap
 case("sort_axis0", "scatter_add", lambda x: gnp.sort(x, axis=0), lambda x: np.sort(x, axis=0), shapes((distinct, M)))
 case("sort_none", "scatter_add", lambda x: gnp.sort(x, axis=None), lambda x: np.sort(x, axis=None), shapes((distinct, M)))
 case("argsort", "scatter_add", gnp.argsort, np.argsort, shapes((distinct, M)))
+for _a in (0, 1, 2):
+    case(f"sort_r3_axis{_a}", "scatter_add", (lambda a: lambda x: gnp.sort(x, axis=a))(_a),
+         (lambda a: lambda x: np.sort(x, axis=a))(_a), shapes((distinct, T3)))
+case("argsort_r3_ties", "scatter_add", lambda x: gnp.argsort(x, axis=1), lambda x: np.argsort(x, axis=1, kind="stable"),
+     lambda r: [r.integers(0, 3, T3).astype(np.float64)], diff=())
 case("argsort_ties", "scatter_add", lambda x: np.argsort(x, axis=0), lambda x: np.argsort(x, axis=0, kind="stable"),
      lambda r: [r.integers(0, 3, (6, 4)).astype(np.float64)], diff=())
 case("argsort_method", "scatter_add", lambda x: x.argsort(), lambda x: x.argsort(kind="stable"),

@@ -2,8 +2,9 @@
 structural primitives (slice, unslice, gather, scatter_add, iota, reshape,
 broadcast_to, concatenate) and element-wise selects:
 
-* matrix structure: ``diag``, ``diagonal`` (a gather of the k-th diagonal),
-  ``trace``, ``triu``/``tril`` (a select on row and column numbers);
+* matrix structure: ``diag``, ``diagonal`` (a gather of the k-th diagonal, of any
+  two axes of any rank), ``trace``, ``triu``/``tril`` (a select on row and column
+  numbers; a stack of matrices on its last two axes);
 * joining: ``hstack``, ``vstack``, ``dstack``, ``column_stack``, ``atleast_*d``;
 * repetition: ``tile`` and ``repeat`` (broadcast along a new axis, then merge it),
   ``repeat`` with per-element counts and ``pad`` with the index modes (edge, reflect,
@@ -12,8 +13,9 @@ broadcast_to, concatenate) and element-wise selects:
 * ordering: ``sort`` and ``argsort`` by ranks.  The rank of x[i] is the number of
   elements that sort before it (smaller, or equal and earlier: a stable sort; nan
   last, as numpy); ``sort`` scatters each element to its rank, so its gradient is the
-  cotangent gathered back through the permutation.  Ranks compare all pairs along the
-  axis: O(n^2) work, meant for axes of up to a few thousand elements.
+  cotangent gathered back through the permutation.  Any axis of any rank: the axis is
+  moved last and back.  Ranks compare all pairs along the axis: O(n^2) work, meant for
+  axes of up to a few thousand elements.
 
 Every gradient comes from the primitives' adjoints.  These functions fix the sizes of
 the axes they index (a call with other sizes retraces).
@@ -56,21 +58,39 @@ def _pin(x, axis):
 
 
 # ----------------------------------------------------------------------------- matrix structure
+def _transpose(x, perm):
+    perm = tuple(perm)
+    return x if perm == tuple(range(x.ndim)) else _trace().bind("transpose", x, perm=perm)
+
+
+def _lead_iotas(x, lead, rank):
+    """For each of the first ``lead`` axes of ``x``, its index as an iota of rank
+    ``rank`` (the axis's size on its own position, 1 elsewhere): a gather's or
+    scatter's index on the axes it keeps."""
+    return [_iota(tuple(x._shape[a] if j == a else 1 for j in range(rank)), a) for a in range(lead)]
+
+
 def diagonal(a, offset=0, axis1=0, axis2=1):
-    """The k-th diagonal of a matrix (a gather; its adjoint scatters back)."""
+    """numpy.diagonal on any rank: the ``offset``-th diagonal of the matrices spanned by
+    ``axis1`` and ``axis2``, on a new last axis after the other axes (a gather; its
+    adjoint scatters back)."""
     if _eager(a):
         return np.diagonal(a, offset, axis1, axis2)
     x = _val(a)
-    if x.ndim != 2 or sorted(norm_axes((axis1, axis2), 2)) != [0, 1]:
-        raise UnsupportedError(f"diagonal: gradc takes the diagonal of a matrix (rank 2), got rank {x.ndim}")
-    if norm_axes(axis1, 2) == (1,):          # the diagonal of the transpose
-        x = _trace().bind("transpose", x, perm=(1, 0))
-    n, m = _pin(x, 0), _pin(x, 1)
+    if x.ndim < 2:
+        raise ShapeError(f"diagonal: the array must have at least two axes, got rank {x.ndim}")
+    a1, a2 = norm_axes(axis1, x.ndim)[0], norm_axes(axis2, x.ndim)[0]
+    if a1 == a2:
+        raise ShapeError(f"diagonal: axis1 and axis2 cannot be the same (both are axis {a1})")
+    # the other axes first, then the two matrix axes: x[..., i, j]
+    x = _transpose(x, [q for q in range(x.ndim) if q not in (a1, a2)] + [a1, a2])
+    lead = x.ndim - 2
+    n, m = _pin(x, lead), _pin(x, lead + 1)
     r0, c0 = max(-offset, 0), max(offset, 0)
     length = max(0, min(n - r0, m - c0))
-    k = np.arange(length, dtype=np.int64)
+    k = np.arange(length, dtype=np.int64).reshape((1,) * lead + (length,))
     from .structure import gather
-    return gather(x, k + r0, k + c0)
+    return gather(x, *_lead_iotas(x, lead, lead + 1), k + r0, k + c0)
 
 
 def diag(v, k=0):
@@ -81,7 +101,8 @@ def diag(v, k=0):
     if x.ndim == 2:
         return diagonal(x, k)
     if x.ndim != 1:
-        raise ShapeError(f"diag: input must be 1-d or 2-d, got rank {x.ndim}")
+        raise ShapeError(f"diag: input must be 1-d or 2-d, got rank {x.ndim} (numpy's rule; "
+                         "np.diagonal takes the diagonals of a stack)")
     n = _pin(x, 0)
     m = n + abs(k)
     if k:
@@ -93,21 +114,24 @@ def diag(v, k=0):
 
 
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    """Sum of the k-th diagonal."""
+    """numpy.trace on any rank: the sums of the ``offset``-th diagonals (see diagonal)."""
     if _eager(a):
         return np.trace(a, offset, axis1, axis2, dtype)
     d = diagonal(a, offset, axis1, axis2)
-    r = sum_(convert(d, reduce_dtype("sum", d.dtype)))
+    r = sum_(convert(d, reduce_dtype("sum", d.dtype)), axis=-1)
     return ew.astype(r, dtype) if dtype is not None else r
 
 
 def _triangle(m, k, keep):
+    """triu/tril of the matrices on the last two axes (a stack keeps its other axes)."""
     x = _val(m)
+    if x.ndim == 0:
+        raise ShapeError("triu/tril: the array must have at least one axis, got a 0-d array")
     if x.ndim == 1:
         x = broadcast_to(reshape_sym(x, (1, x._shape[0])), (x._shape[0], x._shape[0]))
-    if x.ndim != 2:
-        raise UnsupportedError(f"triu/tril: gradc takes a matrix (rank 2), got rank {x.ndim}")
-    dist = _iota((1, x._shape[1]), 1) - _iota((x._shape[0], 1), 0)    # column - row
+    lead = (1,) * (x.ndim - 2)
+    rows, cols = x._shape[-2], x._shape[-1]
+    dist = _iota(lead + (1, cols), x.ndim - 1) - _iota(lead + (rows, 1), x.ndim - 2)   # column - row
     return where(keep(dist, k), x, 0)
 
 
@@ -298,8 +322,8 @@ def pad(array, pad_width, mode="constant", **kw):
 
 
 # ----------------------------------------------------------------------------- ordering
-def _ranks(x, axis):
-    """Stable sort position of every element along the last axis (x has rank 1 or 2)."""
+def _ranks(x):
+    """Stable sort position of every element along the last axis."""
     from .mathfuncs import isnan, logical_or
     n = x._shape[-1]
     lead = x._shape[:-1]
@@ -318,21 +342,20 @@ def _ranks(x, axis):
 
 
 def _by_rank(a, axis, values_of):
+    """Scatter ``values_of(x)`` to the sort positions along ``axis`` (any rank): the
+    axis is moved last, ranked, scattered, and moved back."""
     x = _val(a)
     if axis is None:
         x, axis = reshape(x, -1), 0
     if x.ndim == 0:
         raise ShapeError("sort: a 0-d array has no axis to sort")
-    if x.ndim > 2:
-        raise UnsupportedError(f"sort/argsort: gradc sorts vectors and matrices, got rank {x.ndim}")
     axis = norm_axes(axis, x.ndim)[0]
-    moved = x.ndim == 2 and axis == 0
-    if moved:
-        x = _trace().bind("transpose", x, perm=(1, 0))
-    rank = _ranks(x, axis)
-    idx = (_iota((x._shape[0], 1), 0), rank) if x.ndim == 2 else (rank,)
+    perm = [q for q in range(x.ndim) if q != axis] + [axis]
+    x = _transpose(x, perm)
+    lead = x.ndim - 1
+    idx = _lead_iotas(x, lead, x.ndim) + [_ranks(x)]
     out = _trace().bind("scatter_add", values_of(x), *idx, shape=x._shape)
-    return _trace().bind("transpose", out, perm=(1, 0)) if moved else out
+    return _transpose(out, [int(q) for q in np.argsort(perm)])
 
 
 def sort(a, axis=-1, kind=None, order=None, **kw):
