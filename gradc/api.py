@@ -26,7 +26,8 @@ from .errors import ArgumentError, GradcError
 from .graph import Graph, fmt_type
 from .passes import optimize
 from .tracer import Spec, Value, current, inline, trace_specs, user_source
-from .tree_util import PyTreeDef, flatten_as, keystr, leaf_paths, tree_flatten, tree_unflatten
+from .tree_util import (PyTreeDef, compile_flatten, compile_unflatten, flatten_as, keystr, leaf_paths,
+                        tree_flatten, tree_unflatten)
 
 import os as _os
 
@@ -293,26 +294,43 @@ class Flat:
 
 
 class _TreePlan:
-    """The C call path for pytree arguments: flatten the call's arguments, check that
-    their structure is the compiled one, run the C plan on the leaves, and rebuild the
-    result's structure (MISS when anything differs: the slow path takes over)."""
+    """The C call path for pytree arguments: flatten the call's arguments, checking that
+    their containers are the compiled ones (code generated per structure:
+    ``tree_util.compile_flatten``), run the C plan on the leaves (it checks each leaf's
+    type, rank, dtype, sizes and layout), and rebuild the result's structure (code
+    generated too).  MISS when anything differs: the slow path takes over."""
 
-    __slots__ = ("tree", "plan", "finish")
+    __slots__ = ("flatten", "plan", "finish")
 
-    def __init__(self, tree, plan, finish):
-        self.tree, self.plan, self.finish = tree, plan, finish
+    def __init__(self, flatten, plan, finish):
+        self.flatten, self.plan, self.finish = flatten, plan, finish
 
     def __call__(self, *args):
-        if len(args) != len(self.tree.children):
+        leaves = self.flatten(*args)
+        if leaves is None:
             return _MISS
-        leaves = []
-        for sub, x in zip(self.tree.children, args):    # as Flat: argument by argument
-            xs = flatten_as(sub, x, is_leaf=_is_literal)
-            if xs is None:
-                return _MISS
-            leaves += xs
         r = self.plan(*leaves)
         return r if r is _MISS else self.finish(r)
+
+    @staticmethod
+    def make(tree: PyTreeDef, plan, result: PyTreeDef | None, restructure):
+        """The plan for arguments of structure ``tree`` (a tuple of the arguments'
+        treedefs); ``result`` is the result's structure over the graph's outputs (None
+        when it is not one: ``restructure(outs)`` builds it)."""
+        flatten = compile_flatten(tree.children, is_leaf=_is_literal)
+        if flatten is None:        # a registered node type: the generic walk
+            def flatten(*args, children=tree.children):
+                if len(args) != len(children):
+                    return None
+                leaves = []
+                for sub, x in zip(children, args):     # as Flat: argument by argument
+                    xs = flatten_as(sub, x, is_leaf=_is_literal)
+                    if xs is None:
+                        return None
+                    leaves += xs
+                return leaves
+        finish = compile_unflatten(result) if result is not None else None
+        return _TreePlan(flatten, plan, finish or restructure)
 
 
 def _plain(template) -> bool:
@@ -519,7 +537,7 @@ class Transformed:
         specs, names = self._specs_names(arrays, flat)
         with self._lock:
             for e in self._cache.get(key, ()):
-                if e.match(arrays, names, self.name) is None:
+                if e.match(arrays, flat.labels, self.name) is None:
                     return e
             unopt, fwd, g, structure, captured = self.build(specs, names, flat)
             if captured:
@@ -533,10 +551,14 @@ class Transformed:
                     e.plan = make_plan(template)
                 else:                 # pytrees: the C path runs on the leaves
                     plan = make_plan(tuple(range(len(g.outputs))))
+                    result = self._result_tree(structure, flat)
+                    if result is not None and result.num_leaves != len(g.outputs):
+                        result = None         # not one leaf per output: _restructure builds it
                     if plan is not None:
-                        e.plan = _TreePlan(flat.tree, plan, lambda outs, st=structure, fl=flat:
-                                           self._restructure(list(outs), st, fl))
-            if e.match(arrays, names, self.name) is not None:
+                        e.plan = _TreePlan.make(flat.tree, plan, result,
+                                                lambda outs, st=structure, fl=flat:
+                                                self._restructure(list(outs), st, fl))
+            if e.match(arrays, flat.labels, self.name) is not None:
                 raise GradcError(f"internal: {self.name} retraced but the new graph does not fit its arguments")
             self._cache.setdefault(key, []).append(e)
             return e
@@ -566,6 +588,18 @@ class Transformed:
         if self.kind == "vjp":
             return tuple(tree_unflatten(flat.tree, outs))
         return outs
+
+    def _result_tree(self, structure: PyTreeDef, flat: Flat) -> PyTreeDef | None:
+        """The structure :meth:`_restructure` gives the graph's outputs, as one treedef
+        whose leaves are the outputs in order (jit, grad, value_and_grad), else None."""
+        if self.kind == "jit":
+            return structure
+        if self.kind in ("grad", "value_and_grad"):
+            argnums = _check_argnums(self.argnums, len(flat.spans), self.name)
+            trees = [flat.tree.children[a] for a in argnums]
+            g = trees[0] if isinstance(self.argnums, (int, np.integer)) else PyTreeDef(tuple, None, tuple(trees))
+            return PyTreeDef(tuple, None, (PyTreeDef(None, None, ()), g)) if self.kind == "value_and_grad" else g
+        return None
 
     def lower(self, *args, **kwargs):
         """Compile for these arguments and return a :class:`Lowered` showing each stage."""

@@ -285,3 +285,111 @@ def keystr(path) -> str:
 def all_leaves(iterable) -> bool:
     """True if every element of ``iterable`` is a leaf."""
     return all(_node_of(x) is None for x in iterable)
+
+
+# ----------------------------------------------------------------------------- compiled walks
+# A call path that sees the same structure on every call can check it with straight-line
+# code: ``compile_flatten`` and ``compile_unflatten`` generate that code for given
+# treedefs (as ``collections.namedtuple`` generates its class).  Registered node types
+# other than tuple, list, dict, None and namedtuples are walked by the generic code.
+_BUILTIN_NODES = (tuple, list, dict, type(None))
+
+
+def _compilable(td: PyTreeDef) -> bool:
+    t = td.node_type
+    if t is not None and t not in _BUILTIN_NODES and not (hasattr(t, "_fields") and issubclass(t, tuple)):
+        return False
+    return all(_compilable(c) for c in td.children)
+
+
+def compile_flatten(treedefs, is_leaf=None):
+    """A function ``flatten(*args)`` returning the leaves of ``args`` (a tuple, in
+    :func:`tree_flatten`'s order) when there are ``len(treedefs)`` of them and each has
+    its treedef's containers -- the same types, lengths and dict keys -- else None.  What
+    sits where a treedef has a leaf is returned as it is, not checked to be a leaf: the
+    caller checks leaves (gradc's C call path accepts only arrays and numbers).  A list
+    or tuple for which ``is_leaf`` is true is a leaf (the structure differs: None).
+    Returns None when a treedef holds a node type this does not compile."""
+    treedefs = tuple(treedefs)
+    if not all(_compilable(td) for td in treedefs):
+        return None
+    ns: dict = {"_is_leaf": is_leaf}
+    lines, leaves = [], []
+    counter = [0]
+
+    def const(value) -> str:
+        name = f"_c{len(ns)}"
+        ns[name] = value
+        return name
+
+    def walk(td: PyTreeDef, var: str, indent: str):
+        t = td.node_type
+        if t is None:
+            leaves.append(var)
+            return
+        if t is type(None):
+            lines.append(f"{indent}if {var} is not None: return None")
+            return
+        n = len(td.children)
+        lines.append(f"{indent}if type({var}) is not {const(t)} or len({var}) != {n}: return None")
+        if (t is list or t is tuple) and is_leaf is not None:
+            lines.append(f"{indent}if _is_leaf({var}): return None")
+        keys = [const(k) for k in td.aux] if t is dict else [str(i) for i in range(n)]
+        for k, child in zip(keys, td.children):
+            if child.node_type is None:
+                leaves.append(f"{var}[{k}]")
+                continue
+            counter[0] += 1
+            sub = f"v{counter[0]}"
+            lines.append(f"{indent}{sub} = {var}[{k}]")
+            walk(child, sub, indent)
+
+    args = [f"a{i}" for i in range(len(treedefs))]
+    for a, td in zip(args, treedefs):
+        walk(td, a, "        ")
+    unpack = f"        {', '.join(args)}{',' if len(args) == 1 else ''} = args\n" if args else ""
+    src = ("def flatten(*args):\n"
+           f"    if len(args) != {len(treedefs)}: return None\n"
+           "    try:\n" + unpack + "".join(line + "\n" for line in lines) +
+           f"        return ({', '.join(leaves)}{',' if len(leaves) == 1 else ''})\n"
+           "    except KeyError:\n"
+           "        return None\n")
+    exec(compile(src, "<gradc.tree_util.compile_flatten>", "exec"), ns)   # noqa: S102 (generated above)
+    return ns["flatten"]
+
+
+def compile_unflatten(treedef: PyTreeDef):
+    """A function ``unflatten(leaves)`` equal to ``tree_unflatten(treedef, leaves[-n:])``
+    with ``n = treedef.num_leaves``, without the checks (the caller passes a sequence of
+    at least n leaves).  Returns None when ``treedef`` holds a node type this does not
+    compile."""
+    if not _compilable(treedef):
+        return None
+    ns: dict = {}
+    pos = [0]
+
+    def const(value) -> str:
+        name = f"_c{len(ns)}"
+        ns[name] = value
+        return name
+
+    def expr(td: PyTreeDef) -> str:
+        t = td.node_type
+        if t is None:
+            pos[0] += 1
+            return f"o[b + {pos[0] - 1}]"
+        if t is type(None):
+            return "None"
+        kids = [expr(c) for c in td.children]
+        if t is dict:
+            return "{" + ", ".join(f"{const(k)}: {e}" for k, e in zip(td.aux, kids)) + "}"
+        if t is tuple:
+            return "(" + ", ".join(kids) + ("," if len(kids) == 1 else "") + ")"
+        if t is list:
+            return "[" + ", ".join(kids) + "]"
+        return f"{const(t)}(" + ", ".join(kids) + ")"          # a namedtuple
+
+    body = expr(treedef)
+    src = (f"def unflatten(o):\n    b = len(o) - {treedef.num_leaves}\n    return {body}\n")
+    exec(compile(src, "<gradc.tree_util.compile_unflatten>", "exec"), ns)   # noqa: S102 (generated above)
+    return ns["unflatten"]

@@ -61,6 +61,46 @@ def test_tree_map_several_trees_and_mismatch():
     assert tu.tree_map(lambda p: p, None) is None
 
 
+TREES = [
+    {"b": [1.0, (2.0, None)], "a": Layer(W=3.0, b={"z": 4.0, "y": 5.0}), "c": None},
+    {"W1": 1.0, "b1": 2.0, 3: 4.0, ("k", 1): [5.0]},          # keys of mixed types
+    [[1.0], (2.0,), Layer(3.0, None), {}],
+    5.0,
+    None,
+]
+
+
+@pytest.mark.parametrize("tree", TREES, ids=range(len(TREES)))
+def test_compiled_flatten_and_unflatten_match_the_generic_walk(tree):
+    """The generated code returns tree_flatten's leaves and rebuilds tree_unflatten's
+    tree; any other container structure (type, length, keys, None) gives None."""
+    leaves, td = tu.tree_flatten(tree)
+    flatten = tu.compile_flatten([td, tu.tree_structure(7.0)])
+    assert list(flatten(tree, 7.0)) == leaves + [7.0]
+    unflatten = tu.compile_unflatten(td)
+    assert unflatten(["extra"] + leaves) == tu.tree_unflatten(td, leaves)   # the last n leaves
+    assert flatten(tree) is None and flatten(tree, 7.0, 8.0) is None        # argument count
+    others = [{"b": [1.0, (2.0, None)], "a": Layer(W=3.0, b={"z": 4.0, "x": 5.0}), "c": None},   # a key
+              {"b": [1.0, [2.0, None]], "a": Layer(W=3.0, b={"z": 4.0, "y": 5.0}), "c": None},   # list for tuple
+              {"b": [1.0, (2.0, 0.0)], "a": Layer(W=3.0, b={"z": 4.0, "y": 5.0}), "c": None},    # None filled
+              [[1.0], (2.0,), Layer(3.0, None), {"k": 1.0}], [[1.0], (2.0,), (3.0, None), {}],
+              [[1.0, 2.0], (2.0,), Layer(3.0, None), {}], {"W1": 1.0, "b1": 2.0, 3: 4.0, ("k", 2): [5.0]}]
+    for other in others:       # (a leaf's place takes anything: the caller checks leaves)
+        if tu.tree_structure(other) != td and not td.is_leaf():
+            assert flatten(other, 7.0) is None, other
+
+
+def test_compiled_flatten_takes_literals_as_leaves():
+    """With is_leaf, a list that is_leaf accepts is a leaf: where the treedef has a
+    list node the structure differs."""
+    td = tu.tree_structure([np.ones(()), np.ones(())])
+    lit = lambda x: type(x) is list and all(isinstance(e, float) for e in x)   # noqa: E731
+    flatten = tu.compile_flatten([td], is_leaf=lit)
+    assert flatten([1.0, 2.0]) is None
+    a, b = np.ones(()), np.zeros(())
+    assert flatten([a, b]) == (a, b)
+
+
 def test_registered_node_and_paths():
     class Pair:
         def __init__(self, left, right):
@@ -383,6 +423,49 @@ def test_c_call_path_serves_trees_and_falls_back(core_backend):
     one = h((1.0, 2.0))
     np.testing.assert_array_equal(one, [2.0, 4.0])
     assert type(h((np.array(1.0), np.array(3.0)))) is tuple
+
+
+def test_c_call_path_for_trees_checks_every_leaf(core_backend):
+    """Once the pytree fast path is installed, every bad or different call still gets
+    the slow path's answer (numpy's oracle or a GradcError), never a crash or a wrong
+    result: a leaf of another dtype, rank, size or layout, a list where an array was,
+    a ragged literal, a missing key."""
+    def loss(p, X):
+        return gnp.sum(gnp.tanh(X @ p["W"] + p["b"]) ** 2)
+
+    def want(p, X):
+        t = np.tanh(X @ p["W"] + p["b"])
+        d = 2 * t * (1 - t ** 2)
+        return {"W": X.T @ d, "b": d.sum(0)}
+    f = gradc.grad(loss)
+    p = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+    X = rng.standard_normal((5, 3))
+    f(p, X)
+    f(p, X)
+
+    def check(p, X):
+        g = f(p, X)
+        ref = want({k: np.asarray(v, np.float64) for k, v in p.items()}, np.asarray(X, np.float64))
+        for k in ref:     # float64 sums as numpy's up to order; a float32 leaf's gradient
+            # is the float64 one rounded once (half an ulp: 6e-8)
+            tol = 1.2e-7 if g[k].dtype == np.float32 else 1e-12
+            np.testing.assert_allclose(g[k], ref[k], rtol=tol, atol=tol)
+    check(p, rng.standard_normal((50, 3)))                          # another size: served
+    check({"W": np.asfortranarray(rng.standard_normal((3, 4))), "b": p["b"]}, X)   # layout
+    check({"W": rng.standard_normal((6, 8))[::2, ::2], "b": p["b"]}, X)            # a strided view
+    check({"W": p["W"].astype(np.float32), "b": p["b"]}, X)         # another dtype: retraced
+    check({"W": p["W"], "b": list(p["b"])}, X)                     # a literal leaf
+    with pytest.raises(gradc.ArgumentError, match=r"argument 0 \(p\['W'\]\) is differentiated.*int64"):
+        f({"W": np.ones((3, 4), np.int64), "b": p["b"]}, X)
+    with pytest.raises(gradc.ArgumentError, match=r"p\['b'\]\) is a list whose elements have different shapes"):
+        f({"W": p["W"], "b": [[1.0], [1.0, 2.0]]}, X)
+    with pytest.raises(gradc.ArgumentError, match=r"'X' has size 3 on axis 1, but argument 'p\['W'\]' has size 5"):
+        f({"W": rng.standard_normal((5, 4)), "b": p["b"]}, X)
+    with pytest.raises(KeyError):
+        f({"W": p["W"], "c": p["b"]}, X)
+    with pytest.raises(gradc.ShapeError):                           # b of rank 2 broadcasts to (5, 5, 4)?
+        f({"W": p["W"], "b": np.ones((2, 4))}, X)
+    check(p, X)                                                      # and back on the fast path
 
 
 def test_mixed_dtype_leaves_keep_their_dtypes():
