@@ -61,7 +61,7 @@ def traced(fn, types, wrt=0, sizes=None):
     and tuples): its leaves become inputs named by their paths (``params_W1``)."""
     import gradc
     from .api import Flat, _names
-    from .typespec import specs_of
+    from .typespec import specs_of, type_trees
     trees = type_trees(types)
     flat = Flat(trees, _names(fn, len(trees)))
     specs = specs_of(flat.leaves, sizes)
@@ -69,78 +69,6 @@ def traced(fn, types, wrt=0, sizes=None):
     _, forward, vg, _, _ = t.build(specs, flat.names, flat)
     wrt_leaves = flat.wrt((wrt,) if isinstance(wrt, int) else tuple(wrt))
     return forward, vg, [vg[vg.inputs[i]]["name"] for i in wrt_leaves]
-
-
-def type_trees(types) -> list:
-    """One pytree of type strings per argument, from TYPES words (``{k: T, ...}`` is a
-    dict, ``(T, ...)`` a tuple; blanks may appear anywhere) or from Python trees."""
-    if isinstance(types, str):
-        types = [types]
-    if not all(isinstance(t, str) for t in types):
-        return list(types)
-    text = " ".join(types)
-    pos = 0
-
-    def fail(msg):
-        raise BuildError(f"TYPES {text!r}: {msg} at character {pos + 1}")
-
-    def skip():
-        nonlocal pos
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-
-    def item():
-        nonlocal pos
-        skip()
-        if pos >= len(text):
-            fail("expected a type")
-        if text[pos] in "{(":
-            close = "}" if text[pos] == "{" else ")"
-            pos += 1
-            keys, vals = [], []
-            while True:
-                skip()
-                if pos < len(text) and text[pos] == close:
-                    pos += 1
-                    break
-                if close == "}":
-                    m = re.match(r"[A-Za-z_][A-Za-z0-9_]*|'[^']*'|\"[^\"]*\"", text[pos:])
-                    if not m:
-                        fail("expected a key")
-                    keys.append(m.group(0).strip("'\""))
-                    pos += m.end()
-                    skip()
-                    if pos >= len(text) or text[pos] != ":":
-                        fail("expected ':' after a key")
-                    pos += 1
-                vals.append(item())
-                skip()
-                if pos < len(text) and text[pos] == ",":
-                    pos += 1
-                elif pos >= len(text) or text[pos] != close:
-                    fail(f"expected ',' or '{close}'")
-            return dict(zip(keys, vals)) if close == "}" else tuple(vals)
-        start, depth = pos, 0
-        while pos < len(text):
-            ch = text[pos]
-            if ch == "[":
-                depth += 1
-            elif ch == "]":
-                depth -= 1
-            elif depth == 0 and (ch.isspace() or ch in ",:{}()"):
-                break
-            pos += 1
-        word = "".join(text[start:pos].split())
-        if not word:
-            fail("expected a type")
-        return word
-
-    out = []
-    skip()
-    while pos < len(text):
-        out.append(item())
-        skip()
-    return out
 
 
 # ----------------------------------------------------------------------------- LLVM
@@ -458,7 +386,7 @@ def run_cli(args, out) -> int:
     """``gradc build``: see :func:`gradc.cli.add_build`."""
     from .cli_args import check_arity, load_function, parse_sizes, parse_wrt
     from .tree_util import tree_flatten
-    from .typespec import parse_types
+    from .typespec import parse_types, type_trees
     trees = type_trees(args.types)
     parse_types(tree_flatten(trees)[0], sizes=parse_sizes(args.size))     # bad TYPES fail before loading
     fn = load_function(args.target)

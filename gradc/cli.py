@@ -5,8 +5,9 @@
     gradc ir    FILE.py:FUNC TYPES...           LLVM IR of the gradient (backend "llvm")
     gradc asm   FILE.py:FUNC TYPES...           native assembly of the gradient (backend "llvm")
 
-TYPES are the function's argument types in order, e.g. ``f64[n,d] f64[d] f64[] f64[n]``
-(see :mod:`gradc.typespec`).
+TYPES are the function's argument types in order, e.g. ``f64[n,d] f64[d] f64[] f64[n]``,
+an argument that is a pytree a tree of types, ``{W: f64[d,h], b: f64[h]}`` or
+``(f64[d], f64[])`` (see :mod:`gradc.typespec`).
 
 Every subcommand is one ``add_<name>(subparsers)`` function that builds its parser and
 sets ``run=`` to a function ``(args, out) -> exit code``; :data:`COMMANDS` lists them.
@@ -36,19 +37,19 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------- helpers
-def _forward(fn, specs, names):
+def _forward(fn, specs, flat):
     """The forward graph of ``fn`` traced for ``specs`` (what ``gradc.trace`` gives, with
-    the user's size names)."""
+    the user's size names; a tree argument is one input per leaf)."""
     from .tracer import trace_specs
-    graph, structure, _ = trace_specs(fn, specs, names, name=getattr(fn, "__name__", "f"))
+    graph, structure, _ = trace_specs(flat.fun(fn), specs, flat.names, name=getattr(fn, "__name__", "f"))
     return graph, structure
 
 
-def _require_scalar(fn, specs, names, hint: str):
+def _require_scalar(fn, specs, flat, hint: str):
     """A gradient needs a scalar result: say so, in the user's size names, with ``hint``
     (the command's way to show the function itself)."""
     from .graph import fmt_type
-    graph, structure = _forward(fn, specs, names)
+    graph, structure = _forward(fn, specs, flat)
     outs = [graph[o] for o in graph.outputs]
     if structure.is_leaf() and outs[0].shape == ():
         return
@@ -58,11 +59,11 @@ def _require_scalar(fn, specs, names, hint: str):
                    "(in Python, gradc.jacobian differentiates an array result)")
 
 
-def _lowered(t, specs, names):
+def _lowered(t, specs, flat):
     """``t.lower(...)`` for ``specs``: every stage of ``t`` compiled for the user's types,
     size names included."""
     from .api import Entry, Lowered, _compile
-    unoptimized, forward, graph, structure, _ = t.build(specs, names)
+    unoptimized, forward, graph, structure, _ = t.build(specs, flat.names, flat)
     low = Lowered(Entry(graph, forward, unoptimized, _compile(graph, t.backend, False), structure, t.backend))
     low._fun = t.fun
     return low
@@ -81,7 +82,8 @@ def _add_target(p):
     p.add_argument("types", metavar="TYPES", nargs="+",
                    help="the arguments' types in order, e.g. f64[n,d] f64[d] f64[] f64[n] "
                         "(dtypes f64 f32 i64 i32 bool; a dimension is a number or a size name; "
-                        "one name is one size)")
+                        "one name is one size); a pytree argument is a tree of types such as "
+                        "'{W: f64[d,h], b: f64[h]}' or '(f64[d], f64[])'")
     p.add_argument("--size", metavar="NAME=N", action="append",
                    help="the example value of a named size (default: n=8, d=3, ... distinct per name)")
 
@@ -134,13 +136,13 @@ def run_graph(args, out):
                        "install the graphviz package (apt-get install graphviz), or use --format dot")
     if args.format == "png" and not args.output and out is sys.stdout and sys.stdout.isatty():
         raise CLIError("--format png writes binary data: give -o FILE.png (or redirect the output)")
-    fn, specs, names = target(args)
+    fn, specs, flat = target(args)
     if args.adjoint or args.wrt is not None:
-        _require_scalar(fn, specs, names, "drop --adjoint and --wrt to see its forward graph")
+        _require_scalar(fn, specs, flat, "drop --adjoint and --wrt to see its forward graph")
         vg = gradc.value_and_grad(fn, argnums=parse_wrt(args.wrt, fn), backend="numpy")  # the graph only
-        graph = vg.build(specs, names)[2]
+        graph = vg.build(specs, flat.names, flat)[2]
     else:
-        graph, _ = _forward(fn, specs, names)
+        graph, _ = _forward(fn, specs, flat)
     if args.format == "text":
         _write(str(graph), args, out)
     elif args.format == "dot":
@@ -197,16 +199,16 @@ def add_asm(sub):
 
 def _lower_native(args):
     import gradc
-    fn, specs, names = target(args)
+    fn, specs, flat = target(args)
     if args.forward:
         if args.wrt is not None:
             raise CLIError("--wrt applies to the gradient; it cannot be combined with --forward")
         t = gradc.jit(fn, backend="llvm")
     else:
         what = "LLVM IR" if getattr(args, "command", "ir") == "ir" else "assembly"
-        _require_scalar(fn, specs, names, f"add --forward to see the {what} of the function itself")
+        _require_scalar(fn, specs, flat, f"add --forward to see the {what} of the function itself")
         t = gradc.value_and_grad(fn, argnums=parse_wrt(args.wrt, fn), backend="llvm")
-    return _lowered(t, specs, names)
+    return _lowered(t, specs, flat)
 
 
 def run_ir(args, out):
@@ -258,14 +260,14 @@ def add_c(sub):
     def run_c(args, out):
         import gradc
         from .backends.c_backend import c_source
-        fn, specs, names = target(args)
+        fn, specs, flat = target(args)
         if args.forward and args.wrt is not None:
             raise CLIError("--wrt applies to the gradient; it cannot be combined with --forward")
         if not args.forward:
-            _require_scalar(fn, specs, names, "add --forward to see the C of the function itself")
+            _require_scalar(fn, specs, flat, "add --forward to see the C of the function itself")
         t = gradc.jit(fn, backend="numpy") if args.forward else \
             gradc.value_and_grad(fn, argnums=parse_wrt(args.wrt, fn), backend="numpy")   # the graph only
-        _write(c_source(t.build(specs, names)[2]), args, out)
+        _write(c_source(t.build(specs, flat.names, flat)[2]), args, out)
         return 0
     p.set_defaults(run=run_c)
 
@@ -311,8 +313,9 @@ def add_explain(sub):
 
 def run_explain(args, out):
     from .api import explain_with
-    fn, specs, names = target(args)
-    ex = explain_with(fn, lambda t: _lowered(t, specs, names), argnums=parse_wrt(args.wrt, fn))
+    fn, specs, flat = target(args)
+    trees = flat.group(range(len(flat.spans)), flat.leaves)     # the arguments' trees (of type strings)
+    ex = explain_with(fn, lambda t: _lowered(t, specs, flat), argnums=parse_wrt(args.wrt, fn), args=trees)
     _write(ex.latex() if args.latex else str(ex), args, out)
     return 0
 

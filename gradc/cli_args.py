@@ -1,6 +1,6 @@
 """What a ``gradc`` command's arguments name: ``FILE.py:FUNC`` loaded as a function,
-``--wrt`` as argnums, ``--size`` as example sizes, and TYPES (:mod:`gradc.typespec`) as
-example arrays.  Shared by the commands (:mod:`gradc.cli`, :mod:`gradc.aot`,
+``--wrt`` as argnums, ``--size`` as example sizes, and TYPES (:mod:`gradc.typespec`,
+pytrees of types included) as example arrays.  Shared by the commands (:mod:`gradc.cli`, :mod:`gradc.aot`,
 :mod:`gradc.bench`), which import it and never each other."""
 from __future__ import annotations
 
@@ -124,22 +124,29 @@ def parse_sizes(items) -> dict:
 
 
 def target(args):
-    """``(function, specs, names)`` for a ``FILE.py:FUNC TYPES...`` command line.  The
-    specs keep the size names of TYPES, so what the command prints uses them."""
-    from .api import _names, prepare
-    from .typespec import parse_types, specs_of
+    """``(function, specs, flat)`` for a ``FILE.py:FUNC TYPES...`` command line.  TYPES
+    may be pytrees (:func:`gradc.typespec.type_trees`); ``flat`` (a :class:`gradc.api.Flat`)
+    says how they flatten to the graph's inputs, ``flat.names`` names them, and
+    ``specs`` is one spec per leaf keeping the size names of TYPES, so what the command
+    prints uses them."""
+    from .api import Flat, _names, prepare
+    from .tree_util import tree_flatten
+    from .typespec import parse_types, specs_of, type_trees
     sizes = parse_sizes(args.size)
-    specs = specs_of(args.types, sizes=sizes)   # bad types fail before loading
+    trees = type_trees(args.types)
+    leaves = tree_flatten(trees)[0]
+    specs = specs_of(leaves, sizes=sizes)   # bad types fail before loading
     fn = load_function(args.target)
-    check_arity(fn, specs, args.types)
-    names = _names(fn, len(specs))
+    check_arity(fn, trees, args.types)
+    flat = Flat(trees, _names(fn, len(trees)))
     # the example arrays of these types meet the checks every call meets (ranks, dtypes)
-    prepare(parse_types(args.types, sizes=sizes), (), getattr(fn, "__name__", "f"), names)
-    return fn, specs, names
+    prepare(parse_types(leaves, sizes=sizes), (), getattr(fn, "__name__", "f"), flat.labels, flat.positions)
+    return fn, specs, flat
 
 
 def check_arity(fn, arrays, types):
-    """One TYPES entry per positional argument of ``fn`` (defaults may be left out)."""
+    """One TYPES entry (a type or a tree of types: ``arrays`` has one per argument) per
+    positional argument of ``fn`` (defaults may be left out)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -155,6 +162,7 @@ def check_arity(fn, arrays, types):
             many = f"at least {len(required)}"
         words = split_types(types)
         name = getattr(fn, "__name__", "the function")
-        given = f"{len(words)} type was" if len(words) == 1 else f"{len(words)} types were"
+        n = len(arrays)        # one per argument: a tree of types counts once
+        given = f"{n} type was" if n == 1 else f"{n} types were"
         raise CLIError(f"{name}({', '.join(p.name for p in params)}) takes {many} "
                        f"argument{'' if many == '1' else 's'}, but {given} given: {' '.join(words)}") from None

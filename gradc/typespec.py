@@ -13,6 +13,10 @@ A type is ``DTYPE[DIMS]``:
 a deterministic example value, distinct per name and never 1 (1 marks a broadcast
 dimension in gradc), floats are standard-normal draws and integers lie in ``[0, 3)``,
 all from one fixed seed.
+
+An argument may be a pytree of types (:func:`type_trees`): ``{W: f64[d,h], b: f64[h]}``
+is a dict, ``(f64[d], f64[])`` a tuple, nested as deep as needed; every command that
+takes TYPES takes trees, and each leaf is one input named by its path (``params_W``).
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ import numpy as np
 from .errors import GradcError
 from .tracer import Spec
 
-__all__ = ["TypeSpecError", "DTYPES", "parse_type", "parse_types", "specs_of", "example_sizes", "split_types"]
+__all__ = ["TypeSpecError", "DTYPES", "parse_type", "parse_types", "specs_of", "example_sizes", "split_types",
+           "type_trees"]
 
 DTYPES = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "i32": np.int32, "bool": np.bool_}
 
@@ -166,3 +171,76 @@ def parse_types(specs, sizes=None, seed: int = _SEED) -> list[np.ndarray]:
         arrays.append(np.asarray(a, dtype=dtype))
     return arrays
 
+
+def type_trees(types) -> list:
+    """One pytree of type strings per argument, from TYPES words (``{k: T, ...}`` is a
+    dict, ``(T, ...)`` a tuple; blanks may appear anywhere) or from Python trees:
+    ``["{W: f64[n,d], b: f64[d]}", "f64[n]"]`` -> ``[{"W": "f64[n,d]", "b": "f64[d]"},
+    "f64[n]"]``.  Raises :class:`TypeSpecError` naming the character that does not fit."""
+    if isinstance(types, str):
+        types = [types]
+    if not all(isinstance(t, str) for t in types):
+        return list(types)
+    text = " ".join(types)
+    pos = 0
+
+    def fail(msg):
+        raise TypeSpecError(f"TYPES {text!r}: {msg} at character {pos + 1}")
+
+    def skip():
+        nonlocal pos
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+
+    def item():
+        nonlocal pos
+        skip()
+        if pos >= len(text):
+            fail("expected a type")
+        if text[pos] in "{(":
+            close = "}" if text[pos] == "{" else ")"
+            pos += 1
+            keys, vals = [], []
+            while True:
+                skip()
+                if pos < len(text) and text[pos] == close:
+                    pos += 1
+                    break
+                if close == "}":
+                    m = re.match(r"[A-Za-z_][A-Za-z0-9_]*|'[^']*'|\"[^\"]*\"", text[pos:])
+                    if not m:
+                        fail("expected a key")
+                    keys.append(m.group(0).strip("'\""))
+                    pos += m.end()
+                    skip()
+                    if pos >= len(text) or text[pos] != ":":
+                        fail("expected ':' after a key")
+                    pos += 1
+                vals.append(item())
+                skip()
+                if pos < len(text) and text[pos] == ",":
+                    pos += 1
+                elif pos >= len(text) or text[pos] != close:
+                    fail(f"expected ',' or '{close}'")
+            return dict(zip(keys, vals)) if close == "}" else tuple(vals)
+        start, depth = pos, 0
+        while pos < len(text):
+            ch = text[pos]
+            if ch == "[":
+                depth += 1
+            elif ch == "]":
+                depth -= 1
+            elif depth == 0 and (ch.isspace() or ch in ",:{}()"):
+                break
+            pos += 1
+        word = "".join(text[start:pos].split())
+        if not word:
+            fail("expected a type")
+        return word
+
+    out = []
+    skip()
+    while pos < len(text):
+        out.append(item())
+        skip()
+    return out

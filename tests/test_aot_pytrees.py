@@ -70,12 +70,13 @@ def test_cli_build_flattens_a_dict_into_named_arrays(tmp_path):
 
 
 def test_type_trees_parse_and_python_trees():
-    assert aot.type_trees(["{W: f64[n, d], 'b c': (f64[d], f64)}", "f64[n]"]) == \
+    from gradc.typespec import TypeSpecError, type_trees     # the parser every command shares
+    assert type_trees(["{W: f64[n, d], 'b c': (f64[d], f64)}", "f64[n]"]) == \
         [{"W": "f64[n,d]", "b c": ("f64[d]", "f64")}, "f64[n]"]
-    with pytest.raises(aot.BuildError, match="expected ':' after a key"):
-        aot.type_trees(["{W f64[n]}"])
-    with pytest.raises(aot.BuildError, match="expected ',' or '\\)'"):
-        aot.type_trees(["(f64[n] f64[n]"])
+    with pytest.raises(TypeSpecError, match="expected ':' after a key"):
+        type_trees(["{W f64[n]}"])
+    with pytest.raises(TypeSpecError, match="expected ',' or '\\)'"):
+        type_trees(["(f64[n] f64[n]"])
 
     def f(layer, x):
         return (layer[0] * x).sum() + layer[1]
