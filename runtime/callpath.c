@@ -41,7 +41,7 @@ typedef struct {
     Spec in[MAXARGS], out[MAXARGS], ws[MAXARGS], nonempty[MAXARGS];
     int ws_region[MAXARGS]; /* region of each workspace buffer (buffers in a region share memory) */
     int64_t min_size[MAXSYM];
-    PyObject *structure; /* int k (output k) or nested tuple of them */
+    PyObject *structure; /* int k (output k, or argument k - n_out copied) or nested tuples of them */
     PyObject *consts;    /* tuple of ndarrays kept alive */
     void *const_ptr[MAXARGS];
     char *ws_buf;
@@ -75,6 +75,22 @@ static int parse_specs(PyObject *seq, Spec *out, int *n) {
     for (Py_ssize_t i = 0; i < k; i++)
         if (parse_spec(PyTuple_GET_ITEM(seq, i), &out[i], 1) < 0) return -1;
     *n = (int)k;
+    return 0;
+}
+
+/* Every leaf of the result's structure names an output buffer or an argument. */
+static int check_structure(PyObject *structure, long n_leaves) {
+    if (PyLong_Check(structure)) {
+        long k = PyLong_AsLong(structure);
+        if (k >= 0 && k < n_leaves) return 0;
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a result names no output or argument");
+        return -1;
+    }
+    if (!PyTuple_Check(structure)) {
+        PyErr_SetString(PyExc_TypeError, "the result's structure is ints in tuples"); return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(structure); i++)
+        if (check_structure(PyTuple_GET_ITEM(structure, i), n_leaves) < 0) return -1;
     return 0;
 }
 
@@ -122,6 +138,7 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kw) {
     }
     self->n_const = (int)nc;
     Py_XSETREF(self->consts, Py_NewRef(consts));
+    if (check_structure(structure, (long)(self->n_out + self->n_in)) < 0) return -1;
     Py_XSETREF(self->structure, Py_NewRef(structure));
     return 0;
 }
@@ -138,18 +155,30 @@ static int64_t dim_value(const Spec *s, int d, const int64_t *sizes) {
     return v >= 0 ? v : sizes[-v - 1];
 }
 
-static PyObject *build(PyObject *structure, PyObject **outs) {
+/* The result's structure: a tuple of tuples whose leaves are ints, k < n_out for output
+ * buffer k (an output returned twice is the same array twice, as on the Python path) and
+ * n_out + i for a copy of argument i (a gradient that is an argument itself). */
+typedef struct { PyObject **outs; int n_out; PyObject *args; const double *scalars; const Spec *in; } Results;
+
+static PyObject *copy_argument(const Results *r, int i) {
+    PyObject *a = PyTuple_GET_ITEM(r->args, i);
+    if (PyArray_Check(a)) return PyArray_NewCopy((PyArrayObject *)a, NPY_CORDER);
+    PyObject *z = PyArray_SimpleNew(0, NULL, r->in[i].typenum);   /* a Python float given for a 0-d float */
+    if (z) memcpy(PyArray_DATA((PyArrayObject *)z), &r->scalars[i], (size_t)r->in[i].itemsize);
+    return z;
+}
+
+static PyObject *build(PyObject *structure, const Results *r) {
     if (PyLong_Check(structure)) {
         long k = PyLong_AsLong(structure);
-        PyObject *o = outs[k];
-        outs[k] = NULL;
-        return PyArray_Return((PyArrayObject *)o); /* steals; 0-d becomes a numpy scalar */
+        PyObject *o = k < r->n_out ? Py_NewRef(r->outs[k]) : copy_argument(r, (int)(k - r->n_out));
+        return o ? PyArray_Return((PyArrayObject *)o) : NULL; /* steals; 0-d becomes a numpy scalar */
     }
     Py_ssize_t n = PyTuple_GET_SIZE(structure);
     PyObject *t = PyTuple_New(n);
     if (!t) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = build(PyTuple_GET_ITEM(structure, i), outs);
+        PyObject *item = build(PyTuple_GET_ITEM(structure, i), r);
         if (!item) { Py_DECREF(t); return NULL; }
         PyTuple_SET_ITEM(t, i, item);
     }
@@ -259,8 +288,9 @@ static PyObject *Plan_call(Plan *self, PyObject *args, PyObject *kw) {
                             "index is outside the array)");
         return NULL;
     }
-    PyObject *result = build(self->structure, outs);
-    for (int o = 0; o < self->n_out; o++) Py_XDECREF(outs[o]); /* unused outputs, if any */
+    Results r = {outs, self->n_out, args, scalars, self->in};
+    PyObject *result = build(self->structure, &r);
+    for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
     return result;
 }
 
@@ -327,5 +357,8 @@ PyMODINIT_FUNC PyInit__callpath(void) {
     MISS = PyObject_CallObject((PyObject *)&PyBaseObject_Type, NULL);
     if (!MISS || PyModule_AddObjectRef(m, "MISS", MISS) < 0) return NULL;
     if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0) return NULL;
+    /* 2: a result may copy an argument (gradc/backends/kernel.py reads this: a stale build
+     * of the extension is not handed plans it cannot read) */
+    if (PyModule_AddIntConstant(m, "PLAN_VERSION", 2) < 0) return NULL;
     return m;
 }

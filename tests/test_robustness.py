@@ -232,6 +232,37 @@ def test_zero_d_arrays_everywhere():
         assert onp.ndim(got[0]) == 0 and onp.ndim(got[1][0]) == 0
 
 
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+def test_gradient_that_is_an_argument_takes_the_fast_path(backend):
+    """d/dw sum(w * x) is x itself: the C call path returns a copy of the argument (a
+    float given for a 0-d argument too), and an output returned twice, instead of
+    leaving every call to the Python path."""
+    loss = lambda w, x, s: np.sum(w * x) * s + s      # noqa: E731
+    f = gradc.value_and_grad(loss, argnums=(0, 1, 2), backend=backend)
+    w, x = onp.linspace(-1, 1, 300_001), onp.cos(onp.arange(300_001.0))
+    for s in (2.5, onp.float64(2.5), onp.array(2.5)):
+        value, (gw, gx, gs) = f(w, x, s)
+        assert f._fast is not None, "the fast path serves a gradient that is an argument"
+        assert onp.isclose(value, onp.sum(w * x) * 2.5 + 2.5, rtol=1e-12)
+        onp.testing.assert_allclose(gw, x * 2.5, rtol=1e-15)
+        onp.testing.assert_allclose(gx, w * 2.5, rtol=1e-15)
+        assert not onp.shares_memory(gw, x) and not onp.shares_memory(gx, w)
+        assert onp.isclose(gs, onp.sum(w * x) + 1, rtol=1e-12)
+    g = gradc.grad(lambda a, b: a * b, argnums=(0, 1), backend=backend)
+    for _ in range(2):                           # the second call runs on the fast path
+        ga, gb = g(2.0, 3.0)
+        assert (ga, gb) == (3.0, 2.0) and onp.ndim(ga) == 0
+    assert g._fast is not None
+    h = gradc.grad(lambda p, x: np.sum(p["l"] * x) + np.sum(p["r"] ** 2), backend=backend)
+    x3 = onp.arange(3.0)
+    for _ in range(2):
+        got = h({"l": onp.ones(3), "r": onp.full(2, 2.0)}, x3)
+        assert not onp.shares_memory(got["l"], x3)
+        onp.testing.assert_array_equal(got["l"], [0.0, 1.0, 2.0])
+        onp.testing.assert_array_equal(got["r"], [4.0, 4.0])
+    assert h._fast is not None
+
+
 # ----------------------------------------------------------------------------- sizes
 SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 127]
 
