@@ -318,6 +318,12 @@ static PyObject *skinny_gemm_address(PyObject *self, PyObject *unused) {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_skinny_gemm);
 }
 
+static PyObject *skinny_rows_addresses(PyObject *self, PyObject *unused) {
+    return Py_BuildValue("KKK", (unsigned long long)(uintptr_t)&gradc_skinny_pack,
+                         (unsigned long long)(uintptr_t)&gradc_skinny_rows,
+                         (unsigned long long)(uintptr_t)&gradc_skinny_unpad);
+}
+
 /* pool_gemm_register(dgemm, sgemm, set_threads, get_threads, ilp64) -> (pool dgemm,
  * pool sgemm): the addresses of numpy's CBLAS gemm functions and of OpenBLAS's thread
  * count setter and getter in, the addresses generated kernels call out. */
@@ -345,6 +351,9 @@ static PyMethodDef methods[] = {
      "Address of gradc_combine, which merges per-chunk partial reductions."},
     {"skinny_gemm_address", skinny_gemm_address, METH_NOARGS,
      "Address of gradc_skinny_gemm, matrix products with at most 16 columns (runtime/skinny.c)."},
+    {"skinny_rows_addresses", skinny_rows_addresses, METH_NOARGS,
+     "Addresses of gradc_skinny_pack, gradc_skinny_rows and gradc_skinny_unpad, a row pipeline's single-threaded narrow products "
+     "(runtime/skinny.c)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_callpath", "gradc's native call path.", -1, methods};

@@ -147,8 +147,45 @@ typedef float vfu __attribute__((vector_size(32), aligned(4), may_alias));
         free(acc);                                                                           \
     }
 
+/* TN into a padded accumulator: Cp[M, NP] += A[k0:k1]^T @ B[k0:k1], Cp's rows NP wide
+ * (a row pipeline's per-thread sum over its blocks of rows: no allocation, no
+ * conversion per block; gradc_skinny_unpad writes C once at the end). */
+#define SKINNY_TNP(T, V, NV, RB)                                                             \
+    GRADC_CLONES static void skinny_tnp_##T##_##NV(const skinny_args *s, int64_t k0, int64_t k1) {   \
+        enum { L = sizeof(V) / sizeof(T), NP = NV * L };                                     \
+        const T *A = (const T *)s->A, *B = (const T *)s->B;                                 \
+        T *Cp = (T *)s->C;                                                                   \
+        int64_t M = s->M, N = s->N, lda = s->lda, ldb = s->ldb;                              \
+        int64_t b_end = (s->K - 1) * ldb + N;                                                \
+        for (int64_t r = k0; r < k1; r += RB) {                                              \
+            int rb = k1 - r < RB ? (int)(k1 - r) : RB;                                       \
+            V d[RB][NV];                                                                     \
+            const T *x[RB];                                                                  \
+            for (int q = 0; q < RB; q++) {                                                   \
+                const T *brow = B + (r + q) * ldb;                                           \
+                if (q < rb && (r + q) * ldb + NP <= b_end) {                                 \
+                    for (int v = 0; v < NV; v++) d[q][v] = *(const V##u *)(brow + v * L);    \
+                } else {                                                                     \
+                    T row[NP] = {0};                                                         \
+                    if (q < rb) memcpy(row, brow, (size_t)N * sizeof(T));                    \
+                    for (int v = 0; v < NV; v++) d[q][v] = *(const V##u *)(row + v * L);     \
+                }                                                                            \
+                x[q] = A + (r + (q < rb ? q : 0)) * lda;                                     \
+            }                                                                                \
+            for (int64_t c = 0; c < M; c++) {                                                \
+                V t[NV];                                                                     \
+                for (int v = 0; v < NV; v++) t[v] = *(V##u *)(Cp + c * NP + v * L);          \
+                for (int q = 0; q < RB; q++) {                                               \
+                    V a = SPLAT(V, T, x[q][c]);                                              \
+                    for (int v = 0; v < NV; v++) t[v] += a * d[q][v];                        \
+                }                                                                            \
+                for (int v = 0; v < NV; v++) *(V##u *)(Cp + c * NP + v * L) = t[v];          \
+            }                                                                                \
+        }                                                                                    \
+    }
+
 /* Both forms for each padded width skinny_pick chooses from (NV vectors, RB rows). */
-#define SKINNY_KERNELS(T, V, NV, RB) SKINNY_NN(T, V, NV, RB) SKINNY_TN(T, V, NV, RB)
+#define SKINNY_KERNELS(T, V, NV, RB) SKINNY_NN(T, V, NV, RB) SKINNY_TN(T, V, NV, RB) SKINNY_TNP(T, V, NV, RB)
 SKINNY_KERNELS(double, vd, 1, 4)
 SKINNY_KERNELS(double, vd, 2, 4)
 SKINNY_KERNELS(double, vd, 3, 4)
@@ -258,4 +295,79 @@ int32_t gradc_skinny_gemm(int32_t dtype, int32_t tn, int64_t M, int64_t N, int64
         gradc_parallel_for(skinny_run_chunk, &t, units, chunks, threads);
     free(packed);
     return failed;   /* out of memory: BLAS recomputes all of C */
+}
+
+/* A row pipeline (gradc.backends.schedule.RowPipeline) runs, on each thread, blocks of
+ * rows of X that stay in cache: Z[rows] = X[rows] @ W, the row-wise work on Z, then
+ * gW += X[rows]^T @ G[rows], so X is read from memory once.  These entry points are its
+ * products, single-threaded (the pipeline's chunks are the parallelism).  Both narrow
+ * operands are padded to the kernels' width NP (<= GRADC_SKINNY_MAX_N): W packed once
+ * per call, gW summed in a padded accumulator per thread, written out once. */
+typedef void (*skinny_tnp_fn)(const skinny_args *, int64_t, int64_t);
+
+static skinny_tnp_fn skinny_pick_tnp(int dtype, int64_t N, int *np) {
+    skinny_pick(dtype, 1, N, np);
+    if (dtype == 0) {
+        switch (*np / 4) {
+        case 1: return skinny_tnp_double_1;
+        case 2: return skinny_tnp_double_2;
+        case 3: return skinny_tnp_double_3;
+        default: return skinny_tnp_double_4;
+        }
+    }
+    return *np == 8 ? skinny_tnp_float_1 : skinny_tnp_float_2;
+}
+
+static int skinny_declines(int32_t dtype, int64_t M, int64_t N, int64_t K) {
+    return N > GRADC_SKINNY_MAX_N || (dtype != 0 && dtype != 1) || M < 0 || N < 0 || K < 0;
+}
+
+/* B [K, N] (leading dimension ldb) packed to Bp [K, NP], zero-padded; Bp holds K * 16
+ * elements.  Returns 1 (nothing packed) when N is wider than GRADC_SKINNY_MAX_N. */
+int32_t gradc_skinny_pack(int32_t dtype, int64_t N, int64_t K, const void *B, int64_t ldb, void *Bp) {
+    if (skinny_declines(dtype, 0, N, K)) return 1;
+    int np;
+    skinny_pick(dtype, 0, N, &np);
+    size_t item = dtype == 0 ? sizeof(double) : sizeof(float);
+    for (int64_t k = 0; k < K; k++) {
+        char *dst = (char *)Bp + (size_t)k * np * item;
+        memcpy(dst, (const char *)B + (size_t)(k * ldb) * item, (size_t)N * item);
+        memset(dst + N * item, 0, (size_t)(np - N) * item);
+    }
+    return 0;
+}
+
+/* tn = 0: C[M, N] = A[M, K] @ B, B packed by gradc_skinny_pack (ldb unused);
+ * tn = 1: Cp[M, NP] += A[K, M]^T @ B[K, N], Cp a padded accumulator (M * 16 elements,
+ *         zeroed before the first block; ldc unused).
+ * On the calling thread.  Returns 1 when N is too wide: the caller runs BLAS instead
+ * (and gradc_skinny_unpad leaves C alone). */
+int32_t gradc_skinny_rows(int32_t dtype, int32_t tn, int64_t M, int64_t N, int64_t K, const void *A,
+                          int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc) {
+    if (skinny_declines(dtype, M, N, K)) return 1;
+    if (M == 0 || N == 0 || K == 0) {
+        size_t item = dtype == 0 ? sizeof(double) : sizeof(float);
+        if (!tn)
+            for (int64_t i = 0; i < M && N > 0; i++) memset((char *)C + i * ldc * item, 0, (size_t)N * item);
+        return 0;
+    }
+    int failed = 0;
+    skinny_args s = {tn, M, N, K, lda, ldb, ldc, A, B, C, B, 0, &failed};
+    if (tn) {
+        skinny_pick_tnp(dtype, N, &s.np)(&s, 0, K);
+    } else {
+        skinny_pick(dtype, 0, N, &s.np)(&s, 0, M, 0, K, C, ldc);
+    }
+    return 0;
+}
+
+/* C[M, N] (leading dimension ldc) = the padded accumulator Cp[M, NP]; nothing when N is
+ * too wide (BLAS wrote C). */
+void gradc_skinny_unpad(int32_t dtype, int64_t M, int64_t N, const void *Cp, void *C, int64_t ldc) {
+    if (skinny_declines(dtype, M, N, 0)) return;
+    int np;
+    skinny_pick(dtype, 1, N, &np);
+    size_t item = dtype == 0 ? sizeof(double) : sizeof(float);
+    for (int64_t i = 0; i < M; i++)
+        memcpy((char *)C + (size_t)(i * ldc) * item, (const char *)Cp + (size_t)(i * np) * item, (size_t)N * item);
 }

@@ -20,7 +20,7 @@ class LLVMKernel(Kernel):
         # What decides the code: the graph, its constants, the thread split, the BLAS
         # interface (code_fingerprint() and the CPU are added by Artifact).
         key = (text, *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")),
-               bool(blas.get("pool")))
+               bool(blas.get("pool")), bool(blas.get("skinny_rows")))
         self.blas = blas
         self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))
 

@@ -449,6 +449,15 @@ class Codegen:
             self.emit_gemm(st)
         elif isinstance(st, lir.Parallel):
             self.emit_parallel_nest(st)
+        elif isinstance(st, lir.SkinnyPack):
+            self.emit_skinny_pack(st)
+        elif isinstance(st, lir.SkinnyRows):
+            self.emit_skinny_rows(st)
+        elif isinstance(st, lir.SkinnyUnpad):
+            vp, b = I8.as_pointer(), self.b
+            fn = self.declare("gradc_skinny_unpad", ir.VoidType(), [I32, I64, I64, vp, vp, I64])
+            b.call(fn, [ir.Constant(I32, 0 if st.dtype == np.float64 else 1), self.e_(st.m), self.e_(st.n),
+                        b.bitcast(self.bufs[st.padded], vp), b.bitcast(self.bufs[st.out], vp), self.ld(st.out)])
         else:
             raise TypeError(f"internal: LLVM has no spelling of {type(st).__name__}")
 
@@ -589,6 +598,53 @@ class Codegen:
                 self.call_gemm(st.out, ops, m, n, k, ty, st.pool_threads)
         else:
             self.call_gemm(st.out, ops, m, n, k, ty, st.pool_threads)
+
+    def declare(self, name, ret, params):
+        fn = self.module.globals.get(name)
+        return fn if fn is not None else ir.Function(self.module, ir.FunctionType(ret, params), name)
+
+    def emit_skinny_pack(self, st: lir.SkinnyPack):
+        vp, b = I8.as_pointer(), self.b
+        fn = self.declare("gradc_skinny_pack", I32, [I32, I64, I64, vp, I64, vp])
+        b.call(fn, [ir.Constant(I32, 0 if st.dtype == np.float64 else 1), self.e_(st.n), self.e_(st.k),
+                    b.bitcast(self.bufs[st.b], vp), self.ld(st.b), b.bitcast(self.bufs[st.packed], vp)])
+
+    def emit_skinny_rows(self, st: lir.SkinnyRows):
+        """One block of a row pipeline's product: gradc_skinny_rows, or when it declines
+        (too many columns) one single-threaded BLAS call on gradc's thread."""
+        b, vp = self.b, I8.as_pointer()
+        ty = reg_type(st.dtype)
+        row0, rows, n, cols = (self.e_(v) for v in (st.row0, st.rows, st.n, st.cols))
+
+        def at_row(key, r):   # row r of a stored matrix
+            return b.gep(self.bufs[key], [b.mul(r, self.ld(key))], inbounds=True)
+        a = at_row(st.a, row0)
+        if st.tn:
+            bb, out, m, nn, kk = at_row(st.b, row0), self.bufs[st.padded], cols, n, rows
+        else:
+            bb, out, m, nn, kk = self.bufs[st.padded], at_row(st.out, row0), rows, n, cols
+        fn = self.declare("gradc_skinny_rows", I32, [I32, I32, I64, I64, I64, vp, I64, vp, I64, vp, I64])
+        ldb = self.ld(st.b) if st.tn else ir.Constant(I64, 0)
+        done = b.call(fn, [ir.Constant(I32, 0 if ty == F64 else 1), ir.Constant(I32, int(st.tn)), m, nn, kk,
+                           b.bitcast(a, vp), self.ld(st.a), b.bitcast(bb, vp), ldb, b.bitcast(out, vp),
+                           ir.Constant(I64, 0) if st.tn else self.ld(st.out)])
+        with b.if_then(b.icmp_signed("!=", done, ir.Constant(I32, 0)), likely=False):
+            bb = at_row(st.b, row0) if st.tn else self.bufs[st.b]
+            out = self.bufs[st.out] if st.tn else at_row(st.out, row0)
+            self.blas_call_on_thread(st.tn, m, nn, kk, ty, (a, self.ld(st.a)), (bb, self.ld(st.b)),
+                                     (out, self.ld(st.out)), beta=1.0 if st.tn else 0.0)
+
+    def blas_call_on_thread(self, ta, m, n, k, ty, a, bb, c, beta):
+        """C = op(A) @ B + beta C by one BLAS call on this thread (gradc_pool_*gemm with
+        one thread: OpenBLAS's own threads stay asleep)."""
+        iw = ir.IntType(self.blas["int"])
+        fp = ty.as_pointer()
+        name = "gradc_pool_" + ("dgemm" if ty == F64 else "sgemm")
+        fn = self.declare(name, ir.VoidType(), [I32, I32, I32, iw, iw, iw, ty, fp, iw, fp, iw, ty, fp, iw, I32])
+        cv = lambda v: self.convert(v, iw)  # noqa: E731
+        self.b.call(fn, [ir.Constant(I32, 101), ir.Constant(I32, 112 if ta else 111), ir.Constant(I32, 111),
+                         cv(m), cv(n), cv(k), _const(ty, 1.0), a[0], cv(a[1]), bb[0], cv(bb[1]), _const(ty, beta),
+                         c[0], cv(c[1]), ir.Constant(I32, 1)])
 
     def ld(self, x):
         """Leading dimension of a stored matrix: its row length, at least 1."""

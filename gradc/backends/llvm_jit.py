@@ -65,6 +65,13 @@ def init():
                     llvm.add_symbol("gradc_pool_dgemm", pd)
                     llvm.add_symbol("gradc_pool_sgemm", ps)
                     found["pool"] = True
+                    # a row pipeline's single-threaded blocks (schedule.RowPipeline)
+                    if hasattr(_callpath, "skinny_rows_addresses"):
+                        pack, rows, unpad = _callpath.skinny_rows_addresses()
+                        llvm.add_symbol("gradc_skinny_pack", pack)
+                        llvm.add_symbol("gradc_skinny_rows", rows)
+                        llvm.add_symbol("gradc_skinny_unpad", unpad)
+                        found["skinny_rows"] = True
             _state["pool"] = True
         except ImportError:
             pass

@@ -260,6 +260,52 @@ class Gemm:
 
 
 @dataclass(eq=False)
+class SkinnyPack:
+    """``packed`` = the narrow operand ``b`` (k x n) packed for SkinnyRows
+    (runtime/skinny.c: gradc_skinny_pack; nothing when n > SKINNY_MAX_N)."""
+    packed: object
+    b: int
+    n: Expr
+    k: Expr
+    dtype: np.dtype
+
+
+@dataclass(eq=False)
+class SkinnyRows:
+    """One block of a row pipeline's product, on the calling thread, rows [row0, row0 +
+    rows) of ``a`` (stored row-major, ``cols`` columns):
+
+    * ``tn`` False (the head): out[rows] = a[rows] @ b, by the narrow kernel from
+      ``padded`` (b packed by SkinnyPack, ``n`` columns);
+    * ``tn`` True (the tail): padded += a[rows]^T @ b[rows], a cols x n sum padded to
+      the narrow kernel's width (written to ``out`` by SkinnyUnpad).
+
+    When n > SKINNY_MAX_N (runtime/skinny.c: gradc_skinny_rows declines) one
+    single-threaded BLAS call instead: out[rows] = a[rows] @ b, or out += a[rows]^T @ b[rows]."""
+    out: int
+    a: int
+    b: int
+    padded: object
+    tn: bool
+    row0: Expr
+    rows: Expr
+    n: Expr
+    cols: Expr
+    dtype: np.dtype
+
+
+@dataclass(eq=False)
+class SkinnyUnpad:
+    """``out`` (m x n) = the padded sum ``padded`` of a row pipeline's tail (nothing when
+    n > SKINNY_MAX_N: BLAS summed into ``out`` itself)."""
+    out: int
+    padded: object
+    m: Expr
+    n: Expr
+    dtype: np.dtype
+
+
+@dataclass(eq=False)
 class Parallel:
     """Nest ``k`` split over its outer loop: each body (a function of Var START, END,
     CHUNK) runs rows [start, end) of chunk ``chunk``, on the thread pool when ``cond``
@@ -481,6 +527,19 @@ class TextRenderer:
             lib = f"skinny(threads={self.e(st.threads)}), else {gemm}" if st.narrow else gemm
             ops = ", ".join(self.buf(b) + ("^T" if t else "") for b, t in (st.a, st.b))
             self.line(f"%{st.out} = {lib}({ops}; m={self.e(st.m)}, n={self.e(st.n)}, k={self.e(st.k)})")
+        elif isinstance(st, SkinnyPack):
+            self.line(f"{self.buf(st.packed)} = skinny_pack({self.buf(st.b)}; n={self.e(st.n)}, k={self.e(st.k)})")
+        elif isinstance(st, SkinnyRows):
+            r0, r1 = self.e(st.row0), f"{self.e(st.row0)} + {self.e(st.rows)}"
+            a = f"{self.buf(st.a)}[{r0}:{r1}]"
+            if st.tn:
+                self.line(f"{self.buf(st.padded)} += skinny_rows({a}^T, {self.buf(st.b)}[{r0}:{r1}]), "
+                          f"else {self.buf(st.out)} += gemm")
+            else:
+                self.line(f"{self.buf(st.out)}[{r0}:{r1}] = skinny_rows({a}, {self.buf(st.padded)}), "
+                          f"else gemm({a}, {self.buf(st.b)})")
+        elif isinstance(st, SkinnyUnpad):
+            self.line(f"{self.buf(st.out)} = skinny_unpad({self.buf(st.padded)}; m={self.e(st.m)}, n={self.e(st.n)})")
         elif isinstance(st, Parallel):
             self.line(f"parallel over [0, {self.e(st.n0)}) in {self.k.threads} chunks if {self.e(st.cond)}:")
             self.depth += 1

@@ -15,15 +15,24 @@ import numpy as np
 from ..ops import OPS
 from .loop_ir import (BLAS_CALL, CHUNK, END, SKINNY_MAX_N, START, STATUS_NEGATIVE_POWER, ZERO, Acc, AccInit,
                       AccValue, Accumulate, Apply, Bin, Checked, Comment, Const, Eval, Expr, Fill, FromIndex, Gemm,
-                      Guard, Kernel, Load, Loop, MathCall, Nest, Not, Parallel, Rebase, Select, Store, ToIndex, Update,
-                      Var, flat_offset, numel, size)
-from .schedule import Schedule, broadcast_index, describe, identity, is_reduction, view_index
+                      Guard, Kernel, Load, Loop, MathCall, Nest, Not, Parallel, Rebase, Select, SkinnyPack, SkinnyRows,
+                      SkinnyUnpad, Store, ToIndex, Update, Var, flat_offset, numel, size)
+from .schedule import (PACKED_WIDTH, Schedule, broadcast_index, crosses_chunks, describe, identity, is_reduction,
+                       view_index)
 
 # Threads pay off once a nest's single-thread time dwarfs the pool's hand-off (a few
 # microseconds): elements x estimated body cost (schedule._cost: Op.cost per node) of at
 # least PAR_MIN_WORK, about 60 us of work.  (M1 medium, 10,000 elements of a 61-cost
 # body, runs 150 us serially and 63-78 us on 2 threads.)
 PAR_MIN_WORK = 1 << 18
+
+# A row pipeline's block of rows of x: about this many bytes, so that the block the head
+# product reads is still in the core's L2 cache when the tail reads it again (256 KB of
+# the 1-2 MB L2 of current x86 cores: the block's rows of the narrow intermediates and
+# the tail's accumulator share it), and at least PIPE_MIN_ROWS rows (the narrow kernels
+# run 4 rows at a time).
+PIPE_BLOCK_BYTES = 256 << 10
+PIPE_MIN_ROWS, PIPE_MAX_ROWS = 16, 1024
 
 
 class LoopLowering:
@@ -226,7 +235,9 @@ class LoopLowering:
         the whole blocks of rows; "rest" the rows after them, one at a time, continuing
         the reductions "blocks" left in memory (no fill; the accumulators outside the
         row loop start from their stored values), which sums every element in the same
-        order as "all"."""
+        order as "all".  "block" runs rows ``outer`` of a row pipeline's block: a
+        reduction across rows continues from its stored value (the pipeline fills it
+        once per chunk), one that keeps the rows fills the block's rows."""
         g, s = self.g, self.s
         dom, r, info = nest.domain, len(nest.domain), nest.info
         out = []
@@ -237,6 +248,8 @@ class LoopLowering:
                 out.append(Rebase(nid, ("rows", nid), Bin("mul", CHUNK, Const(nest.row_block)), g[nid]["dtype"]))
         for nid in nest.roots:
             d = g[nid]
+            if part == "block" and crosses_chunks(g, nid, info[nid]):
+                continue
             if is_reduction(g, nid) and info[nid]["acc"] is None and part != "rest":
                 # A chunk of a parallel nest owns only its rows of a reduction that keeps
                 # the outer axis (other chunks fill and fill in theirs concurrently); a
@@ -303,7 +316,8 @@ class LoopLowering:
                         stmts += body(roots, idx, b)
                     continue
                 local = [n for n in roots if is_reduce(n) and stage_local(n)]
-                stmts += [init_acc((n, b)) for b in range(len(rows)) for n in local]
+                resume = part == "block" and r == 1    # (a sum over the rows of a 1-d nest)
+                stmts += [init_acc((n, b), idx if resume else None) for b, idx in enumerate(rows) for n in local]
                 if r:
                     if n_stages > 1:
                         stmts.append(Comment(f"stage {st}"))
@@ -323,7 +337,8 @@ class LoopLowering:
         def level(k, idx):
             outers = [n for n in nest.roots if is_reduce(n) and info[n]["acc"] == k and not stage_local(n)]
             # (outside the row loop when k <= r - 2)
-            stmts = [init_acc(n, idx if part == "rest" and blocked and k <= r - 2 else None) for n in outers]
+            resume = (part == "rest" and blocked and k <= r - 2) or (part == "block" and k == 0)
+            stmts = [init_acc(n, idx if resume else None) for n in outers]
             if k >= r - 1:
                 stmts += stages([idx])
             else:
@@ -454,12 +469,83 @@ class LoopLowering:
             return [self.update(nid, inner, "sum", self.val(upd, idx), reassoc=False)]
         return [self.fill(nid, 0.0)] + level(0, [])
 
+    def pipelined(self) -> bool:
+        """Row pipelines run as such with gradc's narrow kernels for their blocks and
+        BLAS on gradc's pool for the blocks too wide for them (else their nests run one
+        after another, as the schedule ordered them)."""
+        return bool(self.blas and self.blas.get("skinny_rows") and self.blas.get("pool"))
+
+    def pipeline(self, p, k) -> list:
+        """Row pipeline ``p`` (schedule.RowPipeline): W packed once; then, in chunks of
+        rows on the pool (or all rows serially), blocks of rows of x: the head's rows
+        of x @ W, the row-local nests' rows, and the tail's x[rows]^T @ G[rows] added
+        into this chunk's partial result (combined in chunk order after, as a split
+        reduction's)."""
+        s, g = self.s, self.g
+        x, z, gw = p.x, p.head, p.tail
+        w, G = g[z]["args"][1], g[gw]["args"][1]
+        dt = g[x]["dtype"]
+        n_rows, cols = (size(v) for v in self.shape(x))
+        packed, acc = ("packed", z), ("padded", gw)
+        middle = s.nests[p.first + 1:p.last]
+        crossing = [n for nest in middle for n in nest.roots if crosses_chunks(g, n, nest.info[n])]
+        row_bytes = Bin("mul", cols, Const(dt.itemsize))
+        raw = Bin("sdiv", Const(PIPE_BLOCK_BYTES), Select(Bin("lt", row_bytes, Const(1)), Const(1), row_bytes))
+        block = Bin("add", Select(Bin("lt", raw, Const(PIPE_MIN_ROWS)), Const(PIPE_MIN_ROWS),
+                                  Select(Bin("gt", raw, Const(PIPE_MAX_ROWS)), Const(PIPE_MAX_ROWS), raw)),
+                    ZERO, "block_size")   # (named: computed once, shown once)
+        parallel = s.threads > 1
+
+        def chunk(lo, hi):
+            stmts = []
+            if parallel:   # this chunk's partial results
+                stmts += [Rebase(r, ("partial", r), Bin("mul", CHUNK, numel(self.shape(r))), g[r]["dtype"])
+                          for r in crossing + [gw]]
+            stmts.append(Rebase(acc, acc, Bin("mul", CHUNK, Bin("mul", cols, Const(PACKED_WIDTH))), dt))
+            stmts += [self.fill(r, identity(g[r]["op"], g[r]["dtype"])) for r in crossing]
+            stmts += [self.fill(gw, 0.0), Fill(acc, Const(0.0, dt), ZERO, Bin("mul", cols, Const(PACKED_WIDTH)), gw),
+                      Eval(block)]
+            nblocks = Bin("sdiv", Bin("add", Bin("sub", hi, lo), Bin("sub", block, Const(1))), block)
+
+            def one_block(t):
+                b0 = Bin("add", lo, Bin("mul", t, block), "block_start")
+                end = Bin("add", b0, block)
+                b1 = Bin("add", Select(Bin("lt", end, hi), end, hi), ZERO, "block_end")
+                rows = Bin("sub", b1, b0, "block_rows")
+                out = [Eval(b0), Eval(b1), Eval(rows),
+                       SkinnyRows(z, x, w, packed, False, b0, rows, size(self.shape(z)[1]), cols, dt)]
+                for nest in middle:
+                    out += self.loop_nest(nest, outer=(b0, b1), part="block")
+                out.append(SkinnyRows(gw, x, G, acc, True, b0, rows, size(self.shape(gw)[1]), cols, dt))
+                return out
+            return stmts + [self.loop(nblocks, one_block, "block"),
+                            SkinnyUnpad(gw, acc, cols, size(self.shape(gw)[1]), dt)]
+
+        out = [Comment(f"row pipeline: blocks of rows of {g.label(x)} read once by nests {p.first}-{p.last}"),
+               SkinnyPack(packed, w, size(self.shape(w)[1]), cols, dt)]
+        if not parallel:
+            return out + chunk(ZERO, n_rows)
+        i32 = numel(self.shape(x))
+        cond = Bin("and", Bin("and", Bin("ge", i32, Const(PAR_MIN_WORK // 16)), Bin("ge", n_rows, Const(s.threads))),
+                   Not(BLAS_CALL))
+        combine = [(r, g[r]["op"], g[r]["dtype"], numel(self.shape(r))) for r in crossing]
+        combine.append((gw, "sum", g[gw]["dtype"], numel(self.shape(gw))))
+        return out + [Parallel(k, n_rows, cond, [(f"pipe{k}", chunk(START, END))], combine)]
+
     def kernel(self, name) -> Kernel:
         s = self.s
         titles = describe(s).splitlines()
         blas_call = self.calls_blas()
         nests = []
+        pipes = {p.first: p for p in s.pipelines} if self.pipelined() else {}
+        inside = {j for p in pipes.values() for j in range(p.first + 1, p.last + 1)}
         for k, nest in enumerate(s.nests):
+            if k in inside:
+                continue
+            if k in pipes:
+                p = pipes[k]
+                nests.append(Nest(k, " | ".join(titles[p.first:p.last + 1]), self.pipeline(p, k)))
+                continue
             if nest.kind == "loop" and nest.parallel:
                 body = [self.parallel(nest, k)]
             else:

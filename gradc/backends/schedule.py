@@ -70,6 +70,24 @@ class Schedule:
     slots: list = field(default_factory=list)     # workspace nodes sharing memory (disjoint lifetimes)
     pool_threads: int = 1     # threads that run the chunks
     row_local: list = field(default_factory=list)  # per-row values kept for one row block only
+    pipelines: list = field(default_factory=list)  # RowPipeline: nests run block by block over rows
+
+
+@dataclass
+class RowPipeline:
+    """Nests ``first``..``last`` (consecutive) run together, block by block over the rows
+    of ``x`` (n, d): the narrow product ``head`` = x @ W (W with few columns), the
+    row-local loop nests between, which compute the rows of ``G``, and ``tail`` = x^T @ G,
+    accumulated over the blocks.  A block of x read by the head stays in cache for the
+    tail, so x is read from memory once (softmax regression's gradient X^T (P - Y),
+    logistic regression's, a narrow linear layer's with a row-wise loss).  The lowering
+    runs it when it has gradc's narrow kernels (else the nests run one after another,
+    in the same order)."""
+    first: int
+    last: int
+    x: int
+    head: int
+    tail: int
 
 
 def _mask_from_relu(g: Graph) -> None:
@@ -439,6 +457,155 @@ def _materialize_row_math(g: Graph, roots: set) -> None:
             roots.add(n)
 
 
+# ----------------------------------------------------------------------------- row pipelines
+_UNKNOWN = -1   # an index map entry: some index, not known to be the domain's row
+
+
+def _narrow_head(g: Graph, z: int, x: int, roots: set) -> bool:
+    """Is root ``z`` the product x @ W of x as stored with a stored W whose columns are
+    few (at most PACKED_WIDTH, or a size symbol: checked when the kernel runs)?"""
+    d = g[z]
+    if d["op"] != "matmul" or d["args"][0] != x:
+        return False
+    w = d["args"][1]
+    cols = g[w]["shape"][-1] if len(g[w]["shape"]) == 2 else None
+    stored = w in roots or g[w]["op"] == "input"
+    return stored and (isinstance(cols, str) or (isinstance(cols, int) and cols <= PACKED_WIDTH))
+
+
+def _tail_operand(g: Graph, gw: int, roots: set):
+    """(x, G) when root ``gw`` is x^T @ G of stored matrices (a gradient's X^T G), else None."""
+    d = g[gw]
+    if d["op"] != "matmul":
+        return None
+    a, b = d["args"]
+    if g[a]["op"] != "transpose" or tuple(g[a]["params"]["perm"]) != (1, 0):
+        return None
+    x = g[a]["args"][0]
+    stored = lambda n: n in roots or g[n]["op"] == "input"   # noqa: E731
+    if not (stored(x) and stored(b)) or g[x]["dtype"].kind != "f" or g[x]["dtype"] != g[b]["dtype"]:
+        return None
+    return x, b
+
+
+def _row_iota(g: Graph, n: int, m) -> bool:
+    """Is node ``n``, read through index map ``m``, the domain's row index (the row
+    numbers take_along_axis gathers with)?"""
+    d = g[n]
+    if d["op"] == "iota":
+        return m[d["params"]["axis"]] == 0
+    if d["op"] in ("convert", "reshape", "broadcast_to"):
+        inner = view_index(g, n, d["args"][0], m, None)
+        return inner is not None and _row_iota(g, d["args"][0], tuple(inner))
+    return False
+
+
+def _reads_own_row(g: Graph, nid: int, inside: set, roots: set) -> bool:
+    """Does root ``nid`` (of a nest whose domain's first axis is the rows) read every
+    buffer in ``inside`` (made in the same block of rows) at its own row only?"""
+    seen: set = set()
+
+    def walk(n, m):
+        if (n, m) in seen:
+            return True
+        seen.add((n, m))
+        d = g[n]
+        if n in roots:
+            return n not in inside or (len(m) > 0 and m[0] == 0)
+        if d["op"] in ("input", "const", "count"):
+            return True
+        if d["op"] == "gather":   # x[rows, idx]: its own row when the row index is the row
+            x, *ix = d["args"]
+            maps = [tuple(broadcast_index(g[a]["shape"], len(d["shape"]), m, None)) for a in ix]
+            row = bool(ix) and _row_iota(g, ix[0], maps[0])
+            xm = tuple([0 if row else _UNKNOWN] + [_UNKNOWN] * (len(g[x]["shape"]) - 1))
+            return all(walk(a, am) for a, am in zip(ix, maps)) and walk(x, xm)
+        return all(walk(a, _map_or_unknown(g, n, a, m)) for a in d["args"])
+
+    d = g[nid]
+    if is_reduction(g, nid):
+        return walk(d["args"][0], tuple(range(len(domain(g, nid)))))
+    ident = tuple(range(len(d["shape"])))
+    return all(walk(a, _map_or_unknown(g, nid, a, ident)) for a in d["args"])
+
+
+def _map_or_unknown(g, n, a, m):
+    """view_index's map of argument ``a`` of node ``n``, with _UNKNOWN where it is not a
+    domain axis (a slice's axes that do not start at 0 with step 1, gathered axes)."""
+    if g[n]["op"] == "slice":
+        return tuple(i if (start == 0 and step == 1) else _UNKNOWN
+                     for i, (start, _stop, step) in zip(m, g[n]["params"]["index"]))
+    r = view_index(g, n, a, m, None)
+    return tuple(r) if r is not None else (_UNKNOWN,) * len(g[a]["shape"])
+
+
+def _row_pipelines(g: Graph, nests: list, reads_of: dict, roots: set):
+    """Find row pipelines (see RowPipeline) and move nests so each is consecutive: of
+    the nests between its head and its tail, those that do not depend on the head run
+    before it, those the tail does not need after the tail.  Returns (nests, pipelines)."""
+    pipelines: list = []
+    while True:
+        where = {n: j for j, nest in enumerate(nests) for n in nest.roots}
+        deps = [{where[r] for n in nest.roots for r in reads_of[n] if r in where} - {j}
+                for j, nest in enumerate(nests)]
+        taken = {j for p in pipelines for j in range(p.first, p.last + 1)}
+        found = None
+        for t, nest in enumerate(nests):
+            if nest.kind != "matmul" or t in taken:
+                continue
+            operands = _tail_operand(g, nest.roots[0], roots)
+            if operands is None:
+                continue
+            x, _G = operands
+            for h in range(t - 1, -1, -1):
+                if h in taken or nests[h].kind != "matmul" or not _narrow_head(g, nests[h].roots[0], x, roots):
+                    continue
+                found = _pipeline_order(g, nests, deps, roots, h, t, x, taken)
+                if found:
+                    break
+            if found:
+                break
+        if not found:
+            return nests, pipelines
+        order, (first, last, h, t) = found
+        nests = [nests[j] for j in order]
+        pipelines = [RowPipeline(order.index(p.first), order.index(p.last), p.x, p.head, p.tail) for p in pipelines]
+        pipelines.append(RowPipeline(first, last, x, nests[first].roots[0], nests[last].roots[0]))
+
+
+def _pipeline_order(g, nests, deps, roots, h, t, x, taken):
+    """The nests' new order with head ``h`` and tail ``t`` around the row-local nests
+    the tail needs, and (first, last, h, t) in it; None when a nest the tail needs is not
+    a loop over x's rows that reads the block's values at its own row only."""
+    between = range(h + 1, t)
+    if any(j in taken for j in between):
+        return None
+    after_head = set()
+    for j in between:
+        if deps[j] & (after_head | {h}):
+            after_head.add(j)
+    needed, todo = set(), [j for j in deps[t] if j in after_head]
+    while todo:
+        j = todo.pop()
+        if j not in needed:
+            needed.add(j)
+            todo += [i for i in deps[j] if i in after_head]
+    rows = g[x]["shape"][0]
+    inside = {nests[h].roots[0]} | {n for j in needed for n in nests[j].roots}
+    for j in needed:
+        nest = nests[j]
+        if nest.kind != "loop" or not nest.domain or nest.domain[0] != rows:
+            return None
+        if not all(_reads_own_row(g, n, inside, roots) for n in nest.roots):
+            return None
+    before = [j for j in between if j not in after_head]
+    middle = [j for j in between if j in needed]
+    later = [j for j in between if j in after_head and j not in needed]
+    order = list(range(h)) + before + [h] + middle + [t] + later + list(range(t + 1, len(nests)))
+    first = h + len(before)
+    return order, (first, first + len(middle) + 1, h, t)
+
+
 def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool = False) -> Schedule:
     """Fused loop nests for ``graph``; with ``threads`` > 1, loop nests are split over
     their outer loop, so reductions across it get per-chunk partial buffers.  With
@@ -472,6 +639,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     nests: list[Nest] = []
     where: dict = {}
     last_use: dict = {}
+    reads_of: dict = {}
     for nid in g.order():
         if nid not in roots:
             continue
@@ -479,6 +647,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
         dom = domain(g, nid)
         kind = {"matmul": "matmul", "scatter_add": "scatter"}.get(op, "loop")
         reads, cost = _reads(g, nid, roots)
+        reads_of[nid] = reads
         lb = max((where[r] for r in reads), default=0)
         placed = None
         if kind == "loop":
@@ -520,6 +689,16 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
         nest.cost += cost
         nest.info[nid] = {"level": "full" if full else "row", "stage": stage, "acc": acc}
         where[nid] = j
+    nests, pipelines = _row_pipelines(g, nests, reads_of, roots)
+    if pipelines:   # nests moved: where and last use again, a pipeline's nests as one span
+        span = {j: (p.first, p.last) for p in pipelines for j in range(p.first, p.last + 1)}
+        where = {n: j for j, nest in enumerate(nests) for n in nest.roots}
+        last_use = {}
+        for n, reads in reads_of.items():
+            for r in reads:
+                if r in where:
+                    last_use[r] = max(last_use.get(r, 0), span.get(where[n], (0, where[n]))[1])
+        where = {n: span.get(j, (j, j))[0] for n, j in where.items()}
     symbols = sorted({s for n in g.nx.nodes for s in g[n]["shape"] if isinstance(s, str)}
                      | {s for i in g.inputs for s in g[i]["shape"] if isinstance(s, str)})
     consts = [n for n in g.order() if g[n]["op"] == "const" and g[n]["params"]["value"].ndim > 0]
@@ -543,12 +722,14 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
             if nest.kind == "loop" and nest.domain:
                 nest.parallel = True
                 partials += [n for n in nest.roots if crosses_chunks(g, n, nest.info[n])]
+        partials += [p.tail for p in pipelines]   # each chunk sums its blocks' x^T G
     chunks = threads * CHUNKS_PER_THREAD if threads > 1 else 1
     return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
-                    chunks, partials, slots, threads, local)
+                    chunks, partials, slots, threads, local, pipelines)
 
 
 ALIGN = 64  # every workspace region starts on a cache line
+PACKED_WIDTH = 16   # GRADC_SKINNY_MAX_N: a packed row of a narrow product's operand
 
 
 def workspace_layout(s: Schedule) -> list:
@@ -566,6 +747,13 @@ def workspace_layout(s: Schedule) -> list:
     # consecutive stores for the SLP vectorizer to put in vector lanes)
     blocks = {n: nest.row_block for nest in s.nests for n in nest.roots}
     regions += [[(("rows", n), (s.threads, blocks[n]), g[n]["dtype"])] for n in s.row_local]
+    # a row pipeline's narrow operand W, packed once per call for the head's blocks
+    # (runtime/skinny.c: gradc_skinny_pack, K x 16 elements at most)
+    # and the tail's sum, padded to that width, per chunk
+    for p in s.pipelines:
+        w, x = g[p.head]["args"][1], p.x
+        regions.append([(("packed", p.head), (g[w]["shape"][0], PACKED_WIDTH), g[w]["dtype"])])
+        regions.append([(("padded", p.tail), (s.threads, g[x]["shape"][1], PACKED_WIDTH), g[x]["dtype"])])
     return regions
 
 
@@ -608,5 +796,7 @@ def describe(s: Schedule) -> str:
         roots = ", ".join(f"{s.graph.label(r)}={s.graph[r]['op']}"
                           + (f"@{n.info[r]['stage']}" if n.info.get(r, {}).get("stage") else "")
                           for r in n.roots)
-        lines.append(f"nest {k}: {n.kind} over {fmt_shape(n.domain)}: {roots}")
+        pipe = next((p for p in s.pipelines if p.first <= k <= p.last), None)
+        tail = f" (row pipeline over {s.graph.label(pipe.x)}: nests {pipe.first}-{pipe.last})" if pipe else ""
+        lines.append(f"nest {k}: {n.kind} over {fmt_shape(n.domain)}: {roots}{tail}")
     return "\n".join(lines)
