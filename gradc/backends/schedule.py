@@ -532,7 +532,7 @@ def _reads_own_row(g: Graph, nid: int, inside: set, roots: set) -> bool:
 def _map_or_unknown(g, n, a, m):
     """view_index's map of argument ``a`` of node ``n``, with _UNKNOWN where it is not a
     domain axis (a slice's axes that do not start at 0 with step 1, gathered axes)."""
-    if g[n]["op"] == "slice":
+    if g[n]["op"] in ("slice", "unslice"):   # (unslice: zeros outside the argument's window)
         return tuple(i if (start == 0 and step == 1) else _UNKNOWN
                      for i, (start, _stop, step) in zip(m, g[n]["params"]["index"]))
     r = view_index(g, n, a, m, None)
@@ -560,7 +560,7 @@ def _row_pipelines(g: Graph, nests: list, reads_of: dict, roots: set):
             for h in range(t - 1, -1, -1):
                 if h in taken or nests[h].kind != "matmul" or not _narrow_head(g, nests[h].roots[0], x, roots):
                     continue
-                found = _pipeline_order(g, nests, deps, roots, h, t, x, taken)
+                found = _pipeline_order(g, nests, deps, reads_of, roots, h, t, x, taken)
                 if found:
                     break
             if found:
@@ -573,10 +573,13 @@ def _row_pipelines(g: Graph, nests: list, reads_of: dict, roots: set):
         pipelines.append(RowPipeline(first, last, x, nests[first].roots[0], nests[last].roots[0]))
 
 
-def _pipeline_order(g, nests, deps, roots, h, t, x, taken):
+def _pipeline_order(g, nests, deps, reads_of, roots, h, t, x, taken):
     """The nests' new order with head ``h`` and tail ``t`` around the row-local nests
     the tail needs, and (first, last, h, t) in it; None when a nest the tail needs is not
-    a loop over x's rows that reads the block's values at its own row only."""
+    a loop over x's rows that reads the block's values at its own row only.  A root of
+    such a nest that is not row-local, not a reduction and read by nothing in the
+    pipeline (a mean: the sum over rows divided by n) moves to a nest of its own after
+    the tail: nests are appended for them, and the order places them there."""
     between = range(h + 1, t)
     if any(j in taken for j in between):
         return None
@@ -592,16 +595,33 @@ def _pipeline_order(g, nests, deps, roots, h, t, x, taken):
             todo += [i for i in deps[j] if i in after_head]
     rows = g[x]["shape"][0]
     inside = {nests[h].roots[0]} | {n for j in needed for n in nests[j].roots}
-    for j in needed:
+    evicted = []
+    for j in sorted(needed):
         nest = nests[j]
         if nest.kind != "loop" or not nest.domain or nest.domain[0] != rows:
             return None
-        if not all(_reads_own_row(g, n, inside, roots) for n in nest.roots):
+        for n in nest.roots:
+            if not _reads_own_row(g, n, inside, roots):
+                if is_reduction(g, n):
+                    return None
+                evicted.append((j, n))
+    if evicted:
+        out = {n for _j, n in evicted}
+        readers = inside - out | {nests[t].roots[0]}
+        if any(n in reads_of[r] for r in readers for n in out):
             return None
+        for j, n in evicted:
+            nest = nests[j]
+            nest.roots.remove(n)
+            info = nest.info.pop(n)
+            nests.append(Nest("loop", domain(g, n), [n], {n: {**info, "level": "full", "stage": 0}},
+                              cost=_reads(g, n, roots)[1]))
+    moved = list(range(len(nests) - len(evicted), len(nests)))
     before = [j for j in between if j not in after_head]
     middle = [j for j in between if j in needed]
     later = [j for j in between if j in after_head and j not in needed]
-    order = list(range(h)) + before + [h] + middle + [t] + later + list(range(t + 1, len(nests)))
+    order = list(range(h)) + before + [h] + middle + [t] + moved + later + \
+        list(range(t + 1, len(nests) - len(evicted)))
     first = h + len(before)
     return order, (first, first + len(middle) + 1, h, t)
 

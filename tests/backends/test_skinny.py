@@ -149,3 +149,49 @@ def test_padded_loads_stay_inside_the_operands():
                          cwd=root, env=dict(os.environ, PYTHONPATH=root))
     assert out.returncode == 0, f"exit code {out.returncode} (-11 is a segfault): {out.stderr[-3000:]}"
     assert out.stdout.startswith("OK 256"), out.stdout
+
+
+# A row pipeline's single-threaded blocks (schedule.RowPipeline): W packed once, the
+# head's rows, the tail summed over blocks into a padded accumulator, written out once.
+_I32, _I64, _VP = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
+_PACK_ADDR, _ROWS_ADDR, _UNPAD_ADDR = _callpath.skinny_rows_addresses()
+_PACK = ctypes.CFUNCTYPE(_I32, _I32, _I64, _I64, _VP, _I64, _VP)(_PACK_ADDR)
+_ROWS = ctypes.CFUNCTYPE(_I32, _I32, _I32, _I64, _I64, _I64, _VP, _I64, _VP, _I64, _VP, _I64)(_ROWS_ADDR)
+_UNPAD = ctypes.CFUNCTYPE(None, _I32, _I64, _I64, _VP, _VP, _I64)(_UNPAD_ADDR)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n,d,c,block", [(1, 1, 1, 16), (100, 7, 10, 16), (1001, 33, 16, 64), (64, 512, 3, 20),
+                                         (37, 5, 8, 1), (500, 64, 13, 128)])
+def test_blocks_of_rows_match_numpy_within_the_dot_product_bound(n, d, c, block, dtype):
+    rng = np.random.default_rng(n + d + c)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    W = rng.standard_normal((d, c)).astype(dtype)
+    G = rng.standard_normal((n, c)).astype(dtype)
+    dt = 0 if dtype == np.float64 else 1
+    packed = np.full((d, 16), np.nan, dtype)
+    padded = np.zeros((d, 16), dtype)
+    Z = np.full((n, c), np.nan, dtype)
+    gW = np.full((d, c), np.nan, dtype)
+    item = np.dtype(dtype).itemsize
+    assert _PACK(dt, c, d, W.ctypes.data, c, packed.ctypes.data) == 0
+    for r0 in range(0, n, block):
+        rows = min(block, n - r0)
+        assert _ROWS(dt, 0, rows, c, d, X.ctypes.data + r0 * d * item, d, packed.ctypes.data, 0,
+                     Z.ctypes.data + r0 * c * item, c) == 0
+        assert _ROWS(dt, 1, d, c, rows, X.ctypes.data + r0 * d * item, d, G.ctypes.data + r0 * c * item, c,
+                     padded.ctypes.data, 0) == 0
+    _UNPAD(dt, d, c, padded.ctypes.data, gW.ctypes.data, c)
+    X64, W64, G64 = (a.astype(np.float64) for a in (X, W, G))
+    eps = np.finfo(dtype).eps
+    assert np.all(np.abs(Z - X64 @ W64) <= 2 * d * eps * (np.abs(X64) @ np.abs(W64)))
+    assert np.all(np.abs(gW - X64.T @ G64) <= 2 * n * eps * (np.abs(X64).T @ np.abs(G64)))
+
+
+def test_blocks_decline_wide_products_and_leave_the_output_alone():
+    X, W = np.ones((4, 3)), np.ones((3, 17))
+    packed, Z, out = np.full((3, 16), 7.0), np.full((4, 17), 7.0), np.full((3, 17), 7.0)
+    assert _PACK(0, 17, 3, W.ctypes.data, 17, packed.ctypes.data) == 1
+    assert _ROWS(0, 0, 4, 17, 3, X.ctypes.data, 3, packed.ctypes.data, 0, Z.ctypes.data, 17) == 1
+    _UNPAD(0, 3, 17, packed.ctypes.data, out.ctypes.data, 17)
+    assert (packed == 7.0).all() and (Z == 7.0).all() and (out == 7.0).all()
