@@ -589,6 +589,11 @@ class Codegen:
     def emit_gemm(self, st: lir.Gemm):
         """A library matrix product: gradc's narrow kernel first when the IR says so (it
         returns 1 for products wider than SKINNY_MAX_N columns), else (or then) BLAS."""
+        if st.only_if is not None:
+            with self.b.if_then(self.e_(st.only_if)):
+                self.emit_gemm(lir.Gemm(st.out, st.a, st.b, st.m, st.n, st.k, st.dtype, st.narrow, st.threads,
+                                        st.pool_threads))
+            return
         ty, b = reg_type(st.dtype), self.b
         m, n, k = self.e_(st.m), self.e_(st.n), self.e_(st.k)
         ops = [st.a, st.b]
@@ -610,8 +615,8 @@ class Codegen:
                     b.bitcast(self.bufs[st.b], vp), self.ld(st.b), b.bitcast(self.bufs[st.packed], vp)])
 
     def emit_skinny_rows(self, st: lir.SkinnyRows):
-        """One block of a row pipeline's product: gradc_skinny_rows, or when it declines
-        (too many columns) one single-threaded BLAS call on gradc's thread."""
+        """One block of a row pipeline's product: gradc_skinny_rows (which declines
+        products too wide for it: the pipeline's whole products run instead)."""
         b, vp = self.b, I8.as_pointer()
         ty = reg_type(st.dtype)
         row0, rows, n, cols = (self.e_(v) for v in (st.row0, st.rows, st.n, st.cols))
@@ -625,26 +630,9 @@ class Codegen:
             bb, out, m, nn, kk = self.bufs[st.padded], at_row(st.out, row0), rows, n, cols
         fn = self.declare("gradc_skinny_rows", I32, [I32, I32, I64, I64, I64, vp, I64, vp, I64, vp, I64])
         ldb = self.ld(st.b) if st.tn else ir.Constant(I64, 0)
-        done = b.call(fn, [ir.Constant(I32, 0 if ty == F64 else 1), ir.Constant(I32, int(st.tn)), m, nn, kk,
-                           b.bitcast(a, vp), self.ld(st.a), b.bitcast(bb, vp), ldb, b.bitcast(out, vp),
-                           ir.Constant(I64, 0) if st.tn else self.ld(st.out)])
-        with b.if_then(b.icmp_signed("!=", done, ir.Constant(I32, 0)), likely=False):
-            bb = at_row(st.b, row0) if st.tn else self.bufs[st.b]
-            out = self.bufs[st.out] if st.tn else at_row(st.out, row0)
-            self.blas_call_on_thread(st.tn, m, nn, kk, ty, (a, self.ld(st.a)), (bb, self.ld(st.b)),
-                                     (out, self.ld(st.out)), beta=1.0 if st.tn else 0.0)
-
-    def blas_call_on_thread(self, ta, m, n, k, ty, a, bb, c, beta):
-        """C = op(A) @ B + beta C by one BLAS call on this thread (gradc_pool_*gemm with
-        one thread: OpenBLAS's own threads stay asleep)."""
-        iw = ir.IntType(self.blas["int"])
-        fp = ty.as_pointer()
-        name = "gradc_pool_" + ("dgemm" if ty == F64 else "sgemm")
-        fn = self.declare(name, ir.VoidType(), [I32, I32, I32, iw, iw, iw, ty, fp, iw, fp, iw, ty, fp, iw, I32])
-        cv = lambda v: self.convert(v, iw)  # noqa: E731
-        self.b.call(fn, [ir.Constant(I32, 101), ir.Constant(I32, 112 if ta else 111), ir.Constant(I32, 111),
-                         cv(m), cv(n), cv(k), _const(ty, 1.0), a[0], cv(a[1]), bb[0], cv(bb[1]), _const(ty, beta),
-                         c[0], cv(c[1]), ir.Constant(I32, 1)])
+        b.call(fn, [ir.Constant(I32, 0 if ty == F64 else 1), ir.Constant(I32, int(st.tn)), m, nn, kk,
+                    b.bitcast(a, vp), self.ld(st.a), b.bitcast(bb, vp), ldb, b.bitcast(out, vp),
+                    ir.Constant(I64, 0) if st.tn else self.ld(st.out)])
 
     def ld(self, x):
         """Leading dimension of a stored matrix: its row length, at least 1."""

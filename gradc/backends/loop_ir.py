@@ -257,6 +257,7 @@ class Gemm:
     narrow: bool
     threads: Expr
     pool_threads: int = 0
+    only_if: Expr | None = None   # run only when this holds (a row pipeline's wide fallback)
 
 
 @dataclass(eq=False)
@@ -280,8 +281,9 @@ class SkinnyRows:
     * ``tn`` True (the tail): padded += a[rows]^T @ b[rows], a cols x n sum padded to
       the narrow kernel's width (written to ``out`` by SkinnyUnpad).
 
-    When n > SKINNY_MAX_N (runtime/skinny.c: gradc_skinny_rows declines) one
-    single-threaded BLAS call instead: out[rows] = a[rows] @ b, or out += a[rows]^T @ b[rows]."""
+    When n > SKINNY_MAX_N (runtime/skinny.c: gradc_skinny_rows declines) it does
+    nothing: the pipeline's whole products run before and after it instead (``Gemm``
+    with ``only_if``)."""
     out: int
     a: int
     b: int
@@ -526,18 +528,17 @@ class TextRenderer:
             gemm = f"pool_gemm(threads={st.pool_threads})" if st.pool_threads else "gemm"
             lib = f"skinny(threads={self.e(st.threads)}), else {gemm}" if st.narrow else gemm
             ops = ", ".join(self.buf(b) + ("^T" if t else "") for b, t in (st.a, st.b))
-            self.line(f"%{st.out} = {lib}({ops}; m={self.e(st.m)}, n={self.e(st.n)}, k={self.e(st.k)})")
+            guard = f"if {self.e(st.only_if)}: " if st.only_if is not None else ""
+            self.line(f"{guard}%{st.out} = {lib}({ops}; m={self.e(st.m)}, n={self.e(st.n)}, k={self.e(st.k)})")
         elif isinstance(st, SkinnyPack):
             self.line(f"{self.buf(st.packed)} = skinny_pack({self.buf(st.b)}; n={self.e(st.n)}, k={self.e(st.k)})")
         elif isinstance(st, SkinnyRows):
             r0, r1 = self.e(st.row0), f"{self.e(st.row0)} + {self.e(st.rows)}"
             a = f"{self.buf(st.a)}[{r0}:{r1}]"
             if st.tn:
-                self.line(f"{self.buf(st.padded)} += skinny_rows({a}^T, {self.buf(st.b)}[{r0}:{r1}]), "
-                          f"else {self.buf(st.out)} += gemm")
+                self.line(f"{self.buf(st.padded)} += skinny_rows({a}^T, {self.buf(st.b)}[{r0}:{r1}])")
             else:
-                self.line(f"{self.buf(st.out)}[{r0}:{r1}] = skinny_rows({a}, {self.buf(st.padded)}), "
-                          f"else gemm({a}, {self.buf(st.b)})")
+                self.line(f"{self.buf(st.out)}[{r0}:{r1}] = skinny_rows({a}, {self.buf(st.padded)})")
         elif isinstance(st, SkinnyUnpad):
             self.line(f"{self.buf(st.out)} = skinny_unpad({self.buf(st.padded)}; m={self.e(st.m)}, n={self.e(st.n)})")
         elif isinstance(st, Parallel):

@@ -471,7 +471,7 @@ class LoopLowering:
 
     def pipelined(self) -> bool:
         """Row pipelines run as such with gradc's narrow kernels for their blocks and
-        BLAS on gradc's pool for the blocks too wide for them (else their nests run one
+        BLAS on gradc's pool for products too wide for them (else their nests run one
         after another, as the schedule ordered them)."""
         return bool(self.blas and self.blas.get("skinny_rows") and self.blas.get("pool"))
 
@@ -480,7 +480,9 @@ class LoopLowering:
         rows on the pool (or all rows serially), blocks of rows of x: the head's rows
         of x @ W, the row-local nests' rows, and the tail's x[rows]^T @ G[rows] added
         into this chunk's partial result (combined in chunk order after, as a split
-        reduction's)."""
+        reduction's).  When W or G has more columns than the narrow kernels take (a
+        size symbol, known at run time), the blocks run only the row-local nests, and
+        the two products run whole before and after."""
         s, g = self.s, self.g
         x, z, gw = p.x, p.head, p.tail
         w, G = g[z]["args"][1], g[gw]["args"][1]
@@ -521,16 +523,27 @@ class LoopLowering:
             return stmts + [self.loop(nblocks, one_block, "block"),
                             SkinnyUnpad(gw, acc, cols, size(self.shape(gw)[1]), dt)]
 
+        # Products wider than the narrow kernels (a width known only at run time): the
+        # blocks skip them, and they run whole before and after, on the pool
+        narrow = Bin("and", Bin("lt", size(self.shape(w)[1]), Const(SKINNY_MAX_N + 1)),
+                     Bin("lt", size(self.shape(G)[1]), Const(SKINNY_MAX_N + 1)))
+        wide = Not(narrow)
+        i32 = np.dtype(np.int32)
+        threads = Const(s.pool_threads, i32)
+        head = Gemm(z, (x, False), (w, False), n_rows, size(self.shape(w)[1]), cols, dt, False, threads,
+                    s.pool_threads, wide)
+        tail = Gemm(gw, (x, True), (G, False), cols, size(self.shape(G)[1]), n_rows, dt, False, threads,
+                    s.pool_threads, wide)
         out = [Comment(f"row pipeline: blocks of rows of {g.label(x)} read once by nests {p.first}-{p.last}"),
-               SkinnyPack(packed, w, size(self.shape(w)[1]), cols, dt)]
+               SkinnyPack(packed, w, size(self.shape(w)[1]), cols, dt), head]
         if not parallel:
-            return out + chunk(ZERO, n_rows)
-        i32 = numel(self.shape(x))
-        cond = Bin("and", Bin("and", Bin("ge", i32, Const(PAR_MIN_WORK // 16)), Bin("ge", n_rows, Const(s.threads))),
+            return out + chunk(ZERO, n_rows) + [tail]
+        work = numel(self.shape(x))
+        cond = Bin("and", Bin("and", Bin("ge", work, Const(PAR_MIN_WORK // 16)), Bin("ge", n_rows, Const(s.threads))),
                    Not(BLAS_CALL))
         combine = [(r, g[r]["op"], g[r]["dtype"], numel(self.shape(r))) for r in crossing]
         combine.append((gw, "sum", g[gw]["dtype"], numel(self.shape(gw))))
-        return out + [Parallel(k, n_rows, cond, [(f"pipe{k}", chunk(START, END))], combine)]
+        return out + [Parallel(k, n_rows, cond, [(f"pipe{k}", chunk(START, END))], combine), tail]
 
     def kernel(self, name) -> Kernel:
         s = self.s

@@ -127,9 +127,10 @@ def test_large_linear_layer_and_logistic_regression(kind, threads):
                                    (999, 13, 17), (2500, 40, 24), (50, 600, 5)])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_small_and_odd_sizes(n, d, c, dtype, threads):
-    """Ragged last blocks (1001 rows in blocks of 992), one row, one column; 17 and 24
-    classes take the pipeline's BLAS blocks (the narrow kernels stop at 16 columns):
-    the class count is a size symbol, known only when the kernel runs."""
+    """Ragged last blocks (1001 rows in blocks of 992), one row, one column; with 17 and
+    24 classes the pipeline's blocks run only the softmax and its products run whole in
+    BLAS (the narrow kernels stop at 16 columns; the class count is a size symbol,
+    known only when the kernel runs)."""
     _check("softmax", n, d, c, dtype, threads)
 
 
