@@ -470,7 +470,8 @@ def _narrow_head(g: Graph, z: int, x: int, roots: set) -> bool:
     w = d["args"][1]
     cols = g[w]["shape"][-1] if len(g[w]["shape"]) == 2 else None
     stored = w in roots or g[w]["op"] == "input"
-    return stored and (isinstance(cols, str) or (isinstance(cols, int) and cols <= PACKED_WIDTH))
+    same_type = d["dtype"] == g[x]["dtype"] == g[w]["dtype"]
+    return stored and same_type and (isinstance(cols, str) or (isinstance(cols, int) and cols <= PACKED_WIDTH))
 
 
 def _tail_operand(g: Graph, gw: int, roots: set):
@@ -483,7 +484,7 @@ def _tail_operand(g: Graph, gw: int, roots: set):
         return None
     x = g[a]["args"][0]
     stored = lambda n: n in roots or g[n]["op"] == "input"   # noqa: E731
-    if not (stored(x) and stored(b)) or g[x]["dtype"].kind != "f" or g[x]["dtype"] != g[b]["dtype"]:
+    if not (stored(x) and stored(b)) or g[x]["dtype"].kind != "f" or not d["dtype"] == g[x]["dtype"] == g[b]["dtype"]:
         return None
     return x, b
 
