@@ -186,3 +186,20 @@ def test_a_gradient_that_needs_a_column_statistic_is_not_pipelined():
     Z = X @ W
     G = 2.0 * (Z - Z.mean(axis=0))
     assert np.all(np.abs(gW - X.T @ G) <= _bound(X, G, 5000, np.float64))
+
+
+def test_a_label_out_of_range_in_one_chunk_raises_and_negative_labels_count_from_the_end():
+    """The gather of the labels runs inside the pipeline's blocks: a chunk's bounds
+    check must reach the caller."""
+    W, X, labels = _data("softmax", 100_000, 32, 10, np.float64)
+    with gradc_threads(2):
+        vg = gradc.value_and_grad(softmax_ce, argnums=0, backend="llvm")
+        bad = labels.copy()
+        bad[77_777] = 10
+        with pytest.raises(IndexError, match="out of bounds"):
+            vg(W, X, bad)
+        bad[77_777] = -1
+        value, gW = vg(W, X, bad)
+    terms, gW_ref, G = softmax_ce_ref(W, X, np.where(bad < 0, bad + 10, bad))
+    assert np.all(np.abs(gW - gW_ref) <= _bound(X, G, 100_000, np.float64))
+    assert abs(float(value) - terms.mean()) <= 2 * 100_008 * np.finfo(np.float64).eps * np.abs(terms).mean()
