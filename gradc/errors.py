@@ -1,4 +1,5 @@
 """Exceptions raised by gradc. Every message names what was expected and what came."""
+import numpy as _np
 
 
 class GradcError(Exception):
@@ -28,3 +29,11 @@ class NonFiniteError(GradcError, FloatingPointError):
 class UnsupportedNameError(UnsupportedError, AttributeError):
     """``gradc.numpy.<name>`` for a numpy name gradc does not provide (an AttributeError
     too, so ``hasattr`` and ``getattr(np, name, default)`` keep working)."""
+
+
+class LinAlgError(GradcError, _np.linalg.LinAlgError):
+    """A linear algebra op met a matrix it is not defined for: a singular matrix in
+    ``linalg.solve`` or ``linalg.inv``, one that is not positive definite in
+    ``linalg.cholesky``, an eigenvalue computation that did not converge (where
+    numpy raises ``numpy.linalg.LinAlgError``; ``except numpy.linalg.LinAlgError``
+    catches it too)."""

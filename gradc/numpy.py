@@ -13,7 +13,7 @@ import types as _types
 import numpy as _np
 
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
-from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr
+from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
@@ -185,7 +185,7 @@ FUNCTIONS = {
 
 
 # numpy.linalg function name -> gradc function (Value.__array_function__ and gradc.numpy.linalg)
-LINALG_FUNCTIONS = {"norm": _stats.norm}
+LINALG_FUNCTIONS = {"norm": _stats.norm, **_lapack.FUNCTIONS}
 
 DOCS = "docs/numpy.md"
 
