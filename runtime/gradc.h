@@ -60,7 +60,13 @@ enum {
     GRADC_EMPTY_REDUCTION = 2,     /* max/min over zero elements (from ..._check_sizes) */
     GRADC_SIZE_TOO_SMALL = 3,      /* a size below the model's bound, e.g. x[1:4] needs n >= 4 */
     GRADC_NEGATIVE_SIZE = 4,       /* a size < 0 (from ..._check_sizes) */
-    GRADC_NEGATIVE_POWER = 8       /* an integer to a negative integer power (kernel) */
+    GRADC_NEGATIVE_POWER = 8,      /* an integer to a negative integer power (kernel) */
+    /* linear algebra (kernels of the LLVM backend, runtime/lapack.c) */
+    GRADC_SINGULAR_MATRIX = 16,    /* linalg.solve or linalg.inv of a singular matrix */
+    GRADC_NOT_POSITIVE_DEFINITE = 32, /* linalg.cholesky of a matrix that is not positive definite */
+    GRADC_NO_CONVERGENCE = 64,     /* linalg.eigh's eigenvalue iteration did not converge */
+    GRADC_LAPACK_UNAVAILABLE = 128, /* no LAPACK routines were registered */
+    GRADC_OUT_OF_MEMORY = 256      /* a linear algebra workspace could not be allocated */
 };
 /* A kernel returns GRADC_OK or an OR of the kernel codes (GRADC_INDEX_OUT_OF_BOUNDS,
  * GRADC_NEGATIVE_POWER): every problem found in the call, not only the first. */
@@ -73,6 +79,9 @@ static inline const char *gradc_status_string(gradc_status s) {
     case GRADC_SIZE_TOO_SMALL: return "a size is below the model's lower bound";
     case GRADC_NEGATIVE_SIZE: return "a size is negative";
     case GRADC_NEGATIVE_POWER: return "an integer to a negative integer power";
+    case GRADC_SINGULAR_MATRIX: return "singular matrix";
+    case GRADC_NOT_POSITIVE_DEFINITE: return "matrix is not positive definite";
+    case GRADC_NO_CONVERGENCE: return "eigenvalues did not converge";
     default:
         if (s & GRADC_NEGATIVE_POWER) return "an integer to a negative integer power (and an index out of bounds)";
         return "unknown gradc status";

@@ -68,3 +68,35 @@ def find() -> dict:
                       "threads": _thread_control(lib)}
             return _found
     return _found
+
+
+_lapack: dict | None = None
+
+# The LAPACK routines gradc's linear algebra calls (runtime/lapack.c), double then float.
+LAPACK_ROUTINES = ("gesv", "getrf", "potrf", "syevd")
+
+
+def find_lapack() -> dict:
+    """{"addresses": [d routines..., s routines...], "library": name} for numpy's ILP64
+    LAPACK (``scipy_dgesv_64_``: 64-bit integers, Fortran calling convention), or {}
+    when this numpy build has none (then linear algebra runs on backend="numpy")."""
+    global _lapack
+    if _lapack is not None:
+        return _lapack
+    _lapack = {}
+    if os.environ.get("GRADC_NO_BLAS"):
+        return _lapack
+    for path in _libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for pattern in ("scipy_{t}{r}_64_", "{t}{r}_64_", "{t}{r}64_"):
+            try:
+                addrs = [ctypes.cast(getattr(lib, pattern.format(t=t, r=r)), ctypes.c_void_p).value
+                         for t in "ds" for r in LAPACK_ROUTINES]
+            except AttributeError:
+                continue
+            _lapack = {"addresses": addrs, "library": os.path.basename(path)}
+            return _lapack
+    return _lapack

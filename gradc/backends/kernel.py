@@ -19,6 +19,8 @@ from ..evaluate import bind_sizes
 from ..graph import Graph
 from ..shapes import resolve
 from .llvm_codegen import STATUS_NEGATIVE_POWER
+from .loop_ir import (STATUS_LAPACK_UNAVAILABLE, STATUS_LINALG, STATUS_NO_CONVERGENCE, STATUS_NOT_POSITIVE_DEFINITE,
+                      STATUS_OUT_OF_MEMORY, STATUS_SINGULAR_MATRIX)
 from .schedule import describe, workspace_bytes, workspace_layout
 
 KERNEL = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -71,6 +73,8 @@ class Kernel:
         if getattr(_callpath, "PLAN_VERSION", 1) < 2 and (
                 len(set(s.outputs)) != len(s.outputs) or any(o not in s.roots for o in s.outputs)):
             return None     # a stale build of the extension reads each output buffer once
+        if any(n.kind == "lapack" for n in s.nests):   # its failures are raised by raise_status
+            return None
         sym = {x: k for k, x in enumerate(self.symbols)}
 
         def spec(shape, dtype):
@@ -112,7 +116,7 @@ class Kernel:
         ws = np.empty(max(nbytes, 1), np.uint8)
         rc = self.cfunc(ptrs, szs, ws.ctypes.data)
         if rc:
-            raise_status(rc)
+            raise_status(rc, s)
         by_node = dict(zip(self.root_outputs, outs))
         results = []
         for o in s.outputs:
@@ -125,13 +129,42 @@ class Kernel:
         return results
 
 
-def raise_status(rc: int):
+def raise_status(rc: int, s=None):
     """The Python error for a kernel's non-zero status (the same messages as the C call
-    path's, runtime/callpath.c)."""
+    path's, runtime/callpath.c); a linear algebra failure names the ops of schedule
+    ``s`` that can fail that way, with the user's lines."""
+    if rc & STATUS_LINALG:
+        raise _linalg_error(rc, s)
     if rc & STATUS_NEGATIVE_POWER:
         raise ValueError("Integers to negative integer powers are not allowed.")
     raise IndexError("index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] "
                      "index is outside the array)")
+
+
+_LINALG_FAILURES = [  # (status bit, what numpy says, the ops that can set it)
+    (STATUS_SINGULAR_MATRIX, "Singular matrix", ("solve", "inv")),
+    (STATUS_NOT_POSITIVE_DEFINITE, "Matrix is not positive definite", ("cholesky",)),
+    (STATUS_NO_CONVERGENCE, "Eigenvalues did not converge", ("eigh", "eigvalsh")),
+    (STATUS_OUT_OF_MEMORY, "out of memory for a linear algebra workspace", ()),
+    (STATUS_LAPACK_UNAVAILABLE, "no LAPACK routines are registered with gradc's extension", ()),
+]
+
+
+def _linalg_error(rc: int, s):
+    from ..errors import LinAlgError
+    for bit, text, ops in _LINALG_FAILURES:
+        if not rc & bit:
+            continue
+        where = []
+        if s is not None:
+            g = s.graph
+            for nest in s.nests:
+                d = g[nest.roots[0]]
+                if nest.kind == "lapack" and d["op"] in ops:
+                    p = d["provenance"]
+                    where.append(f"linalg.{d['op']}" + (f" at {p.where}" if p is not None and p.where else ""))
+        return LinAlgError(text + (f" (in {', '.join(dict.fromkeys(where))})" if where else ""))
+    return LinAlgError(f"linear algebra failed (status {rc})")
 
 
 def _remap(structure, index):

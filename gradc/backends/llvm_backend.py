@@ -6,6 +6,7 @@ from ..graph import Graph
 from .kernel import Kernel, compile_kernel, const_bytes, kernel_name
 from .llvm_codegen import lower_parts
 from .llvm_jit import Artifact, init, kernel_threads
+from .lower_loops import refuse_lapack
 from .schedule import schedule
 
 
@@ -21,6 +22,7 @@ class LLVMKernel(Kernel):
         # interface (code_fingerprint() and the CPU are added by Artifact).
         key = (text, *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")),
                bool(blas.get("pool")), bool(blas.get("skinny_rows")))
+        refuse_lapack(s, blas)   # before the cache: an artifact that calls LAPACK needs it
         self.blas = blas
         self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))
 

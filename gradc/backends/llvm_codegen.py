@@ -447,6 +447,8 @@ class Codegen:
             pass
         elif isinstance(st, lir.Gemm):
             self.emit_gemm(st)
+        elif isinstance(st, lir.LapackCall):
+            self.emit_lapack(st)
         elif isinstance(st, lir.Parallel):
             self.emit_parallel_nest(st)
         elif isinstance(st, lir.SkinnyPack):
@@ -633,6 +635,21 @@ class Codegen:
         b.call(fn, [ir.Constant(I32, 0 if ty == F64 else 1), ir.Constant(I32, int(st.tn)), m, nn, kk,
                     b.bitcast(a, vp), self.ld(st.a), b.bitcast(bb, vp), ldb, b.bitcast(out, vp),
                     ir.Constant(I64, 0) if st.tn else self.ld(st.out)])
+
+    def emit_lapack(self, st: lir.LapackCall):
+        """gradc_lapack (runtime/lapack.c): the op on every matrix of the stack; its
+        failures (a singular matrix, ...) are OR-ed into the kernel's status."""
+        vp = I8.as_pointer()
+        fn = self.module.globals.get("gradc_lapack")
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(I32, [I32, I32, I64, I64, I64, vp, vp, vp]), "gradc_lapack")
+        b = self.b
+        a = st.args[0]
+        rhs = st.args[1] if len(st.args) > 1 else a
+        rc = b.call(fn, [ir.Constant(I32, lir.LAPACK_ROUTINES[st.op]), ir.Constant(I32, int(st.dtype == np.float32)),
+                         self.e_(st.batch), self.e_(st.n), self.e_(st.k), b.bitcast(self.bufs[a], vp),
+                         b.bitcast(self.bufs[rhs], vp), b.bitcast(self.bufs[st.out], vp)])
+        b.store(b.or_(b.load(self.status), rc), self.status)
 
     def ld(self, x):
         """Leading dimension of a stored matrix: its row length, at least 1."""

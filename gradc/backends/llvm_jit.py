@@ -72,6 +72,13 @@ def init():
                         llvm.add_symbol("gradc_skinny_rows", rows)
                         llvm.add_symbol("gradc_skinny_unpad", unpad)
                         found["skinny_rows"] = True
+            # linear algebra: gradc_lapack (runtime/lapack.c) calls numpy's LAPACK
+            lapack = blas.find_lapack()
+            if lapack and hasattr(_callpath, "lapack_register"):
+                llvm.add_symbol("gradc_lapack", _callpath.lapack_register(*lapack["addresses"]))
+                _state["lapack"] = lapack
+                if found:
+                    found["lapack"] = True
             _state["pool"] = True
         except ImportError:
             pass

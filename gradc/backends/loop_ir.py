@@ -23,6 +23,16 @@ from .schedule import Schedule
 # A kernel's status: an OR of these bits (runtime/gradc.h's GRADC_* codes).
 STATUS_INDEX_OUT_OF_BOUNDS = 1   # a gather or scatter index outside its array
 STATUS_NEGATIVE_POWER = 8        # an integer raised to a negative integer power
+STATUS_SINGULAR_MATRIX = 16      # linalg.solve or linalg.inv of a singular matrix
+STATUS_NOT_POSITIVE_DEFINITE = 32  # linalg.cholesky of a matrix that is not positive definite
+STATUS_NO_CONVERGENCE = 64       # linalg.eigh's iteration did not converge
+STATUS_LAPACK_UNAVAILABLE = 128  # the extension has no LAPACK routines registered
+STATUS_OUT_OF_MEMORY = 256       # a linear algebra workspace could not be allocated
+STATUS_LINALG = (STATUS_SINGULAR_MATRIX | STATUS_NOT_POSITIVE_DEFINITE | STATUS_NO_CONVERGENCE
+                 | STATUS_LAPACK_UNAVAILABLE | STATUS_OUT_OF_MEMORY)
+
+# gradc_lapack's routine codes (runtime/lapack.c's GRADC_LA_*), by the op they compute.
+LAPACK_ROUTINES = {"solve": 0, "inv": 1, "det": 2, "slogdet": 3, "cholesky": 4, "eigvalsh": 5, "eigh": 6}
 
 INDEX = np.dtype(np.int64)
 SKINNY_MAX_N = 16     # GRADC_SKINNY_MAX_N in runtime/skinny.c
@@ -308,6 +318,22 @@ class SkinnyUnpad:
 
 
 @dataclass(eq=False)
+class LapackCall:
+    """``out = op(args)`` for each of ``batch`` n x n matrices (a linalg op:
+    LAPACK_ROUTINES), by numpy's LAPACK through runtime/lapack.c's ``gradc_lapack``,
+    which ORs a failure (singular, not positive definite) into the kernel's status.
+    ``k``: solve's right-hand columns (0 for the other ops).  Never fused: the
+    operands are buffers, row-major and contiguous."""
+    op: str
+    out: int
+    args: tuple
+    batch: Expr
+    n: Expr
+    k: Expr
+    dtype: np.dtype
+
+
+@dataclass(eq=False)
 class Parallel:
     """Nest ``k`` split over its outer loop: each body (a function of Var START, END,
     CHUNK) runs rows [start, end) of chunk ``chunk``, on the thread pool when ``cond``
@@ -541,6 +567,10 @@ class TextRenderer:
                 self.line(f"{self.buf(st.out)}[{r0}:{r1}] = skinny_rows({a}, {self.buf(st.padded)})")
         elif isinstance(st, SkinnyUnpad):
             self.line(f"{self.buf(st.out)} = skinny_unpad({self.buf(st.padded)}; m={self.e(st.m)}, n={self.e(st.n)})")
+        elif isinstance(st, LapackCall):
+            ops = ", ".join(self.buf(a) for a in st.args)
+            self.line(f"%{st.out} = lapack {st.op}({ops}; batch={self.e(st.batch)}, n={self.e(st.n)}"
+                      + (f", k={self.e(st.k)})" if st.op == "solve" else ")"))
         elif isinstance(st, Parallel):
             self.line(f"parallel over [0, {self.e(st.n0)}) in {self.k.threads} chunks if {self.e(st.cond)}:")
             self.depth += 1

@@ -19,6 +19,7 @@ from .loop_ir import (BLAS_CALL, CHUNK, END, SKINNY_MAX_N, START, STATUS_NEGATIV
                       SkinnyUnpad, Store, ToIndex, Update, Var, flat_offset, numel, size)
 from .schedule import (PACKED_WIDTH, Schedule, broadcast_index, crosses_chunks, describe, identity, is_reduction,
                        view_index)
+from .loop_ir import LapackCall
 
 # Threads pay off once a nest's single-thread time dwarfs the pool's hand-off (a few
 # microseconds): elements x estimated body cost (schedule._cost: Op.cost per node) of at
@@ -33,6 +34,27 @@ PAR_MIN_WORK = 1 << 18
 # run 4 rows at a time).
 PIPE_BLOCK_BYTES = 256 << 10
 PIPE_MIN_ROWS, PIPE_MAX_ROWS = 16, 1024
+
+
+def refuse_lapack(s: Schedule, blas: dict | None) -> None:
+    """Raise UnsupportedError, naming the op and the user's line, when schedule ``s``
+    has a linear algebra op and the backend has no LAPACK to call (generated C,
+    ahead-of-time libraries, a numpy without its OpenBLAS, an extension built before
+    runtime/lapack.c)."""
+    if blas and blas.get("lapack"):
+        return
+    for nest in s.nests:
+        if nest.kind != "lapack":
+            continue
+        from ..errors import UnsupportedError
+        d = s.graph[nest.roots[0]]
+        p = d["provenance"]
+        at = f" (at {p.where})" if p is not None and p.where else ""
+        raise UnsupportedError(
+            f"linalg.{d['op']}{at} runs on backend=\"llvm\", which calls the LAPACK numpy ships, or on "
+            f"backend=\"numpy\"; backend=\"c\" and ahead-of-time libraries (gradc build) do not support it"
+            + ("" if blas is None else " (and this numpy's LAPACK was not found, or gradc's extension "
+               "predates it: rebuild it with `python setup.py build_ext --inplace`)"))
 
 
 class LoopLowering:
@@ -422,6 +444,8 @@ class LoopLowering:
         products (``blas["pool"]``, runtime/poolgemm.c) OpenBLAS never runs threads of its
         own."""
         flag = Const(False, np.dtype(np.bool_))
+        if any(nest.kind == "lapack" for nest in self.s.nests):   # LAPACK runs on OpenBLAS's threads
+            return Const(True, np.dtype(np.bool_))
         if self.blas and self.blas.get("pool"):     # (ahead-of-time libraries have no BLAS)
             return flag
         for nest in self.s.nests:
@@ -453,6 +477,17 @@ class LoopLowering:
                 return [Eval(va), self.loop(n, over_j, "j")]
             return [self.loop(k, over_k, "k")]
         return [self.fill(nid, 0.0), self.loop(m, over_i, "i")]
+
+    def lapack(self, nest) -> list:
+        """A linear algebra op: one call of numpy's LAPACK for the whole stack of matrices
+        (runtime/lapack.c), when the backend links it (``blas["lapack"]``: the LLVM JIT
+        with numpy's OpenBLAS); generated C and ahead-of-time libraries refuse it."""
+        (nid,) = nest.roots
+        d = self.g[nid]
+        refuse_lapack(self.s, self.blas)
+        sa = self.shape(d["args"][0])
+        k = size(self.shape(d["args"][1])[-1]) if d["op"] == "solve" else ZERO
+        return [LapackCall(d["op"], nid, tuple(d["args"]), numel(sa[:-2]), size(sa[-1]), k, d["dtype"])]
 
     def scatter(self, nest):
         (nid,) = nest.roots
@@ -562,7 +597,8 @@ class LoopLowering:
             if nest.kind == "loop" and nest.parallel:
                 body = [self.parallel(nest, k)]
             else:
-                body = {"loop": self.loop_nest, "matmul": self.matmul, "scatter": self.scatter}[nest.kind](nest)
+                body = {"loop": self.loop_nest, "matmul": self.matmul, "scatter": self.scatter,
+                        "lapack": self.lapack}[nest.kind](nest)
             nests.append(Nest(k, titles[k], body))
         return Kernel(name, s, nests, blas_call, s.threads, s.pool_threads)
 

@@ -25,7 +25,7 @@ from ..passes import optimize
 
 @dataclass
 class Nest:
-    kind: str                 # "loop" | "matmul" | "scatter"
+    kind: str                 # "loop" | "matmul" | "scatter" | "lapack"
     domain: tuple             # symbolic iteration space
     roots: list = field(default_factory=list)
     # per root: level "full" (indexed by the whole domain) or "row" (by all but the last
@@ -225,6 +225,12 @@ def domain(g: Graph, nid: int) -> tuple:
 def is_reduction(g: Graph, nid: int) -> bool:
     """Does node ``nid`` accumulate (``Op.combine``: sum, max, min)?"""
     return _op(g, nid).combine is not None
+
+
+def is_lapack(g: Graph, nid: int) -> bool:
+    """Is node ``nid`` a linear algebra op computed by a LAPACK call (``Op.extra["lapack"]``)?"""
+    op = OPS.get(g[nid]["op"])
+    return op is not None and "lapack" in op.extra
 
 
 class _Leaf:
@@ -654,6 +660,10 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
                     if not _is_viewable(g, a, roots):
                         roots.add(a)
                         changed = True
+    # operands of a LAPACK call are whole contiguous buffers (runtime/lapack.c reads them)
+    for nid in list(g.nx.nodes):
+        if is_lapack(g, nid):
+            roots.update(a for a in g[nid]["args"] if g[a]["op"] not in ("input", "const"))
     roots = {r for r in roots if g[r]["op"] not in ("input", "const")}
     _bound_inline_depth(g, roots)
     _materialize_row_math(g, roots)
@@ -666,7 +676,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
             continue
         op = g[nid]["op"]
         dom = domain(g, nid)
-        kind = {"matmul": "matmul", "scatter_add": "scatter"}.get(op, "loop")
+        kind = "lapack" if is_lapack(g, nid) else {"matmul": "matmul", "scatter_add": "scatter"}.get(op, "loop")
         reads, cost = _reads(g, nid, roots)
         reads_of[nid] = reads
         lb = max((where[r] for r in reads), default=0)
