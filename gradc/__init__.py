@@ -9,7 +9,7 @@ differentiates the graph by source transformation, optimizes it, and compiles it
 """
 from .version import __version__  # noqa: F401
 
-from .errors import (ArgumentError, GradcError, NonFiniteError, ShapeError,  # noqa: F401
+from .errors import (ArgumentError, GradcError, LinAlgError, NonFiniteError, ShapeError,  # noqa: F401
                      TracerBoolError, UnsupportedError, UnsupportedNameError)
 from .tracer import Spec  # noqa: F401
 from . import ops as _ops  # noqa: F401  (registers the ops)

@@ -64,7 +64,9 @@ def fd_grad(f, args, i):
 
 def fd_jvp(f, args, diff, tangents):
     """Directional derivative of numpy ``f`` along ``tangents`` (one per index in ``diff``)."""
-    scale = max([1.0] + [float(np.max(np.abs(args[i]), initial=0.0)) for i in diff])
+    # (the step scales with the finite entries: an inf among them would make it inf)
+    scale = max([1.0] + [float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+                         for a in (np.asarray(args[i], np.float64) for i in diff)])
     h = FD_STEP * scale
     ap, am = list(args), list(args)
     for i, t in zip(diff, tangents):

@@ -591,6 +591,34 @@ case("argsort_ties", "scatter_add", lambda x: np.argsort(x, axis=0), lambda x: n
 case("argsort_method", "scatter_add", lambda x: x.argsort(), lambda x: x.argsort(kind="stable"),
      lambda r: [r.integers(0, 3, (9,)).astype(np.float64)], diff=())
 
+# LAPACK ops, last in the table (each line's inputs are drawn from its position: lines
+# added here leave the others' unchanged).  tests/test_lapack.py has them at every size,
+# batched, and their errors:
+# well-conditioned 3x3 inputs (X + 3 I, or X Xᵀ + 3 I for the symmetric ones, whose
+# derivative is that of the symmetric matrix: composing makes entry-wise finite
+# differences see it); eigenvectors enter squared, which their sign does not change.
+def _well(r, s):
+    return r.standard_normal(s) + 3 * numpy.eye(s[-1])
+
+
+def _spd_of(x, m):
+    return x @ m.swapaxes(x, -1, -2) + 3 * m.eye(x.shape[-1])
+
+
+case("solve", "solve", lambda a, b: gnp.linalg.solve(a, b), np.linalg.solve, shapes((_well, (3, 3)), (normal, (3, 2))))
+case("solve_vec_batched", "solve", lambda a, b: gnp.linalg.solve(a, b), np.linalg.solve,
+     shapes((_well, (2, 3, 3)), (normal, (3,))))
+case("inv", "inv", gnp.linalg.inv, np.linalg.inv, shapes((_well, (3, 3))))
+case("det", "det", gnp.linalg.det, np.linalg.det, shapes((_well, (2, 3, 3))))
+case("slogdet", "slogdet", lambda a: gnp.linalg.slogdet(a)[1], lambda a: np.linalg.slogdet(a)[1],
+     shapes((_well, (3, 3))))
+case("cholesky", "cholesky", lambda x: gnp.linalg.cholesky(_spd_of(x, gnp)),
+     lambda x: np.linalg.cholesky(_spd_of(x, np)), shapes((normal, (3, 3))))
+case("eigvalsh", "eigvalsh", lambda x: gnp.linalg.eigvalsh(_spd_of(x, gnp)),
+     lambda x: np.linalg.eigvalsh(_spd_of(x, np)), shapes((normal, (3, 3))))
+case("eigh", "eigh", lambda x: gnp.linalg.eigh(_spd_of(x, gnp))[1] ** 2,
+     lambda x: np.linalg.eigh(_spd_of(x, np))[1] ** 2, shapes((normal, (3, 3))))
+
 CASE_IDS = [c.id for c in CASES]
 assert len(set(CASE_IDS)) == len(CASE_IDS), "duplicate case ids"
 BY_ID = {c.id: c for c in CASES}
