@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import LinAlgError
 from .graph import Graph
 from .ops import OPS
 from .shapes import resolve
@@ -46,7 +47,11 @@ def evaluate(graph: Graph, arrays, *, check=None) -> list[np.ndarray]:
                 vals[nid] = d.params["value"]
                 continue
             op = OPS[d.op]
-            v = op.numpy(*[vals[a] for a in d.args], **_resolve_params(d.params, sizes))
+            try:
+                v = op.numpy(*[vals[a] for a in d.args], **_resolve_params(d.params, sizes))
+            except LinAlgError as e:     # a singular matrix: name the op and the user's line
+                from .ops.lapack import failure_site
+                raise LinAlgError(f"{e} (in {failure_site(d.op, d.provenance)})") from None
             v = np.asarray(v)
             if v.dtype != d.dtype:
                 v = v.astype(d.dtype)

@@ -161,8 +161,8 @@ def _linalg_error(rc: int, s):
             for nest in s.nests:
                 d = g[nest.roots[0]]
                 if nest.kind == "lapack" and d["op"] in ops:
-                    p = d["provenance"]
-                    where.append(f"linalg.{d['op']}" + (f" at {p.where}" if p is not None and p.where else ""))
+                    from ..ops.lapack import failure_site
+                    where.append(failure_site(d["op"], d["provenance"]))
         return LinAlgError(text + (f" (in {', '.join(dict.fromkeys(where))})" if where else ""))
     return LinAlgError(f"linear algebra failed (status {rc})")
 

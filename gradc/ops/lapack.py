@@ -107,13 +107,23 @@ def _same_batch(env, sa, sb, what):
         env.equal(x, y, what)
 
 
+def failure_site(op: str, p) -> str:
+    """Where a linear algebra failure happened, for its message: ``linalg.inv at
+    model.py:6``, or for a node of a derivative ``linalg.inv in the gradient of det at
+    model.py:6`` (``p``: the node's Provenance)."""
+    text = f"linalg.{op}"
+    if p is not None and p.mode is not None and p.of_op:
+        text += f" in the {'gradient' if p.mode == 'adjoint' else 'tangent'} of {p.of_op}"
+    return text + (f" at {p.where}" if p is not None and p.where else "")
+
+
 def _numpy_call(name, fn):
     """numpy.linalg's function as the op's reference, its LinAlgError as gradc's."""
     def call(*arrays, **params):
         try:
             return fn(*arrays, **params)
         except np.linalg.LinAlgError as e:
-            raise LinAlgError(f"numpy.linalg.{name}: {e}") from None
+            raise LinAlgError(str(e)) from None
     return call
 
 
