@@ -1383,8 +1383,15 @@ def _tex_text(s: str) -> str:
 
 
 def _batch_symbol(fo: Graph, wrt: list):
-    """The sample axis: rows of the first data matrix (a rank-2 argument not differentiated)."""
-    ins = [fo[i] for i in fo.inputs]
+    """The sample axis: rows of the first data matrix (a rank-2 argument not differentiated).
+    A size that is a side of a matrix a linear algebra op takes whole (K in solve(K, y),
+    the n x n kernel matrix of a Gaussian process) indexes no samples."""
+    whole = {fo[n].shape[k] if fo[n].op != "solve" else fo[fo[n].args[0]].shape[k]
+             for n in fo.nx if "lapack" in getattr(OPS.get(fo[n].op), "extra", {}) for k in (-1, -2)
+             if len(fo[n].shape) >= 2}
+    whole |= {fo[a].shape[k] for n in fo.nx if "lapack" in getattr(OPS.get(fo[n].op), "extra", {})
+              for a in fo[n].args[:1] for k in (-1, -2)}
+    ins = [fo[i] for i in fo.inputs if not (fo[i].shape and fo[i].shape[0] in whole)]
     for k, d in enumerate(ins):
         if k not in wrt and len(d.shape) == 2 and isinstance(d.shape[0], str):
             return d.shape[0], True

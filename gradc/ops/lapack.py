@@ -152,7 +152,7 @@ def _solve_jvp(ts, x, a, b):
 register(Op("solve", "linalg", _solve_shape, _numpy_call("solve", np.linalg.solve),
             vjp=_solve_vjp, jvp=_solve_jvp, root=True, extra={"lapack": "gesv"},
             doc="X = A⁻¹ B for a stack of (M, M) and (M, K) matrices; vjp: B̄ = A⁻ᵀ G, Ā = −B̄ Xᵀ",
-            notation=lambda m, a, b: m.mul(m.pow(a, m.num(-1)), b),
+            notation=lambda m, a, b: m.fn("solve", a, b),
             rule="X = A⁻¹B ⇒ B̄ = A⁻ᵀ G, Ā = −B̄ Xᵀ"))
 
 
@@ -172,7 +172,7 @@ register(Op("inv", "linalg", _inv_shape, _numpy_call("inv", np.linalg.inv),
             vjp=lambda g, x, a: (-_mm(_mT(x), _mm(g, _mT(x))),),
             jvp=lambda ts, x, a: -_mm(x, _mm(ts[0], x)),
             root=True, extra={"lapack": "gesv"}, doc="A⁻¹; vjp: −Xᵀ G Xᵀ",
-            notation=lambda m, a: m.pow(a, m.num(-1)), rule="X = A⁻¹ ⇒ Ā = −Xᵀ G Xᵀ"))
+            notation="inv", rule="X = A⁻¹ ⇒ Ā = −Xᵀ G Xᵀ"))
 
 
 # ----------------------------------------------------------------------------- det, slogdet
