@@ -343,23 +343,25 @@ static PyObject *pool_gemm_register(PyObject *self, PyObject *args) {
 }
 
 /* lapack_register(addresses) -> address of gradc_lapack: ``addresses`` are the
- * ILP64 routines dgesv, dgetrf, dpotrf, dsyevd, sgesv, sgetrf, spotrf, ssyevd (numpy's
+ * ILP64 routines dgesv, dgetrf, dpotrf, dsyevd, dtrtrs, then sgesv ... strtrs (numpy's
  * LAPACK, found by gradc.backends.blas.find_lapack); runtime/lapack.c calls them. */
 static PyObject *lapack_register(PyObject *self, PyObject *args) {
-    unsigned long long f[8];
-    if (!PyArg_ParseTuple(args, "KKKKKKKK", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7])) return NULL;
+    unsigned long long f[10];
+    if (!PyArg_ParseTuple(args, "KKKKKKKKKK", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]))
+        return NULL;
     for (int t = 0; t < 2; t++) {
-        la_gesv[t] = (la_gesv_t)(uintptr_t)f[4 * t];
-        la_getrf[t] = (la_getrf_t)(uintptr_t)f[4 * t + 1];
-        la_potrf[t] = (la_potrf_t)(uintptr_t)f[4 * t + 2];
-        la_syevd[t] = (la_syevd_t)(uintptr_t)f[4 * t + 3];
+        la_gesv[t] = (la_gesv_t)(uintptr_t)f[5 * t];
+        la_getrf[t] = (la_getrf_t)(uintptr_t)f[5 * t + 1];
+        la_potrf[t] = (la_potrf_t)(uintptr_t)f[5 * t + 2];
+        la_syevd[t] = (la_syevd_t)(uintptr_t)f[5 * t + 3];
+        la_trtrs[t] = (la_trtrs_t)(uintptr_t)f[5 * t + 4];
     }
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_lapack);
 }
 
 static PyMethodDef methods[] = {
     {"lapack_register", lapack_register, METH_VARARGS,
-     "Register numpy's LAPACK routines (ILP64 gesv, getrf, potrf, syevd; double then float); returns the "
+     "Register numpy's LAPACK routines (ILP64 gesv, getrf, potrf, syevd, trtrs; double then float); returns the "
      "address of gradc_lapack, which generated kernels call for linear algebra (runtime/lapack.c)."},
     {"pool_gemm_register", pool_gemm_register, METH_VARARGS,
      "Register numpy's CBLAS gemm and OpenBLAS's thread-count setter and getter; returns the addresses of "

@@ -4,7 +4,8 @@
  * stack of matrices.  gradc's buffers are row-major; LAPACK is column-major, so each
  * matrix is copied transposed into a workspace (the copy is O(M^2) beside LAPACK's
  * O(M^3)), handed to the routine numpy.linalg uses for the same function (gesv, getrf,
- * potrf, syevd), and the result copied back.  Failures set a status bit instead of
+ * potrf, syevd; trtrs for the triangular solves of cholesky's derivatives), and the
+ * result copied back.  Failures set a status bit instead of
  * returning garbage: a singular matrix in solve or inv, a matrix that is not positive
  * definite in cholesky, an eigenvalue computation that did not converge.  det and
  * slogdet of a singular matrix are 0 and (0, -inf), as numpy's.
@@ -26,7 +27,9 @@ enum {
     GRADC_LA_SLOGDET = 3,    /* a (M, M) -> (sign, ln|det|)    (getrf) */
     GRADC_LA_CHOLESKY = 4,   /* a (M, M) -> L, lower           (potrf 'L') */
     GRADC_LA_EIGVALSH = 5,   /* a (M, M) -> w (M,), ascending  (syevd 'N', 'L') */
-    GRADC_LA_EIGH = 6        /* a (M, M) -> V (M, M) columns   (syevd 'V', 'L') */
+    GRADC_LA_EIGH = 6,       /* a (M, M) -> V (M, M) columns   (syevd 'V', 'L') */
+    GRADC_LA_SOLVE_LOWER = 7, /* a (M, M) lower triangular, b (M, K) -> x  (trtrs 'L') */
+    GRADC_LA_SOLVE_UPPER = 8  /* a (M, M) upper triangular, b (M, K) -> x  (trtrs 'U') */
 };
 
 typedef int64_t la_int;
@@ -34,6 +37,8 @@ typedef void (*la_gesv_t)(const la_int *, const la_int *, void *, const la_int *
                           const la_int *, la_int *);
 typedef void (*la_getrf_t)(const la_int *, const la_int *, void *, const la_int *, la_int *, la_int *);
 typedef void (*la_potrf_t)(const char *, const la_int *, void *, const la_int *, la_int *, size_t);
+typedef void (*la_trtrs_t)(const char *, const char *, const char *, const la_int *, const la_int *, const void *,
+                           const la_int *, void *, const la_int *, la_int *, size_t, size_t, size_t);
 typedef void (*la_syevd_t)(const char *, const char *, const la_int *, void *, const la_int *, void *, void *,
                            const la_int *, la_int *, const la_int *, la_int *, size_t, size_t);
 
@@ -42,6 +47,7 @@ static la_gesv_t la_gesv[2];
 static la_getrf_t la_getrf[2];
 static la_potrf_t la_potrf[2];
 static la_syevd_t la_syevd[2];
+static la_trtrs_t la_trtrs[2];
 
 /* One function per element type: T the type, S its suffix. */
 #define GRADC_LAPACK_DEFINE(T, S, IDX)                                                                      \
@@ -106,6 +112,18 @@ static la_syevd_t la_syevd[2];
                 }                                                                                           \
                 if (K > 0) la_gesv[IDX](&N, &K, wa, &lda, ipiv, wb, &lda, &info);                           \
                 else la_getrf[IDX](&N, &N, wa, &lda, ipiv, &info);                                          \
+                if (info != 0) status |= GRADC_SINGULAR_MATRIX;                                             \
+                la_from_cols_##S(wb, x, n, K);                                                              \
+                break;                                                                                      \
+            }                                                                                               \
+            case GRADC_LA_SOLVE_LOWER:                                                                      \
+            case GRADC_LA_SOLVE_UPPER: {                                                                    \
+                T *x = out + t * n * K;                                                                     \
+                if (n == 0) break;                                                                          \
+                la_to_cols_##S(at, wa, n, n);                                                               \
+                la_to_cols_##S(b + t * n * K, wb, n, K);                                                    \
+                la_trtrs[IDX](routine == GRADC_LA_SOLVE_LOWER ? "L" : "U", "N", "N", &N, &K, wa, &lda, wb,  \
+                              &lda, &info, 1, 1, 1);                                                        \
                 if (info != 0) status |= GRADC_SINGULAR_MATRIX;                                             \
                 la_from_cols_##S(wb, x, n, K);                                                              \
                 break;                                                                                      \
@@ -181,7 +199,8 @@ GRADC_LAPACK_DEFINE(float, s, 1)
 int32_t gradc_lapack(int32_t routine, int32_t single, int64_t batch, int64_t n, int64_t k, const void *a,
                      const void *b, void *out) {
     int idx = single ? 1 : 0;
-    if (!la_gesv[idx] || !la_getrf[idx] || !la_potrf[idx] || !la_syevd[idx]) return GRADC_LAPACK_UNAVAILABLE;
+    if (!la_gesv[idx] || !la_getrf[idx] || !la_potrf[idx] || !la_syevd[idx] || !la_trtrs[idx])
+        return GRADC_LAPACK_UNAVAILABLE;
     if (single) return la_run_s(routine, batch, n, k, (const float *)a, (const float *)b, (float *)out);
     return la_run_d(routine, batch, n, k, (const double *)a, (const double *)b, (double *)out);
 }

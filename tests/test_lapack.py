@@ -33,6 +33,7 @@ import pytest
 import gradc
 import gradc.numpy as np
 from gradc.errors import ArgumentError, LinAlgError, ShapeError, UnsupportedError
+from gradc.ops.lapack import solve_triangular
 
 BACKENDS = ["llvm", "numpy"]
 SIZES = [1, 2, 3, 17, 200]
@@ -88,12 +89,33 @@ VALUE_CASES = {
                 lambda a, b: onp.stack(onp.linalg.slogdet(a)), None),
     "cholesky": ("spd", lambda a, b: np.linalg.cholesky(a), lambda a, b: onp.linalg.cholesky(a), None),
     "eigvalsh": ("spd", lambda a, b: np.linalg.eigvalsh(a), lambda a, b: onp.linalg.eigvalsh(a), None),
+    # cholesky's derivatives' triangular solves (internal; scipy.linalg.solve_triangular's
+    # result): only a's lower (upper) triangle is read, the rest is noise
+    "solve_lower": ("lower", lambda a, b: solve_triangular(a, b), lambda a, b: onp.linalg.solve(onp.tril(a), b),
+                    "matrix"),
+    "solve_upper": ("upper", lambda a, b: solve_triangular(a, b, lower=False),
+                    lambda a, b: onp.linalg.solve(onp.triu(a), b), "matrix"),
 }
+
+
+def triangular(rng, n, batch=(), lower=True):
+    """A Cholesky factor (cond <= 2) in one triangle, noise in the other."""
+    chol = onp.linalg.cholesky(spd(rng, n, batch))
+    noise = rng.standard_normal(batch + (n, n))
+    if lower:
+        return chol + onp.triu(noise, 1)
+    return onp.swapaxes(chol, -1, -2) + onp.tril(noise, -1)
+
+
+def _matrix(kind, rng, n, batch):
+    if kind in ("lower", "upper"):
+        return triangular(rng, n, batch, kind == "lower")
+    return (general if kind == "general" else spd)(rng, n, batch)
 
 
 def _inputs(kind, rhs, n, batch, dtype, seed=0):
     rng = onp.random.default_rng(seed + n)
-    a = (general if kind == "general" else spd)(rng, n, batch)
+    a = _matrix(kind, rng, n, batch)
     if rhs == "vector":       # numpy 2: a (M,) b is one vector, for every matrix of a's stack
         b = rng.standard_normal(n)
     elif rhs == "matrix":
@@ -213,7 +235,16 @@ def _f_eigh(s, a0, w):
     return np.sum(v * v * w) + np.sum(w_ * w[..., 0, :])
 
 
-GRAD_CASES = {"solve": ("general", _f_solve), "solve_vector": ("general", _f_solve_vec),
+def _f_solve_lower(s, a0, w):
+    return np.sum(np.sin(solve_triangular(a0 + s, w[..., :3])) * w[..., 3:6])
+
+
+def _f_solve_upper(s, a0, w):
+    return np.sum(np.sin(solve_triangular(a0 + s, w[..., :3], lower=False)) * w[..., 3:6])
+
+
+GRAD_CASES = {"solve_lower": ("lower", _f_solve_lower), "solve_upper": ("upper", _f_solve_upper),
+              "solve": ("general", _f_solve), "solve_vector": ("general", _f_solve_vec),
               "inv": ("general", _f_inv), "det": ("general", _f_det), "slogdet": ("general", _f_slogdet),
               "cholesky": ("spd", _f_cholesky), "eigvalsh": ("spd", _f_eigvalsh), "eigh": ("spd", _f_eigh)}
 
@@ -221,9 +252,9 @@ GRAD_CASES = {"solve": ("general", _f_solve), "solve_vector": ("general", _f_sol
 def _grad_inputs(case, n, batch):
     kind, f = GRAD_CASES[case]
     rng = onp.random.default_rng(100 + n)
-    a0 = (general if kind == "general" else spd)(rng, n, batch)
+    a0 = _matrix(kind, rng, n, batch)
     w = _weights(batch + (n, max(n, 6)), n)
-    if case != "solve":
+    if not case.startswith("solve") or case == "solve_vector":
         w = w[..., :n]
     if case == "solve_vector":
         w = _weights((1,) + batch + (n, 1), n) if not batch else _weights((1, n, 1), n)
@@ -335,6 +366,8 @@ def test_singular_and_indefinite_matrices_raise(backend):
     for f, a in ((lambda a: np.linalg.solve(a, onp.ones(2)), singular), (lambda a: np.linalg.inv(a), stack)):
         with pytest.raises(LinAlgError, match="[Ss]ingular matrix"):
             gradc.jit(f, backend=backend)(a)
+    with pytest.raises(LinAlgError, match="[Ss]ingular matrix"):      # a zero on the diagonal
+        gradc.jit(lambda a, b: solve_triangular(a, b), backend=backend)(onp.array([[1.0, 5.0], [2.0, 0.0]]), onp.ones((2, 1)))
     with pytest.raises(onp.linalg.LinAlgError, match="not positive definite"):   # numpy's class too
         gradc.jit(lambda a: np.linalg.cholesky(a), backend=backend)(-onp.eye(3))
     # numpy's conventions where nothing fails: det 0, slogdet (0, -inf)

@@ -23,6 +23,7 @@ import pytest
 import gradc
 import gradc.numpy as gnp
 from gradc.ops import OPS
+from gradc.ops.lapack import solve_triangular
 from gradc.tracer import bind
 
 from gradc_helpers import (F32_GRAD_RTOL, F32_RTOL, as_dtype, assert_fd_close, away,
@@ -618,6 +619,8 @@ case("eigvalsh", "eigvalsh", lambda x: gnp.linalg.eigvalsh(_spd_of(x, gnp)),
      lambda x: np.linalg.eigvalsh(_spd_of(x, np)), shapes((normal, (3, 3))))
 case("eigh", "eigh", lambda x: gnp.linalg.eigh(_spd_of(x, gnp))[1] ** 2,
      lambda x: np.linalg.eigh(_spd_of(x, np))[1] ** 2, shapes((normal, (3, 3))))
+case("solve_triangular", "solve_triangular", lambda a, b: solve_triangular(a, b, lower=False),
+     lambda a, b: np.linalg.solve(np.triu(a), b), shapes((_well, (3, 3)), (normal, (3, 2))))
 
 CASE_IDS = [c.id for c in CASES]
 assert len(set(CASE_IDS)) == len(CASE_IDS), "duplicate case ids"

@@ -73,7 +73,7 @@ def find() -> dict:
 _lapack: dict | None = None
 
 # The LAPACK routines gradc's linear algebra calls (runtime/lapack.c), double then float.
-LAPACK_ROUTINES = ("gesv", "getrf", "potrf", "syevd")
+LAPACK_ROUTINES = ("gesv", "getrf", "potrf", "syevd", "trtrs")
 
 
 def find_lapack() -> dict:

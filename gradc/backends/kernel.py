@@ -142,7 +142,7 @@ def raise_status(rc: int, s=None):
 
 
 _LINALG_FAILURES = [  # (status bit, what numpy says, the ops that can set it)
-    (STATUS_SINGULAR_MATRIX, "Singular matrix", ("solve", "inv")),
+    (STATUS_SINGULAR_MATRIX, "Singular matrix", ("solve", "inv", "solve_triangular")),
     (STATUS_NOT_POSITIVE_DEFINITE, "Matrix is not positive definite", ("cholesky",)),
     (STATUS_NO_CONVERGENCE, "Eigenvalues did not converge", ("eigh", "eigvalsh")),
     (STATUS_OUT_OF_MEMORY, "out of memory for a linear algebra workspace", ()),

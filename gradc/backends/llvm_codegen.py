@@ -646,7 +646,7 @@ class Codegen:
         b = self.b
         a = st.args[0]
         rhs = st.args[1] if len(st.args) > 1 else a
-        rc = b.call(fn, [ir.Constant(I32, lir.LAPACK_ROUTINES[st.op]), ir.Constant(I32, int(st.dtype == np.float32)),
+        rc = b.call(fn, [ir.Constant(I32, st.routine), ir.Constant(I32, int(st.dtype == np.float32)),
                          self.e_(st.batch), self.e_(st.n), self.e_(st.k), b.bitcast(self.bufs[a], vp),
                          b.bitcast(self.bufs[rhs], vp), b.bitcast(self.bufs[st.out], vp)])
         b.store(b.or_(b.load(self.status), rc), self.status)

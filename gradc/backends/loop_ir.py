@@ -32,7 +32,8 @@ STATUS_LINALG = (STATUS_SINGULAR_MATRIX | STATUS_NOT_POSITIVE_DEFINITE | STATUS_
                  | STATUS_LAPACK_UNAVAILABLE | STATUS_OUT_OF_MEMORY)
 
 # gradc_lapack's routine codes (runtime/lapack.c's GRADC_LA_*), by the op they compute.
-LAPACK_ROUTINES = {"solve": 0, "inv": 1, "det": 2, "slogdet": 3, "cholesky": 4, "eigvalsh": 5, "eigh": 6}
+LAPACK_ROUTINES = {"solve": 0, "inv": 1, "det": 2, "slogdet": 3, "cholesky": 4, "eigvalsh": 5, "eigh": 6,
+                   ("solve_triangular", True): 7, ("solve_triangular", False): 8}   # (op, lower)
 
 INDEX = np.dtype(np.int64)
 SKINNY_MAX_N = 16     # GRADC_SKINNY_MAX_N in runtime/skinny.c
@@ -331,6 +332,12 @@ class LapackCall:
     n: Expr
     k: Expr
     dtype: np.dtype
+    lower: bool = True     # solve_triangular: the triangle of a it reads
+
+    @property
+    def routine(self) -> int:
+        """gradc_lapack's routine code."""
+        return LAPACK_ROUTINES[(self.op, self.lower) if self.op == "solve_triangular" else self.op]
 
 
 @dataclass(eq=False)
@@ -569,8 +576,9 @@ class TextRenderer:
             self.line(f"{self.buf(st.out)} = skinny_unpad({self.buf(st.padded)}; m={self.e(st.m)}, n={self.e(st.n)})")
         elif isinstance(st, LapackCall):
             ops = ", ".join(self.buf(a) for a in st.args)
-            self.line(f"%{st.out} = lapack {st.op}({ops}; batch={self.e(st.batch)}, n={self.e(st.n)}"
-                      + (f", k={self.e(st.k)})" if st.op == "solve" else ")"))
+            op = st.op + ("" if st.op != "solve_triangular" else ", lower" if st.lower else ", upper")
+            self.line(f"%{st.out} = lapack {op}({ops}; batch={self.e(st.batch)}, n={self.e(st.n)}"
+                      + (f", k={self.e(st.k)})" if st.op.startswith("solve") else ")"))
         elif isinstance(st, Parallel):
             self.line(f"parallel over [0, {self.e(st.n0)}) in {self.k.threads} chunks if {self.e(st.cond)}:")
             self.depth += 1

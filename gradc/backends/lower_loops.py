@@ -486,8 +486,9 @@ class LoopLowering:
         d = self.g[nid]
         refuse_lapack(self.s, self.blas)
         sa = self.shape(d["args"][0])
-        k = size(self.shape(d["args"][1])[-1]) if d["op"] == "solve" else ZERO
-        return [LapackCall(d["op"], nid, tuple(d["args"]), numel(sa[:-2]), size(sa[-1]), k, d["dtype"])]
+        k = size(self.shape(d["args"][1])[-1]) if len(d["args"]) > 1 else ZERO
+        return [LapackCall(d["op"], nid, tuple(d["args"]), numel(sa[:-2]), size(sa[-1]), k, d["dtype"],
+                           d["params"].get("lower", True))]
 
     def scatter(self, nest):
         (nid,) = nest.roots

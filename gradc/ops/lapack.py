@@ -18,7 +18,8 @@ result, G its cotangent and ``Aᵀ`` the transpose of each matrix of a stack:
 * eigvalsh w:       Ā = V diag(ḡ) Vᵀ;                   tangent: diag(Vᵀ dA V)
 * eigh's V:         Ā = sym(V (F ∘ Vᵀ Ḡ) Vᵀ);           tangent: V (F ∘ Vᵀ sym(dA) V)
 
-where sym(M) = (M + Mᵀ)/2, Φ keeps the lower triangle and halves the diagonal, and
+where sym(M) = (M + Mᵀ)/2, Φ keeps the lower triangle and halves the diagonal (L⁻ᵀ and
+L⁻¹ are triangular solves: the internal primitive solve_triangular), and
 F_ij = 1/(w_j − w_i) off the diagonal, 0 on it.  Cholesky and eigh read one triangle of
 a symmetric matrix; their derivatives are those of the symmetric matrix (as JAX's),
 and a repeated eigenvalue makes F, and so eigh's gradient, infinite (as in JAX).
@@ -161,6 +162,55 @@ def solve_p(a, b):
     return _trace().bind("solve", a, b)
 
 
+# ----------------------------------------------------------------------------- solve_triangular
+def _triangle_mask(x, lower):
+    """The entries of each matrix's lower (upper) triangle, diagonal included."""
+    rows, cols = _index_grid(x._shape[-1])
+    return cols <= rows if lower else cols >= rows
+
+
+def _solve_tri_shape(env, avals, lower):
+    return _solve_shape(env, avals)
+
+
+def _solve_tri_np(a, b, lower):
+    tri = np.tril(a) if lower else np.triu(a)
+    return np.linalg.solve(tri, b)
+
+
+def _solve_tri_vjp(g, x, a, b, lower):
+    from .elementwise import where
+    gb = solve_triangular(_mT(a), g, lower=not lower)
+    return where(_triangle_mask(a, lower), -_mm(gb, _mT(x)), 0.0), gb
+
+
+def _solve_tri_jvp(ts, x, a, b, lower):
+    from .elementwise import where
+    ta, tb = ts
+    rhs = tb
+    if ta is not None:
+        ax = _mm(where(_triangle_mask(a, lower), ta, 0.0), x)
+        rhs = -ax if tb is None else tb - ax
+    return solve_triangular(a, rhs, lower=lower)
+
+
+register(Op("solve_triangular", "linalg", _solve_tri_shape, _numpy_call("solve", _solve_tri_np),
+            vjp=_solve_tri_vjp, jvp=_solve_tri_jvp, root=True, extra={"lapack": "trtrs"},
+            doc="X = T⁻¹ B for T the lower (lower=True) or upper triangle of A (as scipy.linalg.solve_triangular; "
+                "cholesky's derivatives use it); vjp: B̄ = T⁻ᵀ G, Ā = −tri(B̄ Xᵀ)",
+            notation=lambda m, a, b: m.fn("solve_triangular", a, b),
+            rule="X = T⁻¹B (T triangular) ⇒ B̄ = T⁻ᵀ G, Ā = −triangle of B̄ Xᵀ"))
+
+
+def solve_triangular(a, b, lower=True):
+    """X = T⁻¹ b with T the lower (``lower=True``) or upper triangle of ``a`` (the other
+    entries are not read), for a (..., M, M) and b (..., M, K) with the same batch axes;
+    scipy.linalg.solve_triangular's result, by LAPACK's trtrs on backend="llvm"."""
+    if _eager(a, b):
+        return _solve_tri_np(np.asarray(a), np.asarray(b), lower)
+    return _trace().bind("solve_triangular", a, b, lower=bool(lower))
+
+
 # ----------------------------------------------------------------------------- inv
 def _inv_shape(env, avals):
     (sa, ta), = avals
@@ -229,12 +279,12 @@ def _cholesky_shape(env, avals):
 def _cholesky_vjp(g, chol, a):
     p = _phi(_mm(_mT(chol), g))
     lt = _mT(chol)
-    s = _mT(solve_p(lt, _mT(solve_p(lt, p))))        # L⁻ᵀ P L⁻¹
+    s = _mT(solve_triangular(lt, _mT(solve_triangular(lt, p, lower=False)), lower=False))   # L⁻ᵀ P L⁻¹
     return (_sym(s),)
 
 
 def _cholesky_jvp(ts, chol, a):
-    m = _mT(solve_p(chol, _mT(solve_p(chol, _sym(ts[0])))))   # L⁻¹ sym(dA) L⁻ᵀ
+    m = _mT(solve_triangular(chol, _mT(solve_triangular(chol, _sym(ts[0])))))   # L⁻¹ sym(dA) L⁻ᵀ
     return _mm(chol, _phi(m))
 
 
