@@ -1382,6 +1382,11 @@ def _tex_text(s: str) -> str:
     return s
 
 
+class _NO_ROWS:
+    """A stand-in for an argument that cannot give the sample axis."""
+    shape = ()
+
+
 def _batch_symbol(fo: Graph, wrt: list):
     """The sample axis: rows of the first data matrix (a rank-2 argument not differentiated).
     A size that is a side of a matrix a linear algebra op takes whole (K in solve(K, y),
@@ -1391,7 +1396,8 @@ def _batch_symbol(fo: Graph, wrt: list):
              if len(fo[n].shape) >= 2}
     whole |= {fo[a].shape[k] for n in fo.nx if "lapack" in getattr(OPS.get(fo[n].op), "extra", {})
               for a in fo[n].args[:1] for k in (-1, -2)}
-    ins = [fo[i] for i in fo.inputs if not (fo[i].shape and fo[i].shape[0] in whole)]
+    # (an argument whose rows are such a side stands aside; k stays its position, as wrt counts)
+    ins = [fo[i] if not (fo[i].shape and fo[i].shape[0] in whole) else _NO_ROWS for i in fo.inputs]
     for k, d in enumerate(ins):
         if k not in wrt and len(d.shape) == 2 and isinstance(d.shape[0], str):
             return d.shape[0], True

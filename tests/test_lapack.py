@@ -444,6 +444,11 @@ def test_explain_writes_the_ops():
     assert "X = A⁻¹B ⇒ B̄ = A⁻ᵀ G, Ā = −B̄ Xᵀ" in text and "ln|det A| ⇒ Ā = ḡ A⁻ᵀ" in text, text   # the rules
     assert "Σ_i" not in text, text     # a's rows are not samples: solve takes the matrix whole
 
+    def loss(k, w, x):                  # x's rows are the samples; k is taken whole
+        return np.linalg.slogdet(k)[1] + np.sum(np.log1p(np.exp(x @ w)))
+    text = str(gradc.explain(loss, onp.eye(3) * 2, onp.ones(2), onp.ones((5, 2)), argnums=(0, 1)))
+    assert "x_iᵀ is row i of x" in text, text
+
 
 def test_second_derivatives_through_the_rules():
     """The rules are written with differentiable primitives: Hessian-vector products
