@@ -1,0 +1,19 @@
+"""Whether backend="llvm" can run linalg's LAPACK ops here (tests/test_lapack.py,
+tests/test_ops.py's LAPACK lines)."""
+from __future__ import annotations
+
+import pytest
+
+REBUILD = ("gradc._callpath was built before runtime/lapack.c (or numpy's LAPACK was not found): "
+           "rebuild it with `python setup.py build_ext --inplace`")
+
+
+def native_lapack() -> bool:
+    """Does the LLVM JIT call numpy's LAPACK (gradc_lapack registered)?"""
+    from gradc.backends import llvm_jit
+    return bool(llvm_jit.init()["blas"].get("lapack"))
+
+
+def native_lapack_or_skip() -> None:
+    if not native_lapack():
+        pytest.skip(REBUILD)
