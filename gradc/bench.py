@@ -360,6 +360,28 @@ def _other_threads_cpu_ns():
     return total
 
 
+def _other_threads_runnable() -> bool:
+    """Is a thread of this process other than the caller running or waiting for a core
+    (state R in /proc/self/task/*/stat)?  A spinning pool thread the scheduler has set
+    aside on a loaded machine uses no CPU for a while, but it is still runnable."""
+    import threading
+    me = str(threading.get_native_id())
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    for tid in tids:
+        if tid == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "R":
+                    return True
+        except (OSError, IndexError):
+            continue   # the thread exited meanwhile
+    return False
+
+
 SETTLE_QUIET_S = 0.005     # other threads idle this long: their pools have gone to sleep
 SETTLE_TIMEOUT_S = 0.5
 
@@ -383,8 +405,9 @@ def warm_up(fn=None, args=(), seconds=WARM_S) -> None:
 
 
 def settle(quiet_s=SETTLE_QUIET_S, timeout_s=SETTLE_TIMEOUT_S) -> dict:
-    """Wait until no other thread of this process has used the CPU for ``quiet_s``
-    (spinning thread pools have gone to sleep).  Returns {"waited_s", "settled"}."""
+    """Wait until no other thread of this process has used the CPU, or been runnable,
+    for ``quiet_s`` (spinning thread pools have gone to sleep).  Returns {"waited_s",
+    "settled"}."""
     t0 = time.perf_counter()
     last = _other_threads_cpu_ns()
     if last is None:
@@ -393,7 +416,8 @@ def settle(quiet_s=SETTLE_QUIET_S, timeout_s=SETTLE_TIMEOUT_S) -> dict:
     while True:
         time.sleep(0.001)
         now, used = time.perf_counter(), _other_threads_cpu_ns()
-        if used - last > 50_000:          # more than 50 us of CPU in the last poll: busy
+        # more than 50 us of CPU in the last poll, or runnable now: busy
+        if used - last > 50_000 or _other_threads_runnable():
             quiet_since = now
         last = used
         if now - quiet_since >= quiet_s:
