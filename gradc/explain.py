@@ -847,6 +847,13 @@ class Reader:
             return "col"
         return "plain"
 
+    def as_array(self, e: Ex, nid) -> Ex:
+        """An operand of a matrix product that reads as a number but is an array (the
+        gradient of a sum is 1 broadcast) is that number times 𝟙, the array of ones:
+        G Wᵀ with G = 𝟙 is 𝟙 Wᵀ, not Wᵀ."""
+        r = self.prank(nid)
+        return Mul((e, Sym("𝟙", rank=r))) if r and rank(e) == 0 else e
+
     def prank(self, nid):
         s = self.g[nid].shape
         lay = self.layout(nid)
@@ -1012,7 +1019,7 @@ class Reader:
     def matmul(self, nid, args, A, lays):
         g = self.g
         ra, rb = (len(g[a].shape) for a in args)
-        a, b = A
+        a, b = (self.as_array(x, arg) for x, arg in zip(A, args))
         la, lb = lays
         if la == "row" and lb == "plain":
             if rb == 1 and ra == 2:

@@ -271,3 +271,20 @@ def test_maximum_of_two_varying_operands_mentions_the_tie_split():
     dx, dy = gradc.grad(both, argnums=(0, 1), backend="numpy")(W, 2.0 * W)
     np.testing.assert_array_equal(dx, np.full(3, 1.0))     # 2 · 1/2
     np.testing.assert_array_equal(dy, np.full(3, 0.5))
+
+
+def test_a_sums_gradient_in_a_matrix_product_is_the_array_of_ones():
+    """d/dA sum(A B): the gradient of the sum is 𝟙 (ones), and G Bᵀ with G = 𝟙 is 𝟙 Bᵀ,
+    not Bᵀ; the same inside inv's rule −Xᵀ G Xᵀ.  Checked against the closed forms
+    numerically too: column i of A gets 𝟙 b_i, and d/dA sum(inv(A)) = −Xᵀ 𝟙 Xᵀ."""
+    A, Bm = RNG.normal(size=(3, 4)) + 2 * np.eye(3, 4), RNG.normal(size=(4, 5))
+    ex = gradc.explain(lambda A, B: gnp.sum(A @ B), A, Bm)
+    assert ex.gradients["A"] == "b_iᵀ 𝟙ᵀ", str(ex)
+    np.testing.assert_allclose(gradc.grad(lambda A, B: gnp.sum(A @ B))(A, Bm),
+                               np.ones((3, 5)) @ Bm.T, rtol=1e-13)
+    S = RNG.normal(size=(3, 3)) + 3 * np.eye(3)
+    ex = gradc.explain(lambda A: gnp.sum(gnp.linalg.inv(A)), S)
+    assert ex.gradients["A"] == "−inv(A)ᵀ 𝟙 inv(A)ᵀ", str(ex)
+    Xi = np.linalg.inv(S)
+    np.testing.assert_allclose(gradc.grad(lambda A: gnp.sum(gnp.linalg.inv(A)))(S),
+                               -Xi.T @ np.ones((3, 3)) @ Xi.T, rtol=1e-12)
