@@ -84,6 +84,10 @@ typedef float vfu __attribute__((vector_size(32), aligned(4), may_alias));
                 for (int v = 0; v < NV; v++) acc[r][v] = (V){0};                             \
             }                                                                                \
             for (int64_t k = 0; k < K; k++) {                                                \
+                /* once per cache line: the next RB rows of A, whose first touch would     \
+                 * otherwise stall (each row is a new page for the hardware prefetcher) */ \
+                if ((k & (64 / (int64_t)sizeof(T) - 1)) == 0 && i + RB < r1)                  \
+                    for (int r = 0; r < RB; r++) __builtin_prefetch(a[r] + RB * lda + k, 0, 3); \
                 V b[NV];   /* one vector load each (a memcpy of the row went through the stack) */ \
                 for (int v = 0; v < NV; v++) b[v] = *(const V##u *)(Bp + k * NP + v * L);   \
                 for (int r = 0; r < RB; r++) {                                               \
