@@ -37,12 +37,27 @@ def _thread_control(lib) -> tuple:
     """The addresses of OpenBLAS's ``openblas_set_num_threads`` and
     ``openblas_get_num_threads`` (numpy's build prefixes and suffixes them), or (0, 0)."""
     for prefix, suffix in (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", "")):
-        try:
-            return tuple(ctypes.cast(getattr(lib, f"{prefix}openblas_{verb}_num_threads{suffix}"),
-                                     ctypes.c_void_p).value for verb in ("set", "get"))
-        except AttributeError:
-            continue
+        found = _addresses(lib, [f"{prefix}openblas_{verb}_num_threads{suffix}" for verb in ("set", "get")])
+        if found:
+            return tuple(found)
     return 0, 0
+
+
+def _loaded_libraries():
+    """(path, ctypes library) for each shared library numpy ships that loads."""
+    for path in _libraries():
+        try:
+            yield path, ctypes.CDLL(path)
+        except OSError:
+            continue
+
+
+def _addresses(lib, names) -> list | None:
+    """The addresses of ``names`` in ``lib``, or None when one is missing."""
+    try:
+        return [ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in names]
+    except AttributeError:
+        return None
 
 
 def find() -> dict:
@@ -53,20 +68,13 @@ def find() -> dict:
     _found = {}
     if os.environ.get("GRADC_NO_BLAS"):
         return _found
-    for path in _libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for path, lib in _loaded_libraries():
         for pattern, width in _CANDIDATES:
-            try:
-                d = ctypes.cast(getattr(lib, pattern.format(t="d")), ctypes.c_void_p).value
-                s = ctypes.cast(getattr(lib, pattern.format(t="s")), ctypes.c_void_p).value
-            except AttributeError:
-                continue
-            _found = {"d": d, "s": s, "int": width, "library": os.path.basename(path), "library_path": path,
-                      "threads": _thread_control(lib)}
-            return _found
+            found = _addresses(lib, [pattern.format(t="d"), pattern.format(t="s")])
+            if found:
+                _found = {"d": found[0], "s": found[1], "int": width, "library": os.path.basename(path),
+                          "library_path": path, "threads": _thread_control(lib)}
+                return _found
     return _found
 
 
@@ -86,17 +94,10 @@ def find_lapack() -> dict:
     _lapack = {}
     if os.environ.get("GRADC_NO_BLAS"):
         return _lapack
-    for path in _libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for path, lib in _loaded_libraries():
         for pattern in ("scipy_{t}{r}_64_", "{t}{r}_64_", "{t}{r}64_"):
-            try:
-                addrs = [ctypes.cast(getattr(lib, pattern.format(t=t, r=r)), ctypes.c_void_p).value
-                         for t in "ds" for r in LAPACK_ROUTINES]
-            except AttributeError:
-                continue
-            _lapack = {"addresses": addrs, "library": os.path.basename(path)}
-            return _lapack
+            addrs = _addresses(lib, [pattern.format(t=t, r=r) for t in "ds" for r in LAPACK_ROUTINES])
+            if addrs:
+                _lapack = {"addresses": addrs, "library": os.path.basename(path)}
+                return _lapack
     return _lapack
