@@ -99,6 +99,25 @@ typedef float vfu __attribute__((vector_size(32), aligned(4), may_alias));
         }                                                                                    \
     }
 
+/* In a TN kernel's step over rows r .. r+rb-1 (rb <= RB): B's rows into d[RB][NV] (lanes
+ * past N are padding, never stored; B's last rows, and missing rows as zeros, through a
+ * padded copy) and x[q] pointing at the same rows of A from column c0 (a missing row at
+ * row r: its d is zero). */
+#define SKINNY_LOAD_ROWS(T, V, NV, RB, c0)                                                   \
+    V d[RB][NV];                                                                             \
+    const T *x[RB];                                                                          \
+    for (int q = 0; q < RB; q++) {                                                           \
+        const T *brow = B + (r + q) * ldb;                                                   \
+        if (q < rb && (r + q) * ldb + NP <= b_end) {                                         \
+            for (int v = 0; v < NV; v++) d[q][v] = *(const V##u *)(brow + v * L);            \
+        } else {                                                                             \
+            T row[NP] = {0};                                                                 \
+            if (q < rb) memcpy(row, brow, (size_t)N * sizeof(T));                            \
+            for (int v = 0; v < NV; v++) d[q][v] = *(const V##u *)(row + v * L);             \
+        }                                                                                    \
+        x[q] = A + (r + (q < rb ? q : 0)) * lda + (c0);                                      \
+    }
+
 /* TN, rows [i0, i1) of C = columns [i0, i1) of A (A is [K, M]), summed over rows
  * [k0, k1) of A and B, written to `out` (leading dimension ldc).  Rows of A are read
  * once, in order: RB rows of B stay in registers (RB x NV vectors) while column i of
@@ -122,20 +141,7 @@ typedef float vfu __attribute__((vector_size(32), aligned(4), may_alias));
                 for (int v = 0; v < NV; v++) acc[c][v] = (V){0};                             \
             for (int64_t r = k0; r < k1; r += RB) {                                          \
                 int rb = k1 - r < RB ? (int)(k1 - r) : RB;                                   \
-                V d[RB][NV];                                                                 \
-                const T *x[RB];                                                              \
-                for (int q = 0; q < RB; q++) {                                               \
-                    const T *brow = B + (r + q) * ldb;                                       \
-                    if (q < rb && (r + q) * ldb + NP <= b_end) {                             \
-                        for (int v = 0; v < NV; v++) /* lanes past N: padding, never stored */ \
-                            d[q][v] = *(const V##u *)(brow + v * L);                         \
-                    } else {              /* B's last rows, and missing rows (zeros) */       \
-                        T row[NP] = {0};                                                     \
-                        if (q < rb) memcpy(row, brow, (size_t)N * sizeof(T));                \
-                        for (int v = 0; v < NV; v++) d[q][v] = *(const V##u *)(row + v * L); \
-                    }                                                                        \
-                    x[q] = A + (r + (q < rb ? q : 0)) * lda + c0;                            \
-                }                                                                            \
+                SKINNY_LOAD_ROWS(T, V, NV, RB, c0);                                          \
                 for (int64_t c = 0; c < nc; c++) {                                           \
                     V t[NV];                                                                 \
                     for (int v = 0; v < NV; v++) t[v] = acc[c][v];                           \
@@ -163,19 +169,7 @@ typedef float vfu __attribute__((vector_size(32), aligned(4), may_alias));
         int64_t b_end = (s->K - 1) * ldb + N;                                                \
         for (int64_t r = k0; r < k1; r += RB) {                                              \
             int rb = k1 - r < RB ? (int)(k1 - r) : RB;                                       \
-            V d[RB][NV];                                                                     \
-            const T *x[RB];                                                                  \
-            for (int q = 0; q < RB; q++) {                                                   \
-                const T *brow = B + (r + q) * ldb;                                           \
-                if (q < rb && (r + q) * ldb + NP <= b_end) {                                 \
-                    for (int v = 0; v < NV; v++) d[q][v] = *(const V##u *)(brow + v * L);    \
-                } else {                                                                     \
-                    T row[NP] = {0};                                                         \
-                    if (q < rb) memcpy(row, brow, (size_t)N * sizeof(T));                    \
-                    for (int v = 0; v < NV; v++) d[q][v] = *(const V##u *)(row + v * L);     \
-                }                                                                            \
-                x[q] = A + (r + (q < rb ? q : 0)) * lda;                                     \
-            }                                                                                \
+            SKINNY_LOAD_ROWS(T, V, NV, RB, 0);                                               \
             for (int64_t c = 0; c < M; c++) {                                                \
                 V t[NV];                                                                     \
                 for (int v = 0; v < NV; v++) t[v] = *(V##u *)(Cp + c * NP + v * L);          \
