@@ -515,12 +515,56 @@ def _exp_core(c: _Ctx, x, bounded=False):
 
 
 def _expm1(c: _Ctx, x):
+    if not c.fmt.f64:
+        return _expm1_f32(c, x)
     y = _expm1_core(c, x)
     # expm1(x) == x for tiny x; this also keeps the sign of -0.0 (which the
     # reduction x - k*ln2 with k = -0.0 would turn into +0.0).
     tiny = 2.0**-54 if c.fmt.f64 else 2.0**-25
     y = c.sel(c.lt(c.fabs(x), c.k(tiny)), x, y)
     return c.sel(c.isnan(x), x, y)
+
+
+def _expm1_f32(c: _Ctx, x):
+    """float32 expm1 by a shorter path than ``_expm1_core``'s: no rounding-error
+    term, no three-term sum.
+
+    x = k*ln2 + r, p = expm1(r) = r + r^2*P(r), and expm1(x) = 2^k * (p + (1 - 2^-k)),
+    one rounded sum scaled exactly.  k = 0 (|x| < 0.35): r = x exactly and the sum is
+    p, with full relative accuracy for small x.  Otherwise |expm1(x)| >= 0.29, so r's
+    rounding error (half an ulp of r) and p's cost at most about an ulp of the result;
+    the worst case, k = 1 with r near -ln2/2, cancels 2p + 1 down to 0.41 (measured
+    below 2 ulp).  1 - 2^-k is exact for |k| <= 24 and rounds to 1 beyond (where the
+    -1 is far below half an ulp).  expm1 has x's sign, so the result takes it: -0.0
+    stays -0.0 (the reduction turns it into +0.0).
+
+    On AVX-512 the clamp keeps nan (its compares are false), which then passes through
+    every step (vscalefps, not a float-to-int conversion, does the scaling); elsewhere
+    the clamp turns nan into lo (the int conversions need it) and a select restores it.
+    """
+    fmt = c.fmt
+    ln2_hi, ln2_lo = fmt.split(_LN2, fmt.prec - fmt.kbits)
+    # Below -30 expm1 is -1 in float32 (from -17.4 on); above 100 it overflows (from
+    # 88.73 on): k stays within [-44, 145].
+    lo, hi = c.k(-30.0), c.k(100.0)
+    if c.avx512:
+        xc = c.sel(c.lt(x, lo), lo, x)
+        xc = c.sel(c.gt(xc, hi), hi, xc)
+    else:
+        xc = c.clamp(x, -30.0, 100.0)
+    k = c.rint(c.mul(xc, c.k(_LOG2E)))
+    nk = c.neg(k)
+    r = c.mad(nk, c.k(ln2_lo), c.mad(nk, c.k(ln2_hi), xc))
+    p = c.mad(c.mul(r, r), c.poly(r, _coeffs("exp", fmt)), r)
+    one = c.k(1.0)
+    if c.avx512:
+        y = c._avx512("scalef", c.add(p, c.sub(one, c._avx512("scalef", one, nk))), k)
+    else:
+        n = c.to_i32(k)
+        n25 = c.b.select(c.b.icmp_signed("<", n, c.ki32(25)), n, c.ki32(25))
+        y = c.ldexp(c.add(p, c.sub(one, c.pow2i(c.b.neg(n25)))), k)
+        y = c.sel(c.isnan(x), x, y)
+    return c.copysign(y, x)
 
 
 def _expm1_core(c: _Ctx, x, bounded=False):
