@@ -602,21 +602,23 @@ def _log_core(c: _Ctx, k, f, corr, wide=False):
     """k*ln2 + log(1 + f) + corr, for f in [sqrt(1/2)-1, sqrt(2)-1] (``wide``:
     [-1/4, 1/2), with a polynomial one degree higher).
 
-    fdlibm's formulation: with s = f/(2+f), log(1+f) = 2 atanh(s)
-      = f - hfsq + s*(hfsq + R(s^2)),   hfsq = f^2/2,
-    which keeps the leading term f exact; only small corrections are
-    rounded.  k*ln2 is added as an exact k*LN2_HI plus k*LN2_LO.
+    With s = f/(2+f), log(1+f) = 2 atanh(s) = 2s + s*z*R(z), z = s^2 (fdlibm's R).
+    Since 2s = f - s*f, that is f - s*(f - z*R(z)): the leading term f is exact and
+    s's rounding errors only reach the correction s*(f - z*R), about f^2/2 (a
+    quarter of the result or less), computed in two fused multiply-adds together
+    with the other small terms (k*LN2_LO and corr: log1p's corr can cancel much of
+    f, so it must not meet f first); then f, and an exact k*LN2_HI in the last,
+    once-rounded step.  (fdlibm's own rearrangement, f - hfsq + s*(hfsq + R),
+    takes nine operations after the polynomial, this one five.)
     """
     fmt = c.fmt
     ln2_hi, ln2_lo = fmt.split(_LN2, fmt.prec - fmt.kbits)
     s = c.div(f, c.add(c.k(2.0), f))
     z = c.mul(s, s)
-    R = c.mul(z, c.poly(z, _coeffs("log_wide" if wide else "log", fmt)))
-    hfsq = c.mul(c.mul(c.k(0.5), f), f)
-    # fdlibm: k*ln2_hi - ((hfsq - (s*(hfsq+R) + (k*ln2_lo + corr))) - f)
+    R = c.poly(z, _coeffs("log_wide" if wide else "log", fmt))
     lo = c.mad(k, c.k(ln2_lo), corr)
-    t = c.mad(s, c.add(hfsq, R), lo)
-    return c.sub(c.mul(k, c.k(ln2_hi)), c.sub(c.sub(hfsq, t), f))
+    small = c.mad(c.neg(s), c.mad(c.neg(z), R, f), lo)   # lo - s*(f - z*R)
+    return c.mad(k, c.k(ln2_hi), c.add(f, small))
 
 
 def _log(c: _Ctx, x):
