@@ -349,6 +349,47 @@ class _Ctx:
             return self.b.shuffle_vector(y, undef, first)
         return self.b.extract_element(y, ir.Constant(i32, 0))
 
+    def fixup_avx512(self, y, x, table: dict):
+        """y, with the lanes where x is a special value replaced as ``table`` says
+        (AVX-512F's vfixupimmpd, one instruction for what takes a compare and a
+        blend per case).  ``table`` maps x's class ("nan", "zero", "one", "-inf",
+        "+inf", "neg", "pos") to a response: "y" (keep y), "x", "nan", "-inf",
+        "+inf", "+0"; unlisted classes keep y.  (Subnormals are "pos"/"neg": the
+        instruction treats them as zeros only under MXCSR.DAZ, which gradc never
+        sets.)"""
+        tokens = {"nan": (0, 1), "zero": (2,), "one": (3,), "-inf": (4,), "+inf": (5,),
+                  "neg": (6,), "pos": (7,)}
+        codes = {"y": 0, "x": 1, "nan": 3, "-inf": 4, "+inf": 5, "+0": 8}
+        word = 0
+        for cls, response in table.items():
+            for t in tokens[cls]:
+                word |= codes[response] << (4 * t)
+        f64 = self.fmt.f64
+        full = 8 if f64 else 16
+        vty = ir.VectorType(self.elt, full)
+        ity = ir.VectorType(ir.IntType(64 if f64 else 32), full)
+        i32 = ir.IntType(32)
+        undef = ir.Constant(vty, ir.Undefined)
+        if self.lanes == full:
+            a, b = y, x
+        elif self.lanes:
+            idx = ir.Constant(ir.VectorType(i32, full), [i % self.lanes for i in range(full)])
+            a, b = (self.b.shuffle_vector(v, ir.Constant(self.ty, ir.Undefined), idx) for v in (y, x))
+        else:
+            a, b = (self.b.insert_element(undef, v, ir.Constant(i32, 0)) for v in (y, x))
+        name = f"llvm.x86.avx512.mask.fixupimm.{'pd' if f64 else 'ps'}.512"
+        operands = [a, b, ir.Constant(ity, [word] * full), ir.Constant(i32, 0),
+                    ir.Constant(ir.IntType(full), -1), ir.Constant(i32, 4)]
+        m = self.b.module
+        fn = m.globals.get(name) or ir.Function(m, ir.FunctionType(vty, [o.type for o in operands]), name)
+        r = self.b.call(fn, operands)
+        if self.lanes == full:
+            return r
+        if self.lanes:
+            first = ir.Constant(ir.VectorType(i32, self.lanes), list(range(self.lanes)))
+            return self.b.shuffle_vector(r, undef, first)
+        return self.b.extract_element(r, ir.Constant(i32, 0))
+
     def small_quotient(self, n, d):
         """n/d for a correction term n far below an ulp of the result: a division on
         generic targets, a multiplication by AVX-512's 14-bit reciprocal (a relative error of 2**-14
@@ -635,10 +676,11 @@ def _log(c: _Ctx, x):
         k, m = c.frexp_sqrt2(xs)
         k = c.sub(k, c.sel(sub, c.k(float(scale_bits)), c.k(0.0)))
     y = _log_core(c, k, c.sub(m, c.k(1.0)), c.k(0.0), wide=c.avx512)   # m - 1 exact (Sterbenz)
-    # Outside (0, inf): log(x<0) = nan (already so from frexp_avx512), log(+-0)
-    # = -inf, log(inf) = inf, nan.
-    if not c.avx512:
-        y = c.sel(c.lt(x, c.k(0.0)), c.k(math.nan), y)
+    # Outside (0, inf): log(x<0) = nan, log(+-0) = -inf, log(inf) = inf, nan.
+    if c.avx512:
+        return c.fixup_avx512(y, x, {"nan": "x", "zero": "-inf", "+inf": "+inf", "-inf": "nan",
+                                     "neg": "nan"})
+    y = c.sel(c.lt(x, c.k(0.0)), c.k(math.nan), y)
     y = c.sel(c.eq(x, c.k(0.0)), c.k(-math.inf), y)
     return c.sel(c.b.fcmp_unordered(">=", x, c.k(math.inf)), x, y)
 
@@ -660,8 +702,10 @@ def _log1p(c: _Ctx, x):
     # For |x| < 2^-prec, u = 1, k = f = 0 and y = corr = x exactly (subnormals
     # too), except that -0.0 comes out as +0.0.
     y = c.sel(c.eq(x, c.k(0.0)), x, y)
-    if not c.avx512:                 # frexp_avx512 makes it nan already
-        y = c.sel(c.lt(x, c.k(-1.0)), c.k(math.nan), y)
+    if c.avx512:                     # by u = 1 + x: 0 for x = -1 (only), < 0 below
+        return c.fixup_avx512(y, u, {"nan": "x", "zero": "-inf", "+inf": "+inf", "-inf": "nan",
+                                     "neg": "nan"})
+    y = c.sel(c.lt(x, c.k(-1.0)), c.k(math.nan), y)
     y = c.sel(c.eq(x, c.k(-1.0)), c.k(-math.inf), y)
     return c.sel(c.b.fcmp_unordered(">=", x, c.k(math.inf)), x, y)     # inf, nan
 
