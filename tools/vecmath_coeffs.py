@@ -10,6 +10,8 @@ few terms fewer for the same accuracy), rounded to the format.
     python tools/vecmath_coeffs.py          # prints the table pasted into vecmath.py
                                             # (needs mpmath, used nowhere else)
 
+float32 tanh on AVX-512 uses a table of polynomials instead (``tanh_table``).
+
 The degrees were chosen as the lowest whose approximation error, times the factor in
 front, stays below about 1/8 ulp of the result (printed as ``err/ulp``); the accuracy
 tests (tests/backends/test_vecmath.py) measure the whole functions.
@@ -80,6 +82,59 @@ TABLE = {
 }
 ULP = {"f64": mp.mpf(2) ** -53, "f32": mp.mpf(2) ** -24}
 
+# float32 tanh on AVX-512 (vecmath's _tanh_f32_table): a table of polynomials, one per
+# interval [(i - 1/2) w, (i + 1/2) w] of |x| (the first [0, w/2]), in t = |x| - i*w,
+# looked up in registers (vpermi2ps: 32 entries).  The first interval's constant and
+# linear coefficients are 0 and 1 exactly (tanh(t) = t to within a few ulp for tiny t,
+# subnormals and -0.0 too).  Each coefficient is rounded to float32 in turn, lowest
+# degree first, and the remaining ones refitted to it (least squares of the relative
+# error on Chebyshev points, in mpmath): rounding the constant alone costs up to an ulp
+# at an interval's lower end, where tanh is smaller than the constant.
+TANH_TABLE = {"intervals": 32, "width": mp.mpf(37) / 128, "degree": 6}
+
+
+def _tanh_interval(i: int) -> list[float]:
+    w, deg = TANH_TABLE["width"], TANH_TABLE["degree"]
+    slack = w / 256                        # t = |x| - i*w as vecmath rounds it
+    lo, hi = (0 if i == 0 else -w / 2 - slack), w / 2 + slack
+    m = 48
+    ts = [lo + (hi - lo) * (1 - mp.cos(mp.pi * (k + mp.mpf(1) / 2) / m)) / 2 for k in range(m)]
+    with mp.workprec(100):
+        fs = [mp.tanh(i * w + t) for t in ts]
+        fixed = {0: 0.0, 1: 1.0} if i == 0 else {}
+        while len(fixed) < deg + 1:
+            free = [j for j in range(deg + 1) if j not in fixed]
+            a, b = mp.matrix(m, len(free)), mp.matrix(m, 1)
+            for r, (t, f) in enumerate(zip(ts, fs)):
+                weight = 1 / f
+                for col, j in enumerate(free):
+                    a[r, col] = t ** j * weight
+                b[r] = (f - sum(v * t ** j for j, v in fixed.items())) * weight
+            fixed[free[0]] = _round(mp.qr_solve(a, b)[0][0], "f32")
+    return [fixed[j] for j in range(deg + 1)]
+
+
+def tanh_table() -> list[float]:
+    """vecmath's ("tanh_table", "f32"): each interval's coefficients, lowest degree
+    first, the intervals one after another."""
+    return [c for i in range(TANH_TABLE["intervals"]) for c in _tanh_interval(i)]
+
+
+def tanh_table_error() -> float:
+    """Max relative error of the table's polynomials (rounded coefficients) on a fine
+    grid of each interval, in float32 ulps."""
+    w, deg = TANH_TABLE["width"], TANH_TABLE["degree"]
+    cs = tanh_table()
+    worst = 0
+    for i in range(TANH_TABLE["intervals"]):
+        poly = [mp.mpf(c) for c in cs[i * (deg + 1):(i + 1) * (deg + 1)]]
+        lo = 0 if i == 0 else -w / 2
+        for k in range(1, 201):
+            t = lo + (w / 2 - lo) * k / 200
+            exact = mp.tanh(i * w + t)
+            worst = max(worst, abs(mp.polyval(poly, t, asc=True) - exact) / exact)
+    return float(worst / ULP["f32"])
+
 
 def _round(v, sfx):
     import numpy as np
@@ -87,7 +142,10 @@ def _round(v, sfx):
 
 
 def coefficients(name: str, sfx: str) -> list[float]:
-    """Coefficients (lowest degree first) of ``name``'s polynomial for ``sfx``, rounded."""
+    """Coefficients (lowest degree first) of ``name``'s polynomial for ``sfx``, rounded
+    (``tanh_table``: the table of polynomials)."""
+    if name == "tanh_table":
+        return tanh_table()
     f, interval, degrees, _ = TABLE[name]
     lo, hi = interval[sfx] if isinstance(interval, dict) else interval
     poly, _ = mp.chebyfit(f, [lo, hi], degrees[sfx] + 1, error=True, asc=True)
@@ -114,6 +172,13 @@ def main():
             cs = coefficients(name, sfx)
             print(f"    # err/ulp {error(name, sfx):.3g}")
             print(f'    ("{name}", "{sfx}"): _hex("{" ".join(c.hex() for c in cs)}"),')
+    per = TANH_TABLE["degree"] + 1
+    cs = tanh_table()
+    print(f"    # err/ulp {tanh_table_error():.3g}")
+    print('    ("tanh_table", "f32"): _hex(')
+    for i in range(0, len(cs), per):
+        print(f'        "{" ".join(c.hex() for c in cs[i:i + per])} "')
+    print("    ),")
     print("}")
 
 
