@@ -90,7 +90,7 @@ ULP = {"f64": mp.mpf(2) ** -53, "f32": mp.mpf(2) ** -24}
 # degree first, and the remaining ones refitted to it (least squares of the relative
 # error on Chebyshev points, in mpmath): rounding the constant alone costs up to an ulp
 # at an interval's lower end, where tanh is smaller than the constant.
-TANH_TABLE = {"intervals": 32, "width": mp.mpf(37) / 128, "degree": 6}
+TANH_TABLE = {"intervals": 32, "width": mp.mpf(37) / 128, "degree": 5}
 
 
 def _tanh_interval(i: int) -> list[float]:
