@@ -14,13 +14,17 @@ unconditionally and chosen with ``select``.
 
 On AVX-512 targets a few steps use AVX-512F instructions instead (``llvm.x86``
 intrinsics; ``_Ctx._avx512``): ``vscalefpd`` for ldexp (the same correctly
-rounded x * 2**k as the generic two-step scaling, in one instruction),
+rounded x * 2**k as the generic two-step scaling, in one instruction; float32
+expm1 scales by it without converting k to an integer),
 ``vgetmantpd``/``vgetexppd`` for log's frexp (subnormals and negative inputs
 without selects; the significand in [3/4, 3/2) instead of [sqrt(1/2), sqrt(2)),
-with a polynomial one degree higher) and ``vrcp14pd`` where a quotient is only a
-correction term far below an ulp (tanh, sigmoid), or refined by a Newton step
-into float32 tanh's reciprocal.  So the x86-64-v3 and v4 libraries may
-differ in the last bit; within one library every entry point agrees bit for bit.
+with a polynomial one degree higher), ``vfixupimmpd`` for log's and log1p's
+special values (one instruction for several compares and blends), ``vrcp14pd``
+where a quotient is only a correction term far below an ulp (tanh, sigmoid), and
+``vpermi2ps`` for float32 tanh, a table of 32 polynomials held in registers (the
+generic code takes an exponential and a polynomial branch).  So the x86-64-v3
+and v4 libraries may differ in the last bits; within one library every entry
+point agrees bit for bit.
 
 How kernels call it
 -------------------
@@ -63,7 +67,8 @@ The range-reduction constants are derived here, at import time, from exact
 rational arithmetic (``fractions.Fraction``; ln 2 from ``decimal``, pi from its
 well-known digits).  The polynomials are Chebyshev approximations (near-minimax:
 two or three terms fewer than Taylor polynomials of the same accuracy), computed
-with mpmath by ``tools/vecmath_coeffs.py``, which prints the ``_COEFFS`` table.
+with mpmath by ``tools/vecmath_coeffs.py``, which prints the ``_COEFFS`` table
+(float32 tanh's table of polynomials too).
 They are evaluated by Horner's rule: the functions are throughput-bound (Estrin's
 scheme, shorter chains but more operations, measured no faster).
 
@@ -424,18 +429,6 @@ class _Ctx:
         if self.avx512:
             return self.mul(n, self._avx512("rcp14", d))
         return self.div(n, d)
-
-    def recip(self, d):
-        """1/d for finite d >= 1, to within about an ulp (not correctly rounded
-        on AVX-512: its 14-bit reciprocal and Newton steps, each doubling the
-        correct bits, one for float32 and two for float64; a division elsewhere)."""
-        if not self.avx512:
-            return self.div(self.k(1.0), d)
-        r = self._avx512("rcp14", d)
-        one = self.k(1.0)
-        for _ in range(1 if not self.fmt.f64 else 2):
-            r = self.mad(r, self.mad(self.neg(d), r, one), r)
-        return r
 
     def frexp_avx512(self, u):
         """u = 2**k * m with m in [3/4, 3/2), for positive u, subnormals too (AVX-512F's
@@ -858,11 +851,11 @@ def _tanh_f32(c: _Ctx, x):
     z = c.mul(a, a)
     small = c.mad(c.mul(a, z), c.poly(z, _coeffs("tanh", c.fmt)), a)
     one = c.k(1.0)
-    # tanh(20) is 1 in float32: the clamp keeps exp(2a) finite for recip()
+    # tanh(20) is 1 in float32: the clamp keeps exp(2a) finite
     # (and turns nan into 20: no nan reaches exp's float-to-int conversion).
     a20 = c.sel(c.lt(a, c.k(20.0)), a, c.k(20.0))
     e = _exp_core(c, c.add(a20, a20), bounded=True)
-    large = c.sub(one, c.recip(c.mad(e, c.k(0.5), c.k(0.5))))      # 1 - 2/(e + 1)
+    large = c.sub(one, c.div(one, c.mad(e, c.k(0.5), c.k(0.5))))    # 1 - 2/(e + 1)
     # A nan x takes the polynomial's branch (the compare is false), which
     # keeps it nan.
     t = c.sel(c.ge(a, c.k(0.55)), large, small)

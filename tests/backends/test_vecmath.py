@@ -412,7 +412,7 @@ def test_host_without_fma(name, dt):
 @pytest.mark.parametrize("name", vecmath.NAMES)
 def test_avx2_code(name, dt):
     """On AVX-512 hosts the library uses a few AVX-512 instructions (scalef, getmant,
-    getexp, rcp14); the x86-64-v3 library runs generic code instead.  That code, built
+    getexp, fixupimm, rcp14, permutes); the x86-64-v3 library runs generic code instead.  That code, built
     for this host with AVX-512 switched off: ymm registers only, the same accuracy
     bound on a smaller sweep, and numpy's special values."""
     if not H.host_features().get("avx2") or not H.host_features().get("fma"):
