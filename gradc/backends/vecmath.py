@@ -612,83 +612,73 @@ def _exp_core(c: _Ctx, x, bounded=False):
 
 
 def _expm1(c: _Ctx, x):
-    if not c.fmt.f64:
-        return _expm1_f32(c, x)
-    y = _expm1_core(c, x)
-    # expm1(x) == x for tiny x; this also keeps the sign of -0.0 (which the
-    # reduction x - k*ln2 with k = -0.0 would turn into +0.0).
-    tiny = 2.0**-54 if c.fmt.f64 else 2.0**-25
-    y = c.sel(c.lt(c.fabs(x), c.k(tiny)), x, y)
-    return c.sel(c.isnan(x), x, y)
+    return _expm1_short(c, x)
 
 
-def _expm1_f32(c: _Ctx, x):
-    """float32 expm1 by a shorter path than ``_expm1_core``'s: no rounding-error
-    term, no three-term sum.
+def _expm1_short(c: _Ctx, x):
+    """expm1 by a shorter path than ``_expm1_core``'s (which float64 tanh uses): no
+    three-term sum, no scaling in two steps.
 
-    x = k*ln2 + r, p = expm1(r) = r + r^2*P(r), and expm1(x) = 2^k * (p + (1 - 2^-k)),
-    one rounded sum scaled exactly.  k = 0 (|x| < 0.35): r = x exactly and the sum is
-    p, with full relative accuracy for small x.  Otherwise |expm1(x)| >= 0.29, so r's
-    rounding error (half an ulp of r) and p's cost at most about an ulp of the result;
-    the worst case, k = 1 with r near -ln2/2, cancels 2p + 1 down to 0.41 (measured
-    below 2 ulp).  1 - 2^-k is exact for |k| <= 24 and rounds to 1 beyond (where the
-    -1 is far below half an ulp).  expm1 has x's sign, so the result takes it: -0.0
-    stays -0.0 (the reduction turns it into +0.0).
+    x = k*ln2 + r, q = r^2*P(r) (so expm1(r) = r + q), and expm1(x) = 2^k * (c + r + q)
+    with c = 1 - 2^-k: one sum, scaled exactly.  k = 0 (|x| < 0.35): c = 0, r = x
+    exactly and the sum is r + q, with full relative accuracy for small x.  Otherwise
+    |expm1(x)| >= 0.29 and c + r is added first: exact where it cancels most (k = 1,
+    r < -1/4, where 2*expm1(r) + 1 comes down to 0.41), so only r's own rounding error
+    (half an ulp of r) is amplified there; float64 adds it back, float32 leaves it (1.3
+    ulp at most, measured on every float32).  c is exact for |k| <= prec and rounds to
+    1 beyond (where the -1 is below half an ulp).  expm1 has x's sign, so the result
+    takes it: -0.0 stays -0.0 (the reduction turns it into +0.0).
 
     On AVX-512 the clamp keeps nan (its compares are false), which then passes through
-    every step (vscalefps, not a float-to-int conversion, does the scaling); elsewhere
+    every step (vscalefpd, not a float-to-int conversion, does the scaling); elsewhere
     the clamp turns nan into lo (the int conversions need it) and a select restores it.
     """
     fmt = c.fmt
     ln2_hi, ln2_lo = fmt.split(_LN2, fmt.prec - fmt.kbits)
-    # Below -30 expm1 is -1 in float32 (from -17.4 on); above 100 it overflows (from
-    # 88.73 on): k stays within [-44, 145].
-    lo, hi = c.k(-30.0), c.k(100.0)
+    # Below lo expm1 is -1 (from -37.5 in float64, -17.4 in float32); above hi it
+    # overflows (from 709.8, 88.73): k stays within [-73, 1039] and [-44, 145].
+    lo_v, hi_v = (-50.0, 720.0) if fmt.f64 else (-30.0, 100.0)
+    lo, hi = c.k(lo_v), c.k(hi_v)
     if c.avx512:
         xc = c.sel(c.lt(x, lo), lo, x)
         xc = c.sel(c.gt(xc, hi), hi, xc)
     else:
-        xc = c.clamp(x, -30.0, 100.0)
+        xc = c.clamp(x, lo_v, hi_v)
     k = c.rint(c.mul(xc, c.k(_LOG2E)))
     nk = c.neg(k)
-    r = c.mad(nk, c.k(ln2_lo), c.mad(nk, c.k(ln2_hi), xc))
-    p = c.mad(c.mul(r, r), c.poly(r, _coeffs("exp", fmt)), r)
+    r_hi = c.mad(nk, c.k(ln2_hi), xc)                         # exact
+    r = c.mad(nk, c.k(ln2_lo), r_hi)
+    q = c.mul(r, r)
+    if fmt.f64:
+        # r's rounding error as well (three operations; without it 1.5 ulp)
+        q = c.mad(q, c.poly(r, _coeffs("exp", fmt)), c.mad(nk, c.k(ln2_lo), c.sub(r_hi, r)))
+    else:
+        q = c.mul(q, c.poly(r, _coeffs("exp", fmt)))
     one = c.k(1.0)
     if c.avx512:
-        y = c._avx512("scalef", c.add(p, c.sub(one, c._avx512("scalef", one, nk))), k)
+        y = c._avx512("scalef", c.add(c.add(c.sub(one, c._avx512("scalef", one, nk)), r), q), k)
     else:
         n = c.to_i32(k)
-        n25 = c.b.select(c.b.icmp_signed("<", n, c.ki32(25)), n, c.ki32(25))
-        y = c.ldexp(c.add(p, c.sub(one, c.pow2i(c.b.neg(n25)))), k)
+        cap = c.ki32(fmt.prec + 1)
+        n25 = c.b.select(c.b.icmp_signed("<", n, cap), n, cap)
+        y = c.ldexp(c.add(c.add(c.sub(one, c.pow2i(c.b.neg(n25))), r), q), k)
         y = c.sel(c.isnan(x), x, y)
     return c.copysign(y, x)
 
 
-def _expm1_core(c: _Ctx, x, bounded=False):
-    """expm1(x) for x not nan, x = -0.0 giving +0.0; ``bounded``: for
-    |x| <= 2^k*ln2 with 2^k normal (no clamp, no scaling for large k)."""
+def _expm1_core(c: _Ctx, x):
+    """expm1(x) for x not nan with |x| <= 2^k*ln2 for a normal 2^k (no clamp, no
+    scaling for large k), x = -0.0 giving +0.0: float64 tanh's, whose error it
+    damps, to within an ulp (``_expm1_short`` is shorter but up to 1.3 ulp)."""
     fmt = c.fmt
-    # Below lo expm1 is -1 to working precision (expm1(-38) = -1 in float64,
-    # expm1(-17.4) = -1 in float32).
-    lo, hi = (None, None) if bounded else (-50.0, 720.0) if fmt.f64 else (-30.0, 100.0)
-    k, r, corr = _exp_reduce(c, x, lo, hi, with_error=True)
+    k, r, corr = _exp_reduce(c, x, None, None, with_error=True)
     q = c.mad(c.mul(r, r), c.poly(r, _coeffs("exp", fmt)), c.mad(corr, r, corr))
     # expm1(x) = 2^k*(1 + r + q) - 1 = (2^k - 1) + 2^k*r + 2^k*q.  2^k - 1
     # and 2^k*r are exact and |2^k - 1| >= |2^k*r| (or 2^k - 1 == 0 when
     # k == 0, result r + q), so the sum is rounded about once: full relative
-    # accuracy for small and negative x too.  2^k is only built for
-    # k <= kmax (2^kmax normal); the rest of a larger k scales the result
-    # exactly afterwards (there the "- 1" is far below half an ulp anyway), up
-    # to k = 1024 near overflow.
-    if bounded:
-        t = c.pow2i(c.to_i32(k))
-        return _sum3(c, c.sub(t, c.k(1.0)), c.mul(t, r), c.mul(t, q))
-    kmax = 1000 if fmt.f64 else 100
-    n = c.to_i32(k)
-    n_lo = c.b.select(c.b.icmp_signed("<", n, c.ki32(kmax)), n, c.ki32(kmax))
-    t = c.pow2i(n_lo)
-    y = _sum3(c, c.sub(t, c.k(1.0)), c.mul(t, r), c.mul(t, q))
-    return c.mul(y, c.pow2i(c.b.sub(n, n_lo)))
+    # accuracy for small and negative x too.
+    t = c.pow2i(c.to_i32(k))
+    return _sum3(c, c.sub(t, c.k(1.0)), c.mul(t, r), c.mul(t, q))
 
 
 # ---------------------------------------------------------------------------
@@ -788,7 +778,7 @@ def _tanh(c: _Ctx, x):
     a = c.sel(c.lt(a, c.k(22.0)), a, c.k(22.0))
     large = c.ge(a, c.k(math.log(3.0) / 2))
     two_a = c.mul(c.k(2.0), a)
-    e = _expm1_core(c, c.sel(large, two_a, c.neg(two_a)), bounded=True)
+    e = _expm1_core(c, c.sel(large, two_a, c.neg(two_a)))
     two = c.k(2.0)
     d = c.add(e, two)
     dl = c.add(c.sub(two, d), e)                      # Fast2Sum error, |2| > |e|
