@@ -132,7 +132,7 @@ def tanh_table_error() -> float:
         for k in range(1, 201):
             t = lo + (w / 2 - lo) * k / 200
             exact = mp.tanh(i * w + t)
-            worst = max(worst, abs(mp.polyval(poly, t, asc=True) - exact) / exact)
+            worst = max(worst, abs(mp.polyval(poly[::-1], t) - exact) / exact)
     return float(worst / ULP["f32"])
 
 
@@ -148,7 +148,9 @@ def coefficients(name: str, sfx: str) -> list[float]:
         return tanh_table()
     f, interval, degrees, _ = TABLE[name]
     lo, hi = interval[sfx] if isinstance(interval, dict) else interval
-    poly, _ = mp.chebyfit(f, [lo, hi], degrees[sfx] + 1, error=True, asc=True)
+    # chebyfit lists the highest degree first (mpmath 1.3, which pyproject allows, has no asc=)
+    poly, _ = mp.chebyfit(f, [lo, hi], degrees[sfx] + 1, error=True)
+    poly = poly[::-1]
     return [_round(c, sfx) for c in poly]
 
 
@@ -161,7 +163,7 @@ def error(name: str, sfx: str) -> float:
     worst = 0
     for i in range(2001):
         t = lo + (hi - lo) * i / 2000
-        worst = max(worst, abs(mp.polyval(cs, t, asc=True) - f(t)))
+        worst = max(worst, abs(mp.polyval(cs[::-1], t) - f(t)))
     return float(worst * scale / ULP[sfx])
 
 
