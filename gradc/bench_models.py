@@ -18,6 +18,7 @@ float32, a relu active set of about half the samples).
 """
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 
@@ -226,8 +227,10 @@ def m6_value_and_grad(W1, b1, W2, b2, W3, b3, X, Y):
 
 # ----------------------------------------------------------------------------- M7
 def m7_gradc(Wq, Wk, Wv, X, Y):
+    # the scale is a Python float: numpy's float64 scalar (np.sqrt's) would promote a
+    # float32 model to float64, as numpy itself does (NEP 50)
     Q, K, V = X @ Wq, X @ Wk, X @ Wv
-    P = gnp.softmax((Q @ K.T) * (1.0 / np.sqrt(Wq.shape[1])), axis=1)
+    P = gnp.softmax((Q @ K.T) * (1.0 / math.sqrt(Wq.shape[1])), axis=1)
     return gnp.mean((P @ V - Y) ** 2)
 
 
@@ -290,7 +293,7 @@ def _jax_models():
     def m7(Wq, Wk, Wv, X, Y):
         import jax
         Q, K, V = X @ Wq, X @ Wk, X @ Wv
-        P = jax.nn.softmax((Q @ K.T) * (1.0 / np.sqrt(Wq.shape[1])), axis=1)
+        P = jax.nn.softmax((Q @ K.T) * (1.0 / math.sqrt(Wq.shape[1])), axis=1)
         return jnp.mean((P @ V - Y) ** 2)
     return {"M1": m1, "M2": m2, "M3": m3, "M4": m4, "M5": m5, "M6": m6, "M7": m7}
 
@@ -320,7 +323,7 @@ def _torch_models():
 
     def m7(Wq, Wk, Wv, X, Y):
         Q, K, V = X @ Wq, X @ Wk, X @ Wv
-        P = torch.softmax((Q @ K.T) * (1.0 / np.sqrt(Wq.shape[1])), dim=1)
+        P = torch.softmax((Q @ K.T) * (1.0 / math.sqrt(Wq.shape[1])), dim=1)
         return torch.mean((P @ V - Y) ** 2)
     return {"M1": m1, "M2": m2, "M3": m3, "M4": m4, "M5": m5, "M6": m6, "M7": m7}
 
