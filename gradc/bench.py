@@ -339,47 +339,42 @@ def _timed(fn, args, k):
     return time.perf_counter() - t0
 
 
-def _other_threads_cpu_ns():
-    """CPU time (ns) used so far by this process's threads other than the caller, or
-    None where /proc/self/task/*/schedstat does not exist."""
+def _other_threads(name: str):
+    """The text of /proc/self/task/<tid>/<name> for each thread of this process other
+    than the caller (a thread that exits meanwhile is skipped), or None where
+    /proc/self/task does not exist."""
     import threading
-    me = threading.get_native_id()
+    me = str(threading.get_native_id())
     try:
         tids = os.listdir("/proc/self/task")
     except OSError:
         return None
-    total = 0
+    texts = []
     for tid in tids:
-        if tid == str(me):
-            continue
-        try:
-            with open(f"/proc/self/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue   # the thread exited meanwhile
-    return total
+        if tid != me:
+            try:
+                with open(f"/proc/self/task/{tid}/{name}") as f:
+                    texts.append(f.read())
+            except OSError:
+                continue
+    return texts
+
+
+def _other_threads_cpu_ns():
+    """CPU time (ns) used so far by this process's threads other than the caller, or
+    None where /proc/self/task/*/schedstat does not exist."""
+    texts = _other_threads("schedstat")
+    if texts is None:
+        return None
+    return sum(int(t.split()[0]) for t in texts if t.split())
 
 
 def _other_threads_runnable() -> bool:
     """Is a thread of this process other than the caller running or waiting for a core
     (state R in /proc/self/task/*/stat)?  A spinning pool thread the scheduler has set
     aside on a loaded machine uses no CPU for a while, but it is still runnable."""
-    import threading
-    me = str(threading.get_native_id())
-    try:
-        tids = os.listdir("/proc/self/task")
-    except OSError:
-        return False
-    for tid in tids:
-        if tid == me:
-            continue
-        try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "R":
-                    return True
-        except (OSError, IndexError):
-            continue   # the thread exited meanwhile
-    return False
+    # the state is the first field after the command name, which ends with the last ")"
+    return any(t.rsplit(")", 1)[-1].split()[:1] == ["R"] for t in _other_threads("stat") or ())
 
 
 SETTLE_QUIET_S = 0.005     # other threads idle this long: their pools have gone to sleep
