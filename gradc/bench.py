@@ -1183,6 +1183,14 @@ def add_arguments(p):
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.add_argument("--vecmath", action="store_true",
                    help="only time gradc's vector math (exp, log, tanh, ...) against numpy's on data in cache")
+    p.add_argument("--sweep", action="store_true",
+                   help="instead of the zoo, time gradc against jax.jit(jax.value_and_grad) on 2- and 3-layer "
+                        "MLPs (batch 2048, hidden 32-256, tanh/relu/gelu) and single-head attention "
+                        "(sequence 512/2048, head 32/64); uses --dtype, --quick, --repeat, --json, --threads, "
+                        "--no-peers, --no-settle")
+    p.add_argument("--sweep-only", metavar="WORDS",
+                   help="with --sweep: only these configurations, e.g. mlp2,relu,h64,h128 or attention,n512 "
+                        "(words for the same part of a name are alternatives; implies --sweep)")
     p.add_argument("--threads", type=int, choices=(1,), default=None,
                    help="1: per-core efficiency: gradc compiled for one thread, numpy's BLAS and the peers "
                         "limited to one thread")

@@ -241,6 +241,9 @@ def add_bench(sub):
 
 
 def run_bench(args, out):
+    if args.sweep or args.sweep_only:
+        from . import bench_sweep
+        return bench_sweep.main(args, out)
     from . import bench
     return bench.main(args, out)
 

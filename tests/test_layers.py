@@ -48,7 +48,7 @@ LAYERS = [
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
                "gradc.docs_numpy",
-               "gradc.bench", "gradc.demo",
+               "gradc.bench", "gradc.bench_sweep", "gradc.demo",
                "gradc.cli"]),
 ]
 
