@@ -340,8 +340,8 @@ def render(doc, stream=None) -> str:
     m = doc["machine"]
     la = m.get("loadavg")
     lines.append(f"machine: {m['cpu']}, {m['cores']} cores, numpy {m['numpy']}, jax {doc['jax'].get('version', '-')}, "
-                 f"gradc threads {m.get('gradc_threads')}"
-                 + (", one thread each (--threads 1)" if doc["settings"].get("threads") == 1 else "")
+                 + ("gradc, numpy's BLAS and jax one thread each (--threads 1)" if doc["settings"].get("threads") == 1
+                    else f"gradc threads {m.get('gradc_threads')}")
                  + (f", load average {la[0]:.1f}" if la else ""))
     lines.append(f"timing: interleaved, settled between implementations; run took {doc['elapsed_s']:.0f} s")
     return "\n".join(lines)
