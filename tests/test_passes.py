@@ -228,3 +228,68 @@ def test_adjoint_graph_is_optimized():
     lo = gradc.grad(lambda x: gnp.sum(x * 1 + 0)).lower(x3)
     assert not ({"mul", "add"} & ops_in(lo.graph)), str(lo.graph)
     np.testing.assert_array_equal(gradc.grad(lambda x: gnp.sum(x * 1 + 0))(x3), np.ones(3))
+
+
+# ----------------------------------------------------------------------------- 1 +- tanh(u)
+def _one_plus_tanh_exact(u, sign):
+    """1 + sign * tanh(u) to double precision, computed in 60-digit arithmetic (mpmath)."""
+    import mpmath
+    with mpmath.workdps(60):
+        return np.array([float(1 + sign * mpmath.tanh(mpmath.mpf(float(v)))) for v in u])
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_one_plus_tanh_becomes_sigmoid_and_stays_accurate(sign):
+    """1 +- tanh(u) -> 2 sigmoid(+-2u) in float64: no tanh left, and the value has full
+    relative accuracy where the naive sum cancels to 0 (tanh(u) -> -+1).  Oracle: mpmath.
+    2 ulp of relative error: sigmoid's own (about 1) plus the scalings' rounding."""
+    u = np.concatenate([np.linspace(-30, 30, 2001), [0.0, 1e-300, -1e-300, 710.0, -710.0]])
+    f = (lambda u: 1.0 + gnp.tanh(u)) if sign > 0 else (lambda u: 1.0 - gnp.tanh(u))
+    lo = lowered(f, u)
+    assert "sigmoid" in ops_in(lo.graph) and "tanh" not in ops_in(lo.graph), str(lo.graph)
+    got = gradc.jit(f)(u)
+    want = _one_plus_tanh_exact(u, sign)
+    ok = want > np.finfo(np.float64).tiny            # (subnormal results: absolute error)
+    rel = np.abs(got[ok] - want[ok]) / want[ok]
+    assert rel.max() <= 2 * np.finfo(np.float64).eps, rel.max()
+    np.testing.assert_array_less(np.abs(got[~ok] - want[~ok]), 1e-300)
+    # the naive formula loses everything there: 1 + tanh(-20) is 0
+    assert (1.0 + sign * np.tanh(-sign * 20.0)) == 0.0 and got[np.argmin(np.abs(u + sign * 20))] > 0
+
+
+@pytest.mark.parametrize("shape", [(7,), (700, 800)])
+def test_gelu_gradient_through_the_rewrite(shape):
+    """gelu's tanh form, value and gradient, against numpy's closed forms (the larger
+    shape is a 560,000-element nest, split over threads and vectorized).  rtol 1e-12:
+    a few ulp per element plus the 1/n of the mean."""
+    c, a = np.sqrt(2 / np.pi), 0.044715
+    x = np.random.default_rng(1).normal(0.0, 3.0, shape)
+
+    def f(x):
+        return gnp.mean(0.5 * x * (1.0 + gnp.tanh(c * (x + a * x * x * x))))
+    assert "tanh" not in ops_in(gradc.grad(f).lower(x).graph)
+    t = np.tanh(c * (x + a * x ** 3))
+    want = (0.5 * x * (1 + t)).mean()
+    dwant = (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * a * x * x)) / x.size
+    v, g = gradc.value_and_grad(f)(x)
+    np.testing.assert_allclose(v, want, rtol=1e-12)
+    np.testing.assert_allclose(g, dwant, rtol=1e-12, atol=1e-12 * np.abs(dwant).max())
+
+
+def test_tanh_read_elsewhere_or_float32_is_kept():
+    """The tanh stays when something else reads it (both would be computed), when it is
+    an output, and in float32 (AVX-512's float32 tanh is as fast as sigmoid)."""
+    u = np.linspace(-3, 3, 5)
+
+    def shared(u):
+        t = gnp.tanh(u)
+        return (1.0 + t) * t
+    assert "sigmoid" not in ops_in(lowered(shared, u).graph)
+    both = lowered(lambda u: (1.0 + gnp.tanh(u)) * gnp.tanh(u), u)
+    assert "tanh" in ops_in(both.graph) and "sigmoid" not in ops_in(both.graph)
+    np.testing.assert_allclose(gradc.jit(lambda u: (1.0 + gnp.tanh(u)) * gnp.tanh(u))(u),
+                               (1 + np.tanh(u)) * np.tanh(u), rtol=1e-14)
+    f32 = lowered(lambda u: 1.0 + gnp.tanh(u), u.astype(np.float32))
+    assert "tanh" in ops_in(f32.graph) and "sigmoid" not in ops_in(f32.graph)
+    twice = lowered(lambda u: 2.0 - gnp.tanh(u), u)       # not 1 - tanh
+    assert "tanh" in ops_in(twice.graph)
