@@ -304,7 +304,8 @@ class CCodegen:
             text = f"{fn}({', '.join(self.e(a) for a in x.args)})"
             return text if x.nid is None else self.define(x.nid, x.dtype, text)
         if isinstance(x, ir.Select):
-            text = f"{_atom(self.e(x.cond))} ? {_atom(self.e(x.a))} : {_atom(self.e(x.b))}"
+            # parenthesized: a select is an operand of <, +, ... (a loop's bound)
+            text = f"({_atom(self.e(x.cond))} ? {_atom(self.e(x.a))} : {_atom(self.e(x.b))})"
             return text if x.nid is None else self.define(x.nid, self.g[x.nid]["dtype"], text)
         if isinstance(x, ir.Apply):
             o = OPS[x.op]

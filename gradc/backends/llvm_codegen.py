@@ -37,6 +37,11 @@ COMBINE_KINDS = {"f8": 0, "f4": 1, "i8": 2, "i4": 3, "b1": 4, "u1": 4, "u8": 5, 
                  "i1": 7, "i2": 8, "u2": 9}
 
 
+# Loops with a Loop.align load start their main part at a 64-byte boundary (a cache
+# line; an AVX-512 vector) when they run at least ALIGN_MIN_ITERATIONS iterations.
+ALIGN_BYTES, ALIGN_MIN_ITERATIONS = 64, 64
+
+
 def ir_type(dtype) -> ir.Type:
     """The LLVM type of an element in memory (integers carry no sign in LLVM: the ops
     that care ask the dtype)."""
@@ -377,6 +382,25 @@ class Codegen:
             back.set_metadata("llvm.loop", self.plain_loop_id())
         b.position_at_end(end)
 
+    def aligned_start(self, loop, start, stop):
+        """The first index of ``loop`` at which its ``align`` load's address is a
+        multiple of 64 bytes: at most a vector's worth past ``start``, and not past
+        ``stop``; ``start`` itself for loops shorter than ALIGN_MIN_ITERATIONS (peeling
+        would cost more than it saves) or an address not a multiple of the element size."""
+        b, x = self.b, loop.align
+        self.vars[id(loop.var)] = start
+        self.memo.push()      # (index expressions of the loop variable, at start only)
+        # a plain getelementptr: the address is only looked at, and it may lie past the
+        # array when the loop is empty
+        addr = b.ptrtoint(b.gep(self.bufs[x.buf], [self.e_(lir.flat_offset(x.shape, x.index))]), I64)
+        self.memo.pop()
+        item = np.dtype(x.dtype).itemsize
+        const = lambda v: ir.Constant(I64, v)  # noqa: E731
+        peel = b.udiv(b.and_(b.sub(const(0), addr), const(ALIGN_BYTES - 1)), const(item))
+        ok = b.and_(b.icmp_unsigned("==", b.and_(addr, const(item - 1)), const(0)),
+                    b.icmp_signed(">=", b.sub(stop, start), const(ALIGN_MIN_ITERATIONS)))
+        return b.add(start, b.select(ok, peel, const(0)), name=loop.var.name + ".aligned")
+
     def plain_loop_id(self):
         """Loop metadata (a self-referential node, one per loop) that asks LLVM for one
         vector loop without interleaving or unrolling: far less code than the O3 default
@@ -420,6 +444,14 @@ class Codegen:
                 self.memo.pop()
             saved = self.plain_loops
             self.plain_loops = saved or st.plain
+            if st.align is not None:
+                # the first few iterations alone (a plain loop), then the rest from an
+                # aligned address of st.align
+                mid = self.aligned_start(st, start, stop)
+                self.plain_loops = True
+                self.loop(mid, body, name=st.var.name + ".peel", start=start)
+                self.plain_loops = saved or st.plain
+                start = mid
             self.loop(stop, body, name=st.var.name, start=start)
             self.plain_loops = saved
         elif isinstance(st, lir.Fill):

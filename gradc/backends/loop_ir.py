@@ -178,6 +178,7 @@ class Loop:
     stop: Expr
     body: list
     plain: bool = False     # one vector loop, no interleaving or unrolling (remaining rows)
+    align: object = None    # a Load: its address is made 64-byte aligned (see aligned_load)
 
 
 @dataclass(eq=False)
@@ -533,6 +534,8 @@ class TextRenderer:
     def stmt(self, st):
         if isinstance(st, Loop):
             tail = "  # plain" if st.plain else ""
+            if st.align is not None:
+                tail += f"  # first iterations peeled: {self.e(st.align)} 64-byte aligned"
             self.line(f"for {st.var.name} in [{self.e(st.start)}, {self.e(st.stop)}):{tail}")
             self.depth += 1
             self.memo.push()

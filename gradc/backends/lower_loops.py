@@ -16,7 +16,7 @@ from ..ops import OPS
 from .loop_ir import (BLAS_CALL, CHUNK, END, SKINNY_MAX_N, START, STATUS_NEGATIVE_POWER, ZERO, Acc, AccInit,
                       AccValue, Accumulate, Apply, Bin, Checked, Comment, Const, Eval, Expr, Fill, FromIndex, Gemm,
                       Guard, Kernel, Load, Loop, MathCall, Nest, Not, Parallel, Rebase, Select, SkinnyPack, SkinnyRows,
-                      SkinnyUnpad, Store, ToIndex, Update, Var, flat_offset, numel, size)
+                      Size, SkinnyUnpad, Store, ToIndex, Update, Var, flat_offset, numel, size)
 from .schedule import (PACKED_WIDTH, Schedule, broadcast_index, crosses_chunks, describe, identity, is_reduction,
                        view_index)
 from .loop_ir import LapackCall
@@ -202,9 +202,10 @@ class LoopLowering:
         return result
 
     # -- statements ----------------------------------------------------------------------
-    def loop(self, stop, body_fn, name, start=None, plain=False):
-        """A loop over [start, stop) whose body ``body_fn(index)`` returns."""
-        v = Var(name)
+    def loop(self, stop, body_fn, name, start=None, plain=False, var=None):
+        """A loop over [start, stop) whose body ``body_fn(index)`` returns (``var``: the
+        index variable to use, shared by loops that are fused later)."""
+        v = var if var is not None else Var(name)
         return Loop(v, start if start is not None else ZERO, stop, body_fn(v), plain)
 
     def fill(self, nid, value, rows=None):
@@ -320,38 +321,100 @@ class LoopLowering:
                     stmts.append(self.update(nid, out_index(nid, idx), op, v))
             return stmts
 
-        def stages(rows):
-            """Every stage for a block of rows (outer indices): an inner loop serves all
-            rows of the block, so row dot products share loads of the other operand and
-            an accumulation over rows loads and stores its output once per block."""
+        def stage_parts(rows, ivar=None):
+            """Each stage's statements for a block of rows (outer indices), in order: an
+            inner-loop stage as (before, its loop, after), a row-level stage as a list.
+            An inner loop serves all rows of the block, so row dot products share loads
+            of the other operand and an accumulation over rows loads and stores its
+            output once per block.  ``ivar``: the inner loops' index variable."""
             rows_now[:] = rows
             if r == 2:
                 self.block_first = rows[0][0]
-            stmts = []
+            parts = []
             for st in range(n_stages):
                 roots = [n for n in nest.roots if info[n]["stage"] == st]
                 if not roots:
+                    parts.append([] if st % 2 else ([], None, []))
                     continue
                 if st % 2:
-                    stmts.append(Comment(f"stage {st}: row level"))
+                    stmts = [Comment(f"stage {st}: row level")]
                     for b, idx in enumerate(rows):
                         stmts += body(roots, idx, b)
+                    parts.append(stmts)
                     continue
                 local = [n for n in roots if is_reduce(n) and stage_local(n)]
                 resume = part == "block" and r == 1    # (a sum over the rows of a 1-d nest)
-                stmts += [init_acc((n, b), idx if resume else None) for b, idx in enumerate(rows) for n in local]
-                if r:
-                    if n_stages > 1:
-                        stmts.append(Comment(f"stage {st}"))
-                    lo, hi = (outer if outer and r == 1 else (None, size(dom[r - 1])))
+                before = [init_acc((n, b), idx if resume else None) for b, idx in enumerate(rows) for n in local]
+                after = [store_acc((n, b), idx) for b, idx in enumerate(rows) for n in local]
+                if not r:
+                    parts.append((before + body(roots, rows[0]), None, after))
+                    continue
+                if n_stages > 1:
+                    before.append(Comment(f"stage {st}"))
+                lo, hi = (outer if outer and r == 1 else (None, size(dom[r - 1])))
 
-                    def inner(i, roots=roots):
-                        return [x for b, idx in enumerate(rows) for x in body(roots, idx + [i], b)]
-                    stmts.append(self.loop(hi, inner, f"i{r - 1}", start=lo))
-                else:
-                    stmts += body(roots, rows[0])
-                stmts += [store_acc((n, b), idx) for b, idx in enumerate(rows) for n in local]
+                def inner(i, roots=roots):
+                    return [x for b, idx in enumerate(rows) for x in body(roots, idx + [i], b)]
+                parts.append((before, self.loop(hi, inner, f"i{r - 1}", start=lo, var=ivar), after))
+            return parts
+
+        def stages(rows):
+            stmts = []
+            for p in stage_parts(rows):
+                stmts += p if isinstance(p, list) else p[0] + ([p[1]] if p[1] is not None else []) + p[2]
             return stmts
+
+        def lagged_blocks(lo, hi, block, idx):
+            """Whole blocks of rows with the second inner loop one block behind: block
+            t's dot products (stage 0) and block t-1's accumulation over its rows
+            (stage 2, whose rows are still in L1) run in one loop over the columns, so
+            the loads of the rows stage 2 reads again run beside the stream of new rows
+            from memory instead of after it.  Every sum adds the same terms in the same
+            order as blocks run one after another."""
+            lo = lo if lo is not None else ZERO
+            nblocks = Bin("sdiv", Bin("sub", hi, lo), Const(block))
+
+            def rows_of(t, tag):
+                first = Bin("add", lo, Bin("mul", t, Const(block)))
+                return [Bin("add", first, Const(k), f"{tag}{k}") for k in range(block)]
+
+            def flat(p):
+                return p if isinstance(p, list) else p[0] + [p[1]] + p[2]
+
+            def head(t):        # block 0: its dot products and row-level values
+                rows = rows_of(t, "row")
+                p = stage_parts([idx + [i] for i in rows])
+                return [Eval(x) for x in rows] + flat(p[0]) + flat(p[1])
+
+            def steady(t):      # block t's stages 0 and 1, block t-1's stage 2
+                rows, prev = rows_of(t, "row"), rows_of(Bin("sub", t, Const(1)), "prev")
+                ivar = Var(f"i{r - 1}")
+                late = stage_parts([idx + [i] for i in prev], ivar)[2][1]
+                p = stage_parts([idx + [i] for i in rows], ivar)
+                (before, loop0, after) = p[0]
+                fused = Loop(ivar, loop0.start, loop0.stop, loop0.body + late.body)
+                before = [x for x in before if not isinstance(x, Comment)]
+                return [Eval(x) for x in rows + prev] + before + [Comment("stage 0, and stage 2 of the block before")] \
+                    + [fused] + after + flat(p[1])
+
+            def tail(t):        # the last block's stage 2
+                prev = rows_of(t, "prev")
+                p = stage_parts([idx + [i] for i in prev])
+                return [Eval(x) for x in prev] + flat(p[2])
+            one = Const(1)
+            last = Select(Bin("lt", nblocks, one), nblocks, Bin("sub", nblocks, one))   # max(nblocks - 1, 0)
+            return [self.loop(Select(Bin("lt", nblocks, one), nblocks, one), head, "rows"),
+                    self.loop(nblocks, steady, "rows", start=one),
+                    self.loop(nblocks, tail, "rows", start=last)]
+
+        def can_lag(k):
+            """Stage 2 may run one block behind: three stages (dot products, row-level
+            values, an accumulation over rows that keeps no accumulator of its own), in
+            whole blocks of a 2-d nest."""
+            if not (r == 2 and k == 0 and n_stages == 3 and part in ("all", "blocks")):
+                return False
+            by_stage = [[n for n in nest.roots if info[n]["stage"] == st] for st in range(3)]
+            return all(by_stage) and not any(is_reduce(n) and stage_local(n) for n in by_stage[2])
 
         # Rows in blocks: see schedule.Nest.row_block (the schedule decides).
         blocked = self.block_rows and r == 2 and nest.row_block > 1
@@ -365,7 +428,12 @@ class LoopLowering:
                 stmts += stages([idx])
             else:
                 lo, hi = outer if (outer and k == 0) else (None, size(dom[k]))
-                if blocked and k == r - 2:
+                if blocked and k == r - 2 and can_lag(k):
+                    stmts += lagged_blocks(lo, hi, nest.row_block, idx)
+                    if part != "blocks":
+                        stmts += self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]),
+                                                 nest.row_block, blocks=False)
+                elif blocked and k == r - 2:
                     stmts += self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]),
                                              nest.row_block, blocks=part != "rest", rest=part != "blocks")
                 else:
@@ -601,7 +669,60 @@ class LoopLowering:
                 body = {"loop": self.loop_nest, "matmul": self.matmul, "scatter": self.scatter,
                         "lapack": self.lapack}[nest.kind](nest)
             nests.append(Nest(k, titles[k], body))
+        for nest in nests:
+            align_inner_loops(nest.body)
         return Kernel(name, s, nests, blas_call, s.threads, s.pool_threads)
+
+
+def _affine(x) -> bool:
+    """An index expression of loop variables, sizes and constants only (evaluating it
+    before the loop has no side effect: no bounds check, no load)."""
+    if isinstance(x, (Var, Const, Size)):
+        return True
+    return isinstance(x, Bin) and _affine(x.a) and _affine(x.b)
+
+
+def _walk_expr(x):
+    """Expression ``x`` and every expression in it, left to right."""
+    yield x
+    for f in ("a", "b", "cond", "value", "ok"):
+        sub = getattr(x, f, None)
+        if isinstance(sub, Expr):
+            yield from _walk_expr(sub)
+    for a in getattr(x, "args", ()):
+        if isinstance(a, Expr):
+            yield from _walk_expr(a)
+
+
+def _values(stmts):
+    """The expressions statements ``stmts`` compute (not their indices)."""
+    return [v for st in stmts for v in (getattr(st, "value", None),) if isinstance(v, Expr)]
+
+
+def align_inner_loops(stmts) -> None:
+    """Give each innermost loop over a contiguous axis the load its renderer aligns
+    (``Loop.align``): numpy's large arrays start 16 bytes past a 64-byte line, so
+    without it every other 32-byte load and every 64-byte load of a row straddles two
+    cache lines and costs two.  The anchor is a float load whose last index is the loop
+    variable, from a matrix when there is one (its rows stream from memory; a vector
+    operand stays in L1); loads of arrays that start alike are aligned with it."""
+    for st in stmts:
+        if isinstance(st, Parallel):
+            for _name, body in st.bodies:
+                align_inner_loops(body)
+            continue
+        if not isinstance(st, Loop):
+            continue
+        inner = [x for x in st.body if isinstance(x, (Loop, Parallel))]
+        if inner:
+            align_inner_loops(st.body)
+            continue
+        if st.plain or any(isinstance(x, MathCall) for v in _values(st.body) for x in _walk_expr(v)):
+            continue     # (a loop that calls vector math is bound by its arithmetic)
+        found = [ld for v in _values(st.body) for ld in _walk_expr(v)
+                 if isinstance(ld, Load) and ld.index and ld.index[-1] is st.var and ld.dtype.kind == "f" and all(map(_affine, ld.index))]
+        if found:
+            st.align = max(found, key=lambda ld: len(ld.shape))    # the first of the highest rank
 
 
 def build(s: Schedule, name: str, *, blas: dict | None = None, split: bool = False,

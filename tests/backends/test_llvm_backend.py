@@ -342,8 +342,10 @@ def test_rows_after_the_last_block_run_plain_vector_loops():
     vg = gradc.value_and_grad(neuron, argnums=(0, 1))
     lo = vg.lower(w, b, X, y)
     raw = lo.llvm_ir(optimized=False)
-    plain = re.findall(r'br label %"(\w+)\.cond(?:\.\d+)?", !llvm.loop', raw)
-    assert plain and set(plain) <= {"i1", "row"}, plain
+    plain = re.findall(r'br label %"([\w.]+)\.cond(?:\.\d+)?", !llvm.loop', raw)
+    # (i1.peel: the first iterations before an aligned address, see test_loop_ir)
+    assert plain and set(plain) <= {"i1", "row", "i1.peel"}, plain
+    plain = [p for p in plain if p != "i1.peel"]
     assert len(plain) < len(re.findall(r'br label %"i1\.cond', raw)) / 2     # the blocks' loops: O3's way
     assert re.search(r'"llvm.loop.interleave.count", i32 1', raw)
     assert re.search(r"<\d+ x double>", lo.llvm_ir(optimized=True))

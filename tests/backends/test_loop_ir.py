@@ -81,9 +81,16 @@ def test_loop_ir_parallel_row_blocks(monkeypatch):
     assert re.search(r"parallel over \[0, m\) in 8 chunks if .*!blas_call", text)
     assert "task nest0(start, end, chunk):" in text
     assert "task nest0.rest(start, end, chunk):" in text
-    assert "for rows in [0, ((end - start) / 4)):" in text
+    # the first block's dot products, then each block's with the block before's
+    # accumulation over its rows in one loop, then the last block's accumulation
+    assert "for rows in [0, select((((end - start) / 4) < 1), ((end - start) / 4), 1)):" in text
+    assert "for rows in [1, ((end - start) / 4)):" in text
+    assert "# stage 0, and stage 2 of the block before" in text
     assert re.search(r"for row in \[.*, end\):  # plain", text)
     assert all(f"row{k} = (start + (rows * 4)) + {k}" in text for k in range(4))
+    assert all(f"prev{k} = (start + ((rows - 1) * 4)) + {k}" in text for k in range(4))
+    # the inner loops start at a 64-byte boundary of a row of X
+    assert re.search(r"for i1 in \[0, n\):  # first iterations peeled: X\[row0, i1\] 64-byte aligned", text)
     assert re.search(r"combine %\d+ = sum of partial\(%\d+\) in chunk order", text)
     assert re.search(r"%\d+ = &rows\(%\d+\)\[\(chunk \* 4\)\]", text)   # row-local values
 

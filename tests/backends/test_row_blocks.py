@@ -1,0 +1,114 @@
+"""Row-blocked nests as lower_loops builds them: the accumulation over a block's rows
+one block behind its dot products (``lagged_blocks``), and inner loops whose first
+iterations are peeled so that a row of the matrix is read from 64-byte boundaries
+(``align_inner_loops``).
+
+Both only reorder work, so every row count (no whole block, one, two, many, with rows
+left over), column count (shorter than a peel, not a multiple of a vector), address
+(every byte offset within a cache line, including addresses that are not a multiple of
+the element size) and thread count must give numpy's value and gradient.
+
+Tolerance: the gradients are sums of at most 4,000 O(1) terms each; gradc and numpy
+add them in different orders (vector lanes, row blocks, chunks), so they may differ by
+about n * eps * (sum of |terms|): 1e-10 relative to the gradient's scale in float64
+(4e3 * 2.2e-16 = 9e-13, with headroom for the terms' magnitude), 2e-4 in float32
+(4e3 * 6e-8 = 2.4e-4 at worst, typically far less: random signs cancel as sqrt(n)).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+
+TOL = {np.float64: 1e-10, np.float32: 2e-4}
+
+
+def neuron(w, b, X, y):
+    return gnp.mean((gnp.relu(X @ w + b) - y) ** 2)
+
+
+def logistic(w, b, X, y):
+    return gnp.mean(gnp.log1p(gnp.exp(-y * (X @ w + b))))
+
+
+def neuron_reference(w, b, X, y):
+    z = X @ w + b
+    r = np.maximum(z, 0) - y
+    g = np.where(z > 0, 2 * r / len(y), 0)
+    return np.mean(r ** 2), g @ X, g.sum()
+
+
+def logistic_reference(w, b, X, y):
+    u = -y * (X @ w + b)
+    s = -y / (1 + np.exp(-u)) / len(y)      # d log1p(exp(u)) / dz
+    return np.mean(np.log1p(np.exp(u))), s @ X, s.sum()
+
+
+MODELS = {"neuron": (neuron, neuron_reference), "logistic": (logistic, logistic_reference)}
+
+
+def _data(m, n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal(n) / np.sqrt(n)).astype(dtype)
+    X = rng.standard_normal((m, n)).astype(dtype)
+    y = np.where(rng.random(m) < 0.5, -1.0, 1.0).astype(dtype)
+    return w, np.asarray(0.1, dtype), X, y
+
+
+def _check(model, args, backend="llvm"):
+    f, ref = MODELS[model]
+    value, (gw, gb) = gradc.value_and_grad(f, argnums=(0, 1), backend=backend)(*args)
+    wide = [np.asarray(a, np.float64) for a in args]
+    rv, rgw, rgb = ref(*wide)
+    tol = TOL[args[2].dtype.type]
+    assert abs(value - rv) <= tol * max(1.0, abs(rv))
+    assert np.max(np.abs(gw - rgw)) <= tol * max(1.0, np.max(np.abs(rgw))), np.max(np.abs(gw - rgw))
+    assert abs(gb - rgb) <= tol * max(1.0, abs(rgb))
+
+
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("m", [1, 3, 4, 5, 8, 9, 12, 13, 31])
+def test_every_row_count(model, m, backend, monkeypatch):
+    """No whole block (m < 4), one block, two, several, with and without rows after the
+    last block: the lagged accumulation of the first and the last block included."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")
+    _check(model, _data(m, 70, np.float64, seed=m), backend)
+
+
+@pytest.mark.parametrize("n", [1, 7, 63, 64, 65, 130, 257])
+def test_column_counts_around_the_peel(n, monkeypatch):
+    """Rows shorter than ALIGN_MIN_ITERATIONS run unpeeled; longer ones peel up to a
+    vector's worth and leave a remainder that is not a multiple of a vector."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")
+    _check("neuron", _data(21, n, np.float64, seed=n))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_offset_within_a_cache_line(dtype, monkeypatch):
+    """X starting at every byte of a cache line: at a multiple of its element size
+    (peeled to the next line) or not (an unaligned numpy array, which the call copies),
+    rows of a length that is not a multiple of the line, so each row starts at another
+    offset."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")
+    w, b, X0, y = _data(41, 131, dtype, seed=7)
+    raw = np.zeros(X0.nbytes + 128, np.uint8)
+    base = (-raw.ctypes.data) % 64
+    for offset in range(64):
+        start = base + offset
+        X = np.frombuffer(raw[start:start + X0.nbytes].data, dtype=dtype).reshape(X0.shape)
+        X[...] = X0
+        assert X.ctypes.data % 64 == offset
+        _check("neuron", (w, b, X, y))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_threaded_sizes(model, dtype, threads, monkeypatch):
+    """Sizes where the nest runs on the pool in chunks (each chunk's own first and last
+    blocks), with rows left over in each chunk; thread counts give the same answer."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    _check(model, _data(4099, 203, dtype, seed=int(threads)))
