@@ -262,7 +262,10 @@ def test_library_matches_the_jit(neuron_build):
         for got, want in [(value, want_v), (dw, want_dw), (db, want_db)]:
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
         rc, (fv,) = lib("forward", [w, b, X, y], [()], [d, n])
-        assert rc == 0 and (fv == value or (np.isnan(fv) and np.isnan(value)))
+        # the forward kernel sums X @ w in other vector lanes than value_and_grad's, whose
+        # dot products share a loop with the previous rows' gradient: equal to rounding
+        assert rc == 0
+        np.testing.assert_allclose(fv, value, rtol=1e-12, atol=1e-13)
     assert lib.check_sizes("forward", [-1, 3]) == 4     # GRADC_NEGATIVE_SIZE
 
 
