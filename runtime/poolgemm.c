@@ -31,6 +31,18 @@ static int pool_gemm_ilp64;                   /* 1: 64-bit BLAS integers */
 /* OpenBLAS runs products of at most this many multiply-adds on the calling thread
  * (GEMM_MULTITHREAD_THRESHOLD 4 x 65536): those need no thread-count change. */
 #define GRADC_BLAS_THREADS_FROM (4.0 * 65536.0)
+/* A product with a short inner dimension (k <= GRADC_SHORT_K: a layer's 16 inputs, the
+ * backward product of a 4-output layer) is bound by writing C, and OpenBLAS writes it
+ * twice: with beta = 0 it first zeroes C (dgemm_beta, a memset), then its kernel stores
+ * the products.  For a C beyond the caches (2048x256 doubles: 4 MB) both passes go
+ * through memory; in row blocks whose part of C stays in L2 (GRADC_C_BLOCK_BYTES) the
+ * second pass finds it in cache.  Each block is another BLAS call that packs B again
+ * (k x n elements), so blocks are used only when a block has at least 4k rows: its part
+ * of C is then at least 4 times B (attention's 2048-column Q K^T, 16 rows a block, ran
+ * 7% slower blocked).  The blocks depend only on the shapes, so the bits do not depend
+ * on the run. */
+#define GRADC_SHORT_K 32
+#define GRADC_C_BLOCK_BYTES (256 << 10)
 
 /* OpenBLAS's thread count is process-wide in its pthreads builds (even the "_local"
  * setter changes it for every thread), so it is set to 1 while any gradc product runs
@@ -86,11 +98,19 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
         const NAME##_task *t = (const NAME##_task *)ctx;                                        \
         (void)chunk;                                                                            \
         if (end <= start) return;                                                               \
-        /* rows start.. of op(A): rows of A, or columns of A when it is transposed */          \
-        const T *A = t->ta == CBLAS_TRANS ? t->A + start : t->A + start * (int64_t)t->lda;     \
-        ((NAME##_blas)PTR)(CBLAS_ROW_MAJOR, t->ta, t->tb, (I)(end - start), t->n, t->k,         \
-                           t->alpha, A, t->lda, t->B, t->ldb, t->beta,                          \
-                           t->C + start * (int64_t)t->ldc, t->ldc);                             \
+        int64_t step = end - start;                                                             \
+        if (t->k <= GRADC_SHORT_K && t->n > 0) {                                                \
+            int64_t rows = GRADC_C_BLOCK_BYTES / ((int64_t)t->n * (int64_t)sizeof(T));          \
+            if (rows >= 4 * (int64_t)t->k && rows < step) step = rows;                          \
+        }                                                                                       \
+        for (int64_t s = start; s < end; s += step) {                                           \
+            int64_t e = end - s > step ? s + step : end;                                        \
+            /* rows s.. of op(A): rows of A, or columns of A when it is transposed */          \
+            const T *A = t->ta == CBLAS_TRANS ? t->A + s : t->A + s * (int64_t)t->lda;         \
+            ((NAME##_blas)PTR)(CBLAS_ROW_MAJOR, t->ta, t->tb, (I)(e - s), t->n, t->k,           \
+                               t->alpha, A, t->lda, t->B, t->ldb, t->beta,                      \
+                               t->C + s * (int64_t)t->ldc, t->ldc);                             \
+        }                                                                                       \
     }                                                                                           \
     static void NAME(int32_t order, int32_t ta, int32_t tb, I m, I n, I k, T alpha, const T *A, \
                      I lda, const T *B, I ldb, T beta, T *C, I ldc, int32_t threads) {          \

@@ -38,6 +38,41 @@ def test_products_above_the_split_size_agree_with_numpy(form, dtype, threads, mo
 
 
 @pool
+@pytest.mark.parametrize("threads", ["1", "2"])
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+@pytest.mark.parametrize("form", ["ab", "atb", "abt"])
+@pytest.mark.parametrize("k,n", [(4, 256), (16, 100), (32, 300), (33, 256)])
+def test_short_inner_dimension_row_blocks_agree_with_numpy(k, n, form, dtype, threads, monkeypatch):
+    """Products with k <= 32 run in row blocks whose part of C fits in L2 (a layer's 16
+    inputs, a 4-output layer's backward product); 2051 rows are not a multiple of any
+    block or thread count, k = 33 is just past the blocked case."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    rng = onp.random.default_rng(k * 1000 + n)
+    m = 2051
+    a = rng.standard_normal((k, m) if form == "atb" else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if form == "abt" else (k, n)).astype(dtype)
+    f = {"ab": lambda a, b: a @ b, "atb": lambda a, b: a.T @ b, "abt": lambda a, b: a @ b.T}[form]
+    got = gradc.jit(f)(a, b)
+    assert got.dtype == dtype and got.shape == (m, n)
+    _close(got, a.T if form == "atb" else a, b.T if form == "abt" else b, dtype)
+
+
+@pool
+def test_short_inner_dimension_in_an_mlp_gradient():
+    """A two-layer MLP's value_and_grad at batch 2048 (its X @ W1 has k = 16, its
+    backward D @ W2.T has k = 4, both blocked) against numpy by hand; float64 rtol
+    1e-12 (sums of 2048 terms), float32 1e-4."""
+    from gradc import bench, bench_sweep
+    for dtype in ("float64", "float32"):
+        cfg = bench_sweep.Config("mlp", 2, 256, "tanh")
+        args = bench_sweep.make_args(cfg, dtype)
+        ref = bench._grads(bench_sweep.np_value_and_grad(cfg)(*args), cfg.argnums)
+        got = gradc.value_and_grad(bench_sweep.gradc_model(cfg), argnums=cfg.argnums)(*args)
+        c = bench.compare(bench._grads(got, cfg.argnums), ref, 1e-12 if dtype == "float64" else 1e-4)
+        assert c["ok"], (dtype, c)
+
+
+@pool
 def test_kernels_call_the_pool_split_product():
     a = onp.ones((300, 200))
     ir_text = gradc.jit(lambda a, b: a @ b).lower(a, a.T.copy()).llvm_ir(optimized=False)
