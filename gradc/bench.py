@@ -510,6 +510,25 @@ def measure_no_settle(numpy_entry, gradc_entry, budget: float) -> dict:
     return {"gradc_after_numpy_s": g, "numpy_after_gradc_s": n, "ratio": g / n, "pairs": len(g_after_n)}
 
 
+def measure_one_thread(model, args, ref, rtol, settings, progress, label) -> dict:
+    """value_and_grad with one thread each, beside the all-threads ratio: gradc compiled
+    for one thread against numpy with its BLAS limited to one (per-core efficiency;
+    ``--threads 1`` runs the whole benchmark so, peers included).  The one-thread
+    kernel is checked against numpy's gradient like the others."""
+    import gradc
+    progress.update(f"{label}: one thread each")
+    with gradc_threads(1):
+        vg1 = gradc.value_and_grad(_fresh(model.gradc), argnums=model.argnums, backend="llvm")
+        check = compare(_grads(vg1(*args), model.argnums), ref, rtol)
+    entries = {("numpy", "vg"): (model.np_value_and_grad, args), ("gradc", "vg"): (vg1, args)}
+    with blas_threads(1) as limited:
+        stats = measure(entries, settings["budget_s"], settings["min_batches"], settings["rounds"], progress,
+                        f"{label}, one thread", settle_between=settings.get("settle", True))
+    g, n = stats[("gradc", "vg")], stats[("numpy", "vg")]
+    return {"gradc_s": g["median_s"], "numpy_s": n["median_s"], "ratio": g["median_s"] / n["median_s"],
+            "noisy": bool(g["noisy"] or n["noisy"]), "blas_limited": bool(limited), "check": check}
+
+
 # ----------------------------------------------------------------------------- one cell
 def _cache_status(t, args, known_before):
     """'compiled', 'disk' (on-disk cache hit) or 'reused' (compiled earlier in this process)."""
@@ -631,6 +650,8 @@ def run_cell(model, size, dtype, settings, peers, progress, label) -> dict:
         progress.update(f"{label}: no-settle pairs")
         cell["no_settle"] = measure_no_settle(entries[("numpy", "vg")], entries[("gradc", "vg")],
                                               settings["budget_s"])
+    if settings.get("one_thread_column") and settings.get("threads") != 1 and ("gradc", "vg") in entries:
+        cell["one_thread"] = measure_one_thread(model, args, ref, rtol, settings, progress, label)
     r = cell["ratios"]["vg"].get("gradc")
     cell["meets_floor"] = None if floor is None or r is None else bool(r <= floor and cell["status"] == "ok")
     return cell
@@ -804,11 +825,12 @@ def _cold_start_lines(doc):
 # ----------------------------------------------------------------------------- driver
 def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=1.0, warm_cache=False,
                   memory=True, peers=True, progress=None, settle=True, cold_start=True, threads=None,
-                  roofline=True, no_settle_column=True) -> dict:
+                  roofline=True, no_settle_column=True, one_thread_column=True) -> dict:
     """Run the benchmark and return the results (the ``--json`` document).  With
     ``threads=1`` gradc compiles for one thread, numpy's BLAS and the peers run one
     thread each (per-core efficiency); ``roofline`` measures the host's limits and each
-    cell's bound; ``no_settle_column`` times gradc right after numpy and back."""
+    cell's bound; ``no_settle_column`` times gradc right after numpy and back;
+    ``one_thread_column`` times value_and_grad again with one thread each."""
     import gradc
     models = list(models or MODELS)
     sizes = [s for s in SIZES if s in (sizes or SIZES)]
@@ -818,7 +840,7 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
                 "min_batches": QUICK_MIN_BATCHES if quick else MIN_BATCHES,
                 "rounds": QUICK_ROUNDS if quick else ROUNDS,
                 "batch_s": BATCH_S, "warm_cache": warm_cache, "settle": settle, "threads": threads,
-                "no_settle_column": no_settle_column}
+                "no_settle_column": no_settle_column, "one_thread_column": one_thread_column}
     doc = {"schema": SCHEMA, "tool": "gradc bench", "dtype": dtype, "models": models, "sizes": sizes,
            "settings": settings, "machine": machine_info(), "floors": FLOORS,
            "rtol": RTOL[dtype], "cells": [], "memory": None}
@@ -909,7 +931,7 @@ def render_table(doc, stream=None) -> str:
     yes, no = ("✓", "✗") if fancy else ("ok", "X")
     peers = [p for p in PEERS if doc["peers"].get(p, {}).get("available")]
     head = ["model", "size", "input", "fwd numpy", "fwd gradc", "ratio", "vg numpy", "vg gradc", "ratio",
-            "floor", ""] + [f"{p} vg" for p in peers] + ["bound", "/bound", "no-settle", "first call"]
+            "floor", ""] + [f"{p} vg" for p in peers] + ["bound", "/bound", "no-settle", "1 thread", "first call"]
     right = {3, 4, 5, 6, 7, 8, 9} | set(range(11, len(head)))
     rows = []
     for c in doc["cells"]:
@@ -932,6 +954,9 @@ def render_table(doc, stream=None) -> str:
         row.append(f"{fmt_time(b['bound_s'], mu)} {b['limit'][:3]}" if b else "-")
         row.append(f"{b['gradc_over_bound']:.2f}" if "gradc_over_bound" in b else "-")
         row.append(fmt_ratio(c["no_settle"]["ratio"]) if "no_settle" in c else "-")
+        one = c.get("one_thread")
+        row.append("-" if one is None else fmt_ratio(one["ratio"]) + ("*" if one["noisy"] else "")
+                   + ("" if one["check"]["ok"] else " WRONG"))
         fc = c["first_call"]
         row.append(f"{fc['vg_s']:.2f} s {fc['vg_cache']}" if "vg_s" in fc else "-")
         rows.append(row)
@@ -1010,6 +1035,9 @@ def _roofline_lines(doc, mu):
     if any("no_settle" in c for c in doc["cells"]):
         out.append("no-settle = gradc right after a numpy call / numpy right after a gradc call "
                    "(value_and_grad; no waiting for the other's thread pool to go idle)")
+    if any("one_thread" in c for c in doc["cells"]):
+        out.append("1 thread = value_and_grad ratio with one thread each: gradc compiled for one thread, numpy's "
+                   "BLAS limited to one (per-core efficiency; --threads 1 runs the whole table so)")
     if one:
         out.append("threads: one each (gradc compiled for 1 thread, numpy's BLAS limited to 1"
                    + ("" if doc["settings"].get("blas_limited") else ": NOT limited, no OpenBLAS control found")
@@ -1139,7 +1167,7 @@ def main(args, out) -> int:
     doc = run_benchmark(models, sizes, args.dtype, quick=args.quick, repeat=args.repeat,
                         settle=not getattr(args, "no_settle", False), threads=args.threads,
                         roofline=not args.no_roofline, no_settle_column=not args.no_settle_column,
-                        warm_cache=args.warm_cache, memory=not args.no_memory, peers=not args.no_peers,
+                        one_thread_column=not args.no_one_thread_column, warm_cache=args.warm_cache, memory=not args.no_memory, peers=not args.no_peers,
                         cold_start=not getattr(args, "no_cold_start", False),
                         progress=progress)
     print(render_table(doc, out), file=out)
@@ -1199,6 +1227,8 @@ def add_arguments(p):
                    help="do not measure the host's stream bandwidth and DGEMM peak (no bound column)")
     p.add_argument("--no-settle-column", action="store_true",
                    help="do not time gradc right after numpy and back (the no-settle column)")
+    p.add_argument("--no-one-thread-column", action="store_true",
+                   help="do not time value_and_grad again with one thread each (the 1 thread column)")
 
 
 def _memory_child_main(argv) -> int:

@@ -199,6 +199,10 @@ def test_bench_quick_small_json(tmp_path, capsys):
             assert r == pytest.approx(cell["times"][mode]["gradc"]["median_s"] / cell["times"][mode]["numpy"]["median_s"])
         assert cell["floor"] == bench.FLOORS[name]["small"]
         assert cell["meets_floor"] in (True, False)
+        # the one-thread column: its own kernel, checked, and its ratio of medians
+        one = cell["one_thread"]
+        assert one["check"]["ok"] is True, one["check"]
+        assert one["gradc_s"] > 0 and one["ratio"] == pytest.approx(one["gradc_s"] / one["numpy_s"])
         fc = cell["first_call"]
         assert fc["vg_s"] > 0 and fc["fwd_s"] > 0
         assert fc["vg_cache"] in ("compiled", "disk", "reused", "unknown")
@@ -210,6 +214,7 @@ def test_bench_quick_small_json(tmp_path, capsys):
         assert len(cs["runs"]) == bench.COLD_START_RUNS and cs["first_beyond_steady_s"] > 0
         assert all(r["steady_s"] < r["first_call_s"] for r in cs["runs"])
     assert "cold start: a new process's first value_and_grad" in out
+    assert "1 thread = value_and_grad ratio with one thread each" in out
 
     # the table: one row per cell, every floor marked
     rows = [line for line in out.splitlines() if line.split()[:2] and line.split()[0] in NAMES]
@@ -278,3 +283,17 @@ def test_warm_up_runs_the_function_for_its_time_and_at_least_once():
     t0 = time.perf_counter()
     bench.warm_up(seconds=0.01)          # no function: this thread stays busy
     assert time.perf_counter() - t0 >= 0.01
+
+
+def test_threads_one_runs_the_table_on_one_thread_without_a_second_column():
+    """--threads 1: the main ratios are already one thread each, so no 1-thread column;
+    the result is still checked against numpy."""
+    doc = bench.run_benchmark(["M2"], ["small"], quick=True, memory=False, peers=False, cold_start=False,
+                              threads=1, roofline=False)
+    cell = doc["cells"][0]
+    assert cell["status"] == "ok" and cell["check"]["gradc"]["ok"] is True
+    assert "one_thread" not in cell
+    table = bench.render_table(doc, sys.stdout)
+    assert "threads: one each" in table
+    row = next(line for line in table.splitlines() if line.startswith("M2"))
+    assert row.split()[-4] == "-", row      # the 1 thread column (before "first call": "0.1 s x")
