@@ -18,10 +18,11 @@ class LLVMKernel(Kernel):
         s = schedule(graph, threads=kernel_threads(), row_local=True)
         text = graph.text(sources=False)
         name = kernel_name(graph, text)
-        # What decides the code: the graph, its constants, the thread split, the BLAS
-        # interface (code_fingerprint() and the CPU are added by Artifact).
-        key = (text, *const_bytes(s), s.threads, s.pool_threads, blas.get("int"), bool(blas), bool(blas.get("skinny")),
-               bool(blas.get("pool")), bool(blas.get("skinny_rows")))
+        # What decides the code: the graph, its constants, the thread split, the host's
+        # cache size, the BLAS interface (code_fingerprint() and the CPU are added by
+        # Artifact).
+        key = (text, *const_bytes(s), s.threads, s.pool_threads, s.stream_bytes, blas.get("int"), bool(blas),
+               bool(blas.get("skinny")), bool(blas.get("pool")), bool(blas.get("skinny_rows")))
         refuse_lapack(s, blas)   # before the cache: an artifact that calls LAPACK needs it
         self.blas = blas
         self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))

@@ -71,6 +71,7 @@ class Schedule:
     pool_threads: int = 1     # threads that run the chunks
     row_local: list = field(default_factory=list)  # per-row values kept for one row block only
     pipelines: list = field(default_factory=list)  # RowPipeline: nests run block by block over rows
+    stream_bytes: int = 16 << 20  # a matrix larger than this streams from memory (the host's cache)
 
 
 @dataclass
@@ -411,6 +412,24 @@ def _bound_inline_depth(g: Graph, roots: set) -> None:
 
 
 ROW_BLOCK_SHARED, ROW_BLOCK_OTHER = 4, 1
+
+
+def last_level_cache_bytes(default: int = 16 << 20) -> int:
+    """The size of this host's largest CPU cache (Linux sysfs; ``default`` elsewhere):
+    a matrix larger than this streams from memory on every call."""
+    import glob
+    best = 0
+    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            with open(path) as f:
+                text = f.read().strip().upper()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text[:-1] if text[-1:] in "KMG" else text
+        if digits.isdigit():
+            best = max(best, int(digits) * scale)
+    return best or default
 
 
 def _row_block(g: Graph, nest: Nest, roots: set) -> int:
@@ -756,7 +775,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
         partials += [p.tail for p in pipelines]   # each chunk sums its blocks' x^T G
     chunks = threads * CHUNKS_PER_THREAD if threads > 1 else 1
     return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
-                    chunks, partials, slots, threads, local, pipelines)
+                    chunks, partials, slots, threads, local, pipelines, last_level_cache_bytes())
 
 
 ALIGN = 64  # every workspace region starts on a cache line

@@ -83,10 +83,13 @@ def test_loop_ir_parallel_row_blocks(monkeypatch):
     assert "task nest0.rest(start, end, chunk):" in text
     # the first block's dot products, then each block's with the block before's
     # accumulation over its rows in one loop, then the last block's accumulation
-    assert "for rows in [0, select((((end - start) / 4) < 1), ((end - start) / 4), 1)):" in text
-    assert "for rows in [1, ((end - start) / 4)):" in text
+    # a matrix larger than the host's cache runs a row at a time, from blocked_end
+    assert re.search(r"blocked_end = select\(\(\(\(m \* n\) \* 8\) > \d+\), start, end\) \+ 0", text)
+    assert "for rows in [0, select((((blocked_end - start) / 4) < 1), ((blocked_end - start) / 4), 1)):" in text
+    assert "for rows in [1, ((blocked_end - start) / 4)):" in text
     assert "# stage 0, and stage 2 of the block before" in text
-    assert re.search(r"for row in \[.*, end\):  # plain", text)
+    assert "for row in [blocked_end, end):" in text
+    assert re.search(r"for row in \[.*, blocked_end\):  # plain", text)
     assert all(f"row{k} = (start + (rows * 4)) + {k}" in text for k in range(4))
     assert all(f"prev{k} = (start + ((rows - 1) * 4)) + {k}" in text for k in range(4))
     # the inner loops start at a 64-byte boundary of a row of X

@@ -1,5 +1,6 @@
 """Row-blocked nests as lower_loops builds them: the accumulation over a block's rows
-one block behind its dot products (``lagged_blocks``), and inner loops whose first
+one block behind its dot products (``lagged_blocks``), a row at a time for a matrix
+larger than the host's cache (``Schedule.stream_bytes``), and inner loops whose first
 iterations are peeled so that a row of the matrix is read from 64-byte boundaries
 (``align_inner_loops``).
 
@@ -21,6 +22,7 @@ import pytest
 
 import gradc
 import gradc.numpy as gnp
+from gradc.backends import schedule
 
 TOL = {np.float64: 1e-10, np.float32: 2e-4}
 
@@ -112,3 +114,32 @@ def test_threaded_sizes(model, dtype, threads, monkeypatch):
     blocks), with rows left over in each chunk; thread counts give the same answer."""
     monkeypatch.setenv("GRADC_NUM_THREADS", threads)
     _check(model, _data(4099, 203, dtype, seed=int(threads)))
+
+
+@pytest.fixture(params=["cached", "streamed"])
+def matrix_size(request, monkeypatch):
+    """Both forms of a row-blocked nest: in blocks (a matrix within the host's cache) and
+    a row at a time (larger: here a cache of 4 KB makes every matrix larger)."""
+    if request.param == "streamed":
+        monkeypatch.setattr(schedule, "last_level_cache_bytes", lambda: 4096)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("threads", ["1", "2"])
+@pytest.mark.parametrize("m", [3, 13, 4099])
+def test_both_forms(model, dtype, threads, m, matrix_size, monkeypatch):
+    """The same answers a row at a time as in lagged blocks, on one thread and on the
+    pool (a chunk's rows in one form, none left to the task of the remaining rows)."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    _check(model, _data(m, 203, dtype, seed=m))
+
+
+def test_the_streamed_form_is_a_row_loop(monkeypatch):
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")
+    monkeypatch.setattr(schedule, "last_level_cache_bytes", lambda: 4096)
+    args = _data(64, 32, np.float64)
+    text = gradc.value_and_grad(neuron, argnums=(0, 1)).lower(*args).loop_ir()
+    assert "blocked_end = select((((m * n) * 8) > 4096), 0, m) + 0" in text
+    assert "for row in [blocked_end, m):" in text
