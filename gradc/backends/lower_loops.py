@@ -447,7 +447,7 @@ class LoopLowering:
                         stmts += self.row_blocks(lo, mid, lambda rows: stages([idx + [i] for i in rows]),
                                                  nest.row_block, blocks=False)
                     if part != "rest":
-                        stmts.append(self.loop(hi, lambda i: stages([idx + [i]]), "row", start=mid))
+                        stmts.append(self.loop(hi, lambda i: stages([idx + [i]]), "streamed_row", start=mid))
                 elif blocked and k == r - 2:
                     stmts += self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]),
                                              nest.row_block, blocks=part != "rest", rest=part != "blocks")

@@ -40,6 +40,7 @@ def test_parallel_nests_become_modules_of_their_own():
     assert f'declare void @"{rest}"' in parts[1] and f'call void @"{rest}"' in parts[1]
     assert "row.cond" in parts[2] and "rows.cond" not in parts[2]        # one row at a time
     assert "rows.cond" in parts[1] and 'label %"row.cond"' not in parts[1]   # whole blocks
+    assert 'label %"streamed_row.cond"' in parts[1]     # (or one row at a time when X is large)
 
 
 def test_threads_compile_the_same_code_as_one_thread():

@@ -88,7 +88,7 @@ def test_loop_ir_parallel_row_blocks(monkeypatch):
     assert "for rows in [0, select((((blocked_end - start) / 4) < 1), ((blocked_end - start) / 4), 1)):" in text
     assert "for rows in [1, ((blocked_end - start) / 4)):" in text
     assert "# stage 0, and stage 2 of the block before" in text
-    assert "for row in [blocked_end, end):" in text
+    assert "for streamed_row in [blocked_end, end):" in text
     assert re.search(r"for row in \[.*, blocked_end\):  # plain", text)
     assert all(f"row{k} = (start + (rows * 4)) + {k}" in text for k in range(4))
     assert all(f"prev{k} = (start + ((rows - 1) * 4)) + {k}" in text for k in range(4))
