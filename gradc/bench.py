@@ -207,7 +207,7 @@ class Progress:
 
 
 # ----------------------------------------------------------------------------- machine
-def machine_info() -> dict:
+def machine_info(threads=None) -> dict:
     info = {"cpu": None, "cores": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(), "numpy": np.__version__}
     try:
@@ -244,7 +244,8 @@ def machine_info() -> dict:
     try:   # what the LLVM backend actually uses (threads, the BLAS it calls for large products)
         from .backends import llvm_jit
         state = llvm_jit.init()
-        info["gradc_threads"] = llvm_jit.kernel_threads()
+        with gradc_threads(threads):     # (--threads 1 compiles every kernel for one thread)
+            info["gradc_threads"] = llvm_jit.kernel_threads()
         blas = state.get("blas")
         info["gradc_blas"] = bool(blas) if blas is not None else None
     except Exception:  # noqa: BLE001
@@ -842,7 +843,7 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
                 "batch_s": BATCH_S, "warm_cache": warm_cache, "settle": settle, "threads": threads,
                 "no_settle_column": no_settle_column, "one_thread_column": one_thread_column}
     doc = {"schema": SCHEMA, "tool": "gradc bench", "dtype": dtype, "models": models, "sizes": sizes,
-           "settings": settings, "machine": machine_info(), "floors": FLOORS,
+           "settings": settings, "machine": machine_info(threads), "floors": FLOORS,
            "rtol": RTOL[dtype], "cells": [], "memory": None}
     doc["zoo"] = {m: {"title": MODELS[m].title, "formula": MODELS[m].formula,
                       "params": list(MODELS[m].params), "wrt": [MODELS[m].params[i] for i in MODELS[m].wrt],
@@ -1002,7 +1003,7 @@ def render_table(doc, stream=None) -> str:
     m = doc["machine"]
     lines.append(f"machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable), numpy {m['numpy']}, "
                  f"llvmlite {m.get('llvmlite')}, GRADC_NUM_THREADS={m['GRADC_NUM_THREADS'] or 'unset'}"
-                 f"{'' if m.get('gradc_threads') is None else ' (gradc uses %s threads)' % m['gradc_threads']}, "
+                 f"{_gradc_threads(m)}, "
                  f"load average {_loadavg(m)}")
     st = doc["settings"]
     lines.append(f"timing: interleaved round-robin, {st['rounds']} rounds, about {st['budget_s']:.2g} s per "
@@ -1050,6 +1051,11 @@ def _ratio_cell(c, mode, impl):
     t = c["times"][mode]
     noisy = impl in t and (t[impl].get("noisy") or t["numpy"].get("noisy"))
     return fmt_ratio(r) + ("*" if r is not None and noisy else "")
+
+
+def _gradc_threads(m) -> str:
+    n = m.get("gradc_threads")
+    return "" if n is None else f" (gradc uses {n} thread{'' if n == 1 else 's'})"
 
 
 def _loadavg(m):

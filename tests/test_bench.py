@@ -295,5 +295,6 @@ def test_threads_one_runs_the_table_on_one_thread_without_a_second_column():
     assert "one_thread" not in cell
     table = bench.render_table(doc, sys.stdout)
     assert "threads: one each" in table
+    assert doc["machine"]["gradc_threads"] == 1 and "(gradc uses 1 thread)" in table
     row = next(line for line in table.splitlines() if line.startswith("M2"))
     assert row.split()[-4] == "-", row      # the 1 thread column (before "first call": "0.1 s x")
