@@ -320,13 +320,37 @@ static int skinny_declines(int32_t dtype, int64_t M, int64_t N, int64_t K) {
     return N > GRADC_SKINNY_MAX_N || (dtype != 0 && dtype != 1) || M < 0 || N < 0 || K < 0;
 }
 
-/* B [K, N] (leading dimension ldb) packed to Bp [K, NP], zero-padded; Bp holds K * 16
- * elements.  Returns 1 (nothing packed) when N is wider than GRADC_SKINNY_MAX_N. */
+#include "skinny_lanes.c"
+
+/* Does the row pipeline's head (NN: W packed for lanes_nn) or tail (TN: gW^T summed
+ * by lanes_tn) run N columns in skinny_lanes.c's forms?  Where the CPU has AVX-512, for
+ * the widths where they were faster than the padded kernels on a block in cache (a
+ * Zen 4, 64x512 float64 and 128x512 float32 blocks, every N from 1 to 16): mostly where
+ * padding wastes lanes; not for N = 15, 16 (too few registers for two rows or tiles). */
+static int skinny_lanes_nn(int32_t dtype, int64_t N) {
+    int fits = dtype == 0 ? N % 4 != 0 && N <= 14 : N % 8 != 0 && N <= 12;
+    return N >= 1 && fits && skinny_lanes_ok();
+}
+
+static int skinny_lanes_tn(int32_t dtype, int64_t N) {
+    int fits = dtype == 0 ? N % 4 != 0 && N >= 5 && N <= 14 : N <= 14;
+    return N >= 1 && fits && skinny_lanes_ok();
+}
+
+/* B [K, N] (leading dimension ldb) packed to Bp [K, NP], zero-padded, or for
+ * skinny_lanes.c's NN as lanes_pack lays it out; Bp holds K * 16 elements.  Returns 1 (nothing packed) when N is wider than GRADC_SKINNY_MAX_N. */
 int32_t gradc_skinny_pack(int32_t dtype, int64_t N, int64_t K, const void *B, int64_t ldb, void *Bp) {
     if (skinny_declines(dtype, 0, N, K)) return 1;
+    size_t item = dtype == 0 ? sizeof(double) : sizeof(float);
+#ifdef GRADC_SKINNY_LANES
+    if (skinny_lanes_nn(dtype, N)) {
+        if (dtype == 0) lanes_pack_double(LANES_L(double), N, K, B, ldb, Bp);
+        else lanes_pack_float(LANES_L(float), N, K, B, ldb, Bp);
+        return 0;
+    }
+#endif
     int np;
     skinny_pick(dtype, 0, N, &np);
-    size_t item = dtype == 0 ? sizeof(double) : sizeof(float);
     for (int64_t k = 0; k < K; k++) {
         char *dst = (char *)Bp + (size_t)k * np * item;
         memcpy(dst, (const char *)B + (size_t)(k * ldb) * item, (size_t)N * item);
@@ -337,7 +361,8 @@ int32_t gradc_skinny_pack(int32_t dtype, int64_t N, int64_t K, const void *B, in
 
 /* tn = 0: C[M, N] = A[M, K] @ B, B packed by gradc_skinny_pack (ldb unused);
  * tn = 1: Cp[M, NP] += A[K, M]^T @ B[K, N], Cp a padded accumulator (M * 16 elements,
- *         zeroed before the first block; ldc unused).
+ *         zeroed before the first block; ldc unused), or for skinny_lanes.c's TN its
+ *         transpose Cp[N, M] += B^T @ A.
  * On the calling thread.  Returns 1 when N is too wide: the caller runs BLAS instead
  * (and gradc_skinny_unpad leaves C alone). */
 int32_t gradc_skinny_rows(int32_t dtype, int32_t tn, int64_t M, int64_t N, int64_t K, const void *A,
@@ -349,6 +374,16 @@ int32_t gradc_skinny_rows(int32_t dtype, int32_t tn, int64_t M, int64_t N, int64
             for (int64_t i = 0; i < M && N > 0; i++) memset((char *)C + i * ldc * item, 0, (size_t)N * item);
         return 0;
     }
+#ifdef GRADC_SKINNY_LANES
+    if (tn && skinny_lanes_tn(dtype, N)) {
+        lanes_tn[dtype][N - 1](A, lda, B, ldb, K, M, C);
+        return 0;
+    }
+    if (!tn && skinny_lanes_nn(dtype, N)) {
+        lanes_nn[dtype][N - 1](A, lda, B, K, M, C, ldc);
+        return 0;
+    }
+#endif
     int failed = 0;
     skinny_args s = {tn, M, N, K, lda, ldb, ldc, A, B, C, B, 0, &failed};
     if (tn) {
@@ -359,13 +394,21 @@ int32_t gradc_skinny_rows(int32_t dtype, int32_t tn, int64_t M, int64_t N, int64
     return 0;
 }
 
-/* C[M, N] (leading dimension ldc) = the padded accumulator Cp[M, NP]; nothing when N is
- * too wide (BLAS wrote C). */
+/* C[M, N] (leading dimension ldc) = the padded accumulator Cp[M, NP] (or Cp[N, M]
+ * transposed); nothing when N is too wide (BLAS wrote C). */
 void gradc_skinny_unpad(int32_t dtype, int64_t M, int64_t N, const void *Cp, void *C, int64_t ldc) {
     if (skinny_declines(dtype, M, N, 0)) return;
+    size_t item = dtype == 0 ? sizeof(double) : sizeof(float);
+    if (skinny_lanes_tn(dtype, N)) {   /* Cp is C^T, [N, M] dense */
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                if (dtype == 0) ((double *)C)[i * ldc + j] = ((const double *)Cp)[j * M + i];
+                else ((float *)C)[i * ldc + j] = ((const float *)Cp)[j * M + i];
+            }
+        return;
+    }
     int np;
     skinny_pick(dtype, 1, N, &np);
-    size_t item = dtype == 0 ? sizeof(double) : sizeof(float);
     for (int64_t i = 0; i < M; i++)
         memcpy((char *)C + (size_t)(i * ldc) * item, (const char *)Cp + (size_t)(i * np) * item, (size_t)N * item);
 }
