@@ -130,15 +130,20 @@ def decompose(graph: Graph) -> Graph:
     if not any(graph[n]["op"] == "logsumexp" or _is_vector_product(graph, n) or _is_batched_product(graph, n)
                for n in graph.nx.nodes):
         return graph
+    softmax_of = _softmax_of_logsumexp(graph)
     from ..ops import reduce as red, elementwise as ew
     from ..ops.structure import reshape_sym
     from ..tracer import Spec, bind
 
-    def lse(x, axes, keepdims):
+    shared: dict = {}   # logsumexp node -> its exp(x - max) and their sum (keepdims)
+
+    def lse(nid, x, axes, keepdims):
         # max with initial=-inf: an empty axis gives log(0) = -inf, as numpy's formula does
         m = bind("max", x, axes=axes, keepdims=True, initial=-np.inf)
         ms = ew.where(ew.abs(m) < np.inf, m, 0.0)     # +-inf/nan max -> shift by 0
-        s = red.sum_(ew.exp(x - ms), axes, keepdims=True)
+        e = ew.exp(x - ms)
+        s = red.sum_(e, axes, keepdims=True)
+        shared[nid] = (e, s)
         r = ew.log(s) + ms
         return r if keepdims else reshape_sym(r, tuple(d for i, d in enumerate(x._shape) if i not in axes))
 
@@ -160,7 +165,10 @@ def decompose(graph: Graph) -> Graph:
     def rewrite(graph, nid, args):
         d = graph[nid]
         if d["op"] == "logsumexp":
-            return lse(args[0], d["params"]["axes"], d["params"]["keepdims"])
+            return lse(nid, args[0], d["params"]["axes"], d["params"]["keepdims"])
+        if nid in softmax_of and softmax_of[nid] in shared:
+            e, s = shared[softmax_of[nid]]
+            return e * (1.0 / s)
         if _is_vector_product(graph, nid) or _is_batched_product(graph, nid):
             r = (vector_product if _is_vector_product(graph, nid) else batched_product)(*args)
             return r if r.dtype == d["dtype"] else ew.convert(r, d["dtype"])   # (an int32 sum is int64)
@@ -182,6 +190,26 @@ def decompose(graph: Graph) -> Graph:
         if old in replayed:
             old_of.setdefault(replayed[old]._id, old)
     return _renumber(g, old_of, graph._next)
+
+
+def _softmax_of_logsumexp(graph: Graph) -> dict:
+    """{node: logsumexp node} for the nodes ``exp(x - logsumexp(x))`` (the softmax in
+    logsumexp's adjoint, over the same axes), which decompose computes as ``exp(x -
+    max) * (1 / sum)`` from the logsumexp's own exponentials: one exp per element
+    instead of two, and equal to it (both are NaN where a row's max is infinite)."""
+    found = {}
+    for n in graph.nx.nodes:
+        d = graph[n]
+        if d["op"] != "exp" or graph[d["args"][0]]["op"] != "sub":
+            continue
+        x, a = graph[d["args"][0]]["args"]
+        while graph[a]["op"] in ("reshape", "broadcast_to"):   # logsumexp's value, row by row
+            a = graph[a]["args"][0]
+        la = graph[a]
+        if (la["op"] == "logsumexp" and la["args"][0] == x and tuple(d["shape"]) == tuple(graph[x]["shape"])
+                and d["dtype"] == graph[x]["dtype"]):
+            found[n] = a
+    return found
 
 
 def _renumber(g: Graph, old_of: dict, first_new: int) -> Graph:
@@ -482,6 +510,24 @@ def _materialize_row_math(g: Graph, roots: set) -> None:
             roots.add(n)
 
 
+def _materialize_shared_softmax(g: Graph, roots: set) -> None:
+    """The exponentials ``e = exp(x - max)`` a logsumexp and its adjoint's softmax share
+    (``e * (1 / sum(e))``, see decompose) are stored where the sum computes them, so
+    the softmax reads them instead of calling exp again (a vector-math call per element
+    against a store and a load)."""
+    for n in g.nx.nodes:
+        if g[n]["op"] != "exp" or n in roots:
+            continue
+        users = g.users(n)
+        sums = {u for u in users if g[u]["op"] == "sum"}
+        for u in users:
+            if g[u]["op"] == "mul":
+                other = [a for a in g[u]["args"] if a != n]
+                if other and g[other[0]]["op"] == "div" and g[other[0]]["args"][1] in sums:
+                    roots.add(n)
+                    break
+
+
 # ----------------------------------------------------------------------------- row pipelines
 _UNKNOWN = -1   # an index map entry: some index, not known to be the domain's row
 
@@ -686,6 +732,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     roots = {r for r in roots if g[r]["op"] not in ("input", "const")}
     _bound_inline_depth(g, roots)
     _materialize_row_math(g, roots)
+    _materialize_shared_softmax(g, roots)
     nests: list[Nest] = []
     where: dict = {}
     last_use: dict = {}

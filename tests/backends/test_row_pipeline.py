@@ -119,6 +119,16 @@ def test_large_softmax_regression_above_the_thread_split(threads, dtype):
     _check("softmax", 200_000, 64, 10, dtype, threads)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("c", [7, 10, 13])
+def test_wide_rows_in_the_lane_filling_forms(c, dtype):
+    """2003 x 515 on two threads (1M elements): on AVX-512 hosts the blocks' products run
+    in runtime/skinny_lanes.c's forms, with K = 515 in two panels of float64 W^T and 3
+    columns past its last vector, and the tail's 515 columns in tiles, one vector and
+    single columns."""
+    _check("softmax", 2003, 515, c, dtype, 2)
+
+
 @pytest.mark.parametrize("kind", ["linear", "logistic"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_large_linear_layer_and_logistic_regression(kind, threads):

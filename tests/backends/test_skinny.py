@@ -195,6 +195,63 @@ def test_blocks_of_rows_match_numpy_within_the_dot_product_bound(n, d, c, block,
 
 
 @rows_built
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("c", range(1, 17))
+@pytest.mark.parametrize("n,d,block", [(203, 37, 64), (130, 515, 64), (9, 1030, 4)])
+def test_blocks_of_every_width_match_numpy(n, d, c, block, dtype):
+    """Every width in both forms (skinny_lanes.c's where the CPU has AVX-512 and the
+    width pads poorly, skinny.c's padded kernels otherwise), with k past the last vector
+    (37, 515, 1030 are not multiples of 8) and columns of X past the last tile."""
+    test_blocks_of_rows_match_numpy_within_the_dot_product_bound(n, d, c, block, dtype)
+
+
+ROWS_GUARD_SCRIPT = GUARD_SCRIPT.split("f = ctypes.CFUNCTYPE")[0] + """
+I32, I64, VP = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
+pack_addr, rows_addr, unpad_addr = _callpath.skinny_rows_addresses()
+pack = ctypes.CFUNCTYPE(I32, I32, I64, I64, VP, I64, VP)(pack_addr)
+rows = ctypes.CFUNCTYPE(I32, I32, I32, I64, I64, I64, VP, I64, VP, I64, VP, I64)(rows_addr)
+unpad = ctypes.CFUNCTYPE(None, I32, I64, I64, VP, VP, I64)(unpad_addr)
+rng = np.random.default_rng(0)
+n = 0
+for dtype in (np.float64, np.float32):
+    dt = 0 if dtype == np.float64 else 1
+    for N in range(1, 17):
+        for K, M in ((1, 3), (5, 2), (64, 16), (7, 33), (19, 40)):
+            X = flush_before_guard(rng.standard_normal((M, K)).astype(dtype))
+            W = flush_before_guard(rng.standard_normal((K, N)).astype(dtype))
+            G = flush_before_guard(rng.standard_normal((M, N)).astype(dtype))
+            packed = flush_before_guard(np.zeros((K, 16), dtype))
+            padded = flush_before_guard(np.zeros((K, 16), dtype))
+            Z = flush_before_guard(np.zeros((M, N), dtype))
+            gW = flush_before_guard(np.zeros((K, N), dtype))
+            assert pack(dt, N, K, W.ctypes.data, N, packed.ctypes.data) == 0
+            assert rows(dt, 0, M, N, K, X.ctypes.data, K, packed.ctypes.data, 0, Z.ctypes.data, N) == 0
+            assert rows(dt, 1, K, N, M, X.ctypes.data, K, G.ctypes.data, N, padded.ctypes.data, 0) == 0
+            unpad(dt, K, N, padded.ctypes.data, gW.ctypes.data, N)
+            X64, W64, G64 = (a.astype(np.float64) for a in (X, W, G))
+            assert np.allclose(Z, X64 @ W64, rtol=1e-5, atol=1e-5), (dtype, N, K, M)
+            assert np.allclose(gW, X64.T @ G64, rtol=1e-5, atol=1e-5), (dtype, N, K, M)
+            n += 1
+print("OK", n)
+"""
+
+
+@rows_built
+def test_blocks_load_nothing_past_their_operands():
+    """A row pipeline's pack, head, tail and unpad with every operand ending flush
+    against a PROT_NONE page (a load past the end segfaults the subprocess): every width
+    1-16, both dtypes, with k and columns past the last vector."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", ROWS_GUARD_SCRIPT], capture_output=True, text=True, timeout=300,
+                         cwd=root, env=dict(os.environ, PYTHONPATH=root))
+    assert out.returncode == 0, f"exit code {out.returncode} (-11 is a segfault): {out.stderr[-3000:]}"
+    assert out.stdout.startswith("OK 160"), out.stdout
+
+
+@rows_built
 def test_blocks_decline_wide_products_and_leave_the_output_alone():
     X, W = np.ones((4, 3)), np.ones((3, 17))
     packed, Z, out = np.full((3, 16), 7.0), np.full((4, 17), 7.0), np.full((3, 17), 7.0)
