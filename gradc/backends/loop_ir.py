@@ -179,6 +179,8 @@ class Loop:
     body: list
     plain: bool = False     # one vector loop, no interleaving or unrolling (remaining rows)
     align: object = None    # a Load: its address is made 64-byte aligned (see aligned_load)
+    narrow: bool = False    # at most SKINNY_MAX_N steps (a row of a row pipeline's narrow
+    #                         product): one masked vector loop, no scalar remainder
 
 
 @dataclass(eq=False)
@@ -533,7 +535,7 @@ class TextRenderer:
 
     def stmt(self, st):
         if isinstance(st, Loop):
-            tail = "  # plain" if st.plain else ""
+            tail = "  # plain" if st.plain else "  # narrow" if st.narrow else ""
             if st.align is not None:
                 tail += f"  # first iterations peeled: {self.e(st.align)} 64-byte aligned"
             self.line(f"for {st.var.name} in [{self.e(st.start)}, {self.e(st.stop)}):{tail}")

@@ -616,6 +616,7 @@ class LoopLowering:
                                   Select(Bin("gt", raw, Const(PIPE_MAX_ROWS)), Const(PIPE_MAX_ROWS), raw)),
                     ZERO, "block_size")   # (named: computed once, shown once)
         parallel = s.threads > 1
+        width = g[z]["shape"][1]   # the narrow product's columns: the row-local nests' rows
 
         def chunk(lo, hi):
             stmts = []
@@ -636,7 +637,7 @@ class LoopLowering:
                 out = [Eval(b0), Eval(b1), Eval(rows),
                        SkinnyRows(z, x, w, packed, False, b0, rows, size(self.shape(z)[1]), cols, dt)]
                 for nest in middle:
-                    out += self.loop_nest(nest, outer=(b0, b1), part="block")
+                    out += _mark_narrow(self.loop_nest(nest, outer=(b0, b1), part="block"), width)
                 out.append(SkinnyRows(gw, x, G, acc, True, b0, rows, size(self.shape(gw)[1]), cols, dt))
                 return out
             return stmts + [self.loop(nblocks, one_block, "block"),
@@ -732,12 +733,26 @@ def align_inner_loops(stmts) -> None:
         if inner:
             align_inner_loops(st.body)
             continue
-        if st.plain or any(isinstance(x, MathCall) for v in _values(st.body) for x in _walk_expr(v)):
-            continue     # (a loop that calls vector math is bound by its arithmetic)
+        if st.plain or st.narrow or any(isinstance(x, MathCall) for v in _values(st.body) for x in _walk_expr(v)):
+            continue     # (a loop that calls vector math is bound by its arithmetic; a narrow one is one masked step)
         found = [ld for v in _values(st.body) for ld in _walk_expr(v)
                  if isinstance(ld, Load) and ld.index and ld.index[-1] is st.var and ld.dtype.kind == "f" and all(map(_affine, ld.index))]
         if found:
             st.align = max(found, key=lambda ld: len(ld.shape))    # the first of the highest rank
+
+
+def _mark_narrow(stmts: list, width) -> list:
+    """Loops over ``width`` (a row pipeline's narrow product's columns, at most
+    SKINNY_MAX_N when its blocks run) in ``stmts`` marked ``narrow``: 10 classes are
+    one masked vector step (two in float64 on AVX-512) instead of a vector step and a
+    scalar remainder of exp or stores."""
+    for st in stmts:
+        if isinstance(st, Loop):
+            stop = st.stop
+            if (isinstance(stop, Size) and stop.symbol == width) or (isinstance(stop, Const) and stop.value == width):
+                st.narrow = True
+            _mark_narrow(st.body, width)
+    return stmts
 
 
 def build(s: Schedule, name: str, *, blas: dict | None = None, split: bool = False,

@@ -11,6 +11,8 @@ the float64 reference by (n + 8) eps (|X|^T |G|), taken twice for the two comput
 compared: ``_bound``.  The loss is a mean of n terms each within a few ulps: the same
 bound with |terms| in place of |X|^T |G|.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -110,6 +112,22 @@ def test_the_schedule_finds_the_pipeline(kind):
     if not llvm_jit.init()["blas"].get("skinny_rows"):
         pytest.skip("gradc._callpath was built before gradc_skinny_rows (rebuild it): the nests run unpipelined")
     assert "row pipeline" in lowered.loop_ir() and "skinny_rows" in lowered.loop_ir()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_row_local_loops_over_the_classes_are_masked_vector_loops(dtype):
+    """The softmax's loops over the 10 classes (loop_ir.Loop.narrow): one masked vector
+    loop each, no scalar remainder calling exp one class at a time."""
+    f, _ = MODELS["softmax"]
+    lowered = gradc.value_and_grad(f, argnums=0, backend="llvm").lower(*_data("softmax", 64, 16, 10, dtype))
+    if "row pipeline" not in lowered.loop_ir():
+        pytest.skip("no row pipeline on this build (see test_the_schedule_finds_the_pipeline)")
+    assert lowered.loop_ir().count("# narrow") >= 3, lowered.loop_ir()
+    ir = lowered.llvm_ir()
+    ty = "f64" if dtype == np.float64 else "f32"
+    assert "llvm.masked.load" in ir
+    assert re.search(rf"call <\d+ x (double|float)> @gradc_vm_exp_{ty}_v\d+", ir)
+    assert not re.search(rf"call (double|float) @gradc_vm_exp_{ty}\(", ir), "a scalar exp remains"
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
