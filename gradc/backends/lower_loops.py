@@ -428,7 +428,7 @@ class LoopLowering:
                 stmts += stages([idx])
             else:
                 lo, hi = outer if (outer and k == 0) else (None, size(dom[k]))
-                if blocked and k == r - 2 and can_lag(k):
+                if blocked and k == r - 2 and part != "block":
                     # A matrix larger than the last-level cache streams from memory:
                     # there one row at a time reads it as one sequential stream, at
                     # the bandwidth of a plain sum, where a block's rows are as many
@@ -441,14 +441,17 @@ class LoopLowering:
                               Const(s.stream_bytes))
                     mid = Bin("add", Select(big, lo if lo is not None else ZERO, hi), ZERO, "blocked_end")
                     stmts.append(Eval(mid))
-                    if part != "rest":
+                    if part != "rest" and can_lag(k):
                         stmts += lagged_blocks(lo, mid, nest.row_block, idx)
+                    elif part != "rest":
+                        stmts += self.row_blocks(lo, mid, lambda rows: stages([idx + [i] for i in rows]),
+                                                 nest.row_block, rest=False)
                     if part != "blocks":
                         stmts += self.row_blocks(lo, mid, lambda rows: stages([idx + [i] for i in rows]),
                                                  nest.row_block, blocks=False)
                     if part != "rest":
                         stmts.append(self.loop(hi, lambda i: stages([idx + [i]]), "streamed_row", start=mid))
-                elif blocked and k == r - 2:
+                elif blocked and k == r - 2:        # (a row pipeline's block of rows)
                     stmts += self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]),
                                              nest.row_block, blocks=part != "rest", rest=part != "blocks")
                 else:

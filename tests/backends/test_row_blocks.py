@@ -143,3 +143,17 @@ def test_the_streamed_form_is_a_row_loop(monkeypatch):
     text = gradc.value_and_grad(neuron, argnums=(0, 1)).lower(*args).loop_ir()
     assert "blocked_end = select((((m * n) * 8) > 4096), 0, m) + 0" in text
     assert "for streamed_row in [blocked_end, m):" in text
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_forward_both_forms(model, dtype, threads, matrix_size, monkeypatch):
+    """The forward pass alone (dot products and row-level values, no accumulation over
+    rows): in blocks of rows, or a row at a time over a large matrix."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    f, ref = MODELS[model]
+    args = _data(4099, 203, dtype, seed=11)
+    got = gradc.jit(f)(*args)
+    want = ref(*[np.asarray(a, np.float64) for a in args])[0]
+    assert abs(got - want) <= TOL[dtype] * max(1.0, abs(want))
