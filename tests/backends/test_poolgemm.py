@@ -21,20 +21,25 @@ def _close(got, a, b, dtype):
     assert onp.all(onp.abs(got - ref) <= eps * scale + 1e-300)
 
 
-@pool
-@pytest.mark.parametrize("threads", ["1", "2", "3"])
-@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
-@pytest.mark.parametrize("form", ["ab", "atb", "abt"])
-def test_products_above_the_split_size_agree_with_numpy(form, dtype, threads, monkeypatch):
-    monkeypatch.setenv("GRADC_NUM_THREADS", threads)   # read when the kernel compiles
-    rng = onp.random.default_rng(7)
-    m, k, n = 1001, 300, 257                          # m not a multiple of any thread count
+
+def _check_product(form, m, k, n, dtype, seed):
+    """gradc's a @ b (``form``: "ab", "atb" = a.T @ b, "abt" = a @ b.T) of an m x k
+    and a k x n operand against numpy."""
+    rng = onp.random.default_rng(seed)
     a = rng.standard_normal((k, m) if form == "atb" else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if form == "abt" else (k, n)).astype(dtype)
     f = {"ab": lambda a, b: a @ b, "atb": lambda a, b: a.T @ b, "abt": lambda a, b: a @ b.T}[form]
     got = gradc.jit(f)(a, b)
     assert got.dtype == dtype and got.shape == (m, n)
     _close(got, a.T if form == "atb" else a, b.T if form == "abt" else b, dtype)
+
+@pool
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+@pytest.mark.parametrize("form", ["ab", "atb", "abt"])
+def test_products_above_the_split_size_agree_with_numpy(form, dtype, threads, monkeypatch):
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)   # read when the kernel compiles
+    _check_product(form, 1001, 300, 257, dtype, seed=7)     # m not a multiple of any thread count
 
 
 @pool
@@ -47,14 +52,7 @@ def test_short_inner_dimension_row_blocks_agree_with_numpy(k, n, form, dtype, th
     inputs, a 4-output layer's backward product); 2051 rows are not a multiple of any
     block or thread count, k = 33 is just past the blocked case."""
     monkeypatch.setenv("GRADC_NUM_THREADS", threads)
-    rng = onp.random.default_rng(k * 1000 + n)
-    m = 2051
-    a = rng.standard_normal((k, m) if form == "atb" else (m, k)).astype(dtype)
-    b = rng.standard_normal((n, k) if form == "abt" else (k, n)).astype(dtype)
-    f = {"ab": lambda a, b: a @ b, "atb": lambda a, b: a.T @ b, "abt": lambda a, b: a @ b.T}[form]
-    got = gradc.jit(f)(a, b)
-    assert got.dtype == dtype and got.shape == (m, n)
-    _close(got, a.T if form == "atb" else a, b.T if form == "abt" else b, dtype)
+    _check_product(form, 2051, k, n, dtype, seed=k * 1000 + n)
 
 
 @pool
