@@ -21,7 +21,6 @@ def _close(got, a, b, dtype):
     assert onp.all(onp.abs(got - ref) <= eps * scale + 1e-300)
 
 
-
 def _check_product(form, m, k, n, dtype, seed):
     """gradc's a @ b (``form``: "ab", "atb" = a.T @ b, "abt" = a @ b.T) of an m x k
     and a k x n operand against numpy."""
