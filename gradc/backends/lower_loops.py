@@ -411,7 +411,7 @@ class LoopLowering:
             """Stage 2 may run one block behind: three stages (dot products, row-level
             values, an accumulation over rows that keeps no accumulator of its own), in
             whole blocks of a 2-d nest."""
-            if not (r == 2 and k == 0 and n_stages == 3 and part in ("all", "blocks", "rest")):
+            if not (r == 2 and k == 0 and n_stages == 3):
                 return False
             by_stage = [[n for n in nest.roots if info[n]["stage"] == st] for st in range(3)]
             return all(by_stage) and not any(is_reduce(n) and stage_local(n) for n in by_stage[2])
@@ -435,8 +435,8 @@ class LoopLowering:
                     # streams and ran 1.5-2.5x slower (M2 on 65,536 x 512, one thread,
                     # Zen 4: 9.7 against 15 ms in float64, 5.0 against 12.6 in
                     # float32); a matrix in cache is faster in blocks (M2 on 4,096 x
-                    # 256: 0.17 against 0.26-0.32 ms).  The rows of the other form
-                    # form an empty range.
+                    # 256: 0.17 against 0.26-0.32 ms).  blocked_end gives one form
+                    # all of the chunk's rows and the other an empty range.
                     big = Bin("gt", Bin("mul", numel(dom), Const(np.dtype(g[nest.roots[0]]["dtype"]).itemsize)),
                               Const(s.stream_bytes))
                     mid = Bin("add", Select(big, lo if lo is not None else ZERO, hi), ZERO, "blocked_end")
