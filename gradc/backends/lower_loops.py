@@ -403,9 +403,10 @@ class LoopLowering:
                 return [Eval(x) for x in prev] + flat(p[2])
             one = Const(1)
             last = Select(Bin("lt", nblocks, one), nblocks, Bin("sub", nblocks, one))   # max(nblocks - 1, 0)
-            return [self.loop(Select(Bin("lt", nblocks, one), nblocks, one), head, "rows"),
+            # (the first and the last block run once per chunk: plain loops, less code)
+            return [self.loop(Select(Bin("lt", nblocks, one), nblocks, one), head, "rows", plain=True),
                     self.loop(nblocks, steady, "rows", start=one),
-                    self.loop(nblocks, tail, "rows", start=last)]
+                    self.loop(nblocks, tail, "rows", start=last, plain=True)]
 
         def can_lag(k):
             """Stage 2 may run one block behind: three stages (dot products, row-level
@@ -440,17 +441,19 @@ class LoopLowering:
                     big = Bin("gt", Bin("mul", numel(dom), Const(np.dtype(g[nest.roots[0]]["dtype"]).itemsize)),
                               Const(s.stream_bytes))
                     mid = Bin("add", Select(big, lo if lo is not None else ZERO, hi), ZERO, "blocked_end")
-                    stmts.append(Eval(mid))
+                    rows_stmts = [Eval(mid)]
                     if part != "rest" and can_lag(k):
-                        stmts += lagged_blocks(lo, mid, nest.row_block, idx)
+                        rows_stmts += lagged_blocks(lo, mid, nest.row_block, idx)
                     elif part != "rest":
-                        stmts += self.row_blocks(lo, mid, lambda rows: stages([idx + [i] for i in rows]),
-                                                 nest.row_block, rest=False)
+                        rows_stmts += self.row_blocks(lo, mid, lambda rows: stages([idx + [i] for i in rows]),
+                                                      nest.row_block, rest=False)
                     if part != "blocks":
-                        stmts += self.row_blocks(lo, mid, lambda rows: stages([idx + [i] for i in rows]),
-                                                 nest.row_block, blocks=False)
+                        rows_stmts += self.row_blocks(lo, mid, lambda rows: stages([idx + [i] for i in rows]),
+                                                      nest.row_block, blocks=False)
                     if part != "rest":
-                        stmts.append(self.loop(hi, lambda i: stages([idx + [i]]), "streamed_row", start=mid))
+                        rows_stmts.append(self.loop(hi, lambda i: stages([idx + [i]]), "streamed_row", start=mid))
+                    align_inner_loops(rows_stmts)    # (the rows of a matrix: see align_inner_loops)
+                    stmts += rows_stmts
                 elif blocked and k == r - 2:        # (a row pipeline's block of rows)
                     stmts += self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]),
                                              nest.row_block, blocks=part != "rest", rest=part != "blocks")
@@ -688,8 +691,6 @@ class LoopLowering:
                 body = {"loop": self.loop_nest, "matmul": self.matmul, "scatter": self.scatter,
                         "lapack": self.lapack}[nest.kind](nest)
             nests.append(Nest(k, titles[k], body))
-        for nest in nests:
-            align_inner_loops(nest.body)
         return Kernel(name, s, nests, blas_call, s.threads, s.pool_threads)
 
 
@@ -719,12 +720,17 @@ def _values(stmts):
 
 
 def align_inner_loops(stmts) -> None:
-    """Give each innermost loop over a contiguous axis the load its renderer aligns
-    (``Loop.align``): numpy's large arrays start 16 bytes past a 64-byte line, so
-    without it every other 32-byte load and every 64-byte load of a row straddles two
-    cache lines and costs two.  The anchor is a float load whose last index is the loop
-    variable, from a matrix when there is one (its rows stream from memory; a vector
-    operand stays in L1); loads of arrays that start alike are aligned with it."""
+    """Give each innermost loop over a contiguous axis that reduces along it or adds
+    into an accumulator (a row's dot product, a block's contribution to a gradient) the
+    load its renderer aligns (``Loop.align``): numpy's large arrays start 16 bytes past
+    a 64-byte line, so without it every other 32-byte load and every 64-byte load of a
+    row straddles two cache lines and costs two.  Only the row-blocked nests (a
+    matrix's rows against a shared operand) get it, where it was measured to pay:
+    peeling the inner loops of every nest made tests/test_ops.py 2.4x slower to
+    compile with an empty cache (221 against 92 s).  The anchor is a float load whose
+    last index is the loop variable, from a matrix when there is one (its rows stream
+    from memory; a vector operand stays in L1); loads of arrays that start alike are
+    aligned with it."""
     for st in stmts:
         if isinstance(st, Parallel):
             for _name, body in st.bodies:
@@ -736,6 +742,8 @@ def align_inner_loops(stmts) -> None:
         if inner:
             align_inner_loops(st.body)
             continue
+        if not any(isinstance(x, (Accumulate, Update)) for x in st.body):
+            continue     # (only reductions along the loop and accumulations over rows)
         if st.plain or st.narrow or any(isinstance(x, MathCall) for v in _values(st.body) for x in _walk_expr(v)):
             continue     # (a loop that calls vector math is bound by its arithmetic; a narrow one is one masked step)
         found = [ld for v in _values(st.body) for ld in _walk_expr(v)
