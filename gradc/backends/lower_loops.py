@@ -744,10 +744,11 @@ def align_inner_loops(stmts) -> None:
             continue
         if not any(isinstance(x, (Accumulate, Update)) for x in st.body):
             continue     # (only reductions along the loop and accumulations over rows)
-        if st.plain or st.narrow or any(isinstance(x, MathCall) for v in _values(st.body) for x in _walk_expr(v)):
+        exprs = [x for v in _values(st.body) for x in _walk_expr(v)]
+        if st.plain or st.narrow or any(isinstance(x, MathCall) for x in exprs):
             continue     # (a loop that calls vector math is bound by its arithmetic; a narrow one is one masked step)
-        found = [ld for v in _values(st.body) for ld in _walk_expr(v)
-                 if isinstance(ld, Load) and ld.index and ld.index[-1] is st.var and ld.dtype.kind == "f" and all(map(_affine, ld.index))]
+        found = [ld for ld in exprs if isinstance(ld, Load) and ld.index and ld.index[-1] is st.var
+                 and ld.dtype.kind == "f" and all(map(_affine, ld.index))]
         if found:
             st.align = max(found, key=lambda ld: len(ld.shape))    # the first of the highest rank
 
