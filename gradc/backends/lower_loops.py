@@ -22,9 +22,11 @@ from .schedule import (PACKED_WIDTH, Schedule, broadcast_index, crosses_chunks, 
 from .loop_ir import LapackCall
 
 # Threads pay off once a nest's single-thread time dwarfs the pool's hand-off (a few
-# microseconds): elements x estimated body cost (schedule._cost: Op.cost per node) of at
-# least PAR_MIN_WORK, about 60 us of work.  (M1 medium, 10,000 elements of a 61-cost
-# body, runs 150 us serially and 63-78 us on 2 threads.)
+# microseconds): elements x estimated time per element (schedule.Nest.work: Op.cost of
+# every node the body computes, its roots included) of at least PAR_MIN_WORK, about 60 us
+# of work.  (M1 medium, 10,000 elements of a 61-cost body, runs 150 us serially and
+# 63-78 us on 2 threads.  A layer's tanh(X @ W + b), 2048x64, ran 255 us on one thread
+# while the roots' own ops were left out of the estimate, 107-129 us on 2 threads.)
 PAR_MIN_WORK = 1 << 18
 
 # A row pipeline's block of rows of x: about this many bytes, so that the block the head
@@ -476,7 +478,7 @@ class LoopLowering:
                      for r in crossing]
             bodies.append((name, stmts + self.loop_nest(nest, outer=(START, END), part=part)))
         n0 = size(nest.domain[0])
-        min_work = max(1, PAR_MIN_WORK // max(nest.cost, 1))
+        min_work = max(1, PAR_MIN_WORK // max(nest.work, 1))
         cond = Bin("and", Bin("and", Bin("ge", numel(nest.domain), Const(min_work)), Bin("ge", n0, Const(s.threads))),
                    Not(BLAS_CALL))
         combine = [(r, g[r]["op"], g[r]["dtype"], numel(self.shape(r))) for r in crossing]

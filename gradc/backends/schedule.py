@@ -35,6 +35,7 @@ class Nest:
     parallel: bool = False    # split over the outer loop across threads
     row_block: int = 1        # rows per pass of a 2-d nest's inner loops (see _row_block)
     cost: int = 0             # estimated size of the loop body (see MAX_NEST_COST)
+    work: int = 0             # estimated time per element: cost plus the roots' own ops
 
     # What the code generators (C and LLVM) ask of a loop nest's roots, in index terms.
     def stage_local(self, nid) -> bool:
@@ -784,6 +785,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
         for r in reads:
             last_use[r] = max(last_use.get(r, 0), j)
         nest.cost += cost
+        nest.work += cost + _op(g, nid).cost
         nest.info[nid] = {"level": "full" if full else "row", "stage": stage, "acc": acc}
         where[nid] = j
     nests, pipelines = _row_pipelines(g, nests, reads_of, roots)

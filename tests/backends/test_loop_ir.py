@@ -249,3 +249,20 @@ def test_unsigned_powers_are_not_negative(backend, dtype):
     k[:3] = [np.iinfo(dtype).max, 1 << (8 * np.dtype(dtype).itemsize - 1), 0]
     got = gradc.jit(lambda a, b: a ** b, backend=backend)(n, k)
     np.testing.assert_array_equal(got, n ** k)
+
+
+def test_threads_count_the_roots_own_math(monkeypatch):
+    """A nest whose only work is its root's vector math (a layer's tanh, 2048x64) splits
+    over threads; a nest of the same size doing one add does not (below PAR_MIN_WORK)."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", "2")
+    x = np.linspace(-3.0, 3.0, 2048 * 64).reshape(2048, 64)
+    b = np.linspace(-1.0, 1.0, 64)
+    costly = gradc.jit(lambda x, b: gnp.tanh(x + b))
+    cheap = gradc.jit(lambda x, b: x + b)
+    split = re.compile(r"parallel over \[0, (\w+)\) in 8 chunks if \(\(\(\((\w+) \* (\w+)\) >= (\d+)\)")
+    m = split.search(costly.lower(x, b).loop_ir())
+    assert m is not None and int(m.group(4)) <= x.size
+    m = split.search(cheap.lower(x, b).loop_ir())
+    assert m is not None and int(m.group(4)) > x.size
+    # gradc's tanh and numpy's are each within about 1.3 ulp (gradc bench --vecmath)
+    np.testing.assert_allclose(costly(x, b), np.tanh(x + b), rtol=1e-15, atol=0)
