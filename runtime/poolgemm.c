@@ -25,9 +25,13 @@ static gradc_blas_get_threads pool_blas_get;  /* openblas_get_num_threads */
 static void *pool_gemm_d, *pool_gemm_s;       /* cblas_dgemm / cblas_sgemm */
 static int pool_gemm_ilp64;                   /* 1: 64-bit BLAS integers */
 
-/* Below this many multiply-adds a product runs as one call on the caller's thread:
- * the pool's hand-off (a few microseconds) would cost more than it saves. */
+/* Below this much work a product runs as one call on the caller's thread: the pool's
+ * hand-off (a few microseconds) would cost more than it saves.  The work counts at least
+ * GRADC_POOL_GEMM_MIN_K multiply-adds per element of C: with a short inner dimension the
+ * time goes to writing C (a layer's backward dZ[2048,4] @ W^T[4,64], 0.5M multiply-adds,
+ * took 47-58 us on one thread, 24 us a half). */
 #define GRADC_POOL_GEMM_MIN_WORK (1 << 21)
+#define GRADC_POOL_GEMM_MIN_K 16
 /* OpenBLAS runs products of at most this many multiply-adds on the calling thread
  * (GEMM_MULTITHREAD_THRESHOLD 4 x 65536): those need no thread-count change. */
 #define GRADC_BLAS_THREADS_FROM (4.0 * 65536.0)
@@ -124,7 +128,8 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
             return;                                                                             \
         }                                                                                       \
         pool_blas_single(1);                                                                    \
-        if (threads <= 1 || chunks <= 1 || work < GRADC_POOL_GEMM_MIN_WORK)                    \
+        double c_work = (double)m * (double)n * (double)(k > GRADC_POOL_GEMM_MIN_K ? k : GRADC_POOL_GEMM_MIN_K); \
+        if (threads <= 1 || chunks <= 1 || c_work < GRADC_POOL_GEMM_MIN_WORK)                  \
             NAME##_rows(&t, 0, m, 0);                                                           \
         else                                                                                    \
             gradc_parallel_for(NAME##_rows, &t, m, chunks, threads);                            \

@@ -45,11 +45,13 @@ def test_products_above_the_split_size_agree_with_numpy(form, dtype, threads, mo
 @pytest.mark.parametrize("threads", ["1", "2"])
 @pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
 @pytest.mark.parametrize("form", ["ab", "atb", "abt"])
-@pytest.mark.parametrize("k,n", [(4, 256), (16, 100), (32, 300), (33, 256)])
+@pytest.mark.parametrize("k,n", [(4, 64), (4, 256), (16, 100), (32, 300), (33, 256)])
 def test_short_inner_dimension_row_blocks_agree_with_numpy(k, n, form, dtype, threads, monkeypatch):
     """Products with k <= 32 run in row blocks whose part of C fits in L2 (a layer's 16
     inputs, a 4-output layer's backward product); 2051 rows are not a multiple of any
-    block or thread count, k = 33 is just past the blocked case."""
+    block or thread count, k = 33 is just past the blocked case.  k = 4, n = 64 has
+    fewer multiply-adds than the pool's split size and splits because its C is large
+    (GRADC_POOL_GEMM_MIN_K)."""
     monkeypatch.setenv("GRADC_NUM_THREADS", threads)
     _check_product(form, 2051, k, n, dtype, seed=k * 1000 + n)
 
