@@ -47,6 +47,15 @@ static int pool_gemm_ilp64;                   /* 1: 64-bit BLAS integers */
  * on the run. */
 #define GRADC_SHORT_K 32
 #define GRADC_C_BLOCK_BYTES (256 << 10)
+/* A product with a long inner dimension and a small C (a gradient X^T @ G: 64 x 64 from
+ * 65536 rows) is split over k instead: each thread sums its range of k into a C of its
+ * own, and the partial Cs are added in thread order (the same bits on every run for a
+ * given thread count).  Split by rows of C, every thread would pack all of op(B) again:
+ * for 64 x 65536 @ 65536 x 64 two halves of C ran side by side in 14.0 ms, two halves of
+ * k in 10.1 ms (OpenBLAS's own two threads: 12.0 ms).  Used when k >= GRADC_KSPLIT_RATIO
+ * x m and the partial Cs take at most GRADC_KSPLIT_BYTES. */
+#define GRADC_KSPLIT_RATIO 2
+#define GRADC_KSPLIT_BYTES (8 << 20)
 
 /* OpenBLAS's thread count is process-wide in its pthreads builds (even the "_local"
  * setter changes it for every thread), so it is set to 1 while any gradc product runs
@@ -97,7 +106,23 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
         T alpha, beta;                                                                          \
         const T *A, *B;                                                                         \
         T *C;                                                                                   \
+        I m;                                                                                    \
+        T *partials;           /* k split: one m x n C per chunk */                             \
     } NAME##_task;                                                                              \
+    /* chunk's share [start, end) of k into its own C (alpha applied, beta 0) */              \
+    static void NAME##_ksteps(void *ctx, int64_t start, int64_t end, int32_t chunk) {           \
+        const NAME##_task *t = (const NAME##_task *)ctx;                                        \
+        T *part = t->partials + (int64_t)chunk * (int64_t)t->m * (int64_t)t->n;                 \
+        if (end <= start) {                                                                     \
+            for (int64_t e = 0; e < (int64_t)t->m * (int64_t)t->n; e++) part[e] = 0;            \
+            return;                                                                             \
+        }                                                                                       \
+        /* columns start.. of op(A), rows start.. of op(B) */                                   \
+        const T *A = t->ta == CBLAS_TRANS ? t->A + start * (int64_t)t->lda : t->A + start;     \
+        const T *B = t->tb == CBLAS_TRANS ? t->B + start : t->B + start * (int64_t)t->ldb;     \
+        ((NAME##_blas)PTR)(CBLAS_ROW_MAJOR, t->ta, t->tb, t->m, t->n, (I)(end - start),          \
+                           t->alpha, A, t->lda, B, t->ldb, (T)0, part, t->n);                   \
+    }                                                                                           \
     static void NAME##_rows(void *ctx, int64_t start, int64_t end, int32_t chunk) {             \
         const NAME##_task *t = (const NAME##_task *)ctx;                                        \
         (void)chunk;                                                                            \
@@ -119,7 +144,7 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
     static void NAME(int32_t order, int32_t ta, int32_t tb, I m, I n, I k, T alpha, const T *A, \
                      I lda, const T *B, I ldb, T beta, T *C, I ldc, int32_t threads) {          \
         (void)order; /* generated kernels are row-major */                                      \
-        NAME##_task t = {ta, tb, n, k, lda, ldb, ldc, alpha, beta, A, B, C};                    \
+        NAME##_task t = {ta, tb, n, k, lda, ldb, ldc, alpha, beta, A, B, C, m, NULL};           \
         double work = (double)m * (double)n * (double)k;                                        \
         int32_t chunks = threads;                                                               \
         if (chunks > m) chunks = (int32_t)m;                                                    \
@@ -129,7 +154,21 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
         }                                                                                       \
         pool_blas_single(1);                                                                    \
         double c_work = (double)m * (double)n * (double)(k > GRADC_POOL_GEMM_MIN_K ? k : GRADC_POOL_GEMM_MIN_K); \
-        if (threads <= 1 || chunks <= 1 || c_work < GRADC_POOL_GEMM_MIN_WORK)                  \
+        size_t part_elems = (size_t)m * (size_t)n;                                              \
+        if (threads > 1 && work >= GRADC_POOL_GEMM_MIN_WORK && beta == (T)0                     \
+            && k >= GRADC_KSPLIT_RATIO * (int64_t)m                                             \
+            && part_elems * sizeof(T) * (size_t)threads <= GRADC_KSPLIT_BYTES                   \
+            && (t.partials = malloc(part_elems * sizeof(T) * (size_t)threads)) != NULL) {       \
+            gradc_parallel_for(NAME##_ksteps, &t, k, threads, threads);                         \
+            for (int64_t i = 0; i < (int64_t)m; i++)                                            \
+                for (int64_t j = 0; j < (int64_t)n; j++) {                                      \
+                    T acc = t.partials[i * (int64_t)n + j];                                     \
+                    for (int32_t c = 1; c < threads; c++)                                       \
+                        acc += t.partials[(size_t)c * part_elems + (size_t)(i * (int64_t)n + j)]; \
+                    C[i * (int64_t)ldc + j] = acc;                                              \
+                }                                                                               \
+            free(t.partials);                                                                   \
+        } else if (threads <= 1 || chunks <= 1 || c_work < GRADC_POOL_GEMM_MIN_WORK)           \
             NAME##_rows(&t, 0, m, 0);                                                           \
         else                                                                                    \
             gradc_parallel_for(NAME##_rows, &t, m, chunks, threads);                            \

@@ -57,6 +57,24 @@ def test_short_inner_dimension_row_blocks_agree_with_numpy(k, n, form, dtype, th
 
 
 @pool
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+@pytest.mark.parametrize("form", ["ab", "atb", "abt"])
+def test_long_inner_dimension_split_over_k_agrees_with_numpy(form, dtype, threads, monkeypatch):
+    """k >= 2m: threads sum ranges of k into Cs of their own, added in thread order (a
+    gradient X^T @ G; 37 x 41 x 1501 = 2.3M multiply-adds, above the pool's split size).  k = 1501 is not a multiple of 2 or 3; with k terms the error
+    bound k eps is below the tolerances (1501 x 2^-53 < 1e-12, 1501 x 2^-24 < 1e-4).
+    Every call gives the same bits."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    _check_product(form, 37, 1501, 41, dtype, seed=5)
+    rng = onp.random.default_rng(6)
+    a, b = rng.standard_normal((1501, 37)).astype(dtype), rng.standard_normal((1501, 41)).astype(dtype)
+    f = gradc.jit(lambda a, b: a.T @ b)
+    first = f(a, b)
+    assert all(onp.array_equal(f(a, b), first) for _ in range(5))
+
+
+@pool
 def test_short_inner_dimension_in_an_mlp_gradient():
     """A two-layer MLP's value_and_grad at batch 2048 (its X @ W1 has k = 16, its
     backward D @ W2.T has k = 4, both blocked) against numpy by hand; float64 rtol
