@@ -2,7 +2,7 @@
 
 A gradc kernel runs its nests in order; a nest split over threads is one call of
 ``gradc_parallel_for`` and a matrix product one call of ``gradc_pool_dgemm`` (runtime/
-parallel.c, poolgemm.c).  This script compiles a small C shim (the system's ``cc``) whose
+parallel.c, poolgemm.c; ``gradc_pool_sgemm`` in float32).  This script compiles a small C shim (the system's ``cc``) whose
 functions time each such call and then call the real one, binds the generated code's
 symbols to the shim before anything is compiled (in a fresh cache directory, so no cached
 object keeps the real addresses), and prints, for one call of the model, every event with
@@ -13,7 +13,6 @@ caller ran alone: a nest too small to split, a narrow product, the kernel's entr
     python tools/nest_timeline.py M2 large float32
     python tools/nest_timeline.py sweep "mlp3 tanh h64" # a configuration of gradc bench --sweep
 
-Only float64 products are timed one by one (a float32 model's products fall in the gaps).
 GRADC_NUM_THREADS applies as usual.
 """
 from __future__ import annotations
@@ -32,18 +31,23 @@ typedef void (*task)(void *, int64_t, int64_t, int32_t);
 typedef void (*pf_t)(task, void *, int64_t, int32_t, int32_t);
 typedef void (*gemm_t)(int32_t, int32_t, int32_t, int64_t, int64_t, int64_t, double, const double *,
                        int64_t, const double *, int64_t, double, double *, int64_t, int32_t);
+typedef void (*sgemm_t)(int32_t, int32_t, int32_t, int64_t, int64_t, int64_t, float, const float *,
+                        int64_t, const float *, int64_t, float, float *, int64_t, int32_t);
 typedef struct { double t0, t1; int64_t kind, a, b, c; } event;
 #define CAP (1 << 20)
 event events[CAP];
 int64_t n_events;
 static pf_t real_pf;
 static gemm_t real_gemm;
+static sgemm_t real_sgemm;
 static double now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e6 + ts.tv_nsec * 1e-3;
 }
-void shim_set(void *pf, void *gemm) { real_pf = (pf_t)pf; real_gemm = (gemm_t)gemm; }
+void shim_set(void *pf, void *gemm, void *sgemm) {
+    real_pf = (pf_t)pf; real_gemm = (gemm_t)gemm; real_sgemm = (sgemm_t)sgemm;
+}
 void shim_parallel_for(task fn, void *ctx, int64_t n, int32_t chunks, int32_t threads) {
     double t0 = now_us();
     real_pf(fn, ctx, n, chunks, threads);
@@ -54,6 +58,14 @@ void shim_dgemm(int32_t o, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t
                 int64_t ldc, int32_t threads) {
     double t0 = now_us();
     real_gemm(o, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, threads);
+    if (n_events < CAP)
+        events[n_events++] = (event){t0, now_us(), 2 + (ta == 112) + 2 * (tb == 112), m, n, k};
+}
+void shim_sgemm(int32_t o, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, float alpha,
+                const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                int64_t ldc, int32_t threads) {
+    double t0 = now_us();
+    real_sgemm(o, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, threads);
     if (n_events < CAP)
         events[n_events++] = (event){t0, now_us(), 2 + (ta == 112) + 2 * (tb == 112), m, n, k};
 }
@@ -81,10 +93,12 @@ def install_shim(workdir: str):
         f.write(SHIM)
     subprocess.run([os.environ.get("CC", "cc"), "-O2", "-shared", "-fPIC", "-o", lib, src], check=True)
     shim = ctypes.CDLL(lib)
-    pool_d, _pool_s = _callpath.pool_gemm_register(blas["d"], blas["s"], *blas["threads"], blas["int"] == 64)
-    shim.shim_set(ctypes.c_void_p(_callpath.parallel_for_address()), ctypes.c_void_p(pool_d))
+    pool_d, pool_s = _callpath.pool_gemm_register(blas["d"], blas["s"], *blas["threads"], blas["int"] == 64)
+    shim.shim_set(ctypes.c_void_p(_callpath.parallel_for_address()), ctypes.c_void_p(pool_d),
+                  ctypes.c_void_p(pool_s))
     llvm.add_symbol("gradc_parallel_for", ctypes.cast(shim.shim_parallel_for, ctypes.c_void_p).value)
     llvm.add_symbol("gradc_pool_dgemm", ctypes.cast(shim.shim_dgemm, ctypes.c_void_p).value)
+    llvm.add_symbol("gradc_pool_sgemm", ctypes.cast(shim.shim_sgemm, ctypes.c_void_p).value)
     return shim
 
 
