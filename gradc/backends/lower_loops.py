@@ -625,6 +625,15 @@ class LoopLowering:
                     ZERO, "block_size")   # (named: computed once, shown once)
         parallel = s.threads > 1
         width = g[z]["shape"][1]   # the narrow product's columns: the row-local nests' rows
+        # Products wider than the narrow kernels (a width known only at run time): the
+        # blocks skip them, and they run whole before and after, on the pool; then the
+        # tail's partial results are neither cleared nor combined (attention's 2048x32
+        # dV: 4 MB of partials cleared and added up on the calling thread for nothing,
+        # 170-250 us)
+        narrow = Bin("and", Bin("lt", size(self.shape(w)[1]), Const(SKINNY_MAX_N + 1)),
+                     Bin("lt", size(self.shape(G)[1]), Const(SKINNY_MAX_N + 1)))
+        wide = Not(narrow)
+        tail_numel = Select(narrow, numel(self.shape(gw)), ZERO)
 
         def chunk(lo, hi):
             stmts = []
@@ -633,8 +642,8 @@ class LoopLowering:
                           for r in crossing + [gw]]
             stmts.append(Rebase(acc, acc, Bin("mul", CHUNK, Bin("mul", cols, Const(PACKED_WIDTH))), dt))
             stmts += [self.fill(r, identity(g[r]["op"], g[r]["dtype"])) for r in crossing]
-            stmts += [self.fill(gw, 0.0), Fill(acc, Const(0.0, dt), ZERO, Bin("mul", cols, Const(PACKED_WIDTH)), gw),
-                      Eval(block)]
+            stmts += [Fill(gw, Const(0.0, g[gw]["dtype"]), ZERO, tail_numel, gw),
+                      Fill(acc, Const(0.0, dt), ZERO, Bin("mul", cols, Const(PACKED_WIDTH)), gw), Eval(block)]
             nblocks = Bin("sdiv", Bin("add", Bin("sub", hi, lo), Bin("sub", block, Const(1))), block)
 
             def one_block(t):
@@ -651,11 +660,6 @@ class LoopLowering:
             return stmts + [self.loop(nblocks, one_block, "block"),
                             SkinnyUnpad(gw, acc, cols, size(self.shape(gw)[1]), dt)]
 
-        # Products wider than the narrow kernels (a width known only at run time): the
-        # blocks skip them, and they run whole before and after, on the pool
-        narrow = Bin("and", Bin("lt", size(self.shape(w)[1]), Const(SKINNY_MAX_N + 1)),
-                     Bin("lt", size(self.shape(G)[1]), Const(SKINNY_MAX_N + 1)))
-        wide = Not(narrow)
         i32 = np.dtype(np.int32)
         threads = Const(s.pool_threads, i32)
         head = Gemm(z, (x, False), (w, False), n_rows, size(self.shape(w)[1]), cols, dt, False, threads,
@@ -670,7 +674,7 @@ class LoopLowering:
         cond = Bin("and", Bin("and", Bin("ge", work, Const(PAR_MIN_WORK // 16)), Bin("ge", n_rows, Const(s.threads))),
                    Not(BLAS_CALL))
         combine = [(r, g[r]["op"], g[r]["dtype"], numel(self.shape(r))) for r in crossing]
-        combine.append((gw, "sum", g[gw]["dtype"], numel(self.shape(gw))))
+        combine.append((gw, "sum", g[gw]["dtype"], tail_numel))
         return out + [Parallel(k, n_rows, cond, [(f"pipe{k}", chunk(START, END))], combine), tail]
 
     def kernel(self, name) -> Kernel:
