@@ -393,9 +393,13 @@ class CCodegen:
         w, s = self.w, self.s
         self._preamble()
         params = []
+        # a buffer written over another in place (schedule._in_place) shares its memory
+        # within one loop: neither pointer may be restrict
+        overlapping = set(s.in_place) | set(s.in_place.values())
         for nid in self.buffer_nodes:
             const = "const " if nid in self.g.inputs or nid in s.consts else ""
-            params.append(f"{const}{ctype(self.g[nid]['dtype'])} *restrict {self.bufs[nid]}")
+            restrict = "" if nid in overlapping else "restrict "
+            params.append(f"{const}{ctype(self.g[nid]['dtype'])} *{restrict}{self.bufs[nid]}")
         params += [f"int64_t {self.sizes[sym]}" for sym in s.symbols]
         pad = " " * len(f"static int32_t {self.name}_impl(")
         with w.function(f"static int32_t {self.name}_impl(" + (f",\n{pad}".join(params) or "void") + ")"):

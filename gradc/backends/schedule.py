@@ -73,6 +73,7 @@ class Schedule:
     row_local: list = field(default_factory=list)  # per-row values kept for one row block only
     pipelines: list = field(default_factory=list)  # RowPipeline: nests run block by block over rows
     stream_bytes: int = 16 << 20  # a matrix larger than this streams from memory (the host's cache)
+    in_place: dict = field(default_factory=dict)  # node -> the buffer it overwrites (see _in_place)
 
 
 @dataclass
@@ -809,7 +810,9 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
                 local += [n for n in nest.roots if n not in outs and last_use.get(n, j) == j
                           and tuple(g[n]["shape"]) == tuple(nest.domain[:1])]
     workspace = [n for n in g.order() if n in roots and n not in outs and n not in local]
-    slots = _assign_slots(workspace, where, last_use) if share else [[n] for n in workspace]
+    candidates = _in_place(g, nests, where, reads_of, pipelines) if share else {}
+    slots, in_place = _assign_slots(workspace, where, last_use, candidates) if share \
+        else ([[n] for n in workspace], {})
     nonempty = [(n, g[n]["params"]["axes"]) for n in g.nx.nodes
                 if _op(g, n).combine in ("max", "min") and g[n]["params"].get("initial") is None]
     for nest in nests:
@@ -824,7 +827,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
         partials += [p.tail for p in pipelines]   # each chunk sums its blocks' x^T G
     chunks = threads * CHUNKS_PER_THREAD if threads > 1 else 1
     return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
-                    chunks, partials, slots, threads, local, pipelines, last_level_cache_bytes())
+                    chunks, partials, slots, threads, local, pipelines, last_level_cache_bytes(), in_place)
 
 
 ALIGN = 64  # every workspace region starts on a cache line
@@ -870,21 +873,60 @@ def workspace_bytes(s: Schedule, sizes: dict) -> int:
     return total
 
 
-def _assign_slots(workspace, where, last_use):
+def _assign_slots(workspace, where, last_use, candidates):
     """Greedy interval packing: a buffer reuses the memory of one whose last reader ran
-    in an earlier nest.  (A slot's size is the largest of its buffers, at run time.)"""
-    slots, free_after = [], []
+    in an earlier nest, or overwrites, element by element, one its own nest reads for
+    the last time (``candidates``, see _in_place).  (A slot's size is the largest of
+    its buffers, at run time.)  Returns the slots and {node: the buffer it overwrites}."""
+    slots, free_after, in_place = [], [], {}
     for n in sorted(workspace, key=lambda n: where[n]):
         start, end = where[n], max(last_use.get(n, where[n]), where[n])
         for k, f in enumerate(free_after):
-            if f < start:
+            over = slots[k][-1] in candidates.get(n, ()) and f == start
+            if f < start or over:
                 slots[k].append(n)
                 free_after[k] = end
+                if over:
+                    in_place[n] = slots[k][-2]
                 break
         else:
             slots.append([n])
             free_after.append(end)
-    return slots
+    return slots, in_place
+
+
+def _in_place(g, nests, where, reads_of, pipelines) -> dict:
+    """{n: buffers n may overwrite in place}: n, an element-wise root of a loop nest, may
+    take the memory of a buffer r it reads at its own element when nothing reads r after
+    n has written that element.  So r has n's shape and dtype, and within n's nest
+    every root that reads r (n too) reads it at its own element (the identity index
+    map), n in the same pass over a row, the others in an earlier pass (stage) of the
+    row or not at all; rows, blocks of rows and threads' chunks never share elements.
+    (Readers in later nests are excluded by the caller: r's last reader is n's nest.)
+    Writing the softmax of attention's 2048x2048 scores over their exponentials, or a
+    layer's backward dZ = dA * (1 - A**2) over dA, one stream of memory instead of two.
+    Not in a row pipeline (its products read blocks of rows)."""
+    in_pipe = {j for p in pipelines for j in range(p.first, p.last + 1)}
+    out: dict = {}
+    for j, nest in enumerate(nests):
+        if nest.kind != "loop" or j in in_pipe:
+            continue
+        ident = tuple(range(len(nest.domain)))
+        for n in nest.roots:
+            info = nest.info[n]
+            if is_reduction(g, n) or info["level"] != "full" or tuple(g[n]["shape"]) != tuple(nest.domain):
+                continue
+            for r, m in reads_of[n].items():
+                if m != ident or r == n or g[r]["dtype"] != g[n]["dtype"] \
+                        or tuple(g[r]["shape"]) != tuple(g[n]["shape"]):
+                    continue
+                if where.get(r) == j and not nest.info[r]["stage"] < info["stage"]:
+                    continue
+                readers = [u for u in nest.roots if r in reads_of[u]]
+                if all(reads_of[u][r] == ident and nest.info[u]["level"] == "full"
+                       and (u == n or nest.info[u]["stage"] < info["stage"]) for u in readers):
+                    out.setdefault(n, []).append(r)
+    return out
 
 
 def describe(s: Schedule) -> str:
