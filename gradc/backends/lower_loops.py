@@ -452,7 +452,7 @@ class LoopLowering:
                     if part != "blocks":
                         rows_stmts += self.row_blocks(lo, mid, lambda rows: stages([idx + [i] for i in rows]),
                                                       nest.row_block, blocks=False)
-                    if part != "rest":
+                    if part != "blocks":
                         rows_stmts.append(self.loop(hi, lambda i: stages([idx + [i]]), "streamed_row", start=mid))
                     align_inner_loops(rows_stmts)    # (the rows of a matrix: see align_inner_loops)
                     stmts += rows_stmts
@@ -730,13 +730,19 @@ def align_inner_loops(stmts) -> None:
     into an accumulator (a row's dot product, a block's contribution to a gradient) the
     load its renderer aligns (``Loop.align``): numpy's large arrays start 16 bytes past
     a 64-byte line, so without it every other 32-byte load and every 64-byte load of a
-    row straddles two cache lines and costs two.  Only the row-blocked nests (a
-    matrix's rows against a shared operand) get it, where it was measured to pay:
-    peeling the inner loops of every nest made tests/test_ops.py 2.4x slower to
-    compile with an empty cache (221 against 92 s).  The anchor is a float load whose
-    last index is the loop variable, from a matrix when there is one (its rows stream
-    from memory; a vector operand stays in L1); loads of arrays that start alike are
-    aligned with it."""
+    row straddles two cache lines and costs two.
+
+    The peel is a second copy of the loop's body, and LLVM's time grows with every copy
+    (vectorized or scalar alike), so only loops that run for most of a matrix's rows
+    get it: the steady blocks of a row-blocked nest and its streamed rows.  Loops under
+    a ``plain`` one (a chunk's first and last block of lagged blocks, the rows after
+    the last block) run a few rows per chunk and are left unpeeled: aligning them
+    bought nothing measurable (M2 on 4,096 x 256, one thread) and cost 4 of the 7
+    peels of its kernel.  Other nests get none: peeling every nest's inner loops made
+    tests/test_ops.py 2.4x slower to compile with an empty cache (221 against 92 s).
+    The anchor is a float load whose last index is the loop variable, from a matrix
+    when there is one (its rows stream from memory; a vector operand stays in L1);
+    loads of arrays that start alike are aligned with it."""
     for st in stmts:
         if isinstance(st, Parallel):
             for _name, body in st.bodies:
@@ -746,7 +752,8 @@ def align_inner_loops(stmts) -> None:
             continue
         inner = [x for x in st.body if isinstance(x, (Loop, Parallel))]
         if inner:
-            align_inner_loops(st.body)
+            if not st.plain:     # (a plain loop's rows are a chunk's few: see above)
+                align_inner_loops(st.body)
             continue
         if not any(isinstance(x, (Accumulate, Update)) for x in st.body):
             continue     # (only reductions along the loop and accumulations over rows)

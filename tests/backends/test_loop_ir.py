@@ -93,8 +93,18 @@ def test_loop_ir_parallel_row_blocks(monkeypatch):
     assert re.search(r"for row in \[.*, blocked_end\):  # plain", text)
     assert all(f"row{k} = (start + (rows * 4)) + {k}" in text for k in range(4))
     assert all(f"prev{k} = (start + ((rows - 1) * 4)) + {k}" in text for k in range(4))
-    # the inner loops start at a 64-byte boundary of a row of X
-    assert re.search(r"for i1 in \[0, n\):  # first iterations peeled: X\[row0, i1\] 64-byte aligned", text)
+    # the inner loops of the steady blocks and of the streamed rows start at a 64-byte
+    # boundary of a row of X; those of a chunk's first and last block (plain loops) and
+    # of its remaining rows run unpeeled
+    blocks, rest = text.split("task nest0.rest(start, end, chunk):")
+    steady = blocks.split("for rows in [1, ((blocked_end - start) / 4)):")[1]
+    first, last = blocks.split("# stage 0, and stage 2 of the block before")[0], steady.split("# stage 2\n")[1]
+    assert re.search(r"for i1 in \[0, n\):  # first iterations peeled: X\[row0, i1\] 64-byte aligned", steady)
+    assert "peeled" not in first.split("for rows in [1,")[0] and "peeled" not in last
+    assert "for streamed_row in [blocked_end, end):" in rest and "streamed_row" not in blocks
+    streamed = rest.split("for streamed_row in [blocked_end, end):")[1]
+    assert streamed.count("# first iterations peeled: X[streamed_row, i1] 64-byte aligned") == 2
+    assert "peeled" not in rest.split("for streamed_row")[0]
     assert re.search(r"combine %\d+ = sum of partial\(%\d+\) in chunk order", text)
     assert re.search(r"%\d+ = &rows\(%\d+\)\[\(chunk \* 4\)\]", text)   # row-local values
 
