@@ -20,8 +20,8 @@ def _parts(model="M4"):
 
 def test_parallel_nests_become_modules_of_their_own():
     """M4: the kernel, then a module per parallel nest's task, which the kernel declares.
-    M2: its row-blocked nest's rows after the last block, and its rows of a matrix
-    larger than the cache, in a module of their own too, declared by the task that
+    M2: its row-blocked nest's rows after the last block (all of them for a matrix
+    larger than the cache) in a module of their own too, declared by the task that
     calls it."""
     def defined(text):
         return re.findall(r'^define [^@]*@"?([\w.]+)"?\(', text, re.M)
@@ -41,9 +41,6 @@ def test_parallel_nests_become_modules_of_their_own():
     assert f'declare void @"{rest}"' in parts[1] and f'call void @"{rest}"' in parts[1]
     assert 'label %"row.cond"' in parts[2] and "rows.cond" not in parts[2]   # one row at a time
     assert "rows.cond" in parts[1] and 'label %"row.cond"' not in parts[1]   # whole blocks
-    # (or one row at a time when X is large: beside the remaining rows, so that the
-    # two modules take about as long to compile)
-    assert 'label %"streamed_row.cond"' in parts[2] and "streamed_row" not in parts[1]
 
 
 def test_threads_compile_the_same_code_as_one_thread():

@@ -89,22 +89,21 @@ def test_loop_ir_parallel_row_blocks(monkeypatch):
     assert "for rows in [0, select((((blocked_end - start) / 4) < 1), ((blocked_end - start) / 4), 1)):" in text
     assert "for rows in [1, ((blocked_end - start) / 4)):" in text
     assert "# stage 0, and stage 2 of the block before" in text
-    assert "for streamed_row in [blocked_end, end):" in text
-    assert re.search(r"for row in \[.*, blocked_end\):  # plain", text)
+    # then the rows after the last block, or all of them, one at a time
+    assert "after_blocks = start + (((blocked_end - start) / 4) * 4)" in text
+    assert "for row in [after_blocks, end):\n" in text
     assert all(f"row{k} = (start + (rows * 4)) + {k}" in text for k in range(4))
     assert all(f"prev{k} = (start + ((rows - 1) * 4)) + {k}" in text for k in range(4))
-    # the inner loops of the steady blocks and of the streamed rows start at a 64-byte
-    # boundary of a row of X; those of a chunk's first and last block (plain loops) and
-    # of its remaining rows run unpeeled
+    # the inner loops of the steady blocks and of the rows one at a time start at a
+    # 64-byte boundary of a row of X; those of a chunk's first and last block (plain
+    # loops, a block each per chunk) run unpeeled
     blocks, rest = text.split("task nest0.rest(start, end, chunk):")
     steady = blocks.split("for rows in [1, ((blocked_end - start) / 4)):")[1]
-    first, last = blocks.split("# stage 0, and stage 2 of the block before")[0], steady.split("# stage 2\n")[1]
+    first, last = blocks.split("for rows in [1,")[0], steady.split("# stage 2\n")[1]
     assert re.search(r"for i1 in \[0, n\):  # first iterations peeled: X\[row0, i1\] 64-byte aligned", steady)
-    assert "peeled" not in first.split("for rows in [1,")[0] and "peeled" not in last
-    assert "for streamed_row in [blocked_end, end):" in rest and "streamed_row" not in blocks
-    streamed = rest.split("for streamed_row in [blocked_end, end):")[1]
-    assert streamed.count("# first iterations peeled: X[streamed_row, i1] 64-byte aligned") == 2
-    assert "peeled" not in rest.split("for streamed_row")[0]
+    assert "peeled" not in first and "peeled" not in last
+    assert "for row in [after_blocks, end):" in rest and "for row in" not in blocks
+    assert rest.count("for i1 in [0, n):  # first iterations peeled: X[row, i1] 64-byte aligned") == 2
     assert re.search(r"combine %\d+ = sum of partial\(%\d+\) in chunk order", text)
     assert re.search(r"%\d+ = &rows\(%\d+\)\[\(chunk \* 4\)\]", text)   # row-local values
 
@@ -161,7 +160,8 @@ def test_one_ir_object_both_renderers(monkeypatch):
     s = schedule(graph, share=False)
     kernel = build(s, "one_ir_both", block_rows=True)
     statements = loop_ir.walk([st for nest in kernel.nests for st in nest.body])
-    assert any(isinstance(st, loop_ir.Loop) and st.plain for st in statements)   # the remaining rows
+    # the rows after the last block of 4, one at a time
+    assert any(isinstance(st, loop_ir.Loop) and st.var.name == "row" for st in statements)
 
     calls = []
     real_c, real_llvm = c_codegen.CCodegen.__init__, llvm_codegen.Codegen.__init__
