@@ -407,11 +407,14 @@ class Codegen:
         """Loop metadata (a self-referential node, one per loop) that asks LLVM for one
         vector loop without interleaving or unrolling: far less code than the O3 default
         (a vector loop interleaved four times, an epilogue vector loop, a scalar one).
-        The remaining rows of a row-blocked nest (``loop_ir.Loop.plain``) run such
-        loops: O3's interleaved and unrolled versions of them were a third of the neuron
-        loss's compile time (M2: 75 against 111 ms for its modules, median of 15) and
-        bought nothing measurable (M2 on (7, 1000) floats: 3.7 against 3.6-4.6 us; not
-        vectorizing them at all was 6.9-12)."""
+        Loops that run a few rows per chunk (``loop_ir.Loop.plain``: a chunk's first
+        and last block of a row-blocked nest, a row pipeline's remaining rows) run such
+        loops: O3's interleaved and unrolled versions of a row-blocked nest's remaining
+        rows were a third of the neuron loss's compile time (M2: 75 against 111 ms for
+        its modules, median of 15) and bought nothing measurable (M2 on (7, 1000)
+        floats: 3.7 against 3.6-4.6 us; not vectorizing them at all was 6.9-12).  (Those
+        rows now share one loop with the rows of a matrix larger than the cache: see
+        lower_loops.)"""
         m = self.module
         hints = [m.add_metadata([ir.MetaDataString(m, "llvm.loop.interleave.count"), ir.Constant(I32, 1)]),
                  m.add_metadata([ir.MetaDataString(m, "llvm.loop.unroll.disable")])]
@@ -450,8 +453,19 @@ class Codegen:
             saved = self.plain_loops
             self.plain_loops = saved or st.plain
             if st.align is not None:
-                # the first few iterations alone (a plain loop), then the rest from an
-                # aligned address of st.align
+                # the first few iterations alone (a plain loop, which LLVM compiles to
+                # one masked vector), then the rest from an aligned address of
+                # st.align.  The peel is a second copy of the body, and LLVM's time
+                # grows with every copy whatever its form (M2 medium with its 7 row
+                # loops peeled, O3 and code generation of its modules on one thread,
+                # min of 7-9: 133-141 ms as here, 102-105 with no peel; a scalar peel
+                # 124-130; explicit width and masking hints on the peel 133-139; one
+                # masked peel loop with a main loop of whole vectors and no scalar
+                # remainder 144).  One copy run in two passes, [start, aligned) and
+                # [aligned, stop), compiled in 120-130 ms but ran the peel in the
+                # scalar remainder (171 -> 197 us per call, one thread), or masked
+                # every vector when LLVM folded the tail (108-117 ms, 220 us).  So
+                # lower_loops.align_inner_loops peels only the loops most rows run.
                 mid = self.aligned_start(st, start, stop)
                 self.plain_loops = True
                 self.loop(mid, body, name=st.var.name + ".peel", start=start)
@@ -804,7 +818,7 @@ class Codegen:
 def render(kernel: lir.Kernel, blas: dict | None = None, split: bool = False):
     """A loop IR kernel as LLVM modules: the kernel function (with its serial nests)
     first, then with ``split`` one module per parallel nest's task (and per row-blocked
-    nest's remaining rows).  ``blas``: the library's interface (its integer width)."""
+    nest's rows one at a time).  ``blas``: the library's interface (its integer width)."""
     cg = Codegen(kernel, blas, split)
     return [cg.build()] + cg.parts
 

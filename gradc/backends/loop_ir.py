@@ -177,7 +177,7 @@ class Loop:
     start: Expr
     stop: Expr
     body: list
-    plain: bool = False     # one vector loop, no interleaving or unrolling (remaining rows)
+    plain: bool = False     # one vector loop, no interleaving or unrolling (a chunk's few rows)
     align: object = None    # a Load: its address is made 64-byte aligned (see aligned_load)
     narrow: bool = False    # at most SKINNY_MAX_N steps (a row of a row pipeline's narrow
     #                         product): one masked vector loop, no scalar remainder
