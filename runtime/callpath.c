@@ -19,6 +19,7 @@
 #include "gradc.h"
 #include "parallel.c"
 #include "skinny.c"
+#include "gemm_small.c"
 #include "poolgemm.c"
 #include "lapack.c"
 
@@ -315,6 +316,10 @@ static PyObject *combine_address(PyObject *self, PyObject *unused) {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_combine);
 }
 
+static PyObject *gemm_small_address(PyObject *self, PyObject *unused) {
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_gemm_small);
+}
+
 static PyObject *skinny_gemm_address(PyObject *self, PyObject *unused) {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_skinny_gemm);
 }
@@ -370,6 +375,8 @@ static PyMethodDef methods[] = {
      "Address of gradc_parallel_for, the thread pool generated kernels call."},
     {"combine_address", combine_address, METH_NOARGS,
      "Address of gradc_combine, which merges per-chunk partial reductions."},
+    {"gemm_small_address", gemm_small_address, METH_NOARGS,
+     "Address of gradc_gemm_small, gradc's own kernel for products with a short inner dimension (runtime/gemm_small.c)."},
     {"skinny_gemm_address", skinny_gemm_address, METH_NOARGS,
      "Address of gradc_skinny_gemm, matrix products with at most 16 columns (runtime/skinny.c)."},
     {"skinny_rows_addresses", skinny_rows_addresses, METH_NOARGS,
