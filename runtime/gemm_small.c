@@ -83,6 +83,9 @@
                     if ((SK) == 1 && j0 == 0 && (k & (64 / (int64_t)sizeof(T) - 1)) == 0)    \
                         GEMM_PRAGMA_UNROLL for (int r = 0; r < MR; r++)                      \
                             __builtin_prefetch(a[r] + MR * (SA) + k, 0, 3);                  \
+                    /* A^T: the same columns of the next pass's row k, which this pass's   \
+                     * tiles fetch line by line at a stride the prefetcher does not cover */ \
+                    if ((SA) == 1 && j0 == 0) __builtin_prefetch(a[0] + (k + kc) * (SK), 0, 2); \
                     V b[NV];                                                                 \
                     GEMM_PRAGMA_UNROLL for (int v = 0; v < NV; v++)                          \
                         b[v] = *(const V##u *)(bp + k * NR + v * L);                         \
