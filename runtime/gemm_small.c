@@ -64,9 +64,13 @@
  * NV vectors V. */
 #define GEMM_TILES(ATTR, NAME, T, V, MR, NV, SA, SK)                                         \
     ATTR static void NAME(int64_t m0, int64_t m1, int64_t N, int64_t kc, const T *A, int64_t lda, \
-                          const T *Bp, T *C, int64_t ldc, int accumulate) {                  \
-        enum { L = sizeof(V) / sizeof(T), NR = NV * L };                                     \
+                          const T *Bp, T *C, int64_t ldc, int accumulate, const T *next_b,     \
+                          int64_t ldb, int64_t next_rows) {                                  \
+        enum { L = sizeof(V) / sizeof(T), NR = NV * L, LINE = 64 / sizeof(T) };              \
         (void)lda;                                                                           \
+        /* the next pass's rows of B (next_rows of them, N wide), one line per step of the    \
+         * first panels, so that packing them finds them in cache */                        \
+        int64_t pf_row = 0, pf_col = 0;                                                      \
         for (int64_t i = m0; i < m1; i += MR) {                                              \
             int rb = m1 - i < MR ? (int)(m1 - i) : MR;                                       \
             const T *a[MR];                                                                  \
@@ -86,6 +90,11 @@
                     /* A^T: the same columns of the next pass's row k, which this pass's   \
                      * tiles fetch line by line at a stride the prefetcher does not cover */ \
                     if ((SA) == 1 && j0 == 0) __builtin_prefetch(a[0] + (k + kc) * (SK), 0, 2); \
+                    if (j0 == 0 && pf_row < next_rows) {                                     \
+                        __builtin_prefetch(next_b + pf_row * ldb + pf_col, 0, 2);            \
+                        pf_col += LINE;                                                      \
+                        if (pf_col >= N) pf_col = 0, pf_row++;                               \
+                    }                                                                        \
                     V b[NV];                                                                 \
                     GEMM_PRAGMA_UNROLL for (int v = 0; v < NV; v++)                          \
                         b[v] = *(const V##u *)(bp + k * NR + v * L);                         \
@@ -101,7 +110,10 @@
                     for (int r = 0; r < MR; r++)                                             \
                         for (int64_t j = 0; j < (nb < NR ? nb : NR); j += 64 / (int64_t)sizeof(T)) \
                             __builtin_prefetch(C + (i + MR + r) * ldc + j0 + j, 1, 3);       \
-                for (int r = 0; r < rb; r++) {                                               \
+                /* unrolled over the tile's rows, so the accumulators stay in registers   \
+                 * (a loop to rb kept them on the stack: 24 more stores and loads a tile) */ \
+                GEMM_PRAGMA_UNROLL for (int r = 0; r < MR; r++) {                            \
+                    if (r >= rb) break;                                                      \
                     T *c = C + (i + r) * ldc + j0;                                           \
                     if (nb >= NR) {                                                          \
                         GEMM_PRAGMA_UNROLL for (int v = 0; v < NV; v++) {                    \
@@ -133,7 +145,7 @@ GEMM_ISA(GEMM_V3, v3, double, vd, 6, 2)
 GEMM_ISA(GEMM_V3, v3, float, vf, 6, 2)
 
 typedef void (*gemm_tiles_fn)(int64_t, int64_t, int64_t, int64_t, const void *, int64_t, const void *,
-                              void *, int64_t, int);
+                              void *, int64_t, int, const void *, int64_t, int64_t);
 
 /* Which kernels this CPU runs: 2 (x86-64-v4), 1 (x86-64-v3), 0 (neither: BLAS runs). */
 static int gemm_small_isa(void) {
@@ -187,7 +199,9 @@ static void gemm_buffer_done(void *p) {
             int64_t kn = K - k0 < kc ? K - k0 : kc;                                          \
             if (isa == 2) gemm_pack_v4_##T(tb, B, ldb, k0, kn, N, NR, (T *)Bp);              \
             else gemm_pack_v3_##T(tb, B, ldb, k0, kn, N, NR, (T *)Bp);                       \
-            tiles(m0, m1, N, kn, ta ? A + k0 * lda : A + k0, lda, Bp, C, ldc, k0 > 0);       \
+            int64_t next = tb ? 0 : K - k0 - kn < kc ? K - k0 - kn : kc;  /* rows of B next */ \
+            tiles(m0, m1, N, kn, ta ? A + k0 * lda : A + k0, lda, Bp, C, ldc, k0 > 0,        \
+                  B + (k0 + kn) * ldb, ldb, next);                                           \
         }                                                                                    \
         gemm_buffer_done(Bp);                                                                \
         return 0;                                                                            \
