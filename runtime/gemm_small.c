@@ -29,6 +29,7 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(GRADC_NO_CLONES)
 #define GRADC_GEMM_SMALL 1
@@ -147,13 +148,19 @@ GEMM_ISA(GEMM_V3, v3, float, vf, 6, 2)
 typedef void (*gemm_tiles_fn)(int64_t, int64_t, int64_t, int64_t, const void *, int64_t, const void *,
                               void *, int64_t, int, const void *, int64_t, int64_t);
 
-/* Which kernels this CPU runs: 2 (x86-64-v4), 1 (x86-64-v3), 0 (neither: BLAS runs). */
+/* Which kernels this CPU runs: 2 (x86-64-v4), 1 (x86-64-v3), 0 (neither: BLAS runs).
+ * GRADC_GEMM_SMALL_ISA=v3 (or off), read once, picks a lesser one, so that the AVX2
+ * kernels are tested on an AVX-512 host (tests/backends/test_gemm_small.py). */
 static int gemm_small_isa(void) {
     static int isa = -1;
     if (isa < 0) {
         __builtin_cpu_init();
-        isa = skinny_lanes_ok() ? 2
-              : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
+        int best = skinny_lanes_ok() ? 2
+                   : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
+        const char *want = getenv("GRADC_GEMM_SMALL_ISA");
+        if (want && strcmp(want, "v3") == 0 && best > 1) best = 1;
+        if (want && strcmp(want, "off") == 0) best = 0;
+        isa = best;
     }
     return isa;
 }

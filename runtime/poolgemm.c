@@ -97,13 +97,20 @@ static void pool_blas_single(int enter) {
 
 /* Does gradc's own kernel (gemm_small.c) run an m x n product with inner dimension k
  * (m and k of the whole product, or of a thread's range of k)?  Where it was measured
- * faster than single-threaded OpenBLAS 0.3 on a Zen 4 core (see gemm_small.c for the
- * figures): at least 64 rows of op(A) and m k >= 16384 (below, the packing and each tile's
- * start cost more than OpenBLAS's own kernel: 192 x 64 @ 64 x 64 ran 8% slower, 128 x 256
- * @ 256 x 64 26% faster), k >= 16, and a pass's packed op(B) in L2 unless k is short. */
+ * faster than single-threaded OpenBLAS 0.3 on a Zen 4 core (tools/gemm_speed.py; CPU
+ * time, load average 4-5, float64):
+ *   - m k >= 16384 and k >= 16: below, packing op(B) and starting each tile cost more
+ *     than OpenBLAS's own kernel (192x64 @ 64x64 35 us against 34, 256x32 @ 32x64 26
+ *     against 25, 2048x8 @ 8x64 57 against 54); above, it gains (128x128 @ 128x64 46
+ *     against 52, 2048x16 @ 16x64 92 against 93, 2048x64 @ 64x64 324 against 391);
+ *   - at least 64 rows of op(A), or 16 with at most 64 columns: with few rows, each
+ *     packed pass of op(B) serves only a few tiles (16x4096 @ 4096x256, A transposed,
+ *     1143 us against 1034; 16x2048 @ 2048x64, A transposed, 121 against 132);
+ *   - k <= 256 or n <= 256: a pass's packed op(B) stays in L2 (1000x1000 @ 1000x1000
+ *     ran 4% slower). */
 static int gemm_small_wants(size_t size, int64_t m, int64_t n, int64_t k) {
     (void)size;
-    return m >= 64 && k >= 16 && m * k >= 16384 && (k <= 256 || n <= 256);
+    return (m >= 64 || (m >= 16 && n <= 64)) && k >= 16 && m * k >= 16384 && (k <= 256 || n <= 256);
 }
 
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
