@@ -27,6 +27,7 @@
  * declines and the caller runs BLAS.  Included by callpath.c after skinny.c (vd, vf, their
  * unaligned forms, skinny_lanes_ok).
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,13 +167,26 @@ static int gemm_small_isa(void) {
 }
 
 /* The packed panels' memory: a buffer kept by each thread for the usual sizes (a malloc
- * and free of 32 KB cost about a microsecond beside a 64x64x64 product's 10), anything
- * larger allocated for the call. */
+ * and free of 32 KB cost about a microsecond beside a 64x64x64 product's 10), freed when
+ * the thread exits (a pthread key's destructor); anything larger allocated for the call. */
 #define GEMM_KEPT_BYTES (512 << 10)
 static __thread void *gemm_kept;
+static pthread_key_t gemm_kept_key;
+static pthread_once_t gemm_kept_once = PTHREAD_ONCE_INIT;
+static int gemm_kept_key_ok;
+static void gemm_kept_make_key(void) { gemm_kept_key_ok = pthread_key_create(&gemm_kept_key, free) == 0; }
 static void *gemm_buffer(size_t bytes) {
     if (bytes > GEMM_KEPT_BYTES) return malloc(bytes);
-    if (!gemm_kept) gemm_kept = malloc(GEMM_KEPT_BYTES);
+    if (!gemm_kept) {
+        pthread_once(&gemm_kept_once, gemm_kept_make_key);
+        if (!gemm_kept_key_ok) return malloc(bytes);      /* no key: not kept */
+        gemm_kept = malloc(GEMM_KEPT_BYTES);
+        if (gemm_kept && pthread_setspecific(gemm_kept_key, gemm_kept) != 0) {
+            free(gemm_kept);
+            gemm_kept = NULL;
+            return malloc(bytes);
+        }
+    }
     return gemm_kept;
 }
 static void gemm_buffer_done(void *p) {
