@@ -39,11 +39,11 @@ def _best_of(fn, repeat):
 
 @contextlib.contextmanager
 def gradc_threads(n):
-    """Kernels compiled inside this block split over ``n`` threads (None: the default)."""
+    """Kernels compiled inside this block split over ``n`` threads (None: as configured,
+    ``GRADC_NUM_THREADS`` or every core, so ``GRADC_NUM_THREADS=1 gradc bench`` runs
+    gradc on one thread)."""
     old = os.environ.get("GRADC_NUM_THREADS")
-    if n is None:
-        os.environ.pop("GRADC_NUM_THREADS", None)
-    else:
+    if n is not None:
         os.environ["GRADC_NUM_THREADS"] = str(n)
     try:
         yield

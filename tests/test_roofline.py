@@ -53,9 +53,12 @@ def test_gradc_threads_sets_the_compile_time_count_and_restores(monkeypatch):
     with roofline.gradc_threads(1):
         assert os.environ["GRADC_NUM_THREADS"] == "1"
     assert os.environ["GRADC_NUM_THREADS"] == "2"
+    with roofline.gradc_threads(None):     # as configured: the user's setting stands
+        assert os.environ["GRADC_NUM_THREADS"] == "2"
+    assert os.environ["GRADC_NUM_THREADS"] == "2"
+    monkeypatch.delenv("GRADC_NUM_THREADS")
     with roofline.gradc_threads(None):
         assert "GRADC_NUM_THREADS" not in os.environ
-    assert os.environ["GRADC_NUM_THREADS"] == "2"
 
 
 def test_host_measurements_are_plausible():
