@@ -212,6 +212,20 @@ def _jax_impl(cfg, args):
     return jargs, call, lambda r: bench._grads(jax.device_get(r), cfg.argnums)
 
 
+def check_gradc(cfg: Config, dtype: str = "float64", rtol: float | None = None, backend: str = "llvm") -> dict:
+    """gradc's value_and_grad of configuration ``cfg`` against numpy by hand, as
+    ``bench.compare`` reports it (``ok``, ``max_rel_err``); rtol: the sweep's own by
+    default.  The gradients keep the arguments' dtype."""
+    import gradc
+    args = make_args(cfg, dtype)
+    ref = bench._grads(np_value_and_grad(cfg)(*args), cfg.argnums)
+    value, grads = gradc.value_and_grad(gradc_model(cfg), argnums=cfg.argnums, backend=backend)(*args)
+    check = bench.compare(bench._grads((value, grads), cfg.argnums), ref, bench.RTOL[dtype] if rtol is None else rtol)
+    if any(np.asarray(g).dtype != np.dtype(dtype) for g in grads):
+        check = dict(check, ok=False, why=f"a gradient is not {dtype}")
+    return check
+
+
 def run_config(cfg: Config, dtype: str, settings: dict, jax_ok: bool, progress, label) -> dict:
     """Check, then time numpy, gradc and JAX on one configuration."""
     import gradc

@@ -148,3 +148,31 @@ def distinct(r, shape):
 
 def scalar_of(x):
     return gradc.numpy.sum(x) if getattr(x, "ndim", 0) else x
+
+
+# Python source for a test's subprocess: ``guarded(a, at_end)``, a copy of array ``a`` in
+# fresh pages with a PROT_NONE page right before and right after (at_end: its last byte
+# is the last before the trailing guard page, else its first byte the first after the
+# leading one), so a native read or write one element outside it faults.  Run in a
+# subprocess: a fault kills that process, not the test run.
+GUARD_PRELUDE = r"""
+import ctypes, mmap
+import numpy as _guard_np
+PAGE = mmap.PAGESIZE
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_keep = []
+
+def guarded(a, at_end):
+    a = _guard_np.ascontiguousarray(a)
+    npages = max(1, -(-a.nbytes // PAGE))
+    m = mmap.mmap(-1, (npages + 2) * PAGE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    for p in (0, npages + 1):
+        assert libc.mprotect(base + p * PAGE, PAGE, 0) == 0, ctypes.get_errno()
+    _keep.append(m)
+    off = PAGE + (npages * PAGE - a.nbytes if at_end else 0)
+    g = _guard_np.frombuffer(m, dtype=a.dtype, count=a.size, offset=off).reshape(a.shape)
+    g[...] = a
+    return g
+"""

@@ -74,12 +74,8 @@ FULL = [Config("mlp", 3, 256, "gelu"), Config("mlp", 2, 256, "relu"), Config("ml
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("cfg", FULL, ids=lambda c: c.name)
 def test_gradc_matches_numpy_at_sweep_sizes(cfg, dtype):
-    args = sweep.make_args(cfg, dtype)
-    assert all(a.dtype == np.dtype(dtype) for a in args)
-    ref = bench._grads(sweep.np_value_and_grad(cfg)(*args), cfg.argnums)
-    out = gradc.value_and_grad(sweep.gradc_model(cfg), argnums=cfg.argnums, backend="llvm")(*args)
-    assert all(np.asarray(g).dtype == np.dtype(dtype) for g in out[1])
-    c = bench.compare(bench._grads(out, cfg.argnums), ref, bench.RTOL[dtype])
+    assert all(a.dtype == np.dtype(dtype) for a in sweep.make_args(cfg, dtype))
+    c = sweep.check_gradc(cfg, dtype)
     assert c["ok"], c
 
 

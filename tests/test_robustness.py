@@ -21,6 +21,7 @@ import pytest
 import gradc
 import gradc.numpy as np
 from gradc import ArgumentError, GradcError, ShapeError, TracerBoolError, UnsupportedError
+from gradc_helpers import GUARD_PRELUDE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -475,33 +476,12 @@ def test_error_inside_model_leaves_function_usable():
 
 
 # ----------------------------------------------------------------------------- memory safety
-GUARD_SCRIPT = r"""
-import ctypes, mmap, sys
+GUARD_SCRIPT = GUARD_PRELUDE + r"""
+import sys
 import numpy as onp, gradc, gradc.numpy as np
 from gradc.evaluate import bind_sizes
 from gradc.shapes import resolve
 from gradc.backends.schedule import workspace_bytes
-
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-PAGE = mmap.PAGESIZE
-_keep = []
-
-def guarded(a, at_end):
-    # a copy of `a` in fresh pages with a PROT_NONE page right before and right after;
-    # at_end: the array's last byte is the last byte before the trailing guard page,
-    # else its first byte is the first byte after the leading guard page
-    a = onp.ascontiguousarray(a)
-    npages = max(1, -(-a.nbytes // PAGE))
-    m = mmap.mmap(-1, (npages + 2) * PAGE)
-    base = ctypes.addressof(ctypes.c_char.from_buffer(m))
-    for p in (0, npages + 1):
-        assert libc.mprotect(base + p * PAGE, PAGE, 0) == 0, ctypes.get_errno()
-    _keep.append(m)
-    off = PAGE + (npages * PAGE - a.nbytes if at_end else 0)
-    g = onp.frombuffer(m, dtype=a.dtype, count=a.size, offset=off).reshape(a.shape)
-    g[...] = a
-    return g
 
 def guarded_kernel_call(entry, arrays, at_end):
     # call the generated kernel directly with every buffer -- inputs, outputs, constants

@@ -53,22 +53,18 @@ void shim_parallel_for(task fn, void *ctx, int64_t n, int32_t chunks, int32_t th
     real_pf(fn, ctx, n, chunks, threads);
     if (n_events < CAP) events[n_events++] = (event){t0, now_us(), 1, (int64_t)(uintptr_t)fn, n, chunks};
 }
-void shim_dgemm(int32_t o, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, double alpha,
-                const double *A, int64_t lda, const double *B, int64_t ldb, double beta, double *C,
-                int64_t ldc, int32_t threads) {
-    double t0 = now_us();
-    real_gemm(o, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, threads);
-    if (n_events < CAP)
-        events[n_events++] = (event){t0, now_us(), 2 + (ta == 112) + 2 * (tb == 112), m, n, k};
-}
-void shim_sgemm(int32_t o, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, float alpha,
-                const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                int64_t ldc, int32_t threads) {
-    double t0 = now_us();
-    real_sgemm(o, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, threads);
-    if (n_events < CAP)
-        events[n_events++] = (event){t0, now_us(), 2 + (ta == 112) + 2 * (tb == 112), m, n, k};
-}
+/* gradc_pool_dgemm / gradc_pool_sgemm, timed */
+#define SHIM_GEMM(NAME, T, REAL)                                                              \
+    void NAME(int32_t o, int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, T alpha,    \
+              const T *A, int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc,    \
+              int32_t threads) {                                                              \
+        double t0 = now_us();                                                                 \
+        REAL(o, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, threads);               \
+        if (n_events < CAP)                                                                   \
+            events[n_events++] = (event){t0, now_us(), 2 + (ta == 112) + 2 * (tb == 112), m, n, k}; \
+    }
+SHIM_GEMM(shim_dgemm, double, real_gemm)
+SHIM_GEMM(shim_sgemm, float, real_sgemm)
 """
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import gradc
+from gradc_helpers import GUARD_PRELUDE
 
 _callpath = pytest.importorskip("gradc._callpath")
 built = pytest.mark.skipif(not hasattr(_callpath, "gemm_small_address"),
@@ -123,29 +124,10 @@ def test_nan_and_inf_propagate_as_in_blas(form, dtype):
     assert np.isnan(c[3]).all() and np.isnan(c[:, 20]).all() and np.isnan(c[10, 2:4]).all()
 
 
-GUARD_SCRIPT = r"""
-import ctypes, mmap, os, sys
+GUARD_SCRIPT = GUARD_PRELUDE + r"""
+import os, sys
 import numpy as np
 from gradc import _callpath
-PAGE = mmap.PAGESIZE
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-keep = []
-
-def guarded(a, at_end):
-    # a copy of `a` flush against a PROT_NONE page: its last byte just before it
-    # (at_end), or its first byte just after one
-    a = np.ascontiguousarray(a)
-    npages = max(1, -(-a.nbytes // PAGE))
-    m = mmap.mmap(-1, (npages + 2) * PAGE)
-    base = ctypes.addressof(ctypes.c_char.from_buffer(m))
-    assert libc.mprotect(base, PAGE, 0) == 0
-    assert libc.mprotect(base + (npages + 1) * PAGE, PAGE, 0) == 0
-    keep.append(m)
-    offset = (npages + 1) * PAGE - a.nbytes if at_end else PAGE
-    g = np.frombuffer(m, dtype=a.dtype, count=a.size, offset=offset).reshape(a.shape)
-    g[...] = a
-    return g
 
 I32, I64, VP = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 f = ctypes.CFUNCTYPE(I32, I32, I32, I32, I64, I64, I64, VP, I64, VP, I64, VP, I64)(_callpath.gemm_small_address())
@@ -280,10 +262,6 @@ def test_three_layer_mlp_gradient_matches_numpy(dtype):
     kernel) against numpy by hand.  The gradients are sums over 2048 rows of products of
     O(1) terms: 2048 x 2^-53 < 1e-12 (float64), 2048 x 2^-24 ~ 1.2e-4 relative to the
     terms' magnitude, so 1e-3 (float32)."""
-    from gradc import bench, bench_sweep
-    cfg = bench_sweep.Config("mlp", 3, 64, "tanh")
-    args = bench_sweep.make_args(cfg, dtype)
-    ref = bench._grads(bench_sweep.np_value_and_grad(cfg)(*args), cfg.argnums)
-    got = gradc.value_and_grad(bench_sweep.gradc_model(cfg), argnums=cfg.argnums)(*args)
-    c = bench.compare(bench._grads(got, cfg.argnums), ref, 1e-12 if dtype == "float64" else 1e-3)
+    from gradc import bench_sweep
+    c = bench_sweep.check_gradc(bench_sweep.Config("mlp", 3, 64, "tanh"), dtype, 1e-12 if dtype == "float64" else 1e-3)
     assert c["ok"], (dtype, c)

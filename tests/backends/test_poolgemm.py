@@ -79,13 +79,10 @@ def test_short_inner_dimension_in_an_mlp_gradient():
     """A two-layer MLP's value_and_grad at batch 2048 (its X @ W1 has k = 16, its
     backward D @ W2.T has k = 4, both blocked) against numpy by hand; float64 rtol
     1e-12 (sums of 2048 terms), float32 1e-4."""
-    from gradc import bench, bench_sweep
+    from gradc import bench_sweep
     for dtype in ("float64", "float32"):
-        cfg = bench_sweep.Config("mlp", 2, 256, "tanh")
-        args = bench_sweep.make_args(cfg, dtype)
-        ref = bench._grads(bench_sweep.np_value_and_grad(cfg)(*args), cfg.argnums)
-        got = gradc.value_and_grad(bench_sweep.gradc_model(cfg), argnums=cfg.argnums)(*args)
-        c = bench.compare(bench._grads(got, cfg.argnums), ref, 1e-12 if dtype == "float64" else 1e-4)
+        c = bench_sweep.check_gradc(bench_sweep.Config("mlp", 2, 256, "tanh"), dtype,
+                                    1e-12 if dtype == "float64" else 1e-4)
         assert c["ok"], (dtype, c)
 
 
