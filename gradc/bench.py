@@ -73,7 +73,7 @@ import types
 import numpy as np
 
 from .bench_models import MODELS, SIZES, make_data
-from .roofline import blas_threads, cell_bound, gradc_threads, measure_host
+from .roofline import blas_threads, cell_bound, gradc_threads, measure_host, one_core
 
 # value_and_grad, float64: the largest acceptable median(gradc) / median(numpy), the
 # targets of a 2-core AVX-512 host (issue 17): numpy's SIMD math and OpenBLAS set the bar
@@ -848,6 +848,8 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
     doc["zoo"] = {m: {"title": MODELS[m].title, "formula": MODELS[m].formula,
                       "params": list(MODELS[m].params), "wrt": [MODELS[m].params[i] for i in MODELS[m].wrt],
                       "sizes": {s: MODELS[m].dims(s) for s in sizes}} for m in models}
+    pinned = one_core(threads == 1)     # before jax starts its threads (see one_core)
+    settings["one_core"] = pinned.__enter__()
     doc["peers"] = load_peers(PEERS, dtype, threads) if peers else {p: {"available": False, "reason": "--no-peers"}
                                                            for p in PEERS}
     old_cache = os.environ.get("GRADC_CACHE_DIR")
@@ -885,6 +887,7 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
             doc["cold_start"] = {"skipped": "--no-cold-start" if not cold_start else "the small size was not selected"}
     finally:
         one_blas.__exit__(None, None, None)
+        pinned.__exit__(None, None, None)
         settings.pop("roofline", None)       # (in doc["roofline"])
         progress.close()
         if tmp_cache is not None:

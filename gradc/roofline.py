@@ -76,6 +76,26 @@ def _openblas_set_threads():
 
 
 @contextlib.contextmanager
+def one_core(enabled=True):
+    """The calling thread, and every thread it starts inside the block, on one CPU (the
+    first it may run on); its own affinity is restored after.  ``--threads 1`` runs so:
+    XLA sizes and starts its thread pool when jax is first imported, and its
+    ``intra_op_parallelism_threads`` flag no longer limits it (jax 0.10: 1.8 cores busy
+    on a 2-core host with the flag set), so "one thread each" must be one core each.
+    (Threads started before the block, OpenBLAS's, keep their affinity: its thread count
+    is limited apart.)  A no-op where the OS has no affinity call."""
+    if not enabled or not hasattr(os, "sched_setaffinity"):
+        yield False
+        return
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(old)})
+    try:
+        yield True
+    finally:
+        os.sched_setaffinity(0, old)
+
+
+@contextlib.contextmanager
 def blas_threads(n):
     """numpy's BLAS limited to ``n`` threads inside the block (None: unchanged)."""
     fns = _openblas_set_threads() if n is not None else None

@@ -93,3 +93,19 @@ def test_vecmath_bench_rows(capsys):
     assert cli.main(["bench", "--vecmath"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in bench_vecmath.FUNCTIONS) and "machine:" in out
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_one_core_pins_the_thread_and_its_new_threads_then_restores():
+    import threading
+    before = os.sched_getaffinity(0)
+    seen = {}
+    with roofline.one_core() as pinned:
+        assert pinned and os.sched_getaffinity(0) == {min(before)}
+        t = threading.Thread(target=lambda: seen.setdefault("cpus", os.sched_getaffinity(0)))
+        t.start()
+        t.join()
+    assert seen["cpus"] == {min(before)}      # a thread started inside inherits the pin
+    assert os.sched_getaffinity(0) == before
+    with roofline.one_core(False) as pinned:
+        assert not pinned and os.sched_getaffinity(0) == before

@@ -2,8 +2,8 @@
 
 ``gradc bench --sweep --threads 1`` times wall-clock medians, which another job on a
 shared machine moves by 10-20% (more with two threads).  This script runs gradc and
-JAX with one thread each (gradc compiled for one thread, numpy's OpenBLAS limited to
-one, XLA's Eigen pool off) and measures the process's CPU time (``time.process_time``)
+JAX on one core each (gradc compiled for one thread, numpy's OpenBLAS limited to one,
+the process pinned to one CPU before jax starts its thread pool) and measures the process's CPU time (``time.process_time``)
 per call, in rounds that alternate the two (7 rounds, about 50 ms of calls each),
 which a busy neighbour disturbs far less.  It prints the median and the minimum of the
 rounds and both ratios (gradc / JAX; below 1: gradc is faster).  Results are checked
@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 import gradc  # noqa: E402
 from gradc import bench, bench_sweep  # noqa: E402
-from gradc.roofline import blas_threads  # noqa: E402
+from gradc.roofline import blas_threads, one_core  # noqa: E402
 
 ROUNDS, ROUND_S = 7, 0.05
 
@@ -44,6 +44,8 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--only", metavar="WORDS", help="as gradc bench --sweep-only, e.g. mlp3,gelu")
     a = p.parse_args(argv)
+    # one core each: XLA's flag above no longer limits its thread pool (roofline.one_core)
+    one_core().__enter__()
     peer = bench.load_peers(("jax",), a.dtype)["jax"]
     if not peer.get("available"):
         print(f"jax: {peer.get('reason')}", file=sys.stderr)

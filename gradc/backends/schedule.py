@@ -12,6 +12,8 @@ common subexpressions inside the loop body).
 """
 from __future__ import annotations
 
+import networkx as nx
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -530,6 +532,45 @@ def _materialize_shared_softmax(g: Graph, roots: set) -> None:
                     break
 
 
+def _materialize_math_across_nests(g: Graph, roots: set) -> None:
+    """A vector-math value (``Op.cost`` > 1: exp, tanh, sigmoid, ...) that two roots
+    inline, one of them computed from the other (so in a later nest, or a later pass
+    over the row), is stored where it is first computed instead of evaluated again:
+    a gelu layer's ``sigmoid`` feeds its activation in the forward pass and its
+    derivative in the backward one, and evaluating it twice cost more than storing and
+    loading it (a 2-layer gelu MLP at batch 2048 and 64 units, one core: see
+    docs/benchmarks.md)."""
+    bodies = {}     # root -> the non-root nodes its loop body computes
+
+    def body(r):
+        if r not in bodies:
+            seen, stack = set(), list(g[r]["args"])
+            while stack:
+                a = stack.pop()
+                if a in seen or a in roots or g[a]["op"] in ("input", "const", "count"):
+                    continue     # (count reads only a shape, as in _reads)
+                seen.add(a)
+                stack.extend(g[a]["args"])
+            bodies[r] = seen
+        return bodies[r]
+
+    candidates = {n for n in g.nx.nodes if n not in roots and _op(g, n).cost > 1 and OPS[g[n]["op"]].kind != "source"}
+    if not candidates:
+        return
+    readers: dict = {}
+    for r in list(roots):
+        for n in body(r) & candidates:
+            readers.setdefault(n, []).append(r)
+    for n, rs in readers.items():
+        if len(rs) < 2:
+            continue
+        later = set()
+        for r in rs:
+            later |= nx.descendants(g.nx, r)
+        if any(r in later for r in rs):
+            roots.add(n)
+
+
 # ----------------------------------------------------------------------------- row pipelines
 _UNKNOWN = -1   # an index map entry: some index, not known to be the domain's row
 
@@ -735,6 +776,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     _bound_inline_depth(g, roots)
     _materialize_row_math(g, roots)
     _materialize_shared_softmax(g, roots)
+    _materialize_math_across_nests(g, roots)
     nests: list[Nest] = []
     where: dict = {}
     last_use: dict = {}

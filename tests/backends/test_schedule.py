@@ -99,3 +99,34 @@ def test_finite_differences_of_a_softmax_cross_entropy():
             e[i, j] = h
             fd[i, j] = (loss_np(W + e) - loss_np(W - e)) / (2 * h)
     np.testing.assert_allclose(grad, fd, rtol=0, atol=1e-8)
+
+
+def test_math_shared_by_the_forward_and_the_backward_is_computed_once(monkeypatch):
+    """gelu's sigmoid (after the 1 + tanh rewrite) feeds the layer's activation, stored for
+    the next product, and the backward pass's derivative, in a later nest: it is stored
+    where the forward computes it, one vector-math call per element instead of two.
+    Oracle for the gradient: numpy by hand (gradc.bench_sweep's MLP, checked there
+    against central differences); tolerance as bench_sweep's float64 check."""
+    from gradc import bench_sweep
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")
+    cfg = bench_sweep.Config("mlp", 2, 64, "gelu")
+    args = bench_sweep.make_args(cfg, "float64")
+    f = gradc.value_and_grad(bench_sweep.gradc_model(cfg), argnums=cfg.argnums)
+    text = f.lower(*args).loop_ir()
+    calls = re.findall(r"call math\.(sigmoid|tanh)\(", text)
+    assert len(calls) == 1, calls
+    check = bench_sweep.check_gradc(cfg, "float64")
+    assert check["ok"], check
+
+
+def test_math_of_one_pass_is_not_stored(monkeypatch):
+    """M1's tanh, exp and log1p feed its sum and its gradient in the same pass over x:
+    nothing is stored but the gradient."""
+    from gradc.bench_models import MODELS, make_data
+    from gradc.backends.schedule import schedule
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")
+    m = MODELS["M1"]
+    s = schedule(gradc.value_and_grad(m.gradc).lower(*make_data("M1", "medium", "float64")).graph)
+    assert {s.graph[r]["op"] for r in s.roots} <= {"sum", "add", "mul", "sub", "neg", "div"}, \
+        {s.graph[r]["op"] for r in s.roots}
+    assert len(s.nests) == 1
