@@ -196,7 +196,7 @@ static void gemm_buffer_done(void *p) {
 /* Rows [m0, m1) of C = op(A) @ op(B) (op(A) is [M, K]: A [M, K], or A^T with A [K, M] when
  * ta; op(B) is [K, N]).  0 when done; 1 when it declined (a CPU without AVX2 and FMA, or no
  * memory for the packed panels): nothing was written and the caller runs BLAS. */
-#define GEMM_SMALL_RUN(T, TI)                                                                \
+#define GEMM_SMALL_RUN(T)                                                                \
     static int gemm_small_##T(int ta, int tb, int64_t m0, int64_t m1, int64_t N, int64_t K, const T *A, \
                               int64_t lda, const T *B, int64_t ldb, T *C, int64_t ldc) {     \
         int isa = gemm_small_isa();                                                          \
@@ -227,8 +227,8 @@ static void gemm_buffer_done(void *p) {
         gemm_buffer_done(Bp);                                                                \
         return 0;                                                                            \
     }
-GEMM_SMALL_RUN(double, 0)
-GEMM_SMALL_RUN(float, 1)
+GEMM_SMALL_RUN(double)
+GEMM_SMALL_RUN(float)
 
 #else
 static int gemm_small_double(int ta, int tb, int64_t m0, int64_t m1, int64_t N, int64_t K, const double *A,

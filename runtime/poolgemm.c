@@ -53,7 +53,8 @@ static int pool_gemm_ilp64;                   /* 1: 64-bit BLAS integers */
  * given thread count).  Split by rows of C, every thread would pack all of op(B) again:
  * for 64 x 65536 @ 65536 x 64 two halves of C ran side by side in 14.0 ms, two halves of
  * k in 10.1 ms (OpenBLAS's own two threads: 12.0 ms).  Used when k >= GRADC_KSPLIT_RATIO
- * x m and the partial Cs take at most GRADC_KSPLIT_BYTES. */
+ * x m, C is contiguous (generated code's always is) and the partial Cs take at most
+ * GRADC_KSPLIT_BYTES. */
 #define GRADC_KSPLIT_RATIO 2
 #define GRADC_KSPLIT_BYTES (8 << 20)
 
@@ -108,8 +109,7 @@ static void pool_blas_single(int enter) {
  *     1143 us against 1034; 16x2048 @ 2048x64, A transposed, 121 against 132);
  *   - k <= 256 or n <= 256: a pass's packed op(B) stays in L2 (1000x1000 @ 1000x1000
  *     ran 4% slower). */
-static int gemm_small_wants(size_t size, int64_t m, int64_t n, int64_t k) {
-    (void)size;
+static int gemm_small_wants(int64_t m, int64_t n, int64_t k) {
     return (m >= 64 || (m >= 16 && n <= 64)) && k >= 16 && m * k >= 16384 && (k <= 256 || n <= 256);
 }
 
@@ -138,7 +138,7 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
         /* columns start.. of op(A), rows start.. of op(B) */                                   \
         const T *A = t->ta == CBLAS_TRANS ? t->A + start * (int64_t)t->lda : t->A + start;     \
         const T *B = t->tb == CBLAS_TRANS ? t->B + start : t->B + start * (int64_t)t->ldb;     \
-        if (t->alpha == (T)1 && gemm_small_wants(sizeof(T), t->m, t->n, end - start)            \
+        if (t->alpha == (T)1 && gemm_small_wants(t->m, t->n, end - start)            \
             && gemm_small_##T(t->ta == CBLAS_TRANS, t->tb == CBLAS_TRANS, 0, t->m, t->n,         \
                               end - start, A, t->lda, B, t->ldb, part, t->n) == 0)              \
             return;                                                                             \
@@ -149,7 +149,7 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
         const NAME##_task *t = (const NAME##_task *)ctx;                                        \
         (void)chunk;                                                                            \
         if (end <= start) return;                                                               \
-        if (t->alpha == (T)1 && t->beta == (T)0 && gemm_small_wants(sizeof(T), t->m, t->n, t->k) \
+        if (t->alpha == (T)1 && t->beta == (T)0 && gemm_small_wants(t->m, t->n, t->k) \
             && gemm_small_##T(t->ta == CBLAS_TRANS, t->tb == CBLAS_TRANS, start, end, t->n, t->k, \
                               t->A, t->lda, t->B, t->ldb, t->C, t->ldc) == 0)                   \
             return;                                                                             \
@@ -181,18 +181,14 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
         pool_blas_single(1);                                                                    \
         double c_work = (double)m * (double)n * (double)(k > GRADC_POOL_GEMM_MIN_K ? k : GRADC_POOL_GEMM_MIN_K); \
         size_t part_elems = (size_t)m * (size_t)n;                                              \
-        if (threads > 1 && work >= GRADC_POOL_GEMM_MIN_WORK && beta == (T)0                     \
+        if (threads > 1 && work >= GRADC_POOL_GEMM_MIN_WORK && beta == (T)0 && ldc == n         \
             && k >= GRADC_KSPLIT_RATIO * (int64_t)m                                             \
             && part_elems * sizeof(T) * (size_t)threads <= GRADC_KSPLIT_BYTES                   \
             && (t.partials = malloc(part_elems * sizeof(T) * (size_t)threads)) != NULL) {       \
             gradc_parallel_for(NAME##_ksteps, &t, k, threads, threads);                         \
-            for (int64_t i = 0; i < (int64_t)m; i++)                                            \
-                for (int64_t j = 0; j < (int64_t)n; j++) {                                      \
-                    T acc = t.partials[i * (int64_t)n + j];                                     \
-                    for (int32_t c = 1; c < threads; c++)                                       \
-                        acc += t.partials[(size_t)c * part_elems + (size_t)(i * (int64_t)n + j)]; \
-                    C[i * (int64_t)ldc + j] = acc;                                              \
-                }                                                                               \
+            /* C (contiguous: ldc == n) = the partial Cs summed in thread order */              \
+            gradc_combine(0, sizeof(T) == sizeof(double) ? 0 : 1, t.partials, C,                \
+                          (int64_t)part_elems, threads);                                        \
             free(t.partials);                                                                   \
         } else if (threads <= 1 || chunks <= 1 || c_work < GRADC_POOL_GEMM_MIN_WORK)           \
             NAME##_rows(&t, 0, m, 0);                                                           \
