@@ -73,7 +73,7 @@ import types
 import numpy as np
 
 from .bench_models import MODELS, SIZES, make_data
-from .roofline import blas_threads, cell_bound, gradc_threads, measure_host, one_core
+from .roofline import blas_threads, cell_bound, gradc_threads, measure_host, one_thread_each
 
 # value_and_grad, float64: the largest acceptable median(gradc) / median(numpy), the
 # targets of a 2-core AVX-512 host (issue 17): numpy's SIMD math and OpenBLAS set the bar
@@ -848,8 +848,8 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
     doc["zoo"] = {m: {"title": MODELS[m].title, "formula": MODELS[m].formula,
                       "params": list(MODELS[m].params), "wrt": [MODELS[m].params[i] for i in MODELS[m].wrt],
                       "sizes": {s: MODELS[m].dims(s) for s in sizes}} for m in models}
-    pinned = one_core(threads == 1)     # before jax starts its threads (see one_core)
-    settings["one_core"] = pinned.__enter__()
+    limits = one_thread_each(threads)     # before jax starts its threads (see roofline.one_core)
+    settings.update(limits.__enter__())
     doc["peers"] = load_peers(PEERS, dtype, threads) if peers else {p: {"available": False, "reason": "--no-peers"}
                                                            for p in PEERS}
     old_cache = os.environ.get("GRADC_CACHE_DIR")
@@ -859,8 +859,6 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
         os.environ["GRADC_CACHE_DIR"] = tmp_cache
     settings["cache_dir"] = "fresh temporary directory" if tmp_cache else (old_cache or "default")
     t_start = time.perf_counter()
-    one_blas = blas_threads(1 if threads == 1 else None)
-    doc["settings"]["blas_limited"] = one_blas.__enter__()
     try:
         if roofline:
             doc["roofline"] = settings["roofline"] = measure_host(progress, quick)
@@ -886,8 +884,7 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
         else:
             doc["cold_start"] = {"skipped": "--no-cold-start" if not cold_start else "the small size was not selected"}
     finally:
-        one_blas.__exit__(None, None, None)
-        pinned.__exit__(None, None, None)
+        limits.__exit__(None, None, None)
         settings.pop("roofline", None)       # (in doc["roofline"])
         progress.close()
         if tmp_cache is not None:

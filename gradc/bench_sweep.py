@@ -37,7 +37,7 @@ import gradc.numpy as gnp
 
 from . import bench
 from . import bench_models
-from .roofline import blas_threads, gradc_threads, one_core
+from .roofline import gradc_threads, one_thread_each
 
 BATCH, INPUTS, OUTPUTS = 2048, 16, 4
 LAYERS = (2, 3)
@@ -281,15 +281,13 @@ def run_sweep(configs=None, dtype="float64", quick=False, repeat=1.0, peers=True
                 "budget_s": bench.BUDGET_S * repeat * (bench.QUICK_FACTOR if quick else 1.0),
                 "min_batches": bench.QUICK_MIN_BATCHES if quick else bench.MIN_BATCHES,
                 "rounds": bench.QUICK_ROUNDS if quick else bench.ROUNDS}
-    pinned = one_core(threads == 1)     # before jax starts its threads (see roofline.one_core)
-    settings["one_core"] = pinned.__enter__()
+    limits = one_thread_each(threads)     # before jax starts its threads (see roofline.one_core)
+    settings.update(limits.__enter__())
     peer = bench.load_peers(("jax",), dtype, threads)["jax"] if peers else \
         {"available": False, "reason": "--no-peers"}
     doc = {"tool": "gradc bench --sweep", "dtype": dtype, "rtol": bench.RTOL[dtype], "settings": settings,
            "machine": bench.machine_info(), "jax": peer, "rows": []}
     t0 = time.perf_counter()
-    one_blas = blas_threads(1 if threads == 1 else None)
-    settings["blas_limited"] = one_blas.__enter__()
     try:
         for i, cfg in enumerate(configs):
             label = f"[{i + 1}/{len(configs)}] {cfg.name}"
@@ -300,8 +298,7 @@ def run_sweep(configs=None, dtype="float64", quick=False, repeat=1.0, peers=True
                           f"  gradc/jax {bench.fmt_ratio(row['gradc_over_jax'])}"
                           + ("" if row["status"] == "ok" else "  " + row["status"]))
     finally:
-        one_blas.__exit__(None, None, None)
-        pinned.__exit__(None, None, None)
+        limits.__exit__(None, None, None)
         progress.close()
     doc["elapsed_s"] = time.perf_counter() - t0
     try:

@@ -111,6 +111,15 @@ def blas_threads(n):
         set_(old)
 
 
+@contextlib.contextmanager
+def one_thread_each(threads):
+    """With ``threads`` = 1, this thread on one core (``one_core``: before jax is first
+    imported) and numpy's BLAS limited to one thread; else neither.  Yields the settings
+    the benchmarks record: {"one_core": pinned?, "blas_limited": limited?}."""
+    with one_core(threads == 1) as pinned, blas_threads(1 if threads == 1 else None) as limited:
+        yield {"one_core": pinned, "blas_limited": limited}
+
+
 def stream_bandwidth(threads, repeat=5, nbytes=STREAM_BYTES) -> float:
     """Bytes per second a gradc sum streams from memory with ``threads`` threads
     (None: the default count)."""

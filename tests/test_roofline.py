@@ -109,3 +109,19 @@ def test_one_core_pins_the_thread_and_its_new_threads_then_restores():
     assert os.sched_getaffinity(0) == before
     with roofline.one_core(False) as pinned:
         assert not pinned and os.sched_getaffinity(0) == before
+
+
+def test_one_thread_each_limits_both_only_for_one_thread():
+    fns = roofline._openblas_set_threads()
+    if fns is None:
+        pytest.skip("numpy's BLAS is not OpenBLAS")
+    _, get = fns
+    before_blas, before_cpus = get(), os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    with roofline.one_thread_each(1) as limits:
+        assert limits["blas_limited"] and get() == 1
+        assert limits["one_core"] == hasattr(os, "sched_setaffinity")
+    assert get() == before_blas
+    with roofline.one_thread_each(None) as limits:
+        assert limits == {"one_core": False, "blas_limited": False} and get() == before_blas
+    if before_cpus is not None:
+        assert os.sched_getaffinity(0) == before_cpus
