@@ -561,13 +561,14 @@ def _materialize_math_across_nests(g: Graph, roots: set) -> None:
     for r in list(roots):
         for n in body(r) & candidates:
             readers.setdefault(n, []).append(r)
+    after: dict = {}    # root -> the nodes computed from it (shared by every candidate it reads)
     for n, rs in readers.items():
         if len(rs) < 2:
             continue
-        later = set()
         for r in rs:
-            later |= nx.descendants(g.nx, r)
-        if any(r in later for r in rs):
+            if r not in after:
+                after[r] = nx.descendants(g.nx, r)
+        if any(u in after[r] for r in rs for u in rs):
             roots.add(n)
 
 
