@@ -909,6 +909,9 @@ class Reader:
             return written(op, [self.bcast(x, a, nid) for x, a in zip(A, args)])
         if op == "where":
             c, x, y = [self.bcast(v, a, nid) for v, a in zip(A, args)]
+            hot = self.one_hot_index(args[0])
+            if hot is not None and is_num(y, 0.0):
+                return Mul((x, Fn("onehot", (self.read(hot),))))
             if is_num(y, 0.0):
                 return Mul((Ind(c), x))
             if is_num(x, 0.0):
@@ -959,6 +962,25 @@ class Reader:
             return Vec(tuple(A))
         ps = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(p.items()) if k != "value")
         return Call(op, tuple(A), ps, rank=self.prank(nid))
+
+    def one_hot_index(self, nid):
+        """The index array idx when ``nid`` is the one-hot mask of a sample's class,
+        iota_1 == gather(0..m-1, idx) (passes.one_hot_scatter's form of the adjoint of
+        S[i, labels_i]); else None."""
+        g = self.g
+        d = g[nid]
+        if d.op != "eq" or len(d.shape) != 2 or self.layout(nid) != "row":
+            return None
+        for pos, other in (d.args, d.args[::-1]):
+            p = g[pos]
+            if not (p.op == "iota" and p.params.get("axis") == 1):
+                continue
+            o = g[other]
+            while o.op == "broadcast_to":
+                o = g[o.args[0]]
+            if o.op == "gather" and len(o.args) == 2 and g[o.args[0]].op == "iota":
+                return o.args[1]
+        return None
 
     def is_iota(self, nid) -> bool:
         """The sample index i itself (an iota along the sample axis)."""

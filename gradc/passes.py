@@ -106,7 +106,58 @@ def mask_select(g, nid):
     return None
 
 
-CANONICALIZE = [identity_ops, negations, mask_select]
+def _is_iota(g, nid, shape, axis):
+    """``nid`` is 0, 1, 2, ... along ``axis`` of ``shape`` (an iota, or one folded)."""
+    d = g[nid]
+    if d.shape != tuple(shape):
+        return False
+    if d.op == "iota":
+        return d.params["axis"] == axis
+    v = _const(g, nid)
+    return v is not None and v.dtype.kind in "iu" and np.array_equal(v, OPS["iota"].numpy(v.shape, axis, v.dtype))
+
+
+def one_hot_scatter(g, nid):
+    """scatter_add(u, iota_0, ..., idx_j, ..., shape) whose index on every axis but j is
+    that axis's own position, and whose u has one element along j (the adjoint of
+    ``take_along_axis(x, idx[:, None], 1)`` or ``x[rows, labels]``: a softmax's picked
+    class) -> where(iota_j == idx_j, u, 0), broadcast along j.
+
+    Each output element receives at most one u, so the select is the same sum; unlike
+    the scatter (a fill of the whole output, then the scattered writes, on one thread,
+    in a nest of its own), it is element-wise and fuses into its consumer (the softmax
+    gradient's ``p - onehot``).  The index is taken through a gather of 0..n-1, which
+    keeps the scatter's handling of it: a negative index counts from the end, one out
+    of range is reported as the gather's error."""
+    d = g[nid]
+    if d.op != "scatter_add":
+        return None
+    u, *idx = d.args
+    out, t = d.shape, g[u].shape    # t: the indices broadcast together
+
+    def fits(i):                    # each dim of index i is 1 or the same as t's
+        s = g[i].shape
+        return len(s) == len(t) and all(a == 1 or a == b for a, b in zip(s, t))
+
+    if len(idx) != len(out) or len(t) != len(out) or not all(fits(i) for i in idx):
+        return None
+    free = [a for a in range(len(out))
+            if not (g[idx[a]].shape[a] == out[a] and _is_iota(g, idx[a], g[idx[a]].shape, a))]
+    if len(free) != 1 or t[free[0]] != 1:
+        return None
+    j = free[0]
+    i64 = np.dtype(np.int64)
+    positions = _new(g, nid, "iota", (), {"shape": (out[j],), "axis": 0, "dtype": i64},
+                     shape=(out[j],), dtype=i64)
+    checked = _new(g, nid, "gather", (positions, idx[j]), shape=g[idx[j]].shape, dtype=i64)
+    along_j = _new(g, nid, "iota", (), {"shape": tuple(out), "axis": j, "dtype": i64}, dtype=i64)
+    hit = _new(g, nid, "eq", (along_j, _new(g, nid, "broadcast_to", (checked,), {"shape": tuple(out)},
+                                            dtype=i64)), dtype=np.dtype(bool))
+    spread = _new(g, nid, "broadcast_to", (u,), {"shape": tuple(out)})
+    return _new(g, nid, "where", (hit, spread, _scalar_like(g, nid, 0)))
+
+
+CANONICALIZE = [identity_ops, negations, mask_select, one_hot_scatter]
 
 
 # ----------------------------------------------------------------------------- stabilize

@@ -293,3 +293,85 @@ def test_tanh_read_elsewhere_or_float32_is_kept():
     assert "tanh" in ops_in(f32.graph) and "sigmoid" not in ops_in(f32.graph)
     twice = lowered(lambda u: 2.0 - gnp.tanh(u), u)       # not 1 - tanh
     assert "tanh" in ops_in(twice.graph)
+
+
+# ----------------------------------------------------------------------------- one-hot scatter
+def _cross_entropy(S, labels):
+    return gnp.mean(gnp.logsumexp(S, axis=1) - gnp.take_along_axis(S, labels[:, None], axis=1)[:, 0])
+
+
+def _cross_entropy_grad_numpy(S, labels):
+    E = np.exp(S - S.max(axis=1, keepdims=True))
+    P = E / E.sum(axis=1, keepdims=True)
+    P[np.arange(S.shape[0]), labels] -= 1.0
+    return P / S.shape[0]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("rows, classes", [(7, 3), (3000, 10), (65, 129)])
+def test_picked_class_gradient_is_a_select_not_a_scatter(rows, classes, dtype, rtol):
+    # The adjoint of S[rows, labels] (one element per row) needs no scatter: the select
+    # fuses into the softmax's gradient.  Negative labels count from the end.  Tolerance:
+    # the gradient's elements are (p - onehot)/rows with p a quotient of exps; a few ulps
+    # of the type, relative to the largest element.
+    rng = np.random.default_rng(rows)
+    S = (3 * rng.standard_normal((rows, classes))).astype(dtype)
+    labels = rng.integers(-classes, classes, rows)
+    lo = gradc.grad(_cross_entropy).lower(S, labels)
+    assert count(lo.unoptimized, "scatter_add") == 1 and count(lo.graph, "scatter_add") == 0
+    g = gradc.grad(_cross_entropy)(S, labels)
+    want = _cross_entropy_grad_numpy(S.astype(np.float64), labels)
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g, want, rtol=0, atol=rtol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_one_hot_select_along_any_axis_of_rank_3(axis):
+    # take_along_axis with one index per fiber along `axis`, the others its positions
+    rng = np.random.default_rng(axis)
+    x = rng.standard_normal((4, 5, 6))
+    shape = list(x.shape)
+    shape[axis] = 1
+    idx = rng.integers(0, x.shape[axis], shape)
+    w = rng.standard_normal(shape)
+
+    def f(x):
+        return gnp.sum(gnp.take_along_axis(x, idx, axis=axis) * w)
+    lo = gradc.grad(f).lower(x)
+    assert count(lo.graph, "scatter_add") == 0
+    want = np.zeros_like(x)
+    np.put_along_axis(want, idx, w, axis=axis)
+    np.testing.assert_array_equal(gradc.grad(f)(x), want)
+
+
+def test_repeated_indices_keep_the_scatter():
+    # x[idx] with an index hitting one element twice: the adjoint must add both
+    x = np.arange(5.0)
+    idx = np.array([1, 3, 1, 1])
+    lo = gradc.grad(lambda x: gnp.sum(x[idx] ** 2)).lower(x)
+    assert count(lo.graph, "scatter_add") == 1
+    np.testing.assert_array_equal(gradc.grad(lambda x: gnp.sum(x[idx] ** 2))(x), [0, 6, 0, 6, 0])
+
+
+def test_one_hot_select_still_reports_a_label_out_of_range():
+    # the gradient alone (the forward gather is not needed for it) still checks labels
+    S = np.zeros((4, 3))
+    labels = np.array([0, 2, 3, 1])
+    f = gradc.grad(lambda S: gnp.sum(gnp.take_along_axis(S, labels[:, None], axis=1)))
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(S)
+
+
+def test_an_index_broadcast_along_its_own_axis_keeps_the_scatter():
+    # x[[[0]], labels] with a label per row of x: a row index of one element (0, as an
+    # iota of length 1 would be) broadcast over the rows, which collide on x[0]
+    x = np.array([[0.0, 5.0, 1.0, 2.0], [3.0, 9.0, 0.0, 1.0], [1.0, 2.0, 7.0, 0.0]])
+
+    def f(x):
+        labels = gnp.argmax(x, axis=1)[:, None]          # 1, 1, 2
+        return gnp.sum(x[np.zeros((1, 1), np.int64), labels] ** 2)
+    lo = gradc.grad(f).lower(x)
+    assert count(lo.graph, "scatter_add") == 1
+    want = np.zeros((3, 4))
+    want[0, 1], want[0, 2] = 4 * x[0, 1], 2 * x[0, 2]
+    np.testing.assert_array_equal(gradc.grad(f)(x), want)

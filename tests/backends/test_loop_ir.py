@@ -109,13 +109,19 @@ def test_loop_ir_parallel_row_blocks(monkeypatch):
 
 
 def test_loop_ir_gather_scatter_and_products(monkeypatch):
-    """M5: the label gather checks its index, its adjoint scatters with checks, and the
+    """M5: the label gather checks its index; its adjoint, one element per row, is a
+    select against the checked label (passes.one_hot_scatter), not a scatter; the
     matrix products call a library, block by block in a row pipeline over X (or
-    generated loops without one)."""
+    generated loops without one).  A gather whose indices may repeat scatters its
+    adjoint, with checks."""
     text = _lowered("M5", monkeypatch=monkeypatch).loop_ir()
     assert re.search(r"ix\d+\.1 = checked\(index\(labels\[i0\]\), m\)", text)
-    assert "for s0 in [0, k):" in text
-    assert re.search(r"%\d+\[.*\] \+= ", text)
+    assert re.search(r"(ix\d+\.0) = checked\(index\(labels\[i0\]\), m\)\n\s*%\d+ = eq\(i64\(i1\), i64\(\1\)\)", text)
+    assert "for s0 in" not in text
+    idx = np.array([3, 0, 3, 1])
+    scatter = gradc.grad(lambda x: gnp.sum(x[idx] ** 2), backend="llvm").lower(np.ones(5)).loop_ir()
+    assert "for s0 in [0, 4):" in scatter and re.search(r"ix\d+\.0 = checked\(index\(", scatter)
+    assert re.search(r"%\d+\[ix\d+\.0\] \+= ", scatter)
     gemm = r"(pool_gemm\(threads=\d+\)|gemm)"
     if "row pipeline" in text:   # the blocks' narrow products, whole products when too wide
         assert re.search(r"%\d+\[block_start:block_start \+ block_rows\] = skinny_rows\(X\[block_start:", text)
