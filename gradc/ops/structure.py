@@ -380,7 +380,8 @@ def gather(x, *idx):
 
 
 def take_along_axis(x, indices, axis):
-    """numpy.take_along_axis, differentiable in x (its adjoint is a scatter-add)."""
+    """numpy.take_along_axis, differentiable in x (its adjoint is a scatter-add; with one
+    index per fiber, as a picked class, a select that fuses into its consumer)."""
     t = tracer()
     if not isinstance(x, t.Value) and not isinstance(indices, t.Value) and t.current() is None:
         return np.take_along_axis(np.asarray(x), np.asarray(indices), axis)
