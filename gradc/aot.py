@@ -144,7 +144,7 @@ def emit_object(module, tm, triple, vm) -> bytes:
     """Object code of ``module`` for ``tm``, optimized as in the JIT; the vector math
     it calls is linked in for ``vm`` (``link_vecmath``)."""
     from .backends import vecmath
-    from .backends.llvm_jit import optimize, parse, prepare_ir
+    from .backends.llvm_jit import link_vecmath, optimize, parse, prepare_ir
     text = prepare_ir(str(module), vm)
     mod = parse(text, tm, triple)
     optimize(mod, tm)                # the loop vectorizer places the vector variants' calls
@@ -152,29 +152,6 @@ def emit_object(module, tm, triple, vm) -> bytes:
     if used:
         link_vecmath(mod, tm, vm, used)
     return tm.emit_object(mod)
-
-
-def link_vecmath(mod, tm, vm, used) -> None:
-    """Link the vector math functions ``used`` (which the JIT compiles once per
-    process) into the optimized module ``mod``, with internal linkage: the library
-    depends on nothing but libc and libm and exports only its entry points.  Their
-    vector bodies are inlined where the loop vectorizer called them: the JIT calls
-    them to save compile time, but a library is compiled once, and straight-line code
-    in the loop runs faster than a call per vector (the scheduler interleaves the
-    independent chains of neighbouring vectors and functions)."""
-    import llvmlite.binding as llvm
-    from .backends import vecmath
-    lib = llvm.parse_assembly(vecmath.library_ir(vm, used, inline=True))
-    lib.triple, lib.data_layout = mod.triple, mod.data_layout
-    mod.link_in(lib)
-    for f in mod.functions:
-        if f.name.startswith("gradc_vm_"):
-            f.linkage = "internal"
-    pm = llvm.create_new_module_pass_manager()
-    pm.add_always_inliner_pass()
-    pm.add_global_dead_code_eliminate_pass()
-    pm.run(mod, llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=3)))
-    mod.verify()
 
 
 # ----------------------------------------------------------------------------- C helpers

@@ -7,6 +7,10 @@
  * non-contiguous or misaligned array, sizes that disagree, a list, ...) returns the
  * MISS sentinel and the Python slow path takes over (it converts, retraces, or raises
  * a clear error).  So native code only ever sees memory whose extent was checked.
+ *
+ * A plan may be armed (set_hot) to call back once its kernel has run for a given time in
+ * all: the JIT then compiles the kernel again with its vector math inlined, and
+ * set_kernel swaps the faster code in (gradc/backends/kernel.py, Kernel.upgrade).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -15,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gradc.h"
 #include "parallel.c"
@@ -49,6 +54,9 @@ typedef struct {
     char *ws_buf;
     size_t ws_cap;
     int ws_busy;
+    PyObject *on_hot;    /* set_hot's callback, until it is called (then NULL) */
+    double hot_after;    /* seconds of kernel time before on_hot is called */
+    double busy;         /* seconds of kernel time so far (counted while on_hot is set) */
 } Plan;
 
 static PyObject *MISS;
@@ -146,6 +154,7 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kw) {
 }
 
 static void Plan_dealloc(Plan *self) {
+    Py_XDECREF(self->on_hot);
     Py_XDECREF(self->consts);
     Py_XDECREF(self->structure);
     free(self->ws_buf);
@@ -277,7 +286,14 @@ static PyObject *Plan_call(Plan *self, PyObject *args, PyObject *kw) {
     }
     int was_busy = self->ws_busy;
     if (!owned) self->ws_busy = 1;
+    struct timespec t0, t1;
+    int timed = self->on_hot != NULL;   /* two clock reads a call (vDSO: ~20 ns each) */
+    if (timed) clock_gettime(CLOCK_MONOTONIC, &t0);
     int32_t rc = self->fn(ptrs, sizes, ws);
+    if (timed) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        self->busy += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    }
     if (!owned) self->ws_busy = was_busy;
     free(owned);
     if (rc != 0) {   /* the same errors as llvm_backend.raise_status */
@@ -293,8 +309,61 @@ static PyObject *Plan_call(Plan *self, PyObject *args, PyObject *kw) {
     Results r = {outs, self->n_out, args, scalars, self->in};
     PyObject *result = build(self->structure, &r);
     for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
+    if (result && self->on_hot && self->busy >= self->hot_after) {
+        /* once: the callback may call set_kernel (and may raise: then the call fails
+         * with its error, the kernel's result dropped; Kernel.upgrade never raises) */
+        PyObject *cb = self->on_hot;
+        self->on_hot = NULL;
+        PyObject *r2 = PyObject_CallOneArg(cb, (PyObject *)self);
+        Py_DECREF(cb);
+        if (!r2) { Py_DECREF(result); return NULL; }
+        Py_DECREF(r2);
+    }
     return result;
 }
+
+/* set_hot(seconds, callback): call callback(plan) once, from the call after which the
+ * kernel has run `seconds` in all (counted from now); set_hot(0, None) disarms. */
+static PyObject *Plan_set_hot(Plan *self, PyObject *args) {
+    double seconds;
+    PyObject *cb;
+    if (!PyArg_ParseTuple(args, "dO", &seconds, &cb)) return NULL;
+    if (cb != Py_None && !PyCallable_Check(cb)) {
+        PyErr_SetString(PyExc_TypeError, "set_hot's callback must be callable or None");
+        return NULL;
+    }
+    Py_XSETREF(self->on_hot, cb == Py_None ? NULL : Py_NewRef(cb));
+    self->hot_after = seconds;
+    self->busy = 0.0;
+    Py_RETURN_NONE;
+}
+
+/* set_kernel(address): later calls run the kernel at `address` (the same signature and
+ * workspace: the same schedule compiled again). */
+static PyObject *Plan_set_kernel(Plan *self, PyObject *args) {
+    unsigned long long addr;
+    if (!PyArg_ParseTuple(args, "K", &addr)) return NULL;
+    if (!addr) { PyErr_SetString(PyExc_ValueError, "a kernel address of 0"); return NULL; }
+    self->fn = (kernel_fn)(uintptr_t)addr;
+    Py_RETURN_NONE;
+}
+
+/* address() -> the address of the kernel the plan calls. */
+static PyObject *Plan_address(Plan *self, PyObject *unused) {
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)self->fn);
+}
+
+/* busy() -> seconds of kernel time counted since set_hot (0 when never armed). */
+static PyObject *Plan_busy(Plan *self, PyObject *unused) { return PyFloat_FromDouble(self->busy); }
+
+static PyMethodDef Plan_methods[] = {
+    {"set_hot", (PyCFunction)Plan_set_hot, METH_VARARGS,
+     "set_hot(seconds, callback): call callback(plan) once the kernel has run `seconds` in all."},
+    {"set_kernel", (PyCFunction)Plan_set_kernel, METH_VARARGS,
+     "set_kernel(address): run the kernel at `address` from the next call on."},
+    {"busy", (PyCFunction)Plan_busy, METH_NOARGS, "Seconds of kernel time counted since set_hot."},
+    {"address", (PyCFunction)Plan_address, METH_NOARGS, "The address of the kernel the plan calls."},
+    {NULL, NULL, 0, NULL}};
 
 static PyTypeObject PlanType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -305,6 +374,7 @@ static PyTypeObject PlanType = {
     .tp_init = (initproc)Plan_init,
     .tp_dealloc = (destructor)Plan_dealloc,
     .tp_call = (ternaryfunc)Plan_call,
+    .tp_methods = Plan_methods,
     .tp_doc = "A compiled signature's checked call: Plan(*args) -> result or MISS.",
 };
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import re
 
 import numpy as np
@@ -43,6 +44,16 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
 def const_bytes(s) -> list:
     """The array constants' bytes: part of a cache key (the IR refers to them by pointer)."""
     return [s.graph[c]["params"]["value"].tobytes() for c in s.consts]
+
+
+def hot_seconds() -> float:
+    """Seconds of run time after which a kernel that calls vector math is compiled again
+    with it inlined (``Kernel.upgrade``): GRADC_HOT_SECONDS, default 0.1 (about twice
+    the longer compile at most; 0 never)."""
+    try:
+        return float(os.environ.get("GRADC_HOT_SECONDS", "0.1"))
+    except ValueError:
+        return 0.1
 
 
 class Kernel:
@@ -92,10 +103,31 @@ class Kernel:
         order.update({i: len(order) + k for k, i in enumerate(g.inputs)})
         remap = _remap(structure, [order[o] for o in s.outputs])
         try:
-            return _callpath.Plan(self.artifact.address, ins, outs, ws, ws_region, len(self.symbols),
+            plan = _callpath.Plan(self.artifact.address, ins, outs, ws, ws_region, len(self.symbols),
                                   mins, nonempty, remap, tuple(self.const_arrays))
         except ValueError:   # beyond the fast path's fixed limits: the Python path serves
             return None
+        if hot_seconds() > 0 and getattr(self.artifact, "calls_math", False) and hasattr(plan, "set_hot"):
+            plan.set_hot(hot_seconds(), self.upgrade)
+        return plan
+
+    def upgrade(self, plan=None) -> None:
+        """Run the kernel compiled again with its vector math inlined (the artifact's
+        ``hot_address``) from the next call on: the plans call this once the kernel
+        has run ``hot_seconds()`` in all (GRADC_HOT_SECONDS), so a kernel called a few
+        times never pays the longer compile, and one a program spends its time in runs
+        the faster code.  The same schedule and the same values, bit for bit.  A
+        failure leaves the kernel as it was, with a warning: never the user's call."""
+        try:
+            address = self.artifact.hot_address()
+        except Exception as e:  # noqa: BLE001  (an optimization, never an error)
+            import warnings
+            warnings.warn(f"gradc: recompiling {self.name} with inlined vector math failed ({e}); "
+                          "it keeps its first code", RuntimeWarning, stacklevel=2)
+            return
+        self.cfunc = KERNEL(address)
+        if plan is not None:
+            plan.set_kernel(address)
 
     def describe(self) -> str:
         return describe(self.schedule)

@@ -1,0 +1,125 @@
+"""Hot kernels: a kernel that calls vector math is compiled again with the math inlined
+once it has run GRADC_HOT_SECONDS in all (``kernel.Kernel.upgrade``,
+``llvm_jit.Artifact.hot_address``), and the call path swaps the new code in
+(``Plan.set_hot`` / ``Plan.set_kernel``).  The new code must give the same bits as the
+old (the same schedule, the same math library's arithmetic), at sizes that split over
+threads and vectorize, rank 3, float32 and float64; a kernel without vector math is
+never recompiled; a failed recompile leaves the kernel working."""
+import re
+
+import numpy as onp
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+from gradc.backends import llvm_jit
+
+_callpath = pytest.importorskip("gradc._callpath")
+
+
+def chain(x):
+    return gnp.sum(gnp.tanh(x) * gnp.exp(-x * x) + gnp.log1p(x * x))
+
+
+def chain_grad_numpy(x):
+    t, e = onp.tanh(x), onp.exp(-x * x)
+    return (1 - t * t) * e - 2 * x * t * e + 2 * x / (1 + x * x)
+
+
+def kernel_of(f, *args):
+    return f.lower(*args)._entry.run.kernel
+
+
+@pytest.fixture
+def hot_now(monkeypatch):
+    """Upgrade after the first call through the call path."""
+    monkeypatch.setenv("GRADC_HOT_SECONDS", "1e-9")
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+@pytest.mark.parametrize("shape", [(300_001,), (7, 60, 1001)])
+def test_the_recompiled_kernel_gives_the_same_bits(shape, dtype, threads, hot_now, monkeypatch):
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    x = onp.random.default_rng(len(shape)).uniform(-4, 4, shape).astype(dtype)
+    f = gradc.value_and_grad(chain)
+    f(x)                                  # compiles; the Python path ran it
+    plan = f._fast
+    assert plan is not None and plan.busy() == 0.0
+    art = kernel_of(f, x).artifact
+    assert plan.address() == art.address
+    v_old, g_old = f(x)                   # the call path, first code; then the upgrade
+    assert plan.address() == llvm_jit.init()["hot"][art.key] != art.address
+    v_new, g_new = f(x)                   # the recompiled code
+    assert v_new == v_old and onp.array_equal(g_new, g_old)
+    # and both are right: numpy in float64, within a few ulps of the type per element
+    # (tanh, exp and log1p are each within a few ulps, the chain adds a few roundings)
+    want = chain_grad_numpy(x.astype(onp.float64))
+    onp.testing.assert_allclose(g_new, want, rtol=0, atol=32 * onp.finfo(dtype).eps * onp.abs(want).max())
+
+
+def test_inlined_code_calls_no_vector_math():
+    """The recompiled modules run their vector loops' math inline: no call to a vector
+    variant gradc_vm_*_v<lanes> is left (a loop's scalar remainder may still call the
+    scalar function, linked in with the module)."""
+    x = onp.linspace(-3, 3, 1000)
+    art = kernel_of(gradc.value_and_grad(chain), x).artifact
+
+    def vector_calls(inline_math):
+        texts = [text for _obj, text in llvm_jit.compile_parts(art.raw_parts, inline_math=inline_math)]
+        return set(re.findall(r'call [^@\n]*@"?(gradc_vm_\w+_v\d+)', "\n".join(texts)))
+    assert {"gradc_vm_tanh_f64_v8", "gradc_vm_exp_f64_v8", "gradc_vm_log1p_f64_v8"} <= vector_calls(False)
+    assert vector_calls(True) == set()
+
+
+def test_a_kernel_without_vector_math_is_not_armed(hot_now):
+    x = onp.arange(100_000.0)
+    f = gradc.value_and_grad(lambda x: gnp.sum(x * x))
+    f(x)
+    f(x)
+    assert f._fast.busy() == 0.0 and kernel_of(f, x).artifact.calls_math is False
+
+
+def test_zero_seconds_never_recompiles(monkeypatch):
+    monkeypatch.setenv("GRADC_HOT_SECONDS", "0")
+    x = onp.linspace(-2, 2, 4097)
+    f = gradc.value_and_grad(lambda x: gnp.sum(gnp.sin(x) * gnp.exp(x)))
+    for _ in range(3):
+        f(x)
+    assert f._fast.busy() == 0.0
+    assert kernel_of(f, x).artifact.key not in llvm_jit.init().get("hot", {})
+
+
+def test_a_failed_recompile_warns_and_keeps_the_kernel(hot_now, monkeypatch):
+    x = onp.linspace(-2, 2, 5003)
+    f = gradc.value_and_grad(lambda x: gnp.sum(gnp.cos(x) ** 3))
+    f(x)
+    art = kernel_of(f, x).artifact
+
+    def broken():
+        raise RuntimeError("no LLVM today")
+    monkeypatch.setattr(art, "hot_address", broken)
+    with pytest.warns(RuntimeWarning, match="keeps its first code"):
+        f(x)
+    v, g = f(x)
+    onp.testing.assert_allclose(g, -3 * onp.cos(x) ** 2 * onp.sin(x), rtol=1e-12, atol=1e-15)
+
+
+def test_plan_set_hot_calls_back_once_with_the_plan(hot_now):
+    x = onp.linspace(0.1, 2, 3001)
+    f = gradc.jit(lambda x: gnp.log(x) * gnp.exp(x))
+    f(x)
+    plan = f._fast
+    seen = []
+    plan.set_hot(0.0, seen.append)
+    f(x)
+    f(x)
+    assert seen == [plan]
+    plan.set_hot(0.0, None)               # disarmed: no clock, nothing counted
+    f(x)
+    assert plan.busy() == 0.0
+    with pytest.raises(TypeError, match="callable"):
+        plan.set_hot(1.0, 42)
+    with pytest.raises(ValueError, match="address of 0"):
+        plan.set_kernel(0)
+    onp.testing.assert_allclose(f(x), onp.log(x) * onp.exp(x), rtol=1e-14)
