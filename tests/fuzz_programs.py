@@ -31,6 +31,7 @@ import gradc.numpy as gnp
 
 MAX_RANK = 4
 RANK4_SHARE = 0.35      # programs with a rank-4 phase
+PICK_SHARE = 0.3        # programs ending with a pick (a softmax's picked class, take_along_axis)
 MAX_NUMEL = 600_000        # no value above this many elements (memory, numpy reference time)
 SMALL_SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17]
 BACKENDS = ["llvm", "c", "numpy"]
@@ -209,6 +210,9 @@ def generate(seed: int) -> Program:
     r4 = onp.random.default_rng((seed, 4))
     if r4.random() < RANK4_SHARE:
         _draw_rank4(p, r4)
+    r5 = onp.random.default_rng((seed, 5))     # (its own stream: the programs above stay as they were)
+    if r5.random() < PICK_SHARE:
+        _draw_pick(p, r5)
     p.n_drawn = len(p.steps)
     _fold_unused(p)
     p.depth, p.ops = _analyse(p)
@@ -245,7 +249,7 @@ def _stability(p):
             stable.append(all_stable)
             name = s[1] if k in ("unary", "binary", "pair", "imix") else k
             exact.append(all_exact and (name in _EXACT_ARITH or k in ("slice", "transpose", "permute", "col", "icast",
-                                                                           "ireduce")))
+                                                                           "ireduce", "pick")))
     return stable
 
 
@@ -346,6 +350,27 @@ def _draw_step(p, r, pair_first=False):
         _draw_int_step(p, r)
 
 
+def _draw_pick(p, r):
+    """x picked along an axis at the argmax of a value of its shape (often x itself):
+    ``take_along_axis(x, expand_dims(argmax(ref, axis), axis), axis)``, the picked class
+    of a cross-entropy, whose adjoint is a select, not a scatter (passes.one_hot_scatter);
+    then mixed into a float value."""
+    ok = lambda i: (p.kinds[i] == "f" and len(p.shapes[i]) >= 1           # noqa: E731
+                    and all(d == 1 or p.size(d) > 0 for d in p.shapes[i]))
+    i = _pick(p, r, ok)
+    if i is None:
+        return
+    j = _pick(p, r, lambda j: ok(j) and p.shapes[j] == p.shapes[i])
+    axis = int(r.integers(len(p.shapes[i])))
+    shape = p.shapes[i][:axis] + (1,) + p.shapes[i][axis + 1:]
+    _push(p, ("pick", i, i if j is None or r.random() < 0.4 else j, axis), shape)
+    k = _pick(p, r, lambda k: p.kinds[k] == "f" and k != len(p.shapes) - 1
+              and _broadcast(p.shapes[k], shape) is not None)
+    if k is not None:
+        _push(p, ("binary", str(r.choice(["add", "mul", "sub"])), len(p.shapes) - 1, k),
+              _broadcast(p.shapes[k], shape))
+
+
 def _push_permute(p, r, i):
     perm = tuple(int(a) for a in r.permutation(len(p.shapes[i])))
     return _push(p, ("permute", i, perm), tuple(p.shapes[i][a] for a in perm))
@@ -416,7 +441,7 @@ def _operands(s):
         return [s[2]]
     if k in ("binary", "pair", "imix"):
         return [s[2], s[3]]
-    if k == "matmul":
+    if k in ("matmul", "pick"):
         return [s[1], s[2]]
     return [s[1]]                      # transpose, permute, col, lse, icast
 
@@ -439,7 +464,7 @@ def _analyse(p):
         d = (t < p.n_drawn) + max(depth[o] for o in _operands(s)) if t in live else 0
         depth.append(d)
         if t in live:
-            name = s[0] if s[0] in ("pair", "matmul", "transpose", "permute", "col", "lse", "icast", "imix") \
+            name = s[0] if s[0] in ("pair", "matmul", "transpose", "permute", "col", "lse", "icast", "imix", "pick") \
                 else f"{s[0]}:{s[1]}"
             if s[0] == "pair":
                 name = f"pair:{s[1]}"
@@ -559,6 +584,17 @@ def _step(s, pool, native, upcast, trace, unstable=False):
         y = (gnp if native else onp).transpose(pool[s[1]], s[2])
     elif k == "col":
         y = pool[s[1]][:, None]
+    elif k == "pick":
+        x, ref, axis = pool[s[1]], pool[s[2]], s[3]
+        m = gnp if native else onp
+        y = m.take_along_axis(x, m.expand_dims(m.argmax(ref, axis=axis), axis), axis)
+        if trace is not None:                   # the pick is a branch, as max's extremum
+            top = onp.max(ref, axis=axis, keepdims=True)
+            trace.patterns.append(ref == top)
+            if unstable and ref.size:
+                rel = 1e-5 if ref.dtype == onp.float32 else 1e-9
+                close = onp.abs(onp.asarray(ref - top, onp.float64)) <= rel * trace.scale
+                trace.fragile |= bool(onp.any(onp.sum(close, axis=axis) > 1))
     elif k == "slice":
         y = pool[s[2]][SLICES[s[1]]]
     elif k == "icast":
