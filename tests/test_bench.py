@@ -198,6 +198,9 @@ def test_bench_quick_small_json(tmp_path, capsys):
             r = cell["ratios"][mode]["gradc"]
             assert r == pytest.approx(cell["times"][mode]["gradc"]["median_s"] / cell["times"][mode]["numpy"]["median_s"])
         assert cell["floor"] == bench.FLOORS[name]["small"]
+        # timed on the hot code (vector math inlined) where the kernel calls vector math
+        calls_math = name not in ("M2", "M4")           # relu's models: no transcendental
+        assert cell["hot"] == {"vg": calls_math, "fwd": calls_math}, cell["hot"]
         assert cell["meets_floor"] in (True, False)
         # the one-thread column: its own kernel, checked, and its ratio of medians
         one = cell["one_thread"]

@@ -108,8 +108,22 @@ class Kernel:
         except ValueError:   # beyond the fast path's fixed limits: the Python path serves
             return None
         if hot_seconds() > 0 and getattr(self.artifact, "calls_math", False) and hasattr(plan, "set_hot"):
-            plan.set_hot(hot_seconds(), self.upgrade)
+            # hot already (in this process, or in the disk cache from an earlier one):
+            # from the first call; else once the kernel has run hot_seconds()
+            ready = self.artifact.hot_address(compile=False)
+            if ready:
+                self._use(ready, plan)
+            else:
+                plan.set_hot(hot_seconds(), self.upgrade)
         return plan
+
+    upgraded = False      # runs the code with inlined vector math (``upgrade``)
+
+    def _use(self, address, plan=None):
+        self.cfunc = KERNEL(address)
+        self.upgraded = True
+        if plan is not None:
+            plan.set_kernel(address)
 
     def upgrade(self, plan=None) -> None:
         """Run the kernel compiled again with its vector math inlined (the artifact's
@@ -125,9 +139,7 @@ class Kernel:
             warnings.warn(f"gradc: recompiling {self.name} with inlined vector math failed ({e}); "
                           "it keeps its first code", RuntimeWarning, stacklevel=2)
             return
-        self.cfunc = KERNEL(address)
-        if plan is not None:
-            plan.set_kernel(address)
+        self._use(address, plan)
 
     def describe(self) -> str:
         return describe(self.schedule)

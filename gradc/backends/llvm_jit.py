@@ -492,14 +492,15 @@ class Artifact:
             self.calls_math = bool(vecmath.functions_in(blob))
             known[self.key] = self.address, self.calls_math
 
-    def hot_address(self) -> int:
+    def hot_address(self, compile=True) -> int | None:
         """The kernel compiled again with its vector math inlined (``link_vecmath``):
         10-13% faster where a loop is bound by vector math (M1's value_and_grad on
         10,000 doubles, one thread, Zen 4: 37 against 32 us) but three to four times
         the LLVM time (12 against 44 ms of CPU for M1), so the call path asks for it
         only once the kernel has run for a while (``kernel.Kernel.upgrade``).  Its
         symbols are the kernel's with ``_hot`` appended; compiled once per process and
-        kept in the on-disk cache beside the first."""
+        kept in the on-disk cache beside the first.  ``compile=False``: only from this
+        process or the disk cache (None when neither has it)."""
         from . import cache
         s = init()
         with _lock:
@@ -511,6 +512,8 @@ class Artifact:
                 blob = cache.load(key, header)
                 objects = unpack(blob) if blob is not None else None
                 if objects is None:
+                    if not compile:
+                        return None
                     texts = [t.replace(self.name, name) for t in self.raw_parts]
                     objects = [obj for obj, _text in compile_parts(texts, inline_math=True)]
                     blob = pack(objects)

@@ -5,7 +5,11 @@ once it has run GRADC_HOT_SECONDS in all (``kernel.Kernel.upgrade``,
 old (the same schedule, the same math library's arithmetic), at sizes that split over
 threads and vectorize, rank 3, float32 and float64; a kernel without vector math is
 never recompiled; a failed recompile leaves the kernel working."""
+import itertools
+import os
 import re
+import subprocess
+import sys
 
 import numpy as onp
 import pytest
@@ -17,13 +21,19 @@ from gradc.backends import llvm_jit
 _callpath = pytest.importorskip("gradc._callpath")
 
 
-def chain(x):
-    return gnp.sum(gnp.tanh(x) * gnp.exp(-x * x) + gnp.log1p(x * x))
+_unique = itertools.count(1)
 
 
-def chain_grad_numpy(x):
+def chain_with(c):
+    """M1's chain with a constant of its own: a kernel no other test compiled."""
+    def chain(x):
+        return gnp.sum(gnp.tanh(x) * gnp.exp(-x * x) + gnp.log1p(c * x * x))
+    return chain
+
+
+def chain_grad_numpy(x, c):
     t, e = onp.tanh(x), onp.exp(-x * x)
-    return (1 - t * t) * e - 2 * x * t * e + 2 * x / (1 + x * x)
+    return (1 - t * t) * e - 2 * x * t * e + 2 * c * x / (1 + c * x * x)
 
 
 def kernel_of(f, *args):
@@ -31,9 +41,10 @@ def kernel_of(f, *args):
 
 
 @pytest.fixture
-def hot_now(monkeypatch):
-    """Upgrade after the first call through the call path."""
+def hot_now(monkeypatch, tmp_path):
+    """Upgrade after the first call through the call path; a disk cache of its own."""
     monkeypatch.setenv("GRADC_HOT_SECONDS", "1e-9")
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(tmp_path))
 
 
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
@@ -42,20 +53,53 @@ def hot_now(monkeypatch):
 def test_the_recompiled_kernel_gives_the_same_bits(shape, dtype, threads, hot_now, monkeypatch):
     monkeypatch.setenv("GRADC_NUM_THREADS", threads)
     x = onp.random.default_rng(len(shape)).uniform(-4, 4, shape).astype(dtype)
-    f = gradc.value_and_grad(chain)
+    c = 1.0 + next(_unique) / 1024
+    f = gradc.value_and_grad(chain_with(c))
     f(x)                                  # compiles; the Python path ran it
     plan = f._fast
-    assert plan is not None and plan.busy() == 0.0
     art = kernel_of(f, x).artifact
-    assert plan.address() == art.address
+    assert plan is not None and plan.busy() == 0.0 and plan.address() == art.address
     v_old, g_old = f(x)                   # the call path, first code; then the upgrade
-    assert plan.address() == llvm_jit.init()["hot"][art.key] != art.address
+    hot = llvm_jit.init()["hot"][art.key]
+    assert plan.address() == hot != art.address
     v_new, g_new = f(x)                   # the recompiled code
     assert v_new == v_old and onp.array_equal(g_new, g_old)
     # and both are right: numpy in float64, within a few ulps of the type per element
     # (tanh, exp and log1p are each within a few ulps, the chain adds a few roundings)
-    want = chain_grad_numpy(x.astype(onp.float64))
+    want = chain_grad_numpy(x.astype(onp.float64), c)
     onp.testing.assert_allclose(g_new, want, rtol=0, atol=32 * onp.finfo(dtype).eps * onp.abs(want).max())
+    # another function of the same kernel runs the hot code from its first call
+    f2 = gradc.value_and_grad(chain_with(c))
+    f2(x)
+    assert f2._fast.address() == hot and f2._fast.busy() == 0.0
+
+
+HOT_FROM_DISK = """
+import sys, numpy as onp, gradc, gradc.numpy as gnp
+def chain(x):
+    return gnp.sum(gnp.tanh(x) * gnp.exp(-x * x) + gnp.log1p(x * x))
+x = onp.linspace(-3, 3, 50_001)
+f = gradc.value_and_grad(chain)
+f(x)
+art = f.lower(x)._entry.run.kernel.artifact
+first = f._fast.address()
+f(x)
+print(int(first == art.address), int(f._fast.address() != art.address), float(f(x)[0]))
+"""
+
+
+def test_a_new_process_finds_the_hot_code_in_the_disk_cache(tmp_path):
+    """The recompiled kernel is stored beside the first: a process that loads the
+    kernel from the disk cache runs the hot code from its first call (same value)."""
+    env = dict(os.environ, GRADC_CACHE_DIR=str(tmp_path), GRADC_HOT_SECONDS="1e-9",
+               PYTHONPATH=os.path.dirname(os.path.dirname(gradc.__file__)))
+    runs = [subprocess.run([sys.executable, "-c", HOT_FROM_DISK], env=env, capture_output=True, text=True,
+                           timeout=300) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    (cold_first, cold_upgraded, v1), (warm_first, warm_upgraded, v2) = [r.stdout.split() for r in runs]
+    assert (cold_first, cold_upgraded) == ("1", "1")      # first code, then the upgrade
+    assert (warm_first, warm_upgraded) == ("0", "1")      # hot from the start
+    assert v1 == v2
 
 
 def test_inlined_code_calls_no_vector_math():
@@ -63,7 +107,7 @@ def test_inlined_code_calls_no_vector_math():
     variant gradc_vm_*_v<lanes> is left (a loop's scalar remainder may still call the
     scalar function, linked in with the module)."""
     x = onp.linspace(-3, 3, 1000)
-    art = kernel_of(gradc.value_and_grad(chain), x).artifact
+    art = kernel_of(gradc.value_and_grad(chain_with(1.0)), x).artifact
 
     def vector_calls(inline_math):
         texts = [text for _obj, text in llvm_jit.compile_parts(art.raw_parts, inline_math=inline_math)]
