@@ -212,9 +212,9 @@ def tanh_sum_rewrite(g, nid):
     """1 + tanh(u) -> 2 sigmoid(2u), 1 - tanh(u) -> 2 sigmoid(-2u) (gelu's tanh form),
     when nothing else reads the tanh, in float64.  The sum cancels where tanh(u) is near
     -1 (near 1 for the difference): 1 + tanh(-20) is 0 in float64, 2 sigmoid(-40) is
-    8.5e-18.  And float64 sigmoid costs about two thirds of tanh's time (AVX-512,
-    2048x256 doubles, one thread: 0.56 against 0.83 ms), in the forward pass and again in
-    the backward pass, which recomputes it (its derivative s (1 - s) reads its value).
+    8.5e-18.  And float64 sigmoid costs a little less than tanh (AVX-512, 2048x256
+    doubles, one thread: 0.55 against 0.61 ms), in the forward pass and again in the
+    backward pass, which recomputes it (its derivative s (1 - s) reads its value).
     Not in float32, where AVX-512's tanh (a table of polynomials) is as fast as sigmoid
     and the rewrite made the gelu MLPs of ``gradc bench --sweep`` 8-14% slower."""
     d = g[nid]

@@ -20,7 +20,7 @@ expm1 scales by it without converting k to an integer),
 without selects; the significand in [3/4, 3/2) instead of [sqrt(1/2), sqrt(2)),
 with a polynomial one degree higher), ``vfixupimmpd`` for log's and log1p's
 special values (one instruction for several compares and blends), ``vrcp14pd``
-where a quotient is only a correction term far below an ulp (tanh, sigmoid), and
+where a quotient is only a correction term far below an ulp (sigmoid), and
 ``vpermi2ps`` for float32 tanh, a table of 32 polynomials held in registers (the
 generic code takes an exponential and a polynomial branch).  So the x86-64-v3
 and v4 libraries may differ in the last bits; within one library every entry
@@ -552,7 +552,7 @@ def _coeffs(name: str, fmt: _Format):
 # exp / expm1 core
 # ---------------------------------------------------------------------------
 
-def _exp_reduce(c: _Ctx, x, lo, hi, with_error=False):
+def _exp_reduce(c: _Ctx, x, lo, hi):
     """x = k*ln2 + r (+ corr), |r| <= ln2/2 (about), k integral float.
 
     x is clamped to [lo, hi] first (nan -> lo) so k stays small and the
@@ -561,9 +561,7 @@ def _exp_reduce(c: _Ctx, x, lo, hi, with_error=False):
     ln2 is split Cody-Waite style: LN2_HI has prec-kbits bits, so k*LN2_HI
     is exact and x - k*LN2_HI is exact (the operands nearly cancel); LN2_LO
     carries the rest of ln2, and r is rounded once more: an error below
-    half an ulp of r (k = 0: r = x exactly).  ``with_error`` also returns
-    that rounding error, corr (expm1 needs it: its result can be smaller
-    than r).
+    half an ulp of r (k = 0: r = x exactly).
     """
     fmt = c.fmt
     ln2_hi, ln2_lo = fmt.split(_LN2, fmt.prec - fmt.kbits)
@@ -572,19 +570,7 @@ def _exp_reduce(c: _Ctx, x, lo, hi, with_error=False):
     nk = c.neg(k)
     r_hi = c.mad(nk, c.k(ln2_hi), xc)               # exact
     r = c.mad(nk, c.k(ln2_lo), r_hi)
-    if not with_error:
-        return k, r
-    # r_hi - r is exact (r is r_hi moved by a tiny amount)
-    corr = c.mad(nk, c.k(ln2_lo), c.sub(r_hi, r))
-    return k, r, corr
-
-
-def _sum3(c: _Ctx, a, b, q):
-    """a + b + q rounded about once, for |a| >= |b| (or a == 0) and small q:
-    Fast2Sum gives a + b = s + err exactly, then s + (err + q)."""
-    s = c.add(a, b)
-    err = c.sub(b, c.sub(s, a))
-    return c.add(s, c.add(err, q))
+    return k, r
 
 
 def _exp_limits(fmt):
@@ -616,8 +602,7 @@ def _expm1(c: _Ctx, x):
 
 
 def _expm1_short(c: _Ctx, x):
-    """expm1 by a shorter path than ``_expm1_core``'s (which float64 tanh uses): no
-    three-term sum, no scaling in two steps.
+    """expm1 by a short path: no three-term sum, no scaling in two steps.
 
     x = k*ln2 + r, q = r^2*P(r) (so expm1(r) = r + q), and expm1(x) = 2^k * (c + r + q)
     with c = 1 - 2^-k: one sum, scaled exactly.  k = 0 (|x| < 0.35): c = 0, r = x
@@ -664,21 +649,6 @@ def _expm1_short(c: _Ctx, x):
         y = c.ldexp(c.add(c.add(c.sub(one, c.pow2i(c.b.neg(n25))), r), q), k)
         y = c.sel(c.isnan(x), x, y)
     return c.copysign(y, x)
-
-
-def _expm1_core(c: _Ctx, x):
-    """expm1(x) for x not nan with |x| <= 2^k*ln2 for a normal 2^k (no clamp, no
-    scaling for large k), x = -0.0 giving +0.0: float64 tanh's, whose error it
-    damps, to within an ulp (``_expm1_short`` is shorter but up to 1.3 ulp)."""
-    fmt = c.fmt
-    k, r, corr = _exp_reduce(c, x, None, None, with_error=True)
-    q = c.mad(c.mul(r, r), c.poly(r, _coeffs("exp", fmt)), c.mad(corr, r, corr))
-    # expm1(x) = 2^k*(1 + r + q) - 1 = (2^k - 1) + 2^k*r + 2^k*q.  2^k - 1
-    # and 2^k*r are exact and |2^k - 1| >= |2^k*r| (or 2^k - 1 == 0 when
-    # k == 0, result r + q), so the sum is rounded about once: full relative
-    # accuracy for small and negative x too.
-    t = c.pow2i(c.to_i32(k))
-    return _sum3(c, c.sub(t, c.k(1.0)), c.mul(t, r), c.mul(t, q))
 
 
 # ---------------------------------------------------------------------------
@@ -760,31 +730,29 @@ def _log1p(c: _Ctx, x):
 # Functions built on exp/expm1/log1p
 # ---------------------------------------------------------------------------
 
+# float64 tanh on [0, 0.625): a + a*z*P(z)/Q(z), z = a^2, Q monic (Cephes' tanh.c
+# coefficients; relative error below 2.5e-16 there)
+_TANH_P = (-1.61468768441708447952e3, -9.92877231001918586564e1, -9.64399179425052238628e-1)
+_TANH_Q = (4.84406305325125486048e3, 2.23548839060100448583e3, 1.12811678491632931402e2, 1.0)
+
+
 def _tanh(c: _Ctx, x):
     if not c.fmt.f64:
         return _tanh_f32(c, x)
-    # With a = |x| and a single expm1, two regimes (as in fdlibm, selected
-    # branch-free; the switch is where tanh a = 1/2):
-    #   a < ln(3)/2: e = expm1(-2a) in (-0.67, 0], tanh a = -e/(e + 2):
-    #                full relative accuracy near 0, where e ~ -2a exactly;
-    #   otherwise:   e = expm1(2a),  tanh a = 1 - 2/(e + 2): the error of e
-    #                is damped by 2/(e + 2) <= 1/2.
-    # a is clamped to 22, where tanh is 1 to double precision: e stays finite
-    # and expm1 needs neither its clamp nor its large-k scaling (a nan a
-    # becomes 22; the result is replaced at the end).
-    # The rounding error dl of d = e + 2 is added back to first order
-    # (N/(d + dl) ~ N/d - (N/d)*(dl/d)); it would otherwise cost ~1 ulp.
+    # a = |x|, two regimes selected branch-free, one division for both:
+    #   a < 0.625: tanh a = a + a*z*P(z)/Q(z), z = a^2 (full relative accuracy near 0);
+    #   otherwise: tanh a = 1 - 2/(e + 1), e = exp(2a) >= 3.49: the error of the
+    #              quotient (at most 0.45) is damped against the result (>= 0.55).
+    # a is clamped to 22, where tanh is 1 to double precision (a nan a becomes 22; the
+    # result is replaced at the end).
     a = c.fabs(x)
     a = c.sel(c.lt(a, c.k(22.0)), a, c.k(22.0))
-    large = c.ge(a, c.k(math.log(3.0) / 2))
-    two_a = c.mul(c.k(2.0), a)
-    e = _expm1_core(c, c.sel(large, two_a, c.neg(two_a)))
-    two = c.k(2.0)
-    d = c.add(e, two)
-    dl = c.add(c.sub(two, d), e)                      # Fast2Sum error, |2| > |e|
-    y0 = c.div(c.sel(large, two, c.neg(e)), d)
-    y0 = c.mad(c.neg(y0), c.small_quotient(dl, d), y0)
-    t = c.sel(large, c.sub(c.k(1.0), y0), y0)
+    small = c.lt(a, c.k(0.625))
+    z = c.mul(a, a)
+    e = _exp_core(c, c.mul(c.k(2.0), a), bounded=True)
+    one = c.k(1.0)
+    q = c.div(c.sel(small, c.poly(z, _TANH_P), c.k(2.0)), c.sel(small, c.poly(z, _TANH_Q), c.add(e, one)))
+    t = c.sel(small, c.mad(c.mul(a, z), q, a), c.sub(one, q))
     y = c.copysign(t, x)             # odd function; keeps tanh(-0.0) = -0.0
     return c.sel(c.isnan(x), x, y)
 
