@@ -108,8 +108,15 @@ static void pool_blas_single(int enter) {
  *     packed pass of op(B) serves only a few tiles (16x4096 @ 4096x256, A transposed,
  *     1143 us against 1034; 16x2048 @ 2048x64, A transposed, 121 against 132);
  *   - k <= 256 or n <= 256: a pass's packed op(B) stays in L2 (1000x1000 @ 1000x1000
- *     ran 4% slower). */
-static int gemm_small_wants(int64_t m, int64_t n, int64_t k) {
+ *     ran 4% slower);
+ *   - or, with B transposed (a layer's backward dZ @ W^T, k its outputs), k < 16 and at
+ *     least 32 rows: OpenBLAS runs these at 22-35 GFLOP/s in float64 (tools/gemm_speed.py
+ *     forms nt, load average 2.4-2.7: 64x10 @ 10x128 4.1 us against 4.9, 2048x4 @ 4x64 30
+ *     against 48, 2048x10 @ 10x128 116 against 149, 64x15 @ 15x128 5.7 against 6.6;
+ *     float32 2.5 against 2.7, 15 against 23, 58 against 77), while with fewer rows
+ *     OpenBLAS kept up (float32 16x10 @ 10x128 1.2 us against 1.0). */
+static int gemm_small_wants(int tb, int64_t m, int64_t n, int64_t k) {
+    if (tb && k < 16 && m >= 32) return 1;
     return (m >= 64 || (m >= 16 && n <= 64)) && k >= 16 && m * k >= 16384 && (k <= 256 || n <= 256);
 }
 
@@ -138,7 +145,7 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
         /* columns start.. of op(A), rows start.. of op(B) */                                   \
         const T *A = t->ta == CBLAS_TRANS ? t->A + start * (int64_t)t->lda : t->A + start;     \
         const T *B = t->tb == CBLAS_TRANS ? t->B + start : t->B + start * (int64_t)t->ldb;     \
-        if (t->alpha == (T)1 && gemm_small_wants(t->m, t->n, end - start)            \
+        if (t->alpha == (T)1 && gemm_small_wants(t->tb == CBLAS_TRANS, t->m, t->n, end - start)            \
             && gemm_small_##T(t->ta == CBLAS_TRANS, t->tb == CBLAS_TRANS, 0, t->m, t->n,         \
                               end - start, A, t->lda, B, t->ldb, part, t->n) == 0)              \
             return;                                                                             \
@@ -149,7 +156,7 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
         const NAME##_task *t = (const NAME##_task *)ctx;                                        \
         (void)chunk;                                                                            \
         if (end <= start) return;                                                               \
-        if (t->alpha == (T)1 && t->beta == (T)0 && gemm_small_wants(t->m, t->n, t->k) \
+        if (t->alpha == (T)1 && t->beta == (T)0 && gemm_small_wants(t->tb == CBLAS_TRANS, t->m, t->n, t->k) \
             && gemm_small_##T(t->ta == CBLAS_TRANS, t->tb == CBLAS_TRANS, start, end, t->n, t->k, \
                               t->A, t->lda, t->B, t->ldb, t->C, t->ldc) == 0)                   \
             return;                                                                             \

@@ -265,3 +265,25 @@ def test_three_layer_mlp_gradient_matches_numpy(dtype):
     from gradc import bench_sweep
     c = bench_sweep.check_gradc(bench_sweep.Config("mlp", 3, 64, "tanh"), dtype, 1e-12 if dtype == "float64" else 1e-3)
     assert c["ok"], (dtype, c)
+
+
+@built
+@pool
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m,k,n", [(64, 10, 128), (2051, 4, 64), (33, 15, 70), (32, 1, 300), (31, 10, 128)])
+def test_backward_products_with_few_outputs_match_numpy(m, k, n, dtype, threads, monkeypatch):
+    """A layer's backward dZ @ W^T with k < 16 outputs (B transposed) takes the kernel
+    from 32 rows on (gemm_small_wants): M4 small's 64 x 10 @ 10 x 128, a 4-output
+    layer at batch 2051 (split over the pool), k = 15 and k = 1 at the edges, and 31
+    rows (BLAS).  Within 2 k eps (|A| @ |B|) of numpy's float64 product; from 32 rows
+    on, the bits of the kernel called directly, whichever threads ran the rows."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    rng = np.random.default_rng(m * k + n)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((n, k)).astype(dtype)
+    got = gradc.jit(_PRODUCTS["abt"])(a, b)
+    assert got.dtype == dtype and got.shape == (m, n)
+    _assert_within_bound(got, a, b.T)
+    if m >= 32:
+        rc, direct = gemm_small(a, b, False, True)
+        assert rc == 0 and np.array_equal(got, direct)
