@@ -139,7 +139,7 @@ def thresholds(name: str, dt) -> list[float]:
         "expm1": common + [-37.5, -17.4, 0.5 * math.log(2), -0.5 * math.log(2)],
         "log": [1.0, math.sqrt(0.5), math.sqrt(2.0)],
         "log1p": [-1.0, math.sqrt(0.5) - 1, math.sqrt(2.0) - 1, 2.0**24, 2.0**53],
-        "tanh": [0.5493061443340549, -0.5493061443340549, 19.0, 22.0, 9.0, 355.0],
+        "tanh": [0.625, -0.625, 0.5493061443340549, -0.5493061443340549, 19.0, 22.0, 9.0, 355.0],
         "sigmoid": common + [36.7, 16.6],
         "softplus": common + [36.7, 16.6],
         "sin": [math.pi / 4, math.pi / 2, math.pi, trig_limit(dt)],
