@@ -73,7 +73,7 @@ import types
 import numpy as np
 
 from .bench_models import MODELS, SIZES, make_data
-from .roofline import blas_threads, cell_bound, gradc_threads, measure_host, one_thread_each
+from .roofline import blas_threads, cell_bound, gradc_threads, measure_host, one_thread_each, run_until_hot
 
 # value_and_grad, float64: the largest acceptable median(gradc) / median(numpy), the
 # targets of a 2-core AVX-512 host (issue 17): numpy's SIMD math and OpenBLAS set the bar
@@ -388,30 +388,6 @@ SETTLE_TIMEOUT_S = 0.5
 # and at full speed after 30 ms of untimed calls (measured on the 2-core dev VM, M2
 # medium float32).  Every implementation gets the same warm-up.
 WARM_S = 0.03
-
-
-# A gradc kernel that calls vector math runs its hot code (the math inlined) once it
-# has run GRADC_HOT_SECONDS in all (backends/kernel.py, Kernel.upgrade): a program that
-# calls it in a loop does so after its first 0.1 s.  The table reports that steady
-# state: each gradc function runs untimed until then (at most this long).
-HOT_BUDGET_S = 3.0
-
-
-def run_until_hot(fn, args, budget_s=HOT_BUDGET_S) -> bool:
-    """Call gradc's ``fn(*args)`` untimed until its kernel runs its hot code; False when
-    it has none (no vector math, hot kernels off, the C backend) or the budget ran out."""
-    from .backends.kernel import hot_seconds
-    try:
-        run = fn.lower(*args)._entry.run
-    except Exception:  # noqa: BLE001 - an implementation without a kernel
-        return False
-    kernel = getattr(run, "kernel", run)
-    if hot_seconds() <= 0 or not getattr(getattr(kernel, "artifact", None), "calls_math", False):
-        return False
-    t0 = time.perf_counter()
-    while not kernel.upgraded and time.perf_counter() - t0 < budget_s:
-        fn(*args)
-    return bool(kernel.upgraded)
 
 
 def warm_up(fn=None, args=(), seconds=WARM_S) -> None:

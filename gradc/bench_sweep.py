@@ -37,7 +37,7 @@ import gradc.numpy as gnp
 
 from . import bench
 from . import bench_models
-from .roofline import gradc_threads, one_thread_each
+from .roofline import gradc_threads, one_thread_each, run_until_hot
 
 BATCH, INPUTS, OUTPUTS = 2048, 16, 4
 LAYERS = (2, 3)
@@ -243,7 +243,7 @@ def run_config(cfg: Config, dtype: str, settings: dict, jax_ok: bool, progress, 
         with gradc_threads(settings.get("threads")):
             g_vg = gradc.value_and_grad(gradc_model(cfg), argnums=cfg.argnums, backend="llvm")
             results["gradc"] = bench._grads(g_vg(*args), cfg.argnums)
-            bench.run_until_hot(g_vg, args)
+            run_until_hot(g_vg, args)
         entries[("gradc", "vg")] = (g_vg, args)
     except Exception as e:  # noqa: BLE001 - report, do not crash the sweep
         row["check"]["gradc"] = {"ok": False, "max_rel_err": None, "why": f"{type(e).__name__}: {e}"}

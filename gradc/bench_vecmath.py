@@ -17,7 +17,7 @@ import numpy as np
 
 import gradc
 import gradc.numpy as gnp
-from .bench import run_until_hot
+from .roofline import run_until_hot
 
 FUNCTIONS = {
     "exp": (gnp.exp, np.exp, (-5.0, 5.0)),

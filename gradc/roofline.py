@@ -188,3 +188,27 @@ def cell_bound(lowered, args, outputs, host: dict, threads="all") -> dict:
     t_flop = flops / host[f"gemm_{threads}_flops"]
     return {"bytes": moved, "flops": flops, "bound_s": max(t_mem, t_flop),
             "limit": "memory" if t_mem >= t_flop else "compute"}
+
+
+# A gradc kernel that calls vector math runs its hot code (the math inlined) once it
+# has run GRADC_HOT_SECONDS in all (backends/kernel.py, Kernel.upgrade): a program that
+# calls it in a loop does so after its first 0.1 s.  The table reports that steady
+# state: each gradc function runs untimed until then (at most this long).
+HOT_BUDGET_S = 3.0
+
+
+def run_until_hot(fn, args, budget_s=HOT_BUDGET_S) -> bool:
+    """Call gradc's ``fn(*args)`` untimed until its kernel runs its hot code; False when
+    it has none (no vector math, hot kernels off, the C backend) or the budget ran out."""
+    from .backends.kernel import hot_seconds
+    try:
+        run = fn.lower(*args)._entry.run
+    except Exception:  # noqa: BLE001 - an implementation without a kernel
+        return False
+    kernel = getattr(run, "kernel", run)
+    if hot_seconds() <= 0 or not getattr(getattr(kernel, "artifact", None), "calls_math", False):
+        return False
+    t0 = time.perf_counter()
+    while not kernel.upgraded and time.perf_counter() - t0 < budget_s:
+        fn(*args)
+    return bool(kernel.upgraded)
