@@ -324,17 +324,18 @@ static int skinny_declines(int32_t dtype, int64_t M, int64_t N, int64_t K) {
 
 /* Does the row pipeline's head (NN: W packed for lanes_nn) or tail (TN: gW^T summed
  * by lanes_tn) run N columns in skinny_lanes.c's forms?  Where the CPU has AVX-512, for
- * the widths where they were faster than the padded kernels on a block in cache (a
- * Zen 4, 64x512 float64 and 128x512 float32 blocks, every N from 1 to 16): mostly where
- * padding wastes lanes; not for N = 15, 16 (too few registers for two rows or tiles). */
+ * the widths where they were at least as fast as the padded kernels on a block in cache
+ * (tools/skinny_speed.c on a Zen 4: 64 x 512 and 64 x 256 float64 blocks, 128 x 512
+ * and 128 x 256 float32 ones, every N from 1 to 16): every width but float32 NN at
+ * N = 16, which fills the padded kernel's two vectors exactly. */
 static int skinny_lanes_nn(int32_t dtype, int64_t N) {
-    int fits = dtype == 0 ? N % 4 != 0 && N <= 14 : N % 8 != 0 && N <= 12;
+    int fits = dtype == 0 ? N <= 16 : N <= 15;
     return N >= 1 && fits && skinny_lanes_ok();
 }
 
 static int skinny_lanes_tn(int32_t dtype, int64_t N) {
-    int fits = dtype == 0 ? N % 4 != 0 && N >= 5 && N <= 14 : N <= 14;
-    return N >= 1 && fits && skinny_lanes_ok();
+    (void)dtype;
+    return N >= 1 && N <= 16 && skinny_lanes_ok();
 }
 
 /* B [K, N] (leading dimension ldb) packed to Bp [K, NP], zero-padded, or for
@@ -344,8 +345,8 @@ int32_t gradc_skinny_pack(int32_t dtype, int64_t N, int64_t K, const void *B, in
     size_t item = dtype == 0 ? sizeof(double) : sizeof(float);
 #ifdef GRADC_SKINNY_LANES
     if (skinny_lanes_nn(dtype, N)) {
-        if (dtype == 0) lanes_pack_double(LANES_L(double), N, K, B, ldb, Bp);
-        else lanes_pack_float(LANES_L(float), N, K, B, ldb, Bp);
+        if (dtype == 0) lanes_pack_double(LANES_NN_L(double), N, K, B, ldb, Bp);
+        else lanes_pack_float(LANES_NN_L(float), N, K, B, ldb, Bp);
         return 0;
     }
 #endif

@@ -205,6 +205,45 @@ def test_blocks_of_every_width_match_numpy(n, d, c, block, dtype):
     test_blocks_of_rows_match_numpy_within_the_dot_product_bound(n, d, c, block, dtype)
 
 
+@rows_built
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("c", range(1, 17))
+def test_blocks_of_strided_operands_write_only_their_columns_and_repeat_their_bits(c, dtype):
+    """X, G and Z as columns of wider arrays (leading dimensions past their widths: the
+    NN form's sums then go row by row, not as whole vectors of C), a short last block
+    (70 = 64 + 6 rows), k past the last vector (45): within the dot-product bound, the
+    columns beside Z untouched, and the same bits on a second pass."""
+    n, d, block = 70, 45, 64
+    rng = np.random.default_rng(c)
+    Xw = rng.standard_normal((n, d + 7)).astype(dtype)
+    Gw = rng.standard_normal((n, c + 3)).astype(dtype)
+    W = rng.standard_normal((d, c)).astype(dtype)
+    X, G = Xw[:, :d], Gw[:, :c]
+    dt, item = (0 if dtype == np.float64 else 1), np.dtype(dtype).itemsize
+    packed = np.full((d, 16), np.nan, dtype)
+    assert _PACK(dt, c, d, W.ctypes.data, c, packed.ctypes.data) == 0
+    passes = []
+    for _ in range(2):
+        Zw = np.full((n, c + 5), -7.0, dtype)
+        padded = np.zeros((d, 16), dtype)
+        gW = np.full((d, c), np.nan, dtype)
+        for r0 in range(0, n, block):
+            rows = min(block, n - r0)
+            assert _ROWS(dt, 0, rows, c, d, Xw.ctypes.data + r0 * (d + 7) * item, d + 7, packed.ctypes.data, 0,
+                         Zw.ctypes.data + r0 * (c + 5) * item, c + 5) == 0
+            assert _ROWS(dt, 1, d, c, rows, Xw.ctypes.data + r0 * (d + 7) * item, d + 7,
+                         Gw.ctypes.data + r0 * (c + 3) * item, c + 3, padded.ctypes.data, 0) == 0
+        _UNPAD(dt, d, c, padded.ctypes.data, gW.ctypes.data, c)
+        passes.append((Zw, gW))
+    (Zw, gW), (Zw2, gW2) = passes
+    X64, W64, G64 = (a.astype(np.float64) for a in (X, W, G))
+    eps = np.finfo(dtype).eps
+    assert np.all(np.abs(Zw[:, :c] - X64 @ W64) <= 2 * d * eps * (np.abs(X64) @ np.abs(W64)))
+    assert np.all(Zw[:, c:] == -7.0)
+    assert np.all(np.abs(gW - X64.T @ G64) <= 2 * n * eps * (np.abs(X64).T @ np.abs(G64)))
+    assert np.array_equal(Zw, Zw2) and np.array_equal(gW, gW2)
+
+
 ROWS_GUARD_SCRIPT = GUARD_SCRIPT.split("f = ctypes.CFUNCTYPE")[0] + """
 I32, I64, VP = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 pack_addr, rows_addr, unpad_addr = _callpath.skinny_rows_addresses()
