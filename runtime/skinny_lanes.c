@@ -28,7 +28,11 @@
  * - NN's dot products summed by folds (lanes_fold): L accumulators become one vector of
  *   their L sums in L - 1 folds of 3 instructions, stored to C as a vector, where each
  *   sum took an extraction through the stack and a scalar add before (a tenth of NN's
- *   time at N = 10).
+ *   time at N = 10).  The folds' levels are written out one by one: as one loop over
+ *   the levels GCC kept it a loop, with a division per row block.
+ * - NN's rows of X and vectors of W^T held in registers (an empty asm): for N <= 3 GCC
+ *   otherwise folded each row's load into every multiply-add, N loads of it per step
+ *   (N = 3 ran at 31 GFLOP/s in float64, 49 with the loads held).
  * - NN's panels of k sized so the panel of W^T, RB rows of X and the RB rows prefetched
  *   for the next step share L1 (LANES_L1B), and split evenly.
  * - The k past the last vector (NN) and the columns past the last vector (TN) in one
@@ -146,7 +150,10 @@ LANES_PACK(float)
                      * row a new page for the hardware prefetcher) */                       \
                     GRADC_UNROLL for (int r = 0; r < RB; r++) __builtin_prefetch(a[r] + RB * lda + k, 0, 3); \
                     V x[RB];                                                                 \
-                    GRADC_UNROLL for (int r = 0; r < RB; r++) x[r] = *(const V##u *)(a[r] + k); \
+                    GRADC_UNROLL for (int r = 0; r < RB; r++) {                              \
+                        x[r] = *(const V##u *)(a[r] + k);                                    \
+                        __asm__("" : "+v"(x[r]));   /* loaded once, not once per column */   \
+                    }                                                                        \
                     const T *w_k = Bt + k * N;   /* the N vectors of Bt for these k */       \
                     GRADC_UNROLL for (int j = 0; j < N; j++) {                               \
                         V w = *(const V##u *)(w_k + j * L);                                  \
@@ -168,8 +175,11 @@ LANES_PACK(float)
                 GRADC_UNROLL for (int g = 0; g < G; g++) {                                   \
                     V t[L];                                                                  \
                     GRADC_UNROLL for (int l = 0; l < L; l++) t[l] = g * L + l < NA ? acc[g * L + l] : (V){0}; \
-                    GRADC_UNROLL for (int s = 1; s < L; s *= 2)                              \
-                        GRADC_UNROLL for (int p = 0; p < L / (2 * s); p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], s); \
+                    /* the levels one by one: loops of constant length, fully unrolled */   \
+                    GRADC_UNROLL for (int p = 0; p < L / 2; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 1); \
+                    GRADC_UNROLL for (int p = 0; p < L / 4; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 2); \
+                    GRADC_UNROLL for (int p = 0; p < L / 8; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 4); \
+                    GRADC_UNROLL for (int p = 0; p < L / 16; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 8); \
                     sums[g] = t[0];                                                          \
                 }                                                                            \
                 if (rb == RB && ldc == N) {   /* the block's rows of C are contiguous */    \
