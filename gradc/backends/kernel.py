@@ -48,8 +48,9 @@ def const_bytes(s) -> list:
 
 def hot_seconds() -> float:
     """Seconds of run time after which a kernel that calls vector math is compiled again
-    with it inlined (``Kernel.upgrade``): GRADC_HOT_SECONDS, default 0.1 (about twice
-    the longer compile at most; 0 never)."""
+    with it inlined (``Kernel.upgrade``): GRADC_HOT_SECONDS, default 0.1, about as long
+    as that compile takes (tens of milliseconds of LLVM), so a program pays at most
+    about what it has already run; 0 never."""
     try:
         return float(os.environ.get("GRADC_HOT_SECONDS", "0.1"))
     except ValueError:
