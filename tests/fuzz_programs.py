@@ -543,6 +543,16 @@ def run(p: Program, args, native: bool, upcast=False, trace: Trace | None = None
     return [pool[o] for o in p.outputs]
 
 
+def _second_within_rounding(trace, x, top, axis) -> bool:
+    """Has some lane of ``x`` along ``axis`` a second element within rounding of its
+    extremum ``top`` (kept dims)?  Then which one wins is decided by rounding."""
+    if not x.size:
+        return False
+    rel = 1e-5 if x.dtype == onp.float32 else 1e-9
+    close = onp.abs(onp.asarray(x - top, onp.float64)) <= rel * trace.scale
+    return bool(onp.any(onp.sum(close, axis=axis) > 1))
+
+
 def _step(s, pool, native, upcast, trace, unstable=False):
     k, ix = s[0], 0 if native else 1
     y = None
@@ -570,10 +580,8 @@ def _step(s, pool, native, upcast, trace, unstable=False):
             x = pool[s[2]]
             m = f(x, axis=s[3], keepdims=True)
             trace.patterns.append(x == m)
-            if unstable and x.size:             # a second element within rounding of the extremum
-                rel = 1e-5 if x.dtype == onp.float32 else 1e-9
-                close = onp.abs(onp.asarray(x - m, onp.float64)) <= rel * trace.scale
-                trace.fragile |= bool(onp.any(onp.sum(close, axis=s[3]) > 1))
+            if unstable:
+                trace.fragile |= _second_within_rounding(trace, x, m, s[3])
     elif k == "lse":
         y = gradc.logsumexp(pool[s[1]], axis=s[2]) if native else _lse(pool[s[1]], s[2])
     elif k == "matmul":
@@ -591,10 +599,8 @@ def _step(s, pool, native, upcast, trace, unstable=False):
         if trace is not None:                   # the pick is a branch, as max's extremum
             top = onp.max(ref, axis=axis, keepdims=True)
             trace.patterns.append(ref == top)
-            if unstable and ref.size:
-                rel = 1e-5 if ref.dtype == onp.float32 else 1e-9
-                close = onp.abs(onp.asarray(ref - top, onp.float64)) <= rel * trace.scale
-                trace.fragile |= bool(onp.any(onp.sum(close, axis=axis) > 1))
+            if unstable:
+                trace.fragile |= _second_within_rounding(trace, ref, top, axis)
     elif k == "slice":
         y = pool[s[2]][SLICES[s[1]]]
     elif k == "icast":

@@ -439,6 +439,23 @@ def _join(parts: list[str]) -> str:
     return "\n".join(parts)
 
 
+def _cached_or_built(key: str, header: dict, build) -> tuple:
+    """(objects, blob, cached): a kernel's object code from the disk cache entry ``key``,
+    else ``build()``'s, stored there (``blob`` packs the objects); (None, None, False)
+    on a miss when ``build`` is None."""
+    from . import cache
+    blob = cache.load(key, header)
+    objects = unpack(blob) if blob is not None else None
+    if objects is not None:
+        return objects, blob, True
+    if build is None:
+        return None, None, False
+    objects = build()
+    blob = pack(objects)
+    cache.store(key, header, blob)
+    return objects, blob, False
+
+
 def _load(objects: list[bytes], blob: bytes, name: str) -> int:
     """Add a kernel's object code (``blob`` packs ``objects``) to the engine, with the
     vector math it calls; the address of its entry point ``name``.  Caller holds
@@ -481,13 +498,7 @@ class Artifact:
             if self.key in known:          # the same kernel compiled earlier in this process
                 (self.address, self.calls_math), self.cached = known[self.key], True
                 return
-            blob = cache.load(self.key, header)
-            objects = unpack(blob) if blob is not None else None
-            self.cached = objects is not None
-            if objects is None:
-                objects = self._compile()
-                blob = pack(objects)
-                cache.store(self.key, header, blob)
+            objects, blob, self.cached = _cached_or_built(self.key, header, self._compile)
             self.address = _load(objects, blob, name)
             self.calls_math = bool(vecmath.functions_in(blob))
             known[self.key] = self.address, self.calls_math
@@ -503,21 +514,19 @@ class Artifact:
         process or the disk cache (None when neither has it)."""
         from . import cache
         s = init()
+        name = self.name + "_hot"
+
+        def build():
+            texts = [t.replace(self.name, name) for t in self.raw_parts]
+            return [obj for obj, _text in compile_parts(texts, inline_math=True)]
         with _lock:
             hot = s.setdefault("hot", {})
             if self.key not in hot:
-                name = self.name + "_hot"
                 header = _header(name)
                 key = cache.make_key(self.key, "vector math inlined", *header.values())
-                blob = cache.load(key, header)
-                objects = unpack(blob) if blob is not None else None
+                objects, blob, _cached = _cached_or_built(key, header, build if compile else None)
                 if objects is None:
-                    if not compile:
-                        return None
-                    texts = [t.replace(self.name, name) for t in self.raw_parts]
-                    objects = [obj for obj, _text in compile_parts(texts, inline_math=True)]
-                    blob = pack(objects)
-                    cache.store(key, header, blob)
+                    return None
                 hot[self.key] = _load(objects, blob, name)
             return hot[self.key]
 
