@@ -39,6 +39,23 @@ try:
 except ImportError:  # the C extension is optional: the ctypes path is used instead
     _MISS = object()
 
+try:
+    from ._callpath import Dispatch as _Dispatch
+except ImportError:  # no extension (or a build older than Dispatch): the same in Python
+    class _Dispatch:
+        """Calls ``_fast`` (when set) and, on MISS or keyword arguments,
+        ``self._slow_call(args, kwargs)`` (runtime/callpath.c's Dispatch in Python)."""
+
+        _fast = None
+
+        def __call__(self, *args, **kwargs):
+            fast = self._fast
+            if fast is not None and not kwargs:
+                r = fast(*args)
+                if r is not _MISS:
+                    return r
+            return self._slow_call(args, kwargs)
+
 
 MAX_RANK = 8   # the native call path's MAXDIM (runtime/callpath.c)
 
@@ -387,8 +404,12 @@ def _compile(graph: Graph, backend: str, debug_nans: bool | None = None):
     return backends.get(backend).compile(graph, debug_nans=debug_nans)
 
 
-class Transformed:
-    """A function transformed by gradc (jit, grad, value_and_grad, jvp, vjp)."""
+class Transformed(_Dispatch):
+    """A function transformed by gradc (jit, grad, value_and_grad, jvp, vjp).
+
+    A call runs the C call path of the signature seen last (``_fast``, checked argument
+    by argument; runtime/callpath.c's Dispatch calls it without a Python frame) and
+    falls back to ``_slow_call`` for anything else."""
 
     def __init__(self, fun, kind, argnums=0, backend=None, debug_nans=None):
         self.fun, self.kind, self.argnums, self._backend = fun, kind, argnums, backend
@@ -504,14 +525,6 @@ class Transformed:
         if self.kind in ("grad", "value_and_grad"):
             return flat.wrt(_check_argnums(self.argnums, len(flat.spans), self.name))
         return ()
-
-    def __call__(self, *args, **kwargs):
-        fast = self._fast
-        if fast is not None and not kwargs:
-            r = fast(*args)
-            if r is not _MISS:
-                return r
-        return self._slow_call(args, kwargs)
 
     def _arrays(self, args, kwargs):
         args = _bind_args(self.fun, args, kwargs, self.name) if self.kind not in ("jvp", "vjp") else args

@@ -136,6 +136,78 @@ def test_keyword_arguments(warm):
     assert isinstance(e, ArgumentError) and "multiple values for argument 'w'" in str(e)
 
 
+
+def test_fast_path_that_misses_falls_back_to_the_checked_path():
+    """A call runs ``_fast`` from C; its MISS (or an empty ``_fast``) goes to the slow path,
+    whose answer is the full one."""
+    from gradc.api import _MISS
+    f = vg()
+    ref = vg("numpy")(*GOOD)
+    calls = []
+    f._fast = lambda *a: calls.append(len(a)) or _MISS
+    same_as_ref(f(*GOOD), ref)
+    assert calls == [4]                                   # asked first, with the positional arguments
+    f._fast = None
+    same_as_ref(f(*GOOD), ref)
+    assert f._fast is not None                            # the slow path installed the plan again
+    same_as_ref(f(*GOOD), ref)
+
+
+def test_fast_path_errors_propagate_and_bad_fast_paths_are_refused():
+    f = vg()
+
+    def broken(*args):
+        raise ZeroDivisionError("from the fast path")
+    f._fast = broken
+    e = raised(f, *GOOD)
+    assert isinstance(e, ZeroDivisionError) and "from the fast path" in str(e)
+    with pytest.raises(TypeError, match="callable"):
+        f._fast = 3
+    same_as_ref(f(w=W, b=B, X=X, y=Y), vg("numpy")(*GOOD))  # keywords never take the fast path
+
+
+def test_transformed_function_in_a_reference_cycle_is_collected():
+    """A fast path may refer back to its function (a pytree plan's rebuild can close over
+    it): the cycle through ``_fast`` must be visible to the garbage collector (the C base
+    type traverses it), or every such function would leak with its compiled code."""
+    import gc
+    import weakref
+
+    from gradc.api import _MISS
+    f = vg()
+    f(*GOOD)
+    f._fast = lambda *a, f=f: _MISS                       # f -> _fast -> its default -> f
+    same_as_ref(f(*GOOD), vg("numpy")(*GOOD))            # (the slow path set a plan again)
+    f._fast = lambda *a, f=f: _MISS
+    ref = weakref.ref(f)
+    del f
+    gc.collect()
+    assert ref() is None
+
+
+def test_dispatch_without_the_extension():
+    """Without gradc._callpath (a platform where it did not build), Transformed's Python
+    base class gives the same answers, keywords and errors."""
+    code = """
+import sys
+sys.modules["gradc._callpath"] = None              # import fails: the pure-Python path
+import numpy as onp, gradc, gradc.numpy as np
+from gradc.api import _Dispatch
+assert _Dispatch.__module__ == "gradc.api", _Dispatch
+f = gradc.value_and_grad(lambda w, X: np.sum((X @ w) ** 2))
+w, X = onp.array([0.5, -1.0]), onp.arange(6.0).reshape(3, 2)
+v, g = f(w, X)
+v2, g2 = f(w=w, X=X)
+assert onp.allclose(g, 2 * X.T @ (X @ w)) and onp.allclose(g2, g) and v == v2
+try:
+    f(w, X, z=1)
+except gradc.ArgumentError as e:
+    print("raised", "unexpected keyword argument 'z'" in str(e))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == ["raised", "True"]
+
 CONVERTED = {
     "int_b": (W, 2, X, Y),
     "bool_b": (W, True, X, Y),
