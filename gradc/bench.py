@@ -863,7 +863,7 @@ def run_benchmark(models=None, sizes=None, dtype="float64", quick=False, repeat=
     t_start = time.perf_counter()
     try:
         if roofline:
-            doc["roofline"] = settings["roofline"] = measure_host(progress, quick)
+            doc["roofline"] = settings["roofline"] = measure_host(progress, quick, dtype)
         # LLVM's one-time initialization, measured apart from the models' compile times
         progress.update("starting LLVM")
         t0 = time.perf_counter()
@@ -1029,10 +1029,11 @@ def _roofline_lines(doc, mu):
     one = doc["settings"].get("threads") == 1
     out = []
     if h:
+        gemm = h.get("gemm", "DGEMM")     # (tables written before the peak followed the dtype)
         out.append(f"roofline: stream {h['stream_one_Bps'] / 1e9:.1f} GB/s on one thread, "
-                   f"{h['stream_all_Bps'] / 1e9:.1f} GB/s on all; DGEMM {h['gemm_one_flops'] / 1e9:.0f} GFLOP/s "
+                   f"{h['stream_all_Bps'] / 1e9:.1f} GB/s on all; {gemm} {h['gemm_one_flops'] / 1e9:.0f} GFLOP/s "
                    f"on one thread, {h['gemm_all_flops'] / 1e9:.0f} on all")
-        out.append(f"bound = max(bytes in + out / stream bandwidth, matrix-product FLOPs / DGEMM peak), "
+        out.append(f"bound = max(bytes in + out / stream bandwidth, matrix-product FLOPs / {gemm} peak), "
                    f"{'one thread' if one else 'all threads'} (mem: memory-bound, com: compute-bound); "
                    f"/bound = gradc value_and_grad time / bound")
     if any("no_settle" in c for c in doc["cells"]):
@@ -1232,7 +1233,7 @@ def add_arguments(p):
                    help="1: per-core efficiency: gradc compiled for one thread, numpy's BLAS and the peers "
                         "limited to one thread")
     p.add_argument("--no-roofline", action="store_true",
-                   help="do not measure the host's stream bandwidth and DGEMM peak (no bound column)")
+                   help="do not measure the host's stream bandwidth and matrix-product peak (no bound column)")
     p.add_argument("--no-settle-column", action="store_true",
                    help="do not time gradc right after numpy and back (the no-settle column)")
     p.add_argument("--no-one-thread-column", action="store_true",

@@ -8,8 +8,9 @@ peak.  ``gradc bench`` measures both once per run:
   compiled by gradc, with one thread and with every thread (each kernel compiled for
   its thread count: GRADC_NUM_THREADS is read at compile time).  A sum reads each byte
   once and computes almost nothing, so its time is the time to stream the array.
-* **matrix-product peak**: numpy's DGEMM (OpenBLAS) on square matrices, with one BLAS
-  thread and with all of them (OpenBLAS's own ``openblas_set_num_threads``).
+* **matrix-product peak**: numpy's matrix product (OpenBLAS's DGEMM, or SGEMM for a
+  float32 table: twice the FLOPs per cycle in the same vectors) on square matrices,
+  with one BLAS thread and with all of them (OpenBLAS's own ``openblas_set_num_threads``).
 
 The bound of a cell: its bytes are the inputs read once plus the outputs written once
 (the least any implementation can move); its FLOPs are those of the matrix products in
@@ -131,11 +132,11 @@ def stream_bandwidth(threads, repeat=5, nbytes=STREAM_BYTES) -> float:
     return x.nbytes / _best_of(lambda: total(x), repeat)
 
 
-def gemm_peak(threads, repeat=5, n=GEMM_N) -> float:
-    """FLOP/s of numpy's float64 matrix product with ``threads`` BLAS threads (None:
-    the default)."""
+def gemm_peak(threads, repeat=5, n=GEMM_N, dtype="float64") -> float:
+    """FLOP/s of numpy's matrix product in ``dtype`` with ``threads`` BLAS threads
+    (None: the default)."""
     rng = np.random.default_rng(0)
-    a, b = rng.random((n, n)), rng.random((n, n))
+    a, b = rng.random((n, n)).astype(dtype), rng.random((n, n)).astype(dtype)
     out = np.empty_like(a)
     with blas_threads(threads):
         np.matmul(a, b, out=out)
@@ -143,18 +144,25 @@ def gemm_peak(threads, repeat=5, n=GEMM_N) -> float:
     return 2.0 * n ** 3 / t
 
 
-def measure_host(progress=None, quick=False) -> dict:
-    """The roofline of this host: stream bandwidth and DGEMM peak, one thread and all
-    (``quick``: a quarter of the array, half the matrix: still beyond the caches, less
-    exact)."""
-    out = {"stream_bytes": STREAM_BYTES // (4 if quick else 1), "gemm_n": GEMM_N // (2 if quick else 1)}
+def gemm_name(dtype) -> str:
+    """BLAS's name of the matrix product in ``dtype`` (the roofline's peak)."""
+    return "SGEMM" if np.dtype(dtype) == np.float32 else "DGEMM"
+
+
+def measure_host(progress=None, quick=False, dtype="float64") -> dict:
+    """The roofline of this host for a table in ``dtype``: stream bandwidth and the
+    matrix-product peak in that dtype, one thread and all (``quick``: a quarter of the
+    array, half the matrix: still beyond the caches, less exact)."""
+    name = gemm_name(dtype)
+    out = {"stream_bytes": STREAM_BYTES // (4 if quick else 1), "gemm_n": GEMM_N // (2 if quick else 1),
+           "gemm": name}
     for label, n in (("one", 1), ("all", None)):
         if progress is not None:
             progress.update(f"roofline: stream bandwidth, {label} thread(s)")
         out[f"stream_{label}_Bps"] = stream_bandwidth(n, nbytes=out["stream_bytes"])
         if progress is not None:
-            progress.update(f"roofline: DGEMM peak, {label} thread(s)")
-        out[f"gemm_{label}_flops"] = gemm_peak(n, n=out["gemm_n"])
+            progress.update(f"roofline: {name} peak, {label} thread(s)")
+        out[f"gemm_{label}_flops"] = gemm_peak(n, n=out["gemm_n"], dtype=dtype)
     return out
 
 

@@ -67,6 +67,24 @@ def test_host_measurements_are_plausible():
         assert 1e8 < h[key] < 1e14, (key, h[key])   # 0.1 GB/s .. 100 TB/s: a real machine
 
 
+def test_matrix_product_peak_is_measured_in_the_tables_dtype(monkeypatch):
+    """A float32 table's bound divides its FLOPs by the SGEMM peak (about twice DGEMM's
+    on the same vectors): with DGEMM's, float32 cells came out faster than their bound."""
+    seen = []
+    real = onp.matmul
+
+    def spy(a, b, out=None):
+        seen.append((a.dtype, b.dtype, out.dtype))
+        return real(a, b, out=out)
+    monkeypatch.setattr(roofline.np, "matmul", spy)
+    for dtype, name in (("float32", "SGEMM"), ("float64", "DGEMM")):
+        seen.clear()
+        h = roofline.measure_host(quick=True, dtype=dtype)
+        assert h["gemm"] == name == roofline.gemm_name(dtype)
+        assert seen and {d for t in seen for d in t} == {onp.dtype(dtype)}
+        assert 1e8 < h["gemm_one_flops"] < 1e14
+
+
 def test_bench_one_thread_mode_bound_and_no_settle_columns():
     doc = bench.run_benchmark(["M2"], ["small"], quick=True, memory=False, peers=False, cold_start=False,
                               threads=1)

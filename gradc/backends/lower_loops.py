@@ -17,7 +17,7 @@ from .loop_ir import (BLAS_CALL, CHUNK, END, SKINNY_MAX_N, START, STATUS_NEGATIV
                       AccValue, Accumulate, Apply, Bin, Checked, Comment, Const, Eval, Expr, Fill, FromIndex, Gemm,
                       Guard, Kernel, Load, Loop, MathCall, Nest, Not, Parallel, Rebase, Select, SkinnyPack, SkinnyRows,
                       Size, SkinnyUnpad, Store, ToIndex, Update, Var, flat_offset, numel, size)
-from .schedule import (PACKED_WIDTH, Schedule, broadcast_index, crosses_chunks, describe, identity, is_reduction,
+from .schedule import (PACKED_WIDTH, Schedule, row_stride, broadcast_index, crosses_chunks, describe, identity, is_reduction,
                        view_index)
 from .loop_ir import LapackCall
 
@@ -271,7 +271,8 @@ class LoopLowering:
         # row_local): a few bytes of workspace per chunk, which stay in cache
         for nid in nest.roots:
             if nid in self.row_local:
-                out.append(Rebase(nid, ("rows", nid), Bin("mul", CHUNK, Const(nest.row_block)), g[nid]["dtype"]))
+                stride = row_stride(nest.row_block, g[nid]["dtype"])
+                out.append(Rebase(nid, ("rows", nid), Bin("mul", CHUNK, Const(stride)), g[nid]["dtype"]))
         for nid in nest.roots:
             d = g[nid]
             if part == "block" and crosses_chunks(g, nid, info[nid]):

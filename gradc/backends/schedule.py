@@ -877,6 +877,15 @@ ALIGN = 64  # every workspace region starts on a cache line
 PACKED_WIDTH = 16   # GRADC_SKINNY_MAX_N: a packed row of a narrow product's operand
 
 
+def row_stride(block: int, dtype) -> int:
+    """Elements between two chunks' blocks of a row-local value: the block rounded up to
+    whole cache lines.  Chunks run on different threads at the same time; two blocks in
+    one line would bounce it between the cores on every block of rows (M2 at 4096x256
+    on two threads, 4 doubles a block: 128-131 µs against 101-105 µs, Zen 4)."""
+    per_line = ALIGN // np.dtype(dtype).itemsize
+    return -(-block // per_line) * per_line
+
+
 def workspace_layout(s: Schedule) -> list:
     """The workspace's regions in order, the one definition every lowering and caller
     follows.  Each region is a list of (key, shape, dtype): buffers with disjoint
@@ -891,7 +900,8 @@ def workspace_layout(s: Schedule) -> list:
     # turn a stack array into registers, and the block's rows would no longer be
     # consecutive stores for the SLP vectorizer to put in vector lanes)
     blocks = {n: nest.row_block for nest in s.nests for n in nest.roots}
-    regions += [[(("rows", n), (s.threads, blocks[n]), g[n]["dtype"])] for n in s.row_local]
+    regions += [[(("rows", n), (s.threads, row_stride(blocks[n], g[n]["dtype"])), g[n]["dtype"])]
+                for n in s.row_local]
     # a row pipeline's narrow operand W, packed once per call for the head's blocks
     # (runtime/skinny.c: gradc_skinny_pack, K x 16 elements at most)
     # and the tail's sum, padded to that width, per chunk
