@@ -879,9 +879,11 @@ PACKED_WIDTH = 16   # GRADC_SKINNY_MAX_N: a packed row of a narrow product's ope
 
 def row_stride(block: int, dtype) -> int:
     """Elements between two chunks' blocks of a row-local value: the block rounded up to
-    whole cache lines.  Chunks run on different threads at the same time; two blocks in
-    one line would bounce it between the cores on every block of rows (M2 at 4096x256
-    on two threads, 4 doubles a block: 128-131 µs against 101-105 µs, Zen 4)."""
+    whole cache lines.  Chunks run on different threads at the same time, and two
+    blocks in one line would move it between the cores on every block of rows.  (M2 at
+    4096x256 on two threads of a Zen 4, where two chunks' blocks of 4 doubles shared a
+    line: no difference measured, both kernels alternating in one process; a wider row
+    type or a machine with costlier transfers would pay more.)"""
     per_line = ALIGN // np.dtype(dtype).itemsize
     return -(-block // per_line) * per_line
 
