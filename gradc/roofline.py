@@ -206,15 +206,16 @@ HOT_BUDGET_S = 3.0
 
 
 def run_until_hot(fn, args, budget_s=HOT_BUDGET_S) -> bool:
-    """Call gradc's ``fn(*args)`` untimed until its kernel runs its hot code; False when
-    it has none (no vector math, hot kernels off, the C backend) or the budget ran out."""
+    """Call gradc's ``fn(*args)`` untimed until its kernel runs its hot code (vector math
+    inlined, its batch split over the threads: ``Kernel.upgrade``); False when it has
+    none (neither applies, hot kernels off, the C backend) or the budget ran out."""
     from .backends.kernel import hot_seconds
     try:
         run = fn.lower(*args)._entry.run
     except Exception:  # noqa: BLE001 - an implementation without a kernel
         return False
     kernel = getattr(run, "kernel", run)
-    if hot_seconds() <= 0 or not getattr(getattr(kernel, "artifact", None), "calls_math", False):
+    if hot_seconds() <= 0 or not getattr(kernel, "armed", False):
         return False
     t0 = time.perf_counter()
     while not kernel.upgraded and time.perf_counter() - t0 < budget_s:

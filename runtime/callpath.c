@@ -41,7 +41,7 @@ typedef struct {
     int64_t dims[MAXDIM]; /* >= 0: fixed size; < 0: size symbol -(d+1) */
 } Spec;
 
-typedef struct {
+typedef struct Plan {
     PyObject_HEAD
     kernel_fn fn;
     int n_in, n_out, n_ws, n_sym, n_const, n_nonempty;
@@ -57,9 +57,24 @@ typedef struct {
     PyObject *on_hot;    /* set_hot's callback, until it is called (then NULL) */
     double hot_after;    /* seconds of kernel time before on_hot is called */
     double busy;         /* seconds of kernel time so far (counted while on_hot is set) */
+    /* set_split: the batch split (gradc/backends/batch_split.py) */
+    struct Plan *split;  /* the plan of the kernel a part of the batch runs, or NULL */
+    int split_sym;       /* the batch's size symbol */
+    int split_parts;     /* parts (threads) */
+    int64_t split_min_rows;
+    int n_count;         /* the part kernel's extra scalar inputs: counts over the whole batch */
+    Spec count[MAXARGS]; /* each count's counted dims; typenum: the count's dtype */
+    signed char in_rows[MAXARGS];   /* input i has the batch as its leading axis */
+    signed char out_kind[MAXARGS];  /* output o: 0 its rows, 1 a sum over the rows, 2 batch-free */
+    int sub_sym[MAXSYM]; /* the part kernel's size symbol k is this plan's sub_sym[k] */
+    int n_sub_sym;
+    char *split_buf;     /* the parts' workspaces and results, kept from call to call */
+    size_t split_cap;
+    int split_busy;      /* a call is using split_buf (another thread's call allocates its own) */
 } Plan;
 
 static PyObject *MISS;
+static PyTypeObject PlanType;
 
 static int parse_spec(PyObject *o, Spec *s, int need_type) {
     /* (typenum, itemsize, (dims...)) */
@@ -154,6 +169,8 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kw) {
 }
 
 static void Plan_dealloc(Plan *self) {
+    Py_XDECREF((PyObject *)self->split);
+    free(self->split_buf);
     Py_XDECREF(self->on_hot);
     Py_XDECREF(self->consts);
     Py_XDECREF(self->structure);
@@ -194,6 +211,177 @@ static PyObject *build(PyObject *structure, const Results *r) {
         PyTuple_SET_ITEM(t, i, item);
     }
     return t;
+}
+
+/* The call's result from its filled outputs (their references are dropped), or NULL
+ * with the error of a non-zero kernel status (the same errors as kernel.raise_status). */
+static PyObject *finish_call(Plan *self, PyObject **outs, PyObject *args, const double *scalars, int32_t rc) {
+    if (rc != 0) {
+        for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
+        if (rc < 0) return NULL;   /* run_split: the error is set */
+        if (rc & GRADC_NEGATIVE_POWER)
+            PyErr_SetString(PyExc_ValueError, "Integers to negative integer powers are not allowed.");
+        else
+            PyErr_SetString(PyExc_IndexError,
+                            "index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] "
+                            "index is outside the array)");
+        return NULL;
+    }
+    Results r = {outs, self->n_out, args, scalars, self->in};
+    PyObject *result = build(self->structure, &r);
+    for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
+    return result;
+}
+
+/* Call `plan`'s on_hot once, after a call that returned `result`: the callback may call
+ * set_kernel or set_split (and may raise: then the call fails with its error, the
+ * result dropped; Kernel.upgrade never raises). */
+static PyObject *call_on_hot(Plan *plan, PyObject *result) {
+    PyObject *cb = plan->on_hot;
+    plan->on_hot = NULL;
+    PyObject *r2 = PyObject_CallOneArg(cb, (PyObject *)plan);
+    Py_DECREF(cb);
+    if (!r2) { Py_DECREF(result); return NULL; }
+    Py_DECREF(r2);
+    return result;
+}
+
+/* Bytes of workspace the kernel of `p` needs at these sizes (schedule.workspace_layout):
+ * each region holds its largest buffer, rounded up to 64 bytes. */
+static size_t ws_need(const Plan *p, const int64_t *sizes) {
+    size_t need = 0, region = 0;
+    for (int w = 0; w < p->n_ws; w++) {
+        const Spec *s = &p->ws[w];
+        size_t count = 1;
+        for (int d = 0; d < s->ndim; d++) count *= (size_t)dim_value(s, d, sizes);
+        size_t bytes = count * (size_t)s->itemsize;
+        if (bytes > region) region = bytes;
+        if (w == p->n_ws - 1 || p->ws_region[w + 1] != p->ws_region[w]) {
+            need += (region + 63) & ~(size_t)63;
+            region = 0;
+        }
+    }
+    return need;
+}
+
+/* Bytes from one row of `s` (its leading axis) to the next. */
+static size_t row_bytes(const Spec *s, const int64_t *sizes) {
+    size_t b = (size_t)s->itemsize;
+    for (int d = 1; d < s->ndim; d++) b *= (size_t)dim_value(s, d, sizes);
+    return b;
+}
+
+#define MAXPARTS 64
+
+/* One call split over the batch: part t runs the part kernel on its rows. */
+typedef struct {
+    const Plan *main;
+    void **ptrs;              /* the whole call's inputs and outputs */
+    const int64_t *sizes;     /* the whole call's sizes */
+    char *ws[MAXPARTS];
+    char *tmp[MAXPARTS];      /* parts after the first: their sums and batch-free outputs */
+    size_t out_off[MAXARGS];  /* each such output's offset in tmp */
+    double counts[MAXARGS];   /* the counts over the whole batch (a float32 count in the first 4 bytes) */
+    int32_t rc[MAXPARTS];
+} SplitRun;
+
+static void split_part(void *vctx, int64_t start, int64_t end, int32_t part) {
+    SplitRun *r = (SplitRun *)vctx;
+    const Plan *p = r->main, *sub = p->split;
+    void *ptrs[3 * MAXARGS];
+    int64_t sizes[MAXSYM];
+    for (int k = 0; k < sub->n_sym; k++) sizes[k] = r->sizes[p->sub_sym[k]];
+    for (int k = 0; k < sub->n_sym; k++)
+        if (p->sub_sym[k] == p->split_sym) sizes[k] = end - start;
+    int k = 0;
+    for (int i = 0; i < p->n_in; i++)
+        ptrs[k++] = (char *)r->ptrs[i] + (p->in_rows[i] ? (size_t)start * row_bytes(&p->in[i], r->sizes) : 0);
+    for (int j = 0; j < p->n_count; j++) ptrs[k++] = &r->counts[j];
+    for (int o = 0; o < p->n_out; o++) {
+        char *out = (char *)r->ptrs[p->n_in + o];
+        if (p->out_kind[o] == 0) out += (size_t)start * row_bytes(&p->out[o], r->sizes);
+        else if (part > 0) out = r->tmp[part] + r->out_off[o];
+        ptrs[k++] = out;
+    }
+    for (int c = 0; c < sub->n_const; c++) ptrs[k++] = sub->const_ptr[c];
+    r->rc[part] = sub->fn(ptrs, sizes, r->ws[part]);
+}
+
+/* Run the call as `parts` parts of the batch on gradc's pool (set_split), then add the
+ * parts' sums into the first part's, in part order: the same bits on every call.
+ * Returns the kernels' status or'ed, or -1 with MemoryError set. */
+static int32_t run_split(Plan *self, void **ptrs, const int64_t *sizes) {
+    const Plan *sub = self->split;
+    int parts = self->split_parts;
+    SplitRun r;
+    memset(&r, 0, sizeof r);
+    r.main = self; r.ptrs = ptrs; r.sizes = sizes;
+    for (int j = 0; j < self->n_count; j++) {
+        double v = 1.0;
+        for (int d = 0; d < self->count[j].ndim; d++) v *= (double)dim_value(&self->count[j], d, sizes);
+        if (self->count[j].typenum == NPY_FLOAT) { float f = (float)v; memcpy(&r.counts[j], &f, sizeof f); }
+        else r.counts[j] = v;
+    }
+    size_t tmp_bytes = 0;
+    for (int o = 0; o < self->n_out; o++) {
+        if (self->out_kind[o] == 0) continue;
+        size_t n = (size_t)self->out[o].itemsize;
+        for (int d = 0; d < self->out[o].ndim; d++) n *= (size_t)dim_value(&self->out[o], d, sizes);
+        r.out_off[o] = tmp_bytes;
+        tmp_bytes += (n + 63) & ~(size_t)63;
+    }
+    int64_t rows = sizes[self->split_sym], most = rows / parts + 1;
+    int64_t sub_sizes[MAXSYM];
+    for (int k = 0; k < sub->n_sym; k++)
+        sub_sizes[k] = self->sub_sym[k] == self->split_sym ? most : sizes[self->sub_sym[k]];
+    size_t ws = (ws_need(sub, sub_sizes) + 63) & ~(size_t)63;
+    /* one buffer: each part's workspace, then each later part's results (kept in the
+     * plan: a workspace of more than 128 KB would be mmap'ed and faulted in anew by
+     * every call) */
+    size_t need = (size_t)parts * ws + (size_t)(parts - 1) * tmp_bytes;
+    char *buf = NULL, *owned = NULL;
+    if (need) {
+        if (!self->split_busy && self->split_cap >= need) {
+            buf = self->split_buf;
+        } else if (!self->split_busy) {
+            free(self->split_buf);
+            self->split_buf = aligned_alloc(64, need);
+            self->split_cap = self->split_buf ? need : 0;
+            buf = self->split_buf;
+        } else {
+            buf = owned = aligned_alloc(64, need);
+        }
+    }
+    int ok = !need || buf;
+    for (int t = 0; t < parts && ok; t++) {
+        r.ws[t] = ws ? buf + (size_t)t * ws : NULL;
+        if (t > 0) r.tmp[t] = buf + (size_t)parts * ws + (size_t)(t - 1) * tmp_bytes;
+    }
+    int was_busy = self->split_busy;
+    if (!owned) self->split_busy = 1;
+    int32_t rc = 0;
+    if (ok) {
+        gradc_parallel_for(split_part, &r, rows, parts, parts);
+        for (int t = 0; t < parts; t++) rc |= r.rc[t];
+        for (int o = 0; o < self->n_out && !rc; o++) {
+            if (self->out_kind[o] != 1) continue;
+            size_t n = 1;
+            for (int d = 0; d < self->out[o].ndim; d++) n *= (size_t)dim_value(&self->out[o], d, sizes);
+            for (int t = 1; t < parts; t++) {
+                if (self->out[o].typenum == NPY_FLOAT) {
+                    float *acc = (float *)ptrs[self->n_in + o], *add = (float *)(r.tmp[t] + r.out_off[o]);
+                    for (size_t e = 0; e < n; e++) acc[e] += add[e];
+                } else {
+                    double *acc = (double *)ptrs[self->n_in + o], *add = (double *)(r.tmp[t] + r.out_off[o]);
+                    for (size_t e = 0; e < n; e++) acc[e] += add[e];
+                }
+            }
+        }
+    }
+    if (!owned) self->split_busy = was_busy;
+    free(owned);
+    if (!ok) { PyErr_NoMemory(); return -1; }
+    return rc;
 }
 
 static PyObject *Plan_call(Plan *self, PyObject *args, PyObject *kw) {
@@ -253,20 +441,22 @@ static PyObject *Plan_call(Plan *self, PyObject *args, PyObject *kw) {
         ptrs[self->n_in + o] = PyArray_DATA((PyArrayObject *)outs[o]);
     }
     for (int c = 0; c < self->n_const; c++) ptrs[self->n_in + self->n_out + c] = self->const_ptr[c];
-    /* workspace: the kernel's layout (schedule.workspace_layout): each region holds its
-     * largest buffer, rounded up to 64 bytes */
-    size_t need = 0, region = 0;
-    for (int w = 0; w < self->n_ws; w++) {
-        const Spec *s = &self->ws[w];
-        size_t count = 1;
-        for (int d = 0; d < s->ndim; d++) count *= (size_t)dim_value(s, d, sizes);
-        size_t bytes = count * (size_t)s->itemsize;
-        if (bytes > region) region = bytes;
-        if (w == self->n_ws - 1 || self->ws_region[w + 1] != self->ws_region[w]) {
-            need += (region + 63) & ~(size_t)63;
-            region = 0;
+    if (self->split && sizes[self->split_sym] >= self->split_min_rows) {
+        Plan *sub = self->split;
+        struct timespec t0, t1;
+        int timed = sub->on_hot != NULL;
+        if (timed) clock_gettime(CLOCK_MONOTONIC, &t0);
+        int32_t rc = run_split(self, ptrs, sizes);
+        if (timed) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            sub->busy += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         }
+        PyObject *result = finish_call(self, outs, args, scalars, rc);
+        if (result && sub->on_hot && sub->busy >= sub->hot_after) result = call_on_hot(sub, result);
+        return result;
     }
+    /* workspace: the kernel's layout (schedule.workspace_layout) */
+    size_t need = ws_need(self, sizes);
     char *ws = NULL, *owned = NULL;
     if (need) {
         if (!self->ws_busy && self->ws_cap >= need) {
@@ -296,29 +486,8 @@ static PyObject *Plan_call(Plan *self, PyObject *args, PyObject *kw) {
     }
     if (!owned) self->ws_busy = was_busy;
     free(owned);
-    if (rc != 0) {   /* the same errors as llvm_backend.raise_status */
-        for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
-        if (rc & GRADC_NEGATIVE_POWER)
-            PyErr_SetString(PyExc_ValueError, "Integers to negative integer powers are not allowed.");
-        else
-            PyErr_SetString(PyExc_IndexError,
-                            "index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] "
-                            "index is outside the array)");
-        return NULL;
-    }
-    Results r = {outs, self->n_out, args, scalars, self->in};
-    PyObject *result = build(self->structure, &r);
-    for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
-    if (result && self->on_hot && self->busy >= self->hot_after) {
-        /* once: the callback may call set_kernel (and may raise: then the call fails
-         * with its error, the kernel's result dropped; Kernel.upgrade never raises) */
-        PyObject *cb = self->on_hot;
-        self->on_hot = NULL;
-        PyObject *r2 = PyObject_CallOneArg(cb, (PyObject *)self);
-        Py_DECREF(cb);
-        if (!r2) { Py_DECREF(result); return NULL; }
-        Py_DECREF(r2);
-    }
+    PyObject *result = finish_call(self, outs, args, scalars, rc);
+    if (result && self->on_hot && self->busy >= self->hot_after) result = call_on_hot(self, result);
     return result;
 }
 
@@ -348,9 +517,98 @@ static PyObject *Plan_set_kernel(Plan *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* set_split(part_plan, symbol, parts, min_rows, row_inputs, counts, out_kinds, part_symbols):
+ * calls whose batch (size symbol `symbol`) has at least `min_rows` rows run as `parts`
+ * parts on gradc's pool, each calling part_plan's kernel (the graph of
+ * gradc/backends/batch_split.py) on its rows: row_inputs[i] true for an input whose
+ * leading axis is the batch; counts: a spec per extra scalar input of the part kernel
+ * (its dtype, the dims whose product it is, over the whole batch); out_kinds[o]: 0 the
+ * output's rows, 1 a sum over the batch (parts add), 2 batch-free (the first part's);
+ * part_symbols[k]: this plan's symbol for the part kernel's symbol k.
+ * set_split(None) runs calls whole again. */
+static PyObject *Plan_set_split(Plan *self, PyObject *args) {
+    PyObject *sub, *rows, *counts, *kinds, *symbols;
+    int sym, parts;
+    long long min_rows;
+    if (PyTuple_GET_SIZE(args) == 1 && PyTuple_GET_ITEM(args, 0) == Py_None) {
+        Py_CLEAR(self->split);
+        Py_RETURN_NONE;
+    }
+    if (!PyArg_ParseTuple(args, "O!iiLO!O!O!O!", &PlanType, &sub, &sym, &parts, &min_rows, &PyTuple_Type, &rows,
+                          &PyTuple_Type, &counts, &PyTuple_Type, &kinds, &PyTuple_Type, &symbols))
+        return NULL;
+    Plan *p = (Plan *)sub;
+    int n_count = 0;
+    Spec count[MAXARGS];
+    if (parse_specs(counts, count, &n_count) < 0) return NULL;
+    const char *bad = NULL;
+    if (sym < 0 || sym >= self->n_sym) bad = "the batch's symbol is not one of the plan's";
+    else if (parts < 2 || parts > MAXPARTS) bad = "parts must be 2 .. 64";
+    else if (min_rows < parts) bad = "min_rows must be at least the number of parts";
+    else if (PyTuple_GET_SIZE(rows) != self->n_in) bad = "one row_inputs flag per input";
+    else if (PyTuple_GET_SIZE(kinds) != self->n_out || p->n_out != self->n_out) bad = "one out_kind per output, as many outputs as the part plan";
+    else if (p->n_in != self->n_in + n_count) bad = "the part plan takes the inputs, then the counts";
+    else if (PyTuple_GET_SIZE(symbols) != p->n_sym) bad = "one symbol per part plan symbol";
+    else if (p->n_in + p->n_out + p->n_const > 3 * MAXARGS) bad = "too many buffers";
+    if (bad) { PyErr_SetString(PyExc_ValueError, bad); return NULL; }
+    signed char in_rows[MAXARGS], out_kind[MAXARGS];
+    int sub_sym[MAXSYM];
+    for (int i = 0; i < self->n_in; i++) {
+        int f = PyObject_IsTrue(PyTuple_GET_ITEM(rows, i));
+        if (f < 0) return NULL;
+        const Spec *s = &self->in[i];
+        if (f && (s->ndim < 1 || s->dims[0] != -(sym + 1))) {
+            PyErr_SetString(PyExc_ValueError, "a row input must have the batch as its leading axis"); return NULL;
+        }
+        in_rows[i] = (signed char)f;
+    }
+    for (int o = 0; o < self->n_out; o++) {
+        long k = PyLong_AsLong(PyTuple_GET_ITEM(kinds, o));
+        const Spec *s = &self->out[o];
+        int ok = k == 0 ? (s->ndim >= 1 && s->dims[0] == -(sym + 1))
+                        : (k == 1 ? (s->typenum == NPY_DOUBLE || s->typenum == NPY_FLOAT) : k == 2);
+        for (int d = k == 0 ? 1 : 0; ok && d < s->ndim; d++) ok = s->dims[d] != -(sym + 1);
+        if (!ok) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "an out_kind that does not fit its output");
+            return NULL;
+        }
+        out_kind[o] = (signed char)k;
+    }
+    for (int k = 0; k < p->n_sym; k++) {
+        long v = PyLong_AsLong(PyTuple_GET_ITEM(symbols, k));
+        if (v < 0 || v >= self->n_sym) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a part symbol that is not the plan's");
+            return NULL;
+        }
+        sub_sym[k] = (int)v;
+    }
+    for (int j = 0; j < n_count; j++)
+        if (count[j].typenum != NPY_DOUBLE && count[j].typenum != NPY_FLOAT) {
+            PyErr_SetString(PyExc_ValueError, "counts are float64 or float32"); return NULL;
+        }
+    memcpy(self->in_rows, in_rows, sizeof in_rows);
+    memcpy(self->out_kind, out_kind, sizeof out_kind);
+    memcpy(self->sub_sym, sub_sym, sizeof sub_sym);
+    memcpy(self->count, count, sizeof count);
+    self->n_count = n_count;
+    self->n_sub_sym = p->n_sym;
+    self->split_sym = sym;
+    self->split_parts = parts;
+    self->split_min_rows = min_rows;
+    Py_XSETREF(self->split, (Plan *)Py_NewRef(sub));
+    Py_RETURN_NONE;
+}
+
 /* address() -> the address of the kernel the plan calls. */
 static PyObject *Plan_address(Plan *self, PyObject *unused) {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)self->fn);
+}
+
+/* split_parts(rows) -> parts a call with `rows` rows of the batch runs as (1: whole). */
+static PyObject *Plan_split_parts(Plan *self, PyObject *args) {
+    long long rows;
+    if (!PyArg_ParseTuple(args, "L", &rows)) return NULL;
+    return PyLong_FromLong(self->split && rows >= self->split_min_rows ? self->split_parts : 1);
 }
 
 /* busy() -> seconds of kernel time counted since set_hot (0 when never armed). */
@@ -363,6 +621,11 @@ static PyMethodDef Plan_methods[] = {
      "set_kernel(address): run the kernel at `address` from the next call on."},
     {"busy", (PyCFunction)Plan_busy, METH_NOARGS, "Seconds of kernel time counted since set_hot."},
     {"address", (PyCFunction)Plan_address, METH_NOARGS, "The address of the kernel the plan calls."},
+    {"set_split", (PyCFunction)Plan_set_split, METH_VARARGS,
+     "set_split(part_plan, symbol, parts, min_rows, row_inputs, counts, out_kinds, part_symbols): run calls with "
+     "at least min_rows rows of the batch as parts on gradc's pool; set_split(None): whole again."},
+    {"split_parts", (PyCFunction)Plan_split_parts, METH_VARARGS,
+     "split_parts(rows) -> the parts a call with this many rows of the batch runs as (1: whole)."},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject PlanType = {
@@ -546,8 +809,8 @@ PyMODINIT_FUNC PyInit__callpath(void) {
     if (!MISS || PyModule_AddObjectRef(m, "MISS", MISS) < 0) return NULL;
     if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0) return NULL;
     if (PyModule_AddObjectRef(m, "Dispatch", (PyObject *)&DispatchType) < 0) return NULL;
-    /* 2: a result may copy an argument (gradc/backends/kernel.py reads this: a stale build
-     * of the extension is not handed plans it cannot read) */
-    if (PyModule_AddIntConstant(m, "PLAN_VERSION", 2) < 0) return NULL;
+    /* 2: a result may copy an argument; 3: set_split (gradc/backends/kernel.py reads this:
+     * a stale build of the extension is not handed plans it cannot read) */
+    if (PyModule_AddIntConstant(m, "PLAN_VERSION", 3) < 0) return NULL;
     return m;
 }

@@ -108,17 +108,32 @@ class Kernel:
                                   mins, nonempty, remap, tuple(self.const_arrays))
         except ValueError:   # beyond the fast path's fixed limits: the Python path serves
             return None
-        if hot_seconds() > 0 and getattr(self.artifact, "calls_math", False) and hasattr(plan, "set_hot"):
+        self._structure = structure
+        if hot_seconds() > 0 and self.armed and hasattr(plan, "set_hot"):
             # hot already (in this process, or in the disk cache from an earlier one):
             # from the first call; else once the kernel has run hot_seconds()
-            ready = self.artifact.hot_address(compile=False)
-            if ready:
-                self._use(ready, plan)
+            ready = self.artifact.hot_address(compile=False) if self.calls_math else None
+            if ready or self._split_ready:
+                self.upgrade(plan)
             else:
                 plan.set_hot(hot_seconds(), self.upgrade)
         return plan
 
-    upgraded = False      # runs the code with inlined vector math (``upgrade``)
+    upgraded = False      # runs its faster code: vector math inlined, the batch split (``upgrade``)
+    split = None          # a batch_split.Split, for a kernel whose calls may split their batch
+    part = None           # the kernel a part of the batch runs (built by ``upgrade``)
+    _split_ready = False  # ``part`` has been handed to a plan once
+    _structure = None
+
+    @property
+    def calls_math(self) -> bool:
+        return bool(getattr(self.artifact, "calls_math", False))
+
+    @property
+    def armed(self) -> bool:
+        """Does the kernel have faster code for a program that calls it for long
+        (``upgrade``)?"""
+        return self.calls_math or self.split is not None
 
     def _use(self, address, plan=None):
         self.cfunc = KERNEL(address)
@@ -127,20 +142,61 @@ class Kernel:
             plan.set_kernel(address)
 
     def upgrade(self, plan=None) -> None:
-        """Run the kernel compiled again with its vector math inlined (the artifact's
-        ``hot_address``) from the next call on: the plans call this once the kernel
-        has run ``hot_seconds()`` in all (GRADC_HOT_SECONDS), so a kernel called a few
-        times never pays the longer compile, and one a program spends its time in runs
-        the faster code.  The same schedule and the same values, bit for bit.  A
-        failure leaves the kernel as it was, with a warning: never the user's call."""
-        try:
-            address = self.artifact.hot_address()
-        except Exception as e:  # noqa: BLE001  (an optimization, never an error)
-            import warnings
-            warnings.warn(f"gradc: recompiling {self.name} with inlined vector math failed ({e}); "
-                          "it keeps its first code", RuntimeWarning, stacklevel=2)
+        """Switch ``plan`` to the kernel's faster code from the next call on: the
+        kernel compiled again with its vector math inlined (the artifact's
+        ``hot_address``: the same schedule and the same values, bit for bit), and for a
+        graph that splits over its batch (``batch_split``), the kernel a part of the
+        batch runs, on every thread at once.  The plans call this once the kernel has
+        run ``hot_seconds()`` in all (GRADC_HOT_SECONDS), so a kernel called a few times
+        never pays the longer compiles, and one a program spends its time in runs the
+        faster code.  A failure leaves the kernel as it was, with a warning: never the
+        user's call."""
+        import warnings
+        if self.calls_math:
+            try:
+                self._use(self.artifact.hot_address(), plan)
+            except Exception as e:  # noqa: BLE001  (an optimization, never an error)
+                warnings.warn(f"gradc: recompiling {self.name} with inlined vector math failed ({e}); "
+                              "it keeps its first code", RuntimeWarning, stacklevel=2)
+        if self.split is not None and plan is not None:
+            try:
+                self._attach_split(plan)
+            except Exception as e:  # noqa: BLE001
+                warnings.warn(f"gradc: compiling {self.name} for parts of its batch failed ({e}); "
+                              "its calls run whole", RuntimeWarning, stacklevel=2)
+        self.upgraded = True
+
+    def _part_kernel(self):
+        """The kernel of ``split.graph`` for one thread (a backend's subclass builds it)."""
+        raise NotImplementedError
+
+    def _attach_split(self, plan) -> None:
+        """Build the kernel a part of the batch runs and hand it to ``plan``."""
+        split, parts = self.split, self.schedule.pool_threads
+        if not hasattr(plan, "set_split"):
+            return                  # a build of the extension from before the split
+        if self.part is None:
+            self.part = self._part_kernel()
+        part = self.part
+        if part.root_outputs != self.root_outputs:
+            return                  # the parts would fill other buffers: calls run whole
+        part_plan = part.make_plan(self._structure)
+        if part_plan is None:
             return
-        self._use(address, plan)
+        if part.calls_math and hot_seconds() > 0:
+            part_plan.set_hot(0.0, None)          # hot from the start: this kernel is
+            part._use(part.artifact.hot_address(), part_plan)
+        sym = {x: k for k, x in enumerate(self.symbols)}
+        g = self.schedule.graph
+        counts = tuple((np.dtype(dt).num, np.dtype(dt).itemsize,
+                        tuple(d if isinstance(d, int) else -(sym[d] + 1) for d in dims))
+                       for dims, dt in split.counts)
+        kinds = dict(zip(g.outputs, split.outputs))
+        from .batch_split import OUTPUT_KINDS
+        plan.set_split(part_plan, sym[split.symbol], parts, split.min_rows(parts), split.row_inputs, counts,
+                       tuple(OUTPUT_KINDS[kinds[o]] for o in self.root_outputs),
+                       tuple(sym[x] for x in part.symbols))
+        self._split_ready = True
 
     def describe(self) -> str:
         return describe(self.schedule)

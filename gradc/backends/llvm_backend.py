@@ -2,7 +2,10 @@
 JIT-compile, and call the kernel through the shared call path (``kernel.py``)."""
 from __future__ import annotations
 
+import os
+
 from ..graph import Graph
+from . import batch_split
 from .kernel import Kernel, compile_kernel, const_bytes, kernel_name
 from .llvm_codegen import lower_parts
 from .llvm_jit import Artifact, init, kernel_threads
@@ -10,12 +13,16 @@ from .lower_loops import refuse_lapack
 from .schedule import schedule
 
 
+# GRADC_SPLIT_BATCHES=0 keeps every call whole (batch_split: parts of a batch on every thread)
+SPLIT_BATCHES = os.environ.get("GRADC_SPLIT_BATCHES", "1") != "0"
+
+
 class LLVMKernel(Kernel):
     """A graph compiled through LLVM IR by the JIT, multi-threaded where it pays."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, threads: int | None = None):
         blas = init()["blas"]
-        s = schedule(graph, threads=kernel_threads(), row_local=True)
+        s = schedule(graph, threads=kernel_threads() if threads is None else threads, row_local=True)
         text = graph.text(sources=False)
         name = kernel_name(graph, text)
         # What decides the code: the graph, its constants, the thread split, the host's
@@ -26,6 +33,11 @@ class LLVMKernel(Kernel):
         refuse_lapack(s, blas)   # before the cache: an artifact that calls LAPACK needs it
         self.blas = blas
         self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))
+        if s.pool_threads > 1 and SPLIT_BATCHES:
+            self.split = batch_split.plan(s.graph)
+
+    def _part_kernel(self):
+        return LLVMKernel(self.split.graph, threads=1)
 
     def loop_ir(self):
         """The loop IR this kernel's LLVM modules render (``lower_loops.build``)."""
