@@ -1,0 +1,237 @@
+"""Batch split: a graph whose outputs are sums over its batch (a mean loss and its
+parameter gradients) runs, once hot, as one part of the batch per thread, the parts'
+sums added (``backends/batch_split.py``, ``Plan.set_split``).
+
+Checked: which graphs split and which stay whole (a table: every rule that keeps a
+graph whole has a model that needs it); the split call's value and gradients against
+gradc's numpy evaluator (an independent reference: numpy's own ops) and against the
+whole call, at batch sizes around the parts' boundaries, rank 3, float32 and float64,
+with 2 and 3 threads; outputs that are rows of the batch (a gradient with respect to
+X) and batch-free ones; the call path's argument checks."""
+import os
+import subprocess
+import sys
+
+import numpy as onp
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+from gradc.backends import batch_split, llvm_backend
+
+_callpath = pytest.importorskip("gradc._callpath")
+pytestmark = pytest.mark.skipif(not hasattr(_callpath.Plan, "set_split"),
+                                reason="gradc._callpath was built before set_split: rebuild it")
+
+
+def mlp(W1, b1, W2, b2, X, Y):
+    return gnp.mean((gnp.tanh(X @ W1 + b1) @ W2 + b2 - Y) ** 2)
+
+
+def mlp_sum(W1, b1, W2, b2, X, Y):
+    return gnp.sum((gnp.relu(X @ W1 + b1) @ W2 + b2 - Y) ** 2)
+
+
+def mlp_rank3(W1, b1, W2, b2, X, Y):      # X: (batch, tokens, features)
+    H = gnp.tanh(X @ W1 + b1)
+    return gnp.mean((gnp.sum(H, axis=1) @ W2 + b2 - Y) ** 2)
+
+
+def softmax_loss(W1, b1, W2, b2, X, Y):   # a row's max and logsumexp over its classes
+    Z = gnp.relu(X @ W1 + b1) @ W2 + b2
+    return gnp.mean(gnp.logsumexp(Z, axis=1) - gnp.sum(Z * Y, axis=1))
+
+
+def regularized(W1, b1, W2, b2, X, Y):    # + a batch-free term: it would be added twice
+    return mlp(W1, b1, W2, b2, X, Y) + 0.01 * gnp.sum(W1 * W1)
+
+
+def batch_norm(W1, b1, W2, b2, X, Y):     # a row reads the batch's mean
+    Z = X @ W1
+    Z = Z - gnp.mean(Z, axis=0)
+    return gnp.mean((gnp.tanh(Z + b1) @ W2 + b2 - Y) ** 2)
+
+
+def log_of_mean(W1, b1, W2, b2, X, Y):    # not linear in the sum over rows
+    return gnp.log(mlp(W1, b1, W2, b2, X, Y))
+
+
+def max_over_batch(W1, b1, W2, b2, X, Y):
+    return gnp.max((gnp.tanh(X @ W1 + b1) @ W2 + b2 - Y) ** 2)
+
+
+def shifted_rows(W1, b1, W2, b2, X, Y):   # row i reads row i + 1
+    return gnp.mean((gnp.tanh(X[1:] @ W1 + b1) @ W2 + b2 - Y[:-1]) ** 2)
+
+
+SPLITS = {mlp: True, mlp_sum: True, mlp_rank3: True, softmax_loss: True, regularized: False,
+          batch_norm: False, log_of_mean: False, max_over_batch: False, shifted_rows: False}
+
+
+def data(fun, rows, dtype=onp.float64, d=32, h=64, o=8, seed=0):
+    rng = onp.random.default_rng(seed)
+    x_shape = (rows, 3, d) if fun is mlp_rank3 else (rows, d)
+    args = [rng.normal(size=(d, h)) / d ** 0.5, rng.normal(size=h) * 0.1, rng.normal(size=(h, o)) / h ** 0.5,
+            rng.normal(size=o) * 0.1, rng.normal(size=x_shape), rng.normal(size=(rows, o))]
+    return [a.astype(dtype) for a in args]
+
+
+def kernel_of(f, *args):
+    return f.lower(*args)._entry.run.kernel
+
+
+@pytest.fixture
+def hot_now(monkeypatch, tmp_path):
+    """Upgrade (and split) after the first call through the call path, two threads."""
+    monkeypatch.setenv("GRADC_HOT_SECONDS", "1e-9")
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GRADC_NUM_THREADS", "2")
+
+
+def flat(result):
+    value, grads = result
+    return [onp.asarray(value)] + [onp.asarray(g) for g in grads]
+
+
+def close(got, want, dtype, rows):
+    # the parts add their sums in another order than one pass over the rows: rounding
+    # grows with the number of terms summed (rows x the products' inner sizes)
+    eps = onp.finfo(dtype).eps
+    for a, b in zip(flat(got), flat(want)):
+        scale = onp.max(onp.abs(b)) + onp.finfo(dtype).tiny
+        assert onp.max(onp.abs(a - b)) <= 64 * eps * onp.sqrt(rows) * scale, (a, b)
+
+
+@pytest.mark.parametrize("fun", list(SPLITS), ids=lambda f: f.__name__)
+def test_which_graphs_split(fun, hot_now):
+    args = data(fun, 64)
+    f = gradc.value_and_grad(fun, argnums=(0, 1, 2, 3))
+    f(*args)
+    split = kernel_of(f, *args).split
+    assert (split is not None) == SPLITS[fun]
+    if split is not None:
+        assert split.symbol == "s" and set(split.outputs) == {"red"}
+        assert split.row_inputs == (False, False, False, False, True, True)
+
+
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+@pytest.mark.parametrize("rows", [32, 33, 64, 1001, 4096])
+@pytest.mark.parametrize("fun", [mlp, mlp_sum, mlp_rank3, softmax_loss], ids=lambda f: f.__name__)
+def test_split_calls_match_numpy_and_the_whole_call(fun, rows, dtype, hot_now, monkeypatch):
+    args = data(fun, rows, dtype, seed=rows)
+    ref = gradc.value_and_grad(fun, argnums=(0, 1, 2, 3), backend="numpy")(*args)
+    f = gradc.value_and_grad(fun, argnums=(0, 1, 2, 3))
+    for _ in range(3):                      # compile, run through the plan, split
+        f(*args)
+    least = kernel_of(f, *args).split.min_rows(2)
+    assert f._fast.split_parts(rows) == (2 if rows >= least else 1) and least <= 1001
+    got = f(*args)
+    close(got, ref, dtype, rows)
+    for a in flat(got):
+        assert a.dtype == dtype
+    monkeypatch.setattr(llvm_backend, "SPLIT_BATCHES", False)
+    whole = gradc.value_and_grad(fun, argnums=(0, 1, 2, 3))
+    for _ in range(3):
+        whole(*args)
+    assert kernel_of(whole, *args).split is None and whole._fast.split_parts(rows) == 1
+    close(got, whole(*args), dtype, rows)
+    again = f(*args)                        # the same bits every call
+    assert all(onp.array_equal(a, b) for a, b in zip(flat(again), flat(got)))
+
+
+def test_small_batches_run_whole(hot_now):
+    args = data(mlp, 64)
+    f = gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3))
+    for _ in range(3):
+        f(*args)
+    kernel = kernel_of(f, *args)
+    least = kernel.split.min_rows(2)
+    assert least >= 2 * batch_split.MIN_PART_ROWS
+    assert f._fast.split_parts(least - 1) == 1 and f._fast.split_parts(least) == 2
+    small = data(mlp, least - 1, seed=1)
+    close(f(*small), gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3), backend="numpy")(*small),
+          onp.float64, least)
+
+
+def test_row_and_batch_free_outputs(hot_now):
+    """A gradient with respect to X has the batch's rows (each part writes its own); a
+    batch-free output is the first part's."""
+    def loss_and_scaled(W1, b1, W2, b2, X, Y):
+        return mlp(W1, b1, W2, b2, X, Y)
+
+    args = data(mlp, 1000)
+    f = gradc.value_and_grad(loss_and_scaled, argnums=(0, 4))
+    for _ in range(3):
+        f(*args)
+    split = kernel_of(f, *args).split
+    assert split is not None and sorted(split.outputs) == ["red", "red", "row"]
+    ref = gradc.value_and_grad(loss_and_scaled, argnums=(0, 4), backend="numpy")(*args)
+    close(f(*args), ref, onp.float64, 1000)
+
+    def with_free(W1, b1, W2, b2, X, Y):
+        return mlp(W1, b1, W2, b2, X, Y), W1 * 2.0
+    j = gradc.jit(with_free)
+    for _ in range(3):
+        out = j(*args)
+    assert sorted(kernel_of(j, *args).split.outputs) == ["free", "red"]
+    want = gradc.jit(with_free, backend="numpy")(*args)
+    assert onp.allclose(out[0], want[0], rtol=1e-12) and onp.array_equal(out[1], want[1])
+
+
+def test_three_threads_make_three_parts(tmp_path):
+    code = """
+import numpy as onp, gradc, sys
+sys.path.insert(0, %r)
+from test_batch_split import data, mlp, flat, close
+args = data(mlp, 999)
+f = gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3))
+for _ in range(3):
+    f(*args)
+assert f._fast.split_parts(999) == 3, f._fast.split_parts(999)
+close(f(*args), gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3), backend="numpy")(*args), onp.float64, 999)
+print("ok")
+""" % os.path.dirname(__file__)
+    env = dict(os.environ, GRADC_NUM_THREADS="3", GRADC_HOT_SECONDS="1e-9", GRADC_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0 and out.stdout.split()[-1] == "ok", out.stderr
+
+
+def test_off_switch_and_one_thread(monkeypatch, hot_now):
+    args = data(mlp, 256)
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")
+    f = gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3))
+    f(*args)
+    assert kernel_of(f, *args).split is None          # one thread: nothing to split over
+    monkeypatch.setenv("GRADC_NUM_THREADS", "2")
+    monkeypatch.setattr(llvm_backend, "SPLIT_BATCHES", False)
+    g = gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3))
+    g(*args)
+    assert kernel_of(g, *args).split is None
+
+
+def test_set_split_checks_its_arguments(hot_now):
+    args = data(mlp, 64)
+    f = gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3))
+    for _ in range(3):
+        f(*args)
+    kernel = kernel_of(f, *args)
+    plan, part = f._fast, kernel.part.make_plan(kernel._structure)
+    n_sym = len(kernel.symbols)
+    good = dict(sym=kernel.symbols.index("s"), parts=2, rows=32, row_inputs=(False,) * 4 + (True, True),
+                counts=((12, 8, (-(kernel.symbols.index("s") + 1), 8)),), kinds=(1,) * 5,
+                symbols=tuple(range(len(kernel.part.symbols))))
+
+    def call(**change):
+        a = dict(good, **change)
+        plan.set_split(part, a["sym"], a["parts"], a["rows"], a["row_inputs"], a["counts"], a["kinds"],
+                       a["symbols"])
+    for change, message in [(dict(sym=n_sym), "symbol"), (dict(parts=1), "parts"), (dict(rows=1), "min_rows"),
+                            (dict(row_inputs=(True,) * 6), "leading axis"), (dict(row_inputs=(False,)), "per input"),
+                            (dict(kinds=(0,) * 5), "out_kind"), (dict(kinds=(1,) * 4), "out_kind"),
+                            (dict(counts=()), "counts"), (dict(symbols=(n_sym,) * len(good["symbols"])), "symbol"),
+                            (dict(counts=((5, 8, ()),)), "float")]:
+        with pytest.raises(ValueError, match=message):
+            call(**change)
+    plan.set_split(None)
+    assert plan.split_parts(10 ** 6) == 1
+    close(f(*args), gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3), backend="numpy")(*args), onp.float64, 64)
