@@ -44,6 +44,7 @@ the sum of the magnitudes of the directional derivative's terms, see ``_fd_toler
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -55,6 +56,7 @@ import numpy as onp
 import pytest
 
 import gradc
+from gradc.evaluate import bind_sizes
 from gradc.roofline import gradc_threads
 import gradc.numpy as gnp
 from gradc.backends import llvm_jit
@@ -136,15 +138,38 @@ def step_function(p: fp.Program):
     n_out = len(p.outputs)
     compiled = {}
 
-    def call(backend, args, threads=None):
+    def call(backend, args, threads=None, hot=False):
         """(outputs, loss, gradients) on ``backend``, compiled with GRADC_NUM_THREADS =
-        ``threads`` (None: the default)."""
-        if (backend, threads) not in compiled:
-            compiled[backend, threads] = gradc.jit(step, backend=backend)
-        with gradc_threads(threads):
-            r = compiled[backend, threads](*args)
+        ``threads`` (None: the default); ``hot``: a function of its own that takes its
+        hot code (vector math inlined, the batch split where the graph has one) after
+        its first call through the call path, and runs it."""
+        if (backend, threads, hot) not in compiled:
+            compiled[backend, threads, hot] = gradc.jit(step, backend=backend)
+        f = compiled[backend, threads, hot]
+        with gradc_threads(threads), _hot_after(1e-9 if hot else None):
+            for _ in range(3 if hot else 1):     # compile; through the plan (upgrades); hot
+                r = f(*args)
+        if hot and f._fast is not None and f._fast.split_parts(2 ** 62) > 1:
+            kernel = f.lower(*args)._entry.run.kernel
+            rows = bind_sizes(kernel.schedule.graph, [onp.asarray(a) for a in args])[kernel.split.symbol]
+            REPORT["batch split ran" if f._fast.split_parts(rows) > 1 else "batch split, too few rows"] += 1
         return list(r[:n_out]), r[n_out], list(r[n_out + 1:])
     return call
+
+
+@contextlib.contextmanager
+def _hot_after(seconds):
+    """GRADC_HOT_SECONDS = ``seconds`` inside the block (None: as it is)."""
+    old = os.environ.get("GRADC_HOT_SECONDS")
+    if seconds is not None:
+        os.environ["GRADC_HOT_SECONDS"] = repr(seconds)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("GRADC_HOT_SECONDS", None)
+        else:
+            os.environ["GRADC_HOT_SECONDS"] = old
 
 
 def check_program(p: fp.Program):
@@ -209,6 +234,12 @@ def _check_gradients(p, args, tr, rtol, call, value, grads):
             _close(a, b, rtol, gscale, tr.numel, f"gradient {k}, 1 thread vs several")
             _close(a, ref_grads[k], rtol, gscale, tr.numel, f"gradient {k}, 1 thread vs the evaluator")
         REPORT["thread comparisons"] += 1
+        # the hot code: vector math inlined, and where the graph splits over a batch,
+        # one part of it per thread
+        _, v3, g3 = call("llvm", args, threads=None if llvm_jit.num_threads() > 1 else "4", hot=True)
+        _close(v3, v1, rtol, tr.scale ** 2 + tr.scale, tr.numel, "loss value, hot vs 1 thread")
+        for k, (a, b) in enumerate(zip(g3, g1) if not tr.fragile else ()):
+            _close(a, b, rtol, gscale, tr.numel, f"gradient {k}, hot vs 1 thread")
     if tr.float32:
         grad_at = _float64_gradient(p, fp.gradc_loss(p), argnums)
     else:

@@ -235,3 +235,58 @@ def test_set_split_checks_its_arguments(hot_now):
     plan.set_split(None)
     assert plan.split_parts(10 ** 6) == 1
     close(f(*args), gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3), backend="numpy")(*args), onp.float64, 64)
+
+
+ACTIVATIONS = {"tanh": gnp.tanh, "relu": gnp.relu, "sigmoid": gnp.sigmoid, "softplus": gnp.softplus,
+               "square": lambda z: z * z, "gelu": lambda z: z * gnp.sigmoid(1.702 * z)}
+
+
+def random_model(rng):
+    """An MLP of 1-3 layers with random activations, widths and loss (a mean or a sum of
+    squares, or a softmax cross-entropy against soft labels)."""
+    depth = int(rng.integers(1, 4))
+    acts = [str(rng.choice(list(ACTIVATIONS))) for _ in range(depth)]
+    loss = str(rng.choice(["mse", "sse", "xent"]))
+
+    def model(params, X, Y):
+        h = X
+        for k, act in enumerate(acts):
+            h = ACTIVATIONS[act](h @ params[f"W{k}"] + params[f"b{k}"])
+        z = h @ params["Wo"]
+        if loss == "xent":
+            return gnp.mean(gnp.logsumexp(z, axis=1) - gnp.sum(z * Y, axis=1))
+        r = (z - Y) ** 2
+        return gnp.mean(r) if loss == "mse" else gnp.sum(r) * 0.01
+    widths = [int(rng.integers(4, 70)) for _ in range(depth + 1)]
+    outputs = int(rng.integers(1, 12))
+    return model, widths, outputs, f"{depth} layers {acts} {widths} -> {outputs}, {loss}"
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_mlps_split_like_the_evaluator(seed, hot_now, monkeypatch):
+    """A differential fuzzer for the split: random MLPs (a dict of parameters), random
+    batch sizes (odd ones, ones just above the parts' minimum), float32 and float64."""
+    rng = onp.random.default_rng(1000 + seed)
+    model, widths, outputs, what = random_model(rng)
+    dtype = onp.float32 if seed % 3 == 0 else onp.float64
+    rows = int(rng.choice([33, 97, 256, 1001, 2049, 5003]))
+    params = {f"W{k}": rng.normal(size=(widths[k], widths[k + 1])) / widths[k] ** 0.5 for k in range(len(widths) - 1)}
+    params.update({f"b{k}": rng.normal(size=widths[k + 1]) * 0.1 for k in range(len(widths) - 1)})
+    params["Wo"] = rng.normal(size=(widths[-1], outputs)) / widths[-1] ** 0.5
+    params = {k: v.astype(dtype) for k, v in params.items()}
+    X = rng.normal(size=(rows, widths[0])).astype(dtype)
+    Y = rng.random((rows, outputs)).astype(dtype)
+    f = gradc.value_and_grad(model)
+    for _ in range(3):
+        got = f(params, X, Y)
+    kernel = kernel_of(f, params, X, Y)
+    assert kernel.split is not None, what
+    ran = kernel.split.min_rows(2) <= rows
+    assert f._fast.split_parts(rows) == (2 if ran else 1)
+    want = gradc.value_and_grad(model, backend="numpy")(params, X, Y)
+    eps = onp.finfo(dtype).eps
+    assert abs(got[0] - want[0]) <= 64 * eps * onp.sqrt(rows) * abs(want[0]), (what, ran)
+    for k in want[1]:
+        a, b = got[1][k], want[1][k]
+        assert a.dtype == dtype
+        assert onp.max(onp.abs(a - b)) <= 64 * eps * onp.sqrt(rows) * onp.max(onp.abs(b)), (what, k, ran)
