@@ -282,7 +282,7 @@ def test_random_mlps_split_like_the_evaluator(seed, hot_now, monkeypatch):
     kernel = kernel_of(f, params, X, Y)
     assert kernel.split is not None, what
     ran = kernel.split.min_rows(2) <= rows
-    assert f._fast.split_parts(rows) == (2 if ran else 1)
+    assert f._fast.plan.split_parts(rows) == (2 if ran else 1)      # (a dict of parameters: a tree plan)
     want = gradc.value_and_grad(model, backend="numpy")(params, X, Y)
     eps = onp.finfo(dtype).eps
     assert abs(got[0] - want[0]) <= 64 * eps * onp.sqrt(rows) * abs(want[0]), (what, ran)
