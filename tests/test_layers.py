@@ -36,7 +36,7 @@ LAYERS = [
     ("ops", ["gradc.ops", "gradc.numpy", "gradc.ops.value_methods", "gradc.bench_models"]),
     ("autodiff", ["gradc.autodiff"]),
     ("passes", ["gradc.passes", "gradc.evaluate"]),
-    ("schedule", ["gradc.backends.schedule"]),
+    ("schedule", ["gradc.backends.schedule", "gradc.backends.batch_split"]),
     ("loop IR", ["gradc.backends.loop_ir", "gradc.backends.lower_loops"]),
     ("render", ["gradc.backends.vecmath", "gradc.backends.llvm_codegen", "gradc.backends.c_codegen"]),
     ("jit", ["gradc.backends.blas", "gradc.backends.cache", "gradc.backends.llvm_jit"]),

@@ -61,11 +61,12 @@ class Split:
     counts: tuple
     outputs: tuple
     work_per_row: float
+    least: int = 0          # the graph's own minimum size of the batch (Graph.minimum)
 
     def min_rows(self, parts: int) -> int:
         """Rows below which the call runs whole (too little work to share)."""
         by_work = int(np.ceil(MIN_WORK / max(self.work_per_row, 1e-9)))
-        return max(parts * MIN_PART_ROWS, by_work)
+        return max(parts * max(MIN_PART_ROWS, self.least), by_work)
 
 
 def plan(g: Graph) -> Split | None:
@@ -209,4 +210,4 @@ def _build(g: Graph, sym: str, cls: dict) -> Split | None:
             work += size
     rows = g.example.get(sym, 0)
     return Split(half, sym, tuple(bool(g[i]["shape"]) and g[i]["shape"][0] == sym for i in g.inputs),
-                 tuple(counts), tuple(outs), work / rows if rows else 0.0)
+                 tuple(counts), tuple(outs), work / rows if rows else 0.0, int(g.minimum.get(sym, 0)))

@@ -105,7 +105,8 @@ def test_loop_ir_parallel_row_blocks(monkeypatch):
     assert "for row in [after_blocks, end):" in rest and "for row in" not in blocks
     assert rest.count("for i1 in [0, n):  # first iterations peeled: X[row, i1] 64-byte aligned") == 2
     assert re.search(r"combine %\d+ = sum of partial\(%\d+\) in chunk order", text)
-    assert re.search(r"%\d+ = &rows\(%\d+\)\[\(chunk \* 4\)\]", text)   # row-local values
+    # row-local values: a block of 4 doubles per chunk, each chunk's on a cache line of its own
+    assert re.search(r"%\d+ = &rows\(%\d+\)\[\(chunk \* 8\)\]", text)
 
 
 def test_loop_ir_gather_scatter_and_products(monkeypatch):
