@@ -62,7 +62,8 @@ typedef struct Plan {
     int split_sym;       /* the batch's size symbol */
     int split_parts;     /* parts (threads) */
     int64_t split_min_rows;
-    int n_count;         /* the part kernel's extra scalar inputs: counts over the whole batch */
+    int n_count;         /* the part kernel's extra scalar inputs: counts over the whole batch, */
+    int split_first;     /* then (1) a bool true in the first part only */
     Spec count[MAXARGS]; /* each count's counted dims; typenum: the count's dtype */
     signed char in_rows[MAXARGS];   /* input i has the batch as its leading axis */
     signed char out_kind[MAXARGS];  /* output o: 0 its rows, 1 a sum over the rows, 2 batch-free */
@@ -297,6 +298,8 @@ static void split_part(void *vctx, int64_t start, int64_t end, int32_t part) {
     for (int i = 0; i < p->n_in; i++)
         ptrs[k++] = (char *)r->ptrs[i] + (p->in_rows[i] ? (size_t)start * row_bytes(&p->in[i], r->sizes) : 0);
     for (int j = 0; j < p->n_count; j++) ptrs[k++] = &r->counts[j];
+    static const unsigned char FIRST[2] = {0, 1};
+    if (p->split_first) ptrs[k++] = (void *)&FIRST[part == 0];
     for (int o = 0; o < p->n_out; o++) {
         char *out = (char *)r->ptrs[p->n_in + o];
         if (p->out_kind[o] == 0) out += (size_t)start * row_bytes(&p->out[o], r->sizes);
@@ -517,25 +520,26 @@ static PyObject *Plan_set_kernel(Plan *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* set_split(part_plan, symbol, parts, min_rows, row_inputs, counts, out_kinds, part_symbols):
+/* set_split(part_plan, symbol, parts, min_rows, row_inputs, counts, out_kinds, part_symbols[, first]):
  * calls whose batch (size symbol `symbol`) has at least `min_rows` rows run as `parts`
  * parts on gradc's pool, each calling part_plan's kernel (the graph of
  * gradc/backends/batch_split.py) on its rows: row_inputs[i] true for an input whose
  * leading axis is the batch; counts: a spec per extra scalar input of the part kernel
  * (its dtype, the dims whose product it is, over the whole batch); out_kinds[o]: 0 the
  * output's rows, 1 a sum over the batch (parts add), 2 batch-free (the first part's);
- * part_symbols[k]: this plan's symbol for the part kernel's symbol k.
- * set_split(None) runs calls whole again. */
+ * part_symbols[k]: this plan's symbol for the part kernel's symbol k; first: the part
+ * kernel's last input is a bool, true in the first part only (batch_split's batch-free
+ * terms).  set_split(None) runs calls whole again. */
 static PyObject *Plan_set_split(Plan *self, PyObject *args) {
     PyObject *sub, *rows, *counts, *kinds, *symbols;
-    int sym, parts;
+    int sym, parts, first = 0;
     long long min_rows;
     if (PyTuple_GET_SIZE(args) == 1 && PyTuple_GET_ITEM(args, 0) == Py_None) {
         Py_CLEAR(self->split);
         Py_RETURN_NONE;
     }
-    if (!PyArg_ParseTuple(args, "O!iiLO!O!O!O!", &PlanType, &sub, &sym, &parts, &min_rows, &PyTuple_Type, &rows,
-                          &PyTuple_Type, &counts, &PyTuple_Type, &kinds, &PyTuple_Type, &symbols))
+    if (!PyArg_ParseTuple(args, "O!iiLO!O!O!O!|p", &PlanType, &sub, &sym, &parts, &min_rows, &PyTuple_Type, &rows,
+                          &PyTuple_Type, &counts, &PyTuple_Type, &kinds, &PyTuple_Type, &symbols, &first))
         return NULL;
     Plan *p = (Plan *)sub;
     int n_count = 0;
@@ -547,7 +551,8 @@ static PyObject *Plan_set_split(Plan *self, PyObject *args) {
     else if (min_rows < parts) bad = "min_rows must be at least the number of parts";
     else if (PyTuple_GET_SIZE(rows) != self->n_in) bad = "one row_inputs flag per input";
     else if (PyTuple_GET_SIZE(kinds) != self->n_out || p->n_out != self->n_out) bad = "one out_kind per output, as many outputs as the part plan";
-    else if (p->n_in != self->n_in + n_count) bad = "the part plan takes the inputs, then the counts";
+    else if (p->n_in != self->n_in + n_count + first) bad = "the part plan takes the inputs, then the counts (and first)";
+    else if (first && p->in[p->n_in - 1].typenum != NPY_BOOL) bad = "first is a bool input";
     else if (PyTuple_GET_SIZE(symbols) != p->n_sym) bad = "one symbol per part plan symbol";
     else if (p->n_in + p->n_out + p->n_const > 3 * MAXARGS) bad = "too many buffers";
     if (bad) { PyErr_SetString(PyExc_ValueError, bad); return NULL; }
@@ -591,6 +596,7 @@ static PyObject *Plan_set_split(Plan *self, PyObject *args) {
     memcpy(self->sub_sym, sub_sym, sizeof sub_sym);
     memcpy(self->count, count, sizeof count);
     self->n_count = n_count;
+    self->split_first = first;
     self->n_sub_sym = p->n_sym;
     self->split_sym = sym;
     self->split_parts = parts;
@@ -622,7 +628,7 @@ static PyMethodDef Plan_methods[] = {
     {"busy", (PyCFunction)Plan_busy, METH_NOARGS, "Seconds of kernel time counted since set_hot."},
     {"address", (PyCFunction)Plan_address, METH_NOARGS, "The address of the kernel the plan calls."},
     {"set_split", (PyCFunction)Plan_set_split, METH_VARARGS,
-     "set_split(part_plan, symbol, parts, min_rows, row_inputs, counts, out_kinds, part_symbols): run calls with "
+     "set_split(part_plan, symbol, parts, min_rows, row_inputs, counts, out_kinds, part_symbols[, first]): run calls with "
      "at least min_rows rows of the batch as parts on gradc's pool; set_split(None): whole again."},
     {"split_parts", (PyCFunction)Plan_split_parts, METH_VARARGS,
      "split_parts(rows) -> the parts a call with this many rows of the batch runs as (1: whole)."},

@@ -18,13 +18,15 @@ classifies every node:
 * ``rowT``: the transpose of a 2-d ``row`` value (``X^T``), only ever contracted with
   another row value over the batch;
 * ``red``: a sum over the batch (``sum(.., axis=0)``, ``X^T @ G``) or a linear function
-  of such sums (scaled by a batch-free value, added to another, reshaped): halves add;
+  of such sums (scaled by a batch-free value, added to another, reshaped): halves add.
+  A batch-free term added to one (a regularizer, and its gradient) is added by the
+  first part alone;
 * ``free``: no batch axis and no batch data (the parameters, constants, and counts of
   elements, which the split graph takes as inputs: a mean over the batch divides by
   the whole batch's count, not the part's).
 
-Anything else (a max over the batch, ``x - mean(x, axis=0)``, a regularizer added to
-the loss, gathers, slices along the batch, linear algebra) keeps the graph whole.
+Anything else (a max over the batch, ``x - mean(x, axis=0)``, the log of a mean,
+gathers, slices along the batch, linear algebra) keeps the graph whole.
 Every output must be ``row`` (each part writes its rows), ``red`` (the parts' results
 are added, in part order: the same bits on every call for a given thread count) or
 ``free`` (the first part's result).  The call path (runtime/callpath.c,
@@ -62,6 +64,7 @@ class Split:
     outputs: tuple
     work_per_row: float
     least: int = 0          # the graph's own minimum size of the batch (Graph.minimum)
+    first: bool = False     # the part graph takes a last input: true in the first part only
 
     def min_rows(self, parts: int) -> int:
         """Rows below which the call runs whole (too little work to share)."""
@@ -158,10 +161,12 @@ def _contracts_batch(g: Graph, n: int, sym: str, cls: dict) -> bool:
 
 def _linear(g: Graph, n: int, kinds: list) -> str | None:
     """A node reading a sum over the batch stays one (halves add) only if it is linear
-    in it: sum + sum, sum * free, sum / free, -sum, reshapes and sums of it."""
+    in it: sum + sum, sum * free, sum / free, -sum, reshapes and sums of it; and sum +
+    free, whose free term only the first part adds (``_first_part_terms``)."""
     op = g[n]["op"]
     if op in ("add", "sub"):
-        return RED if kinds == [RED, RED] else None
+        # + free (a regularizer): the part graph adds it in the first part only
+        return RED if FREE not in kinds or g[n]["dtype"].kind == "f" else None
     if op in _LINEAR_IN_FIRST and kinds == [RED, FREE]:
         return RED
     if op == "mul" and kinds == [FREE, RED]:
@@ -199,6 +204,7 @@ def _build(g: Graph, sym: str, cls: dict) -> Split | None:
         node.op, node.args, node.params = "input", (), {"index": len(half.inputs)}
         half.inputs.append(n)
         counts.append((counted, np.dtype(d["dtype"])))
+    first = _first_part_terms(g, half, cls)
     work = 0.0
     for n in g.nx.nodes:
         d = g[n]
@@ -210,4 +216,31 @@ def _build(g: Graph, sym: str, cls: dict) -> Split | None:
             work += size
     rows = g.example.get(sym, 0)
     return Split(half, sym, tuple(bool(g[i]["shape"]) and g[i]["shape"][0] == sym for i in g.inputs),
-                 tuple(counts), tuple(outs), work / rows if rows else 0.0, int(g.minimum.get(sym, 0)))
+                 tuple(counts), tuple(outs), work / rows if rows else 0.0, int(g.minimum.get(sym, 0)), first)
+
+
+def _first_part_terms(g: Graph, half: Graph, cls: dict) -> bool:
+    """A batch-free term added to a sum over the batch (a regularizer, its gradient) is
+    the whole batch's once, not once per part: in ``half`` it becomes ``where(first, term,
+    0)``, ``first`` a boolean input after the counts that only the first part gets true
+    (a select, not a product: an infinite term stays infinite, not NaN).  True if any."""
+    terms = [(n, k) for n in g.order() if cls[n] == RED and g[n]["op"] in ("add", "sub")
+             for k, a in enumerate(g[n]["args"]) if cls[a] == FREE]
+    if not terms:
+        return False
+    flag = half.add("input", shape=(), dtype=np.bool_, params={"index": len(half.inputs)})
+    half.inputs.append(flag)
+    gated = {}
+    for n, k in terms:
+        a = g[n]["args"][k]
+        if a not in gated:
+            d = g[a]
+            zero = half.add("const", shape=(), dtype=d["dtype"], params={"value": np.zeros((), d["dtype"])})
+            gated[a] = half.add("where", (flag, a, zero), shape=d["shape"], dtype=d["dtype"])
+        args = list(half[n]["args"])
+        args[k] = gated[a]
+        if a not in args:
+            half.nx.remove_edge(a, n)
+        half[n]["args"] = tuple(args)
+        half.nx.add_edge(gated[a], n)
+    return True

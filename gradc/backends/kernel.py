@@ -195,7 +195,7 @@ class Kernel:
         from .batch_split import OUTPUT_KINDS
         plan.set_split(part_plan, sym[split.symbol], parts, split.min_rows(parts), split.row_inputs, counts,
                        tuple(OUTPUT_KINDS[kinds[o]] for o in self.root_outputs),
-                       tuple(sym[x] for x in part.symbols))
+                       tuple(sym[x] for x in part.symbols), split.first)
         self._split_ready = True
 
     def describe(self) -> str:

@@ -42,8 +42,8 @@ def softmax_loss(W1, b1, W2, b2, X, Y):   # a row's max and logsumexp over its c
     return gnp.mean(gnp.logsumexp(Z, axis=1) - gnp.sum(Z * Y, axis=1))
 
 
-def regularized(W1, b1, W2, b2, X, Y):    # + a batch-free term: it would be added twice
-    return mlp(W1, b1, W2, b2, X, Y) + 0.01 * gnp.sum(W1 * W1)
+def regularized(W1, b1, W2, b2, X, Y):    # + a batch-free term: the first part adds it
+    return mlp(W1, b1, W2, b2, X, Y) + 0.01 * gnp.sum(W1 * W1) - 0.1 * gnp.sum(b2)
 
 
 def batch_norm(W1, b1, W2, b2, X, Y):     # a row reads the batch's mean
@@ -64,7 +64,7 @@ def shifted_rows(W1, b1, W2, b2, X, Y):   # row i reads row i + 1
     return gnp.mean((gnp.tanh(X[1:] @ W1 + b1) @ W2 + b2 - Y[:-1]) ** 2)
 
 
-SPLITS = {mlp: True, mlp_sum: True, mlp_rank3: True, softmax_loss: True, regularized: False,
+SPLITS = {mlp: True, mlp_sum: True, mlp_rank3: True, softmax_loss: True, regularized: True,
           batch_norm: False, log_of_mean: False, max_over_batch: False, shifted_rows: False}
 
 
@@ -112,11 +112,12 @@ def test_which_graphs_split(fun, hot_now):
     if split is not None:
         assert split.symbol == "s" and set(split.outputs) == {"red"}
         assert split.row_inputs == (False, False, False, False, True, True)
+        assert split.first == (fun is regularized)      # its batch-free terms: the first part's
 
 
 @pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
 @pytest.mark.parametrize("rows", [32, 33, 64, 1001, 4096])
-@pytest.mark.parametrize("fun", [mlp, mlp_sum, mlp_rank3, softmax_loss], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("fun", [mlp, mlp_sum, mlp_rank3, softmax_loss, regularized], ids=lambda f: f.__name__)
 def test_split_calls_match_numpy_and_the_whole_call(fun, rows, dtype, hot_now, monkeypatch):
     args = data(fun, rows, dtype, seed=rows)
     ref = gradc.value_and_grad(fun, argnums=(0, 1, 2, 3), backend="numpy")(*args)
@@ -243,23 +244,26 @@ ACTIVATIONS = {"tanh": gnp.tanh, "relu": gnp.relu, "sigmoid": gnp.sigmoid, "soft
 
 def random_model(rng):
     """An MLP of 1-3 layers with random activations, widths and loss (a mean or a sum of
-    squares, or a softmax cross-entropy against soft labels)."""
+    squares, or a softmax cross-entropy against soft labels), with or without an L2
+    penalty on its first layer."""
     depth = int(rng.integers(1, 4))
     acts = [str(rng.choice(list(ACTIVATIONS))) for _ in range(depth)]
     loss = str(rng.choice(["mse", "sse", "xent"]))
+    decay = float(rng.choice([0.0, 1e-3]))      # an L2 penalty: a batch-free term of the loss
 
     def model(params, X, Y):
         h = X
         for k, act in enumerate(acts):
             h = ACTIVATIONS[act](h @ params[f"W{k}"] + params[f"b{k}"])
         z = h @ params["Wo"]
+        penalty = decay * gnp.sum(params["W0"] ** 2) if decay else 0.0
         if loss == "xent":
-            return gnp.mean(gnp.logsumexp(z, axis=1) - gnp.sum(z * Y, axis=1))
+            return gnp.mean(gnp.logsumexp(z, axis=1) - gnp.sum(z * Y, axis=1)) + penalty
         r = (z - Y) ** 2
-        return gnp.mean(r) if loss == "mse" else gnp.sum(r) * 0.01
+        return (gnp.mean(r) if loss == "mse" else gnp.sum(r) * 0.01) + penalty
     widths = [int(rng.integers(4, 70)) for _ in range(depth + 1)]
     outputs = int(rng.integers(1, 12))
-    return model, widths, outputs, f"{depth} layers {acts} {widths} -> {outputs}, {loss}"
+    return model, widths, outputs, f"{depth} layers {acts} {widths} -> {outputs}, {loss}, decay {decay}"
 
 
 @pytest.mark.parametrize("seed", range(16))
