@@ -265,6 +265,20 @@ static size_t ws_need(const Plan *p, const int64_t *sizes) {
     return need;
 }
 
+/* A 64-byte aligned buffer of `need` bytes: the plan's own (*buf, *cap, grown when too
+ * small) when no call is using it (`busy`: a call re-entered from a hot callback), else
+ * a new one the caller frees (*owned).  NULL when out of memory. */
+static char *reuse_buffer(char **buf, size_t *cap, int busy, size_t need, char **owned) {
+    size_t bytes = (need + 63) & ~(size_t)63;
+    if (busy) return *owned = aligned_alloc(64, bytes);
+    if (*cap < need) {
+        free(*buf);
+        *buf = aligned_alloc(64, bytes);
+        *cap = *buf ? need : 0;
+    }
+    return *buf;
+}
+
 /* Bytes from one row of `s` (its leading axis) to the next. */
 static size_t row_bytes(const Spec *s, const int64_t *sizes) {
     size_t b = (size_t)s->itemsize;
@@ -342,19 +356,8 @@ static int32_t run_split(Plan *self, void **ptrs, const int64_t *sizes) {
      * plan: a workspace of more than 128 KB would be mmap'ed and faulted in anew by
      * every call) */
     size_t need = (size_t)parts * ws + (size_t)(parts - 1) * tmp_bytes;
-    char *buf = NULL, *owned = NULL;
-    if (need) {
-        if (!self->split_busy && self->split_cap >= need) {
-            buf = self->split_buf;
-        } else if (!self->split_busy) {
-            free(self->split_buf);
-            self->split_buf = aligned_alloc(64, need);
-            self->split_cap = self->split_buf ? need : 0;
-            buf = self->split_buf;
-        } else {
-            buf = owned = aligned_alloc(64, need);
-        }
-    }
+    char *owned = NULL;
+    char *buf = need ? reuse_buffer(&self->split_buf, &self->split_cap, self->split_busy, need, &owned) : NULL;
     int ok = !need || buf;
     for (int t = 0; t < parts && ok; t++) {
         r.ws[t] = ws ? buf + (size_t)t * ws : NULL;
@@ -460,22 +463,11 @@ static PyObject *Plan_call(Plan *self, PyObject *args, PyObject *kw) {
     }
     /* workspace: the kernel's layout (schedule.workspace_layout) */
     size_t need = ws_need(self, sizes);
-    char *ws = NULL, *owned = NULL;
-    if (need) {
-        if (!self->ws_busy && self->ws_cap >= need) {
-            ws = self->ws_buf;
-        } else if (!self->ws_busy) {
-            free(self->ws_buf);
-            self->ws_buf = aligned_alloc(64, (need + 63) & ~(size_t)63);
-            self->ws_cap = self->ws_buf ? need : 0;
-            ws = self->ws_buf;
-        } else {
-            ws = owned = aligned_alloc(64, (need + 63) & ~(size_t)63);
-        }
-        if (!ws) {
-            for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
-            return PyErr_NoMemory();
-        }
+    char *owned = NULL;
+    char *ws = need ? reuse_buffer(&self->ws_buf, &self->ws_cap, self->ws_busy, need, &owned) : NULL;
+    if (need && !ws) {
+        for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
+        return PyErr_NoMemory();
     }
     int was_busy = self->ws_busy;
     if (!owned) self->ws_busy = 1;

@@ -112,6 +112,11 @@ def check_shapes(graph, arrays):
     return outs
 
 
+def kernel_of(f, *args):
+    """The native kernel a transformed function runs for these arguments."""
+    return f.lower(*args)._entry.run.kernel
+
+
 def ops_in(graph):
     return {d["op"] for _, d in graph.nx.nodes(data=True)}
 

@@ -17,6 +17,7 @@ import pytest
 
 import gradc
 import gradc.numpy as gnp
+from gradc_helpers import kernel_of
 from gradc.backends import batch_split, llvm_backend
 
 _callpath = pytest.importorskip("gradc._callpath")
@@ -74,10 +75,6 @@ def data(fun, rows, dtype=onp.float64, d=32, h=64, o=8, seed=0):
     args = [rng.normal(size=(d, h)) / d ** 0.5, rng.normal(size=h) * 0.1, rng.normal(size=(h, o)) / h ** 0.5,
             rng.normal(size=o) * 0.1, rng.normal(size=x_shape), rng.normal(size=(rows, o))]
     return [a.astype(dtype) for a in args]
-
-
-def kernel_of(f, *args):
-    return f.lower(*args)._entry.run.kernel
 
 
 @pytest.fixture
@@ -182,7 +179,7 @@ def test_row_and_batch_free_outputs(hot_now):
 def test_three_threads_make_three_parts(tmp_path):
     code = """
 import numpy as onp, gradc, sys
-sys.path.insert(0, %r)
+sys.path[:0] = [%r, %r]
 from test_batch_split import data, mlp, flat, close
 args = data(mlp, 999)
 f = gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3))
@@ -191,7 +188,7 @@ for _ in range(3):
 assert f._fast.split_parts(999) == 3, f._fast.split_parts(999)
 close(f(*args), gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3), backend="numpy")(*args), onp.float64, 999)
 print("ok")
-""" % os.path.dirname(__file__)
+""" % (os.path.dirname(__file__), os.path.dirname(os.path.dirname(__file__)))
     env = dict(os.environ, GRADC_NUM_THREADS="3", GRADC_HOT_SECONDS="1e-9", GRADC_CACHE_DIR=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0 and out.stdout.split()[-1] == "ok", out.stderr

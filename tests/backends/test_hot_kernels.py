@@ -16,6 +16,7 @@ import pytest
 
 import gradc
 import gradc.numpy as gnp
+from gradc_helpers import kernel_of
 from gradc.backends import llvm_jit
 
 _callpath = pytest.importorskip("gradc._callpath")
@@ -34,10 +35,6 @@ def chain_with(c):
 def chain_grad_numpy(x, c):
     t, e = onp.tanh(x), onp.exp(-x * x)
     return (1 - t * t) * e - 2 * x * t * e + 2 * c * x / (1 + c * x * x)
-
-
-def kernel_of(f, *args):
-    return f.lower(*args)._entry.run.kernel
 
 
 @pytest.fixture
