@@ -263,10 +263,15 @@ def random_model(rng):
     return model, widths, outputs, f"{depth} layers {acts} {widths} -> {outputs}, {loss}, decay {decay}"
 
 
-@pytest.mark.parametrize("seed", range(16))
+SPLIT_FUZZ = int(os.environ.get("GRADC_SPLIT_FUZZ", "16"))        # models; a campaign sets more
+
+
+@pytest.mark.parametrize("seed", range(SPLIT_FUZZ))
 def test_random_mlps_split_like_the_evaluator(seed, hot_now, monkeypatch):
     """A differential fuzzer for the split: random MLPs (a dict of parameters), random
-    batch sizes (odd ones, ones just above the parts' minimum), float32 and float64."""
+    batch sizes (odd ones, ones just above the parts' minimum), float32 and float64.
+    ``GRADC_SPLIT_FUZZ=300 pytest tests/backends/test_batch_split.py -k random`` runs a
+    longer campaign."""
     rng = onp.random.default_rng(1000 + seed)
     model, widths, outputs, what = random_model(rng)
     dtype = onp.float32 if seed % 3 == 0 else onp.float64
