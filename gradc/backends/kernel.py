@@ -164,7 +164,6 @@ class Kernel:
             except Exception as e:  # noqa: BLE001
                 warnings.warn(f"gradc: compiling {self.name} for parts of its batch failed ({e}); "
                               "its calls run whole", RuntimeWarning, stacklevel=2)
-        self.upgraded = True
 
     def _part_kernel(self):
         """The kernel of ``split.graph`` for one thread (a backend's subclass builds it)."""
@@ -196,7 +195,7 @@ class Kernel:
         plan.set_split(part_plan, sym[split.symbol], parts, split.min_rows(parts), split.row_inputs, counts,
                        tuple(OUTPUT_KINDS[kinds[o]] for o in self.root_outputs),
                        tuple(sym[x] for x in part.symbols), split.first)
-        self._split_ready = True
+        self._split_ready = self.upgraded = True
 
     def describe(self) -> str:
         return describe(self.schedule)

@@ -296,3 +296,17 @@ def test_random_mlps_split_like_the_evaluator(seed, hot_now, monkeypatch):
         a, b = got[1][k], want[1][k]
         assert a.dtype == dtype
         assert onp.max(onp.abs(a - b)) <= 64 * eps * onp.sqrt(rows) * onp.max(onp.abs(b)), (what, k, ran)
+
+
+def test_a_failing_part_compile_warns_and_runs_whole(hot_now, monkeypatch):
+    def broken(self):
+        raise RuntimeError("no part kernel today")
+    monkeypatch.setattr(llvm_backend.LLVMKernel, "_part_kernel", broken)
+    args = data(mlp_sum, 256)            # relu: no vector math, so the split is its only hot code
+    f = gradc.value_and_grad(mlp_sum, argnums=(0, 1, 2, 3))
+    f(*args)
+    with pytest.warns(RuntimeWarning, match="parts of its batch failed.*no part kernel today"):
+        f(*args)
+    kernel = kernel_of(f, *args)
+    assert f._fast.split_parts(256) == 1 and not kernel.upgraded
+    close(f(*args), gradc.value_and_grad(mlp_sum, argnums=(0, 1, 2, 3), backend="numpy")(*args), onp.float64, 256)
