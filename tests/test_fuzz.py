@@ -44,12 +44,12 @@ the sum of the magnitudes of the directional derivative's terms, see ``_fd_toler
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import warnings
 from collections import Counter
+from unittest import mock
 
 import fuzz_programs as fp
 from gradc_helpers import kernel_of
@@ -147,7 +147,7 @@ def step_function(p: fp.Program):
         if (backend, threads, hot) not in compiled:
             compiled[backend, threads, hot] = gradc.jit(step, backend=backend)
         f = compiled[backend, threads, hot]
-        with gradc_threads(threads), _hot_after(1e-9 if hot else None):
+        with gradc_threads(threads), mock.patch.dict(os.environ, {"GRADC_HOT_SECONDS": "1e-9"} if hot else {}):
             for _ in range(3 if hot else 1):     # compile; through the plan (upgrades); hot
                 r = f(*args)
         if hot and f._fast is not None and f._fast.split_parts(2 ** 62) > 1:
@@ -156,21 +156,6 @@ def step_function(p: fp.Program):
             REPORT["batch split ran" if f._fast.split_parts(rows) > 1 else "batch split, too few rows"] += 1
         return list(r[:n_out]), r[n_out], list(r[n_out + 1:])
     return call
-
-
-@contextlib.contextmanager
-def _hot_after(seconds):
-    """GRADC_HOT_SECONDS = ``seconds`` inside the block (None: as it is)."""
-    old = os.environ.get("GRADC_HOT_SECONDS")
-    if seconds is not None:
-        os.environ["GRADC_HOT_SECONDS"] = repr(seconds)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("GRADC_HOT_SECONDS", None)
-        else:
-            os.environ["GRADC_HOT_SECONDS"] = old
 
 
 def check_program(p: fp.Program):

@@ -137,12 +137,18 @@ def test_split_calls_match_numpy_and_the_whole_call(fun, rows, dtype, hot_now, m
     assert all(onp.array_equal(a, b) for a, b in zip(flat(again), flat(got)))
 
 
-def test_small_batches_run_whole(hot_now):
-    args = data(mlp, 64)
+def hot_mlp(rows):
+    """``mlp``'s value_and_grad called until its plan has its split, with its arguments
+    and kernel."""
+    args = data(mlp, rows)
     f = gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3))
     for _ in range(3):
         f(*args)
-    kernel = kernel_of(f, *args)
+    return f, args, kernel_of(f, *args)
+
+
+def test_small_batches_run_whole(hot_now):
+    f, args, kernel = hot_mlp(64)
     least = kernel.split.min_rows(2)
     assert least >= 2 * batch_split.MIN_PART_ROWS
     assert f._fast.split_parts(least - 1) == 1 and f._fast.split_parts(least) == 2
@@ -208,11 +214,7 @@ def test_off_switch_and_one_thread(monkeypatch, hot_now):
 
 
 def test_set_split_checks_its_arguments(hot_now):
-    args = data(mlp, 64)
-    f = gradc.value_and_grad(mlp, argnums=(0, 1, 2, 3))
-    for _ in range(3):
-        f(*args)
-    kernel = kernel_of(f, *args)
+    f, args, kernel = hot_mlp(64)
     plan, part = f._fast, kernel.part.make_plan(kernel._structure)
     n_sym = len(kernel.symbols)
     good = dict(sym=kernel.symbols.index("s"), parts=2, rows=32, row_inputs=(False,) * 4 + (True, True),
