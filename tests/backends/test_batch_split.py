@@ -312,3 +312,32 @@ def test_a_failing_part_compile_warns_and_runs_whole(hot_now, monkeypatch):
     kernel = kernel_of(f, *args)
     assert f._fast.split_parts(256) == 1 and not kernel.upgraded
     close(f(*args), gradc.value_and_grad(mlp_sum, argnums=(0, 1, 2, 3), backend="numpy")(*args), onp.float64, 256)
+
+
+def test_threads_calling_one_split_function(hot_now):
+    """Python threads calling one function at several batch sizes: each call splits
+    (its own parts' buffers when another call holds the plan's) and agrees."""
+    import threading
+    f = gradc.value_and_grad(regularized, argnums=(0, 1, 2, 3))
+    ref = gradc.value_and_grad(regularized, argnums=(0, 1, 2, 3), backend="numpy")
+    sets = [data(mlp, n, seed=n) for n in (40, 333, 1000, 2048)]
+    want = [ref(*a) for a in sets]
+    for a in sets:
+        f(*a)
+        f(*a)
+    assert all(f._fast.split_parts(a[4].shape[0]) == 2 for a in sets)
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(50):
+                j = (k + i) % len(sets)
+                close(f(*sets[j]), want[j], onp.float64, 2048)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
