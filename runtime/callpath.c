@@ -68,7 +68,6 @@ typedef struct Plan {
     signed char in_rows[MAXARGS];   /* input i has the batch as its leading axis */
     signed char out_kind[MAXARGS];  /* output o: 0 its rows, 1 a sum over the rows, 2 batch-free */
     int sub_sym[MAXSYM]; /* the part kernel's size symbol k is this plan's sub_sym[k] */
-    int n_sub_sym;
     char *split_buf;     /* the parts' workspaces and results, kept from call to call */
     size_t split_cap;
     int split_busy;      /* a call is using split_buf (another thread's call allocates its own) */
@@ -589,7 +588,6 @@ static PyObject *Plan_set_split(Plan *self, PyObject *args) {
     memcpy(self->count, count, sizeof count);
     self->n_count = n_count;
     self->split_first = first;
-    self->n_sub_sym = p->n_sym;
     self->split_sym = sym;
     self->split_parts = parts;
     self->split_min_rows = min_rows;
