@@ -52,7 +52,8 @@ _STRUCTURE = {"reshape", "transpose", "broadcast_to"}
 @dataclass
 class Split:
     """How a graph splits over its batch.  ``graph``: the graph a part runs, whose
-    counts over the batch are extra scalar inputs after the original ones; ``counts``:
+    counts over the batch are extra scalar inputs after the original ones (and then,
+    with ``first``, a bool true in the first part only); ``counts``:
     each such input's counted dims (ints or size symbols: the whole batch's count is
     their product) and dtype; ``row_inputs``: per original input, whether the batch is
     its leading axis; ``outputs``: per graph output, its kind (row, red or free);
