@@ -21,6 +21,21 @@ def bind_sizes(graph: Graph, arrays) -> dict:
     return sizes
 
 
+def product_macs(graph: Graph, sizes) -> float:
+    """Multiply-adds of the matrix products in ``graph`` at these sizes (m n k each;
+    ``sizes`` maps every size symbol of the products to its value)."""
+    total = 0.0
+    for n in graph.nx.nodes:
+        d = graph[n]
+        if d["op"] != "matmul":
+            continue
+        macs = 1.0
+        for x in tuple(d["shape"]) + (graph[d["args"][0]]["shape"][-1],):
+            macs *= x if isinstance(x, int) else sizes[x]
+        total += macs
+    return total
+
+
 def _resolve_params(params: dict, sizes: dict) -> dict:
     out = {}
     for k, v in params.items():

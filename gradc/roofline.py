@@ -168,20 +168,8 @@ def measure_host(progress=None, quick=False, dtype="float64") -> dict:
 
 def graph_flops(graph, sizes: dict) -> float:
     """FLOPs of the matrix products in ``graph`` at these sizes (2mnk each)."""
-    def size(d):
-        return d if isinstance(d, int) else sizes[d]
-    total = 0.0
-    for n in graph.nx.nodes:
-        d = graph[n]
-        if d["op"] != "matmul":
-            continue
-        a, b = (graph[x]["shape"] for x in d["args"])
-        k = size(a[-1])
-        out = 1
-        for s in d["shape"]:
-            out *= size(s)
-        total += 2.0 * out * k
-    return total
+    from .evaluate import product_macs
+    return 2.0 * product_macs(graph, sizes)
 
 
 def cell_bound(lowered, args, outputs, host: dict, threads="all") -> dict:

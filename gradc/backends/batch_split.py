@@ -33,10 +33,12 @@ are added, in part order: the same bits on every call for a given thread count) 
 ``Plan.set_split``) runs the parts on gradc's pool."""
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..evaluate import product_macs
 from ..graph import Graph
 from ..ops import OPS
 
@@ -206,15 +208,7 @@ def _build(g: Graph, sym: str, cls: dict) -> Split | None:
         half.inputs.append(n)
         counts.append((counted, np.dtype(d["dtype"])))
     first = _first_part_terms(g, half, cls)
-    work = 0.0
-    for n in g.nx.nodes:
-        d = g[n]
-        if d["op"] == "matmul":
-            a = g[d["args"][0]]["shape"]
-            size = 1.0
-            for x in tuple(d["shape"]) + (a[-1],):
-                size *= g.example.get(x, 1) if isinstance(x, str) else x
-            work += size
+    work = product_macs(g, defaultdict(lambda: 1, g.example))   # at the traced sizes
     rows = g.example.get(sym, 0)
     return Split(half, sym, tuple(bool(g[i]["shape"]) and g[i]["shape"][0] == sym for i in g.inputs),
                  tuple(counts), tuple(outs), work / rows if rows else 0.0, int(g.minimum.get(sym, 0)), first)
