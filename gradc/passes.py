@@ -157,7 +157,39 @@ def one_hot_scatter(g, nid):
     return _new(g, nid, "where", (hit, spread, _scalar_like(g, nid, 0)))
 
 
-CANONICALIZE = [identity_ops, negations, mask_select, one_hot_scatter]
+def _broadcast_result(shapes):
+    """numpy's broadcast of ``shapes`` where it needs no run-time size (every dim along
+    an axis is 1 or the same size or symbol); None where it would."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for i in range(rank):
+        dims = {s[len(s) - rank + i] for s in shapes if len(s) - rank + i >= 0} - {1}
+        if len(dims) > 1:
+            return None
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def implicit_broadcasts(g, nid):
+    """An element-wise op's operand ``broadcast_to(x)`` -> ``x`` where the op's own
+    broadcasting gives the same result shape.  The adjoint of a reduction writes its
+    broadcasts explicitly (``reduce.expand_back``), so the adjoint of a softmax's
+    logsumexp held ``exp(s - broadcast_to(lse))`` beside the forward's ``exp(s - lse)``:
+    two nodes that CSE could not see were one (M7: a second exp of every element of
+    the attention matrix)."""
+    d = g[nid]
+    if OPS[d.op].kind != "elementwise" or len(d.args) < 2:
+        return None
+    for i, a in enumerate(d.args):
+        if g[a].op != "broadcast_to":
+            continue
+        args = (*d.args[:i], g[a].args[0], *d.args[i + 1:])
+        if _broadcast_result([g[x].shape for x in args]) == tuple(d.shape):
+            return _new(g, nid, d.op, args, d.params)
+    return None
+
+
+CANONICALIZE = [identity_ops, negations, mask_select, one_hot_scatter, implicit_broadcasts]
 
 
 # ----------------------------------------------------------------------------- stabilize

@@ -375,3 +375,57 @@ def test_an_index_broadcast_along_its_own_axis_keeps_the_scatter():
     want = np.zeros((3, 4))
     want[0, 1], want[0, 2] = 4 * x[0, 1], 2 * x[0, 2]
     np.testing.assert_array_equal(gradc.grad(f)(x), want)
+
+
+# ----------------------------------------------------------------------------- broadcasts, products
+def _attention(Wq, Wk, X):
+    Q, K = X @ Wq, X @ Wk
+    return gnp.sum(gnp.softmax(Q @ K.T, axis=1) ** 2)
+
+
+def _attention_grads_numpy(Wq, Wk, X):
+    """d/dWq, d/dWk of sum(softmax(Q K^T)^2) by hand: dP = 2P, dS = P * (dP - rowsum(dP P))."""
+    Q, K = X @ Wq, X @ Wk
+    S = Q @ K.T
+    E = np.exp(S - S.max(axis=1, keepdims=True))
+    P = E / E.sum(axis=1, keepdims=True)
+    dP = 2 * P
+    dS = P * (dP - (dP * P).sum(axis=1, keepdims=True))
+    return X.T @ (dS @ K), X.T @ (dS.T @ Q)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+@pytest.mark.parametrize("n", [5, 300])
+def test_softmax_adjoint_reuses_the_forward_exp(n, dtype, rtol):
+    # The logsumexp's adjoint writes exp(S - broadcast_to(lse)); with the broadcast left
+    # to the subtraction (implicit_broadcasts) it is the forward's exp(S - lse), and CSE
+    # keeps one.  Tolerance: the gradient is a sum of n products of O(1) terms.
+    rng = np.random.default_rng(n)
+    X = rng.standard_normal((n, 6)).astype(dtype)
+    Wq, Wk = (rng.standard_normal((6, 4)) / 3).astype(dtype), (rng.standard_normal((6, 4)) / 3).astype(dtype)
+    f = gradc.grad(_attention, argnums=(0, 1))
+    lo = f.lower(Wq, Wk, X)
+    assert count(lo.unoptimized, "exp") == 2 and count(lo.graph, "exp") == 1, str(lo.graph)
+    got = f(Wq, Wk, X)
+    want = _attention_grads_numpy(*(a.astype(np.float64) for a in (Wq, Wk, X)))
+    for gv, w in zip(got, want):
+        assert gv.dtype == dtype
+        np.testing.assert_allclose(gv, w, rtol=rtol, atol=rtol * np.abs(w).max())
+
+
+def test_implicit_broadcast_only_where_the_shape_is_kept():
+    # x + broadcast_to(b, (3, 4)) with x of shape (4,): the broadcast gives the sum its
+    # rows, so it must stay; with x of shape (3, 1) or (3, 4) the addition broadcasts b
+    # itself.
+    b = np.arange(4.0)
+
+    def f(x, b):
+        return gnp.sum(gnp.exp(x + gnp.broadcast_to(b, (3, 4))))
+    for shape, kept in (((4,), 1), ((3, 1), 0), ((3, 4), 0)):
+        x = np.linspace(-1, 1, int(np.prod(shape))).reshape(shape)
+        lo = lowered(f, x, b)
+        assert count(lo.graph, "broadcast_to") == kept, str(lo.graph)
+        same_values(lo, [x, b])
+        e = np.exp(np.broadcast_to(x + b, (3, 4)))
+        np.testing.assert_allclose(gradc.jit(f)(x, b), e.sum(), rtol=1e-14)
+        np.testing.assert_allclose(gradc.grad(f, argnums=1)(x, b), e.sum(axis=0), rtol=1e-14)
