@@ -120,7 +120,26 @@ static int gemm_small_wants(int tb, int64_t m, int64_t n, int64_t k) {
     return (m >= 64 || (m >= 16 && n <= 64)) && k >= 16 && m * k >= 16384 && (k <= 256 || n <= 256);
 }
 
-enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+
+/* Is the m x n product short and wide (m rows too few for gradc's kernel, which then
+ * leaves it to OpenBLAS) while its transpose, n x m = op(B)^T @ op(A)^T, is a shape
+ * the kernel takes with at least one whole panel of m columns?  The transpose's long
+ * operand streams by rows while only the short one is packed.  Measured on a Zen 4 core
+ * (tools/gemm_speed.py, one thread, CPU time), the transpose against OpenBLAS:
+ *   - attention's Q^T @ dS, 32 x 2048 from k = 2048: float32 3.16 against 4.37 ms,
+ *     float64 6.7 against 7.6; 32 x 512: 0.65 against 0.80 ms (float32);
+ *   - 16 x 256 from 4096 rows: float64 0.94 against 1.09 ms, but float32 0.66 against
+ *     0.50 (16 of a float32 panel's 32 columns), and 10 columns lose in both types:
+ *     hence at least a panel (16 doubles, 32 floats; half that in AVX2 code).
+ * The transpose is made in a buffer and copied into C: m n elements against m n k
+ * multiply-adds. */
+static int gemm_small_flipped(size_t item, int ta, int tb, int64_t m, int64_t n, int64_t k) {
+    int isa = gemm_small_isa();
+    int64_t panel = (isa == 2 ? 4 : 2) * (int64_t)(32 / item);
+    return isa != 0 && m >= panel && n >= 4 * m && !gemm_small_wants(tb, m, n, k)
+           && gemm_small_wants(!ta, n, m, k);
+}
 
 #define GRADC_POOL_GEMM(NAME, T, I, PTR)                                                         \
     typedef void (*NAME##_blas)(int32_t, int32_t, int32_t, I, I, I, T, const T *, I, const T *, \
@@ -184,6 +203,19 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_TRANS = 112 };
         if (work <= GRADC_BLAS_THREADS_FROM) {                                                  \
             NAME##_rows(&t, 0, m, 0);                                                           \
             return;                                                                             \
+        }                                                                                       \
+        if (alpha == (T)1 && beta == (T)0 && gemm_small_flipped(sizeof(T), ta == CBLAS_TRANS, tb == CBLAS_TRANS, m, n, k)) { \
+            /* C^T = op(B)^T @ op(A)^T, tall, into a buffer; then C is its transpose */         \
+            T *ct = malloc((size_t)m * (size_t)n * sizeof(T));                                 \
+            if (ct) {                                                                           \
+                NAME(order, tb == CBLAS_TRANS ? CBLAS_NO_TRANS : CBLAS_TRANS,                   \
+                     ta == CBLAS_TRANS ? CBLAS_NO_TRANS : CBLAS_TRANS, n, m, k, alpha, B, ldb, A, lda, \
+                     beta, ct, m, threads);                                                     \
+                for (int64_t i = 0; i < (int64_t)m; i++)                                        \
+                    for (int64_t j = 0; j < (int64_t)n; j++) C[i * (int64_t)ldc + j] = ct[j * (int64_t)m + i]; \
+                free(ct);                                                                       \
+                return;                                                                         \
+            }                                                                                   \
         }                                                                                       \
         pool_blas_single(1);                                                                    \
         double c_work = (double)m * (double)n * (double)(k > GRADC_POOL_GEMM_MIN_K ? k : GRADC_POOL_GEMM_MIN_K); \

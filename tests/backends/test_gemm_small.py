@@ -287,3 +287,35 @@ def test_backward_products_with_few_outputs_match_numpy(m, k, n, dtype, threads,
     if m >= 32:
         rc, direct = gemm_small(a, b, False, True)
         assert rc == 0 and np.array_equal(got, direct)
+
+
+_FLIPPED = {"ab": (lambda a, b: (b, a, True, True)), "atb": (lambda a, b: (b, a, True, False)),
+            "abt": (lambda a, b: (b, a, False, True))}
+
+
+@built
+@pool
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("form", list(_PRODUCTS))
+@pytest.mark.parametrize("m,k,n", [(32, 300, 517), (40, 2051, 2051), (10, 300, 517)])
+def test_short_wide_products_are_made_as_their_transposes(m, k, n, form, dtype, threads, monkeypatch):
+    """A product with too few rows for the kernel (32 or 40, under its 64) but at least a
+    panel of them (16 doubles, 32 floats) and 4 times as many columns, attention's
+    Q^T @ dS among them, is made as its transpose op(B)^T @ op(A)^T by the kernel
+    (poolgemm.c, gemm_small_flipped) and copied into C: the bits of the kernel called on
+    the transpose, at every thread count.  10 rows stay with BLAS.  All within the
+    dot-product bound of numpy's float64 product."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    rng = np.random.default_rng(m + k + n)
+    a = rng.standard_normal((k, m) if form == "atb" else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if form == "abt" else (k, n)).astype(dtype)
+    got = gradc.jit(_PRODUCTS[form])(a, b)
+    assert got.dtype == dtype and got.shape == (m, n)
+    _assert_within_bound(got, (a.T if form == "atb" else a), (b.T if form == "abt" else b))
+    rc, flipped = gemm_small(*_FLIPPED[form](a, b))
+    assert rc == 0 and flipped.shape == (n, m)
+    if m >= 32:
+        assert np.array_equal(got, flipped.T)
+    else:
+        assert not np.array_equal(got, flipped.T)     # BLAS's own order of sums
