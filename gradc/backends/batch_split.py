@@ -113,7 +113,9 @@ def _kind(g: Graph, n: int, sym: str, cls: dict) -> str | None:
         return None if has else FREE
     kinds = [cls[a] for a in args]
     if RED in kinds:
-        return _linear(g, n, kinds)
+        # a sum over the batch brought back to the rows (``z + sum(z, axis=0)``) is no
+        # sum of the parts' values
+        return None if has else _linear(g, n, kinds)
     if ROWT in kinds:
         return RED if op == "matmul" and _contracts_batch(g, n, sym, cls) else None
     if ROW not in kinds:          # batch-free arguments

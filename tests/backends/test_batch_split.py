@@ -11,6 +11,7 @@ X) and batch-free ones; the call path's argument checks."""
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as onp
 import pytest
@@ -341,3 +342,23 @@ def test_threads_calling_one_split_function(hot_now):
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_a_sum_over_the_batch_added_back_to_the_rows_keeps_the_call_whole(hot_now):
+    # z + sum(z, axis=0): rows that read the whole batch's sum; a part has only its own
+    # (before, the analysis took the result for a sum and the part compile failed, with
+    # a warning)
+    rng = onp.random.default_rng(3)
+    X, W = rng.normal(size=(4096, 8)), rng.normal(size=(8, 6))
+
+    def f(W, X):
+        Z = X @ W
+        return Z + gnp.sum(Z, axis=0)
+    jf = gradc.jit(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            got = jf(W, X)
+    assert kernel_of(jf, W, X).split is None and jf._fast.split_parts(4096) == 1
+    Z = X @ W
+    onp.testing.assert_allclose(got, Z + Z.sum(axis=0), rtol=1e-12, atol=1e-12 * onp.abs(Z).sum(axis=0).max())
