@@ -220,6 +220,65 @@ def generate(seed: int) -> Program:
     return p
 
 
+MLP_ACTS = ["tanh", "sigmoid", "softplus", "relu", "square", "affine"]
+
+
+def generate_mlp(seed: int) -> Program:
+    """A program shaped like a training step of a small MLP, at batch sizes the batch
+    split takes (gradc/backends/batch_split.py): X (a batch of m rows of d inputs)
+    through a dense layer of k units (``X @ Y.T + w``, an activation), then a second
+    layer back to d outputs or a layer to one output per row, a residual against X or
+    u, optionally a batch-free L2 term on Y and a mean over the batch beside it.  Every
+    node is a row of the batch, a sum over it, or free of it, so the hot code splits the
+    batch over threads; the random programs of ``generate`` rarely do (their pairs,
+    slices and reductions over rows keep graphs whole).  Seeded apart from ``generate``
+    (its own stream), on llvm."""
+    r = onp.random.default_rng((seed, 6))
+    k, d = int(r.integers(2, 12)), int(r.integers(2, 10))
+    m = int(r.integers(BIG_NUMEL // max(k, d) + 1, MAX_NUMEL // max(k, d)))   # threaded sizes
+    inputs = "ties" if r.random() < 0.2 else "normal"
+    dtypes = {a: "float64" for a in FLOAT_ARGS}
+    dtypes["I"] = "int32"
+    p = Program(seed, {"m": m, "k": k, "d": d}, dtypes, inputs, "llvm", [],
+                [ARGS[a][0] for a in ARGS], [ARGS[a][1] for a in ARGS], [])
+    X, Y, u, w, sc, T = (list(ARGS).index(a) for a in ("X", "Y", "u", "w", "s", "T"))
+    act = lambda i: _push(p, ("unary", str(r.choice(MLP_ACTS)), i), p.shapes[i])   # noqa: E731
+
+    def last():
+        return len(p.shapes) - 1
+    # every float argument is read (an unread one's gradient is a constant zero, an
+    # output no part computes: such graphs stay whole): the weights Y + mean(T, axis=0)
+    _push(p, ("reduce", "mean", T, 0, False), ("k", "d"))
+    _push(p, ("binary", "add", Y, last()), ("k", "d"))
+    Y = last()
+    _push(p, ("transpose", Y), ("d", "k"))
+    _push(p, ("matmul", X, last()), ("m", "k"))
+    _push(p, ("binary", "add", last(), w), ("m", "k"))            # the layer's bias
+    act(last())
+    hidden = last()
+    if r.random() < 0.5:                                           # back to d outputs
+        _push(p, ("matmul", hidden, Y), ("m", "d"))
+        act(last())
+        _push(p, ("binary", "sub", last(), X), ("m", "d"))
+    else:                                                          # one output per row
+        _push(p, ("matmul", hidden, w), ("m",))
+        _push(p, ("binary", "sub", last(), u), ("m",))
+    _push(p, ("binary", "mul", last(), sc), p.shapes[last()])     # a learned scale
+    out = last()
+    if r.random() < 0.4:                                           # an L2 term on the weights
+        _push(p, ("unary", "square", Y), ("k", "d"))
+        _push(p, ("reduce", "mean", last(), None, False), ())
+        _push(p, ("binary", "add", out, last()), p.shapes[out])
+    if r.random() < 0.2:                                           # a mean over the batch beside it (whole)
+        keep = bool(r.random() < 0.5)
+        _push(p, ("reduce", str(r.choice(["sum", "mean"])), hidden, 0, keep), _reduced(p.shapes[hidden], 0, keep))
+    p.n_drawn = len(p.steps)
+    _fold_unused(p)
+    p.depth, p.ops = _analyse(p)
+    p.stable = _stability(p)
+    return p
+
+
 # ops that round nothing on integer-valued (or half-integer) operands of moderate size
 _EXACT_ARITH = {"add", "sub", "mul", "square", "neg", "maximum", "minimum", "where", "relu", "abs",
                 "clip", "self_max", "self_min"}

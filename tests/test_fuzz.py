@@ -337,6 +337,26 @@ def test_program(seed):
         _log(p, status, REPORT - before)
 
 
+N_MLP_PROGRAMS = int(os.environ.get("GRADC_FUZZ_MLP_PROGRAMS", "6"))
+
+
+@pytest.mark.parametrize("seed", list(range(SEED0, SEED0 + N_MLP_PROGRAMS)))
+def test_mlp_program(seed):
+    """An MLP-shaped program (fuzz_programs.generate_mlp) through the same checks, at
+    batch sizes whose hot code splits the batch over threads."""
+    p = fp.generate_mlp(seed)
+    before = Counter(REPORT)
+    REPORT["mlp programs"] += 1
+    status = "failed"
+    try:
+        check_program(p)
+        status = "passed"
+    except AssertionError as e:
+        raise AssertionError(f"mlp {p.describe()}\n{e}") from None
+    finally:
+        _log(p, status, REPORT - before)
+
+
 def _log(p, status, counts):
     """GRADC_FUZZ_LOG=path: one JSON line per program (a campaign's shards can be
     summed while they run: tests/fuzz_summary.py)."""
@@ -440,12 +460,14 @@ def test_tie_rule_closed_form(seed):
 def test_fuzz_report(capsys):
     """Runs after the programs (file order): prints what they covered and, when the whole
     campaign ran (not a -k selection), asserts coverage minima."""
-    n = REPORT["programs"]
+    n = REPORT["programs"] - REPORT["mlp programs"]
     depths = sorted(DEPTHS.elements())
     with capsys.disabled():
         print(f"\n[gradc fuzz] {dict(sorted(REPORT.items()))}")
         print(f"[gradc fuzz] live depth: {dict(sorted(DEPTHS.items()))}")
         print(f"[gradc fuzz] live ops: {dict(sorted(LIVE_OPS.items()))}")
+    if REPORT["mlp programs"] >= 4:
+        assert REPORT["batch split ran"] >= REPORT["mlp programs"] // 2, "the MLP programs' batches rarely split"
     if n < 100:
         return
     assert depths[len(depths) // 2] >= 4, "median live depth below 4"
