@@ -29,6 +29,10 @@ campaign, in shards of seeds (each shard prints its own report)::
         -p no:cacheprovider -q -rf tests/test_fuzz.py -k "program or report"   # SEED=101300, ...
     python tests/fuzz_summary.py fuzz.jsonl          # the shards' programs together, at any time
 
+MLP-shaped programs (``fuzz_programs.generate_mlp``, whose hot code splits the batch over
+threads) run through the same checks in ``test_mlp_program``: ``GRADC_FUZZ_MLP_PROGRAMS``
+of them (default 6, seeds from ``GRADC_FUZZ_SEED``).
+
 A failing program reproduces from its seed alone:
 ``GRADC_FUZZ_PROGRAMS=1 GRADC_FUZZ_SEED=<seed> python -m pytest tests/test_fuzz.py -k program``;
 every program a campaign found failing stays in ``REGRESSIONS`` (always run).
