@@ -295,6 +295,7 @@ typedef struct {
     char *ws[MAXPARTS];
     char *tmp[MAXPARTS];      /* parts after the first: their sums and batch-free outputs */
     size_t out_off[MAXARGS];  /* each such output's offset in tmp */
+    size_t out_elems[MAXARGS];  /* and its number of elements */
     double counts[MAXARGS];   /* the counts over the whole batch (a float32 count in the first 4 bytes) */
     int32_t rc[MAXPARTS];
 } SplitRun;
@@ -341,10 +342,11 @@ static int32_t run_split(Plan *self, void **ptrs, const int64_t *sizes) {
     size_t tmp_bytes = 0;
     for (int o = 0; o < self->n_out; o++) {
         if (self->out_kind[o] == 0) continue;
-        size_t n = (size_t)self->out[o].itemsize;
+        size_t n = 1;
         for (int d = 0; d < self->out[o].ndim; d++) n *= (size_t)dim_value(&self->out[o], d, sizes);
+        r.out_elems[o] = n;
         r.out_off[o] = tmp_bytes;
-        tmp_bytes += (n + 63) & ~(size_t)63;
+        tmp_bytes += (n * (size_t)self->out[o].itemsize + 63) & ~(size_t)63;
     }
     int64_t rows = sizes[self->split_sym], most = rows / parts + 1;
     int64_t sub_sizes[MAXSYM];
@@ -370,8 +372,7 @@ static int32_t run_split(Plan *self, void **ptrs, const int64_t *sizes) {
         for (int t = 0; t < parts; t++) rc |= r.rc[t];
         for (int o = 0; o < self->n_out && !rc; o++) {
             if (self->out_kind[o] != 1) continue;
-            size_t n = 1;
-            for (int d = 0; d < self->out[o].ndim; d++) n *= (size_t)dim_value(&self->out[o], d, sizes);
+            size_t n = r.out_elems[o];
             for (int t = 1; t < parts; t++) {
                 if (self->out[o].typenum == NPY_FLOAT) {
                     float *acc = (float *)ptrs[self->n_in + o], *add = (float *)(r.tmp[t] + r.out_off[o]);
