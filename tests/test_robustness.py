@@ -336,6 +336,34 @@ def test_gradient_that_is_an_argument_takes_the_fast_path(backend):
     assert h._fast is not None
 
 
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+def test_constant_outputs_take_the_fast_path(backend):
+    """A gradient that is a constant (a 0-d argument the value does not read: its
+    gradient is a folded 0; a folded array constant) is filled by the kernel, so the
+    C call path serves the call: before, such a function ran every call through the
+    Python path.  Each call gets arrays of its own."""
+    loss = lambda w, s, x: np.sum(w * x)      # noqa: E731
+    f = gradc.value_and_grad(loss, argnums=(0, 1), backend=backend)
+    w, x = onp.linspace(-1, 1, 1001), onp.cos(onp.arange(1001.0))
+    firsts = []
+    for s in (2.5, onp.float64(2.5), onp.array(2.5)):
+        value, (gw, gs) = f(w, s, x)
+        assert f._fast is not None, "the fast path serves a constant gradient"
+        assert onp.isclose(value, onp.sum(w * x), rtol=1e-12)
+        onp.testing.assert_array_equal(gw, x)
+        assert onp.ndim(gs) == 0 and gs == 0.0 and onp.asarray(gs).dtype == onp.float64
+        firsts.append(gw)
+    assert not onp.shares_memory(firsts[0], firsts[1])
+    c = onp.arange(6.0).reshape(2, 3)
+    k = gradc.jit(lambda x: (x * 2.0, c + 1.0), backend=backend)   # c + 1 folds to a constant
+    for _ in range(2):
+        y, z = k(onp.ones(3))
+        onp.testing.assert_array_equal(y, [2.0, 2.0, 2.0])
+        onp.testing.assert_array_equal(z, c + 1.0)
+        z[0, 0] = -7.0                          # a caller's copy: the next call's is whole
+    assert k._fast is not None
+
+
 # ----------------------------------------------------------------------------- sizes
 SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 127]
 

@@ -187,7 +187,7 @@ def _build(g: Graph, sym: str, cls: dict) -> Split | None:
     outs = []
     for o in g.outputs:
         d = g[o]
-        if d["op"] in ("input", "const", "count") or cls[o] == ROWT:
+        if d["op"] in ("input", "count") or cls[o] == ROWT:
             return None          # outputs a part does not compute into a buffer of its own
         if cls[o] == RED and d["dtype"] not in (np.float64, np.float32):
             return None          # the call path adds floating-point results only

@@ -742,6 +742,22 @@ def _pipeline_order(g, nests, deps, reads_of, roots, h, t, x, taken):
     return order, (first, first + len(middle) + 1, h, t)
 
 
+def _fill_constant_outputs(g: Graph) -> None:
+    """A constant output (the zero gradient of an argument the value does not read, a
+    folded constant) becomes a copy of itself, ``broadcast_to(c, c.shape)``, which a nest
+    stores into the output's buffer: every output is then a buffer the kernel fills or
+    a copy of an argument, and the C call path (``Kernel.make_plan``), its hot code and
+    the batch split serve the call (a model with a parameter its loss does not read ran
+    every call through the Python path)."""
+    outs = list(g.outputs)
+    for k, o in enumerate(outs):
+        d = g[o]
+        if d["op"] == "const":
+            outs[k] = g.add("broadcast_to", (o,), shape=d["shape"], dtype=d["dtype"],
+                            params={"shape": tuple(d["shape"])}, provenance=d.provenance, role=d.role)
+    g.outputs[:] = outs
+
+
 def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool = False) -> Schedule:
     """Fused loop nests for ``graph``; with ``threads`` > 1, loop nests are split over
     their outer loop, so reductions across it get per-chunk partial buffers.  With
@@ -753,6 +769,9 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     if any(g[n]["op"] == "relu" for n in g.nx.nodes):
         g = g.copy() if g is graph else g
         _mask_from_relu(g)
+    if any(g[o]["op"] == "const" for o in g.outputs):
+        g = g.copy() if g is graph else g
+        _fill_constant_outputs(g)
     roots = set()
     for nid in g.nx.nodes:
         if _op(g, nid).root:

@@ -362,3 +362,22 @@ def test_a_sum_over_the_batch_added_back_to_the_rows_keeps_the_call_whole(hot_no
     assert kernel_of(jf, W, X).split is None and jf._fast.split_parts(4096) == 1
     Z = X @ W
     onp.testing.assert_allclose(got, Z + Z.sum(axis=0), rtol=1e-12, atol=1e-12 * onp.abs(Z).sum(axis=0).max())
+
+
+def test_a_parameter_the_loss_does_not_read_still_splits(hot_now):
+    # a dict of parameters with a head the loss leaves out and a 0-d scale: their
+    # gradients are constants (zeros), which the kernel fills; the batch still splits
+    rng = onp.random.default_rng(5)
+    p = {"W1": rng.normal(size=(16, 32)) / 4, "b1": onp.zeros(32), "W2": rng.normal(size=(32, 4)) / 6,
+         "head": rng.normal(size=(32, 3)), "scale": onp.float64(1.5)}
+    X, Y = rng.normal(size=(4096, 16)), rng.normal(size=(4096, 4))
+
+    def loss(p, X, Y):
+        return gnp.mean((gnp.tanh(X @ p["W1"] + p["b1"]) @ p["W2"] - Y) ** 2)
+    f = gradc.value_and_grad(loss)
+    for _ in range(3):
+        value, grads = f(p, X, Y)
+    assert f._fast.plan.split_parts(4096) == 2
+    want_value, want = gradc.value_and_grad(loss, backend="numpy")(p, X, Y)
+    close((value, [grads[k] for k in sorted(p)]), (want_value, [want[k] for k in sorted(p)]), onp.float64, 4096)
+    assert not grads["head"].any() and grads["scale"] == 0.0
