@@ -219,6 +219,11 @@ static PyObject *finish_call(Plan *self, PyObject **outs, PyObject *args, const 
     if (rc != 0) {
         for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
         if (rc < 0) return NULL;   /* run_split: the error is set */
+        /* a linear algebra failure: the Python path runs the call again and raises the
+         * error naming the user's op and line (kernel.raise_status) */
+        if (rc & (GRADC_SINGULAR_MATRIX | GRADC_NOT_POSITIVE_DEFINITE | GRADC_NO_CONVERGENCE |
+                  GRADC_LAPACK_UNAVAILABLE | GRADC_OUT_OF_MEMORY))
+            return Py_NewRef(MISS);
         if (rc & GRADC_NEGATIVE_POWER)
             PyErr_SetString(PyExc_ValueError, "Integers to negative integer powers are not allowed.");
         else
@@ -806,8 +811,9 @@ PyMODINIT_FUNC PyInit__callpath(void) {
     if (!MISS || PyModule_AddObjectRef(m, "MISS", MISS) < 0) return NULL;
     if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0) return NULL;
     if (PyModule_AddObjectRef(m, "Dispatch", (PyObject *)&DispatchType) < 0) return NULL;
-    /* 2: a result may copy an argument; 3: set_split (gradc/backends/kernel.py reads this:
-     * a stale build of the extension is not handed plans it cannot read) */
-    if (PyModule_AddIntConstant(m, "PLAN_VERSION", 3) < 0) return NULL;
+    /* 2: a result may copy an argument; 3: set_split; 4: a linear algebra status is a
+     * MISS (gradc/backends/kernel.py reads this: a stale build of the extension is not
+     * handed plans it cannot read) */
+    if (PyModule_AddIntConstant(m, "PLAN_VERSION", 4) < 0) return NULL;
     return m;
 }

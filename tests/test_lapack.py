@@ -390,6 +390,23 @@ def test_failure_names_op_and_line(backend):
         gradc.grad(lambda a: np.linalg.det(a), backend=backend)(onp.ones((2, 2)))
 
 
+def test_linear_algebra_takes_the_c_call_path_and_its_failures_keep_their_message():
+    """A kernel with LAPACK calls is served by the C call path; a failure there is a MISS,
+    and the Python path runs the call again and raises the error that names the user's
+    op and line, on a call right after good ones (the fast path installed) too."""
+    def f(a, b):
+        return np.linalg.solve(a, b)     # the line the message names
+    jf = gradc.jit(f)
+    a, b = onp.array([[4.0, 1.0], [1.0, 3.0]]), onp.array([1.0, 2.0])
+    for _ in range(2):
+        onp.testing.assert_allclose(jf(a, b), onp.linalg.solve(a, b), rtol=1e-14)
+    assert jf._fast is not None
+    with pytest.raises(LinAlgError, match=r"Singular matrix \(in linalg\.solve at test_lapack\.py:\d+\)"):
+        jf(onp.array([[1.0, 2.0], [2.0, 4.0]]), b)
+    onp.testing.assert_allclose(jf(a, b), onp.linalg.solve(a, b), rtol=1e-14)   # and good again
+    assert jf._fast is not None
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bad_arguments_name_argument_and_line(backend):
     def run(f, *args):
