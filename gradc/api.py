@@ -103,11 +103,25 @@ _UNPICKLED = collections.deque(maxlen=32)
 
 
 # ----------------------------------------------------------------------------- arguments
+_SIGNATURES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _signature(fun):
+    """``inspect.signature(fun)`` (None where it has none), kept per function: a call
+    with keyword arguments binds them on every call (inspect took about 30 us of it)."""
     try:
-        return inspect.signature(fun)
+        return _SIGNATURES[fun]
+    except (KeyError, TypeError):
+        pass
+    try:
+        sig = inspect.signature(fun)
     except (TypeError, ValueError):
-        return None
+        sig = None
+    try:
+        _SIGNATURES[fun] = sig
+    except TypeError:          # not weakly referable: asked again next time
+        pass
+    return sig
 
 
 def _names(fun, n):
@@ -532,6 +546,20 @@ class Transformed(_Dispatch):
         return prepare(flat.leaves, self._wrt(flat), self.name, flat.labels, flat.positions), flat
 
     def _slow_call(self, args, kwargs):
+        fast = self._fast
+        if kwargs and fast is not None and self.kind not in ("jvp", "vjp"):
+            # keyword arguments: bound to their positions, the C call path serves them too
+            # (the full path below raises any binding error with the function's name)
+            sig = _signature(self.fun)
+            if sig is not None:
+                try:
+                    ba = sig.bind(*args, **kwargs)
+                except TypeError:
+                    ba = None
+                if ba is not None and not ba.kwargs:
+                    r = fast(*ba.args)
+                    if r is not _MISS:
+                        return r
         handler = foreign_handler(args)
         if handler is not None:       # dask arrays: gradc.distributed sums per-chunk results
             return handler(self, args, kwargs)

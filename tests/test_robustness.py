@@ -161,9 +161,12 @@ def test_fast_path_errors_propagate_and_bad_fast_paths_are_refused():
     f._fast = broken
     e = raised(f, *GOOD)
     assert isinstance(e, ZeroDivisionError) and "from the fast path" in str(e)
+    e = raised(f, w=W, b=B, X=X, y=Y)                      # keywords take the fast path too
+    assert isinstance(e, ZeroDivisionError) and "from the fast path" in str(e)
     with pytest.raises(TypeError, match="callable"):
         f._fast = 3
-    same_as_ref(f(w=W, b=B, X=X, y=Y), vg("numpy")(*GOOD))  # keywords never take the fast path
+    f._fast = None
+    same_as_ref(f(w=W, b=B, X=X, y=Y), vg("numpy")(*GOOD))
 
 
 def test_transformed_function_in_a_reference_cycle_is_collected():
@@ -362,6 +365,30 @@ def test_constant_outputs_take_the_fast_path(backend):
         onp.testing.assert_array_equal(z, c + 1.0)
         z[0, 0] = -7.0                          # a caller's copy: the next call's is whole
     assert k._fast is not None
+
+
+def test_keyword_arguments_take_the_fast_path(monkeypatch):
+    """A call with keyword arguments binds them to their positions and runs the C call
+    path (it took the Python path on every call: 147 against 8 us for a small MLP); a
+    keyword that fits no parameter still raises the error naming the function."""
+    def loss(W, b, X, y, lam=0.5):
+        return np.sum((np.tanh(X @ W + b) - y) ** 2) + lam * np.sum(W * W)
+    rng = onp.random.default_rng(2)
+    W, b, X, y = rng.normal(size=(5, 3)), rng.normal(size=3), rng.normal(size=(40, 5)), rng.normal(size=(40, 3))
+    f = gradc.value_and_grad(loss, argnums=(0, 1))
+    want = f(W, b, X, y)
+    f(W, b, X=X, y=y)
+    monkeypatch.setattr(f, "_entry", lambda *a: pytest.fail("the Python path ran"))
+    for call in (lambda: f(W, b, X=X, y=y), lambda: f(W, b=b, y=y, X=X), lambda: f(y=y, X=X, b=b, W=W)):
+        value, (gW, gb) = call()
+        assert value == want[0]
+        onp.testing.assert_array_equal(gW, want[1][0])
+        onp.testing.assert_array_equal(gb, want[1][1])
+    with pytest.raises(ArgumentError, match=r"loss\(W, b, X, y, lam\).*unexpected keyword argument 'z'"):
+        f(W, b, X=X, y=y, z=y)
+    monkeypatch.undo()
+    v2, _ = f(W, b, X, y, lam=2.0)          # a default given: another signature, compiled
+    assert onp.isclose(v2, want[0] + 1.5 * onp.sum(W * W), rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------- sizes
