@@ -327,18 +327,25 @@ def _check_finite_differences(p, args, grad_at, argnums):
 
 
 # ----------------------------------------------------------------------------- the programs
-@pytest.mark.parametrize("seed", REGRESSIONS + list(range(SEED0, SEED0 + N_PROGRAMS)))
-def test_program(seed):
-    p = fp.generate(seed)
+def run_logged(p: fp.Program, kind=None):
+    """check_program, the program's description on a failure, its counts logged (with
+    one of ``kind``: a program drawn by another generator)."""
     before = Counter(REPORT)
+    if kind:
+        REPORT[f"{kind} programs"] += 1
     status = "failed"
     try:
         check_program(p)
         status = "passed"
     except AssertionError as e:
-        raise AssertionError(f"{p.describe()}\n{e}") from None
+        raise AssertionError(f"{kind or ''} {p.describe()}\n{e}".lstrip()) from None
     finally:
         _log(p, status, REPORT - before)
+
+
+@pytest.mark.parametrize("seed", REGRESSIONS + list(range(SEED0, SEED0 + N_PROGRAMS)))
+def test_program(seed):
+    run_logged(fp.generate(seed))
 
 
 N_MLP_PROGRAMS = int(os.environ.get("GRADC_FUZZ_MLP_PROGRAMS", "6"))
@@ -348,17 +355,7 @@ N_MLP_PROGRAMS = int(os.environ.get("GRADC_FUZZ_MLP_PROGRAMS", "6"))
 def test_mlp_program(seed):
     """An MLP-shaped program (fuzz_programs.generate_mlp) through the same checks, at
     batch sizes whose hot code splits the batch over threads."""
-    p = fp.generate_mlp(seed)
-    before = Counter(REPORT)
-    REPORT["mlp programs"] += 1
-    status = "failed"
-    try:
-        check_program(p)
-        status = "passed"
-    except AssertionError as e:
-        raise AssertionError(f"mlp {p.describe()}\n{e}") from None
-    finally:
-        _log(p, status, REPORT - before)
+    run_logged(fp.generate_mlp(seed), "mlp")
 
 
 def _log(p, status, counts):
