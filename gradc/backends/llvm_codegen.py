@@ -63,6 +63,23 @@ def _const(ty, v):
     return ir.Constant(ty, float(v))
 
 
+
+class _RegionViews(dict):
+    """A function's buffer pointers by key: the direct ones given; a region's buffer is
+    ``view(region pointer, dtype)``, made once, the first time it is asked for."""
+
+    def __init__(self, direct, region_of, view):
+        super().__init__(direct)
+        self.region_of, self.view = region_of, view
+
+    def __missing__(self, key):
+        if key not in self.region_of:
+            raise KeyError(key)
+        k, dtype = self.region_of[key]
+        made = self[key] = self.view(self[("region", k)], dtype)
+        return made
+
+
 class Emitter:
     """Scalar operations used by the ops' ``llvm`` lowerings (one element at a time;
     the loop vectorizer widens them)."""
@@ -521,12 +538,13 @@ class Codegen:
         self.parts.append(self.module)
         return previous
 
-    def nest_function(self, name, body_ty, stmts):
+    def nest_function(self, name, body_ty, stmts, used):
         """A function of this module running a parallel nest's body ``stmts`` over rows
-        [start, end) of its outer loop for chunk ``tid``: buffers, sizes, start, end,
-        tid, the chunks' status array."""
+        [start, end) of its outer loop for chunk ``tid``: the buffers it reads or writes
+        (``used``: their places in ``buffer_nodes``), sizes, start, end, tid, the
+        chunks' status array."""
         s = self.s
-        n_ptr, n_sym = len(self.ptr_tys), len(s.symbols)
+        n_ptr, n_sym = len(used), len(s.symbols)
         fn = ir.Function(self.module, body_ty, name=name)
         for arg in fn.args[:n_ptr]:
             arg.add_attribute("noalias")
@@ -534,7 +552,7 @@ class Codegen:
         self.entry = fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
         self.memo = lir.Scopes()
-        self.bind_buffers(fn.args[:n_ptr])
+        self.bind_buffers(fn.args[:n_ptr], used)
         self.sizes = dict(zip(s.symbols, fn.args[n_ptr:n_ptr + n_sym]))
         start, end, tid, status_arr = fn.args[n_ptr + n_sym:]
         self.status = self.b.gep(status_arr, [tid])
@@ -551,12 +569,14 @@ class Codegen:
         count)."""
         s, T, k = self.s, self.s.threads, par.k   # T: chunks (a fixed multiple of the pool's threads)
         n_ptr, n_sym = len(self.ptr_tys), len(s.symbols)
-        body_ty = ir.FunctionType(ir.VoidType(), self.ptr_tys + [I64] * n_sym + [I64, I64, I32, I32.as_pointer()])
+        used = self.pointers_used([body for _name, body in par.bodies])
+        body_ty = ir.FunctionType(ir.VoidType(), [self.ptr_tys[j] for j in used] + [I64] * n_sym
+                                  + [I64, I64, I32, I32.as_pointer()])
         if self.split:   # helpers and declarations the body needs go to the task's module
             kernel_module = self.new_part(f"{self.name}.task{k}")
         flagged_before, self.flagged = self.flagged, False
         (name, stmts), *more = par.bodies
-        body = self.nest_function(f"{self.name}.{name}", body_ty, stmts)
+        body = self.nest_function(f"{self.name}.{name}", body_ty, stmts, used)
         body.linkage = "internal"
         body.attributes.add("alwaysinline")
         # Split modules: a row-blocked nest's rows after its last block go to a module
@@ -564,7 +584,7 @@ class Codegen:
         rest = None
         for name, stmts in more:
             task_module = self.new_part(f"{self.name}.{name}")
-            rest = self.nest_function(f"{self.name}.{name}", body_ty, stmts)
+            rest = self.nest_function(f"{self.name}.{name}", body_ty, stmts, used)
             self.module = task_module
             rest = ir.Function(self.module, body_ty, name=rest.name)   # declared; linked by the JIT
         can_fail = self.flagged          # only gathers and integer powers set a status
@@ -579,7 +599,7 @@ class Codegen:
         task.attributes.add("noinline")   # one copy of the nest serves the pool and the serial call
         tb = ir.IRBuilder(task.append_basic_block("entry"))
         ctx = tb.bitcast(task.args[0], vp.as_pointer())
-        vals = [tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, j)])), t) for j, t in enumerate(self.ptr_tys)]
+        vals = [tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, j)])), self.ptr_tys[j]) for j in used]
         szp = tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, n_ptr)])), I64.as_pointer())
         stp = tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, n_ptr + 1)])), I32.as_pointer())
         vals += [tb.load(tb.gep(szp, [ir.Constant(I64, j)])) for j in range(n_sym)]
@@ -748,6 +768,7 @@ class Codegen:
         s, g = self.s, self.g
         # buffers passed to impl: inputs, outputs, constants, workspace
         self.regions = workspace_layout(s)
+        self.region_of = {key: (k, dtype) for k, region in enumerate(self.regions) for key, _shape, dtype in region}
         direct = list(g.inputs) + list(dict.fromkeys(o for o in s.outputs if o in s.roots)) + list(s.consts)
         self.buffer_nodes = direct + [("region", k) for k in range(len(self.regions))]
         ptr_tys = [ir_type(g[n]["dtype"]).as_pointer() for n in direct] + [I8.as_pointer()] * len(self.regions)
@@ -779,14 +800,48 @@ class Codegen:
         self._wrapper(impl, ptr_tys)
         return self.module
 
-    def bind_buffers(self, args):
-        """Map buffer keys to pointers: direct ones, then each region's buffers (typed
-        views of the region's pointer)."""
-        self.bufs = dict(zip(self.buffer_nodes, args))
-        for k, region in enumerate(self.regions):
-            base = self.bufs[("region", k)]
-            for key, _shape, dtype in region:
-                self.bufs[key] = self.b.bitcast(base, ir_type(dtype).as_pointer())
+    def bind_buffers(self, args, used=None):
+        """Map buffer keys to pointers: the direct ones ``args`` (all of ``buffer_nodes``,
+        or those at places ``used``), then each region's buffers, typed views of the
+        region's pointer made at the function's entry when first used."""
+        keys = self.buffer_nodes if used is None else [self.buffer_nodes[j] for j in used]
+        self.bufs = _RegionViews(dict(zip(keys, args)), self.region_of, self.region_view)
+
+    def pointers_used(self, bodies) -> list:
+        """The places in ``buffer_nodes`` of the buffers the statements of ``bodies``
+        name (a region for any of its buffers), in order.  A parallel nest's function
+        takes only these: with every buffer in every nest's signature and unpacking, the
+        IR grew with nests x buffers (an RNN unrolled over 50 steps has about a hundred
+        of each: 3.6 s to compile).  Any value of a statement's fields that is a buffer's
+        key counts, so a place may be passed that is not used; never the reverse (a
+        missing one is a KeyError when the body is emitted)."""
+        place = {key: j for j, key in enumerate(self.buffer_nodes)}
+        for key, (k, _dtype) in self.region_of.items():
+            place[key] = place[("region", k)]
+        found, stack, seen = set(), list(bodies), set()
+        while stack:
+            x = stack.pop()
+            if isinstance(x, (list, tuple)):
+                try:
+                    if x in place:
+                        found.add(place[x])
+                except TypeError:
+                    pass
+                stack.extend(x)
+            elif isinstance(x, (int, str)) and not isinstance(x, bool):
+                if x in place:
+                    found.add(place[x])
+            elif type(x).__module__ == lir.__name__ and id(x) not in seen:
+                seen.add(id(x))
+                stack.extend(vars(x).values())
+        return sorted(found)
+
+    def region_view(self, base, dtype):
+        """A typed view of a region's pointer, at the start of the entry block (where it
+        dominates every use, as an alloca)."""
+        with self.b.goto_block(self.entry):
+            self.b.position_at_start(self.entry)
+            return self.b.bitcast(base, ir_type(dtype).as_pointer())
 
     def _wrapper(self, impl, ptr_tys):
         s = self.s
