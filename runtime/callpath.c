@@ -45,8 +45,10 @@ typedef struct Plan {
     PyObject_HEAD
     kernel_fn fn;
     int n_in, n_out, n_ws, n_sym, n_const, n_nonempty;
-    Spec in[MAXARGS], out[MAXARGS], ws[MAXARGS], nonempty[MAXARGS];
-    int ws_region[MAXARGS]; /* region of each workspace buffer (buffers in a region share memory) */
+    Spec in[MAXARGS], out[MAXARGS], nonempty[MAXARGS];
+    Spec *ws;            /* the workspace's buffers, n_ws of them (as many as the kernel has: */
+    int *ws_region;      /* an unrolled loop makes hundreds); each one's region (buffers in a */
+                         /* region share memory) */
     int64_t min_size[MAXSYM];
     PyObject *structure; /* int k (output k, or argument k - n_out copied) or nested tuples of them */
     PyObject *consts;    /* tuple of ndarrays kept alive */
@@ -130,13 +132,24 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kw) {
     self->fn = (kernel_fn)(uintptr_t)addr;
     if (parse_specs(ins, self->in, &self->n_in) < 0) return -1;
     if (parse_specs(outs, self->out, &self->n_out) < 0) return -1;
-    if (parse_specs(wss, self->ws, &self->n_ws) < 0) return -1;
+    if (!PyTuple_Check(wss)) { PyErr_SetString(PyExc_TypeError, "specs must be a tuple"); return -1; }
+    Py_ssize_t n_ws = PyTuple_GET_SIZE(wss);
+    if (n_ws > INT32_MAX / 2) { PyErr_SetString(PyExc_ValueError, "too many workspace buffers"); return -1; }
+    Spec *ws = PyMem_Calloc((size_t)(n_ws ? n_ws : 1), sizeof(Spec));
+    int *ws_region = PyMem_Calloc((size_t)(n_ws ? n_ws : 1), sizeof(int));
+    if (!ws || !ws_region) { PyMem_Free(ws); PyMem_Free(ws_region); PyErr_NoMemory(); return -1; }
+    PyMem_Free(self->ws);
+    PyMem_Free(self->ws_region);
+    self->ws = ws; self->ws_region = ws_region; self->n_ws = 0;
+    for (Py_ssize_t w = 0; w < n_ws; w++)
+        if (parse_spec(PyTuple_GET_ITEM(wss, w), &ws[w], 1) < 0) return -1;
+    self->n_ws = (int)n_ws;
     if (PyTuple_GET_SIZE(regions) != self->n_ws) {
         PyErr_SetString(PyExc_ValueError, "one region index per workspace buffer"); return -1;
     }
     for (int w = 0; w < self->n_ws; w++) {
         long r = PyLong_AsLong(PyTuple_GET_ITEM(regions, w));
-        if (r < 0 || r >= MAXARGS || (w && r != self->ws_region[w - 1] && r != self->ws_region[w - 1] + 1) ||
+        if (r < 0 || (w && r != self->ws_region[w - 1] && r != self->ws_region[w - 1] + 1) ||
             (!w && r != 0)) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "workspace regions must be 0, 1, 2, ... in order");
             return -1;
@@ -175,6 +188,8 @@ static void Plan_dealloc(Plan *self) {
     Py_XDECREF(self->consts);
     Py_XDECREF(self->structure);
     free(self->ws_buf);
+    PyMem_Free(self->ws);
+    PyMem_Free(self->ws_region);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

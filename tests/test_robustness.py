@@ -391,6 +391,35 @@ def test_keyword_arguments_take_the_fast_path(monkeypatch):
     assert onp.isclose(v2, want[0] + 1.5 * onp.sum(W * W), rtol=1e-12)
 
 
+def test_an_unrolled_loop_takes_the_fast_path():
+    """An RNN written with a Python loop: dozens of steps, each with its own workspace
+    buffers (more than the call path's fixed argument count): the C call path serves
+    it (its workspace specs are not limited), and its gradient matches the reference
+    evaluator's."""
+    rng = onp.random.default_rng(4)
+    T, B, D, H = 24, 8, 5, 12
+    p = {"Wx": rng.normal(size=(D, H)) / 3, "Wh": rng.normal(size=(H, H)) / 4, "b": onp.zeros(H),
+         "Wo": rng.normal(size=(H, 1)) / 4}
+    X, y = rng.normal(size=(T, B, D)), rng.normal(size=(B, 1))
+
+    def loss(p, X, y):
+        h = np.zeros((X.shape[1], p["Wh"].shape[0]))
+        for t in range(X.shape[0]):
+            h = np.tanh(X[t] @ p["Wx"] + h @ p["Wh"] + p["b"])
+        return np.mean((h @ p["Wo"] - y) ** 2)
+    f = gradc.value_and_grad(loss)
+    for _ in range(2):
+        value, grads = f(p, X, y)
+    assert f._fast is not None, "the fast path serves an unrolled loop"
+    from gradc.backends.schedule import workspace_layout
+    kernel = list(f._cache.values())[0][0].run.kernel
+    assert sum(len(r) for r in workspace_layout(kernel.schedule)) > 64
+    want_value, want = gradc.value_and_grad(loss, backend="numpy")(p, X, y)
+    assert onp.isclose(value, want_value, rtol=1e-13)
+    for k in p:
+        onp.testing.assert_allclose(grads[k], want[k], rtol=1e-12, atol=1e-14)
+
+
 # ----------------------------------------------------------------------------- sizes
 SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 127]
 
