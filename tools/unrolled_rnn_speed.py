@@ -1,6 +1,6 @@
 """Compile time and steady call time of an RNN written with a Python loop (unrolled
-into the graph), value_and_grad with a dict of parameters, against the reference
-evaluator's gradient.
+into the graph): the model of examples/rnn_sequence.py, value_and_grad of its five
+parameters, against the reference evaluator's gradient.
 
     python tools/unrolled_rnn_speed.py 10 50 100       # the steps T to measure
 
@@ -13,39 +13,34 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "examples")]
 
 import numpy as np  # noqa: E402
 
+from rnn_sequence import loss  # noqa: E402
 
-def measure(T, B=32, D=16, H=64):
+
+def measure(T, B=32, F=16, H=64):
     import gradc
-    import gradc.numpy as gnp
     rng = np.random.default_rng(0)
-    p = {"Wx": rng.standard_normal((D, H)) / 4, "Wh": rng.standard_normal((H, H)) / 8, "b": np.zeros(H),
-         "Wo": rng.standard_normal((H, 1)) / 8}
-    X, y = rng.standard_normal((T, B, D)), rng.standard_normal((B, 1))
-
-    def loss(p, X, y):
-        h = gnp.zeros((X.shape[1], p["Wh"].shape[0]))
-        for t in range(X.shape[0]):
-            h = gnp.tanh(X[t] @ p["Wx"] + h @ p["Wh"] + p["b"])
-        return gnp.mean((h @ p["Wo"] - y) ** 2)
-    f = gradc.value_and_grad(loss)
+    args = [rng.standard_normal((F, H)) / 4, rng.standard_normal((H, H)) / 8, np.zeros(H),
+            rng.standard_normal((H, 1)) / 8, np.zeros(1), rng.standard_normal((B, T, F)), rng.standard_normal(B)]
+    f = gradc.value_and_grad(loss, argnums=(0, 1, 2, 3, 4))
     t0 = time.perf_counter()
-    _, g = f(p, X, y)
+    _, g = f(*args)
     first = time.perf_counter() - t0
     w0 = time.perf_counter()
     while time.perf_counter() - w0 < 4:
-        f(p, X, y)
+        f(*args)
     best = 1e9
     for _ in range(5):
         t0 = time.perf_counter()
         for _ in range(20):
-            f(p, X, y)
+            f(*args)
         best = min(best, (time.perf_counter() - t0) / 20)
-    _, want = gradc.value_and_grad(loss, backend="numpy")(p, X, y)
-    err = max(float(np.abs(g[k] - want[k]).max() / np.abs(want[k]).max()) for k in g)
+    _, want = gradc.value_and_grad(loss, argnums=(0, 1, 2, 3, 4), backend="numpy")(*args)
+    err = max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(g, want))
     return first, best, err
 
 
