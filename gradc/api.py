@@ -58,6 +58,7 @@ except ImportError:  # no extension (or a build older than Dispatch): the same i
 
 
 MAX_RANK = 8   # the native call path's MAXDIM (runtime/callpath.c)
+RECENT_PLANS = 3   # call paths of earlier signatures a function keeps for a miss
 
 
 def config(**options):
@@ -75,7 +76,7 @@ def config(**options):
         # The C fast path runs unchecked native code: drop it, so the next call looks
         # up (or compiles) the entry for the new setting.  Calls cost nothing extra.
         for t in list(_LIVE):
-            t._fast = None
+            t._fast, t._recent = None, ()
     return old
 
 
@@ -433,6 +434,7 @@ class Transformed(_Dispatch):
             self.name = "lambda"
         self._cache: dict = {}
         self._fast = None  # the C call path of the most recent signature
+        self._recent = ()  # the call paths of the signatures before it (_use_plan)
         self._lock = threading.RLock()
         functools.update_wrapper(self, fun, updated=())
         _LIVE.add(self)
@@ -547,18 +549,28 @@ class Transformed(_Dispatch):
 
     def _slow_call(self, args, kwargs):
         fast = self._fast
-        if kwargs and fast is not None and self.kind not in ("jvp", "vjp"):
-            # keyword arguments: bound to their positions, the C call path serves them too
-            # (the full path below raises any binding error with the function's name)
-            sig = _signature(self.fun)
-            if sig is not None:
-                try:
-                    ba = sig.bind(*args, **kwargs)
-                except TypeError:
-                    ba = None
-                if ba is not None and not ba.kwargs:
-                    r = fast(*ba.args)
+        if fast is not None and self.kind not in ("jvp", "vjp"):
+            positional = args
+            if kwargs:
+                # keyword arguments: bound to their positions, the C call path serves them
+                # too (the full path below raises any binding error with the function's name)
+                sig = _signature(self.fun)
+                ba = None
+                if sig is not None:
+                    try:
+                        ba = sig.bind(*args, **kwargs)
+                    except TypeError:
+                        pass
+                positional = ba.args if ba is not None and not ba.kwargs else None
+            if positional is not None:
+                # the last signature's plan first, then the ones before it: a function
+                # called with two signatures in turn (float32 and float64 batches) takes
+                # the C call path for both
+                for plan in (fast, *self._recent) if kwargs else self._recent:
+                    r = plan(*positional)
                     if r is not _MISS:
+                        if plan is not fast:
+                            self._use_plan(plan)
                         return r
         handler = foreign_handler(args)
         if handler is not None:       # dask arrays: gradc.distributed sums per-chunk results
@@ -569,8 +581,19 @@ class Transformed(_Dispatch):
         entry = self._entry(arrays, flat)
         outs = entry.run(arrays)
         if entry.plan is not None and not self.debug_nans:
-            self._fast = entry.plan
+            self._use_plan(entry.plan)
         return self._restructure(outs, entry.structure, flat)
+
+    def _use_plan(self, plan):
+        """Make ``plan`` the one calls try first; the one it replaces joins the few kept
+        for a miss (``_recent``, the most recent first)."""
+        old = self._fast
+        if old is not None and old is not plan:
+            recent = [p for p in self._recent if p is not plan and p is not old]
+            self._recent = (old, *recent)[:RECENT_PLANS]
+        else:
+            self._recent = tuple(p for p in self._recent if p is not plan)
+        self._fast = plan
 
     def _entry(self, arrays, flat: Flat):
         debug = self.debug_nans
