@@ -424,7 +424,8 @@ class Transformed(_Dispatch):
 
     A call runs the C call path of the signature seen last (``_fast``, checked argument
     by argument; runtime/callpath.c's Dispatch calls it without a Python frame) and
-    falls back to ``_slow_call`` for anything else."""
+    falls back to ``_slow_call``, which binds keyword arguments and tries the call
+    paths of the few signatures before it (``_recent``) before the Python path."""
 
     def __init__(self, fun, kind, argnums=0, backend=None, debug_nans=None):
         self.fun, self.kind, self.argnums, self._backend = fun, kind, argnums, backend
