@@ -588,12 +588,7 @@ class Transformed(_Dispatch):
     def _use_plan(self, plan):
         """Make ``plan`` the one calls try first; the one it replaces joins the few kept
         for a miss (``_recent``, the most recent first)."""
-        old = self._fast
-        if old is not None and old is not plan:
-            recent = [p for p in self._recent if p is not plan and p is not old]
-            self._recent = (old, *recent)[:RECENT_PLANS]
-        else:
-            self._recent = tuple(p for p in self._recent if p is not plan)
+        self._recent = tuple(p for p in (self._fast, *self._recent) if p is not None and p is not plan)[:RECENT_PLANS]
         self._fast = plan
 
     def _entry(self, arrays, flat: Flat):
