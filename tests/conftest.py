@@ -23,6 +23,12 @@ settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True
 settings.register_profile("explore", deadline=None, derandomize=False, suppress_health_check=_checks)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# A kernel's faster code compiles in the background by default and a later call switches
+# to it (backends/kernel.py, Kernel._on_hot): in tests the call that crosses
+# GRADC_HOT_SECONDS switches, so the test's next call runs it.  test_hot_kernels and the
+# fuzzer's hot calls run the background compile, as users do.
+os.environ.setdefault("GRADC_HOT_BACKGROUND", "0")
+
 
 CORE_BACKENDS = [os.environ["GRADC_BACKEND"]] if os.environ.get("GRADC_BACKEND") else ["numpy", "llvm"]
 

@@ -13,6 +13,7 @@ import ctypes
 import hashlib
 import os
 import re
+import threading
 
 import numpy as np
 
@@ -55,6 +56,35 @@ def hot_seconds() -> float:
         return float(os.environ.get("GRADC_HOT_SECONDS", "0.1"))
     except ValueError:
         return 0.1
+
+
+def hot_in_background() -> bool:
+    """GRADC_HOT_BACKGROUND (default 1): a kernel's faster code (``Kernel.upgrade``)
+    compiles on a thread of its own while the calls go on with the first code, and the
+    first call after it is ready switches; 0: the call that crosses ``hot_seconds()``
+    compiles it, pausing the program for as long (seconds for a loop unrolled over a
+    hundred steps)."""
+    return os.environ.get("GRADC_HOT_BACKGROUND", "1").strip() not in ("0", "")
+
+
+_compiling: set = set()          # the background compiles' threads (wait_for_upgrades)
+_compiling_lock = threading.Lock()
+
+
+def wait_for_upgrades(timeout: float | None = None) -> bool:
+    """Wait until no kernel's faster code is compiling in the background; True when
+    none is (each switches at its function's next call)."""
+    import time
+    end = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with _compiling_lock:
+            pending = list(_compiling)
+        if not pending:
+            return True
+        for t in pending:
+            t.join(None if end is None else max(0.0, end - time.monotonic()))
+            if t.is_alive():
+                return False
 
 
 class Kernel:
@@ -116,8 +146,50 @@ class Kernel:
             if ready or self._split_ready:
                 self.upgrade(plan)
             else:
-                plan.set_hot(hot_seconds(), self.upgrade)
+                plan.set_hot(hot_seconds(), self._on_hot)
         return plan
+
+    def _on_hot(self, plan) -> None:
+        """The plan's callback once the kernel has run ``hot_seconds()``: upgrade now,
+        or compile in the background (``hot_in_background``) and have the plan call
+        ``upgrade`` after its first call once that is done (everything compiled by
+        then: the switch takes microseconds, between two calls, on the caller's thread,
+        so a running call never sees its kernel change)."""
+        if not hot_in_background():
+            self.upgrade(plan)
+            return
+
+        def compile_then_switch():
+            try:
+                from .llvm_jit import in_background
+                with in_background():
+                    self._compile_upgrade()
+            except Exception:  # noqa: BLE001  (upgrade compiles again and warns)
+                pass
+            finally:
+                plan.set_hot(0.0, self.upgrade)
+                with _compiling_lock:
+                    _compiling.discard(threading.current_thread())
+        # not a daemon: the interpreter's exit waits for the compile (stopping a thread
+        # inside LLVM while the process tears LLVM down could crash it)
+        t = threading.Thread(target=compile_then_switch, name=f"gradc-upgrade-{self.name}")
+        with _compiling_lock:
+            _compiling.add(t)
+        t.start()
+
+    def _compile_upgrade(self) -> None:
+        """Compile what ``upgrade`` switches to, without switching: the hot code, the
+        kernel a part of the batch runs and its hot code."""
+        with _compiling_lock:      # (two plans of one kernel may both get here)
+            lock = self.__dict__.setdefault("_upgrade_lock", threading.Lock())
+        with lock:
+            if self.calls_math:
+                self.artifact.hot_address()
+            if self.split is not None:
+                if self.part is None:
+                    self.part = self._part_kernel()
+                if self.part.calls_math and hot_seconds() > 0:
+                    self.part.artifact.hot_address()
 
     upgraded = False      # runs its faster code: vector math inlined, the batch split (``upgrade``)
     split = None          # a batch_split.Split, for a kernel whose calls may split their batch
@@ -147,7 +219,8 @@ class Kernel:
         ``hot_address``: the same schedule and the same values, bit for bit), and for a
         graph that splits over its batch (``batch_split``), the kernel a part of the
         batch runs, on every thread at once.  The plans call this once the kernel has
-        run ``hot_seconds()`` in all (GRADC_HOT_SECONDS), so a kernel called a few times
+        run ``hot_seconds()`` in all (GRADC_HOT_SECONDS; after a compile in the
+        background, ``_on_hot``), so a kernel called a few times
         never pays the longer compiles, and one a program spends its time in runs the
         faster code.  A failure leaves the kernel as it was, with a warning: never the
         user's call."""

@@ -15,6 +15,11 @@ from . import vecmath
 
 _lock = threading.RLock()
 _state: dict = {}
+# A process forked while a thread compiles would inherit ``_lock`` held by a thread it
+# does not have, and hang at its first compile: a fork waits for the compile instead
+# (a kernel's hot code may be compiling in the background: kernel.Kernel.upgrade).
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release, after_in_child=_lock.release)
 
 # Reduction accumulators are named "acc"; only they get `reassoc`, which lets the loop
 # vectorizer split a sum into vector lanes.  Nothing else gets fast-math flags, so NaN,
@@ -277,14 +282,30 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_background = threading.local()
+
+
+class in_background:
+    """Within this block, compiles made on this thread use one thread, not all cores: a
+    kernel's hot code compiling beside the calls that run its first code on the pool
+    (``kernel.Kernel.upgrade``) takes one core from them, not all."""
+
+    def __enter__(self):
+        _background.on = True
+
+    def __exit__(self, *exc):
+        _background.on = False
+
+
 def compile_parts(texts: list[str], inline_math=False) -> list[tuple[bytes, str]]:
     """Object code and optimized IR of each module (prepared IR text), compiled at once
-    on up to ``num_threads()`` threads (GRADC_NUM_THREADS, default all cores), the
-    largest first; ``inline_math``: with the vector math inlined (``link_vecmath``).
-    Caller holds ``_lock`` (the TargetMachines are gradc's, one per thread)."""
+    on up to ``num_threads()`` threads (GRADC_NUM_THREADS, default all cores; one
+    ``in_background``), the largest first; ``inline_math``: with the vector math inlined
+    (``link_vecmath``).  Caller holds ``_lock`` (the TargetMachines are gradc's, one per
+    thread)."""
     s = init()
     todo = sorted(range(len(texts)), key=lambda k: -len(texts[k]))
-    n = min(len(texts), num_threads())
+    n = min(len(texts), 1 if getattr(_background, "on", False) else num_threads())
     while len(s["tms"]) < n:
         s["tms"].append(_jit_tm(s["cpu"], s["features"]))
     results: list = [None] * len(texts)
@@ -514,6 +535,9 @@ class Artifact:
         process or the disk cache (None when neither has it)."""
         from . import cache
         s = init()
+        done = s.get("hot", {}).get(self.key)
+        if done:            # (no lock: a call switching never waits for another kernel's compile)
+            return done
         name = self.name + "_hot"
 
         def build():

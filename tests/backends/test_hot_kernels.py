@@ -164,3 +164,77 @@ def test_plan_set_hot_calls_back_once_with_the_plan(hot_now):
     with pytest.raises(ValueError, match="address of 0"):
         plan.set_kernel(0)
     onp.testing.assert_allclose(f(x), onp.log(x) * onp.exp(x), rtol=1e-14)
+
+
+def test_the_upgrade_compiles_in_the_background_and_switches_between_calls(hot_now, monkeypatch):
+    """GRADC_HOT_BACKGROUND=1 (the default outside the tests): the call that crosses
+    GRADC_HOT_SECONDS returns at once; calls go on with the first code while the hot
+    code compiles on a thread of its own; the first call after the compile switches."""
+    from gradc.backends.kernel import wait_for_upgrades
+    monkeypatch.setenv("GRADC_HOT_BACKGROUND", "1")
+    x = onp.random.default_rng(5).uniform(-3, 3, 200_003)
+    f = gradc.value_and_grad(chain_with(1.0 + next(_unique) / 1024))
+    v_first, g_first = f(x)               # compiles; the Python path ran it
+    art = kernel_of(f, x).artifact
+    compile_hot, release = art.hot_address, __import__("threading").Event()
+
+    def slow_compile(compile=True):       # a compile that lasts until the test says
+        if compile:
+            assert release.wait(timeout=60), "the test never released the compile"
+        return compile_hot(compile)
+    monkeypatch.setattr(art, "hot_address", slow_compile)
+    f(x)                                  # crosses GRADC_HOT_SECONDS: the compile starts
+    for _ in range(3):                    # ... and the calls go on with the first code
+        v, g = f(x)
+        assert f._fast.address() == art.address
+        assert v == v_first and onp.array_equal(g, g_first)
+    assert not wait_for_upgrades(timeout=0.05)      # still compiling
+    release.set()
+    assert wait_for_upgrades(timeout=60)
+    hot = llvm_jit.init()["hot"][art.key]
+    v, g = f(x)                           # the first call after the compile switches
+    assert f._fast.address() == hot != art.address
+    v, g = f(x)                           # the hot code: the same bits
+    assert v == v_first and onp.array_equal(g, g_first)
+
+
+EXIT_WHILE_COMPILING = """
+import os, time, threading, numpy as onp, gradc, gradc.numpy as gnp
+from gradc.backends import llvm_jit
+compile_parts = llvm_jit.compile_parts
+def slow(*a, **k):                     # the hot compile, holding gradc's LLVM lock
+    time.sleep(0.5)
+    return compile_parts(*a, **k)
+llvm_jit.compile_parts = slow
+def chain(x):
+    return gnp.sum(gnp.tanh(x) * gnp.exp(-x * x) + gnp.log1p(x * x))
+x = onp.linspace(-3, 3, 50_001)
+f = gradc.value_and_grad(chain)
+f(x)                                    # the first code (compiled before the patch bit)
+f(x)                                    # starts the hot compile
+time.sleep(0.1)
+pid = os.fork()                         # waits for the compile: the child can compile
+if pid == 0:
+    g = gradc.grad(lambda y: gnp.sum(gnp.sin(y) * y))(onp.linspace(0, 1, 5))
+    os._exit(0 if onp.allclose(g, onp.sin(onp.linspace(0, 1, 5)) + onp.linspace(0, 1, 5) * onp.cos(onp.linspace(0, 1, 5))) else 3)
+_, status = os.waitpid(pid, 0)
+f(x)
+print(os.waitstatus_to_exitcode(status), float(f(x)[0]))
+f(onp.linspace(-2, 2, 60_001) * 1.5)    # exits while a second compile may run: it waits
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_and_exit_while_the_hot_code_compiles(tmp_path):
+    """A fork while the hot code compiles waits for it (a child would otherwise inherit
+    gradc's LLVM lock held by a thread it does not have, and hang at its first
+    compile); the interpreter's exit waits for a compile still running."""
+    env = dict(os.environ, GRADC_CACHE_DIR=str(tmp_path), GRADC_HOT_SECONDS="1e-9", GRADC_HOT_BACKGROUND="1",
+               PYTHONPATH=os.path.dirname(os.path.dirname(gradc.__file__)))
+    r = subprocess.run([sys.executable, "-c", EXIT_WHILE_COMPILING], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    code, value = r.stdout.split()
+    x = onp.linspace(-3, 3, 50_001)
+    assert code == "0"
+    assert float(value) == pytest.approx(onp.sum(onp.tanh(x) * onp.exp(-x * x) + onp.log1p(x * x)), rel=1e-12)
