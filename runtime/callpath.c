@@ -64,6 +64,8 @@ typedef struct Plan {
     int split_sym;       /* the batch's size symbol */
     int split_parts;     /* parts (threads) */
     int64_t split_min_rows;
+    int64_t split_chunk_bytes;  /* a part runs its rows in chunks of about this many bytes */
+    int64_t split_chunk_min;    /* of intermediates and row data, at least this many rows */
     int n_count;         /* the part kernel's extra scalar inputs: counts over the whole batch, */
     int split_first;     /* then (1) a bool true in the first part only */
     Spec count[MAXARGS]; /* each count's counted dims; typenum: the count's dtype */
@@ -314,34 +316,86 @@ typedef struct {
     const int64_t *sizes;     /* the whole call's sizes */
     char *ws[MAXPARTS];
     char *tmp[MAXPARTS];      /* parts after the first: their sums and batch-free outputs */
+    char *scratch[MAXPARTS];  /* a part's chunks after its first: their sums and batch-free outputs */
     size_t out_off[MAXARGS];  /* each such output's offset in tmp */
     size_t out_elems[MAXARGS];  /* and its number of elements */
     double counts[MAXARGS];   /* the counts over the whole batch (a float32 count in the first 4 bytes) */
     int32_t rc[MAXPARTS];
+    int64_t chunk;            /* rows a part runs at a time (0: all of them) */
 } SplitRun;
 
+/* Add the n elements at `add` into `acc` (float32 or float64). */
+static void add_into(void *acc, const void *add, size_t n, int typenum) {
+    if (typenum == NPY_FLOAT) {
+        float *a = (float *)acc;
+        const float *b = (const float *)add;
+        for (size_t e = 0; e < n; e++) a[e] += b[e];
+    } else {
+        double *a = (double *)acc;
+        const double *b = (const double *)add;
+        for (size_t e = 0; e < n; e++) a[e] += b[e];
+    }
+}
+
+/* Part `part` of the batch: rows [start, end), r->chunk rows at a time (the part
+ * kernel's intermediates for a chunk stay in cache, where those of half a large batch
+ * went to memory and back).  A chunk after the part's first writes its sums and
+ * batch-free outputs to scratch and adds the sums to the part's own, chunk by chunk: the
+ * same order on every call. */
 static void split_part(void *vctx, int64_t start, int64_t end, int32_t part) {
     SplitRun *r = (SplitRun *)vctx;
     const Plan *p = r->main, *sub = p->split;
     void *ptrs[3 * MAXARGS];
     int64_t sizes[MAXSYM];
-    for (int k = 0; k < sub->n_sym; k++) sizes[k] = r->sizes[p->sub_sym[k]];
-    for (int k = 0; k < sub->n_sym; k++)
-        if (p->sub_sym[k] == p->split_sym) sizes[k] = end - start;
-    int k = 0;
-    for (int i = 0; i < p->n_in; i++)
-        ptrs[k++] = (char *)r->ptrs[i] + (p->in_rows[i] ? (size_t)start * row_bytes(&p->in[i], r->sizes) : 0);
-    for (int j = 0; j < p->n_count; j++) ptrs[k++] = &r->counts[j];
-    static const unsigned char FIRST[2] = {0, 1};
-    if (p->split_first) ptrs[k++] = (void *)&FIRST[part == 0];
-    for (int o = 0; o < p->n_out; o++) {
-        char *out = (char *)r->ptrs[p->n_in + o];
-        if (p->out_kind[o] == 0) out += (size_t)start * row_bytes(&p->out[o], r->sizes);
-        else if (part > 0) out = r->tmp[part] + r->out_off[o];
-        ptrs[k++] = out;
+    int64_t step = r->chunk > 0 && r->chunk < end - start ? r->chunk : end - start;
+    int32_t rc = 0;
+    for (int64_t c0 = start; c0 < end && !rc; c0 += step) {
+        int64_t c1 = end - c0 < step ? end : c0 + step;
+        int first_chunk = c0 == start;
+        for (int k = 0; k < sub->n_sym; k++)
+            sizes[k] = p->sub_sym[k] == p->split_sym ? c1 - c0 : r->sizes[p->sub_sym[k]];
+        int k = 0;
+        for (int i = 0; i < p->n_in; i++)
+            ptrs[k++] = (char *)r->ptrs[i] + (p->in_rows[i] ? (size_t)c0 * row_bytes(&p->in[i], r->sizes) : 0);
+        for (int j = 0; j < p->n_count; j++) ptrs[k++] = &r->counts[j];
+        static const unsigned char FIRST[2] = {0, 1};
+        if (p->split_first) ptrs[k++] = (void *)&FIRST[part == 0 && first_chunk];
+        for (int o = 0; o < p->n_out; o++) {
+            char *out = (char *)r->ptrs[p->n_in + o];
+            if (p->out_kind[o] == 0) out += (size_t)c0 * row_bytes(&p->out[o], r->sizes);
+            else if (!first_chunk) out = r->scratch[part] + r->out_off[o];
+            else if (part > 0) out = r->tmp[part] + r->out_off[o];
+            ptrs[k++] = out;
+        }
+        for (int c = 0; c < sub->n_const; c++) ptrs[k++] = sub->const_ptr[c];
+        rc |= sub->fn(ptrs, sizes, r->ws[part]);
+        if (first_chunk || rc) continue;
+        for (int o = 0; o < p->n_out; o++) {
+            if (p->out_kind[o] != 1) continue;
+            char *own = part > 0 ? r->tmp[part] + r->out_off[o] : (char *)r->ptrs[p->n_in + o];
+            add_into(own, r->scratch[part] + r->out_off[o], r->out_elems[o], p->out[o].typenum);
+        }
     }
-    for (int c = 0; c < sub->n_const; c++) ptrs[k++] = sub->const_ptr[c];
-    r->rc[part] = sub->fn(ptrs, sizes, r->ws[part]);
+    r->rc[part] = rc;
+}
+
+/* Rows a part runs at a time so that a chunk's workspace and its rows of the inputs and
+ * outputs take about split_chunk_bytes (at least split_chunk_min rows); 0: all at once.
+ * `sub_sizes`: the part kernel's sizes (its batch size is left at a probe's: the caller
+ * sets it again). */
+static int64_t split_chunk_rows(const Plan *self, const int64_t *sizes, int64_t *sub_sizes) {
+    if (self->split_chunk_bytes <= 0) return 0;
+    const Plan *sub = self->split;
+    enum { PROBE = 1024 };    /* the workspace grows with the rows: its bytes a row, measured here */
+    for (int k = 0; k < sub->n_sym; k++)
+        if (self->sub_sym[k] == self->split_sym) sub_sizes[k] = PROBE;
+    double per_row = (double)ws_need(sub, sub_sizes) / PROBE;
+    for (int i = 0; i < self->n_in; i++)
+        if (self->in_rows[i]) per_row += (double)row_bytes(&self->in[i], sizes);
+    for (int o = 0; o < self->n_out; o++)
+        if (self->out_kind[o] == 0) per_row += (double)row_bytes(&self->out[o], sizes);
+    int64_t rows = per_row > 0 ? (int64_t)((double)self->split_chunk_bytes / per_row) : 0;
+    return rows > self->split_chunk_min ? rows : self->split_chunk_min;
 }
 
 /* Run the call as `parts` parts of the batch on gradc's pool (set_split), then add the
@@ -368,21 +422,28 @@ static int32_t run_split(Plan *self, void **ptrs, const int64_t *sizes) {
         r.out_off[o] = tmp_bytes;
         tmp_bytes += (n * (size_t)self->out[o].itemsize + 63) & ~(size_t)63;
     }
-    int64_t rows = sizes[self->split_sym], most = rows / parts + 1;
-    int64_t sub_sizes[MAXSYM];
+    int64_t rows = sizes[self->split_sym], most = rows / parts + 1;   /* a part's rows, at most */
+    int64_t sub_sizes[MAXSYM] = {0};
     for (int k = 0; k < sub->n_sym; k++)
         sub_sizes[k] = self->sub_sym[k] == self->split_sym ? most : sizes[self->sub_sym[k]];
+    r.chunk = split_chunk_rows(self, sizes, sub_sizes);
+    /* some part runs more than one chunk (a part has rows * (t+1) / parts - rows * t / parts) */
+    int chunked = r.chunk > 0 && r.chunk < (rows + parts - 1) / parts;
+    if (chunked) most = r.chunk;
+    for (int k = 0; k < sub->n_sym; k++)      /* (split_chunk_rows probed other sizes) */
+        if (self->sub_sym[k] == self->split_sym) sub_sizes[k] = most;
     size_t ws = (ws_need(sub, sub_sizes) + 63) & ~(size_t)63;
     /* one buffer: each part's workspace, then each later part's results (kept in the
      * plan: a workspace of more than 128 KB would be mmap'ed and faulted in anew by
      * every call) */
-    size_t need = (size_t)parts * ws + (size_t)(parts - 1) * tmp_bytes;
+    size_t need = (size_t)parts * ws + (size_t)(parts - 1 + (chunked ? parts : 0)) * tmp_bytes;
     char *owned = NULL;
     char *buf = need ? reuse_buffer(&self->split_buf, &self->split_cap, self->split_busy, need, &owned) : NULL;
     int ok = !need || buf;
     for (int t = 0; t < parts && ok; t++) {
         r.ws[t] = ws ? buf + (size_t)t * ws : NULL;
         if (t > 0) r.tmp[t] = buf + (size_t)parts * ws + (size_t)(t - 1) * tmp_bytes;
+        if (chunked) r.scratch[t] = buf + (size_t)parts * ws + (size_t)(parts - 1 + t) * tmp_bytes;
     }
     int was_busy = self->split_busy;
     if (!owned) self->split_busy = 1;
@@ -392,16 +453,8 @@ static int32_t run_split(Plan *self, void **ptrs, const int64_t *sizes) {
         for (int t = 0; t < parts; t++) rc |= r.rc[t];
         for (int o = 0; o < self->n_out && !rc; o++) {
             if (self->out_kind[o] != 1) continue;
-            size_t n = r.out_elems[o];
-            for (int t = 1; t < parts; t++) {
-                if (self->out[o].typenum == NPY_FLOAT) {
-                    float *acc = (float *)ptrs[self->n_in + o], *add = (float *)(r.tmp[t] + r.out_off[o]);
-                    for (size_t e = 0; e < n; e++) acc[e] += add[e];
-                } else {
-                    double *acc = (double *)ptrs[self->n_in + o], *add = (double *)(r.tmp[t] + r.out_off[o]);
-                    for (size_t e = 0; e < n; e++) acc[e] += add[e];
-                }
-            }
+            for (int t = 1; t < parts; t++)
+                add_into(ptrs[self->n_in + o], r.tmp[t] + r.out_off[o], r.out_elems[o], self->out[o].typenum);
         }
     }
     if (!owned) self->split_busy = was_busy;
@@ -616,6 +669,21 @@ static PyObject *Plan_set_split(Plan *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* set_split_chunk(bytes, min_rows): each part of a split call runs its rows in chunks
+ * whose workspace and rows of the inputs and outputs take about `bytes`, of at least
+ * min_rows rows (bytes 0: all at once). */
+static PyObject *Plan_set_split_chunk(Plan *self, PyObject *args) {
+    long long bytes, min_rows;
+    if (!PyArg_ParseTuple(args, "LL", &bytes, &min_rows)) return NULL;
+    if (bytes < 0 || min_rows < 1) {
+        PyErr_SetString(PyExc_ValueError, "set_split_chunk needs bytes >= 0 and min_rows >= 1");
+        return NULL;
+    }
+    self->split_chunk_bytes = bytes;
+    self->split_chunk_min = min_rows;
+    Py_RETURN_NONE;
+}
+
 /* address() -> the address of the kernel the plan calls. */
 static PyObject *Plan_address(Plan *self, PyObject *unused) {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)self->fn);
@@ -641,6 +709,9 @@ static PyMethodDef Plan_methods[] = {
     {"set_split", (PyCFunction)Plan_set_split, METH_VARARGS,
      "set_split(part_plan, symbol, parts, min_rows, row_inputs, counts, out_kinds, part_symbols[, first]): run calls with "
      "at least min_rows rows of the batch as parts on gradc's pool; set_split(None): whole again."},
+    {"set_split_chunk", (PyCFunction)Plan_set_split_chunk, METH_VARARGS,
+     "set_split_chunk(bytes, min_rows): each part of a split call runs its rows in chunks of about `bytes` "
+     "of workspace and row data, at least min_rows rows (bytes 0: all at once)."},
     {"split_parts", (PyCFunction)Plan_split_parts, METH_VARARGS,
      "split_parts(rows) -> the parts a call with this many rows of the batch runs as (1: whole)."},
     {NULL, NULL, 0, NULL}};
@@ -829,6 +900,6 @@ PyMODINIT_FUNC PyInit__callpath(void) {
     /* 2: a result may copy an argument; 3: set_split; 4: a linear algebra status is a
      * MISS (gradc/backends/kernel.py reads this: a stale build of the extension is not
      * handed plans it cannot read) */
-    if (PyModule_AddIntConstant(m, "PLAN_VERSION", 4) < 0) return NULL;
+    if (PyModule_AddIntConstant(m, "PLAN_VERSION", 5) < 0) return NULL;
     return m;
 }

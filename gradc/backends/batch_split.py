@@ -45,6 +45,24 @@ from ..ops import OPS
 ROW, ROWT, RED, FREE = "row", "rowT", "red", "free"
 MIN_PART_ROWS = 16          # a part's products still fill a vector register's rows
 MIN_WORK = 100_000          # multiply-adds of the products: below, waking the pool costs more
+MIN_CHUNK_ROWS = 256        # a part's chunk: its products still run near the machine's peak
+
+
+def chunk_bytes() -> int:
+    """About how many bytes of workspace and row data one chunk of a part may touch
+    (GRADC_SPLIT_CHUNK_BYTES; 0: a part runs all its rows at once).  A part of a large
+    batch runs its rows in chunks so that its intermediates stay in cache between the
+    nests that write and read them, where half a large batch's went to memory and back.
+    Default: an eighth of the last-level cache."""
+    import os
+    env = os.environ.get("GRADC_SPLIT_CHUNK_BYTES")
+    if env is not None and env.strip():
+        try:
+            return max(0, int(float(env)))
+        except ValueError:
+            raise ValueError(f"GRADC_SPLIT_CHUNK_BYTES must be a number of bytes, got {env!r}") from None
+    from .schedule import last_level_cache_bytes
+    return last_level_cache_bytes() // 8
 OUTPUT_KINDS = {ROW: 0, RED: 1, FREE: 2}   # runtime/callpath.c's out_kind codes
 
 _LINEAR_IN_FIRST = {"mul", "div"}           # red (op) free stays red

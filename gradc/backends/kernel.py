@@ -268,6 +268,9 @@ class Kernel:
         plan.set_split(part_plan, sym[split.symbol], parts, split.min_rows(parts), split.row_inputs, counts,
                        tuple(OUTPUT_KINDS[kinds[o]] for o in self.root_outputs),
                        tuple(sym[x] for x in part.symbols), split.first)
+        if hasattr(plan, "set_split_chunk"):
+            from .batch_split import MIN_CHUNK_ROWS, chunk_bytes
+            plan.set_split_chunk(chunk_bytes(), MIN_CHUNK_ROWS)
         self._split_ready = self.upgraded = True
 
     def describe(self) -> str:

@@ -6,8 +6,9 @@ Checked: which graphs split and which stay whole (a table: every rule that keeps
 graph whole has a model that needs it); the split call's value and gradients against
 gradc's numpy evaluator (an independent reference: numpy's own ops) and against the
 whole call, at batch sizes around the parts' boundaries, rank 3, float32 and float64,
-with 2 and 3 threads; outputs that are rows of the batch (a gradient with respect to
-X) and batch-free ones; the call path's argument checks."""
+with 2 and 3 threads; parts that run their rows in chunks (``chunked``: 16 rows, so
+every size has chunks and a short last one); outputs that are rows of the batch (a
+gradient with respect to X) and batch-free ones; the call path's argument checks."""
 import os
 import subprocess
 import sys
@@ -86,6 +87,13 @@ def hot_now(monkeypatch, tmp_path):
     monkeypatch.setenv("GRADC_NUM_THREADS", "2")
 
 
+@pytest.fixture
+def chunked(monkeypatch):
+    """Parts run their rows 16 at a time (a chunk's bytes: 1, its rows: at least 16)."""
+    monkeypatch.setenv("GRADC_SPLIT_CHUNK_BYTES", "1")
+    monkeypatch.setattr(batch_split, "MIN_CHUNK_ROWS", 16)
+
+
 def flat(result):
     value, grads = result
     return [onp.asarray(value)] + [onp.asarray(g) for g in grads]
@@ -113,10 +121,13 @@ def test_which_graphs_split(fun, hot_now):
         assert split.first == (fun is regularized)      # its batch-free terms: the first part's
 
 
+@pytest.mark.parametrize("chunks", ["", "chunked"])
 @pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
 @pytest.mark.parametrize("rows", [32, 33, 64, 1001, 4096])
 @pytest.mark.parametrize("fun", [mlp, mlp_sum, mlp_rank3, softmax_loss, regularized], ids=lambda f: f.__name__)
-def test_split_calls_match_numpy_and_the_whole_call(fun, rows, dtype, hot_now, monkeypatch):
+def test_split_calls_match_numpy_and_the_whole_call(fun, rows, dtype, chunks, hot_now, monkeypatch, request):
+    if chunks:
+        request.getfixturevalue(chunks)
     args = data(fun, rows, dtype, seed=rows)
     ref = gradc.value_and_grad(fun, argnums=(0, 1, 2, 3), backend="numpy")(*args)
     f = gradc.value_and_grad(fun, argnums=(0, 1, 2, 3))
@@ -158,9 +169,12 @@ def test_small_batches_run_whole(hot_now):
           onp.float64, least)
 
 
-def test_row_and_batch_free_outputs(hot_now):
+@pytest.mark.parametrize("chunks", ["", "chunked"])
+def test_row_and_batch_free_outputs(chunks, hot_now, request):
     """A gradient with respect to X has the batch's rows (each part writes its own); a
-    batch-free output is the first part's."""
+    batch-free output is the first part's (the first chunk's)."""
+    if chunks:
+        request.getfixturevalue(chunks)
     def loss_and_scaled(W1, b1, W2, b2, X, Y):
         return mlp(W1, b1, W2, b2, X, Y)
 
@@ -285,6 +299,10 @@ def test_random_mlps_split_like_the_evaluator(seed, hot_now, monkeypatch):
     params = {k: v.astype(dtype) for k, v in params.items()}
     X = rng.normal(size=(rows, widths[0])).astype(dtype)
     Y = rng.random((rows, outputs)).astype(dtype)
+    if seed % 2:                                # parts in chunks of 16-256 rows
+        monkeypatch.setenv("GRADC_SPLIT_CHUNK_BYTES", "1")
+        monkeypatch.setattr(batch_split, "MIN_CHUNK_ROWS", int(rng.choice([16, 50, 256])))
+        what += f", chunks of {batch_split.MIN_CHUNK_ROWS} rows"
     f = gradc.value_and_grad(model)
     for _ in range(3):
         got = f(params, X, Y)
