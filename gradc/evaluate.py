@@ -27,10 +27,14 @@ def product_macs(graph: Graph, sizes) -> float:
     total = 0.0
     for n in graph.nx.nodes:
         d = graph[n]
-        if d["op"] != "matmul":
+        if d["op"] == "matmul":       # the result's elements x the contracted size
+            dims = tuple(d["shape"]) + (graph[d["args"][0]]["shape"][-1],)
+        elif d["op"] == "contract":   # a's elements x b's columns
+            dims = tuple(graph[d["args"][0]]["shape"]) + (graph[d["args"][1]]["shape"][-1],)
+        else:
             continue
         macs = 1.0
-        for x in tuple(d["shape"]) + (graph[d["args"][0]]["shape"][-1],):
+        for x in dims:
             macs *= x if isinstance(x, int) else sizes[x]
         total += macs
     return total

@@ -6,6 +6,8 @@ central finite differences of numpy's function (the gradient of sum(tanh(f(...))
 respect to every operand), so neither oracle shares gradc's rules.  Tolerances: values
 rtol 1e-12 (a few sums of at most ~10 terms of O(1)); finite differences as in
 tests/gradc_helpers.py (FD_RTOL/FD_ATOL, justified there)."""
+import re
+
 import numpy as onp
 import pytest
 
@@ -45,7 +47,14 @@ TABLE = [
         ("ij,jk,kl->il", [(3, 4), (4, 5), (5, 2)]), ("abc,cd,bd->a", [(2, 3, 4), (4, 5), (3, 5)]),
         ("ij,ij->i", [(3, 4), (3, 4)]), ("bi,bj->ij", [(6, 3), (6, 4)]), ("i,ij,j", [(3,), (3, 4), (4,)]),
         ("abcd,dcba->", [(2, 3, 2, 3), (3, 2, 3, 2)]),
+        ("btd,dk->btk", [(2, 3, 4), (4, 5)]), ("btd,btk->dk", [(2, 3, 4), (2, 3, 5)]),
+        ("dbt,tbk->dk", [(4, 2, 3), (3, 2, 5)]), ("btd,kd->btk", [(2, 3, 4), (5, 4)]),
     ]
+] + [
+    ("matmul_rank4_rows", lambda a, b: a @ b, onp.matmul, [(2, 3, 2, 4), (4, 3)]),
+    ("matmul_rows_through_a_transpose", lambda a, b: np.swapaxes(a, 0, 1) @ b,
+     lambda a, b: onp.swapaxes(a, 0, 1) @ b, [(3, 2, 4), (4, 5)]),
+    ("matmul_rows_through_a_slice", lambda a, b: a[:, ::2] @ b.T, lambda a, b: a[:, ::2] @ b.T, [(2, 5, 4), (3, 4)]),
 ]
 
 
@@ -78,6 +87,44 @@ def test_batched_products_above_the_thread_split(dtype):
     assert onp.all(onp.abs(got - ref) <= eps * scale)
     nests = f.lower(a, b).loop_nests()
     assert len(nests.splitlines()) == 1 and "sum" in nests          # one nest, no rank-5 buffer
+
+
+ROWS_OF_ANY_RANK = [((64, 128, 64), (64, 48)), ((8, 16, 32, 64), (64, 10)), ((0, 7, 64), (64, 12)), ((3, 1, 64), (64, 5))]
+
+
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+@pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
+@pytest.mark.parametrize("xs,ws", ROWS_OF_ANY_RANK)
+def test_rows_of_any_rank_times_a_matrix_is_one_product(xs, ws, dtype, backend):
+    """x @ W with x of rank 3 or 4 (a sequence model's layer), at sizes that split over
+    threads: value_and_grad against numpy's closed form, and (native code) one library
+    product for x @ W and one for its gradient with respect to W (contract: x's rows
+    transposed times G), not a loop over the stack."""
+    rng = onp.random.default_rng(sum(xs))
+    x, W = rng.normal(size=xs).astype(dtype), (rng.normal(size=ws) / 8).astype(dtype)
+    Y = rng.normal(size=xs[:-1] + ws[-1:]).astype(dtype)
+    f = gradc.value_and_grad(lambda W, x, Y: np.sum((np.tanh(x @ W) - Y) ** 2), argnums=(0, 1), backend=backend)
+    value, (gW, gx) = f(W, x, Y)
+    X, W64 = x.astype(onp.float64), W.astype(onp.float64)
+    H = onp.tanh(X @ W64)
+    D = 2 * (H - Y) * (1 - H * H)
+    rows = list(range(x.ndim - 1))
+    eps = onp.finfo(dtype).eps      # sums of up to 64 x rows terms: a few hundred eps of sum|terms|
+    tol = 512 * eps * (1 + onp.sqrt(max(X.size // xs[-1], 1)))
+    assert abs(value - onp.sum((H - Y) ** 2)) <= tol * max(onp.sum((H - Y) ** 2), 1)
+    for got, want in ((gW, onp.tensordot(X, D, axes=(rows, rows))), (gx, D @ W64.T)):
+        assert got.dtype == dtype and got.shape == want.shape
+        assert onp.max(onp.abs(got - want), initial=0) <= tol * max(onp.max(onp.abs(want), initial=0), 1)
+    g = f.lower(W, x, Y).graph
+    assert sorted(g[n]["op"] for n in g.nx.nodes if g[n]["op"] in ("matmul", "contract")) == \
+        ["contract", "matmul", "matmul"]
+    if backend == "llvm":   # x @ W, G @ W^T and x^T G, each one library call over every row
+        lowered = f.lower(W, x, Y)
+        calls = [line for line in lowered.loop_ir().splitlines() if "gemm(" in line]
+        leading = [d for d in lowered.graph[lowered.graph.inputs[1]]["shape"][:-1] if isinstance(d, str)]
+        sizes = [re.search(r"; m=(.*), n=(.*), k=(.*)\)$", line).groups() for line in calls]
+        words = [[set(re.findall(r"\w+", e)) for e in (m, k)] for m, _n, k in sizes]
+        assert len(calls) == 3 and all(any(set(leading) <= w for w in mk) for mk in words), calls
 
 
 def test_einsum_errors_name_the_index():

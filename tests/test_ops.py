@@ -232,6 +232,9 @@ case("matmul_mat_mat", "matmul", lambda a, b: a @ b, np.matmul, shapes((normal, 
 case("matmul_mat_vec", "matmul", lambda a, b: a @ b, np.matmul, shapes((normal, (3, 4)), (normal, (4,))))
 case("matmul_vec_mat", "matmul", lambda a, b: a @ b, np.matmul, shapes((normal, (4,)), (normal, (4, 2))))
 case("matmul_vec_vec", "matmul", lambda a, b: a @ b, np.matmul, shapes((normal, (4,)), (normal, (4,))))
+case("matmul_rows_rank3", "matmul", lambda a, b: a @ b, np.matmul, shapes((normal, (2, 3, 4)), (normal, (4, 2))))
+case("contract_rank3", "contract", lambda a, b: gnp.einsum("btd,btk->dk", a, b),
+     lambda a, b: np.einsum("btd,btk->dk", a, b), shapes((normal, (2, 3, 4)), (normal, (2, 3, 2))))
 case("matmul_np", "matmul", lambda a, b: np.matmul(a, b), np.matmul, shapes((normal, (2, 3)), (normal, (3, 3))))
 case("dot_vec", "matmul", lambda a, b: gnp.dot(a, b), np.dot, shapes((normal, (4,)), (normal, (4,))))
 case("dot_mat_vec", "matmul", lambda a, b: a.dot(b), np.dot, shapes((normal, (3, 4)), (normal, (4,))))

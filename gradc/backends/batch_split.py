@@ -95,7 +95,7 @@ class Split:
 
 def plan(g: Graph) -> Split | None:
     """The split of ``g`` over a batch, or None when it does not split."""
-    if not any(g[n]["op"] == "matmul" for n in g.nx.nodes):
+    if not any(g[n]["op"] in ("matmul", "contract") for n in g.nx.nodes):
         return None            # element-wise and reduction nests split their loops already
     leading = [g[i]["shape"][0] for i in g.inputs if g[i]["shape"] and isinstance(g[i]["shape"][0], str)]
     for sym in sorted(set(leading), key=lambda s: (-leading.count(s), s)):
@@ -147,6 +147,8 @@ def _kind(g: Graph, n: int, sym: str, cls: dict) -> str | None:
         ok = shape and shape[0] == sym and sym not in shape[1:] and all(
             k != ROW or len(g[a]["shape"]) == len(shape) for a, k in zip(args, kinds))
         return ROW if ok else None
+    if op == "contract":          # x^T G over every row: the batch's rows among them
+        return RED if kinds == [ROW, ROW] and not has else None
     if op == "matmul":
         if _contracts_batch(g, n, sym, cls):
             return RED

@@ -725,7 +725,7 @@ class Codegen:
     def ld(self, x):
         """Leading dimension of a stored matrix: its row length, at least 1."""
         b = self.b
-        cols = self.e_(lir.size(self.g[x]["shape"][1]))
+        cols = self.e_(lir.size(self.g[x]["shape"][-1]))
         return b.select(b.icmp_signed(">", cols, ir.Constant(I64, 1)), cols, ir.Constant(I64, 1))
 
     def call_skinny(self, nid, ops, m, n, k, ty, threads):

@@ -493,15 +493,21 @@ class LoopLowering:
 
     def matmul(self, nest) -> list:
         """A matrix-matrix product (schedule.decompose turned every product with a
-        vector operand into element-wise products and sums, fused with their nests)."""
+        vector operand into element-wise products and sums, fused with their nests); x @
+        W with x of rank 3 or more, x's leading axes its rows (schedule.is_flat_product);
+        or contract(a, b), a's rows transposed times b's."""
         (nid,) = nest.roots
         d = self.g[nid]
         a, bb = d["args"]
         sa, sb = self.shape(a), self.shape(bb)
-        assert len(sa) == len(sb) == 2, "internal: decompose() leaves only matrix-matrix products"
-        k, m, n = size(sa[1]), size(sa[0]), size(sb[1])
+        contract = d["op"] == "contract"
+        assert contract or (len(sa) >= 2 and len(sb) == 2), "internal: decompose() leaves only matrix products"
+        if contract:        # (rows, m)^T @ (rows, n): m x n, summed over the rows
+            k, m, n = numel(sa[:-1]), size(sa[-1]), size(sb[-1])
+        else:               # (rows, k) @ (k, n)
+            k, m, n = size(sa[-1]), numel(sa[:-1]), size(sb[-1])
         self.memo = {}
-        lib = self.library_product(a, bb)
+        lib = self.library_product(a, bb, contract)
         if lib is not None:
             # Every product goes to a library when there is one: OpenBLAS's small-matrix
             # path costs about a microsecond, and not emitting a vectorized loop fallback
@@ -514,21 +520,22 @@ class LoopLowering:
             threads = Select(BLAS_CALL, Const(1, i32), Const(self.s.pool_threads, i32))
             pool = self.s.pool_threads if self.blas.get("pool") else 0
             return [Gemm(nid, ops[0], ops[1], m, n, k, d["dtype"], narrow, threads, pool)]
-        return self.matmul_loops(nid, a, bb, k, m, n)
+        return self.matmul_loops(nid, a, bb, contract)
 
-    def library_product(self, a, bb):
-        """How a matrix-matrix product ``a @ bb`` runs: None for generated loops (no BLAS,
-        or an operand BLAS cannot read in place), else (the operands as BLAS reads them,
-        whether gradc's narrow kernel is tried first)."""
-        if not self.blas or len(self.shape(a)) != 2 or len(self.shape(bb)) != 2 \
-                or self.g[a]["dtype"].kind != "f":      # integer products: generated loops
+    def library_product(self, a, bb, contract=False):
+        """How a matrix product ``a @ bb`` (``contract``: a's rows transposed times bb's)
+        runs: None for generated loops (no BLAS, or an operand BLAS cannot read in place),
+        else (the operands as BLAS reads them, whether gradc's narrow kernel is tried
+        first).  An operand of rank 3 or more is read as stored: its leading axes are
+        its rows."""
+        if not self.blas or self.g[a]["dtype"].kind != "f":      # integer products: generated loops
             return None
         ops = []
         for x in (a, bb):   # (base node, transposed?) when BLAS can read it in place
             d = self.g[x]
             if x in self.buffered:
-                ops.append((x, False))
-            elif d["op"] == "transpose" and d["args"][0] in self.buffered:
+                ops.append((x, contract and x == a))
+            elif d["op"] == "transpose" and d["args"][0] in self.buffered and len(d["shape"]) == 2 and not contract:
                 ops.append((d["args"][0], True))
             else:
                 return None
@@ -550,7 +557,7 @@ class LoopLowering:
             if nest.kind != "matmul":
                 continue
             a, bb = self.g[nest.roots[0]]["args"]
-            lib = self.library_product(a, bb)
+            lib = self.library_product(a, bb, self.g[nest.roots[0]]["op"] == "contract")
             if lib is None:
                 this = Const(False, np.dtype(np.bool_))
             elif not lib[1]:
@@ -560,21 +567,33 @@ class LoopLowering:
             flag = Bin("or", flag, this)
         return flag
 
-    def matmul_loops(self, nid, a, bb, k, m, n):
+    def matmul_loops(self, nid, a, bb, contract=False):
+        """Generated loops for a product: over a's rows (its leading axes), then the
+        contracted axis (a contraction's: a's last), then b's columns (the inner loop
+        streams rows of b and c, and vectorizes)."""
         dtype = self.g[nid]["dtype"]
+        sa, sb = self.shape(a), self.shape(bb)
+        lead = sa[:-1]
 
-        def over_i(i):     # i-k-j order: the inner loop streams rows of b and c (vectorizes)
-            def over_k(kk):
+        def row(idx):
+            def middle(x):
                 self.memo = {}
-                va = self.val(a, [i, kk])
+                va = self.val(a, idx + [x])
 
                 def over_j(j):
                     self.memo = {}
-                    prod = Apply("mul", (va, self.val(bb, [kk, j])), dtype, (dtype, dtype))
-                    return [self.update(nid, [i, j], "sum", prod)]
-                return [Eval(va), self.loop(n, over_j, "j")]
-            return [self.loop(k, over_k, "k")]
-        return [self.fill(nid, 0.0), self.loop(m, over_i, "i")]
+                    vb = self.val(bb, (idx if contract else [x]) + [j])
+                    prod = Apply("mul", (va, vb), dtype, (dtype, dtype))
+                    return [self.update(nid, ([x] if contract else idx) + [j], "sum", prod)]
+                return [Eval(va), self.loop(size(sb[-1]), over_j, "j")]
+            return [self.loop(size(sa[-1]), middle, "i" if contract else "k")]
+
+        def rows(level, idx):
+            if level == len(lead):
+                return row(idx)
+            name = ("r" if contract else "i") + (str(level) if len(lead) > 1 else "")
+            return [self.loop(size(lead[level]), lambda i: rows(level + 1, idx + [i]), name)]
+        return [self.fill(nid, 0.0)] + rows(0, [])
 
     def lapack(self, nest) -> list:
         """A linear algebra op: one call of numpy's LAPACK for the whole stack of matrices

@@ -120,7 +120,17 @@ def _is_vector_product(graph, n):
 
 def _is_batched_product(graph, n):
     d = graph[n]
-    return d["op"] == "matmul" and max(len(graph[a]["shape"]) for a in d["args"]) > 2
+    return d["op"] == "matmul" and max(len(graph[a]["shape"]) for a in d["args"]) > 2 and not is_flat_product(graph, n)
+
+
+def is_flat_product(graph, n) -> bool:
+    """``x @ W`` with x of rank 3 or more and W a matrix, in floating point: one matrix
+    product over x's leading axes as rows (lower_loops.matmul), not a batch of them."""
+    d = graph[n]
+    if d["op"] != "matmul" or d["dtype"].kind != "f":
+        return False
+    a, b = (graph[x]["shape"] for x in d["args"])
+    return len(a) > 2 and len(b) == 2
 
 
 def decompose(graph: Graph) -> Graph:
@@ -778,14 +788,16 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
             roots.add(nid)
     for o in g.outputs:
         roots.add(o)  # outputs that are inputs or constants are copied by the caller
-    # operands of a matrix product must be in memory
+    # operands of a matrix product must be in memory; one of rank 3 or more (a flat
+    # product's rows, a contraction's) as stored, contiguous, not through a view
     changed = True
     while changed:
         changed = False
         for nid in list(g.nx.nodes):
-            if g[nid]["op"] == "matmul":
+            if g[nid]["op"] in ("matmul", "contract"):
                 for a in g[nid]["args"]:
-                    if not _is_viewable(g, a, roots):
+                    flat = len(g[a]["shape"]) > 2 or g[nid]["op"] == "contract"
+                    if a not in roots and (not _is_viewable(g, a, roots) or (flat and g[a]["op"] not in ("input", "const"))):
                         roots.add(a)
                         changed = True
     # operands of a LAPACK call are whole contiguous buffers (runtime/lapack.c reads them)
@@ -806,7 +818,8 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
             continue
         op = g[nid]["op"]
         dom = domain(g, nid)
-        kind = "lapack" if is_lapack(g, nid) else {"matmul": "matmul", "scatter_add": "scatter"}.get(op, "loop")
+        kind = "lapack" if is_lapack(g, nid) else {"matmul": "matmul", "contract": "matmul",
+                                                    "scatter_add": "scatter"}.get(op, "loop")
         reads, cost = _reads(g, nid, roots)
         reads_of[nid] = reads
         lb = max((where[r] for r in reads), default=0)

@@ -13,9 +13,13 @@ How an expression is evaluated:
    each step the pair whose result has the fewest elements (at the sizes being traced)
    goes first, so no step builds a larger intermediate than it must.
 3. A pair with one contracted index and at most one free index on each side is a
-   (batched) matrix product: BLAS for matrices, one fused loop nest for stacks.  Any
-   other pair is a broadcast product summed over its contracted indices, which the
-   scheduler fuses into one loop nest without materializing the product.
+   (batched) matrix product: BLAS for matrices, one fused loop nest for stacks.  Without
+   batch indices, one contracted index with several free ones on the left and one on
+   the right (``btd,dk->btk``) is one product over the left's free axes as rows, and
+   several contracted indices with one free index on each side (``btd,btk->dk``) one
+   ``contract``: each a single BLAS call.  Any other pair is a broadcast product summed
+   over its contracted indices, which the scheduler fuses into one loop nest without
+   materializing the product.
 """
 from __future__ import annotations
 
@@ -122,6 +126,13 @@ def _contract(a, ia: str, b, ib: str, keep: set):
         r = matmul(left, right)
         shape = r._shape[:len(batch)] + (r._shape[-2:-1] if fa else ()) + (r._shape[-1:] if fb else ())
         return reshape_sym(r, shape), "".join(batch + fa + fb)
+    if not batch and len(fb) == 1 and summed and a.dtype.kind == "f":
+        if len(summed) == 1 and len(fa) >= 2:       # rows of any rank times a matrix
+            return matmul(_align(a, ia, "".join(fa) + summed[0]), _align(b, ib, summed[0] + fb[0])), "".join(fa + fb)
+        if len(summed) >= 2 and len(fa) == 1:       # both rows' axes summed: a^T b over every row
+            from .linalg import contract
+            rows = "".join(summed)
+            return contract(_align(a, ia, rows + fa[0]), _align(b, ib, rows + fb[0])), fa[0] + fb[0]
     order = "".join(batch + fa + fb + summed)
     prod = _align(a, ia, order) * _align(b, ib, order)
     out = "".join(batch + fa + fb)

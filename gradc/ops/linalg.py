@@ -1,8 +1,14 @@
 """Linear algebra: matmul (vector-vector, matrix-vector, vector-matrix, matrix-matrix,
-and batched: stacks of matrices whose batch axes broadcast, as numpy's), transpose, and
-the composite outer (dot, inner, vdot and tensordot are einsum.py's, above this module).
-d(XW)/dW = X^T G; the dot product's gradients are the other vector (the paper's section
-on vector sum reduction)."""
+and batched: stacks of matrices whose batch axes broadcast, as numpy's), contract (the
+leading axes of two arrays summed away: ``x @ W``'s gradient with respect to W when x
+has rank 3 or more), transpose, and the composite outer (dot, inner, vdot and tensordot
+are einsum.py's, above this module).  d(XW)/dW = X^T G; the dot product's gradients are
+the other vector (the paper's section on vector sum reduction).
+
+``x @ W`` with x of rank 3 or more and W a matrix is one matrix product: x's leading
+axes are its rows (x[b, t, :] is row b*T + t of x as stored), so the backends run it as
+a single (B*T, D) @ (D, K) product, and its gradient with respect to W, contract(x, G),
+as a single (B*T, D)^T @ (B*T, K) one."""
 from __future__ import annotations
 
 import numpy as np
@@ -47,6 +53,8 @@ def _agree(env, ka, kb):
 
 def _matmul_vjp(g, ans, a, b):
     ra, rb = a.ndim, b.ndim
+    if ra > 2 and rb == 2:   # rows of any rank times a matrix: (G W^T, x^T G over every row)
+        return matmul(g, transpose(b)), contract(a, g)
     if max(ra, rb) > 2:   # batched: the matrix rule per batch, summed over broadcast batch axes
         return (unbroadcast(matmul(g, swapaxes(b, -1, -2)), a._shape),
                 unbroadcast(matmul(swapaxes(a, -1, -2), g), b._shape))
@@ -72,6 +80,43 @@ def _matmul_jvp(ts, ans, a, b):
 register(Op("matmul", "linalg", _matmul_shape, np.matmul, vjp=_matmul_vjp, jvp=_matmul_jvp,
             doc="a @ b (batched above rank 2); vjp: (g b^T, a^T g), summed over broadcast batch axes",
             infix="@", root=True))
+
+
+def _contract_shape(env, avals):
+    (sa, ta), (sb, tb) = avals
+    if len(sa) < 2 or len(sa) != len(sb):
+        raise ShapeError("internal: contract needs two operands of one rank, 2 or more")
+    for x, y in zip(sa[:-1], sb[:-1]):
+        try:
+            env.equal(x, y, "contract")
+        except ShapeError:
+            raise ShapeError(f"contract: leading axes {env.shown(x)} and {env.shown(y)} differ") from None
+    return (sa[-1], sb[-1]), np.result_type(ta, tb)
+
+
+def _contract_numpy(a, b):
+    lead = list(range(a.ndim - 1))
+    return np.tensordot(a, b, axes=(lead, lead))
+
+
+register(Op("contract", "linalg", _contract_shape, _contract_numpy,
+            vjp=lambda g, ans, a, b: (matmul(b, transpose(g)), matmul(a, g)),
+            jvp=lambda ts, ans, a, b: _sum_terms([contract(ts[0], b) if ts[0] is not None else None,
+                                                  contract(a, ts[1]) if ts[1] is not None else None]),
+            doc="a[..., n], b[..., m] -> Σ over the leading axes of a ⊗ b: aᵀ b with the leading axes as rows; "
+                "vjp: (b gᵀ, a g)",
+            notation="contract", rule="aᵀ b over every row ⇒ (b gᵀ, a g)", root=True))
+
+
+def _sum_terms(terms):
+    terms = [t for t in terms if t is not None]
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+def contract(a, b):
+    """Σ over the leading axes of ``a[..., n] ⊗ b[..., m]``: ``a.reshape(-1, n).T @
+    b.reshape(-1, m)`` without reshaping (so sizes stay symbolic)."""
+    return _trace().bind("contract", a, b)
 
 
 def _transpose_shape(env, avals, perm):
