@@ -768,9 +768,12 @@ class Lowered:
         return c_source(self.graph)
 
     def loop_nests(self) -> str:
-        """How the native backend fuses the graph: one line per loop nest."""
+        """How the native backend fuses the graph: one line per loop nest (backend
+        "llvm": its own schedule, with its threads and library products)."""
         from .backends.schedule import describe, schedule
-        return describe(schedule(self.graph))
+        kernel = getattr(self._entry.run, "kernel", None)
+        s = getattr(kernel, "schedule", None)
+        return describe(s if s is not None else schedule(self.graph))
 
     def loop_ir(self) -> str:
         """The loop IR the backend's code generator renders: every nest's loops, loads

@@ -847,6 +847,14 @@ static PyObject *pool_gemm_register(PyObject *self, PyObject *args) {
     return Py_BuildValue("KK", (unsigned long long)out[0], (unsigned long long)out[1]);
 }
 
+/* pool_gemm_batched_addresses() -> (dgemm, sgemm): gradc's batched products (a stack of
+ * one shape, runtime/poolgemm.c), for the library pool_gemm_register registered. */
+static PyObject *pool_gemm_batched(PyObject *self, PyObject *unused) {
+    uintptr_t out[2];
+    pool_gemm_batched_addresses(out);
+    return Py_BuildValue("KK", (unsigned long long)out[0], (unsigned long long)out[1]);
+}
+
 /* lapack_register(addresses) -> address of gradc_lapack: ``addresses`` are the
  * ILP64 routines dgesv, dgetrf, dpotrf, dsyevd, dtrtrs, then sgesv ... strtrs (numpy's
  * LAPACK, found by gradc.backends.blas.find_lapack); runtime/lapack.c calls them. */
@@ -871,6 +879,8 @@ static PyMethodDef methods[] = {
     {"pool_gemm_register", pool_gemm_register, METH_VARARGS,
      "Register numpy's CBLAS gemm and OpenBLAS's thread-count setter and getter; returns the addresses of "
      "gradc's pool-split dgemm and sgemm (runtime/poolgemm.c)."},
+    {"pool_gemm_batched_addresses", pool_gemm_batched, METH_NOARGS,
+     "Addresses of gradc's batched dgemm and sgemm (a stack of products of one shape, on gradc's pool)."},
     {"parallel_for_address", parallel_for_address, METH_NOARGS,
      "Address of gradc_parallel_for, the thread pool generated kernels call."},
     {"combine_address", combine_address, METH_NOARGS,

@@ -234,6 +234,39 @@ static int gemm_small_flipped(size_t item, int ta, int tb, int64_t m, int64_t n,
         else                                                                                    \
             gradc_parallel_for(NAME##_rows, &t, m, chunks, threads);                            \
         pool_blas_single(0);                                                                    \
+    }                                                                                           \
+    /* A batch of products of one shape, item i's operands and result `stride` elements     \
+     * after item i-1's (a stack of attention heads): threads take ranges of items, each    \
+     * item one single-threaded product (gradc's kernel or BLAS), so the bits do not        \
+     * depend on the thread count. */                                                       \
+    typedef struct {                                                                            \
+        NAME##_task t;                                                                          \
+        int64_t sa, sb, sc;                                                                     \
+    } NAME##_items_task;                                                                        \
+    static void NAME##_items(void *ctx, int64_t start, int64_t end, int32_t chunk) {            \
+        const NAME##_items_task *b = (const NAME##_items_task *)ctx;                            \
+        (void)chunk;                                                                            \
+        for (int64_t i = start; i < end; i++) {                                                 \
+            NAME##_task t = b->t;                                                               \
+            t.A += i * b->sa;                                                                   \
+            t.B += i * b->sb;                                                                   \
+            t.C += i * b->sc;                                                                   \
+            NAME##_rows(&t, 0, t.m, 0);                                                         \
+        }                                                                                       \
+    }                                                                                           \
+    static void NAME##_batched(int32_t order, int32_t ta, int32_t tb, I m, I n, I k, T alpha,   \
+                               const T *A, I lda, int64_t sa, const T *B, I ldb, int64_t sb,    \
+                               T beta, T *C, I ldc, int64_t sc, int64_t batch, int32_t threads) { \
+        (void)order;                                                                            \
+        NAME##_items_task b = {{ta, tb, n, k, lda, ldb, ldc, alpha, beta, A, B, C, m, NULL}, sa, sb, sc}; \
+        if (batch <= 0) return;                                                                 \
+        double work = (double)batch * (double)m * (double)n * (double)(k > GRADC_POOL_GEMM_MIN_K ? k : GRADC_POOL_GEMM_MIN_K); \
+        pool_blas_single(1);                                                                    \
+        if (threads > 1 && batch > 1 && work >= GRADC_POOL_GEMM_MIN_WORK)                       \
+            gradc_parallel_for(NAME##_items, &b, batch, threads < batch ? threads : (int32_t)batch, threads); \
+        else                                                                                    \
+            NAME##_items(&b, 0, batch, 0);                                                      \
+        pool_blas_single(0);                                                                    \
     }
 
 GRADC_POOL_GEMM(pool_dgemm64, double, int64_t, pool_gemm_d)
@@ -242,8 +275,13 @@ GRADC_POOL_GEMM(pool_dgemm32, double, int32_t, pool_gemm_d)
 GRADC_POOL_GEMM(pool_sgemm32, float, int32_t, pool_gemm_s)
 
 /* Where the generated code's gradc_pool_{d,s}gemm symbols point, for the registered
- * library's integer width: {dgemm, sgemm}. */
+ * library's integer width: {dgemm, sgemm}; and the batched ones (..._batched). */
 static void pool_gemm_addresses(uintptr_t out[2]) {
     out[0] = pool_gemm_ilp64 ? (uintptr_t)&pool_dgemm64 : (uintptr_t)&pool_dgemm32;
     out[1] = pool_gemm_ilp64 ? (uintptr_t)&pool_sgemm64 : (uintptr_t)&pool_sgemm32;
+}
+
+static void pool_gemm_batched_addresses(uintptr_t out[2]) {
+    out[0] = pool_gemm_ilp64 ? (uintptr_t)&pool_dgemm64_batched : (uintptr_t)&pool_dgemm32_batched;
+    out[1] = pool_gemm_ilp64 ? (uintptr_t)&pool_sgemm64_batched : (uintptr_t)&pool_sgemm32_batched;
 }

@@ -75,7 +75,8 @@ def test_products_against_numpy_and_finite_differences(case, backend):
 
 @pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
 def test_batched_products_above_the_thread_split(dtype):
-    """A (64, 8, 33, 16) @ (64, 8, 16, 33) product: one fused nest split over threads."""
+    """A (64, 8, 33, 16) @ (64, 8, 16, 33) product: one library call for the whole
+    stack, its items spread over the threads (a nest of its own, no rank-5 buffer)."""
     rng = onp.random.default_rng(1)
     a, b = rng.normal(size=(64, 8, 33, 16)).astype(dtype), rng.normal(size=(64, 8, 16, 33)).astype(dtype)
     f = gradc.jit(lambda a, b: a @ b)
@@ -86,7 +87,7 @@ def test_batched_products_above_the_thread_split(dtype):
     eps = 1e-13 if dtype == onp.float64 else 2e-6     # 16 terms: 16 eps relative to sum|a b|
     assert onp.all(onp.abs(got - ref) <= eps * scale)
     nests = f.lower(a, b).loop_nests()
-    assert len(nests.splitlines()) == 1 and "sum" in nests          # one nest, no rank-5 buffer
+    assert len(nests.splitlines()) == 1 and nests.startswith("nest 0: matmul over") and "%2=matmul" in nests, nests
 
 
 ROWS_OF_ANY_RANK = [((64, 128, 64), (64, 48)), ((8, 16, 32, 64), (64, 10)), ((0, 7, 64), (64, 12)), ((3, 1, 64), (64, 5))]
@@ -125,6 +126,54 @@ def test_rows_of_any_rank_times_a_matrix_is_one_product(xs, ws, dtype, backend):
         sizes = [re.search(r"; m=(.*), n=(.*), k=(.*)\)$", line).groups() for line in calls]
         words = [[set(re.findall(r"\w+", e)) for e in (m, k)] for m, _n, k in sizes]
         assert len(calls) == 3 and all(any(set(leading) <= w for w in mk) for mk in words), calls
+
+
+STACKS = [((16, 4, 64, 16), (16, 4, 64, 16), True), ((3, 5, 7), (3, 9, 7), True), ((2, 3, 4, 5), (2, 3, 6, 5), False)]
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
+@pytest.mark.parametrize("qs,ks,causal", STACKS)
+def test_attention_over_a_stack_of_heads(qs, ks, causal, dtype, threads, monkeypatch):
+    """softmax(q k^T) v over a stack of heads (the batched products of multi-head
+    attention, k read through its transpose): value_and_grad against numpy's closed form
+    at 1, 2 and 3 threads, the same bits at every thread count (each item is one
+    product), and on native code each product one library call over the stack."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    rng = onp.random.default_rng(len(qs) + qs[-1])
+    q, k = rng.normal(size=qs).astype(dtype), rng.normal(size=ks).astype(dtype)
+    v = rng.normal(size=ks).astype(dtype)
+    T = ks[-2]
+
+    def attend(q, k, v):
+        s = q @ np.swapaxes(k, -1, -2) / onp.sqrt(qs[-1])
+        if causal:
+            s = np.where(np.triu(np.ones((qs[-2], T)), 1) > 0, -1e9, s)
+        return np.sum(np.tanh(np.softmax(s, axis=-1) @ v))
+    f = gradc.value_and_grad(attend, argnums=(0, 1, 2))
+    value, grads = f(q, k, v)
+    Q, K, V = (x.astype(onp.float64) for x in (q, k, v))
+    S = Q @ onp.swapaxes(K, -1, -2) / onp.sqrt(qs[-1])
+    if causal:
+        S = onp.where(onp.triu(onp.ones((qs[-2], T)), 1) > 0, -1e9, S)
+    P = onp.exp(S - S.max(-1, keepdims=True))
+    P /= P.sum(-1, keepdims=True)
+    O = P @ V
+    dO = 1 - onp.tanh(O) ** 2
+    dP = dO @ onp.swapaxes(V, -1, -2)
+    dS = P * (dP - onp.sum(dP * P, -1, keepdims=True)) / onp.sqrt(qs[-1])
+    want = (dS @ K, onp.swapaxes(dS, -1, -2) @ Q, onp.swapaxes(P, -1, -2) @ dO)
+    eps = onp.finfo(dtype).eps
+    assert abs(value - onp.tanh(O).sum()) <= 256 * eps * onp.abs(onp.tanh(O)).sum()
+    for got, w in zip(grads, want):
+        assert got.dtype == dtype
+        onp.testing.assert_allclose(got, w, rtol=0, atol=512 * eps * onp.abs(w).max())
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")
+    one = gradc.value_and_grad(attend, argnums=(0, 1, 2))
+    for a, b in zip(one(q, k, v)[1], grads):
+        assert onp.array_equal(a, b)
+    stacks = [line for line in f.lower(q, k, v).loop_ir().splitlines() if " x] " in line and "gemm(" in line]
+    assert len(stacks) == 6, stacks       # q k^T, P v; and dO v^T, dS k, dS^T q, P^T dO in the gradient
 
 
 def test_einsum_errors_name_the_index():

@@ -153,8 +153,9 @@ def _kind(g: Graph, n: int, sym: str, cls: dict) -> str | None:
         if _contracts_batch(g, n, sym, cls):
             return RED
         a, b = args
-        ok = (kinds == [ROW, FREE] and len(g[a]["shape"]) >= 2 and len(g[b]["shape"]) <= 2
-              and shape[0] == sym and sym not in shape[1:])
+        rows_times_w = kinds == [ROW, FREE] and len(g[a]["shape"]) >= 2 and len(g[b]["shape"]) <= 2
+        stacks = kinds == [ROW, ROW] and len(g[a]["shape"]) == len(g[b]["shape"]) > 2   # a row's own matrices
+        ok = (rows_times_w or stacks) and shape[0] == sym and sym not in shape[1:]
         return ROW if ok else None
     if op in ("sum", "max", "min", "logsumexp"):
         axes = tuple(d["params"]["axes"])

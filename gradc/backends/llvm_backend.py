@@ -22,14 +22,15 @@ class LLVMKernel(Kernel):
 
     def __init__(self, graph: Graph, threads: int | None = None):
         blas = init()["blas"]
-        s = schedule(graph, threads=kernel_threads() if threads is None else threads, row_local=True)
+        s = schedule(graph, threads=kernel_threads() if threads is None else threads, row_local=True,
+                     batched_products=bool(blas.get("batched")))
         text = graph.text(sources=False)
         name = kernel_name(graph, text)
         # What decides the code: the graph, its constants, the thread split, the host's
         # cache size, the BLAS interface (code_fingerprint() and the CPU are added by
         # Artifact).
         key = (text, *const_bytes(s), s.threads, s.pool_threads, s.stream_bytes, blas.get("int"), bool(blas),
-               bool(blas.get("skinny")), bool(blas.get("pool")), bool(blas.get("skinny_rows")))
+               bool(blas.get("skinny")), bool(blas.get("pool")), bool(blas.get("skinny_rows")), bool(blas.get("batched")))
         refuse_lapack(s, blas)   # before the cache: an artifact that calls LAPACK needs it
         self.blas = blas
         self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))

@@ -670,7 +670,9 @@ class Codegen:
         ty, b = reg_type(st.dtype), self.b
         m, n, k = self.e_(st.m), self.e_(st.n), self.e_(st.k)
         ops = [st.a, st.b]
-        if st.narrow:
+        if st.batch is not None:
+            self.call_gemm(st.out, ops, m, n, k, ty, st.pool_threads, (self.e_(st.batch), [self.e_(x) for x in st.strides]))
+        elif st.narrow:
             done = self.call_skinny(st.out, ops, m, n, k, ty, self.e_(st.threads))
             with b.if_then(b.icmp_signed("!=", done, ir.Constant(I32, 0)), likely=False):
                 self.call_gemm(st.out, ops, m, n, k, ty, st.pool_threads)
@@ -741,26 +743,37 @@ class Codegen:
         return b.call(fn, [ir.Constant(I32, 0 if ty == F64 else 1), ir.Constant(I32, 1 if ta else 0), m, n, k,
                            cast(xa), self.ld(xa), cast(xb), self.ld(xb), cast(nid), self.ld(nid), threads])
 
-    def call_gemm(self, nid, ops, m, n, k, ty, pool_threads):
+    def call_gemm(self, nid, ops, m, n, k, ty, pool_threads, stack=None):
         """C = op(A) @ op(B) by BLAS: split into row blocks on gradc's pool, one
         single-threaded BLAS call each (gradc_pool_*gemm, runtime/poolgemm.c), where
-        OpenBLAS lets a thread ask for one thread; else OpenBLAS's CBLAS directly."""
+        OpenBLAS lets a thread ask for one thread; else OpenBLAS's CBLAS directly.
+        ``stack``: (items, [a's, b's and C's item strides]): a stack of products, items
+        spread over the pool (gradc_pool_*gemm_batched)."""
         b = self.b
         iw = ir.IntType(self.blas["int"])
         fp = ty.as_pointer()
         pool = pool_threads > 0
-        name = ("gradc_pool_" if pool else "gradc_cblas_") + ("dgemm" if ty == F64 else "sgemm")
+        name = ("gradc_pool_" if pool or stack else "gradc_cblas_") + ("dgemm" if ty == F64 else "sgemm") \
+            + ("_batched" if stack else "")
         fn = self.module.globals.get(name)
         if fn is None:
-            params = [I32, I32, I32, iw, iw, iw, ty, fp, iw, fp, iw, ty, fp, iw] + ([I32] if pool else [])
+            if stack:
+                params = [I32, I32, I32, iw, iw, iw, ty, fp, iw, I64, fp, iw, I64, ty, fp, iw, I64, I64, I32]
+            else:
+                params = [I32, I32, I32, iw, iw, iw, ty, fp, iw, fp, iw, ty, fp, iw] + ([I32] if pool else [])
             fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), params), name)
 
         def ld(x):
             return self.convert(self.ld(x), iw)
         (xa, ta), (xb, tb) = ops
-        args = [ir.Constant(I32, 101), ir.Constant(I32, 112 if ta else 111), ir.Constant(I32, 112 if tb else 111),
-                self.convert(m, iw), self.convert(n, iw), self.convert(k, iw), _const(ty, 1.0),
-                self.bufs[xa], ld(xa), self.bufs[xb], ld(xb), _const(ty, 0.0), self.bufs[nid], ld(nid)]
+        head = [ir.Constant(I32, 101), ir.Constant(I32, 112 if ta else 111), ir.Constant(I32, 112 if tb else 111),
+                self.convert(m, iw), self.convert(n, iw), self.convert(k, iw), _const(ty, 1.0)]
+        if stack:
+            items, (sa, sb, sc) = stack
+            b.call(fn, head + [self.bufs[xa], ld(xa), sa, self.bufs[xb], ld(xb), sb, _const(ty, 0.0),
+                               self.bufs[nid], ld(nid), sc, items, ir.Constant(I32, max(pool_threads, 1))])
+            return
+        args = head + [self.bufs[xa], ld(xa), self.bufs[xb], ld(xb), _const(ty, 0.0), self.bufs[nid], ld(nid)]
         b.call(fn, args + ([ir.Constant(I32, pool_threads)] if pool else []))
 
     # -- the function ----------------------------------------------------------------

@@ -70,6 +70,11 @@ def init():
                     llvm.add_symbol("gradc_pool_dgemm", pd)
                     llvm.add_symbol("gradc_pool_sgemm", ps)
                     found["pool"] = True
+                    if hasattr(_callpath, "pool_gemm_batched_addresses"):   # stacks of products
+                        bd, bs = _callpath.pool_gemm_batched_addresses()
+                        llvm.add_symbol("gradc_pool_dgemm_batched", bd)
+                        llvm.add_symbol("gradc_pool_sgemm_batched", bs)
+                        found["batched"] = True
                     # a row pipeline's single-threaded blocks (schedule.RowPipeline)
                     if hasattr(_callpath, "skinny_rows_addresses"):
                         pack, rows, unpad = _callpath.skinny_rows_addresses()

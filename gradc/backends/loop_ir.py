@@ -272,6 +272,8 @@ class Gemm:
     threads: Expr
     pool_threads: int = 0
     only_if: Expr | None = None   # run only when this holds (a row pipeline's wide fallback)
+    batch: Expr | None = None     # a stack of this many products: item i's a, b and out
+    strides: tuple = ()           # these many elements after item i-1's (runtime/poolgemm.c)
 
 
 @dataclass(eq=False)
@@ -567,7 +569,8 @@ class TextRenderer:
             lib = f"skinny(threads={self.e(st.threads)}), else {gemm}" if st.narrow else gemm
             ops = ", ".join(self.buf(b) + ("^T" if t else "") for b, t in (st.a, st.b))
             guard = f"if {self.e(st.only_if)}: " if st.only_if is not None else ""
-            self.line(f"{guard}%{st.out} = {lib}({ops}; m={self.e(st.m)}, n={self.e(st.n)}, k={self.e(st.k)})")
+            stack = f"[{self.e(st.batch)} x] " if st.batch is not None else ""
+            self.line(f"{guard}%{st.out} = {stack}{lib}({ops}; m={self.e(st.m)}, n={self.e(st.n)}, k={self.e(st.k)})")
         elif isinstance(st, SkinnyPack):
             self.line(f"{self.buf(st.packed)} = skinny_pack({self.buf(st.b)}; n={self.e(st.n)}, k={self.e(st.k)})")
         elif isinstance(st, SkinnyRows):

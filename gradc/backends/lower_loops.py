@@ -17,7 +17,7 @@ from .loop_ir import (BLAS_CALL, CHUNK, END, SKINNY_MAX_N, START, STATUS_NEGATIV
                       AccValue, Accumulate, Apply, Bin, Checked, Comment, Const, Eval, Expr, Fill, FromIndex, Gemm,
                       Guard, Kernel, Load, Loop, MathCall, Nest, Not, Parallel, Rebase, Select, SkinnyPack, SkinnyRows,
                       Size, SkinnyUnpad, Store, ToIndex, Update, Var, flat_offset, numel, size)
-from .schedule import (PACKED_WIDTH, Schedule, row_stride, broadcast_index, crosses_chunks, describe, identity, is_reduction,
+from .schedule import (PACKED_WIDTH, Schedule, swaps_last_two, row_stride, broadcast_index, crosses_chunks, describe, identity, is_reduction,
                        view_index)
 from .loop_ir import LapackCall
 
@@ -501,13 +501,24 @@ class LoopLowering:
         a, bb = d["args"]
         sa, sb = self.shape(a), self.shape(bb)
         contract = d["op"] == "contract"
-        assert contract or (len(sa) >= 2 and len(sb) == 2), "internal: decompose() leaves only matrix products"
+        stack = not contract and len(sb) > 2      # (schedule.is_stack_product)
+        assert contract or len(sb) == 2 or stack, "internal: decompose() leaves only matrix products"
         if contract:        # (rows, m)^T @ (rows, n): m x n, summed over the rows
             k, m, n = numel(sa[:-1]), size(sa[-1]), size(sb[-1])
+        elif stack:         # (..., m, k) @ (..., k, n), item by item
+            k, m, n = size(sa[-1]), size(sa[-2]), size(sb[-1])
         else:               # (rows, k) @ (k, n)
             k, m, n = size(sa[-1]), numel(sa[:-1]), size(sb[-1])
         self.memo = {}
-        lib = self.library_product(a, bb, contract)
+        lib = self.library_product(a, bb, contract, stack)
+        if stack and (lib is None or not self.blas.get("batched")):
+            return self.matmul_loops(nid, a, bb)
+        if stack:
+            ops, _narrow = lib
+            items = [numel(self.shape(x)[-2:]) for x, _t in ops] + [numel(sa[-2:-1] + sb[-1:])]
+            pool = self.s.pool_threads if self.blas.get("pool") else 0
+            return [Gemm(nid, ops[0], ops[1], m, n, k, d["dtype"], False, Const(1, np.dtype(np.int32)), pool,
+                         batch=numel(sa[:-2]), strides=tuple(items))]
         if lib is not None:
             # Every product goes to a library when there is one: OpenBLAS's small-matrix
             # path costs about a microsecond, and not emitting a vectorized loop fallback
@@ -522,12 +533,13 @@ class LoopLowering:
             return [Gemm(nid, ops[0], ops[1], m, n, k, d["dtype"], narrow, threads, pool)]
         return self.matmul_loops(nid, a, bb, contract)
 
-    def library_product(self, a, bb, contract=False):
+    def library_product(self, a, bb, contract=False, stack=False):
         """How a matrix product ``a @ bb`` (``contract``: a's rows transposed times bb's)
         runs: None for generated loops (no BLAS, or an operand BLAS cannot read in place),
         else (the operands as BLAS reads them, whether gradc's narrow kernel is tried
         first).  An operand of rank 3 or more is read as stored: its leading axes are
-        its rows."""
+        its rows; ``stack``: a stack of products, each operand a stack as stored or with
+        its matrices transposed (its last two axes swapped)."""
         if not self.blas or self.g[a]["dtype"].kind != "f":      # integer products: generated loops
             return None
         ops = []
@@ -535,7 +547,8 @@ class LoopLowering:
             d = self.g[x]
             if x in self.buffered:
                 ops.append((x, contract and x == a))
-            elif d["op"] == "transpose" and d["args"][0] in self.buffered and len(d["shape"]) == 2 and not contract:
+            elif d["op"] == "transpose" and d["args"][0] in self.buffered and not contract and (
+                    len(d["shape"]) == 2 or (stack and swaps_last_two(self.g, x))):
                 ops.append((d["args"][0], True))
             else:
                 return None
@@ -574,6 +587,7 @@ class LoopLowering:
         dtype = self.g[nid]["dtype"]
         sa, sb = self.shape(a), self.shape(bb)
         lead = sa[:-1]
+        batch = len(sb) - 2 if len(sb) > 2 and not contract else 0     # a stack's batch axes
 
         def row(idx):
             def middle(x):
@@ -582,7 +596,7 @@ class LoopLowering:
 
                 def over_j(j):
                     self.memo = {}
-                    vb = self.val(bb, (idx if contract else [x]) + [j])
+                    vb = self.val(bb, (idx if contract else idx[:batch] + [x]) + [j])
                     prod = Apply("mul", (va, vb), dtype, (dtype, dtype))
                     return [self.update(nid, ([x] if contract else idx) + [j], "sum", prod)]
                 return [Eval(va), self.loop(size(sb[-1]), over_j, "j")]

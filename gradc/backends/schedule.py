@@ -118,9 +118,22 @@ def _is_vector_product(graph, n):
     return d["op"] == "matmul" and min(len(graph[a]["shape"]) for a in d["args"]) == 1
 
 
-def _is_batched_product(graph, n):
+def _is_batched_product(graph, n, library=False):
+    """A stack of products to decompose into a fused loop nest: ``library``, one whose
+    stacks have the same batch axes stays a product (``is_stack_product``) for a library."""
     d = graph[n]
-    return d["op"] == "matmul" and max(len(graph[a]["shape"]) for a in d["args"]) > 2 and not is_flat_product(graph, n)
+    return (d["op"] == "matmul" and max(len(graph[a]["shape"]) for a in d["args"]) > 2
+            and not is_flat_product(graph, n) and not (library and is_stack_product(graph, n)))
+
+
+def is_stack_product(graph, n) -> bool:
+    """``a @ b`` of two floating-point stacks of matrices with the same batch axes (no
+    broadcasting between them): one library call runs the stack (lower_loops.matmul)."""
+    d = graph[n]
+    if d["op"] != "matmul" or d["dtype"].kind != "f":
+        return False
+    a, b = (graph[x]["shape"] for x in d["args"])
+    return len(a) == len(b) > 2 and tuple(a[:-2]) == tuple(b[:-2]) and 1 not in a[:-2]
 
 
 def is_flat_product(graph, n) -> bool:
@@ -133,15 +146,17 @@ def is_flat_product(graph, n) -> bool:
     return len(a) > 2 and len(b) == 2
 
 
-def decompose(graph: Graph) -> Graph:
+def decompose(graph: Graph, batched_products: bool = False) -> Graph:
     """Rewrite ops that backends do not lower directly into ones they do:
     logsumexp -> max, exp, sum, log (the stable two-pass formula); matrix-vector,
     vector-matrix and dot products -> element-wise products and sums, so they fuse
     with what produces and consumes them (the neuron loss reads X once); batched
     products (..., m, k) @ (..., k, n) -> a product broadcast over (..., m, k, n) summed
     over k, which fuses into one loop nest (the i-k-j order, vectorized over n) without
-    materializing the rank-N product."""
-    if not any(graph[n]["op"] == "logsumexp" or _is_vector_product(graph, n) or _is_batched_product(graph, n)
+    materializing the rank-N product; with ``batched_products`` (a library runs stacks),
+    only those whose stacks' batch axes differ."""
+    batched = lambda g, n: _is_batched_product(g, n, batched_products)   # noqa: E731
+    if not any(graph[n]["op"] == "logsumexp" or _is_vector_product(graph, n) or batched(graph, n)
                for n in graph.nx.nodes):
         return graph
     softmax_of = _softmax_of_logsumexp(graph)
@@ -183,7 +198,7 @@ def decompose(graph: Graph) -> Graph:
         if nid in softmax_of and softmax_of[nid] in shared:
             e, s = shared[softmax_of[nid]]
             return e * (1.0 / s)
-        if _is_vector_product(graph, nid) or _is_batched_product(graph, nid):
+        if _is_vector_product(graph, nid) or batched(graph, nid):
             r = (vector_product if _is_vector_product(graph, nid) else batched_product)(*args)
             return r if r.dtype == d["dtype"] else ew.convert(r, d["dtype"])   # (an int32 sum is int64)
         return None
@@ -248,6 +263,16 @@ def _is_viewable(g: Graph, nid: int, roots: set) -> bool:
             d["op"] == "broadcast_to":
         return _is_viewable(g, d["args"][0], roots)
     return False
+
+
+def swaps_last_two(g, nid) -> bool:
+    """Is node ``nid`` a transpose of a stack (rank 3 or more) that swaps only its last
+    two axes?"""
+    d = g[nid]
+    if d["op"] != "transpose" or len(d["shape"]) < 3:
+        return False
+    r = len(d["shape"])
+    return tuple(d["params"]["perm"]) == tuple(range(r - 2)) + (r - 1, r - 2)
 
 
 def _only_unit_dims(g, nid):
@@ -768,14 +793,16 @@ def _fill_constant_outputs(g: Graph) -> None:
     g.outputs[:] = outs
 
 
-def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool = False) -> Schedule:
+def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool = False,
+             batched_products: bool = False) -> Schedule:
     """Fused loop nests for ``graph``; with ``threads`` > 1, loop nests are split over
     their outer loop, so reductions across it get per-chunk partial buffers.  With
     ``share``, intermediates whose lifetimes do not overlap share workspace memory.
     With ``row_local``, per-row values of a 2-d nest that only that nest reads (a row's
     dot product, a row-level sigmoid) get no workspace: the code generator keeps them
-    for the current block of rows only (``Schedule.row_local``)."""
-    g = decompose(graph)
+    for the current block of rows only (``Schedule.row_local``).  ``batched_products``:
+    the renderer has a library for stacks of products (``is_stack_product``)."""
+    g = decompose(graph, batched_products)
     if any(g[n]["op"] == "relu" for n in g.nx.nodes):
         g = g.copy() if g is graph else g
         _mask_from_relu(g)
@@ -796,8 +823,11 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
         for nid in list(g.nx.nodes):
             if g[nid]["op"] in ("matmul", "contract"):
                 for a in g[nid]["args"]:
-                    flat = len(g[a]["shape"]) > 2 or g[nid]["op"] == "contract"
-                    if a not in roots and (not _is_viewable(g, a, roots) or (flat and g[a]["op"] not in ("input", "const"))):
+                    flat = (len(g[a]["shape"]) > 2 or g[nid]["op"] == "contract") and g[a]["op"] not in ("input", "const")
+                    if flat and is_stack_product(g, nid) and swaps_last_two(g, a) and (g[a]["args"][0] in roots or
+                                                           g[g[a]["args"][0]]["op"] in ("input", "const")):
+                        flat = False        # a stack's transposed matrices: BLAS reads them in place
+                    if a not in roots and (not _is_viewable(g, a, roots) or flat):
                         roots.add(a)
                         changed = True
     # operands of a LAPACK call are whole contiguous buffers (runtime/lapack.c reads them)
