@@ -383,7 +383,16 @@ def _draw_step(p, r, pair_first=False):
         pairs = [(i, j) for i in range(len(p.shapes)) for j in range(len(p.shapes))
                  if isf(i) and isf(j) and len(p.shapes[i]) in left and 1 <= len(p.shapes[j]) <= 2
                  and p.shapes[i][-1] == p.shapes[j][0] and p.shapes[i][-1] != 1]
-        if pairs:
+        # two stacks with the same batch axes (attention's q @ k^T: the right one's last
+        # two axes swapped, a value with itself a Gram matrix per item)
+        stacks = [(i, j, swap) for i in range(len(p.shapes)) for j in range(len(p.shapes)) for swap in (False, True)
+                  if p.rank4 and isf(i) and isf(j) and len(p.shapes[i]) == len(p.shapes[j]) >= 3
+                  and p.shapes[i][:-2] == p.shapes[j][:-2] and p.shapes[i][-1] != 1
+                  and p.shapes[i][-1] == p.shapes[j][-1 if swap else -2]]
+        if stacks and (not pairs or r.random() < 0.5):
+            i, j, swap = stacks[int(r.integers(len(stacks)))]
+            _push(p, ("matmul", i, j, swap), p.shapes[i][:-1] + (p.shapes[j][-2 if swap else -1],))
+        elif pairs:
             newest = [pq for pq in pairs if max(pq) == max(max(x) for x in pairs)]
             i, j = newest[int(r.integers(len(newest)))] if r.random() < 0.6 else pairs[int(r.integers(len(pairs)))]
             _push(p, ("matmul", i, j), p.shapes[i][:-1] + p.shapes[j][1:])
@@ -644,7 +653,10 @@ def _step(s, pool, native, upcast, trace, unstable=False):
     elif k == "lse":
         y = gradc.logsumexp(pool[s[1]], axis=s[2]) if native else _lse(pool[s[1]], s[2])
     elif k == "matmul":
-        y = pool[s[1]] @ pool[s[2]]
+        b = pool[s[2]]
+        if len(s) > 3 and s[3]:                 # a stack's matrices transposed
+            b = (gnp if native else onp).swapaxes(b, -1, -2)
+        y = pool[s[1]] @ b
     elif k == "transpose":
         y = pool[s[1]].T
     elif k == "permute":
