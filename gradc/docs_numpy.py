@@ -51,7 +51,8 @@ the end), so each function has its derivatives for free and runs on every backen
 - `prod` multiplies halves in a balanced tree: the gradient of each element is the
   product of all the others, computed without division, so inputs with zeros get the
   right gradient.
-- `cumsum`, `cumprod`: a scan of log2(n) shifted adds or products (O(n log n) work);
+- `cumsum`, `cumprod`: a scan of log2(n) shifted adds or products (O(n log n) work),
+  each level one fused pass into a buffer of its own (`copy`), and its adjoint too;
   the gradient of `cumprod` needs no division either.
 - `sort` ranks each element by comparing all pairs along the axis (O(n^2) work: meant
   for axes of up to a few thousand elements) and scatters it to its rank; the gradient

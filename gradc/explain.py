@@ -1199,7 +1199,7 @@ def rule_text(fo: Graph, v: int, pos: list, batch, name=None) -> str | None:
         return "matrix product X W ⇒ Xᵀ G" if k == 1 else "matrix product X W ⇒ G Wᵀ"
     if spec is not None and spec.rule is not None:
         return with_exp(spec.rule)
-    if op in ("cast", "stop_gradient", "count"):
+    if op in ("cast", "stop_gradient", "count", "copy"):
         return None
     return f"{op} ⇒ its VJP rule"
 
@@ -1490,7 +1490,7 @@ class _Explainer:
                 continue
             from .ops import OPS
             users = _uses(fo, nid, self.path)
-            ew = OPS[d.op].kind == "elementwise" and d.op not in ("cast", "stop_gradient")
+            ew = OPS[d.op].kind == "elementwise" and d.op not in ("cast", "stop_gradient", "copy")
             chain = ew and users and all(OPS[fo[u].op].kind == "elementwise" and fo[u].op != "cast"
                                          for u in users)
             if len(users) > 1 or chain:

@@ -475,7 +475,7 @@ for _name, _op, _g, _r in [("cumsum", "unslice", gnp.cumsum, np.cumsum), ("cumpr
     for _ax in (None, 0, 1, -1):
         case(f"{_name}_axis{_ax}", _op, (lambda g, a: lambda x: g(x, axis=a))(_g, _ax),
              (lambda f, a: lambda x: f(x, axis=a))(_r, _ax), shapes((normal, M)))
-    case(f"{_name}_vec7", _op, _g, _r, shapes((normal, (7,))))
+    case(f"{_name}_vec7", _op, _g, _r, shapes((normal, (7,))), extra_ops=("copy",))   # its levels: buffers
 case("cumprod_zeros", "unslice", lambda x: gnp.cumprod(x, axis=1), lambda x: np.cumprod(x, axis=1),
      lambda r: [_ZEROS.copy()])
 case("cumsum_method", "unslice", lambda x: x.cumsum(0), lambda x: x.cumsum(0), shapes((normal, M)))

@@ -55,8 +55,10 @@ def chain(g, d):
 
 
 def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=None,
-                out=None, infix=None, doc="", notation=None, deriv=None, cost=1, math=None, libm=None):
+                out=None, infix=None, doc="", notation=None, deriv=None, cost=1, math=None, libm=None,
+                root=False):
     """Register an element-wise op; VJP/JVP come from ``partials`` unless given.
+    ``root``: always computed into a buffer of its own (never inlined into its readers).
     ``cost``: its size inlined into a loop body (8 for a vector math call); ``math``:
     the function of gradc's math library the op is (instead of ``llvm`` and ``c``),
     ``libm``: C's name for it in libm (None: gradc.h's ``gradc_<math>``)."""
@@ -79,7 +81,8 @@ def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=
                 total = total + x
             return broadcast_to(total, ans._shape) if total._shape != ans._shape else total
     return register(Op(name, "elementwise", shape_rule, numpy, vjp, jvp, partials,
-                       llvm, c, doc, infix, notation=notation, deriv=deriv, cost=cost, math=math, libm=libm))
+                       llvm, c, doc, infix, notation=notation, deriv=deriv, cost=cost, math=math, libm=libm,
+                       root=root))
 
 
 def _bind(name, *xs, float_result=True, out=None):
@@ -110,6 +113,11 @@ def _softplus_np(x):
 elementwise("neg", np.negative, vjp=lambda g, y, x: (-g,), jvp=lambda ts, y, x: -ts[0],
             c="-{0}", llvm=lambda e, x: e.neg(x), doc="-x",
             notation=lambda m, u: m.neg(u), deriv="−1")
+elementwise("copy", lambda x: np.array(x, copy=True), vjp=lambda g, y, x: (copy(g),),
+            jvp=lambda ts, y, x: copy(ts[0]), c="{0}", llvm=lambda e, x: x,
+            doc="x, computed into a buffer of its own: a scan's level, which the next level reads "
+                "twice, is not inlined into its readers (nor is its adjoint)",
+            notation=lambda m, u: u, root=True)
 elementwise("exp", np.exp, lambda y, x: (y,), math="exp", libm="exp", cost=8,
             notation="exp", deriv="exp {u}")
 elementwise("log", np.log, lambda y, x: (lambda g: g / x,), math="log", libm="log", cost=8,
@@ -237,6 +245,11 @@ def _refuse_bool(x, what, instead):
     from ..tracer import Value
     if (isinstance(x, Value) or isinstance(x, np.ndarray)) and x.dtype == np.bool_:
         raise TypeError(f"The numpy boolean {what} is not supported, use {instead} instead.")
+
+
+def copy(x):
+    """x computed into a buffer of its own (internal: see ``stats.materialize``)."""
+    return _bind("copy", x, float_result=False)
 
 
 def neg(x):

@@ -126,23 +126,14 @@ def _iota(x, axis, dtype=np.int64):
 
 
 def materialize(x):
-    """x itself, computed into a buffer of its own by the native backends.
+    """x itself, computed into a buffer of its own by the native backends (the ``copy``
+    op, and its adjoint too).
 
     A scan level or a product-tree level reads the level before it at two places; the
     backends inline element-wise and view ops into their consumers, so L such levels
-    would be expanded into 2**L reads per element (and as much code).  A matrix product
-    is always computed into memory, and so is its adjoint (another product): x as a
-    column times the 1x1 matrix [[1]] cuts the inlining in the value and in the gradient,
-    at the cost of one pass over x."""
-    from .linalg import matmul
-    from .structure import reshape
-    t = _trace()
-    if x.ndim == 0:
-        return x
-    env = x._b.env
-    col = reshape(x, (-1, 1))
-    out = matmul(col, t.to_value(np.ones((1, 1), x.dtype)))
-    return reshape(out, tuple(env.value(d) for d in x._shape))
+    would be expanded into 2**L reads per element (and as much code)."""
+    from .elementwise import copy
+    return copy(x) if x.ndim else x
 
 
 def _accum_dtype(dt):
