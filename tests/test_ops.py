@@ -917,3 +917,21 @@ def test_max_min_over_a_nonempty_axis_of_an_empty_array():
         assert gradc.grad(lambda y: gnp.sum(f(y)))(Y).shape == Y.shape
     with pytest.raises(ValueError):
         gradc.jit(lambda y: gnp.max(y, axis=1))(Y)
+
+
+def test_a_scan_keeps_its_batch_symbolic_and_its_levels_in_buffers():
+    """cumsum along axis 1 is log2(64) = 6 levels of shifted adds, each (and each level
+    of its adjoint) a ``copy`` into a buffer, no matrix product; the other axis stays a
+    size symbol, so another batch size runs the same graph.  Gradient: the reverse
+    cumulative sum of 2 cumsum(x)."""
+    f = gradc.value_and_grad(lambda x: gnp.sum(gnp.cumsum(x, axis=1) ** 2))
+    for rows in (37, 53):
+        x = rng(rows).normal(size=(rows, 64))
+        value, grad = f(x)
+        c = np.cumsum(x, axis=1)
+        np.testing.assert_allclose(value, np.sum(c ** 2), rtol=1e-12)
+        np.testing.assert_allclose(grad, np.cumsum((2 * c)[:, ::-1], axis=1)[:, ::-1], rtol=1e-12, atol=1e-12)
+    g = f.lower(x).graph
+    ops = [g[n]["op"] for n in g.nx.nodes]
+    assert isinstance(g[g.inputs[0]]["shape"][0], str)
+    assert ops.count("copy") == 12 and "matmul" not in ops

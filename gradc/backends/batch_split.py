@@ -46,6 +46,10 @@ ROW, ROWT, RED, FREE = "row", "rowT", "red", "free"
 MIN_PART_ROWS = 16          # a part's products still fill a vector register's rows
 MIN_WORK = 100_000          # multiply-adds of the products: below, waking the pool costs more
 MIN_CHUNK_ROWS = 256        # a part's chunk: its products still run near the machine's peak
+OUTPUT_KINDS = {ROW: 0, RED: 1, FREE: 2}   # runtime/callpath.c's out_kind codes
+
+_LINEAR_IN_FIRST = {"mul", "div"}           # red (op) free stays red
+_STRUCTURE = {"reshape", "transpose", "broadcast_to"}
 
 
 def chunk_bytes() -> int:
@@ -63,10 +67,6 @@ def chunk_bytes() -> int:
             raise ValueError(f"GRADC_SPLIT_CHUNK_BYTES must be a number of bytes, got {env!r}") from None
     from .schedule import last_level_cache_bytes
     return last_level_cache_bytes() // 8
-OUTPUT_KINDS = {ROW: 0, RED: 1, FREE: 2}   # runtime/callpath.c's out_kind codes
-
-_LINEAR_IN_FIRST = {"mul", "div"}           # red (op) free stays red
-_STRUCTURE = {"reshape", "transpose", "broadcast_to"}
 
 
 @dataclass
