@@ -172,6 +172,7 @@ def test_the_upgrade_compiles_in_the_background_and_switches_between_calls(hot_n
     code compiles on a thread of its own; the first call after the compile switches."""
     from gradc.backends.kernel import wait_for_upgrades
     monkeypatch.setenv("GRADC_HOT_BACKGROUND", "1")
+    interval = sys.getswitchinterval()
     x = onp.random.default_rng(5).uniform(-3, 3, 200_003)
     f = gradc.value_and_grad(chain_with(1.0 + next(_unique) / 1024))
     v_first, g_first = f(x)               # compiles; the Python path ran it
@@ -189,8 +190,10 @@ def test_the_upgrade_compiles_in_the_background_and_switches_between_calls(hot_n
         assert f._fast.address() == art.address
         assert v == v_first and onp.array_equal(g, g_first)
     assert not wait_for_upgrades(timeout=0.05)      # still compiling
+    assert sys.getswitchinterval() == pytest.approx(0.0002)     # the compile gets the GIL often
     release.set()
     assert wait_for_upgrades(timeout=60)
+    assert sys.getswitchinterval() == interval                  # the program's own again
     hot = llvm_jit.init()["hot"][art.key]
     v, g = f(x)                           # the first call after the compile switches
     assert f._fast.address() == hot != art.address
