@@ -511,12 +511,12 @@ class LoopLowering:
             k, m, n = size(sa[-1]), numel(sa[:-1]), size(sb[-1])
         self.memo = {}
         lib = self.library_product(a, bb, contract, stack)
+        pool = self.s.pool_threads if self.blas and self.blas.get("pool") else 0
         if stack and (lib is None or not self.blas.get("batched")):
             return self.matmul_loops(nid, a, bb)
         if stack:
             ops, _narrow = lib
             items = [numel(self.shape(x)[-2:]) for x, _t in ops] + [numel(sa[-2:-1] + sb[-1:])]
-            pool = self.s.pool_threads if self.blas.get("pool") else 0
             return [Gemm(nid, ops[0], ops[1], m, n, k, d["dtype"], False, Const(1, np.dtype(np.int32)), pool,
                          batch=numel(sa[:-2]), strides=tuple(items))]
         if lib is not None:
@@ -529,7 +529,6 @@ class LoopLowering:
             # the narrow kernel runs on gradc's threads unless this call uses BLAS (see calls_blas)
             i32 = np.dtype(np.int32)
             threads = Select(BLAS_CALL, Const(1, i32), Const(self.s.pool_threads, i32))
-            pool = self.s.pool_threads if self.blas.get("pool") else 0
             return [Gemm(nid, ops[0], ops[1], m, n, k, d["dtype"], narrow, threads, pool)]
         return self.matmul_loops(nid, a, bb, contract)
 
@@ -569,8 +568,10 @@ class LoopLowering:
         for nest in self.s.nests:
             if nest.kind != "matmul":
                 continue
-            a, bb = self.g[nest.roots[0]]["args"]
-            lib = self.library_product(a, bb, self.g[nest.roots[0]]["op"] == "contract")
+            d = self.g[nest.roots[0]]
+            a, bb = d["args"]
+            contract = d["op"] == "contract"
+            lib = self.library_product(a, bb, contract, not contract and len(self.shape(bb)) > 2)
             if lib is None:
                 this = Const(False, np.dtype(np.bool_))
             elif not lib[1]:
