@@ -18,7 +18,9 @@ random stream, so a seed's rank-2/3 program is the same as before rank 4 existed
 ``REGRESSIONS`` keep reproducing) continue with a rank-4 phase (``_draw_rank4``): the
 rank-3 argument ``T`` mixed with the newest value by broadcasting, paired with itself
 (``a[:, None] - b[None]``: rank 4), permuted, multiplied by a matrix (batched matmul),
-and reduced over tuples of axes, all feeding the output.
+and reduced over tuples of axes, all feeding the output.  Half of those then end with a
+product of two stacks with the same batch axes (``_draw_stack_product``, a stream of its
+own again): the right one's matrices transposed or not, as attention's ``q @ k^T``.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import gradc.numpy as gnp
 MAX_RANK = 4
 RANK4_SHARE = 0.35      # programs with a rank-4 phase
 PICK_SHARE = 0.3        # programs ending with a pick (a softmax's picked class, take_along_axis)
+STACK_SHARE = 0.5       # rank-4 programs with a product of two stacks after the pick
 MAX_NUMEL = 600_000        # no value above this many elements (memory, numpy reference time)
 SMALL_SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17]
 BACKENDS = ["llvm", "c", "numpy"]
@@ -213,6 +216,9 @@ def generate(seed: int) -> Program:
     r5 = onp.random.default_rng((seed, 5))     # (its own stream: the programs above stay as they were)
     if r5.random() < PICK_SHARE:
         _draw_pick(p, r5)
+    r6 = onp.random.default_rng((seed, 6))     # (its own stream, as r5's)
+    if p.rank4 and r6.random() < STACK_SHARE:
+        _draw_stack_product(p, r6)
     p.n_drawn = len(p.steps)
     _fold_unused(p)
     p.depth, p.ops = _analyse(p)
@@ -383,16 +389,7 @@ def _draw_step(p, r, pair_first=False):
         pairs = [(i, j) for i in range(len(p.shapes)) for j in range(len(p.shapes))
                  if isf(i) and isf(j) and len(p.shapes[i]) in left and 1 <= len(p.shapes[j]) <= 2
                  and p.shapes[i][-1] == p.shapes[j][0] and p.shapes[i][-1] != 1]
-        # two stacks with the same batch axes (attention's q @ k^T: the right one's last
-        # two axes swapped, a value with itself a Gram matrix per item)
-        stacks = [(i, j, swap) for i in range(len(p.shapes)) for j in range(len(p.shapes)) for swap in (False, True)
-                  if p.rank4 and isf(i) and isf(j) and len(p.shapes[i]) == len(p.shapes[j]) >= 3
-                  and p.shapes[i][:-2] == p.shapes[j][:-2] and p.shapes[i][-1] != 1
-                  and p.shapes[i][-1] == p.shapes[j][-1 if swap else -2]]
-        if stacks and (not pairs or r.random() < 0.5):
-            i, j, swap = stacks[int(r.integers(len(stacks)))]
-            _push(p, ("matmul", i, j, swap), p.shapes[i][:-1] + (p.shapes[j][-2 if swap else -1],))
-        elif pairs:
+        if pairs:
             newest = [pq for pq in pairs if max(pq) == max(max(x) for x in pairs)]
             i, j = newest[int(r.integers(len(newest)))] if r.random() < 0.6 else pairs[int(r.integers(len(pairs)))]
             _push(p, ("matmul", i, j), p.shapes[i][:-1] + p.shapes[j][1:])
@@ -442,6 +439,21 @@ def _draw_pick(p, r):
 def _push_permute(p, r, i):
     perm = tuple(int(a) for a in r.permutation(len(p.shapes[i])))
     return _push(p, ("permute", i, perm), tuple(p.shapes[i][a] for a in perm))
+
+
+def _draw_stack_product(p, r):
+    """A product of two stacks with the same batch axes (attention's q @ k^T: the right
+    one's matrices transposed or not; a value with itself, a Gram matrix per item)."""
+    isf = lambda i: p.kinds[i] == "f"       # noqa: E731
+    stacks = [(i, j, swap) for i in range(len(p.shapes)) for j in range(len(p.shapes)) for swap in (False, True)
+              if isf(i) and isf(j) and len(p.shapes[i]) == len(p.shapes[j]) >= 3
+              and p.shapes[i][:-2] == p.shapes[j][:-2] and p.shapes[i][-1] != 1
+              and p.shapes[i][-1] == p.shapes[j][-1 if swap else -2]]
+    if stacks:
+        newest = [s for s in stacks if max(s[:2]) == max(max(x[:2]) for x in stacks)]
+        pool = newest if r.random() < 0.6 else stacks
+        i, j, swap = pool[int(r.integers(len(pool)))]
+        _push(p, ("matmul", i, j, swap), p.shapes[i][:-1] + (p.shapes[j][-2 if swap else -1],))
 
 
 def _draw_rank4(p, r):
