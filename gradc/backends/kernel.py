@@ -69,6 +69,7 @@ def hot_in_background() -> bool:
 
 _compiling: set = set()          # the background compiles' threads (wait_for_upgrades)
 _compiling_lock = threading.Lock()
+_building = threading.Lock()     # one upgrade compiles at a time (LLVM's lock serializes them anyway)
 
 
 # The compile thread needs the GIL between its LLVM calls, and a program calling the
@@ -203,9 +204,7 @@ class Kernel:
     def _compile_upgrade(self) -> None:
         """Compile what ``upgrade`` switches to, without switching: the hot code, the
         kernel a part of the batch runs and its hot code."""
-        with _compiling_lock:      # (two plans of one kernel may both get here)
-            lock = self.__dict__.setdefault("_upgrade_lock", threading.Lock())
-        with lock:
+        with _building:            # (two plans of one kernel may both get here: one builds its part)
             if self.calls_math:
                 self.artifact.hot_address()
             if self.split is not None:
