@@ -49,6 +49,8 @@ TABLE = [
         ("abcd,dcba->", [(2, 3, 2, 3), (3, 2, 3, 2)]),
         ("btd,dk->btk", [(2, 3, 4), (4, 5)]), ("btd,btk->dk", [(2, 3, 4), (2, 3, 5)]),
         ("dbt,tbk->dk", [(4, 2, 3), (3, 2, 5)]), ("btd,kd->btk", [(2, 3, 4), (5, 4)]),
+        ("blkc,kco->blo", [(2, 3, 2, 4), (2, 4, 5)]), ("bkc,kco->bo", [(3, 2, 4), (2, 4, 5)]),
+        ("bij,ijkl->bkl", [(2, 3, 4), (3, 4, 2, 3)]), ("blck,kco->blo", [(2, 3, 4, 2), (2, 4, 5)]),
     ]
 ] + [
     ("matmul_rank4_rows", lambda a, b: a @ b, onp.matmul, [(2, 3, 2, 4), (4, 3)]),
@@ -126,6 +128,47 @@ def test_rows_of_any_rank_times_a_matrix_is_one_product(xs, ws, dtype, backend):
         sizes = [re.search(r"; m=(.*), n=(.*), k=(.*)\)$", line).groups() for line in calls]
         words = [[set(re.findall(r"\w+", e)) for e in (m, k)] for m, _n, k in sizes]
         assert len(calls) == 3 and all(any(set(leading) <= w for w in mk) for mk in words), calls
+
+
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+@pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
+def test_convolution_windows_by_einsum_are_one_product(dtype, backend):
+    """A 1-d convolution as a user writes it: the windows stacked, then
+    einsum('blkc,kco->blo'), whose two contracted axes merge into one (fixed sizes), so
+    the layer and its two gradients are three library products over every row, not a
+    broadcast product; value_and_grad against numpy's closed form at a batch that
+    splits over threads, then at another batch size."""
+    K, C, O = 5, 16, 24
+    rng = onp.random.default_rng(5)
+    W = (rng.normal(size=(K, C, O)) / onp.sqrt(K * C)).astype(dtype)
+
+    def loss(W, x, y):
+        L = x.shape[1] - K + 1
+        win = np.stack([x[:, i:i + L] for i in range(K)], axis=2)
+        return np.sum((np.tanh(np.einsum("blkc,kco->blo", win, W)) - y) ** 2)
+
+    f = gradc.value_and_grad(loss, argnums=(0, 1), backend=backend)
+    for B in (96, 7):
+        x = rng.normal(size=(B, 40, C)).astype(dtype)
+        y = rng.normal(size=(B, 40 - K + 1, O)).astype(dtype)
+        value, (gW, gx) = f(W, x, y)
+        X, W64 = x.astype(onp.float64), W.astype(onp.float64)
+        win = onp.stack([X[:, i:i + 36] for i in range(K)], axis=2)
+        H = onp.tanh(onp.einsum("blkc,kco->blo", win, W64))
+        D = 2 * (H - y) * (1 - H * H)
+        dwin = onp.einsum("blo,kco->blkc", D, W64)
+        want_gx = onp.zeros_like(X)
+        for i in range(K):
+            want_gx[:, i:i + 36] += dwin[:, :, i]
+        eps = onp.finfo(dtype).eps       # sums of K*C = 80 terms, then of B*36 rows
+        tol = 512 * eps * onp.sqrt(B * 36)
+        assert abs(value - onp.sum((H - y) ** 2)) <= tol * onp.sum((H - y) ** 2)
+        for got, want in ((gW, onp.einsum("blkc,blo->kco", win, D)), (gx, want_gx)):
+            assert got.dtype == dtype
+            assert onp.max(onp.abs(got - want)) <= tol * onp.max(onp.abs(want))
+    g = f.lower(W, x, y).graph
+    assert sorted(g[n]["op"] for n in g.nx.nodes if g[n]["op"] in ("matmul", "contract")) == \
+        ["contract", "matmul", "matmul"]
 
 
 STACKS = [((16, 4, 64, 16), (16, 4, 64, 16), True), ((3, 5, 7), (3, 9, 7), True), ((2, 3, 4, 5), (2, 3, 6, 5), False)]

@@ -17,7 +17,9 @@ How an expression is evaluated:
    batch indices, one contracted index with several free ones on the left and one on
    the right (``btd,dk->btk``) is one product over the left's free axes as rows, and
    several contracted indices with one free index on each side (``btd,btk->dk``) one
-   ``contract``: each a single BLAS call.  Any other pair is a broadcast product summed
+   ``contract``; several contracted indices trailing the left (``blkc,kco->blo``) are
+   merged into one (their sizes are fixed: another size retraces): each a single BLAS
+   call.  Any other pair is a broadcast product summed
    over its contracted indices, which the scheduler fuses into one loop nest without
    materializing the product.
 """
@@ -133,12 +135,36 @@ def _contract(a, ia: str, b, ib: str, keep: set):
             from .linalg import contract
             rows = "".join(summed)
             return contract(_align(a, ia, rows + fa[0]), _align(b, ib, rows + fb[0])), fa[0] + fb[0]
+    if not batch and fa and fb and len(summed) >= 2 and a.dtype.kind == "f" and set(ia[-len(summed):]) == set(summed):
+        return _merged_product(a, ia, b, ib, fa, fb, [c for c in ia if c in summed]), "".join(fa + fb)
     order = "".join(batch + fa + fb + summed)
     prod = _align(a, ia, order) * _align(b, ib, order)
     out = "".join(batch + fa + fb)
     if summed:
         prod = sum_(prod, axis=tuple(range(len(out), len(order))))
     return prod, out
+
+
+def _merged_product(a, ia, b, ib, fa, fb, summed):
+    """``a``'s trailing contracted axes merged into one (``blkc,kco->blo`` as
+    ``(b, l, k*c) @ (k*c, o)``): one library product instead of a broadcast product, with
+    the merged sizes fixed (and ``b``'s free ones when there are several): a weight's
+    sizes, which a call rarely changes; another size retraces."""
+    from .linalg import matmul
+    from .structure import reshape_sym
+    env = a._b.env
+    for x, idx, cs in ((a, ia, summed), (b, ib, fb if len(fb) > 1 else [])):
+        for c in cs:
+            env.pin(x._shape[idx.index(c)])
+    dim = lambda x, idx, c: env.find(x._shape[idx.index(c)])   # noqa: E731
+    k = int(np.prod([dim(a, ia, c) for c in summed], dtype=np.int64))
+    rows = tuple(dim(a, ia, c) for c in fa)
+    cols = tuple(dim(b, ib, c) for c in fb)
+    left = reshape_sym(_align(a, ia, "".join(fa + summed)), rows + (k,))
+    n = cols[0] if len(cols) == 1 else int(np.prod(cols, dtype=np.int64))
+    right = reshape_sym(_align(b, ib, "".join(summed + fb)), (k, n))
+    r = matmul(left, right)
+    return reshape_sym(r, rows + cols) if len(cols) > 1 else r
 
 
 def einsum(subscripts, *operands):

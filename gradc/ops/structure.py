@@ -18,10 +18,25 @@ def _reshape_shape(env, avals, shape):
     a = [env.find(d) for d in s]
     b = [env.find(d) for d in shape]
     if sorted(map(str, (d for d in a if d != 1))) != sorted(map(str, (d for d in b if d != 1))):
-        if all(isinstance(d, int) for d in a + b) and np.prod(a, dtype=np.int64) == np.prod(b, dtype=np.int64):
-            return tuple(b), t
-        raise ShapeError(f"cannot reshape {tuple(env.shown(d) for d in s)} to {tuple(env.shown(d) for d in shape)}")
+        if not _merges_fixed_axes(a, b):
+            raise ShapeError(f"cannot reshape {tuple(env.shown(d) for d in s)} to {tuple(env.shown(d) for d in shape)}")
     return tuple(b), t
+
+
+def _merges_fixed_axes(a, b) -> bool:
+    """Is reshaping ``a`` to ``b`` (sizes or symbols) a row-major reshape of fixed sizes
+    between a common leading and trailing part (``(n, 5, 32) -> (n, 160)``: the symbols
+    stay symbolic, each row of ``n`` maps to itself)?"""
+    a, b = [d for d in a if d != 1], [d for d in b if d != 1]
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    q = 0
+    while q < min(len(a), len(b)) - p and a[len(a) - 1 - q] == b[len(b) - 1 - q]:
+        q += 1
+    mid_a, mid_b = a[p:len(a) - q], b[p:len(b) - q]
+    return (all(isinstance(d, int) for d in mid_a + mid_b)
+            and np.prod(mid_a, dtype=np.int64) == np.prod(mid_b, dtype=np.int64))
 
 
 register(Op("reshape", "structure", _reshape_shape,
