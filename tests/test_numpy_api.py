@@ -123,6 +123,10 @@ METHODS = [
     (".copy()", lambda X: X.copy() * 2.0),
     (".clip()", lambda X: X.clip(-0.3, 0.3)),
     (".transpose()", lambda X: X.transpose()),
+    (".swapaxes()", lambda X: X.swapaxes(0, -1)),
+    (".mT", lambda X: X.mT),
+    ("masks | & ^ ~", lambda X: np.where(((X > 0.3) | (X < -0.5)) & ~(X > 1.0) ^ (X < -0.9), X, 0.0)),
+    ("masks with Python bools", lambda X: np.where(True & (X > 0) | False, X, -X)),
     ("indexing X[1]", lambda X: X[1]),
     ("indexing X[:, 2]", lambda X: X[:, 2]),
     ("indexing X[1:, ::2]", lambda X: X[1:, ::2]),
@@ -637,6 +641,10 @@ def test_unsupported_variants_are_clear_errors():
         gradc.jit(lambda a: a.sort())(A)
     with pytest.raises(gradc.UnsupportedError, match="1.0 / x"):
         gradc.jit(lambda k: gnp.reciprocal(k))(np.array([1, 2]))
+    with pytest.raises(gradc.UnsupportedError, match="operator & on int64"):    # numpy: bitwise
+        gradc.jit(lambda k: k & 3)(np.array([1, 2]))
+    with pytest.raises(gradc.UnsupportedError, match="operator ~ on float64"):  # numpy: TypeError
+        gradc.jit(lambda a: ~a)(A)
     with pytest.raises(gradc.UnsupportedError, match="mode 'mean'"):
         gradc.jit(lambda a: gnp.pad(a, 1, mode="mean"))(A)
 

@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..tracer import Value
 from . import at, elementwise as ew, reduce as red, linalg as la, structure as st
-from . import arrays as arr, axes as axes_ops, einsum, stats
+from . import arrays as arr, axes as axes_ops, einsum, mathfuncs, stats
 
 
 def _r(f):
@@ -35,13 +35,35 @@ Value.__lt__ = lambda s, o: ew.less(s, o)
 Value.__le__ = lambda s, o: ew.less_equal(s, o)
 Value.__eq__ = lambda s, o: ew.equal(s, o)
 Value.__ne__ = lambda s, o: ew.not_equal(s, o)
-Value.__and__ = lambda s, o: ew.logical_and(s, o)
-Value.__invert__ = lambda s: ew.logical_not(s)
+
+
+def _boolean(name, f):
+    """``&``, ``|`` and ``~`` of boolean values (masks); numpy's bitwise meaning on
+    integers is refused rather than silently read as logical."""
+    def op(*xs):
+        for x in xs:
+            dt = x.dtype if isinstance(x, Value) else np.result_type(x)
+            if dt != np.bool_ and not isinstance(x, bool):
+                raise UnsupportedError(f"operator {name} on {dt} values: gradc supports it on booleans (masks) "
+                                       f"only; compare first (e.g. (x > 0) {name} (y > 0))")
+        return f(*xs)
+    return op
+
+
+Value.__and__ = _boolean("&", ew.logical_and)
+Value.__rand__ = _r(Value.__and__)
+Value.__or__ = _boolean("|", mathfuncs.logical_or)
+Value.__ror__ = _r(Value.__or__)
+Value.__xor__ = _boolean("^", ew.not_equal)
+Value.__rxor__ = _r(Value.__xor__)
+Value.__invert__ = _boolean("~", ew.logical_not)
 Value.__getitem__ = lambda s, k: st.getitem(s, k)
 Value.at = property(lambda s: at.IndexUpdateHelper(s),
                     doc="Functional updates: x.at[idx].set(v) (and .add, .multiply, .min, .max, .get) "
                         "return a new value; see gradc.ops.at.")
 Value.T = property(lambda s: la.transpose(s))
+Value.mT = property(lambda s: la.swapaxes(s, -1, -2), doc="The stack of matrices transposed (last two axes swapped).")
+Value.swapaxes = lambda s, axis1, axis2: la.swapaxes(s, axis1, axis2)
 Value.sum = lambda s, axis=None, keepdims=False: red.sum_(s, axis, keepdims)
 Value.mean = lambda s, axis=None, keepdims=False: red.mean(s, axis, keepdims)
 Value.max = lambda s, axis=None, keepdims=False: red.max_(s, axis, keepdims)
