@@ -51,6 +51,17 @@ sinh, cosh, tan, arcsinh, arctanh = _mf.sinh, _mf.cosh, _mf.tan, _mf.arcsinh, _m
 arctan, arctan2, arcsin, arccos, cbrt = _mf.arctan, _mf.arctan2, _mf.arcsin, _mf.arccos, _mf.cbrt
 reciprocal, heaviside, nan_to_num = _mf.reciprocal, _mf.heaviside, _mf.nan_to_num
 isnan, isinf, isfinite, signbit, logical_or = _mf.isnan, _mf.isinf, _mf.isfinite, _mf.signbit, _mf.logical_or
+floor, ceil, trunc, rint, fix, round, around = (_mf.floor, _mf.ceil, _mf.trunc, _mf.rint, _mf.fix,  # noqa: A001
+                                               _mf.round, _mf.around)
+fmod, remainder, mod, floor_divide, divmod = (_mf.fmod, _mf.remainder, _mf.mod, _mf.floor_divide,  # noqa: A001
+                                              _mf.divmod_)
+copysign, hypot, fmax, fmin, arccosh = _mf.copysign, _mf.hypot, _mf.fmax, _mf.fmin, _mf.arccosh
+degrees, radians, rad2deg, deg2rad = _mf.degrees, _mf.radians, _mf.rad2deg, _mf.deg2rad
+logical_xor, positive, fabs, float_power = _mf.logical_xor, _mf.positive, _mf.fabs, _mf.float_power
+conj, conjugate = _mf.conj, _mf.conjugate
+# numpy 2's short names (the array API's)
+acos, asin, atan, atan2, acosh, asinh, atanh, pow = (arccos, arcsin, arctan, arctan2, arccosh,  # noqa: A001
+                                                     arcsinh, arctanh, power)
 # reductions and scans (gradc/ops/stats.py)
 var, std, average, prod, cumsum, cumprod, diff = (_stats.var, _stats.std, _stats.average, _stats.prod,
                                                   _stats.cumsum, _stats.cumprod, _stats.diff)
@@ -149,9 +160,9 @@ def _wrap_axis_fn(f):
 # numpy ufunc name -> gradc function (used by Value.__array_ufunc__)
 UFUNCS = {
     "add": add, "subtract": subtract, "multiply": multiply, "divide": divide,
-    "true_divide": divide, "power": power, "negative": negative, "positive": lambda x: x,
+    "true_divide": divide, "power": power, "negative": negative, "positive": positive,
     "exp": exp, "log": log, "log1p": log1p, "expm1": expm1, "sqrt": sqrt, "absolute": abs,
-    "fabs": abs, "sign": sign, "sin": sin, "cos": cos, "tanh": tanh, "square": square,
+    "fabs": fabs, "sign": sign, "sin": sin, "cos": cos, "tanh": tanh, "square": square,
     "maximum": maximum, "minimum": minimum, "greater": greater, "greater_equal": greater_equal,
     "less": less, "less_equal": less_equal, "equal": equal, "not_equal": not_equal,
     "logical_and": logical_and, "logical_not": logical_not, "matmul": matmul,
@@ -160,6 +171,10 @@ UFUNCS = {
     "arctan": arctan, "arctan2": arctan2, "arcsin": arcsin, "arccos": arccos, "cbrt": cbrt,
     "reciprocal": reciprocal, "heaviside": heaviside, "isnan": isnan, "isinf": isinf,
     "isfinite": isfinite, "signbit": signbit, "logical_or": logical_or,
+    "floor": floor, "ceil": ceil, "trunc": trunc, "rint": rint, "fmod": fmod, "remainder": remainder,
+    "floor_divide": floor_divide, "divmod": divmod, "copysign": copysign, "hypot": hypot, "fmax": fmax,
+    "fmin": fmin, "arccosh": arccosh, "degrees": degrees, "radians": radians, "rad2deg": rad2deg,
+    "deg2rad": deg2rad, "logical_xor": logical_xor, "float_power": float_power, "conjugate": conjugate,
 }
 
 # numpy function name -> gradc function (used by Value.__array_function__)
@@ -181,6 +196,7 @@ FUNCTIONS = {
     "nan_to_num": nan_to_num, "moveaxis": moveaxis, "flip": flip, "roll": roll, "split": split,
     "array_split": array_split, "swapaxes": swapaxes, "einsum": einsum, "tensordot": tensordot,
     "inner": inner, "vdot": vdot, "identity": identity, "eye": eye,
+    "round": round, "around": around, "fix": fix,
 }
 
 

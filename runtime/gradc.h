@@ -153,6 +153,19 @@ static inline uint64_t gradc_absu(uint64_t x) { return x; }
 static inline double gradc_relu(double x) { return (x > 0.0 || x != x) ? x : 0.0; }
 static inline float gradc_reluf(float x) { return (x > 0.0f || x != x) ? x : 0.0f; }
 
+/* Rounding to an integral value, and C's remainder (numpy.floor, ceil, trunc, rint, fmod
+ * of floats: their names in float32 as gradc_*f). */
+static inline double gradc_floor(double x) { return floor(x); }
+static inline float gradc_floorf(float x) { return floorf(x); }
+static inline double gradc_ceil(double x) { return ceil(x); }
+static inline float gradc_ceilf(float x) { return ceilf(x); }
+static inline double gradc_trunc(double x) { return trunc(x); }
+static inline float gradc_truncf(float x) { return truncf(x); }
+static inline double gradc_rint(double x) { return rint(x); }
+static inline float gradc_rintf(float x) { return rintf(x); }
+static inline double gradc_fmod(double x, double y) { return fmod(x, y); }
+static inline float gradc_fmodf(float x, float y) { return fmodf(x, y); }
+
 /* numpy.sign: -1, 0 or 1; NaN stays NaN. */
 static inline double gradc_sign(double x) {
     return x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : x == 0.0 ? 0.0 : x;

@@ -244,6 +244,33 @@ def test_vector_math_is_linked_in_and_inlined(tmp_path):
         np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-12)
 
 
+PERIODIC = textwrap.dedent("""\
+    import gradc.numpy as gnp
+
+    def periodic(w, t):                     # phase features: a remainder, a floor, a rint
+        phase = (t * w) % 1.5
+        return gnp.sum(gnp.sin(phase) + gnp.fmod(t, w) * gnp.floor(t) - gnp.rint(t * 0.1))
+    """)
+
+
+def test_rounding_and_remainders_link_and_match(tmp_path):
+    """A library whose loops call C's fmod (LLVM's frem) and round to integers loads
+    (libm resolves) and matches the numpy backend, value and gradient."""
+    src = tmp_path / "periodic.py"
+    src.write_text(PERIODIC)
+    gradc_build(tmp_path, "--wrt", "w", target=f"{src}:periodic", types=["f64[]", "f64[n]"])
+    ns = {}
+    exec(compile(PERIODIC, str(src), "exec"), ns)
+    library = Library(tmp_path / "libperiodic.so", "periodic")
+    for n in (1, 17, 1003):
+        w, t = np.array(0.75), np.random.default_rng(n).uniform(-20, 20, n)
+        rc, (value, dw) = library("value_and_grad", [w, t], [(), ()], [n])
+        assert rc == 0
+        want_v, want_dw = gradc.value_and_grad(ns["periodic"], backend="numpy")(w, t)
+        np.testing.assert_allclose(value, want_v, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dw, want_dw, rtol=1e-12, atol=1e-12)
+
+
 def test_library_matches_the_jit(neuron_build):
     out, _ = neuron_build
     lib = Library(out / "libneuron.so", "neuron")

@@ -456,6 +456,7 @@ UNARY_ACCURACY = [
     ("tan", lambda dt: _wide_values(dt)[np.abs(_wide_values(dt)) < 1e5]),
     ("log2", lambda dt: np.abs(_wide_values(dt))), ("log10", lambda dt: np.abs(_wide_values(dt))),
     ("arctanh", _unit_values), ("arcsin", _unit_values), ("arccos", _unit_values),
+    ("arccosh", lambda dt: 1 + np.abs(_wide_values(dt))), ("degrees", _wide_values), ("radians", _wide_values),
 ]
 
 
@@ -471,7 +472,7 @@ def test_composed_math_is_accurate(name, values, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("name", ["arctan2", "logaddexp", "logaddexp2"])
+@pytest.mark.parametrize("name", ["arctan2", "logaddexp", "logaddexp2", "hypot", "copysign", "fmax", "fmin"])
 def test_composed_binary_math_is_accurate(name, dtype):
     v = _wide_values(dtype)
     a, b = v, np.roll(v, 1001)
@@ -483,8 +484,60 @@ def test_composed_binary_math_is_accurate(name, dtype):
         want = getattr(np, name)(a, b)
         # logaddexp(a, b) = max + log1p(...) cancels to 0 near max = -log 2: numpy's own
         # formula does the same, so the error is measured against the larger operand
-        scale = None if name == "arctan2" else np.maximum(a, b)
+        scale = np.maximum(a, b) if name.startswith("logaddexp") else None
     assert _ulp_error(got, want, scale) <= MAX_ULP
+    # the sign of a zero too (a nan's sign bit means nothing; max(0.0, -0.0) is either
+    # zero: numpy's fmax picks the first, its maximum the second, LLVM's the +0.0)
+    num = ~np.isnan(want) & ((want != 0) | (name not in ("fmax", "fmin")))
+    assert np.array_equal(np.signbit(got[num]), np.signbit(want[num])) or name.startswith("logaddexp")
+
+
+@pytest.mark.parametrize("backend", ["llvm", "c", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["floor", "ceil", "trunc", "rint", "round", "fmod", "remainder", "floor_divide",
+                                  "divmod"])
+def test_rounding_and_remainders_are_numpys_bits(name, dtype, backend):
+    """numpy's own results, bit for bit with the sign of zero, at halves, exact multiples,
+    opposite signs, zeros, infinities and nans: floor_divide and remainder are computed
+    from fmod as numpy computes them, so a // b and a % b agree with numpy's and with each
+    other."""
+    v = _wide_values(dtype, 500)
+    halves = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 6.0, -6.0, 3.0, -3.0, 1e16 + 2], dtype)
+    a = np.concatenate([v, halves, np.repeat(halves[5:9], 4)])
+    b = np.concatenate([np.roll(v, 7), np.full(halves.size, 1.0, dtype), np.tile(halves[5:9], 4)])
+    f = {"round": lambda x, y: gnp.round(x * 100, 2) - gnp.round(y, -1),
+         "divmod": lambda x, y: gnp.divmod(x, y)}.get(name)
+    if f is None:
+        f = (lambda x, y: getattr(gnp, name)(x)) if name in ("floor", "ceil", "trunc", "rint") else getattr(gnp, name)
+    got = gradc.jit(f, backend=backend)(a, b)
+    with np.errstate(all="ignore"):
+        want = f(a, b)          # outside a trace: numpy's own functions
+    for g, w in zip(*((got, want) if name == "divmod" else ((got,), (want,)))):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+        assert np.array_equal(np.signbit(g[~np.isnan(w)]), np.signbit(w[~np.isnan(w)]))
+
+
+def test_rounding_and_remainder_derivatives():
+    """floor, rint, round and floor_divide have derivative 0; fmod and remainder 1 in a
+    and -trunc(a/b), -floor(a/b) in b, also where the remainder is an exact zero (a % b
+    of whole numbers, whose derivative in a is 1 from both sides)."""
+    a = np.array([7.3, -7.3, 6.0, -6.0, 2.2, 0.0, 9.0])
+    b = np.array([2.0, 2.0, 3.0, 3.0, -0.7, 1.5, -3.0])
+    w = np.arange(1.0, 8.0)
+    for f, da, db in ((gnp.fmod, np.ones_like(a), -np.trunc(a / b)),
+                      (lambda x, y: x % y, np.ones_like(a), -np.floor(a / b)),
+                      (lambda x, y: x // y + gnp.floor(x) + gnp.rint(y) + gnp.round(x, 1), 0 * a, 0 * b)):
+        ga, gb = gradc.grad(lambda x, y: gnp.sum(f(x, y) * w), argnums=(0, 1))(a, b)
+        np.testing.assert_array_equal(ga, w * da)
+        np.testing.assert_array_equal(gb, w * db)
+
+
+def test_bitwise_and_integer_division_are_refused_clearly():
+    with pytest.raises(gradc.UnsupportedError, match="floor_divide of integer arrays"):
+        gradc.jit(lambda k: k // 2)(np.array([5, 6]))
+    with pytest.raises(gradc.UnsupportedError, match="float16"):
+        gradc.jit(lambda k: gnp.rint(k))(np.array([True]))
 
 
 # closed-form derivatives: the adjoint of a composition is as accurate as its value

@@ -89,8 +89,28 @@ _unary = [
     ("square", "square", gnp.square, np.square, normal),
     ("square_pow2", "square", lambda x: x ** 2, lambda x: x ** 2, normal),
 ]
+
+
+def _off_steps(r, s):
+    """k + u with u in [0.1, 0.4] or [0.6, 0.9]: away from the integers and the halves
+    where floor, ceil, trunc and rint jump (a finite-difference step never crosses one)."""
+    u = r.uniform(0.1, 0.4, s)
+    return r.integers(-4, 5, s) + np.where(r.random(s) < 0.5, u, 1.0 - u)
+
+
+def _fmod_args(r):
+    """(a, b) with a/b off the integers: fmod's derivative in b, -trunc(a/b), is constant
+    within a finite-difference step."""
+    b = r.uniform(1.0, 2.0, M) * np.where(r.random(M) < 0.5, -1.0, 1.0)
+    return [b * _off_steps(r, M), b]
+
+
+_unary += [(n, n, getattr(gnp, n), getattr(np, n), _off_steps) for n in ("floor", "ceil", "trunc", "rint")]
 for _id, _op, _f, _r, _dom in _unary:
     case(_id, _op, _f, _r, shapes((_dom, M)))
+case("fmod", "fmod", gnp.fmod, np.fmod, _fmod_args)
+case("remainder", "fmod", lambda a, b: a % b, np.remainder, _fmod_args)
+case("floor_divide", "fmod", lambda a, b: a // b * a, lambda a, b: a // b * a, _fmod_args)
 case("exp_vec", "exp", gnp.exp, np.exp, shapes((normal, (5,))))
 case("tanh_scalar", "tanh", gnp.tanh, np.tanh, shapes((normal, ())))
 case("log_col", "log", gnp.log, np.log, shapes((positive, (4, 1))))

@@ -132,6 +132,14 @@ elementwise("abs", np.abs, lambda y, x: (sign(x),), c="gradc_abs({0})", llvm=lam
             notation="abs", deriv="sign {u}")
 elementwise("sign", _np_keep(np.sign), lambda y, x: (None,), c="gradc_sign({0})", llvm=lambda e, x: e.sign(x),
             notation="sign")
+for _n, _f in [("floor", np.floor), ("ceil", np.ceil), ("trunc", np.trunc), ("rint", np.rint)]:
+    elementwise(_n, _f, lambda y, x: (None,), c=f"gradc_{_n}({{0}})",
+                llvm=(lambda n: lambda e, x: e.intrinsic(f"llvm.{n}", x))(_n), notation=_n,
+                doc="floats (an integer is its own floor); derivative 0")
+elementwise("fmod", np.fmod, lambda z, x, y: (lambda g: g, lambda g: -g * trunc(x / y)),
+            c="gradc_fmod({0}, {1})", llvm=lambda e, x, y: e.b.frem(x, y), cost=8,
+            doc="C's fmod (exact; the sign of x), floats; derivatives 1 and -trunc(x/y)",
+            notation=lambda m, u, v: m.fn("fmod", u, v))
 elementwise("sin", np.sin, lambda y, x: (cos(x),), math="sin", libm="sin", cost=8,
             notation="sin", deriv="cos {u}")
 elementwise("cos", np.cos, lambda y, x: (-sin(x),), math="cos", libm="cos", cost=8,
@@ -264,6 +272,7 @@ def expm1(x): return _bind("expm1", x)
 def sqrt(x): return _bind("sqrt", x)
 def abs(x): return _bind("abs", x, float_result=False)  # noqa: A001
 def sign(x): return _bind("sign", x)
+def trunc(x): return _bind("trunc", x)
 def sin(x): return _bind("sin", x)
 def cos(x): return _bind("cos", x)
 def tanh(x): return _bind("tanh", x)

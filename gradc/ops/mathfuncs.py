@@ -16,6 +16,10 @@ backends.  The formulations are chosen to be accurate in the forward AND the adj
   always takes the arctangent of the ratio of the smaller to the larger magnitude, so
   no branch divides by zero; ``arcsin``/``arccos`` are ``arctan2`` of ``x`` and
   ``sqrt((1-x)(1+x))``.
+* ``floor_divide`` and ``remainder`` as numpy computes them (``npy_divmod``): the exact
+  remainder from the ``fmod`` primitive, the quotient snapped to the integer nearest
+  ``(a - mod)/b``, so ``a // b`` and ``a % b`` are numpy's bits and agree; ``hypot``
+  scaled by the larger magnitude (no overflow of the squares).
 * ``arcsinh`` as fdlibm: ``log1p(a + a^2/(1+sqrt(1+a^2)))``, ``log(a) + ln 2`` beyond
   2**28; ``arctanh(x) = log1p(2a/(1-a))/2``.
 
@@ -328,3 +332,224 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     hi = big if posinf is None else posinf
     lo = -big if neginf is None else neginf
     return where(isnan(x), nan, where(x == np.inf, hi, where(x == -np.inf, lo, x)))
+
+
+# ----------------------------------------------------------------------------- rounding and remainders
+def _integral(name, integers_keep):
+    """numpy.floor, ceil, trunc and rint: the primitive on floats; an integer (or a
+    boolean) is its own floor, ceil and trunc (numpy 2 keeps its dtype), and rint of an
+    integer is a float64, as numpy's."""
+    reference = getattr(np, name)
+
+    def f(x):
+        t = _trace()
+        if t.current() is None and not isinstance(x, t.Value):
+            return reference(x)
+        x = t.to_value(x)
+        if x.dtype.kind != "f":
+            if integers_keep:
+                return x
+            _refuse_bool(x, name)
+            return ew._bind(name, convert(x, np.dtype(np.float64)))
+        return ew._bind(name, x)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"numpy.{name}; its derivative is 0."
+    return f
+
+
+def _refuse_bool(x, name):
+    if x.dtype == np.bool_:
+        from ..errors import UnsupportedError
+        raise UnsupportedError(f"{name} of a boolean array is float16 in numpy, which gradc does not have: "
+                               f"convert first (x.astype(float))")
+
+
+floor, ceil, trunc, rint = (_integral(n, n != "rint") for n in ("floor", "ceil", "trunc", "rint"))
+fix = trunc
+
+
+def round(a, decimals=0, out=None):  # noqa: A001
+    """numpy.round: halves to even; ``decimals`` as numpy's (scaled by 10**decimals,
+    rounded, scaled back); derivative 0."""
+    t = _trace()
+    if t.current() is None and not isinstance(a, t.Value):
+        return np.round(a, decimals)
+    if out is not None:
+        from ..errors import UnsupportedError
+        raise UnsupportedError("round(..., out=...) cannot write into a traced value")
+    a = t.to_value(a)
+    decimals = int(decimals)
+    if a.dtype.kind != "f":
+        _refuse_bool(a, "round")
+        if decimals < 0:
+            from ..errors import UnsupportedError
+            raise UnsupportedError("round of an integer array to negative decimals is not supported")
+        return a
+    if decimals == 0:
+        return rint(a)
+    if decimals > 0:            # numpy: rint(a * 10**d) / 10**d
+        scale = float(10.0 ** decimals)
+        return rint(a * scale) / scale
+    scale = float(10.0 ** -decimals)
+    return rint(a / scale) * scale
+
+
+around = round
+
+
+def _binary(reference):
+    """Concrete operands: numpy answers; traced: both as floats (integers refused: an
+    integer division is not an op gradc has)."""
+    def wrap(f):
+        @functools.wraps(f)
+        def g(a, b):
+            t = _trace()
+            if t.current() is None and not any(isinstance(x, t.Value) for x in (a, b)):
+                return reference(a, b)
+            va, vb = t.to_value(a), t.to_value(b)
+            if va.dtype.kind != "f" and vb.dtype.kind != "f":
+                from ..errors import UnsupportedError
+                raise UnsupportedError(f"{reference.__name__} of integer arrays is not supported "
+                                       f"(numpy's integer division): convert to float first")
+            return f(*_floats(a, b))
+        return g
+    return wrap
+
+
+@_binary(np.fmod)
+def fmod(a, b):
+    """C's fmod: exact, with the sign of ``a``; derivatives 1 and -trunc(a/b)."""
+    return ew._bind("fmod", a, b)
+
+
+def _divmod(a, b):
+    """numpy's npy_divmod: (floor(a/b), a mod b) with the remainder exact (from fmod) and
+    the quotient snapped to the integer ``(a - mod)/b`` is nearest, so ``a == b*q + r``
+    as far as rounding allows and the two agree with each other."""
+    mod = ew._bind("fmod", a, b)
+    div = (a - mod) / b
+    adjust = (mod != 0.0) & ((b < 0.0) != (mod < 0.0))
+    # a zero remainder takes b's sign, and keeps fmod's derivatives (1 in a): the term
+    # subtracted from copysign(0, b) is +0.0, with derivative -1 in mod
+    exact = where(mod == 0.0, copysign(0.0, b) - (ew.stop_gradient(mod) - mod), mod)
+    mod = where(adjust, mod + b, exact)
+    div = where(adjust, div - 1.0, div)
+    fl = floor(div)
+    q = where(div != 0.0, where(div - fl > 0.5, fl + 1.0, fl), copysign(0.0, a / b))
+    q = where(b == 0.0, a / b, q)
+    return ew.stop_gradient(q), mod
+
+
+@_binary(np.remainder)
+def remainder(a, b):
+    """numpy.remainder (Python's %): the sign of ``b``; derivatives 1 and -floor(a/b)."""
+    return _divmod(a, b)[1]
+
+
+mod = remainder
+
+
+@_binary(np.floor_divide)
+def floor_divide(a, b):
+    """numpy.floor_divide (Python's //) of floats, as numpy computes it (from fmod, so
+    ``a // b`` and ``a % b`` agree); derivative 0."""
+    return _divmod(a, b)[0]
+
+
+def divmod_(a, b):
+    """numpy.divmod: (floor_divide(a, b), remainder(a, b))."""
+    t = _trace()
+    if t.current() is None and not any(isinstance(x, t.Value) for x in (a, b)):
+        return np.divmod(a, b)
+    return floor_divide(a, b), remainder(a, b)
+
+
+@composite(np.copysign)
+def copysign(a, b):
+    """|a| with the sign of b (signbit: -0.0 counts as negative); derivative in a:
+    sign(a) times b's sign."""
+    return where(signbit(b), -ew.abs(a), ew.abs(a))
+
+
+@composite(np.hypot)
+def hypot(a, b):
+    """sqrt(a^2 + b^2) without overflow or underflow: the larger magnitude times
+    sqrt(1 + r^2), r the ratio of the smaller to it (0 where both are 0; inf if either
+    is inf, even beside a nan, as C's hypot)."""
+    x, y = ew.abs(a), ew.abs(b)
+    big, small = maximum(x, y), minimum(x, y)
+    zero = big == 0.0
+    safe = where(zero, 1.0, big)
+    r = where(zero, 0.0, small) / safe
+    h = where(zero, 0.0, safe * sqrt(1.0 + r * r))
+    return where(isinf(a) | isinf(b), np.inf, h)
+
+
+def _nan_ignoring(reference, pick):
+    @composite(reference)
+    def f(a, b):
+        return where(isnan(b), a, where(isnan(a), b, pick(a, b)))
+    f.__name__ = f.__qualname__ = reference.__name__
+    f.__doc__ = f"numpy.{reference.__name__}: as {pick.__name__}, but a nan loses to a number."
+    return f
+
+
+fmax, fmin = _nan_ignoring(np.fmax, maximum), _nan_ignoring(np.fmin, minimum)
+
+
+@composite(np.degrees)
+def degrees(x):
+    return x * (180.0 / math.pi)
+
+
+@composite(np.radians)
+def radians(x):
+    return x * (math.pi / 180.0)
+
+
+rad2deg, deg2rad = degrees, radians
+
+
+@composite(np.arccosh)
+def arccosh(x):
+    """fdlibm's form: log1p(t + sqrt(2t + t^2)), t = x - 1 (accurate near 1), and
+    log(x) + ln 2 beyond 2**28; nan below 1."""
+    big = 2.0 ** 28
+    t = minimum(x, big) - 1.0
+    near = log1p(t + sqrt(t * (t + 2.0)))
+    return where(x < big, near, log(maximum(x, big)) + math.log(2.0))
+
+
+def logical_xor(a, b):
+    t = _trace()
+    if t.current() is None and not any(isinstance(v, t.Value) for v in (a, b)):
+        return np.logical_xor(a, b)
+    return ew.not_equal(ew.convert_bool(t.to_value(a)), ew.convert_bool(t.to_value(b)))
+
+
+def positive(x):
+    t = _trace()
+    return np.positive(x) if t.current() is None and not isinstance(x, t.Value) else t.to_value(x)
+
+
+@composite(np.fabs)
+def fabs(x):
+    return ew.abs(x)
+
+
+def float_power(a, b):
+    """numpy.float_power: a ** b in float64 (float32 operands too)."""
+    t = _trace()
+    if t.current() is None and not any(isinstance(v, t.Value) for v in (a, b)):
+        return np.float_power(a, b)
+    f64 = np.dtype(np.float64)
+    return ew.power(convert(t.to_value(a), f64), convert(t.to_value(b), f64))
+
+
+def conjugate(x):
+    """The complex conjugate: a real array (gradc's arrays are real) is its own."""
+    t = _trace()
+    return np.conjugate(x) if t.current() is None and not isinstance(x, t.Value) else t.to_value(x)
+
+
+conj = conjugate
