@@ -139,15 +139,25 @@ class LoopLowering:
         plain = view_index(self.g, nid, a, idx, ZERO)   # only size-1 axes added or dropped
         if plain is not None:
             return self.val(a, plain)
-        ins = self.shape(a)
-        flat = flat_offset(d["shape"], idx)   # general reshape: linearize, then delinearize
+        ins, outs = self.shape(a), d["shape"]
+        # general reshape: the axes both shapes begin and end with keep their indices
+        # (``(n, 5, 32) -> (n, 160)``: only the last index is split); the middle is
+        # linearized, then delinearized
+        p = 0
+        while p < min(len(ins), len(outs)) and ins[p] == outs[p]:
+            p += 1
+        q = 0
+        while q < min(len(ins), len(outs)) - p and ins[len(ins) - 1 - q] == outs[len(outs) - 1 - q]:
+            q += 1
+        mid_in = ins[p:len(ins) - q]
+        flat = flat_offset(outs[p:len(outs) - q], idx[p:len(idx) - q])
         inner = []
-        for k in range(len(ins) - 1, -1, -1):
-            n = size(ins[k])
+        for k in range(len(mid_in) - 1, -1, -1):
+            n = size(mid_in[k])
             inner.append(Bin("urem", flat, n) if k else flat)
             if k:
                 flat = Bin("udiv", flat, n)
-        return self.val(a, inner[::-1])
+        return self.val(a, list(idx[:p]) + inner[::-1] + list(idx[len(idx) - q:]))
 
     def _view_slice(self, nid, d, idx):
         inner = []

@@ -17,9 +17,9 @@ How an expression is evaluated:
    batch indices, one contracted index with several free ones on the left and one on
    the right (``btd,dk->btk``) is one product over the left's free axes as rows, and
    several contracted indices with one free index on each side (``btd,btk->dk``) one
-   ``contract``; several contracted indices trailing the left (``blkc,kco->blo``) are
-   merged into one (their sizes are fixed: another size retraces): each a single BLAS
-   call.  Any other pair is a broadcast product summed
+   ``contract``; several contracted indices trailing the left (``blkc,kco->blo``), or
+   several free indices on the right (``bd,edh->beh``), are merged into one (their sizes
+   are fixed: another size retraces): each a single BLAS call.  Any other pair is a broadcast product summed
    over its contracted indices, which the scheduler fuses into one loop nest without
    materializing the product.
 """
@@ -128,6 +128,9 @@ def _contract(a, ia: str, b, ib: str, keep: set):
         r = matmul(left, right)
         shape = r._shape[:len(batch)] + (r._shape[-2:-1] if fa else ()) + (r._shape[-1:] if fb else ())
         return reshape_sym(r, shape), "".join(batch + fa + fb)
+    if not batch and fa and fb and summed and a.dtype.kind == "f" and (
+            len(fb) >= 2 or (len(summed) >= 2 and set(ia[-len(summed):]) == set(summed))):
+        return _merged_product(a, ia, b, ib, fa, fb, [c for c in ia if c in summed]), "".join(fa + fb)
     if not batch and len(fb) == 1 and summed and a.dtype.kind == "f":
         if len(summed) == 1 and len(fa) >= 2:       # rows of any rank times a matrix
             return matmul(_align(a, ia, "".join(fa) + summed[0]), _align(b, ib, summed[0] + fb[0])), "".join(fa + fb)
@@ -135,8 +138,6 @@ def _contract(a, ia: str, b, ib: str, keep: set):
             from .linalg import contract
             rows = "".join(summed)
             return contract(_align(a, ia, rows + fa[0]), _align(b, ib, rows + fb[0])), fa[0] + fb[0]
-    if not batch and fa and fb and len(summed) >= 2 and a.dtype.kind == "f" and set(ia[-len(summed):]) == set(summed):
-        return _merged_product(a, ia, b, ib, fa, fb, [c for c in ia if c in summed]), "".join(fa + fb)
     order = "".join(batch + fa + fb + summed)
     prod = _align(a, ia, order) * _align(b, ib, order)
     out = "".join(batch + fa + fb)
@@ -146,10 +147,11 @@ def _contract(a, ia: str, b, ib: str, keep: set):
 
 
 def _merged_product(a, ia, b, ib, fa, fb, summed):
-    """``a``'s trailing contracted axes merged into one (``blkc,kco->blo`` as
-    ``(b, l, k*c) @ (k*c, o)``): one library product instead of a broadcast product, with
-    the merged sizes fixed (and ``b``'s free ones when there are several): a weight's
-    sizes, which a call rarely changes; another size retraces."""
+    """One product over ``a``'s free axes as rows, its contracted axes merged into one
+    and ``b``'s free axes into one (``blkc,kco->blo`` as ``(b, l, k*c) @ (k*c, o)``,
+    ``bd,edh->beh`` as ``(b, d) @ (d, e*h)``): one library product instead of a
+    broadcast product, with the merged sizes fixed: a weight's sizes, which a call
+    rarely changes (another size retraces)."""
     from .linalg import matmul
     from .structure import reshape_sym
     env = a._b.env
