@@ -13,7 +13,8 @@ How an expression is evaluated:
    each step the pair whose result has the fewest elements (at the sizes being traced)
    goes first, so no step builds a larger intermediate than it must.
 3. A pair with one contracted index and at most one free index on each side is a
-   (batched) matrix product: BLAS for matrices, one fused loop nest for stacks.  Without
+   (batched) matrix product (a stack of matrix-vector products is not): BLAS for
+   matrices, one fused loop nest for stacks.  Without
    batch indices, one contracted index with several free ones on the left and one on
    the right (``btd,dk->btk``) is one product over the left's free axes as rows, and
    several contracted indices with one free index on each side (``btd,btk->dk``) one
@@ -117,7 +118,9 @@ def _contract(a, ia: str, b, ib: str, keep: set):
     batch = [c for c in shared if c in keep]
     fa = [c for c in ia if c not in ib]
     fb = [c for c in ib if c not in ia]
-    if len(summed) == 1 and len(fa) <= 1 and len(fb) <= 1:     # a (batched) matrix product
+    if len(summed) == 1 and len(fa) <= 1 and len(fb) <= 1 and (fa and fb or not batch):
+        # a (batched) matrix product; a stack of matrix-vector products (``beh,eh->be``)
+        # is left to the broadcast product below, which fuses with its neighbours
         k = summed[0]
         left = _align(a, ia, "".join(batch + fa) + k)
         right = _align(b, ib, "".join(batch) + k + "".join(fb))
