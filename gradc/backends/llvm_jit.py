@@ -46,7 +46,8 @@ def init():
         tm = _jit_tm(cpu, features)
         _state.update(tm=tm, tms=[tm], cpu=cpu, features=features, feature_map=dict(feature_map),
                       triple=llvm.get_process_triple(),
-                      vecmath=vecmath.Target.from_features(dict(feature_map)), vecmath_loaded=set())
+                      vecmath=vecmath.Target.from_features(dict(feature_map)), vecmath_loaded=set(),
+                      vecmath_objects=[])
         from . import blas
         found = blas.find()
         if found:   # generated code calls these names for large matrix products
@@ -394,6 +395,7 @@ def load_vecmath(obj: bytes) -> None:
         if lib is not None:
             s["engine"].add_object_file(llvm.ObjectFileRef.from_data(lib))
             s["vecmath_loaded"].update((n, sfx) for n in vecmath.NAMES for sfx in ("f64", "f32"))
+            _keep_for_perf_map(s, lib)
             return
     header = _header(" ".join(vecmath.symbol(*fn) for fn in missing))
     key = cache.make_key(code_fingerprint(), "vecmath", *missing, s["vecmath"], *header.values())
@@ -403,6 +405,7 @@ def load_vecmath(obj: bytes) -> None:
         cache.store(key, header, lib)
     s["engine"].add_object_file(llvm.ObjectFileRef.from_data(lib))
     s["vecmath_loaded"].update(missing)
+    _keep_for_perf_map(s, lib)
 
 
 PREBUILT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_prebuilt")
@@ -494,7 +497,62 @@ def _load(objects: list[bytes], blob: bytes, name: str) -> int:
     address = s["engine"].get_function_address(name)
     if not address:
         raise RuntimeError(f"internal: compiled code has no symbol {name}")
+    if _perf_map():
+        _write_perf_map(objects + s["vecmath_objects"], s["engine"])
+        s["vecmath_objects"].clear()
     return address
+
+
+def _perf_map() -> bool:
+    return os.environ.get("GRADC_PERF_MAP", "0") not in ("", "0")
+
+
+def _keep_for_perf_map(s, obj: bytes) -> None:
+    """A vector math object just loaded, for the next perf map (GRADC_PERF_MAP)."""
+    if _perf_map():
+        s["vecmath_objects"].append(obj)
+
+
+def _elf_functions(obj: bytes):
+    """(name, offset, size, section) of each function an ELF64 little-endian object
+    defines (its symbol table: STT_FUNC entries with a section)."""
+    import struct
+    if obj[:4] != b"\x7fELF" or obj[4] != 2 or obj[5] != 1:
+        return []
+    shoff, = struct.unpack_from("<Q", obj, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", obj, shoff + k * shentsize) for k in range(shnum)]
+    found = []
+    for sh in sections:
+        if sh[1] != 2:                    # SHT_SYMTAB
+            continue
+        strtab = sections[sh[6]]          # sh_link: its string table
+        for off in range(sh[4], sh[4] + sh[5], 24):
+            st_name, st_info, _other, st_shndx, st_value, st_size = struct.unpack_from("<IBBHQQ", obj, off)
+            if st_info & 0xF == 2 and st_shndx != 0:   # STT_FUNC, defined
+                start = strtab[4] + st_name
+                found.append((obj[start:obj.index(b"\0", start)].decode(), st_value, st_size, st_shndx))
+    return found
+
+
+def _write_perf_map(objects: list[bytes], engine) -> None:
+    """With GRADC_PERF_MAP=1, name each compiled function (a kernel, its nests' tasks,
+    the vector math) in /tmp/perf-PID.map, where ``perf report`` looks for JIT code's
+    symbols.  A local function (a nest's task) is placed by its offset from a global
+    one in the same section."""
+    lines = []
+    for obj in objects:
+        fns = _elf_functions(obj)
+        base = {}
+        for name, value, _n, sec in fns:
+            addr = engine.get_function_address(name) if sec not in base else 0
+            if addr:
+                base[sec] = addr - value
+        for name, value, n, sec in fns:
+            if sec in base and n:
+                lines.append(f"{base[sec] + value:x} {n:x} {name}\n")
+    with open(f"/tmp/perf-{os.getpid()}.map", "a") as f:
+        f.writelines(lines)
 
 
 class Artifact:

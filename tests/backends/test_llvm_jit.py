@@ -115,3 +115,33 @@ def test_one_thread_when_asked(monkeypatch):
         with llvm_jit._lock:
             done = llvm_jit.compile_parts(texts)
         assert len(started) == helpers and len(done) == len(texts)
+
+
+def test_perf_map_names_the_jit_code(tmp_path):
+    """GRADC_PERF_MAP=1: /tmp/perf-PID.map names the kernel and the vector math it
+    calls, each at an address of executable memory of the process (where perf looks)."""
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import os, numpy as np, gradc, gradc.numpy as gnp\n"
+        "f = gradc.value_and_grad(lambda w, x: gnp.sum(gnp.tanh(x @ w)))\n"
+        "f(np.ones(8), np.ones((64, 8)))\n"
+        "print(os.getpid())\n"
+        "print(open(f'/proc/{os.getpid()}/maps').read())\n")
+    env = dict(os.environ, GRADC_PERF_MAP="1", GRADC_CACHE_DIR=str(tmp_path), GRADC_HOT_BACKGROUND="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    pid, maps = out.split("\n", 1)
+    path = f"/tmp/perf-{pid}.map"
+    try:
+        entries = [line.split() for line in open(path)]
+    finally:
+        os.remove(path)
+    executable = [tuple(int(x, 16) for x in line.split()[0].split("-")) for line in maps.splitlines()
+                  if len(line.split()) > 1 and "x" in line.split()[1]]
+    names = {name for _a, _n, name in entries}
+    assert any(re.fullmatch(r"gradc_\w+_vjp_\w+", n) for n in names), names
+    assert "gradc_vm_tanh_f64" in names, names
+    for a, n, name in entries:
+        lo, size = int(a, 16), int(n, 16)
+        assert size > 0 and any(s <= lo and lo + size <= e for s, e in executable), (name, a, n)
