@@ -478,6 +478,34 @@ def _bound_inline_depth(g: Graph, roots: set) -> None:
         depth[n], inlined[n] = k, body
 
 
+# an operand of a concatenation (or an unslice: zeros outside its window) costing more
+# than this, inlined, is computed into a buffer of its own (see _materialize_pieces)
+MAX_PIECE_COST = 8
+
+
+def _materialize_pieces(g: Graph, roots: set) -> None:
+    """A concatenation (or an unslice) reads each piece through a select of its window,
+    and a vector loop computes every operand of a select: inlined, each piece would be
+    computed over the whole result (a GRU's gate gradients, three pieces of a 10-step
+    chain each, were computed three times over).  A piece that costs more than
+    MAX_PIECE_COST becomes a buffer of its own, computed over its own elements once."""
+    def body(n, seen):
+        if n in seen or n in roots or g[n]["op"] in ("input", "const"):
+            return
+        seen.add(n)
+        for a in g[n]["args"]:
+            body(a, seen)
+
+    for n in g.order():
+        if g[n]["op"] not in ("concatenate", "unslice"):
+            continue
+        for a in g[n]["args"]:
+            inlined: set = set()
+            body(a, inlined)
+            if a not in roots and OPS[g[a]["op"]].kind != "source" and _cost(inlined, g, roots) > MAX_PIECE_COST:
+                roots.add(a)
+
+
 ROW_BLOCK_SHARED, ROW_BLOCK_OTHER = 4, 1
 
 
@@ -836,6 +864,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
             roots.update(a for a in g[nid]["args"] if g[a]["op"] not in ("input", "const"))
     roots = {r for r in roots if g[r]["op"] not in ("input", "const")}
     _bound_inline_depth(g, roots)
+    _materialize_pieces(g, roots)
     _materialize_row_math(g, roots)
     _materialize_shared_softmax(g, roots)
     _materialize_math_across_nests(g, roots)

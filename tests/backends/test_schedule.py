@@ -130,3 +130,38 @@ def test_math_of_one_pass_is_not_stored(monkeypatch):
     assert {s.graph[r]["op"] for r in s.roots} <= {"sum", "add", "mul", "sub", "neg", "div"}, \
         {s.graph[r]["op"] for r in s.roots}
     assert len(s.nests) == 1
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_costly_pieces_of_a_concatenation_are_computed_once(threads, monkeypatch):
+    """A GRU step's gates come from one product split in three; their gradients are
+    concatenated back (unslices of three pieces, each a chain through the steps).  A
+    vector loop computes every operand of a select, so each costly piece is a buffer of
+    its own, not computed over the whole concatenation (MAX_PIECE_COST).  Values and
+    gradients against the numpy evaluator, at a batch that splits over threads."""
+    from gradc.backends.schedule import MAX_PIECE_COST, _cost, schedule
+
+    def gru(Wx, Wh, xs, y):
+        h = gnp.zeros((xs.shape[0], Wh.shape[0]))
+        for t in range(xs.shape[1]):
+            zx, rx, nx = gnp.split(xs[:, t] @ Wx, 3, axis=-1)
+            zh, rh, nh = gnp.split(h @ Wh, 3, axis=-1)
+            z, r = gnp.sigmoid(zx + zh), gnp.sigmoid(rx + rh)
+            h = (1 - z) * gnp.tanh(nx + r * nh) + z * h
+        return gnp.mean((h - y) ** 2)
+
+    rng = np.random.default_rng(4)
+    Wx, Wh = rng.standard_normal((8, 96)) / 3, rng.standard_normal((32, 96)) / 6
+    xs, y = rng.standard_normal((512, 6, 8)), rng.standard_normal((512, 32))
+    lowered = _lowered(gru, Wx, Wh, xs, y, threads=threads, monkeypatch=monkeypatch)
+    s = schedule(lowered.graph, threads=threads)
+    g, roots = s.graph, {n for nest in s.nests for n in nest.roots}
+    pieces = [a for n in g.nx.nodes if g[n]["op"] in ("concatenate", "unslice") for a in g[n]["args"]]
+    assert pieces and all(a in roots or g[a]["op"] in ("input", "const") or _cost({a}, g, roots) <= MAX_PIECE_COST
+                          for a in pieces)
+    assert any(a in roots and g[a]["op"] != "matmul" for a in pieces), "no costly piece: tests nothing"
+    got = gradc.value_and_grad(gru, argnums=(0, 1))(Wx, Wh, xs, y)
+    want = gradc.value_and_grad(gru, argnums=(0, 1), backend="numpy")(Wx, Wh, xs, y)
+    assert abs(got[0] - want[0]) <= 1e-12 * abs(want[0])
+    for a, b in zip(got[1], want[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
