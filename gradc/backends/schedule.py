@@ -500,9 +500,11 @@ def _materialize_pieces(g: Graph, roots: set) -> None:
         if g[n]["op"] not in ("concatenate", "unslice"):
             continue
         for a in g[n]["args"]:
+            if a in roots or g[a]["op"] in ("input", "const") or OPS[g[a]["op"]].kind == "source":
+                continue
             inlined: set = set()
             body(a, inlined)
-            if a not in roots and OPS[g[a]["op"]].kind != "source" and _cost(inlined, g, roots) > MAX_PIECE_COST:
+            if _cost(inlined, g, roots) > MAX_PIECE_COST:
                 roots.add(a)
 
 
