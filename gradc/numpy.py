@@ -2,7 +2,7 @@
 
 Each function works on traced values inside a gradc transformation and falls back to
 numpy on concrete arrays outside one.  Names numpy lacks (relu, sigmoid, softplus,
-logsumexp, softmax, log_softmax, stop_gradient) are here too.
+logsumexp, softmax, log_softmax, stop_gradient, erf, erfc, gelu) are here too.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import types as _types
 import numpy as _np
 
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
-from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack
+from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, special as _special
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
@@ -59,6 +59,8 @@ copysign, hypot, fmax, fmin, arccosh = _mf.copysign, _mf.hypot, _mf.fmax, _mf.fm
 degrees, radians, rad2deg, deg2rad = _mf.degrees, _mf.radians, _mf.rad2deg, _mf.deg2rad
 logical_xor, positive, fabs, float_power = _mf.logical_xor, _mf.positive, _mf.fabs, _mf.float_power
 conj, conjugate = _mf.conj, _mf.conjugate
+# scipy.special's error function, and the exact GELU built on it (gradc/ops/special.py)
+erf, erfc, gelu = _special.erf, _special.erfc, _special.gelu
 # numpy 2's short names (the array API's)
 acos, asin, atan, atan2, acosh, asinh, atanh, pow = (arccos, arcsin, arctan, arctan2, arccosh,  # noqa: A001
                                                      arcsinh, arctanh, power)

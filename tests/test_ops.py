@@ -14,6 +14,7 @@ Tolerances are explained in gradc_helpers (FD_RTOL/FD_ATOL, F32_RTOL, F32_GRAD_R
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -109,6 +110,7 @@ _unary += [(n, n, getattr(gnp, n), getattr(np, n), _off_steps) for n in ("floor"
 for _id, _op, _f, _r, _dom in _unary:
     case(_id, _op, _f, _r, shapes((_dom, M)))
 case("fmod", "fmod", gnp.fmod, np.fmod, _fmod_args)
+case("erf", "erf", gnp.erf, lambda x: np.vectorize(math.erf, otypes=[x.dtype])(x), shapes((lambda r, s: 2.5 * r.standard_normal(s), M)))
 case("remainder", "fmod", lambda a, b: a % b, np.remainder, _fmod_args)
 case("floor_divide", "fmod", lambda a, b: a // b * a, lambda a, b: a // b * a, _fmod_args)
 case("exp_vec", "exp", gnp.exp, np.exp, shapes((normal, (5,))))

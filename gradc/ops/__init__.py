@@ -3,4 +3,4 @@
 Importing this package registers every op in :data:`OPS`; ``value_methods`` (imported
 by ``gradc/__init__``) gives :class:`Value` its array behaviour."""
 from .registry import OPS, Op, register  # noqa: F401
-from . import elementwise, reduce, linalg, structure, lapack  # noqa: F401
+from . import elementwise, reduce, linalg, structure, lapack, special  # noqa: F401

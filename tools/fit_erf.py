@@ -1,0 +1,39 @@
+"""Fit the polynomials of gradc's erf (gradc/ops/special.py) with mpmath.
+
+    python tools/fit_erf.py        # prints the coefficient tables and their errors
+
+erf(x) = x P(x^2) for |x| < 1; erf(x) = 1 - exp(-x^2) Q_k(|x| - c_k) on three pieces of
+[1, 6); 1 beyond (erfc(6) = 2e-17 is below half an ulp of 1).  Each polynomial is
+mpmath's Chebyshev fit (near minimax) of the exact function, to far below float64's
+resolution; the float64 error then comes from Horner's rounding (measured by
+tests/test_special.py against math.erf).
+"""
+import mpmath
+
+mpmath.mp.dps = 50
+
+PIECES = [(1.0, 2.0), (2.0, 3.5), (3.5, 6.0)]
+
+
+def fit(f, a, b, degree):
+    coeffs, err = mpmath.chebyfit(f, [a, b], degree, error=True)
+    return [float(c) for c in coeffs], float(err)
+
+
+def main():
+    def p(t):                   # erf(sqrt t) / sqrt t, with its limit at 0
+        if t == 0:
+            return 2 / mpmath.sqrt(mpmath.pi)
+        x = mpmath.sqrt(t)
+        return mpmath.erf(x) / x
+    coeffs, err = fit(p, 0, 1, 17)
+    print(f"P = {coeffs!r}  # max error {err:.1e}")
+    for lo, hi in PIECES:
+        c = (lo + hi) / 2
+        q = lambda u, c=c: mpmath.erfc(u + c) * mpmath.exp((u + c) ** 2)   # noqa: E731
+        coeffs, err = fit(q, lo - c, hi - c, 24)
+        print(f"Q[{lo}, {hi}) around {c} = {coeffs!r}  # max error {err:.1e}")
+
+
+if __name__ == "__main__":
+    main()
