@@ -734,3 +734,27 @@ def test_reductions_scans_and_math_at_rank_3():
         assert_fd_close(got, fd_grad(lambda t: np.sum(f(t) ** 2), [T], 0))
     np.testing.assert_array_equal(gradc.jit(lambda t: np.argmax(t, axis=1))(T), np.argmax(T, axis=1))
     np.testing.assert_array_equal(gradc.jit(gnp.sort)(T), np.sort(T))    # any rank (tests/test_arrays.py)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+@pytest.mark.parametrize("dtype,offset", [(np.float64, 1e6), (np.float32, 1e4), (np.float32, 0.0)])
+def test_log_softmax_and_softmax_are_stable(dtype, offset, backend):
+    """Large logits against their spread, and a row filled with -1e9 (a masked row):
+    against numpy's max-shifted formula in float64 of the same (rounded) logits.
+    x - logsumexp(x) lost 3 digits at float32 logits near 1e4 and gave a masked row 0
+    (its softmax 1 per entry on the numpy backend).  Tolerance: a few ulp of the
+    shifted logits (|x - max| <= 8 here)."""
+    x = (np.random.default_rng(3).standard_normal((64, 33)) + offset).astype(dtype)
+    x[5] = -1e9
+    x64 = x.astype(np.float64)
+    s = x64 - x64.max(axis=-1, keepdims=True)
+    want = s - np.log(np.sum(np.exp(s), axis=-1, keepdims=True))
+    eps = np.finfo(dtype).eps
+    got = gradc.jit(lambda v: gnp.log_softmax(v, axis=-1), backend=backend)(x)
+    np.testing.assert_allclose(got, want, rtol=0, atol=32 * eps)
+    np.testing.assert_allclose(got[5], -np.log(33), rtol=4 * eps)
+    p = gradc.jit(lambda v: gnp.softmax(v, axis=-1), backend=backend)(x)
+    np.testing.assert_allclose(p, np.exp(want), rtol=64 * eps, atol=0)
+    w = np.random.default_rng(4).standard_normal(x.shape)
+    g = gradc.grad(lambda v: gnp.sum(gnp.log_softmax(v, axis=-1) * w), backend=backend)(x)
+    np.testing.assert_allclose(g, w - np.exp(want) * w.sum(axis=-1, keepdims=True), rtol=0, atol=64 * eps * 8)

@@ -178,9 +178,22 @@ def mean(x, axis=None, keepdims=False):
 
 
 def softmax(x, axis=-1):
-    """exp(x - logsumexp(x)): stable forward, and its adjoint never overflows."""
+    """exp(log_softmax(x)): stable forward, and its adjoint never overflows."""
     return exp(log_softmax(x, axis))
 
 
 def log_softmax(x, axis=-1):
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    """``(x - m) - logsumexp(x - m)``, m the max along ``axis`` (a constant: the
+    derivative is the same for any m).  ``x - logsumexp(x)`` would cancel where the
+    logits are large against their spread (logits near 1e4 in float32 lost 3 digits)
+    and give 0 for a row filled with -1e9 (a masked row), not -log n."""
+    from .elementwise import stop_gradient, where
+    t = tracer()
+    if not isinstance(x, t.Value) and t.current() is None:
+        x = np.asarray(x, dtype=float) if np.asarray(x).dtype.kind != "f" else np.asarray(x)
+        m = np.max(x, axis=axis, keepdims=True)
+        xs = x - np.where(np.isfinite(m), m, 0)
+        return xs - _lse_np(xs, norm_axes(axis, x.ndim), True)
+    m = max_(x, axis=axis, keepdims=True)
+    xs = x - stop_gradient(where(abs(m) < np.inf, m, 0.0))
+    return xs - logsumexp(xs, axis=axis, keepdims=True)
