@@ -102,6 +102,25 @@ def specialize(template: str, dtype) -> str:
     return _CALL.sub(fix, template)
 
 
+def _reads_memory(x) -> bool:
+    """Does expression ``x`` load from a buffer?"""
+    if isinstance(x, ir.Load):
+        return True
+    return any(_reads_memory(v) for v in vars(x).values() if isinstance(v, ir.Expr)) or \
+        any(_reads_memory(v) for v in getattr(x, "args", ()) if isinstance(v, ir.Expr))
+
+
+def _dtype(x):
+    """The dtype of expression ``x`` where the IR records it (None elsewhere)."""
+    if isinstance(x, (ir.Load, ir.Apply, ir.MathCall, ir.FromIndex, ir.Const, ir.ToIndex)):
+        return x.dtype
+    if isinstance(x, ir.Guard):
+        return _dtype(x.value)
+    if isinstance(x, ir.Select):
+        return _dtype(x.a)
+    return None
+
+
 def _atom(s: str) -> str:
     """``s`` parenthesized unless it is a name, a number or already one group."""
     if re.fullmatch(r"[\w.]+", s):
@@ -254,6 +273,20 @@ class CCodegen:
             hit = self.memo.put(x, self._e(x))
         return hit
 
+    def unconditional(self, x) -> str:
+        """An operand of a select that reads memory, computed into a local before the
+        select: both operands are then read on every iteration, as in the LLVM code (every
+        load gradc emits is in bounds whatever the condition).  GCC 12 if-converted a
+        load inside ``c ? a[i] : 0.0`` into an AVX-512 masked load with a wrong mask
+        (-O3 -march=x86-64-v3 and up: clip's gradient lost an element)."""
+        text = self.e(x)
+        dtype = _dtype(x)
+        if text.isidentifier() or dtype is None or not _reads_memory(x):
+            return text
+        name = self.fresh("t")
+        self.w.line(f"const {reg_ctype(dtype)} {name} = {text};")
+        return name
+
     def define(self, nid, dtype, expr) -> str:
         """Emit ``const T v12 = expr;`` commented with node ``nid``; returns ``v12``."""
         name = self.fresh(f"v{nid}")
@@ -305,13 +338,15 @@ class CCodegen:
             return text if x.nid is None else self.define(x.nid, x.dtype, text)
         if isinstance(x, ir.Select):
             # parenthesized: a select is an operand of <, +, ... (a loop's bound)
-            text = f"({_atom(self.e(x.cond))} ? {_atom(self.e(x.a))} : {_atom(self.e(x.b))})"
+            a, b = self.unconditional(x.a), self.unconditional(x.b)
+            text = f"({_atom(self.e(x.cond))} ? {_atom(a)} : {_atom(b)})"
             return text if x.nid is None else self.define(x.nid, self.g[x.nid]["dtype"], text)
         if isinstance(x, ir.Apply):
             o = OPS[x.op]
             if o.c is None:
                 raise NotImplementedError(f"op {x.op} has no C template")
-            args = [self.e(a) for a in x.args]
+            # (a conditional template, where's: operands that read memory go first)
+            args = [self.unconditional(a) if "?" in o.c else self.e(a) for a in x.args]
             text = specialize(o.c, x.arg_dtypes[-1]).format(*args, ctype=reg_ctype(x.dtype))
             return text if x.nid is None else self.define(x.nid, x.dtype, text)
         raise TypeError(f"internal: C has no spelling of {type(x).__name__}")
