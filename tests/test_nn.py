@@ -1,0 +1,102 @@
+"""gradc.nn: jax.nn's functions by their names, each against a numpy formula written
+here (values, float64 and float32) and central finite differences of that formula
+(gradients, away from kinks), on every backend; against jax.nn itself where JAX is
+installed.  Tolerances: values 1e-13 relative (float64; a few roundings of O(1)
+terms) and 1e-6 (float32); finite differences as tests/gradc_helpers.py justifies."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import gradc
+import gradc.nn as nn
+import gradc.numpy as gnp
+
+from gradc_helpers import FD_ATOL, FD_RTOL, fd_grad
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _sig(x):
+    return 0.5 * (1 + np.tanh(x / 2))
+
+
+_ERF = np.vectorize(math.erf)
+ALPHA, SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+# name, gradc function, numpy formula
+TABLE = [
+    ("relu6", nn.relu6, lambda x: np.clip(x, 0, 6)),
+    ("silu", nn.silu, lambda x: x * _sig(x)),
+    ("swish", nn.swish, lambda x: x * _sig(x)),
+    ("log_sigmoid", nn.log_sigmoid, lambda x: -_softplus(-x)),
+    ("elu", nn.elu, lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0)))),
+    ("elu_alpha", lambda x: nn.elu(x, 0.5), lambda x: np.where(x > 0, x, 0.5 * np.expm1(np.minimum(x, 0)))),
+    ("celu", lambda x: nn.celu(x, 2.0), lambda x: np.maximum(x, 0) + 2.0 * np.expm1(np.minimum(x, 0) / 2.0)),
+    ("selu", nn.selu, lambda x: SCALE * np.where(x > 0, x, ALPHA * np.expm1(np.minimum(x, 0)))),
+    ("leaky_relu", nn.leaky_relu, lambda x: np.where(x >= 0, x, 0.01 * x)),
+    ("hard_tanh", nn.hard_tanh, lambda x: np.clip(x, -1, 1)),
+    ("hard_sigmoid", nn.hard_sigmoid, lambda x: np.clip(x + 3, 0, 6) / 6),
+    ("hard_silu", nn.hard_silu, lambda x: x * np.clip(x + 3, 0, 6) / 6),
+    ("mish", nn.mish, lambda x: x * np.tanh(_softplus(x))),
+    ("squareplus", nn.squareplus, lambda x: (x + np.sqrt(x * x + 4)) / 2),
+    ("gelu", nn.gelu, lambda x: x * 0.5 * (1 + _ERF(x / np.sqrt(2)))),
+    ("gelu_tanh", nn.gelu_tanh, lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))),
+    ("glu", nn.glu, lambda x: x[..., :3] * _sig(x[..., 3:])),
+    ("standardize", nn.standardize,
+     lambda x: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)),
+    ("log1mexp", lambda x: nn.log1mexp(gnp.abs(x) + 0.01), lambda x: np.log(-np.expm1(-(np.abs(x) + 0.01)))),
+]
+
+
+def _points(shape):
+    """Away from every kink (0, +-1, -3, 3, 6) by at least 0.05: a finite-difference
+    step never crosses one."""
+    x = np.random.default_rng(0).uniform(-7.5, 7.5, shape)
+    for k in (0.0, 1.0, -1.0, 3.0, -3.0, 6.0):
+        x = np.where(np.abs(x - k) < 0.05, x + 0.1, x)
+    return x
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+@pytest.mark.parametrize("name,f,ref", TABLE, ids=[t[0] for t in TABLE])
+def test_values_and_gradients_against_numpy(name, f, ref, backend):
+    x = _points((5, 6))
+    w = np.random.default_rng(1).standard_normal(ref(x).shape)
+    np.testing.assert_allclose(gradc.jit(f, backend=backend)(x), ref(x), rtol=1e-13, atol=1e-13)
+    x32 = x.astype(np.float32)
+    got32 = gradc.jit(f, backend=backend)(x32)
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, ref(x32.astype(np.float64)), rtol=1e-5, atol=1e-5)
+    g = gradc.grad(lambda v: gnp.sum(f(v) * w), backend=backend)(x)
+    np.testing.assert_allclose(g, fd_grad(lambda v: np.sum(ref(v) * w), [x], 0), rtol=FD_RTOL, atol=FD_ATOL)
+
+
+def test_one_hot_traced_and_concrete():
+    labels = np.array([2, 0, 3, 3])
+    want = np.eye(4)[labels]
+    np.testing.assert_array_equal(nn.one_hot(labels, 4), want)
+    f = gradc.value_and_grad(lambda W, y: gnp.sum(nn.one_hot(y, 4) * W))
+    v, g = f(np.arange(16.0).reshape(4, 4), labels)
+    assert v == np.sum(want * np.arange(16.0).reshape(4, 4))
+    np.testing.assert_array_equal(g, want)
+
+
+def test_same_as_jax_nn_where_installed():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    x = _points((4, 6))
+    for name, f, _ref in TABLE:
+        jf = getattr(jax.nn, name, None)
+        if name in ("gelu", "gelu_tanh"):
+            jf = (lambda a: jax.nn.gelu(a, approximate=False)) if name == "gelu" else jax.nn.gelu
+        if jf is None or name in ("elu_alpha", "celu", "log1mexp"):
+            continue
+        want = np.asarray(jf(x))
+        np.testing.assert_allclose(gradc.jit(f)(x), want, rtol=1e-12, atol=1e-12, err_msg=name)
+        jg = np.asarray(jax.grad(lambda a: (jf(a) ** 2).sum())(x))
+        g = gradc.grad(lambda a: gnp.sum(f(a) ** 2))(x)
+        np.testing.assert_allclose(g, jg, rtol=1e-11, atol=1e-11, err_msg=name)
