@@ -14,6 +14,7 @@ import numpy as _np
 
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
 from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, special as _special
+from .ops import compose as _cmp
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
@@ -30,17 +31,24 @@ power, maximum, minimum, where, clip = _ew.power, _ew.maximum, _ew.minimum, _ew.
 greater, greater_equal, less, less_equal = _ew.greater, _ew.greater_equal, _ew.less, _ew.less_equal
 equal, not_equal, logical_and, logical_not = _ew.equal, _ew.not_equal, _ew.logical_and, _ew.logical_not
 relu, sigmoid, softplus, stop_gradient = _ew.relu, _ew.sigmoid, _ew.softplus, _ew.stop_gradient
-# reductions
-sum, max, min, mean = _red.sum_, _red.max_, _red.min_, _red.mean  # noqa: A001
+# reductions (numpy's keywords: gradc/ops/compose.py)
+sum, max, min, mean = _cmp.sum, _cmp.max_, _cmp.min_, _cmp.mean  # noqa: A001
 amax, amin = max, min
-logsumexp, softmax, log_softmax = _red.logsumexp, _red.softmax, _red.log_softmax
+logsumexp, softmax, log_softmax = _cmp.logsumexp, _red.softmax, _red.log_softmax
+nansum, nanmean, nanmax, nanmin, ptp, count_nonzero = (_cmp.nansum, _cmp.nanmean, _cmp.nanmax, _cmp.nanmin,
+                                                       _cmp.ptp, _cmp.count_nonzero)
+median, quantile, percentile, cov, corrcoef = _cmp.median, _cmp.quantile, _cmp.percentile, _cmp.cov, _cmp.corrcoef
+kron, cross, vecdot, matvec, vecmat = _cmp.kron, _cmp.cross, _cmp.vecdot, _cmp.matvec, _cmp.vecmat
+matrix_transpose, permute_dims, ravel = _cmp.matrix_transpose, _cmp.permute_dims, _cmp.ravel
+fliplr, flipud, rot90, append, select = _cmp.fliplr, _cmp.flipud, _cmp.rot90, _cmp.append, _cmp.select
+isclose, sinc, trapezoid, polyval = _cmp.isclose, _cmp.sinc, _cmp.trapezoid, _cmp.polyval
 # linear algebra
 matmul, outer, transpose, dot = _la.matmul, _la.outer, _la.transpose, _es.dot
 swapaxes = _la.swapaxes
 moveaxis, flip, roll, split, array_split, take = _ax.moveaxis, _ax.flip, _ax.roll, _ax.split, _ax.array_split, _ax.take
-einsum, tensordot, inner, vdot = _es.einsum, _es.tensordot, _es.inner, _es.vdot
+tensordot, inner, vdot = _es.tensordot, _es.inner, _es.vdot
 # structure
-reshape, expand_dims, squeeze = _st.reshape, _st.expand_dims, _st.squeeze
+expand_dims, squeeze = _st.expand_dims, _st.squeeze
 stack, concatenate, take_along_axis = _st.stack, _st.concatenate, _st.take_along_axis
 broadcast_to = _st.broadcast_to
 zeros_like, ones_like, full_like = _st.zeros_like, _st.ones_like, _st.full_like
@@ -74,6 +82,32 @@ concatenate = _arr.concatenate
 hstack, vstack, dstack, column_stack = _arr.hstack, _arr.vstack, _arr.dstack, _arr.column_stack
 atleast_1d, atleast_2d, atleast_3d = _arr.atleast_1d, _arr.atleast_2d, _arr.atleast_3d
 tile, repeat, pad, sort, argsort = _arr.tile, _arr.repeat, _arr.pad, _arr.sort, _arr.argsort
+
+
+def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    """numpy.reshape (``shape``, or numpy < 2.1's ``newshape``; row-major only)."""
+    if order != "C":
+        from .errors import UnsupportedError
+        raise UnsupportedError(f"reshape(order={order!r}): gradc's arrays are row-major")
+    return _st.reshape(a, newshape if shape is None else shape)
+
+
+def einsum(subscripts, *operands, optimize=False, **kw):
+    """numpy.einsum (``optimize`` is accepted: gradc always contracts in a greedy
+    order, see docs/arrays.md)."""
+    return _es.einsum(subscripts, *operands)
+
+
+def _vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
+    """numpy.linalg.vector_norm: every element one vector when ``axis`` is None."""
+    if axis is None and not keepdims:
+        return _stats.norm(reshape(x, -1) if isinstance(x, _Value) else _np.reshape(x, -1), ord)
+    return _stats.norm(x, ord, axis if axis is not None else tuple(range(ndim(x))), keepdims)
+
+
+def _matrix_norm(x, /, *, keepdims=False, ord="fro"):
+    """numpy.linalg.matrix_norm over the last two axes."""
+    return _stats.norm(x, ord, (-2, -1), keepdims)
 
 
 def astype(x, dtype):
@@ -133,6 +167,28 @@ def arange(*args, **kw):
     return _np.arange(*args, **kw)
 
 
+# constants of the graph, as numpy makes them (sizes and ranges are Python numbers)
+linspace, logspace, geomspace = _np.linspace, _np.logspace, _np.geomspace
+triu_indices, tril_indices, diag_indices, indices = _np.triu_indices, _np.tril_indices, _np.diag_indices, _np.indices
+
+
+def meshgrid(*xi, indexing="xy", sparse=False, copy=True):
+    """numpy.meshgrid: each vector broadcast along the others' axes (traced too)."""
+    if not builtins.any(isinstance(x, _Value) for x in xi):
+        return _np.meshgrid(*xi, indexing=indexing, sparse=sparse, copy=copy)
+    shape = [size(x) for x in xi]
+    if indexing == "xy" and len(xi) >= 2:
+        shape[0], shape[1] = shape[1], shape[0]
+    out = []
+    for k, x in enumerate(xi):
+        axis = (1 if k == 0 else 0 if k == 1 else k) if indexing == "xy" and len(xi) >= 2 else k
+        s = [1] * len(xi)
+        s[axis] = size(x)
+        v = reshape(x, tuple(s))
+        out.append(v if sparse else broadcast_to(v, tuple(shape)))
+    return out
+
+
 def shape(x):
     return x.shape if isinstance(x, _Value) else _np.shape(x)
 
@@ -147,16 +203,6 @@ def size(x):
 
 def copy(x):
     return x if isinstance(x, _Value) else _np.copy(x)
-
-
-def _wrap_axis_fn(f):
-    def g(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
-        if out is not None:
-            from .errors import UnsupportedError
-            raise UnsupportedError("out= is not supported on traced values")
-        r = f(a, axis=axis, keepdims=keepdims)
-        return astype(r, dtype) if dtype is not None else r
-    return g
 
 
 # numpy ufunc name -> gradc function (used by Value.__array_ufunc__)
@@ -181,10 +227,15 @@ UFUNCS = {
 
 # numpy function name -> gradc function (used by Value.__array_function__)
 FUNCTIONS = {
-    "sum": _wrap_axis_fn(sum), "mean": _wrap_axis_fn(mean), "max": _wrap_axis_fn(max),
-    "min": _wrap_axis_fn(min), "amax": _wrap_axis_fn(max), "amin": _wrap_axis_fn(min),
+    "sum": sum, "mean": mean, "max": max, "min": min, "amax": max, "amin": min,
+    "nansum": nansum, "nanmean": nanmean, "nanmax": nanmax, "nanmin": nanmin, "ptp": ptp,
+    "count_nonzero": count_nonzero, "median": median, "quantile": quantile, "percentile": percentile,
+    "cov": cov, "corrcoef": corrcoef, "kron": kron, "cross": cross, "vecdot": vecdot, "matvec": matvec,
+    "vecmat": vecmat, "matrix_transpose": matrix_transpose, "permute_dims": permute_dims, "ravel": ravel,
+    "fliplr": fliplr, "flipud": flipud, "rot90": rot90, "append": append, "select": select,
+    "isclose": isclose, "sinc": sinc, "trapezoid": trapezoid, "polyval": polyval,
     "dot": dot, "matmul": matmul, "outer": outer, "transpose": transpose, "where": where,
-    "reshape": lambda a, newshape=None, shape=None, **kw: reshape(a, newshape if shape is None else shape),
+    "reshape": reshape,
     "stack": stack, "concatenate": concatenate, "full": full, "take_along_axis": take_along_axis,
     "expand_dims": expand_dims, "squeeze": squeeze, "clip": clip, "broadcast_to": broadcast_to,
     "zeros_like": zeros_like, "ones_like": ones_like, "full_like": full_like,
@@ -197,13 +248,14 @@ FUNCTIONS = {
     "tile": tile, "repeat": repeat, "pad": pad, "take": take, "sort": sort, "argsort": argsort,
     "nan_to_num": nan_to_num, "moveaxis": moveaxis, "flip": flip, "roll": roll, "split": split,
     "array_split": array_split, "swapaxes": swapaxes, "einsum": einsum, "tensordot": tensordot,
-    "inner": inner, "vdot": vdot, "identity": identity, "eye": eye,
+    "inner": inner, "vdot": vdot, "identity": identity, "eye": eye, "meshgrid": meshgrid,
     "round": round, "around": around, "fix": fix,
 }
 
 
 # numpy.linalg function name -> gradc function (Value.__array_function__ and gradc.numpy.linalg)
-LINALG_FUNCTIONS = {"norm": _stats.norm, **_lapack.FUNCTIONS}
+LINALG_FUNCTIONS = {"norm": _stats.norm, "vector_norm": _vector_norm, "matrix_norm": _matrix_norm, "multi_dot": _cmp.multi_dot, "matrix_power": _cmp.matrix_power,
+                    "matrix_transpose": _cmp.matrix_transpose, "vecdot": _cmp.vecdot, **_lapack.FUNCTIONS}
 
 DOCS = "docs/numpy.md"
 

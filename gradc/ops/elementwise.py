@@ -365,7 +365,13 @@ def astype(x, dtype):
     return convert(x, dtype) if isinstance(x, t.Value) else np.asarray(x).astype(dtype)
 
 
-def clip(x, lo, hi):
+def clip(x, lo=None, hi=None, out=None, *, min=None, max=None, **kw):  # noqa: A002
+    """numpy.clip (numpy 2.1's ``min``/``max`` names too): maximum, then minimum."""
+    lo = min if lo is None else lo
+    hi = max if hi is None else hi
+    if out is not None:
+        from ..errors import UnsupportedError
+        raise UnsupportedError("clip(..., out=...) cannot write into a traced value")
     out = x
     if lo is not None:
         out = maximum(out, lo)

@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..tracer import Value
 from . import at, elementwise as ew, reduce as red, linalg as la, structure as st
-from . import arrays as arr, axes as axes_ops, einsum, mathfuncs, stats
+from . import arrays as arr, axes as axes_ops, compose, einsum, mathfuncs, stats
 
 
 def _r(f):
@@ -70,10 +70,15 @@ Value.at = property(lambda s: at.IndexUpdateHelper(s),
 Value.T = property(lambda s: la.transpose(s))
 Value.mT = property(lambda s: la.swapaxes(s, -1, -2), doc="The stack of matrices transposed (last two axes swapped).")
 Value.swapaxes = lambda s, axis1, axis2: la.swapaxes(s, axis1, axis2)
-Value.sum = lambda s, axis=None, keepdims=False: red.sum_(s, axis, keepdims)
-Value.mean = lambda s, axis=None, keepdims=False: red.mean(s, axis, keepdims)
-Value.max = lambda s, axis=None, keepdims=False: red.max_(s, axis, keepdims)
-Value.min = lambda s, axis=None, keepdims=False: red.min_(s, axis, keepdims)
+Value.sum = lambda s, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None: \
+    compose.sum(s, axis, dtype, out, keepdims, initial, where)
+Value.mean = lambda s, axis=None, dtype=None, out=None, keepdims=False, where=None: \
+    compose.mean(s, axis, dtype, out, keepdims, where)
+Value.max = lambda s, axis=None, out=None, keepdims=False, initial=None, where=None: \
+    compose.max_(s, axis, out, keepdims, initial, where)
+Value.min = lambda s, axis=None, out=None, keepdims=False, initial=None, where=None: \
+    compose.min_(s, axis, out, keepdims, initial, where)
+Value.ptp = lambda s, axis=None, out=None, keepdims=False: compose.ptp(s, axis, out, keepdims)
 Value.dot = lambda s, o: einsum.dot(s, o)
 Value.reshape = lambda s, *shape: st.reshape(s, *shape)
 Value.transpose = lambda s, *axes: la.transpose(s, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
@@ -81,7 +86,7 @@ Value.astype = lambda s, dtype: ew.astype(s, dtype)
 Value.copy = lambda s: s
 Value.round = lambda s, decimals=0, out=None: mathfuncs.round(s, decimals, out)
 Value.conj = Value.conjugate = lambda s: s
-Value.clip = lambda s, a_min=None, a_max=None: ew.clip(s, a_min, a_max)
+Value.clip = lambda s, a_min=None, a_max=None, out=None, **kw: ew.clip(s, a_min, a_max, out, **kw)
 Value.squeeze = lambda s, axis=None: st.squeeze(s, axis)
 Value.var = lambda s, axis=None, dtype=None, out=None, ddof=0, keepdims=False: stats.var(s, axis, dtype, out, ddof, keepdims)
 Value.std = lambda s, axis=None, dtype=None, out=None, ddof=0, keepdims=False: stats.std(s, axis, dtype, out, ddof, keepdims)

@@ -1,0 +1,115 @@
+"""numpy's functions composed of others (gradc/ops/compose.py) and numpy's keyword forms
+of the reductions: each table line against numpy's own function (values) and central
+finite differences of numpy's function (gradients), on every backend.  Tolerances:
+values 1e-12 relative (a few roundings of sums of O(1) terms); finite differences as
+tests/gradc_helpers.py justifies.  Points are drawn without ties (sorting and max
+are differentiable there)."""
+from __future__ import annotations
+
+import numpy as onp
+import pytest
+
+import gradc
+import gradc.numpy as np
+
+from gradc_helpers import FD_ATOL, FD_RTOL, fd_grad
+
+M = onp.random.default_rng(9).uniform(-1, 1, (6, 5)) > 0
+# (id, gradc function, numpy function, shapes, differentiable?)
+TABLE = [
+    ("sum_where", lambda x: np.sum(x, axis=1, where=M), lambda x: onp.sum(x, axis=1, where=M), [(6, 5)], True),
+    ("sum_dtype_initial", lambda x: np.sum(x, dtype=np.float32, initial=2.0),
+     lambda x: onp.sum(x, dtype=onp.float32, initial=2.0), [(6, 5)], False),
+    ("method_sum_where", lambda x: x.sum(axis=0, where=M, keepdims=True),
+     lambda x: x.sum(axis=0, where=M, keepdims=True), [(6, 5)], True),
+    ("mean_where", lambda x: np.mean(x, axis=1, where=M), lambda x: onp.mean(x, axis=1, where=M), [(6, 5)], True),
+    ("max_initial_where", lambda x: np.max(x, axis=0, initial=-0.5, where=M),
+     lambda x: onp.max(x, axis=0, initial=-0.5, where=M), [(6, 5)], True),
+    ("min_initial", lambda x: x.min(axis=1, initial=0.1), lambda x: x.min(axis=1, initial=0.1), [(6, 5)], True),
+    ("clip_min_max", lambda x: np.clip(x, min=-0.3, max=0.4), lambda x: onp.clip(x, -0.3, 0.4), [(6, 5)], True),
+    ("logsumexp_b", lambda x: np.logsumexp(x, axis=1, b=onp.arange(1.0, 6.0)),
+     lambda x: onp.log(onp.sum(onp.arange(1.0, 6.0) * onp.exp(x), axis=1)), [(6, 5)], True),
+    ("nansum", lambda x: np.nansum(np.where(x > 0.8, np.nan, x), axis=0),
+     lambda x: onp.nansum(onp.where(x > 0.8, onp.nan, x), axis=0), [(6, 5)], True),
+    ("nanmean", lambda x: np.nanmean(np.where(x > 0.8, np.nan, x), axis=1),
+     lambda x: onp.nanmean(onp.where(x > 0.8, onp.nan, x), axis=1), [(6, 5)], True),
+    ("nanmax", lambda x: np.nanmax(np.where(x > 0.8, np.nan, x), axis=1),
+     lambda x: onp.nanmax(onp.where(x > 0.8, onp.nan, x), axis=1), [(6, 5)], True),
+    ("ptp", lambda x: np.ptp(x, axis=1), lambda x: onp.ptp(x, axis=1), [(6, 5)], True),
+    ("count_nonzero", lambda x: np.count_nonzero(x > 0, axis=0), lambda x: onp.count_nonzero(x > 0, axis=0),
+     [(6, 5)], False),
+    ("median_odd", lambda x: np.median(x, axis=1), lambda x: onp.median(x, axis=1), [(6, 5)], True),
+    ("median_even_all", lambda x: np.median(x), lambda x: onp.median(x), [(6, 4)], True),
+    ("quantile", lambda x: np.quantile(x, [0.1, 0.75], axis=0), lambda x: onp.quantile(x, [0.1, 0.75], axis=0),
+     [(6, 5)], True),
+    ("percentile_keepdims", lambda x: np.percentile(x, 30, axis=1, keepdims=True),
+     lambda x: onp.percentile(x, 30, axis=1, keepdims=True), [(6, 5)], True),
+    ("cov", np.cov, onp.cov, [(3, 7)], True),
+    ("cov_cols_ddof0", lambda x: np.cov(x, rowvar=False, bias=True), lambda x: onp.cov(x, rowvar=False, bias=True),
+     [(7, 3)], True),
+    ("corrcoef", np.corrcoef, onp.corrcoef, [(3, 7)], True),
+    ("kron", np.kron, onp.kron, [(2, 3), (3, 2)], True),
+    ("cross", np.cross, onp.cross, [(4, 3), (4, 3)], True),
+    ("vecdot", np.vecdot, lambda a, b: onp.sum(a * b, axis=-1), [(4, 5), (4, 5)], True),
+    ("matvec", np.matvec, lambda a, b: onp.einsum("bij,bj->bi", a, b), [(2, 3, 4), (2, 4)], True),
+    ("vecmat", np.vecmat, lambda a, b: onp.einsum("bi,bij->bj", a, b), [(2, 3), (2, 3, 4)], True),
+    ("multi_dot", lambda a, b, c: np.linalg.multi_dot([a, b, c]), lambda a, b, c: onp.linalg.multi_dot([a, b, c]),
+     [(5, 2), (2, 6), (6, 3)], True),
+    ("matrix_power", lambda a: np.linalg.matrix_power(a, 5), lambda a: onp.linalg.matrix_power(a, 5), [(3, 3)], True),
+    ("matrix_power_0", lambda a: np.linalg.matrix_power(a, 0) * a, lambda a: onp.linalg.matrix_power(a, 0) * a,
+     [(3, 3)], True),
+    ("vector_norm", lambda a: np.linalg.vector_norm(a), lambda a: onp.linalg.vector_norm(a), [(3, 4)], True),
+    ("matrix_norm", lambda a: np.linalg.matrix_norm(a), lambda a: onp.linalg.matrix_norm(a), [(2, 3, 4)], True),
+    ("matrix_transpose", np.matrix_transpose, onp.matrix_transpose, [(2, 3, 4)], True),
+    ("permute_dims", lambda a: np.permute_dims(a, (2, 0, 1)), lambda a: onp.permute_dims(a, (2, 0, 1)),
+     [(2, 3, 4)], True),
+    ("ravel", np.ravel, onp.ravel, [(2, 3)], True),
+    ("fliplr", np.fliplr, onp.fliplr, [(3, 4)], True),
+    ("flipud", np.flipud, onp.flipud, [(3, 4)], True),
+    ("rot90", np.rot90, onp.rot90, [(3, 4)], True),
+    ("rot90_k3_axes", lambda a: np.rot90(a, 3, (1, 2)), lambda a: onp.rot90(a, 3, (1, 2)), [(2, 3, 4)], True),
+    ("rot90_k2", lambda a: np.rot90(a, 2), lambda a: onp.rot90(a, 2), [(3, 4)], True),
+    ("append", lambda a, b: np.append(a, b, axis=0), lambda a, b: onp.append(a, b, axis=0), [(2, 3), (1, 3)], True),
+    ("append_flat", np.append, onp.append, [(2, 3), (4,)], True),
+    ("select", lambda a: np.select([a > 0.5, a < -0.5], [a * 2, a * a], 0.25),
+     lambda a: onp.select([a > 0.5, a < -0.5], [a * 2, a * a], 0.25), [(6, 5)], True),
+    ("isclose", lambda a: np.where(np.isclose(a, 0.1, atol=0.05), 1.0, a),
+     lambda a: onp.where(onp.isclose(a, 0.1, atol=0.05), 1.0, a), [(6, 5)], True),
+    ("sinc", np.sinc, onp.sinc, [(6, 5)], True),
+    ("trapezoid", lambda a: np.trapezoid(a, dx=0.5, axis=0), lambda a: onp.trapezoid(a, dx=0.5, axis=0),
+     [(6, 5)], True),
+    ("trapezoid_x", lambda a, x: np.trapezoid(a, x), lambda a, x: onp.trapezoid(a, x), [(3, 5), (5,)], True),
+    ("polyval", lambda p, x: np.polyval(p, x), onp.polyval, [(4,), (7,)], True),
+    ("meshgrid", lambda a, b: np.meshgrid(a, b)[0] * np.meshgrid(a, b)[1],
+     lambda a, b: onp.meshgrid(a, b)[0] * onp.meshgrid(a, b)[1], [(3,), (4,)], True),
+    ("reshape_shape_kw", lambda a: np.reshape(a, shape=(3, 4)), lambda a: onp.reshape(a, (3, 4)), [(4, 3)], True),
+    ("einsum_optimize", lambda a, b: np.einsum("ij,jk->ik", a, b, optimize="optimal"),
+     lambda a, b: onp.einsum("ij,jk->ik", a, b), [(3, 4), (4, 2)], True),
+]
+
+
+def _args(shapes, seed):
+    rng = onp.random.default_rng(seed)
+    return [rng.uniform(-1, 1, s) for s in shapes]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+@pytest.mark.parametrize("name,f,ref,shapes,diff", TABLE, ids=[t[0] for t in TABLE])
+def test_against_numpy_and_finite_differences(name, f, ref, shapes, diff, backend):
+    xs = _args(shapes, len(name))
+    got = gradc.jit(f, backend=backend)(*xs)
+    want = ref(*xs)
+    assert onp.asarray(got).dtype == onp.asarray(want).dtype, (got.dtype, want.dtype)
+    onp.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    onp.testing.assert_allclose(f(*xs), want, rtol=1e-12, atol=1e-12)       # outside a trace: numpy
+    if not diff:
+        return
+    w = onp.random.default_rng(1).standard_normal(onp.shape(want))
+    grads = gradc.grad(lambda *a: np.sum(f(*a) * w), argnums=tuple(range(len(xs))), backend=backend)(*xs)
+    for i, g in enumerate(grads):
+        onp.testing.assert_allclose(g, fd_grad(lambda *a: onp.sum(ref(*a) * w), xs, i), rtol=FD_RTOL, atol=FD_ATOL)
+
+
+def test_where_on_max_needs_initial_as_numpy():
+    with pytest.raises(ValueError, match="initial"):
+        gradc.jit(lambda x: np.max(x, where=M))(onp.ones((6, 5)))
