@@ -758,3 +758,14 @@ def test_log_softmax_and_softmax_are_stable(dtype, offset, backend):
     w = np.random.default_rng(4).standard_normal(x.shape)
     g = gradc.grad(lambda v: gnp.sum(gnp.log_softmax(v, axis=-1) * w), backend=backend)(x)
     np.testing.assert_allclose(g, w - np.exp(want) * w.sum(axis=-1, keepdims=True), rtol=0, atol=64 * eps * 8)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_power_gradient_in_the_exponent_at_a_zero_base(backend):
+    """d/dp x**p = x**p log x, whose limit at x = 0 (p > 0) is 0: a zero in the base (a
+    relu's output raised to a learnable power, GeM pooling) must not make it nan."""
+    x, p = np.array([0.0, 0.5, 2.0, 0.0]), 1.5
+    gx, gp = gradc.grad(lambda x, p: gnp.sum(gnp.maximum(x, 0.0) ** p), argnums=(0, 1), backend=backend)(x, p)
+    nz = x > 0
+    assert gp == pytest.approx(np.sum(x[nz] ** p * np.log(x[nz])), rel=1e-14)
+    np.testing.assert_allclose(gx, p * x ** (p - 1), rtol=1e-14)

@@ -181,7 +181,8 @@ elementwise("div", np.divide, lambda z, x, y: (lambda g: g / y, lambda g: -(g * 
             notation=lambda m, u, v: m.mul(u, m.pow(v, m.num(-1))))
 elementwise("pow", np.power,
             lambda z, x, y: (lambda g: g * (y * power(x, y - 1.0)),
-                             lambda g: g * (z * log(x))),
+                             # x**y log x -> 0 as x -> 0 (y > 0): 0 there, not 0 * -inf (JAX's rule)
+                             lambda g: g * (z * log(where(x == 0.0, 1.0, x)))),
             c="gradc_pow({0}, {1})", llvm=lambda e, x, y: e.pow(x, y), infix="**",
             doc="x ** y; integers raised to a negative integer power are an error, as in numpy",
             notation=lambda m, u, v: m.pow(u, v), cost=8)
