@@ -1,0 +1,2 @@
+"""``gradc.scipy``: the parts of ``scipy`` (``jax.scipy``) that models use."""
+from . import special  # noqa: F401

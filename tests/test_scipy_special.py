@@ -1,0 +1,81 @@
+"""gradc.scipy.special against Python's math.lgamma (libm's), identities of digamma
+(psi(1) = -Euler's gamma, psi(x + 1) = psi(x) + 1/x) and central differences of
+math.lgamma, and numpy formulas for xlogy, xlog1py, logit, entr; on every backend.
+
+Tolerances: gammaln within 2e-14 absolute (relative where |lgamma| > 1): the
+recurrence's two terms of about 30 cancel near lgamma's zeros at 1 and 2 (float32: 2e-5);
+digamma 2e-14 against its identities, 1e-8 against central differences of lgamma
+(step 1e-5: truncation h^2 psi''/6 plus rounding eps/h)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+import gradc.scipy.special as sp
+
+BACKENDS = ["numpy", "llvm", "c"]
+X = np.concatenate([np.linspace(0.01, 40, 2001), [1e-8, 0.5, 1.0, 2.0, 15.999, 16.0, 100.0, 1e5, 1e300]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 2e-14), (np.float32, 2e-5)])
+def test_gammaln_against_libm(dtype, tol, backend):
+    x = X[X < np.finfo(dtype).max].astype(dtype)
+    got = gradc.jit(sp.gammaln, backend=backend)(x)
+    want = np.array([math.lgamma(float(v)) for v in x])
+    assert got.dtype == dtype
+    assert np.all(np.abs(got - want) <= tol * np.maximum(1.0, np.abs(want)))
+    special = gradc.jit(sp.gammaln, backend=backend)(np.array([0.0, -1.0, np.inf, np.nan], dtype))
+    assert np.isnan(special[[0, 1, 3]]).all() and special[2] == np.inf
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_digamma_identities_and_gammaln_derivative(backend):
+    x = X[(X > 1e-6) & (X < 1e6)]
+    psi = gradc.jit(sp.digamma, backend=backend)
+    assert psi(np.array([1.0]))[0] == pytest.approx(-0.57721566490153286, abs=2e-15)
+    # (relative to the terms: psi(0.01) = -100.56 and 1/0.01 cancel to -0.56)
+    assert np.all(np.abs(psi(x + 1) - (psi(x) + 1 / x)) <= 2e-14 * (1 + np.abs(psi(x)) + 1 / x))
+    h = 1e-5
+    mid = x[(x > 0.1) & (x < 100)]      # (beyond, lgamma's rounding over h swamps the difference)
+    fd = np.array([(math.lgamma(v + h) - math.lgamma(v - h)) / (2 * h) for v in mid])
+    np.testing.assert_allclose(psi(mid), fd, rtol=1e-8, atol=1e-8)
+    g = gradc.grad(lambda v: gnp.sum(sp.gammaln(v)), backend=backend)(x)       # its derivative: digamma
+    np.testing.assert_allclose(g, psi(x), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_xlogy_xlog1py_logit_entr(backend):
+    x = np.array([0.0, 0.0, 0.0, 1.5, 2.0, 0.3])
+    y = np.array([0.0, 0.7, np.inf, 0.25, 3.0, 0.9])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = np.where(x == 0, 0.0, x * np.log(y))
+    np.testing.assert_allclose(gradc.jit(sp.xlogy, backend=backend)(x, y), want, rtol=4e-16, atol=0)
+    gx, gy = gradc.grad(lambda a, b: gnp.sum(sp.xlogy(a, b)), argnums=(0, 1), backend=backend)(x, y)
+    np.testing.assert_allclose(gx[3:], np.log(y[3:]), rtol=1e-15)       # d/dx x log y = log y
+    assert gx[1] == pytest.approx(math.log(0.7))                          # at x = 0 too
+    np.testing.assert_allclose(gy, np.where(x == 0, 0.0, x / np.where(y == 0, 1, y)), rtol=1e-15)
+    y1 = np.array([-1.0, 0.5, -0.5, 0.25, 3.0, 0.9])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want1 = np.where(x == 0, 0.0, x * np.log1p(y1))
+    np.testing.assert_allclose(gradc.jit(sp.xlog1py, backend=backend)(x, y1), want1, rtol=4e-16, atol=0)
+    p = np.array([1e-9, 0.25, 0.5, 0.999])
+    np.testing.assert_allclose(gradc.jit(sp.logit, backend=backend)(p), np.log(p / (1 - p)), rtol=1e-14)
+    np.testing.assert_allclose(gradc.grad(lambda v: gnp.sum(sp.logit(v)), backend=backend)(p), 1 / (p * (1 - p)),
+                               rtol=1e-12)
+    e = np.array([0.0, 0.5, 2.0, -1.0])
+    np.testing.assert_allclose(gradc.jit(sp.entr, backend=backend)(e),
+                               [0.0, -0.5 * math.log(0.5), -2 * math.log(2), -np.inf], rtol=4e-16, atol=0)
+
+
+def test_concrete_inputs_and_scipy_where_installed():
+    x = np.array([0.5, 3.0, 17.5])
+    np.testing.assert_allclose(sp.gammaln(x), [math.lgamma(v) for v in x], rtol=1e-14)
+    scipy_special = pytest.importorskip("scipy.special")
+    for name in ("gammaln", "digamma", "logit", "entr", "erf", "erfc"):
+        np.testing.assert_allclose(gradc.jit(getattr(sp, name))(x / 20), getattr(scipy_special, name)(x / 20),
+                                   rtol=1e-13, err_msg=name)
