@@ -56,29 +56,43 @@ class IndexUpdateRef:
     def __init__(self, x, idx):
         self._x, self._idx = x, idx
 
-    def get(self):
+    def get(self, *, indices_are_sorted=False, unique_indices=False, mode=None, fill_value=None):
         """``x[idx]``."""
+        _check_mode(mode)
         return st.getitem(self._x, self._idx)
 
-    def set(self, values):
+    def set(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] = values``."""
+        _check_mode(mode)
         return update(self._x, self._idx, values, "set")
 
-    def add(self, values):
+    def add(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] += values`` (repeated indices accumulate, as ``np.add.at``)."""
+        _check_mode(mode)
         return update(self._x, self._idx, values, "add")
 
-    def multiply(self, values):
+    def multiply(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] *= values``."""
+        _check_mode(mode)
         return update(self._x, self._idx, values, "multiply")
 
-    def min(self, values):
+    def min(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] = minimum(x[idx], values)``."""
+        _check_mode(mode)
         return update(self._x, self._idx, values, "min")
 
-    def max(self, values):
+    def max(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] = maximum(x[idx], values)``."""
+        _check_mode(mode)
         return update(self._x, self._idx, values, "max")
+
+
+def _check_mode(mode):
+    """JAX's ``mode=`` for out-of-bounds indices.  ``indices_are_sorted`` and
+    ``unique_indices`` are hints, accepted and not needed."""
+    if mode not in (None, "promise_in_bounds"):
+        raise UnsupportedError(f"x.at[...](mode={mode!r}): gradc checks every index, and one out of bounds is an "
+                               "error (an IndexError naming the argument); clip or mask the indices first")
 
 
 def _combine(old, new, mode):

@@ -172,6 +172,25 @@ def _merged_product(a, ia, b, ib, fa, fb, summed):
     return reshape_sym(r, rows + cols) if len(cols) > 1 else r
 
 
+def _broadcast_ellipsis(ops, inputs, subscripts):
+    """The axes under ``...`` broadcast as numpy's do (size 1 against n): an operand
+    whose ellipsis axis has size 1 where another's has more is broadcast to it."""
+    if "..." not in subscripts:
+        return ops
+    from .structure import broadcast_to
+    explicit = set(c for c in subscripts.replace("...", "") if c.isalpha())
+    sizes: dict = {}
+    for x, idx in zip(ops, inputs):
+        for axis, c in enumerate(idx):
+            if c not in explicit and _size(x, axis) != 1:
+                sizes.setdefault(c, x._shape[axis])
+    out = []
+    for x, idx in zip(ops, inputs):
+        want = tuple(sizes[c] if c in sizes and _size(x, a) == 1 else x._shape[a] for a, c in enumerate(idx))
+        out.append(broadcast_to(x, want) if want != tuple(x._shape) else x)
+    return out
+
+
 def einsum(subscripts, *operands):
     """numpy.einsum: explicit (``ij,jk->ik``) and implicit (``ij,jk``) output, repeated
     indices within an operand (``ii->i``, ``ii``), ellipses, any number of operands."""
@@ -184,6 +203,7 @@ def einsum(subscripts, *operands):
     dt = result_dtype(list(operands), float_result=False)
     ops = [convert(x, dt) for x in operands]
     inputs, out = _parse(subscripts, [x.ndim for x in ops])
+    ops = _broadcast_ellipsis(ops, inputs, subscripts)
     seen = {}
     for k, (x, idx) in enumerate(zip(ops, inputs)):   # one size per index
         for axis, c in enumerate(idx):
