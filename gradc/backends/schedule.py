@@ -502,6 +502,8 @@ def _materialize_pieces(g: Graph, roots: set) -> None:
         for a in g[n]["args"]:
             if a in roots or g[a]["op"] in ("input", "const") or OPS[g[a]["op"]].kind == "source":
                 continue
+            if tuple(g[a]["shape"]) == tuple(g[n]["shape"]):
+                continue        # a window that is the whole result: nothing computed for naught
             inlined: set = set()
             body(a, inlined)
             if _cost(inlined, g, roots) > MAX_PIECE_COST:
