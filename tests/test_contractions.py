@@ -227,3 +227,24 @@ def test_einsum_errors_name_the_index():
         gradc.jit(lambda a, b: np.einsum("ij,jk->ik", a, b))(onp.ones((2, 4)), onp.ones((3, 5)))
     with pytest.raises(ShapeError, match="do not match an operand of rank 2"):
         gradc.jit(lambda a: np.einsum("ijk->i", a))(onp.ones((2, 4)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_merged_contraction_keeps_the_rows_symbolic(backend):
+    """einsum('blkc,kco->blo') merges k and c (fixed: a weight's sizes) but leaves the
+    rows b, l symbolic: one compiled graph serves every batch and length, the reshape
+    (b, l, k, c) -> (b, l, k*c) splitting only its last index.  Against numpy's einsum."""
+    W = onp.random.default_rng(0).normal(size=(3, 4, 5))
+    f = gradc.value_and_grad(lambda win, W: np.sum(np.tanh(np.einsum("blkc,kco->blo", win, W)) ** 2),
+                             argnums=(0, 1), backend=backend)
+    for B, L in [(5, 7), (9, 2), (300, 40)]:
+        win = onp.random.default_rng(B).normal(size=(B, L, 3, 4))
+        v, (gwin, gW) = f(win, W)
+        h = onp.tanh(onp.einsum("blkc,kco->blo", win, W))
+        d = 2 * h * (1 - h * h)
+        onp.testing.assert_allclose(v, onp.sum(h ** 2), rtol=1e-12)
+        onp.testing.assert_allclose(gwin, onp.einsum("blo,kco->blkc", d, W), rtol=1e-11, atol=1e-13)
+        onp.testing.assert_allclose(gW, onp.einsum("blkc,blo->kco", win, d), rtol=1e-11, atol=1e-12)
+    g = f.lower(win, W).graph
+    assert [g[i]["shape"][2:] for i in g.inputs][0] == (3, 4)
+    assert all(isinstance(d, str) for d in g[g.inputs[0]]["shape"][:2])
