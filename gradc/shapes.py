@@ -138,3 +138,16 @@ class ShapeEnv:
 def resolve(shape: Shape, sizes: dict[str, int]) -> tuple[int, ...]:
     """Concrete shape of a symbolic one, given the run-time sizes of the symbols."""
     return tuple(d if isinstance(d, int) else sizes[d] for d in shape)
+
+
+def common_ends(a, b) -> tuple[int, int]:
+    """(p, q): ``a`` and ``b`` (sequences of sizes or symbols) begin with the same p
+    entries and end with the same q, the two parts not overlapping.  A row-major reshape
+    between them keeps those axes as they are and reshapes only the middle."""
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    q = 0
+    while q < min(len(a), len(b)) - p and a[len(a) - 1 - q] == b[len(b) - 1 - q]:
+        q += 1
+    return p, q

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import OPS
+from ..shapes import common_ends
 from .loop_ir import (BLAS_CALL, CHUNK, END, SKINNY_MAX_N, START, STATUS_NEGATIVE_POWER, ZERO, Acc, AccInit,
                       AccValue, Accumulate, Apply, Bin, Checked, Comment, Const, Eval, Expr, Fill, FromIndex, Gemm,
                       Guard, Kernel, Load, Loop, MathCall, Nest, Not, Parallel, Rebase, Select, SkinnyPack, SkinnyRows,
@@ -143,12 +144,7 @@ class LoopLowering:
         # general reshape: the axes both shapes begin and end with keep their indices
         # (``(n, 5, 32) -> (n, 160)``: only the last index is split); the middle is
         # linearized, then delinearized
-        p = 0
-        while p < min(len(ins), len(outs)) and ins[p] == outs[p]:
-            p += 1
-        q = 0
-        while q < min(len(ins), len(outs)) - p and ins[len(ins) - 1 - q] == outs[len(outs) - 1 - q]:
-            q += 1
+        p, q = common_ends(ins, outs)
         mid_in = ins[p:len(ins) - q]
         flat = flat_offset(outs[p:len(outs) - q], idx[p:len(idx) - q])
         inner = []

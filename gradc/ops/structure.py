@@ -9,7 +9,7 @@ from .bind import bind, convert, result_dtype, tracer, unbroadcast
 from .registry import CONVERSIONS, Op, register
 from ..errors import ShapeError, UnsupportedError
 from ..graph import fmt_type
-from ..shapes import resolve
+from ..shapes import common_ends, resolve
 
 
 # ----------------------------------------------------------------------------- reshape
@@ -28,12 +28,7 @@ def _merges_fixed_axes(a, b) -> bool:
     between a common leading and trailing part (``(n, 5, 32) -> (n, 160)``: the symbols
     stay symbolic, each row of ``n`` maps to itself)?"""
     a, b = [d for d in a if d != 1], [d for d in b if d != 1]
-    p = 0
-    while p < min(len(a), len(b)) and a[p] == b[p]:
-        p += 1
-    q = 0
-    while q < min(len(a), len(b)) - p and a[len(a) - 1 - q] == b[len(b) - 1 - q]:
-        q += 1
+    p, q = common_ends(a, b)
     mid_a, mid_b = a[p:len(a) - q], b[p:len(b) - q]
     return (all(isinstance(d, int) for d in mid_a + mid_b)
             and np.prod(mid_a, dtype=np.int64) == np.prod(mid_b, dtype=np.int64))

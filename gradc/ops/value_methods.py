@@ -14,21 +14,12 @@ def _r(f):
     return lambda self, other: f(other, self)
 
 
-Value.__add__ = lambda s, o: ew.add(s, o)
-Value.__radd__ = _r(ew.add)
-Value.__sub__ = lambda s, o: ew.subtract(s, o)
-Value.__rsub__ = _r(ew.subtract)
-Value.__mul__ = lambda s, o: ew.multiply(s, o)
-Value.__rmul__ = _r(ew.multiply)
-Value.__truediv__ = lambda s, o: ew.divide(s, o)
-Value.__rtruediv__ = _r(ew.divide)
+# the arithmetic operators and their reflected forms (x + 1, 1 + x)
+for _name, _f in [("add", ew.add), ("sub", ew.subtract), ("mul", ew.multiply), ("truediv", ew.divide),
+                  ("floordiv", mathfuncs.floor_divide), ("mod", mathfuncs.remainder), ("divmod", mathfuncs.divmod_)]:
+    setattr(Value, f"__{_name}__", (lambda f: lambda s, o: f(s, o))(_f))
+    setattr(Value, f"__r{_name}__", _r(_f))
 Value.__pow__ = lambda s, o: ew.power(s, o, operator=True)
-Value.__floordiv__ = lambda s, o: mathfuncs.floor_divide(s, o)
-Value.__rfloordiv__ = _r(mathfuncs.floor_divide)
-Value.__mod__ = lambda s, o: mathfuncs.remainder(s, o)
-Value.__rmod__ = _r(mathfuncs.remainder)
-Value.__divmod__ = lambda s, o: mathfuncs.divmod_(s, o)
-Value.__rdivmod__ = _r(mathfuncs.divmod_)
 Value.__rpow__ = _r(ew.power)
 Value.__matmul__ = lambda s, o: la.matmul(s, o)
 Value.__rmatmul__ = _r(la.matmul)
