@@ -24,17 +24,20 @@ own again): the right one's matrices transposed or not, as attention's ``q @ k^T
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as onp
 
 import gradc
 import gradc.numpy as gnp
+import gradc.nn as gnn
 
 MAX_RANK = 4
 RANK4_SHARE = 0.35      # programs with a rank-4 phase
 PICK_SHARE = 0.3        # programs ending with a pick (a softmax's picked class, take_along_axis)
 STACK_SHARE = 0.5       # rank-4 programs with a product of two stacks after the pick
+MATH_SHARE = 0.3        # programs with one of MATH applied after the stack phase
 MAX_NUMEL = 600_000        # no value above this many elements (memory, numpy reference time)
 SMALL_SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17]
 BACKENDS = ["llvm", "c", "numpy"]
@@ -88,6 +91,33 @@ UNARY = {
     "abs": (gnp.abs, onp.abs, lambda x: [_sign(x)]),
     "clip": (lambda x: gnp.clip(x, -0.5, 0.8), lambda x: onp.clip(x, -0.5, 0.8),
              lambda x: [_sign(x + 0.5), _sign(x - 0.8)]),
+}
+
+_ERF = onp.frompyfunc(math.erf, 1, 1)
+
+
+def _erf_np(x):
+    return onp.asarray(_ERF(x), dtype=onp.result_type(x, onp.float32))
+
+
+def _softmax_np(x):
+    if onp.ndim(x) == 0:
+        return onp.ones_like(x)
+    m = onp.max(x, axis=-1, keepdims=True) if x.shape[-1] else x
+    e = onp.exp(x - m)
+    return e / onp.sum(e, axis=-1, keepdims=True)
+
+
+# unary functions of a later phase (its own random stream): erf and what is built on it,
+# jax.nn's smooth activations, a softmax over the last axis; drawn apart from UNARY so
+# that the programs of older seeds stay as they were
+MATH = {
+    "erf": (gnp.erf, _erf_np, None),
+    "gelu": (gnp.gelu, lambda x: x * 0.5 * (1.0 + _erf_np(x / math.sqrt(2.0))), None),
+    "silu": (gnn.silu, lambda x: x * _sig(x), None),
+    "log_sigmoid": (gnn.log_sigmoid, lambda x: -onp.logaddexp(0, -x), None),
+    "softmax": (lambda x: gnp.softmax(x, axis=-1) if x.ndim else gnp.ones_like(x), _softmax_np, None),
+    "hypot": (lambda x: gnp.hypot(x, 0.75), lambda x: onp.hypot(x, 0.75), None),
 }
 
 # binary, broadcasting: name -> (gradc, numpy, kink pattern or None)
@@ -219,6 +249,11 @@ def generate(seed: int) -> Program:
     r6 = onp.random.default_rng((seed, 6))     # (its own stream, as r5's)
     if p.rank4 and r6.random() < STACK_SHARE:
         _draw_stack_product(p, r6)
+    r8 = onp.random.default_rng((seed, 8))     # (its own stream, as r5's)
+    if r8.random() < MATH_SHARE:
+        i = _pick(p, r8, lambda i: p.kinds[i] == "f")
+        if i is not None:
+            _push(p, ("unary", str(r8.choice(sorted(MATH))), i), p.shapes[i])
     p.n_drawn = len(p.steps)
     _fold_unused(p)
     p.depth, p.ops = _analyse(p)
@@ -638,9 +673,10 @@ def _step(s, pool, native, upcast, trace, unstable=False):
     y = None
     if k == "unary":
         x = pool[s[2]]
-        y = UNARY[s[1]][ix](x)
-        if trace is not None and UNARY[s[1]][2]:
-            trace.patterns += UNARY[s[1]][2](x)
+        fns = UNARY.get(s[1]) or MATH[s[1]]
+        y = fns[ix](x)
+        if trace is not None and fns[2]:
+            trace.patterns += fns[2](x)
             if unstable:
                 gaps = [x] if s[1] != "clip" else [x + 0.5, x - 0.8]
                 trace.fragile |= any(trace.near(g, x) for g in gaps)
