@@ -79,3 +79,18 @@ def test_concrete_inputs_and_scipy_where_installed():
     for name in ("gammaln", "digamma", "logit", "entr", "erf", "erfc"):
         np.testing.assert_allclose(gradc.jit(getattr(sp, name))(x / 20), getattr(scipy_special, name)(x / 20),
                                    rtol=1e-13, err_msg=name)
+
+
+def test_scipys_own_functions_trace():
+    """scipy.special's ufuncs called on traced values (unmodified scipy code) dispatch to
+    gradc.scipy.special: value and gradient as gradc's own names give."""
+    scipy_special = pytest.importorskip("scipy.special")
+    x = np.linspace(0.1, 3.0, 7)
+
+    def f(s):
+        return lambda v: gnp.sum(s.erf(v) + s.gammaln(v) + s.xlogy(v, v) + s.expit(v) + s.entr(v))
+    v, g = gradc.value_and_grad(f(scipy_special))(x)
+    want_v, want_g = gradc.value_and_grad(f(sp))(x)
+    assert v == pytest.approx(want_v, rel=1e-15)
+    np.testing.assert_allclose(g, want_g, rtol=1e-15)
+    assert v == pytest.approx(float(f(scipy_special)(x)), rel=1e-13)     # scipy's own values, concrete
