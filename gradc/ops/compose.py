@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ..errors import UnsupportedError
+from .stats import _eager
 
 
 _NS = None
@@ -39,11 +40,6 @@ def _gnp():
             sort=arr.sort, sqrt=ew.sqrt, stack=st.stack, swapaxes=la.swapaxes, transpose=la.transpose,
             where=ew.where)
     return _NS
-
-
-def _eager(*xs):
-    from .. import tracer as t
-    return t.current() is None and not builtins.any(isinstance(x, t.Value) for x in xs)
 
 
 def _no_out(out, name):

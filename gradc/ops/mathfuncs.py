@@ -456,11 +456,9 @@ def floor_divide(a, b):
     return _divmod(a, b)[0]
 
 
+@composite(np.divmod, floats=False)
 def divmod_(a, b):
     """numpy.divmod: (floor_divide(a, b), remainder(a, b))."""
-    t = _trace()
-    if t.current() is None and not any(isinstance(x, t.Value) for x in (a, b)):
-        return np.divmod(a, b)
     return floor_divide(a, b), remainder(a, b)
 
 
@@ -520,16 +518,14 @@ def arccosh(x):
     return where(x < big, near, log(maximum(x, big)) + math.log(2.0))
 
 
+@composite(np.logical_xor, floats=False)
 def logical_xor(a, b):
-    t = _trace()
-    if t.current() is None and not any(isinstance(v, t.Value) for v in (a, b)):
-        return np.logical_xor(a, b)
-    return ew.not_equal(ew.convert_bool(t.to_value(a)), ew.convert_bool(t.to_value(b)))
+    return ew.not_equal(ew.convert_bool(a), ew.convert_bool(b))
 
 
+@composite(np.positive, floats=False)
 def positive(x):
-    t = _trace()
-    return np.positive(x) if t.current() is None and not isinstance(x, t.Value) else t.to_value(x)
+    return x
 
 
 @composite(np.fabs)
@@ -546,10 +542,10 @@ def float_power(a, b):
     return ew.power(convert(t.to_value(a), f64), convert(t.to_value(b), f64))
 
 
+@composite(np.conjugate, floats=False)
 def conjugate(x):
     """The complex conjugate: a real array (gradc's arrays are real) is its own."""
-    t = _trace()
-    return np.conjugate(x) if t.current() is None and not isinstance(x, t.Value) else t.to_value(x)
+    return x
 
 
 conj = conjugate

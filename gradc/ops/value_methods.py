@@ -105,17 +105,16 @@ def _sort_in_place(self, axis=-1, kind=None, order=None):
 Value.sort = _sort_in_place
 
 
-class _ScipyUfuncs(dict):
-    """scipy.special's ufuncs by name (scipy code on traced values: ``scipy.special.erf(x)``
-    dispatches here), looked up in gradc.scipy.special on first use."""
-
-    def get(self, name, default=None):
-        from ..scipy import special
-        names = {"erf", "erfc", "expit", "logit", "xlogy", "xlog1py", "entr", "gammaln", "psi", "digamma"}
-        return getattr(special, name) if name in names else default
+_SCIPY_UFUNCS = frozenset({"erf", "erfc", "expit", "logit", "xlogy", "xlog1py", "entr", "gammaln", "psi", "digamma"})
 
 
-_SCIPY_UFUNCS = _ScipyUfuncs()
+def _scipy_ufunc(name):
+    """scipy.special's ufunc ``name`` as gradc.scipy.special has it, or None (scipy code on
+    traced values: ``scipy.special.erf(x)`` dispatches here)."""
+    if name not in _SCIPY_UFUNCS:
+        return None
+    from ..scipy import special
+    return getattr(special, name)
 
 
 def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
@@ -125,7 +124,7 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
         raise UnsupportedError(f"numpy.{ufunc.__name__}(..., out=...) cannot write into a traced value")
     kwargs.pop("out", None)
     if method == "__call__":
-        f = gnp.UFUNCS.get(ufunc.__name__) or _SCIPY_UFUNCS.get(ufunc.__name__)
+        f = gnp.UFUNCS.get(ufunc.__name__) or _scipy_ufunc(ufunc.__name__)
         if f is None:
             raise gnp.unsupported(ufunc.__name__, "numpy", user_source())
         if kwargs:
