@@ -150,9 +150,6 @@ def erf(x):
 def erfc(x):
     """1 - erf(x) (``scipy.special.erfc``): accurate to an ulp of 1, so its relative
     accuracy falls off where erfc is small (x beyond about 3)."""
-    from .. import tracer as t
-    if t.current() is None and not isinstance(x, t.Value):
-        return 1.0 - erf(x)
     return 1.0 - erf(x)
 
 
