@@ -14,13 +14,13 @@ How an expression is evaluated:
    goes first, so no step builds a larger intermediate than it must.
 3. A pair with one contracted index and at most one free index on each side is a
    (batched) matrix product (a stack of matrix-vector products is not): BLAS for
-   matrices, one fused loop nest for stacks.  Without
-   batch indices, one contracted index with several free ones on the left and one on
-   the right (``btd,dk->btk``) is one product over the left's free axes as rows, and
-   several contracted indices with one free index on each side (``btd,btk->dk``) one
-   ``contract``; several contracted indices trailing the left (``blkc,kco->blo``), or
-   several free indices on the right (``bd,edh->beh``), are merged into one (their sizes
-   are fixed: another size retraces): each a single BLAS call.  Any other pair is a broadcast product summed
+   matrices, one fused loop nest for stacks.  Without batch indices, one contracted
+   index with several free ones on the left and one on the right (``btd,dk->btk``) is
+   one product over the left's free axes as rows, and several contracted indices with
+   one free index on each side (``btd,btk->dk``) one ``contract``; several contracted
+   indices trailing the left (``blkc,kco->blo``), or several free indices on the right
+   (``bd,edh->beh``), are merged into one (their sizes are fixed: another size
+   retraces): each a single BLAS call.  Any other pair is a broadcast product summed
    over its contracted indices, which the scheduler fuses into one loop nest without
    materializing the product.
 """
