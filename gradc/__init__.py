@@ -17,6 +17,7 @@ from .ops import value_methods as _vm  # noqa: F401  (operators on traced values
 from .api import Lowered, config, grad, jit, jvp, trace, value_and_grad, vjp  # noqa: F401
 from .jacobian import jacobian  # noqa: F401
 from .hessian import hessian, hvp  # noqa: F401
+from .vmap import vmap  # noqa: F401
 from . import distributed as _distributed  # noqa: F401  (dask arrays; imports dask only when used)
 from . import numpy  # noqa: F401
 from . import tree_util  # noqa: F401

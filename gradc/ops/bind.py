@@ -87,3 +87,53 @@ def unbroadcast(g, shape):
     if axes:
         g = sum_axes(g, axes, True)
     return g
+
+
+# ----------------------------------------------------------------------------- batching
+# An op's ``batch`` rule (gradc.batching, vmap) gets ``(n, args, batched, **params)``:
+# ``n`` the batch size, ``args`` the operands, ``batched[i]`` whether operand i carries
+# the batch as a new leading axis (the others are shared by every example), and returns
+# the result with the batch as its leading axis.  These helpers line the operands up.
+def batch_expand(x, rank: int):
+    """A batched operand ``(n, *s)`` whose example has rank ``len(s) <= rank``, as
+    ``(n, 1, ..., 1, *s)``: its example broadcast on the left to ``rank`` axes, as numpy
+    broadcasts an example of lower rank, with the batch axis kept first."""
+    s = x._shape
+    if len(s) - 1 >= rank:
+        return x
+    return bind("reshape", x, shape=(s[0],) + (1,) * (rank - len(s) + 1) + tuple(s[1:]))
+
+
+def batch_materialize(n, x):
+    """A shared operand given to every one of the ``n`` examples: ``(n, *x.shape)``."""
+    x = tracer().to_value(x)
+    s = x._shape
+    return bind("broadcast_to", bind("reshape", x, shape=(1,) + tuple(s)), shape=(n,) + tuple(s))
+
+
+def batch_all(n, args, batched) -> list:
+    """Every operand batched: shared ones materialized for the ``n`` examples."""
+    return [a if b else batch_materialize(n, a) for a, b in zip(args, batched)]
+
+
+def batch_broadcasting(name):
+    """The rule of an op whose operands broadcast as numpy's (element-wise ops): the
+    batched operands get the examples' common rank, the shared ones broadcast as is."""
+    def rule(n, args, batched, **params):
+        rank = max(a.ndim - int(b) for a, b in zip(args, batched))
+        return bind(name, *[batch_expand(a, rank) if b else a for a, b in zip(args, batched)], **params)
+    return rule
+
+
+def batch_stacked(name):
+    """The rule of an op that already maps over leading axes its operands share (LAPACK's
+    stacks of matrices): every operand batched, the batch one more leading axis."""
+    def rule(n, args, batched, **params):
+        return bind(name, *batch_all(n, args, batched), **params)
+    return rule
+
+
+def batch_rows(n, rank: int):
+    """The example number ``0..n-1`` along the leading axis of ``(n, 1, ..., 1)`` (``rank``
+    ones): the extra index that gathers or scatters every example in its own row."""
+    return bind("iota", shape=(n,) + (1,) * rank, axis=0, dtype=np.dtype(np.int64))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bind import convert, result_dtype, tracer, unbroadcast  # noqa: F401  (re-exported)
+from .bind import batch_broadcasting, convert, result_dtype, tracer, unbroadcast  # noqa: F401  (re-exported)
 from .registry import Op, register
 from .structure import broadcast_to
 from ..errors import ShapeError
@@ -82,7 +82,7 @@ def elementwise(name, numpy, partials=None, *, vjp=None, jvp=None, llvm=None, c=
             return broadcast_to(total, ans._shape) if total._shape != ans._shape else total
     return register(Op(name, "elementwise", shape_rule, numpy, vjp, jvp, partials,
                        llvm, c, doc, infix, notation=notation, deriv=deriv, cost=cost, math=math, libm=libm,
-                       root=root))
+                       root=root, batch=batch_broadcasting(name)))
 
 
 def _bind(name, *xs, float_result=True, out=None):
@@ -167,7 +167,7 @@ register(Op("cast", "elementwise",
             lambda env, avals, dtype: (avals[0][0], np.dtype(dtype)), _cast_np,
             vjp=lambda g, y, x, dtype: (convert(g, x.dtype) if x.dtype.kind == "f" else None,),
             jvp=lambda ts, y, x, dtype: convert(ts[0], dtype),
-            llvm=lambda e, x, dtype: e.cast(x, dtype), c="({ctype}){0}"))
+            llvm=lambda e, x, dtype: e.cast(x, dtype), c="({ctype}){0}", batch=batch_broadcasting("cast")))
 
 # ----------------------------------------------------------------------------- binary ops
 elementwise("add", np.add, lambda z, x, y: (lambda g: g, lambda g: g), c="({0} + {1})",
@@ -246,7 +246,8 @@ register(Op("where", "elementwise", _where_shape, np.where,
             jvp=lambda ts, z, c, x, y: where(c, ts[1] if ts[1] is not None else 0.0,
                                              ts[2] if ts[2] is not None else 0.0),
             llvm=lambda e, c, x, y: e.select(c, x, y), c="({0} ? {1} : {2})",
-            doc="select x where c else y; derivative is the mask", rule="select ⇒ mask 1[c]"))
+            doc="select x where c else y; derivative is the mask", rule="select ⇒ mask 1[c]",
+            batch=batch_broadcasting("where")))
 
 
 # ----------------------------------------------------------------------------- user API

@@ -30,6 +30,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .bind import batch_stacked
 from .registry import Op, register
 from ..errors import ArgumentError, LinAlgError, ShapeError
 
@@ -151,6 +152,7 @@ def _solve_jvp(ts, x, a, b):
 
 
 register(Op("solve", "linalg", _solve_shape, _numpy_call("solve", np.linalg.solve),
+            batch=batch_stacked("solve"),
             vjp=_solve_vjp, jvp=_solve_jvp, root=True, extra={"lapack": "gesv"},
             doc="X = A⁻¹ B for a stack of (M, M) and (M, K) matrices; vjp: B̄ = A⁻ᵀ G, Ā = −B̄ Xᵀ",
             notation=lambda m, a, b: m.fn("solve", a, b),
@@ -195,6 +197,7 @@ def _solve_tri_jvp(ts, x, a, b, lower):
 
 
 register(Op("solve_triangular", "linalg", _solve_tri_shape, _numpy_call("solve", _solve_tri_np),
+            batch=batch_stacked("solve_triangular"),
             vjp=_solve_tri_vjp, jvp=_solve_tri_jvp, root=True, extra={"lapack": "trtrs"},
             doc="X = T⁻¹ B for T the lower (lower=True) or upper triangle of A (as scipy.linalg.solve_triangular; "
                 "cholesky's derivatives use it); vjp: B̄ = T⁻ᵀ G, Ā = −tri(B̄ Xᵀ)",
@@ -219,6 +222,7 @@ def _inv_shape(env, avals):
 
 
 register(Op("inv", "linalg", _inv_shape, _numpy_call("inv", np.linalg.inv),
+            batch=batch_stacked("inv"),
             vjp=lambda g, x, a: (-_mm(_mT(x), _mm(g, _mT(x))),),
             jvp=lambda ts, x, a: -_mm(x, _mm(ts[0], x)),
             root=True, extra={"lapack": "gesv"}, doc="A⁻¹; vjp: −Xᵀ G Xᵀ",
@@ -237,6 +241,7 @@ def _inv_T(a):
 
 
 register(Op("det", "linalg", _det_shape, _numpy_call("det", np.linalg.det),
+            batch=batch_stacked("det"),
             vjp=lambda g, d, a: (_expand2(g * d) * _inv_T(a),),
             jvp=lambda ts, d, a: d * _sum_last2(_inv_T(a) * ts[0]),
             root=True, extra={"lapack": "getrf"}, doc="det A (by LU); vjp: ḡ det(A) A⁻ᵀ",
@@ -262,6 +267,7 @@ def _slogdet_jvp(ts, packed, a):
 
 
 register(Op("slogdet", "linalg", _slogdet_shape, _numpy_call("slogdet", _slogdet_np),
+            batch=batch_stacked("slogdet"),
             vjp=lambda g, packed, a: (_expand2(g[..., 1]) * _inv_T(a),),
             jvp=_slogdet_jvp, root=True, extra={"lapack": "getrf"},
             doc="(sign, ln|det A|) by LU, packed on a last axis of 2; vjp: ḡ_l A⁻ᵀ",
@@ -289,6 +295,7 @@ def _cholesky_jvp(ts, chol, a):
 
 
 register(Op("cholesky", "linalg", _cholesky_shape, _numpy_call("cholesky", np.linalg.cholesky),
+            batch=batch_stacked("cholesky"),
             vjp=_cholesky_vjp, jvp=_cholesky_jvp, root=True, extra={"lapack": "potrf"},
             doc="L with A = L Lᵀ, from A's lower triangle; vjp: sym(L⁻ᵀ Φ(Lᵀ Ḡ) L⁻¹)",
             notation="chol", rule="A = L Lᵀ ⇒ Ā = sym(L⁻ᵀ Φ(Lᵀ Ḡ) L⁻¹)"))
@@ -341,10 +348,12 @@ def _eigh_np(a):
 
 
 register(Op("eigvalsh", "linalg", _eig_shape(True), _numpy_call("eigvalsh", np.linalg.eigvalsh),
+            batch=batch_stacked("eigvalsh"),
             vjp=_eigvalsh_vjp, jvp=_eigvalsh_jvp, root=True, extra={"lapack": "syevd"},
             doc="the eigenvalues w of a symmetric matrix (its lower triangle), ascending; vjp: V diag(ḡ) Vᵀ",
             notation="eigvals", rule="eigenvalues w ⇒ Ā = V diag(ḡ) Vᵀ"))
 register(Op("eigh", "linalg", _eig_shape(False), _numpy_call("eigh", _eigh_np),
+            batch=batch_stacked("eigh"),
             vjp=_eigh_vjp, jvp=_eigh_jvp, root=True, extra={"lapack": "syevd"},
             doc="the eigenvectors V of a symmetric matrix (its lower triangle), columns in eigenvalue order; "
                 "vjp: sym(V (F ∘ Vᵀ Ḡ) Vᵀ), F_ij = 1/(w_j − w_i)",

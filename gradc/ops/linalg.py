@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bind import unbroadcast
+from .bind import batch_expand, bind, unbroadcast
 from .registry import Op, register
 from ..errors import ShapeError
 
@@ -77,9 +77,36 @@ def _matmul_jvp(ts, ans, a, b):
     return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
+def _matmul_batch(n, args, batched):
+    """a @ b per example.  A batched operand whose example is a matrix (or a stack) joins
+    a stack; a batched vector becomes the rows of a matrix where that is the same product
+    (``(n, k) @ W``), and one-row or one-column matrices of a stack otherwise."""
+    (a, b), (ba, bb) = args, batched
+    ra, rb = a.ndim - int(ba), b.ndim - int(bb)
+    if ra >= 2 and rb >= 2:          # stacks of matrices: batch axes broadcast
+        rank = max(ra, rb)
+        return matmul(batch_expand(a, rank) if ba else a, batch_expand(b, rank) if bb else b)
+    if ra == 1 and rb == 1:          # dot products
+        if ba and bb:
+            return bind("sum", a * b, axes=(1,), keepdims=False)
+        return matmul(a, b) if ba else matmul(b, a)
+    if ra == 1:                      # (k,) @ (k, m) -> (m,)
+        if not bb:
+            return matmul(a, b)      # the examples' vectors are a matrix's rows
+        lhs = a if ba else bind("broadcast_to", a, shape=(n,) + a._shape)
+        r = matmul(bind("reshape", lhs, shape=(n, 1, lhs._shape[1])), b)
+        return bind("reshape", r, shape=(n, r._shape[2]))
+    # (m, k) @ (k,) -> (m,)
+    if not ba:
+        return matmul(b, transpose(a))   # the examples' vectors against A's rows
+    rhs = b if bb else bind("broadcast_to", b, shape=(n,) + b._shape)
+    r = matmul(a, bind("reshape", rhs, shape=(n, rhs._shape[1], 1)))
+    return bind("reshape", r, shape=(n, r._shape[1]))
+
+
 register(Op("matmul", "linalg", _matmul_shape, np.matmul, vjp=_matmul_vjp, jvp=_matmul_jvp,
             doc="a @ b (batched above rank 2); vjp: (g b^T, a^T g), summed over broadcast batch axes",
-            infix="@", root=True))
+            infix="@", root=True, batch=_matmul_batch))
 
 
 def _contract_shape(env, avals):
@@ -105,7 +132,21 @@ register(Op("contract", "linalg", _contract_shape, _contract_numpy,
                                                   contract(a, ts[1]) if ts[1] is not None else None]),
             doc="a[..., n], b[..., m] -> Σ over the leading axes of a ⊗ b: aᵀ b with the leading axes as rows; "
                 "vjp: (b gᵀ, a g)",
-            notation="contract", rule="aᵀ b over every row ⇒ (b gᵀ, a g)", root=True))
+            notation="contract", rule="aᵀ b over every row ⇒ (b gᵀ, a g)", root=True,
+            batch=lambda n, args, batched: _contract_batch(n, *args, *batched)))
+
+
+def _contract_batch(n, a, b, ba, bb):
+    """contract per example: one row axis is a stack of products ``aᵀ b``; more row
+    axes (symbolic, so they cannot be merged into one) an outer product summed over them."""
+    rows = a.ndim - int(ba) - 1
+    if rows == 1:
+        at = transpose(a, (0, 2, 1)) if ba else transpose(a)
+        return matmul(at, b)
+    a = bind("reshape", a, shape=a._shape + (1,))
+    b = bind("reshape", b, shape=b._shape[:-1] + (1,) + b._shape[-1:])
+    lead = 1 if ba or bb else 0
+    return bind("sum", a * b, axes=tuple(range(lead, lead + rows)), keepdims=False)
 
 
 def _sum_terms(terms):
@@ -127,6 +168,7 @@ def _transpose_shape(env, avals, perm):
 register(Op("transpose", "structure", _transpose_shape, lambda x, perm: np.transpose(x, perm),
             vjp=lambda g, y, x, perm: (transpose(g, tuple(np.argsort(perm).tolist())),),
             jvp=lambda ts, y, x, perm: transpose(ts[0], perm), rule="transpose ⇒ transpose back",
+            batch=lambda n, args, batched, perm: transpose(args[0], (0,) + tuple(p + 1 for p in perm)),
             view=True))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bind import convert, reduce_dtype, tracer
+from .bind import batch_materialize, bind, convert, reduce_dtype, tracer
 from .elementwise import exp
 from .registry import Op, register
 from .structure import broadcast_to, reshape_sym
@@ -47,13 +47,23 @@ def expand_back(g, axes, keepdims, shape):
     return broadcast_to(g, shape)
 
 
+def _batch_reduce(name):
+    """A reduction per example: the same axes, one further right."""
+    def rule(n, args, batched, axes, **params):
+        (x,) = args
+        axes = tuple(range(x.ndim - 1)) if axes is None else axes
+        return bind(name, x, axes=tuple(a + 1 for a in axes), **params)
+    return rule
+
+
 def _sum_vjp(g, ans, x, axes, keepdims):
     return (expand_back(g, axes, keepdims, x._shape),)
 
 
 register(Op("sum", "reduce", _rshape, lambda x, axes, keepdims: np.sum(x, axis=axes, keepdims=keepdims),
             vjp=_sum_vjp, jvp=lambda ts, y, x, axes, keepdims: sum_(ts[0], axes, keepdims),
-            doc="sum over axes; adjoint broadcasts g back (scalar expansion)", root=True, combine="sum"))
+            doc="sum over axes; adjoint broadcasts g back (scalar expansion)", root=True, combine="sum",
+            batch=_batch_reduce("sum")))
 
 
 def _minmax_vjp(g, ans, x, axes, keepdims, initial=None):
@@ -91,8 +101,10 @@ def _np_min(x, axes, keepdims, initial=None):
     return np.min(x, axis=axes, keepdims=keepdims)
 
 
-register(Op("max", "reduce", _rshape, _np_max, vjp=_minmax_vjp, jvp=_minmax_jvp, root=True, combine="max"))
-register(Op("min", "reduce", _rshape, _np_min, vjp=_minmax_vjp, jvp=_minmax_jvp, root=True, combine="min"))
+register(Op("max", "reduce", _rshape, _np_max, vjp=_minmax_vjp, jvp=_minmax_jvp, root=True, combine="max",
+            batch=_batch_reduce("max")))
+register(Op("min", "reduce", _rshape, _np_min, vjp=_minmax_vjp, jvp=_minmax_jvp, root=True, combine="min",
+            batch=_batch_reduce("min")))
 
 
 def _count_shape(env, avals, axes, dtype):
@@ -102,7 +114,10 @@ def _count_shape(env, avals, axes, dtype):
 register(Op("count", "reduce", _count_shape,
             lambda x, axes, dtype: np.asarray(np.prod([x.shape[a] for a in axes], dtype=np.int64), dtype=dtype),
             vjp=lambda g, y, x, axes, dtype: (None,), jvp=lambda ts, y, x, axes, dtype: None,
-            doc="number of elements over axes (a run-time size; non-differentiable)"))
+            doc="number of elements over axes (a run-time size; non-differentiable)",
+            # the same count for every example
+            batch=lambda n, args, batched, axes, dtype: batch_materialize(
+                n, bind("count", args[0], axes=tuple(a + 1 for a in axes), dtype=dtype))))
 
 
 def _lse_np(x, axes, keepdims):
@@ -127,7 +142,7 @@ def _lse_jvp(ts, ans, x, axes, keepdims):
 
 register(Op("logsumexp", "reduce", _rshape, _lse_np, vjp=_lse_vjp, jvp=_lse_jvp,
             doc="log(sum(exp(x))) computed as m + log(sum(exp(x - m))), m = max(x); "
-                "its adjoint is g * softmax(x)", rule="logsumexp ⇒ softmax"))
+                "its adjoint is g * softmax(x)", rule="logsumexp ⇒ softmax", batch=_batch_reduce("logsumexp")))
 
 
 # ----------------------------------------------------------------------------- user API

@@ -3,11 +3,11 @@
 An op block (in ``elementwise.py``, ``reduce.py``, ``linalg.py``, ``structure.py``)
 defines everything about a primitive in one place: its shape rule, its numpy reference,
 how it differentiates (VJP, JVP; element-wise ops give their diagonal partials and get
-both), and how backends lower it (``llvm``: a function of a scalar emitter and operands;
-``c``: a C expression template; or ``math``: the math library function it is), what the scheduler
-needs to know (``cost``, ``view``, ``root``, ``combine``), and how ``explain`` writes it
-(``notation``, ``deriv``, ``rule``).  Backends and the explainer read these fields; the
-ops never import them.
+both), how vmap batches it (``batch``), how backends lower it (``llvm``: a function of a
+scalar emitter and operands; ``c``: a C expression template; or ``math``: the math
+library function it is), what the scheduler needs to know (``cost``, ``view``, ``root``,
+``combine``), and how ``explain`` writes it (``notation``, ``deriv``, ``rule``).
+Backends and the explainer read these fields; the ops never import them.
 """
 from __future__ import annotations
 
@@ -56,6 +56,12 @@ class Op:
     #   function or gradc.h's gradc_<math>).
     math: str | None = None
     libm: str | None = None        # C's name for ``math`` in libm (float32: name + "f"); None: gradc.h's
+    # -- what vmap reads (gradc.batching) ------------------------------------------------
+    # batch: (n, args, batched, **params) -> the op applied to a batch of n examples, with
+    #   the batch as the result's leading axis; ``batched[i]``: operand i has the batch as
+    #   its leading axis (the others are shared).  ops/bind.py has the helpers (element-wise
+    #   ops: ``batch_broadcasting``).  None: vmap refuses the op.
+    batch: Callable | None = None
 
 
 # Conversions the tracer needs from op modules it must not import (they import it):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bind import bind, convert, result_dtype, tracer, unbroadcast
+from .bind import (batch_all, batch_expand, batch_rows, bind, convert, result_dtype, tracer,
+                   unbroadcast)
 from .registry import CONVERSIONS, Op, register
 from ..errors import ShapeError, UnsupportedError
 from ..graph import fmt_type
@@ -38,6 +39,7 @@ register(Op("reshape", "structure", _reshape_shape,
             lambda x, shape, sizes=None: np.reshape(x, shape),
             vjp=lambda g, y, x, shape: (reshape_sym(g, x._shape),),
             jvp=lambda ts, y, x, shape: reshape_sym(ts[0], shape), rule="reshape ⇒ reshape back",
+            batch=lambda n, args, batched, shape: bind("reshape", args[0], shape=(n,) + tuple(shape)),
             view=True))
 
 
@@ -123,6 +125,8 @@ register(Op("broadcast_to", "structure", _bcast_shape,
             vjp=lambda g, y, x, shape: (unbroadcast(g, x._shape),),
             jvp=lambda ts, y, x, shape: broadcast_to(ts[0], shape),
             doc="scalar expansion; its adjoint sums over the expanded axes", rule="scalar expansion ⇒ sum",
+            batch=lambda n, args, batched, shape: bind("broadcast_to", batch_expand(args[0], len(shape)),
+                                                       shape=(n,) + tuple(shape)),
             view=True))
 
 
@@ -157,6 +161,7 @@ register(Op("slice", "structure", _slice_shape, lambda x, index: x[_np_index(ind
             vjp=lambda g, y, x, index: (_bind_unslice(g, index, x._shape),),
             jvp=lambda ts, y, x, index: bind("slice", ts[0], index=index),
             doc="x[start:stop:step] per axis (static bounds)", rule="slice ⇒ zero-padded gradient",
+            batch=lambda n, args, batched, index: bind("slice", args[0], index=((0, None, 1),) + tuple(index)),
             view=True))
 
 
@@ -171,7 +176,9 @@ register(Op("unslice", "structure", lambda env, avals, index, shape: (tuple(shap
             vjp=lambda g, y, x, index, shape: (bind("slice", g, index=index),),
             jvp=lambda ts, y, x, index, shape: _bind_unslice(ts[0], index, shape),
             doc="zeros of `shape` with the argument placed at index: the adjoint of slice",
-            rule="padding ⇒ slice"))
+            rule="padding ⇒ slice",
+            batch=lambda n, args, batched, index, shape: _bind_unslice(args[0], ((0, None, 1),) + tuple(index),
+                                                                       (n,) + tuple(shape))))
 
 
 def _bind_unslice(g, index, shape):
@@ -358,16 +365,40 @@ def _scatter_np(g, *idx, shape):
     return z
 
 
+def _gather_batch(n, args, batched):
+    """x[i0, i1, ...] per example: batched indices get the examples' common rank; a
+    batched x is read at one more index, the example's row."""
+    (x, *idx), (bx, *bidx) = args, batched
+    rank = max(i.ndim - int(b) for i, b in zip(idx, bidx))
+    idx = [batch_expand(i, rank) if b else i for i, b in zip(idx, bidx)]
+    return bind("gather", x, batch_rows(n, rank), *idx) if bx else bind("gather", x, *idx)
+
+
+def _scatter_batch(n, args, batched, shape):
+    """Each example scatters into its own row of a ``(n, *shape)`` result."""
+    (u, *idx), (bu, *bidx) = args, batched
+    rank = max(i.ndim - int(b) for i, b in zip(idx, bidx))
+    idx = [batch_expand(i, rank) if b else i for i, b in zip(idx, bidx)]
+    idx = [batch_rows(n, rank)] + idx
+    # the values at every index position: the native scatter reads u as the indices' shape
+    full = u._b.env.broadcast([i._shape for i in idx], "scatter indices")
+    u = batch_expand(u, rank) if bu else u
+    if u._shape != full:
+        u = bind("broadcast_to", u, shape=full)
+    return bind("scatter_add", u, *idx, shape=(n,) + tuple(shape))
+
+
 register(Op("gather", "structure", _gather_shape, _gather_np,
             vjp=lambda g, y, x, *idx: (bind("scatter_add", g, *idx, shape=x._shape),) + (None,) * len(idx),
             jvp=lambda ts, y, x, *idx: bind("gather", ts[0], *idx),
             doc="x[i0, i1, ...] with integer index arrays (broadcast together)",
-            rule="indexing ⇒ scatter (one-hot)"))
+            rule="indexing ⇒ scatter (one-hot)", batch=_gather_batch))
 register(Op("scatter_add", "structure",
             lambda env, avals, shape: (tuple(shape), avals[0][1]), _scatter_np,
             vjp=lambda g, y, u, *idx, shape: (bind("gather", g, *idx),) + (None,) * len(idx),
             jvp=lambda ts, y, u, *idx, shape: bind("scatter_add", ts[0], *idx, shape=shape),
-            doc="zeros of `shape`, adding u at the indices: the adjoint of gather", root=True))
+            doc="zeros of `shape`, adding u at the indices: the adjoint of gather", root=True,
+            batch=_scatter_batch))
 
 
 def _index_value(k):
@@ -459,7 +490,8 @@ def _concat_jvp(ts, y, *xs, axis):
 
 register(Op("concatenate", "structure", _concat_shape,
             lambda *xs, axis: np.concatenate(xs, axis=axis), vjp=_concat_vjp, jvp=_concat_jvp,
-            rule="concatenation ⇒ slices"))
+            rule="concatenation ⇒ slices",
+            batch=lambda n, args, batched, axis: bind("concatenate", *batch_all(n, args, batched), axis=axis + 1)))
 
 
 def concatenate(xs, axis=0):

@@ -1,0 +1,163 @@
+"""``gradc.vmap``: a function of one example made a function of a batch, as ``jax.vmap``.
+
+The function is traced once for one example and its graph batched
+(:mod:`gradc.batching`); inside another transformation (``grad``, ``jit``, another
+``vmap``) the batched graph joins that trace, and called on arrays it is compiled as
+``gradc.jit`` compiles (once per signature).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .api import jit
+from .batching import batch_replay
+from .errors import ArgumentError, ShapeError
+from .ops.bind import batch_materialize
+from .ops.linalg import transpose
+from .tracer import Spec, Value, current, to_value, trace_specs, user_source
+from .tree_util import _flatten_up_to, tree_flatten, tree_leaves, tree_unflatten
+
+
+def vmap(fun, in_axes=0, out_axes=0, *, axis_size=None):
+    """Map ``fun`` over an axis of its arguments, as ``jax.vmap``.
+
+    ``in_axes``: the mapped axis of every argument (an int), or per positional argument a
+    tuple of ints, ``None`` (not mapped: every example shares the argument) or pytrees of
+    them matching the argument's structure.  Keyword arguments are mapped over axis 0.
+    ``out_axes``: where the outputs get the mapped axis (an int, or a pytree of ints
+    matching the output).  ``axis_size``: the batch size when no argument is mapped.
+
+    ``vmap(grad(loss), in_axes=(None, 0, 0))(params, X, y)`` gives per-example gradients;
+    ``grad`` of a vmapped function, ``vmap`` of ``vmap`` and ``jit`` of either work."""
+    name = getattr(fun, "__name__", "f")
+
+    @functools.wraps(fun)
+    def batched(*args, **kwargs):
+        leaves = tree_leaves((args, kwargs))
+        if current() is None and not any(isinstance(x, Value) for x in leaves):
+            return compiled(*args, **kwargs)
+        return _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs)
+
+    compiled = jit(batched)
+    batched.__name__ = f"vmap({name})"
+    return batched
+
+
+def _axes_per_leaf(in_axes, args: tuple, kwargs: dict, name: str) -> list:
+    """The mapped axis (or None) of each leaf of ``(args, kwargs)``."""
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)
+    if isinstance(in_axes, tuple):
+        if len(in_axes) != len(args):
+            raise ArgumentError(f"vmap({name}): in_axes has {len(in_axes)} entries but the call has "
+                                f"{len(args)} positional arguments")
+    else:
+        in_axes = (in_axes,) * len(args)
+    spec = (in_axes, {k: 0 for k in kwargs})
+    axes, td = tree_flatten(spec, is_leaf=lambda x: x is None)
+    try:
+        subtrees = _flatten_up_to(td, (args, kwargs))
+    except ValueError as e:
+        raise ArgumentError(f"vmap({name}): in_axes does not match the arguments' structure: {e}") from None
+    out = []
+    for ax, sub in zip(axes, subtrees):
+        if ax is not None and not isinstance(ax, (int, np.integer)):
+            raise ArgumentError(f"vmap({name}): in_axes entries must be ints or None, got {ax!r}")
+        out += [ax] * len(tree_leaves(sub))
+    return out
+
+
+def _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs):
+    leaves, tree = tree_flatten((args, kwargs))
+    axes = _axes_per_leaf(in_axes, args, kwargs, name)
+    inputs, batched, where, static = [], [], [], list(leaves)
+    n = None
+    first = None
+    for k, (x, ax) in enumerate(zip(leaves, axes)):
+        if ax is None:
+            if isinstance(x, Value):
+                inputs.append(x)
+                batched.append(False)
+                where.append(k)
+            continue          # a constant shared by every example: traced as one
+        v = to_value(x)
+        if v.ndim == 0:
+            raise ArgumentError(f"vmap({name}): argument leaf {k} is a scalar, but in_axes maps its axis {ax}")
+        a = int(ax)
+        if not -v.ndim <= a < v.ndim:
+            raise ArgumentError(f"vmap({name}): in_axes maps axis {a} of an argument of rank {v.ndim}")
+        a %= v.ndim
+        if a:
+            v = transpose(v, (a,) + tuple(i for i in range(v.ndim) if i != a))
+        env = v._b.env
+        if n is None:
+            n, first = v._shape[0], (k, a)
+        else:
+            try:
+                n = env.equal(n, v._shape[0], "vmap")
+            except ShapeError:
+                raise ArgumentError(
+                    f"vmap({name}): the mapped axes differ in size: leaf {first[0]} has {env.value(n)} on axis "
+                    f"{first[1]}, leaf {k} has {env.value(v._shape[0])} on axis {a}"
+                    + (f"  [at {user_source()}]" if user_source() else "")) from None
+        inputs.append(v)
+        batched.append(True)
+        where.append(k)
+    if n is None:
+        if axis_size is None:
+            raise ArgumentError(f"vmap({name}): no argument is mapped (every in_axes is None); "
+                                "give axis_size")
+        n = int(axis_size)
+
+    def per_example(*vals):
+        full = list(static)
+        for k, v in zip(where, vals):
+            full[k] = v
+        a, kw = tree_unflatten(tree, full)
+        return fun(*a, **kw)
+
+    specs = []
+    for v, bt in zip(inputs, batched):
+        shape = v._shape[1:] if bt else v._shape
+        env = v._b.env
+        specs.append(Spec(tuple(1 if env.find(d) == 1 else None for d in shape), v.dtype,
+                          tuple(env.value(d) for d in shape)))
+    graph, structure, captured = trace_specs(per_example, specs, [f"x{k}" for k in where], name=name)
+    outs = batch_replay(graph, inputs + list(captured), batched + [False] * len(captured), n)
+    return tree_unflatten(structure, _place_outputs(outs, structure, out_axes, n, name))
+
+
+def _place_outputs(outs, structure, out_axes, n, name) -> list:
+    if isinstance(out_axes, (int, np.integer)) or out_axes is None:
+        axes = [out_axes] * len(outs)
+    else:
+        spec_axes, td = tree_flatten(out_axes, is_leaf=lambda x: x is None)
+        try:
+            subtrees = _flatten_up_to(td, tree_unflatten(structure, list(range(len(outs)))))
+        except ValueError as e:
+            raise ArgumentError(f"vmap({name}): out_axes does not match the output's structure: {e}") from None
+        axes = []
+        for ax, sub in zip(spec_axes, subtrees):
+            axes += [ax] * len(tree_leaves(sub))
+    placed = []
+    for k, ((v, bt), ax) in enumerate(zip(outs, axes)):
+        if ax is None:
+            if bt:
+                raise ArgumentError(f"vmap({name}): out_axes is None for output leaf {k}, but it "
+                                    "depends on the mapped arguments")
+            placed.append(v)
+            continue
+        if not bt:
+            v = batch_materialize(n, v)
+        a = int(ax)
+        if not -v.ndim <= a < v.ndim:
+            raise ArgumentError(f"vmap({name}): out_axes {a} is out of range for an output of rank {v.ndim - 1}")
+        a %= v.ndim
+        if a:
+            order = list(range(1, v.ndim))
+            order.insert(a, 0)
+            v = transpose(v, tuple(order))
+        placed.append(v)
+    return placed
