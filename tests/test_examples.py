@@ -33,6 +33,14 @@ def test_neuron():
     assert len(errs) == 2 and max(errs) < 1e-12, out
 
 
+def test_per_example_gradients():
+    out = run("per_example_gradients.py")
+    err = float(re.search(r"max \|gradc - closed form\| = (\S+)$", out, re.M).group(1))
+    assert err < 1e-12, out
+    assert "W1 (2048, 16, 64)" in out and re.search(r"gradc vmap\(grad\):\s+[\d.]+ ms", out)
+    assert out.rstrip().endswith("per-example gradients match the closed form")
+
+
 def test_chain_rules():
     out = run("chain_rules.py")
     for derived in ("2x cos(x²)", "2/x", "6x² cos(x³)/sin(x³)", "1 + 2x", "cos(x + x²) (1 + 2x)", "3x²",
