@@ -604,7 +604,7 @@ class Transformed(_Dispatch):
                 raise GradcError("internal: a top-level trace captured outer values")
             e = Entry(g, fwd, unopt, _compile(g, self.backend, debug), structure, self.backend)
             make_plan = getattr(e.run, "make_plan", None)
-            if make_plan is not None and self.kind in ("jit", "grad", "value_and_grad") \
+            if make_plan is not None and self.kind in ("jit", "grad", "value_and_grad", "jacobian") \
                     and len(g.inputs) == len(arrays):
                 template = self._restructure(list(range(len(g.outputs))), structure, flat)
                 if flat.flat and _plain(template):

@@ -61,8 +61,14 @@ def batch_replay(graph: Graph, args: list, batched: list[bool], n) -> list[tuple
         if prov is not None and prov.mode:     # a derivative node: what it differentiates, here
             of = graph.differentiates(nid)
             prov = replace(prov, of=env[of][0]._id if of in env else None)
-        with provenance(prov):
-            env[nid] = _batch_node(d.op, operands, params, n)
+        prev_role = b.role
+        if d.role != "forward":        # a derivative's node stays one (Graph listings, explain)
+            b.role = d.role
+        try:
+            with provenance(prov):
+                env[nid] = _batch_node(d.op, operands, params, n)
+        finally:
+            b.role = prev_role
     return [env[o] for o in graph.outputs]
 
 

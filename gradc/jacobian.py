@@ -1,26 +1,31 @@
 """Jacobians (numerator layout: shape ``out.shape + in.shape``), built from the graph
 transformations (Hessians and Hessian-vector products: :mod:`gradc.hessian`).
 
-When the graph meets the paper's diagonal condition (element-wise from the input to
-the output) the Jacobian is diagonal and one forward-mode pass with tangent 1 gives
-its diagonal; otherwise gradc uses reverse mode (one adjoint pass per output element)
-or forward mode (one tangent pass per input element), whichever needs fewer passes."""
+The whole Jacobian is one graph, so one compiled call.  When the graph meets the paper's
+diagonal condition (element-wise from the input to the output) the Jacobian is diagonal
+and one forward-mode pass with tangent 1 gives its diagonal.  Otherwise the adjoint
+graph is batched (:mod:`gradc.batching`, as ``vmap``) over the unit cotangents, one per
+output element, each giving a row; or, when the inputs have fewer elements than the
+outputs, the tangent graph over the unit tangents, each giving a column."""
 from __future__ import annotations
 
 import numpy as np
 
-from .api import Entry, Transformed, _check_argnums, _compile, _scalar
+from .api import Transformed, _check_argnums, _scalar
 from .autodiff import is_diagonal, jvp_graph, vjp_graph
+from .batching import batch_replay
 from .errors import ArgumentError
+from .ops.bind import batch_materialize, bind, convert
+from .ops.linalg import transpose
+from .ops.structure import reshape
 from .passes import optimize
-from .tracer import Value, inline, trace_specs
+from .tracer import Spec, inline, to_value, trace_specs
 from .tree_util import tree_unflatten
 
 
 class _Jacobian(Transformed):
     def __init__(self, fun, argnums, backend):
         super().__init__(fun, "jacobian", argnums, backend)
-        self._plans: dict = {}   # id(graph built) -> how to assemble its Jacobian
 
     def _constructor_args(self):     # how a pickle rebuilds it (Transformed.__reduce__)
         return (self.fun, self.argnums, self._backend)
@@ -29,73 +34,125 @@ class _Jacobian(Transformed):
         return flat.wrt(_check_argnums(self.argnums, len(flat.spans), self.name))
 
     def build(self, specs, names, flat=None):
-        F, structure, captured = trace_specs(flat.fun(self.fun), specs, names, name=self.name)
-        Fo = optimize(F)
         wrt = list(self._wrt(flat))
-        for i in wrt:
-            if Fo[Fo.inputs[i]]["dtype"].kind != "f":
-                raise ArgumentError(f"jacobian({self.name}): argument {flat.labels[i]} is not a float array")
-        diag = len(Fo.outputs) == 1 and all(is_diagonal(Fo, Fo.inputs[i], Fo.outputs[0]) for i in wrt)
-        if diag:
-            G = optimize(jvp_graph(Fo, wrt))
-            G.notes.append("the Jacobian is diagonal (element-wise from input to output, the paper's "
-                           "diagonal condition): one forward-mode pass with tangent 1 gives its diagonal")
-        else:
-            G = optimize(vjp_graph(Fo, wrt, seed="input", keep_value=False))
-            G.notes.append("dense Jacobian by reverse mode: one adjoint pass per output element")
-        self._plans[id(G)] = {"diag": diag, "wrt": wrt, "forward": Fo}
-        return F, Fo, G, structure, captured
+        found = {}
 
-    def _entry(self, arrays, flat):
-        e = super()._entry(arrays, flat)
-        if not hasattr(e, "jac_run"):
-            e.jac_run = _runner(e, self.backend, self._plans.pop(id(e.graph)))
-        return e
+        def blocks(*leaves):
+            per_output, found["structure"], found["forward"], found["note"] = _jacobian_blocks(
+                flat.fun(self.fun), list(leaves), names, wrt, self.name)
+            return [J for row in per_output for J in row]
+        F, _, captured = trace_specs(blocks, specs, names, name=self.name)
+        G = optimize(F)
+        G.notes.append(found["note"])
+        return F, found["forward"], G, found["structure"], captured
 
-    def __call__(self, *args, **kwargs):
-        from .api import foreign_handler
-        from .tracer import current
-        handler = foreign_handler(args)
-        if handler is not None:       # dask arrays: refused (only jit, grad, value_and_grad)
-            return handler(self, args, kwargs)
-        arrays, flat = self._arrays(args, kwargs)
-        if current() is not None or any(isinstance(a, Value) for a in arrays):
-            return self._call_traced(arrays, flat)
-        e = self._entry(arrays, flat)
-        return _shape_result(e.jac_run(arrays), self.argnums, e.structure, flat)
+    def _restructure(self, outs, structure, flat):
+        """The graph's outputs (the blocks, output leaf by output leaf) as the result."""
+        k = len(self._wrt(flat))
+        rows = [list(outs[i:i + k]) for i in range(0, len(outs), k)]
+        return _shape_result(rows, self.argnums, structure, flat)
 
     def _call_traced(self, arrays, flat):
-        specs, names = self._specs_names(arrays, flat)
-        F, structure, captured = trace_specs(flat.fun(self.fun), specs, names, name=self.name)
-        Fo = optimize(F)
-        wrt = list(self._wrt(flat))
-        G = optimize(vjp_graph(Fo, wrt, seed="input", keep_value=False))
-        from .tracer import to_value
-        from .ops.structure import stack, reshape
-        vals = [to_value(a) for a in arrays]
-        outs = inline(Fo, vals + list(captured))
-        in_shapes = [vals[i].shape for i in wrt]   # reading shapes fixes them: the loop unrolls
-        rows = {}
-        for oi, o in enumerate(outs):
-            oshape = o.shape
-            m = int(np.prod(oshape, dtype=np.int64))
-            per_wrt = [[] for _ in wrt]
-            for k in range(m):
-                cts = []
-                for oj, o2 in enumerate(outs):
-                    c = np.zeros(o2.shape, o2.dtype)
-                    if oj == oi:
-                        c.reshape(-1)[k] = 1
-                    cts.append(c)
-                gs = inline(G, vals + list(captured) + cts)
-                for w, gk in enumerate(gs):
-                    per_wrt[w].append(gk)
-            res = []
-            for w, s in enumerate(in_shapes):
-                J = stack(per_wrt[w]) if per_wrt[w] else np.zeros((0,) + s)
-                res.append(reshape(J, tuple(oshape) + tuple(s)))
-            rows[oi] = res
-        return _shape_result([rows[i] for i in range(len(outs))], self.argnums, structure, flat)
+        _, names = self._specs_names(arrays, flat)
+        per_output, structure, _, _ = _jacobian_blocks(flat.fun(self.fun), [to_value(a) for a in arrays],
+                                                    names, list(self._wrt(flat)), self.name)
+        return _shape_result(per_output, self.argnums, structure, flat)
+
+
+def _jacobian_blocks(fun, vals: list, names: list, wrt: list, name: str):
+    """``(per output leaf: [J per wrt leaf], output structure, optimized forward graph,
+    how it was computed)`` for ``fun`` at the traced values ``vals`` (the current trace); the sizes of the
+    outputs and of the differentiated inputs are fixed (a Jacobian's shape needs them)."""
+    specs = []
+    for v in vals:
+        env = v._b.env
+        specs.append(Spec(tuple(1 if env.find(d) == 1 else None for d in v._shape), v.dtype,
+                          tuple(env.value(d) for d in v._shape)))
+    F, structure, captured = trace_specs(fun, specs, names, name=name)
+    Fo = optimize(F)
+    for i in wrt:
+        if Fo[Fo.inputs[i]]["dtype"].kind != "f":
+            raise ArgumentError(f"jacobian({name}): argument {names[i]} is not a float array")
+    base = vals + list(captured)
+    outs = inline(Fo, base)
+    out_shapes = [tuple(o.shape) for o in outs]
+    in_shapes = [tuple(vals[i].shape) for i in wrt]
+    sizes = lambda shapes: sum(int(np.prod(s, dtype=np.int64)) for s in shapes)   # noqa: E731
+    if len(outs) == 1 and all(is_diagonal(Fo, Fo.inputs[i], Fo.outputs[0]) for i in wrt):
+        per_output = [_diagonal(Fo, base, wrt, vals, outs[0])]
+        note = ("the Jacobian is diagonal (element-wise from input to output, the paper's diagonal "
+                "condition): one forward-mode pass with tangent 1 gives its diagonal")
+    elif sizes(in_shapes) < sizes(out_shapes):
+        per_output = _by_columns(Fo, base, wrt, vals, outs, in_shapes, out_shapes)
+        note = (f"dense Jacobian by forward mode: the tangent graph over the {sizes(in_shapes)} unit "
+                "tangents of the inputs at once, each a column")
+    else:
+        per_output = _by_rows(Fo, base, wrt, vals, outs, in_shapes, out_shapes)
+        note = (f"dense Jacobian by reverse mode: the adjoint graph over the {sizes(out_shapes)} unit "
+                "cotangents of the outputs at once, each a row")
+    return per_output, structure, Fo, note
+
+
+def _unit_arrays(shape: tuple, dtype):
+    """``(m, *shape)``, m = the size of ``shape``: row k is the k-th unit array (computed
+    from two iotas, not stored)."""
+    m = int(np.prod(shape, dtype=np.int64))
+    i = bind("iota", shape=(m, 1), axis=0, dtype=np.dtype(np.int64))
+    j = bind("iota", shape=(1, m), axis=1, dtype=np.dtype(np.int64))
+    return reshape(convert(bind("eq", i, j), dtype), (m,) + shape)
+
+
+def _batched(v, bt, m):
+    return v if bt else batch_materialize(m, v)
+
+
+def _by_rows(Fo, base, wrt, vals, outs, in_shapes, out_shapes) -> list:
+    """Reverse mode: the adjoint graph over every output element's unit cotangent."""
+    G = optimize(vjp_graph(Fo, wrt, seed="input", keep_value=False))
+    per_output = []
+    for oi, o in enumerate(outs):
+        m = int(np.prod(out_shapes[oi], dtype=np.int64))
+        cts = [_unit_arrays(out_shapes[oi], o.dtype) if oj == oi else np.zeros(out_shapes[oj], o2.dtype)
+               for oj, o2 in enumerate(outs)]
+        flags = [False] * len(base) + [oj == oi for oj in range(len(outs))]
+        rows = batch_replay(G, base + cts, flags, m)
+        per_output.append([reshape(_batched(v, bt, m), out_shapes[oi] + s) for (v, bt), s in zip(rows, in_shapes)])
+    return per_output
+
+
+def _by_columns(Fo, base, wrt, vals, outs, in_shapes, out_shapes) -> list:
+    """Forward mode: the tangent graph over every input element's unit tangent."""
+    G = optimize(jvp_graph(Fo, wrt))
+    per_output = [[None] * len(wrt) for _ in outs]
+    for wi, i in enumerate(wrt):
+        n = int(np.prod(in_shapes[wi], dtype=np.int64))
+        tans = [_unit_arrays(in_shapes[wi], vals[i].dtype) if wj == wi else np.zeros(in_shapes[wj], vals[j].dtype)
+                for wj, j in enumerate(wrt)]
+        flags = [False] * len(base) + [wj == wi for wj in range(len(wrt))]
+        cols = batch_replay(G, base + tans, flags, n)[len(outs):]
+        for oi, (v, bt) in enumerate(cols):
+            v = _batched(v, bt, n)                       # (n, *out): move n last
+            v = transpose(v, tuple(range(1, v.ndim)) + (0,))
+            per_output[oi][wi] = reshape(v, out_shapes[oi] + in_shapes[wi])
+    return per_output
+
+
+def _diagonal(Fo, base, wrt, vals, out) -> list:
+    """The paper's diagonal condition: one tangent pass with tangent 1 gives the diagonal."""
+    G = optimize(jvp_graph(Fo, wrt))
+    row = []
+    for wi, i in enumerate(wrt):
+        tans = [np.ones(vals[j].shape, vals[j].dtype) if j == i else np.zeros(vals[j].shape, vals[j].dtype)
+                for j in wrt]
+        args = base + tans             # (replayed with the nodes' roles: tangent)
+        d = batch_replay(G, args, [False] * len(args), None)[1][0]
+        shape = tuple(out.shape)
+        m = int(np.prod(shape, dtype=np.int64))
+        eye = bind("eq", bind("iota", shape=(m, 1), axis=0, dtype=np.dtype(np.int64)),
+                   bind("iota", shape=(1, m), axis=1, dtype=np.dtype(np.int64)))
+        flat = reshape(d, (m, 1))
+        row.append(reshape(bind("where", eye, flat, np.zeros((), d.dtype)), shape + shape))
+    return row
 
 
 def _shape_result(per_output, argnums, structure, flat):
@@ -110,43 +167,10 @@ def _shape_result(per_output, argnums, structure, flat):
     return tree_unflatten(structure, per)
 
 
-def _runner(e: Entry, backend, info: dict):
-    """``run(arrays)``: per output leaf, the Jacobian w.r.t. each differentiated leaf."""
-    wrt, diag, Fo = info["wrt"], info["diag"], info["forward"]
-    fwd_run = _compile(Fo, backend)
-
-    def run(arrays):
-        prim = list(arrays)
-        outs = [np.asarray(o) for o in fwd_run(prim)]
-        if diag:
-            (o,) = outs
-            res = []
-            for w in wrt:
-                tans = [np.ones_like(prim[i]) if i == w else np.zeros_like(prim[i]) for i in wrt]
-                d = np.asarray(e.run(prim + tans)[1])
-                n = d.size
-                J = np.zeros((n, n), dtype=d.dtype)
-                J[np.arange(n), np.arange(n)] = d.reshape(-1)
-                res.append(J.reshape(o.shape + prim[w].shape))
-            return [res]
-        per_output = []
-        for oi, o in enumerate(outs):
-            m = o.size
-            Js = [np.zeros((m,) + prim[w].shape, dtype=prim[w].dtype) for w in wrt]
-            for k in range(m):
-                cts = [np.zeros_like(x) for x in outs]
-                cts[oi].reshape(-1)[k] = 1
-                gs = e.run(prim + cts)
-                for j, gk in enumerate(gs):
-                    Js[j][k] = gk
-            per_output.append([J.reshape(o.shape + prim[w].shape) for J, w in zip(Js, wrt)])
-        return per_output
-    return run
-
-
 def jacobian(fun, argnums=0, *, backend=None):
     """The Jacobian of ``fun`` with respect to argument(s) ``argnums``, in numerator
     layout: ``J[i..., j...] = d out[i...] / d in[j...]``, shape ``out.shape + in.shape``.
     Arguments and outputs may be pytrees: the result has the output's structure, each
-    output leaf holding the argument's structure of Jacobians (as ``jax.jacrev``)."""
+    output leaf holding the argument's structure of Jacobians (as ``jax.jacrev``).
+    One compiled call computes it all."""
     return _Jacobian(fun, argnums, backend)

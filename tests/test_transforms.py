@@ -178,6 +178,41 @@ def test_diagonal_jacobian_values():
 
 
 # ----------------------------------------------------------------------------- higher order
+@pytest.mark.parametrize("n_in,n_out", [(3, 40), (40, 3), (25, 25)])
+def test_dense_jacobian_by_the_cheaper_mode_in_one_graph(n_in, n_out):
+    """Fewer inputs than outputs: forward mode over the unit tangents (columns);
+    otherwise reverse mode over the unit cotangents (rows).  Either way one graph whose
+    size does not grow with the Jacobian's (no pass per element), against finite
+    differences."""
+    rr = np.random.default_rng(n_in)
+    A = rr.standard_normal((n_out, n_in)) / np.sqrt(n_in)
+    c = rr.standard_normal(n_out)
+    f = lambda x: gnp.tanh(A @ gnp.sin(x)) * c + gnp.sum(x ** 2)   # noqa: E731
+    x = rr.standard_normal(n_in)
+    J = gradc.jacobian(f)(x)
+    assert J.shape == (n_out, n_in)
+    assert_fd_close(J, fd_jacobian(lambda v: np.tanh(A @ np.sin(v)) * c + np.sum(v ** 2), x))
+    lo = gradc.jacobian(f).lower(x)
+    mode = "forward" if n_in < n_out else "reverse"
+    assert any(f"by {mode} mode" in n for n in lo.graph.notes), lo.graph.notes
+    assert len(lo.graph.nx) < 40
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_hessian_of_logistic_regression_at_500_parameters(threads, monkeypatch):
+    """The Hessian of the mean logistic loss, Xᵀ diag(p (1 - p)) X / n, over 500
+    parameters (a 500 x 500 result from one graph, split over threads)."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+    rr = np.random.default_rng(5)
+    X = rr.standard_normal((300, 500)) / 10
+    y = np.where(rr.random(300) < 0.5, -1.0, 1.0)
+    w = rr.standard_normal(500) / 10
+    H = gradc.hessian(lambda w, X, y: gnp.mean(gnp.log1p(gnp.exp(-y * (X @ w)))))(w, X, y)
+    p = 1 / (1 + np.exp(-y * (X @ w)))
+    want = X.T @ (X * (p * (1 - p))[:, None]) / 300
+    np.testing.assert_allclose(H, want, rtol=0, atol=1e-13 * np.abs(want).max())
+
+
 def test_hessian_quadratic_form():
     close(gradc.hessian(lambda x: x @ A @ x)(X0), A + A.T)
 
