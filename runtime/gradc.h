@@ -167,6 +167,8 @@ static inline double gradc_fmod(double x, double y) { return fmod(x, y); }
 static inline float gradc_fmodf(float x, float y) { return fmodf(x, y); }
 static inline double gradc_erf(double x) { return erf(x); }
 static inline float gradc_erff(float x) { return erff(x); }
+static inline double gradc_erfc(double x) { return erfc(x); }
+static inline float gradc_erfcf(float x) { return erfcf(x); }
 
 /* numpy.sign: -1, 0 or 1; NaN stays NaN. */
 static inline double gradc_sign(double x) {

@@ -111,6 +111,8 @@ for _id, _op, _f, _r, _dom in _unary:
     case(_id, _op, _f, _r, shapes((_dom, M)))
 case("fmod", "fmod", gnp.fmod, np.fmod, _fmod_args)
 case("erf", "erf", gnp.erf, lambda x: np.vectorize(math.erf, otypes=[x.dtype])(x), shapes((lambda r, s: 2.5 * r.standard_normal(s), M)))
+case("erfc", "erfc", gnp.erfc, lambda x: np.vectorize(math.erfc, otypes=[x.dtype])(x),
+     shapes((lambda r, s: 1.0 + 2.5 * r.standard_normal(s), M)))
 case("remainder", "fmod", lambda a, b: a % b, np.remainder, _fmod_args)
 case("floor_divide", "fmod", lambda a, b: a // b * a, lambda a, b: a // b * a, _fmod_args)
 case("exp_vec", "exp", gnp.exp, np.exp, shapes((normal, (5,))))

@@ -94,3 +94,64 @@ def test_scipys_own_functions_trace():
     assert v == pytest.approx(want_v, rel=1e-15)
     np.testing.assert_allclose(g, want_g, rtol=1e-15)
     assert v == pytest.approx(float(f(scipy_special)(x)), rel=1e-13)     # scipy's own values, concrete
+
+
+def _mp(f, x):
+    import mpmath
+    mpmath.mp.dps = 40
+    return np.array([float(f(mpmath.mpf(float(v)))) for v in x])
+
+
+def _log_ncdf(v):
+    import mpmath
+    # log1p(-ncdf(-x)) above 0: ncdf(x) itself rounds to 1 at 40 digits far out
+    return mpmath.log(mpmath.ncdf(v)) if v <= 0 else mpmath.log1p(-mpmath.ncdf(-v))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype,lower", [(np.float64, -40.0), (np.float32, -13.0)])
+def test_ndtr_and_log_ndtr_into_both_tails(dtype, lower, backend):
+    """Against mpmath, relative to the value.  The bound is the functions' own
+    conditioning (x^2 times the rounding of x, for the argument x / sqrt 2) plus
+    erfc's few ulp: 2e-13 at |x| <= 40 in float64, 3e-5 at |x| <= 13 in float32.
+    log_ndtr far below (-1e5, where ndtr underflows) by its series; its derivative
+    phi/ndtr within 1e-13 (float64) everywhere, finite at every branch point."""
+    x = np.concatenate([np.linspace(lower, 12.0, 3001), [-20.0, -20.001, -19.999, -10.0, 0.0, 1e-3, -1e-3]])
+    x = x.astype(dtype)
+    eps = 2e-13 if dtype == np.float64 else 3e-5
+    want = _mp(lambda v: _log_ncdf(v), x)
+    got = gradc.jit(sp.log_ndtr, backend=backend)(x)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=eps, atol=0)
+    import mpmath
+    nd = _mp(mpmath.ncdf, x)
+    normal = nd > np.finfo(dtype).tiny
+    np.testing.assert_allclose(gradc.jit(sp.ndtr, backend=backend)(x)[normal], nd[normal], rtol=eps, atol=0)
+    far = np.array([-1e5, -1e3, -50.0], dtype)
+    np.testing.assert_allclose(gradc.jit(sp.log_ndtr, backend=backend)(far),
+                               _mp(lambda v: _log_ncdf(v), far), rtol=eps)
+    if dtype == np.float64:
+        g = gradc.grad(lambda v: gnp.sum(sp.log_ndtr(v)), backend=backend)(x)
+        gw = _mp(lambda v: mpmath.npdf(v) / mpmath.ncdf(v), x)
+        np.testing.assert_allclose(g, gw, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_logsumexp_with_signed_weights_softmax_and_betaln(backend):
+    r = np.random.default_rng(3)
+    a, b = r.standard_normal((4, 5)), r.standard_normal((4, 5))
+    for axis in (None, 0, 1):
+        for keep in (False, True):
+            got, sign = gradc.jit(lambda a, b: sp.logsumexp(a, axis=axis, b=b, keepdims=keep, return_sign=True),
+                                  backend=backend)(a, b)
+            s = np.sum(b * np.exp(a), axis=axis, keepdims=keep)
+            np.testing.assert_allclose(got, np.log(np.abs(s)), rtol=1e-14)
+            np.testing.assert_array_equal(sign, np.sign(s))
+    g = gradc.grad(lambda a: sp.logsumexp(a, b=b, return_sign=True)[0], backend=backend)(a)
+    np.testing.assert_allclose(g, b * np.exp(a) / np.sum(b * np.exp(a)), rtol=1e-12)
+    e = np.exp(a - a.max())
+    np.testing.assert_allclose(gradc.jit(sp.softmax, backend=backend)(a), e / e.sum(), rtol=1e-14)
+    np.testing.assert_allclose(gradc.jit(sp.log_softmax, backend=backend)(a), np.log(e / e.sum()), rtol=1e-14)
+    x, y = np.array([0.5, 2.0, 7.5]), np.array([1.5, 0.25, 3.0])
+    want = [math.lgamma(p) + math.lgamma(q) - math.lgamma(p + q) for p, q in zip(x, y)]
+    np.testing.assert_allclose(gradc.jit(sp.betaln, backend=backend)(x, y), want, rtol=0, atol=4e-14)

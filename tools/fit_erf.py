@@ -1,9 +1,10 @@
-"""Fit the polynomials of gradc's erf (gradc/ops/special.py) with mpmath.
+"""Fit the polynomials of gradc's erf and erfc (gradc/ops/special.py) with mpmath.
 
     python tools/fit_erf.py        # prints the coefficient tables and their errors
 
 erf(x) = x P(x^2) for |x| < 1; erf(x) = 1 - exp(-x^2) Q_k(|x| - c_k) on three pieces of
-[1, 6); 1 beyond (erfc(6) = 2e-17 is below half an ulp of 1).  Each polynomial is
+[1, 6); 1 beyond (erfc(6) = 2e-17 is below half an ulp of 1).  erfc adds a piece on
+[0.5, 1) in the same form (Q_0) and its tail on [6, 28): erfc(x) = exp(-x^2) T(1/x^2) / x.  Each polynomial is
 mpmath's Chebyshev fit (near minimax) of the exact function, to far below float64's
 resolution; the float64 error then comes from Horner's rounding (measured by
 tests/test_special.py against math.erf).
@@ -33,6 +34,15 @@ def main():
         q = lambda u, c=c: mpmath.erfc(u + c) * mpmath.exp((u + c) ** 2)   # noqa: E731
         coeffs, err = fit(q, lo - c, hi - c, 24)
         print(f"Q[{lo}, {hi}) around {c} = {coeffs!r}  # max error {err:.1e}")
+    q0 = lambda u: mpmath.erfc(u + 0.75) * mpmath.exp((u + 0.75) ** 2)   # noqa: E731
+    coeffs, err = fit(q0, -0.25, 0.25, 16)
+    print(f"Q_0 [0.5, 1) around 0.75 = {coeffs!r}  # max error {err:.1e}")
+
+    def tail(t):                # x erfc(x) exp(x^2) as a function of t = 1/x^2
+        x = 1 / mpmath.sqrt(t)
+        return mpmath.erfc(x) * mpmath.exp(x * x) * x
+    coeffs, err = fit(tail, mpmath.mpf(1) / 28 ** 2, mpmath.mpf(1) / 36, 12)
+    print(f"T on 1/x^2 for x in [6, 28) = {coeffs!r}  # max error {err:.1e}")
 
 
 if __name__ == "__main__":

@@ -114,7 +114,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """log(sum(b exp(a))) (scipy's and jax.nn's ``b``: a positive weight per element)."""
     red = _reduce()
     if return_sign:
-        raise UnsupportedError("logsumexp(..., return_sign=True) is not supported")
+        return _logsumexp_signed(a, axis, b, keepdims)
     if b is None:
         return red.logsumexp(a, axis=axis, keepdims=keepdims)
     if _eager(a, b):
@@ -124,9 +124,30 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         r = np.log(np.sum(b * np.exp(a - m), axis=axis, keepdims=True)) + m
         return r if keepdims else np.squeeze(r, axis=axis)
     if not isinstance(b, _value_type()) and np.any(np.asarray(b) < 0):
-        raise UnsupportedError("logsumexp with a negative b needs return_sign, which gradc does not support")
+        raise UnsupportedError("logsumexp with a negative b: pass return_sign=True (the log of |sum| and its sign)")
     g = _gnp()
     return red.logsumexp(a + g.log(b), axis=axis, keepdims=keepdims)
+
+
+def _logsumexp_signed(a, axis, b, keepdims):
+    """(log |sum(b exp(a))|, its sign): b may be negative (scipy's return_sign=True)."""
+    from . import elementwise as ew, mathfuncs as mf, reduce as red, structure as st
+    if _eager(a) and (b is None or _eager(b)):
+        a = np.asarray(a, dtype=float) if np.asarray(a).dtype.kind != "f" else np.asarray(a)
+        m = np.max(a, axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0.0)
+        s = np.sum(np.exp(a - m) * (1.0 if b is None else np.asarray(b)), axis=axis, keepdims=True)
+        with np.errstate(divide="ignore"):
+            r, sign = np.log(np.abs(s)) + m, np.sign(s)
+        return (r, sign) if keepdims else (np.squeeze(r, axis=axis), np.squeeze(sign, axis=axis))
+    m = red.max_(a, axis=axis, keepdims=True)
+    m = ew.stop_gradient(ew.where(mf.isfinite(m), m, 0.0))
+    s = red.sum_(ew.exp(a - m) * (1.0 if b is None else b), axis=axis, keepdims=True)
+    r, sign = ew.log(ew.abs(s)) + m, ew.sign(s)
+    if not keepdims:
+        axes = tuple(range(np.ndim(r))) if axis is None else axis
+        r, sign = st.squeeze(r, axis=axes), st.squeeze(sign, axis=axes)
+    return r, sign
 
 
 def _value_type():

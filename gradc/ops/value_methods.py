@@ -47,13 +47,16 @@ def _boolean(name, f):
     return op
 
 
-Value.__and__ = _boolean("&", ew.logical_and)
+# numpy's bitwise ufuncs (a numpy mask & a traced one calls np.bitwise_and), on masks
+_MASK_UFUNCS = {"bitwise_and": _boolean("&", ew.logical_and), "bitwise_or": _boolean("|", mathfuncs.logical_or),
+                "bitwise_xor": _boolean("^", ew.not_equal), "invert": _boolean("~", ew.logical_not)}
+Value.__and__ = _MASK_UFUNCS["bitwise_and"]
 Value.__rand__ = _r(Value.__and__)
-Value.__or__ = _boolean("|", mathfuncs.logical_or)
+Value.__or__ = _MASK_UFUNCS["bitwise_or"]
 Value.__ror__ = _r(Value.__or__)
-Value.__xor__ = _boolean("^", ew.not_equal)
+Value.__xor__ = _MASK_UFUNCS["bitwise_xor"]
 Value.__rxor__ = _r(Value.__xor__)
-Value.__invert__ = _boolean("~", ew.logical_not)
+Value.__invert__ = _MASK_UFUNCS["invert"]
 Value.__getitem__ = lambda s, k: st.getitem(s, k)
 Value.at = property(lambda s: at.IndexUpdateHelper(s),
                     doc="Functional updates: x.at[idx].set(v) (and .add, .multiply, .min, .max, .get) "
@@ -124,7 +127,7 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
         raise UnsupportedError(f"numpy.{ufunc.__name__}(..., out=...) cannot write into a traced value")
     kwargs.pop("out", None)
     if method == "__call__":
-        f = gnp.UFUNCS.get(ufunc.__name__) or _scipy_ufunc(ufunc.__name__)
+        f = gnp.UFUNCS.get(ufunc.__name__) or _MASK_UFUNCS.get(ufunc.__name__) or _scipy_ufunc(ufunc.__name__)
         if f is None:
             raise gnp.unsupported(ufunc.__name__, "numpy", user_source())
         if kwargs:

@@ -126,3 +126,74 @@ def digamma(x):
 
 
 psi = digamma
+
+
+def betaln(a, b):
+    """log |B(a, b)| = gammaln(a) + gammaln(b) - gammaln(a + b), for a, b > 0."""
+    return gammaln(a) + gammaln(b) - gammaln(a + b)
+
+
+# ----------------------------------------------------------------------------- the normal CDF
+_SQRT_HALF = math.sqrt(0.5)
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def ndtr(x):
+    """The standard normal CDF, ``erfc(-x / sqrt 2) / 2``: accurate to a few ulp of its
+    own value in the lower tail too (ndtr(-30) = 4.9e-198)."""
+    if _concrete(x):
+        return 0.5 * erfc(-_SQRT_HALF * _np.asarray(x, dtype=_np.result_type(x, _np.float32)))
+    return 0.5 * erfc(-_SQRT_HALF * _floats(x))
+
+
+def _log_ndtr(x, m, lower):
+    """log ndtr(x) with the operations of numpy or gradc.numpy ``m``, each branch fed only
+    inputs of its own range (so the others' derivatives stay finite):
+
+    * x > 0: ``log1p(-ndtr(-x))`` (log of a number near 1 would lose its digits);
+    * lower < x <= 0: ``log(ndtr(x))`` (erfc is accurate in the tail);
+    * x <= lower: the asymptotic series ``-x^2/2 - log(-x) - log sqrt(2 pi) +
+      log(1 - 1/x^2 + 3/x^4 - ...)`` to its x**-20 term (below 1e-17 relative at x = -20)."""
+    upper = x > 0.0
+    mid = (x > lower) & ~upper
+    hi = m.where(upper, x, 1.0)
+    md = m.where(mid, x, -1.0)
+    lo = m.where(upper | mid, lower, x)
+    w = 1.0 / (lo * lo)
+    series, term = 1.0 + 0.0 * lo, 1.0 + 0.0 * lo
+    for k in range(1, 11):
+        term = -term * (2 * k - 1) * w
+        series = series + term
+    tail = -0.5 * lo * lo - m.log(-lo) - _LOG_SQRT_2PI + m.log(series)
+    return m.where(upper, m.log1p(-ndtr(-hi)), m.where(mid, m.log(ndtr(md)), tail))
+
+
+def log_ndtr(x):
+    """log of the standard normal CDF, accurate from the far lower tail (log_ndtr(-1e5)
+    = -5e9) to the upper one (log_ndtr(10) = -7.6e-24), derivative ``phi(x) / ndtr(x)``
+    by the same branches."""
+    if _concrete(x):
+        x = _np.asarray(x, dtype=_np.result_type(x, _np.float32))
+        with _np.errstate(all="ignore"):
+            return _log_ndtr(x, _np, -10.0 if x.dtype == _np.float32 else -20.0)
+    x = _floats(x)
+    return _log_ndtr(x, np, -10.0 if x.dtype == _np.float32 else -20.0)
+
+
+def _floats(x):
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(_np.float64)
+
+
+# ----------------------------------------------------------------------------- softmax and its kin
+from ..ops.compose import logsumexp  # noqa: E402,F401  (scipy's signature: axis, b, keepdims, return_sign)
+
+
+def softmax(x, axis=None):
+    """exp(x) / sum(exp(x)) over ``axis`` (scipy's default: every element)."""
+    return np.softmax(x, axis=axis)
+
+
+def log_softmax(x, axis=None):
+    """x - logsumexp(x) over ``axis`` (scipy's default: every element), stably."""
+    return np.log_softmax(x, axis=axis)
