@@ -18,6 +18,7 @@ from .api import Lowered, config, grad, jit, jvp, trace, value_and_grad, vjp  # 
 from .jacobian import jacobian  # noqa: F401
 from .hessian import hessian, hvp  # noqa: F401
 from .vmap import vmap  # noqa: F401
+from . import lax  # noqa: F401
 from . import distributed as _distributed  # noqa: F401  (dask arrays; imports dask only when used)
 from . import numpy  # noqa: F401
 from . import tree_util  # noqa: F401

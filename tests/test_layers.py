@@ -43,7 +43,7 @@ LAYERS = [
     ("call", ["gradc.backends", "gradc.backends.kernel", "gradc.backends.numpy_backend",
               "gradc.backends.llvm_backend", "gradc.backends.c_backend"]),
     ("explain", ["gradc.explain"]),
-    ("api", ["gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.check", "gradc.optim",
+    ("api", ["gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.lax", "gradc.check", "gradc.optim",
              "gradc.distributed"]),
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",

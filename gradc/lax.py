@@ -1,0 +1,117 @@
+"""``gradc.lax``: jax.lax's control flow, for models written with it.
+
+gradc traces a model into one graph of array ops, so a loop is unrolled while it is
+traced: ``scan`` and ``fori_loop`` repeat their body once per step (the number of steps
+is fixed when the function is traced: another length traces again), and a branch on a
+traced predicate (``cond``, ``switch``) computes every branch and selects, as
+``jnp.where`` does (the unselected branches get a zero gradient).  On concrete values
+each runs as plain Python with numpy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import numpy as gnp
+from .errors import ArgumentError, UnsupportedError
+from .tracer import Value
+from .tree_util import tree_flatten, tree_map, tree_unflatten
+from .vmap import vmap
+
+
+def _concrete_int(v, what: str) -> int:
+    if isinstance(v, Value):
+        raise UnsupportedError(f"{what} must be a Python int when gradc traces the loop (it unrolls the "
+                               "loop, so the number of steps must be known); it is a traced value")
+    return int(v)
+
+
+def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
+    """``jax.lax.scan``: ``carry, y = f(carry, x)`` over the leading axis of ``xs`` (a
+    pytree of arrays, or None with ``length``); returns the last carry and the ``y``s
+    stacked (a pytree like ``y``).  ``reverse=True`` runs from the last step to the
+    first (the ``y``s stay in the order of ``xs``).  ``unroll`` is accepted for JAX's
+    signature: the loop is always unrolled."""
+    leaves, tree = tree_flatten(xs)
+    if leaves:
+        sizes = {int(np.shape(x)[0]) if not isinstance(x, Value) else x.shape[0] for x in leaves}
+        if len(sizes) != 1:
+            raise ArgumentError(f"scan: the leaves of xs have different leading sizes {sorted(sizes)}")
+        n = sizes.pop()
+        if length is not None and int(length) != n:
+            raise ArgumentError(f"scan: length={length} but xs has {n} steps")
+    elif length is None:
+        raise ArgumentError("scan: give xs or length")
+    else:
+        n = _concrete_int(length, "scan's length")
+    carry, ys = init, [None] * n
+    for i in (range(n - 1, -1, -1) if reverse else range(n)):
+        x = tree_unflatten(tree, [leaf[i] for leaf in leaves]) if leaves else None
+        carry, ys[i] = f(carry, x)
+    if n == 0:
+        return carry, None
+    return carry, tree_map(lambda *steps: gnp.stack(steps), *ys)
+
+
+def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
+    """``jax.lax.fori_loop``: ``val = body_fun(i, val)`` for i in range(lower, upper)."""
+    val = init_val
+    for i in range(_concrete_int(lower, "fori_loop's lower"), _concrete_int(upper, "fori_loop's upper")):
+        val = body_fun(i, val)
+    return val
+
+
+def while_loop(cond_fun, body_fun, init_val):
+    """``jax.lax.while_loop`` where the condition is known while tracing (it depends on
+    Python values only); a condition on traced values raises gradc's TracerBoolError."""
+    val = init_val
+    while cond_fun(val):
+        val = body_fun(val)
+    return val
+
+
+def cond(pred, true_fun, false_fun, *operands):
+    """``jax.lax.cond``: ``true_fun(*operands)`` if ``pred`` else ``false_fun(*operands)``.
+    A traced ``pred`` computes both and selects (both results need one structure)."""
+    if not isinstance(pred, Value):
+        return true_fun(*operands) if bool(np.asarray(pred)) else false_fun(*operands)
+    return _select_trees([pred, gnp.logical_not(pred)], [true_fun(*operands), false_fun(*operands)], "cond")
+
+
+def switch(index, branches, *operands):
+    """``jax.lax.switch``: ``branches[index](*operands)``, index clamped into range as
+    JAX does.  A traced index computes every branch and selects."""
+    branches = list(branches)
+    if not branches:
+        raise ArgumentError("switch: no branches")
+    if not isinstance(index, Value):
+        k = min(max(int(np.asarray(index)), 0), len(branches) - 1)
+        return branches[k](*operands)
+    k = gnp.clip(index, 0, len(branches) - 1)
+    return _select_trees([k == j for j in range(len(branches))], [b(*operands) for b in branches], "switch")
+
+
+def _select_trees(masks, results, what):
+    leaves0, tree = tree_flatten(results[0])
+    per = [leaves0]
+    for r in results[1:]:
+        leaves, t = tree_flatten(r)
+        if t != tree:
+            raise ArgumentError(f"{what}: the branches return different structures: {tree} and {t}")
+        per.append(leaves)
+    out = []
+    for j in range(len(leaves0)):
+        acc = per[-1][j]
+        for m, leaves in zip(masks[-2::-1], per[-2::-1]):
+            acc = gnp.where(m, leaves[j], acc)
+        out.append(acc)
+    return tree_unflatten(tree, out)
+
+
+def map(f, xs):  # noqa: A001  (jax.lax.map's name)
+    """``jax.lax.map``: ``f`` applied to each slice of ``xs`` along its leading axis,
+    the results stacked; computed as ``gradc.vmap(f)(xs)`` (one pass over the batch)."""
+    return vmap(f)(xs)
+
+
+select = gnp.where
+stop_gradient = gnp.stop_gradient
