@@ -366,6 +366,59 @@ def test_mlp_program(seed):
     run_logged(fp.generate_mlp(seed), "mlp")
 
 
+N_VMAP_PROGRAMS = int(os.environ.get("GRADC_FUZZ_VMAP_PROGRAMS", "24"))
+VMAP_EXAMPLES = 3
+
+
+@pytest.mark.parametrize("seed", list(range(SEED0, SEED0 + N_VMAP_PROGRAMS)))
+def test_vmap_program(seed):
+    """gradc.vmap of a random program over 3 examples (each argument mapped or shared,
+    drawn from the program's own stream 9), on its backend: the outputs against the
+    program's plain-numpy spelling example by example, and vmap of the loss's gradient
+    against the reference evaluator's gradient of each example (the adjoint graph's ops
+    batched)."""
+    p = fp.generate(seed)
+    r = onp.random.default_rng((seed, 9))
+    mapped = [bool(r.random() < 0.7) for _ in fp.ARGS]
+    mapped[int(r.integers(len(mapped)))] = True
+    examples = [fp.make_inputs(p, seed_offset=k) for k in range(VMAP_EXAMPLES)]
+    args = [onp.stack([e[i] for e in examples]) if m else examples[0][i] for i, m in enumerate(mapped)]
+    per = [[e[i] if m else examples[0][i] for i, m in enumerate(mapped)] for e in examples]
+    in_axes = tuple(0 if m else None for m in mapped)
+    trs = [fp.Trace() for _ in per]
+    with warnings.catch_warnings(), onp.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            want = [fp.run(p, fp.upcast_args(a), native=False, upcast=True) for a in per]
+            for a, tr in zip(per, trs):
+                fp.run(p, a, native=False, trace=tr)
+        except (ValueError, IndexError):          # a max of nothing: the plain programs test it
+            pytest.skip("the program raises")
+        got = gradc.vmap(lambda *a: fp.run(p, a, native=True), in_axes=in_axes)
+        got = gradc.jit(got, backend=p.backend)(*args)
+        rtol = F32_RTOL if any(tr.float32 for tr in trs) else RTOL
+        scale, terms = max(tr.scale for tr in trs), max(tr.numel for tr in trs)
+        for k, g in enumerate(got):
+            w = onp.stack([onp.asarray(wk[k]) for wk in want])
+            if w.dtype.kind == "f":
+                _close(g, w, rtol, scale, terms, f"vmap forward output {k} {p.describe()} in_axes={in_axes}")
+            else:
+                onp.testing.assert_array_equal(g, w, err_msg=f"vmap integer output {k} {p.describe()}")
+        argnums = tuple(i for i in _float_argnums() if mapped[i])
+        if not argnums or any(tr.fragile or tr.nonfinite for tr in trs):
+            REPORT["vmap programs (forward only)"] += 1
+            return
+        grad = gradc.grad(fp.gradc_loss(p), argnums=argnums)
+        batched = gradc.jit(gradc.vmap(grad, in_axes=in_axes), backend=p.backend)(*args)
+        reference = gradc.jit(grad, backend="numpy")
+        refs = [reference(*a) for a in per]
+        gscale = max([scale ** 2] + [float(onp.max(onp.abs(g), initial=0.0)) for rk in refs for g in rk])
+        for j in range(len(argnums)):
+            _close(batched[j], onp.stack([rk[j] for rk in refs]), rtol, gscale, terms,
+                   f"vmap gradient of argument {argnums[j]} {p.describe()} in_axes={in_axes}")
+    REPORT["vmap programs"] += 1
+
+
 def _log(p, status, counts):
     """GRADC_FUZZ_LOG=path: one JSON line per program (a campaign's shards can be
     summed while they run: tests/fuzz_summary.py)."""
