@@ -236,18 +236,14 @@ static PyObject *finish_call(Plan *self, PyObject **outs, PyObject *args, const 
     if (rc != 0) {
         for (int o = 0; o < self->n_out; o++) Py_DECREF(outs[o]);
         if (rc < 0) return NULL;   /* run_split: the error is set */
-        /* a linear algebra failure: the Python path runs the call again and raises the
-         * error naming the user's op and line (kernel.raise_status) */
-        if (rc & (GRADC_SINGULAR_MATRIX | GRADC_NOT_POSITIVE_DEFINITE | GRADC_NO_CONVERGENCE |
-                  GRADC_LAPACK_UNAVAILABLE | GRADC_OUT_OF_MEMORY))
-            return Py_NewRef(MISS);
-        if (rc & GRADC_NEGATIVE_POWER)
+        if (rc & GRADC_NEGATIVE_POWER) {
             PyErr_SetString(PyExc_ValueError, "Integers to negative integer powers are not allowed.");
-        else
-            PyErr_SetString(PyExc_IndexError,
-                            "index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] "
-                            "index is outside the array)");
-        return NULL;
+            return NULL;
+        }
+        /* a linear algebra failure or an index out of bounds: the Python path runs the
+         * call again and raises the error naming the user's ops and lines
+         * (kernel.raise_status) */
+        return Py_NewRef(MISS);
     }
     Results r = {outs, self->n_out, args, scalars, self->in};
     PyObject *result = build(self->structure, &r);

@@ -90,6 +90,20 @@ def test_index_out_of_bounds():
         gradc.jit(lambda x: x[5])(x3)
 
 
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+def test_a_traced_index_out_of_bounds_names_the_users_line(backend):
+    """Found while the kernel runs: the error names the indexing's line, on the first
+    call (Python's call path) and the next ones (the C call path hands it back)."""
+    def f(x, i):
+        return gnp.sum(x[i] * 2.0)      # the line the error names
+    line = f.__code__.co_firstlineno + 1
+    g = gradc.jit(f, backend=backend)
+    assert g(np.arange(5.0), np.array([1, 2])) == 6.0
+    for _ in range(2):
+        with pytest.raises(IndexError, match=rf"out of bounds.* at test_errors.py:{line}"):
+            g(np.arange(5.0), np.array([1, 7]))
+
+
 # ----------------------------------------------------------------------------- control flow
 def test_python_if_on_traced_value():
     def f(x):

@@ -335,8 +335,22 @@ def raise_status(rc: int, s=None):
         raise _linalg_error(rc, s)
     if rc & STATUS_NEGATIVE_POWER:
         raise ValueError("Integers to negative integer powers are not allowed.")
-    raise IndexError("index out of bounds in a gather or scatter (a take_along_axis or S[rows, cols] "
-                     "index is outside the array)")
+    raise _index_error(s)
+
+
+def _index_error(s) -> IndexError:
+    """An integer index outside its array: the indexing ops of schedule ``s`` with the
+    user's lines (a traced index is checked where it is read, so which one is not known)."""
+    where = []
+    if s is not None:
+        g = s.graph
+        for nid in g.order():
+            d = g[nid]
+            if d["op"] in ("gather", "scatter_add") and d["provenance"] is not None and d["provenance"].where:
+                where.append(d["provenance"].where)
+    return IndexError("index out of bounds in a gather or scatter (an integer index array, take_along_axis or "
+                      "S[rows, cols] reads outside the array)"
+                      + (f" at {', '.join(dict.fromkeys(where))}" if where else ""))
 
 
 _LINALG_FAILURES = [  # (status bit, what numpy says, the ops that can set it)
