@@ -59,6 +59,13 @@ the end), so each function has its derivatives for free and runs on every backen
   gathers the cotangent back through that permutation. `sort` and `argsort` are stable
   (ties keep their order, whatever `kind` says) and put nan last, as numpy.
 - `argmax`, `argmin` return the first extreme (a nan counts as the extreme, as numpy).
+- `searchsorted`, `digitize` and `interp` compare every value with every entry of the
+  sorted array (O(values x entries) work, meant for tables of up to a few thousand
+  entries); `interp` is differentiable in `x` (the segment's slope), `xp` and `fp`.
+  `convolve` and `correlate` (1-D, modes full, same, valid) add shifted slices weighted by
+  the shorter array's entries (up to 64; beyond, a product with the longer array's
+  windows: O(n m) work, no FFT). `put_along_axis` needs `inplace=False` on traced arrays
+  and returns the new array, as `jax.numpy.put_along_axis`.
 - `linalg.norm`: vector `ord` None, 1, 2, inf, -inf, 0 and any p; matrix `'fro'`, 1, -1,
   inf, -inf. Matrix `ord` 2, -2 and `'nuc'` need singular values and are not supported.
 - Functions that index along an axis (`prod`, scans, `diff`, `diagonal`, `tile`,

@@ -14,7 +14,7 @@ import numpy as _np
 
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
 from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, special as _special
-from .ops import compose as _cmp
+from .ops import compose as _cmp, lookup as _lookup
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
@@ -46,6 +46,10 @@ isclose, sinc, trapezoid, polyval = _cmp.isclose, _cmp.sinc, _cmp.trapezoid, _cm
 matmul, outer, transpose, dot = _la.matmul, _la.outer, _la.transpose, _es.dot
 swapaxes = _la.swapaxes
 moveaxis, flip, roll, split, array_split, take = _ax.moveaxis, _ax.flip, _ax.roll, _ax.split, _ax.array_split, _ax.take
+hsplit, vsplit, dsplit, block = _ax.hsplit, _ax.vsplit, _ax.dsplit, _arr.block
+searchsorted, digitize, interp, convolve, correlate = (
+    _lookup.searchsorted, _lookup.digitize, _lookup.interp, _lookup.convolve, _lookup.correlate)
+ediff1d, put_along_axis = _lookup.ediff1d, _lookup.put_along_axis
 tensordot, inner, vdot = _es.tensordot, _es.inner, _es.vdot
 # structure
 expand_dims, squeeze = _st.expand_dims, _st.squeeze
@@ -250,6 +254,9 @@ FUNCTIONS = {
     "array_split": array_split, "swapaxes": swapaxes, "einsum": einsum, "tensordot": tensordot,
     "inner": inner, "vdot": vdot, "identity": identity, "eye": eye, "meshgrid": meshgrid,
     "round": round, "around": around, "fix": fix,
+    "hsplit": hsplit, "vsplit": vsplit, "dsplit": dsplit, "block": block, "searchsorted": searchsorted,
+    "digitize": digitize, "interp": interp, "convolve": convolve, "correlate": correlate, "ediff1d": ediff1d,
+    "put_along_axis": put_along_axis,
 }
 
 

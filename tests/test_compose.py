@@ -15,6 +15,14 @@ import gradc.numpy as np
 from gradc_helpers import FD_ATOL, FD_RTOL, fd_grad
 
 M = onp.random.default_rng(9).uniform(-1, 1, (6, 5)) > 0
+XP = onp.sort(onp.random.default_rng(8).uniform(-2.5, 2.5, 10))      # interp's points, increasing
+IDX = onp.array([[0, 3], [4, 1], [2, 2 - 2]])                     # put_along_axis, distinct per row
+
+
+def _put_along_axis(a, idx, v, axis):
+    out = onp.array(a, copy=True)
+    onp.put_along_axis(out, idx, v, axis)
+    return out
 # (id, gradc function, numpy function, shapes, differentiable?)
 TABLE = [
     ("sum_where", lambda x: np.sum(x, axis=1, where=M), lambda x: onp.sum(x, axis=1, where=M), [(6, 5)], True),
@@ -85,6 +93,38 @@ TABLE = [
     ("reshape_shape_kw", lambda a: np.reshape(a, shape=(3, 4)), lambda a: onp.reshape(a, (3, 4)), [(4, 3)], True),
     ("einsum_optimize", lambda a, b: np.einsum("ij,jk->ik", a, b, optimize="optimal"),
      lambda a, b: onp.einsum("ij,jk->ik", a, b), [(3, 4), (4, 2)], True),
+    # gradc/ops/lookup.py, and the splits and block
+    ("convolve_full", lambda a, v: np.convolve(a, v), onp.convolve, [(20,), (5,)], True),
+    ("convolve_same_swapped", lambda a, v: np.convolve(a, v, "same"), lambda a, v: onp.convolve(a, v, "same"),
+     [(5,), (20,)], True),
+    ("convolve_valid_windows", lambda a, v: np.convolve(a, v, "valid"), lambda a, v: onp.convolve(a, v, "valid"),
+     [(100,), (70,)], True),
+    ("correlate_valid", lambda a, v: np.correlate(a, v), onp.correlate, [(20,), (5,)], True),
+    ("correlate_full_swapped", lambda a, v: np.correlate(a, v, "full"), lambda a, v: onp.correlate(a, v, "full"),
+     [(6,), (9,)], True),
+    ("interp", lambda x, fp: np.interp(3 * x, XP, fp), lambda x, fp: onp.interp(3 * x, XP, fp), [(30,), (10,)], True),
+    ("interp_left_right", lambda x, fp: np.interp(3 * x, XP, fp, left=-2.0, right=fp[3]),
+     lambda x, fp: onp.interp(3 * x, XP, fp, left=-2.0, right=fp[3]), [(30,), (10,)], True),
+    ("interp_traced_xp", lambda x, a, fp: np.interp(2 * x, np.cumsum(np.exp(a)) - 3, fp),
+     lambda x, a, fp: onp.interp(2 * x, onp.cumsum(onp.exp(a)) - 3, fp), [(30,), (8,), (8,)], True),
+    ("searchsorted_left", lambda v: np.searchsorted(XP, 3 * v), lambda v: onp.searchsorted(XP, 3 * v),
+     [(4, 7)], False),
+    ("searchsorted_right_at_entries", lambda v: np.searchsorted(XP, np.concatenate([v, XP]), side="right"),
+     lambda v: onp.searchsorted(XP, onp.concatenate([v, XP]), side="right"), [(7,)], False),
+    ("digitize", lambda v: np.digitize(np.concatenate([3 * v, XP]), XP),
+     lambda v: onp.digitize(onp.concatenate([3 * v, XP]), XP), [(9,)], False),
+    ("digitize_right_decreasing", lambda v: np.digitize(np.concatenate([3 * v, XP]), XP[::-1], right=True),
+     lambda v: onp.digitize(onp.concatenate([3 * v, XP]), XP[::-1], right=True), [(9,)], False),
+    ("hsplit_vsplit_dsplit",
+     lambda a: np.concatenate([np.hsplit(a, 2)[1].ravel(), np.vsplit(a, [1])[1].ravel() * 2.0, np.dsplit(a, 3)[2].ravel()]),
+     lambda a: onp.concatenate([onp.hsplit(a, 2)[1].ravel(), onp.vsplit(a, [1])[1].ravel() * 2.0,
+                                onp.dsplit(a, 3)[2].ravel()]), [(2, 4, 3)], True),
+    ("block", lambda a, b: np.block([[a, b], [b[:1], a[:1] * 2.0], [np.ones(5)]]),
+     lambda a, b: onp.block([[a, b], [b[:1], a[:1] * 2.0], [onp.ones(5)]]), [(2, 2), (2, 3)], True),
+    ("ediff1d", lambda a: np.ediff1d(a, to_begin=-1.0, to_end=a[0]), lambda a: onp.ediff1d(a, to_begin=-1.0, to_end=a[0]),
+     [(3, 4)], True),
+    ("put_along_axis", lambda a, v: np.put_along_axis(a, IDX, v, axis=1, inplace=False),
+     lambda a, v: _put_along_axis(a, IDX, v, 1), [(3, 5), (3, 2)], True),
 ]
 
 

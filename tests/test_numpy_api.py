@@ -666,8 +666,8 @@ def test_missing_name_is_an_attribute_error_with_suggestions():
     (lambda v: np.linalg.svd(v), "numpy.linalg.svd"),
     (lambda v: np.fft.fft(v), "numpy.fft.fft"),
     (lambda v: np.i0(v), "numpy.i0"),
-    (lambda v: np.convolve(v[0], v[1]), "numpy.convolve"),
-], ids=["linalg.svd", "fft.fft", "i0", "convolve"])
+    (lambda v: np.histogram(v), "numpy.histogram"),
+], ids=["linalg.svd", "fft.fft", "i0", "histogram"])
 def test_dispatch_to_a_missing_function_names_it_and_the_line(call, name):
     with pytest.raises(gradc.UnsupportedNameError) as e:
         gradc.jit(call)(A)

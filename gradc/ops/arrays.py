@@ -185,6 +185,36 @@ def concatenate(arrays, axis=0, out=None, dtype=None, **kw):
     return ew.astype(r, dtype) if dtype is not None else r
 
 
+def _nested_leaves(x):
+    if isinstance(x, list):
+        for e in x:
+            yield from _nested_leaves(e)
+    else:
+        yield x
+
+
+def block(arrays):
+    """numpy.block: nested lists of arrays joined, the innermost lists along the last
+    axis, the lists around them along the one before, and so on."""
+    leaves = list(_nested_leaves(arrays))
+    if _eager(leaves):
+        return np.block(arrays)
+
+    def depth(x):
+        return 1 + depth(x[0]) if isinstance(x, list) and x else 0
+    d = depth(arrays)
+    rank = max([d] + [np.ndim(x) if not isinstance(x, _trace().Value) else x.ndim for x in leaves])
+
+    def join(x, level):
+        if not isinstance(x, list):
+            v = _val(x)
+            return reshape_sym(v, (1,) * (rank - v.ndim) + v._shape) if v.ndim < rank else v
+        if isinstance(x, list) and not x:
+            raise ShapeError("block: an empty list")
+        return concatenate([join(e, level + 1) for e in x], axis=rank - d + level)
+    return join(arrays, 0)
+
+
 def hstack(tup, dtype=None, **kw):
     if _eager(tup):
         return np.hstack(tup, dtype=dtype)

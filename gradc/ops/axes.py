@@ -116,6 +116,26 @@ def split(x, indices_or_sections, axis=0):
     return array_split(x, indices_or_sections, axis)
 
 
+def hsplit(x, indices_or_sections):
+    """numpy.hsplit: split along axis 1 (axis 0 of a 1-D array)."""
+    nd = np.ndim(x) if _concrete(x) else _trace().to_value(x).ndim
+    return split(x, indices_or_sections, axis=1 if nd > 1 else 0)
+
+
+def vsplit(x, indices_or_sections):
+    """numpy.vsplit: split along axis 0 of an array of rank 2 or more."""
+    if (np.ndim(x) if _concrete(x) else _trace().to_value(x).ndim) < 2:
+        raise ShapeError("vsplit only works on arrays of 2 or more dimensions")
+    return split(x, indices_or_sections, axis=0)
+
+
+def dsplit(x, indices_or_sections):
+    """numpy.dsplit: split along axis 2 of an array of rank 3 or more."""
+    if (np.ndim(x) if _concrete(x) else _trace().to_value(x).ndim) < 3:
+        raise ShapeError("dsplit only works on arrays of 3 or more dimensions")
+    return split(x, indices_or_sections, axis=2)
+
+
 def take(x, indices, axis=None):
     """numpy.take: elements (axis None: of the flattened array) or slices along ``axis``
     at integer ``indices`` (negative ones wrap; out of range is an IndexError)."""
