@@ -929,6 +929,16 @@ def test_ppo_clipped_objective_gets_the_advantage_inside_the_band():
     numpy.testing.assert_array_equal(g[inside], A[inside])
 
 
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+def test_softmax_over_rows_of_no_elements_is_empty(fn):
+    """The max each row is shifted by is -inf for a row of no elements: the result is
+    the empty array numpy's formula gives, not an error (it was: max of nothing)."""
+    f = getattr(gnp, fn)
+    assert gradc.jit(lambda x: f(x, axis=-1))(np.zeros((16, 0))).shape == (16, 0)
+    assert gradc.jit(lambda x: f(x, axis=0))(np.zeros((0, 3))).shape == (0, 3)
+    assert f(np.zeros((4, 0)), axis=-1).shape == (4, 0)
+
+
 def test_max_min_over_a_nonempty_axis_of_an_empty_array():
     """A (4, 0) array has a max over axis 0 (empty, as numpy's); only a reduction over
     an empty axis has no identity.  (Found by the fuzzer: the reference evaluator

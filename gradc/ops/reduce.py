@@ -206,9 +206,13 @@ def log_softmax(x, axis=-1):
     t = tracer()
     if not isinstance(x, t.Value) and t.current() is None:
         x = np.asarray(x, dtype=float) if np.asarray(x).dtype.kind != "f" else np.asarray(x)
-        m = np.max(x, axis=axis, keepdims=True)
+        m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)    # (rows of no elements: -inf)
         xs = x - np.where(np.isfinite(m), m, 0)
         return xs - _lse_np(xs, norm_axes(axis, x.ndim), True)
-    m = max_(x, axis=axis, keepdims=True)
+    x = t.to_value(x)
+    if x.dtype.kind != "f":
+        x = convert(x, np.float64)
+    # the shift: each row's max, -inf for a row of no elements (whose result is empty)
+    m = t.bind("max", x, axes=norm_axes(axis, x.ndim), keepdims=True, initial=-np.inf)
     xs = x - stop_gradient(where(abs(m) < np.inf, m, 0.0))
     return xs - logsumexp(xs, axis=axis, keepdims=True)
