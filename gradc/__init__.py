@@ -15,10 +15,11 @@ from .tracer import Spec  # noqa: F401
 from . import ops as _ops  # noqa: F401  (registers the ops)
 from .ops import value_methods as _vm  # noqa: F401  (operators on traced values)
 from .api import Lowered, config, grad, jit, jvp, trace, value_and_grad, vjp  # noqa: F401
-from .jacobian import jacobian  # noqa: F401
+from .jacobian import jacfwd, jacobian, jacrev  # noqa: F401
 from .hessian import hessian, hvp  # noqa: F401
 from .vmap import vmap  # noqa: F401
 from . import lax  # noqa: F401
+from .lax import checkpoint, remat  # noqa: F401
 from . import distributed as _distributed  # noqa: F401  (dask arrays; imports dask only when used)
 from . import numpy  # noqa: F401
 from . import tree_util  # noqa: F401

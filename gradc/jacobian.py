@@ -24,11 +24,12 @@ from .tree_util import tree_unflatten
 
 
 class _Jacobian(Transformed):
-    def __init__(self, fun, argnums, backend):
+    def __init__(self, fun, argnums, backend, mode=None):
         super().__init__(fun, "jacobian", argnums, backend)
+        self.mode = mode          # "fwd", "rev", or None: the mode with fewer unit vectors
 
     def _constructor_args(self):     # how a pickle rebuilds it (Transformed.__reduce__)
-        return (self.fun, self.argnums, self._backend)
+        return (self.fun, self.argnums, self._backend, self.mode)
 
     def _wrt(self, flat):
         return flat.wrt(_check_argnums(self.argnums, len(flat.spans), self.name))
@@ -39,7 +40,7 @@ class _Jacobian(Transformed):
 
         def blocks(*leaves):
             per_output, found["structure"], found["forward"], found["note"] = _jacobian_blocks(
-                flat.fun(self.fun), list(leaves), names, wrt, self.name)
+                flat.fun(self.fun), list(leaves), names, wrt, self.name, self.mode)
             return [J for row in per_output for J in row]
         F, _, captured = trace_specs(blocks, specs, names, name=self.name)
         G = optimize(F)
@@ -55,11 +56,11 @@ class _Jacobian(Transformed):
     def _call_traced(self, arrays, flat):
         _, names = self._specs_names(arrays, flat)
         per_output, structure, _, _ = _jacobian_blocks(flat.fun(self.fun), [to_value(a) for a in arrays],
-                                                    names, list(self._wrt(flat)), self.name)
+                                                       names, list(self._wrt(flat)), self.name, self.mode)
         return _shape_result(per_output, self.argnums, structure, flat)
 
 
-def _jacobian_blocks(fun, vals: list, names: list, wrt: list, name: str):
+def _jacobian_blocks(fun, vals: list, names: list, wrt: list, name: str, mode=None):
     """``(per output leaf: [J per wrt leaf], output structure, optimized forward graph,
     how it was computed)`` for ``fun`` at the traced values ``vals`` (the current trace); the sizes of the
     outputs and of the differentiated inputs are fixed (a Jacobian's shape needs them)."""
@@ -82,7 +83,7 @@ def _jacobian_blocks(fun, vals: list, names: list, wrt: list, name: str):
         per_output = [_diagonal(Fo, base, wrt, vals, outs[0])]
         note = ("the Jacobian is diagonal (element-wise from input to output, the paper's diagonal "
                 "condition): one forward-mode pass with tangent 1 gives its diagonal")
-    elif sizes(in_shapes) < sizes(out_shapes):
+    elif mode == "fwd" or (mode is None and sizes(in_shapes) < sizes(out_shapes)):
         per_output = _by_columns(Fo, base, wrt, vals, outs, in_shapes, out_shapes)
         note = (f"dense Jacobian by forward mode: the tangent graph over the {sizes(in_shapes)} unit "
                 "tangents of the inputs at once, each a column")
@@ -172,5 +173,16 @@ def jacobian(fun, argnums=0, *, backend=None):
     layout: ``J[i..., j...] = d out[i...] / d in[j...]``, shape ``out.shape + in.shape``.
     Arguments and outputs may be pytrees: the result has the output's structure, each
     output leaf holding the argument's structure of Jacobians (as ``jax.jacrev``).
-    One compiled call computes it all."""
+    One compiled call computes it all, by forward or reverse mode, whichever needs fewer
+    passes."""
     return _Jacobian(fun, argnums, backend)
+
+
+def jacfwd(fun, argnums=0, *, backend=None):
+    """``jax.jacfwd``: :func:`jacobian` by forward mode (one tangent per input element)."""
+    return _Jacobian(fun, argnums, backend, mode="fwd")
+
+
+def jacrev(fun, argnums=0, *, backend=None):
+    """``jax.jacrev``: :func:`jacobian` by reverse mode (one cotangent per output element)."""
+    return _Jacobian(fun, argnums, backend, mode="rev")

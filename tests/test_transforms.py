@@ -491,3 +491,24 @@ def test_tangents_and_cotangents_of_another_float_dtype_are_converted(backend):
     (ct,) = vjp_fn(t32)
     np.testing.assert_array_equal(ct, np.full((3, 4), 2.0))
     assert ct.dtype == np.float32
+
+
+def test_jacfwd_and_jacrev_choose_their_mode_and_agree():
+    rr = np.random.default_rng(11)
+    A = rr.standard_normal((7, 3))
+    f = lambda x: gnp.tanh(A @ x) * gnp.sum(x)   # noqa: E731
+    x = rr.standard_normal(3)
+    want = fd_jacobian(lambda v: np.tanh(A @ v) * np.sum(v), x)
+    for jac, mode in ((gradc.jacfwd, "forward"), (gradc.jacrev, "reverse")):
+        assert_fd_close(jac(f)(x), want)
+        assert any(f"by {mode} mode" in n for n in jac(f).lower(x).graph.notes)
+    import pickle
+    assert pickle.loads(pickle.dumps(gradc.jacrev(np.sin))).mode == "rev"
+
+
+def test_checkpoint_and_remat_leave_the_function_as_it_is():
+    f = lambda x: gnp.sum(gnp.sin(x) ** 2)   # noqa: E731
+    assert gradc.checkpoint(f) is f and gradc.remat(f) is f
+    assert gradc.checkpoint(policy=None)(f) is f
+    x = np.linspace(0, 1, 5)
+    np.testing.assert_allclose(gradc.grad(gradc.checkpoint(f))(x), np.sin(2 * x), rtol=1e-14)
