@@ -427,9 +427,10 @@ class Transformed(_Dispatch):
     falls back to ``_slow_call``, which binds keyword arguments and tries the call
     paths of the few signatures before it (``_recent``) before the Python path."""
 
-    def __init__(self, fun, kind, argnums=0, backend=None, debug_nans=None):
+    def __init__(self, fun, kind, argnums=0, backend=None, debug_nans=None, has_aux=False):
         self.fun, self.kind, self.argnums, self._backend = fun, kind, argnums, backend
         self._debug_nans = debug_nans
+        self.has_aux = bool(has_aux)   # grad, value_and_grad: fun returns (loss, aux)
         self.name = getattr(fun, "__name__", "f")
         if self.name == "<lambda>":
             self.name = "lambda"
@@ -455,7 +456,7 @@ class Transformed(_Dispatch):
     def _constructor_args(self) -> tuple:
         """``type(self)(*these)`` makes this function again (a subclass whose constructor
         differs says so)."""
-        return (self.fun, self.kind, self.argnums, self._backend, self._debug_nans)
+        return (self.fun, self.kind, self.argnums, self._backend, self._debug_nans, self.has_aux)
 
     @property
     def backend(self):
@@ -478,6 +479,8 @@ class Transformed(_Dispatch):
         n_args = flat.n_primal if flat is not None else \
             self.n_primals if self.kind == "vjp" else len(specs) // 2 if self.kind == "jvp" else len(specs)
         fun = flat.fun(self.fun) if flat is not None else self.fun
+        if self.has_aux and self.kind in ("grad", "value_and_grad"):
+            return self._build_with_aux(fun, specs[:n_args], names[:n_args], flat)
         F, structure, captured = trace_specs(fun, specs[:n_args], names[:n_args], name=fname)
         Fo = optimize(F)
         if self.kind == "jit":
@@ -506,6 +509,31 @@ class Transformed(_Dispatch):
             G = jvp_graph(Fo, wrt)
             return G, Fo, optimize(G), structure, captured
         raise GradcError(f"unknown transformation {self.kind}")
+
+    def _build_with_aux(self, fun, specs, names, flat):
+        """``has_aux``: one graph with outputs (loss, aux's leaves, the gradients): the
+        function traced for its aux, and value_and_grad of its loss alone traced beside
+        it (common subexpressions merge the two forward passes)."""
+        fname = self.name
+        argnums = _check_argnums(self.argnums, len(flat.spans) if flat is not None else len(specs), fname)
+        wrt = flat.wrt(argnums) if flat is not None else argnums
+
+        def pair(out):
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
+                raise ArgumentError(f"{self.kind}({fname}, has_aux=True): the function must return a pair "
+                                    "(loss, aux), but it returned "
+                                    + (f"a {type(out).__name__} of {len(out)}" if isinstance(out, (tuple, list))
+                                       else "an array" if isinstance(out, Value) else type(out).__name__))
+            return out
+        loss = Transformed(lambda *leaves: pair(fun(*leaves))[0], "value_and_grad", tuple(wrt), self._backend)
+        loss.name = fname
+
+        def combined(*leaves):
+            value, grads = loss(*leaves)
+            return value, pair(fun(*leaves))[1], grads
+        F, structure, captured = trace_specs(combined, specs, names, name=fname)
+        Fo = optimize(F)
+        return F, Fo, Fo, structure, captured
 
     def _flatten(self, args) -> Flat:
         """The call's leaves: jvp's are the primals' then the tangents' (the same tree),
@@ -636,6 +664,13 @@ class Transformed(_Dispatch):
         outs = [_scalar(o) for o in outs]
         if self.kind == "jit":
             return tree_unflatten(structure, outs)
+        if self.has_aux and self.kind in ("grad", "value_and_grad"):   # outs: loss, aux, gradients
+            argnums = _check_argnums(self.argnums, len(flat.spans), self.name)
+            n_aux = structure.children[1].num_leaves
+            aux = tree_unflatten(structure.children[1], outs[1:1 + n_aux])
+            grads = flat.group(argnums, outs[1 + n_aux:])
+            g = grads[0] if isinstance(self.argnums, (int, np.integer)) else tuple(grads)
+            return ((outs[0], aux), g) if self.kind == "value_and_grad" else (g, aux)
         if self.kind in ("grad", "value_and_grad"):
             argnums = _check_argnums(self.argnums, len(flat.spans), self.name)
             n = len(flat.wrt(argnums))
@@ -654,6 +689,8 @@ class Transformed(_Dispatch):
         whose leaves are the outputs in order (jit, grad, value_and_grad), else None."""
         if self.kind == "jit":
             return structure
+        if self.has_aux:
+            return None
         if self.kind in ("grad", "value_and_grad"):
             argnums = _check_argnums(self.argnums, len(flat.spans), self.name)
             trees = [flat.tree.children[a] for a in argnums]
@@ -819,14 +856,18 @@ def jit(fun=None, *, backend=None, debug_nans=None):
     return Transformed(fun, "jit", backend=backend, debug_nans=debug_nans)
 
 
-def grad(fun, argnums=0, *, backend=None, debug_nans=None):
-    """The gradient of a scalar function with respect to argument(s) ``argnums``."""
-    return Transformed(fun, "grad", argnums, backend, debug_nans)
+def grad(fun, argnums=0, *, has_aux=False, backend=None, debug_nans=None):
+    """The gradient of a scalar function with respect to argument(s) ``argnums``.
+    ``has_aux=True``: ``fun`` returns ``(loss, aux)`` (aux: any pytree of arrays, not
+    differentiated) and the result is ``(gradient, aux)``, as in JAX."""
+    return Transformed(fun, "grad", argnums, backend, debug_nans, has_aux)
 
 
-def value_and_grad(fun, argnums=0, *, backend=None, debug_nans=None):
-    """``(f(*args), grad(f)(*args))`` in one call sharing the forward pass."""
-    return Transformed(fun, "value_and_grad", argnums, backend, debug_nans)
+def value_and_grad(fun, argnums=0, *, has_aux=False, backend=None, debug_nans=None):
+    """``(f(*args), grad(f)(*args))`` in one call sharing the forward pass.
+    ``has_aux=True``: ``fun`` returns ``(loss, aux)`` and the result is
+    ``((loss, aux), gradient)``, as in JAX."""
+    return Transformed(fun, "value_and_grad", argnums, backend, debug_nans, has_aux)
 
 
 def _as_dtype_of(x, like):

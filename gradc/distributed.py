@@ -318,6 +318,9 @@ def lazy(t, *args, **kwargs):
     if t.kind not in SUPPORTED:
         raise ArgumentError(f"{t.kind}({fname}): dask arrays are supported by {', '.join(SUPPORTED)}; "
                             f"call {t.kind} on numpy arrays")
+    if getattr(t, "has_aux", False):
+        raise ArgumentError(f"{t.kind}({fname}, has_aux=True): dask arrays are not supported with has_aux "
+                            "(an aux value has no rule for adding chunks); call it on numpy arrays")
     args = _bind_args(t.fun, args, kwargs, fname)
     names = _names(t.fun, len(args))
     chunked = [k for k, a in enumerate(args) if is_dask(a)]

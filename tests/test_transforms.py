@@ -512,3 +512,48 @@ def test_checkpoint_and_remat_leave_the_function_as_it_is():
     assert gradc.checkpoint(policy=None)(f) is f
     x = np.linspace(0, 1, 5)
     np.testing.assert_allclose(gradc.grad(gradc.checkpoint(f))(x), np.sin(2 * x), rtol=1e-14)
+
+
+def _loss_with_aux(p, X, Y):
+    pred = gnp.tanh(X @ p["W"] + p["b"])
+    err = pred - Y
+    return gnp.mean(err ** 2), {"pred": pred, "mae": gnp.mean(gnp.abs(err))}
+
+
+def test_has_aux_returns_the_aux_beside_the_gradient_of_the_loss():
+    """JAX's has_aux: value_and_grad gives ((loss, aux), grads), grad gives (grads, aux);
+    the gradients are the loss's (closed form), the forward pass is computed once."""
+    rr = np.random.default_rng(3)
+    p = {"W": rr.standard_normal((3, 2)), "b": rr.standard_normal(2)}
+    X, Y = rr.standard_normal((50, 3)), rr.standard_normal((50, 2))
+    pred = np.tanh(X @ p["W"] + p["b"])
+    dz = 2 * (pred - Y) / pred.size * (1 - pred ** 2)
+    f = gradc.value_and_grad(_loss_with_aux, has_aux=True)
+    for _ in range(2):            # the Python path, then the C call path
+        (value, aux), g = f(p, X, Y)
+        assert value == pytest.approx(np.mean((pred - Y) ** 2), rel=1e-14)
+        np.testing.assert_allclose(aux["pred"], pred, rtol=1e-14)
+        assert aux["mae"] == pytest.approx(np.mean(np.abs(pred - Y)), rel=1e-14)
+        np.testing.assert_allclose(g["W"], X.T @ dz, rtol=1e-12)
+        np.testing.assert_allclose(g["b"], dz.sum(0), rtol=1e-12)
+    graph = f.lower(p, X, Y).graph
+    assert sum(graph[n]["op"] == "tanh" for n in graph.nx) == 1
+    g2, aux2 = gradc.grad(_loss_with_aux, argnums=(0,), has_aux=True)(p, X, Y)
+    np.testing.assert_allclose(g2[0]["W"], X.T @ dz, rtol=1e-12)
+    np.testing.assert_allclose(aux2["pred"], pred, rtol=1e-14)
+
+
+def test_has_aux_inside_jit_and_vmap_and_its_errors():
+    rr = np.random.default_rng(4)
+    p = {"W": rr.standard_normal((3, 2)), "b": rr.standard_normal(2)}
+    X, Y = rr.standard_normal((8, 3)), rr.standard_normal((8, 2))
+    (v, aux), g = gradc.jit(gradc.value_and_grad(_loss_with_aux, has_aux=True))(p, X, Y)
+    (v1, aux1), g1 = gradc.value_and_grad(_loss_with_aux, has_aux=True)(p, X, Y)
+    assert v == v1 and aux["mae"] == aux1["mae"]
+    per = gradc.vmap(gradc.grad(_loss_with_aux, has_aux=True), in_axes=(None, 0, 0))(p, X[:, None], Y[:, None])
+    for k in range(8):
+        gk, auxk = gradc.grad(_loss_with_aux, has_aux=True)(p, X[k:k + 1], Y[k:k + 1])
+        np.testing.assert_allclose(per[0]["W"][k], gk["W"], rtol=1e-13)
+        assert per[1]["mae"][k] == pytest.approx(auxk["mae"], rel=1e-14)
+    with pytest.raises(gradc.ArgumentError, match=r"must return a pair \(loss, aux\), but it returned an array"):
+        gradc.grad(lambda x: gnp.sum(x), has_aux=True)(np.ones(3))
