@@ -170,6 +170,44 @@ static inline float gradc_erff(float x) { return erff(x); }
 static inline double gradc_erfc(double x) { return erfc(x); }
 static inline float gradc_erfcf(float x) { return erfcf(x); }
 
+/* erfinv and ndtri: Newton's method on libm's erf and erfc (gradc's LLVM code evaluates
+ * Chebyshev fits instead: the two backends are independent checks of each other).
+ * gradc_erfcinv_(q), 0 < q <= 1/2: the y with erfc(y) = q, from sqrt(-log(q (2 - q))),
+ * on log erfc (concave, so from that side the steps decrease monotonically to it). */
+static inline double gradc_erfcinv_(double q) {
+    double y = sqrt(-log(q * (2.0 - q))), lq = log(q);
+    for (int k = 0; k < 100; k++) {
+        double c = erfc(y);
+        double step = (log(c) - lq) / (-1.1283791670955126 * exp(-y * y) / c);
+        y -= step;
+        if (!(fabs(step) > 4e-17 * y)) break;
+    }
+    return y;
+}
+static inline double gradc_erfinv_pos_(double a) {      /* 0 <= a < 1 */
+    if (a >= 0.5) return gradc_erfcinv_(1.0 - a);       /* (1 - a: exact) */
+    double y = 0.886226925452758 * a;                   /* erf(y) <= 2y/sqrt(pi): from below */
+    for (int k = 0; k < 100; k++) {
+        double step = (erf(y) - a) / (1.1283791670955126 * exp(-y * y));
+        y -= step;
+        if (!(fabs(step) > 4e-17 * y)) break;
+    }
+    return y;
+}
+static inline double gradc_erfinv(double x) {
+    double a = fabs(x);
+    if (!(a < 1.0)) return a == 1.0 ? x * INFINITY : NAN;
+    return copysign(gradc_erfinv_pos_(a), x);
+}
+static inline float gradc_erfinvf(float x) { return (float)gradc_erfinv((double)x); }
+static inline double gradc_ndtri(double p) {
+    if (!(p > 0.0 && p < 1.0)) return p == 0.0 ? -INFINITY : p == 1.0 ? INFINITY : NAN;
+    if (p < 0.25) return -1.4142135623730951 * gradc_erfcinv_(2.0 * p);     /* (2p, 1 - 2p, 2p - 1: exact) */
+    if (p < 0.5) return -1.4142135623730951 * gradc_erfinv_pos_(1.0 - 2.0 * p);
+    return 1.4142135623730951 * gradc_erfinv_pos_(2.0 * p - 1.0);
+}
+static inline float gradc_ndtrif(float p) { return (float)gradc_ndtri((double)p); }
+
 /* numpy.sign: -1, 0 or 1; NaN stays NaN. */
 static inline double gradc_sign(double x) {
     return x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : x == 0.0 ? 0.0 : x;

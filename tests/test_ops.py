@@ -23,6 +23,7 @@ import pytest
 
 import gradc
 import gradc.numpy as gnp
+import gradc.scipy.special
 from gradc.ops import OPS
 from gradc.ops.lapack import solve_triangular
 from gradc.tracer import bind
@@ -34,6 +35,7 @@ from gradc_helpers import (F32_GRAD_RTOL, F32_RTOL, as_dtype, assert_fd_close, a
 pytestmark = pytest.mark.usefixtures("core_backend")
 
 np = numpy
+_INV_CDF = __import__("statistics").NormalDist().inv_cdf      # an independent inverse normal CDF
 
 
 @dataclass
@@ -113,6 +115,11 @@ case("fmod", "fmod", gnp.fmod, np.fmod, _fmod_args)
 case("erf", "erf", gnp.erf, lambda x: np.vectorize(math.erf, otypes=[x.dtype])(x), shapes((lambda r, s: 2.5 * r.standard_normal(s), M)))
 case("erfc", "erfc", gnp.erfc, lambda x: np.vectorize(math.erfc, otypes=[x.dtype])(x),
      shapes((lambda r, s: 1.0 + 2.5 * r.standard_normal(s), M)))
+case("erfinv", "erfinv", gradc.scipy.special.erfinv,
+     lambda x: np.vectorize(lambda v: _INV_CDF(0.5 * (1 + v)) / math.sqrt(2), otypes=[x.dtype])(x),
+     shapes((lambda r, s: r.uniform(-0.95, 0.95, s), M)))
+case("ndtri", "ndtri", gradc.scipy.special.ndtri, lambda p: np.vectorize(_INV_CDF, otypes=[p.dtype])(p),
+     shapes((lambda r, s: r.uniform(0.02, 0.98, s), M)))
 case("remainder", "fmod", lambda a, b: a % b, np.remainder, _fmod_args)
 case("floor_divide", "fmod", lambda a, b: a // b * a, lambda a, b: a // b * a, _fmod_args)
 case("exp_vec", "exp", gnp.exp, np.exp, shapes((normal, (5,))))

@@ -28,6 +28,9 @@ def _lg(v):
     return math.lgamma(v)
 
 
+_INV_CDF = __import__("statistics").NormalDist().inv_cdf      # the standard library's, independent
+
+
 def _norm_cdf(z):
     return 0.5 * math.erfc(-z / math.sqrt(2))
 
@@ -42,6 +45,8 @@ LINES = [
     ("norm.logcdf", stats.norm.logcdf, lambda x, m, s: math.log(_norm_cdf((x - m) / s)), (X, 0.3, 1.7), (0, 1, 2)),
     ("norm.sf", stats.norm.sf, lambda x, m, s: _norm_cdf(-(x - m) / s), (X, 0.3, 1.7), (0, 1, 2)),
     ("norm.logsf", stats.norm.logsf, lambda x, m, s: math.log(_norm_cdf(-(x - m) / s)), (X, 0.3, 1.7), (0, 1, 2)),
+    ("norm.ppf", stats.norm.ppf, lambda q, m, s: m + s * _INV_CDF(q), (UNIT, 0.3, 1.7), (0, 1, 2)),
+    ("norm.isf", stats.norm.isf, lambda q, m, s: m - s * _INV_CDF(q), (UNIT, 0.3, 1.7), (0, 1, 2)),
     ("t.logpdf", stats.t.logpdf,
      lambda x, df, m, s: (_lg((df + 1) / 2) - _lg(df / 2) - 0.5 * math.log(df * math.pi) - math.log(s)
                           - (df + 1) / 2 * math.log1p(((x - m) / s) ** 2 / df)), (X, 3.5, 0.1, 2.0), (0, 1, 2, 3)),
@@ -146,8 +151,11 @@ def test_multivariate_normal_against_the_closed_form():
 
 
 def test_the_same_functions_on_concrete_inputs():
-    np.testing.assert_allclose(stats.norm.logpdf(X, 0.3, 1.7), _oracle(LINES[0][2], (X, 0.3, 1.7)), rtol=1e-14)
-    np.testing.assert_allclose(stats.gamma.logpdf(POS, 2.0), _oracle(LINES[17][2], (POS, 2.0, 0.0, 1.0)), rtol=1e-13)
+    formula = {line[0]: line[2] for line in LINES}
+    np.testing.assert_allclose(stats.norm.logpdf(X, 0.3, 1.7), _oracle(formula["norm.logpdf"], (X, 0.3, 1.7)),
+                               rtol=1e-14)
+    np.testing.assert_allclose(stats.gamma.logpdf(POS, 2.0), _oracle(formula["gamma.logpdf"], (POS, 2.0, 0.0, 1.0)),
+                               rtol=1e-13)
 
 
 @pytest.mark.parametrize("line", LINES, ids=IDS)

@@ -43,6 +43,30 @@ def main():
         return mpmath.erfc(x) * mpmath.exp(x * x) * x
     coeffs, err = fit(tail, mpmath.mpf(1) / 28 ** 2, mpmath.mpf(1) / 36, 12)
     print(f"T on 1/x^2 for x in [6, 28) = {coeffs!r}  # max error {err:.1e}")
+    fit_erfinv()
+
+
+def fit_erfinv():
+    """erfinv(x) = x R(w), w = -log((1 - x)(1 + x)): R in w - 3.125 on [0, 6.25], then in
+    s - centre on pieces of s = sqrt(w) up to 27.5 (ndtri's p down to 5e-324).  R at a
+    given s comes from the root of log erfc(y) = log(1 - x), exact where x rounds to 1."""
+    def ratio(s):
+        e = mpmath.exp(-s * s)
+        q = e / (1 + mpmath.sqrt(1 - e))                 # 1 - x
+        y = mpmath.findroot(lambda t: mpmath.log(mpmath.erfc(t)) - mpmath.log(q), s)
+        return y / (1 - q)
+
+    def central(w):
+        if w == 0:
+            return mpmath.sqrt(mpmath.pi) / 2
+        x = mpmath.sqrt(-mpmath.expm1(-w))
+        return mpmath.erfinv(x) / x
+    coeffs, err = fit(lambda u: central(u + 3.125), -3.125, 3.125, 26)
+    print(f"R central, in w - 3.125 = {coeffs!r}  # max error {err:.1e}")
+    for lo, hi in [(2.5, 4.0), (4.0, 6.2), (6.2, 13.0), (13.0, 27.5)]:
+        c = (lo + hi) / 2
+        coeffs, err = fit(lambda u, c=c: ratio(u + c), lo - c, hi - c, 22)
+        print(f"R tail, s in [{lo}, {hi}) around {c} = {coeffs!r}  # max error {err:.1e}")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,47 @@ _T = (-703071.8720580325, 199252.00134020735, -32054.432688688474, 4315.93017418
 # erfc on [0.5, 1): exp(-x^2) Q_0(x - 0.75) (as erf's pieces; error below 4e-21), where
 # 1 - erf(x) would lose up to 3 bits
 _Q0 = (1.0, 0.75, (-1.4567881256540653e-06, 4.653752310183548e-06, -1.408512949400527e-05, 4.236125943559736e-05, -0.0001233545520026088, 0.0003467512575452147, -0.000938512056293829, 0.0024376373433168705, -0.00605153229729106, 0.014289198666213443, -0.03189726203968118, 0.06679054252756655, -0.1298360619948811, 0.2309581315512983, -0.3679726916557954, 0.5069376502931449))
+# erfinv and ndtri: y = x R(w) with Giles' variable w = -log((1 - x)(1 + x)); R's fits
+# (tools/fit_erf.py; errors below 6e-18): in w - 3.125 for w < 6.25, then in s - centre on
+# pieces of s = sqrt(w) (end of the piece, its centre, coefficients highest first)
+_R_CENTRAL = (
+    -1.9123778045391186e-23, -3.3795536525485224e-22, 4.357475280244854e-21, 1.8739434875095462e-20,
+    -3.7848217521105335e-19, 6.396664855709971e-19, 1.5992591736199305e-17, -1.226305743260548e-16,
+    -4.417003393665373e-17, 6.525767922399858e-15, -3.998852309540432e-14, -8.074665167507013e-14,
+    2.6303859148085384e-12, -1.2978692479994892e-11, -5.4142609576164565e-11, 1.051223070748762e-09,
+    -4.112661266924503e-09, -2.907039074871087e-08, 4.234788178266526e-07, -1.3654691764135042e-06,
+    -1.3882523394637344e-05, 0.0001867342080200925, -0.0007407025341544301, -0.006033670871426909,
+    0.2401581824255883, 1.6536545626831027,)
+_R_TAIL = (
+    (4.0, 3.25, (
+        -1.4414402902576647e-09, 7.602734181548034e-09, -1.1037793186805448e-08, -2.069721217948336e-08,
+        1.2617019273822622e-07, -2.4575721605517875e-07, -2.3768438869458365e-08, 1.4817686493076977e-06,
+        -3.987383279152877e-06, 2.9325103785542764e-06, 1.2465490012885596e-05, -4.732066388775043e-05,
+        6.828703766281446e-05, 2.4031510350318603e-05, -0.00035503780550499826, 0.000953289341795833,
+        -0.001688275535921936, 0.002491442097947516, -0.003751208508212327, 0.005370914553555193,
+        1.0052589676941652, 3.0838856104922208,)),
+    (6.2, 5.1, (
+        2.3209656537806653e-14, -8.653810666120385e-13, 3.994342861436602e-12, -6.570869188226889e-12,
+        -4.7283629842438035e-12, 6.618929984788362e-11, -2.7566713235824025e-10, 8.338362004928273e-10,
+        -2.0397498228790544e-09, 4.26505948004683e-09, -8.160494349411793e-09, 1.655525512320721e-08,
+        -4.542693036848007e-08, 1.791311353920007e-07, -8.310733731932234e-07, 3.889939071860899e-06,
+        -1.7162632767188418e-05, 6.680006834627947e-05, -0.00018651301730326244, -0.0001988588686202921,
+        1.010266564502291, 4.950934853078874,)),
+    (13.0, 9.6, (
+        -1.6602853818861059e-22, 1.6895224535178393e-21, -6.478347135979852e-21, 6.27488677731094e-20,
+        -8.910449488157727e-19, 8.644431528661186e-18, -7.851172338394351e-17, 7.424510920377793e-16,
+        -6.9730028883490165e-15, 6.413658389340692e-14, -5.788333661085642e-13, 5.103855936591736e-12,
+        -4.357854921464782e-11, 3.548068209694195e-10, -2.6691029154829193e-09, 1.7099131476614274e-08,
+        -6.500464812280601e-08, -5.480169673132147e-07, 1.956183980191772e-05, -0.00037272104744758537,
+        1.0062585504105512, 9.488164110415585,)),
+    (27.5, 20.25, (
+        -1.3268850182356042e-29, 2.5662846156879654e-28, -1.0910096080977158e-27, 1.9576674154440117e-26,
+        -8.201094426055775e-25, 1.4961573862511013e-23, -2.3289176185913167e-22, 3.946078390772645e-21,
+        -6.439577181757945e-20, 9.268617264185317e-19, -1.0357802666893854e-17, 2.3186513983818964e-17,
+        3.7152701133187056e-15, -1.6992756503151227e-13, 5.607135612712437e-12, -1.6382655794128986e-10,
+        4.5081422394613265e-09, -1.2027806057505892e-07, 3.170750961466559e-06, -8.409770023301425e-05,
+        1.0023087132676716, 20.178638048598987,)),
+)
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 
@@ -113,6 +154,40 @@ def _erfc(x, o):
     return o.select(o.lt(a, o.c(0.5)), small, o.select(o.lt(x, x), x, big))   # (nan stays nan)
 
 
+def _inverse_ratio(w, o):
+    """R(w) = erfinv(x) / x for w = -log((1 - x)(1 + x)) (w >= 0): the central fit below
+    6.25, the pieces of s = sqrt(w) above; each piece's variable clamped into range so an
+    unused piece stays finite (w = inf at x = 1 is handled by the caller)."""
+    central = _horner(o, o.add(o.select(o.lt(w, o.c(6.25)), w, o.c(6.25)), o.c(-3.125)), _R_CENTRAL)
+    s = o.sqrt(o.select(o.lt(w, o.c(756.0)), w, o.c(756.0)))
+    r = None
+    for end, centre, coeffs in reversed(_R_TAIL):
+        piece = _horner(o, o.add(s, o.c(-centre)), coeffs)
+        r = piece if r is None else o.select(o.lt(s, o.c(end)), piece, r)
+    return o.select(o.lt(w, o.c(6.25)), central, r)
+
+
+def _erfinv(x, o):
+    """x R(w); +-inf at x = +-1 (w infinite), nan beyond."""
+    one = o.c(1.0)
+    a = o.abs(x)
+    w = o.mul(o.c(-1.0), o.log(o.mul(o.add(one, o.mul(o.c(-1.0), x)), o.add(one, x))))
+    ends = o.select(o.lt(one, a), o.c(float("nan")), o.mul(x, o.c(float("inf"))))
+    return o.select(o.lt(a, one), o.mul(x, _inverse_ratio(w, o)), ends)
+
+
+def _ndtri(p, o):
+    """sqrt 2 erfinv(2p - 1), with w = -log(4 p (1 - p)) from p itself (2p - 1 rounds to
+    -1 for p below 1e-17, where w still holds p's digits); -inf at 0, inf at 1."""
+    x = o.add(o.mul(o.c(2.0), p), o.c(-1.0))
+    w = o.mul(o.c(-1.0), o.log(o.mul(o.mul(o.c(4.0), p), o.add(o.c(1.0), o.mul(o.c(-1.0), p)))))
+    y = o.mul(o.mul(x, _inverse_ratio(w, o)), o.c(math.sqrt(2.0)))
+    inside = o.select(o.lt(o.c(0.0), p), o.lt(p, o.c(1.0)), o.lt(p, p))
+    ends = o.select(o.lt(p, o.c(0.0)), o.c(float("nan")),
+                    o.select(o.lt(o.c(1.0), p), o.c(float("nan")), o.mul(x, o.c(float("inf")))))
+    return o.select(inside, y, ends)
+
+
 class _NumpyOps:
     def __init__(self, dtype):
         self.dtype = dtype
@@ -124,7 +199,7 @@ class _NumpyOps:
     def splitter(self):          # Veltkamp's 2^s + 1: s = half the significand's bits
         return 4097.0 if self.dtype == np.float32 else 134217729.0
 
-    add, mul, div, lt, abs, exp = np.add, np.multiply, np.divide, np.less, np.abs, np.exp
+    add, mul, div, lt, abs, exp, log, sqrt = np.add, np.multiply, np.divide, np.less, np.abs, np.exp, np.log, np.sqrt
 
     @staticmethod
     def select(cond, a, b):
@@ -174,6 +249,12 @@ class _LLVMOps:
     def exp(self, a):
         return self.e.cg.math("exp", a)
 
+    def log(self, a):
+        return self.e.cg.math("log", a)
+
+    def sqrt(self, a):
+        return self.e.intrinsic("llvm.sqrt", a)
+
 
 def _erf_llvm(e, x):
     r = _erf(x, _LLVMOps(e, x))
@@ -202,6 +283,54 @@ elementwise("erfc", _erfc_np, lambda y, x: (-_TWO_OVER_SQRT_PI * ew.exp(-(x * x)
             c="gradc_erfc({0})", llvm=_erfc_llvm, cost=32, notation="erfc", deriv="−2/√π exp(−{u}²)",
             doc="1 - erf(x) to a few ulp of its own size (floats): Chebyshev fits and two exps (LLVM), "
                 "libm's erfc (C); derivative -2/sqrt(pi) exp(-x^2)")
+
+
+def _np_of(algorithm):
+    def f(x):
+        x = np.asarray(x)
+        with np.errstate(all="ignore"):
+            r = algorithm(x, _NumpyOps(x.dtype))
+            return np.where(np.isnan(x), x, r).astype(x.dtype)
+    return f
+
+
+def _llvm_of(algorithm):
+    def f(e, x):
+        return e.select(e.b.fcmp_unordered("uno", x, x), x, algorithm(x, _LLVMOps(e, x)))
+    return f
+
+
+_SQRT_PI_OVER_2 = math.sqrt(math.pi) / 2
+_SQRT_2PI = math.sqrt(2 * math.pi)
+elementwise("erfinv", _np_of(_erfinv), lambda y, x: (_SQRT_PI_OVER_2 * ew.exp(y * y),),
+            c="gradc_erfinv({0})", llvm=_llvm_of(_erfinv), cost=40, notation="erf⁻¹",
+            deriv="√π/2 exp(erf⁻¹({u})²)",
+            doc="the inverse of erf on (-1, 1) (floats): x R(-log(1 - x^2)), R Chebyshev fits (LLVM); "
+                "Newton's method on libm's erf and erfc (C); derivative sqrt(pi)/2 exp(y^2)")
+elementwise("ndtri", _np_of(_ndtri), lambda y, p: (_SQRT_2PI * ew.exp(0.5 * (y * y)),),
+            c="gradc_ndtri({0})", llvm=_llvm_of(_ndtri), cost=40, notation="Φ⁻¹", deriv="√(2π) exp(Φ⁻¹({u})²/2)",
+            doc="the inverse of the standard normal CDF on (0, 1) (floats), from the same fits with "
+                "w = -log(4p(1 - p)) computed from p; derivative sqrt(2 pi) exp(y^2 / 2)")
+
+
+def erfinv(x):
+    """The inverse error function (``scipy.special.erfinv``): ``erf(erfinv(x)) = x`` on
+    (-1, 1), +-inf at +-1, nan beyond."""
+    from .. import tracer as t
+    if t.current() is None and not isinstance(x, t.Value):
+        return _np_of(_erfinv)(np.asarray(x, dtype=np.result_type(x, np.float32)
+                                          if np.asarray(x).dtype.kind == "f" else np.float64))
+    return ew._bind("erfinv", _floats(x))
+
+
+def ndtri(p):
+    """The inverse of the standard normal CDF (``scipy.special.ndtri``), accurate for
+    small p too (ndtri(1e-300) = -37.0)."""
+    from .. import tracer as t
+    if t.current() is None and not isinstance(p, t.Value):
+        return _np_of(_ndtri)(np.asarray(p, dtype=np.result_type(p, np.float32)
+                                         if np.asarray(p).dtype.kind == "f" else np.float64))
+    return ew._bind("ndtri", _floats(p))
 
 
 def _floats(x):

@@ -108,7 +108,8 @@ def _sort_in_place(self, axis=-1, kind=None, order=None):
 Value.sort = _sort_in_place
 
 
-_SCIPY_UFUNCS = frozenset({"erf", "erfc", "expit", "logit", "xlogy", "xlog1py", "entr", "gammaln", "psi", "digamma"})
+_SCIPY_UFUNCS = frozenset({"erf", "erfc", "erfinv", "ndtr", "ndtri", "log_ndtr", "expit", "logit", "xlogy",
+                            "xlog1py", "entr", "gammaln", "psi", "digamma"})
 
 
 def _scipy_ufunc(name):

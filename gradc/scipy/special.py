@@ -21,7 +21,7 @@ import math
 import numpy as _np
 
 from .. import numpy as np
-from ..ops.special import erf, erfc  # noqa: F401
+from ..ops.special import erf, erfc, erfinv, ndtri  # noqa: F401
 from ..ops.stats import _eager as _concrete
 
 expit = np.sigmoid

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as _np
 
 from .. import numpy as np
-from .special import betaln, gammaln, log_ndtr, ndtr, xlog1py, xlogy
+from .special import betaln, gammaln, log_ndtr, ndtr, ndtri, xlog1py, xlogy
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 _NEG_INF = -_np.inf
@@ -53,6 +53,8 @@ norm = _namespace(
     logcdf=lambda x, loc=0.0, scale=1.0: log_ndtr(_z(x, loc, scale)),
     sf=lambda x, loc=0.0, scale=1.0: ndtr(-_z(x, loc, scale)),
     logsf=lambda x, loc=0.0, scale=1.0: log_ndtr(-_z(x, loc, scale)),
+    ppf=lambda q, loc=0.0, scale=1.0: loc + scale * ndtri(q),
+    isf=lambda q, loc=0.0, scale=1.0: loc - scale * ndtri(q),
 )
 
 
