@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .errors import ShapeError, UnsupportedError
+from .errors import GradcError, UnsupportedError
 from .graph import Graph
 from .ops import OPS
-from .tracer import bind, current, provenance, subst_params, to_value
+from .tracer import bind, current, match_inputs, provenance, subst_params, to_value
 
 
 def batch_replay(graph: Graph, args: list, batched: list[bool], n) -> list[tuple]:
@@ -27,27 +27,12 @@ def batch_replay(graph: Graph, args: list, batched: list[bool], n) -> list[tuple
     leading axis (the others are shared by every example).  Returns ``(value, batched)``
     per output of the graph."""
     b = current()
-    symmap: dict = {}
-    env: dict = {}
-    for nid, a, bt in zip(graph.inputs, args, batched, strict=True):
-        v = to_value(a, b)
-        d = graph[nid]
-        if v.dtype != d.dtype:
-            v = bind("cast", v, dtype=d.dtype)
-        shape = v._shape[1:] if bt else v._shape
-        if len(d.shape) != len(shape):
-            raise ShapeError(f"vmap: {d.name} expects rank {len(d.shape)} per example, got {len(shape)}")
-        for gd, vd in zip(d.shape, shape):
-            if isinstance(gd, int):
-                b.env.equal(vd, gd, f"vmap: {d.name}")
-            elif gd in symmap:
-                symmap[gd] = b.env.equal(symmap[gd], vd, f"vmap: {d.name}")
-            else:
-                symmap[gd] = vd
-        env[nid] = (v, bt)
-    for s, k in graph.minimum.items():
-        if s in symmap:
-            b.env.at_least(symmap[s], k)
+    if len(args) != len(graph.inputs) or len(batched) != len(args):
+        raise GradcError(f"internal: batching {graph.name} with {len(args)} of {len(graph.inputs)} inputs")
+    vals = [to_value(a, b) for a in args]
+    vals, symmap = match_inputs(graph, vals, [v._shape[1:] if bt else v._shape for v, bt in zip(vals, batched)],
+                                "vmap: per example,")
+    env: dict = {nid: (v, bt) for nid, v, bt in zip(graph.inputs, vals, batched)}
     for nid in graph.order():
         if nid in env:
             continue

@@ -243,25 +243,8 @@ def replay(graph: Graph, args: list, rewrite=None) -> dict:
     vals = [to_value(a, b) for a in args]
     if len(vals) != len(graph.inputs):
         raise GradcError(f"internal: inlining {graph.name} with {len(vals)} of {len(graph.inputs)} inputs")
-    symmap: dict = {}
-    env: dict = {}
-    for nid, v in zip(graph.inputs, vals):
-        d = graph[nid]
-        if v.dtype != d.dtype:
-            v = bind("cast", v, dtype=d.dtype)
-        if len(d.shape) != len(v._shape):
-            raise ShapeError(f"{graph.name}: argument {d.name} expects rank {len(d.shape)}, got {len(v._shape)}")
-        for gd, vd in zip(d.shape, v._shape):
-            if isinstance(gd, int):
-                b.env.equal(vd, gd, f"{graph.name} argument {d.name}")
-            elif gd in symmap:
-                symmap[gd] = b.env.equal(symmap[gd], vd, f"{graph.name} argument {d.name}")
-            else:
-                symmap[gd] = vd
-        env[nid] = v
-    for s, k in graph.minimum.items():
-        if s in symmap:
-            b.env.at_least(symmap[s], k)
+    vals, symmap = match_inputs(graph, vals, [v._shape for v in vals], f"{graph.name}: argument")
+    env: dict = dict(zip(graph.inputs, vals))
     later = []   # (new node ids, their provenance, the node it differentiates) replayed later
     for nid in graph.order():
         d = graph[nid]
@@ -295,6 +278,34 @@ def replay(graph: Graph, args: list, rewrite=None) -> dict:
             if n in b.graph.nx and b.graph[n].provenance is prov:
                 b.graph[n].provenance = fixed
     return env
+
+
+def match_inputs(graph: Graph, vals: list, shapes: list, what: str) -> tuple[list, dict]:
+    """``graph``'s inputs given ``vals`` (Values of the current trace) whose shapes, as
+    the graph sees them, are ``shapes``: each value cast to its input's dtype, and each
+    input's sizes unified with those shapes.  Returns the values and {graph's size
+    symbol: the trace's size}, for substituting into the nodes' params."""
+    b = current()
+    symmap: dict = {}
+    out = []
+    for nid, v, shape in zip(graph.inputs, vals, shapes):
+        d = graph[nid]
+        if v.dtype != d.dtype:
+            v = bind("cast", v, dtype=d.dtype)
+        if len(d.shape) != len(shape):
+            raise ShapeError(f"{what} {d.name} expects rank {len(d.shape)}, got {len(shape)}")
+        for gd, vd in zip(d.shape, shape):
+            if isinstance(gd, int):
+                b.env.equal(vd, gd, f"{what} {d.name}")
+            elif gd in symmap:
+                symmap[gd] = b.env.equal(symmap[gd], vd, f"{what} {d.name}")
+            else:
+                symmap[gd] = vd
+        out.append(v)
+    for s, k in graph.minimum.items():
+        if s in symmap:
+            b.env.at_least(symmap[s], k)
+    return out, symmap
 
 
 def trace_specs(fn, specs: list[Spec], names: list[str], name: str = "f"):

@@ -23,7 +23,7 @@ from .linalg import matmul
 from .reduce import sum_
 from .stats import _eager
 from .arrays import pad
-from .structure import concatenate, expand_dims, gather, reshape
+from .structure import along_axis_index, concatenate, expand_dims, gather, reshape
 
 SLICED_KERNEL = 64       # convolve: up to this many taps, shifted slices; beyond, a windows product
 
@@ -173,19 +173,7 @@ def put_along_axis(arr, indices, values, axis, inplace=True, mode=None):
     if inplace:
         raise UnsupportedError("put_along_axis on a traced array: pass inplace=False (it returns the updated "
                                "array, as jax.numpy.put_along_axis does)")
-    x = _value(arr)
-    idx = _value(indices)
-    if idx.ndim != x.ndim:
-        raise ShapeError(f"put_along_axis: indices have rank {idx.ndim}, the array has rank {x.ndim}")
     if axis is None:
         raise UnsupportedError("put_along_axis(..., axis=None) is not supported")
-    axis = axis % x.ndim
-    full = []
-    for a in range(x.ndim):
-        if a == axis:
-            full.append(idx)
-        else:
-            shape = [1] * x.ndim
-            shape[a] = x.shape[a]
-            full.append(np.arange(x.shape[a]).reshape(shape))
-    return x.at[tuple(full)].set(values)
+    x = _value(arr)
+    return x.at[tuple(along_axis_index(x, indices, axis, "put_along_axis"))].set(values)

@@ -427,9 +427,16 @@ def take_along_axis(x, indices, axis):
     if not isinstance(x, t.Value) and not isinstance(indices, t.Value) and t.current() is None:
         return np.take_along_axis(np.asarray(x), np.asarray(indices), axis)
     x = t.to_value(x)
+    return t.bind("gather", x, *along_axis_index(x, indices, axis, "take_along_axis"))
+
+
+def along_axis_index(x, indices, axis, what):
+    """The index arrays that pick ``indices`` along ``axis`` of ``x`` and every position
+    along the other axes (an iota each): take_along_axis's and put_along_axis's."""
+    t = tracer()
     idx = _index_value(indices)
     if idx.ndim != x.ndim:
-        raise ShapeError(f"take_along_axis: indices have rank {idx.ndim}, x has rank {x.ndim}")
+        raise ShapeError(f"{what}: indices have rank {idx.ndim}, x has rank {x.ndim}")
     axis = axis % x.ndim
     full = []
     for a in range(x.ndim):
@@ -438,7 +445,7 @@ def take_along_axis(x, indices, axis):
         else:
             shp = tuple(x._shape[a] if b == a else 1 for b in range(x.ndim))
             full.append(t.bind("iota", shape=shp, axis=a, dtype=np.dtype(np.int64)))
-    return t.bind("gather", x, *full)
+    return full
 
 
 def _iota_np(shape, axis, dtype):
