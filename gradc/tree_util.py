@@ -243,6 +243,18 @@ def _flatten_up_to(td: PyTreeDef, tree) -> list:
     return out
 
 
+def broadcast_prefix(prefix, tree, is_leaf=None) -> list:
+    """For each leaf of ``tree``, the value of ``prefix`` (a tree whose structure is a
+    prefix of ``tree``'s: its leaves stand for whole subtrees, as vmap's ``in_axes``) at
+    that leaf's place.  ``None`` in ``prefix`` is a leaf.  Raises ValueError naming the
+    place where the structures differ."""
+    values, td = tree_flatten(prefix, is_leaf=lambda x: x is None)
+    out: list = []
+    for v, sub in zip(values, _flatten_up_to(td, tree)):
+        out += [v] * len(tree_leaves(sub, is_leaf))
+    return out
+
+
 def _child_keys(td: PyTreeDef) -> list:
     t = td.node_type
     if t is dict:

@@ -17,7 +17,7 @@ from .errors import ArgumentError, ShapeError
 from .ops.bind import batch_materialize
 from .ops.linalg import transpose
 from .tracer import Spec, Value, current, to_value, trace_specs, user_source
-from .tree_util import _flatten_up_to, tree_flatten, tree_leaves, tree_unflatten
+from .tree_util import broadcast_prefix, keystr, leaf_paths, tree_flatten, tree_leaves, tree_unflatten
 
 
 def vmap(fun, in_axes=0, out_axes=0, *, axis_size=None):
@@ -51,26 +51,34 @@ def _axes_per_leaf(in_axes, args: tuple, kwargs: dict, name: str) -> list:
         in_axes = tuple(in_axes)
     if isinstance(in_axes, tuple):
         if len(in_axes) != len(args):
-            raise ArgumentError(f"vmap({name}): in_axes has {len(in_axes)} entries but the call has "
-                                f"{len(args)} positional arguments")
+            raise _error(name, f"in_axes has {len(in_axes)} entries but the call has {len(args)} positional "
+                               "arguments")
     else:
         in_axes = (in_axes,) * len(args)
-    spec = (in_axes, {k: 0 for k in kwargs})
-    axes, td = tree_flatten(spec, is_leaf=lambda x: x is None)
     try:
-        subtrees = _flatten_up_to(td, (args, kwargs))
+        axes = broadcast_prefix((in_axes, {k: 0 for k in kwargs}), (args, kwargs))
     except ValueError as e:
-        raise ArgumentError(f"vmap({name}): in_axes does not match the arguments' structure: {e}") from None
-    out = []
-    for ax, sub in zip(axes, subtrees):
+        raise _error(name, f"in_axes does not match the arguments' structure: {e}") from None
+    for ax in axes:
         if ax is not None and not isinstance(ax, (int, np.integer)):
-            raise ArgumentError(f"vmap({name}): in_axes entries must be ints or None, got {ax!r}")
-        out += [ax] * len(tree_leaves(sub))
-    return out
+            raise _error(name, f"in_axes entries must be ints or None, got {ax!r}")
+    return axes
+
+
+def _error(name, text) -> ArgumentError:
+    src = user_source()
+    return ArgumentError(f"vmap({name}): {text}" + (f"  [at {src}]" if src else ""))
+
+
+def _label(path) -> str:
+    """A leaf of ``(args, kwargs)`` as a message names it: ``argument 1['W']``."""
+    where = "argument" if path[0] == 0 else "keyword argument"
+    return f"{where} {path[1]}{keystr(path[2:])}"
 
 
 def _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs):
     leaves, tree = tree_flatten((args, kwargs))
+    paths = leaf_paths(tree)
     axes = _axes_per_leaf(in_axes, args, kwargs, name)
     inputs, batched, where, static = [], [], [], list(leaves)
     n = None
@@ -83,11 +91,10 @@ def _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs):
                 where.append(k)
             continue          # a constant shared by every example: traced as one
         v = to_value(x)
-        if v.ndim == 0:
-            raise ArgumentError(f"vmap({name}): argument leaf {k} is a scalar, but in_axes maps its axis {ax}")
         a = int(ax)
         if not -v.ndim <= a < v.ndim:
-            raise ArgumentError(f"vmap({name}): in_axes maps axis {a} of an argument of rank {v.ndim}")
+            raise _error(name, f"in_axes maps axis {a} of {_label(paths[k])}, of rank {v.ndim}"
+                               + (" (a scalar)" if v.ndim == 0 else ""))
         a %= v.ndim
         if a:
             v = transpose(v, (a,) + tuple(i for i in range(v.ndim) if i != a))
@@ -98,17 +105,15 @@ def _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs):
             try:
                 n = env.equal(n, v._shape[0], "vmap")
             except ShapeError:
-                raise ArgumentError(
-                    f"vmap({name}): the mapped axes differ in size: leaf {first[0]} has {env.value(n)} on axis "
-                    f"{first[1]}, leaf {k} has {env.value(v._shape[0])} on axis {a}"
-                    + (f"  [at {user_source()}]" if user_source() else "")) from None
+                raise _error(name, f"the mapped axes differ in size: {_label(paths[first[0]])} has "
+                                   f"{env.value(n)} on axis {first[1]}, {_label(paths[k])} has "
+                                   f"{env.value(v._shape[0])} on axis {a}") from None
         inputs.append(v)
         batched.append(True)
         where.append(k)
     if n is None:
         if axis_size is None:
-            raise ArgumentError(f"vmap({name}): no argument is mapped (every in_axes is None); "
-                                "give axis_size")
+            raise _error(name, "no argument is mapped (every in_axes is None); give axis_size")
         n = int(axis_size)
 
     def per_example(*vals):
@@ -130,30 +135,23 @@ def _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs):
 
 
 def _place_outputs(outs, structure, out_axes, n, name) -> list:
-    if isinstance(out_axes, (int, np.integer)) or out_axes is None:
-        axes = [out_axes] * len(outs)
-    else:
-        spec_axes, td = tree_flatten(out_axes, is_leaf=lambda x: x is None)
-        try:
-            subtrees = _flatten_up_to(td, tree_unflatten(structure, list(range(len(outs)))))
-        except ValueError as e:
-            raise ArgumentError(f"vmap({name}): out_axes does not match the output's structure: {e}") from None
-        axes = []
-        for ax, sub in zip(spec_axes, subtrees):
-            axes += [ax] * len(tree_leaves(sub))
+    try:
+        axes = broadcast_prefix(out_axes, tree_unflatten(structure, list(range(len(outs)))))
+    except ValueError as e:
+        raise _error(name, f"out_axes does not match the output's structure: {e}") from None
     placed = []
     for k, ((v, bt), ax) in enumerate(zip(outs, axes)):
         if ax is None:
             if bt:
-                raise ArgumentError(f"vmap({name}): out_axes is None for output leaf {k}, but it "
-                                    "depends on the mapped arguments")
+                raise _error(name, f"out_axes is None for output leaf {k}, but it depends on the mapped "
+                                   "arguments")
             placed.append(v)
             continue
         if not bt:
             v = batch_materialize(n, v)
         a = int(ax)
         if not -v.ndim <= a < v.ndim:
-            raise ArgumentError(f"vmap({name}): out_axes {a} is out of range for an output of rank {v.ndim - 1}")
+            raise _error(name, f"out_axes {a} is out of range for an output of rank {v.ndim - 1}")
         a %= v.ndim
         if a:
             order = list(range(1, v.ndim))

@@ -480,3 +480,12 @@ def test_mixed_dtype_leaves_keep_their_dtypes():
     # W's gradient is computed in float64 and rounded once to float32: 1 ulp of float32
     np.testing.assert_allclose(g["W"], fd_grad(np_f, [W64, p["b"]], 0), rtol=2e-6, atol=1e-6)
     np.testing.assert_allclose(g["b"], fd_grad(np_f, [W64, p["b"]], 1), rtol=FD_RTOL, atol=FD_ATOL)
+
+
+def test_broadcast_prefix_gives_each_leaf_its_prefix_value():
+    from gradc.tree_util import broadcast_prefix
+    tree = ({"W": 1, "b": 2}, [3, (4, 5)], 6)
+    assert broadcast_prefix((0, None, 1), tree) == [0, 0, None, None, None, 1]
+    assert broadcast_prefix(({"W": None, "b": 0}, [1, 2], 3), tree) == [None, 0, 1, 2, 2, 3]
+    with pytest.raises(ValueError, match="differ|has"):
+        broadcast_prefix(({"W": 0}, 1, 2), tree)

@@ -209,16 +209,16 @@ def test_one_graph_serves_every_batch_size():
 
 # ----------------------------------------------------------------------------- errors
 def test_mapped_axes_of_different_sizes_are_refused():
-    with pytest.raises(gradc.ArgumentError, match="mapped axes differ in size"):
+    with pytest.raises(gradc.ArgumentError, match=r"mapped axes differ in size: argument 0 has 3 on axis 0, argument 1 has 4"):
         gradc.vmap(lambda a, b: a + b)(np.zeros((3, 2)), np.zeros((4, 2)))
 
 
 def test_in_axes_that_do_not_fit_the_arguments_are_refused():
     with pytest.raises(gradc.ArgumentError, match="in_axes has 1 entries but the call has 2"):
         gradc.vmap(lambda a, b: a + b, in_axes=(0,))(np.zeros(3), np.zeros(3))
-    with pytest.raises(gradc.ArgumentError, match="axis 2 of an argument of rank 2"):
+    with pytest.raises(gradc.ArgumentError, match=r"axis 2 of argument 0, of rank 2"):
         gradc.vmap(lambda a: a, in_axes=2)(np.zeros((3, 2)))
-    with pytest.raises(gradc.ArgumentError, match="is a scalar"):
+    with pytest.raises(gradc.ArgumentError, match=r"axis 0 of argument 1, of rank 0 \(a scalar\)"):
         gradc.vmap(lambda a, b: a * b)(np.zeros(3), 2.0)
     with pytest.raises(gradc.ArgumentError, match="no argument is mapped"):
         gradc.vmap(lambda a: a, in_axes=None)(np.zeros(3))
