@@ -94,13 +94,16 @@ def _jacobian_blocks(fun, vals: list, names: list, wrt: list, name: str, mode=No
     return per_output, structure, Fo, note
 
 
+def _identity_mask(m: int):
+    """The (m, m) boolean identity, from two iotas (computed, not stored)."""
+    return bind("eq", bind("iota", shape=(m, 1), axis=0, dtype=np.dtype(np.int64)),
+                bind("iota", shape=(1, m), axis=1, dtype=np.dtype(np.int64)))
+
+
 def _unit_arrays(shape: tuple, dtype):
-    """``(m, *shape)``, m = the size of ``shape``: row k is the k-th unit array (computed
-    from two iotas, not stored)."""
+    """``(m, *shape)``, m = the size of ``shape``: row k is the k-th unit array."""
     m = int(np.prod(shape, dtype=np.int64))
-    i = bind("iota", shape=(m, 1), axis=0, dtype=np.dtype(np.int64))
-    j = bind("iota", shape=(1, m), axis=1, dtype=np.dtype(np.int64))
-    return reshape(convert(bind("eq", i, j), dtype), (m,) + shape)
+    return reshape(convert(_identity_mask(m), dtype), (m,) + shape)
 
 
 def _batched(v, bt, m):
@@ -149,10 +152,8 @@ def _diagonal(Fo, base, wrt, vals, out) -> list:
         d = batch_replay(G, args, [False] * len(args), None)[1][0]
         shape = tuple(out.shape)
         m = int(np.prod(shape, dtype=np.int64))
-        eye = bind("eq", bind("iota", shape=(m, 1), axis=0, dtype=np.dtype(np.int64)),
-                   bind("iota", shape=(1, m), axis=1, dtype=np.dtype(np.int64)))
-        flat = reshape(d, (m, 1))
-        row.append(reshape(bind("where", eye, flat, np.zeros((), d.dtype)), shape + shape))
+        on_diagonal = bind("where", _identity_mask(m), reshape(d, (m, 1)), np.zeros((), d.dtype))
+        row.append(reshape(on_diagonal, shape + shape))
     return row
 
 
