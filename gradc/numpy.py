@@ -14,7 +14,7 @@ import numpy as _np
 
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
 from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, special as _special
-from .ops import compose as _cmp, lookup as _lookup
+from .ops import compose as _cmp, lookup as _lookup, segments as _segments
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
@@ -50,6 +50,7 @@ hsplit, vsplit, dsplit, block = _ax.hsplit, _ax.vsplit, _ax.dsplit, _arr.block
 searchsorted, digitize, interp, convolve, correlate = (
     _lookup.searchsorted, _lookup.digitize, _lookup.interp, _lookup.convolve, _lookup.correlate)
 ediff1d, put_along_axis = _lookup.ediff1d, _lookup.put_along_axis
+bincount = _segments.bincount
 tensordot, inner, vdot = _es.tensordot, _es.inner, _es.vdot
 # structure
 expand_dims, squeeze = _st.expand_dims, _st.squeeze
@@ -140,12 +141,18 @@ def asarray(obj, dtype=None):
     return array(obj, dtype)
 
 
+def _constant(a):
+    """A new array made inside a trace is a constant of the graph, a traced value: it has
+    JAX's ``.at`` (``zeros(n).at[i].set(v)``) and traced integer arrays can index it."""
+    return _to_value(a) if _current() is not None else a
+
+
 def zeros(shape, dtype=float):
-    return _np.zeros(shape, dtype)
+    return _constant(_np.zeros(shape, dtype))
 
 
 def ones(shape, dtype=float):
-    return _np.ones(shape, dtype)
+    return _constant(_np.ones(shape, dtype))
 
 
 def full(shape, fill_value, dtype=None):
@@ -153,14 +160,12 @@ def full(shape, fill_value, dtype=None):
     if isinstance(fill_value, _Value):
         v = astype(fill_value, dtype) if dtype is not None else fill_value
         return _st.broadcast_to(v, (shape,) if isinstance(shape, int) else tuple(shape))
-    return _np.full(shape, fill_value, dtype)
+    return _constant(_np.full(shape, fill_value, dtype))
 
 
 def eye(N, M=None, k=0, dtype=float):
-    """numpy.eye; inside a trace a constant of the graph, so that a traced integer
-    array can index it (``eye(K)[labels]``: one-hot rows), which a numpy array cannot."""
-    a = _np.eye(N, M, k, dtype=dtype)
-    return _to_value(a) if _current() is not None else a
+    """numpy.eye; inside a trace a constant of the graph (``eye(K)[labels]``: one-hot rows)."""
+    return _constant(_np.eye(N, M, k, dtype=dtype))
 
 
 def identity(n, dtype=float):
@@ -256,7 +261,7 @@ FUNCTIONS = {
     "round": round, "around": around, "fix": fix,
     "hsplit": hsplit, "vsplit": vsplit, "dsplit": dsplit, "block": block, "searchsorted": searchsorted,
     "digitize": digitize, "interp": interp, "convolve": convolve, "correlate": correlate, "ediff1d": ediff1d,
-    "put_along_axis": put_along_axis,
+    "put_along_axis": put_along_axis, "bincount": bincount,
 }
 
 

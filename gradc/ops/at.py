@@ -15,8 +15,10 @@ adjoints are ``slice`` and ``gather``, and selected by ``where``.  Repeated inte
 indices follow numpy when the indices are constants (``set``: the last value wins;
 ``add``, ``multiply``, ``min``, ``max`` accumulate, as ``np.add.at`` and friends):
 gradc splits them into rounds of distinct indices.  With traced index arrays gradc
-cannot see repeats while tracing: ``add`` still accumulates, and ``set``,
-``multiply``, ``min`` and ``max`` use the mean of the values given for one position.
+cannot see repeats while tracing: ``add`` still accumulates, ``set`` takes the mean of
+the values given for one position (JAX leaves which one undefined), and ``multiply``,
+``min`` and ``max`` need ``unique_indices=True`` (else an error points to
+``gradc.ops.segment_prod``/``segment_min``/``segment_max``, which reduce exactly).
 """
 from __future__ import annotations
 
@@ -74,17 +76,17 @@ class IndexUpdateRef:
     def multiply(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] *= values``."""
         _check_mode(mode)
-        return update(self._x, self._idx, values, "multiply")
+        return update(self._x, self._idx, values, "multiply", unique=unique_indices)
 
     def min(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] = minimum(x[idx], values)``."""
         _check_mode(mode)
-        return update(self._x, self._idx, values, "min")
+        return update(self._x, self._idx, values, "min", unique=unique_indices)
 
     def max(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] = maximum(x[idx], values)``."""
         _check_mode(mode)
-        return update(self._x, self._idx, values, "max")
+        return update(self._x, self._idx, values, "max", unique=unique_indices)
 
 
 def _check_mode(mode):
@@ -105,8 +107,9 @@ def _combine(old, new, mode):
     return new
 
 
-def update(x, key, values, mode):
-    """``x.at[key].<mode>(values)``: see the module docstring."""
+def update(x, key, values, mode, unique=False):
+    """``x.at[key].<mode>(values)``: see the module docstring.  ``unique``: the caller
+    promises that traced index arrays do not repeat a position (JAX's ``unique_indices``)."""
     t = _trace()
     if mode not in MODES:
         raise UnsupportedError(f"x.at[...].{mode} is not an update (expected one of {', '.join(MODES)})")
@@ -114,7 +117,7 @@ def update(x, key, values, mode):
     key = key if isinstance(key, tuple) else (key,)
     v = ew.convert(values, x.dtype)            # the update takes x's dtype, as in JAX
     if any(st._is_index_array(k) for k in key):
-        return _advanced_update(x, key, v, mode)
+        return _advanced_update(x, key, v, mode, unique)
     index, result_shape = st.basic_index(x, key)
     if all(ix == (0, None, 1) for ix in index):   # the whole array
         vb = st.reshape_sym(st.broadcast_to(v, result_shape(x)), x._shape)
@@ -135,14 +138,23 @@ def _ones(v):
     return st.full_like(v, 1, dtype=dt)
 
 
-def _advanced_update(x, key, v, mode):
+def _advanced_update(x, key, v, mode, unique=False):
     pre, key = st.advanced_key(x, key)
     if pre is not None:               # partial slices: update inside the sliced region
         region = st.getitem(x, pre)
-        return update(x, pre, _advanced_update(region, key, v, mode), "set")
+        return update(x, pre, _advanced_update(region, key, v, mode, unique), "set")
     t = _trace()
-    distinct = False
-    if mode != "add" and all(not isinstance(k, t.Value) for k in key):
+    distinct = unique
+    if mode in ("multiply", "min", "max") and not unique and any(isinstance(k, t.Value) for k in key):
+        from ..tracer import user_source
+        src = user_source()
+        combine, segment = {"multiply": ("product", "prod"), "min": ("minimum", "min"), "max": ("maximum", "max")}[mode]
+        raise UnsupportedError(
+            f"x.at[...].{mode} with traced index arrays: gradc cannot see while tracing whether they repeat a "
+            f"position, where the values would combine by their {combine}. Pass unique_indices=True if they "
+            f"never repeat; for a reduction per segment use gradc.ops.segment_{segment}(values, indices, "
+            "num_segments)" + (f"  [at {src}]" if src else ""))
+    if mode != "add" and not unique and all(not isinstance(k, t.Value) for k in key):
         rounds = _distinct_rounds(x, key)
         if rounds is not None:                 # repeated constant indices: numpy's order
             vb = st.broadcast_to(v, st.getitem(x, key)._shape)

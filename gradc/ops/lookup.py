@@ -176,4 +176,9 @@ def put_along_axis(arr, indices, values, axis, inplace=True, mode=None):
     if axis is None:
         raise UnsupportedError("put_along_axis(..., axis=None) is not supported")
     x = _value(arr)
-    return x.at[tuple(along_axis_index(x, indices, axis, "put_along_axis"))].set(values)
+    if isinstance(indices, tracer().Value):
+        return x.at[tuple(along_axis_index(x, indices, axis, "put_along_axis"))].set(values)
+    # constant indices: numpy's index arrays, so a repeated position takes the last value
+    grid = list(np.ogrid[tuple(slice(n) for n in x.shape)])
+    grid[axis % x.ndim] = np.asarray(indices)
+    return x.at[tuple(grid)].set(values)
