@@ -141,18 +141,27 @@ def asarray(obj, dtype=None):
     return array(obj, dtype)
 
 
-def _constant(a):
-    """A new array made inside a trace is a constant of the graph, a traced value: it has
-    JAX's ``.at`` (``zeros(n).at[i].set(v)``) and traced integer arrays can index it."""
-    return _to_value(a) if _current() is not None else a
+class _NewArray(_np.ndarray):
+    """An array ``zeros``, ``ones`` or ``full`` made inside a trace: numpy's, so it can be
+    written in place as numpy code does, and with JAX's ``.at`` too
+    (``zeros(n).at[i].add(v)``), which makes it a constant of the graph."""
+
+    @property
+    def at(self):
+        from .ops.at import IndexUpdateHelper
+        return IndexUpdateHelper(_to_value(_np.asarray(self)))
+
+
+def _new(a):
+    return a.view(_NewArray) if _current() is not None else a
 
 
 def zeros(shape, dtype=float):
-    return _constant(_np.zeros(shape, dtype))
+    return _new(_np.zeros(shape, dtype))
 
 
 def ones(shape, dtype=float):
-    return _constant(_np.ones(shape, dtype))
+    return _new(_np.ones(shape, dtype))
 
 
 def full(shape, fill_value, dtype=None):
@@ -160,12 +169,14 @@ def full(shape, fill_value, dtype=None):
     if isinstance(fill_value, _Value):
         v = astype(fill_value, dtype) if dtype is not None else fill_value
         return _st.broadcast_to(v, (shape,) if isinstance(shape, int) else tuple(shape))
-    return _constant(_np.full(shape, fill_value, dtype))
+    return _new(_np.full(shape, fill_value, dtype))
 
 
 def eye(N, M=None, k=0, dtype=float):
-    """numpy.eye; inside a trace a constant of the graph (``eye(K)[labels]``: one-hot rows)."""
-    return _constant(_np.eye(N, M, k, dtype=dtype))
+    """numpy.eye; inside a trace a constant of the graph, so that a traced integer
+    array can index it (``eye(K)[labels]``: one-hot rows), which a numpy array cannot."""
+    a = _np.eye(N, M, k, dtype=dtype)
+    return _to_value(a) if _current() is not None else a
 
 
 def identity(n, dtype=float):

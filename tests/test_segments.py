@@ -53,6 +53,12 @@ def test_bincount_and_the_at_idiom():
     # JAX's idiom: zeros(n).at[ids].add(v), with zeros made inside the trace
     got = gradc.jit(lambda i, v: np.zeros(6).at[i].add(v))(x, wts)
     onp.testing.assert_allclose(got, ops.segment_sum(wts, x, 6), rtol=1e-14)
+    # numpy's idiom still works on the same arrays: written in place while tracing
+    def masked(v):
+        mask = np.zeros(12)
+        mask[::2] = 1.0
+        return v * mask
+    onp.testing.assert_allclose(gradc.jit(masked)(wts), wts * (onp.arange(12) % 2 == 0))
     with pytest.raises(gradc.ArgumentError, match="length="):
         gradc.jit(lambda x: np.bincount(x))(x)
     with pytest.raises(gradc.ArgumentError, match="num_segments is needed"):
