@@ -15,7 +15,13 @@ import numpy as _np
 from . import numpy as np
 
 relu, sigmoid, softplus = np.relu, np.sigmoid, np.softplus
-softmax, log_softmax, logsumexp, gelu = np.softmax, np.log_softmax, np.logsumexp, np.gelu
+softmax, log_softmax, logsumexp = np.softmax, np.log_softmax, np.logsumexp
+
+
+def gelu(x, approximate=True):
+    """jax.nn.gelu: the tanh form by default, as JAX's (``approximate=False``: the exact
+    ``x Phi(x)``, ``gradc.numpy.gelu``'s default and PyTorch's)."""
+    return np.gelu(x, approximate=approximate)
 
 
 def gelu_tanh(x):
@@ -43,12 +49,13 @@ def log_sigmoid(x):
 
 def elu(x, alpha=1.0):
     """x for x > 0, alpha (exp(x) - 1) below (expm1 of the negative part only)."""
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+    # (where, not minimum(x, 0): at x = 0 the gradient is alpha, as JAX's, not the tie's 0)
+    return np.where(x > 0, x, alpha * np.expm1(np.where(x > 0, 0.0, x)))
 
 
 def celu(x, alpha=1.0):
     """max(x, 0) + alpha expm1(min(x, 0) / alpha)."""
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0) / alpha))
+    return np.where(x > 0, x, alpha * np.expm1(np.where(x > 0, 0.0, x) / alpha))
 
 
 def selu(x):

@@ -43,7 +43,8 @@ TABLE = [
     ("hard_silu", nn.hard_silu, lambda x: x * np.clip(x + 3, 0, 6) / 6),
     ("mish", nn.mish, lambda x: x * np.tanh(_softplus(x))),
     ("squareplus", nn.squareplus, lambda x: (x + np.sqrt(x * x + 4)) / 2),
-    ("gelu", nn.gelu, lambda x: x * 0.5 * (1 + _ERF(x / np.sqrt(2)))),
+    ("gelu", nn.gelu, lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))),
+    ("gelu_exact", lambda x: nn.gelu(x, approximate=False), lambda x: x * 0.5 * (1 + _ERF(x / np.sqrt(2)))),
     ("gelu_tanh", nn.gelu_tanh, lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))),
     ("glu", nn.glu, lambda x: x[..., :3] * _sig(x[..., 3:])),
     ("standardize", nn.standardize,
@@ -91,8 +92,8 @@ def test_same_as_jax_nn_where_installed():
     x = _points((4, 6))
     for name, f, _ref in TABLE:
         jf = getattr(jax.nn, name, None)
-        if name in ("gelu", "gelu_tanh"):
-            jf = (lambda a: jax.nn.gelu(a, approximate=False)) if name == "gelu" else jax.nn.gelu
+        if name in ("gelu_exact", "gelu_tanh"):
+            jf = (lambda a: jax.nn.gelu(a, approximate=False)) if name == "gelu_exact" else jax.nn.gelu
         if jf is None or name in ("elu_alpha", "celu", "log1mexp"):
             continue
         want = np.asarray(jf(x))
@@ -100,3 +101,13 @@ def test_same_as_jax_nn_where_installed():
         jg = np.asarray(jax.grad(lambda a: (jf(a) ** 2).sum())(x))
         g = gradc.grad(lambda a: gnp.sum(f(a) ** 2))(x)
         np.testing.assert_allclose(g, jg, rtol=1e-11, atol=1e-11, err_msg=name)
+
+
+@pytest.mark.parametrize("name,alpha,slope", [("elu", 1.0, 1.0), ("celu", 1.0, 1.0),
+                                               ("selu", None, 1.0507009873554805 * 1.6732632423543772)])
+def test_elu_family_at_zero_has_jaxs_slope(name, alpha, slope):
+    """At x = 0 the negative branch's slope, as JAX's where-based forms give (alpha for
+    elu; celu's is 1; selu's scale x alpha): not the 0 of minimum(x, 0)'s tie rule."""
+    f = getattr(nn, name)
+    g = gradc.grad(lambda x: gnp.sum(f(x)))(np.zeros(3))
+    np.testing.assert_allclose(g, slope, rtol=1e-15)

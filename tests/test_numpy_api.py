@@ -769,3 +769,15 @@ def test_power_gradient_in_the_exponent_at_a_zero_base(backend):
     nz = x > 0
     assert gp == pytest.approx(np.sum(x[nz] ** p * np.log(x[nz])), rel=1e-14)
     np.testing.assert_allclose(gx, p * x ** (p - 1), rtol=1e-14)
+
+
+@pytest.mark.parametrize("f,x,want", [
+    (lambda v: gnp.arcsin(v), 0.0, 1.0), (lambda v: gnp.arccos(v), 0.0, -1.0),
+    (lambda v: gnp.arctan2(v, 1.0), 0.0, 1.0), (lambda v: gnp.arctan2(v, -2.0), 0.0, -0.5),
+    (lambda v: gnp.arctan2(3.0, v), 0.0, -1 / 3), (lambda v: gnp.arctan2(v, 2.0), -0.0, 0.5),
+], ids=["arcsin", "arccos", "arctan2_y", "arctan2_y_left", "arctan2_x", "arctan2_minus_zero"])
+def test_inverse_trig_derivatives_at_zero_arguments(f, x, want):
+    """Their magnitudes are taken by select, not abs (whose slope at 0 is 0): at an
+    argument of exactly 0 the derivative is the function's, 1 / (1 + (y/x)^2) / x etc."""
+    g = gradc.grad(lambda v: gnp.sum(f(v)))(np.full(2, x))
+    np.testing.assert_allclose(g, want, rtol=1e-15)

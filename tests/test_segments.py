@@ -63,3 +63,17 @@ def test_bincount_and_the_at_idiom():
         gradc.jit(lambda x: np.bincount(x))(x)
     with pytest.raises(gradc.ArgumentError, match="num_segments is needed"):
         gradc.jit(lambda d, i: ops.segment_max(d, i))(wts, x)
+
+
+def test_ids_outside_the_segments_are_dropped_as_jax_does():
+    """Padding edges point past the last segment (or below 0): their rows count nowhere."""
+    data = r.standard_normal((6, 2))
+    ids = onp.array([0, 1, 5, 1, -1, 2])         # 5 and -1: outside [0, 3)
+    keep = (ids >= 0) & (ids < 3)
+    for name in REDUCE:
+        want = _per_segment(name, data[keep], ids[keep], 3)
+        f = getattr(ops, name)
+        onp.testing.assert_allclose(gradc.jit(lambda d, i: f(d, i, num_segments=3))(data, ids), want, rtol=1e-14)
+        onp.testing.assert_allclose(f(data, ids, 3), want, rtol=1e-14)
+    g = gradc.grad(lambda d: np.sum(ops.segment_sum(d, ids, num_segments=3) ** 2))(data)
+    onp.testing.assert_allclose(g[~keep], 0.0)

@@ -293,8 +293,10 @@ def arctan(x):
 
 @composite(np.arctan2)
 def arctan2(y, x):
-    """The angle of (x, y) in (-pi, pi], with numpy's signed zeros and infinities."""
-    r = _atan2_abs(ew.abs(y), ew.abs(x))
+    """The angle of (x, y) in (-pi, pi], with numpy's signed zeros and infinities.  The
+    magnitudes are taken by select, not abs, so the derivative at y = 0 (or x = 0) is the
+    limit's (abs'(0) = 0 would give 0: arcsin'(0) = 0 instead of 1)."""
+    r = _atan2_abs(where(signbit(y), -y, y), where(signbit(x), -x, x))
     r = where(signbit(x), (math.pi - r) + 2 * _PIO2_LO, r)
     return where(signbit(y), -r, r)
 

@@ -7,9 +7,9 @@ reduce them the other ways; ``bincount`` is numpy's count (or weighted sum) per 
 row's id with every segment (a mask of num_segments x rows, O(num_segments x rows) work)
 and reduce, so repeated ids combine exactly and the gradient follows the reductions'
 rules (ties of a max share it).  With traced ids, ``num_segments`` must be given (the
-result's size); an id outside ``[0, num_segments)`` is an IndexError for
-``segment_sum`` and belongs to no segment for the others.  An empty segment holds
-the reduction's identity: 0, -inf, inf, 1.
+result's size).  An id outside ``[0, num_segments)`` belongs to no segment (its row is
+dropped, as JAX's: graph networks pad edges with such ids).  An empty segment holds the
+reduction's identity: 0, -inf, inf, 1.
 """
 from __future__ import annotations
 
@@ -45,11 +45,23 @@ def segment_sum(data, segment_ids, num_segments=None, indices_are_sorted=False, 
         data, ids = np.asarray(data), np.asarray(segment_ids)
         n = int(ids.max()) + 1 if num_segments is None else int(num_segments)
         out = np.zeros((n,) + data.shape[1:], dtype=data.dtype)
-        np.add.at(out, ids, data)
+        keep = (ids >= 0) & (ids < n)
+        np.add.at(out, ids[keep], data[keep])
         return out
     data, ids, n = _prepare(data, segment_ids, num_segments, "segment_sum")
+    # an id outside [0, n) is dropped, as JAX's (padding edges point past the segments):
+    # its row adds 0 to segment 0
+    keep = ew.logical_and(ew.greater_equal(ids, 0), ew.less(ids, n))
+    rows = ew.where(expand_dims_to(keep, data.ndim), data, np.zeros((), data.dtype))
     zeros = broadcast_to(np.zeros((), data.dtype), (n,) + tuple(data._shape[1:]))
-    return zeros.at[ids].add(data)
+    return zeros.at[ew.where(keep, ids, 0)].add(rows)
+
+
+def expand_dims_to(mask, ndim):
+    """A mask per row, with ones appended to broadcast against rank-``ndim`` rows."""
+    for _ in range(ndim - 1):
+        mask = expand_dims(mask, -1)
+    return mask
 
 
 def _masked(name, identity, reduce):
@@ -63,9 +75,7 @@ def _masked(name, identity, reduce):
         data, ids, n = _prepare(data, segment_ids, num_segments, name)
         t = tracer()
         segments = t.bind("iota", shape=(n, 1), axis=0, dtype=np.dtype(np.int64))
-        mask = ew.equal(expand_dims(ids, 0), segments)                    # (segments, rows)
-        for _ in range(data.ndim - 1):
-            mask = expand_dims(mask, -1)
+        mask = expand_dims_to(ew.equal(expand_dims(ids, 0), segments), data.ndim)   # (segments, rows, 1...)
         return reduce(ew.where(mask, expand_dims(data, 0), identity), axis=1)
     segment_reduce.__name__ = name
     segment_reduce.__doc__ = f"``out[s]``: the {name[8:]} of the ``data[i]`` with ``segment_ids[i] == s``."
