@@ -23,27 +23,32 @@ from .stats import _eager, prod
 from .structure import broadcast_to, expand_dims, zeros_like
 
 
+def _count(segment_ids, num_segments, what) -> int:
+    """The number of segments: ``num_segments``, or one past the largest constant id."""
+    if num_segments is not None:
+        return int(num_segments)
+    if isinstance(segment_ids, tracer().Value):
+        raise ArgumentError(f"{what}: num_segments is needed with traced segment ids (it is the result's size)")
+    ids = np.asarray(segment_ids)
+    return int(ids.max()) + 1 if ids.size else 0
+
+
 def _prepare(data, segment_ids, num_segments, what):
     t = tracer()
-    ids_traced = isinstance(segment_ids, t.Value)
-    if num_segments is None:
-        if ids_traced:
-            raise ArgumentError(f"{what}: num_segments is needed with traced segment ids (it is the result's size)")
-        ids = np.asarray(segment_ids)
-        num_segments = int(ids.max()) + 1 if ids.size else 0
+    num_segments = _count(segment_ids, num_segments, what)
     data = t.to_value(data)
     ids = convert(t.to_value(segment_ids), np.int64)
     if ids.ndim != 1 or data.ndim < 1:
         raise ArgumentError(f"{what}: segment_ids must be 1-D and data at least 1-D, got ranks {ids.ndim} and "
                             f"{data.ndim}")
-    return data, ids, int(num_segments)
+    return data, ids, num_segments
 
 
 def segment_sum(data, segment_ids, num_segments=None, indices_are_sorted=False, unique_indices=False, **kw):
     """``out[s] = sum of data[i] over the i with segment_ids[i] == s``."""
     if _eager(data, segment_ids):
         data, ids = np.asarray(data), np.asarray(segment_ids)
-        n = int(ids.max()) + 1 if num_segments is None else int(num_segments)
+        n = _count(ids, num_segments, "segment_sum")
         out = np.zeros((n,) + data.shape[1:], dtype=data.dtype)
         keep = (ids >= 0) & (ids < n)
         np.add.at(out, ids[keep], data[keep])
@@ -52,39 +57,39 @@ def segment_sum(data, segment_ids, num_segments=None, indices_are_sorted=False, 
     # an id outside [0, n) is dropped, as JAX's (padding edges point past the segments):
     # its row adds 0 to segment 0
     keep = ew.logical_and(ew.greater_equal(ids, 0), ew.less(ids, n))
-    rows = ew.where(expand_dims_to(keep, data.ndim), data, np.zeros((), data.dtype))
+    rows = ew.where(_per_row(keep, data.ndim), data, np.zeros((), data.dtype))
     zeros = broadcast_to(np.zeros((), data.dtype), (n,) + tuple(data._shape[1:]))
     return zeros.at[ew.where(keep, ids, 0)].add(rows)
 
 
-def expand_dims_to(mask, ndim):
+def _per_row(mask, ndim):
     """A mask per row, with ones appended to broadcast against rank-``ndim`` rows."""
     for _ in range(ndim - 1):
         mask = expand_dims(mask, -1)
     return mask
 
 
-def _masked(name, identity, reduce):
+def _masked(name, identity, np_reduce, reduce):
     def segment_reduce(data, segment_ids, num_segments=None, indices_are_sorted=False, unique_indices=False, **kw):
         if _eager(data, segment_ids):
             data, ids = np.asarray(data), np.asarray(segment_ids)
-            n = int(ids.max()) + 1 if num_segments is None else int(num_segments)
+            n = _count(ids, num_segments, name)
             mask = ids[None, :] == np.arange(n)[:, None]
             mask = mask.reshape(mask.shape + (1,) * (data.ndim - 1))
-            return reduce(np.where(mask, data[None], identity), axis=1)
+            return np_reduce(np.where(mask, data[None], identity), axis=1)
         data, ids, n = _prepare(data, segment_ids, num_segments, name)
         t = tracer()
         segments = t.bind("iota", shape=(n, 1), axis=0, dtype=np.dtype(np.int64))
-        mask = expand_dims_to(ew.equal(expand_dims(ids, 0), segments), data.ndim)   # (segments, rows, 1...)
+        mask = _per_row(ew.equal(expand_dims(ids, 0), segments), data.ndim)   # (segments, rows, 1...)
         return reduce(ew.where(mask, expand_dims(data, 0), identity), axis=1)
     segment_reduce.__name__ = name
     segment_reduce.__doc__ = f"``out[s]``: the {name[8:]} of the ``data[i]`` with ``segment_ids[i] == s``."
     return segment_reduce
 
 
-segment_max = _masked("segment_max", -np.inf, lambda x, axis: (np.max if isinstance(x, np.ndarray) else max_)(x, axis))
-segment_min = _masked("segment_min", np.inf, lambda x, axis: (np.min if isinstance(x, np.ndarray) else min_)(x, axis))
-segment_prod = _masked("segment_prod", 1.0, lambda x, axis: (np.prod if isinstance(x, np.ndarray) else prod)(x, axis))
+segment_max = _masked("segment_max", -np.inf, np.max, max_)
+segment_min = _masked("segment_min", np.inf, np.min, min_)
+segment_prod = _masked("segment_prod", 1.0, np.prod, prod)
 
 
 def bincount(x, weights=None, minlength=0, *, length=None):

@@ -206,13 +206,6 @@ class _NumpyOps:
         return np.where(cond, a, b)
 
 
-def _erf_np(x):
-    x = np.asarray(x)
-    with np.errstate(all="ignore"):
-        r = _erf(x, _NumpyOps(x.dtype))
-        return np.where(np.isnan(x), x, r).astype(x.dtype)
-
-
 class _LLVMOps:
     """The operations of _erf as LLVM IR (one element; the loop vectorizer widens it)."""
 
@@ -256,36 +249,8 @@ class _LLVMOps:
         return self.e.intrinsic("llvm.sqrt", a)
 
 
-def _erf_llvm(e, x):
-    r = _erf(x, _LLVMOps(e, x))
-    return e.select(e.b.fcmp_unordered("uno", x, x), x, r)
-
-
-elementwise("erf", _erf_np, lambda y, x: (_TWO_OVER_SQRT_PI * ew.exp(-(x * x)),),
-            c="gradc_erf({0})", llvm=_erf_llvm, cost=24, notation="erf", deriv="2/√π exp(−{u}²)",
-            doc="the error function (floats): Chebyshev fits and one exp (LLVM), libm's erf (C); "
-                "derivative 2/sqrt(pi) exp(-x^2)")
-
-
-def _erfc_np(x):
-    x = np.asarray(x)
-    with np.errstate(all="ignore"):
-        r = _erfc(x, _NumpyOps(x.dtype))
-        return np.where(np.isnan(x), x, r).astype(x.dtype)
-
-
-def _erfc_llvm(e, x):
-    r = _erfc(x, _LLVMOps(e, x))
-    return e.select(e.b.fcmp_unordered("uno", x, x), x, r)
-
-
-elementwise("erfc", _erfc_np, lambda y, x: (-_TWO_OVER_SQRT_PI * ew.exp(-(x * x)),),
-            c="gradc_erfc({0})", llvm=_erfc_llvm, cost=32, notation="erfc", deriv="−2/√π exp(−{u}²)",
-            doc="1 - erf(x) to a few ulp of its own size (floats): Chebyshev fits and two exps (LLVM), "
-                "libm's erfc (C); derivative -2/sqrt(pi) exp(-x^2)")
-
-
 def _np_of(algorithm):
+    """The numpy reference of an algorithm written over ``o`` (nan stays nan)."""
     def f(x):
         x = np.asarray(x)
         with np.errstate(all="ignore"):
@@ -295,9 +260,36 @@ def _np_of(algorithm):
 
 
 def _llvm_of(algorithm):
+    """Its LLVM lowering, one element (nan stays nan)."""
     def f(e, x):
         return e.select(e.b.fcmp_unordered("uno", x, x), x, algorithm(x, _LLVMOps(e, x)))
     return f
+
+
+def _public(name, algorithm, doc):
+    """The numpy-facing function of primitive ``name``: the algorithm's numpy reference
+    on concrete input outside a trace (float32 stays float32, integers become float64),
+    the primitive on traced values."""
+    reference = _np_of(algorithm)
+
+    def f(x):
+        from .. import tracer as t
+        if t.current() is None and not isinstance(x, t.Value):
+            a = np.asarray(x)
+            return reference(a.astype(np.result_type(a, np.float32) if a.dtype.kind == "f" else np.float64))
+        return ew._bind(name, _floats(x))
+    f.__name__, f.__qualname__, f.__doc__ = name, name, doc
+    return f
+
+
+elementwise("erf", _np_of(_erf), lambda y, x: (_TWO_OVER_SQRT_PI * ew.exp(-(x * x)),),
+            c="gradc_erf({0})", llvm=_llvm_of(_erf), cost=24, notation="erf", deriv="2/√π exp(−{u}²)",
+            doc="the error function (floats): Chebyshev fits and one exp (LLVM), libm's erf (C); "
+                "derivative 2/sqrt(pi) exp(-x^2)")
+elementwise("erfc", _np_of(_erfc), lambda y, x: (-_TWO_OVER_SQRT_PI * ew.exp(-(x * x)),),
+            c="gradc_erfc({0})", llvm=_llvm_of(_erfc), cost=32, notation="erfc", deriv="−2/√π exp(−{u}²)",
+            doc="1 - erf(x) to a few ulp of its own size (floats): Chebyshev fits and two exps (LLVM), "
+                "libm's erfc (C); derivative -2/sqrt(pi) exp(-x^2)")
 
 
 _SQRT_PI_OVER_2 = math.sqrt(math.pi) / 2
@@ -313,49 +305,19 @@ elementwise("ndtri", _np_of(_ndtri), lambda y, p: (_SQRT_2PI * ew.exp(0.5 * (y *
                 "w = -log(4p(1 - p)) computed from p; derivative sqrt(2 pi) exp(y^2 / 2)")
 
 
-def erfinv(x):
-    """The inverse error function (``scipy.special.erfinv``): ``erf(erfinv(x)) = x`` on
-    (-1, 1), +-inf at +-1, nan beyond."""
-    from .. import tracer as t
-    if t.current() is None and not isinstance(x, t.Value):
-        return _np_of(_erfinv)(np.asarray(x, dtype=np.result_type(x, np.float32)
-                                          if np.asarray(x).dtype.kind == "f" else np.float64))
-    return ew._bind("erfinv", _floats(x))
-
-
-def ndtri(p):
-    """The inverse of the standard normal CDF (``scipy.special.ndtri``), accurate for
-    small p too (ndtri(1e-300) = -37.0)."""
-    from .. import tracer as t
-    if t.current() is None and not isinstance(p, t.Value):
-        return _np_of(_ndtri)(np.asarray(p, dtype=np.result_type(p, np.float32)
-                                         if np.asarray(p).dtype.kind == "f" else np.float64))
-    return ew._bind("ndtri", _floats(p))
-
-
 def _floats(x):
     from .mathfuncs import _floats as floats
     return floats(x)[0]
 
 
-def erf(x):
-    """The error function, 2/sqrt(pi) times the integral of exp(-t^2) from 0 to x
-    (``scipy.special.erf``, ``jax.scipy.special.erf``)."""
-    from .. import tracer as t
-    if t.current() is None and not isinstance(x, t.Value):
-        return _erf_np(np.asarray(x, dtype=np.result_type(x, np.float32) if np.asarray(x).dtype.kind == "f"
-                                  else np.float64))
-    return ew._bind("erf", _floats(x))
-
-
-def erfc(x):
-    """1 - erf(x) (``scipy.special.erfc``), accurate to a few ulp of its own value, so
-    in the tail too (erfc(10) = 2.1e-45, float64)."""
-    from .. import tracer as t
-    if t.current() is None and not isinstance(x, t.Value):
-        return _erfc_np(np.asarray(x, dtype=np.result_type(x, np.float32) if np.asarray(x).dtype.kind == "f"
-                                   else np.float64))
-    return ew._bind("erfc", _floats(x))
+erf = _public("erf", _erf, """The error function, 2/sqrt(pi) times the integral of
+exp(-t^2) from 0 to x (``scipy.special.erf``, ``jax.scipy.special.erf``).""")
+erfc = _public("erfc", _erfc, """1 - erf(x) (``scipy.special.erfc``), accurate to a few
+ulp of its own value, so in the tail too (erfc(10) = 2.1e-45, float64).""")
+erfinv = _public("erfinv", _erfinv, """The inverse error function (``scipy.special.erfinv``):
+``erf(erfinv(x)) = x`` on (-1, 1), +-inf at +-1, nan beyond.""")
+ndtri = _public("ndtri", _ndtri, """The inverse of the standard normal CDF
+(``scipy.special.ndtri``), accurate for small p too (ndtri(1e-300) = -37.0).""")
 
 
 def gelu(x, approximate=False):

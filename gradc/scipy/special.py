@@ -21,7 +21,7 @@ import math
 import numpy as _np
 
 from .. import numpy as np
-from ..ops.special import erf, erfc, erfinv, ndtri  # noqa: F401
+from ..ops.special import _floats, erf, erfc, erfinv, ndtri  # noqa: F401
 from ..ops.stats import _eager as _concrete
 
 expit = np.sigmoid
@@ -178,11 +178,6 @@ def log_ndtr(x):
             return _log_ndtr(x, _np, -10.0 if x.dtype == _np.float32 else -20.0)
     x = _floats(x)
     return _log_ndtr(x, np, -10.0 if x.dtype == _np.float32 else -20.0)
-
-
-def _floats(x):
-    x = np.asarray(x)
-    return x if x.dtype.kind == "f" else x.astype(_np.float64)
 
 
 # ----------------------------------------------------------------------------- softmax and its kin
