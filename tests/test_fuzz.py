@@ -45,6 +45,10 @@ that made it).  Programs with a live float32 value: ``F32_RTOL = 1e-4`` (~840 ep
 dozen ops of a few ulps each, with the same absolute term).  Finite differences (float64
 numpy, step ``h = 1e-6``): truncation ``h^2 |f'''|`` and rounding ``eps |L| / h`` against
 the sum of the magnitudes of the directional derivative's terms, see ``_fd_tolerance``.
+A gradient that misses the evaluator's is judged again against the evaluator run in
+extended precision (longdouble), allowing twice the float64 evaluator's own distance
+from it: an ill-conditioned adjoint loses that much in any float64 evaluation
+(``_close_to_reference``).
 """
 from __future__ import annotations
 
@@ -61,7 +65,7 @@ import numpy as onp
 import pytest
 
 import gradc
-from gradc.evaluate import bind_sizes
+from gradc.evaluate import bind_sizes, evaluate
 from gradc.roofline import gradc_threads
 import gradc.numpy as gnp
 from gradc.backends import llvm_jit
@@ -87,6 +91,9 @@ REGRESSIONS: list[int] = [
     105290,   # float32 X feeds X * X inside a float64 step: float32 tolerance was missed
     106056,   # minimum(logsumexp of nothing = -inf, w) / (1.5 + (...)^2): gradient nan, FD 0
     960131,   # softmax over rows of no elements: its max shift raised "max of an empty array"
+    960162,   # an ill-conditioned adjoint: every float64 evaluation, the evaluator's included, is
+              # ~18 from the extended-precision gradient, and llvm 0.78 from the evaluator (a
+              # fuzzer false alarm: now judged against the evaluator in extended precision)
 ]
 
 
@@ -218,7 +225,8 @@ def _check_gradients(p, args, tr, rtol, call, value, grads):
         REPORT["gradient vs evaluator skipped: rounding decides a tie"] += 1
     elif p.backend != "numpy":
         for k, (a, b) in enumerate(zip(grads, ref_grads)):
-            _close(a, b, rtol, gscale, tr.numel, f"gradient of {list(fp.ARGS)[argnums[k]]} vs the evaluator")
+            _close_to_reference(p, args, k, a, b, rtol, gscale, tr.numel,
+                                f"gradient of {list(fp.ARGS)[argnums[k]]} vs the evaluator")
         REPORT["gradient vs evaluator"] += 1
     if p.big and p.backend == "llvm" and llvm_jit.init()["pool"]:
         # the same kernel compiled for one thread and for several (the default, or 4
@@ -231,7 +239,8 @@ def _check_gradients(p, args, tr, rtol, call, value, grads):
         _close(v1, v2, rtol, tr.scale ** 2 + tr.scale, tr.numel, "loss value, 1 thread vs several")
         for k, (a, b) in enumerate(zip(g1, g2) if not tr.fragile else ()):
             _close(a, b, rtol, gscale, tr.numel, f"gradient {k}, 1 thread vs several")
-            _close(a, ref_grads[k], rtol, gscale, tr.numel, f"gradient {k}, 1 thread vs the evaluator")
+            _close_to_reference(p, args, k, a, ref_grads[k], rtol, gscale, tr.numel,
+                                f"gradient {k}, 1 thread vs the evaluator")
         REPORT["thread comparisons"] += 1
         # the hot code: vector math inlined, and where the graph splits over a batch,
         # one part of it per thread
@@ -244,6 +253,62 @@ def _check_gradients(p, args, tr, rtol, call, value, grads):
     else:
         grad_at = lambda *a: call(p.backend, a)[2]     # noqa: E731
     _check_finite_differences(p, args, grad_at, argnums)
+
+
+def _close_to_reference(p, args, k, got, want, rtol, scale, terms, what):
+    """``got`` against the evaluator's gradient ``want`` (float64).  Some programs'
+    gradients are ill-conditioned in float64: an adjoint that cancels terms far larger
+    than its result, or sums next to a near-tie, loses more than ``rtol`` in any float64
+    evaluation, the evaluator's included.  Where the plain comparison fails, the
+    evaluator runs again in extended precision (numpy's longdouble, 64-bit mantissa) and
+    the float64 evaluator's own distance from it, ``err``, measures what float64 loses on
+    this program: ``got`` must then be within ``atol + 2 err`` of the extended result.
+    A code-generation bug misses by far more than the evaluator's own rounding."""
+    try:
+        _close(got, want, rtol, scale, terms, what)
+        return
+    except AssertionError:
+        ext = _extended_gradients(p, args)
+        if ext is None or onp.asarray(want).dtype != onp.float64:
+            raise
+    exact = ext[k]
+    err = float(onp.max(onp.abs(onp.asarray(want, onp.float64) - exact), initial=0.0))
+    if not onp.isfinite(err) or err > 1e-4 * scale:   # not a rounding matter: the plain failure stands
+        _close(got, want, rtol, scale, terms, what)
+    atol = rtol * scale * math.sqrt(terms) + 2 * err
+    onp.testing.assert_allclose(onp.asarray(got, onp.float64), exact, rtol=rtol, atol=atol, equal_nan=True,
+                                err_msg=f"{what} (against the evaluator in extended precision; the float64 "
+                                        f"evaluator is {err:.3g} from it)")
+    REPORT["gradient vs evaluator: within float64's own error (extended precision)"] += 1
+
+
+_EXTENDED: dict = {}
+
+
+def _extended_gradients(p, args):
+    """The gradients by the numpy evaluator with every float64 value held in longdouble
+    (None where this platform's longdouble is float64 or an op has no longdouble form)."""
+    if p.seed in _EXTENDED:
+        return _EXTENDED[p.seed]
+    out = None
+    if onp.finfo(onp.longdouble).nmant > onp.finfo(onp.float64).nmant:
+        vg = gradc.value_and_grad(fp.gradc_loss(p), argnums=_float_argnums())
+        graph = gradc.trace(lambda *a: vg(*a), *args)
+        wide = onp.dtype(onp.longdouble)
+        for nid in graph.order():
+            d = graph[nid]
+            if d.dtype == onp.float64:
+                d.dtype = wide
+            if d.op == "const" and onp.asarray(d.params["value"]).dtype == onp.float64:
+                d.params["value"] = onp.asarray(d.params["value"], wide)
+        arrays = [onp.asarray(a, wide) if onp.asarray(a).dtype == onp.float64 else onp.asarray(a) for a in args]
+        try:
+            with onp.errstate(all="ignore"):
+                out = [onp.asarray(g, onp.float64) for g in evaluate(graph, arrays)[1:]]
+        except (TypeError, ValueError):     # an op whose numpy reference refuses longdouble
+            out = None
+    _EXTENDED[p.seed] = out
+    return out
 
 
 def _float64_gradient(p, loss, argnums):
