@@ -126,6 +126,8 @@ class _Call(_Rule):
     def __init__(self, fn, kind, in_tree, in_template, nd_tree, nd_template, out_tree, n_out,
                  res_tree, res_template, n_cap, where, arg_names):
         self.fn, self.kind, self.arg_names = fn, kind, arg_names
+        # the rule as it was when the call was traced (a later defvjp/defjvp makes new calls)
+        self.rule = fn.bwd if kind == "vjp" else fn.jvp
         self.in_tree, self.in_template = in_tree, in_template
         self.nd_tree, self.nd_template = nd_tree, nd_template
         self.out_tree, self.n_out = out_tree, n_out
@@ -155,8 +157,7 @@ class _Call(_Rule):
         return tuple(tree_unflatten(self.nd_tree, _fill(self.nd_template, nds)))
 
     def _error(self, text) -> GradcError:
-        rule = self.fn.bwd if self.kind == "vjp" else self.fn.jvp
-        return GradcError(f"{self.label}: its rule {_where(rule)} {text}")
+        return GradcError(f"{self.label}: its rule {_where(self.rule)} {text}")
 
     def vjp(self, vals, cts):
         """The cotangents of the inputs' traced leaves (None: zero, or not a float) given
@@ -177,7 +178,7 @@ class _Call(_Rule):
                                                      [cts[k] for k in fo]))
         g = tree_unflatten(self.out_tree, cts)
         r = tree_unflatten(self.res_tree, _fill(self.res_template, res))
-        got = self.fn.bwd(*self._nd_args(nds), r, g)
+        got = self.rule(*self._nd_args(nds), r, g)
         n_args = len(self.in_tree.children)
         if not isinstance(got, (tuple, list)) or len(got) != n_args:
             raise self._error(f"must return a tuple of {n_args} cotangent(s), one per differentiated argument "
@@ -237,7 +238,7 @@ class _Call(_Rule):
             tangent_leaves.append(tv)
         primals = tuple(tree_unflatten(self.in_tree, primal_leaves))
         tangents = tuple(tree_unflatten(self.in_tree, tangent_leaves))
-        got = self.fn.jvp(*self._nd_args(nds), primals, tangents)
+        got = self.rule(*self._nd_args(nds), primals, tangents)
         if not isinstance(got, (tuple, list)) or len(got) != 2:
             raise self._error(f"must return a pair (primal_out, tangent_out), but it returned {_what(got)}")
         leaves = flatten_as(self.out_tree, got[1], is_leaf=lambda x: x is None)

@@ -453,3 +453,12 @@ def test_other_misuse_is_a_clear_error():
         gradc.grad(closes_over)(x)
     with pytest.raises(gradc.ArgumentError, match="nondiff_argnums entry 3 is out of range"):
         gradc.grad(lambda x: gnp.sum(partial(gradc.custom_vjp, nondiff_argnums=(3,))(lambda x: x)(x)))(x)
+
+
+def test_ahead_of_time_and_c_source_paths_see_ordinary_ops():
+    from gradc.aot import traced
+    from gradc.backends.c_backend import c_source
+    forward, vg, wrt = traced(_both_rules, ["f64[n]"], 0)
+    assert not (_ops(forward) | _ops(vg)) & {"custom_jvp", "custom_vjp"} and wrt == ["x"]
+    built = gradc.value_and_grad(_both_rules, backend="numpy").lower(np.ones(4))._entry.unoptimized
+    assert "custom_vjp" in _ops(built) and "custom_vjp" not in c_source(built)   # C from a marked graph

@@ -72,5 +72,6 @@ def _batch(op):
 
 for _name in CUSTOM_OPS:
     register(Op(_name, "structure", _shape, _numpy, batch=_batch(_name), extra={"custom": True},
+                rule=f"gradc.{_name} ⇒ the user's rule",
                 doc=f"an output of a function with a custom derivative (gradc.{_name}): the value of "
                     "its primal argument; differentiated by the user's rule"))
