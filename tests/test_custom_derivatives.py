@@ -181,6 +181,9 @@ def test_pytrees_and_several_outputs(backend):
     np.testing.assert_allclose(gx, 2 * w * w * x + 3 * np.cos(x), rtol=1e-12)
     np.testing.assert_allclose(gradc.jit(_layer_loss, backend=backend)({"w": w}, x),
                                np.sum((w * x) ** 2 + 3 * np.sin(x)), rtol=1e-12)
+    # keyword arguments are resolved to positions, as JAX does
+    gk = gradc.grad(lambda x: gnp.sum(layer(x=x, p={"w": w})["a"]), backend=backend)(x)
+    np.testing.assert_allclose(gk, w, rtol=1e-12)
     # only one of the outputs used: the other's cotangent is zero
     gb = gradc.grad(lambda x: gnp.sum(layer({"w": w}, x)["b"]), backend=backend)(x)
     np.testing.assert_allclose(gb, np.cos(x), rtol=1e-12)
