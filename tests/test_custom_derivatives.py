@@ -240,6 +240,7 @@ def test_rank3_at_a_size_that_vectorizes_and_splits(backend, dtype):
     vg = gradc.value_and_grad(loss, backend=backend)
     v, g = vg(x, w)
     v2, g2 = vg(x, w)                                # the second call takes the C call path
+    assert (vg._fast is not None) == (backend != "numpy")
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
     assert g.dtype == dtype
     np.testing.assert_allclose(g, 2 * w64 * _sigmoid(x64), rtol=RTOL[dtype], atol=10 * np.finfo(dtype).eps)
@@ -272,6 +273,19 @@ def test_forward_mode_uses_the_rules():
     J = gradc.jacfwd(lambda x: layer({"w": 2 * x}, x)["a"])(x)         # both the argument and the tree
     np.testing.assert_allclose(J, np.diag(4 * x), rtol=1e-12)
     np.testing.assert_allclose(gradc.jacrev(lambda x: layer({"w": 2 * x}, x)["a"])(x), np.diag(4 * x), rtol=1e-12)
+
+
+def test_transformations_of_the_decorated_function_itself():
+    x = np.array([1.0, 2.0, 3.0])
+    out, vjp_fn = gradc.vjp(cube, x)
+    np.testing.assert_allclose(out, x ** 3, rtol=1e-15)
+    np.testing.assert_allclose(vjp_fn(np.ones(3))[0], 3 * x ** 2, rtol=1e-15)
+    np.testing.assert_allclose(gradc.jacobian(cube)(x), np.diag(3 * x ** 2), rtol=1e-15)
+    _, t = gradc.jvp(safe_norm, (x,), (np.ones(3),))
+    np.testing.assert_allclose(t, x.sum() / np.linalg.norm(x), rtol=1e-15)
+    (v, aux), g = gradc.value_and_grad(lambda x: (safe_norm(x), {"c": cube(x)}), has_aux=True)(x)
+    np.testing.assert_allclose(g, x / np.linalg.norm(x), rtol=1e-15)
+    np.testing.assert_allclose(aux["c"], x ** 3, rtol=1e-15)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "llvm"])
