@@ -41,6 +41,7 @@ import numpy as np
 from .version import __version__
 from .errors import GradcError
 from .graph import Graph, fmt_type
+from .passes import strip_custom
 
 class BuildError(GradcError):
     """``gradc build`` cannot build this library (bad name, CPU, model, toolchain)."""
@@ -67,6 +68,7 @@ def traced(fn, types, wrt=0, sizes=None):
     specs = specs_of(flat.leaves, sizes)
     t = gradc.value_and_grad(fn, argnums=wrt, backend="numpy")
     _, forward, vg, _, _ = t.build(specs, flat.names, flat)
+    forward, vg = strip_custom(forward), strip_custom(vg)     # code generation's graphs
     wrt_leaves = flat.wrt((wrt,) if isinstance(wrt, int) else tuple(wrt))
     return forward, vg, [vg[vg.inputs[i]]["name"] for i in wrt_leaves]
 

@@ -24,7 +24,7 @@ from . import backends
 from .autodiff import jvp_graph, vjp_graph
 from .errors import ArgumentError, GradcError
 from .graph import Graph, fmt_type
-from .passes import optimize
+from .passes import optimize, strip_custom
 from .tracer import Spec, Value, current, inline, trace_specs, user_source
 from .tree_util import (PyTreeDef, compile_flatten, compile_unflatten, flatten_as, keystr, leaf_paths,
                         tree_flatten, tree_unflatten)
@@ -385,7 +385,8 @@ class Entry:
     """One compiled signature: its graphs, its executable, and how to call it."""
 
     def __init__(self, graph: Graph, forward: Graph, unoptimized: Graph, run, structure, backend):
-        self.graph, self.forward, self.unoptimized = graph, forward, unoptimized
+        # what runs holds no custom_jvp/custom_vjp nodes (their rules are used by now)
+        self.graph, self.forward, self.unoptimized = strip_custom(graph), forward, unoptimized
         self.run, self.structure, self.backend = run, structure, backend
         self.plan = None
 
@@ -416,7 +417,7 @@ class Entry:
 def _compile(graph: Graph, backend: str, debug_nans: bool | None = None):
     if debug_nans is None:
         debug_nans = _config["debug_nans"]
-    return backends.get(backend).compile(graph, debug_nans=debug_nans)
+    return backends.get(backend).compile(strip_custom(graph), debug_nans=debug_nans)
 
 
 class Transformed(_Dispatch):

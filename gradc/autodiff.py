@@ -17,6 +17,7 @@ import numpy as np
 from .errors import ArgumentError
 from .graph import Graph, Provenance
 from .ops import OPS
+from .ops.custom import CUSTOM_OPS, call_record
 from .ops.structure import zeros_like
 from .tracer import Spec, current, provenance, replay, trace_specs
 
@@ -45,6 +46,27 @@ def _check_wrt(fwd: Graph, wrt):
                                 f"it has dtype {d.dtype}; differentiated arguments must be float32 or float64")
 
 
+def _custom_groups(fwd: Graph, order: list[int]) -> dict:
+    """{call: its nodes in ``order``} for the custom_jvp/custom_vjp calls of ``fwd``
+    (:mod:`gradc.ops.custom`): the nodes of one call differentiate together."""
+    groups: dict = {}
+    for nid in order:
+        d = fwd[nid]
+        if d.op in CUSTOM_OPS:
+            groups.setdefault(d.params["call"], []).append(nid)
+    return groups
+
+
+def _consumed(d):
+    """The replay of a custom-derivative node whose rule this differentiation consumes:
+    its primal value, when the derived graph should differentiate the primal as written
+    at the next order (a custom_vjp whose fwd did not call the function itself, as in
+    JAX); None keeps the node, so the rule applies again."""
+    if d.op in CUSTOM_OPS and not call_record(d.params["call"], d.op).again:
+        return d.params["index"]
+    return None
+
+
 def backward(fwd: Graph, env: dict, cts: dict, wrt_nodes: list[int]) -> list:
     """The reverse walk.  ``env`` maps forward nodes to their replayed Values, ``cts``
     maps output nodes to their cotangents; returns the cotangents of ``wrt_nodes``."""
@@ -52,8 +74,36 @@ def backward(fwd: Graph, env: dict, cts: dict, wrt_nodes: list[int]) -> list:
     need = relevant(fwd, wrt_nodes, list(cts))
     ct = {k: v for k, v in cts.items() if k in need}
     b.role = "adjoint"
-    for nid in reversed(fwd.order()):
+    order = fwd.order()
+    groups = _custom_groups(fwd, order)
+    pending: dict = {}       # call -> {output index: cotangent} until its last node
+
+    def send(args, grads):
+        for a, ga in zip(args, grads):
+            if ga is None or a not in need:
+                continue
+            if a not in ct:
+                ct[a] = ga
+            else:   # a value used twice: its cotangent is the sum, which belongs to it
+                with provenance(derivative_of(fwd, a, env, "adjoint")):
+                    ct[a] = ct[a] + ga
+
+    for nid in reversed(order):
         d = fwd[nid]
+        if d.op in CUSTOM_OPS:
+            # A custom rule needs the cotangents of all of its call's outputs: they are
+            # complete when the walk reaches the call's first node (every user of every
+            # output comes after it in the forward order).
+            call = d.params["call"]
+            if nid in ct:
+                pending.setdefault(call, {})[d.params["index"]] = ct.pop(nid)
+            if nid != groups[call][0] or call not in pending:
+                continue
+            with provenance(derivative_of(fwd, nid, env, "adjoint")):
+                grads = call_record(call, d.op).vjp_args(
+                    [env[a] for a in d.args], pending.pop(call), [a in need for a in d.args])
+            send(d.args, grads)
+            continue
         if nid not in ct or d.op in ("input", "const"):
             continue
         g = ct.pop(nid)
@@ -63,14 +113,7 @@ def backward(fwd: Graph, env: dict, cts: dict, wrt_nodes: list[int]) -> list:
         # Shapes in params name the forward graph's symbols, which the replay kept.
         with provenance(derivative_of(fwd, nid, env, "adjoint")):
             grads = rule(g, env[nid], *[env[a] for a in d.args], **d.params)
-        for a, ga in zip(d.args, grads):
-            if ga is None or a not in need:
-                continue
-            if a not in ct:
-                ct[a] = ga
-            else:   # a value used twice: its cotangent is the sum, which belongs to it
-                with provenance(derivative_of(fwd, a, env, "adjoint")):
-                    ct[a] = ct[a] + ga
+        send(d.args, grads)
     out = []
     for w in wrt_nodes:
         g = ct.get(w)
@@ -96,7 +139,7 @@ def vjp_graph(fwd: Graph, wrt: list[int], *, seed: str = "input", keep_value=Tru
             names.append(f"ct{k}" if len(fwd.outputs) > 1 else "ct")
 
     def adjoint(*args):
-        env = replay(fwd, list(args[:n_in]))
+        env = replay(fwd, list(args[:n_in]), passthrough=_consumed)
         b = current()
         b.role = "adjoint"
         if seed == "input":
@@ -137,16 +180,27 @@ def jvp_graph(fwd: Graph, wrt: list[int]) -> Graph:
 
     def tangent(*args):
         b = current()
-        env = replay(fwd, list(args[:n_in]))
+        env = replay(fwd, list(args[:n_in]), passthrough=_consumed)
         tan = {fwd.inputs[i]: t for i, t in zip(wrt, args[n_in:])}
         need = relevant(fwd, [fwd.inputs[i] for i in wrt], fwd.outputs)
         b.role = "tangent"
-        for nid in fwd.order():
+        order = fwd.order()
+        custom: dict = {}     # call -> the tangents of its outputs (computed at its first node)
+        for nid in order:
             d = fwd[nid]
             if nid in tan or nid not in need or d.op in ("input", "const"):
                 continue
             ts = [tan.get(a) for a in d.args]
             if all(t is None for t in ts):
+                continue
+            if d.op in CUSTOM_OPS:
+                call = d.params["call"]
+                with provenance(derivative_of(fwd, nid, env, "tangent")):
+                    if call not in custom:
+                        custom[call] = call_record(call, d.op).jvp_args([env[a] for a in d.args], ts)
+                    t = custom[call][d.params["index"]]
+                    if t is not None:
+                        tan[nid] = t if t.dtype == d.dtype else t.astype(d.dtype)
                 continue
             rule = OPS[d.op].jvp
             if rule is None:

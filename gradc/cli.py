@@ -131,6 +131,7 @@ def add_graph(sub):
 
 def run_graph(args, out):
     import gradc
+    from .passes import strip_custom
     if args.format in ("svg", "png") and not shutil.which("dot"):
         raise CLIError(f"--format {args.format} needs Graphviz's 'dot' program, which is not on PATH: "
                        "install the graphviz package (apt-get install graphviz), or use --format dot")
@@ -140,7 +141,7 @@ def run_graph(args, out):
     if args.adjoint or args.wrt is not None:
         _require_scalar(fn, specs, flat, "drop --adjoint and --wrt to see its forward graph")
         vg = gradc.value_and_grad(fn, argnums=parse_wrt(args.wrt, fn), backend="numpy")  # the graph only
-        graph = vg.build(specs, flat.names, flat)[2]
+        graph = strip_custom(vg.build(specs, flat.names, flat)[2])     # as it compiles
     else:
         graph, _ = _forward(fn, specs, flat)
     if args.format == "text":

@@ -372,3 +372,20 @@ def optimize(graph: Graph, *, stabilize=True, max_rounds=20) -> Graph:
         if not changed:
             break
     return g
+
+
+def strip_custom(graph: Graph) -> Graph:
+    """``graph`` with every custom_jvp/custom_vjp node replaced by its primal output
+    (:mod:`gradc.ops.custom`), optimized again: what code generation gets.  A graph
+    without such nodes comes back as it is.  Derivatives must be taken before this: the
+    nodes are where the user's rules are found."""
+    from .ops.custom import CUSTOM_OPS
+    found = [n for n, d in graph.nx._node.items() if d.op in CUSTOM_OPS]
+    if not found:
+        return graph
+    g = graph.copy()
+    for n in found:
+        d = g[n]
+        g.replace_uses(n, d.args[d.params["index"]])
+        g.remove(n)
+    return optimize(g)

@@ -233,11 +233,13 @@ def inline(graph: Graph, args: list) -> list["Value"]:
     return [env[o] for o in graph.outputs]
 
 
-def replay(graph: Graph, args: list, rewrite=None) -> dict:
+def replay(graph: Graph, args: list, rewrite=None, passthrough=None) -> dict:
     """Replay ``graph`` into the current trace; returns {graph node: Value}.
 
     ``rewrite(graph, nid, argument Values)`` may return a Value to use instead of
-    re-binding node ``nid`` (backends decompose ops this way).  Each node keeps its
+    re-binding node ``nid`` (backends decompose ops this way).  ``passthrough(node)``
+    may name an argument position whose value the node becomes, unreplayed (autodiff
+    drops custom-derivative nodes whose rule it consumes).  Each node keeps its
     provenance, with the node a derivative differentiates renamed to its replay."""
     b = current()
     vals = [to_value(a, b) for a in args]
@@ -253,6 +255,11 @@ def replay(graph: Graph, args: list, rewrite=None) -> dict:
         if d.op == "const":
             env[nid] = b.const(d.params["value"])
             continue
+        if passthrough is not None:
+            k = passthrough(d)
+            if k is not None:
+                env[nid] = env[d.args[k]]
+                continue
         prov = d.provenance
         of = graph.differentiates(nid) if prov is not None and prov.mode else None
         if prov is not None and prov.mode:

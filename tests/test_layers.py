@@ -24,7 +24,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "gradc"
 # composites built on them.
 OP_MODULES = ["gradc.ops.bind", "gradc.ops.structure", "gradc.ops.elementwise", "gradc.ops.reduce",
               "gradc.ops.linalg", "gradc.ops.lapack", "gradc.ops.einsum", "gradc.ops.axes", "gradc.ops.mathfuncs",
-              "gradc.ops.special", "gradc.ops.at", "gradc.ops.arrays", "gradc.ops.stats", "gradc.ops.lookup", "gradc.ops.segments", "gradc.ops.compose"]
+              "gradc.ops.special", "gradc.ops.at", "gradc.ops.arrays", "gradc.ops.stats", "gradc.ops.lookup", "gradc.ops.segments", "gradc.ops.compose",
+              "gradc.ops.custom"]
 
 # Lowest layer first.  A module may import modules of its own layer (without a cycle)
 # and of the layers before it.  A new module gets a line here.
@@ -44,7 +45,7 @@ LAYERS = [
               "gradc.backends.llvm_backend", "gradc.backends.c_backend"]),
     ("explain", ["gradc.explain"]),
     ("api", ["gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.lax", "gradc.check", "gradc.optim",
-             "gradc.distributed"]),
+             "gradc.distributed", "gradc.custom_derivatives"]),
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
                "gradc.docs_numpy",

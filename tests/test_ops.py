@@ -131,6 +131,30 @@ case("log_col", "log", gnp.log, np.log, shapes((positive, (4, 1))))
 case("stop_gradient", "stop_gradient", lambda x, y: gradc.stop_gradient(x) * y, lambda x, y: x * y,
      shapes((normal, M), (normal, M)), ref_grad=lambda base: (lambda x, y: base[0] * y))
 
+# custom_jvp / custom_vjp: functions with the user's rule (here the true derivative, so
+# finite differences are the oracle; tests/test_custom_derivatives.py tests rules of
+# their own).  x * sin(y) with its product rule, as custom_jvp; and as custom_vjp.
+@gradc.custom_jvp
+def _xsin(x, y):
+    return x * gnp.sin(y)
+
+
+@_xsin.defjvp
+def _xsin_jvp(primals, tangents):
+    (x, y), (tx, ty) = primals, tangents
+    return _xsin(x, y), tx * gnp.sin(y) + x * gnp.cos(y) * ty
+
+
+@gradc.custom_vjp
+def _xsin_v(x, y):
+    return x * gnp.sin(y)
+
+
+_xsin_v.defvjp(lambda x, y: (_xsin_v(x, y), (x, y)),
+               lambda res, g: (g * gnp.sin(res[1]), g * res[0] * gnp.cos(res[1])))
+case("custom_jvp", "custom_jvp", _xsin, lambda x, y: x * np.sin(y), shapes((normal, M), (normal, M)))
+case("custom_vjp", "custom_vjp", _xsin_v, lambda x, y: x * np.sin(y), shapes((normal, M), (normal, M)))
+
 # cast: float64 -> float32 (derivative: the identity, computed exactly in float64),
 # int -> float (non-differentiable source), bool -> float.
 case("astype_f32", "cast", lambda x: x.astype(np.float32), lambda x: x.astype(np.float32),

@@ -21,7 +21,7 @@ import numpy as np
 from ..graph import Graph
 from ..ops import OPS
 from ..tracer import replay, trace_specs
-from ..passes import optimize
+from ..passes import optimize, strip_custom
 
 
 
@@ -834,7 +834,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     dot product, a row-level sigmoid) get no workspace: the code generator keeps them
     for the current block of rows only (``Schedule.row_local``).  ``batched_products``:
     the renderer has a library for stacks of products (``is_stack_product``)."""
-    g = decompose(graph, batched_products)
+    g = decompose(strip_custom(graph), batched_products)   # code holds no custom_jvp/vjp marks
     if any(g[n]["op"] == "relu" for n in g.nx.nodes):
         g = g.copy() if g is graph else g
         _mask_from_relu(g)
