@@ -693,8 +693,10 @@ def _lapack_lines_where_lapack_runs(request):
     if backend == "c":
         pytest.skip("backend='c' refuses linalg's LAPACK ops")
     if backend == "llvm":
-        from lapack_support import native_lapack_or_skip
+        from lapack_support import native_lapack_or_skip, native_rect_lapack_or_skip
         native_lapack_or_skip()
+        if OPS[c.op].extra["lapack"] in ("gesdd", "geqrf"):
+            native_rect_lapack_or_skip()
 assert len(set(CASE_IDS)) == len(CASE_IDS), "duplicate case ids"
 BY_ID = {c.id: c for c in CASES}
 

@@ -393,7 +393,7 @@ def qr(a, mode="reduced"):
     x = _operand(a, "qr")
     r = _bind("qr_r", x)
     m, n = _sizes(x)
-    if mode != "reduced" and m > n:      # the complete R: zero rows below the reduced one
+    if mode == "complete" and m > n:      # the complete R: zero rows below the reduced one
         from .structure import concatenate, zeros_like
         r = concatenate([r, zeros_like(x[..., : m - n, :])], axis=r.ndim - 2)
     if mode == "r":
