@@ -324,7 +324,7 @@ register(Op("pinv", "linalg", _pinv_shape, _numpy_call("pinv", _pinv_np),
             batch=batch_stacked("pinv"), vjp=_pinv_vjp, jvp=_pinv_jvp, root=True, extra={"lapack": "gesdd"},
             doc="A⁺ = V S⁺ Uᵀ, singular values at most rcond·s_max taken as 0 (rcond: one per matrix); "
                 "vjp: −Pᵀ Ḡ Pᵀ + (I − AP) Ḡᵀ P Pᵀ + Pᵀ P Ḡᵀ (I − PA)",
-            notation="pinv", rule="P = A⁺ ⇒ Ā = −Pᵀ Ḡ Pᵀ + (I − AP) Ḡᵀ P Pᵀ + Pᵀ P Ḡᵀ (I − PA)"))
+            notation=lambda m, a, rcond: m.fn("pinv", a), rule="P = A⁺ ⇒ Ā = −Pᵀ Ḡ Pᵀ + (I − AP) Ḡᵀ P Pᵀ + Pᵀ P Ḡᵀ (I − PA)"))
 
 
 # ----------------------------------------------------------------------------- user API
@@ -444,8 +444,8 @@ def lstsq(a, b, rcond=None):
     """numpy.linalg.lstsq: (x, residuals, rank, s), x the minimum-norm least-squares
     solution pinv(a) b with singular values at most rcond · s_max taken as zero (default
     eps · max(M, N)).  ``residuals``: the squared residual norm of each column of b when
-    M > N (computed whatever the rank: numpy gives an empty array for a rank-deficient
-    a, as jax.numpy.linalg.lstsq does not), else empty.  x is differentiable (where the
+    M > N whatever the rank (numpy gives an empty array for a rank-deficient a;
+    jax.numpy.linalg.lstsq computes them too), else empty.  x is differentiable (where the
     rank does not change); rank and s as numpy's."""
     if _eager(a, b):
         return np.linalg.lstsq(a, b, rcond=rcond)
@@ -472,10 +472,10 @@ def lstsq(a, b, rcond=None):
     env.equal(y._shape[0], x._shape[0], "linalg.lstsq: b's rows and a's")
     if rcond is None:
         rcond = np.finfo(np.float64).eps * max(m, n)    # numpy's: its working precision is float64
+    ratio = _rcond_of(x, rcond, "lstsq")
     s = _bind("svdvals", x)
-    sol = _mm(_bind("pinv", x, _rcond_of(x, rcond, "lstsq")), y)
-    cut = _rcond_of(x, rcond, "lstsq") * s[:1] if min(m, n) else 0.0
-    rank = sum_(convert(s > cut, np.int32), axis=0)
+    sol = _mm(_bind("pinv", x, ratio), y)
+    rank = sum_(convert(s > (ratio * s[:1] if min(m, n) else 0.0), np.int32), axis=0)
     if m > n:
         res = y - _mm(x, sol)
         resid = sum_(res * res, axis=0)
