@@ -344,7 +344,7 @@ def test_errors_name_what_is_unsupported():
     tall = onp.ones((4, 3)) + onp.eye(4, 3)
     with pytest.raises(UnsupportedError, match=r"linalg\.svd: full_matrices=True with a non-square"):
         gradc.grad(lambda a: np.sum(np.linalg.svd(a)[0]), backend="numpy")(tall)
-    with pytest.raises(UnsupportedError, match=r"linalg\.qr: the gradient of R of a wide matrix"):
+    with pytest.raises(UnsupportedError, match=r"linalg\.qr: R of a wide matrix \(M < N\) has no derivative"):
         gradc.grad(lambda a: np.sum(np.linalg.qr(a, mode="r")), backend="numpy")(tall.T)
     with pytest.raises(UnsupportedError, match=r"mode='complete' with M > N"):
         gradc.grad(lambda a: np.sum(np.linalg.qr(a, mode="complete")[0]), backend="numpy")(tall)

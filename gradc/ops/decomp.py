@@ -115,14 +115,15 @@ def _sizes(a):
     return env.value(a._shape[-2]), env.value(a._shape[-1])
 
 
-def _no_gradient(what, why):
-    raise UnsupportedError(f"linalg.{what}: {why} has no derivative in gradc (nor in JAX)")
+def _no_gradient(what, why, advice=""):
+    raise UnsupportedError(f"linalg.{what}: {why} has no derivative in gradc (nor in JAX){advice}")
 
 
 def _square_full(a, full):
     m, n = _sizes(a)
     if full and m != n:
-        _no_gradient("svd", "full_matrices=True with a non-square matrix (M != N)")
+        _no_gradient("svd", "full_matrices=True with a non-square matrix (M != N)",
+                     ": its extra singular vectors are not unique; differentiate svd(a, full_matrices=False)")
 
 
 # ----------------------------------------------------------------------------- svd
@@ -250,23 +251,23 @@ def _qr_tangent(ta, q, r):
 
 
 def _qr_q_vjp(g, q, a, full):
-    qr_, r = _qr_parts(a, "the gradient of Q", full)
+    qr_, r = _qr_parts(a, "Q", full)
     return _qr_vjp_of(qr_, r, g, None)
 
 
 def _qr_r_vjp(g, r, a):
-    q, r_ = _qr_parts(a, "the gradient of R")
+    q, r_ = _qr_parts(a, "R")
     return _qr_vjp_of(q, r_, None, g)
 
 
 def _qr_q_jvp(ts, q, a, full):
-    q_, r = _qr_parts(a, "the tangent of Q", full)
+    q_, r = _qr_parts(a, "Q", full)
     c, b, omega = _qr_tangent(ts[0], q_, r)
     return _mm(q_, omega - b) + c
 
 
 def _qr_r_jvp(ts, r, a):
-    q, r_ = _qr_parts(a, "the tangent of R")
+    q, r_ = _qr_parts(a, "R")
     c, b, omega = _qr_tangent(ts[0], q, r_)
     return _mm(b - omega, r_)
 
