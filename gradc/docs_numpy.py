@@ -66,8 +66,8 @@ the end), so each function has its derivatives for free and runs on every backen
   the shorter array's entries (up to 64; beyond, a product with the longer array's
   windows: O(n m) work, no FFT). `put_along_axis` needs `inplace=False` on traced arrays
   and returns the new array, as `jax.numpy.put_along_axis`.
-- `linalg.norm`: vector `ord` None, 1, 2, inf, -inf, 0 and any p; matrix `'fro'`, 1, -1,
-  inf, -inf. Matrix `ord` 2, -2 and `'nuc'` need singular values and are not supported.
+- `linalg.norm`: vector `ord` None, 1, 2, inf, -inf, 0 and any p; matrix `'fro'`, `'nuc'`,
+  1, -1, 2, -2, inf, -inf (2, -2 and `'nuc'` from the singular values).
 - Functions that index along an axis (`prod`, scans, `diff`, `diagonal`, `tile`,
   `repeat`, `pad`, `sort`) fix the sizes of that axis: a call with other sizes retraces.
 
@@ -84,8 +84,24 @@ the end), so each function has its derivatives for free and runs on every backen
   eigenvalue makes `eigh`'s eigenvector gradient infinite. docs/derivatives.md states
   each rule.
 
-Not supported yet: everything not listed here (among it `linalg.svd`, `eig`, `qr`,
-`lstsq`, `pinv`, `matrix_rank`).
+- `linalg.svd`, `svdvals`, `qr` and `pinv` are LAPACK primitives as well (gesdd, as
+  numpy's `svd`; geqrf and orgqr, as numpy's `qr`), for a matrix or a stack `(..., M, N)`
+  of any shape; `matrix_rank`, `cond` and the norms of `ord` 2, -2 and `'nuc'` are
+  composed from the singular values, and `lstsq`'s solution is `pinv(a) @ b`. Their
+  sizes `M` and `N` are fixed unless they are one size (`min(M, N)` is a size of its
+  own: other sizes retrace). `svd` returns numpy's factors (the same routine on the same
+  matrix) and takes `hermitian=True` as a hint it does not use (the general SVD:
+  the same `S`; numpy's hermitian path reads one triangle). `qr` takes the modes
+  'reduced', 'complete' and 'r'. `lstsq` takes a matrix `a` (numpy's rule) and returns
+  the residuals whenever `M > N`, whatever the rank (numpy returns an empty array for a
+  rank-deficient `a`); `cond` with a `p` other than None, 2, -2 of a singular matrix
+  raises `gradc.LinAlgError` (numpy returns inf). Gradients: through the singular values
+  exact even when they repeat; `U`, `Vh` (reduced, or square `a`), `qr` of `M >= N`
+  ('complete' only square), and `pinv` (and so `lstsq`'s solution) where the rank does
+  not change. docs/derivatives.md states each rule.
+
+Not supported yet: everything not listed here (among it `linalg.eig`, `eigvals`, complex
+matrices, and `qr`'s mode 'raw').
 """
 
 

@@ -13,7 +13,7 @@ import types as _types
 import numpy as _np
 
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
-from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, special as _special
+from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, decomp as _decomp, special as _special
 from .ops import compose as _cmp, lookup as _lookup, segments as _segments
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
@@ -278,7 +278,8 @@ FUNCTIONS = {
 
 # numpy.linalg function name -> gradc function (Value.__array_function__ and gradc.numpy.linalg)
 LINALG_FUNCTIONS = {"norm": _stats.norm, "vector_norm": _vector_norm, "matrix_norm": _matrix_norm, "multi_dot": _cmp.multi_dot, "matrix_power": _cmp.matrix_power,
-                    "matrix_transpose": _cmp.matrix_transpose, "vecdot": _cmp.vecdot, **_lapack.FUNCTIONS}
+                    "matrix_transpose": _cmp.matrix_transpose, "vecdot": _cmp.vecdot, "cond": _stats.cond,
+                    **_lapack.FUNCTIONS, **_decomp.FUNCTIONS}
 
 DOCS = "docs/numpy.md"
 

@@ -868,7 +868,22 @@ static PyObject *lapack_register(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_lapack);
 }
 
+/* lapack_register_rect(addresses) -> None: dgesdd, dgeqrf, dorgqr, then sgesdd, sgeqrf,
+ * sorgqr, for linalg.svd and linalg.qr (runtime/lapack.c's rectangular routines). */
+static PyObject *lapack_register_rect(PyObject *self, PyObject *args) {
+    unsigned long long f[6];
+    if (!PyArg_ParseTuple(args, "KKKKKK", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5])) return NULL;
+    for (int t = 0; t < 2; t++) {
+        la_gesdd[t] = (la_gesdd_t)(uintptr_t)f[3 * t];
+        la_geqrf[t] = (la_geqrf_t)(uintptr_t)f[3 * t + 1];
+        la_orgqr[t] = (la_orgqr_t)(uintptr_t)f[3 * t + 2];
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"lapack_register_rect", lapack_register_rect, METH_VARARGS,
+     "Register numpy's LAPACK routines for SVD and QR (ILP64 gesdd, geqrf, orgqr; double then float)."},
     {"lapack_register", lapack_register, METH_VARARGS,
      "Register numpy's LAPACK routines (ILP64 gesv, getrf, potrf, syevd, trtrs; double then float); returns the "
      "address of gradc_lapack, which generated kernels call for linear algebra (runtime/lapack.c)."},

@@ -4,10 +4,11 @@
  * stack of matrices.  gradc's buffers are row-major; LAPACK is column-major, so each
  * matrix is copied transposed into a workspace (the copy is O(M^2) beside LAPACK's
  * O(M^3)), handed to the routine numpy.linalg uses for the same function (gesv, getrf,
- * potrf, syevd; trtrs for the triangular solves of cholesky's derivatives), and the
- * result copied back.  Failures set a status bit instead of
+ * potrf, syevd, gesdd, geqrf and orgqr; trtrs for the triangular solves of cholesky's
+ * derivatives), and the result copied back.  Failures set a status bit instead of
  * returning garbage: a singular matrix in solve or inv, a matrix that is not positive
- * definite in cholesky, an eigenvalue computation that did not converge.  det and
+ * definite in cholesky, an eigenvalue or singular value computation that did not
+ * converge.  det and
  * slogdet of a singular matrix are 0 and (0, -inf), as numpy's.
  *
  * Python registers the routines' addresses once (lapack_register, from
@@ -29,7 +30,17 @@ enum {
     GRADC_LA_EIGVALSH = 5,   /* a (M, M) -> w (M,), ascending  (syevd 'N', 'L') */
     GRADC_LA_EIGH = 6,       /* a (M, M) -> V (M, M) columns   (syevd 'V', 'L') */
     GRADC_LA_SOLVE_LOWER = 7, /* a (M, M) lower triangular, b (M, K) -> x  (trtrs 'L') */
-    GRADC_LA_SOLVE_UPPER = 8  /* a (M, M) upper triangular, b (M, K) -> x  (trtrs 'U') */
+    GRADC_LA_SOLVE_UPPER = 8, /* a (M, M) upper triangular, b (M, K) -> x  (trtrs 'U') */
+    /* rectangular a (M, N), K = min(M, N): the call's n is N and its k is M */
+    GRADC_LA_SVDVALS = 9,    /* a -> s (K,), descending          (gesdd 'N') */
+    GRADC_LA_SVD_U = 10,     /* a -> U (M, K)                    (gesdd 'S') */
+    GRADC_LA_SVD_VT = 11,    /* a -> Vt (K, N)                   (gesdd 'S') */
+    GRADC_LA_SVD_U_FULL = 12, /* a -> U (M, M)                   (gesdd 'A') */
+    GRADC_LA_SVD_VT_FULL = 13, /* a -> Vt (N, N)                 (gesdd 'A') */
+    GRADC_LA_QR_Q = 14,      /* a -> Q (M, K)                    (geqrf, orgqr) */
+    GRADC_LA_QR_R = 15,      /* a -> R (K, N), upper trapezoidal (geqrf) */
+    GRADC_LA_QR_Q_COMPLETE = 16, /* a -> Q (M, M)                (geqrf, orgqr) */
+    GRADC_LA_PINV = 17       /* a, rcond (one per matrix) -> a^+ (N, M)  (gesdd 'S') */
 };
 
 typedef int64_t la_int;
@@ -39,6 +50,12 @@ typedef void (*la_getrf_t)(const la_int *, const la_int *, void *, const la_int 
 typedef void (*la_potrf_t)(const char *, const la_int *, void *, const la_int *, la_int *, size_t);
 typedef void (*la_trtrs_t)(const char *, const char *, const char *, const la_int *, const la_int *, const void *,
                            const la_int *, void *, const la_int *, la_int *, size_t, size_t, size_t);
+typedef void (*la_gesdd_t)(const char *, const la_int *, const la_int *, void *, const la_int *, void *, void *,
+                           const la_int *, void *, const la_int *, void *, const la_int *, la_int *, la_int *, size_t);
+typedef void (*la_geqrf_t)(const la_int *, const la_int *, void *, const la_int *, void *, void *, const la_int *,
+                           la_int *);
+typedef void (*la_orgqr_t)(const la_int *, const la_int *, const la_int *, void *, const la_int *, const void *,
+                           void *, const la_int *, la_int *);
 typedef void (*la_syevd_t)(const char *, const char *, const la_int *, void *, const la_int *, void *, void *,
                            const la_int *, la_int *, const la_int *, la_int *, size_t, size_t);
 
@@ -48,6 +65,10 @@ static la_getrf_t la_getrf[2];
 static la_potrf_t la_potrf[2];
 static la_syevd_t la_syevd[2];
 static la_trtrs_t la_trtrs[2];
+/* registered apart (lapack_register_rect): an extension without them still runs the others */
+static la_gesdd_t la_gesdd[2];
+static la_geqrf_t la_geqrf[2];
+static la_orgqr_t la_orgqr[2];
 
 /* One function per element type: T the type, S its suffix. */
 #define GRADC_LAPACK_DEFINE(T, S, IDX)                                                                      \
@@ -193,12 +214,121 @@ static la_trtrs_t la_trtrs[2];
 GRADC_LAPACK_DEFINE(double, d, 0)
 GRADC_LAPACK_DEFINE(float, s, 1)
 
+/* The rectangular routines (SVD and QR) of an (m, n) matrix stack, k = min(m, n).  The
+ * matrix is copied column-major as numpy's umath_linalg does, so the factors are those
+ * numpy.linalg returns (the same routine on the same matrix). */
+#define GRADC_LAPACK_RECT(T, S, IDX)                                                                        \
+    static int32_t la_rect_##S(int32_t routine, int64_t batch, int64_t m, int64_t n, const T *a,            \
+                               const T *rcond, T *out) {                                                    \
+        int32_t status = 0;                                                                                 \
+        int64_t k = m < n ? m : n;                                                                          \
+        int svd = routine <= GRADC_LA_SVD_VT_FULL || routine == GRADC_LA_PINV;                              \
+        int full = routine == GRADC_LA_SVD_U_FULL || routine == GRADC_LA_SVD_VT_FULL;                       \
+        int complete = routine == GRADC_LA_QR_Q_COMPLETE;                                                   \
+        /* the columns of the workspace: n, or m for complete Q (orgqr builds m columns in it) */           \
+        int64_t acols = complete && m > n ? m : n;                                                          \
+        int64_t ucols = full ? m : k, vtrows = full ? n : k, qcols = complete ? m : k;                      \
+        /* an output's size per matrix */                                                                   \
+        int64_t each = routine == GRADC_LA_SVDVALS ? k                                                      \
+                       : (routine == GRADC_LA_SVD_U || routine == GRADC_LA_SVD_U_FULL) ? m * ucols          \
+                       : (routine == GRADC_LA_SVD_VT || routine == GRADC_LA_SVD_VT_FULL) ? vtrows * n       \
+                       : routine == GRADC_LA_QR_R ? k * n : routine == GRADC_LA_PINV ? n * m : m * qcols;   \
+        la_int M = m, N = n, K = k, QC = qcols, info = 0, lwork = -1;                                        \
+        la_int lda = m > 1 ? m : 1, ldu = m > 1 ? m : 1, ldvt = vtrows > 1 ? vtrows : 1;                     \
+        const char *jobz = routine == GRADC_LA_SVDVALS ? "N" : full ? "A" : "S";                            \
+        T *wa = NULL, *s = NULL, *u = NULL, *vt = NULL, *work = NULL, wq = 0, wq2 = 0;                      \
+        la_int *iwork = NULL;                                                                               \
+        if (k == 0) { /* no reflector, no singular value: a square factor is the identity */                \
+            memset(out, 0, sizeof(T) * (size_t)(batch * each));                                            \
+            int64_t side = (routine == GRADC_LA_SVD_U_FULL || complete) ? m                                 \
+                           : routine == GRADC_LA_SVD_VT_FULL ? n : 0;                                       \
+            for (int64_t t = 0; t < batch; t++)                                                             \
+                for (int64_t i = 0; i < side; i++) out[t * each + i * side + i] = 1;                        \
+            return 0;                                                                                       \
+        }                                                                                                   \
+        wa = malloc(sizeof(T) * (size_t)(m * acols));                                                       \
+        s = malloc(sizeof(T) * (size_t)k);                                                                  \
+        if (svd) {                                                                                          \
+            u = malloc(sizeof(T) * (size_t)(m * ucols));                                                    \
+            vt = malloc(sizeof(T) * (size_t)(vtrows * n));                                                  \
+            iwork = malloc(sizeof(la_int) * (size_t)(8 * k));                                               \
+        }                                                                                                   \
+        if (!wa || !s || (svd && (!u || !vt || !iwork))) {                                                  \
+            status |= GRADC_OUT_OF_MEMORY;                                                                  \
+            goto done;                                                                                      \
+        }                                                                                                   \
+        /* the workspace LAPACK asks for, once for the stack */                                             \
+        if (svd) {                                                                                          \
+            la_gesdd[IDX](jobz, &M, &N, wa, &lda, s, u, &ldu, vt, &ldvt, &wq, &lwork, iwork, &info, 1);     \
+        } else {                                                                                            \
+            la_geqrf[IDX](&M, &N, wa, &lda, s, &wq, &lwork, &info);                                         \
+            if (routine != GRADC_LA_QR_R) la_orgqr[IDX](&M, &QC, &K, wa, &lda, s, &wq2, &lwork, &info);     \
+            if (wq2 > wq) wq = wq2;                                                                         \
+        }                                                                                                   \
+        lwork = (la_int)wq > 1 ? (la_int)wq : 1;                                                            \
+        work = malloc(sizeof(T) * (size_t)lwork);                                                           \
+        if (!work) {                                                                                        \
+            status |= GRADC_OUT_OF_MEMORY;                                                                  \
+            goto done;                                                                                      \
+        }                                                                                                   \
+        for (int64_t t = 0; t < batch; t++) {                                                               \
+            T *o = out + t * each;                                                                          \
+            info = 0;                                                                                       \
+            la_to_cols_##S(a + t * m * n, wa, m, n);                                                        \
+            if (svd) {                                                                                      \
+                la_gesdd[IDX](jobz, &M, &N, wa, &lda, s, u, &ldu, vt, &ldvt, work, &lwork, iwork, &info, 1); \
+                if (info != 0) status |= GRADC_NO_CONVERGENCE;                                              \
+                if (routine == GRADC_LA_PINV) { /* V diag(1/s) U^T over s > rcond s_max, as numpy's */     \
+                    T cut = rcond[t] * s[0];                                                                \
+                    for (int64_t l = 0; l < k; l++) s[l] = s[l] > cut ? 1 / s[l] : 0;                       \
+                    for (int64_t i = 0; i < n; i++)                                                         \
+                        for (int64_t j = 0; j < m; j++) {                                                   \
+                            T acc = 0;                                                                      \
+                            for (int64_t l = 0; l < k; l++) acc += vt[l + i * k] * s[l] * u[j + l * m];     \
+                            o[i * m + j] = acc;                                                             \
+                        }                                                                                   \
+                } else if (routine == GRADC_LA_SVDVALS) memcpy(o, s, sizeof(T) * (size_t)k);                \
+                else if (routine == GRADC_LA_SVD_U || routine == GRADC_LA_SVD_U_FULL)                       \
+                    la_from_cols_##S(u, o, m, ucols);                                                       \
+                else la_from_cols_##S(vt, o, vtrows, n);                                                    \
+                continue;                                                                                   \
+            }                                                                                               \
+            la_geqrf[IDX](&M, &N, wa, &lda, s, work, &lwork, &info);                                        \
+            if (routine == GRADC_LA_QR_R) {                                                                 \
+                for (int64_t i = 0; i < k; i++)                                                             \
+                    for (int64_t j = 0; j < n; j++) o[i * n + j] = j >= i ? wa[i + j * m] : 0;              \
+                continue;                                                                                   \
+            }                                                                                               \
+            la_orgqr[IDX](&M, &QC, &K, wa, &lda, s, work, &lwork, &info);                                   \
+            la_from_cols_##S(wa, o, m, qcols);                                                              \
+        }                                                                                                   \
+    done:                                                                                                   \
+        free(wa);                                                                                           \
+        free(s);                                                                                            \
+        free(u);                                                                                            \
+        free(vt);                                                                                           \
+        free(work);                                                                                         \
+        free(iwork);                                                                                        \
+        return status;                                                                                      \
+    }
+
+GRADC_LAPACK_RECT(double, d, 0)
+GRADC_LAPACK_RECT(float, s, 1)
+
 /* The entry generated kernels call: ``routine`` (GRADC_LA_*) on ``batch`` matrices of
- * size n x n (``single``: float32, else float64); ``k``: solve's right-hand columns.
+ * size n x n (``single``: float32, else float64); ``k``: solve's right-hand columns, or
+ * the rows of the rectangular routines' (k, n) matrices (SVD, QR, pinv, whose b holds
+ * one rcond per matrix).
  * Returns 0 or an OR of GRADC_* status bits. */
 int32_t gradc_lapack(int32_t routine, int32_t single, int64_t batch, int64_t n, int64_t k, const void *a,
                      const void *b, void *out) {
     int idx = single ? 1 : 0;
+    if (routine >= GRADC_LA_SVDVALS) {
+        if (routine > GRADC_LA_PINV || !la_gesdd[idx] || !la_geqrf[idx] || !la_orgqr[idx])
+            return GRADC_LAPACK_UNAVAILABLE;
+        if (single) return la_rect_s(routine, batch, k, n, (const float *)a, (const float *)b, (float *)out);
+        return la_rect_d(routine, batch, k, n, (const double *)a, (const double *)b, (double *)out);
+    }
     if (!la_gesv[idx] || !la_getrf[idx] || !la_potrf[idx] || !la_syevd[idx] || !la_trtrs[idx])
         return GRADC_LAPACK_UNAVAILABLE;
     if (single) return la_run_s(routine, batch, n, k, (const float *)a, (const float *)b, (float *)out);

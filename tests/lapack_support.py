@@ -17,3 +17,14 @@ def native_lapack() -> bool:
 def native_lapack_or_skip() -> None:
     if not native_lapack():
         pytest.skip(REBUILD)
+
+
+def native_rect_lapack() -> bool:
+    """Does it also call the SVD and QR routines (an extension built with them)?"""
+    from gradc import _callpath
+    return native_lapack() and hasattr(_callpath, "lapack_register_rect")
+
+
+def native_rect_lapack_or_skip() -> None:
+    if not native_rect_lapack():
+        pytest.skip(REBUILD)

@@ -663,11 +663,11 @@ def test_missing_name_is_an_attribute_error_with_suggestions():
 
 
 @pytest.mark.parametrize("call,name", [
-    (lambda v: np.linalg.svd(v), "numpy.linalg.svd"),
+    (lambda v: np.linalg.eig(v), "numpy.linalg.eig"),
     (lambda v: np.fft.fft(v), "numpy.fft.fft"),
     (lambda v: np.i0(v), "numpy.i0"),
     (lambda v: np.histogram(v), "numpy.histogram"),
-], ids=["linalg.svd", "fft.fft", "i0", "histogram"])
+], ids=["linalg.eig", "fft.fft", "i0", "histogram"])
 def test_dispatch_to_a_missing_function_names_it_and_the_line(call, name):
     with pytest.raises(gradc.UnsupportedNameError) as e:
         gradc.jit(call)(A)
@@ -688,8 +688,8 @@ def test_conversion_of_a_traced_value_explains_tracing(conv):
 
 
 def test_unsupported_variants_are_clear_errors():
-    with pytest.raises(gradc.UnsupportedError, match="singular values"):
-        gradc.jit(lambda a: np.linalg.norm(a, 2))(A)
+    with pytest.raises(gradc.UnsupportedError, match=r"matrix ord=3 is not a matrix norm; supported: .*'nuc'"):
+        gradc.jit(lambda a: np.linalg.norm(a, 3))(A)
     with pytest.raises(gradc.UnsupportedError, match="np.sort|numpy.sort"):
         gradc.jit(lambda a: a.sort())(A)
     with pytest.raises(gradc.UnsupportedError, match="1.0 / x"):

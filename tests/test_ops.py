@@ -679,6 +679,27 @@ case("eigh", "eigh", lambda x: gnp.linalg.eigh(_spd_of(x, gnp))[1] ** 2,
      lambda x: np.linalg.eigh(_spd_of(x, np))[1] ** 2, shapes((normal, (3, 3))))
 case("solve_triangular", "solve_triangular", lambda a, b: solve_triangular(a, b, lower=False),
      lambda a, b: np.linalg.solve(np.triu(a), b), shapes((_well, (3, 3)), (normal, (3, 2))))
+# SVD and QR (gradc/ops/decomp.py; tests/test_linalg_svd.py has them at more sizes, with
+# JAX and closed forms): random matrices, whose singular values are distinct; singular
+# vectors enter squared, which their sign does not change; QR (unique for Householder's
+# sign convention) where it is differentiable, M >= N.
+case("svdvals", "svdvals", gnp.linalg.svdvals, lambda a: np.linalg.svd(a, compute_uv=False), shapes((normal, (2, 4, 3))))
+case("svd_u_tall", "svd_u", lambda a: gnp.linalg.svd(a, full_matrices=False)[0] ** 2,
+     lambda a: np.linalg.svd(a, full_matrices=False)[0] ** 2, shapes((normal, (4, 3))))
+case("svd_vt_wide", "svd_vt", lambda a: gnp.linalg.svd(a, full_matrices=False)[2] ** 2,
+     lambda a: np.linalg.svd(a, full_matrices=False)[2] ** 2, shapes((normal, (3, 4))))
+case("svd_usv_wide", "svd_u", lambda a: (lambda u, s, vt: (u * gnp.sin(s)[None, :]) @ vt)(*gnp.linalg.svd(a, False)),
+     lambda a: (lambda u, s, vt: (u * np.sin(s)[None, :]) @ vt)(*np.linalg.svd(a, False)), shapes((normal, (3, 5))),
+     extra_ops=("svd_vt",))
+case("qr_q", "qr_q", lambda a: gnp.linalg.qr(a)[0], lambda a: np.linalg.qr(a)[0], shapes((normal, (4, 3))))
+case("qr_r", "qr_r", lambda a: gnp.linalg.qr(a, mode="r"), lambda a: np.linalg.qr(a, mode="r"), shapes((normal, (2, 3, 3))))
+case("pinv_tall", "pinv", gnp.linalg.pinv, np.linalg.pinv, shapes((normal, (4, 3))))
+case("pinv_wide", "pinv", gnp.linalg.pinv, np.linalg.pinv, shapes((normal, (2, 3, 4))))
+for _id, _kw in [("norm_mat_2", {"ord": 2}), ("norm_mat_n2", {"ord": -2}), ("norm_mat_nuc", {"ord": "nuc"}),
+                 ("norm_nuc_axes_keep", {"ord": "nuc", "axis": (2, 0), "keepdims": True})]:
+    case(_id, "svdvals", (lambda k: lambda x: np.linalg.norm(x, **k))(_kw), (lambda k: lambda x: np.linalg.norm(x, **k))(_kw),
+         shapes((normal, (3, 2, 4) if "axis" in _kw else (3, 4))))
+case("cond", "svdvals", gnp.linalg.cond, np.linalg.cond, shapes((normal, (3, 3))))
 
 CASE_IDS = [c.id for c in CASES]
 
@@ -696,8 +717,10 @@ def _lapack_lines_where_lapack_runs(request):
     if backend == "c":
         pytest.skip("backend='c' refuses linalg's LAPACK ops")
     if backend == "llvm":
-        from lapack_support import native_lapack_or_skip
+        from lapack_support import native_lapack_or_skip, native_rect_lapack_or_skip
         native_lapack_or_skip()
+        if OPS[c.op].extra["lapack"] in ("gesdd", "geqrf"):
+            native_rect_lapack_or_skip()
 assert len(set(CASE_IDS)) == len(CASE_IDS), "duplicate case ids"
 BY_ID = {c.id: c for c in CASES}
 

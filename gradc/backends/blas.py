@@ -82,10 +82,13 @@ _lapack: dict | None = None
 
 # The LAPACK routines gradc's linear algebra calls (runtime/lapack.c), double then float.
 LAPACK_ROUTINES = ("gesv", "getrf", "potrf", "syevd", "trtrs")
+# linalg.svd's and linalg.qr's, registered apart (an older extension lacks them)
+LAPACK_RECT_ROUTINES = ("gesdd", "geqrf", "orgqr")
 
 
 def find_lapack() -> dict:
-    """{"addresses": [d routines..., s routines...], "library": name} for numpy's ILP64
+    """{"addresses": [d routines..., s routines...], "rect": [d gesdd, geqrf, orgqr, s ...]
+    or None, "library": name} for numpy's ILP64
     LAPACK (``scipy_dgesv_64_``: 64-bit integers, Fortran calling convention), or {}
     when this numpy build has none (then linear algebra runs on backend="numpy")."""
     global _lapack
@@ -98,6 +101,7 @@ def find_lapack() -> dict:
         for pattern in ("scipy_{t}{r}_64_", "{t}{r}_64_", "{t}{r}64_"):
             addrs = _addresses(lib, [pattern.format(t=t, r=r) for t in "ds" for r in LAPACK_ROUTINES])
             if addrs:
-                _lapack = {"addresses": addrs, "library": os.path.basename(path)}
+                rect = _addresses(lib, [pattern.format(t=t, r=r) for t in "ds" for r in LAPACK_RECT_ROUTINES])
+                _lapack = {"addresses": addrs, "rect": rect, "library": os.path.basename(path)}
                 return _lapack
     return _lapack

@@ -356,15 +356,17 @@ def _index_error(s) -> IndexError:
 _LINALG_FAILURES = [  # (status bit, what numpy says, the ops that can set it)
     (STATUS_SINGULAR_MATRIX, "Singular matrix", ("solve", "inv", "solve_triangular")),
     (STATUS_NOT_POSITIVE_DEFINITE, "Matrix is not positive definite", ("cholesky",)),
+    (STATUS_NO_CONVERGENCE, "SVD did not converge", ("svdvals", "svd_u", "svd_vt")),
     (STATUS_NO_CONVERGENCE, "Eigenvalues did not converge", ("eigh", "eigvalsh")),
     (STATUS_OUT_OF_MEMORY, "out of memory for a linear algebra workspace", ()),
-    (STATUS_LAPACK_UNAVAILABLE, "no LAPACK routines are registered with gradc's extension", ()),
+    (STATUS_LAPACK_UNAVAILABLE, "no LAPACK routines are registered with gradc's extension (one built before "
+                                "linalg.svd and qr lacks theirs: rebuild it with `python setup.py build_ext --inplace`)", ()),
 ]
 
 
 def _linalg_error(rc: int, s):
     from ..errors import LinAlgError
-    for bit, text, ops in _LINALG_FAILURES:
+    for k, (bit, text, ops) in enumerate(_LINALG_FAILURES):
         if not rc & bit:
             continue
         where = []
@@ -375,6 +377,8 @@ def _linalg_error(rc: int, s):
                 if nest.kind == "lapack" and d["op"] in ops:
                     from ..ops.lapack import failure_site
                     where.append(failure_site(d["op"], d["provenance"]))
+        if not where and any(b == bit for b, _t, _o in _LINALG_FAILURES[k + 1:]):
+            continue    # a later line of this bit names the ops that failed
         return LinAlgError(text + (f" (in {', '.join(dict.fromkeys(where))})" if where else ""))
     return LinAlgError(f"linear algebra failed (status {rc})")
 

@@ -87,6 +87,9 @@ def init():
             lapack = blas.find_lapack()
             if lapack and hasattr(_callpath, "lapack_register"):
                 llvm.add_symbol("gradc_lapack", _callpath.lapack_register(*lapack["addresses"]))
+                # SVD and QR: without them (an extension built before), their calls fail with a status
+                if lapack.get("rect") and hasattr(_callpath, "lapack_register_rect"):
+                    _callpath.lapack_register_rect(*lapack["rect"])
                 _state["lapack"] = lapack
                 if found:
                     found["lapack"] = True

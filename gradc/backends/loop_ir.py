@@ -33,7 +33,12 @@ STATUS_LINALG = (STATUS_SINGULAR_MATRIX | STATUS_NOT_POSITIVE_DEFINITE | STATUS_
 
 # gradc_lapack's routine codes (runtime/lapack.c's GRADC_LA_*), by the op they compute.
 LAPACK_ROUTINES = {"solve": 0, "inv": 1, "det": 2, "slogdet": 3, "cholesky": 4, "eigvalsh": 5, "eigh": 6,
-                   ("solve_triangular", True): 7, ("solve_triangular", False): 8}   # (op, lower)
+                   ("solve_triangular", True): 7, ("solve_triangular", False): 8,   # (op, lower)
+                   "svdvals": 9, ("svd_u", False): 10, ("svd_vt", False): 11, ("svd_u", True): 12,
+                   ("svd_vt", True): 13, ("qr_q", False): 14, "qr_r": 15, ("qr_q", True): 16,   # (op, full)
+                   "pinv": 17}
+# the ops of a rectangular (M, N) matrix stack: gradc_lapack's k is their M
+LAPACK_RECT = ("svdvals", "svd_u", "svd_vt", "qr_q", "qr_r", "pinv")
 
 INDEX = np.dtype(np.int64)
 SKINNY_MAX_N = 16     # GRADC_SKINNY_MAX_N in runtime/skinny.c
@@ -328,8 +333,9 @@ class LapackCall:
     """``out = op(args)`` for each of ``batch`` n x n matrices (a linalg op:
     LAPACK_ROUTINES), by numpy's LAPACK through runtime/lapack.c's ``gradc_lapack``,
     which ORs a failure (singular, not positive definite) into the kernel's status.
-    ``k``: solve's right-hand columns (0 for the other ops).  Never fused: the
-    operands are buffers, row-major and contiguous."""
+    ``k``: solve's right-hand columns, the rows of an SVD's or QR's (k, n) matrices
+    (LAPACK_RECT), 0 for the other ops.  Never fused: the operands are buffers,
+    row-major and contiguous."""
     op: str
     out: int
     args: tuple
@@ -338,11 +344,16 @@ class LapackCall:
     k: Expr
     dtype: np.dtype
     lower: bool = True     # solve_triangular: the triangle of a it reads
+    full: bool = False     # svd_u, svd_vt, qr_q: the square factor (full_matrices, mode="complete")
 
     @property
     def routine(self) -> int:
         """gradc_lapack's routine code."""
-        return LAPACK_ROUTINES[(self.op, self.lower) if self.op == "solve_triangular" else self.op]
+        if self.op == "solve_triangular":
+            return LAPACK_ROUTINES[(self.op, self.lower)]
+        if self.op in ("svd_u", "svd_vt", "qr_q"):
+            return LAPACK_ROUTINES[(self.op, self.full)]
+        return LAPACK_ROUTINES[self.op]
 
 
 @dataclass(eq=False)
@@ -585,8 +596,9 @@ class TextRenderer:
         elif isinstance(st, LapackCall):
             ops = ", ".join(self.buf(a) for a in st.args)
             op = st.op + ("" if st.op != "solve_triangular" else ", lower" if st.lower else ", upper")
+            op += ", full" if st.full and st.op in ("svd_u", "svd_vt", "qr_q") else ""
             self.line(f"%{st.out} = lapack {op}({ops}; batch={self.e(st.batch)}, n={self.e(st.n)}"
-                      + (f", k={self.e(st.k)})" if st.op.startswith("solve") else ")"))
+                      + (f", k={self.e(st.k)})" if st.op.startswith("solve") or st.op in LAPACK_RECT else ")"))
         elif isinstance(st, Parallel):
             self.line(f"parallel over [0, {self.e(st.n0)}) in {self.k.threads} chunks if {self.e(st.cond)}:")
             self.depth += 1

@@ -20,7 +20,7 @@ from .loop_ir import (BLAS_CALL, CHUNK, END, SKINNY_MAX_N, START, STATUS_NEGATIV
                       Size, SkinnyUnpad, Store, ToIndex, Update, Var, flat_offset, numel, size)
 from .schedule import (PACKED_WIDTH, Schedule, swaps_last_two, row_stride, broadcast_index, crosses_chunks, describe, identity, is_reduction,
                        view_index)
-from .loop_ir import LapackCall
+from .loop_ir import LAPACK_RECT, LapackCall
 
 # Threads pay off once a nest's single-thread time dwarfs the pool's hand-off (a few
 # microseconds): elements x estimated time per element (schedule.Nest.work: Op.cost of
@@ -637,9 +637,12 @@ class LoopLowering:
         d = self.g[nid]
         refuse_lapack(self.s, self.blas)
         sa = self.shape(d["args"][0])
-        k = size(self.shape(d["args"][1])[-1]) if len(d["args"]) > 1 else ZERO
+        if d["op"] in LAPACK_RECT:
+            k = size(sa[-2])
+        else:
+            k = size(self.shape(d["args"][1])[-1]) if len(d["args"]) > 1 else ZERO
         return [LapackCall(d["op"], nid, tuple(d["args"]), numel(sa[:-2]), size(sa[-1]), k, d["dtype"],
-                           d["params"].get("lower", True))]
+                           d["params"].get("lower", True), d["params"].get("full", False))]
 
     def scatter(self, nest):
         (nid,) = nest.roots

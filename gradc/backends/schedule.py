@@ -939,7 +939,9 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
         where = {n: span.get(j, (j, j))[0] for n, j in where.items()}
     symbols = sorted({s for n in g.nx.nodes for s in g[n]["shape"] if isinstance(s, str)}
                      | {s for i in g.inputs for s in g[i]["shape"] if isinstance(s, str)})
-    consts = [n for n in g.order() if g[n]["op"] == "const" and g[n]["params"]["value"].ndim > 0]
+    # (a LAPACK call reads its operands by pointer: pinv's rcond of one matrix is a scalar)
+    lapack_args = {a for n in g.nx.nodes if is_lapack(g, n) for a in g[n]["args"]}
+    consts = [n for n in g.order() if g[n]["op"] == "const" and (g[n]["params"]["value"].ndim > 0 or n in lapack_args)]
     outs = set(g.outputs)
     local = []
     if row_local:

@@ -324,7 +324,7 @@ def all(a, axis=None, out=None, keepdims=False, **kw):  # noqa: A001
 # ----------------------------------------------------------------------------- norms
 def norm(x, ord=None, axis=None, keepdims=False):
     """numpy.linalg.norm: vector ord None/2, 1, inf, -inf, 0 and any p; matrix 'fro',
-    1, -1, inf, -inf (ord 2, -2 and 'nuc' need singular values: not supported)."""
+    'nuc', 1, -1, 2, -2, inf, -inf (2, -2 and 'nuc' from the singular values)."""
     if _eager(x):
         return np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
     v = _float(x)
@@ -380,5 +380,46 @@ def _matrix_norm(v, ord, axes, keepdims):
             return res
         from .structure import reshape_sym
         return reshape_sym(res, reduced_shape(v._shape, axes, False))
-    raise UnsupportedError(f"norm: matrix ord={ord!r} needs singular values, which gradc does "
-                           "not compute; supported: None/'fro', 1, -1, inf, -inf")
+    if ord in (2, -2, "nuc"):
+        return _svd_norm(v, ord, axes, keepdims)
+    raise UnsupportedError(f"norm: matrix ord={ord!r} is not a matrix norm; supported: None/'fro', 'nuc', "
+                           "1, -1, 2, -2, inf, -inf")
+
+
+def _svd_norm(v, ord, axes, keepdims):
+    """ord 2, -2, 'nuc': the largest, the smallest singular value, their sum (numpy's
+    with initial 0: an empty matrix has norm 0).  The gradient of ord 2 is u₁v₁ᵀ, of
+    'nuc' U Vᵀ: svdvals' rule, defined at repeated singular values too."""
+    from .axes import moveaxis
+    from .decomp import svdvals
+    from .structure import reshape_sym
+    s = svdvals(moveaxis(v, axes, (-2, -1)))
+    k = s._b.env.value(s._shape[-1])
+    if k == 0:
+        res = sum_(s, s.ndim - 1)
+    elif ord == "nuc":
+        res = sum_(s, s.ndim - 1)
+    else:
+        res = s[..., 0] if ord == 2 else s[..., k - 1]
+    return reshape_sym(res, reduced_shape(v._shape, axes, keepdims))
+
+
+def cond(x, p=None):
+    """numpy.linalg.cond: s_max / s_min for p None or 2 (-2: s_min / s_max), inf for a
+    singular matrix; other p: norm(x, p) · norm(inv(x), p) (square x)."""
+    if _eager(x):
+        return np.linalg.cond(x, p)
+    from .decomp import _operand, _sizes, svdvals
+    from .lapack import inv
+    v = _operand(x, "cond", "x")
+    m, n = _sizes(v)
+    if m == 0 or n == 0:
+        from ..errors import LinAlgError
+        raise LinAlgError("linalg.cond is not defined on empty arrays")
+    if p is None or p in (2, -2):
+        s = svdvals(v)
+        r = s[..., -1] / s[..., 0] if p == -2 else s[..., 0] / s[..., -1]
+    else:
+        r = norm(v, p, (-2, -1)) * norm(inv(v), p, (-2, -1))
+    had_nan = sum_(convert(v != v, np.int64), axis=(v.ndim - 2, v.ndim - 1)) > 0
+    return where(ew.logical_and(r != r, ew.logical_not(had_nan)), np.inf, r)
