@@ -365,7 +365,9 @@ def test_vectorized_without_libm_calls(name, dt):
         f"{variant} is not straight-line {reg} code"
 
 
-@pytest.mark.parametrize("target", [None, vecmath.Target(128, False), vecmath.Target(512, True)],
+@pytest.mark.parametrize("target", [None, vecmath.Target(128, False),
+                                    pytest.param(vecmath.Target(512, True), marks=pytest.mark.skipif(
+                                        H.host_vector_bits() < 512, reason="AVX-512 instructions need an AVX-512 host"))],
                          ids=["host", "sse", "avx512"])
 @pytest.mark.parametrize("dt", DTYPES, ids=_dt_id)
 @pytest.mark.parametrize("name", vecmath.NAMES)
