@@ -25,12 +25,15 @@ class LLVMKernel(Kernel):
         s = schedule(graph, threads=kernel_threads() if threads is None else threads, row_local=True,
                      batched_products=bool(blas.get("batched")))
         text = graph.text(sources=False)
-        name = kernel_name(graph, text)
         # What decides the code: the graph, its constants, the thread split, the host's
         # cache size, the BLAS interface (code_fingerprint() and the CPU are added by
         # Artifact).
         key = (text, *const_bytes(s), s.threads, s.pool_threads, s.stream_bytes, blas.get("int"), bool(blas),
                bool(blas.get("skinny")), bool(blas.get("pool")), bool(blas.get("skinny_rows")), bool(blas.get("batched")))
+        # The name hashes all of it: the engine holds every kernel of the process in one
+        # symbol table, and the kernels of one graph for one thread and for several must
+        # not share the names of their nests' functions, which their modules link by.
+        name = kernel_name(graph, repr(key))
         refuse_lapack(s, blas)   # before the cache: an artifact that calls LAPACK needs it
         self.blas = blas
         self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))

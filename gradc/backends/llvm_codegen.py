@@ -19,6 +19,8 @@ to the graph.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from llvmlite import ir
 
@@ -197,6 +199,14 @@ class Emitter:
         return self.b.fdiv(_const(x.type, 1), result) if n < 0 else result
 
 
+# a local value named after a graph node (%"n12", %"n12.acc"): see Codegen.shared_body
+_LOCAL_NODE_NAME = re.compile(r'%"n\d+')
+# A split kernel of at least this many nests calls its serial nests as functions too
+# (Codegen.call_outlined); below it they stay in the kernel's function, where a call
+# of a few microseconds spends nothing on calls between nests.
+OUTLINE_MIN_NESTS = 48
+
+
 class Codegen:
     """Spells a :class:`~gradc.backends.loop_ir.Kernel` with llvmlite's IRBuilder: loops
     with allocas (clang's style), accumulators in allocas, parallel nests outlined into
@@ -216,7 +226,9 @@ class Codegen:
         self.flagged = False       # flag_error was emitted (in the nest being emitted)
         self.ctx = None            # the parallel nests' shared context array
         self.split = split         # each parallel nest's task in a module of its own
-        self.parts = []            # those modules
+        self.parts = []            # those modules (a nest body's as its text)
+        self.bodies: dict = {}     # a split kernel's parallel bodies: their code -> function name
+        self.places = None         # buffer key -> its place in buffer_nodes (pointers_used)
         self.plain_loops = False   # loops being emitted get plain_loop_id metadata
         self.math_calls = 0        # vector math calls emitted so far (see loop)
 
@@ -538,7 +550,7 @@ class Codegen:
         self.parts.append(self.module)
         return previous
 
-    def nest_function(self, name, body_ty, stmts, used):
+    def nest_function(self, name, body_ty, stmts, used, serial=False):
         """A function of this module running a parallel nest's body ``stmts`` over rows
         [start, end) of its outer loop for chunk ``tid``: the buffers it reads or writes
         (``used``: their places in ``buffer_nodes``), sizes, start, end, tid, the
@@ -557,10 +569,48 @@ class Codegen:
         start, end, tid, status_arr = fn.args[n_ptr + n_sym:]
         self.status = self.b.gep(status_arr, [tid])
         self.vars.update({id(lir.START): start, id(lir.END): end, id(lir.CHUNK): self.b.sext(tid, I64)})
+        if serial:      # a serial nest's products ask whether this call uses BLAS: from the sizes
+            self.vars[id(lir.BLAS_CALL)] = self.e_(self.kernel.blas_call)
         self.block(stmts)
         self.b.ret_void()
         self.b, self.entry, self.bufs, self.sizes, self.status, self.memo, self.vars = saved
         return fn
+
+    def shared_body(self, name, body_ty, stmts, used, serial=False):
+        """A parallel nest's body in a split kernel: a function in a module of its own,
+        which the kernel's module declares, or the function of an earlier nest whose body
+        is the same code.  An unrolled loop (``lax.scan``) repeats one step's nests with
+        other buffers, which the task passes: an RNN's gradient over 100 steps has 207
+        parallel nests and 10 distinct bodies, and LLVM compiles each once.  Bodies are
+        the same when their modules' texts are, up to the module's and the function's
+        names and the names of values (which carry graph node ids and mean nothing to
+        LLVM)."""
+        kernel_module = self.new_part(f"{self.name}.{name}")
+        fn = self.nest_function(f"{self.name}.{name}", body_ty, stmts, used, serial)
+        text = str(self.module)
+        key = _LOCAL_NODE_NAME.sub('%"n', text.split("\n", 1)[1].replace(f'@"{fn.name}"', "@body"))
+        shared = self.bodies.setdefault(key, fn.name)
+        if shared != fn.name:       # the same code as an earlier nest's body: compile that one
+            self.parts.pop()
+        else:                       # its text, made once (llvmlite's printing is slow)
+            self.parts[-1] = text
+        self.module = kernel_module
+        return self.module.globals.get(shared) or ir.Function(self.module, body_ty, name=shared)
+
+    def call_outlined(self, nest: lir.Nest):
+        """A serial nest of a kernel of many nests, as a call of a body function
+        (``shared_body``): an unrolled loop's steps repeat the same nests with other
+        buffers, and each distinct body compiles once, in a module of its own, instead of
+        every copy in the kernel's one long function (an RNN's gradient over 100 steps:
+        about 700 nests, a handful of distinct bodies)."""
+        used = self.pointers_used([nest.body])
+        n_sym = len(self.s.symbols)
+        body_ty = ir.FunctionType(ir.VoidType(), [self.ptr_tys[j] for j in used] + [I64] * n_sym
+                                  + [I64, I64, I32, I32.as_pointer()])
+        fn = self.shared_body(f"nest{nest.k}", body_ty, nest.body, used, serial=True)
+        z = ir.Constant(I64, 0)
+        self.b.call(fn, [self.bufs[self.buffer_nodes[j]] for j in used] + [self.sizes[sym] for sym in self.s.symbols]
+                    + [z, z, ir.Constant(I32, 0), self.status])
 
     def emit_parallel_nest(self, par: lir.Parallel):
         """Outline the nest's body (or its parts) into functions over [start, end) of its
@@ -572,30 +622,23 @@ class Codegen:
         used = self.pointers_used([body for _name, body in par.bodies])
         body_ty = ir.FunctionType(ir.VoidType(), [self.ptr_tys[j] for j in used] + [I64] * n_sym
                                   + [I64, I64, I32, I32.as_pointer()])
-        if self.split:   # helpers and declarations the body needs go to the task's module
-            kernel_module = self.new_part(f"{self.name}.task{k}")
         flagged_before, self.flagged = self.flagged, False
-        (name, stmts), *more = par.bodies
-        body = self.nest_function(f"{self.name}.{name}", body_ty, stmts, used)
-        body.linkage = "internal"
-        body.attributes.add("alwaysinline")
-        # Split modules: a row-blocked nest's rows after its last block go to a module
-        # of their own too (a third of the nest's compile time; loop_ir's part "rest")
-        rest = None
-        for name, stmts in more:
-            task_module = self.new_part(f"{self.name}.{name}")
-            rest = self.nest_function(f"{self.name}.{name}", body_ty, stmts, used)
-            self.module = task_module
-            rest = ir.Function(self.module, body_ty, name=rest.name)   # declared; linked by the JIT
+        if self.split:
+            bodies = [self.shared_body(name, body_ty, stmts, used) for name, stmts in par.bodies]
+        else:
+            ((name, stmts),) = par.bodies     # one body: only split kernels have a part "rest"
+            body = self.nest_function(f"{self.name}.{name}", body_ty, stmts, used)
+            body.linkage = "internal"
+            body.attributes.add("alwaysinline")
+            bodies = [body]
         can_fail = self.flagged          # only gathers and integer powers set a status
         self.flagged = flagged_before or can_fail
 
-        # task(ctx, start, end, chunk): unpack the context, call the body
+        # task(ctx, start, end, chunk): unpack the context, call the bodies
         vp = I8.as_pointer()
         task_ty = ir.FunctionType(ir.VoidType(), [vp, I64, I64, I32])
         task = ir.Function(self.module, task_ty, name=f"{self.name}.task{k}")
-        if not self.split:
-            task.linkage = "internal"
+        task.linkage = "internal"
         task.attributes.add("noinline")   # one copy of the nest serves the pool and the serial call
         tb = ir.IRBuilder(task.append_basic_block("entry"))
         ctx = tb.bitcast(task.args[0], vp.as_pointer())
@@ -603,13 +646,9 @@ class Codegen:
         szp = tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, n_ptr)])), I64.as_pointer())
         stp = tb.bitcast(tb.load(tb.gep(ctx, [ir.Constant(I64, n_ptr + 1)])), I32.as_pointer())
         vals += [tb.load(tb.gep(szp, [ir.Constant(I64, j)])) for j in range(n_sym)]
-        tb.call(body, vals + [task.args[1], task.args[2], task.args[3], stp])
-        if rest is not None:
-            tb.call(rest, vals + [task.args[1], task.args[2], task.args[3], stp])
+        for body in bodies:
+            tb.call(body, vals + [task.args[1], task.args[2], task.args[3], stp])
         tb.ret_void()
-        if self.split:   # the kernel's module declares the task; the JIT links the objects
-            self.module = kernel_module
-            task = ir.Function(self.module, task_ty, name=task.name)
 
         # in the kernel: the context (built once, shared by every parallel nest: the
         # buffers and sizes do not change), run serially or on the pool, combine
@@ -805,7 +844,11 @@ class Codegen:
         self.b.store(ir.Constant(I32, 0), self.status)
         self.blas_call = self.e_(self.kernel.blas_call)
         self.vars.update({id(lir.BLAS_CALL): self.blas_call, id(lir.CHUNK): ir.Constant(I64, 0)})
+        outline = self.split and len(self.kernel.nests) >= OUTLINE_MIN_NESTS
         for nest in self.kernel.nests:
+            if outline and not any(isinstance(st, lir.Parallel) for st in lir.walk(nest.body)):
+                self.call_outlined(nest)
+                continue
             self.memo.push()
             self.block(nest.body)
             self.memo.pop()
@@ -828,9 +871,12 @@ class Codegen:
         of each: 3.6 s to compile).  Any value of a statement's fields that is a buffer's
         key counts, so a place may be passed that is not used; never the reverse (a
         missing one is a KeyError when the body is emitted)."""
-        place = {key: j for j, key in enumerate(self.buffer_nodes)}
-        for key, (k, _dtype) in self.region_of.items():
-            place[key] = place[("region", k)]
+        place = self.places
+        if place is None:       # made once: a kernel of many nests asks for every nest
+            place = {key: j for j, key in enumerate(self.buffer_nodes)}
+            for key, (k, _dtype) in self.region_of.items():
+                place[key] = place[("region", k)]
+            self.places = place
         found, stack, seen = set(), list(bodies), set()
         while stack:
             x = stack.pop()
@@ -883,10 +929,11 @@ class Codegen:
         b.ret(b.call(impl, ptrs + szs))
 
 
-def render(kernel: lir.Kernel, blas: dict | None = None, split: bool = False):
-    """A loop IR kernel as LLVM modules: the kernel function (with its serial nests)
-    first, then with ``split`` one module per parallel nest's task (and per row-blocked
-    nest's rows one at a time).  ``blas``: the library's interface (its integer width)."""
+def render(kernel: lir.Kernel, blas: dict | None = None, split: bool = False) -> list:
+    """A loop IR kernel as LLVM modules: the kernel function (with its serial nests and
+    its parallel nests' tasks) first, then with ``split`` one module per distinct body
+    of a parallel nest (and per row-blocked nest's rows one at a time), as its text.
+    ``blas``: the library's interface (its integer width)."""
     cg = Codegen(kernel, blas, split)
     return [cg.build()] + cg.parts
 
@@ -896,10 +943,10 @@ def lower(s: Schedule, name: str, blas: dict | None = None) -> ir.Module:
     return render(build(s, name, blas=blas), blas)[0]
 
 
-def lower_parts(s: Schedule, name: str, blas: dict | None = None) -> list[ir.Module]:
-    """The kernel as several modules, which the JIT compiles at once on as many cores:
-    the kernel function (with its serial nests) first, then one module per parallel
-    nest's task, which the first declares.  The objects link when the engine loads
-    them.  (A task is called through the thread pool or, serially, as a noinline call:
-    splitting costs no inlining.)"""
+def lower_parts(s: Schedule, name: str, blas: dict | None = None) -> list:
+    """The kernel as several modules (the kernel's ``ir.Module``, then the bodies'
+    texts), which the JIT compiles at once on as many cores: the kernel function with
+    its parallel nests' tasks first, then one module per distinct body of a parallel
+    nest, which the first declares and the tasks call (``Codegen.shared_body``).  The
+    objects link when the engine loads them."""
     return render(build(s, name, blas=blas, split=True), blas, split=True)

@@ -19,28 +19,77 @@ def _parts(model="M4"):
 
 
 def test_parallel_nests_become_modules_of_their_own():
-    """M4: the kernel, then a module per parallel nest's task, which the kernel declares.
-    M2: its row-blocked nest's rows after the last block (all of them for a matrix
-    larger than the cache) in a module of their own too, declared by the task that
-    calls it."""
+    """M4: the kernel (with its parallel nests' tasks), then a module per parallel
+    nest's body, which the kernel declares and a task calls.  M2: its row-blocked
+    nest's rows after the last block (all of them for a matrix larger than the cache)
+    in a module of their own too, called by the same task after the blocks."""
     def defined(text):
         return re.findall(r'^define [^@]*@"?([\w.]+)"?\(', text, re.M)
     art = _parts("M4")
     name, parts = art.name, art.raw_parts
     assert len(parts) >= 3 and name in defined(parts[0])
-    for task in parts[1:]:
-        task_name = next(d for d in defined(task) if d.startswith(name + ".task"))
-        assert f'declare void @"{task_name}"' in parts[0]
+    for body in parts[1:]:
+        (body_name,) = defined(body)
+        assert f'declare void @"{body_name}"' in parts[0] and f'call void @"{body_name}"' in parts[0]
     # what a reader sees: every module, in order
     assert art.llvm_ir(optimized=False).count("; ModuleID") == len(parts)
 
     art = _parts("M2")
     name, parts = art.name, art.raw_parts
     assert len(parts) == 3
-    rest = next(d for d in defined(parts[2]) if d.endswith(".rest"))
-    assert f'declare void @"{rest}"' in parts[1] and f'call void @"{rest}"' in parts[1]
+    (blocks,), (rest,) = defined(parts[1]), defined(parts[2])
+    assert rest.endswith(".rest")
+    task = re.search(r'define internal void @"[\w.]+\.task\d+"\(.*?\n}', parts[0], re.S).group(0)
+    assert task.index(f'call void @"{blocks}"') < task.index(f'call void @"{rest}"')
     assert 'label %"row.cond"' in parts[2] and "rows.cond" not in parts[2]   # one row at a time
     assert "rows.cond" in parts[1] and 'label %"row.cond"' not in parts[1]   # whole blocks
+
+
+def _rnn_loss(W, U, xs):
+    def step(h, x):
+        h = gradc.numpy.tanh(h @ W + x @ U)
+        return h, gradc.numpy.sum(h)
+    h, ys = gradc.lax.scan(step, gradc.numpy.zeros((xs.shape[1], W.shape[0])), xs)
+    return gradc.numpy.sum(ys) + gradc.numpy.sum(h ** 2)
+
+
+def _rnn_grad_numpy(W, U, xs):
+    """The RNN's gradient by hand (backpropagation through time), the oracle."""
+    hs, h = [onp.zeros((xs.shape[1], W.shape[0]))], onp.zeros((xs.shape[1], W.shape[0]))
+    for x in xs:
+        h = onp.tanh(h @ W + x @ U)
+        hs.append(h)
+    dW, dU, dh = onp.zeros_like(W), onp.zeros_like(U), 2 * hs[-1]
+    for t in range(len(xs), 0, -1):
+        dz = (dh + 1.0) * (1 - hs[t] ** 2)      # each step's sum(h) adds 1 to dh
+        dW += hs[t - 1].T @ dz
+        dU += xs[t - 1].T @ dz
+        dh = dz @ W.T
+    return dW, dU
+
+
+@pytest.mark.parametrize("threads", ["1", None])
+def test_an_unrolled_loop_compiles_each_distinct_body_once(threads):
+    """An RNN's gradient scanned over 60 steps repeats each step's nests with other
+    buffers: its kernel compiles one module per distinct nest body, a handful, not one
+    per nest, and the kernel's function calls its serial nests' bodies instead of
+    holding every copy.  The gradient is backpropagation through time's, computed by
+    hand, on one thread and on the default pool."""
+    from gradc.roofline import gradc_threads
+    r = onp.random.default_rng(0)
+    W, U = r.standard_normal((32, 32)) * 0.2, r.standard_normal((16, 32)) * 0.2
+    xs = r.standard_normal((60, 64, 16))
+    with gradc_threads(threads):
+        f = gradc.grad(_rnn_loss, argnums=(0, 1))
+        got = [f(W, U, xs) for _ in range(3)][-1]
+        art = f.lower(W, U, xs)._native()
+        nests = len(art.raw_parts) and f.lower(W, U, xs)._entry.run.kernel.schedule.nests
+    for g, w in zip(got, _rnn_grad_numpy(W, U, xs)):
+        onp.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-11 * onp.abs(w).max())
+    parts = art.raw_parts
+    assert len(nests) > 300 and len(parts) < 40, (len(nests), len(parts))
+    calls = re.findall(r'call void @"([\w.]+\.nest\d+(?:\.rest)?)"', parts[0])
+    assert len(calls) > 5 * len(set(calls))     # each body serves many nests
 
 
 def test_threads_compile_the_same_code_as_one_thread():
