@@ -85,6 +85,21 @@ def _transpose(name, fn, like: list, cts: list) -> list:
     return inline(V, [zeros_like(v) for v in like] + list(captured) + list(cts))
 
 
+def _adjoint_apply(name, linear, domain: list, codomain: list, seeds: list) -> list:
+    """The adjoint of ``linear`` applied to ``seeds``.  ``linear`` maps a list over
+    ``domain`` to a list over ``codomain`` (None: zero, in both) and is linear in its
+    float entries; ``seeds`` is a list over ``codomain`` (None: zero).  The result is a
+    list over ``domain``, None where a value is not a float (it takes no part)."""
+    di = [k for k, v in enumerate(domain) if _is_float(v)]
+    ci = [k for k, v in enumerate(codomain) if _is_float(v)]
+
+    def restricted(xs):
+        out = linear(_scatter(len(domain), di, xs))
+        return [out[k] if out[k] is not None else zeros_like(codomain[k]) for k in ci]
+    s = [seeds[k] if seeds[k] is not None else zeros_like(codomain[k]) for k in ci]
+    return _scatter(len(domain), di, _transpose(name, restricted, [domain[k] for k in di], s))
+
+
 class _Rule:
     """What autodiff calls on a call's nodes: the rule on all of the nodes' arguments.
     A subclass gives ``split``, ``vjp`` and ``jvp`` on leaves, and ``n_out``, ``n_in``,
@@ -165,17 +180,7 @@ class _Call(_Rule):
         outs, ins, nds, res, _ = self.split(vals)
         cts = [c if c is not None else zeros_like(o) for c, o in zip(cts, outs)]
         if self.kind == "jvp":       # the adjoint of the (linear) tangent map
-            fi = [k for k, v in enumerate(ins) if _is_float(v)]
-            fo = [k for k, o in enumerate(outs) if _is_float(o)]
-
-            def tangent_map(ts):
-                full = [None] * len(ins)
-                for k, t in zip(fi, ts):
-                    full[k] = t
-                touts = self.jvp(vals, full)
-                return [touts[k] if touts[k] is not None else zeros_like(outs[k]) for k in fo]
-            return _scatter(len(ins), fi, _transpose(f"{self.name}_jvp", tangent_map, [ins[k] for k in fi],
-                                                     [cts[k] for k in fo]))
+            return _adjoint_apply(f"{self.name}_jvp", lambda ts: self.jvp(vals, ts), ins, outs, cts)
         g = tree_unflatten(self.out_tree, cts)
         r = tree_unflatten(self.res_tree, _fill(self.res_template, res))
         got = self.rule(*self._nd_args(nds), r, g)
@@ -217,18 +222,7 @@ class _Call(_Rule):
         tangent per input traced leaf (None: zero)."""
         outs, ins, nds, res, _ = self.split(vals)
         if self.kind == "vjp":       # the adjoint of the (linear) cotangent map
-            fo = [k for k, o in enumerate(outs) if _is_float(o)]
-            fi = [k for k, v in enumerate(ins) if _is_float(v)]
-
-            def cotangent_map(gs):
-                full = [None] * len(outs)
-                for k, g in zip(fo, gs):
-                    full[k] = g
-                grads = self.vjp(vals, full)
-                return [grads[k] if grads[k] is not None else zeros_like(ins[k]) for k in fi]
-            ts = [tans[k] if tans[k] is not None else zeros_like(ins[k]) for k in fi]
-            return _scatter(len(outs), fo, _transpose(f"{self.name}_bwd", cotangent_map,
-                                                      [outs[k] for k in fo], ts))
+            return _adjoint_apply(f"{self.name}_bwd", lambda gs: self.vjp(vals, gs), outs, ins, tans)
         primal_leaves = _fill(self.in_template, ins)
         tangent_leaves = []
         for t, x in zip(self.in_template, primal_leaves):

@@ -31,7 +31,7 @@ from collections import namedtuple
 import numpy as np
 
 from .bind import batch_stacked
-from .lapack import _eager, _index_grid, _mm, _mT, _numpy_call, solve_triangular
+from .lapack import _eager, _index_grid, _matrix_operand, _mm, _mT, _numpy_call, solve_triangular
 from .registry import Op, register
 from ..errors import ArgumentError, ShapeError, UnsupportedError
 
@@ -331,21 +331,7 @@ register(Op("pinv", "linalg", _pinv_shape, _numpy_call("pinv", _pinv_np),
 # ----------------------------------------------------------------------------- user API
 def _operand(a, fname, argname="a"):
     """A traced float stack of matrices (..., M, N): lapack's checks without squareness."""
-    from .elementwise import convert, _check_operand
-    from ..tracer import user_source
-    _check_operand(a, f"linalg.{fname}")
-    x = _trace().to_value(a)
-    src = user_source()
-    at = f"  [at {src}]" if src else ""
-    if x.dtype.kind in "biu":
-        x = convert(x, np.float64)
-    elif x.dtype not in (np.float32, np.float64):
-        raise ArgumentError(f"linalg.{fname}: argument {argname} has dtype {x.dtype}; linalg takes "
-                            f"float32 or float64 (and integers, as float64){at}")
-    if x.ndim < 2:
-        raise ShapeError(f"linalg.{fname}: argument {argname} has rank {x.ndim} (shape {tuple(x.shape)}); "
-                         f"it must be a matrix or a stack of matrices (..., M, N){at}")
-    return x
+    return _matrix_operand(a, fname, argname, square=False)
 
 
 def _is_square(x):

@@ -366,9 +366,10 @@ def _eager(*xs):
     return t.current() is None and not any(isinstance(x, t.Value) for x in xs)
 
 
-def _matrix_operand(x, fname, argname):
+def _matrix_operand(x, fname, argname, square=True):
     """A traced float matrix stack: ints and bools become float64 (numpy's rule);
-    float16 and other dtypes, and ranks below 2, are refused naming the argument."""
+    float16 and other dtypes, ranks below 2 and (``square``) non-square matrices are
+    refused naming the argument."""
     from .elementwise import convert, _check_operand
     from ..tracer import user_source
     t = _trace()
@@ -383,7 +384,10 @@ def _matrix_operand(x, fname, argname):
                             f"float32 or float64 (and integers, as float64){at}")
     if x.ndim < 2:
         raise ShapeError(f"linalg.{fname}: argument {argname} has rank {x.ndim} (shape "
-                         f"{tuple(x.shape)}); it must be a matrix or a stack of matrices (..., M, M){at}")
+                         f"{tuple(x.shape)}); it must be a matrix or a stack of matrices "
+                         f"{'(..., M, M)' if square else '(..., M, N)'}{at}")
+    if not square:
+        return x
     env = x._b.env
     if env.find(x._shape[-1]) != env.find(x._shape[-2]) and env.value(x._shape[-1]) != env.value(x._shape[-2]):
         raise ShapeError(f"linalg.{fname}: argument {argname} has shape {tuple(x.shape)}; its last two axes "
