@@ -125,6 +125,37 @@ TABLE = [
      [(3, 4)], True),
     ("put_along_axis", lambda a, v: np.put_along_axis(a, IDX, v, axis=1, inplace=False),
      lambda a, v: _put_along_axis(a, IDX, v, 1), [(3, 5), (3, 2)], True),
+    # numpy keywords that were once swallowed by **kw (the result silently ignored them)
+    ("clip_a_min_a_max", lambda x: np.clip(x, a_min=-0.3, a_max=0.4), lambda x: onp.clip(x, a_min=-0.3, a_max=0.4),
+     [(6, 5)], True),
+    ("var_correction", lambda x: np.var(x, axis=0, correction=1), lambda x: onp.var(x, axis=0, correction=1),
+     [(6, 5)], True),
+    ("std_where_ddof", lambda x: np.std(x, axis=1, ddof=1, where=M), lambda x: onp.std(x, axis=1, ddof=1, where=M),
+     [(6, 5)], True),
+    ("var_where_all_keepdims", lambda x: np.var(x, where=M, keepdims=True),
+     lambda x: onp.var(x, where=M, keepdims=True), [(6, 5)], True),
+    ("var_mean_given", lambda x: np.var(x, axis=1, mean=np.mean(x, axis=1, keepdims=True) + 0.1),
+     lambda x: onp.var(x, axis=1, mean=onp.mean(x, axis=1, keepdims=True) + 0.1), [(6, 5)], True),
+    ("prod_initial_where", lambda x: np.prod(x, axis=0, initial=2.0, where=M),
+     lambda x: onp.prod(x, axis=0, initial=2.0, where=M), [(6, 5)], True),
+    ("nansum_initial_where", lambda x: np.nansum(np.where(x > 0.8, np.nan, x), axis=1, initial=0.5, where=M),
+     lambda x: onp.nansum(onp.where(x > 0.8, onp.nan, x), axis=1, initial=0.5, where=M), [(6, 5)], True),
+    ("nanmean_where", lambda x: np.nanmean(np.where(x > 0.8, np.nan, x), axis=0, where=M | (x > 0.8)),
+     lambda x: onp.nanmean(onp.where(x > 0.8, onp.nan, x), axis=0, where=M | (x > 0.8)), [(6, 5)], True),
+    ("nanmin_initial_where", lambda x: np.nanmin(np.where(x > 0.8, np.nan, x), axis=1, initial=0.3, where=M),
+     lambda x: onp.nanmin(onp.where(x > 0.8, onp.nan, x), axis=1, initial=0.3, where=M), [(6, 5)], True),
+    ("any_all_where", lambda x: np.any(x > 0.5, axis=0, where=M) & np.all(x > -0.5, axis=0, where=M),
+     lambda x: onp.any(x > 0.5, axis=0, where=M) & onp.all(x > -0.5, axis=0, where=M), [(6, 5)], False),
+    ("median_axes_tuple_keepdims", lambda x: np.median(x, axis=(0, 2), keepdims=True),
+     lambda x: onp.median(x, axis=(0, 2), keepdims=True), [(3, 4, 5)], True),
+    ("median_all_keepdims", lambda x: np.median(x, keepdims=True), lambda x: onp.median(x, keepdims=True),
+     [(3, 4, 2)], True),
+    ("quantile_axes_tuple", lambda x: np.quantile(x, [0.2, 0.9], axis=(-1, 0)),
+     lambda x: onp.quantile(x, [0.2, 0.9], axis=(-1, 0)), [(3, 4, 5)], True),
+    ("take_wrap", lambda x: np.take(x, onp.array([0, -7, 13, 4]), axis=1, mode="wrap"),
+     lambda x: onp.take(x, onp.array([0, -7, 13, 4]), axis=1, mode="wrap"), [(3, 5)], True),
+    ("take_clip_flat", lambda x: np.take(x, onp.array([[-3, 40], [7, 7]]), mode="clip"),
+     lambda x: onp.take(x, onp.array([[-3, 40], [7, 7]]), mode="clip"), [(3, 5)], True),
 ]
 
 
@@ -153,3 +184,20 @@ def test_against_numpy_and_finite_differences(name, f, ref, shapes, diff, backen
 def test_where_on_max_needs_initial_as_numpy():
     with pytest.raises(ValueError, match="initial"):
         gradc.jit(lambda x: np.max(x, where=M))(onp.ones((6, 5)))
+
+
+def test_take_wrap_with_traced_indices():
+    x, i = onp.arange(5.0), onp.array([-7, 6, 12, 2])
+    for mode in ("wrap", "clip"):
+        got = gradc.jit(lambda x, i: np.take(x, i, mode=mode))(x, i)
+        onp.testing.assert_array_equal(got, onp.take(x, i, mode=mode))
+
+
+def test_unsupported_keywords_are_errors_not_ignored():
+    x = onp.ones((6, 5))
+    with pytest.raises(gradc.UnsupportedError, match="clip: keyword.*casting"):
+        gradc.jit(lambda x: np.clip(x, 0.0, 1.0, casting="unsafe"))(x)
+    with pytest.raises(gradc.UnsupportedError, match="var: keyword.*foo"):
+        gradc.jit(lambda x: np.var(x, foo=1))(x)
+    with pytest.raises(gradc.UnsupportedError, match="prod: keyword.*foo"):
+        gradc.jit(lambda x: np.prod(x, foo=1))(x)

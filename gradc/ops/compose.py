@@ -155,28 +155,46 @@ def _value_type():
     return Value
 
 
-def _nan(name, fill, reducer):
-    def f(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
-        if _eager(a):
-            return getattr(np, name)(a, axis=axis, keepdims=keepdims)
+def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    """numpy.nansum: sum with nans counted as 0 (``initial``, ``where`` as sum's)."""
+    if _eager(a, where):
+        return np.nansum(a, axis=axis, dtype=dtype, keepdims=keepdims, **_given(initial=initial, where=where))
+    _no_out(out, "nansum")
+    g = _gnp()
+    return sum(g.where(g.isnan(a), 0.0, a), axis, dtype, None, keepdims, initial, where)
+
+
+def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
+    """numpy.nanmean: the mean of the elements that are not nan (and selected by ``where``)."""
+    if _eager(a, where):
+        return np.nanmean(a, axis=axis, dtype=dtype, keepdims=keepdims, **_given(where=where))
+    _no_out(out, "nanmean")
+    g = _gnp()
+    ok = g.logical_not(g.isnan(a))
+    if where is not None:
+        ok = g.logical_and(ok, where)
+    return mean(g.where(ok, a, 0.0), axis, dtype, None, keepdims, where=ok)
+
+
+def _nanextreme(name, fill, reducer):
+    def f(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+        if _eager(a, where):
+            return getattr(np, name)(a, axis=axis, keepdims=keepdims, **_given(initial=initial, where=where))
         _no_out(out, name)
         g = _gnp()
-        return reducer(g.where(g.isnan(a), fill, a), axis, keepdims, a)
+        return reducer(g.where(g.isnan(a), fill, a), axis, None, keepdims, initial, where)
     f.__name__ = f.__qualname__ = name
-    f.__doc__ = f"numpy.{name}: nans ignored."
+    f.__doc__ = f"numpy.{name}: nans ignored (``initial``, ``where`` as {name[3:]}'s)."
     return f
 
 
-def _nanmean(x, axis, keepdims, a):
-    g, red = _gnp(), _reduce()
-    n = red.sum_(g.astype(g.logical_not(g.isnan(a)), x.dtype), axis, keepdims)
-    return red.sum_(x, axis, keepdims) / n
+def _given(**kw):
+    """The keywords that were passed (not None), to hand on to numpy."""
+    return {k: v for k, v in kw.items() if v is not None}
 
 
-nansum = _nan("nansum", 0.0, lambda x, axis, k, a: _reduce().sum_(x, axis, k))
-nanmean = _nan("nanmean", 0.0, _nanmean)
-nanmax = _nan("nanmax", -np.inf, lambda x, axis, k, a: _reduce().max_(x, axis, k))
-nanmin = _nan("nanmin", np.inf, lambda x, axis, k, a: _reduce().min_(x, axis, k))
+nanmax = _nanextreme("nanmax", -np.inf, max_)
+nanmin = _nanextreme("nanmin", np.inf, min_)
 
 
 def ptp(a, axis=None, out=None, keepdims=False):
@@ -205,9 +223,16 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
     if method != "linear":
         raise UnsupportedError(f"quantile method {method!r}: gradc supports 'linear'")
     g = _gnp()
-    if axis is None:
-        a, axis = g.reshape(a, -1), 0
-    axis = axis % a.ndim
+    a = g.asarray(a)
+    rank, shape_in = a.ndim, tuple(a.shape)
+    axes = tuple(range(rank)) if axis is None else tuple(
+        ax % rank for ax in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    if len(axes) != 1 or rank == 0:   # several axes (or all): one axis of their elements, last
+        rest = [i for i in range(rank) if i not in axes]
+        a = g.reshape(g.transpose(a, rest + list(axes)), tuple(a.shape[i] for i in rest) + (-1,))
+        axis = a.ndim - 1
+    else:
+        axis = axes[0]
     s = g.moveaxis(g.sort(a, axis=axis), axis, -1)
     n = s.shape[-1]
     qs = np.asarray(q, dtype=np.float64)
@@ -218,8 +243,8 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
         hi = min(lo + 1, n - 1)
         frac = pos - lo
         v = s[..., lo] if frac == 0 else s[..., lo] * (1 - frac) + s[..., hi] * frac
-        if keepdims:
-            v = g.expand_dims(v, axis)
+        if keepdims:   # a 1 for every reduced axis, where it was
+            v = g.reshape(v, tuple(1 if i in axes else d for i, d in enumerate(shape_in)))
         out_.append(v)
     if qs.ndim == 0:
         return out_[0]
