@@ -97,9 +97,14 @@ def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     return _st.reshape(a, newshape if shape is None else shape)
 
 
-def einsum(subscripts, *operands, optimize=False, **kw):
+def einsum(subscripts, *operands, out=None, dtype=None, order="K", casting="safe", optimize=False):
     """numpy.einsum (``optimize`` is accepted: gradc always contracts in a greedy
-    order, see docs/arrays.md)."""
+    order, see docs/arrays.md; ``dtype``: the operands converted to it first)."""
+    if out is not None:
+        from .errors import UnsupportedError
+        raise UnsupportedError("einsum(..., out=...) cannot write into a traced value")
+    if dtype is not None:
+        operands = [astype(o, dtype) for o in operands]
     return _es.einsum(subscripts, *operands)
 
 

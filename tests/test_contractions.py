@@ -248,3 +248,14 @@ def test_merged_contraction_keeps_the_rows_symbolic(backend):
     g = f.lower(win, W).graph
     assert [g[i]["shape"][2:] for i in g.inputs][0] == (3, 4)
     assert all(isinstance(d, str) for d in g[g.inputs[0]]["shape"][:2])
+
+
+def test_einsum_dtype_converts_the_operands_as_numpy():
+    # dtype= was once swallowed by **kw: a float64 result where numpy gives float32
+    a = onp.random.default_rng(3).standard_normal((3, 4))
+    got = gradc.jit(lambda a: np.einsum("ij,kj->ik", a, a, dtype=onp.float32))(a)
+    want = onp.einsum("ij,kj->ik", a, a, dtype=onp.float32, casting="same_kind")
+    assert got.dtype == onp.float32
+    onp.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(gradc.UnsupportedError, match="out="):
+        gradc.jit(lambda a: np.einsum("ij->i", a, out=onp.zeros(3)))(a)
