@@ -201,3 +201,12 @@ def test_unsupported_keywords_are_errors_not_ignored():
         gradc.jit(lambda x: np.var(x, foo=1))(x)
     with pytest.raises(gradc.UnsupportedError, match="prod: keyword.*foo"):
         gradc.jit(lambda x: np.prod(x, foo=1))(x)
+
+
+def test_quantiles_of_integers_are_float64_as_numpy():
+    # a median or quantile that lands on one sorted integer came back int64 (numpy: float64)
+    i = onp.array([[1, 2, 4, 8], [3, 5, 6, 9], [7, 7, 1, 2]])
+    for f in (lambda i: np.median(i, axis=0), lambda i: np.median(i, axis=1), lambda i: np.quantile(i, 0.3, axis=1)):
+        got, want = gradc.jit(f)(i), f(i)
+        assert got.dtype == want.dtype == onp.float64
+        onp.testing.assert_allclose(got, want, rtol=1e-15)

@@ -224,6 +224,8 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
         raise UnsupportedError(f"quantile method {method!r}: gradc supports 'linear'")
     g = _gnp()
     a = g.asarray(a)
+    if a.dtype.kind != "f":   # numpy's quantiles of integers or bools are float64 (1.5 of [1, 2])
+        a = g.astype(a, np.float64)
     rank, shape_in = a.ndim, tuple(a.shape)
     axes = tuple(range(rank)) if axis is None else tuple(
         ax % rank for ax in (axis if isinstance(axis, (tuple, list)) else (axis,)))
