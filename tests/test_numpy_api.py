@@ -141,6 +141,42 @@ def test_methods_and_indexing(name, f):
     same(f, A, grad=name != ".astype(float32)")
 
 
+X3 = np.random.default_rng(11).standard_normal((4, 5, 6))
+I2, J1 = np.array([[0, 2], [3, 3]]), np.array([1, -1])
+M5, M45 = np.array([True, False, True, True, False]), np.random.default_rng(12).random((4, 5)) > 0.5
+# numpy accepts these and gradc once refused them: a constant boolean mask (its shape is known
+# while tracing: numpy indexes by its nonzero()), and None beside integer-array indices
+MASKS_AND_NEWAXES = [
+    ("X[:, mask]", lambda X: X[:, M5]),
+    ("X[mask2d]", lambda X: X[M45]),
+    ("X[mask2d, ::-2]", lambda X: X[M45, ::-2]),
+    ("X[1, mask, None]", lambda X: X[1, M5, None]),
+    ("X[list of bools]", lambda X: X[[True, False, True, False]]),
+    ("X[None, I, ..., J]", lambda X: X[None, I2[0], ..., J1]),
+    ("X[I, None, J]", lambda X: X[I2, None, J1]),
+    ("X[:, None, J, None]", lambda X: X[:, None, J1, None]),
+    ("X[None, None, I, 1:3, J]", lambda X: X[None, None, I2, 1:3, J1]),
+]
+
+
+@pytest.mark.parametrize("name,f", MASKS_AND_NEWAXES, ids=[m[0] for m in MASKS_AND_NEWAXES])
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_constant_masks_and_newaxis_beside_index_arrays(name, f, backend):
+    want = f(X3)
+    got = gradc.jit(f, backend=backend)(X3)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    w = np.random.default_rng(13).standard_normal(want.shape)
+    g = gradc.grad(lambda X: gnp.sum(f(X) * w), backend=backend)(X3)
+    assert_fd_close(g, fd_grad(lambda X: np.sum(f(X) * w), [X3], 0))
+
+
+def test_at_update_through_a_constant_mask():
+    m = np.array([True, False, True])
+    got = gradc.jit(lambda X: X.at[m].multiply(3.0))(A)
+    np.testing.assert_array_equal(got, np.where(m[:, None], A * 3.0, A))
+
+
 def test_astype_float32_result_dtype():
     out = gradc.jit(lambda X: X.astype(np.float32) * 2)(A)
     assert out.dtype == np.float32
