@@ -569,9 +569,23 @@ def test_rounding_and_remainder_derivatives():
         np.testing.assert_array_equal(gb, w * db)
 
 
-def test_bitwise_and_integer_division_are_refused_clearly():
-    with pytest.raises(gradc.UnsupportedError, match="floor_divide of integer arrays"):
-        gradc.jit(lambda k: k // 2)(np.array([5, 6]))
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_integer_division_and_remainder_are_numpys(backend):
+    # ids % n, k // 2 and fmod of integer arrays were refused ("convert to float first"):
+    # exact integer results now, with numpy's signs, dtypes and 0 for a zero divisor
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.integers(-50, 50, 300), [0, 7, -7, 7, -7, 2**40 + 3, -(2**40) - 5, 9, 0]])
+    b = np.concatenate([rng.integers(-9, 10, 300), [3, 3, 3, -3, -3, 7, 7, 0, 0]])
+    with np.errstate(divide="ignore"):
+        for f in (lambda a, b: a % b, lambda a, b: a // b, lambda a, b: np.fmod(a, b) if isinstance(a, np.ndarray)
+                  else gnp.fmod(a, b), lambda a, b: a % 7, lambda a, b: 100 // b,
+                  lambda a, b: a.astype(np.int32) % b.astype(np.int32), lambda a, b: (a > 0) // (b > 0)):
+            got, want = gradc.jit(f, backend=backend)(a, b), f(a, b)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+
+
+def test_bitwise_is_refused_clearly():
     with pytest.raises(gradc.UnsupportedError, match="float16"):
         gradc.jit(lambda k: gnp.rint(k))(np.array([True]))
 
