@@ -195,6 +195,34 @@ def arange(*args, **kw):
 # constants of the graph, as numpy makes them (sizes and ranges are Python numbers)
 linspace, logspace, geomspace = _np.linspace, _np.logspace, _np.geomspace
 triu_indices, tril_indices, diag_indices, indices = _np.triu_indices, _np.tril_indices, _np.diag_indices, _np.indices
+tri = _np.tri
+
+
+def _cumulative(name, scan, identity):
+    def f(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+        if not isinstance(x, _Value) and _current() is None:
+            return getattr(_np, name)(x, axis=axis, dtype=dtype, include_initial=include_initial)
+        if out is not None:
+            from .errors import UnsupportedError
+            raise UnsupportedError(f"{name}(..., out=...) cannot write into a traced value")
+        x = _to_value(x)
+        if axis is None:
+            if x.ndim != 1:
+                raise ValueError(f"{name}: axis must be given for an array of rank {x.ndim} (numpy's rule)")
+            axis = 0
+        r = scan(x, axis=axis, dtype=dtype)
+        if not include_initial:
+            return r
+        ax = axis % x.ndim
+        return pad(r, [(1, 0) if i == ax else (0, 0) for i in range(x.ndim)], constant_values=identity)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = (f"numpy.{name} (numpy 2.1): {scan.__name__} along ``axis`` (needed above rank 1), "
+                 f"starting with {identity} when ``include_initial``.")
+    return f
+
+
+cumulative_sum = _cumulative("cumulative_sum", cumsum, 0)
+cumulative_prod = _cumulative("cumulative_prod", cumprod, 1)
 
 
 def meshgrid(*xi, indexing="xy", sparse=False, copy=True):
@@ -278,6 +306,7 @@ FUNCTIONS = {
     "hsplit": hsplit, "vsplit": vsplit, "dsplit": dsplit, "block": block, "searchsorted": searchsorted,
     "digitize": digitize, "interp": interp, "convolve": convolve, "correlate": correlate, "ediff1d": ediff1d,
     "put_along_axis": put_along_axis, "bincount": bincount,
+    "cumulative_sum": cumulative_sum, "cumulative_prod": cumulative_prod,
 }
 
 

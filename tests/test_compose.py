@@ -152,6 +152,21 @@ TABLE = [
      [(3, 4, 2)], True),
     ("quantile_axes_tuple", lambda x: np.quantile(x, [0.2, 0.9], axis=(-1, 0)),
      lambda x: onp.quantile(x, [0.2, 0.9], axis=(-1, 0)), [(3, 4, 5)], True),
+    # numpy names and methods that were refused
+    ("quantile_lower_higher", lambda x: np.quantile(x, [0.3, 0.9], axis=1, method="lower")
+     + np.quantile(x, 0.3, axis=1, method="higher"),
+     lambda x: onp.quantile(x, [0.3, 0.9], axis=1, method="lower") + onp.quantile(x, 0.3, axis=1, method="higher"),
+     [(6, 5)], True),
+    ("percentile_midpoint_nearest", lambda x: np.percentile(x, [12.5, 37.5, 62.5, 30], axis=0, method="nearest")
+     + np.percentile(x, 30, axis=0, method="midpoint"),
+     lambda x: onp.percentile(x, [12.5, 37.5, 62.5, 30], axis=0, method="nearest")
+     + onp.percentile(x, 30, axis=0, method="midpoint"), [(5, 4)], True),
+    ("cumulative_sum_initial", lambda x: np.cumulative_sum(x, axis=1, include_initial=True),
+     lambda x: onp.cumulative_sum(x, axis=1, include_initial=True), [(6, 5)], True),
+    ("cumulative_prod", lambda x: np.cumulative_prod(x[0]) * np.cumulative_prod(x, axis=0, include_initial=True)[-1],
+     lambda x: onp.cumulative_prod(x[0]) * onp.cumulative_prod(x, axis=0, include_initial=True)[-1], [(6, 5)], True),
+    ("tri_causal_mask", lambda x: np.where(np.tri(6, 5, -1) > 0, x, 0.0),
+     lambda x: onp.where(onp.tri(6, 5, -1) > 0, x, 0.0), [(6, 5)], True),
     ("take_wrap", lambda x: np.take(x, onp.array([0, -7, 13, 4]), axis=1, mode="wrap"),
      lambda x: onp.take(x, onp.array([0, -7, 13, 4]), axis=1, mode="wrap"), [(3, 5)], True),
     ("take_clip_flat", lambda x: np.take(x, onp.array([[-3, 40], [7, 7]]), mode="clip"),

@@ -214,14 +214,27 @@ def count_nonzero(a, axis=None, *, keepdims=False):
 
 
 # ----------------------------------------------------------------------------- order statistics
+# numpy's methods that interpolate between the two neighbours of q (n - 1): the weight of
+# the upper one from the fraction and the lower index (nearest rounds half to even, as numpy)
+_QUANTILE_METHODS = {
+    "linear": lambda f, lo: f,
+    "lower": lambda f, lo: 0.0,
+    "higher": lambda f, lo: 1.0 if f > 0 else 0.0,
+    "midpoint": lambda f, lo: 0.5 if f > 0 else 0.0,
+    "nearest": lambda f, lo: 1.0 if f > 0.5 or (f == 0.5 and lo % 2 == 1) else 0.0,
+}
+
+
 def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False):
-    """numpy.quantile, method 'linear' (the default): the sorted values at
-    ``q (n - 1)``, interpolated between the two neighbours; q a constant."""
+    """numpy.quantile, methods 'linear' (the default), 'lower', 'higher', 'midpoint' and
+    'nearest': the sorted values at ``q (n - 1)``, interpolated between the two
+    neighbours; q a constant."""
     if _eager(a):
         return np.quantile(a, q, axis=axis, method=method, keepdims=keepdims)
     _no_out(out, "quantile")
-    if method != "linear":
-        raise UnsupportedError(f"quantile method {method!r}: gradc supports 'linear'")
+    if method not in _QUANTILE_METHODS:
+        raise UnsupportedError(f"quantile method {method!r}: gradc supports "
+                               f"{', '.join(map(repr, _QUANTILE_METHODS))}")
     g = _gnp()
     a = g.asarray(a)
     if a.dtype.kind != "f":   # numpy's quantiles of integers or bools are float64 (1.5 of [1, 2])
@@ -243,7 +256,7 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
         pos = float(qk) * (n - 1)
         lo = min(int(math.floor(pos)), n - 1)
         hi = min(lo + 1, n - 1)
-        frac = pos - lo
+        frac = _QUANTILE_METHODS[method](pos - lo, lo)
         v = s[..., lo] if frac == 0 else s[..., lo] * (1 - frac) + s[..., hi] * frac
         if keepdims:   # a 1 for every reduced axis, where it was
             v = g.reshape(v, tuple(1 if i in axes else d for i, d in enumerate(shape_in)))
