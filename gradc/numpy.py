@@ -38,6 +38,7 @@ logsumexp, softmax, log_softmax = _cmp.logsumexp, _red.softmax, _red.log_softmax
 nansum, nanmean, nanmax, nanmin, ptp, count_nonzero = (_cmp.nansum, _cmp.nanmean, _cmp.nanmax, _cmp.nanmin,
                                                        _cmp.ptp, _cmp.count_nonzero)
 median, quantile, percentile, cov, corrcoef = _cmp.median, _cmp.quantile, _cmp.percentile, _cmp.cov, _cmp.corrcoef
+nanmedian, nanquantile, nanpercentile = _cmp.nanmedian, _cmp.nanquantile, _cmp.nanpercentile
 kron, cross, vecdot, matvec, vecmat = _cmp.kron, _cmp.cross, _cmp.vecdot, _cmp.matvec, _cmp.vecmat
 matrix_transpose, permute_dims, ravel = _cmp.matrix_transpose, _cmp.permute_dims, _cmp.ravel
 fliplr, flipud, rot90, append, select = _cmp.fliplr, _cmp.flipud, _cmp.rot90, _cmp.append, _cmp.select
@@ -307,6 +308,7 @@ FUNCTIONS = {
     "digitize": digitize, "interp": interp, "convolve": convolve, "correlate": correlate, "ediff1d": ediff1d,
     "put_along_axis": put_along_axis, "bincount": bincount,
     "cumulative_sum": cumulative_sum, "cumulative_prod": cumulative_prod,
+    "nanmedian": nanmedian, "nanquantile": nanquantile, "nanpercentile": nanpercentile,
 }
 
 

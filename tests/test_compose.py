@@ -161,6 +161,19 @@ TABLE = [
      + np.percentile(x, 30, axis=0, method="midpoint"),
      lambda x: onp.percentile(x, [12.5, 37.5, 62.5, 30], axis=0, method="nearest")
      + onp.percentile(x, 30, axis=0, method="midpoint"), [(5, 4)], True),
+    # a nan among a slice made numpy's median nan and gradc's a number (nan sorts last)
+    ("median_nan_propagates", lambda x: np.median(np.where(x > 0.7, np.nan, x), axis=1)
+     + np.quantile(np.where(x > 0.7, np.nan, x), 0.2, axis=1),
+     lambda x: onp.median(onp.where(x > 0.7, onp.nan, x), axis=1)
+     + onp.quantile(onp.where(x > 0.7, onp.nan, x), 0.2, axis=1), [(8, 5)], False),
+    ("nanmedian", lambda x: np.nanmedian(np.where(x > 0.6, np.nan, x), axis=1),
+     lambda x: onp.nanmedian(onp.where(x > 0.6, onp.nan, x), axis=1), [(6, 7)], True),
+    ("nanquantile_keepdims", lambda x: np.nanquantile(np.where(x > 0.6, np.nan, x), [0.0, 0.3, 1.0], axis=0,
+                                                       keepdims=True),
+     lambda x: onp.nanquantile(onp.where(x > 0.6, onp.nan, x), [0.0, 0.3, 1.0], axis=0, keepdims=True),
+     [(7, 4)], True),
+    ("nanpercentile_all", lambda x: np.nanpercentile(np.where(x > 0.6, np.nan, x), 40),
+     lambda x: onp.nanpercentile(onp.where(x > 0.6, onp.nan, x), 40), [(3, 7)], True),
     ("cumulative_sum_initial", lambda x: np.cumulative_sum(x, axis=1, include_initial=True),
      lambda x: onp.cumulative_sum(x, axis=1, include_initial=True), [(6, 5)], True),
     ("cumulative_prod", lambda x: np.cumulative_prod(x[0]) * np.cumulative_prod(x, axis=0, include_initial=True)[-1],

@@ -225,13 +225,17 @@ _QUANTILE_METHODS = {
 }
 
 
-def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False):
+def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False,
+             skip_nan=False):
     """numpy.quantile, methods 'linear' (the default), 'lower', 'higher', 'midpoint' and
     'nearest': the sorted values at ``q (n - 1)``, interpolated between the two
-    neighbours; q a constant."""
+    neighbours; q a constant.  A slice holding a nan gives nan; ``skip_nan`` (nanquantile)
+    takes the quantile of the numbers among it, method 'linear'."""
     if _eager(a):
         return np.quantile(a, q, axis=axis, method=method, keepdims=keepdims)
     _no_out(out, "quantile")
+    if skip_nan and method != "linear":
+        raise UnsupportedError(f"nanquantile method {method!r}: gradc supports 'linear'")
     if method not in _QUANTILE_METHODS:
         raise UnsupportedError(f"quantile method {method!r}: gradc supports "
                                f"{', '.join(map(repr, _QUANTILE_METHODS))}")
@@ -251,13 +255,27 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
     s = g.moveaxis(g.sort(a, axis=axis), axis, -1)
     n = s.shape[-1]
     qs = np.asarray(q, dtype=np.float64)
+    if skip_nan:
+        from .. import numpy as gnp
+        k = gnp.sum(gnp.logical_not(gnp.isnan(s)), axis=-1, keepdims=True)   # the numbers, sorted first
+        last = gnp.maximum(k - 1, 0)
     out_ = []
     for qk in qs.reshape(-1):
-        pos = float(qk) * (n - 1)
-        lo = min(int(math.floor(pos)), n - 1)
-        hi = min(lo + 1, n - 1)
-        frac = _QUANTILE_METHODS[method](pos - lo, lo)
-        v = s[..., lo] if frac == 0 else s[..., lo] * (1 - frac) + s[..., hi] * frac
+        if skip_nan:   # q (k - 1) differs from slice to slice: gather its two neighbours
+            pos = float(qk) * gnp.astype(k - 1, s.dtype)
+            lo = gnp.clip(gnp.astype(gnp.floor(pos), np.int64), 0, last)
+            frac = pos - gnp.astype(lo, s.dtype)
+            hi = gnp.minimum(lo + 1, last)
+            v = (gnp.take_along_axis(s, lo, axis=-1) * (1 - frac) + gnp.take_along_axis(s, hi, axis=-1) * frac)[..., 0]
+            v = g.where(k[..., 0] == 0, np.nan, v)   # an all-nan slice: nan, as numpy
+        else:
+            pos = float(qk) * (n - 1)
+            lo = min(int(math.floor(pos)), n - 1)
+            hi = min(lo + 1, n - 1)
+            frac = _QUANTILE_METHODS[method](pos - lo, lo)
+            v = s[..., lo] if frac == 0 else s[..., lo] * (1 - frac) + s[..., hi] * frac
+            # nan sorts last: a slice holding one has a nan quantile (numpy's), whichever q
+            v = g.where(g.isnan(s[..., -1]), np.nan, v)
         if keepdims:   # a 1 for every reduced axis, where it was
             v = g.reshape(v, tuple(1 if i in axes else d for i, d in enumerate(shape_in)))
         out_.append(v)
@@ -278,6 +296,27 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     if _eager(a):
         return np.median(a, axis=axis, keepdims=keepdims)
     return quantile(a, 0.5, axis, out, keepdims=keepdims)
+
+
+def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False):
+    """numpy.nanquantile: the quantile of the numbers, nans ignored (method 'linear')."""
+    if _eager(a):
+        return np.nanquantile(a, q, axis=axis, method=method, keepdims=keepdims)
+    return quantile(a, q, axis, out, overwrite_input, method, keepdims, skip_nan=True)
+
+
+def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False):
+    """numpy.nanpercentile: nanquantile(a, q / 100)."""
+    if _eager(a):
+        return np.nanpercentile(a, q, axis=axis, method=method, keepdims=keepdims)
+    return nanquantile(a, np.asarray(q, dtype=np.float64) / 100.0, axis, out, overwrite_input, method, keepdims)
+
+
+def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """numpy.nanmedian: nanquantile 0.5."""
+    if _eager(a):
+        return np.nanmedian(a, axis=axis, keepdims=keepdims)
+    return nanquantile(a, 0.5, axis, out, keepdims=keepdims)
 
 
 # ----------------------------------------------------------------------------- statistics
