@@ -159,11 +159,14 @@ def take(x, indices, axis=None, out=None, mode="raise"):
 
 def _wrap_or_clip(indices, n, mode):
     """take's out-of-range indices brought into [0, n): modulo n, or clipped."""
-    from . import elementwise as ew, mathfuncs as mf
+    from . import elementwise as ew
     if not isinstance(indices, _trace().Value):
         i = np.asarray(indices)
         return np.mod(i, n) if mode == "wrap" else np.clip(i, 0, n - 1)
     if mode == "clip":
         return ew.clip(indices, 0, n - 1)
-    # integer remainder is not a primitive: in float64, exact for any index below 2**53
-    return ew.astype(mf.remainder(ew.astype(indices, np.float64), float(n)), indices.dtype)
+    # i - n trunc(i / n) (the quotient in float64, truncated by the cast: exact below
+    # 2**53), then a negative remainder moved up by n
+    q = ew.astype(ew.divide(ew.astype(indices, np.float64), float(n)), indices.dtype)
+    r = indices - q * n
+    return ew.where(r < 0, r + n, r)

@@ -256,17 +256,18 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
     n = s.shape[-1]
     qs = np.asarray(q, dtype=np.float64)
     if skip_nan:
-        from .. import numpy as gnp
-        k = gnp.sum(gnp.logical_not(gnp.isnan(s)), axis=-1, keepdims=True)   # the numbers, sorted first
-        last = gnp.maximum(k - 1, 0)
+        from . import elementwise as ew, mathfuncs as mf, structure as st
+        red = _reduce()
+        k = red.sum_(ew.astype(ew.logical_not(mf.isnan(s)), np.int64), -1, True)   # the numbers, sorted first
+        last = ew.maximum(k - 1, 0)
     out_ = []
     for qk in qs.reshape(-1):
         if skip_nan:   # q (k - 1) differs from slice to slice: gather its two neighbours
-            pos = float(qk) * gnp.astype(k - 1, s.dtype)
-            lo = gnp.clip(gnp.astype(gnp.floor(pos), np.int64), 0, last)
-            frac = pos - gnp.astype(lo, s.dtype)
-            hi = gnp.minimum(lo + 1, last)
-            v = (gnp.take_along_axis(s, lo, axis=-1) * (1 - frac) + gnp.take_along_axis(s, hi, axis=-1) * frac)[..., 0]
+            pos = float(qk) * ew.astype(k - 1, s.dtype)
+            lo = ew.clip(ew.astype(mf.floor(pos), np.int64), 0, last)
+            frac = pos - ew.astype(lo, s.dtype)
+            hi = ew.minimum(lo + 1, last)
+            v = (st.take_along_axis(s, lo, axis=-1) * (1 - frac) + st.take_along_axis(s, hi, axis=-1) * frac)[..., 0]
             v = g.where(k[..., 0] == 0, np.nan, v)   # an all-nan slice: nan, as numpy
         else:
             pos = float(qk) * (n - 1)
