@@ -15,7 +15,29 @@ import numpy as _np
 from . import numpy as np
 
 relu, sigmoid, softplus = np.relu, np.sigmoid, np.softplus
-softmax, log_softmax, logsumexp = np.softmax, np.log_softmax, np.logsumexp
+
+
+def softmax(x, axis=-1, where=None):
+    """exp(x) / sum(exp(x)) along ``axis``; ``where`` (jax.nn's mask): only the selected
+    elements take part, and the others' output is 0."""
+    if where is None:
+        return np.softmax(x, axis)
+    return np.where(where, np.softmax(np.where(where, x, -_np.inf), axis), 0.0)
+
+
+def log_softmax(x, axis=-1, where=None):
+    """x - logsumexp(x) along ``axis``; ``where``: over the selected elements, -inf at the others."""
+    if where is None:
+        return np.log_softmax(x, axis)
+    return np.where(where, np.log_softmax(np.where(where, x, -_np.inf), axis), -_np.inf)
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, where=None):
+    """log(sum(b exp(a))) along ``axis``; ``where``: over the selected elements only
+    (-inf where none is)."""
+    if where is not None:
+        a = np.where(where, a, -_np.inf)
+    return np.logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign)
 
 
 def gelu(x, approximate=True):

@@ -38,6 +38,7 @@ logsumexp, softmax, log_softmax = _cmp.logsumexp, _red.softmax, _red.log_softmax
 nansum, nanmean, nanmax, nanmin, ptp, count_nonzero = (_cmp.nansum, _cmp.nanmean, _cmp.nanmax, _cmp.nanmin,
                                                        _cmp.ptp, _cmp.count_nonzero)
 median, quantile, percentile, cov, corrcoef = _cmp.median, _cmp.quantile, _cmp.percentile, _cmp.cov, _cmp.corrcoef
+nanmedian, nanquantile, nanpercentile = _cmp.nanmedian, _cmp.nanquantile, _cmp.nanpercentile
 kron, cross, vecdot, matvec, vecmat = _cmp.kron, _cmp.cross, _cmp.vecdot, _cmp.matvec, _cmp.vecmat
 matrix_transpose, permute_dims, ravel = _cmp.matrix_transpose, _cmp.permute_dims, _cmp.ravel
 fliplr, flipud, rot90, append, select = _cmp.fliplr, _cmp.flipud, _cmp.rot90, _cmp.append, _cmp.select
@@ -97,9 +98,14 @@ def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     return _st.reshape(a, newshape if shape is None else shape)
 
 
-def einsum(subscripts, *operands, optimize=False, **kw):
+def einsum(subscripts, *operands, out=None, dtype=None, order="K", casting="safe", optimize=False):
     """numpy.einsum (``optimize`` is accepted: gradc always contracts in a greedy
-    order, see docs/arrays.md)."""
+    order, see docs/arrays.md; ``dtype``: the operands converted to it first)."""
+    if out is not None:
+        from .errors import UnsupportedError
+        raise UnsupportedError("einsum(..., out=...) cannot write into a traced value")
+    if dtype is not None:
+        operands = [astype(o, dtype) for o in operands]
     return _es.einsum(subscripts, *operands)
 
 
@@ -190,6 +196,34 @@ def arange(*args, **kw):
 # constants of the graph, as numpy makes them (sizes and ranges are Python numbers)
 linspace, logspace, geomspace = _np.linspace, _np.logspace, _np.geomspace
 triu_indices, tril_indices, diag_indices, indices = _np.triu_indices, _np.tril_indices, _np.diag_indices, _np.indices
+tri = _np.tri
+
+
+def _cumulative(name, scan, identity):
+    def f(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+        if not isinstance(x, _Value) and _current() is None:
+            return getattr(_np, name)(x, axis=axis, dtype=dtype, include_initial=include_initial)
+        if out is not None:
+            from .errors import UnsupportedError
+            raise UnsupportedError(f"{name}(..., out=...) cannot write into a traced value")
+        x = _to_value(x)
+        if axis is None:
+            if x.ndim != 1:
+                raise ValueError(f"{name}: axis must be given for an array of rank {x.ndim} (numpy's rule)")
+            axis = 0
+        r = scan(x, axis=axis, dtype=dtype)
+        if not include_initial:
+            return r
+        ax = axis % x.ndim
+        return pad(r, [(1, 0) if i == ax else (0, 0) for i in range(x.ndim)], constant_values=identity)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = (f"numpy.{name} (numpy 2.1): {scan.__name__} along ``axis`` (needed above rank 1), "
+                 f"starting with {identity} when ``include_initial``.")
+    return f
+
+
+cumulative_sum = _cumulative("cumulative_sum", cumsum, 0)
+cumulative_prod = _cumulative("cumulative_prod", cumprod, 1)
 
 
 def meshgrid(*xi, indexing="xy", sparse=False, copy=True):
@@ -273,6 +307,8 @@ FUNCTIONS = {
     "hsplit": hsplit, "vsplit": vsplit, "dsplit": dsplit, "block": block, "searchsorted": searchsorted,
     "digitize": digitize, "interp": interp, "convolve": convolve, "correlate": correlate, "ediff1d": ediff1d,
     "put_along_axis": put_along_axis, "bincount": bincount,
+    "cumulative_sum": cumulative_sum, "cumulative_prod": cumulative_prod,
+    "nanmedian": nanmedian, "nanquantile": nanquantile, "nanpercentile": nanpercentile,
 }
 
 

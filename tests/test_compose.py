@@ -125,6 +125,65 @@ TABLE = [
      [(3, 4)], True),
     ("put_along_axis", lambda a, v: np.put_along_axis(a, IDX, v, axis=1, inplace=False),
      lambda a, v: _put_along_axis(a, IDX, v, 1), [(3, 5), (3, 2)], True),
+    # numpy keywords that were once swallowed by **kw (the result silently ignored them)
+    ("clip_a_min_a_max", lambda x: np.clip(x, a_min=-0.3, a_max=0.4), lambda x: onp.clip(x, a_min=-0.3, a_max=0.4),
+     [(6, 5)], True),
+    ("var_correction", lambda x: np.var(x, axis=0, correction=1), lambda x: onp.var(x, axis=0, correction=1),
+     [(6, 5)], True),
+    ("std_where_ddof", lambda x: np.std(x, axis=1, ddof=1, where=M), lambda x: onp.std(x, axis=1, ddof=1, where=M),
+     [(6, 5)], True),
+    ("var_where_all_keepdims", lambda x: np.var(x, where=M, keepdims=True),
+     lambda x: onp.var(x, where=M, keepdims=True), [(6, 5)], True),
+    ("var_mean_given", lambda x: np.var(x, axis=1, mean=np.mean(x, axis=1, keepdims=True) + 0.1),
+     lambda x: onp.var(x, axis=1, mean=onp.mean(x, axis=1, keepdims=True) + 0.1), [(6, 5)], True),
+    ("prod_initial_where", lambda x: np.prod(x, axis=0, initial=2.0, where=M),
+     lambda x: onp.prod(x, axis=0, initial=2.0, where=M), [(6, 5)], True),
+    ("nansum_initial_where", lambda x: np.nansum(np.where(x > 0.8, np.nan, x), axis=1, initial=0.5, where=M),
+     lambda x: onp.nansum(onp.where(x > 0.8, onp.nan, x), axis=1, initial=0.5, where=M), [(6, 5)], True),
+    ("nanmean_where", lambda x: np.nanmean(np.where(x > 0.8, np.nan, x), axis=0, where=M | (x > 0.8)),
+     lambda x: onp.nanmean(onp.where(x > 0.8, onp.nan, x), axis=0, where=M | (x > 0.8)), [(6, 5)], True),
+    ("nanmin_initial_where", lambda x: np.nanmin(np.where(x > 0.8, np.nan, x), axis=1, initial=0.3, where=M),
+     lambda x: onp.nanmin(onp.where(x > 0.8, onp.nan, x), axis=1, initial=0.3, where=M), [(6, 5)], True),
+    ("any_all_where", lambda x: np.any(x > 0.5, axis=0, where=M) & np.all(x > -0.5, axis=0, where=M),
+     lambda x: onp.any(x > 0.5, axis=0, where=M) & onp.all(x > -0.5, axis=0, where=M), [(6, 5)], False),
+    ("median_axes_tuple_keepdims", lambda x: np.median(x, axis=(0, 2), keepdims=True),
+     lambda x: onp.median(x, axis=(0, 2), keepdims=True), [(3, 4, 5)], True),
+    ("median_all_keepdims", lambda x: np.median(x, keepdims=True), lambda x: onp.median(x, keepdims=True),
+     [(3, 4, 2)], True),
+    ("quantile_axes_tuple", lambda x: np.quantile(x, [0.2, 0.9], axis=(-1, 0)),
+     lambda x: onp.quantile(x, [0.2, 0.9], axis=(-1, 0)), [(3, 4, 5)], True),
+    # numpy names and methods that were refused
+    ("quantile_lower_higher", lambda x: np.quantile(x, [0.3, 0.9], axis=1, method="lower")
+     + np.quantile(x, 0.3, axis=1, method="higher"),
+     lambda x: onp.quantile(x, [0.3, 0.9], axis=1, method="lower") + onp.quantile(x, 0.3, axis=1, method="higher"),
+     [(6, 5)], True),
+    ("percentile_midpoint_nearest", lambda x: np.percentile(x, [12.5, 37.5, 62.5, 30], axis=0, method="nearest")
+     + np.percentile(x, 30, axis=0, method="midpoint"),
+     lambda x: onp.percentile(x, [12.5, 37.5, 62.5, 30], axis=0, method="nearest")
+     + onp.percentile(x, 30, axis=0, method="midpoint"), [(5, 4)], True),
+    # a nan among a slice made numpy's median nan and gradc's a number (nan sorts last)
+    ("median_nan_propagates", lambda x: np.median(np.where(x > 0.7, np.nan, x), axis=1)
+     + np.quantile(np.where(x > 0.7, np.nan, x), 0.2, axis=1),
+     lambda x: onp.median(onp.where(x > 0.7, onp.nan, x), axis=1)
+     + onp.quantile(onp.where(x > 0.7, onp.nan, x), 0.2, axis=1), [(8, 5)], False),
+    ("nanmedian", lambda x: np.nanmedian(np.where(x > 0.6, np.nan, x), axis=1),
+     lambda x: onp.nanmedian(onp.where(x > 0.6, onp.nan, x), axis=1), [(6, 7)], True),
+    ("nanquantile_keepdims", lambda x: np.nanquantile(np.where(x > 0.6, np.nan, x), [0.0, 0.3, 1.0], axis=0,
+                                                       keepdims=True),
+     lambda x: onp.nanquantile(onp.where(x > 0.6, onp.nan, x), [0.0, 0.3, 1.0], axis=0, keepdims=True),
+     [(7, 4)], True),
+    ("nanpercentile_all", lambda x: np.nanpercentile(np.where(x > 0.6, np.nan, x), 40),
+     lambda x: onp.nanpercentile(onp.where(x > 0.6, onp.nan, x), 40), [(3, 7)], True),
+    ("cumulative_sum_initial", lambda x: np.cumulative_sum(x, axis=1, include_initial=True),
+     lambda x: onp.cumulative_sum(x, axis=1, include_initial=True), [(6, 5)], True),
+    ("cumulative_prod", lambda x: np.cumulative_prod(x[0]) * np.cumulative_prod(x, axis=0, include_initial=True)[-1],
+     lambda x: onp.cumulative_prod(x[0]) * onp.cumulative_prod(x, axis=0, include_initial=True)[-1], [(6, 5)], True),
+    ("tri_causal_mask", lambda x: np.where(np.tri(6, 5, -1) > 0, x, 0.0),
+     lambda x: onp.where(onp.tri(6, 5, -1) > 0, x, 0.0), [(6, 5)], True),
+    ("take_wrap", lambda x: np.take(x, onp.array([0, -7, 13, 4]), axis=1, mode="wrap"),
+     lambda x: onp.take(x, onp.array([0, -7, 13, 4]), axis=1, mode="wrap"), [(3, 5)], True),
+    ("take_clip_flat", lambda x: np.take(x, onp.array([[-3, 40], [7, 7]]), mode="clip"),
+     lambda x: onp.take(x, onp.array([[-3, 40], [7, 7]]), mode="clip"), [(3, 5)], True),
 ]
 
 
@@ -153,3 +212,29 @@ def test_against_numpy_and_finite_differences(name, f, ref, shapes, diff, backen
 def test_where_on_max_needs_initial_as_numpy():
     with pytest.raises(ValueError, match="initial"):
         gradc.jit(lambda x: np.max(x, where=M))(onp.ones((6, 5)))
+
+
+def test_take_wrap_with_traced_indices():
+    x, i = onp.arange(5.0), onp.array([-7, 6, 12, 2])
+    for mode in ("wrap", "clip"):
+        got = gradc.jit(lambda x, i: np.take(x, i, mode=mode))(x, i)
+        onp.testing.assert_array_equal(got, onp.take(x, i, mode=mode))
+
+
+def test_unsupported_keywords_are_errors_not_ignored():
+    x = onp.ones((6, 5))
+    with pytest.raises(gradc.UnsupportedError, match="clip: keyword.*casting"):
+        gradc.jit(lambda x: np.clip(x, 0.0, 1.0, casting="unsafe"))(x)
+    with pytest.raises(gradc.UnsupportedError, match="var: keyword.*foo"):
+        gradc.jit(lambda x: np.var(x, foo=1))(x)
+    with pytest.raises(gradc.UnsupportedError, match="prod: keyword.*foo"):
+        gradc.jit(lambda x: np.prod(x, foo=1))(x)
+
+
+def test_quantiles_of_integers_are_float64_as_numpy():
+    # a median or quantile that lands on one sorted integer came back int64 (numpy: float64)
+    i = onp.array([[1, 2, 4, 8], [3, 5, 6, 9], [7, 7, 1, 2]])
+    for f in (lambda i: np.median(i, axis=0), lambda i: np.median(i, axis=1), lambda i: np.quantile(i, 0.3, axis=1)):
+        got, want = gradc.jit(f)(i), f(i)
+        assert got.dtype == want.dtype == onp.float64
+        onp.testing.assert_allclose(got, want, rtol=1e-15)

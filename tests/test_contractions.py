@@ -248,3 +248,29 @@ def test_merged_contraction_keeps_the_rows_symbolic(backend):
     g = f.lower(win, W).graph
     assert [g[i]["shape"][2:] for i in g.inputs][0] == (3, 4)
     assert all(isinstance(d, str) for d in g[g.inputs[0]]["shape"][:2])
+
+
+def test_einsum_dtype_converts_the_operands_as_numpy():
+    # dtype= was once swallowed by **kw: a float64 result where numpy gives float32
+    a = onp.random.default_rng(3).standard_normal((3, 4))
+    got = gradc.jit(lambda a: np.einsum("ij,kj->ik", a, a, dtype=onp.float32))(a)
+    want = onp.einsum("ij,kj->ik", a, a, dtype=onp.float32, casting="same_kind")
+    assert got.dtype == onp.float32
+    onp.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(gradc.UnsupportedError, match="out="):
+        gradc.jit(lambda a: np.einsum("ij->i", a, out=onp.zeros(3)))(a)
+
+
+@pytest.mark.parametrize("subscripts,shapes", [("bij,bjk->bik", [(1, 3, 4), (2, 4, 5)]), ("ij,ij->", [(3, 4), (1, 4)]),
+                                               ("ij,jk", [(3, 1), (4, 2)]), ("i,i", [(4,), (1,)])])
+def test_einsum_broadcasts_named_axes_of_size_1_as_numpy(subscripts, shapes):
+    # numpy broadcasts a named index of size 1 against n; gradc raised "index 'b' has size 1 ..."
+    rng = onp.random.default_rng(8)
+    xs = [rng.standard_normal(s) for s in shapes]
+    want = onp.einsum(subscripts, *xs)
+    onp.testing.assert_allclose(gradc.jit(lambda *a: np.einsum(subscripts, *a))(*xs), want, rtol=1e-13)
+    w = rng.standard_normal(onp.shape(want))
+    grads = gradc.grad(lambda *a: np.sum(np.einsum(subscripts, *a) * w), argnums=tuple(range(len(xs))))(*xs)
+    for i, g in enumerate(grads):
+        onp.testing.assert_allclose(g, fd_grad(lambda *a: onp.sum(onp.einsum(subscripts, *a) * w), xs, i),
+                                    rtol=FD_RTOL, atol=FD_ATOL)

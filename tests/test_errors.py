@@ -131,8 +131,15 @@ def test_numpy_conversion_of_traced_value():
 def test_boolean_mask_indexing_suggests_where():
     with pytest.raises(UnsupportedError, match="gradc.where"):
         gradc.jit(lambda x: x[x > 0])(x3)
-    with pytest.raises(UnsupportedError, match="gradc.where"):
-        gradc.jit(lambda x: x[np.array([True, False, True])])(x3)
+
+
+def test_constant_boolean_mask_of_the_wrong_shape_is_an_index_error():
+    # a constant mask has a known shape (it is indexed as its nonzero()), but must fit its axes
+    x = np.ones((3, 4))
+    with pytest.raises(IndexError, match=r"boolean index of shape \(2,\).*shape \(3,\)"):
+        gradc.jit(lambda x: x[np.array([True, False])])(x)
+    with pytest.raises(IndexError, match=r"axes 1\.\.1 of shape \(4,\)"):
+        gradc.jit(lambda x: x[..., np.array([True, False, True])])(x)
 
 
 # ----------------------------------------------------------------------------- arguments

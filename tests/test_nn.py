@@ -111,3 +111,34 @@ def test_elu_family_at_zero_has_jaxs_slope(name, alpha, slope):
     f = getattr(nn, name)
     g = gradc.grad(lambda x: gnp.sum(f(x)))(np.zeros(3))
     np.testing.assert_allclose(g, slope, rtol=1e-15)
+
+
+def _masked_softmax_np(x, m):
+    e = np.where(m, np.exp(x - x.max(axis=-1, keepdims=True)), 0.0)
+    s = e.sum(axis=-1, keepdims=True)
+    return np.where(m, e / np.where(s > 0, s, 1.0), 0.0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_softmax_log_softmax_logsumexp_where_as_jax_nn(backend):
+    # jax.nn's where= mask (masked attention) was a TypeError: only the selected elements
+    # take part; softmax gives 0, log_softmax -inf at the others; a row with none selected
+    # gives 0 / -inf (and no gradient)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 7))
+    m = rng.random((2, 3, 7)) > 0.4
+    m[1, 2] = False
+    m[0, 0] = True
+    want = _masked_softmax_np(x, m)
+    np.testing.assert_allclose(gradc.jit(lambda x: nn.softmax(x, where=m), backend=backend)(x), want, rtol=1e-13)
+    lsm = gradc.jit(lambda x: nn.log_softmax(x, where=m), backend=backend)(x)
+    np.testing.assert_allclose(lsm[m], np.log(want[m]), rtol=1e-12)
+    assert np.all(lsm[~m] == -np.inf)
+    lse = gradc.jit(lambda x: nn.logsumexp(x, axis=-1, where=m), backend=backend)(x)
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(lse, np.log(np.sum(np.where(m, np.exp(x), 0.0), axis=-1)), rtol=1e-13)
+    w = rng.standard_normal(x.shape)
+    g = gradc.grad(lambda x: gnp.sum(nn.softmax(x, where=m) * w), backend=backend)(x)
+    np.testing.assert_allclose(g, fd_grad(lambda x: np.sum(_masked_softmax_np(x, m) * w), [x], 0),
+                               rtol=FD_RTOL, atol=FD_ATOL)
+    assert np.all(g[~m] == 0)

@@ -127,6 +127,11 @@ METHODS = [
     (".mT", lambda X: X.mT),
     ("masks | & ^ ~", lambda X: np.where(((X > 0.3) | (X < -0.5)) & ~(X > 1.0) ^ (X < -0.9), X, 0.0)),
     ("masks with Python bools", lambda X: np.where(True & (X > 0) | False, X, -X)),
+    (".var(axis, where)", lambda X: X.var(axis=1, where=np.arange(4) != 2)),
+    (".std(ddof, where)", lambda X: X.std(axis=0, ddof=1, where=np.arange(3)[:, None] != 1)),
+    (".prod(axis, initial, where)", lambda X: X.prod(axis=1, initial=2.0, where=np.arange(4) != 0)),
+    (".real", lambda X: X.real * 2.0),
+    (".any(where)", lambda X: np.where(X.any(axis=1, where=np.arange(4) > 5), 1.0, X[:, 0])),
     ("indexing X[1]", lambda X: X[1]),
     ("indexing X[:, 2]", lambda X: X[:, 2]),
     ("indexing X[1:, ::2]", lambda X: X[1:, ::2]),
@@ -139,6 +144,42 @@ METHODS = [
 @pytest.mark.parametrize("name,f", METHODS, ids=[m[0] for m in METHODS])
 def test_methods_and_indexing(name, f):
     same(f, A, grad=name != ".astype(float32)")
+
+
+X3 = np.random.default_rng(11).standard_normal((4, 5, 6))
+I2, J1 = np.array([[0, 2], [3, 3]]), np.array([1, -1])
+M5, M45 = np.array([True, False, True, True, False]), np.random.default_rng(12).random((4, 5)) > 0.5
+# numpy accepts these and gradc once refused them: a constant boolean mask (its shape is known
+# while tracing: numpy indexes by its nonzero()), and None beside integer-array indices
+MASKS_AND_NEWAXES = [
+    ("X[:, mask]", lambda X: X[:, M5]),
+    ("X[mask2d]", lambda X: X[M45]),
+    ("X[mask2d, ::-2]", lambda X: X[M45, ::-2]),
+    ("X[1, mask, None]", lambda X: X[1, M5, None]),
+    ("X[list of bools]", lambda X: X[[True, False, True, False]]),
+    ("X[None, I, ..., J]", lambda X: X[None, I2[0], ..., J1]),
+    ("X[I, None, J]", lambda X: X[I2, None, J1]),
+    ("X[:, None, J, None]", lambda X: X[:, None, J1, None]),
+    ("X[None, None, I, 1:3, J]", lambda X: X[None, None, I2, 1:3, J1]),
+]
+
+
+@pytest.mark.parametrize("name,f", MASKS_AND_NEWAXES, ids=[m[0] for m in MASKS_AND_NEWAXES])
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_constant_masks_and_newaxis_beside_index_arrays(name, f, backend):
+    want = f(X3)
+    got = gradc.jit(f, backend=backend)(X3)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    w = np.random.default_rng(13).standard_normal(want.shape)
+    g = gradc.grad(lambda X: gnp.sum(f(X) * w), backend=backend)(X3)
+    assert_fd_close(g, fd_grad(lambda X: np.sum(f(X) * w), [X3], 0))
+
+
+def test_at_update_through_a_constant_mask():
+    m = np.array([True, False, True])
+    got = gradc.jit(lambda X: X.at[m].multiply(3.0))(A)
+    np.testing.assert_array_equal(got, np.where(m[:, None], A * 3.0, A))
 
 
 def test_astype_float32_result_dtype():
@@ -533,9 +574,23 @@ def test_rounding_and_remainder_derivatives():
         np.testing.assert_array_equal(gb, w * db)
 
 
-def test_bitwise_and_integer_division_are_refused_clearly():
-    with pytest.raises(gradc.UnsupportedError, match="floor_divide of integer arrays"):
-        gradc.jit(lambda k: k // 2)(np.array([5, 6]))
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_integer_division_and_remainder_are_numpys(backend):
+    # ids % n, k // 2 and fmod of integer arrays were refused ("convert to float first"):
+    # exact integer results now, with numpy's signs, dtypes and 0 for a zero divisor
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.integers(-50, 50, 300), [0, 7, -7, 7, -7, 2**40 + 3, -(2**40) - 5, 9, 0]])
+    b = np.concatenate([rng.integers(-9, 10, 300), [3, 3, 3, -3, -3, 7, 7, 0, 0]])
+    with np.errstate(divide="ignore"):
+        for f in (lambda a, b: a % b, lambda a, b: a // b, lambda a, b: np.fmod(a, b) if isinstance(a, np.ndarray)
+                  else gnp.fmod(a, b), lambda a, b: a % 7, lambda a, b: 100 // b,
+                  lambda a, b: a.astype(np.int32) % b.astype(np.int32), lambda a, b: (a > 0) // (b > 0)):
+            got, want = gradc.jit(f, backend=backend)(a, b), f(a, b)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+
+
+def test_bitwise_is_refused_clearly():
     with pytest.raises(gradc.UnsupportedError, match="float16"):
         gradc.jit(lambda k: gnp.rint(k))(np.array([True]))
 

@@ -101,6 +101,8 @@ class Emitter:
         return self.b.fneg(x) if self._float(x) else self.b.neg(x)
 
     def add(self, x, y):
+        if x.type == I1:   # numpy's bool + bool is logical or; i1 add wraps (True + True = False)
+            return self.b.or_(x, y)
         return self.b.fadd(x, y) if self._float(x) else self.b.add(x, y)
 
     def sub(self, x, y):

@@ -116,6 +116,7 @@ def update(x, key, values, mode, unique=False):
     x = t.to_value(x)
     key = key if isinstance(key, tuple) else (key,)
     v = ew.convert(values, x.dtype)            # the update takes x's dtype, as in JAX
+    key = st._constant_masks_as_indices(x, key)
     if any(st._is_index_array(k) for k in key):
         return _advanced_update(x, key, v, mode, unique)
     index, result_shape = st.basic_index(x, key)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ArgumentError, ShapeError, UnsupportedError
 
 
 def _trace():
@@ -136,14 +136,37 @@ def dsplit(x, indices_or_sections):
     return split(x, indices_or_sections, axis=2)
 
 
-def take(x, indices, axis=None):
+def take(x, indices, axis=None, out=None, mode="raise"):
     """numpy.take: elements (axis None: of the flattened array) or slices along ``axis``
-    at integer ``indices`` (negative ones wrap; out of range is an IndexError)."""
+    at integer ``indices`` (negative ones wrap; out of range is an IndexError, or with
+    numpy's ``mode="wrap"`` taken modulo the length, with ``mode="clip"`` clipped to it)."""
     from .structure import reshape
     if _concrete(x) and _concrete(indices):
-        return np.take(x, indices, axis)
+        return np.take(x, indices, axis, mode=mode)
+    if out is not None:
+        raise UnsupportedError("take(..., out=...) cannot write into a traced value")
+    if mode not in ("raise", "wrap", "clip"):
+        raise ArgumentError(f"take: mode must be 'raise', 'wrap' or 'clip', got {mode!r}")
     x = _trace().to_value(x)
     if axis is None:
-        return reshape(x, -1)[indices]
-    a = _axis(axis, x.ndim, "take")
+        x, a = reshape(x, -1), 0
+    else:
+        a = _axis(axis, x.ndim, "take")
+    if mode != "raise":
+        indices = _wrap_or_clip(indices, x._b.env.pin(x._shape[a]), mode)
     return x[(slice(None),) * a + (indices,)]
+
+
+def _wrap_or_clip(indices, n, mode):
+    """take's out-of-range indices brought into [0, n): modulo n, or clipped."""
+    from . import elementwise as ew
+    if not isinstance(indices, _trace().Value):
+        i = np.asarray(indices)
+        return np.mod(i, n) if mode == "wrap" else np.clip(i, 0, n - 1)
+    if mode == "clip":
+        return ew.clip(indices, 0, n - 1)
+    # i - n trunc(i / n) (the quotient in float64, truncated by the cast: exact below
+    # 2**53), then a negative remainder moved up by n
+    q = ew.astype(ew.divide(ew.astype(indices, np.float64), float(n)), indices.dtype)
+    r = indices - q * n
+    return ew.where(r < 0, r + n, r)

@@ -155,28 +155,46 @@ def _value_type():
     return Value
 
 
-def _nan(name, fill, reducer):
-    def f(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
-        if _eager(a):
-            return getattr(np, name)(a, axis=axis, keepdims=keepdims)
+def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    """numpy.nansum: sum with nans counted as 0 (``initial``, ``where`` as sum's)."""
+    if _eager(a, where):
+        return np.nansum(a, axis=axis, dtype=dtype, keepdims=keepdims, **_given(initial=initial, where=where))
+    _no_out(out, "nansum")
+    g = _gnp()
+    return sum(g.where(g.isnan(a), 0.0, a), axis, dtype, None, keepdims, initial, where)
+
+
+def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
+    """numpy.nanmean: the mean of the elements that are not nan (and selected by ``where``)."""
+    if _eager(a, where):
+        return np.nanmean(a, axis=axis, dtype=dtype, keepdims=keepdims, **_given(where=where))
+    _no_out(out, "nanmean")
+    g = _gnp()
+    ok = g.logical_not(g.isnan(a))
+    if where is not None:
+        ok = g.logical_and(ok, where)
+    return mean(g.where(ok, a, 0.0), axis, dtype, None, keepdims, where=ok)
+
+
+def _nanextreme(name, fill, reducer):
+    def f(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+        if _eager(a, where):
+            return getattr(np, name)(a, axis=axis, keepdims=keepdims, **_given(initial=initial, where=where))
         _no_out(out, name)
         g = _gnp()
-        return reducer(g.where(g.isnan(a), fill, a), axis, keepdims, a)
+        return reducer(g.where(g.isnan(a), fill, a), axis, None, keepdims, initial, where)
     f.__name__ = f.__qualname__ = name
-    f.__doc__ = f"numpy.{name}: nans ignored."
+    f.__doc__ = f"numpy.{name}: nans ignored (``initial``, ``where`` as {name[3:]}'s)."
     return f
 
 
-def _nanmean(x, axis, keepdims, a):
-    g, red = _gnp(), _reduce()
-    n = red.sum_(g.astype(g.logical_not(g.isnan(a)), x.dtype), axis, keepdims)
-    return red.sum_(x, axis, keepdims) / n
+def _given(**kw):
+    """The keywords that were passed (not None), to hand on to numpy."""
+    return {k: v for k, v in kw.items() if v is not None}
 
 
-nansum = _nan("nansum", 0.0, lambda x, axis, k, a: _reduce().sum_(x, axis, k))
-nanmean = _nan("nanmean", 0.0, _nanmean)
-nanmax = _nan("nanmax", -np.inf, lambda x, axis, k, a: _reduce().max_(x, axis, k))
-nanmin = _nan("nanmin", np.inf, lambda x, axis, k, a: _reduce().min_(x, axis, k))
+nanmax = _nanextreme("nanmax", -np.inf, max_)
+nanmin = _nanextreme("nanmin", np.inf, min_)
 
 
 def ptp(a, axis=None, out=None, keepdims=False):
@@ -196,30 +214,71 @@ def count_nonzero(a, axis=None, *, keepdims=False):
 
 
 # ----------------------------------------------------------------------------- order statistics
-def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False):
-    """numpy.quantile, method 'linear' (the default): the sorted values at
-    ``q (n - 1)``, interpolated between the two neighbours; q a constant."""
+# numpy's methods that interpolate between the two neighbours of q (n - 1): the weight of
+# the upper one from the fraction and the lower index (nearest rounds half to even, as numpy)
+_QUANTILE_METHODS = {
+    "linear": lambda f, lo: f,
+    "lower": lambda f, lo: 0.0,
+    "higher": lambda f, lo: 1.0 if f > 0 else 0.0,
+    "midpoint": lambda f, lo: 0.5 if f > 0 else 0.0,
+    "nearest": lambda f, lo: 1.0 if f > 0.5 or (f == 0.5 and lo % 2 == 1) else 0.0,
+}
+
+
+def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False,
+             skip_nan=False):
+    """numpy.quantile, methods 'linear' (the default), 'lower', 'higher', 'midpoint' and
+    'nearest': the sorted values at ``q (n - 1)``, interpolated between the two
+    neighbours; q a constant.  A slice holding a nan gives nan; ``skip_nan`` (nanquantile)
+    takes the quantile of the numbers among it, method 'linear'."""
     if _eager(a):
         return np.quantile(a, q, axis=axis, method=method, keepdims=keepdims)
     _no_out(out, "quantile")
-    if method != "linear":
-        raise UnsupportedError(f"quantile method {method!r}: gradc supports 'linear'")
+    if skip_nan and method != "linear":
+        raise UnsupportedError(f"nanquantile method {method!r}: gradc supports 'linear'")
+    if method not in _QUANTILE_METHODS:
+        raise UnsupportedError(f"quantile method {method!r}: gradc supports "
+                               f"{', '.join(map(repr, _QUANTILE_METHODS))}")
     g = _gnp()
-    if axis is None:
-        a, axis = g.reshape(a, -1), 0
-    axis = axis % a.ndim
+    a = g.asarray(a)
+    if a.dtype.kind != "f":   # numpy's quantiles of integers or bools are float64 (1.5 of [1, 2])
+        a = g.astype(a, np.float64)
+    rank, shape_in = a.ndim, tuple(a.shape)
+    axes = tuple(range(rank)) if axis is None else tuple(
+        ax % rank for ax in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    if len(axes) != 1 or rank == 0:   # several axes (or all): one axis of their elements, last
+        rest = [i for i in range(rank) if i not in axes]
+        a = g.reshape(g.transpose(a, rest + list(axes)), tuple(a.shape[i] for i in rest) + (-1,))
+        axis = a.ndim - 1
+    else:
+        axis = axes[0]
     s = g.moveaxis(g.sort(a, axis=axis), axis, -1)
     n = s.shape[-1]
     qs = np.asarray(q, dtype=np.float64)
+    if skip_nan:
+        from . import elementwise as ew, mathfuncs as mf, structure as st
+        red = _reduce()
+        k = red.sum_(ew.astype(ew.logical_not(mf.isnan(s)), np.int64), -1, True)   # the numbers, sorted first
+        last = ew.maximum(k - 1, 0)
     out_ = []
     for qk in qs.reshape(-1):
-        pos = float(qk) * (n - 1)
-        lo = min(int(math.floor(pos)), n - 1)
-        hi = min(lo + 1, n - 1)
-        frac = pos - lo
-        v = s[..., lo] if frac == 0 else s[..., lo] * (1 - frac) + s[..., hi] * frac
-        if keepdims:
-            v = g.expand_dims(v, axis)
+        if skip_nan:   # q (k - 1) differs from slice to slice: gather its two neighbours
+            pos = float(qk) * ew.astype(k - 1, s.dtype)
+            lo = ew.clip(ew.astype(mf.floor(pos), np.int64), 0, last)
+            frac = pos - ew.astype(lo, s.dtype)
+            hi = ew.minimum(lo + 1, last)
+            v = (st.take_along_axis(s, lo, axis=-1) * (1 - frac) + st.take_along_axis(s, hi, axis=-1) * frac)[..., 0]
+            v = g.where(k[..., 0] == 0, np.nan, v)   # an all-nan slice: nan, as numpy
+        else:
+            pos = float(qk) * (n - 1)
+            lo = min(int(math.floor(pos)), n - 1)
+            hi = min(lo + 1, n - 1)
+            frac = _QUANTILE_METHODS[method](pos - lo, lo)
+            v = s[..., lo] if frac == 0 else s[..., lo] * (1 - frac) + s[..., hi] * frac
+            # nan sorts last: a slice holding one has a nan quantile (numpy's), whichever q
+            v = g.where(g.isnan(s[..., -1]), np.nan, v)
+        if keepdims:   # a 1 for every reduced axis, where it was
+            v = g.reshape(v, tuple(1 if i in axes else d for i, d in enumerate(shape_in)))
         out_.append(v)
     if qs.ndim == 0:
         return out_[0]
@@ -238,6 +297,27 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     if _eager(a):
         return np.median(a, axis=axis, keepdims=keepdims)
     return quantile(a, 0.5, axis, out, keepdims=keepdims)
+
+
+def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False):
+    """numpy.nanquantile: the quantile of the numbers, nans ignored (method 'linear')."""
+    if _eager(a):
+        return np.nanquantile(a, q, axis=axis, method=method, keepdims=keepdims)
+    return quantile(a, q, axis, out, overwrite_input, method, keepdims, skip_nan=True)
+
+
+def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False):
+    """numpy.nanpercentile: nanquantile(a, q / 100)."""
+    if _eager(a):
+        return np.nanpercentile(a, q, axis=axis, method=method, keepdims=keepdims)
+    return nanquantile(a, np.asarray(q, dtype=np.float64) / 100.0, axis, out, overwrite_input, method, keepdims)
+
+
+def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """numpy.nanmedian: nanquantile 0.5."""
+    if _eager(a):
+        return np.nanmedian(a, axis=axis, keepdims=keepdims)
+    return nanquantile(a, 0.5, axis, out, keepdims=keepdims)
 
 
 # ----------------------------------------------------------------------------- statistics

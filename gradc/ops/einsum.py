@@ -173,16 +173,14 @@ def _merged_product(a, ia, b, ib, fa, fb, summed):
 
 
 def _broadcast_ellipsis(ops, inputs, subscripts):
-    """The axes under ``...`` broadcast as numpy's do (size 1 against n): an operand
-    whose ellipsis axis has size 1 where another's has more is broadcast to it."""
-    if "..." not in subscripts:
-        return ops
+    """Axes broadcast as numpy's einsum broadcasts them (size 1 against n), those under
+    ``...`` and named ones alike (``bij,bjk->bik`` with a batch of 1 beside a batch of
+    2): an operand whose axis has size 1 where another's has more is broadcast to it."""
     from .structure import broadcast_to
-    explicit = set(c for c in subscripts.replace("...", "") if c.isalpha())
     sizes: dict = {}
     for x, idx in zip(ops, inputs):
         for axis, c in enumerate(idx):
-            if c not in explicit and _size(x, axis) != 1:
+            if _size(x, axis) != 1:
                 sizes.setdefault(c, x._shape[axis])
     out = []
     for x, idx in zip(ops, inputs):

@@ -367,13 +367,18 @@ def astype(x, dtype):
     return convert(x, dtype) if isinstance(x, t.Value) else np.asarray(x).astype(dtype)
 
 
-def clip(x, lo=None, hi=None, out=None, *, min=None, max=None, **kw):  # noqa: A002
-    """numpy.clip (numpy 2.1's ``min``/``max`` names too): maximum, then minimum."""
-    lo = min if lo is None else lo
-    hi = max if hi is None else hi
+def clip(x, lo=None, hi=None, out=None, *, min=None, max=None, a_min=None, a_max=None,  # noqa: A002
+         **kw):
+    """numpy.clip (its ``a_min``/``a_max`` keywords and numpy 2.1's ``min``/``max``
+    too): maximum, then minimum."""
+    from ..errors import UnsupportedError
+    lo = next((b for b in (lo, a_min, min) if b is not None), None)
+    hi = next((b for b in (hi, a_max, max) if b is not None), None)
     if out is not None:
-        from ..errors import UnsupportedError
         raise UnsupportedError("clip(..., out=...) cannot write into a traced value")
+    if kw:   # a ufunc keyword (where=, dtype=, casting=...) ignored would change the result
+        raise UnsupportedError(f"clip: keyword(s) {', '.join(sorted(kw))} not supported "
+                               "(supported: a_min/min, a_max/max)")
     out = x
     if lo is not None:
         out = maximum(out, lo)

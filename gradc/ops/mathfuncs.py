@@ -399,9 +399,9 @@ def round(a, decimals=0, out=None):  # noqa: A001
 around = round
 
 
-def _binary(reference):
-    """Concrete operands: numpy answers; traced: both as floats (integers refused: an
-    integer division is not an op gradc has)."""
+def _binary(reference, integer=None):
+    """Concrete operands: numpy answers; traced: both as floats, or two integer (bool)
+    operands by ``integer`` (numpy's integer division), which takes the two Values."""
     def wrap(f):
         @functools.wraps(f)
         def g(a, b):
@@ -410,15 +410,38 @@ def _binary(reference):
                 return reference(a, b)
             va, vb = t.to_value(a), t.to_value(b)
             if va.dtype.kind != "f" and vb.dtype.kind != "f":
-                from ..errors import UnsupportedError
-                raise UnsupportedError(f"{reference.__name__} of integer arrays is not supported "
-                                       f"(numpy's integer division): convert to float first")
+                dt = ew.result_dtype([a, b], float_result=False)
+                if dt.kind == "b":
+                    dt = np.dtype(np.int8)       # numpy: bool // bool and bool % bool are int8
+                return integer(ew.convert(va, dt), ew.convert(vb, dt))
             return f(*_floats(a, b))
         return g
     return wrap
 
 
-@_binary(np.fmod)
+def _int_divmod(a, b):
+    """numpy's integer (floor(a/b), a mod b), exactly: the quotient estimated in float64
+    and corrected by one step in the integers (the estimate is off by at most one for
+    operands below 2**53), so the remainder has b's sign and is smaller than |b|.  A zero
+    divisor gives 0 and 0, as numpy (which warns)."""
+    zero = b == 0
+    fa, fb = ew.convert(a, np.float64), ew.convert(where(zero, 1, b), np.float64)
+    q = ew.convert(floor(fa / fb), a.dtype)
+    r = a - b * q
+    over = ((b > 0) & (r >= b)) | ((b < 0) & (r <= b))
+    under = ((b > 0) & (r < 0)) | ((b < 0) & (r > 0))
+    q = where(over, q + 1, where(under, q - 1, q))
+    r = where(over, r - b, where(under, r + b, r))
+    return where(zero, 0, q), where(zero, 0, r)
+
+
+def _int_fmod(a, b):
+    """C's integer fmod (the sign of ``a``) from the floored remainder."""
+    r = _int_divmod(a, b)[1]
+    return where((r != 0) & ((r < 0) != (a < 0)), r - b, r)
+
+
+@_binary(np.fmod, integer=_int_fmod)
 def fmod(a, b):
     """C's fmod: exact, with the sign of ``a``; derivatives 1 and -trunc(a/b)."""
     return ew._bind("fmod", a, b)
@@ -442,7 +465,7 @@ def _divmod(a, b):
     return ew.stop_gradient(q), mod
 
 
-@_binary(np.remainder)
+@_binary(np.remainder, integer=lambda a, b: _int_divmod(a, b)[1])
 def remainder(a, b):
     """numpy.remainder (Python's %): the sign of ``b``; derivatives 1 and -floor(a/b)."""
     return _divmod(a, b)[1]
@@ -451,7 +474,7 @@ def remainder(a, b):
 mod = remainder
 
 
-@_binary(np.floor_divide)
+@_binary(np.floor_divide, integer=lambda a, b: _int_divmod(a, b)[0])
 def floor_divide(a, b):
     """numpy.floor_divide (Python's //) of floats, as numpy computes it (from fmod, so
     ``a // b`` and ``a % b`` agree); derivative 0."""

@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError
 from . import elementwise as ew
 from .elementwise import convert, where
+from .elementwise import where as where_   # var/prod take numpy's where= keyword
 from .reduce import max_, min_, norm_axes, reduced_shape, sum_
 
 
@@ -56,23 +57,63 @@ def _keep(r, x, axes, keepdims):
 
 
 # ----------------------------------------------------------------------------- moments
-def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
-    """Variance: sum((x - mean)^2) / (N - ddof)."""
-    if _eager(a):
-        return np.var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
+def _no_kw(kw, name, supported):
+    """numpy keywords gradc does not implement are an error: ignored, they would change
+    the result without a word."""
+    if kw:
+        raise UnsupportedError(f"{name}: keyword(s) {', '.join(sorted(kw))} not supported "
+                               f"(supported: {supported})")
+
+
+def _given(**kw):
+    """The keywords that were passed (not None), to hand on to numpy."""
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _mask_of(where_, x):
+    """numpy's ``where=`` mask broadcast against ``x`` (a bool Value or array)."""
+    from .structure import broadcast_to
+    w = where_ if isinstance(where_, _trace().Value) else np.asarray(where_, dtype=bool)
+    return broadcast_to(_trace().to_value(w), x._shape)
+
+
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
+        correction=None, **kw):
+    """Variance: sum((x - mean)^2) / (N - ddof), with numpy 2's keywords: ``where`` (the
+    variance of the selected elements), ``mean`` (given, shaped as with keepdims) and
+    ``correction`` (ddof's array-API name)."""
+    if _eager(a, where, mean):
+        return np.var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims,
+                      **_given(where=where, mean=mean, correction=correction), **kw)
     _no_out(out, "var")
+    _no_kw(kw, "var", "axis, dtype, ddof, keepdims, where, mean, correction")
+    if correction is not None:
+        if ddof != 0:
+            raise ValueError("var: ddof and correction can't be provided simultaneously.")
+        ddof = correction
     x = _float(a) if dtype is None else convert(_trace().to_value(a), dtype)
     axes = norm_axes(axis, x.ndim)
-    d = x - sum_(x, axes, True) / _count(x, axes)
-    n = ew.maximum(_count(x, axes) - float(ddof), 0.0)
+    if where is None:
+        mu = sum_(x, axes, True) / _count(x, axes) if mean is None else mean
+        d = x - mu
+        n = ew.maximum(_count(x, axes) - float(ddof), 0.0)
+    else:
+        m = _mask_of(where, x)
+        sel = sum_(convert(m, x.dtype), axes, True)
+        mu = sum_(where_(m, x, 0.0), axes, True) / sel if mean is None else mean
+        d = where_(m, x - mu, 0.0)
+        n = ew.maximum(sum_(convert(m, x.dtype), axes, keepdims) - float(ddof), 0.0)
     return sum_(d * d, axes, keepdims) / n
 
 
-def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
-    """Standard deviation: sqrt(var(a, axis, ddof))."""
-    if _eager(a):
-        return np.std(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
-    return ew.sqrt(var(a, axis, dtype, out, ddof, keepdims))
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
+        correction=None, **kw):
+    """Standard deviation: sqrt(var(a, axis, ddof)), var's keywords too."""
+    if _eager(a, where, mean):
+        return np.std(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims,
+                      **_given(where=where, mean=mean, correction=correction), **kw)
+    return ew.sqrt(var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction,
+                       **kw))
 
 
 def average(a, axis=None, weights=None, returned=False, keepdims=False):
@@ -156,14 +197,23 @@ def _prepare_scan(a, axis, dtype):
 
 
 # ----------------------------------------------------------------------------- product
-def prod(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
-    """Product over axis: a tree of products of halves (exact gradient with zeros)."""
-    if _eager(a):
-        return np.prod(a, axis=axis, dtype=dtype, keepdims=keepdims)
+def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None, **kw):
+    """Product over axis: a tree of products of halves (exact gradient with zeros);
+    numpy's ``initial`` multiplies it, ``where`` leaves elements out (as 1s)."""
+    if _eager(a, where):
+        return np.prod(a, axis=axis, dtype=dtype, keepdims=keepdims, **_given(initial=initial, where=where), **kw)
     _no_out(out, "prod")
+    _no_kw(kw, "prod", "axis, dtype, keepdims, initial, where")
+    r = _prod(a, axis, dtype, keepdims, where)
+    return r if initial is None else r * initial
+
+
+def _prod(a, axis, dtype, keepdims, mask):
     from .structure import reshape_sym
     x = _trace().to_value(a)
     x = convert(x, np.dtype(dtype) if dtype is not None else _accum_dtype(x.dtype))
+    if mask is not None:
+        x = where_(_mask_of(mask, x), x, 1)
     axes = norm_axes(axis, x.ndim)
     env = x._b.env
     y = x
@@ -301,23 +351,27 @@ def argmin(a, axis=None, out=None, keepdims=False):
     return _arg_extreme(a, axis, keepdims, min_)
 
 
-def any(a, axis=None, out=None, keepdims=False, **kw):  # noqa: A001
-    """Is any element nonzero (nan counts as nonzero)?"""
-    if _eager(a):
-        return np.any(a, axis=axis, keepdims=keepdims)
+def any(a, axis=None, out=None, keepdims=False, *, where=None):  # noqa: A001
+    """Is any element nonzero (nan counts as nonzero)?  ``where``: among the selected."""
+    if _eager(a, where):
+        return np.any(a, axis=axis, keepdims=keepdims, **_given(where=where))
     _no_out(out, "any")
     x = _trace().to_value(a)
     nz = x if x.dtype == np.bool_ else ew.not_equal(x, 0)
+    if where is not None:
+        nz = ew.logical_and(nz, _mask_of(where, x))
     return ew.greater(sum_(convert(nz, np.int64), axis, keepdims), 0)
 
 
-def all(a, axis=None, out=None, keepdims=False, **kw):  # noqa: A001
-    """Is every element nonzero?"""
-    if _eager(a):
-        return np.all(a, axis=axis, keepdims=keepdims)
+def all(a, axis=None, out=None, keepdims=False, *, where=None):  # noqa: A001
+    """Is every element nonzero?  ``where``: every selected one."""
+    if _eager(a, where):
+        return np.all(a, axis=axis, keepdims=keepdims, **_given(where=where))
     _no_out(out, "all")
     x = _trace().to_value(a)
     zero = ew.logical_not(x) if x.dtype == np.bool_ else ew.equal(x, 0)
+    if where is not None:
+        zero = ew.logical_and(zero, _mask_of(where, x))
     return ew.equal(sum_(convert(zero, np.int64), axis, keepdims), 0)
 
 

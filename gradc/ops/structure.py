@@ -211,7 +211,10 @@ def getitem(x, key):
     x = t.to_value(x)
     if not isinstance(key, tuple):
         key = (key,)
+    key = _constant_masks_as_indices(x, key)
     if any(_is_index_array(k) for k in key):
+        if any(k is None for k in key):
+            x, key = _newaxes_as_unit_axes(x, key)
         return _advanced(x, key)
     index, shape = basic_index(x, key)
     y = x
@@ -265,6 +268,56 @@ def basic_index(x, key: tuple):
         ys = y._shape
         return tuple(1 if p[0] == "new" else ys[p[1]] for p in out_shape_plan if p[0] != "drop")
     return tuple(index), shape
+
+
+def _is_constant_mask(k):
+    return isinstance(k, (list, np.ndarray)) and np.asarray(k).dtype == bool and np.ndim(k) > 0
+
+
+def _constant_masks_as_indices(x, key: tuple) -> tuple:
+    """A constant boolean mask (a numpy array or list, not a traced value) selects a
+    shape known while tracing: numpy's ``x[mask]`` is ``x[mask.nonzero()]``, one integer
+    array per axis of the mask, which must match the axes it covers."""
+    if not any(_is_constant_mask(k) for k in key):
+        return key
+    width = [np.ndim(k) if _is_constant_mask(k) else 0 if k is None or k is Ellipsis else 1 for k in key]
+    ell = next((i for i, k in enumerate(key) if k is Ellipsis), None)
+    out = []
+    for i, k in enumerate(key):
+        if not _is_constant_mask(k):
+            out.append(k)
+            continue
+        m = np.asarray(k)
+        first = sum(width[:i]) if ell is None or i < ell else x.ndim - sum(width[i:])
+        sizes = tuple(x._b.env.pin(d) for d in x._shape[first:first + m.ndim])
+        if first < 0 or tuple(sizes) != m.shape:
+            raise IndexError(f"boolean index of shape {m.shape} does not match the indexed array's "
+                             f"axes {first}..{first + m.ndim - 1} of shape {tuple(sizes)}")
+        out.extend(np.nonzero(m))
+    return tuple(out)
+
+
+def _newaxes_as_unit_axes(x, key: tuple):
+    """None beside index arrays: a size-1 axis of ``x`` indexed by a full slice places
+    its axis exactly as numpy places a newaxis (between or around the index arrays), so
+    insert one per None and index those with ``:``."""
+    if sum(k is Ellipsis for k in key) > 1:
+        raise ShapeError("an index can only have a single ellipsis")
+    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if n_real > x.ndim:
+        raise ShapeError(f"too many indices: {n_real} for an array of rank {x.ndim}")
+    if any(k is Ellipsis for k in key):     # (identity: == on an index array is element-wise)
+        i = next(i for i, k in enumerate(key) if k is Ellipsis)
+        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
+    key = tuple(key) + (slice(None),) * (x.ndim - sum(1 for k in key if k is not None))
+    shape, axis = [], 0
+    for k in key:
+        if k is None:
+            shape.append(1)
+        else:
+            shape.append(x._shape[axis])
+            axis += 1
+    return reshape_sym(x, tuple(shape)), tuple(slice(None) if k is None else k for k in key)
 
 
 def _is_index_array(k):

@@ -80,17 +80,22 @@ Value.astype = lambda s, dtype: ew.astype(s, dtype)
 Value.copy = lambda s: s
 Value.round = lambda s, decimals=0, out=None: mathfuncs.round(s, decimals, out)
 Value.conj = Value.conjugate = lambda s: s
+Value.real = property(lambda s: s, doc="The real part: a real array (gradc's arrays are real) is itself.")
 Value.clip = lambda s, a_min=None, a_max=None, out=None, **kw: ew.clip(s, a_min, a_max, out, **kw)
 Value.squeeze = lambda s, axis=None: st.squeeze(s, axis)
-Value.var = lambda s, axis=None, dtype=None, out=None, ddof=0, keepdims=False: stats.var(s, axis, dtype, out, ddof, keepdims)
-Value.std = lambda s, axis=None, dtype=None, out=None, ddof=0, keepdims=False: stats.std(s, axis, dtype, out, ddof, keepdims)
-Value.prod = lambda s, axis=None, dtype=None, out=None, keepdims=False: stats.prod(s, axis, dtype, out, keepdims)
+# (numpy's keywords where=, mean=, correction=, initial=: as the functions take them)
+Value.var = lambda s, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw: \
+    stats.var(s, axis, dtype, out, ddof, keepdims, **kw)
+Value.std = lambda s, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw: \
+    stats.std(s, axis, dtype, out, ddof, keepdims, **kw)
+Value.prod = lambda s, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None: \
+    stats.prod(s, axis, dtype, out, keepdims, initial, where)
 Value.cumsum = lambda s, axis=None, dtype=None, out=None: stats.cumsum(s, axis, dtype, out)
 Value.cumprod = lambda s, axis=None, dtype=None, out=None: stats.cumprod(s, axis, dtype, out)
 Value.argmax = lambda s, axis=None, out=None, keepdims=False: stats.argmax(s, axis, out, keepdims)
 Value.argmin = lambda s, axis=None, out=None, keepdims=False: stats.argmin(s, axis, out, keepdims)
-Value.any = lambda s, axis=None, out=None, keepdims=False: stats.any(s, axis, out, keepdims)
-Value.all = lambda s, axis=None, out=None, keepdims=False: stats.all(s, axis, out, keepdims)
+Value.any = lambda s, axis=None, out=None, keepdims=False, *, where=None: stats.any(s, axis, out, keepdims, where=where)
+Value.all = lambda s, axis=None, out=None, keepdims=False, *, where=None: stats.all(s, axis, out, keepdims, where=where)
 Value.argsort = lambda s, axis=-1, kind=None, order=None: arr.argsort(s, axis, kind, order)
 Value.diagonal = lambda s, offset=0, axis1=0, axis2=1: arr.diagonal(s, offset, axis1, axis2)
 Value.trace = lambda s, offset=0, axis1=0, axis2=1, dtype=None, out=None: arr.trace(s, offset, axis1, axis2, dtype, out)

@@ -405,3 +405,15 @@ def test_reductions_of_different_dtypes_share_a_nest(n):
     mx, mn, s = f(k, x)
     assert mx == 2 ** 63 + 5 and mx.dtype == onp.uint64 and mn == 3
     close(s, x.sum(), terms=n)
+
+
+@pytest.mark.parametrize("n", [4, 1001])
+def test_bool_plus_bool_is_logical_or_as_numpy(n):
+    # bools are i1 in LLVM, whose add wraps: True + True was False (and sum(b + b) lost them)
+    rng = onp.random.default_rng(5)
+    b, c = rng.random(n) > 0.5, rng.random(n) > 0.5
+    b[:2], c[:2] = True, True
+    got = gradc.jit(lambda b, c: b + c, backend="llvm")(b, c)
+    onp.testing.assert_array_equal(got, b + c)
+    s = gradc.jit(lambda b, c: np.sum((b + c) * 1.5), backend="llvm")(b, c)
+    assert s == onp.sum((b + c) * 1.5)
