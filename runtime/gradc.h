@@ -141,6 +141,33 @@ static inline uint64_t gradc_powu(uint64_t x, uint64_t y) {   /* unsigned: never
 /* numpy.maximum / numpy.minimum: NaN in either operand gives NaN. */
 static inline double gradc_max(double x, double y) { return (x > y || x != x) ? x : y; }
 static inline float gradc_maxf(float x, float y) { return (x > y || x != x) ? x : y; }
+/* numpy's integer division (int_floor_divide, int_remainder, int_fmod), exact: C's
+ * division truncates, so the floored forms move a remainder whose sign differs from
+ * the divisor's; a zero divisor gives 0 and INT64_MIN / -1 wraps (both undefined in C),
+ * as numpy's.  Narrower integers are computed in these and converted back. */
+static inline int64_t gradc_idiv_trunc_(int64_t x, int64_t y, int64_t *r) {
+    if (y == 0) { *r = 0; return 0; }
+    if (y == -1) { *r = 0; return (int64_t)(0 - (uint64_t)x); }
+    *r = x % y;
+    return x / y;
+}
+static inline int64_t gradc_idiv_qi(int64_t x, int64_t y) {
+    int64_t r, q = gradc_idiv_trunc_(x, y, &r);
+    return (r != 0 && ((r < 0) != (y < 0))) ? q - 1 : q;
+}
+static inline int64_t gradc_idiv_ri(int64_t x, int64_t y) {
+    int64_t r;
+    gradc_idiv_trunc_(x, y, &r);
+    return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r;
+}
+static inline int64_t gradc_idiv_fmodi(int64_t x, int64_t y) {
+    int64_t r;
+    gradc_idiv_trunc_(x, y, &r);
+    return r;
+}
+static inline uint64_t gradc_idiv_qu(uint64_t x, uint64_t y) { return y ? x / y : 0; }
+static inline uint64_t gradc_idiv_ru(uint64_t x, uint64_t y) { return y ? x % y : 0; }
+static inline uint64_t gradc_idiv_fmodu(uint64_t x, uint64_t y) { return y ? x % y : 0; }
 static inline int64_t gradc_maxi(int64_t x, int64_t y) { return x > y ? x : y; }
 static inline double gradc_min(double x, double y) { return (x < y || x != x) ? x : y; }
 static inline float gradc_minf(float x, float y) { return (x < y || x != x) ? x : y; }

@@ -590,6 +590,29 @@ def test_integer_division_and_remainder_are_numpys(backend):
             np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int8, np.uint64, np.uint32, np.uint8])
+def test_integer_division_is_exact_over_the_whole_range(dtype, backend):
+    """//, % and fmod of integers anywhere in their range (hashes modulo a table size,
+    beyond 2**53 where a float64 quotient is inexact), the most negative integer by -1
+    (wraps, as numpy's) and zero divisors (0), against numpy, on 10,000 elements (the
+    loops vectorize and split over threads)."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(5)
+    a = rng.integers(info.min, info.max, 10_000, dtype=dtype, endpoint=True)
+    b = rng.integers(info.min, info.max, 10_000, dtype=dtype, endpoint=True)
+    b[::5] = rng.integers(max(int(info.min), -7), 8, b[::5].size).astype(dtype)    # small divisors and zeros
+    a[:4], a[4:8] = info.min, info.max
+    b[:8] = np.array([-1, 0, 1, 3, -1, 0, 2, 3] if info.min < 0 else [0, 1, 2, 3] * 2).astype(dtype)
+    f = gradc.jit(lambda x, y: (x // y, x % y, gnp.fmod(x, y)), backend=backend)
+    with np.errstate(all="ignore"):
+        want = (a // b, a % b, np.fmod(a, b))
+    for got in (f(a, b), f(a, b)):          # traced, then the C call path
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype
+            np.testing.assert_array_equal(g, w)
+
+
 def test_bitwise_is_refused_clearly():
     with pytest.raises(gradc.UnsupportedError, match="float16"):
         gradc.jit(lambda k: gnp.rint(k))(np.array([True]))

@@ -122,6 +122,10 @@ case("ndtri", "ndtri", gradc.scipy.special.ndtri, lambda p: np.vectorize(_INV_CD
      shapes((lambda r, s: r.uniform(0.02, 0.98, s), M)))
 case("remainder", "fmod", lambda a, b: a % b, np.remainder, _fmod_args)
 case("floor_divide", "fmod", lambda a, b: a // b * a, lambda a, b: a // b * a, _fmod_args)
+for _n, _op in (("int_floor_divide", lambda k, j: k // j), ("int_remainder", lambda k, j: k % j),
+                ("int_fmod", lambda k, j: np.fmod(k, j))):
+    case(_n, _n, (lambda op: lambda x, k, j: x * op(k, j))(_op), (lambda op: lambda x, k, j: x * op(k, j))(_op),
+         lambda r: [normal(r, M), r.integers(-20, 21, M), r.choice([-5, -3, -1, 1, 2, 7], M)])
 case("exp_vec", "exp", gnp.exp, np.exp, shapes((normal, (5,))))
 case("tanh_scalar", "tanh", gnp.tanh, np.tanh, shapes((normal, ())))
 case("log_col", "log", gnp.log, np.log, shapes((positive, (4, 1))))

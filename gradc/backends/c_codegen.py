@@ -84,6 +84,10 @@ def literal(value, dtype) -> str:
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\(")
 
 
+# gradc.h's functions with variants for int64 ("i") and uint64 ("u") operands
+_INTEGER_VARIANTS = ("gradc_max", "gradc_min", "gradc_abs", "gradc_pow", "gradc_idiv_q", "gradc_idiv_r", "gradc_idiv_fmod")
+
+
 def specialize(template: str, dtype) -> str:
     """Name gradc.h's function variant for ``dtype``: ``gradc_pow`` -> ``gradc_powf``
     for float32 (as libm's names), ``gradc_max`` -> ``gradc_maxi`` for integers,
@@ -94,9 +98,9 @@ def specialize(template: str, dtype) -> str:
         name = m.group(1)
         if dt == np.float32 and name.startswith("gradc_"):
             name += "f"
-        elif dt.kind == "u" and name in ("gradc_max", "gradc_min", "gradc_abs", "gradc_pow"):
+        elif dt.kind == "u" and name in _INTEGER_VARIANTS:
             name += "u"                       # compared as unsigned; abs is the identity
-        elif dt.kind in "iub" and name in ("gradc_max", "gradc_min", "gradc_abs", "gradc_pow"):
+        elif dt.kind in "iub" and name in _INTEGER_VARIANTS:
             name += "i"
         return name + "("
     return _CALL.sub(fix, template)

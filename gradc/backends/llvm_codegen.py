@@ -187,6 +187,31 @@ class Emitter:
         # General exponents: libm's correctly handled pow (scalar; rare in models).
         return self.cg.libm("pow", x, y)
 
+    def int_divide(self, x, y, which):
+        """numpy's integer division of ``x`` by ``y``: ``which`` "q" the quotient rounded
+        down, "r" the remainder with y's sign, "fmod" C's (x's sign).  LLVM's division
+        is undefined for a zero divisor and for the most negative integer by -1, so
+        both divide by 1 instead: x // 0 and x % 0 are 0 and MIN // -1 wraps to MIN,
+        as numpy's."""
+        b, ty = self.b, x.type
+        zero, one = _const(ty, 0), _const(ty, 1)
+        by_zero = b.icmp_unsigned("==", y, zero)
+        if self._unsigned():
+            d = b.select(by_zero, one, y)
+            q, r = b.udiv(x, d), b.urem(x, d)
+        else:
+            minus_one = b.icmp_signed("==", y, _const(ty, -1))
+            d = b.select(b.or_(by_zero, minus_one), one, y)
+            q, r = b.sdiv(x, d), b.srem(x, d)     # truncated: r has x's sign
+            q = b.select(minus_one, b.neg(x), q)
+            r = b.select(minus_one, zero, r)
+            if which != "fmod":                    # round down: r takes y's sign
+                off = b.and_(b.icmp_signed("!=", r, zero),
+                             b.icmp_signed("!=", b.icmp_signed("<", r, zero), b.icmp_signed("<", y, zero)))
+                q = b.select(off, b.sub(q, one), q)
+                r = b.select(off, b.add(r, y), r)
+        return b.select(by_zero, zero, q if which == "q" else r)
+
     def _int_pow(self, x, n):
         """x**n by repeated squaring (exact for the small integer exponents models use)."""
         if n == 0:

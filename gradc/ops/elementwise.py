@@ -140,6 +140,23 @@ elementwise("fmod", np.fmod, lambda z, x, y: (lambda g: g, lambda g: -g * trunc(
             c="gradc_fmod({0}, {1})", llvm=lambda e, x, y: e.b.frem(x, y), cost=8,
             doc="C's fmod (exact; the sign of x), floats; derivatives 1 and -trunc(x/y)",
             notation=lambda m, u, v: m.fn("fmod", u, v))
+def _int_np(f):
+    def ref(x, y):
+        with np.errstate(all="ignore"):     # x // 0 is 0, as numpy (which warns)
+            return f(x, y)
+    return ref
+
+
+# numpy's integer division, exact for every integer (no float estimate): the quotient
+# rounded down and the remainder with the divisor's sign; C's fmod (the dividend's sign).
+# A zero divisor gives 0, and the most negative integer // -1 wraps, as numpy's.
+for _name, _f, _which in (("int_floor_divide", np.floor_divide, "q"), ("int_remainder", np.remainder, "r"),
+                          ("int_fmod", np.fmod, "fmod")):
+    elementwise(_name, _int_np(_f), c=f"gradc_idiv_{_which}({{0}}, {{1}})",
+                llvm=(lambda w: lambda e, x, y: e.int_divide(x, y, w))(_which), cost=4,
+                doc=f"numpy.{_f.__name__} of integers (exact); no derivative",
+                notation=(lambda n: lambda m, u, v: m.fn(n, u, v))(_f.__name__))
+
 elementwise("sin", np.sin, lambda y, x: (cos(x),), math="sin", libm="sin", cost=8,
             notation="sin", deriv="cos {u}")
 elementwise("cos", np.cos, lambda y, x: (-sin(x),), math="cos", libm="cos", cost=8,

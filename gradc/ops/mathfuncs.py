@@ -419,29 +419,7 @@ def _binary(reference, integer=None):
     return wrap
 
 
-def _int_divmod(a, b):
-    """numpy's integer (floor(a/b), a mod b), exactly: the quotient estimated in float64
-    and corrected by one step in the integers (the estimate is off by at most one for
-    operands below 2**53), so the remainder has b's sign and is smaller than |b|.  A zero
-    divisor gives 0 and 0, as numpy (which warns)."""
-    zero = b == 0
-    fa, fb = ew.convert(a, np.float64), ew.convert(where(zero, 1, b), np.float64)
-    q = ew.convert(floor(fa / fb), a.dtype)
-    r = a - b * q
-    over = ((b > 0) & (r >= b)) | ((b < 0) & (r <= b))
-    under = ((b > 0) & (r < 0)) | ((b < 0) & (r > 0))
-    q = where(over, q + 1, where(under, q - 1, q))
-    r = where(over, r - b, where(under, r + b, r))
-    return where(zero, 0, q), where(zero, 0, r)
-
-
-def _int_fmod(a, b):
-    """C's integer fmod (the sign of ``a``) from the floored remainder."""
-    r = _int_divmod(a, b)[1]
-    return where((r != 0) & ((r < 0) != (a < 0)), r - b, r)
-
-
-@_binary(np.fmod, integer=_int_fmod)
+@_binary(np.fmod, integer=lambda a, b: ew._bind("int_fmod", a, b, float_result=False))
 def fmod(a, b):
     """C's fmod: exact, with the sign of ``a``; derivatives 1 and -trunc(a/b)."""
     return ew._bind("fmod", a, b)
@@ -465,7 +443,7 @@ def _divmod(a, b):
     return ew.stop_gradient(q), mod
 
 
-@_binary(np.remainder, integer=lambda a, b: _int_divmod(a, b)[1])
+@_binary(np.remainder, integer=lambda a, b: ew._bind("int_remainder", a, b, float_result=False))
 def remainder(a, b):
     """numpy.remainder (Python's %): the sign of ``b``; derivatives 1 and -floor(a/b)."""
     return _divmod(a, b)[1]
@@ -474,7 +452,7 @@ def remainder(a, b):
 mod = remainder
 
 
-@_binary(np.floor_divide, integer=lambda a, b: _int_divmod(a, b)[0])
+@_binary(np.floor_divide, integer=lambda a, b: ew._bind("int_floor_divide", a, b, float_result=False))
 def floor_divide(a, b):
     """numpy.floor_divide (Python's //) of floats, as numpy computes it (from fmod, so
     ``a // b`` and ``a % b`` agree); derivative 0."""
