@@ -385,8 +385,7 @@ class Entry:
     """One compiled signature: its graphs, its executable, and how to call it."""
 
     def __init__(self, graph: Graph, forward: Graph, unoptimized: Graph, run, structure, backend):
-        # what runs holds no custom_jvp/custom_vjp nodes (their rules are used by now)
-        self.graph, self.forward, self.unoptimized = strip_custom(graph), forward, unoptimized
+        self.graph, self.forward, self.unoptimized = graph, forward, unoptimized
         self.run, self.structure, self.backend = run, structure, backend
         self.plan = None
 
@@ -417,7 +416,7 @@ class Entry:
 def _compile(graph: Graph, backend: str, debug_nans: bool | None = None):
     if debug_nans is None:
         debug_nans = _config["debug_nans"]
-    return backends.get(backend).compile(strip_custom(graph), debug_nans=debug_nans)
+    return backends.get(backend).compile(graph, debug_nans=debug_nans)
 
 
 class Transformed(_Dispatch):
@@ -631,6 +630,7 @@ class Transformed(_Dispatch):
             unopt, fwd, g, structure, captured = self.build(specs, names, flat)
             if captured:
                 raise GradcError("internal: a top-level trace captured outer values")
+            g = strip_custom(g)     # what runs holds no custom_jvp/custom_vjp nodes (their rules are used)
             e = Entry(g, fwd, unopt, _compile(g, self.backend, debug), structure, self.backend)
             make_plan = getattr(e.run, "make_plan", None)
             if make_plan is not None and self.kind in ("jit", "grad", "value_and_grad", "jacobian") \
@@ -839,6 +839,7 @@ class Lowered:
 
 
 def _rebuild_lowered(graph, forward, unoptimized, structure, backend, fun, argnums):
+    graph = strip_custom(graph)     # (a pickled Lowered's graph is stripped already: a scan)
     entry = Entry(graph, forward, unoptimized, _compile(graph, backend, False), structure, backend)
     if argnums is not None:
         entry.argnums = argnums
