@@ -481,3 +481,23 @@ def test_selects_read_memory_unconditionally(shape):
     source = gradc.grad(loss, backend="c").lower(x).c_source()
     branches = [line.split(" ? ", 1)[1].split(";")[0] for line in source.splitlines() if " ? " in line]
     assert branches and not [b for b in branches if "[" in b], branches
+
+
+@pytest.mark.parametrize("shape", [(3, 7), (5, 33), (64, 257)])
+def test_float32_round_trip_survives_gcc(shape):
+    """x.astype(float32) read by an ``omp simd`` sum and again by a later loop of the
+    same nest, then used in float64 (what np.cov(x.astype(np.float32)) does): GCC 12's
+    straight-line vectorizer dropped the float32 rounding of some elements (1e-8 off)
+    until the backend turned it off.  Against numpy, exactly up to summation order."""
+    x = np.random.default_rng(0).uniform(-1, 1, shape)
+
+    def f(x):
+        y = gnp.astype(x.astype(np.float32), np.float64)
+        return y - gnp.sum(y, axis=1, keepdims=True) / shape[1]
+    y = x.astype(np.float32).astype(np.float64)
+    want = y - y.sum(axis=1, keepdims=True) / shape[1]
+    # a rounding lost shows at float32's resolution (6e-8 relative); the order of a sum
+    # of shape[1] terms below 1 moves the mean by at most shape[1] * 2**-53
+    np.testing.assert_allclose(gradc.jit(f, backend="c")(x), want, rtol=0, atol=shape[1] * 2.0 ** -52)
+    np.testing.assert_allclose(gradc.jit(lambda x: gnp.cov(x.astype(np.float32)), backend="c")(x),
+                               np.cov(x.astype(np.float32)), rtol=1e-12, atol=1e-14)
