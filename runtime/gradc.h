@@ -242,6 +242,8 @@ static inline double gradc_sign(double x) {
 static inline float gradc_signf(float x) {
     return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : x == 0.0f ? 0.0f : x;
 }
+static inline int64_t gradc_signi(int64_t x) { return (x > 0) - (x < 0); }
+static inline uint64_t gradc_signu(uint64_t x) { return x != 0; }
 
 /* 1/(1+exp(-x)) without overflow: exp of a non-positive number only. */
 static inline double gradc_sigmoid(double x) {

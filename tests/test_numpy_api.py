@@ -613,6 +613,25 @@ def test_integer_division_is_exact_over_the_whole_range(dtype, backend):
             np.testing.assert_array_equal(g, w)
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8, np.uint64])
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_integer_sign_and_abs_keep_the_dtype(dtype, backend):
+    """numpy's sign and abs of integers are integers of the same type (abs of the most
+    negative value wraps), over the whole range, on 10,000 elements."""
+    info = np.iinfo(dtype)
+    a = np.random.default_rng(6).integers(info.min, info.max, 10_000, dtype=dtype, endpoint=True)
+    a[:3] = [info.min, 0, info.max]
+    f = gradc.jit(lambda x: (gnp.sign(x), gnp.abs(x), gnp.sign(x) * x), backend=backend)
+    with np.errstate(all="ignore"):
+        want = (np.sign(a), np.abs(a), np.sign(a) * a)
+    for got in (f(a), f(a)):
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype
+            np.testing.assert_array_equal(g, w)
+    with pytest.raises(TypeError, match="sign"):
+        gradc.jit(gnp.sign)(np.array([True, False]))
+
+
 def test_bitwise_is_refused_clearly():
     with pytest.raises(gradc.UnsupportedError, match="float16"):
         gradc.jit(lambda k: gnp.rint(k))(np.array([True]))

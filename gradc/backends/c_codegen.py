@@ -85,7 +85,7 @@ _CALL = re.compile(r"\b([A-Za-z_]\w*)\(")
 
 
 # gradc.h's functions with variants for int64 ("i") and uint64 ("u") operands
-_INTEGER_VARIANTS = ("gradc_max", "gradc_min", "gradc_abs", "gradc_pow", "gradc_idiv_q", "gradc_idiv_r", "gradc_idiv_fmod")
+_INTEGER_VARIANTS = ("gradc_max", "gradc_min", "gradc_abs", "gradc_sign", "gradc_pow", "gradc_idiv_q", "gradc_idiv_r", "gradc_idiv_fmod")
 
 
 def specialize(template: str, dtype) -> str:

@@ -129,6 +129,11 @@ class Emitter:
 
     def sign(self, x):
         one, zero = _const(x.type, 1), _const(x.type, 0)
+        if not self._float(x):       # integers: (x > 0) - (x < 0), unsigned ones 0 or 1
+            pos = self._icmp(">", x, zero)
+            if self._unsigned():
+                return self.b.zext(pos, x.type)
+            return self.b.sub(self.b.zext(pos, x.type), self.b.zext(self._icmp("<", x, zero), x.type))
         pos = self.b.fcmp_ordered(">", x, zero)
         negv = self.b.fcmp_ordered("<", x, zero)
         return self.b.select(pos, one, self.b.select(negv, _const(x.type, -1), x))

@@ -290,7 +290,11 @@ def log1p(x): return _bind("log1p", x)
 def expm1(x): return _bind("expm1", x)
 def sqrt(x): return _bind("sqrt", x)
 def abs(x): return _bind("abs", x, float_result=False)  # noqa: A001
-def sign(x): return _bind("sign", x)
+def sign(x):
+    _refuse_bool(x, "sign", "astype(int) first")     # numpy's sign has no bool loop
+    return _bind("sign", x, float_result=False)      # numpy keeps integer dtypes
+
+
 def trunc(x): return _bind("trunc", x)
 def sin(x): return _bind("sin", x)
 def cos(x): return _bind("cos", x)
