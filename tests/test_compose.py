@@ -55,6 +55,12 @@ TABLE = [
     ("cov", np.cov, onp.cov, [(3, 7)], True),
     ("cov_cols_ddof0", lambda x: np.cov(x, rowvar=False, bias=True), lambda x: onp.cov(x, rowvar=False, bias=True),
      [(7, 3)], True),
+    ("cov_weights", lambda x, w: np.cov(x, fweights=onp.arange(1, 8), aweights=w * w + 0.5, ddof=2),
+     lambda x, w: onp.cov(x, fweights=onp.arange(1, 8), aweights=w * w + 0.5, ddof=2), [(3, 7), (7,)], True),
+    ("cov_aweights_bias", lambda x, w: np.cov(x, aweights=w * w + 0.5, bias=True),
+     lambda x, w: onp.cov(x, aweights=w * w + 0.5, bias=True), [(3, 7), (7,)], True),
+    ("cov_float32_is_float64", lambda x: np.cov(x.astype(onp.float32)),
+     lambda x: onp.cov(x.astype(onp.float32)), [(3, 7)], False),
     ("corrcoef", np.corrcoef, onp.corrcoef, [(3, 7)], True),
     ("kron", np.kron, onp.kron, [(2, 3), (3, 2)], True),
     ("cross", np.cross, onp.cross, [(4, 3), (4, 3)], True),
@@ -238,3 +244,22 @@ def test_quantiles_of_integers_are_float64_as_numpy():
         got, want = gradc.jit(f)(i), f(i)
         assert got.dtype == want.dtype == onp.float64
         onp.testing.assert_allclose(got, want, rtol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_cov_and_corrcoef_dtype(backend):
+    """numpy computes cov and corrcoef in float64 unless told a dtype; with dtype=float32
+    the result is float32 and agrees to float32's resolution (5 roundings of O(1) sums
+    of 7 terms: 1e-6)."""
+    x = onp.random.default_rng(3).uniform(-1, 1, (3, 7)).astype(onp.float32)
+    for f, ref in ((lambda a: np.cov(a, dtype=onp.float32), lambda a: onp.cov(a, dtype=onp.float32)),
+                   (lambda a: np.corrcoef(a, dtype=onp.float32), lambda a: onp.corrcoef(a, dtype=onp.float32)),
+                   (np.cov, onp.cov), (np.corrcoef, onp.corrcoef)):
+        got, want = gradc.jit(f, backend=backend)(x), ref(x)
+        assert got.dtype == want.dtype
+        onp.testing.assert_allclose(got, want, rtol=1e-6 if want.dtype == onp.float32 else 1e-12, atol=1e-7)
+
+
+def test_cov_weights_shape_is_checked():
+    with pytest.raises(gradc.ShapeError, match="aweights must have shape"):
+        gradc.jit(lambda a, w: np.cov(a, aweights=w))(onp.ones((3, 7)), onp.ones(6))

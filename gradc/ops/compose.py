@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import ShapeError, UnsupportedError
 from .stats import _eager
 
 
@@ -37,7 +37,7 @@ def _gnp():
             logical_and=ew.logical_and, logical_not=ew.logical_not, logical_or=mf.logical_or,
             maximum=ew.maximum, minimum=ew.minimum, mean=red.mean, moveaxis=ax.moveaxis,
             ndim=lambda x: x.ndim if isinstance(x, Value) else np.ndim(x), reshape=st.reshape, sin=ew.sin,
-            sort=arr.sort, sqrt=ew.sqrt, stack=st.stack, swapaxes=la.swapaxes, transpose=la.transpose,
+            sort=arr.sort, sqrt=ew.sqrt, stack=st.stack, sum=red.sum_, swapaxes=la.swapaxes, transpose=la.transpose,
             where=ew.where)
     return _NS
 
@@ -321,10 +321,13 @@ def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=False):
 
 
 # ----------------------------------------------------------------------------- statistics
-def cov(m, y=None, rowvar=True, bias=False, ddof=None):
-    """numpy.cov (rows are variables unless ``rowvar`` is False)."""
-    if _eager(m, y):
-        return np.cov(m, y, rowvar=rowvar, bias=bias, ddof=ddof)
+def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None):
+    """numpy.cov (rows are variables unless ``rowvar`` is False), with numpy's
+    frequency and analytic weights; the result is at least float64 unless ``dtype``
+    says otherwise, as numpy's."""
+    if _eager(m, y, fweights, aweights):
+        return np.cov(m, y, rowvar=rowvar, bias=bias, ddof=ddof, fweights=fweights, aweights=aweights,
+                      dtype=dtype)
     g = _gnp()
     x = g.atleast_2d(m)
     if not rowvar and x.shape[0] != 1:
@@ -334,21 +337,36 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None):
         if not rowvar and yy.shape[0] != 1:
             yy = yy.T
         x = g.concatenate([x, yy], axis=0)
-    if x.dtype.kind != "f":
-        x = g.astype(x, np.float64)
+    want = np.dtype(dtype) if dtype is not None else np.result_type(
+        x.dtype, *([] if y is None else [g.asarray(y).dtype]), np.float64)
+    x = g.astype(x, want)
     n = x.shape[1]
     d = ddof if ddof is not None else (0 if bias else 1)
-    xc = x - g.mean(x, axis=1, keepdims=True)
-    c = (xc @ xc.T) / (n - d)
+    w = None
+    for name, v in (("fweights", fweights), ("aweights", aweights)):
+        if v is not None:
+            v = g.astype(g.asarray(v), want)
+            if v.shape != (n,):
+                raise ShapeError(f"cov: {name} must have shape ({n},) (one per observation), got {v.shape}")
+            w = v if w is None else w * v
+    if w is None:
+        xc = x - g.mean(x, axis=1, keepdims=True)
+        c = (xc @ xc.T) / (n - d)
+    else:
+        w_sum = g.sum(w)
+        xc = x - (g.sum(x * w, axis=1, keepdims=True) / w_sum)
+        fact = w_sum - d if aweights is None else \
+            w_sum - d * g.sum(w * g.astype(g.asarray(aweights), want)) / w_sum
+        c = (xc @ (xc * w).T) / fact
     return c[0, 0] if c.shape == (1, 1) else c
 
 
-def corrcoef(x, y=None, rowvar=True):
+def corrcoef(x, y=None, rowvar=True, *, dtype=None):
     """numpy.corrcoef: cov scaled by the standard deviations."""
     if _eager(x, y):
-        return np.corrcoef(x, y, rowvar=rowvar)
+        return np.corrcoef(x, y, rowvar=rowvar, dtype=dtype)
     g = _gnp()
-    c = cov(x, y, rowvar)
+    c = cov(x, y, rowvar, dtype=dtype)
     if c.ndim == 0:
         return c / c
     s = g.sqrt(g.diagonal(c))
