@@ -183,8 +183,13 @@ def _to_array(x, i, name, fname):
     if k == "c":
         raise ArgumentError(f"{fname}: argument {i} ({name}) has complex dtype {a.dtype}; expected float32 or float64")
     if k not in "biuf":
+        hint = ""
+        if a.dtype == object and a.ndim == 0:     # an object gradc does not know as a container
+            hint = (f"; if {type(x).__name__} holds arrays, register it as a pytree node "
+                    "(gradc.tree_util.register_dataclass for a dataclass, register_pytree_node_class "
+                    "or register_pytree_node otherwise)")
         raise ArgumentError(f"{fname}: argument {i} ({name}) has dtype {a.dtype} ({type(x).__name__}); "
-                            "expected a numeric array (float32, float64, int or bool)")
+                            "expected a numeric array (float32, float64, int or bool)" + hint)
     if a.ndim > MAX_RANK:
         raise ArgumentError(f"{fname}: argument {i} ({name}) has rank {a.ndim}; gradc supports ranks 0 to {MAX_RANK}")
     if k == "f" and a.dtype not in (np.float32, np.float64):

@@ -1,8 +1,9 @@
 """Pytrees: nested containers of arrays, as in JAX's ``jax.tree_util``.
 
 A pytree is a leaf (an array, a number, a traced value: anything not listed below) or a
-container of pytrees: a ``tuple``, ``list``, ``dict``, ``namedtuple`` or a class
-registered with :func:`register_pytree_node`.  ``None`` is a container with no children,
+container of pytrees: a ``tuple``, ``list``, ``dict`` (and ``OrderedDict``,
+``defaultdict``), ``namedtuple`` or a class registered with :func:`register_pytree_node`,
+:func:`register_pytree_node_class` or :func:`register_dataclass`.  ``None`` is a container with no children,
 so it holds no leaf.  Flattening walks a tree depth first (a dict in sorted key order)
 and returns its leaves and a :class:`PyTreeDef`, the tree with the leaves taken out;
 the treedef compares and hashes by structure, so it can key a cache::
@@ -22,10 +23,15 @@ gradc's transformations flatten their arguments this way (see ``docs/pytrees.md`
 """
 from __future__ import annotations
 
+import collections
+import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
 __all__ = ["PyTreeDef", "tree_flatten", "tree_unflatten", "tree_leaves", "tree_structure",
-           "tree_map", "tree_flatten_with_path", "register_pytree_node", "all_leaves"]
+           "tree_map", "tree_flatten_with_path", "tree_leaves_with_path", "tree_map_with_path",
+           "tree_reduce", "tree_all", "register_pytree_node", "register_pytree_node_class",
+           "register_dataclass", "all_leaves", "keystr"]
 
 
 class _NodeType(NamedTuple):
@@ -57,6 +63,60 @@ register_pytree_node(list, lambda t: (t, None), lambda _, c: list(c))
 register_pytree_node(dict, lambda d: ([d[k] for k in _sorted_keys(d)], _sorted_keys(d)),
                      lambda keys, c: dict(zip(keys, c)))
 register_pytree_node(type(None), lambda _: ((), None), lambda _, c: None)
+# As JAX: an OrderedDict keeps its keys' order (it is part of the treedef), a defaultdict
+# sorts them as a dict and keeps its default factory.
+register_pytree_node(collections.OrderedDict, lambda d: (list(d.values()), tuple(d)),
+                     lambda keys, c: collections.OrderedDict(zip(keys, c)))
+register_pytree_node(collections.defaultdict,
+                     lambda d: ([d[k] for k in _sorted_keys(d)], (d.default_factory, _sorted_keys(d))),
+                     lambda aux, c: collections.defaultdict(aux[0], zip(aux[1], c)))
+
+
+def register_pytree_node_class(cls: type) -> type:
+    """Class decorator: ``cls`` defines ``tree_flatten(self) -> (children, aux_data)``
+    and a classmethod ``tree_unflatten(aux_data, children)``, as in JAX."""
+    register_pytree_node(cls, lambda x: x.tree_flatten(), cls.tree_unflatten)
+    return cls
+
+
+def register_dataclass(nodetype: type | None = None, data_fields=None, meta_fields=None, drop_fields=()):
+    """Make a dataclass a pytree node, as JAX's ``register_dataclass``: its
+    ``data_fields`` are children (arrays, or subtrees), its ``meta_fields`` are static
+    (hashable, part of the treedef: a change compiles again).  Without the lists, the
+    fields come from the dataclass: a field declared with
+    ``dataclasses.field(metadata={"static": True})`` is a meta field, every other one a
+    data field.  Usable as a class decorator (``@register_dataclass``)."""
+    if nodetype is None:
+        return functools.partial(register_dataclass, data_fields=data_fields, meta_fields=meta_fields,
+                                 drop_fields=drop_fields)
+    if (data_fields is None) != (meta_fields is None):
+        raise TypeError("register_dataclass: give both data_fields and meta_fields, or neither")
+    if data_fields is None:
+        if not dataclasses.is_dataclass(nodetype):
+            raise TypeError(f"register_dataclass: {nodetype.__name__} is not a dataclass; "
+                            "decorate it with @dataclasses.dataclass first, or give data_fields and meta_fields")
+        fields = [f for f in dataclasses.fields(nodetype) if f.init and f.name not in drop_fields]
+        meta_fields = [f.name for f in fields if f.metadata.get("static", False)]
+        data_fields = [f.name for f in fields if not f.metadata.get("static", False)]
+    data_fields, meta_fields = tuple(data_fields), tuple(meta_fields)
+    if dataclasses.is_dataclass(nodetype):
+        init_fields = {f.name for f in dataclasses.fields(nodetype) if f.init} - set(drop_fields)
+        missing = init_fields - set(data_fields) - set(meta_fields)
+        if missing:
+            raise ValueError(f"register_dataclass: {nodetype.__name__}'s fields {sorted(missing)} are in neither "
+                             "data_fields nor meta_fields")
+
+    def flatten(x):
+        return [getattr(x, k) for k in data_fields], tuple(getattr(x, k) for k in meta_fields)
+
+    def unflatten(meta, children):
+        return nodetype(**dict(zip(data_fields, children)), **dict(zip(meta_fields, meta)))
+    register_pytree_node(nodetype, flatten, unflatten)
+    _FIELD_NAMES[nodetype] = data_fields
+    return nodetype
+
+
+_FIELD_NAMES: dict = {}     # a registered dataclass's data fields: its children's path keys
 
 
 def _is_namedtuple(x) -> bool:
@@ -257,8 +317,12 @@ def broadcast_prefix(prefix, tree, is_leaf=None) -> list:
 
 def _child_keys(td: PyTreeDef) -> list:
     t = td.node_type
-    if t is dict:
+    if t is dict or t is collections.OrderedDict:
         return list(td.aux)
+    if t is collections.defaultdict:
+        return list(td.aux[1])
+    if t in _FIELD_NAMES:
+        return list(_FIELD_NAMES[t])
     if hasattr(t, "_fields") and issubclass(t, tuple):
         return list(t._fields)
     return list(range(len(td.children)))
@@ -283,6 +347,36 @@ def leaf_paths(td: PyTreeDef) -> list[tuple]:
             walk(c, path + (k,))
     walk(td, ())
     return out
+
+
+def tree_leaves_with_path(tree, is_leaf=None) -> list:
+    """``[(path, leaf), ...]``: the first half of :func:`tree_flatten_with_path`."""
+    return tree_flatten_with_path(tree, is_leaf)[0]
+
+
+def tree_map_with_path(f: Callable, tree, *rest, is_leaf=None):
+    """:func:`tree_map` whose ``f`` also receives each leaf's path first:
+    ``f(path, leaf, *matching leaves of rest)``."""
+    leaves, td = tree_flatten(tree, is_leaf)
+    others = [_flatten_up_to(td, r) for r in rest]
+    return tree_unflatten(td, [f(p, *xs) for p, xs in zip(leaf_paths(td), zip(leaves, *others))])
+
+
+_NO_INITIAL = object()
+
+
+def tree_reduce(function: Callable, tree, initializer=_NO_INITIAL, is_leaf=None):
+    """``functools.reduce(function, tree_leaves(tree))``, with ``initializer`` first
+    when given (an empty tree without one raises TypeError, as reduce does)."""
+    leaves = tree_leaves(tree, is_leaf)
+    if initializer is _NO_INITIAL:
+        return functools.reduce(function, leaves)
+    return functools.reduce(function, leaves, initializer)
+
+
+def tree_all(tree, is_leaf=None) -> bool:
+    """True if every leaf of ``tree`` is truthy."""
+    return all(tree_leaves(tree, is_leaf))
 
 
 def _keystr(path) -> str:
