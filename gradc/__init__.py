@@ -33,6 +33,17 @@ from .numpy import (abs, cos, concatenate, dot, exp, expm1, log, log1p, log_soft
 from .explain import Explanation  # noqa: F401,E402
 from .api import explain  # noqa: F401,E402  (gradc.explain is the function, not the module)
 
+
+
+def __getattr__(name):
+    """``gradc.nn`` and ``gradc.scipy`` without importing them first, as ``jax.nn`` and
+    ``jax.scipy`` (imported when first used: scipy's functions pull in more modules)."""
+    if name in ("nn", "scipy"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'gradc' has no attribute {name!r}")
+
+
 # Import the default backend's modules now rather than inside the first call (LLVM
 # itself starts on first use): a new process's first call should cost little more than
 # a steady call when its kernel is in the on-disk cache.

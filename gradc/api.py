@@ -854,12 +854,25 @@ def _rebuild_lowered(graph, forward, unoptimized, structure, backend, fun, argnu
 
 
 # ----------------------------------------------------------------------------- public API
-def jit(fun=None, *, backend=None, debug_nans=None):
-    """Compile ``fun`` (traced once per input signature).  ``debug_nans=True``: checked
-    mode, raising :class:`gradc.NonFiniteError` at the first non-finite node (default:
-    ``gradc.config``'s setting)."""
+def jit(fun=None, *, static_argnums=None, static_argnames=None, backend=None, debug_nans=None):
+    """Compile ``fun`` (traced once per input signature).  ``static_argnums`` /
+    ``static_argnames``: arguments that are Python values (hashable), constants of the
+    trace: each distinct set of them compiles once (see :mod:`gradc.static_args`).
+    ``debug_nans=True``: checked mode, raising :class:`gradc.NonFiniteError` at the first
+    non-finite node (default: ``gradc.config``'s setting)."""
     if fun is None:
-        return lambda f: jit(f, backend=backend, debug_nans=debug_nans)
+        return lambda f: jit(f, static_argnums=static_argnums, static_argnames=static_argnames,
+                             backend=backend, debug_nans=debug_nans)
+    if static_argnums is not None or static_argnames is not None:
+        from .static_args import StaticJit
+
+        def make(f, kind, argnums, has_aux, inner):
+            inner_backend = inner._backend if inner is not None else None
+            inner_nans = inner._debug_nans if inner is not None else None
+            return Transformed(f, kind, argnums, backend or inner_backend,
+                               debug_nans if debug_nans is not None else inner_nans, has_aux)
+        inner = fun if isinstance(fun, Transformed) and fun.kind in ("jit", "grad", "value_and_grad") else None
+        return StaticJit(fun, static_argnums, static_argnames, make, inner)
     return Transformed(fun, "jit", backend=backend, debug_nans=debug_nans)
 
 

@@ -389,6 +389,11 @@ class Value:
     def _concrete_error(self, what):
         src = user_source()
         head = f"{what} of a traced value {fmt_type(self._shape, self.dtype)}" + (f" at {src}" if src else "")
+        node = self._b.graph[self._id]
+        if node["op"] == "input" and self._shape == () and what in ("bool()", "int()", "use as an index"):
+            name = node.get("name") or "the argument"
+            head += (f" (argument {name!r}; a Python value that decides the code, such as a loop count, a "
+                     f"size or a flag, can be made static: gradc.jit(f, static_argnames=({name!r},)))")
         if what in ("bool()",):
             return TracerBoolError(
                 head + ": its value is not known while gradc traces the function. Python control "

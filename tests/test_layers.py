@@ -45,7 +45,7 @@ LAYERS = [
               "gradc.backends.llvm_backend", "gradc.backends.c_backend"]),
     ("explain", ["gradc.explain"]),
     ("api", ["gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.lax", "gradc.check", "gradc.optim",
-             "gradc.distributed", "gradc.custom_derivatives"]),
+             "gradc.distributed", "gradc.custom_derivatives", "gradc.static_args"]),
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
                "gradc.docs_numpy",

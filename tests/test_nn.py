@@ -142,3 +142,17 @@ def test_softmax_log_softmax_logsumexp_where_as_jax_nn(backend):
     np.testing.assert_allclose(g, fd_grad(lambda x: np.sum(_masked_softmax_np(x, m) * w), [x], 0),
                                rtol=FD_RTOL, atol=FD_ATOL)
     assert np.all(g[~m] == 0)
+
+
+def test_nn_and_scipy_are_attributes_of_gradc():
+    """As jax.nn and jax.scipy: usable after `import gradc` alone (in a fresh process)."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, gradc; x = np.linspace(-2, 2, 9); "
+            "print(repr(float(gradc.grad(lambda x: gradc.numpy.sum(gradc.scipy.special.erf(x) + gradc.nn.silu(x)))"
+            "(x).sum())))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    x = np.linspace(-2, 2, 9)
+    s = 1 / (1 + np.exp(-x))
+    want = np.sum(2 / np.sqrt(np.pi) * np.exp(-x * x) + s * (1 + x * (1 - s)))
+    assert abs(float(out) - want) < 1e-12 * abs(want)
