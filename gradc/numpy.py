@@ -14,7 +14,7 @@ import numpy as _np
 
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
 from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, decomp as _decomp, special as _special
-from .ops import compose as _cmp, lookup as _lookup, segments as _segments
+from .ops import compose as _cmp, lookup as _lookup, segments as _segments, indices as _idx
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
@@ -27,7 +27,7 @@ sin, cos, tanh, square = _ew.sin, _ew.cos, _ew.tanh, _ew.square
 abs = absolute = _ew.abs  # noqa: A001
 negative, add, subtract, multiply = _ew.neg, _ew.add, _ew.subtract, _ew.multiply
 divide = true_divide = _ew.divide
-power, maximum, minimum, where, clip = _ew.power, _ew.maximum, _ew.minimum, _ew.where, _ew.clip
+power, maximum, minimum, clip = _ew.power, _ew.maximum, _ew.minimum, _ew.clip
 greater, greater_equal, less, less_equal = _ew.greater, _ew.greater_equal, _ew.less, _ew.less_equal
 equal, not_equal, logical_and, logical_not = _ew.equal, _ew.not_equal, _ew.logical_and, _ew.logical_not
 relu, sigmoid, softplus, stop_gradient = _ew.relu, _ew.sigmoid, _ew.softplus, _ew.stop_gradient
@@ -52,6 +52,19 @@ searchsorted, digitize, interp, convolve, correlate = (
     _lookup.searchsorted, _lookup.digitize, _lookup.interp, _lookup.convolve, _lookup.correlate)
 ediff1d, put_along_axis = _lookup.ediff1d, _lookup.put_along_axis
 bincount = _segments.bincount
+nonzero, flatnonzero, argwhere = _idx.nonzero, _idx.flatnonzero, _idx.argwhere
+unravel_index, ravel_multi_index = _idx.unravel_index, _idx.ravel_multi_index
+histogram, histogram_bin_edges = _idx.histogram, _idx.histogram_bin_edges
+
+
+def where(condition, x=None, y=None, *, size=None, fill_value=None):
+    """numpy.where: ``x`` where ``condition`` holds, else ``y``; with only the
+    condition, ``nonzero(condition)`` (``size=`` inside a trace, as JAX's)."""
+    if x is None and y is None:
+        return _idx.where_indices(condition, size=size, fill_value=fill_value)
+    if x is None or y is None:
+        raise ValueError("where: give both x and y, or neither")
+    return _ew.where(condition, x, y)
 tensordot, inner, vdot = _es.tensordot, _es.inner, _es.vdot
 # structure
 expand_dims, squeeze = _st.expand_dims, _st.squeeze
@@ -306,7 +319,9 @@ FUNCTIONS = {
     "round": round, "around": around, "fix": fix,
     "hsplit": hsplit, "vsplit": vsplit, "dsplit": dsplit, "block": block, "searchsorted": searchsorted,
     "digitize": digitize, "interp": interp, "convolve": convolve, "correlate": correlate, "ediff1d": ediff1d,
-    "put_along_axis": put_along_axis, "bincount": bincount,
+    "put_along_axis": put_along_axis, "bincount": bincount, "nonzero": nonzero, "flatnonzero": flatnonzero,
+    "argwhere": argwhere, "unravel_index": unravel_index, "ravel_multi_index": ravel_multi_index,
+    "histogram": histogram, "histogram_bin_edges": histogram_bin_edges,
     "cumulative_sum": cumulative_sum, "cumulative_prod": cumulative_prod,
     "nanmedian": nanmedian, "nanquantile": nanquantile, "nanpercentile": nanpercentile,
 }
