@@ -55,6 +55,8 @@ bincount = _segments.bincount
 nonzero, flatnonzero, argwhere = _idx.nonzero, _idx.flatnonzero, _idx.argwhere
 unravel_index, ravel_multi_index = _idx.unravel_index, _idx.ravel_multi_index
 histogram, histogram_bin_edges = _idx.histogram, _idx.histogram_bin_edges
+unique, unique_values, unique_counts = _idx.unique, _idx.unique_values, _idx.unique_counts
+unique_inverse, unique_all = _idx.unique_inverse, _idx.unique_all
 
 
 def where(condition, x=None, y=None, *, size=None, fill_value=None):
@@ -321,7 +323,9 @@ FUNCTIONS = {
     "digitize": digitize, "interp": interp, "convolve": convolve, "correlate": correlate, "ediff1d": ediff1d,
     "put_along_axis": put_along_axis, "bincount": bincount, "nonzero": nonzero, "flatnonzero": flatnonzero,
     "argwhere": argwhere, "unravel_index": unravel_index, "ravel_multi_index": ravel_multi_index,
-    "histogram": histogram, "histogram_bin_edges": histogram_bin_edges,
+    "histogram": histogram, "histogram_bin_edges": histogram_bin_edges, "unique": unique,
+    "unique_values": unique_values, "unique_counts": unique_counts, "unique_inverse": unique_inverse,
+    "unique_all": unique_all,
     "cumulative_sum": cumulative_sum, "cumulative_prod": cumulative_prod,
     "nanmedian": nanmedian, "nanquantile": nanquantile, "nanpercentile": nanpercentile,
 }

@@ -250,10 +250,10 @@ def test_vjp_wrong_cotangent():
 @pytest.mark.parametrize("fn,name", [
     (lambda x: np.fft.fft(x), "fft.fft"),
     (lambda x: np.histogram2d(x, x), "histogram2d"),
-    (lambda x: np.unique(x), "unique"),
+    (lambda x: np.packbits(x > 0), "packbits"),
     (lambda x: np.i0(x), "i0"),
     (lambda x: np.multiply.outer(x, x), "multiply.outer"),
-], ids=["fft", "histogram2d", "unique", "i0", "ufunc_method"])
+], ids=["fft", "histogram2d", "packbits", "i0", "ufunc_method"])
 def test_unsupported_numpy_function_is_named(fn, name):
     with pytest.raises(UnsupportedError, match=rf"numpy\.{re.escape(name)}\b.*not supported"):
         gradc.jit(fn)(x3)

@@ -73,6 +73,8 @@ def test_traced_nonzero_needs_size():
         gradc.jit(lambda x: np.nonzero(x))(onp.ones(3))
     with pytest.raises(gradc.UnsupportedError, match="size="):
         gradc.jit(lambda x: np.where(x > 0))(onp.ones(3))
+    with pytest.raises(gradc.UnsupportedError, match="distinct values.*size="):
+        gradc.jit(lambda x: np.unique(x))(onp.ones(3))
     with pytest.raises(ValueError, match="both x and y"):
         gradc.jit(lambda x: np.where(x > 0, x))(onp.ones(3))
 
@@ -139,3 +141,50 @@ def test_weighted_density_histogram_and_its_gradient(backend):
 def test_histogram_weights_must_match():
     with pytest.raises(gradc.ShapeError, match="weights"):
         gradc.jit(lambda x, w: np.histogram(x, bins=3, weights=w)[0])(onp.ones(5), onp.ones(4))
+
+
+def _unique_padded(x, size):
+    """numpy's unique, padded as JAX pads: values with the smallest, first indices with
+    its index, counts with 0."""
+    u, i, inv, c = onp.unique(x, return_index=True, return_inverse=True, return_counts=True)
+    pad = max(size - u.size, 0)
+    return (onp.concatenate([u[:size], onp.full(pad, u[0])]), onp.concatenate([i[:size], onp.full(pad, i[0])]),
+            inv, onp.concatenate([c[:size], onp.zeros(pad, c.dtype)]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype,size", [(onp.float64, 40), (onp.float32, 7), (onp.int32, 40)])
+def test_unique_against_numpy(backend, dtype, size):
+    x = rng.integers(-9, 9, (3, 20, 11)).astype(dtype)       # 660 values, 18 distinct, many ties
+    if dtype != onp.int32:
+        x.flat[[5, 77, 300]] = onp.nan                     # numpy: the NaNs are one value (equal_nan)
+    got = gradc.jit(lambda x: np.unique(x, return_index=True, return_inverse=True, return_counts=True, size=size),
+                    backend=backend)(x)
+    for g, w in zip(got, _unique_padded(x, size)):
+        assert g.shape == w.shape and g.dtype == w.dtype, (g.shape, w.shape, g.dtype, w.dtype)
+        onp.testing.assert_array_equal(g, w)
+    vals, counts = gradc.jit(lambda x: np.unique_counts(x, size=size), backend=backend)(x)
+    onp.testing.assert_array_equal(counts, _unique_padded(x, size)[3])
+
+
+def test_unique_gradient_goes_to_each_values_first_element():
+    """d/dx sum(unique(x) * v): v[k] at the first (in sorted, stable order) element
+    holding the k-th smallest value; ties give it to the earliest one."""
+    x = onp.repeat(rng.standard_normal(30), 3)[rng.permutation(90)]
+    v = rng.standard_normal(30)
+    g = gradc.grad(lambda x: np.sum(np.unique(x, size=30) * v))(x)
+    u, first = onp.unique(x, return_index=True)
+    want = onp.zeros_like(x)
+    want[first] = v
+    onp.testing.assert_array_equal(g, want)
+
+
+def test_unique_matches_jax_where_installed():
+    jnp = pytest.importorskip("jax.numpy")
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    x = rng.integers(0, 5, 40).astype(onp.float64)
+    got = gradc.jit(lambda x: np.unique(x, return_index=True, return_inverse=True, return_counts=True, size=8))(x)
+    want = jnp.unique(x, return_index=True, return_inverse=True, return_counts=True, size=8)
+    for g, w in zip(got, want):
+        onp.testing.assert_array_equal(g, onp.asarray(w))

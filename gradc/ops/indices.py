@@ -1,6 +1,7 @@
 """numpy's functions whose result holds indices or counts: ``nonzero``, ``flatnonzero``,
 ``argwhere``, one-argument ``where``, ``unravel_index``, ``ravel_multi_index``,
-``histogram`` and ``histogram_bin_edges``.
+``histogram``, ``histogram_bin_edges`` and ``unique`` (with ``unique_values``,
+``unique_counts``, ``unique_inverse``, ``unique_all``).
 
 How many elements are nonzero depends on the data, and a compiled function's shapes
 may not: as in JAX, ``nonzero`` and its relatives take ``size=`` (the result's length)
@@ -13,12 +14,15 @@ Outside a trace each function is numpy's own.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..errors import ArgumentError, UnsupportedError
 from . import elementwise as ew
-from .arrays import concatenate
+from .arrays import argsort, concatenate
 from .bind import convert, tracer
+from .mathfuncs import isnan
 from .reduce import max_, min_, sum_
 from .segments import segment_sum
 from .stats import _eager, cumsum
@@ -29,9 +33,9 @@ def _iota(n):
     return tracer().bind("iota", shape=(n,), axis=0, dtype=np.dtype(np.int64))
 
 
-def _need_size(size, what):
+def _need_size(size, what, counted="nonzero elements"):
     if size is None:
-        raise UnsupportedError(f"{what} of a traced array: the number of nonzero elements depends on the data; "
+        raise UnsupportedError(f"{what} of a traced array: the number of {counted} depends on the data; "
                                f"give size= (the result's length, padded with fill_value), as JAX requires")
     size = int(size)
     if size < 0:
@@ -218,3 +222,105 @@ def histogram(a, bins=10, range=None, density=None, weights=None):  # noqa: A002
         widths = convert(edges[1:] - edges[:-1], fdt)
         counts = convert(counts, fdt) / widths / sum_(convert(counts, fdt))
     return counts, edges
+
+
+# ----------------------------------------------------------------------------- unique
+class UniqueAllResult(NamedTuple):
+    values: object
+    indices: object
+    inverse_indices: object
+    counts: object
+
+
+class UniqueCountsResult(NamedTuple):
+    values: object
+    counts: object
+
+
+class UniqueInverseResult(NamedTuple):
+    values: object
+    inverse_indices: object
+
+
+def _pad_eager(parts, size, fill_value):
+    """numpy's unique results padded or cut to ``size`` as JAX's: values with
+    ``fill_value`` (else the smallest value), first indices with the smallest value's,
+    counts with 0; the inverse is unchanged."""
+    values, rest = parts[0], list(parts[1:])
+    k = values.size
+    fill = values[0] if fill_value is None and k else (0 if fill_value is None else fill_value)
+    pad = max(size - k, 0)
+    out = [np.concatenate([values[:size], np.full(pad, fill, values.dtype)])]
+    for name, arr in rest:
+        if name == "index":
+            arr = np.concatenate([arr[:size], np.full(pad, arr[0] if k else 0, arr.dtype)])
+        elif name == "counts":
+            arr = np.concatenate([arr[:size], np.zeros(pad, arr.dtype)])
+        out.append(arr)
+    return tuple(out)
+
+
+def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None, *,
+           equal_nan=True, size=None, fill_value=None, sorted=True):  # noqa: A002  (numpy's name)
+    """numpy.unique of the flattened array; inside a trace with JAX's ``size=`` (the
+    number of values returned: the smallest ``size`` distinct values, padded with
+    ``fill_value``, by default the smallest value; first indices padded with its index,
+    counts with 0).  Differentiable in the values (each distinct value is the element
+    that holds it first in sorted order)."""
+    flags = (return_index, return_inverse, return_counts)
+    if _eager(ar):
+        r = np.unique(ar, return_index=return_index, return_inverse=return_inverse,
+                      return_counts=return_counts, axis=axis, equal_nan=equal_nan)
+        if size is None:
+            return r
+        r = r if isinstance(r, tuple) else (r,)
+        names = [n for n, f in zip(("index", "inverse", "counts"), flags) if f]
+        padded = _pad_eager([r[0], *zip(names, r[1:])], int(size), fill_value)
+        return padded if len(padded) > 1 else padded[0]
+    if axis is not None:
+        raise UnsupportedError("unique(axis=...) of a traced array: gradc supports axis=None (the flattened array)")
+    size = _need_size(size, "unique", "distinct values")
+    t = tracer()
+    x = t.to_value(ar)
+    flat = reshape(x, (-1,))
+    n = flat._shape[0]
+    perm = argsort(flat)                                   # stable: the first occurrence leads its group
+    s = flat[perm]
+    differs = ew.not_equal(s[1:], s[:-1])
+    if equal_nan and s.dtype.kind == "f":                  # NaNs (sorted last) form one group
+        differs = ew.logical_and(differs, ew.logical_not(ew.logical_and(isnan(s[1:]), isnan(s[:-1]))))
+    starts = concatenate([broadcast_to(np.array(True), (1,)), differs])
+    group = cumsum(convert(starts, np.int64)) - 1          # each sorted element's distinct value
+    pos, found = _flat_positions(starts, size)
+    first = ew.where(found, pos, 0)
+    fill = s[0] if fill_value is None else convert(t.to_value(fill_value), s.dtype)
+    out = [ew.where(found, s[first], fill)]
+    if return_index:
+        out.append(ew.where(found, perm[first], perm[0]))
+    if return_inverse:
+        inverse = broadcast_to(np.array(0, np.int64), (n,)).at[perm].set(group)
+        out.append(reshape(inverse, tuple(x._shape)))
+    if return_counts:
+        out.append(segment_sum(broadcast_to(np.array(1, np.int64), (n,)), group, num_segments=size))
+    return tuple(out) if len(out) > 1 else out[0]
+
+
+def unique_values(x, *, size=None, fill_value=None):
+    """numpy.unique_values (sorted, as numpy's)."""
+    return unique(x, size=size, fill_value=fill_value)
+
+
+def unique_counts(x, *, size=None, fill_value=None):
+    """numpy.unique_counts: ``(values, counts)``."""
+    return UniqueCountsResult(*unique(x, return_counts=True, size=size, fill_value=fill_value))
+
+
+def unique_inverse(x, *, size=None, fill_value=None):
+    """numpy.unique_inverse: ``(values, inverse_indices)``, the inverse of x's shape."""
+    return UniqueInverseResult(*unique(x, return_inverse=True, size=size, fill_value=fill_value))
+
+
+def unique_all(x, *, size=None, fill_value=None):
+    """numpy.unique_all: ``(values, indices, inverse_indices, counts)``."""
+    return UniqueAllResult(*unique(x, return_index=True, return_inverse=True, return_counts=True,
+                                   size=size, fill_value=fill_value))
