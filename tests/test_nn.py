@@ -50,6 +50,11 @@ TABLE = [
     ("standardize", nn.standardize,
      lambda x: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)),
     ("log1mexp", lambda x: nn.log1mexp(gnp.abs(x) + 0.01), lambda x: np.log(-np.expm1(-(np.abs(x) + 0.01)))),
+    ("soft_sign", nn.soft_sign, lambda x: x / (np.abs(x) + 1)),
+    ("sparse_plus", nn.sparse_plus, lambda x: np.where(x <= -1, 0, np.where(x >= 1, x, (x + 1) ** 2 / 4))),
+    ("sparse_sigmoid", nn.sparse_sigmoid, lambda x: np.clip((x + 1) / 2, 0, 1)),
+    ("logmeanexp_last_axis", lambda x: nn.logmeanexp(x, axis=-1), lambda x: np.log(np.mean(np.exp(x), axis=-1))),
+    ("tanh_identity", lambda x: nn.tanh(nn.identity(x)), np.tanh),
 ]
 
 
@@ -156,3 +161,84 @@ def test_nn_and_scipy_are_attributes_of_gradc():
     s = 1 / (1 + np.exp(-x))
     want = np.sum(2 / np.sqrt(np.pi) * np.exp(-x * x) + s * (1 + x * (1 - s)))
     assert abs(float(out) - want) < 1e-12 * abs(want)
+
+
+# ----------------------------------------------------------------------------- attention
+def _attention_np(q, k, v, bias=None, mask=None, scale=None, causal=False, qlen=None, kvlen=None, window=None):
+    """jax.nn.dot_product_attention written out per batch and head, in float64."""
+    B, T, N, H = q.shape
+    S, K = k.shape[1], k.shape[2]
+    scale = 1 / np.sqrt(H) if scale is None else scale
+    out = np.zeros((B, T, N, H))
+    neg = -0.7 * np.finfo(np.float64).max
+    for b in range(B):
+        for n in range(N):
+            kh = n // (N // K)                      # the key head serving query head n
+            logits = q[b, :, n] @ k[b, :, kh].T * scale
+            if bias is not None:
+                logits = logits + np.broadcast_to(bias, (B, N, T, S))[b, n]
+            keep = np.ones((T, S), bool)
+            if mask is not None:
+                keep &= np.broadcast_to(mask, (B, N, T, S))[b, n]
+            t, s = np.arange(T)[:, None], np.arange(S)[None, :]
+            if causal:
+                keep &= t >= s
+            if window is not None:
+                keep &= (t <= s + window[0]) & (t >= s - window[1])
+            if qlen is not None:
+                keep &= t < qlen[b]
+            if kvlen is not None:
+                keep &= s < kvlen[b]
+            logits = np.where(keep, logits, neg)
+            p = np.exp(logits - logits.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            out[b, :, n] = p @ v[b, :, kh]
+            if qlen is not None:
+                out[b, qlen[b]:, n] = 0.0
+    return out
+
+
+_RNG = np.random.default_rng(21)
+_B, _T, _N, _K, _H = 2, 9, 4, 2, 8
+ATTENTION = [
+    ("plain", {}, {}),
+    ("bias_mask_scale", {"bias": _RNG.standard_normal((1, _N, _T, _T)), "mask": _RNG.random((_B, 1, _T, _T)) > 0.3,
+                         "scale": 0.3}, {}),
+    ("causal", {"is_causal": True}, {"causal": True}),
+    ("seq_lengths", {"query_seq_lengths": np.array([4, 9], np.int32), "key_value_seq_lengths": np.array([9, 3], np.int32)},
+     {"qlen": [4, 9], "kvlen": [9, 3]}),
+    ("window", {"local_window_size": (1, 2)}, {"window": (1, 2)}),
+    ("fully_masked_row", {"mask": np.tril(np.ones((_T, _T), bool), -1)[None, None]}, {}),
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+@pytest.mark.parametrize("name,kw,ref_kw", ATTENTION, ids=[a[0] for a in ATTENTION])
+def test_dot_product_attention(name, kw, ref_kw, backend):
+    """Grouped-query attention (4 query heads over 2 key heads) against the loops above;
+    its gradient against finite differences of them."""
+    q = _RNG.standard_normal((_B, _T, _N, _H))
+    k, v = _RNG.standard_normal((_B, _T, _K, _H)), _RNG.standard_normal((_B, _T, _K, _H))
+    ref = dict(ref_kw, bias=kw.get("bias"), mask=kw.get("mask"), scale=kw.get("scale"))
+    got = gradc.jit(lambda q, k, v: nn.dot_product_attention(q, k, v, **kw), backend=backend)(q, k, v)
+    np.testing.assert_allclose(got, _attention_np(q, k, v, **ref), rtol=1e-12, atol=1e-13)
+    w = _RNG.standard_normal(got.shape)
+    grads = gradc.grad(lambda q, k, v: gnp.sum(nn.dot_product_attention(q, k, v, **kw) * w), argnums=(0, 1, 2),
+                       backend=backend)(q, k, v)
+    for i, g in enumerate(grads):
+        want = fd_grad(lambda q, k, v: np.sum(_attention_np(q, k, v, **ref) * w), [q, k, v], i)
+        np.testing.assert_allclose(g, want, rtol=FD_RTOL, atol=FD_ATOL)
+    unbatched = gradc.jit(lambda q, k, v: nn.dot_product_attention(q, k, v), backend=backend)(q[0], k[0], v[0])
+    np.testing.assert_allclose(unbatched, _attention_np(q[:1], k[:1], v[:1])[0], rtol=1e-12, atol=1e-13)
+
+
+def test_dot_product_attention_matches_jax_where_installed():
+    """JAX computes logits and softmax in float32 even for float64 inputs: agreement to
+    float32's resolution (1e-6 relative on O(1) outputs)."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    q = _RNG.standard_normal((_B, _T, _N, _H))
+    k, v = _RNG.standard_normal((_B, _T, _K, _H)), _RNG.standard_normal((_B, _T, _K, _H))
+    for _, kw, _ in ATTENTION:
+        got = gradc.jit(lambda q, k, v: nn.dot_product_attention(q, k, v, **kw))(q, k, v)
+        np.testing.assert_allclose(got, np.asarray(jax.nn.dot_product_attention(q, k, v, **kw)), rtol=1e-5, atol=2e-6)
