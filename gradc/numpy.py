@@ -15,6 +15,7 @@ import numpy as _np
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
 from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, decomp as _decomp, special as _special
 from .ops import compose as _cmp, lookup as _lookup, segments as _segments, indices as _idx
+from .ops import assorted as _asd, nanfuncs as _nanf
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
@@ -57,6 +58,10 @@ unravel_index, ravel_multi_index = _idx.unravel_index, _idx.ravel_multi_index
 histogram, histogram_bin_edges = _idx.histogram, _idx.histogram_bin_edges
 unique, unique_values, unique_counts = _idx.unique, _idx.unique_values, _idx.unique_counts
 unique_inverse, unique_all = _idx.unique_inverse, _idx.unique_all
+nanvar, nanstd, nanprod, nanargmax, nanargmin = _nanf.nanvar, _nanf.nanstd, _nanf.nanprod, _nanf.nanargmax, _nanf.nanargmin
+nancumsum, nancumprod = _nanf.nancumsum, _nanf.nancumprod
+for _name in _asd.__all__:
+    globals()[_name] = getattr(_asd, _name)
 
 
 def where(condition, x=None, y=None, *, size=None, fill_value=None):
@@ -325,7 +330,9 @@ FUNCTIONS = {
     "argwhere": argwhere, "unravel_index": unravel_index, "ravel_multi_index": ravel_multi_index,
     "histogram": histogram, "histogram_bin_edges": histogram_bin_edges, "unique": unique,
     "unique_values": unique_values, "unique_counts": unique_counts, "unique_inverse": unique_inverse,
-    "unique_all": unique_all,
+    "unique_all": unique_all, "nanvar": nanvar, "nanstd": nanstd, "nanprod": nanprod, "nanargmax": nanargmax,
+    "nanargmin": nanargmin, "nancumsum": nancumsum, "nancumprod": nancumprod,
+    **{_n: getattr(_asd, _n) for _n in _asd.__all__},
     "cumulative_sum": cumulative_sum, "cumulative_prod": cumulative_prod,
     "nanmedian": nanmedian, "nanquantile": nanquantile, "nanpercentile": nanpercentile,
 }
