@@ -1,0 +1,366 @@
+"""jax.lax's array ops (``gradc.lax`` re-exports them): convolution, windowed
+reductions and pooling, slicing (static and dynamic), padding, ``dot_general`` and the
+element-wise names, with jax.lax's signatures and semantics.
+
+Each is composed at trace time from gradc's primitives, so it differentiates through
+their rules and runs on every backend; outside a trace it computes with numpy:
+
+* ``conv_general_dilated``: the input is padded (interior padding for ``lhs_dilation``),
+  one strided slice is taken per kernel tap (im2col: a 3x3 kernel is 9 slices), and
+  each tap's slice is contracted with its kernel slice (one matrix product per tap,
+  summed) -- no tensor of all windows is materialised;
+* ``reduce_window``: one strided slice per window tap, stacked on a new axis and
+  reduced there, so max pooling follows gradc's rule for ``max`` at ties (k tied
+  maxima each get 1/k of the gradient, docs/derivatives.md; JAX gives it all to one);
+* ``dynamic_slice`` and friends: concrete starts are Python slices; traced starts are
+  clamped as JAX clamps them and become a gather (and the updates a masked select).
+"""
+from __future__ import annotations
+
+import builtins
+import itertools
+
+import numpy as np
+
+from . import numpy as gnp
+from .errors import ArgumentError, ShapeError, UnsupportedError
+from .tracer import Value, bind as _bind, current as _current, to_value as _to_value
+
+_slice = builtins.slice
+
+
+def _traced(*xs):
+    return any(isinstance(x, Value) for x in xs)
+
+
+def _shape(x):
+    return tuple(x.shape) if isinstance(x, Value) else np.shape(x)
+
+
+def _ints(seq, n, what):
+    """A sequence of ``n`` Python ints (``None``: ones)."""
+    if seq is None:
+        return (1,) * n
+    try:
+        out = tuple(int(s) for s in seq)
+    except TypeError:
+        raise ArgumentError(f"{what}: expected a sequence of {n} ints, got {seq!r}") from None
+    if len(out) != n:
+        raise ArgumentError(f"{what}: expected {n} values (one per dimension), got {len(out)}: {seq!r}")
+    return out
+
+
+# ----------------------------------------------------------------------------- pad, slice
+def pad(operand, padding_value, padding_config):
+    """``jax.lax.pad``: ``padding_config`` has one ``(low, high, interior)`` per axis;
+    ``interior`` zeros-worth of ``padding_value`` go between neighbouring elements, and
+    a negative ``low``/``high`` removes elements from that end."""
+    shape = _shape(operand)
+    config = [tuple(int(v) for v in c) for c in padding_config]
+    if len(config) != len(shape) or any(len(c) != 3 for c in config):
+        raise ArgumentError(f"pad: padding_config needs one (low, high, interior) per axis of the operand "
+                            f"(rank {len(shape)}), got {padding_config!r}")
+    if any(c[2] < 0 for c in config):
+        raise ArgumentError(f"pad: interior padding must be >= 0, got {padding_config!r}")
+    grown = [n + max(lo, 0) + max(hi, 0) + max(n - 1, 0) * it for n, (lo, hi, it) in zip(shape, config)]
+    index = tuple((max(lo, 0), max(lo, 0) + max(n - 1, 0) * (it + 1) + 1, it + 1)
+                  for n, (lo, hi, it) in zip(shape, config))
+    inside = np.zeros(grown, dtype=bool)
+    inside[tuple(_slice(*i) for i in index)] = True
+    if not _traced(operand, padding_value) and _current() is None:
+        y = np.full(grown, padding_value, dtype=np.result_type(operand))
+        y[tuple(_slice(*i) for i in index)] = operand
+    else:
+        x = _to_value(operand)
+        y = _bind("unslice", x, index=index, shape=tuple(grown)) if tuple(grown) != shape else x
+        if isinstance(padding_value, Value) or float(padding_value) != 0.0:
+            y = gnp.where(inside, y, gnp.astype(padding_value, y.dtype))
+    crop = tuple(_slice(-lo if lo < 0 else 0, g + hi if hi < 0 else g) for g, (lo, hi, _) in zip(grown, config))
+    return y[crop] if any(lo < 0 or hi < 0 for lo, hi, _ in config) else y
+
+
+def slice(operand, start_indices, limit_indices, strides=None):  # noqa: A001  (jax.lax's name)
+    """``jax.lax.slice``: ``operand[start:limit:stride]`` on every axis."""
+    n = len(_shape(operand))
+    start, limit = _ints(start_indices, n, "slice's start_indices"), _ints(limit_indices, n, "slice's limit_indices")
+    step = _ints(strides, n, "slice's strides")
+    for a, (b, e, d) in enumerate(zip(start, limit, _shape(operand))):
+        if not 0 <= b <= e <= d:
+            raise ArgumentError(f"slice: axis {a} needs 0 <= start <= limit <= {d}, got start {b}, limit {e}")
+    return operand[tuple(_slice(b, e, s) for b, e, s in zip(start, limit, step))]
+
+
+def slice_in_dim(operand, start_index, limit_index, stride=1, axis=0):
+    """``jax.lax.slice_in_dim``: ``operand[..., start:limit:stride, ...]`` on ``axis``."""
+    shape = _shape(operand)
+    axis = axis % len(shape)
+    b, e, _ = _slice(start_index, limit_index).indices(shape[axis])
+    start, limit, strides = [0] * len(shape), list(shape), [1] * len(shape)
+    start[axis], limit[axis], strides[axis] = b, max(e, b), stride
+    return slice(operand, start, limit, strides)
+
+
+def index_in_dim(operand, index, axis=0, keepdims=True):
+    """``jax.lax.index_in_dim``: element ``index`` of ``axis`` (negative counts from the end)."""
+    shape = _shape(operand)
+    axis = axis % len(shape)
+    i = int(index) + (shape[axis] if int(index) < 0 else 0)
+    if not 0 <= i < shape[axis]:
+        raise ArgumentError(f"index_in_dim: index {index} is out of bounds for axis {axis} of size {shape[axis]}")
+    y = slice_in_dim(operand, i, i + 1, 1, axis)
+    return y if keepdims else gnp.squeeze(y, axis)
+
+
+# ----------------------------------------------------------------------------- dynamic slicing
+def _starts(start_indices, shape, sizes, negative, what):
+    """Per axis: the clamped start, a Python int when it is concrete, else a traced int."""
+    n = len(shape)
+    if isinstance(start_indices, Value):
+        if start_indices.ndim != 1 or start_indices.shape[0] != n:
+            raise ArgumentError(f"{what}: start_indices must hold {n} indices, got shape {start_indices.shape}")
+        start_indices = [start_indices[a] for a in range(n)]
+    elif isinstance(start_indices, np.ndarray):
+        start_indices = list(start_indices.reshape(-1)) if start_indices.ndim == 1 else [start_indices]
+    else:
+        start_indices = list(start_indices)
+    if len(start_indices) != n:
+        raise ArgumentError(f"{what}: start_indices must hold {n} indices (one per axis), got {len(start_indices)}")
+    neg = [negative] * n if isinstance(negative, bool) else list(negative)
+    out = []
+    for a, (s, d, k) in enumerate(zip(start_indices, shape, sizes)):
+        if not 0 <= k <= d:
+            raise ArgumentError(f"{what}: slice size {k} of axis {a} must be between 0 and the axis size {d}")
+        if isinstance(s, Value):
+            if s.dtype.kind not in "iu":
+                raise ArgumentError(f"{what}: start index {a} must be an integer, got {s.dtype}")
+            if s.ndim != 0:
+                raise ArgumentError(f"{what}: start index {a} must be a scalar, got shape {s.shape}")
+            if neg[a]:
+                s = gnp.where(s < 0, s + d, s)
+            out.append(gnp.clip(s, 0, d - k))      # JAX clamps so the slice stays in bounds
+        else:
+            if np.asarray(s).dtype.kind not in "iu":
+                raise ArgumentError(f"{what}: start index {a} must be an integer, got {s!r}")
+            s = int(s)
+            s = s + d if neg[a] and s < 0 else s
+            out.append(min(max(s, 0), d - k))
+    return out
+
+
+def dynamic_slice(operand, start_indices, slice_sizes, *, allow_negative_indices=True):
+    """``jax.lax.dynamic_slice``: the block of ``slice_sizes`` at ``start_indices`` (a
+    negative start counts from the end; starts are clamped so the block is in bounds).
+    Traced starts gather the block, and the gradient scatters back to it."""
+    shape = _shape(operand)
+    sizes = _ints(slice_sizes, len(shape), "dynamic_slice's slice_sizes")
+    starts = _starts(start_indices, shape, sizes, allow_negative_indices, "dynamic_slice")
+    y = operand[tuple(_slice(s, s + k) if not isinstance(s, Value) else _slice(None)
+                      for s, k in zip(starts, sizes))]
+    for a, (s, k) in enumerate(zip(starts, sizes)):
+        if isinstance(s, Value):
+            y = gnp.take(y, s + np.arange(k), axis=a)
+    return y
+
+
+def dynamic_update_slice(operand, update, start_indices, *, allow_negative_indices=True):
+    """``jax.lax.dynamic_update_slice``: ``operand`` with the block at ``start_indices``
+    replaced by ``update`` (starts clamped as in ``dynamic_slice``)."""
+    shape, ushape = _shape(operand), _shape(update)
+    if len(ushape) != len(shape):
+        raise ArgumentError(f"dynamic_update_slice: update has rank {len(ushape)}, operand rank {len(shape)}")
+    starts = _starts(start_indices, shape, ushape, allow_negative_indices, "dynamic_update_slice")
+    if not _traced(*starts):
+        key = tuple(_slice(s, s + k) for s, k in zip(starts, ushape))
+        if not _traced(operand, update) and _current() is None:
+            out = np.array(operand, copy=True)
+            out[key] = update
+            return out
+        return _to_value(operand).at[key].set(update)
+    # traced starts: spread update over operand's shape by a gather per axis, then select
+    u, inside = update, np.True_
+    for a, (s, d, k) in enumerate(zip(starts, shape, ushape)):
+        rel = np.arange(d) - s if isinstance(s, Value) else _to_value(np.arange(d) - s)
+        u = gnp.take(u, gnp.clip(rel, 0, max(k - 1, 0)), axis=a)
+        ok = gnp.logical_and(rel >= 0, rel < k)
+        inside = gnp.logical_and(inside, gnp.reshape(ok, [d if j == a else 1 for j in range(len(shape))]))
+    return gnp.where(inside, u, operand)
+
+
+def dynamic_slice_in_dim(operand, start_index, slice_size, axis=0, *, allow_negative_indices=True):
+    """``jax.lax.dynamic_slice_in_dim``: ``dynamic_slice`` along one axis."""
+    shape = _shape(operand)
+    axis = axis % len(shape)
+    starts = [0] * len(shape)
+    starts[axis] = start_index
+    sizes = list(shape)
+    sizes[axis] = slice_size
+    return dynamic_slice(operand, starts, sizes, allow_negative_indices=allow_negative_indices)
+
+
+def dynamic_index_in_dim(operand, index, axis=0, keepdims=True, *, allow_negative_indices=True):
+    """``jax.lax.dynamic_index_in_dim``: element ``index`` of ``axis`` (clamped)."""
+    axis = axis % len(_shape(operand))
+    y = dynamic_slice_in_dim(operand, index, 1, axis, allow_negative_indices=allow_negative_indices)
+    return y if keepdims else gnp.squeeze(y, axis)
+
+
+def dynamic_update_slice_in_dim(operand, update, start_index, axis, *, allow_negative_indices=True):
+    """``jax.lax.dynamic_update_slice_in_dim``: ``dynamic_update_slice`` along one axis."""
+    shape = _shape(operand)
+    axis = axis % len(shape)
+    starts = [0] * len(shape)
+    starts[axis] = start_index
+    return dynamic_update_slice(operand, update, starts, allow_negative_indices=allow_negative_indices)
+
+
+def dynamic_update_index_in_dim(operand, update, index, axis, *, allow_negative_indices=True):
+    """``jax.lax.dynamic_update_index_in_dim``: element ``index`` of ``axis`` replaced by
+    ``update`` (which may lack that axis)."""
+    shape = _shape(operand)
+    axis = axis % len(shape)
+    if len(_shape(update)) == len(shape) - 1:
+        update = gnp.expand_dims(update, axis)
+    return dynamic_update_slice_in_dim(operand, update, index, axis, allow_negative_indices=allow_negative_indices)
+
+
+# ----------------------------------------------------------------------------- padding specs
+def padtype_to_pads(in_shape, window_shape, window_strides, padding):
+    """``jax.lax.padtype_to_pads``: 'VALID' (none), 'SAME' (output size ceil(in /
+    stride), an odd total's extra element at the end) or 'SAME_LOWER' (at the start)."""
+    p = padding.upper() if isinstance(padding, str) else padding
+    if p == "VALID":
+        return [(0, 0)] * len(in_shape)
+    if p not in ("SAME", "SAME_LOWER"):
+        raise ArgumentError(f"padding must be 'SAME', 'SAME_LOWER', 'VALID' or (low, high) pairs, got {padding!r}")
+    out = []
+    for n, k, s in zip(in_shape, window_shape, window_strides):
+        total = max(0, (-(-n // s) - 1) * s + k - n)
+        lo = total // 2 if p == "SAME" else total - total // 2
+        out.append((lo, total - lo))
+    return out
+
+
+def _pairs(padding, n, what):
+    try:
+        pairs = [(int(lo), int(hi)) for lo, hi in padding]
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{what}: padding must be a string or {n} (low, high) pairs, got {padding!r}") from None
+    if len(pairs) != n:
+        raise ArgumentError(f"{what}: padding needs {n} (low, high) pairs, got {len(pairs)}")
+    return pairs
+
+
+def _windows(x, lead, window, strides, dilation, what):
+    """Per window tap (row-major over ``window``), the strided slice of ``x`` (already
+    padded) whose element j is that tap of output window j; ``lead`` axes are kept whole.
+    Returns the taps and the output's spatial sizes."""
+    sizes = _shape(x)[lead:]
+    out = [(n - (k - 1) * r - 1) // s + 1 for n, k, s, r in zip(sizes, window, strides, dilation)]
+    if any(o <= 0 for o in out):
+        raise ShapeError(f"{what}: the window (size {tuple(window)}, dilation {tuple(dilation)}) does not fit in the "
+                         f"padded input {tuple(sizes)}: the output would be empty")
+    taps = []
+    for t in itertools.product(*(range(k) for k in window)):
+        key = (_slice(None),) * lead + tuple(_slice(i * r, i * r + (o - 1) * s + 1, s)
+                                             for i, r, o, s in zip(t, dilation, out, strides))
+        taps.append(x[key])
+    return taps, out
+
+
+# ----------------------------------------------------------------------------- convolution
+def conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers):
+    """The axis permutations ``(lhs, rhs, out)`` that bring each operand to the layout
+    (batch, feature, spatial...) -- JAX's ConvDimensionNumbers, as plain tuples.
+    ``dimension_numbers``: None (NCHW, OIHW, NCHW), three spec strings such as
+    ('NHWC', 'HWIO', 'NHWC'), or three permutations."""
+    n = len(lhs_shape)
+    if len(rhs_shape) != n:
+        raise ShapeError(f"conv: lhs has rank {n} and rhs rank {len(rhs_shape)}; they must agree")
+    if n < 3:
+        raise ShapeError(f"conv: operands need rank >= 3 (batch, feature and a spatial axis), got rank {n}")
+    if dimension_numbers is None:
+        return (tuple(range(n)),) * 3
+    if len(dimension_numbers) != 3:
+        raise ArgumentError(f"conv: dimension_numbers must be three specs (lhs, rhs, out), got {dimension_numbers!r}")
+    if all(isinstance(s, str) for s in dimension_numbers):
+        lhs, rhs, out = dimension_numbers
+        for spec, pair in zip(dimension_numbers, (("N", "C"), ("O", "I"), ("N", "C"))):
+            if len(spec) != n or len(set(spec)) != n or not all(spec.count(c) == 1 for c in pair):
+                raise ArgumentError(f"conv: dimension spec {spec!r} must have {n} distinct characters including "
+                                    f"{pair[0]!r} and {pair[1]!r}")
+        spatial = [c for c in rhs if c not in "OI"]
+        if set(lhs) - {"N", "C"} != set(spatial) or set(out) - {"N", "C"} != set(spatial):
+            raise ArgumentError(f"conv: the specs {dimension_numbers!r} must name the same spatial axes")
+        return ((lhs.index("N"), lhs.index("C")) + tuple(lhs.index(c) for c in spatial),
+                (rhs.index("O"), rhs.index("I")) + tuple(rhs.index(c) for c in spatial),
+                (out.index("N"), out.index("C")) + tuple(out.index(c) for c in spatial))
+    perms = tuple(tuple(int(a) for a in p) for p in dimension_numbers)
+    if any(sorted(p) != list(range(n)) for p in perms):
+        raise ArgumentError(f"conv: dimension_numbers {dimension_numbers!r} are not permutations of {n} axes")
+    return perms
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                         dimension_numbers=None, feature_group_count=1, batch_group_count=1, precision=None,
+                         preferred_element_type=None):
+    """``jax.lax.conv_general_dilated``: the n-d cross-correlation of ``lhs`` (batch,
+    feature, spatial...) with the kernel ``rhs`` (out feature, in feature, spatial...),
+    in the layouts ``dimension_numbers`` names.  ``padding``: 'SAME', 'SAME_LOWER',
+    'VALID' or (low, high) pairs (negative crops); ``lhs_dilation`` (transposed
+    convolution: zeros between input elements), ``rhs_dilation`` (atrous: gaps between
+    kernel taps), ``feature_group_count`` (grouped and depthwise convolution).
+    ``precision`` is accepted and ignored (gradc computes in the operands' dtype)."""
+    if int(batch_group_count) != 1:
+        raise UnsupportedError(f"conv_general_dilated: batch_group_count={batch_group_count} is not supported (1 is)")
+    lshape, rshape = _shape(lhs), _shape(rhs)
+    lp, rp, op = conv_dimension_numbers(lshape, rshape, dimension_numbers)
+    nd = len(lshape) - 2
+    strides = _ints(window_strides, nd, "conv's window_strides")
+    ldil, rdil = _ints(lhs_dilation, nd, "conv's lhs_dilation"), _ints(rhs_dilation, nd, "conv's rhs_dilation")
+    if any(v < 1 for v in strides + ldil + rdil):
+        raise ArgumentError(f"conv: strides and dilations must be >= 1, got {strides}, {ldil}, {rdil}")
+    x, w = gnp.transpose(lhs, lp), gnp.transpose(rhs, rp)
+    (n, c), (o, ci) = _shape(x)[:2], _shape(w)[:2]
+    ksize = _shape(w)[2:]
+    g = int(feature_group_count)
+    if g < 1 or c % g or o % g or ci * g != c:
+        raise ShapeError(f"conv: lhs has {c} features and rhs {ci} input features per group with "
+                         f"feature_group_count={g}; need {ci} * {g} == {c} and {g} dividing the {o} output features")
+    if isinstance(padding, str):
+        if any(d != 1 for d in ldil):
+            raise ArgumentError("conv_general_dilated: string padding with lhs_dilation is not defined (as in JAX): "
+                                "give (low, high) pairs")
+        pads = padtype_to_pads(_shape(x)[2:], [(k - 1) * r + 1 for k, r in zip(ksize, rdil)], strides, padding)
+    else:
+        pads = _pairs(padding, nd, "conv_general_dilated")
+    if any(d != 1 for d in ldil) or any(p != (0, 0) for p in pads):
+        x = pad(x, 0.0, [(0, 0, 0)] * 2 + [(lo, hi, d - 1) for (lo, hi), d in zip(pads, ldil)])
+    taps, out = _windows(x, 2, ksize, strides, rdil, "conv_general_dilated")
+    # one contraction per kernel tap, summed: (n, g, c/g, *out) with (g, o/g, c/g) -> (n, g, o/g, *out)
+    sp = "xyzuvw"[:nd]
+    y = None
+    for t, patch in zip(itertools.product(*(range(k) for k in ksize)), taps):
+        wt = w[(_slice(None), _slice(None)) + t]
+        if g == 1:
+            term = gnp.einsum(f"nc{sp},oc->no{sp}", patch, wt)
+        else:
+            term = gnp.einsum(f"ngc{sp},goc->ngo{sp}", gnp.reshape(patch, (n, g, c // g, *out)),
+                              gnp.reshape(wt, (g, o // g, ci)))
+        y = term if y is None else y + term
+    y = gnp.reshape(y, (n, o, *out))
+    if preferred_element_type is not None:
+        y = gnp.astype(y, preferred_element_type)
+    return gnp.transpose(y, tuple(int(a) for a in np.argsort(op)))
+
+
+def conv(lhs, rhs, window_strides, padding, precision=None, preferred_element_type=None):
+    """``jax.lax.conv``: ``conv_general_dilated`` in the NCHW / OIHW layout."""
+    return conv_general_dilated(lhs, rhs, window_strides, padding, precision=precision,
+                                preferred_element_type=preferred_element_type)
+
+
+def conv_with_general_padding(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, precision=None,
+                              preferred_element_type=None):
+    """``jax.lax.conv_with_general_padding``: NCHW / OIHW with dilations."""
+    return conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                                precision=precision, preferred_element_type=preferred_element_type)
