@@ -1,4 +1,7 @@
-"""``gradc.lax``: jax.lax's control flow, for models written with it.
+"""``gradc.lax``: jax.lax's control flow and array ops, for models written with it.
+
+The array ops (convolution, reduce_window, slicing, padding, dot_general, the
+element-wise names) are composed from gradc's primitives: see gradc/lax_arrays.py.
 
 gradc traces a model into one graph of array ops, so a loop is unrolled while it is
 traced: ``scan`` and ``fori_loop`` repeat their body once per step (the number of steps
@@ -9,10 +12,21 @@ each runs as plain Python with numpy.
 """
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from . import numpy as gnp
 from .errors import ArgumentError, UnsupportedError
+from .lax_arrays import (  # noqa: F401  (re-exported: jax.lax's array ops)
+    abs, acos, acosh, add, argmax, argmin, asin, asinh, atan, atan2, atanh, avg_pool, broadcast, broadcast_in_dim,
+    cbrt, ceil, clamp, concatenate, conv, conv_dimension_numbers, conv_general_dilated, conv_with_general_padding,
+    convert_element_type, cos, cosh, cumprod, cumsum, div, dot, dot_general, dynamic_index_in_dim, dynamic_slice,
+    dynamic_slice_in_dim, dynamic_update_index_in_dim, dynamic_update_slice, dynamic_update_slice_in_dim, eq, erf,
+    erfc, exp, exp2, expand_dims, expm1, floor, ge, gt, index_in_dim, integer_pow, is_finite, le, log, log1p,
+    logistic, lt, max, max_pool, min, min_pool, mul, ne, neg, pad, padtype_to_pads, pow, reduce_max, reduce_min,
+    reduce_prod, reduce_sum, reduce_window, rem, reshape, rev, round, rsqrt, sign, sin, sinh, slice, slice_in_dim,
+    sqrt, square, squeeze, sub, tan, tanh, transpose)
 from .tracer import Value
 from .tree_util import tree_flatten, tree_map, tree_unflatten
 from .vmap import vmap
@@ -84,7 +98,7 @@ def switch(index, branches, *operands):
     if not branches:
         raise ArgumentError("switch: no branches")
     if not isinstance(index, Value):
-        k = min(max(int(np.asarray(index)), 0), len(branches) - 1)
+        k = builtins.min(builtins.max(int(np.asarray(index)), 0), len(branches) - 1)
         return branches[k](*operands)
     k = gnp.clip(index, 0, len(branches) - 1)
     return _select_trees([k == j for j in range(len(branches))], [b(*operands) for b in branches], "switch")
@@ -113,7 +127,7 @@ def map(f, xs):  # noqa: A001  (jax.lax.map's name)
     return vmap(f)(xs)
 
 
-select = gnp.where
+select = gnp.where      # jax.lax.select(pred, on_true, on_false)
 stop_gradient = gnp.stop_gradient
 
 

@@ -26,7 +26,7 @@ from . import numpy as gnp
 from .errors import ArgumentError, ShapeError, UnsupportedError
 from .tracer import Value, bind as _bind, current as _current, to_value as _to_value
 
-_slice = builtins.slice
+_slice, _max, _min = builtins.slice, builtins.max, builtins.min
 
 
 def _traced(*xs):
@@ -62,8 +62,8 @@ def pad(operand, padding_value, padding_config):
                             f"(rank {len(shape)}), got {padding_config!r}")
     if any(c[2] < 0 for c in config):
         raise ArgumentError(f"pad: interior padding must be >= 0, got {padding_config!r}")
-    grown = [n + max(lo, 0) + max(hi, 0) + max(n - 1, 0) * it for n, (lo, hi, it) in zip(shape, config)]
-    index = tuple((max(lo, 0), max(lo, 0) + max(n - 1, 0) * (it + 1) + 1, it + 1)
+    grown = [n + _max(lo, 0) + _max(hi, 0) + _max(n - 1, 0) * it for n, (lo, hi, it) in zip(shape, config)]
+    index = tuple((_max(lo, 0), _max(lo, 0) + ((n - 1) * (it + 1) + 1 if n else 0), it + 1)
                   for n, (lo, hi, it) in zip(shape, config))
     inside = np.zeros(grown, dtype=bool)
     inside[tuple(_slice(*i) for i in index)] = True
@@ -96,7 +96,7 @@ def slice_in_dim(operand, start_index, limit_index, stride=1, axis=0):
     axis = axis % len(shape)
     b, e, _ = _slice(start_index, limit_index).indices(shape[axis])
     start, limit, strides = [0] * len(shape), list(shape), [1] * len(shape)
-    start[axis], limit[axis], strides[axis] = b, max(e, b), stride
+    start[axis], limit[axis], strides[axis] = b, _max(e, b), stride
     return slice(operand, start, limit, strides)
 
 
@@ -143,7 +143,7 @@ def _starts(start_indices, shape, sizes, negative, what):
                 raise ArgumentError(f"{what}: start index {a} must be an integer, got {s!r}")
             s = int(s)
             s = s + d if neg[a] and s < 0 else s
-            out.append(min(max(s, 0), d - k))
+            out.append(_min(_max(s, 0), d - k))
     return out
 
 
@@ -180,7 +180,7 @@ def dynamic_update_slice(operand, update, start_indices, *, allow_negative_indic
     u, inside = update, np.True_
     for a, (s, d, k) in enumerate(zip(starts, shape, ushape)):
         rel = np.arange(d) - s if isinstance(s, Value) else _to_value(np.arange(d) - s)
-        u = gnp.take(u, gnp.clip(rel, 0, max(k - 1, 0)), axis=a)
+        u = gnp.take(u, gnp.clip(rel, 0, _max(k - 1, 0)), axis=a)
         ok = gnp.logical_and(rel >= 0, rel < k)
         inside = gnp.logical_and(inside, gnp.reshape(ok, [d if j == a else 1 for j in range(len(shape))]))
     return gnp.where(inside, u, operand)
@@ -234,7 +234,7 @@ def padtype_to_pads(in_shape, window_shape, window_strides, padding):
         raise ArgumentError(f"padding must be 'SAME', 'SAME_LOWER', 'VALID' or (low, high) pairs, got {padding!r}")
     out = []
     for n, k, s in zip(in_shape, window_shape, window_strides):
-        total = max(0, (-(-n // s) - 1) * s + k - n)
+        total = _max(0, (-(-n // s) - 1) * s + k - n)
         lo = total // 2 if p == "SAME" else total - total // 2
         out.append((lo, total - lo))
     return out
@@ -364,3 +364,298 @@ def conv_with_general_padding(lhs, rhs, window_strides, padding, lhs_dilation, r
     """``jax.lax.conv_with_general_padding``: NCHW / OIHW with dilations."""
     return conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                 precision=precision, preferred_element_type=preferred_element_type)
+
+
+# ----------------------------------------------------------------------------- windowed reductions
+def _monoid(computation):
+    """'add', 'max', 'min' or 'mul' for the reductions gradc knows by name (gradc's and
+    jax.lax's functions), else None (the computation is folded pairwise)."""
+    known = {gnp.add: "add", gnp.maximum: "max", gnp.minimum: "min", gnp.multiply: "mul"}
+    for f, name in known.items():
+        if computation is f:
+            return name
+    if getattr(computation, "__module__", "").startswith("jax") and computation.__name__ in ("add", "max", "min", "mul"):
+        return computation.__name__
+    return None
+
+
+_IDENTITY = {"add": 0.0, "mul": 1.0, "max": -np.inf, "min": np.inf}
+
+
+def _is_identity(kind, init, dtype):
+    if kind is None or isinstance(init, Value):
+        return False
+    v = np.asarray(init)
+    if kind in ("max", "min") and np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        return bool(v == (info.min if kind == "max" else info.max))
+    return bool(v == _IDENTITY[kind])
+
+
+def reduce_window(operand, init_value, computation, window_dimensions, window_strides=None, padding="VALID",
+                  base_dilation=None, window_dilation=None):
+    """``jax.lax.reduce_window``: ``computation`` over every window of ``operand``,
+    starting from ``init_value`` (padding takes ``init_value`` too).  ``computation``:
+    ``add``, ``max``, ``min``, ``mul`` (gradc.lax's or jax.lax's, or gradc.numpy's
+    add/maximum/minimum/multiply), or any function of two arrays, applied pairwise.
+    ``max``/``min`` reduce the window's elements together, so at ties each of k tied
+    elements gets 1/k of the gradient (gradc's rule for max; JAX gives it all to one)."""
+    shape = _shape(operand)
+    nd = len(shape)
+    window = _ints(window_dimensions, nd, "reduce_window's window_dimensions")
+    strides = _ints(window_strides, nd, "reduce_window's window_strides")
+    bdil = _ints(base_dilation, nd, "reduce_window's base_dilation")
+    wdil = _ints(window_dilation, nd, "reduce_window's window_dilation")
+    if any(v < 1 for v in window + strides + bdil + wdil):
+        raise ArgumentError(f"reduce_window: window sizes, strides and dilations must be >= 1, got "
+                            f"{window}, {strides}, {bdil}, {wdil}")
+    if isinstance(padding, str):
+        pads = padtype_to_pads(shape, [(k - 1) * r + 1 for k, r in zip(window, wdil)], strides, padding)
+    else:
+        pads = _pairs(padding, nd, "reduce_window")
+    kind = _monoid(computation)
+    dtype = operand.dtype if isinstance(operand, Value) else np.result_type(operand)
+    x = operand
+    if any(d != 1 for d in bdil) or any(p != (0, 0) for p in pads):
+        x = pad(x, init_value, [(lo, hi, d - 1) for (lo, hi), d in zip(pads, bdil)])
+    taps, _ = _windows(x, 0, window, strides, wdil, "reduce_window")
+    if kind in ("max", "min") and len(taps) > 1:
+        stacked = gnp.stack(taps)
+        y = gnp.max(stacked, axis=0) if kind == "max" else gnp.min(stacked, axis=0)
+    else:
+        op = {"add": gnp.add, "mul": gnp.multiply, None: computation}.get(kind, computation)
+        y = taps[0]
+        for t in taps[1:]:
+            y = op(y, t)
+    if not _is_identity(kind, init_value, dtype):
+        y = {"add": gnp.add, "mul": gnp.multiply, "max": gnp.maximum, "min": gnp.minimum}.get(
+            kind, computation)(gnp.astype(init_value, dtype) if kind else init_value, y)
+    return y
+
+
+def _flax_pool(inputs, init, computation, window_shape, strides, padding, what):
+    """flax.linen's ``pool``: ``inputs`` is (batch..., spatial..., features) with as many
+    spatial axes as ``window_shape``; the window covers spatial axes only."""
+    shape = _shape(inputs)
+    k = len(window_shape)
+    if len(shape) < k + 1:
+        raise ShapeError(f"{what}: inputs of shape {shape} have no room for {k} spatial axes and a feature axis")
+    strides = tuple(strides) if strides is not None else (1,) * k
+    if len(strides) != k:
+        raise ArgumentError(f"{what}: strides {strides} must have one entry per window axis ({k})")
+    lead = len(shape) - k - 1
+    dims = (1,) * lead + tuple(window_shape) + (1,)
+    st = (1,) * lead + strides + (1,)
+    if not isinstance(padding, str):
+        padding = [(0, 0)] * lead + [tuple(p) for p in padding] + [(0, 0)]
+    return reduce_window(inputs, init, computation, dims, st, padding)
+
+
+def max_pool(inputs, window_shape, strides=None, padding="VALID"):
+    """flax.linen.max_pool: the maximum of each window over the spatial axes of
+    ``inputs`` (batch..., spatial..., features); ties share the gradient equally."""
+    return _flax_pool(inputs, -np.inf, gnp.maximum, window_shape, strides, padding, "max_pool")
+
+
+def min_pool(inputs, window_shape, strides=None, padding="VALID"):
+    """flax.linen.min_pool: the minimum of each window (see ``max_pool``)."""
+    return _flax_pool(inputs, np.inf, gnp.minimum, window_shape, strides, padding, "min_pool")
+
+
+def avg_pool(inputs, window_shape, strides=None, padding="VALID", count_include_pad=True):
+    """flax.linen.avg_pool: the mean of each window; with padding, the padded zeros
+    count unless ``count_include_pad=False`` (then each window's real elements)."""
+    y = _flax_pool(inputs, 0.0, gnp.add, window_shape, strides, padding, "avg_pool")
+    if count_include_pad:
+        return y / float(np.prod(window_shape))
+    ones = np.ones((1,) * (len(_shape(inputs)) - len(window_shape) - 1) + _shape(inputs)[-len(window_shape) - 1:])
+    return y / _flax_pool(ones, 0.0, gnp.add, window_shape, strides, padding, "avg_pool")
+
+
+# ----------------------------------------------------------------------------- shapes and contractions
+def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None, out_sharding=None):
+    """``jax.lax.dot_general``: ``dimension_numbers = ((lhs_contract, rhs_contract),
+    (lhs_batch, rhs_batch))``; the result's axes are the batch axes, then lhs's free
+    axes, then rhs's, as in JAX."""
+    (lc, rc), (lb, rb) = dimension_numbers
+    ls, rs = _shape(lhs), _shape(rhs)
+    lc, rc = [a % len(ls) for a in lc], [a % len(rs) for a in rc]
+    lb, rb = [a % len(ls) for a in lb], [a % len(rs) for a in rb]
+    if len(lc) != len(rc) or len(lb) != len(rb):
+        raise ArgumentError(f"dot_general: contracting {dimension_numbers[0]} and batch {dimension_numbers[1]} "
+                            "axes must pair up")
+    for a, b in list(zip(lc, rc)) + list(zip(lb, rb)):
+        if ls[a] != rs[b]:
+            raise ShapeError(f"dot_general: lhs axis {a} (size {ls[a]}) and rhs axis {b} (size {rs[b]}) differ")
+    letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    lsub, rsub = [None] * len(ls), [None] * len(rs)
+    for a, b in list(zip(lb, rb)) + list(zip(lc, rc)):
+        lsub[a] = rsub[b] = next(letters)
+    lfree = [a for a in range(len(ls)) if lsub[a] is None]
+    rfree = [b for b in range(len(rs)) if rsub[b] is None]
+    for a in lfree:
+        lsub[a] = next(letters)
+    for b in rfree:
+        rsub[b] = next(letters)
+    out = "".join(lsub[a] for a in lb) + "".join(lsub[a] for a in lfree) + "".join(rsub[b] for b in rfree)
+    y = gnp.einsum(f"{''.join(lsub)},{''.join(rsub)}->{out}", lhs, rhs)
+    return gnp.astype(y, preferred_element_type) if preferred_element_type is not None else y
+
+
+def dot(lhs, rhs, precision=None, preferred_element_type=None):
+    """``jax.lax.dot``: vector . vector, matrix @ vector or matrix @ matrix."""
+    y = gnp.dot(lhs, rhs)
+    return gnp.astype(y, preferred_element_type) if preferred_element_type is not None else y
+
+
+def broadcast_in_dim(operand, shape, broadcast_dimensions, *, out_sharding=None):
+    """``jax.lax.broadcast_in_dim``: axis i of ``operand`` becomes axis
+    ``broadcast_dimensions[i]`` of the result of ``shape`` (sizes equal, or 1)."""
+    oshape, shape, dims = _shape(operand), tuple(int(s) for s in shape), tuple(int(d) for d in broadcast_dimensions)
+    if len(dims) != len(oshape) or list(dims) != sorted(set(dims)) or any(not 0 <= d < len(shape) for d in dims):
+        raise ArgumentError(f"broadcast_in_dim: broadcast_dimensions {dims} must be increasing axes of the result "
+                            f"{shape}, one per axis of the operand {oshape}")
+    full = [1] * len(shape)
+    for i, d in enumerate(dims):
+        if oshape[i] not in (1, shape[d]):
+            raise ShapeError(f"broadcast_in_dim: operand axis {i} has size {oshape[i]}, result axis {d} size {shape[d]}")
+        full[d] = oshape[i]
+    return gnp.broadcast_to(gnp.reshape(operand, full), shape)
+
+
+def broadcast(operand, sizes, *, out_sharding=None):
+    """``jax.lax.broadcast``: new leading axes of ``sizes``."""
+    shape = tuple(sizes) + _shape(operand)
+    return broadcast_in_dim(operand, shape, range(len(sizes), len(shape)))
+
+
+def reshape(operand, new_sizes, dimensions=None, *, out_sharding=None):
+    """``jax.lax.reshape``: row-major reshape, after transposing by ``dimensions``."""
+    x = gnp.transpose(operand, tuple(dimensions)) if dimensions is not None else operand
+    return gnp.reshape(x, tuple(int(s) for s in new_sizes))
+
+
+def transpose(operand, permutation):
+    """``jax.lax.transpose``: the axes permuted."""
+    return gnp.transpose(operand, tuple(int(a) for a in permutation))
+
+
+def squeeze(array, dimensions):
+    """``jax.lax.squeeze``: the given size-1 axes removed."""
+    dims = tuple(dimensions)
+    return gnp.squeeze(array, dims) if dims else array
+
+
+def expand_dims(array, dimensions):
+    """``jax.lax.expand_dims``: size-1 axes inserted at ``dimensions``."""
+    dims = tuple(dimensions)
+    if len(set(dims)) != len(dims):
+        raise ArgumentError(f"expand_dims: repeated axis in {dims}")
+    return gnp.expand_dims(array, dims) if dims else array
+
+
+def concatenate(operands, dimension):
+    """``jax.lax.concatenate``: joined along ``dimension``."""
+    return gnp.concatenate(list(operands), axis=dimension)
+
+
+def rev(operand, dimensions):
+    """``jax.lax.rev``: reversed along each axis in ``dimensions``."""
+    dims = tuple(dimensions)
+    return gnp.flip(operand, dims) if dims else operand
+
+
+def clamp(min, x, max):  # noqa: A002  (jax.lax's argument names)
+    """``jax.lax.clamp``: ``x`` limited to [min, max] (note the argument order)."""
+    return gnp.minimum(gnp.maximum(x, min), max)
+
+
+def integer_pow(x, y):
+    """``jax.lax.integer_pow``: ``x ** y`` for a Python int ``y`` (negative: 1 / x**-y)."""
+    if int(y) != y:
+        raise ArgumentError(f"integer_pow: the exponent must be an int, got {y!r}")
+    y = int(y)
+    if y == 0:
+        return gnp.ones_like(x)
+    return gnp.power(x, y) if y > 0 else 1.0 / gnp.power(x, -y)
+
+
+def rsqrt(x):
+    """``jax.lax.rsqrt``: 1 / sqrt(x)."""
+    return 1.0 / gnp.sqrt(x)
+
+
+def div(x, y):
+    """``jax.lax.div``: x / y; for integers rounded toward zero (C's division, as JAX)."""
+    if _kind(x) in "iu" and _kind(y) in "iu":
+        return gnp.astype(gnp.trunc(gnp.astype(x, np.float64) / gnp.astype(y, np.float64)), _dtype(x))
+    return gnp.divide(x, y)
+
+
+def _dtype(x):
+    return x.dtype if isinstance(x, Value) else np.result_type(x)
+
+
+def _kind(x):
+    return np.dtype(_dtype(x)).kind
+
+
+def round(x, rounding_method=0):  # noqa: A001  (jax.lax's name)
+    """``jax.lax.round``: half away from zero (``rounding_method=0``, JAX's default) or
+    half to even (1)."""
+    if int(rounding_method) == 1:
+        return gnp.rint(x)
+    return gnp.sign(x) * gnp.floor(gnp.abs(x) + 0.5)
+
+
+def convert_element_type(operand, new_dtype):
+    """``jax.lax.convert_element_type``: ``operand`` as ``new_dtype``."""
+    return gnp.astype(operand, new_dtype)
+
+
+def _reduce(f):
+    def reducer(operand, axes):
+        return f(operand, axis=tuple(int(a) for a in axes))
+    reducer.__doc__ = f"``jax.lax.{f.__name__}``-style reduction over ``axes``."
+    return reducer
+
+
+reduce_sum, reduce_max, reduce_min, reduce_prod = (_reduce(gnp.sum), _reduce(gnp.max), _reduce(gnp.min),
+                                                   _reduce(gnp.prod))
+
+
+def argmax(operand, axis, index_dtype=np.int32):
+    """``jax.lax.argmax``: index of the first maximum along ``axis``."""
+    return gnp.astype(gnp.argmax(operand, axis=axis), index_dtype)
+
+
+def argmin(operand, axis, index_dtype=np.int32):
+    """``jax.lax.argmin``: index of the first minimum along ``axis``."""
+    return gnp.astype(gnp.argmin(operand, axis=axis), index_dtype)
+
+
+def cumsum(operand, axis=0, reverse=False):
+    """``jax.lax.cumsum``: running sum along ``axis`` (from the end when ``reverse``)."""
+    if reverse:
+        return gnp.flip(gnp.cumsum(gnp.flip(operand, axis), axis=axis), axis)
+    return gnp.cumsum(operand, axis=axis)
+
+
+def cumprod(operand, axis=0, reverse=False):
+    """``jax.lax.cumprod``: running product along ``axis``."""
+    if reverse:
+        return gnp.flip(gnp.cumprod(gnp.flip(operand, axis), axis=axis), axis)
+    return gnp.cumprod(operand, axis=axis)
+
+
+# jax.lax's element-wise names, as gradc.numpy's functions
+add, sub, mul, neg = gnp.add, gnp.subtract, gnp.multiply, gnp.negative
+max, min = gnp.maximum, gnp.minimum  # noqa: A001
+exp, exp2, log, log1p, expm1, sqrt, cbrt = gnp.exp, gnp.exp2, gnp.log, gnp.log1p, gnp.expm1, gnp.sqrt, gnp.cbrt
+tanh, logistic, sin, cos, tan = gnp.tanh, gnp.sigmoid, gnp.sin, gnp.cos, gnp.tan
+sinh, cosh, asin, acos, atan, atan2 = gnp.sinh, gnp.cosh, gnp.arcsin, gnp.arccos, gnp.arctan, gnp.arctan2
+asinh, acosh, atanh = gnp.arcsinh, gnp.arccosh, gnp.arctanh
+abs, sign, floor, ceil, square, pow = gnp.abs, gnp.sign, gnp.floor, gnp.ceil, gnp.square, gnp.power  # noqa: A001
+rem, erf, erfc, is_finite = gnp.fmod, gnp.erf, gnp.erfc, gnp.isfinite
+eq, ne, lt, le, gt, ge = gnp.equal, gnp.not_equal, gnp.less, gnp.less_equal, gnp.greater, gnp.greater_equal
+select = gnp.where

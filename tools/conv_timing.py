@@ -13,7 +13,7 @@ import numpy as np
 
 import gradc
 import gradc.numpy as gnp
-from gradc import lax_arrays as lax
+from gradc import lax
 
 
 def _best(f, args, repeat):
