@@ -37,6 +37,19 @@ def _shape(x):
     return tuple(x.shape) if isinstance(x, Value) else np.shape(x)
 
 
+def _eager(*xs):
+    """No trace running and every operand concrete: numpy computes."""
+    return _current() is None and not _traced(*xs)
+
+
+def _squeeze(x, axes):
+    return np.squeeze(x, axes) if _eager(x) else gnp.squeeze(x, axes)
+
+
+def _expand_dims(x, axes):
+    return np.expand_dims(x, axes) if _eager(x) else gnp.expand_dims(x, axes)
+
+
 def _ints(seq, n, what):
     """A sequence of ``n`` Python ints (``None``: ones)."""
     if seq is None:
@@ -67,7 +80,7 @@ def pad(operand, padding_value, padding_config):
                   for n, (lo, hi, it) in zip(shape, config))
     inside = np.zeros(grown, dtype=bool)
     inside[tuple(_slice(*i) for i in index)] = True
-    if not _traced(operand, padding_value) and _current() is None:
+    if _eager(operand, padding_value):
         y = np.full(grown, padding_value, dtype=np.result_type(operand))
         y[tuple(_slice(*i) for i in index)] = operand
     else:
@@ -108,7 +121,7 @@ def index_in_dim(operand, index, axis=0, keepdims=True):
     if not 0 <= i < shape[axis]:
         raise ArgumentError(f"index_in_dim: index {index} is out of bounds for axis {axis} of size {shape[axis]}")
     y = slice_in_dim(operand, i, i + 1, 1, axis)
-    return y if keepdims else gnp.squeeze(y, axis)
+    return y if keepdims else _squeeze(y, axis)
 
 
 # ----------------------------------------------------------------------------- dynamic slicing
@@ -171,7 +184,7 @@ def dynamic_update_slice(operand, update, start_indices, *, allow_negative_indic
     starts = _starts(start_indices, shape, ushape, allow_negative_indices, "dynamic_update_slice")
     if not _traced(*starts):
         key = tuple(_slice(s, s + k) for s, k in zip(starts, ushape))
-        if not _traced(operand, update) and _current() is None:
+        if _eager(operand, update):
             out = np.array(operand, copy=True)
             out[key] = update
             return out
@@ -201,7 +214,7 @@ def dynamic_index_in_dim(operand, index, axis=0, keepdims=True, *, allow_negativ
     """``jax.lax.dynamic_index_in_dim``: element ``index`` of ``axis`` (clamped)."""
     axis = axis % len(_shape(operand))
     y = dynamic_slice_in_dim(operand, index, 1, axis, allow_negative_indices=allow_negative_indices)
-    return y if keepdims else gnp.squeeze(y, axis)
+    return y if keepdims else _squeeze(y, axis)
 
 
 def dynamic_update_slice_in_dim(operand, update, start_index, axis, *, allow_negative_indices=True):
@@ -219,7 +232,7 @@ def dynamic_update_index_in_dim(operand, update, index, axis, *, allow_negative_
     shape = _shape(operand)
     axis = axis % len(shape)
     if len(_shape(update)) == len(shape) - 1:
-        update = gnp.expand_dims(update, axis)
+        update = _expand_dims(update, axis)
     return dynamic_update_slice_in_dim(operand, update, index, axis, allow_negative_indices=allow_negative_indices)
 
 
@@ -468,7 +481,8 @@ def avg_pool(inputs, window_shape, strides=None, padding="VALID", count_include_
     y = _flax_pool(inputs, 0.0, gnp.add, window_shape, strides, padding, "avg_pool")
     if count_include_pad:
         return y / float(np.prod(window_shape))
-    ones = np.ones((1,) * (len(_shape(inputs)) - len(window_shape) - 1) + _shape(inputs)[-len(window_shape) - 1:])
+    ones = np.ones((1,) * (len(_shape(inputs)) - len(window_shape) - 1) + _shape(inputs)[-len(window_shape) - 1:],
+                   dtype=_dtype(inputs))
     return y / _flax_pool(ones, 0.0, gnp.add, window_shape, strides, padding, "avg_pool")
 
 
@@ -520,6 +534,8 @@ def broadcast_in_dim(operand, shape, broadcast_dimensions, *, out_sharding=None)
         if oshape[i] not in (1, shape[d]):
             raise ShapeError(f"broadcast_in_dim: operand axis {i} has size {oshape[i]}, result axis {d} size {shape[d]}")
         full[d] = oshape[i]
+    if _eager(operand):
+        return np.broadcast_to(np.reshape(operand, full), shape)
     return gnp.broadcast_to(gnp.reshape(operand, full), shape)
 
 
@@ -543,7 +559,7 @@ def transpose(operand, permutation):
 def squeeze(array, dimensions):
     """``jax.lax.squeeze``: the given size-1 axes removed."""
     dims = tuple(dimensions)
-    return gnp.squeeze(array, dims) if dims else array
+    return _squeeze(array, dims) if dims else array
 
 
 def expand_dims(array, dimensions):
@@ -551,7 +567,7 @@ def expand_dims(array, dimensions):
     dims = tuple(dimensions)
     if len(set(dims)) != len(dims):
         raise ArgumentError(f"expand_dims: repeated axis in {dims}")
-    return gnp.expand_dims(array, dims) if dims else array
+    return _expand_dims(array, dims) if dims else array
 
 
 def concatenate(operands, dimension):
