@@ -265,9 +265,9 @@ def _pairs(padding, n, what):
 
 def _windows(x, lead, window, strides, dilation, what):
     """Per window tap (row-major over ``window``), the strided slice of ``x`` (already
-    padded) whose element j is that tap of output window j; ``lead`` axes are kept whole.
-    Returns the taps and the output's spatial sizes."""
-    sizes = _shape(x)[lead:]
+    padded) whose element j is that tap of output window j; the ``lead`` axes and those
+    after the window's are kept whole.  Returns the taps and the output's spatial sizes."""
+    sizes = _shape(x)[lead:lead + len(window)]
     out = [(n - (k - 1) * r - 1) // s + 1 for n, k, s, r in zip(sizes, window, strides, dilation)]
     if any(o <= 0 for o in out):
         raise ShapeError(f"{what}: the window (size {tuple(window)}, dilation {tuple(dilation)}) does not fit in the "
@@ -332,9 +332,13 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     ldil, rdil = _ints(lhs_dilation, nd, "conv's lhs_dilation"), _ints(rhs_dilation, nd, "conv's rhs_dilation")
     if any(v < 1 for v in strides + ldil + rdil):
         raise ArgumentError(f"conv: strides and dilations must be >= 1, got {strides}, {ldil}, {rdil}")
-    x, w = gnp.transpose(lhs, lp), gnp.transpose(rhs, rp)
-    (n, c), (o, ci) = _shape(x)[:2], _shape(w)[:2]
-    ksize = _shape(w)[2:]
+    # channels last (n, spatial..., c) and the kernel as (spatial..., i, o): each tap's
+    # contraction is then a plain matrix product over the last axis, with no transposes
+    x = gnp.transpose(lhs, (lp[0],) + lp[2:] + (lp[1],))
+    w = gnp.transpose(rhs, rp[2:] + (rp[1], rp[0]))
+    n, c = _shape(x)[0], _shape(x)[-1]
+    ci, o = _shape(w)[-2:]
+    ksize = _shape(w)[:nd]
     g = int(feature_group_count)
     if g < 1 or c % g or o % g or ci * g != c:
         raise ShapeError(f"conv: lhs has {c} features and rhs {ci} input features per group with "
@@ -343,27 +347,30 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
         if any(d != 1 for d in ldil):
             raise ArgumentError("conv_general_dilated: string padding with lhs_dilation is not defined (as in JAX): "
                                 "give (low, high) pairs")
-        pads = padtype_to_pads(_shape(x)[2:], [(k - 1) * r + 1 for k, r in zip(ksize, rdil)], strides, padding)
+        pads = padtype_to_pads(_shape(x)[1:-1], [(k - 1) * r + 1 for k, r in zip(ksize, rdil)], strides, padding)
     else:
         pads = _pairs(padding, nd, "conv_general_dilated")
     if any(d != 1 for d in ldil) or any(p != (0, 0) for p in pads):
-        x = pad(x, 0.0, [(0, 0, 0)] * 2 + [(lo, hi, d - 1) for (lo, hi), d in zip(pads, ldil)])
-    taps, out = _windows(x, 2, ksize, strides, rdil, "conv_general_dilated")
-    # one contraction per kernel tap, summed: (n, g, c/g, *out) with (g, o/g, c/g) -> (n, g, o/g, *out)
+        x = pad(x, 0.0, [(0, 0, 0)] + [(lo, hi, d - 1) for (lo, hi), d in zip(pads, ldil)] + [(0, 0, 0)])
+    taps, out = _windows(x, 1, ksize, strides, rdil, "conv_general_dilated")
+    # one contraction per kernel tap, summed: (n, *out, c) @ (c, o) -> (n, *out, o); with
+    # groups, (n, *out, g, c/g) with (c/g, g, o/g) -> (n, *out, g, o/g)
     sp = "xyzuvw"[:nd]
     y = None
     for t, patch in zip(itertools.product(*(range(k) for k in ksize)), taps):
-        wt = w[(_slice(None), _slice(None)) + t]
+        wt = w[t]
         if g == 1:
-            term = gnp.einsum(f"nc{sp},oc->no{sp}", patch, wt)
+            term = gnp.matmul(patch, wt)
         else:
-            term = gnp.einsum(f"ngc{sp},goc->ngo{sp}", gnp.reshape(patch, (n, g, c // g, *out)),
-                              gnp.reshape(wt, (g, o // g, ci)))
+            term = gnp.reshape(gnp.einsum(f"n{sp}gc,cgo->n{sp}go", gnp.reshape(patch, (n, *out, g, c // g)),
+                                          gnp.reshape(wt, (ci, g, o // g))), (n, *out, o))
         y = term if y is None else y + term
-    y = gnp.reshape(y, (n, o, *out))
     if preferred_element_type is not None:
         y = gnp.astype(y, preferred_element_type)
-    return gnp.transpose(y, tuple(int(a) for a in np.argsort(op)))
+    perm = [0] * (nd + 2)                       # the result's axis op[k] is our axis (0, nd+1, 1..nd)[k]
+    for k, ours in enumerate((0, nd + 1) + tuple(range(1, nd + 1))):
+        perm[op[k]] = ours
+    return gnp.transpose(y, tuple(perm))
 
 
 def conv(lhs, rhs, window_strides, padding, precision=None, preferred_element_type=None):
