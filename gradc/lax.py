@@ -20,7 +20,8 @@ from . import numpy as gnp
 from .errors import ArgumentError, UnsupportedError
 from .lax_arrays import (  # noqa: F401  (re-exported: jax.lax's array ops)
     abs, acos, acosh, add, argmax, argmin, asin, asinh, atan, atan2, atanh, avg_pool, broadcast, broadcast_in_dim,
-    cbrt, ceil, clamp, concatenate, conv, conv_dimension_numbers, conv_general_dilated, conv_with_general_padding,
+    cbrt, ceil, clamp, concatenate, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose,
+    conv_with_general_padding,
     convert_element_type, cos, cosh, cumprod, cumsum, div, dot, dot_general, dynamic_index_in_dim, dynamic_slice,
     dynamic_slice_in_dim, dynamic_update_index_in_dim, dynamic_update_slice, dynamic_update_slice_in_dim, eq, erf,
     erfc, exp, exp2, expand_dims, expm1, floor, ge, gt, index_in_dim, integer_pow, is_finite, le, log, log1p,

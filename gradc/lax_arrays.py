@@ -386,6 +386,52 @@ def conv_with_general_padding(lhs, rhs, window_strides, padding, lhs_dilation, r
                                 precision=precision, preferred_element_type=preferred_element_type)
 
 
+def _transpose_pads(k, s, padding):
+    """The (low, high) padding of a transposed convolution's dilated input, from the
+    forward convolution's padding: 'SAME', 'VALID' or a (low, high) pair."""
+    if padding == "SAME":
+        total = k + s - 2
+        lo = k - 1 if s > k - 1 else -(-total // 2)
+    elif padding == "VALID":
+        total, lo = k + s - 2 + _max(k - s, 0), k - 1
+    else:
+        lo, total = k - padding[0] - 1, 2 * k - padding[0] - padding[1] - 2
+    return lo, total - lo
+
+
+def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numbers=None, transpose_kernel=False,
+                   precision=None, preferred_element_type=None, use_consistent_padding=False):
+    """``jax.lax.conv_transpose``: the fractionally strided convolution (``lhs``
+    dilated by ``strides``), in TensorFlow's layouts by default (NHWC, HWIO, NHWC for
+    2-D).  ``padding``: 'SAME' or 'VALID' (of the forward convolution, so 'SAME' with
+    stride s makes the output s times the input), or (low, high) pairs (used as given,
+    or as the forward convolution's when ``use_consistent_padding``).
+    ``transpose_kernel`` flips the kernel's spatial axes and swaps its I and O axes
+    (Keras' Conv2DTranspose)."""
+    lshape, rshape = _shape(lhs), _shape(rhs)
+    nd = len(lshape) - 2
+    if dimension_numbers is None:
+        if not 1 <= nd <= 3:
+            raise ArgumentError(f"conv_transpose: no default dimension_numbers for rank {len(lshape)}: give them")
+        sp = "HWD"[:nd]
+        dimension_numbers = (f"N{sp}C", f"{sp}IO", f"N{sp}C")
+    _, rp, _ = conv_dimension_numbers(lshape, rshape, dimension_numbers)
+    strides = _ints(strides, nd, "conv_transpose's strides")
+    rdil = _ints(rhs_dilation, nd, "conv_transpose's rhs_dilation")
+    if isinstance(padding, str) and padding.upper() not in ("SAME", "VALID"):
+        raise ArgumentError(f"conv_transpose: padding must be 'SAME', 'VALID' or (low, high) pairs, got {padding!r}")
+    if isinstance(padding, str) or use_consistent_padding:
+        per = [padding.upper()] * nd if isinstance(padding, str) else [tuple(p) for p in _pairs(padding, nd,
+                                                                                              "conv_transpose")]
+        pads = [_transpose_pads((rshape[a] - 1) * r + 1, s, p) for a, r, s, p in zip(rp[2:], rdil, strides, per)]
+    else:
+        pads = _pairs(padding, nd, "conv_transpose")
+    if transpose_kernel:
+        rhs = gnp.swapaxes(gnp.flip(rhs, tuple(rp[2:])), rp[0], rp[1])
+    return conv_general_dilated(lhs, rhs, (1,) * nd, pads, strides, rdil, dimension_numbers,
+                                precision=precision, preferred_element_type=preferred_element_type)
+
+
 # ----------------------------------------------------------------------------- windowed reductions
 def _monoid(computation):
     """'add', 'max', 'min' or 'mul' for the reductions gradc knows by name (gradc's and

@@ -282,6 +282,22 @@ def test_traced_start_indices_as_one_array():
     onp.testing.assert_array_equal(got, _dynamic_slice_np(x, (3, -2), (2, 3)))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("strides,padding,n", [((2, 2), "SAME", 8), ((2, 1), "VALID", 9), ((1, 1), "SAME", 6)])
+def test_conv_transpose_is_the_adjoint_of_conv(strides, padding, n, backend):
+    """conv_transpose with transpose_kernel=True is the adjoint (the gradient map) of the
+    forward convolution with the same kernel and padding: <conv(x, w), y> = <x,
+    conv_transpose(y, w)>, with conv computed by the numpy loop."""
+    rng = onp.random.default_rng(n)
+    x, w = rng.uniform(-1, 1, (2, n, n, 3)), rng.uniform(-1, 1, (3, 3, 3, 4))
+    fwd = onp.transpose(_conv_np(onp.transpose(x, (0, 3, 1, 2)), onp.transpose(w, (3, 2, 0, 1)), strides, padding),
+                        (0, 2, 3, 1))
+    y = rng.uniform(-1, 1, fwd.shape)
+    t = gradc.jit(lambda y, w: lax.conv_transpose(y, w, strides, padding, transpose_kernel=True), backend=backend)(y, w)
+    assert t.shape == x.shape
+    onp.testing.assert_allclose(onp.sum(x * t), onp.sum(fwd * y), rtol=1e-12)
+
+
 # ----------------------------------------------------------------------------- max pooling at ties
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_max_pool_ties_share_the_gradient(backend):
@@ -354,6 +370,10 @@ JAX_TABLE = [
     ("conv_nhwc", lambda L: lambda x, w: L.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=ND),
      [(2, 6, 5, 3), (3, 2, 3, 4)]),
     ("conv_1d", lambda L: lambda x, w: L.conv_general_dilated(x, w, (2,), "SAME"), [(2, 3, 11), (4, 3, 3)]),
+    ("conv_transpose_same", lambda L: lambda x, w: L.conv_transpose(x, w, (2, 2), "SAME"), [(2, 5, 4, 3), (3, 2, 3, 4)]),
+    ("conv_transpose_pairs_kernel", lambda L: lambda x, w: L.conv_transpose(x, w, (3, 2), ((1, 2), (0, 1)),
+                                                                           rhs_dilation=(1, 2), transpose_kernel=True),
+     [(2, 4, 4, 3), (3, 2, 4, 3)]),
     ("reduce_window_max_same", lambda L: lambda x: L.reduce_window(x, -onp.inf, L.max, (1, 3, 3, 1), (1, 2, 2, 1),
                                                                   "SAME"), [(2, 7, 8, 3)]),
     ("reduce_window_add_dilated", lambda L: lambda x: L.reduce_window(x, 0.0, L.add, (2, 3), (1, 2), ((1, 0), (2, 1)),
