@@ -341,6 +341,36 @@ def test_bad_arguments_are_clear_errors():
         gradc.jit(lambda x: lax.pad(x, 0.0, [(0, 0, -1), (0, 0, 0)]))(x[0, 0])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_integer_div_and_rem_round_toward_zero(backend):
+    """jax.lax.div and rem of integers are C's: the quotient rounds toward zero and the
+    remainder takes the dividend's sign (numpy's // and % floor instead)."""
+    a = onp.array([7, -7, 7, -7, 0, 9, -1])
+    b = onp.array([2, 2, -2, -2, 3, 3, 5])
+    q = gradc.jit(lax.div, backend=backend)(a, b)
+    r = gradc.jit(lax.rem, backend=backend)(a, b)
+    assert q.dtype == a.dtype
+    onp.testing.assert_array_equal(q, [3, -3, -3, 3, 0, 3, 0])
+    onp.testing.assert_array_equal(r, [1, -1, 1, -1, 0, 0, -1])
+    onp.testing.assert_array_equal(q * b + r, a)
+
+
+def test_bad_shapes_are_clear_errors():
+    a, b = onp.ones((3, 4)), onp.ones((5, 2))
+    with pytest.raises(gradc.ShapeError, match="lhs axis 1 \\(size 4\\) and rhs axis 0 \\(size 5\\)"):
+        gradc.jit(lambda a, b: lax.dot_general(a, b, (((1,), (0,)), ((), ()))))(a, b)
+    with pytest.raises(gradc.ShapeError, match="operand axis 0 has size 3, result axis 1 size 5"):
+        gradc.jit(lambda a: lax.broadcast_in_dim(a, (2, 5, 4), (1, 2)))(a)
+    with pytest.raises(gradc.ArgumentError, match="broadcast_dimensions"):
+        gradc.jit(lambda a: lax.broadcast_in_dim(a, (3, 4), (1, 0)))(a)
+    with pytest.raises(gradc.ShapeError, match="does not fit"):
+        gradc.jit(lambda a: lax.reduce_window(a, 0.0, lax.add, (4, 1), (1, 1), "VALID"))(a)
+    with pytest.raises(gradc.ArgumentError, match="axis 1 needs 0 <= start <= limit <= 4"):
+        gradc.jit(lambda a: lax.slice(a, (0, 1), (2, 6)))(a)
+    with pytest.raises(gradc.ArgumentError, match="index 5 is out of bounds"):
+        gradc.jit(lambda a: lax.index_in_dim(a, 5, 1))(a)
+
+
 def test_conv_graph_stays_small():
     """A 3x3 convolution of a batch of 32 x 64 channels x 32x32 images: 9 slices and 9
     contractions forward, so value_and_grad's graph stays near 160 nodes, whatever
