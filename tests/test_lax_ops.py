@@ -1,4 +1,4 @@
-"""gradc.lax's array ops (gradc/lax_arrays.py): convolution, reduce_window and pooling,
+"""gradc.lax's array ops (gradc/lax_arrays.py, gradc/lax_windows.py): convolution, reduce_window and pooling,
 padding, static and dynamic slicing, dot_general and the shape ops.
 
 Oracles: each table line against a reference written here in plain numpy (a direct loop
