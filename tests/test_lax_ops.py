@@ -1,5 +1,6 @@
-"""gradc.lax's array ops (gradc/lax_arrays.py, gradc/lax_windows.py): convolution, reduce_window and pooling,
-padding, static and dynamic slicing, dot_general and the shape ops.
+"""gradc.lax's array ops (gradc/lax_arrays.py, gradc/lax_windows.py): convolution,
+reduce_window and pooling, padding, static and dynamic slicing, dot_general and the
+shape ops.
 
 Oracles: each table line against a reference written here in plain numpy (a direct loop
 over output positions for convolution and windowed reductions, per-axis dilation and
