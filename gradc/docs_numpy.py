@@ -48,6 +48,15 @@ the end), so each function has its derivatives for free and runs on every backen
   against numpy: within 3 ulp in float64 and 5 ulp in float32 (tests/test_numpy_api.py).
   gradc has no vector implementation of its own for these functions: their native code
   is the composition of the primitives' vector implementations.
+- ufunc methods, on gradc.numpy's ufuncs and on numpy's own applied to traced values:
+  `reduce` (add, multiply, maximum, minimum, logical_and, logical_or; numpy's default
+  `axis=0`, `axis=None`, `keepdims`, `dtype`, `initial`, `where`), `accumulate` (add,
+  multiply: the scans below; maximum, minimum: a scan of log2(n) shifted maximums, whose
+  gradient goes to the element holding the running maximum, tied holders sharing it
+  equally as in `max`, see docs/derivatives.md), and `outer` of every binary ufunc (the
+  first operand given `b.ndim` new axes, then broadcasting). `ufunc.at` writes in place
+  and is refused on traced values, naming the functional form `x.at[idx].add(v)`;
+  `reduceat` and the other methods raise `gradc.UnsupportedError` naming them.
 - `prod` multiplies halves in a balanced tree: the gradient of each element is the
   product of all the others, computed without division, so inputs with zeros get the
   right gradient.
