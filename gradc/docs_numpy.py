@@ -63,8 +63,10 @@ the end), so each function has its derivatives for free and runs on every backen
 - `cumsum`, `cumprod`: a scan of log2(n) shifted adds or products (O(n log n) work),
   each level one fused pass into a buffer of its own (`copy`), and its adjoint too;
   the gradient of `cumprod` needs no division either.
-- `sort` ranks each element by comparing all pairs along the axis (O(n^2) work: meant
-  for axes of up to a few thousand elements) and scatters it to its rank; the gradient
+- `sort` ranks each element along the axis and scatters it to its rank: backend numpy
+  ranks with numpy's stable argsort (O(n log n) time, O(n) memory), the native backends
+  by comparing all pairs in loops that count as they compare (O(n^2) work, O(n) memory:
+  meant for axes of up to a few thousand elements); the gradient
   gathers the cotangent back through that permutation. `sort` and `argsort` are stable
   (ties keep their order, whatever `kind` says) and put nan last, as numpy.
 - `argmax`, `argmin` return the first extreme (a nan counts as the extreme, as numpy).
