@@ -57,6 +57,12 @@ the end), so each function has its derivatives for free and runs on every backen
   first operand given `b.ndim` new axes, then broadcasting). `ufunc.at` writes in place
   and is refused on traced values, naming the functional form `x.at[idx].add(v)`;
   `reduceat` and the other methods raise `gradc.UnsupportedError` naming them.
+- `pad`: the index modes (edge, reflect, symmetric, wrap) gather numpy's own index maps;
+  `constant` places the array in a filled one; the statistic modes `mean`, `maximum`,
+  `minimum`, `median` (`stat_length`) and `linear_ramp` (`end_values`, constants) pad
+  axis by axis as numpy does, each side the statistic of its `stat_length` nearest
+  original elements, or the ramp from the end value to the edge element; integer arrays
+  rounded as numpy's. Not supported: mode `empty` and a callable mode.
 - `prod` multiplies halves in a balanced tree: the gradient of each element is the
   product of all the others, computed without division, so inputs with zeros get the
   right gradient.

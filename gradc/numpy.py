@@ -14,7 +14,7 @@ import numpy as _np
 
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
 from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, decomp as _decomp, special as _special
-from .ops import compose as _cmp, lookup as _lookup, segments as _segments, ufuncs as _ufuncs
+from .ops import compose as _cmp, lookup as _lookup, segments as _segments, ufuncs as _ufuncs, padding as _padding
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
@@ -87,7 +87,7 @@ diag, diagonal, trace, triu, tril = _arr.diag, _arr.diagonal, _arr.trace, _arr.t
 concatenate = _arr.concatenate
 hstack, vstack, dstack, column_stack = _arr.hstack, _arr.vstack, _arr.dstack, _arr.column_stack
 atleast_1d, atleast_2d, atleast_3d = _arr.atleast_1d, _arr.atleast_2d, _arr.atleast_3d
-tile, repeat, pad, sort, argsort = _arr.tile, _arr.repeat, _arr.pad, _arr.sort, _arr.argsort
+tile, repeat, pad, sort, argsort = _arr.tile, _arr.repeat, _padding.pad, _arr.sort, _arr.argsort
 
 
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):

@@ -144,6 +144,7 @@ def test_methods_gradc_lacks_are_unsupported_errors_naming_them():
     f = gradc.jit
     for call, what in [(lambda x: np.subtract.reduce(x), "subtract.reduce"),
                        (lambda x: np.divide.accumulate(x), "divide.accumulate"),
+                       (lambda x: onp.subtract.accumulate(x), "numpy.subtract.accumulate"),
                        (lambda x: np.add.reduceat(x, [0, 2]), "add.reduceat"),
                        (lambda x: onp.add.reduceat(x, [0, 2]), "add.reduceat"),
                        (lambda x: np.add.at(x, [0], 1.0), "add.at"),

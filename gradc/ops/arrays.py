@@ -9,7 +9,8 @@ broadcast_to, concatenate) and element-wise selects:
 * repetition: ``tile`` and ``repeat`` (broadcast along a new axis, then merge it),
   ``repeat`` with per-element counts and ``pad`` with the index modes (edge, reflect,
   symmetric, wrap) as gathers of numpy's own index maps; ``pad`` mode constant places
-  the array in zeros (unslice) and fills the border;
+  the array in zeros (unslice) and fills the border (the statistic modes and
+  linear_ramp: ``ops/padding.py``);
 * ordering: ``sort`` and ``argsort`` by ranks.  The rank of x[i] is the number of
   elements that sort before it (smaller, or equal and earlier: a stable sort; nan
   last, as numpy); ``sort`` scatters each element to its rank, so its gradient is the

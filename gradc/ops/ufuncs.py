@@ -237,13 +237,18 @@ class Ufunc:
 def array_ufunc_method(ufunc, method, inputs, kwargs, f):
     """``Value.__array_ufunc__`` for a method other than a call: numpy's ``ufunc.<method>``
     on traced values, as gradc.numpy's ufunc of that name (``f``, or None) does it."""
+    from ..tracer import user_source
     name = ufunc.__name__
     if method == "at":
         raise _refuse_at(name)
-    if method == "reduce":
+    if method == "reduce" and name in _reductions():
         return reduce(name, *inputs, **kwargs)
-    if method == "accumulate":
+    if method == "accumulate" and name in ("add", "multiply", "maximum", "minimum"):
         return accumulate(name, *inputs, **kwargs)
     if method == "outer" and f is not None and ufunc.nin == 2:
         return outer(name, f, *inputs, **kwargs)
-    raise UnsupportedError(f"{name}.{method} is not supported by gradc (see docs/numpy.md)")
+    at = user_source()
+    raise UnsupportedError(f"numpy.{name}.{method} is not supported by gradc" + (f" (at {at})" if at else "")
+                           + ": gradc's ufuncs reduce (add, multiply, maximum, minimum, logical_and, logical_or), "
+                           "accumulate (add, multiply, maximum, minimum) and take outer (binary ufuncs); "
+                           "see docs/numpy.md")
