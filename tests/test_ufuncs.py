@@ -166,3 +166,17 @@ def test_ufuncs_stay_numpy_outside_a_trace_and_pickle():
     assert np.add.nin == 2 and np.exp.nout == 1 and np.add.identity == 0 and np.abs is np.absolute
     assert pickle.loads(pickle.dumps(np.maximum)) is np.maximum
     onp.testing.assert_array_equal(np.maximum.accumulate([1, 3, 2]), [1, 3, 3])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_integer_and_bool_dtypes_as_numpy(backend):
+    """add and multiply promote small integers and bools to int64 (numpy's rule for their
+    reduce and accumulate); maximum and minimum keep the dtype."""
+    for dt in (onp.int32, onp.int8, onp.bool_):
+        a = (onp.arange(3 * 37).reshape(3, 37) % 5 - 2).astype(dt)
+        calls = [(u, m) for u in ("add", "multiply", "maximum", "minimum") for m in ("accumulate", "reduce")]
+        got = gradc.jit(lambda a: [getattr(getattr(np, u), m)(a, axis=1) for u, m in calls], backend=backend)(a)
+        for (u, m), g in zip(calls, got):
+            want = getattr(getattr(onp, u), m)(a, axis=1)
+            assert g.dtype == want.dtype, (dt, u, m)
+            onp.testing.assert_array_equal(g, want)
