@@ -49,9 +49,10 @@ the end), so each function has its derivatives for free and runs on every backen
   gradc has no vector implementation of its own for these functions: their native code
   is the composition of the primitives' vector implementations.
 - ufunc methods, on gradc.numpy's ufuncs and on numpy's own applied to traced values:
-  `reduce` (add, multiply, maximum, minimum, logical_and, logical_or; numpy's default
-  `axis=0`, `axis=None`, `keepdims`, `dtype`, `initial`, `where`), `accumulate` (add,
-  multiply: the scans below; maximum, minimum: a scan of log2(n) shifted maximums, whose
+  `reduce` (add, multiply, maximum, minimum, logical_and, logical_or, and logaddexp,
+  logaddexp2 as `logsumexp`; numpy's default `axis=0`, `axis=None`, `keepdims`, `dtype`,
+  `initial`, `where`), `accumulate` (add, multiply: the scans below; logaddexp,
+  logaddexp2: a scan of `logaddexp`; maximum, minimum: a scan of log2(n) shifted maximums, whose
   gradient goes to the element holding the running maximum, tied holders sharing it
   equally as in `max`, see docs/derivatives.md), and `outer` of every binary ufunc (the
   first operand given `b.ndim` new axes, then broadcasting). `ufunc.at` writes in place

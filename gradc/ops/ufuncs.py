@@ -5,9 +5,11 @@
 Each method is composed from ops that already differentiate:
 
 * ``reduce``: the reductions (add: ``sum``, multiply: ``prod``, maximum/minimum: ``max``/
-  ``min``, logical_and/logical_or: ``all``/``any``), with numpy's default ``axis=0``;
-* ``accumulate``: the scans (add: ``cumsum``, multiply: ``cumprod``) and the running
-  maximum and minimum below;
+  ``min``, logical_and/logical_or: ``all``/``any``, logaddexp/logaddexp2: ``logsumexp``),
+  with numpy's default ``axis=0``;
+* ``accumulate``: the scans (add: ``cumsum``, multiply: ``cumprod``, logaddexp and
+  logaddexp2: a scan of ``logaddexp``, smooth, so differentiating through its tree is
+  exact) and the running maximum and minimum below;
 * ``outer``: the ufunc on ``a`` reshaped to ``a.shape + (1,) * b.ndim`` against ``b``
   (broadcasting), for every binary ufunc;
 * ``at`` writes into its first operand in place, which a traced value cannot be: it is
@@ -50,22 +52,38 @@ def _eager(*xs):
 
 
 # ----------------------------------------------------------------------------- reduce
+_LN2 = float(np.log(2.0))
+
+
+def _logaddexp_reduce(x, axis, keepdims):
+    from .compose import logsumexp
+    return logsumexp(x, axis, keepdims=keepdims)
+
+
+def _logaddexp2_reduce(x, axis, keepdims):
+    return _logaddexp_reduce(x * _LN2, axis, keepdims) / _LN2
+
+
 def _reductions():
     from . import compose, stats
     return {"add": compose.sum, "multiply": stats.prod, "maximum": compose.max_, "minimum": compose.min_,
-            "logical_and": stats.all, "logical_or": stats.any}
+            "logical_and": stats.all, "logical_or": stats.any,
+            "logaddexp": _logaddexp_reduce, "logaddexp2": _logaddexp2_reduce}
+
+
+_ACCUMULATE = ("add", "multiply", "maximum", "minimum", "logaddexp", "logaddexp2")
 
 
 def reduce(name, a, axis=0, dtype=None, out=None, keepdims=False, initial=None, where=True):
     """numpy's ``ufunc.reduce`` (default ``axis=0``; None: every axis) for add, multiply,
-    maximum, minimum, logical_and and logical_or."""
+    maximum, minimum, logical_and, logical_or, logaddexp and logaddexp2 (logsumexp)."""
     if _eager(a, where):
         kw = {} if initial is None else {"initial": initial}
         return getattr(np, name).reduce(a, axis=axis, dtype=dtype, keepdims=keepdims, where=where, **kw)
     f = _reductions().get(name)
     if f is None:
         raise UnsupportedError(f"{name}.reduce is not supported by gradc (add, multiply, maximum, minimum, "
-                               "logical_and and logical_or reduce)")
+                               "logical_and, logical_or, logaddexp and logaddexp2 reduce)")
     if out is not None:
         raise UnsupportedError(f"{name}.reduce(..., out=...) cannot write into a traced value")
     where = None if where is True else where
@@ -76,20 +94,26 @@ def reduce(name, a, axis=0, dtype=None, out=None, keepdims=False, initial=None, 
         x = ew.astype(x, dtype)
     if name in ("maximum", "minimum"):
         return f(x, axis, None, keepdims, initial, where)
-    if initial is not None:
-        raise UnsupportedError(f"{name}.reduce: initial= is not supported by gradc")
+    if initial is not None or (where is not None and name.startswith("logaddexp")):
+        raise UnsupportedError(f"{name}.reduce: {'initial' if initial is not None else 'where'}= "
+                               "is not supported by gradc")
+    if name.startswith("logaddexp"):
+        if x.dtype.kind != "f":
+            x = ew.astype(x, np.float64)
+        return f(x, axis, keepdims)
     return f(x, axis, None, keepdims, where=where)
 
 
 # ----------------------------------------------------------------------------- accumulate
 def accumulate(name, a, axis=0, dtype=None, out=None):
     """numpy's ``ufunc.accumulate`` along ``axis`` (default 0) for add (cumsum), multiply
-    (cumprod), maximum and minimum (running extremes)."""
+    (cumprod), maximum and minimum (running extremes), logaddexp and logaddexp2 (a running
+    logsumexp: a scan of the smooth ``logaddexp``)."""
     if _eager(a):
         return getattr(np, name).accumulate(a, axis=axis, dtype=dtype)
-    if name not in ("add", "multiply", "maximum", "minimum"):
-        raise UnsupportedError(f"{name}.accumulate is not supported by gradc (add, multiply, maximum and "
-                               "minimum accumulate)")
+    if name not in _ACCUMULATE:
+        raise UnsupportedError(f"{name}.accumulate is not supported by gradc ({', '.join(_ACCUMULATE)} "
+                               "accumulate)")
     if out is not None:
         raise UnsupportedError(f"{name}.accumulate(..., out=...) cannot write into a traced value")
     if axis is None or not isinstance(axis, (int, np.integer)):
@@ -104,39 +128,50 @@ def accumulate(name, a, axis=0, dtype=None, out=None):
         return stats.cumprod(x, axis, dtype)
     if dtype is not None:
         x = ew.astype(x, dtype)
+    if name.startswith("logaddexp"):
+        from . import mathfuncs
+        from .reduce import norm_axes
+        if x.dtype.kind != "f":
+            x = ew.astype(x, np.float64)
+        return _scan(x, norm_axes(axis, x.ndim)[0], getattr(mathfuncs, name))
     return running_extreme(x, axis, ew.maximum if name == "maximum" else ew.minimum)
+
+
+def _scan(v, axis, combine):
+    """Hillis-Steele: log2(n) levels of ``combine(v, v shifted by 2**k)`` (where the
+    shift reaches before the start, ``v`` as it is), each level a buffer of its own."""
+    from .stats import _iota, _shift, materialize
+    n = v._b.env.pin(v._shape[axis])
+    i = _iota(v, axis)
+    s = 1
+    while s < n:
+        v = materialize(ew.where(ew.greater_equal(i, s), combine(v, _shift(v, axis, s, n)), v))
+        s *= 2
+    return v
 
 
 def running_extreme(x, axis, combine):
     """``maximum.accumulate`` (``combine=maximum``) or ``minimum.accumulate`` of ``x`` along
     ``axis``; the gradient is shared equally by tied elements (the module's docstring)."""
     from .reduce import norm_axes
-    from .stats import _cut, _iota, _shift, cumsum, materialize
+    from .stats import _cut, _iota, cumsum
     from .structure import take_along_axis
     axis = norm_axes(axis, x.ndim)[0]
     if x.dtype == np.bool_:
         return ew.astype(running_extreme(ew.astype(x, np.int8), axis, combine), np.bool_)
     n = x._b.env.pin(x._shape[axis])
     i = _iota(x, axis)
-
-    def scan(v, op=combine):
-        s = 1
-        while s < n:
-            v = materialize(ew.where(ew.greater_equal(i, s), op(v, _shift(v, axis, s, n)), v))
-            s *= 2
-        return v
-
     if n < 2:
         return x
     v = ew.stop_gradient(x) if x.dtype.kind == "f" else x
-    y = scan(v)
+    y = _scan(v, axis, combine)
     if x.dtype.kind != "f":
         return y
     from .mathfuncs import isfinite, logical_or
     from .structure import concatenate
     before = concatenate([_cut(y, axis, 0, 1), _cut(y, axis, 0, n - 1)], axis=axis)
     new_run = logical_or(ew.equal(i, 0), ew.not_equal(y, before))
-    start = scan(ew.where(new_run, i, 0), ew.maximum)           # where i's run of equal running values starts
+    start = _scan(ew.where(new_run, i, 0), axis, ew.maximum)           # where i's run of equal running values starts
     holds = ew.logical_and(ew.equal(v, y), isfinite(v))
     d = ew.where(holds, x - v, 0.0)                  # 0, with gradient 1 where x[j] holds y
     cnt = ew.astype(holds, np.int64)
@@ -201,11 +236,11 @@ class Ufunc:
         return self._lookup, (self.__name__,)
 
     def reduce(self, array, axis=0, dtype=None, out=None, keepdims=False, initial=None, where=True):
-        """numpy's ufunc.reduce (add, multiply, maximum, minimum, logical_and, logical_or)."""
+        """numpy's ufunc.reduce (add, multiply, maximum, minimum, logical_and, logical_or, logaddexp(2))."""
         return reduce(self.__name__, array, axis, dtype, out, keepdims, initial, where)
 
     def accumulate(self, array, axis=0, dtype=None, out=None):
-        """numpy's ufunc.accumulate (add, multiply, maximum, minimum)."""
+        """numpy's ufunc.accumulate (add, multiply, maximum, minimum, logaddexp, logaddexp2)."""
         return accumulate(self.__name__, array, axis, dtype, out)
 
     def outer(self, A, B, /, **kwargs):
@@ -243,12 +278,13 @@ def array_ufunc_method(ufunc, method, inputs, kwargs, f):
         raise _refuse_at(name)
     if method == "reduce" and name in _reductions():
         return reduce(name, *inputs, **kwargs)
-    if method == "accumulate" and name in ("add", "multiply", "maximum", "minimum"):
+    if method == "accumulate" and name in _ACCUMULATE:
         return accumulate(name, *inputs, **kwargs)
     if method == "outer" and f is not None and ufunc.nin == 2:
         return outer(name, f, *inputs, **kwargs)
     at = user_source()
     raise UnsupportedError(f"numpy.{name}.{method} is not supported by gradc" + (f" (at {at})" if at else "")
-                           + ": gradc's ufuncs reduce (add, multiply, maximum, minimum, logical_and, logical_or), "
-                           "accumulate (add, multiply, maximum, minimum) and take outer (binary ufuncs); "
+                           + ": gradc's ufuncs reduce (add, multiply, maximum, minimum, logical_and, logical_or, "
+                           "logaddexp, logaddexp2), accumulate (add, multiply, maximum, minimum, logaddexp, "
+                           "logaddexp2) and take outer (binary ufuncs); "
                            "see docs/numpy.md")
