@@ -705,6 +705,19 @@ for _id, _kw in [("norm_mat_2", {"ord": 2}), ("norm_mat_n2", {"ord": -2}), ("nor
          shapes((normal, (3, 2, 4) if "axis" in _kw else (3, 4))))
 case("cond", "svdvals", gnp.linalg.cond, np.linalg.cond, shapes((normal, (3, 3))))
 
+
+# (lines added after the LAPACK ones leave every other line's inputs unchanged)
+def _stable_ranks(x):
+    """Sort positions along the last axis by definition: the elements before, or equal
+    and earlier (nan last, equal to nan): numpy's stable argsort, inverted."""
+    return np.argsort(np.argsort(x, axis=-1, kind="stable"), axis=-1, kind="stable")
+
+
+case("sort_rank", "sort_rank", lambda x: x * gnp.astype(bind("sort_rank", x), x.dtype),
+     lambda x: x * _stable_ranks(x).astype(x.dtype), shapes((distinct, T3)))
+case("sort_rank_ties_nan", "sort_rank", lambda x: bind("sort_rank", x), _stable_ranks,
+     lambda r: [np.where(r.random(T3) < 0.2, np.nan, r.integers(0, 3, T3).astype(np.float64))], diff=())
+
 CASE_IDS = [c.id for c in CASES]
 
 

@@ -148,7 +148,8 @@ def is_flat_product(graph, n) -> bool:
 
 def decompose(graph: Graph, batched_products: bool = False) -> Graph:
     """Rewrite ops that backends do not lower directly into ones they do:
-    logsumexp -> max, exp, sum, log (the stable two-pass formula); matrix-vector,
+    logsumexp -> max, exp, sum, log (the stable two-pass formula); sort_rank -> its
+    pairwise comparisons counted (``ops.arrays.pairwise_ranks``); matrix-vector,
     vector-matrix and dot products -> element-wise products and sums, so they fuse
     with what produces and consumes them (the neuron loss reads X once); batched
     products (..., m, k) @ (..., k, n) -> a product broadcast over (..., m, k, n) summed
@@ -156,7 +157,7 @@ def decompose(graph: Graph, batched_products: bool = False) -> Graph:
     materializing the rank-N product; with ``batched_products`` (a library runs stacks),
     only those whose stacks' batch axes differ."""
     batched = lambda g, n: _is_batched_product(g, n, batched_products)   # noqa: E731
-    if not any(graph[n]["op"] == "logsumexp" or _is_vector_product(graph, n) or batched(graph, n)
+    if not any(graph[n]["op"] in ("logsumexp", "sort_rank") or _is_vector_product(graph, n) or batched(graph, n)
                for n in graph.nx.nodes):
         return graph
     softmax_of = _softmax_of_logsumexp(graph)
@@ -195,6 +196,9 @@ def decompose(graph: Graph, batched_products: bool = False) -> Graph:
         d = graph[nid]
         if d["op"] == "logsumexp":
             return lse(nid, args[0], d["params"]["axes"], d["params"]["keepdims"])
+        if d["op"] == "sort_rank":      # compared pairwise: the comparisons fuse into the count
+            from ..ops.arrays import pairwise_ranks
+            return pairwise_ranks(args[0])
         if nid in softmax_of and softmax_of[nid] in shared:
             e, s = shared[softmax_of[nid]]
             return e * (1.0 / s)

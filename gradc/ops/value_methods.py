@@ -139,13 +139,8 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
         if kwargs:
             raise UnsupportedError(f"numpy.{ufunc.__name__}: keyword arguments {sorted(kwargs)} are not supported")
         return f(*inputs)
-    if method == "reduce" and ufunc.__name__ in ("add", "maximum", "minimum"):
-        f = {"add": red.sum_, "maximum": red.max_, "minimum": red.min_}[ufunc.__name__]
-        return f(inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
-    if method == "accumulate" and ufunc.__name__ in ("add", "multiply"):
-        f = stats.cumsum if ufunc.__name__ == "add" else stats.cumprod
-        return f(inputs[0], kwargs.get("axis", 0), kwargs.get("dtype"))
-    raise gnp.unsupported(f"{ufunc.__name__}.{method}", "numpy", user_source())
+    from .ufuncs import array_ufunc_method
+    return array_ufunc_method(ufunc, method, inputs, kwargs, gnp.UFUNCS.get(ufunc.__name__))
 
 
 def _array_function(self, func, types, args, kwargs):
