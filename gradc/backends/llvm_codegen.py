@@ -561,6 +561,8 @@ class Codegen:
             self.emit_gemm(st)
         elif isinstance(st, lir.LapackCall):
             self.emit_lapack(st)
+        elif isinstance(st, lir.SortRanks):
+            self.emit_sort_ranks(st)
         elif isinstance(st, lir.Parallel):
             self.emit_parallel_nest(st)
         elif isinstance(st, lir.SkinnyPack):
@@ -793,6 +795,18 @@ class Codegen:
         rc = b.call(fn, [ir.Constant(I32, st.routine), ir.Constant(I32, int(st.dtype == np.float32)),
                          self.e_(st.batch), self.e_(st.n), self.e_(st.k), b.bitcast(self.bufs[a], vp),
                          b.bitcast(self.bufs[rhs], vp), b.bitcast(self.bufs[st.out], vp)])
+        b.store(b.or_(b.load(self.status), rc), self.status)
+
+    def emit_sort_ranks(self, st: lir.SortRanks):
+        """gradc_sort_rank (runtime/sortrank.c): every row's ranks; an allocation failure
+        is OR-ed into the kernel's status."""
+        vp = I8.as_pointer()
+        fn = self.module.globals.get("gradc_sort_rank")
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(I32, [I32, I64, I64, vp, vp]), "gradc_sort_rank")
+        b = self.b
+        rc = b.call(fn, [ir.Constant(I32, int(st.dtype == np.float32)), self.e_(st.batch), self.e_(st.n),
+                         b.bitcast(self.bufs[st.arg], vp), b.bitcast(self.bufs[st.out], vp)])
         b.store(b.or_(b.load(self.status), rc), self.status)
 
     def ld(self, x):
