@@ -13,6 +13,7 @@ import numpy as np
 
 from . import numpy as gnp
 from .errors import ArgumentError, UnsupportedError
+from .ops import bitwise as _bitwise
 from .tracer import Value
 from .tree_util import tree_flatten, tree_map, tree_unflatten
 from .vmap import vmap
@@ -114,6 +115,7 @@ def map(f, xs):  # noqa: A001  (jax.lax.map's name)
 
 
 select = gnp.where
+bitcast_convert_type = _bitwise.bitcast_convert_type     # (types of the same size)
 stop_gradient = gnp.stop_gradient
 
 

@@ -176,8 +176,10 @@ def view(x, dtype=None, type=None):  # noqa: A002  (numpy's keyword)
     uint32, ...); no gradient flows through it.  A view as another size (which numpy
     spreads over the last axis) is refused."""
     from ..errors import UnsupportedError
+    from ..tracer import user_source
+    at = f"  [at {user_source()}]" if user_source() else ""
     if type is not None and not (isinstance(type, builtins.type) and issubclass(type, np.ndarray)):
-        raise UnsupportedError(f"view(type={type!r}): only ndarray views are supported")
+        raise UnsupportedError(f"view(type={type!r}): only ndarray views are supported" + at)
     if dtype is None or (isinstance(dtype, builtins.type) and issubclass(dtype, np.ndarray)):
         return x
     dt = np.dtype(dtype)
@@ -189,11 +191,11 @@ def view(x, dtype=None, type=None):  # noqa: A002  (numpy's keyword)
     if src == np.bool_ or dt == np.bool_ or src.kind not in supported or dt.kind not in supported \
             or dt.itemsize not in (1, 2, 4, 8) or (dt.kind == "f" and dt.itemsize < 4):
         raise UnsupportedError(f"view: reinterpreting {src} as {dt} is not supported (gradc views integers "
-                               "and float32/float64 as each other, at the same size)")
+                               "and float32/float64 as each other, at the same size)" + at)
     if dt.itemsize != src.itemsize:
         raise UnsupportedError(f"view: {src} has {src.itemsize} bytes and {dt} {dt.itemsize}: gradc reinterprets "
                                "bits between types of the same size only (numpy's view of another size "
-                               "changes the last axis)")
+                               "changes the last axis)" + at)
     return x if dt == src else t.bind("bitcast", x, dtype=dt)
 
 
