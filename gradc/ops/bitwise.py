@@ -68,7 +68,7 @@ register(Op("bitcast", "elementwise", lambda env, avals, dtype: (avals[0][0], np
             c="((union {{ {src} from; {ctype} to; }}){{ .from = {0} }}).to",
             doc="the same bits as another type of the same size (x.view(dtype), "
                 "lax.bitcast_convert_type); no derivative",
-            notation=lambda m, u, dtype: m.fn(f"bits_as_{np.dtype(dtype).name}", u),
+            notation="bitcast",
             batch=batch_broadcasting("bitcast")))
 
 
