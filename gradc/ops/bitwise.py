@@ -58,7 +58,20 @@ elementwise("right_shift", np.right_shift, vjp=_no_vjp, jvp=_no_jvp, c="(({ctype
             doc="numpy.right_shift (>>) of integers, arithmetic for signed ones: a count outside "
                 "[0, width) gives 0, or -1 for a negative value; no derivative",
             notation=_fn("right_shift"))
-elementwise("bitwise_count", np.bitwise_count, vjp=_no_vjp, jvp=_no_jvp, out=np.uint8,
+def bitwise_count_np(x):
+    """numpy.bitwise_count (numpy 2), also where numpy (1.26) lacks it: the 1 bits of
+    |x| (the most negative value's wrapped abs, one bit), uint8."""
+    x = np.asarray(x)
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x)
+    if x.dtype == np.bool_:
+        x = x.astype(np.uint8)
+    magnitude = np.ascontiguousarray(np.where(x < 0, -x, x).astype(f"u{x.dtype.itemsize}"))
+    bits = np.unpackbits(magnitude.reshape(magnitude.shape + (1,)).view(np.uint8), axis=-1)
+    return bits.sum(axis=-1, dtype=np.uint8)
+
+
+elementwise("bitwise_count", bitwise_count_np, vjp=_no_vjp, jvp=_no_jvp, out=np.uint8,
             c="gradc_bitcount({0})", llvm=lambda e, x: e.bitwise_count(x), cost=4,
             doc="numpy.bitwise_count: the number of 1 bits of |x|, uint8; no derivative",
             notation=_fn("bitwise_count"))
@@ -165,7 +178,7 @@ right_shift.__doc__ = ("numpy.right_shift (``>>``), arithmetic for signed intege
 def bitwise_count(x):
     """numpy.bitwise_count: the number of 1 bits in ``|x|``, as uint8."""
     if _concrete((x,)):
-        return np.bitwise_count(x)
+        return bitwise_count_np(x)
     dt = _integer_dtype("bitwise_count", (x,))
     return tracer().bind("bitwise_count", convert(x, np.uint8 if dt == np.bool_ else dt))
 
