@@ -173,9 +173,10 @@ def render() -> str:
     out += [", ".join(f"`x.{n}`" for n in methods), "",
             "`x.sort()` sorts in place in numpy and is an error on a traced value: use "
             "`np.sort(x)`.", "",
-            "Operators: the arithmetic ones, comparisons, `@`, and `&`, `|`, `^`, `~` on "
-            "booleans (masks); on integers numpy's `&`, `|`, `^`, `~` are bitwise, and "
-            "gradc refuses them rather than read them as logical.", "",
+            "Operators: the arithmetic ones, comparisons, `@`, and `&`, `|`, `^`, `~`, `<<`, "
+            "`>>`: bitwise on integers (numpy's dtypes and shift rules, bit for bit), logical "
+            "on booleans (masks); on floats they are refused, as numpy refuses them. "
+            "`x.view(dtype)` reinterprets the bits as another type of the same size.", "",
             "## Primitives (the op registry)", "",
             "Everything above is built from these ops (gradc/ops/). Each defines its shape "
             "rule, numpy reference, derivatives and native lowering in one place.", "",

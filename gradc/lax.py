@@ -30,6 +30,7 @@ from .lax_arrays import (  # noqa: F401  (re-exported: jax.lax's array ops)
 from .lax_windows import (  # noqa: F401  (re-exported: convolution, windowed reductions, flax's pooling)
     avg_pool, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose, conv_with_general_padding,
     max_pool, min_pool, padtype_to_pads, reduce_window)
+from .ops import bitwise as _bitwise
 from .tracer import Value
 from .tree_util import tree_flatten, tree_map, tree_unflatten
 from .vmap import vmap
@@ -131,6 +132,7 @@ def map(f, xs):  # noqa: A001  (jax.lax.map's name)
 
 
 select = gnp.where      # jax.lax.select(pred, on_true, on_false)
+bitcast_convert_type = _bitwise.bitcast_convert_type     # (types of the same size)
 stop_gradient = gnp.stop_gradient
 
 
@@ -145,3 +147,18 @@ def checkpoint(fun=None, *, prevent_cse=True, policy=None, static_argnums=()):
 
 
 remat = checkpoint
+
+
+# jax.lax's bitwise names (integers; and, or, xor, not are logical on booleans)
+bitwise_and, bitwise_or, bitwise_xor, bitwise_not = gnp.bitwise_and, gnp.bitwise_or, gnp.bitwise_xor, gnp.invert
+shift_left, shift_right_arithmetic = gnp.left_shift, gnp.right_shift
+
+
+def shift_right_logical(x, y):
+    """``jax.lax.shift_right_logical``: zeros shifted in from the left, whatever x's sign
+    (a signed x is shifted as its unsigned bits)."""
+    x = gnp.asarray(x)
+    if x.dtype.kind != "i":
+        return gnp.right_shift(x, y)
+    unsigned = np.dtype(f"u{x.dtype.itemsize}")
+    return bitcast_convert_type(gnp.right_shift(bitcast_convert_type(x, unsigned), gnp.astype(y, unsigned)), x.dtype)

@@ -14,7 +14,7 @@ import numpy as _np
 
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
 from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, decomp as _decomp, special as _special
-from .ops import compose as _cmp, lookup as _lookup, segments as _segments, indices as _idx
+from .ops import bitwise as _bw, compose as _cmp, lookup as _lookup, segments as _segments, indices as _idx
 from .ops import assorted as _asd, nanfuncs as _nanf, ufuncs as _ufuncs, padding as _padding
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
@@ -62,6 +62,11 @@ nanvar, nanstd, nanprod, nanargmax, nanargmin = _nanf.nanvar, _nanf.nanstd, _nan
 nancumsum, nancumprod = _nanf.nancumsum, _nanf.nancumprod
 for _name in _asd.__all__:
     globals()[_name] = getattr(_asd, _name)
+# bitwise (integers; logical on booleans)
+bitwise_and, bitwise_or, bitwise_xor, invert = _bw.bitwise_and, _bw.bitwise_or, _bw.bitwise_xor, _bw.invert
+bitwise_not = bitwise_invert = invert
+left_shift, right_shift, bitwise_count = _bw.left_shift, _bw.right_shift, _bw.bitwise_count
+bitwise_left_shift, bitwise_right_shift = left_shift, right_shift
 
 
 def where(condition, x=None, y=None, *, size=None, fill_value=None):
@@ -297,6 +302,8 @@ UFUNCS = {
     "floor_divide": floor_divide, "divmod": divmod, "copysign": copysign, "hypot": hypot, "fmax": fmax,
     "fmin": fmin, "arccosh": arccosh, "degrees": degrees, "radians": radians, "rad2deg": rad2deg,
     "deg2rad": deg2rad, "logical_xor": logical_xor, "float_power": float_power, "conjugate": conjugate,
+    "bitwise_and": bitwise_and, "bitwise_or": bitwise_or, "bitwise_xor": bitwise_xor, "invert": invert,
+    "left_shift": left_shift, "right_shift": right_shift, "bitwise_count": bitwise_count,
 }
 # numpy's ufunc objects: gradc.numpy's ufuncs are callables with numpy's methods
 # (np.add.reduce, np.maximum.accumulate, np.multiply.outer: gradc/ops/ufuncs.py)
