@@ -84,3 +84,7 @@ def eigh(a, b=None, lower=True, eigvals_only=False, **kw):
     if not lower:
         a = np.swapaxes(np.asarray(a), -1, -2)
     return np.linalg.eigvalsh(a) if eigvals_only else np.linalg.eigh(a)
+
+
+from .matrices import (block_diag, circulant, companion, convolution_matrix, dft, fiedler,  # noqa: E402,F401
+                       hankel, helmert, hilbert, leslie, pascal, toeplitz)
