@@ -23,7 +23,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "gradc"
 # the reductions (whose adjoints are broadcasts), matmul and transpose; then the
 # composites built on them.
 OP_MODULES = ["gradc.ops.bind", "gradc.ops.structure", "gradc.ops.elementwise", "gradc.ops.reduce",
-              "gradc.ops.linalg", "gradc.ops.lapack", "gradc.ops.decomp", "gradc.ops.einsum", "gradc.ops.axes", "gradc.ops.mathfuncs",
+              "gradc.ops.linalg", "gradc.ops.lapack", "gradc.ops.decomp", "gradc.ops.lu", "gradc.ops.einsum", "gradc.ops.axes", "gradc.ops.mathfuncs",
               "gradc.ops.special", "gradc.ops.at", "gradc.ops.arrays", "gradc.ops.stats", "gradc.ops.lookup", "gradc.ops.segments", "gradc.ops.indices", "gradc.ops.compose",
               "gradc.ops.custom"]
 
