@@ -34,7 +34,7 @@ LAYERS = [
     ("graph", ["gradc.graph", "gradc.graph_match", "gradc.ops.registry"]),
     ("trace", ["gradc.tracer"]),
     *((f"ops: {m.rsplit('.', 1)[1]}", [m]) for m in OP_MODULES),
-    ("ops", ["gradc.ops", "gradc.numpy", "gradc.nn", "gradc.scipy", "gradc.scipy.special", "gradc.scipy.stats", "gradc.scipy.matrices", "gradc.scipy.linalg", "gradc.ops.value_methods", "gradc.bench_models"]),
+    ("ops", ["gradc.ops", "gradc.numpy", "gradc.nn", "gradc.scipy", "gradc.scipy.special", "gradc.scipy.stats", "gradc.scipy.matrices", "gradc.scipy.matfuncs", "gradc.scipy.linalg", "gradc.ops.value_methods", "gradc.bench_models"]),
     ("autodiff", ["gradc.autodiff", "gradc.batching"]),
     ("passes", ["gradc.passes", "gradc.evaluate"]),
     ("schedule", ["gradc.backends.schedule", "gradc.backends.batch_split"]),

@@ -236,5 +236,67 @@ def lu_solve(lu_and_piv, b, trans=0, overwrite_b=False, check_finite=True):
     return xp.reshape(x, x.shape[:-1]) if vector else x
 
 
+# ----------------------------------------------------------------------------- QR, SVD, polar
+def qr(a, overwrite_a=False, lwork=None, mode="full", pivoting=False, check_finite=True):
+    """``(Q, R)`` with a = Q R: ``mode='full'`` (Q (M, M), R (M, N)), ``'economic'`` (Q
+    (M, K), R (K, N)), ``'r'`` (``(R,)`` of 'full', a tuple as scipy's); numpy.linalg.qr's
+    primitives, differentiable for M >= N (``'full'`` only when M == N)."""
+    if pivoting:
+        raise UnsupportedError("scipy.linalg.qr: pivoting=True (geqp3) is not supported")
+    modes = {"full": "complete", "economic": "reduced", "r": "complete"}   # scipy's 'r': R of 'full'
+    if mode not in modes:
+        raise UnsupportedError(f"scipy.linalg.qr: mode={mode!r} is not supported; gradc takes 'full', 'economic' "
+                               "or 'r' ('raw' returns LAPACK's reflectors)")
+    out = np.linalg.qr(a, mode=modes[mode])
+    return (out[1],) if mode == "r" else tuple(out)
+
+
+def svd(a, full_matrices=True, compute_uv=True, overwrite_a=False, check_finite=True, lapack_driver="gesdd"):
+    """``(U, s, Vh)`` with a = U diag(s) Vh, s descending (gesdd; ``lapack_driver`` is
+    accepted, the results are the same up to the signs of singular vectors);
+    ``compute_uv=False``: s.  numpy.linalg.svd's primitives and gradients."""
+    if lapack_driver not in ("gesdd", "gesvd"):
+        raise ArgumentError(f"scipy.linalg.svd: lapack_driver must be 'gesdd' or 'gesvd', got {lapack_driver!r}")
+    out = np.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv)
+    return out if not compute_uv else tuple(out)
+
+
+def polar(a, side="right"):
+    """``(u, p)``: the polar decomposition a = u p (``side='right'``, p (N, N)) or
+    a = p u (``'left'``, p (M, M)), u with orthonormal columns (rows), p symmetric
+    positive semidefinite; from the reduced SVD a = U S Vᵀ: u = U Vᵀ, p = V S Vᵀ
+    (U S Uᵀ on the left).  Differentiable where the singular values are distinct."""
+    if side not in ("right", "left"):
+        raise ArgumentError(f"scipy.linalg.polar: side must be 'right' or 'left', got {side!r}")
+    xp = onp if _lapack._eager(a) else np
+    a = xp.asarray(a)
+    if a.ndim != 2:
+        raise ArgumentError(f"scipy.linalg.polar: argument a has shape {tuple(a.shape)}; it must be a matrix (M, N)")
+    u_, s, vh = xp.linalg.svd(a, full_matrices=False)
+    u = xp.matmul(u_, vh)
+    p = xp.matmul(vh.T * s, vh) if side == "right" else xp.matmul(u_ * s, u_.T)
+    return u, p
+
+
 from .matrices import (block_diag, circulant, companion, convolution_matrix, dft, fiedler,  # noqa: E402,F401
                        hankel, helmert, hilbert, leslie, pascal, toeplitz)
+from .matfuncs import expm, expm_frechet  # noqa: E402,F401
+
+
+def _not_supported(name, why):
+    def refuse(*args, **kwargs):
+        raise UnsupportedError(f"scipy.linalg.{name} is not supported by gradc: {why}")
+    refuse.__name__ = refuse.__qualname__ = name
+    refuse.__doc__ = f"Not supported (raises gradc.UnsupportedError): {why}."
+    return refuse
+
+
+# jax.scipy.linalg's names gradc does not compute yet: a clear error, not an AttributeError
+sqrtm = _not_supported("sqrtm", "it needs the Schur decomposition (complex in general); for a symmetric positive "
+                                "definite matrix use V diag(sqrt(w)) Vᵀ from gradc.numpy.linalg.eigh")
+schur = _not_supported("schur", "gradc has no Schur decomposition (LAPACK gees)")
+hessenberg = _not_supported("hessenberg", "gradc has no Hessenberg reduction (LAPACK gehrd)")
+funm = _not_supported("funm", "it needs the Schur decomposition; for a symmetric matrix apply the function to the "
+                              "eigenvalues of gradc.numpy.linalg.eigh")
+solve_sylvester = _not_supported("solve_sylvester", "it needs the Schur decomposition; small systems can be solved "
+                                                    "as (I ⊗ A + Bᵀ ⊗ I) vec(X) = vec(Q) with gradc.numpy.linalg.solve")
