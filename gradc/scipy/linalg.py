@@ -2,7 +2,14 @@
 by their signatures and defaults (scipy's ``cholesky`` and ``solve_triangular`` take the
 upper triangle unless ``lower=True``), on the LAPACK primitives of ``gradc.numpy.linalg``:
 differentiable in both arguments, on backend ``"llvm"`` and ``"numpy"`` (backend ``"c"``
-refuses LAPACK ops).  ``b`` may be a vector ``(M,)`` or a matrix ``(M, K)``."""
+refuses LAPACK ops).  ``b`` may be a vector ``(M,)`` or a matrix ``(M, K)``.
+
+Also LU (``lu``, ``lu_factor``, ``lu_solve``: gradc/ops/lu.py's getrf primitives),
+scipy's ``qr``, ``svd`` and ``polar``, and from sibling modules ``expm`` and
+``expm_frechet`` (matfuncs.py) and the special matrices (matrices.py: ``toeplitz`` and
+the others, compositions that run on every backend).  The names gradc does not compute
+(``sqrtm``, ``schur``, ``hessenberg``, ``funm``, ``solve_sylvester``, ``dft``) raise
+``gradc.UnsupportedError``."""
 from __future__ import annotations
 
 import numpy as onp
