@@ -316,3 +316,23 @@ def test_expm_errors_and_backend_c():
     with pytest.raises(gradc.UnsupportedError):
         gradc.jit(sla.expm, backend="c")(onp.eye(3))
     assert onp.isnan(gradc.jit(sla.expm)(onp.diag([1e12, 0.0]))).all()      # beyond the unrolled squarings
+
+
+def test_lu_solve_reuses_the_factorization_and_takes_foreign_pivots(lu_backend):
+    r = onp.random.default_rng(17)
+    a, b = r.standard_normal((6, 6)), r.standard_normal((6, 2))
+    g = gradc.jit(lambda a, b: sla.lu_solve(sla.lu_factor(a), b)).lower(a, b).graph
+    ops = [g[n]["op"] for n in g.nx.nodes]
+    assert "lu_perm" in ops and ops.count("matmul") == 1       # the permutation of the same getrf, no row swaps
+    lu, piv = sla.lu_factor(a)
+
+    def ref(lu, b):       # a = P L U rebuilt from the swaps, then numpy's solve
+        perm = list(range(6))
+        for k, p in enumerate(piv):
+            perm[k], perm[p] = perm[p], perm[k]
+        lu_ = onp.tril(lu, -1) + onp.eye(6)
+        return onp.sum(onp.linalg.solve(onp.eye(6)[:, perm] @ lu_ @ onp.triu(lu), b) * b)
+    grads = gradc.grad(lambda lu, piv, b: np.sum(sla.lu_solve((lu, piv), b) * b), argnums=(0, 2),
+                       backend=lu_backend)(lu, piv, b)
+    for i, gr in zip((0, 1), grads):
+        onp.testing.assert_allclose(gr, fd_grad(ref, [lu, b], i), rtol=FD_RTOL, atol=FD_ATOL)

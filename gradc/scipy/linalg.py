@@ -177,7 +177,7 @@ def _factored_perm(piv):
     the same matrix: one getrf call), else None."""
     from .. import tracer
     node = piv._node
-    if node["op"] == "convert":
+    if node["op"] == "cast":
         src = tracer.Value(piv._b, node["args"][0])
         if src._node["op"] == "lu_pivots":
             a = tracer.Value(piv._b, src._node["args"][0])
