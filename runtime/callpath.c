@@ -931,5 +931,8 @@ PyMODINIT_FUNC PyInit__callpath(void) {
      * MISS (gradc/backends/kernel.py reads this: a stale build of the extension is not
      * handed plans it cannot read) */
     if (PyModule_AddIntConstant(m, "PLAN_VERSION", 5) < 0) return NULL;
+    /* one past the last routine code gradc_lapack knows (runtime/lapack.c's GRADC_LA_*):
+     * 21 from scipy.linalg.lu's routines on (tests/lapack_support.py reads it) */
+    if (PyModule_AddIntConstant(m, "LAPACK_ROUTINES", 21) < 0) return NULL;
     return m;
 }

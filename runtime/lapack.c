@@ -40,7 +40,11 @@ enum {
     GRADC_LA_QR_Q = 14,      /* a -> Q (M, K)                    (geqrf, orgqr) */
     GRADC_LA_QR_R = 15,      /* a -> R (K, N), upper trapezoidal (geqrf) */
     GRADC_LA_QR_Q_COMPLETE = 16, /* a -> Q (M, M)                (geqrf, orgqr) */
-    GRADC_LA_PINV = 17       /* a, rcond (one per matrix) -> a^+ (N, M)  (gesdd 'S') */
+    GRADC_LA_PINV = 17,      /* a, rcond (one per matrix) -> a^+ (N, M)  (gesdd 'S') */
+    /* square again: scipy.linalg.lu_factor's parts, as floats (exact below 2^24) */
+    GRADC_LA_LU = 18,        /* a (M, M) -> L and U packed, L's unit diagonal implied  (getrf) */
+    GRADC_LA_LU_PIVOTS = 19, /* a (M, M) -> LAPACK's row swaps, 0-based (M,)           (getrf) */
+    GRADC_LA_LU_PERM = 20    /* a (M, M) -> perm (M,) with a[perm] = L U                (getrf) */
 };
 
 typedef int64_t la_int;
@@ -197,6 +201,28 @@ static la_orgqr_t la_orgqr[2];
                 else memcpy(out + t * n, w, sizeof(T) * (size_t)n);                                          \
                 break;                                                                                      \
             }                                                                                               \
+            case GRADC_LA_LU:                                                                               \
+            case GRADC_LA_LU_PIVOTS:                                                                        \
+            case GRADC_LA_LU_PERM: {                                                                        \
+                /* a singular matrix factors too (a zero on U's diagonal), as scipy's lu_factor */          \
+                if (n == 0) break;                                                                          \
+                la_to_cols_##S(at, wa, n, n);                                                               \
+                la_getrf[IDX](&N, &N, wa, &lda, ipiv, &info);                                               \
+                if (routine == GRADC_LA_LU) {                                                               \
+                    la_from_cols_##S(wa, out + t * nn, n, n);                                               \
+                } else if (routine == GRADC_LA_LU_PIVOTS) {                                                 \
+                    for (int64_t i = 0; i < n; i++) out[t * n + i] = (T)(ipiv[i] - 1);                      \
+                } else { /* the swaps applied in order to 0, 1, ..., n - 1 */                               \
+                    T *perm = out + t * n;                                                                  \
+                    for (int64_t i = 0; i < n; i++) perm[i] = (T)i;                                         \
+                    for (int64_t i = 0; i < n; i++) {                                                       \
+                        T tmp = perm[i];                                                                    \
+                        perm[i] = perm[ipiv[i] - 1];                                                        \
+                        perm[ipiv[i] - 1] = tmp;                                                            \
+                    }                                                                                       \
+                }                                                                                           \
+                break;                                                                                      \
+            }                                                                                               \
             default:                                                                                        \
                 status |= GRADC_LAPACK_UNAVAILABLE;                                                         \
             }                                                                                               \
@@ -323,8 +349,8 @@ GRADC_LAPACK_RECT(float, s, 1)
 int32_t gradc_lapack(int32_t routine, int32_t single, int64_t batch, int64_t n, int64_t k, const void *a,
                      const void *b, void *out) {
     int idx = single ? 1 : 0;
-    if (routine >= GRADC_LA_SVDVALS) {
-        if (routine > GRADC_LA_PINV || !la_gesdd[idx] || !la_geqrf[idx] || !la_orgqr[idx])
+    if (routine >= GRADC_LA_SVDVALS && routine <= GRADC_LA_PINV) {
+        if (!la_gesdd[idx] || !la_geqrf[idx] || !la_orgqr[idx])
             return GRADC_LAPACK_UNAVAILABLE;
         if (single) return la_rect_s(routine, batch, k, n, (const float *)a, (const float *)b, (float *)out);
         return la_rect_d(routine, batch, k, n, (const double *)a, (const double *)b, (double *)out);

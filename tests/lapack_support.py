@@ -28,3 +28,14 @@ def native_rect_lapack() -> bool:
 def native_rect_lapack_or_skip() -> None:
     if not native_rect_lapack():
         pytest.skip(REBUILD)
+
+
+def native_lu_lapack() -> bool:
+    """Does it also know the LU routines (gradc.scipy.linalg.lu, lu_factor)?"""
+    from gradc import _callpath
+    return native_lapack() and getattr(_callpath, "LAPACK_ROUTINES", 0) >= 21
+
+
+def native_lu_lapack_or_skip() -> None:
+    if not native_lu_lapack():
+        pytest.skip(REBUILD)

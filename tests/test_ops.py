@@ -734,6 +734,33 @@ case("sort_rank", "sort_rank", lambda x: x * gnp.astype(bind("sort_rank", x), x.
 case("sort_rank_ties_nan", "sort_rank", lambda x: bind("sort_rank", x), _stable_ranks,
      lambda r: [np.where(r.random(T3) < 0.2, np.nan, r.integers(0, 3, T3).astype(np.float64))], diff=())
 
+
+# LU (gradc/ops/lu.py; tests/test_scipy_linalg.py has it at more sizes, with scipy):
+# against Gaussian elimination with partial pivoting, row by row
+def _lu_elimination(a):
+    """(packed L and U, pivots, perm) of each matrix, one elimination step per column."""
+    out = [], [], []
+    for m in a.reshape((-1,) + a.shape[-2:]):
+        lu, n = m.astype(np.float64).copy(), m.shape[-1]
+        piv, perm = [], list(range(n))
+        for k in range(n):
+            p = k + int(np.argmax(np.abs(lu[k:, k])))
+            lu[[k, p]] = lu[[p, k]]
+            perm[k], perm[p] = perm[p], perm[k]
+            piv.append(p)
+            lu[k + 1:, k] /= lu[k, k]
+            lu[k + 1:, k + 1:] -= np.outer(lu[k + 1:, k], lu[k, k + 1:])
+        for o, v in zip(out, (lu, piv, perm)):
+            o.append(np.asarray(v, np.float64))
+    return [np.reshape(o, a.shape if o[0].ndim == 2 else a.shape[:-1]).astype(a.dtype) for o in out]
+
+
+case("lu", "lu", lambda a: bind("lu", a), lambda a: _lu_elimination(a)[0], shapes((normal, (2, 4, 4))))
+case("lu_pivots", "lu_pivots", lambda a: bind("lu_pivots", a), lambda a: _lu_elimination(a)[1],
+     shapes((normal, (4, 4))), diff=())
+case("lu_perm", "lu_perm", lambda a: bind("lu_perm", a), lambda a: _lu_elimination(a)[2], shapes((normal, (2, 4, 4))),
+     diff=())
+
 CASE_IDS = [c.id for c in CASES]
 
 
@@ -754,6 +781,9 @@ def _lapack_lines_where_lapack_runs(request):
         native_lapack_or_skip()
         if OPS[c.op].extra["lapack"] in ("gesdd", "geqrf"):
             native_rect_lapack_or_skip()
+        if c.op.startswith("lu"):
+            from lapack_support import native_lu_lapack_or_skip
+            native_lu_lapack_or_skip()
 assert len(set(CASE_IDS)) == len(CASE_IDS), "duplicate case ids"
 BY_ID = {c.id: c for c in CASES}
 

@@ -360,7 +360,7 @@ _LINALG_FAILURES = [  # (status bit, what numpy says, the ops that can set it)
     (STATUS_NO_CONVERGENCE, "Eigenvalues did not converge", ("eigh", "eigvalsh")),
     (STATUS_OUT_OF_MEMORY, "out of memory for a linear algebra workspace", ()),
     (STATUS_LAPACK_UNAVAILABLE, "no LAPACK routines are registered with gradc's extension (one built before "
-                                "linalg.svd and qr lacks theirs: rebuild it with `python setup.py build_ext --inplace`)", ()),
+                                "linalg.svd and qr, or scipy.linalg.lu, lacks theirs: rebuild it with `python setup.py build_ext --inplace`)", ()),
 ]
 
 

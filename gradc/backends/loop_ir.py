@@ -36,7 +36,7 @@ LAPACK_ROUTINES = {"solve": 0, "inv": 1, "det": 2, "slogdet": 3, "cholesky": 4, 
                    ("solve_triangular", True): 7, ("solve_triangular", False): 8,   # (op, lower)
                    "svdvals": 9, ("svd_u", False): 10, ("svd_vt", False): 11, ("svd_u", True): 12,
                    ("svd_vt", True): 13, ("qr_q", False): 14, "qr_r": 15, ("qr_q", True): 16,   # (op, full)
-                   "pinv": 17}
+                   "pinv": 17, "lu": 18, "lu_pivots": 19, "lu_perm": 20}
 # the ops of a rectangular (M, N) matrix stack: gradc_lapack's k is their M
 LAPACK_RECT = ("svdvals", "svd_u", "svd_vt", "qr_q", "qr_r", "pinv")
 
