@@ -194,7 +194,10 @@ def _to_array(x, i, name, fname):
         raise ArgumentError(f"{fname}: argument {i} ({name}) has rank {a.ndim}; gradc supports ranks 0 to {MAX_RANK}")
     if k == "f" and a.dtype not in (np.float32, np.float64):
         a = a.astype(np.float32 if a.dtype.itemsize < 4 else np.float64)
-    if isinstance(x, (bool, int, float)) or (k in "biu" and a.ndim == 0 and not isinstance(x, np.ndarray)):
+    # Python numbers are weakly typed, as in numpy 2 and JAX; numpy's integer and bool
+    # scalars (np.int32(2)) keep their dtype, as numpy 2's; numpy's float scalars stay
+    # weak (np.float64 is a Python float, and the C call path takes it as one): see prepare
+    if isinstance(x, (bool, int, float)) and not isinstance(x, (np.integer, np.bool_)):
         a = ("weak", a)
     return a
 
@@ -238,11 +241,22 @@ def prepare(args, wrt, fname, names, positions=None):
     messages; ``positions`` give each one's argument number (default: its index)."""
     positions = range(len(args)) if positions is None else positions
     raw = [_to_array(x, i, n, fname) for x, i, n in zip(args, positions, names)]
-    dt = _float_dtype([r for r in raw if not isinstance(r, tuple)])
+    strong = [r for r in raw if not isinstance(r, tuple)]
+    dt = _float_dtype(strong)
+    # A Python int or bool beside integer arrays and no float ones takes their integer
+    # type (int32 array * 2 stays int32, as numpy's); alone, int64 (bool stays bool)
+    floats = any(getattr(r, "dtype", np.dtype(np.float64)).kind == "f" for r in strong)
+    ints = [r.dtype for r in strong if isinstance(r, np.ndarray) and r.dtype.kind in "iub"]
     out = []
     for k, r in enumerate(raw):
         if isinstance(r, tuple):
-            r = r[1].astype(dt)
+            v = r[1]
+            if v.dtype.kind in "biu" and not floats and k not in wrt:
+                r = v.astype(np.result_type(*ints) if ints and not (v.dtype.kind != "b" and
+                                                                   all(d.kind == "b" for d in ints))
+                             else (v.dtype if v.dtype.kind == "b" else np.int64))
+            else:
+                r = v.astype(dt)
         elif isinstance(r, np.ndarray) and k in wrt and r.dtype.kind != "f":
             if isinstance(args[k], (list, tuple)):   # a literal of Python numbers: weakly typed
                 out.append(r.astype(dt))

@@ -76,6 +76,8 @@ typedef struct Plan {
     char *split_buf;     /* the parts' workspaces and results, kept from call to call */
     size_t split_cap;
     int split_busy;      /* a call is using split_buf (another thread's call allocates its own) */
+    int ints_are_floats; /* a float array is among the inputs: a Python int given for a 0-d */
+                         /* float takes that float type (gradc.api.prepare); else its own */
 } Plan;
 
 static PyObject *MISS;
@@ -135,6 +137,10 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kw) {
     self->fn = (kernel_fn)(uintptr_t)addr;
     if (parse_specs(ins, self->in, &self->n_in) < 0) return -1;
     if (parse_specs(outs, self->out, &self->n_out) < 0) return -1;
+    self->ints_are_floats = 0;
+    for (int i = 0; i < self->n_in; i++)
+        if (self->in[i].ndim > 0 && (self->in[i].typenum == NPY_DOUBLE || self->in[i].typenum == NPY_FLOAT))
+            self->ints_are_floats = 1;
     if (!PyTuple_Check(wss)) { PyErr_SetString(PyExc_TypeError, "specs must be a tuple"); return -1; }
     Py_ssize_t n_ws = PyTuple_GET_SIZE(wss);
     if (n_ws > INT32_MAX / 2) { PyErr_SetString(PyExc_ValueError, "too many workspace buffers"); return -1; }
@@ -486,7 +492,7 @@ static PyObject *Plan_call(Plan *self, PyObject *args, PyObject *kw) {
                 }
             }
             ptrs[i] = PyArray_DATA(arr);
-        } else if (s->ndim == 0 && (PyFloat_Check(a) || (PyLong_Check(a) && !PyBool_Check(a))) &&
+        } else if (s->ndim == 0 && (PyFloat_Check(a) || (PyLong_Check(a) && !PyBool_Check(a) && self->ints_are_floats)) &&
                    (s->typenum == NPY_DOUBLE || s->typenum == NPY_FLOAT)) {
             double v = PyFloat_AsDouble(a);
             if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return Py_NewRef(MISS); }

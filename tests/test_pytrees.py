@@ -597,3 +597,29 @@ def test_tree_util_matches_jax_where_installed():
     assert tu.tree_leaves(t) == jtu.tree_leaves(t)
     assert [tu.keystr(p) for p, _ in tu.tree_leaves_with_path(t)] == \
         [jtu.keystr(p) for p, _ in jtu.tree_leaves_with_path(t)]
+
+
+@pytest.mark.parametrize("n", [2, True, np.int32(2), np.int64(2), np.float32(2.0), np.float64(2.0), 2.0])
+@pytest.mark.parametrize("x", [np.arange(5, dtype=np.int32), np.arange(5, dtype=np.uint8),
+                               np.ones(5, np.float32), np.ones(5)])
+def test_scalar_arguments_promote_as_numpy(x, n):
+    """Python numbers are weak (they take the arrays' type), numpy's integer scalars keep
+    their dtype, as numpy 2's promotion says (NEP 50): the result's dtype and value are
+    numpy's; each function is called twice (the second call takes the C call path)."""
+    want = x * n
+    if isinstance(n, np.floating) and x.dtype == np.float32:
+        want = x * float(n)          # numpy's float scalars are weak in gradc (docs/pytrees.md)
+    got = gradc.jit(lambda x, n: x * n)(x, n)
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    np.testing.assert_array_equal(got, want)
+    f = gradc.jit(lambda x, n: x * n)
+    for m in (n, 3, n):
+        got, want_m = f(x, m), (x * float(m) if isinstance(m, np.floating) and x.dtype == np.float32 else x * m)
+        assert got.dtype == want_m.dtype, (m, got.dtype, want_m.dtype)
+        np.testing.assert_array_equal(got, want_m)
+
+
+def test_a_python_int_alone_is_an_integer():
+    got = gradc.jit(lambda n: n // 2)(7)
+    assert got == 3 and got.dtype == np.int64
+    assert gradc.grad(lambda a: a * a)(3) == 6.0          # differentiated: the float dtype
