@@ -632,6 +632,49 @@ def test_integer_sign_and_abs_keep_the_dtype(dtype, backend):
         gradc.jit(gnp.sign)(np.array([True, False]))
 
 
+def _x86_float_to_int(x, dtype):
+    """numpy's float-to-integer cast on x86-64 (its contiguous loops), spelled without
+    casting an out-of-range value: truncation through int32 (int64 for 8-byte types),
+    out of range or NaN -> the minimum, uint32/uint64 from 2**31/2**63 up as x - 2**31
+    (2**63) with the top bit set, then wrapped to ``dtype``."""
+    dt, x = np.dtype(dtype), x.astype(np.float64)
+    bits = 64 if dt.itemsize == 8 else 32
+    ity = np.int64 if bits == 64 else np.int32
+
+    def trunc(v):
+        ok = (v >= -2.0 ** (bits - 1)) & (v < 2.0 ** (bits - 1))
+        return np.where(ok, np.trunc(np.where(ok, v, 0.0)).astype(ity), np.iinfo(ity).min).astype(ity)
+    if dt.kind == "u" and dt.itemsize >= 4:
+        big = x >= 2.0 ** (bits - 1)
+        k = trunc(np.where(big, x - 2.0 ** (bits - 1), x))
+        k = np.where(big, k ^ np.iinfo(ity).min, k).astype(ity)
+    else:
+        k = trunc(x)
+    return k.astype(dt)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+@pytest.mark.parametrize("src", [np.float64, np.float32])
+def test_float_to_int_out_of_range(src, backend):
+    """x.astype(int type) of values out of the type's range, NaN and infinities: numpy
+    (on x86-64, which gives the range's minimum, INT_MIN, as the hardware does) on every
+    backend, never C's or LLVM's undefined conversion (LLVM gave -128 for int8 where
+    numpy gives 0, 2**31 for uint32 where numpy gives 0).  10,007 elements: the loops
+    vectorize and split over threads."""
+    special = np.array([0.0, -0.0, 1.5, -1.5, 2.5, -2.5, 1e20, -1e20, np.nan, np.inf, -np.inf, 2.0**31, -2.0**31,
+                        2.0**31 - 0.5, -2.0**31 - 1, 2.0**32, 2.0**63, -2.0**63, 2.0**64, 300.0, -300.0, 255.5,
+                        -1.0, 65535.9, 1.8e19, 3e9, -3e9, 5e9, 4294967295.0, 127.9, -128.9, 32768.0])
+    x = np.concatenate([np.resize(special, 5000), np.random.default_rng(4).normal(0, 1e10, 5007)]).astype(src)
+    types = (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)
+    f = gradc.jit(lambda x: tuple(x.astype(t) for t in types), backend=backend)
+    in_range = np.abs(x) < 100
+    for got in (f(x), f(x)):
+        for g, t in zip(got, types):
+            assert g.dtype == t
+            np.testing.assert_array_equal(g, _x86_float_to_int(x, t), err_msg=np.dtype(t).name)
+            np.testing.assert_array_equal(g[in_range], x[in_range].astype(t))      # numpy's own, where defined
+
+
 def test_bitwise_is_refused_clearly():
     with pytest.raises(gradc.UnsupportedError, match="float16"):
         gradc.jit(lambda k: gnp.rint(k))(np.array([True]))
