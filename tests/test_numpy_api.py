@@ -675,6 +675,37 @@ def test_float_to_int_out_of_range(src, backend):
             np.testing.assert_array_equal(g[in_range], x[in_range].astype(t))      # numpy's own, where defined
 
 
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_float16_inside_a_model_is_refused_or_widened(backend):
+    """A float16 value inside a model: astype(float16) and dtype=float16 were float16 on
+    the evaluator and crashed native code generation (KeyError: 2); now a clear error
+    on every backend.  A float16 constant is widened to float32, as a float16 argument."""
+    x = np.random.default_rng(0).normal(size=(7, 33, 47))
+    for f in (lambda x: x.astype(np.float16) * 2, lambda x: gnp.sum(x, axis=1, dtype=np.float16)):
+        with pytest.raises(gradc.UnsupportedError, match="float16 result is not supported.*float32"):
+            gradc.jit(f, backend=backend)(x)
+    h = np.linspace(-3, 3, 47).astype(np.float16)
+    got = gradc.jit(lambda x: x.astype(np.float32) * h, backend=backend)(x)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, x.astype(np.float32) * h.astype(np.float32))
+    got = gradc.jit(lambda x: gnp.full_like(x, 2.5, dtype=np.float16), backend=backend)(x)
+    assert got.dtype == np.float32 and np.all(got == 2.5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_sum_dtype_small_integer_wraps_as_numpy(backend):
+    """sum(k, dtype=int8) is int8, wrapped as numpy's int8 accumulator (gradc gave the
+    int64 sum); also uint8, int16 and from bools, over axes and all, at rank 3."""
+    k = np.random.default_rng(1).integers(-100, 100, (7, 33, 47)).astype(np.int32)
+    fs = (lambda m, k: m.sum(k, dtype=np.int8), lambda m, k: m.sum(k, axis=1, dtype=np.uint8),
+          lambda m, k: m.sum(k, axis=(0, 2), dtype=np.int16), lambda m, k: m.sum(k > 0, axis=0, dtype=np.int8),
+          lambda m, k: m.sum(k, axis=2, dtype=np.int8, initial=5))
+    for f in fs:
+        got, want = gradc.jit(lambda k: f(gnp, k), backend=backend)(k), f(np, k)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
 def test_bitwise_is_refused_clearly():
     with pytest.raises(gradc.UnsupportedError, match="float16"):
         gradc.jit(lambda k: gnp.rint(k))(np.array([True]))

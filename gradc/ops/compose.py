@@ -60,6 +60,8 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     if where is not None:
         x = g.where(where, x, 0)
     r = red.sum_(x, axis, keepdims)
+    if dtype is not None and r.dtype != np.dtype(dtype):
+        r = g.astype(r, dtype)     # a small integer dtype: summed in int64, wrapped as numpy's own accumulator
     return r + initial if initial is not None else r
 
 
