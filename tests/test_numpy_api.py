@@ -709,6 +709,24 @@ def test_sum_dtype_small_integer_wraps_as_numpy(backend):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_integer_and_bool_reductions_keep_numpys_dtype(backend):
+    """nansum/nanmax/nanmin of integers stay integers (they were float64: the nan mask's
+    0.0 promoted them), polyval of integers with integer coefficients is an integer (was
+    float64; a list of coefficients is an int64 array, as numpy's), and min/max of a bool
+    array over some axes compiles on llvm (it crashed storing an i1 to the bool buffer)."""
+    rng = np.random.default_rng(2)
+    k = rng.integers(-20, 20, (7, 33, 47)).astype(np.int32)
+    fs = (lambda m, a: m.nansum(a, axis=1), lambda m, a: m.nanmax(a, axis=(0, 2)), lambda m, a: m.nanmin(a),
+          lambda m, a: m.polyval([1, -2, 3], a), lambda m, a: m.polyval(np.array([2, 1], np.int32), a),
+          lambda m, a: m.min(a > 0, axis=(0, 2)), lambda m, a: m.max(a > 3, axis=1), lambda m, a: m.nanmin(a > 0, axis=0))
+    for a in (k, k.astype(np.uint8), k.astype(np.float32)):
+        for f in fs:
+            got, want = gradc.jit(lambda a: f(gnp, a), backend=backend)(a), f(np, a)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+
+
 def test_bitwise_is_refused_clearly():
     with pytest.raises(gradc.UnsupportedError, match="float16"):
         gradc.jit(lambda k: gnp.rint(k))(np.array([True]))

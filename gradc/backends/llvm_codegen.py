@@ -563,7 +563,7 @@ class Codegen:
             self.loop(stop, body, name=st.var.name, start=start, narrow=st.narrow)
             self.plain_loops = saved
         elif isinstance(st, lir.Fill):
-            base, value = self.bufs[st.buf], _const(reg_type(st.value.dtype), st.value.value)
+            base, value = self.bufs[st.buf], _const(ir_type(st.value.dtype), st.value.value)   # (a bool is i8 in memory)
             start, stop = self.e_(st.start), self.e_(st.stop)
             self.loop(stop, lambda i: b.store(value, b.gep(base, [i], inbounds=True)), f"fill{st.nid}", start=start)
         elif isinstance(st, lir.Store):
@@ -572,7 +572,10 @@ class Codegen:
         elif isinstance(st, lir.Update):
             v = self.e_(st.value)
             p = self.ptr(st.buf, st.index, st.shape)
-            b.store(self.combine(st.op, b.load(p), v, st.dtype, st.reassoc), p)
+            if st.dtype == np.bool_:     # a bool max/min in memory: i8 there, i1 in registers
+                self.store_value(p, self.combine(st.op, b.trunc(b.load(p), I1), v, st.dtype, st.reassoc), st.dtype)
+            else:
+                b.store(self.combine(st.op, b.load(p), v, st.dtype, st.reassoc), p)
         elif isinstance(st, lir.AccInit):
             acc = self.accs[id(st.acc)] = self.alloca(reg_type(st.acc.dtype), name=f"n{st.acc.nid}.acc")
             b.store(self.e_(st.init), acc)

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
-from .stats import _eager
+from .stats import _eager, _trace
 
 
 _NS = None
@@ -163,7 +163,7 @@ def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, whe
         return np.nansum(a, axis=axis, dtype=dtype, keepdims=keepdims, **_given(initial=initial, where=where))
     _no_out(out, "nansum")
     g = _gnp()
-    return sum(g.where(g.isnan(a), 0.0, a), axis, dtype, None, keepdims, initial, where)
+    return sum(g.where(g.isnan(a), 0, a), axis, dtype, None, keepdims, initial, where)   # (0: an integer stays one)
 
 
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
@@ -184,7 +184,9 @@ def _nanextreme(name, fill, reducer):
             return getattr(np, name)(a, axis=axis, keepdims=keepdims, **_given(initial=initial, where=where))
         _no_out(out, name)
         g = _gnp()
-        return reducer(g.where(g.isnan(a), fill, a), axis, None, keepdims, initial, where)
+        if np.dtype(getattr(a, "dtype", None) or np.asarray(a).dtype).kind == "f":   # (an integer keeps its dtype)
+            a = g.where(g.isnan(a), fill, a)
+        return reducer(a, axis, None, keepdims, initial, where)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"numpy.{name}: nans ignored (``initial``, ``where`` as {name[3:]}'s)."
     return f
@@ -586,7 +588,9 @@ def polyval(p, x):
     """numpy.polyval: Horner's rule, highest power first."""
     if _eager(p, x):
         return np.polyval(p, x)
-    r = 0.0 * x
+    if isinstance(p, (list, tuple)) and not builtins.any(isinstance(c, _trace().Value) for c in p):
+        p = np.asarray(p)       # as numpy: a list of ints is an int64 array (its entries are not weak scalars)
+    r = x * 0                   # numpy's zeros_like(x): integers stay integers
     for k in range(len(p)):
         r = r * x + p[k]
     return r
