@@ -74,12 +74,15 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     g, red = _gnp(), _reduce()
     x = g.astype(a, dtype) if dtype is not None else a
     if where is None:
-        return red.mean(x, axis, keepdims)
-    x = g.where(where, x, 0)
-    if x.dtype.kind != "f":
-        x = g.astype(x, np.float64)
-    n = red.sum_(g.astype(g.broadcast_to(where, x.shape), x.dtype), axis, keepdims)
-    return red.sum_(x, axis, keepdims) / n
+        r = red.mean(x, axis, keepdims)
+    else:
+        x = g.where(where, x, 0)
+        if x.dtype.kind != "f":
+            x = g.astype(x, np.float64)
+        n = red.sum_(g.astype(g.broadcast_to(where, x.shape), x.dtype), axis, keepdims)
+        r = red.sum_(x, axis, keepdims) / n
+    # an integer dtype= is the result's, truncated, as numpy's (np.mean(k, dtype=np.int32))
+    return g.astype(r, dtype) if dtype is not None and r.dtype != np.dtype(dtype) else r
 
 
 def _extreme(name):
