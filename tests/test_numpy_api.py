@@ -699,12 +699,12 @@ def test_float16_inside_a_model_is_refused_or_widened(backend):
 def test_sum_dtype_small_integer_wraps_as_numpy(backend):
     """sum(k, dtype=int8) is int8, wrapped as numpy's int8 accumulator (gradc gave the
     int64 sum); also uint8, int16 and from bools, over axes and all, at rank 3; mean(k,
-    dtype=int32) is int32, truncated (was float64)."""
+    dtype=int32) is int32, truncated (was float64), and int8's sum wraps first, as numpy's."""
     k = np.random.default_rng(1).integers(-100, 100, (7, 33, 47)).astype(np.int32)
     fs = (lambda m, k: m.sum(k, dtype=np.int8), lambda m, k: m.sum(k, axis=1, dtype=np.uint8),
           lambda m, k: m.sum(k, axis=(0, 2), dtype=np.int16), lambda m, k: m.sum(k > 0, axis=0, dtype=np.int8),
           lambda m, k: m.sum(k, axis=2, dtype=np.int8, initial=5), lambda m, k: m.mean(k, axis=1, dtype=np.int32),
-          lambda m, k: m.mean(k * 7, axis=(0, 2), dtype=np.int16))
+          lambda m, k: m.mean(k * 7, axis=(0, 2), dtype=np.int16), lambda m, k: m.mean(k, axis=1, dtype=np.int8))
     for f in fs:
         got, want = gradc.jit(lambda k: f(gnp, k), backend=backend)(k), f(np, k)
         assert got.dtype == want.dtype

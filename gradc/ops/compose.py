@@ -73,7 +73,11 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     _no_out(out, "mean")
     g, red = _gnp(), _reduce()
     x = g.astype(a, dtype) if dtype is not None else a
-    if where is None:
+    if where is None and dtype is not None and np.dtype(dtype).kind in "iu":
+        # numpy sums in the integer dtype (wrapping), then divides
+        n = red.sum_(g.astype(x, np.float64) * 0.0 + 1.0, axis, keepdims)    # the count (x is an integer: finite)
+        r = sum(x, axis, dtype, None, keepdims) / n
+    elif where is None:
         r = red.mean(x, axis, keepdims)
     else:
         x = g.where(where, x, 0)
