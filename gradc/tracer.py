@@ -121,6 +121,8 @@ class Builder:
         if arr.dtype == object or arr.dtype.kind not in "biuf":
             raise UnsupportedError(f"constant of dtype {arr.dtype} is not supported "
                                    "(expected a float, int or bool array)")
+        if arr.dtype.kind == "f" and arr.dtype.itemsize < 4:
+            arr = value = arr.astype(np.float32)    # as a float16 argument is (api._to_array)
         # Small constants are shared by content, big ones by identity.  The entry keeps
         # `value` alive: otherwise a temporary (`x[np.arange(n), labels]`) could be freed
         # and a later one reuse its id, and two different constants would become one.
@@ -222,6 +224,13 @@ def bind(opname: str, *args, **params) -> "Value":
         src = user_source()
         shown = ", ".join(fmt_type(tuple(b.env.shown(d) for d in s), t) for s, t in avals)
         raise ShapeError(f"{op.name}({shown}): {e}" + (f"  [at {src}]" if src else "")) from None
+    if dtype is not None and np.dtype(dtype).kind == "f" and np.dtype(dtype) not in (np.float32, np.float64):
+        # (float16 arguments and constants are widened to float32; native code has no
+        # other float type, and a value rounded to float16 would silently not be)
+        src = user_source()
+        raise UnsupportedError(f"{op.name}: a {np.dtype(dtype)} result is not supported (gradc computes in float32 "
+                               f"and float64; float16 arguments compute in float32): use np.float32"
+                               + (f"  [at {src}]" if src else ""))
     nid = b.graph.add(opname, [v._id for v in vals], shape=shape, dtype=dtype, params=params,
                       provenance=b.provenance or user_provenance(), role=b.role)
     return Value(b, nid)

@@ -255,6 +255,32 @@ static inline double gradc_ndtri(double p) {
 }
 static inline float gradc_ndtrif(float p) { return (float)gradc_ndtri((double)p); }
 
+/* Float to integer as numpy on x86-64 (its contiguous loops), for every value (a C cast
+   out of range is undefined): truncated toward zero through int32 (1, 2, 4-byte signed
+   and 1, 2-byte unsigned targets, then wrapped) or int64; out of range or NaN gives the
+   range's minimum (cvttsd2si's answer); uint32 and uint64 take x >= 2^31 (2^63) as
+   x - 2^31 (2^63) with the top bit set.  Branch-free, so loops still vectorize. */
+static inline int32_t gradc_f2i32(double x) {
+    const int ok = x >= -2147483648.0 && x < 2147483648.0;
+    const int32_t k = (int32_t)(ok ? x : 0.0);
+    return ok ? k : INT32_MIN;
+}
+static inline int64_t gradc_f2i64(double x) {
+    const int ok = x >= -9223372036854775808.0 && x < 9223372036854775808.0;
+    const int64_t k = (int64_t)(ok ? x : 0.0);
+    return ok ? k : INT64_MIN;
+}
+static inline uint32_t gradc_f2u32(double x) {
+    const int big = x >= 2147483648.0;
+    const uint32_t k = (uint32_t)gradc_f2i32(big ? x - 2147483648.0 : x);
+    return big ? k ^ 0x80000000u : k;
+}
+static inline uint64_t gradc_f2u64(double x) {
+    const int big = x >= 9223372036854775808.0;
+    const uint64_t k = (uint64_t)gradc_f2i64(big ? x - 9223372036854775808.0 : x);
+    return big ? k ^ 0x8000000000000000ull : k;
+}
+
 /* numpy.sign: -1, 0 or 1; NaN stays NaN. */
 static inline double gradc_sign(double x) {
     return x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : x == 0.0 ? 0.0 : x;

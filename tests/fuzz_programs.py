@@ -38,6 +38,8 @@ RANK4_SHARE = 0.35      # programs with a rank-4 phase
 PICK_SHARE = 0.3        # programs ending with a pick (a softmax's picked class, take_along_axis)
 STACK_SHARE = 0.5       # rank-4 programs with a product of two stacks after the pick
 MATH_SHARE = 0.3        # programs with one of MATH applied after the stack phase
+CAST_SHARE = 0.3        # programs whose float64 arguments are first cast to float32 (_draw_casts)
+PIN_SHARE = 0.25        # programs compiled for their arguments' sizes (Program.pinned)
 MAX_NUMEL = 600_000        # no value above this many elements (memory, numpy reference time)
 SMALL_SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17]
 BACKENDS = ["llvm", "c", "numpy"]
@@ -163,6 +165,8 @@ class Program:
     n_drawn: int = 0            # steps drawn; the rest fold unused values into the output
     ops: dict = field(default_factory=dict)    # op name -> how many steps use it
     rank4: bool = False         # in the rank-4 phase: T, rank-3 pairs, batched matmul, permutes
+    casts: dict = field(default_factory=dict)   # float64 argument -> "rt" or "f32" (see _draw_casts)
+    pinned: bool = False        # gradc's spelling reads every argument's shape: compiled for fixed sizes
 
     @property
     def big(self):
@@ -179,7 +183,8 @@ class Program:
 
     def describe(self):
         return (f"seed={self.seed} backend={self.backend} sizes={self.sizes} dtypes={self.dtypes} "
-                f"inputs={self.inputs} steps={self.steps}")
+                f"inputs={self.inputs} steps={self.steps}" + (f" casts={self.casts}" if self.casts else "")
+                + (" pinned" if self.pinned else ""))
 
 
 BIG_NUMEL = 1 << 17     # a value this large makes a nest split over threads (llvm_codegen.PAR_MIN_WORK)
@@ -254,11 +259,55 @@ def generate(seed: int) -> Program:
         i = _pick(p, r8, lambda i: p.kinds[i] == "f")
         if i is not None:
             _push(p, ("unary", str(r8.choice(sorted(MATH))), i), p.shapes[i])
+    # (its own stream, as r5's; stream 20 is one from which no seed of test_fuzz.REGRESSIONS
+    # draws casts, so they reproduce the programs they were found with)
+    _draw_casts(p, onp.random.default_rng((seed, 20)))
     p.n_drawn = len(p.steps)
     _fold_unused(p)
     p.depth, p.ops = _analyse(p)
     p.stable = _stability(p)
     return p
+
+
+def _draw_casts(p, r):
+    """Some float64 arguments used as users cast data: ``x.astype(float32)`` ("f32",
+    float32 from there on: at small sizes only, as float32 arguments) or the round trip
+    ``x.astype(float32).astype(float64)`` ("rt", at any size).  The casts round the same
+    in every correct implementation (gradc's backends, numpy), so the forward output is
+    checked against numpy's tightly where no float32 arithmetic rounds differently
+    (``Trace.rounds32``): a dropped float32 rounding (GCC's SLP vectorizer did that to
+    ``(double)(float)x``) shows.  The float64 twin (``upcast``) skips them."""
+    u_cast, u_pin = r.random(), r.random()
+    # a model that reads x.shape is compiled for those sizes: loops of known trip counts,
+    # which compilers unroll and vectorize as straight-line code (GCC's SLP bug needed it)
+    p.pinned = bool(u_pin < PIN_SHARE)
+    if u_cast >= CAST_SHARE:
+        return
+    cands = [a for a in ("X", "Y", "u", "w", "T", "s") if p.dtypes[a] == "float64"]
+    small = max(p.sizes.values()) <= max(SMALL_SIZES)
+    for a in r.choice(cands, size=min(len(cands), int(r.integers(1, 3))), replace=False):
+        p.casts[str(a)] = "f32" if small and r.random() < 0.5 else "rt"
+    # what users do with cast data: centre it (x - mean(x, axis=-1, keepdims=True)) and
+    # often take its Gram matrix (np.cov's c @ c.T), where GCC's bug was found
+    mats = [list(ARGS).index(a) for a in p.casts if len(ARGS[a][0]) == 2]
+    if mats and r.random() < 0.6:
+        i = mats[0]
+        mean = len(p.shapes)
+        if _push(p, ("reduce", "mean", i, -1, True), _reduced(p.shapes[i], -1, True)) and \
+                _push(p, ("binary", "sub", i, mean), p.shapes[i]) and r.random() < 0.6:
+            c = len(p.shapes) - 1
+            if p.numel(p.shapes[i][:1] * 2) <= MAX_NUMEL:
+                _push(p, ("transpose", c), p.shapes[c][::-1])
+                _push(p, ("matmul", c, len(p.shapes) - 1), p.shapes[c][:1] * 2)
+
+
+def _cast_arg(x, mode, native, upcast):
+    if upcast:
+        return x
+    if not native:
+        x = onp.asarray(x)
+    y = x.astype(onp.float32)
+    return y.astype(onp.float64) if mode == "rt" else y
 
 
 MLP_ACTS = ["tanh", "sigmoid", "softplus", "relu", "square", "affine"]
@@ -628,9 +677,14 @@ class Trace:
     """What the numpy run saw: the largest magnitude, the largest value, the dtypes of
     live float values, the branch each non-smooth element took, and whether rounding
     decides a branch (``fragile``: a non-smooth op of unstable operands has elements
-    tied or within a rounding error of a tie, see ``_stability``)."""
+    tied or within a rounding error of a tie, see ``_stability``).  ``rounds32``: some
+    float32 value is computed by an op whose correct implementations may round
+    differently (a sum, a transcendental); without one every float32 value is the same
+    in gradc as in numpy, bit for bit (casts, moves, selections and IEEE's correctly
+    rounded + - * /, see ``_EXACT32``)."""
     def __init__(self):
         self.scale, self.numel, self.float32 = 1.0, 1, False
+        self.rounds32 = False
         self.patterns = []
         self.fragile = False
         self.nonfinite = False      # an inf or nan value: outside the smooth domain
@@ -646,6 +700,14 @@ def run(p: Program, args, native: bool, upcast=False, trace: Trace | None = None
     ``upcast`` runs the numpy program in float64 throughout (finite differences).
     Returns the outputs (the float value first, then the integer reductions)."""
     pool = list(args)
+    if native and p.pinned:
+        for a in pool:
+            onp.shape(a) if not hasattr(a, "shape") else a.shape     # pins the sizes (docs/api.md)
+    for a, mode in p.casts.items():
+        i = list(ARGS).index(a)
+        pool[i] = _cast_arg(pool[i], mode, native, upcast)
+        if trace is not None and not native and not upcast:
+            trace.float32 = True
     live = live_steps(p)
     for t, s in enumerate(p.steps):
         if t not in live:
@@ -730,12 +792,34 @@ def _step(s, pool, native, upcast, trace, unstable=False):
         y = onp.asarray(y)
         if y.dtype.kind == "f":
             trace.float32 |= y.dtype == onp.float32
+            trace.rounds32 |= y.dtype == onp.float32 and not _exact32(s, pool)
             trace.numel = max(trace.numel, y.size)
             trace.nonfinite |= not bool(onp.isfinite(y).all())
             fin = onp.abs(y[onp.isfinite(y)])
             if fin.size:
                 trace.scale = max(trace.scale, float(fin.max()))
     return y
+
+
+# steps whose float32 result every correct implementation computes bit for bit from the
+# same float32 operands: moves, selections, extrema, and + - * / (IEEE rounds each once,
+# correctly; float32 operands are exact in double, and double rounding of a float32 + - * /
+# done in double is innocuous); not sums, means, products, transcendentals
+_EXACT32 = {"neg", "abs", "relu", "clip", "self_max", "self_min", "square", "affine", "rdiv",
+            "add", "sub", "mul", "div", "maximum", "minimum", "where"}
+
+
+def _exact32(s, pool):
+    k = s[0]
+    if k in ("transpose", "permute", "col", "slice", "pick"):
+        return True
+    if k in ("unary", "binary", "pair", "imix"):
+        return s[1] in _EXACT32
+    if k == "reduce":
+        return s[1] in ("max", "min")
+    if k == "icast":                    # integers up to 2**24 are float32 exactly
+        return bool(onp.all(onp.abs(onp.asarray(pool[s[1]], onp.float64)) <= 2 ** 24))
+    return False
 
 
 def upcast_args(args):

@@ -107,6 +107,15 @@ def specialize(template: str, dtype) -> str:
     return _CALL.sub(fix, template)
 
 
+def _float_to_int(dtype) -> str:
+    """gradc.h's float-to-integer conversion for ``dtype`` (numpy's answer on x86-64 for
+    any value, where a C cast of an out-of-range value is undefined)."""
+    dt = np.dtype(dtype)
+    if dt.kind == "u" and dt.itemsize >= 4:
+        return f"gradc_f2u{8 * dt.itemsize}"
+    return "gradc_f2i64" if dt.itemsize == 8 else "gradc_f2i32"
+
+
 def _reads_memory(x) -> bool:
     """Does expression ``x`` load from a buffer?"""
     if isinstance(x, ir.Load):
@@ -355,6 +364,8 @@ class CCodegen:
             # ({ctype}: the result's C type, {src}: the operands', as a bit cast names them)
             text = specialize(o.c, x.arg_dtypes[-1]).format(*args, ctype=reg_ctype(x.dtype),
                                                             src=reg_ctype(x.arg_dtypes[-1]))
+            if x.op == "cast" and np.dtype(x.arg_dtypes[-1]).kind == "f" and np.dtype(x.dtype).kind in "iu":
+                text = f"({reg_ctype(x.dtype)}){_float_to_int(x.dtype)}((double){_atom(args[0])})"   # never C's UB cast
             return text if x.nid is None else self.define(x.nid, x.dtype, text)
         raise TypeError(f"internal: C has no spelling of {type(x).__name__}")
 

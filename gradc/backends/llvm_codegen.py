@@ -178,6 +178,8 @@ class Emitter:
         return self.b.xor(x, _const(I1, 1))
 
     def cast(self, x, dtype):
+        if isinstance(x.type, (ir.FloatType, ir.DoubleType)) and np.dtype(dtype).kind in "iu":
+            return self.cg.float_to_int(x, np.dtype(dtype))
         return self.cg.convert(x, reg_type(dtype), unsigned=self._unsigned())
 
     def pow(self, x, y):
@@ -320,6 +322,32 @@ class Codegen:
         if ty.width > src.width:
             return b.zext(x, ty) if unsigned else b.sext(x, ty)
         return b.trunc(x, ty)
+
+    def float_to_int(self, x, dt):
+        """Float ``x`` as integer dtype ``dt``, numpy's answer on x86-64 (its contiguous
+        loops') for every value: truncated toward zero through int32 (to 1, 2 and 4-byte
+        signed and 1, 2-byte unsigned types, wrapping to the narrower type) or int64; a
+        value out of range or NaN gives the range's minimum (cvttsd2si's answer); uint32
+        and uint64 take values from 2^31 (2^63) up as x - 2^31 (2^63) with the top bit
+        set.  LLVM's fptosi of an out-of-range value is poison, so each conversion sees
+        an in-range value (tests/test_arrays.py, test_float_to_int_out_of_range)."""
+        b = self.b
+        x = self.convert(x, F64)
+
+        def trunc(v, bits):
+            ity, lim = ir.IntType(bits), float(2 ** (bits - 1))
+            ok = b.and_(b.fcmp_ordered(">=", v, _const(F64, -lim)), b.fcmp_ordered("<", v, _const(F64, lim)))
+            k = b.fptosi(b.select(ok, v, _const(F64, 0.0)), ity)
+            return b.select(ok, k, _const(ity, -2 ** (bits - 1)))
+        bits = 64 if dt.itemsize == 8 else 32
+        if dt.kind == "u" and dt.itemsize >= 4:
+            top = 2.0 ** (bits - 1)
+            big = b.fcmp_ordered(">=", x, _const(F64, top))
+            k = trunc(b.select(big, b.fsub(x, _const(F64, top)), x), bits)
+            k = b.select(big, b.xor(k, _const(k.type, -2 ** (bits - 1))), k)
+        else:
+            k = trunc(x, bits)
+        return self.convert(k, reg_type(dt))
 
     def libm(self, name, *xs):
         ty = xs[0].type
@@ -563,7 +591,7 @@ class Codegen:
             self.loop(stop, body, name=st.var.name, start=start, narrow=st.narrow)
             self.plain_loops = saved
         elif isinstance(st, lir.Fill):
-            base, value = self.bufs[st.buf], _const(reg_type(st.value.dtype), st.value.value)
+            base, value = self.bufs[st.buf], _const(ir_type(st.value.dtype), st.value.value)   # (a bool is i8 in memory)
             start, stop = self.e_(st.start), self.e_(st.stop)
             self.loop(stop, lambda i: b.store(value, b.gep(base, [i], inbounds=True)), f"fill{st.nid}", start=start)
         elif isinstance(st, lir.Store):
@@ -572,7 +600,10 @@ class Codegen:
         elif isinstance(st, lir.Update):
             v = self.e_(st.value)
             p = self.ptr(st.buf, st.index, st.shape)
-            b.store(self.combine(st.op, b.load(p), v, st.dtype, st.reassoc), p)
+            if st.dtype == np.bool_:     # a bool max/min in memory: i8 there, i1 in registers
+                self.store_value(p, self.combine(st.op, b.trunc(b.load(p), I1), v, st.dtype, st.reassoc), st.dtype)
+            else:
+                b.store(self.combine(st.op, b.load(p), v, st.dtype, st.reassoc), p)
         elif isinstance(st, lir.AccInit):
             acc = self.accs[id(st.acc)] = self.alloca(reg_type(st.acc.dtype), name=f"n{st.acc.nid}.acc")
             b.store(self.e_(st.init), acc)

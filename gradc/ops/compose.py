@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
-from .stats import _eager
+from .stats import _eager, _trace
 
 
 _NS = None
@@ -60,6 +60,8 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     if where is not None:
         x = g.where(where, x, 0)
     r = red.sum_(x, axis, keepdims)
+    if dtype is not None and r.dtype != np.dtype(dtype):
+        r = g.astype(r, dtype)     # a small integer dtype: summed in int64, wrapped as numpy's own accumulator
     return r + initial if initial is not None else r
 
 
@@ -71,13 +73,20 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     _no_out(out, "mean")
     g, red = _gnp(), _reduce()
     x = g.astype(a, dtype) if dtype is not None else a
-    if where is None:
-        return red.mean(x, axis, keepdims)
-    x = g.where(where, x, 0)
-    if x.dtype.kind != "f":
-        x = g.astype(x, np.float64)
-    n = red.sum_(g.astype(g.broadcast_to(where, x.shape), x.dtype), axis, keepdims)
-    return red.sum_(x, axis, keepdims) / n
+    if where is None and dtype is not None and np.dtype(dtype).kind in "iu":
+        # numpy sums in the integer dtype (wrapping), then divides
+        n = red.sum_(g.astype(x, np.float64) * 0.0 + 1.0, axis, keepdims)    # the count (x is an integer: finite)
+        r = sum(x, axis, dtype, None, keepdims) / n
+    elif where is None:
+        r = red.mean(x, axis, keepdims)
+    else:
+        x = g.where(where, x, 0)
+        if x.dtype.kind != "f":
+            x = g.astype(x, np.float64)
+        n = red.sum_(g.astype(g.broadcast_to(where, x.shape), x.dtype), axis, keepdims)
+        r = red.sum_(x, axis, keepdims) / n
+    # an integer dtype= is the result's, truncated, as numpy's (np.mean(k, dtype=np.int32))
+    return g.astype(r, dtype) if dtype is not None and r.dtype != np.dtype(dtype) else r
 
 
 def _extreme(name):
@@ -161,7 +170,7 @@ def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, whe
         return np.nansum(a, axis=axis, dtype=dtype, keepdims=keepdims, **_given(initial=initial, where=where))
     _no_out(out, "nansum")
     g = _gnp()
-    return sum(g.where(g.isnan(a), 0.0, a), axis, dtype, None, keepdims, initial, where)
+    return sum(g.where(g.isnan(a), 0, a), axis, dtype, None, keepdims, initial, where)   # (0: an integer stays one)
 
 
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
@@ -182,7 +191,9 @@ def _nanextreme(name, fill, reducer):
             return getattr(np, name)(a, axis=axis, keepdims=keepdims, **_given(initial=initial, where=where))
         _no_out(out, name)
         g = _gnp()
-        return reducer(g.where(g.isnan(a), fill, a), axis, None, keepdims, initial, where)
+        if np.dtype(getattr(a, "dtype", None) or np.asarray(a).dtype).kind == "f":   # (an integer keeps its dtype)
+            a = g.where(g.isnan(a), fill, a)
+        return reducer(a, axis, None, keepdims, initial, where)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"numpy.{name}: nans ignored (``initial``, ``where`` as {name[3:]}'s)."
     return f
@@ -584,7 +595,9 @@ def polyval(p, x):
     """numpy.polyval: Horner's rule, highest power first."""
     if _eager(p, x):
         return np.polyval(p, x)
-    r = 0.0 * x
+    if isinstance(p, (list, tuple)) and not builtins.any(isinstance(c, _trace().Value) for c in p):
+        p = np.asarray(p)       # as numpy: a list of ints is an int64 array (its entries are not weak scalars)
+    r = x * 0                   # numpy's zeros_like(x): integers stay integers
     for k in range(len(p)):
         r = r * x + p[k]
     return r

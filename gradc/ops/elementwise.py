@@ -177,7 +177,34 @@ elementwise("stop_gradient", lambda x: x, vjp=lambda g, y, x: (None,), jvp=lambd
 
 
 def _cast_np(x, dtype):
-    return x.astype(dtype)
+    dt = np.dtype(dtype)
+    if x.dtype.kind == "f" and dt.kind in "iu":
+        return _float_to_int(x, dt)
+    return x.astype(dt)
+
+
+def _float_to_int(x, dt):
+    """A float array as integer type ``dt`` as the native backends convert it (gradc.h's
+    gradc_f2i32, LlvmCodegen.float_to_int): numpy's answer on x86-64 for every value,
+    which numpy's astype gives only in its vector loops (a length's last few elements and
+    other platforms differ for values out of range): truncation through int32 (int64 for
+    8-byte types), out of range or NaN -> the range's minimum, uint32/uint64 from 2^31
+    (2^63) up as x - 2^31 (2^63) with the top bit set, wrapped to ``dt``."""
+    x = np.asarray(x, np.float64)
+    bits = 64 if dt.itemsize == 8 else 32
+    ity = np.int64 if bits == 64 else np.int32
+    lim = 2.0 ** (bits - 1)
+
+    def trunc(v):
+        ok = (v >= -lim) & (v < lim)
+        return np.where(ok, np.where(ok, v, 0.0).astype(ity), np.iinfo(ity).min).astype(ity)
+    if dt.kind == "u" and dt.itemsize >= 4:
+        big = x >= lim
+        k = trunc(np.where(big, x - lim, x))
+        k = np.where(big, k ^ np.iinfo(ity).min, k).astype(ity)
+    else:
+        k = trunc(x)
+    return k.astype(dt)
 
 
 register(Op("cast", "elementwise",

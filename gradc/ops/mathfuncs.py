@@ -459,9 +459,13 @@ def floor_divide(a, b):
     return _divmod(a, b)[0]
 
 
-@composite(np.divmod, floats=False)
 def divmod_(a, b):
-    """numpy.divmod: (floor_divide(a, b), remainder(a, b))."""
+    """numpy.divmod: (floor_divide(a, b), remainder(a, b)).  The operands go on as given:
+    a Python int stays weak (divmod(int8 array, 7) is int8, as numpy's), where
+    ``composite`` would make it an int64 constant."""
+    t = _trace()
+    if t.current() is None and not any(isinstance(x, t.Value) for x in (a, b)):
+        return np.divmod(a, b)
     return floor_divide(a, b), remainder(a, b)
 
 
