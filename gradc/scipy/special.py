@@ -192,3 +192,57 @@ def softmax(x, axis=None):
 def log_softmax(x, axis=None):
     """x - logsumexp(x) over ``axis`` (scipy's default: every element), stably."""
     return np.log_softmax(x, axis=axis)
+
+
+# ----------------------------------------------------------------------------- the rest (their own modules)
+from ._gamma import (beta, comb, factorial, gamma, gammasgn, loggamma, multigammaln,  # noqa: E402,F401
+                     poch, polygamma, zeta)
+from ._bessel import erfcx, i0, i0e, i1, i1e  # noqa: E402,F401
+from ._gamma import _float_like  # noqa: E402
+
+
+def _quietly(f):
+    """``f`` without numpy's warnings on concrete input (unused branches divide by zero)."""
+    import functools
+
+    @functools.wraps(f)
+    def g(*args):
+        with _np.errstate(all="ignore"):
+            return f(*args)
+    return g
+
+
+@_quietly
+def rel_entr(x, y):
+    """x log(x/y) for x, y > 0; 0 at x = 0, y >= 0; inf otherwise (``scipy.special.rel_entr``)."""
+    both = (x > 0) & (y > 0)
+    xs, ys = np.where(both, x, 1.0), np.where(both, y, 1.0)
+    return _float_like(np.where(both, xs * np.log(xs / ys), np.where((x == 0) & (y >= 0), 0.0, _np.inf)), x, y)
+
+
+@_quietly
+def kl_div(x, y):
+    """x log(x/y) - x + y for x, y > 0; y at x = 0, y >= 0; inf otherwise (``scipy.special.kl_div``)."""
+    both = (x > 0) & (y > 0)
+    xs, ys = np.where(both, x, 1.0), np.where(both, y, 1.0)
+    return np.where(both, xs * np.log(xs / ys) - xs + ys, np.where((x == 0) & (y >= 0), y, _np.inf))
+
+
+def _boxcox(logx, lmbda):
+    zero = lmbda == 0
+    ls = np.where(zero, 1.0, lmbda)
+    return np.where(zero, logx, np.expm1(ls * logx) / ls)
+
+
+@_quietly
+def boxcox(x, lmbda):
+    """The Box-Cox transform ``(x^lmbda - 1) / lmbda`` as ``expm1(lmbda log x) / lmbda``
+    (log x at lmbda = 0) (``scipy.special.boxcox``)."""
+    return _boxcox(np.log(x), lmbda)
+
+
+@_quietly
+def boxcox1p(x, lmbda):
+    """``((1 + x)^lmbda - 1) / lmbda`` as ``expm1(lmbda log1p x) / lmbda`` (log1p x at
+    lmbda = 0), accurate for small x (``scipy.special.boxcox1p``)."""
+    return _boxcox(np.log1p(x), lmbda)
