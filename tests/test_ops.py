@@ -120,6 +120,9 @@ case("erfinv", "erfinv", gradc.scipy.special.erfinv,
      shapes((lambda r, s: r.uniform(-0.95, 0.95, s), M)))
 case("ndtri", "ndtri", gradc.scipy.special.ndtri, lambda p: np.vectorize(_INV_CDF, otypes=[p.dtype])(p),
      shapes((lambda r, s: r.uniform(0.02, 0.98, s), M)))
+# gammainc's a: zero, its derivative an error (tests/test_scipy_special_more.py checks the error)
+case("gammainc_a", "gammainc_a", lambda a: gradc.ops.elementwise._bind("gammainc_a", a), np.zeros_like,
+     shapes((positive, M)), diff=())
 case("remainder", "fmod", lambda a, b: a % b, np.remainder, _fmod_args)
 case("floor_divide", "fmod", lambda a, b: a // b * a, lambda a, b: a // b * a, _fmod_args)
 for _n, _op in (("int_floor_divide", lambda k, j: k // j), ("int_remainder", lambda k, j: k % j),

@@ -246,3 +246,4 @@ def boxcox1p(x, lmbda):
     """``((1 + x)^lmbda - 1) / lmbda`` as ``expm1(lmbda log1p x) / lmbda`` (log1p x at
     lmbda = 0), accurate for small x (``scipy.special.boxcox1p``)."""
     return _boxcox(np.log1p(x), lmbda)
+from ._incgamma import gammainc, gammaincc  # noqa: E402,F401
