@@ -201,3 +201,8 @@ def _binom_logpmf(k, n, p, loc=0):
 
 
 binom = _namespace(logpmf=_binom_logpmf)
+
+
+# ----------------------------------------------------------------------------- the rest (their own module)
+from ._stats_more import (betabinom, chi2, dirichlet, gennorm, geom, gumbel_l, gumbel_r,  # noqa: E402,F401
+                          multinomial, nbinom, pareto, rankdata, sem, truncnorm, vonmises)
