@@ -297,3 +297,23 @@ def sem(a, axis=0, ddof=1, nan_policy="propagate", *, keepdims=False):
     a = np.asarray(a)
     n = np.size(a) if axis is None else np.shape(a)[axis]
     return np.std(a, axis=axis, ddof=ddof, keepdims=keepdims) / math.sqrt(n)
+
+
+# ----------------------------------------------------------------------------- gamma's CDFs
+def _gamma_cdf(x, a, loc=0.0, scale=1.0):
+    return gammainc(a, np.maximum(_z(x, loc, scale), 0.0))
+
+
+def _gamma_sf(x, a, loc=0.0, scale=1.0):
+    return gammaincc(a, np.maximum(_z(x, loc, scale), 0.0))
+
+
+def _add_gamma_cdfs():
+    """stats.gamma (logpdf, pdf) gains cdf, sf, logcdf, logsf (no derivative in a)."""
+    from .stats import gamma
+    gamma.cdf, gamma.sf = _gamma_cdf, _gamma_sf
+    gamma.logcdf = lambda *a, **k: np.log(_gamma_cdf(*a, **k))
+    gamma.logsf = lambda *a, **k: np.log(_gamma_sf(*a, **k))
+
+
+_add_gamma_cdfs()
