@@ -275,3 +275,9 @@ def test_gammainc_gammaincc(dtype, backend):
         np.testing.assert_allclose(g, 3 * dens, rtol=1e-13, atol=1e-300)
         with pytest.raises(gradc.UnsupportedError, match="with respect to a"):
             gradc.grad(lambda s: gnp.sum(sp.gammainc(s, x64)), backend=backend)(a64)
+        # the second derivative in x too: D ((a - 1)/x - 1)
+        xs = x64[:50] + 0.5
+        d2 = gradc.grad(lambda v: gnp.sum(gradc.grad(lambda w: gnp.sum(sp.gammainc(a64[:50], w)))(v)),
+                        backend=backend)(xs)
+        dens = np.exp((a64[:50] - 1) * np.log(xs) - xs - np.array([math.lgamma(v) for v in a64[:50]]))
+        np.testing.assert_allclose(d2, dens * ((a64[:50] - 1) / xs - 1), rtol=1e-12, atol=1e-300)

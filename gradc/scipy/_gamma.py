@@ -19,7 +19,7 @@ import math
 import numpy as _np
 
 from .. import numpy as np
-from .special import gammaln
+from ._basic import _float_like, gammaln
 
 _LOG_PI = math.log(math.pi)
 
@@ -32,16 +32,6 @@ def _quiet(f):
         with _np.errstate(all="ignore"):
             return f(*args, **kwargs)
     return g
-
-
-def _float_like(v, *xs):
-    """``v`` in the float dtype of ``xs`` (float32 stays float32; constants in np.where
-    would make it float64)."""
-    dts = [getattr(x, "dtype", None) for x in xs]
-    dt = _np.result_type(*[d if d is not None and d.kind == "f" else _np.float32 for d in dts])
-    if all(d is None or d.kind != "f" for d in dts):
-        dt = _np.float64
-    return np.asarray(v).astype(dt) if getattr(v, "dtype", None) != dt else v
 
 
 def _reflected(x):
@@ -191,7 +181,7 @@ def polygamma(n, x):
     """The n-th derivative of digamma (``scipy.special.polygamma``): digamma for n = 0,
     ``(-1)^(n+1) n! zeta(n + 1, x)`` for n >= 1 (x > 0).  ``n`` a Python int or an array of
     integers."""
-    from .special import digamma
+    from ._basic import digamma
     if isinstance(n, (int, _np.integer)):
         if n == 0:
             return digamma(x)

@@ -11,20 +11,17 @@ fast, so the error is below 1e-14 for a up to ~ 60 (tests/test_scipy_special_mor
 it against mpmath); for larger a both would need more terms (Cephes switches to Temme's
 uniform asymptotic expansion there, not implemented here).
 
-Derivative: in x exact, ``x^(a-1) e^-x / Gamma(a)`` (a ``gradc.custom_jvp`` rule); in a
+Derivative: in x exact, ``x^(a-1) e^-x / Gamma(a)``, and the second too (the value at
+stop_gradient(x) plus Taylor terms that are 0 in value; third derivatives are 0); in a
 gradc has none, and asking for one raises ``gradc.UnsupportedError`` (a zero-valued
 primitive, ``gammainc_a``, carries the refusal) rather than returning a wrong 0.
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as _np
 
 from .. import numpy as np
-from ..custom_derivatives import custom_jvp
-from ._gamma import _float_like
-from .special import gammaln, xlogy
+from ._basic import _float_like, gammaln, xlogy
 
 _TERMS = 64
 
@@ -71,26 +68,27 @@ def _density(a, x):
     return np.where(ok, np.exp(xlogy(a - 1.0, np.where(ok, x, 1.0)) - x - gammaln(np.where(ok, a, 1.0))), _np.nan)
 
 
-@functools.partial(custom_jvp, nondiff_argnums=(0,))
+def _with_x_derivatives(value, a, x, sign):
+    """``value(a, x)`` with the exact first and second derivatives in x: the value at
+    stop_gradient(x) plus its Taylor terms D (x - x0) + D' (x - x0)^2 / 2, which are 0 in
+    value and give D = sign * x^(a-1) e^-x / Gamma(a) and D' = D ((a - 1)/x - 1) as the
+    derivatives (third and higher derivatives in x are 0: not supported)."""
+    from ..ops.elementwise import stop_gradient
+    x0 = stop_gradient(x)
+    d = sign * _density(a, x0)
+    d = np.where(np.abs(d) < _np.inf, d, 0.0)      # (inf at x = 0 for a < 1: 0 * inf would spoil the value)
+    pos = x0 > 0
+    d1 = np.where(pos, d * ((a - 1.0) / np.where(pos, x0, 1.0) - 1.0), 0.0)
+    dx = np.where(np.abs(x0) < _np.inf, x - x0, 0.0)          # (inf - inf would be nan)
+    return value(a, x0) + dx * (d + 0.5 * d1 * dx)
+
+
 def _gammainc(a, x):
-    return _p_and_q(a, x, upper=False)
+    return _with_x_derivatives(lambda a, x: _p_and_q(a, x, upper=False), a, x, 1.0)
 
 
-@functools.partial(custom_jvp, nondiff_argnums=(0,))
 def _gammaincc(a, x):
-    return _p_and_q(a, x, upper=True)
-
-
-@_gammainc.defjvp
-def _gammainc_jvp(a, primals, tangents):
-    (x,), (t,) = primals, tangents
-    return _gammainc(a, x), _density(a, x) * t
-
-
-@_gammaincc.defjvp
-def _gammaincc_jvp(a, primals, tangents):
-    (x,), (t,) = primals, tangents
-    return _gammaincc(a, x), -_density(a, x) * t
+    return _with_x_derivatives(lambda a, x: _p_and_q(a, x, upper=True), a, x, -1.0)
 
 
 def _guarded(f, a, x):

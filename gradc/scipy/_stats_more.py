@@ -16,9 +16,10 @@ import math
 import numpy as _np
 
 from .. import numpy as np
-from ._gamma import _float_like
-from .special import betaln, gammainc, gammaincc, gammaln, i0e, log_ndtr, xlog1py, xlogy
-from .stats import _integer_in, _namespace, _within, _z
+from ..ops.bessel import i0e
+from ._basic import _float_like, betaln, gammaln, log_ndtr, xlog1py, xlogy
+from ._incgamma import gammainc, gammaincc
+from ._stats_basic import _integer_in, _namespace, _within, _z
 
 _LOG_2PI = math.log(2 * math.pi)
 _NEG_INF = -_np.inf
@@ -127,7 +128,7 @@ def _log_mass(lo, hi):
     lo_m, hi_m = np.where(right, -hi, lo), np.where(right, -lo, hi)      # both <= 0 now, unless mid
     la, lb = log_ndtr(np.where(mid, -1.0, lo_m)), log_ndtr(np.where(mid, 1.0, hi_m))
     tail = lb + np.log1p(-np.exp(la - lb))
-    from .special import ndtr
+    from ._basic import ndtr
     centre = np.log1p(-ndtr(np.where(mid, lo, 0.0)) - ndtr(-np.where(mid, hi, 0.0)))
     return np.where(mid, centre, tail)
 
@@ -253,7 +254,7 @@ _METHODS = ("average", "min", "max", "dense", "ordinal")
 def rankdata(a, method="average", *, axis=None, nan_policy="propagate"):
     """Ranks from 1 (``scipy.stats.rankdata``), ties by ``method`` (average, min, max,
     dense, ordinal: by order of appearance); over the flattened array (``axis=None``) or
-    along ``axis``.  No derivative (ranks are piecewise constant); NaN anywhere in a
+    along ``axis`` (one slice at a time: meant for modest numbers of slices).  No derivative (ranks are piecewise constant); NaN anywhere in a
     slice makes its ranks NaN (nan_policy='propagate', the only one)."""
     from ..errors import ArgumentError
     if method not in _METHODS:
@@ -263,11 +264,11 @@ def rankdata(a, method="average", *, axis=None, nan_policy="propagate"):
     a = np.asarray(a)
     if axis is None:
         return _ranks_1d(np.reshape(a, (-1,)), method)
-    from .. import vmap
     moved = np.moveaxis(a, axis, -1)
     lead = np.shape(moved)[:-1]
     flat = np.reshape(moved, (-1, np.shape(moved)[-1]))
-    out = vmap(lambda row: _ranks_1d(row, method))(flat)
+    # one slice at a time (their number is static: a trace unrolls it)
+    out = np.stack([_ranks_1d(flat[i], method) for i in range(np.shape(flat)[0])])
     return np.moveaxis(np.reshape(out, lead + (np.shape(moved)[-1],)), -1, axis)
 
 
@@ -310,7 +311,7 @@ def _gamma_sf(x, a, loc=0.0, scale=1.0):
 
 def _add_gamma_cdfs():
     """stats.gamma (logpdf, pdf) gains cdf, sf, logcdf, logsf (no derivative in a)."""
-    from .stats import gamma
+    from ._stats_basic import gamma
     gamma.cdf, gamma.sf = _gamma_cdf, _gamma_sf
     gamma.logcdf = lambda *a, **k: np.log(_gamma_cdf(*a, **k))
     gamma.logsf = lambda *a, **k: np.log(_gamma_sf(*a, **k))
