@@ -38,7 +38,7 @@ from .api import explain  # noqa: F401,E402  (gradc.explain is the function, not
 def __getattr__(name):
     """``gradc.nn`` and ``gradc.scipy`` without importing them first, as ``jax.nn`` and
     ``jax.scipy`` (imported when first used: scipy's functions pull in more modules)."""
-    if name in ("nn", "scipy"):
+    if name in ("nn", "scipy", "random"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'gradc' has no attribute {name!r}")

@@ -48,14 +48,32 @@ the end), so each function has its derivatives for free and runs on every backen
   against numpy: within 3 ulp in float64 and 5 ulp in float32 (tests/test_numpy_api.py).
   gradc has no vector implementation of its own for these functions: their native code
   is the composition of the primitives' vector implementations.
+- ufunc methods, on gradc.numpy's ufuncs and on numpy's own applied to traced values:
+  `reduce` (add, multiply, maximum, minimum, logical_and, logical_or, and logaddexp,
+  logaddexp2 as `logsumexp`; numpy's default `axis=0`, `axis=None`, `keepdims`, `dtype`,
+  `initial`, `where`), `accumulate` (add, multiply: the scans below; logaddexp,
+  logaddexp2: a scan of `logaddexp`; maximum, minimum: a scan of log2(n) shifted maximums, whose
+  gradient goes to the element holding the running maximum, tied holders sharing it
+  equally as in `max`, see docs/derivatives.md), and `outer` of every binary ufunc (the
+  first operand given `b.ndim` new axes, then broadcasting). `ufunc.at` writes in place
+  and is refused on traced values, naming the functional form `x.at[idx].add(v)`;
+  `reduceat` and the other methods raise `gradc.UnsupportedError` naming them.
+- `pad`: the index modes (edge, reflect, symmetric, wrap) gather numpy's own index maps;
+  `constant` places the array in a filled one; the statistic modes `mean`, `maximum`,
+  `minimum`, `median` (`stat_length`) and `linear_ramp` (`end_values`, constants) pad
+  axis by axis as numpy does, each side the statistic of its `stat_length` nearest
+  original elements, or the ramp from the end value to the edge element; integer arrays
+  rounded as numpy's. Not supported: mode `empty` and a callable mode.
 - `prod` multiplies halves in a balanced tree: the gradient of each element is the
   product of all the others, computed without division, so inputs with zeros get the
   right gradient.
 - `cumsum`, `cumprod`: a scan of log2(n) shifted adds or products (O(n log n) work),
   each level one fused pass into a buffer of its own (`copy`), and its adjoint too;
   the gradient of `cumprod` needs no division either.
-- `sort` ranks each element by comparing all pairs along the axis (O(n^2) work: meant
-  for axes of up to a few thousand elements) and scatters it to its rank; the gradient
+- `sort` ranks each element along the axis and scatters it to its rank: backend numpy
+  ranks with numpy's stable argsort (O(n log n) time, O(n) memory), the native backends
+  by comparing all pairs in loops that count as they compare (O(n^2) work, O(n) memory:
+  meant for axes of up to a few thousand elements); the gradient
   gathers the cotangent back through that permutation. `sort` and `argsort` are stable
   (ties keep their order, whatever `kind` says) and put nan last, as numpy.
 - `argmax`, `argmin` return the first extreme (a nan counts as the extreme, as numpy).
@@ -155,9 +173,10 @@ def render() -> str:
     out += [", ".join(f"`x.{n}`" for n in methods), "",
             "`x.sort()` sorts in place in numpy and is an error on a traced value: use "
             "`np.sort(x)`.", "",
-            "Operators: the arithmetic ones, comparisons, `@`, and `&`, `|`, `^`, `~` on "
-            "booleans (masks); on integers numpy's `&`, `|`, `^`, `~` are bitwise, and "
-            "gradc refuses them rather than read them as logical.", "",
+            "Operators: the arithmetic ones, comparisons, `@`, and `&`, `|`, `^`, `~`, `<<`, "
+            "`>>`: bitwise on integers (numpy's dtypes and shift rules, bit for bit), logical "
+            "on booleans (masks); on floats they are refused, as numpy refuses them. "
+            "`x.view(dtype)` reinterprets the bits as another type of the same size.", "",
             "## Primitives (the op registry)", "",
             "Everything above is built from these ops (gradc/ops/). Each defines its shape "
             "rule, numpy reference, derivatives and native lowering in one place.", "",

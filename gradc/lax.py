@@ -1,4 +1,8 @@
-"""``gradc.lax``: jax.lax's control flow, for models written with it.
+"""``gradc.lax``: jax.lax's control flow and array ops, for models written with it.
+
+The array ops (convolution, reduce_window, slicing, padding, dot_general, the
+element-wise names) are composed from gradc's primitives: see gradc/lax_arrays.py and
+gradc/lax_windows.py.
 
 gradc traces a model into one graph of array ops, so a loop is unrolled while it is
 traced: ``scan`` and ``fori_loop`` repeat their body once per step (the number of steps
@@ -9,10 +13,24 @@ each runs as plain Python with numpy.
 """
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from . import numpy as gnp
 from .errors import ArgumentError, UnsupportedError
+from .lax_arrays import (  # noqa: F401  (re-exported: jax.lax's array ops)
+    abs, acos, acosh, add, argmax, argmin, asin, asinh, atan, atan2, atanh, broadcast, broadcast_in_dim, cbrt, ceil,
+    clamp, concatenate, convert_element_type, cos, cosh, cumprod, cumsum, div, dot, dot_general,
+    dynamic_index_in_dim, dynamic_slice, dynamic_slice_in_dim, dynamic_update_index_in_dim, dynamic_update_slice,
+    dynamic_update_slice_in_dim, eq, erf, erfc, exp, exp2, expand_dims, expm1, floor, ge, gt, index_in_dim,
+    integer_pow, is_finite, le, log, log1p, logistic, lt, max, min, mul, ne, neg, pad, pow, reduce_max, reduce_min,
+    reduce_prod, reduce_sum, rem, reshape, rev, round, rsqrt, sign, sin, sinh, slice, slice_in_dim, sqrt, square,
+    squeeze, sub, tan, tanh, transpose)
+from .lax_windows import (  # noqa: F401  (re-exported: convolution, windowed reductions, flax's pooling)
+    avg_pool, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose, conv_with_general_padding,
+    max_pool, min_pool, padtype_to_pads, reduce_window)
+from .ops import bitwise as _bitwise
 from .tracer import Value
 from .tree_util import tree_flatten, tree_map, tree_unflatten
 from .vmap import vmap
@@ -84,7 +102,7 @@ def switch(index, branches, *operands):
     if not branches:
         raise ArgumentError("switch: no branches")
     if not isinstance(index, Value):
-        k = min(max(int(np.asarray(index)), 0), len(branches) - 1)
+        k = builtins.min(builtins.max(int(np.asarray(index)), 0), len(branches) - 1)
         return branches[k](*operands)
     k = gnp.clip(index, 0, len(branches) - 1)
     return _select_trees([k == j for j in range(len(branches))], [b(*operands) for b in branches], "switch")
@@ -113,7 +131,8 @@ def map(f, xs):  # noqa: A001  (jax.lax.map's name)
     return vmap(f)(xs)
 
 
-select = gnp.where
+select = gnp.where      # jax.lax.select(pred, on_true, on_false)
+bitcast_convert_type = _bitwise.bitcast_convert_type     # (types of the same size)
 stop_gradient = gnp.stop_gradient
 
 
@@ -128,3 +147,18 @@ def checkpoint(fun=None, *, prevent_cse=True, policy=None, static_argnums=()):
 
 
 remat = checkpoint
+
+
+# jax.lax's bitwise names (integers; and, or, xor, not are logical on booleans)
+bitwise_and, bitwise_or, bitwise_xor, bitwise_not = gnp.bitwise_and, gnp.bitwise_or, gnp.bitwise_xor, gnp.invert
+shift_left, shift_right_arithmetic = gnp.left_shift, gnp.right_shift
+
+
+def shift_right_logical(x, y):
+    """``jax.lax.shift_right_logical``: zeros shifted in from the left, whatever x's sign
+    (a signed x is shifted as its unsigned bits)."""
+    x = gnp.asarray(x)
+    if x.dtype.kind != "i":
+        return gnp.right_shift(x, y)
+    unsigned = np.dtype(f"u{x.dtype.itemsize}")
+    return bitcast_convert_type(gnp.right_shift(bitcast_convert_type(x, unsigned), gnp.astype(y, unsigned)), x.dtype)

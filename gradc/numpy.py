@@ -14,7 +14,8 @@ import numpy as _np
 
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
 from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, decomp as _decomp, special as _special
-from .ops import compose as _cmp, lookup as _lookup, segments as _segments, indices as _idx
+from .ops import bitwise as _bw, compose as _cmp, lookup as _lookup, segments as _segments, indices as _idx
+from .ops import assorted as _asd, nanfuncs as _nanf, ufuncs as _ufuncs, padding as _padding
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
@@ -57,6 +58,15 @@ unravel_index, ravel_multi_index = _idx.unravel_index, _idx.ravel_multi_index
 histogram, histogram_bin_edges = _idx.histogram, _idx.histogram_bin_edges
 unique, unique_values, unique_counts = _idx.unique, _idx.unique_values, _idx.unique_counts
 unique_inverse, unique_all = _idx.unique_inverse, _idx.unique_all
+nanvar, nanstd, nanprod, nanargmax, nanargmin = _nanf.nanvar, _nanf.nanstd, _nanf.nanprod, _nanf.nanargmax, _nanf.nanargmin
+nancumsum, nancumprod = _nanf.nancumsum, _nanf.nancumprod
+for _name in _asd.__all__:
+    globals()[_name] = getattr(_asd, _name)
+# bitwise (integers; logical on booleans)
+bitwise_and, bitwise_or, bitwise_xor, invert = _bw.bitwise_and, _bw.bitwise_or, _bw.bitwise_xor, _bw.invert
+bitwise_not = bitwise_invert = invert
+left_shift, right_shift, bitwise_count = _bw.left_shift, _bw.right_shift, _bw.bitwise_count
+bitwise_left_shift, bitwise_right_shift = left_shift, right_shift
 
 
 def where(condition, x=None, y=None, *, size=None, fill_value=None):
@@ -102,7 +112,7 @@ diag, diagonal, trace, triu, tril = _arr.diag, _arr.diagonal, _arr.trace, _arr.t
 concatenate = _arr.concatenate
 hstack, vstack, dstack, column_stack = _arr.hstack, _arr.vstack, _arr.dstack, _arr.column_stack
 atleast_1d, atleast_2d, atleast_3d = _arr.atleast_1d, _arr.atleast_2d, _arr.atleast_3d
-tile, repeat, pad, sort, argsort = _arr.tile, _arr.repeat, _arr.pad, _arr.sort, _arr.argsort
+tile, repeat, pad, sort, argsort = _arr.tile, _arr.repeat, _padding.pad, _arr.sort, _arr.argsort
 
 
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
@@ -292,7 +302,25 @@ UFUNCS = {
     "floor_divide": floor_divide, "divmod": divmod, "copysign": copysign, "hypot": hypot, "fmax": fmax,
     "fmin": fmin, "arccosh": arccosh, "degrees": degrees, "radians": radians, "rad2deg": rad2deg,
     "deg2rad": deg2rad, "logical_xor": logical_xor, "float_power": float_power, "conjugate": conjugate,
+    "bitwise_and": bitwise_and, "bitwise_or": bitwise_or, "bitwise_xor": bitwise_xor, "invert": invert,
+    "left_shift": left_shift, "right_shift": right_shift, "bitwise_count": bitwise_count,
 }
+# numpy's ufunc objects: gradc.numpy's ufuncs are callables with numpy's methods
+# (np.add.reduce, np.maximum.accumulate, np.multiply.outer: gradc/ops/ufuncs.py)
+def _ufunc(name):
+    """The ufunc gradc.numpy has under ``name`` (how one unpickles)."""
+    return UFUNCS[name]
+
+
+_wrapped = {}
+for _name, _f in UFUNCS.items():
+    if id(_f) not in _wrapped:
+        _wrapped[id(_f)] = _ufuncs.Ufunc(_name, _f, _ufunc)
+    UFUNCS[_name] = _wrapped[id(_f)]
+for _name, _v in list(globals().items()):
+    if not _name.startswith("_") and id(_v) in _wrapped and _name not in ("UFUNCS",):
+        globals()[_name] = _wrapped[id(_v)]
+del _wrapped, _name, _f, _v
 
 # numpy function name -> gradc function (used by Value.__array_function__)
 FUNCTIONS = {
@@ -325,7 +353,9 @@ FUNCTIONS = {
     "argwhere": argwhere, "unravel_index": unravel_index, "ravel_multi_index": ravel_multi_index,
     "histogram": histogram, "histogram_bin_edges": histogram_bin_edges, "unique": unique,
     "unique_values": unique_values, "unique_counts": unique_counts, "unique_inverse": unique_inverse,
-    "unique_all": unique_all,
+    "unique_all": unique_all, "nanvar": nanvar, "nanstd": nanstd, "nanprod": nanprod, "nanargmax": nanargmax,
+    "nanargmin": nanargmin, "nancumsum": nancumsum, "nancumprod": nancumprod,
+    **{_n: getattr(_asd, _n) for _n in _asd.__all__},
     "cumulative_sum": cumulative_sum, "cumulative_prod": cumulative_prod,
     "nanmedian": nanmedian, "nanquantile": nanquantile, "nanpercentile": nanpercentile,
 }

@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 
+from . import numpy as gnp
 from .api import jit
 from .batching import batch_replay
 from .errors import ArgumentError, ShapeError
@@ -159,3 +160,32 @@ def _place_outputs(outs, structure, out_axes, n, name) -> list:
             v = transpose(v, tuple(order))
         placed.append(v)
     return placed
+
+
+# ----------------------------------------------------------------------------- numpy.apply_along_axis
+def apply_along_axis(func1d, axis, arr, *args, **kwargs):
+    """numpy.apply_along_axis: ``func1d`` of each 1-d slice along ``axis``, mapped with
+    :func:`vmap` over the other axes (func1d is traced once, not once per slice); the
+    axes of its result take ``axis``'s place.  (It lives here, beside vmap, and is
+    published as ``gradc.numpy.apply_along_axis``.)"""
+    from .ops.axes import moveaxis
+    if current() is None and not isinstance(arr, Value):
+        return np.apply_along_axis(func1d, axis, arr, *args, **kwargs)
+    a = to_value(arr)
+    axis = axis + a.ndim if axis < 0 else axis
+    rest = moveaxis(a, axis, -1)
+    lead = rest.ndim - 1
+
+    def f(v):
+        return func1d(v, *args, **kwargs)
+    for _ in range(lead):
+        f = vmap(f)
+    out = to_value(f(rest))
+    k = out.ndim - lead                     # the axes func1d returned
+    if not k:
+        return out
+    return moveaxis(out, tuple(range(lead, lead + k)), tuple(range(axis, axis + k)))
+
+
+gnp.apply_along_axis = apply_along_axis
+gnp.FUNCTIONS["apply_along_axis"] = apply_along_axis

@@ -27,6 +27,7 @@
 #include "gemm_small.c"
 #include "poolgemm.c"
 #include "lapack.c"
+#include "sortrank.c"
 
 #define MAXDIM 8
 #define MAXARGS 64
@@ -870,6 +871,12 @@ static PyObject *lapack_register(PyObject *self, PyObject *args) {
 
 /* lapack_register_rect(addresses) -> None: dgesdd, dgeqrf, dorgqr, then sgesdd, sgeqrf,
  * sorgqr, for linalg.svd and linalg.qr (runtime/lapack.c's rectangular routines). */
+/* sort_rank_address() -> address of gradc_sort_rank (runtime/sortrank.c). */
+static PyObject *sort_rank_address(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_sort_rank);
+}
+
 static PyObject *lapack_register_rect(PyObject *self, PyObject *args) {
     unsigned long long f[6];
     if (!PyArg_ParseTuple(args, "KKKKKK", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5])) return NULL;
@@ -882,6 +889,8 @@ static PyObject *lapack_register_rect(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
+    {"sort_rank_address", sort_rank_address, METH_NOARGS,
+     "sort_rank_address() -> the address of gradc_sort_rank (stable ranks of float rows)"},
     {"lapack_register_rect", lapack_register_rect, METH_VARARGS,
      "Register numpy's LAPACK routines for SVD and QR (ILP64 gesdd, geqrf, orgqr; double then float)."},
     {"lapack_register", lapack_register, METH_VARARGS,

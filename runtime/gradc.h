@@ -165,6 +165,26 @@ static inline int64_t gradc_idiv_fmodi(int64_t x, int64_t y) {
     gradc_idiv_trunc_(x, y, &r);
     return r;
 }
+/* numpy's left_shift / right_shift of integers: a count outside [0, 64) -- undefined in
+ * C -- gives 0, or -1 for a negative value shifted right, as numpy's; a negative value
+ * is shifted in unsigned arithmetic (no undefined behaviour).  Narrower integers are
+ * shifted here, sign- or zero-extended, and converted back, which gives numpy's
+ * answer for their counts too (the bits beyond their width are dropped). */
+static inline int64_t gradc_shli(int64_t x, int64_t y) { return (uint64_t)y < 64 ? (int64_t)((uint64_t)x << y) : 0; }
+static inline uint64_t gradc_shlu(uint64_t x, uint64_t y) { return y < 64 ? x << y : 0; }
+static inline int64_t gradc_shri(int64_t x, int64_t y) {
+    int64_t n = (uint64_t)y < 64 ? y : 63;
+    return x < 0 ? ~(~x >> n) : x >> n;
+}
+static inline uint64_t gradc_shru(uint64_t x, uint64_t y) { return y < 64 ? x >> y : 0; }
+/* numpy.bitwise_count: the 1 bits of |x|, as uint8. */
+static inline uint8_t gradc_bitcountu(uint64_t x) {
+    x = x - ((x >> 1) & UINT64_C(0x5555555555555555));
+    x = (x & UINT64_C(0x3333333333333333)) + ((x >> 2) & UINT64_C(0x3333333333333333));
+    x = (x + (x >> 4)) & UINT64_C(0x0F0F0F0F0F0F0F0F);
+    return (uint8_t)((x * UINT64_C(0x0101010101010101)) >> 56);
+}
+static inline uint8_t gradc_bitcounti(int64_t x) { return gradc_bitcountu(x < 0 ? 0 - (uint64_t)x : (uint64_t)x); }
 static inline uint64_t gradc_idiv_qu(uint64_t x, uint64_t y) { return y ? x / y : 0; }
 static inline uint64_t gradc_idiv_ru(uint64_t x, uint64_t y) { return y ? x % y : 0; }
 static inline uint64_t gradc_idiv_fmodu(uint64_t x, uint64_t y) { return y ? x % y : 0; }

@@ -149,6 +149,22 @@ for _n, _op in (("int_floor_divide", lambda k, j: k // j), ("int_remainder", lam
                 ("int_fmod", lambda k, j: np.fmod(k, j))):
     case(_n, _n, (lambda op: lambda x, k, j: x * op(k, j))(_op), (lambda op: lambda x, k, j: x * op(k, j))(_op),
          lambda r: [normal(r, M), r.integers(-20, 21, M), r.choice([-5, -3, -1, 1, 2, 7], M)])
+# integer bitwise ops (shift counts beyond the width and negative ones included) and bit
+# casts: integer-valued, so the gradient is the float x's alone
+for _n, _op in (("bitwise_and", lambda k, j: k & j), ("bitwise_or", lambda k, j: k | j),
+                ("bitwise_xor", lambda k, j: k ^ j), ("invert", lambda k, j: ~k + j),
+                ("left_shift", lambda k, j: k << j), ("right_shift", lambda k, j: k >> j)):
+    case(_n, _n, (lambda op: lambda x, k, j: x * op(k, j))(_op), (lambda op: lambda x, k, j: x * op(k, j))(_op),
+         (lambda counts: lambda r: [normal(r, M), r.integers(-1000, 1001, M), r.choice(counts, M)])(
+             [-3, 0, 1, 5, 64, 70] if _n == "left_shift" else [-3, 0, 1, 5, 63, 64, 70]))   # (values FD can check)
+case("bitwise_count", "bitwise_count", lambda x, k: x * gnp.bitwise_count(k),      # (oracle: Python's bit_count)
+     lambda x, k: x * np.vectorize(lambda v: abs(int(v)).bit_count(), otypes=[np.uint8])(k),
+     lambda r: [normal(r, M), r.integers(-2**63, 2**63, M, dtype=np.int64)])
+case("bitcast", "bitcast", lambda x, k: x * k.view(np.float64), lambda x, k: x * k.view(np.float64),
+     lambda r: [normal(r, M), normal(r, M).view(np.int64)])
+case("bitcast_u32", "bitcast", lambda x, k: x * ((k >> 9) | 0x3F800000).view(np.float32),
+     lambda x, k: x * ((k >> 9) | 0x3F800000).view(np.float32),
+     lambda r: [normal(r, M), r.integers(0, 2**32, M, dtype=np.uint32)], extra_ops=("right_shift", "bitwise_or"))
 case("exp_vec", "exp", gnp.exp, np.exp, shapes((normal, (5,))))
 case("tanh_scalar", "tanh", gnp.tanh, np.tanh, shapes((normal, ())))
 case("log_col", "log", gnp.log, np.log, shapes((positive, (4, 1))))
@@ -727,6 +743,19 @@ for _id, _kw in [("norm_mat_2", {"ord": 2}), ("norm_mat_n2", {"ord": -2}), ("nor
     case(_id, "svdvals", (lambda k: lambda x: np.linalg.norm(x, **k))(_kw), (lambda k: lambda x: np.linalg.norm(x, **k))(_kw),
          shapes((normal, (3, 2, 4) if "axis" in _kw else (3, 4))))
 case("cond", "svdvals", gnp.linalg.cond, np.linalg.cond, shapes((normal, (3, 3))))
+
+
+# (lines added after the LAPACK ones leave every other line's inputs unchanged)
+def _stable_ranks(x):
+    """Sort positions along the last axis by definition: the elements before, or equal
+    and earlier (nan last, equal to nan): numpy's stable argsort, inverted."""
+    return np.argsort(np.argsort(x, axis=-1, kind="stable"), axis=-1, kind="stable")
+
+
+case("sort_rank", "sort_rank", lambda x: x * gnp.astype(bind("sort_rank", x), x.dtype),
+     lambda x: x * _stable_ranks(x).astype(x.dtype), shapes((distinct, T3)))
+case("sort_rank_ties_nan", "sort_rank", lambda x: bind("sort_rank", x), _stable_ranks,
+     lambda r: [np.where(r.random(T3) < 0.2, np.nan, r.integers(0, 3, T3).astype(np.float64))], diff=())
 
 CASE_IDS = [c.id for c in CASES]
 

@@ -85,7 +85,8 @@ _CALL = re.compile(r"\b([A-Za-z_]\w*)\(")
 
 
 # gradc.h's functions with variants for int64 ("i") and uint64 ("u") operands
-_INTEGER_VARIANTS = ("gradc_max", "gradc_min", "gradc_abs", "gradc_sign", "gradc_pow", "gradc_idiv_q", "gradc_idiv_r", "gradc_idiv_fmod")
+_INTEGER_VARIANTS = ("gradc_max", "gradc_min", "gradc_abs", "gradc_sign", "gradc_pow", "gradc_idiv_q", "gradc_idiv_r",
+                     "gradc_idiv_fmod", "gradc_shl", "gradc_shr", "gradc_bitcount")
 
 
 def specialize(template: str, dtype) -> str:
@@ -351,7 +352,9 @@ class CCodegen:
                 raise NotImplementedError(f"op {x.op} has no C template")
             # (a conditional template, where's: operands that read memory go first)
             args = [self.unconditional(a) if "?" in o.c else self.e(a) for a in x.args]
-            text = specialize(o.c, x.arg_dtypes[-1]).format(*args, ctype=reg_ctype(x.dtype))
+            # ({ctype}: the result's C type, {src}: the operands', as a bit cast names them)
+            text = specialize(o.c, x.arg_dtypes[-1]).format(*args, ctype=reg_ctype(x.dtype),
+                                                            src=reg_ctype(x.arg_dtypes[-1]))
             return text if x.nid is None else self.define(x.nid, x.dtype, text)
         raise TypeError(f"internal: C has no spelling of {type(x).__name__}")
 

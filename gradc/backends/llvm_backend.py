@@ -34,8 +34,9 @@ class LLVMKernel(Kernel):
 
     def __init__(self, graph: Graph, threads: int | None = None):
         blas = init()["blas"]
+        native_sort = bool(init().get("native_sort"))
         s = schedule(graph, threads=kernel_threads() if threads is None else threads, row_local=True,
-                     batched_products=bool(blas.get("batched")))
+                     batched_products=bool(blas.get("batched")), native_sort=native_sort)
         if not streams_rows():
             s.stream_bytes = 1 << 62        # never: every matrix runs in blocks of rows
         text = graph.text(sources=False)
@@ -43,7 +44,7 @@ class LLVMKernel(Kernel):
         # cache size, the BLAS interface (code_fingerprint() and the CPU are added by
         # Artifact).
         key = (text, *const_bytes(s), s.threads, s.pool_threads, s.stream_bytes, blas.get("int"), bool(blas),
-               bool(blas.get("skinny")), bool(blas.get("pool")), bool(blas.get("skinny_rows")), bool(blas.get("batched")))
+               bool(blas.get("skinny")), bool(blas.get("pool")), bool(blas.get("skinny_rows")), bool(blas.get("batched")), native_sort)
         # The name hashes all of it: the engine holds every kernel of the process in one
         # symbol table, and the kernels of one graph for one thread and for several must
         # not share the names of their nests' functions, which their modules link by.

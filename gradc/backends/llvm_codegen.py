@@ -217,6 +217,34 @@ class Emitter:
                 r = b.select(off, b.add(r, y), r)
         return b.select(by_zero, zero, q if which == "q" else r)
 
+    def shift(self, x, y, left):
+        """numpy's left_shift / right_shift of integers (arithmetic for signed ones).
+        LLVM's shl/ashr/lshr are poison for a count outside [0, width): numpy gives 0
+        there, or -1 for a negative value shifted right, so the count is checked
+        (unsigned: a negative count is out of range too) -- an arithmetic shift by
+        width - 1 is that sign fill."""
+        b, ty = self.b, x.type
+        width = _const(ty, ty.width)
+        ok = b.icmp_unsigned("<", y, width)
+        if not left and not self._unsigned():
+            return b.ashr(x, b.select(ok, y, _const(ty, ty.width - 1)))
+        count = b.select(ok, y, _const(ty, 0))
+        shifted = b.shl(x, count) if left else b.lshr(x, count)
+        return b.select(ok, shifted, _const(ty, 0))
+
+    def bitwise_count(self, x):
+        """numpy's bitwise_count: the 1 bits of |x| (the most negative value's
+        wrapped abs is itself, one bit, as numpy's), as uint8."""
+        if not self._unsigned():
+            x = self.abs(x)
+        n = self.intrinsic("llvm.ctpop", x)
+        return self.b.trunc(n, I8) if x.type.width > 8 else n
+
+    def bitcast(self, x, dtype):
+        """The same bits as ``dtype`` (numpy's ndarray.view of the same item size)."""
+        ty = reg_type(dtype)
+        return x if x.type == ty else self.b.bitcast(x, ty)
+
     def _int_pow(self, x, n):
         """x**n by repeated squaring (exact for the small integer exponents models use)."""
         if n == 0:
@@ -561,6 +589,8 @@ class Codegen:
             self.emit_gemm(st)
         elif isinstance(st, lir.LapackCall):
             self.emit_lapack(st)
+        elif isinstance(st, lir.SortRanks):
+            self.emit_sort_ranks(st)
         elif isinstance(st, lir.Parallel):
             self.emit_parallel_nest(st)
         elif isinstance(st, lir.SkinnyPack):
@@ -793,6 +823,18 @@ class Codegen:
         rc = b.call(fn, [ir.Constant(I32, st.routine), ir.Constant(I32, int(st.dtype == np.float32)),
                          self.e_(st.batch), self.e_(st.n), self.e_(st.k), b.bitcast(self.bufs[a], vp),
                          b.bitcast(self.bufs[rhs], vp), b.bitcast(self.bufs[st.out], vp)])
+        b.store(b.or_(b.load(self.status), rc), self.status)
+
+    def emit_sort_ranks(self, st: lir.SortRanks):
+        """gradc_sort_rank (runtime/sortrank.c): every row's ranks; an allocation failure
+        is OR-ed into the kernel's status."""
+        vp = I8.as_pointer()
+        fn = self.module.globals.get("gradc_sort_rank")
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(I32, [I32, I64, I64, vp, vp]), "gradc_sort_rank")
+        b = self.b
+        rc = b.call(fn, [ir.Constant(I32, int(st.dtype == np.float32)), self.e_(st.batch), self.e_(st.n),
+                         b.bitcast(self.bufs[st.arg], vp), b.bitcast(self.bufs[st.out], vp)])
         b.store(b.or_(b.load(self.status), rc), self.status)
 
     def ld(self, x):

@@ -93,6 +93,10 @@ def init():
                 _state["lapack"] = lapack
                 if found:
                     found["lapack"] = True
+            # op sort_rank: a merge sort (runtime/sortrank.c) instead of pairwise counts
+            if hasattr(_callpath, "sort_rank_address"):
+                llvm.add_symbol("gradc_sort_rank", _callpath.sort_rank_address())
+                _state["native_sort"] = True
             _state["pool"] = True
         except ImportError:
             pass

@@ -357,6 +357,19 @@ class LapackCall:
 
 
 @dataclass(eq=False)
+class SortRanks:
+    """``out[t, i]`` = the place of ``arg[t, i]`` in row t's stable ascending sort (NaN
+    last), for each of ``batch`` rows of ``n`` floats: op sort_rank by runtime/
+    sortrank.c's ``gradc_sort_rank`` (a merge sort; the LLVM backend links it).  Never
+    fused: ``arg`` is a buffer, row-major and contiguous."""
+    out: int
+    arg: int
+    batch: Expr
+    n: Expr
+    dtype: np.dtype
+
+
+@dataclass(eq=False)
 class Parallel:
     """Nest ``k`` split over its outer loop: each body (a function of Var START, END,
     CHUNK) runs rows [start, end) of chunk ``chunk``, on the thread pool when ``cond``
@@ -593,6 +606,8 @@ class TextRenderer:
                 self.line(f"{self.buf(st.out)}[{r0}:{r1}] = skinny_rows({a}, {self.buf(st.padded)})")
         elif isinstance(st, SkinnyUnpad):
             self.line(f"{self.buf(st.out)} = skinny_unpad({self.buf(st.padded)}; m={self.e(st.m)}, n={self.e(st.n)})")
+        elif isinstance(st, SortRanks):
+            self.line(f"%{st.out} = sort_ranks({self.buf(st.arg)}; batch={self.e(st.batch)}, n={self.e(st.n)})")
         elif isinstance(st, LapackCall):
             ops = ", ".join(self.buf(a) for a in st.args)
             op = st.op + ("" if st.op != "solve_triangular" else ", lower" if st.lower else ", upper")

@@ -20,7 +20,7 @@ from .loop_ir import (BLAS_CALL, CHUNK, END, SKINNY_MAX_N, START, STATUS_NEGATIV
                       Size, SkinnyUnpad, Store, ToIndex, Update, Var, flat_offset, numel, size)
 from .schedule import (PACKED_WIDTH, Schedule, swaps_last_two, row_stride, broadcast_index, crosses_chunks, describe, identity, is_reduction,
                        view_index)
-from .loop_ir import LAPACK_RECT, LapackCall
+from .loop_ir import LAPACK_RECT, LapackCall, SortRanks
 
 # Threads pay off once a nest's single-thread time dwarfs the pool's hand-off (a few
 # microseconds): elements x estimated time per element (schedule.Nest.work: Op.cost of
@@ -644,6 +644,14 @@ class LoopLowering:
         return [LapackCall(d["op"], nid, tuple(d["args"]), numel(sa[:-2]), size(sa[-1]), k, d["dtype"],
                            d["params"].get("lower", True), d["params"].get("full", False))]
 
+    def sort_ranks(self, nest) -> list:
+        """sort_rank of floats by runtime/sortrank.c's merge sort, one call for every row
+        (the schedule makes it a nest of its own only where the renderer links it)."""
+        (nid,) = nest.roots
+        (a,) = self.g[nid]["args"]
+        sa = self.shape(a)
+        return [SortRanks(nid, a, numel(sa[:-1]), size(sa[-1]), self.g[a]["dtype"])]
+
     def scatter(self, nest):
         (nid,) = nest.roots
         d = self.g[nid]
@@ -758,7 +766,7 @@ class LoopLowering:
                 body = [self.parallel(nest, k)]
             else:
                 body = {"loop": self.loop_nest, "matmul": self.matmul, "scatter": self.scatter,
-                        "lapack": self.lapack}[nest.kind](nest)
+                        "lapack": self.lapack, "sort": self.sort_ranks}[nest.kind](nest)
             nests.append(Nest(k, titles[k], body))
         return Kernel(name, s, nests, blas_call, s.threads, s.pool_threads)
 

@@ -27,7 +27,7 @@ from ..passes import optimize, strip_custom
 
 @dataclass
 class Nest:
-    kind: str                 # "loop" | "matmul" | "scatter" | "lapack"
+    kind: str                 # "loop" | "matmul" | "scatter" | "lapack" | "sort"
     domain: tuple             # symbolic iteration space
     roots: list = field(default_factory=list)
     # per root: level "full" (indexed by the whole domain) or "row" (by all but the last
@@ -146,18 +146,28 @@ def is_flat_product(graph, n) -> bool:
     return len(a) > 2 and len(b) == 2
 
 
-def decompose(graph: Graph, batched_products: bool = False) -> Graph:
+def native_sort_rank(g: Graph, nid: int, native_sort: bool) -> bool:
+    """Does node ``nid`` rank by a library merge sort (runtime/sortrank.c's
+    gradc_sort_rank, which the LLVM JIT links): sort_rank of floats where the renderer
+    has it?  Elsewhere its ranks are counted pairwise (``decompose``)."""
+    return native_sort and g[nid]["op"] == "sort_rank" and g[g[nid]["args"][0]]["dtype"].kind == "f"
+
+
+def decompose(graph: Graph, batched_products: bool = False, native_sort: bool = False) -> Graph:
     """Rewrite ops that backends do not lower directly into ones they do:
-    logsumexp -> max, exp, sum, log (the stable two-pass formula); matrix-vector,
+    logsumexp -> max, exp, sum, log (the stable two-pass formula); sort_rank -> its
+    pairwise comparisons counted (``ops.arrays.pairwise_ranks``); matrix-vector,
     vector-matrix and dot products -> element-wise products and sums, so they fuse
     with what produces and consumes them (the neuron loss reads X once); batched
     products (..., m, k) @ (..., k, n) -> a product broadcast over (..., m, k, n) summed
     over k, which fuses into one loop nest (the i-k-j order, vectorized over n) without
     materializing the rank-N product; with ``batched_products`` (a library runs stacks),
-    only those whose stacks' batch axes differ."""
+    only those whose stacks' batch axes differ; with ``native_sort``, sort_rank of
+    floats stays (``native_sort_rank``)."""
     batched = lambda g, n: _is_batched_product(g, n, batched_products)   # noqa: E731
-    if not any(graph[n]["op"] == "logsumexp" or _is_vector_product(graph, n) or batched(graph, n)
-               for n in graph.nx.nodes):
+    pairwise = lambda g, n: g[n]["op"] == "sort_rank" and not native_sort_rank(g, n, native_sort)  # noqa: E731
+    if not any(graph[n]["op"] == "logsumexp" or pairwise(graph, n) or _is_vector_product(graph, n)
+               or batched(graph, n) for n in graph.nx.nodes):
         return graph
     softmax_of = _softmax_of_logsumexp(graph)
     from ..ops import reduce as red, elementwise as ew
@@ -195,6 +205,9 @@ def decompose(graph: Graph, batched_products: bool = False) -> Graph:
         d = graph[nid]
         if d["op"] == "logsumexp":
             return lse(nid, args[0], d["params"]["axes"], d["params"]["keepdims"])
+        if pairwise(graph, nid):        # compared pairwise: the comparisons fuse into the count
+            from ..ops.arrays import pairwise_ranks
+            return pairwise_ranks(args[0])
         if nid in softmax_of and softmax_of[nid] in shared:
             e, s = shared[softmax_of[nid]]
             return e * (1.0 / s)
@@ -826,15 +839,16 @@ def _fill_constant_outputs(g: Graph) -> None:
 
 
 def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool = False,
-             batched_products: bool = False) -> Schedule:
+             batched_products: bool = False, native_sort: bool = False) -> Schedule:
     """Fused loop nests for ``graph``; with ``threads`` > 1, loop nests are split over
     their outer loop, so reductions across it get per-chunk partial buffers.  With
     ``share``, intermediates whose lifetimes do not overlap share workspace memory.
     With ``row_local``, per-row values of a 2-d nest that only that nest reads (a row's
     dot product, a row-level sigmoid) get no workspace: the code generator keeps them
     for the current block of rows only (``Schedule.row_local``).  ``batched_products``:
-    the renderer has a library for stacks of products (``is_stack_product``)."""
-    g = decompose(strip_custom(graph), batched_products)   # code holds no custom_jvp/vjp marks
+    the renderer has a library for stacks of products (``is_stack_product``);
+    ``native_sort``: one for sorting (``native_sort_rank``)."""
+    g = decompose(strip_custom(graph), batched_products, native_sort)   # code holds no custom_jvp/vjp marks
     if any(g[n]["op"] == "relu" for n in g.nx.nodes):
         g = g.copy() if g is graph else g
         _mask_from_relu(g)
@@ -864,8 +878,9 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
                         changed = True
     # operands of a LAPACK call are whole contiguous buffers (runtime/lapack.c reads them)
     for nid in list(g.nx.nodes):
-        if is_lapack(g, nid):
+        if is_lapack(g, nid) or native_sort_rank(g, nid, native_sort):
             roots.update(a for a in g[nid]["args"] if g[a]["op"] not in ("input", "const"))
+            roots.add(nid)
     roots = {r for r in roots if g[r]["op"] not in ("input", "const")}
     _bound_inline_depth(g, roots)
     _materialize_pieces(g, roots)
@@ -881,8 +896,8 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
             continue
         op = g[nid]["op"]
         dom = domain(g, nid)
-        kind = "lapack" if is_lapack(g, nid) else {"matmul": "matmul", "contract": "matmul",
-                                                    "scatter_add": "scatter"}.get(op, "loop")
+        kind = "lapack" if is_lapack(g, nid) else "sort" if native_sort_rank(g, nid, native_sort) else \
+            {"matmul": "matmul", "contract": "matmul", "scatter_add": "scatter"}.get(op, "loop")
         reads, cost = _reads(g, nid, roots)
         reads_of[nid] = reads
         lb = max((where[r] for r in reads), default=0)

@@ -9,13 +9,16 @@ broadcast_to, concatenate) and element-wise selects:
 * repetition: ``tile`` and ``repeat`` (broadcast along a new axis, then merge it),
   ``repeat`` with per-element counts and ``pad`` with the index modes (edge, reflect,
   symmetric, wrap) as gathers of numpy's own index maps; ``pad`` mode constant places
-  the array in zeros (unslice) and fills the border;
+  the array in zeros (unslice) and fills the border (the statistic modes and
+  linear_ramp: ``ops/padding.py``);
 * ordering: ``sort`` and ``argsort`` by ranks.  The rank of x[i] is the number of
   elements that sort before it (smaller, or equal and earlier: a stable sort; nan
   last, as numpy); ``sort`` scatters each element to its rank, so its gradient is the
   cotangent gathered back through the permutation.  Any axis of any rank: the axis is
-  moved last and back.  Ranks compare all pairs along the axis: O(n^2) work, meant for
-  axes of up to a few thousand elements.
+  moved last and back.  The ranks are one op, ``sort_rank``: backend numpy computes it
+  with numpy's stable argsort (O(n log n) time, O(n) memory); the native backends
+  compare all pairs along the axis (``pairwise_ranks``: O(n^2) work in fused loops,
+  O(n) memory), meant for axes of up to a few thousand elements.
 
 Every gradient comes from the primitives' adjoints.  These functions fix the sizes of
 the axes they index (a call with other sizes retraces).
@@ -28,6 +31,7 @@ from ..errors import ShapeError, UnsupportedError
 from . import elementwise as ew
 from .bind import reduce_dtype
 from .elementwise import convert, where
+from .registry import Op, register
 from .reduce import norm_axes, sum_
 from .structure import broadcast_to, concatenate as _concatenate, reshape, reshape_sym
 
@@ -352,8 +356,10 @@ def pad(array, pad_width, mode="constant", **kw):
 
 
 # ----------------------------------------------------------------------------- ordering
-def _ranks(x):
-    """Stable sort position of every element along the last axis."""
+def pairwise_ranks(x):
+    """Stable sort position of every element along the last axis, by comparing all pairs:
+    how the native backends compute op ``sort_rank`` (O(n^2) work in loops that keep O(n)
+    memory: the comparisons fuse into the sum; ``gradc.backends.schedule.decompose``)."""
     from .mathfuncs import isnan, logical_or
     n = x._shape[-1]
     lead = x._shape[:-1]
@@ -371,6 +377,28 @@ def _ranks(x):
     return sum_(convert(first, np.int64), axis=r + 1)
 
 
+def _sort_rank_np(x):
+    """The ranks from numpy's stable argsort (nan last): O(n log n) time, O(n) memory,
+    where the pairwise comparisons would hold n^2 booleans per row in numpy."""
+    order = np.argsort(x, axis=-1, kind="stable")
+    ranks = np.empty(x.shape, np.int64)
+    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(x.shape[-1], dtype=np.int64), x.shape), axis=-1)
+    return ranks
+
+
+def _sort_rank_batch(n, args, batched):
+    from .bind import batch_all
+    return _trace().bind("sort_rank", *batch_all(n, args, batched))
+
+
+register(Op("sort_rank", "structure", lambda env, avals: (tuple(avals[0][0]), np.dtype(np.int64)),
+            _sort_rank_np, vjp=lambda g, y, x: (None,), jvp=lambda ts, y, x: None,
+            doc="the stable sort position of each element along the last axis (nan last): numpy's "
+                "argsort on backend numpy, pairwise comparisons summed on the native backends; "
+                "an integer, no derivative",
+            batch=_sort_rank_batch, rule="an integer result ⇒ no gradient"))
+
+
 def _by_rank(a, axis, values_of):
     """Scatter ``values_of(x)`` to the sort positions along ``axis`` (any rank): the
     axis is moved last, ranked, scattered, and moved back."""
@@ -383,7 +411,7 @@ def _by_rank(a, axis, values_of):
     perm = [q for q in range(x.ndim) if q != axis] + [axis]
     x = _transpose(x, perm)
     lead = x.ndim - 1
-    idx = _lead_iotas(x, lead, x.ndim) + [_ranks(x)]
+    idx = _lead_iotas(x, lead, x.ndim) + [_trace().bind("sort_rank", x)]
     out = _trace().bind("scatter_add", values_of(x), *idx, shape=x._shape)
     return _transpose(out, [int(q) for q in np.argsort(perm)])
 

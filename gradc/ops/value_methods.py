@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..tracer import Value
-from . import at, elementwise as ew, reduce as red, linalg as la, structure as st
+from . import at, bitwise as bw, elementwise as ew, reduce as red, linalg as la, structure as st
 from . import arrays as arr, axes as axes_ops, compose, einsum, mathfuncs, stats
 
 
@@ -34,29 +34,13 @@ Value.__eq__ = lambda s, o: ew.equal(s, o)
 Value.__ne__ = lambda s, o: ew.not_equal(s, o)
 
 
-def _boolean(name, f):
-    """``&``, ``|`` and ``~`` of boolean values (masks); numpy's bitwise meaning on
-    integers is refused rather than silently read as logical."""
-    def op(*xs):
-        for x in xs:
-            dt = x.dtype if isinstance(x, Value) else np.result_type(x)
-            if dt != np.bool_ and not isinstance(x, bool):
-                raise UnsupportedError(f"operator {name} on {dt} values: gradc supports it on booleans (masks) "
-                                       f"only; compare first (e.g. (x > 0) {name} (y > 0))")
-        return f(*xs)
-    return op
-
-
-# numpy's bitwise ufuncs (a numpy mask & a traced one calls np.bitwise_and), on masks
-_MASK_UFUNCS = {"bitwise_and": _boolean("&", ew.logical_and), "bitwise_or": _boolean("|", mathfuncs.logical_or),
-                "bitwise_xor": _boolean("^", ew.not_equal), "invert": _boolean("~", ew.logical_not)}
-Value.__and__ = _MASK_UFUNCS["bitwise_and"]
-Value.__rand__ = _r(Value.__and__)
-Value.__or__ = _MASK_UFUNCS["bitwise_or"]
-Value.__ror__ = _r(Value.__or__)
-Value.__xor__ = _MASK_UFUNCS["bitwise_xor"]
-Value.__rxor__ = _r(Value.__xor__)
-Value.__invert__ = _MASK_UFUNCS["invert"]
+# & | ^ ~ << >>: numpy's bitwise operations on integers, logical ones on booleans (masks)
+for _name, _f in [("and", bw.bitwise_and), ("or", bw.bitwise_or), ("xor", bw.bitwise_xor),
+                  ("lshift", bw.left_shift), ("rshift", bw.right_shift)]:
+    setattr(Value, f"__{_name}__", (lambda f: lambda s, o: f(s, o))(_f))
+    setattr(Value, f"__r{_name}__", _r(_f))
+Value.__invert__ = lambda s: bw.invert(s)
+Value.view = lambda s, dtype=None, type=None: bw.view(s, dtype, type)
 Value.__getitem__ = lambda s, k: st.getitem(s, k)
 Value.at = property(lambda s: at.IndexUpdateHelper(s),
                     doc="Functional updates: x.at[idx].set(v) (and .add, .multiply, .min, .max, .get) "
@@ -135,19 +119,14 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
         raise UnsupportedError(f"numpy.{ufunc.__name__}(..., out=...) cannot write into a traced value")
     kwargs.pop("out", None)
     if method == "__call__":
-        f = gnp.UFUNCS.get(ufunc.__name__) or _MASK_UFUNCS.get(ufunc.__name__) or _scipy_ufunc(ufunc.__name__)
+        f = gnp.UFUNCS.get(ufunc.__name__) or _scipy_ufunc(ufunc.__name__)
         if f is None:
             raise gnp.unsupported(ufunc.__name__, "numpy", user_source())
         if kwargs:
             raise UnsupportedError(f"numpy.{ufunc.__name__}: keyword arguments {sorted(kwargs)} are not supported")
         return f(*inputs)
-    if method == "reduce" and ufunc.__name__ in ("add", "maximum", "minimum"):
-        f = {"add": red.sum_, "maximum": red.max_, "minimum": red.min_}[ufunc.__name__]
-        return f(inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
-    if method == "accumulate" and ufunc.__name__ in ("add", "multiply"):
-        f = stats.cumsum if ufunc.__name__ == "add" else stats.cumprod
-        return f(inputs[0], kwargs.get("axis", 0), kwargs.get("dtype"))
-    raise gnp.unsupported(f"{ufunc.__name__}.{method}", "numpy", user_source())
+    from .ufuncs import array_ufunc_method
+    return array_ufunc_method(ufunc, method, inputs, kwargs, gnp.UFUNCS.get(ufunc.__name__))
 
 
 def _array_function(self, func, types, args, kwargs):

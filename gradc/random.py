@@ -1,0 +1,202 @@
+"""``gradc.random``: counter-based random numbers as ``jax.random``'s, bit for bit.
+
+A key is a ``uint32[2]`` array (``PRNGKey(seed)``); it is passed to the model like any
+array (traced, so a new key does not compile again) and never changes: ``split`` and
+``fold_in`` derive new keys.  The bits come from the Threefry-2x32 hash (Salmon et al.,
+*Parallel random numbers: as easy as 1, 2, 3*, SC 2011) of each element's flat index
+under the key, as JAX's default (``jax_threefry_partitionable``) computes them, so
+``bits``, ``split``, ``fold_in``, ``uniform`` on [0, 1), ``bernoulli`` and
+``categorical`` give JAX's numbers exactly; ``uniform`` on another range within an ulp
+(XLA fuses its scaling into one multiply-add) and ``normal`` (through ``erfinv``)
+within a few.  The hash is 20 rounds of
+32-bit adds, rotations and xors (gradc's integer ops), vectorized and split over
+threads as any element-wise code; outside a trace it computes with numpy.
+
+Float results default to float64 (JAX's with ``jax_enable_x64``); pass ``dtype`` for
+float32.  Samplers differentiate as the transforms they are: ``normal(key) * sigma +
+mu`` has its gradient in ``sigma`` and ``mu`` (the reparameterization trick).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import numpy as gnp
+from .errors import ArgumentError
+from .tracer import Value
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _u32(x):
+    return gnp.astype(gnp.asarray(x), np.uint32)
+
+
+def _rotl(x, r):
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def threefry_2x32(k1, k2, x1, x2):
+    """The Threefry-2x32 hash of counter pairs ``(x1, x2)`` (uint32 arrays of one
+    shape) under the key ``(k1, k2)``: 20 rounds, a key injection every 4."""
+    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
+    x = [x1 + ks[0], x2 + ks[1]]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x[0] = x[0] + x[1]
+            x[1] = _rotl(x[1], r) ^ x[0]
+        x[0] = x[0] + ks[(i + 1) % 3]
+        x[1] = x[1] + ks[(i + 2) % 3] + np.uint32(i + 1)
+    return x[0], x[1]
+
+
+def _check_key(key, what):
+    key = gnp.asarray(key)
+    if tuple(key.shape) != (2,) or key.dtype != np.uint32:
+        raise ArgumentError(f"gradc.random.{what}: the key must be a uint32 array of shape (2,) "
+                            f"(gradc.random.PRNGKey(seed)), got {key.dtype} {tuple(key.shape)}")
+    return key[0], key[1]
+
+
+def _shape(shape):
+    return (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
+
+
+def _counters(shape):
+    """Each element's flat index as two uint32 halves (high, low), in the shape."""
+    n = math.prod(shape)
+    idx = np.arange(n, dtype=np.uint64).reshape(shape)
+    return (idx >> np.uint64(32)).astype(np.uint32), (idx & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
+def _hash(key, shape, what):
+    k1, k2 = _check_key(key, what)
+    hi, lo = _counters(shape)
+    return threefry_2x32(k1, k2, _u32(hi), _u32(lo))
+
+
+# ----------------------------------------------------------------------------- keys
+def PRNGKey(seed):  # noqa: N802  (JAX's name)
+    """The key of an integer seed: ``[seed >> 32, seed & 0xFFFFFFFF]`` as uint32."""
+    s = int(seed)
+    if not -(1 << 63) <= s < (1 << 64):
+        raise ArgumentError(f"gradc.random.PRNGKey: the seed must fit 64 bits, got {seed}")
+    s &= (1 << 64) - 1
+    return np.array([s >> 32, s & 0xFFFFFFFF], dtype=np.uint32)
+
+
+key = PRNGKey
+
+
+def split(key, num=2):
+    """``num`` new keys (an array ``(num, 2)``; a tuple shape gives ``(*shape, 2)``)."""
+    shape = _shape(num)
+    b1, b2 = _hash(key, shape, "split")
+    return gnp.stack([b1, b2], axis=len(shape))
+
+
+def fold_in(key, data):
+    """A new key from ``key`` and an integer ``data`` (a step number, a layer index)."""
+    k1, k2 = _check_key(key, "fold_in")
+    d = _u32(data)
+    b1, b2 = threefry_2x32(k1, k2, gnp.reshape(_u32(0), (1,)), gnp.reshape(d, (1,)))
+    return gnp.concatenate([b1, b2])
+
+
+def bits(key, shape=(), dtype=np.uint64):
+    """Uniform random bits: uint64 (the two hash words; JAX's default with x64) or
+    uint32 (the two words xor-ed)."""
+    shape, dtype = _shape(shape), np.dtype(dtype)
+    b1, b2 = _hash(key, shape, "bits")
+    if dtype == np.uint32:
+        return b1 ^ b2
+    if dtype == np.uint64:
+        return (gnp.astype(b1, np.uint64) << np.uint64(32)) | gnp.astype(b2, np.uint64)
+    raise ArgumentError(f"gradc.random.bits: dtype must be uint32 or uint64, got {dtype}")
+
+
+# ----------------------------------------------------------------------------- samplers
+def _float_dtype(dtype, what):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ArgumentError(f"gradc.random.{what}: dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def uniform(key, shape=(), dtype=np.float64, minval=0.0, maxval=1.0):
+    """Floats uniform in [minval, maxval): random mantissa bits with exponent 0, minus 1,
+    scaled (JAX's construction)."""
+    shape, dtype = _shape(shape), _float_dtype(dtype, "uniform")
+    nbits, nmant = dtype.itemsize * 8, np.finfo(dtype).nmant
+    utype = np.dtype(f"uint{nbits}")
+    raw = bits(key, shape, utype)
+    one = np.array(1.0, dtype).view(utype)
+    floats = ((raw >> utype.type(nbits - nmant)) | one).view(dtype) - dtype.type(1.0)
+    lo = gnp.astype(gnp.asarray(minval), dtype)
+    hi = gnp.astype(gnp.asarray(maxval), dtype)
+    return gnp.maximum(lo, floats * (hi - lo) + lo)
+
+
+def normal(key, shape=(), dtype=np.float64):
+    """Standard normal: ``sqrt(2) erfinv(u)`` for u uniform in (-1, 1)."""
+    from .scipy.special import erfinv
+    dtype = _float_dtype(dtype, "normal")
+    lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
+    return dtype.type(np.sqrt(2)) * erfinv(uniform(key, shape, dtype, lo, 1.0))
+
+
+def bernoulli(key, p=0.5, shape=None):
+    """True with probability ``p`` (broadcast to ``shape``, p's shape by default)."""
+    p = gnp.asarray(p)
+    dtype = p.dtype if p.dtype.kind == "f" else np.dtype(np.float64)
+    shape = tuple(p.shape) if shape is None else _shape(shape)
+    return uniform(key, shape, dtype) < p
+
+
+def exponential(key, shape=(), dtype=np.float64):
+    """Exponential with rate 1: ``-log1p(-u)``."""
+    return -gnp.log1p(-uniform(key, shape, dtype))
+
+
+def gumbel(key, shape=(), dtype=np.float64):
+    """Standard Gumbel: ``-log(-log(u))``, u uniform in [tiny, 1)."""
+    dtype = _float_dtype(dtype, "gumbel")
+    return -gnp.log(-gnp.log(uniform(key, shape, dtype, np.finfo(dtype).tiny, 1.0)))
+
+
+def categorical(key, logits, axis=-1, shape=None):
+    """Samples of the classes along ``axis`` with probabilities ``softmax(logits)``: the
+    Gumbel-max trick (one sample per row; ``shape`` adds leading sample axes)."""
+    logits = gnp.asarray(logits)
+    axis = axis + logits.ndim if axis < 0 else axis
+    batch = tuple(logits.shape[:axis]) + tuple(logits.shape[axis + 1:])
+    shape = batch if shape is None else _shape(shape)
+    lead = shape[:len(shape) - len(batch)]
+    full = lead + tuple(logits.shape)
+    noise = gumbel(key, full, logits.dtype if logits.dtype.kind == "f" else np.float64)
+    return gnp.argmax(noise + logits, axis=len(lead) + axis)
+
+
+def truncated_normal(key, lower, upper, shape=None, dtype=np.float64):
+    """Normal truncated to [lower, upper], by the inverse CDF of a uniform draw between
+    the bounds' CDF values."""
+    from .scipy.special import erf, erfinv
+    dtype = _float_dtype(dtype, "truncated_normal")
+    lower, upper = gnp.astype(gnp.asarray(lower), dtype), gnp.astype(gnp.asarray(upper), dtype)
+    shape = tuple(np.broadcast_shapes(tuple(lower.shape), tuple(upper.shape))) if shape is None else _shape(shape)
+    s2 = dtype.type(np.sqrt(2))
+    a, b = erf(lower / s2), erf(upper / s2)
+    out = s2 * erfinv(uniform(key, shape, dtype, a, b))
+    if not isinstance(lower, Value) and not isinstance(upper, Value):     # the open interval, as JAX
+        lower, upper = np.nextafter(lower, dtype.type(np.inf)), np.nextafter(upper, dtype.type(-np.inf))
+    return gnp.clip(out, lower, upper)
+
+
+def dropout_mask(key, rate, shape):
+    """A keep mask for dropout at ``rate`` (True with probability ``1 - rate``)."""
+    return bernoulli(key, 1.0 - rate, shape)
+
+
+__all__ = ["PRNGKey", "key", "split", "fold_in", "bits", "uniform", "normal", "bernoulli", "exponential",
+           "gumbel", "categorical", "truncated_normal", "dropout_mask", "threefry_2x32"]

@@ -1,0 +1,49 @@
+"""Op sort_rank on the LLVM backend: a merge sort in runtime/sortrank.c (O(n log n)),
+where generated C counts pairwise comparisons (O(n^2) work).  Against numpy's stable
+sort and argsort at sizes the pairwise count could not reach, with ties, NaN (numpy
+puts it last), float32 and float64, along every axis of a rank-3 array, and the
+gradient against its closed form (w scattered by the sorting permutation)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+from gradc.backends import llvm_jit
+
+pytestmark = pytest.mark.skipif(not llvm_jit.init().get("native_sort"),
+                                reason="the C extension predates runtime/sortrank.c")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_large_sort_is_numpys(dtype):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(300_000).astype(dtype)
+    x[::5] = x[1::5]                                   # ties: stable order decides
+    x[[7, 70_000, 299_999]] = np.nan
+    f = gradc.jit(lambda x: (gnp.sort(x), gnp.argsort(x), gnp.median(gnp.where(gnp.isnan(x), 0.0, x))))
+    s, a, m = f(x)
+    np.testing.assert_array_equal(s, np.sort(x))
+    np.testing.assert_array_equal(a, np.argsort(x, kind="stable"))
+    np.testing.assert_allclose(m, np.median(np.where(np.isnan(x), 0, x)), rtol=1e-6 if dtype == np.float32 else 0)
+    assert "sort_ranks(" in f.lower(x).loop_ir()
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_rank3_sorts_along_each_axis_match_numpy_and_backend_c(axis):
+    x = np.round(np.random.default_rng(2).standard_normal((17, 33, 65)), 1)     # many ties
+    f = lambda x: (gnp.sort(x, axis=axis), gnp.argsort(x, axis=axis))  # noqa: E731
+    for backend in ("llvm", "c"):
+        s, a = gradc.jit(f, backend=backend)(x)
+        np.testing.assert_array_equal(s, np.sort(x, axis=axis))
+        np.testing.assert_array_equal(a, np.argsort(x, axis=axis, kind="stable"))
+
+
+def test_sort_gradient_is_the_permutation():
+    x = np.random.default_rng(3).standard_normal((40, 5000))
+    w = np.random.default_rng(4).standard_normal((40, 5000))
+    g = gradc.grad(lambda x: gnp.sum(gnp.sort(x, axis=1) * w))(x)
+    want = np.empty_like(x)
+    np.put_along_axis(want, np.argsort(x, axis=1, kind="stable"), w, axis=1)
+    np.testing.assert_array_equal(g, want)
