@@ -24,7 +24,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "gradc"
 # composites built on them.
 OP_MODULES = ["gradc.ops.bind", "gradc.ops.structure", "gradc.ops.elementwise", "gradc.ops.reduce",
               "gradc.ops.linalg", "gradc.ops.lapack", "gradc.ops.decomp", "gradc.ops.lu", "gradc.ops.einsum", "gradc.ops.axes", "gradc.ops.mathfuncs", "gradc.ops.bitwise",
-              "gradc.ops.special", "gradc.ops.at", "gradc.ops.arrays", "gradc.ops.stats", "gradc.ops.lookup", "gradc.ops.segments", "gradc.ops.indices", "gradc.ops.compose", "gradc.ops.nanfuncs", "gradc.ops.assorted",
+              "gradc.ops.special", "gradc.ops.bessel", "gradc.ops.at", "gradc.ops.arrays", "gradc.ops.stats", "gradc.ops.lookup", "gradc.ops.segments", "gradc.ops.indices", "gradc.ops.compose", "gradc.ops.nanfuncs", "gradc.ops.assorted",
               "gradc.ops.padding", "gradc.ops.ufuncs", "gradc.ops.custom"]
 
 # Lowest layer first.  A module may import modules of its own layer (without a cycle)
@@ -34,7 +34,7 @@ LAYERS = [
     ("graph", ["gradc.graph", "gradc.graph_match", "gradc.ops.registry"]),
     ("trace", ["gradc.tracer"]),
     *((f"ops: {m.rsplit('.', 1)[1]}", [m]) for m in OP_MODULES),
-    ("ops", ["gradc.ops", "gradc.numpy", "gradc.nn", "gradc.random", "gradc.scipy", "gradc.scipy.special", "gradc.scipy.stats", "gradc.scipy.matrices", "gradc.scipy.matfuncs", "gradc.scipy.linalg", "gradc.ops.value_methods", "gradc.bench_models",
+    ("ops", ["gradc.ops", "gradc.numpy", "gradc.nn", "gradc.random", "gradc.scipy", "gradc.scipy.special", "gradc.scipy._basic", "gradc.scipy._gamma", "gradc.scipy._incgamma", "gradc.scipy.stats", "gradc.scipy._stats_basic", "gradc.scipy._stats_more", "gradc.scipy.matrices", "gradc.scipy.matfuncs", "gradc.scipy.linalg", "gradc.ops.value_methods", "gradc.bench_models",
              "gradc.lax_arrays", "gradc.lax_windows"]),
     ("autodiff", ["gradc.autodiff", "gradc.batching"]),
     ("passes", ["gradc.passes", "gradc.evaluate"]),

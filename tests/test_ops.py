@@ -23,6 +23,7 @@ import pytest
 
 import gradc
 import gradc.numpy as gnp
+import gradc.ops.bessel
 import gradc.scipy.special
 from gradc.ops import OPS
 from gradc.ops.lapack import solve_triangular
@@ -120,6 +121,28 @@ case("erfinv", "erfinv", gradc.scipy.special.erfinv,
      shapes((lambda r, s: r.uniform(-0.95, 0.95, s), M)))
 case("ndtri", "ndtri", gradc.scipy.special.ndtri, lambda p: np.vectorize(_INV_CDF, otypes=[p.dtype])(p),
      shapes((lambda r, s: r.uniform(0.02, 0.98, s), M)))
+# the scaled Bessel functions and erfcx (gradc/ops/bessel.py): mpmath as the reference
+def _mp_map(f):
+    import mpmath
+    return lambda x: np.vectorize(lambda v: float(f(mpmath.mpf(float(v)))), otypes=[x.dtype])(x)
+
+
+def _mp_i(n, scaled):
+    import mpmath
+    return _mp_map(lambda v: mpmath.besseli(n, v) * (mpmath.exp(-abs(v)) if scaled else 1))
+
+
+_BESSEL_ARGS = shapes((lambda r, s: r.uniform(-12, 12, s), M))
+case("i0e", "i0e", gradc.ops.bessel.i0e, _mp_i(0, True), _BESSEL_ARGS)
+case("i1e", "i1e", gradc.ops.bessel.i1e, _mp_i(1, True), _BESSEL_ARGS)
+case("i0", "i0", gradc.ops.bessel.i0, _mp_i(0, False), _BESSEL_ARGS)
+case("i1", "i1", gradc.ops.bessel.i1, _mp_i(1, False), _BESSEL_ARGS)
+case("erfcx", "erfcx", gradc.ops.bessel.erfcx,
+     _mp_map(lambda v: __import__("mpmath").exp(v * v) * __import__("mpmath").erfc(v)),
+     shapes((lambda r, s: r.uniform(-1.5, 15, s), M)))      # (below, exp(x^2) swamps finite differences)
+# gammainc's a: zero, its derivative an error (tests/test_scipy_special_more.py checks the error)
+case("gammainc_a", "gammainc_a", lambda a: gradc.ops.elementwise._bind("gammainc_a", a), np.zeros_like,
+     shapes((positive, M)), diff=())
 case("remainder", "fmod", lambda a, b: a % b, np.remainder, _fmod_args)
 case("floor_divide", "fmod", lambda a, b: a // b * a, lambda a, b: a // b * a, _fmod_args)
 for _n, _op in (("int_floor_divide", lambda k, j: k // j), ("int_remainder", lambda k, j: k % j),

@@ -98,7 +98,9 @@ Value.sort = _sort_in_place
 
 
 _SCIPY_UFUNCS = frozenset({"erf", "erfc", "erfinv", "ndtr", "ndtri", "log_ndtr", "expit", "logit", "xlogy",
-                            "xlog1py", "entr", "gammaln", "psi", "digamma"})
+                            "xlog1py", "entr", "gammaln", "psi", "digamma", "gamma", "gammasgn", "loggamma",
+                            "beta", "poch", "kl_div", "rel_entr", "boxcox", "boxcox1p", "erfcx", "i0", "i0e",
+                            "i1", "i1e"})
 
 
 def _scipy_ufunc(name):

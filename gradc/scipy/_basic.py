@@ -1,0 +1,237 @@
+"""gradc.scipy.special's first functions (see special.py, which exports them)."""
+from __future__ import annotations
+
+import math
+
+import numpy as _np
+
+from .. import numpy as np
+from ..ops.special import _floats, erf, erfc, erfinv, ndtri  # noqa: F401
+from ..ops.stats import _eager as _concrete
+
+expit = np.sigmoid
+
+
+def xlogy(x, y):
+    """x log y, 0 where x = 0."""
+    if _concrete(x, y):
+        x, y = _np.asarray(x, dtype=float), _np.asarray(y, dtype=float)
+        with _np.errstate(divide="ignore", invalid="ignore"):
+            return _np.where(x == 0, 0.0, x * _np.log(_np.where(x == 0, 1.0, y)))
+    bad = (x == 0) & ((y == 0) | np.isinf(y) | np.isnan(y))
+    return x * np.log(np.where(bad, 1.0, y))
+
+
+def xlog1py(x, y):
+    """x log1p(y), 0 where x = 0."""
+    if _concrete(x, y):
+        x, y = _np.asarray(x, dtype=float), _np.asarray(y, dtype=float)
+        with _np.errstate(divide="ignore", invalid="ignore"):
+            return _np.where(x == 0, 0.0, x * _np.log1p(_np.where(x == 0, 0.0, y)))
+    bad = (x == 0) & ((y == -1) | np.isinf(y) | np.isnan(y))
+    return x * np.log1p(np.where(bad, 0.0, y))
+
+
+def logit(p):
+    """log(p / (1 - p))."""
+    if _concrete(p):
+        p = _np.asarray(p, dtype=float)
+        with _np.errstate(divide="ignore", invalid="ignore"):
+            return _np.log(p) - _np.log1p(-p)
+    return np.log(p) - np.log1p(-p)
+
+
+def entr(x):
+    """-x log x for x > 0, 0 at 0, -inf below."""
+    if _concrete(x):
+        x = _np.asarray(x, dtype=float)
+        with _np.errstate(divide="ignore", invalid="ignore"):
+            return _np.where(x > 0, -x * _np.log(_np.where(x > 0, x, 1.0)), _np.where(x == 0, 0.0, -_np.inf))
+    pos = x > 0
+    return np.where(pos, -x * np.log(np.where(pos, x, 1.0)), np.where(x == 0, 0.0, -np.inf))
+
+
+_SHIFT = 16          # the recurrence moves x to x + n >= 16, where Stirling's series converges
+# Stirling's series for lgamma: B_2k / (2k (2k-1) x^(2k-1)), k = 1..7
+_STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156)
+# for digamma: -B_2k / (2k x^2k), k = 1..7
+_DIGAMMA = (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12)
+
+
+def _shifted(x, m):
+    """x shifted up by the smallest n with x + n >= _SHIFT (n <= _SHIFT), as m ops."""
+    n = m.maximum(m.ceil(_SHIFT - x), 0.0)
+    return n, x + n
+
+
+def _series(z, coeffs, m, first_power):
+    """sum c_k z^-(first_power + 2k), Horner in 1/z^2."""
+    w = 1.0 / (z * z)
+    acc = 0.0 * z + coeffs[-1]
+    for c in coeffs[-2::-1]:
+        acc = acc * w + c
+    return acc / (z ** first_power)
+
+
+def _gammaln(x, m):
+    """lgamma(x) for x > 0 with the operations of numpy or gradc.numpy ``m``."""
+    n, z = _shifted(x, m)
+    lg = (z - 0.5) * m.log(z) - z + 0.5 * math.log(2 * math.pi) + _series(z, _STIRLING, m, 1)
+    prod = 1.0 + 0.0 * x         # x (x+1) ... (x+n-1): the factors with k < n (below 32**16)
+    for k in range(_SHIFT):
+        prod = prod * m.where(k < n, x + k, 1.0)
+    lg = m.where(x < _np.inf, lg - m.log(prod), _np.inf)        # lgamma(inf) = inf
+    return m.where(x > 0, lg, _np.nan)
+
+
+def _digamma(x, m):
+    n, z = _shifted(x, m)
+    psi = m.log(z) - 0.5 / z + _series(z, _DIGAMMA, m, 2)
+    acc = 0.0 * x
+    for k in range(_SHIFT):
+        acc = acc + m.where(k < n, 1.0 / m.where(k < n, x + k, 1.0), 0.0)
+    psi = m.where(x < _np.inf, psi - acc, _np.inf)
+    return m.where(x > 0, psi, _np.nan)
+
+
+def gammaln(x):
+    """log |Gamma(x)| for x > 0 (nan elsewhere); its derivative is digamma's series."""
+    if _concrete(x):
+        with _np.errstate(all="ignore"):
+            return _gammaln(_np.asarray(x, dtype=float), _np)
+    return _gammaln(x, np)
+
+
+def digamma(x):
+    """psi(x) = d/dx lgamma(x), x > 0 (nan elsewhere)."""
+    if _concrete(x):
+        with _np.errstate(all="ignore"):
+            return _digamma(_np.asarray(x, dtype=float), _np)
+    return _digamma(x, np)
+
+
+psi = digamma
+
+
+def betaln(a, b):
+    """log |B(a, b)| = gammaln(a) + gammaln(b) - gammaln(a + b), for a, b > 0."""
+    return gammaln(a) + gammaln(b) - gammaln(a + b)
+
+
+# ----------------------------------------------------------------------------- the normal CDF
+_SQRT_HALF = math.sqrt(0.5)
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def ndtr(x):
+    """The standard normal CDF, ``erfc(-x / sqrt 2) / 2``: accurate to a few ulp of its
+    own value in the lower tail too (ndtr(-30) = 4.9e-198)."""
+    if _concrete(x):
+        return 0.5 * erfc(-_SQRT_HALF * _np.asarray(x, dtype=_np.result_type(x, _np.float32)))
+    return 0.5 * erfc(-_SQRT_HALF * _floats(x))
+
+
+def _log_ndtr(x, m, lower):
+    """log ndtr(x) with the operations of numpy or gradc.numpy ``m``, each branch fed only
+    inputs of its own range (so the others' derivatives stay finite):
+
+    * x > 0: ``log1p(-ndtr(-x))`` (log of a number near 1 would lose its digits);
+    * lower < x <= 0: ``log(ndtr(x))`` (erfc is accurate in the tail);
+    * x <= lower: the asymptotic series ``-x^2/2 - log(-x) - log sqrt(2 pi) +
+      log(1 - 1/x^2 + 3/x^4 - ...)`` to its x**-20 term (below 1e-17 relative at x = -20)."""
+    upper = x > 0.0
+    mid = (x > lower) & ~upper
+    hi = m.where(upper, x, 1.0)
+    md = m.where(mid, x, -1.0)
+    lo = m.where(upper | mid, lower, x)
+    w = 1.0 / (lo * lo)
+    series, term = 1.0 + 0.0 * lo, 1.0 + 0.0 * lo
+    for k in range(1, 11):
+        term = -term * (2 * k - 1) * w
+        series = series + term
+    tail = -0.5 * lo * lo - m.log(-lo) - _LOG_SQRT_2PI + m.log(series)
+    return m.where(upper, m.log1p(-ndtr(-hi)), m.where(mid, m.log(ndtr(md)), tail))
+
+
+def log_ndtr(x):
+    """log of the standard normal CDF, accurate from the far lower tail (log_ndtr(-1e5)
+    = -5e9) to the upper one (log_ndtr(10) = -7.6e-24), derivative ``phi(x) / ndtr(x)``
+    by the same branches."""
+    if _concrete(x):
+        x = _np.asarray(x, dtype=_np.result_type(x, _np.float32))
+        with _np.errstate(all="ignore"):
+            return _log_ndtr(x, _np, -10.0 if x.dtype == _np.float32 else -20.0)
+    x = _floats(x)
+    return _log_ndtr(x, np, -10.0 if x.dtype == _np.float32 else -20.0)
+
+
+# ----------------------------------------------------------------------------- softmax and its kin
+from ..ops.compose import logsumexp  # noqa: E402,F401  (scipy's signature: axis, b, keepdims, return_sign)
+
+
+def softmax(x, axis=None):
+    """exp(x) / sum(exp(x)) over ``axis`` (scipy's default: every element)."""
+    return np.softmax(x, axis=axis)
+
+
+def log_softmax(x, axis=None):
+    """x - logsumexp(x) over ``axis`` (scipy's default: every element), stably."""
+    return np.log_softmax(x, axis=axis)
+
+
+
+def _float_like(v, *xs):
+    """``v`` in the float dtype of ``xs`` (float32 stays float32; constants in np.where
+    would make it float64)."""
+    dts = [getattr(x, "dtype", None) for x in xs]
+    dt = _np.result_type(*[d if d is not None and d.kind == "f" else _np.float32 for d in dts])
+    if all(d is None or d.kind != "f" for d in dts):
+        dt = _np.float64
+    return np.asarray(v).astype(dt) if getattr(v, "dtype", None) != dt else v
+
+
+def _quietly(f):
+    """``f`` without numpy's warnings on concrete input (unused branches divide by zero)."""
+    import functools
+
+    @functools.wraps(f)
+    def g(*args):
+        with _np.errstate(all="ignore"):
+            return f(*args)
+    return g
+
+
+@_quietly
+def rel_entr(x, y):
+    """x log(x/y) for x, y > 0; 0 at x = 0, y >= 0; inf otherwise (``scipy.special.rel_entr``)."""
+    both = (x > 0) & (y > 0)
+    xs, ys = np.where(both, x, 1.0), np.where(both, y, 1.0)
+    return _float_like(np.where(both, xs * np.log(xs / ys), np.where((x == 0) & (y >= 0), 0.0, _np.inf)), x, y)
+
+
+@_quietly
+def kl_div(x, y):
+    """x log(x/y) - x + y for x, y > 0; y at x = 0, y >= 0; inf otherwise (``scipy.special.kl_div``)."""
+    both = (x > 0) & (y > 0)
+    xs, ys = np.where(both, x, 1.0), np.where(both, y, 1.0)
+    return np.where(both, xs * np.log(xs / ys) - xs + ys, np.where((x == 0) & (y >= 0), y, _np.inf))
+
+
+def _boxcox(logx, lmbda):
+    zero = lmbda == 0
+    ls = np.where(zero, 1.0, lmbda)
+    return np.where(zero, logx, np.expm1(ls * logx) / ls)
+
+
+@_quietly
+def boxcox(x, lmbda):
+    """The Box-Cox transform ``(x^lmbda - 1) / lmbda`` as ``expm1(lmbda log x) / lmbda``
+    (log x at lmbda = 0) (``scipy.special.boxcox``)."""
+    return _boxcox(np.log(x), lmbda)
+
+
+@_quietly
+def boxcox1p(x, lmbda):
+    """``((1 + x)^lmbda - 1) / lmbda`` as ``expm1(lmbda log1p x) / lmbda`` (log1p x at
+    lmbda = 0), accurate for small x (``scipy.special.boxcox1p``)."""
+    return _boxcox(np.log1p(x), lmbda)
