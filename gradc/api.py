@@ -246,7 +246,7 @@ def prepare(args, wrt, fname, names, positions=None):
     # A Python int or bool beside integer arrays and no float ones takes their integer
     # type (int32 array * 2 stays int32, as numpy's); alone, int64 (bool stays bool)
     floats = any(getattr(r, "dtype", np.dtype(np.float64)).kind == "f" for r in strong)
-    ints = [r.dtype for r in strong if isinstance(r, np.ndarray) and r.dtype.kind in "iub"]
+    ints = [r.dtype for r in strong if isinstance(r, (np.ndarray, Value)) and r.dtype.kind in "iub"]
     out = []
     for k, r in enumerate(raw):
         if isinstance(r, tuple):

@@ -79,16 +79,22 @@ def _positions(obj, n, what):
     return idx.astype(np.int64)
 
 
-def delete(arr, obj, axis=None):
-    """numpy.delete at constant positions (ints, a slice, or a boolean mask)."""
-    if _eager(arr):
-        return np.delete(arr, obj, axis=axis)
-    _constant_positions(obj, "delete")
+def _along(arr, obj, axis, what):
+    """(the array, flattened when ``axis`` is None; the axis; its size) for delete and
+    insert at constant positions ``obj``."""
+    _constant_positions(obj, what)
     a = _val(arr)
     if axis is None:
         a, axis = reshape(a, (-1,)), 0
     axis = axis + a.ndim if axis < 0 else axis
-    n = a._b.env.pin(a._shape[axis])
+    return a, axis, a._b.env.pin(a._shape[axis])
+
+
+def delete(arr, obj, axis=None):
+    """numpy.delete at constant positions (ints, a slice, or a boolean mask)."""
+    if _eager(arr):
+        return np.delete(arr, obj, axis=axis)
+    a, axis, n = _along(arr, obj, axis, "delete")
     drop = np.zeros(n, bool)
     o = np.asarray(obj) if not isinstance(obj, slice) else obj
     if isinstance(o, np.ndarray) and o.dtype == np.bool_:
@@ -103,12 +109,7 @@ def insert(arr, obj, values, axis=None):
     """numpy.insert at constant positions: ``values`` go before the given indices."""
     if _eager(arr, values):
         return np.insert(arr, obj, values, axis=axis)
-    _constant_positions(obj, "insert")
-    a = _val(arr)
-    if axis is None:
-        a, axis = reshape(a, (-1,)), 0
-    axis = axis + a.ndim if axis < 0 else axis
-    n = a._b.env.pin(a._shape[axis])
+    a, axis, n = _along(arr, obj, axis, "insert")
     scalar_pos = np.ndim(obj) == 0 and not isinstance(obj, slice)
     pos = _positions(obj, n + 1, "insert") if not isinstance(obj, slice) else np.arange(n)[obj]
     pos = np.where(pos < 0, pos + n, pos).reshape(-1)
