@@ -64,10 +64,19 @@ def _shape(shape):
 
 
 def _counters(shape):
-    """Each element's flat index as two uint32 halves (high, low), in the shape."""
-    n = math.prod(shape)
-    idx = np.arange(n, dtype=np.uint64).reshape(shape)
-    return (idx >> np.uint64(32)).astype(np.uint32), (idx & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    """Each element's flat index as two uint32 halves (high, low), in the shape.  In a
+    trace the index is computed from iotas, not held as a constant (a draw of 10^7
+    numbers would otherwise carry 80 MB of counters in its kernel)."""
+    from .ops.bind import tracer
+    if tracer().current() is None or len(shape) == 0:
+        idx = np.arange(math.prod(shape), dtype=np.uint64).reshape(shape)
+        return (idx >> np.uint64(32)).astype(np.uint32), (idx & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    flat, stride = None, 1
+    for axis in reversed(range(len(shape))):
+        i = tracer().bind("iota", shape=shape, axis=axis, dtype=np.dtype(np.int64))
+        flat = i * stride if flat is None else flat + i * stride
+        stride *= shape[axis]
+    return gnp.astype(flat >> 32, np.uint32), gnp.astype(flat & 0xFFFFFFFF, np.uint32)
 
 
 def _hash(key, shape, what):
