@@ -121,11 +121,10 @@ def insert(arr, obj, values, axis=None):
         pieces = [moveaxis(v[j:j + 1], 0, axis) for j in range(v._b.env.pin(v._shape[0]))]
         pos = np.repeat(pos, len(pieces))
     else:
-        if scalar_pos:
-            v = expand_dims(v, axis) if v.ndim == a.ndim - 1 else v
-        vb = broadcast_to(v, piece_shape) if not scalar_pos else broadcast_to(
-            v, tuple(a._shape[:axis]) + (1,) + tuple(a._shape[axis + 1:]))
-        pieces = [vb[(slice(None),) * axis + (slice(j, j + 1),)] for j in range(len(pos) if not scalar_pos else 1)]
+        if scalar_pos and v.ndim == a.ndim - 1:
+            v = expand_dims(v, axis)
+        vb = broadcast_to(v, piece_shape)          # (one position: piece_shape has 1 on axis)
+        pieces = [vb[(slice(None),) * axis + (slice(j, j + 1),)] for j in range(len(pos))]
     order = np.argsort(pos, kind="stable")
     parts, prev = [], 0
     for j in order:

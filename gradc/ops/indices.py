@@ -20,17 +20,13 @@ import numpy as np
 
 from ..errors import ArgumentError, UnsupportedError
 from . import elementwise as ew
-from .arrays import argsort, concatenate
+from .arrays import _iota, argsort, concatenate
 from .bind import convert, tracer
 from .mathfuncs import isnan
 from .reduce import max_, min_, sum_
 from .segments import segment_sum
 from .stats import _eager, cumsum
 from .structure import broadcast_to, reshape, stack
-
-
-def _iota(n):
-    return tracer().bind("iota", shape=(n,), axis=0, dtype=np.dtype(np.int64))
 
 
 def _need_size(size, what, counted="nonzero elements"):
@@ -53,7 +49,7 @@ def _flat_positions(a, size):
     rank = cumsum(convert(nonzero, np.int64))             # 1 for the first nonzero element
     slot = ew.where(ew.logical_and(nonzero, ew.less_equal(rank, size)), rank - 1, size)
     empty = broadcast_to(np.array(-1, np.int64), (size + 1,))
-    pos = empty.at[slot].set(_iota(n))[:size]              # slot `size` takes the rest
+    pos = empty.at[slot].set(_iota((n,), 0))[:size]              # slot `size` takes the rest
     return pos, ew.greater_equal(pos, 0)
 
 
@@ -179,7 +175,7 @@ def _edges(a, bins, range_, what):
     same = ew.equal(lo, hi)
     lo, hi = ew.where(same, lo - 0.5, lo), ew.where(same, hi + 0.5, hi)
     step = (hi - lo) / n
-    inner = convert(_iota(n), edge_dtype) * step + lo          # numpy's linspace: i * step + start
+    inner = convert(_iota((n,), 0), edge_dtype) * step + lo          # numpy's linspace: i * step + start
     return concatenate([inner, reshape(hi, (1,))])
 
 
