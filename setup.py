@@ -49,7 +49,7 @@ def prebuild_vecmath(source, out_dir):
 setup(cmdclass={"build_py": build_py_with_header},
       ext_modules=[Extension("gradc._callpath", ["runtime/callpath.c"],
                              include_dirs=[numpy.get_include(), "runtime"],
-                             depends=["runtime/gradc.h", "runtime/parallel.c", "runtime/skinny.c", "runtime/skinny_lanes.c", "runtime/gemm_small.c", "runtime/poolgemm.c",
+                             depends=["runtime/gradc.h", "runtime/parallel.c", "runtime/skinny.c", "runtime/skinny_lanes.c", "runtime/skinny_lanes_v3.c", "runtime/gemm_small.c", "runtime/poolgemm.c",
                                       "runtime/lapack.c", "runtime/sortrank.c"],
                              extra_compile_args=["-O3", "-std=gnu11", "-pthread", "-fwrapv"],
                              extra_link_args=["-pthread"],

@@ -833,6 +833,12 @@ static PyObject *skinny_rows_addresses(PyObject *self, PyObject *unused) {
                          (unsigned long long)(uintptr_t)&gradc_skinny_unpad);
 }
 
+static PyObject *skinny_forms(PyObject *self, PyObject *args) {
+    int level;
+    if (!PyArg_ParseTuple(args, "i", &level)) return NULL;
+    return PyLong_FromLong(gradc_skinny_force(level));
+}
+
 /* pool_gemm_register(dgemm, sgemm, set_threads, get_threads, ilp64) -> (pool dgemm,
  * pool sgemm): the addresses of numpy's CBLAS gemm functions and of OpenBLAS's thread
  * count setter and getter in, the addresses generated kernels call out. */
@@ -918,6 +924,10 @@ static PyMethodDef methods[] = {
     {"skinny_rows_addresses", skinny_rows_addresses, METH_NOARGS,
      "Addresses of gradc_skinny_pack, gradc_skinny_rows and gradc_skinny_unpad, a row pipeline's single-threaded narrow products "
      "(runtime/skinny.c)."},
+    {"skinny_forms", skinny_forms, METH_VARARGS,
+     "skinny_forms(level) -> previous level: which forms a row pipeline's narrow products run, for tests: -1 chosen "
+     "by CPU and width (the default), 0 the padded kernels, 3 the AVX2 lane-filling forms, 4 the AVX-512 ones (each "
+     "where the CPU runs it and the form exists; runtime/skinny.c)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_callpath", "gradc's native call path.", -1, methods};

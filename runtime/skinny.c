@@ -321,21 +321,44 @@ static int skinny_declines(int32_t dtype, int64_t M, int64_t N, int64_t K) {
 }
 
 #include "skinny_lanes.c"
+#include "skinny_lanes_v3.c"
 
 /* Does the row pipeline's head (NN: W packed for lanes_nn) or tail (TN: gW^T summed
- * by lanes_tn) run N columns in skinny_lanes.c's forms?  Where the CPU has AVX-512, for
- * the widths where they were at least as fast as the padded kernels on a block in cache
- * (tools/skinny_speed.c on a Zen 4: 64 x 512 and 64 x 256 float64 blocks, 128 x 512
- * and 128 x 256 float32 ones, every N from 1 to 16): every width but float32 NN at
- * N = 16, which fills the padded kernel's two vectors exactly. */
-static int skinny_lanes_nn(int32_t dtype, int64_t N) {
-    int fits = dtype == 0 ? N <= 16 : N <= 15;
-    return N >= 1 && fits && skinny_lanes_ok();
+ * by lanes_tn) run N columns in a lane-filling form, and which: 4 for skinny_lanes.c's
+ * (AVX-512), 3 for skinny_lanes_v3.c's (AVX2), 0 for the padded kernels above.  AVX-512:
+ * every width but float32 NN at N = 16, which fills the padded kernel's two vectors
+ * exactly (tools/skinny_speed.c on a Zen 4: 64 x 512 and 64 x 256 float64 blocks,
+ * 128 x 512 and 128 x 256 float32 ones, every N from 1 to 16).  AVX2: the widths of
+ * skinny_lanes3_nn_wins / _tn_wins.
+ *
+ * skinny_forced (gradc._callpath.skinny_forms) overrides the choice so that tests run
+ * every form on one host: 0 the padded kernels everywhere, 3 or 4 that level's forms
+ * for every width the CPU runs and the level has, -1 (the default) the choice above. */
+static int skinny_forced = -1;
+
+static int skinny_level(int32_t dtype, int64_t N, int tn) {
+    if (N < 1 || N > 16) return 0;
+    int v4 = skinny_lanes_ok(), v3 = skinny_lanes3_ok() && (!tn || dtype == 1);
+    switch (skinny_forced) {
+    case 0: return 0;
+    case 3: return v3 ? 3 : 0;
+    case 4: return v4 ? 4 : 0;
+    default: break;
+    }
+    if (v4) return (tn || dtype == 0 || N <= 15) ? 4 : 0;
+    if (v3) return (tn ? skinny_lanes3_tn_wins(dtype, N) : skinny_lanes3_nn_wins(dtype, N)) ? 3 : 0;
+    return 0;
 }
 
-static int skinny_lanes_tn(int32_t dtype, int64_t N) {
-    (void)dtype;
-    return N >= 1 && N <= 16 && skinny_lanes_ok();
+static int skinny_lanes_nn(int32_t dtype, int64_t N) { return skinny_level(dtype, N, 0); }
+static int skinny_lanes_tn(int32_t dtype, int64_t N) { return skinny_level(dtype, N, 1); }
+
+/* Set skinny_forced (-1, 0, 3 or 4); returns the previous value.  Not for use while a
+ * row pipeline runs: its pack and its blocks must see one choice. */
+int32_t gradc_skinny_force(int32_t level) {
+    int32_t was = skinny_forced;
+    skinny_forced = (level == 0 || level == 3 || level == 4) ? level : -1;
+    return was;
 }
 
 /* B [K, N] (leading dimension ldb) packed to Bp [K, NP], zero-padded, or for
@@ -344,9 +367,10 @@ int32_t gradc_skinny_pack(int32_t dtype, int64_t N, int64_t K, const void *B, in
     if (skinny_declines(dtype, 0, N, K)) return 1;
     size_t item = dtype == 0 ? sizeof(double) : sizeof(float);
 #ifdef GRADC_SKINNY_LANES
-    if (skinny_lanes_nn(dtype, N)) {
-        if (dtype == 0) lanes_pack_double(LANES_NN_L(double), N, K, B, ldb, Bp);
-        else lanes_pack_float(LANES_NN_L(float), N, K, B, ldb, Bp);
+    int level = skinny_lanes_nn(dtype, N);
+    if (level) {
+        if (dtype == 0) lanes_pack_double(level == 4 ? LANES_NN_L(double) : LANES3_L(double), N, K, B, ldb, Bp);
+        else lanes_pack_float(level == 4 ? LANES_NN_L(float) : LANES3_L(float), N, K, B, ldb, Bp);
         return 0;
     }
 #endif
@@ -376,12 +400,10 @@ int32_t gradc_skinny_rows(int32_t dtype, int32_t tn, int64_t M, int64_t N, int64
         return 0;
     }
 #ifdef GRADC_SKINNY_LANES
-    if (tn && skinny_lanes_tn(dtype, N)) {
-        lanes_tn[dtype][N - 1](A, lda, B, ldb, K, M, C);
-        return 0;
-    }
-    if (!tn && skinny_lanes_nn(dtype, N)) {
-        lanes_nn[dtype][N - 1](A, lda, B, K, M, C, ldc);
+    int level = tn ? skinny_lanes_tn(dtype, N) : skinny_lanes_nn(dtype, N);
+    if (level) {
+        if (tn) (level == 4 ? lanes_tn : lanes3_tn)[dtype][N - 1](A, lda, B, ldb, K, M, C);
+        else (level == 4 ? lanes_nn : lanes3_nn)[dtype][N - 1](A, lda, B, K, M, C, ldc);
         return 0;
     }
 #endif

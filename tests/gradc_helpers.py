@@ -27,7 +27,10 @@ the same size times the magnitude of the largest term.  float32 gradients chain 
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+import pytest
 
 import gradc
 from gradc.evaluate import bind_sizes, evaluate
@@ -181,3 +184,22 @@ def guarded(a, at_end):
     g[...] = a
     return g
 """
+
+
+# The forms a row pipeline's narrow products can run (runtime/skinny.c, skinny_level):
+# the choice by CPU and width, and each form forced for every width, so that one host
+# tests them all (a form the CPU lacks falls back to the padded kernels).
+SKINNY_FORMS = {"chosen": -1, "padded": 0, "avx2": 3, "avx512": 4}
+
+
+@contextlib.contextmanager
+def skinny_form(name):
+    """Run the row pipelines' narrow products in form ``name`` (SKINNY_FORMS) inside."""
+    from gradc import _callpath
+    if not hasattr(_callpath, "skinny_forms"):
+        pytest.skip("gradc._callpath was built before skinny_forms: rebuild it")
+    was = _callpath.skinny_forms(SKINNY_FORMS[name])
+    try:
+        yield
+    finally:
+        _callpath.skinny_forms(was)

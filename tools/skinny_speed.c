@@ -3,12 +3,16 @@
  * Times the two products a row pipeline runs per block of rows (gradc_skinny_rows,
  * runtime/skinny.c), Z[rows] = X[rows] @ W (NN, W packed once) and
  * gW^T += G[rows]^T X[rows] (TN), for every N asked, each in both of its forms:
- * skinny_lanes.c's (lanes, where the CPU has AVX-512) and skinny.c's padded kernels
- * (pad), called directly, so the dispatch (skinny_lanes_nn / skinny_lanes_tn, the
+ * the lane-filling forms (lanes: skinny_lanes.c's where the CPU has AVX-512, else
+ * skinny_lanes_v3.c's where it has AVX2, which has no float64 TN) and skinny.c's
+ * padded kernels (pad), called directly, so the dispatch (skinny_lanes_nn / skinny_lanes_tn, the
  * "dispatch" column) can be chosen from the figures.  Each call is timed in 7 rounds of
  * about 0.05 s of CPU time (CLOCK_PROCESS_CPUTIME_ID); the minimum is shown, in
  * GFLOP/s (2 * rows * K * N per call), and the dispatched form's as a fraction of this
- * core's peak, measured first by a loop of independent 512-bit multiply-adds.
+ * core's peak, measured first by a loop of independent multiply-adds.  On a block in
+ * cache: inside a row pipeline, where the head reads X from memory and the tail's
+ * prefetches meet the next block, the ranking can differ (skinny_lanes_v3.c's widths
+ * were chosen from whole pipelines).
  *
  *     gcc -O3 -std=gnu11 -pthread -fwrapv -Iruntime tools/skinny_speed.c -o /tmp/skinny_speed -lm
  *     /tmp/skinny_speed float64 64 512 10        # dtype, rows, K, N
@@ -44,9 +48,10 @@ typedef struct {
 static void run_once(const bench *b) {
     int64_t rows = b->rows, K = b->K, N = b->N;
 #ifdef GRADC_SKINNY_LANES
-    if (b->form == 1) {
-        if (b->tn) lanes_tn[b->dtype][N - 1](b->X, K, b->G, N, rows, K, b->acc);
-        else lanes_nn[b->dtype][N - 1](b->X, K, b->Wp, K, rows, b->Z, N);
+    if (b->form == 1) {   /* the widest lane-filling forms the CPU runs */
+        int v4 = skinny_lanes_ok();
+        if (b->tn) (v4 ? lanes_tn : lanes3_tn)[b->dtype][N - 1](b->X, K, b->G, N, rows, K, b->acc);
+        else (v4 ? lanes_nn : lanes3_nn)[b->dtype][N - 1](b->X, K, b->Wp, K, rows, b->Z, N);
         return;
     }
 #endif
@@ -78,27 +83,37 @@ static double time_calls(const bench *b) {
     return best;
 }
 
-/* This core's multiply-add peak in GFLOP/s of the dtype: 16 independent chains. */
-__attribute__((target("arch=x86-64-v4"))) static double fma_peak(int dtype) {
-    typedef double v8 __attribute__((vector_size(64)));
-    v8 acc[16];
-    for (int i = 0; i < 16; i++) acc[i] = (v8){0};
-    v8 a = {1e-9, 1e-9, 1e-9, 1e-9, 1e-9, 1e-9, 1e-9, 1e-9}, x = a;
-    int64_t iters = 20000000;
-    double best = 1e30;
-    for (int round = 0; round < 5; round++) {
-        double t0 = cpu_now();
-        for (int64_t k = 0; k < iters; k++) {
-            __asm__("" : "+v"(x));
-            for (int i = 0; i < 16; i++) acc[i] += a * x;
-        }
-        double t = cpu_now() - t0;
-        if (t < best) best = t;
+/* This core's multiply-add peak in GFLOP/s of the dtype: CH independent chains of the
+ * widest vectors the CPU has (512-bit with AVX-512, else 256-bit, whose 16 registers
+ * hold 12 chains beside the two operands without spilling). */
+#define FMA_PEAK(NAME, TARGET, LANES, CH)                                                       \
+    __attribute__((target(TARGET))) static double NAME(int dtype) {                          \
+        typedef double vN __attribute__((vector_size(8 * LANES)));                          \
+        vN acc[CH];                                                                          \
+        for (int i = 0; i < CH; i++) acc[i] = (vN){0};                                       \
+        vN a = (vN){0} + 1e-9, x = a;                                                        \
+        int64_t iters = 20000000;                                                            \
+        double best = 1e30;                                                                  \
+        for (int round = 0; round < 5; round++) {                                            \
+            double t0 = cpu_now();                                                           \
+            for (int64_t k = 0; k < iters; k++) {                                            \
+                __asm__("" : "+x"(x));                                                       \
+                for (int i = 0; i < CH; i++) acc[i] += a * x;                                \
+            }                                                                                \
+            double t = cpu_now() - t0;                                                       \
+            if (t < best) best = t;                                                          \
+        }                                                                                    \
+        double s = 0;                                                                        \
+        for (int i = 0; i < CH; i++) s += acc[i][0];                                         \
+        if (s == 12345.0) printf(" ");                                                       \
+        return (double)iters * CH * LANES * 2 / best / 1e9 * (dtype == 0 ? 1 : 2);           \
     }
-    double s = 0;
-    for (int i = 0; i < 16; i++) s += acc[i][0];
-    if (s == 12345.0) printf(" ");
-    return (double)iters * 16 * 8 * 2 / best / 1e9 * (dtype == 0 ? 1 : 2);
+FMA_PEAK(fma_peak_v4, "arch=x86-64-v4", 8, 16)
+FMA_PEAK(fma_peak_v3, "arch=x86-64-v3", 4, 12)
+
+static double fma_peak(int dtype) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? fma_peak_v4(dtype) : fma_peak_v3(dtype);
 }
 
 static void *filled(size_t n, size_t item, unsigned seed) {
@@ -143,12 +158,14 @@ int main(int argc, char **argv) {
                 int lanes = tn ? skinny_lanes_tn(dtype, N) : skinny_lanes_nn(dtype, N);
                 double fl = 2.0 * rows * K * N, t[3] = {0, 1e30, 1e30};
                 for (int form = 1; form < 3; form++) {
-                    if ((form == 1 && !skinny_lanes_ok()) || (form == 2 && lanes_only)) continue;
+                    if (form == 1 && !skinny_lanes_ok() && !(skinny_lanes3_ok() && (dtype == 1 || !tn))) continue;  /* no such form */
+                    if (form == 2 && lanes_only) continue;
                     b.form = form;
 #ifdef GRADC_SKINNY_LANES
                     if (!tn && form == 1) {   /* W packed as the form reads it */
-                        if (dtype == 0) lanes_pack_double(LANES_NN_L(double), N, K, b.W, N, b.Wp);
-                        else lanes_pack_float(LANES_NN_L(float), N, K, b.W, N, b.Wp);
+                        int v4 = skinny_lanes_ok();
+                        if (dtype == 0) lanes_pack_double(v4 ? LANES_NN_L(double) : LANES3_L(double), N, K, b.W, N, b.Wp);
+                        else lanes_pack_float(v4 ? LANES_NN_L(float) : LANES3_L(float), N, K, b.W, N, b.Wp);
                     }
 #endif
                     if (!tn && form == 2) {

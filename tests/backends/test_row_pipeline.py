@@ -22,7 +22,7 @@ from gradc.backends import llvm_jit
 from gradc.backends.schedule import schedule
 from gradc.roofline import gradc_threads
 
-from gradc_helpers import FD_ATOL, FD_RTOL, fd_grad
+from gradc_helpers import FD_ATOL, FD_RTOL, SKINNY_FORMS, fd_grad, skinny_form
 
 
 def softmax_ce(W, X, labels):
@@ -137,14 +137,17 @@ def test_large_softmax_regression_above_the_thread_split(threads, dtype):
     _check("softmax", 200_000, 64, 10, dtype, threads)
 
 
+@pytest.mark.parametrize("form", list(SKINNY_FORMS))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("c", [7, 10, 13])
-def test_wide_rows_in_the_lane_filling_forms(c, dtype):
-    """2003 x 515 on two threads (1M elements): on AVX-512 hosts the blocks' products run
-    in runtime/skinny_lanes.c's forms, with K = 515 in two panels of float64 W^T and 3
-    columns past its last vector, and the tail's 515 columns in tiles, one vector and
-    single columns."""
-    _check("softmax", 2003, 515, c, dtype, 2)
+@pytest.mark.parametrize("c", [2, 7, 10, 13])
+def test_wide_rows_in_the_lane_filling_forms(c, dtype, form):
+    """2003 x 515 on two threads (1M elements), the blocks' products in each form
+    (gradc_helpers.SKINNY_FORMS): skinny_lanes.c's (AVX-512) with K = 515 in
+    two panels of float64 W^T and 3 columns past its last vector, skinny_lanes_v3.c's
+    (AVX2) with the columns in groups (13 = 7 + 6), and the tail's 515 columns in tiles,
+    one vector and single columns."""
+    with skinny_form(form):
+        _check("softmax", 2003, 515, c, dtype, 2)
 
 
 @pytest.mark.parametrize("kind", ["linear", "logistic"])

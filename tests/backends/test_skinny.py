@@ -11,6 +11,8 @@ import pytest
 
 import gradc
 
+from gradc_helpers import SKINNY_FORMS, skinny_form
+
 _callpath = pytest.importorskip("gradc._callpath")
 
 _SKINNY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64, ctypes.c_int64,
@@ -158,6 +160,13 @@ _I32, _I64, _VP = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 # off, llvm_jit checks, and `python setup.py build_ext --inplace` brings it)
 rows_built = pytest.mark.skipif(not hasattr(_callpath, "skinny_rows_addresses"),
                                 reason="gradc._callpath was built before gradc_skinny_rows: rebuild it")
+@pytest.fixture(params=list(SKINNY_FORMS))
+def form(request):
+    """Every form of a row pipeline's products in turn (gradc_helpers.SKINNY_FORMS)."""
+    with skinny_form(request.param):
+        yield request.param
+
+
 if hasattr(_callpath, "skinny_rows_addresses"):
     _PACK_ADDR, _ROWS_ADDR, _UNPAD_ADDR = _callpath.skinny_rows_addresses()
     _PACK = ctypes.CFUNCTYPE(_I32, _I32, _I64, _I64, _VP, _I64, _VP)(_PACK_ADDR)
@@ -169,7 +178,7 @@ if hasattr(_callpath, "skinny_rows_addresses"):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n,d,c,block", [(1, 1, 1, 16), (100, 7, 10, 16), (1001, 33, 16, 64), (64, 512, 3, 20),
                                          (37, 5, 8, 1), (500, 64, 13, 128)])
-def test_blocks_of_rows_match_numpy_within_the_dot_product_bound(n, d, c, block, dtype):
+def test_blocks_of_rows_match_numpy_within_the_dot_product_bound(n, d, c, block, dtype, form):
     rng = np.random.default_rng(n + d + c)
     X = rng.standard_normal((n, d)).astype(dtype)
     W = rng.standard_normal((d, c)).astype(dtype)
@@ -198,17 +207,17 @@ def test_blocks_of_rows_match_numpy_within_the_dot_product_bound(n, d, c, block,
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("c", range(1, 17))
 @pytest.mark.parametrize("n,d,block", [(203, 37, 64), (130, 515, 64), (9, 1030, 4)])
-def test_blocks_of_every_width_match_numpy(n, d, c, block, dtype):
-    """Every width in both forms (skinny_lanes.c's where the CPU has AVX-512 and the
-    width pads poorly, skinny.c's padded kernels otherwise), with k past the last vector
-    (37, 515, 1030 are not multiples of 8) and columns of X past the last tile."""
-    test_blocks_of_rows_match_numpy_within_the_dot_product_bound(n, d, c, block, dtype)
+def test_blocks_of_every_width_match_numpy(n, d, c, block, dtype, form):
+    """Every width in every form (skinny_lanes.c's AVX-512 forms, skinny_lanes_v3.c's
+    AVX2 ones, skinny.c's padded kernels), with k past the last vector (37, 515, 1030
+    are not multiples of 8) and columns of X past the last tile."""
+    test_blocks_of_rows_match_numpy_within_the_dot_product_bound(n, d, c, block, dtype, form)
 
 
 @rows_built
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("c", range(1, 17))
-def test_blocks_of_strided_operands_write_only_their_columns_and_repeat_their_bits(c, dtype):
+def test_blocks_of_strided_operands_write_only_their_columns_and_repeat_their_bits(c, dtype, form):
     """X, G and Z as columns of wider arrays (leading dimensions past their widths: the
     NN form's sums then go row by row, not as whole vectors of C), a short last block
     (70 = 64 + 6 rows), k past the last vector (45): within the dot-product bound, the
@@ -245,6 +254,7 @@ def test_blocks_of_strided_operands_write_only_their_columns_and_repeat_their_bi
 
 
 ROWS_GUARD_SCRIPT = GUARD_SCRIPT.split("f = ctypes.CFUNCTYPE")[0] + """
+import itertools
 I32, I64, VP = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 pack_addr, rows_addr, unpad_addr = _callpath.skinny_rows_addresses()
 pack = ctypes.CFUNCTYPE(I32, I32, I64, I64, VP, I64, VP)(pack_addr)
@@ -252,7 +262,8 @@ rows = ctypes.CFUNCTYPE(I32, I32, I32, I64, I64, I64, VP, I64, VP, I64, VP, I64)
 unpad = ctypes.CFUNCTYPE(None, I32, I64, I64, VP, VP, I64)(unpad_addr)
 rng = np.random.default_rng(0)
 n = 0
-for dtype in (np.float64, np.float32):
+for form, dtype in itertools.product((-1, 0, 3, 4), (np.float64, np.float32)):
+    _callpath.skinny_forms(form)
     dt = 0 if dtype == np.float64 else 1
     for N in range(1, 17):
         for K, M in ((1, 3), (5, 2), (64, 16), (7, 33), (19, 40)):
@@ -278,8 +289,8 @@ print("OK", n)
 @rows_built
 def test_blocks_load_nothing_past_their_operands():
     """A row pipeline's pack, head, tail and unpad with every operand ending flush
-    against a PROT_NONE page (a load past the end segfaults the subprocess): every width
-    1-16, both dtypes, with k and columns past the last vector."""
+    against a PROT_NONE page (a load past the end segfaults the subprocess): every form
+    (FORMS), every width 1-16, both dtypes, with k and columns past the last vector."""
     import os
     import subprocess
     import sys
@@ -287,7 +298,7 @@ def test_blocks_load_nothing_past_their_operands():
     out = subprocess.run([sys.executable, "-c", ROWS_GUARD_SCRIPT], capture_output=True, text=True, timeout=300,
                          cwd=root, env=dict(os.environ, PYTHONPATH=root))
     assert out.returncode == 0, f"exit code {out.returncode} (-11 is a segfault): {out.stderr[-3000:]}"
-    assert out.stdout.startswith("OK 160"), out.stdout
+    assert out.stdout.startswith("OK 640"), out.stdout
 
 
 @rows_built
