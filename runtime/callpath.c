@@ -833,6 +833,18 @@ static PyObject *skinny_rows_addresses(PyObject *self, PyObject *unused) {
                          (unsigned long long)(uintptr_t)&gradc_skinny_unpad);
 }
 
+/* gemm_small_route(itemsize, ta, tb, m, n, k) -> 0 OpenBLAS, 1 gradc's kernel, 2 the kernel
+ * on the transpose: how gradc_pool_{d,s}gemm runs a whole product (poolgemm.c), for tests. */
+static PyObject *gemm_small_route(PyObject *self, PyObject *args) {
+    int item, ta, tb;
+    long long m, n, k;
+    if (!PyArg_ParseTuple(args, "iiiLLL", &item, &ta, &tb, &m, &n, &k)) return NULL;
+    if (gemm_small_isa() == 0) return PyLong_FromLong(0);
+    if (gemm_small_wants(ta, tb, m, n, k)) return PyLong_FromLong(1);
+    if ((double)m * (double)n * (double)k <= GRADC_BLAS_THREADS_FROM) return PyLong_FromLong(0);
+    return PyLong_FromLong(gemm_small_flipped((size_t)item, ta, tb, m, n, k) ? 2 : 0);
+}
+
 static PyObject *skinny_forms(PyObject *self, PyObject *args) {
     int level;
     if (!PyArg_ParseTuple(args, "i", &level)) return NULL;
@@ -924,6 +936,9 @@ static PyMethodDef methods[] = {
     {"skinny_rows_addresses", skinny_rows_addresses, METH_NOARGS,
      "Addresses of gradc_skinny_pack, gradc_skinny_rows and gradc_skinny_unpad, a row pipeline's single-threaded narrow products "
      "(runtime/skinny.c)."},
+    {"gemm_small_route", gemm_small_route, METH_VARARGS,
+     "gemm_small_route(itemsize, ta, tb, m, n, k) -> 0 OpenBLAS, 1 gradc's kernel, 2 the kernel on the transpose: how "
+     "a product C[m, n] = op(A) @ op(B) with inner dimension k runs on gradc's pool (runtime/poolgemm.c)."},
     {"skinny_forms", skinny_forms, METH_VARARGS,
      "skinny_forms(level) -> previous level: which forms a row pipeline's narrow products run, for tests: -1 chosen "
      "by CPU and width (the default), 0 the padded kernels, 3 the AVX2 lane-filling forms, 4 the AVX-512 ones (each "

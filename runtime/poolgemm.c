@@ -114,9 +114,21 @@ static void pool_blas_single(int enter) {
  *     forms nt, load average 2.4-2.7: 64x10 @ 10x128 4.1 us against 4.9, 2048x4 @ 4x64 30
  *     against 48, 2048x10 @ 10x128 116 against 149, 64x15 @ 15x128 5.7 against 6.6;
  *     float32 2.5 against 2.7, 15 against 23, 58 against 77), while with fewer rows
- *     OpenBLAS kept up (float32 16x10 @ 10x128 1.2 us against 1.0). */
-static int gemm_small_wants(int tb, int64_t m, int64_t n, int64_t k) {
+ *     OpenBLAS kept up (float32 16x10 @ 10x128 1.2 us against 1.0).
+ * Where the CPU has AVX2 but not AVX-512 (the x86-64-v3 kernel, 6 x 8 tiles), measured
+ * on a Zen 3 core against OpenBLAS 0.3.31's Haswell kernels (same tool, float64), two
+ * rules more:
+ *   - never with A transposed (op(A) = A^T: a gradient X^T @ G): the tile reads 6
+ *     elements of each of kc rows of A, rows 2-4 KB apart, which fall out of L1.  It lost
+ *     from n = 32 (64x2048 @ 2048x32 437 us against 323, 256x4096 @ 4096x128 10.9 ms
+ *     against 7.5, 512x65536 @ 65536x128 372 ms against 219: M4 large's X^T @ dH) and
+ *     at n = 16 won or lost by 10-15% from run to run;
+ *   - k < 256: 4096x256 @ 256x256 15.4 ms against 13.7, 4096x256 @ 256x128 and
+ *     2048x256 @ 256x64 level, where k = 16 and 64 won (2048x16 @ 16x64 123 us against
+ *     169, 65536x64 @ 64x64 13.8 ms against 21.9). */
+static int gemm_small_wants(int ta, int tb, int64_t m, int64_t n, int64_t k) {
     if (tb && k < 16 && m >= 32) return 1;
+    if (gemm_small_isa() == 1 && (ta || k >= 256)) return 0;
     return (m >= 64 || (m >= 16 && n <= 64)) && k >= 16 && m * k >= 16384 && (k <= 256 || n <= 256);
 }
 
@@ -137,8 +149,8 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
 static int gemm_small_flipped(size_t item, int ta, int tb, int64_t m, int64_t n, int64_t k) {
     int isa = gemm_small_isa();
     int64_t panel = (isa == 2 ? 4 : 2) * (int64_t)(32 / item);
-    return isa != 0 && m >= panel && n >= 4 * m && !gemm_small_wants(tb, m, n, k)
-           && gemm_small_wants(!ta, n, m, k);
+    return isa != 0 && m >= panel && n >= 4 * m && !gemm_small_wants(ta, tb, m, n, k)
+           && gemm_small_wants(!tb, !ta, n, m, k);
 }
 
 #define GRADC_POOL_GEMM(NAME, T, I, PTR)                                                         \
@@ -164,7 +176,7 @@ static int gemm_small_flipped(size_t item, int ta, int tb, int64_t m, int64_t n,
         /* columns start.. of op(A), rows start.. of op(B) */                                   \
         const T *A = t->ta == CBLAS_TRANS ? t->A + start * (int64_t)t->lda : t->A + start;     \
         const T *B = t->tb == CBLAS_TRANS ? t->B + start : t->B + start * (int64_t)t->ldb;     \
-        if (t->alpha == (T)1 && gemm_small_wants(t->tb == CBLAS_TRANS, t->m, t->n, end - start)            \
+        if (t->alpha == (T)1 && gemm_small_wants(t->ta == CBLAS_TRANS, t->tb == CBLAS_TRANS, t->m, t->n, end - start)            \
             && gemm_small_##T(t->ta == CBLAS_TRANS, t->tb == CBLAS_TRANS, 0, t->m, t->n,         \
                               end - start, A, t->lda, B, t->ldb, part, t->n) == 0)              \
             return;                                                                             \
@@ -175,7 +187,7 @@ static int gemm_small_flipped(size_t item, int ta, int tb, int64_t m, int64_t n,
         const NAME##_task *t = (const NAME##_task *)ctx;                                        \
         (void)chunk;                                                                            \
         if (end <= start) return;                                                               \
-        if (t->alpha == (T)1 && t->beta == (T)0 && gemm_small_wants(t->tb == CBLAS_TRANS, t->m, t->n, t->k) \
+        if (t->alpha == (T)1 && t->beta == (T)0 && gemm_small_wants(t->ta == CBLAS_TRANS, t->tb == CBLAS_TRANS, t->m, t->n, t->k) \
             && gemm_small_##T(t->ta == CBLAS_TRANS, t->tb == CBLAS_TRANS, start, end, t->n, t->k, \
                               t->A, t->lda, t->B, t->ldb, t->C, t->ldc) == 0)                   \
             return;                                                                             \
