@@ -15,16 +15,25 @@
  *                                   group in turn: NG x CV accumulators of a tile of gW^T,
  *                                   CV vectors of a row of X and one broadcast element of G.
  *
- * Each form does at least as many multiply-adds as loads (two of each per cycle on the
- * cores it targets), so it runs at the core's multiply-add rate, where the padded
- * kernels of skinny.c waste the lanes past N.  W^T is packed by lanes_pack with L = 4
- * (float64) or 8 (float32) lanes; the sums' order depends only on K, N and the block's
- * rows: the same bits on every run.  Included by skinny.c after skinny_lanes.c, whose
- * folds, packing and unrolling pragma it shares.
+ * Each step does at least as many multiply-adds as loads (two of each per cycle on the
+ * cores it targets), so no lane is wasted on padding, but the measured gains depend on
+ * where the block is: on a block in cache (tools/skinny_speed.c, a Zen 3) float32 NN at
+ * N = 10 ran at 86 GFLOP/s against the padded kernel's 59, and TN at 67 against 48,
+ * while float64 NN gained only for narrow N, and a float64 TN tile, whose rows of X are
+ * 4 KB apart at K = 512, fell out of L1 and lost to the padded kernel (which streams the
+ * rows in order): there is no float64 TN form.  skinny_lanes3_nn_wins / _tn_wins say
+ * where each form runs, from whole pipelines (tools/pipeline_forms.py).  W^T is packed
+ * by lanes_pack with L = 4 (float64) or 8 (float32) lanes; NN's panels of k are sized
+ * by LANES3_L1B as skinny_lanes.c's by LANES_L1B (-D to re-tune).  The sums' order
+ * depends only on K, N and the block's rows: the same bits on every run.  Included by
+ * skinny.c after skinny_lanes.c, whose folds, packing and unrolling pragma it shares.
  */
 #ifdef GRADC_SKINNY_LANES
 #define GRADC_V3 __attribute__((target("arch=x86-64-v3")))
 #define LANES3_NG 6
+#ifndef LANES3_L1B
+#define LANES3_L1B 28672
+#endif
 #define LANES3_L(T) ((int64_t)(32 / sizeof(T)))   /* lanes of vd and vf (skinny.c) */
 
 typedef int64_t lanes_mask_vd __attribute__((vector_size(32)));
@@ -42,7 +51,6 @@ GRADC_V3 static inline __m256i lanes3_mask32(unsigned m) {
 }
 GRADC_V3 static inline vd lanes_load_vd(unsigned m, const double *p) { return (vd)_mm256_maskload_pd(p, lanes3_mask64(m)); }
 GRADC_V3 static inline vf lanes_load_vf(unsigned m, const float *p) { return (vf)_mm256_maskload_ps(p, lanes3_mask32(m)); }
-GRADC_V3 static inline void lanes_store_vd(unsigned m, double *p, vd v) { _mm256_maskstore_pd(p, lanes3_mask64(m), (__m256d)v); }
 GRADC_V3 static inline void lanes_store_vf(unsigned m, float *p, vf v) { _mm256_maskstore_ps(p, lanes3_mask32(m), (__m256)v); }
 
 /* A tile's loads and stores: plain vector moves when all L lanes are wanted (m is then
@@ -124,7 +132,7 @@ GRADC_V3 static inline vf lanes_fold_vf(vf x, vf y, int s) {
         int64_t Kv = K - K % L;                                                              \
         unsigned tail = (1u << (K - Kv)) - 1;                                                \
         /* panels of k: the panel's Bt beside RB rows of A and the next RB (prefetched) */ \
-        int64_t KB = LANES_L1B / ((N + 2 * RB) * (int64_t)sizeof(T)) / L * L;                \
+        int64_t KB = LANES3_L1B / ((N + 2 * RB) * (int64_t)sizeof(T)) / L * L;               \
         if (KB < L) KB = L;                                                                  \
         int64_t panels = (Kv + KB - 1) / KB;                                                 \
         if (panels > 1) KB = ((Kv + panels - 1) / panels + L - 1) / L * L;                   \
@@ -251,12 +259,13 @@ static const lanes_tn_fn lanes3_tn[2][16] = {{0}, LANES3_ROW(float, tn, lanes_tn
 
 /* Widths where these forms beat skinny.c's padded kernels (see skinny_lanes_nn). */
 /* Widths where these forms ran faster than skinny.c's padded kernels inside a row
- * pipeline (softmax regressions of N classes, X of 65536 x 512 and 4096 x 256, both
- * threads, on a Zen 3): in float32 every N up to 12 but 8 (which fills the padded
- * kernel's vector exactly), 12-40% faster; in float64 NN for N up to 6, 10-35% faster.
- * float64 TN and NN past 6 were as fast or slower (float64 rows 4 KB apart put a tile's
- * lines in one set of L1), so they keep the padded kernels (and TN has no float64 form
- * here). */
+ * pipeline (tools/pipeline_forms.py: softmax regressions of N classes, both threads, on
+ * a Zen 3): in float32 every N up to 12 but 8 (which fills the padded kernel's vector
+ * exactly), 12-40% faster at 65536 x 512 and 4096 x 256; in float64 the head for N up
+ * to 6, 5-35% faster.  The float64 head past 6 columns won with X in the last-level
+ * cache (4096 x 256, 10 classes: 819 against 969 us) but lost streaming X from memory
+ * (65536 x 512: 26.7 against 22.6 ms; 16384 x 128 and 8192 x 384 too), and a block
+ * does not know which it meets, so there the padded kernel stays. */
 static int skinny_lanes3_nn_wins(int32_t dtype, int64_t N) { return dtype == 0 ? N <= 6 : N <= 12 && N != 8; }
 static int skinny_lanes3_tn_wins(int32_t dtype, int64_t N) { return dtype == 1 && N <= 12 && N != 8; }
 
