@@ -122,7 +122,9 @@ static void pool_blas_single(int enter) {
  *     elements of each of kc rows of A, rows 2-4 KB apart, which fall out of L1.  It lost
  *     from n = 32 (64x2048 @ 2048x32 437 us against 323, 256x4096 @ 4096x128 10.9 ms
  *     against 7.5, 512x65536 @ 65536x128 372 ms against 219: M4 large's X^T @ dH) and
- *     at n = 16 won or lost by 10-15% from run to run;
+ *     at n = 16 won or lost by 10-15% from run to run; in float32 it lost everywhere but
+ *     at k = 65536 (64x2048 @ 2048x64 417 us against 263, 16x2048 @ 2048x64 168 against
+ *     84, 256x4096 @ 4096x128 5.8 ms against 4.2; 64x65536 @ 65536x64 8.8 against 9.8);
  *   - k < 256: 4096x256 @ 256x256 15.4 ms against 13.7, 4096x256 @ 256x128 and
  *     2048x256 @ 256x64 level, where k = 16 and 64 won (2048x16 @ 16x64 123 us against
  *     169, 65536x64 @ 64x64 13.8 ms against 21.9). */
