@@ -115,22 +115,20 @@ static void pool_blas_single(int enter) {
  *     against 48, 2048x10 @ 10x128 116 against 149, 64x15 @ 15x128 5.7 against 6.6;
  *     float32 2.5 against 2.7, 15 against 23, 58 against 77), while with fewer rows
  *     OpenBLAS kept up (float32 16x10 @ 10x128 1.2 us against 1.0).
- * Where the CPU has AVX2 but not AVX-512 (the x86-64-v3 kernel, 6 x 8 tiles), measured
- * on a Zen 3 core against OpenBLAS 0.3.31's Haswell kernels (same tool, float64), two
- * rules more:
- *   - never with A transposed (op(A) = A^T: a gradient X^T @ G): the tile reads 6
- *     elements of each of kc rows of A, rows 2-4 KB apart, which fall out of L1.  It lost
- *     from n = 32 (64x2048 @ 2048x32 437 us against 323, 256x4096 @ 4096x128 10.9 ms
- *     against 7.5, 512x65536 @ 65536x128 372 ms against 219: M4 large's X^T @ dH) and
- *     at n = 16 won or lost by 10-15% from run to run; in float32 it lost everywhere but
- *     at k = 65536 (64x2048 @ 2048x64 417 us against 263, 16x2048 @ 2048x64 168 against
- *     84, 256x4096 @ 4096x128 5.8 ms against 4.2; 64x65536 @ 65536x64 8.8 against 9.8);
- *   - k < 256: 4096x256 @ 256x256 15.4 ms against 13.7, 4096x256 @ 256x128 and
- *     2048x256 @ 256x64 level, where k = 16 and 64 won (2048x16 @ 16x64 123 us against
- *     169, 65536x64 @ 64x64 13.8 ms against 21.9). */
+ * Where the CPU has AVX2 but not AVX-512 (the x86-64-v3 kernel, 6 x 8 tiles), never with
+ * A transposed (op(A) = A^T: a gradient X^T @ G): the tile reads 6 elements of each of
+ * kc rows of A, rows 2-4 KB apart, which fall out of L1.  Measured on a Zen 3 core
+ * against OpenBLAS 0.3.31's Haswell kernels (same tool), float64 lost from n = 32
+ * (64x2048 @ 2048x32 437 us against 323, 256x4096 @ 4096x128 10.9 ms against 7.5,
+ * 512x65536 @ 65536x128 372 ms against 219: M4 large's X^T @ dH) and at n = 16 won or
+ * lost by 10-15% from run to run; float32 lost everywhere but at k = 65536 (64x2048 @
+ * 2048x64 417 us against 263, 16x2048 @ 2048x64 168 against 84, 256x4096 @ 4096x128 5.8
+ * ms against 4.2; 64x65536 @ 65536x64 8.8 against 9.8).  Without the transpose it kept
+ * up or won (4096x256 @ 256x128 level, 2048x16 @ 16x64 123 us against 169, 65536x64 @
+ * 64x64 13.8 ms against 21.9; float32 4096x512 @ 512x64 3.2 ms against 4.1). */
 static int gemm_small_wants(int ta, int tb, int64_t m, int64_t n, int64_t k) {
     if (tb && k < 16 && m >= 32) return 1;
-    if (gemm_small_isa() == 1 && (ta || k >= 256)) return 0;
+    if (ta && gemm_small_isa() == 1) return 0;
     return (m >= 64 || (m >= 16 && n <= 64)) && k >= 16 && m * k >= 16384 && (k <= 256 || n <= 256);
 }
 

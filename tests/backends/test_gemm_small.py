@@ -227,11 +227,11 @@ pool = pytest.mark.skipif(not llvm_jit.init()["blas"].get("pool"),
 _PRODUCTS = {"ab": lambda a, b: a @ b, "atb": lambda a, b: a.T @ b, "abt": lambda a, b: a @ b.T}
 
 
-def _kernel_takes(ta, k):
+def _kernel_takes(ta):
     """Does the kernel take a product of the shapes below (all within gemm_small_wants's
-    first rules)?  On AVX-512 hosts yes; with AVX2 only, not with A transposed nor with
-    k >= 256 (poolgemm.c: OpenBLAS's Haswell kernels were faster there)."""
-    return _has_avx512_and_avx2() or (not ta and k < 256)
+    first rules)?  On AVX-512 hosts yes; with AVX2 only, not with A transposed
+    (poolgemm.c: OpenBLAS's Haswell kernels were faster there)."""
+    return _has_avx512_and_avx2() or not ta
 
 
 @built
@@ -256,7 +256,7 @@ def test_generated_products_match_numpy_at_every_thread_count(m, k, n, form, dty
     A, B = (a.T if form == "atb" else a), (b.T if form == "abt" else b)
     _assert_within_bound(got, A, B)
     route = _callpath.gemm_small_route(np.dtype(dtype).itemsize, form == "atb", form == "abt", m, n, k)
-    assert (route == 1) == _kernel_takes(form == "atb", k)
+    assert (route == 1) == _kernel_takes(form == "atb")
     if k <= 4 * m and route == 1:   # split by rows: the kernel called directly gives the same bits
         rc, direct = gemm_small(a, b, form == "atb", form == "abt")
         assert rc == 0 and np.array_equal(got, direct)
@@ -315,7 +315,7 @@ def test_short_wide_products_are_made_as_their_transposes(m, k, n, form, dtype, 
     (poolgemm.c, gemm_small_flipped) and copied into C: the bits of the kernel called on
     the transpose, at every thread count.  Fewer rows than a panel (half as many in the
     AVX2 kernels: 10 float64 rows are a panel there, not on AVX-512) stay with BLAS, and
-    with AVX2 only, so do transposes with A transposed or k >= 256 (_kernel_takes); the
+    with AVX2 only, so do transposes with A transposed (_kernel_takes); the
     route the runtime reports (gemm_small_route) must be that one.  All within the
     dot-product bound of numpy's float64 product."""
     monkeypatch.setenv("GRADC_NUM_THREADS", threads)
@@ -330,7 +330,7 @@ def test_short_wide_products_are_made_as_their_transposes(m, k, n, form, dtype, 
     route = _callpath.gemm_small_route(np.dtype(dtype).itemsize, form == "atb", form == "abt", m, n, k)
     panel = (4 if _has_avx512_and_avx2() else 2) * (32 // np.dtype(dtype).itemsize)   # gemm_small_flipped's
     # the transpose op(B)^T @ op(A)^T has A transposed unless B was
-    assert (route == 2) == (m >= panel and _kernel_takes(form != "abt", k))
+    assert (route == 2) == (m >= panel and _kernel_takes(form != "abt"))
     if route == 2:
         assert np.array_equal(got, flipped.T)
     # else BLAS: its sums may or may not come in the kernel's order (OpenBLAS's Haswell
