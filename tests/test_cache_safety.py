@@ -247,3 +247,31 @@ def test_no_pickle_anywhere_in_gradc():
         if re.search(r"PyImport_Import\w*\(.*pickle|\"pickle\"", p.read_text(errors="replace")):
             bad.append(str(p))
     assert not bad, "\n".join(bad)
+
+
+def test_a_change_anywhere_in_gradc_is_a_miss(tmp_path):
+    """Cached object code is keyed on every source file of the package, not only on the
+    code generators: an entry compiled before a change to the passes (which decide the
+    scheduled graph and so the workspace's layout) must not be loaded after it.  With
+    the backends and ops alone in the key, such an entry was loaded and wrote past the
+    workspace of the new layout.  A copy of the package, a cached run, a comment added
+    to gradc/passes.py: the next run compiles again."""
+    import shutil
+    copy = tmp_path / "pkg"
+    shutil.copytree(ROOT / "gradc", copy / "gradc", ignore=shutil.ignore_patterns("__pycache__"))
+    cache_dir = tmp_path / "cache"
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120,
+                             cwd=tmp_path, env=dict(os.environ, GRADC_CACHE_DIR=str(cache_dir),
+                                                    PYTHONPATH=str(copy)))
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split(None, 1)
+
+    first, v1 = run()
+    again, v2 = run()
+    assert (first, again) == ("False", "True") and v1 == v2
+    with open(copy / "gradc" / "passes.py", "a") as f:
+        f.write("\n# a change\n")
+    changed, v3 = run()
+    assert changed == "False" and v3 == v1

@@ -4,7 +4,8 @@ Cached code is executed, so it is treated as code: the directory is per user
 (``$GRADC_CACHE_DIR``, else ``$XDG_CACHE_HOME/gradc``, else ``~/.cache/gradc``),
 created with mode 0700, and gradc refuses (with a warning saying why) to read a
 directory or file that another user owns or can write.  Each entry carries its key
-(the graph's text and constants, gradc version, LLVM version, CPU name and features)
+(the graph's text and constants, gradc version, a hash of gradc's source and call
+path, LLVM version, CPU name and features)
 and a SHA-256 of the object code; a mismatch, truncation or corruption means a
 rebuild, never a crash or the wrong code.  Entries are written to a temporary file
 and renamed, so concurrent writers cannot leave a torn file.  No pickle: a small

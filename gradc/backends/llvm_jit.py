@@ -452,20 +452,37 @@ def prebuilt_vecmath(directory: str | None = None) -> bytes | None:
 _FINGERPRINT = None
 
 
+def _fingerprint_files() -> list:
+    """Every Python source of the gradc package: tracing, the passes, differentiation,
+    the scheduler and the code generators all decide the code a graph becomes."""
+    import glob
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return sorted(glob.glob(os.path.join(package, "**", "*.py"), recursive=True))
+
+
 def code_fingerprint() -> str:
-    """A hash of the code that turns a graph into object code (the ops' lowerings, the
-    scheduler, the IR generator, vector math): part of every cache key, so a change to
-    gradc's code generator never reuses an entry it did not make."""
+    """A hash of the code that turns a graph into object code: every source file of the
+    package (``_fingerprint_files``) and the native call path the code calls into (its
+    size and modification time: the kernels link its functions by name, and their
+    arguments change with it).  Part of every cache key, so a change to gradc never
+    reuses an entry it did not make: keyed on the backends and ops alone, an entry
+    compiled before a change to the passes (a workspace laid out for one more buffer)
+    was loaded after it and wrote past the workspace of the new layout."""
     global _FINGERPRINT
     if _FINGERPRINT is None:
-        import glob
         import hashlib
-        here = os.path.dirname(os.path.abspath(__file__))
-        files = sorted(glob.glob(os.path.join(here, "*.py")) + glob.glob(os.path.join(here, "..", "ops", "*.py")))
         h = hashlib.sha256()
-        for f in files:
+        package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for f in _fingerprint_files():
+            h.update(os.path.relpath(f, package).encode() + b"\0")
             with open(f, "rb") as fh:
                 h.update(fh.read())
+        try:
+            from .. import _callpath
+            st = os.stat(_callpath.__file__)
+            h.update(f"{st.st_size}:{st.st_mtime_ns}:{getattr(_callpath, 'PLAN_VERSION', 0)}".encode())
+        except (ImportError, OSError):
+            h.update(b"no call path")
         _FINGERPRINT = h.hexdigest()
     return _FINGERPRINT
 
