@@ -192,6 +192,52 @@ def implicit_broadcasts(g, nid):
 CANONICALIZE = [identity_ops, negations, mask_select, one_hot_scatter, implicit_broadcasts]
 
 
+# ----------------------------------------------------------------------------- past differentiation
+def _finite_shift(g, nid):
+    """``nid`` is a softmax's or logsumexp's shift ``where(|m| < inf, m, 0)`` (through
+    stop_gradient, reshapes and broadcasts): finite by construction."""
+    d = g[nid]
+    while d.op in ("stop_gradient", "reshape", "broadcast_to"):
+        nid = d.args[0]
+        d = g[nid]
+    if d.op != "where" or not _is_fill(g, d.args[2], 0):
+        return False
+    c, m = g[d.args[0]], d.args[1]
+    if c.op != "lt" or not _is_fill(g, c.args[1], np.inf):
+        return False
+    a = g[c.args[0]]
+    return a.op == "abs" and a.args[0] == m
+
+
+def shifted_extremum(g, nid):
+    """max(x - c) -> max(x) - c (and min, and x + c), c one of a softmax's finite shifts
+    that is constant along the reduced axes.  Exact in value: subtracting a finite c
+    rounds monotonically, so the largest of the x - c is the largest x minus c, NaN and
+    infinities included.  A log_softmax's logsumexp of its shifted logits then reuses the
+    shift's max (CSE) instead of a second pass over every row.  Not in CANONICALIZE: at
+    values that rounding makes equal the derivative's tie split would differ, so this
+    runs only on graphs past differentiation (schedule.decompose)."""
+    d = g[nid]
+    if d.op not in ("max", "min") or g[d.args[0]].op not in ("sub", "add"):
+        return None
+    inner = g[d.args[0]]
+    x, c = inner.args
+    axes = d.params["axes"]
+    sx, sc = g[x].shape, g[c].shape
+    if (len(sc) != len(sx) or sx != inner.shape or any(sc[a] != 1 for a in axes)
+            or g[x].dtype != inner.dtype or not _finite_shift(g, c)):
+        return None
+    keep = dict(d.params, keepdims=True)
+    m = _new(g, nid, d.op, (x,), keep, shape=tuple(1 if i in axes else n for i, n in enumerate(sx)))
+    r = _new(g, nid, inner.op, (m, c), inner.params, shape=g[m].shape)
+    if d.params["keepdims"]:
+        return r
+    return _new(g, nid, "reshape", (r,), {"shape": d.shape})
+
+
+PAST_DIFFERENTIATION = [shifted_extremum]
+
+
 # ----------------------------------------------------------------------------- stabilize
 def softplus_rewrite(g, nid):
     """log(1 + exp(x)) and log1p(exp(x)) -> softplus(x)."""

@@ -429,3 +429,85 @@ def test_implicit_broadcast_only_where_the_shape_is_kept():
         e = np.exp(np.broadcast_to(x + b, (3, 4)))
         np.testing.assert_allclose(gradc.jit(f)(x, b), e.sum(), rtol=1e-14)
         np.testing.assert_allclose(gradc.grad(f, argnums=1)(x, b), e.sum(axis=0), rtol=1e-14)
+
+
+# ----------------------------------------------------------------------------- past differentiation
+def _decomposed(f, x, rule, monkeypatch):
+    """The backend graph of ``grad``-free ``f`` (schedule.decompose), with or without
+    passes.PAST_DIFFERENTIATION."""
+    from gradc.backends import schedule as sched
+    monkeypatch.setattr(sched, "PAST_DIFFERENTIATION", list(rule))
+    return sched.decompose(gradc.jit(f).lower(x).graph)
+
+
+def _softmax_rows(x):
+    return gnp.log_softmax(x, axis=1), gnp.softmax(x, axis=1)
+
+
+def _softmax_middle(x):
+    return gnp.log_softmax(x * 0.5, axis=1) + gnp.softmax(x, axis=-1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("f, shape, softmaxes", [(_softmax_rows, (37, 515), 1), (_softmax_middle, (3, 40, 7), 2)])
+def test_shifted_extremum_reuses_the_shift_and_keeps_every_bit(f, shape, softmaxes, dtype, monkeypatch):
+    """log_softmax's logsumexp of its shifted logits: max(x - c) -> max(x) - c, so one
+    max per softmax instead of two, and the same bits as without the rewrite (exact:
+    subtracting a finite c rounds monotonically), at rows holding +-inf, NaN, values
+    near the type's largest, and all equal values."""
+    from gradc.passes import PAST_DIFFERENTIATION
+    rng = np.random.default_rng(len(shape))
+    x = (10 * rng.standard_normal(shape)).astype(dtype)
+    big = np.finfo(dtype).max
+    x[0, 0], x[1, 1], x[2, 2] = np.inf, -np.inf, np.nan
+    x[0, 1] = -np.inf
+    if len(shape) == 2:
+        x[3, :] = -np.inf
+        x[4, :5] = [big, -big, big / 2, 0.0, -0.0]
+        x[5, :] = 1.5
+    without = _decomposed(f, x, [], monkeypatch)
+    with_rule = _decomposed(f, x, PAST_DIFFERENTIATION, monkeypatch)
+    assert count(without, "max") == 2 * softmaxes and count(with_rule, "max") == softmaxes
+    for a, b in zip(evaluate(without, [x]), evaluate(with_rule, [x])):
+        np.testing.assert_array_equal(a, b)       # NaN in the same places, every bit else
+    want = _softmax_reference(f, x)    # in x's dtype: float32 overflows where float64 would not
+    got = gradc.jit(f, backend="llvm")(x)
+    for g, w in zip(got if isinstance(got, tuple) else (got,), want):
+        finite = np.isfinite(w)
+        assert np.array_equal(np.isnan(g), np.isnan(w)) and np.array_equal(g[~finite & ~np.isnan(w)], w[~finite & ~np.isnan(w)])
+        tol = 1e-13 if dtype == np.float64 else 2e-5
+        np.testing.assert_allclose(g[finite], w[finite], rtol=tol, atol=tol)
+
+
+def _softmax_reference(f, x):
+    """numpy's log_softmax / softmax as f combines them, in x's dtype."""
+    def lsm(v, axis):
+        m = np.max(v, axis=axis, keepdims=True)
+        s = v - np.where(np.isfinite(m), m, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
+    with np.errstate(invalid="ignore"):
+        if f is _softmax_rows:
+            return lsm(x, 1), np.exp(lsm(x, 1))
+        return (lsm(x * 0.5, 1) + np.exp(lsm(x, -1)),)
+
+
+def test_shifted_extremum_leaves_other_shifts_alone(monkeypatch):
+    """max(x - y) for a y the user computed (not a softmax's finite shift) keeps its
+    subtraction inside the max: y may be infinite, where max(x) - y would differ on an
+    empty row or at y = x = inf."""
+    from gradc.passes import PAST_DIFFERENTIATION
+    y = np.array([[np.inf], [1.0]])
+
+    def f(x):
+        return gnp.max(x - y, axis=1) + gnp.logsumexp(x, axis=1)
+    x = np.array([[np.inf, 1.0, 2.0], [3.0, 4.0, 5.0]])
+    g = _decomposed(f, x, PAST_DIFFERENTIATION, monkeypatch)
+    subs_into_max = [n for n, d in g.nx.nodes(data=True)
+                     if d["op"] == "max" and g[d["args"][0]]["op"] == "sub"]
+    assert len(subs_into_max) == 1
+    got = gradc.jit(f, backend="llvm")(x)
+    with np.errstate(invalid="ignore"):
+        want = np.max(x - y, axis=1) + np.log(np.sum(np.exp(x - x.max(1, keepdims=True)), axis=1)) + x.max(1)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[~np.isnan(want)], want[~np.isnan(want)], rtol=1e-13)

@@ -21,7 +21,7 @@ import numpy as np
 from ..graph import Graph
 from ..ops import OPS
 from ..tracer import replay, trace_specs
-from ..passes import optimize, strip_custom
+from ..passes import PAST_DIFFERENTIATION, optimize, rewrite as apply_rewrites, strip_custom
 
 
 
@@ -226,6 +226,7 @@ def decompose(graph: Graph, batched_products: bool = False, native_sort: bool = 
     g, _, _ = trace_specs(body, specs, names, name=graph.name)
     g.output_names = graph.output_names
     g.notes = list(graph.notes)
+    apply_rewrites(g, PAST_DIFFERENTIATION)    # a log_softmax's logsumexp reuses its shift's max
     g = optimize(g, stabilize=False)
     old_of: dict = {}
     for old in graph.order():           # a new node takes the number of the first it replays
