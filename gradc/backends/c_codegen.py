@@ -246,9 +246,12 @@ class CCodegen:
         self.outputs = list(dict.fromkeys(o for o in s.outputs if o in s.roots))
         if any(len(region) > 1 for region in workspace_layout(s)):
             raise ValueError("internal: generated C needs an unshared workspace (schedule(graph, share=False))")
-        # the workspace's buffers, one per region: temporaries (s.workspace), then scratch
+        # the workspace's regions, one buffer each: temporaries (s.workspace), a sort's
+        # scratch row; a row pipeline's packed operands are LLVM's only (the C loops
+        # compute those products directly), but keep their place in the layout
         self.ws = [(key, shape, np.dtype(dtype)) for ((key, shape, dtype),) in workspace_layout(s)]
-        self.buffer_nodes = list(g.inputs) + self.outputs + list(s.consts) + [key for key, _, _ in self.ws]
+        self.ws_used = [key for key, _, _ in self.ws if isinstance(key, int) or key[0] == "sort"]
+        self.buffer_nodes = list(g.inputs) + self.outputs + list(s.consts) + self.ws_used
         self.buf_dtype = {key: dtype for key, _, dtype in self.ws}
         self.buf_dtype.update((nid, g[nid]["dtype"]) for nid in self.buffer_nodes if isinstance(nid, int))
         self.bufs = {}
@@ -261,13 +264,8 @@ class CCodegen:
             self.bufs[o] = self.fresh("out_" + re.sub(r"\W", "_", label))
         for nid in s.consts:
             self.bufs[nid] = self.fresh(f"c{nid}")
-        for key, _, _ in self.ws:
-            if key in s.workspace:
-                self.bufs[key] = self.fresh(f"t{key}")
-            elif key[0] == "sort":
-                self.bufs[key] = self.fresh(f"sort{key[1]}")
-            else:       # partials, row-local blocks, packed operands: threads and BLAS only
-                raise ValueError(f"internal: generated C has no workspace buffer {key!r}")
+        for key in self.ws_used:
+            self.bufs[key] = self.fresh(f"t{key}" if isinstance(key, int) else f"sort{key[1]}")
         self.sizes = {sym: self.fresh("size_" + re.sub(r"\W", "_", sym)) for sym in s.symbols}
 
     def describe(self, nid) -> str:
@@ -498,7 +496,7 @@ class CCodegen:
         w.line(" *")
         w.line(" * Kernel ABI (runtime/gradc.h):")
         w.line(f" *   int32_t {self.name}(void **args, const int64_t *sizes, void *workspace)")
-        for k, nid in enumerate(self.buffer_nodes[: len(self.buffer_nodes) - len(self.ws)]):
+        for k, nid in enumerate(self.buffer_nodes[: len(self.buffer_nodes) - len(self.ws_used)]):
             w.line(f" *   args[{k}] = {self.bufs[nid]}: {fmt_type(g[nid]['shape'], g[nid]['dtype'])}")
         for k, sym in enumerate(s.symbols):
             w.line(f" *   sizes[{k}] = {sym}")
@@ -513,22 +511,25 @@ class CCodegen:
         with w.function(f"int32_t {self.name}(void **args, const int64_t *sizes, void *workspace)"):
             for k, sym in enumerate(s.symbols):
                 w.line(f"const int64_t {self.sizes[sym]} = sizes[{k}];")
-            if self.ws:
+            if self.ws_used:
                 w.line("char *ws = (char *)workspace;   /* the intermediates, each rounded up to 64 bytes */")
             else:
                 w.line("(void)workspace;")
-            for k, (key, shape, dtype) in enumerate(self.ws):
+            last = max(k for k, (key, _, _) in enumerate(self.ws) if key in self.bufs) if self.ws_used else -1
+            for k, (key, shape, dtype) in enumerate(self.ws[: last + 1]):
                 t, n = ctype(dtype), self.numel(shape)
-                what = self.describe(key) if isinstance(key, int) else f"merge sort scratch of {g.label(key[1])}"
-                w.line(f"{t} *{self.bufs[key]} = ({t} *)ws;", what)
-                if k < len(self.ws) - 1:
+                if key in self.bufs:
+                    what = self.describe(key) if isinstance(key, int) else f"merge sort scratch of {g.label(key[1])}"
+                    w.line(f"{t} *{self.bufs[key]} = ({t} *)ws;", what)
+                if k < last:
                     nbytes = f"sizeof({t})" if n == "1" else f"(size_t)({n}) * sizeof({t})"
-                    w.line(f"ws += gradc_workspace_round({nbytes});")
-            n_direct = len(self.buffer_nodes) - len(self.ws)
+                    w.line(f"ws += gradc_workspace_round({nbytes});",
+                           None if key in self.bufs else f"{key[0]} {g.label(key[1])}: not used by C")
+            n_direct = len(self.buffer_nodes) - len(self.ws_used)
             args = [f"({'const ' if k < len(g.inputs) or k >= n_direct - len(s.consts) else ''}"
                     f"{ctype(g[nid]['dtype'])} *)args[{k}]"
                     for k, nid in enumerate(self.buffer_nodes[:n_direct])]
-            args += [self.bufs[key] for key, _, _ in self.ws]
+            args += [self.bufs[key] for key in self.ws_used]
             args += [self.sizes[sym] for sym in s.symbols]
             if not n_direct:
                 w.line("(void)args;")
