@@ -7,7 +7,8 @@ LLVM IR: element-wise and view ops are inlined as expressions of the loop index 
 reductions accumulate in a register (``acc12``) or in memory; loop nests run their
 stages (inner loops and row-level roots); matrix products and scatter-adds get their
 own nests; gathers bounds-check their indices and set the status; broadcasting is an
-index mapping (a dimension of size 1 is read at index 0).
+index mapping (a dimension of size 1 is read at index 0); a sort of floats is one call
+of gradc.h's merge sort (``gradc_sort_rank_f64``), as the LLVM code's.
 
 The kernel ABI is the one of ``runtime/gradc.h``::
 

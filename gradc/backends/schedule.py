@@ -147,9 +147,10 @@ def is_flat_product(graph, n) -> bool:
 
 
 def native_sort_rank(g: Graph, nid: int, native_sort: bool) -> bool:
-    """Does node ``nid`` rank by a library merge sort (runtime/sortrank.c's
-    gradc_sort_rank, which the LLVM JIT links): sort_rank of floats where the renderer
-    has it?  Elsewhere its ranks are counted pairwise (``decompose``)."""
+    """Does node ``nid`` rank by runtime/gradc.h's merge sort (generated C calls it,
+    LLVM code through gradc_sort_rank: runtime/sortrank.c in the JIT, its own copy in an
+    ahead-of-time library): sort_rank of floats where the renderer has it?  Elsewhere
+    its ranks are counted pairwise (``decompose``)."""
     return native_sort and g[nid]["op"] == "sort_rank" and g[g[nid]["args"][0]]["dtype"].kind == "f"
 
 
