@@ -135,3 +135,15 @@ def test_llvm_and_c_kernels_take_the_same_scratch_row():
         layout = workspace_layout(kernel_of(f, x).schedule)
         scratch = [shape for region in layout for key, shape, dtype in region if isinstance(key, tuple) and key[0] == "sort"]
         assert len(scratch) == 1 and len(scratch[0]) == 1
+
+
+def test_vmapped_sorts_rank_every_row():
+    """vmap's batch rule makes one sort_rank over the stacked rows: the merge sort runs
+    once for all of them, each row on its own."""
+    x = np.round(np.random.default_rng(7).standard_normal((6, 11, 500)), 1)
+    x[2, 3, ::9] = np.nan
+    f = gradc.jit(gradc.vmap(lambda r: (gnp.sort(r, axis=0), gnp.argsort(r, axis=-1))), backend="c")
+    s, a = f(x)
+    np.testing.assert_array_equal(s, np.sort(x, axis=1))
+    np.testing.assert_array_equal(a, np.argsort(x, axis=-1, kind="stable"))
+    assert_merge_sorted(f, x)
