@@ -71,8 +71,10 @@ the end), so each function has its derivatives for free and runs on every backen
   each level one fused pass into a buffer of its own (`copy`), and its adjoint too;
   the gradient of `cumprod` needs no division either.
 - `sort` ranks each element along the axis and scatters it to its rank: backend numpy
-  ranks with numpy's stable argsort (O(n log n) time, O(n) memory), the native backends
-  by comparing all pairs in loops that count as they compare (O(n^2) work, O(n) memory:
+  ranks with numpy's stable argsort, the native backends (`llvm`, `c` and `gradc build`
+  libraries, the same ranks on each) rank floats by a merge sort (O(n log n) time, a
+  workspace row of n indices: 300,000 float64 sort in about 45 ms) and integers by
+  comparing all pairs in loops that count as they compare (O(n^2) work, O(n) memory:
   meant for axes of up to a few thousand elements); the gradient
   gathers the cotangent back through that permutation. `sort` and `argsort` are stable
   (ties keep their order, whatever `kind` says) and put nan last, as numpy.

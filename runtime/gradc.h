@@ -358,6 +358,57 @@ static inline float gradc_softplusf(float x) {
     return gradc_maxf(x, 0.0f) + log1pf(expf(-fabsf(x)));
 }
 
+/* -- sorting (op sort_rank: np.sort, argsort, median, quantile, unique, ...) ----------- */
+
+/* gradc_sort_rank_f64 / _f32: for each of `batch` rows of `n` floats (row t at x + t*n),
+ * rank[t*n + i] = the place of x[t*n + i] in the row's stable ascending sort, NaN after
+ * every number (numpy's order; -0.0 and 0.0 are equal, so they keep their order).  A
+ * bottom-up merge sort of the row's indices: O(n log n) comparisons, no allocation.
+ * `scratch` holds n int64 values (the caller's workspace); the row's ranks are the
+ * second index buffer, and the passes start in whichever buffer makes the sorted order
+ * end in `scratch`, from where it is scattered into the ranks.  The one definition of
+ * sort_rank's native order: generated C calls it, LLVM kernels and ahead-of-time
+ * libraries through gradc_sort_rank (gradc_sort_rank_any below). */
+#define GRADC_SORT_RANK_(S, T)                                                                  \
+    static inline int gradc_sort_before_##S##_(T u, T v) { /* u before v (NaN last)? */          \
+        return u < v || (v != v && u == u);                                                     \
+    }                                                                                           \
+    static inline void gradc_sort_rank_##S(int64_t batch, int64_t n, const T *x, int64_t *rank, \
+                                           int64_t *scratch) {                                  \
+        int passes = 0;                                                                         \
+        for (int64_t w = 1; w < n; w *= 2) passes++;                                            \
+        for (int64_t t = 0; t < batch; t++, x += n, rank += n) {                                \
+            int64_t *idx = passes % 2 ? rank : scratch, *tmp = passes % 2 ? scratch : rank;     \
+            for (int64_t i = 0; i < n; i++) idx[i] = i;                                         \
+            for (int64_t w = 1; w < n; w *= 2) {                                                \
+                for (int64_t lo = 0; lo < n; lo += 2 * w) {                                     \
+                    int64_t mid = n - lo > w ? lo + w : n, hi = n - lo > 2 * w ? lo + 2 * w : n; \
+                    int64_t i = lo, j = mid, k = lo;                                            \
+                    /* stable: the left run's element first unless the right's is before it */ \
+                    while (i < mid && j < hi)                                                   \
+                        tmp[k++] = gradc_sort_before_##S##_(x[idx[j]], x[idx[i]]) ? idx[j++] : idx[i++]; \
+                    while (i < mid) tmp[k++] = idx[i++];                                        \
+                    while (j < hi) tmp[k++] = idx[j++];                                         \
+                }                                                                               \
+                int64_t *swap = idx; idx = tmp; tmp = swap;                                     \
+            }                                                                                   \
+            for (int64_t j = 0; j < n; j++) rank[scratch[j]] = j;   /* idx == scratch here */   \
+        }                                                                                       \
+    }
+GRADC_SORT_RANK_(f64, double)
+GRADC_SORT_RANK_(f32, float)
+#undef GRADC_SORT_RANK_
+/* Either, by dtype (0: float64, 1: float32): the body of gradc_sort_rank, the function
+ * LLVM code calls (runtime/sortrank.c links it into the JIT; an ahead-of-time library
+ * defines its own from this). */
+static inline int32_t gradc_sort_rank_any(int32_t dtype, int64_t batch, int64_t n, const void *x,
+                                          int64_t *rank, int64_t *scratch) {
+    if (n <= 0 || batch <= 0) return GRADC_OK;
+    if (dtype == 0) gradc_sort_rank_f64(batch, n, (const double *)x, rank, scratch);
+    else gradc_sort_rank_f32(batch, n, (const float *)x, rank, scratch);
+    return GRADC_OK;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -72,7 +72,7 @@ class CompilerError(GradcError):
 # ----------------------------------------------------------------------------- source
 def c_source(graph: Graph) -> str:
     """The C99 source of ``graph``'s kernel (what ``backend="c"`` compiles)."""
-    return generate(schedule(graph, share=False), kernel_name(graph))
+    return generate(schedule(graph, share=False, native_sort=True), kernel_name(graph))
 
 
 def header_path() -> str:
@@ -231,8 +231,8 @@ class CKernel(Kernel):
 
     def __init__(self, graph: Graph):
         # serial (C kernels run on one thread), and no shared workspace memory: the C
-        # kernel declares each intermediate `restrict`
-        s = schedule(graph, share=False)
+        # kernel declares each intermediate `restrict`; sorts call gradc.h's merge sort
+        s = schedule(graph, share=False, native_sort=True)
         name = kernel_name(graph)
         self.source = generate(s, name)
         self._attach(graph, s, name, CArtifact(self.source, name, const_bytes(s)))

@@ -7,7 +7,8 @@ LLVM IR: element-wise and view ops are inlined as expressions of the loop index 
 reductions accumulate in a register (``acc12``) or in memory; loop nests run their
 stages (inner loops and row-level roots); matrix products and scatter-adds get their
 own nests; gathers bounds-check their indices and set the status; broadcasting is an
-index mapping (a dimension of size 1 is read at index 0).
+index mapping (a dimension of size 1 is read at index 0); a sort of floats is one call
+of gradc.h's merge sort (``gradc_sort_rank_f64``), as the LLVM code's.
 
 The kernel ABI is the one of ``runtime/gradc.h``::
 
@@ -240,10 +241,20 @@ class CCodegen:
 
     def _names(self):
         """Buffer names: in_<arg> for inputs, out_<name> for outputs, c<id> for array
-        constants, t<id> for workspace temporaries; sizes are size_<symbol>."""
+        constants, t<id> for workspace temporaries, sort<id> for a merge sort's scratch
+        row; sizes are size_<symbol>."""
         s, g = self.s, self.g
         self.outputs = list(dict.fromkeys(o for o in s.outputs if o in s.roots))
-        self.buffer_nodes = list(g.inputs) + self.outputs + list(s.consts) + list(s.workspace)
+        if any(len(region) > 1 for region in workspace_layout(s)):
+            raise ValueError("internal: generated C needs an unshared workspace (schedule(graph, share=False))")
+        # the workspace's regions, one buffer each: temporaries (s.workspace), a sort's
+        # scratch row; a row pipeline's packed operands are LLVM's only (the C loops
+        # compute those products directly), but keep their place in the layout
+        self.ws = [(key, shape, np.dtype(dtype)) for ((key, shape, dtype),) in workspace_layout(s)]
+        self.ws_used = [key for key, _, _ in self.ws if isinstance(key, int) or key[0] == "sort"]
+        self.buffer_nodes = list(g.inputs) + self.outputs + list(s.consts) + self.ws_used
+        self.buf_dtype = {key: dtype for key, _, dtype in self.ws}
+        self.buf_dtype.update((nid, g[nid]["dtype"]) for nid in self.buffer_nodes if isinstance(nid, int))
         self.bufs = {}
         for nid in g.inputs:
             self.bufs[nid] = self.fresh("in_" + re.sub(r"\W", "_", g[nid]["name"] or f"arg{nid}"))
@@ -254,8 +265,8 @@ class CCodegen:
             self.bufs[o] = self.fresh("out_" + re.sub(r"\W", "_", label))
         for nid in s.consts:
             self.bufs[nid] = self.fresh(f"c{nid}")
-        for nid in s.workspace:
-            self.bufs[nid] = self.fresh(f"t{nid}")
+        for key in self.ws_used:
+            self.bufs[key] = self.fresh(f"t{key}" if isinstance(key, int) else f"sort{key[1]}")
         self.sizes = {sym: self.fresh("size_" + re.sub(r"\W", "_", sym)) for sym in s.symbols}
 
     def describe(self, nid) -> str:
@@ -437,6 +448,10 @@ class CCodegen:
             self.e(st.value)
         elif isinstance(st, ir.Comment):
             w.line(f"/* {_comment_text(st.text)} */")
+        elif isinstance(st, ir.SortRanks):
+            fn = "gradc_sort_rank_f32" if st.dtype == np.float32 else "gradc_sort_rank_f64"
+            w.line(f"{fn}({self.e(st.batch)}, {self.e(st.n)}, {self.bufs[st.arg]}, {self.bufs[st.out]}, "
+                   f"{self.bufs[st.scratch]});", self.describe(st.out) + ", by gradc.h's merge sort")
         else:   # Rebase, Gemm, Parallel: threads, row-local values and BLAS are LLVM's only
             raise ValueError(f"internal: generated C has no {type(st).__name__} (lower a serial "
                              "schedule without BLAS and row-local values)")
@@ -452,7 +467,7 @@ class CCodegen:
         for nid in self.buffer_nodes:
             const = "const " if nid in self.g.inputs or nid in s.consts else ""
             restrict = "" if nid in overlapping else "restrict "
-            params.append(f"{const}{ctype(self.g[nid]['dtype'])} *{restrict}{self.bufs[nid]}")
+            params.append(f"{const}{ctype(self.buf_dtype[nid])} *{restrict}{self.bufs[nid]}")
         params += [f"int64_t {self.sizes[sym]}" for sym in s.symbols]
         pad = " " * len(f"static int32_t {self.name}_impl(")
         with w.function(f"static int32_t {self.name}_impl(" + (f",\n{pad}".join(params) or "void") + ")"):
@@ -482,14 +497,11 @@ class CCodegen:
         w.line(" *")
         w.line(" * Kernel ABI (runtime/gradc.h):")
         w.line(f" *   int32_t {self.name}(void **args, const int64_t *sizes, void *workspace)")
-        for k, nid in enumerate(self.buffer_nodes[: len(self.buffer_nodes) - len(s.workspace)]):
+        for k, nid in enumerate(self.buffer_nodes[: len(self.buffer_nodes) - len(self.ws_used)]):
             w.line(f" *   args[{k}] = {self.bufs[nid]}: {fmt_type(g[nid]['shape'], g[nid]['dtype'])}")
         for k, sym in enumerate(s.symbols):
             w.line(f" *   sizes[{k}] = {sym}")
-        if any(len(region) > 1 for region in workspace_layout(s)):
-            raise ValueError("internal: generated C needs an unshared workspace (schedule(graph, share=False))")
-        ws = " + ".join(f"round64({self.numel(shape)} * {np.dtype(dt).itemsize})"
-                        for region in workspace_layout(s) for _k, shape, dt in region)
+        ws = " + ".join(f"round64({self.numel(shape)} * {dt.itemsize})" for _k, shape, dt in self.ws)
         w.line(f" *   workspace: {ws or '0'} bytes")
         w.line(" */")
         w.line('#include "gradc.h"')
@@ -500,21 +512,25 @@ class CCodegen:
         with w.function(f"int32_t {self.name}(void **args, const int64_t *sizes, void *workspace)"):
             for k, sym in enumerate(s.symbols):
                 w.line(f"const int64_t {self.sizes[sym]} = sizes[{k}];")
-            if s.workspace:
+            if self.ws_used:
                 w.line("char *ws = (char *)workspace;   /* the intermediates, each rounded up to 64 bytes */")
             else:
                 w.line("(void)workspace;")
-            for k, nid in enumerate(s.workspace):
-                t, n = ctype(g[nid]["dtype"]), self.numel(g[nid]["shape"])
-                w.line(f"{t} *{self.bufs[nid]} = ({t} *)ws;", self.describe(nid))
-                if k < len(s.workspace) - 1:
+            last = max(k for k, (key, _, _) in enumerate(self.ws) if key in self.bufs) if self.ws_used else -1
+            for k, (key, shape, dtype) in enumerate(self.ws[: last + 1]):
+                t, n = ctype(dtype), self.numel(shape)
+                if key in self.bufs:
+                    what = self.describe(key) if isinstance(key, int) else f"merge sort scratch of {g.label(key[1])}"
+                    w.line(f"{t} *{self.bufs[key]} = ({t} *)ws;", what)
+                if k < last:
                     nbytes = f"sizeof({t})" if n == "1" else f"(size_t)({n}) * sizeof({t})"
-                    w.line(f"ws += gradc_workspace_round({nbytes});")
-            n_direct = len(self.buffer_nodes) - len(s.workspace)
+                    w.line(f"ws += gradc_workspace_round({nbytes});",
+                           None if key in self.bufs else f"{key[0]} {g.label(key[1])}: not used by C")
+            n_direct = len(self.buffer_nodes) - len(self.ws_used)
             args = [f"({'const ' if k < len(g.inputs) or k >= n_direct - len(s.consts) else ''}"
                     f"{ctype(g[nid]['dtype'])} *)args[{k}]"
                     for k, nid in enumerate(self.buffer_nodes[:n_direct])]
-            args += [self.bufs[nid] for nid in s.workspace]
+            args += [self.bufs[key] for key in self.ws_used]
             args += [self.sizes[sym] for sym in s.symbols]
             if not n_direct:
                 w.line("(void)args;")

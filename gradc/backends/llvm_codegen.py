@@ -857,15 +857,16 @@ class Codegen:
         b.store(b.or_(b.load(self.status), rc), self.status)
 
     def emit_sort_ranks(self, st: lir.SortRanks):
-        """gradc_sort_rank (runtime/sortrank.c): every row's ranks; an allocation failure
-        is OR-ed into the kernel's status."""
+        """gradc_sort_rank (runtime/sortrank.c; an ahead-of-time library defines its own,
+        aot.helpers_source): every row's ranks, with the workspace's scratch row."""
         vp = I8.as_pointer()
         fn = self.module.globals.get("gradc_sort_rank")
         if fn is None:
-            fn = ir.Function(self.module, ir.FunctionType(I32, [I32, I64, I64, vp, vp]), "gradc_sort_rank")
+            fn = ir.Function(self.module, ir.FunctionType(I32, [I32, I64, I64, vp, vp, vp]), "gradc_sort_rank")
         b = self.b
         rc = b.call(fn, [ir.Constant(I32, int(st.dtype == np.float32)), self.e_(st.batch), self.e_(st.n),
-                         b.bitcast(self.bufs[st.arg], vp), b.bitcast(self.bufs[st.out], vp)])
+                         b.bitcast(self.bufs[st.arg], vp), b.bitcast(self.bufs[st.out], vp),
+                         b.bitcast(self.bufs[st.scratch], vp)])
         b.store(b.or_(b.load(self.status), rc), self.status)
 
     def ld(self, x):

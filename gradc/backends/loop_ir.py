@@ -359,14 +359,16 @@ class LapackCall:
 @dataclass(eq=False)
 class SortRanks:
     """``out[t, i]`` = the place of ``arg[t, i]`` in row t's stable ascending sort (NaN
-    last), for each of ``batch`` rows of ``n`` floats: op sort_rank by runtime/
-    sortrank.c's ``gradc_sort_rank`` (a merge sort; the LLVM backend links it).  Never
-    fused: ``arg`` is a buffer, row-major and contiguous."""
+    last), for each of ``batch`` rows of ``n`` floats: op sort_rank by the merge sort
+    of runtime/gradc.h (``gradc_sort_rank_f64``; LLVM code calls it through runtime/
+    sortrank.c's ``gradc_sort_rank``).  Never fused: ``arg`` is a buffer, row-major and
+    contiguous; ``scratch`` (``("sort", out)``) is a workspace row of n int64."""
     out: int
     arg: int
     batch: Expr
     n: Expr
     dtype: np.dtype
+    scratch: tuple      # ("sort", out): a field, so the buffers a nest uses are found in it
 
 
 @dataclass(eq=False)
@@ -607,7 +609,8 @@ class TextRenderer:
         elif isinstance(st, SkinnyUnpad):
             self.line(f"{self.buf(st.out)} = skinny_unpad({self.buf(st.padded)}; m={self.e(st.m)}, n={self.e(st.n)})")
         elif isinstance(st, SortRanks):
-            self.line(f"%{st.out} = sort_ranks({self.buf(st.arg)}; batch={self.e(st.batch)}, n={self.e(st.n)})")
+            self.line(f"%{st.out} = sort_ranks({self.buf(st.arg)}; batch={self.e(st.batch)}, n={self.e(st.n)}, "
+                      f"scratch={self.buf(st.scratch)})")
         elif isinstance(st, LapackCall):
             ops = ", ".join(self.buf(a) for a in st.args)
             op = st.op + ("" if st.op != "solve_triangular" else ", lower" if st.lower else ", upper")

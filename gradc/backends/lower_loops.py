@@ -645,12 +645,13 @@ class LoopLowering:
                            d["params"].get("lower", True), d["params"].get("full", False))]
 
     def sort_ranks(self, nest) -> list:
-        """sort_rank of floats by runtime/sortrank.c's merge sort, one call for every row
-        (the schedule makes it a nest of its own only where the renderer links it)."""
+        """sort_rank of floats by runtime/gradc.h's merge sort, one call for every row
+        (the schedule makes it a nest of its own only where the renderer has it), with
+        the workspace's scratch row (schedule.workspace_layout)."""
         (nid,) = nest.roots
         (a,) = self.g[nid]["args"]
         sa = self.shape(a)
-        return [SortRanks(nid, a, numel(sa[:-1]), size(sa[-1]), self.g[a]["dtype"])]
+        return [SortRanks(nid, a, numel(sa[:-1]), size(sa[-1]), self.g[a]["dtype"], ("sort", nid))]
 
     def scatter(self, nest):
         (nid,) = nest.roots

@@ -147,9 +147,10 @@ def is_flat_product(graph, n) -> bool:
 
 
 def native_sort_rank(g: Graph, nid: int, native_sort: bool) -> bool:
-    """Does node ``nid`` rank by a library merge sort (runtime/sortrank.c's
-    gradc_sort_rank, which the LLVM JIT links): sort_rank of floats where the renderer
-    has it?  Elsewhere its ranks are counted pairwise (``decompose``)."""
+    """Does node ``nid`` rank by runtime/gradc.h's merge sort (generated C calls it,
+    LLVM code through gradc_sort_rank: runtime/sortrank.c in the JIT, its own copy in an
+    ahead-of-time library): sort_rank of floats where the renderer has it?  Elsewhere
+    its ranks are counted pairwise (``decompose``)."""
     return native_sort and g[nid]["op"] == "sort_rank" and g[g[nid]["args"][0]]["dtype"].kind == "f"
 
 
@@ -1005,9 +1006,9 @@ def workspace_layout(s: Schedule) -> list:
     """The workspace's regions in order, the one definition every lowering and caller
     follows.  Each region is a list of (key, shape, dtype): buffers with disjoint
     lifetimes sharing it (key: a node id, ("partial", node) for per-chunk partial
-    results of shape (threads,) + shape, or ("rows", node) for a row-local value's
-    block of rows per chunk).  A region's size is its largest buffer's,
-    rounded up to ALIGN bytes."""
+    results of shape (threads,) + shape, ("rows", node) for a row-local value's
+    block of rows per chunk, ("sort", node) for a merge sort's scratch row).  A
+    region's size is its largest buffer's, rounded up to ALIGN bytes."""
     g = s.graph
     regions = [[(n, g[n]["shape"], g[n]["dtype"]) for n in slot] for slot in s.slots]
     regions += [[(("partial", n), (s.threads,) + tuple(g[n]["shape"]), g[n]["dtype"])] for n in s.partials]
@@ -1024,6 +1025,12 @@ def workspace_layout(s: Schedule) -> list:
         w, x = g[p.head]["args"][1], p.x
         regions.append([(("packed", p.head), (g[w]["shape"][0], PACKED_WIDTH), g[w]["dtype"])])
         regions.append([(("padded", p.tail), (s.threads, g[x]["shape"][1], PACKED_WIDTH), g[x]["dtype"])])
+    # a merge sort's second index buffer, one row long (the ranks are the first:
+    # gradc.h's gradc_sort_rank_f64), so a kernel that sorts allocates nothing
+    for nest in s.nests:
+        if nest.kind == "sort":
+            (nid,) = nest.roots
+            regions.append([(("sort", nid), tuple(g[g[nid]["args"][0]]["shape"][-1:]), np.dtype(np.int64))])
     return regions
 
 

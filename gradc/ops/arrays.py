@@ -17,8 +17,10 @@ broadcast_to, concatenate) and element-wise selects:
   cotangent gathered back through the permutation.  Any axis of any rank: the axis is
   moved last and back.  The ranks are one op, ``sort_rank``: backend numpy computes it
   with numpy's stable argsort (O(n log n) time, O(n) memory); the native backends
-  compare all pairs along the axis (``pairwise_ranks``: O(n^2) work in fused loops,
-  O(n) memory), meant for axes of up to a few thousand elements.
+  (llvm, c and ahead-of-time libraries) rank floats by a merge sort (runtime/gradc.h's
+  ``gradc_sort_rank_f64``: O(n log n) time, a workspace row of n indices) and integers
+  by comparing all pairs along the axis (``pairwise_ranks``: O(n^2) work in fused
+  loops, O(n) memory).
 
 Every gradient comes from the primitives' adjoints.  These functions fix the sizes of
 the axes they index (a call with other sizes retraces).
@@ -358,8 +360,9 @@ def pad(array, pad_width, mode="constant", **kw):
 # ----------------------------------------------------------------------------- ordering
 def pairwise_ranks(x):
     """Stable sort position of every element along the last axis, by comparing all pairs:
-    how the native backends compute op ``sort_rank`` (O(n^2) work in loops that keep O(n)
-    memory: the comparisons fuse into the sum; ``gradc.backends.schedule.decompose``)."""
+    how the native backends compute op ``sort_rank`` of integers (O(n^2) work in loops
+    that keep O(n) memory: the comparisons fuse into the sum; ``gradc.backends.schedule.
+    decompose``); floats take a merge sort (``schedule.native_sort_rank``)."""
     from .mathfuncs import isnan, logical_or
     n = x._shape[-1]
     lead = x._shape[:-1]
@@ -394,8 +397,8 @@ def _sort_rank_batch(n, args, batched):
 register(Op("sort_rank", "structure", lambda env, avals: (tuple(avals[0][0]), np.dtype(np.int64)),
             _sort_rank_np, vjp=lambda g, y, x: (None,), jvp=lambda ts, y, x: None,
             doc="the stable sort position of each element along the last axis (nan last): numpy's "
-                "argsort on backend numpy, pairwise comparisons summed on the native backends; "
-                "an integer, no derivative",
+                "argsort on backend numpy, a merge sort of floats on the native backends (pairwise "
+                "comparisons summed for integers); an integer, no derivative",
             batch=_sort_rank_batch, rule="an integer result ⇒ no gradient"))
 
 

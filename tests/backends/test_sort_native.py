@@ -1,6 +1,6 @@
-"""Op sort_rank on the LLVM backend: a merge sort in runtime/sortrank.c (O(n log n)),
-where generated C counts pairwise comparisons (O(n^2) work).  Against numpy's stable
-sort and argsort at sizes the pairwise count could not reach, with ties, NaN (numpy
+"""Op sort_rank on the LLVM backend: gradc.h's merge sort, called through
+runtime/sortrank.c (O(n log n); backend c: test_sort_c.py).  Against numpy's stable
+sort and argsort at sizes a pairwise count could not reach, with ties, NaN (numpy
 puts it last), float32 and float64, along every axis of a rank-3 array, and the
 gradient against its closed form (w scattered by the sorting permutation)."""
 from __future__ import annotations
