@@ -665,7 +665,8 @@ def test_fuzz_report(capsys):
         assert REPORT[f"int:{dt}"] >= 0.05 * n
     assert REPORT["fd checked"] >= 0.6 * (REPORT["forward checked"]), "finite differences ran too rarely"
     every = {f"unary:{u}" for u in fp.UNARY} | {f"binary:{b}" for b in fp.BINARY} | \
-        {f"reduce:{x}" for x in fp.REDUCE} | {"pair", "matmul", "lse", "icast", "imix", "permute"}
+        {f"reduce:{x}" for x in fp.REDUCE} | {f"surface:{x}" for x in fp.SURFACE} | \
+        {"pair", "matmul", "lse", "icast", "imix", "permute"}
     seen = {op.split(":")[0] if op.startswith("pair") else op for op in LIVE_OPS}
     missing = every - seen
     assert not missing, f"ops never live: {sorted(missing)}"
