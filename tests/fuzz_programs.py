@@ -303,7 +303,8 @@ def generate(seed: int) -> Program:
     # draws casts, so they reproduce the programs they were found with)
     _draw_casts(p, onp.random.default_rng((seed, 20)))
     # (its own stream, as r5's; stream 39 is one from which no seed of test_fuzz.REGRESSIONS
-    # draws this phase, so they reproduce the programs they were found with)
+    # found before this phase existed draws it, so they reproduce the programs they were
+    # found with)
     r39 = onp.random.default_rng((seed, 39))
     if r39.random() < SURFACE_SHARE:
         _draw_surface(p, r39)
@@ -432,6 +433,10 @@ def _surface(s, pool, native, trace, unstable):
             v = onp.var(onp.asarray(x), axis=axis)
             pats.append(_sign(v))
             gaps.append(v)
+            # a variance of exactly 0 is a cone point (std(c + e v) = |e| std(v)): no
+            # derivative, even along directions that keep it 0 (seed 995167: values
+            # clipped to one bound); gradc's gradient there is nan, as JAX's
+            trace.cone |= bool(onp.any(v == 0))
     elif name == "softmax_axis":
         y = gnp.softmax(x, axis=axis) if native else _softmax_axis_np(x, axis)
     else:
@@ -847,6 +852,7 @@ class Trace:
         self.patterns = []
         self.fragile = False
         self.nonfinite = False      # an inf or nan value: outside the smooth domain
+        self.cone = False           # a point with no derivative in any direction (std at variance 0)
 
     def near(self, gap, like):
         """Is any element of ``gap`` (a distance to a kink) within rounding of 0?"""
