@@ -166,8 +166,15 @@ SURFACE = {
     "softmax_axis": (2, False, True),
     "clip_s": (0, True, False),
     "where_s": (0, True, False),
+    "percentile": (1, False, True),
+    "sort_by": (1, True, False),
 }
-SURFACE_SHARE = 0.5     # programs with a surface phase (one or two of SURFACE)
+# drawn from stream 39 (the first eleven) and stream 62 (added later: old seeds keep their programs)
+SURFACE_39 = ["clip_s", "cumprod", "cumsum", "einsum", "median", "softmax_axis", "sort",
+                                    "std", "take", "var", "where_s"]
+SURFACE_62 = ["percentile", "sort_by"]
+SURFACE_SHARE = 0.5     # programs with a surface phase (one or two of SURFACE_39)
+SURFACE_62_SHARE = 0.35
 SORT_MAX_NUMEL = 4096   # sort/median: a permutation pattern of more elements keeps changing under h
 EINSUM_SPECS = {2: ["ij,kj->ik", "ij,ik->jk", "ij,ij->i"],
                 3: ["abc,abd->acd", "abc,adc->abd", "abc,abc->b", "abc,dbc->ad"],
@@ -175,6 +182,8 @@ EINSUM_SPECS = {2: ["ij,kj->ik", "ij,ik->jk", "ij,ij->i"],
 
 
 def _softmax_axis_np(x, axis):
+    if x.shape[axis] == 0:              # a softmax over nothing is nothing (numpy's max would raise)
+        return x.copy()
     e = onp.exp(x - onp.max(x, axis=axis, keepdims=True))
     return e / onp.sum(e, axis=axis, keepdims=True)
 
@@ -307,7 +316,10 @@ def generate(seed: int) -> Program:
     # found with)
     r39 = onp.random.default_rng((seed, 39))
     if r39.random() < SURFACE_SHARE:
-        _draw_surface(p, r39)
+        _draw_surface(p, r39, SURFACE_39)
+    r62 = onp.random.default_rng((seed, 62))   # (as r39's: no seed of REGRESSIONS draws it)
+    if r62.random() < SURFACE_62_SHARE:
+        _push_surface(p, r62, str(r62.choice(SURFACE_62)))
     p.n_drawn = len(p.steps)
     _fold_unused(p)
     p.depth, p.ops = _analyse(p)
@@ -354,7 +366,7 @@ def _surface_axes(p, name, shape):
         ok = range(rank - 1)
     elif name == "cumprod":                 # short axes: products of up to 17 factors stay finite
         ok = [a for a in range(rank) if p.size(shape[a]) <= 17]
-    elif name in ("median", "take", "var"):
+    elif name in ("median", "take", "var", "percentile"):
         ok = [a for a in range(rank) if p.size(shape[a]) >= 1]
     elif name == "std":                     # one element: a kink (sqrt at 0) everywhere
         ok = [a for a in range(rank) if p.size(shape[a]) >= 2]
@@ -363,11 +375,11 @@ def _surface_axes(p, name, shape):
     return [a for a in ok] + [a - rank for a in ok]
 
 
-def _draw_surface(p, r):
-    """One or two ops of ``SURFACE`` on float values (the newest that qualifies 70% of
-    the time): what users write beyond element-wise ops and plain reductions."""
+def _draw_surface(p, r, names):
+    """One or two ops of ``names`` (of SURFACE) on float values (the newest that qualifies
+    70% of the time): what users write beyond element-wise ops and plain reductions."""
     for _ in range(int(r.integers(1, 3))):
-        _push_surface(p, r, str(r.choice(sorted(SURFACE))))
+        _push_surface(p, r, str(r.choice(names)))
 
 
 def _push_surface(p, r, name):
@@ -377,7 +389,7 @@ def _push_surface(p, r, name):
         shape = p.shapes[i]
         if p.kinds[i] != "f" or len(shape) < SURFACE[name][0] or (i == RANK3_ARG and not p.rank4):
             return False
-        if name in ("sort", "median") and p.numel(shape) > SORT_MAX_NUMEL:
+        if name in ("sort", "median", "percentile", "sort_by") and p.numel(shape) > SORT_MAX_NUMEL:
             return False
         if name == "einsum":
             return len(shape) in EINSUM_SPECS
@@ -394,8 +406,13 @@ def _push_surface(p, r, name):
                 and (q != RANK3_ARG or p.rank4)]
         n = i if not same or r.random() < 0.4 else same[int(r.integers(len(same)))]
         out = _einsum_shape(axis, shape)
-    elif name in ("median", "var", "std"):
+    elif name in ("median", "var", "std", "percentile"):
         out = _reduced(shape, axis, False)
+    elif name == "sort_by":                 # by the keys of a value of its shape, or its own descending
+        same = [q for q in range(len(p.shapes)) if p.kinds[q] == "f" and p.shapes[q] == shape and q != i
+                and (q != RANK3_ARG or p.rank4)]
+        n = i if not same or r.random() < 0.3 else same[int(r.integers(len(same)))]
+        out = shape
     elif name == "take":
         a = axis % len(shape)
         n = p.size(shape[a])
@@ -414,12 +431,19 @@ def _surface(s, pool, native, trace, unstable):
     pats, gaps = [], []
     if name in ("cumsum", "cumprod"):
         y = getattr(m, name)(x, axis=axis)
-    elif name in ("sort", "median"):
-        y = m.sort(x, axis=axis) if name == "sort" else m.median(x, axis=axis)
+    elif name in ("sort", "median", "percentile", "sort_by"):
+        # sort_by: x ordered by the keys of another value (its own, negated: descending)
+        key = (-x if n == s[2] else pool[n]) if name == "sort_by" else x
+        if name == "sort":
+            y = m.sort(x, axis=axis)
+        elif name == "sort_by":
+            y = m.take_along_axis(x, m.argsort(key, axis=axis), axis=axis)
+        else:
+            y = m.median(x, axis=axis) if name == "median" else m.percentile(x, 30.0, axis=axis)
         if trace is not None:            # the permutation is the branch; ties are its kinks
-            xs = onp.asarray(x)
-            pats.append(onp.argsort(xs, axis=axis, kind="stable"))
-            gaps.append(onp.diff(onp.sort(xs, axis=axis), axis=axis))
+            ks = onp.asarray(key)
+            pats.append(onp.argsort(ks, axis=axis, kind="stable"))
+            gaps.append(onp.diff(onp.sort(ks, axis=axis), axis=axis))
     elif name == "take":
         idx = pool[list(ARGS).index("I")]
         # users' labels % n; int8 labels meet a size above 127 as int64 (NEP 50 refuses the mix)
@@ -550,7 +574,7 @@ def _stability(p):
             # quantities differently; exact terms (integer-valued) sum exactly
             summing = SURFACE[s[1]][2]
             stable.append(all_stable if not summing else all_exact and s[1] in ("cumsum", "cumprod", "einsum"))
-            exact.append(all_exact and s[1] not in ("var", "std", "softmax_axis"))
+            exact.append(all_exact and s[1] not in ("var", "std", "softmax_axis", "percentile"))
         elif k in ("reduce", "matmul", "lse"):
             summing = k != "reduce" or s[1] in ("sum", "mean")
             stable.append(all_stable if not summing else (all_exact and k != "lse"))
@@ -770,7 +794,7 @@ def _operands(s):
         return [s[1], s[2]]
     if k == "surface":
         extra = {"take": "I", "clip_s": "s", "where_s": "s"}.get(s[1])
-        return [s[2]] + ([list(ARGS).index(extra)] if extra else [s[4]] if s[1] == "einsum" else [])
+        return [s[2]] + ([list(ARGS).index(extra)] if extra else [s[4]] if s[1] in ("einsum", "sort_by") else [])
     return [s[1]]                      # transpose, permute, col, lse, icast
 
 
