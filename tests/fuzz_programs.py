@@ -150,9 +150,10 @@ REDUCE = {
 IREDUCE = {"max": (gnp.max, onp.max), "min": (gnp.min, onp.min), "sum": (gnp.sum, onp.sum)}
 SLICES = {"tail": slice(1, None), "head": slice(None, -1), "step2": slice(None, None, 2)}
 
-# ops of the surface phase (``_draw_surface``, its own random stream): scans, sorts and
-# order statistics, gathers at integer arrays, einsum, variance, softmax over a middle
-# axis, clip/where against a scalar argument.  name -> (rank at least, exact32: every
+# ops of the surface phase (``_draw_surface``, its own random stream): scans (cumsum,
+# cumprod, a running maximum), sorts and order statistics (sort, median, percentile, an
+# ordering by another value's keys), gathers at integer arrays, einsum, variance, softmax
+# over a middle axis, clip/where against a scalar argument.  name -> (rank at least, exact32: every
 # correct float32 implementation rounds the same, summing: its result sums rounded terms)
 SURFACE = {
     "cumsum": (1, False, True),
@@ -168,11 +169,12 @@ SURFACE = {
     "where_s": (0, True, False),
     "percentile": (1, False, True),
     "sort_by": (1, True, False),
+    "cummax": (1, True, False),
 }
 # drawn from stream 39 (the first eleven) and stream 62 (added later: old seeds keep their programs)
-SURFACE_39 = ["clip_s", "cumprod", "cumsum", "einsum", "median", "softmax_axis", "sort",
-                                    "std", "take", "var", "where_s"]
-SURFACE_62 = ["percentile", "sort_by"]
+SURFACE_39 = ["clip_s", "cumprod", "cumsum", "einsum", "median", "softmax_axis", "sort", "std", "take", "var",
+              "where_s"]
+SURFACE_62 = ["percentile", "sort_by", "cummax"]
 SURFACE_SHARE = 0.5     # programs with a surface phase (one or two of SURFACE_39)
 SURFACE_62_SHARE = 0.35
 SORT_MAX_NUMEL = 4096   # sort/median: a permutation pattern of more elements keeps changing under h
@@ -416,6 +418,8 @@ def _push_surface(p, r, name):
     elif name == "take":
         a = axis % len(shape)
         n = p.size(shape[a])
+        if p.dtypes["I"] in ("int8", "int32") and n >= 7 and r.random() < 0.4:
+            n = -n                          # I's own values (-6..6): negative indices count from the end
         out = shape[:a] + ("k",) + shape[a + 1:]
     else:
         out = shape
@@ -447,10 +451,20 @@ def _surface(s, pool, native, trace, unstable):
     elif name == "take":
         idx = pool[list(ARGS).index("I")]
         # users' labels % n; int8 labels meet a size above 127 as int64 (NEP 50 refuses the mix)
-        idx = (idx if n <= 100 else idx.astype("int64")) % n
+        if n > 0:
+            idx = (idx if n <= 100 else idx.astype("int64")) % n
         y = x[idx] if native and axis % x.ndim == 0 else m.take(x, idx, axis=axis)
     elif name == "einsum":
         y = m.einsum(axis, x, pool[n])
+    elif name == "cummax":               # running maximum (the tie rule of running extremes)
+        y = m.maximum.accumulate(x, axis=axis)
+        if trace is not None:            # the records are the branch; a tie with the running max its kink
+            xs = onp.asarray(x)
+            run = onp.maximum.accumulate(xs, axis=axis)
+            pats.append(xs == run)
+            prev = onp.concatenate([onp.full_like(onp.take(run, [0], axis=axis), -onp.inf),
+                                    onp.delete(run, -1, axis=axis)], axis=axis) if xs.size else run
+            gaps.append(onp.where(onp.isfinite(prev), xs - prev, 1.0))
     elif name in ("var", "std"):
         y = getattr(m, name)(x, axis=axis)
         if trace is not None and name == "std":      # sqrt at a variance of 0
