@@ -153,7 +153,7 @@ SLICES = {"tail": slice(1, None), "head": slice(None, -1), "step2": slice(None, 
 # ops of the surface phase (``_draw_surface``, its own random stream): scans (cumsum,
 # cumprod, a running maximum), sorts and order statistics (sort, median, percentile, an
 # ordering by another value's keys), gathers at integer arrays, einsum, variance, softmax
-# over a middle axis, clip/where against a scalar argument.  name -> (rank at least, exact32: every
+# over a middle axis, log_softmax over any, clip/where against a scalar argument.  name -> (rank at least, exact32: every
 # correct float32 implementation rounds the same, summing: its result sums rounded terms)
 SURFACE = {
     "cumsum": (1, False, True),
@@ -170,11 +170,12 @@ SURFACE = {
     "percentile": (1, False, True),
     "sort_by": (1, True, False),
     "cummax": (1, True, False),
+    "log_softmax": (1, False, True),
 }
 # drawn from stream 39 (the first eleven) and stream 62 (added later: old seeds keep their programs)
 SURFACE_39 = ["clip_s", "cumprod", "cumsum", "einsum", "median", "softmax_axis", "sort", "std", "take", "var",
               "where_s"]
-SURFACE_62 = ["percentile", "sort_by", "cummax"]
+SURFACE_62 = ["percentile", "sort_by", "cummax", "log_softmax"]
 SURFACE_SHARE = 0.5     # programs with a surface phase (one or two of SURFACE_39)
 SURFACE_62_SHARE = 0.35
 SORT_MAX_NUMEL = 4096   # sort/median: a permutation pattern of more elements keeps changing under h
@@ -188,6 +189,13 @@ def _softmax_axis_np(x, axis):
         return x.copy()
     e = onp.exp(x - onp.max(x, axis=axis, keepdims=True))
     return e / onp.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax_np(x, axis):
+    if x.shape[axis] == 0:
+        return x.copy()
+    z = x - onp.max(x, axis=axis, keepdims=True)
+    return z - onp.log(onp.sum(onp.exp(z), axis=axis, keepdims=True))
 
 
 def _einsum_shape(spec, shape):
@@ -441,7 +449,9 @@ def _surface(s, pool, native, trace, unstable):
         if name == "sort":
             y = m.sort(x, axis=axis)
         elif name == "sort_by":
-            y = m.take_along_axis(x, m.argsort(key, axis=axis), axis=axis)
+            # stable, as gradc's argsort of every kind (numpy's default kind orders ties
+            # as its SIMD sort falls: seed 998286)
+            y = m.take_along_axis(x, m.argsort(key, axis=axis, kind="stable"), axis=axis)
         else:
             y = m.median(x, axis=axis) if name == "median" else m.percentile(x, 30.0, axis=axis)
         if trace is not None:            # the permutation is the branch; ties are its kinks
@@ -475,8 +485,15 @@ def _surface(s, pool, native, trace, unstable):
             # derivative, even along directions that keep it 0 (seed 995167: values
             # clipped to one bound); gradc's gradient there is nan, as JAX's
             trace.cone |= bool(onp.any(v == 0))
+            # the mean of equal values rounds by summation order, so a variance of 0 may
+            # come out as a few ulps squared (16 equal values: numpy's pairwise sum exact,
+            # C's sequential one 5e-32): at a cone point rounding decides between nan and
+            # finite values, whether the operands are stable or not (seed 998200)
+            trace.fragile |= trace.near(v, x)
     elif name == "softmax_axis":
         y = gnp.softmax(x, axis=axis) if native else _softmax_axis_np(x, axis)
+    elif name == "log_softmax":          # a cross-entropy's log-probabilities, over any axis
+        y = gnp.log_softmax(x, axis=axis) if native else _log_softmax_np(x, axis)
     else:
         sc = pool[list(ARGS).index("s")]
         if name == "clip_s":
@@ -588,7 +605,7 @@ def _stability(p):
             # quantities differently; exact terms (integer-valued) sum exactly
             summing = SURFACE[s[1]][2]
             stable.append(all_stable if not summing else all_exact and s[1] in ("cumsum", "cumprod", "einsum"))
-            exact.append(all_exact and s[1] not in ("var", "std", "softmax_axis", "percentile"))
+            exact.append(all_exact and s[1] not in ("var", "std", "softmax_axis", "percentile", "log_softmax"))
         elif k in ("reduce", "matmul", "lse"):
             summing = k != "reduce" or s[1] in ("sum", "mean")
             stable.append(all_stable if not summing else (all_exact and k != "lse"))

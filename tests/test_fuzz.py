@@ -107,6 +107,11 @@ REGRESSIONS: list[int] = [
     995167,   # std over values clipped to one bound (a variance of exactly 0): gradient nan
               # (sqrt's inf times 0, as JAX), the difference quotient along s 0; a fuzzer
               # bug: a cone point has no derivative, finite differences now move off it
+    998200,   # std of 16 equal values: C's sequential mean leaves a variance of 5e-32, the
+              # evaluator's 0, so the gradient is finite on c and nan on the evaluator (a
+              # fuzzer bug: rounding decides at a cone point, the program is fragile)
+    998286,   # an ordering by tied keys: numpy's default argsort put two tied keys in the
+              # other order (an oracle bug: gradc's argsort is stable, the oracle's now too)
 ]
 
 
