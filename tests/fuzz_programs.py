@@ -175,7 +175,7 @@ SURFACE = {
 # drawn from stream 39 (the first eleven) and stream 62 (added later: old seeds keep their programs)
 SURFACE_39 = ["clip_s", "cumprod", "cumsum", "einsum", "median", "softmax_axis", "sort", "std", "take", "var",
               "where_s"]
-SURFACE_62 = ["percentile", "sort_by", "cummax", "log_softmax"]
+SURFACE_62 = ["percentile", "sort_by", "cummax", "log_softmax"]   # a name added here redraws old seeds: check REGRESSIONS keep theirs
 SURFACE_SHARE = 0.5     # programs with a surface phase (one or two of SURFACE_39)
 SURFACE_62_SHARE = 0.35
 SORT_MAX_NUMEL = 4096   # sort/median: a permutation pattern of more elements keeps changing under h
