@@ -21,6 +21,9 @@ rank-3 argument ``T`` mixed with the newest value by broadcasting, paired with i
 and reduced over tuples of axes, all feeding the output.  Half of those then end with a
 product of two stacks with the same batch axes (``_draw_stack_product``, a stream of its
 own again): the right one's matrices transposed or not, as attention's ``q @ k^T``.
+Half of all programs then apply one or two ops of ``SURFACE`` (``_draw_surface``, stream
+39): scans, sort and median, gathers at ``I % n``, einsum, var/std, a softmax over a
+middle axis, clip/where against the scalar argument.
 """
 from __future__ import annotations
 
@@ -147,6 +150,73 @@ REDUCE = {
 IREDUCE = {"max": (gnp.max, onp.max), "min": (gnp.min, onp.min), "sum": (gnp.sum, onp.sum)}
 SLICES = {"tail": slice(1, None), "head": slice(None, -1), "step2": slice(None, None, 2)}
 
+# ops of the surface phase (``_draw_surface``, its own random stream): scans (cumsum,
+# cumprod, a running maximum), sorts and order statistics (sort, median, percentile, an
+# ordering by another value's keys), gathers at integer arrays, einsum, variance, softmax
+# over a middle axis, log_softmax over any, clip/where against a scalar argument.  name -> (rank at least, exact32: every
+# correct float32 implementation rounds the same, summing: its result sums rounded terms)
+SURFACE = {
+    "cumsum": (1, False, True),
+    "cumprod": (1, False, True),
+    "sort": (1, True, False),
+    "median": (1, False, False),
+    "take": (1, True, False),
+    "einsum": (2, False, True),
+    "var": (1, False, True),
+    "std": (1, False, True),
+    "softmax_axis": (2, False, True),
+    "clip_s": (0, True, False),
+    "where_s": (0, True, False),
+    "percentile": (1, False, True),
+    "sort_by": (1, True, False),
+    "cummax": (1, True, False),
+    "log_softmax": (1, False, True),
+}
+# drawn from stream 39 (the first eleven) and stream 62 (added later: old seeds keep their programs)
+SURFACE_39 = ["clip_s", "cumprod", "cumsum", "einsum", "median", "softmax_axis", "sort", "std", "take", "var",
+              "where_s"]
+SURFACE_62 = ["percentile", "sort_by", "cummax", "log_softmax"]   # a name added here redraws old seeds: check REGRESSIONS keep theirs
+SURFACE_SHARE = 0.5     # programs with a surface phase (one or two of SURFACE_39)
+SURFACE_62_SHARE = 0.35
+SORT_MAX_NUMEL = 4096   # sort/median: a permutation pattern of more elements keeps changing under h
+EINSUM_SPECS = {2: ["ij,kj->ik", "ij,ik->jk", "ij,ij->i"],
+                3: ["abc,abd->acd", "abc,adc->abd", "abc,abc->b", "abc,dbc->ad"],
+                4: ["abcd,abed->abce", "abcd,abcd->bd"]}
+
+
+def _softmax_axis_np(x, axis):
+    if x.shape[axis] == 0:              # a softmax over nothing is nothing (numpy's max would raise)
+        return x.copy()
+    e = onp.exp(x - onp.max(x, axis=axis, keepdims=True))
+    return e / onp.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax_np(x, axis):
+    if x.shape[axis] == 0:
+        return x.copy()
+    z = x - onp.max(x, axis=axis, keepdims=True)
+    return z - onp.log(onp.sum(onp.exp(z), axis=axis, keepdims=True))
+
+
+EINSUM_MAX_WORK = 2_000_000
+
+
+def _einsum_work(spec, shape, p):
+    dims = {}
+    for term in spec.split("->")[0].split(","):
+        for c, d in zip(term, shape):
+            dims.setdefault(c, p.size(d))
+    return math.prod(dims.values())
+
+
+def _einsum_shape(spec, shape):
+    ins, out = spec.split("->")
+    dims = {}
+    for term in ins.split(","):
+        for c, d in zip(term, shape):
+            dims.setdefault(c, d)
+    return tuple(dims[c] for c in out)
+
 
 # ----------------------------------------------------------------------------- programs
 @dataclass
@@ -262,6 +332,15 @@ def generate(seed: int) -> Program:
     # (its own stream, as r5's; stream 20 is one from which no seed of test_fuzz.REGRESSIONS
     # draws casts, so they reproduce the programs they were found with)
     _draw_casts(p, onp.random.default_rng((seed, 20)))
+    # (its own stream, as r5's; stream 39 is one from which no seed of test_fuzz.REGRESSIONS
+    # found before this phase existed draws it, so they reproduce the programs they were
+    # found with)
+    r39 = onp.random.default_rng((seed, 39))
+    if r39.random() < SURFACE_SHARE:
+        _draw_surface(p, r39, SURFACE_39)
+    r62 = onp.random.default_rng((seed, 62))   # (as r39's: no seed of REGRESSIONS draws it)
+    if r62.random() < SURFACE_62_SHARE:
+        _push_surface(p, r62, str(r62.choice(SURFACE_62)))
     p.n_drawn = len(p.steps)
     _fold_unused(p)
     p.depth, p.ops = _analyse(p)
@@ -299,6 +378,153 @@ def _draw_casts(p, r):
             if p.numel(p.shapes[i][:1] * 2) <= MAX_NUMEL:
                 _push(p, ("transpose", c), p.shapes[c][::-1])
                 _push(p, ("matmul", c, len(p.shapes) - 1), p.shapes[c][:1] * 2)
+
+
+def _surface_axes(p, name, shape):
+    """The axes ``name`` may take on a value of ``shape`` (positive and negative spellings)."""
+    rank = len(shape)
+    if name == "softmax_axis":              # a middle (not the last) axis
+        ok = range(rank - 1)
+    elif name == "cumprod":                 # short axes: products of up to 17 factors stay finite
+        ok = [a for a in range(rank) if p.size(shape[a]) <= 17]
+    elif name in ("median", "take", "var", "percentile"):
+        ok = [a for a in range(rank) if p.size(shape[a]) >= 1]
+    elif name == "std":                     # one element: a kink (sqrt at 0) everywhere
+        ok = [a for a in range(rank) if p.size(shape[a]) >= 2]
+    else:
+        ok = range(rank)
+    return [a for a in ok] + [a - rank for a in ok]
+
+
+def _draw_surface(p, r, names):
+    """One or two ops of ``names`` (of SURFACE) on float values (the newest that qualifies
+    70% of the time): what users write beyond element-wise ops and plain reductions."""
+    for _ in range(int(r.integers(1, 3))):
+        _push_surface(p, r, str(r.choice(names)))
+
+
+def _push_surface(p, r, name):
+    """Step ``("surface", name, i, axis or einsum spec, n)``: ``n`` the gathered axis's
+    size for ``take`` (the indices are ``I % n``)."""
+    def ok(i):
+        shape = p.shapes[i]
+        if p.kinds[i] != "f" or len(shape) < SURFACE[name][0] or (i == RANK3_ARG and not p.rank4):
+            return False
+        if name in ("sort", "median", "percentile", "sort_by") and p.numel(shape) > SORT_MAX_NUMEL:
+            return False
+        if name == "einsum":
+            return len(shape) in EINSUM_SPECS
+        return name in ("clip_s", "where_s") or bool(_surface_axes(p, name, shape))
+    i = _pick(p, r, ok)
+    if i is None:
+        return False
+    shape, n = p.shapes[i], None
+    axes = _surface_axes(p, name, shape)
+    axis = axes[int(r.integers(len(axes)))] if axes and name not in ("clip_s", "where_s", "einsum") else None
+    if name == "einsum":
+        # numpy's einsum (no optimize) runs the spec's whole index space, for every loss
+        # the finite differences evaluate: specs of more than EINSUM_MAX_WORK products are left out
+        specs = [sp for sp in EINSUM_SPECS[len(shape)] if _einsum_work(sp, shape, p) <= EINSUM_MAX_WORK]
+        if not specs:
+            return False
+        axis = str(r.choice(specs))
+        same = [q for q in range(len(p.shapes)) if p.kinds[q] == "f" and p.shapes[q] == shape and q != i
+                and (q != RANK3_ARG or p.rank4)]
+        n = i if not same or r.random() < 0.4 else same[int(r.integers(len(same)))]
+        out = _einsum_shape(axis, shape)
+    elif name in ("median", "var", "std", "percentile"):
+        out = _reduced(shape, axis, False)
+    elif name == "sort_by":                 # by the keys of a value of its shape, or its own descending
+        same = [q for q in range(len(p.shapes)) if p.kinds[q] == "f" and p.shapes[q] == shape and q != i
+                and (q != RANK3_ARG or p.rank4)]
+        n = i if not same or r.random() < 0.3 else same[int(r.integers(len(same)))]
+        out = shape
+    elif name == "take":
+        a = axis % len(shape)
+        n = p.size(shape[a])
+        if p.dtypes["I"] in ("int8", "int32") and n >= 7 and r.random() < 0.4:
+            n = -n                          # I's own values (-6..6): negative indices count from the end
+        out = shape[:a] + ("k",) + shape[a + 1:]
+    else:
+        out = shape
+    return _push(p, ("surface", name, i, axis, n), out)
+
+
+def _surface(s, pool, native, trace, unstable):
+    """A step of SURFACE: gradc's spelling (``native``) or plain numpy's, and for the
+    numpy run the branch patterns of its non-smooth elements (finite differences apply
+    where none changes) and whether rounding decides one (``Trace.fragile``)."""
+    name, x, axis, n = s[1], pool[s[2]], s[3], s[4]
+    m = gnp if native else onp
+    pats, gaps = [], []
+    if name in ("cumsum", "cumprod"):
+        y = getattr(m, name)(x, axis=axis)
+    elif name in ("sort", "median", "percentile", "sort_by"):
+        # sort_by: x ordered by the keys of another value (its own, negated: descending)
+        key = (-x if n == s[2] else pool[n]) if name == "sort_by" else x
+        if name == "sort":
+            y = m.sort(x, axis=axis)
+        elif name == "sort_by":
+            # stable, as gradc's argsort of every kind (numpy's default kind orders ties
+            # as its SIMD sort falls: seed 998286)
+            y = m.take_along_axis(x, m.argsort(key, axis=axis, kind="stable"), axis=axis)
+        else:
+            y = m.median(x, axis=axis) if name == "median" else m.percentile(x, 30.0, axis=axis)
+        if trace is not None:            # the permutation is the branch; ties are its kinks
+            ks = onp.asarray(key)
+            pats.append(onp.argsort(ks, axis=axis, kind="stable"))
+            gaps.append(onp.diff(onp.sort(ks, axis=axis), axis=axis))
+    elif name == "take":
+        idx = pool[list(ARGS).index("I")]
+        # users' labels % n; int8 labels meet a size above 127 as int64 (NEP 50 refuses the mix)
+        if n > 0:
+            idx = (idx if n <= 100 else idx.astype("int64")) % n
+        y = x[idx] if native and axis % x.ndim == 0 else m.take(x, idx, axis=axis)
+    elif name == "einsum":
+        y = m.einsum(axis, x, pool[n])
+    elif name == "cummax":               # running maximum (the tie rule of running extremes)
+        y = m.maximum.accumulate(x, axis=axis)
+        if trace is not None:            # the records are the branch; a tie with the running max its kink
+            xs = onp.asarray(x)
+            run = onp.maximum.accumulate(xs, axis=axis)
+            pats.append(xs == run)
+            prev = onp.concatenate([onp.full_like(onp.take(run, [0], axis=axis), -onp.inf),
+                                    onp.delete(run, -1, axis=axis)], axis=axis) if xs.size else run
+            gaps.append(onp.where(onp.isfinite(prev), xs - prev, 1.0))
+    elif name in ("var", "std"):
+        y = getattr(m, name)(x, axis=axis)
+        if trace is not None and name == "std":      # sqrt at a variance of 0
+            v = onp.var(onp.asarray(x), axis=axis)
+            pats.append(_sign(v))
+            gaps.append(v)
+            # a variance of exactly 0 is a cone point (std(c + e v) = |e| std(v)): no
+            # derivative, even along directions that keep it 0 (seed 995167: values
+            # clipped to one bound); gradc's gradient there is nan, as JAX's
+            trace.cone |= bool(onp.any(v == 0))
+            # the mean of equal values rounds by summation order, so a variance of 0 may
+            # come out as a few ulps squared (16 equal values: numpy's pairwise sum exact,
+            # C's sequential one 5e-32): at a cone point rounding decides between nan and
+            # finite values, whether the operands are stable or not (seed 998200)
+            trace.fragile |= trace.near(v, x)
+    elif name == "softmax_axis":
+        y = gnp.softmax(x, axis=axis) if native else _softmax_axis_np(x, axis)
+    elif name == "log_softmax":          # a cross-entropy's log-probabilities, over any axis
+        y = gnp.log_softmax(x, axis=axis) if native else _log_softmax_np(x, axis)
+    else:
+        sc = pool[list(ARGS).index("s")]
+        if name == "clip_s":
+            y = m.clip(x, sc - 0.5, sc + 0.5)
+            kinks = [onp.subtract(x, sc - 0.5), onp.subtract(x, sc + 0.5)] if trace is not None else []
+        else:
+            y = m.where(x > sc, x, sc)
+            kinks = [onp.subtract(x, sc)] if trace is not None else []
+        pats += [_sign(d) for d in kinks]
+        gaps += kinks
+    if trace is not None:
+        trace.patterns += pats
+        if unstable:
+            trace.fragile |= any(trace.near(g, x) for g in gaps)
+    return y
 
 
 def _cast_arg(x, mode, native, upcast):
@@ -390,7 +616,13 @@ def _stability(p):
         all_exact = all(exact[o] for o in ops)
         all_stable = all(stable[o] for o in ops)
         k = s[0]
-        if k in ("reduce", "matmul", "lse"):
+        if k == "surface":
+            # sums of rounded terms (a variance's mean, a softmax's exp) may round equal
+            # quantities differently; exact terms (integer-valued) sum exactly
+            summing = SURFACE[s[1]][2]
+            stable.append(all_stable if not summing else all_exact and s[1] in ("cumsum", "cumprod", "einsum"))
+            exact.append(all_exact and s[1] not in ("var", "std", "softmax_axis", "percentile", "log_softmax"))
+        elif k in ("reduce", "matmul", "lse"):
             summing = k != "reduce" or s[1] in ("sum", "mean")
             stable.append(all_stable if not summing else (all_exact and k != "lse"))
             exact.append(all_exact and (k == "matmul" or k == "reduce" and s[1] != "mean"))
@@ -607,6 +839,9 @@ def _operands(s):
         return [s[2], s[3]]
     if k in ("matmul", "pick"):
         return [s[1], s[2]]
+    if k == "surface":
+        extra = {"take": "I", "clip_s": "s", "where_s": "s"}.get(s[1])
+        return [s[2]] + ([list(ARGS).index(extra)] if extra else [s[4]] if s[1] in ("einsum", "sort_by") else [])
     return [s[1]]                      # transpose, permute, col, lse, icast
 
 
@@ -630,8 +865,8 @@ def _analyse(p):
         if t in live:
             name = s[0] if s[0] in ("pair", "matmul", "transpose", "permute", "col", "lse", "icast", "imix", "pick") \
                 else f"{s[0]}:{s[1]}"
-            if s[0] == "pair":
-                name = f"pair:{s[1]}"
+            if s[0] in ("pair", "surface"):
+                name = f"{s[0]}:{s[1]}"
             ops[name] = ops.get(name, 0) + 1
     return max(depth[o] for o in p.outputs), ops
 
@@ -688,6 +923,7 @@ class Trace:
         self.patterns = []
         self.fragile = False
         self.nonfinite = False      # an inf or nan value: outside the smooth domain
+        self.cone = False           # a point with no derivative in any direction (std at variance 0)
 
     def near(self, gap, like):
         """Is any element of ``gap`` (a distance to a kink) within rounding of 0?"""
@@ -788,6 +1024,8 @@ def _step(s, pool, native, upcast, trace, unstable=False):
         y = pool[s[1]].astype("float64" if upcast else s[2])
     elif k == "ireduce":
         y = IREDUCE[s[1]][ix](pool[s[2]])
+    elif k == "surface":
+        y = _surface(s, pool, native, trace, unstable)
     if trace is not None and not native:
         y = onp.asarray(y)
         if y.dtype.kind == "f":
@@ -817,6 +1055,8 @@ def _exact32(s, pool):
         return s[1] in _EXACT32
     if k == "reduce":
         return s[1] in ("max", "min")
+    if k == "surface":
+        return SURFACE[s[1]][1]
     if k == "icast":                    # integers up to 2**24 are float32 exactly
         return bool(onp.all(onp.abs(onp.asarray(pool[s[1]], onp.float64)) <= 2 ** 24))
     return False
