@@ -226,19 +226,25 @@ LANES_PACK(float)
             GRADC_UNROLL for (int v = 0; v < CV; v++) lanes_store_##V(m, Ct + j * M + (c) + v * L, acc[j][v]); \
     } while (0)
 
+/* A TN form's sweep over the M columns: TILE(T, V, N, CV, c, K, mask) for tiles of CV
+ * vectors, then single vectors, then the last M % L columns masked (L, A, lda, K, M in
+ * scope; `ahead`, the next block's offset, for the tile's prefetches). */
+#define LANES_TN_SWEEP(TILE, T, V, N, CV)                                                    \
+    const unsigned all = (1u << L) - 1;                                                      \
+    int64_t ahead = K * lda;   /* the next block: its rows follow this block's */           \
+    int64_t c = 0;                                                                           \
+    for (; c + (CV) * L <= M; c += (CV) * L) TILE(T, V, N, CV, c, K, all);                   \
+    for (; c + L <= M; c += L) TILE(T, V, N, 1, c, K, all);                                  \
+    if (c < M) {                                                                             \
+        unsigned part = (1u << (M - c)) - 1;                                                 \
+        TILE(T, V, N, 1, c, K, part);                                                        \
+    }
+
 #define LANES_TN(T, V, N)                                                                    \
     GRADC_V4 static void lanes_tn_##T##_##N(const T *A, int64_t lda, const T *B, int64_t ldb, \
                                             int64_t K, int64_t M, T *Ct) {                   \
         enum { L = sizeof(V) / sizeof(T), CV = LANES_CV(N) };                                \
-        const unsigned all = (1u << L) - 1;                                                  \
-        int64_t ahead = K * lda;   /* the next block: its rows follow this block's */       \
-        int64_t c = 0;                                                                       \
-        for (; c + CV * L <= M; c += CV * L) LANES_TN_TILE(T, V, N, CV, c, K, all);          \
-        for (; c + L <= M; c += L) LANES_TN_TILE(T, V, N, 1, c, K, all);                     \
-        if (c < M) {                                                                         \
-            unsigned part = (1u << (M - c)) - 1;                                             \
-            LANES_TN_TILE(T, V, N, 1, c, K, part);                                           \
-        }                                                                                    \
+        LANES_TN_SWEEP(LANES_TN_TILE, T, V, N, CV)                                           \
     }
 
 #define LANES_KERNELS(N)                                                                     \

@@ -218,21 +218,13 @@ GRADC_V3 static inline vf lanes_fold_vf(vf x, vf y, int s) {
     } while (0)
 
 /* Ct[j, c] += sum_q A[q, c] B[q, j] over the K rows q of the block: A [K, M] (leading
- * dimension lda), B [K, N] (ldb), Ct [N, M] dense.  Tiles of CV vectors of columns (CV
- * for the widest group), then single vectors, then the last M % L columns masked. */
+ * dimension lda), B [K, N] (ldb), Ct [N, M] dense: skinny_lanes.c's sweep over the
+ * columns, each tile its groups in turn (CV for the widest group). */
 #define LANES3_TN(T, V, N)                                                                   \
     GRADC_V3 static void lanes3_tn_##T##_##N(const T *A, int64_t lda, const T *B, int64_t ldb, \
                                              int64_t K, int64_t M, T *Ct) {                  \
-        enum { L = sizeof(V) / sizeof(T), CV = LANES3_TN_CV(N) };        \
-        const unsigned all = (1u << L) - 1;                                                  \
-        int64_t ahead = K * lda;   /* the next block: its rows follow this block's */       \
-        int64_t c = 0;                                                                       \
-        for (; c + CV * L <= M; c += CV * L) LANES3_TN_GROUPS(T, V, N, CV, c, K, all);       \
-        for (; c + L <= M; c += L) LANES3_TN_GROUPS(T, V, N, 1, c, K, all);                  \
-        if (c < M) {                                                                         \
-            unsigned part = (1u << (M - c)) - 1;                                             \
-            LANES3_TN_GROUPS(T, V, N, 1, c, K, part);                                        \
-        }                                                                                    \
+        enum { L = sizeof(V) / sizeof(T), CV = LANES3_TN_CV(N) };                            \
+        LANES_TN_SWEEP(LANES3_TN_GROUPS, T, V, N, CV)                                        \
     }
 
 #define LANES3_NN_GROUPS(T, V, RB)                                                           \
