@@ -123,19 +123,32 @@ LANES_PACK(float)
 #define LANES_L1B 28672
 #endif
 
+/* An NN form's k: Kv the k of whole vectors, tail the mask of the K % L past them, KB
+ * the panel length (a panel of Bt beside RB rows of A and the next RB, prefetched, within
+ * L1B bytes; panels split evenly, whole vectors each). */
+#define LANES_K_PANELS(L1B, T, N, RB)                                                        \
+    int64_t Kv = K - K % L;                                                                  \
+    unsigned tail = (1u << (K - Kv)) - 1;                                                    \
+    int64_t KB = (L1B) / (((N) + 2 * (RB)) * (int64_t)sizeof(T)) / L * L;                   \
+    if (KB < L) KB = L;                                                                      \
+    int64_t panels = (Kv + KB - 1) / KB;                                                     \
+    if (panels > 1) KB = ((Kv + panels - 1) / panels + L - 1) / L * L;
+
+/* t[0] = the L sums of t[0..L)'s lanes, level by level (loops of constant length, fully
+ * unrolled; the levels past log2 L run no iteration). */
+#define LANES_FOLD(V, t)                                                                     \
+    GRADC_UNROLL for (int p = 0; p < L / 2; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 1); \
+    GRADC_UNROLL for (int p = 0; p < L / 4; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 2); \
+    GRADC_UNROLL for (int p = 0; p < L / 8; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 4); \
+    GRADC_UNROLL for (int p = 0; p < L / 16; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 8);
+
 /* C[i, j] = sum_k A[i, k] B[k, j] for rows i of [0, M): A [M, K] (leading dimension
  * lda), C leading dimension ldc, B packed by lanes_pack as Bt. */
 #define LANES_NN(T, V, N)                                                                    \
     GRADC_V4 static void lanes_nn_##T##_##N(const T *A, int64_t lda, const T *Bt, int64_t K, \
                                             int64_t M, T *C, int64_t ldc) {                  \
         enum { L = sizeof(V) / sizeof(T), RB = LANES_RB(N), NA = RB * N, G = (NA + L - 1) / L }; \
-        int64_t Kv = K - K % L;                                                              \
-        unsigned tail = (1u << (K - Kv)) - 1;                                                \
-        /* panels of k: the panel's Bt beside RB rows of A and the next RB (prefetched) */ \
-        int64_t KB = LANES_L1B / ((N + 2 * RB) * (int64_t)sizeof(T)) / L * L;                \
-        if (KB < L) KB = L;                                                                  \
-        int64_t panels = (Kv + KB - 1) / KB;                                                 \
-        if (panels > 1) KB = ((Kv + panels - 1) / panels + L - 1) / L * L;                   \
+        LANES_K_PANELS(LANES_L1B, T, N, RB)                                                  \
         for (int64_t kb = 0; kb < Kv || kb == 0; kb += KB) {                                 \
             int64_t ke = kb + KB < Kv ? kb + KB : Kv;                                        \
             for (int64_t i = 0; i < M; i += RB) {                                            \
@@ -176,10 +189,7 @@ LANES_PACK(float)
                     V t[L];                                                                  \
                     GRADC_UNROLL for (int l = 0; l < L; l++) t[l] = g * L + l < NA ? acc[g * L + l] : (V){0}; \
                     /* the levels one by one: loops of constant length, fully unrolled */   \
-                    GRADC_UNROLL for (int p = 0; p < L / 2; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 1); \
-                    GRADC_UNROLL for (int p = 0; p < L / 4; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 2); \
-                    GRADC_UNROLL for (int p = 0; p < L / 8; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 4); \
-                    GRADC_UNROLL for (int p = 0; p < L / 16; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 8); \
+                    LANES_FOLD(V, t)                                                         \
                     sums[g] = t[0];                                                          \
                 }                                                                            \
                 if (rb == RB && ldc == N) {   /* the block's rows of C are contiguous */    \

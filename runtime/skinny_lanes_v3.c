@@ -116,9 +116,7 @@ GRADC_V3 static inline vf lanes_fold_vf(vf x, vf y, int s) {
         GRADC_UNROLL for (int g = 0; g < G; g++) {                                           \
             V t[L];                                                                          \
             GRADC_UNROLL for (int l = 0; l < L; l++) t[l] = g * L + l < NA ? acc[g * L + l] : (V){0}; \
-            GRADC_UNROLL for (int p = 0; p < L / 2; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 1); \
-            GRADC_UNROLL for (int p = 0; p < L / 4; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 2); \
-            GRADC_UNROLL for (int p = 0; p < L / 8; p++) t[p] = lanes_fold_##V(t[2 * p], t[2 * p + 1], 4); \
+            LANES_FOLD(V, t)                                                                 \
             *(V##u *)(out + g * L) = t[0];                                                   \
         }                                                                                    \
     }
@@ -129,13 +127,7 @@ GRADC_V3 static inline vf lanes_fold_vf(vf x, vf y, int s) {
     GRADC_V3 static void lanes3_nn_##T##_##N(const T *A, int64_t lda, const T *Bt, int64_t K, \
                                              int64_t M, T *C, int64_t ldc) {                 \
         enum { L = sizeof(V) / sizeof(T), RB = LANES3_RB(N), NGROUPS = LANES3_GROUPS(N) };  \
-        int64_t Kv = K - K % L;                                                              \
-        unsigned tail = (1u << (K - Kv)) - 1;                                                \
-        /* panels of k: the panel's Bt beside RB rows of A and the next RB (prefetched) */ \
-        int64_t KB = LANES3_L1B / ((N + 2 * RB) * (int64_t)sizeof(T)) / L * L;               \
-        if (KB < L) KB = L;                                                                  \
-        int64_t panels = (Kv + KB - 1) / KB;                                                 \
-        if (panels > 1) KB = ((Kv + panels - 1) / panels + L - 1) / L * L;                   \
+        LANES_K_PANELS(LANES3_L1B, T, N, RB)                                                 \
         for (int64_t kb = 0; kb < Kv || kb == 0; kb += KB) {                                 \
             int64_t ke = kb + KB < Kv ? kb + KB : Kv;                                        \
             unsigned t = ke == Kv ? tail : 0;                                                \
