@@ -29,6 +29,22 @@ def streams_rows() -> bool:
     return "+avx512f" in init()["features"].split(",")
 
 
+def aligns_rows(target=None) -> bool:
+    """Do the inner loops over a matrix's rows (a row-blocked nest's steady blocks and
+    streamed rows) start at a 64-byte boundary of the row, after a peeled first few
+    iterations (``Schedule.align_rows``, lower_loops.align_inner_loops), when compiled
+    for ``target`` (a vecmath.Target; default this host)?  Only for 512-bit vectors,
+    where a row that starts 16 bytes past a cache line (as numpy's large arrays do)
+    makes every vector load straddle two lines: on Zen 4 (AVX-512) the peel took M2
+    medium from 206-218 to 168-177 us per call on one thread.  With 256-bit vectors
+    half the loads straddle, and the peel (one masked vector per row block) cost more
+    than it saved on Zen 3 (AVX2): value_and_grad, CPU time per call, the two forms
+    compiled side by side in one process, best of 7, one thread: M2 medium float64
+    0.256-0.259 against 0.228-0.232 ms without the peel, M2 large float32 14.4-14.9
+    against 11.8-12.5 ms, M3 large float32 14.6-17.8 against 13.1-15.0 ms."""
+    return (target or init()["vecmath"]).vector_bits >= 512
+
+
 class LLVMKernel(Kernel):
     """A graph compiled through LLVM IR by the JIT, multi-threaded where it pays."""
 
@@ -39,11 +55,12 @@ class LLVMKernel(Kernel):
                      batched_products=bool(blas.get("batched")), native_sort=native_sort)
         if not streams_rows():
             s.stream_bytes = 1 << 62        # never: every matrix runs in blocks of rows
+        s.align_rows = aligns_rows()
         text = graph.text(sources=False)
         # What decides the code: the graph, its constants, the thread split, the host's
         # cache size, the BLAS interface (code_fingerprint() and the CPU are added by
         # Artifact).
-        key = (text, *const_bytes(s), s.threads, s.pool_threads, s.stream_bytes, blas.get("int"), bool(blas),
+        key = (text, *const_bytes(s), s.threads, s.pool_threads, s.stream_bytes, s.align_rows, blas.get("int"), bool(blas),
                bool(blas.get("skinny")), bool(blas.get("pool")), bool(blas.get("skinny_rows")), bool(blas.get("batched")), native_sort)
         # The name hashes all of it: the engine holds every kernel of the process in one
         # symbol table, and the kernels of one graph for one thread and for several must

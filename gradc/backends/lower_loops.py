@@ -480,7 +480,8 @@ class LoopLowering:
                         after = Bin("add", first, Bin("mul", Bin("sdiv", Bin("sub", mid, first), Const(nest.row_block)),
                                                       Const(nest.row_block)), "after_blocks")
                         rows_stmts += [Eval(after), self.loop(hi, lambda i: stages([idx + [i]]), "row", start=after)]
-                    align_inner_loops(rows_stmts)    # (the rows of a matrix: see align_inner_loops)
+                    if s.align_rows:                 # (the rows of a matrix: see align_inner_loops)
+                        align_inner_loops(rows_stmts)
                     stmts += rows_stmts
                 elif blocked and k == r - 2:        # (a row pipeline's block of rows)
                     stmts += self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]),

@@ -75,6 +75,7 @@ class Schedule:
     row_local: list = field(default_factory=list)  # per-row values kept for one row block only
     pipelines: list = field(default_factory=list)  # RowPipeline: nests run block by block over rows
     stream_bytes: int = 16 << 20  # a matrix larger than this streams from memory (the host's cache)
+    align_rows: bool = True   # a matrix's rows start their inner loops at a 64-byte boundary (lower_loops)
     in_place: dict = field(default_factory=dict)  # node -> the buffer it overwrites (see _in_place)
 
 

@@ -17,7 +17,7 @@ import pytest
 
 import gradc
 import gradc.numpy as gnp
-from gradc.backends import c_codegen, llvm_codegen, loop_ir
+from gradc.backends import c_codegen, llvm_backend, llvm_codegen, loop_ir, vecmath
 from gradc.backends.lower_loops import build
 from gradc.backends.schedule import schedule
 from gradc.bench_models import MODELS, make_data
@@ -78,6 +78,7 @@ def test_loop_ir_element_wise_chain(monkeypatch):
 def test_loop_ir_parallel_row_blocks(monkeypatch):
     """M2 at medium size on 2 threads: a parallel nest over the rows, its body in blocks
     of 4 rows and the remaining rows in a task of their own, partials combined."""
+    monkeypatch.setattr(llvm_backend, "aligns_rows", lambda target=None: True)   # (as on AVX-512 hosts)
     text = _lowered("M2", "medium", "2", monkeypatch).loop_ir()
     assert re.search(r"parallel over \[0, m\) in 8 chunks if .*!blas_call", text)
     assert "task nest0(start, end, chunk):" in text
@@ -107,6 +108,27 @@ def test_loop_ir_parallel_row_blocks(monkeypatch):
     assert re.search(r"combine %\d+ = sum of partial\(%\d+\) in chunk order", text)
     # row-local values: a block of 4 doubles per chunk, each chunk's on a cache line of its own
     assert re.search(r"%\d+ = &rows\(%\d+\)\[\(chunk \* 8\)\]", text)
+
+
+def test_rows_are_peeled_only_for_512_bit_vectors(monkeypatch):
+    """The peel to a 64-byte boundary is for targets with 512-bit vectors (every load of
+    a misaligned row straddles two lines); with 256-bit vectors half of them do, and the
+    peel cost more than it saved (llvm_backend.aligns_rows): no loop is peeled, and the
+    rows give the same dot products as the peeled kernel to float64 rounding."""
+    assert llvm_backend.aligns_rows(vecmath.Target(vector_bits=512, fma=True))
+    assert not llvm_backend.aligns_rows(vecmath.Target(vector_bits=256, fma=True))
+    monkeypatch.setenv("GRADC_NUM_THREADS", "2")
+    m, args = MODELS["M2"], make_data("M2", "medium")
+    texts, results = {}, {}
+    for aligned in (True, False):
+        monkeypatch.setattr(llvm_backend, "aligns_rows", lambda target=None, a=aligned: a)
+        vg = gradc.value_and_grad(m.gradc, m.argnums, backend="llvm")
+        texts[aligned], results[aligned] = vg.lower(*args).loop_ir(), vg(*args)
+    assert "peeled" in texts[True] and "peeled" not in texts[False]
+    (v1, g1), (v0, g0) = results[True], results[False]
+    np.testing.assert_allclose(v0, v1, rtol=1e-12)
+    for a, b in zip(g0, g1):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
 
 
 def test_loop_ir_gather_scatter_and_products(monkeypatch):

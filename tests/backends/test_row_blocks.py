@@ -2,7 +2,7 @@
 one block behind its dot products (``lagged_blocks``), a row at a time for a matrix
 larger than the host's cache (``Schedule.stream_bytes``), and inner loops whose first
 iterations are peeled so that a row of the matrix is read from 64-byte boundaries
-(``align_inner_loops``).
+(``align_inner_loops``; on hosts with 512-bit vectors, tested here on every host).
 
 Both only reorder work, so every row count (no whole block, one, two, many, with rows
 left over), column count (shorter than a peel, not a multiple of a vector), address
@@ -80,8 +80,16 @@ def test_every_row_count(model, m, backend, monkeypatch):
     _check(model, _data(m, 70, np.float64, seed=m), backend)
 
 
+@pytest.fixture(params=["peeled", "unpeeled"])
+def peel(request, monkeypatch):
+    """Both forms of a row's inner loops on every host: peeled to a 64-byte boundary
+    (hosts with 512-bit vectors) or not (the others: llvm_backend.aligns_rows)."""
+    monkeypatch.setattr(llvm_backend, "aligns_rows", lambda target=None: request.param == "peeled")
+    return request.param
+
+
 @pytest.mark.parametrize("n", [1, 7, 63, 64, 65, 130, 257])
-def test_column_counts_around_the_peel(n, monkeypatch):
+def test_column_counts_around_the_peel(n, peel, monkeypatch):
     """Rows shorter than ALIGN_MIN_ITERATIONS run unpeeled; longer ones peel up to a
     vector's worth and leave a remainder that is not a multiple of a vector."""
     monkeypatch.setenv("GRADC_NUM_THREADS", "1")
@@ -89,7 +97,7 @@ def test_column_counts_around_the_peel(n, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_every_offset_within_a_cache_line(dtype, monkeypatch):
+def test_every_offset_within_a_cache_line(dtype, peel, monkeypatch):
     """X starting at every byte of a cache line: at a multiple of its element size
     (peeled to the next line) or not (an unaligned numpy array, which the call copies),
     rows of a length that is not a multiple of the line, so each row starts at another
@@ -109,7 +117,7 @@ def test_every_offset_within_a_cache_line(dtype, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
-def test_threaded_sizes(model, dtype, threads, monkeypatch):
+def test_threaded_sizes(model, dtype, threads, peel, monkeypatch):
     """Sizes where the nest runs on the pool in chunks (each chunk's own first and last
     blocks), with rows left over in each chunk; thread counts give the same answer."""
     monkeypatch.setenv("GRADC_NUM_THREADS", threads)
@@ -130,7 +138,7 @@ def matrix_size(request, monkeypatch):
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("threads", ["1", "2"])
 @pytest.mark.parametrize("m", [3, 13, 4099])
-def test_both_forms(model, dtype, threads, m, matrix_size, monkeypatch):
+def test_both_forms(model, dtype, threads, m, matrix_size, peel, monkeypatch):
     """The same answers a row at a time as in lagged blocks, on one thread and on the
     pool (a chunk's rows in one form, none left to the task of the remaining rows)."""
     monkeypatch.setenv("GRADC_NUM_THREADS", threads)
