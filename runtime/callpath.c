@@ -901,6 +901,13 @@ static PyObject *sort_rank_address(PyObject *self, PyObject *noargs) {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&gradc_sort_rank);
 }
 
+/* sort_rank_kinds() -> the numpy dtype kinds gradc_sort_rank ranks: "fiub" (floats,
+ * signed and unsigned integers, bool).  An extension without it ranks floats only. */
+static PyObject *sort_rank_kinds(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return PyUnicode_FromString("fiub");
+}
+
 static PyObject *lapack_register_rect(PyObject *self, PyObject *args) {
     unsigned long long f[6];
     if (!PyArg_ParseTuple(args, "KKKKKK", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5])) return NULL;
@@ -914,7 +921,9 @@ static PyObject *lapack_register_rect(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"sort_rank_address", sort_rank_address, METH_NOARGS,
-     "sort_rank_address() -> the address of gradc_sort_rank (stable ranks of float rows)"},
+     "sort_rank_address() -> the address of gradc_sort_rank (stable ranks of rows of numbers)"},
+    {"sort_rank_kinds", sort_rank_kinds, METH_NOARGS,
+     "sort_rank_kinds() -> the numpy dtype kinds gradc_sort_rank ranks (\"fiub\")"},
     {"lapack_register_rect", lapack_register_rect, METH_VARARGS,
      "Register numpy's LAPACK routines for SVD and QR (ILP64 gesdd, geqrf, orgqr; double then float)."},
     {"lapack_register", lapack_register, METH_VARARGS,

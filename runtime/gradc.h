@@ -360,19 +360,19 @@ static inline float gradc_softplusf(float x) {
 
 /* -- sorting (op sort_rank: np.sort, argsort, median, quantile, unique, ...) ----------- */
 
-/* gradc_sort_rank_f64 / _f32: for each of `batch` rows of `n` floats (row t at x + t*n),
- * rank[t*n + i] = the place of x[t*n + i] in the row's stable ascending sort, NaN after
- * every number (numpy's order; -0.0 and 0.0 are equal, so they keep their order).  A
+/* gradc_sort_rank_f64 / _f32 / _i8 ... _i64 / _u8 ... _u64: for each of `batch` rows of
+ * `n` numbers (row t at x + t*n), rank[t*n + i] = the place of x[t*n + i] in the row's
+ * stable ascending sort (equal values keep their order), NaN after every number (numpy's
+ * order; -0.0 and 0.0 are equal, so they keep their order; unsigned values compare as
+ * unsigned, so a uint64 above 2^63 sorts after every smaller one; bool is _u8).  A
  * bottom-up merge sort of the row's indices: O(n log n) comparisons, no allocation.
  * `scratch` holds n int64 values (the caller's workspace); the row's ranks are the
  * second index buffer, and the passes start in whichever buffer makes the sorted order
  * end in `scratch`, from where it is scattered into the ranks.  The one definition of
  * sort_rank's native order: generated C calls it, LLVM kernels and ahead-of-time
  * libraries through gradc_sort_rank (gradc_sort_rank_any below). */
-#define GRADC_SORT_RANK_(S, T)                                                                  \
-    static inline int gradc_sort_before_##S##_(T u, T v) { /* u before v (NaN last)? */          \
-        return u < v || (v != v && u == u);                                                     \
-    }                                                                                           \
+#define GRADC_SORT_RANK_(S, T, BEFORE)                                                          \
+    static inline int gradc_sort_before_##S##_(T u, T v) { return BEFORE; } /* u before v? */   \
     static inline void gradc_sort_rank_##S(int64_t batch, int64_t n, const T *x, int64_t *rank, \
                                            int64_t *scratch) {                                  \
         int passes = 0;                                                                         \
@@ -395,17 +395,44 @@ static inline float gradc_softplusf(float x) {
             for (int64_t j = 0; j < n; j++) rank[scratch[j]] = j;   /* idx == scratch here */   \
         }                                                                                       \
     }
-GRADC_SORT_RANK_(f64, double)
-GRADC_SORT_RANK_(f32, float)
+/* floats: NaN after every number and equal to NaN (so NaNs keep their order too) */
+GRADC_SORT_RANK_(f64, double, u < v || (v != v && u == u))
+GRADC_SORT_RANK_(f32, float, u < v || (v != v && u == u))
+/* integers: C's < on the type itself (no NaN; unsigned types compare as unsigned) */
+GRADC_SORT_RANK_(i8, int8_t, u < v)
+GRADC_SORT_RANK_(i16, int16_t, u < v)
+GRADC_SORT_RANK_(i32, int32_t, u < v)
+GRADC_SORT_RANK_(i64, int64_t, u < v)
+GRADC_SORT_RANK_(u8, uint8_t, u < v)
+GRADC_SORT_RANK_(u16, uint16_t, u < v)
+GRADC_SORT_RANK_(u32, uint32_t, u < v)
+GRADC_SORT_RANK_(u64, uint64_t, u < v)
 #undef GRADC_SORT_RANK_
-/* Either, by dtype (0: float64, 1: float32): the body of gradc_sort_rank, the function
- * LLVM code calls (runtime/sortrank.c links it into the JIT; an ahead-of-time library
- * defines its own from this). */
+/* Any of them, by dtype code (GRADC_SORT_*: loop_ir.SORT_CODES says which numpy dtype
+ * has which): the body of gradc_sort_rank, the function LLVM code calls
+ * (runtime/sortrank.c links it into the JIT; an ahead-of-time library defines its own
+ * from this).  The code generators emit only these codes; the JIT learns from the
+ * extension which it has (callpath.c's sort_rank_kinds), so an older runtime is never
+ * asked for one it lacks. */
+enum { GRADC_SORT_F64 = 0, GRADC_SORT_F32 = 1, GRADC_SORT_I8 = 2, GRADC_SORT_I16 = 3,
+       GRADC_SORT_I32 = 4, GRADC_SORT_I64 = 5, GRADC_SORT_U8 = 6, GRADC_SORT_U16 = 7,
+       GRADC_SORT_U32 = 8, GRADC_SORT_U64 = 9 };
 static inline int32_t gradc_sort_rank_any(int32_t dtype, int64_t batch, int64_t n, const void *x,
                                           int64_t *rank, int64_t *scratch) {
     if (n <= 0 || batch <= 0) return GRADC_OK;
-    if (dtype == 0) gradc_sort_rank_f64(batch, n, (const double *)x, rank, scratch);
-    else gradc_sort_rank_f32(batch, n, (const float *)x, rank, scratch);
+    switch (dtype) {
+    case GRADC_SORT_F64: gradc_sort_rank_f64(batch, n, (const double *)x, rank, scratch); break;
+    case GRADC_SORT_F32: gradc_sort_rank_f32(batch, n, (const float *)x, rank, scratch); break;
+    case GRADC_SORT_I8: gradc_sort_rank_i8(batch, n, (const int8_t *)x, rank, scratch); break;
+    case GRADC_SORT_I16: gradc_sort_rank_i16(batch, n, (const int16_t *)x, rank, scratch); break;
+    case GRADC_SORT_I32: gradc_sort_rank_i32(batch, n, (const int32_t *)x, rank, scratch); break;
+    case GRADC_SORT_I64: gradc_sort_rank_i64(batch, n, (const int64_t *)x, rank, scratch); break;
+    case GRADC_SORT_U8: gradc_sort_rank_u8(batch, n, (const uint8_t *)x, rank, scratch); break;
+    case GRADC_SORT_U16: gradc_sort_rank_u16(batch, n, (const uint16_t *)x, rank, scratch); break;
+    case GRADC_SORT_U32: gradc_sort_rank_u32(batch, n, (const uint32_t *)x, rank, scratch); break;
+    case GRADC_SORT_U64: gradc_sort_rank_u64(batch, n, (const uint64_t *)x, rank, scratch); break;
+    default: break;
+    }
     return GRADC_OK;
 }
 

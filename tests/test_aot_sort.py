@@ -2,7 +2,8 @@
 sort (its own hidden ``gradc_sort_rank``, aot.SORT_RANK_SOURCE) with a scratch row of
 the caller's workspace, O(n log n), where the pairwise count would take O(n^2).  At
 300,000 elements with ties and NaN, value and gradient against the numpy backend (whose
-ranks come from numpy's stable argsort) and the value against numpy itself."""
+ranks come from numpy's stable argsort) and the value against numpy itself; integers
+(int64 with its extremes, uint64 above 2^63) against numpy's stable sort."""
 from __future__ import annotations
 
 import shutil
@@ -96,3 +97,49 @@ def test_small_sizes(ranked_lib):
         assert rc == 0
         np.testing.assert_allclose(v, want_v, rtol=1e-12)
         np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-12)
+
+
+# integers: the library's gradc_sort_rank merge sorts them too (gradc.h's _i64, _u64):
+# the gradient with respect to each weight vector is the sorted values themselves
+INT_MODEL = textwrap.dedent("""\
+    import numpy as np
+    import gradc.numpy as gnp
+
+
+    def int_ranked(w1, w2, w3, k):          # sorted int64, its argsort, k's bits as uint64 sorted
+        return (gnp.sum(w1 * gnp.astype(gnp.sort(k), np.float64))
+                + gnp.sum(w2 * gnp.astype(gnp.argsort(k), np.float64))
+                + gnp.sum(w3 * gnp.astype(gnp.sort(gnp.astype(k, np.uint64)), np.float64)))
+    """)
+
+
+def int_ranked():
+    ns = {}
+    exec(INT_MODEL, ns)
+    return ns["int_ranked"]
+
+
+def test_a_library_merge_sorts_300000_integers_like_numpy(tmp_path):
+    """int64 with ties and its extremes, and the same bits as uint64 (the negative ones
+    above 2^63, which must sort last): each sorted array, as float64, is the gradient
+    with respect to its weights; argsort's indices are exact in float64."""
+    (tmp_path / "int_ranked.py").write_text(INT_MODEL)
+    assert cli.main(["build", f"{tmp_path / 'int_ranked.py'}:int_ranked", "f64[n]", "f64[n]", "f64[n]", "i64[n]",
+                     "--wrt", "0,1,2", "-o", str(tmp_path)]) == 0
+    lib = Library(tmp_path / "libint_ranked.so", "int_ranked")
+    r = np.random.default_rng(10)
+    n = 300_000
+    k = r.integers(-50, 50, n)
+    k[r.choice(n, 3000, replace=False)] = np.iinfo(np.int64).min
+    k[r.choice(n, 3000, replace=False)] = np.iinfo(np.int64).max
+    w1, w2, w3 = r.standard_normal((3, n))
+    rc, (v, d1, d2, d3) = lib("value_and_grad", [w1, w2, w3, k], [(), (n,), (n,), (n,)], [n])
+    assert rc == 0
+    np.testing.assert_array_equal(d1, np.sort(k).astype(np.float64))
+    np.testing.assert_array_equal(d2, np.argsort(k, kind="stable").astype(np.float64))
+    np.testing.assert_array_equal(d3, np.sort(k.view(np.uint64)).astype(np.float64))
+    assert d3[-1] > 2.0**63 and d3[0] == 0.0 and d1[0] < -2.0**62
+    np.testing.assert_allclose(v, gradc.jit(int_ranked(), backend="numpy")(w1, w2, w3, k), rtol=1e-12)
+    fwd, _ = aot.trace_entries(int_ranked(), ["f64[n]", "f64[n]", "f64[n]", "i64[n]"], wrt=(0, 1, 2))
+    s = schedule(fwd, native_sort=True)               # as aot.build schedules it
+    assert [nest.kind for nest in s.nests].count("sort") == 2          # k (its argsort shares it), and as uint64

@@ -783,6 +783,14 @@ case("lu_pivots", "lu_pivots", lambda a: bind("lu_pivots", a), lambda a: _lu_eli
      shapes((normal, (4, 4))), diff=())
 case("lu_perm", "lu_perm", lambda a: bind("lu_perm", a), lambda a: _lu_elimination(a)[2], shapes((normal, (2, 4, 4))),
      diff=())
+# integers (the native backends merge sort them as floats): ties, int64's extremes, and
+# uint64 above 2^63, which sorts after the small values (it compares as unsigned)
+case("sort_rank_int64", "sort_rank", lambda x: bind("sort_rank", x), _stable_ranks,
+     lambda r: [np.where(r.random(T3) < 0.2, np.iinfo(np.int64).min,
+                         np.where(r.random(T3) < 0.2, np.iinfo(np.int64).max, r.integers(-3, 3, T3)))], diff=())
+case("sort_rank_uint64", "sort_rank", lambda x: bind("sort_rank", x), _stable_ranks,
+     lambda r: [r.integers(0, 3, T3).astype(np.uint64) + np.where(r.random(T3) < 0.4, np.uint64(2**63), np.uint64(0))],
+     diff=())
 
 CASE_IDS = [c.id for c in CASES]
 

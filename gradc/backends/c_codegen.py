@@ -7,8 +7,9 @@ LLVM IR: element-wise and view ops are inlined as expressions of the loop index 
 reductions accumulate in a register (``acc12``) or in memory; loop nests run their
 stages (inner loops and row-level roots); matrix products and scatter-adds get their
 own nests; gathers bounds-check their indices and set the status; broadcasting is an
-index mapping (a dimension of size 1 is read at index 0); a sort of floats is one call
-of gradc.h's merge sort (``gradc_sort_rank_f64``), as the LLVM code's.
+index mapping (a dimension of size 1 is read at index 0); a sort is one call of
+gradc.h's merge sort for its dtype (``gradc_sort_rank_f64``, ``_i64``, ...), as the
+LLVM code's.
 
 The kernel ABI is the one of ``runtime/gradc.h``::
 
@@ -449,9 +450,9 @@ class CCodegen:
         elif isinstance(st, ir.Comment):
             w.line(f"/* {_comment_text(st.text)} */")
         elif isinstance(st, ir.SortRanks):
-            fn = "gradc_sort_rank_f32" if st.dtype == np.float32 else "gradc_sort_rank_f64"
-            w.line(f"{fn}({self.e(st.batch)}, {self.e(st.n)}, {self.bufs[st.arg]}, {self.bufs[st.out]}, "
-                   f"{self.bufs[st.scratch]});", self.describe(st.out) + ", by gradc.h's merge sort")
+            # bool's buffers are uint8_t already (ctype), the type of its merge sort (_u8)
+            w.line(f"gradc_sort_rank_{st.suffix}({self.e(st.batch)}, {self.e(st.n)}, {self.bufs[st.arg]}, "
+                   f"{self.bufs[st.out]}, {self.bufs[st.scratch]});", self.describe(st.out) + ", by gradc.h's merge sort")
         else:   # Rebase, Gemm, Parallel: threads, row-local values and BLAS are LLVM's only
             raise ValueError(f"internal: generated C has no {type(st).__name__} (lower a serial "
                              "schedule without BLAS and row-local values)")

@@ -50,7 +50,7 @@ class LLVMKernel(Kernel):
 
     def __init__(self, graph: Graph, threads: int | None = None):
         blas = init()["blas"]
-        native_sort = bool(init().get("native_sort"))
+        native_sort = init().get("native_sort") or ""      # the dtype kinds it merge sorts
         s = schedule(graph, threads=kernel_threads() if threads is None else threads, row_local=True,
                      batched_products=bool(blas.get("batched")), native_sort=native_sort)
         if not streams_rows():

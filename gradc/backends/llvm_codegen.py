@@ -864,7 +864,7 @@ class Codegen:
         if fn is None:
             fn = ir.Function(self.module, ir.FunctionType(I32, [I32, I64, I64, vp, vp, vp]), "gradc_sort_rank")
         b = self.b
-        rc = b.call(fn, [ir.Constant(I32, int(st.dtype == np.float32)), self.e_(st.batch), self.e_(st.n),
+        rc = b.call(fn, [ir.Constant(I32, st.code), self.e_(st.batch), self.e_(st.n),
                          b.bitcast(self.bufs[st.arg], vp), b.bitcast(self.bufs[st.out], vp),
                          b.bitcast(self.bufs[st.scratch], vp)])
         b.store(b.or_(b.load(self.status), rc), self.status)

@@ -93,10 +93,11 @@ def init():
                 _state["lapack"] = lapack
                 if found:
                     found["lapack"] = True
-            # op sort_rank: a merge sort (runtime/sortrank.c) instead of pairwise counts
+            # op sort_rank: a merge sort (runtime/sortrank.c) instead of pairwise counts,
+            # for the dtype kinds the extension's has (one built before integers: floats)
             if hasattr(_callpath, "sort_rank_address"):
                 llvm.add_symbol("gradc_sort_rank", _callpath.sort_rank_address())
-                _state["native_sort"] = True
+                _state["native_sort"] = _callpath.sort_rank_kinds() if hasattr(_callpath, "sort_rank_kinds") else "f"
             _state["pool"] = True
         except ImportError:
             pass

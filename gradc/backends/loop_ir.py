@@ -356,19 +356,39 @@ class LapackCall:
         return LAPACK_ROUTINES[self.op]
 
 
+# runtime/gradc.h's merge sort for each dtype: its GRADC_SORT_* code (what LLVM code
+# passes gradc_sort_rank) and the suffix of its typed function (what generated C calls).
+# numpy's bool is one byte holding 0 or 1, so it sorts as uint8.
+SORT_CODES = {np.dtype(t): (code, suffix) for t, code, suffix in [
+    (np.float64, 0, "f64"), (np.float32, 1, "f32"), (np.int8, 2, "i8"), (np.int16, 3, "i16"),
+    (np.int32, 4, "i32"), (np.int64, 5, "i64"), (np.uint8, 6, "u8"), (np.uint16, 7, "u16"),
+    (np.uint32, 8, "u32"), (np.uint64, 9, "u64"), (np.bool_, 6, "u8")]}
+
+
 @dataclass(eq=False)
 class SortRanks:
     """``out[t, i]`` = the place of ``arg[t, i]`` in row t's stable ascending sort (NaN
-    last), for each of ``batch`` rows of ``n`` floats: op sort_rank by the merge sort
-    of runtime/gradc.h (``gradc_sort_rank_f64``; LLVM code calls it through runtime/
-    sortrank.c's ``gradc_sort_rank``).  Never fused: ``arg`` is a buffer, row-major and
-    contiguous; ``scratch`` (``("sort", out)``) is a workspace row of n int64."""
+    last), for each of ``batch`` rows of ``n`` numbers (any dtype of ``SORT_CODES``):
+    op sort_rank by the merge sort of runtime/gradc.h (``gradc_sort_rank_f64``,
+    ``_i64``, ...; LLVM code calls it through runtime/sortrank.c's ``gradc_sort_rank``).
+    Never fused: ``arg`` is a buffer, row-major and contiguous; ``scratch`` (``("sort",
+    out)``) is a workspace row of n int64."""
     out: int
     arg: int
     batch: Expr
     n: Expr
     dtype: np.dtype
     scratch: tuple      # ("sort", out): a field, so the buffers a nest uses are found in it
+
+    @property
+    def code(self) -> int:
+        """gradc.h's GRADC_SORT_* code of ``dtype``."""
+        return SORT_CODES[np.dtype(self.dtype)][0]
+
+    @property
+    def suffix(self) -> str:
+        """The suffix of gradc.h's typed merge sort for ``dtype`` (``f64``, ``u8``, ...)."""
+        return SORT_CODES[np.dtype(self.dtype)][1]
 
 
 @dataclass(eq=False)

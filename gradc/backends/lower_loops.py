@@ -646,7 +646,7 @@ class LoopLowering:
                            d["params"].get("lower", True), d["params"].get("full", False))]
 
     def sort_ranks(self, nest) -> list:
-        """sort_rank of floats by runtime/gradc.h's merge sort, one call for every row
+        """sort_rank by runtime/gradc.h's merge sort (floats, integers, bool), one call for every row
         (the schedule makes it a nest of its own only where the renderer has it), with
         the workspace's scratch row (schedule.workspace_layout)."""
         (nid,) = nest.roots

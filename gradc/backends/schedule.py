@@ -147,15 +147,26 @@ def is_flat_product(graph, n) -> bool:
     return len(a) > 2 and len(b) == 2
 
 
-def native_sort_rank(g: Graph, nid: int, native_sort: bool) -> bool:
+def sort_kinds(native_sort) -> str:
+    """The numpy dtype kinds a renderer ranks by the merge sort: ``native_sort`` is
+    True (all of them: floats, signed and unsigned integers, bool; generated C and
+    ahead-of-time libraries, which compile gradc.h's), False (none), or the kinds
+    themselves (the JIT's: what its C extension's gradc_sort_rank has,
+    ``llvm_jit.init()["native_sort"]``; "f" from an extension that ranks floats only)."""
+    if native_sort is True:
+        return "fiub"
+    return native_sort or ""
+
+
+def native_sort_rank(g: Graph, nid: int, native_sort) -> bool:
     """Does node ``nid`` rank by runtime/gradc.h's merge sort (generated C calls it,
     LLVM code through gradc_sort_rank: runtime/sortrank.c in the JIT, its own copy in an
-    ahead-of-time library): sort_rank of floats where the renderer has it?  Elsewhere
-    its ranks are counted pairwise (``decompose``)."""
-    return native_sort and g[nid]["op"] == "sort_rank" and g[g[nid]["args"][0]]["dtype"].kind == "f"
+    ahead-of-time library): sort_rank of a dtype the renderer has it for
+    (``sort_kinds``)?  Elsewhere its ranks are counted pairwise (``decompose``)."""
+    return g[nid]["op"] == "sort_rank" and g[g[nid]["args"][0]]["dtype"].kind in sort_kinds(native_sort)
 
 
-def decompose(graph: Graph, batched_products: bool = False, native_sort: bool = False) -> Graph:
+def decompose(graph: Graph, batched_products: bool = False, native_sort: bool | str = False) -> Graph:
     """Rewrite ops that backends do not lower directly into ones they do:
     logsumexp -> max, exp, sum, log (the stable two-pass formula); sort_rank -> its
     pairwise comparisons counted (``ops.arrays.pairwise_ranks``); matrix-vector,
@@ -164,8 +175,8 @@ def decompose(graph: Graph, batched_products: bool = False, native_sort: bool = 
     products (..., m, k) @ (..., k, n) -> a product broadcast over (..., m, k, n) summed
     over k, which fuses into one loop nest (the i-k-j order, vectorized over n) without
     materializing the rank-N product; with ``batched_products`` (a library runs stacks),
-    only those whose stacks' batch axes differ; with ``native_sort``, sort_rank of
-    floats stays (``native_sort_rank``)."""
+    only those whose stacks' batch axes differ; with ``native_sort``, sort_rank stays
+    for the dtypes the renderer merge sorts (``native_sort_rank``)."""
     batched = lambda g, n: _is_batched_product(g, n, batched_products)   # noqa: E731
     pairwise = lambda g, n: g[n]["op"] == "sort_rank" and not native_sort_rank(g, n, native_sort)  # noqa: E731
     if not any(graph[n]["op"] == "logsumexp" or pairwise(graph, n) or _is_vector_product(graph, n)
@@ -842,7 +853,7 @@ def _fill_constant_outputs(g: Graph) -> None:
 
 
 def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool = False,
-             batched_products: bool = False, native_sort: bool = False) -> Schedule:
+             batched_products: bool = False, native_sort: bool | str = False) -> Schedule:
     """Fused loop nests for ``graph``; with ``threads`` > 1, loop nests are split over
     their outer loop, so reductions across it get per-chunk partial buffers.  With
     ``share``, intermediates whose lifetimes do not overlap share workspace memory.
@@ -1027,7 +1038,7 @@ def workspace_layout(s: Schedule) -> list:
         regions.append([(("packed", p.head), (g[w]["shape"][0], PACKED_WIDTH), g[w]["dtype"])])
         regions.append([(("padded", p.tail), (s.threads, g[x]["shape"][1], PACKED_WIDTH), g[x]["dtype"])])
     # a merge sort's second index buffer, one row long (the ranks are the first:
-    # gradc.h's gradc_sort_rank_f64), so a kernel that sorts allocates nothing
+    # gradc.h's gradc_sort_rank_*), so a kernel that sorts allocates nothing
     for nest in s.nests:
         if nest.kind == "sort":
             (nid,) = nest.roots

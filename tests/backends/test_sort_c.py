@@ -114,14 +114,14 @@ def test_gradients_through_sort_match_finite_differences(dtype):
     assert_merge_sorted(gradc.grad(loss, backend="c"), x.astype(dtype), dtype=dtype)
 
 
-def test_integer_sorts_count_pairs_on_both_native_backends():
-    """sort_rank of integers keeps the pairwise count, on backend c as on backend llvm
-    (the merge sort is for floats)."""
+def test_integer_sorts_merge_sort_too():
+    """sort_rank of integers takes gradc.h's merge sort as well (its int64 form; every
+    integer dtype: test_sort_integers.py), not the pairwise count."""
     x = np.random.default_rng(5).integers(-5, 5, 200)
-    for backend in ("c", "llvm"):
-        f = gradc.jit(lambda x: gnp.argsort(x), backend=backend)
-        np.testing.assert_array_equal(f(x), np.argsort(x, kind="stable"))
-        assert "sort" not in [n.kind for n in kernel_of(f, x).schedule.nests]
+    f = gradc.jit(lambda x: gnp.argsort(x), backend="c")
+    np.testing.assert_array_equal(f(x), np.argsort(x, kind="stable"))
+    assert "sort" in [n.kind for n in kernel_of(f, x).schedule.nests]
+    assert "gradc_sort_rank_i64(" in f.lower(x).c_source()
 
 
 @pytest.mark.skipif(not llvm_jit.init().get("native_sort"), reason="the C extension predates runtime/sortrank.c")
