@@ -13,14 +13,17 @@ broadcast_to, concatenate) and element-wise selects:
   linear_ramp: ``ops/padding.py``);
 * ordering: ``sort`` and ``argsort`` by ranks.  The rank of x[i] is the number of
   elements that sort before it (smaller, or equal and earlier: a stable sort; nan
-  last, as numpy); ``sort`` scatters each element to its rank, so its gradient is the
-  cotangent gathered back through the permutation.  Any axis of any rank: the axis is
-  moved last and back.  The ranks are one op, ``sort_rank``: backend numpy computes it
-  with numpy's stable argsort (O(n log n) time, O(n) memory); the native backends
-  (llvm, c and ahead-of-time libraries) rank floats by a merge sort (runtime/gradc.h's
-  ``gradc_sort_rank_f64``: O(n log n) time, a workspace row of n indices) and integers
-  by comparing all pairs along the axis (``pairwise_ranks``: O(n^2) work in fused
-  loops, O(n) memory).
+  last, as numpy).  Each position scattered to its rank is the argsort (integers,
+  exact); ``sort`` gathers x at it, so each element's bits are copied (-0.0 stays
+  -0.0: numpy's stable sort bit for bit) and its gradient is the cotangent scattered
+  back through the permutation.  Any axis of any rank: the axis is moved last and
+  back.  The ranks are one op, ``sort_rank``: backend numpy computes it with numpy's
+  stable argsort (O(n log n) time, O(n) memory); the native backends (llvm, c and
+  ahead-of-time libraries) by a merge sort, floats, integers and bool alike
+  (runtime/gradc.h's ``gradc_sort_rank_f64``, ``_i64``, ``_u64``, ...: O(n log n)
+  time, a workspace row of n indices).  A renderer without it for a dtype (the JIT
+  with a C extension built before integers had it) compares all pairs along the axis
+  (``pairwise_ranks``: O(n^2) work in fused loops, O(n) memory).
 
 Every gradient comes from the primitives' adjoints.  These functions fix the sizes of
 the axes they index (a call with other sizes retraces).
@@ -360,9 +363,11 @@ def pad(array, pad_width, mode="constant", **kw):
 # ----------------------------------------------------------------------------- ordering
 def pairwise_ranks(x):
     """Stable sort position of every element along the last axis, by comparing all pairs:
-    how the native backends compute op ``sort_rank`` of integers (O(n^2) work in loops
-    that keep O(n) memory: the comparisons fuse into the sum; ``gradc.backends.schedule.
-    decompose``); floats take a merge sort (``schedule.native_sort_rank``)."""
+    op ``sort_rank`` where a renderer has no merge sort for the dtype (O(n^2) work in
+    loops that keep O(n) memory: the comparisons fuse into the sum; ``gradc.backends.
+    schedule.decompose``).  The native backends merge sort floats, integers and bool
+    (``schedule.native_sort_rank``); this is the definition their ranks equal, and what
+    the JIT falls back to with a C extension built before integers had the merge sort."""
     from .mathfuncs import isnan, logical_or
     n = x._shape[-1]
     lead = x._shape[:-1]
@@ -396,15 +401,19 @@ def _sort_rank_batch(n, args, batched):
 
 register(Op("sort_rank", "structure", lambda env, avals: (tuple(avals[0][0]), np.dtype(np.int64)),
             _sort_rank_np, vjp=lambda g, y, x: (None,), jvp=lambda ts, y, x: None,
-            doc="the stable sort position of each element along the last axis (nan last): numpy's "
-                "argsort on backend numpy, a merge sort of floats on the native backends (pairwise "
-                "comparisons summed for integers); an integer, no derivative",
+            doc="the stable sort position of each element along the last axis (nan last; unsigned "
+                "integers compare as unsigned): numpy's stable argsort on backend numpy, a merge sort "
+                "of floats, integers and bool on the native backends; an integer, no derivative",
             batch=_sort_rank_batch, rule="an integer result ⇒ no gradient"))
 
 
-def _by_rank(a, axis, values_of):
-    """Scatter ``values_of(x)`` to the sort positions along ``axis`` (any rank): the
-    axis is moved last, ranked, scattered, and moved back."""
+def _by_rank(a, axis, take_values):
+    """The stable sort along ``axis`` (any rank): the axis is moved last, ranked
+    (op ``sort_rank``), and each position's index is scattered to its rank -- the
+    argsort, the inverse permutation, exact in int64.  ``take_values``: the sorted
+    values, a gather of x at that argsort (not x scattered into zeros by rank, where
+    0.0 + -0.0 made every -0.0 a +0.0: a gather copies each element's bits); else the
+    argsort.  Moved back to ``axis``."""
     x = _val(a)
     if axis is None:
         x, axis = reshape(x, -1), 0
@@ -413,20 +422,23 @@ def _by_rank(a, axis, values_of):
     axis = norm_axes(axis, x.ndim)[0]
     perm = [q for q in range(x.ndim) if q != axis] + [axis]
     x = _transpose(x, perm)
-    lead = x.ndim - 1
-    idx = _lead_iotas(x, lead, x.ndim) + [_trace().bind("sort_rank", x)]
-    out = _trace().bind("scatter_add", values_of(x), *idx, shape=x._shape)
+    t, lead = _trace(), _lead_iotas(x, x.ndim - 1, x.ndim)
+    position = broadcast_to(_iota((1,) * (x.ndim - 1) + (x._shape[-1],), x.ndim - 1), x._shape)
+    order = t.bind("scatter_add", position, *lead, t.bind("sort_rank", x), shape=x._shape)
+    out = t.bind("gather", x, *lead, order) if take_values else order
     return _transpose(out, [int(q) for q in np.argsort(perm)])
 
 
 def sort(a, axis=-1, kind=None, order=None, **kw):
-    """Sorted copy along axis (nan last); differentiable through its permutation."""
+    """Sorted copy along axis, stable (nan last; equal values, -0.0 and 0.0 among them,
+    keep their order: numpy's ``kind="stable"`` bit for bit); differentiable through
+    its permutation (a gather: the gradient scatters the cotangent back)."""
     if _eager(a):
         return np.sort(a, axis=axis, kind=kind, order=order)
     x = _val(a)
     if x.dtype == np.bool_:
-        return ew.astype(_by_rank(convert(x, np.int8), axis, lambda v: v), np.bool_)
-    return _by_rank(x, axis, lambda v: v)
+        return ew.astype(_by_rank(convert(x, np.int8), axis, True), np.bool_)
+    return _by_rank(x, axis, True)
 
 
 def argsort(a, axis=-1, kind=None, order=None, **kw):
@@ -436,5 +448,4 @@ def argsort(a, axis=-1, kind=None, order=None, **kw):
     x = _val(a)
     if x.dtype == np.bool_:
         x = convert(x, np.int8)
-    last = lambda v: _iota((1,) * (v.ndim - 1) + (v._shape[-1],), v.ndim - 1)   # noqa: E731
-    return _by_rank(x, axis, lambda v: broadcast_to(last(v), v._shape))
+    return _by_rank(x, axis, False)

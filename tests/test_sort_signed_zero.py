@@ -1,0 +1,99 @@
+"""np.sort's values bit for bit, the sign of zero included, on backends numpy, llvm and
+c: the sorted values are a gather of x at its stable argsort (ops/arrays.py
+``_by_rank``), so each element's bits are copied; scattering x into zeros by rank made
+every -0.0 a +0.0 (0.0 + -0.0 is +0.0).  -0.0 and 0.0 are equal, so they keep their
+input order: numpy's ``kind="stable"`` sort (its default quicksort may order equal
+values otherwise).  Compared with np.signbit; the gradient against finite differences
+and its closed form (the cotangent scattered back through the permutation)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradc
+import gradc.numpy as gnp
+
+from gradc_helpers import fd_grad
+
+BACKENDS = ["numpy", "llvm", "c"]
+
+
+def assert_same_bits(got, want):
+    got = np.asarray(got)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+
+
+def signed_zeros(shape, dtype, seed):
+    """Half -0.0 and half 0.0 in random order, with numbers, ties and NaN among them."""
+    r = np.random.default_rng(seed)
+    x = np.where(r.random(shape) < 0.5, -0.0, 0.0)
+    some = r.random(shape) < 0.3
+    x[some] = np.round(r.standard_normal(some.sum()), 1)
+    x[r.random(shape) < 0.02] = np.nan
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zeros_keep_their_order(backend):
+    """[0.0, -0.0] stays as it is, as np.sort leaves it; longer runs of zeros in the
+    stable order (np.sort's default gives [-1, -0, -0, 0, 1] for the last: not stable)."""
+    for x in ([0.0, -0.0], [-0.0, 0.0], [1.0, -0.0, 0.0, -1.0, -0.0]):
+        x = np.array(x)
+        got = gradc.jit(gnp.sort, backend=backend)(x)
+        assert_same_bits(got, np.sort(x, kind="stable"))
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(x[np.argsort(x, kind="stable")]))
+        if len(x) == 2:
+            assert_same_bits(got, np.sort(x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rank3_sort_along_the_middle_axis_is_numpys_stable_sort_bit_for_bit(backend, dtype):
+    x = signed_zeros((5, 4001, 3), dtype, 1)
+    f = gradc.jit(lambda x: (gnp.sort(x, axis=1), gnp.sort(x, axis=None), gnp.partition(x, 7, axis=1),
+                             gnp.median(x[:, :4001:2], axis=1)), backend=backend)
+    s, flat, p, m = f(x)
+    want = np.sort(x, axis=1, kind="stable")
+    assert_same_bits(s, want)
+    assert_same_bits(p, want)
+    assert_same_bits(flat, np.sort(x, axis=None, kind="stable"))
+    np.testing.assert_array_equal(np.signbit(s), np.signbit(want))
+    # a median of an odd count is the middle element itself, its sign too (numpy's)
+    assert_same_bits(m, np.median(x[:, :4001:2], axis=1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unique_keeps_the_first_zero(backend):
+    """unique's values are the sorted array's first of each group: the first zero in
+    the input (numpy's stable sort puts it first)."""
+    for x in (np.array([3.0, 0.0, -0.0, 1.0]), np.array([3.0, -0.0, 0.0, 1.0])):
+        got = gradc.jit(lambda x: gnp.unique(x, size=3), backend=backend)(x)
+        assert_same_bits(got, np.unique(x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradient_of_a_sort_with_signed_zeros(backend):
+    """d/dx sum(w * sort(x)^2 + sort(x)): 2 w x + w, gathered back through the stable
+    permutation, against finite differences (the values are distinct away from the
+    zeros, so a small step keeps the order)."""
+    r = np.random.default_rng(2)
+    x = r.standard_normal((3, 40, 2))
+    x[:, ::5] = -0.0
+    x[:, 2::5] = 0.0
+    w = r.standard_normal(x.shape)
+
+    def loss(x, xp):
+        s = xp.sort(x, axis=1)
+        return xp.sum(w * s * s + w * s)
+
+    g = gradc.grad(lambda x: loss(x, gnp), backend=backend)(x)
+    order = np.argsort(x, axis=1, kind="stable")
+    closed = np.empty_like(x)
+    s = np.take_along_axis(x, order, axis=1)
+    np.put_along_axis(closed, order, 2 * w * s + w, axis=1)
+    np.testing.assert_allclose(g, closed, rtol=1e-12, atol=1e-12)
+    # finite differences away from the zeros (a step there would reorder them)
+    keep = x != 0
+    fd = fd_grad(lambda x: loss(x, np), [x], 0)
+    np.testing.assert_allclose(g[keep], fd[keep], rtol=1e-6, atol=1e-6)
