@@ -70,14 +70,16 @@ the end), so each function has its derivatives for free and runs on every backen
 - `cumsum`, `cumprod`: a scan of log2(n) shifted adds or products (O(n log n) work),
   each level one fused pass into a buffer of its own (`copy`), and its adjoint too;
   the gradient of `cumprod` needs no division either.
-- `sort` ranks each element along the axis and scatters it to its rank: backend numpy
-  ranks with numpy's stable argsort, the native backends (`llvm`, `c` and `gradc build`
-  libraries, the same ranks on each) rank floats by a merge sort (O(n log n) time, a
-  workspace row of n indices: 300,000 float64 sort in about 45 ms) and integers by
-  comparing all pairs in loops that count as they compare (O(n^2) work, O(n) memory:
-  meant for axes of up to a few thousand elements); the gradient
-  gathers the cotangent back through that permutation. `sort` and `argsort` are stable
-  (ties keep their order, whatever `kind` says) and put nan last, as numpy.
+- `sort` ranks each element along the axis, scatters each position to its rank (the
+  argsort) and gathers the array there: backend numpy ranks with numpy's stable
+  argsort, the native backends (`llvm`, `c` and `gradc build` libraries, the same ranks
+  on each) by a merge sort, floats, integers and bool alike (O(n log n) time, a
+  workspace row of n indices: 300,000 float64 or int64 sort in about 35 ms; unsigned
+  integers compare as unsigned); the gradient scatters the cotangent back through that
+  permutation. `sort` and `argsort` are stable (ties keep their order, whatever `kind`
+  says) and put nan last, as numpy; the sorted values are the elements' own bits, so
+  `sort` equals numpy's `kind="stable"` sort bit for bit, -0.0 and 0.0 in their input
+  order (numpy's default quicksort may order equal values otherwise).
 - `argmax`, `argmin` return the first extreme (a nan counts as the extreme, as numpy).
 - `searchsorted`, `digitize` and `interp` compare every value with every entry of the
   sorted array (O(values x entries) work, meant for tables of up to a few thousand
