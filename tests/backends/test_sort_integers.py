@@ -161,3 +161,23 @@ def test_bool_sorts_as_numpy():
         np.put_along_axis(want, np.argsort(x, axis=1, kind="stable"), np.arange(x.shape[1]), axis=1)
         np.testing.assert_array_equal(f(x), want)
         assert "sort" in [n.kind for n in kernel_of(f, x).schedule.nests]
+
+
+def test_a_runtime_without_the_integer_merge_sort_counts_pairs():
+    """native_sort is the dtype kinds the renderer merge sorts: True (generated C,
+    ahead-of-time libraries) all of them, "f" (the JIT with a C extension built before
+    sort_rank_kinds) floats only: integers there are ranked by the pairwise count, whose
+    ranks (evaluated by numpy) are the merge sort's."""
+    from gradc.backends.schedule import decompose, schedule
+    from gradc.evaluate import evaluate
+    assert sort_kinds(True) == "fiub" and sort_kinds(False) == "" and sort_kinds("f") == "f"
+    x = extreme_ints(np.uint64, (3, 400), 18)
+    f = gradc.jit(lambda x: gnp.argsort(x, axis=1), backend="c")
+    g = f.lower(x).graph
+    kinds = lambda ns: [n.kind for n in schedule(g, native_sort=ns).nests]  # noqa: E731
+    assert "sort" in kinds(True) and "sort" not in kinds("f") and "sort" not in kinds(False)
+    pairwise = decompose(g, native_sort="f")
+    assert not any(pairwise[n]["op"] == "sort_rank" for n in pairwise.nx.nodes)
+    (got,) = evaluate(pairwise, [x])
+    np.testing.assert_array_equal(got, np.argsort(x, axis=1, kind="stable"))
+    np.testing.assert_array_equal(f(x), got)
