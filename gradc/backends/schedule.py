@@ -75,8 +75,9 @@ class Schedule:
     row_local: list = field(default_factory=list)  # per-row values kept for one row block only
     pipelines: list = field(default_factory=list)  # RowPipeline: nests run block by block over rows
     stream_bytes: int = 16 << 20  # a matrix larger than this streams from memory (the host's cache)
-    align_rows: bool = True   # a matrix's rows start their inner loops at a 64-byte boundary (lower_loops)
     in_place: dict = field(default_factory=dict)  # node -> the buffer it overwrites (see _in_place)
+    # set by the backend for its host (llvm_backend):
+    align_rows: bool = True   # a matrix's rows start their inner loops at a 64-byte boundary (lower_loops)
 
 
 @dataclass
@@ -996,7 +997,8 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
         partials += [p.tail for p in pipelines]   # each chunk sums its blocks' x^T G
     chunks = threads * CHUNKS_PER_THREAD if threads > 1 else 1
     return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
-                    chunks, partials, slots, threads, local, pipelines, last_level_cache_bytes(), in_place)
+                    threads=chunks, partials=partials, slots=slots, pool_threads=threads, row_local=local,
+                    pipelines=pipelines, stream_bytes=last_level_cache_bytes(), in_place=in_place)
 
 
 ALIGN = 64  # every workspace region starts on a cache line
