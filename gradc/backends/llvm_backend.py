@@ -17,16 +17,22 @@ from .schedule import schedule
 SPLIT_BATCHES = os.environ.get("GRADC_SPLIT_BATCHES", "1") != "0"
 
 
-def streams_rows() -> bool:
-    """Does a matrix larger than the host's last-level cache run one row at a time, as
-    one sequential stream from memory (``Schedule.stream_bytes``, lower_loops), rather
-    than in blocks of rows?  Measured both ways on one host of each kind, M2 and M3 at
-    65,536 x 512 (float64, value_and_grad): on Zen 4 (AVX-512) one row at a time ran
-    1.5-2.5x faster (lower_loops); on Zen 3 (AVX2) blocks of 4 rows did (the two forms
-    alternating in one process: M2 11.2-11.4 against 13.6-14.1 ms and M3 12.1-13.3
-    against 16.2-18.1 ms on two threads, M2 15.3-16.5 against 18.6-19.4 ms on one).
-    Hosts with AVX-512 stream rows; the others keep their blocks."""
-    return "+avx512f" in init()["features"].split(",")
+def stream_row_bytes() -> int | None:
+    """Which rows of a matrix larger than the host's last-level cache run one at a time,
+    as one sequential stream from memory, rather than in blocks of 4 (``Schedule.
+    stream_bytes``, ``Schedule.stream_row_bytes``, lower_loops): None for rows of any
+    length, or rows shorter than this many bytes.  Measured both ways on one host of
+    each kind (value_and_grad of M2's neuron loss, the forms alternating in one
+    process): on Zen 4 (AVX-512) one row at a time ran 1.5-2.5x faster at 65,536 x 512
+    (lower_loops), so every row streams there.  On Zen 3 (AVX2) it depends on the row:
+    rows of 4 KB or more ran faster in blocks (65,536 x 512 doubles: 11.2-11.4 against
+    13.6-14.1 ms on two threads, 15.3-16.5 against 18.6-19.4 ms on one; 32,768 x 1,024
+    floats, one thread: 13.0-16.2 against 11.9-12.2 GB/s of X read), shorter ones one at
+    a time (one thread: 65,536 x 512 floats 11.9-13.0 against 10.1-10.6 GB/s, 131,072 x
+    256 doubles 11.5-12.9 against 9.6-10.0, 131,072 x 256 floats 11.0-13.7 against
+    7.4-8.6; two threads: 16.1-22.1 against 15.2-18.4, 18.9-26.0 against 15.0-17.5 and
+    22.5-22.7 against 12.4-14.2), where a block's 4 rows share a 4 KB page."""
+    return None if "+avx512f" in init()["features"].split(",") else 4096
 
 
 def aligns_rows(target=None) -> bool:
@@ -53,14 +59,13 @@ class LLVMKernel(Kernel):
         native_sort = init().get("native_sort") or ""      # the dtype kinds it merge sorts
         s = schedule(graph, threads=kernel_threads() if threads is None else threads, row_local=True,
                      batched_products=bool(blas.get("batched")), native_sort=native_sort)
-        if not streams_rows():
-            s.stream_bytes = 1 << 62        # never: every matrix runs in blocks of rows
+        s.stream_row_bytes = stream_row_bytes()
         s.align_rows = aligns_rows()
         text = graph.text(sources=False)
         # What decides the code: the graph, its constants, the thread split, the host's
         # cache size, the BLAS interface (code_fingerprint() and the CPU are added by
         # Artifact).
-        key = (text, *const_bytes(s), s.threads, s.pool_threads, s.stream_bytes, s.align_rows, blas.get("int"), bool(blas),
+        key = (text, *const_bytes(s), s.threads, s.pool_threads, s.stream_bytes, s.stream_row_bytes, s.align_rows, blas.get("int"), bool(blas),
                bool(blas.get("skinny")), bool(blas.get("pool")), bool(blas.get("skinny_rows")), bool(blas.get("batched")), native_sort)
         # The name hashes all of it: the engine holds every kernel of the process in one
         # symbol table, and the kernels of one graph for one thread and for several must

@@ -466,8 +466,10 @@ class LoopLowering:
                     # one copy of the row's stages for LLVM instead of two (M2 medium,
                     # O3 and code generation of its modules: 98-103 against 117-119 ms
                     # as two loops), in the order of the rows as before.
-                    big = Bin("gt", Bin("mul", numel(dom), Const(np.dtype(g[nest.roots[0]]["dtype"]).itemsize)),
-                              Const(s.stream_bytes))
+                    item = Const(np.dtype(g[nest.roots[0]]["dtype"]).itemsize)
+                    big = Bin("gt", Bin("mul", numel(dom), item), Const(s.stream_bytes))
+                    if s.stream_row_bytes is not None:   # (and its rows are short: Schedule.stream_row_bytes)
+                        big = Bin("and", big, Bin("lt", Bin("mul", size(dom[r - 1]), item), Const(s.stream_row_bytes)))
                     mid = Bin("add", Select(big, lo if lo is not None else ZERO, hi), ZERO, "blocked_end")
                     rows_stmts = [Eval(mid)]
                     if part != "rest" and can_lag(k):

@@ -77,6 +77,7 @@ class Schedule:
     stream_bytes: int = 16 << 20  # a matrix larger than this streams from memory (the host's cache)
     in_place: dict = field(default_factory=dict)  # node -> the buffer it overwrites (see _in_place)
     # set by the backend for its host (llvm_backend):
+    stream_row_bytes: int | None = None  # only rows shorter than this stream (None: any; lower_loops)
     align_rows: bool = True   # a matrix's rows start their inner loops at a 64-byte boundary (lower_loops)
 
 

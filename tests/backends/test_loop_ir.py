@@ -79,6 +79,7 @@ def test_loop_ir_parallel_row_blocks(monkeypatch):
     """M2 at medium size on 2 threads: a parallel nest over the rows, its body in blocks
     of 4 rows and the remaining rows in a task of their own, partials combined."""
     monkeypatch.setattr(llvm_backend, "aligns_rows", lambda target=None: True)   # (as on AVX-512 hosts)
+    monkeypatch.setattr(llvm_backend, "stream_row_bytes", lambda: None)
     text = _lowered("M2", "medium", "2", monkeypatch).loop_ir()
     assert re.search(r"parallel over \[0, m\) in 8 chunks if .*!blas_call", text)
     assert "task nest0(start, end, chunk):" in text

@@ -130,7 +130,7 @@ def matrix_size(request, monkeypatch):
     a row at a time (larger: here a cache of 4 KB makes every matrix larger)."""
     if request.param == "streamed":     # (on every host: hosts without AVX-512 keep blocks)
         monkeypatch.setattr(schedule, "last_level_cache_bytes", lambda: 4096)
-        monkeypatch.setattr(llvm_backend, "streams_rows", lambda: True)
+        monkeypatch.setattr(llvm_backend, "stream_row_bytes", lambda: None)
     return request.param
 
 
@@ -148,12 +148,29 @@ def test_both_forms(model, dtype, threads, m, matrix_size, peel, monkeypatch):
 def test_the_streamed_form_is_a_row_loop(monkeypatch):
     monkeypatch.setenv("GRADC_NUM_THREADS", "1")
     monkeypatch.setattr(schedule, "last_level_cache_bytes", lambda: 4096)
-    monkeypatch.setattr(llvm_backend, "streams_rows", lambda: True)
+    monkeypatch.setattr(llvm_backend, "stream_row_bytes", lambda: None)
     args = _data(64, 32, np.float64)
     text = gradc.value_and_grad(neuron, argnums=(0, 1)).lower(*args).loop_ir()
     assert "blocked_end = select((((m * n) * 8) > 4096), 0, m) + 0" in text
     assert "after_blocks = 0 + (((blocked_end - 0) / 4) * 4)" in text   # (0 blocks when blocked_end is 0)
     assert "for row in [after_blocks, m):" in text
+
+
+def test_only_short_rows_stream_where_long_ones_run_faster_in_blocks(monkeypatch):
+    """Hosts without AVX-512 stream only rows shorter than 4 KB (llvm_backend.
+    stream_row_bytes): blocked_end tests the row's bytes too, and rows on either side
+    of the limit (4,088 and 4,096 bytes, float64 and float32) give numpy's answers, on
+    one thread and on the pool."""
+    monkeypatch.setattr(schedule, "last_level_cache_bytes", lambda: 4096)
+    monkeypatch.setattr(llvm_backend, "stream_row_bytes", lambda: 4096)
+    monkeypatch.setenv("GRADC_NUM_THREADS", "1")
+    text = gradc.value_and_grad(neuron, argnums=(0, 1)).lower(*_data(64, 32, np.float64)).loop_ir()
+    assert "blocked_end = select(((((m * n) * 8) > 4096) && ((n * 8) < 4096)), 0, m) + 0" in text
+    for threads in ("1", "2"):
+        monkeypatch.setenv("GRADC_NUM_THREADS", threads)
+        for dtype, n in ((np.float64, 511), (np.float64, 512), (np.float32, 1023), (np.float32, 1024)):
+            for model in MODELS:
+                _check(model, _data(203, n, dtype, seed=n))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
