@@ -330,7 +330,7 @@ def build(fn, types, *, wrt=0, out_dir=".", cpu="native", name=None, sizes=None,
           model_file="?"):
     """Write ``libNAME.so``, ``NAME.h`` and ``gradc.h`` into ``out_dir``; returns their paths."""
     from .backends import c_backend
-    from .backends.llvm_backend import aligns_rows
+    from .backends.llvm_backend import aligns_rows, stream_row_bytes
     from .backends.schedule import schedule
     name = name or getattr(fn, "__name__", "model")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
@@ -341,7 +341,8 @@ def build(fn, types, *, wrt=0, out_dir=".", cpu="native", name=None, sizes=None,
     if fwd_s.symbols != vg_s.symbols:
         raise BuildError(f"internal: forward sizes {fwd_s.symbols} differ from gradient sizes {vg_s.symbols}")
     tm, triple, cpu_name, vm = target_machine(cpu)
-    fwd_s.align_rows = vg_s.align_rows = aligns_rows(vm)
+    for s in (fwd_s, vg_s):      # (the target's forms of a matrix's rows, as the JIT's for its host)
+        s.align_rows, s.stream_row_bytes = aligns_rows(vm), stream_row_bytes(vm)
     cc = c_backend.compiler()
     entries = [(f"{name}_forward", fwd_s), (f"{name}_value_and_grad", vg_s)]
     cpu_desc = f"{triple}, CPU {cpu_name}" + (" (this host)" if cpu == "native" else "")

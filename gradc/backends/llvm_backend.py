@@ -17,11 +17,12 @@ from .schedule import schedule
 SPLIT_BATCHES = os.environ.get("GRADC_SPLIT_BATCHES", "1") != "0"
 
 
-def stream_row_bytes() -> int | None:
+def stream_row_bytes(target=None) -> int | None:
     """Which rows of a matrix larger than the host's last-level cache run one at a time,
     as one sequential stream from memory, rather than in blocks of 4 (``Schedule.
-    stream_bytes``, ``Schedule.stream_row_bytes``, lower_loops): None for rows of any
-    length, or rows shorter than this many bytes.  Measured both ways on one host of
+    stream_bytes``, ``Schedule.stream_row_bytes``, lower_loops), in code for ``target``
+    (a vecmath.Target; default this host): None for rows of any length, or rows shorter
+    than this many bytes.  Measured both ways on one host of
     each kind (value_and_grad of M2's neuron loss, the forms alternating in one
     process): on Zen 4 (AVX-512) one row at a time ran 1.5-2.5x faster at 65,536 x 512
     (lower_loops), so every row streams there.  On Zen 3 (AVX2) it depends on the row:
@@ -32,7 +33,7 @@ def stream_row_bytes() -> int | None:
     256 doubles 11.5-12.9 against 9.6-10.0, 131,072 x 256 floats 11.0-13.7 against
     7.4-8.6; two threads: 16.1-22.1 against 15.2-18.4, 18.9-26.0 against 15.0-17.5 and
     22.5-22.7 against 12.4-14.2), where a block's 4 rows share a 4 KB page."""
-    return None if "+avx512f" in init()["features"].split(",") else 4096
+    return None if (target or init()["vecmath"]).vector_bits >= 512 else 4096
 
 
 def aligns_rows(target=None) -> bool:
