@@ -1038,7 +1038,9 @@ def _roofline_lines(doc, mu):
                    f"/bound = gradc value_and_grad time / bound")
     if any("no_settle" in c for c in doc["cells"]):
         out.append("no-settle = gradc right after a numpy call / numpy right after a gradc call "
-                   "(value_and_grad; no waiting for the other's thread pool to go idle)")
+                   "(value_and_grad; no waiting for the other's thread pool to go idle; OpenBLAS's "
+                   "threads spin after each call unless OPENBLAS_THREAD_TIMEOUT=4 was set before numpy "
+                   "loaded it: docs/native-backend.md, Threads)")
     if any("one_thread" in c for c in doc["cells"]):
         out.append("1 thread = value_and_grad ratio with one thread each: gradc compiled for one thread, numpy's "
                    "BLAS limited to one (per-core efficiency; --threads 1 runs the whole table so)")
