@@ -13,7 +13,10 @@ caller ran alone: a nest too small to split, a narrow product, the kernel's entr
     python tools/nest_timeline.py M2 large float32
     python tools/nest_timeline.py sweep "mlp3 tanh h64" # a configuration of gradc bench --sweep
 
-GRADC_NUM_THREADS applies as usual.
+GRADC_NUM_THREADS applies as usual.  The calls are timed on the kernel's hot code, as
+``gradc bench`` times them: where that splits the batch over the threads (M4 and M6 at
+the small and medium sizes), each thread's part runs its own products on its rows, and
+their events interleave; GRADC_SPLIT_BATCHES=0 shows the whole batch's.
 """
 from __future__ import annotations
 

@@ -18,7 +18,9 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 @pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler")
 @pytest.mark.skipif(not (llvm_jit.init()["blas"] or {}).get("pool"), reason="no pool-split products")
 def test_timeline_lists_the_mlp_products_in_order():
-    env = dict(os.environ, GRADC_NUM_THREADS="2")
+    # the whole batch in one kernel: hot code (which the tool waits for) splits M6
+    # medium's batch over the threads, each part's products then on 1,024 rows
+    env = dict(os.environ, GRADC_NUM_THREADS="2", GRADC_SPLIT_BATCHES="0")
     out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "nest_timeline.py"), "M6", "medium"],
                          capture_output=True, text=True, env=env, check=True).stdout
     products = re.findall(r"product (\S+) @ (\S+): m=(\d+) n=(\d+) k=(\d+)", out)
