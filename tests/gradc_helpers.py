@@ -158,6 +158,37 @@ def scalar_of(x):
     return gradc.numpy.sum(x) if getattr(x, "ndim", 0) else x
 
 
+def large_sort_input(dtype):
+    """300,000 values to sort, with what a sort must get right: ties (the stable order
+    decides), NaN (numpy puts it last) and signed zeros (equal: they keep their order)."""
+    x = np.random.default_rng(1).standard_normal(300_000).astype(dtype)
+    x[::5] = x[1::5]
+    x[[7, 70_000, 299_999]] = np.nan
+    x[[100, 200, 300]], x[[150, 250]] = -0.0, 0.0
+    return x
+
+
+def sort_argsort_median(x):
+    """A model of the three ways users order values (see ``assert_sorts_like_numpy``)."""
+    gnp = gradc.numpy
+    return gnp.sort(x), gnp.argsort(x), gnp.median(gnp.where(gnp.isnan(x), 0.0, x))
+
+
+def assert_same_bits(got, want):
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(f"i{got.itemsize}"), want.view(f"i{want.itemsize}"))
+
+
+def assert_sorts_like_numpy(x, sorted_, order, median):
+    """``sort_argsort_median(x)``'s results against numpy's stable sort: the values, the
+    permutation, the bits of the sorted values (-0.0 and 0.0 in numpy's order) and the
+    median of the values with NaN as 0 (float32: to its rounding)."""
+    np.testing.assert_array_equal(sorted_, np.sort(x))
+    np.testing.assert_array_equal(order, np.argsort(x, kind="stable"))
+    assert_same_bits(x[order], np.sort(x, kind="stable"))
+    np.testing.assert_allclose(median, np.median(np.where(np.isnan(x), 0, x)), rtol=1e-6 if x.dtype == np.float32 else 0)
+
+
 # Python source for a test's subprocess: ``guarded(a, at_end)``, a copy of array ``a`` in
 # fresh pages with a PROT_NONE page right before and right after (at_end: its last byte
 # is the last before the trailing guard page, else its first byte the first after the

@@ -16,7 +16,8 @@ import gradc
 import gradc.numpy as gnp
 from gradc.backends import c_backend, llvm_jit
 
-from gradc_helpers import FD_ATOL, FD_RTOL, fd_grad, kernel_of
+from gradc_helpers import (FD_ATOL, FD_RTOL, assert_same_bits, assert_sorts_like_numpy, fd_grad, kernel_of,
+                           large_sort_input, sort_argsort_median)
 
 try:
     c_backend.compiler()
@@ -35,25 +36,11 @@ def assert_merge_sorted(f, *args, dtype=np.float64):
     assert name in f.lower(*args).c_source()
 
 
-def assert_same_bits(got, want):
-    assert got.dtype == want.dtype and got.shape == want.shape
-    np.testing.assert_array_equal(got.view(f"i{got.itemsize}"), want.view(f"i{want.itemsize}"))
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_a_large_sort_is_numpys(dtype):
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal(300_000).astype(dtype)
-    x[::5] = x[1::5]                                   # ties: stable order decides
-    x[[7, 70_000, 299_999]] = np.nan
-    x[[100, 200, 300]], x[[150, 250]] = -0.0, 0.0      # equal: they keep their order
-    f = gradc.jit(lambda x: (gnp.sort(x), gnp.argsort(x), gnp.median(gnp.where(gnp.isnan(x), 0.0, x))),
-                  backend="c")
-    s, a, m = f(x)
-    np.testing.assert_array_equal(s, np.sort(x))
-    np.testing.assert_array_equal(a, np.argsort(x, kind="stable"))
-    assert_same_bits(x[a], np.sort(x, kind="stable"))      # -0.0 and 0.0 in numpy's order
-    np.testing.assert_allclose(m, np.median(np.where(np.isnan(x), 0, x)), rtol=1e-6 if dtype == np.float32 else 0)
+    x = large_sort_input(dtype)
+    f = gradc.jit(sort_argsort_median, backend="c")
+    assert_sorts_like_numpy(x, *f(x))
     assert_merge_sorted(f, x, dtype=dtype)
 
 

@@ -12,21 +12,17 @@ import gradc
 import gradc.numpy as gnp
 from gradc.backends import llvm_jit
 
+from gradc_helpers import assert_sorts_like_numpy, large_sort_input, sort_argsort_median
+
 pytestmark = pytest.mark.skipif(not llvm_jit.init().get("native_sort"),
                                 reason="the C extension predates runtime/sortrank.c")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_a_large_sort_is_numpys(dtype):
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal(300_000).astype(dtype)
-    x[::5] = x[1::5]                                   # ties: stable order decides
-    x[[7, 70_000, 299_999]] = np.nan
-    f = gradc.jit(lambda x: (gnp.sort(x), gnp.argsort(x), gnp.median(gnp.where(gnp.isnan(x), 0.0, x))))
-    s, a, m = f(x)
-    np.testing.assert_array_equal(s, np.sort(x))
-    np.testing.assert_array_equal(a, np.argsort(x, kind="stable"))
-    np.testing.assert_allclose(m, np.median(np.where(np.isnan(x), 0, x)), rtol=1e-6 if dtype == np.float32 else 0)
+    x = large_sort_input(dtype)
+    f = gradc.jit(sort_argsort_median)
+    assert_sorts_like_numpy(x, *f(x))
     assert "sort_ranks(" in f.lower(x).loop_ir()
 
 
