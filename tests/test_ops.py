@@ -1101,6 +1101,27 @@ def test_max_min_over_a_nonempty_axis_of_an_empty_array():
         gradc.jit(lambda y: gnp.max(y, axis=1))(Y)
 
 
+@pytest.mark.parametrize("shape, to", [((0, 9, 0), (0, 0)), ((5, 0, 3), (0, 7)), ((0, 4), (2, 0, 2))])
+def test_reshape_between_empty_shapes_follows_numpy(shape, to):
+    """Any reshape of an empty array to an empty shape is numpy's; pairing the shapes'
+    common ends read (0, 9, 0) -> (0, 0) as 9 elements against 1 and raised.  (Found
+    by the fuzzer: einsum merges a zero-size operand's contracted axes so.)"""
+    x = numpy.zeros(shape)
+    assert gradc.jit(lambda x: gnp.reshape(x, to))(x).shape == numpy.reshape(x, to).shape
+    assert gradc.jit(gradc.grad(lambda x: gnp.sum(gnp.reshape(x, to) ** 2)))(x).shape == shape
+    a, b = numpy.zeros((0, 9, 0)), numpy.ones((9, 0, 5))
+    y = gradc.jit(lambda a, b: gnp.einsum("ijk,jkl->il", a, b))(a, b)
+    assert y.shape == numpy.einsum("ijk,jkl->il", a, b).shape == (0, 5)
+    ga = gradc.jit(gradc.grad(lambda a, b: gnp.sum(gnp.einsum("ijk,jkl->il", a, b))))(a, b)
+    assert ga.shape == a.shape
+
+
+def test_reshape_of_the_wrong_size_names_the_operand_and_the_line():
+    with pytest.raises(gradc.ShapeError, match=r"reshape\(f64\[0,9\]\): cannot reshape array of size 0 into "
+                                         r"shape \(9,\)  \[at test_ops\.py:\d+\]"):
+        gradc.jit(lambda x: gnp.reshape(x, (9,)))(numpy.zeros((0, 9)))
+
+
 def test_a_scan_keeps_its_batch_symbolic_and_its_levels_in_buffers():
     """cumsum along axis 1 is log2(64) = 6 levels of shifted adds, each (and each level
     of its adjoint) a ``copy`` into a buffer, no matrix product; the other axis stays a

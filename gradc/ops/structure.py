@@ -27,8 +27,12 @@ def _reshape_shape(env, avals, shape):
 def _merges_fixed_axes(a, b) -> bool:
     """Is reshaping ``a`` to ``b`` (sizes or symbols) a row-major reshape of fixed sizes
     between a common leading and trailing part (``(n, 5, 32) -> (n, 160)``: the symbols
-    stay symbolic, each row of ``n`` maps to itself)?"""
+    stay symbolic, each row of ``n`` maps to itself)?  Or of two empty shapes: a size
+    of 0 on each side holds no element to map (``(0, 9, 0) -> (0, 0)``, which pairing
+    the ends would read as 9 elements against 1)."""
     a, b = [d for d in a if d != 1], [d for d in b if d != 1]
+    if 0 in a and 0 in b:
+        return True
     p, q = common_ends(a, b)
     mid_a, mid_b = a[p:len(a) - q], b[p:len(b) - q]
     return (all(isinstance(d, int) for d in mid_a + mid_b)
@@ -67,15 +71,20 @@ def reshape(x, *shape):
     ex = [env.value(d) for d in x._shape]
     total = int(np.prod(ex, dtype=np.int64))
     shape = [int(s) for s in shape]
+
+    def refuse(why):     # as a shape rule's errors read: the op, its operand and the user's line
+        src = t.user_source()
+        raise ShapeError(f"reshape({fmt_type(tuple(env.shown(d) for d in x._shape), x.dtype)}): {why}"
+                         + (f"  [at {src}]" if src else ""))
     if shape.count(-1) > 1:
-        raise ShapeError("reshape: can only specify one unknown dimension (-1)")
+        refuse("can only specify one unknown dimension (-1)")
     if -1 in shape:
         known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
         if known == 0 or total % known:
-            raise ShapeError(f"cannot reshape array of size {total} into shape {tuple(shape)}")
+            refuse(f"cannot reshape array of size {total} into shape {tuple(shape)}")
         shape[shape.index(-1)] = total // known
     if int(np.prod(shape, dtype=np.int64)) != total:
-        raise ShapeError(f"cannot reshape array of size {total} into shape {tuple(shape)}")
+        refuse(f"cannot reshape array of size {total} into shape {tuple(shape)}")
     src = [d for d in x._shape if d != 1]
     if [s for s in shape if s != 1] == [env.value(d) for d in src]:
         it = iter(src)
