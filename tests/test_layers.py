@@ -27,6 +27,11 @@ OP_MODULES = ["gradc.ops.bind", "gradc.ops.structure", "gradc.ops.elementwise", 
               "gradc.ops.special", "gradc.ops.bessel", "gradc.ops.at", "gradc.ops.arrays", "gradc.ops.stats", "gradc.ops.lookup", "gradc.ops.segments", "gradc.ops.indices", "gradc.ops.compose", "gradc.ops.nanfuncs", "gradc.ops.assorted",
               "gradc.ops.padding", "gradc.ops.ufuncs", "gradc.ops.custom"]
 
+# The explain package's modules, each its own layer, lowest first: the expression tree,
+# its algebra, its printing, reading graphs into it, the result object, the explainer.
+EXPLAIN_MODULES = ["gradc.explain.expr", "gradc.explain.simplify", "gradc.explain.render", "gradc.explain.reader",
+                   "gradc.explain.explanation", "gradc.explain.explainer"]
+
 # Lowest layer first.  A module may import modules of its own layer (without a cycle)
 # and of the layers before it.  A new module gets a line here.
 LAYERS = [
@@ -44,6 +49,7 @@ LAYERS = [
     ("jit", ["gradc.backends.blas", "gradc.backends.cache", "gradc.backends.llvm_jit"]),
     ("call", ["gradc.backends", "gradc.backends.kernel", "gradc.backends.numpy_backend",
               "gradc.backends.llvm_backend", "gradc.backends.c_backend"]),
+    *((f"explain: {m.rsplit('.', 1)[1]}", [m]) for m in EXPLAIN_MODULES),
     ("explain", ["gradc.explain"]),
     ("api", ["gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.lax", "gradc.check", "gradc.optim",
              "gradc.distributed", "gradc.custom_derivatives", "gradc.static_args"]),
