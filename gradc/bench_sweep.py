@@ -15,10 +15,10 @@ point of each (M6, M7); the sweep times the whole grid:
 Each configuration runs three implementations: gradc (``gradc.value_and_grad``,
 backend llvm), JAX (``jax.jit(jax.value_and_grad(...))``, x64 for float64) and numpy
 written by hand (the bench's style: the gradient reuses the forward's intermediates).
-Before timing, all three results are compared (``bench.compare``: the norm-wise
+Before timing, all three results are compared (``bench_measure.compare``: the norm-wise
 ``max|got - ref| / max|ref|`` per output against numpy's, rtol 1e-9 for float64 and
 1e-4 for float32, as in ``gradc bench``); a configuration that disagrees is marked
-WRONG.  Timing is ``bench.measure``'s: interleaved rounds, batches of calls, the
+WRONG.  Timing is ``bench_measure.measure``'s: interleaved rounds, batches of calls, the
 median, each implementation's thread pools let go idle before the next one's turn.
 """
 from __future__ import annotations
@@ -35,8 +35,7 @@ import numpy as np
 
 import gradc.numpy as gnp
 
-from . import bench
-from . import bench_models
+from . import bench_measure, bench_models, bench_render
 from .roofline import gradc_threads, one_thread_each, run_until_hot
 
 BATCH, INPUTS, OUTPUTS = 2048, 16, 4
@@ -209,18 +208,19 @@ def _jax_impl(cfg, args):
 
     def call(*a):
         return jax.block_until_ready(vg(*a))
-    return jargs, call, lambda r: bench._grads(jax.device_get(r), cfg.argnums)
+    return jargs, call, lambda r: bench_measure._grads(jax.device_get(r), cfg.argnums)
 
 
 def check_gradc(cfg: Config, dtype: str = "float64", rtol: float | None = None, backend: str = "llvm") -> dict:
     """gradc's value_and_grad of configuration ``cfg`` against numpy by hand, as
-    ``bench.compare`` reports it (``ok``, ``max_rel_err``); rtol: the sweep's own by
+    ``bench_measure.compare`` reports it (``ok``, ``max_rel_err``); rtol: the sweep's own by
     default.  The gradients keep the arguments' dtype."""
     import gradc
     args = make_args(cfg, dtype)
-    ref = bench._grads(np_value_and_grad(cfg)(*args), cfg.argnums)
+    ref = bench_measure._grads(np_value_and_grad(cfg)(*args), cfg.argnums)
     value, grads = gradc.value_and_grad(gradc_model(cfg), argnums=cfg.argnums, backend=backend)(*args)
-    check = bench.compare(bench._grads((value, grads), cfg.argnums), ref, bench.RTOL[dtype] if rtol is None else rtol)
+    check = bench_measure.compare(bench_measure._grads((value, grads), cfg.argnums), ref,
+                                  bench_measure.RTOL[dtype] if rtol is None else rtol)
     if any(np.asarray(g).dtype != np.dtype(dtype) for g in grads):
         check = dict(check, ok=False, why=f"a gradient is not {dtype}")
     return check
@@ -229,20 +229,20 @@ def check_gradc(cfg: Config, dtype: str = "float64", rtol: float | None = None, 
 def run_config(cfg: Config, dtype: str, settings: dict, jax_ok: bool, progress, label) -> dict:
     """Check, then time numpy, gradc and JAX on one configuration."""
     import gradc
-    rtol = bench.RTOL[dtype]
+    rtol = bench_measure.RTOL[dtype]
     args = make_args(cfg, dtype)
     row = {"name": cfg.name, "kind": cfg.kind, "layers": cfg.layers, "hidden": cfg.hidden, "act": cfg.act,
            "n": cfg.n, "d": cfg.d, "head": cfg.head, "shape": cfg.shape_text(), "status": "ok",
            "check": {}, "times": {}}
     np_vg = np_value_and_grad(cfg)
-    ref = bench._grads(np_vg(*args), cfg.argnums)
+    ref = bench_measure._grads(np_vg(*args), cfg.argnums)
     entries = {("numpy", "vg"): (np_vg, args)}
     results = {}
     progress.update(f"{label}: gradc compile")
     try:
         with gradc_threads(settings.get("threads")):
             g_vg = gradc.value_and_grad(gradc_model(cfg), argnums=cfg.argnums, backend="llvm")
-            results["gradc"] = bench._grads(g_vg(*args), cfg.argnums)
+            results["gradc"] = bench_measure._grads(g_vg(*args), cfg.argnums)
             run_until_hot(g_vg, args)
         entries[("gradc", "vg")] = (g_vg, args)
     except Exception as e:  # noqa: BLE001 - report, do not crash the sweep
@@ -256,13 +256,13 @@ def run_config(cfg: Config, dtype: str, settings: dict, jax_ok: bool, progress, 
         except Exception as e:  # noqa: BLE001
             row["check"]["jax"] = {"ok": False, "max_rel_err": None, "why": f"{type(e).__name__}: {e}"}
     for impl, got in results.items():
-        row["check"][impl] = bench.compare(got, ref, rtol)
+        row["check"][impl] = bench_measure.compare(got, ref, rtol)
     if "gradc" in results and "jax" in results:
         # the two compilers against each other (both also against numpy, above)
-        row["check"]["gradc_vs_jax"] = bench.compare(results["gradc"], results["jax"], rtol)
+        row["check"]["gradc_vs_jax"] = bench_measure.compare(results["gradc"], results["jax"], rtol)
     if not all(c.get("ok") for c in row["check"].values()):
         row["status"] = "WRONG"
-    stats = bench.measure(entries, settings["budget_s"], settings["min_batches"], settings["rounds"], progress,
+    stats = bench_measure.measure(entries, settings["budget_s"], settings["min_batches"], settings["rounds"], progress,
                           label, settle_between=settings["settle"], settling={})
     for (impl, _), s in stats.items():
         row["times"][impl] = s
@@ -277,26 +277,26 @@ def run_sweep(configs=None, dtype="float64", quick=False, repeat=1.0, peers=True
               progress=None) -> dict:
     """Run the sweep; returns the ``--json`` document ({"rows": [...], "machine": ...})."""
     configs = list(configs if configs is not None else grid())
-    progress = progress or bench.Progress(enabled=False)
+    progress = progress or bench_render.Progress(enabled=False)
     settings = {"quick": quick, "repeat": repeat, "settle": settle, "threads": threads,
-                "budget_s": bench.BUDGET_S * repeat * (bench.QUICK_FACTOR if quick else 1.0),
-                "min_batches": bench.QUICK_MIN_BATCHES if quick else bench.MIN_BATCHES,
-                "rounds": bench.QUICK_ROUNDS if quick else bench.ROUNDS}
+                "budget_s": bench_measure.BUDGET_S * repeat * (bench_measure.QUICK_FACTOR if quick else 1.0),
+                "min_batches": bench_measure.QUICK_MIN_BATCHES if quick else bench_measure.MIN_BATCHES,
+                "rounds": bench_measure.QUICK_ROUNDS if quick else bench_measure.ROUNDS}
     limits = one_thread_each(threads)     # before jax starts its threads (see roofline.one_core)
     settings.update(limits.__enter__())
-    peer = bench.load_peers(("jax",), dtype, threads)["jax"] if peers else \
+    peer = bench_measure.load_peers(("jax",), dtype, threads)["jax"] if peers else \
         {"available": False, "reason": "--no-peers"}
-    doc = {"tool": "gradc bench --sweep", "dtype": dtype, "rtol": bench.RTOL[dtype], "settings": settings,
-           "machine": bench.machine_info(), "jax": peer, "rows": []}
+    doc = {"tool": "gradc bench --sweep", "dtype": dtype, "rtol": bench_measure.RTOL[dtype], "settings": settings,
+           "machine": bench_measure.machine_info(), "jax": peer, "rows": []}
     t0 = time.perf_counter()
     try:
         for i, cfg in enumerate(configs):
             label = f"[{i + 1}/{len(configs)}] {cfg.name}"
             row = run_config(cfg, dtype, settings, peer.get("available", False), progress, label)
             doc["rows"].append(row)
-            progress.line(f"{label:<32} gradc {bench.fmt_time(row['times'].get('gradc', {}).get('median_s'), 'u')}"
-                          f"  jax {bench.fmt_time(row['times'].get('jax', {}).get('median_s'), 'u')}"
-                          f"  gradc/jax {bench.fmt_ratio(row['gradc_over_jax'])}"
+            progress.line(f"{label:<32} gradc {bench_render.fmt_time(row['times'].get('gradc', {}).get('median_s'), 'u')}"
+                          f"  jax {bench_render.fmt_time(row['times'].get('jax', {}).get('median_s'), 'u')}"
+                          f"  gradc/jax {bench_render.fmt_ratio(row['gradc_over_jax'])}"
                           + ("" if row["status"] == "ok" else "  " + row["status"]))
     finally:
         limits.__exit__(None, None, None)
@@ -311,7 +311,7 @@ def run_sweep(configs=None, dtype="float64", quick=False, repeat=1.0, peers=True
 
 # ----------------------------------------------------------------------------- output
 def render(doc, stream=None) -> str:
-    mu = "µ" if bench._can_encode(stream, "µ") else "u"
+    mu = "µ" if bench_render._can_encode(stream, "µ") else "u"
     head = ["configuration", "shape", "numpy", "gradc", "jax", "gradc/jax", "gradc/numpy", "jax/numpy",
             "max rel err", ""]
     rows = []
@@ -321,9 +321,9 @@ def render(doc, stream=None) -> str:
         noisy = any(s.get("noisy") for s in t.values())
         verdict = r["status"] if r["status"] != "ok" else (
             "" if r["gradc_over_jax"] is None else ("slower" if r["gradc_over_jax"] > 1 else ""))
-        rows.append([r["name"], r["shape"]] + [bench.fmt_time(t.get(i, {}).get("median_s"), mu) for i in IMPLS]
-                    + [bench.fmt_ratio(r["gradc_over_jax"]) + ("*" if noisy else ""),
-                       bench.fmt_ratio(r["gradc_over_numpy"]), bench.fmt_ratio(r["jax_over_numpy"]),
+        rows.append([r["name"], r["shape"]] + [bench_render.fmt_time(t.get(i, {}).get("median_s"), mu) for i in IMPLS]
+                    + [bench_render.fmt_ratio(r["gradc_over_jax"]) + ("*" if noisy else ""),
+                       bench_render.fmt_ratio(r["gradc_over_numpy"]), bench_render.fmt_ratio(r["jax_over_numpy"]),
                        f"{max(errs):.1e}" if errs else "-", verdict])
     widths = [max(len(str(x[i])) for x in [head] + rows) for i in range(len(head))]
 
@@ -349,7 +349,7 @@ def render(doc, stream=None) -> str:
             if not c.get("ok"):
                 lines.append(f"  {r['name']}: {impl}: {c.get('why')}")
     if any(x[5].endswith("*") for x in rows):
-        lines.append(f"* noisy: an interquartile range above {bench.NOISY_IQR:.0%} of its median")
+        lines.append(f"* noisy: an interquartile range above {bench_measure.NOISY_IQR:.0%} of its median")
     lines.append(f"MLPs: batch {BATCH}, {INPUTS} inputs, {OUTPUTS} outputs, mean squared error, every weight and "
                  f"bias; gelu = tanh approximation; attention: M7's model, {FEATURES} features")
     m = doc["machine"]
@@ -394,11 +394,11 @@ def main(args, out) -> int:
         raise CLIError(f"--repeat {args.repeat}: expected a positive number")
     doc = run_sweep(configs, args.dtype, quick=args.quick, repeat=args.repeat,
                     peers=not args.no_peers, settle=not args.no_settle, threads=args.threads,
-                    progress=bench.Progress(sys.stderr, enabled=not args.no_progress))
+                    progress=bench_render.Progress(sys.stderr, enabled=not args.no_progress))
     print(render(doc, out), file=out)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(doc, f, indent=1, default=bench._json_default)
+            json.dump(doc, f, indent=1, default=bench_render._json_default)
             f.write("\n")
         print(f"results: {args.json}", file=out)
     return 0

@@ -100,14 +100,14 @@ def _vector_ir_excerpt(lowered, limit=12):
 
 
 def _timing(p, vg):
-    from . import bench, bench_models
+    from . import bench_measure, bench_models, bench_render
     for size in ("small", "medium"):
         w, b, X, y = bench_models.make_data("M2", size)
         vg(w, b, X, y)   # compile (once: shapes are symbolic) before timing
-        st = bench.measure({"numpy": (bench_models.m2_value_and_grad, (w, b, X, y)),
-                            "gradc": (vg, (w, b, X, y))}, budget=0.15, min_batches=5, rounds=5)
+        st = bench_measure.measure({"numpy": (bench_models.m2_value_and_grad, (w, b, X, y)),
+                                    "gradc": (vg, (w, b, X, y))}, budget=0.15, min_batches=5, rounds=5)
         tn, tg = st["numpy"]["median_s"], st["gradc"]["median_s"]
-        p(f"  X {X.shape[0]}x{X.shape[1]}: numpy {bench.fmt_time(tn)}, gradc {bench.fmt_time(tg)} "
+        p(f"  X {X.shape[0]}x{X.shape[1]}: numpy {bench_render.fmt_time(tn)}, gradc {bench_render.fmt_time(tg)} "
           f"per value_and_grad  (gradc/numpy = {tg / tn:.2f})")
 
 

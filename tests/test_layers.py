@@ -56,6 +56,7 @@ LAYERS = [
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
                "gradc.docs_numpy",
+               "gradc.bench_measure", "gradc.bench_render", "gradc.bench_memory",
                "gradc.bench", "gradc.bench_sweep", "gradc.demo",
                "gradc.cli"]),
 ]
