@@ -433,9 +433,9 @@ def test_implicit_broadcast_only_where_the_shape_is_kept():
 
 # ----------------------------------------------------------------------------- past differentiation
 def _decomposed(f, x, rule, monkeypatch):
-    """The backend graph of ``grad``-free ``f`` (schedule.decompose), with or without
+    """The backend graph of ``grad``-free ``f`` (schedule_graph.decompose), with or without
     passes.PAST_DIFFERENTIATION."""
-    from gradc.backends import schedule as sched
+    from gradc.backends import schedule_graph as sched
     monkeypatch.setattr(sched, "PAST_DIFFERENTIATION", list(rule))
     return sched.decompose(gradc.jit(f).lower(x).graph)
 

@@ -1,0 +1,83 @@
+"""The scheduler's data: a loop nest (Nest), a row pipeline (RowPipeline) and the
+schedule of a whole graph (Schedule), which schedule.schedule() returns and the code
+generators read.  They live apart from the scheduling logic so that every module that
+builds or reads them (schedule, pipelines, workspace, the lowerings) imports them
+without an import cycle."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..graph import Graph
+
+
+@dataclass
+class Nest:
+    kind: str                 # "loop" | "matmul" | "scatter" | "lapack" | "sort"
+    domain: tuple             # symbolic iteration space
+    roots: list = field(default_factory=list)
+    # per root: level "full" (indexed by the whole domain) or "row" (by all but the last
+    # axis, computed between inner loops); stage (even: inner loop, odd: row level);
+    # acc: the loop level a reduction accumulates in a register from (None: in memory)
+    info: dict = field(default_factory=dict)
+    parallel: bool = False    # split over the outer loop across threads
+    row_block: int = 1        # rows per pass of a 2-d nest's inner loops (see _row_block)
+    cost: int = 0             # estimated size of the loop body (see MAX_NEST_COST)
+    work: int = 0             # estimated time per element: cost plus the roots' own ops
+
+    # What the code generators (C and LLVM) ask of a loop nest's roots, in index terms.
+    def stage_local(self, nid) -> bool:
+        """A reduction over the innermost axis only, accumulated within its stage."""
+        return self.info[nid]["level"] == "full" and self.info[nid]["acc"] == len(self.domain) - 1
+
+    def root_rank(self, nid) -> int:
+        """How many of the domain's indices address root ``nid``."""
+        return len(self.domain) if self.info[nid]["level"] == "full" else len(self.domain) - 1
+
+    @staticmethod
+    def reduced_index(d: dict, idx: list, zero) -> list:
+        """The output element of reduction node ``d`` that domain index ``idx`` adds
+        into: reduced axes dropped (or ``zero`` with keepdims)."""
+        axes, keep = d["params"]["axes"], d["params"]["keepdims"]
+        if keep:
+            return [zero if a in axes else i for a, i in enumerate(idx)]
+        return [i for a, i in enumerate(idx) if a not in axes]
+
+
+@dataclass
+class Schedule:
+    graph: Graph
+    nests: list
+    roots: set                # materialized nodes (excluding inputs and array constants)
+    outputs: list             # graph outputs in order
+    workspace: list           # materialized non-output nodes, in allocation order
+    symbols: list             # size symbols, in the order the kernel receives them
+    consts: list              # array constants passed by pointer
+    nonempty: list            # (node, axes) of max/min reductions that need a non-empty input
+    threads: int = 1          # chunks a parallel nest is split into (partials are per chunk)
+    partials: list = field(default_factory=list)  # reductions crossing chunks: per-chunk buffers
+    slots: list = field(default_factory=list)     # workspace nodes sharing memory (disjoint lifetimes)
+    pool_threads: int = 1     # threads that run the chunks
+    row_local: list = field(default_factory=list)  # per-row values kept for one row block only
+    pipelines: list = field(default_factory=list)  # RowPipeline: nests run block by block over rows
+    stream_bytes: int = 16 << 20  # a matrix larger than this streams from memory (the host's cache)
+    in_place: dict = field(default_factory=dict)  # node -> the buffer it overwrites (see _in_place)
+    # set by the backend for its host (llvm_backend):
+    stream_row_bytes: int | None = None  # only rows shorter than this stream (None: any; lower_loops)
+    align_rows: bool = True   # a matrix's rows start their inner loops at a 64-byte boundary (lower_loops)
+
+
+@dataclass
+class RowPipeline:
+    """Nests ``first``..``last`` (consecutive) run together, block by block over the rows
+    of ``x`` (n, d): the narrow product ``head`` = x @ W (W with few columns), the
+    row-local loop nests between, which compute the rows of ``G``, and ``tail`` = x^T @ G,
+    accumulated over the blocks.  A block of x read by the head stays in cache for the
+    tail, so x is read from memory once (softmax regression's gradient X^T (P - Y),
+    logistic regression's, a narrow linear layer's with a row-wise loss).  The lowering
+    runs it when it has gradc's narrow kernels (else the nests run one after another,
+    in the same order)."""
+    first: int
+    last: int
+    x: int
+    head: int
+    tail: int
