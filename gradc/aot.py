@@ -176,7 +176,7 @@ def helpers_source(entries, name) -> str:
     return "\n".join(lines)
 
 
-# What the kernels' sort nests call (llvm_codegen.emit_sort_ranks), as the JIT's
+# What the kernels' sort nests call (llvm_calls.emit_sort_ranks), as the JIT's
 # runtime/sortrank.c defines it: gradc.h's merge sort.  Hidden, so two libraries loaded
 # into one program each call their own.
 SORT_RANK_SOURCE = """\

@@ -1,0 +1,150 @@
+"""The LLVM renderer's library calls: matrix products (gradc's narrow kernel,
+runtime/skinny.c, then BLAS through gradc's pool or CBLAS), row-pipeline blocks, the
+LAPACK-backed ops (runtime/lapack.c) and sort ranks (runtime/sortrank.c).
+
+A mixin of ``llvm_codegen.Codegen``, which renders the loop IR's Gemm, SkinnyPack,
+SkinnyRows, LapackCall and SortRanks statements with these methods; apart because
+each is a call's signature and arguments, not loops, and reads on its own.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from . import loop_ir as lir
+from .llvm_exprs import F64, I8, I32, I64, _const, reg_type
+
+
+class LibraryCalls:
+    """Calls of gradc's runtime and of BLAS; uses the Codegen's builder (``b``), module,
+    buffers (``bufs``), expressions (``e_``), ``convert`` and status."""
+
+    def emit_gemm(self, st: lir.Gemm):
+        """A library matrix product: gradc's narrow kernel first when the IR says so (it
+        returns 1 for products wider than SKINNY_MAX_N columns), else (or then) BLAS."""
+        if st.only_if is not None:
+            with self.b.if_then(self.e_(st.only_if)):
+                self.emit_gemm(lir.Gemm(st.out, st.a, st.b, st.m, st.n, st.k, st.dtype, st.narrow, st.threads,
+                                        st.pool_threads))
+            return
+        ty, b = reg_type(st.dtype), self.b
+        m, n, k = self.e_(st.m), self.e_(st.n), self.e_(st.k)
+        ops = [st.a, st.b]
+        if st.batch is not None:
+            self.call_gemm(st.out, ops, m, n, k, ty, st.pool_threads, (self.e_(st.batch), [self.e_(x) for x in st.strides]))
+        elif st.narrow:
+            done = self.call_skinny(st.out, ops, m, n, k, ty, self.e_(st.threads))
+            with b.if_then(b.icmp_signed("!=", done, ir.Constant(I32, 0)), likely=False):
+                self.call_gemm(st.out, ops, m, n, k, ty, st.pool_threads)
+        else:
+            self.call_gemm(st.out, ops, m, n, k, ty, st.pool_threads)
+
+    def declare(self, name, ret, params):
+        fn = self.module.globals.get(name)
+        return fn if fn is not None else ir.Function(self.module, ir.FunctionType(ret, params), name)
+
+    def emit_skinny_pack(self, st: lir.SkinnyPack):
+        vp, b = I8.as_pointer(), self.b
+        fn = self.declare("gradc_skinny_pack", I32, [I32, I64, I64, vp, I64, vp])
+        b.call(fn, [ir.Constant(I32, 0 if st.dtype == np.float64 else 1), self.e_(st.n), self.e_(st.k),
+                    b.bitcast(self.bufs[st.b], vp), self.ld(st.b), b.bitcast(self.bufs[st.packed], vp)])
+
+    def emit_skinny_rows(self, st: lir.SkinnyRows):
+        """One block of a row pipeline's product: gradc_skinny_rows (which declines
+        products too wide for it: the pipeline's whole products run instead)."""
+        b, vp = self.b, I8.as_pointer()
+        ty = reg_type(st.dtype)
+        row0, rows, n, cols = (self.e_(v) for v in (st.row0, st.rows, st.n, st.cols))
+
+        def at_row(key, r):   # row r of a stored matrix
+            return b.gep(self.bufs[key], [b.mul(r, self.ld(key))], inbounds=True)
+        a = at_row(st.a, row0)
+        if st.tn:
+            bb, out, m, nn, kk = at_row(st.b, row0), self.bufs[st.padded], cols, n, rows
+        else:
+            bb, out, m, nn, kk = self.bufs[st.padded], at_row(st.out, row0), rows, n, cols
+        fn = self.declare("gradc_skinny_rows", I32, [I32, I32, I64, I64, I64, vp, I64, vp, I64, vp, I64])
+        ldb = self.ld(st.b) if st.tn else ir.Constant(I64, 0)
+        b.call(fn, [ir.Constant(I32, 0 if ty == F64 else 1), ir.Constant(I32, int(st.tn)), m, nn, kk,
+                    b.bitcast(a, vp), self.ld(st.a), b.bitcast(bb, vp), ldb, b.bitcast(out, vp),
+                    ir.Constant(I64, 0) if st.tn else self.ld(st.out)])
+
+    def emit_lapack(self, st: lir.LapackCall):
+        """gradc_lapack (runtime/lapack.c): the op on every matrix of the stack; its
+        failures (a singular matrix, ...) are OR-ed into the kernel's status."""
+        vp = I8.as_pointer()
+        fn = self.module.globals.get("gradc_lapack")
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(I32, [I32, I32, I64, I64, I64, vp, vp, vp]), "gradc_lapack")
+        b = self.b
+        a = st.args[0]
+        rhs = st.args[1] if len(st.args) > 1 else a
+        rc = b.call(fn, [ir.Constant(I32, st.routine), ir.Constant(I32, int(st.dtype == np.float32)),
+                         self.e_(st.batch), self.e_(st.n), self.e_(st.k), b.bitcast(self.bufs[a], vp),
+                         b.bitcast(self.bufs[rhs], vp), b.bitcast(self.bufs[st.out], vp)])
+        b.store(b.or_(b.load(self.status), rc), self.status)
+
+    def emit_sort_ranks(self, st: lir.SortRanks):
+        """gradc_sort_rank (runtime/sortrank.c; an ahead-of-time library defines its own,
+        aot.helpers_source): every row's ranks, with the workspace's scratch row."""
+        vp = I8.as_pointer()
+        fn = self.module.globals.get("gradc_sort_rank")
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(I32, [I32, I64, I64, vp, vp, vp]), "gradc_sort_rank")
+        b = self.b
+        rc = b.call(fn, [ir.Constant(I32, st.code), self.e_(st.batch), self.e_(st.n),
+                         b.bitcast(self.bufs[st.arg], vp), b.bitcast(self.bufs[st.out], vp),
+                         b.bitcast(self.bufs[st.scratch], vp)])
+        b.store(b.or_(b.load(self.status), rc), self.status)
+
+    def ld(self, x):
+        """Leading dimension of a stored matrix: its row length, at least 1."""
+        b = self.b
+        cols = self.e_(lir.size(self.g[x]["shape"][-1]))
+        return b.select(b.icmp_signed(">", cols, ir.Constant(I64, 1)), cols, ir.Constant(I64, 1))
+
+    def call_skinny(self, nid, ops, m, n, k, ty, threads):
+        """gradc_skinny_gemm (runtime/skinny.c): 0 when it computed the product."""
+        vp = I8.as_pointer()
+        fn = self.module.globals.get("gradc_skinny_gemm")
+        if fn is None:
+            fnty = ir.FunctionType(I32, [I32, I32, I64, I64, I64, vp, I64, vp, I64, vp, I64, I32])
+            fn = ir.Function(self.module, fnty, "gradc_skinny_gemm")
+        (xa, ta), (xb, _) = ops
+        b = self.b
+        cast = lambda x: b.bitcast(self.bufs[x], vp)  # noqa: E731
+        return b.call(fn, [ir.Constant(I32, 0 if ty == F64 else 1), ir.Constant(I32, 1 if ta else 0), m, n, k,
+                           cast(xa), self.ld(xa), cast(xb), self.ld(xb), cast(nid), self.ld(nid), threads])
+
+    def call_gemm(self, nid, ops, m, n, k, ty, pool_threads, stack=None):
+        """C = op(A) @ op(B) by BLAS: split into row blocks on gradc's pool, one
+        single-threaded BLAS call each (gradc_pool_*gemm, runtime/poolgemm.c), where
+        OpenBLAS lets a thread ask for one thread; else OpenBLAS's CBLAS directly.
+        ``stack``: (items, [a's, b's and C's item strides]): a stack of products, items
+        spread over the pool (gradc_pool_*gemm_batched)."""
+        b = self.b
+        iw = ir.IntType(self.blas["int"])
+        fp = ty.as_pointer()
+        pool = pool_threads > 0
+        name = ("gradc_pool_" if pool or stack else "gradc_cblas_") + ("dgemm" if ty == F64 else "sgemm") \
+            + ("_batched" if stack else "")
+        fn = self.module.globals.get(name)
+        if fn is None:
+            if stack:
+                params = [I32, I32, I32, iw, iw, iw, ty, fp, iw, I64, fp, iw, I64, ty, fp, iw, I64, I64, I32]
+            else:
+                params = [I32, I32, I32, iw, iw, iw, ty, fp, iw, fp, iw, ty, fp, iw] + ([I32] if pool else [])
+            fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), params), name)
+
+        def ld(x):
+            return self.convert(self.ld(x), iw)
+        (xa, ta), (xb, tb) = ops
+        head = [ir.Constant(I32, 101), ir.Constant(I32, 112 if ta else 111), ir.Constant(I32, 112 if tb else 111),
+                self.convert(m, iw), self.convert(n, iw), self.convert(k, iw), _const(ty, 1.0)]
+        if stack:
+            items, (sa, sb, sc) = stack
+            b.call(fn, head + [self.bufs[xa], ld(xa), sa, self.bufs[xb], ld(xb), sb, _const(ty, 0.0),
+                               self.bufs[nid], ld(nid), sc, items, ir.Constant(I32, max(pool_threads, 1))])
+            return
+        args = head + [self.bufs[xa], ld(xa), self.bufs[xb], ld(xb), _const(ty, 0.0), self.bufs[nid], ld(nid)]
+        b.call(fn, args + ([ir.Constant(I32, pool_threads)] if pool else []))
