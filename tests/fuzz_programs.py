@@ -257,7 +257,7 @@ class Program:
                 + (" pinned" if self.pinned else ""))
 
 
-BIG_NUMEL = 1 << 17     # a value this large makes a nest split over threads (llvm_codegen.PAR_MIN_WORK)
+BIG_NUMEL = 1 << 17     # a value this large makes a nest split over threads (lower_loops.PAR_MIN_WORK)
 
 
 def _broadcast(a, b):
