@@ -7,6 +7,7 @@ Everything else is in pyproject.toml."""
 import importlib.util
 import os
 import sys
+import types
 
 import numpy
 from setuptools import Extension, setup
@@ -30,20 +31,25 @@ class build_py_with_header(build_py):
 
 
 def prebuild_vecmath(source, out_dir):
-    """vecmath.build_prebuilt(out_dir), loading vecmath.py on its own (it needs only
-    llvmlite; the gradc package's other dependencies may not be installed yet)."""
+    """vecmath.build_prebuilt(out_dir), loading vecmath.py and the vecmath_* modules next
+    to it on their own, in a stand-in package (they need only llvmlite; the gradc
+    package's other dependencies may not be installed yet)."""
     name = "gradc_vecmath_prebuild"
     try:
-        spec = importlib.util.spec_from_file_location(name, source)
+        package = types.ModuleType(name)
+        package.__path__ = [os.path.dirname(source)]    # where its relative imports look
+        sys.modules[name] = package
+        spec = importlib.util.spec_from_file_location(f"{name}.vecmath", source)
         module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module          # its dataclasses look their module up
+        sys.modules[spec.name] = module     # its dataclasses look their module up
         spec.loader.exec_module(module)
         for path in module.build_prebuilt(out_dir):
             print(f"prebuilt {path}")
     except Exception as e:  # noqa: BLE001 - optional: without it the JIT compiles on first use
         print(f"not prebuilding the vector math library: {type(e).__name__}: {e}")
     finally:
-        sys.modules.pop(name, None)
+        for m in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            sys.modules.pop(m)
 
 
 setup(cmdclass={"build_py": build_py_with_header},

@@ -1,4 +1,4 @@
-"""Polynomial coefficients of gradc's vector math (gradc/backends/vecmath.py, ``_COEFFS``).
+"""Polynomial coefficients of gradc's vector math (gradc/backends/vecmath_coeffs.py, ``_COEFFS``).
 
 Each polynomial approximates, on the interval its function's range reduction leaves,
 the smooth part of a function once its exact leading terms are taken out (so the
@@ -7,7 +7,7 @@ mpmath's Chebyshev approximations (``mpmath.chebyfit``: within a small factor of
 minimax polynomial of that degree, a fraction of the Taylor polynomial's error, so a
 few terms fewer for the same accuracy), rounded to the format.
 
-    python tools/vecmath_coeffs.py          # prints the table pasted into vecmath.py
+    python tools/vecmath_coeffs.py          # prints the table pasted into vecmath_coeffs.py
                                             # (needs mpmath, used nowhere else)
 
 float32 tanh on AVX-512 uses a table of polynomials instead (``tanh_table``).
@@ -68,7 +68,7 @@ _HALF_LN2 = LN2 / 2 * _SLACK
 _LOG_Z = ((mp.sqrt(2) - 1) / (mp.sqrt(2) + 1)) ** 2 * _SLACK     # s = f/(2+f), f <= sqrt2-1
 _LOG_WIDE_Z = (mp.mpf(1) / 5) ** 2 * _SLACK                    # f in [-1/4, 1/2]
 # float32 sin/cos: the reduced argument reaches about 0.92 near the accurate limit
-# (vecmath's _trig_reduce)
+# (vecmath_funcs.py's _trig_reduce)
 _TRIG_Z = {"f64": (0, (mp.pi / 4) ** 2 * _SLACK), "f32": (0, mp.mpf(0.92) ** 2)}
 TABLE = {
     "exp": (_exp_p, (-_HALF_LN2, _HALF_LN2), {"f64": 9, "f32": 4}, _HALF_LN2**2),
@@ -82,7 +82,7 @@ TABLE = {
 }
 ULP = {"f64": mp.mpf(2) ** -53, "f32": mp.mpf(2) ** -24}
 
-# float32 tanh on AVX-512 (vecmath's _tanh_f32_table): a table of polynomials, one per
+# float32 tanh on AVX-512 (vecmath_funcs.py's _tanh_f32_table): a table of polynomials, one per
 # interval [(i - 1/2) w, (i + 1/2) w] of |x| (the first [0, w/2]), in t = |x| - i*w,
 # looked up in registers (vpermi2ps: 32 entries).  The first interval's constant and
 # linear coefficients are 0 and 1 exactly (tanh(t) = t to within a few ulp for tiny t,

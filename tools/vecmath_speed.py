@@ -8,7 +8,8 @@ overhead).  Min over repeats, in ns per element (below 1 in the ratio: gradc fas
 
     python tools/vecmath_speed.py                          # both dtypes, both levels
     python tools/vecmath_speed.py --dtype f32 --cpu x86-64-v3 --only exp,tanh
-    python tools/vecmath_speed.py --against old_vecmath.py  # another vecmath.py too
+    python tools/vecmath_speed.py --against old/vecmath.py  # another vecmath.py too (and
+                                                           # the vecmath_*.py next to it)
     NPY_DISABLE_CPU_FEATURES="AVX512_ICL X86_V4" python tools/vecmath_speed.py --cpu x86-64-v3
         # numpy restricted to its AVX2 code, as on an AVX2 host
 """
@@ -17,8 +18,10 @@ from __future__ import annotations
 import argparse
 import ctypes
 import importlib.util
+import os
 import sys
 import time
+import types
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -31,11 +34,15 @@ _alive = []          # engines whose code is being called
 
 
 def load(path: str):
-    """A vecmath.py loaded on its own (it needs only llvmlite)."""
+    """A vecmath.py loaded on its own, in a stand-in package whose other modules are the
+    vecmath_* files next to it (it needs only llvmlite)."""
     name = f"vecmath_speed_{len(_alive)}_{abs(hash(path))}"
-    spec = importlib.util.spec_from_file_location(name, path)
+    package = types.ModuleType(name)
+    package.__path__ = [os.path.dirname(os.path.abspath(path))]    # where its relative imports look
+    sys.modules[name] = package
+    spec = importlib.util.spec_from_file_location(f"{name}.vecmath", path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -422,7 +422,7 @@ PREBUILT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 def prebuilt_vecmath(directory: str | None = None) -> bytes | None:
     """The whole vector math library as setup.py compiled it (``vecmath.build_prebuilt``)
     for this host's level (x86-64-v3 or v4), or None: no prebuilt library, one made
-    from other code (``vecmath.py`` changed since), another platform, a CPU that lacks
+    from other code (a ``vecmath*.py`` module changed since), another platform, a CPU that lacks
     a feature the level assumes or wants another vector target, a damaged file, or
     ``GRADC_PREBUILT=0``.  Then the JIT compiles the functions it needs itself (about
     10 ms each, once per machine thanks to the disk cache)."""

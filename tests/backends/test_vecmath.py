@@ -525,7 +525,7 @@ def test_prebuilt_library_gives_the_same_bits(name, dt):
 
 
 def test_prebuilt_library_is_refused_when_it_does_not_fit(tmp_path, monkeypatch):
-    """Stale (vecmath.py changed), damaged, unknown or switched-off prebuilt libraries
+    """Stale (a vecmath module changed), damaged, unknown or switched-off prebuilt libraries
     are not loaded: the JIT compiles the functions instead."""
     import json
     import shutil
@@ -550,6 +550,40 @@ def test_prebuilt_library_is_refused_when_it_does_not_fit(tmp_path, monkeypatch)
     assert llvm_jit.prebuilt_vecmath(str(tmp_path / "missing")) is None
     monkeypatch.setenv("GRADC_PREBUILT", "0")
     assert llvm_jit.prebuilt_vecmath() is None
+
+
+def test_source_digest_covers_every_vector_math_module(tmp_path):
+    """The digest that ties a prebuilt library to its code covers every module the
+    library's code comes from: each vecmath*.py next to vecmath.py is in SOURCES, and an
+    edit to any one of them changes the digest.  The modules are copied and loaded as
+    setup.py loads them (a stand-in package, without the rest of gradc)."""
+    import glob
+    import importlib.util
+    import shutil
+    import sys
+    import types
+    here = os.path.dirname(os.path.abspath(vecmath.__file__))
+    assert sorted(vecmath.SOURCES) == sorted(os.path.basename(p) for p in glob.glob(os.path.join(here, "vecmath*.py")))
+    for name in vecmath.SOURCES:
+        shutil.copy(os.path.join(here, name), tmp_path / name)
+    package = "gradc_test_vecmath_copy"
+    sys.modules[package] = types.ModuleType(package)
+    sys.modules[package].__path__ = [str(tmp_path)]
+    try:
+        spec = importlib.util.spec_from_file_location(f"{package}.vecmath", tmp_path / "vecmath.py")
+        copy = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = copy
+        spec.loader.exec_module(copy)
+        assert copy.source_digest() == vecmath.source_digest()
+        seen = {copy.source_digest()}
+        for name in vecmath.SOURCES:
+            with open(tmp_path / name, "a") as f:
+                f.write("# edited\n")
+            seen.add(copy.source_digest())
+        assert len(seen) == len(vecmath.SOURCES) + 1
+    finally:
+        for m in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            sys.modules.pop(m)
 
 
 def test_a_fresh_process_compiles_no_vector_math(tmp_path):
