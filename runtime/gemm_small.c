@@ -52,6 +52,11 @@
                 for (int64_t j = 0; j < NR; j++)                                             \
                     for (int64_t k = 0; k < kc; k++)                                         \
                         Bp[k * NR + j] = j < nb ? B[(j0 + j) * ldb + k0 + k] : (T)0;         \
+            } else if (nb == NR) {   /* a whole panel: plain copies, which vectorize */        \
+                for (int64_t k = 0; k < kc; k++) {                                           \
+                    const T *b = B + (k0 + k) * ldb + j0;                                    \
+                    for (int64_t j = 0; j < NR; j++) Bp[k * NR + j] = b[j];                  \
+                }                                                                            \
             } else {                                                                         \
                 for (int64_t k = 0; k < kc; k++) {                                           \
                     const T *b = B + (k0 + k) * ldb + j0;                                    \
