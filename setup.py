@@ -6,9 +6,6 @@ gradc.backends.vecmath.build_prebuilt), so that a user's first call does not.
 Everything else is in pyproject.toml."""
 import importlib.util
 import os
-import sys
-import types
-
 import numpy
 from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
@@ -32,24 +29,20 @@ class build_py_with_header(build_py):
 
 def prebuild_vecmath(source, out_dir):
     """vecmath.build_prebuilt(out_dir), loading vecmath.py and the vecmath_* modules next
-    to it on their own, in a stand-in package (they need only llvmlite; the gradc
+    to it on their own (gradc/backends/standalone.py: they need only llvmlite; the gradc
     package's other dependencies may not be installed yet)."""
     name = "gradc_vecmath_prebuild"
+    spec = importlib.util.spec_from_file_location("gradc_standalone", os.path.join(os.path.dirname(source), "standalone.py"))
+    standalone = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(standalone)
     try:
-        package = types.ModuleType(name)
-        package.__path__ = [os.path.dirname(source)]    # where its relative imports look
-        sys.modules[name] = package
-        spec = importlib.util.spec_from_file_location(f"{name}.vecmath", source)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module     # its dataclasses look their module up
-        spec.loader.exec_module(module)
+        module = standalone.load_vecmath(source, name)
         for path in module.build_prebuilt(out_dir):
             print(f"prebuilt {path}")
     except Exception as e:  # noqa: BLE001 - optional: without it the JIT compiles on first use
         print(f"not prebuilding the vector math library: {type(e).__name__}: {e}")
     finally:
-        for m in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
-            sys.modules.pop(m)
+        standalone.unload(name)
 
 
 setup(cmdclass={"build_py": build_py_with_header},

@@ -35,7 +35,7 @@ EXPLAIN_MODULES = ["gradc.explain.expr", "gradc.explain.simplify", "gradc.explai
 # Lowest layer first.  A module may import modules of its own layer (without a cycle)
 # and of the layers before it.  A new module gets a line here.
 LAYERS = [
-    ("foundation", ["gradc.version", "gradc.errors", "gradc.shapes", "gradc.tree_util"]),
+    ("foundation", ["gradc.version", "gradc.errors", "gradc.shapes", "gradc.tree_util", "gradc.backends.standalone"]),
     ("graph", ["gradc.graph", "gradc.graph_match", "gradc.ops.registry"]),
     ("trace", ["gradc.tracer"]),
     *((f"ops: {m.rsplit('.', 1)[1]}", [m]) for m in OP_MODULES),

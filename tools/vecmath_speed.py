@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import importlib.util
-import os
-import sys
 import time
-import types
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -34,17 +30,10 @@ _alive = []          # engines whose code is being called
 
 
 def load(path: str):
-    """A vecmath.py loaded on its own, in a stand-in package whose other modules are the
-    vecmath_* files next to it (it needs only llvmlite)."""
-    name = f"vecmath_speed_{len(_alive)}_{abs(hash(path))}"
-    package = types.ModuleType(name)
-    package.__path__ = [os.path.dirname(os.path.abspath(path))]    # where its relative imports look
-    sys.modules[name] = package
-    spec = importlib.util.spec_from_file_location(f"{name}.vecmath", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """A vecmath.py loaded on its own, with the vecmath_* files next to it
+    (gradc.backends.standalone)."""
+    from gradc.backends.standalone import load_vecmath
+    return load_vecmath(path, f"vecmath_speed_{len(_alive)}_{abs(hash(path))}")
 
 
 def kernel(vm, name: str, sfx: str, cpu: str):

@@ -558,22 +558,15 @@ def test_source_digest_covers_every_vector_math_module(tmp_path):
     edit to any one of them changes the digest.  The modules are copied and loaded as
     setup.py loads them (a stand-in package, without the rest of gradc)."""
     import glob
-    import importlib.util
     import shutil
-    import sys
-    import types
+    from gradc.backends.standalone import load_vecmath, unload
     here = os.path.dirname(os.path.abspath(vecmath.__file__))
     assert sorted(vecmath.SOURCES) == sorted(os.path.basename(p) for p in glob.glob(os.path.join(here, "vecmath*.py")))
     for name in vecmath.SOURCES:
         shutil.copy(os.path.join(here, name), tmp_path / name)
     package = "gradc_test_vecmath_copy"
-    sys.modules[package] = types.ModuleType(package)
-    sys.modules[package].__path__ = [str(tmp_path)]
     try:
-        spec = importlib.util.spec_from_file_location(f"{package}.vecmath", tmp_path / "vecmath.py")
-        copy = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = copy
-        spec.loader.exec_module(copy)
+        copy = load_vecmath(str(tmp_path / "vecmath.py"), package)
         assert copy.source_digest() == vecmath.source_digest()
         seen = {copy.source_digest()}
         for name in vecmath.SOURCES:
@@ -582,8 +575,7 @@ def test_source_digest_covers_every_vector_math_module(tmp_path):
             seen.add(copy.source_digest())
         assert len(seen) == len(vecmath.SOURCES) + 1
     finally:
-        for m in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
-            sys.modules.pop(m)
+        unload(package)
 
 
 def test_a_fresh_process_compiles_no_vector_math(tmp_path):
