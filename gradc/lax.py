@@ -1,8 +1,8 @@
 """``gradc.lax``: jax.lax's control flow and array ops, for models written with it.
 
-The array ops (convolution, reduce_window, slicing, padding, dot_general, the
-element-wise names) are composed from gradc's primitives: see gradc/lax_arrays.py and
-gradc/lax_windows.py.
+The array ops (convolution, reduce_window, slicing, padding, dot_general, sorting, the
+element-wise names) are composed from gradc's primitives: see gradc/lax_arrays.py,
+gradc/lax_windows.py and gradc/lax_sorting.py.
 
 gradc traces a model into one graph of array ops, so a loop is unrolled while it is
 traced: ``scan`` and ``fori_loop`` repeat their body once per step (the number of steps
@@ -27,6 +27,7 @@ from .lax_arrays import (  # noqa: F401  (re-exported: jax.lax's array ops)
     integer_pow, is_finite, le, log, log1p, logistic, lt, max, min, mul, ne, neg, pad, pow, reduce_max, reduce_min,
     reduce_prod, reduce_sum, rem, reshape, rev, round, rsqrt, sign, sin, sinh, slice, slice_in_dim, sqrt, square,
     squeeze, sub, tan, tanh, transpose)
+from .lax_sorting import sort, sort_key_val, top_k  # noqa: F401  (re-exported: jax.lax's sorting ops)
 from .lax_windows import (  # noqa: F401  (re-exported: convolution, windowed reductions, flax's pooling)
     avg_pool, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose, conv_with_general_padding,
     max_pool, min_pool, padtype_to_pads, reduce_window)

@@ -214,6 +214,14 @@ TABLE = [
      [(3, 4), (3, 4)], True),
     ("round_away_from_zero", lambda x: lax.round(4 * x) + lax.round(4 * x, 1),
      lambda x: onp.sign(4 * x) * onp.floor(onp.abs(4 * x) + 0.5) + onp.rint(4 * x), [(4, 5)], False),
+    # sorting
+    ("sort", lambda x: lax.sort(x), lambda x: onp.sort(x, -1), [(3, 4, 5)], True),
+    ("sort_keys_dim0", lambda a, b: lax.sort((a, b), 0)[1] * lax.sort([a, b], 0, num_keys=2)[0],
+     lambda a, b: onp.take_along_axis(b, onp.argsort(a, 0, kind="stable"), 0) * onp.sort(a, 0), [(5, 3), (5, 3)], True),
+    ("sort_key_val", lambda k, v: lax.sort_key_val(k, v, 1)[1], lambda k, v: onp.take_along_axis(
+        v, onp.argsort(k, 1, kind="stable"), 1), [(2, 6, 3), (2, 6, 3)], True),
+    ("top_k", lambda x: lax.top_k(x, 3)[0], lambda x: -onp.sort(-x, -1)[..., :3], [(3, 4, 6)], True),
+    ("top_k_axis0", lambda x: lax.top_k(x, 2, axis=0)[0], lambda x: -onp.sort(-x, 0)[:2], [(5, 3)], True),
     ("reductions_cumsum", lambda x: lax.reduce_sum(x, (0, 2)) + lax.reduce_max(x, (0, 2)) * lax.cumsum(
         lax.reduce_min(x, (2,)), 0, reverse=True)[0], lambda x: x.sum((0, 2)) + x.max((0, 2))
      * onp.cumsum(x.min(2)[::-1], 0)[::-1][0], [(2, 3, 4)], True),
@@ -248,6 +256,73 @@ def test_against_numpy_and_finite_differences(name, f, ref, shapes, diff, backen
             want_d = fd_jvp(lambda *a: onp.sum(ref(*a) * w), xs, [i], [v])
             onp.testing.assert_allclose(onp.sum(g * v), want_d, rtol=FD_RTOL, atol=FD_ATOL)
 
+
+
+def _top_k_order(x, k):
+    """Python's own sort, one row at a time: NaN first, then descending, ties by index."""
+    def order(row):
+        return sorted(range(len(row)), key=lambda i: (not onp.isnan(row[i]), 0.0 if onp.isnan(row[i]) else -row[i], i))
+    rows = x.reshape(-1, x.shape[-1])
+    return onp.array([order(row)[:k] for row in rows]).reshape(x.shape[:-1] + (k,))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(7,), (16, 24, 150)])
+def test_top_k_and_sort_order_ties_and_nan(shape, backend):
+    """top_k's indices are JAX's: equal values keep their order (lower index first) and
+    NaN ranks above every number; the gradient goes to exactly the elements taken, once
+    each, ties included.  sort of several operands permutes them all by the first
+    (stable, NaN last).  Integer-valued data makes ties common; the large shape splits
+    over threads."""
+    rng = onp.random.default_rng(7)
+    x = rng.integers(-4, 5, shape).astype(onp.float64)
+    x.reshape(-1)[rng.choice(x.size, max(1, x.size // 20), replace=False)] = onp.nan
+    x.reshape(-1)[rng.choice(x.size, max(1, x.size // 20), replace=False)] = -0.0
+    k = min(5, shape[-1])
+    want = _top_k_order(x, k)
+    values, idx = gradc.jit(lambda a: lax.top_k(a, k), backend=backend)(x)
+    assert idx.dtype == onp.int32
+    onp.testing.assert_array_equal(idx, want)
+    onp.testing.assert_array_equal(values, onp.take_along_axis(x, want, -1))
+    w = rng.standard_normal(want.shape)
+    g = gradc.grad(lambda a: np.sum(np.where(np.isnan(lax.top_k(a, k)[0]), 0.0, lax.top_k(a, k)[0]) * w),
+                   backend=backend)(x)
+    expect = onp.zeros_like(x)
+    onp.put_along_axis(expect, want, onp.where(onp.isnan(onp.take_along_axis(x, want, -1)), 0.0, w), -1)
+    onp.testing.assert_array_equal(g, expect)
+    labels = rng.standard_normal(shape)
+    keys, vals = gradc.jit(lambda a, b: lax.sort((a, b)), backend=backend)(x, labels)
+    order = onp.argsort(x, -1, kind="stable")
+    onp.testing.assert_array_equal(keys, onp.sort(x, -1, kind="stable"))
+    onp.testing.assert_array_equal(vals, onp.take_along_axis(labels, order, -1))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_top_k_of_integers_and_bools(backend):
+    """Integers order by value at the ends of their range (no overflow in the descending
+    key); booleans keep their dtype; against Python's sort."""
+    x = onp.array([[3, -2**63, 2**63 - 1, 3, 0, -1]], onp.int64)
+    values, idx = gradc.jit(lambda a: lax.top_k(a, 4), backend=backend)(x)
+    onp.testing.assert_array_equal(idx, [[2, 0, 3, 4]])
+    onp.testing.assert_array_equal(values, [[2**63 - 1, 3, 3, 0]])
+    b = onp.array([False, True, False, True])
+    bv, bi = gradc.jit(lambda a: lax.top_k(a, 3), backend=backend)(b)
+    onp.testing.assert_array_equal(bi, [1, 3, 0])
+    assert bv.dtype == onp.bool_ and bv.tolist() == [True, True, False]
+
+
+def test_sorting_ops_bad_arguments_are_clear_errors():
+    x = onp.ones((3, 4))
+    with pytest.raises(gradc.GradcError, match=r"top_k: k=5 must be between 0 and the size of axis -1 \(4\)"):
+        gradc.jit(lambda a: lax.top_k(a, 5))(x)
+    with pytest.raises(gradc.GradcError, match="top_k: k must be a Python int"):
+        gradc.jit(lambda a, k: lax.top_k(a, k))(x, 2)
+    with pytest.raises(gradc.GradcError, match="dimension 2 is out of range for an operand of rank 2"):
+        gradc.jit(lambda a: lax.sort(a, 2))(x)
+    with pytest.raises(gradc.GradcError, match=r"sort: the operands must have one shape"):
+        gradc.jit(lambda a, b: lax.sort((a, b)))(x, onp.ones(4))
+    with pytest.raises(gradc.GradcError, match="num_keys=3 must be between 1 and the number of operands"):
+        gradc.jit(lambda a: lax.sort((a, a), num_keys=3))(x)
 
 # ----------------------------------------------------------------------------- traced start indices
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -417,6 +492,8 @@ JAX_TABLE = [
      [(4, 5)]),
     ("slices", lambda L: lambda x: L.slice(x, (0, 1), (3, 6), (2, 2)) + L.slice_in_dim(x[:2], 1, 4, 1, 1),
      [(3, 6)]),
+    ("top_k_sort", lambda L: lambda x, y: L.top_k(x, 3, axis=1)[0] * L.sort((x, y), 1)[1][:, :3]
+     + L.sort_key_val(y, x, 1)[1][:, 1:4], [(4, 7), (4, 7)]),
 ]
 
 
