@@ -263,3 +263,28 @@ def test_cov_and_corrcoef_dtype(backend):
 def test_cov_weights_shape_is_checked():
     with pytest.raises(gradc.ShapeError, match="aweights must have shape"):
         gradc.jit(lambda a, w: np.cov(a, aweights=w))(onp.ones((3, 7)), onp.ones(6))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+def test_sinc_and_its_derivative_near_zero_to_a_few_ulp(dtype, backend):
+    """sinc's derivative, (y cos y - sin y) / y^2 with y = pi x, cancels as x -> 0 (all of
+    it below x ~ 1e-8, 100% error at x = 1e-4 in float32); gradc sums the Taylor series
+    for |pi x| < 1, which differentiates without cancellation.  Oracle: mpmath at 40
+    digits.  8 ulp: a few roundings of a ten-term Horner sum or of the quotient."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    x = onp.array([1e-30, 1e-12, 1e-8, 1e-4, 3e-4, 1e-3, 0.05, 0.3, 0.318, 0.32, 0.5, 0.7, 1.3, 3.3], dtype)
+    x = onp.concatenate([x, -x])
+
+    def exact(t):
+        y = mpmath.pi * t
+        return mpmath.sin(y) / y
+
+    want = onp.array([float(exact(mpmath.mpf(float(t)))) for t in x])
+    want_d = onp.array([float(mpmath.diff(exact, mpmath.mpf(float(t)))) for t in x])
+    got = gradc.jit(np.sinc, backend=backend)(x)
+    got_d = gradc.grad(lambda a: np.sum(np.sinc(a)), backend=backend)(x)
+    eps = onp.finfo(dtype).eps
+    onp.testing.assert_allclose(got, want, rtol=8 * eps, atol=0)
+    onp.testing.assert_allclose(got_d, want_d, rtol=8 * eps, atol=0)
