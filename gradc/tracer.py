@@ -435,6 +435,25 @@ class Value:
     def __array__(self, dtype=None, copy=None):
         raise self._concrete_error("conversion to a numpy array")
 
+    def item(self, *args):
+        raise self._concrete_error(".item()")
+
+    def tolist(self):
+        raise self._concrete_error(".tolist()")
+
+    def index_dtype_error(self):
+        """The error for a non-integer traced value used as an index: names the argument
+        when it is one (a Python int argument takes the float dtype of the others)."""
+        src = user_source()
+        msg = f"index arrays must be integers, got {fmt_type(self._shape, self.dtype)}"
+        node = self._b.graph[self._id]
+        if node["op"] == "input":
+            name = node.get("name") or "the argument"
+            msg += (f" (argument {name!r}: a Python int passed to a compiled function is a weak scalar and "
+                    f"takes the float dtype of the other arguments, as in numpy 2; pass an integer array or "
+                    f"np.int64(...), or make it static: gradc.jit(f, static_argnames=({name!r},)))")
+        return UnsupportedError(msg + (f"  [at {src}]" if src else ""))
+
     def __hash__(self):
         return id(self)
 

@@ -128,6 +128,25 @@ def test_numpy_conversion_of_traced_value():
         gradc.jit(lambda x: np.asarray(x).sum())(x3)
 
 
+@pytest.mark.parametrize("method", ["item", "tolist"])
+def test_item_and_tolist_of_traced_value(method):
+    """As float(): a clear error naming the method and the line, not an AttributeError."""
+    with pytest.raises(TracerBoolError, match=rf"\.{method}\(\) of a traced value f64\[\] at test_errors.py:\d+"):
+        gradc.jit(lambda x: getattr(gnp.sum(x), method)())(x3)
+
+
+def test_python_int_argument_as_an_index_names_the_argument_and_the_fixes():
+    """A Python int argument is a weak scalar that takes the others' float dtype, so as an
+    index it is refused; the message says why and how (an integer or a static argument),
+    and each way it suggests gives numpy's answer."""
+    x = np.arange(6.0)
+    with pytest.raises(UnsupportedError, match=r"got f64\[\] \(argument 'i': a Python int .* weak scalar.*"
+                                               r"static_argnames=\('i',\)\).*\[at test_errors.py:\d+\]"):
+        gradc.jit(lambda a, i: a[i])(x, 2)
+    assert gradc.jit(lambda a, i: a[i])(x, np.int64(2)) == x[2]
+    assert gradc.jit(lambda a, i: a[i], static_argnames=("i",))(x, 2) == x[2]
+
+
 def test_boolean_mask_indexing_suggests_where():
     with pytest.raises(UnsupportedError, match="gradc.where"):
         gradc.jit(lambda x: x[x > 0])(x3)
