@@ -21,12 +21,15 @@ from . import numpy as gnp
 from .errors import ArgumentError, UnsupportedError
 from .lax_arrays import (  # noqa: F401  (re-exported: jax.lax's array ops)
     abs, acos, acosh, add, argmax, argmin, asin, asinh, atan, atan2, atanh, broadcast, broadcast_in_dim, cbrt, ceil,
-    clamp, concatenate, convert_element_type, cos, cosh, cumprod, cumsum, div, dot, dot_general,
+    clamp, concatenate, digamma, erf_inv, lgamma, reciprocal, convert_element_type, cos, cosh, cumprod, cumsum, div, dot, dot_general,
     dynamic_index_in_dim, dynamic_slice, dynamic_slice_in_dim, dynamic_update_index_in_dim, dynamic_update_slice,
     dynamic_update_slice_in_dim, eq, erf, erfc, exp, exp2, expand_dims, expm1, floor, ge, gt, index_in_dim,
     integer_pow, is_finite, le, log, log1p, logistic, lt, max, min, mul, ne, neg, pad, pow, reduce_max, reduce_min,
     reduce_prod, reduce_sum, rem, reshape, rev, round, rsqrt, sign, sin, sinh, slice, slice_in_dim, sqrt, square,
     squeeze, sub, tan, tanh, transpose)
+from .lax_construct import (  # noqa: F401  (re-exported: constructors, select_n, split, stack, tile)
+    broadcasted_iota, full, full_like, iota, optimization_barrier, select_n, split, stack, tile)
+from .lax_scans import associative_scan, cumlogsumexp, cummax, cummin, reduce  # noqa: F401  (re-exported)
 from .lax_sorting import sort, sort_key_val, top_k  # noqa: F401  (re-exported: jax.lax's sorting ops)
 from .lax_windows import (  # noqa: F401  (re-exported: convolution, windowed reductions, flax's pooling)
     avg_pool, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose, conv_with_general_padding,
@@ -163,3 +166,28 @@ def shift_right_logical(x, y):
         return gnp.right_shift(x, y)
     unsigned = np.dtype(f"u{x.dtype.itemsize}")
     return bitcast_convert_type(gnp.right_shift(bitcast_convert_type(x, unsigned), gnp.astype(y, unsigned)), x.dtype)
+
+
+def population_count(x):
+    """``jax.lax.population_count``: the number of 1 bits of each integer, in x's dtype
+    (a negative signed integer counts its two's complement bits)."""
+    x = gnp.asarray(x)
+    if x.dtype.kind not in "iu":
+        raise ArgumentError(f"population_count: expected an integer array, got {x.dtype}")
+    if x.dtype.kind == "i":          # numpy's bitwise_count counts |x|; JAX counts the stored bits
+        return gnp.astype(gnp.bitwise_count(bitcast_convert_type(x, np.dtype(f"u{x.dtype.itemsize}"))), x.dtype)
+    return gnp.astype(gnp.bitwise_count(x), x.dtype)
+
+
+def clz(x):
+    """``jax.lax.clz``: the number of leading 0 bits of each integer, in x's dtype (the
+    bit width for 0, 0 for a negative signed integer): the bits below the highest 1 are
+    set by shifts, and the width minus their count is the answer."""
+    x = gnp.asarray(x)
+    if x.dtype.kind not in "iu":
+        raise ArgumentError(f"clz: expected an integer array, got {x.dtype}")
+    bits, s = 8 * x.dtype.itemsize, 1
+    while s < bits:
+        x = gnp.bitwise_or(x, shift_right_logical(x, gnp.astype(s, x.dtype)))
+        s *= 2
+    return gnp.astype(bits, x.dtype) - population_count(x)

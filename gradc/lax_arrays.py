@@ -18,6 +18,7 @@ import numpy as np
 
 from . import numpy as gnp
 from .errors import ArgumentError, ShapeError
+from .scipy import special as _special
 from .tracer import Value, bind as _bind, current as _current, to_value as _to_value
 
 _slice, _max, _min = builtins.slice, builtins.max, builtins.min
@@ -417,5 +418,13 @@ sinh, cosh, asin, acos, atan, atan2 = gnp.sinh, gnp.cosh, gnp.arcsin, gnp.arccos
 asinh, acosh, atanh = gnp.arcsinh, gnp.arccosh, gnp.arctanh
 abs, sign, floor, ceil, square, pow = gnp.abs, gnp.sign, gnp.floor, gnp.ceil, gnp.square, gnp.power  # noqa: A001
 rem, erf, erfc, is_finite = gnp.fmod, gnp.erf, gnp.erfc, gnp.isfinite
+erf_inv = _special.erfinv
+lgamma = _special.gammaln      # (x > 0; nan for x <= 0, see gradc.scipy.special)
+digamma = _special.digamma     # (x > 0; nan for x <= 0)
+
+
+def reciprocal(x):
+    """``jax.lax.reciprocal``: 1 / x."""
+    return gnp.reciprocal(x)
 eq, ne, lt, le, gt, ge = gnp.equal, gnp.not_equal, gnp.less, gnp.less_equal, gnp.greater, gnp.greater_equal
 select = gnp.where
