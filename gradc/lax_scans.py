@@ -139,7 +139,7 @@ def _monoid(computation):
 
 
 def reduce(operands, init_values, computation, dimensions, out_sharding=None):  # noqa: A001  (jax.lax's name)
-    """``jax.lax.reduce``: ``operands`` (an array, or a pytree of them with a pytree of
+    """``jax.lax.reduce``: ``operands`` (one array, or a pytree holding one, with
     ``init_values`` alike) reduced over the axes ``dimensions`` by ``computation``, which
     must be add, mul, max or min (jax.lax's, gradc.lax's, gradc.numpy's or numpy's; and,
     or on booleans).  The result is ``computation(init_value, reduction)``: with the
@@ -154,6 +154,9 @@ def reduce(operands, init_values, computation, dimensions, out_sharding=None):  
     inits, itree = tree_flatten(init_values)
     if itree != tree:
         raise ArgumentError(f"reduce: init_values must have the structure of operands {tree}, got {itree}")
+    if len(leaves) != 1:       # JAX calls a variadic computation on tuples (an argmax, say): not a monoid
+        raise UnsupportedError(f"reduce: gradc reduces one operand at a time; got {len(leaves)} operands (a "
+                               "variadic reduction); reduce each with its own call")
     out = []
     for x, init in zip(leaves, inits):
         if _shape(init) != ():

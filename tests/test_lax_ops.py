@@ -16,6 +16,9 @@ k tied maxima get 1/k each; JAX gives all to one, so JAX is no oracle there)."""
 from __future__ import annotations
 
 import itertools
+import math
+
+import mpmath
 
 import numpy as onp
 import pytest
@@ -108,6 +111,19 @@ def _dynamic_update_np(x, u, starts):
     y = onp.array(x, copy=True)
     y[tuple(slice(s, s + k) for s, k in zip(st, u.shape))] = u
     return y
+
+
+def _recurrence_np(a, b):
+    """h[0] = b[0], h[t] = h[t-1] a[t] + b[t]: the loop associative_scan parallelises."""
+    h = onp.array(b, onp.float64)
+    for t in range(1, len(a)):
+        h[t] = h[t - 1] * a[t] + b[t]
+    return h
+
+
+_lgamma_np = onp.vectorize(math.lgamma)
+_digamma_np = onp.vectorize(lambda v: float(mpmath.digamma(v)))
+_erfinv_np = onp.vectorize(lambda v: float(mpmath.erfinv(v)))
 
 
 def _pool_np(x, ufunc, init, window, strides, padding):
@@ -225,6 +241,32 @@ TABLE = [
     ("reductions_cumsum", lambda x: lax.reduce_sum(x, (0, 2)) + lax.reduce_max(x, (0, 2)) * lax.cumsum(
         lax.reduce_min(x, (2,)), 0, reverse=True)[0], lambda x: x.sum((0, 2)) + x.max((0, 2))
      * onp.cumsum(x.min(2)[::-1], 0)[::-1][0], [(2, 3, 4)], True),
+    # scans, reductions, constructors, special functions (gradc/lax_scans.py, gradc/lax_construct.py)
+    ("cummax_cummin", lambda x: lax.cummax(x, 1) + lax.cummin(x, 0, reverse=True) * lax.cummax(x, -1, True),
+     lambda x: onp.maximum.accumulate(x, 1) + onp.minimum.accumulate(x[::-1], 0)[::-1]
+     * onp.maximum.accumulate(x[..., ::-1], -1)[..., ::-1], [(3, 5, 4)], True),
+    ("cumlogsumexp", lambda x: lax.cumlogsumexp(3 * x, 2) + lax.cumlogsumexp(x, axis=0, reverse=True),
+     lambda x: onp.logaddexp.accumulate(3 * x, 2) + onp.logaddexp.accumulate(x[::-1], 0)[::-1], [(3, 4, 5)], True),
+    ("associative_scan_add_axis1_reverse", lambda x: lax.associative_scan(lax.add, x, reverse=True, axis=1),
+     lambda x: onp.cumsum(x[:, ::-1], 1)[:, ::-1], [(2, 7, 3)], True),
+    ("associative_scan_recurrence", lambda a, b: lax.associative_scan(
+        lambda p, q: (p[0] * q[0], p[1] * q[0] + q[1]), (a, b))[1], lambda a, b: _recurrence_np(a, b), [(9, 4), (9, 4)],
+     True),
+    ("reduce_monoids", lambda x: lax.reduce(x, 0.0, lax.add, (0, 2)) + lax.reduce(x, -onp.inf, lax.max, (0, 2))
+     * lax.reduce((x,), (1.0,), lax.mul, (2,))[0][1] - lax.reduce(x, onp.inf, lax.min, (2,))[0],
+     lambda x: x.sum((0, 2)) + x.max((0, 2)) * x.prod(2)[1] - x.min(2)[0], [(2, 3, 4)], True),
+    ("special_functions", lambda x: lax.lgamma(x * x + 0.5) + lax.digamma(x * x + 0.5) * lax.reciprocal(x * x + 1)
+     + lax.erf_inv(0.9 * x), lambda x: _lgamma_np(x * x + 0.5) + _digamma_np(x * x + 0.5) / (x * x + 1)
+     + _erfinv_np(0.9 * x), [(3, 4)], True),
+    ("select_n_full_like_iota", lambda x, y: lax.select_n(lax.gt(x, y), x, y * 2)
+     + lax.select_n(lax.convert_element_type(1.5 * x + 1.5, onp.int32), x, y * 2, x * y)
+     + lax.full_like(x, 0.5) * lax.broadcasted_iota(x.dtype, x.shape, 1) + lax.full((4,), x[0, 0], x.dtype),
+     lambda x, y: onp.where(x > y, y * 2, x) + onp.choose((1.5 * x + 1.5).astype(int), [x, y * 2, x * y])
+     + 0.5 * onp.arange(4.0) + x[0, 0], [(3, 4), (3, 4)], True),
+    ("split_stack_tile", lambda x: lax.stack([lax.split(x, (2, 3, 1), 1)[0], lax.tile(lax.split(x, [2, 3, 1], 1)[2],
+                                                                                      (1, 2, 1))], 2)
+     * lax.optimization_barrier((x[:, :2], 2.0))[0][..., None],
+     lambda x: onp.stack([x[:, :2], onp.tile(x[:, 5:], (1, 2, 1))], 2) * x[:, :2, :, None], [(3, 6, 2)], True),
 ]
 
 
@@ -494,6 +536,15 @@ JAX_TABLE = [
      [(3, 6)]),
     ("top_k_sort", lambda L: lambda x, y: L.top_k(x, 3, axis=1)[0] * L.sort((x, y), 1)[1][:, :3]
      + L.sort_key_val(y, x, 1)[1][:, 1:4], [(4, 7), (4, 7)]),
+    ("cumulative", lambda L: lambda x: L.cummax(x, 1) * L.cummin(x, 0, True) + L.cumlogsumexp(x, 2, True), [(3, 5, 4)]),
+    ("associative_scan_matrices", lambda L: lambda a, b: L.associative_scan(
+        lambda p, q: (p[0] * q[0], p[1] * q[0] + q[1]), (a, b), reverse=True, axis=1)[1], [(3, 9, 2), (3, 9, 2)]),
+    ("reduce", lambda L: lambda x: L.reduce(x, 0.0, L.add, (1,)) * L.reduce(x, -onp.inf, L.max, (1,)), [(4, 5)]),
+    ("special", lambda L: lambda x: L.lgamma(x * x + 0.5) + L.digamma(x * x + 1) + L.erf_inv(0.9 * x)
+     + L.reciprocal(x + 2), [(3, 4)]),
+    ("select_n_split_stack", lambda L: lambda x, y: L.select_n(L.convert_element_type(1.5 * x + 1.5, onp.int32),
+                                                              x, y, x * y)[:, :2] + L.stack(L.split(y, (2, 2), 1), 2)[..., 1]
+     * L.full_like(x[:, :2], 2.0) + L.tile(x[:, :1], (1, 2)), [(3, 4), (3, 4)]),
 ]
 
 
