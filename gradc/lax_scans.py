@@ -13,7 +13,7 @@ runs on every backend; outside a trace it computes with numpy:
   at odd positions), combine those with the remaining elements (the even positions) and
   interleave; ``fn`` is called O(log n) times on whole slices, never per element;
 * ``reduce`` maps the monoids add, mul, max, min (and, or on booleans) to gradc's
-  reductions.
+  reductions, and applies any other computation pairwise, about log2(n) times.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import operator
 import numpy as np
 
 from . import numpy as gnp
-from .errors import ArgumentError, UnsupportedError
+from .errors import ArgumentError
 from .tracer import Value
 from .tree_util import tree_flatten, tree_unflatten
 
@@ -139,43 +139,78 @@ def _monoid(computation):
 
 
 def reduce(operands, init_values, computation, dimensions, out_sharding=None):  # noqa: A001  (jax.lax's name)
-    """``jax.lax.reduce``: ``operands`` (one array, or a pytree holding one, with
-    ``init_values`` alike) reduced over the axes ``dimensions`` by ``computation``, which
-    must be add, mul, max or min (jax.lax's, gradc.lax's, gradc.numpy's or numpy's; and,
-    or on booleans).  The result is ``computation(init_value, reduction)``: with the
-    monoid's identity as ``init_value`` (JAX's requirement) that is the reduction.  Other
-    computations raise UnsupportedError."""
-    name = _monoid(computation)
-    if name is None:
-        raise UnsupportedError(f"reduce: computation {getattr(computation, '__name__', computation)!r} is not one "
-                               "gradc can reduce with; use add, mul, max or min (jax.lax's or gradc.lax's), or "
-                               "and, or on booleans")
+    """``jax.lax.reduce``: ``operands`` (an array, or a pytree of arrays of one shape, with
+    ``init_values`` a pytree of scalars alike) reduced over the axes ``dimensions`` by
+    ``computation``, a function of two such pytrees that must be associative and
+    commutative (XLA's requirement: it combines in any order).
+
+    One operand with add, mul, max or min (jax.lax's, gradc.lax's, gradc.numpy's or
+    numpy's; and, or on booleans) is gradc's reduction, ``computation(init_value,
+    reduction)``, the reduction itself when ``init_value`` is the identity (as JAX
+    requires); max and min follow gradc's tie rule.  Any other computation (several
+    operands included, an argmax over (value, index) pairs, say) is applied to halves of
+    the reduced elements, pairwise, about log2(n) times, then once with the init values;
+    its gradient comes from its own ops."""
     leaves, tree = tree_flatten(operands)
     inits, itree = tree_flatten(init_values)
+    if not leaves:
+        raise ArgumentError("reduce: operands holds no arrays")
     if itree != tree:
         raise ArgumentError(f"reduce: init_values must have the structure of operands {tree}, got {itree}")
-    if len(leaves) != 1:       # JAX calls a variadic computation on tuples (an argmax, say): not a monoid
-        raise UnsupportedError(f"reduce: gradc reduces one operand at a time; got {len(leaves)} operands (a "
-                               "variadic reduction); reduce each with its own call")
-    out = []
-    for x, init in zip(leaves, inits):
+    shapes = sorted({_shape(x) for x in leaves})
+    if len(shapes) != 1:
+        raise ArgumentError(f"reduce: the operands must have one shape, got {shapes}")
+    for init in inits:
         if _shape(init) != ():
             raise ArgumentError(f"reduce: each init value must be a scalar, got shape {_shape(init)}")
-        dims = tuple(_axis(d, len(_shape(x)), "reduce") for d in dimensions)
-        if len(set(dims)) != len(dims):
-            raise ArgumentError(f"reduce: repeated dimension in {tuple(dimensions)}")
-        if name == "add":
-            y = gnp.add(init, gnp.sum(x, axis=dims))
-        elif name == "mul":
-            y = gnp.multiply(init, gnp.prod(x, axis=dims))
-        elif name in ("max", "min"):
-            r = gnp.max(x, axis=dims) if name == "max" else gnp.min(x, axis=dims)
-            y = (gnp.maximum if name == "max" else gnp.minimum)(init, r)
-        else:
-            if np.dtype(x.dtype if isinstance(x, Value) else np.result_type(x)) != np.bool_:
-                raise UnsupportedError(f"reduce: {name} is supported on booleans only, got "
-                                       f"{x.dtype if isinstance(x, Value) else np.result_type(x)}")
-            r = gnp.all(x, axis=dims) if name == "and" else gnp.any(x, axis=dims)
-            y = (gnp.logical_and if name == "and" else gnp.logical_or)(init, r)
-        out.append(gnp.astype(y, x.dtype if isinstance(x, Value) else np.result_type(x)))
-    return tree_unflatten(tree, out)
+    dims = tuple(_axis(d, len(shapes[0]), "reduce") for d in dimensions)
+    if len(set(dims)) != len(dims):
+        raise ArgumentError(f"reduce: repeated dimension in {tuple(dimensions)}")
+    name = _monoid(computation)
+    if name is None or len(leaves) > 1 or (name in ("and", "or") and _dtype(leaves[0]) != np.bool_):
+        if not callable(computation):
+            raise ArgumentError(f"reduce: computation must be callable, got {computation!r}")
+        return tree_unflatten(tree, _pairwise(leaves, inits, computation, dims, tree))
+    x, init = leaves[0], inits[0]
+    if name == "add":
+        y = gnp.add(init, gnp.sum(x, axis=dims))
+    elif name == "mul":
+        y = gnp.multiply(init, gnp.prod(x, axis=dims))
+    elif name in ("max", "min"):
+        r = gnp.max(x, axis=dims) if name == "max" else gnp.min(x, axis=dims)
+        y = (gnp.maximum if name == "max" else gnp.minimum)(init, r)
+    else:
+        r = gnp.all(x, axis=dims) if name == "and" else gnp.any(x, axis=dims)
+        y = (gnp.logical_and if name == "and" else gnp.logical_or)(init, r)
+    return tree_unflatten(tree, [gnp.astype(y, _dtype(x))])
+
+
+def _dtype(x):
+    return np.dtype(x.dtype) if isinstance(x, Value) else np.result_type(x)
+
+
+def _pairwise(leaves, inits, computation, dims, tree):
+    """The reduced axes moved last and flattened into one of n elements; while n > 1 the
+    first half is combined with the second (an odd one out waits for the next round)."""
+    shape = _shape(leaves[0])
+    keep = [a for a in range(len(shape)) if a not in dims]
+    kept = [shape[a] for a in keep]
+    n = int(np.prod([shape[d] for d in dims], dtype=np.int64))
+    xs = [gnp.reshape(gnp.transpose(x, keep + list(dims)), kept + [n]) for x in leaves]
+
+    def call(a, b):
+        out, t = tree_flatten(computation(tree_unflatten(tree, a), tree_unflatten(tree, b)))
+        if len(out) != len(leaves):
+            raise ArgumentError(f"reduce: computation must return the structure of operands {tree}, returned {t}")
+        return out
+
+    while n > 1:
+        h = n // 2
+        c = call([x[..., :h] for x in xs], [x[..., h:2 * h] for x in xs])
+        xs = [gnp.concatenate([ci, x[..., 2 * h:]], axis=-1) if n % 2 else ci for ci, x in zip(c, xs)]
+        n -= h
+    start = [gnp.broadcast_to(gnp.astype(i, _dtype(x)), kept) if isinstance(i, Value) else np.full(kept, i, _dtype(x))
+             for i, x in zip(inits, leaves)]
+    if n == 0:
+        return start
+    return [gnp.astype(y, _dtype(x)) for y, x in zip(call(start, [x[..., 0] for x in xs]), leaves)]

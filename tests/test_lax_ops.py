@@ -255,6 +255,9 @@ TABLE = [
     ("reduce_monoids", lambda x: lax.reduce(x, 0.0, lax.add, (0, 2)) + lax.reduce(x, -onp.inf, lax.max, (0, 2))
      * lax.reduce((x,), (1.0,), lax.mul, (2,))[0][1] - lax.reduce(x, onp.inf, lax.min, (2,))[0],
      lambda x: x.sum((0, 2)) + x.max((0, 2)) * x.prod(2)[1] - x.min(2)[0], [(2, 3, 4)], True),
+    ("reduce_generic", lambda x: lax.reduce(x, 0.0, lambda a, b: a * b + a + b, (0, 1))
+     + lax.reduce(x, 1.0, lambda a, b: a * b, ()),        # (a+1)(b+1)-1: associative, commutative, 0 its identity
+     lambda x: onp.prod(x + 1, (0, 1)) - 1 + x, [(2, 5, 3)], True),
     ("special_functions", lambda x: lax.lgamma(x * x + 0.5) + lax.digamma(x * x + 0.5) * lax.reciprocal(x * x + 1)
      + lax.erf_inv(0.9 * x), lambda x: _lgamma_np(x * x + 0.5) + _digamma_np(x * x + 0.5) / (x * x + 1)
      + _erfinv_np(0.9 * x), [(3, 4)], True),
@@ -540,6 +543,7 @@ JAX_TABLE = [
     ("associative_scan_matrices", lambda L: lambda a, b: L.associative_scan(
         lambda p, q: (p[0] * q[0], p[1] * q[0] + q[1]), (a, b), reverse=True, axis=1)[1], [(3, 9, 2), (3, 9, 2)]),
     ("reduce", lambda L: lambda x: L.reduce(x, 0.0, L.add, (1,)) * L.reduce(x, -onp.inf, L.max, (1,)), [(4, 5)]),
+    ("reduce_generic", lambda L: lambda x: L.reduce(x, 0.0, lambda a, b: a * b + a + b, (1, 2)), [(3, 5, 4)]),
     ("special", lambda L: lambda x: L.lgamma(x * x + 0.5) + L.digamma(x * x + 1) + L.erf_inv(0.9 * x)
      + L.reciprocal(x + 2), [(3, 4)]),
     ("select_n_split_stack", lambda L: lambda x, y: L.select_n(L.convert_element_type(1.5 * x + 1.5, onp.int32),

@@ -164,6 +164,35 @@ def test_cumlogsumexp_is_stable_at_large_inputs(dtype, backend):
     onp.testing.assert_allclose(g, expect, rtol=1e-12 if dtype == onp.float64 else 1e-4, atol=1e-12)
 
 
+# ----------------------------------------------------------------------------- reduce, generic
+def _argmax_pair(p, q):
+    """(value, index) pairs: the larger value, the lower index at a tie (associative and
+    commutative, as XLA requires of a reduction)."""
+    take = np.logical_or(p[0] > q[0], np.logical_and(p[0] == q[0], p[1] < q[1]))
+    return np.where(take, p[0], q[0]), np.where(take, p[1], q[1])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+@pytest.mark.parametrize("n", [1, 6, 7])
+def test_reduce_with_a_variadic_computation_is_argmax(n, backend):
+    """A variadic reduce over (values, indices), the argmax idiom, on integer data (ties):
+    numpy's argmax (the first maximum) and max; the gradient goes to that element."""
+    rng = onp.random.default_rng(n)
+    x = rng.integers(-3, 4, (4, n, 5)).astype(onp.float64)
+
+    def f(x):
+        return lax.reduce((x, lax.broadcasted_iota(onp.int64, x.shape, 1)), (-onp.inf, 0), _argmax_pair, (1,))
+    v, i = gradc.jit(f, backend=backend)(x)
+    onp.testing.assert_array_equal(i, onp.argmax(x, 1))
+    onp.testing.assert_array_equal(v, onp.max(x, 1))
+    assert i.dtype == onp.int64
+    w = rng.standard_normal(v.shape)
+    g = gradc.grad(lambda x: np.sum(f(x)[0] * w), backend=backend)(x)
+    expect = onp.zeros_like(x)
+    onp.put_along_axis(expect, onp.argmax(x, 1)[:, None], w[:, None], 1)
+    onp.testing.assert_array_equal(g, expect)
+
+
 # ----------------------------------------------------------------------------- constructors, bits
 def test_iota_select_n_split_reduce_values():
     onp.testing.assert_array_equal(lax.iota(onp.int32, 4), onp.arange(4, dtype=onp.int32))
@@ -205,10 +234,12 @@ def test_bad_arguments_are_clear_errors():
         gradc.jit(lambda x: lax.associative_scan(lax.add, (x, x.T)))(x)
     with pytest.raises(gradc.ArgumentError, match="fn must be callable"):
         gradc.jit(lambda x: lax.associative_scan(None, x))(x)
-    with pytest.raises(gradc.UnsupportedError, match="computation '<lambda>' is not one gradc can reduce with"):
-        gradc.jit(lambda x: lax.reduce(x, 0.0, lambda a, b: a + 2 * b, (0,)))(x)
-    with pytest.raises(gradc.UnsupportedError, match="got 2 operands"):
-        gradc.jit(lambda x: lax.reduce((x, x), (0.0, 0.0), lax.add, (0,)))(x)
+    with pytest.raises(gradc.ArgumentError, match="reduce: computation must be callable, got 'add'"):
+        gradc.jit(lambda x: lax.reduce(x, 0.0, "add", (0,)))(x)
+    with pytest.raises(gradc.ArgumentError, match=r"reduce: the operands must have one shape, got \[\(3, 4\), \(4, 3\)\]"):
+        gradc.jit(lambda x: lax.reduce((x, x.T), (0.0, 0.0), lax.add, (0,)))(x)
+    with pytest.raises(gradc.ArgumentError, match="reduce: each init value must be a scalar"):
+        gradc.jit(lambda x: lax.reduce(x, x[0], lax.add, (0,)))(x)
     with pytest.raises(gradc.ArgumentError, match="a boolean which selects between exactly 2 cases, got 3"):
         gradc.jit(lambda x: lax.select_n(x > 0, x, x, x))(x)
     with pytest.raises(gradc.ArgumentError, match="which must be boolean or integer, got float64"):
