@@ -20,13 +20,13 @@ import numpy as np
 from . import numpy as gnp
 from .errors import ArgumentError, UnsupportedError
 from .lax_arrays import (  # noqa: F401  (re-exported: jax.lax's array ops)
-    abs, acos, acosh, add, argmax, argmin, asin, asinh, atan, atan2, atanh, broadcast, broadcast_in_dim, cbrt, ceil,
-    clamp, concatenate, digamma, erf_inv, lgamma, reciprocal, convert_element_type, cos, cosh, cumprod, cumsum, div, dot, dot_general,
+    abs, acos, acosh, add, argmax, argmin, asin, asinh, atan, atan2, atanh, broadcast, broadcast_in_dim, cbrt,
+    ceil, clamp, concatenate, convert_element_type, cos, cosh, cumprod, cumsum, digamma, div, dot, dot_general,
     dynamic_index_in_dim, dynamic_slice, dynamic_slice_in_dim, dynamic_update_index_in_dim, dynamic_update_slice,
-    dynamic_update_slice_in_dim, eq, erf, erfc, exp, exp2, expand_dims, expm1, floor, ge, gt, index_in_dim,
-    integer_pow, is_finite, le, log, log1p, logistic, lt, max, min, mul, ne, neg, pad, pow, reduce_max, reduce_min,
-    reduce_prod, reduce_sum, rem, reshape, rev, round, rsqrt, sign, sin, sinh, slice, slice_in_dim, sqrt, square,
-    squeeze, sub, tan, tanh, transpose)
+    dynamic_update_slice_in_dim, eq, erf, erf_inv, erfc, exp, exp2, expand_dims, expm1, floor, ge, gt,
+    index_in_dim, integer_pow, is_finite, le, lgamma, log, log1p, logistic, lt, max, min, mul, ne, neg, pad, pow,
+    reciprocal, reduce_max, reduce_min, reduce_prod, reduce_sum, rem, reshape, rev, round, rsqrt, sign, sin, sinh,
+    slice, slice_in_dim, sqrt, square, squeeze, sub, tan, tanh, transpose)
 from .lax_construct import (  # noqa: F401  (re-exported: constructors, select_n, split, stack, tile)
     broadcasted_iota, full, full_like, iota, optimization_barrier, select_n, split, stack, tile)
 from .lax_scans import associative_scan, cumlogsumexp, cummax, cummin, reduce  # noqa: F401  (re-exported)

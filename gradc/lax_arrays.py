@@ -418,13 +418,6 @@ sinh, cosh, asin, acos, atan, atan2 = gnp.sinh, gnp.cosh, gnp.arcsin, gnp.arccos
 asinh, acosh, atanh = gnp.arcsinh, gnp.arccosh, gnp.arctanh
 abs, sign, floor, ceil, square, pow = gnp.abs, gnp.sign, gnp.floor, gnp.ceil, gnp.square, gnp.power  # noqa: A001
 rem, erf, erfc, is_finite = gnp.fmod, gnp.erf, gnp.erfc, gnp.isfinite
-erf_inv = _special.erfinv
-lgamma = _special.gammaln      # (x > 0; nan for x <= 0, see gradc.scipy.special)
-digamma = _special.digamma     # (x > 0; nan for x <= 0)
-
-
-def reciprocal(x):
-    """``jax.lax.reciprocal``: 1 / x."""
-    return gnp.reciprocal(x)
+erf_inv, lgamma, digamma, reciprocal = _special.erfinv, _special.gammaln, _special.digamma, gnp.reciprocal
 eq, ne, lt, le, gt, ge = gnp.equal, gnp.not_equal, gnp.less, gnp.less_equal, gnp.greater, gnp.greater_equal
 select = gnp.where
