@@ -15,10 +15,13 @@ import numpy as _np
 from .ops import axes as _ax, einsum as _es, elementwise as _ew, reduce as _red, linalg as _la, structure as _st
 from .ops import mathfuncs as _mf, stats as _stats, arrays as _arr, lapack as _lapack, decomp as _decomp, special as _special
 from .ops import bitwise as _bw, compose as _cmp, lookup as _lookup, segments as _segments, indices as _idx
-from .ops import assorted as _asd, nanfuncs as _nanf, ufuncs as _ufuncs, padding as _padding
+from .ops import extras as _extras, assorted as _asd, nanfuncs as _nanf, ufuncs as _ufuncs, padding as _padding
 from .tracer import Value as _Value, current as _current, to_value as _to_value
 
 float32, float64, int64, int32, bool_ = _np.float32, _np.float64, _np.int64, _np.int32, _np.bool_
+int8, int16, uint8, uint16, uint32, uint64 = _np.int8, _np.int16, _np.uint8, _np.uint16, _np.uint32, _np.uint64
+# float16: arguments and constants compute in float32; a cast to float16 is refused (docs/arrays.md)
+float16, bool, dtype = _np.float16, _np.bool_, _np.dtype  # noqa: A001
 pi, e, inf, nan, newaxis = _np.pi, _np.e, _np.inf, _np.nan, None
 ndarray = _np.ndarray
 
@@ -62,6 +65,8 @@ nanvar, nanstd, nanprod, nanargmax, nanargmin = _nanf.nanvar, _nanf.nanstd, _nan
 nancumsum, nancumprod = _nanf.nancumsum, _nanf.nancumprod
 for _name in _asd.__all__:
     globals()[_name] = getattr(_asd, _name)
+for _name in _extras.__all__:
+    globals()[_name] = getattr(_extras, _name)
 # bitwise (integers; logical on booleans)
 bitwise_and, bitwise_or, bitwise_xor, invert = _bw.bitwise_and, _bw.bitwise_or, _bw.bitwise_xor, _bw.invert
 bitwise_not = bitwise_invert = invert
@@ -356,6 +361,7 @@ FUNCTIONS = {
     "unique_all": unique_all, "nanvar": nanvar, "nanstd": nanstd, "nanprod": nanprod, "nanargmax": nanargmax,
     "nanargmin": nanargmin, "nancumsum": nancumsum, "nancumprod": nancumprod,
     **{_n: getattr(_asd, _n) for _n in _asd.__all__},
+    **{_n: getattr(_extras, _n) for _n in _extras.__all__},
     "cumulative_sum": cumulative_sum, "cumulative_prod": cumulative_prod,
     "nanmedian": nanmedian, "nanquantile": nanquantile, "nanpercentile": nanpercentile,
 }

@@ -24,7 +24,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "gradc"
 # composites built on them.
 OP_MODULES = ["gradc.ops.bind", "gradc.ops.structure", "gradc.ops.elementwise", "gradc.ops.reduce",
               "gradc.ops.linalg", "gradc.ops.lapack", "gradc.ops.decomp", "gradc.ops.lu", "gradc.ops.einsum", "gradc.ops.axes", "gradc.ops.mathfuncs", "gradc.ops.bitwise",
-              "gradc.ops.special", "gradc.ops.bessel", "gradc.ops.at", "gradc.ops.arrays", "gradc.ops.stats", "gradc.ops.lookup", "gradc.ops.segments", "gradc.ops.indices", "gradc.ops.compose", "gradc.ops.nanfuncs", "gradc.ops.assorted",
+              "gradc.ops.special", "gradc.ops.bessel", "gradc.ops.at", "gradc.ops.arrays", "gradc.ops.stats", "gradc.ops.lookup", "gradc.ops.segments", "gradc.ops.indices", "gradc.ops.compose", "gradc.ops.nanfuncs", "gradc.ops.assorted", "gradc.ops.extras",
               "gradc.ops.padding", "gradc.ops.ufuncs", "gradc.ops.custom"]
 
 # The explain package's modules, each its own layer, lowest first: the expression tree,
