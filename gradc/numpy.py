@@ -370,7 +370,7 @@ FUNCTIONS = {
 # numpy.linalg function name -> gradc function (Value.__array_function__ and gradc.numpy.linalg)
 LINALG_FUNCTIONS = {"norm": _stats.norm, "vector_norm": _vector_norm, "matrix_norm": _matrix_norm, "multi_dot": _cmp.multi_dot, "matrix_power": _cmp.matrix_power,
                     "matrix_transpose": _cmp.matrix_transpose, "vecdot": _cmp.vecdot, "cond": _stats.cond,
-                    **_lapack.FUNCTIONS, **_decomp.FUNCTIONS}
+                    **_lapack.FUNCTIONS, **_decomp.FUNCTIONS, **_extras.LINALG}
 
 DOCS = "docs/numpy.md"
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError, UnsupportedError
-from .arrays import argsort, concatenate
+from .arrays import argsort, concatenate, diagonal, trace
+from .compose import cross, matrix_transpose, vecdot
+from .einsum import tensordot
+from .linalg import matmul, outer
 from .bind import convert, tracer
 from .lookup import convolve
 from .stats import _eager
@@ -223,3 +226,74 @@ def vander(x, N=None, increasing=False):
 
 __all__ = ["finfo", "iinfo", "lexsort", "ix_", "diag_indices_from", "tril_indices_from", "triu_indices_from",
            "polyadd", "polysub", "polymul", "polyder", "polyint", "vander"]
+
+
+# ----------------------------------------------------------------------------- numpy.linalg's array-API names
+def _linalg_cross(x1, x2, /, *, axis=-1):
+    """numpy.linalg.cross: the cross product of 3-vectors along ``axis`` (both must have 3
+    elements there, numpy's rule)."""
+    if _eager(x1, x2):
+        return np.linalg.cross(x1, x2, axis=axis)
+    a, b = _val(x1), _val(x2)
+    if a.ndim == 0 or b.ndim == 0 or a.shape[axis] != 3 or b.shape[axis] != 3:
+        raise ShapeError(f"linalg.cross: x1 and x2 must have 3 elements along axis {axis}, "
+                         f"got shapes {a.shape} and {b.shape}")
+    return cross(a, b, axis=axis)
+
+
+def _linalg_diagonal(x, /, *, offset=0):
+    """numpy.linalg.diagonal: the ``offset``-th diagonal of each matrix on the last two axes."""
+    if _eager(x):
+        return np.linalg.diagonal(x, offset=offset)
+    return diagonal(x, offset, -2, -1)
+
+
+def _linalg_trace(x, /, *, offset=0, dtype=None):
+    """numpy.linalg.trace: the sum of each matrix's ``offset``-th diagonal (last two axes)."""
+    if _eager(x):
+        return np.linalg.trace(x, offset=offset, dtype=dtype)
+    return trace(x, offset, -2, -1, dtype)
+
+
+def _linalg_matmul(x1, x2, /):
+    """numpy.linalg.matmul: ``x1 @ x2`` (numpy.matmul's rules)."""
+    if _eager(x1, x2):
+        return np.linalg.matmul(x1, x2)
+    return matmul(x1, x2)
+
+
+def _linalg_outer(x1, x2, /):
+    """numpy.linalg.outer: the outer product of two 1-D arrays (numpy's rule: only 1-D)."""
+    if _eager(x1, x2):
+        return np.linalg.outer(x1, x2)
+    a, b = _val(x1), _val(x2)
+    if a.ndim != 1 or b.ndim != 1:
+        raise ShapeError(f"linalg.outer: x1 and x2 must be 1-D, got ranks {a.ndim} and {b.ndim}")
+    return outer(a, b)
+
+
+def _linalg_tensordot(x1, x2, /, *, axes=2):
+    """numpy.linalg.tensordot: numpy.tensordot with ``axes`` a keyword."""
+    if _eager(x1, x2):
+        return np.linalg.tensordot(x1, x2, axes=axes)
+    return tensordot(x1, x2, axes)
+
+
+def _linalg_matrix_transpose(x, /):
+    """numpy.linalg.matrix_transpose: each matrix of the last two axes transposed."""
+    if _eager(x):
+        return np.linalg.matrix_transpose(x)
+    x = _val(x)
+    if x.ndim < 2:
+        raise ShapeError(f"linalg.matrix_transpose: x must have at least two axes, got rank {x.ndim}")
+    return matrix_transpose(x)
+
+
+def _linalg_vecdot(x1, x2, /, *, axis=-1):
+    """numpy.linalg.vecdot: the sum of the products along ``axis``."""
+    if _eager(x1, x2):
+        return np.linalg.vecdot(x1, x2, axis=axis)
+    return vecdot(x1, x2, axis)
+
+
+LINALG = {n[len("_linalg_"):]: f for n, f in list(globals().items()) if n.startswith("_linalg_")}
