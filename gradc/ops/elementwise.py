@@ -414,9 +414,8 @@ def astype(x, dtype):
         raise UnsupportedError(f"astype: dtype {dtype} is not supported (float32/float64/int/bool)")
     if dtype.kind == "f" and dtype not in (np.float32, np.float64) and isinstance(x, t.Value):
         from ..errors import UnsupportedError
-        raise UnsupportedError(f"astype: dtype={dtype} is not supported inside a gradc transformation (gradc "
-                               "computes in float32 and float64; float16 arguments compute in float32): "
-                               "use float32")
+        raise UnsupportedError(f"astype: dtype={dtype}: a {dtype} result is not supported (gradc computes in "
+                               "float32 and float64; float16 arguments compute in float32): use float32")
     return convert(x, dtype) if isinstance(x, t.Value) else np.asarray(x).astype(dtype)
 
 
