@@ -13,7 +13,11 @@ from .arrays import argsort, concatenate, diagonal, trace
 from .compose import cross, matrix_transpose, vecdot
 from .einsum import tensordot
 from .linalg import matmul, outer
-from .bind import convert, tracer
+from . import elementwise as ew
+from .bessel import i0 as bessel_i0
+from .bind import convert, result_dtype, tracer
+from .bitwise import view
+from .mathfuncs import isfinite, isnan, logical_or, remainder
 from .lookup import convolve
 from .stats import _eager
 from .structure import broadcast_to, reshape, stack, take_along_axis
@@ -224,8 +228,130 @@ def vander(x, N=None, increasing=False):
     return stack(cols if increasing else cols[::-1], axis=1)
 
 
+
+# ----------------------------------------------------------------------------- floating-point bits
+# (float dtype -> the integer of its size, mantissa bits, exponent mask, frexp's bias, the
+# power of two that lifts a subnormal to a normal number)
+_BITS = {np.dtype(np.float64): (np.dtype(np.int64), 52, 0x7FF, 1022, 54),
+         np.dtype(np.float32): (np.dtype(np.int32), 23, 0xFF, 126, 25)}
+
+
+def _floats(*xs):
+    """The traced arguments of a float ufunc in their common float type (integers compute
+    in float64, as gradc's other float functions)."""
+    dt = result_dtype(list(xs), float_result=True)
+    return [convert(_val(x), dt) for x in xs]
+
+
+def _bits_to_float(i, dt):
+    return view(i, dt)
+
+
+def frexp(x, /):
+    """numpy.frexp: (mantissa, exponent) with ``x = mantissa * 2**exponent``, the
+    mantissa's magnitude in [0.5, 1) (0, inf and nan: themselves, exponent 0), the
+    exponent int32. Read from the bits; the mantissa's derivative is ``2**-exponent``."""
+    if _eager(x):
+        return np.frexp(x)
+    (x,) = _floats(x)
+    it, mbits, emask, bias, lift = _BITS[x.dtype]
+    a = ew.abs(ew.stop_gradient(x))
+    sub = ew.less(a, np.finfo(x.dtype).tiny)
+    a = ew.where(sub, a * x.dtype.type(2.0 ** lift), a)
+    raw = (view(a, it) >> it.type(mbits)) & it.type(emask)
+    regular = ew.logical_and(isfinite(x), ew.not_equal(x, 0))
+    e = ew.where(regular, raw - it.type(bias) - ew.where(sub, it.type(lift), it.type(0)), it.type(0))
+    # x * 2**-e as two exact powers of two, each within the normal range (e spans -1073..1024)
+    half = e // it.type(2)
+    m = x * _pow2(-half, x.dtype) * _pow2(half - e, x.dtype)
+    return ew.where(regular, m, x), convert(e, np.int32)
+
+
+def _pow2(k, dt):
+    """2.0**k for integer k in the normal exponent range, from its bits (exact)."""
+    it, mbits, _, bias, _ = _BITS[dt]
+    return ew.stop_gradient(_bits_to_float((k + it.type(bias + 1)) << it.type(mbits), dt))
+
+
+def nextafter(x1, x2, /):
+    """numpy.nextafter: the next float after ``x1`` towards ``x2`` (``x2`` when they are
+    equal, nan if either is). From the bits; no gradient (a step function of x1)."""
+    if _eager(x1, x2):
+        return np.nextafter(x1, x2)
+    x1, x2 = (ew.stop_gradient(v) for v in _floats(x1, x2))
+    it = _BITS[x1.dtype][0]
+    bits = view(x1, it)
+    # the bits hold sign and magnitude: +1 moves away from zero, -1 towards it
+    away = ew.equal(ew.greater(x2, x1), ew.greater(x1, 0))
+    step = _bits_to_float(ew.where(away, bits + it.type(1), bits - it.type(1)), x1.dtype)
+    smallest = ew.where(ew.greater(x2, 0), x1.dtype.type(1), x1.dtype.type(-1)) * np.array(
+        np.finfo(x1.dtype).smallest_subnormal, x1.dtype)
+    out = ew.where(ew.equal(x1, 0), smallest, step)
+    out = ew.where(ew.equal(x1, x2), x2, out)
+    return ew.where(logical_or(isnan(x1), isnan(x2)), x1.dtype.type(np.nan), out)
+
+
+def spacing(x, /):
+    """numpy.spacing: the distance from ``x`` to the next float away from zero (negative
+    for negative x; nan for inf and nan). No gradient (a step function)."""
+    if _eager(x):
+        return np.spacing(x)
+    (x,) = _floats(x)
+    x = ew.stop_gradient(x)
+    inf = x.dtype.type(np.inf)
+    out = nextafter(x, ew.where(ew.less(x, 0), -inf, inf)) - x
+    return ew.where(isfinite(x), out, x.dtype.type(np.nan))
+
+
+# ----------------------------------------------------------------------------- integer number theory
+# Euclid's algorithm unrolled: consecutive Fibonacci numbers take the most steps, and
+# F(k) outgrows each type's range within these many steps.
+_EUCLID_STEPS = {1: 14, 2: 25, 4: 48, 8: 94}
+
+
+def _integers(x1, x2, what):
+    a, b = _val(x1), _val(x2)
+    dt = result_dtype([x1, x2], float_result=False)
+    if dt.kind not in "iu":
+        raise UnsupportedError(f"{what}: the arguments must be integers (numpy's rule), got {dt}")
+    return convert(a, dt), convert(b, dt), dt
+
+
+def gcd(x1, x2, /):
+    """numpy.gcd: the greatest common divisor of |x1| and |x2| (gcd(0, 0) = 0), integers;
+    Euclid's algorithm unrolled for the type's worst case."""
+    if _eager(x1, x2):
+        return np.gcd(x1, x2)
+    a, b, dt = _integers(x1, x2, "gcd")
+    a, b = ew.abs(a), ew.abs(b)
+    zero, one = dt.type(0), dt.type(1)
+    for _ in range(_EUCLID_STEPS[dt.itemsize]):
+        done = ew.equal(b, zero)
+        a, b = ew.where(done, a, b), ew.where(done, zero, remainder(a, ew.where(done, one, b)))
+    return a
+
+
+def lcm(x1, x2, /):
+    """numpy.lcm: the least common multiple of |x1| and |x2| (0 if either is 0), integers."""
+    if _eager(x1, x2):
+        return np.lcm(x1, x2)
+    a, b, dt = _integers(x1, x2, "lcm")
+    a, b = ew.abs(a), ew.abs(b)
+    g = gcd(a, b)
+    zero = ew.equal(g, dt.type(0))
+    return ew.where(zero, dt.type(0), (a // ew.where(zero, dt.type(1), g)) * b)
+
+
+def i0(x):
+    """numpy.i0: the modified Bessel function of the first kind, order 0 (gradc.scipy.special's,
+    derivative i1)."""
+    if _eager(x):
+        return np.i0(x)
+    return bessel_i0(x)
+
+
 __all__ = ["finfo", "iinfo", "lexsort", "ix_", "diag_indices_from", "tril_indices_from", "triu_indices_from",
-           "polyadd", "polysub", "polymul", "polyder", "polyint", "vander"]
+           "polyadd", "polysub", "polymul", "polyder", "polyint", "vander", "frexp", "nextafter", "spacing", "gcd", "lcm", "i0"]
 
 
 # ----------------------------------------------------------------------------- numpy.linalg's array-API names
