@@ -309,7 +309,7 @@ UFUNCS = {
     "deg2rad": deg2rad, "logical_xor": logical_xor, "float_power": float_power, "conjugate": conjugate,
     "bitwise_and": bitwise_and, "bitwise_or": bitwise_or, "bitwise_xor": bitwise_xor, "invert": invert,
     "left_shift": left_shift, "right_shift": right_shift, "bitwise_count": bitwise_count,
-    "frexp": frexp, "nextafter": nextafter, "spacing": spacing, "gcd": gcd, "lcm": lcm,
+    **{_n: getattr(_extras, _n) for _n in ("frexp", "nextafter", "spacing", "gcd", "lcm")},
 }
 # numpy's ufunc objects: gradc.numpy's ufuncs are callables with numpy's methods
 # (np.add.reduce, np.maximum.accumulate, np.multiply.outer: gradc/ops/ufuncs.py)

@@ -75,6 +75,10 @@ TABLE = [
      lambda p, x: onp.polyval(onp.polyint(onp.polyder(p)), x), [(5,), (3, 4, 2)], True),
     ("poly_numpy_dispatch", lambda a, b: onp.polyadd(a, b) * onp.polymul(a, b)[:3],
      lambda a, b: onp.polyadd(a, b) * onp.polymul(a, b)[:3], [(3,), (2,)], True),
+    # floating-point bits, Bessel I0
+    ("frexp", lambda x: np.frexp(x * 7)[0] * 3 + np.frexp(x * 7)[1], lambda x: onp.frexp(x * 7)[0] * 3 + onp.frexp(x * 7)[1],
+     [(3, 4, 5)], True),
+    ("i0", lambda x: np.i0(x * 4), lambda x: onp.i0(x * 4), [(3, 4, 5)], True),
     ("vander", lambda x: np.vander(x), lambda x: onp.vander(x), [(5,)], True),
     ("vander_increasing", lambda x: np.vander(x * 0 + onp.array([0.0, 1.5, -2.0]), 4, increasing=True) * x[0],
      lambda x: onp.vander(x * 0 + onp.array([0.0, 1.5, -2.0]), 4, increasing=True) * x[0], [(3,)], True),
@@ -171,3 +175,56 @@ def test_bad_input_is_refused_clearly():
         gradc.jit(lambda x: x[np.ix_([0], np.astype(x[:2, :2], np.int64))])(x)
     with pytest.raises(ValueError, match="2-d"):            # numpy's own check, on the traced shape
         gradc.jit(lambda x: np.tril_indices_from(x)[0] + x)(onp.ones((2, 2, 2)))
+
+
+def _special_floats(dt):
+    fi = onp.finfo(dt)
+    x = onp.array([0.0, -0.0, 3.0, -5.0, onp.inf, -onp.inf, onp.nan, fi.smallest_subnormal, -3 * fi.smallest_subnormal,
+                   fi.tiny, fi.tiny * 0.75, fi.max, -fi.max, 1.0, 0.5, -0.75, 1e-30, 123456.789], dt)
+    y = onp.array([-1.0, 1.0, 3.0, 0.0, 0.0, 1, 0, 0, -1, 0, 1, onp.inf, 0, 2, -2, -0.75, 1, -onp.inf], dt)
+    r = onp.random.default_rng(5)
+    z = (r.standard_normal((3, 4, 5)) * 10.0 ** r.integers(-30, 30, (3, 4, 5))).astype(dt)
+    return x, y, z
+
+
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float_bits_are_numpys_bit_for_bit(backend, dtype):
+    """frexp, spacing and nextafter against numpy's on zeros of both signs, subnormals,
+    the largest float, inf and nan, and rank-3 values across the exponent range."""
+    x, y, z = _special_floats(dtype)
+    with onp.errstate(all="ignore"):
+        for a, b in ((x, y), (z, z[::-1] * -1)):
+            m, e = gradc.jit(np.frexp, backend=backend)(a)
+            for got, want in ((m, onp.frexp(a)[0]), (e, onp.frexp(a)[1]),
+                              (gradc.jit(np.spacing, backend=backend)(a), onp.spacing(a)),
+                              (gradc.jit(lambda a, b: onp.nextafter(a, b), backend=backend)(a, b), onp.nextafter(a, b))):
+                assert got.dtype == want.dtype
+                onp.testing.assert_array_equal(got.view(f"i{got.itemsize}"), want.view(f"i{want.itemsize}"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gcd_lcm_against_numpy(backend):
+    r = onp.random.default_rng(4)
+    fib = onp.array([7540113804746346429, 4660046610375530309, 0, -12, 2**62, 1071, 0, -2**40 * 3])
+    a64 = onp.concatenate([fib, r.integers(-10**6, 10**6, 30) * r.integers(1, 50, 30)])
+    b64 = onp.concatenate([onp.array([4660046610375530309, 2880067194370816120, 0, 18, 6, 462, -5, 2**20 * 9]),
+                           r.integers(-10**6, 10**6, 30) * r.integers(1, 50, 30)])
+    for a, b in ((a64, b64), (a64.astype(onp.int32) // 4, b64.astype(onp.int32) // 4),
+                 (onp.abs(a64 % 200).astype(onp.uint8), onp.abs(b64 % 256).astype(onp.uint8)),
+                 (r.integers(-30, 30, (3, 4, 5)).astype(onp.int16), onp.int16(12))):
+        for gf, nf in ((np.gcd, onp.gcd), (np.lcm, onp.lcm)):
+            got = gradc.jit(gf, backend=backend)(a, b)
+            assert got.dtype == nf(a, b).dtype
+            onp.testing.assert_array_equal(got, nf(a, b))
+    with pytest.raises(gradc.UnsupportedError, match="must be integers"):
+        gradc.jit(np.gcd, backend=backend)(onp.ones(3), onp.ones(3))
+
+
+def test_bits_functions_send_no_gradient_and_frexp_scales():
+    x = onp.array([3.0, -5.0, 0.1, 1e-310])
+    g = gradc.grad(lambda x: np.sum(np.spacing(x) + np.nextafter(x, 0.0) * 0 + x))(x)
+    onp.testing.assert_array_equal(g, onp.ones(4))
+    g = gradc.grad(lambda x: np.sum(np.frexp(x)[0]))(x)
+    with onp.errstate(over="ignore"):       # the subnormal's mantissa grows by 2**1029: inf
+        onp.testing.assert_array_equal(g, 2.0 ** -onp.frexp(x)[1].astype(float))
