@@ -228,3 +228,31 @@ def test_bits_functions_send_no_gradient_and_frexp_scales():
     g = gradc.grad(lambda x: np.sum(np.frexp(x)[0]))(x)
     with onp.errstate(over="ignore"):       # the subnormal's mantissa grows by 2**1029: inf
         onp.testing.assert_array_equal(g, 2.0 ** -onp.frexp(x)[1].astype(float))
+
+
+def test_vmap_of_the_composed_functions():
+    r = onp.random.default_rng(0)
+    a, b = onp.round(r.uniform(size=(4, 9)) * 2), onp.round(r.uniform(size=(4, 9)) * 2)
+    onp.testing.assert_array_equal(gradc.vmap(lambda a, b: np.lexsort((a, b)))(a, b),
+                                   onp.stack([onp.lexsort((x, y)) for x, y in zip(a, b)]))
+    x = r.standard_normal((4, 5)) * 100
+    m, e = gradc.vmap(np.frexp)(x)
+    onp.testing.assert_array_equal(m, onp.frexp(x)[0])
+    onp.testing.assert_array_equal(e, onp.frexp(x)[1])
+    onp.testing.assert_allclose(gradc.vmap(lambda v: np.polymul(np.vander(v, 3)[1], v[:2]))(x),
+                                onp.stack([onp.polymul(onp.vander(v, 3)[1], v[:2]) for v in x]), rtol=1e-12)
+    ia, ib = a.astype(onp.int64) * 6, b.astype(onp.int64) * 4
+    onp.testing.assert_array_equal(gradc.vmap(np.gcd)(ia, ib), onp.gcd(ia, ib))
+
+
+def test_the_names_are_jax_numpys():
+    """The names a jax.numpy model uses resolve in gradc.numpy under the same spelling."""
+    jnp = pytest.importorskip("jax.numpy")
+    names = ["finfo", "iinfo", "int8", "int16", "uint8", "uint16", "uint32", "uint64", "float16", "bool", "dtype",
+             "lexsort", "ix_", "diag_indices_from", "tril_indices_from", "triu_indices_from", "polyadd", "polysub",
+             "polymul", "polyder", "polyint", "vander", "frexp", "spacing", "nextafter", "gcd", "lcm", "i0"]
+    linalg = ["cross", "diagonal", "matmul", "outer", "tensordot", "trace", "vecdot", "matrix_transpose"]
+    for n in names:
+        assert hasattr(jnp, n) and n in np.supported_names(), n
+    for n in linalg:
+        assert hasattr(jnp.linalg, n) and f"linalg.{n}" in np.supported_names(), n
