@@ -4,10 +4,9 @@ sorted by their leading keys), ``sort_key_val`` and ``top_k``.
 Each is composed from gradc.numpy's stable ``argsort`` and ``take_along_axis``: the
 permutation is integer data (no gradient), and the sorted values are a gather of the
 operand, so the gradient scatters the cotangent back to where each value came from.
-Several keys sort lexicographically by successive stable sorts, last key first (as
-``np.lexsort``).  Ties keep their order, as in JAX with ``is_stable=True``; NaN sorts
-last in ``sort`` and first in ``top_k`` (JAX's orders).  Outside a trace they compute
-with numpy.
+Several keys sort lexicographically (gradc.numpy's ``lexsort``). Ties keep their order,
+as in JAX with ``is_stable=True``; NaN sorts last in ``sort`` and first in ``top_k``
+(JAX's orders). Outside a trace they compute with numpy.
 """
 from __future__ import annotations
 
@@ -35,13 +34,8 @@ def _axis(dimension, ndim, what):
 
 def _lex_order(keys, axis):
     """Indices that sort ``keys[0]`` along ``axis``, ties broken by ``keys[1]``, and so on;
-    stable.  Successive stable argsorts from the last key to the first."""
-    m = _lib(*keys)
-    order = m.argsort(keys[-1], axis=axis, kind="stable")
-    for key in reversed(keys[:-1]):
-        step = m.argsort(m.take_along_axis(key, order, axis=axis), axis=axis, kind="stable")
-        order = m.take_along_axis(order, step, axis=axis)
-    return order
+    stable (numpy's lexsort, whose primary key is the last)."""
+    return _lib(*keys).lexsort(keys[::-1], axis=axis)
 
 
 def _operands(operand, what):
