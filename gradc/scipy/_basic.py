@@ -51,6 +51,7 @@ def entr(x):
     return np.where(pos, -x * np.log(np.where(pos, x, 1.0)), np.where(x == 0, 0.0, -np.inf))
 
 
+_LOG_PI = math.log(math.pi)
 _SHIFT = 16          # the recurrence moves x to x + n >= 16, where Stirling's series converges
 # Stirling's series for lgamma: B_2k / (2k (2k-1) x^(2k-1)), k = 1..7
 _STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156)
@@ -94,20 +95,66 @@ def _digamma(x, m):
     return m.where(x > 0, psi, _np.nan)
 
 
-def gammaln(x):
-    """log |Gamma(x)| for x > 0 (nan elsewhere); its derivative is digamma's series."""
+def gammaln_positive(x):
+    """log Gamma(x) for x > 0 (nan elsewhere): what the Gamma family and the
+    distributions call, whose arguments are positive by construction."""
     if _concrete(x):
         with _np.errstate(all="ignore"):
             return _gammaln(_np.asarray(x, dtype=float), _np)
     return _gammaln(x, np)
 
 
-def digamma(x):
-    """psi(x) = d/dx lgamma(x), x > 0 (nan elsewhere)."""
+def _reflection(x, m):
+    """Below 0, Gamma's reflection ``Gamma(x) Gamma(1 - x) = pi / sin(pi x)``: returns
+    (x > 0, x for the positive branch, 1 - x for the reflected one, r = x - round(x)
+    with sin(pi x) = +-sin(pi r) exactly, the poles 0, -1, -2, ...).  Each branch gets only
+    values of its own range (r = 1/2 at the poles, -1/2 where x > 0 or x = -inf), so the
+    branches not taken keep finite derivatives."""
+    pos = x > 0
+    xn = m.where(pos | (x == -_np.inf), -0.5, x)
+    r = xn - m.round(xn)
+    pole = r == 0.0
+    return pos, m.where(pos, x, 1.0), 1.0 - xn, m.where(pole, 0.5, r), pole
+
+
+def _lgamma_finite(x, m):
+    """(log |Gamma(x)| away from the poles, finite at them, the poles)."""
+    pos, xp, one_minus, r, pole = _reflection(x, m)
+    reflected = _LOG_PI - m.log(m.abs(m.sin(math.pi * r))) - _gammaln(one_minus, m)
+    return m.where(pos, _gammaln(xp, m), reflected), pole
+
+
+def _gammaln_real(x, m):
+    lg, pole = _lgamma_finite(x, m)
+    return m.where(x == -_np.inf, -_np.inf, m.where(pole, _np.inf, lg))
+
+
+def _digamma_real(x, m):
+    pos, xp, one_minus, r, pole = _reflection(x, m)
+    reflected = _digamma(one_minus, m) - math.pi / m.tan(math.pi * r)        # psi(1-x) - pi cot(pi x)
+    at_zero = m.where(m.signbit(x), _np.inf, -_np.inf)
+    out = m.where(pos, _digamma(xp, m), m.where(x == 0, at_zero, m.where(pole, _np.nan, reflected)))
+    return m.where(x == -_np.inf, _np.nan, out)
+
+
+def gammaln(x):
+    """log |Gamma(x)| for every real x (``scipy.special.gammaln``, ``jax.lax.lgamma``):
+    the series above 0, the reflection formula below; inf at the poles 0, -1, -2, ...,
+    -inf at -inf.  Its derivative is digamma."""
     if _concrete(x):
         with _np.errstate(all="ignore"):
-            return _digamma(_np.asarray(x, dtype=float), _np)
-    return _digamma(x, np)
+            return _gammaln_real(_np.asarray(x, dtype=float), _np)
+    return _gammaln_real(x, np)
+
+
+def digamma(x):
+    """psi(x) = d/dx log |Gamma(x)| for every real x (``scipy.special.digamma``): below 0
+    ``psi(1 - x) - pi cot(pi x)``; -inf at +0 and inf at -0, nan at the negative integers
+    and -inf."""
+    if _concrete(x):
+        with _np.errstate(all="ignore"):
+            return _digamma_real(_np.asarray(x, dtype=float), _np)
+    return _digamma_real(x, np)
 
 
 psi = digamma
@@ -115,7 +162,7 @@ psi = digamma
 
 def betaln(a, b):
     """log |B(a, b)| = gammaln(a) + gammaln(b) - gammaln(a + b), for a, b > 0."""
-    return gammaln(a) + gammaln(b) - gammaln(a + b)
+    return gammaln_positive(a) + gammaln_positive(b) - gammaln_positive(a + b)
 
 
 # ----------------------------------------------------------------------------- the normal CDF

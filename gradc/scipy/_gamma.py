@@ -1,5 +1,6 @@
-"""The Gamma family of gradc.scipy.special, composed from ``gammaln`` (x > 0) and the
-reflection formula ``Gamma(x) Gamma(1 - x) = pi / sin(pi x)`` below 0:
+"""The Gamma family of gradc.scipy.special, composed from ``gammaln`` (log |Gamma| for
+every real x, by the reflection formula ``Gamma(x) Gamma(1 - x) = pi / sin(pi x)`` below
+0: _basic.py):
 
 * ``gamma``, ``gammasgn``, ``beta``, ``poch``, ``factorial`` and ``comb`` (``exact=False``)
   as ``sign * exp(log|Gamma| ...)``: relative error about ``eps * max(1, |log Gamma|)``
@@ -19,7 +20,7 @@ import math
 import numpy as _np
 
 from .. import numpy as np
-from ._basic import _float_like, gammaln
+from ._basic import _float_like, _lgamma_finite, gammaln, gammaln_positive
 
 _LOG_PI = math.log(math.pi)
 
@@ -32,25 +33,6 @@ def _quiet(f):
         with _np.errstate(all="ignore"):
             return f(*args, **kwargs)
     return g
-
-
-def _reflected(x):
-    """(x > 0, safe x for gammaln, safe 1 - x for gammaln, |sin(pi x)|) with every branch
-    fed only values of its own range, so unused branches keep finite derivatives."""
-    pos = x > 0
-    xp = np.where(pos, x, 1.0)
-    xn = np.where(pos, 0.5, x)
-    r = xn - np.round(xn)
-    s = np.abs(np.sin(math.pi * np.where(r == 0, 0.5, r)))
-    return pos, xp, 1.0 - xn, s
-
-
-def _lgamma_abs(x):
-    """log |Gamma(x)| for every real x (inf at the poles, 0 and the negative integers)."""
-    pos, xp, one_minus, s = _reflected(x)
-    neg = _LOG_PI - np.log(s) - gammaln(one_minus)
-    pole = (x == np.floor(x)) & (x <= 0)
-    return np.where(pos, gammaln(xp), np.where(pole, _np.inf, neg))
 
 
 @_quiet
@@ -70,8 +52,7 @@ def gamma(x):
     """Gamma(x) for every real x (``scipy.special.gamma``): ``exp(gammaln(x))`` above 0,
     ``pi / (sin(pi x) Gamma(1 - x))`` below; +-inf at +-0, nan at the negative integers and
     -inf, inf beyond 171.6.  Derivative ``Gamma(x) psi(x)`` through the composition."""
-    pos, xp, one_minus, s = _reflected(x)
-    lg = np.where(pos, gammaln(xp), _LOG_PI - np.log(s) - gammaln(one_minus))
+    lg, _ = _lgamma_finite(x, np)
     fl = np.floor(x)
     bad = (x == fl) & (x < 0) | (x == -_np.inf)
     val = gammasgn(np.where(bad | (x == 0), 0.5, x)) * np.exp(lg)
@@ -81,21 +62,21 @@ def gamma(x):
 @_quiet
 def loggamma(x):
     """log Gamma(x) for real x >= 0 (``scipy.special.loggamma`` on reals): inf at 0, nan below."""
-    return np.where(x == 0, _np.inf, gammaln(np.where(x == 0, 1.0, x)))
+    return np.where(x == 0, _np.inf, gammaln_positive(np.where(x == 0, 1.0, x)))
 
 
 @_quiet
 def beta(a, b):
     """B(a, b) = Gamma(a) Gamma(b) / Gamma(a + b), with its sign for negative non-integer
     arguments (``scipy.special.beta``); for a, b > 0 ``exp(betaln(a, b))``."""
-    return gammasgn(a) * gammasgn(b) * gammasgn(a + b) * np.exp(_lgamma_abs(a) + _lgamma_abs(b) - _lgamma_abs(a + b))
+    return gammasgn(a) * gammasgn(b) * gammasgn(a + b) * np.exp(gammaln(a) + gammaln(b) - gammaln(a + b))
 
 
 @_quiet
 def poch(z, m):
     """The rising factorial ``(z)_m = Gamma(z + m) / Gamma(z)`` (``scipy.special.poch``) for z
     and z + m off the poles; 1 where m = 0."""
-    val = gammasgn(z + m) * gammasgn(z) * np.exp(_lgamma_abs(z + m) - _lgamma_abs(z))
+    val = gammasgn(z + m) * gammasgn(z) * np.exp(gammaln(z + m) - gammaln(z))
     return np.where(m == 0, 1.0, val)
 
 
@@ -123,7 +104,7 @@ def comb(N, k, exact=False, repetition=False):
         return comb(N + k - 1.0, k)
     ok = (k >= 0) & (N >= k) & (N >= 0)
     Ns, ks = np.where(ok, N, 1.0), np.where(ok, k, 0.0)
-    return _float_like(np.where(ok, np.exp(gammaln(Ns + 1.0) - gammaln(ks + 1.0) - gammaln(Ns - ks + 1.0)), 0.0), N, k)
+    return _float_like(np.where(ok, np.exp(gammaln_positive(Ns + 1.0) - gammaln_positive(ks + 1.0) - gammaln_positive(Ns - ks + 1.0)), 0.0), N, k)
 
 
 @_quiet
@@ -133,7 +114,7 @@ def multigammaln(a, d):
     d = int(d)
     out = d * (d - 1) / 4.0 * _LOG_PI
     for j in range(d):
-        out = out + gammaln(a - 0.5 * j)
+        out = out + gammaln_positive(a - 0.5 * j)
     return out
 
 
@@ -189,5 +170,5 @@ def polygamma(n, x):
     n = np.asarray(n) if not hasattr(n, "dtype") else n
     sgn = np.where(np.floor(0.5 * n) * 2.0 == n, -1.0, 1.0)
     nz = np.where(n == 0, 1.0, n)
-    rest = sgn * np.exp(gammaln(nz + 1.0)) * zeta(nz + 1.0, x)
+    rest = sgn * np.exp(gammaln_positive(nz + 1.0)) * zeta(nz + 1.0, x)
     return np.where(n == 0, digamma(np.where(n == 0, x, 1.0)), rest)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as _np
 
 from .. import numpy as np
-from ._basic import _float_like, gammaln, xlogy
+from ._basic import _float_like, gammaln_positive as gammaln, xlogy  # arguments > 0
 
 _TERMS = 64
 

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import numpy as _np
 
 from .. import numpy as np
-from .special import betaln, gammaln, log_ndtr, ndtr, ndtri, xlog1py, xlogy
+from ._basic import gammaln_positive as gammaln  # arguments > 0 inside each support
+from .special import betaln, log_ndtr, ndtr, ndtri, xlog1py, xlogy
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 _NEG_INF = -_np.inf

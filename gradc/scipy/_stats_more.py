@@ -17,7 +17,7 @@ import numpy as _np
 
 from .. import numpy as np
 from ..ops.bessel import i0e
-from ._basic import _float_like, betaln, gammaln, log_ndtr, xlog1py, xlogy
+from ._basic import _float_like, betaln, gammaln_positive as gammaln, log_ndtr, xlog1py, xlogy  # (> 0)
 from ._incgamma import gammainc, gammaincc
 from ._stats_basic import _integer_in, _namespace, _within, _z
 

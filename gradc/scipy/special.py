@@ -6,13 +6,15 @@ functions that losses and likelihoods use, composed from gradc.numpy at trace ti
   as JAX's;
 * ``expit`` (the logistic sigmoid), ``logit(p) = log p - log1p(-p)``, ``entr(x) = -x log
   x`` (0 at 0, -inf below), ``erf``, ``erfc``;
-* ``gammaln`` for x > 0: the recurrence ``lgamma(x) = lgamma(x + n) - log(x (x+1) ...
-  (x+n-1))`` up to x + n >= 16, then Stirling's series to the x**-13 term (error below
-  1e-17 there): within about 1e-14 absolute of scipy (the recurrence's two terms of ~30
-  cancel near lgamma's zeros at 1 and 2), relative 1e-15 elsewhere; ``digamma`` the same way (``psi(x) = psi(x + n) - sum 1/(x+k)``), so
-  ``gammaln``'s derivative is checked against ``digamma`` and both against scipy where
-  it is installed.  Non-positive x gives nan (scipy: inf at the poles, the reflection
-  formula between them: not supported; ``gamma`` has it).
+* ``gammaln`` = log |Gamma(x)|: for x > 0 the recurrence ``lgamma(x) = lgamma(x + n) -
+  log(x (x+1) ... (x+n-1))`` up to x + n >= 16, then Stirling's series to the x**-13
+  term (error below 1e-17 there): within about 1e-14 absolute of scipy (the
+  recurrence's two terms of ~30 cancel near lgamma's zeros at 1 and 2), relative 1e-15
+  elsewhere; below 0 the reflection formula ``log pi - log |sin(pi x)| - lgamma(1 - x)``
+  (inf at the poles 0, -1, -2, ..., as scipy's); ``digamma`` the same way (``psi(x) =
+  psi(x + n) - sum 1/(x+k)``, below 0 ``psi(1 - x) - pi cot(pi x)``), so ``gammaln``'s
+  derivative is checked against ``digamma`` and both against scipy where it is
+  installed.
 
 and, in their own modules: the Gamma family, zeta and polygamma (_gamma.py), gammainc
 and gammaincc (_incgamma.py), i0/i0e/i1/i1e/erfcx (primitives, gradc/ops/bessel.py),
