@@ -441,7 +441,7 @@ class Value:
     def tolist(self):
         raise self._concrete_error(".tolist()")
 
-    def index_dtype_error(self):
+    def _index_dtype_error(self):
         """The error for a non-integer traced value used as an index: names the argument
         when it is one (a Python int argument takes the float dtype of the others)."""
         src = user_source()

@@ -270,9 +270,9 @@ def test_vjp_wrong_cotangent():
     (lambda x: np.fft.fft(x), "fft.fft"),
     (lambda x: np.histogram2d(x, x), "histogram2d"),
     (lambda x: np.packbits(x > 0), "packbits"),
-    (lambda x: np.i0(x), "i0"),
+    (lambda x: np.trim_zeros(x), "trim_zeros"),
     (lambda x: np.add.reduceat(x, [0, 1]), "add.reduceat"),
-], ids=["fft", "histogram2d", "packbits", "i0", "ufunc_method"])
+], ids=["fft", "histogram2d", "packbits", "trim_zeros", "ufunc_method"])
 def test_unsupported_numpy_function_is_named(fn, name):
     with pytest.raises(UnsupportedError, match=rf"numpy\.{re.escape(name)}\b.*not supported"):
         gradc.jit(fn)(x3)

@@ -467,7 +467,7 @@ def _index_value(k):
     t = tracer()
     if isinstance(k, t.Value):
         if k.dtype.kind not in "iu":
-            raise k.index_dtype_error()
+            raise k._index_dtype_error()
         return k if k.dtype == np.int64 else t.bind("cast", k, dtype=np.dtype(np.int64))
     a = np.asarray(k)
     if a.dtype.kind not in "iu":
