@@ -18,6 +18,7 @@ from .api import Lowered, config, grad, jit, jvp, trace, value_and_grad, vjp  # 
 from .jacobian import jacfwd, jacobian, jacrev  # noqa: F401
 from .hessian import hessian, hvp  # noqa: F401
 from .vmap import vmap  # noqa: F401
+from . import vectorize as _vectorize  # noqa: F401  (publishes gradc.numpy.vectorize)
 from .custom_derivatives import custom_jvp, custom_vjp  # noqa: F401
 from . import lax  # noqa: F401
 from .lax import checkpoint, remat  # noqa: F401

@@ -346,6 +346,21 @@ def trace_specs(fn, specs: list[Spec], names: list[str], name: str = "f"):
 
 
 # ----------------------------------------------------------------------------- Value
+def _in_numpy_vectorize() -> bool:
+    """Whether numpy.vectorize's own code is on the stack: its Python loop converts the
+    arguments to arrays first, where a traced value refuses, and the message should name
+    gradc.numpy.vectorize (numpy.vectorize is a class, so ``__array_function__`` cannot
+    redirect it as it does numpy's functions)."""
+    f = sys._getframe(1)
+    for _ in range(40):
+        if f is None:
+            return False
+        if isinstance(f.f_locals.get("self"), np.vectorize):
+            return True
+        f = f.f_back
+    return False
+
+
 class Value:
     """A traced array: a node of the graph being built.  Behaves like a numpy array."""
 
@@ -403,6 +418,12 @@ class Value:
             name = node.get("name") or "the argument"
             head += (f" (argument {name!r}; a Python value that decides the code, such as a loop count, a "
                      f"size or a flag, can be made static: gradc.jit(f, static_argnames=({name!r},)))")
+        if _in_numpy_vectorize():
+            return TracerBoolError(
+                head + ": numpy.vectorize loops in Python over the array's numbers, and a traced value "
+                "has none yet (they exist only when the compiled function runs). Use "
+                "gradc.numpy.vectorize(pyfunc, excluded=..., signature=...) instead: the same arguments, "
+                "mapped with gradc.vmap, as jax.numpy.vectorize.")
         if what in ("bool()",):
             return TracerBoolError(
                 head + ": its value is not known while gradc traces the function. Python control "
