@@ -138,14 +138,14 @@ def _call(pyfunc, where, excluded, signature, parsed, args, kwargs):
         return pyfunc(*a, **kw)
 
     if not loop:          # nothing to map over: one call on the arguments as they are
-        return _check_outputs(per_example(*[a for _, _, a in slots]), 0, out_cores, sizes, where, signature)
+        return _check_outputs(per_example(*vals), 0, out_cores, sizes, where, signature)
     if n == 0:
         raise _error(where, f"the loop shape {loop} is empty; gradc maps over at least one element")
     flat, in_axes = [], []
-    for (_, _, a), v, core, lp in zip(slots, vals, in_cores, loops):
+    for v, lp in zip(vals, loops):
         core_shape = tuple(int(s) for s in v.shape[len(lp):])
         if all(s == 1 for s in lp):      # no loop dimension of its own: every element shares it
-            flat.append(gnp.reshape(v, core_shape) if lp else a)
+            flat.append(gnp.reshape(v, core_shape) if lp else v)
             in_axes.append(None)
             continue
         if lp != loop:
