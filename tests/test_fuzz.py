@@ -465,7 +465,7 @@ def run_logged(p: fp.Program, kind=None):
     except AssertionError as e:
         raise AssertionError(f"{kind or ''} {p.describe()}\n{e}".lstrip()) from None
     finally:
-        _log(p, status, REPORT - before)
+        _log(p, status, REPORT - before, kind)
 
 
 @pytest.mark.parametrize("seed", REGRESSIONS + list(range(SEED0, SEED0 + N_PROGRAMS)))
@@ -536,13 +536,14 @@ def test_vmap_program(seed):
     REPORT["vmap programs"] += 1
 
 
-def _log(p, status, counts):
+def _log(p, status, counts, kind=None):
     """GRADC_FUZZ_LOG=path: one JSON line per program (a campaign's shards can be
-    summed while they run: tests/fuzz_summary.py)."""
+    summed while they run: tests/fuzz_summary.py).  ``kind``: the generator ("mlp"),
+    whose seeds overlap the plain programs'."""
     path = os.environ.get("GRADC_FUZZ_LOG")
     if path:
         with open(path, "a") as f:
-            f.write(json.dumps({"seed": p.seed, "status": status, "depth": p.depth, "ops": p.ops,
+            f.write(json.dumps({"seed": p.seed, "kind": kind, "status": status, "depth": p.depth, "ops": p.ops,
                                 "counts": dict(counts)}) + "\n")
 
 
@@ -651,6 +652,18 @@ def test_exact_float32_check_sees_a_dropped_rounding():
         return x if native and mode == "rt" else real(x, mode, native, upcast)
     with mock.patch.object(fp, "_cast_arg", dropped), pytest.raises(AssertionError, match="float32 values exact"):
         check_program(p)
+
+
+def test_summary_keeps_mlp_apart(tmp_path):
+    """tests/fuzz_summary.py: an MLP program shares its seed with a plain one; a failing
+    MLP program is counted and named, not dropped as a repeat of the passing plain one."""
+    import fuzz_summary
+    log = tmp_path / "fuzz.jsonl"
+    rows = [(None, 7, "passed"), ("mlp", 7, "failed"), (None, 7, "passed")]   # the last: a second shard's regression
+    log.write_text("".join(json.dumps({"seed": s, "kind": k, "status": st, "depth": 3, "ops": {}, "counts": {}}) + "\n"
+                           for k, s, st in rows))
+    status, _, _, _, failed = fuzz_summary.summarize([log])
+    assert status == {"passed": 1, "failed": 1} and failed == ["mlp:7"]
 
 
 def test_fuzz_report(capsys):
