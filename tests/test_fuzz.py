@@ -118,6 +118,9 @@ REGRESSIONS: list[int] = [
               # a tie (the gradient of s split, 8441368), the correctly rounded -1 + 2^-53 (llvm,
               # c; true value -1 + 6.3e-17) is none (9640430, as the longdouble evaluator); a
               # fuzzer bug: a transcendental's ties are decided by rounding, its values unstable
+    2000078,  # std over an axis of 2 (|a - b| / 2) with a - b = -3.5e-6: the difference quotient's
+              # step (2.2e-5 along t) crossed the kink, 2884.54 against the gradient's 2883.56
+              # (h / 100: 2883.56); a fuzzer bug: the order of the two is now a branch pattern
 ]
 
 
@@ -652,6 +655,23 @@ def test_exact_float32_check_sees_a_dropped_rounding():
         return x if native and mode == "rt" else real(x, mode, native, upcast)
     with mock.patch.object(fp, "_cast_arg", dropped), pytest.raises(AssertionError, match="float32 values exact"):
         check_program(p)
+
+
+def test_std_of_two_values_records_its_kink():
+    """std over an axis of two elements is |a - b| / 2: the numpy run records the order
+    of the two as a branch, so a difference quotient whose step crosses a = b is refused
+    (seed 2000078), and one that does not is kept."""
+    step = ("surface", "std", 0, -1, None)
+    x = onp.array([[0.0, 3.5e-6], [1.0, 2.0]])
+    t = onp.array([[1.0, -1.0], [0.3, 0.1]])
+
+    def patterns(v):
+        tr = fp.Trace()
+        fp._surface(step, [v], native=False, trace=tr, unstable=False)
+        return tr
+    at = patterns(x)
+    assert not fp.same_patterns(patterns(x + 4e-6 * t), at)     # crosses a = b
+    assert fp.same_patterns(patterns(x + 1e-6 * t), at) and fp.same_patterns(patterns(x - 1e-6 * t), at)
 
 
 def test_summary_keeps_mlp_apart(tmp_path):
