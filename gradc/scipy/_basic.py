@@ -95,12 +95,19 @@ def _digamma(x, m):
     return m.where(x > 0, psi, _np.nan)
 
 
+def _as_input(v, x):
+    """A concrete result computed in float64, in scipy's dtype for input ``x``: float32
+    (and float16) inputs give float32, everything else float64."""
+    small = _np.result_type(x).kind == "f" and _np.result_type(x).itemsize <= 4
+    return v.astype(_np.float32) if small else v
+
+
 def gammaln_positive(x):
     """log Gamma(x) for x > 0 (nan elsewhere): what the Gamma family and the
     distributions call, whose arguments are positive by construction."""
     if _concrete(x):
         with _np.errstate(all="ignore"):
-            return _gammaln(_np.asarray(x, dtype=float), _np)
+            return _as_input(_gammaln(_np.asarray(x, dtype=float), _np), x)
     return _gammaln(x, np)
 
 
@@ -132,7 +139,7 @@ def _gammaln_real(x, m):
 def _digamma_real(x, m):
     pos, xp, one_minus, r, pole = _reflection(x, m)
     reflected = _digamma(one_minus, m) - math.pi / m.tan(math.pi * r)        # psi(1-x) - pi cot(pi x)
-    at_zero = m.where(m.signbit(x), _np.inf, -_np.inf)
+    at_zero = -m.copysign(_np.inf, x)                                       # -inf at +0, inf at -0
     out = m.where(pos, _digamma(xp, m), m.where(x == 0, at_zero, m.where(pole, _np.nan, reflected)))
     return m.where(x == -_np.inf, _np.nan, out)
 
@@ -143,7 +150,7 @@ def gammaln(x):
     -inf at -inf.  Its derivative is digamma."""
     if _concrete(x):
         with _np.errstate(all="ignore"):
-            return _gammaln_real(_np.asarray(x, dtype=float), _np)
+            return _as_input(_gammaln_real(_np.asarray(x, dtype=float), _np), x)
     return _gammaln_real(x, np)
 
 
@@ -153,7 +160,7 @@ def digamma(x):
     and -inf."""
     if _concrete(x):
         with _np.errstate(all="ignore"):
-            return _digamma_real(_np.asarray(x, dtype=float), _np)
+            return _as_input(_digamma_real(_np.asarray(x, dtype=float), _np), x)
     return _digamma_real(x, np)
 
 
