@@ -53,6 +53,7 @@ def test_gammaln_and_digamma_below_zero_by_reflection(dtype, tol, backend):
     sub = x[::200]
     psi = np.array([float(mpmath.digamma(float(v))) for v in sub])
     got_psi = gradc.jit(sp.digamma, backend=backend)(sub)
+    assert got_psi.dtype == dtype
     assert np.all(np.abs(got_psi - psi) <= tol * np.maximum(1.0, np.abs(psi)))
     g = gradc.grad(lambda v: gnp.sum(sp.gammaln(v)), backend=backend)(sub)
     assert np.all(np.abs(g - psi) <= tol * np.maximum(1.0, np.abs(psi)))
