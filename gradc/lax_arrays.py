@@ -13,6 +13,7 @@ their rules and runs on every backend; outside a trace it computes with numpy:
 from __future__ import annotations
 
 import builtins
+import operator
 
 import numpy as np
 
@@ -56,6 +57,18 @@ def _ints(seq, n, what):
     if len(out) != n:
         raise ArgumentError(f"{what}: expected {n} values (one per dimension), got {len(out)}: {seq!r}")
     return out
+
+
+def axis_index(axis, ndim, what):
+    """``axis`` (an int in [-ndim, ndim)) as a non-negative axis; else an ArgumentError
+    naming ``what``."""
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise ArgumentError(f"{what}: axis must be an int, got {axis!r}") from None
+    if not -ndim <= a < ndim:
+        raise ArgumentError(f"{what}: axis {axis} is out of range for an operand of rank {ndim}")
+    return a % ndim
 
 
 # ----------------------------------------------------------------------------- pad, slice

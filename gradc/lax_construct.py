@@ -14,6 +14,7 @@ import numpy as np
 
 from . import numpy as gnp
 from .errors import ArgumentError
+from .lax_arrays import axis_index
 from .tracer import Value
 
 
@@ -35,16 +36,6 @@ def _sizes(shape, what):
     return out
 
 
-def _axis(axis, ndim, what):
-    try:
-        a = operator.index(axis)
-    except TypeError:
-        raise ArgumentError(f"{what}: axis must be an int, got {axis!r}") from None
-    if not -ndim <= a < ndim:
-        raise ArgumentError(f"{what}: axis {axis} is out of range for rank {ndim}")
-    return a % ndim
-
-
 def iota(dtype, size):
     """``jax.lax.iota``: ``0, 1, ..., size - 1`` as ``dtype`` (a constant)."""
     (n,) = _sizes((size,), "iota's size")
@@ -55,7 +46,7 @@ def broadcasted_iota(dtype, shape, dimension, *, out_sharding=None):
     """``jax.lax.broadcasted_iota``: an array of ``shape`` whose value is the index
     along axis ``dimension`` (a constant)."""
     shape = _sizes(shape, "broadcasted_iota's shape")
-    d = _axis(dimension, len(shape), "broadcasted_iota")
+    d = axis_index(dimension, len(shape), "broadcasted_iota")
     ramp = np.arange(shape[d]).astype(np.dtype(dtype)).reshape([shape[d] if a == d else 1 for a in range(len(shape))])
     return np.broadcast_to(ramp, shape).copy()
 
@@ -112,7 +103,7 @@ def split(operand, sizes, axis=0):
     """``jax.lax.split``: ``operand`` cut along ``axis`` into pieces of ``sizes`` (which
     must add up to the axis's size); a list of arrays."""
     shape = _shape(operand)
-    a = _axis(axis, len(shape), "split")
+    a = axis_index(axis, len(shape), "split")
     sizes = _sizes(sizes, "split's sizes")
     if sum(sizes) != shape[a]:
         raise ArgumentError(f"split: sizes {sizes} must add up to the size of axis {axis} ({shape[a]}), "
@@ -132,7 +123,7 @@ def stack(operands, axis=0):
     shapes = {_shape(x) for x in operands}
     if len(shapes) != 1:
         raise ArgumentError(f"stack: the operands must have one shape, got {sorted(shapes)}")
-    return gnp.stack(operands, axis=_axis(axis, len(shapes.pop()) + 1, "stack"))
+    return gnp.stack(operands, axis=axis_index(axis, len(shapes.pop()) + 1, "stack"))
 
 
 def tile(operand, reps):

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import numpy as gnp
 from .errors import ArgumentError
+from .lax_arrays import axis_index
 from .tracer import Value
 from .tree_util import tree_flatten, tree_unflatten
 
@@ -31,19 +32,9 @@ def _shape(x):
     return tuple(x.shape) if isinstance(x, Value) else np.shape(x)
 
 
-def _axis(axis, ndim, what):
-    try:
-        a = operator.index(axis)
-    except TypeError:
-        raise ArgumentError(f"{what}: axis must be an int, got {axis!r}") from None
-    if not -ndim <= a < ndim:
-        raise ArgumentError(f"{what}: axis {axis} is out of range for an operand of rank {ndim}")
-    return a % ndim
-
-
 def _cumulative(ufunc, name, what):
     def cum(operand, axis=0, reverse=False):
-        a = _axis(axis, len(_shape(operand)), name)
+        a = axis_index(axis, len(_shape(operand)), name)
         if reverse:
             return gnp.flip(ufunc.accumulate(gnp.flip(operand, a), axis=a), a)
         return ufunc.accumulate(operand, axis=a)
@@ -91,7 +82,7 @@ def associative_scan(fn, elems, reverse=False, axis=0):
     ndims = {len(_shape(x)) for x in leaves}
     if 0 in ndims:
         raise ArgumentError("associative_scan: the arrays of elems must have at least one dimension, got a scalar")
-    a = _axis(axis, min(ndims), "associative_scan")
+    a = axis_index(axis, min(ndims), "associative_scan")
     sizes = sorted({_shape(x)[a] for x in leaves})
     if len(sizes) != 1:
         raise ArgumentError(f"associative_scan: the arrays of elems must have one size along axis {axis}, "
@@ -163,7 +154,7 @@ def reduce(operands, init_values, computation, dimensions, out_sharding=None):  
     for init in inits:
         if _shape(init) != ():
             raise ArgumentError(f"reduce: each init value must be a scalar, got shape {_shape(init)}")
-    dims = tuple(_axis(d, len(shapes[0]), "reduce") for d in dimensions)
+    dims = tuple(axis_index(d, len(shapes[0]), "reduce") for d in dimensions)
     if len(set(dims)) != len(dims):
         raise ArgumentError(f"reduce: repeated dimension in {tuple(dimensions)}")
     name = _monoid(computation)

@@ -13,6 +13,7 @@ llvm, or c) runs one backend only.  Core modules opt in with
 ``pytestmark = pytest.mark.usefixtures("core_backend")``.
 """
 import os
+import shutil
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -33,14 +34,29 @@ os.environ.setdefault("GRADC_HOT_BACKGROUND", "0")
 CORE_BACKENDS = [os.environ["GRADC_BACKEND"]] if os.environ.get("GRADC_BACKEND") else ["numpy", "llvm"]
 
 
-@pytest.fixture(params=CORE_BACKENDS)
-def core_backend(request):
-    """Run the test on the numpy reference evaluator and on native code (or only on
-    GRADC_BACKEND when it is set); restore gradc's global options afterwards."""
+# every backend this machine runs: C needs a compiler
+ALL_BACKENDS = ["numpy", "llvm"] + (["c"] if shutil.which("cc") or shutil.which("gcc") or shutil.which("clang") else [])
+
+
+def _configured(backend):
+    """gradc's default backend set to ``backend`` for one test, its options restored after."""
     import gradc
-    backend = request.param
     saved = gradc.config(backend=backend, debug_nans=False)
     try:
         yield backend
     finally:
         gradc.config(**saved)
+
+
+@pytest.fixture(params=CORE_BACKENDS)
+def core_backend(request):
+    """Run the test on the numpy reference evaluator and on native code (or only on
+    GRADC_BACKEND when it is set); restore gradc's global options afterwards."""
+    yield from _configured(request.param)
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def every_backend(request):
+    """Run the test on numpy, llvm and c (where a C compiler exists) as gradc's default
+    backend; restore gradc's global options afterwards."""
+    yield from _configured(request.param)

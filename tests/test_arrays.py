@@ -18,7 +18,6 @@ most 80 terms, compared at 1e-12 relative in float64, 1e-5 in float32: ~80 eps).
 """
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
@@ -26,19 +25,15 @@ import pytest
 import gradc
 import gradc.numpy as gnp
 
-BACKENDS = ["numpy", "llvm"] + (["c"] if shutil.which("cc") or shutil.which("gcc") or shutil.which("clang") else [])
 DTYPES = [np.float64, np.float32]
 # 409,600 elements: above the size where the native backend splits nests over threads
 BIG = (64, 80, 80)
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    saved = gradc.config(backend=request.param, debug_nans=False)
-    try:
-        yield request.param
-    finally:
-        gradc.config(**saved)
+@pytest.fixture
+def backend(every_backend):
+    """numpy, llvm and c as the default backend (tests/conftest.py)."""
+    return every_backend
 
 
 def _tol(dtype):

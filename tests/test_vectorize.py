@@ -15,13 +15,10 @@ import gradc.numpy as gnp
 from gradc_helpers import F32_RTOL, assert_fd_close, fd_grad, rng
 
 
-@pytest.fixture(params=["numpy", "llvm", "c"])
-def backend(request):
-    saved = gradc.config(backend=request.param, debug_nans=False)
-    try:
-        yield request.param
-    finally:
-        gradc.config(**saved)
+@pytest.fixture
+def backend(every_backend):
+    """numpy, llvm and c as the default backend (tests/conftest.py)."""
+    return every_backend
 
 
 def _elementwise(xp):
