@@ -59,15 +59,15 @@ def _ints(seq, n, what):
     return out
 
 
-def axis_index(axis, ndim, what):
+def axis_index(axis, ndim, what, word="axis"):
     """``axis`` (an int in [-ndim, ndim)) as a non-negative axis; else an ArgumentError
-    naming ``what``."""
+    naming ``what`` and the parameter (``word``: jax.lax's sort says dimension)."""
     try:
         a = operator.index(axis)
     except TypeError:
-        raise ArgumentError(f"{what}: axis must be an int, got {axis!r}") from None
+        raise ArgumentError(f"{what}: {word} must be an int, got {axis!r}") from None
     if not -ndim <= a < ndim:
-        raise ArgumentError(f"{what}: axis {axis} is out of range for an operand of rank {ndim}")
+        raise ArgumentError(f"{what}: {word} {axis} is out of range for an operand of rank {ndim}")
     return a % ndim
 
 

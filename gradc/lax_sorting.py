@@ -14,6 +14,7 @@ import numpy as np
 
 from . import numpy as gnp
 from .errors import ArgumentError
+from .lax_arrays import axis_index
 from .tracer import Value, current as _current
 
 
@@ -23,13 +24,6 @@ def _eager(*xs):
 
 def _lib(*xs):
     return np if _eager(*xs) else gnp
-
-
-def _axis(dimension, ndim, what):
-    d = int(dimension)
-    if not -ndim <= d < ndim:
-        raise ArgumentError(f"{what}: dimension {dimension} is out of range for an operand of rank {ndim}")
-    return d % ndim
 
 
 def _lex_order(keys, axis):
@@ -59,7 +53,8 @@ def sort(operand, dimension=-1, is_stable=True, num_keys=1):
     many, ops = _operands(operand, "sort")
     if not 1 <= int(num_keys) <= len(ops):
         raise ArgumentError(f"sort: num_keys={num_keys} must be between 1 and the number of operands ({len(ops)})")
-    axis = _axis(dimension, len(np.shape(ops[0])) if not isinstance(ops[0], Value) else ops[0].ndim, "sort")
+    axis = axis_index(dimension, len(np.shape(ops[0])) if not isinstance(ops[0], Value) else ops[0].ndim, "sort",
+                      "dimension")
     m = _lib(*ops)
     if len(ops) == 1:
         out = [m.sort(ops[0], axis=axis, kind="stable")]
@@ -85,7 +80,7 @@ def top_k(operand, k, *, axis=-1):
     ndim = operand.ndim if isinstance(operand, Value) else np.ndim(operand)
     if ndim == 0:
         raise ArgumentError("top_k: the operand must have at least one dimension, got a scalar")
-    ax = _axis(axis, ndim, "top_k")
+    ax = axis_index(axis, ndim, "top_k")
     size = (operand.shape if isinstance(operand, Value) else np.shape(operand))[ax]
     k = int(k)
     if not 0 <= k <= size:

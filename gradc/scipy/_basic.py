@@ -95,19 +95,12 @@ def _digamma(x, m):
     return m.where(x > 0, psi, _np.nan)
 
 
-def _as_input(v, x):
-    """A concrete result computed in float64, in scipy's dtype for input ``x``: float32
-    (and float16) inputs give float32, everything else float64."""
-    small = _np.result_type(x).kind == "f" and _np.result_type(x).itemsize <= 4
-    return v.astype(_np.float32) if small else v
-
-
 def gammaln_positive(x):
     """log Gamma(x) for x > 0 (nan elsewhere): what the Gamma family and the
     distributions call, whose arguments are positive by construction."""
     if _concrete(x):
         with _np.errstate(all="ignore"):
-            return _as_input(_gammaln(_np.asarray(x, dtype=float), _np), x)
+            return _float_like(_gammaln(_np.asarray(x, dtype=float), _np), x)
     return _gammaln(x, np)
 
 
@@ -150,7 +143,7 @@ def gammaln(x):
     -inf at -inf.  Its derivative is digamma."""
     if _concrete(x):
         with _np.errstate(all="ignore"):
-            return _as_input(_gammaln_real(_np.asarray(x, dtype=float), _np), x)
+            return _float_like(_gammaln_real(_np.asarray(x, dtype=float), _np), x)
     return _gammaln_real(x, np)
 
 
@@ -160,7 +153,7 @@ def digamma(x):
     and -inf."""
     if _concrete(x):
         with _np.errstate(all="ignore"):
-            return _as_input(_digamma_real(_np.asarray(x, dtype=float), _np), x)
+            return _float_like(_digamma_real(_np.asarray(x, dtype=float), _np), x)
     return _digamma_real(x, np)
 
 
