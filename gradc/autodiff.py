@@ -18,6 +18,7 @@ from .errors import ArgumentError
 from .graph import Graph, Provenance
 from .ops import OPS
 from .ops.custom import CUSTOM_OPS, call_record
+from .ops.scan import RULES as SCAN_RULES
 from .ops.structure import zeros_like
 from .tracer import Spec, current, provenance, replay, trace_specs
 
@@ -46,15 +47,39 @@ def _check_wrt(fwd: Graph, wrt):
                                 f"it has dtype {d.dtype}; differentiated arguments must be float32 or float64")
 
 
-def _custom_groups(fwd: Graph, order: list[int]) -> dict:
-    """{call: its nodes in ``order``} for the custom_jvp/custom_vjp calls of ``fwd``
-    (:mod:`gradc.ops.custom`): the nodes of one call differentiate together."""
+def group_key(d):
+    """The group a node of a multi-output call belongs to, or None: a custom_jvp/
+    custom_vjp call (:mod:`gradc.ops.custom`) or a scan (:mod:`gradc.ops.scan`; its
+    nodes share arguments and parameters but ``index``).  A group differentiates as one."""
+    if d.op in CUSTOM_OPS:
+        return d.params["call"]
+    if d.op == "scan":
+        return ("scan", tuple(d.args), d.params["body"], d.params["reverse"], d.params["length"])
+    return None
+
+
+def _groups(fwd: Graph, order: list[int]) -> dict:
+    """{group: its nodes in ``order``} (``group_key``)."""
     groups: dict = {}
     for nid in order:
-        d = fwd[nid]
-        if d.op in CUSTOM_OPS:
-            groups.setdefault(d.params["call"], []).append(nid)
+        key = group_key(fwd[nid])
+        if key is not None:
+            groups.setdefault(key, []).append(nid)
     return groups
+
+
+def _group_vjp(d, args, cts: dict, need: list):
+    """The cotangents of a group's arguments from its outputs' ({index: cotangent})."""
+    if d.op == "scan":
+        return SCAN_RULES["vjp"](args, cts, need, **d.params)
+    return call_record(d.params["call"], d.op).vjp_args(args, cts, need)
+
+
+def _group_jvp(d, args, tangents: list):
+    """The tangents of a group's outputs (a list by index) from its arguments'."""
+    if d.op == "scan":
+        return SCAN_RULES["jvp"](args, tangents, **d.params)
+    return call_record(d.params["call"], d.op).jvp_args(args, tangents)
 
 
 def _consumed(d):
@@ -75,8 +100,8 @@ def backward(fwd: Graph, env: dict, cts: dict, wrt_nodes: list[int]) -> list:
     ct = {k: v for k, v in cts.items() if k in need}
     b.role = "adjoint"
     order = fwd.order()
-    groups = _custom_groups(fwd, order)
-    pending: dict = {}       # call -> {output index: cotangent} until its last node
+    groups = _groups(fwd, order)
+    pending: dict = {}       # group -> {output index: cotangent} until its first node
 
     def send(args, grads):
         for a, ga in zip(args, grads):
@@ -90,18 +115,17 @@ def backward(fwd: Graph, env: dict, cts: dict, wrt_nodes: list[int]) -> list:
 
     for nid in reversed(order):
         d = fwd[nid]
-        if d.op in CUSTOM_OPS:
-            # A custom rule needs the cotangents of all of its call's outputs: they are
-            # complete when the walk reaches the call's first node (every user of every
+        key = group_key(d)
+        if key is not None:
+            # A group's rule needs the cotangents of all of its outputs: they are
+            # complete when the walk reaches the group's first node (every user of every
             # output comes after it in the forward order).
-            call = d.params["call"]
             if nid in ct:
-                pending.setdefault(call, {})[d.params["index"]] = ct.pop(nid)
-            if nid != groups[call][0] or call not in pending:
+                pending.setdefault(key, {})[d.params["index"]] = ct.pop(nid)
+            if nid != groups[key][0] or key not in pending:
                 continue
             with provenance(derivative_of(fwd, nid, env, "adjoint")):
-                grads = call_record(call, d.op).vjp_args(
-                    [env[a] for a in d.args], pending.pop(call), [a in need for a in d.args])
+                grads = _group_vjp(d, [env[a] for a in d.args], pending.pop(key), [a in need for a in d.args])
             send(d.args, grads)
             continue
         if nid not in ct or d.op in ("input", "const"):
@@ -185,7 +209,7 @@ def jvp_graph(fwd: Graph, wrt: list[int]) -> Graph:
         need = relevant(fwd, [fwd.inputs[i] for i in wrt], fwd.outputs)
         b.role = "tangent"
         order = fwd.order()
-        custom: dict = {}     # call -> the tangents of its outputs (computed at its first node)
+        custom: dict = {}     # group -> the tangents of its outputs (computed at its first node)
         for nid in order:
             d = fwd[nid]
             if nid in tan or nid not in need or d.op in ("input", "const"):
@@ -193,12 +217,12 @@ def jvp_graph(fwd: Graph, wrt: list[int]) -> Graph:
             ts = [tan.get(a) for a in d.args]
             if all(t is None for t in ts):
                 continue
-            if d.op in CUSTOM_OPS:
-                call = d.params["call"]
+            key = group_key(d)
+            if key is not None:
                 with provenance(derivative_of(fwd, nid, env, "tangent")):
-                    if call not in custom:
-                        custom[call] = call_record(call, d.op).jvp_args([env[a] for a in d.args], ts)
-                    t = custom[call][d.params["index"]]
+                    if key not in custom:
+                        custom[key] = _group_jvp(d, [env[a] for a in d.args], ts)
+                    t = custom[key][d.params["index"]]
                     if t is not None:
                         tan[nid] = t if t.dtype == d.dtype else t.astype(d.dtype)
                 continue

@@ -35,7 +35,8 @@ from .lax_windows import (  # noqa: F401  (re-exported: convolution, windowed re
     avg_pool, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose, conv_with_general_padding,
     max_pool, min_pool, padtype_to_pads, reduce_window)
 from .ops import bitwise as _bitwise
-from .tracer import Value
+from . import control_flow as _control_flow
+from .tracer import Value, current
 from .tree_util import tree_flatten, tree_map, tree_unflatten
 from .vmap import vmap
 
@@ -51,20 +52,36 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     """``jax.lax.scan``: ``carry, y = f(carry, x)`` over the leading axis of ``xs`` (a
     pytree of arrays, or None with ``length``); returns the last carry and the ``y``s
     stacked (a pytree like ``y``).  ``reverse=True`` runs from the last step to the
-    first (the ``y``s stay in the order of ``xs``).  ``unroll`` is accepted for JAX's
-    signature: the loop is always unrolled."""
+    first (the ``y``s stay in the order of ``xs``).
+
+    In a traced function the step is traced once and compiled once: the loop runs
+    natively, and compiling takes as long for a thousand steps as for two (the number
+    of steps may even stay a size symbol, read from ``xs`` when the function is
+    called).  ``unroll=True`` instead repeats the step in the graph once per step, as
+    gradc did before it had the loop, letting the compiler fuse across steps; any other
+    ``unroll`` is accepted for JAX's signature.  On concrete values it runs as plain
+    Python with numpy."""
     leaves, tree = tree_flatten(xs)
     if leaves:
-        sizes = {int(np.shape(x)[0]) if not isinstance(x, Value) else x.shape[0] for x in leaves}
-        if len(sizes) != 1:
+        sizes = {int(np.shape(x)[0]) if not isinstance(x, Value) else x.shape[0] for x in leaves} \
+            if unroll is True or current() is None else None
+        if sizes is not None and len(sizes) != 1:
             raise ArgumentError(f"scan: the leaves of xs have different leading sizes {sorted(sizes)}")
-        n = sizes.pop()
-        if length is not None and int(length) != n:
-            raise ArgumentError(f"scan: length={length} but xs has {n} steps")
+        if sizes is not None:
+            n = sizes.pop()
+            if length is not None and int(length) != n:
+                raise ArgumentError(f"scan: length={length} but xs has {n} steps")
     elif length is None:
         raise ArgumentError("scan: give xs or length")
     else:
         n = _concrete_int(length, "scan's length")
+    if current() is not None and unroll is not True:
+        if leaves and length is not None:
+            first = leaves[0]
+            steps = first._shape[0] if isinstance(first, Value) else int(np.shape(first)[0])
+            if isinstance(steps, int) and steps != int(length):
+                raise ArgumentError(f"scan: length={length} but xs has {steps} steps")
+        return _control_flow.scan(f, init, xs, None if leaves else n, reverse)
     carry, ys = init, [None] * n
     for i in (range(n - 1, -1, -1) if reverse else range(n)):
         x = tree_unflatten(tree, [leaf[i] for leaf in leaves]) if leaves else None

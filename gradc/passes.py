@@ -406,10 +406,69 @@ def rewrite(g: Graph, rules) -> bool:
     return changed
 
 
+# ----------------------------------------------------------------------------- scans
+_optimized_bodies: dict = {}   # Body key -> its optimized Body (bodies are immutable)
+
+
+def merge_scans(g: Graph) -> bool:
+    """A scan and the scan of the same loop extended to stack its carries (the
+    residuals its adjoint made, control_flow.with_carries) become one loop: the plain
+    one's nodes are replaced by the extended one's outputs of the same index (the
+    extension's first outputs are the plain step's)."""
+    from .autodiff import group_key   # (passes come after autodiff)
+    groups: dict = {}
+    for n in g.order():
+        d = g[n]
+        if d.op == "scan":
+            groups.setdefault(group_key(d), []).append(n)
+    changed = False
+    for key, nodes in groups.items():
+        body = key[2]
+        if body.tag != "carries" or body.base is None:
+            continue
+        plain = groups.get((key[0], key[1], body.base, key[3], key[4]))
+        if not plain:
+            continue
+        mine = {g[n].params["index"]: n for n in nodes}
+        like = g[nodes[0]]
+        for n in plain:
+            j = g[n].params["index"]
+            if j not in mine:
+                mine[j] = g.add("scan", like.args, shape=g[n].shape, dtype=g[n].dtype,
+                                params={**like.params, "index": j}, provenance=g[n].provenance, role=g[n].role)
+            g.replace_uses(n, mine[j])
+            changed = True
+    return changed
+
+
+def optimize_scan_bodies(g: Graph) -> bool:
+    """Each scan's step graph optimized by these same passes (once per step)."""
+    changed = False
+    for n in list(g.nx.nodes):
+        d = g[n]
+        if d.op != "scan":
+            continue
+        body = d.params["body"]
+        opt = _optimized_bodies.get(body.key)
+        if opt is None:
+            from .ops.scan import Body
+            og = optimize(body.graph)
+            opt = body if og.text(sources=False) == body.graph.text(sources=False) else \
+                Body(og, body.ncarry, body.nx, base=body.base, tag=body.tag)
+            _optimized_bodies[body.key] = _optimized_bodies[opt.key] = opt
+        if opt is not body:
+            d.params = {**d.params, "body": opt}
+            changed = True
+    return changed
+
+
 def optimize(graph: Graph, *, stabilize=True, max_rounds=20) -> Graph:
     """Run every pass to a fixed point; returns a new graph."""
     g = graph.copy()
     rules = CANONICALIZE + (STABILIZE if stabilize else [])
+    if any(d.op == "scan" for d in g.nx._node.values()):
+        merge_scans(g)
+        optimize_scan_bodies(g)
     for _ in range(max_rounds):
         changed = fold_constants(g)
         changed |= rewrite(g, rules)

@@ -24,6 +24,7 @@ from .llvm_codegen import STATUS_NEGATIVE_POWER
 from .loop_ir import (STATUS_LAPACK_UNAVAILABLE, STATUS_LINALG, STATUS_NO_CONVERGENCE, STATUS_NOT_POSITIVE_DEFINITE,
                       STATUS_OUT_OF_MEMORY, STATUS_SINGULAR_MATRIX)
 from .schedule import describe, workspace_bytes, workspace_layout
+from .schedule_types import nonempty_sizes
 
 KERNEL = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -121,6 +122,18 @@ class Kernel:
         self.out_specs = [(g[o]["shape"], g[o]["dtype"]) for o in self.root_outputs]
         self.const_arrays = [np.ascontiguousarray(g[c]["params"]["value"]) for c in s.consts]
         self.symbols = s.symbols
+        self.steps = []
+
+    def _attach_steps(self, compile_step) -> None:
+        """Compile each scan's step (``compile_step(schedule)``: a Kernel of the same
+        backend) and pass the scan its address and its array constants' addresses
+        (``loop_ir.ScanCall.fn``): an int64 array after the constants, which the
+        kernel reads at every call, so the step's code can change between calls."""
+        for first, step in self.schedule.scans.items():
+            k = compile_step(step.schedule)
+            table = np.array([k.artifact.address] + [c.ctypes.data for c in k.const_arrays], dtype=np.int64)
+            self.steps.append((k, table))
+            self.const_arrays.append(table)
 
     def make_plan(self, structure):
         """The C fast path for this kernel (None if it is not built or not applicable)."""
@@ -148,8 +161,7 @@ class Kernel:
         ws = tuple(spec(shape, dtype) for region in layout for _k, shape, dtype in region)
         ws_region = tuple(k for k, region in enumerate(layout) for _ in region)
         mins = tuple(int(g.minimum.get(x, 0)) for x in self.symbols)
-        nonempty = tuple(spec(tuple(g[g[n]["args"][0]]["shape"][a] for a in axes), np.int8)
-                         for n, axes in s.nonempty)
+        nonempty = tuple(spec(dims, np.int8) for dims, _op in nonempty_sizes(s))
         order = {o: k for k, o in enumerate(self.root_outputs)}
         order.update({i: len(order) + k for k, i in enumerate(g.inputs)})
         remap = _remap(structure, [order[o] for o in s.outputs])
@@ -301,10 +313,9 @@ class Kernel:
     def __call__(self, arrays):
         s, g = self.schedule, self.schedule.graph
         sizes = bind_sizes(g, arrays)
-        for nid, axes in s.nonempty:
-            shp = resolve(g[g[nid]["args"][0]]["shape"], sizes)
-            if any(shp[a] == 0 for a in axes):
-                raise ValueError(f"zero-size array to reduction operation {g[nid]['op']} which has no identity")
+        for dims, op in nonempty_sizes(s):
+            if any(x == 0 for x in resolve(dims, sizes)):
+                raise ValueError(f"zero-size array to reduction operation {op} which has no identity")
         ins = [_contiguous(a) for a in arrays]
         outs = [np.empty(resolve(shape, sizes), dtype) for shape, dtype in self.out_specs]
         bufs = ins + outs + self.const_arrays

@@ -55,11 +55,12 @@ def aligns_rows(target=None) -> bool:
 class LLVMKernel(Kernel):
     """A graph compiled through LLVM IR by the JIT, multi-threaded where it pays."""
 
-    def __init__(self, graph: Graph, threads: int | None = None):
+    def __init__(self, graph: Graph, threads: int | None = None, s=None):
         blas = init()["blas"]
         native_sort = init().get("native_sort") or ""      # the dtype kinds it merge sorts
-        s = schedule(graph, threads=kernel_threads() if threads is None else threads, row_local=True,
-                     batched_products=bool(blas.get("batched")), native_sort=native_sort)
+        if s is None:     # (a scan's step comes scheduled with the scan)
+            s = schedule(graph, threads=kernel_threads() if threads is None else threads, row_local=True,
+                         batched_products=bool(blas.get("batched")), native_sort=native_sort)
         s.stream_row_bytes = stream_row_bytes()
         s.align_rows = aligns_rows()
         text = graph.text(sources=False)
@@ -75,7 +76,8 @@ class LLVMKernel(Kernel):
         refuse_lapack(s, blas)   # before the cache: an artifact that calls LAPACK needs it
         self.blas = blas
         self._attach(graph, s, name, Artifact(lambda: [str(m) for m in lower_parts(s, name, blas)], name, key))
-        if s.pool_threads > 1 and SPLIT_BATCHES:
+        self._attach_steps(lambda step: LLVMKernel(step.graph, s=step))
+        if s.pool_threads > 1 and SPLIT_BATCHES and not s.scans:
             self.split = batch_split.plan(s.graph)
 
     def _part_kernel(self):

@@ -148,3 +148,55 @@ class LibraryCalls:
             return
         args = head + [self.bufs[xa], ld(xa), self.bufs[xb], ld(xb), _const(ty, 0.0), self.bufs[nid], ld(nid)]
         b.call(fn, args + ([ir.Constant(I32, pool_threads)] if pool else []))
+
+    # -- scans ---------------------------------------------------------------------------
+    def emit_scan(self, st: lir.ScanCall):
+        """A scan's loop: the step kernel (its address in the ``fn`` buffer) called once
+        per step through the kernel ABI, with a pointer array and the step's sizes on
+        the stack; its status OR-ed into the kernel's."""
+        b, vp = self.b, I8.as_pointer()
+        fnty = ir.FunctionType(I32, [vp.as_pointer(), I64.as_pointer(), vp])
+        table = b.bitcast(self.bufs[st.fn], I64.as_pointer())
+        fn = b.inttoptr(b.load(table), fnty.as_pointer())
+        consts = [b.inttoptr(b.load(b.gep(table, [ir.Constant(I64, 1 + c)])), vp) for c in range(st.nconst)]
+        places = list(st.inputs) + list(st.outputs)
+        ptrs = self.alloca(ir.ArrayType(vp, max(len(places) + st.nconst, 1)), name=f"scan{st.nid}.args")
+        sizes = self.alloca(ir.ArrayType(I64, max(len(st.sizes), 1)), name=f"scan{st.nid}.sizes")
+        zero = ir.Constant(I32, 0)
+        for k, x in enumerate(st.sizes):
+            b.store(self.e_(x), b.gep(sizes, [zero, ir.Constant(I32, k)]))
+        for c, p in enumerate(consts):
+            b.store(p, b.gep(ptrs, [zero, ir.Constant(I32, len(places) + c)]))
+        ws = b.bitcast(self.bufs[st.ws], vp) if st.ws is not None else ir.Constant(vp, None)
+        for c in st.before:
+            self.emit_copy(c, None, consts)
+        n = self.e_(st.length)
+
+        def step(i):
+            t = b.sub(b.sub(n, ir.Constant(I64, 1)), i) if st.reverse else i
+            for k, place in enumerate(places):
+                b.store(self.place_ptr(place, t, consts), b.gep(ptrs, [zero, ir.Constant(I32, k)]))
+            rc = b.call(fn, [b.bitcast(ptrs, vp.as_pointer()), b.bitcast(sizes, I64.as_pointer()), ws])
+            b.store(b.or_(b.load(self.status), rc), self.status)
+            for c in st.after_step:
+                self.emit_copy(c, t, consts)
+        self.loop(n, step, name=f"scan{st.nid}.t")
+        for c in st.after:
+            self.emit_copy(c, None, consts)
+
+    def place_ptr(self, place, t, consts):
+        """The i8* of a place of a ScanCall at step ``t``."""
+        b, vp = self.b, I8.as_pointer()
+        key, step = place
+        if key == "stepconst":
+            return consts[step]
+        p = b.bitcast(self.bufs[key], vp)
+        if step is not None:
+            p = b.gep(p, [b.mul(t, self.e_(step))], inbounds=True)
+        return p
+
+    def emit_copy(self, st: lir.Copy, t, consts):
+        vp = I8.as_pointer()
+        fn = self.module.declare_intrinsic("llvm.memcpy", [vp, vp, I64])
+        self.b.call(fn, [self.place_ptr(st.dst, t, consts), self.place_ptr(st.src, t, consts), self.e_(st.nbytes),
+                         ir.Constant(ir.IntType(1), 0)])

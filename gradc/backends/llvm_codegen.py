@@ -421,6 +421,8 @@ class Codegen(LibraryCalls, ParallelNests):
             self.emit_sort_ranks(st)
         elif isinstance(st, lir.Parallel):
             self.emit_parallel_nest(st)
+        elif isinstance(st, lir.ScanCall):
+            self.emit_scan(st)
         elif isinstance(st, lir.SkinnyPack):
             self.emit_skinny_pack(st)
         elif isinstance(st, lir.SkinnyRows):
@@ -439,9 +441,11 @@ class Codegen(LibraryCalls, ParallelNests):
         # buffers passed to impl: inputs, outputs, constants, workspace
         self.regions = workspace_layout(s)
         self.region_of = {key: (k, dtype) for k, region in enumerate(self.regions) for key, _shape, dtype in region}
-        direct = list(g.inputs) + list(dict.fromkeys(o for o in s.outputs if o in s.roots)) + list(s.consts)
+        direct = list(g.inputs) + list(dict.fromkeys(o for o in s.outputs if o in s.roots)) + list(s.consts) \
+            + [("scanfn", first) for first in s.scans]
         self.buffer_nodes = direct + [("region", k) for k in range(len(self.regions))]
-        ptr_tys = [ir_type(g[n]["dtype"]).as_pointer() for n in direct] + [I8.as_pointer()] * len(self.regions)
+        ptr_tys = [(I64 if isinstance(n, tuple) else ir_type(g[n]["dtype"])).as_pointer() for n in direct] \
+            + [I8.as_pointer()] * len(self.regions)
         self.ptr_tys = ptr_tys
         impl_ty = ir.FunctionType(I32, ptr_tys + [I64] * len(s.symbols))
         impl = ir.Function(self.module, impl_ty, name=f"{self.name}.impl")
@@ -451,7 +455,7 @@ class Codegen(LibraryCalls, ParallelNests):
             # noalias holds for regions too: buffers sharing one are all based on its pointer
             arg.add_attribute("noalias")
             key = self.buffer_nodes[k]
-            arg.name = f"p{key}" if isinstance(key, int) else f"region{key[1]}"
+            arg.name = f"p{key}" if isinstance(key, int) else f"{key[0]}{key[1]}"
         for sym, arg in zip(s.symbols, impl.args[len(ptr_tys):]):
             arg.name = f"size.{sym}"
         self.entry = impl.append_basic_block("entry")

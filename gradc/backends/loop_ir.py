@@ -392,6 +392,47 @@ class SortRanks:
 
 
 @dataclass(eq=False)
+class Copy:
+    """``nbytes`` bytes from ``src`` to ``dst``, each a place (:class:`ScanCall`)."""
+    dst: tuple
+    src: tuple
+    nbytes: Expr
+
+
+@dataclass(eq=False)
+class ScanCall:
+    """A scan: its step, a kernel compiled on its own (the kernel ABI of
+    runtime/gradc.h), called ``length`` times, for step t = 0, 1, ... (``reverse``:
+    from the last).  A *place* is ``(buffer key, bytes per step)``: the buffer's start
+    advanced by t times that many bytes (``None``: the same every step), or
+    ``("stepconst", c)`` for the step kernel's array constant c.
+
+    * ``fn``: the buffer (int64) holding the step kernel's address, then its array
+      constants' addresses (``nconst`` of them), which the call passes after the
+      inputs and outputs, as the kernel ABI orders its arguments;
+    * ``inputs``: the step's inputs' places; ``outputs``: where it writes its outputs
+      that are buffers of its own (the step kernel's root outputs, in order);
+    * ``sizes``: the step's size symbols' values; ``ws``: the buffer its workspace
+      starts at (None: it needs none);
+    * ``before`` (the initial carry into the carry buffer the steps read),
+      ``after_step`` (outputs the step kernel does not write itself, then the written
+      carry into the read one) and ``after`` (the final carry into the graph's nodes):
+      :class:`Copy` statements."""
+    nid: int
+    fn: tuple
+    nconst: int
+    length: Expr
+    reverse: bool
+    inputs: list
+    outputs: list
+    sizes: list
+    ws: object
+    before: list
+    after_step: list
+    after: list
+
+
+@dataclass(eq=False)
 class Parallel:
     """Nest ``k`` split over its outer loop: each body (a function of Var START, END,
     CHUNK) runs rows [start, end) of chunk ``chunk``, on the thread pool when ``cond``
@@ -520,6 +561,13 @@ class TextRenderer:
             return f"{key[0]}({self.buf(key[1])})"
         return self.g.label(key) if self.g[key]["op"] == "input" else f"%{key}"
 
+    def place(self, p) -> str:
+        key, step = p
+        if key == "stepconst":
+            return f"step_const{step}"
+        name = f"{key[0]}{list(key[1:])}" if isinstance(key, tuple) else self.buf(key)
+        return f"{name}[t]" if step is not None else name
+
     def e(self, x) -> str:
         hit = self.memo.get(x)
         if hit is not None:
@@ -637,6 +685,23 @@ class TextRenderer:
             op += ", full" if st.full and st.op in ("svd_u", "svd_vt", "qr_q") else ""
             self.line(f"%{st.out} = lapack {op}({ops}; batch={self.e(st.batch)}, n={self.e(st.n)}"
                       + (f", k={self.e(st.k)})" if st.op.startswith("solve") or st.op in LAPACK_RECT else ")"))
+        elif isinstance(st, Copy):
+            self.line(f"copy {self.place(st.dst)} <- {self.place(st.src)} ({self.e(st.nbytes)} bytes)")
+        elif isinstance(st, ScanCall):
+            for c in st.before:
+                self.stmt(c)
+            order = "reversed " if st.reverse else ""
+            self.line(f"for t in {order}[0, {self.e(st.length)}):  # scan %{st.nid}")
+            self.depth += 1
+            ins = ", ".join(self.place(p) for p in st.inputs)
+            outs = ", ".join(self.place(p) for p in st.outputs)
+            sizes = ", ".join(self.e(x) for x in st.sizes)
+            self.line(f"({outs}) = step({ins}; sizes=[{sizes}])")
+            for c in st.after_step:
+                self.stmt(c)
+            self.depth -= 1
+            for c in st.after:
+                self.stmt(c)
         elif isinstance(st, Parallel):
             self.line(f"parallel over [0, {self.e(st.n0)}) in {self.k.threads} chunks if {self.e(st.cond)}:")
             self.depth += 1

@@ -28,6 +28,7 @@ from .lower_calls import LibraryNests
 from .lower_nests import LoopNests
 from .schedule import Schedule, broadcast_index, describe, view_index
 # Re-exported: names other modules and tests import from gradc.backends.lower_loops.
+from . import lower_scan
 from .lower_calls import PIPE_BLOCK_BYTES, PIPE_MAX_ROWS, PIPE_MIN_ROWS, refuse_lapack  # noqa: F401
 from .lower_nests import PAR_MIN_WORK, align_inner_loops  # noqa: F401
 
@@ -225,7 +226,8 @@ class LoopLowering(LoopNests, LibraryNests):
                 body = [self.parallel(nest, k)]
             else:
                 body = {"loop": self.loop_nest, "matmul": self.matmul, "scatter": self.scatter,
-                        "lapack": self.lapack, "sort": self.sort_ranks}[nest.kind](nest)
+                        "lapack": self.lapack, "sort": self.sort_ranks,
+                        "scan": lambda nest: lower_scan.scan(s, nest)}[nest.kind](nest)
             nests.append(Nest(k, titles[k], body))
         return Kernel(name, s, nests, blas_call, s.threads, s.pool_threads)
 

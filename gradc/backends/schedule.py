@@ -22,12 +22,13 @@ import networkx as nx
 
 from ..graph import Graph
 from ..ops import OPS
+from ..ops.scan import symbol_map
 from ..passes import strip_custom
 from .pipelines import _row_pipelines
 from .schedule_graph import _fill_constant_outputs, _mask_from_relu, decompose, is_stack_product, native_sort_rank
 from .schedule_index import (MAX_NEST_COST, _arg_map, _cost, _is_viewable, _op, _reads, _stage_after, _suffix_start,
                              crosses_chunks, domain, is_lapack, is_reduction, swaps_last_two)
-from .schedule_types import Nest, Schedule
+from .schedule_types import Nest, ScanStep, Schedule
 from .workspace import _assign_slots, _in_place
 # Re-exported: names other modules and tests import from gradc.backends.schedule.
 from .schedule_graph import is_flat_product, sort_kinds  # noqa: F401
@@ -263,9 +264,10 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
                     if a not in roots and (not _is_viewable(g, a, roots) or flat):
                         roots.add(a)
                         changed = True
-    # operands of a LAPACK call are whole contiguous buffers (runtime/lapack.c reads them)
+    # operands of a LAPACK call are whole contiguous buffers (runtime/lapack.c reads them),
+    # and so are a scan's (its step kernel's inputs)
     for nid in list(g.nx.nodes):
-        if is_lapack(g, nid) or native_sort_rank(g, nid, native_sort):
+        if is_lapack(g, nid) or native_sort_rank(g, nid, native_sort) or g[nid]["op"] == "scan":
             roots.update(a for a in g[nid]["args"] if g[a]["op"] not in ("input", "const"))
             roots.add(nid)
     roots = {r for r in roots if g[r]["op"] not in ("input", "const")}
@@ -278,10 +280,25 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     where: dict = {}
     last_use: dict = {}
     reads_of: dict = {}
+    scan_nests: dict = {}    # a scan's group -> its nest: one loop computes all its outputs
     for nid in g.order():
         if nid not in roots:
             continue
         op = g[nid]["op"]
+        if op == "scan":
+            d = g[nid]
+            key = (d["args"], d["params"]["body"], d["params"]["reverse"], d["params"]["length"])
+            if key not in scan_nests:
+                scan_nests[key] = len(nests)
+                nests.append(Nest("scan", ()))
+            j = scan_nests[key]
+            nests[j].roots.append(nid)
+            nests[j].info[nid] = {"level": "full", "stage": 0, "acc": None}
+            reads_of[nid] = {a: None for a in d["args"] if a in roots}
+            for r in reads_of[nid]:
+                last_use[r] = max(last_use.get(r, 0), j)
+            where[nid] = j
+            continue
         dom = domain(g, nid)
         kind = "lapack" if is_lapack(g, nid) else "sort" if native_sort_rank(g, nid, native_sort) else \
             {"matmul": "matmul", "contract": "matmul", "scatter_add": "scatter"}.get(op, "loop")
@@ -342,7 +359,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     symbols = sorted({s for n in g.nx.nodes for s in g[n]["shape"] if isinstance(s, str)}
                      | {s for i in g.inputs for s in g[i]["shape"] if isinstance(s, str)})
     # (a LAPACK call reads its operands by pointer: pinv's rcond of one matrix is a scalar)
-    lapack_args = {a for n in g.nx.nodes if is_lapack(g, n) for a in g[n]["args"]}
+    lapack_args = {a for n in g.nx.nodes if is_lapack(g, n) or g[n]["op"] == "scan" for a in g[n]["args"]}
     consts = [n for n in g.order() if g[n]["op"] == "const" and (g[n]["params"]["value"].ndim > 0 or n in lapack_args)]
     outs = set(g.outputs)
     local = []
@@ -368,9 +385,17 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
                 partials += [n for n in nest.roots if crosses_chunks(g, n, nest.info[n])]
         partials += [p.tail for p in pipelines]   # each chunk sums its blocks' x^T G
     chunks = threads * CHUNKS_PER_THREAD if threads > 1 else 1
+    # each scan's step: scheduled as a graph of its own, with the same options
+    scans = {}
+    for nest in nests:
+        if nest.kind == "scan":
+            d = g[nest.roots[0]]
+            body = d["params"]["body"]
+            bs = schedule(body.graph, threads, share, row_local, batched_products, native_sort)
+            scans[nest.roots[0]] = ScanStep(bs, symbol_map(body, [g[a]["shape"] for a in d["args"]]))
     return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
                     threads=chunks, partials=partials, slots=slots, pool_threads=threads, row_local=local,
-                    pipelines=pipelines, stream_bytes=last_level_cache_bytes(), in_place=in_place)
+                    pipelines=pipelines, stream_bytes=last_level_cache_bytes(), in_place=in_place, scans=scans)
 
 
 def describe(s: Schedule) -> str:

@@ -12,7 +12,7 @@ from ..graph import Graph
 
 @dataclass
 class Nest:
-    kind: str                 # "loop" | "matmul" | "scatter" | "lapack" | "sort"
+    kind: str                 # "loop" | "matmul" | "scatter" | "lapack" | "sort" | "scan"
     domain: tuple             # symbolic iteration space
     roots: list = field(default_factory=list)
     # per root: level "full" (indexed by the whole domain) or "row" (by all but the last
@@ -64,6 +64,39 @@ class Schedule:
     # set by the backend for its host (llvm_backend):
     stream_row_bytes: int | None = None  # only rows shorter than this stream (None: any; lower_loops)
     align_rows: bool = True   # a matrix's rows start their inner loops at a 64-byte boundary (lower_loops)
+    scans: dict = field(default_factory=dict)  # a scan nest's first node -> ScanStep
+
+
+@dataclass
+class ScanStep:
+    """What a scan nest runs: its step's own schedule (the kernel the backend compiles
+    for the step and calls once per step) and {step size symbol: this graph's size}."""
+    schedule: "Schedule"
+    sizes: dict
+
+    def shape(self, shape) -> tuple:
+        """A shape of the step's graph in the scanning graph's sizes."""
+        out = []
+        for d in shape:
+            if isinstance(d, str):
+                if d not in self.sizes:
+                    from ..errors import GradcError
+                    raise GradcError(f"internal: the scan step's size {d} is none of its inputs' sizes")
+                d = self.sizes[d]
+            out.append(d)
+        return tuple(out)
+
+
+
+def nonempty_sizes(s: "Schedule") -> list:
+    """(sizes, op) for each max/min reduction without an initial value that the kernel
+    of schedule ``s`` runs, its scans' steps' included: none of those sizes (the
+    reduced axes', in ``s``'s graph's sizes) may be 0 when it is called."""
+    g = s.graph
+    out = [(tuple(g[g[n]["args"][0]]["shape"][a] for a in axes), g[n]["op"]) for n, axes in s.nonempty]
+    for step in s.scans.values():
+        out += [(step.shape(dims), op) for dims, op in nonempty_sizes(step.schedule)]
+    return out
 
 
 @dataclass

@@ -56,7 +56,40 @@ def workspace_layout(s: Schedule) -> list:
         if nest.kind == "sort":
             (nid,) = nest.roots
             regions.append([(("sort", nid), tuple(g[g[nid]["args"][0]]["shape"][-1:]), np.dtype(np.int64))])
+    # a scan: the carry a step reads and the one it writes, each output y's slot of one
+    # step when the graph does not use that y, and the step kernel's own workspace (its
+    # regions in order, so the step lays them out from their first as it would alone)
+    for first, step in s.scans.items():
+        for key, shape, dtype in scan_buffers(s, first):
+            regions.append([(key, shape, dtype)])
+        for r, region in enumerate(workspace_layout(step.schedule)):
+            regions.append([(("scanws", first, r, i), step.shape(shape), dtype)
+                            for i, (_key, shape, dtype) in enumerate(region)])
     return regions
+
+
+def scan_buffers(s: Schedule, first: int) -> list:
+    """(key, shape, dtype) of a scan nest's own buffers: ``("carry", first, k, 0)`` the
+    carry leaf k a step reads, ``("carry", first, k, 1)`` the one it writes, ``("y",
+    first, j)`` one step of output j when no node of the graph takes it."""
+    step = s.scans[first]
+    g, bg = s.graph, step.schedule.graph
+    d = g[first]
+    body = d["params"]["body"]
+    out = []
+    for k, o in enumerate(bg.outputs[:body.ncarry]):
+        shape = step.shape(bg[o]["shape"])
+        out += [(("carry", first, k, 0), shape, bg[o]["dtype"]), (("carry", first, k, 1), shape, bg[o]["dtype"])]
+    taken = {g[n]["params"]["index"] for n in s.nests[nest_of(s, first)].roots}
+    for j, o in enumerate(bg.outputs[body.ncarry:], body.ncarry):
+        if j not in taken:
+            out.append((("y", first, j), step.shape(bg[o]["shape"]), bg[o]["dtype"]))
+    return out
+
+
+def nest_of(s: Schedule, nid: int) -> int:
+    """The nest whose roots hold ``nid``."""
+    return next(k for k, nest in enumerate(s.nests) if nid in nest.roots)
 
 
 def workspace_bytes(s: Schedule, sizes: dict) -> int:

@@ -1,0 +1,332 @@
+"""``lax.scan`` as a loop that stays a loop: the step traced once into a :class:`Body`,
+the ``scan`` op's nodes in the model's graph (:mod:`gradc.ops.scan`), and the op's rules.
+
+* **Reverse mode** (``_vjp``).  The forward loop also stacks the carry it starts each
+  step with (the residuals: a scan of the step extended by its carry inputs, which
+  ``passes.merge_scans`` then computes in place of the plain one).  The backward loop
+  runs the other way over the steps; its step recomputes the forward step from the
+  saved carry and applies the step's adjoint (``autodiff.backward`` on the body's
+  graph), carrying the carry's cotangent and the running sum of the closed-over values'
+  gradients, and stacking the gradients of the ``xs`` slices.  Memory: one carry per
+  step, as ``jax.checkpoint`` around the step would keep; time: the step once more.
+* **Forward mode** (``_jvp``): one loop of the step's tangent graph, primal and tangent
+  carries side by side.
+* **vmap** (``_batch``): the step batched (``batching.batch_replay``), the carries
+  batched where they must be (a fixed point), ``xs`` and ``ys`` with the batch as their
+  second axis inside the loop.
+* **Reference** (``_run``): the numpy evaluator on the step, step by step.
+
+Every one of these makes new ``scan`` nodes, so they compose: a gradient of a gradient,
+a vmap of a gradient, a scan in a scan."""
+from __future__ import annotations
+
+import numpy as np
+
+from .autodiff import backward, jvp_graph
+from .batching import batch_replay
+from .errors import ArgumentError
+from .evaluate import evaluate
+from .graph import Graph
+from .ops.bind import batch_materialize, bind
+from .ops.scan import RULES, Body, body_shape, symbol_map
+from .ops.structure import zeros_like
+from .shapes import resolve
+from .tracer import Spec, Value, current, inline, replay, to_value, trace_specs
+from .tree_util import keystr, leaf_paths, tree_flatten, tree_unflatten
+
+
+# ----------------------------------------------------------------------------- tracing
+def _spec(v: Value, drop: int = 0) -> Spec:
+    """The spec of a step input like ``v`` (without its ``drop`` leading axes), keeping
+    the caller's size names so the step's graph speaks of the same sizes."""
+    env = v._b.env
+    dims = v._shape[drop:]
+    return Spec(tuple(d if isinstance(d, int) else d for d in dims), v.dtype, tuple(env.value(d) for d in dims))
+
+
+def _scan_nodes(body: Body, args: list, reverse: bool, length, outputs=None) -> list:
+    """The scan's nodes for ``outputs`` (indices; default all) on ``args``."""
+    idx = range(len(body.graph.outputs)) if outputs is None else outputs
+    params = dict(body=body, ncarry=body.ncarry, nx=body.nx, reverse=bool(reverse),
+                  length=None if body.nx else length)
+    return [bind("scan", *args, index=j, **params) for j in idx]
+
+
+def _leaf_names(prefix, tree, n):
+    paths = leaf_paths(tree) if n else []
+    return [f"{prefix}{keystr(p)}" if p else prefix for p in paths] if len(paths) == n else \
+        [f"{prefix}{k}" for k in range(n)]
+
+
+def scan(f, init, xs, length, reverse):
+    """``lax.scan`` inside a trace: trace ``f`` once and bind the loop's nodes."""
+    b = current()
+    c_leaves, c_tree = tree_flatten(init)
+    x_leaves, x_tree = tree_flatten(xs)
+    c_vals = [to_value(c, b) for c in c_leaves]
+    x_vals = [to_value(x, b) for x in x_leaves]
+    if x_vals:
+        n = x_vals[0]._shape[0]
+        for v in x_vals[1:]:
+            b.env.equal(v._shape[0], n, "scan: the leading sizes of the xs leaves")
+    else:
+        n = int(length)
+    c_names = _leaf_names("carry", c_tree, len(c_vals))
+    x_names = _leaf_names("x", x_tree, len(x_vals))
+    for _attempt in range(4):
+        y_tree = []
+
+        def step(*leaves):
+            c = tree_unflatten(c_tree, list(leaves[:len(c_vals)]))
+            x = tree_unflatten(x_tree, list(leaves[len(c_vals):])) if x_vals else None
+            out = f(c, x)
+            if not isinstance(out, tuple) or len(out) != 2:
+                raise ArgumentError("scan: the step function must return a pair (carry, y)")
+            c2, y = out
+            c2_leaves, t2 = tree_flatten(c2)
+            if t2 != c_tree:
+                raise ArgumentError(f"scan: the step returns a carry of structure {t2}; the initial carry has "
+                                    f"structure {c_tree} (they must match)")
+            c2_leaves = [to_value(v) for v in c2_leaves]
+            for k, (before, after) in enumerate(zip(leaves, c2_leaves)):
+                _same_carry_shape(c_names[k], before, after)
+            y_leaves, yt = tree_flatten(y)
+            y_tree.append(yt)
+            return tuple(c2_leaves) + tuple(y_leaves)
+        specs = [_spec(v) for v in c_vals] + [_spec(v, 1) for v in x_vals]
+        g, _structure, captured = trace_specs(step, specs, c_names + x_names, name="scan_step")
+        retrace = False
+        for k, (i, o) in enumerate(zip(g.inputs, g.outputs[:len(c_vals)])):
+            di, do = g[i], g[o]
+            if di.dtype != do.dtype:
+                wide = np.result_type(di.dtype, do.dtype)
+                if wide != di.dtype:        # (a step that narrows its carry gets a cast)
+                    c_vals[k] = c_vals[k].astype(wide)
+                    retrace = True
+        if not retrace:
+            break
+    else:
+        raise ArgumentError("scan: the carry's dtypes do not settle from step to step")
+    g = _cast_carry_outputs(g, len(c_vals))
+    body = Body(g, len(c_vals), len(x_vals))
+    outs = _scan_nodes(body, c_vals + x_vals + list(captured), reverse, n)
+    carry = tree_unflatten(c_tree, outs[:len(c_vals)])
+    ys = tree_unflatten(y_tree[-1], outs[len(c_vals):])
+    return carry, ys
+
+
+def _same_carry_shape(name, before: Value, after: Value) -> None:
+    """The step's carry leaf keeps its shape: its sizes become the same symbols."""
+    env = current().env
+    shown = (tuple(env.value(d) for d in before._shape), tuple(env.value(d) for d in after._shape))
+    if len(before._shape) != len(after._shape) or shown[0] != shown[1]:
+        raise ArgumentError(f"scan: the carry's leaf {name} has shape {shown[0]} before the step and "
+                            f"{shown[1]} after it (a carry keeps its shape from step to step)")
+    for a, b in zip(before._shape, after._shape):
+        env.equal(a, b, f"scan: the carry's leaf {name}")
+
+
+def _cast_carry_outputs(g: Graph, ncarry: int) -> Graph:
+    """The step's graph with each carry output cast to its carry input's dtype (a step
+    that narrows its carry, float64 in and float32 out, keeps the carry's dtype)."""
+    if all(g[i].dtype == g[o].dtype for i, o in zip(g.inputs, g.outputs[:ncarry])):
+        return g
+    specs = [Spec.of_node(g, i) for i in g.inputs]
+
+    def cast(*args):
+        outs = inline(g, list(args))
+        return tuple(o.astype(g[i].dtype) if k < ncarry else o
+                     for k, (o, i) in enumerate(zip(outs, list(g.inputs) + [None] * len(outs))))
+    g2, _, _ = trace_specs(cast, specs, [g[i].name for i in g.inputs], name=g.name)
+    return g2
+
+
+# ----------------------------------------------------------------------------- reference
+_stacks: dict = {}
+
+
+def _run(body: Body, args: list, reverse: bool, length) -> list:
+    g, nc, nx = body.graph, body.ncarry, body.nx
+    args = [np.asarray(a) for a in args]
+    carry, xs, consts = args[:nc], args[nc:nc + nx], args[nc + nx:]
+    n = xs[0].shape[0] if nx else int(length)
+    sizes = symbol_map(body, [a.shape for a in args])
+    ys: list = [[None] * n for _ in range(body.ny)]
+    for t in (range(n - 1, -1, -1) if reverse else range(n)):
+        outs = evaluate(g, carry + [x[t] for x in xs] + consts)
+        carry = outs[:nc]
+        for k, y in enumerate(outs[nc:]):
+            ys[k][t] = y
+    stacked = []
+    for k, o in enumerate(g.outputs[nc:]):
+        shape = resolve(body_shape(body, sizes, g[o].shape), {})
+        arr = np.empty((n,) + tuple(shape), g[o].dtype)
+        for t in range(n):
+            arr[t] = ys[k][t]
+        stacked.append(arr)
+    return [np.asarray(c, dtype=g[o].dtype) for c, o in zip(carry, g.outputs[:nc])] + stacked
+
+
+# ----------------------------------------------------------------------------- reverse mode
+def with_carries(body: Body) -> Body:
+    """The step extended by outputs that stack the carry each step starts with (the
+    residuals of the backward loop); its first outputs are the step's own."""
+    g = body.graph.copy()
+    g.outputs = list(g.outputs) + list(g.inputs[:body.ncarry])
+    g.output_names = []
+    return Body(g, body.ncarry, body.nx, base=body, tag="carries")
+
+
+def _vjp(args: list, cts: dict, need: list, *, body, ncarry, nx, reverse, length, **_):
+    g = body.graph
+    nc, ny = ncarry, body.ny
+    consts = args[nc + nx:]
+    fc = [k for k in range(nc) if g[g.inputs[k]].dtype.kind == "f"]           # float carries
+    dxs = [i for i in range(nx) if need[nc + i] and g[g.inputs[nc + i]].dtype.kind == "f"]
+    dcs = [m for m in range(len(consts)) if need[nc + nx + m] and consts[m].dtype.kind == "f"]
+    dys = [j for j in range(ny) if (nc + j) in cts and g[g.outputs[nc + j]].dtype.kind == "f"]
+    if not any(need[k] for k in fc) and not dxs and not dcs:
+        return [None] * len(args)
+    res = _scan_nodes(with_carries(body), args, reverse, length,
+                      outputs=range(nc + ny, 2 * nc + ny)) if nc else []
+    # the backward step: (ct carry, sums of dconsts | saved carry, x, ct y | consts)
+    bwd_specs = ([_spec(args[k]) for k in fc] + [_spec(consts[m]) for m in dcs]
+                 + [_spec(r, 1) for r in res] + [_spec(args[nc + i], 1) for i in range(nx)]
+                 + [_spec(cts[nc + j], 1) for j in dys] + [_spec(c) for c in consts])
+    names = ([f"ct_carry{k}" for k in fc] + [f"sum_d{m}" for m in dcs] + [f"carry{k}" for k in range(nc)]
+             + [f"x{i}" for i in range(nx)] + [f"ct_y{j}" for j in dys] + [f"const{m}" for m in range(len(consts))])
+
+    def bwd_step(*leaves):
+        it = iter(leaves)
+        ct_c = [next(it) for _ in fc]
+        sums = [next(it) for _ in dcs]
+        c_i = [next(it) for _ in range(nc)]
+        x_i = [next(it) for _ in range(nx)]
+        ct_y = [next(it) for _ in dys]
+        cs = [next(it) for _ in consts]
+        env = replay(g, c_i + x_i + cs)
+        seeds: dict = {}
+        for o, ct in [(g.outputs[k], c) for k, c in zip(fc, ct_c)] + \
+                     [(g.outputs[nc + j], c) for j, c in zip(dys, ct_y)]:
+            seeds[o] = seeds[o] + ct if o in seeds else ct
+        wrt = [g.inputs[k] for k in fc] + [g.inputs[nc + i] for i in dxs] + [g.inputs[nc + nx + m] for m in dcs]
+        grads = backward(g, env, seeds, wrt)
+        grads = [gr if gr.dtype == g[w].dtype else gr.astype(g[w].dtype) for gr, w in zip(grads, wrt)]
+        d_c, d_x, d_consts = grads[:len(fc)], grads[len(fc):len(fc) + len(dxs)], grads[len(fc) + len(dxs):]
+        return tuple(d_c) + tuple(s + d for s, d in zip(sums, d_consts)) + tuple(d_x)
+
+    gb, _, captured = trace_specs(bwd_step, bwd_specs, names, name="scan_step_vjp")
+    bbody = Body(gb, len(fc) + len(dcs), nc + nx + len(dys))
+    ct0 = [cts[k] if k in cts else zeros_like(args[k]) for k in fc]
+    zs = [zeros_like(consts[m]) for m in dcs]
+    bargs = ct0 + zs + res + list(args[nc:nc + nx]) + [cts[nc + j] for j in dys] + list(consts) + list(captured)
+    outs = _scan_nodes(bbody, bargs, not reverse, length)
+    grads: list = [None] * len(args)
+    for k, o in zip(fc, outs[:len(fc)]):
+        grads[k] = o
+    for m, o in zip(dcs, outs[len(fc):len(fc) + len(dcs)]):
+        grads[nc + nx + m] = o
+    for i, o in zip(dxs, outs[len(fc) + len(dcs):]):
+        grads[nc + i] = o
+    return grads
+
+
+# ----------------------------------------------------------------------------- forward mode
+def _jvp(args: list, tangents: list, *, body, ncarry, nx, reverse, length, **_):
+    g = body.graph
+    nc, ny = ncarry, body.ny
+    consts = args[nc + nx:]
+    fc = [k for k in range(nc) if g[g.inputs[k]].dtype.kind == "f"]
+    tx = [i for i in range(nx) if tangents[nc + i] is not None]
+    tk = [m for m in range(len(consts)) if tangents[nc + nx + m] is not None]
+    wrt = fc + [nc + i for i in tx] + [nc + nx + m for m in tk]
+    jg = jvp_graph(g, wrt)     # inputs: g's, then a tangent per wrt; outputs: g's, then theirs
+    fy = [j for j in range(ny) if g[g.outputs[nc + j]].dtype.kind == "f"]
+    n_in, n_out = len(g.inputs), len(g.outputs)
+    specs = ([_spec(a) for a in args[:nc]] + [_spec(args[k]) for k in fc]
+             + [_spec(a, 1) for a in args[nc:nc + nx]] + [_spec(args[nc + i], 1) for i in tx]
+             + [_spec(c) for c in consts] + [_spec(consts[m]) for m in tk])
+
+    def jvp_step(*leaves):
+        it = iter(leaves)
+        c = [next(it) for _ in range(nc)]
+        tc = [next(it) for _ in fc]
+        x = [next(it) for _ in range(nx)]
+        txs = [next(it) for _ in tx]
+        cs = [next(it) for _ in consts]
+        tks = [next(it) for _ in tk]
+        outs = inline(jg, c + x + cs + tc + txs + tks)
+        prim, tan = outs[:n_out], outs[n_out:]
+        return (tuple(prim[:nc]) + tuple(tan[k] for k in fc) + tuple(prim[nc:])
+                + tuple(tan[nc + j] for j in fy))
+
+    gj, _, captured = trace_specs(jvp_step, specs, [f"in{k}" for k in range(len(specs))], name="scan_step_jvp")
+    del n_in
+    jbody = Body(gj, nc + len(fc), nx + len(tx))
+    t0 = [tangents[k] if tangents[k] is not None else zeros_like(args[k]) for k in fc]
+    jargs = (list(args[:nc]) + t0 + list(args[nc:nc + nx]) + [tangents[nc + i] for i in tx]
+             + list(consts) + [tangents[nc + nx + m] for m in tk] + list(captured))
+    outs = _scan_nodes(jbody, jargs, reverse, length)
+    result: list = [None] * (nc + ny)
+    for k, o in zip(fc, outs[nc:nc + len(fc)]):
+        result[k] = o
+    base = nc + len(fc) + ny
+    for j, o in zip(fy, outs[base:]):
+        result[nc + j] = o
+    return result
+
+
+# ----------------------------------------------------------------------------- vmap
+_batched: dict = {}
+
+
+def _batch(n, args, batched, *, body, index, ncarry, nx, reverse, length):
+    b = current()
+    key = (id(b), body, tuple(a._id for a in args), tuple(batched))
+    hit = _batched.get(key)
+    if hit is None or hit[0] is not b:
+        hit = _batched[key] = (b,) + _batch_loop(n, args, batched, body, reverse, length)
+    _b, outs, nc = hit
+    out = outs[index]
+    if index >= nc:       # (steps, n, ...) -> (n, steps, ...)
+        perm = (1, 0) + tuple(range(2, len(out._shape)))
+        out = bind("transpose", out, perm=perm)
+    return out
+
+
+def _batch_loop(n, args, batched, body, reverse, length):
+    g, nc, nx = body.graph, body.ncarry, body.nx
+    carry_b = list(batched[:nc])
+    rest_b = list(batched[nc:])
+    # xs with the batch second: each step's slice is one batched operand
+    xs = []
+    for a, bt in zip(args[nc:nc + nx], batched[nc:nc + nx]):
+        xs.append(bind("transpose", a, perm=(1, 0) + tuple(range(2, len(a._shape)))) if bt else a)
+    for _ in range(nc + 1):
+        ins = [batch_materialize(n, a) if cb and not bt else a for a, cb, bt in zip(args[:nc], carry_b, batched)]
+        allb = carry_b + rest_b
+        specs = ([_spec(a) for a in ins] + [_spec(x, 1) for x in xs] + [_spec(a) for a in args[nc + nx:]])
+        flags: list = []
+
+        def step(*leaves, allb=allb):
+            res = batch_replay(g, list(leaves), allb, n)
+            flags[:] = [bt for _, bt in res]
+            outs = []
+            for k, (v, bt) in enumerate(res):
+                if not bt and (k >= nc or carry_b[k]):
+                    v = batch_materialize(n, v)
+                outs.append(v)
+            return tuple(outs)
+        gb, _, captured = trace_specs(step, specs, [f"in{k}" for k in range(len(specs))], name="scan_step_vmap")
+        grown = [cb or fb for cb, fb in zip(carry_b, flags[:nc])]
+        if grown == carry_b:
+            break
+        carry_b = grown
+    bbody = Body(gb, nc, nx)
+    outs = _scan_nodes(bbody, ins + xs + list(args[nc + nx:]) + list(captured), reverse, length)
+    # an unbatched carry stays shared: the rule's result must have the batch leading
+    outs = [o if (k >= nc or carry_b[k]) else batch_materialize(n, o) for k, o in enumerate(outs)]
+    return outs, nc
+
+
+RULES.update(run=_run, vjp=_vjp, jvp=_jvp, batch=_batch)

@@ -1,0 +1,168 @@
+"""The ``scan`` op: ``jax.lax.scan``'s loop as one node per output, its step a graph.
+
+``gradc.lax.scan`` traces the step function once, into a graph of its own (the
+:class:`Body`), and puts one ``scan`` node per output leaf into the model's graph::
+
+    %9  = scan %2 %5 %1 body=scan#3f0a1c index=0 ncarry=1 nx=1 reverse=False length=None
+    %10 = scan %2 %5 %1 body=scan#3f0a1c index=1 ...
+
+Arguments: the initial carry's leaves (``ncarry``), the leaves of ``xs`` (``nx``, each
+with the steps as its leading axis), then the values the step closed over.  The body's
+inputs are in the same order (a step's slice of each ``xs`` leaf); its outputs are the
+new carry's leaves, then the leaves of ``y``.  Node ``index`` is the final carry's leaf
+``index``, or for ``index >= ncarry`` the stacked ``y`` leaf (the steps' values along a
+new leading axis).  ``length`` is the number of steps when there is no ``xs``.
+
+The nodes of one call have the same arguments and parameters but ``index``, and form a
+group: autodiff differentiates them together (one backward scan for the whole loop),
+the scheduler computes them in one nest (the step compiled once, run in a native loop),
+and the reference below runs the loop once for all of them.  The rules themselves live
+in :mod:`gradc.control_flow` (they trace and differentiate bodies, which this layer
+cannot import): it fills :data:`RULES` when it is imported, which every way of making
+a scan node does first.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from ..errors import GradcError, ShapeError
+from .registry import Op, register
+
+# Filled by gradc.control_flow: "run" (reference evaluation of all outputs), "vjp",
+# "jvp", "batch" (the group rules; see autodiff and batching).
+RULES: dict = {}
+
+
+class Body:
+    """A scan's step: a traced graph with inputs (carry leaves, x leaves, closed-over
+    values) and outputs (carry leaves, y leaves).  Immutable; compared and hashed by its
+    content (the listing and the constants' bytes), so equal steps are one op parameter
+    and the parameter names the compiled code's cache key."""
+
+    __slots__ = ("graph", "ncarry", "nx", "key", "base", "tag")
+
+    def __init__(self, graph, ncarry: int, nx: int, base: "Body | None" = None, tag: str = ""):
+        self.graph, self.ncarry, self.nx, self.base, self.tag = graph, ncarry, nx, base, tag
+        h = hashlib.sha1(graph.text(sources=False).encode())
+        h.update(f"|{ncarry}|{nx}|{tag}".encode())
+        for n in graph.order():
+            d = graph[n]
+            if d.op == "const":
+                h.update(d.params["value"].dtype.str.encode())
+                h.update(d.params["value"].tobytes())
+        self.key = h.hexdigest()[:12]
+
+    @property
+    def ny(self) -> int:
+        return len(self.graph.outputs) - self.ncarry
+
+    @property
+    def nconst(self) -> int:
+        return len(self.graph.inputs) - self.ncarry - self.nx
+
+    def __eq__(self, other):
+        return isinstance(other, Body) and other.key == self.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __repr__(self):
+        return f"scan#{self.key[:6]}"
+
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
+
+def symbol_map(body: Body, arg_shapes, env=None, what: str = "scan") -> dict:
+    """{body size symbol: the caller's size} from the shapes of a scan node's arguments
+    (an ``xs`` leaf's without its leading axis).  With ``env`` (a trace's ShapeEnv) the
+    sizes are unified as they go, so a step that requires two sizes to be equal makes
+    them equal in the caller's graph too; without, the caller's graph is final and its
+    shapes are read off."""
+    g = body.graph
+    symmap: dict = {}
+    for k, (nid, shape) in enumerate(zip(g.inputs, arg_shapes)):
+        d = g[nid]
+        if body.ncarry <= k < body.ncarry + body.nx:
+            shape = tuple(shape)[1:]
+        if len(d.shape) != len(shape):
+            raise ShapeError(f"{what}: the step was traced with {d.name} of rank {len(d.shape)}, "
+                             f"it gets rank {len(shape)}")
+        for gd, vd in zip(d.shape, shape):
+            if env is None:
+                if isinstance(gd, str):
+                    symmap.setdefault(gd, vd)
+                continue
+            if isinstance(gd, int):
+                env.equal(vd, gd, f"{what} {d.name}")
+            elif gd in symmap:
+                symmap[gd] = env.equal(symmap[gd], vd, f"{what} {d.name}")
+            else:
+                symmap[gd] = vd
+    if env is not None:
+        for s, k in g.minimum.items():
+            if s in symmap:
+                env.at_least(symmap[s], k)
+    return symmap
+
+
+def body_shape(body: Body, symmap: dict, shape) -> tuple:
+    """A shape of the body's graph in the caller's sizes."""
+    out = []
+    for d in shape:
+        if isinstance(d, str):
+            if d not in symmap:
+                raise GradcError(f"internal: the scan step's size {d} is not one of its inputs' sizes")
+            d = symmap[d]
+        out.append(d)
+    return tuple(out)
+
+
+def steps_of(shapes, ncarry: int, nx: int, length):
+    """The number of steps: the leading size of the ``xs`` leaves, else ``length``."""
+    return shapes[ncarry][0] if nx else length
+
+
+def _shape(env, avals, body, index, ncarry, nx, reverse, length):
+    g = body.graph
+    if len(avals) != len(g.inputs):
+        raise ShapeError(f"scan: {len(avals)} arguments for a step of {len(g.inputs)} inputs")
+    for k, ((shape, dtype), nid) in enumerate(zip(avals, g.inputs)):
+        if dtype != g[nid].dtype:
+            raise ShapeError(f"scan: argument {k} has dtype {dtype}, the step was traced for {g[nid].dtype}")
+        if ncarry <= k < ncarry + nx:
+            if not shape:
+                raise ShapeError("scan: an xs leaf is a scalar; each needs a leading axis of steps")
+            env.equal(shape[0], avals[ncarry][0][0], "scan: the leading sizes of xs")
+    symmap = symbol_map(body, [s for s, _ in avals], env)
+    out = g[g.outputs[index]]
+    shape = body_shape(body, symmap, out.shape)
+    if index >= ncarry:
+        shape = (steps_of([s for s, _ in avals], ncarry, nx, length),) + shape
+    return shape, out.dtype
+
+
+# The last loop the reference ran: every output node of one call asks for its own
+# output, and the loop runs once for all of them.
+_last: list = [None, None, None]
+
+
+def _numpy(*args, body, index, ncarry, nx, reverse, length):
+    key = (body, reverse, length, tuple(id(a) for a in args))
+    if _last[0] != key:
+        _last[:] = [key, args, RULES["run"](body, list(args), reverse, length)]
+    return _last[2][index]
+
+
+def _batch(n, args, batched, **params):
+    return RULES["batch"](n, args, batched, **params)
+
+
+register(Op("scan", "structure", _shape, _numpy, root=True, batch=_batch, extra={"scan": True},
+            rule="scan ⇒ a scan of the step's adjoint, backwards over the steps",
+            doc="an output of jax.lax.scan's loop (gradc.lax.scan): the final carry's leaf or a stacked y "
+                "leaf; the step is a graph compiled once and run in a native loop"))
