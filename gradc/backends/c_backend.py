@@ -229,13 +229,15 @@ class CKernel(Kernel):
     Only the compilation differs from the LLVM backend's: generated C through the system
     compiler instead of LLVM IR; ``Kernel._attach`` sets up the call path."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, s=None):
         # serial (C kernels run on one thread), and no shared workspace memory: the C
         # kernel declares each intermediate `restrict`; sorts call gradc.h's merge sort
-        s = schedule(graph, share=False, native_sort=True)
+        # (a scan's step comes scheduled with the scan)
+        s = schedule(graph, share=False, native_sort=True) if s is None else s
         name = kernel_name(graph)
         self.source = generate(s, name)
         self._attach(graph, s, name, CArtifact(self.source, name, const_bytes(s)))
+        self._attach_steps(lambda step: CKernel(step.graph, s=step))
 
     def loop_ir(self):
         """The loop IR the C source renders (serial)."""

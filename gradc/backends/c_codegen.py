@@ -252,8 +252,10 @@ class CCodegen:
         # scratch row; a row pipeline's packed operands are LLVM's only (the C loops
         # compute those products directly), but keep their place in the layout
         self.ws = [(key, shape, np.dtype(dtype)) for ((key, shape, dtype),) in workspace_layout(s)]
-        self.ws_used = [key for key, _, _ in self.ws if isinstance(key, int) or key[0] == "sort"]
-        self.buffer_nodes = list(g.inputs) + self.outputs + list(s.consts) + self.ws_used
+        self.ws_used = [key for key, _, _ in self.ws if isinstance(key, int) or key[0] in ("sort", "carry", "y")
+                        or key[0] == "scanws" and key[2:] == (0, 0)]
+        self.tables = [("scanfn", first) for first in s.scans]
+        self.buffer_nodes = list(g.inputs) + self.outputs + list(s.consts) + self.tables + self.ws_used
         self.buf_dtype = {key: dtype for key, _, dtype in self.ws}
         self.buf_dtype.update((nid, g[nid]["dtype"]) for nid in self.buffer_nodes if isinstance(nid, int))
         self.bufs = {}
@@ -266,8 +268,11 @@ class CCodegen:
             self.bufs[o] = self.fresh("out_" + re.sub(r"\W", "_", label))
         for nid in s.consts:
             self.bufs[nid] = self.fresh(f"c{nid}")
+        for key in self.tables:
+            self.bufs[key] = self.fresh(f"step{key[1]}")
+            self.buf_dtype[key] = np.dtype(np.int64)
         for key in self.ws_used:
-            self.bufs[key] = self.fresh(f"t{key}" if isinstance(key, int) else f"sort{key[1]}")
+            self.bufs[key] = self.fresh(f"t{key}" if isinstance(key, int) else "_".join(map(str, key)))
         self.sizes = {sym: self.fresh("size_" + re.sub(r"\W", "_", sym)) for sym in s.symbols}
 
     def describe(self, nid) -> str:
@@ -453,9 +458,48 @@ class CCodegen:
             # bool's buffers are uint8_t already (ctype), the type of its merge sort (_u8)
             w.line(f"gradc_sort_rank_{st.suffix}({self.e(st.batch)}, {self.e(st.n)}, {self.bufs[st.arg]}, "
                    f"{self.bufs[st.out]}, {self.bufs[st.scratch]});", self.describe(st.out) + ", by gradc.h's merge sort")
+        elif isinstance(st, ir.ScanCall):
+            self.scan(st)
         else:   # Rebase, Gemm, Parallel: threads, row-local values and BLAS are LLVM's only
             raise ValueError(f"internal: generated C has no {type(st).__name__} (lower a serial "
                              "schedule without BLAS and row-local values)")
+
+    def scan(self, st):
+        """A scan's loop: the step kernel called through the kernel ABI once per step."""
+        w, places = self.w, list(st.inputs) + list(st.outputs)
+        table = self.bufs[st.fn]
+        fn, args, sizes = self.fresh(f"step{st.nid}"), self.fresh(f"step{st.nid}_args"), self.fresh(f"step{st.nid}_sizes")
+        w.line(f"/* {_comment_text(self.describe(st.nid))}: the step kernel, once per step */")
+        w.line(f"gradc_kernel {fn} = (gradc_kernel)(uintptr_t){table}[0];")
+        w.line(f"void *{args}[{max(len(places) + st.nconst, 1)}];")
+        w.line(f"int64_t {sizes}[{max(len(st.sizes), 1)}];")
+        for k, x in enumerate(st.sizes):
+            w.line(f"{sizes}[{k}] = {self.e(x)};")
+        for c in range(st.nconst):
+            w.line(f"{args}[{len(places) + c}] = (void *)(uintptr_t){table}[{1 + c}];")
+        ws = f"(void *){self.bufs[st.ws]}" if st.ws is not None else "NULL"
+        for c in st.before:
+            self.copy(c, table, None)
+        n = self.e(st.length)
+        with w.block(f"for (int64_t i = 0; i < {n}; i++)"):
+            w.line(f"const int64_t t = {f'{n} - 1 - i' if st.reverse else 'i'};")
+            for k, p in enumerate(places):
+                w.line(f"{args}[{k}] = {self.place(p, table, 't')};")
+            w.line(f"status |= {fn}({args}, {sizes}, {ws});")
+            for c in st.after_step:
+                self.copy(c, table, "t")
+        for c in st.after:
+            self.copy(c, table, None)
+
+    def place(self, p, table, t) -> str:
+        key, step = p
+        if key == "stepconst":
+            return f"(char *)(uintptr_t){table}[{1 + step}]"
+        base = f"(char *){self.bufs[key]}"
+        return f"{base} + {t} * ({self.e(step)})" if step is not None else base
+
+    def copy(self, c, table, t):
+        self.w.line(f"memcpy({self.place(c.dst, table, t)}, {self.place(c.src, table, t)}, (size_t)({self.e(c.nbytes)}));")
 
     # -- the functions -----------------------------------------------------------------
     def build(self) -> str:
@@ -466,7 +510,7 @@ class CCodegen:
         # within one loop: neither pointer may be restrict
         overlapping = set(s.in_place) | set(s.in_place.values())
         for nid in self.buffer_nodes:
-            const = "const " if nid in self.g.inputs or nid in s.consts else ""
+            const = "const " if nid in self.g.inputs or nid in s.consts or nid in self.tables else ""
             restrict = "" if nid in overlapping else "restrict "
             params.append(f"{const}{ctype(self.buf_dtype[nid])} *{restrict}{self.bufs[nid]}")
         params += [f"int64_t {self.sizes[sym]}" for sym in s.symbols]
@@ -499,13 +543,17 @@ class CCodegen:
         w.line(" * Kernel ABI (runtime/gradc.h):")
         w.line(f" *   int32_t {self.name}(void **args, const int64_t *sizes, void *workspace)")
         for k, nid in enumerate(self.buffer_nodes[: len(self.buffer_nodes) - len(self.ws_used)]):
-            w.line(f" *   args[{k}] = {self.bufs[nid]}: {fmt_type(g[nid]['shape'], g[nid]['dtype'])}")
+            what = "the step kernel's address and its constants'" if nid in self.tables else \
+                fmt_type(g[nid]['shape'], g[nid]['dtype'])
+            w.line(f" *   args[{k}] = {self.bufs[nid]}: {what}")
         for k, sym in enumerate(s.symbols):
             w.line(f" *   sizes[{k}] = {sym}")
         ws = " + ".join(f"round64({self.numel(shape)} * {dt.itemsize})" for _k, shape, dt in self.ws)
         w.line(f" *   workspace: {ws or '0'} bytes")
         w.line(" */")
         w.line('#include "gradc.h"')
+        if s.scans:
+            w.line("#include <string.h>")
         w.line()
 
     def _wrapper(self):
@@ -521,15 +569,16 @@ class CCodegen:
             for k, (key, shape, dtype) in enumerate(self.ws[: last + 1]):
                 t, n = ctype(dtype), self.numel(shape)
                 if key in self.bufs:
-                    what = self.describe(key) if isinstance(key, int) else f"merge sort scratch of {g.label(key[1])}"
+                    what = self.describe(key) if isinstance(key, int) else \
+                        f"merge sort scratch of {g.label(key[1])}" if key[0] == "sort" else f"scan {g.label(key[1])}: {key[0]}"
                     w.line(f"{t} *{self.bufs[key]} = ({t} *)ws;", what)
                 if k < last:
                     nbytes = f"sizeof({t})" if n == "1" else f"(size_t)({n}) * sizeof({t})"
                     w.line(f"ws += gradc_workspace_round({nbytes});",
                            None if key in self.bufs else f"{key[0]} {g.label(key[1])}: not used by C")
             n_direct = len(self.buffer_nodes) - len(self.ws_used)
-            args = [f"({'const ' if k < len(g.inputs) or k >= n_direct - len(s.consts) else ''}"
-                    f"{ctype(g[nid]['dtype'])} *)args[{k}]"
+            args = [f"({'const ' if k < len(g.inputs) or k >= n_direct - len(s.consts) - len(self.tables) else ''}"
+                    f"{ctype(self.buf_dtype[nid])} *)args[{k}]"
                     for k, nid in enumerate(self.buffer_nodes[:n_direct])]
             args += [self.bufs[key] for key in self.ws_used]
             args += [self.sizes[sym] for sym in s.symbols]

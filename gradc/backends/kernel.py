@@ -131,6 +131,9 @@ class Kernel:
         kernel reads at every call, so the step's code can change between calls."""
         for first, step in self.schedule.scans.items():
             k = compile_step(step.schedule)
+            if len(k.const_arrays) != len(step.schedule.consts) + len(step.schedule.scans):
+                from ..errors import GradcError   # (lower_scan passes this many after the outputs)
+                raise GradcError(f"internal: scan step {k.name} takes {len(k.const_arrays)} constants")
             table = np.array([k.artifact.address] + [c.ctypes.data for c in k.const_arrays], dtype=np.int64)
             self.steps.append((k, table))
             self.const_arrays.append(table)
@@ -174,7 +177,7 @@ class Kernel:
         if hot_seconds() > 0 and self.armed and hasattr(plan, "set_hot"):
             # hot already (in this process, or in the disk cache from an earlier one):
             # from the first call; else once the kernel has run hot_seconds()
-            ready = self.artifact.hot_address(compile=False) if self.calls_math else None
+            ready = self.artifact.hot_address(compile=False) if self._own_math else None
             if ready or self._split_ready:
                 self.upgrade(plan)
             else:
@@ -217,14 +220,16 @@ class Kernel:
         """Compile what ``upgrade`` switches to, without switching: the hot code, the
         kernel a part of the batch runs and its hot code."""
         with _building:            # (two plans of one kernel may both get here: one builds its part)
-            if self.calls_math:
+            if self._own_math:
                 self.artifact.hot_address()
+            self._hot_steps(switch=False)
             if self.split is not None:
                 if self.part is None:
                     self.part = self._part_kernel()
                 if self.part.calls_math and hot_seconds() > 0:
                     self.part.artifact.hot_address()
 
+    steps = ()            # (a scan's step kernel, the table the scan reads its address from)
     upgraded = False      # runs its faster code: vector math inlined, the batch split (``upgrade``)
     split = None          # a batch_split.Split, for a kernel whose calls may split their batch
     part = None           # the kernel a part of the batch runs (built by ``upgrade``)
@@ -233,7 +238,23 @@ class Kernel:
 
     @property
     def calls_math(self) -> bool:
+        """Does the kernel, or a scan's step it calls, call vector math (and so have
+        faster code with it inlined, ``upgrade``)?"""
+        return self._own_math or any(k.calls_math for k, _table in self.steps)
+
+    @property
+    def _own_math(self) -> bool:
         return bool(getattr(self.artifact, "calls_math", False))
+
+    def _hot_steps(self, switch: bool) -> None:
+        """Compile the scans' steps' hot code; with ``switch``, make the scans call it
+        (their tables are read at every call of this kernel)."""
+        for k, table in self.steps:
+            k._hot_steps(switch)
+            if k._own_math:
+                address = k.artifact.hot_address()
+                if switch:
+                    table[0] = address
 
     @property
     def armed(self) -> bool:
@@ -261,7 +282,11 @@ class Kernel:
         import warnings
         if self.calls_math:
             try:
-                self._use(self.artifact.hot_address(), plan)
+                self._hot_steps(switch=True)
+                if self._own_math:
+                    self._use(self.artifact.hot_address(), plan)
+                else:
+                    self.upgraded = True
             except Exception as e:  # noqa: BLE001  (an optimization, never an error)
                 warnings.warn(f"gradc: recompiling {self.name} with inlined vector math failed ({e}); "
                               "it keeps its first code", RuntimeWarning, stacklevel=2)

@@ -407,9 +407,9 @@ class ScanCall:
     advanced by t times that many bytes (``None``: the same every step), or
     ``("stepconst", c)`` for the step kernel's array constant c.
 
-    * ``fn``: the buffer (int64) holding the step kernel's address, then its array
-      constants' addresses (``nconst`` of them), which the call passes after the
-      inputs and outputs, as the kernel ABI orders its arguments;
+    * ``fn``: the buffer (int64) holding the step kernel's address, then the addresses
+      of its array constants and of its own scans' tables (``nconst`` in all), which
+      the call passes after the inputs and outputs, as the kernel ABI orders them;
     * ``inputs``: the step's inputs' places; ``outputs``: where it writes its outputs
       that are buffers of its own (the step kernel's root outputs, in order);
     * ``sizes``: the step's size symbols' values; ``ws``: the buffer its workspace

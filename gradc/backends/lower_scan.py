@@ -77,7 +77,8 @@ def scan(s: Schedule, nest) -> list:
     sizes = [size(step.sizes[x]) if x in step.sizes else _unknown(x) for x in bs.symbols]
     from .workspace import workspace_layout
     ws = ("scanws", first, 0, 0) if workspace_layout(bs) else None
-    return [ScanCall(first, ("scanfn", first), len(bs.consts), length, bool(d["params"]["reverse"]), inputs,
+    # the step kernel's arguments after its outputs: its constants, then its own scans' tables
+    return [ScanCall(first, ("scanfn", first), len(bs.consts) + len(bs.scans), length, bool(d["params"]["reverse"]), inputs,
                      outputs, sizes, ws, before, after_step, after)]
 
 
