@@ -25,7 +25,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "gradc"
 OP_MODULES = ["gradc.ops.bind", "gradc.ops.structure", "gradc.ops.elementwise", "gradc.ops.reduce",
               "gradc.ops.linalg", "gradc.ops.lapack", "gradc.ops.decomp", "gradc.ops.lu", "gradc.ops.einsum", "gradc.ops.axes", "gradc.ops.mathfuncs", "gradc.ops.bitwise",
               "gradc.ops.special", "gradc.ops.bessel", "gradc.ops.at", "gradc.ops.arrays", "gradc.ops.stats", "gradc.ops.lookup", "gradc.ops.segments", "gradc.ops.indices", "gradc.ops.compose", "gradc.ops.nanfuncs", "gradc.ops.assorted", "gradc.ops.extras",
-              "gradc.ops.padding", "gradc.ops.ufuncs", "gradc.ops.custom"]
+              "gradc.ops.padding", "gradc.ops.ufuncs", "gradc.ops.custom", "gradc.ops.scan"]
 
 # The explain package's modules, each its own layer, lowest first: the expression tree,
 # its algebra, its printing, reading graphs into it, the result object, the explainer.
@@ -48,7 +48,7 @@ LAYERS = [
                   "gradc.backends.workspace", "gradc.backends.pipelines", "gradc.backends.schedule",
                   "gradc.backends.batch_split"]),
     ("loop IR", ["gradc.backends.loop_ir", "gradc.backends.lower_nests", "gradc.backends.lower_calls",
-                 "gradc.backends.lower_loops"]),
+                 "gradc.backends.lower_scan", "gradc.backends.lower_loops"]),
     ("render", ["gradc.backends.vecmath_ctx", "gradc.backends.vecmath_coeffs", "gradc.backends.vecmath_funcs",
                 "gradc.backends.vecmath", "gradc.backends.llvm_exprs", "gradc.backends.llvm_calls",
                 "gradc.backends.llvm_parallel", "gradc.backends.llvm_codegen", "gradc.backends.c_codegen"]),
@@ -57,7 +57,7 @@ LAYERS = [
               "gradc.backends.llvm_backend", "gradc.backends.c_backend"]),
     *((f"explain: {m.rsplit('.', 1)[1]}", [m]) for m in EXPLAIN_MODULES),
     ("explain", ["gradc.explain"]),
-    ("api", ["gradc.api_args", "gradc.api_lowered", "gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.vectorize", "gradc.lax", "gradc.check", "gradc.optim",
+    ("api", ["gradc.api_args", "gradc.api_lowered", "gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.vectorize", "gradc.control_flow", "gradc.lax", "gradc.check", "gradc.optim",
              "gradc.distributed", "gradc.custom_derivatives", "gradc.static_args"]),
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",

@@ -198,6 +198,23 @@ _xsin_v.defvjp(lambda x, y: (_xsin_v(x, y), (x, y)),
 case("custom_jvp", "custom_jvp", _xsin, lambda x, y: x * np.sin(y), shapes((normal, M), (normal, M)))
 case("custom_vjp", "custom_vjp", _xsin_v, lambda x, y: x * np.sin(y), shapes((normal, M), (normal, M)))
 
+
+# scan: lax.scan's loop (tests/test_scan.py tests it at length); here a running
+# product-and-sine over the rows of x with a closed-over y, carry and ys both returned.
+def _scan_rows(x, y):
+    c, ys = gradc.lax.scan(lambda c, r: (gnp.sin(c * r + y), c * r), gnp.ones(x.shape[1:]), x)
+    return c + ys.sum(axis=0)
+
+
+def _scan_rows_ref(x, y):
+    c, total = np.ones(x.shape[1:]), 0.0
+    for r in x:
+        c, total = np.sin(c * r + y), total + c * r
+    return c + total
+
+
+case("scan", "scan", _scan_rows, _scan_rows_ref, shapes((normal, (5, 4)), (normal, (4,))))
+
 # cast: float64 -> float32 (derivative: the identity, computed exactly in float64),
 # int -> float (non-differentiable source), bool -> float.
 case("astype_f32", "cast", lambda x: x.astype(np.float32), lambda x: x.astype(np.float32),
