@@ -66,8 +66,10 @@ def traced(fn, types, wrt=0, sizes=None):
     trees = type_trees(types)
     flat = Flat(trees, _names(fn, len(trees)))
     specs = specs_of(flat.leaves, sizes)
+    from .control_flow import unrolled_scans
     t = gradc.value_and_grad(fn, argnums=wrt, backend="numpy")
-    _, forward, vg, _, _ = t.build(specs, flat.names, flat)
+    with unrolled_scans():      # (a library is one kernel: no step kernels to call)
+        _, forward, vg, _, _ = t.build(specs, flat.names, flat)
     forward, vg = strip_custom(forward), strip_custom(vg)     # code generation's graphs
     wrt_leaves = flat.wrt((wrt,) if isinstance(wrt, int) else tuple(wrt))
     return forward, vg, [vg[vg.inputs[i]]["name"] for i in wrt_leaves]

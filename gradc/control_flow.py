@@ -20,6 +20,9 @@ Every one of these makes new ``scan`` nodes, so they compose: a gradient of a gr
 a vmap of a gradient, a scan in a scan."""
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 import numpy as np
 
 from .autodiff import backward, jvp_graph
@@ -36,6 +39,26 @@ from .tree_util import keystr, leaf_paths, tree_flatten, tree_unflatten
 
 
 # ----------------------------------------------------------------------------- tracing
+_local = threading.local()
+
+
+@contextmanager
+def unrolled_scans():
+    """Within the block ``lax.scan`` repeats its step once per step, as with
+    ``unroll=True`` (ahead-of-time libraries hold one kernel with no step kernels)."""
+    prev = getattr(_local, "unroll", False)
+    _local.unroll = True
+    try:
+        yield
+    finally:
+        _local.unroll = prev
+
+
+def native() -> bool:
+    """Does ``lax.scan`` in a trace make the native loop here (not ``unrolled_scans``)?"""
+    return not getattr(_local, "unroll", False)
+
+
 def _spec(v: Value, drop: int = 0) -> Spec:
     """The spec of a step input like ``v`` (without its ``drop`` leading axes), keeping
     the caller's size names so the step's graph speaks of the same sizes."""
@@ -168,13 +191,14 @@ def _run(body: Body, args: list, reverse: bool, length) -> list:
 
 
 # ----------------------------------------------------------------------------- reverse mode
-def with_carries(body: Body) -> Body:
-    """The step extended by outputs that stack the carry each step starts with (the
-    residuals of the backward loop); its first outputs are the step's own."""
+def with_outputs(body: Body, extra: list, tag: str) -> Body:
+    """The step extended by outputs ``extra`` (nodes of its graph) that the loop
+    stacks; its first outputs are the step's own (``passes.merge_scans`` computes the
+    extended loop in place of the plain one)."""
     g = body.graph.copy()
-    g.outputs = list(g.outputs) + list(g.inputs[:body.ncarry])
+    g.outputs = list(g.outputs) + list(extra)
     g.output_names = []
-    return Body(g, body.ncarry, body.nx, base=body, tag="carries")
+    return Body(g, body.ncarry, body.nx, base=body, tag=tag)
 
 
 def _vjp(args: list, cts: dict, need: list, *, body, ncarry, nx, reverse, length, **_):
@@ -187,36 +211,54 @@ def _vjp(args: list, cts: dict, need: list, *, body, ncarry, nx, reverse, length
     dys = [j for j in range(ny) if (nc + j) in cts and g[g.outputs[nc + j]].dtype.kind == "f"]
     if not any(need[k] for k in fc) and not dxs and not dcs:
         return [None] * len(args)
-    res = _scan_nodes(with_carries(body), args, reverse, length,
-                      outputs=range(nc + ny, 2 * nc + ny)) if nc else []
-    # the backward step: (ct carry, sums of dconsts | saved carry, x, ct y | consts)
-    bwd_specs = ([_spec(args[k]) for k in fc] + [_spec(consts[m]) for m in dcs]
-                 + [_spec(r, 1) for r in res] + [_spec(args[nc + i], 1) for i in range(nx)]
+    given = set(g.inputs[nc:])           # x slices and closed-over values: at hand in the backward loop
+
+    def backward_step(saved: list):
+        """The backward step, reading the forward step's values ``saved`` (nodes of g)
+        from inputs after the cotangents, and recomputing the rest."""
+        def bwd_step(*leaves):
+            it = iter(leaves)
+            ct_c = [next(it) for _ in fc]
+            sums = [next(it) for _ in dcs]
+            res = {n: next(it) for n in saved}
+            x_i = [next(it) for _ in range(nx)]
+            ct_y = [next(it) for _ in dys]
+            cs = [next(it) for _ in consts]
+            # a carry the adjoint does not read feeds only recomputed values it does not
+            # read either (dead code): its cotangent, of its type, stands in for it
+            stand_in = dict(zip([g.inputs[k] for k in fc], ct_c))
+            carry = [res[i] if i in res else stand_in[i] for i in g.inputs[:nc]]
+            env = replay(g, carry + x_i + cs, rewrite=lambda _g, nid, _args: res.get(nid))
+            seeds: dict = {}
+            for o, ct in [(g.outputs[k], c) for k, c in zip(fc, ct_c)] + \
+                         [(g.outputs[nc + j], c) for j, c in zip(dys, ct_y)]:
+                seeds[o] = seeds[o] + ct if o in seeds else ct
+            wrt = [g.inputs[k] for k in fc] + [g.inputs[nc + i] for i in dxs] + [g.inputs[nc + nx + m] for m in dcs]
+            grads = backward(g, env, seeds, wrt)
+            grads = [gr if gr.dtype == g[w].dtype else gr.astype(g[w].dtype) for gr, w in zip(grads, wrt)]
+            d_c, d_x, d_consts = grads[:len(fc)], grads[len(fc):len(fc) + len(dxs)], grads[len(fc) + len(dxs):]
+            bwd_step.env = env
+            return tuple(d_c) + tuple(s + d for s, d in zip(sums, d_consts)) + tuple(d_x)
+        specs = ([_spec(args[k]) for k in fc] + [_spec(consts[m]) for m in dcs]
+                 + [_node_spec(g, body, n, args) for n in saved] + [_spec(args[nc + i], 1) for i in range(nx)]
                  + [_spec(cts[nc + j], 1) for j in dys] + [_spec(c) for c in consts])
-    names = ([f"ct_carry{k}" for k in fc] + [f"sum_d{m}" for m in dcs] + [f"carry{k}" for k in range(nc)]
-             + [f"x{i}" for i in range(nx)] + [f"ct_y{j}" for j in dys] + [f"const{m}" for m in range(len(consts))])
+        names = ([f"ct_carry{k}" for k in fc] + [f"sum_d{m}" for m in dcs] + [f"saved{n}" for n in saved]
+                 + [f"x{i}" for i in range(nx)] + [f"ct_y{j}" for j in dys] + [f"const{m}" for m in range(len(consts))])
+        gb, _, captured = trace_specs(bwd_step, specs, names, name="scan_step_vjp")
+        return gb, captured, bwd_step.env
 
-    def bwd_step(*leaves):
-        it = iter(leaves)
-        ct_c = [next(it) for _ in fc]
-        sums = [next(it) for _ in dcs]
-        c_i = [next(it) for _ in range(nc)]
-        x_i = [next(it) for _ in range(nx)]
-        ct_y = [next(it) for _ in dys]
-        cs = [next(it) for _ in consts]
-        env = replay(g, c_i + x_i + cs)
-        seeds: dict = {}
-        for o, ct in [(g.outputs[k], c) for k, c in zip(fc, ct_c)] + \
-                     [(g.outputs[nc + j], c) for j, c in zip(dys, ct_y)]:
-            seeds[o] = seeds[o] + ct if o in seeds else ct
-        wrt = [g.inputs[k] for k in fc] + [g.inputs[nc + i] for i in dxs] + [g.inputs[nc + nx + m] for m in dcs]
-        grads = backward(g, env, seeds, wrt)
-        grads = [gr if gr.dtype == g[w].dtype else gr.astype(g[w].dtype) for gr, w in zip(grads, wrt)]
-        d_c, d_x, d_consts = grads[:len(fc)], grads[len(fc):len(fc) + len(dxs)], grads[len(fc) + len(dxs):]
-        return tuple(d_c) + tuple(s + d for s, d in zip(sums, d_consts)) + tuple(d_x)
-
-    gb, _, captured = trace_specs(bwd_step, bwd_specs, names, name="scan_step_vjp")
-    bbody = Body(gb, len(fc) + len(dcs), nc + nx + len(dys))
+    # which of the forward step's values its adjoint reads: traced once recomputing
+    # everything, then again reading those (stacked by the forward loop) instead
+    # (carries that are not floats have no cotangent to stand in for them: saved too)
+    ints = [g.inputs[k] for k in range(nc) if k not in fc]
+    gb, _, env = backward_step(ints)
+    replayed = {v._id: n for n, v in env.items()}
+    saved = sorted({replayed[a] for n in gb.nx.nodes if gb[n].role == "adjoint" for a in gb[n].args
+                    if a in replayed and replayed[a] not in given and g[replayed[a]].op != "const"} | set(ints))
+    gb, captured, _ = backward_step(saved)
+    res = _scan_nodes(with_outputs(body, saved, "residuals"), args, reverse, length,
+                      outputs=range(nc + ny, nc + ny + len(saved))) if saved else []
+    bbody = Body(gb, len(fc) + len(dcs), len(saved) + nx + len(dys))
     ct0 = [cts[k] if k in cts else zeros_like(args[k]) for k in fc]
     zs = [zeros_like(consts[m]) for m in dcs]
     bargs = ct0 + zs + res + list(args[nc:nc + nx]) + [cts[nc + j] for j in dys] + list(consts) + list(captured)
@@ -229,6 +271,15 @@ def _vjp(args: list, cts: dict, need: list, *, body, ncarry, nx, reverse, length
     for i, o in zip(dxs, outs[len(fc) + len(dcs):]):
         grads[nc + i] = o
     return grads
+
+
+def _node_spec(g: Graph, body: Body, nid: int, args: list) -> Spec:
+    """The spec of one step's value of node ``nid`` of the step's graph ``g``, in the
+    sizes (and their names) of the scan's arguments ``args``, values of this trace."""
+    env = current().env
+    symmap = symbol_map(body, [a._shape for a in args])
+    dims = tuple(env.find(symmap[d]) if isinstance(d, str) else d for d in g[nid].shape)
+    return Spec(dims, g[nid].dtype, tuple(env.value(d) for d in dims))
 
 
 # ----------------------------------------------------------------------------- forward mode

@@ -4,10 +4,11 @@ The array ops (convolution, reduce_window, slicing, padding, dot_general, sortin
 element-wise names) are composed from gradc's primitives: see gradc/lax_arrays.py,
 gradc/lax_windows.py and gradc/lax_sorting.py.
 
-gradc traces a model into one graph of array ops, so a loop is unrolled while it is
-traced: ``scan`` and ``fori_loop`` repeat their body once per step (the number of steps
-is fixed when the function is traced: another length traces again), and a branch on a
-traced predicate (``cond``, ``switch``) computes every branch and selects, as
+``scan`` in a traced function is one op of the graph whose step is traced once and
+compiled once, run in a native loop (gradc/control_flow.py, gradc/ops/scan.py).
+``fori_loop`` and ``while_loop`` repeat their body once per step while they are traced
+(the number of steps must be known then: another count traces again), and a branch on
+a traced predicate (``cond``, ``switch``) computes every branch and selects, as
 ``jnp.where`` does (the unselected branches get a zero gradient).  On concrete values
 each runs as plain Python with numpy.
 """
@@ -62,9 +63,10 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     ``unroll`` is accepted for JAX's signature.  On concrete values it runs as plain
     Python with numpy."""
     leaves, tree = tree_flatten(xs)
+    native = current() is not None and unroll is not True and _control_flow.native()
     if leaves:
-        sizes = {int(np.shape(x)[0]) if not isinstance(x, Value) else x.shape[0] for x in leaves} \
-            if unroll is True or current() is None else None
+        sizes = None if native else \
+            {int(np.shape(x)[0]) if not isinstance(x, Value) else x.shape[0] for x in leaves}
         if sizes is not None and len(sizes) != 1:
             raise ArgumentError(f"scan: the leaves of xs have different leading sizes {sorted(sizes)}")
         if sizes is not None:
@@ -75,10 +77,10 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
         raise ArgumentError("scan: give xs or length")
     else:
         n = _concrete_int(length, "scan's length")
-    if current() is not None and unroll is not True:
+    if native:
         if leaves and length is not None:
             first = leaves[0]
-            steps = first._shape[0] if isinstance(first, Value) else int(np.shape(first)[0])
+            steps = current().env.find(first._shape[0]) if isinstance(first, Value) else int(np.shape(first)[0])
             if isinstance(steps, int) and steps != int(length):
                 raise ArgumentError(f"scan: length={length} but xs has {steps} steps")
         return _control_flow.scan(f, init, xs, None if leaves else n, reverse)

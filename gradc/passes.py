@@ -411,9 +411,9 @@ _optimized_bodies: dict = {}   # Body key -> its optimized Body (bodies are immu
 
 
 def merge_scans(g: Graph) -> bool:
-    """A scan and the scan of the same loop extended to stack its carries (the
-    residuals its adjoint made, control_flow.with_carries) become one loop: the plain
-    one's nodes are replaced by the extended one's outputs of the same index (the
+    """A scan and the scan of the same loop extended to stack more of its step's values
+    (the residuals its adjoint reads, control_flow.with_outputs) become one loop: the
+    plain one's nodes are replaced by the extended one's outputs of the same index (the
     extension's first outputs are the plain step's)."""
     from .autodiff import group_key   # (passes come after autodiff)
     groups: dict = {}
@@ -424,7 +424,7 @@ def merge_scans(g: Graph) -> bool:
     changed = False
     for key, nodes in groups.items():
         body = key[2]
-        if body.tag != "carries" or body.base is None:
+        if body.base is None:
             continue
         plain = groups.get((key[0], key[1], body.base, key[3], key[4]))
         if not plain:
