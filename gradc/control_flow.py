@@ -1,14 +1,14 @@
 """``lax.scan`` as a loop that stays a loop: the step traced once into a :class:`Body`,
 the ``scan`` op's nodes in the model's graph (:mod:`gradc.ops.scan`), and the op's rules.
 
-* **Reverse mode** (``_vjp``).  The forward loop also stacks the carry it starts each
-  step with (the residuals: a scan of the step extended by its carry inputs, which
-  ``passes.merge_scans`` then computes in place of the plain one).  The backward loop
-  runs the other way over the steps; its step recomputes the forward step from the
-  saved carry and applies the step's adjoint (``autodiff.backward`` on the body's
-  graph), carrying the carry's cotangent and the running sum of the closed-over values'
-  gradients, and stacking the gradients of the ``xs`` slices.  Memory: one carry per
-  step, as ``jax.checkpoint`` around the step would keep; time: the step once more.
+* **Reverse mode** (``_vjp``).  The backward loop runs the other way over the steps;
+  its step is the step's adjoint (``autodiff.backward`` on the body's graph), carrying
+  the carry's cotangent and the running sum of the closed-over values' gradients, and
+  stacking the gradients of the ``xs`` slices.  The forward step's values that adjoint
+  reads (found by tracing it once) are stacked by the forward loop: a scan of the step
+  extended by those outputs, which ``passes.merge_scans`` computes in place of the
+  plain one.  So nothing is computed twice, and the memory is what an unrolled loop's
+  adjoint would keep.
 * **Forward mode** (``_jvp``): one loop of the step's tangent graph, primal and tangent
   carries side by side.
 * **vmap** (``_batch``): the step batched (``batching.batch_replay``), the carries
