@@ -86,8 +86,13 @@ def scan(f, init, xs, length, reverse):
     b = current()
     c_leaves, c_tree = tree_flatten(init)
     x_leaves, x_tree = tree_flatten(xs)
-    c_vals = [to_value(c, b) for c in c_leaves]
     x_vals = [to_value(x, b) for x in x_leaves]
+    # A Python number in the carry is weak, as in JAX: it takes the dtype the step gives
+    # it (a float32 model's 0.0 is a float32 carry); an array keeps its own dtype.
+    weak = [isinstance(c, (bool, int, float)) for c in c_leaves]
+    floats32 = [v.dtype == np.float32 for v in x_vals if v.dtype.kind == "f"]
+    c_vals = [to_value(np.float32(c) if isinstance(c, float) and floats32 and all(floats32) else c, b)
+              for c in c_leaves]
     if x_vals:
         n = x_vals[0]._shape[0]
         for v in x_vals[1:]:
@@ -121,11 +126,16 @@ def scan(f, init, xs, length, reverse):
         retrace = False
         for k, (i, o) in enumerate(zip(g.inputs, g.outputs[:len(c_vals)])):
             di, do = g[i], g[o]
-            if di.dtype != do.dtype:
-                wide = np.result_type(di.dtype, do.dtype)
-                if wide != di.dtype:        # (a step that narrows its carry gets a cast)
-                    c_vals[k] = c_vals[k].astype(wide)
-                    retrace = True
+            if di.dtype == do.dtype:
+                continue
+            if not weak[k]:
+                raise ArgumentError(f"scan: the carry's leaf {c_names[k]} is {di.dtype} before the step and "
+                                    f"{do.dtype} after it (a carry keeps its dtype from step to step, as in "
+                                    f"jax.lax.scan): give the initial carry the dtype the step computes, e.g. "
+                                    f"init.astype(np.{do.dtype})")
+            c_vals[k] = c_vals[k].astype(do.dtype)
+            weak[k] = False        # (settled: a second change is the step's own)
+            retrace = True
         if not retrace:
             break
     else:
@@ -136,6 +146,28 @@ def scan(f, init, xs, length, reverse):
     carry = tree_unflatten(c_tree, outs[:len(c_vals)])
     ys = tree_unflatten(y_tree[-1], outs[len(c_vals):])
     return carry, ys
+
+
+def empty_ys(f, init, xs):
+    """The ``ys`` of a scan of no steps on concrete values: ``f`` traced on one step's
+    placeholders for the structure, shapes and dtypes of its ``y``, each with a
+    leading axis of 0."""
+    c_leaves, c_tree = tree_flatten(init)
+    x_leaves, x_tree = tree_flatten(xs)
+    shapes = [np.shape(c) for c in c_leaves] + [np.shape(x)[1:] for x in x_leaves]
+    dtypes = [np.asarray(v).dtype for v in c_leaves + x_leaves]
+    specs = [Spec(tuple(s), dt, tuple(s)) for s, dt in zip(shapes, dtypes)]
+    y_tree = []
+
+    def step(*leaves):
+        c = tree_unflatten(c_tree, list(leaves[:len(c_leaves)]))
+        x = tree_unflatten(x_tree, list(leaves[len(c_leaves):])) if x_leaves else None
+        y_leaves, yt = tree_flatten(f(c, x)[1])
+        y_tree.append(yt)
+        return tuple(y_leaves)
+    g, _, _ = trace_specs(step, specs, [f"in{k}" for k in range(len(specs))], name="scan_step")
+    return tree_unflatten(y_tree[0], [np.zeros((0,) + tuple(g.example.get(d, d) if isinstance(d, str) else d
+                                                            for d in g[o].shape), g[o].dtype) for o in g.outputs])
 
 
 def _same_carry_shape(name, before: Value, after: Value) -> None:

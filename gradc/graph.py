@@ -385,6 +385,16 @@ class Graph:
             lines.append(f"  # requires {k} >= {v}")
         for note in self.notes:
             lines.append(f"  # note: {note}")
+        if sources:     # the graphs ops hold (a scan's step), for the reader; keys hash them apart
+            shown = {}
+            for nid in self.order():
+                for v in self[nid].params.values():
+                    sub = getattr(v, "graph", None)
+                    if isinstance(sub, Graph):
+                        shown.setdefault(repr(v), sub)
+            for label, sub in shown.items():
+                lines.append(f"  # {label}, the step:")
+                lines += ["  #   " + line for line in sub.text().splitlines()]
         return "\n".join(lines)
 
     def to_dot(self) -> str:

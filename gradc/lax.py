@@ -80,16 +80,18 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     if native:
         if leaves and length is not None:
             first = leaves[0]
-            steps = current().env.find(first._shape[0]) if isinstance(first, Value) else int(np.shape(first)[0])
-            if isinstance(steps, int) and steps != int(length):
-                raise ArgumentError(f"scan: length={length} but xs has {steps} steps")
+            if isinstance(first, Value):       # (a size symbol becomes the number)
+                current().env.equal(first._shape[0], _concrete_int(length, "scan's length"),
+                                    f"scan: length={length} and the steps of xs")
+            elif int(np.shape(first)[0]) != int(length):
+                raise ArgumentError(f"scan: length={length} but xs has {int(np.shape(first)[0])} steps")
         return _control_flow.scan(f, init, xs, None if leaves else n, reverse)
     carry, ys = init, [None] * n
     for i in (range(n - 1, -1, -1) if reverse else range(n)):
         x = tree_unflatten(tree, [leaf[i] for leaf in leaves]) if leaves else None
         carry, ys[i] = f(carry, x)
-    if n == 0:
-        return carry, None
+    if n == 0:      # no step ran: the ys' shapes from the step traced once (as JAX does)
+        return carry, _control_flow.empty_ys(f, init, xs)
     return carry, tree_map(lambda *steps: gnp.stack(steps), *ys)
 
 

@@ -178,7 +178,8 @@ class Reader:
                 return A[0]
         if op == "concatenate" and all(self.prank(a) == 0 and self.layout(a) == "plain" for a in args):
             return Vec(tuple(A))
-        ps = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(p.items()) if k != "value")
+        shown = OPS[op].extra.get("explain_params") if op in OPS else None   # (an op may name the few that read well)
+        ps = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(p.items()) if k != "value" and (shown is None or k in shown))
         return Call(op, tuple(A), ps, rank=self.prank(nid))
 
     def one_hot_index(self, nid):

@@ -162,7 +162,8 @@ def _batch(n, args, batched, **params):
     return RULES["batch"](n, args, batched, **params)
 
 
-register(Op("scan", "structure", _shape, _numpy, root=True, batch=_batch, extra={"scan": True},
+register(Op("scan", "structure", _shape, _numpy, root=True, batch=_batch,
+            extra={"scan": True, "explain_params": ("body", "index", "reverse")},
             rule="scan ⇒ a scan of the step's adjoint, backwards over the steps",
             doc="an output of jax.lax.scan's loop (gradc.lax.scan): the final carry's leaf or a stacked y "
                 "leaf; the step is a graph compiled once and run in a native loop"))
