@@ -19,7 +19,7 @@ import builtins
 import numpy as np
 
 from . import numpy as gnp
-from .errors import ArgumentError, UnsupportedError
+from .errors import ArgumentError, GradcError, UnsupportedError
 from .lax_arrays import (  # noqa: F401  (re-exported: jax.lax's array ops)
     abs, acos, acosh, add, argmax, argmin, asin, asinh, atan, atan2, atanh, broadcast, broadcast_in_dim, cbrt,
     ceil, clamp, concatenate, convert_element_type, cos, cosh, cumprod, cumsum, digamma, div, dot, dot_general,
@@ -96,9 +96,24 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
 
 
 def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
-    """``jax.lax.fori_loop``: ``val = body_fun(i, val)`` for i in range(lower, upper)."""
+    """``jax.lax.fori_loop``: ``val = body_fun(i, val)`` for i in range(lower, upper).
+
+    In a traced function it is a native ``scan`` whose carry is ``(i, val)``, ``i`` a
+    traced int64 (as JAX's), so the body compiles once; a body that needs ``i`` as a
+    Python int (a slice bound, a shape) repeats in the graph once per ``i`` instead, as
+    it does with ``unroll=True``."""
+    lo, hi = _concrete_int(lower, "fori_loop's lower"), _concrete_int(upper, "fori_loop's upper")
+    if current() is not None and unroll is not True and _control_flow.native() and hi - lo > 1:
+        def step(carry, _):
+            i, val = carry
+            return (i + 1, body_fun(i, val)), None
+        try:
+            (_, val), _ = _control_flow.scan(step, (np.int64(lo), init_val), None, hi - lo, False)
+            return val
+        except GradcError:     # (the same body repeated gives the error it has there)
+            pass
     val = init_val
-    for i in range(_concrete_int(lower, "fori_loop's lower"), _concrete_int(upper, "fori_loop's upper")):
+    for i in range(lo, hi):
         val = body_fun(i, val)
     return val
 
