@@ -124,3 +124,24 @@ def test_every_stage_shows_the_loop():
     assert "= step(" in ir and "for t in reversed" in ir
     c = gradc.value_and_grad(loss, backend="c").lower(P, xs, Y).c_source()
     assert "the step kernel, once per step" in c
+
+
+def test_an_ahead_of_time_library_unrolls_the_scan(tmp_path):
+    import ctypes
+
+    from gradc import aot
+
+    def model(W, xs):
+        h, ys = lax.scan(lambda h, x: (gnp.tanh(h @ W + x), h[0]), gnp.zeros(3), xs)
+        return gnp.sum(h * h) + gnp.sum(ys)
+    paths = aot.build(model, ["f64[3,3]", "f64[4,3]"], out_dir=str(tmp_path), name="scanned")
+    lib = ctypes.CDLL([p for p in paths if p.endswith(".so")][0])
+    lib.scanned_value_and_grad.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    W, xs = R.normal(size=(3, 3)) * 0.5, R.normal(size=(4, 3))
+    value, dW = np.zeros(()), np.zeros((3, 3))
+    args = (ctypes.c_void_p * 4)(W.ctypes.data, xs.ctypes.data, value.ctypes.data, dW.ctypes.data)
+    ws = np.zeros(1 << 16, np.uint8)
+    assert lib.scanned_value_and_grad(args, None, ws.ctypes.data) == 0
+    v, g = gradc.value_and_grad(model)(W, xs)
+    assert float(value) == pytest.approx(v, rel=1e-13)
+    np.testing.assert_allclose(dW, g, rtol=1e-12)
