@@ -360,16 +360,15 @@ def _jvp(args: list, tangents: list, *, body, ncarry, nx, reverse, length, **_):
 
 
 # ----------------------------------------------------------------------------- vmap
-_batched: dict = {}
-
-
 def _batch(n, args, batched, *, body, index, ncarry, nx, reverse, length):
+    # the group's nodes batch one by one: the first makes the batched loop for all
+    # (kept on the trace's builder, which it lives and dies with)
     b = current()
-    key = (id(b), body, tuple(a._id for a in args), tuple(batched))
-    hit = _batched.get(key)
-    if hit is None or hit[0] is not b:
-        hit = _batched[key] = (b,) + _batch_loop(n, args, batched, body, reverse, length)
-    _b, outs, nc = hit
+    cache = b.__dict__.setdefault("scan_batches", {})
+    key = (body, tuple(a._id for a in args), tuple(batched))
+    if key not in cache:
+        cache[key] = _batch_loop(n, args, batched, body, reverse, length)
+    outs, nc = cache[key]
     out = outs[index]
     if index >= nc:       # (steps, n, ...) -> (n, steps, ...)
         perm = (1, 0) + tuple(range(2, len(out._shape)))

@@ -408,6 +408,7 @@ def rewrite(g: Graph, rules) -> bool:
 
 # ----------------------------------------------------------------------------- scans
 _optimized_bodies: dict = {}   # Body key -> its optimized Body (bodies are immutable)
+MAX_OPTIMIZED_BODIES = 512     # (the oldest are forgotten: a long program traces many)
 
 
 def merge_scans(g: Graph) -> bool:
@@ -455,6 +456,9 @@ def optimize_scan_bodies(g: Graph) -> bool:
             og = optimize(body.graph)
             opt = body if og.text(sources=False) == body.graph.text(sources=False) else \
                 Body(og, body.ncarry, body.nx, base=body.base, tag=body.tag)
+            if len(_optimized_bodies) >= MAX_OPTIMIZED_BODIES:
+                for k in list(_optimized_bodies)[:MAX_OPTIMIZED_BODIES // 2]:
+                    del _optimized_bodies[k]
             _optimized_bodies[body.key] = _optimized_bodies[opt.key] = opt
         if opt is not body:
             d.params = {**d.params, "body": opt}

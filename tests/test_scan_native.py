@@ -145,3 +145,11 @@ def test_an_ahead_of_time_library_unrolls_the_scan(tmp_path):
     v, g = gradc.value_and_grad(model)(W, xs)
     assert float(value) == pytest.approx(v, rel=1e-13)
     np.testing.assert_allclose(dW, g, rtol=1e-12)
+
+
+def test_the_reference_runs_again_for_an_array_changed_in_place():
+    f = gradc.jit(lambda xs: lax.scan(lambda c, x: (c * x, c), gnp.ones(3), xs), backend="numpy")
+    xs = np.full((4, 3), 2.0)
+    np.testing.assert_array_equal(f(xs)[0], 16.0)
+    xs[:] = 3.0
+    np.testing.assert_array_equal(f(xs)[0], 81.0)

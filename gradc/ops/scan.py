@@ -24,6 +24,9 @@ a scan node does first.
 from __future__ import annotations
 
 import hashlib
+import threading
+
+import numpy as np
 
 from ..errors import GradcError, ShapeError
 from .registry import Op, register
@@ -146,16 +149,20 @@ def _shape(env, avals, body, index, ncarry, nx, reverse, length):
     return shape, out.dtype
 
 
-# The last loop the reference ran: every output node of one call asks for its own
-# output, and the loop runs once for all of them.
-_last: list = [None, None, None]
+# The last loop the reference ran on this thread: every output node of one call asks
+# for its own output, and the loop runs once for all of them.  Arguments are compared
+# by content (a caller may change an array in place between two calls).
+_last = threading.local()
 
 
 def _numpy(*args, body, index, ncarry, nx, reverse, length):
-    key = (body, reverse, length, tuple(id(a) for a in args))
-    if _last[0] != key:
-        _last[:] = [key, args, RULES["run"](body, list(args), reverse, length)]
-    return _last[2][index]
+    hit = getattr(_last, "run", None)
+    if hit is None or hit[0] != (body, reverse, length) or len(hit[1]) != len(args) or not all(
+            a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+            for a, b in zip(hit[1], map(np.asarray, args))):
+        outs = RULES["run"](body, list(args), reverse, length)
+        _last.run = hit = ((body, reverse, length), [np.array(a, copy=True) for a in args], outs)
+    return hit[2][index]
 
 
 def _batch(n, args, batched, **params):
