@@ -465,7 +465,8 @@ class CCodegen:
                              "schedule without BLAS and row-local values)")
 
     def scan(self, st):
-        """A scan's loop: the step kernel called through the kernel ABI once per step."""
+        """A scan's loop: the step kernel called through the kernel ABI once per step;
+        each carry a pointer, where the step reads it, set to where it wrote it."""
         w, places = self.w, list(st.inputs) + list(st.outputs)
         table = self.bufs[st.fn]
         fn, args, sizes = self.fresh(f"step{st.nid}"), self.fresh(f"step{st.nid}_args"), self.fresh(f"step{st.nid}_sizes")
@@ -478,28 +479,39 @@ class CCodegen:
         for c in range(st.nconst):
             w.line(f"{args}[{len(places) + c}] = (void *)(uintptr_t){table}[{1 + c}];")
         ws = f"(void *){self.bufs[st.ws]}" if st.ws is not None else "NULL"
-        for c in st.before:
-            self.copy(c, table, None)
+        names = {}
+        for k, (init, _bufs, _y) in enumerate(st.carries):
+            names[("cur", k)], names[("next", k)] = self.fresh(f"step{st.nid}_cur{k}"), self.fresh(f"step{st.nid}_next{k}")
+            w.line(f"char *{names[('cur', k)]} = {self.place(init, table, None, names)};")
         n = self.e(st.length)
         with w.block(f"for (int64_t i = 0; i < {n}; i++)"):
             w.line(f"const int64_t t = {f'{n} - 1 - i' if st.reverse else 'i'};")
+            for k, (_init, (b0, b1), y) in enumerate(st.carries):
+                where = self.place(y, table, "t", names) if y is not None else \
+                    f"(i & 1) ? (char *){self.bufs[b1]} : (char *){self.bufs[b0]}"
+                w.line(f"char *{names[('next', k)]} = {where};")
             for k, p in enumerate(places):
-                w.line(f"{args}[{k}] = {self.place(p, table, 't')};")
+                w.line(f"{args}[{k}] = {self.place(p, table, 't', names)};")
             w.line(f"status |= {fn}({args}, {sizes}, {ws});")
             for c in st.after_step:
-                self.copy(c, table, "t")
+                self.copy(c, table, "t", names)
+            for k in range(len(st.carries)):
+                w.line(f"{names[('cur', k)]} = {names[('next', k)]};")
         for c in st.after:
-            self.copy(c, table, None)
+            self.copy(c, table, None, names)
 
-    def place(self, p, table, t) -> str:
+    def place(self, p, table, t, names) -> str:
         key, step = p
         if key == "stepconst":
             return f"(char *)(uintptr_t){table}[{1 + step}]"
+        if key in names:
+            return names[key]
         base = f"(char *){self.bufs[key]}"
         return f"{base} + {t} * ({self.e(step)})" if step is not None else base
 
-    def copy(self, c, table, t):
-        self.w.line(f"memcpy({self.place(c.dst, table, t)}, {self.place(c.src, table, t)}, (size_t)({self.e(c.nbytes)}));")
+    def copy(self, c, table, t, names):
+        self.w.line(f"memcpy({self.place(c.dst, table, t, names)}, {self.place(c.src, table, t, names)}, "
+                    f"(size_t)({self.e(c.nbytes)}));")
 
     # -- the functions -----------------------------------------------------------------
     def build(self) -> str:

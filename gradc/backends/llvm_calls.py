@@ -153,7 +153,8 @@ class LibraryCalls:
     def emit_scan(self, st: lir.ScanCall):
         """A scan's loop: the step kernel (its address in the ``fn`` buffer) called once
         per step through the kernel ABI, with a pointer array and the step's sizes on
-        the stack; its status OR-ed into the kernel's."""
+        the stack; its status OR-ed into the kernel's.  Each carry is a pointer
+        variable: where the step reads it, set to where the step wrote it."""
         b, vp = self.b, I8.as_pointer()
         fnty = ir.FunctionType(I32, [vp.as_pointer(), I64.as_pointer(), vp])
         table = b.bitcast(self.bufs[st.fn], I64.as_pointer())
@@ -168,35 +169,49 @@ class LibraryCalls:
         for c, p in enumerate(consts):
             b.store(p, b.gep(ptrs, [zero, ir.Constant(I32, len(places) + c)]))
         ws = b.bitcast(self.bufs[st.ws], vp) if st.ws is not None else ir.Constant(vp, None)
-        for c in st.before:
-            self.emit_copy(c, None, consts)
+        cur = [self.alloca(vp, name=f"scan{st.nid}.cur{k}") for k in range(len(st.carries))]
+        for k, (init, _bufs, _y) in enumerate(st.carries):
+            b.store(self.place_ptr(init, None, {}), cur[k])
         n = self.e_(st.length)
 
         def step(i):
             t = b.sub(b.sub(n, ir.Constant(I64, 1)), i) if st.reverse else i
+            odd = b.trunc(i, ir.IntType(1))
+            carry = {}
+            for k, (_init, (b0, b1), y) in enumerate(st.carries):
+                carry[("cur", k)] = b.load(cur[k])
+                carry[("next", k)] = self.place_ptr(y, t, carry) if y is not None else \
+                    b.select(odd, b.bitcast(self.bufs[b1], vp), b.bitcast(self.bufs[b0], vp))
+            carry["stepconst"] = consts
             for k, place in enumerate(places):
-                b.store(self.place_ptr(place, t, consts), b.gep(ptrs, [zero, ir.Constant(I32, k)]))
+                b.store(self.place_ptr(place, t, carry), b.gep(ptrs, [zero, ir.Constant(I32, k)]))
             rc = b.call(fn, [b.bitcast(ptrs, vp.as_pointer()), b.bitcast(sizes, I64.as_pointer()), ws])
             b.store(b.or_(b.load(self.status), rc), self.status)
             for c in st.after_step:
-                self.emit_copy(c, t, consts)
+                self.emit_copy(c, t, carry)
+            for k in range(len(st.carries)):
+                b.store(carry[("next", k)], cur[k])
         self.loop(n, step, name=f"scan{st.nid}.t")
+        final = {("cur", k): b.load(cur[k]) for k in range(len(st.carries))}
         for c in st.after:
-            self.emit_copy(c, None, consts)
+            self.emit_copy(c, None, final)
 
-    def place_ptr(self, place, t, consts):
-        """The i8* of a place of a ScanCall at step ``t``."""
+    def place_ptr(self, place, t, known):
+        """The i8* of a place of a ScanCall at step ``t``; ``known``: the carries'
+        pointers (("cur", k), ("next", k)) and the step's constants ("stepconst")."""
         b, vp = self.b, I8.as_pointer()
         key, step = place
         if key == "stepconst":
-            return consts[step]
+            return known["stepconst"][step]
+        if isinstance(key, tuple) and key[0] in ("cur", "next"):
+            return known[key]
         p = b.bitcast(self.bufs[key], vp)
         if step is not None:
             p = b.gep(p, [b.mul(t, self.e_(step))], inbounds=True)
         return p
 
-    def emit_copy(self, st: lir.Copy, t, consts):
+    def emit_copy(self, st: lir.Copy, t, known):
         vp = I8.as_pointer()
         fn = self.module.declare_intrinsic("llvm.memcpy", [vp, vp, I64])
-        self.b.call(fn, [self.place_ptr(st.dst, t, consts), self.place_ptr(st.src, t, consts), self.e_(st.nbytes),
+        self.b.call(fn, [self.place_ptr(st.dst, t, known), self.place_ptr(st.src, t, known), self.e_(st.nbytes),
                          ir.Constant(ir.IntType(1), 0)])

@@ -404,8 +404,9 @@ class ScanCall:
     """A scan: its step, a kernel compiled on its own (the kernel ABI of
     runtime/gradc.h), called ``length`` times, for step t = 0, 1, ... (``reverse``:
     from the last).  A *place* is ``(buffer key, bytes per step)``: the buffer's start
-    advanced by t times that many bytes (``None``: the same every step), or
-    ``("stepconst", c)`` for the step kernel's array constant c.
+    advanced by t times that many bytes (``None``: the same every step); or
+    ``(("cur", k), None)``, carry leaf k as the step reads it, ``(("next", k), None)``
+    where the step writes it; or ``("stepconst", c)``, the step kernel's constant c.
 
     * ``fn``: the buffer (int64) holding the step kernel's address, then the addresses
       of its array constants and of its own scans' tables (``nconst`` in all), which
@@ -414,10 +415,13 @@ class ScanCall:
       that are buffers of its own (the step kernel's root outputs, in order);
     * ``sizes``: the step's size symbols' values; ``ws``: the buffer its workspace
       starts at (None: it needs none);
-    * ``before`` (the initial carry into the carry buffer the steps read),
-      ``after_step`` (outputs the step kernel does not write itself, then the written
-      carry into the read one) and ``after`` (the final carry into the graph's nodes):
-      :class:`Copy` statements."""
+    * ``carries``, per carry leaf k: (the initial carry's place, two buffers, a place
+      or None).  Carry k is read where the step before wrote it, at first the initial
+      carry's own buffer; the step writes it into the given place (a ``y``'s slice
+      that stacks it) or else into the one of the two buffers it does not read;
+    * ``after_step``: :class:`Copy` statements after each step (outputs the step
+      kernel does not write itself); ``after``: after the last (the final carry into
+      the graph's nodes)."""
     nid: int
     fn: tuple
     nconst: int
@@ -427,7 +431,7 @@ class ScanCall:
     outputs: list
     sizes: list
     ws: object
-    before: list
+    carries: list
     after_step: list
     after: list
 
@@ -565,6 +569,8 @@ class TextRenderer:
         key, step = p
         if key == "stepconst":
             return f"step_const{step}"
+        if isinstance(key, tuple) and key[0] in ("cur", "next"):
+            return f"{key[0]}{key[1]}"
         name = f"{key[0]}{list(key[1:])}" if isinstance(key, tuple) else self.buf(key)
         return f"{name}[t]" if step is not None else name
 
@@ -688,17 +694,23 @@ class TextRenderer:
         elif isinstance(st, Copy):
             self.line(f"copy {self.place(st.dst)} <- {self.place(st.src)} ({self.e(st.nbytes)} bytes)")
         elif isinstance(st, ScanCall):
-            for c in st.before:
-                self.stmt(c)
+            for k, (init, _bufs, _y) in enumerate(st.carries):
+                self.line(f"cur{k} = {self.place(init)}")
             order = "reversed " if st.reverse else ""
             self.line(f"for t in {order}[0, {self.e(st.length)}):  # scan %{st.nid}")
             self.depth += 1
+            for k, (_init, (b0, b1), y) in enumerate(st.carries):
+                where = self.place(y) if y is not None else f"{self.place((b0, None))} if even step else {self.place((b1, None))}"
+                self.line(f"next{k} = {where}")
             ins = ", ".join(self.place(p) for p in st.inputs)
             outs = ", ".join(self.place(p) for p in st.outputs)
             sizes = ", ".join(self.e(x) for x in st.sizes)
             self.line(f"({outs}) = step({ins}; sizes=[{sizes}])")
             for c in st.after_step:
                 self.stmt(c)
+            if st.carries:
+                self.line(", ".join(f"cur{k}" for k in range(len(st.carries))) + " = "
+                          + ", ".join(f"next{k}" for k in range(len(st.carries))))
             self.depth -= 1
             for c in st.after:
                 self.stmt(c)

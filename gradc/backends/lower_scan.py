@@ -1,10 +1,12 @@
 """Lowering a scan nest (:mod:`gradc.ops.scan`): one :class:`~.loop_ir.ScanCall`, the
 step's own kernel called once per step with each step's slices of ``xs`` and ``ys``.
 
-The step kernel reads the carry from one buffer and writes the next into another,
-which is copied back after each step (a carry is small beside the work of a step: a
-GRU's 32 x 64 doubles are 16 KB).  Outputs the step kernel does not write itself (an
-input passed through, a second name for one of its outputs) are copies after it.
+A carry is not copied from step to step: the step reads it where the step before wrote
+it (at first, the initial carry's own buffer) and writes the next one into the other of
+two buffers, or straight into the step's slice of a ``y`` that stacks it (the residuals
+of an adjoint keep the step's new carry: the RNN's hidden state), which the step after
+reads in place.  Outputs the step kernel does not write itself (an input passed
+through, a second name for one of its outputs) are copies after it.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 from ..errors import GradcError
 from .loop_ir import Bin, Const, Copy, ScanCall, numel, size
 from .schedule import Schedule
+from .workspace import workspace_layout
 
 
 def _bytes(shape, dtype):
@@ -31,25 +34,29 @@ def scan(s: Schedule, nest) -> list:
     length = size(g[args[nc]]["shape"][0]) if nx else size(d["params"]["length"])
     node_of = {g[n]["params"]["index"]: n for n in nest.roots}
 
-    inputs, before = [], []
-    for k, a in enumerate(args):
-        ab = _bytes(g[a]["shape"], g[a]["dtype"])
-        if k < nc:
-            inputs.append((("carry", first, k, 0), None))
-            before.append(Copy((("carry", first, k, 0), None), (a, None), ab))
-        elif k < nc + nx:
-            inputs.append((a, _bytes(g[a]["shape"][1:], g[a]["dtype"])))
-        else:
-            inputs.append((a, None))
+    def nbytes(o):
+        return _bytes(step.shape(bg[o]["shape"]), bg[o]["dtype"])
+
+    inputs = [(("cur", k), None) if k < nc else (a, _bytes(g[a]["shape"][1:], g[a]["dtype"])) if k < nc + nx
+              else (a, None) for k, a in enumerate(args)]
 
     def dest(j):
         """Where output j of the step goes at step t."""
-        o = bg.outputs[j]
         if j < nc:
-            return (("carry", first, j, 1), None)
-        nbytes = _bytes(step.shape(bg[o]["shape"]), bg[o]["dtype"])
-        return (node_of[j], nbytes) if j in node_of else (("y", first, j), None)
+            return (("next", j), None)
+        return (node_of[j], nbytes(bg.outputs[j])) if j in node_of else (("y", first, j), None)
 
+    # a carry the step also returns as a y the graph keeps is written into that y's
+    # slice of the step (one per step: the step after reads it there)
+    carries, direct = [], set()
+    for k in range(nc):
+        o = bg.outputs[k]
+        j = next((j for j in range(nc, len(bg.outputs)) if bg.outputs[j] == o and j in node_of
+                  and j not in direct), None) if o in bs.roots else None
+        if j is not None:
+            direct.add(j)
+        carries.append(((args[k], None), (("carry", first, k, 0), ("carry", first, k, 1)),
+                        dest(j) if j is not None else None))
     written = list(dict.fromkeys(o for o in bs.outputs if o in bs.roots))
     first_use = {}
     for j, o in enumerate(bg.outputs):
@@ -57,7 +64,7 @@ def scan(s: Schedule, nest) -> list:
     outputs = [dest(first_use[o]) for o in written]
     after_step = []
     for j, o in enumerate(bg.outputs):
-        if o in bs.roots and first_use[o] == j:
+        if (o in bs.roots and first_use[o] == j) or j in direct:
             continue            # the step kernel writes it there
         if o in bs.roots:
             src = dest(first_use[o])
@@ -67,20 +74,13 @@ def scan(s: Schedule, nest) -> list:
             src = ("stepconst", bs.consts.index(o))
         else:
             raise GradcError(f"internal: the scan step's output {j} is neither computed, an input nor a constant")
-        after_step.append(Copy(dest(j), src, _bytes(step.shape(bg[o]["shape"]), bg[o]["dtype"])))
-    for k in range(nc):
-        o = bg.outputs[k]
-        after_step.append(Copy((("carry", first, k, 0), None), (("carry", first, k, 1), None),
-                               _bytes(step.shape(bg[o]["shape"]), bg[o]["dtype"])))
-    after = [Copy((node_of[k], None), (("carry", first, k, 0), None), _bytes(g[node_of[k]]["shape"], g[node_of[k]]["dtype"]))
+        after_step.append(Copy(dest(j), src, nbytes(o)))
+    after = [Copy((node_of[k], None), (("cur", k), None), _bytes(g[node_of[k]]["shape"], g[node_of[k]]["dtype"]))
              for k in range(nc) if k in node_of]
-    sizes = [size(step.sizes[x]) if x in step.sizes else _unknown(x) for x in bs.symbols]
-    from .workspace import workspace_layout
+    for x in bs.symbols:
+        if x not in step.sizes:
+            raise GradcError(f"internal: the scan step's size {x} is none of its inputs' sizes")
     ws = ("scanws", first, 0, 0) if workspace_layout(bs) else None
     # the step kernel's arguments after its outputs: its constants, then its own scans' tables
-    return [ScanCall(first, ("scanfn", first), len(bs.consts) + len(bs.scans), length, bool(d["params"]["reverse"]), inputs,
-                     outputs, sizes, ws, before, after_step, after)]
-
-
-def _unknown(x):
-    raise GradcError(f"internal: the scan step's size {x} is none of its inputs' sizes")
+    return [ScanCall(first, ("scanfn", first), len(bs.consts) + len(bs.scans), length, bool(d["params"]["reverse"]),
+                     inputs, outputs, [size(step.sizes[x]) for x in bs.symbols], ws, carries, after_step, after)]
