@@ -46,10 +46,12 @@ def test_parallel_nests_become_modules_of_their_own():
 
 
 def _rnn_loss(W, U, xs):
+    """An RNN unrolled over its steps (``unroll=True``: the step repeated in the graph,
+    as a Python loop over the steps is)."""
     def step(h, x):
         h = gradc.numpy.tanh(h @ W + x @ U)
         return h, gradc.numpy.sum(h)
-    h, ys = gradc.lax.scan(step, gradc.numpy.zeros((xs.shape[1], W.shape[0])), xs)
+    h, ys = gradc.lax.scan(step, gradc.numpy.zeros((xs.shape[1], W.shape[0])), xs, unroll=True)
     return gradc.numpy.sum(ys) + gradc.numpy.sum(h ** 2)
 
 
