@@ -27,8 +27,8 @@ import numpy as np
 
 from .autodiff import backward, jvp_graph
 from .batching import batch_replay
-from .errors import ArgumentError
-from .evaluate import evaluate
+from .errors import ArgumentError, NonFiniteError
+from .evaluate import evaluate, hunting
 from .graph import Graph
 from .ops.bind import batch_materialize, bind
 from .ops.scan import RULES, Body, body_shape, symbol_map
@@ -208,7 +208,8 @@ def _run(body: Body, args: list, reverse: bool, length) -> list:
     sizes = symbol_map(body, [a.shape for a in args])
     ys: list = [[None] * n for _ in range(body.ny)]
     for t in (range(n - 1, -1, -1) if reverse else range(n)):
-        outs = evaluate(g, carry + [x[t] for x in xs] + consts)
+        outs = _step_checked(g, carry + [x[t] for x in xs] + consts, t) if hunting() else \
+            evaluate(g, carry + [x[t] for x in xs] + consts)
         carry = outs[:nc]
         for k, y in enumerate(outs[nc:]):
             ys[k][t] = y
@@ -220,6 +221,29 @@ def _run(body: Body, args: list, reverse: bool, length) -> list:
             arr[t] = ys[k][t]
         stacked.append(arr)
     return [np.asarray(c, dtype=g[o].dtype) for c, o in zip(carry, g.outputs[:nc])] + stacked
+
+
+class _NonFinite(Exception):
+    def __init__(self, nid, value):
+        self.nid, self.value = nid, value
+
+
+def _first_nonfinite(nid, v):
+    if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+        raise _NonFinite(nid, v)
+
+
+def _step_checked(g: Graph, args: list, t: int) -> list:
+    """One step evaluated hunting non-finite values (``debug_nans``): the first names
+    the step's node, its line and the step."""
+    try:
+        return evaluate(g, args, check=_first_nonfinite)
+    except _NonFinite as found:
+        from .backends.numpy_backend import describe_nonfinite
+        vals = dict(zip(g.inputs, args))
+        vals.update((n, g[n].params["value"]) for n in g.nx if g[n].op == "const")
+        evaluate(g, args, check=vals.__setitem__)
+        raise NonFiniteError(f"in step {t} of a scan: " + describe_nonfinite(g, found.nid, found.value, vals)) from None
 
 
 # ----------------------------------------------------------------------------- reverse mode

@@ -3,6 +3,9 @@ reference.  It is the oracle every native backend is tested against, and what
 ``backend="numpy"`` selects."""
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 import numpy as np
 
 from .errors import LinAlgError
@@ -47,6 +50,26 @@ def _resolve_params(params: dict, sizes: dict) -> dict:
             v = resolve(v, sizes)
         out[k] = v
     return out
+
+
+_hunt = threading.local()
+
+
+@contextmanager
+def hunting_nans():
+    """Within the block the evaluator hunts non-finite values (``debug_nans``): an op
+    that evaluates a graph of its own (a scan's step) checks that graph's values too
+    (``hunting()``)."""
+    prev = getattr(_hunt, "on", False)
+    _hunt.on = True
+    try:
+        yield
+    finally:
+        _hunt.on = prev
+
+
+def hunting() -> bool:
+    return getattr(_hunt, "on", False)
 
 
 def evaluate(graph: Graph, arrays, *, check=None) -> list[np.ndarray]:

@@ -153,3 +153,13 @@ def test_the_reference_runs_again_for_an_array_changed_in_place():
     np.testing.assert_array_equal(f(xs)[0], 16.0)
     xs[:] = 3.0
     np.testing.assert_array_equal(f(xs)[0], 81.0)
+
+
+def test_debug_nans_names_the_steps_node_and_line():
+    def f(x, xs):
+        def step(c, x):
+            return c + x, gnp.log(c - 3.0)     # c is 1 at step 0: the log of -2
+        return gnp.sum(lax.scan(step, x, xs)[1])
+    g = gradc.jit(f, debug_nans=True)
+    with pytest.raises(gradc.NonFiniteError, match=r"in step 0 of a scan: forward node .* = log .*test_scan_native.py:\d+"):
+        g(np.array(1.0), np.ones(4))

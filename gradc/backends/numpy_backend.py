@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NonFiniteError
-from ..evaluate import evaluate
+from ..evaluate import evaluate, hunting_nans
 from ..graph import Graph
 
 
@@ -80,7 +80,8 @@ def compile(graph: Graph, *, debug_nans=False):
                 where = f" (first at index {bad})" if a.ndim else ""
                 raise NonFiniteError(f"argument {graph[nid].name} contains non-finite values{where}")
         try:
-            return evaluate(graph, arrays, check=_first_nonfinite)
+            with hunting_nans():
+                return evaluate(graph, arrays, check=_first_nonfinite)
         except _Found as f:
             found = f
         # Only on failure: evaluate again recording every value, to show the operands.
