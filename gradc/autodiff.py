@@ -53,8 +53,8 @@ def group_key(d):
     nodes share arguments and parameters but ``index``).  A group differentiates as one."""
     if d.op in CUSTOM_OPS:
         return d.params["call"]
-    if d.op == "scan":
-        return ("scan", tuple(d.args), d.params["body"], d.params["reverse"], d.params["length"])
+    if d.op in ("scan", "while"):
+        return (d.op, tuple(d.args), tuple(sorted((k, v) for k, v in d.params.items() if k != "index")))
     return None
 
 
@@ -70,15 +70,15 @@ def _groups(fwd: Graph, order: list[int]) -> dict:
 
 def _group_vjp(d, args, cts: dict, need: list):
     """The cotangents of a group's arguments from its outputs' ({index: cotangent})."""
-    if d.op == "scan":
-        return SCAN_RULES["vjp"](args, cts, need, **d.params)
+    if d.op in ("scan", "while"):
+        return SCAN_RULES["vjp" if d.op == "scan" else "while_vjp"](args, cts, need, **d.params)
     return call_record(d.params["call"], d.op).vjp_args(args, cts, need)
 
 
 def _group_jvp(d, args, tangents: list):
     """The tangents of a group's outputs (a list by index) from its arguments'."""
-    if d.op == "scan":
-        return SCAN_RULES["jvp"](args, tangents, **d.params)
+    if d.op in ("scan", "while"):
+        return SCAN_RULES["jvp" if d.op == "scan" else "while_jvp"](args, tangents, **d.params)
     return call_record(d.params["call"], d.op).jvp_args(args, tangents)
 
 

@@ -119,12 +119,22 @@ def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
 
 
 def while_loop(cond_fun, body_fun, init_val):
-    """``jax.lax.while_loop`` where the condition is known while tracing (it depends on
-    Python values only); a condition on traced values raises gradc's TracerBoolError."""
+    """``jax.lax.while_loop``: ``val = body_fun(val)`` while ``cond_fun(val)``.
+
+    While the condition is known when tracing (it reads Python values only), the body
+    repeats in the graph, and the loop differentiates like any code.  Once it depends
+    on traced values, the rest of the loop is a native loop of the condition and the
+    body, each compiled once; as in JAX it has forward-mode derivatives (jvp, jacfwd)
+    and vmap (the batch runs while any example's condition holds), and reverse mode
+    raises UnsupportedError (the number of steps is known only when it runs)."""
     val = init_val
-    while cond_fun(val):
+    while True:
+        go = cond_fun(val)
+        if isinstance(go, Value) and _control_flow.native():
+            return _control_flow.while_loop(cond_fun, body_fun, val)
+        if not go:
+            return val
         val = body_fun(val)
-    return val
 
 
 def cond(pred, true_fun, false_fun, *operands):

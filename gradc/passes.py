@@ -424,10 +424,11 @@ def merge_scans(g: Graph) -> bool:
             groups.setdefault(group_key(d), []).append(n)
     changed = False
     for key, nodes in groups.items():
-        body = key[2]
+        params = dict(key[2])
+        body = params["body"]
         if body.base is None:
             continue
-        plain = groups.get((key[0], key[1], body.base, key[3], key[4]))
+        plain = groups.get((key[0], key[1], tuple(sorted({**params, "body": body.base}.items()))))
         if not plain:
             continue
         mine = {g[n].params["index"]: n for n in nodes}
@@ -447,30 +448,37 @@ def optimize_scan_bodies(g: Graph) -> bool:
     changed = False
     for n in list(g.nx.nodes):
         d = g[n]
-        if d.op != "scan":
+        if d.op not in ("scan", "while"):
             continue
-        body = d.params["body"]
-        opt = _optimized_bodies.get(body.key)
-        if opt is None:
-            from .ops.scan import Body
-            og = optimize(body.graph)
-            opt = body if og.text(sources=False) == body.graph.text(sources=False) else \
-                Body(og, body.ncarry, body.nx, base=body.base, tag=body.tag)
-            if len(_optimized_bodies) >= MAX_OPTIMIZED_BODIES:
-                for k in list(_optimized_bodies)[:MAX_OPTIMIZED_BODIES // 2]:
-                    del _optimized_bodies[k]
-            _optimized_bodies[body.key] = _optimized_bodies[opt.key] = opt
-        if opt is not body:
-            d.params = {**d.params, "body": opt}
-            changed = True
+        for name in ("body", "cond"):
+            if name not in d.params:
+                continue
+            opt = _optimized(d.params[name])
+            if opt is not d.params[name]:
+                d.params = {**d.params, name: opt}
+                changed = True
     return changed
+
+
+def _optimized(body):
+    opt = _optimized_bodies.get(body.key)
+    if opt is None:
+        from .ops.scan import Body
+        og = optimize(body.graph)
+        opt = body if og.text(sources=False) == body.graph.text(sources=False) else \
+            Body(og, body.ncarry, body.nx, base=body.base, tag=body.tag)
+        if len(_optimized_bodies) >= MAX_OPTIMIZED_BODIES:
+            for k in list(_optimized_bodies)[:MAX_OPTIMIZED_BODIES // 2]:
+                del _optimized_bodies[k]
+        _optimized_bodies[body.key] = _optimized_bodies[opt.key] = opt
+    return opt
 
 
 def optimize(graph: Graph, *, stabilize=True, max_rounds=20) -> Graph:
     """Run every pass to a fixed point; returns a new graph."""
     g = graph.copy()
     rules = CANONICALIZE + (STABILIZE if stabilize else [])
-    if any(d.op == "scan" for d in g.nx._node.values()):
+    if any(d.op in ("scan", "while") for d in g.nx._node.values()):
         merge_scans(g)
         optimize_scan_bodies(g)
     for _ in range(max_rounds):

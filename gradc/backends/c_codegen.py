@@ -42,6 +42,7 @@ from ..ops import OPS
 from . import loop_ir as ir
 from .lower_loops import build
 from .schedule import Schedule, describe, workspace_layout
+from .schedule_types import step_tables
 
 COMMENT_COLUMN = 60
 
@@ -252,9 +253,9 @@ class CCodegen:
         # scratch row; a row pipeline's packed operands are LLVM's only (the C loops
         # compute those products directly), but keep their place in the layout
         self.ws = [(key, shape, np.dtype(dtype)) for ((key, shape, dtype),) in workspace_layout(s)]
-        self.ws_used = [key for key, _, _ in self.ws if isinstance(key, int) or key[0] in ("sort", "carry", "y")
-                        or key[0] == "scanws" and key[2:] == (0, 0)]
-        self.tables = [("scanfn", first) for first in s.scans]
+        self.ws_used = [key for key, _, _ in self.ws if isinstance(key, int) or key[0] in ("sort", "carry", "y", "flag")
+                        or key[0] in ("scanws", "condws") and key[2:] == (0, 0)]
+        self.tables = [key for key, _step in step_tables(s)]
         self.buffer_nodes = list(g.inputs) + self.outputs + list(s.consts) + self.tables + self.ws_used
         self.buf_dtype = {key: dtype for key, _, dtype in self.ws}
         self.buf_dtype.update((nid, g[nid]["dtype"]) for nid in self.buffer_nodes if isinstance(nid, int))
@@ -483,9 +484,28 @@ class CCodegen:
         for k, (init, _bufs, _y) in enumerate(st.carries):
             names[("cur", k)], names[("next", k)] = self.fresh(f"step{st.nid}_cur{k}"), self.fresh(f"step{st.nid}_next{k}")
             w.line(f"char *{names[('cur', k)]} = {self.place(init, table, None, names)};")
-        n = self.e(st.length)
-        with w.block(f"for (int64_t i = 0; i < {n}; i++)"):
+        n = self.e(st.length) if st.length is not None else None
+        if st.cond is not None:
+            c = st.cond
+            ctable = self.bufs[c.fn]
+            cfn, cargs, csizes = (self.fresh(f"cond{st.nid}"), self.fresh(f"cond{st.nid}_args"),
+                                  self.fresh(f"cond{st.nid}_sizes"))
+            cplaces = list(c.inputs) + list(c.outputs)
+            w.line(f"gradc_kernel {cfn} = (gradc_kernel)(uintptr_t){ctable}[0];")
+            w.line(f"void *{cargs}[{max(len(cplaces) + c.nconst, 1)}];")
+            w.line(f"int64_t {csizes}[{max(len(c.sizes), 1)}];")
+            for k, x in enumerate(c.sizes):
+                w.line(f"{csizes}[{k}] = {self.e(x)};")
+            for k in range(c.nconst):
+                w.line(f"{cargs}[{len(cplaces) + k}] = (void *)(uintptr_t){ctable}[{1 + k}];")
+        with w.block(f"for (int64_t i = 0; i < {n}; i++)" if n is not None else "for (int64_t i = 0; ; i++)"):
             w.line(f"const int64_t t = {f'{n} - 1 - i' if st.reverse else 'i'};")
+            if st.cond is not None:
+                for k, p in enumerate(cplaces):
+                    w.line(f"{cargs}[{k}] = {self.place(p, ctable, 't', names)};")
+                cws = f"(void *){self.bufs[c.ws]}" if c.ws is not None else "NULL"
+                w.line(f"status |= {cfn}({cargs}, {csizes}, {cws});")
+                w.line(f"if (!*(const bool *)({self.place(c.flag, ctable, 't', names)})) break;")
             for k, (_init, (b0, b1), y) in enumerate(st.carries):
                 where = self.place(y, table, "t", names) if y is not None else \
                     f"(i & 1) ? (char *){self.bufs[b1]} : (char *){self.bufs[b0]}"

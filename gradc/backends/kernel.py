@@ -24,7 +24,7 @@ from .llvm_codegen import STATUS_NEGATIVE_POWER
 from .loop_ir import (STATUS_LAPACK_UNAVAILABLE, STATUS_LINALG, STATUS_NO_CONVERGENCE, STATUS_NOT_POSITIVE_DEFINITE,
                       STATUS_OUT_OF_MEMORY, STATUS_SINGULAR_MATRIX)
 from .schedule import describe, workspace_bytes, workspace_layout
-from .schedule_types import nonempty_sizes
+from .schedule_types import nonempty_sizes, step_tables
 
 KERNEL = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -129,9 +129,9 @@ class Kernel:
         backend) and pass the scan its address and its array constants' addresses
         (``loop_ir.ScanCall.fn``): an int64 array after the constants, which the
         kernel reads at every call, so the step's code can change between calls."""
-        for first, step in self.schedule.scans.items():
+        for _key, step in step_tables(self.schedule):
             k = compile_step(step.schedule)
-            if len(k.const_arrays) != len(step.schedule.consts) + len(step.schedule.scans):
+            if len(k.const_arrays) != len(step.schedule.consts) + len(step_tables(step.schedule)):
                 from ..errors import GradcError   # (lower_scan passes this many after the outputs)
                 raise GradcError(f"internal: scan step {k.name} takes {len(k.const_arrays)} constants")
             table = np.array([k.artifact.address] + [c.ctypes.data for c in k.const_arrays], dtype=np.int64)

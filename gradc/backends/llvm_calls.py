@@ -172,14 +172,18 @@ class LibraryCalls:
         cur = [self.alloca(vp, name=f"scan{st.nid}.cur{k}") for k in range(len(st.carries))]
         for k, (init, _bufs, _y) in enumerate(st.carries):
             b.store(self.place_ptr(init, None, {}), cur[k])
-        n = self.e_(st.length)
+        n = self.e_(st.length) if st.length is not None else None
+        cond = self.scan_cond(st) if st.cond is not None else None
 
         def step(i):
             t = b.sub(b.sub(n, ir.Constant(I64, 1)), i) if st.reverse else i
             odd = b.trunc(i, ir.IntType(1))
             carry = {}
-            for k, (_init, (b0, b1), y) in enumerate(st.carries):
+            for k in range(len(st.carries)):
                 carry[("cur", k)] = b.load(cur[k])
+            if cond is not None:
+                cond(t, carry)
+            for k, (_init, (b0, b1), y) in enumerate(st.carries):
                 carry[("next", k)] = self.place_ptr(y, t, carry) if y is not None else \
                     b.select(odd, b.bitcast(self.bufs[b1], vp), b.bitcast(self.bufs[b0], vp))
             carry["stepconst"] = consts
@@ -191,10 +195,61 @@ class LibraryCalls:
                 self.emit_copy(c, t, carry)
             for k in range(len(st.carries)):
                 b.store(carry[("next", k)], cur[k])
-        self.loop(n, step, name=f"scan{st.nid}.t")
+        if cond is None:
+            self.loop(n, step, name=f"scan{st.nid}.t")
+        else:
+            self.loop_until_break(step, name=f"while{st.nid}.t")
         final = {("cur", k): b.load(cur[k]) for k in range(len(st.carries))}
         for c in st.after:
             self.emit_copy(c, None, final)
+
+    def scan_cond(self, st: lir.ScanCall):
+        """``check(t, carry)``: emits a while loop's condition call and the branch out
+        of the loop (``self.loop_exit``) when its bool is false."""
+        b, vp, c = self.b, I8.as_pointer(), st.cond
+        fnty = ir.FunctionType(I32, [vp.as_pointer(), I64.as_pointer(), vp])
+        table = b.bitcast(self.bufs[c.fn], I64.as_pointer())
+        fn = b.inttoptr(b.load(table), fnty.as_pointer())
+        consts = [b.inttoptr(b.load(b.gep(table, [ir.Constant(I64, 1 + k)])), vp) for k in range(c.nconst)]
+        places = list(c.inputs) + list(c.outputs)
+        ptrs = self.alloca(ir.ArrayType(vp, max(len(places) + c.nconst, 1)), name=f"while{st.nid}.cond.args")
+        sizes = self.alloca(ir.ArrayType(I64, max(len(c.sizes), 1)), name=f"while{st.nid}.cond.sizes")
+        zero = ir.Constant(I32, 0)
+        for k, x in enumerate(c.sizes):
+            b.store(self.e_(x), b.gep(sizes, [zero, ir.Constant(I32, k)]))
+        for k, p in enumerate(consts):
+            b.store(p, b.gep(ptrs, [zero, ir.Constant(I32, len(places) + k)]))
+        ws = b.bitcast(self.bufs[c.ws], vp) if c.ws is not None else ir.Constant(vp, None)
+
+        def check(t, carry):
+            known = {**carry, "stepconst": consts}
+            for k, place in enumerate(places):
+                b.store(self.place_ptr(place, t, known), b.gep(ptrs, [zero, ir.Constant(I32, k)]))
+            rc = b.call(fn, [b.bitcast(ptrs, vp.as_pointer()), b.bitcast(sizes, I64.as_pointer()), ws])
+            b.store(b.or_(b.load(self.status), rc), self.status)
+            go = b.icmp_unsigned("!=", b.load(self.place_ptr(c.flag, t, known)), ir.Constant(I8, 0))
+            more = b.append_basic_block(f"while{st.nid}.more")
+            b.cbranch(go, more, self.loop_exit)
+            b.position_at_end(more)
+        return check
+
+    def loop_until_break(self, body, name):
+        """A loop over i = 0, 1, ... that ``body(i)`` leaves by branching to
+        ``self.loop_exit``."""
+        b = self.b
+        iv = self.alloca(I64, name=name + ".addr")
+        b.store(ir.Constant(I64, 0), iv)
+        head = b.append_basic_block(name + ".body")
+        end = b.append_basic_block(name + ".end")
+        b.branch(head)
+        b.position_at_end(head)
+        saved, self.loop_exit = getattr(self, "loop_exit", None), end
+        i = b.load(iv, name=name)
+        body(i)
+        b.store(b.add(i, ir.Constant(I64, 1)), iv)
+        b.branch(head)
+        self.loop_exit = saved
+        b.position_at_end(end)
 
     def place_ptr(self, place, t, known):
         """The i8* of a place of a ScanCall at step ``t``; ``known``: the carries'

@@ -36,6 +36,7 @@ from .llvm_exprs import F32, F64, I1, I8, I32, I64, Emitter, _const, ir_type, re
 from .llvm_parallel import COMBINE_KINDS, ParallelNests  # noqa: F401 (re-exported)
 from .lower_loops import build
 from .loop_ir import STATUS_INDEX_OUT_OF_BOUNDS, STATUS_NEGATIVE_POWER  # noqa: F401 (the ABI's codes)
+from .schedule_types import step_tables
 from .schedule import ALIGN, Schedule, workspace_bytes, workspace_layout  # noqa: F401
 
 
@@ -442,7 +443,7 @@ class Codegen(LibraryCalls, ParallelNests):
         self.regions = workspace_layout(s)
         self.region_of = {key: (k, dtype) for k, region in enumerate(self.regions) for key, _shape, dtype in region}
         direct = list(g.inputs) + list(dict.fromkeys(o for o in s.outputs if o in s.roots)) + list(s.consts) \
-            + [("scanfn", first) for first in s.scans]
+            + [key for key, _step in step_tables(s)]
         self.buffer_nodes = direct + [("region", k) for k in range(len(self.regions))]
         ptr_tys = [(I64 if isinstance(n, tuple) else ir_type(g[n]["dtype"])).as_pointer() for n in direct] \
             + [I8.as_pointer()] * len(self.regions)

@@ -425,7 +425,7 @@ class ScanCall:
     nid: int
     fn: tuple
     nconst: int
-    length: Expr
+    length: Expr | None
     reverse: bool
     inputs: list
     outputs: list
@@ -434,6 +434,21 @@ class ScanCall:
     carries: list
     after_step: list
     after: list
+    cond: "LoopCond | None" = None   # a while loop's condition (``length`` None): run while it holds
+
+
+@dataclass(eq=False)
+class LoopCond:
+    """A while loop's condition: its step kernel (``fn``, ``nconst``, ``inputs``,
+    ``outputs``, ``sizes``, ``ws`` as :class:`ScanCall`'s), called before each step;
+    the loop ends when the bool at place ``flag`` is false."""
+    fn: tuple
+    nconst: int
+    inputs: list
+    outputs: list
+    sizes: list
+    ws: object
+    flag: tuple
 
 
 @dataclass(eq=False)
@@ -697,8 +712,17 @@ class TextRenderer:
             for k, (init, _bufs, _y) in enumerate(st.carries):
                 self.line(f"cur{k} = {self.place(init)}")
             order = "reversed " if st.reverse else ""
-            self.line(f"for t in {order}[0, {self.e(st.length)}):  # scan %{st.nid}")
+            if st.cond is None:
+                self.line(f"for t in {order}[0, {self.e(st.length)}):  # scan %{st.nid}")
+            else:
+                self.line(f"for t in [0, ...):  # while %{st.nid}")
             self.depth += 1
+            if st.cond is not None:
+                c = st.cond
+                outs = ", ".join(self.place(p) for p in c.outputs)
+                self.line(f"({outs}) = cond({', '.join(self.place(p) for p in c.inputs)}; "
+                          f"sizes=[{', '.join(self.e(x) for x in c.sizes)}])")
+                self.line(f"if not {self.place(c.flag)}: break")
             for k, (_init, (b0, b1), y) in enumerate(st.carries):
                 where = self.place(y) if y is not None else f"{self.place((b0, None))} if even step else {self.place((b1, None))}"
                 self.line(f"next{k} = {where}")

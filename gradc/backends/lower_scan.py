@@ -13,8 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GradcError
-from .loop_ir import Bin, Const, Copy, ScanCall, numel, size
+from ..ops.scan import while_inputs
+from .loop_ir import Bin, Const, Copy, LoopCond, ScanCall, numel, size
 from .schedule import Schedule
+from .schedule_types import step_tables
 from .workspace import workspace_layout
 
 
@@ -31,7 +33,13 @@ def scan(s: Schedule, nest) -> list:
     body = d["params"]["body"]
     nc, nx = body.ncarry, body.nx
     args = d["args"]
-    length = size(g[args[nc]]["shape"][0]) if nx else size(d["params"]["length"])
+    cond = None
+    if d["op"] == "while":
+        c_args, args = while_inputs(args, nc, d["params"]["ncond"])
+        length = None
+        cond = _cond(first, step.cond, c_args, nc)
+    else:
+        length = size(g[args[nc]]["shape"][0]) if nx else size(d["params"]["length"])
     node_of = {g[n]["params"]["index"]: n for n in nest.roots}
 
     def nbytes(o):
@@ -77,10 +85,35 @@ def scan(s: Schedule, nest) -> list:
         after_step.append(Copy(dest(j), src, nbytes(o)))
     after = [Copy((node_of[k], None), (("cur", k), None), _bytes(g[node_of[k]]["shape"], g[node_of[k]]["dtype"]))
              for k in range(nc) if k in node_of]
-    for x in bs.symbols:
+    ws = ("scanws", first, 0, 0) if workspace_layout(bs) else None
+    return [ScanCall(first, ("scanfn", first), _nconst(bs), length, bool(d["params"].get("reverse", False)),
+                     inputs, outputs, _sizes(step), ws, carries, after_step, after, cond)]
+
+
+def _nconst(bs) -> int:
+    """The step kernel's arguments after its outputs: its constants, then its own
+    scans' tables."""
+    return len(bs.consts) + len(step_tables(bs))
+
+
+def _sizes(step) -> list:
+    for x in step.schedule.symbols:
         if x not in step.sizes:
             raise GradcError(f"internal: the scan step's size {x} is none of its inputs' sizes")
-    ws = ("scanws", first, 0, 0) if workspace_layout(bs) else None
-    # the step kernel's arguments after its outputs: its constants, then its own scans' tables
-    return [ScanCall(first, ("scanfn", first), len(bs.consts) + len(bs.scans), length, bool(d["params"]["reverse"]),
-                     inputs, outputs, [size(step.sizes[x]) for x in bs.symbols], ws, carries, after_step, after)]
+    return [size(step.sizes[x]) for x in step.schedule.symbols]
+
+
+def _cond(first, step, args, nc) -> LoopCond:
+    """A while loop's condition: the carry (where the step reads it) and its values in,
+    its bool into the loop's flag (or read where it is, an input passed through)."""
+    bs, bg = step.schedule, step.schedule.graph
+    inputs = [(("cur", k), None) if k < nc else (a, None) for k, a in enumerate(args)]
+    (o,) = bg.outputs
+    if o in bs.roots:
+        outputs, flag = [(("flag", first), None)], (("flag", first), None)
+    elif bg[o]["op"] == "input":
+        outputs, flag = [], inputs[bg.inputs.index(o)]
+    else:
+        raise GradcError("internal: a while loop's condition is neither computed nor an input")
+    ws = ("condws", first, 0, 0) if workspace_layout(bs) else None
+    return LoopCond(("condfn", first), _nconst(bs), inputs, outputs, _sizes(step), ws, flag)

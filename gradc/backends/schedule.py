@@ -22,7 +22,7 @@ import networkx as nx
 
 from ..graph import Graph
 from ..ops import OPS
-from ..ops.scan import symbol_map
+from ..ops.scan import symbol_map, while_inputs
 from ..passes import strip_custom
 from .pipelines import _row_pipelines
 from .schedule_graph import _fill_constant_outputs, _mask_from_relu, decompose, is_stack_product, native_sort_rank
@@ -226,6 +226,9 @@ def _materialize_math_across_nests(g: Graph, roots: set) -> None:
             roots.add(n)
 
 
+LOOP_OPS = ("scan", "while")   # ops whose nest calls a step kernel of its own (lower_scan)
+
+
 def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool = False,
              batched_products: bool = False, native_sort: bool | str = False) -> Schedule:
     """Fused loop nests for ``graph``; with ``threads`` > 1, loop nests are split over
@@ -267,7 +270,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     # operands of a LAPACK call are whole contiguous buffers (runtime/lapack.c reads them),
     # and so are a scan's (its step kernel's inputs)
     for nid in list(g.nx.nodes):
-        if is_lapack(g, nid) or native_sort_rank(g, nid, native_sort) or g[nid]["op"] == "scan":
+        if is_lapack(g, nid) or native_sort_rank(g, nid, native_sort) or g[nid]["op"] in LOOP_OPS:
             roots.update(a for a in g[nid]["args"] if g[a]["op"] not in ("input", "const"))
             roots.add(nid)
     roots = {r for r in roots if g[r]["op"] not in ("input", "const")}
@@ -285,9 +288,9 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
         if nid not in roots:
             continue
         op = g[nid]["op"]
-        if op == "scan":
+        if op in LOOP_OPS:
             d = g[nid]
-            key = (d["args"], d["params"]["body"], d["params"]["reverse"], d["params"]["length"])
+            key = (op, d["args"], tuple(sorted((k, v) for k, v in d["params"].items() if k != "index")))
             if key not in scan_nests:
                 scan_nests[key] = len(nests)
                 nests.append(Nest("scan", ()))
@@ -359,7 +362,7 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     symbols = sorted({s for n in g.nx.nodes for s in g[n]["shape"] if isinstance(s, str)}
                      | {s for i in g.inputs for s in g[i]["shape"] if isinstance(s, str)})
     # (a LAPACK call reads its operands by pointer: pinv's rcond of one matrix is a scalar)
-    lapack_args = {a for n in g.nx.nodes if is_lapack(g, n) or g[n]["op"] == "scan" for a in g[n]["args"]}
+    lapack_args = {a for n in g.nx.nodes if is_lapack(g, n) or g[n]["op"] in LOOP_OPS for a in g[n]["args"]}
     consts = [n for n in g.order() if g[n]["op"] == "const" and (g[n]["params"]["value"].ndim > 0 or n in lapack_args)]
     outs = set(g.outputs)
     local = []
@@ -390,9 +393,16 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     for nest in nests:
         if nest.kind == "scan":
             d = g[nest.roots[0]]
-            body = d["params"]["body"]
-            bs = schedule(body.graph, threads, share, row_local, batched_products, native_sort)
-            scans[nest.roots[0]] = ScanStep(bs, symbol_map(body, [g[a]["shape"] for a in d["args"]]))
+
+            def step(body, args):
+                bs = schedule(body.graph, threads, share, row_local, batched_products, native_sort)
+                return ScanStep(bs, symbol_map(body, [g[a]["shape"] for a in args]))
+            if d["op"] == "while":
+                c_args, b_args = while_inputs(d["args"], d["params"]["ncarry"], d["params"]["ncond"])
+                scans[nest.roots[0]] = step(d["params"]["body"], b_args)
+                scans[nest.roots[0]].cond = step(d["params"]["cond"], c_args)
+            else:
+                scans[nest.roots[0]] = step(d["params"]["body"], d["args"])
     return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
                     threads=chunks, partials=partials, slots=slots, pool_threads=threads, row_local=local,
                     pipelines=pipelines, stream_bytes=last_level_cache_bytes(), in_place=in_place, scans=scans)

@@ -73,6 +73,7 @@ class ScanStep:
     for the step and calls once per step) and {step size symbol: this graph's size}."""
     schedule: "Schedule"
     sizes: dict
+    cond: "ScanStep | None" = None    # a while loop's condition (another step kernel)
 
     def shape(self, shape) -> tuple:
         """A shape of the step's graph in the scanning graph's sizes."""
@@ -94,8 +95,20 @@ def nonempty_sizes(s: "Schedule") -> list:
     reduced axes', in ``s``'s graph's sizes) may be 0 when it is called."""
     g = s.graph
     out = [(tuple(g[g[n]["args"][0]]["shape"][a] for a in axes), g[n]["op"]) for n, axes in s.nonempty]
-    for step in s.scans.values():
+    for _key, step in step_tables(s):
         out += [(step.shape(dims), op) for dims, op in nonempty_sizes(step.schedule)]
+    return out
+
+
+def step_tables(s: "Schedule") -> list:
+    """(buffer key, ScanStep) of each step kernel the scans of schedule ``s`` call, in the
+    order their tables follow the graph's constants: ``("scanfn", first)`` a scan's
+    step or a while loop's body, ``("condfn", first)`` a while loop's condition."""
+    out = []
+    for first, step in s.scans.items():
+        out.append((("scanfn", first), step))
+        if step.cond is not None:
+            out.append((("condfn", first), step.cond))
     return out
 
 

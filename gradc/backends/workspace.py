@@ -62,21 +62,25 @@ def workspace_layout(s: Schedule) -> list:
     for first, step in s.scans.items():
         for key, shape, dtype in scan_buffers(s, first):
             regions.append([(key, shape, dtype)])
-        for r, region in enumerate(workspace_layout(step.schedule)):
-            regions.append([(("scanws", first, r, i), step.shape(shape), dtype)
-                            for i, (_key, shape, dtype) in enumerate(region)])
+        for tag, st in (("scanws", step), ("condws", step.cond)):
+            if st is None:
+                continue
+            for r, region in enumerate(workspace_layout(st.schedule)):
+                regions.append([((tag, first, r, i), st.shape(shape), dtype)
+                                for i, (_key, shape, dtype) in enumerate(region)])
     return regions
 
 
 def scan_buffers(s: Schedule, first: int) -> list:
-    """(key, shape, dtype) of a scan nest's own buffers: ``("carry", first, k, 0)`` the
-    carry leaf k a step reads, ``("carry", first, k, 1)`` the one it writes, ``("y",
-    first, j)`` one step of output j when no node of the graph takes it."""
+    """(key, shape, dtype) of a scan nest's own buffers: ``("carry", first, k, 0)`` and
+    ``("carry", first, k, 1)``, the two a carry leaf k is written into by turns, ``("y",
+    first, j)`` one step of output j when no node of the graph takes it, and a while
+    loop's ``("flag", first)``, its condition's bool."""
     step = s.scans[first]
     g, bg = s.graph, step.schedule.graph
     d = g[first]
     body = d["params"]["body"]
-    out = []
+    out = [(("flag", first), (), np.dtype(np.bool_))] if step.cond is not None else []
     for k, o in enumerate(bg.outputs[:body.ncarry]):
         shape = step.shape(bg[o]["shape"])
         out += [(("carry", first, k, 0), shape, bg[o]["dtype"]), (("carry", first, k, 1), shape, bg[o]["dtype"])]

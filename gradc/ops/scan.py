@@ -169,8 +169,55 @@ def _batch(n, args, batched, **params):
     return RULES["batch"](n, args, batched, **params)
 
 
+# -- while: jax.lax.while_loop with a condition on traced values ---------------------------
+# ``%9 = while %2 %1 %5 cond=scan#.. body=scan#.. index=0 ncarry=1 ncond=1``: arguments
+# the initial carry's leaves (``ncarry``), the values the condition closed over
+# (``ncond``), then those the body closed over.  The condition's graph takes the carry
+# and its values and returns one bool; the body's takes the carry and its values and
+# returns the carry.  Node ``index`` is the final carry's leaf ``index``.
+def while_inputs(args, ncarry, ncond):
+    """(the condition's arguments, the body's) of a while node's ``args``."""
+    args = list(args)
+    return args[:ncarry] + args[ncarry:ncarry + ncond], args[:ncarry] + args[ncarry + ncond:]
+
+
+def _while_shape(env, avals, cond, body, index, ncarry, ncond):
+    c_avals, b_avals = while_inputs(avals, ncarry, ncond)
+    for what, step, av in (("condition", cond, c_avals), ("body", body, b_avals)):
+        g = step.graph
+        if len(av) != len(g.inputs):
+            raise ShapeError(f"while_loop: {len(av)} arguments for a {what} of {len(g.inputs)} inputs")
+        for k, ((_shape, dtype), nid) in enumerate(zip(av, g.inputs)):
+            if dtype != g[nid].dtype:
+                raise ShapeError(f"while_loop: argument {k} of the {what} has dtype {dtype}, it was traced for "
+                                 f"{g[nid].dtype}")
+    symbol_map(cond, [s for s, _ in c_avals], env, "while_loop")
+    symmap = symbol_map(body, [s for s, _ in b_avals], env, "while_loop")
+    out = body.graph[body.graph.outputs[index]]
+    return body_shape(body, symmap, out.shape), out.dtype
+
+
+def _while_numpy(*args, cond, body, index, ncarry, ncond):
+    hit = getattr(_last, "loop", None)
+    if hit is None or hit[0] != (cond, body) or len(hit[1]) != len(args) or not all(
+            a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+            for a, b in zip(hit[1], map(np.asarray, args))):
+        outs = RULES["while_run"](cond, body, list(args), ncarry, ncond)
+        _last.loop = hit = ((cond, body), [np.array(a, copy=True) for a in args], outs)
+    return hit[2][index]
+
+
+def _while_batch(n, args, batched, **params):
+    return RULES["while_batch"](n, args, batched, **params)
+
+
 register(Op("scan", "structure", _shape, _numpy, root=True, batch=_batch,
             extra={"scan": True, "explain_params": ("body", "index", "reverse")},
             rule="scan ⇒ a scan of the step's adjoint, backwards over the steps",
             doc="an output of jax.lax.scan's loop (gradc.lax.scan): the final carry's leaf or a stacked y "
                 "leaf; the step is a graph compiled once and run in a native loop"))
+register(Op("while", "structure", _while_shape, _while_numpy, root=True, batch=_while_batch,
+            extra={"scan": True, "explain_params": ("index",)},
+            rule="while_loop ⇒ its tangent loop (forward mode only: the number of steps is not known)",
+            doc="an output of jax.lax.while_loop whose condition depends on traced values: the final "
+                "carry's leaf; the condition and the body are graphs compiled once, run in a native loop"))
