@@ -6,9 +6,9 @@ gradc/lax_windows.py and gradc/lax_sorting.py.
 
 ``scan`` in a traced function is one op of the graph whose step is traced once and
 compiled once, run in a native loop (gradc/control_flow.py, gradc/ops/scan.py).
-``fori_loop`` and ``while_loop`` repeat their body once per step while they are traced
-(the number of steps must be known then: another count traces again), and a branch on
-a traced predicate (``cond``, ``switch``) computes every branch and selects, as
+``fori_loop`` is such a scan; ``while_loop`` on a condition known when tracing repeats
+its body in the graph, on a traced condition it is a native loop too (gradc/control_flow.py).
+A branch on a traced predicate (``cond``, ``switch``) computes every branch and selects, as
 ``jnp.where`` does (the unselected branches get a zero gradient).  On concrete values
 each runs as plain Python with numpy.
 """

@@ -1,4 +1,5 @@
-"""The ``scan`` op: ``jax.lax.scan``'s loop as one node per output, its step a graph.
+"""The loop ops: ``scan`` (``jax.lax.scan``'s loop) and ``while`` (``jax.lax.while_loop``
+on a traced condition), one node per output, the step a graph of its own.
 
 ``gradc.lax.scan`` traces the step function once, into a graph of its own (the
 :class:`Body`), and puts one ``scan`` node per output leaf into the model's graph::
