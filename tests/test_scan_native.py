@@ -163,3 +163,13 @@ def test_debug_nans_names_the_steps_node_and_line():
     g = gradc.jit(f, debug_nans=True)
     with pytest.raises(gradc.NonFiniteError, match=r"in step 0 of a scan: forward node .* = log .*test_scan_native.py:\d+"):
         g(np.array(1.0), np.ones(4))
+
+
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+def test_an_index_out_of_bounds_in_the_step_names_its_line(backend):
+    E = R.normal(size=(10, 3))
+    f = gradc.jit(lambda E, toks: lax.scan(lambda c, t: (c * 0.5 + E[t], c.sum()), gnp.zeros(3), toks)[1],
+                  backend=backend)
+    np.testing.assert_allclose(f(E, np.array([1, 2])), [0.0, E[1].sum()])
+    with pytest.raises(IndexError, match=r"index out of bounds .* at test_scan_native.py:\d+"):
+        f(E, np.array([1, 2, 50]))

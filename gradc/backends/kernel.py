@@ -378,8 +378,8 @@ def _index_error(s) -> IndexError:
     """An integer index outside its array: the indexing ops of schedule ``s`` with the
     user's lines (a traced index is checked where it is read, so which one is not known)."""
     where = []
-    if s is not None:
-        g = s.graph
+    for sch in _with_steps(s):
+        g = sch.graph
         for nid in g.order():
             d = g[nid]
             if d["op"] in ("gather", "scatter_add") and d["provenance"] is not None and d["provenance"].where:
@@ -406,9 +406,9 @@ def _linalg_error(rc: int, s):
         if not rc & bit:
             continue
         where = []
-        if s is not None:
-            g = s.graph
-            for nest in s.nests:
+        for sch in _with_steps(s):
+            g = sch.graph
+            for nest in sch.nests:
                 d = g[nest.roots[0]]
                 if nest.kind == "lapack" and d["op"] in ops:
                     from ..ops.lapack import failure_site
@@ -417,6 +417,17 @@ def _linalg_error(rc: int, s):
             continue    # a later line of this bit names the ops that failed
         return LinAlgError(text + (f" (in {', '.join(dict.fromkeys(where))})" if where else ""))
     return LinAlgError(f"linear algebra failed (status {rc})")
+
+
+def _with_steps(s) -> list:
+    """Schedule ``s`` and its loops' steps' schedules, nested ones too (where a status
+    may come from)."""
+    if s is None:
+        return []
+    out = [s]
+    for _key, step in step_tables(s):
+        out += _with_steps(step.schedule)
+    return out
 
 
 def _remap(structure, index):
