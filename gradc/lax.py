@@ -36,7 +36,7 @@ from .lax_windows import (  # noqa: F401  (re-exported: convolution, windowed re
     avg_pool, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose, conv_with_general_padding,
     max_pool, min_pool, padtype_to_pads, reduce_window)
 from .ops import bitwise as _bitwise
-from . import control_flow as _control_flow
+from . import control_flow as _control_flow, control_while as _control_while
 from .tracer import Value, current
 from .tree_util import tree_flatten, tree_map, tree_unflatten
 from .vmap import vmap
@@ -131,7 +131,7 @@ def while_loop(cond_fun, body_fun, init_val):
     while True:
         go = cond_fun(val)
         if isinstance(go, Value) and _control_flow.native():
-            return _control_flow.while_loop(cond_fun, body_fun, val)
+            return _control_while.while_loop(cond_fun, body_fun, val)
         if not go:
             return val
         val = body_fun(val)
