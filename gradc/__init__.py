@@ -20,11 +20,14 @@ from .hessian import hessian, hvp  # noqa: F401
 from .vmap import vmap  # noqa: F401
 from . import vectorize as _vectorize  # noqa: F401  (publishes gradc.numpy.vectorize)
 from .custom_derivatives import custom_jvp, custom_vjp  # noqa: F401
+from .api_extras import (ShapeDtypeStruct, block_until_ready, custom_gradient, device_get, device_put,  # noqa: F401
+                         eval_shape, linear_transpose, linearize)
 from . import lax  # noqa: F401
 from .lax import checkpoint, remat  # noqa: F401
 from . import distributed as _distributed  # noqa: F401  (dask arrays; imports dask only when used)
 from . import numpy  # noqa: F401
 from . import tree_util  # noqa: F401
+from . import tree  # noqa: F401
 from . import optim  # noqa: F401
 from .check import GradCheck, GradCheckError, check_grad  # noqa: F401
 from .numpy import (abs, cos, concatenate, dot, exp, expm1, log, log1p, log_softmax,  # noqa: F401,A004

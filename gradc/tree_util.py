@@ -30,7 +30,7 @@ from typing import Any, Callable, NamedTuple
 
 __all__ = ["PyTreeDef", "tree_flatten", "tree_unflatten", "tree_leaves", "tree_structure",
            "tree_map", "tree_flatten_with_path", "tree_leaves_with_path", "tree_map_with_path",
-           "tree_reduce", "tree_all", "register_pytree_node", "register_pytree_node_class",
+           "tree_reduce", "tree_all", "tree_transpose", "register_pytree_node", "register_pytree_node_class",
            "register_dataclass", "all_leaves", "keystr"]
 
 
@@ -377,6 +377,31 @@ def tree_reduce(function: Callable, tree, initializer=_NO_INITIAL, is_leaf=None)
 def tree_all(tree, is_leaf=None) -> bool:
     """True if every leaf of ``tree`` is truthy."""
     return all(tree_leaves(tree, is_leaf))
+
+
+def tree_transpose(outer_treedef: PyTreeDef, inner_treedef: PyTreeDef | None, pytree_to_transpose):
+    """``jax.tree_util.tree_transpose``: a tree of ``outer_treedef``'s structure whose
+    leaves are trees of ``inner_treedef``'s becomes a tree of the inner structure whose
+    leaves are trees of the outer one (a list of dicts into a dict of lists).
+    ``inner_treedef=None``: the structure of the first inner tree."""
+    if not isinstance(outer_treedef, PyTreeDef):
+        raise TypeError(f"tree_transpose: outer_treedef must be a PyTreeDef, got {type(outer_treedef).__name__}")
+    inners = _flatten_up_to(outer_treedef, pytree_to_transpose)
+    if inner_treedef is None:
+        if not inners:
+            raise ValueError("tree_transpose: inner_treedef=None needs an outer tree with at least one leaf")
+        inner_treedef = tree_structure(inners[0])
+    if not isinstance(inner_treedef, PyTreeDef):
+        raise TypeError(f"tree_transpose: inner_treedef must be a PyTreeDef or None, got {type(inner_treedef).__name__}")
+    rows = []
+    for path, sub in zip(leaf_paths(outer_treedef), inners):
+        leaves, td = tree_flatten(sub)
+        if td != inner_treedef:
+            raise ValueError(f"tree_transpose: the subtree at {_keystr(path) or 'the root'} has structure {td}, "
+                             f"expected inner_treedef {inner_treedef}")
+        rows.append(leaves)
+    columns = [tree_unflatten(outer_treedef, [row[i] for row in rows]) for i in range(inner_treedef.num_leaves)]
+    return tree_unflatten(inner_treedef, columns)
 
 
 def _keystr(path) -> str:

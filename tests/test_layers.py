@@ -35,13 +35,13 @@ EXPLAIN_MODULES = ["gradc.explain.expr", "gradc.explain.simplify", "gradc.explai
 # Lowest layer first.  A module may import modules of its own layer (without a cycle)
 # and of the layers before it.  A new module gets a line here.
 LAYERS = [
-    ("foundation", ["gradc.version", "gradc.errors", "gradc.shapes", "gradc.tree_util", "gradc.backends.standalone"]),
+    ("foundation", ["gradc.version", "gradc.errors", "gradc.shapes", "gradc.tree_util", "gradc.tree", "gradc.backends.standalone"]),
     ("graph", ["gradc.graph", "gradc.graph_match", "gradc.ops.registry"]),
     ("trace", ["gradc.tracer"]),
     *((f"ops: {m.rsplit('.', 1)[1]}", [m]) for m in OP_MODULES),
     ("ops", ["gradc.ops", "gradc.numpy", "gradc.nn", "gradc.random", "gradc.scipy", "gradc.scipy.special", "gradc.scipy._basic", "gradc.scipy._gamma", "gradc.scipy._incgamma", "gradc.scipy.stats", "gradc.scipy._stats_basic", "gradc.scipy._stats_more", "gradc.scipy.matrices", "gradc.scipy.matfuncs", "gradc.scipy.linalg", "gradc.ops.value_methods", "gradc.bench_models",
              "gradc.lax_arrays", "gradc.lax_windows", "gradc.lax_sorting",
-             "gradc.lax_scans", "gradc.lax_construct"]),
+             "gradc.lax_scans", "gradc.lax_construct", "gradc.lax_more"]),
     ("autodiff", ["gradc.autodiff", "gradc.batching"]),
     ("passes", ["gradc.passes", "gradc.evaluate"]),
     ("schedule", ["gradc.backends.schedule_types", "gradc.backends.schedule_index", "gradc.backends.schedule_graph",
@@ -58,7 +58,7 @@ LAYERS = [
     *((f"explain: {m.rsplit('.', 1)[1]}", [m]) for m in EXPLAIN_MODULES),
     ("explain", ["gradc.explain"]),
     ("api", ["gradc.api_args", "gradc.api_lowered", "gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.vectorize", "gradc.control_flow", "gradc.control_while", "gradc.lax", "gradc.check", "gradc.optim",
-             "gradc.distributed", "gradc.custom_derivatives", "gradc.static_args"]),
+             "gradc.distributed", "gradc.custom_derivatives", "gradc.static_args", "gradc.api_extras"]),
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
                "gradc.docs_numpy",
