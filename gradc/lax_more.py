@@ -88,7 +88,7 @@ def reduce_precision(operand, exponent_bits, mantissa_bits):
     value beyond the format's largest finite becomes inf, one below its smallest normal
     (its subnormals included) a zero of the same sign; NaN stays NaN.
     ``reduce_precision(x, 8, 7)`` is bfloat16's rounding, ``(5, 10)`` float16's (except
-    that float16 keeps subnormals).  The derivative is 1 wherever the result is finite
+    that float16 keeps subnormals).  The derivative is 1 wherever ``operand`` is finite
     (JAX's is the tangent rounded the same way: equal for tangents the format holds)."""
     for what, v, lo in (("exponent_bits", exponent_bits, 1), ("mantissa_bits", mantissa_bits, 0)):
         try:
@@ -106,9 +106,8 @@ def reduce_precision(operand, exponent_bits, mantissa_bits):
         with np.errstate(over="ignore", invalid="ignore"):
             return np.asarray(_bits_rounded(x, int(exponent_bits), int(mantissa_bits)))
     r = _bits_rounded(x, int(exponent_bits), int(mantissa_bits))
-    # a straight-through derivative where the result is finite (r - x has none)
-    finite = gnp.logical_and(gnp.isfinite(r), gnp.isfinite(x))
-    return gnp.where(finite, x + gnp.stop_gradient(gnp.where(finite, r - x, 0)), r)
+    # derivative 1: r - (x - x) is r bit for bit (a subtraction of +0 keeps -0's sign)
+    return gnp.where(gnp.isfinite(x), r - (gnp.stop_gradient(x) - x), r)
 
 
 # ----------------------------------------------------------------------------- indexing and shapes
@@ -156,7 +155,13 @@ def batch_matmul(lhs, rhs, precision=None):
 # ----------------------------------------------------------------------------- special functions
 def polygamma(m, x):
     """``jax.lax.polygamma(m, x)``: the m-th derivative of digamma at ``x`` (``m`` a
-    non-negative integer, as a number or array); differentiable in ``x``."""
+    non-negative integer, as a number or array; x > 0 for m >= 1); differentiable in ``x``."""
+    if not isinstance(m, Value):
+        mm = np.asarray(m)
+        if mm.dtype.kind not in "biuf" or np.any(mm < 0) or np.any(mm != np.floor(mm)):
+            raise ArgumentError(f"polygamma: m must hold non-negative integers, got {m!r}")
+        if mm.ndim == 0:
+            m = int(mm)
     return _special.polygamma(m, x)
 
 
