@@ -12,6 +12,7 @@ float64, at rank 3."""
 from __future__ import annotations
 
 import operator
+import shutil
 
 import mpmath
 import numpy as onp
@@ -239,8 +240,8 @@ def test_block_until_ready_device_put_get():
 
 
 # ----------------------------------------------------------------------------- lax: integer and bit ops
-BITS_DTYPES = [onp.bool_, onp.int32, onp.uint16, onp.int64]
-AXES = [(0,), (1, 2), (0, 1, 2), (-1,)]
+BITS_DTYPES = [onp.bool_, onp.int32, onp.uint16]
+AXES = [(0,), (1, -1), (0, 1, 2)]
 
 
 @pytest.mark.parametrize("dtype", BITS_DTYPES)
@@ -365,8 +366,21 @@ def _mp(f, *cols):
     return onp.array([float(f(*map(mpmath.mpf, map(float, vals)))) for vals in zip(*cols)])
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_special_functions_against_mpmath(every_backend, dtype):
+# (their graphs take a second or two to trace and compile: each backend once in float64,
+# float32 on one; the float32 arithmetic is the same code on every backend)
+@pytest.mark.parametrize("backend, dtype", [("numpy", onp.float64), ("llvm", onp.float64), ("llvm", onp.float32),
+                                            ("c", onp.float64)])
+def test_special_functions_against_mpmath(backend, dtype):
+    if backend == "c" and not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
+        pytest.skip("no C compiler for the c backend")
+    saved = gradc.config(backend=backend)
+    try:
+        _check_special_functions(dtype)
+    finally:
+        gradc.config(**saved)
+
+
+def _check_special_functions(dtype):
     r = onp.random.default_rng(10)
     x = r.uniform(0.3, 8.0, size=(2, 3, 4)).astype(dtype)
     a = r.uniform(0.5, 6.0, size=(2, 3, 4)).astype(dtype)
@@ -400,7 +414,7 @@ def test_lax_against_jax():
     x = r.normal(size=(3, 4, 5)) * onp.exp2(r.uniform(-140, 140, size=(3, 4, 5)))
     x.flat[:3] = [onp.nan, onp.inf, 0.0]
     for dtype in DTYPES:
-        for ebits, mbits in FORMATS + [(2, 0), (11, 52)]:
+        for ebits, mbits in [(8, 7), (5, 10), (4, 3), (3, 0), (2, 0), (11, 52)]:
             with onp.errstate(over="ignore"):
                 xd = x.astype(dtype)
             onp.testing.assert_array_equal(lax.reduce_precision(xd, ebits, mbits),      # (compiled: above)
