@@ -442,6 +442,23 @@ def test_lax_against_jax():
         onp.testing.assert_allclose(mine(), theirs(), rtol=1e-12)
 
 
+def test_new_names_compose_with_transformations():
+    r = onp.random.default_rng(12)
+    x = r.normal(size=(3, 4, 5))
+    onp.testing.assert_array_equal(gradc.vmap(lambda v: lax.reduce_precision(v, 5, 10))(x),
+                                   lax.reduce_precision(x, 5, 10))
+    i = r.integers(-2 ** 62, 2 ** 62, size=(2, 3, 4))
+    onp.testing.assert_array_equal(gradc.vmap(lax.mulhi)(i, i[::-1]), _mulhi_oracle(i, i[::-1]))
+    onp.testing.assert_array_equal(gradc.vmap(lambda v: lax.index_take(v, (onp.array([0, -1]),), (1,)))(x),
+                                   onp.stack([v[:, [0, 4]].T for v in x]))
+    v = x[0, 0]
+    # grad of sum(cs(v) v) = clip(2 v v, -1, 1) (the rule, cotangent v) + v^2: its derivative is diagonal
+    want = onp.diag(onp.where(onp.abs(2 * v * v) < 1, 4 * v, 0.0) + 2 * v)
+    onp.testing.assert_allclose(gradc.hessian(lambda v: np.sum(clipped_square(v) * v))(v), want, rtol=1e-12)
+    got = gradc.jit(lambda v: v * gradc.eval_shape(lambda u: u.sum(axis=0), v).shape[0])(x)
+    onp.testing.assert_allclose(got, 4 * x)
+
+
 # ----------------------------------------------------------------------------- errors
 def test_bad_input_names_the_argument():
     S = gradc.ShapeDtypeStruct
