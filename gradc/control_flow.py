@@ -108,8 +108,9 @@ def scan(f, init, xs, length, reverse):
             c = tree_unflatten(c_tree, list(leaves[:len(c_vals)]))
             x = tree_unflatten(x_tree, list(leaves[len(c_vals):])) if x_vals else None
             out = f(c, x)
-            if not isinstance(out, tuple) or len(out) != 2:
-                raise ArgumentError("scan: the step function must return a pair (carry, y)")
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
+                raise ArgumentError(f"scan: the step function must return a pair (carry, y); it returned "
+                                    f"{type(out).__name__ if not isinstance(out, (tuple, list)) else f'{len(out)} values'}")
             c2, y = out
             c2_leaves, t2 = tree_flatten(c2)
             if t2 != c_tree:

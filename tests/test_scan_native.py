@@ -173,3 +173,13 @@ def test_an_index_out_of_bounds_in_the_step_names_its_line(backend):
     np.testing.assert_allclose(f(E, np.array([1, 2])), [0.0, E[1].sum()])
     with pytest.raises(IndexError, match=r"index out of bounds .* at test_scan_native.py:\d+"):
         f(E, np.array([1, 2, 50]))
+
+
+def test_a_step_returning_a_list_pair_works_and_anything_else_is_refused():
+    f = gradc.jit(lambda xs: lax.scan(lambda c, x: [c + x, c], 0.0, xs))
+    c, ys = f(np.arange(4.0))
+    assert float(c) == 6.0 and ys.tolist() == [0.0, 0.0, 1.0, 3.0]
+    with pytest.raises(gradc.ArgumentError, match=r"must return a pair \(carry, y\); it returned 3 values"):
+        gradc.jit(lambda xs: lax.scan(lambda c, x: (c + x, c, x), 0.0, xs))(np.arange(4.0))
+    with pytest.raises(gradc.ArgumentError, match="carry's leaf carry has shape"):
+        gradc.jit(lambda xs: lax.scan(lambda c, x: (c + x, c), 0.0, xs))(np.ones((4, 2)))
