@@ -64,7 +64,7 @@ def _spec(v: Value, drop: int = 0) -> Spec:
     the caller's size names so the step's graph speaks of the same sizes."""
     env = v._b.env
     dims = v._shape[drop:]
-    return Spec(tuple(d if isinstance(d, int) else d for d in dims), v.dtype, tuple(env.value(d) for d in dims))
+    return Spec(tuple(dims), v.dtype, tuple(env.value(d) for d in dims))
 
 
 def _scan_nodes(body: Body, args: list, reverse: bool, length, outputs=None) -> list:
@@ -189,18 +189,16 @@ def _cast_carry_outputs(g: Graph, ncarry: int) -> Graph:
         return g
     specs = [Spec.of_node(g, i) for i in g.inputs]
 
+    carry_dtypes = [g[i].dtype for i in g.inputs[:ncarry]]
+
     def cast(*args):
         outs = inline(g, list(args))
-        return tuple(o.astype(g[i].dtype) if k < ncarry else o
-                     for k, (o, i) in enumerate(zip(outs, list(g.inputs) + [None] * len(outs))))
+        return tuple(o.astype(carry_dtypes[k]) if k < ncarry else o for k, o in enumerate(outs))
     g2, _, _ = trace_specs(cast, specs, [g[i].name for i in g.inputs], name=g.name)
     return g2
 
 
 # ----------------------------------------------------------------------------- reference
-_stacks: dict = {}
-
-
 def _run(body: Body, args: list, reverse: bool, length) -> list:
     g, nc, nx = body.graph, body.ncarry, body.nx
     args = [np.asarray(a) for a in args]
