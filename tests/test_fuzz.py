@@ -34,6 +34,15 @@ MLP-shaped programs (``fuzz_programs.generate_mlp``, whose hot code splits the b
 threads) run through the same checks in ``test_mlp_program``: ``GRADC_FUZZ_MLP_PROGRAMS``
 of them (default 6, seeds from ``GRADC_FUZZ_SEED``).
 
+Scan programs (``fuzz_scan.generate_scan``: a random program of ``generate`` as the step
+of ``gradc.lax.scan``, its float arguments as carries, ``xs`` or closed-over weights, an
+int64 counter carry in some, ``reverse`` drawn, 0-12 steps) run in ``test_scan_program``:
+``GRADC_FUZZ_SCAN_PROGRAMS`` of them (default 20, seeds from ``GRADC_FUZZ_SEED``), against
+a Python loop of the step's numpy spelling with the same checks (the loss's gradient with
+respect to the weights, the initial carry and ``xs``), and a share of them against
+``unroll=True``.  Logged with kind "scan"; reproduce one with
+``GRADC_FUZZ_SCAN_PROGRAMS=1 GRADC_FUZZ_SEED=<seed> python -m pytest tests/test_fuzz.py -k scan_program``.
+
 A failing program reproduces from its seed alone:
 ``GRADC_FUZZ_PROGRAMS=1 GRADC_FUZZ_SEED=<seed> python -m pytest tests/test_fuzz.py -k program``;
 every program a campaign found failing stays in ``REGRESSIONS`` (always run).
@@ -69,6 +78,7 @@ from collections import Counter
 from unittest import mock
 
 import fuzz_programs as fp
+import fuzz_scan as fs
 from gradc_helpers import kernel_of
 import numpy as onp
 import pytest
@@ -171,15 +181,17 @@ def _count(p: fp.Program, tr: fp.Trace):
         REPORT["integer and float reductions in one program"] += 1
 
 
-def step_function(p: fp.Program):
+def step_function(p: fp.Program, forward=None, loss=None, n_out=None):
     """The program as users compile a training step: ``jit`` of a function returning the
-    program's outputs, the loss and its gradient (one compile per program and backend)."""
-    vg = gradc.value_and_grad(fp.gradc_loss(p), argnums=_float_argnums())
+    program's outputs, the loss and its gradient (one compile per program and backend).
+    ``forward``, ``loss``, ``n_out``: another program's (a scan's, fuzz_scan.py) on p's backend."""
+    vg = gradc.value_and_grad(loss or fp.gradc_loss(p), argnums=_float_argnums())
+    forward = forward or (lambda *a: fp.run(p, a, native=True))
 
     def step(*a):
         value, grads = vg(*a)
-        return (*fp.run(p, a, native=True), value, *grads)
-    n_out = len(p.outputs)
+        return (*forward(*a), value, *grads)
+    n_out = len(p.outputs) if n_out is None else n_out
     compiled = {}
 
     def call(backend, args, threads=None, hot=False):
@@ -261,10 +273,14 @@ def _check_forward_alone(p, args, want, tr):
             onp.testing.assert_array_equal(g, w, err_msg=f"forward alone, integer output {k}")
 
 
-def _check_gradients(p, args, tr, rtol, call, value, grads):
+def _check_gradients(p, args, tr, rtol, call, value, grads, oracle=None):
+    """``oracle``: a scan program's (``_ScanOracle``), else the plain program's own."""
     argnums = _float_argnums()
-    want_value = fp.np_loss(p, args)
-    _close(value, want_value, rtol, tr.scale ** 2 + tr.scale, tr.numel, "loss value")
+    np_loss = oracle.np_loss if oracle else lambda a, trace=None: fp.np_loss(p, a, trace)
+    terms = oracle.terms if oracle else tr.numel
+    extended = oracle is None
+    want_value = np_loss(args)
+    _close(value, want_value, rtol, tr.scale ** 2 + tr.scale, terms, "loss value")
     _, _, ref_grads = call("numpy", args)
     gscale = max([tr.scale ** 2] + [float(onp.max(onp.abs(g), initial=0.0)) for g in ref_grads
                                     if onp.isfinite(g).all()])
@@ -277,8 +293,8 @@ def _check_gradients(p, args, tr, rtol, call, value, grads):
         REPORT["gradient vs evaluator skipped: rounding decides a tie"] += 1
     elif p.backend != "numpy":
         for k, (a, b) in enumerate(zip(grads, ref_grads)):
-            _close_to_reference(p, args, k, a, b, rtol, gscale, tr.numel,
-                                f"gradient of {list(fp.ARGS)[argnums[k]]} vs the evaluator")
+            _close_to_reference(p, args, k, a, b, rtol, gscale, terms,
+                                f"gradient of {list(fp.ARGS)[argnums[k]]} vs the evaluator", extended)
         REPORT["gradient vs evaluator"] += 1
     if p.big and p.backend == "llvm" and llvm_jit.init()["pool"]:
         # the same kernel compiled for one thread and for several (the default, or 4
@@ -288,26 +304,26 @@ def _check_gradients(p, args, tr, rtol, call, value, grads):
         else:
             _, v2, g2 = call("llvm", args, threads="4")
         _, v1, g1 = call("llvm", args, threads="1")
-        _close(v1, v2, rtol, tr.scale ** 2 + tr.scale, tr.numel, "loss value, 1 thread vs several")
+        _close(v1, v2, rtol, tr.scale ** 2 + tr.scale, terms, "loss value, 1 thread vs several")
         for k, (a, b) in enumerate(zip(g1, g2) if not tr.fragile else ()):
-            _close(a, b, rtol, gscale, tr.numel, f"gradient {k}, 1 thread vs several")
-            _close_to_reference(p, args, k, a, ref_grads[k], rtol, gscale, tr.numel,
-                                f"gradient {k}, 1 thread vs the evaluator")
+            _close(a, b, rtol, gscale, terms, f"gradient {k}, 1 thread vs several")
+            _close_to_reference(p, args, k, a, ref_grads[k], rtol, gscale, terms,
+                                f"gradient {k}, 1 thread vs the evaluator", extended)
         REPORT["thread comparisons"] += 1
         # the hot code: vector math inlined, and where the graph splits over a batch,
         # one part of it per thread
         _, v3, g3 = call("llvm", args, threads=None if llvm_jit.num_threads() > 1 else "4", hot=True)
-        _close(v3, v1, rtol, tr.scale ** 2 + tr.scale, tr.numel, "loss value, hot vs 1 thread")
+        _close(v3, v1, rtol, tr.scale ** 2 + tr.scale, terms, "loss value, hot vs 1 thread")
         for k, (a, b) in enumerate(zip(g3, g1) if not tr.fragile else ()):
-            _close(a, b, rtol, gscale, tr.numel, f"gradient {k}, hot vs 1 thread")
+            _close(a, b, rtol, gscale, terms, f"gradient {k}, hot vs 1 thread")
     if tr.float32:
-        grad_at = _float64_gradient(p, fp.gradc_loss(p), argnums)
+        grad_at = oracle.twin if oracle else _float64_gradient(p, fp.gradc_loss(p), argnums)
     else:
         grad_at = lambda *a: call(p.backend, a)[2]     # noqa: E731
-    _check_finite_differences(p, args, grad_at, argnums)
+    _check_finite_differences(p, args, grad_at, argnums, np_loss)
 
 
-def _close_to_reference(p, args, k, got, want, rtol, scale, terms, what):
+def _close_to_reference(p, args, k, got, want, rtol, scale, terms, what, extended=True):
     """``got`` against the evaluator's gradient ``want`` (float64).  Some programs'
     gradients are ill-conditioned in float64: an adjoint that cancels terms far larger
     than its result, or sums next to a near-tie, loses more than ``rtol`` in any float64
@@ -320,7 +336,7 @@ def _close_to_reference(p, args, k, got, want, rtol, scale, terms, what):
         _close(got, want, rtol, scale, terms, what)
         return
     except AssertionError:
-        ext = _extended_gradients(p, args)
+        ext = _extended_gradients(p, args) if extended else None
         if ext is None or onp.asarray(want).dtype != onp.float64:
             raise
     exact = ext[k]
@@ -377,7 +393,7 @@ def _upcast_loss(p, args):
     return gnp.sum(y * y) * 0.5 + gnp.sum(y)
 
 
-def _differences(p, base, i, t, h, tr0):
+def _differences(np_loss, base, i, t, h, tr0):
     """Central differences of the loss along ``t`` in argument ``i`` with steps h and
     2h, or None where an element changes branch within 2h."""
     x = onp.asarray(base[i], onp.float64)
@@ -386,7 +402,7 @@ def _differences(p, base, i, t, h, tr0):
         plus, minus = list(base), list(base)
         plus[i], minus[i] = x + step * t, x - step * t
         trp, trm = fp.Trace(), fp.Trace()
-        Lp, Lm = fp.np_loss(p, plus, trp), fp.np_loss(p, minus, trm)
+        Lp, Lm = np_loss(plus, trp), np_loss(minus, trm)
         if not (fp.same_patterns(trp, tr0) and fp.same_patterns(trm, tr0)):
             return None
         diffs.append((Lp - Lm) / (2 * step))
@@ -403,12 +419,14 @@ def _fd_tolerance(terms_abs, fd, tr, h):
     return FD_RTOL * (terms_abs + abs(fd)) + 16 * EPS * loss_mag / h
 
 
-def _check_finite_differences(p, args, grad_at, argnums):
+def _check_finite_differences(p, args, grad_at, argnums, np_loss=None):
+    """``np_loss(args, trace)``: the loss in float64 numpy (default: p's own)."""
+    np_loss = np_loss or (lambda a, trace=None: fp.np_loss(p, a, trace))
     r = onp.random.default_rng((p.seed, 99))
     for attempt in range(FD_ATTEMPTS):
         base = args if attempt == 0 else fp.jitter(p, args, 0.02 * attempt, attempt)
         tr0 = fp.Trace()
-        L0 = fp.np_loss(p, base, tr0)
+        L0 = np_loss(base, tr0)
         if not math.isfinite(L0) or tr0.nonfinite or tr0.scale > 1e6:
             # an infinite intermediate (a logsumexp of nothing is -inf) is outside the smooth
             # domain: IEEE's 0 * inf = nan reaches the gradient through a branch not taken
@@ -423,7 +441,7 @@ def _check_finite_differences(p, args, grad_at, argnums):
             t = r.standard_normal(x.shape)
             h0 = FD_H * max(1.0, float(onp.max(onp.abs(x), initial=0.0)))
             for h in (h0, h0 / 100):          # a smaller step where the loss oscillates fast
-                diffs = _differences(p, base, i, t, h, tr0)
+                diffs = _differences(np_loss, base, i, t, h, tr0)
                 if diffs is None or abs(diffs[1] - diffs[0]) <= 0.01 * max(map(abs, diffs)) + \
                         _fd_tolerance(0.0, 0.0, tr0, h):
                     break
@@ -455,15 +473,15 @@ def _check_finite_differences(p, args, grad_at, argnums):
 
 
 # ----------------------------------------------------------------------------- the programs
-def run_logged(p: fp.Program, kind=None):
-    """check_program, the program's description on a failure, its counts logged (with
-    one of ``kind``: a program drawn by another generator)."""
+def run_logged(p: fp.Program, kind=None, check=None):
+    """check_program (or ``check``), the program's description on a failure, its counts
+    logged (with one of ``kind``: a program drawn by another generator)."""
     before = Counter(REPORT)
     if kind:
         REPORT[f"{kind} programs"] += 1
     status = "failed"
     try:
-        check_program(p)
+        (check or check_program)(p)
         status = "passed"
     except AssertionError as e:
         raise AssertionError(f"{kind or ''} {p.describe()}\n{e}".lstrip()) from None
@@ -720,3 +738,84 @@ def test_fuzz_report(capsys):
     seen = {op.split(":")[0] if op.startswith("pair") else op for op in LIVE_OPS}
     missing = every - seen
     assert not missing, f"ops never live: {sorted(missing)}"
+
+
+# ----------------------------------------------------------------------------- scans
+N_SCAN_PROGRAMS = int(os.environ.get("GRADC_FUZZ_SCAN_PROGRAMS", "20"))
+
+
+class _ScanOracle:
+    """What _check_gradients needs of a scan program (fuzz_scan.py): its numpy loss, the
+    float64 twin's gradient (float32 programs) and the term count of the tolerances."""
+    def __init__(self, sp, terms):
+        self.sp, self.terms = sp, terms
+        self.np_loss = lambda a, trace=None: fs.np_loss(sp, a, trace)
+        up = gradc.grad(fs.gradc_loss(sp, upcast=True), argnums=_float_argnums(), backend="numpy")
+        self.twin = lambda *a: up(*fp.upcast_args(a))
+
+
+def check_scan(sp: fs.ScanProgram):
+    """A scan program against its numpy loop: outputs (final carries, the counter, ys),
+    the loss and its gradient (evaluator, threads, finite differences, as check_program),
+    and for a share of them ``unroll=True`` against the native loop."""
+    p = sp.p
+    args = fs.make_inputs(sp)
+    tr = fp.Trace()
+    REPORT[f"scan backend:{p.backend}"] += 1
+    REPORT[f"scan carries:{len(sp.carries)}"] += 1
+    REPORT[f"scan xs:{len(sp.xs)}"] += 1
+    REPORT["scan reverse" if sp.reverse else "scan forward"] += 1
+    REPORT["scan no steps" if sp.n == 0 else "scan with steps"] += 1
+    if sp.counter is not None:
+        REPORT["scan counter carry"] += 1
+    if sp.big:
+        REPORT["scan big (threaded sizes)"] += 1
+    with warnings.catch_warnings(), onp.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            want = fs.np_forward(sp, args, trace=tr)
+            want64 = fs.np_forward(sp, args, upcast=True)
+        except (ValueError, IndexError) as e:            # a max of nothing
+            want = e
+        call = step_function(p, fs.gradc_forward(sp), fs.gradc_loss(sp),
+                             n_out=None if isinstance(want, Exception) else len(want))
+        if isinstance(want, Exception):
+            with pytest.raises(type(want)):
+                gradc.jit(fs.gradc_forward(sp), backend=p.backend)(*args)
+            REPORT["scan both raised"] += 1
+            return
+        if any(onp.asarray(a).dtype == onp.float32 for a in args):
+            tr.float32 = True
+        rtol = F32_RTOL if tr.float32 else RTOL
+        got, value, grads = call(p.backend, args)
+        assert len(got) == len(want)
+        for k, (g, w, w64) in enumerate(zip(got, want, want64)):
+            w = onp.asarray(w)
+            assert onp.asarray(g).dtype == w.dtype, f"scan output {k}: dtype {onp.asarray(g).dtype} != numpy {w.dtype}"
+            if w.dtype.kind == "f":
+                _close(g, w64, rtol, tr.scale, tr.numel, f"scan output {k}")
+            else:
+                onp.testing.assert_array_equal(g, w, err_msg=f"scan integer output {k}")
+        REPORT["scan forward checked"] += 1
+        _check_gradients(p, args, tr, rtol, call, value, grads, _ScanOracle(sp, tr.numel))
+        if sp.unroll:
+            fwd = fs.gradc_forward(sp, unroll=True)
+            vg = gradc.value_and_grad(fs.gradc_loss(sp, unroll=True), argnums=_float_argnums())
+            r = gradc.jit(lambda *a: (*fwd(*a), *vg(*a)), backend=p.backend)(*args)
+            u_out, u_value, u_grads = r[:len(want)], r[len(want)], r[len(want) + 1]
+            gscale = max([tr.scale ** 2] + [float(onp.max(onp.abs(g), initial=0.0)) for g in grads
+                                            if onp.isfinite(g).all()])
+            for k, (a, b) in enumerate(zip(u_out, got)):
+                assert onp.asarray(a).dtype == onp.asarray(b).dtype, f"unroll=True output {k}: dtype"
+                _close(a, b, rtol, tr.scale, tr.numel, f"scan output {k}, unroll=True vs the loop")
+            _close(u_value, value, rtol, tr.scale ** 2 + tr.scale, tr.numel, "loss, unroll=True vs the loop")
+            for k, (a, b) in enumerate(zip(u_grads, grads) if not tr.fragile else ()):
+                _close(a, b, rtol, gscale, tr.numel, f"gradient {k}, unroll=True vs the loop")
+            REPORT["scan unroll=True vs the loop"] += 1
+    REPORT["scan programs checked"] += 1
+
+
+@pytest.mark.parametrize("seed", list(range(SEED0, SEED0 + N_SCAN_PROGRAMS)))
+def test_scan_program(seed):
+    """A lax.scan of a random step (fuzz_scan.generate_scan) against its numpy loop."""
+    run_logged(fs.generate_scan(seed), "scan", check_scan)
