@@ -605,8 +605,10 @@ _EXACT_ARITH = {"add", "sub", "mul", "square", "neg", "maximum", "minimum", "whe
                 "clip", "self_max", "self_min"}
 
 
-def _stability(p):
+def _stability(p, computed=()):
     """Per value: do all correct implementations agree on which of its elements are equal?
+    ``computed``: arguments that are themselves results of rounded arithmetic (a scan's
+    carries after the first step, fuzz_scan.py), neither stable nor exact.
 
     Moves, broadcasts, max/min and IEEE's correctly rounded + - * / give the same bits in
     every implementation (``_EXACT32``), so they keep their operands' ties and make no
@@ -616,8 +618,8 @@ def _stability(p):
     of a symmetric matrix) differently, so ties among them, and the branch a maximum or
     a max reduction takes at them, are decided by rounding.  ``exact`` tracks values
     computed without rounding (integer-valued inputs through exact arithmetic)."""
-    exact = [p.inputs == "ties" or kind == "i" for kind in p.kinds[:len(ARGS)]]
-    stable = [True] * len(ARGS)
+    exact = [(p.inputs == "ties" or kind == "i") and a not in computed for a, kind in zip(ARGS, p.kinds)]
+    stable = [a not in computed for a in ARGS]
     for s in p.steps:
         ops = _operands(s)
         all_exact = all(exact[o] for o in ops)

@@ -122,6 +122,9 @@ def generate_scan(seed: int) -> ScanProgram:
     reads = ([sp.out0] if None in sources.values() else []) + [i for i in sources.values() if i is not None] + ys
     p.outputs = list(dict.fromkeys(reads))
     p.depth, p.ops = fp._analyse(p)
+    # from the second step on, a carry is tanh's result: ties among its elements (and
+    # against other values) are decided by rounding, as any transcendental's
+    p.stable = fp._stability(p, computed=set(sp.carries))
     return sp
 
 

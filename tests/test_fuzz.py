@@ -715,6 +715,13 @@ def test_fuzz_report(capsys):
         print(f"[gradc fuzz] live ops: {dict(sorted(LIVE_OPS.items()))}")
     if REPORT["mlp programs"] >= 4:
         assert REPORT["batch split ran"] >= REPORT["mlp programs"] // 2, "the MLP programs' batches rarely split"
+    ns = REPORT["scan programs"]
+    if ns >= 100:       # a scan campaign (GRADC_FUZZ_SCAN_PROGRAMS): what its programs covered
+        for key, share in [("scan reverse", 0.3), ("scan counter carry", 0.15), ("scan carries:3", 0.15),
+                           ("scan xs:2", 0.1), ("scan xs:0", 0.1), ("scan no steps", 0.02),
+                           ("scan unroll=True vs the loop", 0.15), ("scan big (threaded sizes)", 0.02),
+                           ("scan backend:llvm", 0.2), ("scan backend:c", 0.15), ("scan backend:numpy", 0.1)]:
+            assert REPORT[key] >= share * ns, f"scan programs: {key} in fewer than {share:.0%}"
     if n < 100:
         return
     assert depths[len(depths) // 2] >= 4, "median live depth below 4"
@@ -819,3 +826,42 @@ def check_scan(sp: fs.ScanProgram):
 def test_scan_program(seed):
     """A lax.scan of a random step (fuzz_scan.generate_scan) against its numpy loop."""
     run_logged(fs.generate_scan(seed), "scan", check_scan)
+
+
+@pytest.mark.xfail(strict=True, reason="lax.scan(unroll=True) of no steps in a traced function: empty_ys "
+                                       "converts the traced carry with np.asarray (TracerBoolError)")
+def test_scan_unroll_of_no_steps():
+    """Found by test_scan_program (seeds 3100062, 3100066, 3100088, 3200057: 0 steps, the
+    unroll=True comparison): the native loop gives the initial carry and ys of 0 rows;
+    unroll=True should too (as it does on concrete values)."""
+    def f(c, xs):
+        return gradc.lax.scan(lambda c, x: (c + x, c * x), c, xs, unroll=True)
+    c, ys = gradc.jit(f, backend="numpy")(onp.ones(2), onp.zeros((0, 2)))
+    onp.testing.assert_array_equal(c, onp.ones(2))
+    assert ys.shape == (0, 2) and ys.dtype == onp.float64
+
+
+@pytest.mark.xfail(strict=True, reason="a native scan's step reshaping a closed-over value whose sizes the "
+                                       "model pinned (read x.shape) raises 'cannot reshape (16, 8) to (16, 8)'")
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_scan_pinned_closed_over_reshape(backend):
+    """Found by test_scan_program (seed 3200091: a pinned program's einsum of a weight,
+    which reshapes it): unpinned, unroll=True, or the carry or xs reshaped, all work."""
+    Y = onp.random.default_rng(0).standard_normal((16, 8))
+
+    def f(Y):
+        Y.shape     # pins the sizes (docs/api.md)
+        step = lambda c, _: (c + gnp.sum(gnp.reshape(Y, (16, 8)) * 2.0), None)    # noqa: E731
+        return gradc.lax.scan(step, 0.0, None, length=3)[0]
+    onp.testing.assert_allclose(gradc.jit(f, backend=backend)(Y), 6 * onp.sum(Y), rtol=1e-12)
+
+
+@pytest.mark.xfail(strict=True, reason="llvm/c raise numpy's empty-reduction error for a step that runs 0 "
+                                       "times (the numpy loop and backend='numpy' return the initial carry)")
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+def test_scan_of_no_steps_never_runs_the_step(backend):
+    """Found by test_scan_program (seed 3100070: 0 steps, a weight of 0 rows whose min
+    the step takes)."""
+    def f(Y, xs):
+        return gradc.lax.scan(lambda c, x: (c + x + gnp.min(Y), None), 0.0, xs)[0]
+    assert gradc.jit(f, backend=backend)(onp.zeros(0), onp.zeros(0)) == 0.0
