@@ -143,6 +143,12 @@ def scan(f, init, xs, length, reverse):
         raise ArgumentError("scan: the carry's dtypes do not settle from step to step")
     g = _cast_carry_outputs(g, len(c_vals))
     body = Body(g, len(c_vals), len(x_vals))
+    if b.env.find(n) == 0:      # no step runs: the initial carry, and ys of no steps
+        sizes = symbol_map(body, [v._shape for v in c_vals] + [v._shape for v in x_vals]
+                           + [v._shape for v in captured])
+        ys = [bind("broadcast_to", b.const(np.zeros((), g[o].dtype)), shape=(0,) + body_shape(body, sizes, g[o].shape))
+              for o in g.outputs[len(c_vals):]]
+        return tree_unflatten(c_tree, c_vals), tree_unflatten(y_tree[-1], ys)
     outs = _scan_nodes(body, c_vals + x_vals + list(captured), reverse, n)
     carry = tree_unflatten(c_tree, outs[:len(c_vals)])
     ys = tree_unflatten(y_tree[-1], outs[len(c_vals):])

@@ -89,6 +89,8 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
             elif int(np.shape(first)[0]) != int(length):
                 raise ArgumentError(f"scan: length={length} but xs has {int(np.shape(first)[0])} steps")
         return _control_flow.scan(f, init, xs, None if leaves else n, reverse)
+    if n == 0 and current() is not None:     # (traced: the shapes of the ys, no loop)
+        return _control_flow.scan(f, init, xs, None if leaves else 0, reverse)
     carry, ys = init, [None] * n
     for i in (range(n - 1, -1, -1) if reverse else range(n)):
         x = tree_unflatten(tree, [leaf[i] for leaf in leaves]) if leaves else None

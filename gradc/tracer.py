@@ -144,7 +144,9 @@ class Builder:
         hit = self._capture_ids.get(id(v))
         if hit is not None:
             return hit
-        spec = Spec(tuple(1 if d == 1 else None for d in v._shape),
+        # a size the outer trace has fixed (a number) stays that number: the inner trace
+        # may compute with it (a reshape of the captured value) as the outer one could
+        spec = Spec(tuple(d if isinstance(d, int) else None for d in v._shape),
                     v.dtype, tuple(v._b.env.value(d) for d in v._shape))
         inner = self.input(spec, f"captured{len(self.captured)}")
         self.graph[inner._id].params["captured"] = True

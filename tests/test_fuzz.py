@@ -828,8 +828,6 @@ def test_scan_program(seed):
     run_logged(fs.generate_scan(seed), "scan", check_scan)
 
 
-@pytest.mark.xfail(strict=True, reason="lax.scan(unroll=True) of no steps in a traced function: empty_ys "
-                                       "converts the traced carry with np.asarray (TracerBoolError)")
 def test_scan_unroll_of_no_steps():
     """Found by test_scan_program (seeds 3100062, 3100066, 3100088, 3200057: 0 steps, the
     unroll=True comparison): the native loop gives the initial carry and ys of 0 rows;
@@ -841,8 +839,6 @@ def test_scan_unroll_of_no_steps():
     assert ys.shape == (0, 2) and ys.dtype == onp.float64
 
 
-@pytest.mark.xfail(strict=True, reason="a native scan's step reshaping a closed-over value whose sizes the "
-                                       "model pinned (read x.shape) raises 'cannot reshape (16, 8) to (16, 8)'")
 @pytest.mark.parametrize("backend", ["numpy", "llvm"])
 def test_scan_pinned_closed_over_reshape(backend):
     """Found by test_scan_program (seed 3200091: a pinned program's einsum of a weight,
@@ -856,8 +852,6 @@ def test_scan_pinned_closed_over_reshape(backend):
     onp.testing.assert_allclose(gradc.jit(f, backend=backend)(Y), 6 * onp.sum(Y), rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="llvm/c raise numpy's empty-reduction error for a step that runs 0 "
-                                       "times (the numpy loop and backend='numpy' return the initial carry)")
 @pytest.mark.parametrize("backend", ["llvm", "c"])
 def test_scan_of_no_steps_never_runs_the_step(backend):
     """Found by test_scan_program (seed 3100070: 0 steps, a weight of 0 rows whose min

@@ -164,7 +164,9 @@ class Kernel:
         ws = tuple(spec(shape, dtype) for region in layout for _k, shape, dtype in region)
         ws_region = tuple(k for k, region in enumerate(layout) for _ in region)
         mins = tuple(int(g.minimum.get(x, 0)) for x in self.symbols)
-        nonempty = tuple(spec(dims, np.int8) for dims, _op in nonempty_sizes(s))
+        # (the fast path leaves a call with any of these sizes 0 to the Python path, which
+        # raises numpy's error or, for a reduction in a scan of no steps, runs it)
+        nonempty = tuple(spec(dims, np.int8) for dims, _op, _guard in nonempty_sizes(s))
         order = {o: k for k, o in enumerate(self.root_outputs)}
         order.update({i: len(order) + k for k, i in enumerate(g.inputs)})
         remap = _remap(structure, [order[o] for o in s.outputs])
@@ -338,8 +340,8 @@ class Kernel:
     def __call__(self, arrays):
         s, g = self.schedule, self.schedule.graph
         sizes = bind_sizes(g, arrays)
-        for dims, op in nonempty_sizes(s):
-            if any(x == 0 for x in resolve(dims, sizes)):
+        for dims, op, guard in nonempty_sizes(s):
+            if any(x == 0 for x in resolve(dims, sizes)) and all(x != 0 for x in resolve(guard, sizes)):
                 raise ValueError(f"zero-size array to reduction operation {op} which has no identity")
         ins = [_contiguous(a) for a in arrays]
         outs = [np.empty(resolve(shape, sizes), dtype) for shape, dtype in self.out_specs]

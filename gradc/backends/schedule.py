@@ -403,6 +403,8 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
                 scans[nest.roots[0]].cond = step(d["params"]["cond"], c_args)
             else:
                 scans[nest.roots[0]] = step(d["params"]["body"], d["args"])
+                body = d["params"]["body"]
+                scans[nest.roots[0]].steps = g[d["args"][body.ncarry]]["shape"][0] if body.nx else d["params"]["length"]
     return Schedule(g, nests, roots, list(g.outputs), workspace, symbols, consts, nonempty,
                     threads=chunks, partials=partials, slots=slots, pool_threads=threads, row_local=local,
                     pipelines=pipelines, stream_bytes=last_level_cache_bytes(), in_place=in_place, scans=scans)

@@ -74,6 +74,7 @@ class ScanStep:
     schedule: "Schedule"
     sizes: dict
     cond: "ScanStep | None" = None    # a while loop's condition (another step kernel)
+    steps: object = None      # a scan's number of steps (a size of the scanning graph; None: a while loop)
 
     def shape(self, shape) -> tuple:
         """A shape of the step's graph in the scanning graph's sizes."""
@@ -90,13 +91,16 @@ class ScanStep:
 
 
 def nonempty_sizes(s: "Schedule") -> list:
-    """(sizes, op) for each max/min reduction without an initial value that the kernel
-    of schedule ``s`` runs, its scans' steps' included: none of those sizes (the
-    reduced axes', in ``s``'s graph's sizes) may be 0 when it is called."""
+    """(sizes, op, guard) for each max/min reduction without an initial value that the
+    kernel of schedule ``s`` runs, its loops' steps' included: none of those sizes (the
+    reduced axes', in ``s``'s graph's sizes) may be 0 when it is called, unless one of
+    the ``guard`` sizes is (the steps of a scan the reduction is in: a scan of no steps
+    runs none)."""
     g = s.graph
-    out = [(tuple(g[g[n]["args"][0]]["shape"][a] for a in axes), g[n]["op"]) for n, axes in s.nonempty]
+    out = [(tuple(g[g[n]["args"][0]]["shape"][a] for a in axes), g[n]["op"], ()) for n, axes in s.nonempty]
     for _key, step in step_tables(s):
-        out += [(step.shape(dims), op) for dims, op in nonempty_sizes(step.schedule)]
+        runs = (step.steps,) if step.steps is not None else ()    # a scan of no steps runs no step
+        out += [(step.shape(dims), op, runs + step.shape(guard)) for dims, op, guard in nonempty_sizes(step.schedule)]
     return out
 
 
