@@ -27,7 +27,7 @@ import numpy as np
 
 from .autodiff import backward, jvp_graph
 from .batching import batch_replay
-from .errors import ArgumentError, NonFiniteError
+from .errors import ArgumentError
 from .evaluate import evaluate, hunting
 from .graph import Graph
 from .ops.bind import batch_materialize, bind
@@ -228,27 +228,11 @@ def _run(body: Body, args: list, reverse: bool, length) -> list:
     return [np.asarray(c, dtype=g[o].dtype) for c, o in zip(carry, g.outputs[:nc])] + stacked
 
 
-class _NonFinite(Exception):
-    def __init__(self, nid, value):
-        self.nid, self.value = nid, value
-
-
-def _first_nonfinite(nid, v):
-    if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
-        raise _NonFinite(nid, v)
-
-
 def _step_checked(g: Graph, args: list, t: int, what: str = "a scan") -> list:
     """One step evaluated hunting non-finite values (``debug_nans``): the first names
     the step's node, its line and the step."""
-    try:
-        return evaluate(g, args, check=_first_nonfinite)
-    except _NonFinite as found:
-        from .backends.numpy_backend import describe_nonfinite
-        vals = dict(zip(g.inputs, args))
-        vals.update((n, g[n].params["value"]) for n in g.nx if g[n].op == "const")
-        evaluate(g, args, check=vals.__setitem__)
-        raise NonFiniteError(f"in step {t} of {what}: " + describe_nonfinite(g, found.nid, found.value, vals)) from None
+    from .backends.numpy_backend import evaluate_checked
+    return evaluate_checked(g, args, f"in step {t} of {what}: ")
 
 
 # ----------------------------------------------------------------------------- reverse mode

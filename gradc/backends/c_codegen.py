@@ -466,12 +466,42 @@ class CCodegen:
                              "schedule without BLAS and row-local values)")
 
     def scan(self, st):
-        """A scan's loop: the step kernel called through the kernel ABI once per step;
-        each carry a pointer, where the step reads it, set to where it wrote it."""
-        w, places = self.w, list(st.inputs) + list(st.outputs)
-        table = self.bufs[st.fn]
-        fn, args, sizes = self.fresh(f"step{st.nid}"), self.fresh(f"step{st.nid}_args"), self.fresh(f"step{st.nid}_sizes")
+        """A scan's loop: the step kernel called through the kernel ABI once per step
+        (``step_caller``); each carry a pointer, where the step reads it, set to where
+        it wrote it."""
+        w = self.w
         w.line(f"/* {_comment_text(self.describe(st.nid))}: the step kernel, once per step */")
+        call = self.step_caller(st, f"step{st.nid}")
+        names = {}
+        for k, (init, _bufs, _y) in enumerate(st.carries):
+            names[("cur", k)], names[("next", k)] = self.fresh(f"step{st.nid}_cur{k}"), self.fresh(f"step{st.nid}_next{k}")
+            w.line(f"char *{names[('cur', k)]} = {self.place(init, None, None, names)};")
+        n = self.e(st.length) if st.length is not None else None
+        check = self.step_caller(st.cond, f"cond{st.nid}") if st.cond is not None else None
+        with w.block(f"for (int64_t i = 0; i < {n}; i++)" if n is not None else "for (int64_t i = 0; ; i++)"):
+            w.line(f"const int64_t t = {f'{n} - 1 - i' if st.reverse else 'i'};")
+            if check is not None:
+                check(names)
+                w.line(f"if (!*(const bool *)({self.place(st.cond.flag, self.bufs[st.cond.fn], 't', names)})) break;")
+            for k, (_init, (b0, b1), y) in enumerate(st.carries):
+                where = self.place(y, None, "t", names) if y is not None else \
+                    f"(i & 1) ? (char *){self.bufs[b1]} : (char *){self.bufs[b0]}"
+                w.line(f"char *{names[('next', k)]} = {where};")
+            call(names)
+            for c in st.after_step:
+                self.copy(c, self.bufs[st.fn], "t", names)
+            for k in range(len(st.carries)):
+                w.line(f"{names[('cur', k)]} = {names[('next', k)]};")
+        for c in st.after:
+            self.copy(c, self.bufs[st.fn], None, names)
+
+    def step_caller(self, st, name):
+        """Declares a step kernel's function pointer, argument array (its constants
+        filled in) and sizes, before the loop; returns ``call(names)``, which writes the
+        call at step ``t``, OR-ing its status into the kernel's (``st``: a ScanCall or a
+        LoopCond)."""
+        w, places, table = self.w, list(st.inputs) + list(st.outputs), self.bufs[st.fn]
+        fn, args, sizes = self.fresh(name), self.fresh(f"{name}_args"), self.fresh(f"{name}_sizes")
         w.line(f"gradc_kernel {fn} = (gradc_kernel)(uintptr_t){table}[0];")
         w.line(f"void *{args}[{max(len(places) + st.nconst, 1)}];")
         w.line(f"int64_t {sizes}[{max(len(st.sizes), 1)}];")
@@ -480,45 +510,12 @@ class CCodegen:
         for c in range(st.nconst):
             w.line(f"{args}[{len(places) + c}] = (void *)(uintptr_t){table}[{1 + c}];")
         ws = f"(void *){self.bufs[st.ws]}" if st.ws is not None else "NULL"
-        names = {}
-        for k, (init, _bufs, _y) in enumerate(st.carries):
-            names[("cur", k)], names[("next", k)] = self.fresh(f"step{st.nid}_cur{k}"), self.fresh(f"step{st.nid}_next{k}")
-            w.line(f"char *{names[('cur', k)]} = {self.place(init, table, None, names)};")
-        n = self.e(st.length) if st.length is not None else None
-        if st.cond is not None:
-            c = st.cond
-            ctable = self.bufs[c.fn]
-            cfn, cargs, csizes = (self.fresh(f"cond{st.nid}"), self.fresh(f"cond{st.nid}_args"),
-                                  self.fresh(f"cond{st.nid}_sizes"))
-            cplaces = list(c.inputs) + list(c.outputs)
-            w.line(f"gradc_kernel {cfn} = (gradc_kernel)(uintptr_t){ctable}[0];")
-            w.line(f"void *{cargs}[{max(len(cplaces) + c.nconst, 1)}];")
-            w.line(f"int64_t {csizes}[{max(len(c.sizes), 1)}];")
-            for k, x in enumerate(c.sizes):
-                w.line(f"{csizes}[{k}] = {self.e(x)};")
-            for k in range(c.nconst):
-                w.line(f"{cargs}[{len(cplaces) + k}] = (void *)(uintptr_t){ctable}[{1 + k}];")
-        with w.block(f"for (int64_t i = 0; i < {n}; i++)" if n is not None else "for (int64_t i = 0; ; i++)"):
-            w.line(f"const int64_t t = {f'{n} - 1 - i' if st.reverse else 'i'};")
-            if st.cond is not None:
-                for k, p in enumerate(cplaces):
-                    w.line(f"{cargs}[{k}] = {self.place(p, ctable, 't', names)};")
-                cws = f"(void *){self.bufs[c.ws]}" if c.ws is not None else "NULL"
-                w.line(f"status |= {cfn}({cargs}, {csizes}, {cws});")
-                w.line(f"if (!*(const bool *)({self.place(c.flag, ctable, 't', names)})) break;")
-            for k, (_init, (b0, b1), y) in enumerate(st.carries):
-                where = self.place(y, table, "t", names) if y is not None else \
-                    f"(i & 1) ? (char *){self.bufs[b1]} : (char *){self.bufs[b0]}"
-                w.line(f"char *{names[('next', k)]} = {where};")
+
+        def call(names):
             for k, p in enumerate(places):
                 w.line(f"{args}[{k}] = {self.place(p, table, 't', names)};")
             w.line(f"status |= {fn}({args}, {sizes}, {ws});")
-            for c in st.after_step:
-                self.copy(c, table, "t", names)
-            for k in range(len(st.carries)):
-                w.line(f"{names[('cur', k)]} = {names[('next', k)]};")
-        for c in st.after:
-            self.copy(c, table, None, names)
+        return call
 
     def place(self, p, table, t, names) -> str:
         key, step = p

@@ -151,24 +151,10 @@ class LibraryCalls:
 
     # -- scans ---------------------------------------------------------------------------
     def emit_scan(self, st: lir.ScanCall):
-        """A scan's loop: the step kernel (its address in the ``fn`` buffer) called once
-        per step through the kernel ABI, with a pointer array and the step's sizes on
-        the stack; its status OR-ed into the kernel's.  Each carry is a pointer
-        variable: where the step reads it, set to where the step wrote it."""
+        """A scan's loop: the step kernel called once per step (``step_caller``); each
+        carry a pointer variable, where the step reads it, set to where it wrote it."""
         b, vp = self.b, I8.as_pointer()
-        fnty = ir.FunctionType(I32, [vp.as_pointer(), I64.as_pointer(), vp])
-        table = b.bitcast(self.bufs[st.fn], I64.as_pointer())
-        fn = b.inttoptr(b.load(table), fnty.as_pointer())
-        consts = [b.inttoptr(b.load(b.gep(table, [ir.Constant(I64, 1 + c)])), vp) for c in range(st.nconst)]
-        places = list(st.inputs) + list(st.outputs)
-        ptrs = self.alloca(ir.ArrayType(vp, max(len(places) + st.nconst, 1)), name=f"scan{st.nid}.args")
-        sizes = self.alloca(ir.ArrayType(I64, max(len(st.sizes), 1)), name=f"scan{st.nid}.sizes")
-        zero = ir.Constant(I32, 0)
-        for k, x in enumerate(st.sizes):
-            b.store(self.e_(x), b.gep(sizes, [zero, ir.Constant(I32, k)]))
-        for c, p in enumerate(consts):
-            b.store(p, b.gep(ptrs, [zero, ir.Constant(I32, len(places) + c)]))
-        ws = b.bitcast(self.bufs[st.ws], vp) if st.ws is not None else ir.Constant(vp, None)
+        consts, call = self.step_caller(st, f"scan{st.nid}")
         cur = [self.alloca(vp, name=f"scan{st.nid}.cur{k}") for k in range(len(st.carries))]
         for k, (init, _bufs, _y) in enumerate(st.carries):
             b.store(self.place_ptr(init, None, {}), cur[k])
@@ -178,19 +164,14 @@ class LibraryCalls:
         def step(i):
             t = b.sub(b.sub(n, ir.Constant(I64, 1)), i) if st.reverse else i
             odd = b.trunc(i, ir.IntType(1))
-            carry = {}
-            for k in range(len(st.carries)):
-                carry[("cur", k)] = b.load(cur[k])
+            carry = {("cur", k): b.load(cur[k]) for k in range(len(st.carries))}
             if cond is not None:
                 cond(t, carry)
             for k, (_init, (b0, b1), y) in enumerate(st.carries):
                 carry[("next", k)] = self.place_ptr(y, t, carry) if y is not None else \
                     b.select(odd, b.bitcast(self.bufs[b1], vp), b.bitcast(self.bufs[b0], vp))
             carry["stepconst"] = consts
-            for k, place in enumerate(places):
-                b.store(self.place_ptr(place, t, carry), b.gep(ptrs, [zero, ir.Constant(I32, k)]))
-            rc = b.call(fn, [b.bitcast(ptrs, vp.as_pointer()), b.bitcast(sizes, I64.as_pointer()), ws])
-            b.store(b.or_(b.load(self.status), rc), self.status)
+            call(t, carry)
             for c in st.after_step:
                 self.emit_copy(c, t, carry)
             for k in range(len(st.carries)):
@@ -203,33 +184,45 @@ class LibraryCalls:
         for c in st.after:
             self.emit_copy(c, None, final)
 
-    def scan_cond(self, st: lir.ScanCall):
-        """``check(t, carry)``: emits a while loop's condition call and the branch out
-        of the loop (``self.loop_exit``) when its bool is false."""
-        b, vp, c = self.b, I8.as_pointer(), st.cond
+    def step_caller(self, st, name):
+        """(its constants' pointers, ``call(t, known)``) for the step kernel of ``st``
+        (a ScanCall or LoopCond: its address and constants in its ``fn`` table): the
+        call fills a pointer array on the stack with its places at step ``t`` and calls
+        it through the kernel ABI with its sizes (stored once, before the loop), OR-ing
+        its status into the kernel's."""
+        b, vp, zero = self.b, I8.as_pointer(), ir.Constant(I32, 0)
         fnty = ir.FunctionType(I32, [vp.as_pointer(), I64.as_pointer(), vp])
-        table = b.bitcast(self.bufs[c.fn], I64.as_pointer())
+        table = b.bitcast(self.bufs[st.fn], I64.as_pointer())
         fn = b.inttoptr(b.load(table), fnty.as_pointer())
-        consts = [b.inttoptr(b.load(b.gep(table, [ir.Constant(I64, 1 + k)])), vp) for k in range(c.nconst)]
-        places = list(c.inputs) + list(c.outputs)
-        ptrs = self.alloca(ir.ArrayType(vp, max(len(places) + c.nconst, 1)), name=f"while{st.nid}.cond.args")
-        sizes = self.alloca(ir.ArrayType(I64, max(len(c.sizes), 1)), name=f"while{st.nid}.cond.sizes")
-        zero = ir.Constant(I32, 0)
-        for k, x in enumerate(c.sizes):
+        consts = [b.inttoptr(b.load(b.gep(table, [ir.Constant(I64, 1 + c)])), vp) for c in range(st.nconst)]
+        places = list(st.inputs) + list(st.outputs)
+        ptrs = self.alloca(ir.ArrayType(vp, max(len(places) + st.nconst, 1)), name=f"{name}.args")
+        sizes = self.alloca(ir.ArrayType(I64, max(len(st.sizes), 1)), name=f"{name}.sizes")
+        for k, x in enumerate(st.sizes):
             b.store(self.e_(x), b.gep(sizes, [zero, ir.Constant(I32, k)]))
-        for k, p in enumerate(consts):
-            b.store(p, b.gep(ptrs, [zero, ir.Constant(I32, len(places) + k)]))
-        ws = b.bitcast(self.bufs[c.ws], vp) if c.ws is not None else ir.Constant(vp, None)
+        for c, p in enumerate(consts):
+            b.store(p, b.gep(ptrs, [zero, ir.Constant(I32, len(places) + c)]))
+        ws = b.bitcast(self.bufs[st.ws], vp) if st.ws is not None else ir.Constant(vp, None)
 
-        def check(t, carry):
-            known = {**carry, "stepconst": consts}
+        def call(t, known):
+            known = {**known, "stepconst": consts}
             for k, place in enumerate(places):
                 b.store(self.place_ptr(place, t, known), b.gep(ptrs, [zero, ir.Constant(I32, k)]))
             rc = b.call(fn, [b.bitcast(ptrs, vp.as_pointer()), b.bitcast(sizes, I64.as_pointer()), ws])
             b.store(b.or_(b.load(self.status), rc), self.status)
-            go = b.icmp_unsigned("!=", b.load(self.place_ptr(c.flag, t, known)), ir.Constant(I8, 0))
+        return consts, call
+
+    def scan_cond(self, st: lir.ScanCall):
+        """``check(t, carry)``: a while loop's condition call and the branch out of the
+        loop (``self.loop_exit``) when its bool is false."""
+        b, c = self.b, st.cond
+        consts, call = self.step_caller(c, f"while{st.nid}.cond")
+
+        def check(t, carry):
+            call(t, carry)
+            flag = self.place_ptr(c.flag, t, {**carry, "stepconst": consts})
             more = b.append_basic_block(f"while{st.nid}.more")
-            b.cbranch(go, more, self.loop_exit)
+            b.cbranch(b.icmp_unsigned("!=", b.load(flag), ir.Constant(I8, 0)), more, self.loop_exit)
             b.position_at_end(more)
         return check
 

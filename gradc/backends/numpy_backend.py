@@ -67,6 +67,22 @@ def _first_nonfinite(nid, v):
         raise _Found(nid, v)
 
 
+def evaluate_checked(graph: Graph, arrays, prefix: str = "") -> list:
+    """``evaluate`` hunting non-finite values: raises NonFiniteError (its message after
+    ``prefix``) at the first node in execution order whose value is not finite; graphs
+    an op evaluates (a loop's step) are checked too (``evaluate.hunting_nans``)."""
+    try:
+        with hunting_nans():
+            return evaluate(graph, arrays, check=_first_nonfinite)
+    except _Found as f:
+        found = f
+    # Only on failure: evaluate again recording every value, to show the operands.
+    vals = dict(zip(graph.inputs, arrays))
+    vals.update((n, graph[n].params["value"]) for n in graph.nx if graph[n].op == "const")
+    evaluate(graph, arrays, check=vals.__setitem__)
+    raise NonFiniteError(prefix + describe_nonfinite(graph, found.nid, found.value, vals)) from None
+
+
 def compile(graph: Graph, *, debug_nans=False):
     if not debug_nans:
         def run(arrays):
@@ -79,15 +95,6 @@ def compile(graph: Graph, *, debug_nans=False):
                 bad = tuple(int(i) for i in np.argwhere(~np.isfinite(np.atleast_1d(a)))[0])
                 where = f" (first at index {bad})" if a.ndim else ""
                 raise NonFiniteError(f"argument {graph[nid].name} contains non-finite values{where}")
-        try:
-            with hunting_nans():
-                return evaluate(graph, arrays, check=_first_nonfinite)
-        except _Found as f:
-            found = f
-        # Only on failure: evaluate again recording every value, to show the operands.
-        vals = dict(zip(graph.inputs, arrays))
-        vals.update((n, graph[n].params["value"]) for n in graph.nx if graph[n].op == "const")
-        evaluate(graph, arrays, check=vals.__setitem__)
-        raise NonFiniteError(describe_nonfinite(graph, found.nid, found.value, vals)) from None
+        return evaluate_checked(graph, arrays)
     run.debug_nans = True
     return run
