@@ -75,6 +75,15 @@ def _scan_nodes(body: Body, args: list, reverse: bool, length, outputs=None) -> 
     return [bind("scan", *args, index=j, **params) for j in idx]
 
 
+def split(leaves, *counts) -> list:
+    """``leaves`` cut into lists of these lengths, in order (a step's inputs by role)."""
+    out, k = [], 0
+    for n in counts:
+        out.append(list(leaves[k:k + n]))
+        k += n
+    return out
+
+
 def _leaf_names(prefix, tree, n):
     paths = leaf_paths(tree) if n else []
     return [f"{prefix}{keystr(p)}" if p else prefix for p in paths] if len(paths) == n else \
@@ -262,13 +271,8 @@ def _vjp(args: list, cts: dict, need: list, *, body, ncarry, nx, reverse, length
         """The backward step, reading the forward step's values ``saved`` (nodes of g)
         from inputs after the cotangents, and recomputing the rest."""
         def bwd_step(*leaves):
-            it = iter(leaves)
-            ct_c = [next(it) for _ in fc]
-            sums = [next(it) for _ in dcs]
-            res = {n: next(it) for n in saved}
-            x_i = [next(it) for _ in range(nx)]
-            ct_y = [next(it) for _ in dys]
-            cs = [next(it) for _ in consts]
+            ct_c, sums, res, x_i, ct_y, cs = split(leaves, len(fc), len(dcs), len(saved), nx, len(dys), len(consts))
+            res = dict(zip(saved, res))
             # a carry the adjoint does not read feeds only recomputed values it does not
             # read either (dead code): its cotangent, of its type, stands in for it
             stand_in = dict(zip([g.inputs[k] for k in fc], ct_c))
@@ -344,13 +348,7 @@ def _jvp(args: list, tangents: list, *, body, ncarry, nx, reverse, length, **_):
              + [_spec(c) for c in consts] + [_spec(consts[m]) for m in tk])
 
     def jvp_step(*leaves):
-        it = iter(leaves)
-        c = [next(it) for _ in range(nc)]
-        tc = [next(it) for _ in fc]
-        x = [next(it) for _ in range(nx)]
-        txs = [next(it) for _ in tx]
-        cs = [next(it) for _ in consts]
-        tks = [next(it) for _ in tk]
+        c, tc, x, txs, cs, tks = split(leaves, nc, len(fc), nx, len(tx), len(consts), len(tk))
         outs = inline(jg, c + x + cs + tc + txs + tks)
         prim, tan = outs[:n_out], outs[n_out:]
         return (tuple(prim[:nc]) + tuple(tan[k] for k in fc) + tuple(prim[nc:])

@@ -17,7 +17,7 @@ import numpy as np
 
 from .autodiff import jvp_graph
 from .batching import batch_replay
-from .control_flow import _cast_carry_outputs, _leaf_names, _same_carry_shape, _spec, _step_checked
+from .control_flow import _cast_carry_outputs, _leaf_names, _same_carry_shape, _spec, _step_checked, split
 from .errors import ArgumentError, GradcError, UnsupportedError
 from .evaluate import evaluate, hunting
 from .graph import Graph
@@ -109,12 +109,7 @@ def _while_jvp(args: list, tangents: list, *, cond, body, ncarry, ncond, **_):
              + [_spec(c) for c in b_consts] + [_spec(b_consts[m]) for m in tk])
 
     def body_step(*leaves):
-        it = iter(leaves)
-        c = [next(it) for _ in range(nc)]
-        tc = [next(it) for _ in fc]
-        _cc = [next(it) for _ in range(ncond)]
-        bc = [next(it) for _ in b_consts]
-        tb = [next(it) for _ in tk]
+        c, tc, _cc, bc, tb = split(leaves, nc, len(fc), ncond, len(b_consts), len(tk))
         outs = inline(jg, c + bc + tc + tb)
         return tuple(outs[:nc]) + tuple(outs[nc + k] for k in fc)
 
