@@ -287,8 +287,11 @@ def _same_shape(c: Value, like: Value) -> bool:
     env = current().env
     if c.ndim != like.ndim:
         return False
+    outer = like._b.env if like._b.env is not env else None
     try:
         for a, b in zip(c._shape, like._shape):
+            if outer is not None and isinstance(b, str):    # (a size of an enclosing trace, by its name)
+                b = env.named(b, outer.value(b))
             env.equal(a, b, "a custom rule's result")
     except ShapeError:
         return False

@@ -33,13 +33,17 @@ class ShapeEnv:
         self.minimum: dict[str, int] = {}
         self._count = 0
         self._given: set[str] = set()   # names chosen by the caller (see shown)
+        # names ``new`` never picks: an enclosing trace's sizes (a nested trace names the
+        # sizes of the values it closes over as the enclosing one does, so a name means
+        # one size in both)
+        self.reserved: set[str] = set()
 
     def new(self, example: int) -> str:
         while True:
             i = self._count
             self._count += 1
             name = _NAMES[i % len(_NAMES)] + (str(i // len(_NAMES)) if i >= len(_NAMES) else "")
-            if name not in self._parent:
+            if name not in self._parent and name not in self.reserved:
                 break
         self._parent[name] = name
         self.example[name] = int(example)

@@ -99,6 +99,8 @@ class Builder:
         self._capture_ids: dict[int, Value] = {}
         self.consts: dict = {}
         self.active = True
+        for outer in _stack():        # (see ShapeEnv.reserved)
+            self.env.reserved.update(outer.env._parent)
 
     def __enter__(self):
         _stack().append(self)
@@ -144,10 +146,12 @@ class Builder:
         hit = self._capture_ids.get(id(v))
         if hit is not None:
             return hit
-        # a size the outer trace has fixed (a number) stays that number: the inner trace
-        # may compute with it (a reshape of the captured value) as the outer one could
-        spec = Spec(tuple(d if isinstance(d, int) else None for d in v._shape),
-                    v.dtype, tuple(v._b.env.value(d) for d in v._shape))
+        # The captured value keeps the outer trace's sizes: a number stays that number, a
+        # symbol that symbol's name (which no size of this trace has otherwise: the
+        # names ShapeEnv.new picks here avoid the outer trace's).  An op of this trace
+        # may compute with them: a reshape of the captured value, whose target shape was
+        # read off the outer value, names the outer sizes.
+        spec = Spec(tuple(v._shape), v.dtype, tuple(v._b.env.value(d) for d in v._shape))
         inner = self.input(spec, f"captured{len(self.captured)}")
         self.graph[inner._id].params["captured"] = True
         self.captured.append(v)

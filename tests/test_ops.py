@@ -215,6 +215,23 @@ def _scan_rows_ref(x, y):
 
 case("scan", "scan", _scan_rows, _scan_rows_ref, shapes((normal, (5, 4)), (normal, (4,))))
 
+
+# while: lax.while_loop on a traced condition (tests/test_while_loop.py at length); here
+# halving x (with y closed over) while its sum of squares exceeds 1; no reverse mode, so
+# only forward-mode and value checks apply (the op table checks values on every backend).
+def _halve(x, y):
+    return gradc.lax.while_loop(lambda v: gnp.sum(v * v) > 1.0, lambda v: v * 0.5 + y * 1e-3, x)
+
+
+def _halve_ref(x, y):
+    v = x
+    while np.sum(v * v) > 1.0:
+        v = v * 0.5 + y * 1e-3
+    return v
+
+
+case("while", "while", _halve, _halve_ref, shapes((normal, M), (normal, M)), diff=())
+
 # cast: float64 -> float32 (derivative: the identity, computed exactly in float64),
 # int -> float (non-differentiable source), bool -> float.
 case("astype_f32", "cast", lambda x: x.astype(np.float32), lambda x: x.astype(np.float32),
