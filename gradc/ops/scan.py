@@ -18,9 +18,9 @@ The nodes of one call have the same arguments and parameters but ``index``, and 
 group: autodiff differentiates them together (one backward scan for the whole loop),
 the scheduler computes them in one nest (the step compiled once, run in a native loop),
 and the reference below runs the loop once for all of them.  The rules themselves live
-in :mod:`gradc.control_flow` (they trace and differentiate bodies, which this layer
-cannot import): it fills :data:`RULES` when it is imported, which every way of making
-a scan node does first.
+in :mod:`gradc.control_flow` (scan's) and :mod:`gradc.control_while` (while's): they
+trace and differentiate bodies, which this layer cannot import, and fill :data:`RULES`
+when imported, which every way of making a loop node does first.
 """
 from __future__ import annotations
 
