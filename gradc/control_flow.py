@@ -121,13 +121,7 @@ def scan(f, init, xs, length, reverse):
                 raise ArgumentError(f"scan: the step function must return a pair (carry, y); it returned "
                                     f"{type(out).__name__ if not isinstance(out, (tuple, list)) else f'{len(out)} values'}")
             c2, y = out
-            c2_leaves, t2 = tree_flatten(c2)
-            if t2 != c_tree:
-                raise ArgumentError(f"scan: the step returns a carry of structure {t2}; the initial carry has "
-                                    f"structure {c_tree} (they must match)")
-            c2_leaves = [to_value(v) for v in c2_leaves]
-            for k, (before, after) in enumerate(zip(leaves, c2_leaves)):
-                _same_carry_shape(c_names[k], before, after)
+            c2_leaves = new_carry("scan", "step", c2, c_tree, c_names, leaves)
             y_leaves, yt = tree_flatten(y)
             y_tree.append(yt)
             return tuple(c2_leaves) + tuple(y_leaves)
@@ -186,15 +180,25 @@ def empty_ys(f, init, xs):
                                                             for d in g[o].shape), g[o].dtype) for o in g.outputs])
 
 
-def _same_carry_shape(name, before: Value, after: Value) -> None:
-    """The step's carry leaf keeps its shape: its sizes become the same symbols."""
+def new_carry(what: str, part: str, carry, tree, names, before) -> list:
+    """The leaves of the carry a loop's step (``part``) returns, as values of this
+    trace, checked against the carry it got (``before``, leaves of structure ``tree``):
+    the same structure, and each leaf the same shape, whose sizes become the same
+    symbols."""
+    leaves, got = tree_flatten(carry)
+    if got != tree:
+        raise ArgumentError(f"{what}: the {part} returns a carry of structure {got}; the initial carry has "
+                            f"structure {tree} (they must match)")
+    leaves = [to_value(v) for v in leaves]
     env = current().env
-    shown = (tuple(env.value(d) for d in before._shape), tuple(env.value(d) for d in after._shape))
-    if len(before._shape) != len(after._shape) or shown[0] != shown[1]:
-        raise ArgumentError(f"scan: the carry's leaf {name} has shape {shown[0]} before the step and "
-                            f"{shown[1]} after it (a carry keeps its shape from step to step)")
-    for a, b in zip(before._shape, after._shape):
-        env.equal(a, b, f"scan: the carry's leaf {name}")
+    for name, b, a in zip(names, before, leaves):
+        shown = (tuple(env.value(d) for d in b._shape), tuple(env.value(d) for d in a._shape))
+        if len(b._shape) != len(a._shape) or shown[0] != shown[1]:
+            raise ArgumentError(f"{what}: the carry's leaf {name} has shape {shown[0]} before the {part} and "
+                                f"{shown[1]} after it (a carry keeps its shape from step to step)")
+        for x, y in zip(b._shape, a._shape):
+            env.equal(x, y, f"{what}: the carry's leaf {name}")
+    return leaves
 
 
 def _cast_carry_outputs(g: Graph, ncarry: int) -> Graph:

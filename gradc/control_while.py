@@ -17,7 +17,7 @@ import numpy as np
 
 from .autodiff import jvp_graph
 from .batching import batch_replay
-from .control_flow import _cast_carry_outputs, _leaf_names, _same_carry_shape, _spec, _step_checked, split
+from .control_flow import _cast_carry_outputs, _leaf_names, _spec, _step_checked, new_carry, split
 from .errors import ArgumentError, GradcError, UnsupportedError
 from .evaluate import evaluate, hunting
 from .graph import Graph
@@ -38,14 +38,7 @@ def while_loop(cond_fun, body_fun, init):
     for _attempt in range(4):
         def body_step(*leaves):
             out = body_fun(tree_unflatten(c_tree, list(leaves)))
-            o_leaves, t2 = tree_flatten(out)
-            if t2 != c_tree:
-                raise ArgumentError(f"while_loop: the body returns a carry of structure {t2}; the initial carry "
-                                    f"has structure {c_tree} (they must match)")
-            o_leaves = [to_value(v) for v in o_leaves]
-            for k, (before, after) in enumerate(zip(leaves, o_leaves)):
-                _same_carry_shape(names[k], before, after)
-            return tuple(o_leaves)
+            return tuple(new_carry("while_loop", "body", out, c_tree, names, leaves))
         gb, _, body_captured = trace_specs(body_step, [_spec(v) for v in c_vals], names, name="while_body")
         changed = False
         for k, (i, o) in enumerate(zip(gb.inputs, gb.outputs)):

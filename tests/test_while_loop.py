@@ -156,3 +156,10 @@ def test_debug_nans_names_the_bodys_node():
                   debug_nans=True)
     with pytest.raises(gradc.NonFiniteError, match=r"in step 0 of a while_loop's body: forward node .* = sqrt"):
         f(np.array(1.0))
+
+
+def test_a_body_that_changes_the_carry_is_refused():
+    with pytest.raises(gradc.ArgumentError, match=r"while_loop: the carry's leaf carry has shape \(2,\) before the body"):
+        gradc.jit(lambda x: lax.while_loop(lambda v: gnp.sum(v) < 3.0, lambda v: gnp.stack([v, v]), x))(np.zeros(2))
+    with pytest.raises(gradc.ArgumentError, match="while_loop: the body returns a carry of structure"):
+        gradc.jit(lambda x: lax.while_loop(lambda v: gnp.sum(v) < 3.0, lambda v: (v, v), x))(np.zeros(2))
