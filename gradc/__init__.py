@@ -23,7 +23,7 @@ from .custom_derivatives import custom_jvp, custom_vjp  # noqa: F401
 from .api_extras import (ShapeDtypeStruct, block_until_ready, custom_gradient, device_get, device_put,  # noqa: F401
                          eval_shape, linear_transpose, linearize)
 from . import lax  # noqa: F401
-from .lax import checkpoint, remat  # noqa: F401
+from .remat import checkpoint, checkpoint_policies, remat  # noqa: F401
 from . import distributed as _distributed  # noqa: F401  (dask arrays; imports dask only when used)
 from . import numpy  # noqa: F401
 from . import tree_util  # noqa: F401

@@ -8,7 +8,8 @@ the ``scan`` op's nodes in the model's graph (:mod:`gradc.ops.scan`), and the op
   reads (found by tracing it once) are stacked by the forward loop: a scan of the step
   extended by those outputs, which ``passes.merge_scans`` computes in place of the
   plain one.  So nothing is computed twice, and the memory is what an unrolled loop's
-  adjoint would keep.
+  adjoint would keep; a step marked by ``checkpoint`` (gradc.remat) stacks only what
+  its policy saves and its carry, and the backward step recomputes the rest.
 * **Forward mode** (``_jvp``): one loop of the step's tangent graph, primal and tangent
   carries side by side.
 * **vmap** (``_batch``): the step batched (``batching.batch_replay``), the carries
@@ -33,6 +34,7 @@ from .graph import Graph
 from .ops.bind import batch_materialize, bind
 from .ops.scan import RULES, Body, body_shape, symbol_map
 from .ops.structure import zeros_like
+from .remat import remat_of, saveable
 from .shapes import resolve
 from .tracer import Spec, Value, current, inline, replay, to_value, trace_specs
 from .tree_util import keystr, leaf_paths, tree_flatten, tree_unflatten
@@ -145,7 +147,7 @@ def scan(f, init, xs, length, reverse):
     else:
         raise ArgumentError("scan: the carry's dtypes do not settle from step to step")
     g = _cast_carry_outputs(g, len(c_vals))
-    body = Body(g, len(c_vals), len(x_vals))
+    body = Body(g, len(c_vals), len(x_vals), remat=remat_of(f))
     if b.env.find(n) == 0:      # no step runs: the initial carry, and ys of no steps
         sizes = symbol_map(body, [v._shape for v in c_vals] + [v._shape for v in x_vals]
                            + [v._shape for v in captured])
@@ -256,7 +258,7 @@ def with_outputs(body: Body, extra: list, tag: str) -> Body:
     g = body.graph.copy()
     g.outputs = list(g.outputs) + list(extra)
     g.output_names = []
-    return Body(g, body.ncarry, body.nx, base=body, tag=tag)
+    return Body(g, body.ncarry, body.nx, base=body, tag=tag, remat=body.remat)
 
 
 def _vjp(args: list, cts: dict, need: list, *, body, ncarry, nx, reverse, length, **_):
@@ -308,10 +310,13 @@ def _vjp(args: list, cts: dict, need: list, *, body, ncarry, nx, reverse, length
     replayed = {v._id: n for n, v in env.items()}
     saved = sorted({replayed[a] for n in gb.nx.nodes if gb[n].role == "adjoint" for a in gb[n].args
                     if a in replayed and replayed[a] not in given and g[replayed[a]].op != "const"} | set(ints))
+    kept = saveable(g, saved, body.remat)    # (a step marked by checkpoint: what its policy saves)
+    if len(kept) < len(saved):               # the rest recomputed from each step's incoming carry
+        saved = sorted(set(kept) | set(g.inputs[:nc]))
     gb, captured, _ = backward_step(saved)
     res = _scan_nodes(with_outputs(body, saved, "residuals"), args, reverse, length,
                       outputs=range(nc + ny, nc + ny + len(saved))) if saved else []
-    bbody = Body(gb, len(fc) + len(dcs), len(saved) + nx + len(dys))
+    bbody = Body(gb, len(fc) + len(dcs), len(saved) + nx + len(dys), remat=body.remat)
     ct0 = [cts[k] if k in cts else zeros_like(args[k]) for k in fc]
     zs = [zeros_like(consts[m]) for m in dcs]
     bargs = ct0 + zs + res + list(args[nc:nc + nx]) + [cts[nc + j] for j in dys] + list(consts) + list(captured)
@@ -360,7 +365,7 @@ def _jvp(args: list, tangents: list, *, body, ncarry, nx, reverse, length, **_):
 
     gj, _, captured = trace_specs(jvp_step, specs, [f"in{k}" for k in range(len(specs))], name="scan_step_jvp")
     del n_in
-    jbody = Body(gj, nc + len(fc), nx + len(tx))
+    jbody = Body(gj, nc + len(fc), nx + len(tx), remat=body.remat)
     t0 = [tangents[k] if tangents[k] is not None else zeros_like(args[k]) for k in fc]
     jargs = (list(args[:nc]) + t0 + list(args[nc:nc + nx]) + [tangents[nc + i] for i in tx]
              + list(consts) + [tangents[nc + nx + m] for m in tk] + list(captured))
@@ -419,7 +424,7 @@ def _batch_loop(n, args, batched, body, reverse, length):
         if grown == carry_b:
             break
         carry_b = grown
-    bbody = Body(gb, nc, nx)
+    bbody = Body(gb, nc, nx, remat=body.remat)
     outs = _scan_nodes(bbody, ins + xs + list(args[nc + nx:]) + list(captured), reverse, length)
     # an unbatched carry stays shared: the rule's result must have the batch leading
     outs = [o if (k >= nc or carry_b[k]) else batch_materialize(n, o) for k, o in enumerate(outs)]

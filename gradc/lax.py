@@ -40,6 +40,7 @@ from .lax_windows import (  # noqa: F401  (re-exported: convolution, windowed re
     max_pool, min_pool, padtype_to_pads, reduce_window)
 from .ops import bitwise as _bitwise
 from . import control_flow as _control_flow, control_while as _control_while
+from .remat import checkpoint, checkpoint_policies, remat, remat_of  # noqa: F401  (checkpoint, remat: jax's names)
 from .tracer import Value, current
 from .tree_util import tree_flatten, tree_map, tree_unflatten
 from .vmap import vmap
@@ -112,6 +113,8 @@ def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
         def step(carry, _):
             i, val = carry
             return (i + 1, body_fun(i, val)), None
+        if remat_of(body_fun):      # (a checkpointed body: its loop's backward pass recomputes it)
+            step.gradc_remat = remat_of(body_fun)
         try:
             (_, val), _ = _control_flow.scan(step, (np.int64(lo), init_val), None, hi - lo, False)
             return val
@@ -191,17 +194,6 @@ bitcast_convert_type = _bitwise.bitcast_convert_type     # (types of the same si
 stop_gradient = gnp.stop_gradient
 
 
-def checkpoint(fun=None, *, prevent_cse=True, policy=None, static_argnums=()):
-    """``jax.checkpoint`` (``jax.remat``), accepted so JAX code runs unchanged: it returns
-    ``fun`` itself.  gradc compiles the forward and adjoint passes into one scheduled
-    graph, where the scheduler decides what is kept in buffers and what is recomputed
-    inside fused loops; there is no tape whose memory a checkpoint would bound."""
-    if fun is None:
-        return lambda f: f
-    return fun
-
-
-remat = checkpoint
 
 
 # jax.lax's bitwise names (integers; and, or, xor, not are logical on booleans)

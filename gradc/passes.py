@@ -466,7 +466,7 @@ def _optimized(body):
         from .ops.scan import Body
         og = optimize(body.graph)
         opt = body if og.text(sources=False) == body.graph.text(sources=False) else \
-            Body(og, body.ncarry, body.nx, base=body.base, tag=body.tag)
+            Body(og, body.ncarry, body.nx, base=body.base, tag=body.tag, remat=body.remat)
         if len(_optimized_bodies) >= MAX_OPTIMIZED_BODIES:
             for k in list(_optimized_bodies)[:MAX_OPTIMIZED_BODIES // 2]:
                 del _optimized_bodies[k]

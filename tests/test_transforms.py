@@ -506,14 +506,6 @@ def test_jacfwd_and_jacrev_choose_their_mode_and_agree():
     assert pickle.loads(pickle.dumps(gradc.jacrev(np.sin))).mode == "rev"
 
 
-def test_checkpoint_and_remat_leave_the_function_as_it_is():
-    f = lambda x: gnp.sum(gnp.sin(x) ** 2)   # noqa: E731
-    assert gradc.checkpoint(f) is f and gradc.remat(f) is f
-    assert gradc.checkpoint(policy=None)(f) is f
-    x = np.linspace(0, 1, 5)
-    np.testing.assert_allclose(gradc.grad(gradc.checkpoint(f))(x), np.sin(2 * x), rtol=1e-14)
-
-
 def _loss_with_aux(p, X, Y):
     pred = gnp.tanh(X @ p["W"] + p["b"])
     err = pred - Y

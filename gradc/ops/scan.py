@@ -43,12 +43,17 @@ class Body:
     content (the listing and the constants' bytes), so equal steps are one op parameter
     and the parameter names the compiled code's cache key."""
 
-    __slots__ = ("graph", "ncarry", "nx", "key", "base", "tag")
+    __slots__ = ("graph", "ncarry", "nx", "key", "base", "tag", "remat")
 
-    def __init__(self, graph, ncarry: int, nx: int, base: "Body | None" = None, tag: str = ""):
-        self.graph, self.ncarry, self.nx, self.base, self.tag = graph, ncarry, nx, base, tag
+    def __init__(self, graph, ncarry: int, nx: int, base: "Body | None" = None, tag: str = "",
+                 remat: str | None = None):
+        # remat: the checkpoint policy's name (gradc.remat) of a step marked by
+        # ``checkpoint``: what the backward loop of its reverse mode may save
+        self.graph, self.ncarry, self.nx, self.base, self.tag, self.remat = graph, ncarry, nx, base, tag, remat
         h = hashlib.sha1(graph.text(sources=False).encode())
         h.update(f"|{ncarry}|{nx}|{tag}".encode())
+        if remat is not None:
+            h.update(f"|remat={remat}".encode())
         for n in graph.order():
             d = graph[n]
             if d.op == "const":
