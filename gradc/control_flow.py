@@ -34,7 +34,7 @@ from .graph import Graph
 from .ops.bind import batch_materialize, bind
 from .ops.scan import RULES, Body, body_shape, symbol_map
 from .ops.structure import zeros_like
-from .remat import remat_of, saveable
+from .remat import recording, saveable, step_remat, whole
 from .shapes import resolve
 from .tracer import Spec, Value, current, inline, replay, to_value, trace_specs
 from .tree_util import keystr, leaf_paths, tree_flatten, tree_unflatten
@@ -128,7 +128,8 @@ def scan(f, init, xs, length, reverse):
             y_tree.append(yt)
             return tuple(c2_leaves) + tuple(y_leaves)
         specs = [_spec(v) for v in c_vals] + [_spec(v, 1) for v in x_vals]
-        g, _structure, captured = trace_specs(step, specs, c_names + x_names, name="scan_step")
+        with recording() as calls:          # (checkpointed calls inside the step)
+            g, _structure, captured = trace_specs(step, specs, c_names + x_names, name="scan_step")
         retrace = False
         for k, (i, o) in enumerate(zip(g.inputs, g.outputs[:len(c_vals)])):
             di, do = g[i], g[o]
@@ -146,8 +147,10 @@ def scan(f, init, xs, length, reverse):
             break
     else:
         raise ArgumentError("scan: the carry's dtypes do not settle from step to step")
-    g = _cast_carry_outputs(g, len(c_vals))
-    body = Body(g, len(c_vals), len(x_vals), remat=remat_of(f))
+    remat = step_remat(f, calls, g)
+    cast = _cast_carry_outputs(g, len(c_vals))
+    body = Body(cast, len(c_vals), len(x_vals), remat=remat if cast is g else whole(remat))
+    g = cast
     if b.env.find(n) == 0:      # no step runs: the initial carry, and ys of no steps
         sizes = symbol_map(body, [v._shape for v in c_vals] + [v._shape for v in x_vals]
                            + [v._shape for v in captured])
@@ -316,7 +319,7 @@ def _vjp(args: list, cts: dict, need: list, *, body, ncarry, nx, reverse, length
     gb, captured, _ = backward_step(saved)
     res = _scan_nodes(with_outputs(body, saved, "residuals"), args, reverse, length,
                       outputs=range(nc + ny, nc + ny + len(saved))) if saved else []
-    bbody = Body(gb, len(fc) + len(dcs), len(saved) + nx + len(dys), remat=body.remat)
+    bbody = Body(gb, len(fc) + len(dcs), len(saved) + nx + len(dys), remat=whole(body.remat))
     ct0 = [cts[k] if k in cts else zeros_like(args[k]) for k in fc]
     zs = [zeros_like(consts[m]) for m in dcs]
     bargs = ct0 + zs + res + list(args[nc:nc + nx]) + [cts[nc + j] for j in dys] + list(consts) + list(captured)
@@ -365,7 +368,7 @@ def _jvp(args: list, tangents: list, *, body, ncarry, nx, reverse, length, **_):
 
     gj, _, captured = trace_specs(jvp_step, specs, [f"in{k}" for k in range(len(specs))], name="scan_step_jvp")
     del n_in
-    jbody = Body(gj, nc + len(fc), nx + len(tx), remat=body.remat)
+    jbody = Body(gj, nc + len(fc), nx + len(tx), remat=whole(body.remat))
     t0 = [tangents[k] if tangents[k] is not None else zeros_like(args[k]) for k in fc]
     jargs = (list(args[:nc]) + t0 + list(args[nc:nc + nx]) + [tangents[nc + i] for i in tx]
              + list(consts) + [tangents[nc + nx + m] for m in tk] + list(captured))
@@ -424,7 +427,7 @@ def _batch_loop(n, args, batched, body, reverse, length):
         if grown == carry_b:
             break
         carry_b = grown
-    bbody = Body(gb, nc, nx, remat=body.remat)
+    bbody = Body(gb, nc, nx, remat=whole(body.remat))
     outs = _scan_nodes(bbody, ins + xs + list(args[nc + nx:]) + list(captured), reverse, length)
     # an unbatched carry stays shared: the rule's result must have the batch leading
     outs = [o if (k >= nc or carry_b[k]) else batch_materialize(n, o) for k, o in enumerate(outs)]

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 from .errors import ArgumentError
+from .tracer import current
 
 _DOTS = ("matmul", "contract")
 
@@ -76,7 +79,8 @@ def checkpoint(fun=None, *, prevent_cse=True, policy=None, static_argnums=()):
     """``jax.checkpoint`` (``jax.remat``): ``fun`` unchanged in what it computes, marked
     so that a ``lax.scan`` (or ``fori_loop``) whose step it is saves for the backward
     loop only what ``policy`` allows (by default nothing but each step's incoming
-    carry) and recomputes the rest of the step there.  The stacked memory of a long
+    carry) and recomputes the rest of the step there.  Called inside a step, only the
+    values made in the call are recomputed.  The stacked memory of a long
     loop then is one carry per step.  ``policy`` is one of ``checkpoint_policies``
     (``everything_saveable``, ``nothing_saveable``, ``dots_saveable`` /
     ``checkpoint_dots``, ``dots_with_no_batch_dims_saveable``).  Elsewhere it changes
@@ -88,7 +92,13 @@ def checkpoint(fun=None, *, prevent_cse=True, policy=None, static_argnums=()):
     def mark(f):
         @functools.wraps(f)
         def checkpointed(*args, **kwargs):
-            return f(*args, **kwargs)
+            b = current()
+            if b is None or getattr(_recording, "regions", None) is None:
+                return f(*args, **kwargs)
+            first = b.graph._next
+            out = f(*args, **kwargs)
+            _recording.regions.append((b.graph, range(first, b.graph._next), name))
+            return out
         checkpointed.gradc_remat = name
         return checkpointed
     return mark if fun is None else mark(fun)
@@ -102,11 +112,51 @@ def remat_of(fun) -> str | None:
     return getattr(fun, "gradc_remat", None)
 
 
-def saveable(graph, nodes, name: str | None) -> list:
-    """Of the step's values ``nodes`` its adjoint reads, those the policy ``name`` lets
-    the forward loop save; when it drops any, the step's incoming carries (inputs
-    ``graph.inputs[:ncarry]``, which the caller adds) are what the rest is recomputed from."""
-    if name is None:
+_recording = threading.local()
+
+
+@contextmanager
+def recording():
+    """Record the checkpointed calls made while a loop's step is traced: yields the
+    list of (graph, range of its nodes made in the call, policy name) it fills."""
+    prev = getattr(_recording, "regions", None)
+    _recording.regions = calls = []
+    try:
+        yield calls
+    finally:
+        _recording.regions = prev
+
+
+def step_remat(fun, calls: list, graph):
+    """A step's ``Body.remat``: the policy's name when the step ``fun`` is checkpointed
+    as a whole, else the sorted (node, policy) pairs of the checkpointed ``calls`` it
+    made in its traced ``graph`` (a nested call's own policy wins), or None."""
+    if remat_of(fun) is not None:
+        return remat_of(fun)
+    found: dict = {}
+    for g, nodes, name in calls:
+        if g is graph:
+            for n in nodes:
+                if n in graph.nx:
+                    found.setdefault(n, name)
+    return tuple(sorted(found.items())) or None
+
+
+def saveable(graph, nodes, remat) -> list:
+    """Of the step's values ``nodes`` its adjoint reads, those the step's checkpoint
+    (``remat``, as :func:`step_remat` gives) lets the forward loop save: a value made
+    outside every checkpointed call is saved.  When this drops any, the step's incoming
+    carries (which the caller adds) are what the rest is recomputed from."""
+    if remat is None:
         return list(nodes)
-    keep = POLICIES[name]
-    return [n for n in nodes if keep(graph, n)]
+    if isinstance(remat, str):
+        keep = POLICIES[remat]
+        return [n for n in nodes if keep(graph, n)]
+    policy = dict(remat)
+    return [n for n in nodes if n not in policy or POLICIES[policy[n]](graph, n)]
+
+
+def whole(remat):
+    """What a step derived from one with ``remat`` (its tangent, batched or adjoint step,
+    whose nodes are others) keeps of it: a whole-step policy."""
+    return remat if isinstance(remat, str) else None

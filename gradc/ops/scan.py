@@ -46,9 +46,10 @@ class Body:
     __slots__ = ("graph", "ncarry", "nx", "key", "base", "tag", "remat")
 
     def __init__(self, graph, ncarry: int, nx: int, base: "Body | None" = None, tag: str = "",
-                 remat: str | None = None):
-        # remat: the checkpoint policy's name (gradc.remat) of a step marked by
-        # ``checkpoint``: what the backward loop of its reverse mode may save
+                 remat: str | tuple | None = None):
+        # remat: what the forward loop may save for the backward one (gradc.remat's
+        # step_remat): a checkpoint policy's name for a step checkpointed as a whole,
+        # or (node, policy name) pairs for the nodes made in checkpointed calls
         self.graph, self.ncarry, self.nx, self.base, self.tag, self.remat = graph, ncarry, nx, base, tag, remat
         h = hashlib.sha1(graph.text(sources=False).encode())
         h.update(f"|{ncarry}|{nx}|{tag}".encode())
