@@ -66,10 +66,8 @@ def traced(fn, types, wrt=0, sizes=None):
     trees = type_trees(types)
     flat = Flat(trees, _names(fn, len(trees)))
     specs = specs_of(flat.leaves, sizes)
-    from .control_flow import unrolled_scans
     t = gradc.value_and_grad(fn, argnums=wrt, backend="numpy")
-    with unrolled_scans():      # (a library is one kernel: no step kernels to call)
-        _, forward, vg, _, _ = t.build(specs, flat.names, flat)
+    _, forward, vg, _, _ = t.build(specs, flat.names, flat)
     forward, vg = strip_custom(forward), strip_custom(vg)     # code generation's graphs
     wrt_leaves = flat.wrt((wrt,) if isinstance(wrt, int) else tuple(wrt))
     return forward, vg, [vg[vg.inputs[i]]["name"] for i in wrt_leaves]
@@ -89,9 +87,11 @@ def target_machine(cpu: str):
 def entry_module(s, public: str):
     """The kernel of schedule ``s`` plus the exported entry point ``public``: it passes
     the caller's inputs and outputs, and the embedded constants, to the kernel, then
-    fills the output slots the kernel does not write."""
+    fills the output slots the kernel does not write.  Returns the module and the texts
+    of its loops' step kernels' modules (``step_table``), which ``emit_object`` links in."""
     from llvmlite import ir
     from .backends.llvm_codegen import I8, I32, I64, lower
+    from .backends.schedule_types import step_tables
     g = s.graph
     module = lower(s, f"{public}.kernel")          # no BLAS: the library stands alone
     kernel = module.globals[f"{public}.kernel"]
@@ -108,18 +108,13 @@ def entry_module(s, public: str):
         return b.load(b.gep(args, [ir.Constant(I64, k)]))
 
     def embed(nid):
-        """A constant's bytes as read-only data of the library (one global per node)."""
-        gv = module.globals.get(f"{public}.const{nid}")
-        if gv is None:
-            data = bytearray(np.ascontiguousarray(g[nid]["params"]["value"]).tobytes())
-            ty = ir.ArrayType(I8, len(data))
-            gv = ir.GlobalVariable(module, ty, name=f"{public}.const{nid}")
-            gv.initializer, gv.global_constant, gv.linkage, gv.align = ir.Constant(ty, data), True, "internal", 64
-        return b.bitcast(gv, vp)
+        return b.bitcast(_global_bytes(module, f"{public}.const{nid}", g[nid]["params"]["value"]), vp)
 
-    kargs = b.alloca(ir.ArrayType(vp, max(n_in + len(roots) + len(s.consts), 1)), name="kernel_args")
+    parts: list = []
+    tables = [step_table(module, step, f"{public}.step{k}", parts) for k, (_key, step) in enumerate(step_tables(s))]
+    kargs = b.alloca(ir.ArrayType(vp, max(n_in + len(roots) + len(s.consts) + len(tables), 1)), name="kernel_args")
     slots = [arg(k) for k in range(n_in)] + [arg(n_in + s.outputs.index(o)) for o in roots] \
-        + [embed(c) for c in s.consts]
+        + [embed(c) for c in s.consts] + [b.bitcast(t, vp) for t in tables]
     for k, p in enumerate(slots):
         b.store(p, b.gep(kargs, [ir.Constant(I64, 0), ir.Constant(I64, k)]))
     rc = b.call(kernel, [b.bitcast(kargs, vp.as_pointer()), sizes, ws], name="status")
@@ -141,18 +136,71 @@ def entry_module(s, public: str):
         memcpy = module.globals.get("memcpy") or ir.Function(module, ir.FunctionType(vp, [vp, vp, I64]), "memcpy")
         b.call(memcpy, [arg(n_in + pos), src, nbytes])
     b.ret(rc)
-    return module
+    return module, parts
 
 
-def emit_object(module, tm, triple, vm) -> bytes:
-    """Object code of ``module`` for ``tm``, optimized as in the JIT; the vector math
-    it calls is linked in for ``vm`` (``link_vecmath``)."""
+def _global_bytes(module, name: str, value):
+    """An array's bytes as read-only data of the library (one global per name)."""
+    from llvmlite import ir
+    from .backends.llvm_codegen import I8
+    gv = module.globals.get(name)
+    if gv is None:
+        data = bytearray(np.ascontiguousarray(value).tobytes())
+        ty = ir.ArrayType(I8, len(data))
+        gv = ir.GlobalVariable(module, ty, name=name)
+        gv.initializer, gv.global_constant, gv.linkage, gv.align = ir.Constant(ty, data), True, "internal", 64
+    return gv
+
+
+def step_table(module, step, name: str, parts: list):
+    """The table a loop's kernel reads its step kernel from (as the JIT's
+    ``Kernel._attach_steps`` fills it): a global of int64s, the step kernel's address
+    (the function ``name``, whose module's text is appended to ``parts``) and its
+    constants' (globals of this module; a step's own loops' tables after them)."""
+    from llvmlite import ir
+    from .backends.llvm_codegen import I8, I32, I64, lower
+    from .backends.schedule_types import step_tables
+    ss = step.schedule
+    parts.append(str(lower(ss, name)))
+    vp = I8.as_pointer()
+    fn = ir.Function(module, ir.FunctionType(I32, [vp.as_pointer(), I64.as_pointer(), vp]), name=name)
+    consts = [_global_bytes(module, f"{name}.const{c}", ss.graph[c]["params"]["value"]) for c in ss.consts]
+    nested = [step_table(module, st, f"{name}.step{j}", parts) for j, (_key, st) in enumerate(step_tables(ss))]
+    entries = [fn] + consts + nested
+    ty = ir.ArrayType(I64, len(entries))
+    gv = ir.GlobalVariable(module, ty, name=f"{name}.table")
+    gv.initializer, gv.global_constant, gv.linkage = ir.Constant(ty, [e.ptrtoint(I64) for e in entries]), True, "internal"
+    return gv
+
+
+def for_target(s, vm) -> None:
+    """Set the target's forms of a matrix's rows on schedule ``s`` and its loops' steps
+    (as the JIT's kernels do for their host)."""
+    from .backends.llvm_backend import aligns_rows, stream_row_bytes
+    from .backends.schedule_types import step_tables
+    s.align_rows, s.stream_row_bytes = aligns_rows(vm), stream_row_bytes(vm)
+    for _key, step in step_tables(s):
+        for_target(step.schedule, vm)
+
+
+def emit_object(module, tm, triple, vm, parts=()) -> bytes:
+    """Object code of ``module`` and the modules ``parts`` (texts: its loops' step
+    kernels, kept internal), optimized as in the JIT; the vector math they call is
+    linked in for ``vm`` (``link_vecmath``)."""
     from .backends import vecmath
     from .backends.llvm_jit import link_vecmath, optimize, parse, prepare_ir
     text = prepare_ir(str(module), vm)
     mod = parse(text, tm, triple)
+    texts = [text]
+    for part in parts:
+        texts.append(prepare_ir(part, vm))
+        step = parse(texts[-1], tm, triple)
+        names = [f.name for f in step.functions if not f.is_declaration and f.linkage.name == "external"]
+        mod.link_in(step)
+        for fname in names:          # (the library exports its entry points only)
+            mod.get_function(fname).linkage = "internal"
     optimize(mod, tm)                # the loop vectorizer places the vector variants' calls
-    used = vecmath.functions_in(text)
+    used = vecmath.functions_in("\n".join(texts))
     if used:
         link_vecmath(mod, tm, vm, used)
     return tm.emit_object(mod)
@@ -206,6 +254,12 @@ def _numel(shape) -> str:
     return " * ".join(dims) if dims else "1"
 
 
+# What a workspace buffer keyed (kind, node, ...) holds (schedule's workspace_layout).
+REGION_WHAT = {"sort": "merge sort scratch", "partial": "partials", "carry": "a carry buffer of the loop",
+               "y": "a stacked output of the loop", "flag": "the condition of the loop",
+               "scanws": "the step's workspace of the loop", "condws": "the condition's workspace of the loop"}
+
+
 def _workspace_fn(public, s):
     from .backends.schedule import workspace_layout
     out = ["/* Mirrors gradc.backends.schedule.workspace_bytes: each region (buffers whose",
@@ -218,7 +272,7 @@ def _workspace_fn(public, s):
         body.append("    region = 0;")
         for nid, shape, dtype in region:
             what = f"{g.label(nid)} = {g.expr(nid)}" if isinstance(nid, int) else \
-                f"{'merge sort scratch' if nid[0] == 'sort' else 'partials'} of {g.label(nid[1])}"
+                f"{REGION_WHAT.get(nid[0], nid[0])} of {g.label(nid[1])}"
             nbytes = f"{_numel(shape)} * {np.dtype(dtype).itemsize}"
             body.append(f"    if ((size_t)({nbytes}) > region) region = (size_t)({nbytes});"
                         f"  /* {what}: {fmt_type(shape, dtype)} */")
@@ -228,18 +282,24 @@ def _workspace_fn(public, s):
 
 
 def _check_fn(public, s, g):
+    from .backends.schedule_types import nonempty_sizes
     out = []
     for sym in s.symbols:
         out.append(f"    if ({_csym(sym)} < 0) return GRADC_NEGATIVE_SIZE;")
     for sym, k in sorted(g.minimum.items()):
         if sym in s.symbols:
             out.append(f"    if ({_csym(sym)} < {k}) return GRADC_SIZE_TOO_SMALL;  /* the model needs {sym} >= {k} */")
-    for nid, axes in s.nonempty:
-        dims = [g[g[nid]["args"][0]]["shape"][a] for a in axes]
+    # (a max or min inside a loop's step runs only when the loop runs a step: guarded)
+    for dims, op, guard in nonempty_sizes(s):
+        if any(d == 0 for d in guard):
+            continue
         zero = " || ".join(f"{_csym(d)} == 0" for d in dims if isinstance(d, str)) or \
             ("1" if any(d == 0 for d in dims) else "")
+        runs = " && ".join(f"{_csym(d)} != 0" for d in guard if isinstance(d, str))
         if zero:
-            out.append(f"    if ({zero}) return GRADC_EMPTY_REDUCTION;  /* {g.label(nid)} = {g.expr(nid)} */")
+            cond = f"({zero}) && {runs}" if runs else zero
+            out.append(f"    if ({cond}) return GRADC_EMPTY_REDUCTION;  /* a {op} over sizes "
+                       f"{', '.join(map(str, dims))} */")
     out.append("    return GRADC_OK;")
     return _with_sizes(s, f"gradc_status {public}_check_sizes(const int64_t *sizes)", out)
 
@@ -332,7 +392,6 @@ def build(fn, types, *, wrt=0, out_dir=".", cpu="native", name=None, sizes=None,
           model_file="?"):
     """Write ``libNAME.so``, ``NAME.h`` and ``gradc.h`` into ``out_dir``; returns their paths."""
     from .backends import c_backend
-    from .backends.llvm_backend import aligns_rows, stream_row_bytes
     from .backends.schedule import schedule
     name = name or getattr(fn, "__name__", "model")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
@@ -344,7 +403,7 @@ def build(fn, types, *, wrt=0, out_dir=".", cpu="native", name=None, sizes=None,
         raise BuildError(f"internal: forward sizes {fwd_s.symbols} differ from gradient sizes {vg_s.symbols}")
     tm, triple, cpu_name, vm = target_machine(cpu)
     for s in (fwd_s, vg_s):      # (the target's forms of a matrix's rows, as the JIT's for its host)
-        s.align_rows, s.stream_row_bytes = aligns_rows(vm), stream_row_bytes(vm)
+        for_target(s, vm)
     cc = c_backend.compiler()
     entries = [(f"{name}_forward", fwd_s), (f"{name}_value_and_grad", vg_s)]
     cpu_desc = f"{triple}, CPU {cpu_name}" + (" (this host)" if cpu == "native" else "")
@@ -357,7 +416,8 @@ def build(fn, types, *, wrt=0, out_dir=".", cpu="native", name=None, sizes=None,
         for public, s in entries:
             obj = os.path.join(tmp, f"{public}.o")
             with open(obj, "wb") as f:
-                f.write(emit_object(entry_module(s, public), tm, triple, vm))
+                module, parts = entry_module(s, public)
+                f.write(emit_object(module, tm, triple, vm, parts))
             objs.append(obj)
         for fname, text in ((f"{name}.h", header), ("sizes.c", helpers_source(entries, name))):
             with open(os.path.join(tmp, fname), "w") as f:

@@ -21,8 +21,6 @@ Every one of these makes new ``scan`` nodes, so they compose: a gradient of a gr
 a vmap of a gradient, a scan in a scan."""
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -41,26 +39,6 @@ from .tree_util import keystr, leaf_paths, tree_flatten, tree_unflatten
 
 
 # ----------------------------------------------------------------------------- tracing
-_local = threading.local()
-
-
-@contextmanager
-def unrolled_scans():
-    """Within the block ``lax.scan`` repeats its step once per step, as with
-    ``unroll=True`` (ahead-of-time libraries hold one kernel with no step kernels)."""
-    prev = getattr(_local, "unroll", False)
-    _local.unroll = True
-    try:
-        yield
-    finally:
-        _local.unroll = prev
-
-
-def native() -> bool:
-    """Does ``lax.scan`` in a trace make the native loop here (not ``unrolled_scans``)?"""
-    return not getattr(_local, "unroll", False)
-
-
 def _spec(v: Value, drop: int = 0) -> Spec:
     """The spec of a step input like ``v`` (without its ``drop`` leading axes), keeping
     the caller's size names so the step's graph speaks of the same sizes."""

@@ -67,7 +67,7 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     ``unroll`` is accepted for JAX's signature.  On concrete values it runs as plain
     Python with numpy."""
     leaves, tree = tree_flatten(xs)
-    native = current() is not None and unroll is not True and _control_flow.native()
+    native = current() is not None and unroll is not True
     if leaves:
         sizes = None if native else \
             {int(np.shape(x)[0]) if not isinstance(x, Value) else x.shape[0] for x in leaves}
@@ -109,7 +109,7 @@ def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
     Python int (a slice bound, a shape) repeats in the graph once per ``i`` instead, as
     it does with ``unroll=True``."""
     lo, hi = _concrete_int(lower, "fori_loop's lower"), _concrete_int(upper, "fori_loop's upper")
-    if current() is not None and unroll is not True and _control_flow.native() and hi - lo > 1:
+    if current() is not None and unroll is not True and hi - lo > 1:
         def step(carry, _):
             i, val = carry
             return (i + 1, body_fun(i, val)), None

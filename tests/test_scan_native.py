@@ -126,7 +126,7 @@ def test_every_stage_shows_the_loop():
     assert "the step kernel, once per step" in c
 
 
-def test_an_ahead_of_time_library_unrolls_the_scan(tmp_path):
+def test_an_ahead_of_time_library_of_a_scan(tmp_path):
     import ctypes
 
     from gradc import aot
