@@ -68,9 +68,28 @@ def traced(fn, types, wrt=0, sizes=None):
     specs = specs_of(flat.leaves, sizes)
     t = gradc.value_and_grad(fn, argnums=wrt, backend="numpy")
     _, forward, vg, _, _ = t.build(specs, flat.names, flat)
+    _check_sizes_kept(specs, vg, forward.notes + vg.notes)
     forward, vg = strip_custom(forward), strip_custom(vg)     # code generation's graphs
     wrt_leaves = flat.wrt((wrt,) if isinstance(wrt, int) else tuple(wrt))
     return forward, vg, [vg[vg.inputs[i]]["name"] for i in wrt_leaves]
+
+
+def _check_sizes_kept(specs, g: Graph, notes: list) -> None:
+    """A size TYPES names must stay a size of the library: the model may not have fixed
+    it while tracing (by reading it as a number, or by meeting a fixed size), or the
+    library would silently serve only that size."""
+    named = list(dict.fromkeys(d for sp in specs for d in sp.shape if isinstance(d, str)))
+    kept = {d for i in g.inputs for d in g[i]["shape"] if isinstance(d, str)}
+    lost = [d for d in named if d not in kept]
+    if not lost:
+        return
+    why = list(dict.fromkeys(note for note in notes for d in lost if note.startswith(f"size {d} is fixed")))
+    raise BuildError(
+        f"the model fixes the size{'s' if len(lost) > 1 else ''} {', '.join(lost)} of TYPES while tracing, so "
+        f"a library would serve only the traced example: " + ("; ".join(why) if why else
+                                                                "it meets a fixed size of another argument")
+        + ". Give the size as a number in TYPES, or compute without reading it (e.g. gnp.mean instead of "
+          "dividing by x.shape[0])")
 
 
 # ----------------------------------------------------------------------------- LLVM

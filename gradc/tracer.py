@@ -93,6 +93,7 @@ class Builder:
     def __init__(self, name="f"):
         self.graph = Graph(name)
         self.env = ShapeEnv()
+        self.env.where = user_source          # (the line that fixes a size the caller named)
         self.role = "forward"
         self.provenance: Provenance | None = None   # set: every node bound gets it
         self.captured: list[Value] = []      # outer Values captured as extra inputs
@@ -169,6 +170,9 @@ class Builder:
         g.minimum = {self.env.find(k): v for k, v in self.env.minimum.items()
                      if isinstance(self.env.find(k), str)}
         g.example = {s: self.env.example[s] for s in self.env.example if self.env.find(s) == s}
+        for name, (v, where) in sorted(self.env.fixed.items()):
+            g.notes.append(f"size {name} is fixed to {v}" + (f" at {where}" if where else "")
+                           + " (the code there needs it as a number)")
         return g
 
 
@@ -406,7 +410,7 @@ class Value:
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d traced value")
-        return self.shape[0]
+        return self._b.env.pin(self._shape[0])      # (fixes the first size, not the others)
 
     def __iter__(self):
         for i in range(len(self)):

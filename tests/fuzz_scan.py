@@ -33,6 +33,7 @@ import gradc.numpy as gnp
 
 MAX_STEPS = 12
 UNROLL_SHARE = 0.3      # programs also checked against lax.scan(..., unroll=True)
+REMAT_SHARE = 0.3       # programs whose step is checkpointed (the backward loop recomputes it)
 BIG_SHARE = 0.15        # programs kept at the body's threaded sizes (else redrawn small)
 NAMES = list(fp.ARGS)
 
@@ -50,6 +51,7 @@ class ScanProgram:
     counter: int | None         # the int64 counter's start, or None
     unroll: bool                # also compare with unroll=True
     out0: int = -1              # the body program's own output (a carry's source where sources has None)
+    remat: str | None = None    # the step wrapped in gradc.checkpoint with this policy
 
     @property
     def backend(self):
@@ -78,7 +80,7 @@ class ScanProgram:
     def describe(self):
         return (f"scan seed={self.seed} n={self.n} reverse={self.reverse} roles={self.roles} "
                 f"alphas={self.alphas} sources={self.sources} ys={self.ys} counter={self.counter} "
-                f"unroll={self.unroll} | body: {self.p.describe()}")
+                f"unroll={self.unroll} remat={self.remat} | body: {self.p.describe()}")
 
 
 def generate_scan(seed: int) -> ScanProgram:
@@ -119,6 +121,8 @@ def generate_scan(seed: int) -> ScanProgram:
     # 3100000: the body's own output held a min over an empty axis, which numpy refuses,
     # but only a carry of a value beside it was read, so gradc rightly never computed it)
     sp.out0 = p.outputs[0]
+    if r.random() < REMAT_SHARE:        # (drawn last: earlier seeds keep their programs)
+        sp.remat = str(r.choice(["nothing_saveable", "dots_saveable", "everything_saveable"]))
     reads = ([sp.out0] if None in sources.values() else []) + [i for i in sources.values() if i is not None] + ys
     p.outputs = list(dict.fromkeys(reads))
     p.depth, p.ops = fp._analyse(p)
@@ -210,6 +214,8 @@ def gradc_scan(sp, args, upcast=False, unroll=False):
         c, k = carry if counted else (carry, None)
         new, k2, ys = _step(sp, gnp, args, list(c), list(x or ()), k, upcast, None, native=True)
         return ((tuple(new), k2) if counted else tuple(new)), tuple(ys)
+    if sp.remat:
+        f = gradc.checkpoint(f, policy=getattr(gradc.checkpoint_policies, sp.remat))
     carry, ys = gradc.lax.scan(f, init, xs, length=None if xs else sp.n, reverse=sp.reverse,
                                unroll=True if unroll else 1)
     c, k = carry if counted else (carry, None)

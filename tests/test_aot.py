@@ -489,3 +489,33 @@ def test_gradc_c_prints_the_source(tmp_path, capsys):
     code = cli.main(["c", os.path.join(EXAMPLES, "neuron.py:loss"), *NEURON_TYPES, "--forward",
                      "-o", str(tmp_path / "f.c")])
     assert code == 0 and "gradc_loss_" in (tmp_path / "f.c").read_text()
+
+
+def test_a_size_the_model_fixes_is_refused(tmp_path):
+    """A size TYPES names that the model fixes while tracing (reading it as a number)
+    would make a library that silently serves only the traced example: refused, naming
+    the size and the line; a model that keeps it builds, and runs at two sizes."""
+    import gradc.numpy as gnp
+
+    def divided(w, X):
+        return gnp.sum((X @ w) ** 2) / X.shape[0]
+
+    def by_len(w, X):
+        return gnp.sum((X @ w) ** 2) / len(X)
+
+    def mean(w, X):
+        return gnp.mean((X @ w) ** 2)
+    line = divided.__code__.co_firstlineno + 1
+    with pytest.raises(aot.BuildError, match=rf"fixes the sizes d, n of TYPES.*size n is fixed to \d+ at "
+                                             rf"test_aot.py:{line}.*gnp.mean"):
+        aot.build(divided, ["f64[d]", "f64[n,d]"], out_dir=str(tmp_path), name="divided")
+    with pytest.raises(aot.BuildError, match=r"fixes the size n of TYPES"):      # len() fixes n alone
+        aot.build(by_len, ["f64[d]", "f64[n,d]"], out_dir=str(tmp_path), name="by_len")
+    lib = Library(aot.build(mean, ["f64[d]", "f64[n,d]"], out_dir=str(tmp_path), name="mean")[0], "mean")
+    r = np.random.default_rng(0)
+    for n in (5, 40):
+        w, X = r.normal(size=3), r.normal(size=(n, 3))
+        rc, (value, dw) = lib("value_and_grad", [w, X], [(), (3,)], [3, n])
+        assert rc == 0
+        assert float(value) == pytest.approx(np.mean((X @ w) ** 2), rel=1e-13)
+        np.testing.assert_allclose(dw, 2 * X.T @ (X @ w) / n, rtol=1e-12)

@@ -36,7 +36,8 @@ of them (default 6, seeds from ``GRADC_FUZZ_SEED``).
 
 Scan programs (``fuzz_scan.generate_scan``: a random program of ``generate`` as the step
 of ``gradc.lax.scan``, its float arguments as carries, ``xs`` or closed-over weights, an
-int64 counter carry in some, ``reverse`` drawn, 0-12 steps) run in ``test_scan_program``:
+int64 counter carry in some, ``reverse`` drawn, 0-12 steps, the step checkpointed with a
+random policy in some) run in ``test_scan_program``:
 ``GRADC_FUZZ_SCAN_PROGRAMS`` of them (default 20, seeds from ``GRADC_FUZZ_SEED``), against
 a Python loop of the step's numpy spelling with the same checks (the loss's gradient with
 respect to the weights, the initial carry and ``xs``), and a share of them against
@@ -720,6 +721,7 @@ def test_fuzz_report(capsys):
         for key, share in [("scan reverse", 0.3), ("scan counter carry", 0.15), ("scan carries:3", 0.15),
                            ("scan xs:2", 0.1), ("scan xs:0", 0.1), ("scan no steps", 0.02),
                            ("scan unroll=True vs the loop", 0.15), ("scan big (threaded sizes)", 0.02),
+                           ("scan checkpointed step", 0.15),
                            ("scan backend:llvm", 0.2), ("scan backend:c", 0.15), ("scan backend:numpy", 0.1)]:
             assert REPORT[key] >= share * ns, f"scan programs: {key} in fewer than {share:.0%}"
     if n < 100:
@@ -773,6 +775,8 @@ def check_scan(sp: fs.ScanProgram):
     REPORT[f"scan xs:{len(sp.xs)}"] += 1
     REPORT["scan reverse" if sp.reverse else "scan forward"] += 1
     REPORT["scan no steps" if sp.n == 0 else "scan with steps"] += 1
+    if sp.remat:
+        REPORT["scan checkpointed step"] += 1
     if sp.counter is not None:
         REPORT["scan counter carry"] += 1
     if sp.big:
