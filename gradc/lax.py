@@ -53,7 +53,7 @@ def _concrete_int(v, what: str) -> int:
     return int(v)
 
 
-def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
+def scan(f, init, xs=None, length=None, reverse=False, unroll=1, _split_transpose=False):
     """``jax.lax.scan``: ``carry, y = f(carry, x)`` over the leading axis of ``xs`` (a
     pytree of arrays, or None with ``length``); returns the last carry and the ``y``s
     stacked (a pytree like ``y``).  ``reverse=True`` runs from the last step to the
@@ -138,7 +138,7 @@ def while_loop(cond_fun, body_fun, init_val):
     val = init_val
     while True:
         go = cond_fun(val)
-        if isinstance(go, Value) and _control_flow.native():
+        if isinstance(go, Value):
             return _control_while.while_loop(cond_fun, body_fun, val)
         if not go:
             return val
@@ -183,9 +183,11 @@ def _select_trees(masks, results, what):
     return tree_unflatten(tree, out)
 
 
-def map(f, xs):  # noqa: A001  (jax.lax.map's name)
+def map(f, xs, *, batch_size=None):  # noqa: A001  (jax.lax.map's name)
     """``jax.lax.map``: ``f`` applied to each slice of ``xs`` along its leading axis,
-    the results stacked; computed as ``gradc.vmap(f)(xs)`` (one pass over the batch)."""
+    the results stacked; computed as ``gradc.vmap(f)(xs)`` (one pass over the batch,
+    whatever ``batch_size``, which bounds XLA's memory and is accepted for JAX's
+    signature: the results are the same)."""
     return vmap(f)(xs)
 
 

@@ -75,7 +75,7 @@ def policy_name(policy) -> str:
                         f"gradc.checkpoint_policies' {', '.join(sorted(POLICIES))} (or JAX's of those names)")
 
 
-def checkpoint(fun=None, *, prevent_cse=True, policy=None, static_argnums=()):
+def checkpoint(fun=None, *, prevent_cse=True, policy=None, static_argnums=(), static_argnames=()):
     """``jax.checkpoint`` (``jax.remat``): ``fun`` unchanged in what it computes, marked
     so that a ``lax.scan`` (or ``fori_loop``) whose step it is saves for the backward
     loop only what ``policy`` allows (by default nothing but each step's incoming
@@ -85,8 +85,8 @@ def checkpoint(fun=None, *, prevent_cse=True, policy=None, static_argnums=()):
     (``everything_saveable``, ``nothing_saveable``, ``dots_saveable`` /
     ``checkpoint_dots``, ``dots_with_no_batch_dims_saveable``).  Elsewhere it changes
     nothing: a graph without a loop has no tape to bound (the scheduler decides what
-    is recomputed).  ``prevent_cse`` and ``static_argnums`` are accepted for JAX's
-    signature."""
+    is recomputed).  ``prevent_cse``, ``static_argnums`` and ``static_argnames`` are
+    accepted for JAX's signature."""
     name = policy_name(policy)
 
     def mark(f):
