@@ -828,8 +828,11 @@ def check_scan(sp: fs.ScanProgram):
 
 # Scan programs a campaign found failing (always run): 3400098, an einsum in the step of
 # a closed-over weight with a size 0, whose reshape named the enclosing trace's sizes
-# in the step's trace, where one of those names was another size.
-SCAN_REGRESSIONS: list[int] = [3400098]
+# in the step's trace, where one of those names was another size; 3700061, the pairwise
+# maximum of a matmul's result with itself, two of whose elements numpy's sum made
+# equal and gradc's did not (an oracle bug: such a pair's off-diagonal ties are now
+# decided by rounding, the program fragile).
+SCAN_REGRESSIONS: list[int] = [3400098, 3700061]
 
 
 @pytest.mark.parametrize("seed", SCAN_REGRESSIONS + list(range(SEED0, SEED0 + N_SCAN_PROGRAMS)))
