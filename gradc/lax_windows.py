@@ -101,6 +101,14 @@ def conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers):
     return perms
 
 
+# Input channels below which a convolution is one product of the taps side by side
+# (im2col) instead of one product per tap.  value_and_grad of a 3x3 SAME convolution,
+# batch 32, 32x32, 64 outputs, float32, 2-core AMD EPYC Zen 3, in one process: 8
+# channels 97 ms side by side against 146 per tap; 16 channels 156 against 125; 64
+# channels 523 against 305.  A small CNN's first layer (3 channels) 58 against 72 ms.
+IM2COL_BELOW = 16
+
+
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, batch_group_count=1, precision=None,
                          preferred_element_type=None):
@@ -145,6 +153,12 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     # groups, (n, *out, g, c/g) with (c/g, g, o/g) -> (n, *out, g, o/g)
     sp = "xyzuvw"[:nd]
     y = None
+    if g == 1 and ci < IM2COL_BELOW and len(taps) > 1:
+        # few input channels (an image's 3): a product per tap contracts over c alone,
+        # too short for a matrix product's speed; the taps side by side make one product
+        # contracting over all of them (im2col), its copy of the input cheap at such c
+        y = gnp.matmul(gnp.concatenate(list(taps), axis=-1), gnp.reshape(w, (len(taps) * ci, o)))
+        taps = []
     for t, patch in zip(itertools.product(*(range(k) for k in ksize)), taps):
         wt = w[t]
         if g == 1:

@@ -141,6 +141,9 @@ TABLE = [
      lambda x, w: _conv_np(x, w, (1, 1), "SAME"), [(2, 3, 7, 6), (4, 3, 3, 3)], True),
     ("conv_valid_strided", lambda x, w: lax.conv(x, w, (2, 3), "VALID"),
      lambda x, w: _conv_np(x, w, (2, 3), "VALID"), [(2, 3, 9, 10), (4, 3, 3, 2)], True),
+    # 16 input channels: a product per tap (fewer: the taps side by side, IM2COL_BELOW)
+    ("conv_per_tap", lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME"),
+     lambda x, w: _conv_np(x, w, (1, 1), "SAME"), [(2, 16, 5, 4), (3, 16, 3, 3)], True),
     ("conv_pairs_negative", lambda x, w: lax.conv_general_dilated(x, w, (1, 2), ((1, 2), (-1, 1))),
      lambda x, w: _conv_np(x, w, (1, 2), ((1, 2), (-1, 1))), [(2, 2, 6, 7), (3, 2, 2, 3)], True),
     ("conv_rhs_dilation_same", lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", rhs_dilation=(2, 3)),
