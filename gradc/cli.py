@@ -281,8 +281,9 @@ def add_build(sub):
                        description="Compile FUNC and gradc.value_and_grad(FUNC, argnums=WRT), for arguments "
                                    "of the given TYPES (size names become the library's size parameters), "
                                    "ahead of time into DIR/libNAME.so with the header DIR/NAME.h (entry "
-                                   "points NAME_forward and NAME_value_and_grad) and DIR/gradc.h. The "
-                                   "library needs neither Python nor gradc to run.",
+                                   "points NAME_forward and NAME_value_and_grad; NAME_forward alone with "
+                                   "--forward) and DIR/gradc.h. The library needs neither Python nor gradc "
+                                   "to run.",
                        epilog="example: gradc build model.py:loss 'f64[d]' 'f64[]' 'f64[n,d]' 'f64[n]' "
                               "--wrt w,b -o build --name neuron")
     _add_target(p)
@@ -290,6 +291,9 @@ def add_build(sub):
     p.add_argument("-o", "--output-dir", metavar="DIR", default=".", help="where to write the files (default .)")
     _add_cpu(p)
     p.add_argument("--name", help="the library's name: libNAME.so, NAME.h, NAME_* symbols (default: FUNC)")
+    p.add_argument("--forward", action="store_true",
+                   help="build NAME_forward alone: the function itself, of any outputs (a prediction function), "
+                        "no gradient")
 
     def run_build(args, out):
         from . import aot

@@ -178,10 +178,10 @@ def test_x86_64_v4_build(tmp_path):
 class Library:
     """Call an AOT library's entry points from Python (as a C program would)."""
 
-    def __init__(self, path, name):
+    def __init__(self, path, name, entries=("forward", "value_and_grad")):
         self.lib = ctypes.CDLL(str(path))
         self.name = name
-        for entry in ("forward", "value_and_grad"):
+        for entry in entries:
             getattr(self.lib, f"{name}_{entry}_workspace_bytes").restype = ctypes.c_size_t
             getattr(self.lib, f"{name}_{entry}_check_sizes").restype = ctypes.c_int32
             getattr(self.lib, f"{name}_{entry}").restype = ctypes.c_int32
@@ -519,3 +519,59 @@ def test_a_size_the_model_fixes_is_refused(tmp_path):
         assert rc == 0
         assert float(value) == pytest.approx(np.mean((X @ w) ** 2), rel=1e-13)
         np.testing.assert_allclose(dw, 2 * X.T @ (X @ w) / n, rtol=1e-12)
+
+
+def test_a_forward_only_library(tmp_path):
+    """``--forward`` (``wrt=None``): NAME_forward alone, for a function of several
+    outputs (a prediction: probabilities and the argmax) and for one no gradient
+    exists for (a while loop on a traced condition); values against numpy at two sizes."""
+    import gradc.numpy as gnp
+    from gradc import lax, nn
+
+    def predict(W, b, X):
+        logits = X @ W + b
+        return nn.softmax(logits, axis=1), gnp.argmax(logits, axis=1)
+
+    def newton_sqrt(a):
+        def body(c):
+            x, i = c
+            return 0.5 * (x + a / x), i + 1
+        x, _ = lax.while_loop(lambda c: gnp.logical_and(gnp.max(gnp.abs(c[0] * c[0] - a)) > 1e-12, c[1] < 60),
+                              body, (a, 0))
+        return x
+    paths = aot.build(predict, ["f64[d,k]", "f64[k]", "f64[n,d]"], wrt=None, out_dir=str(tmp_path), name="predict")
+    header = open(paths[1]).read()
+    assert "predict_forward(" in header and "value_and_grad" not in header and "int64_t[n]" in header
+    lib = ctypes.CDLL(paths[0])
+    lib.predict_forward.argtypes = [ctypes.c_void_p] * 3
+    r = np.random.default_rng(0)
+    for n in (3, 50):
+        W, b, X = r.normal(size=(4, 6)), r.normal(size=6), r.normal(size=(n, 4))
+        probs, labels = np.zeros((n, 6)), np.zeros(n, np.int64)
+        bufs = [W, b, X, probs, labels]
+        args = (ctypes.c_void_p * 5)(*[a.ctypes.data for a in bufs])
+        sizes = (ctypes.c_int64 * 3)(4, 6, n)        # d, k, n: the order of first appearance
+        ws = np.zeros(1 << 16, np.uint8)
+        assert lib.predict_forward(args, sizes, ws.ctypes.data) == 0
+        logits = X @ W + b
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(probs, e / e.sum(axis=1, keepdims=True), rtol=1e-13)
+        np.testing.assert_array_equal(labels, np.argmax(logits, axis=1))
+    with pytest.raises(gradc.GradcError, match="reverse-mode differentiation of lax.while_loop"):
+        aot.build(lambda a: gnp.sum(newton_sqrt(a)), ["f64[n]"], out_dir=str(tmp_path), name="newton")
+    lib = Library(aot.build(newton_sqrt, ["f64[n]"], wrt=None, out_dir=str(tmp_path), name="newton")[0], "newton",
+                  entries=("forward",))
+    a = r.uniform(0.5, 9.0, size=17)
+    rc, (x,) = lib("forward", [a], [(17,)], [17])
+    assert rc == 0
+    np.testing.assert_allclose(x, np.sqrt(a), rtol=1e-14)
+
+
+def test_build_forward_on_the_command_line(tmp_path, edge_file, capsys):
+    """``gradc build --forward``: the forward entry point alone; with --wrt, an error."""
+    MLP_TYPES = ["f64[d,h]", "f64[h]", "f64[h,k]", "f64[k]", "f64[n,d]", "f64[n,k]"]
+    _build_in_process(tmp_path, f"{edge_file}:mlp", *MLP_TYPES, "--forward")
+    header = (tmp_path / "mlp.h").read_text()
+    assert "--forward" in header and "mlp_forward(" in header and "mlp_value_and_grad" not in header
+    assert cli.main(["build", f"{edge_file}:mlp", *MLP_TYPES, "--forward", "--wrt", "0", "-o", str(tmp_path)]) == 2
+    assert "--wrt applies to the gradient; it cannot be combined with --forward" in capsys.readouterr().err

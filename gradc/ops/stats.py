@@ -321,8 +321,9 @@ def _arg_extreme(a, axis, keepdims, extreme):
     else:
         out_shape = None
     axis = norm_axes(axis, x.ndim)[0]
-    if x._b.env.pin(x._shape[axis]) == 0:
+    if x._b.env.value(x._shape[axis]) == 0:
         raise ValueError(f"attempt to get arg{extreme.__name__.strip('_')} of an empty sequence")
+    x._b.env.at_least(x._shape[axis], 1)      # (a size, not fixed: a call with 0 is refused)
     m = extreme(x, axis, True)
     hit = ew.equal(x, m)
     if x.dtype.kind == "f":       # numpy: the first nan is the extreme
