@@ -336,14 +336,20 @@ def pad(array, pad_width, mode="constant", **kw):
         if kw or np.ndim(c) != 0:
             raise UnsupportedError("pad: gradc supports one scalar constant_values"
                                    + (f" (got {sorted(kw)})" if kw else ""))
-        sizes = [_pin(x, a) for a in range(x.ndim)]
-        shape = tuple(n + b + e for n, (b, e) in zip(sizes, widths))
-        index = tuple((b, b + n, 1) for n, (b, _) in zip(sizes, widths))
-        y = _trace().bind("unslice", x, index=index, shape=shape) if shape != tuple(sizes) else x
+        # (an axis not padded keeps its size a symbol; a padded one's grows by a number)
+        padded = [b != 0 or e != 0 for b, e in widths]
+        sizes = [_pin(x, a) if padded[a] else x._shape[a] for a in range(x.ndim)]
+        shape = tuple(n + b + e if p else n for n, (b, e), p in zip(sizes, widths, padded))
+        index = tuple((b, b + n, 1) if p else (0, None, 1) for n, (b, _), p in zip(sizes, widths, padded))
+        if not any(padded):
+            return x
+        y = _trace().bind("unslice", x, index=index, shape=shape)
         if c == 0:
             return y
         inside = None
         for a, (n, (b, _)) in enumerate(zip(sizes, widths)):
+            if not padded[a]:
+                continue
             i = _iota(tuple(shape[a] if j == a else 1 for j in range(x.ndim)), a)
             ok = ew.logical_and(ew.greater_equal(i, b), ew.less(i, b + n))
             inside = ok if inside is None else ew.logical_and(inside, ok)
