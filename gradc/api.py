@@ -285,6 +285,9 @@ class Transformed(_Dispatch):
         handler = foreign_handler(args)
         if handler is not None:       # dask arrays: gradc.distributed sums per-chunk results
             return handler(self, args, kwargs)
+        static = self._python_values(args, kwargs)
+        if static is not None:
+            return self._with_static(static)(*args, **kwargs)
         arrays, flat = self._arrays(args, kwargs)
         if current() is not None or any(isinstance(a, Value) for a in arrays):
             return self._call_traced(arrays, flat)
@@ -293,6 +296,42 @@ class Transformed(_Dispatch):
         if entry.plan is not None and not self.debug_nans:
             self._use_plan(entry.plan)
         return self._restructure(outs, entry.structure, flat)
+
+    def _python_values(self, args, kwargs):
+        """``grad``'s and ``value_and_grad``'s arguments that stay Python values, as JAX
+        keeps every argument it does not differentiate concrete: a positional ``str`` or
+        ``bool`` (an activation's name, a ``train`` flag tested with ``if``) and a
+        keyword-only argument that is not an array.  ``(positions, names)``, or None when
+        there are none (the usual path: numbers stay traced inputs, one compile for all)."""
+        if self.kind not in ("grad", "value_and_grad"):
+            return None
+        n = len(args)
+        nums = (self.argnums,) if isinstance(self.argnums, (int, np.integer)) else tuple(self.argnums)
+        wrt = {int(a) % n for a in nums if n and -n <= a < n}
+        pos = tuple(i for i, a in enumerate(args) if type(a) in (str, bool) and i not in wrt)
+        names, keyword_only = (), False
+        if kwargs:
+            sig = _signature(self.fun)
+            params = sig.parameters if sig is not None else {}
+            only = {k for k in kwargs if k in params and params[k].kind == params[k].KEYWORD_ONLY}
+            # a keyword-only array is an input as any other (the StaticJit passes it on)
+            names = tuple(sorted(k for k, v in kwargs.items() if (k in only or type(v) in (str, bool))
+                                 and k in params and not _array_like(v)))
+            keyword_only = bool(only)
+        return (pos, names) if pos or names or keyword_only else None
+
+    def _with_static(self, static):
+        """This function with the arguments ``_python_values`` found static: a
+        :class:`gradc.static_args.StaticJit` over it (one per set of positions and names),
+        compiling once per distinct set of their values."""
+        from .static_args import StaticJit
+        cache = self.__dict__.setdefault("_static_variants", {})
+        sj = cache.get(static)
+        if sj is None:
+            def make(f, kind, argnums, has_aux, inner):
+                return Transformed(f, kind, argnums, self._backend, self._debug_nans, has_aux)
+            sj = cache[static] = StaticJit(self.fun, static[0], static[1], make, self)
+        return sj
 
     def _use_plan(self, plan):
         """Make ``plan`` the one calls try first; the one it replaces joins the few kept
@@ -437,12 +476,16 @@ def _scalar(o):
 
 
 # ----------------------------------------------------------------------------- public API
-def jit(fun=None, *, static_argnums=None, static_argnames=None, backend=None, debug_nans=None):
+def jit(fun=None, *, static_argnums=None, static_argnames=None, backend=None, debug_nans=None,
+        donate_argnums=None, donate_argnames=None, inline=False, keep_unused=False):
     """Compile ``fun`` (traced once per input signature).  ``static_argnums`` /
     ``static_argnames``: arguments that are Python values (hashable), constants of the
     trace: each distinct set of them compiles once (see :mod:`gradc.static_args`).
     ``debug_nans=True``: checked mode, raising :class:`gradc.NonFiniteError` at the first
-    non-finite node (default: ``gradc.config``'s setting)."""
+    non-finite node (default: ``gradc.config``'s setting).  ``donate_argnums``,
+    ``donate_argnames``, ``inline`` and ``keep_unused`` are JAX's hints, accepted so a
+    JAX training step ports unchanged, and ignored: gradc never writes into an argument
+    (results are new arrays) and inlines a jit called inside a trace anyway."""
     if fun is None:
         return lambda f: jit(f, static_argnums=static_argnums, static_argnames=static_argnames,
                              backend=backend, debug_nans=debug_nans)
@@ -455,22 +498,47 @@ def jit(fun=None, *, static_argnums=None, static_argnames=None, backend=None, de
             return Transformed(f, kind, argnums, backend or inner_backend,
                                debug_nans if debug_nans is not None else inner_nans, has_aux)
         inner = fun if isinstance(fun, Transformed) and fun.kind in ("jit", "grad", "value_and_grad") else None
-        return StaticJit(fun, static_argnums, static_argnames, make, inner)
+        sj = StaticJit(fun, static_argnums, static_argnames, make, inner)
+        sj.backend, sj.debug_nans = backend, debug_nans
+        return sj
     return Transformed(fun, "jit", backend=backend, debug_nans=debug_nans)
+
+
+def _array_like(v) -> bool:
+    """An array or a pytree holding one: a value ``grad`` traces, never a static one."""
+    return any(isinstance(leaf, (np.ndarray, Value)) or hasattr(leaf, "__array__") for leaf in tree_flatten(v)[0])
+
+
+def _over_static_jit(fun, kind, argnums, has_aux, backend, debug_nans):
+    """``grad(jit(f, static_argnums=s))`` is ``jit(grad(f), static_argnums=s)``: the static
+    arguments stay Python values (JAX's grad leaves them alone too); None when ``fun`` is
+    not a jit with static arguments."""
+    from .static_args import StaticJit
+    if not isinstance(fun, StaticJit) or (fun._inner is not None and fun._inner.kind != "jit"):
+        return None
+    target = fun._inner.fun if fun._inner is not None else fun.fun
+    inner = Transformed(target, kind, argnums, backend or fun.backend, debug_nans if debug_nans is not None
+                        else fun.debug_nans, has_aux)
+    return jit(inner, static_argnums=tuple(sorted(fun.static_nums)), static_argnames=tuple(sorted(fun.static_names)))
 
 
 def grad(fun, argnums=0, *, has_aux=False, backend=None, debug_nans=None):
     """The gradient of a scalar function with respect to argument(s) ``argnums``.
     ``has_aux=True``: ``fun`` returns ``(loss, aux)`` (aux: any pytree of arrays, not
-    differentiated) and the result is ``(gradient, aux)``, as in JAX."""
-    return Transformed(fun, "grad", argnums, backend, debug_nans, has_aux)
+    differentiated) and the result is ``(gradient, aux)``, as in JAX.  Arguments not
+    differentiated that are a ``str`` or a ``bool``, keyword-only arguments that are not
+    arrays, and the static arguments of a ``jit`` it wraps stay Python values, as in JAX."""
+    return (_over_static_jit(fun, "grad", argnums, has_aux, backend, debug_nans)
+            or Transformed(fun, "grad", argnums, backend, debug_nans, has_aux))
 
 
 def value_and_grad(fun, argnums=0, *, has_aux=False, backend=None, debug_nans=None):
     """``(f(*args), grad(f)(*args))`` in one call sharing the forward pass.
     ``has_aux=True``: ``fun`` returns ``(loss, aux)`` and the result is
-    ``((loss, aux), gradient)``, as in JAX."""
-    return Transformed(fun, "value_and_grad", argnums, backend, debug_nans, has_aux)
+    ``((loss, aux), gradient)``, as in JAX.  Python values stay Python values as in
+    :func:`grad`."""
+    return (_over_static_jit(fun, "value_and_grad", argnums, has_aux, backend, debug_nans)
+            or Transformed(fun, "value_and_grad", argnums, backend, debug_nans, has_aux))
 
 
 def _as_dtype_of(x, like):

@@ -88,3 +88,47 @@ def test_static_argument_errors_are_clear():
 def test_a_traced_loop_count_suggests_static_argnames():
     with pytest.raises(gradc.TracerBoolError, match=r"argument 'n_layers'.*static_argnames=\('n_layers',\)"):
         gradc.jit(deep)(np.ones(3), 2)
+
+
+def test_grad_of_a_jit_with_static_arguments_keeps_them_static():
+    """grad(jit(f, static_argnums=1)) is jit(grad(f), static_argnums=1): the static
+    argument reaches f as a Python int (JAX's grad leaves it alone too), so ``range(n)``
+    works under the gradient."""
+    x = rng.standard_normal((40, 5))
+    f = gradc.jit(deep, static_argnums=1, static_argnames="act")
+    for n, act in ((2, "tanh"), (3, "relu")):
+        np.testing.assert_allclose(gradc.grad(f)(x, n, act=act), deep_grad_np(x, n, act), rtol=1e-10, atol=1e-12)
+        v, g = gradc.value_and_grad(f)(x, n, act)
+        np.testing.assert_allclose(v, deep_np(x, n, act), rtol=1e-12)
+        np.testing.assert_allclose(g, deep_grad_np(x, n, act), rtol=1e-10, atol=1e-12)
+
+
+def test_grad_keeps_str_bool_and_keyword_only_values_python_values():
+    """As JAX's grad keeps the arguments it does not differentiate concrete: a str (an
+    activation's name), a bool tested with ``if`` and a keyword-only Python value reach
+    the function as themselves; a keyword-only array is an input; a number positional
+    argument stays a traced input (one compile for every value)."""
+    x = rng.standard_normal((30, 4))
+
+    def loss(x, act, train, *, n=1, scale=None):
+        h = deep(x, n, act)
+        return h * 2.0 if train else h + gnp.sum(x * (0.0 if scale is None else scale))
+    g = gradc.grad(loss)
+    np.testing.assert_allclose(g(x, "relu", True, n=2), 2 * deep_grad_np(x, 2, "relu"), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g(x, "tanh", False, n=3), deep_grad_np(x, 3), rtol=1e-10, atol=1e-12)
+    s = rng.standard_normal((30, 4))
+    np.testing.assert_allclose(g(x, "tanh", False, scale=s), deep_grad_np(x, 1) + s, rtol=1e-10, atol=1e-12)
+    v, gv = gradc.value_and_grad(loss)(x, act="tanh", train=True)
+    np.testing.assert_allclose(v, 2 * deep_np(x, 1), rtol=1e-12)
+    np.testing.assert_allclose(gv, 2 * deep_grad_np(x, 1), rtol=1e-10, atol=1e-12)
+    with pytest.raises(gradc.ArgumentError, match=r"argument 1 \(act\) is a str"):
+        gradc.grad(loss, argnums=(0, 1))(x, "tanh", True)
+
+
+def test_jit_accepts_jax_donation_and_inlining_hints():
+    x = rng.standard_normal(6)
+    x0 = x.copy()
+    for kw in ({"donate_argnums": 0}, {"donate_argnames": "x"}, {"inline": True}, {"keep_unused": True}):
+        f = gradc.jit(lambda x: gnp.sin(x) * 2, **kw)
+        np.testing.assert_allclose(f(x), np.sin(x) * 2, rtol=1e-15)
+    np.testing.assert_array_equal(x, x0)       # nothing is donated: the argument is intact
