@@ -85,7 +85,7 @@ def where(condition, x=None, y=None, *, size=None, fill_value=None):
 tensordot, inner, vdot = _es.tensordot, _es.inner, _es.vdot
 # structure
 expand_dims, squeeze = _st.expand_dims, _st.squeeze
-stack, concatenate, take_along_axis = _st.stack, _st.concatenate, _st.take_along_axis
+stack, concatenate, take_along_axis = _st.stack, _st.concatenate, _ax.take_along_axis
 broadcast_to = _st.broadcast_to
 zeros_like, ones_like, full_like = _st.zeros_like, _st.ones_like, _st.full_like
 arange_like = _st.arange_like

@@ -206,3 +206,72 @@ def test_augmented_assignment_rebinds_as_numpy_does_unaliased():
         return z
     x, b = rng.standard_normal(5), rng.standard_normal(5)
     np.testing.assert_allclose(gradc.jit(f)(x, b), f(x.copy(), b), rtol=1e-15)
+
+
+# ----------------------------------------------------------------------------- JAX's out-of-bounds modes
+def _np_drop(x, idx, v, how):
+    """numpy oracle of JAX's mode="drop" on axis 0: the in-range indices (negative ones
+    from the end) updated as numpy does, the others ignored."""
+    keep = (idx >= -len(x)) & (idx < len(x))
+    return np_update(x, idx[keep], v[keep], how)
+
+
+@pytest.mark.parametrize("how", MODES)
+@pytest.mark.parametrize("traced", [False, True])
+def test_update_mode_drop_ignores_out_of_bounds_indices(how, traced):
+    """x.at[i].<how>(v, mode="drop"): indices outside [-n, n) change nothing and their
+    values get no gradient; the others update as without a mode (repeats included)."""
+    if traced:   # distinct in-range indices: traced repeats take the mean for set (see above)
+        idx = np.array([1, 9, -2, -9, 3])       # and multiply/min/max need unique_indices
+        kw = {"unique_indices": True} if how in ("multiply", "min", "max") else {}
+    else:
+        idx, kw = np.array([1, 9, 1, -2, -9, 4]), {}
+    x, v = rng.uniform(0.5, 2.0, (6, 3)), rng.uniform(0.5, 2.0, (len(idx), 3))
+    w = rng.standard_normal((6, 3))
+
+    def f(x, v, i):
+        return gnp.sum(w * gnp.sin(getattr(x.at[i], how)(v, mode="drop", **kw)))
+    np_f = lambda x, v: np.sum(w * np.sin(_np_drop(x, idx, v, how)))  # noqa: E731
+    args = (x, v, idx) if traced else (x, v)
+    g = gradc.value_and_grad(f if traced else (lambda x, v: f(x, v, idx)), argnums=(0, 1))
+    val, (gx, gv) = g(*args)
+    np.testing.assert_allclose(val, np_f(x, v), rtol=1e-13)
+    np.testing.assert_allclose(gx, fd_grad(np_f, [x, v], 0), rtol=FD_RTOL, atol=FD_ATOL)
+    np.testing.assert_allclose(gv, fd_grad(np_f, [x, v], 1), rtol=FD_RTOL, atol=FD_ATOL)
+    assert np.all(gv[[1, 4] if len(idx) == 6 else [1, 3]] == 0)     # the dropped values
+
+
+def test_update_mode_clip_and_get_modes_on_an_axis():
+    """mode="clip" clamps (negative indices from the end first, as x[i] reads them);
+    get(mode="fill") gives fill_value outside [-n, n) (NaN for floats by default) with a
+    zero gradient there, on axis 1 with a traced index array."""
+    x = rng.standard_normal((4, 5))
+    idx = np.array([0, 7, -1, -9, 3])
+    clipped = np.clip(np.where(idx < 0, idx + 5, idx), 0, 4)
+    v = rng.standard_normal((4, 5))
+    # constant indices: the last value of a repeated index wins, as in numpy
+    got = gradc.jit(lambda x, v: x.at[:, idx].set(v, mode="clip"))(x, v)
+    want = x.copy()
+    want[:, clipped] = v
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+    np.testing.assert_allclose(gradc.jit(lambda x, i: x.at[:, i].get(mode="clip"))(x, idx), x[:, clipped],
+                               rtol=1e-15)
+    ok = (idx >= -5) & (idx < 5)
+    f = gradc.jit(lambda x, i: x.at[:, i].get(mode="fill"))(x, idx)
+    np.testing.assert_allclose(f[:, ok], x[:, idx[ok]], rtol=1e-15)
+    assert np.isnan(f[:, ~ok]).all()
+    loss = lambda x, i: gnp.sum(x.at[:, i].get(mode="fill", fill_value=2.0) ** 3)   # noqa: E731
+    val, gx = gradc.value_and_grad(loss)(x, idx)
+    fill = np.where(ok, x[:, np.where(ok, idx, 0)], 2.0)
+    np.testing.assert_allclose(val, np.sum(fill ** 3), rtol=1e-13)
+    want = np.zeros_like(x)
+    np.add.at(want.T, idx[ok], (3 * x[:, idx[ok]] ** 2).T)
+    np.testing.assert_allclose(gx, want, rtol=1e-13)
+
+
+def test_unsupported_mode_names_what_works():
+    x = np.ones((3, 4))
+    with pytest.raises(gradc.UnsupportedError, match=r"mode='drop'.*one integer index array after full slices"):
+        gradc.jit(lambda x: x.at[1:, np.array([0, 5])].set(0.0, mode="drop"))(x)
+    with pytest.raises(gradc.UnsupportedError, match=r"mode='fill'"):
+        gradc.jit(lambda x: x.at[np.array([0, 5])].add(1.0, mode="fill"))(x)

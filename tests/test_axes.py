@@ -105,3 +105,46 @@ def test_axis_errors_are_clear():
         gradc.jit(lambda x: np.split(x, 3, axis=2)[0])(x)
     with pytest.raises(IndexError):
         gradc.jit(lambda x: x[:, onp.array([0, 3])])(x)
+
+
+def _np_take_fill(x, i, axis, fill):
+    """numpy oracle of JAX's take(mode="fill") along ``axis``: indices in [-n, n) read
+    (negative ones from the end), the others give ``fill``."""
+    n = x.shape[axis]
+    ok = (i >= -n) & (i < n)
+    got = onp.take(x, onp.where(ok, i, 0), axis)
+    ok = ok.reshape((1,) * axis + ok.shape + (1,) * (x.ndim - axis - 1))
+    return onp.where(ok, got, fill)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [onp.float64, onp.float32])
+def test_take_and_take_along_axis_out_of_bounds_modes(backend, dtype):
+    """JAX's modes: take(mode="fill", fill_value=) and take_along_axis(mode="clip"/"fill"/
+    "wrap") on rank 3 with traced indices, values against numpy and gradients against
+    finite differences; a filled place gets no gradient."""
+    rng = onp.random.default_rng(5)
+    x = rng.standard_normal((3, 5, 4)).astype(dtype)
+    i = onp.array([[0, 6], [-5, -6], [4, -1]])
+    tol = 1e-6 if dtype == onp.float32 else 1e-14
+    f = gradc.jit(lambda x, i: np.take(x, i, axis=1, mode="fill", fill_value=0.5), backend=backend)
+    got = f(x, i)
+    assert got.dtype == dtype
+    onp.testing.assert_allclose(got, _np_take_fill(x, i, 1, 0.5), rtol=tol)
+    nan_fill = gradc.jit(lambda x, i: np.take(x, i, axis=2, mode="fill"), backend=backend)(x, i)
+    onp.testing.assert_array_equal(onp.isnan(nan_fill), onp.broadcast_to(((i < -4) | (i >= 4)), nan_fill.shape))
+    j = rng.integers(-7, 7, (3, 5, 4))
+    n, ok = 5, (j >= -5) & (j < 5)
+    oracle = {"clip": lambda x: onp.take_along_axis(x, onp.clip(onp.where(j < 0, j + n, j), 0, n - 1), 1),
+              "wrap": lambda x: onp.take_along_axis(x, onp.mod(j, n), 1),
+              "fill": lambda x: onp.where(ok, onp.take_along_axis(x, onp.where(ok, j, 0), 1), -2.0)}
+    for mode, want in oracle.items():
+        g = gradc.jit(lambda x, j: np.take_along_axis(x, j, axis=1, mode=mode, fill_value=-2.0), backend=backend)
+        onp.testing.assert_allclose(g(x, j), want(x), rtol=tol)
+        loss = lambda x, j: np.sum(np.sin(np.take_along_axis(x, j, axis=1, mode=mode, fill_value=-2.0)))  # noqa: E731
+        x64 = x.astype(onp.float64)
+        got = gradc.grad(loss, backend=backend)(x64, j)
+        onp.testing.assert_allclose(got, fd_grad(lambda x: onp.sum(onp.sin(want(x))), [x64], 0),
+                                    rtol=FD_RTOL, atol=FD_ATOL)
+    with pytest.raises(gradc.ArgumentError, match="mode must be"):
+        gradc.jit(lambda x: np.take(x, onp.array([0]), mode="bogus"))(x)

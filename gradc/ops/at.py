@@ -59,42 +59,92 @@ class IndexUpdateRef:
         self._x, self._idx = x, idx
 
     def get(self, *, indices_are_sorted=False, unique_indices=False, mode=None, fill_value=None):
-        """``x[idx]``."""
-        _check_mode(mode)
+        """``x[idx]``; ``mode="clip"`` or ``"fill"`` (with ``fill_value``, NaN for floats by
+        default) for one integer index array, as JAX's."""
+        one = _check_mode(self._x, self._idx, mode, ("clip", "fill"))
+        if one is not None:   # (negative indices count from the end first, as in x[i])
+            from .axes import take
+            n = _trace().to_value(self._x)._b.env.pin(_trace().to_value(self._x)._shape[one[0]])
+            i = one[1] if mode == "fill" else _from_end(one[1], n)
+            return take(self._x, i, axis=one[0], mode=mode, fill_value=fill_value)
         return st.getitem(self._x, self._idx)
 
     def set(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] = values``."""
-        _check_mode(mode)
-        return update(self._x, self._idx, values, "set")
+        return self._update(values, "set", mode, False)
 
     def add(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] += values`` (repeated indices accumulate, as ``np.add.at``)."""
-        _check_mode(mode)
-        return update(self._x, self._idx, values, "add")
+        return self._update(values, "add", mode, False)
 
     def multiply(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] *= values``."""
-        _check_mode(mode)
-        return update(self._x, self._idx, values, "multiply", unique=unique_indices)
+        return self._update(values, "multiply", mode, unique_indices)
 
     def min(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] = minimum(x[idx], values)``."""
-        _check_mode(mode)
-        return update(self._x, self._idx, values, "min", unique=unique_indices)
+        return self._update(values, "min", mode, unique_indices)
 
     def max(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] = maximum(x[idx], values)``."""
-        _check_mode(mode)
-        return update(self._x, self._idx, values, "max", unique=unique_indices)
+        return self._update(values, "max", mode, unique_indices)
+
+    def _update(self, values, how, mode, unique):
+        one = _check_mode(self._x, self._idx, mode, ("clip", "drop"))
+        if one is None:
+            return update(self._x, self._idx, values, how, unique=unique)
+        return _update_out_of_bounds(self._x, one[0], one[1], values, how, mode, unique)
 
 
-def _check_mode(mode):
-    """JAX's ``mode=`` for out-of-bounds indices.  ``indices_are_sorted`` and
-    ``unique_indices`` are hints, accepted and not needed."""
-    if mode not in (None, "promise_in_bounds"):
-        raise UnsupportedError(f"x.at[...](mode={mode!r}): gradc checks every index, and one out of bounds is an "
-                               "error (an IndexError naming the argument); clip or mask the indices first")
+def _check_mode(x, idx, mode, modes):
+    """JAX's ``mode=`` for out-of-bounds indices: None (the default, every index
+    checked) or ``"promise_in_bounds"`` give None; ``modes`` (``clip``, ``fill`` for a
+    read, ``drop`` for an update) are supported for one integer index array after full
+    slices (``x.at[i]``, ``x.at[:, i]``), and give ``(axis, index array)``.
+    ``indices_are_sorted`` and ``unique_indices`` are hints, accepted and not needed."""
+    if mode in (None, "promise_in_bounds"):
+        return None
+    t = _trace()
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    arr = parts[-1] if parts else None
+    if isinstance(arr, (list, np.ndarray)):
+        arr = np.asarray(arr)
+    ok_arr = (isinstance(arr, t.Value) and arr.dtype.kind in "iu") or \
+        (isinstance(arr, np.ndarray) and arr.dtype.kind in "iu")
+    if mode in modes and ok_arr and all(isinstance(p, slice) and p == slice(None) for p in parts[:-1]):
+        return len(parts) - 1, arr
+    raise UnsupportedError(f"x.at[...](mode={mode!r}): gradc supports mode {' and '.join(map(repr, modes))} for "
+                           "one integer index array after full slices (x.at[i], x.at[:, i]); otherwise it checks "
+                           "every index, and one out of bounds is an error (an IndexError naming the argument): "
+                           "clip or mask the indices first")
+
+
+def _update_out_of_bounds(x, axis, i, values, how, mode, unique):
+    """An update along ``axis`` at index array ``i`` with JAX's ``mode``: ``"clip"``
+    clamps the indices (negative ones from the end first); ``"drop"`` sends the ones
+    outside ``[-n, n)`` to one extra slot appended along ``axis`` and cut off after, so
+    they change nothing whatever the update (set, add, min, ...) and get no gradient."""
+    x = _trace().to_value(x)
+    n = x._b.env.pin(x._shape[axis])
+    j = _from_end(i, n)
+    head = (slice(None),) * axis
+    if mode == "clip":
+        return update(x, head + ((np.clip if isinstance(j, np.ndarray) else ew.clip)(j, 0, n - 1),), values, how,
+                      unique=unique)
+    pad = st.concatenate([x, st.zeros_like(st.getitem(x, head + (slice(0, 1),)))], axis=axis)
+    if isinstance(i, np.ndarray):   # constant indices stay constants: update sees their repeats
+        j = np.where((i >= -n) & (i < n), j, n)
+    else:
+        j = ew.where(ew.logical_and(ew.greater_equal(i, -n), ew.less(i, n)), j, n)
+    out = update(pad, head + (j,), values, how, unique=unique)
+    return st.getitem(out, head + (slice(0, n),))
+
+
+def _from_end(i, n):
+    """Index array ``i`` with its negative entries counted from the end of ``n``."""
+    if isinstance(i, np.ndarray):
+        return np.where(i < 0, i + n, i)
+    return ew.where(ew.less(i, 0), i + n, i)
 
 
 def _combine(old, new, mode):

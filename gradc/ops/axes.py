@@ -136,25 +136,71 @@ def dsplit(x, indices_or_sections):
     return split(x, indices_or_sections, axis=2)
 
 
-def take(x, indices, axis=None, out=None, mode="raise"):
+def take(x, indices, axis=None, out=None, mode="raise", unique_indices=False, indices_are_sorted=False,
+         fill_value=None):
     """numpy.take: elements (axis None: of the flattened array) or slices along ``axis``
     at integer ``indices`` (negative ones wrap; out of range is an IndexError, or with
-    numpy's ``mode="wrap"`` taken modulo the length, with ``mode="clip"`` clipped to it)."""
+    numpy's ``mode="wrap"`` taken modulo the length, with ``mode="clip"`` clipped to it).
+    JAX's ``mode="fill"``: an index outside ``[-n, n)`` gives ``fill_value`` (NaN for
+    floats, as JAX's default; its gradient is 0); ``"promise_in_bounds"`` is ``"raise"``
+    (gradc checks anyway).  ``unique_indices`` and ``indices_are_sorted`` are JAX's hints."""
     from .structure import reshape
+    if mode is None or mode == "promise_in_bounds":
+        mode = "raise"
+    if mode not in ("raise", "wrap", "clip", "fill"):
+        raise ArgumentError(f"take: mode must be 'raise', 'wrap', 'clip' or 'fill', got {mode!r}")
     if _concrete(x) and _concrete(indices):
-        return np.take(x, indices, axis, mode=mode)
+        if mode != "fill":
+            return np.take(x, indices, axis, mode=mode)
+        x, i = np.asarray(x), np.asarray(indices)
+        a = 0 if axis is None else _axis(axis, x.ndim, "take")
+        x = x.reshape(-1) if axis is None else x
+        n = x.shape[a]
+        ok = (i >= -n) & (i < n)
+        got = np.take(x, np.where(ok, i, 0), a)
+        ok = ok.reshape((1,) * a + ok.shape + (1,) * (x.ndim - a - 1))
+        return np.where(ok, got, np.asarray(fill_for(x.dtype, fill_value), x.dtype))
     if out is not None:
         raise UnsupportedError("take(..., out=...) cannot write into a traced value")
-    if mode not in ("raise", "wrap", "clip"):
-        raise ArgumentError(f"take: mode must be 'raise', 'wrap' or 'clip', got {mode!r}")
     x = _trace().to_value(x)
     if axis is None:
         x, a = reshape(x, -1), 0
     else:
         a = _axis(axis, x.ndim, "take")
+    if mode == "fill":
+        return _take_fill(x, indices, a, fill_value)
     if mode != "raise":
         indices = _wrap_or_clip(indices, x._b.env.pin(x._shape[a]), mode)
     return x[(slice(None),) * a + (indices,)]
+
+
+def fill_for(dtype, fill_value):
+    """JAX's fill value of a gather out of bounds: ``fill_value``, or by default NaN for
+    floats, the most negative value of a signed integer, the largest of an unsigned one,
+    True for bools."""
+    if fill_value is not None:
+        return fill_value
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return np.nan
+    if dtype.kind == "b":
+        return True
+    return np.iinfo(dtype).min if dtype.kind == "i" else np.iinfo(dtype).max
+
+
+def _take_fill(x, indices, a, fill_value):
+    """take along axis ``a`` of traced ``x`` with ``mode="fill"``: the in-range indices
+    (negative ones from the end) gathered, the others' places set to the fill value."""
+    from . import elementwise as ew
+    from .structure import expand_dims
+    n = x._b.env.pin(x._shape[a])
+    i = indices if isinstance(indices, _trace().Value) else np.asarray(indices)
+    ok = ew.logical_and(ew.greater_equal(i, -n), ew.less(i, n))
+    got = x[(slice(None),) * a + (_wrap_or_clip(ew.where(ok, i, 0), n, "wrap"),)]
+    k, rest = (i.ndim if isinstance(i, _trace().Value) else np.ndim(i)), x.ndim - a - 1
+    if rest:   # the mask lines up with the gathered axes (the leading ones broadcast)
+        ok = expand_dims(ok, tuple(range(k, k + rest)))
+    return ew.where(ok, got, ew.astype(fill_for(x.dtype, fill_value), x.dtype))
 
 
 def _wrap_or_clip(indices, n, mode):
@@ -170,3 +216,36 @@ def _wrap_or_clip(indices, n, mode):
     q = ew.astype(ew.divide(ew.astype(indices, np.float64), float(n)), indices.dtype)
     r = indices - q * n
     return ew.where(r < 0, r + n, r)
+
+
+def take_along_axis(x, indices, axis, mode=None, fill_value=None):
+    """numpy.take_along_axis with JAX's ``mode``: None, ``"raise"`` or
+    ``"promise_in_bounds"`` check every index (an IndexError out of bounds); ``"clip"``
+    clamps to ``[0, n)`` (negative indices from the end first); ``"wrap"`` takes them
+    modulo n; ``"fill"`` gives ``fill_value`` (NaN for floats) outside ``[-n, n)``, where
+    the gradient is 0."""
+    from . import elementwise as ew
+    from .structure import take_along_axis as gather_along
+    if mode is None or mode in ("raise", "promise_in_bounds"):
+        return gather_along(x, indices, axis)
+    if mode not in ("clip", "wrap", "fill"):
+        raise ArgumentError(f"take_along_axis: mode must be 'raise', 'clip', 'wrap', 'fill' or "
+                            f"'promise_in_bounds', got {mode!r}")
+    if _concrete(x) and _concrete(indices):
+        x, i = np.asarray(x), np.asarray(indices)
+        n = x.shape[axis]
+        ok = (i >= -n) & (i < n)
+        j = np.mod(i, n) if mode == "wrap" else np.clip(np.where(i < 0, i + n, i), 0, n - 1)
+        got = np.take_along_axis(x, j, axis)
+        return np.where(ok, got, np.asarray(fill_for(x.dtype, fill_value), x.dtype)) if mode == "fill" else got
+    x = _trace().to_value(x)
+    n = x._b.env.pin(x._shape[_axis(axis, x.ndim, "take_along_axis")])
+    i = indices if isinstance(indices, _trace().Value) else np.asarray(indices)
+    if mode == "wrap":
+        return gather_along(x, _wrap_or_clip(i, n, "wrap"), axis)
+    j = _wrap_or_clip(ew.where(ew.less(i, 0), i + n, i), n, "clip")
+    got = gather_along(x, j, axis)
+    if mode == "clip":
+        return got
+    ok = ew.logical_and(ew.greater_equal(i, -n), ew.less(i, n))
+    return ew.where(ok, got, ew.astype(fill_for(x.dtype, fill_value), x.dtype))
