@@ -93,8 +93,9 @@ def leaky_relu(x, negative_slope=0.01):
 
 
 def hard_tanh(x):
-    """clip(x, -1, 1)."""
-    return np.clip(x, -1.0, 1.0)
+    """clip(x, -1, 1), written as jax.nn's: ``x`` where ``-1 <= x <= 1``, so the
+    derivative at the corners +-1 is 1 (JAX's; clip's rule gives 0 at a constant bound)."""
+    return np.where(x > 1.0, 1.0, np.where(x < -1.0, -1.0, x))
 
 
 def hard_sigmoid(x):

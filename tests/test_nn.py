@@ -118,6 +118,16 @@ def test_elu_family_at_zero_has_jaxs_slope(name, alpha, slope):
     np.testing.assert_allclose(g, slope, rtol=1e-15)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_hard_tanh_at_its_corners_has_jaxs_slope(backend):
+    """jax.nn.hard_tanh is where(x > 1, 1, where(x < -1, -1, x)): slope 1 at x = +-1
+    (the closed form of that definition), 0 beyond, 1 inside."""
+    x = np.array([-2.0, -1.0, -0.5, 0.0, 1.0, 3.0])
+    g = gradc.grad(lambda x: gnp.sum(nn.hard_tanh(x)), backend=backend)(x)
+    np.testing.assert_array_equal(g, [0.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(gradc.jit(nn.hard_tanh, backend=backend)(x), np.clip(x, -1, 1))
+
+
 def _masked_softmax_np(x, m):
     e = np.where(m, np.exp(x - x.max(axis=-1, keepdims=True)), 0.0)
     s = e.sum(axis=-1, keepdims=True)
