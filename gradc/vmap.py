@@ -31,17 +31,32 @@ def vmap(fun, in_axes=0, out_axes=0, *, axis_size=None):
     matching the output).  ``axis_size``: the batch size when no argument is mapped.
 
     ``vmap(grad(loss), in_axes=(None, 0, 0))(params, X, y)`` gives per-example gradients;
-    ``grad`` of a vmapped function, ``vmap`` of ``vmap`` and ``jit`` of either work."""
+    ``grad`` of a vmapped function, ``vmap`` of ``vmap`` and ``jit`` of either work.
+    An unmapped positional argument that is a Python ``int``, ``bool`` or ``str`` reaches
+    ``fun`` as itself, as in JAX (a step count, a flag, the static argument of a ``jit``
+    inside): each value compiles once."""
     name = getattr(fun, "__name__", "f")
 
     @functools.wraps(fun)
     def batched(*args, **kwargs):
         leaves = tree_leaves((args, kwargs))
         if current() is None and not any(isinstance(x, Value) for x in leaves):
-            return compiled(*args, **kwargs)
+            return _compiled(args)(*args, **kwargs)
         return _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs)
 
-    compiled = jit(batched)
+    variants = {}
+
+    def _compiled(args):
+        """The compiled function for these arguments: with the Python values that are
+        not mapped static (a traced int would be a number without a value)."""
+        axes = tuple(in_axes) if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
+        static = tuple(i for i, (a, ax) in enumerate(zip(args, axes))
+                       if ax is None and type(a) in (int, bool, str))
+        f = variants.get(static)
+        if f is None:
+            f = variants[static] = jit(batched, static_argnums=static) if static else jit(batched)
+        return f
+
     batched.__name__ = f"vmap({name})"
     return batched
 

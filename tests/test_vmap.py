@@ -269,3 +269,32 @@ def test_a_vmapped_model_is_one_batched_graph_and_explains_per_sample():
     assert sorted(g[n]["op"] for n in g.nx if g[n]["op"] not in ("input", "const")) == ["matmul", "sum", "tanh"]
     text = str(gradc.explain(lambda W, X: gnp.sum(f(W, X)), W, X))
     assert "dC/dW = Σ_i x_i (1 − tanh(Wᵀ x_i)²)ᵀ" in text
+
+
+def test_unmapped_python_values_reach_the_function_as_themselves():
+    """As in JAX, an int, bool or str argument with in_axes None is a Python value inside
+    the mapped function: a loop count, a flag, the static argument of a jit inside
+    (vmap(grad(jit(f, static_argnums=2)))); closed form: d/dw sum(tanh^n(x w))."""
+    import functools
+
+    @functools.partial(gradc.jit, static_argnums=2)
+    def f(w, x, n):
+        for _ in range(n):
+            x = gnp.tanh(x * w)
+        return gnp.sum(x)
+
+    def f_np(w, x, n):
+        for _ in range(n):
+            x = np.tanh(x * w)
+        return np.sum(x)
+    r = rng(3)
+    w, X = r.standard_normal(3), r.standard_normal((6, 3))
+    h = 1e-6
+    for n in (1, 3):
+        got = gradc.vmap(gradc.grad(f), in_axes=(None, 0, None))(w, X, n)
+        want = np.stack([[(f_np(w + h * e, x, n) - f_np(w - h * e, x, n)) / (2 * h) for e in np.eye(3)] for x in X])
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+    g = gradc.vmap(lambda x, act, flip: (gnp.sin(x) if act == "sin" else gnp.cos(x)) * (-1 if flip else 1),
+                   in_axes=(0, None, None))
+    np.testing.assert_allclose(g(X, "sin", True), -np.sin(X), rtol=1e-15)
+    np.testing.assert_allclose(g(X, "cos", False), np.cos(X), rtol=1e-15)
