@@ -15,6 +15,7 @@ each runs as plain Python with numpy.
 from __future__ import annotations
 
 import builtins
+import enum
 
 import numpy as np
 
@@ -196,6 +197,14 @@ bitcast_convert_type = _bitwise.bitcast_convert_type     # (types of the same si
 stop_gradient = gnp.stop_gradient
 
 
+class Precision(enum.Enum):
+    """``jax.lax.Precision``, for the ``precision=`` of ``dot``, ``matmul``, ``einsum``,
+    ``dot_general`` and ``conv_general_dilated``: accepted so JAX code runs unchanged.
+    gradc multiplies in the operands' own dtype (float32 or float64), never in the
+    reduced precision an accelerator's DEFAULT may use, so every value computes alike."""
+    DEFAULT = 0
+    HIGH = 1
+    HIGHEST = 2
 
 
 # jax.lax's bitwise names (integers; and, or, xor, not are logical on booleans)

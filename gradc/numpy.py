@@ -34,7 +34,7 @@ divide = true_divide = _ew.divide
 power, maximum, minimum, clip = _ew.power, _ew.maximum, _ew.minimum, _ew.clip
 greater, greater_equal, less, less_equal = _ew.greater, _ew.greater_equal, _ew.less, _ew.less_equal
 equal, not_equal, logical_and, logical_not = _ew.equal, _ew.not_equal, _ew.logical_and, _ew.logical_not
-relu, sigmoid, softplus, stop_gradient = _ew.relu, _ew.sigmoid, _ew.softplus, _ew.stop_gradient
+relu, sigmoid, softplus = _ew.relu, _ew.sigmoid, _ew.softplus   # stop_gradient: below (pytrees)
 # reductions (numpy's keywords: gradc/ops/compose.py)
 sum, max, min, mean = _cmp.sum, _cmp.max_, _cmp.min_, _cmp.mean  # noqa: A001
 amax, amin = max, min
@@ -128,15 +128,44 @@ def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     return _st.reshape(a, newshape if shape is None else shape)
 
 
-def einsum(subscripts, *operands, out=None, dtype=None, order="K", casting="safe", optimize=False):
+def einsum(subscripts, *operands, out=None, dtype=None, order="K", casting="safe", optimize=False,
+           precision=None, preferred_element_type=None):
     """numpy.einsum (``optimize`` is accepted: gradc always contracts in a greedy
-    order, see docs/arrays.md; ``dtype``: the operands converted to it first)."""
+    order, see docs/arrays.md; ``dtype``: the operands converted to it first).  JAX's
+    ``precision`` is accepted (gradc multiplies in the operands' own dtype, never in
+    reduced precision) and ``preferred_element_type`` is the dtype the operands are
+    converted to first, as ``dtype``."""
     if out is not None:
         from .errors import UnsupportedError
         raise UnsupportedError("einsum(..., out=...) cannot write into a traced value")
+    dtype = dtype if dtype is not None else preferred_element_type
     if dtype is not None:
         operands = [astype(o, dtype) for o in operands]
     return _es.einsum(subscripts, *operands)
+
+
+def _with_jax_precision(f):
+    """``f(a, b)`` (a product) taking JAX's keyword arguments: ``precision`` accepted
+    (gradc multiplies in the operands' own dtype) and ``preferred_element_type``, the
+    dtype both operands are converted to first."""
+    import functools
+
+    @functools.wraps(f)
+    def product(a, b, *args, precision=None, preferred_element_type=None, **kwargs):
+        if preferred_element_type is not None:
+            a, b = astype(a, preferred_element_type), astype(b, preferred_element_type)
+        return f(a, b, *args, **kwargs)
+    return product
+
+
+matmul, dot, tensordot, inner, vdot, outer = map(_with_jax_precision, (matmul, dot, tensordot, inner, vdot, outer))
+
+
+def stop_gradient(x):
+    """``x`` with no gradient flowing back through it (as ``jax.lax.stop_gradient``): an
+    array, or every leaf of a pytree of them."""
+    from .tree_util import tree_map
+    return tree_map(_ew.stop_gradient, x)
 
 
 def _vector_norm(x, /, *, axis=None, keepdims=False, ord=2):

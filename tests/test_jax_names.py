@@ -485,3 +485,37 @@ def test_bad_input_names_the_argument():
     for call, message in cases:
         with pytest.raises(gradc.GradcError, match=message):
             call()
+
+
+@pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
+def test_products_take_jaxs_precision_keywords(every_backend, dtype):
+    """``precision=lax.Precision.HIGHEST`` (or a string) is accepted by the products and
+    changes nothing; ``preferred_element_type`` converts the operands first (a float32
+    product asked in float64 is float64, to float64's accuracy).  Oracle: numpy's
+    products in float64."""
+    r = onp.random.default_rng(3)
+    a, b = r.standard_normal((5, 4)).astype(dtype), r.standard_normal((4, 3)).astype(dtype)
+    A, B = a.astype(onp.float64), b.astype(onp.float64)
+    rtol = 1e-13 if dtype == onp.float64 else 2e-6
+    f = gradc.jit(lambda a, b: (np.dot(a, b, precision=lax.Precision.HIGHEST), np.matmul(a, b, precision="highest"),
+                                np.einsum("ij,jk->ik", a, b, precision=lax.Precision.DEFAULT),
+                                lax.dot(a, b, precision=lax.Precision.HIGH),
+                                np.tensordot(a, b, axes=1, precision=lax.Precision.HIGHEST)))
+    for out in f(a, b):
+        assert out.dtype == dtype
+        onp.testing.assert_allclose(out, A @ B, rtol=rtol, atol=rtol)
+    wide = gradc.jit(lambda a, b: (np.matmul(a, b, preferred_element_type=onp.float64),
+                                   np.einsum("ij,jk->ik", a, b, preferred_element_type=onp.float64)))(a, b)
+    for out in wide:
+        assert out.dtype == onp.float64
+        onp.testing.assert_allclose(out, A @ B, rtol=1e-13)
+
+
+def test_stop_gradient_of_a_pytree():
+    """lax.stop_gradient(tree) as JAX's: every leaf, with no gradient through it:
+    d/dx sum(sg(x) * x) = x."""
+    x = onp.random.default_rng(4).standard_normal(5)
+    g = gradc.grad(lambda x: np.sum(lax.stop_gradient({"a": x, "b": (x, None)})["a"] * x))(x)
+    onp.testing.assert_allclose(g, x, rtol=1e-15)
+    g = gradc.grad(lambda x: np.sum(np.stop_gradient([x, x])[1] * x ** 2))(x)
+    onp.testing.assert_allclose(g, 2 * x * x, rtol=1e-15)
