@@ -80,6 +80,21 @@ def test_digamma_identities_and_gammaln_derivative(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_xlogy_xlog1py_are_zero_at_x_zero_whatever_y(backend):
+    """0 where x = 0 for y < 0 (and y <= -1 for xlog1py) and nan too, in a trace as
+    outside one (JAX's rule; a traced 0 * log(-2) gave nan), with a 0 gradient there."""
+    x = np.array([0.0, 0.0, 0.0, 2.0])
+    y = np.array([-2.0, np.nan, -np.inf, 3.0])
+    want = np.array([0.0, 0.0, 0.0, 2 * np.log(3.0)])
+    for f, yy in ((sp.xlogy, y), (sp.xlog1py, y - 1)):
+        np.testing.assert_allclose(gradc.jit(f, backend=backend)(x, yy), want, rtol=1e-15)
+        np.testing.assert_allclose(f(x, yy), want, rtol=1e-15)
+        gx, gy = gradc.grad(lambda a, b: gnp.sum(f(a, b)), argnums=(0, 1), backend=backend)(x, yy)
+        np.testing.assert_allclose(gx, [0, 0, 0, np.log(3.0)], rtol=1e-15)
+        np.testing.assert_allclose(gy, [0, 0, 0, 2 / 3], rtol=1e-15)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_xlogy_xlog1py_logit_entr(backend):
     x = np.array([0.0, 0.0, 0.0, 1.5, 2.0, 0.3])
     y = np.array([0.0, 0.7, np.inf, 0.25, 3.0, 0.9])

@@ -13,22 +13,24 @@ expit = np.sigmoid
 
 
 def xlogy(x, y):
-    """x log y, 0 where x = 0."""
+    """x log y, 0 where x = 0 (whatever y, as JAX's).  Where x = 0 and log y is finite
+    the derivative in x is log y (JAX's); where log y is not (y <= 0, inf, nan) the log
+    reads 1 instead, so the value is 0, not 0 * nan, and the derivative is 0."""
     if _concrete(x, y):
         x, y = _np.asarray(x, dtype=float), _np.asarray(y, dtype=float)
         with _np.errstate(divide="ignore", invalid="ignore"):
             return _np.where(x == 0, 0.0, x * _np.log(_np.where(x == 0, 1.0, y)))
-    bad = (x == 0) & ((y == 0) | np.isinf(y) | np.isnan(y))
+    bad = (x == 0) & ~((y > 0) & np.isfinite(y))
     return x * np.log(np.where(bad, 1.0, y))
 
 
 def xlog1py(x, y):
-    """x log1p(y), 0 where x = 0."""
+    """x log1p(y), 0 where x = 0 (whatever y; the derivative as :func:`xlogy`'s)."""
     if _concrete(x, y):
         x, y = _np.asarray(x, dtype=float), _np.asarray(y, dtype=float)
         with _np.errstate(divide="ignore", invalid="ignore"):
             return _np.where(x == 0, 0.0, x * _np.log1p(_np.where(x == 0, 0.0, y)))
-    bad = (x == 0) & ((y == -1) | np.isinf(y) | np.isnan(y))
+    bad = (x == 0) & ~((y > -1) & np.isfinite(y))      # as xlogy's: log1p(y) not finite
     return x * np.log1p(np.where(bad, 0.0, y))
 
 
