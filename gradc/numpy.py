@@ -23,7 +23,29 @@ int8, int16, uint8, uint16, uint32, uint64 = _np.int8, _np.int16, _np.uint8, _np
 # float16: arguments and constants compute in float32; a cast to float16 is refused (docs/arrays.md)
 float16, bool, dtype = _np.float16, _np.bool_, _np.dtype  # noqa: A001
 pi, e, inf, nan, newaxis = _np.pi, _np.e, _np.inf, _np.nan, None
-ndarray = _np.ndarray
+
+
+class _ArrayType(type):
+    """``isinstance(x, ndarray)`` holds for numpy arrays and traced values alike."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, (_np.ndarray, _Value))
+
+    def __subclasscheck__(cls, sub):
+        return issubclass(sub, (_np.ndarray, _Value))
+
+
+class ndarray(metaclass=_ArrayType):
+    """The array type, as ``jax.numpy.ndarray`` (``jax.Array``) serves model code:
+    ``isinstance(x, gradc.numpy.ndarray)`` is true for a numpy array and for a traced
+    value, so a check written for JAX holds while gradc traces.  Calling it makes a
+    ``numpy.ndarray``."""
+
+    def __new__(cls, *args, **kwargs):
+        return _np.ndarray(*args, **kwargs)
+
+
+Array = ndarray
 
 # element-wise
 exp, log, log1p, expm1, sqrt, sign = _ew.exp, _ew.log, _ew.log1p, _ew.expm1, _ew.sqrt, _ew.sign

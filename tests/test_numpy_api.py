@@ -975,3 +975,20 @@ def test_inverse_trig_derivatives_at_zero_arguments(f, x, want):
     argument of exactly 0 the derivative is the function's, 1 / (1 + (y/x)^2) / x etc."""
     g = gradc.grad(lambda v: gnp.sum(f(v)))(np.full(2, x))
     np.testing.assert_allclose(g, want, rtol=1e-15)
+
+
+def test_ndarray_isinstance_holds_for_traced_values():
+    """isinstance(x, gradc.numpy.ndarray) (and .Array) as JAX model code checks it: true
+    for a traced value inside grad and jit and for a numpy array, false for a number;
+    calling the type still makes a numpy array."""
+    seen = []
+
+    def f(x, s):
+        seen.append((isinstance(x, gnp.ndarray), isinstance(x, gnp.Array), isinstance(s, gnp.ndarray)))
+        return gnp.sum(x * x) if isinstance(x, gnp.ndarray) else 0.0
+    x = np.arange(3.0)
+    np.testing.assert_allclose(gradc.grad(f)(x, np.float32(2)), 2 * x)
+    assert seen[-1] == (True, True, True)          # a numpy scalar argument is traced too
+    assert isinstance(x, gnp.ndarray) and not isinstance(2.0, gnp.ndarray)
+    assert issubclass(np.ndarray, gnp.ndarray) and not issubclass(float, gnp.ndarray)
+    assert type(gnp.ndarray((2, 3))) is np.ndarray
