@@ -13,6 +13,7 @@ import math
 import numpy as _np
 
 from . import numpy as np
+from . import nn_initializers as initializers  # noqa: F401  (jax.nn.initializers)
 from .lax_windows import avg_pool, max_pool, min_pool  # noqa: F401  (flax.linen's pooling, on reduce_window)
 
 relu, sigmoid, softplus = np.relu, np.sigmoid, np.softplus

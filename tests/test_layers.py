@@ -39,7 +39,7 @@ LAYERS = [
     ("graph", ["gradc.graph", "gradc.graph_match", "gradc.ops.registry"]),
     ("trace", ["gradc.tracer"]),
     *((f"ops: {m.rsplit('.', 1)[1]}", [m]) for m in OP_MODULES),
-    ("ops", ["gradc.ops", "gradc.numpy", "gradc.nn", "gradc.random", "gradc.scipy", "gradc.scipy.special", "gradc.scipy._basic", "gradc.scipy._gamma", "gradc.scipy._incgamma", "gradc.scipy.stats", "gradc.scipy._stats_basic", "gradc.scipy._stats_more", "gradc.scipy.matrices", "gradc.scipy.matfuncs", "gradc.scipy.linalg", "gradc.ops.value_methods", "gradc.bench_models",
+    ("ops", ["gradc.ops", "gradc.numpy", "gradc.nn", "gradc.nn_initializers", "gradc.random", "gradc.scipy", "gradc.scipy.special", "gradc.scipy._basic", "gradc.scipy._gamma", "gradc.scipy._incgamma", "gradc.scipy.stats", "gradc.scipy._stats_basic", "gradc.scipy._stats_more", "gradc.scipy.matrices", "gradc.scipy.matfuncs", "gradc.scipy.linalg", "gradc.ops.value_methods", "gradc.bench_models",
              "gradc.lax_arrays", "gradc.lax_windows", "gradc.lax_sorting",
              "gradc.lax_scans", "gradc.lax_construct", "gradc.lax_more"]),
     ("autodiff", ["gradc.autodiff", "gradc.batching"]),
