@@ -60,7 +60,7 @@ LAYERS = [
     ("api", ["gradc.api_args", "gradc.api_lowered", "gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.vectorize", "gradc.remat", "gradc.control_flow", "gradc.control_while", "gradc.lax", "gradc.check", "gradc.optim",
              "gradc.distributed", "gradc.custom_derivatives", "gradc.static_args", "gradc.api_extras"]),
     ("package", ["gradc"]),
-    ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
+    ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot_c", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
                "gradc.docs_numpy",
                "gradc.bench_measure", "gradc.bench_render", "gradc.bench_memory",
                "gradc.bench", "gradc.bench_sweep", "gradc.demo",
