@@ -36,6 +36,8 @@ import gradc
 import gradc.numpy as gnp
 import gradc.nn as gnn
 
+import fuzz_families as ff
+
 MAX_RANK = 4
 RANK4_SHARE = 0.35      # programs with a rank-4 phase
 PICK_SHARE = 0.3        # programs ending with a pick (a softmax's picked class, take_along_axis)
@@ -178,6 +180,11 @@ SURFACE_39 = ["clip_s", "cumprod", "cumsum", "einsum", "median", "softmax_axis",
 SURFACE_62 = ["percentile", "sort_by", "cummax", "log_softmax"]   # a name added here redraws old seeds: check REGRESSIONS keep theirs
 SURFACE_SHARE = 0.5     # programs with a surface phase (one or two of SURFACE_39)
 SURFACE_62_SHARE = 0.35
+FAMILY_SHARE = 0.45     # programs with a last phase of fuzz_families' ops (one or two)
+# seeds of test_fuzz.REGRESSIONS and SCAN_REGRESSIONS found before that phase existed:
+# they skip it, so that they reproduce the programs they were found with
+PRE_FAMILY_SEEDS = frozenset({102647, 105290, 106056, 960131, 960162, 995167, 998200, 998286, 1400050,
+                              1600078, 2000078, 3400098})
 SORT_MAX_NUMEL = 4096   # sort/median: a permutation pattern of more elements keeps changing under h
 EINSUM_SPECS = {2: ["ij,kj->ik", "ij,ik->jk", "ij,ij->i"],
                 3: ["abc,abd->acd", "abc,adc->abd", "abc,abc->b", "abc,dbc->ad"],
@@ -341,6 +348,10 @@ def generate(seed: int) -> Program:
     r62 = onp.random.default_rng((seed, 62))   # (as r39's: no seed of REGRESSIONS draws it)
     if r62.random() < SURFACE_62_SHARE:
         _push_surface(p, r62, str(r62.choice(SURFACE_62)))
+    r71 = onp.random.default_rng((seed, 71))   # (as r39's; PRE_FAMILY_SEEDS skip it)
+    if r71.random() < FAMILY_SHARE and seed not in PRE_FAMILY_SEEDS:
+        for _ in range(1 + int(r71.random() < 0.4)):
+            ff.draw(p, r71)
     p.n_drawn = len(p.steps)
     _fold_unused(p)
     p.depth, p.ops = _analyse(p)
@@ -625,7 +636,11 @@ def _stability(p, computed=()):
         all_exact = all(exact[o] for o in ops)
         all_stable = all(stable[o] for o in ops)
         k = s[0]
-        if k == "surface":
+        if k == "fam":                  # fuzz_families.FAMILIES: moves, sums, or rounding
+            how = ff.FAMILIES[s[1]][0]
+            stable.append(all_stable if how == "move" else all_exact and how == "sum")
+            exact.append(all_exact and how != "round")
+        elif k == "surface":
             # sums of rounded terms (a variance's mean, a softmax's exp) may round equal
             # quantities differently; exact terms (integer-valued) sum exactly
             summing = SURFACE[s[1]][2]
@@ -853,6 +868,8 @@ def _operands(s):
         return [s[2], s[3]]
     if k in ("matmul", "pick"):
         return [s[1], s[2]]
+    if k == "fam":
+        return list(s[2])
     if k == "surface":
         extra = {"take": "I", "clip_s": "s", "where_s": "s"}.get(s[1])
         return [s[2]] + ([list(ARGS).index(extra)] if extra else [s[4]] if s[1] in ("einsum", "sort_by") else [])
@@ -1049,6 +1066,8 @@ def _step(s, pool, native, upcast, trace, unstable=False):
         y = IREDUCE[s[1]][ix](pool[s[2]])
     elif k == "surface":
         y = _surface(s, pool, native, trace, unstable)
+    elif k == "fam":
+        y = ff.run(s, pool, native, trace, unstable)
     if trace is not None and not native:
         y = onp.asarray(y)
         if y.dtype.kind == "f":
@@ -1080,6 +1099,8 @@ def _exact32(s, pool):
         return s[1] in ("max", "min")
     if k == "surface":
         return SURFACE[s[1]][1]
+    if k == "fam":
+        return ff.FAMILIES[s[1]][1]
     if k == "icast":                    # integers up to 2**24 are float32 exactly
         return bool(onp.all(onp.abs(onp.asarray(pool[s[1]], onp.float64)) <= 2 ** 24))
     return False

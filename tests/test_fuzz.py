@@ -744,6 +744,8 @@ def test_fuzz_report(capsys):
     every = {f"unary:{u}" for u in fp.UNARY} | {f"binary:{b}" for b in fp.BINARY} | \
         {f"reduce:{x}" for x in fp.REDUCE} | {f"surface:{x}" for x in fp.SURFACE} | \
         {"pair", "matmul", "lse", "icast", "imix", "permute"}
+    if n >= 300:        # a campaign: every family of fuzz_families live too (CI's 120 see most)
+        every |= {f"fam:{f}" for f in fp.ff.FAMILIES}
     seen = {op.split(":")[0] if op.startswith("pair") else op for op in LIVE_OPS}
     missing = every - seen
     assert not missing, f"ops never live: {sorted(missing)}"
