@@ -555,13 +555,14 @@ def _lse_keep(x, axes, keep):
 
 
 def _matrices(m, x, z, scale):
-    """M = tanh(x) tanh(z)^T / (n c) for x, z of shape (..., n, c): |tanh| < 1, so
-    ||M||_2 <= ||tanh x||_F ||tanh z||_F / (n c) < 1, whatever x and z are."""
+    """M = tanh(x) tanh(z)^T / (n c) for x, z of shape (..., n, c): |tanh| <= 1, so
+    ||M||_2 <= ||tanh x||_F ||tanh z||_F / (n c) <= 1, whatever x and z are (= 1 only
+    where tanh rounds to +-1; the bounds of _linalg hold with <= as well)."""
     return (m.tanh(x) @ m.swapaxes(m.tanh(z), -1, -2)) * scale
 
 
 def _linalg(name, m, x, z, q, native):
-    """Well-conditioned matrices from M (||M||_2 < 1, _matrices):
+    """Well-conditioned matrices from M (||M||_2 <= 1, _matrices):
 
     * G = I + M/2: singular values in (0.5, 1.5) (condition < 3), eigenvalues with real
       part > 1/2 (det > 0; a row negated where ``flip``: det < 0, slogdet's sign -1);

@@ -23,7 +23,9 @@ product of two stacks with the same batch axes (``_draw_stack_product``, a strea
 own again): the right one's matrices transposed or not, as attention's ``q @ k^T``.
 Half of all programs then apply one or two ops of ``SURFACE`` (``_draw_surface``, stream
 39): scans, sort and median, gathers at ``I % n``, einsum, var/std, a softmax over a
-middle axis, clip/where against the scalar argument.
+middle axis, clip/where against the scalar argument.  Last, 45% of programs (stream 71)
+take one or two ops of ``fuzz_families``: joins, reshapes, gathers and scatters, powers,
+fmod, linear algebra on well-conditioned matrices, erfinv, lax's scans, pad, dot_general.
 """
 from __future__ import annotations
 

@@ -693,6 +693,38 @@ def test_std_of_two_values_records_its_kink():
     assert fp.same_patterns(patterns(x + 1e-6 * t), at) and fp.same_patterns(patterns(x - 1e-6 * t), at)
 
 
+@pytest.mark.parametrize("fill", ["normal", "huge", "ties"])
+def test_family_matrices_are_well_conditioned(fill):
+    """fuzz_families builds its linear algebra's matrices to be well conditioned whatever
+    the values (a scan's carries, values of 1e5, ties): checked here by numpy on values
+    of each kind, at the largest size (17 rows)."""
+    r = onp.random.default_rng(3)
+    x = {"normal": r.standard_normal((5, 17, 9)), "huge": onp.full((5, 17, 9), 1e5),
+         "ties": r.integers(-2, 3, (5, 17, 9)) * 0.5}[fill]
+    z = -x[:, ::-1] if fill != "huge" else x
+    q = {"n": 17, "scale": 1 / (17 * 9), "flip": True, "lower": True}
+    M = fp.ff._matrices(onp, x, z, q["scale"])
+    assert onp.linalg.norm(M, 2, axis=(-2, -1)).max() <= 1 + 1e-12     # = 1 where tanh rounds to +-1
+    G = onp.eye(17) + 0.5 * M
+    assert onp.linalg.cond(G).max() < 3 and onp.linalg.cond(onp.tril(G)).max() < 5
+    w = onp.linalg.eigvalsh(onp.diag(onp.arange(17.0)) + 0.125 * (M + onp.swapaxes(M, -1, -2)))
+    assert onp.diff(w, axis=-1).min() >= 0.5 - 1e-12
+    s = onp.linalg.svd(onp.diag(onp.arange(1.0, 18)) + 0.25 * M, compute_uv=False)
+    assert -onp.diff(s, axis=-1).min() >= 0.5 - 1e-12 and s.min() >= 0.75 - 1e-12
+    assert (onp.linalg.det(G) > 0).all() and (fp.ff._linalg("det", onp, x, z, q, False) < 0).all()
+
+
+def test_family_erfinv_reference():
+    """The erfinv reference (Newton's iteration on math.erf) inverts math.erf to 2 ulp on
+    the family's domain, and ndtri's (through it) the normal CDF."""
+    v = onp.linspace(-0.9, 0.9, 1001)
+    y = fp.ff._erfinv_np(v)
+    onp.testing.assert_allclose([math.erf(t) for t in y], v, rtol=0, atol=4 * EPS)
+    p = onp.linspace(0.05, 0.95, 101)
+    x = math.sqrt(2.0) * fp.ff._erfinv_np(2 * p - 1)
+    onp.testing.assert_allclose([0.5 * math.erfc(-t / math.sqrt(2.0)) for t in x], p, rtol=4 * EPS)
+
+
 def test_summary_keeps_mlp_apart(tmp_path):
     """tests/fuzz_summary.py: an MLP program shares its seed with a plain one; a failing
     MLP program is counted and named, not dropped as a repeat of the passing plain one."""
