@@ -62,17 +62,20 @@ def _fp():
 
 # ----------------------------------------------------------------------------- drawing
 def draw(p, r):
-    """One step of a family drawn uniformly (linear algebra as one family), pushed on ``p``;
-    False where no value of ``p`` suits it."""
-    fams = sorted(set(FAMILIES) - set(LINALG)) + ["linalg"] * 3     # nine ops: three shares
+    """One step of a family (the scatters one family, linear algebra twelve), pushed on
+    ``p``; False where no value of ``p`` suits three drawn in turn."""
+    fams = sorted(set(FAMILIES) - set(LINALG)) + ["linalg"] * 12    # nine ops, which fewer values suit
     if p.backend == "c":        # generated C has no LAPACK: linalg is refused there (docs/numpy.md)
         fams = [f for f in fams if f != "linalg"]
-    name = str(r.choice(fams))
-    if name == "linalg":
-        name = str(r.choice(LINALG))
-    if name.startswith("scatter"):
-        name = "scatter_" + str(r.choice(SCATTER_MODES))
-    return _DRAW.get(name, _draw_unary)(p, r, name)
+    for _ in range(3):          # another family where none of p's values suits the first
+        name = str(r.choice(fams))
+        if name == "linalg":
+            name = str(r.choice(LINALG))
+        if name.startswith("scatter"):
+            name = "scatter_" + str(r.choice(SCATTER_MODES))
+        if _DRAW.get(name, _draw_unary)(p, r, name):
+            return True
+    return False
 
 
 def _floats(p, ok=lambda i: True):
