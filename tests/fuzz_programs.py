@@ -1018,16 +1018,14 @@ def _step(s, pool, native, upcast, trace, unstable=False):
         y = BINARY[s[1]][ix](a, b)
         if trace is not None and BINARY[s[1]][2]:
             trace.patterns += BINARY[s[1]][2](a, b)
-            if unstable and (s[2] != s[3] or k == "pair"):
-                gap = onp.subtract(a, b)
-                if s[2] == s[3]:
-                    # an element against itself is no tie (maximum(x, x), the outer
-                    # pair's diagonal), two elements of one value may be (seed 3700061:
-                    # the pair of a matmul's result, whose elements numpy's sum made equal
-                    # and gradc's did not)
-                    diagonal = onp.eye(gap.shape[0], gap.shape[1], dtype=bool).reshape(
-                        gap.shape[:2] + (1,) * (gap.ndim - 2)) if k == "pair" else True
-                    gap = onp.where(diagonal, onp.inf, gap)
+            gap = onp.subtract(a, b)
+            if k == "pair" and s[2] == s[3] and gap.size:
+                # x[:, None] against x[None]: only the diagonal (x[i] against itself) is no
+                # tie; x[i] against x[j] is one that rounding may decide (scan seed 3700061:
+                # two equal sums of a matmul, tied in the evaluator, one ulp apart in llvm)
+                gap = onp.where(onp.eye(gap.shape[0], dtype=bool).reshape(gap.shape[:2] + (1,) * (gap.ndim - 2)),
+                                onp.inf, gap)
+            if unstable and (s[2] != s[3] or k == "pair"):     # a value against itself (element-wise) is no tie
                 trace.fragile |= trace.near(gap, y)
     elif k == "reduce":
         f = REDUCE[s[1]][ix]
