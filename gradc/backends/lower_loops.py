@@ -171,15 +171,19 @@ class LoopLowering(LoopNests, LibraryNests):
         return FromIndex(numel(dims), d["dtype"])
 
     def _view_concatenate(self, nid, d, idx):
+        # the parts' sizes along the axis may be symbols (a traced size), though the
+        # result's is a number (the shape rule adds their values): offsets are
+        # expressions then, numbers while every size so far is one
         axis = d["params"]["axis"]
+        expr = lambda v: size(v) if isinstance(v, (int, str)) else v     # noqa: E731  (a number, a symbol, an Expr)
         result, start = None, 0
         for a in d["args"]:
             n = self.shape(a)[axis]
-            rel = idx[axis] if start == 0 else Bin("sub", idx[axis], Const(start))
-            inside = Bin("and", Bin("ge", rel, ZERO), Bin("lt", rel, Const(n)))
+            rel = idx[axis] if isinstance(start, int) and start == 0 else Bin("sub", idx[axis], expr(start))
+            inside = Bin("and", Bin("ge", rel, ZERO), Bin("lt", rel, size(n)))
             v = self.val(a, [Select(inside, rel, ZERO) if k == axis else i for k, i in enumerate(idx)])
             result = v if result is None else Select(inside, v, result, nid)
-            start += n
+            start = start + n if isinstance(start, int) and isinstance(n, int) else Bin("add", expr(start), size(n))
         return result
 
     # -- statements ----------------------------------------------------------------------
