@@ -211,7 +211,13 @@ def solve_triangular(a, b, lower=True):
     scipy.linalg.solve_triangular's result, by LAPACK's trtrs on backend="llvm"."""
     if _eager(a, b):
         return _solve_tri_np(np.asarray(a), np.asarray(b), lower)
-    return _trace().bind("solve_triangular", a, b, lower=bool(lower))
+    from .elementwise import convert
+    t = _trace()
+    a, b = t.to_value(a), t.to_value(b)
+    # one dtype for both (trtrs solves in place in b's buffer, read as the result's
+    # dtype: a float32 b beside a float64 a was read as float64 bits), as linalg.solve
+    dt = np.result_type(a.dtype, b.dtype, np.float32) if "f" in (a.dtype.kind, b.dtype.kind) else np.float64
+    return t.bind("solve_triangular", convert(a, dt), convert(b, dt), lower=bool(lower))
 
 
 # ----------------------------------------------------------------------------- inv
