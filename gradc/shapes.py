@@ -38,7 +38,7 @@ class ShapeEnv:
         # one size in both)
         self.reserved: set[str] = set()
         # sizes named by the caller that ``pin`` fixed: {name: (value, where)}; where()
-        # (set by the tracer: the user's line) says where, unless pin is told
+        # (set by the tracer: the user's line) says where
         self.fixed: dict[str, tuple[int, str]] = {}
         self.where = None
 
@@ -111,18 +111,17 @@ class ShapeEnv:
     def _order(self, s: str) -> int:
         return list(self.example).index(s)
 
-    def pin(self, d: Dim, where=None) -> int:
+    def pin(self, d: Dim) -> int:
         """Fix a symbolic size to its example value (user code needed the number);
-        ``where()`` says where, recorded for the sizes the caller named."""
+        for the sizes the caller named, ``self.where()`` records where."""
         d = self.find(d)
         if isinstance(d, int):
             return d
         v = self.example[d]
         named = [n for n in self._given if self.find(n) == d]
         self._parent[d] = v
-        where = where or self.where
         if named:
-            at = where() if where else ""
+            at = self.where() if self.where else ""
             for n in named:
                 self.fixed.setdefault(n, (v, at))
         return v
