@@ -1,4 +1,5 @@
-"""gradc's matrix products against OpenBLAS, one thread, CPU time per product.
+"""gradc's matrix products against OpenBLAS, one thread, CPU time per product (or wall
+time with ``--threads N``).
 
 Both sides are called the same way (ctypes, the same arguments): gradc_pool_dgemm /
 sgemm with one thread (runtime/poolgemm.c, which runs gradc's own kernel,
@@ -30,6 +31,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("products", nargs="+", help="FORM,M,K,N")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for both (above 1: wall time per product instead of CPU time)")
+    p.add_argument("--copies", type=int, default=1,
+                   help="cycle through this many copies of the operands, so that operands larger "
+                        "than a quarter of the last-level cache come from memory as in a model")
     opts = p.parse_args()
     found = llvm_jit.init()["blas"]
     if not found or not found.get("pool"):
@@ -48,30 +54,38 @@ def main():
         fn(101, 112 if form == "tn" else 111, 112 if form == "nt" else 111, M, N, K, 1.0, a.ctypes.data,
            a.shape[1], b.ctypes.data, b.shape[1], 0.0, c.ctypes.data, N, *threads)
 
+    clock = time.process_time if opts.threads == 1 else time.perf_counter
+
     def cpu_time(fn):
         fn()
-        t0, k = time.process_time(), 0
-        while time.process_time() - t0 < 0.02:
+        t0, k = clock(), 0
+        while clock() - t0 < 0.02:
             fn()
             k += 1
         best = 1e9
         for _ in range(7):
-            t0 = time.process_time()
+            t0 = clock()
             for _ in range(k * 5):
                 fn()
-            best = min(best, (time.process_time() - t0) / (k * 5))
+            best = min(best, (clock() - t0) / (k * 5))
         return best
 
-    print(f"load average {os.getloadavg()[0]:.1f}, {dt.name}, one thread, CPU time per product (min of 7)")
+    what = "one thread, CPU time" if opts.threads == 1 else f"{opts.threads} threads, wall time"
+    print(f"load average {os.getloadavg()[0]:.1f}, {dt.name}, {what} per product (min of 7)")
     rng = np.random.default_rng(0)
-    with blas_threads(1):
+    with blas_threads(opts.threads):
         for spec in opts.products:
             form, M, K, N = spec.split(",")[0], *map(int, spec.split(",")[1:])
-            a = rng.standard_normal((K, M) if form == "tn" else (M, K)).astype(dt)
-            b = rng.standard_normal((N, K) if form == "nt" else (K, N)).astype(dt)
+            a = [rng.standard_normal((K, M) if form == "tn" else (M, K)).astype(dt) for _ in range(opts.copies)]
+            b = [rng.standard_normal((N, K) if form == "nt" else (K, N)).astype(dt) for _ in range(opts.copies)]
             c1, c2 = np.empty((M, N), dt), np.empty((M, N), dt)
-            t1 = cpu_time(lambda: call(gradc_gemm, form, a, b, c1, 1))
-            t2 = cpu_time(lambda: call(blas_gemm, form, a, b, c2))
+            turn = [0]
+
+            def next_copy():
+                turn[0] = (turn[0] + 1) % opts.copies
+                return a[turn[0]], b[turn[0]]
+            t1 = cpu_time(lambda: call(gradc_gemm, form, *next_copy(), c1, opts.threads))
+            t2 = cpu_time(lambda: call(blas_gemm, form, *next_copy(), c2))
             fl = 2 * M * N * K
             print(f"{spec:>22}: gradc {t1 * 1e6:9.1f} us {fl / t1 / 1e9:5.1f} GFLOP/s   "
                   f"OpenBLAS {t2 * 1e6:9.1f} us {fl / t2 / 1e9:5.1f} GFLOP/s   OpenBLAS/gradc {t2 / t1:.2f}")

@@ -265,7 +265,13 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
                                                            g[g[a]["args"][0]]["op"] in ("input", "const")):
                         flat = False        # a stack's transposed matrices: BLAS reads them in place
                     if a not in roots and (not _is_viewable(g, a, roots) or flat):
-                        roots.add(a)
+                        # A matrix's transpose of a computed value: the value is stored
+                        # as it is computed and BLAS reads it transposed, instead of a
+                        # nest writing the transpose a column at a time (exp(S).T @ D, S
+                        # 2048 x 2048 float32: 9.5 ms against 2.0)
+                        d = g[a]
+                        roots.add(d["args"][0] if d["op"] == "transpose" and len(d["shape"]) == 2 and not flat
+                                  else a)
                         changed = True
     # operands of a LAPACK call are whole contiguous buffers (runtime/lapack.c reads them),
     # and so are a scan's (its step kernel's inputs)

@@ -165,3 +165,28 @@ def test_costly_pieces_of_a_concatenation_are_computed_once(threads, monkeypatch
     assert abs(got[0] - want[0]) <= 1e-12 * abs(want[0])
     for a, b in zip(got[1], want[1]):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_product_reads_a_computed_value_transposed_in_place(backend, dtype):
+    """exp(S).T @ D and D.T @ tanh(S).T store exp(S) / tanh(S) as computed and let the
+    product read them transposed: no nest writes a transpose (a column at a time, 5x
+    slower than the product itself at 2048 x 2048).  Oracle: numpy in float64; the
+    tolerance is the products' rounding, k = 300 terms of size up to e * |D|."""
+    rng = np.random.default_rng(3)
+    S = rng.standard_normal((300, 260)).astype(dtype)
+    D = rng.standard_normal((300, 7)).astype(dtype)
+
+    def f(S, D):
+        return gnp.exp(S).T @ D, D.T @ gnp.tanh(S), gnp.tanh(S).T @ gnp.exp(S)
+
+    low = gradc.jit(f, backend=backend).lower(S, D)
+    assert "transpose" not in low.loop_nests()
+    got = gradc.jit(f, backend=backend)(S, D)
+    S64, D64 = S.astype(np.float64), D.astype(np.float64)
+    want = (np.exp(S64).T @ D64, D64.T @ np.tanh(S64), np.tanh(S64).T @ np.exp(S64))
+    eps = np.finfo(dtype).eps
+    for g, w in zip(got, want):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, w, rtol=0, atol=300 * 8 * eps * np.abs(w).max() + 0)
