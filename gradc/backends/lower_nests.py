@@ -170,6 +170,8 @@ class LoopNests:
                 if n_stages > 1:
                     before.append(Comment(f"stage {st}"))
                 lo, hi = (outer if outer and r == 1 else (None, size(dom[r - 1])))
+                if columns:                         # (a tile's columns)
+                    lo, hi = columns
 
                 def inner(i, roots=roots):
                     return [x for b, idx in enumerate(rows) for x in body(roots, idx + [i], b)]
@@ -226,6 +228,38 @@ class LoopNests:
                     self.loop(nblocks, steady, "rows", start=one),
                     self.loop(nblocks, tail, "rows", start=last, plain=True)]
 
+        columns = None      # the inner loops' range when not the whole row (tiles)
+
+        def tiles(lo, hi, idx):
+            """Rows lo..hi in square tiles of nest.tile rows and columns (schedule._tile:
+            the nest reads a matrix across): for each tile of rows, each tile of columns,
+            its rows, each over the tile's columns.  Every element is computed once, as
+            in whole rows."""
+            nonlocal columns
+            t = Const(nest.tile)
+            lo = lo if lo is not None else ZERO
+            width = size(dom[1])
+
+            def count(n):
+                return Bin("sdiv", Bin("add", n, Const(nest.tile - 1)), t)
+
+            def least(a, b):
+                return Select(Bin("lt", a, b), a, b)
+
+            def row_tile(t0):
+                first = Bin("add", lo, Bin("mul", t0, t), "tile_row")
+
+                def column_tile(t1):
+                    nonlocal columns
+                    c0 = Bin("mul", t1, t, "tile_col")
+                    columns = (c0, least(Bin("add", c0, t), width))
+                    body = [Eval(c0), self.loop(least(Bin("add", first, t), hi),
+                                                lambda i: stages([idx + [i]]), "i0", start=first)]
+                    columns = None
+                    return body
+                return [Eval(first), self.loop(count(width), column_tile, "tile1")]
+            return [self.loop(count(Bin("sub", hi, lo)), row_tile, "tile0")]
+
         def can_lag(k):
             """Stage 2 may run one block behind: three stages (dot products, row-level
             values, an accumulation over rows that keeps no accumulator of its own), in
@@ -280,6 +314,8 @@ class LoopNests:
                     if s.align_rows:                 # (the rows of a matrix: see align_inner_loops)
                         align_inner_loops(rows_stmts)
                     stmts += rows_stmts
+                elif nest.tile and r == 2:
+                    stmts += tiles(lo, hi, idx)
                 elif blocked and k == r - 2:        # (a row pipeline's block of rows)
                     stmts += self.row_blocks(lo, hi, lambda rows: stages([idx + [i] for i in rows]),
                                              nest.row_block, blocks=part != "rest", rest=part != "blocks")

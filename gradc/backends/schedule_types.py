@@ -21,6 +21,8 @@ class Nest:
     info: dict = field(default_factory=dict)
     parallel: bool = False    # split over the outer loop across threads
     row_block: int = 1        # rows per pass of a 2-d nest's inner loops (see _row_block)
+    tile: int = 0             # a 2-d nest in square tiles of this many rows and columns
+    #                           (0: whole rows; see schedule._tile)
     cost: int = 0             # estimated size of the loop body (see MAX_NEST_COST)
     work: int = 0             # estimated time per element: cost plus the roots' own ops
 

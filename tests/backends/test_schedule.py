@@ -190,3 +190,32 @@ def test_a_product_reads_a_computed_value_transposed_in_place(backend, dtype):
     for g, w in zip(got, want):
         assert g.dtype == dtype
         np.testing.assert_allclose(g, w, rtol=0, atol=300 * 8 * eps * np.abs(w).max() + 0)
+
+
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(70, 45), (300, 260)])
+def test_element_wise_nests_that_read_a_transpose_run_in_tiles(shape, threads, backend, monkeypatch):
+    """A nest reading a matrix across (B.T, a computed value's transpose) runs in square
+    tiles (schedule._tile), partial tiles at both edges, split over threads above the
+    split's size.  Oracle: numpy; the sums and products are exact in both (the same
+    single rounding per element), exp within its vector math's few ulp."""
+    monkeypatch.setenv("GRADC_NUM_THREADS", str(threads))
+    m, n = shape
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((m, n))
+    B = rng.standard_normal((n, m))
+    C = rng.standard_normal((m, n)).astype(np.float32)
+
+    def f(A, B, C):
+        return A + B.T, (A * 2.0 + C).T * B, gnp.exp(B).T - A
+
+    low = gradc.jit(f, backend=backend).lower(A, B, C)
+    assert "tile0" in low.loop_ir()
+    got = gradc.jit(f, backend=backend)(A, B, C)
+    np.testing.assert_array_equal(got[0], A + B.T)
+    np.testing.assert_array_equal(got[1], (A * 2.0 + C).T * B)
+    # (exp's error is relative to exp(B), the subtraction's rounding to |A| at most as
+    # large: not to the difference, which cancels)
+    bound = 4 * np.finfo(np.float64).eps * (np.exp(B).T + np.abs(A))
+    assert np.all(np.abs(got[2] - (np.exp(B).T - A)) <= bound)
