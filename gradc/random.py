@@ -5,8 +5,8 @@ array (traced, so a new key does not compile again) and never changes: ``split``
 ``fold_in`` derive new keys.  The bits come from the Threefry-2x32 hash (Salmon et al.,
 *Parallel random numbers: as easy as 1, 2, 3*, SC 2011) of each element's flat index
 under the key, as JAX's default (``jax_threefry_partitionable``) computes them, so
-``bits``, ``split``, ``fold_in``, ``uniform`` on [0, 1), ``bernoulli``, ``randint``, ``permutation`` and
-``categorical`` give JAX's numbers exactly; ``uniform`` on another range within an ulp
+``bits``, ``split``, ``fold_in``, ``uniform`` on [0, 1), ``bernoulli``, ``randint``, ``permutation``,
+``choice`` and ``categorical`` give JAX's numbers exactly; ``uniform`` on another range within an ulp
 (XLA fuses its scaling into one multiply-add) and ``normal`` (through ``erfinv``)
 within a few.  The hash is 20 rounds of
 32-bit adds, rotations and xors (gradc's integer ops), vectorized and split over
@@ -39,15 +39,17 @@ def _rotl(x, r):
 
 def threefry_2x32(k1, k2, x1, x2):
     """The Threefry-2x32 hash of counter pairs ``(x1, x2)`` (uint32 arrays of one
-    shape) under the key ``(k1, k2)``: 20 rounds, a key injection every 4."""
-    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
-    x = [x1 + ks[0], x2 + ks[1]]
-    for i in range(5):
-        for r in _ROTATIONS[i % 2]:
-            x[0] = x[0] + x[1]
-            x[1] = _rotl(x[1], r) ^ x[0]
-        x[0] = x[0] + ks[(i + 1) % 3]
-        x[1] = x[1] + ks[(i + 2) % 3] + np.uint32(i + 1)
+    shape) under the key ``(k1, k2)``: 20 rounds, a key injection every 4.  The adds
+    wrap modulo 2**32 (numpy warns of it on scalars, as for a key's single draw)."""
+    with np.errstate(over="ignore"):
+        ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
+        x = [x1 + ks[0], x2 + ks[1]]
+        for i in range(5):
+            for r in _ROTATIONS[i % 2]:
+                x[0] = x[0] + x[1]
+                x[1] = _rotl(x[1], r) ^ x[0]
+            x[0] = x[0] + ks[(i + 1) % 3]
+            x[1] = x[1] + ks[(i + 2) % 3] + np.uint32(i + 1)
     return x[0], x[1]
 
 
@@ -245,6 +247,62 @@ def permutation(key, x, axis=0, independent=False):
     return gnp.take(x, order, axis=axis)
 
 
+def choice(key, a, shape=(), replace=True, p=None, axis=0, *, mode=None):
+    """Samples of ``a`` (an array's slices along ``axis``, or ``arange(a)`` for an int),
+    ``shape`` of them, as JAX's, bit for bit: with replacement ``randint`` indices (or,
+    with probabilities ``p``, the first index whose cumulative sum of ``p`` reaches a
+    uniform draw scaled to the sum); without, the first of a ``permutation`` (or, with
+    ``p``, the top ``k`` of Gumbel noise plus ``log(p)``).  ``mode`` is accepted for
+    JAX's signature; its "low" form is the one computed."""
+    from . import lax
+    if not isinstance(shape, (tuple, list)):
+        raise ArgumentError(f"gradc.random.choice: shape must be a tuple of sizes, got {shape!r}")
+    shape = _shape(tuple(shape))
+    if mode not in (None, "low"):
+        raise ArgumentError(f"gradc.random.choice: mode must be None or 'low', got {mode!r}")
+    if isinstance(a, Value) and a.ndim == 0:
+        raise ArgumentError("gradc.random.choice: a must be a Python int or an array; a traced scalar "
+                            "would make the number of choices depend on data")
+    arr = gnp.asarray(a)
+    if arr.ndim == 0:
+        n = int(a)
+    else:
+        axis = axis + arr.ndim if axis < 0 else axis
+        n = int(arr.shape[axis])
+    draws = int(np.prod(shape))
+    if draws == 0:
+        return gnp.zeros(shape, dtype=arr.dtype)
+    if n <= 0:
+        raise ArgumentError("gradc.random.choice: a must be greater than 0 unless no samples are taken")
+    if not replace and draws > n:
+        raise ArgumentError(f"gradc.random.choice: cannot take a larger sample (size {draws}) than the "
+                            f"population (size {n}) when replace=False")
+    if p is None:
+        if replace:
+            ind = randint(key, shape, 0, n)
+            result = ind if arr.ndim == 0 else gnp.take(arr, ind, axis=axis)
+        else:
+            perm = permutation(key, n if arr.ndim == 0 else arr, axis)
+            result = perm[(slice(None),) * (axis if arr.ndim else 0) + (slice(draws),)]
+    else:
+        p = gnp.asarray(p)
+        if p.dtype.kind != "f":
+            p = gnp.astype(p, np.float64)
+        if tuple(p.shape) != (n,):
+            raise ArgumentError(f"gradc.random.choice: p must be a vector of a.shape[axis] = {n} "
+                                f"probabilities, got shape {tuple(p.shape)}")
+        if replace:
+            cum = gnp.cumsum(p)
+            r = cum[-1] * (1 - uniform(key, shape, dtype=p.dtype))
+            ind = gnp.astype(gnp.searchsorted(cum, r), np.int64)
+        else:
+            g = gumbel(key, (n,), dtype=p.dtype) + gnp.log(p)
+            ind = gnp.astype(lax.top_k(g, draws)[1], np.int64)
+        result = ind if arr.ndim == 0 else gnp.take(arr, ind, axis=axis)
+    out = shape if arr.ndim == 0 else tuple(arr.shape[:axis]) + shape + tuple(arr.shape[axis + 1:])
+    return gnp.reshape(result, out)
+
+
 def _shuffle(key, x, axis):
     size = int(np.prod(x.shape))
     for _ in range(int(np.ceil(3 * np.log(max(1, size)) / np.log(np.iinfo(np.uint32).max)))):
@@ -260,4 +318,5 @@ def dropout_mask(key, rate, shape):
 
 
 __all__ = ["PRNGKey", "key", "split", "fold_in", "bits", "uniform", "normal", "bernoulli", "exponential",
-           "gumbel", "categorical", "truncated_normal", "dropout_mask", "threefry_2x32", "randint", "permutation"]
+           "gumbel", "categorical", "truncated_normal", "dropout_mask", "threefry_2x32", "randint", "permutation",
+           "choice"]

@@ -183,3 +183,49 @@ def test_randint_and_permutation_match_jax_where_installed():
         np.testing.assert_array_equal(gr.permutation(k, n), np.asarray(jr.permutation(jk, n)))
     x = np.arange(24.0).reshape(4, 6)
     np.testing.assert_array_equal(gr.permutation(k, x, axis=1), np.asarray(jr.permutation(jk, x, axis=1)))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_choice(backend):
+    """choice: uniform draws with replacement (each of 10 values 10^5 +- 5 standard
+    errors times in 10^6), draws weighted by p (each value's count within 5 standard
+    errors of 10^6 p), without replacement distinct values (with and without p, p = 0
+    never drawn), an array's slices along an axis, the same in a compiled model as
+    outside one; bad requests refused."""
+    k = gr.PRNGKey(5)
+    u = gradc.jit(lambda k: gr.choice(k, 10, (1000, 1000)), backend=backend)(k)
+    counts = np.bincount(u.ravel(), minlength=10)
+    assert u.shape == (1000, 1000) and np.all(np.abs(counts - 1e5) < 5 * np.sqrt(1e6 * 0.1 * 0.9))
+    p = np.array([0.5, 0.25, 0.0, 0.125, 0.125])
+    w = gradc.jit(lambda k, p: gr.choice(k, 5, (10 ** 6,), p=p), backend=backend)(k, p)
+    counts = np.bincount(w, minlength=5)
+    assert counts[2] == 0 and np.all(np.abs(counts - 1e6 * p) <= 5 * np.sqrt(1e6 * p * (1 - p)))
+    np.testing.assert_array_equal(w, gr.choice(k, 5, (10 ** 6,), p=p))
+    for pp in (None, p):
+        d = gradc.jit(lambda k: gr.choice(k, 5, (4,), replace=False, p=pp), backend=backend)(k)
+        assert len(set(d.tolist())) == 4 and (pp is None or 2 not in d.tolist())
+    x = np.arange(24.0).reshape(4, 6)
+    cols = gradc.jit(lambda k, x: gr.choice(k, x, (2, 3), axis=1, replace=False), backend=backend)(k, x)
+    assert cols.shape == (4, 2, 3)
+    picked = cols[0].astype(int).ravel()                       # x[0] is arange(6)
+    assert len(set(picked.tolist())) == 6
+    np.testing.assert_array_equal(cols, x[:, picked].reshape(4, 2, 3))
+    with pytest.raises(gradc.ArgumentError, match="larger sample"):
+        gr.choice(k, 3, (4,), replace=False)
+    with pytest.raises(gradc.ArgumentError, match="p must be a vector"):
+        gr.choice(k, 4, (2,), p=p)
+
+
+def test_choice_matches_jax_where_installed():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jr = jax.random
+    x = np.arange(30.0).reshape(10, 3)
+    p = np.random.default_rng(0).random(10)
+    p /= p.sum()
+    for seed in (0, 3):
+        k, jk = gr.PRNGKey(seed), jr.PRNGKey(seed)
+        for a, shape, kw in ((7, (5,), {}), (7, (2, 3), {"replace": False}), (x, (4,), {}), (x, (2, 2), {"axis": 1}),
+                             (x, (3,), {"replace": False}), (10, (6,), {"p": p}), (x, (2, 3), {"p": p}),
+                             (10, (4,), {"p": p, "replace": False}), (5, (), {})):
+            np.testing.assert_array_equal(gr.choice(k, a, shape, **kw), np.asarray(jr.choice(jk, a, shape, **kw)))
