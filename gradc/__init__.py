@@ -15,6 +15,7 @@ from .tracer import Spec  # noqa: F401
 from . import ops as _ops  # noqa: F401  (registers the ops)
 from .ops import value_methods as _vm  # noqa: F401  (operators on traced values)
 from .api import Lowered, config, grad, jit, jvp, trace, value_and_grad, vjp  # noqa: F401
+from .api_allow_int import float0  # noqa: F401,E402
 from .jacobian import jacfwd, jacobian, jacrev  # noqa: F401
 from .hessian import hessian, hvp  # noqa: F401
 from .vmap import vmap  # noqa: F401

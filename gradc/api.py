@@ -522,21 +522,29 @@ def _over_static_jit(fun, kind, argnums, has_aux, backend, debug_nans):
     return jit(inner, static_argnums=tuple(sorted(fun.static_nums)), static_argnames=tuple(sorted(fun.static_names)))
 
 
-def grad(fun, argnums=0, *, has_aux=False, backend=None, debug_nans=None):
+def grad(fun, argnums=0, *, has_aux=False, allow_int=False, backend=None, debug_nans=None):
     """The gradient of a scalar function with respect to argument(s) ``argnums``.
     ``has_aux=True``: ``fun`` returns ``(loss, aux)`` (aux: any pytree of arrays, not
     differentiated) and the result is ``(gradient, aux)``, as in JAX.  Arguments not
     differentiated that are a ``str`` or a ``bool``, keyword-only arguments that are not
-    arrays, and the static arguments of a ``jit`` it wraps stay Python values, as in JAX."""
+    arrays, and the static arguments of a ``jit`` it wraps stay Python values, as in JAX.
+    ``allow_int=True``: integer and bool leaves of the differentiated arguments are
+    allowed, and their gradients are zeros of dtype ``gradc.float0`` (JAX's ``float0``)."""
+    if allow_int:
+        from .api_allow_int import AllowInt
+        return AllowInt(fun, "grad", argnums, has_aux, backend, debug_nans)
     return (_over_static_jit(fun, "grad", argnums, has_aux, backend, debug_nans)
             or Transformed(fun, "grad", argnums, backend, debug_nans, has_aux))
 
 
-def value_and_grad(fun, argnums=0, *, has_aux=False, backend=None, debug_nans=None):
+def value_and_grad(fun, argnums=0, *, has_aux=False, allow_int=False, backend=None, debug_nans=None):
     """``(f(*args), grad(f)(*args))`` in one call sharing the forward pass.
     ``has_aux=True``: ``fun`` returns ``(loss, aux)`` and the result is
-    ``((loss, aux), gradient)``, as in JAX.  Python values stay Python values as in
-    :func:`grad`."""
+    ``((loss, aux), gradient)``, as in JAX.  Python values stay Python values and
+    ``allow_int`` is as in :func:`grad`."""
+    if allow_int:
+        from .api_allow_int import AllowInt
+        return AllowInt(fun, "value_and_grad", argnums, has_aux, backend, debug_nans)
     return (_over_static_jit(fun, "value_and_grad", argnums, has_aux, backend, debug_nans)
             or Transformed(fun, "value_and_grad", argnums, backend, debug_nans, has_aux))
 

@@ -188,7 +188,8 @@ def prepare(args, wrt, fname, names, positions=None):
             raise ArgumentError(
                 f"{fname}: argument {positions[k]} ({names[k]}) is differentiated (argnums) but has dtype "
                 f"{r.dtype}; gradients are taken with respect to float32 or float64 arrays only. Pass it "
-                f"as floats (e.g. x.astype(np.float64)) or leave it out of argnums"
+                f"as floats (e.g. x.astype(np.float64)), leave it out of argnums, or pass allow_int=True "
+                f"(its gradient is then zeros of dtype float0)"
                 + (f"  [at {src}]" if src else ""))
         out.append(r)
     return out
