@@ -271,7 +271,48 @@ def test_update_mode_clip_and_get_modes_on_an_axis():
 
 def test_unsupported_mode_names_what_works():
     x = np.ones((3, 4))
-    with pytest.raises(gradc.UnsupportedError, match=r"mode='drop'.*one integer index array after full slices"):
+    with pytest.raises(gradc.UnsupportedError, match=r"mode='drop'.*integer index arrays beside full slices"):
         gradc.jit(lambda x: x.at[1:, np.array([0, 5])].set(0.0, mode="drop"))(x)
     with pytest.raises(gradc.UnsupportedError, match=r"mode='fill'"):
         gradc.jit(lambda x: x.at[np.array([0, 5])].add(1.0, mode="fill"))(x)
+
+
+@pytest.mark.parametrize("traced", [False, True])
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+def test_modes_with_several_index_arrays(traced, backend):
+    """x.at[i, :, j] and x.at[i, j] (an element out of bounds on any of its axes):
+    get(mode="fill") fills it, get(mode="clip") clamps each index, set/add(mode="drop")
+    leave it out; the gradients are finite differences of the numpy oracle."""
+    x = rng.standard_normal((4, 5, 6))
+    i, j = np.array([0, 3, 5, -6, 2, -1]), np.array([1, 7, 2, 0, -1, 3])
+    v = rng.standard_normal((6, 5))
+    ok = (i >= -4) & (i < 4) & (j >= -6) & (j < 6)
+    iw, jw = np.where(i < 0, i + 4, i), np.where(j < 0, j + 6, j)
+    w, w3 = rng.standard_normal((6, 5)), rng.standard_normal((4, 5, 6))
+
+    def run(f, *args):
+        g = f if traced else (lambda *a: f(*a, i, j))
+        return gradc.value_and_grad(g, argnums=tuple(range(len(args))), backend=backend)(*(args + ((i, j) if traced else ())))
+
+    def np_fill(x):
+        return np.where(ok[:, None], x[np.where(ok, iw, 0), :, np.where(ok, jw, 0)], 7.0)
+    val, (gx,) = run(lambda x, i, j: gnp.sum(w * gnp.sin(x.at[i, :, j].get(mode="fill", fill_value=7.0))), x)
+    np_f = lambda x: np.sum(w * np.sin(np_fill(x)))  # noqa: E731
+    np.testing.assert_allclose(val, np_f(x), rtol=1e-13)
+    np.testing.assert_allclose(gx, fd_grad(np_f, [x], 0), rtol=FD_RTOL, atol=FD_ATOL)
+    clip = gradc.jit(lambda x, i, j: x.at[i, j].get(mode="clip"), backend=backend)(x, i, j)
+    np.testing.assert_array_equal(clip, x[np.clip(iw, 0, 3), np.clip(jw, 0, 4)])
+
+    def np_drop(x, v, how):
+        out = x.copy()
+        for r in np.flatnonzero(ok):
+            out[iw[r], :, jw[r]] = v[r] if how == "set" else out[iw[r], :, jw[r]] + v[r]
+        return out
+    for how in ("set", "add"):
+        val, (gx, gv) = run(lambda x, v, i, j: gnp.sum(w3 * gnp.sin(getattr(x.at[i, :, j], how)(v, mode="drop"))),
+                            x, v)
+        np_f = lambda x, v: np.sum(w3 * np.sin(np_drop(x, v, how)))  # noqa: E731
+        np.testing.assert_allclose(val, np_f(x, v), rtol=1e-13)
+        np.testing.assert_allclose(gx, fd_grad(np_f, [x, v], 0), rtol=FD_RTOL, atol=FD_ATOL)
+        np.testing.assert_allclose(gv, fd_grad(np_f, [x, v], 1), rtol=FD_RTOL, atol=FD_ATOL)
+        assert np.all(gv[~ok] == 0)

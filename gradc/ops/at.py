@@ -60,14 +60,16 @@ class IndexUpdateRef:
 
     def get(self, *, indices_are_sorted=False, unique_indices=False, mode=None, fill_value=None):
         """``x[idx]``; ``mode="clip"`` or ``"fill"`` (with ``fill_value``, NaN for floats by
-        default) for one integer index array, as JAX's."""
-        one = _check_mode(self._x, self._idx, mode, ("clip", "fill"))
-        if one is not None:   # (negative indices count from the end first, as in x[i])
+        default) for integer index arrays beside full slices, as JAX's."""
+        arrays = _check_mode(self._x, self._idx, mode, ("clip", "fill"))
+        if arrays is None:
+            return st.getitem(self._x, self._idx)
+        if len(arrays) == 1:   # (negative indices count from the end first, as in x[i])
             from .axes import take
-            n = _trace().to_value(self._x)._b.env.pin(_trace().to_value(self._x)._shape[one[0]])
-            i = one[1] if mode == "fill" else _from_end(one[1], n)
-            return take(self._x, i, axis=one[0], mode=mode, fill_value=fill_value)
-        return st.getitem(self._x, self._idx)
+            (axis, i), = arrays.items()
+            n = _trace().to_value(self._x)._b.env.pin(_trace().to_value(self._x)._shape[axis])
+            return take(self._x, i if mode == "fill" else _from_end(i, n), axis=axis, mode=mode, fill_value=fill_value)
+        return _get_out_of_bounds(self._x, arrays, mode, fill_value)
 
     def set(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
         """``x`` with ``x[idx] = values``."""
@@ -90,54 +92,112 @@ class IndexUpdateRef:
         return self._update(values, "max", mode, unique_indices)
 
     def _update(self, values, how, mode, unique):
-        one = _check_mode(self._x, self._idx, mode, ("clip", "drop"))
-        if one is None:
+        arrays = _check_mode(self._x, self._idx, mode, ("clip", "drop"))
+        if arrays is None:
             return update(self._x, self._idx, values, how, unique=unique)
-        return _update_out_of_bounds(self._x, one[0], one[1], values, how, mode, unique)
+        return _update_out_of_bounds(self._x, arrays, values, how, mode, unique)
 
 
 def _check_mode(x, idx, mode, modes):
     """JAX's ``mode=`` for out-of-bounds indices: None (the default, every index
     checked) or ``"promise_in_bounds"`` give None; ``modes`` (``clip``, ``fill`` for a
-    read, ``drop`` for an update) are supported for one integer index array after full
-    slices (``x.at[i]``, ``x.at[:, i]``), and give ``(axis, index array)``.
-    ``indices_are_sorted`` and ``unique_indices`` are hints, accepted and not needed."""
+    read, ``drop`` for an update) are supported for integer index arrays (and integers)
+    beside full slices (``x.at[i]``, ``x.at[:, i]``, ``x.at[i, j]``), and give
+    ``{axis: index array}``.  ``indices_are_sorted`` and ``unique_indices`` are hints,
+    accepted and not needed."""
     if mode in (None, "promise_in_bounds"):
         return None
     t = _trace()
     parts = idx if isinstance(idx, tuple) else (idx,)
-    arr = parts[-1] if parts else None
-    if isinstance(arr, (list, np.ndarray)):
-        arr = np.asarray(arr)
-    ok_arr = (isinstance(arr, t.Value) and arr.dtype.kind in "iu") or \
-        (isinstance(arr, np.ndarray) and arr.dtype.kind in "iu")
-    if mode in modes and ok_arr and all(isinstance(p, slice) and p == slice(None) for p in parts[:-1]):
-        return len(parts) - 1, arr
+    arrays = {}
+    for axis, p in enumerate(parts):
+        if isinstance(p, slice) and p == slice(None):
+            continue
+        if isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_)):
+            p = np.asarray(p)
+        if isinstance(p, list):
+            p = np.asarray(p)
+        if (isinstance(p, t.Value) or isinstance(p, np.ndarray)) and p.dtype.kind in "iu":
+            arrays[axis] = p
+            continue
+        arrays = {}
+        break
+    if mode in modes and arrays:
+        return arrays
     raise UnsupportedError(f"x.at[...](mode={mode!r}): gradc supports mode {' and '.join(map(repr, modes))} for "
-                           "one integer index array after full slices (x.at[i], x.at[:, i]); otherwise it checks "
-                           "every index, and one out of bounds is an error (an IndexError naming the argument): "
-                           "clip or mask the indices first")
+                           "integer index arrays beside full slices (x.at[i], x.at[:, i], x.at[i, j]); otherwise it "
+                           "checks every index, and one out of bounds is an error (an IndexError naming the "
+                           "argument): clip or mask the indices first")
 
 
-def _update_out_of_bounds(x, axis, i, values, how, mode, unique):
-    """An update along ``axis`` at index array ``i`` with JAX's ``mode``: ``"clip"``
-    clamps the indices (negative ones from the end first); ``"drop"`` sends the ones
-    outside ``[-n, n)`` to one extra slot appended along ``axis`` and cut off after, so
-    they change nothing whatever the update (set, add, min, ...) and get no gradient."""
+def _np_or_ew(i, np_fn, ew_fn):
+    return np_fn if isinstance(i, np.ndarray) else ew_fn
+
+
+def _in_bounds(arrays, sizes):
+    """Where every index array is inside ``[-n, n)`` of its axis (broadcast together)."""
+    ok = None
+    for axis, i in arrays.items():
+        n = sizes[axis]
+        both = _np_or_ew(i, np.logical_and, ew.logical_and)
+        this = both(_np_or_ew(i, np.greater_equal, ew.greater_equal)(i, -n), _np_or_ew(i, np.less, ew.less)(i, n))
+        ok = this if ok is None else (np.logical_and(ok, this) if isinstance(ok, np.ndarray)
+                                      and isinstance(this, np.ndarray) else ew.logical_and(ok, this))
+    return ok
+
+
+def _key(ndim, arrays):
+    return tuple(arrays.get(a, slice(None)) for a in range(ndim))
+
+
+def _get_out_of_bounds(x, arrays, mode, fill_value):
+    """``x[i, j, ...]`` with several index arrays: ``"clip"`` clamps each to its axis
+    (negative ones from the end first); ``"fill"`` reads at in-bounds stand-ins and puts
+    ``fill_value`` where any index of an element is outside ``[-n, n)``."""
+    from .axes import fill_for
     x = _trace().to_value(x)
-    n = x._b.env.pin(x._shape[axis])
-    j = _from_end(i, n)
-    head = (slice(None),) * axis
+    sizes = {a: x._b.env.pin(x._shape[a]) for a in arrays}
+    ends = {a: _from_end(i, sizes[a]) for a, i in arrays.items()}
     if mode == "clip":
-        return update(x, head + ((np.clip if isinstance(j, np.ndarray) else ew.clip)(j, 0, n - 1),), values, how,
-                      unique=unique)
-    pad = st.concatenate([x, st.zeros_like(st.getitem(x, head + (slice(0, 1),)))], axis=axis)
-    if isinstance(i, np.ndarray):   # constant indices stay constants: update sees their repeats
-        j = np.where((i >= -n) & (i < n), j, n)
+        return st.getitem(x, _key(x.ndim, {a: _np_or_ew(j, np.clip, ew.clip)(j, 0, sizes[a] - 1)
+                                           for a, j in ends.items()}))
+    ok = _in_bounds(arrays, sizes)
+    safe = {a: np.where(ok, j, 0) if isinstance(ok, np.ndarray) and isinstance(j, np.ndarray) else ew.where(ok, j, 0)
+            for a, j in ends.items()}
+    got = st.getitem(x, _key(x.ndim, safe))
+    # the index arrays' axes in the result: where the first array was when they are
+    # adjacent (numpy's rule), else first
+    axes = sorted(arrays)
+    lead = axes[0] if axes == list(range(axes[0], axes[-1] + 1)) else 0
+    ok_ndim = np.ndim(ok) if isinstance(ok, np.ndarray) else ok.ndim
+    where_ok = (None,) * lead + (Ellipsis,) + (None,) * (got.ndim - lead - ok_ndim)
+    mask = ok[where_ok] if isinstance(ok, np.ndarray) else st.getitem(ok, where_ok)
+    return ew.where(mask, got, ew.astype(fill_for(x.dtype, fill_value), x.dtype))
+
+
+def _update_out_of_bounds(x, arrays, values, how, mode, unique):
+    """An update at index arrays with JAX's ``mode``: ``"clip"`` clamps the indices
+    (negative ones from the end first); ``"drop"`` sends an element whose index on any
+    axis is outside ``[-n, n)`` to one extra slot appended along each indexed axis and
+    cut off after, so it changes nothing whatever the update (set, add, min, ...) and
+    gets no gradient."""
+    x = _trace().to_value(x)
+    sizes = {a: x._b.env.pin(x._shape[a]) for a in arrays}
+    ends = {a: _from_end(i, sizes[a]) for a, i in arrays.items()}
+    if mode == "clip":
+        return update(x, _key(x.ndim, {a: _np_or_ew(j, np.clip, ew.clip)(j, 0, sizes[a] - 1)
+                                       for a, j in ends.items()}), values, how, unique=unique)
+    pad = x
+    for a in arrays:
+        head = (slice(None),) * a
+        pad = st.concatenate([pad, st.zeros_like(st.getitem(pad, head + (slice(0, 1),)))], axis=a)
+    ok = _in_bounds(arrays, sizes)
+    if all(isinstance(i, np.ndarray) for i in arrays.values()):   # constants stay constants: update sees repeats
+        moved = {a: np.where(ok, j, sizes[a]) for a, j in ends.items()}
     else:
-        j = ew.where(ew.logical_and(ew.greater_equal(i, -n), ew.less(i, n)), j, n)
-    out = update(pad, head + (j,), values, how, unique=unique)
-    return st.getitem(out, head + (slice(0, n),))
+        moved = {a: ew.where(ok, j, sizes[a]) for a, j in ends.items()}
+    out = update(pad, _key(x.ndim, moved), values, how, unique=unique)
+    return st.getitem(out, tuple(slice(0, sizes[a]) if a in arrays else slice(None) for a in range(x.ndim)))
 
 
 def _from_end(i, n):
