@@ -23,6 +23,37 @@ int8, int16, uint8, uint16, uint32, uint64 = _np.int8, _np.int16, _np.uint8, _np
 # float16: arguments and constants compute in float32; a cast to float16 is refused (docs/arrays.md)
 float16, bool, dtype = _np.float16, _np.bool_, _np.dtype  # noqa: A001
 pi, e, inf, nan, newaxis = _np.pi, _np.e, _np.inf, _np.nan, None
+euler_gamma = _np.euler_gamma
+# numpy's other names for its dtypes, and the abstract types issubdtype tests against
+# (``jnp.issubdtype(x.dtype, jnp.floating)``)
+double, single, float_, int_, uint = _np.float64, _np.float32, _np.float64, _np.int64, _np.uint64
+generic, number, inexact, floating, integer = _np.generic, _np.number, _np.inexact, _np.floating, _np.integer
+signedinteger, unsignedinteger, character, flexible, object_ = (_np.signedinteger, _np.unsignedinteger,
+                                                                _np.character, _np.flexible, _np.object_)
+# index helpers that build Python indices and constant grids, never traced values
+s_, index_exp, mgrid, ogrid = _np.s_, _np.index_exp, _np.mgrid, _np.ogrid
+iterable, get_printoptions, set_printoptions, printoptions = (_np.iterable, _np.get_printoptions,
+                                                              _np.set_printoptions, _np.printoptions)
+
+
+def isrealobj(x):
+    """True: gradc's arrays are real (no complex dtype), as numpy's isrealobj of them."""
+    return not _np.iscomplexobj(x) if not isinstance(x, _Value) else True
+
+
+def iscomplexobj(x):
+    """False for gradc's real arrays, as numpy's iscomplexobj of them."""
+    return _np.iscomplexobj(x) if not isinstance(x, _Value) else False
+
+
+def isreal(x):
+    """True at every element of a real array (a boolean array of ``x``'s shape)."""
+    return _st.full_like(x, True, dtype=_np.bool_) if isinstance(x, _Value) else _np.isreal(x)
+
+
+def iscomplex(x):
+    """False at every element of a real array (a boolean array of ``x``'s shape)."""
+    return _st.full_like(x, False, dtype=_np.bool_) if isinstance(x, _Value) else _np.iscomplex(x)
 
 
 class _ArrayType(type):

@@ -134,6 +134,23 @@ def test_dtype_names_and_machine_limits(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_abstract_dtypes_aliases_and_real_checks(backend):
+    """issubdtype against numpy's abstract types picks a model's branch while tracing;
+    the aliases are numpy's; a traced array is real (isreal all True, iscomplex all
+    False, as numpy gives for the same float array)."""
+    def f(x, i):
+        scale = 2.0 if np.issubdtype(x.dtype, np.floating) and not np.issubdtype(i.dtype, np.inexact) else 3.0
+        return x * scale + np.isreal(x) + np.iscomplex(i), np.isrealobj(x), np.iscomplexobj(i)
+    x, i = onp.linspace(-1, 1, 5), onp.arange(5)
+    out, real, cplx = gradc.jit(f, backend=backend)(x, i)
+    onp.testing.assert_array_equal(out, x * 2.0 + onp.isreal(x) + onp.iscomplex(i))
+    assert bool(real) and not bool(cplx)
+    assert (np.double, np.single, np.float_, np.int_, np.uint, np.euler_gamma) == (
+        onp.float64, onp.float32, onp.float64, onp.int64, onp.uint64, onp.euler_gamma)
+    assert np.s_[1:3] == slice(1, 3) and np.mgrid[0:2, 0:3].shape == (2, 2, 3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_float16_computes_in_float32_and_casts_to_it_are_refused(backend):
     x = onp.linspace(-1, 1, 9).astype(onp.float16)
     got = gradc.jit(lambda x: x * 2 + 1, backend=backend)(x)
