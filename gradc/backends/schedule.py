@@ -149,27 +149,15 @@ def _tile(g: Graph, nest: Nest, roots: set) -> int:
         return 0
     if any(is_reduction(g, n) or nest.info[n]["level"] != "full" for n in nest.roots):
         return 0
-    seen = set()
-
-    def across(n, m):
-        if (n, m) in seen or m is None:
-            return False
-        seen.add((n, m))
-        d = g[n]
-        if n in roots or d["op"] in ("input", "const"):
-            return len(m) >= 2 and 1 in m[:-1]
-        if d["op"] == "count":
-            return False
-        return any(across(a, _arg_map(g, n, a, m)) for a in d["args"])
-    return TILE if any(across(a, _arg_map(g, n, a, (0, 1))) for n in nest.roots for a in g[n]["args"]) else 0
+    starts = [(a, _arg_map(g, n, a, (0, 1))) for n in nest.roots for a in g[n]["args"]]
+    # (the domain's inner axis indexes a stored matrix's leading axis)
+    return TILE if _reads_stored(g, starts, roots, lambda m: len(m) >= 2 and 1 in m[:-1]) else 0
 
 
-def _reads_row_invariant(g: Graph, nid: int, roots: set) -> bool:
-    """Does reduction ``nid`` over the inner axis of a 2-d domain read an operand that
-    is the same for every row (``w`` in the row dot products of ``X @ w``)?  Then rows
-    are worth processing in blocks: one load of that operand serves the whole block.
-    (A row-wise softmax reads nothing of the kind, and blocking would only multiply the
-    code LLVM compiles: twice the compile time for 5% speed, measured on M5.)"""
+def _reads_stored(g: Graph, starts, roots: set, test) -> bool:
+    """Does an expression, walked from each (node, index map) of ``starts`` through the
+    nodes inlined into it, read a stored node (a root, an input, a constant) through an
+    index map for which ``test(map)`` holds?"""
     seen = set()
 
     def walk(n, m):
@@ -178,11 +166,20 @@ def _reads_row_invariant(g: Graph, nid: int, roots: set) -> bool:
         seen.add((n, m))
         d = g[n]
         if n in roots or d["op"] in ("input", "const"):
-            return 1 in m and 0 not in m
+            return test(m)
         if d["op"] == "count":
             return False
         return any(walk(a, _arg_map(g, n, a, m)) for a in d["args"])
-    return walk(g[nid]["args"][0], (0, 1))
+    return any(walk(n, m) for n, m in starts)
+
+
+def _reads_row_invariant(g: Graph, nid: int, roots: set) -> bool:
+    """Does reduction ``nid`` over the inner axis of a 2-d domain read an operand that
+    is the same for every row (``w`` in the row dot products of ``X @ w``)?  Then rows
+    are worth processing in blocks: one load of that operand serves the whole block.
+    (A row-wise softmax reads nothing of the kind, and blocking would only multiply the
+    code LLVM compiles: twice the compile time for 5% speed, measured on M5.)"""
+    return _reads_stored(g, [(g[nid]["args"][0], (0, 1))], roots, lambda m: 1 in m and 0 not in m)
 
 
 def _materialize_row_math(g: Graph, roots: set) -> None:
