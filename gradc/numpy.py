@@ -137,9 +137,23 @@ def where(condition, x=None, y=None, *, size=None, fill_value=None):
     return _ew.where(condition, x, y)
 tensordot, inner, vdot = _es.tensordot, _es.inner, _es.vdot
 # structure
-expand_dims, squeeze = _st.expand_dims, _st.squeeze
 stack, concatenate, take_along_axis = _st.stack, _st.concatenate, _ax.take_along_axis
-broadcast_to = _st.broadcast_to
+
+
+def expand_dims(a, axis):
+    """numpy.expand_dims (numpy's own on a concrete array outside a trace)."""
+    return _st.expand_dims(a, axis) if _current() is not None or _traced(a) else _np.expand_dims(a, axis)
+
+
+def squeeze(a, axis=None):
+    """numpy.squeeze (numpy's own on a concrete array outside a trace)."""
+    return _st.squeeze(a, axis) if _current() is not None or _traced(a) else _np.squeeze(a, axis)
+
+
+def broadcast_to(array, shape):
+    """numpy.broadcast_to (numpy's own on a concrete array outside a trace)."""
+    return _st.broadcast_to(array, shape) if _current() is not None or _traced(array) else \
+        _np.broadcast_to(array, shape)
 zeros_like, ones_like, full_like = _st.zeros_like, _st.ones_like, _st.full_like
 arange_like = _st.arange_like
 # element-wise math composed from the primitives (gradc/ops/mathfuncs.py)

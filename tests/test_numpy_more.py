@@ -150,6 +150,13 @@ def test_abstract_dtypes_aliases_and_real_checks(backend):
     assert np.s_[1:3] == slice(1, 3) and np.mgrid[0:2, 0:3].shape == (2, 2, 3)
 
 
+def test_shape_functions_fall_back_to_numpy_outside_a_trace():
+    x = onp.arange(3.0)
+    onp.testing.assert_array_equal(np.broadcast_to(x, (2, 3)), onp.broadcast_to(x, (2, 3)))
+    onp.testing.assert_array_equal(np.expand_dims(x, (0, 2)), onp.expand_dims(x, (0, 2)))
+    onp.testing.assert_array_equal(np.squeeze(x[None, :, None], axis=2), x[None])
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_float16_computes_in_float32_and_casts_to_it_are_refused(backend):
     x = onp.linspace(-1, 1, 9).astype(onp.float16)
