@@ -317,6 +317,9 @@ def dropout_mask(key, rate, shape):
     return bernoulli(key, 1.0 - rate, shape)
 
 
+from .random_more import *  # noqa: E402,F401,F403  (samplers built on the ones above)
+from .random_more import __all__ as _more  # noqa: E402
+
 __all__ = ["PRNGKey", "key", "split", "fold_in", "bits", "uniform", "normal", "bernoulli", "exponential",
            "gumbel", "categorical", "truncated_normal", "dropout_mask", "threefry_2x32", "randint", "permutation",
-           "choice"]
+           "choice"] + _more
