@@ -18,14 +18,16 @@ from dataclasses import replace
 from .errors import GradcError, UnsupportedError
 from .graph import Graph
 from .ops import OPS
+from .ops.collectives import batch_named
 from .tracer import bind, current, match_inputs, provenance, subst_params, to_value
 
 
-def batch_replay(graph: Graph, args: list, batched: list[bool], n) -> list[tuple]:
+def batch_replay(graph: Graph, args: list, batched: list[bool], n, axis_name=None) -> list[tuple]:
     """Replay ``graph`` (traced for one example) into the current trace for ``n``
     examples.  ``args`` are its inputs; ``batched[i]``: input i has the batch as a new
-    leading axis (the others are shared by every example).  Returns ``(value, batched)``
-    per output of the graph."""
+    leading axis (the others are shared by every example).  ``axis_name``: the vmap's
+    name for the batch, which its collectives (``gradc.ops.collectives``) reduce over.
+    Returns ``(value, batched)`` per output of the graph."""
     b = current()
     if len(args) != len(graph.inputs) or len(batched) != len(args):
         raise GradcError(f"internal: batching {graph.name} with {len(args)} of {len(graph.inputs)} inputs")
@@ -51,7 +53,8 @@ def batch_replay(graph: Graph, args: list, batched: list[bool], n) -> list[tuple
             b.role = d.role
         try:
             with provenance(prov):
-                env[nid] = _batch_node(d.op, operands, params, n)
+                env[nid] = (batch_named(d.op, operands, params, n, axis_name)
+                            or _batch_node(d.op, operands, params, n))
         finally:
             b.role = prev_role
     return [env[o] for o in graph.outputs]

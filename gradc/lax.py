@@ -42,6 +42,7 @@ from .lax_windows import (  # noqa: F401  (re-exported: convolution, windowed re
 from .ops import bitwise as _bitwise
 from . import control_flow as _control_flow, control_while as _control_while
 from .remat import checkpoint, checkpoint_policies, remat, remat_of  # noqa: F401  (checkpoint, remat: jax's names)
+from .ops.collectives import axis_index, axis_size, pmax, pmean, pmin, psum  # noqa: F401,E402  (a vmap's named axis)
 from .tracer import Value, current
 from .tree_util import tree_flatten, tree_map, tree_unflatten
 from .vmap import vmap

@@ -362,7 +362,7 @@ def fold_constants(g: Graph) -> bool:
     changed = False
     for n in g.order():
         d = g[n]
-        if d.op in ("input", "const"):
+        if d.op in ("input", "const") or OPS[d.op].extra.get("placeholder"):
             continue
         shape_known = all(isinstance(s, int) for s in d.shape)
         args = d.args

@@ -16,12 +16,13 @@ from .api import jit
 from .batching import batch_replay
 from .errors import ArgumentError, ShapeError
 from .ops.bind import batch_materialize
+from .ops.collectives import naming
 from .ops.linalg import transpose
 from .tracer import Spec, Value, current, to_value, trace_specs, user_source
 from .tree_util import broadcast_prefix, keystr, leaf_paths, tree_flatten, tree_leaves, tree_unflatten
 
 
-def vmap(fun, in_axes=0, out_axes=0, *, axis_size=None):
+def vmap(fun, in_axes=0, out_axes=0, *, axis_name=None, axis_size=None, spmd_axis_name=None):
     """Map ``fun`` over an axis of its arguments, as ``jax.vmap``.
 
     ``in_axes``: the mapped axis of every argument (an int), or per positional argument a
@@ -29,6 +30,9 @@ def vmap(fun, in_axes=0, out_axes=0, *, axis_size=None):
     them matching the argument's structure.  Keyword arguments are mapped over axis 0.
     ``out_axes``: where the outputs get the mapped axis (an int, or a pytree of ints
     matching the output).  ``axis_size``: the batch size when no argument is mapped.
+    ``axis_name``: a name for the batch axis, which ``gradc.lax.psum``, ``pmean``,
+    ``pmax``, ``pmin`` and ``axis_index`` inside ``fun`` reduce over or index
+    (``spmd_axis_name`` is accepted and ignored: gradc runs on one host).
 
     ``vmap(grad(loss), in_axes=(None, 0, 0))(params, X, y)`` gives per-example gradients;
     ``grad`` of a vmapped function, ``vmap`` of ``vmap`` and ``jit`` of either work.
@@ -42,7 +46,7 @@ def vmap(fun, in_axes=0, out_axes=0, *, axis_size=None):
         leaves = tree_leaves((args, kwargs))
         if current() is None and not any(isinstance(x, Value) for x in leaves):
             return _compiled(args)(*args, **kwargs)
-        return _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs)
+        return _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs, axis_name)
 
     variants = {}
 
@@ -92,7 +96,7 @@ def _label(path) -> str:
     return f"{where} {path[1]}{keystr(path[2:])}"
 
 
-def _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs):
+def _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs, axis_name=None):
     leaves, tree = tree_flatten((args, kwargs))
     paths = leaf_paths(tree)
     axes = _axes_per_leaf(in_axes, args, kwargs, name)
@@ -145,8 +149,9 @@ def _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs):
         env = v._b.env
         specs.append(Spec(tuple(1 if env.find(d) == 1 else None for d in shape), v.dtype,
                           tuple(env.value(d) for d in shape)))
-    graph, structure, captured = trace_specs(per_example, specs, [f"x{k}" for k in where], name=name)
-    outs = batch_replay(graph, inputs + list(captured), batched + [False] * len(captured), n)
+    with naming(axis_name):
+        graph, structure, captured = trace_specs(per_example, specs, [f"x{k}" for k in where], name=name)
+    outs = batch_replay(graph, inputs + list(captured), batched + [False] * len(captured), n, axis_name)
     return tree_unflatten(structure, _place_outputs(outs, structure, out_axes, n, name))
 
 
