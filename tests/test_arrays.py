@@ -141,6 +141,44 @@ def test_sort_under_vmap_matches_numpy(backend):
                                   np.argsort(x, axis=-1, kind="stable"))
 
 
+@pytest.mark.parametrize("axis", [0, -1, None])
+def test_sort_and_argsort_descending_as_jax(backend, axis):
+    """jnp.sort/argsort's ``descending=True``: the largest first, and equal values in
+    their order (the lower index first: JAX's stable descending argsort), inside a
+    trace and eagerly; the gradient of sum(w * sort(x, descending)) is w sent back
+    along that permutation.  ``descending`` used to be swallowed by ``**kw`` and the
+    result sorted ascending; an unknown keyword is now numpy's TypeError."""
+    r = np.random.default_rng(8)
+    x = r.integers(-3, 4, (6, 5)) * 1.0            # many ties
+    w = r.standard_normal(x.size if axis is None else x.shape)
+    flat = x.ravel() if axis is None else x
+    ax = 0 if axis is None else axis
+    n = flat.shape[ax]
+    # the oracle: numpy's stable argsort of -x (ties in index order)
+    order = np.argsort(-flat, axis=ax, kind="stable")
+    for got in (gradc.jit(lambda x: gnp.argsort(x, axis=axis, descending=True))(x),
+                gradc.jit(lambda x: x.argsort(axis=axis, descending=True, stable=True))(x),
+                gnp.argsort(x, axis=axis, descending=True)):
+        np.testing.assert_array_equal(got, order)
+    want = np.take_along_axis(flat, order, axis=ax)
+    np.testing.assert_array_equal(gradc.jit(lambda x: gnp.sort(x, axis=axis, descending=True))(x), want)
+    np.testing.assert_array_equal(gnp.sort(x, axis=axis, descending=True), want)
+    # the values' permutation is the ascending stable sort reversed, as JAX's (lax.rev of
+    # lax.sort): among equal values the cotangent goes to the higher index first
+    g = gradc.grad(lambda x, w: gnp.sum(gnp.sort(x, axis=axis, descending=True) * w))(x, w)
+    want_g = np.zeros_like(flat)
+    np.put_along_axis(want_g, np.flip(np.argsort(flat, axis=ax, kind="stable"), ax), w, axis=ax)
+    np.testing.assert_array_equal(g, want_g.reshape(x.shape))
+    assert n > 1
+    with pytest.raises(TypeError, match="decending"):
+        gradc.jit(lambda x: gnp.sort(x, decending=True))(x)
+    jax = pytest.importorskip("jax")
+    np.testing.assert_array_equal(gradc.jit(lambda x: gnp.argsort(x, axis=axis, descending=True))(x),
+                                  jax.numpy.argsort(x, axis=axis, descending=True))
+    np.testing.assert_allclose(g, jax.grad(lambda x, w: (jax.numpy.sort(x, axis=axis, descending=True) * w).sum())(x, w),
+                               rtol=1e-6)      # (JAX in float32 unless x64 is on)
+
+
 def test_bad_axes_are_shape_errors():
     x = np.ones((3, 4, 5))
     with pytest.raises(gradc.ShapeError, match="axis1 and axis2 cannot be the same"):

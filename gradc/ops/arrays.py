@@ -435,10 +435,44 @@ def _by_rank(a, axis, take_values):
     return _transpose(out, [int(q) for q in np.argsort(perm)])
 
 
+def _sort_options(name, kw):
+    """``stable`` (numpy 2's and JAX's; gradc's sorts are always stable, which also
+    meets ``stable=False``) and ``descending`` (JAX's); anything else is numpy's
+    TypeError, not a keyword silently dropped."""
+    unknown = set(kw) - {"stable", "descending"}
+    if unknown:
+        raise TypeError(f"{name}() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    return bool(kw.get("descending", False))
+
+
+def _descending(a, axis, take_values, eager):
+    """JAX's descending sort: the values the ascending sort's reversed; the indices of
+    the reversed array's stable argsort, mapped back and reversed, so equal values keep
+    their order (the lower index first), as ``jnp.argsort(descending=True)``."""
+    from .axes import flip
+    x = np.asarray(a) if eager else _val(a)
+    if axis is None:
+        x, axis = (x.reshape(-1) if eager else reshape(x, -1)), 0
+    if eager:
+        if take_values:
+            return np.flip(np.sort(x, axis=axis, kind="stable"), axis)
+        n = x.shape[axis]
+        return np.flip(n - 1 - np.argsort(np.flip(x, axis), axis=axis, kind="stable"), axis)
+    if take_values:
+        return flip(sort(x, axis), axis)
+    ax = norm_axes(axis, x.ndim)[0]
+    from .reduce import max_
+    last = max_(_iota(tuple(x._shape[a] if a == ax else 1 for a in range(x.ndim)), ax), ax, keepdims=True)
+    return flip(ew.subtract(last, argsort(flip(x, ax), ax)), ax)     # (n - 1 - index, n symbolic)
+
+
 def sort(a, axis=-1, kind=None, order=None, **kw):
     """Sorted copy along axis, stable (nan last; equal values, -0.0 and 0.0 among them,
     keep their order: numpy's ``kind="stable"`` bit for bit); differentiable through
-    its permutation (a gather: the gradient scatters the cotangent back)."""
+    its permutation (a gather: the gradient scatters the cotangent back).
+    ``descending=True`` (JAX's) reverses it."""
+    if _sort_options("sort", kw):
+        return _descending(a, axis, True, _eager(a))
     if _eager(a):
         return np.sort(a, axis=axis, kind=kind, order=order)
     x = _val(a)
@@ -448,7 +482,10 @@ def sort(a, axis=-1, kind=None, order=None, **kw):
 
 
 def argsort(a, axis=-1, kind=None, order=None, **kw):
-    """Indices that sort a along axis; stable (ties keep their order) for every kind."""
+    """Indices that sort a along axis; stable (ties keep their order) for every kind.
+    ``descending=True`` (JAX's): the largest first, equal values in their order."""
+    if _sort_options("argsort", kw):
+        return _descending(a, axis, False, _eager(a))
     if _eager(a):
         return np.argsort(a, axis=axis, kind=kind, order=order)
     x = _val(a)

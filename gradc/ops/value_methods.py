@@ -80,7 +80,7 @@ Value.argmax = lambda s, axis=None, out=None, keepdims=False: stats.argmax(s, ax
 Value.argmin = lambda s, axis=None, out=None, keepdims=False: stats.argmin(s, axis, out, keepdims)
 Value.any = lambda s, axis=None, out=None, keepdims=False, *, where=None: stats.any(s, axis, out, keepdims, where=where)
 Value.all = lambda s, axis=None, out=None, keepdims=False, *, where=None: stats.all(s, axis, out, keepdims, where=where)
-Value.argsort = lambda s, axis=-1, kind=None, order=None: arr.argsort(s, axis, kind, order)
+Value.argsort = lambda s, axis=-1, kind=None, order=None, **kw: arr.argsort(s, axis, kind, order, **kw)
 Value.diagonal = lambda s, offset=0, axis1=0, axis2=1: arr.diagonal(s, offset, axis1, axis2)
 Value.trace = lambda s, offset=0, axis1=0, axis2=1, dtype=None, out=None: arr.trace(s, offset, axis1, axis2, dtype, out)
 Value.repeat = lambda s, repeats, axis=None: arr.repeat(s, repeats, axis)
