@@ -336,3 +336,19 @@ def test_lu_solve_reuses_the_factorization_and_takes_foreign_pivots(lu_backend):
                        backend=lu_backend)(lu, piv, b)
     for i, gr in zip((0, 1), grads):
         onp.testing.assert_allclose(gr, fd_grad(ref, [lu, b], i), rtol=FD_RTOL, atol=FD_ATOL)
+
+
+def test_eigh_refuses_a_subset_instead_of_ignoring_it():
+    """eigh(a, subset_by_index=(0, 1)) used to return all eigenvalues (the keyword
+    swallowed by **kw): a subset or another problem type is refused, as JAX refuses
+    it; scipy's flags that change nothing (overwrite_a, check_finite, ...) are taken."""
+    a = onp.random.default_rng(0).standard_normal((4, 4))
+    a = a + a.T
+    want = onp.linalg.eigvalsh(a)
+    got = gradc.jit(lambda a: sla.eigh(a, eigvals_only=True, overwrite_a=True, check_finite=False, type=1))(a)
+    onp.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    for kw in ({"subset_by_index": (0, 1)}, {"eigvals": (0, 1)}, {"subset_by_value": (-1.0, 1.0)}, {"type": 2}):
+        with pytest.raises(gradc.ArgumentError, match="not supported"):
+            gradc.jit(lambda a: sla.eigh(a, eigvals_only=True, **kw))(a)
+        with pytest.raises(gradc.ArgumentError, match="not supported"):
+            sla.eigh(a, eigvals_only=True, **kw)

@@ -91,6 +91,16 @@ def eigh(a, b=None, lower=True, eigvals_only=False, **kw):
     triangle; the generalized problem (``b``) is not supported."""
     if b is not None:
         raise ArgumentError("eigh: the generalized problem (b=...) is not supported")
+    # scipy's and JAX's flags that change nothing here; a subset of the eigenvalues
+    # (eigvals=, subset_by_index=, subset_by_value=) or another type would change the
+    # result, so it is refused, as JAX refuses it, not ignored
+    ignored = {"overwrite_a", "overwrite_b", "turbo", "check_finite", "driver"}
+    for name, value in kw.items():
+        if name == "type" and value == 1 or name in ignored or name in ("eigvals", "subset_by_index",
+                                                                         "subset_by_value") and value is None:
+            continue
+        raise ArgumentError(f"eigh: {name}={value!r} is not supported (all eigenvalues of the standard "
+                            "problem only: take a slice of the result)")
     if not lower:
         a = np.swapaxes(np.asarray(a), -1, -2)
     return np.linalg.eigvalsh(a) if eigvals_only else np.linalg.eigh(a)
