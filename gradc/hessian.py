@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from .api import _check_argnums, grad, jvp
 from .errors import ArgumentError
-from .jacobian import jacobian
+from .jacobian import _with_aux, jacobian
 
 
-def hessian(fun, argnums=0, *, backend=None):
+def hessian(fun, argnums=0, *, has_aux=False, backend=None):
     """The Hessian: the Jacobian of the gradient (the adjoint graph differentiated again).
-    For a pytree argument, ``H[a][b]`` is the block of leaves ``a`` and ``b``."""
+    For a pytree argument, ``H[a][b]`` is the block of leaves ``a`` and ``b``.
+    ``has_aux=True``: ``fun`` returns ``(loss, aux)`` and the result is ``(H, aux)``."""
+    if has_aux:
+        return _with_aux(fun, argnums, backend, None, transform=lambda f: hessian(f, argnums, backend=backend))
     return jacobian(grad(fun, argnums, backend=backend), argnums, backend=backend)
 
 

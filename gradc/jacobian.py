@@ -169,21 +169,48 @@ def _shape_result(per_output, argnums, structure, flat):
     return tree_unflatten(structure, per)
 
 
-def jacobian(fun, argnums=0, *, backend=None):
+def jacobian(fun, argnums=0, *, has_aux=False, backend=None):
     """The Jacobian of ``fun`` with respect to argument(s) ``argnums``, in numerator
     layout: ``J[i..., j...] = d out[i...] / d in[j...]``, shape ``out.shape + in.shape``.
     Arguments and outputs may be pytrees: the result has the output's structure, each
     output leaf holding the argument's structure of Jacobians (as ``jax.jacrev``).
     One compiled call computes it all, by forward or reverse mode, whichever needs fewer
-    passes."""
-    return _Jacobian(fun, argnums, backend)
+    passes.  ``has_aux=True``: ``fun`` returns ``(out, aux)`` and the result is
+    ``(J, aux)``, as JAX's."""
+    return _with_aux(fun, argnums, backend, None) if has_aux else _Jacobian(fun, argnums, backend)
 
 
-def jacfwd(fun, argnums=0, *, backend=None):
+def jacfwd(fun, argnums=0, *, has_aux=False, backend=None):
     """``jax.jacfwd``: :func:`jacobian` by forward mode (one tangent per input element)."""
-    return _Jacobian(fun, argnums, backend, mode="fwd")
+    return _with_aux(fun, argnums, backend, "fwd") if has_aux else _Jacobian(fun, argnums, backend, mode="fwd")
 
 
-def jacrev(fun, argnums=0, *, backend=None):
+def jacrev(fun, argnums=0, *, has_aux=False, backend=None):
     """``jax.jacrev``: :func:`jacobian` by reverse mode (one cotangent per output element)."""
-    return _Jacobian(fun, argnums, backend, mode="rev")
+    return _with_aux(fun, argnums, backend, "rev") if has_aux else _Jacobian(fun, argnums, backend, mode="rev")
+
+
+def _first(fun, what):
+    def out(*args, **kw):
+        r = fun(*args, **kw)
+        if not isinstance(r, (tuple, list)) or len(r) != 2:
+            raise ArgumentError(f"{what}(has_aux=True): the function must return a pair (output, aux), "
+                                f"got {type(r).__name__}")
+        return r[0]
+    out.__name__ = getattr(fun, "__name__", "fun")
+    return out
+
+
+def _with_aux(fun, argnums, backend, mode, transform=None):
+    """``(J, aux)``: one compiled function computing the Jacobian of ``fun``'s first
+    result (``transform``: another transformation of it, the Hessian) and its second,
+    the aux, as computed (its forward nodes shared with the Jacobian's)."""
+    from .api import jit
+    what = "hessian" if transform is not None else {"fwd": "jacfwd", "rev": "jacrev", None: "jacobian"}[mode]
+    first = _first(fun, what)
+    inner = transform(first) if transform is not None else _Jacobian(first, argnums, backend, mode)
+
+    def with_aux(*args, **kw):
+        return inner(*args, **kw), fun(*args, **kw)[1]
+    with_aux.__name__ = f"{what}_{getattr(fun, '__name__', 'fun')}"
+    return jit(with_aux, backend=backend)

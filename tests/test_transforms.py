@@ -549,3 +549,36 @@ def test_has_aux_inside_jit_and_vmap_and_its_errors():
         assert per[1]["mae"][k] == pytest.approx(auxk["mae"], rel=1e-14)
     with pytest.raises(gradc.ArgumentError, match=r"must return a pair \(loss, aux\), but it returned an array"):
         gradc.grad(lambda x: gnp.sum(x), has_aux=True)(np.ones(3))
+
+
+@pytest.mark.parametrize("transform", ["jacrev", "jacfwd", "jacobian", "hessian"])
+def test_jacobians_and_hessian_with_has_aux(transform):
+    """``has_aux=True`` (JAX's): ``f`` returns ``(out, aux)`` and the result is ``(J,
+    aux)``, aux a pytree as computed, J over a dict of parameters and a second argument;
+    against finite differences of the first result.  gradc used to refuse the keyword."""
+    r = np.random.default_rng(21)
+    p = {"W": r.standard_normal((3, 2)), "b": r.standard_normal(2)}
+    x = r.standard_normal((4, 3))
+
+    def f(p, x):
+        h = gnp.tanh(x @ p["W"] + p["b"])
+        out = gnp.sum(h ** 2) if transform == "hessian" else h.sum(0)
+        return out, {"h": h, "n": [gnp.sum(x)]}
+    t = getattr(gradc, transform)
+    J, aux = t(f, argnums=(0, 1), has_aux=True)(p, x)
+    h = np.tanh(x @ p["W"] + p["b"])
+    np.testing.assert_allclose(aux["h"], h, rtol=1e-12)
+    np.testing.assert_allclose(aux["n"][0], x.sum(), rtol=1e-12)
+    if transform == "hessian":      # d/dx of the gradient in x: by differences of the closed-form gradient
+        def gx(x):                  # d sum(tanh(xW+b)^2)/dx = (2 h (1 - h^2)) W^T
+            hh = np.tanh(x @ p["W"] + p["b"])
+            return (2 * hh * (1 - hh ** 2)) @ p["W"].T
+        want = fd_jacobian(gx, x)
+        np.testing.assert_allclose(np.asarray(J[1][1]).reshape(want.shape), want, rtol=1e-5, atol=1e-6)
+        assert J[0]["W"][0]["W"].shape == (3, 2, 3, 2)       # (JAX's nesting: jacfwd of jacrev)
+    else:
+        want = fd_jacobian(lambda x: np.tanh(x @ p["W"] + p["b"]).sum(0), x)
+        np.testing.assert_allclose(np.asarray(J[1]).reshape(want.shape), want, rtol=1e-5, atol=1e-6)
+        assert J[0]["W"].shape == (2, 3, 2) and J[0]["b"].shape == (2, 2)
+    with pytest.raises(gradc.ArgumentError, match="pair"):
+        t(lambda p, x: gnp.sum(x), has_aux=True)(p, x)
