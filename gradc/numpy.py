@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import builtins
 import difflib as _difflib
+import functools as _functools
+import inspect as _inspect
 import types as _types
 
 import numpy as _np
@@ -496,6 +498,44 @@ def unsupported(name: str, where: str = "gradc.numpy", line: str | None = None):
         msg += " Nearest supported: " + ", ".join(near[:3]) + "."
     msg += f" The supported numpy names are listed in {DOCS}."
     return UnsupportedNameError(msg)
+
+
+def _honour_out(name, f):
+    """``f`` with numpy's ``out=`` kept honest: outside a trace, on concrete arrays, the
+    call goes to numpy's own function, which writes ``out`` (gradc's fallback otherwise
+    computed the result and left ``out`` as it was); inside a trace it is refused, as a
+    traced value cannot be written into."""
+    sig = _inspect.signature(f)
+
+    @_functools.wraps(f)
+    def call(*args, **kwargs):
+        try:
+            out = sig.bind_partial(*args, **kwargs).arguments.get("out")
+        except TypeError:
+            return f(*args, **kwargs)          # (f raises its own TypeError)
+        if out is None:
+            return f(*args, **kwargs)
+        if _current() is None and not _traced(list(args) + list(kwargs.values())) and hasattr(_np, name):
+            return getattr(_np, name)(*args, **kwargs)
+        from .errors import UnsupportedError
+        raise UnsupportedError(f"{name}(..., out=...): a traced value cannot be written into; use the "
+                               f"returned array")
+    return call
+
+
+def _wrap_out_parameters():
+    for name in supported_names():
+        f = globals().get(name)
+        if callable(f) and not isinstance(f, type):
+            try:
+                params = _inspect.signature(f).parameters
+            except (TypeError, ValueError):
+                continue
+            if "out" in params:
+                globals()[name] = _honour_out(name, f)
+
+
+_wrap_out_parameters()
 
 
 def __getattr__(name):

@@ -280,3 +280,22 @@ def test_the_names_are_jax_numpys():
         assert hasattr(jnp, n) and n in np.supported_names(), n
     for n in linalg:
         assert hasattr(jnp.linalg, n) and f"linalg.{n}" in np.supported_names(), n
+
+
+def test_out_is_written_outside_a_trace_and_refused_inside():
+    """numpy's out=: on concrete arrays numpy's own function writes it (it was left
+    untouched); in a trace it is an error naming the function, never ignored."""
+    x = onp.arange(6.0).reshape(3, 2)
+    for name, call, want in (("sum", lambda b: np.sum(x, axis=0, out=b), x.sum(0)),
+                             ("mean", lambda b: np.mean(x, 0, None, b), x.mean(0)),
+                             ("var", lambda b: np.var(x, axis=0, out=b), x.var(0)),
+                             ("quantile", lambda b: np.quantile(x, 0.5, axis=0, out=b), onp.quantile(x, 0.5, axis=0))):
+        buf = onp.zeros(2)
+        assert call(buf) is buf, name
+        onp.testing.assert_array_equal(buf, want)
+    with pytest.raises(gradc.UnsupportedError, match=r"sum\(\.\.\., out=\.\.\.\)"):
+        gradc.jit(lambda x: np.sum(x, 0, None, onp.zeros(2)))(x)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        gradc.jit(lambda x: np.concatenate([x, x], foo=1))(x)
+    with pytest.raises(gradc.UnsupportedError, match=r"concatenate\(\.\.\., out="):
+        gradc.jit(lambda x: np.concatenate([x, x], out=onp.zeros((6, 2))))(x)

@@ -77,3 +77,13 @@ def test_ids_outside_the_segments_are_dropped_as_jax_does():
         onp.testing.assert_allclose(f(data, ids, 3), want, rtol=1e-14)
     g = gradc.grad(lambda d: np.sum(ops.segment_sum(d, ids, num_segments=3) ** 2))(data)
     onp.testing.assert_allclose(g[~keep], 0.0)
+
+
+def test_jax_options_are_accepted_or_refused_never_ignored():
+    data, ids = onp.arange(6.0).reshape(3, 2), onp.array([0, 1, 5])
+    got = gradc.jit(lambda d: ops.segment_sum(d, ids, 2, mode="drop", bucket_size=4))(data)
+    onp.testing.assert_array_equal(got, [[0.0, 1.0], [2.0, 3.0]])
+    with pytest.raises(gradc.UnsupportedError, match="mode='clip'"):
+        gradc.jit(lambda d: ops.segment_max(d, ids, 2, mode="clip"))(data)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        ops.segment_sum(data, ids, 2, sorted=True)

@@ -183,8 +183,20 @@ def atleast_3d(x):
     return x
 
 
+def _only_casting(kw, out, what):
+    """numpy's ``casting=`` only validates a dtype conversion: accepted; ``out=`` would
+    have the result written into an array, which a traced function cannot: refused, as
+    is any other keyword (silently ignoring one could change the answer)."""
+    unknown = sorted(set(kw) - {"casting"})
+    if unknown:
+        raise TypeError(f"{what}() got unexpected keyword arguments {unknown}")
+    if out is not None:
+        raise UnsupportedError(f"{what}: out= is not supported (use the returned array)")
+
+
 def concatenate(arrays, axis=0, out=None, dtype=None, **kw):
     """numpy.concatenate; axis=None joins the flattened arrays."""
+    _only_casting(kw, out, "concatenate")
     arrays = list(arrays)
     if _eager(arrays):
         return np.concatenate(arrays, axis=axis, dtype=dtype)
@@ -225,6 +237,7 @@ def block(arrays):
 
 
 def hstack(tup, dtype=None, **kw):
+    _only_casting(kw, None, "hstack")
     if _eager(tup):
         return np.hstack(tup, dtype=dtype)
     xs = [atleast_1d(x) for x in tup]
@@ -232,6 +245,7 @@ def hstack(tup, dtype=None, **kw):
 
 
 def vstack(tup, dtype=None, **kw):
+    _only_casting(kw, None, "vstack")
     if _eager(tup):
         return np.vstack(tup, dtype=dtype)
     return concatenate([atleast_2d(x) for x in tup], 0, dtype=dtype)

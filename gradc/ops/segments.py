@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, UnsupportedError
 from . import elementwise as ew
 from .bind import convert, tracer
 from .reduce import max_, min_
@@ -44,8 +44,21 @@ def _prepare(data, segment_ids, num_segments, what):
     return data, ids, num_segments
 
 
+def _jax_options(kw, what):
+    """JAX's ``bucket_size`` (a speed hint) and ``mode`` (out-of-range ids: gradc drops
+    them, JAX's default) are accepted; ``mode="clip"`` and unknown keywords are refused."""
+    unknown = sorted(set(kw) - {"bucket_size", "mode"})
+    if unknown:
+        raise TypeError(f"{what}() got unexpected keyword arguments {unknown}")
+    mode = kw.get("mode")
+    if mode is not None and "clip" in str(mode).lower():
+        raise UnsupportedError(f"{what}: mode={mode!r} is not supported: ids outside [0, num_segments) are "
+                               "dropped (JAX's default, mode='drop')")
+
+
 def segment_sum(data, segment_ids, num_segments=None, indices_are_sorted=False, unique_indices=False, **kw):
     """``out[s] = sum of data[i] over the i with segment_ids[i] == s``."""
+    _jax_options(kw, "segment_sum")
     if _eager(data, segment_ids):
         data, ids = np.asarray(data), np.asarray(segment_ids)
         n = _count(ids, num_segments, "segment_sum")
@@ -71,6 +84,7 @@ def _per_row(mask, ndim):
 
 def _masked(name, identity, np_reduce, reduce):
     def segment_reduce(data, segment_ids, num_segments=None, indices_are_sorted=False, unique_indices=False, **kw):
+        _jax_options(kw, name)
         if _eager(data, segment_ids):
             data, ids = np.asarray(data), np.asarray(segment_ids)
             n = _count(ids, num_segments, name)
