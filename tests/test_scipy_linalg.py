@@ -352,3 +352,23 @@ def test_eigh_refuses_a_subset_instead_of_ignoring_it():
             gradc.jit(lambda a: sla.eigh(a, eigvals_only=True, **kw))(a)
         with pytest.raises(gradc.ArgumentError, match="not supported"):
             sla.eigh(a, eigvals_only=True, **kw)
+
+
+@pytest.mark.parametrize("backend", ["llvm", "numpy"])     # (the C backend has no LAPACK)
+@pytest.mark.parametrize("lower", [False, True])
+def test_cholesky_and_positive_solves_read_the_triangle_asked_for(lower, backend):
+    """scipy.linalg.cholesky, cho_factor/cho_solve and solve(assume_a="pos") read only
+    the upper triangle of a (lower=False, scipy's default) or the lower: on a matrix
+    whose triangles differ, the result is that of the symmetric matrix built from the
+    triangle.  (The upper one was taken from the lower before.)  Oracle: numpy on that
+    symmetric matrix."""
+    a = onp.array([[4.0, 1.0, 0.5], [0.9, 3.0, 0.2], [0.7, 0.8, 2.0]])
+    b = onp.array([1.0, 2.0, 3.0])
+    tri = onp.tril(a) if lower else onp.triu(a)
+    s = tri + tri.T - onp.diag(onp.diag(a))
+    L = onp.linalg.cholesky(s)
+    got = gradc.jit(lambda a, b: (sla.cholesky(a, lower=lower), sla.cho_solve(sla.cho_factor(a, lower=lower), b),
+                                  sla.solve(a, b, assume_a="pos", lower=lower)), backend=backend)(a, b)
+    onp.testing.assert_allclose(got[0], L if lower else L.T, rtol=1e-14, atol=1e-15)
+    onp.testing.assert_allclose(got[1], onp.linalg.solve(s, b), rtol=1e-13)
+    onp.testing.assert_allclose(got[2], onp.linalg.solve(s, b), rtol=1e-13)

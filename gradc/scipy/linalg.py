@@ -46,9 +46,8 @@ def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_
 
 def cholesky(a, lower=False, overwrite_a=False, check_finite=True):
     """The Cholesky factor: upper U with a = Uᵀ U (scipy's default), or lower L with
-    a = L Lᵀ."""
-    L = np.linalg.cholesky(a)
-    return L if lower else np.swapaxes(L, -1, -2)
+    a = L Lᵀ; from that triangle of ``a`` only, as scipy's (and JAX's)."""
+    return np.linalg.cholesky(a) if lower else np.linalg.cholesky(a, upper=True)
 
 
 def cho_factor(a, lower=False, overwrite_a=False, check_finite=True):
@@ -72,7 +71,7 @@ def solve(a, b, lower=False, overwrite_a=False, overwrite_b=False, check_finite=
     if transposed:
         a = np.swapaxes(np.asarray(a), -1, -2)
     if assume_a in ("pos", "positive definite"):
-        return cho_solve(cho_factor(a, lower=True), b)
+        return cho_solve(cho_factor(a, lower=lower), b)   # (only that triangle of a is read, as scipy and JAX)
     b, vector = _as_matrix(b)
     x = np.linalg.solve(a, b)
     return np.reshape(x, (-1,)) if vector else x
