@@ -316,3 +316,26 @@ def test_modes_with_several_index_arrays(traced, backend):
         np.testing.assert_allclose(gx, fd_grad(np_f, [x, v], 0), rtol=FD_RTOL, atol=FD_ATOL)
         np.testing.assert_allclose(gv, fd_grad(np_f, [x, v], 1), rtol=FD_RTOL, atol=FD_ATOL)
         assert np.all(gv[~ok] == 0)
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_put_along_axis_out_of_bounds_modes(traced):
+    """put_along_axis(..., inplace=False, mode=): "clip" clamps each index (negative
+    ones from the end first), "drop" leaves the element out; it was ignored before."""
+    x = np.arange(12.0).reshape(3, 4)
+    idx = np.array([[0, 5], [2, -1], [7, 1]])
+    v = np.full((3, 2), -1.0)
+    for mode in ("clip", "drop"):
+        if traced:
+            got = gradc.jit(lambda x, i: gnp.put_along_axis(x, i, v, axis=1, inplace=False, mode=mode))(x, idx)
+        else:
+            got = gradc.jit(lambda x: gnp.put_along_axis(x, idx, v, axis=1, inplace=False, mode=mode))(x)
+        want = x.copy()
+        for r in range(3):
+            for c in idx[r]:
+                c = c + 4 if c < 0 else c
+                if mode == "clip":
+                    want[r, min(max(c, 0), 3)] = -1.0
+                elif 0 <= c < 4:
+                    want[r, c] = -1.0
+        np.testing.assert_array_equal(got, want)

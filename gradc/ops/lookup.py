@@ -164,7 +164,8 @@ def ediff1d(ary, to_end=None, to_begin=None):
 def put_along_axis(arr, indices, values, axis, inplace=True, mode=None):
     """numpy.put_along_axis as JAX has it: a traced array cannot change in place, so
     ``inplace=False`` returns a new array with ``values`` at ``indices`` along ``axis``
-    (``x.at[...].set``; differentiable in ``arr`` and ``values``)."""
+    (``x.at[...].set``; differentiable in ``arr`` and ``values``); ``mode`` is JAX's
+    out-of-bounds mode of that update ("clip", "drop"; None checks every index)."""
     if _eager(arr, indices, values):
         if not inplace:
             arr = np.array(arr, copy=True)
@@ -177,8 +178,8 @@ def put_along_axis(arr, indices, values, axis, inplace=True, mode=None):
         raise UnsupportedError("put_along_axis(..., axis=None) is not supported")
     x = _value(arr)
     if isinstance(indices, tracer().Value):
-        return x.at[tuple(along_axis_index(x, indices, axis, "put_along_axis"))].set(values)
+        return x.at[tuple(along_axis_index(x, indices, axis, "put_along_axis"))].set(values, mode=mode)
     # constant indices: numpy's index arrays, so a repeated position takes the last value
     grid = list(np.ogrid[tuple(slice(n) for n in x.shape)])
     grid[axis % x.ndim] = np.asarray(indices)
-    return x.at[tuple(grid)].set(values)
+    return x.at[tuple(grid)].set(values, mode=mode)
