@@ -70,10 +70,19 @@ def sort_key_val(keys, values, dimension=-1, is_stable=True):
     return sort((keys, values), dimension, is_stable, num_keys=1)
 
 
+def _total_order_bits(m, x):
+    """Integers ordered as the floats ``x`` are in IEEE's total order: the bits as a
+    signed integer, with a negative number's magnitude bits flipped."""
+    it = np.dtype(f"int{x.dtype.itemsize * 8}")
+    bits = x.view(it)
+    return m.where(bits < 0, bits ^ it.type(np.iinfo(it).max), bits)
+
+
 def top_k(operand, k, *, axis=-1):
     """``jax.lax.top_k``: the ``k`` largest values along ``axis`` in descending order,
-    and their indices (int32).  Equal values keep their order (the lower index first)
-    and NaN ranks above every number, as in JAX.  The values' gradient goes to the
+    and their indices (int32).  Equal values keep their order (the lower index first);
+    floats rank in IEEE's total order, as in JAX: NaN above every number, -NaN below,
+    +0.0 above -0.0.  The values' gradient goes to the
     elements taken."""
     if isinstance(k, Value):
         raise ArgumentError("top_k: k must be a Python int (it fixes the result's shape); it is a traced value")
@@ -90,10 +99,9 @@ def top_k(operand, k, *, axis=-1):
     if x.dtype == np.bool_:
         x = x.astype(np.int8)
     # descending order: a key that reverses the order without overflow (~x for integers);
-    # NaN first, then the numbers
-    key = ~x if np.issubdtype(x.dtype, np.integer) else -x
-    keys = [key] if np.issubdtype(x.dtype, np.integer) else [m.logical_not(m.isnan(x)).astype(np.int8), key]
-    order = _lex_order(keys, ax)
+    # floats in JAX's total order (-NaN < -inf < ... < -0.0 < +0.0 < ... < inf < NaN) as the
+    # integers of their bits, sign and magnitude made two's complement, reversed the same way
+    order = _lex_order([~(_total_order_bits(m, x) if x.dtype.kind == "f" else x)], ax)
     index = [slice(None)] * ndim
     index[ax] = slice(0, k)
     indices = order[tuple(index)]

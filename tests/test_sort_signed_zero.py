@@ -97,3 +97,22 @@ def test_gradient_of_a_sort_with_signed_zeros(backend):
     keep = x != 0
     fd = fd_grad(lambda x: loss(x, np), [x], 0)
     np.testing.assert_allclose(g[keep], fd[keep], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_top_k_ranks_floats_in_total_order(dtype):
+    """lax.top_k ranks as JAX's (IEEE total order): NaN first, then the numbers
+    descending with +0.0 above -0.0, -NaN last; equal values by index.  Oracle: a
+    stable sort of the total-order integer of each float's bits, in numpy."""
+    import gradc.lax as glax
+    rng = np.random.default_rng(4)
+    x = rng.choice(np.array([0.0, -0.0, 1.0, -1.0, np.nan, -np.nan, np.inf, -np.inf]), size=(40, 33)).astype(dtype)
+    it = np.dtype(f"int{np.dtype(dtype).itemsize * 8}")
+    bits = x.view(it)
+    key = np.where(bits < 0, bits ^ np.iinfo(it).max, bits)
+    want = np.argsort(~key, axis=1, kind="stable")[:, :7]
+    got = gradc.jit(lambda x: glax.top_k(x, 7)[1])(x)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(glax.top_k(x, 7)[1], want)
+    small = np.array([1.0, -np.nan, 0.0, np.nan, -0.0, -np.inf, 0.0, -0.0, np.inf, -3.0], dtype)
+    np.testing.assert_array_equal(gradc.jit(lambda x: glax.top_k(x, 10)[1])(small), [3, 8, 0, 2, 6, 4, 7, 9, 5, 1])
