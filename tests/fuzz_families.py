@@ -521,6 +521,8 @@ def _index(pool, n, reverse=False):
 
 def _scatter(mode, x, v, idx, native, trace, unstable, pats, const):
     if mode == "mul":
+        if trace is not None and onp.asarray(v).dtype == onp.float32:
+            trace.rounds32 = True      # (a float32 tanh: not correctly rounded, even into a float64 x)
         v = 1.0 + 0.5 * (gnp if native else onp).tanh(v)
     if native:
         at = x.at[idx]

@@ -135,6 +135,8 @@ REGRESSIONS: list[int] = [
     97,       # solve_triangular of a float64 triangle and a float32 right-hand side on llvm: b went
               # to LAPACK's trtrs unconverted, its float32 bits read as float64 (now both in the
               # common dtype, as linalg.solve; tests/test_lapack.py)
+    3000368,  # scatter_mul's float32 updates pass through a float32 tanh (not correctly rounded) into a
+              # float64 target: the oracle took the result for exact (a fuzzer bug: now rounds32)
 ]
 
 
