@@ -532,7 +532,7 @@ def grad(fun, argnums=0, *, has_aux=False, allow_int=False, backend=None, debug_
     allowed, and their gradients are zeros of dtype ``gradc.float0`` (JAX's ``float0``)."""
     if allow_int:
         from .api_allow_int import AllowInt
-        return AllowInt(fun, "grad", argnums, has_aux, backend, debug_nans)
+        return AllowInt(Transformed, fun, "grad", argnums, has_aux, backend, debug_nans)
     return (_over_static_jit(fun, "grad", argnums, has_aux, backend, debug_nans)
             or Transformed(fun, "grad", argnums, backend, debug_nans, has_aux))
 
@@ -544,7 +544,7 @@ def value_and_grad(fun, argnums=0, *, has_aux=False, allow_int=False, backend=No
     ``allow_int`` is as in :func:`grad`."""
     if allow_int:
         from .api_allow_int import AllowInt
-        return AllowInt(fun, "value_and_grad", argnums, has_aux, backend, debug_nans)
+        return AllowInt(Transformed, fun, "value_and_grad", argnums, has_aux, backend, debug_nans)
     return (_over_static_jit(fun, "value_and_grad", argnums, has_aux, backend, debug_nans)
             or Transformed(fun, "value_and_grad", argnums, backend, debug_nans, has_aux))
 

@@ -29,7 +29,8 @@ class AllowInt:
     """``kind`` ("grad" or "value_and_grad") of ``fun`` with integer leaves allowed in
     the differentiated arguments."""
 
-    def __init__(self, fun, kind, argnums, has_aux, backend, debug_nans):
+    def __init__(self, transformed, fun, kind, argnums, has_aux, backend, debug_nans):
+        self._transformed_type = transformed     # api.Transformed (passed in: api imports this module)
         self.fun, self.kind, self.argnums, self.has_aux = fun, kind, argnums, has_aux
         self.backend, self.debug_nans = backend, debug_nans
         self._by_structure: dict = {}
@@ -78,8 +79,7 @@ class AllowInt:
         return value, whole(grads)
 
     def _transformed(self, key, make, argnums):
-        from .api import Transformed
         if key not in self._by_structure:
-            self._by_structure[key] = Transformed(make(), self.kind, argnums, self.backend, self.debug_nans,
-                                                  self.has_aux)
+            self._by_structure[key] = self._transformed_type(make(), self.kind, argnums, self.backend,
+                                                             self.debug_nans, self.has_aux)
         return self._by_structure[key]

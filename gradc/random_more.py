@@ -12,7 +12,7 @@ import numpy as np
 
 from . import numpy as gnp
 from .errors import ArgumentError
-from .random import _float_dtype, _shape, bernoulli, exponential, normal, split, uniform
+from .random_base import _float_dtype, _shape, bernoulli, exponential, normal, split, uniform
 
 __all__ = ["cauchy", "laplace", "logistic", "lognormal", "pareto", "rademacher", "maxwell",
            "double_sided_maxwell", "rayleigh", "weibull_min", "triangular", "wald", "geometric",

@@ -25,7 +25,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "gradc"
 OP_MODULES = ["gradc.ops.bind", "gradc.ops.structure", "gradc.ops.elementwise", "gradc.ops.reduce",
               "gradc.ops.linalg", "gradc.ops.lapack", "gradc.ops.decomp", "gradc.ops.lu", "gradc.ops.einsum", "gradc.ops.axes", "gradc.ops.mathfuncs", "gradc.ops.bitwise",
               "gradc.ops.special", "gradc.ops.bessel", "gradc.ops.at", "gradc.ops.arrays", "gradc.ops.stats", "gradc.ops.lookup", "gradc.ops.segments", "gradc.ops.indices", "gradc.ops.compose", "gradc.ops.nanfuncs", "gradc.ops.assorted", "gradc.ops.extras",
-              "gradc.ops.padding", "gradc.ops.ufuncs", "gradc.ops.custom", "gradc.ops.scan"]
+              "gradc.ops.padding", "gradc.ops.ufuncs", "gradc.ops.custom", "gradc.ops.scan", "gradc.ops.collectives"]
 
 # The explain package's modules, each its own layer, lowest first: the expression tree,
 # its algebra, its printing, reading graphs into it, the result object, the explainer.
@@ -39,7 +39,7 @@ LAYERS = [
     ("graph", ["gradc.graph", "gradc.graph_match", "gradc.ops.registry"]),
     ("trace", ["gradc.tracer"]),
     *((f"ops: {m.rsplit('.', 1)[1]}", [m]) for m in OP_MODULES),
-    ("ops", ["gradc.ops", "gradc.numpy", "gradc.nn", "gradc.nn_initializers", "gradc.random", "gradc.scipy", "gradc.scipy.special", "gradc.scipy._basic", "gradc.scipy._gamma", "gradc.scipy._incgamma", "gradc.scipy.stats", "gradc.scipy._stats_basic", "gradc.scipy._stats_more", "gradc.scipy.matrices", "gradc.scipy.matfuncs", "gradc.scipy.linalg", "gradc.ops.value_methods", "gradc.bench_models",
+    ("ops", ["gradc.ops", "gradc.numpy", "gradc.nn", "gradc.nn_initializers", "gradc.random_base", "gradc.random_more", "gradc.random", "gradc.scipy", "gradc.scipy.special", "gradc.scipy._basic", "gradc.scipy._gamma", "gradc.scipy._incgamma", "gradc.scipy.stats", "gradc.scipy._stats_basic", "gradc.scipy._stats_more", "gradc.scipy.matrices", "gradc.scipy.matfuncs", "gradc.scipy.linalg", "gradc.ops.value_methods", "gradc.bench_models",
              "gradc.lax_arrays", "gradc.lax_windows", "gradc.lax_sorting",
              "gradc.lax_scans", "gradc.lax_construct", "gradc.lax_more"]),
     ("autodiff", ["gradc.autodiff", "gradc.batching"]),
@@ -57,7 +57,7 @@ LAYERS = [
               "gradc.backends.llvm_backend", "gradc.backends.c_backend"]),
     *((f"explain: {m.rsplit('.', 1)[1]}", [m]) for m in EXPLAIN_MODULES),
     ("explain", ["gradc.explain"]),
-    ("api", ["gradc.api_args", "gradc.api_lowered", "gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.vectorize", "gradc.remat", "gradc.control_flow", "gradc.control_while", "gradc.lax", "gradc.check", "gradc.optim",
+    ("api", ["gradc.api_args", "gradc.api_lowered", "gradc.api_allow_int", "gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.vectorize", "gradc.remat", "gradc.control_flow", "gradc.control_while", "gradc.lax", "gradc.check", "gradc.optim",
              "gradc.distributed", "gradc.custom_derivatives", "gradc.static_args", "gradc.api_extras"]),
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot_c", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
