@@ -298,3 +298,15 @@ def test_rankdata_multinomial_dirichlet_against_scipy_where_installed():
     xd = np.random.default_rng(2).dirichlet(alpha, 20).T
     np.testing.assert_allclose(gradc.jit(stats.dirichlet.logpdf)(xd, alpha), ss.dirichlet.logpdf(xd, alpha),
                                rtol=1e-12, atol=3e-14)          # (a sum of logs and lgammas cancelling near 0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "c"])
+def test_pareto_ppf_outside_unit_interval_is_nan(backend):
+    # q < 0 gave a finite quantile (log1p(-q) is finite there); scipy's is nan
+    q = np.array([-0.1, 0.0, 0.5, 1.0, 1.1])
+    got = np.asarray(gradc.jit(lambda q: stats.pareto.ppf(q, 2.0, 0.5, 1.5), backend=backend)(q))
+    want = np.array([np.nan, 2.0, 0.5 + 1.5 * 0.5 ** -0.5, np.inf, np.nan])
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    g = np.asarray(gradc.jit(gradc.vmap(gradc.grad(lambda q: stats.pareto.ppf(q, 2.0, 0.5, 1.5))), backend=backend)(
+        np.array([0.25, 0.5])))
+    np.testing.assert_allclose(g, 1.5 / 2.0 * (1 - np.array([0.25, 0.5])) ** -1.5, rtol=1e-12)

@@ -111,10 +111,16 @@ def _pareto_logcdf(x, b, loc=0.0, scale=1.0):
     return _within(inside & (lz > 0), np.log1p(-np.exp(-b * np.where(lz > 0, lz, 1.0))))
 
 
+def _pareto_ppf(q, b, loc=0.0, scale=1.0):
+    # q outside [0, 1] is nan (scipy's): log1p(-q) alone is finite for q < 0
+    ok = (q >= 0) & (q <= 1)
+    return np.where(ok, loc + scale * np.exp(-np.log1p(-np.where(ok, q, 0.0)) / b), _np.nan)
+
+
 pareto = _namespace(
     logpdf=_pareto_logpdf, logsf=_pareto_logsf, cdf=_pareto_cdf, logcdf=_pareto_logcdf,
     sf=lambda *a, **k: np.exp(_pareto_logsf(*a, **k)),
-    ppf=lambda q, b, loc=0.0, scale=1.0: loc + scale * np.exp(-np.log1p(-q) / b),
+    ppf=lambda q, b, loc=0.0, scale=1.0: _pareto_ppf(q, b, loc, scale),
 )
 
 
