@@ -168,3 +168,24 @@ def test_against_scipy_where_installed(line):
     finite = np.isfinite(want)
     np.testing.assert_array_equal(np.isfinite(got), finite)
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_float32_arguments_give_float32_with_python_number_parameters(backend):
+    # a parameter given as a Python number (scale=1.0, df=3.0) made a float64 term of its
+    # own (log(scale), gammaln(df / 2)), which promoted the float32 result to float64
+    x = np.array([0.2, 0.5, 1.5], np.float32)
+    k = np.array([0.0, 1.0, 2.0], np.float32)
+    cases = [(stats.norm.logpdf, (x,), math.log(1 / math.sqrt(2 * math.pi)) - 0.5 * x.astype(np.float64) ** 2),
+             (stats.t.logpdf, (x, 3.0), None), (stats.gamma.logpdf, (x, 2.0), np.log(x.astype(np.float64)) - x),
+             (stats.gamma.cdf, (x, 2.0), None), (stats.beta.pdf, (x / 2, 2.0, 3.0), None),
+             (stats.uniform.logpdf, (x,), np.array([0.0, 0.0, -np.inf])), (stats.poisson.logpmf, (k, 2.0), None)]
+    for f, args, want in cases:
+        run = (lambda *a: f(*a)) if backend == "numpy" else gradc.jit(lambda *a: f(*a), backend=backend)
+        got = run(*args)
+        assert np.asarray(got).dtype == np.float32, f
+        if want is not None:
+            np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-6)
+    # a float64 array among the arguments keeps float64, and so does a float64 x
+    assert np.asarray(stats.t.logpdf(x, np.float64(3.0))).dtype == np.float64
+    assert np.asarray(stats.norm.logpdf(x.astype(np.float64))).dtype == np.float64

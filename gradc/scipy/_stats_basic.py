@@ -23,8 +23,33 @@ def _within(cond, logp):
     return np.where(cond, logp, _NEG_INF)
 
 
+def _input_dtype(args):
+    """The dtype JAX gives a result of these arguments: the promotion of the arrays
+    among them, Python numbers weak (None when no array is a float)."""
+    strong = [_np.dtype(a.dtype) for a in args if hasattr(a, "dtype") and hasattr(a, "shape")]
+    if not strong:
+        return None
+    dt = _np.result_type(*strong)
+    return dt if dt.kind == "f" else None
+
+
+def _keep_dtype(f):
+    """``f`` whose float64 result is cast to float32 when its array arguments are
+    float32: a parameter given as a Python number (``scale=1.0``, ``df=3.0``) makes a
+    float64 term of its own (``log(scale)``, ``gammaln(df / 2)``), which promoted the
+    whole result; in JAX it stays weak and the result float32."""
+    def wrapped(*args, **kwargs):
+        out = f(*args, **kwargs)
+        want = _input_dtype(args + tuple(kwargs.values()))
+        if want == _np.float32 and getattr(out, "dtype", None) == _np.float64:
+            out = np.astype(out, _np.float32)
+        return out
+    wrapped.__name__, wrapped.__doc__ = getattr(f, "__name__", "f"), f.__doc__
+    return wrapped
+
+
 def _namespace(**functions):
-    ns = SimpleNamespace(**functions)
+    ns = SimpleNamespace(**{k: _keep_dtype(f) for k, f in functions.items()})
     if "logpdf" in functions:
         ns.pdf = lambda *a, **k: np.exp(ns.logpdf(*a, **k))
     if "logpmf" in functions:

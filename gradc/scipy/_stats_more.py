@@ -317,10 +317,10 @@ def _gamma_sf(x, a, loc=0.0, scale=1.0):
 
 def _add_gamma_cdfs():
     """stats.gamma (logpdf, pdf) gains cdf, sf, logcdf, logsf (no derivative in a)."""
-    from ._stats_basic import gamma
-    gamma.cdf, gamma.sf = _gamma_cdf, _gamma_sf
-    gamma.logcdf = lambda *a, **k: np.log(_gamma_cdf(*a, **k))
-    gamma.logsf = lambda *a, **k: np.log(_gamma_sf(*a, **k))
+    from ._stats_basic import _keep_dtype, gamma
+    gamma.cdf, gamma.sf = _keep_dtype(_gamma_cdf), _keep_dtype(_gamma_sf)
+    gamma.logcdf = _keep_dtype(lambda *a, **k: np.log(_gamma_cdf(*a, **k)))
+    gamma.logsf = _keep_dtype(lambda *a, **k: np.log(_gamma_sf(*a, **k)))
 
 
 _add_gamma_cdfs()
