@@ -238,10 +238,15 @@ def stop_gradient(x):
 
 
 def _vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
-    """numpy.linalg.vector_norm: every element one vector when ``axis`` is None."""
-    if axis is None and not keepdims:
-        return _stats.norm(reshape(x, -1) if isinstance(x, _Value) else _np.reshape(x, -1), ord)
-    return _stats.norm(x, ord, axis if axis is not None else tuple(range(ndim(x))), keepdims)
+    """numpy.linalg.vector_norm: every element one vector when ``axis`` is None, and the
+    elements of all the axes of a tuple one vector (never a matrix norm, as ``norm``'s
+    two axes are)."""
+    if _stats._eager(x):
+        return _np.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=ord)
+    v = _stats._float(x)
+    axes = tuple(range(v.ndim)) if axis is None else ((axis,) if isinstance(axis, (int, _np.integer)) else tuple(axis))
+    axes = _stats.norm_axes(axes, v.ndim)
+    return _stats._vector_norm(v, ord, axes, keepdims)
 
 
 def _matrix_norm(x, /, *, keepdims=False, ord="fro"):

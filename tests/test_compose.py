@@ -288,3 +288,19 @@ def test_sinc_and_its_derivative_near_zero_to_a_few_ulp(dtype, backend):
     eps = onp.finfo(dtype).eps
     onp.testing.assert_allclose(got, want, rtol=8 * eps, atol=0)
     onp.testing.assert_allclose(got_d, want_d, rtol=8 * eps, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+@pytest.mark.parametrize("ord", [2, 1, -1, 3, 0.5, onp.inf, -onp.inf])
+def test_vector_norm_of_two_axes_is_a_vector_norm(backend, ord):
+    # linalg.vector_norm over a 2-tuple axis (or axis=None with keepdims) computed a
+    # matrix norm (ord=2 the spectral norm, 1 the largest column sum; 3 and 0.5 refused)
+    x = onp.random.default_rng(5).normal(size=(3, 4, 5))
+    for axis, kd in [((0, 2), False), ((0, 2), True), ((2, 1), False), ((0, 1, 2), False), (None, True)]:
+        want = onp.linalg.vector_norm(x, ord=ord, axis=axis, keepdims=kd)
+        f = lambda v: np.linalg.vector_norm(v, ord=ord, axis=axis, keepdims=kd)
+        onp.testing.assert_allclose(gradc.jit(f, backend=backend)(x), want, rtol=1e-12)
+        onp.testing.assert_allclose(f(x), want, rtol=1e-12)
+    f = lambda v: np.sum(np.linalg.vector_norm(v, ord=ord, axis=(0, 2)) * onp.arange(1.0, 5.0))
+    g = gradc.jit(gradc.grad(f), backend=backend)(x)
+    onp.testing.assert_allclose(g, fd_grad(f, [x], 0), rtol=FD_RTOL, atol=FD_ATOL)
