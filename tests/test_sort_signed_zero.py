@@ -116,3 +116,21 @@ def test_top_k_ranks_floats_in_total_order(dtype):
     np.testing.assert_array_equal(glax.top_k(x, 7)[1], want)
     small = np.array([1.0, -np.nan, 0.0, np.nan, -0.0, -np.inf, 0.0, -0.0, np.inf, -3.0], dtype)
     np.testing.assert_array_equal(gradc.jit(lambda x: glax.top_k(x, 10)[1])(small), [3, 8, 0, 2, 6, 4, 7, 9, 5, 1])
+
+
+def test_eager_sort_and_argsort_are_stable_as_the_traced_ones():
+    # outside a trace argsort called numpy's default (unstable) quicksort, and its
+    # stable=True was not passed on: ties came out of order (and scipy.stats.rankdata's
+    # method='ordinal' with them), unlike the same call under jit
+    a = np.random.default_rng(0).integers(0, 3, size=40).astype(float)
+    a[::7] = -0.0
+    a[1::7] = 0.0
+    want = np.argsort(a, kind="stable")
+    for kw in [{}, {"stable": True}, {"kind": "quicksort"}]:
+        np.testing.assert_array_equal(gnp.argsort(a, **kw), want)
+    np.testing.assert_array_equal(gradc.jit(gnp.argsort)(a), want)
+    s = gnp.sort(a)
+    np.testing.assert_array_equal(np.signbit(s), np.signbit(np.sort(a, kind="stable")))
+    from gradc.scipy import stats
+    r = stats.rankdata(a, method="ordinal")
+    np.testing.assert_array_equal(r, np.argsort(want, kind="stable") + 1.0)

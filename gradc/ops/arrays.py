@@ -487,8 +487,8 @@ def sort(a, axis=-1, kind=None, order=None, **kw):
     ``descending=True`` (JAX's) reverses it."""
     if _sort_options("sort", kw):
         return _descending(a, axis, True, _eager(a))
-    if _eager(a):
-        return np.sort(a, axis=axis, kind=kind, order=order)
+    if _eager(a):       # stable whatever the kind, as the traced sort (numpy's default is not)
+        return np.sort(a, axis=axis, kind="stable", order=order)
     x = _val(a)
     if x.dtype == np.bool_:
         return ew.astype(_by_rank(convert(x, np.int8), axis, True), np.bool_)
@@ -500,8 +500,8 @@ def argsort(a, axis=-1, kind=None, order=None, **kw):
     ``descending=True`` (JAX's): the largest first, equal values in their order."""
     if _sort_options("argsort", kw):
         return _descending(a, axis, False, _eager(a))
-    if _eager(a):
-        return np.argsort(a, axis=axis, kind=kind, order=order)
+    if _eager(a):       # stable whatever the kind, as the traced argsort (numpy's default is not)
+        return np.argsort(a, axis=axis, kind="stable", order=order)
     x = _val(a)
     if x.dtype == np.bool_:
         x = convert(x, np.int8)
