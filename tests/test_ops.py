@@ -891,7 +891,11 @@ MASK_CASES = [c for c in CASES if _kind(c) == "mask"]       # comparisons of flo
 # ----------------------------------------------------------------------------- the table is complete
 def test_every_registered_op_has_a_line():
     covered = {c.op for c in CASES} | {o for c in CASES for o in c.extra_ops}
-    missing = sorted(set(OPS) - covered)
+    # a vmap's collectives are placeholders batching replaces: no traced graph holds one,
+    # so tests/test_collectives.py checks them through vmap instead of a line here
+    placeholders = {name for name, op in OPS.items() if op.extra.get("placeholder")}
+    assert placeholders == {"named_reduce", "axis_index"}
+    missing = sorted(set(OPS) - covered - placeholders)
     assert not missing, f"ops without a line in the op table: {missing}"
 
 

@@ -18,6 +18,11 @@ Flags: ``-O3 -march=native -shared -fPIC`` plus
   rounding of ``(double)(float)x`` when an ``omp simd`` sum and a later loop of the same
   nest both convert ``x`` (``np.cov(x.astype(np.float32))`` was 1e-8 off); loops still
   vectorize.  ``test_c_backend.py::test_float32_round_trip_survives_gcc`` holds the case.
+* ``-mno-avx512f`` on x86-64: GCC 12's loop vectorizer, at -O3 with AVX-512 (-march=native
+  on an AVX-512 host, or x86-64-v4), made the gradient of a reversed
+  ``lax.cumlogsumexp`` along a leading axis wrong (0.64 off; right at -O2, with
+  -fno-tree-loop-vectorize, or for x86-64-v3), so loops vectorize with AVX2 at most.
+  ``test_c_backend.py::test_reversed_cumlogsumexp_gradient_survives_gcc`` holds the case.
 
 No ``-ffast-math``: NaN, inf and signed zeros behave as in numpy.
 
@@ -32,6 +37,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -59,6 +65,8 @@ def _runtime_dir() -> str:
 RUNTIME = _runtime_dir()
 FLAGS = ["-std=c99", "-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno",
          "-fopenmp-simd", "-fwrapv", "-fno-tree-slp-vectorize", "-fPIC", "-shared"]
+if platform.machine().lower() in ("x86_64", "amd64"):
+    FLAGS.insert(3, "-mno-avx512f")          # (GCC 12 at -O3 with AVX-512: see the module docstring)
 
 _lock = threading.Lock()
 _loaded: dict = {}       # library path -> ctypes.CDLL (kept alive: kernels point into it)
