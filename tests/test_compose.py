@@ -298,9 +298,9 @@ def test_vector_norm_of_two_axes_is_a_vector_norm(backend, ord):
     x = onp.random.default_rng(5).normal(size=(3, 4, 5))
     for axis, kd in [((0, 2), False), ((0, 2), True), ((2, 1), False), ((0, 1, 2), False), (None, True)]:
         want = onp.linalg.vector_norm(x, ord=ord, axis=axis, keepdims=kd)
-        f = lambda v: np.linalg.vector_norm(v, ord=ord, axis=axis, keepdims=kd)
+        f = lambda v: np.linalg.vector_norm(v, ord=ord, axis=axis, keepdims=kd)  # noqa: E731
         onp.testing.assert_allclose(gradc.jit(f, backend=backend)(x), want, rtol=1e-12)
         onp.testing.assert_allclose(f(x), want, rtol=1e-12)
-    f = lambda v: np.sum(np.linalg.vector_norm(v, ord=ord, axis=(0, 2)) * onp.arange(1.0, 5.0))
+    f = lambda v: np.sum(np.linalg.vector_norm(v, ord=ord, axis=(0, 2)) * onp.arange(1.0, 5.0))  # noqa: E731
     g = gradc.jit(gradc.grad(f), backend=backend)(x)
     onp.testing.assert_allclose(g, fd_grad(f, [x], 0), rtol=FD_RTOL, atol=FD_ATOL)
