@@ -65,6 +65,14 @@ def test_has_aux_and_no_integers():
     np.testing.assert_array_equal(gradc.grad(lambda w: gnp.sum(w ** 2), allow_int=True)(np.arange(3.0)), [0.0, 2.0, 4.0])
 
 
+def test_inside_jit_or_vmap_it_is_refused_clearly():
+    f = gradc.grad(_loss, allow_int=True)
+    with pytest.raises(gradc.UnsupportedError, match=r"allow_int=True\) inside jit"):
+        gradc.jit(f)(_params(), np.ones(3))
+    with pytest.raises(gradc.UnsupportedError, match=r"allow_int=True\) inside jit"):
+        gradc.vmap(f, in_axes=(None, 0))(_params(), np.ones((2, 3)))
+
+
 def test_without_allow_int_an_integer_leaf_is_refused():
     with pytest.raises(gradc.ArgumentError, match=r"differentiated \(argnums\) but has dtype bool.*allow_int=True"):
         gradc.grad(_loss)(_params(), np.ones(3))
