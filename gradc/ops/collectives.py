@@ -21,7 +21,6 @@ from ..errors import ArgumentError, UnsupportedError
 from .bind import bind, tracer
 from .registry import Op, register
 
-KINDS = ("sum", "mean", "max", "min")
 _active = threading.local()   # the axis names of the vmaps tracing on this thread
 
 
@@ -106,8 +105,10 @@ def batch_named(opname, operands, params, n, axis_name):
     return (red.max_ if kind == "max" else red.min_)(x, 0), False
 
 
-def _collective(kind, x, axis_name, what):
+def _collective(kind, x, axis_name, groups, what):
     from ..tree_util import tree_map
+    if groups is not None:
+        raise UnsupportedError(f"{what}: axis_index_groups is not supported")
     names = _check_name(axis_name, what)
 
     def one(v):
@@ -119,26 +120,22 @@ def _collective(kind, x, axis_name, what):
 
 def psum(x, axis_name, *, axis_index_groups=None):
     """The sum of ``x`` (a pytree) over the examples of the vmap named ``axis_name``."""
-    _no_groups(axis_index_groups, "psum")
-    return _collective("sum", x, axis_name, "gradc.lax.psum")
+    return _collective("sum", x, axis_name, axis_index_groups, "gradc.lax.psum")
 
 
 def pmean(x, axis_name, *, axis_index_groups=None):
     """The mean of ``x`` over the examples of the vmap named ``axis_name``."""
-    _no_groups(axis_index_groups, "pmean")
-    return _collective("mean", x, axis_name, "gradc.lax.pmean")
+    return _collective("mean", x, axis_name, axis_index_groups, "gradc.lax.pmean")
 
 
 def pmax(x, axis_name, *, axis_index_groups=None):
     """The maximum of ``x`` over the examples of the vmap named ``axis_name``."""
-    _no_groups(axis_index_groups, "pmax")
-    return _collective("max", x, axis_name, "gradc.lax.pmax")
+    return _collective("max", x, axis_name, axis_index_groups, "gradc.lax.pmax")
 
 
 def pmin(x, axis_name, *, axis_index_groups=None):
     """The minimum of ``x`` over the examples of the vmap named ``axis_name``."""
-    _no_groups(axis_index_groups, "pmin")
-    return _collective("min", x, axis_name, "gradc.lax.pmin")
+    return _collective("min", x, axis_name, axis_index_groups, "gradc.lax.pmin")
 
 
 def axis_index(axis_name):
@@ -150,8 +147,3 @@ def axis_index(axis_name):
 def axis_size(axis_name):
     """The batch size of the vmap named ``axis_name`` (``psum(1, axis_name)``)."""
     return psum(np.int64(1), axis_name)
-
-
-def _no_groups(groups, what):
-    if groups is not None:
-        raise UnsupportedError(f"gradc.lax.{what}: axis_index_groups is not supported")
