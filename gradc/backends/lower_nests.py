@@ -235,7 +235,6 @@ class LoopNests:
             the nest reads a matrix across): for each tile of rows, each tile of columns,
             its rows, each over the tile's columns.  Every element is computed once, as
             in whole rows."""
-            nonlocal columns
             t = Const(nest.tile)
             lo = lo if lo is not None else ZERO
             width = size(dom[1])
