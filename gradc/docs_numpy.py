@@ -119,8 +119,8 @@ the end), so each function has its derivatives for free and runs on every backen
   rank-deficient `a`); `cond` with a `p` other than None, 2, -2 of a singular matrix
   raises `gradc.LinAlgError` (numpy returns inf). Gradients: through the singular values
   exact even when they repeat; `U`, `Vh` (reduced, or square `a`), `qr` of `M >= N`
-  ('complete' only square), and `pinv` (and so `lstsq`'s solution) where the rank does
-  not change. docs/derivatives.md states each rule.
+  ('complete' only square), and `pinv` (and so `lstsq`'s solution) where no singular
+  value crosses the cut-off `rcond · s_max`. docs/derivatives.md states each rule.
 
 Not supported yet: everything not listed here (among it `linalg.eig`, `eigvals`, complex
 matrices, and `qr`'s mode 'raw').

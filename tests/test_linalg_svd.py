@@ -276,6 +276,41 @@ def test_pinv_gradient_holds_at_repeated_singular_values(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (6, 6), (2, 7, 4), (40, 25)], ids=str)
+def test_pinv_lstsq_gradients_when_rcond_drops_nonzero_singular_values(shape, backend):
+    """With rcond = 0.5 the singular values below 0.5 s_max (here 0.5 .. 0.2 of it) are
+    dropped but not 0: P = V_K S_K⁻¹ U_Kᵀ turns with the kept vectors, which couple to
+    the dropped ones through 1/(s_k² − s_d²).  Golub and Pereyra's rule alone was 0.06
+    to 1.2 off.  Oracle: central differences of numpy's pinv/lstsq, whose kept set does
+    not change within h (no singular value is near the cut-off)."""
+    *batch, m, n = shape
+    k = min(m, n)
+    a = matrix(onp.random.default_rng(16), shape, onp.geomspace(1.0, 0.2, k) if k > 1 else [1.0])
+    rc = 0.5
+    w = _weights((max(m, n),) * 2)
+    f = lambda m_, a: m_.sum(m_.sin(m_.linalg.pinv(a, rc)) * w[: a.shape[-1], : a.shape[-2]])  # noqa: E731
+    _fd_check(lambda a: f(np, a), lambda a: f(onp, a), a, backend)
+    if not batch:
+        rhs = w[:m, :2]
+        g = lambda m_, a: m_.sum(m_.sin(m_.linalg.lstsq(a, rhs, rcond=rc)[0]))  # noqa: E731
+        _fd_check(lambda a: g(np, a), lambda a: g(onp, a), a, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pinv_second_derivative_when_rcond_drops_nonzero_singular_values(backend):
+    """The coupling terms are written with differentiable primitives: a Hessian-vector
+    product matches central differences of the gradient (h = 1e-5, as below)."""
+    rng = onp.random.default_rng(17)
+    a0 = matrix(rng, (6, 4), onp.geomspace(1.0, 0.2, 4))
+    w = _weights((6, 6))
+    f = lambda a: np.sum(np.sin(np.linalg.pinv(a, 0.5)) * w[:4, :6])  # noqa: E731
+    v = rng.standard_normal(a0.shape)
+    hv = onp.asarray(gradc.hvp(f, (a0,), (v,), backend=backend)).reshape(a0.shape)
+    g = gradc.grad(f, backend=backend)
+    assert _err(hv, (g(a0 + 1e-5 * v) - g(a0 - 1e-5 * v)) / 2e-5) < 1e-6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_float32_gradients_follow_float64(backend):
     a = matrix(onp.random.default_rng(11), (2, 7, 5))
     w = _weights((7, 7))
@@ -300,6 +335,19 @@ def test_against_jax():
         g = gradc.grad(lambda x: total(np, x), backend="numpy")(x)
         gj = jax.jit(jax.grad(lambda x: total(jnp, x)))(jnp.asarray(x))
         assert _err(g, onp.asarray(gj)) < 1e-9
+
+
+def test_lstsq_with_dropped_singular_values_against_jax():
+    """JAX's lstsq differentiates through its svd, so it couples kept and dropped
+    singular values too (JAX's pinv uses Golub and Pereyra's rule alone)."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    a = matrix(onp.random.default_rng(18), (7, 4), onp.geomspace(1.0, 0.2, 4))
+    b = _weights((7, 7))[:, :3]
+    f = lambda m, a: m.sum(m.sin(m.linalg.lstsq(a, b, rcond=0.5)[0]))  # noqa: E731
+    g = gradc.grad(lambda a: f(np, a), backend="numpy")(a)
+    assert _err(g, onp.asarray(jax.grad(lambda a: f(jnp, a))(jnp.asarray(a)))) < 1e-12
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -18,8 +18,10 @@ F_ij = 1/(s_j² − s_i²) (0 where s_j² = s_i², as JAX's):
 * QR (M ≥ N): C = dA R⁻¹, B = QᵀC, Ω = tril(B, −1) − tril(B, −1)ᵀ;
   dQ = Q (Ω − B) + C, dR = (B − Ω) R (JAX's qr_jvp_rule)
 * A⁺ (P): dP = −P dA P + P Pᵀ dAᵀ (I − A P) + (I − P A) dAᵀ Pᵀ P (Golub and Pereyra),
-  valid where the rank does not change; pinv is a primitive for this rule, which holds
-  at repeated singular values where a composition of U, s and Vᵀ's rules would not.
+  plus the coupling of the kept singular vectors to dropped nonzero singular values
+  (_dropped_coupling); valid where no singular value crosses the cut-off.  pinv is a
+  primitive for this rule, which holds at repeated singular values where a
+  composition of U, s and Vᵀ's rules would not.
 
 The VJPs are the transposes of these maps.  U and Vᵀ of full_matrices=True (M ≠ N), QR
 of M < N or mode="complete" with M > N have no gradient (as in JAX): a clear error.
@@ -289,6 +291,30 @@ def _pinv_np(a, rcond):
     return np.linalg.pinv(a, rcond=rcond)
 
 
+def _dropped_coupling(a, rcond):
+    """(U, C1, C2, Vᵀ) of the correction for singular values pinv drops that are not 0.
+
+    Golub and Pereyra's rule is the derivative of A⁺ where A has the rank pinv keeps.
+    With singular values s_d > 0 below the cut-off, P = V_K S_K⁻¹ U_Kᵀ still turns with
+    the kept singular vectors, which couple to the dropped ones through
+    1/(s_k² − s_d²) (the SVD's own perturbation terms), where the rule has 1/s_k².  The
+    difference, for each pair of one kept index k and one dropped d (symmetric):
+    C1 = s_d² / (s_k² (s_k² − s_d²)) and C2 = s_d / (s_k (s_k² − s_d²)), 0 elsewhere,
+    so it vanishes when the dropped values are 0.  s_k > rcond · s_max ≥ s_d: the
+    denominators of the pairs are positive."""
+    from .elementwise import convert
+    from .reduce import max_
+    u, s, vt = _reduced(a)
+    kept = convert(s > _col(rcond) * max_(s, axis=s.ndim - 1, keepdims=True), s.dtype)
+    ki, kj = _col(kept), _row(kept)
+    si, sj = _col(s), _row(s)
+    mixed = ki * (1.0 - kj) + (1.0 - ki) * kj
+    sk = ki * si + kj * sj                        # on a mixed pair: the kept value
+    sd = (1.0 - ki) * si + (1.0 - kj) * sj        # and the dropped one
+    gap = _safe_inv(sk * (sk + sd) * (sk - sd)) * mixed
+    return u, gap * sd * sd / (sk + (1.0 - mixed)), gap * sd, vt
+
+
 def _pinv_vjp(g, p, a, rcond):
     pt = _mT(p)
     gt = _mT(g)
@@ -297,7 +323,9 @@ def _pinv_vjp(g, p, a, rcond):
     t2 = x - _mm(a, _mm(p, x))
     y = _mm(_mm(pt, p), gt)                    # Pᵀ P Ḡᵀ (I − P A)
     t3 = y - _mm(_mm(y, p), a)
-    return t1 + t2 + t3, None
+    u, c1, c2, vt = _dropped_coupling(a, rcond)
+    h = _mm(_mT(u), _mm(gt, _mT(vt)))          # Uᵀ Ḡᵀ V
+    return t1 + t2 + t3 + _mm(u, _mm(c1 * h + c2 * _mT(h), vt)), None
 
 
 def _pinv_jvp(ts, p, a, rcond):
@@ -310,7 +338,9 @@ def _pinv_jvp(ts, p, a, rcond):
     t2 = _mm(p, _mm(_mT(p), dat - x))          # P Pᵀ dAᵀ (I − A P)
     y = _mm(_mm(dat, _mT(p)), p)
     t3 = y - _mm(p, _mm(a, y))                 # (I − P A) dAᵀ Pᵀ P
-    return t1 + t2 + t3
+    u, c1, c2, vt = _dropped_coupling(a, rcond)
+    e = _mm(_mT(u), _mm(da, _mT(vt)))          # Uᵀ dA V
+    return t1 + t2 + t3 + _mm(_mT(vt), _mm(c1 * _mT(e) + c2 * e, _mT(u)))
 
 
 def _pinv_shape(env, avals):
@@ -324,8 +354,10 @@ def _pinv_shape(env, avals):
 register(Op("pinv", "linalg", _pinv_shape, _numpy_call("pinv", _pinv_np),
             batch=batch_stacked("pinv"), vjp=_pinv_vjp, jvp=_pinv_jvp, root=True, extra={"lapack": "gesdd"},
             doc="A⁺ = V S⁺ Uᵀ, singular values at most rcond·s_max taken as 0 (rcond: one per matrix); "
-                "vjp: −Pᵀ Ḡ Pᵀ + (I − AP) Ḡᵀ P Pᵀ + Pᵀ P Ḡᵀ (I − PA)",
-            notation=lambda m, a, rcond: m.fn("pinv", a), rule="P = A⁺ ⇒ Ā = −Pᵀ Ḡ Pᵀ + (I − AP) Ḡᵀ P Pᵀ + Pᵀ P Ḡᵀ (I − PA)"))
+                "vjp: −Pᵀ Ḡ Pᵀ + (I − AP) Ḡᵀ P Pᵀ + Pᵀ P Ḡᵀ (I − PA) + U (C₁ ∘ H + C₂ ∘ Hᵀ) Vᵀ, H = Uᵀ Ḡᵀ V "
+                "(C: the coupling to dropped nonzero singular values)",
+            notation=lambda m, a, rcond: m.fn("pinv", a),
+            rule="P = A⁺ ⇒ Ā = −Pᵀ Ḡ Pᵀ + (I − AP) Ḡᵀ P Pᵀ + Pᵀ P Ḡᵀ (I − PA) + U (C₁ ∘ H + C₂ ∘ Hᵀ) Vᵀ"))
 
 
 # ----------------------------------------------------------------------------- user API
@@ -412,8 +444,9 @@ _NO_VALUE = object()
 def pinv(a, rcond=None, hermitian=False, *, rtol=_NO_VALUE):
     """numpy.linalg.pinv: the pseudo-inverse V S⁺ Uᵀ, singular values at most
     rcond · s_max taken as zero (default rcond 1e-15, as numpy 2's; ``rtol=None``:
-    max(M, N) · eps).  Its gradient is the pseudo-inverse's (Golub and Pereyra), valid
-    where the rank does not change with a."""
+    max(M, N) · eps).  Its gradient is the truncated pseudo-inverse's (Golub and
+    Pereyra's rule with the coupling to dropped nonzero singular values), valid where
+    no singular value crosses the cut-off."""
     if _eager(a):
         kw = {} if rtol is _NO_VALUE else {"rtol": rtol}
         return np.linalg.pinv(a, rcond=rcond, hermitian=hermitian, **kw)
@@ -432,8 +465,8 @@ def lstsq(a, b, rcond=None):
     solution pinv(a) b with singular values at most rcond · s_max taken as zero (default
     eps · max(M, N)).  ``residuals``: the squared residual norm of each column of b when
     M > N whatever the rank (numpy gives an empty array for a rank-deficient a;
-    jax.numpy.linalg.lstsq computes them too), else empty.  x is differentiable (where the
-    rank does not change); rank and s as numpy's."""
+    jax.numpy.linalg.lstsq computes them too), else empty.  x is differentiable (where no
+    singular value crosses the cut-off); rank and s as numpy's."""
     if _eager(a, b):
         return np.linalg.lstsq(a, b, rcond=rcond)
     from .elementwise import convert
