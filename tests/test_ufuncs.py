@@ -188,3 +188,63 @@ def test_integer_and_bool_dtypes_as_numpy(backend):
             want = getattr(getattr(onp, u), m)(a, axis=1)
             assert g.dtype == want.dtype, (dt, u, m)
             onp.testing.assert_array_equal(g, want)
+
+
+# ----------------------------------------------------------------------------- weak numbers
+WEAK_CASES = [  # (ufunc of Python numbers, its inputs)
+    ("log", (2 * onp.pi,)), ("sqrt", (2,)), ("exp", (-0.5,)), ("arctan2", (1.0, 2)),
+    ("maximum", (2, 3)), ("floor_divide", (7, 2)), ("power", (2.0, 0.5)),
+]
+
+
+@pytest.mark.parametrize("name, args", WEAK_CASES, ids=[c[0] for c in WEAK_CASES])
+def test_ufunc_of_python_numbers_is_a_weak_number(name, args):
+    """numpy's value, weakly typed: a float32 array beside it stays float32 inside a
+    trace, and an int8 array beside an int result stays int8 (numpy's Python-int rule),
+    as jax.numpy's weak_type arrays do.  Oracle: the numpy expression with the Python
+    number itself (float(...) / int(...)), which numpy 2 treats as weak."""
+    c = getattr(np, name)(*args)
+    ref = getattr(onp, name)(*args)
+    assert c == ref and c.dtype == ref.dtype and c.shape == () and c.item() == ref
+    x = onp.linspace(-1, 1, 7, dtype=onp.float32)
+    for backend in ("numpy", "llvm", "c"):
+        got = gradc.jit(lambda x: x * getattr(np, name)(*args) - 1.0, backend=backend)(x)
+        want = x * ref.item() - 1.0
+        assert got.dtype == onp.float32 and onp.allclose(got, want, rtol=1e-6), backend
+    if ref.dtype.kind == "i":
+        k = onp.arange(5, dtype=onp.int8)
+        got = gradc.jit(lambda k: k + getattr(np, name)(*args), backend="numpy")(k)
+        assert got.dtype == onp.int8 and onp.array_equal(got, k + ref.item())
+
+
+def test_weak_numbers_keep_a_float32_model_float32_and_its_gradient():
+    """A Gaussian log-likelihood written as users write it: the constant term
+    -0.5 log(2 pi) no longer makes the float32 model float64."""
+    def nll(mu, x):
+        return np.sum(0.5 * np.log(2 * np.pi) + 0.5 * (x - mu) ** 2) / np.sqrt(2.0)
+    x = onp.random.default_rng(0).standard_normal(300).astype(onp.float32)
+    mu = onp.float32(0.3)
+    v, g = gradc.value_and_grad(nll)(mu, x)
+    assert v.dtype == onp.float32 and g.dtype == onp.float32
+    ref = onp.sum(0.5 * onp.log(2 * onp.pi) + 0.5 * (x.astype(float) - 0.3) ** 2) / onp.sqrt(2.0)
+    assert abs(v - ref) <= 1e-6 * abs(ref)
+    assert abs(g - onp.sum(0.3 - x.astype(float)) / onp.sqrt(2.0)) <= 1e-4
+
+
+def test_numpy_scalars_and_arrays_stay_strong():
+    """Only Python numbers are weak: a numpy float64 scalar promotes, as in JAX."""
+    x = onp.ones(3, onp.float32)
+    assert gradc.jit(lambda x: x * np.float64(2.0))(x).dtype == onp.float64
+    assert gradc.jit(lambda x: x * np.log(onp.float64(2.0)))(x).dtype == onp.float64
+    assert gradc.jit(lambda x: x - np.log(2.0))(x).dtype == onp.float32
+
+
+def test_weak_numbers_match_jax_dtypes():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    x = onp.ones(3, onp.float32)
+    for name, args in WEAK_CASES:
+        got = gradc.jit(lambda x: x * getattr(np, name)(*args))(x)
+        want = jax.jit(lambda x: x * getattr(jnp, name)(*args))(x)
+        assert got.dtype == want.dtype, name

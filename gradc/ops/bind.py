@@ -26,12 +26,63 @@ def bind(name: str, *args, **params):
 
 
 # ----------------------------------------------------------------------------- dtypes
+class _WeakScalar:
+    """What a weak number has of an array (JAX's weak_type=True 0-d arrays): a gradc.numpy
+    function of Python numbers alone (``gnp.log(2 * gnp.pi)``, ``gnp.sqrt(2)``) returns
+    one, so ``x32 - gnp.log(2.0)`` stays float32 inside a trace as in JAX, where numpy's
+    float64 scalar would promote the model to float64.  It is a Python number otherwise
+    (numpy treats it as a float64 or int64 scalar)."""
+    __slots__ = ()
+    shape, ndim, size, weak_type = (), 0, 1, True
+
+    def item(self):
+        return self._base(self)
+
+    def astype(self, dtype):
+        return np.asarray(self._base(self), dtype)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self._base(self), dtype)
+
+    def __str__(self):
+        return repr(self._base(self))
+
+    def __repr__(self):
+        return f"{self._base(self)!r} (weak {self.dtype})"
+
+
+class WeakFloat(_WeakScalar, float):
+    __slots__ = ()
+    _base, dtype = float, np.dtype(np.float64)
+
+
+class WeakInt(_WeakScalar, int):
+    __slots__ = ()
+    _base, dtype = int, np.dtype(np.int64)
+
+
+def is_python_number(x) -> bool:
+    """A weakly typed number: a Python bool, int or float (numpy's scalars are not)."""
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+
+
+def weak_result(x):
+    """numpy's result of Python numbers as a weak number where it is a float64 or int64
+    scalar (bools and other dtypes as they are; tuples entry by entry)."""
+    if isinstance(x, tuple):
+        return tuple(weak_result(e) for e in x)
+    if isinstance(x, (np.float64, np.int64)) or (isinstance(x, np.ndarray) and x.ndim == 0
+                                                 and x.dtype in (np.float64, np.int64)):
+        return WeakFloat(x) if x.dtype == np.float64 else WeakInt(x)
+    return x
+
+
 def result_dtype(xs, float_result=True):
     """numpy's promotion with Python scalars weak; ints become float64 for float ops."""
     Value = tracer().Value
     strong = [x.dtype for x in xs if isinstance(x, Value)]
     strong += [x.dtype for x in xs if isinstance(x, (np.ndarray, np.generic))]
-    weak = [x for x in xs if isinstance(x, (bool, int, float))]
+    weak = [x for x in xs if is_python_number(x)]
     if strong:
         dt = np.result_type(*strong)
         if any(isinstance(w, float) for w in weak) and dt.kind in "biu":

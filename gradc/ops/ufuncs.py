@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from . import elementwise as ew
+from .bind import is_python_number, weak_result
 
 
 def _trace():
@@ -227,6 +228,9 @@ class Ufunc:
         self.signature = None
 
     def __call__(self, *args, **kw):
+        if args and not kw and all(is_python_number(a) for a in args) and hasattr(np, self.__name__):
+            # Python numbers alone: a weak number, folded now (also inside a trace)
+            return weak_result(getattr(np, self.__name__)(*args))
         return self._f(*args, **kw)
 
     def __repr__(self):

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as _np
 
 from .. import numpy as np
+from ..ops.bind import is_python_number
 from ._basic import gammaln_positive as gammaln  # arguments > 0 inside each support
 from .special import betaln, log_ndtr, ndtr, ndtri, xlog1py, xlogy
 
@@ -26,7 +27,8 @@ def _within(cond, logp):
 def _input_dtype(args):
     """The dtype JAX gives a result of these arguments: the promotion of the arrays
     among them, Python numbers weak (None when no array is a float)."""
-    strong = [_np.dtype(a.dtype) for a in args if hasattr(a, "dtype") and hasattr(a, "shape")]
+    strong = [_np.dtype(a.dtype) for a in args
+              if hasattr(a, "dtype") and hasattr(a, "shape") and not is_python_number(a)]
     if not strong:
         return None
     dt = _np.result_type(*strong)
