@@ -6,19 +6,17 @@ of JAX's ``float0`` dtype (a structured dtype of no bytes) in the leaf's shape.
 The transformation differentiates a function of the float leaves alone; the integer
 leaves become one more argument that is not differentiated.  One such function, and so
 one compiled kernel per signature, serves each structure of the differentiated
-arguments (which leaves are integers).  Inside another transformation (``jit``, ``vmap``)
-it is refused: a compiled function cannot return ``float0`` arrays.
+arguments (which leaves are integers).  Inside ``jit`` or ``vmap`` the float0 zeros are
+no outputs of the compiled function: the output's structure holds them
+(tracer.Float0Zeros) and makes them after each call.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .errors import UnsupportedError
-from .tracer import current
+from .tracer import float0
 from .tree_util import tree_flatten, tree_unflatten
 
-# jax.dtypes.float0: the tangent type of integer values, a void of no bytes
-float0 = np.dtype([("float0", np.void, 0)])
 
 
 def _is_int(leaf) -> bool:
@@ -48,11 +46,6 @@ class AllowInt:
         if not any(any(m) for m in ints.values()):
             inner = self._transformed(("plain",), lambda: self.fun, self.argnums)
             return inner(*args, **kwargs)
-        if current() is not None:
-            raise UnsupportedError(
-                f"{self.kind}(..., allow_int=True) inside jit, vmap or another transformation: a compiled "
-                "function cannot return float0 arrays; call it outside the transformation, or leave the integer "
-                "leaves out of the differentiated arguments")
         others = tuple(i for i in range(len(args)) if i not in nums)
         key = (tuple((n, flat[n][1], ints[n]) for n in nums), others, len(args))
 

@@ -19,6 +19,7 @@ import numpy as np
 from .errors import ArgumentError, GradcError, ShapeError, TracerBoolError, UnsupportedError
 from .graph import Graph, Provenance, fmt_type
 from .shapes import ShapeEnv, fmt_shape
+from .tree_util import register_pytree_node
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _state = threading.local()
@@ -334,6 +335,51 @@ def match_inputs(graph: Graph, vals: list, shapes: list, what: str) -> tuple[lis
     return out, symmap
 
 
+# jax.dtypes.float0: the tangent type of integer values, a void of no bytes
+float0 = np.dtype([("float0", np.void, 0)])
+
+
+class Float0Zeros:
+    """Zeros of dtype float0 a traced function returns (``grad(..., allow_int=True)``'s
+    gradient of an integer leaf).  They hold no data, so they are no output of the graph:
+    the output's structure keeps them as a node without leaves, and rebuilding the tree
+    after a call makes the zeros."""
+    __slots__ = ("shape",)
+
+    def __init__(self, shape):
+        self.shape = tuple(int(d) for d in shape)
+
+
+register_pytree_node(Float0Zeros, lambda z: ((), z.shape), lambda shape, _: np.zeros(shape, float0))
+
+
+def _is_float0(x) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype == float0
+
+
+def _output_leaves(out):
+    """``tree_flatten(out)``, float0 arrays taken into the structure (Float0Zeros)."""
+    from .tree_util import tree_flatten, tree_unflatten
+    leaves, structure = tree_flatten(out)
+    if not any(_is_float0(x) for x in leaves):
+        return leaves, structure
+    marked = [Float0Zeros(x.shape) if _is_float0(x) else x for x in leaves]
+    return tree_flatten(tree_unflatten(structure, marked))
+
+
+def batch_float0(structure, n: int, axis: int = 0):
+    """``structure`` with the float0 zeros in it given a mapped axis of size n (vmap)."""
+    from .tree_util import PyTreeDef
+    if structure.node_type is Float0Zeros:
+        shape = list(structure.aux)
+        shape.insert(axis % (len(shape) + 1), int(n))
+        return PyTreeDef(Float0Zeros, tuple(shape), ())
+    if not structure.children:
+        return structure
+    kids = tuple(batch_float0(c, n, axis) for c in structure.children)
+    return structure if kids == structure.children else PyTreeDef(structure.node_type, structure.aux, kids)
+
+
 def trace_specs(fn, specs: list[Spec], names: list[str], name: str = "f"):
     """Trace ``fn`` on placeholders of the given specs (``gradc.trace`` is the public
     entry, on example arrays).
@@ -343,13 +389,12 @@ def trace_specs(fn, specs: list[Spec], names: list[str], name: str = "f"):
     graph's outputs are its leaves); ``captured`` lists outer Values the function closed
     over (extra inputs at the end of the graph).
     """
-    from .tree_util import tree_flatten
     with Builder(name) as b:
         args = [b.input(s, n) for s, n in zip(specs, names)]
         out = fn(*args)
         if out is None:
             raise ArgumentError(f"{name} returned None; it must return an array or a pytree of arrays")
-        leaves, structure = tree_flatten(out)
+        leaves, structure = _output_leaves(out)
         outs = [to_value(o, b) for o in leaves]
         g = b.finish(outs)
     return g, structure, b.captured

@@ -18,7 +18,7 @@ from .errors import ArgumentError, ShapeError
 from .ops.bind import batch_materialize
 from .ops.collectives import naming
 from .ops.linalg import transpose
-from .tracer import Spec, Value, current, to_value, trace_specs, user_source
+from .tracer import Spec, Value, batch_float0, current, to_value, trace_specs, user_source
 from .tree_util import broadcast_prefix, keystr, leaf_paths, tree_flatten, tree_leaves, tree_unflatten
 
 
@@ -152,7 +152,9 @@ def _vmap_traced(fun, name, in_axes, out_axes, axis_size, args, kwargs, axis_nam
     with naming(axis_name):
         graph, structure, captured = trace_specs(per_example, specs, [f"x{k}" for k in where], name=name)
     outs = batch_replay(graph, inputs + list(captured), batched + [False] * len(captured), n, axis_name)
-    return tree_unflatten(structure, _place_outputs(outs, structure, out_axes, n, name))
+    placed = _place_outputs(outs, structure, out_axes, n, name)
+    return tree_unflatten(batch_float0(structure, inputs[0]._b.env.value(n) if inputs else n,
+                                       out_axes if isinstance(out_axes, int) else 0), placed)
 
 
 def _place_outputs(outs, structure, out_axes, n, name) -> list:
