@@ -30,8 +30,9 @@ defined. Every function takes any rank numpy takes: `diagonal` and `trace` the
 diagonals of any two axes, `triu` and `tril` a stack of matrices (its last two axes),
 `sort` and `argsort` any axis (default -1); `diag`, as numpy's, a vector or a matrix.
 
-A ufunc of Python numbers alone (`log(2 * pi)`, `sqrt(2)`, `maximum(2, 3)`) is folded
-at once into a weak number, as `jax.numpy` gives a weakly typed array: a
+A ufunc of Python numbers alone (`log(2 * pi)`, `sqrt(2)`, `maximum(2, 3)`), and a
+`gradc.scipy.special` function of them (`gammaln(0.5)`), is folded at once into a weak
+number, as `jax.numpy` gives a weakly typed array: a
 `gradc.numpy` float or int that takes the dtype of the arrays beside it, so `x -
 0.5 * log(2 * pi)` stays float32 for a float32 `x` inside a trace (numpy's float64
 scalar would make it float64). It has `dtype`, `shape`, `item()` and `astype()`; to

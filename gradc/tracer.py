@@ -37,6 +37,18 @@ def current() -> "Builder | None":
     return s[-1] if s else None
 
 
+@contextmanager
+def outside_trace():
+    """Compute concretely inside the block, even within a trace (a function of Python
+    numbers alone folds to a number, as a constant would)."""
+    saved = _stack()[:]
+    _state.stack = []
+    try:
+        yield
+    finally:
+        _state.stack = saved
+
+
 def user_provenance() -> Provenance | None:
     """The innermost frame outside gradc (the user's model code): file, line, function."""
     f = sys._getframe(1)

@@ -201,3 +201,24 @@ def test_logsumexp_with_signed_weights_softmax_and_betaln(backend):
     x, y = np.array([0.5, 2.0, 7.5]), np.array([1.5, 0.25, 3.0])
     want = [math.lgamma(p) + math.lgamma(q) - math.lgamma(p + q) for p, q in zip(x, y)]
     np.testing.assert_allclose(gradc.jit(sp.betaln, backend=backend)(x, y), want, rtol=0, atol=4e-14)
+
+
+# ----------------------------------------------------------------------------- Python numbers
+NUMBER_CASES = [("gammaln", (3.5,)), ("digamma", (2.0,)), ("erf", (0.5,)), ("erfc", (0.5,)), ("expit", (0.3,)),
+                ("logit", (0.3,)), ("ndtr", (2.0,)), ("log_ndtr", (-3.0,)), ("ndtri", (0.3,)), ("xlogy", (2.0, 3.0)),
+                ("gammainc", (2.0, 1.0)), ("i0e", (2.0,)), ("beta", (2.0, 3.0)), ("polygamma", (1, 2.0))]
+
+
+@pytest.mark.parametrize("name, args", NUMBER_CASES, ids=[c[0] for c in NUMBER_CASES])
+def test_python_numbers_fold_to_weak_float64(name, args):
+    """scipy's float64 value (ndtr and log_ndtr of a Python float computed in float32
+    before: 0.97724986 for ndtr(2.0)), weakly typed: beside a float32 array inside a trace
+    it stays float32, as jax.scipy.special's weakly typed results do."""
+    scipy_special = pytest.importorskip("scipy.special")
+    c = getattr(sp, name)(*args)
+    want = getattr(scipy_special, name)(*args)
+    assert c.dtype == np.float64 and abs(c - want) <= 1e-14 * max(1.0, abs(want))
+    x = np.linspace(0.1, 1.0, 5, dtype=np.float32)
+    got = gradc.jit(lambda x: x + getattr(sp, name)(*args))(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, x + np.float32(want), rtol=1e-6)

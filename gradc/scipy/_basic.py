@@ -172,11 +172,18 @@ _SQRT_HALF = math.sqrt(0.5)
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
+def _concrete_floats(x):
+    """x as a float array: a float32 array stays float32; a Python number (weak, which
+    numpy's result_type with float32 would make float32), ints and bools are float64."""
+    x = _np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(_np.float64)
+
+
 def ndtr(x):
     """The standard normal CDF, ``erfc(-x / sqrt 2) / 2``: accurate to a few ulp of its
     own value in the lower tail too (ndtr(-30) = 4.9e-198)."""
     if _concrete(x):
-        return 0.5 * erfc(-_SQRT_HALF * _np.asarray(x, dtype=_np.result_type(x, _np.float32)))
+        return 0.5 * erfc(-_SQRT_HALF * _concrete_floats(x))
     return 0.5 * erfc(-_SQRT_HALF * _floats(x))
 
 
@@ -207,7 +214,7 @@ def log_ndtr(x):
     = -5e9) to the upper one (log_ndtr(10) = -7.6e-24), derivative ``phi(x) / ndtr(x)``
     by the same branches."""
     if _concrete(x):
-        x = _np.asarray(x, dtype=_np.result_type(x, _np.float32))
+        x = _concrete_floats(x)
         with _np.errstate(all="ignore"):
             return _log_ndtr(x, _np, -10.0 if x.dtype == _np.float32 else -20.0)
     x = _floats(x)

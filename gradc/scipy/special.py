@@ -22,6 +22,10 @@ kl_div, rel_entr, boxcox, boxcox1p (_basic.py).
 """
 from __future__ import annotations
 
+import functools
+
+from ..ops.bind import is_python_number, weak_result
+from ..tracer import outside_trace
 from ..ops.bessel import erfcx, i0, i0e, i1, i1e  # noqa: F401
 from ..ops.special import erf, erfc, erfinv, ndtri  # noqa: F401
 from ._basic import (betaln, boxcox, boxcox1p, digamma, entr, expit, kl_div, log_ndtr, log_softmax,  # noqa: F401
@@ -29,3 +33,24 @@ from ._basic import (betaln, boxcox, boxcox1p, digamma, entr, expit, kl_div, log
 from ._gamma import (beta, comb, factorial, gamma, gammasgn, loggamma, multigammaln, poch,  # noqa: F401
                      polygamma, zeta)
 from ._incgamma import gammainc, gammaincc  # noqa: F401
+
+
+def _weak_on_numbers(f):
+    """``f`` that folds a call on Python numbers alone into a weak number (as gradc.numpy's
+    ufuncs do, and jax.scipy.special's weakly typed results): ``x32 + gammaln(3.0)`` stays
+    float32 inside a trace."""
+    @functools.wraps(f)
+    def call(*args, **kwargs):
+        if args and not kwargs and all(is_python_number(a) for a in args):
+            with outside_trace():
+                return weak_result(f(*args))
+        return f(*args, **kwargs)
+    return call
+
+
+for _name in ("betaln", "boxcox", "boxcox1p", "digamma", "entr", "expit", "kl_div", "log_ndtr", "logit", "ndtr",
+              "psi", "rel_entr", "xlog1py", "xlogy", "gammaln", "erfcx", "i0", "i0e", "i1", "i1e", "erf", "erfc",
+              "erfinv", "ndtri", "beta", "comb", "factorial", "gamma", "gammasgn", "loggamma", "multigammaln",
+              "poch", "polygamma", "zeta", "gammainc", "gammaincc"):
+    globals()[_name] = _weak_on_numbers(globals()[_name])
+del _name
