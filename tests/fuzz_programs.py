@@ -957,6 +957,9 @@ class Trace:
         self.fragile = False
         self.nonfinite = False      # an inf or nan value: outside the smooth domain
         self.cone = False           # a point with no derivative in any direction (std at variance 0)
+        # rounding decides a jump (fmod/remainder of unstable values within rounding of a
+        # multiple of the divisor): two correct programs' values differ there by the jump
+        self.jump = False
 
     def near(self, gap, like):
         """Is any element of ``gap`` (a distance to a kink) within rounding of 0?"""

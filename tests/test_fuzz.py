@@ -137,6 +137,8 @@ REGRESSIONS: list[int] = [
               # common dtype, as linalg.solve; tests/test_lapack.py)
     3000368,  # scatter_mul's float32 updates pass through a float32 tanh (not correctly rounded) into a
               # float64 target: the oracle took the result for exact (a fuzzer bug: now rounds32)
+    3200303,  # remainder(x, 2) of an einsum of ties: 0 in numpy's sum order, -1e-17 in gradc's, and
+              # remainder(-1e-17, 2) = 2; a fuzzer bug: rounding deciding a jump is now Trace.jump
 ]
 
 
@@ -245,6 +247,11 @@ def check_program(p: fp.Program):
         rtol = F32_RTOL if tr.float32 else RTOL
         got, value, grads = call(p.backend, args)
         assert len(got) == len(want)
+        if tr.jump:
+            # rounding decides a jump of fmod/remainder: the values may differ by the
+            # divisor wherever it does; the programs without such an element check them
+            REPORT["values skipped: rounding decides a jump"] += 1
+            return
         for k, (g, w, w64) in enumerate(zip(got, want, want64)):
             w = onp.asarray(w)
             assert onp.asarray(g).dtype == w.dtype, f"output {k}: dtype {onp.asarray(g).dtype} != numpy {w.dtype}"
@@ -542,6 +549,9 @@ def test_vmap_program(seed):
         got = gradc.jit(got, backend=p.backend)(*args)
         rtol = F32_RTOL if any(tr.float32 for tr in trs) else RTOL
         scale, terms = max(tr.scale for tr in trs), max(tr.numel for tr in trs)
+        if any(tr.jump for tr in trs):
+            REPORT["vmap values skipped: rounding decides a jump"] += 1
+            return
         for k, g in enumerate(got):
             w = onp.stack([onp.asarray(wk[k]) for wk in want])
             if w.dtype.kind == "f":
