@@ -304,7 +304,10 @@ def _dropped_coupling(a, rcond):
     denominators of the pairs are positive."""
     from .elementwise import convert
     from .reduce import max_
-    u, s, vt = _reduced(a)
+    # U and s from LAPACK (s as pinv's own, so the kept set is the forward's); V = Aᵀ U S⁻¹
+    # saves a third SVD: its error eps ‖A‖ / s_i meets C's factors s_d or s_d², or a kept s_k
+    u, s = _bind("svd_u", a, full=False), _bind("svdvals", a)
+    vt = _col(_safe_inv(s)) * _mm(_mT(u), a)
     kept = convert(s > _col(rcond) * max_(s, axis=s.ndim - 1, keepdims=True), s.dtype)
     ki, kj = _col(kept), _row(kept)
     si, sj = _col(s), _row(s)
