@@ -14,7 +14,7 @@ from .errors import (ArgumentError, GradcError, LinAlgError, NonFiniteError, Sha
 from .tracer import Spec  # noqa: F401
 from . import ops as _ops  # noqa: F401  (registers the ops)
 from .ops import value_methods as _vm  # noqa: F401  (operators on traced values)
-from .api import Lowered, config, grad, jit, jvp, trace, value_and_grad, vjp  # noqa: F401
+from .api import Lowered, config, disable_jit, grad, jit, jvp, trace, value_and_grad, vjp  # noqa: F401
 from .api_allow_int import float0  # noqa: F401,E402
 from .jacobian import jacfwd, jacobian, jacrev  # noqa: F401
 from .hessian import hessian, hvp  # noqa: F401
@@ -28,6 +28,7 @@ from .remat import checkpoint, checkpoint_policies, remat  # noqa: F401
 from . import distributed as _distributed  # noqa: F401  (dask arrays; imports dask only when used)
 from . import numpy  # noqa: F401
 from . import tree_util  # noqa: F401
+from . import flatten_util  # noqa: F401
 from . import tree  # noqa: F401
 from . import optim  # noqa: F401
 from .check import GradCheck, GradCheckError, check_grad  # noqa: F401

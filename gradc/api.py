@@ -14,6 +14,7 @@ in api_lowered.py.  The names other modules import from gradc.api are re-exporte
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import sys
 import threading
@@ -74,6 +75,25 @@ def config(**options):
         for t in list(_LIVE):
             t._fast, t._recent = None, ()
     return old
+
+
+_JIT_DISABLED = [False]
+
+
+@contextlib.contextmanager
+def disable_jit(disable: bool = True):
+    """``jax.disable_jit``: inside the block a ``jit`` function runs its Python code on
+    the arguments as they are (numpy arrays: gradc.numpy computes eagerly, so ``print``
+    and a debugger see values).  ``grad``, ``vmap`` and the others still trace (a jit
+    inside them is inlined, as always)."""
+    before = _JIT_DISABLED[0]
+    _JIT_DISABLED[0] = bool(disable)
+    for t in list(_LIVE):             # the C call path would run the compiled code
+        t._fast, t._recent = None, ()
+    try:
+        yield
+    finally:
+        _JIT_DISABLED[0] = before
 
 
 # Calls with another library's arrays (dask) go to the handler that library's module
@@ -258,6 +278,8 @@ class Transformed(_Dispatch):
         return prepare(flat.leaves, self._wrt(flat), self.name, flat.labels, flat.positions), flat
 
     def _slow_call(self, args, kwargs):
+        if _JIT_DISABLED[0] and self.kind == "jit" and current() is None:
+            return self.fun(*args, **kwargs)
         fast = self._fast
         if fast is not None and self.kind not in ("jvp", "vjp"):
             positional = args
@@ -293,7 +315,7 @@ class Transformed(_Dispatch):
             return self._call_traced(arrays, flat)
         entry = self._entry(arrays, flat)
         outs = entry.run(arrays)
-        if entry.plan is not None and not self.debug_nans:
+        if entry.plan is not None and not self.debug_nans and not _JIT_DISABLED[0]:
             self._use_plan(entry.plan)
         return self._restructure(outs, entry.structure, flat)
 

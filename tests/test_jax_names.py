@@ -519,3 +519,21 @@ def test_stop_gradient_of_a_pytree():
     onp.testing.assert_allclose(g, x, rtol=1e-15)
     g = gradc.grad(lambda x: np.sum(np.stop_gradient([x, x])[1] * x ** 2))(x)
     onp.testing.assert_allclose(g, 2 * x * x, rtol=1e-15)
+
+
+def test_disable_jit_runs_the_python_code_on_arrays():
+    """Inside disable_jit a jit function sees numpy arrays (values print); after it the
+    compiled code runs again; a grad inside still traces."""
+    seen = []
+
+    @gradc.jit
+    def f(x):
+        seen.append(type(x).__name__)
+        return np.sum(x ** 2)
+    x = onp.arange(3.0)
+    assert f(x) == 5.0
+    with gradc.disable_jit():
+        assert f(x) == 5.0 and f(2 * x) == 20.0
+        onp.testing.assert_array_equal(gradc.grad(lambda x: f(x))(x), 2 * x)
+    assert f(x) == 5.0
+    assert seen.count("ndarray") == 2 and "Value" in seen

@@ -57,7 +57,7 @@ LAYERS = [
               "gradc.backends.llvm_backend", "gradc.backends.c_backend"]),
     *((f"explain: {m.rsplit('.', 1)[1]}", [m]) for m in EXPLAIN_MODULES),
     ("explain", ["gradc.explain"]),
-    ("api", ["gradc.api_args", "gradc.api_lowered", "gradc.api_allow_int", "gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.vectorize", "gradc.remat", "gradc.control_flow", "gradc.control_while", "gradc.lax", "gradc.check", "gradc.optim", "gradc.optax_schedules", "gradc.optax_losses", "gradc.optax",
+    ("api", ["gradc.api_args", "gradc.api_lowered", "gradc.api_allow_int", "gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.vectorize", "gradc.remat", "gradc.control_flow", "gradc.control_while", "gradc.lax", "gradc.check", "gradc.optim", "gradc.optax_schedules", "gradc.optax_losses", "gradc.optax", "gradc.flatten_util",
              "gradc.distributed", "gradc.custom_derivatives", "gradc.static_args", "gradc.api_extras"]),
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot_c", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
