@@ -352,16 +352,22 @@ def _affine(x) -> bool:
     return isinstance(x, Bin) and _affine(x.a) and _affine(x.b)
 
 
-def _walk_expr(x):
-    """Expression ``x`` and every expression in it, left to right."""
+def _walk_expr(x, seen=None):
+    """Expression ``x`` and every expression in it, left to right, each node once: an
+    expression is a DAG (a fused chain reuses its values: threefry's 20 rounds use each
+    word twice), and walking it as a tree takes time exponential in its depth."""
+    seen = set() if seen is None else seen
+    if id(x) in seen:
+        return
+    seen.add(id(x))
     yield x
     for f in ("a", "b", "cond", "value", "ok"):
         sub = getattr(x, f, None)
         if isinstance(sub, Expr):
-            yield from _walk_expr(sub)
+            yield from _walk_expr(sub, seen)
     for a in getattr(x, "args", ()):
         if isinstance(a, Expr):
-            yield from _walk_expr(a)
+            yield from _walk_expr(a, seen)
 
 
 def _values(stmts):
@@ -401,7 +407,8 @@ def align_inner_loops(stmts) -> None:
             continue
         if not any(isinstance(x, (Accumulate, Update)) for x in st.body):
             continue     # (only reductions along the loop and accumulations over rows)
-        exprs = [x for v in _values(st.body) for x in _walk_expr(v)]
+        seen: set = set()
+        exprs = [x for v in _values(st.body) for x in _walk_expr(v, seen)]
         if st.plain or st.narrow or any(isinstance(x, MathCall) for x in exprs):
             continue     # (a loop that calls vector math is bound by its arithmetic; a narrow one is one masked step)
         found = [ld for ld in exprs if isinstance(ld, Load) and ld.index and ld.index[-1] is st.var

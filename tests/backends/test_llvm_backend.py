@@ -417,3 +417,43 @@ def test_bool_plus_bool_is_logical_or_as_numpy(n):
     onp.testing.assert_array_equal(got, b + c)
     s = gradc.jit(lambda b, c: np.sum((b + c) * 1.5), backend="llvm")(b, c)
     assert s == onp.sum((b + c) * 1.5)
+
+
+def test_reparameterized_normal_in_a_gradient_compiles_quickly():
+    """A VAE's loss: the gradient of the log-variance weights accumulates over rows an
+    expression holding gradc.random.normal's threefry (20 rounds reusing each word).
+    lower_nests walked that expression DAG as a tree, exponential in its depth: the
+    compile never finished.  Oracles: the numpy reference evaluator and central
+    differences of the (fixed-key) loss."""
+    r = onp.random.default_rng(8)
+    B, D, H, Z = 3, 4, 5, 2
+    p = {"enc": {"W": r.normal(size=(D, H)), "b": r.normal(size=H) * .5},   # (no pre-activation at the kink)
+         "mu": {"W": r.normal(size=(H, Z)), "b": onp.zeros(Z)},
+         "logvar": {"W": r.normal(size=(H, Z)) * .1, "b": onp.zeros(Z)},
+         "dec": [r.normal(size=(Z, H)), onp.zeros(H), r.normal(size=(H, D)), onp.zeros(D)]}
+    x = (r.uniform(size=(B, D)) > .5).astype(onp.float64)
+    key = onp.array([0, 42], dtype=onp.uint32)
+
+    def loss(p, x, key):
+        h = gradc.nn.relu(x @ p["enc"]["W"] + p["enc"]["b"])
+        mu = h @ p["mu"]["W"] + p["mu"]["b"]
+        lv = h @ p["logvar"]["W"] + p["logvar"]["b"]
+        z = mu + np.exp(0.5 * lv) * gradc.random.normal(key, mu.shape)
+        W1, b1, W2, b2 = p["dec"]
+        logits = np.tanh(z @ W1 + b1) @ W2 + b2
+        kl = -0.5 * np.sum(1 + lv - mu ** 2 - np.exp(lv), axis=-1)
+        return np.mean(np.sum(gradc.nn.softplus(logits) - x * logits, axis=-1) + kl)
+
+    v, g = gradc.value_and_grad(loss)(p, x, key)
+    vr, gr = gradc.value_and_grad(loss, backend="numpy")(p, x, key)
+    close(v, vr)
+    leaves, tree = gradc.tree_util.tree_flatten(p)
+    for a, b in zip(gradc.tree_util.tree_leaves(g), gradc.tree_util.tree_leaves(gr)):
+        close(a, b)
+    d = [r.normal(size=onp.shape(a)) for a in leaves]
+    f = gradc.jit(loss, backend="numpy")
+    eps = 1e-6
+    shifted = [tree.unflatten([a + s * eps * b for a, b in zip(leaves, d)]) for s in (1, -1)]
+    fd = (f(shifted[0], x, key) - f(shifted[1], x, key)) / (2 * eps)
+    dot = sum(onp.sum(a * b) for a, b in zip(gradc.tree_util.tree_leaves(g), d))
+    onp.testing.assert_allclose(dot, fd, rtol=1e-6)
