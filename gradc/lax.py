@@ -41,6 +41,7 @@ from .lax_windows import (  # noqa: F401  (re-exported: convolution, windowed re
     max_pool, min_pool, padtype_to_pads, reduce_window)
 from .ops import bitwise as _bitwise
 from . import control_flow as _control_flow, control_while as _control_while
+from .scipy._incgamma_grad import gammainc_grad_a as igamma_grad_a, random_gamma_grad  # noqa: F401,E402
 from .remat import checkpoint, checkpoint_policies, remat, remat_of  # noqa: F401  (checkpoint, remat: jax's names)
 from .ops.collectives import axis_index, axis_size, pmax, pmean, pmin, psum  # noqa: F401,E402  (a vmap's named axis)
 from .tracer import Value, current

@@ -167,13 +167,13 @@ def polygamma(m, x):
 
 def igamma(a, x):
     """``jax.lax.igamma``: the regularized lower incomplete gamma function P(a, x)
-    (gradc.scipy.special.gammainc: differentiable in x, not in a)."""
+    (gradc.scipy.special.gammainc, differentiable in x and a)."""
     return _special.gammainc(a, x)
 
 
 def igammac(a, x):
     """``jax.lax.igammac``: the regularized upper incomplete gamma function Q(a, x) =
-    1 - P(a, x) (gradc.scipy.special.gammaincc: differentiable in x, not in a)."""
+    1 - P(a, x) (gradc.scipy.special.gammaincc, differentiable in x and a)."""
     return _special.gammaincc(a, x)
 
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from . import numpy as gnp
-from . import random
+from . import random_base as random
 from .errors import ArgumentError
 
 

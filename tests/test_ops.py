@@ -140,9 +140,6 @@ case("i1", "i1", gradc.ops.bessel.i1, _mp_i(1, False), _BESSEL_ARGS)
 case("erfcx", "erfcx", gradc.ops.bessel.erfcx,
      _mp_map(lambda v: __import__("mpmath").exp(v * v) * __import__("mpmath").erfc(v)),
      shapes((lambda r, s: r.uniform(-1.5, 15, s), M)))      # (below, exp(x^2) swamps finite differences)
-# gammainc's a: zero, its derivative an error (tests/test_scipy_special_more.py checks the error)
-case("gammainc_a", "gammainc_a", lambda a: gradc.ops.elementwise._bind("gammainc_a", a), np.zeros_like,
-     shapes((positive, M)), diff=())
 case("remainder", "fmod", lambda a, b: a % b, np.remainder, _fmod_args)
 case("floor_divide", "fmod", lambda a, b: a // b * a, lambda a, b: a // b * a, _fmod_args)
 for _n, _op in (("int_floor_divide", lambda k, j: k // j), ("int_remainder", lambda k, j: k % j),

@@ -249,7 +249,7 @@ def test_gammainc_gammaincc(dtype, backend):
     lgamma(a)) carries ~ eps times its terms of ~ 100; float32 3e-5: gammaln's own float32
     error, 2e-5 absolute, enters that exponent), the recurrence
     P(a + 1, x) = P(a, x) - x^a e^-x / Gamma(a + 1) and P + Q = 1 at 10,000 points; the
-    derivative in x against the density; one in a refused."""
+    derivative in x against the density, in a against differences."""
     r = np.random.default_rng(11)
     a, x = r.uniform(0.05, 40, 10000).astype(dtype), r.uniform(0, 80, 10000).astype(dtype)
     P = gradc.jit(sp.gammainc, backend=backend)
@@ -273,8 +273,15 @@ def test_gammainc_gammaincc(dtype, backend):
         g = gradc.grad(lambda v: gnp.sum(sp.gammainc(a64, v) - 2 * sp.gammaincc(a64, v)), backend=backend)(x64 + 0.01)
         dens = np.exp((a64 - 1) * np.log(x64 + 0.01) - x64 - 0.01 - np.array([math.lgamma(v) for v in a64]))
         np.testing.assert_allclose(g, 3 * dens, rtol=1e-13, atol=1e-300)
-        with pytest.raises(gradc.UnsupportedError, match="with respect to a"):
-            gradc.grad(lambda s: gnp.sum(sp.gammainc(s, x64)), backend=backend)(a64)
+        # the derivative in a (tests/test_incgamma_grad.py checks it against mpmath closely):
+        # d(P - Q)/da = 2 dP/da against mpmath's central difference of P, h = 1e-4 a, whose
+        # error h^2 P'''/6 is ~ 1e-8 relative (1e-6 leaves room; absolute 1e-12 where P' ~ 0)
+        ga = gradc.grad(lambda s: gnp.sum(sp.gammainc(s, x64[:20] + 0.5) - sp.gammaincc(s, x64[:20] + 0.5)),
+                        backend=backend)(a64[:20])
+        h = 1e-4 * a64[:20]
+        fd = (_mp(lambda s, v: mpmath.gammainc(s, 0, v, regularized=True), a64[:20] + h, x64[:20] + 0.5)
+              - _mp(lambda s, v: mpmath.gammainc(s, 0, v, regularized=True), a64[:20] - h, x64[:20] + 0.5)) / h
+        np.testing.assert_allclose(ga, fd, rtol=1e-6, atol=1e-12)
         # the second derivative in x too: D ((a - 1)/x - 1)
         xs = x64[:50] + 0.5
         d2 = gradc.grad(lambda v: gnp.sum(gradc.grad(lambda w: gnp.sum(sp.gammainc(a64[:50], w)))(v)),

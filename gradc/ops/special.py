@@ -327,18 +327,3 @@ def gelu(x, approximate=False):
     if approximate:
         return 0.5 * x * (1.0 + ew.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
     return 0.5 * x * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
-
-
-# ----------------------------------------------------------------------------- no derivative in a
-def _refuse_a(*_args, **_params):
-    from ..errors import UnsupportedError
-    raise UnsupportedError("gradc.scipy.special.gammainc/gammaincc: no derivative with respect to a (the "
-                           "shape argument) in gradc; the derivative in x is exact. Differentiate in x only "
-                           "(pass a as a constant, not as an argument being differentiated)")
-
-
-# Zero of its argument's shape whose derivative raises: added to gammainc(a, x), whose
-# value needs no derivative in a, so that asking for one is an error, never a silent 0
-elementwise("gammainc_a", lambda a: np.zeros_like(a), vjp=_refuse_a, jvp=_refuse_a,
-            c="(0.0 * ({0}))", llvm=lambda e, a: e.mul(a, _LLVMOps(e, a).c(0.0)), notation="0·",
-            doc="0 (shaped as gammainc's a); its derivative raises UnsupportedError")

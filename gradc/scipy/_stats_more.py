@@ -6,8 +6,7 @@ Stable forms: a Gumbel's CDFs and survival functions through ``expm1``; truncnor
 normalizer ``log(Phi(b) - Phi(a))`` from ``log_ndtr`` on the side of 0 where the
 interval lies (both bounds in the upper tail: mirrored), so the far tails keep their
 digits; vonmises' normalizer through ``i0e`` (``log I0(k) = log i0e(k) + k``).  The CDFs
-of chi2 and gennorm use ``gammainc``, so they have no derivative in the shape parameter
-(a clear UnsupportedError).
+of chi2 and gennorm use ``gammainc``, differentiable in the shape parameter too.
 """
 from __future__ import annotations
 
@@ -316,7 +315,7 @@ def _gamma_sf(x, a, loc=0.0, scale=1.0):
 
 
 def _add_gamma_cdfs():
-    """stats.gamma (logpdf, pdf) gains cdf, sf, logcdf, logsf (no derivative in a)."""
+    """stats.gamma (logpdf, pdf) gains cdf, sf, logcdf, logsf."""
     from ._stats_basic import _keep_dtype, gamma
     gamma.cdf, gamma.sf = _keep_dtype(_gamma_cdf), _keep_dtype(_gamma_sf)
     gamma.logcdf = _keep_dtype(lambda *a, **k: np.log(_gamma_cdf(*a, **k)))
