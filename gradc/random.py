@@ -21,5 +21,7 @@ from .random_base import __all__ as _base
 from .random_base import threefry_2x32  # noqa: F401
 from .random_more import *  # noqa: F401,F403  (JAX's transforms of uniform and normal draws)
 from .random_more import __all__ as _more
+from .random_gamma import *  # noqa: F401,F403  (the Gamma family: gamma, beta, dirichlet, ..., poisson)
+from .random_gamma import __all__ as _gamma
 
-__all__ = _base + _more
+__all__ = _base + _more + _gamma

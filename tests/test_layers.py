@@ -60,7 +60,7 @@ LAYERS = [
     ("api", ["gradc.api_args", "gradc.api_lowered", "gradc.api_allow_int", "gradc.api", "gradc.jacobian", "gradc.hessian", "gradc.vmap", "gradc.vectorize", "gradc.remat", "gradc.control_flow", "gradc.control_while", "gradc.lax", "gradc.check", "gradc.optim", "gradc.optax_schedules", "gradc.optax_losses", "gradc.optax", "gradc.flatten_util",
              "gradc.distributed", "gradc.custom_derivatives", "gradc.static_args", "gradc.api_extras",
              # (above custom_jvp and lax.while_loop: the derivative of gammainc in a, the Gamma family of samplers)
-             "gradc.scipy._incgamma_grad", "gradc.random"]),
+             "gradc.scipy._incgamma_grad", "gradc.random_gamma", "gradc.random"]),
     ("package", ["gradc"]),
     ("tools", ["gradc.typespec", "gradc.cli_args", "gradc.aot_c", "gradc.aot", "gradc.roofline", "gradc.bench_vecmath",
                "gradc.docs_numpy",
