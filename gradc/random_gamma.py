@@ -30,7 +30,7 @@ from .random_more import _params_shape
 from .scipy._incgamma_grad import gamma_sample_dlog_da, while_loop
 from .tracer import Value
 
-__all__ = ["gamma", "loggamma", "beta", "dirichlet", "chisquare", "f", "t"]
+__all__ = ["gamma", "loggamma", "beta", "dirichlet", "chisquare", "f", "t", "poisson"]
 
 _ROUNDS = 64
 
@@ -184,3 +184,76 @@ def t(key, df, shape=None, dtype=np.float64):
     half = gnp.astype(gnp.asarray(df), dtype) * dtype.type(0.5)
     z = normal(kn, shape, dtype)
     return z * gnp.sqrt(half / gnp.exp(_loggamma("t", kg, half, shape, dtype)))
+
+
+def _knuth(key, lam, shape):
+    """Poisson counts for lam < 10: the arrivals in [0, lam] of a rate-1 Poisson process,
+    one exponential gap per round (lam + 1 rounds on average)."""
+    def cond(s):
+        return (s[0] < _POISSON_ROUNDS) & gnp.any(s[1] <= lam)
+
+    def body(s):
+        i, t, n = s
+        t = t - gnp.log1p(-uniform(fold_in(key, i), shape, np.float64))
+        return i + 1, t, n + gnp.where(t <= lam, 1, 0)
+
+    init = (gnp.asarray(np.int64(0)), gnp.zeros(shape), gnp.zeros(shape, dtype=np.int64))
+    return while_loop(cond, body, init)[2]
+
+
+def _ptrs(key, lam, shape):
+    """Poisson counts for lam >= 10: Hoermann's transformed rejection with squeeze (PTRS,
+    *The transformed rejection method for generating Poisson random variables*, 1993), as
+    numpy's random_poisson_ptrs: a fresh (U, V) per round, the first accepted k kept."""
+    from .scipy._basic import gammaln_positive
+    slam, loglam = gnp.sqrt(lam), gnp.log(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    log_invalpha = gnp.log(1.1239 + 1.1328 / (b - 3.4))
+    vr = 0.9277 - 3.6224 / (b - 2.0)
+
+    def cond(s):
+        return (s[0] < _POISSON_ROUNDS) & gnp.any(~s[2])
+
+    def body(s):
+        i, n, done = s
+        kk = split(fold_in(key, i), 2)
+        u = uniform(kk[0], shape, np.float64) - 0.5
+        v = uniform(kk[1], shape, np.float64)
+        us = gnp.maximum(0.5 - gnp.abs(u), 1e-300)
+        k = gnp.floor((2.0 * a / us + b) * u + lam + 0.43)
+        quick = (us >= 0.07) & (v <= vr)
+        kp = gnp.where(k >= 0, k, 0.0)
+        slow = (k >= 0) & ~((us < 0.013) & (v > us)) & (
+            gnp.log(v) + log_invalpha - gnp.log(a / (us * us) + b) <= -lam + kp * loglam - gammaln_positive(kp + 1.0))
+        ok = (quick | slow) & (k >= 0) & (k < np.inf)
+        n = gnp.where(~done & ok, k, n)
+        return i + 1, n, done | ok
+
+    init = (gnp.asarray(np.int64(0)), gnp.zeros(shape), gnp.zeros(shape, dtype=bool))
+    return gnp.astype(while_loop(cond, body, init)[1], np.int64)
+
+
+_POISSON_ROUNDS = 1000
+
+
+def poisson(key, lam, shape=None, dtype=np.int64):
+    """Poisson(lam) counts (``jax.random.poisson``; integers, no derivative): for lam < 10
+    the arrivals in [0, lam] of a rate-1 Poisson process (Knuth), beyond Hoermann's PTRS
+    rejection sampler; ``shape`` defaults to lam's.  0 where lam = 0; -1 where a traced
+    lam is negative or not finite (a concrete one must be >= 0 and finite)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu":
+        raise ArgumentError(f"gradc.random.poisson: dtype must be an integer type, got {dtype}")
+    if not isinstance(lam, Value):
+        v = np.asarray(lam)
+        if v.dtype.kind not in "biuf" or np.any(~(v >= 0)) or np.any(~np.isfinite(v)):
+            raise ArgumentError(f"gradc.random.poisson: lam must be finite numbers >= 0, got {lam!r}")
+    shape = _params_shape("poisson", shape, lam)
+    lam = gnp.broadcast_to(gnp.astype(gnp.asarray(lam), np.float64), shape)
+    valid = (lam >= 0) & (lam < np.inf)
+    small = lam < 10
+    k1, k2 = split(key, 2)
+    few = _knuth(k1, gnp.where(valid & small, lam, 0.0), shape)
+    many = _ptrs(k2, gnp.where(valid & ~small, lam, 10.0), shape)
+    return gnp.astype(gnp.where(valid, gnp.where(small, few, many), -1), dtype)

@@ -157,3 +157,31 @@ def test_beta_gradient_matches_closed_form_mean():
                                in_axes=(None, None, 0)))(a, b, gr.split(gr.PRNGKey(15), 20000))
     assert abs(g[0] - b / (a + b) ** 2) < 5 * np.std(per[0]) / np.sqrt(N)
     assert abs(g[1] + a / (a + b) ** 2) < 5 * np.std(per[1]) / np.sqrt(N)
+
+
+@pytest.mark.parametrize("lam", [0.5, 4.0, 9.99, 10.0, 37.5, 1e4])
+def test_poisson_follows_the_poisson_distribution(lam):
+    """The discrete KS statistic against the closed-form CDF (sum of exp(k log lam - lam -
+    lgamma(k + 1))) below the continuous 0.1% value (conservative for a discrete law),
+    and the mean within 5 standard errors."""
+    import math
+    n = gradc.jit(lambda k, l: gr.poisson(k, l, (N,)))(gr.PRNGKey(16), lam)
+    assert n.dtype == np.int64 and n.min() >= 0
+    ks = np.arange(0, n.max() + 1)
+    pmf = np.array([math.exp(k * math.log(lam) - lam - math.lgamma(k + 1)) for k in ks])
+    emp = np.cumsum(np.bincount(n, minlength=len(ks))) / N
+    assert np.max(np.abs(emp - np.cumsum(pmf))) * np.sqrt(N) < 1.95
+    assert abs(n.mean() - lam) < 5 * np.sqrt(lam / N)
+
+
+def test_poisson_edges_and_errors():
+    k = gr.PRNGKey(17)
+    out = gradc.jit(lambda l: gr.poisson(k, l, (3, 4), np.int32))(np.array([0.0, 2.0, -1.0, np.inf]))
+    assert out.dtype == np.int32 and out.shape == (3, 4)
+    assert np.all(out[:, 0] == 0) and np.all(out[:, 2:] == -1) and np.all(out[:, 1] >= 0)
+    with pytest.raises(gradc.ArgumentError, match="lam"):
+        gr.poisson(k, -1.0)
+    with pytest.raises(gradc.ArgumentError, match="dtype"):
+        gr.poisson(k, 1.0, dtype=np.float64)
+    v = gradc.vmap(lambda kk: gr.poisson(kk, 25.0, (5,)))(gr.split(k, 2))
+    np.testing.assert_array_equal(v[1], gr.poisson(gr.split(k, 2)[1], 25.0, (5,)))
