@@ -82,3 +82,10 @@ def test_eager_vmap_jvp_and_edges():
     # scipy's ends: 0 at x = 0 and x = inf, nan for a <= 0 or x < 0
     e = gammainc_grad_a(np.array([2.0, 2.0, 0.0, -1.0, 2.0]), np.array([0.0, np.inf, 1.0, 1.0, -1.0]))
     np.testing.assert_array_equal(e, [0.0, 0.0, np.nan, np.nan, np.nan])
+
+
+def test_reverse_over_reverse_in_a_is_refused():
+    """The second derivative in a is forward mode only (above); reverse over reverse runs
+    into the while_loop and raises, never a silent 0."""
+    with pytest.raises(gradc.UnsupportedError, match="while_loop"):
+        gradc.grad(lambda s: gnp.sum(gradc.grad(lambda t: gnp.sum(sp.gammainc(t, 2.0)))(s)))(np.array([1.5]))
