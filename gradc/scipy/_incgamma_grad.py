@@ -5,7 +5,8 @@ reparameterization gradients*, 2018).
 
 Computed in float64 (float32 arguments are widened and the result rounded back) by one
 of two expansions, each differentiated term by term and summed until its terms stop
-changing the sum (a ``lax.while_loop``: a few tens of steps, up to ~ 300 for a ~ 1000
+changing the sum (a ``lax.while_loop``, each element frozen once converged: a few tens of
+steps, up to ~ 300 for a ~ 1000
 near x ~ a; at most _MAX_STEPS):
 
 * x < a + 1: P's series ``P = exp(M) S``, ``M = a log x - x - log Gamma(a + 1)``,
@@ -50,6 +51,15 @@ def while_loop(cond, body, val):
         val = body(val)
 
 
+def _frozen(old, new, live):
+    """The step's state where the element was still converging, the old one where it had
+    converged (its state stays put: past convergence the recurrences' rounding drifts, and
+    one element's flicker would keep every element looping), with the new live flags."""
+    go = old[-1] > 0
+    out = tuple(np.where(go, n, o) for o, n in zip(old[1:-1], new))
+    return (old[0] + 1.0, *out, np.where(go & live, 1.0, 0.0))
+
+
 def _series(a, x, logx):
     """(M, B) with P = exp(M) S and dP/da = exp(M) B (x < a + 1 fed in)."""
     zero = 0.0 * x
@@ -65,7 +75,7 @@ def _series(a, x, logx):
         h = h - 1.0 / (a + k)
         s, d = s + u, d + u * h
         live = (np.abs(u) > _EPS * np.abs(s)) | (np.abs(u * h) > _EPS * np.abs(d))
-        return k, u, s, h, d, np.where(live, 1.0, 0.0)
+        return _frozen(c, (u, s, h, d), live)
 
     _, _, s, _, d, _ = while_loop(cond, body, init)
     m = a * logx - x - gammaln(a + 1.0)
@@ -99,8 +109,10 @@ def _fraction(a, x, logx):
         r = 1.0 / b2                                        # rescale: B_n = 1
         a1, a2, bb1, da1, da2, db1, db2 = a1 * r, a2 * r, bb1 * r, da1 * r, da2 * r, db1 * r, db2 * r
         f, df = a2, da2 - a2 * db2
-        live = (np.abs(f - f_old) > _EPS * np.abs(f)) | (np.abs(df - df_old) > _EPS * np.abs(df))
-        return n + 1.0, a1, a2, bb1, zero + 1.0, da1, da2, db1, db2, np.where(live, 1.0, 0.0)
+        # (a few ulp: the recurrence's rounding moves the last bit; dF/da may cross 0, so its
+        # change is measured against |dF/da| + |F| too)
+        live = (np.abs(f - f_old) > 4 * _EPS * np.abs(f)) | (np.abs(df - df_old) > 4 * _EPS * (np.abs(df) + np.abs(f)))
+        return _frozen(c, (a1, a2, bb1, zero + 1.0, da1, da2, db1, db2), live)
 
     c = while_loop(cond, body, init)
     f = c[2] / c[4]
