@@ -109,3 +109,19 @@ def test_loops_stop_when_every_element_has_converged(monkeypatch):
     assert max(steps) < 100, steps
     idx = np.arange(0, 10000, 500)
     np.testing.assert_allclose(got[idx], [_dp_da(5.0, v) for v in x[idx]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lax_names(dtype):
+    """lax.igamma_grad_a is dP/da; lax.random_gamma_grad is -(dP/da) / (dP/dx), the
+    density from mpmath."""
+    a = np.array([1e-3, 0.4, 2.0, 30.0, 700.0], dtype)
+    x = np.array([1e-5, 0.3, 4.0, 25.0, 720.0], dtype)
+    want = np.array([_dp_da(u, v) for u, v in zip(a, x)])
+    dens = np.array([float(mpmath.exp((mpmath.mpf(float(u)) - 1) * mpmath.log(float(v)) - float(v)
+                                      - mpmath.loggamma(float(u)))) for u, v in zip(a, x)])
+    tol = 1e-11 if dtype == np.float64 else 2e-7
+    got = gradc.jit(gradc.lax.igamma_grad_a)(a, x)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=tol)
+    np.testing.assert_allclose(gradc.lax.random_gamma_grad(a, x), -want / dens, rtol=tol)

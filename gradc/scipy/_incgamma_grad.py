@@ -6,8 +6,7 @@ reparameterization gradients*, 2018).
 Computed in float64 (float32 arguments are widened and the result rounded back) by one
 of two expansions, each differentiated term by term and summed until its terms stop
 changing the sum (a ``lax.while_loop``, each element frozen once converged: a few tens of
-steps, up to ~ 300 for a ~ 1000
-near x ~ a; at most _MAX_STEPS):
+steps, up to ~ 300 for a ~ 1000 near x ~ a; at most _MAX_STEPS):
 
 * x < a + 1: P's series ``P = exp(M) S``, ``M = a log x - x - log Gamma(a + 1)``,
   ``S = sum_k u_k``, ``u_0 = 1``, ``u_k = u_(k-1) x / (a + k)``; then
