@@ -242,7 +242,7 @@ def poisson(key, lam, shape=None, dtype=np.int64):
     the arrivals in [0, lam] of a rate-1 Poisson process (Knuth), beyond Hoermann's PTRS
     rejection sampler; ``shape`` defaults to lam's.  0 where lam = 0; -1 where a traced
     lam is negative or not finite (a concrete one must be >= 0 and finite)."""
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(np.int64 if dtype is None else dtype)             # (None: JAX's default int)
     if dtype.kind not in "iu":
         raise ArgumentError(f"gradc.random.poisson: dtype must be an integer type, got {dtype}")
     if not isinstance(lam, Value):

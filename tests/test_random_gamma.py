@@ -183,5 +183,6 @@ def test_poisson_edges_and_errors():
         gr.poisson(k, -1.0)
     with pytest.raises(gradc.ArgumentError, match="dtype"):
         gr.poisson(k, 1.0, dtype=np.float64)
+    assert gr.poisson(k, 1.0, dtype=None).dtype == np.int64 and gr.gamma(k, 1.0, dtype=None).dtype == np.float64
     v = gradc.vmap(lambda kk: gr.poisson(kk, 25.0, (5,)))(gr.split(k, 2))
     np.testing.assert_array_equal(v[1], gr.poisson(gr.split(k, 2)[1], 25.0, (5,)))
