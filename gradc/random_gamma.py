@@ -93,9 +93,9 @@ _implicit = custom_jvp(_implicit_value)
 _implicit.defjvp(_implicit_jvp)
 
 
-def _loggamma(what, key, a, shape, dtype):
+def _loggamma(what, key, a, shape, dtype, name="a"):
     dtype = _float_dtype(dtype, what)
-    _positive(what, "a", a)
+    _positive(what, name, a)
     shape = _params_shape(what, shape, a)
     a = gnp.broadcast_to(gnp.astype(gnp.asarray(a), dtype), shape)
     ok = a > 0
@@ -124,7 +124,7 @@ def beta(key, a, b, shape=None, dtype=np.float64):
     shape = _params_shape("beta", shape, a, b)
     ka, kb = split(key, 2)
     lx = _loggamma("beta", ka, a, shape, dtype)
-    ly = _loggamma("beta", kb, b, shape, dtype)
+    ly = _loggamma("beta", kb, b, shape, dtype, "b")
     m = stop_gradient(gnp.maximum(lx, ly))
     x, y = gnp.exp(lx - m), gnp.exp(ly - m)
     return x / (x + y)
@@ -147,7 +147,7 @@ def dirichlet(key, alpha, shape=None, dtype=np.float64):
     except ValueError:
         raise ArgumentError(f"gradc.random.dirichlet: shape {batch} does not broadcast with alpha's batch "
                             f"shape {tuple(alpha.shape[:-1])}") from None
-    lg = _loggamma("dirichlet", key, alpha, batch + (k,), dtype)
+    lg = _loggamma("dirichlet", key, alpha, batch + (k,), dtype, "alpha")
     lg = lg - stop_gradient(gnp.max(lg, axis=-1, keepdims=True))
     e = gnp.exp(lg)
     return e / gnp.sum(e, axis=-1, keepdims=True)

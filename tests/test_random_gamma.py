@@ -113,8 +113,14 @@ def test_vmap_matches_separate_calls_and_shapes():
         gr.gamma(keys[0], np.array([1.0, -1.0]))
     with pytest.raises(gradc.ArgumentError, match="dtype"):
         gr.gamma(keys[0], 1.0, dtype=np.int32)
-    with pytest.raises(gradc.ArgumentError, match="alpha"):
+    with pytest.raises(gradc.ArgumentError, match="alpha must have"):
         gr.dirichlet(keys[0], 1.0)
+    with pytest.raises(gradc.ArgumentError, match="alpha must be > 0"):
+        gr.dirichlet(keys[0], np.array([1.0, 0.0]))
+    with pytest.raises(gradc.ArgumentError, match="b must be > 0"):
+        gr.beta(keys[0], 1.0, -2.0)
+    with pytest.raises(gradc.ArgumentError, match="df must be > 0"):
+        gr.t(keys[0], 0.0)
     # traced a <= 0 gives nan, not a hang
     assert np.isnan(gradc.jit(lambda s: gr.gamma(gr.PRNGKey(0), s, (2,)))(-1.0)).all()
 
