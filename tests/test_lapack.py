@@ -461,6 +461,8 @@ def test_llvm_without_lapack_refuses():
 def test_c_backend_refuses_with_advice():
     with pytest.raises(UnsupportedError, match=r'linalg\.det \(at test_lapack\.py:\d+\).*backend="llvm"'):
         gradc.jit(lambda a: np.linalg.det(a), backend="c")(onp.eye(2))
+    with pytest.raises(UnsupportedError, match=r'linalg\.eigvalsh \(at test_lapack\.py:\d+\) \(behind eigh/eigvalsh\)'):
+        gradc.jit(lambda a: np.linalg.eigh(a)[0], backend="c")(onp.eye(2))
 
 
 def test_aot_build_refuses_with_advice(tmp_path):

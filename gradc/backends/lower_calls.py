@@ -24,6 +24,12 @@ PIPE_BLOCK_BYTES = 256 << 10
 PIPE_MIN_ROWS, PIPE_MAX_ROWS = 16, 1024
 
 
+# the user's functions behind a LAPACK op whose name is not theirs (for messages)
+_CALLED_AS = {"eigvalsh": "eigh/eigvalsh", "svdvals": "svd/svdvals/norm/cond/matrix_rank/lstsq",
+              "svd_u": "svd", "svd_vt": "svd", "qr_q": "qr", "qr_r": "qr", "pinv": "pinv/lstsq",
+              "lu": "lu/lu_factor", "lu_pivots": "lu_factor", "lu_perm": "lu"}
+
+
 def refuse_lapack(s: Schedule, blas: dict | None) -> None:
     """Raise UnsupportedError, naming the op and the user's line, when schedule ``s``
     has a linear algebra op and the backend has no LAPACK to call (generated C,
@@ -38,8 +44,10 @@ def refuse_lapack(s: Schedule, blas: dict | None) -> None:
         d = s.graph[nest.roots[0]]
         p = d["provenance"]
         at = f" (at {p.where})" if p is not None and p.where else ""
+        called = _CALLED_AS.get(d["op"])
         raise UnsupportedError(
-            f"linalg.{d['op']}{at} runs on backend=\"llvm\", which calls the LAPACK numpy ships, or on "
+            f"linalg.{d['op']}{at}{f' (behind {called})' if called else ''} runs on backend=\"llvm\", "
+            f"which calls the LAPACK numpy ships, or on "
             f"backend=\"numpy\"; backend=\"c\" and ahead-of-time libraries (gradc build) do not support it"
             + ("" if blas is None else " (and this numpy's LAPACK was not found, or gradc's extension "
                "predates it: rebuild it with `python setup.py build_ext --inplace`)"))
