@@ -18,7 +18,6 @@ from .tracer import float0
 from .tree_util import tree_flatten, tree_unflatten
 
 
-
 def _is_int(leaf) -> bool:
     if isinstance(leaf, (bool, int, np.integer, np.bool_)):
         return True
