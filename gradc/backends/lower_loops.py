@@ -179,12 +179,16 @@ class LoopLowering(LoopNests, LibraryNests):
         result, start = None, 0
         for a in d["args"]:
             n = self.shape(a)[axis]
+            if isinstance(n, int) and n == 0:
+                # an empty part (x[2:] of two rows) has no element to read: its value,
+                # computed beside the others before the select, would read out of bounds
+                continue
             rel = idx[axis] if isinstance(start, int) and start == 0 else Bin("sub", idx[axis], expr(start))
             inside = Bin("and", Bin("ge", rel, ZERO), Bin("lt", rel, size(n)))
             v = self.val(a, [Select(inside, rel, ZERO) if k == axis else i for k, i in enumerate(idx)])
             result = v if result is None else Select(inside, v, result, nid)
             start = start + n if isinstance(start, int) and isinstance(n, int) else Bin("add", expr(start), size(n))
-        return result
+        return result if result is not None else Const(0, d["dtype"])     # (every part empty: never read)
 
     # -- statements ----------------------------------------------------------------------
     def loop(self, stop, body_fn, name, start=None, plain=False, var=None):

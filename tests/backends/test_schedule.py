@@ -219,3 +219,20 @@ def test_element_wise_nests_that_read_a_transpose_run_in_tiles(shape, threads, b
     # large: not to the difference, which cancels)
     bound = 4 * np.finfo(np.float64).eps * (np.exp(B).T + np.abs(A))
     assert np.all(np.abs(got[2] - (np.exp(B).T - A)) <= bound)
+
+
+@pytest.mark.parametrize("backend", ["llvm", "c"])
+def test_an_empty_part_of_a_concatenation_is_never_read(backend):
+    """x[2:] of two rows beside a gathered part (fuzz seed 3400230): the empty part's
+    value was computed beside the others before the select, with an index clamped to 0
+    of an empty range, and its gather read row 2 of 2 (IndexError, or a read past the
+    buffer).  Oracle: numpy."""
+    y = np.array([[0.0, 2.0, -1.0, -2.0], [-1.0, 1.0, -1.0, -2.0]])
+
+    def f(y):
+        p = gnp.take_along_axis(y, gnp.expand_dims(gnp.argmax(y, axis=1), 1), 1)
+        return gnp.concatenate([p[2:], p * 2.0, p[:0]], axis=0)
+    p = np.take_along_axis(y, np.argmax(y, axis=1)[:, None], 1)
+    np.testing.assert_array_equal(gradc.jit(f, backend=backend)(y), np.concatenate([p[2:], p * 2.0, p[:0]]))
+    g = gradc.grad(lambda y: gnp.sum(f(y) ** 2), backend=backend)(y)
+    np.testing.assert_array_equal(g, np.where(y == p, 8.0 * p, 0.0))
