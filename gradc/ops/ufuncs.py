@@ -229,8 +229,12 @@ class Ufunc:
 
     def __call__(self, *args, **kw):
         if args and not kw and all(is_python_number(a) for a in args) and hasattr(np, self.__name__):
-            # Python numbers alone: a weak number, folded now (also inside a trace)
-            return weak_result(getattr(np, self.__name__)(*args))
+            # Python numbers alone: a weak number, folded now (also inside a trace, where
+            # it is a constant of the graph and, as a traced op's, its value warns of nothing)
+            if _trace().current() is None:
+                return weak_result(getattr(np, self.__name__)(*args))
+            with np.errstate(all="ignore"):
+                return weak_result(getattr(np, self.__name__)(*args))
         return self._f(*args, **kw)
 
     def __repr__(self):
