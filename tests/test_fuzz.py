@@ -898,7 +898,8 @@ def check_scan(sp: fs.ScanProgram):
 # 3700142, a concatenate in the step of a value whose size a median fixed (a number) and
 # a closed-over weight's (a symbol): the loop's lowering added the sizes as numbers and
 # raised TypeError (gradc/backends/lower_loops.py: offsets are expressions now).
-SCAN_REGRESSIONS: list[int] = [3400098, 3700061, 3700142]
+SCAN_REGRESSIONS: list[int] = [3400098, 3700061, 3700142,
+                               4100082]   # a square nest's column sum taken for a per-row value (row_local)
 
 
 @pytest.mark.parametrize("seed", SCAN_REGRESSIONS + list(range(SEED0, SEED0 + N_SCAN_PROGRAMS)))

@@ -403,8 +403,10 @@ def schedule(graph: Graph, threads: int = 1, share: bool = True, row_local: bool
     if row_local:
         for j, nest in enumerate(nests):
             if nest.kind == "loop" and len(nest.domain) == 2:
+                # (a square nest's column sums have a row's shape too, but need every row)
                 local += [n for n in nest.roots if n not in outs and last_use.get(n, j) == j
-                          and tuple(g[n]["shape"]) == tuple(nest.domain[:1])]
+                          and tuple(g[n]["shape"]) == tuple(nest.domain[:1])
+                          and not crosses_chunks(g, n, nest.info[n])]
     workspace = [n for n in g.order() if n in roots and n not in outs and n not in local]
     for nest in nests:
         if nest.kind == "loop" and len(nest.domain) == 2:
