@@ -476,7 +476,7 @@ def _check_finite_differences(p, args, grad_at, argnums, np_loss=None):
                 # e.g. cos of a value ~1e5)
                 # (the step along t is h |t|: a short t, as a scalar's draw of 0.0067, divides
                 # the loss's rounding by less than h: seed 4400082)
-                step = h * min(1.0, float(onp.max(onp.abs(t), initial=1.0)))
+                step = h * min(1.0, float(onp.max(onp.abs(t), initial=0.0)) or 1.0)
                 tol = _fd_tolerance(float(onp.sum(onp.abs(g * t))), fd, tr0, step, L0) + 2 * richardson
                 assert abs(got - fd) <= tol, (f"finite differences, argument {list(fp.ARGS)[i]} "
                                               f"(attempt {attempt}): <grad, t> = {got!r}, "
